@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs the Debian packages helpwire needs (only the missing ones; quiet
+# when nothing is missing), then builds everything with Bazel, offline.
+# Usage: bash bazel/setup.sh [--no-build]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+  # build
+  bazel-bootstrap gcc g++ protobuf-c-compiler
+  # server and clients
+  libgrpc-dev libprotobuf-c-dev liblmdb-dev libxxhash-dev libcurl4-openssl-dev
+  liburcu-dev libutf8proc-dev libstemmer-dev libjansson-dev libmicrohttpd-dev
+  libssl-dev
+  # tests and benchmarks
+  libcmocka-dev python3-grpcio python3-protobuf lmdb-utils libsqlite3-dev
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ "${1:-}" != "--no-build" ]; then
+  log=$(mktemp)
+  if ! bazel build //... >"$log" 2>&1; then
+    grep -E 'ERROR|error:' "$log" | head -40 >&2
+    echo "setup: build failed (bazel build //...)" >&2
+    rm -f "$log"
+    exit 1
+  fi
+  rm -f "$log"
+  echo "setup: built //... (binaries under bazel-bin/)"
+fi
