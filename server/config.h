@@ -1,0 +1,54 @@
+/*
+ * config: helpwired's settings, from the command line and an optional
+ * config file. One table lists every setting (name, type, default, limits,
+ * help), so --help, the file parser and the flag parser cannot drift apart.
+ * A config file holds `name = value` lines (the flag names without the
+ * dashes; '#' starts a comment); flags given on the command line win.
+ */
+#ifndef HW_CONFIG_H
+#define HW_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define HW_CONFIG_MAX_LISTEN 16
+
+typedef struct hw_config {
+    const char *listen[HW_CONFIG_MAX_LISTEN]; /* --listen, repeatable */
+    size_t n_listen;
+    const char *data_dir;          /* --data (required) */
+    int64_t threads;               /* --threads; 0 = number of cores */
+    bool demo;                     /* --demo: seed demo data on an empty store */
+    const char *config_file;       /* --config */
+    int64_t max_message_bytes;     /* --max-message-bytes */
+    int64_t max_concurrent_streams; /* --max-concurrent-streams, per connection */
+    int64_t keepalive_time_ms;     /* --keepalive-time-ms: server pings idle connections */
+    int64_t keepalive_timeout_ms;  /* --keepalive-timeout-ms */
+    int64_t min_ping_interval_ms;  /* --min-client-ping-interval-ms */
+    int64_t calls_per_method;      /* --calls-per-method: pre-requested per worker */
+    int64_t drain_timeout_ms;      /* --drain-timeout-ms */
+    int64_t drain_grace_ms;        /* --drain-grace-ms: NOT_SERVING before closing */
+    const char *log_level;         /* --log-level */
+    bool access_log;               /* --access-log */
+    /* Strings parsed from a config file live here (owned by the config). */
+    char *file_text;
+} hw_config;
+
+/* Fills cfg with defaults. */
+void hw_config_defaults(hw_config *cfg);
+
+/* Parses argv (and the file named by --config, if any). Returns 0, 1 when
+ * --help was printed to out, or -1 with one clear line in err (size errlen).
+ * Pointers in cfg point into argv or cfg->file_text; free with
+ * hw_config_free. */
+int hw_config_parse(hw_config *cfg, int argc, char **argv, FILE *out, char *err, size_t errlen);
+
+/* Frees what hw_config_parse allocated. */
+void hw_config_free(hw_config *cfg);
+
+/* Prints the usage text, one paragraph per setting. */
+void hw_config_usage(FILE *out);
+
+#endif

@@ -1,0 +1,22 @@
+/*
+ * tsan_suppressions: ThreadSanitizer reads this function, when a binary
+ * defines it, for its default suppressions. Debian's gRPC, gpr and abseil
+ * are not built with TSan, so TSan cannot see their synchronization and
+ * reports their internal accesses as races; those reports are suppressed.
+ * Our own code stays fully checked: hand-offs through the gRPC completion
+ * queue are made visible to TSan with explicit release/acquire atomics
+ * (see net.c). In builds without TSan this function is never called.
+ */
+const char *__tsan_default_suppressions(void);
+
+const char *__tsan_default_suppressions(void)
+{
+    return "called_from_lib:libgrpc.so\n"
+           "called_from_lib:libgpr.so\n"
+           "race:libgrpc.so\n"
+           "race:libgpr.so\n"
+           "race:libabsl_\n"
+           "race:libcares.so\n"
+           "deadlock:libgrpc.so\n"
+           "deadlock:libabsl_\n";
+}

@@ -1,0 +1,243 @@
+"""server_test: helpwired's core through the real binary on loopback, with
+a client from another gRPC implementation (Debian's python3-grpcio):
+health, the status cases, concurrency, the command line, and the drain on
+SIGTERM."""
+import os
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+import grpc
+
+import hwclient
+import hwtest
+
+API = hwclient.Api()
+
+
+class HealthAndStatuses(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.server = hwclient.Server("--max-message-bytes", "4096")
+        cls.client = cls.server.client(api=API)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.client.close()
+        rc = cls.server.stop()
+        assert rc == 0, "helpwired exited %s:\n%s" % (rc, cls.server.read_log())
+
+    def test_health_check_reports_serving(self):
+        r = self.client.call("grpc.health.v1.Health/Check")
+        self.assertEqual(r.status, 1)  # SERVING
+        r = self.client.call("grpc.health.v1.Health/Check", service="grpc.health.v1.Health")
+        self.assertEqual(r.status, 1)
+
+    def test_health_check_of_unknown_service_is_not_found(self):
+        with self.assertRaises(grpc.RpcError) as cm:
+            self.client.call("grpc.health.v1.Health/Check", service="no.such.Service")
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.NOT_FOUND)
+        self.assertIn("no.such.Service", cm.exception.details())
+
+    def test_health_watch_sends_current_status_then_waits(self):
+        stream = self.client.stream("grpc.health.v1.Health/Watch", timeout=0.5)
+        first = next(stream)
+        self.assertEqual(first.status, 1)
+        with self.assertRaises(grpc.RpcError) as cm:
+            next(stream)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.DEADLINE_EXCEEDED)
+
+    def test_watch_of_unknown_service_says_service_unknown(self):
+        stream = self.client.stream("grpc.health.v1.Health/Watch", timeout=0.5, service="nope")
+        self.assertEqual(next(stream).status, 3)  # SERVICE_UNKNOWN
+        stream.cancel()
+
+    def test_unknown_method_is_unimplemented_at_once(self):
+        start = time.time()
+        with self.assertRaises(grpc.RpcError) as cm:
+            self.client.raw("helpwire.v1.Nothing/Here", b"", timeout=30)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.UNIMPLEMENTED)
+        self.assertIn("helpwire.v1.Nothing/Here", cm.exception.details())
+        # Not held until the 30 s deadline.
+        self.assertLess(time.time() - start, 5)
+
+    def test_undecodable_payload_is_invalid_argument(self):
+        with self.assertRaises(grpc.RpcError) as cm:
+            self.client.raw("grpc.health.v1.Health/Check", b"\x0a\x50garbage", timeout=5)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("HealthCheckRequest", cm.exception.details())
+
+    def test_oversize_request_is_resource_exhausted(self):
+        big = API.message("grpc.health.v1.HealthCheckRequest", service="x" * 5000)
+        with self.assertRaises(grpc.RpcError) as cm:
+            self.client.call("grpc.health.v1.Health/Check", request=big, timeout=5)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
+        # The server is unharmed.
+        self.assertEqual(self.client.call("grpc.health.v1.Health/Check").status, 1)
+
+    def test_overlong_watch_service_name_is_invalid_argument(self):
+        stream = self.client.stream("grpc.health.v1.Health/Watch", timeout=5, service="y" * 300)
+        with self.assertRaises(grpc.RpcError) as cm:
+            next(stream)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("service", cm.exception.details())
+
+    def test_many_concurrent_clients(self):
+        errors = []
+        counts = []
+
+        def worker():
+            c = self.server.client(api=API)
+            n = 0
+            try:
+                for _ in range(100):
+                    if c.call("grpc.health.v1.Health/Check", timeout=10).status == 1:
+                        n += 1
+            except grpc.RpcError as e:
+                errors.append(e)
+            finally:
+                c.close()
+            counts.append(n)
+
+        threads = [threading.Thread(target=worker) for _ in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(errors, [])
+        self.assertEqual(sum(counts), 1600)
+
+
+class CommandLine(unittest.TestCase):
+    def run_helpwired(self, *args):
+        return subprocess.run([hwclient.helpwired_binary()] + list(args), capture_output=True, timeout=30)
+
+    def test_help_documents_every_flag(self):
+        r = self.run_helpwired("--help")
+        self.assertEqual(r.returncode, 0)
+        out = r.stdout.decode()
+        for flag in ("--listen", "--data", "--threads", "--demo", "--config", "--max-message-bytes",
+                     "--max-concurrent-streams", "--keepalive-time-ms", "--drain-timeout-ms", "--access-log"):
+            self.assertIn(flag, out)
+
+    def test_bad_flag_exits_non_zero_with_one_line(self):
+        r = self.run_helpwired("--data", "/tmp", "--bogus")
+        self.assertEqual(r.returncode, 2)
+        err = r.stderr.decode()
+        self.assertEqual(err.count("\n"), 1, err)
+        self.assertIn("--bogus", err)
+
+    def test_bad_number_names_the_flag(self):
+        r = self.run_helpwired("--data", "/tmp", "--threads", "lots")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("--threads", r.stderr.decode())
+
+    def test_unusable_data_directory(self):
+        with tempfile.NamedTemporaryFile(dir=os.environ.get("TEST_TMPDIR")) as f:
+            r = self.run_helpwired("--listen", "127.0.0.1:0", "--data", f.name)
+            self.assertNotEqual(r.returncode, 0)
+            err = r.stderr.decode()
+            self.assertEqual(err.count("\n"), 1, err)
+            self.assertIn(f.name, err)
+
+    def test_missing_data_flag(self):
+        r = self.run_helpwired("--listen", "127.0.0.1:0")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("--data", r.stderr.decode())
+
+    def test_config_file_and_several_listeners(self):
+        tmp = tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR"))
+        # Unix socket paths are limited to 107 bytes: keep it short.
+        sock = os.path.join(tempfile.mkdtemp(prefix="hw-", dir="/tmp"), "hw.sock")
+        conf = os.path.join(tmp, "helpwired.conf")
+        with open(conf, "w") as f:
+            f.write("# test config\nthreads = 1\naccess-log = true\n")
+        server = hwclient.Server("--config", conf, "--listen", "unix:" + sock, "--listen", "127.0.0.1:0")
+        try:
+            self.assertTrue(any(("unix:" + sock) in l for l in server.stdout_lines + [server.proc.stdout.readline().decode()]))
+            for target in ("unix:" + sock,):
+                c = hwclient.Client(target, api=API)
+                self.assertEqual(c.call("grpc.health.v1.Health/Check").status, 1)
+                c.close()
+        finally:
+            self.assertEqual(server.stop(), 0)
+        self.assertIn("event=rpc method=/grpc.health.v1.Health/Check status=OK", server.read_log())
+
+    def test_config_file_with_unknown_setting(self):
+        tmp = tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR"))
+        conf = os.path.join(tmp, "bad.conf")
+        with open(conf, "w") as f:
+            f.write("threads = 1\nwarp-speed = 9\n")
+        r = self.run_helpwired("--config", conf, "--data", tmp)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("warp-speed", r.stderr.decode())
+        self.assertIn(":2:", r.stderr.decode())
+
+
+class Drain(unittest.TestCase):
+    def test_sigterm_drains(self):
+        server = hwclient.Server("--drain-grace-ms", "1500", "--drain-timeout-ms", "5000")
+        watcher = server.client(api=API)
+        stream = watcher.stream("grpc.health.v1.Health/Watch", timeout=20)
+        self.assertEqual(next(stream).status, 1)
+
+        outcomes = []  # (seconds since SIGTERM or None before it, status)
+        stop = threading.Event()
+        signalled = []
+
+        def caller():
+            c = server.client(api=API)
+            while not stop.is_set():
+                started = time.time()
+                try:
+                    c.call("grpc.health.v1.Health/Check", timeout=5)
+                    code = "OK"
+                except grpc.RpcError as e:
+                    code = e.code().name
+                at = started - signalled[0] if signalled else None
+                outcomes.append((at, code))
+                if code != "OK":
+                    time.sleep(0.01)
+            c.close()
+
+        threads = [threading.Thread(target=caller) for _ in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(0.3)
+        signalled.append(time.time())
+        server.signal(signal.SIGTERM)
+        # Watchers are told first.
+        self.assertEqual(next(stream).status, 2)  # NOT_SERVING
+        time.sleep(0.5)
+        # During the grace period new calls are refused, not queued.
+        with self.assertRaises(grpc.RpcError) as cm:
+            server.client(api=API).call("grpc.health.v1.Health/Check", timeout=5)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAVAILABLE)
+        rc = server.wait(timeout=30)
+        stop.set()
+        for t in threads:
+            t.join()
+        self.assertEqual(rc, 0, server.read_log())
+        # The watch stream ends rather than hanging.
+        with self.assertRaises(grpc.RpcError) as cm:
+            next(stream)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAVAILABLE)
+        before = [c for at, c in outcomes if at is None]
+        grace = [c for at, c in outcomes if at is not None and 0.2 < at < 1.3]
+        self.assertGreater(len(before), 0)
+        self.assertEqual(set(before), {"OK"})
+        self.assertGreater(len(grace), 0)
+        self.assertEqual(set(grace), {"UNAVAILABLE"})
+        # Calls racing the final close of the listeners may be cancelled by
+        # the gRPC core; nothing else, and nothing hangs.
+        self.assertEqual(set(c for _, c in outcomes) - {"OK", "UNAVAILABLE", "CANCELLED"}, set())
+        log = server.read_log()
+        self.assertIn("event=draining signal=SIGTERM", log)
+        self.assertIn("event=stopped cancelled_calls=false", log)
+
+
+if __name__ == "__main__":
+    hwtest.main()
