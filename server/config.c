@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { OPT_STRING, OPT_INT, OPT_BOOL, OPT_LISTEN } opt_type;
+typedef enum { OPT_STRING, OPT_INT, OPT_BOOL, OPT_LISTEN, OPT_TLS_LISTEN } opt_type;
 
 typedef struct {
     const char *name;
@@ -50,6 +50,18 @@ static const opt_def options[] = {
     {"drain-grace-ms", OPT_INT, OFF(drain_grace_ms), 0, 600000, "MS",
      "On SIGTERM, how long health reports NOT_SERVING (new calls get UNAVAILABLE) before the "
      "listeners close. Default 0."},
+    {"max-in-flight", OPT_INT, OFF(max_in_flight), 0, 1 << 24, "N",
+     "Calls handled at once; beyond it new calls get RESOURCE_EXHAUSTED at once (health checks are "
+     "exempt). 0 = unbounded. Default 4096."},
+    {"metrics", OPT_STRING, OFF(metrics_addr), 0, 0, "ADDR",
+     "Serve Prometheus metrics at http://ADDR/metrics (IPv4 host:port). Default: off."},
+    {"tls-listen", OPT_TLS_LISTEN, OFF(tls_listen), 0, 0, "ADDR",
+     "Address to serve TLS on (needs --tls-cert and --tls-key); repeatable. Plain --listen "
+     "addresses stay plaintext, e.g. for a mesh sidecar on loopback."},
+    {"tls-cert", OPT_STRING, OFF(tls_cert), 0, 0, "FILE", "Server certificate chain (PEM)."},
+    {"tls-key", OPT_STRING, OFF(tls_key), 0, 0, "FILE", "Server private key (PEM)."},
+    {"tls-client-ca", OPT_STRING, OFF(tls_client_ca), 0, 0, "FILE",
+     "CA bundle (PEM); TLS clients must present a certificate it signed (mutual TLS)."},
     {"log-level", OPT_STRING, OFF(log_level), 0, 0, "LEVEL", "debug, info, warn or error. Default info."},
     {"access-log", OPT_BOOL, OFF(access_log), 0, 0, NULL, "Log one line per RPC: method, status, microseconds."},
 };
@@ -66,6 +78,7 @@ void hw_config_defaults(hw_config *cfg)
     cfg->min_ping_interval_ms = 60000;
     cfg->calls_per_method = 32;
     cfg->drain_timeout_ms = 10000;
+    cfg->max_in_flight = 4096;
     cfg->log_level = "info";
 }
 
@@ -112,6 +125,17 @@ static int set_option(hw_config *cfg, const opt_def *o, const char *value, char 
             return -1;
         }
         cfg->listen[cfg->n_listen++] = value;
+        return 0;
+    case OPT_TLS_LISTEN:
+        if (!value || !*value) {
+            snprintf(err, errlen, "--tls-listen needs an address");
+            return -1;
+        }
+        if (cfg->n_tls_listen == HW_CONFIG_MAX_LISTEN) {
+            snprintf(err, errlen, "--tls-listen given more than %d times", HW_CONFIG_MAX_LISTEN);
+            return -1;
+        }
+        cfg->tls_listen[cfg->n_tls_listen++] = value;
         return 0;
     case OPT_BOOL:
         if (value && strcmp(value, "true") != 0 && strcmp(value, "false") != 0) {
@@ -262,7 +286,15 @@ int hw_config_parse(hw_config *cfg, int argc, char **argv, FILE *out, char *err,
         snprintf(err, errlen, "--log-level must be debug, info, warn or error, not '%s'", cfg->log_level);
         return -1;
     }
-    if (cfg->n_listen == 0)
+    if (cfg->n_tls_listen && (!cfg->tls_cert || !cfg->tls_key)) {
+        snprintf(err, errlen, "--tls-listen needs --tls-cert and --tls-key");
+        return -1;
+    }
+    if ((cfg->tls_cert || cfg->tls_key || cfg->tls_client_ca) && !cfg->n_tls_listen) {
+        snprintf(err, errlen, "--tls-cert, --tls-key and --tls-client-ca need a --tls-listen address");
+        return -1;
+    }
+    if (cfg->n_listen == 0 && cfg->n_tls_listen == 0)
         cfg->listen[cfg->n_listen++] = "127.0.0.1:50051";
     return 0;
 }

@@ -30,6 +30,13 @@ typedef struct hw_config {
     int64_t calls_per_method;      /* --calls-per-method: pre-requested per worker */
     int64_t drain_timeout_ms;      /* --drain-timeout-ms */
     int64_t drain_grace_ms;        /* --drain-grace-ms: NOT_SERVING before closing */
+    int64_t max_in_flight;         /* --max-in-flight: 0 = unbounded */
+    const char *metrics_addr;      /* --metrics */
+    const char *tls_listen[HW_CONFIG_MAX_LISTEN]; /* --tls-listen, repeatable */
+    size_t n_tls_listen;
+    const char *tls_cert;          /* --tls-cert (PEM file) */
+    const char *tls_key;           /* --tls-key (PEM file) */
+    const char *tls_client_ca;     /* --tls-client-ca: require client certificates */
     const char *log_level;         /* --log-level */
     bool access_log;               /* --access-log */
     /* Strings parsed from a config file live here (owned by the config). */

@@ -5,6 +5,8 @@
  * handler runs in signal context.
  */
 #include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -19,6 +21,7 @@
 #include "server/health.h"
 #include "server/log.h"
 #include "server/methods.h"
+#include "server/metrics.h"
 #include "server/net.h"
 
 /* mkdir -p for the data directory, then checks it is a writable directory.
@@ -56,6 +59,33 @@ static int prepare_data_dir(const char *dir, char *err, size_t errlen)
     return 0;
 }
 
+/* Reads a whole (small) file into a NUL-terminated malloc'd string, or
+ * returns NULL with err. */
+static char *read_text_file(const char *flag, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    char *buf = NULL;
+    if (!f) {
+        snprintf(err, errlen, "%s %s: %s", flag, path, strerror(errno));
+        return NULL;
+    }
+    buf = malloc(1 << 20);
+    size_t n = buf ? fread(buf, 1, (1 << 20) - 1, f) : 0;
+    if (buf && ferror(f)) {
+        snprintf(err, errlen, "%s %s: %s", flag, path, strerror(errno));
+        free(buf);
+        buf = NULL;
+    } else if (buf) {
+        buf[n] = '\0';
+    } else {
+        snprintf(err, errlen, "out of memory");
+    }
+    fclose(f);
+    return buf;
+}
+
+static int64_t in_flight_of(void *net) { return hw_net_calls_in_flight(net); }
+
 static int default_threads(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -70,6 +100,8 @@ int main(int argc, char **argv)
     hw_log *log = NULL;
     hw_health *health = NULL;
     hw_net *net = NULL;
+    hw_metrics *metrics = NULL;
+    char *tls_cert = NULL, *tls_key = NULL, *tls_ca = NULL;
     hw_app app = {0};
 
     hw_config_defaults(&cfg);
@@ -106,10 +138,33 @@ int main(int argc, char **argv)
     app.log = log;
     app.health = health;
 
+    const char *paths[256];
+    for (size_t i = 0; i < n_methods && i < 256; i++)
+        paths[i] = methods[i].path;
+    metrics = hw_metrics_create(paths, n_methods < 256 ? n_methods : 256);
+    if (!metrics) {
+        fprintf(stderr, "helpwired: out of memory\n");
+        goto out;
+    }
+    if (cfg.tls_cert && (!(tls_cert = read_text_file("--tls-cert", cfg.tls_cert, err, sizeof err)) ||
+                         !(tls_key = read_text_file("--tls-key", cfg.tls_key, err, sizeof err)) ||
+                         (cfg.tls_client_ca &&
+                          !(tls_ca = read_text_file("--tls-client-ca", cfg.tls_client_ca, err, sizeof err))))) {
+        fprintf(stderr, "helpwired: %s\n", err);
+        goto out;
+    }
+
     int threads = cfg.threads > 0 ? (int)cfg.threads : default_threads();
     hw_net_options no = {
         .listen = cfg.listen,
         .n_listen = cfg.n_listen,
+        .tls_listen = cfg.tls_listen,
+        .n_tls_listen = cfg.n_tls_listen,
+        .tls_cert_pem = tls_cert,
+        .tls_key_pem = tls_key,
+        .tls_client_ca_pem = tls_ca,
+        .max_in_flight = (int)cfg.max_in_flight,
+        .metrics = metrics,
         .threads = threads,
         .calls_per_method = (int)cfg.calls_per_method,
         .max_message_bytes = (int)cfg.max_message_bytes,
@@ -127,15 +182,30 @@ int main(int argc, char **argv)
         goto out;
     }
     app.net = net;
+    hw_metrics_set_in_flight(metrics, in_flight_of, net);
+    if (cfg.metrics_addr) {
+        int port;
+        if (hw_metrics_listen(metrics, cfg.metrics_addr, &port, err, sizeof err) != 0) {
+            fprintf(stderr, "helpwired: %s\n", err);
+            goto out;
+        }
+        const char *colon = strrchr(cfg.metrics_addr, ':');
+        printf("helpwired metrics on http://%.*s:%d/metrics\n", (int)(colon - cfg.metrics_addr), cfg.metrics_addr,
+               port);
+        hw_log_event(log, HW_LOG_INFO, "metrics", "addr=%.*s:%d", (int)(colon - cfg.metrics_addr), cfg.metrics_addr,
+                     port);
+    }
     if (hw_net_start(net, err, sizeof err) != 0) {
         fprintf(stderr, "helpwired: %s\n", err);
         goto out;
     }
     hw_health_set(health, NULL, HW_HEALTH_SERVING);
-    for (size_t i = 0; i < cfg.n_listen; i++) {
+    for (size_t i = 0; i < cfg.n_listen + cfg.n_tls_listen; i++) {
         const char *addr = hw_net_bound_address(net, i);
-        hw_log_event(log, HW_LOG_INFO, "listening", "addr=%s threads=%d data=%s", addr, threads, cfg.data_dir);
-        printf("helpwired listening on %s\n", addr);
+        bool tls = i >= cfg.n_listen;
+        hw_log_event(log, HW_LOG_INFO, "listening", "addr=%s tls=%s threads=%d data=%s", addr,
+                     tls ? "true" : "false", threads, cfg.data_dir);
+        printf("helpwired listening on %s%s\n", addr, tls ? " (tls)" : "");
     }
     printf("try: /usr/bin/python3 tests/integration/hwcall.py %s grpc.health.v1.Health/Check '{}'\n",
            hw_net_bound_address(net, 0));
@@ -159,6 +229,10 @@ int main(int argc, char **argv)
     rc = 0;
 out:
     hw_net_destroy(net);
+    hw_metrics_destroy(metrics);
+    free(tls_cert);
+    free(tls_key);
+    free(tls_ca);
     hw_health_destroy(health);
     hw_log_destroy(log);
     hw_config_free(&cfg);

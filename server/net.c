@@ -38,7 +38,7 @@
 #include <grpc/slice.h>
 #include <grpc/support/time.h>
 
-#define HW_MAX_LISTEN 16
+#define HW_MAX_LISTEN 32
 #define HW_UNREGISTERED_SLOTS 4
 
 typedef enum {
@@ -208,6 +208,7 @@ static void post_unregistered(hw_worker *w)
 static void call_destroy(hw_call *c)
 {
     hw_net *net = c->net;
+    hw_metrics_rpc(net->o.metrics, c->method ? c->method_index : (size_t)-1, c->status, now_ns() - c->start_ns);
     if (hw_log_access_enabled(net->o.log)) {
         char path[256];
         if (c->method)
@@ -644,8 +645,16 @@ static void handle_event(hw_worker *w, hw_tag *tag, bool ok)
         }
         post_registered(w, c->method_index);
         accept_call(c);
-        if (c->arena)
-            serve_registered(c);
+        if (!c->arena)
+            return;
+        if (net->o.max_in_flight > 0 && !(c->method->allow & HW_ALLOW_PUBLIC) &&
+            atomic_load(&net->live) > net->o.max_in_flight) {
+            hw_metrics_shed(net->o.metrics);
+            hw_call_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "server overloaded: more than %d calls in flight",
+                         net->o.max_in_flight);
+            return;
+        }
+        serve_registered(c);
         return;
     }
     case TAG_NEW_UNREGISTERED: {
@@ -716,7 +725,8 @@ static void format_bound(char *out, size_t n, const char *addr, int port)
 int hw_net_create(hw_net **out, const hw_net_options *o, char *err, size_t errlen)
 {
     *out = NULL;
-    if (o->threads < 1 || o->n_listen < 1 || o->n_listen > HW_MAX_LISTEN || o->calls_per_method < 1) {
+    if (o->threads < 1 || o->n_listen + o->n_tls_listen < 1 || o->n_listen + o->n_tls_listen > HW_MAX_LISTEN ||
+        o->calls_per_method < 1) {
         snprintf(err, errlen, "invalid server options");
         return -1;
     }
@@ -765,16 +775,31 @@ int hw_net_create(hw_net **out, const hw_net_options *o, char *err, size_t errle
             goto fail;
         }
     }
-    for (size_t i = 0; i < o->n_listen; i++) {
-        grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
-        int port = grpc_server_add_http2_port(net->server, o->listen[i], creds);
+    for (size_t i = 0; i < o->n_listen + o->n_tls_listen; i++) {
+        bool tls = i >= o->n_listen;
+        const char *addr = tls ? o->tls_listen[i - o->n_listen] : o->listen[i];
+        grpc_server_credentials *creds;
+        if (tls) {
+            grpc_ssl_pem_key_cert_pair pair = {o->tls_key_pem, o->tls_cert_pem};
+            creds = grpc_ssl_server_credentials_create_ex(
+                o->tls_client_ca_pem, &pair, 1,
+                o->tls_client_ca_pem ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+                                     : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE,
+                NULL);
+            if (!creds) {
+                snprintf(err, errlen, "the TLS certificate or key is not valid PEM");
+                goto fail;
+            }
+        } else {
+            creds = grpc_insecure_server_credentials_create();
+        }
+        int port = grpc_server_add_http2_port(net->server, addr, creds);
         grpc_server_credentials_release(creds);
         if (port == 0) {
-            snprintf(err, errlen, "cannot listen on %s (address in use, malformed, or not permitted)",
-                     o->listen[i]);
+            snprintf(err, errlen, "cannot listen on %s (address in use, malformed, or not permitted)", addr);
             goto fail;
         }
-        format_bound(net->bound[i], sizeof net->bound[i], o->listen[i], port);
+        format_bound(net->bound[i], sizeof net->bound[i], addr, port);
     }
     *out = net;
     return 0;
@@ -783,7 +808,10 @@ fail:
     return -1;
 }
 
-const char *hw_net_bound_address(const hw_net *net, size_t i) { return i < net->o.n_listen ? net->bound[i] : NULL; }
+const char *hw_net_bound_address(const hw_net *net, size_t i)
+{
+    return i < net->o.n_listen + net->o.n_tls_listen ? net->bound[i] : NULL;
+}
 
 int hw_net_start(hw_net *net, char *err, size_t errlen)
 {

@@ -28,6 +28,7 @@
 
 #include "server/arena.h"
 #include "server/log.h"
+#include "server/metrics.h"
 
 typedef struct hw_net hw_net;
 typedef struct hw_call hw_call;
@@ -59,8 +60,15 @@ typedef struct hw_method {
 } hw_method;
 
 typedef struct hw_net_options {
-    const char *const *listen; /* addresses; port 0 binds a free port */
+    const char *const *listen; /* plaintext addresses; port 0 binds a free port */
     size_t n_listen;
+    const char *const *tls_listen; /* TLS addresses (need tls_cert_pem, tls_key_pem) */
+    size_t n_tls_listen;
+    const char *tls_cert_pem;      /* certificate chain, PEM text */
+    const char *tls_key_pem;       /* private key, PEM text */
+    const char *tls_client_ca_pem; /* non-NULL: require and verify client certificates */
+    int max_in_flight;             /* 0 = unbounded; public methods exempt */
+    hw_metrics *metrics;           /* may be NULL */
     int threads;               /* >= 1 */
     int calls_per_method;      /* pre-requested per method and worker */
     int max_message_bytes;
@@ -83,8 +91,9 @@ typedef struct hw_net_options {
  * line in err. Not started yet. */
 int hw_net_create(hw_net **out, const hw_net_options *opts, char *err, size_t errlen);
 
-/* The address actually bound for listen entry i (port 0 resolved), e.g.
- * "127.0.0.1:43517"; owned by net. */
+/* The address actually bound for entry i (port 0 resolved), e.g.
+ * "127.0.0.1:43517"; entries are the plaintext addresses, then the TLS
+ * ones. Owned by net; NULL past the end. */
 const char *hw_net_bound_address(const hw_net *net, size_t i);
 
 /* Starts the workers. Returns 0 or -1 with err. */

@@ -17,6 +17,10 @@ const char *__tsan_default_suppressions(void)
            "race:libgpr.so\n"
            "race:libabsl_\n"
            "race:libcares.so\n"
+           "race:libcrypto.so\n"
+           "race:libssl.so\n"
+           "called_from_lib:libcrypto.so\n"
+           "called_from_lib:libssl.so\n"
            "deadlock:libgrpc.so\n"
            "deadlock:libabsl_\n";
 }

@@ -73,9 +73,15 @@ class Api:
 
 
 class Client:
-    def __init__(self, target, api=None, token=None):
+    def __init__(self, target, api=None, token=None, tls=None):
+        """tls: None for plaintext, or grpc.ssl_channel_credentials(...);
+        TLS connections expect the server certificate for "localhost"."""
         self.api = api or Api()
-        self.channel = grpc.insecure_channel(target)
+        if tls is None:
+            self.channel = grpc.insecure_channel(target)
+        else:
+            self.channel = grpc.secure_channel(
+                target, tls, options=[("grpc.ssl_target_name_override", "localhost")])
         self.token = token
 
     def close(self):
@@ -132,7 +138,10 @@ class Server:
         self.log = open(self.log_path, "wb")
         args = [helpwired_binary(), "--listen", "127.0.0.1:0", "--data", self.data_dir] + list(extra)
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log)
-        self.address = None
+        self.address = None  # the first plaintext address
+        self.addresses = []  # every address, in order
+        self.tls_addresses = []
+        self.metrics_url = None
         self.stdout_lines = []
         deadline = time.time() + 30
         while time.time() < deadline:
@@ -141,9 +150,17 @@ class Server:
                 break
             self.stdout_lines.append(line)
             if line.startswith("helpwired listening on "):
-                self.address = line.split()[-1]
+                addr = line.split()[3]
+                self.addresses.append(addr)
+                if line.rstrip().endswith("(tls)"):
+                    self.tls_addresses.append(addr)
+                elif self.address is None:
+                    self.address = addr
+            elif line.startswith("helpwired metrics on "):
+                self.metrics_url = line.split()[-1]
+            elif line.startswith("try:"):
                 break
-        if not self.address:
+        if not self.addresses:
             self.proc.kill()
             self.proc.wait()
             raise RuntimeError("helpwired did not start:\n" + self.read_log())

@@ -9,6 +9,7 @@ import tempfile
 import threading
 import time
 import unittest
+import urllib.request
 
 import grpc
 
@@ -111,6 +112,121 @@ class HealthAndStatuses(unittest.TestCase):
         self.assertEqual(sum(counts), 1600)
 
 
+class Metrics(unittest.TestCase):
+    def test_prometheus_counts_calls_by_status(self):
+        server = hwclient.Server("--metrics", "127.0.0.1:0")
+        try:
+            c = server.client(api=API)
+            for _ in range(5):
+                c.call("grpc.health.v1.Health/Check")
+            with self.assertRaises(grpc.RpcError):
+                c.call("grpc.health.v1.Health/Check", service="nope")
+            c.close()
+            self.assertIsNotNone(server.metrics_url)
+            with urllib.request.urlopen(server.metrics_url, timeout=10) as r:
+                self.assertIn("text/plain", r.headers["Content-Type"])
+                text = r.read().decode()
+            self.assertIn('helpwire_rpc_requests_total{service="grpc.health.v1.Health",method="Check",code="OK"} 5',
+                          text)
+            self.assertIn(
+                'helpwire_rpc_requests_total{service="grpc.health.v1.Health",method="Check",code="NOT_FOUND"} 1',
+                text)
+            self.assertIn('helpwire_rpc_duration_seconds_count{service="grpc.health.v1.Health",method="Check"} 6',
+                          text)
+            self.assertIn("# TYPE helpwire_rpc_duration_seconds histogram", text)
+            self.assertIn("helpwire_calls_in_flight ", text)
+            self.assertIn("helpwire_calls_shed_total 0", text)
+            with self.assertRaises(urllib.error.HTTPError) as cm:
+                urllib.request.urlopen(server.metrics_url.replace("/metrics", "/other"), timeout=10)
+            self.assertEqual(cm.exception.code, 404)
+        finally:
+            self.assertEqual(server.stop(), 0)
+
+
+def make_pki(tmp):
+    """A CA, a server certificate for localhost and a client certificate."""
+    def run(*args):
+        subprocess.run(["openssl"] + list(args), check=True, capture_output=True, cwd=tmp)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+        "-subj", "/CN=helpwire test CA")
+    for name in ("server", "client"):
+        run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", name + ".key", "-out", name + ".csr",
+            "-subj", "/CN=localhost")
+        with open(os.path.join(tmp, name + ".ext"), "w") as f:
+            f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+        run("x509", "-req", "-in", name + ".csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", name + ".pem", "-days", "2", "-extfile", name + ".ext")
+
+    def read(n):
+        with open(os.path.join(tmp, n), "rb") as f:
+            return f.read()
+
+    return {n: read(n) for n in ("ca.pem", "server.pem", "server.key", "client.pem", "client.key")}
+
+
+class Tls(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR"))
+        cls.pki = make_pki(cls.tmp)
+
+    def path(self, n):
+        return os.path.join(self.tmp, n)
+
+    def test_tls_beside_plaintext(self):
+        server = hwclient.Server("--tls-listen", "127.0.0.1:0", "--tls-cert", self.path("server.pem"),
+                                 "--tls-key", self.path("server.key"))
+        try:
+            self.assertEqual(len(server.tls_addresses), 1)
+            creds = grpc.ssl_channel_credentials(root_certificates=self.pki["ca.pem"])
+            c = hwclient.Client(server.tls_addresses[0], api=API, tls=creds)
+            self.assertEqual(c.call("grpc.health.v1.Health/Check").status, 1)
+            c.close()
+            # Plaintext still serves the loopback sidecar.
+            c = server.client(api=API)
+            self.assertEqual(c.call("grpc.health.v1.Health/Check").status, 1)
+            c.close()
+            # A plaintext client cannot talk to the TLS port.
+            c = hwclient.Client(server.tls_addresses[0], api=API)
+            with self.assertRaises(grpc.RpcError) as cm:
+                c.call("grpc.health.v1.Health/Check", timeout=3)
+            self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAVAILABLE)
+            c.close()
+        finally:
+            self.assertEqual(server.stop(), 0)
+
+    def test_mutual_tls_requires_a_client_certificate(self):
+        server = hwclient.Server("--tls-listen", "127.0.0.1:0", "--tls-cert", self.path("server.pem"),
+                                 "--tls-key", self.path("server.key"), "--tls-client-ca", self.path("ca.pem"))
+        try:
+            anon = grpc.ssl_channel_credentials(root_certificates=self.pki["ca.pem"])
+            c = hwclient.Client(server.tls_addresses[0], api=API, tls=anon)
+            with self.assertRaises(grpc.RpcError) as cm:
+                c.call("grpc.health.v1.Health/Check", timeout=3)
+            self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAVAILABLE)
+            c.close()
+            mine = grpc.ssl_channel_credentials(root_certificates=self.pki["ca.pem"],
+                                                private_key=self.pki["client.key"],
+                                                certificate_chain=self.pki["client.pem"])
+            c = hwclient.Client(server.tls_addresses[0], api=API, tls=mine)
+            self.assertEqual(c.call("grpc.health.v1.Health/Check").status, 1)
+            c.close()
+        finally:
+            self.assertEqual(server.stop(), 0)
+
+    def test_tls_flags_are_checked(self):
+        r = subprocess.run([hwclient.helpwired_binary(), "--data", self.tmp, "--tls-listen", "127.0.0.1:0"],
+                           capture_output=True, timeout=30)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("--tls-cert", r.stderr.decode())
+        r = subprocess.run([hwclient.helpwired_binary(), "--data", self.tmp, "--listen", "127.0.0.1:0",
+                            "--tls-listen", "127.0.0.1:0", "--tls-cert", self.path("missing.pem"),
+                            "--tls-key", self.path("server.key")], capture_output=True, timeout=30)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("missing.pem", r.stderr.decode())
+
+
 class CommandLine(unittest.TestCase):
     def run_helpwired(self, *args):
         return subprocess.run([hwclient.helpwired_binary()] + list(args), capture_output=True, timeout=30)
@@ -157,7 +273,8 @@ class CommandLine(unittest.TestCase):
             f.write("# test config\nthreads = 1\naccess-log = true\n")
         server = hwclient.Server("--config", conf, "--listen", "unix:" + sock, "--listen", "127.0.0.1:0")
         try:
-            self.assertTrue(any(("unix:" + sock) in l for l in server.stdout_lines + [server.proc.stdout.readline().decode()]))
+            self.assertIn("unix:" + sock, server.addresses)
+            self.assertEqual(len(server.addresses), 3)
             for target in ("unix:" + sock,):
                 c = hwclient.Client(target, api=API)
                 self.assertEqual(c.call("grpc.health.v1.Health/Check").status, 1)
