@@ -62,6 +62,15 @@ static const opt_def options[] = {
     {"tls-key", OPT_STRING, OFF(tls_key), 0, 0, "FILE", "Server private key (PEM)."},
     {"tls-client-ca", OPT_STRING, OFF(tls_client_ca), 0, 0, "FILE",
      "CA bundle (PEM); TLS clients must present a certificate it signed (mutual TLS)."},
+    {"answer-threshold", OPT_STRING, OFF(answer_threshold), 0, 0, "X",
+     "Confidence in (0, 1] an FAQ or article answer needs to be sent as an auto-reply instead of "
+     "opening a ticket. Default 0.45."},
+    {"survey-base-url", OPT_STRING, OFF(survey_base_url), 0, 0, "URL",
+     "Survey links are this URL followed by the survey token. Default http://127.0.0.1:8080/survey/."},
+    {"survey-ttl-hours", OPT_INT, OFF(survey_ttl_hours), 1, 24 * 365, "H",
+     "A survey can be answered for this long after it is sent. Default 168 (7 days)."},
+    {"webhook-url", OPT_STRING, OFF(webhook_url), 0, 0, "URL",
+     "Supervisor webhook: escalations are POSTed here as JSON. Default: none (alerts stay queued)."},
     {"log-level", OPT_STRING, OFF(log_level), 0, 0, "LEVEL", "debug, info, warn or error. Default info."},
     {"access-log", OPT_BOOL, OFF(access_log), 0, 0, NULL, "Log one line per RPC: method, status, microseconds."},
 };
@@ -79,6 +88,9 @@ void hw_config_defaults(hw_config *cfg)
     cfg->calls_per_method = 32;
     cfg->drain_timeout_ms = 10000;
     cfg->max_in_flight = 4096;
+    cfg->answer_threshold = "0.45";
+    cfg->survey_base_url = "http://127.0.0.1:8080/survey/";
+    cfg->survey_ttl_hours = 168;
     cfg->log_level = "info";
 }
 

@@ -37,6 +37,10 @@ typedef struct hw_config {
     const char *tls_cert;          /* --tls-cert (PEM file) */
     const char *tls_key;           /* --tls-key (PEM file) */
     const char *tls_client_ca;     /* --tls-client-ca: require client certificates */
+    const char *answer_threshold;  /* --answer-threshold, (0, 1] */
+    const char *survey_base_url;   /* --survey-base-url */
+    int64_t survey_ttl_hours;      /* --survey-ttl-hours */
+    const char *webhook_url;       /* --webhook-url */
     const char *log_level;         /* --log-level */
     bool access_log;               /* --access-log */
     /* Strings parsed from a config file live here (owned by the config). */

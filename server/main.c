@@ -17,12 +17,20 @@
 #include <unistd.h>
 
 #include "server/app.h"
+#include "server/demo.h"
+#include "server/knowledge.h"
+#include "server/search/tokenize.h"
+#include "server/tickets.h"
+#include "server/search/index.h"
+#include "server/store/store.h"
 #include "server/config.h"
 #include "server/health.h"
 #include "server/log.h"
 #include "server/methods.h"
 #include "server/metrics.h"
 #include "server/net.h"
+#include "server/notifier.h"
+#include "server/outbox.h"
 
 /* mkdir -p for the data directory, then checks it is a writable directory.
  * Returns 0 or -1 with err. */
@@ -86,6 +94,58 @@ static char *read_text_file(const char *flag, const char *path, char *err, size_
 
 static int64_t in_flight_of(void *net) { return hw_net_calls_in_flight(net); }
 
+static void worker_start(void *appv, int i)
+{
+    hw_app *app = appv;
+    hw_worker_ctx *w = &app->workers[i];
+    hw_status st = {0};
+    hw_index_reader_register();
+    int rc = hw_store_reader_create(app->store, &w->reader);
+    if (rc == HW_OK)
+        rc = hw_searcher_create(app->index, &w->searcher, &st);
+    if (rc == HW_OK)
+        rc = hw_tokenizer_create(&w->tokenizer, &st);
+    if (rc != HW_OK)
+        hw_log_event(app->log, HW_LOG_ERROR, "worker_setup_failed", "worker=%d error=%s", i, hw_strerror(rc));
+}
+
+static void worker_stop(void *appv, int i)
+{
+    hw_app *app = appv;
+    hw_worker_ctx *w = &app->workers[i];
+    hw_tokenizer_destroy(w->tokenizer);
+    hw_searcher_destroy(w->searcher);
+    hw_store_reader_destroy(w->reader);
+    w->tokenizer = NULL;
+    w->searcher = NULL;
+    w->reader = NULL;
+    hw_index_reader_unregister();
+}
+
+/* Store and index gauges for the metrics endpoint. */
+static void collect_store(void *appv, FILE *out)
+{
+    hw_app *app = appv;
+    hw_store_stats st;
+    hw_store_get_stats(app->store, &st);
+    fprintf(out,
+            "# HELP helpwire_store_map_size_bytes Size of the LMDB map.\n"
+            "# TYPE helpwire_store_map_size_bytes gauge\nhelpwire_store_map_size_bytes %llu\n"
+            "# HELP helpwire_store_map_used_bytes Bytes of the map in use.\n"
+            "# TYPE helpwire_store_map_used_bytes gauge\nhelpwire_store_map_used_bytes %llu\n"
+            "# HELP helpwire_store_commits_total Durable group commits.\n"
+            "# TYPE helpwire_store_commits_total counter\nhelpwire_store_commits_total %llu\n"
+            "# HELP helpwire_store_writes_total Write requests completed.\n"
+            "# TYPE helpwire_store_writes_total counter\nhelpwire_store_writes_total %llu\n"
+            "# HELP helpwire_store_largest_group Most write requests in one commit.\n"
+            "# TYPE helpwire_store_largest_group gauge\nhelpwire_store_largest_group %llu\n"
+            "# HELP helpwire_store_map_grows_total Automatic map growths.\n"
+            "# TYPE helpwire_store_map_grows_total counter\nhelpwire_store_map_grows_total %llu\n",
+            (unsigned long long)st.map_size_bytes, (unsigned long long)st.map_used_bytes,
+            (unsigned long long)st.commits, (unsigned long long)st.requests, (unsigned long long)st.largest_group,
+            (unsigned long long)st.map_grows);
+}
+
 static int default_threads(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -95,12 +155,16 @@ static int default_threads(void)
 int main(int argc, char **argv)
 {
     char err[512];
-    int rc = 1;
+    int rc = 1, cancelled = 0;
     hw_config cfg;
     hw_log *log = NULL;
     hw_health *health = NULL;
     hw_net *net = NULL;
     hw_metrics *metrics = NULL;
+    hw_store *store = NULL;
+    hw_index *index = NULL;
+    hw_outbox *outbox = NULL;
+    hw_notifier *notifier = NULL;
     char *tls_cert = NULL, *tls_key = NULL, *tls_ca = NULL;
     hw_app app = {0};
 
@@ -138,6 +202,62 @@ int main(int argc, char **argv)
     app.log = log;
     app.health = health;
 
+    char *end = NULL;
+    app.settings.answer_threshold = strtod(cfg.answer_threshold, &end);
+    if (!end || *end || !(app.settings.answer_threshold > 0 && app.settings.answer_threshold <= 1)) {
+        fprintf(stderr, "helpwired: --answer-threshold must be a number in (0, 1], not '%s'\n",
+                cfg.answer_threshold);
+        goto out;
+    }
+    app.settings.survey_base_url = cfg.survey_base_url;
+    app.settings.survey_ttl_ms = cfg.survey_ttl_hours * 3600 * 1000;
+    app.settings.webhook_url = cfg.webhook_url;
+
+    hw_store_options so = {.data_dir = cfg.data_dir};
+    if (hw_store_open(&store, &so, err, sizeof err) != HW_OK) {
+        fprintf(stderr, "helpwired: %s\n", err);
+        goto out;
+    }
+    app.store = store;
+    if (cfg.demo) {
+        bool seeded = false;
+        if (hw_demo_seed(store, &seeded, err, sizeof err) != HW_OK) {
+            fprintf(stderr, "helpwired: %s\n", err);
+            goto out;
+        }
+        hw_log_event(log, HW_LOG_INFO, "demo", "seeded=%s", seeded ? "true" : "false (store not empty)");
+    }
+    int mrc = hw_outbox_create(&outbox, &app);
+    if (mrc == HW_OK) {
+        app.outbox = outbox;
+        mrc = hw_notifier_create(&notifier, &app);
+        app.notifier = notifier;
+    }
+    if (mrc != HW_OK) {
+        fprintf(stderr, "helpwired: cannot start the outbox and notifier: %s\n", hw_strerror(mrc));
+        goto out;
+    }
+    hw_status ist = {0};
+    if (hw_index_create(&index, NULL, &ist) != HW_OK) {
+        fprintf(stderr, "helpwired: cannot create the search index: %s\n", ist.msg);
+        goto out;
+    }
+    app.index = index;
+    if (hw_watch_create(&app.watch) != HW_OK) {
+        fprintf(stderr, "helpwired: out of memory\n");
+        goto out;
+    }
+    struct timespec b0, b1;
+    clock_gettime(CLOCK_MONOTONIC, &b0);
+    uint64_t docs = 0;
+    if (hw_knowledge_build_index(&app, &docs, err, sizeof err) != HW_OK) {
+        fprintf(stderr, "helpwired: %s\n", err);
+        goto out;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &b1);
+    hw_log_event(log, HW_LOG_INFO, "index_built", "docs=%llu ms=%.1f", (unsigned long long)docs,
+                 (double)(b1.tv_sec - b0.tv_sec) * 1e3 + (double)(b1.tv_nsec - b0.tv_nsec) / 1e6);
+
     const char *paths[256];
     for (size_t i = 0; i < n_methods && i < 256; i++)
         paths[i] = methods[i].path;
@@ -155,6 +275,12 @@ int main(int argc, char **argv)
     }
 
     int threads = cfg.threads > 0 ? (int)cfg.threads : default_threads();
+    app.workers = calloc((size_t)threads, sizeof *app.workers);
+    app.n_workers = threads;
+    if (!app.workers) {
+        fprintf(stderr, "helpwired: out of memory\n");
+        goto out;
+    }
     hw_net_options no = {
         .listen = cfg.listen,
         .n_listen = cfg.n_listen,
@@ -176,6 +302,8 @@ int main(int argc, char **argv)
         .n_methods = n_methods,
         .app = &app,
         .log = log,
+        .worker_start = worker_start,
+        .worker_stop = worker_stop,
     };
     if (hw_net_create(&net, &no, err, sizeof err) != 0) {
         fprintf(stderr, "helpwired: %s\n", err);
@@ -183,6 +311,7 @@ int main(int argc, char **argv)
     }
     app.net = net;
     hw_metrics_set_in_flight(metrics, in_flight_of, net);
+    hw_metrics_add_collector(metrics, collect_store, &app);
     if (cfg.metrics_addr) {
         int port;
         if (hw_metrics_listen(metrics, cfg.metrics_addr, &port, err, sizeof err) != 0) {
@@ -224,12 +353,22 @@ int main(int argc, char **argv)
         while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
         }
     }
-    int cancelled = hw_net_shutdown(net, cfg.drain_timeout_ms);
-    hw_log_event(log, HW_LOG_INFO, "stopped", "cancelled_calls=%s", cancelled ? "true" : "false");
+    cancelled = hw_net_shutdown(net, cfg.drain_timeout_ms);
     rc = 0;
 out:
+    /* Order matters: the listeners and every call first, then what reads
+     * the store from other threads (metrics endpoint, notifier, outbox
+     * redelivery), then the index and the store itself. */
     hw_net_destroy(net);
     hw_metrics_destroy(metrics);
+    hw_notifier_destroy(notifier);
+    hw_outbox_destroy(outbox);
+    hw_index_destroy(index);
+    hw_store_close(store);
+    if (rc == 0)
+        hw_log_event(log, HW_LOG_INFO, "stopped", "cancelled_calls=%s store=closed", cancelled ? "true" : "false");
+    hw_watch_destroy(app.watch);
+    free(app.workers);
     free(tls_cert);
     free(tls_key);
     free(tls_ca);

@@ -1,19 +1,112 @@
 /*
- * methods: the one table that wires RPCs to handlers (see methods.h).
+ * methods: the one table that wires RPCs to handlers (see methods.h). The
+ * fifth column says who may call: PUBLIC needs no token; otherwise the
+ * caller's token role must be in the set (admin may call everything).
  */
 #include "server/methods.h"
 
 #include "grpc/health/v1/health.pb-c.h"
+#include "helpwire/v1/knowledge.pb-c.h"
 #include "server/health.h"
+#include "helpwire/v1/agents.pb-c.h"
+#include "helpwire/v1/customers.pb-c.h"
+#include "helpwire/v1/router.pb-c.h"
+#include "helpwire/v1/tickets.pb-c.h"
+#include "server/knowledge.h"
+#include "server/people.h"
+#include "server/router.h"
+#include "server/tickets.h"
+#include "server/outbox.h"
+#include "server/surveys.h"
 
 #define PUBLIC HW_ALLOW_PUBLIC
+#define BRIDGE (HW_ALLOW_BRIDGE | HW_ALLOW_ADMIN)
+#define AGENT (HW_ALLOW_AGENT | HW_ALLOW_ADMIN)
+#define ADMIN HW_ALLOW_ADMIN
+
+#define RPC(path, req, reply, handler, allow, streaming)                                                     \
+    {path, &req##__descriptor, &reply##__descriptor, handler, allow, streaming}
 
 static const hw_method table[] = {
-    /* path, request, reply, handler, who may call, server streaming */
-    {"/grpc.health.v1.Health/Check", &grpc__health__v1__health_check_request__descriptor,
-     &grpc__health__v1__health_check_response__descriptor, hw_health_check, PUBLIC, false},
-    {"/grpc.health.v1.Health/Watch", &grpc__health__v1__health_check_request__descriptor,
-     &grpc__health__v1__health_check_response__descriptor, hw_health_watch, PUBLIC, true},
+    RPC("/grpc.health.v1.Health/Check", grpc__health__v1__health_check_request,
+        grpc__health__v1__health_check_response, hw_health_check, PUBLIC, false),
+    RPC("/grpc.health.v1.Health/Watch", grpc__health__v1__health_check_request,
+        grpc__health__v1__health_check_response, hw_health_watch, PUBLIC, true),
+
+    RPC("/helpwire.v1.Knowledge/Search", helpwire__v1__search_request, helpwire__v1__search_reply,
+        hw_knowledge_search, AGENT, false),
+    RPC("/helpwire.v1.Knowledge/Answer", helpwire__v1__answer_request, helpwire__v1__answer_reply,
+        hw_knowledge_answer, AGENT, false),
+    RPC("/helpwire.v1.Knowledge/PutArticle", helpwire__v1__put_article_request, helpwire__v1__article,
+        hw_knowledge_put_article, ADMIN, false),
+    RPC("/helpwire.v1.Knowledge/GetArticle", helpwire__v1__get_article_request, helpwire__v1__article,
+        hw_knowledge_get_article, AGENT, false),
+    RPC("/helpwire.v1.Knowledge/DeleteArticle", helpwire__v1__delete_article_request,
+        helpwire__v1__delete_article_reply, hw_knowledge_delete_article, ADMIN, false),
+    RPC("/helpwire.v1.Knowledge/ListArticles", helpwire__v1__list_articles_request,
+        helpwire__v1__list_articles_reply, hw_knowledge_list_articles, AGENT, false),
+    RPC("/helpwire.v1.Knowledge/PutFaq", helpwire__v1__put_faq_request, helpwire__v1__faq, hw_knowledge_put_faq,
+        ADMIN, false),
+    RPC("/helpwire.v1.Knowledge/DeleteFaq", helpwire__v1__delete_faq_request, helpwire__v1__delete_faq_reply,
+        hw_knowledge_delete_faq, ADMIN, false),
+    RPC("/helpwire.v1.Knowledge/ListFaqs", helpwire__v1__list_faqs_request, helpwire__v1__list_faqs_reply,
+        hw_knowledge_list_faqs, AGENT, false),
+
+    RPC("/helpwire.v1.Outbox/Subscribe", helpwire__v1__subscribe_request, helpwire__v1__outbound_message,
+        hw_outbox_subscribe, BRIDGE, true),
+    RPC("/helpwire.v1.Outbox/Ack", helpwire__v1__ack_request, helpwire__v1__ack_reply, hw_outbox_ack, BRIDGE,
+        false),
+
+    RPC("/helpwire.v1.Surveys/SubmitSurvey", helpwire__v1__submit_survey_request, helpwire__v1__survey,
+        hw_surveys_submit, BRIDGE, false),
+    RPC("/helpwire.v1.Surveys/GetSurvey", helpwire__v1__get_survey_request, helpwire__v1__survey, hw_surveys_get,
+        HW_ALLOW_BRIDGE | HW_ALLOW_AGENT | HW_ALLOW_ADMIN, false),
+    RPC("/helpwire.v1.Surveys/GetSurveyStats", helpwire__v1__get_survey_stats_request, helpwire__v1__survey_stats,
+        hw_surveys_stats, AGENT, false),
+
+    RPC("/helpwire.v1.Router/Route", helpwire__v1__route_request, helpwire__v1__route_reply, hw_router_route, BRIDGE,
+        false),
+
+    RPC("/helpwire.v1.Customers/GetCustomer", helpwire__v1__get_customer_request, helpwire__v1__customer,
+        hw_customers_get, AGENT, false),
+    RPC("/helpwire.v1.Customers/LookupCustomer", helpwire__v1__lookup_customer_request, helpwire__v1__customer,
+        hw_customers_lookup, BRIDGE | AGENT, false),
+    RPC("/helpwire.v1.Customers/UpdateCustomer", helpwire__v1__update_customer_request, helpwire__v1__customer,
+        hw_customers_update, AGENT, false),
+    RPC("/helpwire.v1.Customers/LinkIdentity", helpwire__v1__link_identity_request, helpwire__v1__customer,
+        hw_customers_link, AGENT, false),
+
+    RPC("/helpwire.v1.Agents/PutAgent", helpwire__v1__put_agent_request, helpwire__v1__agent, hw_agents_put, ADMIN,
+        false),
+    RPC("/helpwire.v1.Agents/GetAgent", helpwire__v1__get_agent_request, helpwire__v1__agent, hw_agents_get, AGENT,
+        false),
+    RPC("/helpwire.v1.Agents/ListAgents", helpwire__v1__list_agents_request, helpwire__v1__list_agents_reply,
+        hw_agents_list, AGENT, false),
+    RPC("/helpwire.v1.Agents/SetPresence", helpwire__v1__set_presence_request, helpwire__v1__set_presence_reply,
+        hw_agents_set_presence, AGENT, false),
+    RPC("/helpwire.v1.Agents/PutSkill", helpwire__v1__put_skill_request, helpwire__v1__skill, hw_agents_put_skill,
+        ADMIN, false),
+    RPC("/helpwire.v1.Agents/ListSkills", helpwire__v1__list_skills_request, helpwire__v1__list_skills_reply,
+        hw_agents_list_skills, AGENT, false),
+
+    RPC("/helpwire.v1.Tickets/CreateTicket", helpwire__v1__create_ticket_request, helpwire__v1__create_ticket_reply,
+        hw_tickets_create, AGENT, false),
+    RPC("/helpwire.v1.Tickets/GetTicket", helpwire__v1__get_ticket_request, helpwire__v1__get_ticket_reply,
+        hw_tickets_get, AGENT, false),
+    RPC("/helpwire.v1.Tickets/ListTickets", helpwire__v1__list_tickets_request, helpwire__v1__list_tickets_reply,
+        hw_tickets_list, AGENT, false),
+    RPC("/helpwire.v1.Tickets/UpdateTicket", helpwire__v1__update_ticket_request, helpwire__v1__ticket,
+        hw_tickets_update, AGENT, false),
+    RPC("/helpwire.v1.Tickets/AddMessage", helpwire__v1__add_message_request, helpwire__v1__add_message_reply,
+        hw_tickets_add_message, AGENT, false),
+    RPC("/helpwire.v1.Tickets/EscalateTicket", helpwire__v1__escalate_ticket_request, helpwire__v1__ticket,
+        hw_tickets_escalate, AGENT, false),
+    RPC("/helpwire.v1.Tickets/CloseTicket", helpwire__v1__close_ticket_request, helpwire__v1__close_ticket_reply,
+        hw_tickets_close, AGENT, false),
+    RPC("/helpwire.v1.Tickets/GetTicketHistory", helpwire__v1__get_ticket_history_request,
+        helpwire__v1__get_ticket_history_reply, hw_tickets_history, AGENT, false),
+    RPC("/helpwire.v1.Tickets/WatchTickets", helpwire__v1__watch_tickets_request, helpwire__v1__ticket_event,
+        hw_tickets_watch, AGENT, true),
 };
 
 const hw_method *hw_methods(size_t *n)

@@ -40,6 +40,9 @@
 
 #define HW_MAX_LISTEN 32
 #define HW_UNREGISTERED_SLOTS 4
+/* Messages a stream may have waiting; a reader slower than this is cut off
+ * with RESOURCE_EXHAUSTED rather than let memory grow without bound. */
+#define HW_STREAM_MAX_QUEUED 1024
 
 typedef enum {
     TAG_NEW_REGISTERED,
@@ -89,6 +92,7 @@ struct hw_call {
      * frees: the completion queue orders them, but TSan cannot see it. */
     atomic_int published;
     bool answered;              /* unary: reply or fail was called */
+    const void *principal;      /* set by the authorization hook */
 
     /* streaming only */
     bool streaming;
@@ -96,6 +100,7 @@ struct hw_call {
     bool sending, finishing, finished, closed;
     grpc_byte_buffer *sending_bb;
     queued_msg *q_head, *q_tail;
+    size_t q_len;
     grpc_status_code finish_code;
     char *finish_msg;
     atomic_int refs;
@@ -287,8 +292,11 @@ static void unary_send(hw_call *c, grpc_byte_buffer *bb, grpc_status_code code, 
     ops[n++].data.recv_close_on_server.cancelled = &c->cancelled;
     c->status = code;
     c->reply_bb = bb;
+    /* Read c->call before publishing: once the batch is started, the worker
+     * may complete and free c at any moment. */
+    grpc_call *call = c->call;
     atomic_store_explicit(&c->published, 1, memory_order_release);
-    grpc_call_error e = grpc_call_start_batch(c->call, ops, n, &c->t_done, NULL);
+    grpc_call_error e = grpc_call_start_batch(call, ops, n, &c->t_done, NULL);
     grpc_slice_unref(details);
     if (e != GRPC_CALL_OK) {
         hw_log_event(c->net->o.log, HW_LOG_ERROR, "start_batch_failed", "error=%d", e);
@@ -389,6 +397,24 @@ int hw_call_stream_send(hw_call *c, const ProtobufCMessage *msg)
     int rc = 0;
     if (!c->sending) {
         stream_send_message_locked(c, bb);
+    } else if (c->q_len >= HW_STREAM_MAX_QUEUED) {
+        /* The reader is too slow: drop what waits and end the stream. */
+        grpc_byte_buffer_destroy(bb);
+        for (queued_msg *q = c->q_head, *n; q; q = n) {
+            n = q->next;
+            grpc_byte_buffer_destroy(q->bb);
+            free(q);
+        }
+        c->q_head = c->q_tail = NULL;
+        c->q_len = 0;
+        c->finishing = true;
+        c->finish_code = GRPC_STATUS_RESOURCE_EXHAUSTED;
+        free(c->finish_msg);
+        c->finish_msg = NULL;
+        if (asprintf(&c->finish_msg, "stream reader fell more than %d messages behind; reconnect",
+                     HW_STREAM_MAX_QUEUED) < 0)
+            c->finish_msg = NULL;
+        rc = -1;
     } else {
         queued_msg *q = malloc(sizeof *q);
         if (!q) {
@@ -402,6 +428,7 @@ int hw_call_stream_send(hw_call *c, const ProtobufCMessage *msg)
             else
                 c->q_head = q;
             c->q_tail = q;
+            c->q_len++;
         }
     }
     pthread_mutex_unlock(&c->mu);
@@ -439,9 +466,11 @@ static void on_stream_send_done(hw_call *c, bool ok)
             free(q);
         }
         c->q_head = c->q_tail = NULL;
+        c->q_len = 0;
     } else if (c->q_head) {
         queued_msg *q = c->q_head;
         c->q_head = q->next;
+        c->q_len--;
         if (!c->q_head)
             c->q_tail = NULL;
         grpc_byte_buffer *bb = q->bb;
@@ -551,6 +580,10 @@ int hw_call_worker(const hw_call *c) { return c->w->index; }
 
 const hw_method *hw_call_method(const hw_call *c) { return c->method; }
 
+const void *hw_call_principal(const hw_call *c) { return c->principal; }
+
+void hw_call_set_principal(hw_call *c, const void *principal) { c->principal = principal; }
+
 const char *hw_call_metadata(hw_call *c, const char *key)
 {
     size_t klen = strlen(key);
@@ -572,9 +605,11 @@ static const uint8_t *payload_bytes(hw_call *c, size_t *len)
     grpc_byte_buffer *bb = c->payload;
     if (bb->type == GRPC_BB_RAW && bb->data.raw.compression == GRPC_COMPRESS_NONE &&
         bb->data.raw.slice_buffer.count == 1) {
-        grpc_slice s = bb->data.raw.slice_buffer.slices[0];
-        *len = GRPC_SLICE_LENGTH(s);
-        return GRPC_SLICE_START_PTR(s);
+        /* By pointer: a small slice keeps its bytes inline in the slice
+         * struct, so a copy of the struct would point at the copy. */
+        grpc_slice *s = &bb->data.raw.slice_buffer.slices[0];
+        *len = GRPC_SLICE_LENGTH(*s);
+        return GRPC_SLICE_START_PTR(*s);
     }
     grpc_byte_buffer_reader r;
     if (!grpc_byte_buffer_reader_init(&r, bb))

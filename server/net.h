@@ -134,6 +134,12 @@ const hw_method *hw_call_method(const hw_call *call);
  * the call's arena, or NULL. */
 const char *hw_call_metadata(hw_call *call, const char *key);
 
+/* Who is calling, as established by the authorization hook (see
+ * hw_net_options.authorize); NULL when the method is public or no hook is
+ * set. Lives as long as the call. */
+const void *hw_call_principal(const hw_call *call);
+void hw_call_set_principal(hw_call *call, const void *principal);
+
 /* Unary: sends reply with status OK. Any thread, once. reply is packed
  * before return; the caller keeps ownership. */
 void hw_call_reply(hw_call *call, const ProtobufCMessage *reply);

@@ -142,6 +142,7 @@ class Server:
         self.addresses = []  # every address, in order
         self.tls_addresses = []
         self.metrics_url = None
+        self.tokens = {}  # role -> secret, printed by --demo
         self.stdout_lines = []
         deadline = time.time() + 30
         while time.time() < deadline:
@@ -158,6 +159,9 @@ class Server:
                     self.address = addr
             elif line.startswith("helpwired metrics on "):
                 self.metrics_url = line.split()[-1]
+            elif line.startswith("helpwired token "):
+                _, _, role, secret = line.split()[:4]
+                self.tokens[role] = secret
             elif line.startswith("try:"):
                 break
         if not self.addresses:
@@ -171,7 +175,10 @@ class Server:
         with open(self.log_path, "rb") as f:
             return f.read().decode(errors="replace")
 
-    def client(self, token=None, api=None):
+    def client(self, token=None, api=None, role=None):
+        """A plaintext client; role picks one of the --demo tokens."""
+        if role is not None:
+            token = self.tokens.get(role)
         return Client(self.address, api=api, token=token)
 
     def signal(self, sig=signal.SIGTERM):

@@ -1,0 +1,426 @@
+/*
+ * search_bench: the knowledge index (server/search) against SQLite FTS5's
+ * bm25() on the same corpus and known-item queries, single thread, in one
+ * run. Reports build time and memory, p50/p99 latency, queries per second,
+ * MRR@10 and recall@10 of both.
+ *
+ * Input: the TSV files of bench/corpus/debian_corpus.py or zipf_corpus
+ * (articles: id TAB title TAB body with \x1f for newlines; queries: text
+ * TAB expected id).
+ *
+ * Fairness: both engines index the same terms. FTS5 is fed the text as
+ * produced by hw_tokenize() (normalized, stemmed, CJK bigrams, space
+ * separated; its unicode61 tokenizer then only splits on the spaces), so
+ * Chinese works for it too and ranking differences come from the engines,
+ * not the tokenizers. Queries are the OR of the distinct query terms for
+ * both; FTS5 ranks with bm25(docs, title_boost, 1.0) and LIMIT k. The
+ * FTS5 build time excludes that tokenization (reported separately).
+ *
+ * Usage: search_bench --articles F --queries F [--k 10] [--no-fts5]
+ *                     [--repeat N] [--label NAME]
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "server/arena.h"
+#include "server/search/index.h"
+#include "server/search/tokenize.h"
+
+typedef struct article {
+    char *id, *title, *body;
+} article;
+
+typedef struct query {
+    char *text, *expected;
+} query;
+
+static double now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+static long rss_kib(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    long size = 0, res = 0;
+    if (f) {
+        if (fscanf(f, "%ld %ld", &size, &res) != 2)
+            res = 0;
+        fclose(f);
+    }
+    return res * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* Reads a whole file; splits lines in place. */
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "search_bench: %s: %s\n", path, strerror(errno));
+        exit(2);
+    }
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        fprintf(stderr, "search_bench: cannot read %s\n", path);
+        exit(2);
+    }
+    buf[n] = 0;
+    fclose(f);
+    *len = (size_t)n;
+    return buf;
+}
+
+/* Splits buf into lines and each line into up to max TAB fields. */
+static size_t split(char *buf, char ***fields_out, int max)
+{
+    size_t cap = 1024, n = 0;
+    char **fields = malloc(cap * max * sizeof *fields);
+    char *line = buf;
+    while (*line) {
+        char *nl = strchr(line, '\n');
+        if (nl)
+            *nl = 0;
+        if (n == cap) {
+            cap *= 2;
+            fields = realloc(fields, cap * max * sizeof *fields);
+        }
+        int k = 0;
+        char *p = line;
+        for (; k < max; k++) {
+            fields[n * max + k] = p;
+            char *tab = strchr(p, '\t');
+            if (!tab) {
+                k++;
+                break;
+            }
+            *tab = 0;
+            p = tab + 1;
+        }
+        if (k == max)
+            n++;
+        if (!nl)
+            break;
+        line = nl + 1;
+    }
+    *fields_out = fields;
+    return n;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+typedef struct figures {
+    double p50_us, p99_us, mean_us, qps, mrr, recall;
+} figures;
+
+static void summarize(double *lat, size_t n, const int *rank, size_t k, double total_us,
+                      figures *f)
+{
+    qsort(lat, n, sizeof *lat, cmp_double);
+    f->p50_us = lat[n / 2];
+    f->p99_us = lat[(size_t)((double)n * 0.99)];
+    f->mean_us = total_us / (double)n;
+    f->qps = (double)n / (total_us / 1e6);
+    double mrr = 0, rec = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (rank[i] > 0 && (size_t)rank[i] <= k) {
+            mrr += 1.0 / rank[i];
+            rec += 1;
+        }
+    }
+    f->mrr = mrr / (double)n;
+    f->recall = rec / (double)n;
+}
+
+/* Space-joined terms of text (FTS5 input and query building). */
+static char *terms_joined(hw_tokenizer *t, const char *text, const char *sep, int quote,
+                          int distinct)
+{
+    const hw_token *tk;
+    size_t n;
+    if (hw_tokenize(t, text, strlen(text), &tk, &n, NULL) != 0)
+        return strdup("");
+    size_t cap = 16;
+    for (size_t i = 0; i < n; i++)
+        cap += tk[i].len + strlen(sep) + 2;
+    char *out = malloc(cap), *o = out;
+    size_t used = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (distinct) {
+            int dup = 0;
+            for (size_t j = 0; j < i && !dup; j++)
+                dup = tk[j].hash == tk[i].hash;
+            if (dup)
+                continue;
+        }
+        if (used++)
+            o += sprintf(o, "%s", sep);
+        if (quote)
+            *o++ = '"';
+        memcpy(o, tk[i].text, tk[i].len);
+        o += tk[i].len;
+        if (quote)
+            *o++ = '"';
+    }
+    *o = 0;
+    return out;
+}
+
+int main(int argc, char **argv)
+{
+    const char *articles_path = NULL, *queries_path = NULL, *label = "corpus";
+    size_t k = 10;
+    int fts5 = 1, repeat = 1;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--articles") && i + 1 < argc)
+            articles_path = argv[++i];
+        else if (!strcmp(argv[i], "--queries") && i + 1 < argc)
+            queries_path = argv[++i];
+        else if (!strcmp(argv[i], "--k") && i + 1 < argc)
+            k = (size_t)atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--repeat") && i + 1 < argc)
+            repeat = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--label") && i + 1 < argc)
+            label = argv[++i];
+        else if (!strcmp(argv[i], "--no-fts5"))
+            fts5 = 0;
+        else {
+            fprintf(stderr, "usage: %s --articles F --queries F [--k 10] [--repeat N] "
+                            "[--label NAME] [--no-fts5]\n", argv[0]);
+            return 2;
+        }
+    }
+    if (!articles_path || !queries_path) {
+        fprintf(stderr, "search_bench: --articles and --queries are required\n");
+        return 2;
+    }
+    size_t alen, qlen;
+    char *abuf = slurp(articles_path, &alen), *qbuf = slurp(queries_path, &qlen);
+    char **af, **qf;
+    size_t na = split(abuf, &af, 3), nq = split(qbuf, &qf, 2);
+    article *arts = malloc(na * sizeof *arts);
+    uint64_t raw_bytes = 0;
+    for (size_t i = 0; i < na; i++) {
+        arts[i] = (article){af[3 * i], af[3 * i + 1], af[3 * i + 2]};
+        for (char *p = arts[i].body; *p; p++)
+            if (*p == '\x1f')
+                *p = '\n';
+        raw_bytes += strlen(arts[i].title) + strlen(arts[i].body);
+    }
+    query *qs = malloc(nq * sizeof *qs);
+    for (size_t i = 0; i < nq; i++)
+        qs[i] = (query){qf[2 * i], qf[2 * i + 1]};
+    printf("# %s: %zu articles, %.1f MiB of text, %zu queries, k=%zu\n", label, na,
+           raw_bytes / 1048576.0, nq, k);
+
+    /* ---- hw_index ---- */
+    hw_index_reader_register();
+    hw_index *idx;
+    hw_status st;
+    if (hw_index_create(&idx, NULL, &st) != 0) {
+        fprintf(stderr, "index: %s\n", st.msg);
+        return 1;
+    }
+    long rss0 = rss_kib();
+    double t0 = now_us();
+    hw_index_batch_begin(idx);
+    for (size_t i = 0; i < na; i++) {
+        hw_doc d = {HW_DOC_ARTICLE, arts[i].id, arts[i].title, arts[i].body, "en", NULL, 0};
+        if (hw_index_put(idx, &d, &st) != 0)
+            fprintf(stderr, "put %s: %s\n", arts[i].id, st.msg);
+    }
+    if (hw_index_batch_commit(idx, &st) != 0) {
+        fprintf(stderr, "commit: %s\n", st.msg);
+        return 1;
+    }
+    double build_ms = (now_us() - t0) / 1e3;
+    long rss1 = rss_kib();
+    hw_index_stats stats;
+    hw_index_stats_get(idx, &stats);
+
+    hw_searcher *s;
+    hw_searcher_create(idx, &s, NULL);
+    hw_arena *arena = hw_arena_create(1 << 16);
+    double *lat = malloc(nq * sizeof *lat);
+    int *rank = malloc(nq * sizeof *rank);
+    figures hw_nosnip = {0}, hw_snip = {0}, hw_exh = {0}, fts = {0};
+    static const unsigned modes[3] = {HW_SEARCH_NO_SNIPPETS, 0,
+                                      HW_SEARCH_NO_SNIPPETS | HW_SEARCH_EXHAUSTIVE};
+    figures *outs[3] = {&hw_nosnip, &hw_snip, &hw_exh};
+    uint64_t matched_total = 0;
+    for (int m = 0; m < 3; m++) {
+        for (int r = 0; r <= repeat; r++) { /* r == 0 warms up */
+            double total = 0;
+            for (size_t i = 0; i < nq; i++) {
+                hw_search_query q = {qs[i].text, strlen(qs[i].text), (uint32_t)k, NULL,
+                                     HW_DOC_ANY, modes[m]};
+                hw_search_result res;
+                double a = now_us();
+                int rc = hw_index_search(s, &q, arena, &res, &st);
+                double b = now_us();
+                lat[i] = b - a;
+                total += b - a;
+                rank[i] = 0;
+                if (rc != 0)
+                    fprintf(stderr, "search \"%s\": %s\n", qs[i].text, st.msg);
+                for (size_t h = 0; rc == 0 && h < res.n_hits; h++)
+                    if (!strcmp(res.hits[h].id, qs[i].expected)) {
+                        rank[i] = (int)h + 1;
+                        break;
+                    }
+                if (m == 0 && r == 0)
+                    matched_total += res.matched;
+                if (m == 0 && r == repeat && getenv("SEARCH_BENCH_SLOW") &&
+                    lat[i] > atof(getenv("SEARCH_BENCH_SLOW")))
+                    fprintf(stderr, "slow %.0f us, %zu terms: %s\n", lat[i], res.n_terms,
+                            qs[i].text);
+                hw_arena_reset(arena);
+            }
+            if (r == repeat)
+                summarize(lat, nq, rank, k, total, outs[m]);
+        }
+    }
+
+    /* ---- SQLite FTS5 ---- */
+    double fts_build_ms = 0, fts_tok_ms = 0;
+    long fts_mem_kib = 0;
+    if (fts5) {
+        sqlite3 *db;
+        sqlite3_open(":memory:", &db);
+        sqlite3_exec(db, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;", NULL, NULL, NULL);
+        if (sqlite3_exec(db,
+                         "CREATE VIRTUAL TABLE docs USING fts5(title, body, "
+                         "tokenize=\"unicode61 remove_diacritics 0 tokenchars '._'\")",
+                         NULL, NULL, NULL) != SQLITE_OK) {
+            fprintf(stderr, "fts5: %s\n", sqlite3_errmsg(db));
+            return 1;
+        }
+        hw_tokenizer *tok;
+        hw_tokenizer_create(&tok, NULL);
+        char **tt = malloc(na * sizeof *tt), **tb = malloc(na * sizeof *tb);
+        double a = now_us();
+        for (size_t i = 0; i < na; i++) {
+            tt[i] = terms_joined(tok, arts[i].title, " ", 0, 0);
+            tb[i] = terms_joined(tok, arts[i].body, " ", 0, 0);
+        }
+        fts_tok_ms = (now_us() - a) / 1e3;
+        sqlite3_int64 mem0 = sqlite3_memory_used();
+        a = now_us();
+        sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
+        sqlite3_stmt *ins;
+        sqlite3_prepare_v2(db, "INSERT INTO docs(rowid, title, body) VALUES(?, ?, ?)", -1, &ins,
+                           NULL);
+        for (size_t i = 0; i < na; i++) {
+            sqlite3_bind_int64(ins, 1, (sqlite3_int64)i + 1);
+            sqlite3_bind_text(ins, 2, tt[i], -1, SQLITE_STATIC);
+            sqlite3_bind_text(ins, 3, tb[i], -1, SQLITE_STATIC);
+            if (sqlite3_step(ins) != SQLITE_DONE)
+                fprintf(stderr, "fts5 insert: %s\n", sqlite3_errmsg(db));
+            sqlite3_reset(ins);
+        }
+        sqlite3_finalize(ins);
+        sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+        sqlite3_exec(db, "INSERT INTO docs(docs) VALUES('optimize')", NULL, NULL, NULL);
+        fts_build_ms = (now_us() - a) / 1e3;
+        fts_mem_kib = (long)((sqlite3_memory_used() - mem0) / 1024);
+        for (size_t i = 0; i < na; i++) {
+            free(tt[i]);
+            free(tb[i]);
+        }
+        free(tt);
+        free(tb);
+
+        char sql[128];
+        snprintf(sql, sizeof sql,
+                 "SELECT rowid FROM docs WHERE docs MATCH ? ORDER BY bm25(docs, 2.0, 1.0) "
+                 "LIMIT %zu", k);
+        sqlite3_stmt *sel;
+        sqlite3_prepare_v2(db, sql, -1, &sel, NULL);
+        char **match = malloc(nq * sizeof *match);
+        for (size_t i = 0; i < nq; i++)
+            match[i] = terms_joined(tok, qs[i].text, " OR ", 1, 1);
+        for (int r = 0; r <= repeat; r++) {
+            double total = 0;
+            for (size_t i = 0; i < nq; i++) {
+                rank[i] = 0;
+                if (!match[i][0]) {
+                    lat[i] = 0;
+                    continue;
+                }
+                double b0 = now_us();
+                sqlite3_bind_text(sel, 1, match[i], -1, SQLITE_STATIC);
+                int pos = 0;
+                while (sqlite3_step(sel) == SQLITE_ROW) {
+                    pos++;
+                    size_t row = (size_t)sqlite3_column_int64(sel, 0) - 1;
+                    if (!rank[i] && row < na && !strcmp(arts[row].id, qs[i].expected))
+                        rank[i] = pos;
+                }
+                sqlite3_reset(sel);
+                double b1 = now_us();
+                lat[i] = b1 - b0;
+                total += b1 - b0;
+            }
+            if (r == repeat)
+                summarize(lat, nq, rank, k, total, &fts);
+        }
+        sqlite3_finalize(sel);
+        for (size_t i = 0; i < nq; i++)
+            free(match[i]);
+        free(match);
+        hw_tokenizer_destroy(tok);
+        sqlite3_close(db);
+    }
+
+    printf("\n| engine | p50 | p99 | mean | QPS | MRR@10 | recall@10 |\n");
+    printf("|---|---|---|---|---|---|---|\n");
+    const char *names[3] = {"hw_index (MaxScore, no snippets)", "hw_index (MaxScore + snippets)",
+                            "hw_index (exhaustive, no snippets)"};
+    for (int m = 0; m < 3; m++)
+        printf("| %s | %.0f µs | %.0f µs | %.0f µs | %.0f | %.3f | %.3f |\n", names[m],
+               outs[m]->p50_us, outs[m]->p99_us, outs[m]->mean_us, outs[m]->qps, outs[m]->mrr,
+               outs[m]->recall);
+    if (fts5)
+        printf("| SQLite FTS5 bm25() | %.0f µs | %.0f µs | %.0f µs | %.0f | %.3f | %.3f |\n",
+               fts.p50_us, fts.p99_us, fts.mean_us, fts.qps, fts.mrr, fts.recall);
+    printf("\nhw_index build: %.0f ms (main segment %.0f ms); %llu docs, %llu terms\n", build_ms,
+           stats.last_main_build_ms, (unsigned long long)stats.docs,
+           (unsigned long long)stats.terms);
+    printf("hw_index memory: %.1f MiB accounted (%.2fx the %.1f MiB of raw text; postings %.1f MiB); "
+           "RSS +%.1f MiB\n",
+           stats.index_bytes / 1048576.0, (double)stats.index_bytes / (double)stats.text_bytes,
+           stats.text_bytes / 1048576.0, stats.postings_bytes / 1048576.0,
+           (rss1 - rss0) / 1024.0);
+    printf("hw_index matched (estimate) per query: %.0f\n", (double)matched_total / (double)nq);
+    if (fts5)
+        printf("FTS5 build: %.0f ms (+ %.0f ms hw_tokenize to prepare its input); memory %.1f MiB\n",
+               fts_build_ms, fts_tok_ms, fts_mem_kib / 1024.0);
+    hw_searcher_destroy(s);
+    hw_arena_destroy(arena);
+    hw_index_destroy(idx);
+    hw_index_reader_unregister();
+    free(lat);
+    free(rank);
+    free(arts);
+    free(qs);
+    free(af);
+    free(qf);
+    free(abuf);
+    free(qbuf);
+    return 0;
+}

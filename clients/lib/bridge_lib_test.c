@@ -1,0 +1,200 @@
+/*
+ * bridge_lib_test: the bridges' shared helpers that need no network:
+ * dedupe's LRU bound, backoff's bounds, config parsing from environment and
+ * flags, log quoting, HMAC and constant-time comparison, and the atomic
+ * state file.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "clients/lib/backoff.h"
+#include "clients/lib/config.h"
+#include "clients/lib/dedupe.h"
+#include "clients/lib/log.h"
+#include "clients/lib/secure.h"
+#include "clients/lib/state.h"
+
+static void dedupe_reports_repeats_and_evicts_least_recent(void **unused)
+{
+    br_dedupe *d = br_dedupe_create(3);
+    assert_non_null(d);
+    assert_int_equal(br_dedupe_add(d, "a"), 0);
+    assert_int_equal(br_dedupe_add(d, "b"), 0);
+    assert_int_equal(br_dedupe_add(d, "c"), 0);
+    assert_int_equal(br_dedupe_add(d, "a"), 1); /* a becomes most recent */
+    assert_int_equal(br_dedupe_add(d, "d"), 0); /* evicts b */
+    assert_int_equal(br_dedupe_size(d), 3);
+    assert_false(br_dedupe_contains(d, "b"));
+    assert_true(br_dedupe_contains(d, "a"));
+    assert_true(br_dedupe_contains(d, "c"));
+    br_dedupe_remove(d, "c");
+    assert_false(br_dedupe_contains(d, "c"));
+    assert_int_equal(br_dedupe_add(d, "c"), 0);
+    br_dedupe_destroy(d);
+}
+
+static void dedupe_holds_many_keys_within_capacity(void **unused)
+{
+    br_dedupe *d = br_dedupe_create(1000);
+    char k[32];
+    for (int i = 0; i < 5000; i++) {
+        snprintf(k, sizeof k, "msg-%d", i);
+        assert_int_equal(br_dedupe_add(d, k), 0);
+    }
+    assert_int_equal(br_dedupe_size(d), 1000);
+    assert_true(br_dedupe_contains(d, "msg-4999"));
+    assert_true(br_dedupe_contains(d, "msg-4000"));
+    assert_false(br_dedupe_contains(d, "msg-3999"));
+    br_dedupe_destroy(d);
+}
+
+static void backoff_doubles_with_jitter_up_to_max_and_resets(void **unused)
+{
+    br_backoff b;
+    br_backoff_init(&b, 100, 1000, 42);
+    int ceilings[] = {100, 200, 400, 800, 1000, 1000};
+    for (size_t i = 0; i < sizeof ceilings / sizeof ceilings[0]; i++) {
+        int d = br_backoff_next_ms(&b);
+        assert_in_range(d, ceilings[i] / 2, ceilings[i]);
+    }
+    br_backoff_reset(&b);
+    assert_in_range(br_backoff_next_ms(&b), 50, 100);
+}
+
+static void config_reads_env_then_flags_and_rejects_bad_input(void **unused)
+{
+    br_common c;
+    br_common_defaults(&c);
+    const char *base = "https://default";
+    int poll = 30;
+    bool webhook = false;
+    br_option opts[] = {
+        BR_COMMON_OPTIONS(&c),
+        {"api-base", "TEST_API_BASE", BR_OPT_STRING, &base, 0, 0, "URL", "API base."},
+        {"poll", NULL, BR_OPT_INT, &poll, 0, 50, "S", "Poll."},
+        {"webhook", NULL, BR_OPT_BOOL, &webhook, 0, 0, NULL, "Webhook."},
+    };
+    size_t n = sizeof opts / sizeof opts[0];
+    char err[256];
+    setenv("TEST_API_BASE", "http://env", 1);
+    setenv("HELPWIRE_TOKEN", "s3cret", 1);
+    char *argv1[] = {"prog", "--poll=5", "--webhook", "--helpwire", "127.0.0.1:9"};
+    assert_int_equal(br_config_parse(opts, n, 5, argv1, err, sizeof err), BR_CONFIG_OK);
+    assert_string_equal(base, "http://env");
+    assert_int_equal(poll, 5);
+    assert_true(webhook);
+    assert_string_equal(c.helpwire, "127.0.0.1:9");
+    assert_int_equal(br_common_finish(&c, err, sizeof err), 0);
+    assert_string_equal(c.token, "s3cret");
+    br_common_release(&c);
+
+    char *argv2[] = {"prog", "--api-base", "http://flag"};
+    assert_int_equal(br_config_parse(opts, n, 3, argv2, err, sizeof err), BR_CONFIG_OK);
+    assert_string_equal(base, "http://flag");
+
+    char *argv3[] = {"prog", "--nope"};
+    assert_int_equal(br_config_parse(opts, n, 2, argv3, err, sizeof err), BR_CONFIG_ERROR);
+    assert_non_null(strstr(err, "--nope"));
+    char *argv4[] = {"prog", "--poll", "99"};
+    assert_int_equal(br_config_parse(opts, n, 3, argv4, err, sizeof err), BR_CONFIG_ERROR);
+    assert_non_null(strstr(err, "between 0 and 50"));
+    char *argv5[] = {"prog", "--poll"};
+    assert_int_equal(br_config_parse(opts, n, 2, argv5, err, sizeof err), BR_CONFIG_ERROR);
+    char *argv6[] = {"prog", "--help"};
+    assert_int_equal(br_config_parse(opts, n, 2, argv6, err, sizeof err), BR_CONFIG_HELP);
+    unsetenv("TEST_API_BASE");
+    unsetenv("HELPWIRE_TOKEN");
+}
+
+static void token_file_wins_over_environment(void **unused)
+{
+    char path[] = "/tmp/br_token_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "from-file\n", 10), 10);
+    close(fd);
+    br_common c;
+    br_common_defaults(&c);
+    c.token_env = "from-env";
+    c.token_file = path;
+    char err[256];
+    assert_int_equal(br_common_finish(&c, err, sizeof err), 0);
+    assert_string_equal(c.token, "from-file");
+    br_common_release(&c);
+    unlink(path);
+    c.token_file = path;
+    assert_int_equal(br_common_finish(&c, err, sizeof err), -1);
+    assert_null(strstr(err, "from-env"));
+}
+
+static void log_quote_escapes_only_when_needed(void **unused)
+{
+    char buf[64];
+    assert_string_equal(br_log_quote("plain", buf, sizeof buf), "plain");
+    assert_string_equal(br_log_quote("a b", buf, sizeof buf), "\"a b\"");
+    assert_string_equal(br_log_quote("x=\"y\"\n", buf, sizeof buf), "\"x=\\\"y\\\"\\x0a\"");
+    assert_string_equal(br_log_quote("", buf, sizeof buf), "\"\"");
+    char small[8];
+    br_log_quote("a long value with spaces", small, sizeof small);
+    assert_true(strlen(small) < sizeof small);
+}
+
+static void hmac_matches_rfc4231_and_compare_is_exact(void **unused)
+{
+    /* RFC 4231 test case 2. */
+    char hex[65];
+    assert_int_equal(br_hmac_sha256_hex("Jefe", 4, "what do ya want for nothing?", 28, hex), 0);
+    assert_string_equal(hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    assert_true(br_streq_const_time("abc", "abc"));
+    assert_false(br_streq_const_time("abc", "abd"));
+    assert_false(br_streq_const_time("abc", "abcd"));
+    assert_false(br_streq_const_time(NULL, "abc"));
+    char tok[64];
+    assert_int_equal(br_random_token(tok, sizeof tok, 16), 0);
+    assert_int_equal(strlen(tok), 22);
+    assert_int_equal(strspn(tok, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"), 22);
+}
+
+static void state_file_round_trips_and_reports_absence(void **unused)
+{
+    char dir[] = "/tmp/br_state_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[256];
+    snprintf(path, sizeof path, "%s/offset", dir);
+    char err[256];
+    uint64_t v = 7;
+    assert_int_equal(br_state_read_u64(path, &v, err, sizeof err), 1);
+    assert_int_equal(v, 7);
+    assert_int_equal(br_state_write_u64(path, 123456789012ull, err, sizeof err), 0);
+    assert_int_equal(br_state_read_u64(path, &v, err, sizeof err), 0);
+    assert_int_equal(v, 123456789012ull);
+    FILE *f = fopen(path, "w");
+    fputs("garbage", f);
+    fclose(f);
+    assert_int_equal(br_state_read_u64(path, &v, err, sizeof err), -1);
+    unlink(path);
+    rmdir(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(dedupe_reports_repeats_and_evicts_least_recent),
+        cmocka_unit_test(dedupe_holds_many_keys_within_capacity),
+        cmocka_unit_test(backoff_doubles_with_jitter_up_to_max_and_resets),
+        cmocka_unit_test(config_reads_env_then_flags_and_rejects_bad_input),
+        cmocka_unit_test(token_file_wins_over_environment),
+        cmocka_unit_test(log_quote_escapes_only_when_needed),
+        cmocka_unit_test(hmac_matches_rfc4231_and_compare_is_exact),
+        cmocka_unit_test(state_file_round_trips_and_reports_absence),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

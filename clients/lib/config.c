@@ -1,0 +1,257 @@
+/*
+ * config: one option table drives the environment, the flags and --help
+ * (see config.h).
+ */
+#include "clients/lib/config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "clients/lib/log.h"
+
+static int set_value(const br_option *o, const char *value, const char *origin, char *err, size_t errlen)
+{
+    switch (o->type) {
+    case BR_OPT_STRING:
+        *(const char **)o->dst = value;
+        return 0;
+    case BR_OPT_BOOL:
+        if (value == NULL || strcmp(value, "1") == 0 || strcmp(value, "true") == 0) {
+            *(bool *)o->dst = true;
+            return 0;
+        }
+        if (strcmp(value, "0") == 0 || strcmp(value, "false") == 0 || *value == '\0') {
+            *(bool *)o->dst = false;
+            return 0;
+        }
+        snprintf(err, errlen, "%s: expected true or false", origin);
+        return -1;
+    case BR_OPT_INT: {
+        char *end = NULL;
+        errno = 0;
+        long v = strtol(value, &end, 10);
+        if (errno != 0 || end == value || *end != '\0') {
+            snprintf(err, errlen, "%s: not a number", origin);
+            return -1;
+        }
+        if (v < o->min || v > o->max) {
+            snprintf(err, errlen, "%s: must be between %d and %d", origin, o->min, o->max);
+            return -1;
+        }
+        *(int *)o->dst = (int)v;
+        return 0;
+    }
+    }
+    return -1;
+}
+
+static const br_option *find_flag(const br_option *opts, size_t n, const char *name, size_t len)
+{
+    for (size_t i = 0; i < n; i++)
+        if (opts[i].flag && strlen(opts[i].flag) == len && strncmp(opts[i].flag, name, len) == 0)
+            return &opts[i];
+    return NULL;
+}
+
+int br_config_parse(const br_option *opts, size_t n, int argc, char **argv, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *v = opts[i].env ? getenv(opts[i].env) : NULL;
+        if (v && *v && set_value(&opts[i], v, opts[i].env, err, errlen) != 0)
+            return BR_CONFIG_ERROR;
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0)
+            return BR_CONFIG_HELP;
+        if (strncmp(a, "--", 2) != 0) {
+            snprintf(err, errlen, "unexpected argument %.100s (see --help)", a);
+            return BR_CONFIG_ERROR;
+        }
+        const char *name = a + 2;
+        const char *eq = strchr(name, '=');
+        size_t len = eq ? (size_t)(eq - name) : strlen(name);
+        const br_option *o = find_flag(opts, n, name, len);
+        if (!o) {
+            snprintf(err, errlen, "unknown flag --%.*s (see --help)", (int)(len > 100 ? 100 : len), name);
+            return BR_CONFIG_ERROR;
+        }
+        char origin[128];
+        snprintf(origin, sizeof origin, "--%s", o->flag);
+        const char *value = NULL;
+        if (eq) {
+            value = eq + 1;
+        } else if (o->type != BR_OPT_BOOL) {
+            if (i + 1 >= argc) {
+                snprintf(err, errlen, "%s needs a value", origin);
+                return BR_CONFIG_ERROR;
+            }
+            value = argv[++i];
+        }
+        if (set_value(o, value, origin, err, errlen) != 0)
+            return BR_CONFIG_ERROR;
+    }
+    return BR_CONFIG_OK;
+}
+
+/* Prints text wrapped at 78 columns with the given indent. */
+static void print_wrapped(FILE *f, const char *text, int indent)
+{
+    int col = indent;
+    fprintf(f, "%*s", indent, "");
+    const char *p = text;
+    while (*p) {
+        const char *sp = strchr(p, ' ');
+        int wlen = sp ? (int)(sp - p) : (int)strlen(p);
+        if (col > indent && col + 1 + wlen > 78) {
+            fprintf(f, "\n%*s", indent, "");
+            col = indent;
+        } else if (col > indent) {
+            fputc(' ', f);
+            col++;
+        }
+        fprintf(f, "%.*s", wlen, p);
+        col += wlen;
+        p += wlen;
+        while (*p == ' ')
+            p++;
+    }
+    fputc('\n', f);
+}
+
+void br_config_usage(FILE *f, const char *prog, const char *about, const br_option *opts, size_t n)
+{
+    fprintf(f, "usage: %s [flags]\n\n", prog);
+    print_wrapped(f, about, 0);
+    fprintf(f, "\nflags (each may also come from the environment variable shown):\n");
+    for (size_t i = 0; i < n; i++) {
+        const br_option *o = &opts[i];
+        if (!o->flag)
+            continue;
+        fprintf(f, "  --%s%s%s", o->flag, o->metavar ? " " : "", o->metavar ? o->metavar : "");
+        if (o->env)
+            fprintf(f, "   [env %s]", o->env);
+        fputc('\n', f);
+        print_wrapped(f, o->help, 6);
+    }
+    fprintf(f, "  --help\n      Print this help and exit.\n");
+    fprintf(f, "\nenvironment only (secrets; never logged):\n");
+    for (size_t i = 0; i < n; i++) {
+        const br_option *o = &opts[i];
+        if (o->flag)
+            continue;
+        fprintf(f, "  %s\n", o->env);
+        print_wrapped(f, o->help, 6);
+    }
+}
+
+void br_common_defaults(br_common *c)
+{
+    memset(c, 0, sizeof *c);
+    c->helpwire = "127.0.0.1:50051";
+    c->log_level = "info";
+    c->rpc_timeout_ms = 10000;
+    c->backoff_initial_ms = 250;
+    c->backoff_max_ms = 30000;
+    c->redeliver_after_ms = 30000;
+}
+
+int br_read_file(const char *path, size_t max_bytes, char **out, size_t *len_out, char *err, size_t errlen)
+{
+    int rc = -1;
+    char *buf = NULL;
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+        goto out;
+    }
+    buf = malloc(max_bytes + 2);
+    if (!buf) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    size_t len = fread(buf, 1, max_bytes + 1, f);
+    if (ferror(f)) {
+        snprintf(err, errlen, "cannot read %s: read error", path);
+        goto out;
+    }
+    if (len > max_bytes) {
+        snprintf(err, errlen, "%s is larger than %zu bytes", path, max_bytes);
+        goto out;
+    }
+    buf[len] = '\0';
+    *out = buf;
+    if (len_out)
+        *len_out = len;
+    buf = NULL;
+    rc = 0;
+out:
+    if (buf) {
+        OPENSSL_cleanse(buf, max_bytes + 2);
+        free(buf);
+    }
+    if (f)
+        fclose(f);
+    return rc;
+}
+
+int br_read_secret_file(const char *path, char **out, char *err, size_t errlen)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    if (br_read_file(path, 4096, &buf, &len, err, errlen) != 0)
+        return -1;
+    while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r' || buf[len - 1] == ' ' ||
+                       buf[len - 1] == '\t'))
+        buf[--len] = '\0';
+    if (len == 0) {
+        snprintf(err, errlen, "%s is empty", path);
+        free(buf);
+        return -1;
+    }
+    *out = buf;
+    return 0;
+}
+
+int br_common_finish(br_common *c, char *err, size_t errlen)
+{
+    if (br_log_level_parse(c->log_level) < 0) {
+        snprintf(err, errlen, "--log-level: expected debug, info, warn or error");
+        return -1;
+    }
+    if (!c->helpwire || !*c->helpwire) {
+        snprintf(err, errlen, "--helpwire: address required");
+        return -1;
+    }
+    if (c->backoff_max_ms < c->backoff_initial_ms) {
+        snprintf(err, errlen, "--backoff-max-ms must be at least --backoff-initial-ms");
+        return -1;
+    }
+    if (c->token_file && *c->token_file) {
+        char e[256];
+        if (br_read_secret_file(c->token_file, &c->token, e, sizeof e) != 0) {
+            snprintf(err, errlen, "--token-file: %s", e);
+            return -1;
+        }
+    } else if (c->token_env && *c->token_env) {
+        c->token = strdup(c->token_env);
+        if (!c->token) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void br_common_release(br_common *c)
+{
+    if (c->token) {
+        OPENSSL_cleanse(c->token, strlen(c->token));
+        free(c->token);
+        c->token = NULL;
+    }
+}

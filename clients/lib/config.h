@@ -1,0 +1,108 @@
+/*
+ * config: each bridge's settings from the environment and the command line,
+ * described by one option table that also prints --help, so the help text
+ * and the parser can never disagree. Environment values are read first;
+ * flags given on the command line win. Secrets (tokens, app secrets) are
+ * env-only options or read from a file named by a flag, never a flag value,
+ * so they do not show up in `ps`; usage output never prints a value.
+ *
+ * Flags take `--name VALUE` or `--name=VALUE`; booleans take no value.
+ * String results point into argv or the environment (not copied): they live
+ * as long as the process.
+ */
+#ifndef BR_CONFIG_H
+#define BR_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+typedef enum { BR_OPT_STRING, BR_OPT_INT, BR_OPT_BOOL } br_opt_type;
+
+typedef struct br_option {
+    const char *flag;    /* name without "--"; NULL for an environment-only setting */
+    const char *env;     /* environment variable, or NULL */
+    br_opt_type type;
+    void *dst;           /* const char ** (STRING), int * (INT), bool * (BOOL) */
+    int min, max;        /* bounds of an INT */
+    const char *metavar; /* e.g. "URL"; NULL for BOOL */
+    const char *help;    /* one paragraph, including the default */
+} br_option;
+
+/* Settings every bridge shares: how to reach helpwired and how to behave
+ * towards it. Filled by br_common_defaults, then by the table entries of
+ * BR_COMMON_OPTIONS, then completed by br_common_finish. */
+typedef struct br_common {
+    const char *helpwire;        /* host:port of helpwired */
+    const char *token_env;       /* HELPWIRE_TOKEN */
+    const char *token_file;      /* --token-file, wins over the environment */
+    const char *tls_ca;          /* PEM roots; NULL means plaintext */
+    const char *tls_server_name; /* TLS name override, for tests and IP targets */
+    const char *log_level;
+    int rpc_timeout_ms;
+    int backoff_initial_ms;
+    int backoff_max_ms;
+    int redeliver_after_ms;
+    char *token; /* the bearer token (owned, from file or env), NULL for none */
+} br_common;
+
+/* The shared table entries; expand inside a bridge's br_option array. */
+#define BR_COMMON_OPTIONS(c)                                                                                 \
+    {"helpwire", "HELPWIRE_ADDR", BR_OPT_STRING, &(c)->helpwire, 0, 0, "ADDR",                              \
+     "helpwired's gRPC address, host:port. Default 127.0.0.1:50051."},                                      \
+        {NULL, "HELPWIRE_TOKEN", BR_OPT_STRING, &(c)->token_env, 0, 0, "TOKEN",                             \
+         "Bearer token (role bridge) sent as `authorization: Bearer <token>` on every call."},               \
+        {"token-file", "HELPWIRE_TOKEN_FILE", BR_OPT_STRING, &(c)->token_file, 0, 0, "FILE",                \
+         "Read the bearer token from FILE instead of HELPWIRE_TOKEN."},                                     \
+        {"tls-ca", "HELPWIRE_TLS_CA", BR_OPT_STRING, &(c)->tls_ca, 0, 0, "FILE",                            \
+         "Talk TLS to helpwired, trusting the PEM roots in FILE. Default plaintext."},                      \
+        {"tls-server-name", NULL, BR_OPT_STRING, &(c)->tls_server_name, 0, 0, "NAME",                       \
+         "Expect this name in helpwired's certificate instead of the host of --helpwire."},                 \
+        {"rpc-timeout-ms", NULL, BR_OPT_INT, &(c)->rpc_timeout_ms, 100, 600000, "MS",                       \
+         "Deadline of each unary call to helpwired. Default 10000."},                                       \
+        {"backoff-initial-ms", NULL, BR_OPT_INT, &(c)->backoff_initial_ms, 10, 600000, "MS",                \
+         "First retry delay after a failure (doubling, with jitter). Default 250."},                        \
+        {"backoff-max-ms", NULL, BR_OPT_INT, &(c)->backoff_max_ms, 10, 3600000, "MS",                       \
+         "Longest retry delay. Default 30000."},                                                             \
+        {"redeliver-after-ms", NULL, BR_OPT_INT, &(c)->redeliver_after_ms, 1000, 3600000, "MS",             \
+         "Ask helpwired to resend an outbox message not acknowledged within this time. Default 30000."},    \
+    {                                                                                                        \
+        "log-level", "BRIDGE_LOG_LEVEL", BR_OPT_STRING, &(c)->log_level, 0, 0, "LEVEL",                     \
+            "debug, info, warn or error. Default info."                                                      \
+    }
+
+/* Results of br_config_parse. */
+enum { BR_CONFIG_OK = 0, BR_CONFIG_HELP = 1, BR_CONFIG_ERROR = -1 };
+
+/* Applies the environment, then argv[1..argc-1], to the destinations of
+ * opts. Returns BR_CONFIG_OK, BR_CONFIG_HELP for -h/--help, or
+ * BR_CONFIG_ERROR with a message in err (unknown flag, missing value, a
+ * number that does not parse or is out of bounds, a stray argument). */
+int br_config_parse(const br_option *opts, size_t n, int argc, char **argv, char *err, size_t errlen);
+
+/* Prints usage: prog, the about paragraph, then every flag and
+ * environment variable with its help. Never prints current values. */
+void br_config_usage(FILE *f, const char *prog, const char *about, const br_option *opts, size_t n);
+
+/* Sets the defaults named in BR_COMMON_OPTIONS' help. */
+void br_common_defaults(br_common *c);
+
+/* After parsing: checks the log level and loads the token (from
+ * token_file when set, else token_env) into c->token. Returns 0, or -1 with
+ * err. Release with br_common_release. */
+int br_common_finish(br_common *c, char *err, size_t errlen);
+
+/* Frees what br_common_finish allocated (wiping the token). */
+void br_common_release(br_common *c);
+
+/* Reads a small secret file (at most 4 KiB) without its trailing
+ * whitespace into a malloc'd string in *out. Returns 0, or -1 with err
+ * (which names the file, never its content). */
+int br_read_secret_file(const char *path, char **out, char *err, size_t errlen);
+
+/* Reads a whole file of at most max_bytes into a malloc'd NUL-terminated
+ * buffer in *out (length in *len_out when not NULL). Returns 0, or -1 with
+ * err (naming the file, never its content). */
+int br_read_file(const char *path, size_t max_bytes, char **out, size_t *len_out, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,211 @@
+/*
+ * httpd: libmicrohttpd glue (see httpd.h). MHD calls the access handler
+ * several times per request: first to create our per-request state, then
+ * with body chunks, then once with nothing left, which is when the
+ * bridge's handler runs with the whole body.
+ */
+#include "clients/lib/httpd.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+struct br_httpd {
+    struct MHD_Daemon *daemon;
+    br_httpd_options o;
+    unsigned port;
+};
+
+typedef struct req_state {
+    char *body;
+    size_t len, cap;
+    int too_large;
+} req_state;
+
+static void completed_cb(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode t)
+{
+    req_state *s = *con_cls;
+    if (s) {
+        free(s->body);
+        free(s);
+        *con_cls = NULL;
+    }
+}
+
+int br_httpd_queue(br_httpd_request *r, unsigned status, struct MHD_Response *resp)
+{
+    if (!resp)
+        return -1;
+    if (r->responded) {
+        MHD_destroy_response(resp);
+        return -1;
+    }
+    r->responded = 1;
+    enum MHD_Result q = MHD_queue_response(r->conn, status, resp);
+    MHD_destroy_response(resp);
+    return q == MHD_YES ? 0 : -1;
+}
+
+int br_httpd_respond(br_httpd_request *r, unsigned status, const char *content_type, const char *body,
+                     size_t len)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (!resp)
+        return -1;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    return br_httpd_queue(r, status, resp);
+}
+
+static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                 const char *version, const char *upload_data, size_t *upload_data_size,
+                                 void **con_cls)
+{
+    br_httpd *h = cls;
+    req_state *s = *con_cls;
+    if (!s) {
+        s = calloc(1, sizeof *s);
+        if (!s)
+            return MHD_NO;
+        *con_cls = s;
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (s->too_large || s->len + n > h->o.max_body_bytes) {
+            s->too_large = 1;
+            return MHD_YES;
+        }
+        if (s->len + n + 1 > s->cap) {
+            size_t cap = s->cap ? s->cap : 4096;
+            while (cap < s->len + n + 1)
+                cap *= 2;
+            char *b = realloc(s->body, cap);
+            if (!b)
+                return MHD_NO;
+            s->body = b;
+            s->cap = cap;
+        }
+        memcpy(s->body + s->len, upload_data, n);
+        s->len += n;
+        s->body[s->len] = '\0';
+        return MHD_YES;
+    }
+    br_httpd_request r = {conn, method, url, s->body ? s->body : "", s->len, 0};
+    if (s->too_large) {
+        static const char msg[] = "{\"error\":\"request body too large\"}";
+        br_httpd_respond(&r, MHD_HTTP_CONTENT_TOO_LARGE, "application/json", msg, sizeof msg - 1);
+        return MHD_YES;
+    }
+    h->o.handler(h->o.handler_arg, &r);
+    if (!r.responded) {
+        static const char msg[] = "{\"error\":\"internal error\"}";
+        if (br_httpd_respond(&r, MHD_HTTP_INTERNAL_SERVER_ERROR, "application/json", msg, sizeof msg - 1) != 0)
+            return MHD_NO;
+    }
+    return MHD_YES;
+}
+
+/* Splits "host:port" / "[v6]:port" and resolves the numeric host. */
+static int parse_listen(const char *listen, struct sockaddr_storage *ss, char *err, size_t errlen)
+{
+    char host[256];
+    const char *port;
+    if (listen[0] == '[') {
+        const char *end = strchr(listen, ']');
+        if (!end || end[1] != ':' || (size_t)(end - listen - 1) >= sizeof host)
+            goto bad;
+        memcpy(host, listen + 1, end - listen - 1);
+        host[end - listen - 1] = '\0';
+        port = end + 2;
+    } else {
+        const char *colon = strrchr(listen, ':');
+        if (!colon || (size_t)(colon - listen) >= sizeof host)
+            goto bad;
+        memcpy(host, listen, colon - listen);
+        host[colon - listen] = '\0';
+        port = colon + 1;
+    }
+    struct addrinfo hints = {0}, *res = NULL;
+    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+    hints.ai_socktype = SOCK_STREAM;
+    if (getaddrinfo(host[0] ? host : "0.0.0.0", port, &hints, &res) != 0 || !res)
+        goto bad;
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    return 0;
+bad:
+    snprintf(err, errlen, "listen address %.200s: expected host:port with a numeric host", listen);
+    return -1;
+}
+
+int br_httpd_start(br_httpd **out, const br_httpd_options *o, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    if (parse_listen(o->listen, &ss, err, errlen) != 0)
+        return -1;
+    br_httpd *h = calloc(1, sizeof *h);
+    if (!h) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    h->o = *o;
+    if (!h->o.max_body_bytes)
+        h->o.max_body_bytes = 1 << 20;
+    if (!h->o.idle_timeout_s)
+        h->o.idle_timeout_s = 60;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL | MHD_USE_ITC;
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    h->daemon = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+                                 MHD_OPTION_NOTIFY_COMPLETED, completed_cb, NULL, MHD_OPTION_CONNECTION_TIMEOUT,
+                                 h->o.idle_timeout_s, MHD_OPTION_CONNECTION_LIMIT, 1000u, MHD_OPTION_END);
+    if (!h->daemon) {
+        snprintf(err, errlen, "cannot listen on %.200s (address in use or not permitted)", o->listen);
+        free(h);
+        return -1;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    h->port = info ? info->port : 0;
+    *out = h;
+    return 0;
+}
+
+void br_httpd_quiesce(br_httpd *h)
+{
+    if (h && h->daemon) {
+        MHD_socket s = MHD_quiesce_daemon(h->daemon);
+        if (s != MHD_INVALID_SOCKET)
+            close(s);
+    }
+}
+
+void br_httpd_stop(br_httpd *h)
+{
+    if (!h)
+        return;
+    if (h->daemon)
+        MHD_stop_daemon(h->daemon);
+    free(h);
+}
+
+unsigned br_httpd_port(const br_httpd *h)
+{
+    return h->port;
+}
+
+const char *br_httpd_header(const br_httpd_request *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+const char *br_httpd_query(const br_httpd_request *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}

@@ -1,0 +1,65 @@
+/*
+ * outbox: a bridge's subscription to helpwired's Outbox for its channel.
+ * A thread holds one Outbox.Subscribe server stream open; for every
+ * OutboundMessage it calls the bridge's deliver function (which sends it on
+ * the channel) and, only when delivery succeeded, acknowledges the sequence
+ * with Outbox.Ack. A message not delivered is not acknowledged, so
+ * helpwired sends it again after redeliver_after_ms.
+ *
+ * When the stream ends or cannot start (helpwired restarting, draining,
+ * not reachable, or not yet offering Outbox), the thread reconnects after an
+ * exponential backoff with jitter, reset once a stream has stayed up or
+ * delivered. A message delivered whose Ack was lost comes back; the
+ * sequences delivered recently are remembered (br_dedupe) so it is
+ * acknowledged again without being sent twice.
+ *
+ * Customer-facing text reaches the channel only through here: Route's
+ * reply_text is also queued in the outbox (AUTO_REPLY / ACKNOWLEDGEMENT),
+ * so bridges never send reply_text themselves.
+ */
+#ifndef BR_OUTBOX_H
+#define BR_OUTBOX_H
+
+#include "clients/lib/log.h"
+#include "clients/lib/rpc.h"
+#include "clients/lib/stop.h"
+#include "helpwire/v1/outbox.pb-c.h"
+
+typedef struct br_outbox br_outbox;
+
+/* Sends m on the channel. Returns 0 when the channel accepted it (it will
+ * be acknowledged), or -1 (it will be redelivered). Called on the outbox
+ * thread only, one message at a time, in stream order. */
+typedef int (*br_outbox_deliver_fn)(void *arg, const Helpwire__V1__OutboundMessage *m);
+
+typedef struct br_outbox_options {
+    br_rpc *rpc; /* outlives the subscription */
+    Helpwire__V1__Channel channel;
+    int redeliver_after_ms; /* passed to Subscribe */
+    int rpc_timeout_ms;     /* Ack deadline */
+    int backoff_initial_ms, backoff_max_ms;
+    br_outbox_deliver_fn deliver;
+    void *deliver_arg;
+    const br_log *log;
+    br_stop *stop; /* checked between messages; may be NULL */
+} br_outbox_options;
+
+/* Starts the subscription thread. Returns 0, or -1 (out of memory, thread
+ * creation failed). */
+int br_outbox_start(br_outbox **out, const br_outbox_options *o);
+
+/* Cancels the stream, waits for the thread (a delivery in progress
+ * finishes or aborts first), and frees ob. NULL is ignored. */
+void br_outbox_stop(br_outbox *ob);
+
+/* Counters for logs and tests; thread-safe. */
+typedef struct br_outbox_stats {
+    unsigned long connects;  /* streams started */
+    unsigned long delivered; /* messages the channel accepted */
+    unsigned long acked;     /* sequences acknowledged */
+    unsigned long failed;    /* deliveries that failed */
+} br_outbox_stats;
+
+void br_outbox_get_stats(br_outbox *ob, br_outbox_stats *st);
+
+#endif

@@ -1,0 +1,536 @@
+/*
+ * telegram-bridge: Telegram Bot API <-> helpwired.
+ *
+ * Inbound, by long polling (default): getUpdates with offset = last
+ * update_id + 1 and a long-poll timeout. The offset is written to
+ * --state-dir (atomically) after each update has been routed, so a restart
+ * resumes exactly after the last routed update: nothing is lost, and the
+ * one update that may be routed twice (a crash between Route and the write)
+ * is answered as a duplicate by helpwired, which dedupes by (channel,
+ * message_id). An update that helpwired cannot take now (UNAVAILABLE,
+ * UNIMPLEMENTED, ...) holds the offset and is retried with backoff; one it
+ * refuses for good is logged and skipped. HTTP 429 waits retry_after.
+ *
+ * Inbound, by webhook (--mode webhook): POSTs on --webhook-path carrying
+ * X-Telegram-Bot-Api-Secret-Token equal to TELEGRAM_WEBHOOK_SECRET
+ * (constant-time check); routed before answering, and answered 503 when
+ * helpwired cannot take it, so Telegram delivers it again. Registering the
+ * webhook URL with setWebhook is left to the operator.
+ *
+ * Outbound: Outbox.Subscribe(TELEGRAM) on its own thread; each message goes
+ * out with sendMessage and is acknowledged only after Telegram answered
+ * ok. Route's reply_text is never sent directly (it is in the outbox too).
+ *
+ * The bot token appears only in request URLs, which are never logged.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <errno.h>
+
+#include <curl/curl.h>
+#include <grpc/grpc.h>
+#include <jansson.h>
+#include <openssl/crypto.h>
+
+#include "clients/lib/backoff.h"
+#include "clients/lib/config.h"
+#include "clients/lib/dedupe.h"
+#include "clients/lib/http.h"
+#include "clients/lib/httpd.h"
+#include "clients/lib/log.h"
+#include "clients/lib/outbox.h"
+#include "clients/lib/route.h"
+#include "clients/lib/rpc.h"
+#include "clients/lib/secure.h"
+#include "clients/lib/state.h"
+#include "clients/lib/stop.h"
+
+#define PROG "telegram-bridge"
+
+typedef struct tg_config {
+    br_common common;
+    const char *api_base;
+    const char *bot_token_env;
+    const char *bot_token_file;
+    const char *mode;
+    const char *state_dir;
+    int poll_timeout_s;
+    int http_timeout_ms;
+    int send_attempts;
+    const char *webhook_listen;
+    const char *webhook_path;
+    const char *webhook_secret;
+} tg_config;
+
+typedef struct tg_bridge {
+    const tg_config *cfg;
+    const br_log *log;
+    br_rpc *rpc;
+    br_stop *stop;
+    br_dedupe *seen; /* chat:message ids routed recently */
+    char *bot_token;
+    char offset_path[4096];
+} tg_bridge;
+
+/* Outcome of one Bot API call. */
+typedef enum { TG_OK = 0, TG_RATE_LIMITED, TG_RETRY, TG_REJECTED, TG_STOPPED } tg_result;
+
+static void build_url(const tg_bridge *b, const char *method, char *url, size_t n)
+{
+    size_t len = strlen(b->cfg->api_base);
+    while (len > 0 && b->cfg->api_base[len - 1] == '/')
+        len--;
+    snprintf(url, n, "%.*s/bot%s/%s", (int)len, b->cfg->api_base, b->bot_token, method);
+}
+
+/* Telegram puts the 429 delay in the body: parameters.retry_after. */
+static int retry_after_ms(const br_http_response *resp, void *arg)
+{
+    json_t *j = resp->body ? json_loadb(resp->body, resp->body_len, 0, NULL) : NULL;
+    int ms = -1;
+    json_t *ra = json_object_get(json_object_get(j, "parameters"), "retry_after");
+    if (json_is_integer(ra) && json_integer_value(ra) >= 0 && json_integer_value(ra) < 3600)
+        ms = (int)json_integer_value(ra) * 1000;
+    json_decref(j);
+    return ms;
+}
+
+/* POSTs body to Bot API method. On TG_OK *result (may be NULL) holds the
+ * "result" member (decref it). TG_RATE_LIMITED sets *wait_ms. attempts > 1
+ * retries transport errors, 429 and 5xx inside. */
+static tg_result bot_call(tg_bridge *b, const char *method, json_t *body, int timeout_ms, int attempts,
+                          json_t **result, int *wait_ms)
+{
+    char url[2048];
+    build_url(b, method, url, sizeof url);
+    char *payload = json_dumps(body, JSON_COMPACT);
+    if (!payload)
+        return TG_RETRY;
+    br_http_request req = {.method = "POST",
+                           .url = url,
+                           .content_type = "application/json",
+                           .body = payload,
+                           .body_len = strlen(payload),
+                           .timeout_ms = timeout_ms,
+                           .stop = b->stop};
+    br_http_response resp;
+    br_backoff bo;
+    br_backoff_init(&bo, b->cfg->common.backoff_initial_ms, b->cfg->common.backoff_max_ms, (uintptr_t)&bo);
+    int rc = br_http_do_retry(&req, &resp, attempts, &bo, retry_after_ms, NULL, b->log, method);
+    OPENSSL_cleanse(url, sizeof url);
+    free(payload);
+    if (result)
+        *result = NULL;
+    if (rc == BR_HTTP_ESTOPPED)
+        return TG_STOPPED;
+    if (rc != BR_HTTP_OK) {
+        char q[300];
+        br_log_event(b->log, BR_LOG_WARN, "telegram_unreachable", "method=%s error=%s", method,
+                     br_log_quote(resp.error, q, sizeof q));
+        return TG_RETRY;
+    }
+    tg_result res;
+    json_t *j = json_loadb(resp.body ? resp.body : "", resp.body_len, 0, NULL);
+    if (resp.status == 200 && json_is_true(json_object_get(j, "ok"))) {
+        res = TG_OK;
+        if (result)
+            *result = json_incref(json_object_get(j, "result"));
+    } else {
+        const char *desc = json_string_value(json_object_get(j, "description"));
+        char q[300];
+        br_log_event(b->log, BR_LOG_WARN, "telegram_error", "method=%s status=%ld description=%s", method,
+                     resp.status, br_log_quote(desc ? desc : "", q, sizeof q));
+        if (resp.status == 429) {
+            int ms = retry_after_ms(&resp, NULL);
+            *wait_ms = ms >= 0 ? ms : 1000;
+            res = TG_RATE_LIMITED;
+        } else if (resp.status >= 500 || resp.status == 408 || resp.status == 0) {
+            res = TG_RETRY;
+        } else {
+            res = TG_REJECTED;
+        }
+    }
+    json_decref(j);
+    br_http_response_free(&resp);
+    return res;
+}
+
+/* ------------------------------------------------------------- inbound */
+
+/* Routes one update. Returns BR_ROUTE_OK when it is done with (routed,
+ * duplicate, or nothing to route), BR_ROUTE_RETRY when it must be tried
+ * again, BR_ROUTE_REFUSED when helpwired refused it for good. */
+static br_route_result handle_update(tg_bridge *b, json_t *update)
+{
+    json_int_t update_id = json_integer_value(json_object_get(update, "update_id"));
+    json_t *msg = json_object_get(update, "message");
+    json_t *chat = json_object_get(msg, "chat");
+    json_t *from = json_object_get(msg, "from");
+    const char *text = json_string_value(json_object_get(msg, "text"));
+    json_t *chat_id = json_object_get(chat, "id");
+    json_t *message_id = json_object_get(msg, "message_id");
+    if (!text || !json_is_integer(chat_id) || !json_is_integer(message_id)) {
+        br_log_event(b->log, BR_LOG_INFO, "update_skipped", "update_id=%lld reason=%s", (long long)update_id,
+                     msg ? "not_text" : "not_a_message");
+        return BR_ROUTE_OK;
+    }
+    char user[32], key[64], name[300];
+    snprintf(user, sizeof user, "%lld", (long long)json_integer_value(chat_id));
+    snprintf(key, sizeof key, "%s:%lld", user, (long long)json_integer_value(message_id));
+    if (br_dedupe_contains(b->seen, key)) {
+        br_log_event(b->log, BR_LOG_INFO, "update_duplicate", "update_id=%lld message_id=%s", (long long)update_id,
+                     key);
+        return BR_ROUTE_OK;
+    }
+    const char *first = json_string_value(json_object_get(from, "first_name"));
+    const char *last = json_string_value(json_object_get(from, "last_name"));
+    const char *username = json_string_value(json_object_get(from, "username"));
+    if (first)
+        snprintf(name, sizeof name, "%s%s%s", first, last ? " " : "", last ? last : "");
+    else
+        snprintf(name, sizeof name, "%s", username ? username : "");
+    br_inbound in = {HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM,
+                     user,
+                     name,
+                     text,
+                     key,
+                     json_string_value(json_object_get(from, "language_code"))};
+    br_route_result r = br_route(b->rpc, b->log, &in, b->cfg->common.rpc_timeout_ms, NULL, NULL);
+    if (r != BR_ROUTE_RETRY)
+        br_dedupe_add(b->seen, key);
+    return r;
+}
+
+static int save_offset(tg_bridge *b, uint64_t offset)
+{
+    char err[512];
+    if (br_state_write_u64(b->offset_path, offset, err, sizeof err) != 0) {
+        br_log_event(b->log, BR_LOG_ERROR, "offset_write_failed", "error=\"%s\"", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* The long-poll loop; returns when a stop is requested. */
+static int poll_loop(tg_bridge *b)
+{
+    char err[512];
+    uint64_t offset = 0;
+    if (br_state_read_u64(b->offset_path, &offset, err, sizeof err) < 0) {
+        br_log_event(b->log, BR_LOG_ERROR, "offset_read_failed", "error=\"%s\"", err);
+        return -1;
+    }
+    br_log_event(b->log, BR_LOG_INFO, "polling", "offset=%" PRIu64 " timeout_s=%d", offset, b->cfg->poll_timeout_s);
+    br_backoff bo;
+    br_backoff_init(&bo, b->cfg->common.backoff_initial_ms, b->cfg->common.backoff_max_ms, (uintptr_t)b ^ offset);
+    while (!br_stop_requested(b->stop)) {
+        json_t *body = json_object();
+        if (offset > 0)
+            json_object_set_new(body, "offset", json_integer((json_int_t)offset));
+        json_object_set_new(body, "timeout", json_integer(b->cfg->poll_timeout_s));
+        json_t *allowed = json_array();
+        json_array_append_new(allowed, json_string("message"));
+        json_object_set_new(body, "allowed_updates", allowed);
+        json_t *updates = NULL;
+        int wait_ms = 0;
+        tg_result r = bot_call(b, "getUpdates", body, b->cfg->poll_timeout_s * 1000 + b->cfg->http_timeout_ms, 1,
+                               &updates, &wait_ms);
+        json_decref(body);
+        if (r == TG_STOPPED)
+            break;
+        if (r != TG_OK || !json_is_array(updates)) {
+            json_decref(updates);
+            int delay = r == TG_RATE_LIMITED ? wait_ms : br_backoff_next_ms(&bo);
+            br_log_event(b->log, BR_LOG_INFO, "poll_backoff", "delay_ms=%d", delay);
+            if (br_stop_sleep_ms(b->stop, delay))
+                break;
+            continue;
+        }
+        br_backoff_reset(&bo);
+        size_t i;
+        json_t *u;
+        json_array_foreach(updates, i, u)
+        {
+            json_t *idj = json_object_get(u, "update_id");
+            if (!json_is_integer(idj) || json_integer_value(idj) < 0)
+                continue;
+            uint64_t id = (uint64_t)json_integer_value(idj);
+            if (id < offset) {
+                /* Already routed: Telegram confirms by offset, so an older
+                 * update can only come back from a misbehaving API. */
+                br_log_event(b->log, BR_LOG_INFO, "update_duplicate", "update_id=%" PRIu64, id);
+                continue;
+            }
+            br_backoff rb;
+            br_backoff_init(&rb, b->cfg->common.backoff_initial_ms, b->cfg->common.backoff_max_ms, id);
+            br_route_result rr;
+            while ((rr = handle_update(b, u)) == BR_ROUTE_RETRY) {
+                int delay = br_backoff_next_ms(&rb);
+                br_log_event(b->log, BR_LOG_INFO, "route_backoff", "update_id=%" PRIu64 " delay_ms=%d", id, delay);
+                if (br_stop_sleep_ms(b->stop, delay))
+                    break;
+            }
+            if (rr == BR_ROUTE_RETRY)
+                break; /* stopping: the offset stays before this update */
+            if (rr == BR_ROUTE_REFUSED)
+                br_log_event(b->log, BR_LOG_ERROR, "update_dropped", "update_id=%" PRIu64, id);
+            offset = id + 1;
+            if (save_offset(b, offset) != 0) {
+                br_stop_sleep_ms(b->stop, br_backoff_next_ms(&bo));
+                break;
+            }
+        }
+        json_decref(updates);
+    }
+    return 0;
+}
+
+/* Webhook: one update per POST, routed before the answer. */
+static void webhook_handler(void *arg, br_httpd_request *r)
+{
+    tg_bridge *b = arg;
+    static const char ok[] = "{\"ok\":true}";
+    if (strcmp(r->url, b->cfg->webhook_path) != 0) {
+        br_httpd_respond(r, 404, "application/json", "{\"error\":\"not found\"}", 21);
+        return;
+    }
+    if (strcmp(r->method, "POST") != 0) {
+        br_httpd_respond(r, 405, "application/json", "{\"error\":\"POST only\"}", 21);
+        return;
+    }
+    if (!br_streq_const_time(br_httpd_header(r, "X-Telegram-Bot-Api-Secret-Token"), b->cfg->webhook_secret)) {
+        br_log_event(b->log, BR_LOG_WARN, "webhook_refused", "reason=bad_secret_token");
+        br_httpd_respond(r, 401, "application/json", "{\"error\":\"bad secret token\"}", 28);
+        return;
+    }
+    json_t *u = json_loadb(r->body, r->body_len, 0, NULL);
+    if (!json_is_object(u)) {
+        json_decref(u);
+        br_httpd_respond(r, 400, "application/json", "{\"error\":\"not JSON\"}", 20);
+        return;
+    }
+    br_route_result rr = handle_update(b, u);
+    json_decref(u);
+    if (rr == BR_ROUTE_RETRY)
+        br_httpd_respond(r, 503, "application/json", "{\"error\":\"try again\"}", 21);
+    else
+        br_httpd_respond(r, 200, "application/json", ok, sizeof ok - 1);
+}
+
+/* ------------------------------------------------------------ outbound */
+
+static int deliver(void *arg, const Helpwire__V1__OutboundMessage *m)
+{
+    tg_bridge *b = arg;
+    json_t *body = json_object();
+    char *end = NULL;
+    long long chat = strtoll(m->channel_user_id, &end, 10);
+    if (end && *end == '\0' && end != m->channel_user_id)
+        json_object_set_new(body, "chat_id", json_integer(chat));
+    else
+        json_object_set_new(body, "chat_id", json_string(m->channel_user_id));
+    json_object_set_new(body, "text", json_string(m->text));
+    int wait_ms = 0;
+    tg_result r = bot_call(b, "sendMessage", body, b->cfg->http_timeout_ms, b->cfg->send_attempts, NULL, &wait_ms);
+    json_decref(body);
+    if (r == TG_REJECTED)
+        br_log_event(b->log, BR_LOG_ERROR, "delivery_rejected", "seq=%llu chat=%s", (unsigned long long)m->seq,
+                     m->channel_user_id);
+    return r == TG_OK ? 0 : -1;
+}
+
+/* ---------------------------------------------------------------- main */
+
+static const char about[] =
+    "Bridges a Telegram bot to helpwired. Customer messages (long-polled with getUpdates, or taken by webhook) "
+    "go to Router.Route; messages queued for Telegram in helpwired's outbox (answers, acknowledgements, agent "
+    "replies, survey invitations) go out with sendMessage and are acknowledged once Telegram accepted them. "
+    "Route's reply_text is not sent directly: it reaches the customer through the outbox. Exits cleanly on "
+    "SIGTERM or SIGINT.";
+
+int main(int argc, char **argv)
+{
+    tg_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    br_common_defaults(&cfg.common);
+    cfg.api_base = "https://api.telegram.org";
+    cfg.mode = "poll";
+    cfg.poll_timeout_s = 30;
+    cfg.http_timeout_ms = 15000;
+    cfg.send_attempts = 5;
+    cfg.webhook_listen = "127.0.0.1:8443";
+    cfg.webhook_path = "/telegram/webhook";
+    const br_option opts[] = {
+        BR_COMMON_OPTIONS(&cfg.common),
+        {"api-base", "TELEGRAM_API_BASE", BR_OPT_STRING, &cfg.api_base, 0, 0, "URL",
+         "Bot API base URL (tests point it at a local fake). Default https://api.telegram.org."},
+        {NULL, "TELEGRAM_BOT_TOKEN", BR_OPT_STRING, &cfg.bot_token_env, 0, 0, "TOKEN",
+         "The bot's token from @BotFather. Required unless --bot-token-file is given."},
+        {"bot-token-file", "TELEGRAM_BOT_TOKEN_FILE", BR_OPT_STRING, &cfg.bot_token_file, 0, 0, "FILE",
+         "Read the bot token from FILE instead of TELEGRAM_BOT_TOKEN."},
+        {"mode", "TELEGRAM_MODE", BR_OPT_STRING, &cfg.mode, 0, 0, "MODE",
+         "poll (getUpdates long polling) or webhook. Default poll."},
+        {"state-dir", "TELEGRAM_STATE_DIR", BR_OPT_STRING, &cfg.state_dir, 0, 0, "DIR",
+         "Directory for the persisted getUpdates offset (file telegram.offset); created if missing. "
+         "Required in poll mode."},
+        {"poll-timeout-s", NULL, BR_OPT_INT, &cfg.poll_timeout_s, 0, 50, "S",
+         "Long-poll timeout of getUpdates. Default 30."},
+        {"http-timeout-ms", NULL, BR_OPT_INT, &cfg.http_timeout_ms, 100, 600000, "MS",
+         "Timeout of each Bot API request (added to the long-poll timeout for getUpdates). Default 15000."},
+        {"send-attempts", NULL, BR_OPT_INT, &cfg.send_attempts, 1, 100, "N",
+         "Attempts of one sendMessage on transport errors, 429 and 5xx before leaving the message to be "
+         "redelivered. Default 5."},
+        {"webhook-listen", "TELEGRAM_WEBHOOK_LISTEN", BR_OPT_STRING, &cfg.webhook_listen, 0, 0, "ADDR",
+         "Webhook mode: address to serve on, host:port (port 0 picks one). Default 127.0.0.1:8443 "
+         "(terminate TLS in front)."},
+        {"webhook-path", NULL, BR_OPT_STRING, &cfg.webhook_path, 0, 0, "PATH",
+         "Webhook mode: the path Telegram posts to. Default /telegram/webhook."},
+        {NULL, "TELEGRAM_WEBHOOK_SECRET", BR_OPT_STRING, &cfg.webhook_secret, 0, 0, "SECRET",
+         "Webhook mode: the secret_token given to setWebhook; POSTs without it in "
+         "X-Telegram-Bot-Api-Secret-Token are refused. Required in webhook mode."},
+    };
+    const size_t n_opts = sizeof opts / sizeof opts[0];
+    char err[512];
+    int rc = 1;
+    br_log *log = NULL;
+    br_stop *stop = NULL;
+    br_rpc *rpc = NULL;
+    br_outbox *ob = NULL;
+    br_httpd *httpd = NULL;
+    bool grpc_up = false;
+    tg_bridge b;
+    memset(&b, 0, sizeof b);
+
+    int p = br_config_parse(opts, n_opts, argc, argv, err, sizeof err);
+    if (p == BR_CONFIG_HELP) {
+        br_config_usage(stdout, PROG, about, opts, n_opts);
+        return 0;
+    }
+    if (p != BR_CONFIG_OK) {
+        fprintf(stderr, PROG ": %s\n", err);
+        return 2;
+    }
+    bool webhook = strcmp(cfg.mode, "webhook") == 0;
+    if (!webhook && strcmp(cfg.mode, "poll") != 0) {
+        fprintf(stderr, PROG ": --mode: expected poll or webhook\n");
+        return 2;
+    }
+    if (!webhook && (!cfg.state_dir || !*cfg.state_dir)) {
+        fprintf(stderr, PROG ": --state-dir is required in poll mode (it keeps the getUpdates offset)\n");
+        return 2;
+    }
+    if (webhook && (!cfg.webhook_secret || !*cfg.webhook_secret)) {
+        fprintf(stderr, PROG ": TELEGRAM_WEBHOOK_SECRET is required in webhook mode\n");
+        return 2;
+    }
+    if (webhook && cfg.webhook_path[0] != '/') {
+        fprintf(stderr, PROG ": --webhook-path must start with /\n");
+        return 2;
+    }
+    if (cfg.bot_token_file && *cfg.bot_token_file) {
+        if (br_read_secret_file(cfg.bot_token_file, &b.bot_token, err, sizeof err) != 0) {
+            fprintf(stderr, PROG ": --bot-token-file: %s\n", err);
+            return 2;
+        }
+    } else if (cfg.bot_token_env && *cfg.bot_token_env) {
+        b.bot_token = strdup(cfg.bot_token_env);
+    }
+    if (!b.bot_token) {
+        fprintf(stderr, PROG ": TELEGRAM_BOT_TOKEN (or --bot-token-file) is required\n");
+        return 2;
+    }
+    if (br_common_finish(&cfg.common, err, sizeof err) != 0) {
+        fprintf(stderr, PROG ": %s\n", err);
+        rc = 2;
+        goto out;
+    }
+    if (!webhook) {
+        if (mkdir(cfg.state_dir, 0700) != 0 && errno != EEXIST) {
+            fprintf(stderr, PROG ": --state-dir %s: %s\n", cfg.state_dir, strerror(errno));
+            rc = 2;
+            goto out;
+        }
+        snprintf(b.offset_path, sizeof b.offset_path, "%s/telegram.offset", cfg.state_dir);
+    }
+    log = br_log_create(2, "telegram", (br_log_level)br_log_level_parse(cfg.common.log_level));
+    b.seen = br_dedupe_create(10000);
+    /* Before any thread exists, so every thread inherits the signal mask. */
+    if (!log || !b.seen || br_stop_create(&stop) != 0) {
+        fprintf(stderr, PROG ": out of memory\n");
+        goto out;
+    }
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    grpc_init();
+    grpc_up = true;
+    br_rpc_options ro = {cfg.common.helpwire, cfg.common.token, cfg.common.tls_ca, cfg.common.tls_server_name, 0};
+    if (br_rpc_create(&rpc, &ro, err, sizeof err) != 0) {
+        fprintf(stderr, PROG ": %s\n", err);
+        rc = 2;
+        goto out;
+    }
+    b.cfg = &cfg;
+    b.log = log;
+    b.rpc = rpc;
+    b.stop = stop;
+    br_outbox_options oo = {rpc,
+                            HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM,
+                            cfg.common.redeliver_after_ms,
+                            cfg.common.rpc_timeout_ms,
+                            cfg.common.backoff_initial_ms,
+                            cfg.common.backoff_max_ms,
+                            deliver,
+                            &b,
+                            log,
+                            stop};
+    if (br_outbox_start(&ob, &oo) != 0) {
+        fprintf(stderr, PROG ": cannot start the outbox thread\n");
+        goto out;
+    }
+    char q[300];
+    br_log_event(log, BR_LOG_INFO, "started", "mode=%s helpwire=%s tls=%s token=%s", cfg.mode,
+                 br_log_quote(cfg.common.helpwire, q, sizeof q), cfg.common.tls_ca ? "true" : "false",
+                 cfg.common.token ? "set" : "unset");
+    if (webhook) {
+        br_httpd_options ho = {cfg.webhook_listen, 0, 0, webhook_handler, &b};
+        if (br_httpd_start(&httpd, &ho, err, sizeof err) != 0) {
+            fprintf(stderr, PROG ": %s\n", err);
+            goto out;
+        }
+        printf(PROG " webhook on %s:%u\n", cfg.webhook_listen[0] == '[' ? "[::1]" : "127.0.0.1",
+               br_httpd_port(httpd));
+        fflush(stdout);
+        while (!br_stop_sleep_ms(stop, 1000))
+            ;
+        br_httpd_quiesce(httpd);
+    } else {
+        printf(PROG " polling\n");
+        fflush(stdout);
+        if (poll_loop(&b) != 0)
+            goto out;
+    }
+    rc = 0;
+out:
+    if (stop)
+        br_stop_request(stop);
+    br_httpd_stop(httpd);
+    br_outbox_stop(ob);
+    br_rpc_destroy(rpc);
+    if (grpc_up) {
+        grpc_shutdown();
+        curl_global_cleanup();
+    }
+    if (log)
+        br_log_event(log, BR_LOG_INFO, "stopped", "signal=%d exit=%d", stop ? br_stop_signal(stop) : 0, rc);
+    br_stop_destroy(stop);
+    br_dedupe_destroy(b.seen);
+    if (b.bot_token) {
+        OPENSSL_cleanse(b.bot_token, strlen(b.bot_token));
+        free(b.bot_token);
+    }
+    br_common_release(&cfg.common);
+    br_log_destroy(log);
+    return rc;
+}

@@ -1,0 +1,578 @@
+/*
+ * webchat-bridge: the web chat, served by this process, <-> helpwired.
+ *
+ * HTTP (libmicrohttpd, a thread per connection):
+ *   GET  /                      the chat page (plain HTML/JS)
+ *   POST /api/session           {"name"} -> {"session_id"}
+ *   POST /api/messages          {"session_id","text","client_message_id"}
+ *                               -> Router.Route -> {"ok","action",...}
+ *   GET  /api/events            Server-Sent Events of the session's replies
+ *                               (?session_id=; resumes after Last-Event-ID
+ *                               or ?after=)
+ *   GET  /api/poll              the same as a long poll (?session_id=&after=
+ *                               &wait_s=) -> {"events":[...],"last_event_id"}
+ *   GET  /survey/<token>        the rating page
+ *   GET  /api/survey?token=     Surveys.GetSurvey -> {"ticket_number",...}
+ *   POST /api/survey            {"token","rating","comment"} -> SubmitSurvey
+ *   GET  /healthz               "ok"
+ *
+ * A visitor's session id (random, 144 bits) is its channel_user_id. The
+ * message id given to Route is "<session>:<client_message_id>", so a
+ * browser retrying a POST is answered once (helpwired dedupes).
+ *
+ * Outbound: Outbox.Subscribe(WEBCHAT); each message is stored in its
+ * session's event list (hub.h) under its outbox sequence and acknowledged;
+ * live readers are woken at once. Route's reply_text is not returned to the
+ * page: it arrives as an event from the outbox like every other message.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <grpc/grpc.h>
+#include <jansson.h>
+
+#include "clients/lib/config.h"
+#include "clients/lib/httpd.h"
+#include "clients/lib/log.h"
+#include "clients/lib/outbox.h"
+#include "clients/lib/route.h"
+#include "clients/lib/rpc.h"
+#include "clients/lib/secure.h"
+#include "clients/lib/stop.h"
+#include "clients/webchat/hub.h"
+#include "clients/webchat/pages.h"
+#include "helpwire/v1/surveys.pb-c.h"
+
+#define PROG "webchat-bridge"
+#define SSE_BATCH 16
+
+typedef struct wc_config {
+    br_common common;
+    const char *listen;
+    int max_sessions;
+    int max_events;
+    int heartbeat_ms;
+} wc_config;
+
+typedef struct wc_bridge {
+    const wc_config *cfg;
+    const br_log *log;
+    br_rpc *rpc;
+    wc_hub *hub;
+} wc_bridge;
+
+/* ------------------------------------------------------------- helpers */
+
+static void respond_json(br_httpd_request *r, unsigned status, json_t *j)
+{
+    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (!s) {
+        br_httpd_respond(r, 500, "application/json", "{\"error\":\"out of memory\"}", 25);
+        return;
+    }
+    br_httpd_respond(r, status, "application/json", s, strlen(s));
+    free(s);
+}
+
+static void respond_error(br_httpd_request *r, unsigned status, const char *msg)
+{
+    respond_json(r, status, json_pack("{s:s}", "error", msg));
+}
+
+/* How helpwired's status codes read to a browser. */
+static const struct {
+    int code;
+    unsigned http;
+} status_map[] = {
+    {GRPC_STATUS_INVALID_ARGUMENT, 400},    {GRPC_STATUS_NOT_FOUND, 404},
+    {GRPC_STATUS_ALREADY_EXISTS, 409},      {GRPC_STATUS_FAILED_PRECONDITION, 410},
+    {GRPC_STATUS_OUT_OF_RANGE, 400},        {GRPC_STATUS_RESOURCE_EXHAUSTED, 429},
+    {GRPC_STATUS_UNAVAILABLE, 503},         {GRPC_STATUS_UNIMPLEMENTED, 503},
+    {GRPC_STATUS_DEADLINE_EXCEEDED, 504},   {GRPC_STATUS_PERMISSION_DENIED, 502},
+    {GRPC_STATUS_UNAUTHENTICATED, 502},
+};
+
+static void respond_status(br_httpd_request *r, const br_status *st)
+{
+    unsigned http = 502;
+    for (size_t i = 0; i < sizeof status_map / sizeof status_map[0]; i++)
+        if (status_map[i].code == st->code)
+            http = status_map[i].http;
+    /* Authentication problems are the bridge's, not the visitor's. */
+    const char *msg = http == 502 ? "service error" : st->message;
+    respond_json(r, http, json_pack("{s:s, s:s}", "error", msg, "code", br_status_name(st->code)));
+}
+
+static json_t *parse_body(br_httpd_request *r)
+{
+    json_t *j = json_loadb(r->body, r->body_len, 0, NULL);
+    if (!json_is_object(j)) {
+        json_decref(j);
+        respond_error(r, 400, "expected a JSON object");
+        return NULL;
+    }
+    return j;
+}
+
+static const char *const action_names[] = {"unspecified", "auto_reply", "new_ticket", "appended"};
+static const char *const kind_names[] = {"unspecified", "auto_reply", "acknowledgement", "agent_reply",
+                                         "survey_invitation"};
+
+static const char *name_of(const char *const *names, size_t n, int v)
+{
+    return v >= 0 && (size_t)v < n ? names[v] : "unknown";
+}
+
+static bool valid_client_id(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    return n >= 1 && n <= 64 &&
+           strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.") == n;
+}
+
+/* ------------------------------------------------------------ handlers */
+
+static void page_chat(wc_bridge *b, br_httpd_request *r)
+{
+    br_httpd_respond(r, 200, "text/html; charset=utf-8", wc_chat_page, strlen(wc_chat_page));
+}
+
+static void page_survey(wc_bridge *b, br_httpd_request *r)
+{
+    br_httpd_respond(r, 200, "text/html; charset=utf-8", wc_survey_page, strlen(wc_survey_page));
+}
+
+static void healthz(wc_bridge *b, br_httpd_request *r)
+{
+    br_httpd_respond(r, 200, "text/plain", "ok\n", 3);
+}
+
+static void api_session(wc_bridge *b, br_httpd_request *r)
+{
+    json_t *j = r->body_len ? parse_body(r) : json_object();
+    if (!j)
+        return;
+    const char *name = json_string_value(json_object_get(j, "name"));
+    char id[64];
+    if (wc_hub_create_session(b->hub, name && strlen(name) <= 256 ? name : NULL, id, sizeof id) != 0) {
+        json_decref(j);
+        respond_error(r, 500, "cannot create a session");
+        return;
+    }
+    json_decref(j);
+    br_log_event(b->log, BR_LOG_INFO, "session_created", NULL);
+    respond_json(r, 200, json_pack("{s:s}", "session_id", id));
+}
+
+static void api_messages(wc_bridge *b, br_httpd_request *r)
+{
+    json_t *j = parse_body(r);
+    if (!j)
+        return;
+    const char *sid = json_string_value(json_object_get(j, "session_id"));
+    const char *text = json_string_value(json_object_get(j, "text"));
+    const char *cmid = json_string_value(json_object_get(j, "client_message_id"));
+    char name[257] = "", message_id[160], generated[32];
+    if (!sid || wc_hub_touch(b->hub, sid, name, sizeof name) != 0) {
+        respond_error(r, 400, "session_id: missing or malformed (create one with POST /api/session)");
+        goto out;
+    }
+    if (!text || !*text || strlen(text) > 16384) {
+        respond_error(r, 400, "text: required, 1 to 16384 bytes");
+        goto out;
+    }
+    if (cmid && !valid_client_id(cmid)) {
+        respond_error(r, 400, "client_message_id: 1 to 64 characters of [A-Za-z0-9._-]");
+        goto out;
+    }
+    if (!cmid) {
+        if (br_random_token(generated, sizeof generated, 12) != 0) {
+            respond_error(r, 500, "no randomness");
+            goto out;
+        }
+        cmid = generated;
+    }
+    snprintf(message_id, sizeof message_id, "%s:%s", sid, cmid);
+    br_inbound in = {HELPWIRE__V1__CHANNEL__CHANNEL_WEBCHAT, sid, name, text, message_id, NULL};
+    Helpwire__V1__RouteReply *reply = NULL;
+    br_status st;
+    if (br_route(b->rpc, b->log, &in, b->cfg->common.rpc_timeout_ms, &reply, &st) != BR_ROUTE_OK) {
+        respond_status(r, &st);
+        goto out;
+    }
+    respond_json(r, 200,
+                 json_pack("{s:b, s:s, s:I, s:s, s:b}", "ok", 1, "action",
+                           name_of(action_names, 4, (int)reply->action), "ticket_number",
+                           (json_int_t)reply->ticket_number, "queue", reply->queue ? reply->queue : "",
+                           "duplicate", reply->duplicate));
+    protobuf_c_message_free_unpacked(&reply->base, NULL);
+out:
+    json_decref(j);
+}
+
+static uint64_t parse_u64(const char *s)
+{
+    return s ? strtoull(s, NULL, 10) : 0;
+}
+
+/* The SSE body: a MHD content reader that blocks (thread per connection)
+ * until events arrive, sending a comment line as heartbeat meanwhile. */
+typedef struct sse_stream {
+    wc_bridge *b;
+    char sid[65];
+    uint64_t last;
+    char *pending;
+    size_t len, off;
+    bool started;
+} sse_stream;
+
+static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    sse_stream *s = cls;
+    if (s->off >= s->len) {
+        free(s->pending);
+        s->pending = NULL;
+        s->len = s->off = 0;
+        if (!s->started) {
+            s->started = true;
+            s->pending = strdup("retry: 2000\n\n");
+        } else {
+            wc_event ev[SSE_BATCH];
+            int n = wc_hub_wait(s->b->hub, s->sid, s->last, ev, SSE_BATCH, s->b->cfg->heartbeat_ms);
+            if (n < 0)
+                return MHD_CONTENT_READER_END_OF_STREAM;
+            if (n == 0) {
+                s->pending = strdup(": keepalive\n\n");
+            } else {
+                size_t cap = 0;
+                for (int i = 0; i < n; i++)
+                    cap += strlen(ev[i].json) + 48;
+                s->pending = malloc(cap + 1);
+                size_t o = 0;
+                for (int i = 0; i < n; i++) {
+                    if (s->pending)
+                        o += (size_t)snprintf(s->pending + o, cap + 1 - o, "id: %llu\ndata: %s\n\n",
+                                              (unsigned long long)ev[i].id, ev[i].json);
+                    s->last = ev[i].id;
+                    free(ev[i].json);
+                }
+            }
+        }
+        if (!s->pending)
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        s->len = strlen(s->pending);
+    }
+    size_t k = s->len - s->off < max ? s->len - s->off : max;
+    memcpy(buf, s->pending + s->off, k);
+    s->off += k;
+    return (ssize_t)k;
+}
+
+static void sse_free(void *cls)
+{
+    sse_stream *s = cls;
+    free(s->pending);
+    free(s);
+}
+
+static void api_events(wc_bridge *b, br_httpd_request *r)
+{
+    const char *sid = br_httpd_query(r, "session_id");
+    if (!sid || wc_hub_touch(b->hub, sid, NULL, 0) != 0) {
+        respond_error(r, 400, "session_id: missing or malformed");
+        return;
+    }
+    sse_stream *s = calloc(1, sizeof *s);
+    if (!s) {
+        respond_error(r, 500, "out of memory");
+        return;
+    }
+    s->b = b;
+    snprintf(s->sid, sizeof s->sid, "%s", sid);
+    const char *last_id = br_httpd_header(r, "Last-Event-ID");
+    s->last = parse_u64(last_id ? last_id : br_httpd_query(r, "after"));
+    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, sse_read, s, sse_free);
+    if (!resp) {
+        free(s);
+        respond_error(r, 500, "out of memory");
+        return;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    br_httpd_queue(r, 200, resp);
+}
+
+static void api_poll(wc_bridge *b, br_httpd_request *r)
+{
+    const char *sid = br_httpd_query(r, "session_id");
+    if (!sid || wc_hub_touch(b->hub, sid, NULL, 0) != 0) {
+        respond_error(r, 400, "session_id: missing or malformed");
+        return;
+    }
+    uint64_t after = parse_u64(br_httpd_query(r, "after"));
+    const char *w = br_httpd_query(r, "wait_s");
+    int wait_s = w ? atoi(w) : 25;
+    if (wait_s < 0)
+        wait_s = 0;
+    if (wait_s > 55)
+        wait_s = 55;
+    wc_event ev[SSE_BATCH];
+    int n = wc_hub_wait(b->hub, sid, after, ev, SSE_BATCH, wait_s * 1000);
+    if (n < 0) {
+        respond_error(r, 503, "shutting down");
+        return;
+    }
+    json_t *events = json_array();
+    for (int i = 0; i < n; i++) {
+        json_array_append_new(events, json_loads(ev[i].json, 0, NULL));
+        after = ev[i].id;
+        free(ev[i].json);
+    }
+    respond_json(r, 200, json_pack("{s:o, s:I}", "events", events, "last_event_id", (json_int_t)after));
+}
+
+static json_t *survey_json(const Helpwire__V1__Survey *s)
+{
+    return json_pack("{s:I, s:i, s:b, s:I}", "ticket_number", (json_int_t)s->ticket_number, "rating",
+                     (int)s->rating, "answered", s->rating > 0, "expires_unix_ms", (json_int_t)s->expires_unix_ms);
+}
+
+static void api_survey_get(wc_bridge *b, br_httpd_request *r)
+{
+    const char *token = br_httpd_query(r, "token");
+    if (!token || !*token || strlen(token) > 256) {
+        respond_error(r, 400, "token: required");
+        return;
+    }
+    Helpwire__V1__GetSurveyRequest req = HELPWIRE__V1__GET_SURVEY_REQUEST__INIT;
+    req.token = (char *)token;
+    ProtobufCMessage *reply = NULL;
+    br_status st;
+    if (br_rpc_unary(b->rpc, "/helpwire.v1.Surveys/GetSurvey", &req.base, &helpwire__v1__survey__descriptor, &reply,
+                     b->cfg->common.rpc_timeout_ms, &st) != 0) {
+        respond_status(r, &st);
+        return;
+    }
+    respond_json(r, 200, survey_json((Helpwire__V1__Survey *)reply));
+    protobuf_c_message_free_unpacked(reply, NULL);
+}
+
+static void api_survey_post(wc_bridge *b, br_httpd_request *r)
+{
+    json_t *j = parse_body(r);
+    if (!j)
+        return;
+    const char *token = json_string_value(json_object_get(j, "token"));
+    json_t *rating = json_object_get(j, "rating");
+    const char *comment = json_string_value(json_object_get(j, "comment"));
+    if (!token || !*token || strlen(token) > 256) {
+        respond_error(r, 400, "token: required");
+    } else if (!json_is_integer(rating) || json_integer_value(rating) < 1 || json_integer_value(rating) > 5) {
+        respond_error(r, 400, "rating: 1 to 5");
+    } else if (comment && strlen(comment) > 2000) {
+        respond_error(r, 400, "comment: at most 2000 bytes");
+    } else {
+        Helpwire__V1__SubmitSurveyRequest req = HELPWIRE__V1__SUBMIT_SURVEY_REQUEST__INIT;
+        req.token = (char *)token;
+        req.rating = (uint32_t)json_integer_value(rating);
+        req.comment = (char *)(comment ? comment : "");
+        ProtobufCMessage *reply = NULL;
+        br_status st;
+        if (br_rpc_unary(b->rpc, "/helpwire.v1.Surveys/SubmitSurvey", &req.base, &helpwire__v1__survey__descriptor,
+                         &reply, b->cfg->common.rpc_timeout_ms, &st) != 0) {
+            char q[300];
+            br_log_event(b->log, BR_LOG_INFO, "survey_refused", "code=%s message=%s", br_status_name(st.code),
+                         br_log_quote(st.message, q, sizeof q));
+            respond_status(r, &st);
+        } else {
+            br_log_event(b->log, BR_LOG_INFO, "survey_submitted", "rating=%d",
+                         (int)((Helpwire__V1__Survey *)reply)->rating);
+            json_t *out = survey_json((Helpwire__V1__Survey *)reply);
+            json_object_set_new(out, "ok", json_true());
+            respond_json(r, 200, out);
+            protobuf_c_message_free_unpacked(reply, NULL);
+        }
+    }
+    json_decref(j);
+}
+
+/* The route table: method, path, whether path is a prefix, handler. */
+static const struct {
+    const char *method;
+    const char *path;
+    bool prefix;
+    void (*fn)(wc_bridge *, br_httpd_request *);
+} routes[] = {
+    {"GET", "/", false, page_chat},
+    {"GET", "/survey/", true, page_survey},
+    {"GET", "/healthz", false, healthz},
+    {"POST", "/api/session", false, api_session},
+    {"POST", "/api/messages", false, api_messages},
+    {"GET", "/api/events", false, api_events},
+    {"GET", "/api/poll", false, api_poll},
+    {"GET", "/api/survey", false, api_survey_get},
+    {"POST", "/api/survey", false, api_survey_post},
+};
+
+static void handler(void *arg, br_httpd_request *r)
+{
+    wc_bridge *b = arg;
+    bool path_known = false;
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        size_t n = strlen(routes[i].path);
+        bool match = routes[i].prefix ? strncmp(r->url, routes[i].path, n) == 0 && r->url[n] != '\0'
+                                      : strcmp(r->url, routes[i].path) == 0;
+        if (!match)
+            continue;
+        path_known = true;
+        if (strcmp(r->method, routes[i].method) == 0 ||
+            (strcmp(r->method, "HEAD") == 0 && strcmp(routes[i].method, "GET") == 0)) {
+            routes[i].fn(b, r);
+            return;
+        }
+    }
+    respond_error(r, path_known ? 405 : 404, path_known ? "method not allowed" : "not found");
+}
+
+/* ------------------------------------------------------------ outbound */
+
+static int deliver(void *arg, const Helpwire__V1__OutboundMessage *m)
+{
+    wc_bridge *b = arg;
+    json_t *ev = json_pack("{s:I, s:s, s:s, s:s, s:s, s:I}", "id", (json_int_t)m->seq, "kind",
+                           name_of(kind_names, 5, (int)m->kind), "text", m->text ? m->text : "", "survey_url",
+                           m->survey_url ? m->survey_url : "", "ticket_id", m->ticket_id ? m->ticket_id : "",
+                           "created_unix_ms", (json_int_t)m->created_unix_ms);
+    char *s = ev ? json_dumps(ev, JSON_COMPACT) : NULL;
+    json_decref(ev);
+    int rc = s ? wc_hub_publish(b->hub, m->channel_user_id, m->seq, s) : -1;
+    free(s);
+    if (rc != 0)
+        br_log_event(b->log, BR_LOG_ERROR, "delivery_rejected", "seq=%llu reason=\"not a web-chat session id\"",
+                     (unsigned long long)m->seq);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- main */
+
+static const char about[] =
+    "Serves the web chat (a chat page, its JSON API and live replies over Server-Sent Events or long poll, and "
+    "the survey rating page) and bridges it to helpwired: visitors' messages go to Router.Route; messages "
+    "queued for the web chat in helpwired's outbox are stored in the visitor's session under their outbox "
+    "sequence, streamed live, and acknowledged; Route's reply_text reaches the visitor through the outbox, "
+    "never directly. Exits cleanly on SIGTERM or SIGINT.";
+
+int main(int argc, char **argv)
+{
+    wc_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    br_common_defaults(&cfg.common);
+    cfg.listen = "127.0.0.1:8080";
+    cfg.max_sessions = 10000;
+    cfg.max_events = 200;
+    cfg.heartbeat_ms = 15000;
+    const br_option opts[] = {
+        BR_COMMON_OPTIONS(&cfg.common),
+        {"listen", "WEBCHAT_LISTEN", BR_OPT_STRING, &cfg.listen, 0, 0, "ADDR",
+         "Address of the chat server, host:port (port 0 picks one). Default 127.0.0.1:8080. helpwired's "
+         "--survey-base-url should be http(s)://<this server>/survey/."},
+        {"max-sessions", NULL, BR_OPT_INT, &cfg.max_sessions, 1, 10000000, "N",
+         "Visitors kept in memory; the least recently active is dropped beyond it. Default 10000."},
+        {"max-events", NULL, BR_OPT_INT, &cfg.max_events, 1, 100000, "N",
+         "Messages kept per visitor for reconnecting pages. Default 200."},
+        {"heartbeat-ms", NULL, BR_OPT_INT, &cfg.heartbeat_ms, 100, 600000, "MS",
+         "Interval of SSE keepalive comments on an idle stream. Default 15000."},
+    };
+    const size_t n_opts = sizeof opts / sizeof opts[0];
+    char err[512];
+    int rc = 1;
+    br_log *log = NULL;
+    br_stop *stop = NULL;
+    br_rpc *rpc = NULL;
+    br_outbox *ob = NULL;
+    br_httpd *httpd = NULL;
+    bool grpc_up = false;
+    wc_bridge b;
+    memset(&b, 0, sizeof b);
+
+    int p = br_config_parse(opts, n_opts, argc, argv, err, sizeof err);
+    if (p == BR_CONFIG_HELP) {
+        br_config_usage(stdout, PROG, about, opts, n_opts);
+        return 0;
+    }
+    if (p != BR_CONFIG_OK) {
+        fprintf(stderr, PROG ": %s\n", err);
+        return 2;
+    }
+    if (br_common_finish(&cfg.common, err, sizeof err) != 0) {
+        fprintf(stderr, PROG ": %s\n", err);
+        rc = 2;
+        goto out;
+    }
+    log = br_log_create(2, "webchat", (br_log_level)br_log_level_parse(cfg.common.log_level));
+    b.hub = wc_hub_create((size_t)cfg.max_sessions, (size_t)cfg.max_events);
+    if (!log || !b.hub || br_stop_create(&stop) != 0) {
+        fprintf(stderr, PROG ": out of memory\n");
+        goto out;
+    }
+    grpc_init();
+    grpc_up = true;
+    br_rpc_options ro = {cfg.common.helpwire, cfg.common.token, cfg.common.tls_ca, cfg.common.tls_server_name, 0};
+    if (br_rpc_create(&rpc, &ro, err, sizeof err) != 0) {
+        fprintf(stderr, PROG ": %s\n", err);
+        rc = 2;
+        goto out;
+    }
+    b.cfg = &cfg;
+    b.log = log;
+    b.rpc = rpc;
+    br_outbox_options oo = {rpc,
+                            HELPWIRE__V1__CHANNEL__CHANNEL_WEBCHAT,
+                            cfg.common.redeliver_after_ms,
+                            cfg.common.rpc_timeout_ms,
+                            cfg.common.backoff_initial_ms,
+                            cfg.common.backoff_max_ms,
+                            deliver,
+                            &b,
+                            log,
+                            stop};
+    if (br_outbox_start(&ob, &oo) != 0) {
+        fprintf(stderr, PROG ": cannot start the outbox thread\n");
+        goto out;
+    }
+    br_httpd_options ho = {cfg.listen, 64 * 1024, 0, handler, &b};
+    if (br_httpd_start(&httpd, &ho, err, sizeof err) != 0) {
+        fprintf(stderr, PROG ": %s\n", err);
+        goto out;
+    }
+    char q[300];
+    br_log_event(log, BR_LOG_INFO, "started", "listen_port=%u helpwire=%s tls=%s token=%s", br_httpd_port(httpd),
+                 br_log_quote(cfg.common.helpwire, q, sizeof q), cfg.common.tls_ca ? "true" : "false",
+                 cfg.common.token ? "set" : "unset");
+    printf(PROG " listening on %.*s:%u\n", (int)(strrchr(cfg.listen, ':') - cfg.listen), cfg.listen,
+           br_httpd_port(httpd));
+    fflush(stdout);
+    while (!br_stop_sleep_ms(stop, 1000))
+        ;
+    rc = 0;
+out:
+    if (stop)
+        br_stop_request(stop);
+    br_httpd_quiesce(httpd);
+    if (b.hub)
+        wc_hub_close(b.hub); /* ends live streams so their threads can finish */
+    br_httpd_stop(httpd);
+    br_outbox_stop(ob);
+    br_rpc_destroy(rpc);
+    if (grpc_up)
+        grpc_shutdown();
+    if (log && stop)
+        br_log_event(log, BR_LOG_INFO, "stopped", "signal=%d exit=%d", br_stop_signal(stop), rc);
+    br_stop_destroy(stop);
+    wc_hub_destroy(b.hub);
+    br_common_release(&cfg.common);
+    br_log_destroy(log);
+    return rc;
+}

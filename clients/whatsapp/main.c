@@ -1,0 +1,566 @@
+/*
+ * whatsapp-bridge: WhatsApp Cloud API <-> helpwired.
+ *
+ * Inbound: a webhook server. GET on the webhook path is Meta's verification
+ * handshake (hub.mode=subscribe and hub.verify_token equal to
+ * WHATSAPP_VERIFY_TOKEN: echo hub.challenge). A POST is accepted only when
+ * X-Hub-Signature-256 is "sha256=" + the hex HMAC-SHA256 of the raw body
+ * under WHATSAPP_APP_SECRET (compared in constant time); it is then queued
+ * and answered 200 at once, as Meta expects, and a worker thread routes its
+ * text messages with Router.Route. Status callbacks (sent, delivered,
+ * read) and non-text messages are logged and ignored. A full queue answers
+ * 503 so Meta retries later.
+ *
+ * No loss, no repeats: message ids (wamid) routed recently are remembered,
+ * and helpwired dedupes by (channel, message_id) in any case, so Meta's
+ * retries are answered once. A message helpwired cannot take now is retried
+ * with backoff, in order. On SIGTERM the server stops taking requests and
+ * the worker drains what was accepted (for up to --drain-timeout-ms if
+ * helpwired is unreachable; what is left then is logged by id).
+ *
+ * Outbound: Outbox.Subscribe(WHATSAPP); each message is sent with
+ * POST /{phone-number-id}/messages (bearer WHATSAPP_ACCESS_TOKEN) and
+ * acknowledged after the Graph API accepted it. Route's reply_text is not
+ * sent directly (it is in the outbox too).
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <curl/curl.h>
+#include <grpc/grpc.h>
+#include <jansson.h>
+
+#include "clients/lib/backoff.h"
+#include "clients/lib/config.h"
+#include "clients/lib/dedupe.h"
+#include "clients/lib/http.h"
+#include "clients/lib/httpd.h"
+#include "clients/lib/log.h"
+#include "clients/lib/outbox.h"
+#include "clients/lib/route.h"
+#include "clients/lib/rpc.h"
+#include "clients/lib/secure.h"
+#include "clients/lib/stop.h"
+
+#define PROG "whatsapp-bridge"
+
+typedef struct wa_config {
+    br_common common;
+    const char *listen;
+    const char *webhook_path;
+    const char *api_base;
+    const char *phone_number_id;
+    const char *access_token;
+    const char *app_secret;
+    const char *verify_token;
+    int queue_size;
+    int drain_timeout_ms;
+    int http_timeout_ms;
+    int send_attempts;
+} wa_config;
+
+typedef struct queued {
+    struct queued *next;
+    size_t len;
+    char body[];
+} queued;
+
+typedef struct wa_bridge {
+    const wa_config *cfg;
+    const br_log *log;
+    br_rpc *rpc;
+    br_stop *stop;
+    br_dedupe *seen; /* wamids routed recently */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    queued *head, *tail;
+    int queued_n;
+    bool closing;           /* no more pushes; drain then exit */
+    struct timespec drain_until;
+} wa_bridge;
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ------------------------------------------------------------- webhook */
+
+static void respond_json(br_httpd_request *r, unsigned status, const char *json)
+{
+    br_httpd_respond(r, status, "application/json", json, strlen(json));
+}
+
+/* GET: Meta's subscription check. */
+static void verify(wa_bridge *b, br_httpd_request *r)
+{
+    const char *mode = br_httpd_query(r, "hub.mode");
+    const char *token = br_httpd_query(r, "hub.verify_token");
+    const char *challenge = br_httpd_query(r, "hub.challenge");
+    if (!mode || strcmp(mode, "subscribe") != 0 || !challenge ||
+        !br_streq_const_time(token, b->cfg->verify_token)) {
+        br_log_event(b->log, BR_LOG_WARN, "verification_refused", "mode_ok=%s challenge=%s",
+                     mode && strcmp(mode, "subscribe") == 0 ? "true" : "false", challenge ? "present" : "missing");
+        respond_json(r, 403, "{\"error\":\"verification failed\"}");
+        return;
+    }
+    br_log_event(b->log, BR_LOG_INFO, "verified", NULL);
+    br_httpd_respond(r, 200, "text/plain", challenge, strlen(challenge));
+}
+
+static bool signature_ok(const wa_bridge *b, const br_httpd_request *r)
+{
+    const char *sig = br_httpd_header(r, "X-Hub-Signature-256");
+    if (!sig || strncmp(sig, "sha256=", 7) != 0)
+        return false;
+    char hex[65];
+    if (br_hmac_sha256_hex(b->cfg->app_secret, strlen(b->cfg->app_secret), r->body, r->body_len, hex) != 0)
+        return false;
+    /* Meta sends lowercase hex; accept uppercase too. */
+    char given[65];
+    size_t n = strlen(sig + 7);
+    if (n != 64)
+        return false;
+    for (size_t i = 0; i < 64; i++) {
+        char c = sig[7 + i];
+        given[i] = (c >= 'A' && c <= 'F') ? (char)(c - 'A' + 'a') : c;
+    }
+    given[64] = '\0';
+    return br_equal_const_time(given, 64, hex, 64);
+}
+
+static void handler(void *arg, br_httpd_request *r)
+{
+    wa_bridge *b = arg;
+    if (strcmp(r->url, b->cfg->webhook_path) != 0) {
+        respond_json(r, 404, "{\"error\":\"not found\"}");
+        return;
+    }
+    if (strcmp(r->method, "GET") == 0) {
+        verify(b, r);
+        return;
+    }
+    if (strcmp(r->method, "POST") != 0) {
+        respond_json(r, 405, "{\"error\":\"GET or POST\"}");
+        return;
+    }
+    if (!signature_ok(b, r)) {
+        br_log_event(b->log, BR_LOG_WARN, "webhook_refused", "reason=bad_signature bytes=%zu", r->body_len);
+        respond_json(r, 401, "{\"error\":\"bad signature\"}");
+        return;
+    }
+    queued *q = malloc(sizeof *q + r->body_len + 1);
+    if (!q) {
+        respond_json(r, 503, "{\"error\":\"busy\"}");
+        return;
+    }
+    q->next = NULL;
+    q->len = r->body_len;
+    memcpy(q->body, r->body, r->body_len);
+    q->body[r->body_len] = '\0';
+    pthread_mutex_lock(&b->mu);
+    bool full = b->queued_n >= b->cfg->queue_size || b->closing;
+    if (!full) {
+        if (b->tail)
+            b->tail->next = q;
+        else
+            b->head = q;
+        b->tail = q;
+        b->queued_n++;
+        pthread_cond_broadcast(&b->cv);
+    }
+    pthread_mutex_unlock(&b->mu);
+    if (full) {
+        free(q);
+        br_log_event(b->log, BR_LOG_WARN, "webhook_deferred", "reason=queue_full");
+        respond_json(r, 503, "{\"error\":\"busy, retry later\"}");
+        return;
+    }
+    respond_json(r, 200, "{\"ok\":true}");
+}
+
+/* -------------------------------------------------------------- worker */
+
+/* Waits up to ms on the queue's condition (woken early by pushes and by
+ * closing). */
+static void worker_wait(wa_bridge *b, int ms)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    t.tv_sec += ms / 1000;
+    t.tv_nsec += (long)(ms % 1000) * 1000000;
+    if (t.tv_nsec >= 1000000000) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&b->mu);
+    pthread_cond_timedwait(&b->cv, &b->mu, &t);
+    pthread_mutex_unlock(&b->mu);
+}
+
+/* Routes one text message, retrying while helpwired cannot take it (until
+ * the drain deadline once closing). */
+static void route_message(wa_bridge *b, json_t *m, json_t *contacts)
+{
+    const char *id = json_string_value(json_object_get(m, "id"));
+    const char *from = json_string_value(json_object_get(m, "from"));
+    const char *type = json_string_value(json_object_get(m, "type"));
+    const char *text = json_string_value(json_object_get(json_object_get(m, "text"), "body"));
+    char q[300];
+    if (!id || !from) {
+        br_log_event(b->log, BR_LOG_WARN, "message_skipped", "reason=no_id_or_sender");
+        return;
+    }
+    if (!type || strcmp(type, "text") != 0 || !text) {
+        br_log_event(b->log, BR_LOG_INFO, "message_skipped", "message_id=%s type=%s",
+                     br_log_quote(id, q, sizeof q), type ? type : "none");
+        return;
+    }
+    if (br_dedupe_contains(b->seen, id)) {
+        br_log_event(b->log, BR_LOG_INFO, "message_duplicate", "message_id=%s", br_log_quote(id, q, sizeof q));
+        return;
+    }
+    const char *name = NULL;
+    size_t i;
+    json_t *c;
+    json_array_foreach(contacts, i, c)
+    {
+        const char *wa_id = json_string_value(json_object_get(c, "wa_id"));
+        if (wa_id && strcmp(wa_id, from) == 0)
+            name = json_string_value(json_object_get(json_object_get(c, "profile"), "name"));
+    }
+    br_inbound in = {HELPWIRE__V1__CHANNEL__CHANNEL_WHATSAPP, from, name, text, id, NULL};
+    br_backoff bo;
+    br_backoff_init(&bo, b->cfg->common.backoff_initial_ms, b->cfg->common.backoff_max_ms, (uintptr_t)m);
+    br_route_result r;
+    while ((r = br_route(b->rpc, b->log, &in, b->cfg->common.rpc_timeout_ms, NULL, NULL)) == BR_ROUTE_RETRY) {
+        pthread_mutex_lock(&b->mu);
+        bool closing = b->closing;
+        int64_t left = closing ? (int64_t)b->drain_until.tv_sec * 1000 + b->drain_until.tv_nsec / 1000000 - mono_ms()
+                               : INT64_MAX;
+        pthread_mutex_unlock(&b->mu);
+        if (left <= 0) {
+            br_log_event(b->log, BR_LOG_ERROR, "message_not_routed", "message_id=%s reason=drain_timeout",
+                         br_log_quote(id, q, sizeof q));
+            return;
+        }
+        int delay = br_backoff_next_ms(&bo);
+        if (delay > left)
+            delay = (int)left;
+        worker_wait(b, delay);
+    }
+    br_dedupe_add(b->seen, id);
+}
+
+static void process_body(wa_bridge *b, const queued *item)
+{
+    json_error_t je;
+    json_t *root = json_loadb(item->body, item->len, 0, &je);
+    if (!json_is_object(root)) {
+        br_log_event(b->log, BR_LOG_WARN, "webhook_unparsed", "reason=not_json bytes=%zu", item->len);
+        json_decref(root);
+        return;
+    }
+    size_t i, j, k;
+    json_t *entry, *change, *x;
+    json_array_foreach(json_object_get(root, "entry"), i, entry)
+    {
+        json_array_foreach(json_object_get(entry, "changes"), j, change)
+        {
+            json_t *value = json_object_get(change, "value");
+            const char *pnid =
+                json_string_value(json_object_get(json_object_get(value, "metadata"), "phone_number_id"));
+            if (pnid && strcmp(pnid, b->cfg->phone_number_id) != 0) {
+                br_log_event(b->log, BR_LOG_WARN, "change_skipped", "reason=other_phone_number_id");
+                continue;
+            }
+            json_array_foreach(json_object_get(value, "statuses"), k, x)
+            {
+                const char *st = json_string_value(json_object_get(x, "status"));
+                br_log_event(b->log, BR_LOG_DEBUG, "status_ignored", "status=%s", st ? st : "none");
+            }
+            json_t *contacts = json_object_get(value, "contacts");
+            json_array_foreach(json_object_get(value, "messages"), k, x) route_message(b, x, contacts);
+        }
+    }
+    json_decref(root);
+}
+
+static void *worker(void *arg)
+{
+    wa_bridge *b = arg;
+    for (;;) {
+        pthread_mutex_lock(&b->mu);
+        while (!b->head && !b->closing)
+            pthread_cond_wait(&b->cv, &b->mu);
+        queued *item = b->head;
+        if (item) {
+            b->head = item->next;
+            if (!b->head)
+                b->tail = NULL;
+            b->queued_n--;
+        }
+        pthread_mutex_unlock(&b->mu);
+        if (!item)
+            break; /* closing and drained */
+        process_body(b, item);
+        free(item);
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------ outbound */
+
+static int deliver(void *arg, const Helpwire__V1__OutboundMessage *m)
+{
+    wa_bridge *b = arg;
+    char url[2048];
+    size_t blen = strlen(b->cfg->api_base);
+    while (blen > 0 && b->cfg->api_base[blen - 1] == '/')
+        blen--;
+    snprintf(url, sizeof url, "%.*s/%s/messages", (int)blen, b->cfg->api_base, b->cfg->phone_number_id);
+    json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:{s:b, s:s}}", "messaging_product", "whatsapp",
+                             "recipient_type", "individual", "to", m->channel_user_id, "type", "text", "text",
+                             "preview_url", m->survey_url && *m->survey_url, "body", m->text);
+    char *payload = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (!payload)
+        return -1;
+    br_http_request req = {.method = "POST",
+                           .url = url,
+                           .bearer = b->cfg->access_token,
+                           .content_type = "application/json",
+                           .body = payload,
+                           .body_len = strlen(payload),
+                           .timeout_ms = b->cfg->http_timeout_ms,
+                           .stop = b->stop};
+    br_http_response resp;
+    br_backoff bo;
+    br_backoff_init(&bo, b->cfg->common.backoff_initial_ms, b->cfg->common.backoff_max_ms, m->seq);
+    int rc = br_http_do_retry(&req, &resp, b->cfg->send_attempts, &bo, NULL, NULL, b->log, "messages");
+    free(payload);
+    int result = -1;
+    char q[300];
+    if (rc == BR_HTTP_OK && resp.status >= 200 && resp.status < 300) {
+        json_t *j = json_loadb(resp.body ? resp.body : "", resp.body_len, 0, NULL);
+        const char *wamid = json_string_value(json_object_get(json_array_get(json_object_get(j, "messages"), 0), "id"));
+        br_log_event(b->log, BR_LOG_DEBUG, "sent", "seq=%llu wamid=%s", (unsigned long long)m->seq,
+                     br_log_quote(wamid ? wamid : "", q, sizeof q));
+        json_decref(j);
+        result = 0;
+    } else if (rc == BR_HTTP_OK) {
+        json_t *j = json_loadb(resp.body ? resp.body : "", resp.body_len, 0, NULL);
+        const char *msg = json_string_value(json_object_get(json_object_get(j, "error"), "message"));
+        br_log_event(b->log, resp.status >= 500 || resp.status == 429 ? BR_LOG_WARN : BR_LOG_ERROR,
+                     "delivery_rejected", "seq=%llu status=%ld error=%s", (unsigned long long)m->seq, resp.status,
+                     br_log_quote(msg ? msg : "", q, sizeof q));
+        json_decref(j);
+    } else if (rc == BR_HTTP_ETRANSPORT) {
+        br_log_event(b->log, BR_LOG_WARN, "whatsapp_unreachable", "seq=%llu error=%s", (unsigned long long)m->seq,
+                     br_log_quote(resp.error, q, sizeof q));
+    }
+    br_http_response_free(&resp);
+    return result;
+}
+
+/* ---------------------------------------------------------------- main */
+
+static const char about[] =
+    "Bridges the WhatsApp Cloud API to helpwired. Serves Meta's webhook: verification by GET, signed POSTs "
+    "(X-Hub-Signature-256) answered 200 at once and routed to Router.Route afterwards; status callbacks are "
+    "ignored. Messages queued for WhatsApp in helpwired's outbox are sent with POST /{phone-number-id}/messages "
+    "and acknowledged once the Graph API accepted them; Route's reply_text reaches the customer through the "
+    "outbox, never directly. Exits cleanly on SIGTERM or SIGINT, draining accepted webhooks first.";
+
+static bool need(const char *v, const char *what)
+{
+    if (v && *v)
+        return true;
+    fprintf(stderr, PROG ": %s is required\n", what);
+    return false;
+}
+
+int main(int argc, char **argv)
+{
+    wa_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    br_common_defaults(&cfg.common);
+    cfg.listen = "127.0.0.1:8081";
+    cfg.webhook_path = "/whatsapp/webhook";
+    cfg.api_base = "https://graph.facebook.com/v19.0";
+    cfg.queue_size = 1000;
+    cfg.drain_timeout_ms = 10000;
+    cfg.http_timeout_ms = 15000;
+    cfg.send_attempts = 5;
+    const br_option opts[] = {
+        BR_COMMON_OPTIONS(&cfg.common),
+        {"listen", "WHATSAPP_LISTEN", BR_OPT_STRING, &cfg.listen, 0, 0, "ADDR",
+         "Webhook server address, host:port (port 0 picks one). Default 127.0.0.1:8081 (terminate TLS in "
+         "front)."},
+        {"webhook-path", NULL, BR_OPT_STRING, &cfg.webhook_path, 0, 0, "PATH",
+         "Path of the webhook (callback URL path). Default /whatsapp/webhook."},
+        {"api-base", "WHATSAPP_API_BASE", BR_OPT_STRING, &cfg.api_base, 0, 0, "URL",
+         "Graph API base URL including the version (tests point it at a local fake). Default "
+         "https://graph.facebook.com/v19.0."},
+        {"phone-number-id", "WHATSAPP_PHONE_NUMBER_ID", BR_OPT_STRING, &cfg.phone_number_id, 0, 0, "ID",
+         "The business phone number id that sends replies; webhook changes for other numbers are skipped. "
+         "Required."},
+        {"queue-size", NULL, BR_OPT_INT, &cfg.queue_size, 1, 1000000, "N",
+         "Webhook bodies accepted but not yet routed; beyond it POSTs get 503 and Meta retries. Default 1000."},
+        {"drain-timeout-ms", NULL, BR_OPT_INT, &cfg.drain_timeout_ms, 0, 3600000, "MS",
+         "On SIGTERM, how long to keep retrying accepted messages while helpwired is unreachable. Default "
+         "10000."},
+        {"http-timeout-ms", NULL, BR_OPT_INT, &cfg.http_timeout_ms, 100, 600000, "MS",
+         "Timeout of each Graph API request. Default 15000."},
+        {"send-attempts", NULL, BR_OPT_INT, &cfg.send_attempts, 1, 100, "N",
+         "Attempts of one send on transport errors, 429 and 5xx before leaving the message to be redelivered. "
+         "Default 5."},
+        {NULL, "WHATSAPP_ACCESS_TOKEN", BR_OPT_STRING, &cfg.access_token, 0, 0, "TOKEN",
+         "Graph API access token (system user), sent as a bearer token. Required."},
+        {NULL, "WHATSAPP_APP_SECRET", BR_OPT_STRING, &cfg.app_secret, 0, 0, "SECRET",
+         "The Meta app secret that signs webhook POSTs. Required."},
+        {NULL, "WHATSAPP_VERIFY_TOKEN", BR_OPT_STRING, &cfg.verify_token, 0, 0, "TOKEN",
+         "The verify token configured for the webhook subscription. Required."},
+    };
+    const size_t n_opts = sizeof opts / sizeof opts[0];
+    char err[512];
+    int rc = 1;
+    br_log *log = NULL;
+    br_stop *stop = NULL;
+    br_rpc *rpc = NULL;
+    br_outbox *ob = NULL;
+    br_httpd *httpd = NULL;
+    bool grpc_up = false, worker_up = false;
+    pthread_t worker_thread;
+    wa_bridge b;
+    memset(&b, 0, sizeof b);
+    pthread_mutex_init(&b.mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&b.cv, &ca);
+    pthread_condattr_destroy(&ca);
+
+    int p = br_config_parse(opts, n_opts, argc, argv, err, sizeof err);
+    if (p == BR_CONFIG_HELP) {
+        br_config_usage(stdout, PROG, about, opts, n_opts);
+        rc = 0;
+        goto out;
+    }
+    if (p != BR_CONFIG_OK) {
+        fprintf(stderr, PROG ": %s\n", err);
+        rc = 2;
+        goto out;
+    }
+    if (!need(cfg.phone_number_id, "--phone-number-id") || !need(cfg.access_token, "WHATSAPP_ACCESS_TOKEN") ||
+        !need(cfg.app_secret, "WHATSAPP_APP_SECRET") || !need(cfg.verify_token, "WHATSAPP_VERIFY_TOKEN")) {
+        rc = 2;
+        goto out;
+    }
+    if (cfg.webhook_path[0] != '/') {
+        fprintf(stderr, PROG ": --webhook-path must start with /\n");
+        rc = 2;
+        goto out;
+    }
+    if (br_common_finish(&cfg.common, err, sizeof err) != 0) {
+        fprintf(stderr, PROG ": %s\n", err);
+        rc = 2;
+        goto out;
+    }
+    log = br_log_create(2, "whatsapp", (br_log_level)br_log_level_parse(cfg.common.log_level));
+    b.seen = br_dedupe_create(10000);
+    if (!log || !b.seen || br_stop_create(&stop) != 0) {
+        fprintf(stderr, PROG ": out of memory\n");
+        goto out;
+    }
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    grpc_init();
+    grpc_up = true;
+    br_rpc_options ro = {cfg.common.helpwire, cfg.common.token, cfg.common.tls_ca, cfg.common.tls_server_name, 0};
+    if (br_rpc_create(&rpc, &ro, err, sizeof err) != 0) {
+        fprintf(stderr, PROG ": %s\n", err);
+        rc = 2;
+        goto out;
+    }
+    b.cfg = &cfg;
+    b.log = log;
+    b.rpc = rpc;
+    b.stop = stop;
+    if (pthread_create(&worker_thread, NULL, worker, &b) != 0) {
+        fprintf(stderr, PROG ": cannot start the worker thread\n");
+        goto out;
+    }
+    worker_up = true;
+    br_outbox_options oo = {rpc,
+                            HELPWIRE__V1__CHANNEL__CHANNEL_WHATSAPP,
+                            cfg.common.redeliver_after_ms,
+                            cfg.common.rpc_timeout_ms,
+                            cfg.common.backoff_initial_ms,
+                            cfg.common.backoff_max_ms,
+                            deliver,
+                            &b,
+                            log,
+                            stop};
+    if (br_outbox_start(&ob, &oo) != 0) {
+        fprintf(stderr, PROG ": cannot start the outbox thread\n");
+        goto out;
+    }
+    br_httpd_options ho = {cfg.listen, 0, 0, handler, &b};
+    if (br_httpd_start(&httpd, &ho, err, sizeof err) != 0) {
+        fprintf(stderr, PROG ": %s\n", err);
+        goto out;
+    }
+    char q[300];
+    br_log_event(log, BR_LOG_INFO, "started", "listen_port=%u helpwire=%s tls=%s token=%s", br_httpd_port(httpd),
+                 br_log_quote(cfg.common.helpwire, q, sizeof q), cfg.common.tls_ca ? "true" : "false",
+                 cfg.common.token ? "set" : "unset");
+    printf(PROG " listening on %.*s:%u\n", (int)(strrchr(cfg.listen, ':') - cfg.listen), cfg.listen,
+           br_httpd_port(httpd));
+    fflush(stdout);
+    while (!br_stop_sleep_ms(stop, 1000))
+        ;
+    rc = 0;
+out:
+    if (stop)
+        br_stop_request(stop);
+    br_httpd_quiesce(httpd);
+    br_httpd_stop(httpd);
+    if (worker_up) {
+        pthread_mutex_lock(&b.mu);
+        b.closing = true;
+        clock_gettime(CLOCK_MONOTONIC, &b.drain_until);
+        b.drain_until.tv_sec += cfg.drain_timeout_ms / 1000;
+        b.drain_until.tv_nsec += (long)(cfg.drain_timeout_ms % 1000) * 1000000;
+        if (b.drain_until.tv_nsec >= 1000000000) {
+            b.drain_until.tv_sec++;
+            b.drain_until.tv_nsec -= 1000000000;
+        }
+        pthread_cond_broadcast(&b.cv);
+        pthread_mutex_unlock(&b.mu);
+        pthread_join(worker_thread, NULL);
+    }
+    br_outbox_stop(ob);
+    br_rpc_destroy(rpc);
+    if (grpc_up) {
+        grpc_shutdown();
+        curl_global_cleanup();
+    }
+    if (log && stop)
+        br_log_event(log, BR_LOG_INFO, "stopped", "signal=%d exit=%d", br_stop_signal(stop), rc);
+    br_stop_destroy(stop);
+    for (queued *qd = b.head, *n; qd; qd = n) {
+        n = qd->next;
+        free(qd);
+    }
+    br_dedupe_destroy(b.seen);
+    pthread_cond_destroy(&b.cv);
+    pthread_mutex_destroy(&b.mu);
+    br_common_release(&cfg.common);
+    br_log_destroy(log);
+    return rc;
+}

@@ -1,0 +1,21 @@
+/*
+ * demo: the demo help center that `helpwired --demo` seeds into an empty
+ * store: the FAQ of the product specification (如何重置密码, 工作时间,
+ * 退款政策) in Chinese with English phrasings, help articles in Chinese
+ * and English, the technical, billing and general skill queues with
+ * keywords in both languages, and three online agents.
+ */
+#ifndef HW_DEMO_H
+#define HW_DEMO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "server/store/store.h"
+
+/* Seeds the demo data unless the store already holds skills (then it does
+ * nothing and *seeded is false). Call before the search index is built.
+ * Returns HW_OK or a store code with err filled. */
+int hw_demo_seed(hw_store *store, bool *seeded, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,2114 @@
+/*
+ * index: in-memory BM25 knowledge index (see index.h for the contract).
+ *
+ * Layout of this file:
+ *   documents   doc_rec: one malloc holding a document's stored fields;
+ *               immutable once published, reference-counted by the writer
+ *               (writer-only fields are never read by readers).
+ *   writer map  (kind, id) -> doc_rec, open addressing, writer-only.
+ *   segments    immutable term dictionary + postings + skips + norms,
+ *               built from a list of documents in two passes (count, then
+ *               encode into exactly sized arrays: no per-term malloc).
+ *   snapshots   main + delta + deleted bitset; published with a release
+ *               store, reclaimed after urcu_memb_synchronize_rcu().
+ *   search      MaxScore over per-segment term cursors, heap top-k.
+ *   snippets    best window of the body by distinct matched terms.
+ *   answer      FAQ near-exact match, else confidence of the best hit.
+ *
+ * Why release/acquire builtins rather than rcu_dereference(): liburcu 0.13
+ * implements them with volatile accesses that ThreadSanitizer cannot see;
+ * the __atomic builtins give the same ordering and are visible to it. The
+ * grace period itself is modelled for TSan with a release at the end of
+ * every read-side section and an acquire after each synchronize_rcu().
+ * Only the writer ever frees, so reference counts need no atomics.
+ */
+#include "server/search/index.h"
+
+#include <assert.h>
+#include <malloc.h>
+#include <sys/mman.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <urcu/urcu-memb.h>
+#include <xxhash.h>
+
+#include "server/search/tokenize.h"
+
+#if defined(__SANITIZE_THREAD__)
+#define HW_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define HW_TSAN 1
+#endif
+#endif
+#ifdef HW_TSAN
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+#define TSAN_ACQUIRE(p) __tsan_acquire(p)
+#define TSAN_RELEASE(p) __tsan_release(p)
+#else
+#define TSAN_ACQUIRE(p) ((void)0)
+#define TSAN_RELEASE(p) ((void)0)
+#endif
+
+#define BLOCK 128           /* postings per skip block */
+#define MAX_LOCALES 255
+#define MAX_LOCALE_LEN 15
+#define SNIPPET_CHARS 200
+#define SNIPPET_SCAN_BYTES (64 * 1024)
+#define ANSWER_HITS 5
+#define DOC_NONE UINT32_MAX
+
+/* ---------------------------------------------------------------------- */
+/* Documents                                                               */
+
+typedef struct dt_entry {
+    uint64_t hash;
+    uint32_t off; /* of the term text in doc_terms.text */
+    uint16_t len;
+    uint16_t tf_title;
+    uint32_t tf_body;
+} dt_entry;
+
+/* A document's distinct terms, computed by the writer at put time and kept
+ * until the document is in main (writer-only). */
+typedef struct doc_terms {
+    uint32_t n;
+    uint32_t title_len, body_len; /* token counts */
+    int in_bump;                  /* allocated in a main build's bump */
+    size_t bytes;
+    dt_entry *e;
+    char *text;
+} doc_terms;
+
+typedef struct doc_rec {
+    /* immutable, read by searchers */
+    uint8_t kind;
+    uint8_t locale_id;
+    uint16_t n_alts;
+    uint32_t text_bytes;
+    const char *id, *title, *body, *locale;
+    const char **alts;
+    const uint64_t *qsets;     /* FAQ: sorted term-hash sets, one per question */
+    const uint32_t *qset_off;  /* n_alts + 2 offsets into qsets */
+    /* writer-only */
+    uint32_t refs;
+    int32_t main_docid;        /* -1 when not in main */
+    uint8_t live;
+    size_t alloc_bytes;
+    doc_terms *terms;
+} doc_rec;
+
+/* ---------------------------------------------------------------------- */
+/* Segments and snapshots                                                  */
+
+typedef struct term_info {
+    uint64_t hash;
+    uint64_t post_off;
+    uint32_t post_len;
+    uint32_t df;
+    uint32_t skip_off;
+    uint32_t str_off;
+    uint16_t str_len;
+    float max_tfn; /* max over postings of wtf*(k1+1)/(wtf+K), rounded up */
+} term_info;
+
+typedef struct skip_entry {
+    uint32_t last_doc; /* local doc id of the block's last posting */
+    uint32_t end_off;  /* byte offset (from the term's start) after it */
+} skip_entry;
+
+typedef struct segment {
+    uint32_t n_docs;
+    uint32_t base; /* global id of local doc 0 */
+    doc_rec **docs;
+    float *norm; /* K = k1 * (1 - b + b * dl / avgdl) */
+    uint32_t n_terms;
+    term_info *terms;
+    uint32_t *table; /* term index + 1; 0 = empty */
+    uint32_t mask;
+    uint8_t *post;
+    uint64_t post_bytes;
+    skip_entry *skips;
+    uint32_t n_skips;
+    char *pool;
+    size_t bytes;
+} segment;
+
+typedef struct snapshot {
+    segment *main;  /* may be NULL */
+    segment *delta; /* may be NULL */
+    uint64_t *dead; /* bitset over main's docs; NULL = none dead */
+    uint32_t n_live;
+    uint32_t n_locales;
+} snapshot;
+
+typedef struct map_slot {
+    uint64_t hash;
+    doc_rec *rec; /* NULL = empty, TOMBSTONE = deleted */
+} map_slot;
+
+static doc_rec tombstone_rec;
+#define TOMBSTONE (&tombstone_rec)
+
+struct hw_index {
+    hw_index_options opt;
+    pthread_mutex_t wlock; /* recursive: held across a batch */
+    snapshot *current;     /* published with release, read with acquire */
+    int tsan_sync;         /* address used to model grace periods for TSan */
+    /* writer-only below */
+    int in_batch;
+    hw_tokenizer *wtok;
+    struct term_acc *wacc; /* scratch of rec_compute_terms */
+    size_t wacc_cap;
+    uint32_t *wtab;
+    size_t wtab_cap;
+    char *wtext;
+    size_t wtext_cap;
+    map_slot *map;
+    size_t map_cap, map_used, map_live;
+    doc_rec **pending;
+    size_t n_pending, cap_pending;
+    uint64_t *dead;
+    size_t dead_words;
+    segment *main;
+    double avgdl;
+    char *locales[MAX_LOCALES]; /* append-only; entries immutable */
+    uint32_t n_locales;
+    uint64_t text_bytes, doc_bytes;
+    double last_main_build_ms, last_publish_ms;
+};
+
+/* ---------------------------------------------------------------------- */
+/* Helpers                                                                 */
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static inline size_t varint_len(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static inline uint8_t *varint_put(uint8_t *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
+static inline const uint8_t *varint_get(const uint8_t *p, uint32_t *out)
+{
+    uint32_t v = *p & 0x7f;
+    unsigned shift = 7;
+    while (*p++ & 0x80) {
+        v |= (uint32_t)(*p & 0x7f) << shift;
+        shift += 7;
+    }
+    *out = v;
+    return p;
+}
+
+static int grow(void **p, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return 0;
+    size_t c = *cap ? *cap : 16;
+    while (c < need)
+        c *= 2;
+    void *q = realloc(*p, c * elem);
+    if (!q)
+        return HW_ENOMEM;
+    *p = q;
+    *cap = c;
+    return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Sorts and dedupes v[0..n); returns the new length. */
+static size_t sort_unique_u64(uint64_t *v, size_t n)
+{
+    if (n == 0)
+        return 0;
+    qsort(v, n, sizeof *v, cmp_u64);
+    size_t m = 1;
+    for (size_t i = 1; i < n; i++)
+        if (v[i] != v[m - 1])
+            v[m++] = v[i];
+    return m;
+}
+
+/* Dice similarity of two sorted unique hash sets. */
+static double dice(const uint64_t *a, size_t na, const uint64_t *b, size_t nb)
+{
+    if (na + nb == 0)
+        return 0;
+    size_t i = 0, j = 0, common = 0;
+    while (i < na && j < nb) {
+        if (a[i] == b[j]) {
+            common++;
+            i++;
+            j++;
+        } else if (a[i] < b[j]) {
+            i++;
+        } else {
+            j++;
+        }
+    }
+    return 2.0 * (double)common / (double)(na + nb);
+}
+
+static double tfn(double k1, double wtf, double K)
+{
+    return wtf * (k1 + 1.0) / (wtf + K);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Document records                                                        */
+
+static void rec_unref(doc_rec *r)
+{
+    if (!r)
+        return;
+    assert(r->refs > 0);
+    if (--r->refs > 0)
+        return;
+    if (r->terms && !r->terms->in_bump)
+        free(r->terms);
+    free(r);
+}
+
+static void rec_drop_terms(doc_rec *r)
+{
+    if (r->terms && !r->terms->in_bump)
+        free(r->terms);
+    r->terms = NULL;
+}
+
+struct term_acc;
+typedef struct term_acc {
+    uint64_t hash;
+    uint32_t off;
+    uint16_t len;
+    uint16_t tf_title;
+    uint32_t tf_body;
+} term_acc;
+
+/* Bump allocator for the term lists of a main build: one mapping per
+ * 32 MiB, unmapped as a whole after the build, so that building does not
+ * leave the heap fragmented around the long-lived document records. */
+typedef struct bump_chunk {
+    struct bump_chunk *next;
+    size_t size, used;
+} bump_chunk;
+
+typedef struct bump {
+    bump_chunk *head;
+} bump;
+
+static void *bump_alloc(bump *b, size_t n)
+{
+    n = (n + 15) & ~(size_t)15;
+    bump_chunk *c = b->head;
+    size_t hdr = (sizeof(bump_chunk) + 15) & ~(size_t)15;
+    if (!c || c->used + n > c->size) {
+        size_t size = n + hdr > (32u << 20) ? n + hdr : (32u << 20);
+        void *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED)
+            return NULL;
+        c = m;
+        c->next = b->head;
+        c->size = size;
+        c->used = hdr;
+        b->head = c;
+    }
+    void *p = (char *)c + c->used;
+    c->used += n;
+    return p;
+}
+
+static void bump_free(bump *b)
+{
+    while (b->head) {
+        bump_chunk *c = b->head;
+        b->head = c->next;
+        munmap(c, c->size);
+    }
+}
+
+/* Computes r->terms by tokenizing its title (and alternate questions) and
+ * body, into the bump allocator when given (main builds), else malloc.
+ * Uses the writer's scratch table (idx->wacc/wtab/wtext, grow-only). */
+static int rec_compute_terms(hw_index *idx, doc_rec *r, bump *bp, hw_status *st)
+{
+    const hw_token *tk;
+    size_t nt, n_acc = 0, text_len = 0, tsz = 0;
+    int rc;
+    uint32_t title_len = 0, body_len = 0;
+
+    for (int field = 0; field < 2 + r->n_alts; field++) {
+        const char *src = field == 0 ? r->title : field == 1 ? r->body : r->alts[field - 2];
+        int is_title = field != 1;
+        if ((rc = hw_tokenize(idx->wtok, src, strlen(src), &tk, &nt, st)) != 0)
+            return rc;
+        if (is_title)
+            title_len += (uint32_t)nt;
+        else
+            body_len += (uint32_t)nt;
+        size_t need = 16;
+        while (need < 2 * (n_acc + nt))
+            need *= 2;
+        if (need > tsz) { /* (re)build the table at the new size */
+            if (grow((void **)&idx->wtab, &idx->wtab_cap, need, sizeof *idx->wtab))
+                goto nomem;
+            tsz = need;
+            memset(idx->wtab, 0, tsz * sizeof *idx->wtab);
+            for (size_t i = 0; i < n_acc; i++) {
+                size_t h = idx->wacc[i].hash & (tsz - 1);
+                while (idx->wtab[h])
+                    h = (h + 1) & (tsz - 1);
+                idx->wtab[h] = (uint32_t)i + 1;
+            }
+        }
+        uint32_t *tab = idx->wtab;
+        for (size_t k = 0; k < nt; k++) {
+            size_t h = tk[k].hash & (tsz - 1);
+            term_acc *a = NULL;
+            while (tab[h]) {
+                term_acc *c = &idx->wacc[tab[h] - 1];
+                if (c->hash == tk[k].hash && c->len == tk[k].len &&
+                    memcmp(idx->wtext + c->off, tk[k].text, c->len) == 0) {
+                    a = c;
+                    break;
+                }
+                h = (h + 1) & (tsz - 1);
+            }
+            if (!a) {
+                if (grow((void **)&idx->wacc, &idx->wacc_cap, n_acc + 1, sizeof *idx->wacc) ||
+                    grow((void **)&idx->wtext, &idx->wtext_cap, text_len + tk[k].len, 1))
+                    goto nomem;
+                a = &idx->wacc[n_acc++];
+                tab[h] = (uint32_t)n_acc;
+                a->hash = tk[k].hash;
+                a->off = (uint32_t)text_len;
+                a->len = (uint16_t)tk[k].len;
+                a->tf_title = 0;
+                a->tf_body = 0;
+                memcpy(idx->wtext + text_len, tk[k].text, tk[k].len);
+                text_len += tk[k].len;
+            }
+            if (is_title) {
+                if (a->tf_title < UINT16_MAX)
+                    a->tf_title++;
+            } else {
+                a->tf_body++;
+            }
+        }
+    }
+    size_t bytes = sizeof(doc_terms) + n_acc * sizeof(dt_entry) + text_len;
+    doc_terms *d = bp ? bump_alloc(bp, bytes) : malloc(bytes);
+    if (!d)
+        goto nomem;
+    d->n = (uint32_t)n_acc;
+    d->title_len = title_len;
+    d->body_len = body_len;
+    d->bytes = bytes;
+    d->in_bump = bp != NULL;
+    d->e = (dt_entry *)(d + 1);
+    d->text = (char *)(d->e + n_acc);
+    for (size_t i = 0; i < n_acc; i++) {
+        const term_acc *a = &idx->wacc[i];
+        d->e[i] = (dt_entry){a->hash, a->off, a->len, a->tf_title, a->tf_body};
+    }
+    if (text_len)
+        memcpy(d->text, idx->wtext, text_len);
+    r->terms = d;
+    return 0;
+nomem:
+    return hw_status_set(st, HW_ENOMEM, "index: out of memory while tokenizing");
+}
+
+/* ---------------------------------------------------------------------- */
+/* Writer map                                                              */
+
+static uint64_t key_hash(hw_doc_kind kind, const char *id, size_t len)
+{
+    return XXH3_64bits_withSeed(id, len, (uint64_t)kind);
+}
+
+static map_slot *map_find(hw_index *idx, uint64_t h, hw_doc_kind kind, const char *id)
+{
+    if (!idx->map_cap)
+        return NULL;
+    size_t i = h & (idx->map_cap - 1);
+    while (idx->map[i].rec) {
+        doc_rec *r = idx->map[i].rec;
+        if (r != TOMBSTONE && idx->map[i].hash == h && r->kind == kind && strcmp(r->id, id) == 0)
+            return &idx->map[i];
+        i = (i + 1) & (idx->map_cap - 1);
+    }
+    return NULL;
+}
+
+static int map_reserve(hw_index *idx)
+{
+    if ((idx->map_used + 1) * 2 <= idx->map_cap)
+        return 0;
+    size_t cap = idx->map_cap ? idx->map_cap : 64;
+    while ((idx->map_live + 1) * 4 > cap)
+        cap *= 2;
+    map_slot *m = calloc(cap, sizeof *m);
+    if (!m)
+        return HW_ENOMEM;
+    for (size_t i = 0; i < idx->map_cap; i++) {
+        doc_rec *r = idx->map[i].rec;
+        if (!r || r == TOMBSTONE)
+            continue;
+        size_t j = idx->map[i].hash & (cap - 1);
+        while (m[j].rec)
+            j = (j + 1) & (cap - 1);
+        m[j] = idx->map[i];
+    }
+    free(idx->map);
+    idx->map = m;
+    idx->map_cap = cap;
+    idx->map_used = idx->map_live;
+    return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Segment build                                                           */
+
+static void segment_free(segment *s)
+{
+    if (!s)
+        return;
+    for (uint32_t i = 0; i < s->n_docs; i++)
+        rec_unref(s->docs[i]);
+    free(s->docs);
+    free(s->norm);
+    free(s->terms);
+    free(s->table);
+    free(s->post);
+    free(s->skips);
+    free(s->pool);
+    free(s);
+}
+
+static const term_info *segment_lookup(const segment *s, uint64_t h, const char *text,
+                                       uint32_t len)
+{
+    if (!s || !s->n_terms)
+        return NULL;
+    uint32_t i = (uint32_t)h & s->mask;
+    while (s->table[i]) {
+        const term_info *t = &s->terms[s->table[i] - 1];
+        if (t->hash == h && t->str_len == len && memcmp(s->pool + t->str_off, text, len) == 0)
+            return t;
+        i = (i + 1) & s->mask;
+    }
+    return NULL;
+}
+
+static inline uint32_t enc_tf(uint32_t tf_title, uint32_t tf_body, uint8_t **p)
+{
+    /* v = body << 2 | min(title, 3); title >= 3 adds varint(title - 3) */
+    uint32_t t3 = tf_title < 3 ? tf_title : 3;
+    uint64_t v = ((uint64_t)tf_body << 2) | t3;
+    uint32_t n = (uint32_t)varint_len(v) + (tf_title >= 3 ? (uint32_t)varint_len(tf_title - 3) : 0);
+    if (p) {
+        *p = varint_put(*p, v);
+        if (tf_title >= 3)
+            *p = varint_put(*p, tf_title - 3);
+    }
+    return n;
+}
+
+/* Builds a segment over docs[0..n) (each with terms computed), taking a
+ * reference on each document. */
+static int segment_build(hw_index *idx, doc_rec **docs, uint32_t n, uint32_t base,
+                         double avgdl, segment **out)
+{
+    const double k1 = idx->opt.k1, b = idx->opt.b, boost = idx->opt.title_boost;
+    segment *s = calloc(1, sizeof *s);
+    uint32_t *tids = NULL, *last = NULL, *count = NULL;
+    uint64_t *pos = NULL;
+    size_t cap_terms = 0, pool_cap = 0, pool_len = 0, total = 0;
+    int rc = HW_ENOMEM;
+    if (!s)
+        return HW_ENOMEM;
+    s->n_docs = 0; /* counts the references taken, for the error path */
+    s->base = base;
+    s->docs = malloc((n ? n : 1) * sizeof *s->docs);
+    s->norm = malloc((n ? n : 1) * sizeof *s->norm);
+    if (!s->docs || !s->norm)
+        goto out;
+    for (uint32_t d = 0; d < n; d++)
+        total += docs[d]->terms->n;
+    tids = malloc((total ? total : 1) * sizeof *tids);
+    if (!tids)
+        goto out;
+    uint32_t tab_cap = 1024;
+    s->table = calloc(tab_cap, sizeof *s->table);
+    if (!s->table)
+        goto out;
+    s->mask = tab_cap - 1;
+
+    /* pass 1: dictionary, df, postings sizes */
+    size_t k = 0;
+    for (uint32_t d = 0; d < n; d++) {
+        doc_rec *r = docs[d];
+        const doc_terms *dt = r->terms;
+        s->docs[d] = r;
+        r->refs++;
+        s->n_docs = d + 1;
+        double dl = boost * dt->title_len + dt->body_len;
+        s->norm[d] = (float)(k1 * (1.0 - b + b * dl / avgdl));
+        for (uint32_t e = 0; e < dt->n; e++, k++) {
+            const dt_entry *de = &dt->e[e];
+            const char *txt = dt->text + de->off;
+            uint32_t i = (uint32_t)de->hash & s->mask, tid = 0;
+            while (s->table[i]) {
+                term_info *t = &s->terms[s->table[i] - 1];
+                if (t->hash == de->hash && t->str_len == de->len &&
+                    memcmp(s->pool + t->str_off, txt, de->len) == 0) {
+                    tid = s->table[i];
+                    break;
+                }
+                i = (i + 1) & s->mask;
+            }
+            if (!tid) {
+                if (grow((void **)&s->terms, &cap_terms, s->n_terms + 1, sizeof *s->terms))
+                    goto out;
+                if (grow((void **)&s->pool, &pool_cap, pool_len + de->len, 1))
+                    goto out;
+                term_info *t = &s->terms[s->n_terms];
+                memset(t, 0, sizeof *t);
+                t->hash = de->hash;
+                t->str_off = (uint32_t)pool_len;
+                t->str_len = de->len;
+                memcpy(s->pool + pool_len, txt, de->len);
+                pool_len += de->len;
+                tid = ++s->n_terms;
+                s->table[i] = tid;
+                if ((size_t)s->n_terms * 2 > tab_cap) {
+                    uint32_t nc = tab_cap * 2;
+                    uint32_t *nt = calloc(nc, sizeof *nt);
+                    if (!nt)
+                        goto out;
+                    for (uint32_t j = 0; j < s->n_terms; j++) {
+                        uint32_t h = (uint32_t)s->terms[j].hash & (nc - 1);
+                        while (nt[h])
+                            h = (h + 1) & (nc - 1);
+                        nt[h] = j + 1;
+                    }
+                    free(s->table);
+                    s->table = nt;
+                    tab_cap = nc;
+                    s->mask = nc - 1;
+                }
+            }
+            term_info *t = &s->terms[tid - 1];
+            /* post_len accumulates sizes; last doc kept in skip_off for now */
+            uint32_t prev1 = t->df ? t->skip_off + 1 : 0;
+            t->post_len += (uint32_t)varint_len(d + 1 - prev1) + enc_tf(de->tf_title, de->tf_body, NULL);
+            t->skip_off = d;
+            t->df++;
+            tids[k] = tid - 1;
+        }
+    }
+
+    /* offsets */
+    uint64_t post_total = 0;
+    uint32_t skip_total = 0;
+    for (uint32_t t = 0; t < s->n_terms; t++) {
+        term_info *ti = &s->terms[t];
+        ti->post_off = post_total;
+        post_total += ti->post_len;
+        ti->skip_off = skip_total;
+        if (ti->df > BLOCK)
+            skip_total += (ti->df + BLOCK - 1) / BLOCK;
+        ti->max_tfn = 0;
+    }
+    s->post = malloc(post_total ? post_total : 1);
+    s->skips = malloc((skip_total ? skip_total : 1) * sizeof *s->skips);
+    pos = malloc((s->n_terms ? s->n_terms : 1) * sizeof *pos);
+    last = malloc((s->n_terms ? s->n_terms : 1) * sizeof *last);
+    count = calloc(s->n_terms ? s->n_terms : 1, sizeof *count);
+    if (!s->post || !s->skips || !pos || !last || !count)
+        goto out;
+    s->post_bytes = post_total;
+    s->n_skips = skip_total;
+    for (uint32_t t = 0; t < s->n_terms; t++) {
+        pos[t] = s->terms[t].post_off;
+        last[t] = 0; /* prev1 */
+    }
+
+    /* pass 2: encode */
+    k = 0;
+    for (uint32_t d = 0; d < n; d++) {
+        const doc_terms *dt = docs[d]->terms;
+        double K = s->norm[d];
+        for (uint32_t e = 0; e < dt->n; e++, k++) {
+            uint32_t t = tids[k];
+            term_info *ti = &s->terms[t];
+            const dt_entry *de = &dt->e[e];
+            uint8_t *p = s->post + pos[t];
+            p = varint_put(p, d + 1 - last[t]);
+            enc_tf(de->tf_title, de->tf_body, &p);
+            pos[t] = (uint64_t)(p - s->post);
+            last[t] = d + 1;
+            double x = tfn(k1, boost * de->tf_title + de->tf_body, K);
+            float xf = (float)x;
+            if ((double)xf < x)
+                xf = nextafterf(xf, INFINITY);
+            if (xf > ti->max_tfn)
+                ti->max_tfn = xf;
+            count[t]++;
+            if (ti->df > BLOCK && (count[t] % BLOCK == 0 || count[t] == ti->df)) {
+                skip_entry *se = &s->skips[ti->skip_off + (count[t] - 1) / BLOCK];
+                se->last_doc = d;
+                se->end_off = (uint32_t)(pos[t] - ti->post_off);
+            }
+        }
+    }
+    s->bytes = sizeof *s + n * (sizeof *s->docs + sizeof *s->norm) +
+               (size_t)s->n_terms * sizeof *s->terms + (size_t)tab_cap * sizeof *s->table +
+               post_total + skip_total * sizeof *s->skips + pool_len;
+    *out = s;
+    s = NULL;
+    rc = 0;
+out:
+    segment_free(s);
+    free(tids);
+    free(last);
+    free(count);
+    free(pos);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Publishing                                                              */
+
+static void snapshot_free(snapshot *sn, int free_main)
+{
+    if (!sn)
+        return;
+    if (free_main)
+        segment_free(sn->main);
+    segment_free(sn->delta);
+    free(sn->dead);
+    free(sn);
+}
+
+/* Installs sn, waits for readers of the previous snapshot, frees it. */
+static void install(hw_index *idx, snapshot *sn)
+{
+    snapshot *old = idx->current;
+    __atomic_store_n(&idx->current, sn, __ATOMIC_RELEASE);
+    if (old) {
+        urcu_memb_synchronize_rcu();
+        TSAN_ACQUIRE(&idx->tsan_sync);
+        snapshot_free(old, old->main != sn->main);
+    }
+}
+
+static int rebuild_main(hw_index *idx, hw_status *st)
+{
+    double t0 = now_ms();
+    size_t n = idx->map_live, k = 0;
+    doc_rec **docs = malloc((n ? n : 1) * sizeof *docs);
+    snapshot *sn = calloc(1, sizeof *sn);
+    segment *seg = NULL;
+    bump terms_mem = {0};
+    int rc;
+    if (!docs || !sn) {
+        rc = hw_status_set(st, HW_ENOMEM, "index: out of memory building main");
+        goto fail;
+    }
+    uint64_t total_len = 0;
+    for (size_t i = 0; i < idx->map_cap; i++) {
+        doc_rec *r = idx->map[i].rec;
+        if (!r || r == TOMBSTONE)
+            continue;
+        if (!r->terms && (rc = rec_compute_terms(idx, r, &terms_mem, st)) != 0)
+            goto fail;
+        docs[k++] = r;
+        total_len += (uint64_t)(idx->opt.title_boost * r->terms->title_len) + r->terms->body_len;
+    }
+    double avgdl = k ? (double)total_len / (double)k : 1.0;
+    if (avgdl <= 0)
+        avgdl = 1.0;
+    if ((rc = segment_build(idx, docs, (uint32_t)k, 0, avgdl, &seg)) != 0) {
+        hw_status_set(st, rc, "index: out of memory building main");
+        goto fail;
+    }
+    size_t words = (k + 63) / 64;
+    uint64_t *dead = calloc(words ? words : 1, sizeof *dead);
+    if (!dead) {
+        rc = hw_status_set(st, HW_ENOMEM, "index: out of memory building main");
+        goto fail;
+    }
+    sn->main = seg;
+    sn->n_live = (uint32_t)idx->map_live;
+    sn->n_locales = idx->n_locales;
+    install(idx, sn);
+    free(idx->dead);
+    idx->dead = dead;
+    idx->dead_words = words;
+    idx->main = seg;
+    idx->avgdl = avgdl;
+    for (size_t i = 0; i < k; i++) {
+        docs[i]->main_docid = (int32_t)i;
+        rec_drop_terms(docs[i]);
+    }
+    for (size_t i = 0; i < idx->n_pending; i++)
+        rec_unref(idx->pending[i]);
+    idx->n_pending = 0;
+    free(docs);
+    bump_free(&terms_mem);
+#ifdef __GLIBC__
+    malloc_trim(0); /* return the build's transient heap memory */
+#endif
+    idx->last_main_build_ms = now_ms() - t0;
+    return 0;
+fail:
+    for (size_t i = 0; i < idx->map_cap; i++) {
+        doc_rec *r = idx->map[i].rec;
+        if (r && r != TOMBSTONE && r->terms && r->terms->in_bump)
+            r->terms = NULL;
+    }
+    bump_free(&terms_mem);
+    segment_free(seg);
+    free(sn);
+    free(docs);
+    return rc;
+}
+
+static int publish(hw_index *idx, hw_status *st)
+{
+    double t0 = now_ms();
+    /* drop replaced/deleted documents from pending */
+    size_t m = 0;
+    for (size_t i = 0; i < idx->n_pending; i++) {
+        if (idx->pending[i]->live)
+            idx->pending[m++] = idx->pending[i];
+        else
+            rec_unref(idx->pending[i]);
+    }
+    idx->n_pending = m;
+    int rc;
+    if ((m > 0 && !idx->main) || m > idx->opt.delta_max_docs) {
+        rc = rebuild_main(idx, st);
+        idx->last_publish_ms = now_ms() - t0;
+        return rc;
+    }
+    snapshot *sn = calloc(1, sizeof *sn);
+    if (!sn)
+        return hw_status_set(st, HW_ENOMEM, "index: out of memory publishing");
+    sn->main = idx->main;
+    sn->n_live = (uint32_t)idx->map_live;
+    sn->n_locales = idx->n_locales;
+    uint32_t base = idx->main ? idx->main->n_docs : 0;
+    for (size_t i = 0; i < m; i++) {
+        if (!idx->pending[i]->terms && (rc = rec_compute_terms(idx, idx->pending[i], NULL, st)) != 0) {
+            free(sn);
+            return rc;
+        }
+    }
+    if (m > 0) {
+        double avgdl = idx->main ? idx->avgdl : 1.0;
+        if ((rc = segment_build(idx, idx->pending, (uint32_t)m, base, avgdl, &sn->delta)) != 0) {
+            free(sn);
+            return hw_status_set(st, rc, "index: out of memory building delta");
+        }
+    }
+    int any_dead = 0;
+    for (size_t i = 0; i < idx->dead_words && !any_dead; i++)
+        any_dead = idx->dead[i] != 0;
+    if (any_dead) {
+        sn->dead = malloc(idx->dead_words * sizeof *sn->dead);
+        if (!sn->dead) {
+            snapshot_free(sn, 0);
+            return hw_status_set(st, HW_ENOMEM, "index: out of memory publishing");
+        }
+        memcpy(sn->dead, idx->dead, idx->dead_words * sizeof *sn->dead);
+    }
+    install(idx, sn);
+    idx->last_publish_ms = now_ms() - t0;
+    return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Index lifecycle and writes                                              */
+
+int hw_index_create(hw_index **out, const hw_index_options *opts, hw_status *st)
+{
+    *out = NULL;
+    hw_index_options o = opts ? *opts : (hw_index_options){0};
+    if (o.title_boost == 0)
+        o.title_boost = 2.0;
+    if (o.k1 == 0)
+        o.k1 = 1.2;
+    if (o.b == 0)
+        o.b = 0.75;
+    if (o.delta_max_docs == 0)
+        o.delta_max_docs = 1024;
+    if (o.answer_threshold == 0)
+        o.answer_threshold = 0.45;
+    if (o.faq_near_similarity == 0)
+        o.faq_near_similarity = 0.8;
+    if (!(o.title_boost > 0 && o.title_boost <= 100) || !(o.k1 > 0 && o.k1 <= 10) ||
+        !(o.b > 0 && o.b <= 1) || !(o.answer_threshold > 0 && o.answer_threshold <= 1) ||
+        !(o.faq_near_similarity > 0 && o.faq_near_similarity <= 1))
+        return hw_status_set(st, HW_EINVALID, "index options out of range");
+    hw_index *idx = calloc(1, sizeof *idx);
+    if (!idx)
+        return hw_status_set(st, HW_ENOMEM, "index: out of memory");
+    idx->opt = o;
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(&idx->wlock, &a);
+    pthread_mutexattr_destroy(&a);
+    int rc = hw_tokenizer_create(&idx->wtok, st);
+    snapshot *sn = calloc(1, sizeof *sn);
+    if (rc != 0 || !sn) {
+        free(sn);
+        hw_index_destroy(idx);
+        return rc ? rc : hw_status_set(st, HW_ENOMEM, "index: out of memory");
+    }
+    idx->current = sn;
+    *out = idx;
+    return 0;
+}
+
+void hw_index_destroy(hw_index *idx)
+{
+    if (!idx)
+        return;
+    if (idx->current)
+        snapshot_free(idx->current, 1);
+    for (size_t i = 0; i < idx->n_pending; i++)
+        rec_unref(idx->pending[i]);
+    for (size_t i = 0; i < idx->map_cap; i++)
+        if (idx->map[i].rec && idx->map[i].rec != TOMBSTONE)
+            rec_unref(idx->map[i].rec);
+    for (uint32_t i = 0; i < idx->n_locales; i++)
+        free(idx->locales[i]);
+    free(idx->map);
+    free(idx->pending);
+    free(idx->dead);
+    hw_tokenizer_destroy(idx->wtok);
+    free(idx->wacc);
+    free(idx->wtab);
+    free(idx->wtext);
+    pthread_mutex_destroy(&idx->wlock);
+    free(idx);
+}
+
+void hw_index_reader_register(void) { urcu_memb_register_thread(); }
+void hw_index_reader_unregister(void) { urcu_memb_unregister_thread(); }
+
+static int valid_id(const char *id)
+{
+    size_t n = id ? strlen(id) : 0;
+    if (n == 0 || n > HW_INDEX_MAX_ID)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = id[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == ':' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+static int check_text(const char *field, const char *s, size_t max, int required, hw_status *st)
+{
+    if (!s)
+        return hw_status_set(st, HW_EINVALID, "%s: missing", field);
+    size_t n = strlen(s);
+    if (required && n == 0)
+        return hw_status_set(st, HW_EINVALID, "%s: empty", field);
+    if (n > max)
+        return hw_status_set(st, HW_ETOOBIG, "%s: %zu bytes, limit %zu", field, n, max);
+    hw_status vs;
+    if (hw_utf8_validate(s, n, &vs) != 0)
+        return hw_status_set(st, HW_EINVALID, "%s: %s", field, vs.msg);
+    return 0;
+}
+
+/* Returns the locale id, interning it; -1 when the table is full. */
+static int intern_locale(hw_index *idx, const char *loc)
+{
+    for (uint32_t i = 0; i < idx->n_locales; i++)
+        if (strcmp(idx->locales[i], loc) == 0)
+            return (int)i;
+    if (idx->n_locales >= MAX_LOCALES)
+        return -1;
+    char *c = strdup(loc);
+    if (!c)
+        return -2;
+    idx->locales[idx->n_locales] = c;
+    return (int)idx->n_locales++;
+}
+
+static int find_locale(const char *const *locales, uint32_t n, const char *loc)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (strcmp(locales[i], loc) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* Sorted unique term-hash sets of an FAQ's question and alternates, for
+ * near-exact matching: *sets (malloc) and *off (n_alts + 2 offsets). */
+static int faq_sets(hw_index *idx, const hw_doc *doc, size_t n_alts, uint64_t **sets_out,
+                    uint32_t **off_out, size_t *total_out, hw_status *st)
+{
+    const hw_token *tk;
+    size_t nt, total = 0, cap = 0;
+    uint64_t *sets = NULL;
+    uint32_t *off = malloc((n_alts + 2) * sizeof *off);
+    int rc = off ? 0 : HW_ENOMEM;
+    for (size_t q = 0; rc == 0 && q < n_alts + 1; q++) {
+        const char *src = q == 0 ? doc->title : doc->alt_questions[q - 1];
+        off[q] = (uint32_t)total;
+        if ((rc = hw_tokenize(idx->wtok, src, strlen(src), &tk, &nt, st)) != 0)
+            break;
+        if ((rc = grow((void **)&sets, &cap, total + nt + 1, sizeof *sets)) != 0)
+            break;
+        for (size_t i = 0; i < nt; i++)
+            sets[total + i] = tk[i].hash;
+        total += sort_unique_u64(sets + total, nt);
+    }
+    if (rc != 0) {
+        free(off);
+        free(sets);
+        return rc == HW_ENOMEM ? hw_status_set(st, rc, "index: out of memory") : rc;
+    }
+    off[n_alts + 1] = (uint32_t)total;
+    *sets_out = sets;
+    *off_out = off;
+    *total_out = total;
+    return 0;
+}
+
+/* Creates a record holding copies of doc's fields (one allocation), its
+ * FAQ question sets and its terms (a second allocation, writer-only). */
+static int rec_create(hw_index *idx, const hw_doc *doc, int locale_id, doc_rec **out,
+                      hw_status *st)
+{
+    size_t n_alts = doc->kind == HW_DOC_FAQ ? doc->n_alt_questions : 0;
+    size_t id_len = strlen(doc->id), tl = strlen(doc->title), bl = strlen(doc->body);
+    size_t alt_bytes = 0, n_sets = 0;
+    uint64_t *sets = NULL;
+    uint32_t *off = NULL;
+    int rc;
+    for (size_t i = 0; i < n_alts; i++)
+        alt_bytes += strlen(doc->alt_questions[i]) + 1;
+    if (doc->kind == HW_DOC_FAQ && (rc = faq_sets(idx, doc, n_alts, &sets, &off, &n_sets, st)) != 0)
+        return rc;
+    /* layout: rec | qsets (u64) | alt pointers | qset offsets (u32) | strings */
+    size_t n_off = doc->kind == HW_DOC_FAQ ? n_alts + 2 : 0;
+    size_t bytes = sizeof(doc_rec) + n_sets * sizeof(uint64_t) + (n_alts + 1) * sizeof(char *) +
+                   n_off * sizeof(uint32_t) + id_len + tl + bl + 3 + alt_bytes;
+    doc_rec *r = calloc(1, bytes);
+    if (!r) {
+        free(sets);
+        free(off);
+        return hw_status_set(st, HW_ENOMEM, "index: out of memory");
+    }
+    uint64_t *qs = (uint64_t *)(r + 1);
+    char **alts = (char **)(qs + n_sets);
+    uint32_t *qo = (uint32_t *)(alts + n_alts + 1);
+    char *p = (char *)(qo + n_off);
+    if (n_sets)
+        memcpy(qs, sets, n_sets * sizeof *qs);
+    if (n_off)
+        memcpy(qo, off, n_off * sizeof *qo);
+    free(sets);
+    free(off);
+    r->qsets = qs;
+    r->qset_off = n_off ? qo : NULL;
+    r->id = memcpy(p, doc->id, id_len + 1), p += id_len + 1;
+    r->title = memcpy(p, doc->title, tl + 1), p += tl + 1;
+    r->body = memcpy(p, doc->body, bl + 1), p += bl + 1;
+    for (size_t i = 0; i < n_alts; i++) {
+        size_t l = strlen(doc->alt_questions[i]);
+        alts[i] = memcpy(p, doc->alt_questions[i], l + 1);
+        p += l + 1;
+    }
+    r->alts = (const char **)alts;
+    r->n_alts = (uint16_t)n_alts;
+    r->kind = (uint8_t)doc->kind;
+    r->locale_id = (uint8_t)locale_id;
+    r->locale = idx->locales[locale_id];
+    r->text_bytes = (uint32_t)(tl + bl + alt_bytes);
+    r->main_docid = -1;
+    r->refs = 1;
+    r->alloc_bytes = bytes;
+    /* in a batch the terms are computed at commit, in bulk */
+    if (!idx->in_batch && (rc = rec_compute_terms(idx, r, NULL, st)) != 0) {
+        free(r);
+        return rc;
+    }
+    *out = r;
+    return 0;
+}
+
+int hw_index_put(hw_index *idx, const hw_doc *doc, hw_status *st)
+{
+    int rc;
+    if (!doc || (doc->kind != HW_DOC_ARTICLE && doc->kind != HW_DOC_FAQ))
+        return hw_status_set(st, HW_EINVALID, "kind: must be article or FAQ");
+    if (!valid_id(doc->id))
+        return hw_status_set(st, HW_EINVALID, "id: 1 to 64 bytes of [A-Za-z0-9._:-]");
+    size_t tmax = doc->kind == HW_DOC_FAQ ? 1024 : 512;
+    size_t bmax = doc->kind == HW_DOC_FAQ ? 16 * 1024 : HW_INDEX_MAX_BODY;
+    if ((rc = check_text(doc->kind == HW_DOC_FAQ ? "question" : "title", doc->title, tmax, 1, st)) ||
+        (rc = check_text(doc->kind == HW_DOC_FAQ ? "answer" : "body", doc->body, bmax, 1, st)))
+        return rc;
+    if (doc->kind == HW_DOC_FAQ) {
+        if (doc->n_alt_questions > HW_INDEX_MAX_ALT)
+            return hw_status_set(st, HW_ETOOBIG, "alternate_questions: more than %d", HW_INDEX_MAX_ALT);
+        if (doc->n_alt_questions && !doc->alt_questions)
+            return hw_status_set(st, HW_EINVALID, "alternate_questions: missing");
+        for (size_t i = 0; i < doc->n_alt_questions; i++)
+            if ((rc = check_text("alternate_questions", doc->alt_questions[i], 1024, 1, st)))
+                return rc;
+    }
+    const char *loc = doc->locale && doc->locale[0] ? doc->locale : "en";
+    if (strlen(loc) > MAX_LOCALE_LEN || hw_utf8_validate(loc, strlen(loc), NULL) != 0)
+        return hw_status_set(st, HW_EINVALID, "locale: at most %d bytes of UTF-8", MAX_LOCALE_LEN);
+
+    pthread_mutex_lock(&idx->wlock);
+    int lid = intern_locale(idx, loc);
+    doc_rec *r = NULL;
+    if (lid < 0) {
+        rc = lid == -1 ? hw_status_set(st, HW_EINVALID, "locale: more than %d distinct locales", MAX_LOCALES)
+                       : hw_status_set(st, HW_ENOMEM, "index: out of memory");
+        goto out;
+    }
+    if ((rc = rec_create(idx, doc, lid, &r, st)) != 0)
+        goto out;
+    if (map_reserve(idx) != 0 ||
+        grow((void **)&idx->pending, &idx->cap_pending, idx->n_pending + 1, sizeof *idx->pending)) {
+        rec_unref(r);
+        rc = hw_status_set(st, HW_ENOMEM, "index: out of memory");
+        goto out;
+    }
+    uint64_t h = key_hash(doc->kind, doc->id, strlen(doc->id));
+    map_slot *slot = map_find(idx, h, doc->kind, doc->id);
+    if (slot) {
+        doc_rec *old = slot->rec;
+        old->live = 0;
+        if (old->main_docid >= 0)
+            idx->dead[old->main_docid / 64] |= 1ull << (old->main_docid % 64);
+        idx->text_bytes -= old->text_bytes;
+        idx->doc_bytes -= old->alloc_bytes;
+        rec_unref(old);
+        slot->rec = r;
+    } else {
+        size_t i = h & (idx->map_cap - 1);
+        while (idx->map[i].rec && idx->map[i].rec != TOMBSTONE)
+            i = (i + 1) & (idx->map_cap - 1);
+        if (!idx->map[i].rec)
+            idx->map_used++;
+        idx->map[i].hash = h;
+        idx->map[i].rec = r;
+        idx->map_live++;
+    }
+    r->live = 1;
+    idx->text_bytes += r->text_bytes;
+    idx->doc_bytes += r->alloc_bytes;
+    r->refs++;
+    idx->pending[idx->n_pending++] = r;
+    if (!idx->in_batch)
+        rc = publish(idx, st);
+out:
+    pthread_mutex_unlock(&idx->wlock);
+    return rc;
+}
+
+int hw_index_delete(hw_index *idx, hw_doc_kind kind, const char *id, hw_status *st)
+{
+    if (kind != HW_DOC_ARTICLE && kind != HW_DOC_FAQ)
+        return hw_status_set(st, HW_EINVALID, "kind: must be article or FAQ");
+    if (!id)
+        return hw_status_set(st, HW_EINVALID, "id: missing");
+    int rc = 0;
+    pthread_mutex_lock(&idx->wlock);
+    map_slot *slot = map_find(idx, key_hash(kind, id, strlen(id)), kind, id);
+    if (!slot) {
+        rc = hw_status_set(st, HW_ENOTFOUND, "%s %s: not found",
+                           kind == HW_DOC_FAQ ? "FAQ" : "article", id);
+        goto out;
+    }
+    doc_rec *old = slot->rec;
+    old->live = 0;
+    if (old->main_docid >= 0)
+        idx->dead[old->main_docid / 64] |= 1ull << (old->main_docid % 64);
+    idx->text_bytes -= old->text_bytes;
+    idx->doc_bytes -= old->alloc_bytes;
+    slot->rec = TOMBSTONE;
+    idx->map_live--;
+    rec_unref(old);
+    if (!idx->in_batch)
+        rc = publish(idx, st);
+out:
+    pthread_mutex_unlock(&idx->wlock);
+    return rc;
+}
+
+void hw_index_batch_begin(hw_index *idx)
+{
+    pthread_mutex_lock(&idx->wlock);
+    idx->in_batch = 1;
+}
+
+int hw_index_batch_commit(hw_index *idx, hw_status *st)
+{
+    idx->in_batch = 0;
+    int rc = publish(idx, st);
+    pthread_mutex_unlock(&idx->wlock);
+    return rc;
+}
+
+void hw_index_stats_get(hw_index *idx, hw_index_stats *o)
+{
+    memset(o, 0, sizeof *o);
+    pthread_mutex_lock(&idx->wlock);
+    snapshot *sn = idx->current;
+    o->docs = idx->map_live;
+    o->main_docs = sn->main ? sn->main->n_docs : 0;
+    o->delta_docs = sn->delta ? sn->delta->n_docs : 0;
+    o->terms = (sn->main ? sn->main->n_terms : 0) + (sn->delta ? sn->delta->n_terms : 0);
+    o->postings_bytes = (sn->main ? sn->main->post_bytes + sn->main->n_skips * sizeof(skip_entry) : 0) +
+                        (sn->delta ? sn->delta->post_bytes + sn->delta->n_skips * sizeof(skip_entry) : 0);
+    uint64_t terms_cache = 0;
+    for (size_t i = 0; i < idx->n_pending; i++)
+        if (idx->pending[i]->terms)
+            terms_cache += idx->pending[i]->terms->bytes;
+    o->index_bytes = sizeof *idx + idx->doc_bytes + terms_cache + idx->map_cap * sizeof(map_slot) +
+                     idx->cap_pending * sizeof(doc_rec *) + idx->dead_words * 8 +
+                     (sn->main ? sn->main->bytes : 0) + (sn->delta ? sn->delta->bytes : 0);
+    o->text_bytes = idx->text_bytes;
+    o->last_main_build_ms = idx->last_main_build_ms;
+    o->last_publish_ms = idx->last_publish_ms;
+    pthread_mutex_unlock(&idx->wlock);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Searching                                                               */
+
+typedef struct cursor {
+    const segment *seg;
+    const term_info *ti;
+    const uint8_t *p, *start, *end;
+    const skip_entry *skips;
+    uint32_t n_blocks, blk;
+    uint32_t prev1; /* local doc + 1 of the current posting */
+    uint32_t doc;   /* global doc id, DOC_NONE when exhausted */
+    uint32_t tf_title, tf_body;
+    uint32_t qterm;
+    double idf, ub;
+} cursor;
+
+typedef struct qterm {
+    uint64_t hash;
+    const char *text; /* in the tokenizer's buffer during the search */
+    uint32_t len;
+    uint32_t flags; /* HW_TOKEN_* */
+    uint32_t df;
+    double idf;
+    const term_info *ti[2]; /* main, delta */
+} qterm;
+
+typedef struct scored {
+    double score;
+    uint32_t doc;
+} scored;
+
+struct hw_searcher {
+    hw_index *idx;
+    hw_tokenizer *tok;
+    qterm *q;
+    size_t n_q, cap_q;
+    uint64_t *qhash; /* sorted hashes of all query terms (known or not) */
+    size_t n_qhash, cap_qhash;
+    cursor *cur;
+    size_t cap_cur;
+    double *cum, *contrib;
+    size_t cap_cum, cap_contrib;
+    scored *heap;
+    size_t cap_heap;
+    scored *all; /* exhaustive mode */
+    size_t cap_all;
+    uint64_t *bits; /* matched counting */
+    size_t cap_bits;
+    struct { uint32_t s, e; } *marks;
+    size_t cap_marks;
+    char *buf; /* snippet assembly */
+    size_t cap_buf;
+};
+
+int hw_searcher_create(hw_index *idx, hw_searcher **out, hw_status *st)
+{
+    *out = NULL;
+    hw_searcher *s = calloc(1, sizeof *s);
+    if (!s)
+        return hw_status_set(st, HW_ENOMEM, "searcher: out of memory");
+    s->idx = idx;
+    int rc = hw_tokenizer_create(&s->tok, st);
+    if (rc != 0) {
+        free(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+void hw_searcher_destroy(hw_searcher *s)
+{
+    if (!s)
+        return;
+    hw_tokenizer_destroy(s->tok);
+    free(s->q);
+    free(s->qhash);
+    free(s->cur);
+    free(s->cum);
+    free(s->contrib);
+    free(s->heap);
+    free(s->all);
+    free(s->bits);
+    free(s->marks);
+    free(s->buf);
+    free(s);
+}
+
+static inline void cur_decode(cursor *c)
+{
+    uint32_t gap, v, extra;
+    c->p = varint_get(c->p, &gap);
+    c->p = varint_get(c->p, &v);
+    c->prev1 += gap;
+    c->tf_body = v >> 2;
+    c->tf_title = v & 3;
+    if (c->tf_title == 3) {
+        c->p = varint_get(c->p, &extra);
+        c->tf_title += extra;
+    }
+    c->doc = c->seg->base + c->prev1 - 1;
+}
+
+static inline void cur_next(cursor *c)
+{
+    if (c->p >= c->end) {
+        c->doc = DOC_NONE;
+        return;
+    }
+    if (c->n_blocks && (uint32_t)(c->p - c->start) == c->skips[c->blk].end_off)
+        c->blk++;
+    cur_decode(c);
+}
+
+/* Moves to the first posting with global doc >= target. */
+static inline void cur_advance(cursor *c, uint32_t target)
+{
+    if (c->doc >= target)
+        return;
+    uint32_t local = target - c->seg->base;
+    if (c->n_blocks && c->skips[c->blk].last_doc < local) {
+        uint32_t b = c->blk + 1;
+        while (b < c->n_blocks && c->skips[b].last_doc < local)
+            b++;
+        if (b == c->n_blocks) {
+            c->doc = DOC_NONE;
+            return;
+        }
+        c->blk = b;
+        c->p = c->start + c->skips[b - 1].end_off;
+        c->prev1 = c->skips[b - 1].last_doc + 1;
+        cur_decode(c);
+    }
+    while (c->doc < target) {
+        cur_next(c);
+        if (c->doc == DOC_NONE)
+            return;
+    }
+}
+
+static void cur_init(cursor *c, const segment *seg, const term_info *ti, uint32_t qterm,
+                     double idf)
+{
+    c->seg = seg;
+    c->ti = ti;
+    c->start = c->p = seg->post + ti->post_off;
+    c->end = c->start + ti->post_len;
+    c->n_blocks = ti->df > BLOCK ? (ti->df + BLOCK - 1) / BLOCK : 0;
+    c->skips = seg->skips + ti->skip_off;
+    c->blk = 0;
+    c->prev1 = 0;
+    c->qterm = qterm;
+    c->idf = idf;
+    c->ub = idf * (double)ti->max_tfn;
+    cur_decode(c);
+}
+
+static const doc_rec *snap_doc(const snapshot *sn, uint32_t d)
+{
+    uint32_t nm = sn->main ? sn->main->n_docs : 0;
+    return d < nm ? sn->main->docs[d] : sn->delta->docs[d - nm];
+}
+
+typedef struct filter {
+    int kind;      /* 0 = any */
+    int locale_id; /* -1 = any */
+} filter;
+
+static inline int doc_ok(const snapshot *sn, uint32_t d, const filter *f)
+{
+    uint32_t nm = sn->main ? sn->main->n_docs : 0;
+    const doc_rec *r;
+    if (d < nm) {
+        if (sn->dead && (sn->dead[d / 64] >> (d % 64) & 1))
+            return 0;
+        r = sn->main->docs[d];
+    } else {
+        r = sn->delta->docs[d - nm];
+    }
+    return (!f->kind || r->kind == f->kind) && (f->locale_id < 0 || r->locale_id == f->locale_id);
+}
+
+static int cmp_cursor(const void *a, const void *b)
+{
+    const cursor *x = a, *y = b;
+    if (x->ub != y->ub)
+        return x->ub < y->ub ? -1 : 1;
+    if (x->qterm != y->qterm)
+        return x->qterm < y->qterm ? -1 : 1;
+    return x->seg->base < y->seg->base ? -1 : x->seg->base > y->seg->base;
+}
+
+static int cmp_qterm_idf(const void *a, const void *b)
+{
+    const qterm *x = a, *y = b;
+    if (x->idf != y->idf)
+        return x->idf > y->idf ? -1 : 1;
+    return x->hash < y->hash ? -1 : x->hash > y->hash;
+}
+
+/* "a ranks better than b": higher score, then lower doc id. */
+static inline int better(const scored *a, const scored *b)
+{
+    return a->score > b->score || (a->score == b->score && a->doc < b->doc);
+}
+
+static void heap_sift_down(scored *h, size_t n, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, w = i;
+        if (l < n && better(&h[w], &h[l]))
+            w = l;
+        if (r < n && better(&h[w], &h[r]))
+            w = r;
+        if (w == i)
+            return;
+        scored t = h[i];
+        h[i] = h[w];
+        h[w] = t;
+        i = w;
+    }
+}
+
+static void heap_push(scored *h, size_t *n, scored x)
+{
+    size_t i = (*n)++;
+    h[i] = x;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!better(&h[p], &h[i]))
+            break;
+        scored t = h[i];
+        h[i] = h[p];
+        h[p] = t;
+        i = p;
+    }
+}
+
+static int cmp_scored(const void *a, const void *b)
+{
+    const scored *x = a, *y = b;
+    if (better(x, y))
+        return -1;
+    if (better(y, x))
+        return 1;
+    return 0;
+}
+
+/* Tokenizes the query and resolves its terms against sn. */
+static int prepare_query(hw_searcher *s, const snapshot *sn, const char *text, size_t len,
+                         hw_status *st)
+{
+    const hw_token *tk;
+    size_t nt;
+    if (!text || len == 0)
+        return hw_status_set(st, HW_EINVALID, "query: empty");
+    if (len > HW_INDEX_MAX_QUERY)
+        return hw_status_set(st, HW_ETOOBIG, "query: %zu bytes, limit %d", len, HW_INDEX_MAX_QUERY);
+    hw_status ts;
+    int rc = hw_tokenize(s->tok, text, len, &tk, &nt, &ts);
+    if (rc != 0)
+        return hw_status_set(st, rc, "query: %s", ts.msg);
+    s->n_q = 0;
+    s->n_qhash = 0;
+    if (grow((void **)&s->qhash, &s->cap_qhash, nt + 1, sizeof *s->qhash) ||
+        grow((void **)&s->q, &s->cap_q, nt + 1, sizeof *s->q))
+        return hw_status_set(st, HW_ENOMEM, "search: out of memory");
+    for (size_t i = 0; i < nt; i++)
+        s->qhash[i] = tk[i].hash;
+    s->n_qhash = sort_unique_u64(s->qhash, nt);
+    double N = sn->n_live ? sn->n_live : 1;
+    for (size_t i = 0; i < nt; i++) {
+        int dup = 0;
+        for (size_t j = 0; j < s->n_q && !dup; j++)
+            dup = s->q[j].hash == tk[i].hash && s->q[j].len == tk[i].len &&
+                  memcmp(s->q[j].text, tk[i].text, tk[i].len) == 0;
+        if (dup)
+            continue;
+        qterm *q = &s->q[s->n_q++];
+        q->hash = tk[i].hash;
+        q->text = tk[i].text;
+        q->len = tk[i].len;
+        q->flags = tk[i].flags;
+        q->ti[0] = segment_lookup(sn->main, q->hash, q->text, q->len);
+        q->ti[1] = segment_lookup(sn->delta, q->hash, q->text, q->len);
+        q->df = (q->ti[0] ? q->ti[0]->df : 0) + (q->ti[1] ? q->ti[1]->df : 0);
+        double df = q->df;
+        q->idf = log(1.0 + (N - df + 0.5) / (df + 0.5));
+        if (q->idf < 0)
+            q->idf = 0;
+    }
+    return 0;
+}
+
+/* Top-k over the prepared query; fills s->heap (sorted best first) and
+ * *n_top. Returns 0 or HW_ENOMEM. */
+static int run_topk(hw_searcher *s, const snapshot *sn, const filter *f, size_t k,
+                    unsigned flags, size_t *n_top, uint64_t *matched, int *matched_exact)
+{
+    const hw_index_options *o = &s->idx->opt;
+    *n_top = 0;
+    *matched = 0;
+    *matched_exact = 1;
+    /* known terms only, at most HW_INDEX_MAX_QUERY_TERMS (highest idf) */
+    size_t nk = 0;
+    for (size_t i = 0; i < s->n_q; i++)
+        if (s->q[i].df > 0)
+            nk++;
+    if (nk == 0)
+        return 0;
+    qterm *known = malloc(nk * sizeof *known);
+    if (!known)
+        return HW_ENOMEM;
+    nk = 0;
+    for (size_t i = 0; i < s->n_q; i++)
+        if (s->q[i].df > 0)
+            known[nk++] = s->q[i];
+    if (nk > HW_INDEX_MAX_QUERY_TERMS) {
+        qsort(known, nk, sizeof *known, cmp_qterm_idf);
+        nk = HW_INDEX_MAX_QUERY_TERMS;
+    }
+    size_t nc = 0;
+    if (grow((void **)&s->cur, &s->cap_cur, 2 * nk, sizeof *s->cur) ||
+        grow((void **)&s->cum, &s->cap_cum, 2 * nk, sizeof *s->cum) ||
+        grow((void **)&s->contrib, &s->cap_contrib, 2 * nk, sizeof *s->contrib) ||
+        grow((void **)&s->heap, &s->cap_heap, k + 1, sizeof *s->heap)) {
+        free(known);
+        return HW_ENOMEM;
+    }
+    for (size_t i = 0; i < nk; i++) {
+        if (known[i].ti[0])
+            cur_init(&s->cur[nc++], sn->main, known[i].ti[0], (uint32_t)i, known[i].idf);
+        if (known[i].ti[1])
+            cur_init(&s->cur[nc++], sn->delta, known[i].ti[1], (uint32_t)i, known[i].idf);
+    }
+    free(known);
+    cursor *c = s->cur;
+    qsort(c, nc, sizeof *c, cmp_cursor);
+    double acc = 0;
+    for (size_t i = 0; i < nc; i++) {
+        acc += c[i].ub;
+        s->cum[i] = acc;
+    }
+    const double k1 = o->k1, boost = o->title_boost;
+    double *contrib = s->contrib;
+    int exhaustive = (flags & HW_SEARCH_EXHAUSTIVE) != 0;
+
+    if (flags & HW_SEARCH_COUNT_MATCHED) {
+        uint32_t nd = (sn->main ? sn->main->n_docs : 0) + (sn->delta ? sn->delta->n_docs : 0);
+        size_t words = (nd + 63) / 64 + 1;
+        if (grow((void **)&s->bits, &s->cap_bits, words, sizeof *s->bits))
+            return HW_ENOMEM;
+        memset(s->bits, 0, words * sizeof *s->bits);
+        for (size_t i = 0; i < nc; i++) {
+            cursor t = c[i];
+            for (; t.doc != DOC_NONE; cur_next(&t))
+                if (doc_ok(sn, t.doc, f))
+                    s->bits[t.doc / 64] |= 1ull << (t.doc % 64);
+        }
+        uint64_t m = 0;
+        for (size_t i = 0; i < words; i++)
+            m += (uint64_t)__builtin_popcountll(s->bits[i]);
+        *matched = m;
+    } else {
+        /* independence estimate from document frequencies */
+        double N = sn->n_live ? sn->n_live : 1, miss = 1, maxdf = 0;
+        for (size_t i = 0; i < s->n_q; i++) {
+            double df = s->q[i].df > N ? N : s->q[i].df;
+            miss *= 1.0 - df / N;
+            if (df > maxdf)
+                maxdf = df;
+        }
+        double est = N * (1.0 - miss);
+        *matched = (uint64_t)(est < maxdf ? maxdf : est + 0.5);
+        *matched_exact = 0;
+    }
+
+    size_t n_heap = 0, n_all = 0;
+    double theta = -INFINITY;
+    size_t fe = 0; /* cursors [0, fe) are non-essential */
+    for (;;) {
+        uint32_t d = DOC_NONE;
+        for (size_t i = fe; i < nc; i++)
+            if (c[i].doc < d)
+                d = c[i].doc;
+        if (d == DOC_NONE)
+            break;
+        if (!doc_ok(sn, d, f)) {
+            for (size_t i = fe; i < nc; i++)
+                if (c[i].doc == d)
+                    cur_next(&c[i]);
+            continue;
+        }
+        double partial = 0;
+        for (size_t i = fe; i < nc; i++) {
+            if (c[i].doc == d) {
+                double wtf = boost * c[i].tf_title + c[i].tf_body;
+                contrib[i] = c[i].idf * tfn(k1, wtf, c[i].seg->norm[d - c[i].seg->base]);
+                partial += contrib[i];
+                cur_next(&c[i]);
+            } else {
+                contrib[i] = 0;
+            }
+        }
+        int pruned = 0;
+        double eps = 1e-9 * (1.0 + fabs(theta));
+        for (size_t i = fe; i-- > 0;) {
+            if (partial + s->cum[i] < theta - eps) {
+                pruned = 1;
+                break;
+            }
+            cur_advance(&c[i], d);
+            if (c[i].doc == d) {
+                double wtf = boost * c[i].tf_title + c[i].tf_body;
+                contrib[i] = c[i].idf * tfn(k1, wtf, c[i].seg->norm[d - c[i].seg->base]);
+                partial += contrib[i];
+            } else {
+                contrib[i] = 0;
+            }
+        }
+        if (pruned)
+            continue;
+        double score = 0;
+        for (size_t i = 0; i < nc; i++)
+            score += contrib[i];
+        scored x = {score, d};
+        if (exhaustive) {
+            if (grow((void **)&s->all, &s->cap_all, n_all + 1, sizeof *s->all))
+                return HW_ENOMEM;
+            s->all[n_all++] = x;
+            continue;
+        }
+        if (n_heap < k) {
+            heap_push(s->heap, &n_heap, x);
+        } else if (better(&x, &s->heap[0])) {
+            s->heap[0] = x;
+            heap_sift_down(s->heap, n_heap, 0);
+        } else {
+            continue;
+        }
+        if (n_heap == k) {
+            theta = s->heap[0].score;
+            double e2 = 1e-9 * (1.0 + fabs(theta));
+            while (fe < nc && s->cum[fe] < theta - e2)
+                fe++;
+        }
+    }
+    if (exhaustive) {
+        qsort(s->all, n_all, sizeof *s->all, cmp_scored);
+        n_heap = n_all < k ? n_all : k;
+        memcpy(s->heap, s->all, n_heap * sizeof *s->heap);
+    } else {
+        qsort(s->heap, n_heap, sizeof *s->heap, cmp_scored);
+    }
+    *n_top = n_heap;
+    return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Snippets                                                                */
+
+static int qhash_has(const hw_searcher *s, uint64_t h)
+{
+    size_t lo = 0, hi = s->n_qhash;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (s->qhash[mid] == h)
+            return 1;
+        if (s->qhash[mid] < h)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return 0;
+}
+
+/* Byte offset reached from `from` after n code points (or len). */
+static size_t skip_chars(const char *t, size_t len, size_t from, size_t n)
+{
+    size_t i = from;
+    while (i < len && n > 0) {
+        i++;
+        while (i < len && ((unsigned char)t[i] & 0xC0) == 0x80)
+            i++;
+        n--;
+    }
+    return i;
+}
+
+/* Byte offset reached going back n code points from `from`. */
+static size_t back_chars(const char *t, size_t from, size_t n)
+{
+    size_t i = from;
+    while (i > 0 && n > 0) {
+        i--;
+        while (i > 0 && ((unsigned char)t[i] & 0xC0) == 0x80)
+            i--;
+        n--;
+    }
+    return i;
+}
+
+/* Builds the best passage of text (about SNIPPET_CHARS code points) in the
+ * arena; matches are wrapped in \x02..\x03 when mark is set. */
+static char *make_snippet(hw_searcher *s, const char *text, hw_arena *arena, int mark)
+{
+    size_t len = strlen(text);
+    if (len > SNIPPET_SCAN_BYTES) {
+        len = SNIPPET_SCAN_BYTES;
+        while (len > 0 && ((unsigned char)text[len] & 0xC0) == 0x80)
+            len--;
+    }
+    const hw_token *tk;
+    size_t nt, nm = 0;
+    if (hw_tokenize(s->tok, text, len, &tk, &nt, NULL) != 0)
+        nt = 0;
+    if (grow((void **)&s->marks, &s->cap_marks, nt + 1, sizeof *s->marks))
+        nt = 0;
+    /* matched source ranges, merged when overlapping or touching */
+    for (size_t i = 0; i < nt; i++) {
+        if (!qhash_has(s, tk[i].hash))
+            continue;
+        if (nm && tk[i].start <= s->marks[nm - 1].e) {
+            if (tk[i].end > s->marks[nm - 1].e)
+                s->marks[nm - 1].e = tk[i].end;
+        } else {
+            s->marks[nm].s = tk[i].start;
+            s->marks[nm].e = tk[i].end;
+            nm++;
+        }
+    }
+    /* window start: the mark maximizing distinct matched text in the
+     * window (approximated by the number of marks it covers) */
+    size_t best_i = 0, best_n = 0;
+    size_t limit = nm < 256 ? nm : 256;
+    for (size_t i = 0; i < limit; i++) {
+        size_t wend = skip_chars(text, len, s->marks[i].s, SNIPPET_CHARS - 20);
+        size_t cnt = 0;
+        for (size_t j = i; j < nm && s->marks[j].e <= wend; j++)
+            cnt++;
+        if (cnt > best_n) {
+            best_n = cnt;
+            best_i = i;
+        }
+    }
+    size_t ws = 0;
+    if (nm) {
+        ws = back_chars(text, s->marks[best_i].s, 20);
+        /* start at a word boundary when one is near */
+        for (size_t i = ws; i < s->marks[best_i].s && ws > 0; i++)
+            if (text[i] == ' ' || text[i] == '\n') {
+                ws = i + 1;
+                break;
+            }
+    }
+    size_t we = skip_chars(text, len, ws, SNIPPET_CHARS);
+    if (we >= len && ws > 0) { /* near the end: use the full window */
+        size_t ws2 = back_chars(text, len, SNIPPET_CHARS);
+        if (ws2 < ws) {
+            ws = ws2;
+            for (size_t i = ws; ws > 0 && i < ws2 + 20 && i < len; i++)
+                if (text[i] == ' ' || text[i] == '\n') {
+                    ws = i + 1;
+                    break;
+                }
+        }
+    }
+    if (we < len) {
+        for (size_t i = we; i > ws + SNIPPET_CHARS / 2; i--)
+            if (text[i] == ' ' || text[i] == '\n') {
+                we = i;
+                break;
+            }
+    }
+    size_t need = (we - ws) + 2 * nm + 8;
+    char *out = hw_arena_alloc(arena, need);
+    if (!out)
+        return NULL;
+    char *o = out;
+    if (ws > 0) {
+        memcpy(o, "\xe2\x80\xa6", 3); /* … */
+        o += 3;
+    }
+    size_t m = 0;
+    while (m < nm && s->marks[m].e <= ws)
+        m++;
+    for (size_t i = ws; i < we;) {
+        if (mark && m < nm && i == s->marks[m].s) {
+            size_t e = s->marks[m].e < we ? s->marks[m].e : we;
+            *o++ = '\x02';
+            for (; i < e; i++)
+                *o++ = (text[i] == '\n' || text[i] == '\t') ? ' ' : text[i];
+            *o++ = '\x03';
+            m++;
+            continue;
+        }
+        if (mark && m < nm && s->marks[m].s < i) { /* window began inside a mark */
+            m++;
+            continue;
+        }
+        *o++ = (text[i] == '\n' || text[i] == '\t') ? ' ' : text[i];
+        i++;
+    }
+    if (we < len) {
+        memcpy(o, "\xe2\x80\xa6", 3);
+        o += 3;
+    }
+    *o = 0;
+    return out;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Public search and answer                                                */
+
+static int resolve_filter(const hw_index *idx, const snapshot *sn, const char *locale, int kind,
+                          filter *f)
+{
+    f->kind = kind;
+    f->locale_id = -1;
+    if (locale && locale[0]) {
+        f->locale_id = find_locale((const char *const *)idx->locales, sn->n_locales, locale);
+        if (f->locale_id < 0)
+            return 0; /* unknown locale: nothing can match */
+    }
+    return 1;
+}
+
+static int fill_hits(hw_searcher *s, const snapshot *sn, size_t n, hw_arena *arena, int snippets,
+                     hw_hit **out)
+{
+    hw_hit *hits = hw_arena_calloc(arena, n ? n : 1, sizeof *hits);
+    if (!hits)
+        return HW_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        const doc_rec *r = snap_doc(sn, s->heap[i].doc);
+        hw_hit *h = &hits[i];
+        h->kind = (hw_doc_kind)r->kind;
+        h->score = s->heap[i].score;
+        h->id = hw_arena_strdup(arena, r->id);
+        h->title = hw_arena_strdup(arena, r->title);
+        h->locale = hw_arena_strdup(arena, r->locale);
+        if (!h->id || !h->title || !h->locale)
+            return HW_ENOMEM;
+        if (snippets && !(h->snippet = make_snippet(s, r->body, arena, 1)))
+            return HW_ENOMEM;
+    }
+    *out = hits;
+    return 0;
+}
+
+int hw_index_search(hw_searcher *s, const hw_search_query *q, hw_arena *arena,
+                    hw_search_result *out, hw_status *st)
+{
+    memset(out, 0, sizeof *out);
+    if (!q)
+        return hw_status_set(st, HW_EINVALID, "query: missing");
+    size_t k = q->top_k ? q->top_k : 10;
+    if (k > HW_INDEX_MAX_TOP_K)
+        k = HW_INDEX_MAX_TOP_K;
+    if (q->kind != HW_DOC_ANY && q->kind != HW_DOC_ARTICLE && q->kind != HW_DOC_FAQ)
+        return hw_status_set(st, HW_EINVALID, "kind: unknown");
+    hw_index *idx = s->idx;
+    int rc;
+    urcu_memb_read_lock();
+    const snapshot *sn = __atomic_load_n(&idx->current, __ATOMIC_ACQUIRE);
+    if ((rc = prepare_query(s, sn, q->text, q->len, st)) != 0)
+        goto out;
+    filter f;
+    size_t n = 0;
+    out->n_terms = s->n_q;
+    out->matched_exact = 1;
+    if (resolve_filter(idx, sn, q->locale, q->kind, &f)) {
+        rc = run_topk(s, sn, &f, k, q->flags, &n, &out->matched, &out->matched_exact);
+        if (rc != 0) {
+            hw_status_set(st, rc, "search: out of memory");
+            goto out;
+        }
+    }
+    if ((rc = fill_hits(s, sn, n, arena, !(q->flags & HW_SEARCH_NO_SNIPPETS), &out->hits)) != 0) {
+        hw_status_set(st, rc, "search: arena exhausted");
+        goto out;
+    }
+    out->n_hits = n;
+out:
+    TSAN_RELEASE(&idx->tsan_sync);
+    urcu_memb_read_unlock();
+    if (rc != 0)
+        memset(out, 0, sizeof *out);
+    return rc;
+}
+
+/* Sorted unique term hashes of text, into *out (searcher scratch-free:
+ * allocated with malloc by the caller's buffer). Returns count. */
+static size_t text_hashes(hw_searcher *s, const char *text, size_t len, uint64_t **buf,
+                          size_t *cap)
+{
+    const hw_token *tk;
+    size_t nt;
+    if (len > SNIPPET_SCAN_BYTES) {
+        len = SNIPPET_SCAN_BYTES;
+        while (len > 0 && ((unsigned char)text[len] & 0xC0) == 0x80)
+            len--;
+    }
+    if (hw_tokenize(s->tok, text, len, &tk, &nt, NULL) != 0)
+        return 0;
+    if (grow((void **)buf, cap, nt + 1, sizeof **buf))
+        return 0;
+    for (size_t i = 0; i < nt; i++)
+        (*buf)[i] = tk[i].hash;
+    return sort_unique_u64(*buf, nt);
+}
+
+static int has_hash(const uint64_t *v, size_t n, uint64_t h)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (v[mid] == h)
+            return 1;
+        if (v[mid] < h)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return 0;
+}
+
+/* Share of set b's elements present in sorted set a. */
+static double containment(const uint64_t *a, size_t na, const uint64_t *b, size_t nb)
+{
+    if (nb == 0)
+        return 0;
+    size_t c = 0;
+    for (size_t i = 0; i < nb; i++)
+        c += (size_t)has_hash(a, na, b[i]);
+    return (double)c / (double)nb;
+}
+
+/* Similarity of the query to a title: the mean of their Dice similarity
+ * and the share of the title's terms the query contains (so that "请问你们
+ * 的退款政策" is close to the question "退款政策"). */
+static double title_similarity(const hw_searcher *s, const uint64_t *t, size_t nt)
+{
+    return 0.5 * (dice(s->qhash, s->n_qhash, t, nt) + containment(s->qhash, s->n_qhash, t, nt));
+}
+
+static double faq_similarity(const hw_searcher *s, const doc_rec *r, int blended)
+{
+    double best = 0;
+    for (uint32_t q = 0; q < (uint32_t)r->n_alts + 1; q++) {
+        const uint64_t *set = r->qsets + r->qset_off[q];
+        size_t n = r->qset_off[q + 1] - r->qset_off[q];
+        double d = blended ? title_similarity(s, set, n) : dice(s->qhash, s->n_qhash, set, n);
+        if (d > best)
+            best = d;
+    }
+    return best;
+}
+
+/* confidence = coverage * (0.6 + 0.4 * title similarity); see index.h */
+static double confidence(hw_searcher *s, const doc_rec *r)
+{
+    uint64_t *set = NULL;
+    size_t cap = 0;
+    double known = 0, n_known = 0, n_unknown_word = 0, n_unknown_cjk = 0;
+    for (size_t i = 0; i < s->n_q; i++) {
+        if (s->q[i].df > 0) {
+            known += s->q[i].idf;
+            n_known++;
+        } else if (s->q[i].flags & HW_TOKEN_CJK) {
+            n_unknown_cjk++;
+        } else {
+            n_unknown_word++;
+        }
+    }
+    if (n_known == 0)
+        return 0;
+    /* An unknown word is content the index cannot answer; an unknown CJK
+     * bigram is often only a pair straddling two words (的退, 问你). */
+    double mean = known / n_known;
+    double total = known + 0.5 * mean * n_unknown_word + 0.25 * mean * n_unknown_cjk;
+    double covered = 0;
+    /* terms of the whole document: title (+ alternates) and body */
+    size_t n = 0;
+    for (int field = 0; field < 2 + r->n_alts; field++) {
+        const char *src = field == 0 ? r->title : field == 1 ? r->body : r->alts[field - 2];
+        uint64_t *part = NULL;
+        size_t pcap = 0;
+        size_t pn = text_hashes(s, src, strlen(src), &part, &pcap);
+        if (grow((void **)&set, &cap, n + pn + 1, sizeof *set) == 0) {
+            if (pn)
+                memcpy(set + n, part, pn * sizeof *set);
+            n += pn;
+        }
+        free(part);
+    }
+    n = sort_unique_u64(set, n);
+    for (size_t i = 0; i < s->n_q; i++)
+        if (s->q[i].df > 0 && has_hash(set, n, s->q[i].hash))
+            covered += s->q[i].idf;
+    free(set);
+    double coverage = total > 0 ? covered / total : 0;
+    double title_sim;
+    if (r->kind == HW_DOC_FAQ) {
+        title_sim = faq_similarity(s, r, 1);
+    } else {
+        uint64_t *tset = NULL;
+        size_t tcap = 0;
+        size_t tn = text_hashes(s, r->title, strlen(r->title), &tset, &tcap);
+        title_sim = title_similarity(s, tset, tn);
+        free(tset);
+    }
+    double c = coverage * (0.6 + 0.4 * title_sim);
+    return c < 0 ? 0 : c > 1 ? 1 : c;
+}
+
+int hw_index_answer(hw_searcher *s, const char *question, size_t len, const char *locale,
+                    double threshold, hw_arena *arena, hw_answer *out, hw_status *st)
+{
+    memset(out, 0, sizeof *out);
+    hw_index *idx = s->idx;
+    if (threshold <= 0)
+        threshold = idx->opt.answer_threshold;
+    if (threshold > 1)
+        return hw_status_set(st, HW_EINVALID, "min_confidence: must be in (0, 1]");
+    int rc;
+    urcu_memb_read_lock();
+    const snapshot *sn = __atomic_load_n(&idx->current, __ATOMIC_ACQUIRE);
+    if ((rc = prepare_query(s, sn, question, len, st)) != 0)
+        goto out;
+    filter f = {0, -1};
+    size_t n = 0;
+    uint64_t matched;
+    int exact;
+    if ((rc = run_topk(s, sn, &f, ANSWER_HITS, 0, &n, &matched, &exact)) != 0) {
+        hw_status_set(st, rc, "answer: out of memory");
+        goto out;
+    }
+    /* near-exact FAQ among the candidates wins outright */
+    int lid = locale && locale[0]
+                  ? find_locale((const char *const *)idx->locales, sn->n_locales, locale)
+                  : -1;
+    const doc_rec *best = NULL;
+    double best_sim = 0;
+    for (size_t i = 0; i < n; i++) {
+        const doc_rec *r = snap_doc(sn, s->heap[i].doc);
+        if (r->kind != HW_DOC_FAQ)
+            continue;
+        double sim = faq_similarity(s, r, 0);
+        if (sim >= idx->opt.faq_near_similarity &&
+            (sim > best_sim || (sim == best_sim && best && best->locale_id != lid &&
+                                r->locale_id == lid))) {
+            best = r;
+            best_sim = sim;
+        }
+    }
+    out->answer = "";
+    out->source_id = "";
+    out->source_kind = HW_DOC_ANY;
+    if (best) {
+        out->faq_exact = 1;
+        out->confidence = best_sim;
+    } else if (n > 0) {
+        best = snap_doc(sn, s->heap[0].doc);
+        out->confidence = confidence(s, best);
+    }
+    out->transfer = !best || out->confidence < threshold;
+    if (best) {
+        out->source_kind = (hw_doc_kind)best->kind;
+        out->source_id = hw_arena_strdup(arena, best->id);
+        if (!out->source_id)
+            goto nomem;
+        if (!out->transfer) {
+            out->answer = best->kind == HW_DOC_FAQ ? hw_arena_strdup(arena, best->body)
+                                                   : make_snippet(s, best->body, arena, 0);
+            if (!out->answer)
+                goto nomem;
+        }
+    }
+    if ((rc = fill_hits(s, sn, n, arena, 1, &out->hits)) != 0)
+        goto nomem;
+    out->n_hits = n;
+    goto out;
+nomem:
+    rc = hw_status_set(st, HW_ENOMEM, "answer: arena exhausted");
+out:
+    TSAN_RELEASE(&idx->tsan_sync);
+    urcu_memb_read_unlock();
+    if (rc != 0)
+        memset(out, 0, sizeof *out);
+    return rc;
+}

@@ -1,0 +1,242 @@
+/*
+ * index: the in-memory knowledge-search index (articles and FAQs), BM25
+ * ranked, read lock-free under RCU while a writer keeps it current.
+ *
+ * Design
+ * - Documents are tokenized with hw_tokenize() (NFKC, case fold, English
+ *   stems, CJK bigrams). Scoring is BM25 (k1 1.2, b 0.75) over one
+ *   BM25F-style virtual field: a title occurrence counts title_boost times,
+ *   a body occurrence once (also in the document length).
+ * - The searchable state is an immutable snapshot: a large "main" segment,
+ *   a small "delta" segment holding documents put since main was built,
+ *   and a bitset of main documents deleted or replaced since. A segment
+ *   has an xxHash-keyed open-addressing term dictionary and compact
+ *   postings: varint doc-id deltas with title/body term frequencies, in
+ *   blocks of 128 with a skip table (last doc id, end offset per block).
+ * - Each change (or each batch) publishes a new snapshot with one atomic
+ *   pointer store; the writer then waits for an RCU grace period
+ *   (liburcu, memb flavour) before freeing what only the old snapshot used.
+ *   Readers never lock or wait. Only the delta (bounded, default 1024 docs)
+ *   is rebuilt per change; when it outgrows its bound, main is rebuilt
+ *   from all live documents (about a second for 64k articles) - in the
+ *   writer, while searches continue on the previous snapshot.
+ * - Top-k uses MaxScore dynamic pruning: query terms (per segment) sorted
+ *   by their score upper bound; terms whose cumulated bounds cannot beat
+ *   the current k-th score are only probed (with block skipping) for
+ *   documents found through the others. Scores are summed in one fixed
+ *   term order, so pruned and exhaustive results are bit-identical
+ *   (HW_SEARCH_EXHAUSTIVE exists to prove that in tests and benchmarks).
+ * - Statistics: N is the number of live documents; df counts occurrences
+ *   in main (deleted ones included until main is rebuilt) plus delta;
+ *   idf = ln(1 + (N - df + 0.5) / (df + 0.5)); the average length is the
+ *   one main was built with.
+ *
+ * Not done here: persistence (the caller's store feeds documents at start
+ * and on every change), phrase queries, per-locale stemming.
+ *
+ * Threads: writer calls (put, delete, batch, publish) are serialized by an
+ * internal mutex and may come from any thread. Readers (search, answer)
+ * run concurrently with everything except hw_index_destroy(); each reader
+ * thread must be registered once with hw_index_reader_register(), and
+ * uses its own hw_searcher (tokenizer + scratch), one thread at a time.
+ */
+#ifndef HW_SEARCH_INDEX_H
+#define HW_SEARCH_INDEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "server/arena.h"
+#include "server/search/status.h"
+
+/* Limits (bytes), matching knowledge.proto. */
+#define HW_INDEX_MAX_QUERY 4096
+#define HW_INDEX_MAX_ID 64
+#define HW_INDEX_MAX_TITLE 1024     /* article title 512, FAQ question 1024 */
+#define HW_INDEX_MAX_BODY (256 * 1024)
+#define HW_INDEX_MAX_ALT 16         /* alternate questions per FAQ */
+#define HW_INDEX_MAX_TOP_K 100
+#define HW_INDEX_MAX_QUERY_TERMS 256 /* distinct terms kept (highest idf) */
+
+/* Same numbers as helpwire.v1.DocKind. */
+typedef enum hw_doc_kind {
+    HW_DOC_ANY = 0,
+    HW_DOC_ARTICLE = 1,
+    HW_DOC_FAQ = 2,
+} hw_doc_kind;
+
+typedef struct hw_index hw_index;
+typedef struct hw_searcher hw_searcher;
+
+typedef struct hw_index_options {
+    double title_boost;          /* weight of a title term; 0 = 2.0 */
+    double k1;                   /* 0 = 1.2 */
+    double b;                    /* 0 = 0.75 (use a tiny value for ~0) */
+    uint32_t delta_max_docs;     /* delta bound before main is rebuilt; 0 = 1024 */
+    double answer_threshold;     /* default confidence for hw_index_answer; 0 = 0.45 */
+    double faq_near_similarity;  /* question similarity that wins outright; 0 = 0.8 */
+} hw_index_options;
+
+/* A document to put. Strings are NUL-terminated UTF-8 and are copied.
+ * For an FAQ, title is the question, body the answer, and alt_questions
+ * other phrasings (they are indexed and matched like the question). */
+typedef struct hw_doc {
+    hw_doc_kind kind;           /* HW_DOC_ARTICLE or HW_DOC_FAQ */
+    const char *id;             /* 1..64 bytes */
+    const char *title;          /* required, <= HW_INDEX_MAX_TITLE bytes */
+    const char *body;           /* required, <= HW_INDEX_MAX_BODY bytes */
+    const char *locale;         /* NULL or "" means "en"; <= 15 bytes */
+    const char *const *alt_questions; /* FAQ only; may be NULL */
+    size_t n_alt_questions;     /* <= HW_INDEX_MAX_ALT */
+} hw_doc;
+
+/* Creates an empty index. opts may be NULL (all defaults).
+ * Returns 0, HW_EINVALID (bad option, message in st) or HW_ENOMEM.
+ * Ownership: the caller owns *out and frees it with hw_index_destroy().
+ * Does not register the calling thread as an RCU reader. */
+int hw_index_create(hw_index **out, const hw_index_options *opts, hw_status *st);
+
+/* Frees the index. No other thread may use it (or a searcher on it)
+ * during or after the call. NULL is a no-op. */
+void hw_index_destroy(hw_index *idx);
+
+/* Registers / unregisters the calling thread as an RCU reader. Call
+ * register once per thread before its first search (it is
+ * urcu_memb_register_thread(); a thread already registered with liburcu's
+ * memb flavour must not call it again) and unregister before the thread
+ * exits. Writers need not register. */
+void hw_index_reader_register(void);
+void hw_index_reader_unregister(void);
+
+/* Creates or replaces the document (kind, id) and, unless a batch is open,
+ * publishes it: when the call returns, searches see the new version.
+ * Costs: tokenizing the document plus rebuilding the delta segment (or,
+ * when the delta is full, main), plus an RCU grace period.
+ * Returns 0, HW_EINVALID (bad kind, id, UTF-8, locale, missing title or
+ * body; st names the field), HW_ETOOBIG (field over its limit), HW_ENOMEM.
+ * Validation errors leave the index unchanged; if only publishing fails
+ * (HW_ENOMEM) the change is kept and published by the next successful
+ * write or commit. Inside a batch the document is only validated and
+ * stored (tokenized at commit). Thread-safe (writers serialized). */
+int hw_index_put(hw_index *idx, const hw_doc *doc, hw_status *st);
+
+/* Removes (kind, id); published like hw_index_put. Returns 0,
+ * HW_ENOTFOUND, HW_EINVALID (bad kind), HW_ENOMEM. Thread-safe. */
+int hw_index_delete(hw_index *idx, hw_doc_kind kind, const char *id, hw_status *st);
+
+/* Bulk path (start-up): between begin and commit, puts and deletes are
+ * applied but not published; commit publishes everything at once,
+ * building main directly when the batch is large (64k articles: about a
+ * second). The batch is held by the calling thread; other writers wait
+ * (the internal writer mutex is held from begin to commit/abort).
+ * Searches meanwhile see the last published snapshot.
+ * hw_index_batch_commit returns 0 or HW_ENOMEM (then nothing new is
+ * published but the batch's changes stay pending for the next publish).
+ * Calling begin twice from one thread deadlocks. */
+void hw_index_batch_begin(hw_index *idx);
+int hw_index_batch_commit(hw_index *idx, hw_status *st);
+
+/* Statistics of the published snapshot plus the writer's tables. Call from
+ * a writer-side thread (takes the writer mutex; waits for a batch). */
+typedef struct hw_index_stats {
+    uint64_t docs;            /* live documents */
+    uint64_t main_docs;       /* documents in main (incl. deleted) */
+    uint64_t delta_docs;
+    uint64_t terms;           /* distinct terms in main + delta */
+    uint64_t postings_bytes;  /* encoded postings + skip tables */
+    uint64_t index_bytes;     /* everything allocated for search: stored
+                                 documents, dictionaries, postings, norms */
+    uint64_t text_bytes;      /* raw text: sum of title, body, alt questions */
+    double last_main_build_ms;
+    double last_publish_ms;
+} hw_index_stats;
+void hw_index_stats_get(hw_index *idx, hw_index_stats *out);
+
+/* --- Reading -------------------------------------------------------- */
+
+/* Creates a searcher: a tokenizer and scratch buffers for one reader
+ * thread at a time (libstemmer is not thread-safe). Returns 0 or
+ * HW_ENOMEM. The caller owns *out; free it with hw_searcher_destroy()
+ * before the index is destroyed. */
+int hw_searcher_create(hw_index *idx, hw_searcher **out, hw_status *st);
+void hw_searcher_destroy(hw_searcher *s);
+
+/* Search flags. */
+enum {
+    HW_SEARCH_NO_SNIPPETS = 1u << 0, /* leave hw_hit.snippet NULL */
+    HW_SEARCH_COUNT_MATCHED = 1u << 1, /* exact `matched` (visits every posting) */
+    HW_SEARCH_EXHAUSTIVE = 1u << 2,  /* score every match, no pruning (tests) */
+};
+
+typedef struct hw_search_query {
+    const char *text;   /* UTF-8, 1..HW_INDEX_MAX_QUERY bytes; terms OR-ed */
+    size_t len;
+    uint32_t top_k;     /* 0 = 10; clamped to HW_INDEX_MAX_TOP_K */
+    const char *locale; /* NULL or "" = every locale */
+    hw_doc_kind kind;   /* HW_DOC_ANY = both */
+    unsigned flags;     /* HW_SEARCH_* */
+} hw_search_query;
+
+typedef struct hw_hit {
+    hw_doc_kind kind;
+    const char *id;
+    const char *title;   /* article title or FAQ question */
+    const char *snippet; /* <= ~200 chars, matches wrapped in U+0002/U+0003 */
+    const char *locale;
+    double score;        /* BM25; comparable within one result only */
+} hw_hit;
+
+typedef struct hw_search_result {
+    hw_hit *hits;        /* best first */
+    size_t n_hits;
+    uint64_t matched;    /* documents matching >= 1 term (see matched_exact) */
+    int matched_exact;   /* 0: matched is an estimate from document
+                            frequencies (exact with HW_SEARCH_COUNT_MATCHED) */
+    size_t n_terms;      /* distinct query terms used */
+} hw_search_result;
+
+/* Top-k search. Hits and every string they point to are allocated in
+ * arena (valid until its reset); *out is filled by the call.
+ * Returns 0 (possibly zero hits: e.g. a query of stop words only),
+ * HW_EINVALID (empty query, invalid UTF-8; message in st), HW_ETOOBIG
+ * (query over 4096 bytes), HW_ENOMEM (arena or scratch exhausted).
+ * Thread-safe given a registered thread and its own searcher; lock-free
+ * (never waits for writers). */
+int hw_index_search(hw_searcher *s, const hw_search_query *q, hw_arena *arena,
+                    hw_search_result *out, hw_status *st);
+
+typedef struct hw_answer {
+    int transfer;           /* 1: confidence below threshold: hand to an agent */
+    const char *answer;     /* FAQ answer or the article's best passage;
+                               "" when transfer */
+    double confidence;      /* in [0, 1] */
+    hw_doc_kind source_kind; /* HW_DOC_ANY when there is no candidate */
+    const char *source_id;  /* "" when there is no candidate */
+    int faq_exact;          /* 1: an FAQ question matched (near-)exactly */
+    hw_hit *hits;           /* ranked candidates, at most 5 */
+    size_t n_hits;
+} hw_answer;
+
+/* The best reply to a customer's question.
+ * 1. An FAQ among the top candidates whose question or alternate question
+ *    has the same terms as the question (Dice similarity of term sets >=
+ *    faq_near_similarity) wins outright; confidence = that similarity.
+ * 2. Otherwise the best BM25 hit, with
+ *      confidence = coverage * (0.6 + 0.4 * title_similarity)
+ *    where coverage is the idf-weighted share of the question's terms the
+ *    document contains (a word unknown to the index weighs half the mean
+ *    known idf, an unknown CJK bigram a quarter: it often straddles two
+ *    words) and title_similarity the mean of the Dice similarity of the
+ *    question's and the title's terms and the share of the title's terms
+ *    found in the question (FAQ: best over its questions).
+ * transfer = confidence < threshold (threshold <= 0: the index's
+ * answer_threshold). locale does not filter: documents of another locale
+ * stay candidates (a Chinese FAQ answers an English question through its
+ * English alternate questions); it only breaks ties between equally
+ * similar FAQs. NULL or "" is allowed.
+ * Strings and hits are allocated in arena. Errors as hw_index_search.
+ * Thread-safe like hw_index_search. */
+int hw_index_answer(hw_searcher *s, const char *question, size_t len, const char *locale,
+                    double threshold, hw_arena *arena, hw_answer *out, hw_status *st);
+
+#endif

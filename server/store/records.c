@@ -1,0 +1,1759 @@
+/*
+ * records: record kinds and secondary indexes over the store engine
+ * (contract: records.h).
+ *
+ * The versioned, id-keyed kinds (customers, agents, skills, tickets,
+ * articles, FAQs) are rows of one table (HW_KINDS): a protobuf descriptor,
+ * the primary database, how to read the id and version, and a function
+ * listing the record's index keys. One generic put/get/delete then serves
+ * them all: a put unpacks the old record, computes old and new index keys,
+ * checks new unique keys before touching anything, deletes the stale keys,
+ * adds the new ones and stores the record, all in the caller's (nested)
+ * transaction. Surveys and tokens carry a hash beside the API message and
+ * are wrapped in storage records; per-ticket logs (events, messages), the
+ * outbox, dedupe and idempotency keys have layouts of their own below.
+ *
+ * Listings are range scans (scan()) over an index prefix, forwards or
+ * backwards, resumable from a key-based cursor.
+ */
+#include "server/store/records.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "helpwire/store/v1/records.pb-c.h"
+#include "server/store/store_internal.h"
+
+#define HW_MAX_INDEX_KEYS 512u
+#define HW_HASH_MAX 64u
+
+/* ------------------------------------------------------------------------
+ * Key building
+ * ---------------------------------------------------------------------- */
+
+typedef struct kb {
+    unsigned char b[511];
+    size_t n;
+    int overflow;
+} kb;
+
+/* Starts an empty key (does not clear the 511-byte buffer: keys are built
+ * per index entry on the writer's hot path). */
+#define KB_INIT(k) ((k)->n = 0, (k)->overflow = 0)
+
+static void kb_bytes(kb *k, const void *p, size_t len)
+{
+    if (k->overflow || len > sizeof(k->b) - k->n) {
+        k->overflow = 1;
+        return;
+    }
+    if (len)
+        memcpy(k->b + k->n, p, len);
+    k->n += len;
+}
+
+static void kb_str(kb *k, const char *s)
+{
+    kb_bytes(k, s ? s : "", s ? strlen(s) : 0);
+}
+
+/* A string component followed by NUL: sorts before any longer string. */
+static void kb_str0(kb *k, const char *s)
+{
+    kb_str(k, s);
+    kb_bytes(k, "", 1);
+}
+
+static void kb_u8(kb *k, unsigned v)
+{
+    unsigned char c = (unsigned char)v;
+    kb_bytes(k, &c, 1);
+}
+
+static void kb_be64(kb *k, uint64_t v)
+{
+    unsigned char b[8];
+    hw_be64_put(b, v);
+    kb_bytes(k, b, 8);
+}
+
+static int id_ok(const char *id)
+{
+    if (!id)
+        return 0;
+    size_t n = strlen(id);
+    return n > 0 && n <= HW_STORE_ID_MAX;
+}
+
+/* One index entry: key in db, value = the record's id. */
+typedef struct ikey {
+    int db;
+    int unique;
+    size_t len;
+    unsigned char *data;
+} ikey;
+
+typedef struct ikeys {
+    ikey *k;
+    size_t n, cap;
+    hw_arena *a;
+    int err;
+} ikeys;
+
+static void ik_push(ikeys *ks, int db, int unique, const kb *k)
+{
+    if (ks->err)
+        return;
+    if (k->overflow || k->n == 0) {
+        ks->err = HW_EINVALID;
+        return;
+    }
+    if (ks->n == HW_MAX_INDEX_KEYS) {
+        ks->err = HW_EINVALID;
+        return;
+    }
+    if (ks->n == ks->cap) {
+        size_t cap = ks->cap ? ks->cap * 2 : 16;
+        ikey *k2 = hw_arena_alloc(ks->a, cap * sizeof(ikey));
+        if (!k2) {
+            ks->err = HW_ENOMEM;
+            return;
+        }
+        if (ks->n)
+            memcpy(k2, ks->k, ks->n * sizeof(ikey));
+        ks->k = k2;
+        ks->cap = cap;
+    }
+    for (size_t i = 0; i < ks->n; i++) /* e.g. a skill listed twice */
+        if (ks->k[i].db == db && ks->k[i].len == k->n && memcmp(ks->k[i].data, k->b, k->n) == 0)
+            return;
+    unsigned char *d = hw_arena_alloc(ks->a, k->n);
+    if (!d) {
+        ks->err = HW_ENOMEM;
+        return;
+    }
+    memcpy(d, k->b, k->n);
+    ks->k[ks->n++] = (ikey){.db = db, .unique = unique, .len = k->n, .data = d};
+}
+
+static int ik_contains(const ikeys *ks, const ikey *x)
+{
+    for (size_t i = 0; i < ks->n; i++)
+        if (ks->k[i].db == x->db && ks->k[i].len == x->len && memcmp(ks->k[i].data, x->data, x->len) == 0)
+            return 1;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * The kind table
+ * ---------------------------------------------------------------------- */
+
+typedef struct hw_kind {
+    const char *name;
+    int db;
+    const ProtobufCMessageDescriptor *desc;
+    const char *(*id)(const ProtobufCMessage *m);
+    uint64_t (*version)(const ProtobufCMessage *m); /* NULL: unversioned */
+    void (*keys)(const ProtobufCMessage *m, ikeys *out);
+    int (*check)(const ProtobufCMessage *m); /* extra validation, NULL = none */
+} hw_kind;
+
+#define AS(type, m) ((const type *)(m))
+
+static const char *customer_id(const ProtobufCMessage *m)
+{
+    return AS(Helpwire__V1__Customer, m)->id;
+}
+static uint64_t customer_version(const ProtobufCMessage *m)
+{
+    return AS(Helpwire__V1__Customer, m)->version;
+}
+static void customer_keys(const ProtobufCMessage *m, ikeys *out)
+{
+    const Helpwire__V1__Customer *c = AS(Helpwire__V1__Customer, m);
+    for (size_t i = 0; i < c->n_identities; i++) {
+        const Helpwire__V1__Identity *id = c->identities[i];
+        if (!id || !id->channel_user_id || !*id->channel_user_id) {
+            out->err = HW_EINVALID;
+            return;
+        }
+        kb k;
+        KB_INIT(&k);
+        kb_u8(&k, (unsigned)id->channel);
+        kb_str(&k, id->channel_user_id);
+        ik_push(out, HW_DB_IDENTITIES, 1, &k);
+    }
+}
+
+static const char *agent_id(const ProtobufCMessage *m)
+{
+    return AS(Helpwire__V1__Agent, m)->id;
+}
+static uint64_t agent_version(const ProtobufCMessage *m)
+{
+    return AS(Helpwire__V1__Agent, m)->version;
+}
+static void agent_keys(const ProtobufCMessage *m, ikeys *out)
+{
+    const Helpwire__V1__Agent *ag = AS(Helpwire__V1__Agent, m);
+    for (size_t i = 0; i < ag->n_skills; i++) {
+        if (!ag->skills[i] || !*ag->skills[i]) {
+            out->err = HW_EINVALID;
+            return;
+        }
+        kb k;
+        KB_INIT(&k);
+        kb_str0(&k, ag->skills[i]);
+        kb_str(&k, ag->id);
+        ik_push(out, HW_DB_AGENTS_BY_SKILL, 0, &k);
+    }
+}
+
+static const char *skill_id(const ProtobufCMessage *m)
+{
+    return AS(Helpwire__V1__Skill, m)->name;
+}
+
+static const char *ticket_id(const ProtobufCMessage *m)
+{
+    return AS(Helpwire__V1__Ticket, m)->id;
+}
+static uint64_t ticket_version(const ProtobufCMessage *m)
+{
+    return AS(Helpwire__V1__Ticket, m)->version;
+}
+static int ticket_check(const ProtobufCMessage *m)
+{
+    return AS(Helpwire__V1__Ticket, m)->number != 0 ? HW_OK : HW_EINVALID;
+}
+static void ticket_keys(const ProtobufCMessage *m, ikeys *out)
+{
+    const Helpwire__V1__Ticket *t = AS(Helpwire__V1__Ticket, m);
+    kb k;
+    KB_INIT(&k);
+    kb_be64(&k, t->number);
+    ik_push(out, HW_DB_TICKETS_BY_NUMBER, 1, &k);
+    KB_INIT(&k);
+    kb_u8(&k, (unsigned)t->status);
+    kb_be64(&k, t->number);
+    ik_push(out, HW_DB_TICKETS_BY_STATUS, 0, &k);
+    KB_INIT(&k);
+    kb_str0(&k, t->queue);
+    kb_be64(&k, t->number);
+    ik_push(out, HW_DB_TICKETS_BY_QUEUE, 0, &k);
+    KB_INIT(&k);
+    kb_str0(&k, t->queue);
+    kb_u8(&k, (unsigned)t->status);
+    kb_be64(&k, t->number);
+    ik_push(out, HW_DB_TICKETS_BY_QUEUE_STATUS, 0, &k);
+    KB_INIT(&k);
+    kb_str0(&k, t->assignee_agent_id);
+    kb_be64(&k, t->number);
+    ik_push(out, HW_DB_TICKETS_BY_ASSIGNEE, 0, &k);
+    KB_INIT(&k);
+    kb_str0(&k, t->customer_id);
+    kb_be64(&k, t->number);
+    ik_push(out, HW_DB_TICKETS_BY_CUSTOMER, 0, &k);
+    KB_INIT(&k);
+    kb_u8(&k, (unsigned)t->priority);
+    kb_be64(&k, t->number);
+    ik_push(out, HW_DB_TICKETS_BY_PRIORITY, 0, &k);
+}
+
+static const char *article_id(const ProtobufCMessage *m)
+{
+    return AS(Helpwire__V1__Article, m)->id;
+}
+static uint64_t article_version(const ProtobufCMessage *m)
+{
+    return AS(Helpwire__V1__Article, m)->version;
+}
+static void article_keys(const ProtobufCMessage *m, ikeys *out)
+{
+    const Helpwire__V1__Article *ar = AS(Helpwire__V1__Article, m);
+    kb k;
+    KB_INIT(&k);
+    kb_str0(&k, ar->locale);
+    kb_str(&k, ar->id);
+    ik_push(out, HW_DB_ARTICLES_BY_LOCALE, 0, &k);
+}
+
+static const char *faq_id(const ProtobufCMessage *m)
+{
+    return AS(Helpwire__V1__Faq, m)->id;
+}
+static uint64_t faq_version(const ProtobufCMessage *m)
+{
+    return AS(Helpwire__V1__Faq, m)->version;
+}
+static void faq_keys(const ProtobufCMessage *m, ikeys *out)
+{
+    const Helpwire__V1__Faq *fq = AS(Helpwire__V1__Faq, m);
+    kb k;
+    KB_INIT(&k);
+    kb_str0(&k, fq->locale);
+    kb_str(&k, fq->id);
+    ik_push(out, HW_DB_FAQS_BY_LOCALE, 0, &k);
+}
+
+enum { K_CUSTOMER, K_AGENT, K_SKILL, K_TICKET, K_ARTICLE, K_FAQ };
+
+static const hw_kind HW_KINDS[] = {
+    [K_CUSTOMER] = {"customer", HW_DB_CUSTOMERS, &helpwire__v1__customer__descriptor, customer_id,
+                    customer_version, customer_keys, NULL},
+    [K_AGENT] = {"agent", HW_DB_AGENTS, &helpwire__v1__agent__descriptor, agent_id, agent_version, agent_keys,
+                 NULL},
+    [K_SKILL] = {"skill", HW_DB_SKILLS, &helpwire__v1__skill__descriptor, skill_id, NULL, NULL, NULL},
+    [K_TICKET] = {"ticket", HW_DB_TICKETS, &helpwire__v1__ticket__descriptor, ticket_id, ticket_version,
+                  ticket_keys, ticket_check},
+    [K_ARTICLE] = {"article", HW_DB_ARTICLES, &helpwire__v1__article__descriptor, article_id, article_version,
+                   article_keys, NULL},
+    [K_FAQ] = {"faq", HW_DB_FAQS, &helpwire__v1__faq__descriptor, faq_id, faq_version, faq_keys, NULL},
+};
+
+/* ------------------------------------------------------------------------
+ * Generic record operations
+ * ---------------------------------------------------------------------- */
+
+static int unpack(const ProtobufCMessageDescriptor *d, hw_arena *a, const MDB_val *v, ProtobufCMessage **out)
+{
+    ProtobufCMessage *m = protobuf_c_message_unpack(d, hw_arena_allocator(a), v->mv_size, v->mv_data);
+    if (!m)
+        return HW_ECORRUPT;
+    *out = m;
+    return HW_OK;
+}
+
+static int get_raw(hw_store_txn *t, int db, const char *id, MDB_val *v)
+{
+    if (!id_ok(id))
+        return HW_EINVALID;
+    return hw_store__get(t, db, id, strlen(id), v);
+}
+
+static int kind_get(hw_store_txn *t, const hw_kind *k, const char *id, hw_arena *a, void *out)
+{
+    if (!a || !out)
+        return HW_EINVALID;
+    MDB_val v;
+    int rc = get_raw(t, k->db, id, &v);
+    if (rc != HW_OK)
+        return rc;
+    return unpack(k->desc, a, &v, (ProtobufCMessage **)out);
+}
+
+static int ikeys_init(ikeys *ks, hw_arena *a)
+{
+    *ks = (ikeys){.a = a};
+    return HW_OK;
+}
+
+/* Checks that every unique key of add[] not in keep[] is free or ours. */
+static int check_unique(hw_store_txn *w, const ikeys *add, const ikeys *keep, const char *id)
+{
+    size_t idl = strlen(id);
+    for (size_t i = 0; i < add->n; i++) {
+        const ikey *k = &add->k[i];
+        if (!k->unique || (keep && ik_contains(keep, k)))
+            continue;
+        MDB_val v;
+        int rc = hw_store__get(w, k->db, k->data, k->len, &v);
+        if (rc == HW_ENOTFOUND)
+            continue;
+        if (rc != HW_OK)
+            return rc;
+        if (v.mv_size != idl || memcmp(v.mv_data, id, idl) != 0)
+            return HW_EEXISTS;
+    }
+    return HW_OK;
+}
+
+/* Replaces the index entries old[] by new[] (either may be NULL). */
+static int apply_keys(hw_store_txn *w, const ikeys *old, const ikeys *new, const char *id)
+{
+    int rc;
+    if (old)
+        for (size_t i = 0; i < old->n; i++) {
+            if (new &&ik_contains(new, &old->k[i]))
+                continue;
+            rc = hw_store__del(w, old->k[i].db, old->k[i].data, old->k[i].len);
+            if (rc != HW_OK && rc != HW_ENOTFOUND)
+                return rc;
+        }
+    if (new)
+        for (size_t i = 0; i < new->n; i++) {
+            if (old && ik_contains(old, &new->k[i]))
+                continue;
+            rc = hw_store__put(w, new->k[i].db, new->k[i].data, new->k[i].len, id, strlen(id), 0);
+            if (rc != HW_OK)
+                return rc;
+        }
+    return HW_OK;
+}
+
+static int mode_check(int exists, int mode, uint64_t expected_version, uint64_t stored_version)
+{
+    if (mode == HW_PUT_CREATE && exists)
+        return HW_EEXISTS;
+    if (mode == HW_PUT_REPLACE && !exists)
+        return HW_ENOTFOUND;
+    if (expected_version != 0) {
+        if (!exists)
+            return HW_ENOTFOUND;
+        if (stored_version != expected_version)
+            return HW_ECONFLICT;
+    }
+    return HW_OK;
+}
+
+static int kind_put(hw_store_txn *w, const hw_kind *k, const ProtobufCMessage *m, int mode,
+                    uint64_t expected_version)
+{
+    if (!w->writable || !m || m->descriptor != k->desc || mode < 0 || mode > HW_PUT_REPLACE)
+        return HW_EINVALID;
+    const char *id = k->id(m);
+    if (!id_ok(id))
+        return HW_EINVALID;
+    if (k->check && k->check(m) != HW_OK)
+        return HW_EINVALID;
+    hw_arena *a = w->arena;
+    ProtobufCMessage *old = NULL;
+    MDB_val v;
+    int rc = get_raw(w, k->db, id, &v);
+    if (rc == HW_OK)
+        rc = unpack(k->desc, a, &v, &old);
+    else if (rc == HW_ENOTFOUND)
+        rc = HW_OK;
+    if (rc != HW_OK)
+        return rc;
+    rc = mode_check(old != NULL, mode, expected_version, old && k->version ? k->version(old) : 0);
+    if (rc != HW_OK)
+        return rc;
+    if (k->keys) {
+        ikeys oldk, newk;
+        if ((rc = ikeys_init(&oldk, a)) != HW_OK || (rc = ikeys_init(&newk, a)) != HW_OK)
+            return rc;
+        if (old)
+            k->keys(old, &oldk);
+        k->keys(m, &newk);
+        if (oldk.err || newk.err)
+            return newk.err ? newk.err : oldk.err;
+        if ((rc = check_unique(w, &newk, &oldk, id)) != HW_OK)
+            return rc;
+        if ((rc = apply_keys(w, &oldk, &newk, id)) != HW_OK)
+            return rc;
+    }
+    return hw_store__put_msg(w, k->db, id, strlen(id), m, 0);
+}
+
+static int kind_delete(hw_store_txn *w, const hw_kind *k, const char *id)
+{
+    if (!w->writable)
+        return HW_EINVALID;
+    MDB_val v;
+    int rc = get_raw(w, k->db, id, &v);
+    if (rc != HW_OK)
+        return rc;
+    if (k->keys) {
+        ProtobufCMessage *old;
+        ikeys oldk;
+        if ((rc = unpack(k->desc, w->arena, &v, &old)) != HW_OK)
+            return rc;
+        if ((rc = ikeys_init(&oldk, w->arena)) != HW_OK)
+            return rc;
+        k->keys(old, &oldk);
+        if (oldk.err)
+            return oldk.err;
+        if ((rc = apply_keys(w, &oldk, NULL, id)) != HW_OK)
+            return rc;
+    }
+    return hw_store__del(w, k->db, id, strlen(id));
+}
+
+/* ------------------------------------------------------------------------
+ * Range scans and cursors
+ * ---------------------------------------------------------------------- */
+
+/* Visits one entry: returns 1 if it was taken (counts toward the limit), 0
+ * if skipped, or a negative error. */
+typedef int (*visit_fn)(hw_store_txn *t, void *arg, const MDB_val *k, const MDB_val *v);
+
+static int has_prefix(const MDB_val *k, const unsigned char *p, size_t pl)
+{
+    return k->mv_size >= pl && (pl == 0 || memcmp(k->mv_data, p, pl) == 0);
+}
+
+/* Scans db over keys starting with prefix, ascending or (reverse)
+ * descending, resuming after cursor when it is set. limit 0: no limit and
+ * no cursor. Cursor bytes: the db number, then the last key visited. */
+static int scan(hw_store_txn *t, int db, const unsigned char *prefix, size_t pl, int reverse,
+                hw_store_cursor *cur, size_t limit, visit_fn fn, void *arg)
+{
+    MDB_cursor *c = NULL;
+    MDB_val k, v;
+    int rc, mrc;
+    unsigned char upper[511];
+    int resume = cur && limit && cur->len > 0;
+    if (resume) {
+        if (cur->len < 2 || cur->key[0] != (unsigned char)db)
+            return HW_EINVALID;
+        MDB_val ck = {.mv_size = cur->len - 1, .mv_data = cur->key + 1};
+        if (!has_prefix(&ck, prefix, pl))
+            return HW_EINVALID;
+    }
+    if ((rc = hw_store__cursor(t, db, &c)) != HW_OK)
+        return rc;
+    if (resume) {
+        k = (MDB_val){.mv_size = cur->len - 1, .mv_data = cur->key + 1};
+        MDB_val want = k;
+        mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+        if (!reverse) {
+            if (mrc == 0 && k.mv_size == want.mv_size && memcmp(k.mv_data, want.mv_data, k.mv_size) == 0)
+                mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+        } else {
+            mrc = mrc == MDB_NOTFOUND ? mdb_cursor_get(c, &k, &v, MDB_LAST)
+                  : mrc == 0          ? mdb_cursor_get(c, &k, &v, MDB_PREV)
+                                      : mrc;
+        }
+    } else if (!reverse) {
+        k = (MDB_val){.mv_size = pl, .mv_data = (void *)prefix};
+        mrc = pl ? mdb_cursor_get(c, &k, &v, MDB_SET_RANGE) : mdb_cursor_get(c, &k, &v, MDB_FIRST);
+    } else if (pl == 0) {
+        mrc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+    } else {
+        /* Just above every key with the prefix: prefix + 0xff... */
+        size_t ul = pl + 9 <= sizeof(upper) ? pl + 9 : sizeof(upper);
+        memcpy(upper, prefix, pl);
+        memset(upper + pl, 0xff, ul - pl);
+        k = (MDB_val){.mv_size = ul, .mv_data = upper};
+        mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+        mrc = mrc == MDB_NOTFOUND ? mdb_cursor_get(c, &k, &v, MDB_LAST)
+              : mrc == 0          ? mdb_cursor_get(c, &k, &v, MDB_PREV)
+                                  : mrc;
+    }
+    MDB_cursor_op step = reverse ? MDB_PREV : MDB_NEXT;
+    size_t taken = 0;
+    if (cur && limit)
+        cur->len = 0;
+    while (mrc == 0 && has_prefix(&k, prefix, pl)) {
+        rc = fn(t, arg, &k, &v);
+        if (rc < 0)
+            goto out;
+        taken += (size_t)rc;
+        if (limit && taken == limit) {
+            if (k.mv_size + 1 > sizeof(cur->key)) {
+                rc = HW_EINVALID;
+                goto out;
+            }
+            MDB_val last = k;
+            mrc = mdb_cursor_get(c, &k, &v, step);
+            if (mrc == 0 && has_prefix(&k, prefix, pl)) {
+                cur->key[0] = (unsigned char)db;
+                memcpy(cur->key + 1, last.mv_data, last.mv_size);
+                cur->len = last.mv_size + 1;
+            }
+            mrc = MDB_NOTFOUND;
+            break;
+        }
+        mrc = mdb_cursor_get(c, &k, &v, step);
+    }
+    rc = mrc == 0 || mrc == MDB_NOTFOUND ? HW_OK : hw_store__err(t, mrc);
+out:
+    mdb_cursor_close(c);
+    return rc;
+}
+
+int hw_store_cursor_encode(const hw_store_cursor *c, char *out, size_t outlen)
+{
+    static const char hex[] = "0123456789abcdef";
+    if (!c || !out || c->len > HW_STORE_CURSOR_MAX || outlen < 2 * c->len + 1)
+        return HW_EINVALID;
+    for (size_t i = 0; i < c->len; i++) {
+        out[2 * i] = hex[c->key[i] >> 4];
+        out[2 * i + 1] = hex[c->key[i] & 15];
+    }
+    out[2 * c->len] = '\0';
+    return HW_OK;
+}
+
+static int hexval(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    return -1;
+}
+
+int hw_store_cursor_decode(const char *token, hw_store_cursor *c)
+{
+    if (!token || !c)
+        return HW_EINVALID;
+    size_t n = strlen(token);
+    if (n % 2 != 0 || n / 2 > HW_STORE_CURSOR_MAX)
+        return HW_EINVALID;
+    for (size_t i = 0; i < n / 2; i++) {
+        int hi = hexval(token[2 * i]), lo = hexval(token[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return HW_EINVALID;
+        c->key[i] = (unsigned char)(hi << 4 | lo);
+    }
+    c->len = n / 2;
+    return HW_OK;
+}
+
+/* Collects records into an arena array. */
+typedef struct collect {
+    const hw_kind *kind;
+    const ProtobufCMessageDescriptor *desc;
+    hw_arena *a;
+    void **items;
+    size_t n, cap;
+    int via_index; /* the value is an id in kind->db, not the record */
+    int (*keep)(const void *rec, const void *filter);
+    const void *filter;
+    /* foreach mode */
+    int (*each)(void *arg, const void *rec);
+    void *each_arg;
+    int each_rc;
+} collect;
+
+static int collect_visit(hw_store_txn *t, void *arg, const MDB_val *k, const MDB_val *v)
+{
+    collect *cl = arg;
+    MDB_val rec = *v;
+    int rc;
+    if (cl->via_index) {
+        if (v->mv_size == 0 || v->mv_size > HW_STORE_ID_MAX)
+            return HW_ECORRUPT;
+        rc = hw_store__get(t, cl->kind->db, v->mv_data, v->mv_size, &rec);
+        if (rc == HW_ENOTFOUND)
+            return HW_ECORRUPT; /* an index entry without its record */
+        if (rc != HW_OK)
+            return rc;
+    }
+    ProtobufCMessage *m;
+    if ((rc = unpack(cl->desc, cl->a, &rec, &m)) != HW_OK)
+        return rc;
+    if (cl->keep && !cl->keep(m, cl->filter))
+        return 0;
+    if (cl->each) {
+        rc = cl->each(cl->each_arg, m);
+        hw_arena_reset(cl->a);
+        if (rc != 0) {
+            cl->each_rc = rc;
+            return HW_EINVALID; /* stops the scan; replaced by each_rc */
+        }
+        return 1;
+    }
+    cl->items[cl->n++] = m;
+    return 1;
+}
+
+static int list_run(hw_store_txn *t, collect *cl, int db, const kb *prefix, int reverse,
+                    hw_store_cursor *cursor, size_t limit, void *out, size_t *n)
+{
+    if (!cl->a || !out || !n || !cursor || limit == 0 || limit > HW_STORE_LIST_MAX)
+        return HW_EINVALID;
+    if (prefix->overflow)
+        return HW_EINVALID;
+    cl->items = hw_arena_alloc(cl->a, limit * sizeof(void *));
+    if (!cl->items)
+        return HW_ENOMEM;
+    cl->cap = limit;
+    cl->n = 0;
+    int rc = scan(t, db, prefix->b, prefix->n, reverse, cursor, limit, collect_visit, cl);
+    if (rc != HW_OK)
+        return rc;
+    *(void ***)out = cl->items;
+    *n = cl->n;
+    return HW_OK;
+}
+
+static int foreach_run(hw_store_txn *t, collect *cl, int db, const kb *prefix)
+{
+    if (!cl->a || !cl->each)
+        return HW_EINVALID;
+    int rc = scan(t, db, prefix->b, prefix->n, 0, NULL, 0, collect_visit, cl);
+    return cl->each_rc ? cl->each_rc : rc;
+}
+
+/* ------------------------------------------------------------------------
+ * Customers
+ * ---------------------------------------------------------------------- */
+
+int hw_store_customer_put(hw_store_txn *w, const Helpwire__V1__Customer *c, int mode,
+                          uint64_t expected_version)
+{
+    return kind_put(w, &HW_KINDS[K_CUSTOMER], &c->base, mode, expected_version);
+}
+
+int hw_store_customer_get(hw_store_txn *t, const char *id, hw_arena *a, Helpwire__V1__Customer **out)
+{
+    return kind_get(t, &HW_KINDS[K_CUSTOMER], id, a, out);
+}
+
+int hw_store_customer_lookup(hw_store_txn *t, Helpwire__V1__Channel channel, const char *channel_user_id,
+                             hw_arena *a, Helpwire__V1__Customer **out)
+{
+    if (!channel_user_id || !*channel_user_id || !a || !out)
+        return HW_EINVALID;
+    kb k;
+    KB_INIT(&k);
+    kb_u8(&k, (unsigned)channel);
+    kb_str(&k, channel_user_id);
+    if (k.overflow)
+        return HW_EINVALID;
+    MDB_val v;
+    int rc = hw_store__get(t, HW_DB_IDENTITIES, k.b, k.n, &v);
+    if (rc != HW_OK)
+        return rc;
+    if (v.mv_size == 0 || v.mv_size > HW_STORE_ID_MAX)
+        return HW_ECORRUPT;
+    MDB_val rec;
+    rc = hw_store__get(t, HW_DB_CUSTOMERS, v.mv_data, v.mv_size, &rec);
+    if (rc == HW_ENOTFOUND)
+        return HW_ECORRUPT;
+    if (rc != HW_OK)
+        return rc;
+    return unpack(&helpwire__v1__customer__descriptor, a, &rec, (ProtobufCMessage **)out);
+}
+
+int hw_store_customer_delete(hw_store_txn *w, const char *id)
+{
+    return kind_delete(w, &HW_KINDS[K_CUSTOMER], id);
+}
+
+/* ------------------------------------------------------------------------
+ * Agents and skills
+ * ---------------------------------------------------------------------- */
+
+int hw_store_agent_put(hw_store_txn *w, const Helpwire__V1__Agent *ag, int mode, uint64_t expected_version)
+{
+    return kind_put(w, &HW_KINDS[K_AGENT], &ag->base, mode, expected_version);
+}
+
+int hw_store_agent_get(hw_store_txn *t, const char *id, hw_arena *a, Helpwire__V1__Agent **out)
+{
+    return kind_get(t, &HW_KINDS[K_AGENT], id, a, out);
+}
+
+int hw_store_agent_delete(hw_store_txn *w, const char *id)
+{
+    return kind_delete(w, &HW_KINDS[K_AGENT], id);
+}
+
+static int agent_keep(const void *rec, const void *filter)
+{
+    Helpwire__V1__Presence p = *(const Helpwire__V1__Presence *)filter;
+    return p == 0 || ((const Helpwire__V1__Agent *)rec)->presence == p;
+}
+
+int hw_store_agent_list(hw_store_txn *t, const char *skill, Helpwire__V1__Presence presence,
+                        hw_store_cursor *cursor, size_t limit, hw_arena *a, Helpwire__V1__Agent ***out,
+                        size_t *n)
+{
+    collect cl = {.kind = &HW_KINDS[K_AGENT],
+                  .desc = HW_KINDS[K_AGENT].desc,
+                  .a = a,
+                  .keep = agent_keep,
+                  .filter = &presence};
+    kb p;
+    KB_INIT(&p);
+    int db = HW_DB_AGENTS;
+    if (skill && *skill) {
+        kb_str0(&p, skill);
+        db = HW_DB_AGENTS_BY_SKILL;
+        cl.via_index = 1;
+    }
+    return list_run(t, &cl, db, &p, 0, cursor, limit, out, n);
+}
+
+int hw_store_skill_put(hw_store_txn *w, const Helpwire__V1__Skill *sk, int mode)
+{
+    return kind_put(w, &HW_KINDS[K_SKILL], &sk->base, mode, 0);
+}
+
+int hw_store_skill_get(hw_store_txn *t, const char *name, hw_arena *a, Helpwire__V1__Skill **out)
+{
+    return kind_get(t, &HW_KINDS[K_SKILL], name, a, out);
+}
+
+int hw_store_skill_delete(hw_store_txn *w, const char *name)
+{
+    return kind_delete(w, &HW_KINDS[K_SKILL], name);
+}
+
+int hw_store_skill_list(hw_store_txn *t, hw_store_cursor *cursor, size_t limit, hw_arena *a,
+                        Helpwire__V1__Skill ***out, size_t *n)
+{
+    collect cl = {.kind = &HW_KINDS[K_SKILL], .desc = HW_KINDS[K_SKILL].desc, .a = a};
+    kb p;
+    KB_INIT(&p);
+    return list_run(t, &cl, HW_DB_SKILLS, &p, 0, cursor, limit, out, n);
+}
+
+/* ------------------------------------------------------------------------
+ * Tickets
+ * ---------------------------------------------------------------------- */
+
+int hw_store_ticket_put(hw_store_txn *w, const Helpwire__V1__Ticket *tk, int mode, uint64_t expected_version)
+{
+    return kind_put(w, &HW_KINDS[K_TICKET], &tk->base, mode, expected_version);
+}
+
+int hw_store_ticket_get(hw_store_txn *t, const char *id, hw_arena *a, Helpwire__V1__Ticket **out)
+{
+    return kind_get(t, &HW_KINDS[K_TICKET], id, a, out);
+}
+
+int hw_store_ticket_get_by_number(hw_store_txn *t, uint64_t number, hw_arena *a, Helpwire__V1__Ticket **out)
+{
+    if (!a || !out || number == 0)
+        return HW_EINVALID;
+    unsigned char k[8];
+    hw_be64_put(k, number);
+    MDB_val v, rec;
+    int rc = hw_store__get(t, HW_DB_TICKETS_BY_NUMBER, k, 8, &v);
+    if (rc != HW_OK)
+        return rc;
+    rc = hw_store__get(t, HW_DB_TICKETS, v.mv_data, v.mv_size, &rec);
+    if (rc == HW_ENOTFOUND)
+        return HW_ECORRUPT;
+    if (rc != HW_OK)
+        return rc;
+    return unpack(&helpwire__v1__ticket__descriptor, a, &rec, (ProtobufCMessage **)out);
+}
+
+/* Deletes every entry of db whose key starts with prefix (re-seeking after
+ * each delete keeps the cursor state simple). */
+static int delete_prefix(hw_store_txn *w, int db, const kb *prefix)
+{
+    MDB_cursor *c;
+    int rc = hw_store__cursor(w, db, &c);
+    if (rc != HW_OK)
+        return rc;
+    int mrc;
+    for (;;) {
+        MDB_val k = {.mv_size = prefix->n, .mv_data = (void *)prefix->b}, v;
+        mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+        if (mrc != 0 || !has_prefix(&k, prefix->b, prefix->n))
+            break;
+        if ((mrc = mdb_cursor_del(c, 0)) != 0)
+            break;
+    }
+    rc = mrc == 0 || mrc == MDB_NOTFOUND ? HW_OK : hw_store__err(w, mrc);
+    mdb_cursor_close(c);
+    return rc;
+}
+
+int hw_store_ticket_delete(hw_store_txn *w, const char *id)
+{
+    int rc = kind_delete(w, &HW_KINDS[K_TICKET], id);
+    if (rc != HW_OK)
+        return rc;
+    kb p;
+    KB_INIT(&p);
+    kb_str0(&p, id);
+    if ((rc = delete_prefix(w, HW_DB_TICKET_EVENTS, &p)) != HW_OK)
+        return rc;
+    return delete_prefix(w, HW_DB_TICKET_MESSAGES, &p);
+}
+
+static int ticket_keep(const void *rec, const void *filter)
+{
+    const Helpwire__V1__Ticket *t = rec;
+    const hw_ticket_filter *f = filter;
+    if (f->status && t->status != f->status)
+        return 0;
+    if (f->priority && t->priority != f->priority)
+        return 0;
+    if (f->queue && *f->queue && strcmp(t->queue ? t->queue : "", f->queue) != 0)
+        return 0;
+    if (f->customer_id && *f->customer_id &&
+        strcmp(t->customer_id ? t->customer_id : "", f->customer_id) != 0)
+        return 0;
+    const char *as = t->assignee_agent_id ? t->assignee_agent_id : "";
+    if (f->unassigned_only && *as)
+        return 0;
+    if (f->assignee_agent_id && *f->assignee_agent_id && strcmp(as, f->assignee_agent_id) != 0)
+        return 0;
+    return 1;
+}
+
+int hw_store_ticket_list(hw_store_txn *t, const hw_ticket_filter *f, hw_store_cursor *cursor, size_t limit,
+                         hw_arena *a, Helpwire__V1__Ticket ***out, size_t *n)
+{
+    static const hw_ticket_filter none = {0};
+    if (!f)
+        f = &none;
+    collect cl = {.kind = &HW_KINDS[K_TICKET],
+                  .desc = HW_KINDS[K_TICKET].desc,
+                  .a = a,
+                  .via_index = 1,
+                  .keep = ticket_keep,
+                  .filter = f};
+    kb p;
+    KB_INIT(&p);
+    int db;
+    /* The most selective index first; the rest is checked per record. */
+    if (f->customer_id && *f->customer_id) {
+        db = HW_DB_TICKETS_BY_CUSTOMER;
+        kb_str0(&p, f->customer_id);
+    } else if (f->assignee_agent_id && *f->assignee_agent_id) {
+        db = HW_DB_TICKETS_BY_ASSIGNEE;
+        kb_str0(&p, f->assignee_agent_id);
+    } else if (f->unassigned_only) {
+        db = HW_DB_TICKETS_BY_ASSIGNEE;
+        kb_str0(&p, "");
+    } else if (f->queue && *f->queue && f->status) {
+        db = HW_DB_TICKETS_BY_QUEUE_STATUS;
+        kb_str0(&p, f->queue);
+        kb_u8(&p, (unsigned)f->status);
+    } else if (f->queue && *f->queue) {
+        db = HW_DB_TICKETS_BY_QUEUE;
+        kb_str0(&p, f->queue);
+    } else if (f->status) {
+        db = HW_DB_TICKETS_BY_STATUS;
+        kb_u8(&p, (unsigned)f->status);
+    } else if (f->priority) {
+        db = HW_DB_TICKETS_BY_PRIORITY;
+        kb_u8(&p, (unsigned)f->priority);
+    } else {
+        db = HW_DB_TICKETS_BY_NUMBER;
+    }
+    return list_run(t, &cl, db, &p, 1, cursor, limit, out, n);
+}
+
+/* ------------------------------------------------------------------------
+ * Per-ticket logs: events and messages (key: ticket id \0 be64 seq)
+ * ---------------------------------------------------------------------- */
+
+/* The last sequence used under prefix, 0 when none. */
+static int log_last(hw_store_txn *w, int db, const kb *prefix, uint64_t *last)
+{
+    MDB_cursor *c;
+    int rc = hw_store__cursor(w, db, &c);
+    if (rc != HW_OK)
+        return rc;
+    unsigned char upper[511];
+    size_t ul = prefix->n + 9 <= sizeof(upper) ? prefix->n + 9 : sizeof(upper);
+    memcpy(upper, prefix->b, prefix->n);
+    memset(upper + prefix->n, 0xff, ul - prefix->n);
+    MDB_val k = {.mv_size = ul, .mv_data = upper}, v;
+    int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    mrc = mrc == MDB_NOTFOUND ? mdb_cursor_get(c, &k, &v, MDB_LAST)
+          : mrc == 0          ? mdb_cursor_get(c, &k, &v, MDB_PREV)
+                              : mrc;
+    *last = 0;
+    if (mrc == 0 && has_prefix(&k, prefix->b, prefix->n) && k.mv_size == prefix->n + 8)
+        *last = hw_be64_get((const unsigned char *)k.mv_data + prefix->n);
+    rc = mrc == 0 || mrc == MDB_NOTFOUND ? HW_OK : hw_store__err(w, mrc);
+    mdb_cursor_close(c);
+    return rc;
+}
+
+static int log_append(hw_store_txn *w, int db, const char *ticket_id, uint64_t *seq,
+                      const ProtobufCMessage *m)
+{
+    if (!w->writable || !id_ok(ticket_id))
+        return HW_EINVALID;
+    kb k;
+    KB_INIT(&k);
+    kb_str0(&k, ticket_id);
+    int rc;
+    if (*seq == 0) {
+        uint64_t last;
+        if ((rc = log_last(w, db, &k, &last)) != HW_OK)
+            return rc;
+        *seq = last + 1;
+    }
+    kb_be64(&k, *seq);
+    if (k.overflow)
+        return HW_EINVALID;
+    return hw_store__put_msg(w, db, k.b, k.n, m, MDB_NOOVERWRITE);
+}
+
+int hw_store_ticket_event_append(hw_store_txn *w, Helpwire__V1__TicketEvent *ev)
+{
+    if (!ev)
+        return HW_EINVALID;
+    uint64_t seq = ev->seq;
+    if (seq == 0) {
+        /* The sequence is part of the record: find it, then store. */
+        if (!w->writable || !id_ok(ev->ticket_id))
+            return HW_EINVALID;
+        kb k;
+        KB_INIT(&k);
+        kb_str0(&k, ev->ticket_id);
+        uint64_t last;
+        int rc = log_last(w, HW_DB_TICKET_EVENTS, &k, &last);
+        if (rc != HW_OK)
+            return rc;
+        seq = last + 1;
+    }
+    uint64_t saved = ev->seq;
+    ev->seq = seq;
+    int rc = log_append(w, HW_DB_TICKET_EVENTS, ev->ticket_id, &seq, &ev->base);
+    if (rc != HW_OK)
+        ev->seq = saved;
+    return rc;
+}
+
+int hw_store_ticket_event_list(hw_store_txn *t, const char *ticket_id, hw_store_cursor *cursor, size_t limit,
+                               hw_arena *a, Helpwire__V1__TicketEvent ***out, size_t *n)
+{
+    if (!id_ok(ticket_id))
+        return HW_EINVALID;
+    collect cl = {.desc = &helpwire__v1__ticket_event__descriptor, .a = a};
+    kb p;
+    KB_INIT(&p);
+    kb_str0(&p, ticket_id);
+    return list_run(t, &cl, HW_DB_TICKET_EVENTS, &p, 0, cursor, limit, out, n);
+}
+
+int hw_store_ticket_message_append(hw_store_txn *w, const Helpwire__V1__TicketMessage *m, uint64_t *pos_out)
+{
+    if (!m)
+        return HW_EINVALID;
+    uint64_t seq = 0;
+    int rc = log_append(w, HW_DB_TICKET_MESSAGES, m->ticket_id, &seq, &m->base);
+    if (rc == HW_OK && pos_out)
+        *pos_out = seq;
+    return rc;
+}
+
+int hw_store_ticket_message_list(hw_store_txn *t, const char *ticket_id, hw_store_cursor *cursor,
+                                 size_t limit, hw_arena *a, Helpwire__V1__TicketMessage ***out, size_t *n)
+{
+    if (!id_ok(ticket_id))
+        return HW_EINVALID;
+    collect cl = {.desc = &helpwire__v1__ticket_message__descriptor, .a = a};
+    kb p;
+    KB_INIT(&p);
+    kb_str0(&p, ticket_id);
+    return list_run(t, &cl, HW_DB_TICKET_MESSAGES, &p, 0, cursor, limit, out, n);
+}
+
+/* ------------------------------------------------------------------------
+ * Knowledge
+ * ---------------------------------------------------------------------- */
+
+int hw_store_article_put(hw_store_txn *w, const Helpwire__V1__Article *ar, int mode,
+                         uint64_t expected_version)
+{
+    return kind_put(w, &HW_KINDS[K_ARTICLE], &ar->base, mode, expected_version);
+}
+
+int hw_store_article_get(hw_store_txn *t, const char *id, hw_arena *a, Helpwire__V1__Article **out)
+{
+    return kind_get(t, &HW_KINDS[K_ARTICLE], id, a, out);
+}
+
+int hw_store_article_delete(hw_store_txn *w, const char *id)
+{
+    return kind_delete(w, &HW_KINDS[K_ARTICLE], id);
+}
+
+static int list_by_locale(hw_store_txn *t, int kind, int by_locale_db, const char *locale,
+                          hw_store_cursor *cursor, size_t limit, hw_arena *a, void *out, size_t *n)
+{
+    collect cl = {.kind = &HW_KINDS[kind], .desc = HW_KINDS[kind].desc, .a = a};
+    kb p;
+    KB_INIT(&p);
+    int db = HW_KINDS[kind].db;
+    if (locale) {
+        kb_str0(&p, locale);
+        db = by_locale_db;
+        cl.via_index = 1;
+    }
+    return list_run(t, &cl, db, &p, 0, cursor, limit, out, n);
+}
+
+int hw_store_article_list(hw_store_txn *t, const char *locale, hw_store_cursor *cursor, size_t limit,
+                          hw_arena *a, Helpwire__V1__Article ***out, size_t *n)
+{
+    return list_by_locale(t, K_ARTICLE, HW_DB_ARTICLES_BY_LOCALE, locale, cursor, limit, a, out, n);
+}
+
+int hw_store_article_foreach(hw_store_txn *t, hw_arena *a,
+                             int (*fn)(void *arg, const Helpwire__V1__Article *ar), void *arg)
+{
+    collect cl = {.kind = &HW_KINDS[K_ARTICLE],
+                  .desc = HW_KINDS[K_ARTICLE].desc,
+                  .a = a,
+                  .each = (int (*)(void *, const void *))fn,
+                  .each_arg = arg};
+    kb p;
+    KB_INIT(&p);
+    return foreach_run(t, &cl, HW_DB_ARTICLES, &p);
+}
+
+int hw_store_faq_put(hw_store_txn *w, const Helpwire__V1__Faq *fq, int mode, uint64_t expected_version)
+{
+    return kind_put(w, &HW_KINDS[K_FAQ], &fq->base, mode, expected_version);
+}
+
+int hw_store_faq_get(hw_store_txn *t, const char *id, hw_arena *a, Helpwire__V1__Faq **out)
+{
+    return kind_get(t, &HW_KINDS[K_FAQ], id, a, out);
+}
+
+int hw_store_faq_delete(hw_store_txn *w, const char *id)
+{
+    return kind_delete(w, &HW_KINDS[K_FAQ], id);
+}
+
+int hw_store_faq_list(hw_store_txn *t, const char *locale, hw_store_cursor *cursor, size_t limit, hw_arena *a,
+                      Helpwire__V1__Faq ***out, size_t *n)
+{
+    return list_by_locale(t, K_FAQ, HW_DB_FAQS_BY_LOCALE, locale, cursor, limit, a, out, n);
+}
+
+int hw_store_faq_foreach(hw_store_txn *t, hw_arena *a, int (*fn)(void *arg, const Helpwire__V1__Faq *fq),
+                         void *arg)
+{
+    collect cl = {.kind = &HW_KINDS[K_FAQ],
+                  .desc = HW_KINDS[K_FAQ].desc,
+                  .a = a,
+                  .each = (int (*)(void *, const void *))fn,
+                  .each_arg = arg};
+    kb p;
+    KB_INIT(&p);
+    return foreach_run(t, &cl, HW_DB_FAQS, &p);
+}
+
+/* ------------------------------------------------------------------------
+ * Hash-carrying records: surveys and tokens
+ *
+ * Stored as a wrapper { bytes message; bytes hash } in the primary db; the
+ * hash is a unique index -> id. Surveys are also indexed by sent time.
+ * ---------------------------------------------------------------------- */
+
+typedef struct hashed_kind {
+    int db, hash_db, extra_db; /* extra_db: sent-time index or -1 */
+    const ProtobufCMessageDescriptor *desc;
+} hashed_kind;
+
+static const hashed_kind HW_SURVEYS = {HW_DB_SURVEYS, HW_DB_SURVEYS_BY_TOKEN, HW_DB_SURVEYS_BY_SENT,
+                                       &helpwire__v1__survey__descriptor};
+static const hashed_kind HW_TOKENS = {HW_DB_TOKENS, HW_DB_TOKENS_BY_HASH, -1,
+                                      &helpwire__v1__token_info__descriptor};
+
+/* The wrapper's two fields share the layout of SurveyRecord and
+ * TokenRecord (bytes 1, bytes 2); SurveyRecord's code reads both. */
+static int wrapper_unpack(hw_arena *a, const MDB_val *v, ProtobufCBinaryData *msg, ProtobufCBinaryData *hash)
+{
+    Helpwire__Store__V1__SurveyRecord *r =
+        helpwire__store__v1__survey_record__unpack(hw_arena_allocator(a), v->mv_size, v->mv_data);
+    if (!r)
+        return HW_ECORRUPT;
+    *msg = r->survey;
+    *hash = r->token_hash;
+    return HW_OK;
+}
+
+static void hashed_keys(const hashed_kind *hk, const ProtobufCMessage *m, const void *hash, size_t hash_len,
+                        ikeys *out)
+{
+    kb k;
+    KB_INIT(&k);
+    kb_bytes(&k, hash, hash_len);
+    ik_push(out, hk->hash_db, 1, &k);
+    if (hk->extra_db >= 0) {
+        const Helpwire__V1__Survey *sv = (const Helpwire__V1__Survey *)m;
+        KB_INIT(&k);
+        kb_be64(&k, (uint64_t)sv->sent_unix_ms);
+        kb_str(&k, sv->id);
+        ik_push(out, hk->extra_db, 0, &k);
+    }
+}
+
+static int hashed_put(hw_store_txn *w, const hashed_kind *hk, const ProtobufCMessage *m, const char *id,
+                      const void *hash, size_t hash_len, int mode)
+{
+    if (!w->writable || !m || !id_ok(id) || mode < 0 || mode > HW_PUT_REPLACE ||
+        (hash && (hash_len == 0 || hash_len > HW_HASH_MAX)))
+        return HW_EINVALID;
+    hw_arena *a = w->arena;
+    MDB_val v;
+    ProtobufCBinaryData old_msg = {0}, old_hash = {0};
+    int exists = 0;
+    int rc = get_raw(w, hk->db, id, &v);
+    if (rc == HW_OK) {
+        exists = 1;
+        rc = wrapper_unpack(a, &v, &old_msg, &old_hash);
+    } else if (rc == HW_ENOTFOUND) {
+        rc = HW_OK;
+    }
+    if (rc != HW_OK)
+        return rc;
+    if ((rc = mode_check(exists, mode, 0, 0)) != HW_OK)
+        return rc;
+    if (!hash) {
+        if (!exists)
+            return HW_EINVALID;
+        hash = old_hash.data;
+        hash_len = old_hash.len;
+    }
+    ikeys oldk, newk;
+    if ((rc = ikeys_init(&oldk, a)) != HW_OK || (rc = ikeys_init(&newk, a)) != HW_OK)
+        return rc;
+    if (exists) {
+        ProtobufCMessage *old;
+        MDB_val ov = {.mv_size = old_msg.len, .mv_data = old_msg.data};
+        if ((rc = unpack(hk->desc, a, &ov, &old)) != HW_OK)
+            return rc;
+        hashed_keys(hk, old, old_hash.data, old_hash.len, &oldk);
+    }
+    hashed_keys(hk, m, hash, hash_len, &newk);
+    if (oldk.err || newk.err)
+        return newk.err ? newk.err : oldk.err;
+    if ((rc = check_unique(w, &newk, &oldk, id)) != HW_OK)
+        return rc;
+    if ((rc = apply_keys(w, &oldk, &newk, id)) != HW_OK)
+        return rc;
+
+    size_t ml = protobuf_c_message_get_packed_size(m);
+    uint8_t *packed = hw_arena_alloc(a, ml);
+    if (!packed)
+        return HW_ENOMEM;
+    protobuf_c_message_pack(m, packed);
+    Helpwire__Store__V1__SurveyRecord r = HELPWIRE__STORE__V1__SURVEY_RECORD__INIT;
+    r.survey = (ProtobufCBinaryData){.len = ml, .data = packed};
+    r.token_hash = (ProtobufCBinaryData){.len = hash_len, .data = (uint8_t *)hash};
+    return hw_store__put_msg(w, hk->db, id, strlen(id), &r.base, 0);
+}
+
+static int hashed_decode(const hashed_kind *hk, hw_arena *a, const MDB_val *v, void *out)
+{
+    ProtobufCBinaryData msg, hash;
+    int rc = wrapper_unpack(a, v, &msg, &hash);
+    if (rc != HW_OK)
+        return rc;
+    MDB_val mv = {.mv_size = msg.len, .mv_data = msg.data};
+    return unpack(hk->desc, a, &mv, (ProtobufCMessage **)out);
+}
+
+static int hashed_get(hw_store_txn *t, const hashed_kind *hk, const char *id, hw_arena *a, void *out)
+{
+    if (!a || !out)
+        return HW_EINVALID;
+    MDB_val v;
+    int rc = get_raw(t, hk->db, id, &v);
+    if (rc != HW_OK)
+        return rc;
+    return hashed_decode(hk, a, &v, out);
+}
+
+static int hashed_get_by_hash(hw_store_txn *t, const hashed_kind *hk, const void *hash, size_t hash_len,
+                              hw_arena *a, void *out)
+{
+    if (!hash || hash_len == 0 || hash_len > HW_HASH_MAX || !a || !out)
+        return HW_EINVALID;
+    MDB_val idv, v;
+    int rc = hw_store__get(t, hk->hash_db, hash, hash_len, &idv);
+    if (rc != HW_OK)
+        return rc;
+    rc = hw_store__get(t, hk->db, idv.mv_data, idv.mv_size, &v);
+    if (rc == HW_ENOTFOUND)
+        return HW_ECORRUPT;
+    if (rc != HW_OK)
+        return rc;
+    return hashed_decode(hk, a, &v, out);
+}
+
+static int hashed_delete(hw_store_txn *w, const hashed_kind *hk, const char *id)
+{
+    if (!w->writable)
+        return HW_EINVALID;
+    MDB_val v;
+    int rc = get_raw(w, hk->db, id, &v);
+    if (rc != HW_OK)
+        return rc;
+    ProtobufCBinaryData msg, hash;
+    ProtobufCMessage *old;
+    ikeys oldk;
+    if ((rc = wrapper_unpack(w->arena, &v, &msg, &hash)) != HW_OK)
+        return rc;
+    MDB_val mv = {.mv_size = msg.len, .mv_data = msg.data};
+    if ((rc = unpack(hk->desc, w->arena, &mv, &old)) != HW_OK)
+        return rc;
+    if ((rc = ikeys_init(&oldk, w->arena)) != HW_OK)
+        return rc;
+    hashed_keys(hk, old, hash.data, hash.len, &oldk);
+    if (oldk.err)
+        return oldk.err;
+    if ((rc = apply_keys(w, &oldk, NULL, id)) != HW_OK)
+        return rc;
+    return hw_store__del(w, hk->db, id, strlen(id));
+}
+
+int hw_store_survey_put(hw_store_txn *w, const Helpwire__V1__Survey *sv, const void *token_hash,
+                        size_t hash_len, int mode)
+{
+    if (!sv)
+        return HW_EINVALID;
+    return hashed_put(w, &HW_SURVEYS, &sv->base, sv->id, token_hash, hash_len, mode);
+}
+
+int hw_store_survey_get(hw_store_txn *t, const char *id, hw_arena *a, Helpwire__V1__Survey **out)
+{
+    return hashed_get(t, &HW_SURVEYS, id, a, out);
+}
+
+int hw_store_survey_get_by_token(hw_store_txn *t, const void *token_hash, size_t hash_len, hw_arena *a,
+                                 Helpwire__V1__Survey **out)
+{
+    return hashed_get_by_hash(t, &HW_SURVEYS, token_hash, hash_len, a, out);
+}
+
+int hw_store_survey_delete(hw_store_txn *w, const char *id)
+{
+    return hashed_delete(w, &HW_SURVEYS, id);
+}
+
+typedef struct sent_scan {
+    hw_arena *a;
+    int64_t to;
+    int (*fn)(void *arg, const Helpwire__V1__Survey *sv);
+    void *arg;
+    int fn_rc;
+    int done;
+} sent_scan;
+
+static int sent_visit(hw_store_txn *t, void *arg, const MDB_val *k, const MDB_val *v)
+{
+    sent_scan *ss = arg;
+    if (k->mv_size < 8)
+        return HW_ECORRUPT;
+    int64_t sent = (int64_t)hw_be64_get(k->mv_data);
+    if (ss->to && sent >= ss->to) {
+        ss->done = 1;
+        return HW_EINVALID; /* stop; reported as HW_OK below */
+    }
+    MDB_val rec;
+    int rc = hw_store__get(t, HW_DB_SURVEYS, v->mv_data, v->mv_size, &rec);
+    if (rc == HW_ENOTFOUND)
+        return HW_ECORRUPT;
+    if (rc != HW_OK)
+        return rc;
+    Helpwire__V1__Survey *sv;
+    if ((rc = hashed_decode(&HW_SURVEYS, ss->a, &rec, &sv)) != HW_OK)
+        return rc;
+    rc = ss->fn(ss->arg, sv);
+    hw_arena_reset(ss->a);
+    if (rc != 0) {
+        ss->fn_rc = rc;
+        return HW_EINVALID;
+    }
+    return 1;
+}
+
+int hw_store_survey_foreach_sent(hw_store_txn *t, int64_t from_unix_ms, int64_t to_unix_ms, hw_arena *a,
+                                 int (*fn)(void *arg, const Helpwire__V1__Survey *sv), void *arg)
+{
+    if (!a || !fn)
+        return HW_EINVALID;
+    sent_scan ss = {.a = a, .to = to_unix_ms, .fn = fn, .arg = arg};
+    /* The sent index is be64(sent) + id: start at the first key >= from. */
+    MDB_cursor *c;
+    int rc = hw_store__cursor(t, HW_DB_SURVEYS_BY_SENT, &c);
+    if (rc != HW_OK)
+        return rc;
+    unsigned char from[8];
+    hw_be64_put(from, from_unix_ms > 0 ? (uint64_t)from_unix_ms : 0);
+    MDB_val k = {.mv_size = 8, .mv_data = from}, v;
+    int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    rc = HW_OK;
+    while (mrc == 0) {
+        rc = sent_visit(t, &ss, &k, &v);
+        if (rc < 0)
+            break;
+        mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(c);
+    if (mrc != 0 && mrc != MDB_NOTFOUND)
+        return hw_store__err(t, mrc);
+    if (ss.fn_rc)
+        return ss.fn_rc;
+    if (rc < 0 && !ss.done)
+        return rc;
+    return HW_OK;
+}
+
+int hw_store_token_put(hw_store_txn *w, const Helpwire__V1__TokenInfo *info, const void *secret_hash,
+                       size_t hash_len, int mode)
+{
+    if (!info)
+        return HW_EINVALID;
+    return hashed_put(w, &HW_TOKENS, &info->base, info->id, secret_hash, hash_len, mode);
+}
+
+int hw_store_token_get(hw_store_txn *t, const char *id, hw_arena *a, Helpwire__V1__TokenInfo **out)
+{
+    return hashed_get(t, &HW_TOKENS, id, a, out);
+}
+
+int hw_store_token_get_by_hash(hw_store_txn *t, const void *hash, size_t hash_len, hw_arena *a,
+                               Helpwire__V1__TokenInfo **out)
+{
+    return hashed_get_by_hash(t, &HW_TOKENS, hash, hash_len, a, out);
+}
+
+int hw_store_token_delete(hw_store_txn *w, const char *id)
+{
+    return hashed_delete(w, &HW_TOKENS, id);
+}
+
+typedef struct token_collect {
+    hw_arena *a;
+    Helpwire__V1__TokenInfo **items;
+    size_t n;
+} token_collect;
+
+static int token_visit(hw_store_txn *t, void *arg, const MDB_val *k, const MDB_val *v)
+{
+    token_collect *tc = arg;
+    Helpwire__V1__TokenInfo *info;
+    int rc = hashed_decode(&HW_TOKENS, tc->a, v, &info);
+    if (rc != HW_OK)
+        return rc;
+    tc->items[tc->n++] = info;
+    return 1;
+}
+
+int hw_store_token_list(hw_store_txn *t, hw_store_cursor *cursor, size_t limit, hw_arena *a,
+                        Helpwire__V1__TokenInfo ***out, size_t *n)
+{
+    if (!a || !out || !n || !cursor || limit == 0 || limit > HW_STORE_LIST_MAX)
+        return HW_EINVALID;
+    token_collect tc = {.a = a, .items = hw_arena_alloc(a, limit * sizeof(void *))};
+    if (!tc.items)
+        return HW_ENOMEM;
+    int rc = scan(t, HW_DB_TOKENS, NULL, 0, 0, cursor, limit, token_visit, &tc);
+    if (rc != HW_OK)
+        return rc;
+    *out = tc.items;
+    *n = tc.n;
+    return HW_OK;
+}
+
+/* ------------------------------------------------------------------------
+ * Outbox (key: channel byte, be64 seq)
+ * ---------------------------------------------------------------------- */
+
+static void outbox_key(kb *k, Helpwire__V1__Channel ch, uint64_t seq)
+{
+    KB_INIT(k);
+    kb_u8(k, (unsigned)ch);
+    kb_be64(k, seq);
+}
+
+int hw_store_outbox_append(hw_store_txn *w, Helpwire__V1__OutboundMessage *m)
+{
+    if (!w->writable || !m || m->channel == 0)
+        return HW_EINVALID;
+    uint64_t seq = m->seq;
+    int rc;
+    if (seq == 0) {
+        char name[32];
+        snprintf(name, sizeof(name), "outbox.%d", (int)m->channel);
+        if ((rc = hw_store_next_seq(w, name, 1, &seq)) != HW_OK)
+            return rc;
+    }
+    uint64_t saved = m->seq;
+    m->seq = seq;
+    kb k;
+    outbox_key(&k, m->channel, seq);
+    rc = hw_store__put_msg(w, HW_DB_OUTBOX, k.b, k.n, &m->base, MDB_NOOVERWRITE);
+    if (rc != HW_OK)
+        m->seq = saved;
+    return rc;
+}
+
+int hw_store_outbox_list(hw_store_txn *t, Helpwire__V1__Channel channel, uint64_t after_seq, size_t limit,
+                         hw_arena *a, Helpwire__V1__OutboundMessage ***out, size_t *n)
+{
+    collect cl = {.desc = &helpwire__v1__outbound_message__descriptor, .a = a};
+    kb p;
+    KB_INIT(&p);
+    kb_u8(&p, (unsigned)channel);
+    hw_store_cursor cur = {0};
+    if (after_seq) {
+        kb k;
+        outbox_key(&k, channel, after_seq);
+        cur.key[0] = (unsigned char)HW_DB_OUTBOX;
+        memcpy(cur.key + 1, k.b, k.n);
+        cur.len = k.n + 1;
+    }
+    return list_run(t, &cl, HW_DB_OUTBOX, &p, 0, &cur, limit, out, n);
+}
+
+int hw_store_outbox_get(hw_store_txn *t, Helpwire__V1__Channel channel, uint64_t seq, hw_arena *a,
+                        Helpwire__V1__OutboundMessage **out)
+{
+    if (!a || !out)
+        return HW_EINVALID;
+    kb k;
+    outbox_key(&k, channel, seq);
+    MDB_val v;
+    int rc = hw_store__get(t, HW_DB_OUTBOX, k.b, k.n, &v);
+    if (rc != HW_OK)
+        return rc;
+    return unpack(&helpwire__v1__outbound_message__descriptor, a, &v, (ProtobufCMessage **)out);
+}
+
+int hw_store_outbox_update(hw_store_txn *w, const Helpwire__V1__OutboundMessage *m)
+{
+    if (!w->writable || !m || m->seq == 0)
+        return HW_EINVALID;
+    kb k;
+    outbox_key(&k, m->channel, m->seq);
+    MDB_val v;
+    int rc = hw_store__get(w, HW_DB_OUTBOX, k.b, k.n, &v);
+    if (rc != HW_OK)
+        return rc;
+    return hw_store__put_msg(w, HW_DB_OUTBOX, k.b, k.n, &m->base, 0);
+}
+
+int hw_store_outbox_ack(hw_store_txn *w, Helpwire__V1__Channel channel, uint64_t seq)
+{
+    kb k;
+    outbox_key(&k, channel, seq);
+    return hw_store__del(w, HW_DB_OUTBOX, k.b, k.n);
+}
+
+static int count_visit(hw_store_txn *t, void *arg, const MDB_val *k, const MDB_val *v)
+{
+    (*(uint64_t *)arg)++;
+    return 1;
+}
+
+int hw_store_outbox_backlog(hw_store_txn *t, Helpwire__V1__Channel channel, uint64_t *n)
+{
+    if (!n)
+        return HW_EINVALID;
+    if (channel == 0)
+        return hw_store__count(t, HW_DB_OUTBOX, n);
+    *n = 0;
+    unsigned char p = (unsigned char)channel;
+    return scan(t, HW_DB_OUTBOX, &p, 1, 0, NULL, 0, count_visit, n);
+}
+
+/* ------------------------------------------------------------------------
+ * Dedupe and idempotency keys
+ * ---------------------------------------------------------------------- */
+
+static int dedupe_key(kb *k, Helpwire__V1__Channel ch, const char *message_id)
+{
+    if (!id_ok(message_id))
+        return HW_EINVALID;
+    KB_INIT(k);
+    kb_u8(k, (unsigned)ch);
+    kb_str(k, message_id);
+    return k->overflow ? HW_EINVALID : HW_OK;
+}
+
+int hw_store_dedupe_put(hw_store_txn *w, Helpwire__V1__Channel channel, const char *message_id,
+                        const void *reply, size_t reply_len)
+{
+    kb k;
+    int rc = dedupe_key(&k, channel, message_id);
+    if (rc != HW_OK || (!reply && reply_len))
+        return HW_EINVALID;
+    return hw_store__put(w, HW_DB_DEDUPE, k.b, k.n, reply_len ? reply : "", reply_len, MDB_NOOVERWRITE);
+}
+
+int hw_store_dedupe_get(hw_store_txn *t, Helpwire__V1__Channel channel, const char *message_id, hw_arena *a,
+                        void **reply, size_t *reply_len)
+{
+    kb k;
+    int rc = dedupe_key(&k, channel, message_id);
+    if (rc != HW_OK || !a || !reply || !reply_len)
+        return HW_EINVALID;
+    MDB_val v;
+    if ((rc = hw_store__get(t, HW_DB_DEDUPE, k.b, k.n, &v)) != HW_OK)
+        return rc;
+    void *copy = hw_arena_alloc(a, v.mv_size);
+    if (!copy)
+        return HW_ENOMEM;
+    if (v.mv_size)
+        memcpy(copy, v.mv_data, v.mv_size);
+    *reply = copy;
+    *reply_len = v.mv_size;
+    return HW_OK;
+}
+
+int hw_store_idempotency_put(hw_store_txn *w, const char *key, const char *ticket_id)
+{
+    if (!id_ok(key) || !id_ok(ticket_id))
+        return HW_EINVALID;
+    return hw_store__put(w, HW_DB_IDEMPOTENCY, key, strlen(key), ticket_id, strlen(ticket_id),
+                         MDB_NOOVERWRITE);
+}
+
+int hw_store_idempotency_get(hw_store_txn *t, const char *key, hw_arena *a, char **ticket_id)
+{
+    if (!id_ok(key) || !a || !ticket_id)
+        return HW_EINVALID;
+    MDB_val v;
+    int rc = hw_store__get(t, HW_DB_IDEMPOTENCY, key, strlen(key), &v);
+    if (rc != HW_OK)
+        return rc;
+    *ticket_id = hw_arena_strndup(a, v.mv_data, v.mv_size);
+    return *ticket_id ? HW_OK : HW_ENOMEM;
+}
+
+/* ------------------------------------------------------------------------
+ * Counts
+ * ---------------------------------------------------------------------- */
+
+int hw_store_counts_get(hw_store_txn *t, hw_store_counts *c)
+{
+    if (!c)
+        return HW_EINVALID;
+    memset(c, 0, sizeof(*c));
+    int rc;
+    if ((rc = hw_store__count(t, HW_DB_CUSTOMERS, &c->customers)) != HW_OK ||
+        (rc = hw_store__count(t, HW_DB_AGENTS, &c->agents)) != HW_OK ||
+        (rc = hw_store__count(t, HW_DB_TICKETS, &c->tickets)) != HW_OK ||
+        (rc = hw_store__count(t, HW_DB_ARTICLES, &c->articles)) != HW_OK ||
+        (rc = hw_store__count(t, HW_DB_FAQS, &c->faqs)) != HW_OK ||
+        (rc = hw_store__count(t, HW_DB_SURVEYS, &c->surveys)) != HW_OK ||
+        (rc = hw_store__count(t, HW_DB_OUTBOX, &c->outbox_backlog)) != HW_OK)
+        return rc;
+    static const Helpwire__V1__TicketStatus open_states[] = {
+        HELPWIRE__V1__TICKET_STATUS__TICKET_STATUS_UNSPECIFIED,
+        HELPWIRE__V1__TICKET_STATUS__TICKET_STATUS_OPEN,
+        HELPWIRE__V1__TICKET_STATUS__TICKET_STATUS_PENDING,
+        HELPWIRE__V1__TICKET_STATUS__TICKET_STATUS_ESCALATED,
+    };
+    for (size_t i = 0; i < sizeof(open_states) / sizeof(open_states[0]); i++) {
+        unsigned char p = (unsigned char)open_states[i];
+        if ((rc = scan(t, HW_DB_TICKETS_BY_STATUS, &p, 1, 0, NULL, 0, count_visit, &c->open_tickets)) !=
+            HW_OK)
+            return rc;
+    }
+    return HW_OK;
+}
+
+/* ------------------------------------------------------------------------
+ * Consistency check
+ * ---------------------------------------------------------------------- */
+
+typedef struct check_state {
+    const hw_kind *kind; /* or NULL for a hashed kind */
+    const hashed_kind *hk;
+    hw_arena *a;
+    uint64_t expected[HW_DB_COUNT];
+    char *err;
+    size_t errlen;
+} check_state;
+
+static int check_keys(hw_store_txn *t, check_state *cs, const ikeys *ks, const char *id)
+{
+    size_t idl = strlen(id);
+    for (size_t i = 0; i < ks->n; i++) {
+        MDB_val v;
+        int rc = hw_store__get(t, ks->k[i].db, ks->k[i].data, ks->k[i].len, &v);
+        if (rc == HW_OK && (v.mv_size != idl || memcmp(v.mv_data, id, idl) != 0))
+            rc = HW_ECORRUPT;
+        if (rc != HW_OK) {
+            if (cs->err)
+                snprintf(cs->err, cs->errlen, "record %s: index entry in db %d %s", id, ks->k[i].db,
+                         rc == HW_ENOTFOUND ? "missing" : "wrong");
+            return rc == HW_ENOTFOUND ? HW_ECORRUPT : rc;
+        }
+        cs->expected[ks->k[i].db]++;
+    }
+    return HW_OK;
+}
+
+static int check_visit(hw_store_txn *t, void *arg, const MDB_val *k, const MDB_val *v)
+{
+    check_state *cs = arg;
+    hw_arena_reset(cs->a);
+    char *id = hw_arena_strndup(cs->a, k->mv_data, k->mv_size);
+    ikeys ks;
+    int rc;
+    if (!id)
+        return HW_ENOMEM;
+    if ((rc = ikeys_init(&ks, cs->a)) != HW_OK)
+        return rc;
+    if (cs->kind) {
+        ProtobufCMessage *m;
+        if ((rc = unpack(cs->kind->desc, cs->a, v, &m)) != HW_OK)
+            goto corrupt;
+        const char *mid = cs->kind->id(m);
+        if (!mid || strcmp(mid, id) != 0) {
+            rc = HW_ECORRUPT;
+            goto corrupt;
+        }
+        cs->kind->keys(m, &ks);
+    } else {
+        ProtobufCBinaryData msg, hash;
+        ProtobufCMessage *m;
+        if ((rc = wrapper_unpack(cs->a, v, &msg, &hash)) != HW_OK)
+            goto corrupt;
+        MDB_val mv = {.mv_size = msg.len, .mv_data = msg.data};
+        if ((rc = unpack(cs->hk->desc, cs->a, &mv, &m)) != HW_OK)
+            goto corrupt;
+        hashed_keys(cs->hk, m, hash.data, hash.len, &ks);
+    }
+    if (ks.err)
+        return ks.err;
+    rc = check_keys(t, cs, &ks, id);
+    return rc == HW_OK ? 1 : rc;
+corrupt:
+    if (cs->err)
+        snprintf(cs->err, cs->errlen, "record %s does not decode", id);
+    return rc;
+}
+
+int hw_store_check(hw_store_txn *t, char *err, size_t errlen)
+{
+    static const int index_dbs[] = {
+        HW_DB_IDENTITIES,          HW_DB_AGENTS_BY_SKILL,     HW_DB_TICKETS_BY_NUMBER,
+        HW_DB_TICKETS_BY_STATUS,   HW_DB_TICKETS_BY_QUEUE,    HW_DB_TICKETS_BY_QUEUE_STATUS,
+        HW_DB_TICKETS_BY_ASSIGNEE, HW_DB_TICKETS_BY_CUSTOMER, HW_DB_TICKETS_BY_PRIORITY,
+        HW_DB_ARTICLES_BY_LOCALE,  HW_DB_FAQS_BY_LOCALE,      HW_DB_SURVEYS_BY_TOKEN,
+        HW_DB_SURVEYS_BY_SENT,     HW_DB_TOKENS_BY_HASH,
+    };
+    static const hashed_kind *const hashed[] = {&HW_SURVEYS, &HW_TOKENS};
+    check_state cs = {.a = hw_arena_create(0), .err = err, .errlen = errlen};
+    int rc = HW_OK;
+    if (err && errlen)
+        err[0] = '\0';
+    if (!cs.a)
+        return HW_ENOMEM;
+    for (size_t i = 0; i < sizeof(HW_KINDS) / sizeof(HW_KINDS[0]); i++) {
+        if (!HW_KINDS[i].keys)
+            continue;
+        cs.kind = &HW_KINDS[i];
+        cs.hk = NULL;
+        if ((rc = scan(t, HW_KINDS[i].db, NULL, 0, 0, NULL, 0, check_visit, &cs)) != HW_OK)
+            goto out;
+    }
+    for (size_t i = 0; i < sizeof(hashed) / sizeof(hashed[0]); i++) {
+        cs.kind = NULL;
+        cs.hk = hashed[i];
+        if ((rc = scan(t, hashed[i]->db, NULL, 0, 0, NULL, 0, check_visit, &cs)) != HW_OK)
+            goto out;
+    }
+    for (size_t i = 0; i < sizeof(index_dbs) / sizeof(index_dbs[0]); i++) {
+        uint64_t n;
+        if ((rc = hw_store__count(t, index_dbs[i], &n)) != HW_OK)
+            goto out;
+        if (n != cs.expected[index_dbs[i]]) {
+            if (err)
+                snprintf(err, errlen, "index db %d holds %llu entries, records need %llu", index_dbs[i],
+                         (unsigned long long)n, (unsigned long long)cs.expected[index_dbs[i]]);
+            rc = HW_ECORRUPT;
+            goto out;
+        }
+    }
+out:
+    hw_arena_destroy(cs.a);
+    return rc;
+}

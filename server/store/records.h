@@ -1,0 +1,267 @@
+/*
+ * records: typed access to every helpwire record kind and its indexes.
+ *
+ * Records are the helpwire.v1 API messages themselves, packed with
+ * protobuf-c (a survey and a token are wrapped in storage records of
+ * helpwire/store/v1/records.proto that add the hash of their secret).
+ * Each secondary index is a named database whose keys sort the way the
+ * SPEC's list queries read them, so a listing is a range scan:
+ *   tickets   by number, status, queue, queue+status, assignee, customer,
+ *             priority: <field>[\0] + big-endian ticket number -> id
+ *             (newest first = descending number)
+ *   customers identity (channel byte + channel_user_id) -> id (unique)
+ *   agents    skill\0id -> id
+ *   articles, FAQs  locale\0id -> id
+ *   surveys   token hash -> id (unique); sent time (be64) + id -> id
+ *   tokens    secret hash -> id (unique)
+ *   outbox    channel byte + be64 sequence -> message
+ *   events, messages  ticket id\0 + be64 sequence -> record
+ * Every put/delete updates the record and its index entries in the same
+ * transaction, after checking unique indexes first, so a failed put leaves
+ * nothing half-written.
+ *
+ * Common rules (not repeated per function):
+ * - t is any transaction (hw_store_txn from a write fn or a reader);
+ *   w must be a write transaction (else HW_EINVALID). Single-threaded use
+ *   of a transaction, see store.h.
+ * - Records returned are unpacked into the caller's arena a and stay valid
+ *   until the arena is reset, also after the transaction ends. Arrays
+ *   returned (*out) live in a too.
+ * - Ids are 1..256 bytes (HW_EINVALID otherwise). Missing record:
+ *   HW_ENOTFOUND. A record that does not decode: HW_ECORRUPT. Storage
+ *   failures: HW_EFULL, HW_EIO, HW_ENOMEM.
+ * - Put modes: HW_PUT_UPSERT (create or replace), HW_PUT_CREATE
+ *   (HW_EEXISTS if present), HW_PUT_REPLACE (HW_ENOTFOUND if absent).
+ *   expected_version != 0: HW_ECONFLICT unless the stored record's version
+ *   equals it (HW_ENOTFOUND when there is none). The store stores versions
+ *   as given; incrementing them is the caller's job.
+ * - Listings take an hw_store_cursor: zeroed for the first page; on return
+ *   it holds the position after the last record returned, or len 0 when the
+ *   scan reached the end. It is key-based: records added or changed between
+ *   pages never make a record appear twice in one listing. Encode it into a
+ *   page token with hw_store_cursor_encode. A cursor from another listing
+ *   is rejected with HW_EINVALID. limit 1..10000.
+ */
+#ifndef HW_STORE_RECORDS_H
+#define HW_STORE_RECORDS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "helpwire/v1/admin.pb-c.h"
+#include "helpwire/v1/agents.pb-c.h"
+#include "helpwire/v1/customers.pb-c.h"
+#include "helpwire/v1/knowledge.pb-c.h"
+#include "helpwire/v1/outbox.pb-c.h"
+#include "helpwire/v1/surveys.pb-c.h"
+#include "helpwire/v1/tickets.pb-c.h"
+#include "server/arena.h"
+#include "server/store/store.h"
+
+enum { HW_PUT_UPSERT = 0, HW_PUT_CREATE = 1, HW_PUT_REPLACE = 2 };
+
+#define HW_STORE_ID_MAX 256u
+#define HW_STORE_LIST_MAX 10000u
+#define HW_STORE_CURSOR_MAX 512u
+
+typedef struct hw_store_cursor {
+    size_t len; /* 0: start (before a call) / end (after a call) */
+    unsigned char key[HW_STORE_CURSOR_MAX];
+} hw_store_cursor;
+
+/* Writes the cursor as lowercase hex into out (NUL-terminated; "" when
+ * len == 0). @return HW_OK; HW_EINVALID when outlen < 2 * len + 1. */
+int hw_store_cursor_encode(const hw_store_cursor *c, char *out, size_t outlen);
+
+/* Parses a token from hw_store_cursor_encode ("" gives len 0).
+ * @return HW_OK; HW_EINVALID for anything else. */
+int hw_store_cursor_decode(const char *token, hw_store_cursor *c);
+
+/* ---- customers and identities ----------------------------------------- */
+
+/* Stores c under c->id; each of c->identities is indexed (channel,
+ * channel_user_id) -> c->id. HW_EEXISTS when an identity belongs to another
+ * customer (move it first: put the other customer without it in the same
+ * write fn). Identities removed from c are unindexed. */
+int hw_store_customer_put(hw_store_txn *w, const Helpwire__V1__Customer *c, int mode,
+                          uint64_t expected_version);
+int hw_store_customer_get(hw_store_txn *t, const char *id, hw_arena *a, Helpwire__V1__Customer **out);
+/* The customer owning (channel, channel_user_id); HW_ENOTFOUND if none. */
+int hw_store_customer_lookup(hw_store_txn *t, Helpwire__V1__Channel channel, const char *channel_user_id,
+                             hw_arena *a, Helpwire__V1__Customer **out);
+/* Deletes the customer and its identity index entries (not its tickets). */
+int hw_store_customer_delete(hw_store_txn *w, const char *id);
+
+/* ---- agents and skills ------------------------------------------------- */
+
+int hw_store_agent_put(hw_store_txn *w, const Helpwire__V1__Agent *ag, int mode, uint64_t expected_version);
+int hw_store_agent_get(hw_store_txn *t, const char *id, hw_arena *a, Helpwire__V1__Agent **out);
+int hw_store_agent_delete(hw_store_txn *w, const char *id);
+/* Agents in id order; skill (NULL/"" = all) is a range scan of the skill
+ * index, presence (0 = any) a filter. */
+int hw_store_agent_list(hw_store_txn *t, const char *skill, Helpwire__V1__Presence presence,
+                        hw_store_cursor *cursor, size_t limit, hw_arena *a, Helpwire__V1__Agent ***out,
+                        size_t *n);
+
+/* Skills are keyed by name; no version. */
+int hw_store_skill_put(hw_store_txn *w, const Helpwire__V1__Skill *sk, int mode);
+int hw_store_skill_get(hw_store_txn *t, const char *name, hw_arena *a, Helpwire__V1__Skill **out);
+int hw_store_skill_delete(hw_store_txn *w, const char *name);
+int hw_store_skill_list(hw_store_txn *t, hw_store_cursor *cursor, size_t limit, hw_arena *a,
+                        Helpwire__V1__Skill ***out, size_t *n);
+
+/* ---- tickets, their events and messages --------------------------------- */
+
+/* Stores tk under tk->id with all its index entries. tk->number must be
+ * non-zero and unique (HW_EEXISTS when another ticket has it); take it from
+ * hw_store_next_seq(w, "ticket", 1000, ...). */
+int hw_store_ticket_put(hw_store_txn *w, const Helpwire__V1__Ticket *tk, int mode, uint64_t expected_version);
+int hw_store_ticket_get(hw_store_txn *t, const char *id, hw_arena *a, Helpwire__V1__Ticket **out);
+int hw_store_ticket_get_by_number(hw_store_txn *t, uint64_t number, hw_arena *a, Helpwire__V1__Ticket **out);
+/* Deletes the ticket, its index entries, events and messages. */
+int hw_store_ticket_delete(hw_store_txn *w, const char *id);
+
+/* ListTickets filters; zero / NULL / "" fields match anything. */
+typedef struct hw_ticket_filter {
+    Helpwire__V1__TicketStatus status;
+    const char *queue;
+    const char *assignee_agent_id;
+    int unassigned_only; /* only tickets with no assignee */
+    const char *customer_id;
+    Helpwire__V1__Priority priority;
+} hw_ticket_filter;
+
+/* Tickets newest first (descending number). The scan uses the most
+ * selective index for the filter (customer, assignee, queue+status, queue,
+ * status, priority, else all) and checks the other fields on each record,
+ * so a page may hold fewer than limit records while the cursor is not at
+ * the end. */
+int hw_store_ticket_list(hw_store_txn *t, const hw_ticket_filter *f, hw_store_cursor *cursor, size_t limit,
+                         hw_arena *a, Helpwire__V1__Ticket ***out, size_t *n);
+
+/* Appends ev to its ticket's history (ev->ticket_id required). ev->seq 0:
+ * the next free sequence (from 1) is assigned and written back into ev;
+ * otherwise it must be free (HW_EEXISTS). ev->ticket is stored as given
+ * (clear it to save space). */
+int hw_store_ticket_event_append(hw_store_txn *w, Helpwire__V1__TicketEvent *ev);
+/* A ticket's events in seq order. */
+int hw_store_ticket_event_list(hw_store_txn *t, const char *ticket_id, hw_store_cursor *cursor, size_t limit,
+                               hw_arena *a, Helpwire__V1__TicketEvent ***out, size_t *n);
+
+/* Appends m to its ticket's conversation (m->ticket_id required); *pos_out
+ * (may be NULL) receives its position (from 1). */
+int hw_store_ticket_message_append(hw_store_txn *w, const Helpwire__V1__TicketMessage *m, uint64_t *pos_out);
+/* A ticket's messages in order. */
+int hw_store_ticket_message_list(hw_store_txn *t, const char *ticket_id, hw_store_cursor *cursor,
+                                 size_t limit, hw_arena *a, Helpwire__V1__TicketMessage ***out, size_t *n);
+
+/* ---- knowledge ---------------------------------------------------------- */
+
+int hw_store_article_put(hw_store_txn *w, const Helpwire__V1__Article *ar, int mode,
+                         uint64_t expected_version);
+int hw_store_article_get(hw_store_txn *t, const char *id, hw_arena *a, Helpwire__V1__Article **out);
+int hw_store_article_delete(hw_store_txn *w, const char *id);
+/* Articles in id order; locale (NULL = all) is a range scan. */
+int hw_store_article_list(hw_store_txn *t, const char *locale, hw_store_cursor *cursor, size_t limit,
+                          hw_arena *a, Helpwire__V1__Article ***out, size_t *n);
+/* Calls fn for every article in id order, each unpacked into a; a is reset
+ * after each call (copy what must outlive it). Stops at fn's first non-zero
+ * return, which is returned. For building the search index at start. */
+int hw_store_article_foreach(hw_store_txn *t, hw_arena *a,
+                             int (*fn)(void *arg, const Helpwire__V1__Article *ar), void *arg);
+
+int hw_store_faq_put(hw_store_txn *w, const Helpwire__V1__Faq *fq, int mode, uint64_t expected_version);
+int hw_store_faq_get(hw_store_txn *t, const char *id, hw_arena *a, Helpwire__V1__Faq **out);
+int hw_store_faq_delete(hw_store_txn *w, const char *id);
+int hw_store_faq_list(hw_store_txn *t, const char *locale, hw_store_cursor *cursor, size_t limit, hw_arena *a,
+                      Helpwire__V1__Faq ***out, size_t *n);
+int hw_store_faq_foreach(hw_store_txn *t, hw_arena *a, int (*fn)(void *arg, const Helpwire__V1__Faq *fq),
+                         void *arg);
+
+/* ---- surveys ------------------------------------------------------------ */
+
+/* Stores sv under sv->id, indexed by the hash of its link token (1..64
+ * bytes; required when the survey is new, NULL keeps the stored hash) and
+ * by sent_unix_ms. HW_EEXISTS when another survey has the token hash. */
+int hw_store_survey_put(hw_store_txn *w, const Helpwire__V1__Survey *sv, const void *token_hash,
+                        size_t hash_len, int mode);
+int hw_store_survey_get(hw_store_txn *t, const char *id, hw_arena *a, Helpwire__V1__Survey **out);
+int hw_store_survey_get_by_token(hw_store_txn *t, const void *token_hash, size_t hash_len, hw_arena *a,
+                                 Helpwire__V1__Survey **out);
+int hw_store_survey_delete(hw_store_txn *w, const char *id);
+/* Calls fn for each survey sent in [from_unix_ms, to_unix_ms) (0 = open
+ * bound) in sent order, unpacked into a, which is reset after each call.
+ * Stops at fn's first non-zero return, which is returned. */
+int hw_store_survey_foreach_sent(hw_store_txn *t, int64_t from_unix_ms, int64_t to_unix_ms, hw_arena *a,
+                                 int (*fn)(void *arg, const Helpwire__V1__Survey *sv), void *arg);
+
+/* ---- API tokens --------------------------------------------------------- */
+
+/* Stores info under info->id with the hash of its secret (1..64 bytes;
+ * required when new, NULL keeps the stored one). HW_EEXISTS when another
+ * token has the hash. */
+int hw_store_token_put(hw_store_txn *w, const Helpwire__V1__TokenInfo *info, const void *secret_hash,
+                       size_t hash_len, int mode);
+int hw_store_token_get(hw_store_txn *t, const char *id, hw_arena *a, Helpwire__V1__TokenInfo **out);
+/* The token whose secret hashes to hash (authentication). */
+int hw_store_token_get_by_hash(hw_store_txn *t, const void *hash, size_t hash_len, hw_arena *a,
+                               Helpwire__V1__TokenInfo **out);
+int hw_store_token_delete(hw_store_txn *w, const char *id);
+int hw_store_token_list(hw_store_txn *t, hw_store_cursor *cursor, size_t limit, hw_arena *a,
+                        Helpwire__V1__TokenInfo ***out, size_t *n);
+
+/* ---- outbox ------------------------------------------------------------- */
+
+/* Queues m on its channel (m->channel required). m->seq 0: the channel's
+ * next sequence (durable, never reused) is assigned and written back into
+ * m; otherwise that sequence must be free (HW_EEXISTS). */
+int hw_store_outbox_append(hw_store_txn *w, Helpwire__V1__OutboundMessage *m);
+/* Up to limit messages of channel with seq > after_seq, oldest first. */
+int hw_store_outbox_list(hw_store_txn *t, Helpwire__V1__Channel channel, uint64_t after_seq, size_t limit,
+                         hw_arena *a, Helpwire__V1__OutboundMessage ***out, size_t *n);
+int hw_store_outbox_get(hw_store_txn *t, Helpwire__V1__Channel channel, uint64_t seq, hw_arena *a,
+                        Helpwire__V1__OutboundMessage **out);
+/* Stores m again at its sequence (e.g. a new attempt count);
+ * HW_ENOTFOUND when it was acknowledged meanwhile. */
+int hw_store_outbox_update(hw_store_txn *w, const Helpwire__V1__OutboundMessage *m);
+/* Acknowledges (deletes) one message; HW_ENOTFOUND when unknown or already
+ * acknowledged (the Ack RPC ignores those). */
+int hw_store_outbox_ack(hw_store_txn *w, Helpwire__V1__Channel channel, uint64_t seq);
+/* Unacknowledged messages of channel (0 = all channels). */
+int hw_store_outbox_backlog(hw_store_txn *t, Helpwire__V1__Channel channel, uint64_t *n);
+
+/* ---- dedupe and idempotency --------------------------------------------- */
+
+/* Remembers the reply bytes of the first routing of (channel, message_id);
+ * HW_EEXISTS when already there (the stored reply is kept). message_id
+ * 1..256 bytes; reply may be empty. */
+int hw_store_dedupe_put(hw_store_txn *w, Helpwire__V1__Channel channel, const char *message_id,
+                        const void *reply, size_t reply_len);
+/* Copies the stored reply into a. */
+int hw_store_dedupe_get(hw_store_txn *t, Helpwire__V1__Channel channel, const char *message_id, hw_arena *a,
+                        void **reply, size_t *reply_len);
+
+/* Binds an idempotency key (1..256 bytes) to a ticket id; HW_EEXISTS when
+ * the key is bound (to anything). */
+int hw_store_idempotency_put(hw_store_txn *w, const char *key, const char *ticket_id);
+/* The ticket id bound to key, copied into a. */
+int hw_store_idempotency_get(hw_store_txn *t, const char *key, hw_arena *a, char **ticket_id);
+
+/* ---- statistics ---------------------------------------------------------- */
+
+typedef struct hw_store_counts {
+    uint64_t customers, agents, tickets, open_tickets, articles, faqs, surveys, outbox_backlog;
+} hw_store_counts;
+
+/* Record counts (open_tickets = status not RESOLVED nor CLOSED; counted by
+ * range scans of the status index). */
+int hw_store_counts_get(hw_store_txn *t, hw_store_counts *c);
+
+/* Verifies that every secondary index agrees with the records: each record
+ * decodes and has all its index entries (pointing back at it), and no index
+ * holds an entry no record needs. O(records). For tests, the crash test and
+ * an admin "fsck". On a mismatch writes a description into err.
+ * @return HW_OK; HW_ECORRUPT; HW_ENOMEM; HW_EIO. */
+int hw_store_check(hw_store_txn *t, char *err, size_t errlen);
+
+#endif

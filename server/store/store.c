@@ -1,0 +1,1149 @@
+/*
+ * store: the LMDB engine under every helpwire record (contract: store.h).
+ *
+ * Why it is built this way:
+ *
+ * One writer, group commit. LMDB allows one write transaction at a time and
+ * a durable commit costs an fsync (two, data then meta page). Instead of
+ * every handler taking the write lock and paying the fsync, handlers
+ * enqueue requests on a liburcu wait-free queue (cds_wfcq: enqueue is one
+ * xchg, so a gRPC worker never blocks) and one writer thread drains it. The
+ * writer opens one transaction, runs each waiting request in a nested
+ * child transaction (mdb_txn_begin with the group as parent), commits the
+ * child on success or aborts it on error, so a request that fails a
+ * constraint disappears alone. Then one mdb_txn_commit makes the whole group
+ * durable, and only then are the done callbacks called. Under load the
+ * group grows by itself (everything that arrived during the last fsync), so
+ * the fsync cost per request falls with concurrency.
+ *
+ * Writer sleep. When the queue is empty the writer sleeps on a futex word
+ * (wake_seq). A submitter bumps wake_seq after its enqueue and calls
+ * FUTEX_WAKE only when the writer announced it sleeps; because the writer
+ * samples wake_seq before looking at the queue, a request that arrives
+ * between its last look and its sleep changes the word and FUTEX_WAIT
+ * returns at once: no lost wake-ups, no lock.
+ *
+ * Closing. close sets `closing`; submitters announce themselves in
+ * `submitters` before they test `closing`, so once the writer has seen
+ * closing, submitters == 0 and an empty queue, nothing more can arrive: every
+ * accepted request has been completed when the thread exits.
+ *
+ * Map growth. mdb_env_set_mapsize remaps the file, so no transaction of the
+ * process may hold pointers into the map while it runs (LMDB's rule: "no
+ * transactions active"). A reset MDB_NOTLS read transaction holds none; a
+ * renewed one does. The writer grows only between groups (its own
+ * transaction aborted or committed), and excludes readers with a gate
+ * instead of a lock on the read path: each reader owns an `active` flag on
+ * its own cache line, set (seq_cst) before mdb_txn_renew and cleared after
+ * mdb_txn_reset; the writer sets `grow_pending` (seq_cst), then waits for
+ * every registered reader's flag to drop. A reader that sees grow_pending
+ * after raising its flag lowers it and sleeps on the futex until the growth
+ * is over. This is Dekker's handshake: either the reader sees the growth or
+ * the writer sees the reader. Cost on the read path: one seq_cst store and
+ * one load per read. Growth doubles the map (up to max_map_size_bytes), and
+ * the requests that met MDB_MAP_FULL are rolled back and run again (their
+ * write fn is documented as re-runnable).
+ *
+ * Durability: default LMDB sync mode (no MDB_NOSYNC/NOMETASYNC), so a
+ * returned mdb_txn_commit is on disk and a kill -9 at any moment leaves the
+ * last committed state. Stale reader slots of killed processes are released
+ * with mdb_reader_check at open. An flock on helpwire.lock keeps a second
+ * process from opening the same store (its map growth would surprise ours).
+ *
+ * Not here: record layouts (records.c), input validation (domain layer).
+ */
+#include "server/store/store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+#include <urcu/wfcqueue.h>
+
+#include "helpwire/store/v1/records.pb-c.h"
+#include "server/store/store_internal.h"
+
+/* ThreadSanitizer cannot see the ordering liburcu's queue provides (its
+ * atomics live in an uninstrumented library), so the hand-over of a request
+ * is announced to it explicitly. */
+#if defined(__SANITIZE_THREAD__)
+#define HW_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define HW_TSAN 1
+#endif
+#endif
+#ifdef HW_TSAN
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+#define HW_HANDOFF_RELEASE(p) __tsan_release(p)
+#define HW_HANDOFF_ACQUIRE(p) __tsan_acquire(p)
+#else
+#define HW_HANDOFF_RELEASE(p) ((void)(p))
+#define HW_HANDOFF_ACQUIRE(p) ((void)(p))
+#endif
+
+#define HW_DEFAULT_MAP_BYTES ((size_t)64 << 20)
+#define HW_DEFAULT_MAX_MAP_BYTES ((size_t)1 << 40)
+#define HW_DEFAULT_MAX_READERS 126u
+#define HW_DEFAULT_MAX_GROUP 1024u
+#define HW_SCHEMA_MAGIC "helpwire.store"
+#define HW_KV_NS_MAX 64u
+#define HW_KV_KEY_MAX 400u
+#define HW_SEQ_NAME_MAX 200u
+
+/* The named databases; index = enum hw_db. */
+static const char *const HW_DB_NAMES[HW_DB_COUNT] = {
+    [HW_DB_META] = "meta",
+    [HW_DB_COUNTERS] = "counters",
+    [HW_DB_KV] = "kv",
+    [HW_DB_CUSTOMERS] = "customers",
+    [HW_DB_IDENTITIES] = "identities",
+    [HW_DB_AGENTS] = "agents",
+    [HW_DB_AGENTS_BY_SKILL] = "agents_by_skill",
+    [HW_DB_SKILLS] = "skills",
+    [HW_DB_TICKETS] = "tickets",
+    [HW_DB_TICKETS_BY_NUMBER] = "tickets_by_number",
+    [HW_DB_TICKETS_BY_STATUS] = "tickets_by_status",
+    [HW_DB_TICKETS_BY_QUEUE] = "tickets_by_queue",
+    [HW_DB_TICKETS_BY_QUEUE_STATUS] = "tickets_by_queue_status",
+    [HW_DB_TICKETS_BY_ASSIGNEE] = "tickets_by_assignee",
+    [HW_DB_TICKETS_BY_CUSTOMER] = "tickets_by_customer",
+    [HW_DB_TICKETS_BY_PRIORITY] = "tickets_by_priority",
+    [HW_DB_TICKET_EVENTS] = "ticket_events",
+    [HW_DB_TICKET_MESSAGES] = "ticket_messages",
+    [HW_DB_ARTICLES] = "articles",
+    [HW_DB_ARTICLES_BY_LOCALE] = "articles_by_locale",
+    [HW_DB_FAQS] = "faqs",
+    [HW_DB_FAQS_BY_LOCALE] = "faqs_by_locale",
+    [HW_DB_SURVEYS] = "surveys",
+    [HW_DB_SURVEYS_BY_TOKEN] = "surveys_by_token",
+    [HW_DB_SURVEYS_BY_SENT] = "surveys_by_sent",
+    [HW_DB_OUTBOX] = "outbox",
+    [HW_DB_DEDUPE] = "dedupe",
+    [HW_DB_IDEMPOTENCY] = "idempotency",
+    [HW_DB_TOKENS] = "tokens",
+    [HW_DB_TOKENS_BY_HASH] = "tokens_by_hash",
+};
+
+typedef struct hw_store_req {
+    struct cds_wfcq_node node;
+    hw_store_write_fn fn;
+    hw_store_done_fn done;
+    void *ctx;
+    int status;
+    /* hw_store_write only: the waiter sleeps on `state` (REQ_PENDING ->
+     * REQ_SLEEPING -> REQ_DONE) instead of a mutex and condvar, so the
+     * writer wakes it with one FUTEX_WAKE, and only if it sleeps. Both
+     * sides hold a reference; the last one frees the request. */
+    int sync;
+    atomic_int state;
+    atomic_int refs;
+} hw_store_req;
+
+enum { REQ_PENDING = 0, REQ_SLEEPING = 1, REQ_DONE = 2 };
+
+struct hw_store_reader {
+    _Alignas(64) atomic_int active; /* the gate flag; own cache line */
+    hw_store *store;
+    MDB_txn *txn; /* NULL for a gate-only participant (backup) */
+    hw_store_txn view;
+    int open;
+    hw_store_reader *prev, *next;
+};
+
+struct hw_store {
+    MDB_env *env;
+    MDB_dbi dbi[HW_DB_COUNT];
+    char *data_dir;
+    int lock_fd;
+    size_t max_map_bytes;
+    unsigned max_group;
+
+    /* Submission side, touched by every submitter. */
+    _Alignas(64) struct __cds_wfcq_head qhead;
+    struct cds_wfcq_tail qtail;
+    _Alignas(64) atomic_int wake_seq;
+    atomic_int writer_sleeping;
+    atomic_int closing;
+    atomic_int submitters;
+
+    /* Writer thread's own state. */
+    _Alignas(64) pthread_t writer;
+    int writer_started;
+    hw_store_req **batch;
+    hw_arena *scratch;
+
+    /* Reader gate for map growth. */
+    _Alignas(64) atomic_int grow_pending;
+    pthread_mutex_t readers_mu;
+    hw_store_reader *readers;
+
+    /* Statistics. */
+    atomic_uint_least64_t commits, requests, requests_failed, largest_group, map_grows;
+    uint64_t stale_readers_cleared;
+};
+
+/* ------------------------------------------------------------------------
+ * Small helpers
+ * ---------------------------------------------------------------------- */
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+static void futex_wait(atomic_int *addr, int expected, const struct timespec *timeout)
+{
+    syscall(SYS_futex, (int *)addr, FUTEX_WAIT_PRIVATE, expected, timeout, NULL, 0);
+}
+
+static void futex_wake(atomic_int *addr, int n)
+{
+    syscall(SYS_futex, (int *)addr, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+}
+
+static int lmdb_to_hw(int rc)
+{
+    switch (rc) {
+    case 0:
+        return HW_OK;
+    case MDB_NOTFOUND:
+        return HW_ENOTFOUND;
+    case MDB_KEYEXIST:
+        return HW_EEXISTS;
+    case MDB_MAP_FULL:
+    case MDB_TXN_FULL:
+    case MDB_READERS_FULL:
+    case MDB_DBS_FULL:
+        return HW_EFULL;
+    case ENOMEM:
+        return HW_ENOMEM;
+    case EINVAL:
+    case MDB_BAD_VALSIZE:
+    case MDB_BAD_DBI:
+        return HW_EINVALID;
+    case MDB_CORRUPTED:
+    case MDB_PAGE_NOTFOUND:
+        return HW_ECORRUPT;
+    default:
+        return HW_EIO;
+    }
+}
+
+int hw_store__err(hw_store_txn *t, int mdb_rc)
+{
+    if (mdb_rc == MDB_MAP_FULL)
+        t->full = HW_TXN_MAP_FULL;
+    else if (mdb_rc == MDB_TXN_FULL && t->full == HW_TXN_FITS)
+        t->full = HW_TXN_TOO_LARGE;
+    return lmdb_to_hw(mdb_rc);
+}
+
+int hw_store__get(hw_store_txn *t, int db, const void *k, size_t kl, MDB_val *v)
+{
+    if (kl == 0 || kl > 511)
+        return HW_EINVALID;
+    MDB_val key = {.mv_size = kl, .mv_data = (void *)k};
+    return hw_store__err(t, mdb_get(t->txn, t->dbi[db], &key, v));
+}
+
+int hw_store__put(hw_store_txn *t, int db, const void *k, size_t kl, const void *v, size_t vl, unsigned flags)
+{
+    if (!t->writable || kl == 0 || kl > 511)
+        return HW_EINVALID;
+    MDB_val key = {.mv_size = kl, .mv_data = (void *)k};
+    MDB_val val = {.mv_size = vl, .mv_data = (void *)v};
+    return hw_store__err(t, mdb_put(t->txn, t->dbi[db], &key, &val, flags));
+}
+
+int hw_store__put_msg(hw_store_txn *t, int db, const void *k, size_t kl, const ProtobufCMessage *m,
+                      unsigned flags)
+{
+    if (!t->writable || kl == 0 || kl > 511)
+        return HW_EINVALID;
+    size_t n = protobuf_c_message_get_packed_size(m);
+    MDB_val key = {.mv_size = kl, .mv_data = (void *)k};
+    MDB_val val = {.mv_size = n, .mv_data = NULL};
+    int rc = mdb_put(t->txn, t->dbi[db], &key, &val, flags | MDB_RESERVE);
+    if (rc != 0)
+        return hw_store__err(t, rc);
+    size_t packed = protobuf_c_message_pack(m, val.mv_data);
+    return packed == n ? HW_OK : HW_EIO;
+}
+
+int hw_store__del(hw_store_txn *t, int db, const void *k, size_t kl)
+{
+    if (!t->writable || kl == 0 || kl > 511)
+        return HW_EINVALID;
+    MDB_val key = {.mv_size = kl, .mv_data = (void *)k};
+    return hw_store__err(t, mdb_del(t->txn, t->dbi[db], &key, NULL));
+}
+
+int hw_store__cursor(hw_store_txn *t, int db, MDB_cursor **c)
+{
+    return hw_store__err(t, mdb_cursor_open(t->txn, t->dbi[db], c));
+}
+
+int hw_store__count(hw_store_txn *t, int db, uint64_t *n)
+{
+    MDB_stat st;
+    int rc = mdb_stat(t->txn, t->dbi[db], &st);
+    if (rc != 0)
+        return hw_store__err(t, rc);
+    *n = st.ms_entries;
+    return HW_OK;
+}
+
+static uint64_t now_unix_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void stat_max(atomic_uint_least64_t *a, uint64_t v)
+{
+    uint64_t cur = atomic_load_explicit(a, memory_order_relaxed);
+    while (cur < v &&
+           !atomic_compare_exchange_weak_explicit(a, &cur, v, memory_order_relaxed, memory_order_relaxed))
+        ;
+}
+
+/* ------------------------------------------------------------------------
+ * Reader gate (see the top comment: map growth)
+ * ---------------------------------------------------------------------- */
+
+static void gate_enter(hw_store_reader *r)
+{
+    hw_store *s = r->store;
+    for (;;) {
+        atomic_store(&r->active, 1);
+        if (!atomic_load(&s->grow_pending))
+            return;
+        atomic_store(&r->active, 0);
+        while (atomic_load(&s->grow_pending))
+            futex_wait(&s->grow_pending, 1, NULL);
+    }
+}
+
+static void gate_leave(hw_store_reader *r)
+{
+    atomic_store(&r->active, 0);
+}
+
+static void wait_reader_idle(hw_store_reader *r)
+{
+    unsigned spins = 0;
+    while (atomic_load(&r->active)) {
+        if (++spins < 64) {
+            sched_yield();
+        } else {
+            struct timespec ts = {0, 100 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+}
+
+/* Doubles the map (capped). Writer thread only, with no write transaction
+ * open. Returns HW_OK or HW_EFULL / HW_EIO. */
+static int grow_map(hw_store *s)
+{
+    MDB_envinfo info;
+    int rc = mdb_env_info(s->env, &info);
+    if (rc != 0)
+        return lmdb_to_hw(rc);
+    size_t cur = info.me_mapsize;
+    if (cur >= s->max_map_bytes)
+        return HW_EFULL;
+    size_t next = cur > s->max_map_bytes / 2 ? s->max_map_bytes : cur * 2;
+
+    atomic_store(&s->grow_pending, 1);
+    pthread_mutex_lock(&s->readers_mu);
+    for (hw_store_reader *r = s->readers; r; r = r->next)
+        wait_reader_idle(r);
+    rc = mdb_env_set_mapsize(s->env, next);
+    pthread_mutex_unlock(&s->readers_mu);
+    atomic_store(&s->grow_pending, 0);
+    futex_wake(&s->grow_pending, INT_MAX);
+    if (rc != 0)
+        return lmdb_to_hw(rc);
+    atomic_fetch_add_explicit(&s->map_grows, 1, memory_order_relaxed);
+    return HW_OK;
+}
+
+/* ------------------------------------------------------------------------
+ * Writer thread
+ * ---------------------------------------------------------------------- */
+
+static void complete(hw_store *s, hw_store_req **reqs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        hw_store_req *r = reqs[i];
+        if (r->status != HW_OK)
+            atomic_fetch_add_explicit(&s->requests_failed, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&s->requests, 1, memory_order_relaxed);
+        if (r->sync) {
+            if (atomic_exchange(&r->state, REQ_DONE) == REQ_SLEEPING)
+                futex_wake(&r->state, 1);
+            if (atomic_fetch_sub(&r->refs, 1) == 1)
+                free(r);
+            continue;
+        }
+        if (r->done)
+            r->done(r->ctx, r->status);
+        free(r);
+    }
+}
+
+/* Runs one request in a child of parent. Returns its status; *full tells
+ * whether it must be retried in a fresh (and perhaps larger) transaction. */
+static int run_one(hw_store *s, MDB_txn *parent, hw_store_req *r, int *full)
+{
+    hw_store_txn w = {.store = s, .dbi = s->dbi, .writable = 1, .arena = s->scratch};
+    int rc = mdb_txn_begin(s->env, parent, 0, &w.txn);
+    if (rc != 0) {
+        int st = hw_store__err(&w, rc);
+        *full = w.full;
+        return st;
+    }
+    hw_arena_reset(s->scratch);
+    int st = r->fn(&w, r->ctx);
+    if (st > 0)
+        st = HW_EINVALID;
+    if (w.full != HW_TXN_FITS) {
+        mdb_txn_abort(w.txn);
+        *full = w.full;
+        return HW_EFULL;
+    }
+    if (st != HW_OK) {
+        mdb_txn_abort(w.txn);
+        return st;
+    }
+    rc = mdb_txn_commit(w.txn); /* into the parent: no I/O */
+    if (rc != 0) {
+        st = hw_store__err(&w, rc);
+        *full = w.full;
+    }
+    return st;
+}
+
+/* Applies batch[0..n) in as few durable commits as the map allows. */
+static void run_group(hw_store *s, hw_store_req **batch, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        size_t start = i;
+        int full = HW_TXN_FITS;
+        MDB_txn *txn = NULL;
+        int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+        if (rc != 0) {
+            for (size_t j = i; j < n; j++)
+                batch[j]->status = lmdb_to_hw(rc);
+            complete(s, batch + i, n - i);
+            return;
+        }
+        for (; i < n; i++) {
+            batch[i]->status = run_one(s, txn, batch[i], &full);
+            if (full != HW_TXN_FITS)
+                break;
+        }
+        if (i == start) {
+            mdb_txn_abort(txn);
+        } else {
+            rc = mdb_txn_commit(txn); /* the fsync */
+            if (rc == MDB_MAP_FULL) {
+                /* Freelist bookkeeping at commit needed a page: nothing of
+                 * the group is on disk. Grow, then run the group again. */
+                if (grow_map(s) == HW_OK) {
+                    i = start;
+                    continue;
+                }
+            }
+            if (rc != 0) {
+                for (size_t j = start; j < i; j++)
+                    if (batch[j]->status == HW_OK)
+                        batch[j]->status = rc == MDB_MAP_FULL ? HW_EFULL : lmdb_to_hw(rc);
+            } else {
+                atomic_fetch_add_explicit(&s->commits, 1, memory_order_relaxed);
+                stat_max(&s->largest_group, i - start);
+            }
+            complete(s, batch + start, i - start);
+        }
+        if (full == HW_TXN_MAP_FULL) {
+            if (grow_map(s) != HW_OK) {
+                batch[i]->status = HW_EFULL;
+                complete(s, batch + i, 1);
+                i++;
+            }
+        } else if (full == HW_TXN_TOO_LARGE && i == start) {
+            /* Too large even alone in a transaction. */
+            batch[i]->status = HW_EFULL;
+            complete(s, batch + i, 1);
+            i++;
+        }
+    }
+}
+
+static void *writer_main(void *arg)
+{
+    hw_store *s = arg;
+    for (;;) {
+        int seen = atomic_load(&s->wake_seq);
+        size_t n = 0;
+        struct cds_wfcq_node *node;
+        while (n < s->max_group && (node = __cds_wfcq_dequeue_blocking(&s->qhead, &s->qtail)) != NULL) {
+            hw_store_req *r = caa_container_of(node, hw_store_req, node);
+            HW_HANDOFF_ACQUIRE(r);
+            s->batch[n++] = r;
+        }
+        if (n > 0) {
+            run_group(s, s->batch, n);
+            continue;
+        }
+        if (atomic_load(&s->closing)) {
+            if (atomic_load(&s->submitters) == 0 && cds_wfcq_empty(&s->qhead, &s->qtail))
+                break;
+            /* A submitter is between its check and its enqueue: poll. */
+            struct timespec ts = {0, 1000 * 1000};
+            futex_wait(&s->wake_seq, seen, &ts);
+            continue;
+        }
+        atomic_store(&s->writer_sleeping, 1);
+        if (cds_wfcq_empty(&s->qhead, &s->qtail))
+            futex_wait(&s->wake_seq, seen, NULL);
+        atomic_store(&s->writer_sleeping, 0);
+    }
+    return NULL;
+}
+
+static hw_store_req *req_new(hw_store_write_fn fn, hw_store_done_fn done, void *ctx, int sync)
+{
+    hw_store_req *r = malloc(sizeof(*r));
+    if (!r)
+        return NULL;
+    r->fn = fn;
+    r->done = done;
+    r->ctx = ctx;
+    r->status = HW_OK;
+    r->sync = sync;
+    atomic_init(&r->state, REQ_PENDING);
+    atomic_init(&r->refs, sync ? 2 : 1);
+    cds_wfcq_node_init(&r->node);
+    return r;
+}
+
+/* Hands r to the writer, or returns HW_ECLOSED (r untouched). */
+static int enqueue(hw_store *s, hw_store_req *r)
+{
+    atomic_fetch_add(&s->submitters, 1);
+    if (atomic_load(&s->closing)) {
+        atomic_fetch_sub(&s->submitters, 1);
+        return HW_ECLOSED;
+    }
+    HW_HANDOFF_RELEASE(r);
+    cds_wfcq_enqueue(&s->qhead, &s->qtail, &r->node);
+    atomic_fetch_add(&s->wake_seq, 1);
+    if (atomic_load(&s->writer_sleeping))
+        futex_wake(&s->wake_seq, 1);
+    atomic_fetch_sub(&s->submitters, 1); /* last touch of s: close may free it */
+    return HW_OK;
+}
+
+int hw_store_submit(hw_store *s, hw_store_write_fn fn, hw_store_done_fn done, void *ctx)
+{
+    if (!s || !fn)
+        return HW_EINVALID;
+    hw_store_req *r = req_new(fn, done, ctx, 0);
+    if (!r)
+        return HW_ENOMEM;
+    int rc = enqueue(s, r);
+    if (rc != HW_OK)
+        free(r);
+    return rc;
+}
+
+int hw_store_write(hw_store *s, hw_store_write_fn fn, void *ctx)
+{
+    if (!s || !fn)
+        return HW_EINVALID;
+    if (s->writer_started && pthread_equal(pthread_self(), s->writer))
+        return HW_EINVALID;
+    hw_store_req *r = req_new(fn, NULL, ctx, 1);
+    if (!r)
+        return HW_ENOMEM;
+    int rc = enqueue(s, r);
+    if (rc != HW_OK) {
+        free(r);
+        return rc;
+    }
+    for (;;) {
+        int st = atomic_load(&r->state);
+        if (st == REQ_DONE)
+            break;
+        if (st == REQ_PENDING && !atomic_compare_exchange_strong(&r->state, &st, REQ_SLEEPING))
+            continue; /* became DONE meanwhile */
+        futex_wait(&r->state, REQ_SLEEPING, NULL);
+    }
+    rc = r->status; /* written before the writer's exchange to REQ_DONE */
+    if (atomic_fetch_sub(&r->refs, 1) == 1)
+        free(r);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------
+ * Sequences and the generic key-value space
+ * ---------------------------------------------------------------------- */
+
+static int seq_name_ok(const char *name)
+{
+    if (!name)
+        return 0;
+    size_t n = strlen(name);
+    return n > 0 && n <= HW_SEQ_NAME_MAX;
+}
+
+int hw_store_next_seq(hw_store_txn *w, const char *name, uint64_t first, uint64_t *out)
+{
+    if (!w->writable || !seq_name_ok(name) || !out)
+        return HW_EINVALID;
+    MDB_val v;
+    uint64_t next;
+    int rc = hw_store__get(w, HW_DB_COUNTERS, name, strlen(name), &v);
+    if (rc == HW_ENOTFOUND) {
+        next = first ? first : 1;
+    } else if (rc != HW_OK) {
+        return rc;
+    } else if (v.mv_size != 8) {
+        return HW_ECORRUPT;
+    } else {
+        uint64_t last = hw_be64_get(v.mv_data);
+        if (last == UINT64_MAX)
+            return HW_EFULL;
+        next = last + 1;
+        if (next < first)
+            next = first;
+    }
+    unsigned char buf[8];
+    hw_be64_put(buf, next);
+    rc = hw_store__put(w, HW_DB_COUNTERS, name, strlen(name), buf, sizeof(buf), 0);
+    if (rc == HW_OK)
+        *out = next;
+    return rc;
+}
+
+int hw_store_peek_seq(hw_store_txn *t, const char *name, uint64_t *out)
+{
+    if (!seq_name_ok(name) || !out)
+        return HW_EINVALID;
+    MDB_val v;
+    int rc = hw_store__get(t, HW_DB_COUNTERS, name, strlen(name), &v);
+    if (rc == HW_ENOTFOUND) {
+        *out = 0;
+        return HW_OK;
+    }
+    if (rc != HW_OK)
+        return rc;
+    if (v.mv_size != 8)
+        return HW_ECORRUPT;
+    *out = hw_be64_get(v.mv_data);
+    return HW_OK;
+}
+
+hw_arena *hw_store_txn_arena(hw_store_txn *w)
+{
+    return w->writable ? w->arena : NULL;
+}
+
+int hw_store_txn_writable(const hw_store_txn *t)
+{
+    return t->writable;
+}
+
+/* kv key: ns, NUL, key. Returns the length or 0 when invalid. */
+static size_t kv_key(unsigned char *buf, const char *ns, const void *key, size_t key_len)
+{
+    if (!ns || !key)
+        return 0;
+    size_t nl = strlen(ns);
+    if (nl == 0 || nl > HW_KV_NS_MAX || key_len == 0 || key_len > HW_KV_KEY_MAX)
+        return 0;
+    memcpy(buf, ns, nl);
+    buf[nl] = '\0';
+    memcpy(buf + nl + 1, key, key_len);
+    return nl + 1 + key_len;
+}
+
+int hw_store_kv_put(hw_store_txn *w, const char *ns, const void *key, size_t key_len, const void *val,
+                    size_t val_len)
+{
+    unsigned char k[HW_KV_NS_MAX + 1 + HW_KV_KEY_MAX];
+    size_t kl = kv_key(k, ns, key, key_len);
+    if (kl == 0 || (!val && val_len))
+        return HW_EINVALID;
+    return hw_store__put(w, HW_DB_KV, k, kl, val_len ? val : "", val_len, 0);
+}
+
+int hw_store_kv_get(hw_store_txn *t, const char *ns, const void *key, size_t key_len, hw_arena *a, void **val,
+                    size_t *len)
+{
+    unsigned char k[HW_KV_NS_MAX + 1 + HW_KV_KEY_MAX];
+    size_t kl = kv_key(k, ns, key, key_len);
+    if (kl == 0 || !a || !val)
+        return HW_EINVALID;
+    MDB_val v;
+    int rc = hw_store__get(t, HW_DB_KV, k, kl, &v);
+    if (rc != HW_OK)
+        return rc;
+    char *copy = hw_arena_strndup(a, v.mv_data, v.mv_size);
+    if (!copy)
+        return HW_ENOMEM;
+    *val = copy;
+    if (len)
+        *len = v.mv_size;
+    return HW_OK;
+}
+
+int hw_store_kv_delete(hw_store_txn *w, const char *ns, const void *key, size_t key_len)
+{
+    unsigned char k[HW_KV_NS_MAX + 1 + HW_KV_KEY_MAX];
+    size_t kl = kv_key(k, ns, key, key_len);
+    if (kl == 0)
+        return HW_EINVALID;
+    return hw_store__del(w, HW_DB_KV, k, kl);
+}
+
+int hw_store_kv_foreach(hw_store_txn *t, const char *ns,
+                        int (*fn)(void *arg, const void *key, size_t key_len, const void *val,
+                                  size_t val_len),
+                        void *arg)
+{
+    if (!ns || !fn)
+        return HW_EINVALID;
+    size_t nl = strlen(ns);
+    if (nl == 0 || nl > HW_KV_NS_MAX)
+        return HW_EINVALID;
+    MDB_cursor *c = NULL;
+    int rc = hw_store__cursor(t, HW_DB_KV, &c);
+    if (rc != HW_OK)
+        return rc;
+    MDB_val k = {.mv_size = nl + 1, .mv_data = (void *)ns}; /* ns + its NUL */
+    MDB_val v;
+    int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    while (mrc == 0) {
+        if (k.mv_size <= nl + 1 || memcmp(k.mv_data, ns, nl + 1) != 0)
+            break;
+        rc = fn(arg, (const unsigned char *)k.mv_data + nl + 1, k.mv_size - nl - 1, v.mv_data, v.mv_size);
+        if (rc != 0)
+            goto out;
+        mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
+    rc = mrc == 0 || mrc == MDB_NOTFOUND ? HW_OK : lmdb_to_hw(mrc);
+out:
+    mdb_cursor_close(c);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------
+ * Readers
+ * ---------------------------------------------------------------------- */
+
+static int reader_new(hw_store *s, int with_txn, hw_store_reader **out)
+{
+    hw_store_reader *r = NULL;
+    if (posix_memalign((void **)&r, 64, sizeof(*r)) != 0)
+        return HW_ENOMEM;
+    memset(r, 0, sizeof(*r));
+    atomic_init(&r->active, 0);
+    r->store = s;
+    int rc = 0;
+    pthread_mutex_lock(&s->readers_mu); /* excludes a map growth */
+    if (with_txn) {
+        rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &r->txn);
+        if (rc == 0)
+            mdb_txn_reset(r->txn);
+    }
+    if (rc == 0) {
+        r->next = s->readers;
+        if (s->readers)
+            s->readers->prev = r;
+        s->readers = r;
+    }
+    pthread_mutex_unlock(&s->readers_mu);
+    if (rc != 0) {
+        free(r);
+        return lmdb_to_hw(rc);
+    }
+    *out = r;
+    return HW_OK;
+}
+
+int hw_store_reader_create(hw_store *s, hw_store_reader **out)
+{
+    if (!s || !out)
+        return HW_EINVALID;
+    return reader_new(s, 1, out);
+}
+
+void hw_store_reader_destroy(hw_store_reader *r)
+{
+    if (!r)
+        return;
+    hw_store_read_end(r);
+    hw_store *s = r->store;
+    pthread_mutex_lock(&s->readers_mu);
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        s->readers = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    if (r->txn)
+        mdb_txn_abort(r->txn);
+    pthread_mutex_unlock(&s->readers_mu);
+    free(r);
+}
+
+int hw_store_read_begin(hw_store_reader *r, hw_store_txn **txn)
+{
+    if (!r || !txn || r->open || !r->txn)
+        return HW_EINVALID;
+    gate_enter(r);
+    int rc = mdb_txn_renew(r->txn);
+    if (rc != 0) {
+        gate_leave(r);
+        return lmdb_to_hw(rc);
+    }
+    r->open = 1;
+    r->view = (hw_store_txn){.store = r->store, .txn = r->txn, .dbi = r->store->dbi};
+    *txn = &r->view;
+    return HW_OK;
+}
+
+void hw_store_read_end(hw_store_reader *r)
+{
+    if (!r || !r->open)
+        return;
+    mdb_txn_reset(r->txn);
+    r->open = 0;
+    gate_leave(r);
+}
+
+/* ------------------------------------------------------------------------
+ * Backup and statistics
+ * ---------------------------------------------------------------------- */
+
+int hw_store_backup(hw_store *s, const char *dir, uint64_t *size_bytes)
+{
+    if (!s || !dir || !*dir)
+        return HW_EINVALID;
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return HW_EINVALID;
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof(path), "%s/data.mdb", dir) >= (int)sizeof(path))
+        return HW_EINVALID;
+    if (access(path, F_OK) == 0)
+        return HW_EINVALID;
+
+    hw_store_reader *gate = NULL;
+    int rc = reader_new(s, 0, &gate);
+    if (rc != HW_OK)
+        return rc;
+    gate_enter(gate);
+    int mrc = mdb_env_copy2(s->env, dir, MDB_CP_COMPACT);
+    gate_leave(gate);
+    hw_store_reader_destroy(gate);
+    if (mrc != 0) {
+        unlink(path);
+        return lmdb_to_hw(mrc);
+    }
+    if (size_bytes) {
+        *size_bytes = stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
+    }
+    return HW_OK;
+}
+
+void hw_store_get_stats(hw_store *s, hw_store_stats *st)
+{
+    memset(st, 0, sizeof(*st));
+    MDB_envinfo info;
+    MDB_stat est;
+    if (mdb_env_info(s->env, &info) == 0 && mdb_env_stat(s->env, &est) == 0) {
+        st->map_size_bytes = info.me_mapsize;
+        st->map_used_bytes = (uint64_t)(info.me_last_pgno + 1) * est.ms_psize;
+    }
+    st->commits = atomic_load_explicit(&s->commits, memory_order_relaxed);
+    st->requests = atomic_load_explicit(&s->requests, memory_order_relaxed);
+    st->requests_failed = atomic_load_explicit(&s->requests_failed, memory_order_relaxed);
+    st->largest_group = atomic_load_explicit(&s->largest_group, memory_order_relaxed);
+    st->map_grows = atomic_load_explicit(&s->map_grows, memory_order_relaxed);
+    st->stale_readers_cleared = s->stale_readers_cleared;
+}
+
+const char *hw_store_data_dir(const hw_store *s)
+{
+    return s->data_dir;
+}
+
+/* ------------------------------------------------------------------------
+ * Open and close
+ * ---------------------------------------------------------------------- */
+
+/* Opens every named database, creating the schema in a new environment and
+ * checking it in an existing one. A foreign or newer file is refused before
+ * anything is written (the write transaction is aborted). */
+static int open_schema(hw_store *s, char *err, size_t errlen)
+{
+    MDB_txn *txn = NULL;
+    MDB_dbi main_dbi, meta;
+    Helpwire__Store__V1__SchemaRecord *rec = NULL;
+    int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (rc != 0) {
+        set_err(err, errlen, "store %s: cannot begin: %s", s->data_dir, mdb_strerror(rc));
+        return lmdb_to_hw(rc);
+    }
+    rc = mdb_dbi_open(txn, HW_DB_NAMES[HW_DB_META], 0, &meta);
+    if (rc == MDB_NOTFOUND) {
+        MDB_stat st;
+        rc = mdb_dbi_open(txn, NULL, 0, &main_dbi);
+        if (rc == 0)
+            rc = mdb_stat(txn, main_dbi, &st);
+        if (rc != 0) {
+            set_err(err, errlen, "store %s: %s", s->data_dir, mdb_strerror(rc));
+            rc = lmdb_to_hw(rc);
+            goto out;
+        }
+        if (st.ms_entries != 0) {
+            set_err(err, errlen,
+                    "store %s: data.mdb is an LMDB file of another program (no helpwire "
+                    "schema record); refusing to use it",
+                    s->data_dir);
+            rc = HW_ESCHEMA;
+            goto out;
+        }
+        /* A new store: write the schema record. */
+        rc = mdb_dbi_open(txn, HW_DB_NAMES[HW_DB_META], MDB_CREATE, &meta);
+        if (rc == 0) {
+            Helpwire__Store__V1__SchemaRecord r = HELPWIRE__STORE__V1__SCHEMA_RECORD__INIT;
+            r.magic = (char *)HW_SCHEMA_MAGIC;
+            r.version = HW_STORE_SCHEMA_VERSION;
+            r.created_unix_ms = (int64_t)now_unix_ms();
+            unsigned char buf[128];
+            size_t n = helpwire__store__v1__schema_record__pack(&r, buf);
+            MDB_val k = {.mv_size = 6, .mv_data = "schema"};
+            MDB_val v = {.mv_size = n, .mv_data = buf};
+            rc = mdb_put(txn, meta, &k, &v, 0);
+        }
+    } else if (rc == MDB_INCOMPATIBLE) {
+        set_err(err, errlen, "store %s: data.mdb is an LMDB file of another program; refusing to use it",
+                s->data_dir);
+        rc = HW_ESCHEMA;
+        goto out;
+    } else if (rc == 0) {
+        MDB_val k = {.mv_size = 6, .mv_data = "schema"};
+        MDB_val v;
+        rc = mdb_get(txn, meta, &k, &v);
+        if (rc == 0)
+            rec = helpwire__store__v1__schema_record__unpack(NULL, v.mv_size, v.mv_data);
+        if (!rec || !rec->magic || strcmp(rec->magic, HW_SCHEMA_MAGIC) != 0) {
+            set_err(err, errlen,
+                    "store %s: data.mdb has a \"meta\" database but no helpwire schema "
+                    "record; refusing to use it",
+                    s->data_dir);
+            rc = HW_ESCHEMA;
+            goto out;
+        }
+        if (rec->version > HW_STORE_SCHEMA_VERSION) {
+            set_err(err, errlen,
+                    "store %s: data.mdb was written by a newer helpwire (schema version %u, "
+                    "this build reads up to %u); refusing to open it",
+                    s->data_dir, rec->version, HW_STORE_SCHEMA_VERSION);
+            rc = HW_ESCHEMA;
+            goto out;
+        }
+        if (rec->version < 1) {
+            set_err(err, errlen, "store %s: invalid schema version %u", s->data_dir, rec->version);
+            rc = HW_ESCHEMA;
+            goto out;
+        }
+    }
+    if (rc != 0) {
+        set_err(err, errlen, "store %s: schema: %s", s->data_dir, mdb_strerror(rc));
+        rc = lmdb_to_hw(rc);
+        goto out;
+    }
+    for (int i = 0; i < HW_DB_COUNT; i++) {
+        rc = mdb_dbi_open(txn, HW_DB_NAMES[i], MDB_CREATE, &s->dbi[i]);
+        if (rc != 0) {
+            set_err(err, errlen, "store %s: database %s: %s", s->data_dir, HW_DB_NAMES[i], mdb_strerror(rc));
+            rc = lmdb_to_hw(rc);
+            goto out;
+        }
+    }
+    rc = mdb_txn_commit(txn); /* writes nothing when nothing changed */
+    txn = NULL;
+    if (rc != 0) {
+        set_err(err, errlen, "store %s: commit schema: %s", s->data_dir, mdb_strerror(rc));
+        rc = lmdb_to_hw(rc);
+    }
+out:
+    if (rec)
+        helpwire__store__v1__schema_record__free_unpacked(rec, NULL);
+    if (txn)
+        mdb_txn_abort(txn);
+    return rc;
+}
+
+static void store_free(hw_store *s)
+{
+    if (s->env)
+        mdb_env_close(s->env);
+    if (s->lock_fd >= 0)
+        close(s->lock_fd);
+    hw_arena_destroy(s->scratch);
+    free(s->batch);
+    free(s->data_dir);
+    pthread_mutex_destroy(&s->readers_mu);
+    free(s);
+}
+
+int hw_store_open(hw_store **out, const hw_store_options *opts, char *err, size_t errlen)
+{
+    hw_store *s = NULL;
+    int rc = HW_OK;
+    if (out)
+        *out = NULL;
+    if (!out || !opts || !opts->data_dir || !*opts->data_dir) {
+        set_err(err, errlen, "store: data_dir is required");
+        return HW_EINVALID;
+    }
+    *out = NULL;
+    const char *dir = opts->data_dir;
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        set_err(err, errlen, "store %s: mkdir: %s", dir, strerror(errno));
+        return HW_EIO;
+    }
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        set_err(err, errlen, "store %s: not a directory", dir);
+        return HW_EINVALID;
+    }
+
+    if (posix_memalign((void **)&s, 64, sizeof(*s)) != 0) {
+        set_err(err, errlen, "store: out of memory");
+        return HW_ENOMEM;
+    }
+    memset(s, 0, sizeof(*s));
+    s->lock_fd = -1;
+    pthread_mutex_init(&s->readers_mu, NULL);
+    __cds_wfcq_init(&s->qhead, &s->qtail);
+    s->max_group = opts->max_group_size ? opts->max_group_size : HW_DEFAULT_MAX_GROUP;
+    s->max_map_bytes = opts->max_map_size_bytes ? opts->max_map_size_bytes : HW_DEFAULT_MAX_MAP_BYTES;
+    size_t map_bytes = opts->initial_map_size_bytes ? opts->initial_map_size_bytes : HW_DEFAULT_MAP_BYTES;
+    if (map_bytes > s->max_map_bytes)
+        map_bytes = s->max_map_bytes;
+    s->data_dir = strdup(dir);
+    s->batch = calloc(s->max_group, sizeof(*s->batch));
+    s->scratch = hw_arena_create(64 * 1024);
+    if (!s->data_dir || !s->batch || !s->scratch) {
+        set_err(err, errlen, "store: out of memory");
+        rc = HW_ENOMEM;
+        goto fail;
+    }
+
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof(path), "%s/helpwire.lock", dir) >= (int)sizeof(path)) {
+        set_err(err, errlen, "store %s: path too long", dir);
+        rc = HW_EINVALID;
+        goto fail;
+    }
+    s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (s->lock_fd < 0) {
+        set_err(err, errlen, "store %s: %s: %s", dir, path, strerror(errno));
+        rc = HW_EIO;
+        goto fail;
+    }
+    if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        set_err(err, errlen, "store %s: in use by another process", dir);
+        rc = errno == EWOULDBLOCK ? HW_EBUSY : HW_EIO;
+        goto fail;
+    }
+
+    int mrc = mdb_env_create(&s->env);
+    if (mrc == 0)
+        mrc = mdb_env_set_maxdbs(s->env, HW_DB_COUNT + 8);
+    if (mrc == 0)
+        mrc = mdb_env_set_maxreaders(s->env, opts->max_readers ? opts->max_readers : HW_DEFAULT_MAX_READERS);
+    if (mrc == 0)
+        mrc = mdb_env_set_mapsize(s->env, map_bytes);
+    if (mrc != 0) {
+        set_err(err, errlen, "store %s: %s", dir, mdb_strerror(mrc));
+        rc = lmdb_to_hw(mrc);
+        goto fail;
+    }
+    mrc = mdb_env_open(s->env, dir, MDB_NOTLS | MDB_NORDAHEAD, 0600);
+    if (mrc != 0) {
+        if (mrc == MDB_INVALID || mrc == MDB_VERSION_MISMATCH) {
+            set_err(err, errlen,
+                    "store %s: data.mdb is not a usable LMDB file (%s); "
+                    "refusing to touch it",
+                    dir, mdb_strerror(mrc));
+            rc = HW_ESCHEMA;
+        } else {
+            set_err(err, errlen, "store %s: open: %s", dir, mdb_strerror(mrc));
+            rc = lmdb_to_hw(mrc);
+        }
+        goto fail;
+    }
+    int dead = 0;
+    mdb_reader_check(s->env, &dead);
+    s->stale_readers_cleared = dead > 0 ? (uint64_t)dead : 0;
+
+    rc = open_schema(s, err, errlen);
+    if (rc != HW_OK)
+        goto fail;
+
+    if (pthread_create(&s->writer, NULL, writer_main, s) != 0) {
+        set_err(err, errlen, "store %s: cannot start the writer thread", dir);
+        rc = HW_ENOMEM;
+        goto fail;
+    }
+    s->writer_started = 1;
+    *out = s;
+    return HW_OK;
+fail:
+    store_free(s);
+    return rc;
+}
+
+void hw_store_close(hw_store *s)
+{
+    if (!s)
+        return;
+    atomic_store(&s->closing, 1);
+    atomic_fetch_add(&s->wake_seq, 1);
+    futex_wake(&s->wake_seq, INT_MAX);
+    if (s->writer_started)
+        pthread_join(s->writer, NULL);
+    store_free(s);
+}

@@ -1,0 +1,236 @@
+/*
+ * store: helpwire's durable state in one LMDB environment.
+ *
+ * Design (see store.c for the reasoning):
+ * - One environment under the data directory, one named database per record
+ *   kind and per secondary index, a schema record checked at open: a foreign
+ *   or newer file is refused with a message and never written to.
+ * - Exactly one writer thread. Any thread hands it a write request with
+ *   hw_store_submit() (a wait-free liburcu queue, no lock); the writer takes
+ *   every waiting request (up to max_group_size), runs each in its own
+ *   nested transaction (a failing request is rolled back alone), commits the
+ *   group once with fsync, and only then calls each request's done callback.
+ *   "Acknowledged" therefore always means "on disk".
+ * - Reads never wait for the writer: each worker thread owns an
+ *   hw_store_reader whose MDB_NOTLS read transaction is renewed per request
+ *   and reset afterwards.
+ * - The map grows by itself when full; stale reader slots left by dead
+ *   processes are cleared at open; hw_store_backup() writes a compacted,
+ *   consistent copy while the store runs.
+ *
+ * Record kinds with their indexes live in records.h; this header is the
+ * engine: lifecycle, the writer queue, readers, sequences, a small generic
+ * key-value space and statistics.
+ *
+ * Not done here: validation of API input (the domain layer does it) and any
+ * knowledge of gRPC.
+ */
+#ifndef HW_STORE_H
+#define HW_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "server/arena.h"
+#include "server/store/errors.h"
+
+/* The store: one LMDB environment and its writer thread. Opaque. */
+typedef struct hw_store hw_store;
+
+/* A transaction as seen by record functions: either a request's nested write
+ * transaction (inside a hw_store_write_fn, on the writer thread) or a
+ * reader's read transaction (between hw_store_read_begin/_end). Write
+ * functions given a read transaction return HW_EINVALID. Used by one thread
+ * only; never stored beyond the call that handed it out. */
+typedef struct hw_store_txn hw_store_txn;
+
+/* A worker thread's read handle. Opaque. */
+typedef struct hw_store_reader hw_store_reader;
+
+/* Current schema version written into new stores and accepted at open. */
+#define HW_STORE_SCHEMA_VERSION 1u
+
+typedef struct hw_store_options {
+    /* Directory holding data.mdb and lock.mdb; created (one level) when
+     * missing. Required. */
+    const char *data_dir;
+    /* Map size for a new store, and the minimum for an existing one.
+     * 0 = 64 MiB. The map doubles by itself when full. */
+    size_t initial_map_size_bytes;
+    /* Ceiling for automatic growth; 0 = 1 TiB. Writes fail with HW_EFULL
+     * once the map would have to exceed it. */
+    size_t max_map_size_bytes;
+    /* LMDB reader slots: readers + concurrent backups + a few. 0 = 126. */
+    unsigned max_readers;
+    /* Most requests applied in one transaction / one fsync. 0 = 1024.
+     * 1 = one durable commit per request (the benchmark's baseline). */
+    unsigned max_group_size;
+} hw_store_options;
+
+/* Opens (or creates) the store and starts its writer thread.
+ * @param[out] out    the store on success, NULL on failure.
+ * @param[in]  opts   options; only read during the call.
+ * @param[out] err    a NUL-terminated explanation on failure (may be NULL).
+ * @param[in]  errlen size of err.
+ * @return HW_OK; HW_EINVALID (bad options, not a directory);
+ *   HW_EBUSY (another process has the store open);
+ *   HW_ESCHEMA (the data file is not an LMDB file, belongs to another
+ *   program, or has a newer schema: the file is left untouched);
+ *   HW_ENOMEM; HW_EIO.
+ * Stale reader slots of dead processes are cleared (mdb_reader_check).
+ * Thread-safe with respect to other stores; each open store is independent. */
+int hw_store_open(hw_store **out, const hw_store_options *opts, char *err, size_t errlen);
+
+/* Drains and closes: new submissions fail with HW_ECLOSED from now on,
+ * every request already submitted is applied and its done callback called,
+ * then the writer thread stops and the environment is closed and freed.
+ * Every hw_store_reader must have been destroyed before; no other thread may
+ * use s once close has begun, except submitters racing with it (they get
+ * HW_ECLOSED). Must not be called from the writer thread (a done callback).
+ * NULL is a no-op. */
+void hw_store_close(hw_store *s);
+
+/* ------------------------------------------------------------------------
+ * Writes
+ * ---------------------------------------------------------------------- */
+
+/* A write request's body. Runs on the writer thread inside its own nested
+ * transaction w, valid only during the call. Returns HW_OK to keep its
+ * changes or a negative HW_E* code to roll them back (the other requests of
+ * the group are unaffected).
+ * It may run more than once for one submission: when the map had to grow
+ * under it, its changes are rolled back and it is called again in a new
+ * transaction. It must therefore act only through w and, if it writes
+ * results into ctx, overwrite them on every run. It must not block on other
+ * store operations (no hw_store_write, no hw_store_close). */
+typedef int (*hw_store_write_fn)(hw_store_txn *w, void *ctx);
+
+/* Called on the writer thread once the request's outcome is final: status is
+ * HW_OK only after the group holding the request is durably committed;
+ * otherwise the fn's code, or HW_EIO/HW_EFULL when the commit failed. Must be
+ * cheap and must not block (it delays the whole next group); it may call
+ * hw_store_submit. ctx is the caller's; the store never touches it again. */
+typedef void (*hw_store_done_fn)(void *ctx, int status);
+
+/* Queues a write request; never blocks (wait-free enqueue plus, when the
+ * writer sleeps, one futex wake). Thread-safe; any thread, including the
+ * writer thread itself (from a done callback).
+ * @param fn    the request body (required).
+ * @param done  completion callback (may be NULL).
+ * @param ctx   passed to both.
+ * @return HW_OK: fn will run and done will be called exactly once;
+ *   HW_ECLOSED (closing) or HW_ENOMEM or HW_EINVALID (fn NULL): nothing
+ *   will be called. */
+int hw_store_submit(hw_store *s, hw_store_write_fn fn, hw_store_done_fn done, void *ctx);
+
+/* Submits and waits for the durable outcome; returns the done status, or the
+ * submit error. For tests, tools and admin paths; a gRPC worker should use
+ * hw_store_submit. Must not be called on the writer thread nor while the
+ * calling thread has a read transaction open (the writer may be waiting for
+ * it to end before growing the map). Thread-safe. */
+int hw_store_write(hw_store *s, hw_store_write_fn fn, void *ctx);
+
+/* Returns the next value of the named sequence, durable and never repeated:
+ * the counter is updated in w, so a number exists only if its request
+ * commits, and a committed number is never handed out again, also after a
+ * crash. The first value of a new sequence is first (0 is treated as 1).
+ * name: 1 to 200 bytes. Writer only.
+ * @return HW_OK; HW_EINVALID (read txn, bad name); HW_EFULL; HW_EIO. */
+int hw_store_next_seq(hw_store_txn *w, const char *name, uint64_t first, uint64_t *out);
+
+/* Reads a sequence's last handed-out value (0 when never used).
+ * @return HW_OK; HW_EINVALID; HW_EIO. Any transaction. */
+int hw_store_peek_seq(hw_store_txn *t, const char *name, uint64_t *out);
+
+/* The writer arena of the current request: reset before each run of a
+ * write fn; handy for temporary decoding in the fn. NULL for a read txn. */
+hw_arena *hw_store_txn_arena(hw_store_txn *w);
+
+/* Non-zero for a write transaction. */
+int hw_store_txn_writable(const hw_store_txn *t);
+
+/* ------------------------------------------------------------------------
+ * Reads
+ * ---------------------------------------------------------------------- */
+
+/* Creates a reader for the calling worker thread (it may later be used from
+ * another thread, but by one thread at a time). Takes an LMDB reader slot
+ * for its lifetime. Thread-safe (registration takes a mutex; do it once per
+ * worker, not per request).
+ * @return HW_OK; HW_EFULL (no reader slot left, see max_readers);
+ *   HW_ENOMEM; HW_EIO. */
+int hw_store_reader_create(hw_store *s, hw_store_reader **out);
+
+/* Frees a reader (its read transaction must be ended). NULL is a no-op. */
+void hw_store_reader_destroy(hw_store_reader *r);
+
+/* Starts a read transaction on the latest committed state; *txn is valid
+ * until hw_store_read_end. Lock-free: never waits for the writer, except for
+ * the few microseconds of a map growth. Keep reads short: a map growth waits
+ * for every open read to end.
+ * @return HW_OK; HW_EINVALID (already begun); HW_EIO. */
+int hw_store_read_begin(hw_store_reader *r, hw_store_txn **txn);
+
+/* Ends the read transaction (mdb_txn_reset); pointers obtained from it into
+ * the map become invalid. Records unpacked into an arena stay valid. */
+void hw_store_read_end(hw_store_reader *r);
+
+/* ------------------------------------------------------------------------
+ * Generic key-value space (small durable state of other modules, e.g. the
+ * notifier's pending alerts or a bridge cursor). Keys are (ns, key) with ns
+ * 1..64 bytes without NUL and key 1..400 bytes.
+ * ---------------------------------------------------------------------- */
+
+/* Stores val (may be empty). Writer only.
+ * @return HW_OK; HW_EINVALID; HW_EFULL; HW_EIO. */
+int hw_store_kv_put(hw_store_txn *w, const char *ns, const void *key, size_t key_len, const void *val,
+                    size_t val_len);
+
+/* Copies the value into a (NUL appended, not counted in *len).
+ * @return HW_OK; HW_ENOTFOUND; HW_EINVALID; HW_ENOMEM. Any transaction. */
+int hw_store_kv_get(hw_store_txn *t, const char *ns, const void *key, size_t key_len, hw_arena *a, void **val,
+                    size_t *len);
+
+/* @return HW_OK; HW_ENOTFOUND; HW_EINVALID; HW_EIO. Writer only. */
+int hw_store_kv_delete(hw_store_txn *w, const char *ns, const void *key, size_t key_len);
+
+/* Calls fn for each key of ns in key order until fn returns non-zero (that
+ * value is returned). Pointers are valid during the call only.
+ * @return HW_OK, fn's value, HW_EINVALID or HW_EIO. Any transaction. */
+int hw_store_kv_foreach(hw_store_txn *t, const char *ns,
+                        int (*fn)(void *arg, const void *key, size_t key_len, const void *val,
+                                  size_t val_len),
+                        void *arg);
+
+/* ------------------------------------------------------------------------
+ * Operations
+ * ---------------------------------------------------------------------- */
+
+/* Writes a consistent, compacted copy (mdb_env_copy2 with MDB_CP_COMPACT)
+ * into dir/data.mdb; dir must exist and hold no data.mdb. Runs on the
+ * calling thread while writes continue; a map growth waits for it.
+ * Thread-safe.
+ * @param[out] size_bytes size of the copy (may be NULL).
+ * @return HW_OK; HW_EINVALID (dir missing or not empty); HW_EFULL (no
+ *   reader slot); HW_EIO. */
+int hw_store_backup(hw_store *s, const char *dir, uint64_t *size_bytes);
+
+typedef struct hw_store_stats {
+    uint64_t map_size_bytes;        /* current map size */
+    uint64_t map_used_bytes;        /* pages in use up to the last page */
+    uint64_t commits;               /* durable group commits */
+    uint64_t requests;              /* requests completed (any status) */
+    uint64_t requests_failed;       /* ... with a non-zero status */
+    uint64_t largest_group;         /* most requests in one commit */
+    uint64_t map_grows;             /* automatic map growths */
+    uint64_t stale_readers_cleared; /* by mdb_reader_check at open */
+} hw_store_stats;
+
+/* Fills *st. Counters are read without locks (each value is exact, the set
+ * is not a snapshot). Thread-safe. */
+void hw_store_get_stats(hw_store *s, hw_store_stats *st);
+
+/* The data directory given at open (owned by the store). */
+const char *hw_store_data_dir(const hw_store *s);
+
+#endif

@@ -1,0 +1,278 @@
+"""fake_channels: fakes of the channel APIs the bridges talk to, for the
+integration tests. Each is a small threaded http.server on 127.0.0.1 with
+a free port that records every request it receives.
+
+- FakeTelegram: the Bot API subset the Telegram bridge uses: getUpdates
+  (a queue of updates confirmed by offset, long-polled) and sendMessage,
+  under /bot<token>/<method>; failures can be injected (HTTP 429 with
+  parameters.retry_after, 5xx).
+- FakeWhatsApp: the Graph API's POST /<version>/<phone-number-id>/messages
+  with a bearer token; failures can be injected.
+- whatsapp_webhook(): a Cloud API webhook body and its X-Hub-Signature-256.
+"""
+import hashlib
+import hmac
+import http.server
+import json
+import threading
+import time
+import urllib.parse
+
+
+class Recorded:
+    """One request as received."""
+
+    def __init__(self, method, path, headers, body):
+        self.method = method
+        self.path = path
+        self.headers = headers
+        self.body = body
+        self.time = time.time()
+
+    def json(self):
+        return json.loads(self.body.decode() or "null")
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *args):  # keep test output clean
+        pass
+
+    def _serve(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        rec = Recorded(self.command, self.path, dict(self.headers.items()), body)
+        status, payload, extra = self.server.fake.handle(rec)
+        data = json.dumps(payload).encode() if not isinstance(payload, bytes) else payload
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = _serve
+    do_POST = _serve
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+
+class FakeApi:
+    """Base: a server on a free loopback port, a request log, and a
+    condition to wait on."""
+
+    def __init__(self):
+        self.cond = threading.Condition()
+        self.requests = []
+        self.failures = []  # (status, payload, headers) answered before normal handling
+        self.server = _Server(("127.0.0.1", 0), _Handler)
+        self.server.fake = self
+        self.port = self.server.server_address[1]
+        self.base_url = "http://127.0.0.1:%d" % self.port
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def fail_next(self, status, payload=None, headers=None, count=1, match=None):
+        """The next count requests (whose path contains match, when given)
+        are answered with status and payload instead."""
+        with self.cond:
+            for _ in range(count):
+                self.failures.append((match, status, payload if payload is not None else {}, headers))
+
+    def _take_failure(self, rec):
+        with self.cond:
+            for i, (match, status, payload, headers) in enumerate(self.failures):
+                if match is None or match in rec.path:
+                    del self.failures[i]
+                    return status, payload, headers
+        return None
+
+    def handle(self, rec):
+        with self.cond:
+            self.requests.append(rec)
+            self.cond.notify_all()
+        failure = self._take_failure(rec)
+        if failure:
+            return failure
+        return self.respond(rec)
+
+    def respond(self, rec):
+        return 404, {"error": "not found"}, None
+
+    def wait_for(self, predicate, timeout=20):
+        """Waits until predicate() is true; returns its last value."""
+        deadline = time.time() + timeout
+        with self.cond:
+            while True:
+                value = predicate()
+                if value or time.time() >= deadline:
+                    return value
+                self.cond.wait(min(0.2, max(0.01, deadline - time.time())))
+
+
+class FakeTelegram(FakeApi):
+    """The Bot API for one bot token."""
+
+    def __init__(self, token):
+        self.token = token
+        self.updates = []  # every update ever queued, in id order
+        self.confirmed = 0  # Telegram forgets updates below the highest offset seen
+        self.next_update_id = 1000
+        self.next_message_id = 1
+        self.sent = []  # sendMessage bodies the API accepted
+        self.offsets = []  # offset of each getUpdates, in order (None when absent)
+        super().__init__()
+
+    # -- building updates
+    def add_update(self, update):
+        with self.cond:
+            self.next_update_id += 1
+            update = dict(update, update_id=self.next_update_id)
+            self.updates.append(update)
+            self.cond.notify_all()
+            return update
+
+    def add_text(self, chat_id, text, first_name="Ana", language_code="en"):
+        with self.cond:
+            self.next_message_id += 1
+            mid = self.next_message_id
+        return self.add_update({"message": {
+            "message_id": mid, "date": int(time.time()), "text": text,
+            "chat": {"id": chat_id, "type": "private", "first_name": first_name},
+            "from": {"id": chat_id, "is_bot": False, "first_name": first_name, "language_code": language_code},
+        }})
+
+    def add_sticker(self, chat_id):
+        with self.cond:
+            self.next_message_id += 1
+            mid = self.next_message_id
+        return self.add_update({"message": {
+            "message_id": mid, "date": int(time.time()), "sticker": {"file_id": "x"},
+            "chat": {"id": chat_id, "type": "private"}, "from": {"id": chat_id, "is_bot": False},
+        }})
+
+    def sent_to(self, chat_id):
+        with self.cond:
+            return [m for m in self.sent if str(m.get("chat_id")) == str(chat_id)]
+
+    def respond(self, rec):
+        prefix = "/bot%s/" % self.token
+        if not rec.path.startswith(prefix):
+            return 401, {"ok": False, "error_code": 401, "description": "Unauthorized"}, None
+        method = rec.path[len(prefix):]
+        body = rec.json() or {}
+        if method == "getUpdates":
+            offset = body.get("offset")
+            timeout = min(float(body.get("timeout", 0)), 2.0)  # keep tests fast
+            deadline = time.time() + timeout
+            with self.cond:
+                self.offsets.append(offset)
+                self.cond.notify_all()
+                if offset:
+                    self.confirmed = max(self.confirmed, offset)
+                while True:
+                    out = [u for u in self.updates if u["update_id"] >= self.confirmed]
+                    if out or time.time() >= deadline:
+                        break
+                    self.cond.wait(max(0.01, deadline - time.time()))
+            return 200, {"ok": True, "result": out}, None
+        if method == "sendMessage":
+            with self.cond:
+                self.sent.append(body)
+                self.cond.notify_all()
+                self.next_message_id += 1
+                mid = self.next_message_id
+            return 200, {"ok": True, "result": {"message_id": mid, "chat": {"id": body.get("chat_id")},
+                                                "text": body.get("text")}}, None
+        return 404, {"ok": False, "error_code": 404, "description": "Not Found: method not found"}, None
+
+
+class FakeWhatsApp(FakeApi):
+    """The Graph API's messages endpoint for one phone number id."""
+
+    def __init__(self, phone_number_id, access_token, version="v19.0"):
+        self.phone_number_id = phone_number_id
+        self.access_token = access_token
+        self.version = version
+        self.sent = []
+        self.counter = 0
+        super().__init__()
+
+    @property
+    def api_base(self):
+        return "%s/%s" % (self.base_url, self.version)
+
+    def sent_to(self, wa_id):
+        with self.cond:
+            return [m for m in self.sent if m.get("to") == wa_id]
+
+    def respond(self, rec):
+        if rec.headers.get("Authorization") != "Bearer " + self.access_token:
+            return 401, {"error": {"message": "Invalid OAuth access token.", "type": "OAuthException",
+                                   "code": 190}}, None
+        if rec.method != "POST" or rec.path != "/%s/%s/messages" % (self.version, self.phone_number_id):
+            return 404, {"error": {"message": "Unknown path", "code": 100}}, None
+        body = rec.json() or {}
+        if body.get("messaging_product") != "whatsapp" or body.get("type") != "text":
+            return 400, {"error": {"message": "bad request", "code": 100}}, None
+        with self.cond:
+            self.sent.append(body)
+            self.counter += 1
+            n = self.counter
+            self.cond.notify_all()
+        return 200, {"messaging_product": "whatsapp", "contacts": [{"input": body["to"], "wa_id": body["to"]}],
+                     "messages": [{"id": "wamid.out.%d" % n}]}, None
+
+
+def whatsapp_webhook(app_secret, phone_number_id, messages=(), statuses=(), contacts=()):
+    """A Cloud API webhook body (bytes) and its X-Hub-Signature-256.
+    messages: dicts with from, id, text (or type); contacts: (wa_id, name)."""
+    value = {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "15550001111", "phone_number_id": phone_number_id},
+    }
+    if contacts:
+        value["contacts"] = [{"profile": {"name": name}, "wa_id": wa_id} for wa_id, name in contacts]
+    if messages:
+        value["messages"] = []
+        for m in messages:
+            msg = {"from": m["from"], "id": m["id"], "timestamp": str(int(time.time())),
+                   "type": m.get("type", "text")}
+            if msg["type"] == "text":
+                msg["text"] = {"body": m["text"]}
+            value["messages"].append(msg)
+    if statuses:
+        value["statuses"] = list(statuses)
+    body = json.dumps({"object": "whatsapp_business_account",
+                       "entry": [{"id": "WABA", "changes": [{"value": value, "field": "messages"}]}]}).encode()
+    sig = "sha256=" + hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
+    return body, sig
+
+
+def http_request(url, method="GET", body=None, headers=None, timeout=10):
+    """(status, headers, body bytes) of one request; HTTP errors are
+    returned, not raised."""
+    import urllib.request
+    import urllib.error
+
+    data = body if body is None or isinstance(body, bytes) else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method, headers=dict(headers or {}))
+    if data is not None and "Content-Type" not in req.headers:
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, dict(r.headers.items()), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers.items()), e.read()
+
+
+def quote(s):
+    return urllib.parse.quote(s, safe="")

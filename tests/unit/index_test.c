@@ -1,0 +1,474 @@
+/*
+ * index_test: the knowledge index finds the seed FAQ from Chinese and
+ * English paraphrases, forgets deleted and replaced documents, marks
+ * matches in snippets, decides between answer and transfer, refuses bad
+ * input with clear statuses, and its pruned top-k equals exhaustive
+ * scoring on random corpora.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "server/arena.h"
+#include "server/search/index.h"
+
+typedef struct fixture {
+    hw_index *idx;
+    hw_searcher *s;
+    hw_arena *arena;
+} fixture;
+
+static const char *const k_reset_alts[] = {"How do I reset my password?", "忘记密码怎么办"};
+static const char *const k_hours_alts[] = {"What are your opening hours?", "你们几点上班"};
+static const char *const k_refund_alts[] = {"What is your refund policy?", "怎么退款"};
+
+static void put_faq(hw_index *idx, const char *id, const char *q, const char *a,
+                    const char *const *alts, size_t n_alts)
+{
+    hw_doc d = {HW_DOC_FAQ, id, q, a, "zh", alts, n_alts};
+    hw_status st;
+    assert_int_equal(hw_index_put(idx, &d, &st), 0);
+}
+
+static void put_article(hw_index *idx, const char *id, const char *title, const char *body,
+                        const char *locale)
+{
+    hw_doc d = {HW_DOC_ARTICLE, id, title, body, locale, NULL, 0};
+    hw_status st;
+    int rc = hw_index_put(idx, &d, &st);
+    if (rc != 0)
+        fail_msg("put %s: %s", id, st.msg);
+}
+
+static void load_seed(hw_index *idx)
+{
+    hw_index_batch_begin(idx);
+    put_faq(idx, "f-1", "如何重置密码",
+            "在登录页点击“忘记密码”，输入注册邮箱，按邮件里的链接设置新密码。"
+            " Click \"Forgot password\" on the sign-in page and follow the e-mail link.",
+            k_reset_alts, 2);
+    put_faq(idx, "f-2", "工作时间",
+            "客服工作时间为周一至周五 9:00-18:00（北京时间）。"
+            " Support is open Monday to Friday, 9:00-18:00 Beijing time.",
+            k_hours_alts, 2);
+    put_faq(idx, "f-3", "退款政策",
+            "购买后 30 天内可申请全额退款，在订单页提交退款申请即可。"
+            " Full refund within 30 days of purchase from the order page.",
+            k_refund_alts, 2);
+    put_article(idx, "a-1", "Setting up two-factor authentication",
+                "Open Settings, choose Security and scan the QR code with an authenticator app. "
+                "Keep the recovery codes somewhere safe.", "en");
+    put_article(idx, "a-2", "Changing your e-mail address",
+                "Go to Profile, edit the e-mail field and confirm the change from the link we send.",
+                "en");
+    put_article(idx, "a-3", "账单和发票",
+                "在账户设置中可以下载每月的电子发票，也可以修改开票信息。", "zh");
+    put_article(idx, "a-4", "Error E1234 when syncing",
+                "E1234 means the sync token expired. Sign out and sign in again; "
+                "version v2.3 of the app fixes the underlying problem.", "en");
+    put_article(idx, "a-5", "Exporting your data",
+                "You can export tickets and customers as CSV from the Admin page. "
+                "Large exports are e-mailed when ready.", "en");
+    hw_status st;
+    assert_int_equal(hw_index_batch_commit(idx, &st), 0);
+}
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    hw_index_reader_register();
+    if (hw_index_create(&f->idx, NULL, NULL) != 0 || hw_searcher_create(f->idx, &f->s, NULL) != 0)
+        return -1;
+    f->arena = hw_arena_create(0);
+    load_seed(f->idx);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    hw_searcher_destroy(f->s);
+    hw_index_destroy(f->idx);
+    hw_arena_destroy(f->arena);
+    hw_index_reader_unregister();
+    free(f);
+    return 0;
+}
+
+static hw_search_result search(fixture *f, const char *q, uint32_t k, const char *locale,
+                               hw_doc_kind kind, unsigned flags)
+{
+    hw_search_query sq = {q, strlen(q), k, locale, kind, flags};
+    hw_search_result r;
+    hw_status st;
+    int rc = hw_index_search(f->s, &sq, f->arena, &r, &st);
+    if (rc != 0)
+        fail_msg("search \"%s\": %s", q, st.msg);
+    return r;
+}
+
+static void assert_top(fixture *f, const char *q, const char *id)
+{
+    hw_search_result r = search(f, q, 5, NULL, HW_DOC_ANY, 0);
+    if (r.n_hits == 0 || strcmp(r.hits[0].id, id) != 0)
+        fail_msg("\"%s\": expected %s first, got %s", q, id, r.n_hits ? r.hits[0].id : "nothing");
+}
+
+static void assert_answer(fixture *f, const char *q, const char *id)
+{
+    hw_answer a;
+    hw_status st;
+    assert_int_equal(hw_index_answer(f->s, q, strlen(q), NULL, 0, f->arena, &a, &st), 0);
+    if (a.transfer || strcmp(a.source_id, id) != 0)
+        fail_msg("\"%s\": expected answer from %s, got %s (confidence %.3f, transfer %d)", q, id,
+                 a.source_id, a.confidence, a.transfer);
+    assert_true(a.confidence >= 0 && a.confidence <= 1);
+    assert_true(strlen(a.answer) > 0);
+}
+
+static void test_seed_faq_found_from_chinese_paraphrases(void **state)
+{
+    fixture *f = *state;
+    assert_top(f, "怎么重置密码", "f-1");
+    assert_top(f, "密码重置", "f-1");
+    assert_top(f, "你们的工作时间是什么", "f-2");
+    assert_top(f, "退款政策是怎样的", "f-3");
+    assert_answer(f, "如何重置密码", "f-1");
+    assert_answer(f, "怎么重置密码？", "f-1");
+    assert_answer(f, "我想重置密码", "f-1");
+    assert_answer(f, "工作时间是什么", "f-2");
+    assert_answer(f, "请问你们的退款政策", "f-3");
+}
+
+static void test_seed_faq_found_from_english_paraphrases(void **state)
+{
+    fixture *f = *state;
+    assert_top(f, "reset password", "f-1");
+    assert_top(f, "When are you open?", "f-2");
+    assert_top(f, "can I get a refund", "f-3");
+    assert_answer(f, "How can I reset my password", "f-1");
+    assert_answer(f, "what are your opening hours", "f-2");
+    assert_answer(f, "refund policy?", "f-3");
+}
+
+static void test_exact_faq_question_wins_outright(void **state)
+{
+    fixture *f = *state;
+    hw_answer a;
+    assert_int_equal(hw_index_answer(f->s, "如何重置密码", strlen("如何重置密码"), "zh", 0,
+                                     f->arena, &a, NULL), 0);
+    assert_true(a.faq_exact);
+    assert_true(a.confidence == 1.0);
+    assert_int_equal(a.source_kind, HW_DOC_FAQ);
+    assert_non_null(strstr(a.answer, "忘记密码"));
+    assert_true(a.n_hits >= 1 && a.n_hits <= 5);
+}
+
+static void test_unrelated_question_is_transferred(void **state)
+{
+    fixture *f = *state;
+    hw_answer a;
+    const char *q = "my parcel arrived damaged and the courier was rude";
+    assert_int_equal(hw_index_answer(f->s, q, strlen(q), "en", 0, f->arena, &a, NULL), 0);
+    assert_true(a.transfer);
+    assert_string_equal(a.answer, "");
+    assert_true(a.confidence < 0.45);
+    /* a threshold of 1 transfers everything that is not an exact FAQ */
+    q = "two-factor authentication authenticator";
+    assert_int_equal(hw_index_answer(f->s, q, strlen(q), NULL, 1.0, f->arena, &a, NULL), 0);
+    assert_string_equal(a.source_id, "a-1");
+    assert_true(a.transfer);
+}
+
+static void test_article_answer_is_a_passage(void **state)
+{
+    fixture *f = *state;
+    hw_answer a;
+    const char *q = "what does error E1234 mean";
+    assert_int_equal(hw_index_answer(f->s, q, strlen(q), "en", 0.2, f->arena, &a, NULL), 0);
+    assert_string_equal(a.source_id, "a-4");
+    assert_false(a.transfer);
+    assert_non_null(strstr(a.answer, "E1234"));
+    assert_null(strchr(a.answer, '\x02'));
+}
+
+static void test_snippets_mark_matched_terms(void **state)
+{
+    fixture *f = *state;
+    hw_search_result r = search(f, "recovery codes", 3, NULL, HW_DOC_ANY, 0);
+    assert_true(r.n_hits >= 1);
+    assert_string_equal(r.hits[0].id, "a-1");
+    if (!strstr(r.hits[0].snippet, "\x02recovery\x03 \x02" "codes\x03"))
+        fail_msg("snippet: %s", r.hits[0].snippet);
+    r = search(f, "退款申请", 3, NULL, HW_DOC_ANY, 0);
+    assert_string_equal(r.hits[0].id, "f-3");
+    /* overlapping bigrams merge into one marked span */
+    assert_non_null(strstr(r.hits[0].snippet, "\x02退款申请\x03"));
+    r = search(f, "recovery", 3, NULL, HW_DOC_ANY, HW_SEARCH_NO_SNIPPETS);
+    assert_null(r.hits[0].snippet);
+}
+
+static void test_codes_are_searchable(void **state)
+{
+    fixture *f = *state;
+    assert_top(f, "e1234", "a-4");
+    assert_top(f, "V2.3", "a-4");
+}
+
+static void test_filters_by_locale_and_kind(void **state)
+{
+    fixture *f = *state;
+    hw_search_result r = search(f, "密码 e-mail 发票", 10, "zh", HW_DOC_ANY, 0);
+    for (size_t i = 0; i < r.n_hits; i++)
+        assert_string_equal(r.hits[i].locale, "zh");
+    assert_true(r.n_hits >= 2);
+    r = search(f, "密码 e-mail 发票", 10, NULL, HW_DOC_ARTICLE, 0);
+    for (size_t i = 0; i < r.n_hits; i++)
+        assert_int_equal(r.hits[i].kind, HW_DOC_ARTICLE);
+    r = search(f, "password", 10, "fr", HW_DOC_ANY, 0);
+    assert_int_equal(r.n_hits, 0);
+}
+
+static void test_deleted_and_replaced_documents_disappear(void **state)
+{
+    fixture *f = *state;
+    hw_status st;
+    assert_top(f, "export CSV", "a-5");
+    assert_int_equal(hw_index_delete(f->idx, HW_DOC_ARTICLE, "a-5", &st), 0);
+    hw_search_result r = search(f, "export CSV", 10, NULL, HW_DOC_ANY, HW_SEARCH_COUNT_MATCHED);
+    for (size_t i = 0; i < r.n_hits; i++)
+        assert_string_not_equal(r.hits[i].id, "a-5");
+    assert_int_equal(r.matched, r.n_hits);
+    assert_int_equal(hw_index_delete(f->idx, HW_DOC_ARTICLE, "a-5", &st), HW_ENOTFOUND);
+    assert_non_null(strstr(st.msg, "not found"));
+    /* deleting an FAQ by the article kind is not found either */
+    assert_int_equal(hw_index_delete(f->idx, HW_DOC_ARTICLE, "f-1", NULL), HW_ENOTFOUND);
+
+    /* replace: the old text no longer matches, the new one does */
+    put_article(f->idx, "a-2", "Changing your phone number",
+                "Go to Profile and edit the phone field.", "en");
+    r = search(f, "e-mail address", 10, NULL, HW_DOC_ANY, 0);
+    for (size_t i = 0; i < r.n_hits; i++)
+        assert_string_not_equal(r.hits[i].id, "a-2");
+    assert_top(f, "phone number", "a-2");
+    /* a document put after a delete is found again */
+    put_article(f->idx, "a-5", "Exporting your data", "Export as CSV.", "en");
+    assert_top(f, "export CSV", "a-5");
+    hw_index_stats stats;
+    hw_index_stats_get(f->idx, &stats);
+    assert_int_equal(stats.docs, 8);
+}
+
+static void test_bad_queries_get_clear_statuses(void **state)
+{
+    fixture *f = *state;
+    hw_search_result r;
+    hw_status st;
+    hw_search_query q = {"", 0, 10, NULL, HW_DOC_ANY, 0};
+    assert_int_equal(hw_index_search(f->s, &q, f->arena, &r, &st), HW_EINVALID);
+    assert_string_equal(st.msg, "query: empty");
+    q.text = "abc\xc3";
+    q.len = 4;
+    assert_int_equal(hw_index_search(f->s, &q, f->arena, &r, &st), HW_EINVALID);
+    assert_string_equal(st.msg, "query: invalid UTF-8 at byte 3");
+    char *huge = malloc(HW_INDEX_MAX_QUERY + 4);
+    memset(huge, 'a', HW_INDEX_MAX_QUERY + 1);
+    q.text = huge;
+    q.len = HW_INDEX_MAX_QUERY + 1;
+    assert_int_equal(hw_index_search(f->s, &q, f->arena, &r, &st), HW_ETOOBIG);
+    assert_non_null(strstr(st.msg, "limit 4096"));
+    /* exactly at the limit: 1365 CJK characters -> many bigrams, fine */
+    size_t n = 0;
+    while (n + 3 <= HW_INDEX_MAX_QUERY) {
+        memcpy(huge + n, n % 6 ? "码" : "密", 3);
+        n += 3;
+    }
+    q.len = n;
+    assert_int_equal(hw_index_search(f->s, &q, f->arena, &r, &st), 0);
+    assert_true(r.n_hits >= 1);
+    free(huge);
+    /* stop words only: valid, no terms, no hits */
+    q.text = "how do I";
+    q.len = strlen(q.text);
+    assert_int_equal(hw_index_search(f->s, &q, f->arena, &r, &st), 0);
+    assert_int_equal(r.n_hits, 0);
+    hw_answer a;
+    assert_int_equal(hw_index_answer(f->s, "", 0, NULL, 0, f->arena, &a, &st), HW_EINVALID);
+    assert_int_equal(hw_index_answer(f->s, "x", 1, NULL, 1.5, f->arena, &a, &st), HW_EINVALID);
+    assert_int_equal(hw_index_answer(f->s, "how do I", 8, NULL, 0, f->arena, &a, &st), 0);
+    assert_true(a.transfer);
+}
+
+static void test_bad_documents_are_refused(void **state)
+{
+    fixture *f = *state;
+    hw_status st;
+    hw_doc d = {HW_DOC_ARTICLE, "a-9", "title", "bad \xff body", "en", NULL, 0};
+    assert_int_equal(hw_index_put(f->idx, &d, &st), HW_EINVALID);
+    assert_string_equal(st.msg, "body: invalid UTF-8 at byte 4");
+    d.body = "ok";
+    d.id = "bad id";
+    assert_int_equal(hw_index_put(f->idx, &d, &st), HW_EINVALID);
+    d.id = "a-9";
+    d.title = "";
+    assert_int_equal(hw_index_put(f->idx, &d, &st), HW_EINVALID);
+    assert_string_equal(st.msg, "title: empty");
+    char big[600];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    d.title = big;
+    assert_int_equal(hw_index_put(f->idx, &d, &st), HW_ETOOBIG);
+    d.kind = 7;
+    assert_int_equal(hw_index_put(f->idx, &d, &st), HW_EINVALID);
+    hw_index_stats stats;
+    hw_index_stats_get(f->idx, &stats);
+    assert_int_equal(stats.docs, 8);
+}
+
+/* --- property: pruned top-k == exhaustive top-k ----------------------- */
+
+static uint64_t rng_next(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+/* Zipf-like word index in [0, vocab): small indexes are frequent. */
+static unsigned zipf_word(uint64_t *s, unsigned vocab)
+{
+    double u = (double)(rng_next(s) % 1000000) / 1000000.0;
+    unsigned w = (unsigned)((double)vocab * u * u * u);
+    return w < vocab ? w : vocab - 1;
+}
+
+static void random_text(uint64_t *s, char *buf, size_t cap, unsigned words, unsigned vocab)
+{
+    size_t o = 0;
+    for (unsigned i = 0; i < words && o + 16 < cap; i++) {
+        unsigned w = zipf_word(s, vocab);
+        if (w % 17 == 5)
+            o += (size_t)snprintf(buf + o, cap - o, "%s", i % 2 ? "密码 " : "重置密码 ");
+        else
+            o += (size_t)snprintf(buf + o, cap - o, "w%u ", w);
+    }
+    buf[o] = 0;
+}
+
+static void compare_pruned_and_exhaustive(fixture *f, const char *q, uint32_t k,
+                                          const char *locale, hw_doc_kind kind)
+{
+    hw_search_query a = {q, strlen(q), k, locale, kind, HW_SEARCH_NO_SNIPPETS};
+    hw_search_query b = a;
+    b.flags |= HW_SEARCH_EXHAUSTIVE | HW_SEARCH_COUNT_MATCHED;
+    hw_search_result ra, rb;
+    assert_int_equal(hw_index_search(f->s, &a, f->arena, &ra, NULL), 0);
+    assert_int_equal(hw_index_search(f->s, &b, f->arena, &rb, NULL), 0);
+    if (ra.n_hits != rb.n_hits)
+        fail_msg("\"%s\" k=%u: %zu hits pruned, %zu exhaustive", q, k, ra.n_hits, rb.n_hits);
+    for (size_t i = 0; i < ra.n_hits; i++) {
+        if (strcmp(ra.hits[i].id, rb.hits[i].id) != 0 || ra.hits[i].score != rb.hits[i].score)
+            fail_msg("\"%s\" k=%u rank %zu: %s %.17g vs %s %.17g", q, k, i, ra.hits[i].id,
+                     ra.hits[i].score, rb.hits[i].id, rb.hits[i].score);
+        if (i > 0)
+            assert_true(ra.hits[i - 1].score >= ra.hits[i].score);
+    }
+    assert_true(rb.matched_exact);
+    assert_true(rb.matched >= rb.n_hits);
+}
+
+static void test_pruned_topk_equals_exhaustive_on_random_corpora(void **state)
+{
+    (void)state;
+    char title[256], body[4096], q[512], id[32];
+    for (uint64_t seed = 1; seed <= 6; seed++) {
+        uint64_t s = seed * 0x9E3779B97F4A7C15ull;
+        fixture f = {0};
+        hw_index_options o = {0};
+        o.delta_max_docs = 50 + (unsigned)(seed * 37);
+        assert_int_equal(hw_index_create(&f.idx, &o, NULL), 0);
+        assert_int_equal(hw_searcher_create(f.idx, &f.s, NULL), 0);
+        f.arena = hw_arena_create(0);
+        unsigned vocab = 100 + (unsigned)(rng_next(&s) % 400);
+        unsigned n_docs = 800 + (unsigned)(rng_next(&s) % 1500);
+        hw_index_batch_begin(f.idx);
+        for (unsigned d = 0; d < n_docs; d++) {
+            random_text(&s, title, sizeof title, 1 + rng_next(&s) % 6, vocab);
+            random_text(&s, body, sizeof body, 5 + rng_next(&s) % 150, vocab);
+            snprintf(id, sizeof id, "d%u", d);
+            hw_doc doc = {d % 5 ? HW_DOC_ARTICLE : HW_DOC_FAQ, id, title, body, d % 3 ? "en" : "zh",
+                          NULL, 0};
+            assert_int_equal(hw_index_put(f.idx, &doc, NULL), 0);
+        }
+        assert_int_equal(hw_index_batch_commit(f.idx, NULL), 0);
+        /* churn after the build: replacements and deletions land in the
+         * delta and the deleted bitset, some trigger a main rebuild */
+        unsigned churn = 40 + (unsigned)(rng_next(&s) % 300);
+        for (unsigned c = 0; c < churn; c++) {
+            unsigned d = (unsigned)(rng_next(&s) % (n_docs + 50));
+            snprintf(id, sizeof id, "d%u", d);
+            if (rng_next(&s) % 4 == 0) {
+                hw_index_delete(f.idx, d % 5 ? HW_DOC_ARTICLE : HW_DOC_FAQ, id, NULL);
+            } else {
+                random_text(&s, title, sizeof title, 1 + rng_next(&s) % 6, vocab);
+                random_text(&s, body, sizeof body, 5 + rng_next(&s) % 150, vocab);
+                hw_doc doc = {d % 5 ? HW_DOC_ARTICLE : HW_DOC_FAQ, id, title, body, "en", NULL, 0};
+                assert_int_equal(hw_index_put(f.idx, &doc, NULL), 0);
+            }
+        }
+        for (unsigned i = 0; i < 150; i++) {
+            random_text(&s, q, sizeof q, 1 + rng_next(&s) % 8, vocab);
+            static const uint32_t ks[] = {1, 3, 10, 50};
+            uint32_t k = ks[i % 4];
+            compare_pruned_and_exhaustive(&f, q, k, NULL, HW_DOC_ANY);
+            if (i % 5 == 0)
+                compare_pruned_and_exhaustive(&f, q, k, "zh", HW_DOC_ANY);
+            if (i % 7 == 0)
+                compare_pruned_and_exhaustive(&f, q, k, NULL, HW_DOC_FAQ);
+            hw_arena_reset(f.arena);
+        }
+        hw_searcher_destroy(f.s);
+        hw_index_destroy(f.idx);
+        hw_arena_destroy(f.arena);
+    }
+}
+
+static void test_stats_report_sizes(void **state)
+{
+    fixture *f = *state;
+    hw_index_stats st;
+    hw_index_stats_get(f->idx, &st);
+    assert_int_equal(st.docs, 8);
+    assert_int_equal(st.main_docs, 8);
+    assert_true(st.terms > 20);
+    assert_true(st.index_bytes > st.text_bytes);
+    assert_true(st.postings_bytes > 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_seed_faq_found_from_chinese_paraphrases, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_seed_faq_found_from_english_paraphrases, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_exact_faq_question_wins_outright, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unrelated_question_is_transferred, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_article_answer_is_a_passage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_snippets_mark_matched_terms, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_codes_are_searchable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_filters_by_locale_and_kind, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deleted_and_replaced_documents_disappear, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_queries_get_clear_statuses, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_documents_are_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stats_report_sizes, setup, teardown),
+        cmocka_unit_test(test_pruned_topk_equals_exhaustive_on_random_corpora),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,379 @@
+/*
+ * notifier_test: the notifier against a small webhook on loopback
+ * (libmicrohttpd in this process). An alert queued before the notifier
+ * starts is delivered after a restart-like start; a webhook that answers
+ * 500 first gets the alert again after the backoff; each attempt lands on
+ * the ticket's history (ALERT_FAILED, then ALERT_DELIVERED); the POST is
+ * JSON with the ticket's fields; a delivered alert leaves the store. Also:
+ * hw_notifier_wake picks up new alerts, no webhook keeps them queued, and
+ * destroy does not wait out a webhook that keeps failing.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+
+#include "server/notifier.h"
+#include "server/store/records.h"
+#include "tests/unit/store_test_util.h"
+
+#define MAX_REQUESTS 16
+
+/* The fake webhook: records each request; answers fail_first times with
+ * 500, then 200 (or always 500 when always_fail). */
+typedef struct hook {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int fail_first;
+    int always_fail;
+    int n;
+    char *bodies[MAX_REQUESTS];
+    char content_type[MAX_REQUESTS][64];
+    int64_t at_ms[MAX_REQUESTS];
+    struct MHD_Daemon *d;
+    uint16_t port;
+} hook;
+
+typedef struct {
+    char *buf;
+    size_t len;
+} req_body;
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                  const char *version, const char *upload, size_t *upload_size,
+                                  void **con_cls)
+{
+    hook *h = cls;
+    req_body *b = *con_cls;
+    if (!b) {
+        *con_cls = calloc(1, sizeof(req_body));
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        b->buf = realloc(b->buf, b->len + *upload_size + 1);
+        memcpy(b->buf + b->len, upload, *upload_size);
+        b->len += *upload_size;
+        b->buf[b->len] = '\0';
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
+    pthread_mutex_lock(&h->mu);
+    int i = h->n;
+    int status = (h->always_fail || i < h->fail_first) ? 500 : 200;
+    if (i < MAX_REQUESTS) {
+        h->bodies[i] = b->buf ? b->buf : strdup("");
+        b->buf = NULL;
+        snprintf(h->content_type[i], sizeof h->content_type[i], "%s", ct ? ct : "");
+        h->at_ms[i] = mono_ms();
+        h->n++;
+    }
+    pthread_cond_broadcast(&h->cv);
+    pthread_mutex_unlock(&h->mu);
+    free(b->buf);
+    free(b);
+    *con_cls = NULL;
+    const char *text = status == 200 ? "ok" : "boom";
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_PERSISTENT);
+    enum MHD_Result ret = MHD_queue_response(conn, (unsigned)status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static void hook_start(hook *h)
+{
+    pthread_mutex_init(&h->mu, NULL);
+    pthread_cond_init(&h->cv, NULL);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, h,
+                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_END);
+    assert_non_null(h->d);
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+    assert_non_null(info);
+    h->port = info->port;
+}
+
+static void hook_stop(hook *h)
+{
+    MHD_stop_daemon(h->d);
+    for (int i = 0; i < h->n && i < MAX_REQUESTS; i++)
+        free(h->bodies[i]);
+    pthread_cond_destroy(&h->cv);
+    pthread_mutex_destroy(&h->mu);
+}
+
+/* Waits until the webhook saw n requests or timeout_ms passed. */
+static int hook_wait(hook *h, int n, int64_t timeout_ms)
+{
+    int64_t end = mono_ms() + timeout_ms;
+    pthread_mutex_lock(&h->mu);
+    while (h->n < n && mono_ms() < end) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 50 * 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&h->cv, &h->mu, &ts);
+    }
+    int got = h->n;
+    pthread_mutex_unlock(&h->mu);
+    return got;
+}
+
+typedef struct fx {
+    char dir[PATH_MAX];
+    hw_store *s;
+    hw_store_reader *r;
+    hw_arena *a;
+    hw_app app;
+    hook h;
+    char url[128];
+} fx;
+
+static int setup(void **state)
+{
+    fx *f = calloc(1, sizeof(*f));
+    hw_test_dir(f->dir, sizeof(f->dir), "notifier");
+    f->s = hw_test_open(f->dir, 0, 0);
+    if (!f->s || hw_store_reader_create(f->s, &f->r) != HW_OK)
+        return -1;
+    f->a = hw_arena_create(0);
+    hook_start(&f->h);
+    snprintf(f->url, sizeof f->url, "http://127.0.0.1:%u/hook", (unsigned)f->h.port);
+    f->app.store = f->s;
+    f->app.settings.webhook_url = f->url;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    hook_stop(&f->h);
+    hw_store_reader_destroy(f->r);
+    hw_store_close(f->s);
+    hw_arena_destroy(f->a);
+    free(f);
+    return 0;
+}
+
+static Helpwire__V1__Ticket ticket(void)
+{
+    Helpwire__V1__Ticket t = HELPWIRE__V1__TICKET__INIT;
+    t.id = "t-1042";
+    t.number = 1042;
+    t.customer_id = "c-7";
+    t.channel = HELPWIRE__V1__CHANNEL__CHANNEL_WHATSAPP;
+    t.subject = "Charged twice — 二重請求";
+    t.status = HELPWIRE__V1__TICKET_STATUS__TICKET_STATUS_ESCALATED;
+    t.priority = HELPWIRE__V1__PRIORITY__PRIORITY_URGENT;
+    t.queue = "billing";
+    t.assignee_agent_id = "ag-anna";
+    t.escalated_unix_ms = 1767225600000LL;
+    return t;
+}
+
+typedef struct {
+    const Helpwire__V1__Ticket *t;
+    const char *reason, *actor;
+} queue_ctx;
+
+static int queue_fn(hw_store_txn *w, void *arg)
+{
+    queue_ctx *c = arg;
+    return hw_notifier_queue_in(w, c->t, c->reason, c->actor);
+}
+
+static void queue_alert(fx *f, const Helpwire__V1__Ticket *t, const char *reason)
+{
+    queue_ctx c = {.t = t, .reason = reason, .actor = "agent:ag-anna"};
+    assert_int_equal(hw_store_write(f->s, queue_fn, &c), HW_OK);
+}
+
+static int count_one(void *arg, const void *k, size_t kl, const void *v, size_t vl)
+{
+    (void)k;
+    (void)kl;
+    (void)v;
+    (void)vl;
+    (*(int *)arg)++;
+    return 0;
+}
+
+/* Alerts still in the store. */
+static int pending_alerts(fx *f)
+{
+    hw_store_txn *t;
+    assert_int_equal(hw_store_read_begin(f->r, &t), HW_OK);
+    int n = 0;
+    int rc = hw_store_kv_foreach(t, "alert", count_one, &n);
+    hw_store_read_end(f->r);
+    assert_int_equal(rc, HW_OK);
+    return n;
+}
+
+static size_t history(fx *f, const char *ticket_id, Helpwire__V1__TicketEvent ***evs)
+{
+    hw_store_txn *t;
+    assert_int_equal(hw_store_read_begin(f->r, &t), HW_OK);
+    hw_store_cursor cur = {0};
+    size_t n = 0;
+    assert_int_equal(hw_store_ticket_event_list(t, ticket_id, &cur, 100, f->a, evs, &n), HW_OK);
+    hw_store_read_end(f->r);
+    return n;
+}
+
+/* Polls until the ticket's history has n events (the outcome is recorded
+ * just after the webhook answers). */
+static size_t wait_history(fx *f, const char *ticket_id, size_t n, Helpwire__V1__TicketEvent ***evs)
+{
+    int64_t end = mono_ms() + 10000;
+    size_t got;
+    while ((got = history(f, ticket_id, evs)) < n && mono_ms() < end) {
+        struct timespec ts = {0, 20 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    return got;
+}
+
+static void failed_alert_is_retried_after_backoff_then_delivered_and_removed(void **state)
+{
+    fx *f = *state;
+    f->h.fail_first = 1;
+    Helpwire__V1__Ticket t = ticket();
+    queue_alert(f, &t, "Customer threatens to cancel");
+    assert_int_equal(pending_alerts(f), 1);
+
+    /* Queued before the notifier exists: found at start. */
+    hw_notifier *n = NULL;
+    assert_int_equal(hw_notifier_create(&n, &f->app), HW_OK);
+    assert_int_equal(hook_wait(&f->h, 2, 15000), 2);
+    Helpwire__V1__TicketEvent **evs = NULL;
+    assert_int_equal(wait_history(f, "t-1042", 2, &evs), 2);
+    hw_notifier_destroy(n);
+
+    pthread_mutex_lock(&f->h.mu);
+    int64_t gap = f->h.at_ms[1] - f->h.at_ms[0];
+    assert_true(gap >= 900); /* first backoff: 1 s */
+    assert_true(gap < 5000);
+    assert_string_equal(f->h.bodies[0], f->h.bodies[1]);
+    assert_string_equal(f->h.content_type[0], "application/json");
+    json_error_t jerr;
+    json_t *o = json_loads(f->h.bodies[1], 0, &jerr);
+    pthread_mutex_unlock(&f->h.mu);
+    assert_non_null(o);
+    assert_string_equal(json_string_value(json_object_get(o, "ticket_id")), "t-1042");
+    assert_int_equal(json_integer_value(json_object_get(o, "number")), 1042);
+    assert_string_equal(json_string_value(json_object_get(o, "subject")), "Charged twice — 二重請求");
+    assert_string_equal(json_string_value(json_object_get(o, "queue")), "billing");
+    assert_string_equal(json_string_value(json_object_get(o, "priority")), "PRIORITY_URGENT");
+    assert_string_equal(json_string_value(json_object_get(o, "reason")), "Customer threatens to cancel");
+    assert_string_equal(json_string_value(json_object_get(o, "actor")), "agent:ag-anna");
+    assert_int_equal(json_integer_value(json_object_get(o, "escalated_unix_ms")), 1767225600000LL);
+    json_decref(o);
+
+    assert_int_equal(evs[0]->kind, HELPWIRE__V1__TICKET_EVENT_KIND__TICKET_EVENT_KIND_ALERT_FAILED);
+    assert_true(strncmp(evs[0]->detail, "HTTP 500", 8) == 0);
+    assert_int_equal(evs[1]->kind, HELPWIRE__V1__TICKET_EVENT_KIND__TICKET_EVENT_KIND_ALERT_DELIVERED);
+    assert_string_equal(evs[1]->detail, "HTTP 200");
+    assert_string_equal(evs[1]->actor, "system");
+    assert_int_equal(pending_alerts(f), 0);
+    assert_int_equal(f->h.n, 2); /* nothing sent after delivery */
+}
+
+static void wake_delivers_alert_queued_while_running(void **state)
+{
+    fx *f = *state;
+    hw_notifier *n = NULL;
+    assert_int_equal(hw_notifier_create(&n, &f->app), HW_OK);
+    Helpwire__V1__Ticket t = ticket();
+    t.id = "t-2000";
+    t.number = 2000;
+    queue_alert(f, &t, "VIP");
+    hw_notifier_wake(n);
+    assert_int_equal(hook_wait(&f->h, 1, 10000), 1);
+    Helpwire__V1__TicketEvent **evs = NULL;
+    assert_int_equal(wait_history(f, "t-2000", 1, &evs), 1);
+    assert_int_equal(evs[0]->kind, HELPWIRE__V1__TICKET_EVENT_KIND__TICKET_EVENT_KIND_ALERT_DELIVERED);
+    hw_notifier_destroy(n);
+    assert_int_equal(pending_alerts(f), 0);
+}
+
+static void without_webhook_alerts_stay_queued(void **state)
+{
+    fx *f = *state;
+    f->app.settings.webhook_url = NULL;
+    Helpwire__V1__Ticket t = ticket();
+    queue_alert(f, &t, "no one to tell");
+    hw_notifier *n = NULL;
+    assert_int_equal(hw_notifier_create(&n, &f->app), HW_OK);
+    hw_notifier_wake(n);
+    struct timespec ts = {0, 300 * 1000000};
+    nanosleep(&ts, NULL);
+    hw_notifier_destroy(n);
+    assert_int_equal(pending_alerts(f), 1);
+    assert_int_equal(f->h.n, 0);
+    Helpwire__V1__TicketEvent **evs = NULL;
+    assert_int_equal(history(f, "t-1042", &evs), 0);
+}
+
+static void destroy_does_not_wait_for_backoff_of_failing_webhook(void **state)
+{
+    fx *f = *state;
+    f->h.always_fail = 1;
+    Helpwire__V1__Ticket t = ticket();
+    queue_alert(f, &t, "down");
+    hw_notifier *n = NULL;
+    assert_int_equal(hw_notifier_create(&n, &f->app), HW_OK);
+    assert_int_equal(hook_wait(&f->h, 1, 10000), 1);
+    Helpwire__V1__TicketEvent **evs = NULL;
+    assert_int_equal(wait_history(f, "t-1042", 1, &evs), 1);
+    int64_t t0 = mono_ms();
+    hw_notifier_destroy(n);
+    assert_true(mono_ms() - t0 < 1000);
+    assert_int_equal(pending_alerts(f), 1); /* kept for the next start */
+}
+
+static void queue_refuses_ticket_without_id(void **state)
+{
+    fx *f = *state;
+    Helpwire__V1__Ticket t = ticket();
+    t.id = "";
+    queue_ctx c = {.t = &t, .reason = "x", .actor = "agent:a"};
+    assert_int_equal(hw_store_write(f->s, queue_fn, &c), HW_EINVALID);
+    assert_int_equal(pending_alerts(f), 0);
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(failed_alert_is_retried_after_backoff_then_delivered_and_removed),
+        T(wake_delivers_alert_queued_while_running),
+        T(without_webhook_alerts_stay_queued),
+        T(destroy_does_not_wait_for_backoff_of_failing_webhook),
+        T(queue_refuses_ticket_without_id),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

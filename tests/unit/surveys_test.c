@@ -1,0 +1,258 @@
+/*
+ * surveys_test: hw_surveys_create_in inside a real store write: the token
+ * in the link is unguessable URL-safe base64 and only its SHA-256 finds the
+ * survey; the survey copies the ticket's channel, queue, agent and number
+ * and expires after the configured time; the invitation is queued on the
+ * ticket's channel with the link; SURVEY_SENT is on the ticket's history;
+ * and a failing create leaves nothing behind. The RPCs (SubmitSurvey,
+ * GetSurvey, GetSurveyStats) are covered by the integration test.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <openssl/evp.h>
+
+#include "server/store/records.h"
+#include "server/surveys.h"
+#include "tests/unit/store_test_util.h"
+
+#define BASE "https://chat.example.com/survey/"
+
+typedef struct fx {
+    char dir[PATH_MAX];
+    hw_store *s;
+    hw_store_reader *r;
+    hw_arena *a;
+    hw_app app;
+} fx;
+
+static int setup(void **state)
+{
+    fx *f = calloc(1, sizeof(*f));
+    hw_test_dir(f->dir, sizeof(f->dir), "surveys");
+    f->s = hw_test_open(f->dir, 0, 0);
+    if (!f->s || hw_store_reader_create(f->s, &f->r) != HW_OK)
+        return -1;
+    f->a = hw_arena_create(0);
+    f->app.store = f->s;
+    f->app.settings.survey_base_url = BASE;
+    f->app.settings.survey_ttl_ms = 7LL * 24 * 3600 * 1000;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    hw_store_txn *t;
+    char err[256];
+    int rc = hw_store_read_begin(f->r, &t);
+    if (rc == HW_OK) {
+        rc = hw_store_check(t, err, sizeof(err));
+        hw_store_read_end(f->r);
+        if (rc != HW_OK)
+            fprintf(stderr, "hw_store_check: %s: %s\n", hw_errname(rc), err);
+    }
+    hw_store_reader_destroy(f->r);
+    hw_store_close(f->s);
+    hw_arena_destroy(f->a);
+    free(f);
+    return rc == HW_OK ? 0 : -1;
+}
+
+static Helpwire__V1__Ticket ticket(void)
+{
+    Helpwire__V1__Ticket t = HELPWIRE__V1__TICKET__INIT;
+    t.id = "t-1042";
+    t.number = 1042;
+    t.customer_id = "c-7";
+    t.channel = HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM;
+    t.subject = "Cannot log in";
+    t.status = HELPWIRE__V1__TICKET_STATUS__TICKET_STATUS_CLOSED;
+    t.queue = "technical";
+    t.assignee_agent_id = "ag-anna";
+    return t;
+}
+
+typedef struct {
+    fx *f;
+    const Helpwire__V1__Ticket *t;
+    const char *user;
+    int fail_after;
+    char *id, *url;
+    uint64_t seq;
+} create_ctx;
+
+static int create_fn(hw_store_txn *w, void *arg)
+{
+    create_ctx *c = arg;
+    int rc = hw_surveys_create_in(w, &c->f->app, c->t, c->user, c->f->a, &c->id, &c->url, &c->seq);
+    return rc != HW_OK ? rc : c->fail_after;
+}
+
+static const char *token_of(const char *url)
+{
+    assert_true(strncmp(url, BASE, strlen(BASE)) == 0);
+    return url + strlen(BASE);
+}
+
+static void sha256(const char *s, unsigned char out[32])
+{
+    unsigned int len = 0;
+    assert_int_equal(EVP_Digest(s, strlen(s), out, &len, EVP_sha256(), NULL), 1);
+    assert_int_equal(len, 32);
+}
+
+static hw_store_txn *rd(fx *f)
+{
+    hw_store_txn *t;
+    assert_int_equal(hw_store_read_begin(f->r, &t), HW_OK);
+    return t;
+}
+
+static void create_stores_survey_found_only_by_token_hash(void **state)
+{
+    fx *f = *state;
+    Helpwire__V1__Ticket t = ticket();
+    create_ctx c = {.f = f, .t = &t, .user = "tg-555"};
+    assert_int_equal(hw_store_write(f->s, create_fn, &c), HW_OK);
+    assert_non_null(c.id);
+    assert_true(strncmp(c.id, "sv-", 3) == 0);
+
+    const char *token = token_of(c.url);
+    assert_int_equal(strlen(token), 32); /* 24 random bytes, no padding */
+    for (const char *p = token; *p; p++)
+        assert_non_null(strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", *p));
+
+    unsigned char hash[32];
+    sha256(token, hash);
+    hw_store_txn *tx = rd(f);
+    Helpwire__V1__Survey *sv = NULL;
+    assert_int_equal(hw_store_survey_get_by_token(tx, hash, sizeof hash, f->a, &sv), HW_OK);
+    assert_string_equal(sv->id, c.id);
+    assert_string_equal(sv->ticket_id, "t-1042");
+    assert_string_equal(sv->customer_id, "c-7");
+    assert_int_equal(sv->channel, HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM);
+    assert_string_equal(sv->queue, "technical");
+    assert_string_equal(sv->agent_id, "ag-anna");
+    assert_int_equal(sv->ticket_number, 1042);
+    assert_int_equal(sv->rating, 0);
+    assert_true(sv->sent_unix_ms > 1600000000000LL);
+    assert_int_equal(sv->expires_unix_ms - sv->sent_unix_ms, f->app.settings.survey_ttl_ms);
+
+    /* The token itself is not a key: hashing something else finds nothing,
+     * and the raw token bytes are not the stored hash. */
+    unsigned char other[32];
+    sha256("not-the-token-at-all-xxxxxxxxxxxx", other);
+    assert_int_equal(hw_store_survey_get_by_token(tx, other, sizeof other, f->a, &sv), HW_ENOTFOUND);
+    assert_int_equal(hw_store_survey_get_by_token(tx, token, 32, f->a, &sv), HW_ENOTFOUND);
+    hw_store_read_end(f->r);
+}
+
+static void create_queues_invitation_and_records_event(void **state)
+{
+    fx *f = *state;
+    Helpwire__V1__Ticket t = ticket();
+    create_ctx c = {.f = f, .t = &t, .user = "tg-555"};
+    assert_int_equal(hw_store_write(f->s, create_fn, &c), HW_OK);
+    assert_int_equal(c.seq, 1);
+
+    hw_store_txn *tx = rd(f);
+    Helpwire__V1__OutboundMessage *m = NULL;
+    assert_int_equal(hw_store_outbox_get(tx, HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM, c.seq, f->a, &m),
+                     HW_OK);
+    assert_int_equal(m->kind, HELPWIRE__V1__OUTBOUND_KIND__OUTBOUND_KIND_SURVEY_INVITATION);
+    assert_string_equal(m->channel_user_id, "tg-555");
+    assert_string_equal(m->ticket_id, "t-1042");
+    assert_string_equal(m->customer_id, "c-7");
+    assert_string_equal(m->survey_url, c.url);
+    assert_non_null(strstr(m->text, "#1042"));
+    assert_non_null(strstr(m->text, c.url));
+    assert_non_null(strstr(m->text, "1-5"));
+
+    hw_store_cursor cur = {0};
+    Helpwire__V1__TicketEvent **evs = NULL;
+    size_t n = 0;
+    assert_int_equal(hw_store_ticket_event_list(tx, "t-1042", &cur, 10, f->a, &evs, &n), HW_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(evs[0]->kind, HELPWIRE__V1__TICKET_EVENT_KIND__TICKET_EVENT_KIND_SURVEY_SENT);
+    assert_string_equal(evs[0]->actor, "system");
+    assert_non_null(strstr(evs[0]->detail, c.id));
+    hw_store_read_end(f->r);
+}
+
+static void two_surveys_get_different_tokens(void **state)
+{
+    fx *f = *state;
+    Helpwire__V1__Ticket t = ticket();
+    create_ctx a = {.f = f, .t = &t, .user = "tg-555"}, b = a;
+    assert_int_equal(hw_store_write(f->s, create_fn, &a), HW_OK);
+    assert_int_equal(hw_store_write(f->s, create_fn, &b), HW_OK);
+    assert_string_not_equal(a.id, b.id);
+    assert_string_not_equal(a.url, b.url);
+    assert_int_equal(b.seq, a.seq + 1);
+}
+
+static void zero_ttl_means_no_expiry(void **state)
+{
+    fx *f = *state;
+    f->app.settings.survey_ttl_ms = 0;
+    Helpwire__V1__Ticket t = ticket();
+    create_ctx c = {.f = f, .t = &t, .user = "tg-555"};
+    assert_int_equal(hw_store_write(f->s, create_fn, &c), HW_OK);
+    hw_store_txn *tx = rd(f);
+    Helpwire__V1__Survey *sv = NULL;
+    assert_int_equal(hw_store_survey_get(tx, c.id, f->a, &sv), HW_OK);
+    assert_int_equal(sv->expires_unix_ms, 0);
+    hw_store_read_end(f->r);
+}
+
+static void failed_close_leaves_no_survey_invitation_or_event(void **state)
+{
+    fx *f = *state;
+    Helpwire__V1__Ticket t = ticket();
+    create_ctx c = {.f = f, .t = &t, .user = "tg-555", .fail_after = HW_ECONFLICT};
+    assert_int_equal(hw_store_write(f->s, create_fn, &c), HW_ECONFLICT);
+    hw_store_txn *tx = rd(f);
+    hw_store_counts counts;
+    assert_int_equal(hw_store_counts_get(tx, &counts), HW_OK);
+    assert_int_equal(counts.surveys, 0);
+    assert_int_equal(counts.outbox_backlog, 0);
+    hw_store_cursor cur = {0};
+    Helpwire__V1__TicketEvent **evs = NULL;
+    size_t n = 1;
+    assert_int_equal(hw_store_ticket_event_list(tx, "t-1042", &cur, 10, f->a, &evs, &n), HW_OK);
+    assert_int_equal(n, 0);
+    hw_store_read_end(f->r);
+}
+
+static void create_refuses_ticket_without_channel_or_user(void **state)
+{
+    fx *f = *state;
+    Helpwire__V1__Ticket t = ticket();
+    create_ctx c = {.f = f, .t = &t, .user = ""};
+    assert_int_equal(hw_store_write(f->s, create_fn, &c), HW_EINVALID);
+    t.channel = HELPWIRE__V1__CHANNEL__CHANNEL_UNSPECIFIED;
+    c.user = "tg-555";
+    assert_int_equal(hw_store_write(f->s, create_fn, &c), HW_EINVALID);
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(create_stores_survey_found_only_by_token_hash),
+        T(create_queues_invitation_and_records_event),
+        T(two_surveys_get_different_tokens),
+        T(zero_ttl_means_no_expiry),
+        T(failed_close_leaves_no_survey_invitation_or_event),
+        T(create_refuses_ticket_without_channel_or_user),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
