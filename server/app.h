@@ -51,6 +51,7 @@ typedef struct hw_app {
     hw_worker_ctx *workers; /* [threads] */
     int n_workers;
     hw_settings settings;
+    int64_t started_unix_ms;
 } hw_app;
 
 #endif

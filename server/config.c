@@ -71,6 +71,9 @@ static const opt_def options[] = {
      "A survey can be answered for this long after it is sent. Default 168 (7 days)."},
     {"webhook-url", OPT_STRING, OFF(webhook_url), 0, 0, "URL",
      "Supervisor webhook: escalations are POSTed here as JSON. Default: none (alerts stay queued)."},
+    {"bootstrap-token-file", OPT_STRING, OFF(bootstrap_token_file), 0, 0, "FILE",
+     "When the store has no API token yet, create an admin token and write it to FILE (mode 0600; "
+     "an existing FILE is left alone). Every RPC but health needs a token."},
     {"log-level", OPT_STRING, OFF(log_level), 0, 0, "LEVEL", "debug, info, warn or error. Default info."},
     {"access-log", OPT_BOOL, OFF(access_log), 0, 0, NULL, "Log one line per RPC: method, status, microseconds."},
 };

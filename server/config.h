@@ -41,6 +41,7 @@ typedef struct hw_config {
     const char *survey_base_url;   /* --survey-base-url */
     int64_t survey_ttl_hours;      /* --survey-ttl-hours */
     const char *webhook_url;       /* --webhook-url */
+    const char *bootstrap_token_file; /* --bootstrap-token-file */
     const char *log_level;         /* --log-level */
     bool access_log;               /* --access-log */
     /* Strings parsed from a config file live here (owned by the config). */

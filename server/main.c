@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "server/app.h"
+#include "server/auth.h"
 #include "server/demo.h"
 #include "server/knowledge.h"
 #include "server/search/tokenize.h"
@@ -201,6 +202,11 @@ int main(int argc, char **argv)
     }
     app.log = log;
     app.health = health;
+    {
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        app.started_unix_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    }
 
     char *end = NULL;
     app.settings.answer_threshold = strtod(cfg.answer_threshold, &end);
@@ -226,6 +232,20 @@ int main(int argc, char **argv)
             goto out;
         }
         hw_log_event(log, HW_LOG_INFO, "demo", "seeded=%s", seeded ? "true" : "false (store not empty)");
+        /* Tokens are shown once: only when this start seeded the store. */
+        if (seeded && hw_auth_demo_tokens(store, "alice", stdout) != HW_OK) {
+            fprintf(stderr, "helpwired: creating the demo tokens failed\n");
+            goto out;
+        }
+    }
+    if (cfg.bootstrap_token_file) {
+        bool created = false;
+        if (hw_auth_bootstrap(store, cfg.bootstrap_token_file, &created, err, sizeof err) != HW_OK) {
+            fprintf(stderr, "helpwired: %s\n", err);
+            goto out;
+        }
+        if (created)
+            hw_log_event(log, HW_LOG_INFO, "bootstrap_token", "file=%s role=admin", cfg.bootstrap_token_file);
     }
     int mrc = hw_outbox_create(&outbox, &app);
     if (mrc == HW_OK) {
@@ -303,6 +323,7 @@ int main(int argc, char **argv)
         .app = &app,
         .log = log,
         .worker_start = worker_start,
+        .authorize = hw_auth_authorize,
         .worker_stop = worker_stop,
     };
     if (hw_net_create(&net, &no, err, sizeof err) != 0) {
@@ -336,8 +357,14 @@ int main(int argc, char **argv)
                      tls ? "true" : "false", threads, cfg.data_dir);
         printf("helpwired listening on %s%s\n", addr, tls ? " (tls)" : "");
     }
-    printf("try: /usr/bin/python3 tests/integration/hwcall.py %s grpc.health.v1.Health/Check '{}'\n",
-           hw_net_bound_address(net, 0));
+    if (cfg.demo)
+        printf("try: HELPWIRE_TOKEN=<the bridge token above> /usr/bin/python3 tests/integration/hwcall.py %s "
+               "helpwire.v1.Router/Route '{\"channel\":\"CHANNEL_TELEGRAM\",\"channelUserId\":\"42\","
+               "\"displayName\":\"Wang\",\"text\":\"如何重置密码\",\"messageId\":\"1\"}'\n",
+               hw_net_bound_address(net, 0));
+    else
+        printf("try: /usr/bin/python3 tests/integration/hwcall.py %s grpc.health.v1.Health/Check '{}'\n",
+               hw_net_bound_address(net, 0));
     fflush(stdout);
 
     int sig = 0;

@@ -12,6 +12,8 @@
 #include "helpwire/v1/customers.pb-c.h"
 #include "helpwire/v1/router.pb-c.h"
 #include "helpwire/v1/tickets.pb-c.h"
+#include "helpwire/v1/admin.pb-c.h"
+#include "server/auth.h"
 #include "server/knowledge.h"
 #include "server/people.h"
 #include "server/router.h"
@@ -107,6 +109,17 @@ static const hw_method table[] = {
         helpwire__v1__get_ticket_history_reply, hw_tickets_history, AGENT, false),
     RPC("/helpwire.v1.Tickets/WatchTickets", helpwire__v1__watch_tickets_request, helpwire__v1__ticket_event,
         hw_tickets_watch, AGENT, true),
+
+    RPC("/helpwire.v1.Admin/CreateToken", helpwire__v1__create_token_request, helpwire__v1__create_token_reply,
+        hw_auth_create_token, ADMIN, false),
+    RPC("/helpwire.v1.Admin/RevokeToken", helpwire__v1__revoke_token_request, helpwire__v1__revoke_token_reply,
+        hw_auth_revoke_token, ADMIN, false),
+    RPC("/helpwire.v1.Admin/ListTokens", helpwire__v1__list_tokens_request, helpwire__v1__list_tokens_reply,
+        hw_auth_list_tokens, ADMIN, false),
+    RPC("/helpwire.v1.Admin/Backup", helpwire__v1__backup_request, helpwire__v1__backup_reply, hw_admin_backup,
+        ADMIN, false),
+    RPC("/helpwire.v1.Admin/GetStats", helpwire__v1__get_stats_request, helpwire__v1__server_stats, hw_admin_stats,
+        ADMIN, false),
 };
 
 const hw_method *hw_methods(size_t *n)

@@ -636,6 +636,8 @@ static void serve_registered(hw_call *c)
         hw_call_fail(c, GRPC_STATUS_DEADLINE_EXCEEDED, "deadline expired before the call was handled");
         return;
     }
+    if (!(m->allow & HW_ALLOW_PUBLIC) && net->o.authorize && !net->o.authorize(net->o.app, c, m))
+        return;
     if (!c->payload) {
         hw_call_fail(c, GRPC_STATUS_INVALID_ARGUMENT, "no request message");
         return;

@@ -84,6 +84,10 @@ typedef struct hw_net_options {
      * the worker's index (per-thread state such as store readers). May be
      * NULL. */
     void (*worker_start)(void *app, int worker);
+    /* Called for every call to a non-public method before its request is
+     * decoded; returns false after failing the call (UNAUTHENTICATED,
+     * PERMISSION_DENIED). NULL lets every call through. */
+    bool (*authorize)(void *app, hw_call *call, const hw_method *method);
     void (*worker_stop)(void *app, int worker);
 } hw_net_options;
 

@@ -136,7 +136,11 @@ class Server:
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="hw-data-", dir=os.environ.get("TEST_TMPDIR"))
         self.log_path = os.path.join(self.data_dir + ".log")
         self.log = open(self.log_path, "wb")
-        args = [helpwired_binary(), "--listen", "127.0.0.1:0", "--data", self.data_dir] + list(extra)
+        # An admin token for the tests, kept beside the data directory so a
+        # restart on the same data finds it again.
+        self.token_file = self.data_dir.rstrip("/") + ".admin-token"
+        args = [helpwired_binary(), "--listen", "127.0.0.1:0", "--data", self.data_dir,
+                "--bootstrap-token-file", self.token_file] + list(extra)
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log)
         self.address = None  # the first plaintext address
         self.addresses = []  # every address, in order
@@ -164,6 +168,9 @@ class Server:
                 self.tokens[role] = secret
             elif line.startswith("try:"):
                 break
+        if "admin" not in self.tokens and os.path.exists(self.token_file):
+            with open(self.token_file) as f:
+                self.tokens["admin"] = f.read().strip()
         if not self.addresses:
             self.proc.kill()
             self.proc.wait()
@@ -176,9 +183,13 @@ class Server:
             return f.read().decode(errors="replace")
 
     def client(self, token=None, api=None, role=None):
-        """A plaintext client; role picks one of the --demo tokens."""
+        """A plaintext client. role picks one of the --demo tokens; with
+        neither token nor role the admin token is used; token="" sends
+        none."""
         if role is not None:
             token = self.tokens.get(role)
+        elif token is None:
+            token = self.tokens.get("admin")
         return Client(self.address, api=api, token=token)
 
     def signal(self, sig=signal.SIGTERM):

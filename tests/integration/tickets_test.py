@@ -232,7 +232,7 @@ class Durability(unittest.TestCase):
         self.assertGreater(len(acked), 20)
         again = hwclient.Server(data_dir=data)
         try:
-            c = again.client(api=API, role="admin")
+            c = again.client(api=API, token=server.tokens["admin"])
             for tid in acked:
                 c.call("helpwire.v1.Tickets/GetTicket", ticketId=tid)
             c.close()
