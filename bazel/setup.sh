@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages helpwire needs (only the missing ones; quiet
 # when nothing is missing), then builds everything with Bazel, offline.
-# Usage: bash bazel/setup.sh [--no-build]
+# With --run it then starts helpwired on 127.0.0.1:50051 (or the next free
+# port) with its store in ./data, seeded with the demo help center; it
+# prints where it listens, the demo tokens (first start only) and an
+# example call, and runs until Ctrl-C.
+# Usage: bash bazel/setup.sh [--no-build | --run]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,4 +44,10 @@ if [ "${1:-}" != "--no-build" ]; then
   fi
   rm -f "$log"
   echo "setup: built //... (binaries under bazel-bin/)"
+fi
+
+if [ "${1:-}" = "--run" ]; then
+  port=50051
+  while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
+  exec bazel-bin/server/helpwired --listen "127.0.0.1:$port" --data ./data --demo
 fi

@@ -232,10 +232,24 @@ int main(int argc, char **argv)
             goto out;
         }
         hw_log_event(log, HW_LOG_INFO, "demo", "seeded=%s", seeded ? "true" : "false (store not empty)");
-        /* Tokens are shown once: only when this start seeded the store. */
-        if (seeded && hw_auth_demo_tokens(store, "alice", stdout) != HW_OK) {
-            fprintf(stderr, "helpwired: creating the demo tokens failed\n");
-            goto out;
+        /* Tokens are created when this start seeded the store, printed, and
+         * kept (mode 0600) in the data directory for later starts. */
+        char tokens_path[4200];
+        snprintf(tokens_path, sizeof tokens_path, "%s/demo-tokens.txt", cfg.data_dir);
+        if (seeded) {
+            int fd = open(tokens_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+            FILE *tf = fd >= 0 ? fdopen(fd, "w") : NULL;
+            if (!tf || hw_auth_demo_tokens(store, "alice", tf) != HW_OK || fclose(tf) != 0) {
+                fprintf(stderr, "helpwired: creating the demo tokens in %s failed\n", tokens_path);
+                goto out;
+            }
+        }
+        FILE *tf = fopen(tokens_path, "r");
+        if (tf) {
+            char line[256];
+            while (fgets(line, sizeof line, tf))
+                fputs(line, stdout);
+            fclose(tf);
         }
     }
     if (cfg.bootstrap_token_file) {

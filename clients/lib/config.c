@@ -205,8 +205,8 @@ int br_read_secret_file(const char *path, char **out, char *err, size_t errlen)
     size_t len = 0;
     if (br_read_file(path, 4096, &buf, &len, err, errlen) != 0)
         return -1;
-    while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r' || buf[len - 1] == ' ' ||
-                       buf[len - 1] == '\t'))
+    while (len > 0 &&
+           (buf[len - 1] == '\n' || buf[len - 1] == '\r' || buf[len - 1] == ' ' || buf[len - 1] == '\t'))
         buf[--len] = '\0';
     if (len == 0) {
         snprintf(err, errlen, "%s is empty", path);

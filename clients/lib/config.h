@@ -20,8 +20,8 @@
 typedef enum { BR_OPT_STRING, BR_OPT_INT, BR_OPT_BOOL } br_opt_type;
 
 typedef struct br_option {
-    const char *flag;    /* name without "--"; NULL for an environment-only setting */
-    const char *env;     /* environment variable, or NULL */
+    const char *flag; /* name without "--"; NULL for an environment-only setting */
+    const char *env;  /* environment variable, or NULL */
     br_opt_type type;
     void *dst;           /* const char ** (STRING), int * (INT), bool * (BOOL) */
     int min, max;        /* bounds of an INT */
@@ -48,26 +48,80 @@ typedef struct br_common {
 
 /* The shared table entries; expand inside a bridge's br_option array. */
 #define BR_COMMON_OPTIONS(c)                                                                                 \
-    {"helpwire", "HELPWIRE_ADDR", BR_OPT_STRING, &(c)->helpwire, 0, 0, "ADDR",                              \
-     "helpwired's gRPC address, host:port. Default 127.0.0.1:50051."},                                      \
-        {NULL, "HELPWIRE_TOKEN", BR_OPT_STRING, &(c)->token_env, 0, 0, "TOKEN",                             \
+    {"helpwire",                                                                                             \
+     "HELPWIRE_ADDR",                                                                                        \
+     BR_OPT_STRING,                                                                                          \
+     &(c)->helpwire,                                                                                         \
+     0,                                                                                                      \
+     0,                                                                                                      \
+     "ADDR",                                                                                                 \
+     "helpwired's gRPC address, host:port. Default 127.0.0.1:50051."},                                       \
+        {NULL,                                                                                               \
+         "HELPWIRE_TOKEN",                                                                                   \
+         BR_OPT_STRING,                                                                                      \
+         &(c)->token_env,                                                                                    \
+         0,                                                                                                  \
+         0,                                                                                                  \
+         "TOKEN",                                                                                            \
          "Bearer token (role bridge) sent as `authorization: Bearer <token>` on every call."},               \
-        {"token-file", "HELPWIRE_TOKEN_FILE", BR_OPT_STRING, &(c)->token_file, 0, 0, "FILE",                \
-         "Read the bearer token from FILE instead of HELPWIRE_TOKEN."},                                     \
-        {"tls-ca", "HELPWIRE_TLS_CA", BR_OPT_STRING, &(c)->tls_ca, 0, 0, "FILE",                            \
-         "Talk TLS to helpwired, trusting the PEM roots in FILE. Default plaintext."},                      \
-        {"tls-server-name", NULL, BR_OPT_STRING, &(c)->tls_server_name, 0, 0, "NAME",                       \
-         "Expect this name in helpwired's certificate instead of the host of --helpwire."},                 \
-        {"rpc-timeout-ms", NULL, BR_OPT_INT, &(c)->rpc_timeout_ms, 100, 600000, "MS",                       \
-         "Deadline of each unary call to helpwired. Default 10000."},                                       \
-        {"backoff-initial-ms", NULL, BR_OPT_INT, &(c)->backoff_initial_ms, 10, 600000, "MS",                \
-         "First retry delay after a failure (doubling, with jitter). Default 250."},                        \
-        {"backoff-max-ms", NULL, BR_OPT_INT, &(c)->backoff_max_ms, 10, 3600000, "MS",                       \
+        {"token-file",                                                                                       \
+         "HELPWIRE_TOKEN_FILE",                                                                              \
+         BR_OPT_STRING,                                                                                      \
+         &(c)->token_file,                                                                                   \
+         0,                                                                                                  \
+         0,                                                                                                  \
+         "FILE",                                                                                             \
+         "Read the bearer token from FILE instead of HELPWIRE_TOKEN."},                                      \
+        {"tls-ca",                                                                                           \
+         "HELPWIRE_TLS_CA",                                                                                  \
+         BR_OPT_STRING,                                                                                      \
+         &(c)->tls_ca,                                                                                       \
+         0,                                                                                                  \
+         0,                                                                                                  \
+         "FILE",                                                                                             \
+         "Talk TLS to helpwired, trusting the PEM roots in FILE. Default plaintext."},                       \
+        {"tls-server-name",                                                                                  \
+         NULL,                                                                                               \
+         BR_OPT_STRING,                                                                                      \
+         &(c)->tls_server_name,                                                                              \
+         0,                                                                                                  \
+         0,                                                                                                  \
+         "NAME",                                                                                             \
+         "Expect this name in helpwired's certificate instead of the host of --helpwire."},                  \
+        {"rpc-timeout-ms",                                                                                   \
+         NULL,                                                                                               \
+         BR_OPT_INT,                                                                                         \
+         &(c)->rpc_timeout_ms,                                                                               \
+         100,                                                                                                \
+         600000,                                                                                             \
+         "MS",                                                                                               \
+         "Deadline of each unary call to helpwired. Default 10000."},                                        \
+        {"backoff-initial-ms",                                                                               \
+         NULL,                                                                                               \
+         BR_OPT_INT,                                                                                         \
+         &(c)->backoff_initial_ms,                                                                           \
+         10,                                                                                                 \
+         600000,                                                                                             \
+         "MS",                                                                                               \
+         "First retry delay after a failure (doubling, with jitter). Default 250."},                         \
+        {"backoff-max-ms",                                                                                   \
+         NULL,                                                                                               \
+         BR_OPT_INT,                                                                                         \
+         &(c)->backoff_max_ms,                                                                               \
+         10,                                                                                                 \
+         3600000,                                                                                            \
+         "MS",                                                                                               \
          "Longest retry delay. Default 30000."},                                                             \
-        {"redeliver-after-ms", NULL, BR_OPT_INT, &(c)->redeliver_after_ms, 1000, 3600000, "MS",             \
-         "Ask helpwired to resend an outbox message not acknowledged within this time. Default 30000."},    \
+        {"redeliver-after-ms",                                                                               \
+         NULL,                                                                                               \
+         BR_OPT_INT,                                                                                         \
+         &(c)->redeliver_after_ms,                                                                           \
+         1000,                                                                                               \
+         3600000,                                                                                            \
+         "MS",                                                                                               \
+         "Ask helpwired to resend an outbox message not acknowledged within this time. Default 30000."},     \
     {                                                                                                        \
-        "log-level", "BRIDGE_LOG_LEVEL", BR_OPT_STRING, &(c)->log_level, 0, 0, "LEVEL",                     \
+        "log-level", "BRIDGE_LOG_LEVEL", BR_OPT_STRING, &(c)->log_level, 0, 0, "LEVEL",                      \
             "debug, info, warn or error. Default info."                                                      \
     }
 

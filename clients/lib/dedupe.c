@@ -13,7 +13,7 @@
 #define KEY_MAX 255
 
 typedef struct entry {
-    struct entry *chain;      /* next in bucket */
+    struct entry *chain;         /* next in bucket */
     struct entry *newer, *older; /* recency list */
     uint64_t hash;
     char key[];

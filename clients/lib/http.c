@@ -81,7 +81,7 @@ int br_http_do(const br_http_request *req, br_http_response *resp)
 {
     memset(resp, 0, sizeof *resp);
     resp->retry_after_s = -1;
-    if (req->stop && br_stop_requested(req->stop))
+    if (req->abort_on_stop && req->stop && br_stop_requested(req->stop))
         return BR_HTTP_ESTOPPED;
     int rc = BR_HTTP_ETRANSPORT;
     struct curl_slist *headers = NULL;
@@ -105,7 +105,7 @@ int br_http_do(const br_http_request *req, br_http_response *resp)
     curl_easy_setopt(c, CURLOPT_HEADERDATA, resp);
     curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, progress_cb);
-    curl_easy_setopt(c, CURLOPT_XFERINFODATA, req->stop);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, req->abort_on_stop ? req->stop : NULL);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     headers = curl_slist_append(headers, "Accept: application/json");
     headers = curl_slist_append(headers, "Expect:");
@@ -119,7 +119,8 @@ int br_http_do(const br_http_request *req, br_http_response *resp)
     }
     if (req->body) {
         char ct[128];
-        snprintf(ct, sizeof ct, "Content-Type: %s", req->content_type ? req->content_type : "application/json");
+        snprintf(ct, sizeof ct, "Content-Type: %s",
+                 req->content_type ? req->content_type : "application/json");
         headers = curl_slist_append(headers, ct);
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, req->body);
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
@@ -184,8 +185,8 @@ int br_http_do_retry(const br_http_request *req, br_http_response *resp, int max
         if (delay_ms < 0)
             delay_ms = br_backoff_next_ms(b);
         char q[300];
-        br_log_event(log, BR_LOG_WARN, "http_retry", "what=%s attempt=%d status=%ld error=%s delay_ms=%d", what,
-                     attempt, rc == BR_HTTP_OK ? resp->status : 0L,
+        br_log_event(log, BR_LOG_WARN, "http_retry", "what=%s attempt=%d status=%ld error=%s delay_ms=%d",
+                     what, attempt, rc == BR_HTTP_OK ? resp->status : 0L,
                      br_log_quote(rc == BR_HTTP_OK ? "" : resp->error, q, sizeof q), delay_ms);
         br_http_response_free(resp);
         if (req->stop ? br_stop_sleep_ms(req->stop, delay_ms) : (usleep((useconds_t)delay_ms * 1000), false))

@@ -13,6 +13,7 @@
 #ifndef BR_HTTP_H
 #define BR_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "clients/lib/backoff.h"
@@ -26,18 +27,20 @@ typedef struct br_http_request {
     const char *content_type; /* for a body, e.g. "application/json" */
     const char *body;         /* request body or NULL */
     size_t body_len;
-    int timeout_ms;         /* whole transfer; 0 means 30000 */
-    int connect_timeout_ms; /* 0 means 5000 */
+    int timeout_ms;            /* whole transfer; 0 means 30000 */
+    int connect_timeout_ms;    /* 0 means 5000 */
     size_t max_response_bytes; /* 0 means 1 MiB; more is an error */
-    br_stop *stop;          /* abort when a stop is requested; may be NULL */
+    br_stop *stop;             /* ends retry sleeps when a stop is requested; may be NULL */
+    bool abort_on_stop;        /* also abort a transfer in progress (long polls); leave
+                                * false for sends, whose outcome must be known */
 } br_http_request;
 
 typedef struct br_http_response {
-    long status;          /* HTTP status, 0 when none arrived */
-    char *body;           /* NUL-terminated, malloc'd (may be NULL) */
+    long status; /* HTTP status, 0 when none arrived */
+    char *body;  /* NUL-terminated, malloc'd (may be NULL) */
     size_t body_len;
-    int retry_after_s;    /* Retry-After header in seconds, -1 if absent */
-    char error[256];      /* transport error text (no URL) */
+    int retry_after_s; /* Retry-After header in seconds, -1 if absent */
+    char error[256];   /* transport error text (no URL) */
 } br_http_response;
 
 /* Outcomes of br_http_do and br_http_do_retry. */

@@ -26,7 +26,8 @@ typedef struct req_state {
     int too_large;
 } req_state;
 
-static void completed_cb(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode t)
+static void completed_cb(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode t)
 {
     req_state *s = *con_cls;
     if (s) {
@@ -105,7 +106,8 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
     h->o.handler(h->o.handler_arg, &r);
     if (!r.responded) {
         static const char msg[] = "{\"error\":\"internal error\"}";
-        if (br_httpd_respond(&r, MHD_HTTP_INTERNAL_SERVER_ERROR, "application/json", msg, sizeof msg - 1) != 0)
+        if (br_httpd_respond(&r, MHD_HTTP_INTERNAL_SERVER_ERROR, "application/json", msg, sizeof msg - 1) !=
+            0)
             return MHD_NO;
     }
     return MHD_YES;
@@ -160,12 +162,14 @@ int br_httpd_start(br_httpd **out, const br_httpd_options *o, char *err, size_t 
         h->o.max_body_bytes = 1 << 20;
     if (!h->o.idle_timeout_s)
         h->o.idle_timeout_s = 60;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL | MHD_USE_ITC;
+    unsigned flags =
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL | MHD_USE_ITC;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    h->daemon = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-                                 MHD_OPTION_NOTIFY_COMPLETED, completed_cb, NULL, MHD_OPTION_CONNECTION_TIMEOUT,
-                                 h->o.idle_timeout_s, MHD_OPTION_CONNECTION_LIMIT, 1000u, MHD_OPTION_END);
+    h->daemon =
+        MHD_start_daemon(flags, 0, NULL, NULL, access_cb, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+                         MHD_OPTION_NOTIFY_COMPLETED, completed_cb, NULL, MHD_OPTION_CONNECTION_TIMEOUT,
+                         h->o.idle_timeout_s, MHD_OPTION_CONNECTION_LIMIT, 1000u, MHD_OPTION_END);
     if (!h->daemon) {
         snprintf(err, errlen, "cannot listen on %.200s (address in use or not permitted)", o->listen);
         free(h);

@@ -95,8 +95,8 @@ static void ack(br_outbox *ob, uint64_t seq)
     req.seqs = &seq;
     ProtobufCMessage *reply = NULL;
     br_status st;
-    if (br_rpc_unary(ob->o.rpc, "/helpwire.v1.Outbox/Ack", &req.base, &helpwire__v1__ack_reply__descriptor, &reply,
-                     ob->o.rpc_timeout_ms, &st) == 0) {
+    if (br_rpc_unary(ob->o.rpc, "/helpwire.v1.Outbox/Ack", &req.base, &helpwire__v1__ack_reply__descriptor,
+                     &reply, ob->o.rpc_timeout_ms, &st) == 0) {
         atomic_fetch_add(&ob->acked, 1);
         br_log_event(ob->o.log, BR_LOG_DEBUG, "outbox_acked", "seq=%llu", (unsigned long long)seq);
     } else {
@@ -242,9 +242,11 @@ static bool run_stream(br_outbox *ob)
     if (!stopping(ob)) {
         char q[300];
         char m[256];
-        snprintf(m, sizeof m, "%.*s", (int)GRPC_SLICE_LENGTH(details), (const char *)GRPC_SLICE_START_PTR(details));
-        br_log_event(ob->o.log, status == GRPC_STATUS_UNIMPLEMENTED ? BR_LOG_WARN : BR_LOG_INFO, "outbox_stream_ended",
-                     "code=%s message=%s", br_status_name(status), br_log_quote(m, q, sizeof q));
+        snprintf(m, sizeof m, "%.*s", (int)GRPC_SLICE_LENGTH(details),
+                 (const char *)GRPC_SLICE_START_PTR(details));
+        br_log_event(ob->o.log, status == GRPC_STATUS_UNIMPLEMENTED ? BR_LOG_WARN : BR_LOG_INFO,
+                     "outbox_stream_ended", "code=%s message=%s", br_status_name(status),
+                     br_log_quote(m, q, sizeof q));
     }
     if (now_ms() - started >= HEALTHY_STREAM_MS)
         healthy = true;
@@ -274,7 +276,8 @@ out:
     if (has_auth)
         grpc_slice_unref(auth.value);
     grpc_completion_queue_shutdown(cq);
-    while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type != GRPC_QUEUE_SHUTDOWN)
+    while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+           GRPC_QUEUE_SHUTDOWN)
         ;
     grpc_completion_queue_destroy(cq);
     return healthy;

@@ -26,14 +26,16 @@ struct br_rpc {
 };
 
 static const char *const status_names[] = {
-    "OK",        "CANCELLED",           "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
-    "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED",
-    "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED",
+    "OK",        "CANCELLED",       "UNKNOWN",           "INVALID_ARGUMENT",   "DEADLINE_EXCEEDED",
+    "NOT_FOUND", "ALREADY_EXISTS",  "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+    "ABORTED",   "OUT_OF_RANGE",    "UNIMPLEMENTED",     "INTERNAL",           "UNAVAILABLE",
+    "DATA_LOSS", "UNAUTHENTICATED",
 };
 
 const char *br_status_name(int code)
 {
-    return code >= 0 && (size_t)code < sizeof status_names / sizeof status_names[0] ? status_names[code] : "?";
+    return code >= 0 && (size_t)code < sizeof status_names / sizeof status_names[0] ? status_names[code]
+                                                                                    : "?";
 }
 
 bool br_status_retryable(int code)
@@ -161,7 +163,8 @@ ProtobufCMessage *br_rpc_unpack(grpc_byte_buffer *bb, const ProtobufCMessageDesc
         return NULL;
     grpc_slice s = grpc_byte_buffer_reader_readall(&r);
     grpc_byte_buffer_reader_destroy(&r);
-    ProtobufCMessage *m = protobuf_c_message_unpack(desc, NULL, GRPC_SLICE_LENGTH(s), GRPC_SLICE_START_PTR(s));
+    ProtobufCMessage *m =
+        protobuf_c_message_unpack(desc, NULL, GRPC_SLICE_LENGTH(s), GRPC_SLICE_START_PTR(s));
     grpc_slice_unref(s);
     return m;
 }
@@ -170,7 +173,8 @@ ProtobufCMessage *br_rpc_unpack(grpc_byte_buffer *bb, const ProtobufCMessageDesc
 static void cq_destroy(grpc_completion_queue *cq)
 {
     grpc_completion_queue_shutdown(cq);
-    while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type != GRPC_QUEUE_SHUTDOWN)
+    while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+           GRPC_QUEUE_SHUTDOWN)
         ;
     grpc_completion_queue_destroy(cq);
 }
@@ -197,8 +201,8 @@ int br_rpc_unary(br_rpc *rpc, const char *method, const ProtobufCMessage *reques
     gpr_timespec deadline =
         gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_millis(timeout_ms, GPR_TIMESPAN));
     grpc_slice method_slice = grpc_slice_from_static_string(method);
-    call = grpc_channel_create_call(rpc->channel, NULL, GRPC_PROPAGATE_DEFAULTS, cq, method_slice, NULL, deadline,
-                                    NULL);
+    call = grpc_channel_create_call(rpc->channel, NULL, GRPC_PROPAGATE_DEFAULTS, cq, method_slice, NULL,
+                                    deadline, NULL);
     if (!call) {
         snprintf(st->message, sizeof st->message, "cannot create call");
         goto out;

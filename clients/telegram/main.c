@@ -100,9 +100,11 @@ static int retry_after_ms(const br_http_response *resp, void *arg)
 
 /* POSTs body to Bot API method. On TG_OK *result (may be NULL) holds the
  * "result" member (decref it). TG_RATE_LIMITED sets *wait_ms. attempts > 1
- * retries transport errors, 429 and 5xx inside. */
+ * retries transport errors, 429 and 5xx inside. abortable: a stop aborts
+ * the request in flight (a long poll); sends are let finish so that their
+ * outcome, and so the Ack, is known. */
 static tg_result bot_call(tg_bridge *b, const char *method, json_t *body, int timeout_ms, int attempts,
-                          json_t **result, int *wait_ms)
+                          bool abortable, json_t **result, int *wait_ms)
 {
     char url[2048];
     build_url(b, method, url, sizeof url);
@@ -115,7 +117,8 @@ static tg_result bot_call(tg_bridge *b, const char *method, json_t *body, int ti
                            .body = payload,
                            .body_len = strlen(payload),
                            .timeout_ms = timeout_ms,
-                           .stop = b->stop};
+                           .stop = b->stop,
+                           .abort_on_stop = abortable};
     br_http_response resp;
     br_backoff bo;
     br_backoff_init(&bo, b->cfg->common.backoff_initial_ms, b->cfg->common.backoff_max_ms, (uintptr_t)&bo);
@@ -181,8 +184,8 @@ static br_route_result handle_update(tg_bridge *b, json_t *update)
     snprintf(user, sizeof user, "%lld", (long long)json_integer_value(chat_id));
     snprintf(key, sizeof key, "%s:%lld", user, (long long)json_integer_value(message_id));
     if (br_dedupe_contains(b->seen, key)) {
-        br_log_event(b->log, BR_LOG_INFO, "update_duplicate", "update_id=%lld message_id=%s", (long long)update_id,
-                     key);
+        br_log_event(b->log, BR_LOG_INFO, "update_duplicate", "update_id=%lld message_id=%s",
+                     (long long)update_id, key);
         return BR_ROUTE_OK;
     }
     const char *first = json_string_value(json_object_get(from, "first_name"));
@@ -223,9 +226,11 @@ static int poll_loop(tg_bridge *b)
         br_log_event(b->log, BR_LOG_ERROR, "offset_read_failed", "error=\"%s\"", err);
         return -1;
     }
-    br_log_event(b->log, BR_LOG_INFO, "polling", "offset=%" PRIu64 " timeout_s=%d", offset, b->cfg->poll_timeout_s);
+    br_log_event(b->log, BR_LOG_INFO, "polling", "offset=%" PRIu64 " timeout_s=%d", offset,
+                 b->cfg->poll_timeout_s);
     br_backoff bo;
-    br_backoff_init(&bo, b->cfg->common.backoff_initial_ms, b->cfg->common.backoff_max_ms, (uintptr_t)b ^ offset);
+    br_backoff_init(&bo, b->cfg->common.backoff_initial_ms, b->cfg->common.backoff_max_ms,
+                    (uintptr_t)b ^ offset);
     while (!br_stop_requested(b->stop)) {
         json_t *body = json_object();
         if (offset > 0)
@@ -236,8 +241,8 @@ static int poll_loop(tg_bridge *b)
         json_object_set_new(body, "allowed_updates", allowed);
         json_t *updates = NULL;
         int wait_ms = 0;
-        tg_result r = bot_call(b, "getUpdates", body, b->cfg->poll_timeout_s * 1000 + b->cfg->http_timeout_ms, 1,
-                               &updates, &wait_ms);
+        tg_result r = bot_call(b, "getUpdates", body, b->cfg->poll_timeout_s * 1000 + b->cfg->http_timeout_ms,
+                               1, true, &updates, &wait_ms);
         json_decref(body);
         if (r == TG_STOPPED)
             break;
@@ -269,7 +274,8 @@ static int poll_loop(tg_bridge *b)
             br_route_result rr;
             while ((rr = handle_update(b, u)) == BR_ROUTE_RETRY) {
                 int delay = br_backoff_next_ms(&rb);
-                br_log_event(b->log, BR_LOG_INFO, "route_backoff", "update_id=%" PRIu64 " delay_ms=%d", id, delay);
+                br_log_event(b->log, BR_LOG_INFO, "route_backoff", "update_id=%" PRIu64 " delay_ms=%d", id,
+                             delay);
                 if (br_stop_sleep_ms(b->stop, delay))
                     break;
             }
@@ -334,19 +340,22 @@ static int deliver(void *arg, const Helpwire__V1__OutboundMessage *m)
         json_object_set_new(body, "chat_id", json_string(m->channel_user_id));
     json_object_set_new(body, "text", json_string(m->text));
     int wait_ms = 0;
-    tg_result r = bot_call(b, "sendMessage", body, b->cfg->http_timeout_ms, b->cfg->send_attempts, NULL, &wait_ms);
+    tg_result r = bot_call(b, "sendMessage", body, b->cfg->http_timeout_ms, b->cfg->send_attempts, false,
+                           NULL, &wait_ms);
     json_decref(body);
     if (r == TG_REJECTED)
-        br_log_event(b->log, BR_LOG_ERROR, "delivery_rejected", "seq=%llu chat=%s", (unsigned long long)m->seq,
-                     m->channel_user_id);
+        br_log_event(b->log, BR_LOG_ERROR, "delivery_rejected", "seq=%llu chat=%s",
+                     (unsigned long long)m->seq, m->channel_user_id);
     return r == TG_OK ? 0 : -1;
 }
 
 /* ---------------------------------------------------------------- main */
 
 static const char about[] =
-    "Bridges a Telegram bot to helpwired. Customer messages (long-polled with getUpdates, or taken by webhook) "
-    "go to Router.Route; messages queued for Telegram in helpwired's outbox (answers, acknowledgements, agent "
+    "Bridges a Telegram bot to helpwired. Customer messages (long-polled with getUpdates, or taken by "
+    "webhook) "
+    "go to Router.Route; messages queued for Telegram in helpwired's outbox (answers, acknowledgements, "
+    "agent "
     "replies, survey invitations) go out with sendMessage and are acknowledged once Telegram accepted them. "
     "Route's reply_text is not sent directly: it reaches the customer through the outbox. Exits cleanly on "
     "SIGTERM or SIGINT.";
@@ -465,7 +474,8 @@ int main(int argc, char **argv)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     grpc_init();
     grpc_up = true;
-    br_rpc_options ro = {cfg.common.helpwire, cfg.common.token, cfg.common.tls_ca, cfg.common.tls_server_name, 0};
+    br_rpc_options ro = {cfg.common.helpwire, cfg.common.token, cfg.common.tls_ca, cfg.common.tls_server_name,
+                         0};
     if (br_rpc_create(&rpc, &ro, err, sizeof err) != 0) {
         fprintf(stderr, PROG ": %s\n", err);
         rc = 2;

@@ -86,11 +86,11 @@ static const struct {
     int code;
     unsigned http;
 } status_map[] = {
-    {GRPC_STATUS_INVALID_ARGUMENT, 400},    {GRPC_STATUS_NOT_FOUND, 404},
-    {GRPC_STATUS_ALREADY_EXISTS, 409},      {GRPC_STATUS_FAILED_PRECONDITION, 410},
-    {GRPC_STATUS_OUT_OF_RANGE, 400},        {GRPC_STATUS_RESOURCE_EXHAUSTED, 429},
-    {GRPC_STATUS_UNAVAILABLE, 503},         {GRPC_STATUS_UNIMPLEMENTED, 503},
-    {GRPC_STATUS_DEADLINE_EXCEEDED, 504},   {GRPC_STATUS_PERMISSION_DENIED, 502},
+    {GRPC_STATUS_INVALID_ARGUMENT, 400},  {GRPC_STATUS_NOT_FOUND, 404},
+    {GRPC_STATUS_ALREADY_EXISTS, 409},    {GRPC_STATUS_FAILED_PRECONDITION, 410},
+    {GRPC_STATUS_OUT_OF_RANGE, 400},      {GRPC_STATUS_RESOURCE_EXHAUSTED, 429},
+    {GRPC_STATUS_UNAVAILABLE, 503},       {GRPC_STATUS_UNIMPLEMENTED, 503},
+    {GRPC_STATUS_DEADLINE_EXCEEDED, 504}, {GRPC_STATUS_PERMISSION_DENIED, 502},
     {GRPC_STATUS_UNAUTHENTICATED, 502},
 };
 
@@ -293,7 +293,8 @@ static void api_events(wc_bridge *b, br_httpd_request *r)
     snprintf(s->sid, sizeof s->sid, "%s", sid);
     const char *last_id = br_httpd_header(r, "Last-Event-ID");
     s->last = parse_u64(last_id ? last_id : br_httpd_query(r, "after"));
-    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, sse_read, s, sse_free);
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, sse_read, s, sse_free);
     if (!resp) {
         free(s);
         respond_error(r, 500, "out of memory");
@@ -336,7 +337,8 @@ static void api_poll(wc_bridge *b, br_httpd_request *r)
 static json_t *survey_json(const Helpwire__V1__Survey *s)
 {
     return json_pack("{s:I, s:i, s:b, s:I}", "ticket_number", (json_int_t)s->ticket_number, "rating",
-                     (int)s->rating, "answered", s->rating > 0, "expires_unix_ms", (json_int_t)s->expires_unix_ms);
+                     (int)s->rating, "answered", s->rating > 0, "expires_unix_ms",
+                     (json_int_t)s->expires_unix_ms);
 }
 
 static void api_survey_get(wc_bridge *b, br_httpd_request *r)
@@ -350,8 +352,8 @@ static void api_survey_get(wc_bridge *b, br_httpd_request *r)
     req.token = (char *)token;
     ProtobufCMessage *reply = NULL;
     br_status st;
-    if (br_rpc_unary(b->rpc, "/helpwire.v1.Surveys/GetSurvey", &req.base, &helpwire__v1__survey__descriptor, &reply,
-                     b->cfg->common.rpc_timeout_ms, &st) != 0) {
+    if (br_rpc_unary(b->rpc, "/helpwire.v1.Surveys/GetSurvey", &req.base, &helpwire__v1__survey__descriptor,
+                     &reply, b->cfg->common.rpc_timeout_ms, &st) != 0) {
         respond_status(r, &st);
         return;
     }
@@ -380,8 +382,9 @@ static void api_survey_post(wc_bridge *b, br_httpd_request *r)
         req.comment = (char *)(comment ? comment : "");
         ProtobufCMessage *reply = NULL;
         br_status st;
-        if (br_rpc_unary(b->rpc, "/helpwire.v1.Surveys/SubmitSurvey", &req.base, &helpwire__v1__survey__descriptor,
-                         &reply, b->cfg->common.rpc_timeout_ms, &st) != 0) {
+        if (br_rpc_unary(b->rpc, "/helpwire.v1.Surveys/SubmitSurvey", &req.base,
+                         &helpwire__v1__survey__descriptor, &reply, b->cfg->common.rpc_timeout_ms,
+                         &st) != 0) {
             char q[300];
             br_log_event(b->log, BR_LOG_INFO, "survey_refused", "code=%s message=%s", br_status_name(st.code),
                          br_log_quote(st.message, q, sizeof q));
@@ -450,15 +453,16 @@ static int deliver(void *arg, const Helpwire__V1__OutboundMessage *m)
     int rc = s ? wc_hub_publish(b->hub, m->channel_user_id, m->seq, s) : -1;
     free(s);
     if (rc != 0)
-        br_log_event(b->log, BR_LOG_ERROR, "delivery_rejected", "seq=%llu reason=\"not a web-chat session id\"",
-                     (unsigned long long)m->seq);
+        br_log_event(b->log, BR_LOG_ERROR, "delivery_rejected",
+                     "seq=%llu reason=\"not a web-chat session id\"", (unsigned long long)m->seq);
     return rc;
 }
 
 /* ---------------------------------------------------------------- main */
 
 static const char about[] =
-    "Serves the web chat (a chat page, its JSON API and live replies over Server-Sent Events or long poll, and "
+    "Serves the web chat (a chat page, its JSON API and live replies over Server-Sent Events or long poll, "
+    "and "
     "the survey rating page) and bridges it to helpwired: visitors' messages go to Router.Route; messages "
     "queued for the web chat in helpwired's outbox are stored in the visitor's session under their outbox "
     "sequence, streamed live, and acknowledged; Route's reply_text reaches the visitor through the outbox, "
@@ -519,7 +523,8 @@ int main(int argc, char **argv)
     }
     grpc_init();
     grpc_up = true;
-    br_rpc_options ro = {cfg.common.helpwire, cfg.common.token, cfg.common.tls_ca, cfg.common.tls_server_name, 0};
+    br_rpc_options ro = {cfg.common.helpwire, cfg.common.token, cfg.common.tls_ca, cfg.common.tls_server_name,
+                         0};
     if (br_rpc_create(&rpc, &ro, err, sizeof err) != 0) {
         fprintf(stderr, PROG ": %s\n", err);
         rc = 2;
@@ -548,9 +553,9 @@ int main(int argc, char **argv)
         goto out;
     }
     char q[300];
-    br_log_event(log, BR_LOG_INFO, "started", "listen_port=%u helpwire=%s tls=%s token=%s", br_httpd_port(httpd),
-                 br_log_quote(cfg.common.helpwire, q, sizeof q), cfg.common.tls_ca ? "true" : "false",
-                 cfg.common.token ? "set" : "unset");
+    br_log_event(log, BR_LOG_INFO, "started", "listen_port=%u helpwire=%s tls=%s token=%s",
+                 br_httpd_port(httpd), br_log_quote(cfg.common.helpwire, q, sizeof q),
+                 cfg.common.tls_ca ? "true" : "false", cfg.common.token ? "set" : "unset");
     printf(PROG " listening on %.*s:%u\n", (int)(strrchr(cfg.listen, ':') - cfg.listen), cfg.listen,
            br_httpd_port(httpd));
     fflush(stdout);

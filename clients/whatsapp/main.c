@@ -78,7 +78,7 @@ typedef struct wa_bridge {
     pthread_cond_t cv;
     queued *head, *tail;
     int queued_n;
-    bool closing;           /* no more pushes; drain then exit */
+    bool closing; /* no more pushes; drain then exit */
     struct timespec drain_until;
 } wa_bridge;
 
@@ -105,7 +105,8 @@ static void verify(wa_bridge *b, br_httpd_request *r)
     if (!mode || strcmp(mode, "subscribe") != 0 || !challenge ||
         !br_streq_const_time(token, b->cfg->verify_token)) {
         br_log_event(b->log, BR_LOG_WARN, "verification_refused", "mode_ok=%s challenge=%s",
-                     mode && strcmp(mode, "subscribe") == 0 ? "true" : "false", challenge ? "present" : "missing");
+                     mode && strcmp(mode, "subscribe") == 0 ? "true" : "false",
+                     challenge ? "present" : "missing");
         respond_json(r, 403, "{\"error\":\"verification failed\"}");
         return;
     }
@@ -222,7 +223,8 @@ static void route_message(wa_bridge *b, json_t *m, json_t *contacts)
         return;
     }
     if (br_dedupe_contains(b->seen, id)) {
-        br_log_event(b->log, BR_LOG_INFO, "message_duplicate", "message_id=%s", br_log_quote(id, q, sizeof q));
+        br_log_event(b->log, BR_LOG_INFO, "message_duplicate", "message_id=%s",
+                     br_log_quote(id, q, sizeof q));
         return;
     }
     const char *name = NULL;
@@ -241,8 +243,9 @@ static void route_message(wa_bridge *b, json_t *m, json_t *contacts)
     while ((r = br_route(b->rpc, b->log, &in, b->cfg->common.rpc_timeout_ms, NULL, NULL)) == BR_ROUTE_RETRY) {
         pthread_mutex_lock(&b->mu);
         bool closing = b->closing;
-        int64_t left = closing ? (int64_t)b->drain_until.tv_sec * 1000 + b->drain_until.tv_nsec / 1000000 - mono_ms()
-                               : INT64_MAX;
+        int64_t left =
+            closing ? (int64_t)b->drain_until.tv_sec * 1000 + b->drain_until.tv_nsec / 1000000 - mono_ms()
+                    : INT64_MAX;
         pthread_mutex_unlock(&b->mu);
         if (left <= 0) {
             br_log_event(b->log, BR_LOG_ERROR, "message_not_routed", "message_id=%s reason=drain_timeout",
@@ -285,7 +288,10 @@ static void process_body(wa_bridge *b, const queued *item)
                 br_log_event(b->log, BR_LOG_DEBUG, "status_ignored", "status=%s", st ? st : "none");
             }
             json_t *contacts = json_object_get(value, "contacts");
-            json_array_foreach(json_object_get(value, "messages"), k, x) route_message(b, x, contacts);
+            json_array_foreach(json_object_get(value, "messages"), k, x)
+            {
+                route_message(b, x, contacts);
+            }
         }
     }
     json_decref(root);
@@ -348,7 +354,8 @@ static int deliver(void *arg, const Helpwire__V1__OutboundMessage *m)
     char q[300];
     if (rc == BR_HTTP_OK && resp.status >= 200 && resp.status < 300) {
         json_t *j = json_loadb(resp.body ? resp.body : "", resp.body_len, 0, NULL);
-        const char *wamid = json_string_value(json_object_get(json_array_get(json_object_get(j, "messages"), 0), "id"));
+        const char *wamid =
+            json_string_value(json_object_get(json_array_get(json_object_get(j, "messages"), 0), "id"));
         br_log_event(b->log, BR_LOG_DEBUG, "sent", "seq=%llu wamid=%s", (unsigned long long)m->seq,
                      br_log_quote(wamid ? wamid : "", q, sizeof q));
         json_decref(j);
@@ -357,12 +364,12 @@ static int deliver(void *arg, const Helpwire__V1__OutboundMessage *m)
         json_t *j = json_loadb(resp.body ? resp.body : "", resp.body_len, 0, NULL);
         const char *msg = json_string_value(json_object_get(json_object_get(j, "error"), "message"));
         br_log_event(b->log, resp.status >= 500 || resp.status == 429 ? BR_LOG_WARN : BR_LOG_ERROR,
-                     "delivery_rejected", "seq=%llu status=%ld error=%s", (unsigned long long)m->seq, resp.status,
-                     br_log_quote(msg ? msg : "", q, sizeof q));
+                     "delivery_rejected", "seq=%llu status=%ld error=%s", (unsigned long long)m->seq,
+                     resp.status, br_log_quote(msg ? msg : "", q, sizeof q));
         json_decref(j);
     } else if (rc == BR_HTTP_ETRANSPORT) {
-        br_log_event(b->log, BR_LOG_WARN, "whatsapp_unreachable", "seq=%llu error=%s", (unsigned long long)m->seq,
-                     br_log_quote(resp.error, q, sizeof q));
+        br_log_event(b->log, BR_LOG_WARN, "whatsapp_unreachable", "seq=%llu error=%s",
+                     (unsigned long long)m->seq, br_log_quote(resp.error, q, sizeof q));
     }
     br_http_response_free(&resp);
     return result;
@@ -373,7 +380,8 @@ static int deliver(void *arg, const Helpwire__V1__OutboundMessage *m)
 static const char about[] =
     "Bridges the WhatsApp Cloud API to helpwired. Serves Meta's webhook: verification by GET, signed POSTs "
     "(X-Hub-Signature-256) answered 200 at once and routed to Router.Route afterwards; status callbacks are "
-    "ignored. Messages queued for WhatsApp in helpwired's outbox are sent with POST /{phone-number-id}/messages "
+    "ignored. Messages queued for WhatsApp in helpwired's outbox are sent with POST "
+    "/{phone-number-id}/messages "
     "and acknowledged once the Graph API accepted them; Route's reply_text reaches the customer through the "
     "outbox, never directly. Exits cleanly on SIGTERM or SIGINT, draining accepted webhooks first.";
 
@@ -411,14 +419,16 @@ int main(int argc, char **argv)
          "The business phone number id that sends replies; webhook changes for other numbers are skipped. "
          "Required."},
         {"queue-size", NULL, BR_OPT_INT, &cfg.queue_size, 1, 1000000, "N",
-         "Webhook bodies accepted but not yet routed; beyond it POSTs get 503 and Meta retries. Default 1000."},
+         "Webhook bodies accepted but not yet routed; beyond it POSTs get 503 and Meta retries. Default "
+         "1000."},
         {"drain-timeout-ms", NULL, BR_OPT_INT, &cfg.drain_timeout_ms, 0, 3600000, "MS",
          "On SIGTERM, how long to keep retrying accepted messages while helpwired is unreachable. Default "
          "10000."},
         {"http-timeout-ms", NULL, BR_OPT_INT, &cfg.http_timeout_ms, 100, 600000, "MS",
          "Timeout of each Graph API request. Default 15000."},
         {"send-attempts", NULL, BR_OPT_INT, &cfg.send_attempts, 1, 100, "N",
-         "Attempts of one send on transport errors, 429 and 5xx before leaving the message to be redelivered. "
+         "Attempts of one send on transport errors, 429 and 5xx before leaving the message to be "
+         "redelivered. "
          "Default 5."},
         {NULL, "WHATSAPP_ACCESS_TOKEN", BR_OPT_STRING, &cfg.access_token, 0, 0, "TOKEN",
          "Graph API access token (system user), sent as a bearer token. Required."},
@@ -481,7 +491,8 @@ int main(int argc, char **argv)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     grpc_init();
     grpc_up = true;
-    br_rpc_options ro = {cfg.common.helpwire, cfg.common.token, cfg.common.tls_ca, cfg.common.tls_server_name, 0};
+    br_rpc_options ro = {cfg.common.helpwire, cfg.common.token, cfg.common.tls_ca, cfg.common.tls_server_name,
+                         0};
     if (br_rpc_create(&rpc, &ro, err, sizeof err) != 0) {
         fprintf(stderr, PROG ": %s\n", err);
         rc = 2;
@@ -516,9 +527,9 @@ int main(int argc, char **argv)
         goto out;
     }
     char q[300];
-    br_log_event(log, BR_LOG_INFO, "started", "listen_port=%u helpwire=%s tls=%s token=%s", br_httpd_port(httpd),
-                 br_log_quote(cfg.common.helpwire, q, sizeof q), cfg.common.tls_ca ? "true" : "false",
-                 cfg.common.token ? "set" : "unset");
+    br_log_event(log, BR_LOG_INFO, "started", "listen_port=%u helpwire=%s tls=%s token=%s",
+                 br_httpd_port(httpd), br_log_quote(cfg.common.helpwire, q, sizeof q),
+                 cfg.common.tls_ca ? "true" : "false", cfg.common.token ? "set" : "unset");
     printf(PROG " listening on %.*s:%u\n", (int)(strrchr(cfg.listen, ':') - cfg.listen), cfg.listen,
            br_httpd_port(httpd));
     fflush(stdout);

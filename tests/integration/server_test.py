@@ -123,9 +123,16 @@ class Metrics(unittest.TestCase):
                 c.call("grpc.health.v1.Health/Check", service="nope")
             c.close()
             self.assertIsNotNone(server.metrics_url)
-            with urllib.request.urlopen(server.metrics_url, timeout=10) as r:
-                self.assertIn("text/plain", r.headers["Content-Type"])
-                text = r.read().decode()
+            # A call is counted when the server has finished with it, which
+            # may be just after the client saw its reply: poll briefly.
+            want = 'code="NOT_FOUND"} 1'
+            for _ in range(50):
+                with urllib.request.urlopen(server.metrics_url, timeout=10) as r:
+                    self.assertIn("text/plain", r.headers["Content-Type"])
+                    text = r.read().decode()
+                if want in text:
+                    break
+                time.sleep(0.1)
             self.assertIn('helpwire_rpc_requests_total{service="grpc.health.v1.Health",method="Check",code="OK"} 5',
                           text)
             self.assertIn(
