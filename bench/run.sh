@@ -19,6 +19,7 @@
 #   CORPUS=FILE             one query per line; default: Debian package
 #                           summaries from the local apt lists (known-item queries)
 #   BENCH_TOKEN=T           sent as "authorization: Bearer T" to helpwired
+#                           (default: the admin token helpwired --demo creates)
 #   HELPWIRED=PATH          server binary (default: built here, else bazel-bin/server/helpwired)
 #   BENCH_BAZEL_STARTUP="--output_base=$HOME/.cache/bazel-bench"
 #   RESULTS=bench/RESULTS.md PLOTS=bench/plots
@@ -156,6 +157,14 @@ start_server() {
       SERVER_SKIP="helpwired exited with status $? at start (log: $(tail -1 "$WORK/helpwired.log"))"
       SERVER_PID=""
       return 1
+    fi
+    # Without BENCH_TOKEN, use the admin token --demo created (admin may
+    # call every RPC of the mix).
+    if [ -z "${BENCH_TOKEN:-}" ] && [ -s "$WORK/data/demo-tokens.txt" ]; then
+      local admin
+      admin=$(awk '$3 == "admin" {print $4}' "$WORK/data/demo-tokens.txt")
+      TOKEN_ARGS=(--token "$admin")
+      H2_AUTH=(-H "authorization: Bearer $admin")
     fi
     if "$BENCH" --target "127.0.0.1:$SERVER_PORT" --requests 1 --warmup 0 --no-seed --mix Search \
       --connections 1 --concurrency 1 --connect-timeout-ms 200 "${TOKEN_ARGS[@]}" >/dev/null 2>&1; then

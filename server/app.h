@@ -20,6 +20,7 @@ typedef struct hw_searcher hw_searcher;
 typedef struct hw_outbox hw_outbox;
 typedef struct hw_notifier hw_notifier;
 typedef struct hw_watch hw_watch;
+typedef struct hw_reflection hw_reflection;
 
 /* Per worker thread: created by the worker itself when it starts. */
 typedef struct hw_tokenizer hw_tokenizer;
@@ -48,6 +49,7 @@ typedef struct hw_app {
     hw_outbox *outbox;     /* Outbox hub */
     hw_notifier *notifier; /* supervisor webhook sender */
     hw_watch *watch;       /* WatchTickets hub */
+    hw_reflection *reflection; /* server reflection index */
     hw_worker_ctx *workers; /* [threads] */
     int n_workers;
     hw_settings settings;

@@ -19,6 +19,7 @@
 #include "server/app.h"
 #include "server/auth.h"
 #include "server/demo.h"
+#include "server/reflection.h"
 #include "server/knowledge.h"
 #include "server/search/tokenize.h"
 #include "server/tickets.h"
@@ -277,6 +278,10 @@ int main(int argc, char **argv)
         goto out;
     }
     app.index = index;
+    if (hw_reflection_create(&app.reflection, err, sizeof err) != 0) {
+        fprintf(stderr, "helpwired: %s\n", err);
+        goto out;
+    }
     if (hw_watch_create(&app.watch) != HW_OK) {
         fprintf(stderr, "helpwired: out of memory\n");
         goto out;
@@ -409,6 +414,7 @@ out:
     if (rc == 0)
         hw_log_event(log, HW_LOG_INFO, "stopped", "cancelled_calls=%s store=closed", cancelled ? "true" : "false");
     hw_watch_destroy(app.watch);
+    hw_reflection_destroy(app.reflection);
     free(app.workers);
     free(tls_cert);
     free(tls_key);

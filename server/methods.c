@@ -13,7 +13,9 @@
 #include "helpwire/v1/router.pb-c.h"
 #include "helpwire/v1/tickets.pb-c.h"
 #include "helpwire/v1/admin.pb-c.h"
+#include "grpc/reflection/v1alpha/reflection.pb-c.h"
 #include "server/auth.h"
+#include "server/reflection.h"
 #include "server/knowledge.h"
 #include "server/people.h"
 #include "server/router.h"
@@ -27,13 +29,18 @@
 #define ADMIN HW_ALLOW_ADMIN
 
 #define RPC(path, req, reply, handler, allow, streaming)                                                     \
-    {path, &req##__descriptor, &reply##__descriptor, handler, allow, streaming}
+    {path, &req##__descriptor, &reply##__descriptor, handler, allow, streaming, false}
+/* Bidirectional streaming: handler runs once per request message. */
+#define BIDI(path, req, reply, handler, allow) {path, &req##__descriptor, &reply##__descriptor, handler, allow, true, true}
 
 static const hw_method table[] = {
     RPC("/grpc.health.v1.Health/Check", grpc__health__v1__health_check_request,
         grpc__health__v1__health_check_response, hw_health_check, PUBLIC, false),
     RPC("/grpc.health.v1.Health/Watch", grpc__health__v1__health_check_request,
         grpc__health__v1__health_check_response, hw_health_watch, PUBLIC, true),
+    BIDI("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+         grpc__reflection__v1alpha__server_reflection_request, grpc__reflection__v1alpha__server_reflection_response,
+         hw_reflection_info, PUBLIC),
 
     RPC("/helpwire.v1.Knowledge/Search", helpwire__v1__search_request, helpwire__v1__search_reply,
         hw_knowledge_search, AGENT, false),

@@ -50,6 +50,7 @@ typedef enum {
     TAG_UNARY_DONE,
     TAG_STREAM_SEND,
     TAG_STREAM_CLOSE,
+    TAG_STREAM_RECV,
     TAG_SHUTDOWN,
 } tag_kind;
 
@@ -83,7 +84,8 @@ struct hw_call {
     grpc_byte_buffer *payload;
     grpc_call_details details; /* unregistered calls only */
     hw_arena *arena;
-    hw_tag t_new, t_done, t_send, t_close;
+    hw_tag t_new, t_done, t_send, t_close, t_recv;
+    grpc_byte_buffer *recv_bb; /* client-streaming: the message just received */
     int64_t start_ns;
     grpc_status_code status;
     int cancelled;
@@ -161,6 +163,7 @@ static hw_call *slot_new(hw_worker *w)
     c->t_done.kind = TAG_UNARY_DONE;
     c->t_send.kind = TAG_STREAM_SEND;
     c->t_close.kind = TAG_STREAM_CLOSE;
+    c->t_recv.kind = TAG_STREAM_RECV;
     grpc_metadata_array_init(&c->md);
     return c;
 }
@@ -184,8 +187,11 @@ static void post_registered(hw_worker *w, size_t m)
     c->method = &net->o.methods[m];
     c->method_index = m;
     c->t_new.kind = TAG_NEW_REGISTERED;
+    /* Methods registered without a payload (client streaming) must not be
+     * given somewhere to put one. */
+    grpc_byte_buffer **payload = c->method->client_streaming ? NULL : &c->payload;
     grpc_call_error e = grpc_server_request_registered_call(net->server, net->reg[m], &c->call, &c->deadline,
-                                                            &c->md, &c->payload, w->cq, w->cq, &c->t_new);
+                                                            &c->md, payload, w->cq, w->cq, &c->t_new);
     if (e != GRPC_CALL_OK) {
         hw_log_event(net->o.log, HW_LOG_ERROR, "request_call_failed", "method=%s error=%d", c->method->path, e);
         slot_free(c);
@@ -232,6 +238,8 @@ static void call_destroy(hw_call *c)
         grpc_byte_buffer_destroy(c->payload);
     if (c->reply_bb)
         grpc_byte_buffer_destroy(c->reply_bb);
+    if (c->recv_bb)
+        grpc_byte_buffer_destroy(c->recv_bb);
     if (c->streaming) {
         for (queued_msg *q = c->q_head, *n; q; q = n) {
             n = q->next;
@@ -624,6 +632,61 @@ static const uint8_t *payload_bytes(hw_call *c, size_t *len)
     return copy;
 }
 
+/* Client streaming: asks for the next request message. */
+static void stream_post_recv(hw_call *c)
+{
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_RECV_MESSAGE;
+    op.data.recv_message.recv_message = &c->recv_bb;
+    c->recv_bb = NULL;
+    hw_call_ref(c);
+    if (grpc_call_start_batch(c->call, &op, 1, &c->t_recv, NULL) != GRPC_CALL_OK) {
+        hw_log_event(c->net->o.log, HW_LOG_ERROR, "start_batch_failed", "op=recv_message");
+        hw_call_unref(c); /* the close op still holds the call */
+    }
+}
+
+/* Client streaming: one request message arrived (or the client is done). */
+static void on_stream_recv(hw_call *c, bool ok)
+{
+    const hw_method *m = c->method;
+    grpc_byte_buffer *bb = c->recv_bb;
+    c->recv_bb = NULL;
+    if (!ok || !bb) {
+        /* Half-closed by the client (or cancelled): end the stream. */
+        if (ok)
+            hw_call_fail(c, GRPC_STATUS_OK, NULL);
+        hw_call_unref(c);
+        return;
+    }
+    grpc_byte_buffer_reader r;
+    ProtobufCMessage *req = NULL;
+    size_t len = 0;
+    if (grpc_byte_buffer_reader_init(&r, bb)) {
+        grpc_slice all = grpc_byte_buffer_reader_readall(&r);
+        grpc_byte_buffer_reader_destroy(&r);
+        len = GRPC_SLICE_LENGTH(all);
+        req = protobuf_c_message_unpack(m->request, hw_arena_allocator(c->arena), len, GRPC_SLICE_START_PTR(all));
+        grpc_slice_unref(all);
+    }
+    grpc_byte_buffer_destroy(bb);
+    pthread_mutex_lock(&c->mu);
+    bool ended = c->finishing || c->closed;
+    pthread_mutex_unlock(&c->mu);
+    if (!req) {
+        hw_call_fail(c, GRPC_STATUS_INVALID_ARGUMENT, "request is not a valid %s (%zu bytes)", m->request->name, len);
+    } else if (!ended) {
+        m->handler(c, req, c->net->o.app);
+        pthread_mutex_lock(&c->mu);
+        ended = c->finishing || c->closed;
+        pthread_mutex_unlock(&c->mu);
+        if (!ended)
+            stream_post_recv(c);
+    }
+    hw_call_unref(c);
+}
+
 static void serve_registered(hw_call *c)
 {
     hw_net *net = c->net;
@@ -638,6 +701,14 @@ static void serve_registered(hw_call *c)
     }
     if (!(m->allow & HW_ALLOW_PUBLIC) && net->o.authorize && !net->o.authorize(net->o.app, c, m))
         return;
+    if (m->client_streaming) {
+        if (!stream_begin(c)) {
+            hw_call_fail(c, GRPC_STATUS_UNAVAILABLE, "server is shutting down");
+            return;
+        }
+        stream_post_recv(c);
+        return;
+    }
     if (!c->payload) {
         hw_call_fail(c, GRPC_STATUS_INVALID_ARGUMENT, "no request message");
         return;
@@ -719,6 +790,9 @@ static void handle_event(hw_worker *w, hw_tag *tag, bool ok)
         return;
     case TAG_STREAM_CLOSE:
         on_stream_closed(CONTAINER_OF(tag, hw_call, t_close));
+        return;
+    case TAG_STREAM_RECV:
+        on_stream_recv(CONTAINER_OF(tag, hw_call, t_recv), ok);
         return;
     case TAG_SHUTDOWN:
         pthread_mutex_lock(&net->mu);
@@ -806,7 +880,10 @@ int hw_net_create(hw_net **out, const hw_net_options *o, char *err, size_t errle
     }
     for (size_t m = 0; m < o->n_methods; m++) {
         net->reg[m] = grpc_server_register_method(net->server, o->methods[m].path, NULL,
-                                                  GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+                                                  o->methods[m].client_streaming
+                                                      ? GRPC_SRM_PAYLOAD_NONE
+                                                      : GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER,
+                                                  0);
         if (!net->reg[m]) {
             snprintf(err, errlen, "cannot register method %s (listed twice?)", o->methods[m].path);
             goto fail;

@@ -57,6 +57,11 @@ typedef struct hw_method {
     hw_handler_fn handler;
     unsigned allow; /* HW_ALLOW_* bits */
     bool server_streaming;
+    /* Bidirectional (with server_streaming): the handler runs once per
+     * request message the client sends, on the stream's worker, one at a
+     * time; when the client half-closes, the stream ends with OK unless the
+     * handler ended it before. */
+    bool client_streaming;
 } hw_method;
 
 typedef struct hw_net_options {
