@@ -249,18 +249,6 @@ static void create_token_done(void *arg, int status)
     hw_call_reply(c->h.call, &r.base);
 }
 
-static void *new_ctx(hw_call *call, void *app, size_t size)
-{
-    hw_wctx *h = hw_arena_calloc(hw_call_arena(call), 1, size);
-    if (!h) {
-        hw_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "server out of memory");
-        return NULL;
-    }
-    h->call = call;
-    h->app = app;
-    return h;
-}
-
 void hw_auth_create_token(hw_call *call, const ProtobufCMessage *request, void *app)
 {
     const Helpwire__V1__CreateTokenRequest *req = (const void *)request;
@@ -268,7 +256,7 @@ void hw_auth_create_token(hw_call *call, const ProtobufCMessage *request, void *
         !hw_rpc_check_id(call, "agent_id", req->agent_id, 64, req->role != HELPWIRE__V1__ROLE__ROLE_AGENT) ||
         !hw_rpc_check_text(call, "description", req->description, 0, MAX_DESCRIPTION))
         return;
-    token_ctx *c = new_ctx(call, app, sizeof *c);
+    token_ctx *c = hw_rpc_ctx_new(call, app, sizeof *c);
     if (!c)
         return;
     c->req = (const void *)request;
@@ -309,7 +297,7 @@ void hw_auth_revoke_token(hw_call *call, const ProtobufCMessage *request, void *
     const Helpwire__V1__RevokeTokenRequest *req = (const void *)request;
     if (!hw_rpc_check_id(call, "id", req->id, 64, false))
         return;
-    revoke_ctx *c = new_ctx(call, app, sizeof *c);
+    revoke_ctx *c = hw_rpc_ctx_new(call, app, sizeof *c);
     if (!c)
         return;
     c->id = req->id;

@@ -24,6 +24,7 @@
 #include "server/search/tokenize.h"
 #include "server/tickets.h"
 #include "server/search/index.h"
+#include "server/store/records.h"
 #include "server/store/store.h"
 #include "server/config.h"
 #include "server/health.h"
@@ -141,11 +142,72 @@ static void collect_store(void *appv, FILE *out)
             "# TYPE helpwire_store_writes_total counter\nhelpwire_store_writes_total %llu\n"
             "# HELP helpwire_store_largest_group Most write requests in one commit.\n"
             "# TYPE helpwire_store_largest_group gauge\nhelpwire_store_largest_group %llu\n"
+            "# HELP helpwire_store_write_queue_depth Write requests submitted and not yet committed.\n"
+            "# TYPE helpwire_store_write_queue_depth gauge\nhelpwire_store_write_queue_depth %llu\n"
             "# HELP helpwire_store_map_grows_total Automatic map growths.\n"
             "# TYPE helpwire_store_map_grows_total counter\nhelpwire_store_map_grows_total %llu\n",
             (unsigned long long)st.map_size_bytes, (unsigned long long)st.map_used_bytes,
             (unsigned long long)st.commits, (unsigned long long)st.requests, (unsigned long long)st.largest_group,
-            (unsigned long long)st.map_grows);
+            (unsigned long long)st.queued, (unsigned long long)st.map_grows);
+    fprintf(out, "# HELP helpwire_store_group_commit_size Write requests per durable group commit.\n"
+                 "# TYPE helpwire_store_group_commit_size histogram\n");
+    uint64_t cum = 0;
+    for (unsigned b = 0; b < HW_STORE_GROUP_BUCKETS; b++) {
+        cum += st.group_sizes[b];
+        fprintf(out, "helpwire_store_group_commit_size_bucket{le=\"%u\"} %llu\n", 1u << b, (unsigned long long)cum);
+    }
+    fprintf(out,
+            "helpwire_store_group_commit_size_bucket{le=\"+Inf\"} %llu\n"
+            "helpwire_store_group_commit_size_sum %llu\nhelpwire_store_group_commit_size_count %llu\n",
+            (unsigned long long)cum, (unsigned long long)st.committed_requests, (unsigned long long)st.commits);
+}
+
+/* Search index, outbox and notifier gauges. The outbox backlog is read
+ * with the metrics thread's own store reader (the endpoint serves one
+ * scrape at a time). */
+typedef struct {
+    hw_app *app;
+    hw_store_reader *reader;
+} domain_metrics;
+
+static void collect_domain(void *arg, FILE *out)
+{
+    domain_metrics *d = arg;
+    hw_index_stats is;
+    hw_index_stats_get(d->app->index, &is);
+    fprintf(out,
+            "# HELP helpwire_index_documents Articles and FAQs in the search index.\n"
+            "# TYPE helpwire_index_documents gauge\nhelpwire_index_documents %llu\n"
+            "# HELP helpwire_index_terms Distinct terms in the search index.\n"
+            "# TYPE helpwire_index_terms gauge\nhelpwire_index_terms %llu\n"
+            "# HELP helpwire_index_bytes Memory held by the search index.\n"
+            "# TYPE helpwire_index_bytes gauge\nhelpwire_index_bytes %llu\n",
+            (unsigned long long)is.docs, (unsigned long long)is.terms, (unsigned long long)is.index_bytes);
+    static const struct {
+        Helpwire__V1__Channel ch;
+        const char *name;
+    } channels[] = {{HELPWIRE__V1__CHANNEL__CHANNEL_WHATSAPP, "whatsapp"},
+                    {HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM, "telegram"},
+                    {HELPWIRE__V1__CHANNEL__CHANNEL_WEBCHAT, "webchat"}};
+    hw_store_txn *t;
+    if (d->reader && hw_store_read_begin(d->reader, &t) == HW_OK) {
+        fprintf(out, "# HELP helpwire_outbox_backlog Outbound messages not yet acknowledged by a bridge.\n"
+                     "# TYPE helpwire_outbox_backlog gauge\n");
+        for (size_t i = 0; i < sizeof channels / sizeof channels[0]; i++) {
+            uint64_t n = 0;
+            if (hw_store_outbox_backlog(t, channels[i].ch, &n) == HW_OK)
+                fprintf(out, "helpwire_outbox_backlog{channel=\"%s\"} %llu\n", channels[i].name,
+                        (unsigned long long)n);
+        }
+        hw_store_read_end(d->reader);
+    }
+    fprintf(out,
+            "# HELP helpwire_notifier_retries_total Supervisor alert deliveries that failed and will be retried.\n"
+            "# TYPE helpwire_notifier_retries_total counter\nhelpwire_notifier_retries_total %llu\n"
+            "# HELP helpwire_notifier_pending Supervisor alerts waiting for delivery.\n"
+            "# TYPE helpwire_notifier_pending gauge\nhelpwire_notifier_pending %llu\n",
+            (unsigned long long)hw_notifier_retries(d->app->notifier),
+            (unsigned long long)hw_notifier_pending(d->app->notifier));
 }
 
 static int default_threads(void)
@@ -169,6 +231,7 @@ int main(int argc, char **argv)
     hw_notifier *notifier = NULL;
     char *tls_cert = NULL, *tls_key = NULL, *tls_ca = NULL;
     hw_app app = {0};
+    domain_metrics dm = {0};
 
     hw_config_defaults(&cfg);
     int parsed = hw_config_parse(&cfg, argc, argv, stdout, err, sizeof err);
@@ -352,6 +415,10 @@ int main(int argc, char **argv)
     app.net = net;
     hw_metrics_set_in_flight(metrics, in_flight_of, net);
     hw_metrics_add_collector(metrics, collect_store, &app);
+    dm.app = &app;
+    if (hw_store_reader_create(store, &dm.reader) != HW_OK)
+        hw_log_event(log, HW_LOG_WARN, "metrics_reader_failed", "effect=no_outbox_backlog_metric");
+    hw_metrics_add_collector(metrics, collect_domain, &dm);
     if (cfg.metrics_addr) {
         int port;
         if (hw_metrics_listen(metrics, cfg.metrics_addr, &port, err, sizeof err) != 0) {
@@ -407,6 +474,7 @@ out:
      * redelivery), then the index and the store itself. */
     hw_net_destroy(net);
     hw_metrics_destroy(metrics);
+    hw_store_reader_destroy(dm.reader);
     hw_notifier_destroy(notifier);
     hw_outbox_destroy(outbox);
     hw_index_destroy(index);

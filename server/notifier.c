@@ -73,6 +73,7 @@ struct hw_notifier {
     pthread_cond_t cv; /* CLOCK_MONOTONIC */
     bool wake, stop;
     atomic_bool stopping; /* read by curl's progress callback */
+    atomic_uint_least64_t retries, pending; /* for metrics */
 
     /* Thread only. */
     alert *head, *tail;
@@ -200,6 +201,7 @@ static int load_one(void *arg, const void *key, size_t key_len, const void *val,
     else
         n->head = al;
     n->tail = al;
+    atomic_fetch_add_explicit(&n->pending, 1, memory_order_relaxed);
     memcpy(n->last_key, k, sizeof k);
     return 0;
 }
@@ -312,6 +314,7 @@ static bool attempt(hw_notifier *n, alert *al)
     }
     /* Failed, or delivered but not recorded: the alert stays; try later. */
     al->failures++;
+    atomic_fetch_add_explicit(&n->retries, 1, memory_order_relaxed);
     int64_t backoff = BACKOFF_FIRST_MS;
     for (unsigned i = 1; i < al->failures && backoff < BACKOFF_MAX_MS; i++)
         backoff *= 2;
@@ -332,6 +335,7 @@ static int64_t deliver_due(hw_notifier *n)
             if (n->tail == al)
                 n->tail = prev;
             alert_free(al);
+            atomic_fetch_sub_explicit(&n->pending, 1, memory_order_relaxed);
             continue;
         }
         prev = al;
@@ -457,3 +461,7 @@ void hw_notifier_destroy(hw_notifier *n)
     pthread_mutex_destroy(&n->mu);
     free(n);
 }
+
+uint64_t hw_notifier_retries(hw_notifier *n) { return n ? atomic_load_explicit(&n->retries, memory_order_relaxed) : 0; }
+
+uint64_t hw_notifier_pending(hw_notifier *n) { return n ? atomic_load_explicit(&n->pending, memory_order_relaxed) : 0; }

@@ -29,6 +29,11 @@ void hw_notifier_destroy(hw_notifier *n);
  * reason). Returns HW_OK or the store's code. Writer thread only. */
 int hw_notifier_queue_in(hw_store_txn *w, const Helpwire__V1__Ticket *t, const char *reason, const char *actor);
 
+/* Delivery attempts that failed and will be retried, since start; and
+ * alerts waiting for delivery now. Thread-safe. */
+uint64_t hw_notifier_retries(hw_notifier *n);
+uint64_t hw_notifier_pending(hw_notifier *n);
+
 /* After the commit of a write that queued an alert: wakes the thread.
  * Any thread, never blocks. */
 void hw_notifier_wake(hw_notifier *n);

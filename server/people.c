@@ -179,24 +179,12 @@ static void customer_done(void *arg, int status)
     hw_call_reply(c->h.call, &c->out->base);
 }
 
-static void *new_ctx(hw_call *call, void *app, size_t size)
-{
-    hw_wctx *h = hw_arena_calloc(hw_call_arena(call), 1, size);
-    if (!h) {
-        hw_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "server out of memory");
-        return NULL;
-    }
-    h->call = call;
-    h->app = app;
-    return h;
-}
-
 void hw_customers_update(hw_call *call, const ProtobufCMessage *request, void *app)
 {
     const Helpwire__V1__UpdateCustomerRequest *req = (const void *)request;
     if (!hw_rpc_check_id(call, "customer_id", req->customer_id, 64, false))
         return;
-    update_customer_ctx *c = new_ctx(call, app, sizeof *c);
+    update_customer_ctx *c = hw_rpc_ctx_new(call, app, sizeof *c);
     if (!c)
         return;
     c->req = req;
@@ -328,7 +316,7 @@ void hw_customers_link(hw_call *call, const ProtobufCMessage *request, void *app
         !hw_rpc_check_text(call, "channel_user_id", req->channel_user_id, 1, MAX_USER_ID) ||
         !hw_rpc_check_text(call, "display_name", req->display_name, 0, MAX_NAME))
         return;
-    link_ctx *c = new_ctx(call, app, sizeof *c);
+    link_ctx *c = hw_rpc_ctx_new(call, app, sizeof *c);
     if (!c)
         return;
     c->req = req;
@@ -409,7 +397,7 @@ void hw_agents_put(hw_call *call, const ProtobufCMessage *request, void *app)
         hw_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "agent.capacity: 1 to 1000 (0 means 5)");
         return;
     }
-    agent_ctx *c = new_ctx(call, app, sizeof *c);
+    agent_ctx *c = hw_rpc_ctx_new(call, app, sizeof *c);
     if (!c)
         return;
     c->agent = *in;
@@ -506,7 +494,7 @@ void hw_agents_set_presence(hw_call *call, const ProtobufCMessage *request, void
         hw_call_fail(call, GRPC_STATUS_PERMISSION_DENIED, "an agent token may only set its own presence (%s)", me);
         return;
     }
-    agent_ctx *c = new_ctx(call, app, sizeof *c);
+    agent_ctx *c = hw_rpc_ctx_new(call, app, sizeof *c);
     if (!c)
         return;
     c->presence = *req;
@@ -555,7 +543,7 @@ void hw_agents_put_skill(hw_call *call, const ProtobufCMessage *request, void *a
         !hw_rpc_check_enum(call, "skill.default_priority", &helpwire__v1__priority__descriptor,
                            in->default_priority, true))
         return;
-    agent_ctx *c = new_ctx(call, app, sizeof *c);
+    agent_ctx *c = hw_rpc_ctx_new(call, app, sizeof *c);
     if (!c)
         return;
     c->skill = *in;

@@ -190,6 +190,18 @@ hw_store_txn *hw_rpc_read(hw_call *call, hw_app *app)
 
 void hw_rpc_read_end(hw_call *call, hw_app *app) { hw_store_read_end(app->workers[hw_call_worker(call)].reader); }
 
+void *hw_rpc_ctx_new(hw_call *call, void *app, size_t size)
+{
+    hw_wctx *h = hw_arena_calloc(hw_call_arena(call), 1, size);
+    if (!h) {
+        hw_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "server out of memory");
+        return NULL;
+    }
+    h->call = call;
+    h->app = app;
+    return h;
+}
+
 int hw_rpc_wfail(hw_wctx *h, int err, const char *fmt, ...)
 {
     va_list ap;

@@ -77,6 +77,11 @@ typedef struct hw_wctx {
     char msg[256]; /* the message for err */
 } hw_wctx;
 
+/* A zeroed write context of size bytes (starting with an hw_wctx whose
+ * call and app are set) in the call's arena; NULL after failing the call
+ * with RESOURCE_EXHAUSTED. */
+void *hw_rpc_ctx_new(hw_call *call, void *app, size_t size);
+
 /* Records a domain failure in a write fn and returns err, so that
  * `return hw_rpc_wfail(&ctx->h, HW_EPRECONDITION, "...")` rolls back. */
 int hw_rpc_wfail(hw_wctx *h, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

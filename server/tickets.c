@@ -520,18 +520,6 @@ void hw_tickets_watch(hw_call *call, const ProtobufCMessage *request, void *appv
 
 /* ---------------------------------------------------------- the service */
 
-static void *ctx_new(hw_call *call, hw_app *app, size_t size)
-{
-    hw_wctx *h = hw_arena_calloc(hw_call_arena(call), 1, size);
-    if (!h) {
-        hw_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "server out of memory");
-        return NULL;
-    }
-    h->call = call;
-    h->app = app;
-    return h;
-}
-
 /* Reads the ticket for a change and checks expected_version. */
 static int load_for_change(hw_store_txn *w, hw_wctx *h, const char *id, uint64_t expected_version, Ticket **t)
 {
@@ -652,7 +640,7 @@ void hw_tickets_create(hw_call *call, const ProtobufCMessage *request, void *app
     const char *queue = *req->queue ? req->queue : classify_text(call, app, req->text);
     if (!queue)
         return;
-    create_ctx *c = ctx_new(call, app, sizeof *c);
+    create_ctx *c = hw_rpc_ctx_new(call, app, sizeof *c);
     if (!c)
         return;
     c->req = req;
@@ -857,7 +845,7 @@ void hw_tickets_update(hw_call *call, const ProtobufCMessage *request, void *app
     const Helpwire__V1__UpdateTicketRequest *req = (const void *)request;
     if (!hw_rpc_check_id(call, "ticket_id", req->ticket_id, 64, false))
         return;
-    update_ctx *c = ctx_new(call, appv, sizeof *c);
+    update_ctx *c = hw_rpc_ctx_new(call, appv, sizeof *c);
     if (!c)
         return;
     c->req = req;
@@ -943,7 +931,7 @@ void hw_tickets_add_message(hw_call *call, const ProtobufCMessage *request, void
         hw_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "kind: must be AGENT_REPLY, CUSTOMER or INTERNAL_NOTE");
         return;
     }
-    message_ctx *c = ctx_new(call, appv, sizeof *c);
+    message_ctx *c = hw_rpc_ctx_new(call, appv, sizeof *c);
     if (!c)
         return;
     c->req = req;
@@ -991,7 +979,7 @@ void hw_tickets_escalate(hw_call *call, const ProtobufCMessage *request, void *a
     if (!hw_rpc_check_id(call, "ticket_id", req->ticket_id, 64, false) ||
         !hw_rpc_check_text(call, "reason", req->reason, 1, MAX_REASON))
         return;
-    escalate_ctx *c = ctx_new(call, appv, sizeof *c);
+    escalate_ctx *c = hw_rpc_ctx_new(call, appv, sizeof *c);
     if (!c)
         return;
     c->req = req;
@@ -1070,7 +1058,7 @@ void hw_tickets_close(hw_call *call, const ProtobufCMessage *request, void *appv
     if (!hw_rpc_check_id(call, "ticket_id", req->ticket_id, 64, false) ||
         !hw_rpc_check_text(call, "resolution", req->resolution, 1, MAX_RESOLUTION))
         return;
-    close_ctx *c = ctx_new(call, appv, sizeof *c);
+    close_ctx *c = hw_rpc_ctx_new(call, appv, sizeof *c);
     if (!c)
         return;
     c->req = req;

@@ -18,25 +18,28 @@ typedef enum { FIELD_STRING, FIELD_STRING_LIST } field_kind;
 
 typedef struct field_spec {
     const char *key;
-    field_kind kind;
     size_t offset;       /* char * (STRING) or char ** (STRING_LIST) */
     size_t count_offset; /* size_t count of a STRING_LIST */
-    bool required;       /* present and non-empty */
+    field_kind kind;
+    bool required; /* present and non-empty */
 } field_spec;
 
-#define STR(type, field, req) {#field, FIELD_STRING, offsetof(type, field), 0, req}
-#define LIST(type, field) {#field, FIELD_STRING_LIST, offsetof(type, field), offsetof(type, n_##field), false}
-
 static const field_spec article_fields[] = {
-    STR(Helpwire__V1__Article, id, false),       STR(Helpwire__V1__Article, title, true),
-    STR(Helpwire__V1__Article, body, true),      STR(Helpwire__V1__Article, locale, false),
-    LIST(Helpwire__V1__Article, tags),
+    {"id", offsetof(Helpwire__V1__Article, id), 0, FIELD_STRING, false},
+    {"title", offsetof(Helpwire__V1__Article, title), 0, FIELD_STRING, true},
+    {"body", offsetof(Helpwire__V1__Article, body), 0, FIELD_STRING, true},
+    {"locale", offsetof(Helpwire__V1__Article, locale), 0, FIELD_STRING, false},
+    {"tags", offsetof(Helpwire__V1__Article, tags), offsetof(Helpwire__V1__Article, n_tags),
+     FIELD_STRING_LIST, false},
 };
 
 static const field_spec faq_fields[] = {
-    STR(Helpwire__V1__Faq, id, false),     STR(Helpwire__V1__Faq, question, true),
-    STR(Helpwire__V1__Faq, answer, true),  STR(Helpwire__V1__Faq, locale, false),
-    LIST(Helpwire__V1__Faq, alternate_questions),
+    {"id", offsetof(Helpwire__V1__Faq, id), 0, FIELD_STRING, false},
+    {"question", offsetof(Helpwire__V1__Faq, question), 0, FIELD_STRING, true},
+    {"answer", offsetof(Helpwire__V1__Faq, answer), 0, FIELD_STRING, true},
+    {"locale", offsetof(Helpwire__V1__Faq, locale), 0, FIELD_STRING, false},
+    {"alternate_questions", offsetof(Helpwire__V1__Faq, alternate_questions),
+     offsetof(Helpwire__V1__Faq, n_alternate_questions), FIELD_STRING_LIST, false},
 };
 
 bool cli_jsonl_is_blank(const char *line, size_t len)
@@ -52,8 +55,12 @@ bool cli_jsonl_is_blank(const char *line, size_t len)
 static void printable_key(const char *key, char *buf, size_t buflen)
 {
     size_t i = 0;
-    for (; key[i] && i + 1 < buflen && i < 40; i++)
-        buf[i] = key[i] >= 0x20 && key[i] < 0x7f ? key[i] : '?';
+    for (; key[i] && i + 1 < buflen && i < 40; i++) {
+        unsigned char c = (unsigned char)key[i];
+        buf[i] = key[i];
+        if (c < 0x20 || c >= 0x7f)
+            buf[i] = '?';
+    }
     buf[i] = '\0';
 }
 
@@ -175,7 +182,8 @@ out:
     return rc;
 }
 
-int cli_jsonl_parse_article(const char *line, size_t len, Helpwire__V1__Article **out, char *err, size_t errlen)
+int cli_jsonl_parse_article(const char *line, size_t len, Helpwire__V1__Article **out, char *err,
+                            size_t errlen)
 {
     ProtobufCMessage *m = NULL;
     int rc = parse_record(line, len, &helpwire__v1__article__descriptor, article_fields,

@@ -10,7 +10,8 @@
  * Pure functions, no I/O: the import command reads lines and reports the
  * line numbers. Size limits are the server's to enforce (it names the
  * field in INVALID_ARGUMENT); here only the shape is checked. Error texts
- * name keys and positions, never values from the line.
+ * name keys and positions, never field values; a JSON syntax error may
+ * quote a few characters near it (callers clean texts for the terminal).
  */
 #ifndef CLI_JSONL_H
 #define CLI_JSONL_H
@@ -33,7 +34,8 @@ bool cli_jsonl_is_blank(const char *line, size_t len);
  *         CLI_JSONL_BAD with the reason in err (invalid JSON with its
  *         column, not an object, missing or mistyped field, unknown key),
  *         or when out of memory. */
-int cli_jsonl_parse_article(const char *line, size_t len, Helpwire__V1__Article **out, char *err, size_t errlen);
+int cli_jsonl_parse_article(const char *line, size_t len, Helpwire__V1__Article **out, char *err,
+                            size_t errlen);
 
 /* The same for an FAQ entry. */
 int cli_jsonl_parse_faq(const char *line, size_t len, Helpwire__V1__Faq **out, char *err, size_t errlen);

@@ -8,6 +8,7 @@
  */
 #include "clients/cli/pbjson.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>

@@ -44,7 +44,8 @@ const char *cli_progress_format(char *buf, size_t len, const char *label, uint64
     if (done == total)
         snprintf(eta, sizeof eta, "done");
     else if (rate > 0)
-        snprintf(eta, sizeof eta, "ETA %s", cli_fmt_duration((double)(total - done) / rate, left, sizeof left));
+        snprintf(eta, sizeof eta, "ETA %s",
+                 cli_fmt_duration((double)(total - done) / rate, left, sizeof left));
     else
         snprintf(eta, sizeof eta, "ETA ?");
     snprintf(buf, len, "%s [%s] %llu/%llu %3d%%  %.0f/s  %s", label, bar, (unsigned long long)done,

@@ -61,9 +61,9 @@ struct cli_rpc_pipe {
 };
 
 static const char *const status_names[] = {
-    "OK",        "CANCELLED",      "UNKNOWN",           "INVALID_ARGUMENT",   "DEADLINE_EXCEEDED",
-    "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
-    "ABORTED",   "OUT_OF_RANGE",   "UNIMPLEMENTED",     "INTERNAL",           "UNAVAILABLE",
+    "OK",        "CANCELLED",       "UNKNOWN",           "INVALID_ARGUMENT",   "DEADLINE_EXCEEDED",
+    "NOT_FOUND", "ALREADY_EXISTS",  "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+    "ABORTED",   "OUT_OF_RANGE",    "UNIMPLEMENTED",     "INTERNAL",           "UNAVAILABLE",
     "DATA_LOSS", "UNAUTHENTICATED",
 };
 
@@ -208,7 +208,8 @@ static ProtobufCMessage *unpack_message(grpc_byte_buffer *bb, const ProtobufCMes
         return NULL;
     grpc_slice s = grpc_byte_buffer_reader_readall(&r);
     grpc_byte_buffer_reader_destroy(&r);
-    ProtobufCMessage *m = protobuf_c_message_unpack(desc, NULL, GRPC_SLICE_LENGTH(s), GRPC_SLICE_START_PTR(s));
+    ProtobufCMessage *m =
+        protobuf_c_message_unpack(desc, NULL, GRPC_SLICE_LENGTH(s), GRPC_SLICE_START_PTR(s));
     grpc_slice_unref(s);
     return m;
 }
@@ -281,8 +282,8 @@ fail:
 
 /* After the slot's batch completed: fills st and *reply, releases the call
  * and leaves the slot idle. */
-static void slot_finish(call_slot *slot, const ProtobufCMessageDescriptor *reply_desc, ProtobufCMessage **reply,
-                        cli_status *st)
+static void slot_finish(call_slot *slot, const ProtobufCMessageDescriptor *reply_desc,
+                        ProtobufCMessage **reply, cli_status *st)
 {
     *reply = NULL;
     st->code = slot->status;
@@ -311,7 +312,8 @@ static void slot_finish(call_slot *slot, const ProtobufCMessageDescriptor *reply
 static void cq_destroy(grpc_completion_queue *cq)
 {
     grpc_completion_queue_shutdown(cq);
-    while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type != GRPC_QUEUE_SHUTDOWN)
+    while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+           GRPC_QUEUE_SHUTDOWN)
         ;
     grpc_completion_queue_destroy(cq);
 }
@@ -344,7 +346,7 @@ int cli_rpc_pipe_create(cli_rpc_pipe **out, cli_rpc *rpc, const char *method,
     if (!p)
         return -1;
     p->slots = calloc((size_t)window, sizeof *p->slots);
-    p->free_slots = calloc((size_t)window, sizeof *p->free_slots);
+    p->free_slots = calloc((size_t)window, sizeof(call_slot *));
     if (!p->slots || !p->free_slots) {
         free(p->slots);
         free(p->free_slots);

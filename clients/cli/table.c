@@ -22,7 +22,7 @@ typedef struct table_row {
 struct cli_table {
     size_t ncols;
     int max_width[TABLE_MAX_COLS];
-    table_row *rows; /* rows[0] is the header */
+    table_row *rows; /* rows[0] is the header, if any */
     size_t nrows, cap;
 };
 
@@ -157,7 +157,7 @@ cli_table *cli_table_new(size_t ncols, const char *const *headers)
     if (!t)
         return NULL;
     t->ncols = ncols;
-    if (add_row(t, headers, false) != 0) {
+    if (headers && add_row(t, headers, false) != 0) {
         cli_table_free(t);
         return NULL;
     }
@@ -184,9 +184,13 @@ void cli_table_print(const cli_table *t, FILE *f)
                 width[c] = t->rows[r].widths[c];
     for (size_t r = 0; r < t->nrows; r++) {
         const table_row *row = &t->rows[r];
-        for (size_t c = 0; c < t->ncols; c++) {
+        /* No padding after the last non-empty cell: no trailing blanks. */
+        size_t last = t->ncols;
+        while (last > 1 && !*row->cells[last - 1])
+            last--;
+        for (size_t c = 0; c < last; c++) {
             fputs(row->cells[c], f);
-            if (c + 1 < t->ncols)
+            if (c + 1 < last)
                 fprintf(f, "%*s", width[c] - row->widths[c] + 2, "");
         }
         fputc('\n', f);

@@ -19,8 +19,9 @@
 
 typedef struct cli_table cli_table;
 
-/* A new table with ncols columns (1..32) and these headers (copied).
- * Returns NULL when out of memory or ncols is out of range. */
+/* A new table with ncols columns (1..32) and these headers (copied), or
+ * no header row when headers is NULL (key/value blocks). Returns NULL when
+ * out of memory or ncols is out of range. */
 cli_table *cli_table_new(size_t ncols, const char *const *headers);
 
 /* Truncates cells of column col to max_width display columns (ending with

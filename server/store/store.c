@@ -193,6 +193,8 @@ struct hw_store {
 
     /* Statistics. */
     atomic_uint_least64_t commits, requests, requests_failed, largest_group, map_grows;
+    atomic_uint_least64_t submitted, committed_requests;
+    atomic_uint_least64_t group_sizes[HW_STORE_GROUP_BUCKETS];
     uint64_t stale_readers_cleared;
 };
 
@@ -486,6 +488,11 @@ static void run_group(hw_store *s, hw_store_req **batch, size_t n)
             } else {
                 atomic_fetch_add_explicit(&s->commits, 1, memory_order_relaxed);
                 stat_max(&s->largest_group, i - start);
+                unsigned b = 0;
+                while (b + 1 < HW_STORE_GROUP_BUCKETS && ((size_t)1 << b) < i - start)
+                    b++;
+                atomic_fetch_add_explicit(&s->group_sizes[b], 1, memory_order_relaxed);
+                atomic_fetch_add_explicit(&s->committed_requests, i - start, memory_order_relaxed);
             }
             complete(s, batch + start, i - start);
         }
@@ -561,6 +568,7 @@ static int enqueue(hw_store *s, hw_store_req *r)
         return HW_ECLOSED;
     }
     HW_HANDOFF_RELEASE(r);
+    atomic_fetch_add_explicit(&s->submitted, 1, memory_order_relaxed);
     cds_wfcq_enqueue(&s->qhead, &s->qtail, &r->node);
     atomic_fetch_add(&s->wake_seq, 1);
     if (atomic_load(&s->writer_sleeping))
@@ -896,6 +904,11 @@ void hw_store_get_stats(hw_store *s, hw_store_stats *st)
     st->requests = atomic_load_explicit(&s->requests, memory_order_relaxed);
     st->requests_failed = atomic_load_explicit(&s->requests_failed, memory_order_relaxed);
     st->largest_group = atomic_load_explicit(&s->largest_group, memory_order_relaxed);
+    uint64_t submitted = atomic_load_explicit(&s->submitted, memory_order_relaxed);
+    st->queued = submitted > st->requests ? submitted - st->requests : 0;
+    for (unsigned b = 0; b < HW_STORE_GROUP_BUCKETS; b++)
+        st->group_sizes[b] = atomic_load_explicit(&s->group_sizes[b], memory_order_relaxed);
+    st->committed_requests = atomic_load_explicit(&s->committed_requests, memory_order_relaxed);
     st->map_grows = atomic_load_explicit(&s->map_grows, memory_order_relaxed);
     st->stale_readers_cleared = s->stale_readers_cleared;
 }

@@ -215,6 +215,8 @@ int hw_store_kv_foreach(hw_store_txn *t, const char *ns,
  *   reader slot); HW_EIO. */
 int hw_store_backup(hw_store *s, const char *dir, uint64_t *size_bytes);
 
+#define HW_STORE_GROUP_BUCKETS 11
+
 typedef struct hw_store_stats {
     uint64_t map_size_bytes;        /* current map size */
     uint64_t map_used_bytes;        /* pages in use up to the last page */
@@ -224,6 +226,11 @@ typedef struct hw_store_stats {
     uint64_t largest_group;         /* most requests in one commit */
     uint64_t map_grows;             /* automatic map growths */
     uint64_t stale_readers_cleared; /* by mdb_reader_check at open */
+    uint64_t queued;                /* submitted and not yet completed */
+    /* Group commits by size: [i] counts groups of at most 2^i requests
+     * (1, 2, 4, ... 1024), not cumulative. */
+    uint64_t group_sizes[HW_STORE_GROUP_BUCKETS];
+    uint64_t committed_requests; /* requests in those group commits */
 } hw_store_stats;
 
 /* Fills *st. Counters are read without locks (each value is exact, the set

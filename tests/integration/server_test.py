@@ -3,6 +3,7 @@ a client from another gRPC implementation (Debian's python3-grpcio):
 health, the status cases, concurrency, the command line, and the drain on
 SIGTERM."""
 import os
+import re
 import signal
 import subprocess
 import tempfile
@@ -113,6 +114,35 @@ class HealthAndStatuses(unittest.TestCase):
 
 
 class Metrics(unittest.TestCase):
+    SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="[^"\\]*"(,|(?=\})))*\})? '
+                        r'(-?[0-9.e+-]+|\+Inf|NaN)$')
+
+    def check_exposition(self, text):
+        """Every line is a comment or a valid sample; every sample's family
+        has a TYPE; counters end in _total; histogram buckets are cumulative."""
+        types = {}
+        last_bucket = {}
+        for line in text.splitlines():
+            if line.startswith("# TYPE "):
+                _, _, name, kind = line.split(" ", 3)
+                self.assertIn(kind, ("counter", "gauge", "histogram"))
+                types[name] = kind
+                if kind == "counter":
+                    self.assertTrue(name.endswith("_total"), name)
+                continue
+            if line.startswith("# HELP ") or not line:
+                continue
+            m = self.SAMPLE.match(line)
+            self.assertIsNotNone(m, line)
+            name = m.group(1)
+            base = re.sub(r"_(bucket|sum|count)$", "", name)
+            self.assertTrue(name in types or base in types, line)
+            if name.endswith("_bucket"):
+                series = re.sub(r',?le="[^"]*"', "", line.rsplit(" ", 1)[0])
+                value = float(line.rsplit(" ", 1)[1])
+                self.assertGreaterEqual(value, last_bucket.get(series, 0), line)
+                last_bucket[series] = value
+
     def test_prometheus_counts_calls_by_status(self):
         server = hwclient.Server("--metrics", "127.0.0.1:0")
         try:
@@ -141,6 +171,11 @@ class Metrics(unittest.TestCase):
             self.assertIn('helpwire_rpc_duration_seconds_count{service="grpc.health.v1.Health",method="Check"} 6',
                           text)
             self.assertIn("# TYPE helpwire_rpc_duration_seconds histogram", text)
+            self.check_exposition(text)
+            for family in ("helpwire_store_write_queue_depth", "helpwire_store_group_commit_size_bucket",
+                           "helpwire_store_map_used_bytes", "helpwire_index_terms", "helpwire_index_documents",
+                           'helpwire_outbox_backlog{channel="telegram"}', "helpwire_notifier_retries_total"):
+                self.assertIn(family, text)
             self.assertIn("helpwire_calls_in_flight ", text)
             self.assertIn("helpwire_calls_shed_total 0", text)
             with self.assertRaises(urllib.error.HTTPError) as cm:

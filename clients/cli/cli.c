@@ -1,0 +1,123 @@
+/*
+ * cli: output and error helpers shared by the commands (see cli.h).
+ */
+#include "clients/cli/cli.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clients/cli/pbjson.h"
+#include "clients/cli/table.h"
+
+int cli_fail_status(cli_ctx *ctx, const cli_status *st)
+{
+    /* The message comes from the server: clean it before it reaches a
+     * terminal. */
+    char *clean = cli_text_clean(st->message, false, 0);
+    fprintf(ctx->err, "helpwire: %s: %s\n", cli_status_name(st->code), clean ? clean : "");
+    free(clean);
+    return CLI_EXIT_FAILED;
+}
+
+/* Prints "helpwire: <fmt...>\n" to f. */
+static void vreport(FILE *f, const char *fmt, va_list ap)
+{
+    char msg[1024];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    fprintf(f, "helpwire: %s\n", msg);
+}
+
+int cli_fail(cli_ctx *ctx, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(ctx->err, fmt, ap);
+    va_end(ap);
+    return CLI_EXIT_FAILED;
+}
+
+int cli_usage_error(cli_ctx *ctx, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(ctx->err, fmt, ap);
+    va_end(ap);
+    if (ctx->cmd)
+        fprintf(ctx->err, "Try 'helpwire %s%s%s --help'.\n", ctx->cmd->group, ctx->cmd->name ? " " : "",
+                ctx->cmd->name ? ctx->cmd->name : "");
+    else
+        fprintf(ctx->err, "Try 'helpwire --help'.\n");
+    return CLI_EXIT_USAGE;
+}
+
+int cli_call(cli_ctx *ctx, const char *method, const ProtobufCMessage *request,
+             const ProtobufCMessageDescriptor *reply_desc, ProtobufCMessage **reply)
+{
+    cli_status st;
+    if (cli_rpc_unary(ctx->rpc, method, request, reply_desc, reply, &st) != 0)
+        return cli_fail_status(ctx, &st);
+    return CLI_EXIT_OK;
+}
+
+int cli_emit_json(cli_ctx *ctx, json_t *obj)
+{
+    if (!obj)
+        return cli_fail(ctx, "out of memory");
+    int rc = json_dumpf(obj, ctx->out, JSON_COMPACT) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILED;
+    fputc('\n', ctx->out);
+    json_decref(obj);
+    if (rc != CLI_EXIT_OK)
+        return cli_fail(ctx, "cannot write the output");
+    return CLI_EXIT_OK;
+}
+
+int cli_emit_message(cli_ctx *ctx, const ProtobufCMessage *msg)
+{
+    return cli_emit_json(ctx, cli_pbjson_from_message(msg));
+}
+
+int cli_split_list(const char *s, char ***items, size_t *n)
+{
+    *items = NULL;
+    *n = 0;
+    size_t cap = 1;
+    for (const char *p = s; *p; p++)
+        cap += *p == ',';
+    char **v = calloc(cap, sizeof *v);
+    if (!v)
+        return -1;
+    size_t k = 0;
+    const char *start = s;
+    for (;;) {
+        const char *end = strchr(start, ',');
+        size_t len = end ? (size_t)(end - start) : strlen(start);
+        while (len && (*start == ' ' || *start == '\t')) {
+            start++;
+            len--;
+        }
+        while (len && (start[len - 1] == ' ' || start[len - 1] == '\t'))
+            len--;
+        if (len) {
+            v[k] = strndup(start, len);
+            if (!v[k]) {
+                cli_free_list(v, k);
+                return -1;
+            }
+            k++;
+        }
+        if (!end)
+            break;
+        start = end + 1;
+    }
+    *items = v;
+    *n = k;
+    return 0;
+}
+
+void cli_free_list(char **items, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(items[i]);
+    free(items);
+}

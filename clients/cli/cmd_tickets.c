@@ -1,0 +1,391 @@
+/*
+ * cmd_tickets: `helpwire tickets list|show|close|escalate`, the operator's
+ * view of the ticket queue. list follows page tokens until --limit tickets
+ * (or the end) and prints them as they arrive with --json, or as one
+ * aligned table; show joins GetTicket (with the conversation) and the whole
+ * GetTicketHistory. Customer-written text is cleaned by table.h before it
+ * is printed. The survey link of a closed ticket carries the survey's
+ * secret token, so close prints the survey id and leaves the link out.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "clients/cli/cli.h"
+#include "clients/cli/fmt.h"
+#include "clients/cli/pbjson.h"
+#include "clients/cli/table.h"
+#include "helpwire/v1/tickets.pb-c.h"
+
+enum { TICKETS_DEFAULT_LIMIT = 100, TICKETS_MAX_PAGE = 500, HISTORY_MAX_PAGE = 1000, SUBJECT_MAX_WIDTH = 48 };
+
+static const char *const ticket_headers[] = {"ID",       "NUMBER",   "STATUS",  "PRIORITY", "QUEUE",
+                                             "ASSIGNEE", "CUSTOMER", "UPDATED", "SUBJECT"};
+enum { TICKET_COLS = sizeof ticket_headers / sizeof ticket_headers[0] };
+
+static int add_ticket_row(cli_table *t, const Helpwire__V1__Ticket *tk)
+{
+    char number[24], status[32], priority[32], updated[32];
+    snprintf(number, sizeof number, "%llu", (unsigned long long)tk->number);
+    const char *cells[TICKET_COLS] = {
+        tk->id,
+        number,
+        cli_fmt_enum(&helpwire__v1__ticket_status__descriptor, tk->status, status, sizeof status),
+        cli_fmt_enum(&helpwire__v1__priority__descriptor, tk->priority, priority, sizeof priority),
+        tk->queue,
+        *tk->assignee_agent_id ? tk->assignee_agent_id : "-",
+        tk->customer_id,
+        cli_fmt_time(tk->updated_unix_ms, updated, sizeof updated),
+        tk->subject,
+    };
+    return cli_table_add(t, cells);
+}
+
+static cli_table *new_ticket_table(void)
+{
+    cli_table *t = cli_table_new(TICKET_COLS, ticket_headers);
+    if (t)
+        cli_table_set_max_width(t, TICKET_COLS - 1, SUBJECT_MAX_WIDTH);
+    return t;
+}
+
+static int run_tickets_list(cli_ctx *ctx)
+{
+    enum { OPT_STATUS, OPT_QUEUE, OPT_ASSIGNEE, OPT_CUSTOMER, OPT_PRIORITY, OPT_LIMIT };
+    int rc = CLI_EXIT_FAILED;
+    cli_table *table = NULL;
+    char *page_token = NULL;
+    Helpwire__V1__ListTicketsReply *reply = NULL;
+    Helpwire__V1__ListTicketsRequest req = HELPWIRE__V1__LIST_TICKETS_REQUEST__INIT;
+    char choices[128];
+    int v;
+
+    if (ctx->opt[OPT_STATUS]) {
+        if (cli_parse_enum(&helpwire__v1__ticket_status__descriptor, ctx->opt[OPT_STATUS], &v) != 0)
+            return cli_usage_error(
+                ctx, "--status must be one of %s",
+                cli_fmt_enum_choices(&helpwire__v1__ticket_status__descriptor, choices, sizeof choices));
+        req.status = (Helpwire__V1__TicketStatus)v;
+    }
+    if (ctx->opt[OPT_PRIORITY]) {
+        if (cli_parse_enum(&helpwire__v1__priority__descriptor, ctx->opt[OPT_PRIORITY], &v) != 0)
+            return cli_usage_error(
+                ctx, "--priority must be one of %s",
+                cli_fmt_enum_choices(&helpwire__v1__priority__descriptor, choices, sizeof choices));
+        req.priority = (Helpwire__V1__Priority)v;
+    }
+    long long limit = TICKETS_DEFAULT_LIMIT;
+    if (ctx->opt[OPT_LIMIT] && cli_args_parse_int(ctx->opt[OPT_LIMIT], 0, 1000000000, &limit) != 0)
+        return cli_usage_error(ctx, "--limit must be a number (0 for no limit)");
+    if (ctx->opt[OPT_QUEUE])
+        req.queue = (char *)ctx->opt[OPT_QUEUE];
+    if (ctx->opt[OPT_ASSIGNEE])
+        req.assignee_agent_id = (char *)ctx->opt[OPT_ASSIGNEE];
+    if (ctx->opt[OPT_CUSTOMER])
+        req.customer_id = (char *)ctx->opt[OPT_CUSTOMER];
+
+    if (!ctx->json && !(table = new_ticket_table())) {
+        rc = cli_fail(ctx, "out of memory");
+        goto out;
+    }
+    long long listed = 0;
+    for (;;) {
+        long long want = limit ? limit - listed : TICKETS_MAX_PAGE;
+        req.page_size = (uint32_t)(want < TICKETS_MAX_PAGE ? want : TICKETS_MAX_PAGE);
+        req.page_token = page_token ? page_token : "";
+        if (cli_call(ctx, "/helpwire.v1.Tickets/ListTickets", &req.base,
+                     &helpwire__v1__list_tickets_reply__descriptor,
+                     (ProtobufCMessage **)&reply) != CLI_EXIT_OK)
+            goto out;
+        for (size_t i = 0; i < reply->n_tickets && (!limit || listed < limit); i++, listed++) {
+            if (!table) {
+                if (cli_emit_message(ctx, &reply->tickets[i]->base) != CLI_EXIT_OK)
+                    goto out;
+            } else if (add_ticket_row(table, reply->tickets[i]) != 0) {
+                rc = cli_fail(ctx, "out of memory");
+                goto out;
+            }
+        }
+        free(page_token);
+        page_token = NULL;
+        if (!*reply->next_page_token || (limit && listed >= limit) || reply->n_tickets == 0)
+            break;
+        if (!(page_token = strdup(reply->next_page_token))) {
+            rc = cli_fail(ctx, "out of memory");
+            goto out;
+        }
+        protobuf_c_message_free_unpacked(&reply->base, NULL);
+        reply = NULL;
+    }
+    if (table)
+        cli_table_print(table, ctx->out);
+    rc = CLI_EXIT_OK;
+out:
+    if (reply)
+        protobuf_c_message_free_unpacked(&reply->base, NULL);
+    free(page_token);
+    cli_table_free(table);
+    return rc;
+}
+
+/* Fetches the whole history of ticket id into *events (a JSON array when
+ * json, else rows of table). Returns a CLI_EXIT_* code. */
+static int fetch_history(cli_ctx *ctx, const char *id, json_t *events, cli_table *table)
+{
+    int rc = CLI_EXIT_FAILED;
+    char *page_token = NULL;
+    Helpwire__V1__GetTicketHistoryReply *reply = NULL;
+    Helpwire__V1__GetTicketHistoryRequest req = HELPWIRE__V1__GET_TICKET_HISTORY_REQUEST__INIT;
+    req.ticket_id = (char *)id;
+    req.page_size = HISTORY_MAX_PAGE;
+    for (;;) {
+        req.page_token = page_token ? page_token : "";
+        if (cli_call(ctx, "/helpwire.v1.Tickets/GetTicketHistory", &req.base,
+                     &helpwire__v1__get_ticket_history_reply__descriptor,
+                     (ProtobufCMessage **)&reply) != CLI_EXIT_OK)
+            goto out;
+        for (size_t i = 0; i < reply->n_events; i++) {
+            const Helpwire__V1__TicketEvent *e = reply->events[i];
+            int bad;
+            if (events) {
+                /* The ticket snapshot is only set on WatchTickets events. */
+                static const char *const skip[] = {"ticket", NULL};
+                bad = json_array_append_new(events, cli_pbjson_from_message_except(&e->base, skip));
+            } else {
+                char at[32], kind[48];
+                const char *cells[] = {
+                    cli_fmt_time(e->at_unix_ms, at, sizeof at),
+                    cli_fmt_enum(&helpwire__v1__ticket_event_kind__descriptor, e->kind, kind, sizeof kind),
+                    e->actor, e->detail};
+                bad = cli_table_add(table, cells);
+            }
+            if (bad) {
+                rc = cli_fail(ctx, "out of memory");
+                goto out;
+            }
+        }
+        free(page_token);
+        page_token = NULL;
+        if (!*reply->next_page_token || reply->n_events == 0)
+            break;
+        if (!(page_token = strdup(reply->next_page_token))) {
+            rc = cli_fail(ctx, "out of memory");
+            goto out;
+        }
+        protobuf_c_message_free_unpacked(&reply->base, NULL);
+        reply = NULL;
+    }
+    rc = CLI_EXIT_OK;
+out:
+    if (reply)
+        protobuf_c_message_free_unpacked(&reply->base, NULL);
+    free(page_token);
+    return rc;
+}
+
+/* Prints the ticket's fields as a key/value block. */
+static int print_ticket_fields(cli_ctx *ctx, const Helpwire__V1__Ticket *tk)
+{
+    char number[48], status[32], priority[32], channel[32], created[32], updated[32], closed[32], tags[512],
+        escalated[1200], version[24];
+    snprintf(number, sizeof number, "%s (#%llu)", tk->id, (unsigned long long)tk->number);
+    size_t used = 0;
+    tags[0] = '\0';
+    for (size_t i = 0; i < tk->n_tags && used < sizeof tags; i++)
+        used += (size_t)snprintf(tags + used, sizeof tags - used, "%s%s", i ? ", " : "", tk->tags[i]);
+    char when[32];
+    snprintf(escalated, sizeof escalated, "%s (%s)", tk->escalation_reason,
+             cli_fmt_time(tk->escalated_unix_ms, when, sizeof when));
+    snprintf(version, sizeof version, "%llu", (unsigned long long)tk->version);
+    const char *rows[][2] = {
+        {"ticket", number},
+        {"status", cli_fmt_enum(&helpwire__v1__ticket_status__descriptor, tk->status, status, sizeof status)},
+        {"priority",
+         cli_fmt_enum(&helpwire__v1__priority__descriptor, tk->priority, priority, sizeof priority)},
+        {"queue", tk->queue},
+        {"assignee", *tk->assignee_agent_id ? tk->assignee_agent_id : "-"},
+        {"customer", tk->customer_id},
+        {"channel", cli_fmt_enum(&helpwire__v1__channel__descriptor, tk->channel, channel, sizeof channel)},
+        {"subject", tk->subject},
+        {"tags", tk->n_tags ? tags : "-"},
+        {"created", cli_fmt_time(tk->created_unix_ms, created, sizeof created)},
+        {"updated", cli_fmt_time(tk->updated_unix_ms, updated, sizeof updated)},
+        {"escalated", tk->escalated_unix_ms ? escalated : "-"},
+        {"closed", cli_fmt_time(tk->closed_unix_ms, closed, sizeof closed)},
+        {"resolution", *tk->resolution ? tk->resolution : "-"},
+        {"version", version},
+    };
+    cli_table *t = cli_table_new(2, NULL);
+    if (!t)
+        return cli_fail(ctx, "out of memory");
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        if (cli_table_add(t, rows[i]) != 0) {
+            cli_table_free(t);
+            return cli_fail(ctx, "out of memory");
+        }
+    cli_table_print(t, ctx->out);
+    cli_table_free(t);
+    return CLI_EXIT_OK;
+}
+
+/* Prints the conversation: a heading per message, its text indented. */
+static int print_messages(cli_ctx *ctx, const Helpwire__V1__GetTicketReply *r)
+{
+    fprintf(ctx->out, "\nmessages (%zu)\n", r->n_messages);
+    for (size_t i = 0; i < r->n_messages; i++) {
+        const Helpwire__V1__TicketMessage *m = r->messages[i];
+        char at[32], kind[48];
+        char *author = cli_text_clean(m->author, false, 0);
+        char *text = cli_text_clean(m->text, true, 0);
+        if (!author || !text) {
+            free(author);
+            free(text);
+            return cli_fail(ctx, "out of memory");
+        }
+        fprintf(ctx->out, "  %s  %s (%s)\n", cli_fmt_time(m->created_unix_ms, at, sizeof at), author,
+                cli_fmt_enum(&helpwire__v1__message_kind__descriptor, m->kind, kind, sizeof kind));
+        for (char *line = text, *next; line; line = next) {
+            next = strchr(line, '\n');
+            if (next)
+                *next++ = '\0';
+            fprintf(ctx->out, "    %s\n", line);
+        }
+        free(author);
+        free(text);
+    }
+    return CLI_EXIT_OK;
+}
+
+static int run_tickets_show(cli_ctx *ctx)
+{
+    int rc = CLI_EXIT_FAILED;
+    Helpwire__V1__GetTicketReply *reply = NULL;
+    json_t *obj = NULL, *events = NULL;
+    cli_table *history = NULL;
+    Helpwire__V1__GetTicketRequest req = HELPWIRE__V1__GET_TICKET_REQUEST__INIT;
+    req.ticket_id = (char *)ctx->pos[0];
+    req.include_messages = 1;
+    if (cli_call(ctx, "/helpwire.v1.Tickets/GetTicket", &req.base,
+                 &helpwire__v1__get_ticket_reply__descriptor, (ProtobufCMessage **)&reply) != CLI_EXIT_OK)
+        goto out;
+    if (!reply->ticket) {
+        rc = cli_fail(ctx, "the reply holds no ticket");
+        goto out;
+    }
+    if (ctx->json) {
+        obj = cli_pbjson_from_message(&reply->base);
+        events = json_array();
+        if (!obj || !events) {
+            rc = cli_fail(ctx, "out of memory");
+            goto out;
+        }
+        if ((rc = fetch_history(ctx, reply->ticket->id, events, NULL)) != CLI_EXIT_OK)
+            goto out;
+        json_object_set_new(obj, "history", events);
+        events = NULL;
+        rc = cli_emit_json(ctx, obj);
+        obj = NULL;
+        goto out;
+    }
+    static const char *const history_headers[] = {"AT", "EVENT", "ACTOR", "DETAIL"};
+    if (!(history = cli_table_new(4, history_headers))) {
+        rc = cli_fail(ctx, "out of memory");
+        goto out;
+    }
+    if ((rc = fetch_history(ctx, reply->ticket->id, NULL, history)) != CLI_EXIT_OK)
+        goto out;
+    if ((rc = print_ticket_fields(ctx, reply->ticket)) != CLI_EXIT_OK ||
+        (rc = print_messages(ctx, reply)) != CLI_EXIT_OK)
+        goto out;
+    fprintf(ctx->out, "\nhistory\n");
+    cli_table_print(history, ctx->out);
+    rc = CLI_EXIT_OK;
+out:
+    if (reply)
+        protobuf_c_message_free_unpacked(&reply->base, NULL);
+    json_decref(obj);
+    json_decref(events);
+    cli_table_free(history);
+    return rc;
+}
+
+static int run_tickets_close(cli_ctx *ctx)
+{
+    enum { OPT_RESOLUTION, OPT_SKIP_SURVEY };
+    if (!ctx->opt[OPT_RESOLUTION] || !*ctx->opt[OPT_RESOLUTION])
+        return cli_usage_error(ctx, "--resolution TEXT is required");
+    Helpwire__V1__CloseTicketRequest req = HELPWIRE__V1__CLOSE_TICKET_REQUEST__INIT;
+    Helpwire__V1__CloseTicketReply *reply = NULL;
+    req.ticket_id = (char *)ctx->pos[0];
+    req.resolution = (char *)ctx->opt[OPT_RESOLUTION];
+    req.skip_survey = ctx->opt[OPT_SKIP_SURVEY] != NULL;
+    if (cli_call(ctx, "/helpwire.v1.Tickets/CloseTicket", &req.base,
+                 &helpwire__v1__close_ticket_reply__descriptor, (ProtobufCMessage **)&reply) != CLI_EXIT_OK)
+        return CLI_EXIT_FAILED;
+    int rc = CLI_EXIT_OK;
+    if (ctx->json) {
+        /* survey_url embeds the survey's secret token. */
+        static const char *const skip[] = {"survey_url", NULL};
+        rc = cli_emit_json(ctx, cli_pbjson_from_message_except(&reply->base, skip));
+    } else if (reply->ticket) {
+        fprintf(ctx->out, "closed %s (#%llu)", reply->ticket->id, (unsigned long long)reply->ticket->number);
+        if (*reply->survey_id)
+            fprintf(ctx->out, "; survey %s sent to the customer", reply->survey_id);
+        fputc('\n', ctx->out);
+    }
+    protobuf_c_message_free_unpacked(&reply->base, NULL);
+    return rc;
+}
+
+static int run_tickets_escalate(cli_ctx *ctx)
+{
+    enum { OPT_REASON };
+    if (!ctx->opt[OPT_REASON] || !*ctx->opt[OPT_REASON])
+        return cli_usage_error(ctx, "--reason TEXT is required");
+    Helpwire__V1__EscalateTicketRequest req = HELPWIRE__V1__ESCALATE_TICKET_REQUEST__INIT;
+    Helpwire__V1__Ticket *tk = NULL;
+    req.ticket_id = (char *)ctx->pos[0];
+    req.reason = (char *)ctx->opt[OPT_REASON];
+    if (cli_call(ctx, "/helpwire.v1.Tickets/EscalateTicket", &req.base, &helpwire__v1__ticket__descriptor,
+                 (ProtobufCMessage **)&tk) != CLI_EXIT_OK)
+        return CLI_EXIT_FAILED;
+    int rc = CLI_EXIT_OK;
+    if (ctx->json)
+        rc = cli_emit_message(ctx, &tk->base);
+    else
+        fprintf(ctx->out, "escalated %s (#%llu); the supervisor is notified\n", tk->id,
+                (unsigned long long)tk->number);
+    protobuf_c_message_free_unpacked(&tk->base, NULL);
+    return rc;
+}
+
+static const cli_opt list_opts[] = {
+    {"status", "S", "Only tickets in status S: open, pending, escalated, resolved, closed."},
+    {"queue", "Q", "Only tickets in skill queue Q."},
+    {"assignee", "A", "Only tickets assigned to agent A."},
+    {"customer", "C", "Only tickets of customer C."},
+    {"priority", "P", "Only tickets of priority P: low, normal, high, urgent."},
+    {"limit", "N", "Stop after N tickets (newest first); 0 for all. Default 100."},
+};
+static const cli_opt close_opts[] = {
+    {"resolution", "TEXT", "How the issue was resolved (required)."},
+    {"skip-survey", NULL, "Do not send the satisfaction survey (e.g. spam)."},
+};
+static const cli_opt escalate_opts[] = {
+    {"reason", "TEXT", "Why the ticket needs a supervisor (required)."},
+};
+
+const cli_command cli_tickets_commands[] = {
+    {"tickets", "list", "[--status S] [--queue Q] [--assignee A] [--customer C] [--limit N]",
+     "List tickets, newest first",
+     "Lists tickets matching every filter given, following pages until --limit tickets.", list_opts,
+     sizeof list_opts / sizeof list_opts[0], 0, 0, run_tickets_list},
+    {"tickets", "show", "ID", "Show a ticket with its messages and history",
+     "Shows ticket ID, its conversation and every change made to it.", NULL, 0, 1, 1, run_tickets_show},
+    {"tickets", "close", "ID --resolution TEXT", "Close a ticket and send the survey",
+     "Closes ticket ID with a resolution; the customer receives the satisfaction survey.", close_opts,
+     sizeof close_opts / sizeof close_opts[0], 1, 1, run_tickets_close},
+    {"tickets", "escalate", "ID --reason TEXT", "Escalate a ticket to the supervisor",
+     "Escalates ticket ID; the supervisor webhook is alerted with the reason.", escalate_opts,
+     sizeof escalate_opts / sizeof escalate_opts[0], 1, 1, run_tickets_escalate},
+};
+const size_t cli_tickets_ncommands = sizeof cli_tickets_commands / sizeof cli_tickets_commands[0];
