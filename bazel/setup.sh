@@ -20,6 +20,9 @@ PACKAGES=(
   libcmocka-dev python3-grpcio python3-protobuf lmdb-utils libsqlite3-dev
 )
 
+# Node.js for the cross-language client test (tests/js), unless already there.
+command -v node >/dev/null 2>&1 || PACKAGES+=(nodejs npm)
+
 missing=()
 for p in "${PACKAGES[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
@@ -32,6 +35,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# tests/js: the Node.js client test's npm packages, pinned by package-lock.json.
+if [ ! -d tests/js/node_modules ] && command -v npm >/dev/null 2>&1; then
+  npm ci --no-audit --no-fund --silent --prefix tests/js >/dev/null ||
+    { echo "setup: npm ci --prefix tests/js failed" >&2; exit 1; }
+  echo "setup: installed tests/js/node_modules (npm ci)"
 fi
 
 if [ "${1:-}" != "--no-build" ]; then

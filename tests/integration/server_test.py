@@ -338,7 +338,7 @@ class CommandLine(unittest.TestCase):
 
 class Drain(unittest.TestCase):
     def test_sigterm_drains(self):
-        server = hwclient.Server("--drain-grace-ms", "1500", "--drain-timeout-ms", "5000")
+        server = hwclient.Server("--drain-grace-ms", "1500", "--drain-timeout-ms", "30000")
         watcher = server.client(api=API)
         stream = watcher.stream("grpc.health.v1.Health/Watch", timeout=20)
         self.assertEqual(next(stream).status, 1)
@@ -375,7 +375,7 @@ class Drain(unittest.TestCase):
         with self.assertRaises(grpc.RpcError) as cm:
             server.client(api=API).call("grpc.health.v1.Health/Check", timeout=5)
         self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAVAILABLE)
-        rc = server.wait(timeout=30)
+        rc = server.wait(timeout=60)
         stop.set()
         for t in threads:
             t.join()
