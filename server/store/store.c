@@ -62,6 +62,7 @@
 #include <sched.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -449,10 +450,33 @@ static int run_one(hw_store *s, MDB_txn *parent, hw_store_req *r, int *full)
     return st;
 }
 
-/* Applies batch[0..n) in as few durable commits as the map allows. */
+/* Runs one request directly in the group transaction (no child). Returns
+ * its status; on anything but HW_OK with *full == HW_TXN_FITS the group
+ * transaction may hold part of its changes and must be thrown away. */
+static int run_direct(hw_store *s, MDB_txn *txn, hw_store_req *r, int *full)
+{
+    hw_store_txn w = {.store = s, .dbi = s->dbi, .writable = 1, .arena = s->scratch, .txn = txn};
+    hw_arena_reset(s->scratch);
+    int st = r->fn(&w, r->ctx);
+    *full = w.full;
+    return st > 0 ? HW_EINVALID : st;
+}
+
+/* Applies batch[0..n) in as few durable commits as the map allows.
+ *
+ * Optimistic first: every request runs directly in the group transaction,
+ * which costs nothing per request. LMDB's nested transactions, which let a
+ * failing request roll back alone, cost a dirty-page list and a copy of
+ * every page touched per request; so they are used only when needed: at
+ * the first request of a group that fails (or finds the map full), the
+ * group transaction is thrown away and the whole group runs again with a
+ * child transaction per request. Requests may run twice; the write fn
+ * contract allows it (store.h), and a failing request fails again the same
+ * way on the same state. */
 static void run_group(hw_store *s, hw_store_req **batch, size_t n)
 {
     size_t i = 0;
+    bool nested = false;
     while (i < n) {
         size_t start = i;
         int full = HW_TXN_FITS;
@@ -464,10 +488,26 @@ static void run_group(hw_store *s, hw_store_req **batch, size_t n)
             complete(s, batch + i, n - i);
             return;
         }
+        bool rerun = false;
         for (; i < n; i++) {
+            if (!nested) {
+                int st = run_direct(s, txn, batch[i], &full);
+                if (st == HW_OK && full == HW_TXN_FITS) {
+                    batch[i]->status = HW_OK;
+                    continue;
+                }
+                rerun = true;
+                break;
+            }
             batch[i]->status = run_one(s, txn, batch[i], &full);
             if (full != HW_TXN_FITS)
                 break;
+        }
+        if (rerun) {
+            mdb_txn_abort(txn);
+            nested = true;
+            i = start;
+            continue;
         }
         if (i == start) {
             mdb_txn_abort(txn);
