@@ -8,10 +8,11 @@
  * every handler taking the write lock and paying the fsync, handlers
  * enqueue requests on a liburcu wait-free queue (cds_wfcq: enqueue is one
  * xchg, so a gRPC worker never blocks) and one writer thread drains it. The
- * writer opens one transaction, runs each waiting request in a nested
- * child transaction (mdb_txn_begin with the group as parent), commits the
- * child on success or aborts it on error, so a request that fails a
- * constraint disappears alone. Then one mdb_txn_commit makes the whole group
+ * writer opens one transaction and runs the waiting requests directly in
+ * it; if one fails, the group is thrown away and run again with each
+ * request in a nested child transaction (mdb_txn_begin with the group as
+ * parent), committed on success or aborted on error, so a request that
+ * fails a constraint disappears alone (see run_group). Then one mdb_txn_commit makes the whole group
  * durable, and only then are the done callbacks called. Under load the
  * group grows by itself (everything that arrived during the last fsync), so
  * the fsync cost per request falls with concurrency.

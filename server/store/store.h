@@ -7,9 +7,11 @@
  *   or newer file is refused with a message and never written to.
  * - Exactly one writer thread. Any thread hands it a write request with
  *   hw_store_submit() (a wait-free liburcu queue, no lock); the writer takes
- *   every waiting request (up to max_group_size), runs each in its own
- *   nested transaction (a failing request is rolled back alone), commits the
- *   group once with fsync, and only then calls each request's done callback.
+ *   every waiting request (up to max_group_size), runs them in one
+ *   transaction (a group with a failing request is run again with a nested
+ *   transaction per request, so the failing one is rolled back alone),
+ *   commits the group once with fsync, and only then calls each request's
+ *   done callback.
  *   "Acknowledged" therefore always means "on disk".
  * - Reads never wait for the writer: each worker thread owns an
  *   hw_store_reader whose MDB_NOTLS read transaction is renewed per request
@@ -94,12 +96,13 @@ void hw_store_close(hw_store *s);
  * Writes
  * ---------------------------------------------------------------------- */
 
-/* A write request's body. Runs on the writer thread inside its own nested
- * transaction w, valid only during the call. Returns HW_OK to keep its
- * changes or a negative HW_E* code to roll them back (the other requests of
- * the group are unaffected).
- * It may run more than once for one submission: when the map had to grow
- * under it, its changes are rolled back and it is called again in a new
+/* A write request's body. Runs on the writer thread in transaction w (the
+ * group's, or a nested one), valid only during the call. Returns HW_OK to
+ * keep its changes or a negative HW_E* code to roll them back (the other
+ * requests of the group are unaffected).
+ * It may run more than once for one submission: when another request of its
+ * group failed, or the map had to grow under it, its changes are rolled
+ * back and it is called again in a new
  * transaction. It must therefore act only through w and, if it writes
  * results into ctx, overwrite them on every run. It must not block on other
  * store operations (no hw_store_write, no hw_store_close). */
