@@ -140,14 +140,16 @@ class Overload(unittest.TestCase):
         server = hwclient.Server("--demo", "--max-in-flight", "1", "--threads", "2", "--metrics", "127.0.0.1:0")
         outcomes = []
         details = []
+        admitted = []
 
         def hammer(k):
             c = server.client(api=API, role="bridge")
             for i in range(40):
                 try:
-                    c.call("helpwire.v1.Router/Route", channel=TG, channelUserId="load-%d" % k, displayName="L",
-                           text="my parcel never arrived %d" % i, messageId="ov-%d-%d" % (k, i))
+                    r = c.call("helpwire.v1.Router/Route", channel=TG, channelUserId="load-%d" % k,
+                               displayName="L", text="my parcel never arrived %d" % i, messageId="ov-%d-%d" % (k, i))
                     outcomes.append("OK")
+                    admitted.append(("ov-%d-%d" % (k, i), "load-%d" % k, r))
                 except grpc.RpcError as e:
                     outcomes.append(e.code().name)
                     details.append(e.details())
@@ -171,6 +173,16 @@ class Overload(unittest.TestCase):
                 text = r.read().decode()
             shed = int([l for l in text.splitlines() if l.startswith("helpwire_calls_shed_total ")][0].split()[1])
             self.assertEqual(shed, outcomes.count("RESOURCE_EXHAUSTED"))
+            # Nothing admitted is lost: every acknowledged message is stored
+            # (asking again returns the same reply as a duplicate).
+            c = server.client(api=API, role="bridge")
+            for mid, user, first in admitted:
+                again = c.call("helpwire.v1.Router/Route", channel=TG, channelUserId=user, displayName="L",
+                               text="ignored", messageId=mid)
+                self.assertTrue(again.duplicate, mid)
+                self.assertEqual(again.customer_id, first.customer_id)
+                self.assertEqual(again.ticket_id, first.ticket_id)
+            c.close()
         finally:
             self.assertEqual(server.stop(), 0)
 
