@@ -40,12 +40,8 @@
 #include <grpc/support/time.h>
 
 static const char *const echo_methods[] = {
-    "/helpwire.v1.Router/Route",
-    "/helpwire.v1.Knowledge/Search",
-    "/helpwire.v1.Knowledge/Answer",
-    "/helpwire.v1.Tickets/CreateTicket",
-    "/helpwire.v1.Tickets/GetTicket",
-    "/helpwire.v1.Tickets/ListTickets",
+    "/helpwire.v1.Router/Route",         "/helpwire.v1.Knowledge/Search",  "/helpwire.v1.Knowledge/Answer",
+    "/helpwire.v1.Tickets/CreateTicket", "/helpwire.v1.Tickets/GetTicket", "/helpwire.v1.Tickets/ListTickets",
 };
 #define N_METHODS (sizeof(echo_methods) / sizeof(echo_methods[0]))
 #define GENERIC_SLOTS 2
@@ -110,8 +106,8 @@ static int post_generic(generic_slot *g)
     grpc_call_details_init(&g->details);
     grpc_metadata_array_init(&g->metadata);
     g->call = NULL;
-    grpc_call_error e = grpc_server_request_call(g->w->server, &g->call, &g->details, &g->metadata, g->w->cq,
-                                                 g->w->cq, g);
+    grpc_call_error e =
+        grpc_server_request_call(g->w->server, &g->call, &g->details, &g->metadata, g->w->cq, g->w->cq, g);
     return e == GRPC_CALL_OK ? 0 : -EIO;
 }
 
@@ -247,7 +243,9 @@ int main(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         char *end = NULL;
         switch (c) {
-        case 'l': listen_addr = optarg; break;
+        case 'l':
+            listen_addr = optarg;
+            break;
         case 't':
             threads = strtol(optarg, &end, 10);
             if (*end || threads < 1 || threads > 256) {
@@ -262,8 +260,12 @@ int main(int argc, char **argv)
                 return 2;
             }
             break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (!listen_addr || optind < argc) {

@@ -170,7 +170,10 @@ out:
     return 0;
 }
 
-size_t hw_corpus_size(const hw_corpus *c) { return c->count; }
+size_t hw_corpus_size(const hw_corpus *c)
+{
+    return c->count;
+}
 
 const char *hw_corpus_line(const hw_corpus *c, size_t i, size_t *len)
 {

@@ -32,10 +32,10 @@
 #define IDLE_WAIT_NS (50 * NS_PER_MS)
 
 static const char *const status_names[HW_STATUS_SLOTS] = {
-    "OK",           "CANCELLED",          "UNKNOWN",     "INVALID_ARGUMENT",  "DEADLINE_EXCEEDED",
-    "NOT_FOUND",    "ALREADY_EXISTS",     "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
-    "ABORTED",      "OUT_OF_RANGE",       "UNIMPLEMENTED", "INTERNAL",        "UNAVAILABLE",
-    "DATA_LOSS",    "UNAUTHENTICATED",    "CLIENT_ERROR",
+    "OK",        "CANCELLED",       "UNKNOWN",           "INVALID_ARGUMENT",   "DEADLINE_EXCEEDED",
+    "NOT_FOUND", "ALREADY_EXISTS",  "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+    "ABORTED",   "OUT_OF_RANGE",    "UNIMPLEMENTED",     "INTERNAL",           "UNAVAILABLE",
+    "DATA_LOSS", "UNAUTHENTICATED", "CLIENT_ERROR",
 };
 
 const char *hw_status_name(int slot)
@@ -174,9 +174,9 @@ static bool start_call(worker *w, slot *s, uint64_t start_ns)
     s->sent_bytes = GRPC_SLICE_LENGTH(body);
     s->send_buf = grpc_raw_byte_buffer_create(&body, 1);
     grpc_slice_unref(body);
-    s->call = grpc_channel_create_registered_call(s->conn->channel, NULL, GRPC_PROPAGATE_DEFAULTS, w->cq,
-                                                  s->conn->method[s->kind],
-                                                  deadline_in_ns((uint64_t)cfg->timeout_ms * NS_PER_MS), NULL);
+    s->call = grpc_channel_create_registered_call(
+        s->conn->channel, NULL, GRPC_PROPAGATE_DEFAULTS, w->cq, s->conn->method[s->kind],
+        deadline_in_ns((uint64_t)cfg->timeout_ms * NS_PER_MS), NULL);
     if (!s->call)
         goto client_error;
 
@@ -363,7 +363,8 @@ static int connect_all(hw_drv *d, char *err, size_t errlen)
                      d->cfg.connect_timeout_ms, i + 1);
     }
     grpc_completion_queue_shutdown(cq);
-    while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL).type != GRPC_QUEUE_SHUTDOWN)
+    while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL).type !=
+           GRPC_QUEUE_SHUTDOWN)
         ;
     grpc_completion_queue_destroy(cq);
     return rc;
@@ -396,11 +397,11 @@ static int create_channels(hw_drv *d, char *err, size_t errlen)
         args[2].type = GRPC_ARG_INTEGER;
         args[2].key = (char *)"helpwire.bench.connection";
         args[2].value.integer = (int)i;
-                grpc_channel_args chargs = {4, args};
+        grpc_channel_args chargs = {4, args};
         d->conns[i].channel = grpc_channel_create(d->cfg.target, creds, &chargs);
         for (int k = 0; k < HW_RPC_COUNT; k++)
-            d->conns[i].method[k] =
-                grpc_channel_register_call(d->conns[i].channel, hw_rpc_info_of((hw_rpc_kind)k)->path, NULL, NULL);
+            d->conns[i].method[k] = grpc_channel_register_call(
+                d->conns[i].channel, hw_rpc_info_of((hw_rpc_kind)k)->path, NULL, NULL);
     }
     grpc_channel_credentials_release(creds);
     return connect_all(d, err, errlen);
@@ -546,7 +547,8 @@ int hw_drv_start(hw_drv *d)
 {
     d->start_ns = now_ns();
     d->measure_start_ns = d->start_ns + (uint64_t)(d->cfg.warmup_s * 1e9);
-    d->measure_end_ns = d->cfg.requests > 0 ? UINT64_MAX : d->measure_start_ns + (uint64_t)(d->cfg.duration_s * 1e9);
+    d->measure_end_ns =
+        d->cfg.requests > 0 ? UINT64_MAX : d->measure_start_ns + (uint64_t)(d->cfg.duration_s * 1e9);
     for (unsigned i = 0; i < d->n_workers; i++) {
         worker *w = &d->workers[i];
         if (w->interval_ns)
@@ -566,7 +568,10 @@ int hw_drv_start(hw_drv *d)
     return 0;
 }
 
-void hw_drv_stop(hw_drv *d) { atomic_store(&d->stop, true); }
+void hw_drv_stop(hw_drv *d)
+{
+    atomic_store(&d->stop, true);
+}
 
 void hw_drv_progress_get(hw_drv *d, hw_drv_progress *out)
 {

@@ -59,38 +59,38 @@ typedef struct hw_drv_config {
     double rate;          /* > 0: open loop at this many calls/s in total */
     unsigned timeout_ms;  /* per-call deadline, > 0 */
     unsigned connect_timeout_ms;
-    const hw_mix *mix;         /* not owned */
-    const hw_corpus *corpus;   /* not owned */
-    const hw_ids *ids;         /* not owned; may be NULL */
-    const char *run_id;        /* not owned; prefix of unique ids */
-    uint32_t users;            /* Route channel_user_id pool */
-    const char *token;         /* not owned; NULL: no authorization */
-    const grpc_slice *fixed;   /* not owned; non-NULL: send these bytes as
-                                  every request (of hw_mix_first(mix)) */
+    const hw_mix *mix;       /* not owned */
+    const hw_corpus *corpus; /* not owned */
+    const hw_ids *ids;       /* not owned; may be NULL */
+    const char *run_id;      /* not owned; prefix of unique ids */
+    uint32_t users;          /* Route channel_user_id pool */
+    const char *token;       /* not owned; NULL: no authorization */
+    const grpc_slice *fixed; /* not owned; non-NULL: send these bytes as
+                                every request (of hw_mix_first(mix)) */
 } hw_drv_config;
 
 typedef struct hw_rpc_stats {
-    uint64_t calls;                       /* counted calls, any status */
-    uint64_t by_status[HW_STATUS_SLOTS];  /* calls per final status */
-    uint64_t bytes_sent;                  /* request message bytes */
-    uint64_t bytes_received;              /* reply message bytes */
-    hw_hist *latency_ns;                  /* OK calls only; owned */
+    uint64_t calls;                      /* counted calls, any status */
+    uint64_t by_status[HW_STATUS_SLOTS]; /* calls per final status */
+    uint64_t bytes_sent;                 /* request message bytes */
+    uint64_t bytes_received;             /* reply message bytes */
+    hw_hist *latency_ns;                 /* OK calls only; owned */
 } hw_rpc_stats;
 
 typedef struct hw_results {
     hw_rpc_stats rpc[HW_RPC_COUNT];
     hw_rpc_stats total;
-    double elapsed_s;       /* end of warm-up to the last counted completion */
-    uint64_t warmup_calls;  /* completed during warm-up, not counted */
-    uint64_t late_sends;    /* open loop: sends more than 1 ms behind schedule */
-    bool interrupted;       /* hw_drv_stop was called before the end */
+    double elapsed_s;      /* end of warm-up to the last counted completion */
+    uint64_t warmup_calls; /* completed during warm-up, not counted */
+    uint64_t late_sends;   /* open loop: sends more than 1 ms behind schedule */
+    bool interrupted;      /* hw_drv_stop was called before the end */
 } hw_results;
 
 typedef struct hw_drv_progress {
     double since_start_s; /* wall time since hw_drv_start */
     bool warming_up;
-    uint64_t counted;     /* counted calls completed so far */
-    uint64_t errors;      /* counted calls with a status other than OK */
+    uint64_t counted; /* counted calls completed so far */
+    uint64_t errors;  /* counted calls with a status other than OK */
 } hw_drv_progress;
 
 typedef struct hw_drv hw_drv;

@@ -25,9 +25,15 @@ struct hw_hist {
     uint64_t buckets[BUCKET_COUNT];
 };
 
-size_t hw_hist_bucket_count(void) { return BUCKET_COUNT; }
+size_t hw_hist_bucket_count(void)
+{
+    return BUCKET_COUNT;
+}
 
-double hw_hist_relative_error(void) { return 1.0 / (double)(SUB_COUNT * 2); }
+double hw_hist_relative_error(void)
+{
+    return 1.0 / (double)(SUB_COUNT * 2);
+}
 
 size_t hw_hist_bucket_of(uint64_t value)
 {
@@ -61,9 +67,15 @@ hw_hist *hw_hist_create(void)
     return h;
 }
 
-void hw_hist_destroy(hw_hist *h) { free(h); }
+void hw_hist_destroy(hw_hist *h)
+{
+    free(h);
+}
 
-void hw_hist_reset(hw_hist *h) { memset(h, 0, sizeof(*h)); }
+void hw_hist_reset(hw_hist *h)
+{
+    memset(h, 0, sizeof(*h));
+}
 
 void hw_hist_record(hw_hist *h, uint64_t value)
 {
@@ -90,13 +102,25 @@ void hw_hist_merge(hw_hist *dst, const hw_hist *src)
         dst->buckets[i] += src->buckets[i];
 }
 
-uint64_t hw_hist_count(const hw_hist *h) { return h->count; }
+uint64_t hw_hist_count(const hw_hist *h)
+{
+    return h->count;
+}
 
-uint64_t hw_hist_min(const hw_hist *h) { return h->count ? h->min : 0; }
+uint64_t hw_hist_min(const hw_hist *h)
+{
+    return h->count ? h->min : 0;
+}
 
-uint64_t hw_hist_max(const hw_hist *h) { return h->count ? h->max : 0; }
+uint64_t hw_hist_max(const hw_hist *h)
+{
+    return h->count ? h->max : 0;
+}
 
-double hw_hist_mean(const hw_hist *h) { return h->count ? (double)(h->sum / (long double)h->count) : 0.0; }
+double hw_hist_mean(const hw_hist *h)
+{
+    return h->count ? (double)(h->sum / (long double)h->count) : 0.0;
+}
 
 uint64_t hw_hist_percentile(const hw_hist *h, double p)
 {

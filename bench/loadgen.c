@@ -35,7 +35,10 @@
 /* Set by SIGINT/SIGTERM; the main loop turns it into hw_drv_stop(). */
 static volatile sig_atomic_t stop_signal;
 
-static void on_signal(int sig) { stop_signal = sig; }
+static void on_signal(int sig)
+{
+    stop_signal = sig;
+}
 
 typedef struct options {
     const char *target;
@@ -58,30 +61,29 @@ typedef struct options {
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: helpwire-bench --target HOST:PORT [options]\n"
-            "  --connections C       TCP connections (channels), default 4\n"
-            "  --concurrency M       outstanding calls per connection, default 16\n"
-            "  --threads T           worker threads (one completion queue each), default min(C, cores)\n"
-            "  --duration S          measure for S seconds (default 10)\n"
-            "  --requests N          measure exactly N calls instead of a duration\n"
-            "  --warmup S            seconds of unmeasured load first, default 1\n"
-            "  --rate R              open loop: R calls/s in total (default: closed loop)\n"
-            "  --mix SPEC            e.g. \"Route=70,GetTicket=20,CreateTicket=10\" (default Route)\n"
-            "                        RPCs: Route, Search, CreateTicket, GetTicket\n"
-            "  --corpus FILE         one text per line (Route text, Search query, ticket text)\n"
-            "  --users N             Route channel_user_id pool size, default 1000\n"
-            "  --token T             send \"authorization: Bearer T\"\n"
-            "  --customer-id ID      customer for CreateTicket (repeatable; else seeded via Route)\n"
-            "  --ticket-id ID        ticket for GetTicket (repeatable; else seeded via CreateTicket)\n"
-            "  --no-seed             do not call the target before the run to learn ids\n"
-            "  --timeout-ms MS       per-call deadline, default 5000\n"
-            "  --connect-timeout-ms MS  default 5000\n"
-            "  --json FILE           write the results as JSON (\"-\": stdout, summary to stderr)\n"
-            "  --progress            a progress line every second on stderr\n"
-            "  --run-id ID           prefix of unique message ids and idempotency keys\n"
-            "  --dump-request FILE   write one gRPC-framed request of the mix's main RPC and exit\n"
-            "  --request-file FILE   send this gRPC-framed request as every call (mix's main RPC)\n");
+    fprintf(out, "usage: helpwire-bench --target HOST:PORT [options]\n"
+                 "  --connections C       TCP connections (channels), default 4\n"
+                 "  --concurrency M       outstanding calls per connection, default 16\n"
+                 "  --threads T           worker threads (one completion queue each), default min(C, cores)\n"
+                 "  --duration S          measure for S seconds (default 10)\n"
+                 "  --requests N          measure exactly N calls instead of a duration\n"
+                 "  --warmup S            seconds of unmeasured load first, default 1\n"
+                 "  --rate R              open loop: R calls/s in total (default: closed loop)\n"
+                 "  --mix SPEC            e.g. \"Route=70,GetTicket=20,CreateTicket=10\" (default Route)\n"
+                 "                        RPCs: Route, Search, CreateTicket, GetTicket\n"
+                 "  --corpus FILE         one text per line (Route text, Search query, ticket text)\n"
+                 "  --users N             Route channel_user_id pool size, default 1000\n"
+                 "  --token T             send \"authorization: Bearer T\"\n"
+                 "  --customer-id ID      customer for CreateTicket (repeatable; else seeded via Route)\n"
+                 "  --ticket-id ID        ticket for GetTicket (repeatable; else seeded via CreateTicket)\n"
+                 "  --no-seed             do not call the target before the run to learn ids\n"
+                 "  --timeout-ms MS       per-call deadline, default 5000\n"
+                 "  --connect-timeout-ms MS  default 5000\n"
+                 "  --json FILE           write the results as JSON (\"-\": stdout, summary to stderr)\n"
+                 "  --progress            a progress line every second on stderr\n"
+                 "  --run-id ID           prefix of unique message ids and idempotency keys\n"
+                 "  --dump-request FILE   write one gRPC-framed request of the mix's main RPC and exit\n"
+                 "  --request-file FILE   send this gRPC-framed request as every call (mix's main RPC)\n");
 }
 
 static int parse_uint(const char *name, const char *s, uint64_t min, uint64_t max, uint64_t *out)
@@ -90,8 +92,8 @@ static int parse_uint(const char *name, const char *s, uint64_t min, uint64_t ma
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
     if (end == s || *end || errno || s[0] == '-' || v < min || v > max) {
-        fprintf(stderr, "helpwire-bench: %s wants an integer in %" PRIu64 "..%" PRIu64 ", got \"%s\"\n", name, min,
-                max, s);
+        fprintf(stderr, "helpwire-bench: %s wants an integer in %" PRIu64 "..%" PRIu64 ", got \"%s\"\n", name,
+                min, max, s);
         return -EINVAL;
     }
     *out = v;
@@ -178,7 +180,9 @@ static int parse_options(int argc, char **argv, options *o)
     int c;
     while (rc == 0 && (c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
-        case OPT_TARGET: o->target = optarg; break;
+        case OPT_TARGET:
+            o->target = optarg;
+            break;
         case OPT_CONNECTIONS:
             if ((rc = parse_uint("--connections", optarg, 1, 4096, &v)) == 0)
                 o->connections = (unsigned)v;
@@ -191,17 +195,31 @@ static int parse_options(int argc, char **argv, options *o)
             if ((rc = parse_uint("--threads", optarg, 1, 1024, &v)) == 0)
                 o->threads = (unsigned)v;
             break;
-        case OPT_DURATION: rc = parse_seconds("--duration", optarg, &o->duration_s); break;
-        case OPT_REQUESTS: rc = parse_uint("--requests", optarg, 1, UINT64_C(1) << 40, &o->requests); break;
-        case OPT_WARMUP: rc = parse_seconds("--warmup", optarg, &o->warmup_s); break;
-        case OPT_RATE: rc = parse_seconds("--rate", optarg, &o->rate); break;
-        case OPT_MIX: o->mix = optarg; break;
-        case OPT_CORPUS: o->corpus = optarg; break;
+        case OPT_DURATION:
+            rc = parse_seconds("--duration", optarg, &o->duration_s);
+            break;
+        case OPT_REQUESTS:
+            rc = parse_uint("--requests", optarg, 1, UINT64_C(1) << 40, &o->requests);
+            break;
+        case OPT_WARMUP:
+            rc = parse_seconds("--warmup", optarg, &o->warmup_s);
+            break;
+        case OPT_RATE:
+            rc = parse_seconds("--rate", optarg, &o->rate);
+            break;
+        case OPT_MIX:
+            o->mix = optarg;
+            break;
+        case OPT_CORPUS:
+            o->corpus = optarg;
+            break;
         case OPT_USERS:
             if ((rc = parse_uint("--users", optarg, 1, UINT32_MAX, &v)) == 0)
                 o->users = (uint32_t)v;
             break;
-        case OPT_TOKEN: o->token = optarg; break;
+        case OPT_TOKEN:
+            o->token = optarg;
+            break;
         case OPT_CUSTOMER:
             if ((rc = hw_ids_add_customer(&o->ids, optarg)) != 0)
                 fprintf(stderr, "helpwire-bench: bad --customer-id \"%s\"\n", optarg);
@@ -210,7 +228,9 @@ static int parse_options(int argc, char **argv, options *o)
             if ((rc = hw_ids_add_ticket(&o->ids, optarg)) != 0)
                 fprintf(stderr, "helpwire-bench: bad --ticket-id \"%s\"\n", optarg);
             break;
-        case OPT_NO_SEED: o->no_seed = true; break;
+        case OPT_NO_SEED:
+            o->no_seed = true;
+            break;
         case OPT_TIMEOUT:
             if ((rc = parse_uint("--timeout-ms", optarg, 1, 3600000, &v)) == 0)
                 o->timeout_ms = (unsigned)v;
@@ -219,14 +239,28 @@ static int parse_options(int argc, char **argv, options *o)
             if ((rc = parse_uint("--connect-timeout-ms", optarg, 1, 3600000, &v)) == 0)
                 o->connect_timeout_ms = (unsigned)v;
             break;
-        case OPT_JSON: o->json = optarg; break;
-        case OPT_PROGRESS: o->progress = true; break;
-        case OPT_RUN_ID: o->run_id = optarg; break;
-        case OPT_DUMP: o->dump_request = optarg; break;
-        case OPT_REQUEST_FILE: o->request_file = optarg; break;
+        case OPT_JSON:
+            o->json = optarg;
+            break;
+        case OPT_PROGRESS:
+            o->progress = true;
+            break;
+        case OPT_RUN_ID:
+            o->run_id = optarg;
+            break;
+        case OPT_DUMP:
+            o->dump_request = optarg;
+            break;
+        case OPT_REQUEST_FILE:
+            o->request_file = optarg;
+            break;
         case 'h':
-        case OPT_HELP: usage(stdout); exit(0);
-        default: rc = -EINVAL; break;
+        case OPT_HELP:
+            usage(stdout);
+            exit(0);
+        default:
+            rc = -EINVAL;
+            break;
         }
     }
     if (rc != 0)
@@ -361,7 +395,8 @@ int main(int argc, char **argv)
     if (o.run_id)
         snprintf(run_id, sizeof(run_id), "%s", o.run_id);
     else
-        snprintf(run_id, sizeof(run_id), "b%08lx", (unsigned long)((uint64_t)time(NULL) * 2654435761u ^ getpid()));
+        snprintf(run_id, sizeof(run_id), "b%08lx",
+                 (unsigned long)((uint64_t)time(NULL) * 2654435761u ^ getpid()));
 
     grpc_init();
     grpc_up = true;

@@ -20,7 +20,10 @@ static const hw_rpc_info rpc_table[HW_RPC_COUNT] = {
 
 #define MAX_WEIGHT 1000000u
 
-const hw_rpc_info *hw_rpc_info_of(hw_rpc_kind kind) { return &rpc_table[kind]; }
+const hw_rpc_info *hw_rpc_info_of(hw_rpc_kind kind)
+{
+    return &rpc_table[kind];
+}
 
 int hw_rpc_from_name(const char *name, size_t len)
 {
@@ -123,7 +126,8 @@ char *hw_mix_format(const hw_mix *mix, char *buf, size_t len)
     for (int k = 0; k < HW_RPC_COUNT; k++) {
         if (mix->weight[k] == 0)
             continue;
-        int n = snprintf(buf + used, len - used, "%s%s=%u", used ? "," : "", rpc_table[k].name, mix->weight[k]);
+        int n =
+            snprintf(buf + used, len - used, "%s%s=%u", used ? "," : "", rpc_table[k].name, mix->weight[k]);
         if (n < 0 || (size_t)n >= len - used)
             break;
         used += (size_t)n;

@@ -9,7 +9,10 @@
 
 #include <jansson.h>
 
-static uint64_t errors_of(const hw_rpc_stats *s) { return s->calls - s->by_status[0]; }
+static uint64_t errors_of(const hw_rpc_stats *s)
+{
+    return s->calls - s->by_status[0];
+}
 
 static double throughput(const hw_rpc_stats *s, const hw_results *r)
 {
@@ -87,21 +90,25 @@ void hw_report_print(FILE *out, const hw_report_info *info, const hw_results *r)
     }
 }
 
-static double us(uint64_t ns) { return (double)ns / 1e3; }
+static double us(uint64_t ns)
+{
+    return (double)ns / 1e3;
+}
 
 static json_t *latency_json(const hw_hist *h)
 {
-    return json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "min", us(hw_hist_min(h)), "mean", hw_hist_mean(h) / 1e3,
-                     "p50", us(hw_hist_percentile(h, 50)), "p90", us(hw_hist_percentile(h, 90)), "p99",
-                     us(hw_hist_percentile(h, 99)), "p999", us(hw_hist_percentile(h, 99.9)), "max",
-                     us(hw_hist_max(h)));
+    return json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "min", us(hw_hist_min(h)), "mean",
+                     hw_hist_mean(h) / 1e3, "p50", us(hw_hist_percentile(h, 50)), "p90",
+                     us(hw_hist_percentile(h, 90)), "p99", us(hw_hist_percentile(h, 99)), "p999",
+                     us(hw_hist_percentile(h, 99.9)), "max", us(hw_hist_max(h)));
 }
 
 static json_t *errors_json(const hw_rpc_stats *s)
 {
     json_t *o = json_object();
     for (int i = 1; o && i < HW_STATUS_SLOTS; i++) {
-        if (s->by_status[i] && json_object_set_new(o, hw_status_name(i), json_integer((json_int_t)s->by_status[i])))
+        if (s->by_status[i] &&
+            json_object_set_new(o, hw_status_name(i), json_integer((json_int_t)s->by_status[i])))
             goto fail;
     }
     return o;
@@ -124,27 +131,27 @@ int hw_report_write_json(const char *path, const hw_report_info *info, const hw_
         const hw_rpc_stats *s = &r->rpc[k];
         if (s->calls == 0)
             continue;
-        json_t *one = json_pack("{s:I, s:I, s:I, s:f, s:o*, s:o*, s:I, s:I}", "requests", (json_int_t)s->calls,
-                                "ok", (json_int_t)s->by_status[0], "errors", (json_int_t)errors_of(s),
-                                "throughput_rps", throughput(s, r), "latency_us", latency_json(s->latency_ns),
-                                "errors_by_status", errors_json(s), "bytes_sent", (json_int_t)s->bytes_sent,
-                                "bytes_received", (json_int_t)s->bytes_received);
+        json_t *one = json_pack("{s:I, s:I, s:I, s:f, s:o*, s:o*, s:I, s:I}", "requests",
+                                (json_int_t)s->calls, "ok", (json_int_t)s->by_status[0], "errors",
+                                (json_int_t)errors_of(s), "throughput_rps", throughput(s, r), "latency_us",
+                                latency_json(s->latency_ns), "errors_by_status", errors_json(s), "bytes_sent",
+                                (json_int_t)s->bytes_sent, "bytes_received", (json_int_t)s->bytes_received);
         if (!one || json_object_set_new(rpcs, hw_rpc_info_of((hw_rpc_kind)k)->name, one)) {
             rc = -ENOMEM;
             goto out;
         }
     }
-    doc = json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:f, s:f, s:f, s:I, s:s, s:b, s:f, s:I, s:I, s:I, s:f, s:o*, "
-                    "s:o*, s:I, s:I, s:O}",
-                    "tool", "helpwire-bench", "target", info->target, "mode", info->rate > 0 ? "open" : "closed",
-                    "connections", (int)info->connections, "concurrency", (int)info->concurrency, "threads",
-                    (int)info->threads, "rate", info->rate, "warmup_s", info->warmup_s, "duration_s",
-                    info->duration_s, "requests_target", (json_int_t)info->requests_target, "mix", info->mix,
-                    "interrupted", r->interrupted, "elapsed_s", r->elapsed_s, "requests", (json_int_t)t->calls,
-                    "ok", (json_int_t)t->by_status[0], "errors", (json_int_t)errors_of(t), "throughput_rps",
-                    throughput(t, r), "latency_us", latency_json(t->latency_ns), "errors_by_status",
-                    errors_json(t), "warmup_requests", (json_int_t)r->warmup_calls, "late_sends",
-                    (json_int_t)r->late_sends, "rpcs", rpcs);
+    doc = json_pack(
+        "{s:s, s:s, s:s, s:i, s:i, s:i, s:f, s:f, s:f, s:I, s:s, s:b, s:f, s:I, s:I, s:I, s:f, s:o*, "
+        "s:o*, s:I, s:I, s:O}",
+        "tool", "helpwire-bench", "target", info->target, "mode", info->rate > 0 ? "open" : "closed",
+        "connections", (int)info->connections, "concurrency", (int)info->concurrency, "threads",
+        (int)info->threads, "rate", info->rate, "warmup_s", info->warmup_s, "duration_s", info->duration_s,
+        "requests_target", (json_int_t)info->requests_target, "mix", info->mix, "interrupted", r->interrupted,
+        "elapsed_s", r->elapsed_s, "requests", (json_int_t)t->calls, "ok", (json_int_t)t->by_status[0],
+        "errors", (json_int_t)errors_of(t), "throughput_rps", throughput(t, r), "latency_us",
+        latency_json(t->latency_ns), "errors_by_status", errors_json(t), "warmup_requests",
+        (json_int_t)r->warmup_calls, "late_sends", (json_int_t)r->late_sends, "rpcs", rpcs);
     if (!doc) {
         rc = -ENOMEM;
         goto out;

@@ -27,7 +27,7 @@
 /* What the run was asked to do, for the headers of both outputs. */
 typedef struct hw_report_info {
     const char *target;
-    const char *mix;  /* formatted mix */
+    const char *mix; /* formatted mix */
     unsigned connections, concurrency, threads;
     double rate, warmup_s, duration_s;
     uint64_t requests_target;

@@ -32,9 +32,15 @@ static int add_id(char ***list, size_t *n, const char *id)
     return 0;
 }
 
-int hw_ids_add_customer(hw_ids *ids, const char *id) { return add_id(&ids->customers, &ids->n_customers, id); }
+int hw_ids_add_customer(hw_ids *ids, const char *id)
+{
+    return add_id(&ids->customers, &ids->n_customers, id);
+}
 
-int hw_ids_add_ticket(hw_ids *ids, const char *id) { return add_id(&ids->tickets, &ids->n_tickets, id); }
+int hw_ids_add_ticket(hw_ids *ids, const char *id)
+{
+    return add_id(&ids->tickets, &ids->n_tickets, id);
+}
 
 void hw_ids_clear(hw_ids *ids)
 {
@@ -47,8 +53,8 @@ void hw_ids_clear(hw_ids *ids)
     memset(ids, 0, sizeof(*ids));
 }
 
-void hw_req_init(hw_req_ctx *ctx, const hw_corpus *corpus, const hw_ids *ids, const char *run_id, unsigned worker,
-                 uint32_t users, uint64_t seed)
+void hw_req_init(hw_req_ctx *ctx, const hw_corpus *corpus, const hw_ids *ids, const char *run_id,
+                 unsigned worker, uint32_t users, uint64_t seed)
 {
     memset(ctx, 0, sizeof(*ctx));
     ctx->corpus = corpus;

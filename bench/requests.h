@@ -60,8 +60,8 @@ typedef struct hw_req_ctx {
 
 /* Prepares a context. corpus, ids and run_id must outlive it; users 0
  * means 1000; seed picks the random sequence (0 is fine). */
-void hw_req_init(hw_req_ctx *ctx, const hw_corpus *corpus, const hw_ids *ids, const char *run_id, unsigned worker,
-                 uint32_t users, uint64_t seed);
+void hw_req_init(hw_req_ctx *ctx, const hw_corpus *corpus, const hw_ids *ids, const char *run_id,
+                 unsigned worker, uint32_t users, uint64_t seed);
 
 /* A uniformly random 32-bit value from the context's generator. */
 uint32_t hw_req_random(hw_req_ctx *ctx);

@@ -128,8 +128,7 @@ typedef struct figures {
     double p50_us, p99_us, mean_us, qps, mrr, recall;
 } figures;
 
-static void summarize(double *lat, size_t n, const int *rank, size_t k, double total_us,
-                      figures *f)
+static void summarize(double *lat, size_t n, const int *rank, size_t k, double total_us, figures *f)
 {
     qsort(lat, n, sizeof *lat, cmp_double);
     f->p50_us = lat[n / 2];
@@ -148,8 +147,7 @@ static void summarize(double *lat, size_t n, const int *rank, size_t k, double t
 }
 
 /* Space-joined terms of text (FTS5 input and query building). */
-static char *terms_joined(hw_tokenizer *t, const char *text, const char *sep, int quote,
-                          int distinct)
+static char *terms_joined(hw_tokenizer *t, const char *text, const char *sep, int quote, int distinct)
 {
     const hw_token *tk;
     size_t n;
@@ -200,8 +198,10 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--no-fts5"))
             fts5 = 0;
         else {
-            fprintf(stderr, "usage: %s --articles F --queries F [--k 10] [--repeat N] "
-                            "[--label NAME] [--no-fts5]\n", argv[0]);
+            fprintf(stderr,
+                    "usage: %s --articles F --queries F [--k 10] [--repeat N] "
+                    "[--label NAME] [--no-fts5]\n",
+                    argv[0]);
             return 2;
         }
     }
@@ -225,8 +225,8 @@ int main(int argc, char **argv)
     query *qs = malloc(nq * sizeof *qs);
     for (size_t i = 0; i < nq; i++)
         qs[i] = (query){qf[2 * i], qf[2 * i + 1]};
-    printf("# %s: %zu articles, %.1f MiB of text, %zu queries, k=%zu\n", label, na,
-           raw_bytes / 1048576.0, nq, k);
+    printf("# %s: %zu articles, %.1f MiB of text, %zu queries, k=%zu\n", label, na, raw_bytes / 1048576.0, nq,
+           k);
 
     /* ---- hw_index ---- */
     hw_index_reader_register();
@@ -259,16 +259,14 @@ int main(int argc, char **argv)
     double *lat = malloc(nq * sizeof *lat);
     int *rank = malloc(nq * sizeof *rank);
     figures hw_nosnip = {0}, hw_snip = {0}, hw_exh = {0}, fts = {0};
-    static const unsigned modes[3] = {HW_SEARCH_NO_SNIPPETS, 0,
-                                      HW_SEARCH_NO_SNIPPETS | HW_SEARCH_EXHAUSTIVE};
+    static const unsigned modes[3] = {HW_SEARCH_NO_SNIPPETS, 0, HW_SEARCH_NO_SNIPPETS | HW_SEARCH_EXHAUSTIVE};
     figures *outs[3] = {&hw_nosnip, &hw_snip, &hw_exh};
     uint64_t matched_total = 0;
     for (int m = 0; m < 3; m++) {
         for (int r = 0; r <= repeat; r++) { /* r == 0 warms up */
             double total = 0;
             for (size_t i = 0; i < nq; i++) {
-                hw_search_query q = {qs[i].text, strlen(qs[i].text), (uint32_t)k, NULL,
-                                     HW_DOC_ANY, modes[m]};
+                hw_search_query q = {qs[i].text, strlen(qs[i].text), (uint32_t)k, NULL, HW_DOC_ANY, modes[m]};
                 hw_search_result res;
                 double a = now_us();
                 int rc = hw_index_search(s, &q, arena, &res, &st);
@@ -287,8 +285,7 @@ int main(int argc, char **argv)
                     matched_total += res.matched;
                 if (m == 0 && r == repeat && getenv("SEARCH_BENCH_SLOW") &&
                     lat[i] > atof(getenv("SEARCH_BENCH_SLOW")))
-                    fprintf(stderr, "slow %.0f us, %zu terms: %s\n", lat[i], res.n_terms,
-                            qs[i].text);
+                    fprintf(stderr, "slow %.0f us, %zu terms: %s\n", lat[i], res.n_terms, qs[i].text);
                 hw_arena_reset(arena);
             }
             if (r == repeat)
@@ -323,8 +320,7 @@ int main(int argc, char **argv)
         a = now_us();
         sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
         sqlite3_stmt *ins;
-        sqlite3_prepare_v2(db, "INSERT INTO docs(rowid, title, body) VALUES(?, ?, ?)", -1, &ins,
-                           NULL);
+        sqlite3_prepare_v2(db, "INSERT INTO docs(rowid, title, body) VALUES(?, ?, ?)", -1, &ins, NULL);
         for (size_t i = 0; i < na; i++) {
             sqlite3_bind_int64(ins, 1, (sqlite3_int64)i + 1);
             sqlite3_bind_text(ins, 2, tt[i], -1, SQLITE_STATIC);
@@ -348,7 +344,8 @@ int main(int argc, char **argv)
         char sql[128];
         snprintf(sql, sizeof sql,
                  "SELECT rowid FROM docs WHERE docs MATCH ? ORDER BY bm25(docs, 2.0, 1.0) "
-                 "LIMIT %zu", k);
+                 "LIMIT %zu",
+                 k);
         sqlite3_stmt *sel;
         sqlite3_prepare_v2(db, sql, -1, &sel, NULL);
         char **match = malloc(nq * sizeof *match);
@@ -392,20 +389,17 @@ int main(int argc, char **argv)
     const char *names[3] = {"hw_index (MaxScore, no snippets)", "hw_index (MaxScore + snippets)",
                             "hw_index (exhaustive, no snippets)"};
     for (int m = 0; m < 3; m++)
-        printf("| %s | %.0f µs | %.0f µs | %.0f µs | %.0f | %.3f | %.3f |\n", names[m],
-               outs[m]->p50_us, outs[m]->p99_us, outs[m]->mean_us, outs[m]->qps, outs[m]->mrr,
-               outs[m]->recall);
+        printf("| %s | %.0f µs | %.0f µs | %.0f µs | %.0f | %.3f | %.3f |\n", names[m], outs[m]->p50_us,
+               outs[m]->p99_us, outs[m]->mean_us, outs[m]->qps, outs[m]->mrr, outs[m]->recall);
     if (fts5)
-        printf("| SQLite FTS5 bm25() | %.0f µs | %.0f µs | %.0f µs | %.0f | %.3f | %.3f |\n",
-               fts.p50_us, fts.p99_us, fts.mean_us, fts.qps, fts.mrr, fts.recall);
+        printf("| SQLite FTS5 bm25() | %.0f µs | %.0f µs | %.0f µs | %.0f | %.3f | %.3f |\n", fts.p50_us,
+               fts.p99_us, fts.mean_us, fts.qps, fts.mrr, fts.recall);
     printf("\nhw_index build: %.0f ms (main segment %.0f ms); %llu docs, %llu terms\n", build_ms,
-           stats.last_main_build_ms, (unsigned long long)stats.docs,
-           (unsigned long long)stats.terms);
+           stats.last_main_build_ms, (unsigned long long)stats.docs, (unsigned long long)stats.terms);
     printf("hw_index memory: %.1f MiB accounted (%.2fx the %.1f MiB of raw text; postings %.1f MiB); "
            "RSS +%.1f MiB\n",
            stats.index_bytes / 1048576.0, (double)stats.index_bytes / (double)stats.text_bytes,
-           stats.text_bytes / 1048576.0, stats.postings_bytes / 1048576.0,
-           (rss1 - rss0) / 1024.0);
+           stats.text_bytes / 1048576.0, stats.postings_bytes / 1048576.0, (rss1 - rss0) / 1024.0);
     printf("hw_index matched (estimate) per query: %.0f\n", (double)matched_total / (double)nq);
     if (fts5)
         printf("FTS5 build: %.0f ms (+ %.0f ms hw_tokenize to prepare its input); memory %.1f MiB\n",

@@ -47,10 +47,11 @@ static int call_unary(grpc_channel *ch, grpc_completion_queue *cq, const char *p
         md[0].value = grpc_slice_from_static_string(auth);
         md_count = 1;
     }
-    gpr_timespec deadline = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-                                         gpr_time_from_millis((int64_t)timeout_ms, GPR_TIMESPAN));
+    gpr_timespec deadline =
+        gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis((int64_t)timeout_ms, GPR_TIMESPAN));
     grpc_slice method = grpc_slice_from_static_string(path);
-    grpc_call *call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, method, NULL, deadline, NULL);
+    grpc_call *call =
+        grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, method, NULL, deadline, NULL);
     grpc_op ops[6];
     memset(ops, 0, sizeof(ops));
     ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
@@ -118,7 +119,8 @@ static int seed_kind(const hw_seed_config *cfg, grpc_channel *ch, grpc_completio
         rc = hw_req_build(ctx, kind, &req);
         if (rc != 0)
             return rc;
-        int crc = call_unary(ch, cq, hw_rpc_info_of(kind)->path, cfg->token, req, cfg->timeout_ms, &status, &reply);
+        int crc =
+            call_unary(ch, cq, hw_rpc_info_of(kind)->path, cfg->token, req, cfg->timeout_ms, &status, &reply);
         grpc_slice_unref(req);
         if (crc == -ENOMEM)
             return crc;
@@ -128,9 +130,10 @@ static int seed_kind(const hw_seed_config *cfg, grpc_channel *ch, grpc_completio
             grpc_slice_unref(reply);
             return 0;
         }
-        int drc = kind == HW_RPC_ROUTE
-                      ? hw_reply_route_customer(GRPC_SLICE_START_PTR(reply), GRPC_SLICE_LENGTH(reply), id, sizeof(id))
-                      : hw_reply_created_ticket(GRPC_SLICE_START_PTR(reply), GRPC_SLICE_LENGTH(reply), id, sizeof(id));
+        int drc = kind == HW_RPC_ROUTE ? hw_reply_route_customer(GRPC_SLICE_START_PTR(reply),
+                                                                 GRPC_SLICE_LENGTH(reply), id, sizeof(id))
+                                       : hw_reply_created_ticket(GRPC_SLICE_START_PTR(reply),
+                                                                 GRPC_SLICE_LENGTH(reply), id, sizeof(id));
         grpc_slice_unref(reply);
         if (drc == -EBADMSG) {
             snprintf(why, whylen, "%s replies do not decode (an echo server?)", hw_rpc_info_of(kind)->name);

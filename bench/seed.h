@@ -20,8 +20,8 @@
 #include "bench/requests.h"
 
 typedef struct hw_seed_config {
-    const char *target;      /* "host:port" */
-    const char *token;       /* NULL: no authorization metadata */
+    const char *target; /* "host:port" */
+    const char *token;  /* NULL: no authorization metadata */
     const hw_corpus *corpus;
     const char *run_id;
     uint32_t users;          /* Route channel_user_id pool, as in the run */

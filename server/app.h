@@ -46,11 +46,11 @@ typedef struct hw_app {
     hw_metrics *metrics;
     hw_store *store;
     hw_index *index;
-    hw_outbox *outbox;     /* Outbox hub */
-    hw_notifier *notifier; /* supervisor webhook sender */
-    hw_watch *watch;       /* WatchTickets hub */
+    hw_outbox *outbox;         /* Outbox hub */
+    hw_notifier *notifier;     /* supervisor webhook sender */
+    hw_watch *watch;           /* WatchTickets hub */
     hw_reflection *reflection; /* server reflection index */
-    hw_worker_ctx *workers; /* [threads] */
+    hw_worker_ctx *workers;    /* [threads] */
     int n_workers;
     hw_settings settings;
     int64_t started_unix_ms;

@@ -43,7 +43,10 @@ static hw_arena_block *block_new(size_t size)
     return b;
 }
 
-static void *pb_alloc(void *data, size_t size) { return hw_arena_alloc(data, size); }
+static void *pb_alloc(void *data, size_t size)
+{
+    return hw_arena_alloc(data, size);
+}
 
 static void pb_free(void *data, void *ptr)
 {
@@ -138,7 +141,10 @@ char *hw_arena_strndup(hw_arena *a, const char *s, size_t len)
     return p;
 }
 
-char *hw_arena_strdup(hw_arena *a, const char *s) { return hw_arena_strndup(a, s, strlen(s)); }
+char *hw_arena_strdup(hw_arena *a, const char *s)
+{
+    return hw_arena_strndup(a, s, strlen(s));
+}
 
 char *hw_arena_printf(hw_arena *a, const char *fmt, ...)
 {
@@ -165,6 +171,12 @@ void hw_arena_reset(hw_arena *a)
     a->used_bytes = 0;
 }
 
-size_t hw_arena_used_bytes(const hw_arena *a) { return a->used_bytes; }
+size_t hw_arena_used_bytes(const hw_arena *a)
+{
+    return a->used_bytes;
+}
 
-ProtobufCAllocator *hw_arena_allocator(hw_arena *a) { return &a->pb; }
+ProtobufCAllocator *hw_arena_allocator(hw_arena *a)
+{
+    return &a->pb;
+}

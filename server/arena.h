@@ -36,8 +36,7 @@ char *hw_arena_strndup(hw_arena *a, const char *s, size_t len);
 char *hw_arena_strdup(hw_arena *a, const char *s);
 
 /* printf into the arena; NULL when out of memory or on a format error. */
-char *hw_arena_printf(hw_arena *a, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+char *hw_arena_printf(hw_arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Frees every block but the first and rewinds; pointers handed out before
  * become invalid. Cheap: used between calls on a worker. */

@@ -74,8 +74,8 @@ bool hw_auth_authorize(void *appv, hw_call *call, const hw_method *m)
     }
     int ri = role_index(info->role);
     if (ri < 0 || !(m->allow & roles[ri].allow)) {
-        hw_call_fail(call, GRPC_STATUS_PERMISSION_DENIED, "a %s token may not call %s", ri < 0 ? "?" : roles[ri].name,
-                     m->path);
+        hw_call_fail(call, GRPC_STATUS_PERMISSION_DENIED, "a %s token may not call %s",
+                     ri < 0 ? "?" : roles[ri].name, m->path);
         return false;
     }
     hw_principal *p = hw_arena_calloc(a, 1, sizeof *p);
@@ -92,8 +92,9 @@ bool hw_auth_authorize(void *appv, hw_call *call, const hw_method *m)
     return true;
 }
 
-int hw_auth_create_token_in(hw_store_txn *w, Helpwire__V1__Role role, const char *agent_id, const char *description,
-                            hw_arena *a, Helpwire__V1__TokenInfo **info_out, char **secret_out)
+int hw_auth_create_token_in(hw_store_txn *w, Helpwire__V1__Role role, const char *agent_id,
+                            const char *description, hw_arena *a, Helpwire__V1__TokenInfo **info_out,
+                            char **secret_out)
 {
     if (role_index(role) < 0)
         return HW_EINVALID;
@@ -179,7 +180,8 @@ static int boot_fn(hw_store_txn *w, void *arg)
     int rc = hw_store_token_list(w, &cur, 1, b->a, &list, &n);
     if (rc != HW_OK || n > 0)
         return rc;
-    rc = hw_auth_create_token_in(w, HELPWIRE__V1__ROLE__ROLE_ADMIN, NULL, "bootstrap", b->a, &info, &b->secret);
+    rc = hw_auth_create_token_in(w, HELPWIRE__V1__ROLE__ROLE_ADMIN, NULL, "bootstrap", b->a, &info,
+                                 &b->secret);
     b->created = rc == HW_OK;
     return rc;
 }
@@ -340,7 +342,8 @@ void hw_admin_backup(hw_call *call, const ProtobufCMessage *request, void *appv)
     clock_gettime(CLOCK_MONOTONIC, &t1);
     if (rc != HW_OK) {
         hw_rpc_fail(call, rc,
-                    rc == HW_EINVALID ? "directory: %s must exist and hold no data.mdb" : "backup to %s failed",
+                    rc == HW_EINVALID ? "directory: %s must exist and hold no data.mdb"
+                                      : "backup to %s failed",
                     req->directory);
         return;
     }

@@ -12,7 +12,7 @@
 
 static const char *const urgent_words[] = {
     "urgent", "asap", "immediately", "emergency", "critical", "outage",
-    "紧急", "投诉", "马上", "立刻", "立即", "十万火急",
+    "紧急",   "投诉", "马上",        "立刻",      "立即",     "十万火急",
 };
 
 static int cmp_u64(const void *a, const void *b)
@@ -21,8 +21,8 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-const char *hw_classify(hw_tokenizer *tok, Helpwire__V1__Skill *const *skills, size_t n_skills, const char *text,
-                        double *score)
+const char *hw_classify(hw_tokenizer *tok, Helpwire__V1__Skill *const *skills, size_t n_skills,
+                        const char *text, double *score)
 {
     *score = 0;
     const hw_token *toks;

@@ -25,8 +25,8 @@
  * scores; *score receives the best score (0 for the fallback).
  * tok is the calling thread's tokenizer. Invalid UTF-8 in a keyword skips
  * that keyword. */
-const char *hw_classify(hw_tokenizer *tok, Helpwire__V1__Skill *const *skills, size_t n_skills, const char *text,
-                        double *score);
+const char *hw_classify(hw_tokenizer *tok, Helpwire__V1__Skill *const *skills, size_t n_skills,
+                        const char *text, double *score);
 
 /* The priority of a new ticket and the rule that decided it, e.g.
  * "urgent-word:紧急", "tier:vip", "skill-default:billing" or "default"

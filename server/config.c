@@ -29,10 +29,14 @@ static const opt_def options[] = {
     {"listen", OPT_LISTEN, OFF(listen), 0, 0, "ADDR",
      "Address to serve on; repeatable. host:port, [::]:port, or unix:/path. Port 0 picks a free "
      "port (the bound address is logged). Default 127.0.0.1:50051."},
-    {"data", OPT_STRING, OFF(data_dir), 0, 0, "DIR", "Directory of the LMDB store; created if missing. Required."},
-    {"threads", OPT_INT, OFF(threads), 0, 256, "N", "Worker threads, one completion queue each. Default: cores."},
-    {"demo", OPT_BOOL, OFF(demo), 0, 0, NULL, "Seed the demo help center, skills and agents into an empty store."},
-    {"config", OPT_STRING, OFF(config_file), 0, 0, "FILE", "Read `name = value` settings from FILE; flags win."},
+    {"data", OPT_STRING, OFF(data_dir), 0, 0, "DIR",
+     "Directory of the LMDB store; created if missing. Required."},
+    {"threads", OPT_INT, OFF(threads), 0, 256, "N",
+     "Worker threads, one completion queue each. Default: cores."},
+    {"demo", OPT_BOOL, OFF(demo), 0, 0, NULL,
+     "Seed the demo help center, skills and agents into an empty store."},
+    {"config", OPT_STRING, OFF(config_file), 0, 0, "FILE",
+     "Read `name = value` settings from FILE; flags win."},
     {"max-message-bytes", OPT_INT, OFF(max_message_bytes), 1024, 64 << 20, "N",
      "Largest request or reply message; larger requests get RESOURCE_EXHAUSTED. Default 4194304."},
     {"max-concurrent-streams", OPT_INT, OFF(max_concurrent_streams), 1, 1 << 20, "N",
@@ -75,7 +79,8 @@ static const opt_def options[] = {
      "When the store has no API token yet, create an admin token and write it to FILE (mode 0600; "
      "an existing FILE is left alone). Every RPC but health needs a token."},
     {"log-level", OPT_STRING, OFF(log_level), 0, 0, "LEVEL", "debug, info, warn or error. Default info."},
-    {"access-log", OPT_BOOL, OFF(access_log), 0, 0, NULL, "Log one line per RPC: method, status, microseconds."},
+    {"access-log", OPT_BOOL, OFF(access_log), 0, 0, NULL,
+     "Log one line per RPC: method, status, microseconds."},
 };
 
 #define N_OPTIONS (sizeof options / sizeof options[0])

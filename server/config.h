@@ -18,32 +18,32 @@
 typedef struct hw_config {
     const char *listen[HW_CONFIG_MAX_LISTEN]; /* --listen, repeatable */
     size_t n_listen;
-    const char *data_dir;          /* --data (required) */
-    int64_t threads;               /* --threads; 0 = number of cores */
-    bool demo;                     /* --demo: seed demo data on an empty store */
-    const char *config_file;       /* --config */
-    int64_t max_message_bytes;     /* --max-message-bytes */
-    int64_t max_concurrent_streams; /* --max-concurrent-streams, per connection */
-    int64_t keepalive_time_ms;     /* --keepalive-time-ms: server pings idle connections */
-    int64_t keepalive_timeout_ms;  /* --keepalive-timeout-ms */
-    int64_t min_ping_interval_ms;  /* --min-client-ping-interval-ms */
-    int64_t calls_per_method;      /* --calls-per-method: pre-requested per worker */
-    int64_t drain_timeout_ms;      /* --drain-timeout-ms */
-    int64_t drain_grace_ms;        /* --drain-grace-ms: NOT_SERVING before closing */
-    int64_t max_in_flight;         /* --max-in-flight: 0 = unbounded */
-    const char *metrics_addr;      /* --metrics */
+    const char *data_dir;                         /* --data (required) */
+    int64_t threads;                              /* --threads; 0 = number of cores */
+    bool demo;                                    /* --demo: seed demo data on an empty store */
+    const char *config_file;                      /* --config */
+    int64_t max_message_bytes;                    /* --max-message-bytes */
+    int64_t max_concurrent_streams;               /* --max-concurrent-streams, per connection */
+    int64_t keepalive_time_ms;                    /* --keepalive-time-ms: server pings idle connections */
+    int64_t keepalive_timeout_ms;                 /* --keepalive-timeout-ms */
+    int64_t min_ping_interval_ms;                 /* --min-client-ping-interval-ms */
+    int64_t calls_per_method;                     /* --calls-per-method: pre-requested per worker */
+    int64_t drain_timeout_ms;                     /* --drain-timeout-ms */
+    int64_t drain_grace_ms;                       /* --drain-grace-ms: NOT_SERVING before closing */
+    int64_t max_in_flight;                        /* --max-in-flight: 0 = unbounded */
+    const char *metrics_addr;                     /* --metrics */
     const char *tls_listen[HW_CONFIG_MAX_LISTEN]; /* --tls-listen, repeatable */
     size_t n_tls_listen;
-    const char *tls_cert;          /* --tls-cert (PEM file) */
-    const char *tls_key;           /* --tls-key (PEM file) */
-    const char *tls_client_ca;     /* --tls-client-ca: require client certificates */
-    const char *answer_threshold;  /* --answer-threshold, (0, 1] */
-    const char *survey_base_url;   /* --survey-base-url */
-    int64_t survey_ttl_hours;      /* --survey-ttl-hours */
-    const char *webhook_url;       /* --webhook-url */
+    const char *tls_cert;             /* --tls-cert (PEM file) */
+    const char *tls_key;              /* --tls-key (PEM file) */
+    const char *tls_client_ca;        /* --tls-client-ca: require client certificates */
+    const char *answer_threshold;     /* --answer-threshold, (0, 1] */
+    const char *survey_base_url;      /* --survey-base-url */
+    int64_t survey_ttl_hours;         /* --survey-ttl-hours */
+    const char *webhook_url;          /* --webhook-url */
     const char *bootstrap_token_file; /* --bootstrap-token-file */
-    const char *log_level;         /* --log-level */
-    bool access_log;               /* --access-log */
+    const char *log_level;            /* --log-level */
+    bool access_log;                  /* --access-log */
     /* Strings parsed from a config file live here (owned by the config). */
     char *file_text;
 } hw_config;

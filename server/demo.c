@@ -19,16 +19,19 @@ typedef struct {
 static const demo_skill skills[] = {
     {"technical",
      "Login, app and connection problems",
-     {"error", "crash", "bug", "login", "cannot log in", "app", "connect", "connection", "slow", "install",
-      "update", "password", "broken", "not working", "报错", "错误", "闪退", "崩溃", "登录", "无法登录", "连接",
-      "安装", "更新"},
+     {"error", "crash",   "bug",    "login",    "cannot log in", "app",         "connect", "connection",
+      "slow",  "install", "update", "password", "broken",        "not working", "报错",    "错误",
+      "闪退",  "崩溃",    "登录",   "无法登录", "连接",          "安装",        "更新"},
      HELPWIRE__V1__PRIORITY__PRIORITY_NORMAL},
     {"billing",
      "Payments, invoices and refunds",
-     {"refund", "invoice", "charge", "charged", "payment", "bill", "billing", "price", "subscription", "money",
-      "退款", "发票", "扣费", "付款", "支付", "账单", "价格", "订阅", "退钱"},
+     {"refund", "invoice", "charge", "charged", "payment", "bill", "billing", "price", "subscription",
+      "money", "退款", "发票", "扣费", "付款", "支付", "账单", "价格", "订阅", "退钱"},
      HELPWIRE__V1__PRIORITY__PRIORITY_HIGH},
-    {"general", "Everything else", {"question", "help", "info", "咨询", "帮助"}, HELPWIRE__V1__PRIORITY__PRIORITY_LOW},
+    {"general",
+     "Everything else",
+     {"question", "help", "info", "咨询", "帮助"},
+     HELPWIRE__V1__PRIORITY__PRIORITY_LOW},
 };
 
 typedef struct {
@@ -46,7 +49,8 @@ static const demo_faq faqs[] = {
      "工作时间",
      "我们的客服时间是周一至周五 9:00–18:00（北京时间），周末和节假日可留言，我们会在下一个工作日回复。",
      "zh",
-     {"你们的工作时间是什么时候", "客服几点上班", "What are your opening hours?", "When is support available?"}},
+     {"你们的工作时间是什么时候", "客服几点上班", "What are your opening hours?",
+      "When is support available?"}},
     {"faq-refund-policy",
      "退款政策",
      "购买后 30 天内可申请全额退款：在“订单”页选择订单并点击“申请退款”，款项会在 5–7 个工作日内原路退回。",
@@ -54,19 +58,22 @@ static const demo_faq faqs[] = {
      {"怎么申请退款", "退款规则是什么", "What is your refund policy?", "Can I get a refund?"}},
     {"faq-reset-password-en",
      "How do I reset my password?",
-     "On the sign-in page choose \"Forgot password\", enter the email you registered with and follow the link we "
+     "On the sign-in page choose \"Forgot password\", enter the email you registered with and follow the "
+     "link we "
      "send you. The link is valid for 30 minutes.",
      "en",
      {"reset password", "forgot my password", "change my password"}},
     {"faq-hours-en",
      "What are your opening hours?",
-     "Our support team works Monday to Friday, 9:00-18:00 (UTC+8). Leave a message at other times and we will "
+     "Our support team works Monday to Friday, 9:00-18:00 (UTC+8). Leave a message at other times and we "
+     "will "
      "answer on the next working day.",
      "en",
      {"opening hours", "when are you open", "support hours"}},
     {"faq-refund-policy-en",
      "What is your refund policy?",
-     "You can ask for a full refund within 30 days of purchase: open Orders, pick the order and choose \"Request "
+     "You can ask for a full refund within 30 days of purchase: open Orders, pick the order and choose "
+     "\"Request "
      "refund\". The money returns to your original payment method within 5-7 working days.",
      "en",
      {"refund policy", "can I get my money back", "how do refunds work"}},
@@ -77,19 +84,29 @@ typedef struct {
 } demo_article;
 
 static const demo_article articles[] = {
-    {"a-two-factor", "开启两步验证", "在“账户安全”中开启两步验证后，每次在新设备登录都需要输入手机验证码。如果换了手机号，请先在旧手机上关闭两步验证。", "zh"},
-    {"a-app-crash", "应用闪退怎么办", "如果应用启动后闪退，请先更新到最新版本，再清除缓存后重启。仍然闪退时，请把手机型号和系统版本发给客服。", "zh"},
-    {"a-invoice", "如何开具发票", "在“订单”页选择已完成的订单，点击“申请发票”，填写抬头和税号，电子发票会在 3 个工作日内发送到邮箱。", "zh"},
+    {"a-two-factor", "开启两步验证",
+     "在“账户安全”中开启两步验证后，每次在新设备登录都需要输入手机验证码。如果换了手机号，请先在旧手机上关闭"
+     "两步验证。",
+     "zh"},
+    {"a-app-crash", "应用闪退怎么办",
+     "如果应用启动后闪退，请先更新到最新版本，再清除缓存后重启。仍然闪退时，请把手机型号和系统版本发给客服。",
+     "zh"},
+    {"a-invoice", "如何开具发票",
+     "在“订单”页选择已完成的订单，点击“申请发票”，填写抬头和税号，电子发票会在 3 个工作日内发送到邮箱。",
+     "zh"},
     {"a-change-email", "Changing the email address of your account",
-     "Open Settings, then Account, and choose Change email. We send a confirmation link to the new address; the "
+     "Open Settings, then Account, and choose Change email. We send a confirmation link to the new address; "
+     "the "
      "change takes effect once you click it.",
      "en"},
     {"a-app-crash-en", "The app crashes on start",
-     "Update the app to the latest version, clear its cache and restart your phone. If it still crashes, send us "
+     "Update the app to the latest version, clear its cache and restart your phone. If it still crashes, "
+     "send us "
      "your phone model and system version.",
      "en"},
     {"a-invoice-en", "Getting an invoice",
-     "Open Orders, select a completed order and choose Request invoice. The PDF invoice arrives by email within 3 "
+     "Open Orders, select a completed order and choose Request invoice. The PDF invoice arrives by email "
+     "within 3 "
      "working days.",
      "en"},
 };

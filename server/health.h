@@ -16,7 +16,12 @@
 typedef struct hw_health hw_health;
 
 /* Status values, as in grpc.health.v1.HealthCheckResponse.ServingStatus. */
-enum { HW_HEALTH_UNKNOWN = 0, HW_HEALTH_SERVING = 1, HW_HEALTH_NOT_SERVING = 2, HW_HEALTH_SERVICE_UNKNOWN = 3 };
+enum {
+    HW_HEALTH_UNKNOWN = 0,
+    HW_HEALTH_SERVING = 1,
+    HW_HEALTH_NOT_SERVING = 2,
+    HW_HEALTH_SERVICE_UNKNOWN = 3
+};
 
 /* Creates the registry with the services named in the method table (the
  * part of each path between the slashes) plus "" for the whole server, all

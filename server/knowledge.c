@@ -27,7 +27,8 @@
 
 static int index_article(hw_index *idx, const Helpwire__V1__Article *ar, hw_status *st)
 {
-    hw_doc d = {.kind = HW_DOC_ARTICLE, .id = ar->id, .title = ar->title, .body = ar->body, .locale = ar->locale};
+    hw_doc d = {
+        .kind = HW_DOC_ARTICLE, .id = ar->id, .title = ar->title, .body = ar->body, .locale = ar->locale};
     return hw_index_put(idx, &d, st);
 }
 
@@ -114,7 +115,10 @@ Helpwire__V1__Hit **hw_knowledge_convert_hits(hw_arena *a, const hw_hit *hits, s
     return out;
 }
 
-static hw_searcher *searcher_of(hw_call *call, hw_app *app) { return app->workers[hw_call_worker(call)].searcher; }
+static hw_searcher *searcher_of(hw_call *call, hw_app *app)
+{
+    return app->workers[hw_call_worker(call)].searcher;
+}
 
 void hw_knowledge_search(hw_call *call, const ProtobufCMessage *request, void *appv)
 {
@@ -167,8 +171,8 @@ void hw_knowledge_answer(hw_call *call, const ProtobufCMessage *request, void *a
     hw_answer ans;
     hw_status st = {0};
     hw_arena *a = hw_call_arena(call);
-    int rc = hw_index_answer(searcher_of(call, app), req->question, strlen(req->question), req->locale, threshold,
-                             a, &ans, &st);
+    int rc = hw_index_answer(searcher_of(call, app), req->question, strlen(req->question), req->locale,
+                             threshold, a, &ans, &st);
     if (rc != HW_OK) {
         hw_rpc_fail(call, rc, "%s", st.msg[0] ? st.msg : hw_strerror(rc));
         return;
@@ -243,7 +247,8 @@ static int put_article_fn(hw_store_txn *w, void *arg)
         return rc;
     if (c->expected_version && (!old || old->version != c->expected_version))
         return hw_rpc_wfail(&c->h, HW_ECONFLICT, "article %s is at version %llu, not %llu", c->article.id,
-                            old ? (unsigned long long)old->version : 0ULL, (unsigned long long)c->expected_version);
+                            old ? (unsigned long long)old->version : 0ULL,
+                            (unsigned long long)c->expected_version);
     c->article.version = old ? old->version + 1 : 1;
     c->article.updated_unix_ms = hw_rpc_now_ms();
     return hw_store_article_put(w, &c->article, HW_PUT_UPSERT, 0);
@@ -311,7 +316,8 @@ void hw_knowledge_get_article(hw_call *call, const ProtobufCMessage *request, vo
     int rc = hw_store_article_get(t, req->id, hw_call_arena(call), &ar);
     hw_rpc_read_end(call, app);
     if (rc != HW_OK) {
-        hw_rpc_fail(call, rc, rc == HW_ENOTFOUND ? "no article with id %s" : "reading article %s failed", req->id);
+        hw_rpc_fail(call, rc, rc == HW_ENOTFOUND ? "no article with id %s" : "reading article %s failed",
+                    req->id);
         return;
     }
     hw_call_reply(call, &ar->base);
@@ -328,7 +334,8 @@ static int delete_fn(hw_store_txn *w, void *arg)
     delete_ctx *c = arg;
     int rc = c->kind == HW_DOC_ARTICLE ? hw_store_article_delete(w, c->id) : hw_store_faq_delete(w, c->id);
     if (rc == HW_ENOTFOUND)
-        return hw_rpc_wfail(&c->h, rc, "no %s with id %s", c->kind == HW_DOC_ARTICLE ? "article" : "FAQ", c->id);
+        return hw_rpc_wfail(&c->h, rc, "no %s with id %s", c->kind == HW_DOC_ARTICLE ? "article" : "FAQ",
+                            c->id);
     return rc;
 }
 
@@ -340,7 +347,8 @@ static void delete_done(void *arg, int status)
     hw_status st = {0};
     int rc = hw_index_delete(c->h.app->index, c->kind, c->id, &st);
     if (rc != HW_OK && rc != HW_ENOTFOUND)
-        hw_log_event(c->h.app->log, HW_LOG_ERROR, "index_update_failed", "id=%s error=%s", c->id, hw_strerror(rc));
+        hw_log_event(c->h.app->log, HW_LOG_ERROR, "index_update_failed", "id=%s error=%s", c->id,
+                     hw_strerror(rc));
     if (c->kind == HW_DOC_ARTICLE) {
         Helpwire__V1__DeleteArticleReply r = HELPWIRE__V1__DELETE_ARTICLE_REPLY__INIT;
         hw_call_reply(c->h.call, &r.base);
@@ -426,7 +434,8 @@ static int put_faq_fn(hw_store_txn *w, void *arg)
         return rc;
     if (c->expected_version && (!old || old->version != c->expected_version))
         return hw_rpc_wfail(&c->h, HW_ECONFLICT, "FAQ %s is at version %llu, not %llu", c->faq.id,
-                            old ? (unsigned long long)old->version : 0ULL, (unsigned long long)c->expected_version);
+                            old ? (unsigned long long)old->version : 0ULL,
+                            (unsigned long long)c->expected_version);
     c->faq.version = old ? old->version + 1 : 1;
     c->faq.updated_unix_ms = hw_rpc_now_ms();
     return hw_store_faq_put(w, &c->faq, HW_PUT_UPSERT, 0);
@@ -457,8 +466,8 @@ void hw_knowledge_put_faq(hw_call *call, const ProtobufCMessage *request, void *
         !hw_rpc_check_text(call, "faq.question", in->question, 1, MAX_QUESTION) ||
         !hw_rpc_check_text(call, "faq.answer", in->answer, 1, MAX_ANSWER) ||
         !hw_rpc_check_text(call, "faq.locale", in->locale, 0, MAX_LOCALE) ||
-        !hw_rpc_check_list(call, "faq.alternate_questions", in->alternate_questions, in->n_alternate_questions,
-                           MAX_ALT, MAX_QUESTION))
+        !hw_rpc_check_list(call, "faq.alternate_questions", in->alternate_questions,
+                           in->n_alternate_questions, MAX_ALT, MAX_QUESTION))
         return;
     hw_arena *a = hw_call_arena(call);
     put_faq_ctx *c = hw_arena_calloc(a, 1, sizeof *c);

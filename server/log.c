@@ -33,7 +33,10 @@ hw_log *hw_log_create(int fd, hw_log_level min_level, bool access_log)
     return lg;
 }
 
-void hw_log_destroy(hw_log *lg) { free(lg); }
+void hw_log_destroy(hw_log *lg)
+{
+    free(lg);
+}
 
 int hw_log_level_parse(const char *s)
 {
@@ -43,9 +46,15 @@ int hw_log_level_parse(const char *s)
     return -1;
 }
 
-bool hw_log_enabled(const hw_log *lg, hw_log_level level) { return lg && level >= lg->min_level; }
+bool hw_log_enabled(const hw_log *lg, hw_log_level level)
+{
+    return lg && level >= lg->min_level;
+}
 
-bool hw_log_access_enabled(const hw_log *lg) { return lg && lg->access_log; }
+bool hw_log_access_enabled(const hw_log *lg)
+{
+    return lg && lg->access_log;
+}
 
 void hw_log_event(const hw_log *lg, hw_log_level level, const char *event, const char *fields, ...)
 {

@@ -95,7 +95,10 @@ static char *read_text_file(const char *flag, const char *path, char *err, size_
     return buf;
 }
 
-static int64_t in_flight_of(void *net) { return hw_net_calls_in_flight(net); }
+static int64_t in_flight_of(void *net)
+{
+    return hw_net_calls_in_flight(net);
+}
 
 static void worker_start(void *appv, int i)
 {
@@ -147,19 +150,22 @@ static void collect_store(void *appv, FILE *out)
             "# HELP helpwire_store_map_grows_total Automatic map growths.\n"
             "# TYPE helpwire_store_map_grows_total counter\nhelpwire_store_map_grows_total %llu\n",
             (unsigned long long)st.map_size_bytes, (unsigned long long)st.map_used_bytes,
-            (unsigned long long)st.commits, (unsigned long long)st.requests, (unsigned long long)st.largest_group,
-            (unsigned long long)st.queued, (unsigned long long)st.map_grows);
+            (unsigned long long)st.commits, (unsigned long long)st.requests,
+            (unsigned long long)st.largest_group, (unsigned long long)st.queued,
+            (unsigned long long)st.map_grows);
     fprintf(out, "# HELP helpwire_store_group_commit_size Write requests per durable group commit.\n"
                  "# TYPE helpwire_store_group_commit_size histogram\n");
     uint64_t cum = 0;
     for (unsigned b = 0; b < HW_STORE_GROUP_BUCKETS; b++) {
         cum += st.group_sizes[b];
-        fprintf(out, "helpwire_store_group_commit_size_bucket{le=\"%u\"} %llu\n", 1u << b, (unsigned long long)cum);
+        fprintf(out, "helpwire_store_group_commit_size_bucket{le=\"%u\"} %llu\n", 1u << b,
+                (unsigned long long)cum);
     }
     fprintf(out,
             "helpwire_store_group_commit_size_bucket{le=\"+Inf\"} %llu\n"
             "helpwire_store_group_commit_size_sum %llu\nhelpwire_store_group_commit_size_count %llu\n",
-            (unsigned long long)cum, (unsigned long long)st.committed_requests, (unsigned long long)st.commits);
+            (unsigned long long)cum, (unsigned long long)st.committed_requests,
+            (unsigned long long)st.commits);
 }
 
 /* Search index, outbox and notifier gauges. The outbox backlog is read
@@ -202,7 +208,8 @@ static void collect_domain(void *arg, FILE *out)
         hw_store_read_end(d->reader);
     }
     fprintf(out,
-            "# HELP helpwire_notifier_retries_total Supervisor alert deliveries that failed and will be retried.\n"
+            "# HELP helpwire_notifier_retries_total Supervisor alert deliveries that failed and will be "
+            "retried.\n"
             "# TYPE helpwire_notifier_retries_total counter\nhelpwire_notifier_retries_total %llu\n"
             "# HELP helpwire_notifier_pending Supervisor alerts waiting for delivery.\n"
             "# TYPE helpwire_notifier_pending gauge\nhelpwire_notifier_pending %llu\n",
@@ -370,8 +377,8 @@ int main(int argc, char **argv)
     }
     if (cfg.tls_cert && (!(tls_cert = read_text_file("--tls-cert", cfg.tls_cert, err, sizeof err)) ||
                          !(tls_key = read_text_file("--tls-key", cfg.tls_key, err, sizeof err)) ||
-                         (cfg.tls_client_ca &&
-                          !(tls_ca = read_text_file("--tls-client-ca", cfg.tls_client_ca, err, sizeof err))))) {
+                         (cfg.tls_client_ca && !(tls_ca = read_text_file("--tls-client-ca", cfg.tls_client_ca,
+                                                                         err, sizeof err))))) {
         fprintf(stderr, "helpwired: %s\n", err);
         goto out;
     }
@@ -426,10 +433,10 @@ int main(int argc, char **argv)
             goto out;
         }
         const char *colon = strrchr(cfg.metrics_addr, ':');
-        printf("helpwired metrics on http://%.*s:%d/metrics\n", (int)(colon - cfg.metrics_addr), cfg.metrics_addr,
-               port);
-        hw_log_event(log, HW_LOG_INFO, "metrics", "addr=%.*s:%d", (int)(colon - cfg.metrics_addr), cfg.metrics_addr,
-                     port);
+        printf("helpwired metrics on http://%.*s:%d/metrics\n", (int)(colon - cfg.metrics_addr),
+               cfg.metrics_addr, port);
+        hw_log_event(log, HW_LOG_INFO, "metrics", "addr=%.*s:%d", (int)(colon - cfg.metrics_addr),
+                     cfg.metrics_addr, port);
     }
     if (hw_net_start(net, err, sizeof err) != 0) {
         fprintf(stderr, "helpwired: %s\n", err);
@@ -480,7 +487,8 @@ out:
     hw_index_destroy(index);
     hw_store_close(store);
     if (rc == 0)
-        hw_log_event(log, HW_LOG_INFO, "stopped", "cancelled_calls=%s store=closed", cancelled ? "true" : "false");
+        hw_log_event(log, HW_LOG_INFO, "stopped", "cancelled_calls=%s store=closed",
+                     cancelled ? "true" : "false");
     hw_watch_destroy(app.watch);
     hw_reflection_destroy(app.reflection);
     free(app.workers);

@@ -29,9 +29,14 @@
 #define ADMIN HW_ALLOW_ADMIN
 
 #define RPC(path, req, reply, handler, allow, streaming)                                                     \
-    {path, &req##__descriptor, &reply##__descriptor, handler, allow, streaming, false}
+    {                                                                                                        \
+        path, &req##__descriptor, &reply##__descriptor, handler, allow, streaming, false                     \
+    }
 /* Bidirectional streaming: handler runs once per request message. */
-#define BIDI(path, req, reply, handler, allow) {path, &req##__descriptor, &reply##__descriptor, handler, allow, true, true}
+#define BIDI(path, req, reply, handler, allow)                                                               \
+    {                                                                                                        \
+        path, &req##__descriptor, &reply##__descriptor, handler, allow, true, true                           \
+    }
 
 static const hw_method table[] = {
     RPC("/grpc.health.v1.Health/Check", grpc__health__v1__health_check_request,
@@ -39,8 +44,8 @@ static const hw_method table[] = {
     RPC("/grpc.health.v1.Health/Watch", grpc__health__v1__health_check_request,
         grpc__health__v1__health_check_response, hw_health_watch, PUBLIC, true),
     BIDI("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
-         grpc__reflection__v1alpha__server_reflection_request, grpc__reflection__v1alpha__server_reflection_response,
-         hw_reflection_info, PUBLIC),
+         grpc__reflection__v1alpha__server_reflection_request,
+         grpc__reflection__v1alpha__server_reflection_response, hw_reflection_info, PUBLIC),
 
     RPC("/helpwire.v1.Knowledge/Search", helpwire__v1__search_request, helpwire__v1__search_reply,
         hw_knowledge_search, AGENT, false),
@@ -54,8 +59,8 @@ static const hw_method table[] = {
         helpwire__v1__delete_article_reply, hw_knowledge_delete_article, ADMIN, false),
     RPC("/helpwire.v1.Knowledge/ListArticles", helpwire__v1__list_articles_request,
         helpwire__v1__list_articles_reply, hw_knowledge_list_articles, AGENT, false),
-    RPC("/helpwire.v1.Knowledge/PutFaq", helpwire__v1__put_faq_request, helpwire__v1__faq, hw_knowledge_put_faq,
-        ADMIN, false),
+    RPC("/helpwire.v1.Knowledge/PutFaq", helpwire__v1__put_faq_request, helpwire__v1__faq,
+        hw_knowledge_put_faq, ADMIN, false),
     RPC("/helpwire.v1.Knowledge/DeleteFaq", helpwire__v1__delete_faq_request, helpwire__v1__delete_faq_reply,
         hw_knowledge_delete_faq, ADMIN, false),
     RPC("/helpwire.v1.Knowledge/ListFaqs", helpwire__v1__list_faqs_request, helpwire__v1__list_faqs_reply,
@@ -68,65 +73,65 @@ static const hw_method table[] = {
 
     RPC("/helpwire.v1.Surveys/SubmitSurvey", helpwire__v1__submit_survey_request, helpwire__v1__survey,
         hw_surveys_submit, BRIDGE, false),
-    RPC("/helpwire.v1.Surveys/GetSurvey", helpwire__v1__get_survey_request, helpwire__v1__survey, hw_surveys_get,
-        HW_ALLOW_BRIDGE | HW_ALLOW_AGENT | HW_ALLOW_ADMIN, false),
-    RPC("/helpwire.v1.Surveys/GetSurveyStats", helpwire__v1__get_survey_stats_request, helpwire__v1__survey_stats,
-        hw_surveys_stats, AGENT, false),
+    RPC("/helpwire.v1.Surveys/GetSurvey", helpwire__v1__get_survey_request, helpwire__v1__survey,
+        hw_surveys_get, HW_ALLOW_BRIDGE | HW_ALLOW_AGENT | HW_ALLOW_ADMIN, false),
+    RPC("/helpwire.v1.Surveys/GetSurveyStats", helpwire__v1__get_survey_stats_request,
+        helpwire__v1__survey_stats, hw_surveys_stats, AGENT, false),
 
-    RPC("/helpwire.v1.Router/Route", helpwire__v1__route_request, helpwire__v1__route_reply, hw_router_route, BRIDGE,
-        false),
+    RPC("/helpwire.v1.Router/Route", helpwire__v1__route_request, helpwire__v1__route_reply, hw_router_route,
+        BRIDGE, false),
 
     RPC("/helpwire.v1.Customers/GetCustomer", helpwire__v1__get_customer_request, helpwire__v1__customer,
         hw_customers_get, AGENT, false),
-    RPC("/helpwire.v1.Customers/LookupCustomer", helpwire__v1__lookup_customer_request, helpwire__v1__customer,
-        hw_customers_lookup, BRIDGE | AGENT, false),
-    RPC("/helpwire.v1.Customers/UpdateCustomer", helpwire__v1__update_customer_request, helpwire__v1__customer,
-        hw_customers_update, AGENT, false),
+    RPC("/helpwire.v1.Customers/LookupCustomer", helpwire__v1__lookup_customer_request,
+        helpwire__v1__customer, hw_customers_lookup, BRIDGE | AGENT, false),
+    RPC("/helpwire.v1.Customers/UpdateCustomer", helpwire__v1__update_customer_request,
+        helpwire__v1__customer, hw_customers_update, AGENT, false),
     RPC("/helpwire.v1.Customers/LinkIdentity", helpwire__v1__link_identity_request, helpwire__v1__customer,
         hw_customers_link, AGENT, false),
 
-    RPC("/helpwire.v1.Agents/PutAgent", helpwire__v1__put_agent_request, helpwire__v1__agent, hw_agents_put, ADMIN,
-        false),
-    RPC("/helpwire.v1.Agents/GetAgent", helpwire__v1__get_agent_request, helpwire__v1__agent, hw_agents_get, AGENT,
-        false),
+    RPC("/helpwire.v1.Agents/PutAgent", helpwire__v1__put_agent_request, helpwire__v1__agent, hw_agents_put,
+        ADMIN, false),
+    RPC("/helpwire.v1.Agents/GetAgent", helpwire__v1__get_agent_request, helpwire__v1__agent, hw_agents_get,
+        AGENT, false),
     RPC("/helpwire.v1.Agents/ListAgents", helpwire__v1__list_agents_request, helpwire__v1__list_agents_reply,
         hw_agents_list, AGENT, false),
-    RPC("/helpwire.v1.Agents/SetPresence", helpwire__v1__set_presence_request, helpwire__v1__set_presence_reply,
-        hw_agents_set_presence, AGENT, false),
-    RPC("/helpwire.v1.Agents/PutSkill", helpwire__v1__put_skill_request, helpwire__v1__skill, hw_agents_put_skill,
-        ADMIN, false),
+    RPC("/helpwire.v1.Agents/SetPresence", helpwire__v1__set_presence_request,
+        helpwire__v1__set_presence_reply, hw_agents_set_presence, AGENT, false),
+    RPC("/helpwire.v1.Agents/PutSkill", helpwire__v1__put_skill_request, helpwire__v1__skill,
+        hw_agents_put_skill, ADMIN, false),
     RPC("/helpwire.v1.Agents/ListSkills", helpwire__v1__list_skills_request, helpwire__v1__list_skills_reply,
         hw_agents_list_skills, AGENT, false),
 
-    RPC("/helpwire.v1.Tickets/CreateTicket", helpwire__v1__create_ticket_request, helpwire__v1__create_ticket_reply,
-        hw_tickets_create, AGENT, false),
+    RPC("/helpwire.v1.Tickets/CreateTicket", helpwire__v1__create_ticket_request,
+        helpwire__v1__create_ticket_reply, hw_tickets_create, AGENT, false),
     RPC("/helpwire.v1.Tickets/GetTicket", helpwire__v1__get_ticket_request, helpwire__v1__get_ticket_reply,
         hw_tickets_get, AGENT, false),
-    RPC("/helpwire.v1.Tickets/ListTickets", helpwire__v1__list_tickets_request, helpwire__v1__list_tickets_reply,
-        hw_tickets_list, AGENT, false),
+    RPC("/helpwire.v1.Tickets/ListTickets", helpwire__v1__list_tickets_request,
+        helpwire__v1__list_tickets_reply, hw_tickets_list, AGENT, false),
     RPC("/helpwire.v1.Tickets/UpdateTicket", helpwire__v1__update_ticket_request, helpwire__v1__ticket,
         hw_tickets_update, AGENT, false),
     RPC("/helpwire.v1.Tickets/AddMessage", helpwire__v1__add_message_request, helpwire__v1__add_message_reply,
         hw_tickets_add_message, AGENT, false),
     RPC("/helpwire.v1.Tickets/EscalateTicket", helpwire__v1__escalate_ticket_request, helpwire__v1__ticket,
         hw_tickets_escalate, AGENT, false),
-    RPC("/helpwire.v1.Tickets/CloseTicket", helpwire__v1__close_ticket_request, helpwire__v1__close_ticket_reply,
-        hw_tickets_close, AGENT, false),
+    RPC("/helpwire.v1.Tickets/CloseTicket", helpwire__v1__close_ticket_request,
+        helpwire__v1__close_ticket_reply, hw_tickets_close, AGENT, false),
     RPC("/helpwire.v1.Tickets/GetTicketHistory", helpwire__v1__get_ticket_history_request,
         helpwire__v1__get_ticket_history_reply, hw_tickets_history, AGENT, false),
     RPC("/helpwire.v1.Tickets/WatchTickets", helpwire__v1__watch_tickets_request, helpwire__v1__ticket_event,
         hw_tickets_watch, AGENT, true),
 
-    RPC("/helpwire.v1.Admin/CreateToken", helpwire__v1__create_token_request, helpwire__v1__create_token_reply,
-        hw_auth_create_token, ADMIN, false),
-    RPC("/helpwire.v1.Admin/RevokeToken", helpwire__v1__revoke_token_request, helpwire__v1__revoke_token_reply,
-        hw_auth_revoke_token, ADMIN, false),
+    RPC("/helpwire.v1.Admin/CreateToken", helpwire__v1__create_token_request,
+        helpwire__v1__create_token_reply, hw_auth_create_token, ADMIN, false),
+    RPC("/helpwire.v1.Admin/RevokeToken", helpwire__v1__revoke_token_request,
+        helpwire__v1__revoke_token_reply, hw_auth_revoke_token, ADMIN, false),
     RPC("/helpwire.v1.Admin/ListTokens", helpwire__v1__list_tokens_request, helpwire__v1__list_tokens_reply,
         hw_auth_list_tokens, ADMIN, false),
-    RPC("/helpwire.v1.Admin/Backup", helpwire__v1__backup_request, helpwire__v1__backup_reply, hw_admin_backup,
-        ADMIN, false),
-    RPC("/helpwire.v1.Admin/GetStats", helpwire__v1__get_stats_request, helpwire__v1__server_stats, hw_admin_stats,
-        ADMIN, false),
+    RPC("/helpwire.v1.Admin/Backup", helpwire__v1__backup_request, helpwire__v1__backup_reply,
+        hw_admin_backup, ADMIN, false),
+    RPC("/helpwire.v1.Admin/GetStats", helpwire__v1__get_stats_request, helpwire__v1__server_stats,
+        hw_admin_stats, ADMIN, false),
 };
 
 const hw_method *hw_methods(size_t *n)

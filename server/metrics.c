@@ -17,15 +17,15 @@
 #define N_CODES 17
 #define N_COLLECTORS 8
 
-static const double bucket_seconds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-                                        0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5,
-                                        5,      10};
+static const double bucket_seconds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                        0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
 #define N_BUCKETS (sizeof bucket_seconds / sizeof bucket_seconds[0])
 
 static const char *const code_names[N_CODES] = {
-    "OK",        "CANCELLED",          "UNKNOWN",  "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
-    "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED",
-    "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED",
+    "OK",        "CANCELLED",       "UNKNOWN",           "INVALID_ARGUMENT",   "DEADLINE_EXCEEDED",
+    "NOT_FOUND", "ALREADY_EXISTS",  "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+    "ABORTED",   "OUT_OF_RANGE",    "UNIMPLEMENTED",     "INTERNAL",           "UNAVAILABLE",
+    "DATA_LOSS", "UNAUTHENTICATED",
 };
 
 typedef struct {
@@ -93,7 +93,8 @@ void hw_metrics_rpc(hw_metrics *m, size_t method, int code, int64_t duration_ns)
     while (b < N_BUCKETS && secs > bucket_seconds[b])
         b++;
     atomic_fetch_add_explicit(&s->buckets[b], 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&s->sum_ns, (uint64_t)(duration_ns > 0 ? duration_ns : 0), memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->sum_ns, (uint64_t)(duration_ns > 0 ? duration_ns : 0),
+                              memory_order_relaxed);
 }
 
 void hw_metrics_shed(hw_metrics *m)
@@ -142,8 +143,8 @@ void hw_metrics_render(hw_metrics *m, FILE *out)
         for (int c = 0; c < N_CODES; c++) {
             uint64_t v = atomic_load_explicit(&m->methods[i].codes[c], memory_order_relaxed);
             if (v)
-                fprintf(out, "helpwire_rpc_requests_total{service=\"%s\",method=\"%s\",code=\"%s\"} %llu\n", svc,
-                        meth, code_names[c], (unsigned long long)v);
+                fprintf(out, "helpwire_rpc_requests_total{service=\"%s\",method=\"%s\",code=\"%s\"} %llu\n",
+                        svc, meth, code_names[c], (unsigned long long)v);
         }
     }
     fprintf(out, "# HELP helpwire_rpc_duration_seconds Time from a call's arrival to its status.\n"
@@ -161,7 +162,8 @@ void hw_metrics_render(hw_metrics *m, FILE *out)
         split_path(s->path, svc, sizeof svc, meth, sizeof meth);
         for (size_t b = 0; b < N_BUCKETS; b++) {
             cum += counts[b];
-            fprintf(out, "helpwire_rpc_duration_seconds_bucket{service=\"%s\",method=\"%s\",le=\"%g\"} %llu\n",
+            fprintf(out,
+                    "helpwire_rpc_duration_seconds_bucket{service=\"%s\",method=\"%s\",le=\"%g\"} %llu\n",
                     svc, meth, bucket_seconds[b], (unsigned long long)cum);
         }
         fprintf(out, "helpwire_rpc_duration_seconds_bucket{service=\"%s\",method=\"%s\",le=\"+Inf\"} %llu\n",
@@ -171,14 +173,16 @@ void hw_metrics_render(hw_metrics *m, FILE *out)
         fprintf(out, "helpwire_rpc_duration_seconds_count{service=\"%s\",method=\"%s\"} %llu\n", svc, meth,
                 (unsigned long long)total);
     }
-    fprintf(out, "# HELP helpwire_calls_shed_total Calls refused with RESOURCE_EXHAUSTED by the in-flight bound.\n"
-                 "# TYPE helpwire_calls_shed_total counter\n"
-                 "helpwire_calls_shed_total %llu\n",
+    fprintf(out,
+            "# HELP helpwire_calls_shed_total Calls refused with RESOURCE_EXHAUSTED by the in-flight bound.\n"
+            "# TYPE helpwire_calls_shed_total counter\n"
+            "helpwire_calls_shed_total %llu\n",
             (unsigned long long)atomic_load_explicit(&m->shed, memory_order_relaxed));
     if (m->in_flight)
-        fprintf(out, "# HELP helpwire_calls_in_flight Calls accepted and not yet finished.\n"
-                     "# TYPE helpwire_calls_in_flight gauge\n"
-                     "helpwire_calls_in_flight %lld\n",
+        fprintf(out,
+                "# HELP helpwire_calls_in_flight Calls accepted and not yet finished.\n"
+                "# TYPE helpwire_calls_in_flight gauge\n"
+                "helpwire_calls_in_flight %lld\n",
                 (long long)m->in_flight(m->in_flight_arg));
     for (size_t i = 0; i < m->n_collectors; i++)
         m->collectors[i].fn(m->collectors[i].arg, out);

@@ -93,8 +93,8 @@ struct hw_call {
     /* Release/acquire edge from the thread that answers to the worker that
      * frees: the completion queue orders them, but TSan cannot see it. */
     atomic_int published;
-    bool answered;              /* unary: reply or fail was called */
-    const void *principal;      /* set by the authorization hook */
+    bool answered;         /* unary: reply or fail was called */
+    const void *principal; /* set by the authorization hook */
 
     /* streaming only */
     bool streaming;
@@ -138,10 +138,10 @@ static int64_t now_ns(void)
 }
 
 static const char *const status_names[] = {
-    "OK",           "CANCELLED",          "UNKNOWN",      "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
-    "NOT_FOUND",    "ALREADY_EXISTS",     "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
-    "ABORTED",      "OUT_OF_RANGE",       "UNIMPLEMENTED", "INTERNAL",        "UNAVAILABLE",
-    "DATA_LOSS",    "UNAUTHENTICATED",
+    "OK",        "CANCELLED",       "UNKNOWN",           "INVALID_ARGUMENT",   "DEADLINE_EXCEEDED",
+    "NOT_FOUND", "ALREADY_EXISTS",  "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+    "ABORTED",   "OUT_OF_RANGE",    "UNIMPLEMENTED",     "INTERNAL",           "UNAVAILABLE",
+    "DATA_LOSS", "UNAUTHENTICATED",
 };
 
 static const char *status_name(grpc_status_code c)
@@ -193,7 +193,8 @@ static void post_registered(hw_worker *w, size_t m)
     grpc_call_error e = grpc_server_request_registered_call(net->server, net->reg[m], &c->call, &c->deadline,
                                                             &c->md, payload, w->cq, w->cq, &c->t_new);
     if (e != GRPC_CALL_OK) {
-        hw_log_event(net->o.log, HW_LOG_ERROR, "request_call_failed", "method=%s error=%d", c->method->path, e);
+        hw_log_event(net->o.log, HW_LOG_ERROR, "request_call_failed", "method=%s error=%d", c->method->path,
+                     e);
         slot_free(c);
     }
 }
@@ -219,7 +220,8 @@ static void post_unregistered(hw_worker *w)
 static void call_destroy(hw_call *c)
 {
     hw_net *net = c->net;
-    hw_metrics_rpc(net->o.metrics, c->method ? c->method_index : (size_t)-1, c->status, now_ns() - c->start_ns);
+    hw_metrics_rpc(net->o.metrics, c->method ? c->method_index : (size_t)-1, c->status,
+                   now_ns() - c->start_ns);
     if (hw_log_access_enabled(net->o.log)) {
         char path[256];
         if (c->method)
@@ -328,8 +330,9 @@ void hw_call_reply(hw_call *c, const ProtobufCMessage *reply)
     if (len > (size_t)c->net->o.max_message_bytes) {
         grpc_byte_buffer_destroy(bb);
         char msg[160];
-        snprintf(msg, sizeof msg, "reply of %zu bytes exceeds the %d-byte message limit; ask for a smaller page",
-                 len, c->net->o.max_message_bytes);
+        snprintf(msg, sizeof msg,
+                 "reply of %zu bytes exceeds the %d-byte message limit; ask for a smaller page", len,
+                 c->net->o.max_message_bytes);
         unary_send(c, NULL, GRPC_STATUS_RESOURCE_EXHAUSTED, msg);
         return;
     }
@@ -504,7 +507,10 @@ static void on_stream_closed(hw_call *c)
     hw_call_unref(c);
 }
 
-void hw_call_ref(hw_call *c) { atomic_fetch_add(&c->refs, 1); }
+void hw_call_ref(hw_call *c)
+{
+    atomic_fetch_add(&c->refs, 1);
+}
 
 void hw_call_unref(hw_call *c)
 {
@@ -570,7 +576,8 @@ void hw_call_fail(hw_call *c, grpc_status_code code, const char *fmt, ...)
         return;
     }
     c->answered = true;
-    if (code != GRPC_STATUS_OK && code != GRPC_STATUS_NOT_FOUND && hw_log_enabled(c->net->o.log, HW_LOG_DEBUG)) {
+    if (code != GRPC_STATUS_OK && code != GRPC_STATUS_NOT_FOUND &&
+        hw_log_enabled(c->net->o.log, HW_LOG_DEBUG)) {
         char q[600];
         hw_log_event(c->net->o.log, HW_LOG_DEBUG, "rpc_error", "method=%s status=%s message=%s",
                      c->method ? c->method->path : "unregistered", status_name(code),
@@ -582,15 +589,30 @@ void hw_call_fail(hw_call *c, grpc_status_code code, const char *fmt, ...)
 
 /* --------------------------------------------------------- call access */
 
-hw_arena *hw_call_arena(hw_call *c) { return c->arena; }
+hw_arena *hw_call_arena(hw_call *c)
+{
+    return c->arena;
+}
 
-int hw_call_worker(const hw_call *c) { return c->w->index; }
+int hw_call_worker(const hw_call *c)
+{
+    return c->w->index;
+}
 
-const hw_method *hw_call_method(const hw_call *c) { return c->method; }
+const hw_method *hw_call_method(const hw_call *c)
+{
+    return c->method;
+}
 
-const void *hw_call_principal(const hw_call *c) { return c->principal; }
+const void *hw_call_principal(const hw_call *c)
+{
+    return c->principal;
+}
 
-void hw_call_set_principal(hw_call *c, const void *principal) { c->principal = principal; }
+void hw_call_set_principal(hw_call *c, const void *principal)
+{
+    c->principal = principal;
+}
 
 const char *hw_call_metadata(hw_call *c, const char *key)
 {
@@ -667,7 +689,8 @@ static void on_stream_recv(hw_call *c, bool ok)
         grpc_slice all = grpc_byte_buffer_reader_readall(&r);
         grpc_byte_buffer_reader_destroy(&r);
         len = GRPC_SLICE_LENGTH(all);
-        req = protobuf_c_message_unpack(m->request, hw_arena_allocator(c->arena), len, GRPC_SLICE_START_PTR(all));
+        req = protobuf_c_message_unpack(m->request, hw_arena_allocator(c->arena), len,
+                                        GRPC_SLICE_START_PTR(all));
         grpc_slice_unref(all);
     }
     grpc_byte_buffer_destroy(bb);
@@ -675,7 +698,8 @@ static void on_stream_recv(hw_call *c, bool ok)
     bool ended = c->finishing || c->closed;
     pthread_mutex_unlock(&c->mu);
     if (!req) {
-        hw_call_fail(c, GRPC_STATUS_INVALID_ARGUMENT, "request is not a valid %s (%zu bytes)", m->request->name, len);
+        hw_call_fail(c, GRPC_STATUS_INVALID_ARGUMENT, "request is not a valid %s (%zu bytes)",
+                     m->request->name, len);
     } else if (!ended) {
         m->handler(c, req, c->net->o.app);
         pthread_mutex_lock(&c->mu);
@@ -718,8 +742,8 @@ static void serve_registered(hw_call *c)
     ProtobufCMessage *req =
         bytes ? protobuf_c_message_unpack(m->request, hw_arena_allocator(c->arena), len, bytes) : NULL;
     if (!req) {
-        hw_call_fail(c, GRPC_STATUS_INVALID_ARGUMENT, "request is not a valid %s (%zu bytes)", m->request->name,
-                     len);
+        hw_call_fail(c, GRPC_STATUS_INVALID_ARGUMENT, "request is not a valid %s (%zu bytes)",
+                     m->request->name, len);
         return;
     }
     if (m->server_streaming && !stream_begin(c)) {
@@ -836,8 +860,8 @@ static void format_bound(char *out, size_t n, const char *addr, int port)
 int hw_net_create(hw_net **out, const hw_net_options *o, char *err, size_t errlen)
 {
     *out = NULL;
-    if (o->threads < 1 || o->n_listen + o->n_tls_listen < 1 || o->n_listen + o->n_tls_listen > HW_MAX_LISTEN ||
-        o->calls_per_method < 1) {
+    if (o->threads < 1 || o->n_listen + o->n_tls_listen < 1 ||
+        o->n_listen + o->n_tls_listen > HW_MAX_LISTEN || o->calls_per_method < 1) {
         snprintf(err, errlen, "invalid server options");
         return -1;
     }
@@ -860,7 +884,8 @@ int hw_net_create(hw_net **out, const hw_net_options *o, char *err, size_t errle
         {GRPC_ARG_INTEGER, GRPC_ARG_MAX_CONCURRENT_STREAMS, {.integer = o->max_concurrent_streams}},
         {GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_TIME_MS, {.integer = o->keepalive_time_ms}},
         {GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_TIMEOUT_MS, {.integer = o->keepalive_timeout_ms}},
-        {GRPC_ARG_INTEGER, GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+        {GRPC_ARG_INTEGER,
+         GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
          {.integer = o->min_ping_interval_ms}},
     };
     grpc_channel_args ch_args = {sizeof args / sizeof args[0], args};
@@ -951,11 +976,20 @@ int hw_net_start(hw_net *net, char *err, size_t errlen)
     return 0;
 }
 
-void hw_net_begin_drain(hw_net *net) { atomic_store(&net->draining, true); }
+void hw_net_begin_drain(hw_net *net)
+{
+    atomic_store(&net->draining, true);
+}
 
-bool hw_net_draining(const hw_net *net) { return atomic_load(&((hw_net *)net)->draining); }
+bool hw_net_draining(const hw_net *net)
+{
+    return atomic_load(&((hw_net *)net)->draining);
+}
 
-int64_t hw_net_calls_in_flight(const hw_net *net) { return atomic_load(&((hw_net *)net)->live); }
+int64_t hw_net_calls_in_flight(const hw_net *net)
+{
+    return atomic_load(&((hw_net *)net)->live);
+}
 
 static void end_all_streams(hw_net *net)
 {
@@ -1006,9 +1040,15 @@ static bool wait_until(hw_net *net, bool (*pred)(hw_net *), int64_t deadline_ns)
     return true;
 }
 
-static bool shutdown_done(hw_net *net) { return net->shutdown_done; }
+static bool shutdown_done(hw_net *net)
+{
+    return net->shutdown_done;
+}
 
-static bool no_live_calls(hw_net *net) { return atomic_load(&net->live) == 0; }
+static bool no_live_calls(hw_net *net)
+{
+    return atomic_load(&net->live) == 0;
+}
 
 int hw_net_shutdown(hw_net *net, int64_t timeout_ms)
 {
@@ -1057,7 +1097,8 @@ void hw_net_destroy(hw_net *net)
         /* Never started: shut down on worker 0's queue and pump it here. */
         grpc_server_shutdown_and_notify(net->server, net->workers[0].cq, &net->t_shutdown);
         for (;;) {
-            grpc_event ev = grpc_completion_queue_next(net->workers[0].cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+            grpc_event ev =
+                grpc_completion_queue_next(net->workers[0].cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
             if (ev.type != GRPC_OP_COMPLETE || ev.tag == &net->t_shutdown)
                 break;
         }
@@ -1069,8 +1110,9 @@ void hw_net_destroy(hw_net *net)
         for (int i = 0; i < net->o.threads; i++)
             if (net->workers[i].cq) {
                 grpc_completion_queue_shutdown(net->workers[i].cq);
-                while (grpc_completion_queue_next(net->workers[i].cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
-                           .type != GRPC_QUEUE_SHUTDOWN) {
+                while (
+                    grpc_completion_queue_next(net->workers[i].cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
+                        .type != GRPC_QUEUE_SHUTDOWN) {
                 }
                 grpc_completion_queue_destroy(net->workers[i].cq);
             }

@@ -74,8 +74,8 @@ typedef struct hw_net_options {
     const char *tls_client_ca_pem; /* non-NULL: require and verify client certificates */
     int max_in_flight;             /* 0 = unbounded; public methods exempt */
     hw_metrics *metrics;           /* may be NULL */
-    int threads;               /* >= 1 */
-    int calls_per_method;      /* pre-requested per method and worker */
+    int threads;                   /* >= 1 */
+    int calls_per_method;          /* pre-requested per method and worker */
     int max_message_bytes;
     int max_concurrent_streams;
     int keepalive_time_ms;
@@ -83,8 +83,8 @@ typedef struct hw_net_options {
     int min_ping_interval_ms;
     const hw_method *methods; /* the method table; must outlive the server */
     size_t n_methods;
-    void *app;             /* passed to every handler */
-    const hw_log *log;     /* may be NULL */
+    void *app;         /* passed to every handler */
+    const hw_log *log; /* may be NULL */
     /* Called on each worker thread before it serves / after it stops, with
      * the worker's index (per-thread state such as store readers). May be
      * NULL. */

@@ -72,7 +72,7 @@ struct hw_notifier {
     pthread_mutex_t mu;
     pthread_cond_t cv; /* CLOCK_MONOTONIC */
     bool wake, stop;
-    atomic_bool stopping; /* read by curl's progress callback */
+    atomic_bool stopping;                   /* read by curl's progress callback */
     atomic_uint_least64_t retries, pending; /* for metrics */
 
     /* Thread only. */
@@ -462,6 +462,12 @@ void hw_notifier_destroy(hw_notifier *n)
     free(n);
 }
 
-uint64_t hw_notifier_retries(hw_notifier *n) { return n ? atomic_load_explicit(&n->retries, memory_order_relaxed) : 0; }
+uint64_t hw_notifier_retries(hw_notifier *n)
+{
+    return n ? atomic_load_explicit(&n->retries, memory_order_relaxed) : 0;
+}
 
-uint64_t hw_notifier_pending(hw_notifier *n) { return n ? atomic_load_explicit(&n->pending, memory_order_relaxed) : 0; }
+uint64_t hw_notifier_pending(hw_notifier *n)
+{
+    return n ? atomic_load_explicit(&n->pending, memory_order_relaxed) : 0;
+}

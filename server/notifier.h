@@ -27,7 +27,8 @@ void hw_notifier_destroy(hw_notifier *n);
 
 /* Inside a write fn: queues an alert for ticket t (escalated by actor with
  * reason). Returns HW_OK or the store's code. Writer thread only. */
-int hw_notifier_queue_in(hw_store_txn *w, const Helpwire__V1__Ticket *t, const char *reason, const char *actor);
+int hw_notifier_queue_in(hw_store_txn *w, const Helpwire__V1__Ticket *t, const char *reason,
+                         const char *actor);
 
 /* Delivery attempts that failed and will be retried, since start; and
  * alerts waiting for delivery now. Thread-safe. */

@@ -26,7 +26,8 @@ typedef Helpwire__V1__Customer Customer;
 /* ------------------------------------------------------------ customers */
 
 int hw_customers_resolve_in(hw_store_txn *w, Helpwire__V1__Channel channel, const char *channel_user_id,
-                            const char *display_name, const char *locale, hw_arena *a, Customer **out, bool *created)
+                            const char *display_name, const char *locale, hw_arena *a, Customer **out,
+                            bool *created)
 {
     *created = false;
     int rc = hw_store_customer_lookup(w, channel, channel_user_id, a, out);
@@ -88,8 +89,9 @@ static int count_open(hw_store_txn *t, Customer *c, hw_arena *a)
     return HW_OK;
 }
 
-static void reply_customer(hw_call *call, hw_app *app, int (*get)(hw_store_txn *, const void *, hw_arena *, Customer **),
-                           const void *key, const char *what)
+static void reply_customer(hw_call *call, hw_app *app,
+                           int (*get)(hw_store_txn *, const void *, hw_arena *, Customer **), const void *key,
+                           const char *what)
 {
     hw_store_txn *t = hw_rpc_read(call, app);
     if (!t)
@@ -133,10 +135,11 @@ void hw_customers_lookup(hw_call *call, const ProtobufCMessage *request, void *a
     if (!hw_rpc_check_enum(call, "channel", &helpwire__v1__channel__descriptor, req->channel, false) ||
         !hw_rpc_check_text(call, "channel_user_id", req->channel_user_id, 1, MAX_USER_ID))
         return;
-    reply_customer(call, app, get_by_identity, req,
-                   hw_arena_printf(hw_call_arena(call), "with that %s identity",
-                                   protobuf_c_enum_descriptor_get_value(&helpwire__v1__channel__descriptor,
-                                                                        req->channel)->name));
+    reply_customer(
+        call, app, get_by_identity, req,
+        hw_arena_printf(
+            hw_call_arena(call), "with that %s identity",
+            protobuf_c_enum_descriptor_get_value(&helpwire__v1__channel__descriptor, req->channel)->name));
 }
 
 typedef struct {
@@ -189,7 +192,8 @@ void hw_customers_update(hw_call *call, const ProtobufCMessage *request, void *a
         return;
     c->req = req;
     if (!req->n_update_mask) {
-        hw_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "update_mask: name the fields to set (name, email, tier)");
+        hw_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
+                     "update_mask: name the fields to set (name, email, tier)");
         return;
     }
     for (size_t i = 0; i < req->n_update_mask; i++) {
@@ -436,8 +440,9 @@ void hw_agents_list(hw_call *call, const ProtobufCMessage *request, void *app)
     if (!t)
         return;
     Helpwire__V1__ListAgentsReply r = HELPWIRE__V1__LIST_AGENTS_REPLY__INIT;
-    int rc = hw_store_agent_list(t, req->skill, req->presence, &cur, hw_rpc_page_size(req->page_size, 50, 1000),
-                                 hw_call_arena(call), &r.agents, &r.n_agents);
+    int rc =
+        hw_store_agent_list(t, req->skill, req->presence, &cur, hw_rpc_page_size(req->page_size, 50, 1000),
+                            hw_call_arena(call), &r.agents, &r.n_agents);
     hw_rpc_read_end(call, app);
     if (rc != HW_OK) {
         hw_rpc_fail(call, rc, rc == HW_EINVALID ? "page_token: not a token from this listing" : NULL);
@@ -491,7 +496,8 @@ void hw_agents_set_presence(hw_call *call, const ProtobufCMessage *request, void
         return;
     const char *me = hw_rpc_agent(call);
     if (me && strcmp(me, req->agent_id) != 0) {
-        hw_call_fail(call, GRPC_STATUS_PERMISSION_DENIED, "an agent token may only set its own presence (%s)", me);
+        hw_call_fail(call, GRPC_STATUS_PERMISSION_DENIED, "an agent token may only set its own presence (%s)",
+                     me);
         return;
     }
     agent_ctx *c = hw_rpc_ctx_new(call, app, sizeof *c);
@@ -510,7 +516,8 @@ static bool skill_name_ok(hw_call *call, const char *s)
     }
     for (size_t i = 0; i < n; i++)
         if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_' || s[i] == '-')) {
-            hw_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "skill.name: only [a-z0-9_-] allowed (byte %zu)", i);
+            hw_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "skill.name: only [a-z0-9_-] allowed (byte %zu)",
+                         i);
             return false;
         }
     return true;
@@ -538,7 +545,8 @@ void hw_agents_put_skill(hw_call *call, const ProtobufCMessage *request, void *a
         hw_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "skill: required");
         return;
     }
-    if (!skill_name_ok(call, in->name) || !hw_rpc_check_text(call, "skill.description", in->description, 0, 1024) ||
+    if (!skill_name_ok(call, in->name) ||
+        !hw_rpc_check_text(call, "skill.description", in->description, 0, 1024) ||
         !hw_rpc_check_list(call, "skill.keywords", in->keywords, in->n_keywords, MAX_KEYWORDS, MAX_KEYWORD) ||
         !hw_rpc_check_enum(call, "skill.default_priority", &helpwire__v1__priority__descriptor,
                            in->default_priority, true))

@@ -66,8 +66,8 @@ static int add_symbol(hw_reflection *r, const char *prefix, const char *name, si
     return 0;
 }
 
-static int add_messages(hw_reflection *r, const char *prefix, Google__Protobuf__DescriptorProto *const *msgs, size_t n,
-                        size_t file)
+static int add_messages(hw_reflection *r, const char *prefix, Google__Protobuf__DescriptorProto *const *msgs,
+                        size_t n, size_t file)
 {
     for (size_t i = 0; i < n; i++) {
         if (add_symbol(r, prefix, msgs[i]->name, file) != 0)
@@ -185,7 +185,8 @@ static void send_error(hw_call *call, Response *resp, int code, const char *msg)
     Grpc__Reflection__V1alpha__ErrorResponse e = GRPC__REFLECTION__V1ALPHA__ERROR_RESPONSE__INIT;
     e.error_code = code;
     e.error_message = (char *)msg;
-    resp->message_response_case = GRPC__REFLECTION__V1ALPHA__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_ERROR_RESPONSE;
+    resp->message_response_case =
+        GRPC__REFLECTION__V1ALPHA__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_ERROR_RESPONSE;
     resp->error_response = &e;
     hw_call_stream_send(call, &resp->base);
 }
@@ -202,9 +203,12 @@ void hw_reflection_info(hw_call *call, const ProtobufCMessage *request, void *ap
     long file = -1;
     switch (req->message_request_case) {
     case GRPC__REFLECTION__V1ALPHA__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_LIST_SERVICES: {
-        Grpc__Reflection__V1alpha__ListServiceResponse list = GRPC__REFLECTION__V1ALPHA__LIST_SERVICE_RESPONSE__INIT;
-        Grpc__Reflection__V1alpha__ServiceResponse *items = hw_arena_calloc(a, r->n_services + 1, sizeof *items);
-        Grpc__Reflection__V1alpha__ServiceResponse **ptrs = hw_arena_calloc(a, r->n_services + 1, sizeof *ptrs);
+        Grpc__Reflection__V1alpha__ListServiceResponse list =
+            GRPC__REFLECTION__V1ALPHA__LIST_SERVICE_RESPONSE__INIT;
+        Grpc__Reflection__V1alpha__ServiceResponse *items =
+            hw_arena_calloc(a, r->n_services + 1, sizeof *items);
+        Grpc__Reflection__V1alpha__ServiceResponse **ptrs =
+            hw_arena_calloc(a, r->n_services + 1, sizeof *ptrs);
         if (!items || !ptrs) {
             hw_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "server out of memory");
             return;
@@ -269,7 +273,8 @@ void hw_reflection_info(hw_call *call, const ProtobufCMessage *request, void *ap
     }
     size_t n = 0;
     collect(r, (size_t)file, seen, files, &n);
-    Grpc__Reflection__V1alpha__FileDescriptorResponse fdr = GRPC__REFLECTION__V1ALPHA__FILE_DESCRIPTOR_RESPONSE__INIT;
+    Grpc__Reflection__V1alpha__FileDescriptorResponse fdr =
+        GRPC__REFLECTION__V1ALPHA__FILE_DESCRIPTOR_RESPONSE__INIT;
     fdr.file_descriptor_proto = files;
     fdr.n_file_descriptor_proto = n;
     resp.message_response_case =

@@ -44,8 +44,9 @@ static const char *ack_text(hw_arena *a, const char *locale, uint64_t number)
     if (strncmp(locale, "zh", 2) == 0)
         return hw_arena_printf(a, "您好，我们已收到您的消息并创建工单 #%llu，客服会尽快在这里回复您。",
                                (unsigned long long)number);
-    return hw_arena_printf(a, "Thanks for your message. We opened ticket #%llu and an agent will reply here soon.",
-                           (unsigned long long)number);
+    return hw_arena_printf(
+        a, "Thanks for your message. We opened ticket #%llu and an agent will reply here soon.",
+        (unsigned long long)number);
 }
 
 static void set_ticket(Helpwire__V1__RouteReply *r, const Helpwire__V1__Ticket *t)
@@ -96,7 +97,8 @@ static int route_fn(hw_store_txn *w, void *arg)
 
     Helpwire__V1__Customer *cust;
     bool created;
-    rc = hw_customers_resolve_in(w, q->channel, q->channel_user_id, q->display_name, c->locale, a, &cust, &created);
+    rc = hw_customers_resolve_in(w, q->channel, q->channel_user_id, q->display_name, c->locale, a, &cust,
+                                 &created);
     if (rc != HW_OK)
         return rc;
     r->customer_id = cust->id;
@@ -109,7 +111,8 @@ static int route_fn(hw_store_txn *w, void *arg)
     if (rc == HW_OK) {
         /* The open ticket takes the message; its agent and watchers hear of it. */
         rc = hw_tickets_add_message_in(w, t, HELPWIRE__V1__MESSAGE_KIND__MESSAGE_KIND_CUSTOMER,
-                                       hw_arena_printf(a, "customer:%s", cust->id), q->text, a, &c->ev, NULL, NULL);
+                                       hw_arena_printf(a, "customer:%s", cust->id), q->text, a, &c->ev, NULL,
+                                       NULL);
         r->action = ACTION(APPENDED);
         r->reply_text = "";
         r->priority_reason = "";
@@ -119,8 +122,8 @@ static int route_fn(hw_store_txn *w, void *arg)
         r->reply_text = (char *)c->ans.answer;
         r->priority_reason = "";
         rc = hw_tickets_send_to_customer_in(w, cust, q->channel, NULL,
-                                            HELPWIRE__V1__OUTBOUND_KIND__OUTBOUND_KIND_AUTO_REPLY, r->reply_text,
-                                            &c->ev, &r->outbox_seq);
+                                            HELPWIRE__V1__OUTBOUND_KIND__OUTBOUND_KIND_AUTO_REPLY,
+                                            r->reply_text, &c->ev, &r->outbox_seq);
     } else if (rc == HW_ENOTFOUND) {
         hw_ticket_open o = {.customer = cust,
                             .channel = q->channel,
@@ -207,8 +210,8 @@ void hw_router_route(hw_call *call, const ProtobufCMessage *request, void *appv)
     double score;
     c->queue = hw_classify(wk->tokenizer, skills, n_skills, req->text, &score);
     hw_status st = {0};
-    rc = hw_index_answer(wk->searcher, req->text, strlen(req->text), c->locale, app->settings.answer_threshold, a,
-                         &c->ans, &st);
+    rc = hw_index_answer(wk->searcher, req->text, strlen(req->text), c->locale,
+                         app->settings.answer_threshold, a, &c->ans, &st);
     if (rc != HW_OK) {
         hw_rpc_fail(call, rc, "text: %s", st.msg[0] ? st.msg : hw_strerror(rc));
         return;

@@ -64,7 +64,8 @@ static long utf8_invalid_at(const char *s, size_t len)
     size_t i = 0;
     while (i < len) {
         utf8proc_int32_t cp;
-        utf8proc_ssize_t n = utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(len - i), &cp);
+        utf8proc_ssize_t n =
+            utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(len - i), &cp);
         if (n <= 0)
             return (long)i;
         i += (size_t)n;
@@ -80,7 +81,8 @@ bool hw_rpc_check_text(hw_call *call, const char *field, const char *s, size_t m
         return false;
     }
     if (len > max) {
-        hw_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "%s: %zu bytes, at most %zu allowed", field, len, max);
+        hw_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "%s: %zu bytes, at most %zu allowed", field, len,
+                     max);
         return false;
     }
     long bad = utf8_invalid_at(s, len);
@@ -115,7 +117,8 @@ bool hw_rpc_check_id(hw_call *call, const char *field, const char *s, size_t max
     return true;
 }
 
-bool hw_rpc_check_enum(hw_call *call, const char *field, const ProtobufCEnumDescriptor *d, int v, bool optional)
+bool hw_rpc_check_enum(hw_call *call, const char *field, const ProtobufCEnumDescriptor *d, int v,
+                       bool optional)
 {
     if (v == 0) {
         if (!optional)
@@ -188,7 +191,10 @@ hw_store_txn *hw_rpc_read(hw_call *call, hw_app *app)
     return txn;
 }
 
-void hw_rpc_read_end(hw_call *call, hw_app *app) { hw_store_read_end(app->workers[hw_call_worker(call)].reader); }
+void hw_rpc_read_end(hw_call *call, hw_app *app)
+{
+    hw_store_read_end(app->workers[hw_call_worker(call)].reader);
+}
 
 void *hw_rpc_ctx_new(hw_call *call, void *app, size_t size)
 {
@@ -218,7 +224,8 @@ bool hw_rpc_write(hw_wctx *h, hw_store_write_fn fn, hw_store_done_fn done)
     h->msg[0] = '\0';
     int rc = hw_store_submit(h->app->store, fn, done, h);
     if (rc != HW_OK) {
-        hw_call_fail(h->call, GRPC_STATUS_UNAVAILABLE, "the store is not accepting writes: %s", hw_strerror(rc));
+        hw_call_fail(h->call, GRPC_STATUS_UNAVAILABLE, "the store is not accepting writes: %s",
+                     hw_strerror(rc));
         return false;
     }
     return true;

@@ -43,7 +43,8 @@ int hw_secret_hash(const char *secret, size_t len, unsigned char hash[HW_SECRET_
     return 0;
 }
 
-bool hw_secret_hash_equal(const unsigned char a[HW_SECRET_HASH_BYTES], const unsigned char b[HW_SECRET_HASH_BYTES])
+bool hw_secret_hash_equal(const unsigned char a[HW_SECRET_HASH_BYTES],
+                          const unsigned char b[HW_SECRET_HASH_BYTES])
 {
     return CRYPTO_memcmp(a, b, HW_SECRET_HASH_BYTES) == 0;
 }

@@ -21,6 +21,7 @@ int hw_secret_new(const char *prefix, size_t n_random, char *out, size_t outlen)
 int hw_secret_hash(const char *secret, size_t len, unsigned char hash[HW_SECRET_HASH_BYTES]);
 
 /* Constant-time comparison of two hashes. */
-bool hw_secret_hash_equal(const unsigned char a[HW_SECRET_HASH_BYTES], const unsigned char b[HW_SECRET_HASH_BYTES]);
+bool hw_secret_hash_equal(const unsigned char a[HW_SECRET_HASH_BYTES],
+                          const unsigned char b[HW_SECRET_HASH_BYTES]);
 
 #endif

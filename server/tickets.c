@@ -40,7 +40,10 @@ typedef Helpwire__V1__Ticket Ticket;
 #define ST(x) HELPWIRE__V1__TICKET_STATUS__TICKET_STATUS_##x
 #define EV(x) HELPWIRE__V1__TICKET_EVENT_KIND__TICKET_EVENT_KIND_##x
 
-static bool is_load(Helpwire__V1__TicketStatus s) { return s == ST(OPEN) || s == ST(PENDING) || s == ST(ESCALATED); }
+static bool is_load(Helpwire__V1__TicketStatus s)
+{
+    return s == ST(OPEN) || s == ST(PENDING) || s == ST(ESCALATED);
+}
 
 /* Allowed UpdateTicket status moves: from -> to. */
 static const struct {
@@ -60,13 +63,15 @@ static bool move_allowed(Helpwire__V1__TicketStatus from, Helpwire__V1__TicketSt
 
 static const char *status_name(Helpwire__V1__TicketStatus s)
 {
-    const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(&helpwire__v1__ticket_status__descriptor, s);
+    const ProtobufCEnumValue *v =
+        protobuf_c_enum_descriptor_get_value(&helpwire__v1__ticket_status__descriptor, s);
     return v ? v->name + strlen("TICKET_STATUS_") : "?";
 }
 
 static const char *priority_name(Helpwire__V1__Priority p)
 {
-    const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(&helpwire__v1__priority__descriptor, p);
+    const ProtobufCEnumValue *v =
+        protobuf_c_enum_descriptor_get_value(&helpwire__v1__priority__descriptor, p);
     return v ? v->name + strlen("PRIORITY_") : "?";
 }
 
@@ -134,8 +139,8 @@ static int adjust_load(hw_store_txn *w, const char *agent_id, int delta)
 
 /* Stores t (whose previous status and assignee are given; prev_status 0 for
  * a new ticket) and moves agent load accordingly. */
-static int store_ticket(hw_store_txn *w, Ticket *t, Helpwire__V1__TicketStatus prev_status, const char *prev_assignee,
-                        int mode)
+static int store_ticket(hw_store_txn *w, Ticket *t, Helpwire__V1__TicketStatus prev_status,
+                        const char *prev_assignee, int mode)
 {
     bool was = prev_status && is_load(prev_status) && prev_assignee && *prev_assignee;
     bool now = is_load(t->status) && t->assignee_agent_id && *t->assignee_agent_id;
@@ -158,12 +163,13 @@ static int pick_agent(hw_store_txn *w, const char *queue, hw_arena *a, Helpwire_
     do {
         Helpwire__V1__Agent **ags;
         size_t n;
-        int rc = hw_store_agent_list(w, queue, HELPWIRE__V1__PRESENCE__PRESENCE_ONLINE, &cur, SCAN_LIMIT, a, &ags,
-                                     &n);
+        int rc = hw_store_agent_list(w, queue, HELPWIRE__V1__PRESENCE__PRESENCE_ONLINE, &cur, SCAN_LIMIT, a,
+                                     &ags, &n);
         if (rc != HW_OK)
             return rc;
         for (size_t i = 0; i < n; i++)
-            if (ags[i]->open_tickets < ags[i]->capacity && (!*out || ags[i]->open_tickets < (*out)->open_tickets))
+            if (ags[i]->open_tickets < ags[i]->capacity &&
+                (!*out || ags[i]->open_tickets < (*out)->open_tickets))
                 *out = ags[i];
     } while (cur.len);
     return HW_OK;
@@ -171,9 +177,9 @@ static int pick_agent(hw_store_txn *w, const char *queue, hw_arena *a, Helpwire_
 
 /* ----------------------------------------------------- outbox helper */
 
-int hw_tickets_send_to_customer_in(hw_store_txn *w, const Helpwire__V1__Customer *c, Helpwire__V1__Channel channel,
-                                   const char *ticket_id, int kind, const char *text, hw_event_list *ev,
-                                   uint64_t *seq)
+int hw_tickets_send_to_customer_in(hw_store_txn *w, const Helpwire__V1__Customer *c,
+                                   Helpwire__V1__Channel channel, const char *ticket_id, int kind,
+                                   const char *text, hw_event_list *ev, uint64_t *seq)
 {
     const Helpwire__V1__Identity *to = NULL;
     for (size_t i = 0; i < c->n_identities; i++)
@@ -271,8 +277,9 @@ static int open_ticket(hw_store_txn *w, const hw_ticket_open *o, hw_arena *a, hw
     m.created_unix_ms = t->created_unix_ms;
     rc = hw_store_ticket_message_append(w, &m, NULL);
     if (rc == HW_OK)
-        rc = record(w, ev, a, t, EV(CREATED), o->actor,
-                    hw_arena_printf(a, "queue=%s priority=%s (%s)", t->queue, priority_name(t->priority), *reason));
+        rc = record(
+            w, ev, a, t, EV(CREATED), o->actor,
+            hw_arena_printf(a, "queue=%s priority=%s (%s)", t->queue, priority_name(t->priority), *reason));
     if (rc == HW_OK && agent)
         rc = record(w, ev, a, t, EV(ASSIGNED), "system", hw_arena_printf(a, "assigned to %s", agent->id));
     *out = t;
@@ -286,8 +293,8 @@ int hw_tickets_open_in(hw_store_txn *w, const hw_ticket_open *o, hw_arena *a, hw
 }
 
 int hw_tickets_add_message_in(hw_store_txn *w, Ticket *t, Helpwire__V1__MessageKind kind, const char *author,
-                              const char *text, hw_arena *a, hw_event_list *ev, Helpwire__V1__TicketMessage **msg_out,
-                              uint64_t *outbox_seq)
+                              const char *text, hw_arena *a, hw_event_list *ev,
+                              Helpwire__V1__TicketMessage **msg_out, uint64_t *outbox_seq)
 {
     if (t->status == ST(CLOSED))
         return HW_EPRECONDITION;
@@ -325,8 +332,8 @@ int hw_tickets_add_message_in(hw_store_txn *w, Ticket *t, Helpwire__V1__MessageK
         rc = hw_store_customer_get(w, t->customer_id, a, &c);
         if (rc == HW_OK)
             rc = hw_tickets_send_to_customer_in(w, c, t->channel, t->id,
-                                                HELPWIRE__V1__OUTBOUND_KIND__OUTBOUND_KIND_AGENT_REPLY, text, ev,
-                                                outbox_seq);
+                                                HELPWIRE__V1__OUTBOUND_KIND__OUTBOUND_KIND_AGENT_REPLY, text,
+                                                ev, outbox_seq);
         else if (rc == HW_ENOTFOUND)
             rc = HW_OK;
     }
@@ -360,8 +367,8 @@ static int cmp_waiting(const void *x, const void *y)
     return a->number < b->number ? -1 : a->number > b->number;
 }
 
-int hw_tickets_assign_waiting_in(hw_store_txn *w, const char *agent_id, hw_arena *a, hw_event_list *ev, char ***ids,
-                                 size_t *n_ids)
+int hw_tickets_assign_waiting_in(hw_store_txn *w, const char *agent_id, hw_arena *a, hw_event_list *ev,
+                                 char ***ids, size_t *n_ids)
 {
     Helpwire__V1__Agent *ag;
     int rc = hw_store_agent_get(w, agent_id, a, &ag);
@@ -634,7 +641,8 @@ void hw_tickets_create(hw_call *call, const ProtobufCMessage *request, void *app
         !hw_rpc_check_text(call, "subject", req->subject, 0, 4 * MAX_SUBJECT_CHARS) ||
         !hw_rpc_check_id(call, "queue", req->queue, 64, true) ||
         !hw_rpc_check_enum(call, "priority", &helpwire__v1__priority__descriptor, req->priority, true) ||
-        !hw_rpc_check_text(call, "idempotency_key", req->idempotency_key, 0, 128) || !check_tags(call, req->tags, req->n_tags) ||
+        !hw_rpc_check_text(call, "idempotency_key", req->idempotency_key, 0, 128) ||
+        !check_tags(call, req->tags, req->n_tags) ||
         !hw_rpc_check_enum(call, "channel", &helpwire__v1__channel__descriptor, req->channel, true))
         return;
     const char *queue = *req->queue ? req->queue : classify_text(call, app, req->text);
@@ -740,8 +748,8 @@ void hw_tickets_history(hw_call *call, const ProtobufCMessage *request, void *ap
     Helpwire__V1__GetTicketHistoryReply r = HELPWIRE__V1__GET_TICKET_HISTORY_REPLY__INIT;
     int rc = hw_store_ticket_get(t, req->ticket_id, a, &tk);
     if (rc == HW_OK)
-        rc = hw_store_ticket_event_list(t, req->ticket_id, &cur, hw_rpc_page_size(req->page_size, 100, 1000), a,
-                                        &r.events, &r.n_events);
+        rc = hw_store_ticket_event_list(t, req->ticket_id, &cur, hw_rpc_page_size(req->page_size, 100, 1000),
+                                        a, &r.events, &r.n_events);
     hw_rpc_read_end(call, app);
     if (rc != HW_OK) {
         hw_rpc_fail(call, rc, rc == HW_ENOTFOUND ? "no ticket with id %s" : NULL, req->ticket_id);
@@ -775,15 +783,16 @@ static int update_fn(hw_store_txn *w, void *arg)
     Helpwire__V1__TicketStatus prev_status = t->status;
     const char *prev_assignee = t->assignee_agent_id;
     if (t->status == ST(CLOSED))
-        return hw_rpc_wfail(&c->h, HW_EPRECONDITION, "ticket %s is closed; a closed ticket cannot change", t->id);
+        return hw_rpc_wfail(&c->h, HW_EPRECONDITION, "ticket %s is closed; a closed ticket cannot change",
+                            t->id);
     if (c->set_status && q->status != t->status) {
         if (q->status == ST(CLOSED))
             return hw_rpc_wfail(&c->h, HW_EPRECONDITION, "status: use CloseTicket to close a ticket");
         if (q->status == ST(ESCALATED))
             return hw_rpc_wfail(&c->h, HW_EPRECONDITION, "status: use EscalateTicket to escalate a ticket");
         if (!move_allowed(t->status, q->status))
-            return hw_rpc_wfail(&c->h, HW_EPRECONDITION, "status: %s -> %s is not allowed", status_name(t->status),
-                                status_name(q->status));
+            return hw_rpc_wfail(&c->h, HW_EPRECONDITION, "status: %s -> %s is not allowed",
+                                status_name(t->status), status_name(q->status));
         t->status = q->status;
         if (prev_status == ST(RESOLVED) && q->status == ST(OPEN))
             rc = record(w, &c->ev, a, t, EV(REOPENED), actor, "RESOLVED -> OPEN");
@@ -796,7 +805,8 @@ static int update_fn(hw_store_txn *w, void *arg)
             Helpwire__V1__Agent *ag;
             rc = hw_store_agent_get(w, q->assignee_agent_id, a, &ag);
             if (rc == HW_ENOTFOUND)
-                return hw_rpc_wfail(&c->h, rc, "assignee_agent_id: no agent with id %s", q->assignee_agent_id);
+                return hw_rpc_wfail(&c->h, rc, "assignee_agent_id: no agent with id %s",
+                                    q->assignee_agent_id);
         }
         t->assignee_agent_id = q->assignee_agent_id;
         if (rc == HW_OK)
@@ -928,7 +938,8 @@ void hw_tickets_add_message(hw_call *call, const ProtobufCMessage *request, void
     if (req->kind != HELPWIRE__V1__MESSAGE_KIND__MESSAGE_KIND_AGENT_REPLY &&
         req->kind != HELPWIRE__V1__MESSAGE_KIND__MESSAGE_KIND_CUSTOMER &&
         req->kind != HELPWIRE__V1__MESSAGE_KIND__MESSAGE_KIND_INTERNAL_NOTE) {
-        hw_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "kind: must be AGENT_REPLY, CUSTOMER or INTERNAL_NOTE");
+        hw_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
+                     "kind: must be AGENT_REPLY, CUSTOMER or INTERNAL_NOTE");
         return;
     }
     message_ctx *c = hw_rpc_ctx_new(call, appv, sizeof *c);
@@ -956,8 +967,9 @@ static int escalate_fn(hw_store_txn *w, void *arg)
     if (rc != HW_OK)
         return rc;
     if (t->status != ST(OPEN) && t->status != ST(PENDING))
-        return hw_rpc_wfail(&c->u.h, HW_EPRECONDITION, "ticket %s is %s; only OPEN or PENDING tickets escalate",
-                            t->id, status_name(t->status));
+        return hw_rpc_wfail(&c->u.h, HW_EPRECONDITION,
+                            "ticket %s is %s; only OPEN or PENDING tickets escalate", t->id,
+                            status_name(t->status));
     Helpwire__V1__TicketStatus prev = t->status;
     t->status = ST(ESCALATED);
     t->escalation_reason = c->req->reason;

@@ -36,14 +36,14 @@ void hw_event_list_reset(hw_event_list *l);
 /* What opening a ticket needs. Strings are borrowed. */
 typedef struct hw_ticket_open {
     const Helpwire__V1__Customer *customer;
-    Helpwire__V1__Channel channel; /* UNSPECIFIED: the customer's first identity */
-    const char *text;              /* the customer's first message */
-    const char *subject;           /* "" = first 100 characters of text */
-    const char *queue;             /* required: an existing skill */
+    Helpwire__V1__Channel channel;   /* UNSPECIFIED: the customer's first identity */
+    const char *text;                /* the customer's first message */
+    const char *subject;             /* "" = first 100 characters of text */
+    const char *queue;               /* required: an existing skill */
     Helpwire__V1__Priority priority; /* UNSPECIFIED = derived */
     char **tags;
     size_t n_tags;
-    const char *actor;             /* who opened it: "customer:<id>", "agent:<id>" */
+    const char *actor; /* who opened it: "customer:<id>", "agent:<id>" */
 } hw_ticket_open;
 
 /* Opens a ticket: number from the "ticket" sequence (from 1000), id
@@ -65,7 +65,8 @@ int hw_tickets_add_message_in(hw_store_txn *w, Helpwire__V1__Ticket *t, Helpwire
 
 /* The customer's most recent ticket that is OPEN, PENDING or ESCALATED,
  * or HW_ENOTFOUND. */
-int hw_tickets_find_open_in(hw_store_txn *t, const char *customer_id, hw_arena *a, Helpwire__V1__Ticket **out);
+int hw_tickets_find_open_in(hw_store_txn *t, const char *customer_id, hw_arena *a,
+                            Helpwire__V1__Ticket **out);
 
 /* Assigns waiting (unassigned, open) tickets of the agent's skills to the
  * agent while it is online and under capacity, most urgent and oldest
@@ -76,9 +77,9 @@ int hw_tickets_assign_waiting_in(hw_store_txn *w, const char *agent_id, hw_arena
 /* Queues text for the customer of ticket-less conversations (auto-replies)
  * or tickets: finds the customer's identity on channel and appends to the
  * outbox. */
-int hw_tickets_send_to_customer_in(hw_store_txn *w, const Helpwire__V1__Customer *c, Helpwire__V1__Channel channel,
-                                   const char *ticket_id, int kind, const char *text, hw_event_list *ev,
-                                   uint64_t *seq);
+int hw_tickets_send_to_customer_in(hw_store_txn *w, const Helpwire__V1__Customer *c,
+                                   Helpwire__V1__Channel channel, const char *ticket_id, int kind,
+                                   const char *text, hw_event_list *ev, uint64_t *seq);
 
 /* After the commit: sends the events to WatchTickets streams and wakes
  * outbox subscribers and the notifier. Any thread. */

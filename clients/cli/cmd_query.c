@@ -60,8 +60,9 @@ static int run_search(cli_ctx *ctx)
             char score[24];
             snprintf(score, sizeof score, "%.2f", h->score);
             strip_marks(h->snippet);
-            const char *cells[5] = {score, h->kind == HELPWIRE__V1__DOC_KIND__DOC_KIND_FAQ ? "faq" : "article", h->id,
-                                    h->title, h->snippet};
+            const char *cells[5] = {score,
+                                    h->kind == HELPWIRE__V1__DOC_KIND__DOC_KIND_FAQ ? "faq" : "article",
+                                    h->id, h->title, h->snippet};
             if (cli_table_add(t, cells) != 0) {
                 cli_table_free(t);
                 t = NULL;
@@ -94,16 +95,17 @@ static int run_survey_stats(cli_ctx *ctx)
         int ch;
         char choices[96];
         if (cli_parse_enum(&helpwire__v1__channel__descriptor, ctx->opt[OPT_CHANNEL], &ch) != 0)
-            return cli_usage_error(ctx, "--channel must be one of %s",
-                                   cli_fmt_enum_choices(&helpwire__v1__channel__descriptor, choices, sizeof choices));
+            return cli_usage_error(
+                ctx, "--channel must be one of %s",
+                cli_fmt_enum_choices(&helpwire__v1__channel__descriptor, choices, sizeof choices));
         req.channel = (Helpwire__V1__Channel)ch;
     }
     if (ctx->opt[OPT_QUEUE])
         req.queue = (char *)ctx->opt[OPT_QUEUE];
     if (ctx->opt[OPT_AGENT])
         req.agent_id = (char *)ctx->opt[OPT_AGENT];
-    if (cli_call(ctx, "/helpwire.v1.Surveys/GetSurveyStats", &req.base, &helpwire__v1__survey_stats__descriptor,
-                 (ProtobufCMessage **)&s) != CLI_EXIT_OK)
+    if (cli_call(ctx, "/helpwire.v1.Surveys/GetSurveyStats", &req.base,
+                 &helpwire__v1__survey_stats__descriptor, (ProtobufCMessage **)&s) != CLI_EXIT_OK)
         return CLI_EXIT_FAILED;
     int rc = CLI_EXIT_OK;
     if (ctx->json) {
@@ -121,8 +123,8 @@ static int run_survey_stats(cli_ctx *ctx)
             snprintf(v[5] + used, sizeof v[5] - used, "%s%zu:%llu", i ? "  " : "", i + 1,
                      (unsigned long long)s->distribution[i]);
         }
-        const char *rows[][2] = {{"sent", v[0]},    {"answered", v[1]}, {"response rate", v[2]},
-                                 {"CSAT (4-5)", v[3]}, {"average", v[4]}, {"ratings", v[5]}};
+        const char *rows[][2] = {{"sent", v[0]},       {"answered", v[1]}, {"response rate", v[2]},
+                                 {"CSAT (4-5)", v[3]}, {"average", v[4]},  {"ratings", v[5]}};
         cli_table *t = cli_table_new(2, NULL);
         for (size_t i = 0; t && i < sizeof rows / sizeof rows[0]; i++)
             if (cli_table_add(t, rows[i]) != 0) {
@@ -155,7 +157,8 @@ const cli_command cli_query_commands[] = {
     {"search", NULL, "QUERY [--top-k N] [--locale L]", "Search the knowledge base",
      "Ranks articles and FAQs for QUERY (BM25, Chinese and English) and prints the best hits.", search_opts,
      sizeof search_opts / sizeof search_opts[0], 1, 1, run_search},
-    {"surveys", "stats", "[--days D] [--channel C] [--queue Q] [--agent ID]", "Show satisfaction (CSAT) figures",
+    {"surveys", "stats", "[--days D] [--channel C] [--queue Q] [--agent ID]",
+     "Show satisfaction (CSAT) figures",
      "Sent and answered surveys, response rate, CSAT (share of ratings 4-5), average and distribution.",
      stats_opts, sizeof stats_opts / sizeof stats_opts[0], 0, 0, run_survey_stats},
 };

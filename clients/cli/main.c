@@ -27,8 +27,9 @@ enum { TOKEN_FILE_MAX_BYTES = 4096, DEFAULT_TIMEOUT_MS = 30000 };
 /* The global flags; values by index. */
 enum { G_SERVER, G_TOKEN, G_TOKEN_FILE, G_TLS_CA, G_TLS_SERVER_NAME, G_TIMEOUT_MS, G_JSON, G_COUNT };
 static const cli_opt global_opts[G_COUNT] = {
-    [G_SERVER] = {"server", "ADDR",
-                  "helpwired's address, host:port. Default $HELPWIRE_ADDR (or $HELPWIRE_SERVER) or 127.0.0.1:50051."},
+    [G_SERVER] =
+        {"server", "ADDR",
+         "helpwired's address, host:port. Default $HELPWIRE_ADDR (or $HELPWIRE_SERVER) or 127.0.0.1:50051."},
     [G_TOKEN] = {"token", "T", "Bearer token. Default $HELPWIRE_TOKEN."},
     [G_TOKEN_FILE] = {"token-file", "F", "Read the bearer token from file F (keeps it out of `ps`)."},
     [G_TLS_CA] = {"tls-ca", "FILE", "Talk TLS, trusting the PEM roots in FILE. Default plaintext."},
@@ -44,10 +45,8 @@ typedef struct command_module {
 } command_module;
 
 static const command_module modules[] = {
-    {cli_import_commands, &cli_import_ncommands},
-    {cli_tickets_commands, &cli_tickets_ncommands},
-    {cli_agents_commands, &cli_agents_ncommands},
-    {cli_admin_commands, &cli_admin_ncommands},
+    {cli_import_commands, &cli_import_ncommands}, {cli_tickets_commands, &cli_tickets_ncommands},
+    {cli_agents_commands, &cli_agents_ncommands}, {cli_admin_commands, &cli_admin_ncommands},
     {cli_query_commands, &cli_query_ncommands},
 };
 enum { MODULE_COUNT = sizeof modules / sizeof modules[0] };

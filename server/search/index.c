@@ -54,7 +54,7 @@ void __tsan_release(void *addr);
 #define TSAN_RELEASE(p) ((void)0)
 #endif
 
-#define BLOCK 128           /* postings per skip block */
+#define BLOCK 128 /* postings per skip block */
 #define MAX_LOCALES 255
 #define MAX_LOCALE_LEN 15
 #define SNIPPET_CHARS 200
@@ -92,11 +92,11 @@ typedef struct doc_rec {
     uint32_t text_bytes;
     const char *id, *title, *body, *locale;
     const char **alts;
-    const uint64_t *qsets;     /* FAQ: sorted term-hash sets, one per question */
-    const uint32_t *qset_off;  /* n_alts + 2 offsets into qsets */
+    const uint64_t *qsets;    /* FAQ: sorted term-hash sets, one per question */
+    const uint32_t *qset_off; /* n_alts + 2 offsets into qsets */
     /* writer-only */
     uint32_t refs;
-    int32_t main_docid;        /* -1 when not in main */
+    int32_t main_docid; /* -1 when not in main */
     uint8_t live;
     size_t alloc_bytes;
     doc_terms *terms;
@@ -515,8 +515,7 @@ static void segment_free(segment *s)
     free(s);
 }
 
-static const term_info *segment_lookup(const segment *s, uint64_t h, const char *text,
-                                       uint32_t len)
+static const term_info *segment_lookup(const segment *s, uint64_t h, const char *text, uint32_t len)
 {
     if (!s || !s->n_terms)
         return NULL;
@@ -546,8 +545,8 @@ static inline uint32_t enc_tf(uint32_t tf_title, uint32_t tf_body, uint8_t **p)
 
 /* Builds a segment over docs[0..n) (each with terms computed), taking a
  * reference on each document. */
-static int segment_build(hw_index *idx, doc_rec **docs, uint32_t n, uint32_t base,
-                         double avgdl, segment **out)
+static int segment_build(hw_index *idx, doc_rec **docs, uint32_t n, uint32_t base, double avgdl,
+                         segment **out)
 {
     const double k1 = idx->opt.k1, b = idx->opt.b, boost = idx->opt.title_boost;
     segment *s = calloc(1, sizeof *s);
@@ -692,9 +691,8 @@ static int segment_build(hw_index *idx, doc_rec **docs, uint32_t n, uint32_t bas
             }
         }
     }
-    s->bytes = sizeof *s + n * (sizeof *s->docs + sizeof *s->norm) +
-               (size_t)s->n_terms * sizeof *s->terms + (size_t)tab_cap * sizeof *s->table +
-               post_total + skip_total * sizeof *s->skips + pool_len;
+    s->bytes = sizeof *s + n * (sizeof *s->docs + sizeof *s->norm) + (size_t)s->n_terms * sizeof *s->terms +
+               (size_t)tab_cap * sizeof *s->table + post_total + skip_total * sizeof *s->skips + pool_len;
     *out = s;
     s = NULL;
     rc = 0;
@@ -878,8 +876,8 @@ int hw_index_create(hw_index **out, const hw_index_options *opts, hw_status *st)
         o.answer_threshold = 0.45;
     if (o.faq_near_similarity == 0)
         o.faq_near_similarity = 0.8;
-    if (!(o.title_boost > 0 && o.title_boost <= 100) || !(o.k1 > 0 && o.k1 <= 10) ||
-        !(o.b > 0 && o.b <= 1) || !(o.answer_threshold > 0 && o.answer_threshold <= 1) ||
+    if (!(o.title_boost > 0 && o.title_boost <= 100) || !(o.k1 > 0 && o.k1 <= 10) || !(o.b > 0 && o.b <= 1) ||
+        !(o.answer_threshold > 0 && o.answer_threshold <= 1) ||
         !(o.faq_near_similarity > 0 && o.faq_near_similarity <= 1))
         return hw_status_set(st, HW_EINVALID, "index options out of range");
     hw_index *idx = calloc(1, sizeof *idx);
@@ -927,8 +925,14 @@ void hw_index_destroy(hw_index *idx)
     free(idx);
 }
 
-void hw_index_reader_register(void) { urcu_memb_register_thread(); }
-void hw_index_reader_unregister(void) { urcu_memb_unregister_thread(); }
+void hw_index_reader_register(void)
+{
+    urcu_memb_register_thread();
+}
+void hw_index_reader_unregister(void)
+{
+    urcu_memb_unregister_thread();
+}
 
 static int valid_id(const char *id)
 {
@@ -937,8 +941,8 @@ static int valid_id(const char *id)
         return 0;
     for (size_t i = 0; i < n; i++) {
         char c = id[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == ':' || c == '-'))
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+              c == '_' || c == ':' || c == '-'))
             return 0;
     }
     return 1;
@@ -984,8 +988,8 @@ static int find_locale(const char *const *locales, uint32_t n, const char *loc)
 
 /* Sorted unique term-hash sets of an FAQ's question and alternates, for
  * near-exact matching: *sets (malloc) and *off (n_alts + 2 offsets). */
-static int faq_sets(hw_index *idx, const hw_doc *doc, size_t n_alts, uint64_t **sets_out,
-                    uint32_t **off_out, size_t *total_out, hw_status *st)
+static int faq_sets(hw_index *idx, const hw_doc *doc, size_t n_alts, uint64_t **sets_out, uint32_t **off_out,
+                    size_t *total_out, hw_status *st)
 {
     const hw_token *tk;
     size_t nt, total = 0, cap = 0;
@@ -1017,8 +1021,7 @@ static int faq_sets(hw_index *idx, const hw_doc *doc, size_t n_alts, uint64_t **
 
 /* Creates a record holding copies of doc's fields (one allocation), its
  * FAQ question sets and its terms (a second allocation, writer-only). */
-static int rec_create(hw_index *idx, const hw_doc *doc, int locale_id, doc_rec **out,
-                      hw_status *st)
+static int rec_create(hw_index *idx, const hw_doc *doc, int locale_id, doc_rec **out, hw_status *st)
 {
     size_t n_alts = doc->kind == HW_DOC_FAQ ? doc->n_alt_questions : 0;
     size_t id_len = strlen(doc->id), tl = strlen(doc->title), bl = strlen(doc->body);
@@ -1162,8 +1165,7 @@ int hw_index_delete(hw_index *idx, hw_doc_kind kind, const char *id, hw_status *
     pthread_mutex_lock(&idx->wlock);
     map_slot *slot = map_find(idx, key_hash(kind, id, strlen(id)), kind, id);
     if (!slot) {
-        rc = hw_status_set(st, HW_ENOTFOUND, "%s %s: not found",
-                           kind == HW_DOC_FAQ ? "FAQ" : "article", id);
+        rc = hw_status_set(st, HW_ENOTFOUND, "%s %s: not found", kind == HW_DOC_FAQ ? "FAQ" : "article", id);
         goto out;
     }
     doc_rec *old = slot->rec;
@@ -1268,7 +1270,9 @@ struct hw_searcher {
     size_t cap_all;
     uint64_t *bits; /* matched counting */
     size_t cap_bits;
-    struct { uint32_t s, e; } *marks;
+    struct {
+        uint32_t s, e;
+    } * marks;
     size_t cap_marks;
     char *buf; /* snippet assembly */
     size_t cap_buf;
@@ -1360,8 +1364,7 @@ static inline void cur_advance(cursor *c, uint32_t target)
     }
 }
 
-static void cur_init(cursor *c, const segment *seg, const term_info *ti, uint32_t qterm,
-                     double idf)
+static void cur_init(cursor *c, const segment *seg, const term_info *ti, uint32_t qterm, double idf)
 {
     c->seg = seg;
     c->ti = ti;
@@ -1469,8 +1472,7 @@ static int cmp_scored(const void *a, const void *b)
 }
 
 /* Tokenizes the query and resolves its terms against sn. */
-static int prepare_query(hw_searcher *s, const snapshot *sn, const char *text, size_t len,
-                         hw_status *st)
+static int prepare_query(hw_searcher *s, const snapshot *sn, const char *text, size_t len, hw_status *st)
 {
     const hw_token *tk;
     size_t nt;
@@ -1516,8 +1518,8 @@ static int prepare_query(hw_searcher *s, const snapshot *sn, const char *text, s
 
 /* Top-k over the prepared query; fills s->heap (sorted best first) and
  * *n_top. Returns 0 or HW_ENOMEM. */
-static int run_topk(hw_searcher *s, const snapshot *sn, const filter *f, size_t k,
-                    unsigned flags, size_t *n_top, uint64_t *matched, int *matched_exact)
+static int run_topk(hw_searcher *s, const snapshot *sn, const filter *f, size_t k, unsigned flags,
+                    size_t *n_top, uint64_t *matched, int *matched_exact)
 {
     const hw_index_options *o = &s->idx->opt;
     *n_top = 0;
@@ -1834,8 +1836,7 @@ static char *make_snippet(hw_searcher *s, const char *text, hw_arena *arena, int
 /* ---------------------------------------------------------------------- */
 /* Public search and answer                                                */
 
-static int resolve_filter(const hw_index *idx, const snapshot *sn, const char *locale, int kind,
-                          filter *f)
+static int resolve_filter(const hw_index *idx, const snapshot *sn, const char *locale, int kind, filter *f)
 {
     f->kind = kind;
     f->locale_id = -1;
@@ -1870,8 +1871,8 @@ static int fill_hits(hw_searcher *s, const snapshot *sn, size_t n, hw_arena *are
     return 0;
 }
 
-int hw_index_search(hw_searcher *s, const hw_search_query *q, hw_arena *arena,
-                    hw_search_result *out, hw_status *st)
+int hw_index_search(hw_searcher *s, const hw_search_query *q, hw_arena *arena, hw_search_result *out,
+                    hw_status *st)
 {
     memset(out, 0, sizeof *out);
     if (!q)
@@ -1913,8 +1914,7 @@ out:
 
 /* Sorted unique term hashes of text, into *out (searcher scratch-free:
  * allocated with malloc by the caller's buffer). Returns count. */
-static size_t text_hashes(hw_searcher *s, const char *text, size_t len, uint64_t **buf,
-                          size_t *cap)
+static size_t text_hashes(hw_searcher *s, const char *text, size_t len, uint64_t **buf, size_t *cap)
 {
     const hw_token *tk;
     size_t nt;
@@ -2036,8 +2036,8 @@ static double confidence(hw_searcher *s, const doc_rec *r)
     return c < 0 ? 0 : c > 1 ? 1 : c;
 }
 
-int hw_index_answer(hw_searcher *s, const char *question, size_t len, const char *locale,
-                    double threshold, hw_arena *arena, hw_answer *out, hw_status *st)
+int hw_index_answer(hw_searcher *s, const char *question, size_t len, const char *locale, double threshold,
+                    hw_arena *arena, hw_answer *out, hw_status *st)
 {
     memset(out, 0, sizeof *out);
     hw_index *idx = s->idx;
@@ -2059,9 +2059,8 @@ int hw_index_answer(hw_searcher *s, const char *question, size_t len, const char
         goto out;
     }
     /* near-exact FAQ among the candidates wins outright */
-    int lid = locale && locale[0]
-                  ? find_locale((const char *const *)idx->locales, sn->n_locales, locale)
-                  : -1;
+    int lid =
+        locale && locale[0] ? find_locale((const char *const *)idx->locales, sn->n_locales, locale) : -1;
     const doc_rec *best = NULL;
     double best_sim = 0;
     for (size_t i = 0; i < n; i++) {
@@ -2070,8 +2069,7 @@ int hw_index_answer(hw_searcher *s, const char *question, size_t len, const char
             continue;
         double sim = faq_similarity(s, r, 0);
         if (sim >= idx->opt.faq_near_similarity &&
-            (sim > best_sim || (sim == best_sim && best && best->locale_id != lid &&
-                                r->locale_id == lid))) {
+            (sim > best_sim || (sim == best_sim && best && best->locale_id != lid && r->locale_id == lid))) {
             best = r;
             best_sim = sim;
         }

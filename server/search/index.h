@@ -52,9 +52,9 @@
 /* Limits (bytes), matching knowledge.proto. */
 #define HW_INDEX_MAX_QUERY 4096
 #define HW_INDEX_MAX_ID 64
-#define HW_INDEX_MAX_TITLE 1024     /* article title 512, FAQ question 1024 */
+#define HW_INDEX_MAX_TITLE 1024 /* article title 512, FAQ question 1024 */
 #define HW_INDEX_MAX_BODY (256 * 1024)
-#define HW_INDEX_MAX_ALT 16         /* alternate questions per FAQ */
+#define HW_INDEX_MAX_ALT 16 /* alternate questions per FAQ */
 #define HW_INDEX_MAX_TOP_K 100
 #define HW_INDEX_MAX_QUERY_TERMS 256 /* distinct terms kept (highest idf) */
 
@@ -69,25 +69,25 @@ typedef struct hw_index hw_index;
 typedef struct hw_searcher hw_searcher;
 
 typedef struct hw_index_options {
-    double title_boost;          /* weight of a title term; 0 = 2.0 */
-    double k1;                   /* 0 = 1.2 */
-    double b;                    /* 0 = 0.75 (use a tiny value for ~0) */
-    uint32_t delta_max_docs;     /* delta bound before main is rebuilt; 0 = 1024 */
-    double answer_threshold;     /* default confidence for hw_index_answer; 0 = 0.45 */
-    double faq_near_similarity;  /* question similarity that wins outright; 0 = 0.8 */
+    double title_boost;         /* weight of a title term; 0 = 2.0 */
+    double k1;                  /* 0 = 1.2 */
+    double b;                   /* 0 = 0.75 (use a tiny value for ~0) */
+    uint32_t delta_max_docs;    /* delta bound before main is rebuilt; 0 = 1024 */
+    double answer_threshold;    /* default confidence for hw_index_answer; 0 = 0.45 */
+    double faq_near_similarity; /* question similarity that wins outright; 0 = 0.8 */
 } hw_index_options;
 
 /* A document to put. Strings are NUL-terminated UTF-8 and are copied.
  * For an FAQ, title is the question, body the answer, and alt_questions
  * other phrasings (they are indexed and matched like the question). */
 typedef struct hw_doc {
-    hw_doc_kind kind;           /* HW_DOC_ARTICLE or HW_DOC_FAQ */
-    const char *id;             /* 1..64 bytes */
-    const char *title;          /* required, <= HW_INDEX_MAX_TITLE bytes */
-    const char *body;           /* required, <= HW_INDEX_MAX_BODY bytes */
-    const char *locale;         /* NULL or "" means "en"; <= 15 bytes */
+    hw_doc_kind kind;                 /* HW_DOC_ARTICLE or HW_DOC_FAQ */
+    const char *id;                   /* 1..64 bytes */
+    const char *title;                /* required, <= HW_INDEX_MAX_TITLE bytes */
+    const char *body;                 /* required, <= HW_INDEX_MAX_BODY bytes */
+    const char *locale;               /* NULL or "" means "en"; <= 15 bytes */
     const char *const *alt_questions; /* FAQ only; may be NULL */
-    size_t n_alt_questions;     /* <= HW_INDEX_MAX_ALT */
+    size_t n_alt_questions;           /* <= HW_INDEX_MAX_ALT */
 } hw_doc;
 
 /* Creates an empty index. opts may be NULL (all defaults).
@@ -139,14 +139,14 @@ int hw_index_batch_commit(hw_index *idx, hw_status *st);
 /* Statistics of the published snapshot plus the writer's tables. Call from
  * a writer-side thread (takes the writer mutex; waits for a batch). */
 typedef struct hw_index_stats {
-    uint64_t docs;            /* live documents */
-    uint64_t main_docs;       /* documents in main (incl. deleted) */
+    uint64_t docs;      /* live documents */
+    uint64_t main_docs; /* documents in main (incl. deleted) */
     uint64_t delta_docs;
-    uint64_t terms;           /* distinct terms in main + delta */
-    uint64_t postings_bytes;  /* encoded postings + skip tables */
-    uint64_t index_bytes;     /* everything allocated for search: stored
-                                 documents, dictionaries, postings, norms */
-    uint64_t text_bytes;      /* raw text: sum of title, body, alt questions */
+    uint64_t terms;          /* distinct terms in main + delta */
+    uint64_t postings_bytes; /* encoded postings + skip tables */
+    uint64_t index_bytes;    /* everything allocated for search: stored
+                                documents, dictionaries, postings, norms */
+    uint64_t text_bytes;     /* raw text: sum of title, body, alt questions */
     double last_main_build_ms;
     double last_publish_ms;
 } hw_index_stats;
@@ -163,13 +163,13 @@ void hw_searcher_destroy(hw_searcher *s);
 
 /* Search flags. */
 enum {
-    HW_SEARCH_NO_SNIPPETS = 1u << 0, /* leave hw_hit.snippet NULL */
+    HW_SEARCH_NO_SNIPPETS = 1u << 0,   /* leave hw_hit.snippet NULL */
     HW_SEARCH_COUNT_MATCHED = 1u << 1, /* exact `matched` (visits every posting) */
-    HW_SEARCH_EXHAUSTIVE = 1u << 2,  /* score every match, no pruning (tests) */
+    HW_SEARCH_EXHAUSTIVE = 1u << 2,    /* score every match, no pruning (tests) */
 };
 
 typedef struct hw_search_query {
-    const char *text;   /* UTF-8, 1..HW_INDEX_MAX_QUERY bytes; terms OR-ed */
+    const char *text; /* UTF-8, 1..HW_INDEX_MAX_QUERY bytes; terms OR-ed */
     size_t len;
     uint32_t top_k;     /* 0 = 10; clamped to HW_INDEX_MAX_TOP_K */
     const char *locale; /* NULL or "" = every locale */
@@ -183,16 +183,16 @@ typedef struct hw_hit {
     const char *title;   /* article title or FAQ question */
     const char *snippet; /* <= ~200 chars, matches wrapped in U+0002/U+0003 */
     const char *locale;
-    double score;        /* BM25; comparable within one result only */
+    double score; /* BM25; comparable within one result only */
 } hw_hit;
 
 typedef struct hw_search_result {
-    hw_hit *hits;        /* best first */
+    hw_hit *hits; /* best first */
     size_t n_hits;
-    uint64_t matched;    /* documents matching >= 1 term (see matched_exact) */
-    int matched_exact;   /* 0: matched is an estimate from document
-                            frequencies (exact with HW_SEARCH_COUNT_MATCHED) */
-    size_t n_terms;      /* distinct query terms used */
+    uint64_t matched;  /* documents matching >= 1 term (see matched_exact) */
+    int matched_exact; /* 0: matched is an estimate from document
+                          frequencies (exact with HW_SEARCH_COUNT_MATCHED) */
+    size_t n_terms;    /* distinct query terms used */
 } hw_search_result;
 
 /* Top-k search. Hits and every string they point to are allocated in
@@ -202,18 +202,18 @@ typedef struct hw_search_result {
  * (query over 4096 bytes), HW_ENOMEM (arena or scratch exhausted).
  * Thread-safe given a registered thread and its own searcher; lock-free
  * (never waits for writers). */
-int hw_index_search(hw_searcher *s, const hw_search_query *q, hw_arena *arena,
-                    hw_search_result *out, hw_status *st);
+int hw_index_search(hw_searcher *s, const hw_search_query *q, hw_arena *arena, hw_search_result *out,
+                    hw_status *st);
 
 typedef struct hw_answer {
-    int transfer;           /* 1: confidence below threshold: hand to an agent */
-    const char *answer;     /* FAQ answer or the article's best passage;
-                               "" when transfer */
-    double confidence;      /* in [0, 1] */
+    int transfer;            /* 1: confidence below threshold: hand to an agent */
+    const char *answer;      /* FAQ answer or the article's best passage;
+                                "" when transfer */
+    double confidence;       /* in [0, 1] */
     hw_doc_kind source_kind; /* HW_DOC_ANY when there is no candidate */
-    const char *source_id;  /* "" when there is no candidate */
-    int faq_exact;          /* 1: an FAQ question matched (near-)exactly */
-    hw_hit *hits;           /* ranked candidates, at most 5 */
+    const char *source_id;   /* "" when there is no candidate */
+    int faq_exact;           /* 1: an FAQ question matched (near-)exactly */
+    hw_hit *hits;            /* ranked candidates, at most 5 */
     size_t n_hits;
 } hw_answer;
 
@@ -236,7 +236,7 @@ typedef struct hw_answer {
  * similar FAQs. NULL or "" is allowed.
  * Strings and hits are allocated in arena. Errors as hw_index_search.
  * Thread-safe like hw_index_search. */
-int hw_index_answer(hw_searcher *s, const char *question, size_t len, const char *locale,
-                    double threshold, hw_arena *arena, hw_answer *out, hw_status *st);
+int hw_index_answer(hw_searcher *s, const char *question, size_t len, const char *locale, double threshold,
+                    hw_arena *arena, hw_answer *out, hw_status *st);
 
 #endif

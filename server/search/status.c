@@ -9,12 +9,18 @@
 const char *hw_search_strerror(int code)
 {
     switch (code) {
-    case HW_OK: return "ok";
-    case HW_ENOTFOUND: return "not found";
-    case HW_ETOOBIG: return "too big";
-    case HW_ENOMEM: return "out of memory";
-    case HW_EINVALID: return "invalid argument";
-    default: return "unknown error";
+    case HW_OK:
+        return "ok";
+    case HW_ENOTFOUND:
+        return "not found";
+    case HW_ETOOBIG:
+        return "too big";
+    case HW_ENOMEM:
+        return "out of memory";
+    case HW_EINVALID:
+        return "invalid argument";
+    default:
+        return "unknown error";
     }
 }
 

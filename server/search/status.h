@@ -30,7 +30,6 @@ const char *hw_search_strerror(int code);
 /* Sets st (if not NULL) to code and a printf-formatted message; returns
  * code, so that `return hw_status_set(st, HW_EINVALID, "...")` reads well.
  * Thread-safe (st is owned by the caller). */
-int hw_status_set(hw_status *st, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+int hw_status_set(hw_status *st, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -51,16 +51,13 @@ struct hw_tokenizer {
 /* English stop words, sorted for bsearch. Question words are included so
  * that "how do I reset my password" and "reset password" agree. */
 static const char *const k_stop_words[] = {
-    "a",     "about", "all",   "am",    "an",    "and",   "any",   "are",
-    "as",    "at",    "be",    "been",  "being", "but",   "by",    "can",
-    "could", "did",   "do",    "does",  "for",   "from",  "had",   "has",
-    "have",  "he",    "her",   "him",   "his",   "how",   "i",     "if",
-    "in",    "into",  "is",    "it",    "its",   "me",    "my",    "of",
-    "on",    "or",    "our",   "s",     "she",   "should", "so",   "t",
-    "than",  "that",  "the",   "their", "them",  "then",  "there", "these",
-    "they",  "this",  "to",    "us",    "was",   "we",    "were",  "what",
-    "when",  "where", "which", "who",   "why",   "will",  "with",  "would",
-    "you",   "your",
+    "a",     "about",  "all",  "am",   "an",   "and",   "any", "are",   "as",   "at",   "be",
+    "been",  "being",  "but",  "by",   "can",  "could", "did", "do",    "does", "for",  "from",
+    "had",   "has",    "have", "he",   "her",  "him",   "his", "how",   "i",    "if",   "in",
+    "into",  "is",     "it",   "its",  "me",   "my",    "of",  "on",    "or",   "our",  "s",
+    "she",   "should", "so",   "t",    "than", "that",  "the", "their", "them", "then", "there",
+    "these", "they",   "this", "to",   "us",   "was",   "we",  "were",  "what", "when", "where",
+    "which", "who",    "why",  "will", "with", "would", "you", "your",
 };
 
 typedef struct word_key {
@@ -85,8 +82,8 @@ static int is_stop_word(const char *s, size_t len)
     if (len > 6)
         return 0;
     word_key k = {s, len};
-    return bsearch(&k, k_stop_words, sizeof k_stop_words / sizeof *k_stop_words,
-                   sizeof *k_stop_words, stop_cmp) != NULL;
+    return bsearch(&k, k_stop_words, sizeof k_stop_words / sizeof *k_stop_words, sizeof *k_stop_words,
+                   stop_cmp) != NULL;
 }
 
 uint64_t hw_term_hash(const char *text, size_t len)
@@ -167,8 +164,7 @@ static long text_reserve(hw_tokenizer *t, size_t n)
     return off;
 }
 
-static int push_token(hw_tokenizer *t, size_t off, size_t len, uint32_t flags,
-                      size_t start, size_t end)
+static int push_token(hw_tokenizer *t, size_t off, size_t len, uint32_t flags, size_t start, size_t end)
 {
     if (grow((void **)&t->tokens, &t->cap_tokens, t->n_tokens + 1, sizeof *t->tokens) != 0)
         return HW_ENOMEM;
@@ -184,8 +180,7 @@ static int push_token(hw_tokenizer *t, size_t off, size_t len, uint32_t flags,
 
 /* NFKC + case fold of src[0..len) appended to t->text; returns its offset
  * (length in *out_len) or -1 when out of memory. */
-static long normalize_append(hw_tokenizer *t, const char *src, size_t len, int ascii,
-                             size_t *out_len)
+static long normalize_append(hw_tokenizer *t, const char *src, size_t len, int ascii, size_t *out_len)
 {
     if (ascii) {
         long off = text_reserve(t, len);
@@ -199,11 +194,9 @@ static long normalize_append(hw_tokenizer *t, const char *src, size_t len, int a
         *out_len = len;
         return off;
     }
-    const utf8proc_option_t opt =
-        UTF8PROC_STABLE | UTF8PROC_COMPAT | UTF8PROC_CASEFOLD | UTF8PROC_COMPOSE;
+    const utf8proc_option_t opt = UTF8PROC_STABLE | UTF8PROC_COMPAT | UTF8PROC_CASEFOLD | UTF8PROC_COMPOSE;
     for (;;) {
-        utf8proc_ssize_t n = utf8proc_decompose((const utf8proc_uint8_t *)src,
-                                                (utf8proc_ssize_t)len, t->ucs,
+        utf8proc_ssize_t n = utf8proc_decompose((const utf8proc_uint8_t *)src, (utf8proc_ssize_t)len, t->ucs,
                                                 (utf8proc_ssize_t)t->ucs_cap, opt);
         if (n < 0)
             return -1; /* input was validated: only UTF8PROC_ERROR_NOMEM */
@@ -256,8 +249,7 @@ static size_t stem_in_place(hw_tokenizer *t, size_t off, size_t len)
     return sl;
 }
 
-static int emit_word(hw_tokenizer *t, const char *in, size_t start, size_t end,
-                     int has_digit, int ascii)
+static int emit_word(hw_tokenizer *t, const char *in, size_t start, size_t end, int has_digit, int ascii)
 {
     size_t saved = t->text_len, len;
     long off = normalize_append(t, in + start, end - start, ascii, &len);
@@ -305,9 +297,8 @@ static int flush_cjk_run(hw_tokenizer *t)
 
 static int is_cjk(utf8proc_int32_t c)
 {
-    return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) ||
-           (c >= 0x3040 && c <= 0x30FF) || (c >= 0xAC00 && c <= 0xD7AF) ||
-           (c >= 0xF900 && c <= 0xFAFF) || (c >= 0x20000 && c <= 0x3134F) ||
+    return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) || (c >= 0x3040 && c <= 0x30FF) ||
+           (c >= 0xAC00 && c <= 0xD7AF) || (c >= 0xF900 && c <= 0xFAFF) || (c >= 0x20000 && c <= 0x3134F) ||
            (c >= 0x31F0 && c <= 0x31FF) || (c >= 0xFF66 && c <= 0xFF9D) || c == 0x3005;
 }
 
@@ -325,12 +316,19 @@ static enum cls classify(utf8proc_int32_t c)
     if (is_cjk(c))
         return C_CJK;
     switch (utf8proc_category(c)) {
-    case UTF8PROC_CATEGORY_LU: case UTF8PROC_CATEGORY_LL: case UTF8PROC_CATEGORY_LT:
-    case UTF8PROC_CATEGORY_LM: case UTF8PROC_CATEGORY_LO:
+    case UTF8PROC_CATEGORY_LU:
+    case UTF8PROC_CATEGORY_LL:
+    case UTF8PROC_CATEGORY_LT:
+    case UTF8PROC_CATEGORY_LM:
+    case UTF8PROC_CATEGORY_LO:
         return C_LETTER;
-    case UTF8PROC_CATEGORY_ND: case UTF8PROC_CATEGORY_NL: case UTF8PROC_CATEGORY_NO:
+    case UTF8PROC_CATEGORY_ND:
+    case UTF8PROC_CATEGORY_NL:
+    case UTF8PROC_CATEGORY_NO:
         return C_DIGIT;
-    case UTF8PROC_CATEGORY_MN: case UTF8PROC_CATEGORY_MC: case UTF8PROC_CATEGORY_ME:
+    case UTF8PROC_CATEGORY_MN:
+    case UTF8PROC_CATEGORY_MC:
+    case UTF8PROC_CATEGORY_ME:
         return C_MARK;
     default:
         return C_SEP;
@@ -338,8 +336,7 @@ static enum cls classify(utf8proc_int32_t c)
 }
 
 /* Decodes the code point at in[i]; returns its byte length (>0) or <0. */
-static inline utf8proc_ssize_t decode(const char *in, size_t len, size_t i,
-                                      utf8proc_int32_t *cp)
+static inline utf8proc_ssize_t decode(const char *in, size_t len, size_t i, utf8proc_int32_t *cp)
 {
     unsigned char b = (unsigned char)in[i];
     if (b < 0x80) {
@@ -371,8 +368,8 @@ static int add_cjk_char(hw_tokenizer *t, const char *in, size_t i, size_t n, utf
     return 0;
 }
 
-int hw_tokenize(hw_tokenizer *t, const char *in, size_t len, const hw_token **tokens,
-                size_t *n_tokens, hw_status *st)
+int hw_tokenize(hw_tokenizer *t, const char *in, size_t len, const hw_token **tokens, size_t *n_tokens,
+                hw_status *st)
 {
     *tokens = NULL;
     *n_tokens = 0;

@@ -78,8 +78,8 @@ void hw_tokenizer_destroy(hw_tokenizer *t);
  * stay valid until its next hw_tokenize() call or its destruction.
  * Thread-safety: not re-entrant for one tokenizer; distinct tokenizers may
  * run concurrently. */
-int hw_tokenize(hw_tokenizer *t, const char *text, size_t len,
-                const hw_token **tokens, size_t *n_tokens, hw_status *st);
+int hw_tokenize(hw_tokenizer *t, const char *text, size_t len, const hw_token **tokens, size_t *n_tokens,
+                hw_status *st);
 
 /* Checks that text[0..len) is valid UTF-8. Returns 0 or HW_EINVALID with
  * the offending byte offset in st. Thread-safe. */

@@ -21,7 +21,8 @@ static void assert_close(uint64_t got, uint64_t want)
     double tol = want < (1u << HW_HIST_SUB_BITS) ? 0.0 : hw_hist_relative_error() * (double)want + 1.0;
     double diff = fabs((double)got - (double)want);
     if (diff > tol)
-        fail_msg("got %llu, want %llu (tolerance %.1f)", (unsigned long long)got, (unsigned long long)want, tol);
+        fail_msg("got %llu, want %llu (tolerance %.1f)", (unsigned long long)got, (unsigned long long)want,
+                 tol);
 }
 
 static void test_buckets_are_contiguous_and_bounded(void **state)

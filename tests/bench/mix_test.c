@@ -37,7 +37,8 @@ static void test_rejects_unknown_names_and_bad_weights(void **state)
     (void)state;
     hw_mix m;
     char err[128];
-    const char *bad[] = {"", "Routes=1", "Route=0", "Route=-1", "Route=x", "Route=1;Search=2", "Route=99999999"};
+    const char *bad[] = {"",        "Routes=1",         "Route=0",       "Route=-1",
+                         "Route=x", "Route=1;Search=2", "Route=99999999"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         err[0] = '\0';
         assert_int_not_equal(hw_mix_parse(bad[i], &m, err, sizeof(err)), 0);

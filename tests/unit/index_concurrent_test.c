@@ -39,8 +39,7 @@ static void *writer_main(void *arg)
             continue;
         }
         snprintf(body, sizeof body, "churn text w%u w%u w%u 重置密码 refund policy v%d.%d",
-                 (unsigned)(r >> 40) % 50, (unsigned)(r >> 45) % 50, (unsigned)(r >> 50) % 50,
-                 i % 7, i % 3);
+                 (unsigned)(r >> 40) % 50, (unsigned)(r >> 45) % 50, (unsigned)(r >> 50) % 50, i % 7, i % 3);
         hw_doc d = {HW_DOC_ARTICLE, id, "churn article", body, i % 2 ? "en" : "zh", NULL, 0};
         if (hw_index_put(sh->idx, &d, NULL) != 0)
             __atomic_add_fetch(&sh->failures, 1, __ATOMIC_RELAXED);
@@ -104,8 +103,9 @@ static void test_searches_are_correct_while_articles_change(void **state)
     hw_index_options o = {0};
     o.delta_max_docs = 16; /* force main rebuilds during the run */
     assert_int_equal(hw_index_create(&sh.idx, &o, NULL), 0);
-    hw_doc stable = {HW_DOC_ARTICLE, "stable-1", "The lighthouse keeper",
-                     "A lighthouse keeper tends the light.", "en", NULL, 0};
+    hw_doc stable = {
+        HW_DOC_ARTICLE, "stable-1", "The lighthouse keeper", "A lighthouse keeper tends the light.", "en",
+        NULL,           0};
     assert_int_equal(hw_index_put(sh.idx, &stable, NULL), 0);
     pthread_t w, r[READERS];
     for (int i = 0; i < READERS; i++)

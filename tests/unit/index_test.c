@@ -28,8 +28,8 @@ static const char *const k_reset_alts[] = {"How do I reset my password?", "忘�
 static const char *const k_hours_alts[] = {"What are your opening hours?", "你们几点上班"};
 static const char *const k_refund_alts[] = {"What is your refund policy?", "怎么退款"};
 
-static void put_faq(hw_index *idx, const char *id, const char *q, const char *a,
-                    const char *const *alts, size_t n_alts)
+static void put_faq(hw_index *idx, const char *id, const char *q, const char *a, const char *const *alts,
+                    size_t n_alts)
 {
     hw_doc d = {HW_DOC_FAQ, id, q, a, "zh", alts, n_alts};
     hw_status st;
@@ -63,18 +63,19 @@ static void load_seed(hw_index *idx)
             k_refund_alts, 2);
     put_article(idx, "a-1", "Setting up two-factor authentication",
                 "Open Settings, choose Security and scan the QR code with an authenticator app. "
-                "Keep the recovery codes somewhere safe.", "en");
-    put_article(idx, "a-2", "Changing your e-mail address",
-                "Go to Profile, edit the e-mail field and confirm the change from the link we send.",
+                "Keep the recovery codes somewhere safe.",
                 "en");
-    put_article(idx, "a-3", "账单和发票",
-                "在账户设置中可以下载每月的电子发票，也可以修改开票信息。", "zh");
+    put_article(idx, "a-2", "Changing your e-mail address",
+                "Go to Profile, edit the e-mail field and confirm the change from the link we send.", "en");
+    put_article(idx, "a-3", "账单和发票", "在账户设置中可以下载每月的电子发票，也可以修改开票信息。", "zh");
     put_article(idx, "a-4", "Error E1234 when syncing",
                 "E1234 means the sync token expired. Sign out and sign in again; "
-                "version v2.3 of the app fixes the underlying problem.", "en");
+                "version v2.3 of the app fixes the underlying problem.",
+                "en");
     put_article(idx, "a-5", "Exporting your data",
                 "You can export tickets and customers as CSV from the Admin page. "
-                "Large exports are e-mailed when ready.", "en");
+                "Large exports are e-mailed when ready.",
+                "en");
     hw_status st;
     assert_int_equal(hw_index_batch_commit(idx, &st), 0);
 }
@@ -102,8 +103,8 @@ static int teardown(void **state)
     return 0;
 }
 
-static hw_search_result search(fixture *f, const char *q, uint32_t k, const char *locale,
-                               hw_doc_kind kind, unsigned flags)
+static hw_search_result search(fixture *f, const char *q, uint32_t k, const char *locale, hw_doc_kind kind,
+                               unsigned flags)
 {
     hw_search_query sq = {q, strlen(q), k, locale, kind, flags};
     hw_search_result r;
@@ -127,8 +128,8 @@ static void assert_answer(fixture *f, const char *q, const char *id)
     hw_status st;
     assert_int_equal(hw_index_answer(f->s, q, strlen(q), NULL, 0, f->arena, &a, &st), 0);
     if (a.transfer || strcmp(a.source_id, id) != 0)
-        fail_msg("\"%s\": expected answer from %s, got %s (confidence %.3f, transfer %d)", q, id,
-                 a.source_id, a.confidence, a.transfer);
+        fail_msg("\"%s\": expected answer from %s, got %s (confidence %.3f, transfer %d)", q, id, a.source_id,
+                 a.confidence, a.transfer);
     assert_true(a.confidence >= 0 && a.confidence <= 1);
     assert_true(strlen(a.answer) > 0);
 }
@@ -162,8 +163,8 @@ static void test_exact_faq_question_wins_outright(void **state)
 {
     fixture *f = *state;
     hw_answer a;
-    assert_int_equal(hw_index_answer(f->s, "如何重置密码", strlen("如何重置密码"), "zh", 0,
-                                     f->arena, &a, NULL), 0);
+    assert_int_equal(
+        hw_index_answer(f->s, "如何重置密码", strlen("如何重置密码"), "zh", 0, f->arena, &a, NULL), 0);
     assert_true(a.faq_exact);
     assert_true(a.confidence == 1.0);
     assert_int_equal(a.source_kind, HW_DOC_FAQ);
@@ -205,7 +206,8 @@ static void test_snippets_mark_matched_terms(void **state)
     hw_search_result r = search(f, "recovery codes", 3, NULL, HW_DOC_ANY, 0);
     assert_true(r.n_hits >= 1);
     assert_string_equal(r.hits[0].id, "a-1");
-    if (!strstr(r.hits[0].snippet, "\x02recovery\x03 \x02" "codes\x03"))
+    if (!strstr(r.hits[0].snippet, "\x02recovery\x03 \x02"
+                                   "codes\x03"))
         fail_msg("snippet: %s", r.hits[0].snippet);
     r = search(f, "退款申请", 3, NULL, HW_DOC_ANY, 0);
     assert_string_equal(r.hits[0].id, "f-3");
@@ -252,8 +254,7 @@ static void test_deleted_and_replaced_documents_disappear(void **state)
     assert_int_equal(hw_index_delete(f->idx, HW_DOC_ARTICLE, "f-1", NULL), HW_ENOTFOUND);
 
     /* replace: the old text no longer matches, the new one does */
-    put_article(f->idx, "a-2", "Changing your phone number",
-                "Go to Profile and edit the phone field.", "en");
+    put_article(f->idx, "a-2", "Changing your phone number", "Go to Profile and edit the phone field.", "en");
     r = search(f, "e-mail address", 10, NULL, HW_DOC_ANY, 0);
     for (size_t i = 0; i < r.n_hits; i++)
         assert_string_not_equal(r.hits[i].id, "a-2");
@@ -363,8 +364,8 @@ static void random_text(uint64_t *s, char *buf, size_t cap, unsigned words, unsi
     buf[o] = 0;
 }
 
-static void compare_pruned_and_exhaustive(fixture *f, const char *q, uint32_t k,
-                                          const char *locale, hw_doc_kind kind)
+static void compare_pruned_and_exhaustive(fixture *f, const char *q, uint32_t k, const char *locale,
+                                          hw_doc_kind kind)
 {
     hw_search_query a = {q, strlen(q), k, locale, kind, HW_SEARCH_NO_SNIPPETS};
     hw_search_query b = a;
@@ -376,8 +377,8 @@ static void compare_pruned_and_exhaustive(fixture *f, const char *q, uint32_t k,
         fail_msg("\"%s\" k=%u: %zu hits pruned, %zu exhaustive", q, k, ra.n_hits, rb.n_hits);
     for (size_t i = 0; i < ra.n_hits; i++) {
         if (strcmp(ra.hits[i].id, rb.hits[i].id) != 0 || ra.hits[i].score != rb.hits[i].score)
-            fail_msg("\"%s\" k=%u rank %zu: %s %.17g vs %s %.17g", q, k, i, ra.hits[i].id,
-                     ra.hits[i].score, rb.hits[i].id, rb.hits[i].score);
+            fail_msg("\"%s\" k=%u rank %zu: %s %.17g vs %s %.17g", q, k, i, ra.hits[i].id, ra.hits[i].score,
+                     rb.hits[i].id, rb.hits[i].score);
         if (i > 0)
             assert_true(ra.hits[i - 1].score >= ra.hits[i].score);
     }
@@ -404,8 +405,7 @@ static void test_pruned_topk_equals_exhaustive_on_random_corpora(void **state)
             random_text(&s, title, sizeof title, 1 + rng_next(&s) % 6, vocab);
             random_text(&s, body, sizeof body, 5 + rng_next(&s) % 150, vocab);
             snprintf(id, sizeof id, "d%u", d);
-            hw_doc doc = {d % 5 ? HW_DOC_ARTICLE : HW_DOC_FAQ, id, title, body, d % 3 ? "en" : "zh",
-                          NULL, 0};
+            hw_doc doc = {d % 5 ? HW_DOC_ARTICLE : HW_DOC_FAQ, id, title, body, d % 3 ? "en" : "zh", NULL, 0};
             assert_int_equal(hw_index_put(f.idx, &doc, NULL), 0);
         }
         assert_int_equal(hw_index_batch_commit(f.idx, NULL), 0);

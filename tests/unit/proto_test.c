@@ -395,7 +395,7 @@ static void test_api_has_every_rpc(void **state)
         {&helpwire__v1__customers__descriptor, "GetCustomer LookupCustomer UpdateCustomer LinkIdentity"},
         {&helpwire__v1__agents__descriptor, "PutAgent GetAgent ListAgents SetPresence PutSkill ListSkills"},
         {&helpwire__v1__tickets__descriptor, "CreateTicket GetTicket ListTickets UpdateTicket AddMessage "
-                                              "EscalateTicket CloseTicket GetTicketHistory WatchTickets"},
+                                             "EscalateTicket CloseTicket GetTicketHistory WatchTickets"},
         {&helpwire__v1__surveys__descriptor, "SubmitSurvey GetSurvey GetSurveyStats"},
         {&helpwire__v1__outbox__descriptor, "Subscribe Ack"},
         {&grpc__health__v1__health__descriptor, "Check Watch"},
@@ -419,12 +419,9 @@ static void test_api_has_every_rpc(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_every_message_round_trips),
-        cmocka_unit_test(test_route_reply_fields_read_back),
-        cmocka_unit_test(test_unknown_fields_survive),
-        cmocka_unit_test(test_truncated_buffers_rejected),
-        cmocka_unit_test(test_garbage_rejected),
-        cmocka_unit_test(test_api_has_every_rpc),
+        cmocka_unit_test(test_every_message_round_trips), cmocka_unit_test(test_route_reply_fields_read_back),
+        cmocka_unit_test(test_unknown_fields_survive),    cmocka_unit_test(test_truncated_buffers_rejected),
+        cmocka_unit_test(test_garbage_rejected),          cmocka_unit_test(test_api_has_every_rpc),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
