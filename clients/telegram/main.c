@@ -44,6 +44,7 @@
 #include "clients/lib/outbox.h"
 #include "clients/lib/route.h"
 #include "clients/lib/rpc.h"
+#include "clients/lib/runtime.h"
 #include "clients/lib/secure.h"
 #include "clients/lib/state.h"
 #include "clients/lib/stop.h"
@@ -407,9 +408,8 @@ int main(int argc, char **argv)
     br_log *log = NULL;
     br_stop *stop = NULL;
     br_rpc *rpc = NULL;
-    br_outbox *ob = NULL;
+    br_runtime rt = {0};
     br_httpd *httpd = NULL;
-    bool grpc_up = false;
     tg_bridge b;
     memset(&b, 0, sizeof b);
 
@@ -464,38 +464,24 @@ int main(int argc, char **argv)
         }
         snprintf(b.offset_path, sizeof b.offset_path, "%s/telegram.offset", cfg.state_dir);
     }
-    log = br_log_create(2, "telegram", (br_log_level)br_log_level_parse(cfg.common.log_level));
-    b.seen = br_dedupe_create(10000);
-    /* Before any thread exists, so every thread inherits the signal mask. */
-    if (!log || !b.seen || br_stop_create(&stop) != 0) {
-        fprintf(stderr, PROG ": out of memory\n");
-        goto out;
-    }
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    grpc_init();
-    grpc_up = true;
-    br_rpc_options ro = {cfg.common.helpwire, cfg.common.token, cfg.common.tls_ca, cfg.common.tls_server_name,
-                         0};
-    if (br_rpc_create(&rpc, &ro, err, sizeof err) != 0) {
+    if (br_runtime_start(&rt, "telegram", &cfg.common, true, err, sizeof err) != 0) {
         fprintf(stderr, PROG ": %s\n", err);
         rc = 2;
+        goto out;
+    }
+    log = rt.log;
+    stop = rt.stop;
+    rpc = rt.rpc;
+    b.seen = br_dedupe_create(10000);
+    if (!b.seen) {
+        fprintf(stderr, PROG ": out of memory\n");
         goto out;
     }
     b.cfg = &cfg;
     b.log = log;
     b.rpc = rpc;
     b.stop = stop;
-    br_outbox_options oo = {rpc,
-                            HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM,
-                            cfg.common.redeliver_after_ms,
-                            cfg.common.rpc_timeout_ms,
-                            cfg.common.backoff_initial_ms,
-                            cfg.common.backoff_max_ms,
-                            deliver,
-                            &b,
-                            log,
-                            stop};
-    if (br_outbox_start(&ob, &oo) != 0) {
+    if (br_runtime_subscribe(&rt, &cfg.common, HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM, deliver, &b) != 0) {
         fprintf(stderr, PROG ": cannot start the outbox thread\n");
         goto out;
     }
@@ -526,21 +512,12 @@ out:
     if (stop)
         br_stop_request(stop);
     br_httpd_stop(httpd);
-    br_outbox_stop(ob);
-    br_rpc_destroy(rpc);
-    if (grpc_up) {
-        grpc_shutdown();
-        curl_global_cleanup();
-    }
-    if (log)
-        br_log_event(log, BR_LOG_INFO, "stopped", "signal=%d exit=%d", stop ? br_stop_signal(stop) : 0, rc);
-    br_stop_destroy(stop);
+    br_runtime_finish(&rt, rc);
     br_dedupe_destroy(b.seen);
     if (b.bot_token) {
         OPENSSL_cleanse(b.bot_token, strlen(b.bot_token));
         free(b.bot_token);
     }
     br_common_release(&cfg.common);
-    br_log_destroy(log);
     return rc;
 }

@@ -38,6 +38,7 @@
 #include "clients/lib/outbox.h"
 #include "clients/lib/route.h"
 #include "clients/lib/rpc.h"
+#include "clients/lib/runtime.h"
 #include "clients/lib/secure.h"
 #include "clients/lib/stop.h"
 #include "clients/webchat/hub.h"
@@ -495,9 +496,8 @@ int main(int argc, char **argv)
     br_log *log = NULL;
     br_stop *stop = NULL;
     br_rpc *rpc = NULL;
-    br_outbox *ob = NULL;
+    br_runtime rt = {0};
     br_httpd *httpd = NULL;
-    bool grpc_up = false;
     wc_bridge b;
     memset(&b, 0, sizeof b);
 
@@ -515,35 +515,23 @@ int main(int argc, char **argv)
         rc = 2;
         goto out;
     }
-    log = br_log_create(2, "webchat", (br_log_level)br_log_level_parse(cfg.common.log_level));
-    b.hub = wc_hub_create((size_t)cfg.max_sessions, (size_t)cfg.max_events);
-    if (!log || !b.hub || br_stop_create(&stop) != 0) {
-        fprintf(stderr, PROG ": out of memory\n");
-        goto out;
-    }
-    grpc_init();
-    grpc_up = true;
-    br_rpc_options ro = {cfg.common.helpwire, cfg.common.token, cfg.common.tls_ca, cfg.common.tls_server_name,
-                         0};
-    if (br_rpc_create(&rpc, &ro, err, sizeof err) != 0) {
+    if (br_runtime_start(&rt, "webchat", &cfg.common, false, err, sizeof err) != 0) {
         fprintf(stderr, PROG ": %s\n", err);
         rc = 2;
+        goto out;
+    }
+    log = rt.log;
+    stop = rt.stop;
+    rpc = rt.rpc;
+    b.hub = wc_hub_create((size_t)cfg.max_sessions, (size_t)cfg.max_events);
+    if (!b.hub) {
+        fprintf(stderr, PROG ": out of memory\n");
         goto out;
     }
     b.cfg = &cfg;
     b.log = log;
     b.rpc = rpc;
-    br_outbox_options oo = {rpc,
-                            HELPWIRE__V1__CHANNEL__CHANNEL_WEBCHAT,
-                            cfg.common.redeliver_after_ms,
-                            cfg.common.rpc_timeout_ms,
-                            cfg.common.backoff_initial_ms,
-                            cfg.common.backoff_max_ms,
-                            deliver,
-                            &b,
-                            log,
-                            stop};
-    if (br_outbox_start(&ob, &oo) != 0) {
+    if (br_runtime_subscribe(&rt, &cfg.common, HELPWIRE__V1__CHANNEL__CHANNEL_WEBCHAT, deliver, &b) != 0) {
         fprintf(stderr, PROG ": cannot start the outbox thread\n");
         goto out;
     }
@@ -569,15 +557,8 @@ out:
     if (b.hub)
         wc_hub_close(b.hub); /* ends live streams so their threads can finish */
     br_httpd_stop(httpd);
-    br_outbox_stop(ob);
-    br_rpc_destroy(rpc);
-    if (grpc_up)
-        grpc_shutdown();
-    if (log && stop)
-        br_log_event(log, BR_LOG_INFO, "stopped", "signal=%d exit=%d", br_stop_signal(stop), rc);
-    br_stop_destroy(stop);
+    br_runtime_finish(&rt, rc);
     wc_hub_destroy(b.hub);
     br_common_release(&cfg.common);
-    br_log_destroy(log);
     return rc;
 }

@@ -42,6 +42,7 @@
 #include "clients/lib/outbox.h"
 #include "clients/lib/route.h"
 #include "clients/lib/rpc.h"
+#include "clients/lib/runtime.h"
 #include "clients/lib/secure.h"
 #include "clients/lib/stop.h"
 
@@ -443,9 +444,9 @@ int main(int argc, char **argv)
     br_log *log = NULL;
     br_stop *stop = NULL;
     br_rpc *rpc = NULL;
-    br_outbox *ob = NULL;
+    br_runtime rt = {0};
     br_httpd *httpd = NULL;
-    bool grpc_up = false, worker_up = false;
+    bool worker_up = false;
     pthread_t worker_thread;
     wa_bridge b;
     memset(&b, 0, sizeof b);
@@ -482,20 +483,17 @@ int main(int argc, char **argv)
         rc = 2;
         goto out;
     }
-    log = br_log_create(2, "whatsapp", (br_log_level)br_log_level_parse(cfg.common.log_level));
-    b.seen = br_dedupe_create(10000);
-    if (!log || !b.seen || br_stop_create(&stop) != 0) {
-        fprintf(stderr, PROG ": out of memory\n");
-        goto out;
-    }
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    grpc_init();
-    grpc_up = true;
-    br_rpc_options ro = {cfg.common.helpwire, cfg.common.token, cfg.common.tls_ca, cfg.common.tls_server_name,
-                         0};
-    if (br_rpc_create(&rpc, &ro, err, sizeof err) != 0) {
+    if (br_runtime_start(&rt, "whatsapp", &cfg.common, true, err, sizeof err) != 0) {
         fprintf(stderr, PROG ": %s\n", err);
         rc = 2;
+        goto out;
+    }
+    log = rt.log;
+    stop = rt.stop;
+    rpc = rt.rpc;
+    b.seen = br_dedupe_create(10000);
+    if (!b.seen) {
+        fprintf(stderr, PROG ": out of memory\n");
         goto out;
     }
     b.cfg = &cfg;
@@ -507,17 +505,7 @@ int main(int argc, char **argv)
         goto out;
     }
     worker_up = true;
-    br_outbox_options oo = {rpc,
-                            HELPWIRE__V1__CHANNEL__CHANNEL_WHATSAPP,
-                            cfg.common.redeliver_after_ms,
-                            cfg.common.rpc_timeout_ms,
-                            cfg.common.backoff_initial_ms,
-                            cfg.common.backoff_max_ms,
-                            deliver,
-                            &b,
-                            log,
-                            stop};
-    if (br_outbox_start(&ob, &oo) != 0) {
+    if (br_runtime_subscribe(&rt, &cfg.common, HELPWIRE__V1__CHANNEL__CHANNEL_WHATSAPP, deliver, &b) != 0) {
         fprintf(stderr, PROG ": cannot start the outbox thread\n");
         goto out;
     }
@@ -555,15 +543,7 @@ out:
         pthread_mutex_unlock(&b.mu);
         pthread_join(worker_thread, NULL);
     }
-    br_outbox_stop(ob);
-    br_rpc_destroy(rpc);
-    if (grpc_up) {
-        grpc_shutdown();
-        curl_global_cleanup();
-    }
-    if (log && stop)
-        br_log_event(log, BR_LOG_INFO, "stopped", "signal=%d exit=%d", br_stop_signal(stop), rc);
-    br_stop_destroy(stop);
+    br_runtime_finish(&rt, rc);
     for (queued *qd = b.head, *n; qd; qd = n) {
         n = qd->next;
         free(qd);
@@ -572,6 +552,5 @@ out:
     pthread_cond_destroy(&b.cv);
     pthread_mutex_destroy(&b.mu);
     br_common_release(&cfg.common);
-    br_log_destroy(log);
     return rc;
 }

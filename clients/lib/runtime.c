@@ -1,0 +1,71 @@
+/*
+ * runtime: the bridges' shared start-up and shut-down (see runtime.h).
+ */
+#include "clients/lib/runtime.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <grpc/grpc.h>
+
+int br_runtime_start(br_runtime *rt, const char *name, const br_common *c, bool use_curl, char *err,
+                     size_t errlen)
+{
+    memset(rt, 0, sizeof *rt);
+    rt->log = br_log_create(2, name, (br_log_level)br_log_level_parse(c->log_level));
+    /* Before any thread exists, so every thread inherits the signal mask. */
+    if (!rt->log || br_stop_create(&rt->stop) != 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (use_curl) {
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+            snprintf(err, errlen, "cannot initialise libcurl");
+            return -1;
+        }
+        rt->curl_up = true;
+    }
+    grpc_init();
+    rt->grpc_up = true;
+    br_rpc_options ro = {c->helpwire, c->token, c->tls_ca, c->tls_server_name, 0};
+    return br_rpc_create(&rt->rpc, &ro, err, errlen);
+}
+
+int br_runtime_subscribe(br_runtime *rt, const br_common *c, Helpwire__V1__Channel channel,
+                         br_outbox_deliver_fn deliver, void *arg)
+{
+    br_outbox_options oo = {rt->rpc,
+                            channel,
+                            c->redeliver_after_ms,
+                            c->rpc_timeout_ms,
+                            c->backoff_initial_ms,
+                            c->backoff_max_ms,
+                            deliver,
+                            arg,
+                            rt->log,
+                            rt->stop};
+    return br_outbox_start(&rt->ob, &oo);
+}
+
+void br_runtime_finish(br_runtime *rt, int rc)
+{
+    if (rt->stop)
+        br_stop_request(rt->stop);
+    br_outbox_stop(rt->ob);
+    rt->ob = NULL;
+    br_rpc_destroy(rt->rpc);
+    rt->rpc = NULL;
+    if (rt->grpc_up)
+        grpc_shutdown();
+    if (rt->curl_up)
+        curl_global_cleanup();
+    rt->grpc_up = rt->curl_up = false;
+    if (rt->log)
+        br_log_event(rt->log, BR_LOG_INFO, "stopped", "signal=%d exit=%d",
+                     rt->stop ? br_stop_signal(rt->stop) : 0, rc);
+    br_stop_destroy(rt->stop);
+    rt->stop = NULL;
+    br_log_destroy(rt->log);
+    rt->log = NULL;
+}

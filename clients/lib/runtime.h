@@ -1,0 +1,47 @@
+/*
+ * runtime: what every bridge process sets up before it serves and takes
+ * down after: its log, the stop handler (signals blocked before any thread
+ * exists), libcurl when the bridge calls a channel API, the gRPC core and
+ * the channel to helpwired, and the Outbox subscription for its channel.
+ * One place for the order these must start and stop in.
+ */
+#ifndef BR_RUNTIME_H
+#define BR_RUNTIME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "clients/lib/config.h"
+#include "clients/lib/log.h"
+#include "clients/lib/outbox.h"
+#include "clients/lib/rpc.h"
+#include "clients/lib/stop.h"
+
+typedef struct br_runtime {
+    br_log *log;
+    br_stop *stop;
+    br_rpc *rpc;
+    br_outbox *ob;
+    bool grpc_up, curl_up;
+} br_runtime;
+
+/* Starts everything but the subscription. name labels the log lines
+ * ("telegram"). Returns 0, or -1 with one line in err (what is set up so
+ * far is still freed by br_runtime_finish). Call from main, before any
+ * other thread starts. */
+int br_runtime_start(br_runtime *rt, const char *name, const br_common *c, bool use_curl, char *err,
+                     size_t errlen);
+
+/* Subscribes to the channel's outbox on its own thread; deliver(arg, m)
+ * sends one message to the channel and returns 0 once the channel accepted
+ * it (then it is acknowledged). Returns 0 or -1. */
+int br_runtime_subscribe(br_runtime *rt, const br_common *c, Helpwire__V1__Channel channel,
+                         br_outbox_deliver_fn deliver, void *arg);
+
+/* Stops the subscription, closes the channel to helpwired, shuts gRPC and
+ * libcurl down, logs "stopped" with the exit status rc, and frees the stop
+ * handler and the log. Stop the bridge's own threads and servers first.
+ * Safe on a zeroed or partly started runtime. */
+void br_runtime_finish(br_runtime *rt, int rc);
+
+#endif
