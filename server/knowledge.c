@@ -190,25 +190,40 @@ void hw_knowledge_answer(hw_call *call, const ProtobufCMessage *request, void *a
 
 /* ------------------------------------------------------------- articles */
 
+/* Articles and FAQs are put the same way; a doc_kind says how each is
+ * read, stored and indexed. */
+typedef struct doc_kind {
+    const char *what;   /* for messages: "article", "FAQ" */
+    const char *seq;    /* sequence of server-assigned ids */
+    const char *prefix; /* of server-assigned ids: "a", "f" */
+    /* The stored version of id (HW_ENOTFOUND when none). */
+    int (*stored_version)(hw_store_txn *w, const char *id, uint64_t *version);
+    int (*put)(hw_store_txn *w, const ProtobufCMessage *doc);
+    int (*index)(hw_index *idx, const ProtobufCMessage *doc, hw_status *st);
+} doc_kind;
+
 typedef struct {
     hw_wctx h;
-    Helpwire__V1__Article article; /* the new version, filled by the write */
+    const doc_kind *kind;
+    ProtobufCMessage *doc; /* the new version, filled by the write */
+    char *id;              /* the doc's id field (HW_STORE_ID_MAX bytes) */
+    uint64_t *version;     /* the doc's version field */
+    int64_t *updated_unix_ms;
     uint64_t expected_version;
     bool id_assigned; /* the write took a number for the id */
-} put_article_ctx;
+} put_doc_ctx;
 
-/* Takes the next free "<prefix>-<n>" id of sequence seq into id. A caller
- * may have chosen such an id by hand, so taken numbers are skipped. */
-static int assign_id(hw_store_txn *w, const char *seq, const char *prefix, char *id,
-                     int (*exists)(hw_store_txn *, const char *))
+/* Takes the next free "<prefix>-<n>" id of the kind's sequence into id. A
+ * caller may have chosen such an id by hand, so taken numbers are skipped. */
+static int assign_id(hw_store_txn *w, const doc_kind *k, char *id)
 {
     for (int tries = 0; tries < 1000; tries++) {
-        uint64_t n;
-        int rc = hw_store_next_seq(w, seq, 1, &n);
+        uint64_t n, v;
+        int rc = hw_store_next_seq(w, k->seq, 1, &n);
         if (rc != HW_OK)
             return rc;
-        snprintf(id, HW_STORE_ID_MAX, "%s-%llu", prefix, (unsigned long long)n);
-        rc = exists(w, id);
+        snprintf(id, HW_STORE_ID_MAX, "%s-%llu", k->prefix, (unsigned long long)n);
+        rc = k->stored_version(w, id, &v);
         if (rc == HW_ENOTFOUND)
             return HW_OK;
         if (rc != HW_OK)
@@ -217,55 +232,106 @@ static int assign_id(hw_store_txn *w, const char *seq, const char *prefix, char 
     return HW_EEXISTS;
 }
 
-static int article_exists(hw_store_txn *w, const char *id)
+static int put_doc_fn(hw_store_txn *w, void *arg)
 {
-    Helpwire__V1__Article *ar;
-    return hw_store_article_get(w, id, hw_store_txn_arena(w), &ar);
-}
-
-static int faq_exists(hw_store_txn *w, const char *id)
-{
-    Helpwire__V1__Faq *fq;
-    return hw_store_faq_get(w, id, hw_store_txn_arena(w), &fq);
-}
-
-static int put_article_fn(hw_store_txn *w, void *arg)
-{
-    put_article_ctx *c = arg;
-    Helpwire__V1__Article *old = NULL;
-    hw_arena *a = hw_store_txn_arena(w);
+    put_doc_ctx *c = arg;
     if (c->id_assigned) /* a rerun: the number taken before was rolled back */
-        c->article.id[0] = '\0';
-    if (c->article.id[0] == '\0') {
-        int rc = assign_id(w, "article", "a", c->article.id, article_exists);
+        c->id[0] = '\0';
+    if (c->id[0] == '\0') {
+        int rc = assign_id(w, c->kind, c->id);
         if (rc != HW_OK)
             return rc;
         c->id_assigned = true;
     }
-    int rc = hw_store_article_get(w, c->article.id, a, &old);
+    uint64_t old = 0;
+    int rc = c->kind->stored_version(w, c->id, &old);
     if (rc != HW_OK && rc != HW_ENOTFOUND)
         return rc;
-    if (c->expected_version && (!old || old->version != c->expected_version))
-        return hw_rpc_wfail(&c->h, HW_ECONFLICT, "article %s is at version %llu, not %llu", c->article.id,
-                            old ? (unsigned long long)old->version : 0ULL,
-                            (unsigned long long)c->expected_version);
-    c->article.version = old ? old->version + 1 : 1;
-    c->article.updated_unix_ms = hw_rpc_now_ms();
-    return hw_store_article_put(w, &c->article, HW_PUT_UPSERT, 0);
+    if (c->expected_version && old != c->expected_version)
+        return hw_rpc_wfail(&c->h, HW_ECONFLICT, "%s %s is at version %llu, not %llu", c->kind->what, c->id,
+                            (unsigned long long)old, (unsigned long long)c->expected_version);
+    *c->version = old + 1;
+    *c->updated_unix_ms = hw_rpc_now_ms();
+    return c->kind->put(w, c->doc);
 }
 
-static void put_article_done(void *arg, int status)
+static void put_doc_done(void *arg, int status)
 {
-    put_article_ctx *c = arg;
+    put_doc_ctx *c = arg;
     if (hw_rpc_write_failed(&c->h, status))
         return;
     hw_status st = {0};
-    int rc = index_article(c->h.app->index, &c->article, &st);
+    int rc = c->kind->index(c->h.app->index, c->doc, &st);
     if (rc != HW_OK)
-        hw_log_event(c->h.app->log, HW_LOG_ERROR, "index_update_failed", "article=%s error=%s", c->article.id,
-                     hw_strerror(rc));
-    hw_call_reply(c->h.call, &c->article.base);
+        hw_log_event(c->h.app->log, HW_LOG_ERROR, "index_update_failed", "kind=%s id=%s error=%s",
+                     c->kind->prefix, c->id, hw_strerror(rc));
+    hw_call_reply(c->h.call, c->doc);
 }
+
+/* Starts the write of doc (a copy in the call's arena, id copied into a
+ * buffer the write may fill). */
+static void put_doc(hw_call *call, void *app, const doc_kind *k, ProtobufCMessage *doc, char **id_field,
+                    uint64_t *version, int64_t *updated, uint64_t expected_version)
+{
+    put_doc_ctx *c = hw_rpc_ctx_new(call, app, sizeof *c);
+    char *id = c ? hw_arena_alloc(hw_call_arena(call), HW_STORE_ID_MAX) : NULL;
+    if (!id) {
+        if (c)
+            hw_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "server out of memory");
+        return;
+    }
+    snprintf(id, HW_STORE_ID_MAX, "%s", *id_field);
+    *id_field = id;
+    c->kind = k;
+    c->doc = doc;
+    c->id = id;
+    c->version = version;
+    c->updated_unix_ms = updated;
+    c->expected_version = expected_version;
+    hw_rpc_write(&c->h, put_doc_fn, put_doc_done);
+}
+
+static int article_version(hw_store_txn *w, const char *id, uint64_t *version)
+{
+    Helpwire__V1__Article *ar;
+    int rc = hw_store_article_get(w, id, hw_store_txn_arena(w), &ar);
+    if (rc == HW_OK)
+        *version = ar->version;
+    return rc;
+}
+
+static int article_put(hw_store_txn *w, const ProtobufCMessage *doc)
+{
+    return hw_store_article_put(w, (const Helpwire__V1__Article *)doc, HW_PUT_UPSERT, 0);
+}
+
+static int article_index(hw_index *idx, const ProtobufCMessage *doc, hw_status *st)
+{
+    return index_article(idx, (const Helpwire__V1__Article *)doc, st);
+}
+
+static const doc_kind article_kind = {"article", "article", "a", article_version, article_put, article_index};
+
+static int faq_version(hw_store_txn *w, const char *id, uint64_t *version)
+{
+    Helpwire__V1__Faq *fq;
+    int rc = hw_store_faq_get(w, id, hw_store_txn_arena(w), &fq);
+    if (rc == HW_OK)
+        *version = fq->version;
+    return rc;
+}
+
+static int faq_put(hw_store_txn *w, const ProtobufCMessage *doc)
+{
+    return hw_store_faq_put(w, (const Helpwire__V1__Faq *)doc, HW_PUT_UPSERT, 0);
+}
+
+static int faq_index(hw_index *idx, const ProtobufCMessage *doc, hw_status *st)
+{
+    return index_faq(idx, (const Helpwire__V1__Faq *)doc, st);
+}
+
+static const doc_kind faq_kind = {"FAQ", "faq", "f", faq_version, faq_put, faq_index};
 
 static bool check_tags(hw_call *call, char **tags, size_t n)
 {
@@ -286,21 +352,15 @@ void hw_knowledge_put_article(hw_call *call, const ProtobufCMessage *request, vo
         !hw_rpc_check_text(call, "article.locale", in->locale, 0, MAX_LOCALE) ||
         !check_tags(call, in->tags, in->n_tags))
         return;
-    hw_arena *a = hw_call_arena(call);
-    put_article_ctx *c = hw_arena_calloc(a, 1, sizeof *c);
-    char *id = c ? hw_arena_alloc(a, HW_STORE_ID_MAX) : NULL;
-    if (!id) {
+    Helpwire__V1__Article *ar = hw_arena_alloc(hw_call_arena(call), sizeof *ar);
+    if (!ar) {
         hw_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "server out of memory");
         return;
     }
-    c->h.call = call;
-    c->h.app = appv;
-    c->article = *in;
-    snprintf(id, HW_STORE_ID_MAX, "%s", in->id);
-    c->article.id = id;
-    c->article.locale = in->locale[0] ? in->locale : "en";
-    c->expected_version = req->expected_version;
-    hw_rpc_write(&c->h, put_article_fn, put_article_done);
+    *ar = *in;
+    ar->locale = in->locale[0] ? in->locale : "en";
+    put_doc(call, appv, &article_kind, &ar->base, &ar->id, &ar->version, &ar->updated_unix_ms,
+            req->expected_version);
 }
 
 void hw_knowledge_get_article(hw_call *call, const ProtobufCMessage *request, void *appv)
@@ -410,50 +470,6 @@ void hw_knowledge_list_articles(hw_call *call, const ProtobufCMessage *request, 
 
 /* ----------------------------------------------------------------- FAQs */
 
-typedef struct {
-    hw_wctx h;
-    Helpwire__V1__Faq faq;
-    uint64_t expected_version;
-    bool id_assigned;
-} put_faq_ctx;
-
-static int put_faq_fn(hw_store_txn *w, void *arg)
-{
-    put_faq_ctx *c = arg;
-    Helpwire__V1__Faq *old = NULL;
-    if (c->id_assigned)
-        c->faq.id[0] = '\0';
-    if (c->faq.id[0] == '\0') {
-        int rc = assign_id(w, "faq", "f", c->faq.id, faq_exists);
-        if (rc != HW_OK)
-            return rc;
-        c->id_assigned = true;
-    }
-    int rc = hw_store_faq_get(w, c->faq.id, hw_store_txn_arena(w), &old);
-    if (rc != HW_OK && rc != HW_ENOTFOUND)
-        return rc;
-    if (c->expected_version && (!old || old->version != c->expected_version))
-        return hw_rpc_wfail(&c->h, HW_ECONFLICT, "FAQ %s is at version %llu, not %llu", c->faq.id,
-                            old ? (unsigned long long)old->version : 0ULL,
-                            (unsigned long long)c->expected_version);
-    c->faq.version = old ? old->version + 1 : 1;
-    c->faq.updated_unix_ms = hw_rpc_now_ms();
-    return hw_store_faq_put(w, &c->faq, HW_PUT_UPSERT, 0);
-}
-
-static void put_faq_done(void *arg, int status)
-{
-    put_faq_ctx *c = arg;
-    if (hw_rpc_write_failed(&c->h, status))
-        return;
-    hw_status st = {0};
-    int rc = index_faq(c->h.app->index, &c->faq, &st);
-    if (rc != HW_OK)
-        hw_log_event(c->h.app->log, HW_LOG_ERROR, "index_update_failed", "faq=%s error=%s", c->faq.id,
-                     hw_strerror(rc));
-    hw_call_reply(c->h.call, &c->faq.base);
-}
-
 void hw_knowledge_put_faq(hw_call *call, const ProtobufCMessage *request, void *appv)
 {
     const Helpwire__V1__PutFaqRequest *req = (const void *)request;
@@ -469,21 +485,15 @@ void hw_knowledge_put_faq(hw_call *call, const ProtobufCMessage *request, void *
         !hw_rpc_check_list(call, "faq.alternate_questions", in->alternate_questions,
                            in->n_alternate_questions, MAX_ALT, MAX_QUESTION))
         return;
-    hw_arena *a = hw_call_arena(call);
-    put_faq_ctx *c = hw_arena_calloc(a, 1, sizeof *c);
-    char *id = c ? hw_arena_alloc(a, HW_STORE_ID_MAX) : NULL;
-    if (!id) {
+    Helpwire__V1__Faq *fq = hw_arena_alloc(hw_call_arena(call), sizeof *fq);
+    if (!fq) {
         hw_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "server out of memory");
         return;
     }
-    c->h.call = call;
-    c->h.app = appv;
-    c->faq = *in;
-    snprintf(id, HW_STORE_ID_MAX, "%s", in->id);
-    c->faq.id = id;
-    c->faq.locale = in->locale[0] ? in->locale : "en";
-    c->expected_version = req->expected_version;
-    hw_rpc_write(&c->h, put_faq_fn, put_faq_done);
+    *fq = *in;
+    fq->locale = in->locale[0] ? in->locale : "en";
+    put_doc(call, appv, &faq_kind, &fq->base, &fq->id, &fq->version, &fq->updated_unix_ms,
+            req->expected_version);
 }
 
 void hw_knowledge_list_faqs(hw_call *call, const ProtobufCMessage *request, void *appv)
