@@ -48,6 +48,19 @@ int br_runtime_subscribe(br_runtime *rt, const br_common *c, Helpwire__V1__Chann
     return br_outbox_start(&rt->ob, &oo);
 }
 
+void br_runtime_serve(br_runtime *rt, const char *prog, const br_common *c, const char *listen, unsigned port)
+{
+    char q[300];
+    br_log_event(rt->log, BR_LOG_INFO, "started", "listen_port=%u helpwire=%s tls=%s token=%s", port,
+                 br_log_quote(c->helpwire, q, sizeof q), c->tls_ca ? "true" : "false",
+                 c->token ? "set" : "unset");
+    const char *colon = strrchr(listen, ':');
+    printf("%s listening on %.*s:%u\n", prog, (int)(colon ? colon - listen : 0), listen, port);
+    fflush(stdout);
+    while (!br_stop_sleep_ms(rt->stop, 1000))
+        ;
+}
+
 void br_runtime_finish(br_runtime *rt, int rc)
 {
     if (rt->stop)

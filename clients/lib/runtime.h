@@ -38,6 +38,12 @@ int br_runtime_start(br_runtime *rt, const char *name, const br_common *c, bool 
 int br_runtime_subscribe(br_runtime *rt, const br_common *c, Helpwire__V1__Channel channel,
                          br_outbox_deliver_fn deliver, void *arg);
 
+/* For a bridge that serves HTTP on listen (bound to port): logs "started",
+ * prints "<prog> listening on HOST:PORT" on stdout (tests and scripts read
+ * it), then waits until SIGTERM/SIGINT. */
+void br_runtime_serve(br_runtime *rt, const char *prog, const br_common *c, const char *listen,
+                      unsigned port);
+
 /* Stops the subscription, closes the channel to helpwired, shuts gRPC and
  * libcurl down, logs "stopped" with the exit status rc, and frees the stop
  * handler and the log. Stop the bridge's own threads and servers first.

@@ -514,15 +514,7 @@ int main(int argc, char **argv)
         fprintf(stderr, PROG ": %s\n", err);
         goto out;
     }
-    char q[300];
-    br_log_event(log, BR_LOG_INFO, "started", "listen_port=%u helpwire=%s tls=%s token=%s",
-                 br_httpd_port(httpd), br_log_quote(cfg.common.helpwire, q, sizeof q),
-                 cfg.common.tls_ca ? "true" : "false", cfg.common.token ? "set" : "unset");
-    printf(PROG " listening on %.*s:%u\n", (int)(strrchr(cfg.listen, ':') - cfg.listen), cfg.listen,
-           br_httpd_port(httpd));
-    fflush(stdout);
-    while (!br_stop_sleep_ms(stop, 1000))
-        ;
+    br_runtime_serve(&rt, PROG, &cfg.common, cfg.listen, br_httpd_port(httpd));
     rc = 0;
 out:
     if (stop)
