@@ -6,7 +6,8 @@ Input is the manifest run.sh writes (tab-separated lines):
   meta    KEY VALUE
   run     WORKLOAD LEVEL TARGET JSON_PATH      (TARGET: ceiling | helpwired)
   skip    WORKLOAD REASON
-  xcheck  TARGET ROUND TOOL RPS CPU_S REQUESTS (TOOL: h2load | helpwire-bench)
+  xcheck  TARGET MODE ROUND TOOL RPS CPU_S REQUESTS
+          (MODE: pinned | shared; TOOL: h2load | helpwire-bench)
 Only figures found in those files are written; nothing is estimated.
 
 The section runs from its "## Load" heading to the next "## " heading;
@@ -47,9 +48,9 @@ def read_manifest(path):
                         "%s at %s: no result (see the run log)" % (target, level))
             elif parts[0] == "skip" and len(parts) >= 3:
                 skips.setdefault(parts[1], []).append(parts[2])
-            elif parts[0] == "xcheck" and len(parts) == 7:
-                _, target, rnd, tool, rps, cpu, reqs = parts
-                xchecks.append({"target": target, "round": int(rnd), "tool": tool,
+            elif parts[0] == "xcheck" and len(parts) == 8:
+                _, target, mode, rnd, tool, rps, cpu, reqs = parts
+                xchecks.append({"target": target, "mode": mode, "round": int(rnd), "tool": tool,
                                 "rps": float(rps), "cpu_s": float(cpu), "requests": int(reqs)})
     return meta, runs, skips, xchecks
 
@@ -129,14 +130,18 @@ def knee_table(runs):
 
 def xcheck_lines(xchecks):
     out = []
-    for target in sorted({x["target"] for x in xchecks}):
-        rows = [x for x in xchecks if x["target"] == target]
+    modes = ["pinned", "shared"]
+    groups = sorted({(x["mode"], x["target"]) for x in xchecks},
+                    key=lambda g: (modes.index(g[0]) if g[0] in modes else 9, g[1]))
+    for mode, target in groups:
+        rows = [x for x in xchecks if x["target"] == target and x["mode"] == mode]
         rounds = sorted({x["round"] for x in rows
                          if {y["tool"] for y in rows if y["round"] == x["round"]} == {"h2load", "helpwire-bench"}})
         if not rounds:
             continue
         out.append("")
-        out.append("**%s**" % target)
+        out.append("**%s, %s**" % (target, {"pinned": "pinned (server on CPU 0, client on CPU 1)",
+                                             "shared": "shared cores (as in the suite)"}.get(mode, mode)))
         out.append("")
         out.append("| round | h2load req/s | helpwire-bench req/s | bench / h2load "
                    "| h2load client CPU µs/req | helpwire-bench client CPU µs/req |")
@@ -169,10 +174,14 @@ def xcheck_lines(xchecks):
                 out.append("Every call carries the same message_id here, so after the first one helpwired "
                            "answers from Route's dedupe record: this is the duplicate path of Route, not the "
                            "suite's Route load above.")
+            if mode == "pinned":
+                out.append("Each tool has a core of its own and the server the other, so both measure what "
+                           "the server can do; this is the comparison of the two tools.")
             else:
                 out.append("helpwire-bench spends %.1f µs of client CPU per call, h2load %.1f µs; client and "
-                           "server share the same cores, so where the server's own cost per call is as small "
-                           "as the echo's, the heavier gRPC C-core client takes cores the server would use." % (
+                           "server share the same cores, so where the server's own cost per call is small, "
+                           "the heavier gRPC C-core client takes CPU the server would use and both tools "
+                           "measure the client as much as the server." % (
                                statistics.median(b_cpu), statistics.median(h_cpu)))
     return out
 

@@ -16,6 +16,9 @@
 #   DURATION=5 WARMUP=1     seconds per cell
 #   WORKLOADS="route search create mixed"
 #   XCHECK_LEVEL=4x64 XCHECK_ROUNDS=3 XCHECK_DURATION=3  (XCHECK_ROUNDS=0: skip)
+#   XCHECK_MODES="pinned shared"  pinned: the server on CPU 0 and the client on
+#                           CPU 1 (taskset), so each tool measures the server
+#                           and not its own CPU cost; shared: as the suite runs
 #   CORPUS=FILE             one query per line; default: Debian package
 #                           summaries from the local apt lists (known-item queries)
 #   BENCH_TOKEN=T           sent as "authorization: Bearer T" to helpwired
@@ -35,6 +38,7 @@ XCHECK_LEVEL=${XCHECK_LEVEL:-4x64}
 XCHECK_ROUNDS=${XCHECK_ROUNDS:-3}
 XCHECK_DURATION=${XCHECK_DURATION:-3}
 XCHECK_WARMUP=${XCHECK_WARMUP:-1}
+XCHECK_MODES=${XCHECK_MODES:-"pinned shared"}
 RESULTS=${RESULTS:-$ROOT/bench/RESULTS.md}
 PLOTS=${PLOTS:-$ROOT/bench/plots}
 BAZEL_STARTUP=${BENCH_BAZEL_STARTUP:-"--output_base=$HOME/.cache/bazel-bench"}
@@ -290,17 +294,25 @@ print("%.3f" % (secs(sys.argv[2]) - secs(sys.argv[1])))' "$WORK/times.before" "$
   return $rc
 }
 
+# xcheck TARGET PORT PID MODE: alternating h2load and helpwire-bench rounds.
+# MODE pinned: the server's threads on CPU 0, the client on CPU 1, one client
+# thread; shared: nobody pinned, as in the suite.
 xcheck() {
-  local target=$1 port=$2
+  local target=$1 port=$2 pid=$3 mode=$4
   local conns=${XCHECK_LEVEL%x*} streams=${XCHECK_LEVEL#*x}
   local threads=$((conns < CORES ? conns : CORES))
   local body="$WORK/route-request.bin"
-  local auth=()
+  local auth=() pin=()
   [ "$target" = helpwired ] && auth=("${H2_AUTH[@]}")
+  if [ "$mode" = pinned ]; then
+    taskset -a -p -c 0 "$pid" >/dev/null || return 1
+    pin=(taskset -c 1)
+    threads=1
+  fi
   "$BENCH" --dump-request "$body" --mix Route --run-id xcheck "${CORPUS_ARGS[@]}" || return 1
   for round in $(seq "$XCHECK_ROUNDS"); do
-    log "-- cross-check $target round $round: h2load"
-    cpu_of_child h2load -D "$XCHECK_DURATION" --warm-up-time="$XCHECK_WARMUP" -c "$conns" -m "$streams" \
+    log "-- cross-check $target ($mode) round $round: h2load"
+    cpu_of_child "${pin[@]}" h2load -D "$XCHECK_DURATION" --warm-up-time="$XCHECK_WARMUP" -c "$conns" -m "$streams" \
       -t "$threads" -d "$body" -H 'content-type: application/grpc' -H 'te: trailers' "${auth[@]}" \
       "http://127.0.0.1:$port/helpwire.v1.Router/Route" >"$WORK/h2load-$target-$round.txt" 2>&1
     local h_rps h_done
@@ -308,26 +320,28 @@ xcheck() {
     h_done=$(sed -n 's/^requests: .* \([0-9]*\) succeeded.*/\1/p' "$WORK/h2load-$target-$round.txt")
     if [ -z "$h_rps" ] || [ -z "$h_done" ]; then
       skip xcheck "h2load gave no result against $target: $(tail -1 "$WORK/h2load-$target-$round.txt")"
-      return 1
+      break
     fi
-    printf 'xcheck\t%s\t%s\th2load\t%s\t%s\t%s\n' "$target" "$round" "$h_rps" "$CHILD_CPU" "$h_done" >>"$MANIFEST"
+    printf 'xcheck\t%s\t%s\t%s\th2load\t%s\t%s\t%s\n' "$target" "$mode" "$round" "$h_rps" "$CHILD_CPU" "$h_done" >>"$MANIFEST"
     log "   h2load $h_rps req/s"
-    log "-- cross-check $target round $round: helpwire-bench"
+    log "-- cross-check $target ($mode) round $round: helpwire-bench"
     local json="$WORK/xcheck-$target-$round.json"
-    cpu_of_child "$BENCH" --target "127.0.0.1:$port" --connections "$conns" --concurrency "$streams" \
+    cpu_of_child "${pin[@]}" "$BENCH" --target "127.0.0.1:$port" --connections "$conns" --concurrency "$streams" \
       --threads "$threads" --duration "$XCHECK_DURATION" --warmup "$XCHECK_WARMUP" --mix Route \
       --request-file "$body" "${TOKEN_ARGS[@]}" --json "$json" >/dev/null 2>&1
     local b
     b=$("$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["throughput_rps"], d["requests"] + d["warmup_requests"], d["requests"])' "$json" 2>/dev/null) || {
       skip xcheck "helpwire-bench gave no result against $target"
-      return 1
+      break
     }
     # CPU covers warm-up too: divide by all calls made (h2load's count
     # excludes its warm-up, so its CPU per request is an upper bound).
     set -- $b
-    printf 'xcheck\t%s\t%s\thelpwire-bench\t%s\t%s\t%s\n' "$target" "$round" "$1" "$CHILD_CPU" "$2" >>"$MANIFEST"
+    printf 'xcheck\t%s\t%s\t%s\thelpwire-bench\t%s\t%s\t%s\n' "$target" "$mode" "$round" "$1" "$CHILD_CPU" "$2" >>"$MANIFEST"
     log "   helpwire-bench $1 req/s"
   done
+  [ "$mode" = pinned ] && taskset -a -p -c "0-$((CORES - 1))" "$pid" >/dev/null
+  return 0
 }
 
 if [ "$XCHECK_ROUNDS" -gt 0 ]; then
@@ -336,12 +350,18 @@ if [ "$XCHECK_ROUNDS" -gt 0 ]; then
     meta xcheck_duration "$XCHECK_DURATION"
     meta xcheck_warmup "$XCHECK_WARMUP"
     meta h2load_version "$(h2load --version 2>/dev/null | sed -n 's/^h2load nghttp2\///p')"
-    xcheck ceiling "$CEILING_PORT"
-    if [ "${AVAILABLE[route]:-0}" = 1 ]; then
-      xcheck helpwired "$SERVER_PORT"
-    else
-      skip xcheck "helpwired Route not available; cross-checked against the ceiling only"
-    fi
+    for mode in $XCHECK_MODES; do
+      if [ "$mode" = pinned ] && { [ "$CORES" -lt 2 ] || ! command -v taskset >/dev/null; }; then
+        skip xcheck "pinned mode needs 2 CPUs and taskset"
+        continue
+      fi
+      xcheck ceiling "$CEILING_PORT" "$CEILING_PID" "$mode"
+      if [ "${AVAILABLE[route]:-0}" = 1 ]; then
+        xcheck helpwired "$SERVER_PORT" "$SERVER_PID" "$mode"
+      else
+        skip xcheck "helpwired Route not available; cross-checked against the ceiling only"
+      fi
+    done
   else
     skip xcheck "h2load not installed (apt-get install nghttp2-client)"
   fi
