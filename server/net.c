@@ -94,6 +94,7 @@ struct hw_call {
      * frees: the completion queue orders them, but TSan cannot see it. */
     atomic_int published;
     bool answered;         /* unary: reply or fail was called */
+    bool admitted;         /* counted in net->admitted (the --max-in-flight bound) */
     const void *principal; /* set by the authorization hook */
 
     /* streaming only */
@@ -119,7 +120,8 @@ struct hw_net {
     hw_worker *workers;
     char bound[HW_MAX_LISTEN][300];
     atomic_bool draining;
-    atomic_int_fast64_t live; /* accepted calls not yet freed */
+    atomic_int_fast64_t live;     /* accepted calls not yet freed */
+    atomic_int_fast64_t admitted; /* calls under the max_in_flight bound, not yet freed */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool shutdown_done;
@@ -252,6 +254,8 @@ static void call_destroy(hw_call *c)
         pthread_mutex_destroy(&c->mu);
     }
     hw_arena_destroy(c->arena);
+    if (c->admitted)
+        atomic_fetch_sub(&net->admitted, 1);
     slot_free(c);
     if (atomic_fetch_sub(&net->live, 1) == 1 && atomic_load(&net->draining)) {
         pthread_mutex_lock(&net->mu);
@@ -765,6 +769,20 @@ static void accept_call(hw_call *c)
     }
 }
 
+/* Takes one of the max_in_flight places for c, or says there is none. Calls
+ * being refused do not hold a place: under a flood of them the admitted
+ * calls keep the whole bound, so their latency does not depend on how many
+ * are refused. */
+static bool admit(hw_net *net, hw_call *c)
+{
+    if (atomic_fetch_add(&net->admitted, 1) >= net->o.max_in_flight) {
+        atomic_fetch_sub(&net->admitted, 1);
+        return false;
+    }
+    c->admitted = true;
+    return true;
+}
+
 static void handle_event(hw_worker *w, hw_tag *tag, bool ok)
 {
     hw_net *net = w->net;
@@ -779,8 +797,7 @@ static void handle_event(hw_worker *w, hw_tag *tag, bool ok)
         accept_call(c);
         if (!c->arena)
             return;
-        if (net->o.max_in_flight > 0 && !(c->method->allow & HW_ALLOW_PUBLIC) &&
-            atomic_load(&net->live) > net->o.max_in_flight) {
+        if (net->o.max_in_flight > 0 && !(c->method->allow & HW_ALLOW_PUBLIC) && !admit(net, c)) {
             hw_metrics_shed(net->o.metrics);
             hw_call_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "server overloaded: more than %d calls in flight",
                          net->o.max_in_flight);
@@ -972,6 +989,10 @@ int hw_net_start(hw_net *net, char *err, size_t errlen)
             return -1;
         }
         net->workers[i].running = true;
+        char tname[32];
+        snprintf(tname, sizeof tname, "hw-worker-%d", i);
+        tname[15] = '\0'; /* the kernel's limit */
+        pthread_setname_np(net->workers[i].thread, tname);
     }
     return 0;
 }

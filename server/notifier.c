@@ -428,6 +428,7 @@ int hw_notifier_create(hw_notifier **out, hw_app *app)
         goto fail;
     }
     n->thread_started = true;
+    pthread_setname_np(n->thread, "hw-notifier");
     *out = n;
     return HW_OK;
 fail:

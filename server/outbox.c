@@ -361,6 +361,7 @@ int hw_outbox_create(hw_outbox **out, hw_app *app)
         goto fail;
     }
     ob->thread_started = true;
+    pthread_setname_np(ob->thread, "hw-outbox");
     *out = ob;
     return HW_OK;
 fail:

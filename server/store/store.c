@@ -1183,6 +1183,7 @@ int hw_store_open(hw_store **out, const hw_store_options *opts, char *err, size_
         goto fail;
     }
     s->writer_started = 1;
+    pthread_setname_np(s->writer, "hw-writer");
     *out = s;
     return HW_OK;
 fail:
