@@ -6,6 +6,7 @@
 #ifndef HW_APP_H
 #define HW_APP_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "server/health.h"
@@ -24,11 +25,14 @@ typedef struct hw_reflection hw_reflection;
 
 /* Per worker thread: created by the worker itself when it starts. */
 typedef struct hw_tokenizer hw_tokenizer;
+typedef struct hw_skill_model hw_skill_model;
 
 typedef struct hw_worker_ctx {
     hw_store_reader *reader;
     hw_searcher *searcher;
-    hw_tokenizer *tokenizer; /* for skill classification */
+    hw_tokenizer *tokenizer;     /* for skill classification */
+    hw_skill_model *skill_model; /* the skills' keywords, tokenized; NULL until first used */
+    uint64_t skill_model_gen;    /* the app's skills_gen it was built at */
 } hw_worker_ctx;
 
 /* Domain settings from the configuration. */
@@ -46,11 +50,12 @@ typedef struct hw_app {
     hw_metrics *metrics;
     hw_store *store;
     hw_index *index;
-    hw_outbox *outbox;         /* Outbox hub */
-    hw_notifier *notifier;     /* supervisor webhook sender */
-    hw_watch *watch;           /* WatchTickets hub */
-    hw_reflection *reflection; /* server reflection index */
-    hw_worker_ctx *workers;    /* [threads] */
+    hw_outbox *outbox;               /* Outbox hub */
+    hw_notifier *notifier;           /* supervisor webhook sender */
+    hw_watch *watch;                 /* WatchTickets hub */
+    hw_reflection *reflection;       /* server reflection index */
+    hw_worker_ctx *workers;          /* [threads] */
+    atomic_uint_fast64_t skills_gen; /* bumped after every committed skill change */
     int n_workers;
     hw_settings settings;
     int64_t started_unix_ms;

@@ -21,45 +21,125 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-const char *hw_classify(hw_tokenizer *tok, Helpwire__V1__Skill *const *skills, size_t n_skills,
-                        const char *text, double *score)
-{
-    *score = 0;
-    const hw_token *toks;
+/* A skill's keywords as term hashes: each keyword is the list of its terms. */
+typedef struct {
+    uint64_t *terms; /* [n] */
     size_t n;
-    if (hw_tokenize(tok, text, strlen(text), &toks, &n, NULL) != HW_OK || n == 0)
-        return HW_FALLBACK_QUEUE;
-    if (n > MAX_TEXT_TERMS)
-        n = MAX_TEXT_TERMS;
-    /* The text's term hashes, sorted, survive the keyword tokenizations. */
-    uint64_t *have = malloc(n * sizeof *have);
-    if (!have)
-        return HW_FALLBACK_QUEUE;
-    for (size_t i = 0; i < n; i++)
-        have[i] = toks[i].hash;
-    qsort(have, n, sizeof *have, cmp_u64);
-    const char *best = HW_FALLBACK_QUEUE;
-    for (size_t s = 0; s < n_skills; s++) {
-        double sc = 0;
+} kw_terms;
+
+typedef struct {
+    char *name;
+    kw_terms *kws; /* [n_kws]; keywords with no valid term are left out */
+    size_t n_kws;
+} skill_terms;
+
+struct hw_skill_model {
+    skill_terms *skills; /* [n] */
+    size_t n;
+};
+
+void hw_skill_model_free(hw_skill_model *m)
+{
+    if (!m)
+        return;
+    for (size_t s = 0; s < m->n; s++) {
+        for (size_t k = 0; k < m->skills[s].n_kws; k++)
+            free(m->skills[s].kws[k].terms);
+        free(m->skills[s].kws);
+        free(m->skills[s].name);
+    }
+    free(m->skills);
+    free(m);
+}
+
+int hw_skill_model_build(hw_tokenizer *tok, Helpwire__V1__Skill *const *skills, size_t n_skills,
+                         hw_skill_model **out)
+{
+    *out = NULL;
+    hw_skill_model *m = calloc(1, sizeof *m);
+    if (!m || (n_skills && !(m->skills = calloc(n_skills, sizeof *m->skills))))
+        goto nomem;
+    for (size_t s = 0; s < n_skills; s++, m->n++) {
+        skill_terms *st = &m->skills[s];
+        if (!(st->name = strdup(skills[s]->name ? skills[s]->name : "")))
+            goto nomem;
+        if (skills[s]->n_keywords && !(st->kws = calloc(skills[s]->n_keywords, sizeof *st->kws)))
+            goto nomem;
         for (size_t k = 0; k < skills[s]->n_keywords; k++) {
             const char *kw = skills[s]->keywords[k];
             const hw_token *kt;
             size_t kn;
             if (hw_tokenize(tok, kw, strlen(kw), &kt, &kn, NULL) != HW_OK || kn == 0)
-                continue;
-            size_t found = 0;
+                continue; /* invalid UTF-8 or no terms: the keyword never matches */
+            kw_terms *t = &st->kws[st->n_kws];
+            if (!(t->terms = malloc(kn * sizeof *t->terms)))
+                goto nomem;
             for (size_t i = 0; i < kn; i++)
-                found += bsearch(&kt[i].hash, have, n, sizeof *have, cmp_u64) != NULL;
-            if (found == kn)
-                sc += (double)kn;
+                t->terms[i] = kt[i].hash;
+            t->n = kn;
+            st->n_kws++;
+        }
+    }
+    *out = m;
+    return HW_OK;
+nomem:
+    hw_skill_model_free(m);
+    return HW_ENOMEM;
+}
+
+/* Index of the best-scoring skill of m for text, or -1 (fallback). */
+static long best_skill(const hw_skill_model *m, hw_tokenizer *tok, const char *text, double *score)
+{
+    *score = 0;
+    const hw_token *toks;
+    size_t n;
+    if (hw_tokenize(tok, text, strlen(text), &toks, &n, NULL) != HW_OK || n == 0)
+        return -1;
+    if (n > MAX_TEXT_TERMS)
+        n = MAX_TEXT_TERMS;
+    uint64_t *have = malloc(n * sizeof *have);
+    if (!have)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        have[i] = toks[i].hash;
+    qsort(have, n, sizeof *have, cmp_u64);
+    long best = -1;
+    for (size_t s = 0; s < m->n; s++) {
+        double sc = 0;
+        for (size_t k = 0; k < m->skills[s].n_kws; k++) {
+            const kw_terms *t = &m->skills[s].kws[k];
+            size_t found = 0;
+            for (size_t i = 0; i < t->n; i++)
+                found += bsearch(&t->terms[i], have, n, sizeof *have, cmp_u64) != NULL;
+            if (found == t->n)
+                sc += (double)t->n;
         }
         if (sc > *score) {
             *score = sc;
-            best = skills[s]->name;
+            best = (long)s;
         }
     }
     free(have);
     return best;
+}
+
+const char *hw_skill_model_classify(const hw_skill_model *m, hw_tokenizer *tok, const char *text,
+                                    double *score)
+{
+    long b = best_skill(m, tok, text, score);
+    return b < 0 ? HW_FALLBACK_QUEUE : m->skills[b].name;
+}
+
+const char *hw_classify(hw_tokenizer *tok, Helpwire__V1__Skill *const *skills, size_t n_skills,
+                        const char *text, double *score)
+{
+    *score = 0;
+    hw_skill_model *m;
+    if (hw_skill_model_build(tok, skills, n_skills, &m) != HW_OK)
+        return HW_FALLBACK_QUEUE;
+    long b = best_skill(m, tok, text, score);
+    hw_skill_model_free(m);
+    return b < 0 ? HW_FALLBACK_QUEUE : skills[b]->name;
 }
 
 /* ASCII-lowercased copy for matching English urgent words. */

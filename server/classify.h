@@ -28,6 +28,24 @@
 const char *hw_classify(hw_tokenizer *tok, Helpwire__V1__Skill *const *skills, size_t n_skills,
                         const char *text, double *score);
 
+/* Every skill's keywords, tokenized once: what hw_classify computes on each
+ * call, kept by a worker for as long as the skills do not change. Owns
+ * copies of everything it needs; immutable once built, so one thread builds
+ * it and then may share it read-only. */
+typedef struct hw_skill_model hw_skill_model;
+
+/* Builds the model of skills (tok is the calling thread's tokenizer).
+ * @return HW_OK; HW_ENOMEM (*out NULL). */
+int hw_skill_model_build(hw_tokenizer *tok, Helpwire__V1__Skill *const *skills, size_t n_skills,
+                         hw_skill_model **out);
+
+/* hw_classify against a built model; the name returned is owned by m. */
+const char *hw_skill_model_classify(const hw_skill_model *m, hw_tokenizer *tok, const char *text,
+                                    double *score);
+
+/* NULL is a no-op. */
+void hw_skill_model_free(hw_skill_model *m);
+
 /* The priority of a new ticket and the rule that decided it, e.g.
  * "urgent-word:紧急", "tier:vip", "skill-default:billing" or "default"
  * (allocated in a). skill may be NULL. */

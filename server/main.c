@@ -26,6 +26,7 @@
 #include "server/search/index.h"
 #include "server/store/records.h"
 #include "server/store/store.h"
+#include "server/classify.h"
 #include "server/config.h"
 #include "server/health.h"
 #include "server/log.h"
@@ -119,6 +120,8 @@ static void worker_stop(void *appv, int i)
 {
     hw_app *app = appv;
     hw_worker_ctx *w = &app->workers[i];
+    hw_skill_model_free(w->skill_model);
+    w->skill_model = NULL;
     hw_tokenizer_destroy(w->tokenizer);
     hw_searcher_destroy(w->searcher);
     hw_store_reader_destroy(w->reader);

@@ -534,6 +534,7 @@ static void skill_done(void *arg, int status)
     agent_ctx *c = arg;
     if (hw_rpc_write_failed(&c->h, status))
         return;
+    atomic_fetch_add(&c->h.app->skills_gen, 1); /* workers reload their skill model */
     hw_call_reply(c->h.call, &c->skill.base);
 }
 

@@ -191,12 +191,6 @@ void hw_router_route(hw_call *call, const ProtobufCMessage *request, void *appv)
         return;
     bool dup = false;
     int rc = load_duplicate(t, c, &dup);
-    Helpwire__V1__Skill **skills = NULL;
-    size_t n_skills = 0;
-    if (rc == HW_OK && !dup) {
-        hw_store_cursor cur = {0};
-        rc = hw_store_skill_list(t, &cur, HW_STORE_LIST_MAX, a, &skills, &n_skills);
-    }
     hw_rpc_read_end(call, app);
     if (rc != HW_OK) {
         hw_rpc_fail(call, rc, "reading the store failed: %s", hw_strerror(rc));
@@ -206,9 +200,10 @@ void hw_router_route(hw_call *call, const ProtobufCMessage *request, void *appv)
         hw_call_reply(call, &c->reply.base);
         return;
     }
+    c->queue = hw_tickets_classify(call, app, req->text);
+    if (!c->queue)
+        return;
     hw_worker_ctx *wk = &app->workers[hw_call_worker(call)];
-    double score;
-    c->queue = hw_classify(wk->tokenizer, skills, n_skills, req->text, &score);
     hw_status st = {0};
     rc = hw_index_answer(wk->searcher, req->text, strlen(req->text), c->locale,
                          app->settings.answer_threshold, a, &c->ans, &st);

@@ -222,6 +222,24 @@ class Agents(unittest.TestCase):
         self.assertEqual(t2.assignee_agent_id, "dave")
         self.assertEqual(self.admin.call("helpwire.v1.Agents/GetAgent", agentId="dave").open_tickets, 1)
 
+    def test_a_changed_skill_classifies_the_next_message(self):
+        def queue_of(text, n):
+            self.__class__.serial = getattr(self.__class__, "serial", 0) + 1
+            user = "zoo-%d" % self.__class__.serial
+            return self.bridge.call("helpwire.v1.Router/Route", channel=TG, channelUserId=user, displayName="Z",
+                                    text=text, messageId=user).queue
+
+        # Several calls, so every worker has classified (and kept its skills) before the change.
+        for i in range(8):
+            self.assertEqual(queue_of("my zebra escaped %d" % i, i), "general")
+        self.admin.call("helpwire.v1.Agents/PutSkill", skill={"name": "zoo", "keywords": ["zebra"]})
+        for i in range(8):
+            self.assertEqual(queue_of("my zebra escaped again %d" % i, i), "zoo")
+        self.admin.call("helpwire.v1.Agents/PutSkill", skill={"name": "zoo", "keywords": ["giraffe"]})
+        for i in range(8):
+            self.assertEqual(queue_of("my zebra escaped once more %d" % i, i), "general")
+            self.assertEqual(queue_of("the giraffe is sad %d" % i, i), "zoo")
+
     def test_agent_with_unknown_skill_is_refused(self):
         with self.assertRaises(grpc.RpcError) as cm:
             self.admin.call("helpwire.v1.Agents/PutAgent", agent={"id": "eve", "name": "Eve", "skills": ["nope"]})
