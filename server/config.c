@@ -57,6 +57,10 @@ static const opt_def options[] = {
     {"max-in-flight", OPT_INT, OFF(max_in_flight), 0, 1 << 24, "N",
      "Calls handled at once; beyond it new calls get RESOURCE_EXHAUSTED at once (health checks are "
      "exempt). 0 = unbounded. Default 4096."},
+    {"latency-target-us", OPT_INT, OFF(latency_target_us), 0, 60000000, "US",
+     "Adaptive admission: unary calls are let in under a limit (at most --max-in-flight) that "
+     "follows their mean latency, cut when it is above US microseconds and grown while calls are "
+     "refused under it; beyond the limit RESOURCE_EXHAUSTED at once. 0 = off (default)."},
     {"metrics", OPT_STRING, OFF(metrics_addr), 0, 0, "ADDR",
      "Serve Prometheus metrics at http://ADDR/metrics (IPv4 host:port). Default: off."},
     {"tls-listen", OPT_TLS_LISTEN, OFF(tls_listen), 0, 0, "ADDR",

@@ -31,6 +31,7 @@ typedef struct hw_config {
     int64_t drain_timeout_ms;                     /* --drain-timeout-ms */
     int64_t drain_grace_ms;                       /* --drain-grace-ms: NOT_SERVING before closing */
     int64_t max_in_flight;                        /* --max-in-flight: 0 = unbounded */
+    int64_t latency_target_us;                    /* --latency-target-us: 0 = fixed bound only */
     const char *metrics_addr;                     /* --metrics */
     const char *tls_listen[HW_CONFIG_MAX_LISTEN]; /* --tls-listen, repeatable */
     size_t n_tls_listen;

@@ -131,6 +131,16 @@ static void worker_stop(void *appv, int i)
     hw_index_reader_unregister();
 }
 
+/* The admission limit for the metrics endpoint (moves with
+ * --latency-target-us; else --max-in-flight, 0 = none). */
+static void collect_admission(void *netv, FILE *out)
+{
+    fprintf(out,
+            "# HELP helpwire_admission_limit Unary calls let in at once now; beyond it RESOURCE_EXHAUSTED.\n"
+            "# TYPE helpwire_admission_limit gauge\nhelpwire_admission_limit %lld\n",
+            (long long)hw_net_admission_limit(netv));
+}
+
 /* Store and index gauges for the metrics endpoint. */
 static void collect_store(void *appv, FILE *out)
 {
@@ -402,6 +412,7 @@ int main(int argc, char **argv)
         .tls_key_pem = tls_key,
         .tls_client_ca_pem = tls_ca,
         .max_in_flight = (int)cfg.max_in_flight,
+        .latency_target_us = (int)cfg.latency_target_us,
         .metrics = metrics,
         .threads = threads,
         .calls_per_method = (int)cfg.calls_per_method,
@@ -425,6 +436,7 @@ int main(int argc, char **argv)
     app.net = net;
     hw_metrics_set_in_flight(metrics, in_flight_of, net);
     hw_metrics_add_collector(metrics, collect_store, &app);
+    hw_metrics_add_collector(metrics, collect_admission, net);
     dm.app = &app;
     if (hw_store_reader_create(store, &dm.reader) != HW_OK)
         hw_log_event(log, HW_LOG_WARN, "metrics_reader_failed", "effect=no_outbox_backlog_metric");

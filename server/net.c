@@ -95,6 +95,7 @@ struct hw_call {
     atomic_int published;
     bool answered;         /* unary: reply or fail was called */
     bool admitted;         /* counted in net->admitted (the --max-in-flight bound) */
+    bool adaptive;         /* unary, admitted: counted in net->unary_admitted, timed for the limit */
     const void *principal; /* set by the authorization hook */
 
     /* streaming only */
@@ -122,6 +123,12 @@ struct hw_net {
     atomic_bool draining;
     atomic_int_fast64_t live;     /* accepted calls not yet freed */
     atomic_int_fast64_t admitted; /* calls under the max_in_flight bound, not yet freed */
+    /* Adaptive admission (latency_target_us > 0): unary calls also need a
+     * place under `limit`, which follows their latency (see adapt()). */
+    atomic_int_fast64_t unary_admitted;
+    atomic_int_fast64_t limit;
+    atomic_int_fast64_t win_start_ns, win_sum_ns, win_count;
+    atomic_bool win_refused; /* a unary call was refused by limit in this window */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool shutdown_done;
@@ -217,6 +224,57 @@ static void post_unregistered(hw_worker *w)
     }
 }
 
+/* ------------------------------------------------- adaptive admission */
+
+#define ADAPT_WINDOW_NS (100 * 1000 * 1000LL)
+#define ADAPT_MIN_SAMPLES 8
+
+/* Records one admitted unary call's latency; once per window, moves the
+ * limit. Written by hand (it is a dozen lines of arithmetic): mean latency
+ * of the window above the target cuts the limit in proportion (at most by
+ * half); at or under it, and calls were refused, the limit grows by a
+ * sixteenth. The limit stays within [HW_NET_MIN_LIMIT, max_in_flight], so
+ * the admitted calls' latency stays near the target however many are
+ * refused: when refusing takes CPU from serving, fewer are let in instead
+ * of each waiting longer. Windows race benignly: one thread wins the
+ * window's compare-and-swap and applies it. */
+static void adapt(hw_net *net, int64_t latency_ns)
+{
+    atomic_fetch_add_explicit(&net->win_sum_ns, latency_ns, memory_order_relaxed);
+    atomic_fetch_add_explicit(&net->win_count, 1, memory_order_relaxed);
+    int64_t now = now_ns();
+    int64_t start = atomic_load_explicit(&net->win_start_ns, memory_order_relaxed);
+    if (now - start < ADAPT_WINDOW_NS || !atomic_compare_exchange_strong(&net->win_start_ns, &start, now))
+        return;
+    int64_t n = atomic_exchange(&net->win_count, 0);
+    int64_t sum = atomic_exchange(&net->win_sum_ns, 0);
+    bool refused = atomic_exchange(&net->win_refused, false);
+    if (n < ADAPT_MIN_SAMPLES)
+        return;
+    double mean_us = (double)sum / (double)n / 1000.0;
+    double target = net->o.latency_target_us;
+    int64_t lim = atomic_load(&net->limit), next = lim;
+    if (mean_us > target) {
+        double f = target / mean_us;
+        next = (int64_t)((double)lim * (f < 0.5 ? 0.5 : f));
+    } else if (refused) {
+        next = lim + (lim / 16 > 1 ? lim / 16 : 1);
+    }
+    int64_t max = net->o.max_in_flight > 0 ? net->o.max_in_flight : INT32_MAX;
+    if (next < HW_NET_MIN_LIMIT)
+        next = HW_NET_MIN_LIMIT;
+    if (next > max)
+        next = max;
+    atomic_store(&net->limit, next);
+}
+
+int64_t hw_net_admission_limit(const hw_net *net)
+{
+    if (net->o.latency_target_us > 0)
+        return atomic_load(&((hw_net *)net)->limit);
+    return net->o.max_in_flight;
+}
+
 /* ---------------------------------------------------------- call ending */
 
 static void call_destroy(hw_call *c)
@@ -254,6 +312,10 @@ static void call_destroy(hw_call *c)
         pthread_mutex_destroy(&c->mu);
     }
     hw_arena_destroy(c->arena);
+    if (c->adaptive) {
+        atomic_fetch_sub(&net->unary_admitted, 1);
+        adapt(net, now_ns() - c->start_ns);
+    }
     if (c->admitted)
         atomic_fetch_sub(&net->admitted, 1);
     slot_free(c);
@@ -775,11 +837,25 @@ static void accept_call(hw_call *c)
  * are refused. */
 static bool admit(hw_net *net, hw_call *c)
 {
-    if (atomic_fetch_add(&net->admitted, 1) >= net->o.max_in_flight) {
-        atomic_fetch_sub(&net->admitted, 1);
-        return false;
+    if (net->o.max_in_flight > 0) {
+        if (atomic_fetch_add(&net->admitted, 1) >= net->o.max_in_flight) {
+            atomic_fetch_sub(&net->admitted, 1);
+            return false;
+        }
+        c->admitted = true;
     }
-    c->admitted = true;
+    if (net->o.latency_target_us > 0 && !c->method->server_streaming && !c->method->client_streaming) {
+        if (atomic_fetch_add(&net->unary_admitted, 1) >= atomic_load(&net->limit)) {
+            atomic_fetch_sub(&net->unary_admitted, 1);
+            atomic_store(&net->win_refused, true);
+            if (c->admitted) {
+                atomic_fetch_sub(&net->admitted, 1);
+                c->admitted = false;
+            }
+            return false;
+        }
+        c->adaptive = true;
+    }
     return true;
 }
 
@@ -797,10 +873,12 @@ static void handle_event(hw_worker *w, hw_tag *tag, bool ok)
         accept_call(c);
         if (!c->arena)
             return;
-        if (net->o.max_in_flight > 0 && !(c->method->allow & HW_ALLOW_PUBLIC) && !admit(net, c)) {
+        if ((net->o.max_in_flight > 0 || net->o.latency_target_us > 0) &&
+            !(c->method->allow & HW_ALLOW_PUBLIC) && !admit(net, c)) {
             hw_metrics_shed(net->o.metrics);
-            hw_call_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "server overloaded: more than %d calls in flight",
-                         net->o.max_in_flight);
+            hw_call_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED,
+                         "server overloaded: %lld calls in flight, the limit; retry with backoff",
+                         (long long)hw_net_admission_limit(net));
             return;
         }
         serve_registered(c);
@@ -888,6 +966,15 @@ int hw_net_create(hw_net **out, const hw_net_options *o, char *err, size_t errle
         return -1;
     }
     net->o = *o;
+    {
+        int64_t start_limit = HW_NET_START_LIMIT;
+        if (o->max_in_flight > 0 && o->max_in_flight < start_limit)
+            start_limit = o->max_in_flight;
+        if (start_limit < HW_NET_MIN_LIMIT)
+            start_limit = HW_NET_MIN_LIMIT;
+        atomic_init(&net->limit, start_limit);
+        atomic_init(&net->win_start_ns, now_ns());
+    }
     pthread_mutex_init(&net->mu, NULL);
     pthread_cond_init(&net->cv, NULL);
     pthread_mutex_init(&net->streams_mu, NULL);

@@ -73,9 +73,13 @@ typedef struct hw_net_options {
     const char *tls_key_pem;       /* private key, PEM text */
     const char *tls_client_ca_pem; /* non-NULL: require and verify client certificates */
     int max_in_flight;             /* 0 = unbounded; public methods exempt */
-    hw_metrics *metrics;           /* may be NULL */
-    int threads;                   /* >= 1 */
-    int calls_per_method;          /* pre-requested per method and worker */
+    /* > 0: unary calls are also admitted under a limit that adapts (within
+     * [HW_NET_MIN_LIMIT, max_in_flight]) so that their mean latency stays
+     * near this many microseconds; streams are exempt from it. */
+    int latency_target_us;
+    hw_metrics *metrics;  /* may be NULL */
+    int threads;          /* >= 1 */
+    int calls_per_method; /* pre-requested per method and worker */
     int max_message_bytes;
     int max_concurrent_streams;
     int keepalive_time_ms;
@@ -127,6 +131,14 @@ void hw_net_destroy(hw_net *net);
 
 /* Calls currently being handled. */
 int64_t hw_net_calls_in_flight(const hw_net *net);
+
+/* The adaptive admission limit's bounds and first value. */
+#define HW_NET_MIN_LIMIT 4
+#define HW_NET_START_LIMIT 64
+
+/* Unary calls admitted at once now: the adaptive limit when
+ * latency_target_us is set, else max_in_flight (0 = unbounded). */
+int64_t hw_net_admission_limit(const hw_net *net);
 
 /* ---- per call (valid from the handler until the call ends) ---- */
 

@@ -137,6 +137,60 @@ class Tokens(unittest.TestCase):
 
 
 class Overload(unittest.TestCase):
+    def test_adaptive_limit_follows_latency(self):
+        # A 1 µs target is always missed, so each 100 ms window with calls
+        # halves the limit until it rests at the minimum, 4; twelve callers
+        # then find it full.
+        server = hwclient.Server("--demo", "--latency-target-us", "1", "--metrics", "127.0.0.1:0")
+
+        def limit():
+            with urllib.request.urlopen(server.metrics_url, timeout=10) as r:
+                text = r.read().decode()
+            return int([l for l in text.splitlines() if l.startswith("helpwire_admission_limit ")][0].split()[1])
+
+        try:
+            self.assertEqual(limit(), 64)  # the first value
+            stop = threading.Event()
+            outcomes = []
+
+            def hammer(k):
+                c = server.client(api=API, role="bridge")
+                i = 0
+                while not stop.is_set():
+                    i += 1
+                    try:
+                        c.call("helpwire.v1.Router/Route", channel=TG, channelUserId="ad-%d" % k, displayName="A",
+                               text="where is my parcel %d" % i, messageId="ad-%d-%d" % (k, i))
+                        outcomes.append("OK")
+                    except grpc.RpcError as e:
+                        outcomes.append(e.code().name)
+                        if e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                            self.assertIn("overloaded", e.details())
+                c.close()
+
+            threads = [threading.Thread(target=hammer, args=(k,)) for k in range(12)]
+            for t in threads:
+                t.start()
+            deadline = time.time() + 20
+            while limit() != 4 and time.time() < deadline:
+                time.sleep(0.1)
+            low = limit()
+            n_before = len(outcomes)
+            while len(outcomes) < n_before + 200 and time.time() < deadline:
+                time.sleep(0.05)
+            stop.set()
+            for t in threads:
+                t.join()
+            self.assertEqual(low, 4)
+            self.assertIn("OK", outcomes)
+            self.assertIn("RESOURCE_EXHAUSTED", outcomes)
+            self.assertEqual(set(outcomes) - {"OK", "RESOURCE_EXHAUSTED"}, set())
+            health = server.client(api=API, token="")
+            self.assertEqual(health.call("grpc.health.v1.Health/Check").status, 1)  # exempt
+            health.close()
+        finally:
+            self.assertEqual(server.stop(), 0)
+
     def test_calls_beyond_the_bound_are_shed_at_once(self):
         server = hwclient.Server("--demo", "--max-in-flight", "1", "--threads", "2", "--metrics", "127.0.0.1:0")
         outcomes = []
