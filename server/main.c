@@ -491,11 +491,12 @@ int main(int argc, char **argv)
     cancelled = hw_net_shutdown(net, cfg.drain_timeout_ms);
     rc = 0;
 out:
-    /* Order matters: the listeners and every call first, then what reads
-     * the store from other threads (metrics endpoint, notifier, outbox
-     * redelivery), then the index and the store itself. */
-    hw_net_destroy(net);
+    /* Order matters: the listeners and every call first (shut down above),
+     * then the metrics endpoint (its scrapes read the server and the store),
+     * then the server, what else reads the store from other threads
+     * (notifier, outbox redelivery), then the index and the store itself. */
     hw_metrics_destroy(metrics);
+    hw_net_destroy(net);
     hw_store_reader_destroy(dm.reader);
     hw_notifier_destroy(notifier);
     hw_outbox_destroy(outbox);

@@ -41,6 +41,7 @@
 
 #include "server/log.h"
 #include "server/store/records.h"
+#include "server/watch.h"
 
 #define ALERT_NS "alert"
 #define ALERT_KEY_LEN 20
@@ -265,11 +266,15 @@ typedef struct {
     const alert *al;
     bool delivered;
     const char *detail;
+    hw_arena *arena;  /* the event for watchers, after the commit */
+    hw_event_list ev; /* ALERT_DELIVERED or ALERT_FAILED */
 } outcome_ctx;
 
 static int record_outcome_fn(hw_store_txn *w, void *arg)
 {
     outcome_ctx *c = arg;
+    hw_event_list_reset(&c->ev);
+    hw_arena_reset(c->arena);
     if (c->delivered) {
         int rc = hw_store_kv_delete(w, ALERT_NS, c->al->key, ALERT_KEY_LEN);
         if (rc != HW_OK && rc != HW_ENOTFOUND)
@@ -277,14 +282,18 @@ static int record_outcome_fn(hw_store_txn *w, void *arg)
     }
     if (!c->al->ticket_id[0])
         return HW_OK;
-    Helpwire__V1__TicketEvent ev = HELPWIRE__V1__TICKET_EVENT__INIT;
-    ev.ticket_id = c->al->ticket_id;
-    ev.kind = c->delivered ? HELPWIRE__V1__TICKET_EVENT_KIND__TICKET_EVENT_KIND_ALERT_DELIVERED
-                           : HELPWIRE__V1__TICKET_EVENT_KIND__TICKET_EVENT_KIND_ALERT_FAILED;
-    ev.actor = "system";
-    ev.detail = (char *)c->detail;
-    ev.at_unix_ms = wall_ms();
-    return hw_store_ticket_event_append(w, &ev);
+    Helpwire__V1__Ticket *t, only_id = HELPWIRE__V1__TICKET__INIT;
+    int rc = hw_store_ticket_get(w, c->al->ticket_id, c->arena, &t);
+    if (rc == HW_ENOTFOUND) { /* not in this store (restored): unfiltered watchers see it */
+        only_id.id = (char *)c->al->ticket_id;
+        t = &only_id;
+    } else if (rc != HW_OK) {
+        return rc;
+    }
+    return hw_watch_record(w, &c->ev, c->arena, t,
+                           c->delivered ? HELPWIRE__V1__TICKET_EVENT_KIND__TICKET_EVENT_KIND_ALERT_DELIVERED
+                                        : HELPWIRE__V1__TICKET_EVENT_KIND__TICKET_EVENT_KIND_ALERT_FAILED,
+                           "system", c->detail);
 }
 
 /* One attempt at al. Returns true when al is done (delivered and recorded). */
@@ -298,8 +307,11 @@ static bool attempt(hw_notifier *n, alert *al)
         size_t used = strlen(detail);
         snprintf(detail + used, sizeof detail - used, " (attempt %u)", al->failures + 1);
     }
-    outcome_ctx oc = {.al = al, .delivered = delivered, .detail = detail};
-    int rc = hw_store_write(n->app->store, record_outcome_fn, &oc);
+    outcome_ctx oc = {.al = al, .delivered = delivered, .detail = detail, .arena = hw_arena_create(2048)};
+    int rc = oc.arena ? hw_store_write(n->app->store, record_outcome_fn, &oc) : HW_ENOMEM;
+    if (rc == HW_OK)
+        hw_watch_publish(n->app->watch, &oc.ev);
+    hw_arena_destroy(oc.arena);
     char q[CURL_ERROR_SIZE + 80];
     if (rc != HW_OK) {
         hw_log_event(n->app->log, HW_LOG_ERROR, "alert_record_failed", "alert=%s ticket=%s error=%s", al->key,

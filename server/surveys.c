@@ -102,8 +102,8 @@ static const char *channel_name(Helpwire__V1__Channel ch)
 /* ------------------------------------------------------------- create */
 
 int hw_surveys_create_in(hw_store_txn *w, hw_app *app, const Helpwire__V1__Ticket *t,
-                         const char *channel_user_id, hw_arena *a, char **survey_id, char **survey_url,
-                         uint64_t *outbox_seq)
+                         const char *channel_user_id, hw_arena *a, hw_event_list *evl, char **survey_id,
+                         char **survey_url, uint64_t *outbox_seq)
 {
     if (!t || !t->id || !t->id[0] || t->channel == HELPWIRE__V1__CHANNEL__CHANNEL_UNSPECIFIED ||
         !channel_user_id || !channel_user_id[0])
@@ -155,13 +155,8 @@ int hw_surveys_create_in(hw_store_txn *w, hw_app *app, const Helpwire__V1__Ticke
     if (rc != HW_OK)
         return rc;
 
-    Helpwire__V1__TicketEvent ev = HELPWIRE__V1__TICKET_EVENT__INIT;
-    ev.ticket_id = t->id;
-    ev.kind = HELPWIRE__V1__TICKET_EVENT_KIND__TICKET_EVENT_KIND_SURVEY_SENT;
-    ev.actor = "system";
-    ev.detail = detail;
-    ev.at_unix_ms = now;
-    rc = hw_store_ticket_event_append(w, &ev);
+    rc = hw_watch_record(w, evl, a, t, HELPWIRE__V1__TICKET_EVENT_KIND__TICKET_EVENT_KIND_SURVEY_SENT,
+                         "system", detail);
     if (rc != HW_OK)
         return rc;
 
@@ -179,11 +174,13 @@ typedef struct {
     uint32_t rating;
     const char *comment;
     Helpwire__V1__Survey *survey; /* the answered survey, in the call's arena */
+    hw_event_list ev;             /* SURVEY_ANSWERED, for watchers */
 } submit_ctx;
 
 static int submit_fn(hw_store_txn *w, void *arg)
 {
     submit_ctx *c = arg;
+    hw_event_list_reset(&c->ev);
     Helpwire__V1__Survey *sv = NULL;
     /* The call's arena: the result must outlive this request's txn arena,
      * and the worker no longer touches the call's arena once it submitted. */
@@ -205,16 +202,24 @@ static int submit_fn(hw_store_txn *w, void *arg)
     if (rc != HW_OK)
         return rc;
 
-    hw_arena *a = hw_store_txn_arena(w);
-    Helpwire__V1__TicketEvent ev = HELPWIRE__V1__TICKET_EVENT__INIT;
-    ev.ticket_id = sv->ticket_id;
-    ev.kind = HELPWIRE__V1__TICKET_EVENT_KIND__TICKET_EVENT_KIND_SURVEY_ANSWERED;
-    ev.actor = sv->customer_id[0] ? hw_arena_printf(a, "customer:%s", sv->customer_id) : "system";
-    ev.detail = hw_arena_printf(a, "rated %u/5%s", c->rating, c->comment[0] ? " with a comment" : "");
-    ev.at_unix_ms = now;
-    if (!ev.actor || !ev.detail)
+    /* The event outlives the transaction (published after the commit):
+     * the call's arena. */
+    hw_arena *a = hw_call_arena(c->h.call);
+    Helpwire__V1__Ticket *t, only_id = HELPWIRE__V1__TICKET__INIT;
+    rc = hw_store_ticket_get(w, sv->ticket_id, a, &t);
+    if (rc == HW_ENOTFOUND) { /* not in this store (seeded or restored): unfiltered watchers see it */
+        only_id.id = sv->ticket_id;
+        t = &only_id;
+    } else if (rc != HW_OK) {
+        return rc;
+    }
+    const char *actor = sv->customer_id[0] ? hw_arena_printf(a, "customer:%s", sv->customer_id) : "system";
+    const char *detail =
+        hw_arena_printf(a, "rated %u/5%s", c->rating, c->comment[0] ? " with a comment" : "");
+    if (!actor || !detail)
         return HW_ENOMEM;
-    rc = hw_store_ticket_event_append(w, &ev);
+    rc = hw_watch_record(w, &c->ev, a, t, HELPWIRE__V1__TICKET_EVENT_KIND__TICKET_EVENT_KIND_SURVEY_ANSWERED,
+                         actor, detail);
     if (rc != HW_OK)
         return rc;
     c->survey = sv;
@@ -226,6 +231,7 @@ static void submit_done(void *arg, int status)
     submit_ctx *c = arg;
     if (hw_rpc_write_failed(&c->h, status))
         return;
+    hw_watch_publish(c->h.app->watch, &c->ev);
     hw_call_reply(c->h.call, &c->survey->base);
 }
 

@@ -17,15 +17,17 @@
 #include "server/arena.h"
 #include "server/net.h"
 #include "server/store/store.h"
+#include "server/watch.h"
 
 /* Inside the CloseTicket write fn: creates the survey for the closed ticket
  * t (its channel, queue, assignee and number are copied), delivered to
- * channel_user_id, and appends the invitation to the outbox. Results are
- * allocated in a: the survey id, the link, the outbox sequence. Returns
- * HW_OK or the store's code. Writer thread only. */
+ * channel_user_id, appends the invitation to the outbox and records the
+ * SURVEY_SENT event in ev. Results are allocated in a: the survey id, the
+ * link, the outbox sequence. Returns HW_OK or the store's code. Writer
+ * thread only. */
 int hw_surveys_create_in(hw_store_txn *w, hw_app *app, const Helpwire__V1__Ticket *t,
-                         const char *channel_user_id, hw_arena *a, char **survey_id, char **survey_url,
-                         uint64_t *outbox_seq);
+                         const char *channel_user_id, hw_arena *a, hw_event_list *ev, char **survey_id,
+                         char **survey_url, uint64_t *outbox_seq);
 
 /* Method-table handlers; app is a hw_app. */
 void hw_surveys_submit(hw_call *call, const ProtobufCMessage *request, void *app);

@@ -77,45 +77,11 @@ static const char *priority_name(Helpwire__V1__Priority p)
 
 /* ------------------------------------------------------------ events */
 
-void hw_event_list_reset(hw_event_list *l)
-{
-    l->n = 0;
-    memset(l->outbox, 0, sizeof l->outbox);
-    l->alert = false;
-}
-
-/* Appends an event to t's history and keeps a copy (with a snapshot of t)
- * for watchers. */
+/* Appends an event to t's history and keeps a copy for watchers. */
 static int record(hw_store_txn *w, hw_event_list *l, hw_arena *a, const Ticket *t,
                   Helpwire__V1__TicketEventKind kind, const char *actor, const char *detail)
 {
-    Helpwire__V1__TicketEvent *e = hw_arena_alloc(a, sizeof *e);
-    Ticket *snap = hw_arena_alloc(a, sizeof *snap);
-    if (!e || !snap)
-        return HW_ENOMEM;
-    helpwire__v1__ticket_event__init(e);
-    e->ticket_id = t->id;
-    e->kind = kind;
-    e->actor = (char *)actor;
-    e->detail = (char *)(detail ? detail : "");
-    e->at_unix_ms = hw_rpc_now_ms();
-    int rc = hw_store_ticket_event_append(w, e);
-    if (rc != HW_OK)
-        return rc;
-    *snap = *t;
-    e->ticket = snap;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 8;
-        Helpwire__V1__TicketEvent **items = hw_arena_alloc(a, cap * sizeof *items);
-        if (!items)
-            return HW_ENOMEM;
-        if (l->n)
-            memcpy(items, l->items, l->n * sizeof *items);
-        l->items = items;
-        l->cap = cap;
-    }
-    l->items[l->n++] = e;
-    return HW_OK;
+    return hw_watch_record(w, l, a, t, kind, actor, detail);
 }
 
 /* ------------------------------------------------------- agent load */
@@ -428,74 +394,14 @@ int hw_tickets_assign_waiting_in(hw_store_txn *w, const char *agent_id, hw_arena
 
 /* ------------------------------------------------------------ watch hub */
 
-typedef struct watcher {
-    struct watcher *next;
-    hw_call *call;
-    char *queue, *assignee;
-} watcher;
-
-struct hw_watch {
-    pthread_mutex_t mu;
-    watcher *list;
-};
-
-int hw_watch_create(hw_watch **out)
-{
-    hw_watch *w = calloc(1, sizeof *w);
-    if (!w)
-        return HW_ENOMEM;
-    pthread_mutex_init(&w->mu, NULL);
-    *out = w;
-    return HW_OK;
-}
-
-void hw_watch_destroy(hw_watch *w)
-{
-    if (!w)
-        return;
-    pthread_mutex_destroy(&w->mu);
-    free(w);
-}
-
-static bool watch_matches(const watcher *wt, const Ticket *t)
-{
-    return (!*wt->queue || strcmp(wt->queue, t->queue) == 0) &&
-           (!*wt->assignee || strcmp(wt->assignee, t->assignee_agent_id) == 0);
-}
-
 void hw_tickets_publish(hw_app *app, const hw_event_list *ev)
 {
-    if (ev->n && app->watch) {
-        pthread_mutex_lock(&app->watch->mu);
-        for (watcher *wt = app->watch->list; wt; wt = wt->next)
-            for (size_t i = 0; i < ev->n; i++)
-                if (watch_matches(wt, ev->items[i]->ticket))
-                    hw_call_stream_send(wt->call, &ev->items[i]->base);
-        pthread_mutex_unlock(&app->watch->mu);
-    }
+    hw_watch_publish(app->watch, ev);
     for (unsigned ch = 0; ch < sizeof ev->outbox; ch++)
         if (ev->outbox[ch] && app->outbox)
             hw_outbox_committed(app->outbox, (Helpwire__V1__Channel)ch);
     if (ev->alert && app->notifier)
         hw_notifier_wake(app->notifier);
-}
-
-static void on_watch_closed(hw_call *call, void *arg)
-{
-    hw_watch *hub = arg;
-    watcher *gone = NULL;
-    pthread_mutex_lock(&hub->mu);
-    for (watcher **p = &hub->list; *p; p = &(*p)->next)
-        if ((*p)->call == call) {
-            gone = *p;
-            *p = gone->next;
-            break;
-        }
-    pthread_mutex_unlock(&hub->mu);
-    if (gone) {
-        hw_call_unref(call);
-        free(gone);
-    }
 }
 
 void hw_tickets_watch(hw_call *call, const ProtobufCMessage *request, void *appv)
@@ -505,24 +411,8 @@ void hw_tickets_watch(hw_call *call, const ProtobufCMessage *request, void *appv
     if (!hw_rpc_check_id(call, "queue", req->queue, 64, true) ||
         !hw_rpc_check_id(call, "assignee_agent_id", req->assignee_agent_id, 64, true))
         return;
-    /* The watcher and its filter strings in one allocation. */
-    size_t lq = strlen(req->queue) + 1, la = strlen(req->assignee_agent_id) + 1;
-    watcher *wt = calloc(1, sizeof *wt + lq + la);
-    if (!wt) {
+    if (hw_watch_add(app->watch, call, req->queue, req->assignee_agent_id) != HW_OK)
         hw_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "server out of memory");
-        return;
-    }
-    wt->queue = (char *)(wt + 1);
-    wt->assignee = wt->queue + lq;
-    memcpy(wt->queue, req->queue, lq);
-    memcpy(wt->assignee, req->assignee_agent_id, la);
-    wt->call = call;
-    hw_call_ref(call);
-    hw_call_on_close(call, on_watch_closed, app->watch);
-    pthread_mutex_lock(&app->watch->mu);
-    wt->next = app->watch->list;
-    app->watch->list = wt;
-    pthread_mutex_unlock(&app->watch->mu);
 }
 
 /* ---------------------------------------------------------- the service */
@@ -1053,7 +943,7 @@ static int close_fn(hw_store_txn *w, void *arg)
                 to = cust->identities[i]->channel_user_id;
         if (rc == HW_OK && to) {
             uint64_t seq;
-            rc = hw_surveys_create_in(w, c->h.app, t, to, a, &c->survey_id, &c->survey_url, &seq);
+            rc = hw_surveys_create_in(w, c->h.app, t, to, a, &c->ev, &c->survey_id, &c->survey_url, &seq);
             if (rc == HW_OK && (unsigned)t->channel < sizeof c->ev.outbox)
                 c->ev.outbox[t->channel] = true;
         } else if (rc == HW_ENOTFOUND) {

@@ -21,17 +21,7 @@
 #include "server/arena.h"
 #include "server/net.h"
 #include "server/store/store.h"
-
-/* Events caused by one write, with the ticket as it was after each. */
-typedef struct hw_event_list {
-    Helpwire__V1__TicketEvent **items;
-    size_t n, cap;
-    bool outbox[4]; /* channels (by Channel value) that got outbox messages */
-    bool alert;     /* a supervisor alert was queued */
-} hw_event_list;
-
-/* Empties the list (at the start of every run of a write fn). */
-void hw_event_list_reset(hw_event_list *l);
+#include "server/watch.h"
 
 /* What opening a ticket needs. Strings are borrowed. */
 typedef struct hw_ticket_open {
@@ -84,10 +74,6 @@ int hw_tickets_send_to_customer_in(hw_store_txn *w, const Helpwire__V1__Customer
 /* After the commit: sends the events to WatchTickets streams and wakes
  * outbox subscribers and the notifier. Any thread. */
 void hw_tickets_publish(hw_app *app, const hw_event_list *ev);
-
-/* The WatchTickets hub. */
-int hw_watch_create(hw_watch **out);
-void hw_watch_destroy(hw_watch *w);
 
 /* Method-table handlers; app is a hw_app. */
 void hw_tickets_create(hw_call *call, const ProtobufCMessage *request, void *app);

@@ -129,6 +129,58 @@ class Escalation(unittest.TestCase):
             hook.stop()
 
 
+class LiveInbox(unittest.TestCase):
+    def test_watch_tickets_sees_alerts_and_surveys(self):
+        # Every event of a ticket's history also reaches WatchTickets: the
+        # notifier's alert outcome and the survey's sending and answer too.
+        hook = Webhook()
+        server = hwclient.Server("--demo", "--webhook-url", "http://127.0.0.1:%d/a" % hook.port,
+                                 "--survey-base-url", "https://help.example.com/s/")
+        try:
+            bridge = server.client(api=API, role="bridge")
+            agent = server.client(api=API, role="agent")
+            r = open_ticket(bridge, "live-1")
+            stream = agent.stream("helpwire.v1.Tickets/WatchTickets", timeout=30, queue=r.queue)
+            got = []
+
+            def read():
+                try:
+                    for ev in stream:
+                        if ev.ticket_id == r.ticket_id:
+                            got.append(ev)
+                except grpc.RpcError:
+                    pass
+
+            reader = threading.Thread(target=read)
+            reader.start()
+            time.sleep(0.3)
+            agent.call("helpwire.v1.Tickets/EscalateTicket", ticketId=r.ticket_id, reason="urgent")
+            self.assertTrue(wait_for(lambda: 8 in [e.kind for e in got], 20), got)  # ALERT_DELIVERED
+            closed = agent.call("helpwire.v1.Tickets/CloseTicket", ticketId=r.ticket_id, resolution="refunded")
+            token = closed.survey_url.rsplit("/", 1)[1]
+            bridge.call("helpwire.v1.Surveys/SubmitSurvey", token=token, rating=5, comment="quick")
+            self.assertTrue(wait_for(lambda: 12 in [e.kind for e in got], 10), got)  # SURVEY_ANSWERED
+            stream.cancel()
+            reader.join(timeout=10)
+            kinds = [e.kind for e in got]
+            for k in (7, 8, 10, 11, 12):  # ESCALATED, ALERT_DELIVERED, CLOSED, SURVEY_SENT, SURVEY_ANSWERED
+                self.assertIn(k, kinds)
+            self.assertLess(kinds.index(10), kinds.index(11))  # in commit order
+            answered = [e for e in got if e.kind == 12][0]
+            self.assertEqual(answered.ticket.queue, r.queue)  # with the ticket as it is
+            self.assertIn("rated 5/5", answered.detail)
+            # The stream shows what the history holds.
+            history = [e.kind for e in agent.call("helpwire.v1.Tickets/GetTicketHistory",
+                                                  ticketId=r.ticket_id).events]
+            for k in (7, 8, 10, 11, 12):
+                self.assertIn(k, history)
+            bridge.close()
+            agent.close()
+        finally:
+            self.assertEqual(server.stop(), 0)
+            hook.stop()
+
+
 class SurveyAndOutbox(unittest.TestCase):
     @classmethod
     def setUpClass(cls):

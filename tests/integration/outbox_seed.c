@@ -63,7 +63,8 @@ static int survey_fn(hw_store_txn *w, void *arg)
     t.status = HELPWIRE__V1__TICKET_STATUS__TICKET_STATUS_CLOSED;
     t.queue = "billing";
     t.assignee_agent_id = "ag-anna";
-    return hw_surveys_create_in(w, c->app, &t, "seed-user", c->a, &c->id, &c->url, &c->seq);
+    hw_event_list ev = {0}; /* nobody watches a seeded store */
+    return hw_surveys_create_in(w, c->app, &t, "seed-user", c->a, &ev, &c->id, &c->url, &c->seq);
 }
 
 int main(int argc, char **argv)

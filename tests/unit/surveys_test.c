@@ -91,7 +91,11 @@ typedef struct {
 static int create_fn(hw_store_txn *w, void *arg)
 {
     create_ctx *c = arg;
-    int rc = hw_surveys_create_in(w, &c->f->app, c->t, c->user, c->f->a, &c->id, &c->url, &c->seq);
+    hw_event_list ev = {0};
+    int rc = hw_surveys_create_in(w, &c->f->app, c->t, c->user, c->f->a, &ev, &c->id, &c->url, &c->seq);
+    if (rc == HW_OK &&
+        (ev.n != 1 || ev.items[0]->kind != HELPWIRE__V1__TICKET_EVENT_KIND__TICKET_EVENT_KIND_SURVEY_SENT))
+        return HW_EINVALID; /* the SURVEY_SENT event must be kept for watchers */
     return rc != HW_OK ? rc : c->fail_after;
 }
 
