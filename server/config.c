@@ -57,6 +57,9 @@ static const opt_def options[] = {
     {"max-in-flight", OPT_INT, OFF(max_in_flight), 0, 1 << 24, "N",
      "Calls handled at once; beyond it new calls get RESOURCE_EXHAUSTED at once (health checks are "
      "exempt). 0 = unbounded. Default 4096."},
+    {"dedupe-retention-hours", OPT_INT, OFF(dedupe_retention_hours), 0, 87600, "H",
+     "How long Route remembers a (channel, message_id) to answer a resent message with the first "
+     "reply; older records are swept away in the background. 0 = forever. Default 168 (7 days)."},
     {"latency-target-us", OPT_INT, OFF(latency_target_us), 0, 60000000, "US",
      "Adaptive admission: unary calls are let in under a limit (at most --max-in-flight) that "
      "follows their mean latency, cut when it is above US microseconds and grown while calls are "
@@ -100,6 +103,7 @@ void hw_config_defaults(hw_config *cfg)
     cfg->calls_per_method = 32;
     cfg->drain_timeout_ms = 10000;
     cfg->max_in_flight = 4096;
+    cfg->dedupe_retention_hours = 168;
     cfg->answer_threshold = "0.45";
     cfg->survey_base_url = "http://127.0.0.1:8080/survey/";
     cfg->survey_ttl_hours = 168;

@@ -27,6 +27,7 @@
 #include "server/store/records.h"
 #include "server/store/store.h"
 #include "server/classify.h"
+#include "server/retention.h"
 #include "server/config.h"
 #include "server/health.h"
 #include "server/log.h"
@@ -141,6 +142,15 @@ static void collect_admission(void *netv, FILE *out)
             (long long)hw_net_admission_limit(netv));
 }
 
+/* Dedupe records past --dedupe-retention-hours, deleted since the start. */
+static void collect_retention(void *r, FILE *out)
+{
+    fprintf(out,
+            "# HELP helpwire_dedupe_expired_total Route dedupe records deleted after the retention period.\n"
+            "# TYPE helpwire_dedupe_expired_total counter\nhelpwire_dedupe_expired_total %llu\n",
+            (unsigned long long)hw_retention_dedupe_expired(r));
+}
+
 /* Store and index gauges for the metrics endpoint. */
 static void collect_store(void *appv, FILE *out)
 {
@@ -249,6 +259,7 @@ int main(int argc, char **argv)
     hw_index *index = NULL;
     hw_outbox *outbox = NULL;
     hw_notifier *notifier = NULL;
+    hw_retention *retention = NULL;
     char *tls_cert = NULL, *tls_key = NULL, *tls_ca = NULL;
     hw_app app = {0};
     domain_metrics dm = {0};
@@ -355,6 +366,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "helpwired: cannot start the outbox and notifier: %s\n", hw_strerror(mrc));
         goto out;
     }
+    if (cfg.dedupe_retention_hours > 0) {
+        hw_retention_options ro = {
+            .store = store, .log = log, .dedupe_retention_ms = cfg.dedupe_retention_hours * 3600 * 1000};
+        if ((mrc = hw_retention_start(&ro, &retention)) != HW_OK) {
+            fprintf(stderr, "helpwired: cannot start the retention sweep: %s\n", hw_strerror(mrc));
+            goto out;
+        }
+    }
     hw_status ist = {0};
     if (hw_index_create(&index, NULL, &ist) != HW_OK) {
         fprintf(stderr, "helpwired: cannot create the search index: %s\n", ist.msg);
@@ -437,6 +456,8 @@ int main(int argc, char **argv)
     hw_metrics_set_in_flight(metrics, in_flight_of, net);
     hw_metrics_add_collector(metrics, collect_store, &app);
     hw_metrics_add_collector(metrics, collect_admission, net);
+    if (retention)
+        hw_metrics_add_collector(metrics, collect_retention, retention);
     dm.app = &app;
     if (hw_store_reader_create(store, &dm.reader) != HW_OK)
         hw_log_event(log, HW_LOG_WARN, "metrics_reader_failed", "effect=no_outbox_backlog_metric");
@@ -498,6 +519,7 @@ out:
     hw_metrics_destroy(metrics);
     hw_net_destroy(net);
     hw_store_reader_destroy(dm.reader);
+    hw_retention_stop(retention);
     hw_notifier_destroy(notifier);
     hw_outbox_destroy(outbox);
     hw_index_destroy(index);

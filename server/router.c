@@ -149,7 +149,7 @@ static int route_fn(hw_store_txn *w, void *arg)
     if (!bytes)
         return HW_ENOMEM;
     helpwire__v1__route_reply__pack(r, bytes);
-    return hw_store_dedupe_put(w, q->channel, q->message_id, bytes, len);
+    return hw_store_dedupe_put(w, q->channel, q->message_id, bytes, len, hw_rpc_now_ms());
 }
 
 static void route_done(void *arg, int status)

@@ -1555,14 +1555,126 @@ static int dedupe_key(kb *k, Helpwire__V1__Channel ch, const char *message_id)
     return k->overflow ? HW_EINVALID : HW_OK;
 }
 
+/* A dedupe record's value: DEDUPE_MARK, the routing time (8 bytes, big
+ * endian, unix ms), then the reply. Records of earlier versions hold the
+ * reply alone; a protobuf message never starts with a zero byte (field 0
+ * does not exist), so the mark tells them apart. */
+#define DEDUPE_MARK 0x00
+#define DEDUPE_HEAD 9
+
+static int dedupe_has_time(const MDB_val *v)
+{
+    return v->mv_size >= DEDUPE_HEAD && ((const unsigned char *)v->mv_data)[0] == DEDUPE_MARK;
+}
+
+static int64_t dedupe_time(const MDB_val *v)
+{
+    const unsigned char *p = v->mv_data;
+    uint64_t t = 0;
+    for (int i = 1; i < DEDUPE_HEAD; i++)
+        t = t << 8 | p[i];
+    return (int64_t)t;
+}
+
+/* Writes key -> (mark, created, reply) with flags. */
+static int dedupe_write(hw_store_txn *w, const void *key, size_t kl, const void *reply, size_t reply_len,
+                        int64_t created, unsigned flags)
+{
+    unsigned char *v;
+    int rc = hw_store__reserve(w, HW_DB_DEDUPE, key, kl, DEDUPE_HEAD + reply_len, flags, (void **)&v);
+    if (rc != HW_OK)
+        return rc;
+    v[0] = DEDUPE_MARK;
+    for (int i = 0; i < 8; i++)
+        v[1 + i] = (unsigned char)((uint64_t)created >> (56 - 8 * i));
+    if (reply_len)
+        memcpy(v + DEDUPE_HEAD, reply, reply_len);
+    return HW_OK;
+}
+
 int hw_store_dedupe_put(hw_store_txn *w, Helpwire__V1__Channel channel, const char *message_id,
-                        const void *reply, size_t reply_len)
+                        const void *reply, size_t reply_len, int64_t created_unix_ms)
 {
     kb k;
     int rc = dedupe_key(&k, channel, message_id);
-    if (rc != HW_OK || (!reply && reply_len))
+    if (rc != HW_OK || (!reply && reply_len) || created_unix_ms < 0)
         return HW_EINVALID;
-    return hw_store__put(w, HW_DB_DEDUPE, k.b, k.n, reply_len ? reply : "", reply_len, MDB_NOOVERWRITE);
+    return dedupe_write(w, k.b, k.n, reply, reply_len, created_unix_ms, MDB_NOOVERWRITE);
+}
+
+int hw_store_dedupe_sweep(hw_store_txn *w, hw_dedupe_sweep *sw, size_t max_visit, int64_t cutoff_unix_ms,
+                          int64_t now_unix_ms, size_t *deleted)
+{
+    if (deleted)
+        *deleted = 0;
+    MDB_cursor *c;
+    int rc = hw_store__cursor(w, HW_DB_DEDUPE, &c);
+    if (rc != HW_OK)
+        return rc;
+    MDB_val k = {.mv_size = sw->key_len, .mv_data = sw->key}, v;
+    int mrc;
+    if (!sw->started) {
+        mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+    } else {
+        mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+        /* Past the last key visited: skip it if it is still there. */
+        if (mrc == 0 && k.mv_size == sw->key_len && memcmp(k.mv_data, sw->key, sw->key_len) == 0)
+            mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
+    size_t n_deleted = 0;
+    for (size_t visited = 0; visited < max_visit; visited++) {
+        if (mrc == MDB_NOTFOUND) { /* the end: the next sweep starts over */
+            sw->started = 0;
+            sw->key_len = 0;
+            sw->passes++;
+            rc = HW_OK;
+            goto out;
+        }
+        if (mrc != 0) {
+            rc = hw_store__err(w, mrc);
+            goto out;
+        }
+        if (k.mv_size > sizeof sw->key) {
+            rc = HW_ECORRUPT;
+            goto out;
+        }
+        memcpy(sw->key, k.mv_data, k.mv_size);
+        sw->key_len = k.mv_size;
+        sw->started = 1;
+        if (!dedupe_has_time(&v)) {
+            /* A record of an earlier version: it gets now as its time. The
+             * reply is copied first, the rewrite may move it. */
+            size_t len = v.mv_size;
+            void *copy = hw_arena_alloc(hw_store_txn_arena(w), len ? len : 1);
+            if (!copy) {
+                rc = HW_ENOMEM;
+                goto out;
+            }
+            memcpy(copy, v.mv_data, len);
+            rc = dedupe_write(w, sw->key, sw->key_len, copy, len, now_unix_ms, 0);
+            if (rc != HW_OK)
+                goto out;
+        } else if (dedupe_time(&v) < cutoff_unix_ms) {
+            mrc = mdb_cursor_del(c, 0);
+            if (mrc != 0) {
+                rc = hw_store__err(w, mrc);
+                goto out;
+            }
+            n_deleted++;
+        }
+        /* Positioned afresh after every change: a write may have moved the
+         * cursor's page. */
+        k = (MDB_val){.mv_size = sw->key_len, .mv_data = sw->key};
+        mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+        if (mrc == 0 && k.mv_size == sw->key_len && memcmp(k.mv_data, sw->key, sw->key_len) == 0)
+            mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
+    rc = HW_OK;
+out:
+    mdb_cursor_close(c);
+    if (deleted)
+        *deleted = n_deleted;
+    return rc;
 }
 
 int hw_store_dedupe_get(hw_store_txn *t, Helpwire__V1__Channel channel, const char *message_id, hw_arena *a,
@@ -1575,6 +1687,10 @@ int hw_store_dedupe_get(hw_store_txn *t, Helpwire__V1__Channel channel, const ch
     MDB_val v;
     if ((rc = hw_store__get(t, HW_DB_DEDUPE, k.b, k.n, &v)) != HW_OK)
         return rc;
+    if (dedupe_has_time(&v)) {
+        v.mv_data = (unsigned char *)v.mv_data + DEDUPE_HEAD;
+        v.mv_size -= DEDUPE_HEAD;
+    }
     void *copy = hw_arena_alloc(a, v.mv_size);
     if (!copy)
         return HW_ENOMEM;

@@ -232,14 +232,34 @@ int hw_store_outbox_backlog(hw_store_txn *t, Helpwire__V1__Channel channel, uint
 
 /* ---- dedupe and idempotency --------------------------------------------- */
 
-/* Remembers the reply bytes of the first routing of (channel, message_id);
- * HW_EEXISTS when already there (the stored reply is kept). message_id
- * 1..256 bytes; reply may be empty. */
+/* Remembers the reply bytes of the first routing of (channel, message_id),
+ * routed at created_unix_ms; HW_EEXISTS when already there (the stored
+ * reply is kept). message_id 1..256 bytes; reply may be empty. */
 int hw_store_dedupe_put(hw_store_txn *w, Helpwire__V1__Channel channel, const char *message_id,
-                        const void *reply, size_t reply_len);
+                        const void *reply, size_t reply_len, int64_t created_unix_ms);
 /* Copies the stored reply into a. */
 int hw_store_dedupe_get(hw_store_txn *t, Helpwire__V1__Channel channel, const char *message_id, hw_arena *a,
                         void **reply, size_t *reply_len);
+
+/* Where a sweep of the dedupe records stopped (the caller keeps it between
+ * sweeps; zero-initialize it to start from the first record). */
+typedef struct hw_dedupe_sweep {
+    unsigned char key[512];
+    size_t key_len;
+    int started;
+    uint64_t passes; /* complete passes over the records so far */
+} hw_dedupe_sweep;
+
+/* Visits up to max_visit dedupe records after the sweep's position (from
+ * the first again after the last) and deletes those routed before
+ * cutoff_unix_ms; *deleted (may be NULL) receives how many. Records written
+ * before routing times were stored get now_unix_ms as theirs (rewritten
+ * once), so they expire a retention period after the first sweep. The
+ * sweep position is updated only when the transaction commits: pass a copy
+ * and keep it on success.
+ * @return HW_OK; store codes. */
+int hw_store_dedupe_sweep(hw_store_txn *w, hw_dedupe_sweep *sw, size_t max_visit, int64_t cutoff_unix_ms,
+                          int64_t now_unix_ms, size_t *deleted);
 
 /* Binds an idempotency key (1..256 bytes) to a ticket id; HW_EEXISTS when
  * the key is bound (to anything). */

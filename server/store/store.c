@@ -280,6 +280,19 @@ int hw_store__put(hw_store_txn *t, int db, const void *k, size_t kl, const void 
     return hw_store__err(t, mdb_put(t->txn, t->dbi[db], &key, &val, flags));
 }
 
+int hw_store__reserve(hw_store_txn *t, int db, const void *k, size_t kl, size_t vl, unsigned flags, void **v)
+{
+    if (!t->writable || kl == 0 || kl > 511)
+        return HW_EINVALID;
+    MDB_val key = {.mv_size = kl, .mv_data = (void *)k};
+    MDB_val val = {.mv_size = vl, .mv_data = NULL};
+    int rc = mdb_put(t->txn, t->dbi[db], &key, &val, flags | MDB_RESERVE);
+    if (rc != 0)
+        return hw_store__err(t, rc);
+    *v = val.mv_data;
+    return HW_OK;
+}
+
 int hw_store__put_msg(hw_store_txn *t, int db, const void *k, size_t kl, const ProtobufCMessage *m,
                       unsigned flags)
 {

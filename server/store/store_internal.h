@@ -76,6 +76,10 @@ int hw_store__get(hw_store_txn *t, int db, const void *k, size_t kl, MDB_val *v)
 int hw_store__put(hw_store_txn *t, int db, const void *k, size_t kl, const void *v, size_t vl,
                   unsigned flags);
 
+/* mdb_put with MDB_RESERVE (writer only): *v receives vl bytes in the map
+ * to fill before the next change of the transaction. */
+int hw_store__reserve(hw_store_txn *t, int db, const void *k, size_t kl, size_t vl, unsigned flags, void **v);
+
 /* Packs m straight into the map with MDB_RESERVE (writer only). */
 int hw_store__put_msg(hw_store_txn *t, int db, const void *k, size_t kl, const ProtobufCMessage *m,
                       unsigned flags);

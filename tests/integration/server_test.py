@@ -178,6 +178,8 @@ class Metrics(unittest.TestCase):
                 self.assertIn(family, text)
             self.assertIn("helpwire_calls_in_flight ", text)
             self.assertIn("helpwire_calls_shed_total 0", text)
+            self.assertIn("helpwire_admission_limit 4096", text)  # the default --max-in-flight
+            self.assertIn("helpwire_dedupe_expired_total 0", text)  # swept, nothing 7 days old yet
             with self.assertRaises(urllib.error.HTTPError) as cm:
                 urllib.request.urlopen(server.metrics_url.replace("/metrics", "/other"), timeout=10)
             self.assertEqual(cm.exception.code, 404)
@@ -278,7 +280,8 @@ class CommandLine(unittest.TestCase):
         self.assertEqual(r.returncode, 0)
         out = r.stdout.decode()
         for flag in ("--listen", "--data", "--threads", "--demo", "--config", "--max-message-bytes",
-                     "--max-concurrent-streams", "--keepalive-time-ms", "--drain-timeout-ms", "--access-log"):
+                     "--max-concurrent-streams", "--keepalive-time-ms", "--drain-timeout-ms", "--access-log",
+                     "--latency-target-us", "--dedupe-retention-hours"):
             self.assertIn(flag, out)
 
     def test_bad_flag_exits_non_zero_with_one_line(self):
@@ -292,6 +295,11 @@ class CommandLine(unittest.TestCase):
         r = self.run_helpwired("--data", "/tmp", "--threads", "lots")
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("--threads", r.stderr.decode())
+        for flag, value in (("--dedupe-retention-hours", "-1"), ("--dedupe-retention-hours", "87601"),
+                            ("--latency-target-us", "-5")):
+            r = self.run_helpwired("--data", "/tmp", flag, value)
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn(flag, r.stderr.decode())
 
     def test_unusable_data_directory(self):
         with tempfile.NamedTemporaryFile(dir=os.environ.get("TEST_TMPDIR")) as f:

@@ -6,6 +6,7 @@
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include <cmocka.h>
 
 #include "server/store/records.h"
+#include "server/store/store_internal.h"
 #include "tests/unit/store_test_util.h"
 
 typedef struct fx {
@@ -882,10 +884,10 @@ typedef struct dedupe_op {
 static int dedupe_body(hw_store_txn *w, void *arg)
 {
     dedupe_op *op = arg;
-    int rc = hw_store_dedupe_put(w, HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM, "msg-1", "\x08\x02", 2);
+    int rc = hw_store_dedupe_put(w, HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM, "msg-1", "\x08\x02", 2, 1000);
     if (rc)
         return rc;
-    op->rc_dup = hw_store_dedupe_put(w, HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM, "msg-1", "x", 1);
+    op->rc_dup = hw_store_dedupe_put(w, HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM, "msg-1", "x", 1, 2000);
     if ((rc = hw_store_idempotency_put(w, "key-1", "t-1000")))
         return rc;
     op->rc_idem_dup = hw_store_idempotency_put(w, "key-1", "t-1001");
@@ -915,6 +917,92 @@ static void test_dedupe_and_idempotency_keep_the_first(void **state)
     rd_end(f);
 }
 
+/* Ten routings at 1000, 2000, ... 10000 ms, and one record as an earlier
+ * version wrote it (the reply alone, no time). */
+static int dedupe_seed(hw_store_txn *w, void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 10; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "m-%d", i);
+        int rc = hw_store_dedupe_put(w, HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM, id, "\x08\x01", 2,
+                                     1000 * (i + 1));
+        if (rc)
+            return rc;
+    }
+    /* key: channel byte, then the message id */
+    return hw_store__put(w, HW_DB_DEDUPE, "\x02legacy", 7, "\x08\x03", 2, 0);
+}
+
+typedef struct sweep_op {
+    hw_dedupe_sweep sw;
+    size_t max_visit;
+    int64_t cutoff, now;
+    size_t deleted;
+} sweep_op;
+
+static int dedupe_sweep_body(hw_store_txn *w, void *arg)
+{
+    sweep_op *op = arg;
+    hw_dedupe_sweep sw = op->sw; /* kept only if the write commits */
+    int rc = hw_store_dedupe_sweep(w, &sw, op->max_visit, op->cutoff, op->now, &op->deleted);
+    if (rc == HW_OK)
+        op->sw = sw;
+    return rc;
+}
+
+static bool dedupe_has(fx *f, const char *id, const char *want)
+{
+    hw_store_txn *t = rd(f);
+    void *reply;
+    size_t len;
+    int rc = hw_store_dedupe_get(t, HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM, id, f->a, &reply, &len);
+    rd_end(f);
+    if (rc == HW_ENOTFOUND)
+        return false;
+    assert_int_equal(rc, HW_OK);
+    assert_int_equal(len, 2);
+    assert_memory_equal(reply, want, 2); /* the reply, without the time in front */
+    return true;
+}
+
+static void test_dedupe_sweep_deletes_what_is_past_retention(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(wr(f, dedupe_seed, NULL), HW_OK);
+    assert_true(dedupe_has(f, "legacy", "\x08\x03")); /* earlier records still read */
+    /* Three records per sweep: the position carries over between sweeps. */
+    sweep_op op = {.max_visit = 3, .cutoff = 5500, .now = 20000};
+    size_t deleted = 0;
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(wr(f, dedupe_sweep_body, &op), HW_OK);
+        deleted += op.deleted;
+    }
+    assert_int_equal(op.sw.passes, 1);
+    assert_int_equal(deleted, 5); /* m-0 .. m-4 routed before 5500 */
+    for (int i = 0; i < 10; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "m-%d", i);
+        assert_int_equal(dedupe_has(f, id, "\x08\x01"), i >= 5);
+    }
+    /* The earlier record was given the sweep's time (20000), not dropped. */
+    assert_true(dedupe_has(f, "legacy", "\x08\x03"));
+    op.cutoff = 20000;
+    op.max_visit = 100;
+    assert_int_equal(wr(f, dedupe_sweep_body, &op), HW_OK);
+    assert_int_equal(op.deleted, 5);
+    assert_true(dedupe_has(f, "legacy", "\x08\x03"));
+    op.cutoff = 20001;
+    assert_int_equal(wr(f, dedupe_sweep_body, &op), HW_OK);
+    assert_int_equal(op.deleted, 1);
+    assert_false(dedupe_has(f, "legacy", "\x08\x03"));
+    /* An empty table: a sweep is a complete pass that deletes nothing. */
+    uint64_t passes = op.sw.passes;
+    assert_int_equal(wr(f, dedupe_sweep_body, &op), HW_OK);
+    assert_int_equal(op.deleted, 0);
+    assert_int_equal(op.sw.passes, passes + 1);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -930,6 +1018,7 @@ int main(void)
         T(test_tokens_by_hash),
         T(test_outbox_sequences_per_channel_and_ack),
         T(test_dedupe_and_idempotency_keep_the_first),
+        T(test_dedupe_sweep_deletes_what_is_past_retention),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
