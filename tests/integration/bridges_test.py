@@ -25,6 +25,7 @@ import grpc
 import fake_channels as fc
 import hwclient
 import hwtest
+from pki import make_pki
 
 API = hwclient.Api()
 TMP = os.environ.get("TEST_TMPDIR") or tempfile.gettempdir()
@@ -714,6 +715,55 @@ class TelegramEndToEnd(EndToEnd):
         self.assertTrue(self.fake.wait_for(lambda: self.fake.sent_to(1005)), self.bridge.read_log())
         time.sleep(2.5)
         self.assertEqual(len(self.fake.sent_to(1005)), 1)
+
+
+class TelegramOverTls(unittest.TestCase):
+    """A bridge reaching helpwired's TLS port with --tls-ca, as across hosts
+    without a mesh."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pki_dir = tempfile.mkdtemp(prefix="pki-", dir=TMP)
+        make_pki(cls.pki_dir)
+        cls.tls_address = "127.0.0.1:%d" % free_port()
+        cls.server = Helpwired("--tls-listen", cls.tls_address,
+                               "--tls-cert", os.path.join(cls.pki_dir, "server.pem"),
+                               "--tls-key", os.path.join(cls.pki_dir, "server.key"))
+        cls.fake = fc.FakeTelegram(TG_SECRET)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.fake.close()
+        cls.server.stop()
+
+    def test_messages_and_replies_travel_over_tls(self):
+        state = tempfile.mkdtemp(prefix="tg-tls-", dir=TMP)
+        bridge = start_telegram(self.tls_address, self.server.bridge_token(), self.fake, state,
+                                "--tls-ca", os.path.join(self.pki_dir, "ca.pem"))
+        try:
+            u = self.fake.add_text(2001, FAQ_QUESTION, language_code="zh")
+            self.assertTrue(self.fake.wait_for(lambda: self.fake.sent_to(2001)), bridge.read_log())
+            m = u["message"]
+            want = route_again(self.server, "CHANNEL_TELEGRAM", "2001", "%d:%d" % (m["chat"]["id"], m["message_id"]))
+            self.assertTrue(want.duplicate)  # helpwired got it from the bridge, over TLS
+            self.assertIn(want.reply_text, [t["text"] for t in self.fake.sent_to(2001)])
+        finally:
+            self.assertEqual(bridge.stop(), 0)
+
+    def test_a_bridge_that_does_not_trust_the_certificate_routes_nothing(self):
+        other = tempfile.mkdtemp(prefix="pki-other-", dir=TMP)
+        make_pki(other)  # another CA, which did not sign helpwired's certificate
+        state = tempfile.mkdtemp(prefix="tg-tls-", dir=TMP)
+        bridge = start_telegram(self.tls_address, self.server.bridge_token(), self.fake, state,
+                                "--tls-ca", os.path.join(other, "ca.pem"))
+        try:
+            self.fake.add_text(2002, FAQ_QUESTION, language_code="zh")
+            # It keeps the update and backs off instead of losing it or crashing.
+            self.assertTrue(bridge.wait_log("route_backoff", timeout=20), bridge.read_log())
+            self.assertEqual(self.fake.sent_to(2002), [])
+            self.assertEqual(read_offset(state) if os.path.exists(os.path.join(state, "telegram.offset")) else 0, 0)
+        finally:
+            self.assertEqual(bridge.stop(), 0)
 
 
 class WhatsAppEndToEnd(EndToEnd):
