@@ -22,9 +22,9 @@
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
-#include <grpc/grpc_security.h>
 #include <grpc/support/time.h>
 
+#include "clients/lib/channel.h"
 #define NS_PER_S 1000000000ull
 #define NS_PER_MS 1000000ull
 /* Longest a worker sleeps in its completion queue before re-checking its
@@ -375,7 +375,7 @@ static int create_channels(hw_drv *d, char *err, size_t errlen)
     d->conns = calloc(d->n_conns, sizeof(*d->conns));
     if (!d->conns)
         return -ENOMEM;
-    grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+    hw_channel_security sec = {.tls_ca_file = d->cfg.tls_ca_file, .tls_server_name = d->cfg.tls_server_name};
     for (unsigned i = 0; i < d->n_conns; i++) {
         /* A local subchannel pool per channel, and an argument that differs
          * per channel, so each channel opens its own TCP connection. */
@@ -397,13 +397,12 @@ static int create_channels(hw_drv *d, char *err, size_t errlen)
         args[2].type = GRPC_ARG_INTEGER;
         args[2].key = (char *)"helpwire.bench.connection";
         args[2].value.integer = (int)i;
-        grpc_channel_args chargs = {4, args};
-        d->conns[i].channel = grpc_channel_create(d->cfg.target, creds, &chargs);
+        if (hw_channel_open(d->cfg.target, &sec, args, 4, &d->conns[i].channel, err, errlen) != 0)
+            return -EINVAL;
         for (int k = 0; k < HW_RPC_COUNT; k++)
             d->conns[i].method[k] = grpc_channel_register_call(
                 d->conns[i].channel, hw_rpc_info_of((hw_rpc_kind)k)->path, NULL, NULL);
     }
-    grpc_channel_credentials_release(creds);
     return connect_all(d, err, errlen);
 }
 

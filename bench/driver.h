@@ -59,14 +59,16 @@ typedef struct hw_drv_config {
     double rate;          /* > 0: open loop at this many calls/s in total */
     unsigned timeout_ms;  /* per-call deadline, > 0 */
     unsigned connect_timeout_ms;
-    const hw_mix *mix;       /* not owned */
-    const hw_corpus *corpus; /* not owned */
-    const hw_ids *ids;       /* not owned; may be NULL */
-    const char *run_id;      /* not owned; prefix of unique ids */
-    uint32_t users;          /* Route channel_user_id pool */
-    const char *token;       /* not owned; NULL: no authorization */
-    const grpc_slice *fixed; /* not owned; non-NULL: send these bytes as
-                                every request (of hw_mix_first(mix)) */
+    const hw_mix *mix;           /* not owned */
+    const hw_corpus *corpus;     /* not owned */
+    const hw_ids *ids;           /* not owned; may be NULL */
+    const char *run_id;          /* not owned; prefix of unique ids */
+    uint32_t users;              /* Route channel_user_id pool */
+    const char *token;           /* not owned; NULL: no authorization */
+    const char *tls_ca_file;     /* not owned; non-NULL: TLS trusting these PEM roots */
+    const char *tls_server_name; /* not owned; NULL: the target's host */
+    const grpc_slice *fixed;     /* not owned; non-NULL: send these bytes as
+                                    every request (of hw_mix_first(mix)) */
 } hw_drv_config;
 
 typedef struct hw_rpc_stats {

@@ -50,6 +50,7 @@ typedef struct options {
     const char *corpus;
     uint32_t users;
     const char *token;
+    const char *tls_ca_file, *tls_server_name;
     const char *json;
     const char *run_id;
     const char *dump_request;
@@ -74,6 +75,8 @@ static void usage(FILE *out)
                  "  --corpus FILE         one text per line (Route text, Search query, ticket text)\n"
                  "  --users N             Route channel_user_id pool size, default 1000\n"
                  "  --token T             send \"authorization: Bearer T\"\n"
+                 "  --tls-ca FILE         TLS, trusting the PEM roots in FILE (default: plaintext)\n"
+                 "  --tls-server-name N   the name the server's certificate must carry\n"
                  "  --customer-id ID      customer for CreateTicket (repeatable; else seeded via Route)\n"
                  "  --ticket-id ID        ticket for GetTicket (repeatable; else seeded via CreateTicket)\n"
                  "  --no-seed             do not call the target before the run to learn ids\n"
@@ -126,6 +129,8 @@ enum {
     OPT_CORPUS,
     OPT_USERS,
     OPT_TOKEN,
+    OPT_TLS_CA,
+    OPT_TLS_SERVER_NAME,
     OPT_CUSTOMER,
     OPT_TICKET,
     OPT_NO_SEED,
@@ -154,6 +159,8 @@ static int parse_options(int argc, char **argv, options *o)
         {"corpus", required_argument, NULL, OPT_CORPUS},
         {"users", required_argument, NULL, OPT_USERS},
         {"token", required_argument, NULL, OPT_TOKEN},
+        {"tls-ca", required_argument, NULL, OPT_TLS_CA},
+        {"tls-server-name", required_argument, NULL, OPT_TLS_SERVER_NAME},
         {"customer-id", required_argument, NULL, OPT_CUSTOMER},
         {"ticket-id", required_argument, NULL, OPT_TICKET},
         {"no-seed", no_argument, NULL, OPT_NO_SEED},
@@ -219,6 +226,12 @@ static int parse_options(int argc, char **argv, options *o)
             break;
         case OPT_TOKEN:
             o->token = optarg;
+            break;
+        case OPT_TLS_CA:
+            o->tls_ca_file = optarg;
+            break;
+        case OPT_TLS_SERVER_NAME:
+            o->tls_server_name = optarg;
             break;
         case OPT_CUSTOMER:
             if ((rc = hw_ids_add_customer(&o->ids, optarg)) != 0)
@@ -422,6 +435,8 @@ int main(int argc, char **argv)
         hw_seed_config sc = {
             .target = o.target,
             .token = o.token,
+            .tls_ca_file = o.tls_ca_file,
+            .tls_server_name = o.tls_server_name,
             .corpus = corpus,
             .run_id = run_id,
             .users = o.users,
@@ -455,6 +470,8 @@ int main(int argc, char **argv)
         .run_id = run_id,
         .users = o.users,
         .token = o.token,
+        .tls_ca_file = o.tls_ca_file,
+        .tls_server_name = o.tls_server_name,
         .fixed = have_fixed ? &fixed : NULL,
     };
     rc = hw_drv_create(&cfg, &drv, err, sizeof(err));

@@ -12,10 +12,10 @@
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
-#include <grpc/grpc_security.h>
 #include <grpc/support/time.h>
 
 #include "bench/driver.h"
+#include "clients/lib/channel.h"
 
 /* One unary call; *reply (owned by the caller) is set when status is OK. */
 static int call_unary(grpc_channel *ch, grpc_completion_queue *cq, const char *path, const char *token,
@@ -166,9 +166,13 @@ int hw_seed_ids(const hw_seed_config *cfg, hw_ids *ids, char *note, size_t notel
     if ((cfg->want_customers == 0 || ids->n_customers > 0) && (cfg->want_tickets == 0 || ids->n_tickets > 0))
         return 0;
 
-    grpc_channel_credentials *creds = grpc_insecure_credentials_create();
-    grpc_channel *ch = grpc_channel_create(cfg->target, creds, NULL);
-    grpc_channel_credentials_release(creds);
+    hw_channel_security sec = {.tls_ca_file = cfg->tls_ca_file, .tls_server_name = cfg->tls_server_name};
+    grpc_channel *ch = NULL;
+    char why[256];
+    if (hw_channel_open(cfg->target, &sec, NULL, 0, &ch, why, sizeof why) != 0) {
+        snprintf(note, notelen, "not seeded: %s; placeholder ids used", why);
+        return 0;
+    }
     grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
     hw_req_ctx *ctx = malloc(sizeof(*ctx));
     if (!ctx) {

@@ -20,8 +20,10 @@
 #include "bench/requests.h"
 
 typedef struct hw_seed_config {
-    const char *target; /* "host:port" */
-    const char *token;  /* NULL: no authorization metadata */
+    const char *target;          /* "host:port" */
+    const char *token;           /* NULL: no authorization metadata */
+    const char *tls_ca_file;     /* NULL: plaintext */
+    const char *tls_server_name; /* NULL: the target's host */
     const hw_corpus *corpus;
     const char *run_id;
     uint32_t users;          /* Route channel_user_id pool, as in the run */

@@ -19,13 +19,14 @@
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
-#include <grpc/grpc_security.h>
 #include <grpc/slice.h>
 #include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
 
+#include "clients/lib/channel.h"
+
 /* Replies may be large (a page of 500 tickets, a long conversation). */
-enum { CLI_RPC_MAX_RECEIVE_BYTES = 64 << 20, CLI_RPC_MAX_CA_BYTES = 1 << 20, CLI_RPC_MAX_WINDOW = 1024 };
+enum { CLI_RPC_MAX_RECEIVE_BYTES = 64 << 20, CLI_RPC_MAX_WINDOW = 1024 };
 
 struct cli_rpc {
     grpc_channel *channel;
@@ -82,28 +83,6 @@ static void wipe_free(char *s)
     free(s);
 }
 
-/* Reads a whole (small) file; NULL with errno set on failure. */
-static char *read_small_file(const char *path, size_t max_bytes)
-{
-    FILE *f = fopen(path, "rb");
-    char *buf = NULL;
-    if (!f)
-        return NULL;
-    buf = malloc(max_bytes + 1);
-    if (!buf)
-        goto out;
-    size_t n = fread(buf, 1, max_bytes + 1, f);
-    if (ferror(f) || n > max_bytes) {
-        free(buf);
-        buf = NULL;
-        goto out;
-    }
-    buf[n] = '\0';
-out:
-    fclose(f);
-    return buf;
-}
-
 /* Only visible ASCII is valid in a metadata value's token part. */
 static int token_is_valid(const char *t)
 {
@@ -116,8 +95,6 @@ static int token_is_valid(const char *t)
 int cli_rpc_create(cli_rpc **out, const cli_rpc_options *o, char *err, size_t errlen)
 {
     int rc = -1;
-    char *roots = NULL;
-    grpc_channel_credentials *creds = NULL;
     cli_rpc *rpc = calloc(1, sizeof *rpc);
 
     *out = NULL;
@@ -140,43 +117,18 @@ int cli_rpc_create(cli_rpc **out, const cli_rpc_options *o, char *err, size_t er
         snprintf(rpc->auth_value, n, "Bearer %s", o->token);
     }
 
-    grpc_arg args[2];
+    grpc_arg args[1];
     size_t nargs = 0;
     args[nargs].type = GRPC_ARG_INTEGER;
     args[nargs].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
     args[nargs++].value.integer = CLI_RPC_MAX_RECEIVE_BYTES;
-    if (o->tls_ca_file && *o->tls_ca_file) {
-        roots = read_small_file(o->tls_ca_file, CLI_RPC_MAX_CA_BYTES);
-        if (!roots) {
-            snprintf(err, errlen, "--tls-ca %s: cannot read the file (or it is over 1 MiB)", o->tls_ca_file);
-            goto out;
-        }
-        creds = grpc_ssl_credentials_create(roots, NULL, NULL, NULL);
-        if (o->tls_server_name && *o->tls_server_name) {
-            args[nargs].type = GRPC_ARG_STRING;
-            args[nargs].key = (char *)GRPC_SSL_TARGET_NAME_OVERRIDE_ARG;
-            args[nargs++].value.string = (char *)o->tls_server_name;
-        }
-    } else {
-        creds = grpc_insecure_credentials_create();
-    }
-    if (!creds) {
-        snprintf(err, errlen, "cannot create channel credentials");
+    hw_channel_security sec = {.tls_ca_file = o->tls_ca_file, .tls_server_name = o->tls_server_name};
+    if (hw_channel_open(o->target, &sec, args, nargs, &rpc->channel, err, errlen) != 0)
         goto out;
-    }
-    grpc_channel_args cargs = {nargs, args};
-    rpc->channel = grpc_channel_create(o->target, creds, &cargs);
-    if (!rpc->channel) {
-        snprintf(err, errlen, "cannot create a channel to %s", o->target);
-        goto out;
-    }
     *out = rpc;
     rpc = NULL;
     rc = 0;
 out:
-    if (creds)
-        grpc_channel_credentials_release(creds);
-    free(roots);
     cli_rpc_destroy(rpc);
     return rc;
 }

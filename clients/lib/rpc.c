@@ -11,13 +11,13 @@
 
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
-#include <grpc/grpc_security.h>
 #include <grpc/slice.h>
 #include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
 
 #include <openssl/crypto.h>
 
+#include "clients/lib/channel.h"
 #include "clients/lib/config.h"
 
 struct br_rpc {
@@ -58,8 +58,6 @@ bool br_status_retryable(int code)
 int br_rpc_create(br_rpc **out, const br_rpc_options *o, char *err, size_t errlen)
 {
     int rc = -1;
-    char *roots = NULL;
-    grpc_channel_credentials *creds = NULL;
     br_rpc *rpc = calloc(1, sizeof *rpc);
     if (!rpc) {
         snprintf(err, errlen, "out of memory");
@@ -72,7 +70,7 @@ int br_rpc_create(br_rpc **out, const br_rpc_options *o, char *err, size_t errle
             goto out;
         }
     }
-    grpc_arg args[3];
+    grpc_arg args[2];
     size_t nargs = 0;
     args[nargs].type = GRPC_ARG_INTEGER;
     args[nargs].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
@@ -82,38 +80,13 @@ int br_rpc_create(br_rpc **out, const br_rpc_options *o, char *err, size_t errle
     args[nargs].type = GRPC_ARG_INTEGER;
     args[nargs].key = (char *)GRPC_ARG_MAX_RECONNECT_BACKOFF_MS;
     args[nargs++].value.integer = 2000;
-    if (o->tls_ca_file && *o->tls_ca_file) {
-        char e[256];
-        if (br_read_file(o->tls_ca_file, 1 << 20, &roots, NULL, e, sizeof e) != 0) {
-            snprintf(err, errlen, "--tls-ca: %s", e);
-            goto out;
-        }
-        creds = grpc_ssl_credentials_create(roots, NULL, NULL, NULL);
-        if (o->tls_server_name && *o->tls_server_name) {
-            args[nargs].type = GRPC_ARG_STRING;
-            args[nargs].key = (char *)GRPC_SSL_TARGET_NAME_OVERRIDE_ARG;
-            args[nargs++].value.string = (char *)o->tls_server_name;
-        }
-    } else {
-        creds = grpc_insecure_credentials_create();
-    }
-    if (!creds) {
-        snprintf(err, errlen, "cannot create channel credentials");
+    hw_channel_security sec = {.tls_ca_file = o->tls_ca_file, .tls_server_name = o->tls_server_name};
+    if (hw_channel_open(o->target, &sec, args, nargs, &rpc->channel, err, errlen) != 0)
         goto out;
-    }
-    grpc_channel_args cargs = {nargs, args};
-    rpc->channel = grpc_channel_create(o->target, creds, &cargs);
-    if (!rpc->channel) {
-        snprintf(err, errlen, "cannot create a channel to %s", o->target);
-        goto out;
-    }
     *out = rpc;
     rpc = NULL;
     rc = 0;
 out:
-    if (creds)
-        grpc_channel_credentials_release(creds);
-    free(roots);
     br_rpc_destroy(rpc);
     return rc;
 }

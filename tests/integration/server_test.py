@@ -2,6 +2,7 @@
 a client from another gRPC implementation (Debian's python3-grpcio):
 health, the status cases, concurrency, the command line, and the drain on
 SIGTERM."""
+import json
 import os
 import re
 import signal
@@ -235,6 +236,28 @@ class Tls(unittest.TestCase):
             c = hwclient.Client(server.tls_addresses[0], api=API, tls=mine)
             self.assertEqual(c.call("grpc.health.v1.Health/Check").status, 1)
             c.close()
+        finally:
+            self.assertEqual(server.stop(), 0)
+
+    def test_load_generator_over_tls(self):
+        # helpwire-bench takes the same --tls-ca as the bridges and the CLI.
+        server = hwclient.Server("--demo", "--tls-listen", "127.0.0.1:0", "--tls-cert", self.path("server.pem"),
+                                 "--tls-key", self.path("server.key"))
+        bench = hwclient.find_file("bench/helpwire-bench", "bench/helpwire-bench")
+        try:
+            common = [bench, "--target", server.tls_addresses[0], "--token", server.tokens["admin"], "--mix",
+                      "Search", "--requests", "40", "--warmup", "0", "--connections", "2", "--concurrency", "2",
+                      "--connect-timeout-ms", "3000", "--json", "-"]
+            r = subprocess.run(common + ["--tls-ca", self.path("ca.pem")], capture_output=True, timeout=60)
+            self.assertEqual(r.returncode, 0, r.stderr.decode())
+            out = json.loads(r.stdout.decode())
+            self.assertEqual(out["ok"], 40)
+            # Plaintext against the TLS port cannot connect: exit 3, said so.
+            r = subprocess.run(common, capture_output=True, timeout=60)
+            self.assertEqual(r.returncode, 3, r.stderr.decode())
+            r = subprocess.run(common + ["--tls-ca", self.path("nope.pem")], capture_output=True, timeout=60)
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn("nope.pem", r.stderr.decode())
         finally:
             self.assertEqual(server.stop(), 0)
 
