@@ -60,6 +60,9 @@ static const opt_def options[] = {
     {"dedupe-retention-hours", OPT_INT, OFF(dedupe_retention_hours), 0, 87600, "H",
      "How long Route remembers a (channel, message_id) to answer a resent message with the first "
      "reply; older records are swept away in the background. 0 = forever. Default 168 (7 days)."},
+    {"ticket-numbers-from", OPT_INT, OFF(ticket_numbers_from), 0, (int64_t)1 << 53, "N",
+     "Make the next ticket number at least N (never lower than the store's own): after restoring a "
+     "backup, pass one more than the highest number customers may have seen. Default: off."},
     {"latency-target-us", OPT_INT, OFF(latency_target_us), 0, 60000000, "US",
      "Adaptive admission: unary calls are let in under a limit (at most --max-in-flight) that "
      "follows their mean latency, cut when it is above US microseconds and grown while calls are "

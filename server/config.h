@@ -18,24 +18,24 @@
 typedef struct hw_config {
     const char *listen[HW_CONFIG_MAX_LISTEN]; /* --listen, repeatable */
     size_t n_listen;
-    const char *data_dir;           /* --data (required) */
-    int64_t threads;                /* --threads; 0 = number of cores */
-    bool demo;                      /* --demo: seed demo data on an empty store */
-    const char *config_file;        /* --config */
-    int64_t max_message_bytes;      /* --max-message-bytes */
-    int64_t max_concurrent_streams; /* --max-concurrent-streams, per connection */
-    int64_t keepalive_time_ms;      /* --keepalive-time-ms: server pings idle connections */
-    int64_t keepalive_timeout_ms;   /* --keepalive-timeout-ms */
-    int64_t min_ping_interval_ms;   /* --min-client-ping-interval-ms */
-    int64_t calls_per_method;       /* --calls-per-method: pre-requested per worker */
-    int64_t drain_timeout_ms;       /* --drain-timeout-ms */
-    int64_t drain_grace_ms;         /* --drain-grace-ms: NOT_SERVING before closing */
-    int64_t max_in_flight;          /* --max-in-flight: 0 = unbounded */
-    int64_t latency_target_us;
-    int64_t dedupe_retention_hours;
-        /* --dedupe-retention-hours: 0 = forever */ /* --latency-target-us: 0 = fixed bound only */
-    const char *metrics_addr;                       /* --metrics */
-    const char *tls_listen[HW_CONFIG_MAX_LISTEN];   /* --tls-listen, repeatable */
+    const char *data_dir;                         /* --data (required) */
+    int64_t threads;                              /* --threads; 0 = number of cores */
+    bool demo;                                    /* --demo: seed demo data on an empty store */
+    const char *config_file;                      /* --config */
+    int64_t max_message_bytes;                    /* --max-message-bytes */
+    int64_t max_concurrent_streams;               /* --max-concurrent-streams, per connection */
+    int64_t keepalive_time_ms;                    /* --keepalive-time-ms: server pings idle connections */
+    int64_t keepalive_timeout_ms;                 /* --keepalive-timeout-ms */
+    int64_t min_ping_interval_ms;                 /* --min-client-ping-interval-ms */
+    int64_t calls_per_method;                     /* --calls-per-method: pre-requested per worker */
+    int64_t drain_timeout_ms;                     /* --drain-timeout-ms */
+    int64_t drain_grace_ms;                       /* --drain-grace-ms: NOT_SERVING before closing */
+    int64_t max_in_flight;                        /* --max-in-flight: 0 = unbounded */
+    int64_t latency_target_us;                    /* --latency-target-us: 0 = fixed bound only */
+    int64_t dedupe_retention_hours;               /* --dedupe-retention-hours: 0 = forever */
+    int64_t ticket_numbers_from;                  /* --ticket-numbers-from: 0 = as stored */
+    const char *metrics_addr;                     /* --metrics */
+    const char *tls_listen[HW_CONFIG_MAX_LISTEN]; /* --tls-listen, repeatable */
     size_t n_tls_listen;
     const char *tls_cert;             /* --tls-cert (PEM file) */
     const char *tls_key;              /* --tls-key (PEM file) */

@@ -366,6 +366,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "helpwired: cannot start the outbox and notifier: %s\n", hw_strerror(mrc));
         goto out;
     }
+    if (cfg.ticket_numbers_from > 0) {
+        uint64_t next;
+        if ((mrc = hw_tickets_number_floor(store, (uint64_t)cfg.ticket_numbers_from, &next)) != HW_OK) {
+            fprintf(stderr, "helpwired: --ticket-numbers-from: %s\n", hw_strerror(mrc));
+            goto out;
+        }
+        hw_log_event(log, HW_LOG_INFO, "ticket_numbers", "next=%llu", (unsigned long long)next);
+    }
     if (cfg.dedupe_retention_hours > 0) {
         hw_retention_options ro = {
             .store = store, .log = log, .dedupe_retention_ms = cfg.dedupe_retention_hours * 3600 * 1000};

@@ -77,6 +77,41 @@ static const char *priority_name(Helpwire__V1__Priority p)
 
 /* ------------------------------------------------------------ events */
 
+/* Ticket numbers (and ids, "t-<number>") come from this sequence. */
+#define TICKET_SEQ "ticket"
+#define TICKET_FIRST 1000
+
+typedef struct {
+    uint64_t from, next;
+} floor_ctx;
+
+static int number_floor_fn(hw_store_txn *w, void *arg)
+{
+    floor_ctx *c = arg;
+    uint64_t last;
+    int rc = hw_store_peek_seq(w, TICKET_SEQ, &last);
+    if (rc == HW_ENOTFOUND)
+        last = TICKET_FIRST - 1;
+    else if (rc != HW_OK)
+        return rc;
+    c->next = last + 1;
+    if (c->from <= c->next)
+        return HW_OK; /* never backwards */
+    uint64_t at;
+    rc = hw_store_next_seq(w, TICKET_SEQ, c->from - 1, &at); /* the counter holds the last number given */
+    c->next = at + 1;
+    return rc;
+}
+
+int hw_tickets_number_floor(hw_store *s, uint64_t from, uint64_t *next)
+{
+    floor_ctx c = {.from = from};
+    int rc = hw_store_write(s, number_floor_fn, &c);
+    if (rc == HW_OK)
+        *next = c.next;
+    return rc;
+}
+
 /* Appends an event to t's history and keeps a copy for watchers. */
 static int record(hw_store_txn *w, hw_event_list *l, hw_arena *a, const Ticket *t,
                   Helpwire__V1__TicketEventKind kind, const char *actor, const char *detail)
@@ -199,7 +234,7 @@ static int open_ticket(hw_store_txn *w, const hw_ticket_open *o, hw_arena *a, hw
     else if (rc != HW_OK)
         return rc;
     uint64_t number;
-    rc = hw_store_next_seq(w, "ticket", 1000, &number);
+    rc = hw_store_next_seq(w, TICKET_SEQ, TICKET_FIRST, &number);
     if (rc != HW_OK)
         return rc;
     Ticket *t = hw_arena_alloc(a, sizeof *t);

@@ -71,6 +71,13 @@ int hw_tickets_send_to_customer_in(hw_store_txn *w, const Helpwire__V1__Customer
                                    Helpwire__V1__Channel channel, const char *ticket_id, int kind,
                                    const char *text, hw_event_list *ev, uint64_t *seq);
 
+/* Makes the next ticket number at least from (ticket numbers and ids are
+ * never given twice by one store, but a store restored from a backup does
+ * not know the ones given after the backup). Never moves backwards.
+ * *next receives the number the next ticket will get. Before serving.
+ * @return HW_OK; store codes. */
+int hw_tickets_number_floor(hw_store *s, uint64_t from, uint64_t *next);
+
 /* After the commit: sends the events to WatchTickets streams and wakes
  * outbox subscribers and the notifier. Any thread. */
 void hw_tickets_publish(hw_app *app, const hw_event_list *ev);

@@ -152,5 +152,48 @@ class BackupUnderLoad(unittest.TestCase):
         self.fail("the load stalled: %d tickets acknowledged\n%s" % (len(acked), self.server.read_log()[-4000:]))
 
 
+
+class RestoreNumbers(unittest.TestCase):
+    def test_a_restored_store_does_not_give_a_ticket_number_twice(self):
+        server = hwclient.Server("--demo")
+        admin_token = server.tokens["admin"]
+        admin = server.client(api=API, role="admin")
+        bridge = server.client(api=API, role="bridge")
+        customer = bridge.call("helpwire.v1.Router/Route", channel="CHANNEL_TELEGRAM", channelUserId="rn-1",
+                               displayName="R", text="如何重置密码", messageId="rn-1").customer_id
+        bridge.close()
+
+        def create(client):
+            return client.call("helpwire.v1.Tickets/CreateTicket", customerId=customer, text="restore numbers",
+                               queue="general").ticket
+
+        create(admin)
+        target = tempfile.mkdtemp(prefix="hw-backup-", dir=os.environ.get("TEST_TMPDIR"))
+        admin.call("helpwire.v1.Admin/Backup", directory=target, timeout=60)
+        after = [create(admin) for _ in range(3)]  # customers saw these numbers; the backup did not
+        admin.close()
+        self.assertEqual(server.stop(), 0)
+        highest = max(t.number for t in after)
+
+        copy = hwclient.Server("--ticket-numbers-from", str(highest + 1), data_dir=target)
+        try:
+            c = copy.client(api=API, token=admin_token)
+            t = create(c)
+            self.assertEqual(t.number, highest + 1)
+            self.assertEqual(t.id, "t-%d" % (highest + 1))
+            c.close()
+            self.assertIn("event=ticket_numbers next=%d" % (highest + 1), copy.read_log())
+        finally:
+            self.assertEqual(copy.stop(), 0)
+        # Never backwards: a lower floor later changes nothing.
+        again = hwclient.Server("--ticket-numbers-from", "5", data_dir=target)
+        try:
+            c = again.client(api=API, token=admin_token)
+            self.assertEqual(create(c).number, highest + 2)
+            c.close()
+        finally:
+            self.assertEqual(again.stop(), 0)
+
+
 if __name__ == "__main__":
     hwtest.main()

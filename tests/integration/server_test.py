@@ -283,7 +283,7 @@ class CommandLine(unittest.TestCase):
         out = r.stdout.decode()
         for flag in ("--listen", "--data", "--threads", "--demo", "--config", "--max-message-bytes",
                      "--max-concurrent-streams", "--keepalive-time-ms", "--drain-timeout-ms", "--access-log",
-                     "--latency-target-us", "--dedupe-retention-hours"):
+                     "--latency-target-us", "--dedupe-retention-hours", "--ticket-numbers-from"):
             self.assertIn(flag, out)
 
     def test_bad_flag_exits_non_zero_with_one_line(self):
@@ -298,7 +298,7 @@ class CommandLine(unittest.TestCase):
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("--threads", r.stderr.decode())
         for flag, value in (("--dedupe-retention-hours", "-1"), ("--dedupe-retention-hours", "87601"),
-                            ("--latency-target-us", "-5")):
+                            ("--latency-target-us", "-5"), ("--ticket-numbers-from", "x")):
             r = self.run_helpwired("--data", "/tmp", flag, value)
             self.assertNotEqual(r.returncode, 0)
             self.assertIn(flag, r.stderr.decode())
