@@ -28,7 +28,8 @@ struct hw_retention {
 };
 
 typedef struct {
-    hw_dedupe_sweep sw; /* a copy: kept only when the batch commits */
+    hw_dedupe_sweep start; /* where the batch begins (the write fn may run again) */
+    hw_dedupe_sweep end;   /* where it ended; kept only when the batch commits */
     size_t batch;
     int64_t cutoff, now;
     size_t deleted;
@@ -37,11 +38,8 @@ typedef struct {
 static int sweep_fn(hw_store_txn *w, void *arg)
 {
     batch_ctx *b = arg;
-    hw_dedupe_sweep sw = b->sw; /* the write fn may run again: start from the copy */
-    int rc = hw_store_dedupe_sweep(w, &sw, b->batch, b->cutoff, b->now, &b->deleted);
-    if (rc == HW_OK)
-        b->sw = sw;
-    return rc;
+    b->end = b->start;
+    return hw_store_dedupe_sweep(w, &b->end, b->batch, b->cutoff, b->now, &b->deleted);
 }
 
 static int64_t wall_ms(void)
@@ -68,10 +66,10 @@ static void *retention_main(void *arg)
         pthread_mutex_unlock(&r->mu);
         int64_t now = wall_ms();
         batch_ctx b = {
-            .sw = r->sweep, .batch = r->o.batch, .cutoff = now - r->o.dedupe_retention_ms, .now = now};
+            .start = r->sweep, .batch = r->o.batch, .cutoff = now - r->o.dedupe_retention_ms, .now = now};
         int rc = hw_store_write(r->o.store, sweep_fn, &b);
         if (rc == HW_OK) {
-            r->sweep = b.sw;
+            r->sweep = b.end;
             atomic_fetch_add(&r->expired, b.deleted);
         } else if (rc != HW_ECLOSED) {
             hw_log_event(r->o.log, HW_LOG_WARN, "dedupe_sweep_failed", "error=%s", hw_strerror(rc));
