@@ -6,6 +6,7 @@ Input is the manifest run.sh writes (tab-separated lines):
   meta    KEY VALUE
   run     WORKLOAD LEVEL TARGET JSON_PATH      (TARGET: ceiling | helpwired)
   skip    WORKLOAD REASON
+  text    NAME COMMAND PATH    (a benchmark's output, quoted as it is: store, search)
   xcheck  TARGET MODE ROUND TOOL RPS CPU_S REQUESTS
           (MODE: pinned | shared; TOOL: h2load | helpwire-bench)
 Only figures found in those files are written; nothing is estimated.
@@ -33,6 +34,7 @@ P99_TARGET_MS = 5.0
 
 def read_manifest(path):
     meta, runs, skips, xchecks = {}, {}, {}, []
+    texts = []
     with open(path, encoding="utf-8") as f:
         for line in f:
             parts = line.rstrip("\n").split("\t")
@@ -48,11 +50,17 @@ def read_manifest(path):
                         "%s at %s: no result (see the run log)" % (target, level))
             elif parts[0] == "skip" and len(parts) >= 3:
                 skips.setdefault(parts[1], []).append(parts[2])
+            elif parts[0] == "text" and len(parts) == 4:
+                try:
+                    with open(parts[3], encoding="utf-8", errors="replace") as tf:
+                        texts.append((parts[1], parts[2], tf.read().rstrip()))
+                except OSError:
+                    skips.setdefault(parts[1], []).append("no output (see the run log)")
             elif parts[0] == "xcheck" and len(parts) == 8:
                 _, target, mode, rnd, tool, rps, cpu, reqs = parts
                 xchecks.append({"target": target, "mode": mode, "round": int(rnd), "tool": tool,
                                 "rps": float(rps), "cpu_s": float(cpu), "requests": int(reqs)})
-    return meta, runs, skips, xchecks
+    return meta, runs, skips, xchecks, texts
 
 
 def level_key(level):
@@ -258,7 +266,7 @@ def main():
         sys.stderr.write(__doc__)
         return 2
     manifest, results_path, plot_dir = sys.argv[1:]
-    meta, runs, skips, xchecks = read_manifest(manifest)
+    meta, runs, skips, xchecks, texts = read_manifest(manifest)
     have_gnuplot = meta.get("gnuplot", "")
     plots = write_plots(runs, plot_dir, have_gnuplot)
     rel_plot_dir = os.path.relpath(plot_dir, os.path.dirname(os.path.abspath(results_path)))
@@ -322,6 +330,17 @@ def main():
         if meta.get("xcheck_note"):
             s.append(meta["xcheck_note"])
             s.append("")
+    titles = {"store": "Store: group commit against one commit per request (same run)",
+              "search": "Search: the index against SQLite FTS5 (same run)"}
+    for name, command, out in texts:
+        s.append("### %s" % titles.get(name, name))
+        s.append("")
+        s.append("`%s`" % command)
+        s.append("")
+        s.append("```")
+        s += out.splitlines()
+        s.append("```")
+        s.append("")
     splice(results_path, s)
     return 0
 

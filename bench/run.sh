@@ -5,7 +5,9 @@
 # 70/20/10 mix) and each concurrency level runs the same load against the
 # ceiling and against helpwired --demo, so every figure is also a ratio to
 # the ceiling measured in the same run; then cross-checks helpwire-bench
-# with h2load on the same Route request; then rewrites the "Load" section of
+# with h2load on the same Route request; runs the store benchmark (group
+# commit against one commit per request) and the search benchmark (the
+# index against SQLite FTS5); then rewrites the "Load" section of
 # bench/RESULTS.md (other sections are kept) and bench/plots/load-*.png.
 #
 # An RPC helpwired does not answer yet (UNIMPLEMENTED, no server binary, no
@@ -16,6 +18,11 @@
 #   DURATION=5 WARMUP=1     seconds per cell
 #   WORKLOADS="route search create mixed"
 #   XCHECK_LEVEL=4x64 XCHECK_ROUNDS=3 XCHECK_DURATION=3  (XCHECK_ROUNDS=0: skip)
+#   STORE_SECONDS=3         store_bench seconds per cell (0: skip the store benchmark)
+#   SEARCH_QUERIES=500      search_bench queries (0: skip the search benchmark); the
+#                           corpus is Debian's English package descriptions when
+#                           apt has their Translation file, else a synthetic Zipf
+#                           corpus of SEARCH_ARTICLES=20000 articles
 #   XCHECK_MODES="pinned shared"  pinned: the server on CPU 0 and the client on
 #                           CPU 1 (taskset), so each tool measures the server
 #                           and not its own CPU cost; shared: as the suite runs
@@ -39,6 +46,9 @@ XCHECK_ROUNDS=${XCHECK_ROUNDS:-3}
 XCHECK_DURATION=${XCHECK_DURATION:-3}
 XCHECK_WARMUP=${XCHECK_WARMUP:-1}
 XCHECK_MODES=${XCHECK_MODES:-"pinned shared"}
+STORE_SECONDS=${STORE_SECONDS:-3}
+SEARCH_QUERIES=${SEARCH_QUERIES:-500}
+SEARCH_ARTICLES=${SEARCH_ARTICLES:-20000}
 RESULTS=${RESULTS:-$ROOT/bench/RESULTS.md}
 PLOTS=${PLOTS:-$ROOT/bench/plots}
 BAZEL_STARTUP=${BENCH_BAZEL_STARTUP:-"--output_base=$HOME/.cache/bazel-bench"}
@@ -68,7 +78,8 @@ trap 'exit 130' INT TERM
 # ---- build ----
 log "== building (bazel $BAZEL_STARTUP build --config=opt)"
 # shellcheck disable=SC2086
-if ! bazel $BAZEL_STARTUP build "${BAZEL_FLAGS[@]}" //bench:helpwire-bench //bench:ceiling >"$WORK/build.log" 2>&1; then
+if ! bazel $BAZEL_STARTUP build "${BAZEL_FLAGS[@]}" //bench:helpwire-bench //bench:ceiling //bench:store_bench \
+  //bench:search_bench //bench:zipf_corpus >"$WORK/build.log" 2>&1; then
   grep -E 'ERROR|error:' "$WORK/build.log" | head -20 >&2
   log "run.sh: build failed"
   exit 1
@@ -364,6 +375,40 @@ if [ "$XCHECK_ROUNDS" -gt 0 ]; then
     done
   else
     skip xcheck "h2load not installed (apt-get install nghttp2-client)"
+  fi
+fi
+
+# ---- store and search benchmarks ----
+# Their output goes into the report as it is (text blocks), with the command.
+if [ "$STORE_SECONDS" -gt 0 ]; then
+  mkdir -p "$WORK/store"
+  log "== store benchmark (store_bench --seconds $STORE_SECONDS, on $(df -T "$WORK" | awk 'NR == 2 {print $2}'))"
+  if "$BIN/bench/store_bench" --dir "$WORK/store" --seconds "$STORE_SECONDS" >"$WORK/store.raw" 2>&1; then
+    sed "s#$WORK/store#DIR#g" "$WORK/store.raw" >"$WORK/store.txt"
+    printf 'text\tstore\tstore_bench --dir DIR --seconds %s  (DIR on %s)\t%s\n' "$STORE_SECONDS" \
+      "$(df -T "$WORK" | awk 'NR == 2 {print $2}')" "$WORK/store.txt" >>"$MANIFEST"
+  else
+    skip store "store_bench failed: $(tail -1 "$WORK/store.raw")"
+  fi
+  rm -rf "$WORK/store"
+fi
+if [ "$SEARCH_QUERIES" -gt 0 ]; then
+  mkdir -p "$WORK/sc"
+  if "$PY" "$ROOT/bench/corpus/debian_corpus.py" "$WORK/sc" --en-queries "$SEARCH_QUERIES" --zh-queries 100 \
+    >"$WORK/sc.log" 2>&1; then
+    articles=$WORK/sc/en_articles.tsv queries=$WORK/sc/en_queries.tsv label="Debian English"
+  else
+    "$BIN/bench/zipf_corpus" "$SEARCH_ARTICLES" "$SEARCH_QUERIES" "$WORK/sc/zipf_articles.tsv" \
+      "$WORK/sc/zipf_queries.tsv" 7 >"$WORK/sc.log" 2>&1
+    articles=$WORK/sc/zipf_articles.tsv queries=$WORK/sc/zipf_queries.tsv label="Zipf synthetic"
+  fi
+  log "== search benchmark ($label corpus, $(wc -l <"$articles") articles, $(wc -l <"$queries") queries)"
+  if "$BIN/bench/search_bench" --articles "$articles" --queries "$queries" --label "$label" \
+    >"$WORK/search.txt" 2>&1; then
+    printf 'text\tsearch\tsearch_bench --articles A --queries Q  (%s: %s articles, %s queries)\t%s\n' "$label" \
+      "$(wc -l <"$articles")" "$(wc -l <"$queries")" "$WORK/search.txt" >>"$MANIFEST"
+  else
+    skip search-index "search_bench failed: $(tail -1 "$WORK/search.txt")"
   fi
 fi
 
