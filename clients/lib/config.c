@@ -149,6 +149,22 @@ void br_config_usage(FILE *f, const char *prog, const char *about, const br_opti
     }
 }
 
+int br_config_main(const br_option *opts, size_t n, int argc, char **argv, const char *prog,
+                   const char *about)
+{
+    char err[512];
+    int p = br_config_parse(opts, n, argc, argv, err, sizeof err);
+    if (p == BR_CONFIG_HELP) {
+        br_config_usage(stdout, prog, about, opts, n);
+        return 0;
+    }
+    if (p != BR_CONFIG_OK) {
+        fprintf(stderr, "%s: %s\n", prog, err);
+        return 2;
+    }
+    return -1;
+}
+
 void br_common_defaults(br_common *c)
 {
     memset(c, 0, sizeof *c);

@@ -138,6 +138,12 @@ int br_config_parse(const br_option *opts, size_t n, int argc, char **argv, char
  * environment variable with its help. Never prints current values. */
 void br_config_usage(FILE *f, const char *prog, const char *about, const br_option *opts, size_t n);
 
+/* The start of a bridge's main: br_config_parse, then for -h/--help the
+ * usage on stdout (returns 0), for a bad command line "prog: reason" on
+ * stderr (returns 2); returns -1 when main should go on. */
+int br_config_main(const br_option *opts, size_t n, int argc, char **argv, const char *prog,
+                   const char *about);
+
 /* Sets the defaults named in BR_COMMON_OPTIONS' help. */
 void br_common_defaults(br_common *c);
 

@@ -9,10 +9,11 @@
 #include <curl/curl.h>
 #include <grpc/grpc.h>
 
-int br_runtime_start(br_runtime *rt, const char *name, const br_common *c, bool use_curl, char *err,
-                     size_t errlen)
+int br_runtime_start(br_runtime *rt, const char *name, br_common *c, bool use_curl, char *err, size_t errlen)
 {
     memset(rt, 0, sizeof *rt);
+    if (br_common_finish(c, err, errlen) != 0)
+        return -1;
     rt->log = br_log_create(2, name, (br_log_level)br_log_level_parse(c->log_level));
     /* Before any thread exists, so every thread inherits the signal mask. */
     if (!rt->log || br_stop_create(&rt->stop) != 0) {

@@ -25,12 +25,12 @@ typedef struct br_runtime {
     bool grpc_up, curl_up;
 } br_runtime;
 
-/* Starts everything but the subscription. name labels the log lines
- * ("telegram"). Returns 0, or -1 with one line in err (what is set up so
- * far is still freed by br_runtime_finish). Call from main, before any
- * other thread starts. */
-int br_runtime_start(br_runtime *rt, const char *name, const br_common *c, bool use_curl, char *err,
-                     size_t errlen);
+/* Completes the common settings (br_common_finish: the log level checked,
+ * the token loaded) and starts everything but the subscription. name
+ * labels the log lines ("telegram"). Returns 0, or -1 with one line in err
+ * (what is set up so far is still freed by br_runtime_finish). Call from
+ * main, before any other thread starts. */
+int br_runtime_start(br_runtime *rt, const char *name, br_common *c, bool use_curl, char *err, size_t errlen);
 
 /* Subscribes to the channel's outbox on its own thread; deliver(arg, m)
  * sends one message to the channel and returns 0 once the channel accepted

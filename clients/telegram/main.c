@@ -413,15 +413,9 @@ int main(int argc, char **argv)
     tg_bridge b;
     memset(&b, 0, sizeof b);
 
-    int p = br_config_parse(opts, n_opts, argc, argv, err, sizeof err);
-    if (p == BR_CONFIG_HELP) {
-        br_config_usage(stdout, PROG, about, opts, n_opts);
-        return 0;
-    }
-    if (p != BR_CONFIG_OK) {
-        fprintf(stderr, PROG ": %s\n", err);
-        return 2;
-    }
+    int p = br_config_main(opts, n_opts, argc, argv, PROG, about);
+    if (p >= 0)
+        return p;
     bool webhook = strcmp(cfg.mode, "webhook") == 0;
     if (!webhook && strcmp(cfg.mode, "poll") != 0) {
         fprintf(stderr, PROG ": --mode: expected poll or webhook\n");
@@ -450,11 +444,6 @@ int main(int argc, char **argv)
     if (!b.bot_token) {
         fprintf(stderr, PROG ": TELEGRAM_BOT_TOKEN (or --bot-token-file) is required\n");
         return 2;
-    }
-    if (br_common_finish(&cfg.common, err, sizeof err) != 0) {
-        fprintf(stderr, PROG ": %s\n", err);
-        rc = 2;
-        goto out;
     }
     if (!webhook) {
         if (mkdir(cfg.state_dir, 0700) != 0 && errno != EEXIST) {

@@ -501,20 +501,9 @@ int main(int argc, char **argv)
     wc_bridge b;
     memset(&b, 0, sizeof b);
 
-    int p = br_config_parse(opts, n_opts, argc, argv, err, sizeof err);
-    if (p == BR_CONFIG_HELP) {
-        br_config_usage(stdout, PROG, about, opts, n_opts);
-        return 0;
-    }
-    if (p != BR_CONFIG_OK) {
-        fprintf(stderr, PROG ": %s\n", err);
-        return 2;
-    }
-    if (br_common_finish(&cfg.common, err, sizeof err) != 0) {
-        fprintf(stderr, PROG ": %s\n", err);
-        rc = 2;
-        goto out;
-    }
+    int p = br_config_main(opts, n_opts, argc, argv, PROG, about);
+    if (p >= 0)
+        return p;
     if (br_runtime_start(&rt, "webchat", &cfg.common, false, err, sizeof err) != 0) {
         fprintf(stderr, PROG ": %s\n", err);
         rc = 2;

@@ -457,17 +457,9 @@ int main(int argc, char **argv)
     pthread_cond_init(&b.cv, &ca);
     pthread_condattr_destroy(&ca);
 
-    int p = br_config_parse(opts, n_opts, argc, argv, err, sizeof err);
-    if (p == BR_CONFIG_HELP) {
-        br_config_usage(stdout, PROG, about, opts, n_opts);
-        rc = 0;
+    if ((rc = br_config_main(opts, n_opts, argc, argv, PROG, about)) >= 0)
         goto out;
-    }
-    if (p != BR_CONFIG_OK) {
-        fprintf(stderr, PROG ": %s\n", err);
-        rc = 2;
-        goto out;
-    }
+    rc = 1;
     if (!need(cfg.phone_number_id, "--phone-number-id") || !need(cfg.access_token, "WHATSAPP_ACCESS_TOKEN") ||
         !need(cfg.app_secret, "WHATSAPP_APP_SECRET") || !need(cfg.verify_token, "WHATSAPP_VERIFY_TOKEN")) {
         rc = 2;
@@ -475,11 +467,6 @@ int main(int argc, char **argv)
     }
     if (cfg.webhook_path[0] != '/') {
         fprintf(stderr, PROG ": --webhook-path must start with /\n");
-        rc = 2;
-        goto out;
-    }
-    if (br_common_finish(&cfg.common, err, sizeof err) != 0) {
-        fprintf(stderr, PROG ": %s\n", err);
         rc = 2;
         goto out;
     }
