@@ -179,6 +179,30 @@ class Cli(unittest.TestCase):
 
     # tickets
 
+    def test_tickets_list_pages_through_everything(self):
+        # More tickets than one page holds (500), and more history events
+        # than one history page (1000): the CLI follows the page tokens.
+        r = self.route("cli-pages-1", "如何重置密码")
+        cust = r.customer_id
+        made = set()
+        for i in range(1203):
+            t = self.admin.call("helpwire.v1.Tickets/CreateTicket", customerId=cust, queue="general",
+                                text="page filler %d" % i).ticket
+            made.add(t.id)
+        listed = [t["id"] for t in self.json_lines(
+            self.ok("--json", "tickets", "list", "--customer", cust, "--limit", "0"))]
+        self.assertEqual(len(listed), len(set(listed)), "a ticket listed twice")
+        self.assertEqual(set(listed), made)
+        some = self.json_lines(self.ok("--json", "tickets", "list", "--customer", cust, "--limit", "700"))
+        self.assertEqual([t["id"] for t in some], listed[:700])  # newest first, cut at the limit
+        tid = sorted(made)[0]
+        for i in range(1005):
+            self.admin.call("helpwire.v1.Tickets/AddMessage", ticketId=tid, kind="MESSAGE_KIND_INTERNAL_NOTE",
+                            text="note %d" % i)
+        history = self.json_lines(self.ok("--json", "tickets", "show", tid))[0]["history"]
+        self.assertEqual(len([e for e in history if e["kind"] == "TICKET_EVENT_KIND_MESSAGE"]), 1005)
+        self.assertEqual([int(e["seq"]) for e in history], list(range(1, len(history) + 1)))  # all, in order
+
     def test_tickets_list_show_close_on_a_routed_ticket(self):
         r = self.route("cli-tk-1", "My invoice shows a double charge on my card, order 4471")
         self.assertEqual(r.queue, "billing")
