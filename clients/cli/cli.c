@@ -60,6 +60,48 @@ int cli_call(cli_ctx *ctx, const char *method, const ProtobufCMessage *request,
     return CLI_EXIT_OK;
 }
 
+int cli_call_pages(cli_ctx *ctx, const char *method, ProtobufCMessage *request,
+                   const ProtobufCMessageDescriptor *reply_desc, cli_page_fn on_page, void *arg)
+{
+    const ProtobufCFieldDescriptor *tf =
+        protobuf_c_message_descriptor_get_field_by_name(request->descriptor, "page_token");
+    const ProtobufCFieldDescriptor *nf =
+        protobuf_c_message_descriptor_get_field_by_name(reply_desc, "next_page_token");
+    if (!tf || !nf || tf->type != PROTOBUF_C_TYPE_STRING || nf->type != PROTOBUF_C_TYPE_STRING)
+        return cli_fail(ctx, "%s is not a paginated list", method);
+    char **token = (char **)((char *)request + tf->offset);
+    char *page_token = NULL;
+    ProtobufCMessage *reply = NULL;
+    int rc;
+    for (;;) {
+        *token = page_token ? page_token : (char *)"";
+        if ((rc = cli_call(ctx, method, request, reply_desc, &reply)) != CLI_EXIT_OK)
+            break;
+        size_t n = 0;
+        if ((rc = on_page(ctx, reply, &n, arg)) != CLI_EXIT_OK) {
+            if (rc == CLI_PAGES_DONE)
+                rc = CLI_EXIT_OK;
+            break;
+        }
+        const char *next = *(char *const *)((const char *)reply + nf->offset);
+        free(page_token);
+        page_token = NULL;
+        if (!next || !*next || n == 0)
+            break;
+        if (!(page_token = strdup(next))) {
+            rc = cli_fail(ctx, "out of memory");
+            break;
+        }
+        protobuf_c_message_free_unpacked(reply, NULL);
+        reply = NULL;
+    }
+    *token = (char *)"";
+    if (reply)
+        protobuf_c_message_free_unpacked(reply, NULL);
+    free(page_token);
+    return rc;
+}
+
 int cli_emit_json(cli_ctx *ctx, json_t *obj)
 {
     if (!obj)

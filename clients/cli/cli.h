@@ -89,6 +89,19 @@ int cli_usage_error(cli_ctx *ctx, const char *fmt, ...) __attribute__((format(pr
 int cli_call(cli_ctx *ctx, const char *method, const ProtobufCMessage *request,
              const ProtobufCMessageDescriptor *reply_desc, ProtobufCMessage **reply);
 
+/* A paginated list call, page after page: every reply goes to on_page,
+ * which sets *n_items to the items it held and returns CLI_EXIT_OK to go
+ * on, CLI_PAGES_DONE to stop there, or another code after reporting a
+ * failure; it may change the request (e.g. its page_size) for the next
+ * page. Ends after the page without a next_page_token or without items.
+ * The request's page_token and the reply's next_page_token are found by
+ * name in the descriptors; request's page_token is "" on return. Returns a
+ * CLI_EXIT_* code. */
+enum { CLI_PAGES_DONE = -1 };
+typedef int (*cli_page_fn)(cli_ctx *ctx, const ProtobufCMessage *reply, size_t *n_items, void *arg);
+int cli_call_pages(cli_ctx *ctx, const char *method, ProtobufCMessage *request,
+                   const ProtobufCMessageDescriptor *reply_desc, cli_page_fn on_page, void *arg);
+
 /* Writes obj as one compact line to ctx->out and releases it (steals the
  * reference). NULL (out of memory) is reported. Returns a CLI_EXIT_* code. */
 int cli_emit_json(cli_ctx *ctx, json_t *obj);

@@ -58,13 +58,27 @@ static int print_agent(cli_ctx *ctx, const Helpwire__V1__Agent *a)
     return CLI_EXIT_OK;
 }
 
+/* One page of ListAgents: printed as JSON lines, or added to the table. */
+static int agents_page(cli_ctx *ctx, const ProtobufCMessage *reply, size_t *n_items, void *table)
+{
+    const Helpwire__V1__ListAgentsReply *r = (const void *)reply;
+    *n_items = r->n_agents;
+    for (size_t i = 0; i < r->n_agents; i++) {
+        if (!table) {
+            int rc = cli_emit_message(ctx, &r->agents[i]->base);
+            if (rc != CLI_EXIT_OK)
+                return rc;
+        } else if (add_agent_row(table, r->agents[i]) != 0) {
+            return cli_fail(ctx, "out of memory");
+        }
+    }
+    return CLI_EXIT_OK;
+}
+
 static int run_agents_list(cli_ctx *ctx)
 {
     enum { OPT_SKILL, OPT_PRESENCE };
-    int rc = CLI_EXIT_FAILED;
     cli_table *table = NULL;
-    char *page_token = NULL;
-    Helpwire__V1__ListAgentsReply *reply = NULL;
     Helpwire__V1__ListAgentsRequest req = HELPWIRE__V1__LIST_AGENTS_REQUEST__INIT;
     if (ctx->opt[OPT_PRESENCE]) {
         int v;
@@ -78,43 +92,12 @@ static int run_agents_list(cli_ctx *ctx)
     if (ctx->opt[OPT_SKILL])
         req.skill = (char *)ctx->opt[OPT_SKILL];
     req.page_size = AGENTS_PAGE;
-    if (!ctx->json && !(table = cli_table_new(AGENT_COLS, agent_headers))) {
-        rc = cli_fail(ctx, "out of memory");
-        goto out;
-    }
-    for (;;) {
-        req.page_token = page_token ? page_token : "";
-        if (cli_call(ctx, "/helpwire.v1.Agents/ListAgents", &req.base,
-                     &helpwire__v1__list_agents_reply__descriptor,
-                     (ProtobufCMessage **)&reply) != CLI_EXIT_OK)
-            goto out;
-        for (size_t i = 0; i < reply->n_agents; i++) {
-            if (!table) {
-                if (cli_emit_message(ctx, &reply->agents[i]->base) != CLI_EXIT_OK)
-                    goto out;
-            } else if (add_agent_row(table, reply->agents[i]) != 0) {
-                rc = cli_fail(ctx, "out of memory");
-                goto out;
-            }
-        }
-        free(page_token);
-        page_token = NULL;
-        if (!*reply->next_page_token || reply->n_agents == 0)
-            break;
-        if (!(page_token = strdup(reply->next_page_token))) {
-            rc = cli_fail(ctx, "out of memory");
-            goto out;
-        }
-        protobuf_c_message_free_unpacked(&reply->base, NULL);
-        reply = NULL;
-    }
-    if (table)
+    if (!ctx->json && !(table = cli_table_new(AGENT_COLS, agent_headers)))
+        return cli_fail(ctx, "out of memory");
+    int rc = cli_call_pages(ctx, "/helpwire.v1.Agents/ListAgents", &req.base,
+                            &helpwire__v1__list_agents_reply__descriptor, agents_page, table);
+    if (rc == CLI_EXIT_OK && table)
         cli_table_print(table, ctx->out);
-    rc = CLI_EXIT_OK;
-out:
-    if (reply)
-        protobuf_c_message_free_unpacked(&reply->base, NULL);
-    free(page_token);
     cli_table_free(table);
     return rc;
 }

@@ -48,13 +48,44 @@ static cli_table *new_ticket_table(void)
     return t;
 }
 
+/* The state of a tickets list across pages. */
+typedef struct {
+    Helpwire__V1__ListTicketsRequest *req;
+    cli_table *table; /* NULL: JSON lines */
+    long long limit, listed;
+} tickets_pages;
+
+static void set_ticket_page_size(tickets_pages *tp)
+{
+    long long want = tp->limit ? tp->limit - tp->listed : TICKETS_MAX_PAGE;
+    tp->req->page_size = (uint32_t)(want < TICKETS_MAX_PAGE ? want : TICKETS_MAX_PAGE);
+}
+
+/* One page of ListTickets, up to the limit. */
+static int tickets_page(cli_ctx *ctx, const ProtobufCMessage *reply, size_t *n_items, void *arg)
+{
+    tickets_pages *tp = arg;
+    const Helpwire__V1__ListTicketsReply *r = (const void *)reply;
+    *n_items = r->n_tickets;
+    for (size_t i = 0; i < r->n_tickets && (!tp->limit || tp->listed < tp->limit); i++, tp->listed++) {
+        if (!tp->table) {
+            int rc = cli_emit_message(ctx, &r->tickets[i]->base);
+            if (rc != CLI_EXIT_OK)
+                return rc;
+        } else if (add_ticket_row(tp->table, r->tickets[i]) != 0) {
+            return cli_fail(ctx, "out of memory");
+        }
+    }
+    if (tp->limit && tp->listed >= tp->limit)
+        return CLI_PAGES_DONE;
+    set_ticket_page_size(tp);
+    return CLI_EXIT_OK;
+}
+
 static int run_tickets_list(cli_ctx *ctx)
 {
     enum { OPT_STATUS, OPT_QUEUE, OPT_ASSIGNEE, OPT_CUSTOMER, OPT_PRIORITY, OPT_LIMIT };
-    int rc = CLI_EXIT_FAILED;
     cli_table *table = NULL;
-    char *page_token = NULL;
-    Helpwire__V1__ListTicketsReply *reply = NULL;
     Helpwire__V1__ListTicketsRequest req = HELPWIRE__V1__LIST_TICKETS_REQUEST__INIT;
     char choices[128];
     int v;
@@ -83,103 +114,61 @@ static int run_tickets_list(cli_ctx *ctx)
     if (ctx->opt[OPT_CUSTOMER])
         req.customer_id = (char *)ctx->opt[OPT_CUSTOMER];
 
-    if (!ctx->json && !(table = new_ticket_table())) {
-        rc = cli_fail(ctx, "out of memory");
-        goto out;
-    }
-    long long listed = 0;
-    for (;;) {
-        long long want = limit ? limit - listed : TICKETS_MAX_PAGE;
-        req.page_size = (uint32_t)(want < TICKETS_MAX_PAGE ? want : TICKETS_MAX_PAGE);
-        req.page_token = page_token ? page_token : "";
-        if (cli_call(ctx, "/helpwire.v1.Tickets/ListTickets", &req.base,
-                     &helpwire__v1__list_tickets_reply__descriptor,
-                     (ProtobufCMessage **)&reply) != CLI_EXIT_OK)
-            goto out;
-        for (size_t i = 0; i < reply->n_tickets && (!limit || listed < limit); i++, listed++) {
-            if (!table) {
-                if (cli_emit_message(ctx, &reply->tickets[i]->base) != CLI_EXIT_OK)
-                    goto out;
-            } else if (add_ticket_row(table, reply->tickets[i]) != 0) {
-                rc = cli_fail(ctx, "out of memory");
-                goto out;
-            }
-        }
-        free(page_token);
-        page_token = NULL;
-        if (!*reply->next_page_token || (limit && listed >= limit) || reply->n_tickets == 0)
-            break;
-        if (!(page_token = strdup(reply->next_page_token))) {
-            rc = cli_fail(ctx, "out of memory");
-            goto out;
-        }
-        protobuf_c_message_free_unpacked(&reply->base, NULL);
-        reply = NULL;
-    }
-    if (table)
+    if (!ctx->json && !(table = new_ticket_table()))
+        return cli_fail(ctx, "out of memory");
+    tickets_pages tp = {.req = &req, .table = table, .limit = limit};
+    set_ticket_page_size(&tp);
+    int rc = cli_call_pages(ctx, "/helpwire.v1.Tickets/ListTickets", &req.base,
+                            &helpwire__v1__list_tickets_reply__descriptor, tickets_page, &tp);
+    if (rc == CLI_EXIT_OK && table)
         cli_table_print(table, ctx->out);
-    rc = CLI_EXIT_OK;
-out:
-    if (reply)
-        protobuf_c_message_free_unpacked(&reply->base, NULL);
-    free(page_token);
     cli_table_free(table);
     return rc;
+}
+
+/* Where a ticket's history goes: a JSON array, or rows of a table. */
+typedef struct {
+    json_t *events;
+    cli_table *table;
+} history_out;
+
+/* One page of GetTicketHistory. */
+static int history_page(cli_ctx *ctx, const ProtobufCMessage *reply, size_t *n_items, void *arg)
+{
+    history_out *h = arg;
+    const Helpwire__V1__GetTicketHistoryReply *r = (const void *)reply;
+    *n_items = r->n_events;
+    for (size_t i = 0; i < r->n_events; i++) {
+        const Helpwire__V1__TicketEvent *e = r->events[i];
+        int bad;
+        if (h->events) {
+            /* The ticket snapshot is only set on WatchTickets events. */
+            static const char *const skip[] = {"ticket", NULL};
+            bad = json_array_append_new(h->events, cli_pbjson_from_message_except(&e->base, skip));
+        } else {
+            char at[32], kind[48];
+            const char *cells[] = {
+                cli_fmt_time(e->at_unix_ms, at, sizeof at),
+                cli_fmt_enum(&helpwire__v1__ticket_event_kind__descriptor, e->kind, kind, sizeof kind),
+                e->actor, e->detail};
+            bad = cli_table_add(h->table, cells);
+        }
+        if (bad)
+            return cli_fail(ctx, "out of memory");
+    }
+    return CLI_EXIT_OK;
 }
 
 /* Fetches the whole history of ticket id into *events (a JSON array when
  * json, else rows of table). Returns a CLI_EXIT_* code. */
 static int fetch_history(cli_ctx *ctx, const char *id, json_t *events, cli_table *table)
 {
-    int rc = CLI_EXIT_FAILED;
-    char *page_token = NULL;
-    Helpwire__V1__GetTicketHistoryReply *reply = NULL;
     Helpwire__V1__GetTicketHistoryRequest req = HELPWIRE__V1__GET_TICKET_HISTORY_REQUEST__INIT;
     req.ticket_id = (char *)id;
     req.page_size = HISTORY_MAX_PAGE;
-    for (;;) {
-        req.page_token = page_token ? page_token : "";
-        if (cli_call(ctx, "/helpwire.v1.Tickets/GetTicketHistory", &req.base,
-                     &helpwire__v1__get_ticket_history_reply__descriptor,
-                     (ProtobufCMessage **)&reply) != CLI_EXIT_OK)
-            goto out;
-        for (size_t i = 0; i < reply->n_events; i++) {
-            const Helpwire__V1__TicketEvent *e = reply->events[i];
-            int bad;
-            if (events) {
-                /* The ticket snapshot is only set on WatchTickets events. */
-                static const char *const skip[] = {"ticket", NULL};
-                bad = json_array_append_new(events, cli_pbjson_from_message_except(&e->base, skip));
-            } else {
-                char at[32], kind[48];
-                const char *cells[] = {
-                    cli_fmt_time(e->at_unix_ms, at, sizeof at),
-                    cli_fmt_enum(&helpwire__v1__ticket_event_kind__descriptor, e->kind, kind, sizeof kind),
-                    e->actor, e->detail};
-                bad = cli_table_add(table, cells);
-            }
-            if (bad) {
-                rc = cli_fail(ctx, "out of memory");
-                goto out;
-            }
-        }
-        free(page_token);
-        page_token = NULL;
-        if (!*reply->next_page_token || reply->n_events == 0)
-            break;
-        if (!(page_token = strdup(reply->next_page_token))) {
-            rc = cli_fail(ctx, "out of memory");
-            goto out;
-        }
-        protobuf_c_message_free_unpacked(&reply->base, NULL);
-        reply = NULL;
-    }
-    rc = CLI_EXIT_OK;
-out:
-    if (reply)
-        protobuf_c_message_free_unpacked(&reply->base, NULL);
-    free(page_token);
-    return rc;
+    history_out h = {events, table};
+    return cli_call_pages(ctx, "/helpwire.v1.Tickets/GetTicketHistory", &req.base,
+                          &helpwire__v1__get_ticket_history_reply__descriptor, history_page, &h);
 }
 
 /* Prints the ticket's fields as a key/value block. */
