@@ -39,6 +39,8 @@
 #include <grpc/grpc_security.h>
 #include <grpc/support/time.h>
 
+#include "server/grpc_runtime.h"
+
 static const char *const echo_methods[] = {
     "/helpwire.v1.Router/Route",         "/helpwire.v1.Knowledge/Search",  "/helpwire.v1.Knowledge/Answer",
     "/helpwire.v1.Tickets/CreateTicket", "/helpwire.v1.Tickets/GetTicket", "/helpwire.v1.Tickets/ListTickets",
@@ -283,6 +285,8 @@ int main(int argc, char **argv)
     sigaddset(&stop_signals, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
 
+    /* The same runtime settings as helpwired, so the ratios compare like with like. */
+    hw_grpc_runtime_prepare();
     grpc_init();
     /* helpwired's defaults (server/net.c), so the transport is configured
      * alike: message size, streams per connection, keepalive. */

@@ -28,6 +28,7 @@
 #include "bench/report.h"
 #include "bench/requests.h"
 #include "bench/seed.h"
+#include "server/grpc_runtime.h"
 
 #define EXIT_USAGE 2
 #define EXIT_UNREACHABLE 3
@@ -411,6 +412,7 @@ int main(int argc, char **argv)
         snprintf(run_id, sizeof(run_id), "b%08lx",
                  (unsigned long)((uint64_t)time(NULL) * 2654435761u ^ getpid()));
 
+    hw_grpc_runtime_prepare();
     grpc_init();
     grpc_up = true;
     if (o.dump_request) {

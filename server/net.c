@@ -38,6 +38,8 @@
 #include <grpc/slice.h>
 #include <grpc/support/time.h>
 
+#include "server/grpc_runtime.h"
+
 #define HW_MAX_LISTEN 32
 #define HW_UNREGISTERED_SLOTS 4
 /* Messages a stream may have waiting; a reader slower than this is cut off
@@ -980,6 +982,7 @@ int hw_net_create(hw_net **out, const hw_net_options *o, char *err, size_t errle
     pthread_mutex_init(&net->streams_mu, NULL);
     net->streams.next = net->streams.prev = &net->streams;
     net->t_shutdown.kind = TAG_SHUTDOWN;
+    hw_grpc_runtime_prepare();
     grpc_init();
 
     grpc_arg args[] = {

@@ -21,6 +21,7 @@
 #include "clients/cli/args.h"
 #include "clients/cli/cli.h"
 #include "clients/cli/rpc.h"
+#include "server/grpc_runtime.h"
 
 enum { TOKEN_FILE_MAX_BYTES = 4096, DEFAULT_TIMEOUT_MS = 30000 };
 
@@ -237,6 +238,7 @@ int main(int argc, char **argv)
         }
     }
 
+    hw_grpc_runtime_prepare();
     grpc_init();
     grpc_started = true;
     cli_rpc_options ro = {

@@ -9,6 +9,8 @@
 #include <curl/curl.h>
 #include <grpc/grpc.h>
 
+#include "server/grpc_runtime.h"
+
 int br_runtime_start(br_runtime *rt, const char *name, br_common *c, bool use_curl, char *err, size_t errlen)
 {
     memset(rt, 0, sizeof *rt);
@@ -27,6 +29,7 @@ int br_runtime_start(br_runtime *rt, const char *name, br_common *c, bool use_cu
         }
         rt->curl_up = true;
     }
+    hw_grpc_runtime_prepare();
     grpc_init();
     rt->grpc_up = true;
     br_rpc_options ro = {c->helpwire, c->token, c->tls_ca, c->tls_server_name, 0};
