@@ -5,6 +5,7 @@
 #include "server/classify.h"
 
 #include <ctype.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,9 +22,9 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* A skill's keywords as term hashes: each keyword is the list of its terms. */
+/* A keyword: its terms, as positions in the model's vocabulary. */
 typedef struct {
-    uint64_t *terms; /* [n] */
+    uint32_t *terms; /* [n] */
     size_t n;
 } kw_terms;
 
@@ -33,9 +34,14 @@ typedef struct {
     size_t n_kws;
 } skill_terms;
 
+/* vocab is every distinct term hash of every keyword, sorted, so that a
+ * message's tokens are each looked up once (a binary search) and the
+ * keywords then only test bits. */
 struct hw_skill_model {
     skill_terms *skills; /* [n] */
     size_t n;
+    uint64_t *vocab; /* [n_vocab] */
+    size_t n_vocab;
 };
 
 void hw_skill_model_free(hw_skill_model *m)
@@ -49,43 +55,115 @@ void hw_skill_model_free(hw_skill_model *m)
         free(m->skills[s].name);
     }
     free(m->skills);
+    free(m->vocab);
     free(m);
 }
 
-int hw_skill_model_build(hw_tokenizer *tok, Helpwire__V1__Skill *const *skills, size_t n_skills,
-                         hw_skill_model **out)
+/* Position of h in the sorted vocab, or -1. */
+static long vocab_find(const uint64_t *v, size_t n, uint64_t h)
 {
-    *out = NULL;
-    hw_skill_model *m = calloc(1, sizeof *m);
-    if (!m || (n_skills && !(m->skills = calloc(n_skills, sizeof *m->skills))))
-        goto nomem;
-    for (size_t s = 0; s < n_skills; s++, m->n++) {
-        skill_terms *st = &m->skills[s];
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (v[mid] < h)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < n && v[lo] == h ? (long)lo : -1;
+}
+
+/* Every keyword's term hashes, tokenized (pass 1 of the build): vocab gets
+ * them all, kws[k].terms holds each keyword's hashes until pass 2 turns
+ * them into vocab positions. */
+static int collect_terms(hw_skill_model *m, hw_tokenizer *tok, Helpwire__V1__Skill *const *skills,
+                         size_t n_skills, uint64_t ***hashes)
+{
+    size_t cap = 0;
+    for (size_t s = 0; s < n_skills; s++)
+        cap += skills[s]->n_keywords;
+    /* NULL-terminated: one slot more than there are keywords. */
+    if (cap && !(*hashes = calloc(cap + 1, sizeof **hashes)))
+        return HW_ENOMEM;
+    size_t vcap = 0, next = 0;
+    for (size_t s = 0; s < n_skills; s++) {
+        skill_terms *st = &m->skills[m->n++];
         if (!(st->name = strdup(skills[s]->name ? skills[s]->name : "")))
-            goto nomem;
+            return HW_ENOMEM;
         if (skills[s]->n_keywords && !(st->kws = calloc(skills[s]->n_keywords, sizeof *st->kws)))
-            goto nomem;
+            return HW_ENOMEM;
         for (size_t k = 0; k < skills[s]->n_keywords; k++) {
             const char *kw = skills[s]->keywords[k];
             const hw_token *kt;
             size_t kn;
             if (hw_tokenize(tok, kw, strlen(kw), &kt, &kn, NULL) != HW_OK || kn == 0)
                 continue; /* invalid UTF-8 or no terms: the keyword never matches */
+            uint64_t *h = malloc(kn * sizeof *h);
             kw_terms *t = &st->kws[st->n_kws];
-            if (!(t->terms = malloc(kn * sizeof *t->terms)))
-                goto nomem;
-            for (size_t i = 0; i < kn; i++)
-                t->terms[i] = kt[i].hash;
+            if (!h || !(t->terms = malloc(kn * sizeof *t->terms))) {
+                free(h);
+                return HW_ENOMEM;
+            }
+            (*hashes)[next++] = h;
             t->n = kn;
             st->n_kws++;
+            if (m->n_vocab + kn > vcap) {
+                size_t nc = vcap ? vcap * 2 : 64;
+                while (nc < m->n_vocab + kn)
+                    nc *= 2;
+                uint64_t *v = realloc(m->vocab, nc * sizeof *v);
+                if (!v)
+                    return HW_ENOMEM;
+                m->vocab = v;
+                vcap = nc;
+            }
+            for (size_t i = 0; i < kn; i++)
+                h[i] = m->vocab[m->n_vocab++] = kt[i].hash;
         }
     }
-    *out = m;
     return HW_OK;
-nomem:
-    hw_skill_model_free(m);
-    return HW_ENOMEM;
 }
+
+int hw_skill_model_build(hw_tokenizer *tok, Helpwire__V1__Skill *const *skills, size_t n_skills,
+                         hw_skill_model **out)
+{
+    *out = NULL;
+    uint64_t **hashes = NULL;
+    size_t n_hashes = 0;
+    int rc = HW_ENOMEM;
+    hw_skill_model *m = calloc(1, sizeof *m);
+    if (!m || (n_skills && !(m->skills = calloc(n_skills, sizeof *m->skills))))
+        goto out;
+    if ((rc = collect_terms(m, tok, skills, n_skills, &hashes)) != HW_OK)
+        goto out;
+    if (m->n_vocab) {
+        qsort(m->vocab, m->n_vocab, sizeof *m->vocab, cmp_u64);
+        size_t u = 1;
+        for (size_t i = 1; i < m->n_vocab; i++)
+            if (m->vocab[i] != m->vocab[u - 1])
+                m->vocab[u++] = m->vocab[i];
+        m->n_vocab = u;
+    }
+    for (size_t s = 0; s < m->n; s++)
+        for (size_t k = 0; k < m->skills[s].n_kws; k++, n_hashes++) {
+            kw_terms *t = &m->skills[s].kws[k];
+            for (size_t i = 0; i < t->n; i++)
+                t->terms[i] = (uint32_t)vocab_find(m->vocab, m->n_vocab, hashes[n_hashes][i]);
+        }
+    *out = m;
+    m = NULL;
+    rc = HW_OK;
+out:
+    if (hashes) {
+        for (size_t i = 0; hashes[i]; i++)
+            free(hashes[i]);
+        free(hashes);
+    }
+    hw_skill_model_free(m);
+    return rc;
+}
+
+#define SEEN_STACK_WORDS 512 /* vocabularies up to 32,768 terms need no allocation */
 
 /* Index of the best-scoring skill of m for text, or -1 (fallback). */
 static long best_skill(const hw_skill_model *m, hw_tokenizer *tok, const char *text, double *score)
@@ -93,25 +171,29 @@ static long best_skill(const hw_skill_model *m, hw_tokenizer *tok, const char *t
     *score = 0;
     const hw_token *toks;
     size_t n;
-    if (hw_tokenize(tok, text, strlen(text), &toks, &n, NULL) != HW_OK || n == 0)
+    if (m->n_vocab == 0 || hw_tokenize(tok, text, strlen(text), &toks, &n, NULL) != HW_OK || n == 0)
         return -1;
     if (n > MAX_TEXT_TERMS)
         n = MAX_TEXT_TERMS;
-    uint64_t *have = malloc(n * sizeof *have);
-    if (!have)
+    uint64_t stack_seen[SEEN_STACK_WORDS], *seen = stack_seen;
+    size_t words = (m->n_vocab + 63) / 64;
+    if (words > SEEN_STACK_WORDS && !(seen = malloc(words * sizeof *seen)))
         return -1;
-    for (size_t i = 0; i < n; i++)
-        have[i] = toks[i].hash;
-    qsort(have, n, sizeof *have, cmp_u64);
+    memset(seen, 0, words * sizeof *seen);
+    for (size_t i = 0; i < n; i++) {
+        long v = vocab_find(m->vocab, m->n_vocab, toks[i].hash);
+        if (v >= 0)
+            seen[(size_t)v / 64] |= (uint64_t)1 << ((size_t)v % 64);
+    }
     long best = -1;
     for (size_t s = 0; s < m->n; s++) {
         double sc = 0;
         for (size_t k = 0; k < m->skills[s].n_kws; k++) {
             const kw_terms *t = &m->skills[s].kws[k];
-            size_t found = 0;
-            for (size_t i = 0; i < t->n; i++)
-                found += bsearch(&t->terms[i], have, n, sizeof *have, cmp_u64) != NULL;
-            if (found == t->n)
+            size_t i = 0;
+            while (i < t->n && (seen[t->terms[i] / 64] >> (t->terms[i] % 64) & 1))
+                i++;
+            if (i == t->n)
                 sc += (double)t->n;
         }
         if (sc > *score) {
@@ -119,7 +201,8 @@ static long best_skill(const hw_skill_model *m, hw_tokenizer *tok, const char *t
             best = (long)s;
         }
     }
-    free(have);
+    if (seen != stack_seen)
+        free(seen);
     return best;
 }
 
