@@ -450,19 +450,21 @@ static int rec_compute_terms(hw_index *idx, doc_rec *r, bump *bp, int counted, h
     /* The document's distinct hashes, kept for its lifetime (the terms are
      * dropped once it is in main): what an answer's confidence measures
      * the question against. Counted in the document's bytes. */
-    uint64_t *ds = malloc((n_acc ? n_acc : 1) * sizeof *ds);
-    if (!ds) {
-        if (!bp)
-            free(d);
-        goto nomem;
+    if (!r->dset) { /* terms dropped and computed again (a main rebuild): the set is the same */
+        uint64_t *ds = malloc((n_acc ? n_acc : 1) * sizeof *ds);
+        if (!ds) {
+            if (!bp)
+                free(d);
+            goto nomem;
+        }
+        for (size_t i = 0; i < n_acc; i++)
+            ds[i] = idx->wacc[i].hash;
+        r->n_dset = (uint32_t)sort_unique_u64(ds, n_acc);
+        r->dset = ds;
+        r->alloc_bytes += n_acc * sizeof *ds;
+        if (counted)
+            idx->doc_bytes += n_acc * sizeof *ds;
     }
-    for (size_t i = 0; i < n_acc; i++)
-        ds[i] = idx->wacc[i].hash;
-    r->n_dset = (uint32_t)sort_unique_u64(ds, n_acc);
-    r->dset = ds;
-    r->alloc_bytes += n_acc * sizeof *ds;
-    if (counted)
-        idx->doc_bytes += n_acc * sizeof *ds;
     r->terms = d;
     return 0;
 nomem:
