@@ -19,6 +19,7 @@
 #include "server/store/records.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "helpwire/store/v1/records.pb-c.h"
@@ -26,6 +27,10 @@
 
 #define HW_MAX_INDEX_KEYS 512u
 #define HW_HASH_MAX 64u
+/* Ticket log entries (see "Per-ticket log" below): header size and kinds. */
+#define LOG_HDR 9
+#define LOG_EVENT 'e'
+#define LOG_MESSAGE 'm'
 
 /* ------------------------------------------------------------------------
  * Key building
@@ -610,6 +615,7 @@ typedef struct collect {
     void **items;
     size_t n, cap;
     int via_index; /* the value is an id in kind->db, not the record */
+    int log_kind;  /* nonzero: a ticket log entry; other kinds are skipped */
     int (*keep)(const void *rec, const void *filter);
     const void *filter;
     /* foreach mode */
@@ -623,6 +629,14 @@ static int collect_visit(hw_store_txn *t, void *arg, const MDB_val *k, const MDB
     collect *cl = arg;
     MDB_val rec = *v;
     int rc;
+    if (cl->log_kind) {
+        if (v->mv_size < LOG_HDR)
+            return HW_ECORRUPT;
+        if (((const unsigned char *)v->mv_data)[0] != cl->log_kind)
+            return 0;
+        rec.mv_data = (unsigned char *)v->mv_data + LOG_HDR;
+        rec.mv_size -= LOG_HDR;
+    }
     if (cl->via_index) {
         if (v->mv_size == 0 || v->mv_size > HW_STORE_ID_MAX)
             return HW_ECORRUPT;
@@ -855,9 +869,7 @@ int hw_store_ticket_delete(hw_store_txn *w, const char *id)
     kb p;
     KB_INIT(&p);
     kb_str0(&p, id);
-    if ((rc = delete_prefix(w, HW_DB_TICKET_EVENTS, &p)) != HW_OK)
-        return rc;
-    return delete_prefix(w, HW_DB_TICKET_MESSAGES, &p);
+    return delete_prefix(w, HW_DB_TICKET_LOG, &p);
 }
 
 static int ticket_keep(const void *rec, const void *filter)
@@ -926,14 +938,25 @@ int hw_store_ticket_list(hw_store_txn *t, const hw_ticket_filter *f, hw_store_cu
 }
 
 /* ------------------------------------------------------------------------
- * Per-ticket logs: events and messages (key: ticket id \0 be64 seq)
+ * Per-ticket log: events and messages, in one database
+ *
+ * Key: ticket id \0 be64 position (from 1, shared by both kinds). Value: a
+ * header (LOG_HDR bytes: the kind, then be64 of the entry's sequence within
+ * its kind, from 1) and the protobuf record. A ticket's newest message and
+ * newest event are neighbours, so a request appending both (a customer's
+ * message and its history event) dirties one leaf page, not one in each of
+ * two databases. Listing one kind skips the other's entries by the header
+ * byte without decoding them.
  * ---------------------------------------------------------------------- */
 
-/* The last sequence used under prefix, 0 when none. */
-static int log_last(hw_store_txn *w, int db, const kb *prefix, uint64_t *last)
+/* The ticket's last position and the last sequence of kind, both 0 when
+ * none: a seek to the end of the ticket's range, then steps back over
+ * entries of the other kind (usually none: each message is followed by its
+ * history event). */
+static int log_tail(hw_store_txn *w, const kb *prefix, int kind, uint64_t *last_pos, uint64_t *last_seq)
 {
     MDB_cursor *c;
-    int rc = hw_store__cursor(w, db, &c);
+    int rc = hw_store__cursor(w, HW_DB_TICKET_LOG, &c);
     if (rc != HW_OK)
         return rc;
     unsigned char upper[511];
@@ -945,71 +968,105 @@ static int log_last(hw_store_txn *w, int db, const kb *prefix, uint64_t *last)
     mrc = mrc == MDB_NOTFOUND ? mdb_cursor_get(c, &k, &v, MDB_LAST)
           : mrc == 0          ? mdb_cursor_get(c, &k, &v, MDB_PREV)
                               : mrc;
-    *last = 0;
-    if (mrc == 0 && has_prefix(&k, prefix->b, prefix->n) && k.mv_size == prefix->n + 8)
-        *last = hw_be64_get((const unsigned char *)k.mv_data + prefix->n);
+    *last_pos = *last_seq = 0;
+    int first = 1;
+    while (mrc == 0 && has_prefix(&k, prefix->b, prefix->n)) {
+        if (k.mv_size != prefix->n + 8 || v.mv_size < LOG_HDR) {
+            rc = HW_ECORRUPT;
+            goto out;
+        }
+        const unsigned char *h = v.mv_data;
+        if (first)
+            *last_pos = hw_be64_get((const unsigned char *)k.mv_data + prefix->n);
+        first = 0;
+        if (h[0] == kind) {
+            *last_seq = hw_be64_get(h + 1);
+            break;
+        }
+        mrc = mdb_cursor_get(c, &k, &v, MDB_PREV);
+    }
     rc = mrc == 0 || mrc == MDB_NOTFOUND ? HW_OK : hw_store__err(w, mrc);
+out:
     mdb_cursor_close(c);
     return rc;
 }
 
-static int log_append(hw_store_txn *w, int db, const char *ticket_id, uint64_t *seq,
-                      const ProtobufCMessage *m)
+/* Stores the entry at position pos: header, then m packed in place. */
+static int log_put(hw_store_txn *w, const kb *prefix, uint64_t pos, int kind, uint64_t seq,
+                   const ProtobufCMessage *m)
+{
+    kb k = *prefix;
+    kb_be64(&k, pos);
+    if (k.overflow)
+        return HW_EINVALID;
+    size_t len = protobuf_c_message_get_packed_size(m);
+    void *dst;
+    int rc = hw_store__reserve(w, HW_DB_TICKET_LOG, k.b, k.n, LOG_HDR + len, MDB_NOOVERWRITE, &dst);
+    if (rc != HW_OK)
+        return rc;
+    unsigned char *h = dst;
+    h[0] = (unsigned char)kind;
+    hw_be64_put(h + 1, seq);
+    protobuf_c_message_pack(m, h + LOG_HDR);
+    return HW_OK;
+}
+
+/* Appends m as the next entry of kind; *seq_out receives its sequence. */
+static int log_append(hw_store_txn *w, const char *ticket_id, int kind, const ProtobufCMessage *m,
+                      uint64_t *seq_out)
 {
     if (!w->writable || !id_ok(ticket_id))
         return HW_EINVALID;
-    kb k;
-    KB_INIT(&k);
-    kb_str0(&k, ticket_id);
-    int rc;
-    if (*seq == 0) {
-        uint64_t last;
-        if ((rc = log_last(w, db, &k, &last)) != HW_OK)
-            return rc;
-        *seq = last + 1;
-    }
-    kb_be64(&k, *seq);
-    if (k.overflow)
-        return HW_EINVALID;
-    return hw_store__put_msg(w, db, k.b, k.n, m, MDB_NOOVERWRITE);
+    kb p;
+    KB_INIT(&p);
+    kb_str0(&p, ticket_id);
+    uint64_t pos, seq;
+    int rc = log_tail(w, &p, kind, &pos, &seq);
+    if (rc == HW_OK)
+        rc = log_put(w, &p, pos + 1, kind, seq + 1, m);
+    if (rc == HW_OK)
+        *seq_out = seq + 1;
+    return rc;
 }
 
 int hw_store_ticket_event_append(hw_store_txn *w, Helpwire__V1__TicketEvent *ev)
 {
-    if (!ev)
+    if (!ev || ev->seq != 0)
         return HW_EINVALID;
-    uint64_t seq = ev->seq;
-    if (seq == 0) {
-        /* The sequence is part of the record: find it, then store. */
-        if (!w->writable || !id_ok(ev->ticket_id))
-            return HW_EINVALID;
-        kb k;
-        KB_INIT(&k);
-        kb_str0(&k, ev->ticket_id);
-        uint64_t last;
-        int rc = log_last(w, HW_DB_TICKET_EVENTS, &k, &last);
-        if (rc != HW_OK)
-            return rc;
-        seq = last + 1;
-    }
-    uint64_t saved = ev->seq;
-    ev->seq = seq;
-    int rc = log_append(w, HW_DB_TICKET_EVENTS, ev->ticket_id, &seq, &ev->base);
+    /* The sequence is part of the record: find it, then store. */
+    if (!w->writable || !id_ok(ev->ticket_id))
+        return HW_EINVALID;
+    kb p;
+    KB_INIT(&p);
+    kb_str0(&p, ev->ticket_id);
+    uint64_t pos, seq;
+    int rc = log_tail(w, &p, LOG_EVENT, &pos, &seq);
     if (rc != HW_OK)
-        ev->seq = saved;
+        return rc;
+    ev->seq = seq + 1;
+    rc = log_put(w, &p, pos + 1, LOG_EVENT, seq + 1, &ev->base);
+    if (rc != HW_OK)
+        ev->seq = 0;
     return rc;
+}
+
+static int log_list(hw_store_txn *t, const char *ticket_id, int kind, const ProtobufCMessageDescriptor *desc,
+                    hw_store_cursor *cursor, size_t limit, hw_arena *a, void *out, size_t *n)
+{
+    if (!id_ok(ticket_id))
+        return HW_EINVALID;
+    collect cl = {.desc = desc, .a = a, .log_kind = kind};
+    kb p;
+    KB_INIT(&p);
+    kb_str0(&p, ticket_id);
+    return list_run(t, &cl, HW_DB_TICKET_LOG, &p, 0, cursor, limit, out, n);
 }
 
 int hw_store_ticket_event_list(hw_store_txn *t, const char *ticket_id, hw_store_cursor *cursor, size_t limit,
                                hw_arena *a, Helpwire__V1__TicketEvent ***out, size_t *n)
 {
-    if (!id_ok(ticket_id))
-        return HW_EINVALID;
-    collect cl = {.desc = &helpwire__v1__ticket_event__descriptor, .a = a};
-    kb p;
-    KB_INIT(&p);
-    kb_str0(&p, ticket_id);
-    return list_run(t, &cl, HW_DB_TICKET_EVENTS, &p, 0, cursor, limit, out, n);
+    return log_list(t, ticket_id, LOG_EVENT, &helpwire__v1__ticket_event__descriptor, cursor, limit, a, out,
+                    n);
 }
 
 int hw_store_ticket_message_append(hw_store_txn *w, const Helpwire__V1__TicketMessage *m, uint64_t *pos_out)
@@ -1017,7 +1074,7 @@ int hw_store_ticket_message_append(hw_store_txn *w, const Helpwire__V1__TicketMe
     if (!m)
         return HW_EINVALID;
     uint64_t seq = 0;
-    int rc = log_append(w, HW_DB_TICKET_MESSAGES, m->ticket_id, &seq, &m->base);
+    int rc = log_append(w, m->ticket_id, LOG_MESSAGE, &m->base, &seq);
     if (rc == HW_OK && pos_out)
         *pos_out = seq;
     return rc;
@@ -1026,13 +1083,161 @@ int hw_store_ticket_message_append(hw_store_txn *w, const Helpwire__V1__TicketMe
 int hw_store_ticket_message_list(hw_store_txn *t, const char *ticket_id, hw_store_cursor *cursor,
                                  size_t limit, hw_arena *a, Helpwire__V1__TicketMessage ***out, size_t *n)
 {
-    if (!id_ok(ticket_id))
-        return HW_EINVALID;
-    collect cl = {.desc = &helpwire__v1__ticket_message__descriptor, .a = a};
-    kb p;
-    KB_INIT(&p);
-    kb_str0(&p, ticket_id);
-    return list_run(t, &cl, HW_DB_TICKET_MESSAGES, &p, 0, cursor, limit, out, n);
+    return log_list(t, ticket_id, LOG_MESSAGE, &helpwire__v1__ticket_message__descriptor, cursor, limit, a,
+                    out, n);
+}
+
+/* --- Migration from schema 1, where events and messages had a database
+ * each (key: ticket id \0 be64 seq, value: the record). */
+
+typedef struct legacy_entry {
+    int kind;
+    uint64_t seq;
+    int64_t at;
+    void *bytes; /* malloc */
+    size_t len;
+} legacy_entry;
+
+/* Reads (copies) every entry of db under prefix into *es (malloc, grown). */
+static int legacy_read(hw_store_txn *w, int db, const kb *prefix, int kind, legacy_entry **es, size_t *n,
+                       size_t *cap)
+{
+    MDB_cursor *c;
+    int rc = hw_store__cursor(w, db, &c);
+    if (rc != HW_OK)
+        return rc;
+    MDB_val k = {.mv_size = prefix->n, .mv_data = (void *)prefix->b}, v;
+    int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    for (; mrc == 0 && has_prefix(&k, prefix->b, prefix->n); mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != prefix->n + 8) {
+            rc = HW_ECORRUPT;
+            goto out;
+        }
+        if (*n == *cap) {
+            size_t nc = *cap ? *cap * 2 : 64;
+            legacy_entry *g = realloc(*es, nc * sizeof *g);
+            if (!g) {
+                rc = HW_ENOMEM;
+                goto out;
+            }
+            *es = g;
+            *cap = nc;
+        }
+        legacy_entry *e = &(*es)[*n];
+        e->kind = kind;
+        e->seq = hw_be64_get((const unsigned char *)k.mv_data + prefix->n);
+        e->len = v.mv_size;
+        if (!(e->bytes = malloc(v.mv_size ? v.mv_size : 1))) {
+            rc = HW_ENOMEM;
+            goto out;
+        }
+        memcpy(e->bytes, v.mv_data, v.mv_size);
+        (*n)++;
+        if (kind == LOG_EVENT) {
+            Helpwire__V1__TicketEvent *ev = helpwire__v1__ticket_event__unpack(NULL, e->len, e->bytes);
+            e->at = ev ? ev->at_unix_ms : 0;
+            helpwire__v1__ticket_event__free_unpacked(ev, NULL);
+        } else {
+            Helpwire__V1__TicketMessage *m = helpwire__v1__ticket_message__unpack(NULL, e->len, e->bytes);
+            e->at = m ? m->created_unix_ms : 0;
+            helpwire__v1__ticket_message__free_unpacked(m, NULL);
+        }
+    }
+    rc = mrc == 0 || mrc == MDB_NOTFOUND ? HW_OK : hw_store__err(w, mrc);
+out:
+    mdb_cursor_close(c);
+    return rc;
+}
+
+/* The first key of db (a ticket id \0 prefix) into *prefix; 0 when db is empty. */
+static int legacy_first(hw_store_txn *w, int db, kb *prefix, int *found)
+{
+    MDB_cursor *c;
+    int rc = hw_store__cursor(w, db, &c);
+    if (rc != HW_OK)
+        return rc;
+    MDB_val k, v;
+    int mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+    *found = 0;
+    if (mrc == 0) {
+        const unsigned char *z = memchr(k.mv_data, 0, k.mv_size);
+        if (!z) {
+            rc = HW_ECORRUPT;
+        } else {
+            KB_INIT(prefix);
+            kb_bytes(prefix, k.mv_data, (size_t)(z - (const unsigned char *)k.mv_data) + 1);
+            *found = 1;
+        }
+    } else if (mrc != MDB_NOTFOUND) {
+        rc = hw_store__err(w, mrc);
+    }
+    mdb_cursor_close(c);
+    return rc;
+}
+
+/* Moves one ticket's legacy entries (prefix: its id \0) into the log, in
+ * time order (a message before an event of the same millisecond; each
+ * kind keeps its own order and sequences), and deletes them. */
+static int legacy_move(hw_store_txn *w, const kb *prefix, size_t *moved)
+{
+    legacy_entry *ev = NULL, *ms = NULL;
+    size_t ne = 0, ce = 0, nm = 0, cm = 0;
+    int rc = legacy_read(w, HW_DB_TICKET_EVENTS, prefix, LOG_EVENT, &ev, &ne, &ce);
+    if (rc == HW_OK)
+        rc = legacy_read(w, HW_DB_TICKET_MESSAGES, prefix, LOG_MESSAGE, &ms, &nm, &cm);
+    uint64_t pos = 0, seq_unused;
+    if (rc == HW_OK)
+        rc = log_tail(w, prefix, LOG_EVENT, &pos, &seq_unused);
+    size_t i = 0, j = 0;
+    while (rc == HW_OK && (i < ne || j < nm)) {
+        legacy_entry *e = j < nm && (i == ne || ms[j].at <= ev[i].at) ? &ms[j++] : &ev[i++];
+        kb k = *prefix;
+        kb_be64(&k, ++pos);
+        void *dst;
+        if (k.overflow)
+            rc = HW_ECORRUPT;
+        else if ((rc = hw_store__reserve(w, HW_DB_TICKET_LOG, k.b, k.n, LOG_HDR + e->len, MDB_NOOVERWRITE,
+                                         &dst)) == HW_OK) {
+            unsigned char *h = dst;
+            h[0] = (unsigned char)e->kind;
+            hw_be64_put(h + 1, e->seq);
+            memcpy(h + LOG_HDR, e->bytes, e->len);
+        }
+    }
+    if (rc == HW_OK && (rc = delete_prefix(w, HW_DB_TICKET_EVENTS, prefix)) == HW_OK)
+        rc = delete_prefix(w, HW_DB_TICKET_MESSAGES, prefix);
+    *moved += ne + nm;
+    for (size_t x = 0; x < ne; x++)
+        free(ev[x].bytes);
+    for (size_t x = 0; x < nm; x++)
+        free(ms[x].bytes);
+    free(ev);
+    free(ms);
+    return rc;
+}
+
+int hw_store__migrate_ticket_logs(hw_store_txn *w, size_t max_entries, int *done)
+{
+    size_t moved = 0;
+    int rc = HW_OK;
+    *done = 0;
+    while (moved < max_entries) {
+        kb pe, pm;
+        int fe, fm;
+        if ((rc = legacy_first(w, HW_DB_TICKET_EVENTS, &pe, &fe)) != HW_OK ||
+            (rc = legacy_first(w, HW_DB_TICKET_MESSAGES, &pm, &fm)) != HW_OK)
+            return rc;
+        if (!fe && !fm) {
+            *done = 1;
+            return HW_OK;
+        }
+        /* The smaller ticket first. Prefixes end with the id's \0, so two
+         * different ones differ within the shorter's length. */
+        const kb *p = !fm ? &pe : !fe ? &pm : memcmp(pe.b, pm.b, pe.n < pm.n ? pe.n : pm.n) <= 0 ? &pe : &pm;
+        if ((rc = legacy_move(w, p, &moved)) != HW_OK)
+            return rc;
+    }
+    return rc;
 }
 
 /* ------------------------------------------------------------------------

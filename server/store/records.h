@@ -139,10 +139,10 @@ typedef struct hw_ticket_filter {
 int hw_store_ticket_list(hw_store_txn *t, const hw_ticket_filter *f, hw_store_cursor *cursor, size_t limit,
                          hw_arena *a, Helpwire__V1__Ticket ***out, size_t *n);
 
-/* Appends ev to its ticket's history (ev->ticket_id required). ev->seq 0:
- * the next free sequence (from 1) is assigned and written back into ev;
- * otherwise it must be free (HW_EEXISTS). ev->ticket is stored as given
- * (clear it to save space). */
+/* Appends ev to its ticket's history (ev->ticket_id required): the next
+ * sequence (from 1) is assigned and written back into ev->seq, which must
+ * be 0 on entry (else HW_EINVALID). ev->ticket is stored as given (clear it
+ * to save space). */
 int hw_store_ticket_event_append(hw_store_txn *w, Helpwire__V1__TicketEvent *ev);
 /* A ticket's events in seq order. */
 int hw_store_ticket_event_list(hw_store_txn *t, const char *ticket_id, hw_store_cursor *cursor, size_t limit,

@@ -138,6 +138,7 @@ static const char *const HW_DB_NAMES[HW_DB_COUNT] = {
     [HW_DB_IDEMPOTENCY] = "idempotency",
     [HW_DB_TOKENS] = "tokens",
     [HW_DB_TOKENS_BY_HASH] = "tokens_by_hash",
+    [HW_DB_TICKET_LOG] = "ticket_log",
 };
 
 typedef struct hw_store_req {
@@ -173,6 +174,7 @@ struct hw_store {
     int lock_fd;
     size_t max_map_bytes;
     unsigned max_group;
+    int legacy_logs; /* schema 1 ticket logs left to move (set at open) */
 
     /* Submission side, touched by every submitter. */
     _Alignas(64) struct __cds_wfcq_head qhead;
@@ -1053,6 +1055,21 @@ static int open_schema(hw_store *s, char *err, size_t errlen)
             rc = HW_ESCHEMA;
             goto out;
         }
+        if (rec->version < HW_STORE_SCHEMA_VERSION) {
+            /* Say the new version before anything moves (see store.h); the
+             * migration itself runs once the writer is up. */
+            rec->version = HW_STORE_SCHEMA_VERSION;
+            unsigned char buf[256];
+            size_t n = helpwire__store__v1__schema_record__get_packed_size(rec);
+            if (n > sizeof buf) {
+                set_err(err, errlen, "store %s: schema record too large", s->data_dir);
+                rc = HW_ESCHEMA;
+                goto out;
+            }
+            helpwire__store__v1__schema_record__pack(rec, buf);
+            MDB_val v2 = {.mv_size = n, .mv_data = buf};
+            rc = mdb_put(txn, meta, &k, &v2, 0);
+        }
     }
     if (rc != 0) {
         set_err(err, errlen, "store %s: schema: %s", s->data_dir, mdb_strerror(rc));
@@ -1067,6 +1084,16 @@ static int open_schema(hw_store *s, char *err, size_t errlen)
             goto out;
         }
     }
+    MDB_stat le, lm;
+    rc = mdb_stat(txn, s->dbi[HW_DB_TICKET_EVENTS], &le);
+    if (rc == 0)
+        rc = mdb_stat(txn, s->dbi[HW_DB_TICKET_MESSAGES], &lm);
+    if (rc != 0) {
+        set_err(err, errlen, "store %s: %s", s->data_dir, mdb_strerror(rc));
+        rc = lmdb_to_hw(rc);
+        goto out;
+    }
+    s->legacy_logs = le.ms_entries + lm.ms_entries > 0;
     rc = mdb_txn_commit(txn); /* writes nothing when nothing changed */
     txn = NULL;
     if (rc != 0) {
@@ -1092,6 +1119,28 @@ static void store_free(hw_store *s)
     free(s->data_dir);
     pthread_mutex_destroy(&s->readers_mu);
     free(s);
+}
+
+static int migrate_step(hw_store_txn *w, void *arg)
+{
+    return hw_store__migrate_ticket_logs(w, 10000, arg);
+}
+
+/* Finishes moving a schema 1 store's ticket logs (nothing to do, and no
+ * write, on a migrated or new store: two empty databases): whole tickets, about 10,000 entries per
+ * durable write, so an interrupted migration resumes at the next open. */
+static int migrate(hw_store *s, char *err, size_t errlen)
+{
+    int done = !s->legacy_logs;
+    while (!done) {
+        int rc = hw_store_write(s, migrate_step, &done);
+        if (rc != HW_OK) {
+            set_err(err, errlen, "store %s: moving ticket histories to schema %u: %s", s->data_dir,
+                    HW_STORE_SCHEMA_VERSION, hw_strerror(rc));
+            return rc;
+        }
+    }
+    return HW_OK;
 }
 
 int hw_store_open(hw_store **out, const hw_store_options *opts, char *err, size_t errlen)
@@ -1197,6 +1246,10 @@ int hw_store_open(hw_store **out, const hw_store_options *opts, char *err, size_
     }
     s->writer_started = 1;
     pthread_setname_np(s->writer, "hw-writer");
+    if ((rc = migrate(s, err, errlen)) != HW_OK) {
+        hw_store_close(s);
+        return rc;
+    }
     *out = s;
     return HW_OK;
 fail:

@@ -49,8 +49,11 @@ typedef struct hw_store_txn hw_store_txn;
 /* A worker thread's read handle. Opaque. */
 typedef struct hw_store_reader hw_store_reader;
 
-/* Current schema version written into new stores and accepted at open. */
-#define HW_STORE_SCHEMA_VERSION 1u
+/* Current schema version written into new stores and accepted at open. A
+ * store of version 1 is migrated at open (its ticket events and messages
+ * move into one database; the record says 2 before the first entry moves,
+ * so an older build refuses the store from then on). */
+#define HW_STORE_SCHEMA_VERSION 2u
 
 typedef struct hw_store_options {
     /* Directory holding data.mdb and lock.mdb; created (one level) when

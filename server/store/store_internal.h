@@ -35,8 +35,8 @@ enum hw_db {
     HW_DB_TICKETS_BY_ASSIGNEE,
     HW_DB_TICKETS_BY_CUSTOMER,
     HW_DB_TICKETS_BY_PRIORITY,
-    HW_DB_TICKET_EVENTS,
-    HW_DB_TICKET_MESSAGES,
+    HW_DB_TICKET_EVENTS,   /* schema 1 only: emptied into HW_DB_TICKET_LOG at open */
+    HW_DB_TICKET_MESSAGES, /* schema 1 only: likewise */
     HW_DB_ARTICLES,
     HW_DB_ARTICLES_BY_LOCALE,
     HW_DB_FAQS,
@@ -49,6 +49,7 @@ enum hw_db {
     HW_DB_IDEMPOTENCY,
     HW_DB_TOKENS,
     HW_DB_TOKENS_BY_HASH,
+    HW_DB_TICKET_LOG, /* schema 2: a ticket's events and messages */
     HW_DB_COUNT
 };
 
@@ -89,6 +90,11 @@ int hw_store__del(hw_store_txn *t, int db, const void *k, size_t kl);
 
 /* Opens a cursor on db. */
 int hw_store__cursor(hw_store_txn *t, int db, MDB_cursor **c);
+
+/* Moves schema 1's per-ticket event and message databases into the ticket
+ * log, whole tickets at a time, until about max_entries have moved; *done
+ * is set once both are empty (writer only; records.c). */
+int hw_store__migrate_ticket_logs(hw_store_txn *w, size_t max_entries, int *done);
 
 /* Entries in db (mdb_stat). */
 int hw_store__count(hw_store_txn *t, int db, uint64_t *n);

@@ -2,7 +2,8 @@
  * store_records_test: every record kind (server/store/records.h) is written,
  * read back, updated, listed through each of its indexes and deleted; unique
  * indexes refuse a second owner without leaving half-written state; cursors
- * page without repeats while records change.
+ * page without repeats while records change; a schema 1 store's ticket
+ * logs are migrated at open, also after an interrupted migration.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,7 +14,9 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <lmdb.h>
 
+#include "helpwire/store/v1/records.pb-c.h"
 #include "server/store/records.h"
 #include "server/store/store_internal.h"
 #include "tests/unit/store_test_util.h"
@@ -533,11 +536,11 @@ static int history_body(hw_store_txn *w, void *arg)
         if (rc == HW_OK && pos != (uint64_t)i + 1)
             return HW_EIO;
     }
-    /* An explicit, taken sequence is refused. */
+    /* The store assigns sequences: an event that names one is refused. */
     Helpwire__V1__TicketEvent dup = HELPWIRE__V1__TICKET_EVENT__INIT;
     dup.ticket_id = id;
     dup.seq = 3;
-    if (rc == HW_OK && hw_store_ticket_event_append(w, &dup) != HW_EEXISTS)
+    if (rc == HW_OK && hw_store_ticket_event_append(w, &dup) != HW_EINVALID)
         return HW_EIO;
     return rc;
 }
@@ -578,6 +581,216 @@ static void test_ticket_events_and_messages_in_order_and_deleted_with_ticket(voi
     assert_int_equal(hw_store_ticket_message_list(t, "t-5000", &cur, 10, f->a, &ms, &n), HW_OK);
     assert_int_equal(n, 0);
     rd_end(f);
+}
+
+/* ---- schema 1 -> 2: a ticket's events and messages move into one log ---- */
+
+/* A legacy (schema 1) entry: key ticket \0 be64 seq, value the record. */
+static void legacy_put(MDB_txn *txn, MDB_dbi db, const char *ticket, uint64_t seq, const ProtobufCMessage *m)
+{
+    unsigned char key[64], val[256];
+    size_t tl = strlen(ticket) + 1;
+    memcpy(key, ticket, tl);
+    hw_be64_put(key + tl, seq);
+    size_t n = protobuf_c_message_pack(m, val);
+    MDB_val k = {tl + 8, key}, v = {n, val};
+    assert_int_equal(mdb_put(txn, db, &k, &v, MDB_NOOVERWRITE), 0);
+}
+
+static void legacy_event(MDB_txn *txn, MDB_dbi db, const char *ticket, uint64_t seq, int64_t at)
+{
+    Helpwire__V1__TicketEvent ev = HELPWIRE__V1__TICKET_EVENT__INIT;
+    ev.ticket_id = (char *)ticket;
+    ev.seq = seq;
+    ev.kind = HELPWIRE__V1__TICKET_EVENT_KIND__TICKET_EVENT_KIND_MESSAGE;
+    ev.actor = "system";
+    ev.at_unix_ms = at;
+    legacy_put(txn, db, ticket, seq, &ev.base);
+}
+
+static void legacy_message(MDB_txn *txn, MDB_dbi db, const char *ticket, uint64_t seq, int64_t at,
+                           const char *text)
+{
+    Helpwire__V1__TicketMessage m = HELPWIRE__V1__TICKET_MESSAGE__INIT;
+    m.ticket_id = (char *)ticket;
+    m.text = (char *)text;
+    m.created_unix_ms = at;
+    legacy_put(txn, db, ticket, seq, &m.base);
+}
+
+/* Raw LMDB access to a closed store: its databases by name. */
+typedef struct raw {
+    MDB_env *env;
+    MDB_txn *txn;
+} raw;
+
+static MDB_dbi raw_open(const char *dir, raw *r, const char *db, unsigned txn_flags)
+{
+    MDB_dbi dbi;
+    if (!r->env) {
+        assert_int_equal(mdb_env_create(&r->env), 0);
+        mdb_env_set_maxdbs(r->env, 64);
+        assert_int_equal(mdb_env_open(r->env, dir, 0, 0600), 0);
+        assert_int_equal(mdb_txn_begin(r->env, NULL, txn_flags, &r->txn), 0);
+    }
+    assert_int_equal(mdb_dbi_open(r->txn, db, 0, &dbi), 0);
+    return dbi;
+}
+
+static void raw_close(raw *r, int commit)
+{
+    if (commit)
+        assert_int_equal(mdb_txn_commit(r->txn), 0);
+    else
+        mdb_txn_abort(r->txn);
+    mdb_env_close(r->env);
+    memset(r, 0, sizeof *r);
+}
+
+enum { BIG_TICKET_EVENTS = 12000 }; /* more than one migration step */
+
+/* A store as schema 1 left it (version says `version`: 2 is a migration
+ * that stopped half way): t-7 with interleaved events and messages, t-70
+ * (whose id extends t-7's) with one message, t-9 with many events. */
+static void make_legacy_store(const char *dir, uint32_t version)
+{
+    hw_store *s = hw_test_open(dir, 0, 0);
+    assert_non_null(s);
+    hw_store_close(s);
+    raw r = {0};
+    MDB_dbi meta = raw_open(dir, &r, "meta", 0);
+    MDB_dbi evs = raw_open(dir, &r, "ticket_events", 0);
+    MDB_dbi msgs = raw_open(dir, &r, "ticket_messages", 0);
+    Helpwire__Store__V1__SchemaRecord sr = HELPWIRE__STORE__V1__SCHEMA_RECORD__INIT;
+    sr.magic = "helpwire.store";
+    sr.version = version;
+    unsigned char buf[64];
+    MDB_val k = {6, "schema"}, v = {helpwire__store__v1__schema_record__pack(&sr, buf), buf};
+    assert_int_equal(mdb_put(r.txn, meta, &k, &v, 0), 0);
+    legacy_event(r.txn, evs, "t-7", 1, 100);
+    legacy_message(r.txn, msgs, "t-7", 1, 150, "first");
+    legacy_event(r.txn, evs, "t-7", 2, 200);
+    legacy_message(r.txn, msgs, "t-7", 2, 250, "second");
+    legacy_event(r.txn, evs, "t-7", 3, 300);
+    legacy_message(r.txn, msgs, "t-70", 1, 10, "other ticket");
+    for (uint64_t i = 1; i <= BIG_TICKET_EVENTS; i++)
+        legacy_event(r.txn, evs, "t-9", i, (int64_t)i);
+    raw_close(&r, 1);
+}
+
+static int append_after_migration(hw_store_txn *w, void *arg)
+{
+    uint64_t *seqs = arg;
+    Helpwire__V1__TicketMessage m = HELPWIRE__V1__TICKET_MESSAGE__INIT;
+    m.ticket_id = "t-7";
+    m.text = "third";
+    int rc = hw_store_ticket_message_append(w, &m, &seqs[0]);
+    Helpwire__V1__TicketEvent ev = HELPWIRE__V1__TICKET_EVENT__INIT;
+    ev.ticket_id = "t-7";
+    ev.actor = "system";
+    if (rc == HW_OK)
+        rc = hw_store_ticket_event_append(w, &ev);
+    seqs[1] = ev.seq;
+    return rc;
+}
+
+static void check_migrated(const char *dir)
+{
+    hw_store *s = hw_test_open(dir, 0, 0);
+    assert_non_null(s);
+    hw_store_reader *rdr;
+    assert_int_equal(hw_store_reader_create(s, &rdr), HW_OK);
+    hw_arena *a = hw_arena_create(0);
+    hw_store_txn *t;
+    assert_int_equal(hw_store_read_begin(rdr, &t), HW_OK);
+    hw_store_cursor cur = {0};
+    Helpwire__V1__TicketEvent **evs;
+    Helpwire__V1__TicketMessage **ms;
+    size_t n;
+    assert_int_equal(hw_store_ticket_event_list(t, "t-7", &cur, 10, a, &evs, &n), HW_OK);
+    assert_int_equal(n, 3);
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(evs[i]->seq, i + 1);
+        assert_int_equal(evs[i]->at_unix_ms, 100 * (i + 1));
+    }
+    memset(&cur, 0, sizeof cur);
+    assert_int_equal(hw_store_ticket_message_list(t, "t-7", &cur, 10, a, &ms, &n), HW_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(ms[0]->text, "first");
+    assert_string_equal(ms[1]->text, "second");
+    memset(&cur, 0, sizeof cur);
+    assert_int_equal(hw_store_ticket_message_list(t, "t-70", &cur, 10, a, &ms, &n), HW_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(ms[0]->text, "other ticket");
+    /* the big ticket pages through whole and in order */
+    memset(&cur, 0, sizeof cur);
+    uint64_t next = 1;
+    do {
+        hw_arena_reset(a);
+        assert_int_equal(hw_store_ticket_event_list(t, "t-9", &cur, 1000, a, &evs, &n), HW_OK);
+        for (size_t i = 0; i < n; i++, next++)
+            assert_int_equal(evs[i]->seq, next);
+    } while (cur.len > 0);
+    assert_int_equal(next, BIG_TICKET_EVENTS + 1);
+    hw_store_read_end(rdr);
+
+    /* both sequences go on where schema 1 left them */
+    uint64_t seqs[2] = {0, 0};
+    assert_int_equal(hw_store_write(s, append_after_migration, seqs), HW_OK);
+    assert_int_equal(seqs[0], 3);
+    assert_int_equal(seqs[1], 4);
+    hw_arena_destroy(a);
+    hw_store_reader_destroy(rdr);
+    hw_store_close(s);
+
+    /* on disk: version 2, the old databases empty, t-7's log interleaved by time */
+    raw r = {0};
+    MDB_dbi meta = raw_open(dir, &r, "meta", MDB_RDONLY);
+    MDB_val k = {6, "schema"}, v;
+    assert_int_equal(mdb_get(r.txn, meta, &k, &v), 0);
+    Helpwire__Store__V1__SchemaRecord *sr =
+        helpwire__store__v1__schema_record__unpack(NULL, v.mv_size, v.mv_data);
+    assert_non_null(sr);
+    assert_int_equal(sr->version, 2);
+    helpwire__store__v1__schema_record__free_unpacked(sr, NULL);
+    MDB_stat st;
+    assert_int_equal(mdb_stat(r.txn, raw_open(dir, &r, "ticket_events", 0), &st), 0);
+    assert_int_equal(st.ms_entries, 0);
+    assert_int_equal(mdb_stat(r.txn, raw_open(dir, &r, "ticket_messages", 0), &st), 0);
+    assert_int_equal(st.ms_entries, 0);
+    MDB_dbi log = raw_open(dir, &r, "ticket_log", 0);
+    MDB_cursor *c;
+    assert_int_equal(mdb_cursor_open(r.txn, log, &c), 0);
+    k = (MDB_val){4, "t-7"};
+    char kinds[16] = {0};
+    size_t nk = 0;
+    int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    for (; mrc == 0 && k.mv_size == 12 && memcmp(k.mv_data, "t-7", 4) == 0 && nk < 15;
+         mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        assert_int_equal(hw_be64_get((const unsigned char *)k.mv_data + 4), nk + 1);
+        kinds[nk++] = ((const char *)v.mv_data)[0];
+    }
+    assert_string_equal(kinds, "emememe");
+    mdb_cursor_close(c);
+    raw_close(&r, 0);
+}
+
+static void test_schema1_ticket_logs_are_migrated(void **state)
+{
+    (void)state;
+    char dir[PATH_MAX];
+    hw_test_dir(dir, sizeof(dir), "schema1");
+    make_legacy_store(dir, 1);
+    check_migrated(dir);
+}
+
+static void test_interrupted_migration_resumes(void **state)
+{
+    (void)state;
+    char dir[PATH_MAX];
+    hw_test_dir(dir, sizeof(dir), "resume");
+    make_legacy_store(dir, 2);
+    check_migrated(dir);
 }
 
 /* ---- articles and FAQs --------------------------------------------------- */
@@ -1013,6 +1226,8 @@ int main(void)
         T(test_tickets_listed_by_every_index_newest_first),
         T(test_ticket_cursor_never_repeats_while_tickets_change),
         T(test_ticket_events_and_messages_in_order_and_deleted_with_ticket),
+        cmocka_unit_test(test_schema1_ticket_logs_are_migrated),
+        cmocka_unit_test(test_interrupted_migration_resumes),
         T(test_articles_and_faqs_by_locale_and_iterated),
         T(test_surveys_by_token_and_sent_time),
         T(test_tokens_by_hash),
