@@ -92,10 +92,8 @@ typedef struct doc_rec {
     uint32_t text_bytes;
     const char *id, *title, *body, *locale;
     const char **alts;
-    const uint64_t *qsets;    /* sorted term-hash sets of the title (an FAQ's question) and alternates */
+    const uint64_t *qsets;    /* FAQ: sorted term-hash sets, one per question */
     const uint32_t *qset_off; /* n_alts + 2 offsets into qsets */
-    const uint64_t *dset;     /* sorted term hashes of the whole document (answer confidence), */
-    uint32_t n_dset;          /* set with the terms, before any searcher sees the record */
     /* writer-only */
     uint32_t refs;
     int32_t main_docid; /* -1 when not in main */
@@ -297,7 +295,6 @@ static void rec_unref(doc_rec *r)
         return;
     if (r->terms && !r->terms->in_bump)
         free(r->terms);
-    free((void *)r->dset);
     free(r);
 }
 
@@ -361,10 +358,8 @@ static void bump_free(bump *b)
 
 /* Computes r->terms by tokenizing its title (and alternate questions) and
  * body, into the bump allocator when given (main builds), else malloc.
- * Uses the writer's scratch table (idx->wacc/wtab/wtext, grow-only). Also
- * sets r->dset. counted: r's bytes are already in idx->doc_bytes (a record
- * put in a batch), so the bytes added here are counted there too. */
-static int rec_compute_terms(hw_index *idx, doc_rec *r, bump *bp, int counted, hw_status *st)
+ * Uses the writer's scratch table (idx->wacc/wtab/wtext, grow-only). */
+static int rec_compute_terms(hw_index *idx, doc_rec *r, bump *bp, hw_status *st)
 {
     const hw_token *tk;
     size_t nt, n_acc = 0, text_len = 0, tsz = 0;
@@ -447,24 +442,6 @@ static int rec_compute_terms(hw_index *idx, doc_rec *r, bump *bp, int counted, h
     }
     if (text_len)
         memcpy(d->text, idx->wtext, text_len);
-    /* The document's distinct hashes, kept for its lifetime (the terms are
-     * dropped once it is in main): what an answer's confidence measures
-     * the question against. Counted in the document's bytes. */
-    if (!r->dset) { /* terms dropped and computed again (a main rebuild): the set is the same */
-        uint64_t *ds = malloc((n_acc ? n_acc : 1) * sizeof *ds);
-        if (!ds) {
-            if (!bp)
-                free(d);
-            goto nomem;
-        }
-        for (size_t i = 0; i < n_acc; i++)
-            ds[i] = idx->wacc[i].hash;
-        r->n_dset = (uint32_t)sort_unique_u64(ds, n_acc);
-        r->dset = ds;
-        r->alloc_bytes += n_acc * sizeof *ds;
-        if (counted)
-            idx->doc_bytes += n_acc * sizeof *ds;
-    }
     r->terms = d;
     return 0;
 nomem:
@@ -772,7 +749,7 @@ static int rebuild_main(hw_index *idx, hw_status *st)
         doc_rec *r = idx->map[i].rec;
         if (!r || r == TOMBSTONE)
             continue;
-        if (!r->terms && (rc = rec_compute_terms(idx, r, &terms_mem, 1, st)) != 0)
+        if (!r->terms && (rc = rec_compute_terms(idx, r, &terms_mem, st)) != 0)
             goto fail;
         docs[k++] = r;
         total_len += (uint64_t)(idx->opt.title_boost * r->terms->title_len) + r->terms->body_len;
@@ -852,7 +829,7 @@ static int publish(hw_index *idx, hw_status *st)
     sn->n_locales = idx->n_locales;
     uint32_t base = idx->main ? idx->main->n_docs : 0;
     for (size_t i = 0; i < m; i++) {
-        if (!idx->pending[i]->terms && (rc = rec_compute_terms(idx, idx->pending[i], NULL, 1, st)) != 0) {
+        if (!idx->pending[i]->terms && (rc = rec_compute_terms(idx, idx->pending[i], NULL, st)) != 0) {
             free(sn);
             return rc;
         }
@@ -1009,9 +986,8 @@ static int find_locale(const char *const *locales, uint32_t n, const char *loc)
     return -1;
 }
 
-/* Sorted unique term-hash sets of a title (an FAQ's question) and an FAQ's
- * alternates, for near-exact matching and answer confidence: *sets
- * (malloc) and *off (n_alts + 2 offsets). */
+/* Sorted unique term-hash sets of an FAQ's question and alternates, for
+ * near-exact matching: *sets (malloc) and *off (n_alts + 2 offsets). */
 static int faq_sets(hw_index *idx, const hw_doc *doc, size_t n_alts, uint64_t **sets_out, uint32_t **off_out,
                     size_t *total_out, hw_status *st)
 {
@@ -1055,10 +1031,10 @@ static int rec_create(hw_index *idx, const hw_doc *doc, int locale_id, doc_rec *
     int rc;
     for (size_t i = 0; i < n_alts; i++)
         alt_bytes += strlen(doc->alt_questions[i]) + 1;
-    if ((rc = faq_sets(idx, doc, n_alts, &sets, &off, &n_sets, st)) != 0)
+    if (doc->kind == HW_DOC_FAQ && (rc = faq_sets(idx, doc, n_alts, &sets, &off, &n_sets, st)) != 0)
         return rc;
     /* layout: rec | qsets (u64) | alt pointers | qset offsets (u32) | strings */
-    size_t n_off = n_alts + 2;
+    size_t n_off = doc->kind == HW_DOC_FAQ ? n_alts + 2 : 0;
     size_t bytes = sizeof(doc_rec) + n_sets * sizeof(uint64_t) + (n_alts + 1) * sizeof(char *) +
                    n_off * sizeof(uint32_t) + id_len + tl + bl + 3 + alt_bytes;
     doc_rec *r = calloc(1, bytes);
@@ -1078,7 +1054,7 @@ static int rec_create(hw_index *idx, const hw_doc *doc, int locale_id, doc_rec *
     free(sets);
     free(off);
     r->qsets = qs;
-    r->qset_off = qo;
+    r->qset_off = n_off ? qo : NULL;
     r->id = memcpy(p, doc->id, id_len + 1), p += id_len + 1;
     r->title = memcpy(p, doc->title, tl + 1), p += tl + 1;
     r->body = memcpy(p, doc->body, bl + 1), p += bl + 1;
@@ -1097,7 +1073,7 @@ static int rec_create(hw_index *idx, const hw_doc *doc, int locale_id, doc_rec *
     r->refs = 1;
     r->alloc_bytes = bytes;
     /* in a batch the terms are computed at commit, in bulk */
-    if (!idx->in_batch && (rc = rec_compute_terms(idx, r, NULL, 0, st)) != 0) {
+    if (!idx->in_batch && (rc = rec_compute_terms(idx, r, NULL, st)) != 0) {
         free(r);
         return rc;
     }
@@ -1936,6 +1912,26 @@ out:
     return rc;
 }
 
+/* Sorted unique term hashes of text, into *out (searcher scratch-free:
+ * allocated with malloc by the caller's buffer). Returns count. */
+static size_t text_hashes(hw_searcher *s, const char *text, size_t len, uint64_t **buf, size_t *cap)
+{
+    const hw_token *tk;
+    size_t nt;
+    if (len > SNIPPET_SCAN_BYTES) {
+        len = SNIPPET_SCAN_BYTES;
+        while (len > 0 && ((unsigned char)text[len] & 0xC0) == 0x80)
+            len--;
+    }
+    if (hw_tokenize(s->tok, text, len, &tk, &nt, NULL) != 0)
+        return 0;
+    if (grow((void **)buf, cap, nt + 1, sizeof **buf))
+        return 0;
+    for (size_t i = 0; i < nt; i++)
+        (*buf)[i] = tk[i].hash;
+    return sort_unique_u64(*buf, nt);
+}
+
 static int has_hash(const uint64_t *v, size_t n, uint64_t h)
 {
     size_t lo = 0, hi = n;
@@ -1986,6 +1982,8 @@ static double faq_similarity(const hw_searcher *s, const doc_rec *r, int blended
 /* confidence = coverage * (0.6 + 0.4 * title similarity); see index.h */
 static double confidence(hw_searcher *s, const doc_rec *r)
 {
+    uint64_t *set = NULL;
+    size_t cap = 0;
     double known = 0, n_known = 0, n_unknown_word = 0, n_unknown_cjk = 0;
     for (size_t i = 0; i < s->n_q; i++) {
         if (s->q[i].df > 0) {
@@ -2005,11 +2003,35 @@ static double confidence(hw_searcher *s, const doc_rec *r)
     double total = known + 0.5 * mean * n_unknown_word + 0.25 * mean * n_unknown_cjk;
     double covered = 0;
     /* terms of the whole document: title (+ alternates) and body */
+    size_t n = 0;
+    for (int field = 0; field < 2 + r->n_alts; field++) {
+        const char *src = field == 0 ? r->title : field == 1 ? r->body : r->alts[field - 2];
+        uint64_t *part = NULL;
+        size_t pcap = 0;
+        size_t pn = text_hashes(s, src, strlen(src), &part, &pcap);
+        if (grow((void **)&set, &cap, n + pn + 1, sizeof *set) == 0) {
+            if (pn)
+                memcpy(set + n, part, pn * sizeof *set);
+            n += pn;
+        }
+        free(part);
+    }
+    n = sort_unique_u64(set, n);
     for (size_t i = 0; i < s->n_q; i++)
-        if (s->q[i].df > 0 && has_hash(r->dset, r->n_dset, s->q[i].hash))
+        if (s->q[i].df > 0 && has_hash(set, n, s->q[i].hash))
             covered += s->q[i].idf;
+    free(set);
     double coverage = total > 0 ? covered / total : 0;
-    double title_sim = faq_similarity(s, r, 1);
+    double title_sim;
+    if (r->kind == HW_DOC_FAQ) {
+        title_sim = faq_similarity(s, r, 1);
+    } else {
+        uint64_t *tset = NULL;
+        size_t tcap = 0;
+        size_t tn = text_hashes(s, r->title, strlen(r->title), &tset, &tcap);
+        title_sim = title_similarity(s, tset, tn);
+        free(tset);
+    }
     double c = coverage * (0.6 + 0.4 * title_sim);
     return c < 0 ? 0 : c > 1 ? 1 : c;
 }
