@@ -18,6 +18,8 @@ PACKAGES=(
   libssl-dev
   # tests and benchmarks
   libcmocka-dev python3-grpcio python3-protobuf lmdb-utils libsqlite3-dev
+  # the power-cut test's file system (tests/powerloss)
+  fuse3 libfuse3-dev
 )
 
 # Node.js for the cross-language client test (tests/js), unless already there.

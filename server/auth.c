@@ -13,9 +13,11 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "server/durable.h"
 #include "server/rpc.h"
 #include "server/search/index.h"
 #include "server/secret.h"
@@ -192,8 +194,14 @@ int hw_auth_bootstrap(hw_store *store, const char *path, bool *created, char *er
     *created = false;
     if (!b.a)
         return HW_ENOMEM;
-    /* Claim the file first, so a failure leaves no token nobody can see. */
+    /* Claim the file first, so a failure leaves no token nobody can see. An
+     * empty file is a claim that a crash or power cut interrupted: the
+     * token is made again if the store still has none. */
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    struct stat st;
+    if (fd < 0 && errno == EEXIST && stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0 &&
+        unlink(path) == 0)
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
     int rc = HW_OK;
     if (fd < 0) {
         if (errno == EEXIST) /* kept from an earlier start */
@@ -205,7 +213,8 @@ int hw_auth_bootstrap(hw_store *store, const char *path, bool *created, char *er
     rc = hw_store_write(store, boot_fn, &b);
     if (rc == HW_OK && b.created) {
         size_t len = strlen(b.secret);
-        if (write(fd, b.secret, len) != (ssize_t)len || write(fd, "\n", 1) != 1 || fsync(fd) != 0) {
+        if (write(fd, b.secret, len) != (ssize_t)len || write(fd, "\n", 1) != 1 || fsync(fd) != 0 ||
+            hw_fsync_parent(path) != 0) {
             snprintf(err, errlen, "--bootstrap-token-file %s: %s", path, strerror(errno));
             rc = HW_EIO;
         }

@@ -19,6 +19,7 @@
 #include "server/app.h"
 #include "server/auth.h"
 #include "server/demo.h"
+#include "server/durable.h"
 #include "server/reflection.h"
 #include "server/knowledge.h"
 #include "server/search/tokenize.h"
@@ -332,12 +333,21 @@ int main(int argc, char **argv)
         char tokens_path[4200];
         snprintf(tokens_path, sizeof tokens_path, "%s/demo-tokens.txt", cfg.data_dir);
         if (seeded) {
-            int fd = open(tokens_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-            FILE *tf = fd >= 0 ? fdopen(fd, "w") : NULL;
-            if (!tf || hw_auth_demo_tokens(store, "alice", tf) != HW_OK || fclose(tf) != 0) {
-                fprintf(stderr, "helpwired: creating the demo tokens in %s failed\n", tokens_path);
+            /* Durable before anything is served: the store keeps only the
+             * tokens' hashes, so a file lost to a power cut would lose them. */
+            char *text = NULL;
+            size_t text_len = 0;
+            FILE *tf = open_memstream(&text, &text_len);
+            int trc = tf ? hw_auth_demo_tokens(store, "alice", tf) : HW_ENOMEM;
+            if (tf && fclose(tf) != 0)
+                trc = HW_ENOMEM;
+            if (trc != HW_OK || hw_file_replace(tokens_path, text, text_len, 0600, err, sizeof err) != 0) {
+                fprintf(stderr, "helpwired: creating the demo tokens in %s failed: %s\n", tokens_path,
+                        trc != HW_OK ? hw_strerror(trc) : err);
+                free(text);
                 goto out;
             }
+            free(text);
         }
         FILE *tf = fopen(tokens_path, "r");
         if (tf) {

@@ -2,13 +2,12 @@
 #include "clients/lib/state.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
+
+#include "server/durable.h"
 
 int br_state_read_u64(const char *path, uint64_t *value, char *err, size_t errlen)
 {
@@ -36,38 +35,7 @@ int br_state_read_u64(const char *path, uint64_t *value, char *err, size_t errle
 
 int br_state_write_u64(const char *path, uint64_t value, char *err, size_t errlen)
 {
-    int rc = -1, fd = -1, dfd = -1;
-    char tmp[4096], dir[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp ||
-        snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir) {
-        snprintf(err, errlen, "state path too long");
-        goto out;
-    }
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
-        goto out;
-    }
     char buf[32];
     int len = snprintf(buf, sizeof buf, "%" PRIu64 "\n", value);
-    if (write(fd, buf, len) != len || fsync(fd) != 0) {
-        snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
-        goto out;
-    }
-    close(fd);
-    fd = -1;
-    if (rename(tmp, path) != 0) {
-        snprintf(err, errlen, "cannot rename %s: %s", tmp, strerror(errno));
-        goto out;
-    }
-    dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0)
-        fsync(dfd);
-    rc = 0;
-out:
-    if (fd >= 0)
-        close(fd);
-    if (dfd >= 0)
-        close(dfd);
-    return rc;
+    return hw_file_replace(path, buf, (size_t)len, 0600, err, errlen);
 }

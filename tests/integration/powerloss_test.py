@@ -1,0 +1,166 @@
+"""
+powerloss_test: helpwired under a CreateTicket and Route load on a file
+system that forgets every write not made durable with fsync
+(tests/powerloss/lossyfs.c), then a power cut. When helpwired starts again
+on what the disk kept, every acknowledged ticket is there, every
+acknowledged message is known (a resend is answered as a duplicate, on the
+same ticket), ticket numbers are not given twice, and the tokens printed at
+the first start (the demo tokens file; the bootstrap token file, also
+when the power goes right after the first start) still work. Run twice: a disk that wrote back none of the unsynced pages, and one
+that wrote back a random half of them.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+import grpc
+
+import hwclient
+import hwtest
+
+API = hwclient.Api()
+TG = "CHANNEL_TELEGRAM"
+
+
+class Lossy:
+    """lossyfs mounted over a fresh backing directory."""
+
+    def __init__(self, *args):
+        tmp = os.environ.get("TEST_TMPDIR")
+        self.backing = tempfile.mkdtemp(prefix="hw-disk-", dir=tmp)
+        self.mount = tempfile.mkdtemp(prefix="hw-mnt-", dir=tmp)
+        binary = hwclient.find_file("tests/powerloss/lossyfs", "tests/powerloss/lossyfs")
+        self.proc = subprocess.Popen([binary] + list(args) + [self.backing, self.mount], stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE)
+        line = self.proc.stdout.readline().decode()
+        if line.strip() != "lossyfs ready":
+            self.proc.kill()
+            raise RuntimeError("lossyfs did not mount: " + self.proc.stderr.read().decode())
+
+    def cut(self):
+        """The power cut; returns what lossyfs reports."""
+        self.proc.send_signal(signal.SIGUSR1)
+        _, err = self.proc.communicate(timeout=30)
+        assert self.proc.returncode == 0, err
+        return err.decode()
+
+
+class PowerCut(unittest.TestCase):
+    def run_cut(self, *lossy_args):
+        disk = Lossy(*lossy_args)
+        server = hwclient.Server("--demo", data_dir=os.path.join(disk.mount, "data"))
+        first_tokens = dict(server.tokens)
+        admin = server.client(api=API, role="admin")
+        admin.call("helpwire.v1.Agents/PutSkill", skill={"name": "powercut"})
+        bridge = server.client(api=API, role="bridge")
+        r = bridge.call("helpwire.v1.Router/Route", channel=TG, channelUserId="pc-seed", displayName="seed",
+                        text="如何重置密码", messageId="seed-1")
+        cust = r.customer_id
+        tickets, routed = [], []
+        stop = threading.Event()
+
+        def create(k):
+            c = server.client(api=API, role="admin")
+            i = 0
+            while not stop.is_set():
+                i += 1
+                try:
+                    t = c.call("helpwire.v1.Tickets/CreateTicket", customerId=cust, text="cut %d-%d" % (k, i),
+                               queue="powercut", idempotencyKey="pc%d-%d" % (k, i), timeout=5).ticket
+                    tickets.append((t.id, t.number))
+                except grpc.RpcError:
+                    pass
+            c.close()
+
+        def route(k):
+            c = server.client(api=API, role="bridge")
+            i = 0
+            while not stop.is_set():
+                i += 1
+                mid = "pc-%d-%d" % (k, i)
+                try:
+                    r = c.call("helpwire.v1.Router/Route", channel=TG, channelUserId="pc-user-%d" % k,
+                               displayName="User %d" % k, text="the app shows error %d and crashes" % i,
+                               messageId=mid, timeout=5)
+                    routed.append((k, mid, r.ticket_id))
+                except grpc.RpcError:
+                    pass
+            c.close()
+
+        threads = [threading.Thread(target=create, args=(k,)) for k in range(3)]
+        threads += [threading.Thread(target=route, args=(k,)) for k in range(3)]
+        for t in threads:
+            t.start()
+        time.sleep(2.0)
+        server.proc.send_signal(signal.SIGKILL)  # the machine stops ...
+        server.wait()
+        report = disk.cut()  # ... and the disk keeps what it had made durable
+        stop.set()
+        for t in threads:
+            t.join()
+        admin.close()
+        bridge.close()
+        self.assertIn("power cut", report)
+        self.assertGreater(len(tickets), 10)
+        self.assertGreater(len(routed), 10)
+
+        data = os.path.join(disk.backing, "data")
+        with open(os.path.join(data, "demo-tokens.txt")) as f:
+            kept = {line.split()[2]: line.split()[3] for line in f if line.startswith("helpwired token ")}
+        for role in ("admin", "agent", "bridge"):
+            self.assertEqual(kept.get(role), first_tokens.get(role), role)
+
+        again = hwclient.Server(data_dir=data)
+        try:
+            c = again.client(api=API, token=first_tokens["admin"])
+            for tid, number in tickets:
+                t = c.call("helpwire.v1.Tickets/GetTicket", ticketId=tid).ticket
+                self.assertEqual(t.number, number)
+            b = again.client(api=API, token=first_tokens["bridge"])
+            for k, mid, tid in routed:
+                r = b.call("helpwire.v1.Router/Route", channel=TG, channelUserId="pc-user-%d" % k,
+                           displayName="User %d" % k, text="resent", messageId=mid)
+                self.assertTrue(r.duplicate, mid)
+                self.assertEqual(r.ticket_id, tid, mid)
+            fresh = c.call("helpwire.v1.Tickets/CreateTicket", customerId=cust, text="after the cut",
+                           queue="powercut").ticket
+            self.assertGreater(fresh.number, max(n for _, n in tickets))
+            b.close()
+            c.close()
+        finally:
+            self.assertEqual(again.stop(), 0)
+        shutil.rmtree(disk.backing, ignore_errors=True)
+
+    def test_bootstrap_token_file_survives_a_cut_right_after_the_first_start(self):
+        disk = Lossy()
+        server = hwclient.Server(data_dir=os.path.join(disk.mount, "data"))
+        token = server.tokens["admin"]
+        server.proc.send_signal(signal.SIGKILL)
+        server.wait()
+        disk.cut()
+        data = os.path.join(disk.backing, "data")
+        with open(data + ".admin-token") as f:
+            self.assertEqual(f.read().strip(), token)
+        again = hwclient.Server(data_dir=data)
+        try:
+            c = again.client(api=API, token=token)
+            c.call("helpwire.v1.Agents/PutSkill", skill={"name": "after-cut"})
+            c.close()
+        finally:
+            self.assertEqual(again.stop(), 0)
+
+    def test_unsynced_writes_all_lost(self):
+        self.run_cut()
+
+    def test_unsynced_writes_half_kept(self):
+        self.run_cut("--keep-unsynced", "0.5", "--seed", "7")
+
+
+if __name__ == "__main__":
+    hwtest.main()

@@ -1,0 +1,521 @@
+/*
+ * lossyfs: a FUSE file system over a backing directory that forgets, on a
+ * simulated power cut, every write that was not made durable with fsync or
+ * fdatasync. Tests use it to show that helpwired acknowledges only what
+ * survives losing power, which kill -9 alone cannot show: after kill -9 the
+ * kernel still writes back the page cache.
+ *
+ * Model. Each file's writes go to an overlay of 4 KiB pages held in memory
+ * (what a kernel page cache holds dirty); reads see the overlay over the
+ * backing file, so a running program sees its own writes as usual. fsync
+ * and fdatasync of a file write its dirty pages and size to the backing
+ * file and fsync it. Metadata (create, unlink, rename, mkdir, truncate,
+ * chmod) goes to the backing directory at once, as a journaling file
+ * system would make it durable.
+ *
+ * SIGUSR1 is the power cut: the file system stops serving, keeps a random
+ * share of the dirty pages (--keep-unsynced, default 0: a disk that wrote
+ * none of them back; with a fraction, a disk that wrote some back in no
+ * particular order) and drops the rest, unmounts and exits 0. SIGTERM or
+ * SIGINT is a clean shutdown: everything is written back first.
+ *
+ * Usage: lossyfs [--keep-unsynced F] [--seed N] BACKING_DIR MOUNTPOINT
+ *   Prints "lossyfs ready" on stdout once mounted. Single-threaded, so the
+ *   overlay needs no locks. Tests only.
+ *
+ * Written by hand: no packaged library offers a file system that loses
+ * unsynced writes on demand (device-mapper's log-writes needs kernel
+ * support that test machines do not always have).
+ */
+#define FUSE_USE_VERSION 31
+#define _GNU_SOURCE
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse3/fuse.h>
+#include <fuse3/fuse_lowlevel.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#define PAGE 4096u
+
+typedef struct page {
+    uint64_t index;
+    struct page *next;
+    unsigned char data[PAGE];
+} page;
+
+/* The overlay of one backing file (by its path under the backing dir). */
+typedef struct ofile {
+    char *path;
+    int fd;     /* backing file, O_RDWR; kept open while the overlay lives */
+    off_t size; /* logical size: what a reader sees */
+    page **buckets;
+    size_t n_buckets, n_pages;
+    struct ofile *next;
+} ofile;
+
+typedef struct lossy {
+    char backing[PATH_MAX];
+    ofile *files;
+    double keep;
+    unsigned seed;
+    struct fuse *fuse;
+    volatile sig_atomic_t cut;
+} lossy;
+
+static lossy *L(void)
+{
+    return fuse_get_context()->private_data;
+}
+
+static int bpath(char *out, const char *path)
+{
+    int n = snprintf(out, PATH_MAX, "%s%s", L()->backing, path);
+    return n < 0 || n >= PATH_MAX ? -ENAMETOOLONG : 0;
+}
+
+static ofile *ofile_find(lossy *l, const char *path)
+{
+    for (ofile *f = l->files; f; f = f->next)
+        if (strcmp(f->path, path) == 0)
+            return f;
+    return NULL;
+}
+
+/* The overlay of path, created on first use. */
+static ofile *ofile_get(lossy *l, const char *path, int *err)
+{
+    ofile *f = ofile_find(l, path);
+    if (f)
+        return f;
+    char bp[PATH_MAX];
+    if ((*err = bpath(bp, path)) != 0)
+        return NULL;
+    f = calloc(1, sizeof *f);
+    if (!f || !(f->path = strdup(path)) || !(f->buckets = calloc(1024, sizeof *f->buckets))) {
+        if (f)
+            free(f->path);
+        free(f);
+        *err = -ENOMEM;
+        return NULL;
+    }
+    f->n_buckets = 1024;
+    f->fd = open(bp, O_RDWR | O_CLOEXEC);
+    struct stat st;
+    if (f->fd < 0 || fstat(f->fd, &st) != 0) {
+        *err = -errno;
+        if (f->fd >= 0)
+            close(f->fd);
+        free(f->buckets);
+        free(f->path);
+        free(f);
+        return NULL;
+    }
+    f->size = st.st_size;
+    f->next = l->files;
+    l->files = f;
+    return f;
+}
+
+static page *page_find(ofile *f, uint64_t index)
+{
+    for (page *p = f->buckets[index % f->n_buckets]; p; p = p->next)
+        if (p->index == index)
+            return p;
+    return NULL;
+}
+
+/* The dirty page index of f, read from the backing file on first write. */
+static page *page_get(ofile *f, uint64_t index)
+{
+    page *p = page_find(f, index);
+    if (p)
+        return p;
+    if (!(p = calloc(1, sizeof *p)))
+        return NULL;
+    p->index = index;
+    ssize_t n = pread(f->fd, p->data, PAGE, (off_t)(index * PAGE));
+    (void)n; /* a short read (past the end) leaves zeros, as a hole reads */
+    p->next = f->buckets[index % f->n_buckets];
+    f->buckets[index % f->n_buckets] = p;
+    f->n_pages++;
+    return p;
+}
+
+/* Drops every dirty page; with write_back, first writes each (or, when
+ * keep < 1, each with probability keep) to the backing file. */
+static int ofile_settle(ofile *f, int write_back, double keep, unsigned *seed)
+{
+    int rc = 0;
+    for (size_t b = 0; b < f->n_buckets; b++) {
+        page *p = f->buckets[b];
+        while (p) {
+            page *next = p->next;
+            int write = write_back && (keep >= 1 || (double)rand_r(seed) / RAND_MAX < keep);
+            off_t off = (off_t)(p->index * PAGE);
+            /* a page that survives makes the file at least reach it */
+            size_t len = PAGE;
+            if (off + (off_t)len > f->size)
+                len = f->size > off ? (size_t)(f->size - off) : 0;
+            if (write && len && pwrite(f->fd, p->data, len, off) != (ssize_t)len)
+                rc = -EIO;
+            free(p);
+            p = next;
+        }
+        f->buckets[b] = NULL;
+    }
+    f->n_pages = 0;
+    return rc;
+}
+
+/* fsync: the file's dirty pages and size become durable. */
+static int ofile_sync(ofile *f)
+{
+    unsigned unused = 0;
+    int rc = ofile_settle(f, 1, 1.0, &unused);
+    if (rc == 0 && ftruncate(f->fd, f->size) != 0)
+        rc = -errno;
+    if (rc == 0 && fsync(f->fd) != 0)
+        rc = -errno;
+    return rc;
+}
+
+static void ofile_forget(lossy *l, const char *path)
+{
+    for (ofile **pp = &l->files; *pp; pp = &(*pp)->next)
+        if (strcmp((*pp)->path, path) == 0) {
+            ofile *f = *pp;
+            *pp = f->next;
+            unsigned unused = 0;
+            ofile_settle(f, 0, 0, &unused);
+            close(f->fd);
+            free(f->buckets);
+            free(f->path);
+            free(f);
+            return;
+        }
+}
+
+/* ---- operations ---- */
+
+static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
+{
+    (void)fi;
+    char bp[PATH_MAX];
+    int rc = bpath(bp, path);
+    if (rc)
+        return rc;
+    if (lstat(bp, st) != 0)
+        return -errno;
+    ofile *f = ofile_find(L(), path);
+    if (f && S_ISREG(st->st_mode)) {
+        st->st_size = f->size;
+        st->st_blocks = (f->size + 511) / 512;
+    }
+    return 0;
+}
+
+static int op_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t off, struct fuse_file_info *fi,
+                      enum fuse_readdir_flags flags)
+{
+    (void)off, (void)fi, (void)flags;
+    char bp[PATH_MAX];
+    int rc = bpath(bp, path);
+    if (rc)
+        return rc;
+    DIR *d = opendir(bp);
+    if (!d)
+        return -errno;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        fill(buf, e->d_name, NULL, 0, 0);
+    closedir(d);
+    return 0;
+}
+
+static int op_mkdir(const char *path, mode_t mode)
+{
+    char bp[PATH_MAX];
+    int rc = bpath(bp, path);
+    return rc ? rc : mkdir(bp, mode) == 0 ? 0 : -errno;
+}
+
+static int op_rmdir(const char *path)
+{
+    char bp[PATH_MAX];
+    int rc = bpath(bp, path);
+    return rc ? rc : rmdir(bp) == 0 ? 0 : -errno;
+}
+
+static int op_unlink(const char *path)
+{
+    char bp[PATH_MAX];
+    int rc = bpath(bp, path);
+    if (rc)
+        return rc;
+    ofile_forget(L(), path);
+    return unlink(bp) == 0 ? 0 : -errno;
+}
+
+static int op_rename(const char *from, const char *to, unsigned int flags)
+{
+    if (flags)
+        return -EINVAL;
+    char bf[PATH_MAX], bt[PATH_MAX];
+    int rc = bpath(bf, from);
+    if (!rc)
+        rc = bpath(bt, to);
+    if (rc)
+        return rc;
+    /* pending writes of the source become durable first: rename as a
+     * commit point, as programs that rename after fsync expect */
+    ofile *f = ofile_find(L(), from);
+    if (f && (rc = ofile_sync(f)) != 0)
+        return rc;
+    ofile_forget(L(), from);
+    ofile_forget(L(), to);
+    return rename(bf, bt) == 0 ? 0 : -errno;
+}
+
+static int op_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+    (void)fi;
+    char bp[PATH_MAX];
+    int rc = bpath(bp, path);
+    return rc ? rc : chmod(bp, mode) == 0 ? 0 : -errno;
+}
+
+static int op_utimens(const char *path, const struct timespec tv[2], struct fuse_file_info *fi)
+{
+    (void)fi;
+    char bp[PATH_MAX];
+    int rc = bpath(bp, path);
+    return rc ? rc : utimensat(AT_FDCWD, bp, tv, AT_SYMLINK_NOFOLLOW) == 0 ? 0 : -errno;
+}
+
+static int op_truncate(const char *path, off_t size, struct fuse_file_info *fi)
+{
+    (void)fi;
+    int err = 0;
+    ofile *f = ofile_get(L(), path, &err);
+    if (!f)
+        return err;
+    /* pages past the new end go; the size is metadata (durable at once) */
+    for (size_t b = 0; b < f->n_buckets; b++)
+        for (page **pp = &f->buckets[b]; *pp;) {
+            if ((off_t)((*pp)->index * PAGE) >= size) {
+                page *p = *pp;
+                *pp = p->next;
+                free(p);
+                f->n_pages--;
+            } else {
+                pp = &(*pp)->next;
+            }
+        }
+    f->size = size;
+    return ftruncate(f->fd, size) == 0 ? 0 : -errno;
+}
+
+static int op_create(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+    char bp[PATH_MAX];
+    int rc = bpath(bp, path);
+    if (rc)
+        return rc;
+    int fd = open(bp, O_CREAT | O_RDWR | O_CLOEXEC | (fi->flags & O_EXCL), mode);
+    if (fd < 0)
+        return -errno;
+    close(fd);
+    return 0;
+}
+
+static int op_open(const char *path, struct fuse_file_info *fi)
+{
+    int err = 0;
+    if (!ofile_get(L(), path, &err))
+        return err;
+    if (fi->flags & O_TRUNC)
+        return op_truncate(path, 0, NULL);
+    return 0;
+}
+
+static int op_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
+{
+    (void)fi;
+    int err = 0;
+    ofile *f = ofile_get(L(), path, &err);
+    if (!f)
+        return err;
+    if (off >= f->size)
+        return 0;
+    if ((off_t)size > f->size - off)
+        size = (size_t)(f->size - off);
+    size_t done = 0;
+    while (done < size) {
+        uint64_t index = (uint64_t)(off + (off_t)done) / PAGE;
+        size_t in = (size_t)((off + (off_t)done) % PAGE), n = PAGE - in;
+        if (n > size - done)
+            n = size - done;
+        page *p = page_find(f, index);
+        if (p) {
+            memcpy(buf + done, p->data + in, n);
+        } else {
+            ssize_t r = pread(f->fd, buf + done, n, off + (off_t)done);
+            if (r < 0)
+                return -errno;
+            if ((size_t)r < n)
+                memset(buf + done + r, 0, n - (size_t)r);
+        }
+        done += n;
+    }
+    return (int)done;
+}
+
+static int op_write(const char *path, const char *buf, size_t size, off_t off, struct fuse_file_info *fi)
+{
+    (void)fi;
+    int err = 0;
+    ofile *f = ofile_get(L(), path, &err);
+    if (!f)
+        return err;
+    size_t done = 0;
+    while (done < size) {
+        uint64_t index = (uint64_t)(off + (off_t)done) / PAGE;
+        size_t in = (size_t)((off + (off_t)done) % PAGE), n = PAGE - in;
+        if (n > size - done)
+            n = size - done;
+        page *p = page_get(f, index);
+        if (!p)
+            return -ENOMEM;
+        memcpy(p->data + in, buf + done, n);
+        done += n;
+    }
+    if (off + (off_t)size > f->size)
+        f->size = off + (off_t)size;
+    return (int)size;
+}
+
+static int op_fsync(const char *path, int datasync, struct fuse_file_info *fi)
+{
+    (void)datasync, (void)fi;
+    ofile *f = ofile_find(L(), path);
+    return f ? ofile_sync(f) : 0;
+}
+
+static int op_statfs(const char *path, struct statvfs *st)
+{
+    (void)path;
+    return statvfs(L()->backing, st) == 0 ? 0 : -errno;
+}
+
+static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
+{
+    (void)conn;
+    cfg->use_ino = 0;
+    cfg->kernel_cache = 0;
+    cfg->direct_io = 0;
+    cfg->attr_timeout = 0;
+    cfg->entry_timeout = 0;
+    cfg->negative_timeout = 0;
+    return fuse_get_context()->private_data;
+}
+
+static const struct fuse_operations ops = {
+    .init = op_init,
+    .getattr = op_getattr,
+    .readdir = op_readdir,
+    .mkdir = op_mkdir,
+    .rmdir = op_rmdir,
+    .unlink = op_unlink,
+    .rename = op_rename,
+    .chmod = op_chmod,
+    .utimens = op_utimens,
+    .truncate = op_truncate,
+    .create = op_create,
+    .open = op_open,
+    .read = op_read,
+    .write = op_write,
+    .fsync = op_fsync,
+    .statfs = op_statfs,
+};
+
+/* The one process-wide pointer a signal handler needs (set in main). */
+static lossy *g_lossy;
+
+static void on_signal(int sig)
+{
+    if (sig == SIGUSR1)
+        g_lossy->cut = 1;
+    fuse_session_exit(fuse_get_session(g_lossy->fuse));
+}
+
+static int usage(void)
+{
+    fprintf(stderr, "usage: lossyfs [--keep-unsynced F] [--seed N] BACKING_DIR MOUNTPOINT\n");
+    return 2;
+}
+
+int main(int argc, char **argv)
+{
+    lossy l = {.keep = 0, .seed = 1};
+    int i = 1;
+    for (; i + 1 < argc && strncmp(argv[i], "--", 2) == 0; i += 2) {
+        if (strcmp(argv[i], "--keep-unsynced") == 0)
+            l.keep = atof(argv[i + 1]);
+        else if (strcmp(argv[i], "--seed") == 0)
+            l.seed = (unsigned)strtoul(argv[i + 1], NULL, 10);
+        else
+            return usage();
+    }
+    if (argc - i != 2 || l.keep < 0 || l.keep > 1 || !realpath(argv[i], l.backing))
+        return usage();
+    const char *mountpoint = argv[i + 1];
+    char *fargv[] = {argv[0], "-o", "default_permissions", NULL};
+    struct fuse_args args = FUSE_ARGS_INIT(3, fargv);
+    l.fuse = fuse_new(&args, &ops, sizeof ops, &l);
+    fuse_opt_free_args(&args);
+    if (!l.fuse || fuse_mount(l.fuse, mountpoint) != 0) {
+        fprintf(stderr, "lossyfs: cannot mount %s\n", mountpoint);
+        return 1;
+    }
+    g_lossy = &l;
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR1, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    printf("lossyfs ready\n");
+    fflush(stdout);
+    int rc = fuse_loop(l.fuse);
+    /* The power cut, or a clean stop that writes everything back. */
+    size_t dropped = 0, files = 0;
+    for (ofile *f = l.files; f; f = f->next, files++) {
+        dropped += f->n_pages;
+        if (l.cut)
+            ofile_settle(f, l.keep > 0, l.keep, &l.seed);
+        else
+            ofile_sync(f);
+    }
+    fuse_unmount(l.fuse);
+    fuse_destroy(l.fuse);
+    while (l.files) {
+        ofile *f = l.files;
+        l.files = f->next;
+        close(f->fd);
+        free(f->buckets);
+        free(f->path);
+        free(f);
+    }
+    fprintf(stderr, "lossyfs: %s, %zu unsynced pages in %zu files %s\n", l.cut ? "power cut" : "stopped",
+            dropped, files, l.cut ? (l.keep > 0 ? "partly kept" : "dropped") : "written back");
+    return rc < 0 ? 1 : 0;
+}
