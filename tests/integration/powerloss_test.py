@@ -155,6 +155,20 @@ class PowerCut(unittest.TestCase):
         finally:
             self.assertEqual(again.stop(), 0)
 
+    def test_an_empty_bootstrap_token_file_left_by_a_cut_is_claimed_again(self):
+        # The file is claimed (created empty) before the token is made; a cut
+        # in between leaves it empty, with no token in the store.
+        data = tempfile.mkdtemp(prefix="hw-data-", dir=os.environ.get("TEST_TMPDIR"))
+        open(data + ".admin-token", "w").close()
+        server = hwclient.Server(data_dir=data)
+        try:
+            self.assertTrue(server.tokens.get("admin"))
+            c = server.client(api=API)
+            c.call("helpwire.v1.Agents/PutSkill", skill={"name": "reclaimed"})
+            c.close()
+        finally:
+            self.assertEqual(server.stop(), 0)
+
     def test_unsynced_writes_all_lost(self):
         self.run_cut()
 
