@@ -75,6 +75,7 @@
 #include <urcu/wfcqueue.h>
 
 #include "helpwire/store/v1/records.pb-c.h"
+#include "server/durable.h"
 #include "server/store/store_internal.h"
 
 /* ThreadSanitizer cannot see the ordering liburcu's queue provides (its
@@ -941,6 +942,15 @@ int hw_store_backup(hw_store *s, const char *dir, uint64_t *size_bytes)
         unlink(path);
         return lmdb_to_hw(mrc);
     }
+    /* Done means durable: the copy and its name survive a power cut. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fsync(fd) != 0 || hw_fsync_parent(path) != 0) {
+        if (fd >= 0)
+            close(fd);
+        unlink(path);
+        return HW_EIO;
+    }
+    close(fd);
     if (size_bytes) {
         *size_bytes = stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
     }

@@ -6,7 +6,8 @@ on what the disk kept, every acknowledged ticket is there, every
 acknowledged message is known (a resend is answered as a duplicate, on the
 same ticket), ticket numbers are not given twice, and the tokens printed at
 the first start (the demo tokens file; the bootstrap token file, also
-when the power goes right after the first start) still work. Run twice: a disk that wrote back none of the unsynced pages, and one
+when the power goes right after the first start) still work, and a backup
+that Admin/Backup reported done is whole. The load runs twice: a disk that wrote back none of the unsynced pages, and one
 that wrote back a random half of them.
 """
 
@@ -168,6 +169,34 @@ class PowerCut(unittest.TestCase):
             c.close()
         finally:
             self.assertEqual(server.stop(), 0)
+
+    def test_a_finished_backup_survives_a_cut(self):
+        disk = Lossy()
+        server = hwclient.Server("--demo")
+        try:
+            admin = server.client(api=API, role="admin")
+            bridge = server.client(api=API, role="bridge")
+            cust = bridge.call("helpwire.v1.Router/Route", channel=TG, channelUserId="pc-backup", displayName="b",
+                               text="如何重置密码", messageId="pc-backup-1").customer_id
+            admin.call("helpwire.v1.Agents/PutSkill", skill={"name": "backup"})
+            made = admin.call("helpwire.v1.Tickets/CreateTicket", customerId=cust, text="kept in the backup",
+                              queue="backup").ticket
+            target = os.path.join(disk.mount, "backup")
+            os.mkdir(target)
+            admin.call("helpwire.v1.Admin/Backup", directory=target, timeout=60)
+            admin.close()
+            bridge.close()
+        finally:
+            self.assertEqual(server.stop(), 0)
+        disk.cut()
+        restored = hwclient.Server(data_dir=os.path.join(disk.backing, "backup"))
+        try:
+            c = restored.client(api=API, token=server.tokens["admin"])
+            t = c.call("helpwire.v1.Tickets/GetTicket", ticketId=made.id).ticket
+            self.assertEqual(t.number, made.number)
+            c.close()
+        finally:
+            self.assertEqual(restored.stop(), 0)
 
     def test_unsynced_writes_all_lost(self):
         self.run_cut()
