@@ -5,10 +5,11 @@ system that forgets every write not made durable with fsync
 on what the disk kept, every acknowledged ticket is there, every
 acknowledged message is known (a resend is answered as a duplicate, on the
 same ticket), ticket numbers are not given twice, and the tokens printed at
-the first start (the demo tokens file; the bootstrap token file, also
-when the power goes right after the first start) still work, and a backup
-that Admin/Backup reported done is whole. The load runs twice: a disk that wrote back none of the unsynced pages, and one
-that wrote back a random half of them.
+the first start (the demo tokens file; the bootstrap token file, also when
+the power goes right after the first start) still work; a backup that
+Admin/Backup reported done is whole. The load runs twice: a disk that
+wrote back none of the unsynced pages, and one that wrote back a random
+half of them.
 """
 
 import os
