@@ -1241,6 +1241,13 @@ int hw_store_open(hw_store **out, const hw_store_options *opts, char *err, size_
         }
         goto fail;
     }
+    /* The files' names are durable too (a new store's data.mdb, lock.mdb),
+     * before the first commit relies on them. */
+    if (snprintf(path, sizeof(path), "%s/data.mdb", dir) < (int)sizeof(path) && hw_fsync_parent(path) != 0) {
+        set_err(err, errlen, "store %s: fsync of the directory: %s", dir, strerror(errno));
+        rc = HW_EIO;
+        goto fail;
+    }
     int dead = 0;
     mdb_reader_check(s->env, &dead);
     s->stale_readers_cleared = dead > 0 ? (uint64_t)dead : 0;
