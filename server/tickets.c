@@ -602,25 +602,39 @@ void hw_tickets_get(hw_call *call, const ProtobufCMessage *request, void *appv)
 {
     hw_app *app = appv;
     const Helpwire__V1__GetTicketRequest *req = (const void *)request;
+    hw_store_cursor cur;
     if (!hw_rpc_check_id(call, "ticket_id", req->ticket_id, 64, false))
         return;
+    memset(&cur, 0, sizeof cur);
+    if (*req->messages_page_token && !req->include_messages) {
+        hw_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "messages_page_token: only with include_messages");
+        return;
+    }
+    if (hw_store_cursor_decode(req->messages_page_token, &cur) != HW_OK) {
+        hw_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "messages_page_token: not a token this server gave");
+        return;
+    }
     hw_store_txn *t = hw_rpc_read(call, app);
     if (!t)
         return;
     hw_arena *a = hw_call_arena(call);
     Helpwire__V1__GetTicketReply r = HELPWIRE__V1__GET_TICKET_REPLY__INIT;
     int rc = hw_store_ticket_get(t, req->ticket_id, a, &r.ticket);
-    if (rc == HW_OK && req->include_messages) {
-        hw_store_cursor cur = {0};
-        rc = hw_store_ticket_message_list(t, req->ticket_id, &cur, HW_STORE_LIST_MAX, a, &r.messages,
-                                          &r.n_messages);
-    }
+    if (rc == HW_OK && req->include_messages)
+        rc = hw_store_ticket_message_list(
+            t, req->ticket_id, &cur,
+            hw_rpc_page_size(req->messages_page_size, HW_STORE_LIST_MAX, HW_STORE_LIST_MAX), a, &r.messages,
+            &r.n_messages);
     hw_rpc_read_end(call, app);
     if (rc != HW_OK) {
-        hw_rpc_fail(call, rc, rc == HW_ENOTFOUND ? "no ticket with id %s" : "reading ticket %s failed",
+        hw_rpc_fail(call, rc,
+                    rc == HW_ENOTFOUND  ? "no ticket with id %s"
+                    : rc == HW_EINVALID ? "messages_page_token: not a token for ticket %s"
+                                        : "reading ticket %s failed",
                     req->ticket_id);
         return;
     }
+    r.next_messages_page_token = req->include_messages ? hw_rpc_next_token(call, &cur) : "";
     hw_call_reply(call, &r.base);
 }
 

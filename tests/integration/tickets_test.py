@@ -108,6 +108,44 @@ class TicketLife(unittest.TestCase):
                          len(self.agent.call("helpwire.v1.Tickets/ListTickets", assigneeAgentId="alice",
                                              status="TICKET_STATUS_OPEN").tickets))
 
+    def test_a_long_conversation_pages(self):
+        cust = new_customer(self.bridge, "pages-1")
+        t = self.create(cust, text="message 0", queue="technical").ticket
+        for i in range(1, 25):
+            self.agent.call("helpwire.v1.Tickets/AddMessage", ticketId=t.id, kind="MESSAGE_KIND_INTERNAL_NOTE",
+                            text="message %d" % i)
+        texts, token, pages = [], "", 0
+        while True:
+            r = self.agent.call("helpwire.v1.Tickets/GetTicket", ticketId=t.id, includeMessages=True,
+                                messagesPageSize=10, messagesPageToken=token)
+            texts += [m.text for m in r.messages]
+            pages += 1
+            # A message added while paging shows up on a later page.
+            if pages == 1:
+                self.agent.call("helpwire.v1.Tickets/AddMessage", ticketId=t.id, kind="MESSAGE_KIND_INTERNAL_NOTE",
+                                text="message 25")
+            token = r.next_messages_page_token
+            if not token:
+                break
+        self.assertEqual(texts, ["message %d" % i for i in range(26)])
+        self.assertEqual(pages, 3)
+        # Without a page size, all of it (up to 10000) and no token.
+        whole = self.agent.call("helpwire.v1.Tickets/GetTicket", ticketId=t.id, includeMessages=True)
+        self.assertEqual(len(whole.messages), 26)
+        self.assertEqual(whole.next_messages_page_token, "")
+        first = self.agent.call("helpwire.v1.Tickets/GetTicket", ticketId=t.id, includeMessages=True,
+                                messagesPageSize=10)
+        other = self.create(cust, text="another ticket", queue="billing").ticket
+        for bad, field in ((dict(ticketId=other.id, includeMessages=True,
+                                 messagesPageToken=first.next_messages_page_token), "messages_page_token"),
+                           (dict(ticketId=t.id, includeMessages=True, messagesPageToken="zz"), "messages_page_token"),
+                           (dict(ticketId=t.id, messagesPageToken=first.next_messages_page_token),
+                            "include_messages")):
+            with self.assertRaises(grpc.RpcError) as e:
+                self.agent.call("helpwire.v1.Tickets/GetTicket", **bad)
+            self.assertEqual(e.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+            self.assertIn(field, e.exception.details())
+
     def test_two_agents_updating_one_ticket_one_gets_aborted(self):
         cust = new_customer(self.bridge, "race-1")
         t = self.create(cust, queue="billing").ticket
