@@ -2,7 +2,8 @@
 # bench/run.sh: the standard load suite, one command, a few minutes on 2
 # cores. Builds helpwire-bench and the echo ceiling (and helpwired) with
 # --config=opt, then for each workload (Route, Search, CreateTicket, a
-# 70/20/10 mix) and each concurrency level runs the same load against the
+# 70/20/10 mix, and GetTicket as a reference: one read, no search, no
+# write) and each concurrency level runs the same load against the
 # ceiling and against helpwired --demo, so every figure is also a ratio to
 # the ceiling measured in the same run; then cross-checks helpwire-bench
 # with h2load on the same Route request; runs the store benchmark (group
@@ -16,7 +17,7 @@
 # Environment (all optional):
 #   LEVELS="2x8 4x16 4x64"  connections x outstanding calls per connection
 #   DURATION=5 WARMUP=1     seconds per cell
-#   WORKLOADS="route search create mixed"
+#   WORKLOADS="route search create mixed get"
 #   XCHECK_LEVEL=4x64 XCHECK_ROUNDS=3 XCHECK_DURATION=3  (XCHECK_ROUNDS=0: skip)
 #   STORE_SECONDS=3         store_bench seconds per cell (0: skip the store benchmark)
 #   SEARCH_QUERIES=500      search_bench queries (0: skip the search benchmark); the
@@ -40,7 +41,7 @@ ROOT=$PWD
 LEVELS=${LEVELS:-"2x8 4x16 4x64"}
 DURATION=${DURATION:-5}
 WARMUP=${WARMUP:-1}
-WORKLOADS=${WORKLOADS:-"route search create mixed"}
+WORKLOADS=${WORKLOADS:-"route search create mixed get"}
 XCHECK_LEVEL=${XCHECK_LEVEL:-4x64}
 XCHECK_ROUNDS=${XCHECK_ROUNDS:-3}
 XCHECK_DURATION=${XCHECK_DURATION:-3}
@@ -235,6 +236,7 @@ mix_of() {
   search) echo "Search" ;;
   create) echo "CreateTicket" ;;
   mixed) echo "Route=70,GetTicket=20,CreateTicket=10" ;;
+  get) echo "GetTicket" ;;
   *) return 1 ;;
   esac
 }
