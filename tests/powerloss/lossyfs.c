@@ -348,6 +348,17 @@ static int op_open(const char *path, struct fuse_file_info *fi)
     return 0;
 }
 
+/* The next piece of an access of size bytes at off, done bytes in: its
+ * page, the offset in that page, and its length (to the page's end at most). */
+static size_t page_step(off_t off, size_t done, size_t size, uint64_t *index, size_t *in)
+{
+    off_t at = off + (off_t)done;
+    *index = (uint64_t)at / PAGE;
+    *in = (size_t)(at % PAGE);
+    size_t n = PAGE - *in;
+    return n < size - done ? n : size - done;
+}
+
 static int op_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
 {
     (void)fi;
@@ -361,10 +372,8 @@ static int op_read(const char *path, char *buf, size_t size, off_t off, struct f
         size = (size_t)(f->size - off);
     size_t done = 0;
     while (done < size) {
-        uint64_t index = (uint64_t)(off + (off_t)done) / PAGE;
-        size_t in = (size_t)((off + (off_t)done) % PAGE), n = PAGE - in;
-        if (n > size - done)
-            n = size - done;
+        uint64_t index;
+        size_t in, n = page_step(off, done, size, &index, &in);
         page *p = page_find(f, index);
         if (p) {
             memcpy(buf + done, p->data + in, n);
@@ -389,10 +398,8 @@ static int op_write(const char *path, const char *buf, size_t size, off_t off, s
         return err;
     size_t done = 0;
     while (done < size) {
-        uint64_t index = (uint64_t)(off + (off_t)done) / PAGE;
-        size_t in = (size_t)((off + (off_t)done) % PAGE), n = PAGE - in;
-        if (n > size - done)
-            n = size - done;
+        uint64_t index;
+        size_t in, n = page_step(off, done, size, &index, &in);
         page *p = page_get(f, index);
         if (!p)
             return -ENOMEM;

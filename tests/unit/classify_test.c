@@ -16,21 +16,7 @@
 #include <cmocka.h>
 
 #include "server/classify.h"
-
-static int setup(void **state)
-{
-    hw_tokenizer *t;
-    if (hw_tokenizer_create(&t, NULL) != 0)
-        return -1;
-    *state = t;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    hw_tokenizer_destroy(*state);
-    return 0;
-}
+#include "tests/unit/tokenizer_fixture.h"
 
 static Helpwire__V1__Skill skill(const char *name, char **kws, size_t n)
 {

@@ -13,21 +13,7 @@
 #include <cmocka.h>
 
 #include "server/search/tokenize.h"
-
-static int setup(void **state)
-{
-    hw_tokenizer *t;
-    if (hw_tokenizer_create(&t, NULL) != 0)
-        return -1;
-    *state = t;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    hw_tokenizer_destroy(*state);
-    return 0;
-}
+#include "tests/unit/tokenizer_fixture.h"
 
 /* Joins the terms of text with '|' into buf; returns the term count. */
 static size_t terms(hw_tokenizer *t, const char *text, char *buf, size_t cap)
