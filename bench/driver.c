@@ -25,6 +25,7 @@
 #include <grpc/support/time.h>
 
 #include "clients/lib/channel.h"
+
 #define NS_PER_S 1000000000ull
 #define NS_PER_MS 1000000ull
 /* Longest a worker sleeps in its completion queue before re-checking its

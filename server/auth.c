@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "server/durable.h"
+#include "server/files.h"
 #include "server/rpc.h"
 #include "server/search/index.h"
 #include "server/secret.h"

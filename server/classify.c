@@ -213,18 +213,6 @@ const char *hw_skill_model_classify(const hw_skill_model *m, hw_tokenizer *tok, 
     return b < 0 ? HW_FALLBACK_QUEUE : m->skills[b].name;
 }
 
-const char *hw_classify(hw_tokenizer *tok, Helpwire__V1__Skill *const *skills, size_t n_skills,
-                        const char *text, double *score)
-{
-    *score = 0;
-    hw_skill_model *m;
-    if (hw_skill_model_build(tok, skills, n_skills, &m) != HW_OK)
-        return HW_FALLBACK_QUEUE;
-    long b = best_skill(m, tok, text, score);
-    hw_skill_model_free(m);
-    return b < 0 ? HW_FALLBACK_QUEUE : skills[b]->name;
-}
-
 /* ASCII-lowercased copy for matching English urgent words. */
 static char *lower_copy(const char *s, hw_arena *a)
 {

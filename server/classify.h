@@ -19,27 +19,22 @@
 /* The queue used when no skill's keywords match. */
 #define HW_FALLBACK_QUEUE "general"
 
-/* Scores text against every skill's keywords: a keyword counts when all its
- * terms occur in the text, weighted by its number of terms. Returns the
- * best skill's name (borrowed from skills), or HW_FALLBACK_QUEUE when none
- * scores; *score receives the best score (0 for the fallback).
- * tok is the calling thread's tokenizer. Invalid UTF-8 in a keyword skips
- * that keyword. */
-const char *hw_classify(hw_tokenizer *tok, Helpwire__V1__Skill *const *skills, size_t n_skills,
-                        const char *text, double *score);
-
-/* Every skill's keywords, tokenized once: what hw_classify computes on each
- * call, kept by a worker for as long as the skills do not change. Owns
- * copies of everything it needs; immutable once built, so one thread builds
- * it and then may share it read-only. */
+/* Every skill's keywords, tokenized once, kept by a worker for as long as
+ * the skills do not change. Owns copies of everything it needs; immutable
+ * once built, so one thread builds it and then may share it read-only. */
 typedef struct hw_skill_model hw_skill_model;
 
 /* Builds the model of skills (tok is the calling thread's tokenizer).
+ * Invalid UTF-8 in a keyword skips that keyword.
  * @return HW_OK; HW_ENOMEM (*out NULL). */
 int hw_skill_model_build(hw_tokenizer *tok, Helpwire__V1__Skill *const *skills, size_t n_skills,
                          hw_skill_model **out);
 
-/* hw_classify against a built model; the name returned is owned by m. */
+/* Scores text against every skill's keywords: a keyword counts when all its
+ * terms occur in the text, weighted by its number of terms. Returns the
+ * best skill's name (owned by m; the first listed wins a tie), or
+ * HW_FALLBACK_QUEUE when none scores; *score receives the best score (0
+ * for the fallback). tok is the calling thread's tokenizer. */
 const char *hw_skill_model_classify(const hw_skill_model *m, hw_tokenizer *tok, const char *text,
                                     double *score);
 

@@ -450,7 +450,7 @@ void hw_knowledge_list_articles(hw_call *call, const ProtobufCMessage *request, 
     const Helpwire__V1__ListArticlesRequest *req = (const void *)request;
     hw_store_cursor cur;
     if (!hw_rpc_check_text(call, "locale", req->locale, 0, MAX_LOCALE) ||
-        !hw_rpc_page_token(call, req->page_token, &cur))
+        !hw_rpc_page_token(call, "page_token", req->page_token, &cur))
         return;
     hw_store_txn *t = hw_rpc_read(call, app);
     if (!t)
@@ -502,7 +502,7 @@ void hw_knowledge_list_faqs(hw_call *call, const ProtobufCMessage *request, void
     const Helpwire__V1__ListFaqsRequest *req = (const void *)request;
     hw_store_cursor cur;
     if (!hw_rpc_check_text(call, "locale", req->locale, 0, MAX_LOCALE) ||
-        !hw_rpc_page_token(call, req->page_token, &cur))
+        !hw_rpc_page_token(call, "page_token", req->page_token, &cur))
         return;
     hw_store_txn *t = hw_rpc_read(call, app);
     if (!t)

@@ -19,7 +19,7 @@
 #include "server/app.h"
 #include "server/auth.h"
 #include "server/demo.h"
-#include "server/durable.h"
+#include "server/files.h"
 #include "server/reflection.h"
 #include "server/knowledge.h"
 #include "server/search/tokenize.h"
@@ -73,29 +73,46 @@ static int prepare_data_dir(const char *dir, char *err, size_t errlen)
     return 0;
 }
 
-/* Reads a whole (small) file into a NUL-terminated malloc'd string, or
- * returns NULL with err. */
-static char *read_text_file(const char *flag, const char *path, char *err, size_t errlen)
+/* A PEM file named by flag, NUL-terminated (malloc'd); NULL with err. */
+static char *read_pem(const char *flag, const char *path, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "r");
-    char *buf = NULL;
-    if (!f) {
-        snprintf(err, errlen, "%s %s: %s", flag, path, strerror(errno));
+    char *buf = NULL, e[300];
+    if (hw_file_read(path, (1 << 20) - 1, &buf, NULL, e, sizeof e) != 0) {
+        snprintf(err, errlen, "%s: %s", flag, e);
         return NULL;
     }
-    buf = malloc(1 << 20);
-    size_t n = buf ? fread(buf, 1, (1 << 20) - 1, f) : 0;
-    if (buf && ferror(f)) {
-        snprintf(err, errlen, "%s %s: %s", flag, path, strerror(errno));
-        free(buf);
-        buf = NULL;
-    } else if (buf) {
-        buf[n] = '\0';
-    } else {
-        snprintf(err, errlen, "out of memory");
-    }
-    fclose(f);
     return buf;
+}
+
+/* The demo tokens: created when this start seeded the store, kept (mode
+ * 0600) in the data directory for later starts, and printed. The file is
+ * durable before anything is served: the store keeps only the tokens'
+ * hashes, so a file lost to a power cut would lose them. */
+static int print_demo_tokens(hw_store *store, const char *data_dir, bool seeded, char *err, size_t errlen)
+{
+    char path[4200], *text = NULL;
+    size_t len = 0;
+    snprintf(path, sizeof path, "%s/demo-tokens.txt", data_dir);
+    int rc = 0;
+    if (seeded) {
+        FILE *tf = open_memstream(&text, &len);
+        int trc = tf ? hw_auth_demo_tokens(store, "alice", tf) : HW_ENOMEM;
+        if (tf && fclose(tf) != 0)
+            trc = HW_ENOMEM;
+        if (trc != HW_OK) {
+            snprintf(err, errlen, "creating the demo tokens failed: %s", hw_strerror(trc));
+            rc = -1;
+        } else {
+            rc = hw_file_replace(path, text, len, 0600, err, errlen);
+        }
+    } else if (hw_file_read(path, 4096, &text, &len, err, errlen) != 0) {
+        text = NULL; /* kept from an earlier start, or not: nothing to print */
+        len = 0;
+    }
+    if (rc == 0 && len)
+        fwrite(text, 1, len, stdout);
+    free(text);
+    return rc;
 }
 
 static int64_t in_flight_of(void *net)
@@ -328,33 +345,9 @@ int main(int argc, char **argv)
             goto out;
         }
         hw_log_event(log, HW_LOG_INFO, "demo", "seeded=%s", seeded ? "true" : "false (store not empty)");
-        /* Tokens are created when this start seeded the store, printed, and
-         * kept (mode 0600) in the data directory for later starts. */
-        char tokens_path[4200];
-        snprintf(tokens_path, sizeof tokens_path, "%s/demo-tokens.txt", cfg.data_dir);
-        if (seeded) {
-            /* Durable before anything is served: the store keeps only the
-             * tokens' hashes, so a file lost to a power cut would lose them. */
-            char *text = NULL;
-            size_t text_len = 0;
-            FILE *tf = open_memstream(&text, &text_len);
-            int trc = tf ? hw_auth_demo_tokens(store, "alice", tf) : HW_ENOMEM;
-            if (tf && fclose(tf) != 0)
-                trc = HW_ENOMEM;
-            if (trc != HW_OK || hw_file_replace(tokens_path, text, text_len, 0600, err, sizeof err) != 0) {
-                fprintf(stderr, "helpwired: creating the demo tokens in %s failed: %s\n", tokens_path,
-                        trc != HW_OK ? hw_strerror(trc) : err);
-                free(text);
-                goto out;
-            }
-            free(text);
-        }
-        FILE *tf = fopen(tokens_path, "r");
-        if (tf) {
-            char line[256];
-            while (fgets(line, sizeof line, tf))
-                fputs(line, stdout);
-            fclose(tf);
+        if (print_demo_tokens(store, cfg.data_dir, seeded, err, sizeof err) != 0) {
+            fprintf(stderr, "helpwired: %s\n", err);
+            goto out;
         }
     }
     if (cfg.bootstrap_token_file) {
@@ -425,10 +418,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "helpwired: out of memory\n");
         goto out;
     }
-    if (cfg.tls_cert && (!(tls_cert = read_text_file("--tls-cert", cfg.tls_cert, err, sizeof err)) ||
-                         !(tls_key = read_text_file("--tls-key", cfg.tls_key, err, sizeof err)) ||
-                         (cfg.tls_client_ca && !(tls_ca = read_text_file("--tls-client-ca", cfg.tls_client_ca,
-                                                                         err, sizeof err))))) {
+    if (cfg.tls_cert && (!(tls_cert = read_pem("--tls-cert", cfg.tls_cert, err, sizeof err)) ||
+                         !(tls_key = read_pem("--tls-key", cfg.tls_key, err, sizeof err)) ||
+                         (cfg.tls_client_ca &&
+                          !(tls_ca = read_pem("--tls-client-ca", cfg.tls_client_ca, err, sizeof err))))) {
         fprintf(stderr, "helpwired: %s\n", err);
         goto out;
     }

@@ -837,18 +837,24 @@ static void accept_call(hw_call *c)
  * being refused do not hold a place: under a flood of them the admitted
  * calls keep the whole bound, so their latency does not depend on how many
  * are refused. */
+/* Takes one place of count under limit, or none when all are taken. */
+static bool take_place(atomic_int_fast64_t *count, int64_t limit)
+{
+    if (atomic_fetch_add(count, 1) < limit)
+        return true;
+    atomic_fetch_sub(count, 1);
+    return false;
+}
+
 static bool admit(hw_net *net, hw_call *c)
 {
     if (net->o.max_in_flight > 0) {
-        if (atomic_fetch_add(&net->admitted, 1) >= net->o.max_in_flight) {
-            atomic_fetch_sub(&net->admitted, 1);
+        if (!take_place(&net->admitted, net->o.max_in_flight))
             return false;
-        }
         c->admitted = true;
     }
     if (net->o.latency_target_us > 0 && !c->method->server_streaming && !c->method->client_streaming) {
-        if (atomic_fetch_add(&net->unary_admitted, 1) >= atomic_load(&net->limit)) {
-            atomic_fetch_sub(&net->unary_admitted, 1);
+        if (!take_place(&net->unary_admitted, atomic_load(&net->limit))) {
             atomic_store(&net->win_refused, true);
             if (c->admitted) {
                 atomic_fetch_sub(&net->admitted, 1);

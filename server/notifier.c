@@ -282,18 +282,11 @@ static int record_outcome_fn(hw_store_txn *w, void *arg)
     }
     if (!c->al->ticket_id[0])
         return HW_OK;
-    Helpwire__V1__Ticket *t, only_id = HELPWIRE__V1__TICKET__INIT;
-    int rc = hw_store_ticket_get(w, c->al->ticket_id, c->arena, &t);
-    if (rc == HW_ENOTFOUND) { /* not in this store (restored): unfiltered watchers see it */
-        only_id.id = (char *)c->al->ticket_id;
-        t = &only_id;
-    } else if (rc != HW_OK) {
-        return rc;
-    }
-    return hw_watch_record(w, &c->ev, c->arena, t,
-                           c->delivered ? HELPWIRE__V1__TICKET_EVENT_KIND__TICKET_EVENT_KIND_ALERT_DELIVERED
-                                        : HELPWIRE__V1__TICKET_EVENT_KIND__TICKET_EVENT_KIND_ALERT_FAILED,
-                           "system", c->detail);
+    return hw_watch_record_id(w, &c->ev, c->arena, c->al->ticket_id,
+                              c->delivered
+                                  ? HELPWIRE__V1__TICKET_EVENT_KIND__TICKET_EVENT_KIND_ALERT_DELIVERED
+                                  : HELPWIRE__V1__TICKET_EVENT_KIND__TICKET_EVENT_KIND_ALERT_FAILED,
+                              "system", c->detail);
 }
 
 /* One attempt at al. Returns true when al is done (delivered and recorded). */

@@ -434,7 +434,7 @@ void hw_agents_list(hw_call *call, const ProtobufCMessage *request, void *app)
     hw_store_cursor cur;
     if (!hw_rpc_check_id(call, "skill", req->skill, 64, true) ||
         !hw_rpc_check_enum(call, "presence", &helpwire__v1__presence__descriptor, req->presence, true) ||
-        !hw_rpc_page_token(call, req->page_token, &cur))
+        !hw_rpc_page_token(call, "page_token", req->page_token, &cur))
         return;
     hw_store_txn *t = hw_rpc_read(call, app);
     if (!t)

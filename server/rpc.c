@@ -156,11 +156,11 @@ size_t hw_rpc_page_size(uint32_t page_size, size_t def, size_t max)
     return page_size > max ? max : page_size;
 }
 
-bool hw_rpc_page_token(hw_call *call, const char *token, hw_store_cursor *cursor)
+bool hw_rpc_page_token(hw_call *call, const char *field, const char *token, hw_store_cursor *cursor)
 {
     memset(cursor, 0, sizeof *cursor);
     if (hw_store_cursor_decode(token, cursor) != HW_OK) {
-        hw_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "page_token: not a token from this listing");
+        hw_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "%s: not a token from this listing", field);
         return false;
     }
     return true;

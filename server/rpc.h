@@ -53,9 +53,10 @@ bool hw_rpc_check_list(hw_call *call, const char *field, char **items, size_t n_
 /* page_size: 0 -> def, larger than max -> max. */
 size_t hw_rpc_page_size(uint32_t page_size, size_t def, size_t max);
 
-/* Decodes a page token into cursor; fails the call (INVALID_ARGUMENT
- * naming page_token) and returns false when it is not one of ours. */
-bool hw_rpc_page_token(hw_call *call, const char *token, hw_store_cursor *cursor);
+/* Decodes the page token of request field `field` into cursor; fails the
+ * call (INVALID_ARGUMENT naming the field) and returns false when it is not
+ * one of ours. */
+bool hw_rpc_page_token(hw_call *call, const char *field, const char *token, hw_store_cursor *cursor);
 
 /* The next page token for cursor, in the call's arena ("" at the end). */
 char *hw_rpc_next_token(hw_call *call, const hw_store_cursor *cursor);

@@ -205,21 +205,14 @@ static int submit_fn(hw_store_txn *w, void *arg)
     /* The event outlives the transaction (published after the commit):
      * the call's arena. */
     hw_arena *a = hw_call_arena(c->h.call);
-    Helpwire__V1__Ticket *t, only_id = HELPWIRE__V1__TICKET__INIT;
-    rc = hw_store_ticket_get(w, sv->ticket_id, a, &t);
-    if (rc == HW_ENOTFOUND) { /* not in this store (seeded or restored): unfiltered watchers see it */
-        only_id.id = sv->ticket_id;
-        t = &only_id;
-    } else if (rc != HW_OK) {
-        return rc;
-    }
     const char *actor = sv->customer_id[0] ? hw_arena_printf(a, "customer:%s", sv->customer_id) : "system";
     const char *detail =
         hw_arena_printf(a, "rated %u/5%s", c->rating, c->comment[0] ? " with a comment" : "");
     if (!actor || !detail)
         return HW_ENOMEM;
-    rc = hw_watch_record(w, &c->ev, a, t, HELPWIRE__V1__TICKET_EVENT_KIND__TICKET_EVENT_KIND_SURVEY_ANSWERED,
-                         actor, detail);
+    rc =
+        hw_watch_record_id(w, &c->ev, a, sv->ticket_id,
+                           HELPWIRE__V1__TICKET_EVENT_KIND__TICKET_EVENT_KIND_SURVEY_ANSWERED, actor, detail);
     if (rc != HW_OK)
         return rc;
     c->survey = sv;

@@ -112,13 +112,6 @@ int hw_tickets_number_floor(hw_store *s, uint64_t from, uint64_t *next)
     return rc;
 }
 
-/* Appends an event to t's history and keeps a copy for watchers. */
-static int record(hw_store_txn *w, hw_event_list *l, hw_arena *a, const Ticket *t,
-                  Helpwire__V1__TicketEventKind kind, const char *actor, const char *detail)
-{
-    return hw_watch_record(w, l, a, t, kind, actor, detail);
-}
-
 /* ------------------------------------------------------- agent load */
 
 static int adjust_load(hw_store_txn *w, const char *agent_id, int delta)
@@ -278,11 +271,12 @@ static int open_ticket(hw_store_txn *w, const hw_ticket_open *o, hw_arena *a, hw
     m.created_unix_ms = t->created_unix_ms;
     rc = hw_store_ticket_message_append(w, &m, NULL);
     if (rc == HW_OK)
-        rc = record(
+        rc = hw_watch_record(
             w, ev, a, t, EV(CREATED), o->actor,
             hw_arena_printf(a, "queue=%s priority=%s (%s)", t->queue, priority_name(t->priority), *reason));
     if (rc == HW_OK && agent)
-        rc = record(w, ev, a, t, EV(ASSIGNED), "system", hw_arena_printf(a, "assigned to %s", agent->id));
+        rc = hw_watch_record(w, ev, a, t, EV(ASSIGNED), "system",
+                             hw_arena_printf(a, "assigned to %s", agent->id));
     *out = t;
     return rc;
 }
@@ -322,10 +316,10 @@ int hw_tickets_add_message_in(hw_store_txn *w, Ticket *t, Helpwire__V1__MessageK
     static const char *const kinds[] = {"message", "customer message", "agent reply", "internal note",
                                         "system message"};
     if (rc == HW_OK)
-        rc = record(w, ev, a, t, EV(MESSAGE), author, kinds[(unsigned)kind < 5 ? kind : 0]);
+        rc = hw_watch_record(w, ev, a, t, EV(MESSAGE), author, kinds[(unsigned)kind < 5 ? kind : 0]);
     if (rc == HW_OK && prev != t->status)
-        rc = record(w, ev, a, t, EV(STATUS_CHANGED), author,
-                    hw_arena_printf(a, "%s -> %s", status_name(prev), status_name(t->status)));
+        rc = hw_watch_record(w, ev, a, t, EV(STATUS_CHANGED), author,
+                             hw_arena_printf(a, "%s -> %s", status_name(prev), status_name(t->status)));
     if (outbox_seq)
         *outbox_seq = 0;
     if (rc == HW_OK && kind == HELPWIRE__V1__MESSAGE_KIND__MESSAGE_KIND_AGENT_REPLY) {
@@ -418,7 +412,8 @@ int hw_tickets_assign_waiting_in(hw_store_txn *w, const char *agent_id, hw_arena
         t->updated_unix_ms = hw_rpc_now_ms();
         rc = store_ticket(w, t, t->status, "", HW_PUT_REPLACE);
         if (rc == HW_OK)
-            rc = record(w, ev, a, t, EV(ASSIGNED), "system", hw_arena_printf(a, "assigned to %s", ag->id));
+            rc = hw_watch_record(w, ev, a, t, EV(ASSIGNED), "system",
+                                 hw_arena_printf(a, "assigned to %s", ag->id));
         if (rc != HW_OK)
             return rc;
         if (ids && *ids)
@@ -605,15 +600,12 @@ void hw_tickets_get(hw_call *call, const ProtobufCMessage *request, void *appv)
     hw_store_cursor cur;
     if (!hw_rpc_check_id(call, "ticket_id", req->ticket_id, 64, false))
         return;
-    memset(&cur, 0, sizeof cur);
     if (*req->messages_page_token && !req->include_messages) {
         hw_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "messages_page_token: only with include_messages");
         return;
     }
-    if (hw_store_cursor_decode(req->messages_page_token, &cur) != HW_OK) {
-        hw_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "messages_page_token: not a token this server gave");
+    if (!hw_rpc_page_token(call, "messages_page_token", req->messages_page_token, &cur))
         return;
-    }
     hw_store_txn *t = hw_rpc_read(call, app);
     if (!t)
         return;
@@ -648,7 +640,7 @@ void hw_tickets_list(hw_call *call, const ProtobufCMessage *request, void *appv)
         !hw_rpc_check_id(call, "assignee_agent_id", req->assignee_agent_id, 64, true) ||
         !hw_rpc_check_id(call, "customer_id", req->customer_id, 64, true) ||
         !hw_rpc_check_enum(call, "priority", &helpwire__v1__priority__descriptor, req->priority, true) ||
-        !hw_rpc_page_token(call, req->page_token, &cur))
+        !hw_rpc_page_token(call, "page_token", req->page_token, &cur))
         return;
     hw_ticket_filter f = {.status = req->status,
                           .queue = req->queue,
@@ -692,7 +684,7 @@ void hw_tickets_history(hw_call *call, const ProtobufCMessage *request, void *ap
     const Helpwire__V1__GetTicketHistoryRequest *req = (const void *)request;
     hw_store_cursor cur;
     if (!hw_rpc_check_id(call, "ticket_id", req->ticket_id, 64, false) ||
-        !hw_rpc_page_token(call, req->page_token, &cur))
+        !hw_rpc_page_token(call, "page_token", req->page_token, &cur))
         return;
     hw_store_txn *t = hw_rpc_read(call, app);
     if (!t)
@@ -749,10 +741,11 @@ static int update_fn(hw_store_txn *w, void *arg)
                                 status_name(t->status), status_name(q->status));
         t->status = q->status;
         if (prev_status == ST(RESOLVED) && q->status == ST(OPEN))
-            rc = record(w, &c->ev, a, t, EV(REOPENED), actor, "RESOLVED -> OPEN");
+            rc = hw_watch_record(w, &c->ev, a, t, EV(REOPENED), actor, "RESOLVED -> OPEN");
         else
-            rc = record(w, &c->ev, a, t, EV(STATUS_CHANGED), actor,
-                        hw_arena_printf(a, "%s -> %s", status_name(prev_status), status_name(t->status)));
+            rc = hw_watch_record(
+                w, &c->ev, a, t, EV(STATUS_CHANGED), actor,
+                hw_arena_printf(a, "%s -> %s", status_name(prev_status), status_name(t->status)));
     }
     if (rc == HW_OK && c->set_assignee && strcmp(q->assignee_agent_id, t->assignee_agent_id) != 0) {
         if (*q->assignee_agent_id) {
@@ -764,20 +757,22 @@ static int update_fn(hw_store_txn *w, void *arg)
         }
         t->assignee_agent_id = q->assignee_agent_id;
         if (rc == HW_OK)
-            rc = record(w, &c->ev, a, t, EV(ASSIGNED), actor,
-                        *t->assignee_agent_id ? hw_arena_printf(a, "assigned to %s", t->assignee_agent_id)
-                                              : "unassigned");
+            rc = hw_watch_record(w, &c->ev, a, t, EV(ASSIGNED), actor,
+                                 *t->assignee_agent_id
+                                     ? hw_arena_printf(a, "assigned to %s", t->assignee_agent_id)
+                                     : "unassigned");
     }
     if (rc == HW_OK && c->set_priority && q->priority != t->priority) {
         Helpwire__V1__Priority old = t->priority;
         t->priority = q->priority;
-        rc = record(w, &c->ev, a, t, EV(PRIORITY_CHANGED), actor,
-                    hw_arena_printf(a, "%s -> %s", priority_name(old), priority_name(t->priority)));
+        rc = hw_watch_record(w, &c->ev, a, t, EV(PRIORITY_CHANGED), actor,
+                             hw_arena_printf(a, "%s -> %s", priority_name(old), priority_name(t->priority)));
     }
     if (rc == HW_OK && c->set_tags) {
         t->tags = q->tags;
         t->n_tags = q->n_tags;
-        rc = record(w, &c->ev, a, t, EV(TAGS_CHANGED), actor, hw_arena_printf(a, "%zu tags", q->n_tags));
+        rc = hw_watch_record(w, &c->ev, a, t, EV(TAGS_CHANGED), actor,
+                             hw_arena_printf(a, "%zu tags", q->n_tags));
     }
     if (rc != HW_OK)
         return rc;
@@ -931,7 +926,7 @@ static int escalate_fn(hw_store_txn *w, void *arg)
     t->version++;
     rc = store_ticket(w, t, prev, t->assignee_agent_id, HW_PUT_REPLACE);
     if (rc == HW_OK)
-        rc = record(w, &c->u.ev, a, t, EV(ESCALATED), actor, c->req->reason);
+        rc = hw_watch_record(w, &c->u.ev, a, t, EV(ESCALATED), actor, c->req->reason);
     if (rc == HW_OK)
         rc = hw_notifier_queue_in(w, t, c->req->reason, actor);
     c->u.ev.alert = true;
@@ -982,7 +977,7 @@ static int close_fn(hw_store_txn *w, void *arg)
     t->version++;
     rc = store_ticket(w, t, prev, t->assignee_agent_id, HW_PUT_REPLACE);
     if (rc == HW_OK)
-        rc = record(w, &c->ev, a, t, EV(CLOSED), actor, c->req->resolution);
+        rc = hw_watch_record(w, &c->ev, a, t, EV(CLOSED), actor, c->req->resolution);
     if (rc == HW_OK && !c->req->skip_survey) {
         Helpwire__V1__Customer *cust;
         rc = hw_store_customer_get(w, t->customer_id, a, &cust);

@@ -53,6 +53,22 @@ int hw_watch_record(hw_store_txn *w, hw_event_list *l, hw_arena *a, const Helpwi
     return HW_OK;
 }
 
+int hw_watch_record_id(hw_store_txn *w, hw_event_list *l, hw_arena *a, const char *ticket_id,
+                       Helpwire__V1__TicketEventKind kind, const char *actor, const char *detail)
+{
+    Helpwire__V1__Ticket *t;
+    int rc = hw_store_ticket_get(w, ticket_id, a, &t);
+    if (rc == HW_ENOTFOUND) {
+        if (!(t = hw_arena_alloc(a, sizeof *t)))
+            return HW_ENOMEM;
+        helpwire__v1__ticket__init(t);
+        t->id = (char *)ticket_id;
+    } else if (rc != HW_OK) {
+        return rc;
+    }
+    return hw_watch_record(w, l, a, t, kind, actor, detail);
+}
+
 typedef struct watcher {
     struct watcher *next;
     hw_call *call;

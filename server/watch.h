@@ -41,6 +41,13 @@ void hw_event_list_reset(hw_event_list *l);
 int hw_watch_record(hw_store_txn *w, hw_event_list *l, hw_arena *a, const Helpwire__V1__Ticket *t,
                     Helpwire__V1__TicketEventKind kind, const char *actor, const char *detail);
 
+/* hw_watch_record for the ticket with this id, read in w, for writers that
+ * hold only the id (surveys, alerts). A ticket not in this store (a seeded
+ * or restored reference) still gets its history event; the copy carries
+ * only the id, so only unfiltered watchers see it. */
+int hw_watch_record_id(hw_store_txn *w, hw_event_list *l, hw_arena *a, const char *ticket_id,
+                       Helpwire__V1__TicketEventKind kind, const char *actor, const char *detail);
+
 /* The hub of open WatchTickets streams. Opaque; thread-safe. */
 typedef struct hw_watch hw_watch;
 

@@ -21,9 +21,10 @@
 #include "clients/cli/args.h"
 #include "clients/cli/cli.h"
 #include "clients/cli/rpc.h"
+#include "server/files.h"
 #include "server/grpc_runtime.h"
 
-enum { TOKEN_FILE_MAX_BYTES = 4096, DEFAULT_TIMEOUT_MS = 30000 };
+enum { DEFAULT_TIMEOUT_MS = 30000 };
 
 /* The global flags; values by index. */
 enum { G_SERVER, G_TOKEN, G_TOKEN_FILE, G_TLS_CA, G_TLS_SERVER_NAME, G_TIMEOUT_MS, G_JSON, G_COUNT };
@@ -108,29 +109,11 @@ static void print_command_help(FILE *f, const cli_command *c)
  * a malloc'd string or NULL (err names the file, never its content). */
 static char *read_token_file(const char *path, char *err, size_t errlen)
 {
-    char *buf = NULL;
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        snprintf(err, errlen, "--token-file %s: cannot open the file", path);
+    char *buf = NULL, e[300];
+    if (hw_file_read_secret(path, &buf, e, sizeof e) != 0) {
+        snprintf(err, errlen, "--token-file: %s", e);
         return NULL;
     }
-    buf = calloc(1, TOKEN_FILE_MAX_BYTES + 1);
-    if (!buf) {
-        snprintf(err, errlen, "out of memory");
-        goto out;
-    }
-    size_t n = fread(buf, 1, TOKEN_FILE_MAX_BYTES + 1, f);
-    if (ferror(f) || n > TOKEN_FILE_MAX_BYTES) {
-        snprintf(err, errlen, "--token-file %s: cannot read the file (or it is over 4 KiB)", path);
-        explicit_bzero(buf, TOKEN_FILE_MAX_BYTES + 1);
-        free(buf);
-        buf = NULL;
-        goto out;
-    }
-    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ' || buf[n - 1] == '\t'))
-        buf[--n] = '\0';
-out:
-    fclose(f);
     return buf;
 }
 

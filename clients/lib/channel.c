@@ -5,40 +5,29 @@
  */
 #include "clients/lib/channel.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <grpc/grpc_security.h>
 
-/* Reads a whole small file as a NUL-terminated string; NULL with err. */
+#include "server/files.h"
+
+/* The CA roots at path, NUL-terminated (malloc'd); NULL with err. */
 static char *read_roots(const char *path, char *err, size_t errlen)
 {
-    char *buf = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "--tls-ca %s: %s", path, strerror(errno));
+    char *buf = NULL, e[300];
+    size_t n = 0;
+    if (hw_file_read(path, HW_CHANNEL_MAX_CA_BYTES, &buf, &n, e, sizeof e) != 0) {
+        snprintf(err, errlen, "--tls-ca: %s", e);
         return NULL;
     }
-    buf = malloc(HW_CHANNEL_MAX_CA_BYTES + 1);
-    size_t n = buf ? fread(buf, 1, HW_CHANNEL_MAX_CA_BYTES + 1, f) : 0;
-    if (!buf) {
-        snprintf(err, errlen, "--tls-ca %s: out of memory", path);
-    } else if (ferror(f)) {
-        snprintf(err, errlen, "--tls-ca %s: cannot read the file", path);
-    } else if (n > HW_CHANNEL_MAX_CA_BYTES) {
-        snprintf(err, errlen, "--tls-ca %s: larger than %d bytes", path, HW_CHANNEL_MAX_CA_BYTES);
-    } else if (n == 0) {
+    if (n == 0) {
         snprintf(err, errlen, "--tls-ca %s: the file is empty", path);
-    } else {
-        buf[n] = '\0';
-        fclose(f);
-        return buf;
+        free(buf);
+        return NULL;
     }
-    free(buf);
-    fclose(f);
-    return NULL;
+    return buf;
 }
 
 int hw_channel_open(const char *target, const hw_channel_security *sec, const grpc_arg *args, size_t n_args,

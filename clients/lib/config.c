@@ -12,6 +12,7 @@
 #include <openssl/crypto.h>
 
 #include "clients/lib/log.h"
+#include "server/files.h"
 
 static int set_value(const br_option *o, const char *value, const char *origin, char *err, size_t errlen)
 {
@@ -176,60 +177,16 @@ void br_common_defaults(br_common *c)
     c->redeliver_after_ms = 30000;
 }
 
-int br_read_file(const char *path, size_t max_bytes, char **out, size_t *len_out, char *err, size_t errlen)
-{
-    int rc = -1;
-    char *buf = NULL;
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
-        goto out;
-    }
-    buf = malloc(max_bytes + 2);
-    if (!buf) {
-        snprintf(err, errlen, "out of memory");
-        goto out;
-    }
-    size_t len = fread(buf, 1, max_bytes + 1, f);
-    if (ferror(f)) {
-        snprintf(err, errlen, "cannot read %s: read error", path);
-        goto out;
-    }
-    if (len > max_bytes) {
-        snprintf(err, errlen, "%s is larger than %zu bytes", path, max_bytes);
-        goto out;
-    }
-    buf[len] = '\0';
-    *out = buf;
-    if (len_out)
-        *len_out = len;
-    buf = NULL;
-    rc = 0;
-out:
-    if (buf) {
-        OPENSSL_cleanse(buf, max_bytes + 2);
-        free(buf);
-    }
-    if (f)
-        fclose(f);
-    return rc;
-}
-
 int br_read_secret_file(const char *path, char **out, char *err, size_t errlen)
 {
-    char *buf = NULL;
-    size_t len = 0;
-    if (br_read_file(path, 4096, &buf, &len, err, errlen) != 0)
+    if (hw_file_read_secret(path, out, err, errlen) != 0)
         return -1;
-    while (len > 0 &&
-           (buf[len - 1] == '\n' || buf[len - 1] == '\r' || buf[len - 1] == ' ' || buf[len - 1] == '\t'))
-        buf[--len] = '\0';
-    if (len == 0) {
+    if (**out == '\0') {
         snprintf(err, errlen, "%s is empty", path);
-        free(buf);
+        free(*out);
+        *out = NULL;
         return -1;
     }
-    *out = buf;
     return 0;
 }
 

@@ -160,9 +160,4 @@ void br_common_release(br_common *c);
  * (which names the file, never its content). */
 int br_read_secret_file(const char *path, char **out, char *err, size_t errlen);
 
-/* Reads a whole file of at most max_bytes into a malloc'd NUL-terminated
- * buffer in *out (length in *len_out when not NULL). Returns 0, or -1 with
- * err (naming the file, never its content). */
-int br_read_file(const char *path, size_t max_bytes, char **out, size_t *len_out, char *err, size_t errlen);
-
 #endif

@@ -18,6 +18,7 @@
  */
 #include "server/store/records.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -488,6 +489,39 @@ static int has_prefix(const MDB_val *k, const unsigned char *p, size_t pl)
     return k->mv_size >= pl && (pl == 0 || memcmp(k->mv_data, p, pl) == 0);
 }
 
+/* Positions c on the first key after key (the key itself skipped when
+ * present); returns the LMDB code. */
+static int seek_after(MDB_cursor *c, const void *key, size_t len, MDB_val *k, MDB_val *v)
+{
+    *k = (MDB_val){.mv_size = len, .mv_data = (void *)key};
+    int mrc = mdb_cursor_get(c, k, v, MDB_SET_RANGE);
+    if (mrc == 0 && k->mv_size == len && memcmp(k->mv_data, key, len) == 0)
+        mrc = mdb_cursor_get(c, k, v, MDB_NEXT);
+    return mrc;
+}
+
+/* Positions c on the last key before key; returns the LMDB code. */
+static int seek_before(MDB_cursor *c, const void *key, size_t len, MDB_val *k, MDB_val *v)
+{
+    *k = (MDB_val){.mv_size = len, .mv_data = (void *)key};
+    int mrc = mdb_cursor_get(c, k, v, MDB_SET_RANGE);
+    return mrc == MDB_NOTFOUND ? mdb_cursor_get(c, k, v, MDB_LAST)
+           : mrc == 0          ? mdb_cursor_get(c, k, v, MDB_PREV)
+                               : mrc;
+}
+
+/* Positions c on the last key starting with prefix, or before it when
+ * none does (the caller checks the prefix); returns the LMDB code. */
+static int seek_prefix_last(MDB_cursor *c, const unsigned char *prefix, size_t pl, MDB_val *k, MDB_val *v)
+{
+    /* Just above every key with the prefix: prefix + 0xff... */
+    unsigned char upper[511];
+    size_t ul = pl + 9 <= sizeof(upper) ? pl + 9 : sizeof(upper);
+    memcpy(upper, prefix, pl);
+    memset(upper + pl, 0xff, ul - pl);
+    return seek_before(c, upper, ul, k, v);
+}
+
 /* Scans db over keys starting with prefix, ascending or (reverse)
  * descending, resuming after cursor when it is set. limit 0: no limit and
  * no cursor. Cursor bytes: the db number, then the last key visited. */
@@ -497,7 +531,6 @@ static int scan(hw_store_txn *t, int db, const unsigned char *prefix, size_t pl,
     MDB_cursor *c = NULL;
     MDB_val k, v;
     int rc, mrc;
-    unsigned char upper[511];
     int resume = cur && limit && cur->len > 0;
     if (resume) {
         if (cur->len < 2 || cur->key[0] != (unsigned char)db)
@@ -509,32 +542,15 @@ static int scan(hw_store_txn *t, int db, const unsigned char *prefix, size_t pl,
     if ((rc = hw_store__cursor(t, db, &c)) != HW_OK)
         return rc;
     if (resume) {
-        k = (MDB_val){.mv_size = cur->len - 1, .mv_data = cur->key + 1};
-        MDB_val want = k;
-        mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-        if (!reverse) {
-            if (mrc == 0 && k.mv_size == want.mv_size && memcmp(k.mv_data, want.mv_data, k.mv_size) == 0)
-                mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
-        } else {
-            mrc = mrc == MDB_NOTFOUND ? mdb_cursor_get(c, &k, &v, MDB_LAST)
-                  : mrc == 0          ? mdb_cursor_get(c, &k, &v, MDB_PREV)
-                                      : mrc;
-        }
+        mrc = reverse ? seek_before(c, cur->key + 1, cur->len - 1, &k, &v)
+                      : seek_after(c, cur->key + 1, cur->len - 1, &k, &v);
     } else if (!reverse) {
         k = (MDB_val){.mv_size = pl, .mv_data = (void *)prefix};
         mrc = pl ? mdb_cursor_get(c, &k, &v, MDB_SET_RANGE) : mdb_cursor_get(c, &k, &v, MDB_FIRST);
     } else if (pl == 0) {
         mrc = mdb_cursor_get(c, &k, &v, MDB_LAST);
     } else {
-        /* Just above every key with the prefix: prefix + 0xff... */
-        size_t ul = pl + 9 <= sizeof(upper) ? pl + 9 : sizeof(upper);
-        memcpy(upper, prefix, pl);
-        memset(upper + pl, 0xff, ul - pl);
-        k = (MDB_val){.mv_size = ul, .mv_data = upper};
-        mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-        mrc = mrc == MDB_NOTFOUND ? mdb_cursor_get(c, &k, &v, MDB_LAST)
-              : mrc == 0          ? mdb_cursor_get(c, &k, &v, MDB_PREV)
-                                  : mrc;
+        mrc = seek_prefix_last(c, prefix, pl, &k, &v);
     }
     MDB_cursor_op step = reverse ? MDB_PREV : MDB_NEXT;
     size_t taken = 0;
@@ -959,26 +975,17 @@ static int log_tail(hw_store_txn *w, const kb *prefix, int kind, uint64_t *last_
     int rc = hw_store__cursor(w, HW_DB_TICKET_LOG, &c);
     if (rc != HW_OK)
         return rc;
-    unsigned char upper[511];
-    size_t ul = prefix->n + 9 <= sizeof(upper) ? prefix->n + 9 : sizeof(upper);
-    memcpy(upper, prefix->b, prefix->n);
-    memset(upper + prefix->n, 0xff, ul - prefix->n);
-    MDB_val k = {.mv_size = ul, .mv_data = upper}, v;
-    int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-    mrc = mrc == MDB_NOTFOUND ? mdb_cursor_get(c, &k, &v, MDB_LAST)
-          : mrc == 0          ? mdb_cursor_get(c, &k, &v, MDB_PREV)
-                              : mrc;
+    MDB_val k, v;
+    int mrc = seek_prefix_last(c, prefix->b, prefix->n, &k, &v);
     *last_pos = *last_seq = 0;
-    int first = 1;
     while (mrc == 0 && has_prefix(&k, prefix->b, prefix->n)) {
         if (k.mv_size != prefix->n + 8 || v.mv_size < LOG_HDR) {
             rc = HW_ECORRUPT;
             goto out;
         }
         const unsigned char *h = v.mv_data;
-        if (first)
+        if (*last_pos == 0) /* positions start at 1: the first entry seen is the last one */
             *last_pos = hw_be64_get((const unsigned char *)k.mv_data + prefix->n);
-        first = 0;
         if (h[0] == kind) {
             *last_seq = hw_be64_get(h + 1);
             break;
@@ -991,29 +998,31 @@ out:
     return rc;
 }
 
-/* Stores the entry at position pos: header, then m packed in place. */
-static int log_put(hw_store_txn *w, const kb *prefix, uint64_t pos, int kind, uint64_t seq,
-                   const ProtobufCMessage *m)
+/* Reserves the entry at position pos of the ticket (prefix: its id \0)
+ * with its header written; *body receives the body_len bytes after it. */
+static int log_reserve(hw_store_txn *w, const kb *prefix, uint64_t pos, int kind, uint64_t seq,
+                       size_t body_len, unsigned char **body)
 {
     kb k = *prefix;
     kb_be64(&k, pos);
     if (k.overflow)
         return HW_EINVALID;
-    size_t len = protobuf_c_message_get_packed_size(m);
     void *dst;
-    int rc = hw_store__reserve(w, HW_DB_TICKET_LOG, k.b, k.n, LOG_HDR + len, MDB_NOOVERWRITE, &dst);
+    int rc = hw_store__reserve(w, HW_DB_TICKET_LOG, k.b, k.n, LOG_HDR + body_len, MDB_NOOVERWRITE, &dst);
     if (rc != HW_OK)
         return rc;
     unsigned char *h = dst;
     h[0] = (unsigned char)kind;
     hw_be64_put(h + 1, seq);
-    protobuf_c_message_pack(m, h + LOG_HDR);
+    *body = h + LOG_HDR;
     return HW_OK;
 }
 
-/* Appends m as the next entry of kind; *seq_out receives its sequence. */
+/* Appends m as the next entry of kind; *seq_out receives its sequence.
+ * seq_field (may be NULL) is the record's own copy of the sequence: set
+ * before m is packed, back to 0 on failure. */
 static int log_append(hw_store_txn *w, const char *ticket_id, int kind, const ProtobufCMessage *m,
-                      uint64_t *seq_out)
+                      uint64_t *seq_field, uint64_t *seq_out)
 {
     if (!w->writable || !id_ok(ticket_id))
         return HW_EINVALID;
@@ -1022,32 +1031,28 @@ static int log_append(hw_store_txn *w, const char *ticket_id, int kind, const Pr
     kb_str0(&p, ticket_id);
     uint64_t pos, seq;
     int rc = log_tail(w, &p, kind, &pos, &seq);
-    if (rc == HW_OK)
-        rc = log_put(w, &p, pos + 1, kind, seq + 1, m);
-    if (rc == HW_OK)
-        *seq_out = seq + 1;
-    return rc;
+    if (rc != HW_OK)
+        return rc;
+    if (seq_field)
+        *seq_field = seq + 1;
+    unsigned char *body;
+    size_t len = protobuf_c_message_get_packed_size(m);
+    if ((rc = log_reserve(w, &p, pos + 1, kind, seq + 1, len, &body)) != HW_OK) {
+        if (seq_field)
+            *seq_field = 0;
+        return rc;
+    }
+    protobuf_c_message_pack(m, body);
+    *seq_out = seq + 1;
+    return HW_OK;
 }
 
 int hw_store_ticket_event_append(hw_store_txn *w, Helpwire__V1__TicketEvent *ev)
 {
     if (!ev || ev->seq != 0)
         return HW_EINVALID;
-    /* The sequence is part of the record: find it, then store. */
-    if (!w->writable || !id_ok(ev->ticket_id))
-        return HW_EINVALID;
-    kb p;
-    KB_INIT(&p);
-    kb_str0(&p, ev->ticket_id);
-    uint64_t pos, seq;
-    int rc = log_tail(w, &p, LOG_EVENT, &pos, &seq);
-    if (rc != HW_OK)
-        return rc;
-    ev->seq = seq + 1;
-    rc = log_put(w, &p, pos + 1, LOG_EVENT, seq + 1, &ev->base);
-    if (rc != HW_OK)
-        ev->seq = 0;
-    return rc;
+    uint64_t seq;
+    return log_append(w, ev->ticket_id, LOG_EVENT, &ev->base, &ev->seq, &seq);
 }
 
 static int log_list(hw_store_txn *t, const char *ticket_id, int kind, const ProtobufCMessageDescriptor *desc,
@@ -1074,7 +1079,7 @@ int hw_store_ticket_message_append(hw_store_txn *w, const Helpwire__V1__TicketMe
     if (!m)
         return HW_EINVALID;
     uint64_t seq = 0;
-    int rc = log_append(w, m->ticket_id, LOG_MESSAGE, &m->base, &seq);
+    int rc = log_append(w, m->ticket_id, LOG_MESSAGE, &m->base, NULL, &seq);
     if (rc == HW_OK && pos_out)
         *pos_out = seq;
     return rc;
@@ -1191,18 +1196,9 @@ static int legacy_move(hw_store_txn *w, const kb *prefix, size_t *moved)
     size_t i = 0, j = 0;
     while (rc == HW_OK && (i < ne || j < nm)) {
         legacy_entry *e = j < nm && (i == ne || ms[j].at <= ev[i].at) ? &ms[j++] : &ev[i++];
-        kb k = *prefix;
-        kb_be64(&k, ++pos);
-        void *dst;
-        if (k.overflow)
-            rc = HW_ECORRUPT;
-        else if ((rc = hw_store__reserve(w, HW_DB_TICKET_LOG, k.b, k.n, LOG_HDR + e->len, MDB_NOOVERWRITE,
-                                         &dst)) == HW_OK) {
-            unsigned char *h = dst;
-            h[0] = (unsigned char)e->kind;
-            hw_be64_put(h + 1, e->seq);
-            memcpy(h + LOG_HDR, e->bytes, e->len);
-        }
+        unsigned char *body;
+        if ((rc = log_reserve(w, prefix, ++pos, e->kind, e->seq, e->len, &body)) == HW_OK)
+            memcpy(body, e->bytes, e->len);
     }
     if (rc == HW_OK && (rc = delete_prefix(w, HW_DB_TICKET_EVENTS, prefix)) == HW_OK)
         rc = delete_prefix(w, HW_DB_TICKET_MESSAGES, prefix);
@@ -1774,11 +1770,7 @@ static int dedupe_has_time(const MDB_val *v)
 
 static int64_t dedupe_time(const MDB_val *v)
 {
-    const unsigned char *p = v->mv_data;
-    uint64_t t = 0;
-    for (int i = 1; i < DEDUPE_HEAD; i++)
-        t = t << 8 | p[i];
-    return (int64_t)t;
+    return (int64_t)hw_be64_get((const unsigned char *)v->mv_data + 1);
 }
 
 /* Writes key -> (mark, created, reply) with flags. */
@@ -1790,8 +1782,7 @@ static int dedupe_write(hw_store_txn *w, const void *key, size_t kl, const void 
     if (rc != HW_OK)
         return rc;
     v[0] = DEDUPE_MARK;
-    for (int i = 0; i < 8; i++)
-        v[1 + i] = (unsigned char)((uint64_t)created >> (56 - 8 * i));
+    hw_be64_put(v + 1, (uint64_t)created);
     if (reply_len)
         memcpy(v + DEDUPE_HEAD, reply, reply_len);
     return HW_OK;
@@ -1816,16 +1807,10 @@ int hw_store_dedupe_sweep(hw_store_txn *w, hw_dedupe_sweep *sw, size_t max_visit
     int rc = hw_store__cursor(w, HW_DB_DEDUPE, &c);
     if (rc != HW_OK)
         return rc;
-    MDB_val k = {.mv_size = sw->key_len, .mv_data = sw->key}, v;
-    int mrc;
-    if (!sw->started) {
-        mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
-    } else {
-        mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-        /* Past the last key visited: skip it if it is still there. */
-        if (mrc == 0 && k.mv_size == sw->key_len && memcmp(k.mv_data, sw->key, sw->key_len) == 0)
-            mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
-    }
+    MDB_val k, v;
+    /* Past the last key visited (skipped if it is still there). */
+    int mrc =
+        sw->started ? seek_after(c, sw->key, sw->key_len, &k, &v) : mdb_cursor_get(c, &k, &v, MDB_FIRST);
     size_t n_deleted = 0;
     for (size_t visited = 0; visited < max_visit; visited++) {
         if (mrc == MDB_NOTFOUND) { /* the end: the next sweep starts over */
@@ -1846,6 +1831,7 @@ int hw_store_dedupe_sweep(hw_store_txn *w, hw_dedupe_sweep *sw, size_t max_visit
         memcpy(sw->key, k.mv_data, k.mv_size);
         sw->key_len = k.mv_size;
         sw->started = 1;
+        bool changed = true;
         if (!dedupe_has_time(&v)) {
             /* A record of an earlier version: it gets now as its time. The
              * reply is copied first, the rewrite may move it. */
@@ -1866,13 +1852,12 @@ int hw_store_dedupe_sweep(hw_store_txn *w, hw_dedupe_sweep *sw, size_t max_visit
                 goto out;
             }
             n_deleted++;
+        } else {
+            changed = false;
         }
-        /* Positioned afresh after every change: a write may have moved the
-         * cursor's page. */
-        k = (MDB_val){.mv_size = sw->key_len, .mv_data = sw->key};
-        mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-        if (mrc == 0 && k.mv_size == sw->key_len && memcmp(k.mv_data, sw->key, sw->key_len) == 0)
-            mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+        /* After a change the cursor is positioned afresh (a write may have
+         * moved its page); else it steps on. */
+        mrc = changed ? seek_after(c, sw->key, sw->key_len, &k, &v) : mdb_cursor_get(c, &k, &v, MDB_NEXT);
     }
     rc = HW_OK;
 out:

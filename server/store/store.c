@@ -75,7 +75,7 @@
 #include <urcu/wfcqueue.h>
 
 #include "helpwire/store/v1/records.pb-c.h"
-#include "server/durable.h"
+#include "server/files.h"
 #include "server/store/store_internal.h"
 
 /* ThreadSanitizer cannot see the ordering liburcu's queue provides (its
@@ -299,16 +299,12 @@ int hw_store__reserve(hw_store_txn *t, int db, const void *k, size_t kl, size_t 
 int hw_store__put_msg(hw_store_txn *t, int db, const void *k, size_t kl, const ProtobufCMessage *m,
                       unsigned flags)
 {
-    if (!t->writable || kl == 0 || kl > 511)
-        return HW_EINVALID;
     size_t n = protobuf_c_message_get_packed_size(m);
-    MDB_val key = {.mv_size = kl, .mv_data = (void *)k};
-    MDB_val val = {.mv_size = n, .mv_data = NULL};
-    int rc = mdb_put(t->txn, t->dbi[db], &key, &val, flags | MDB_RESERVE);
-    if (rc != 0)
-        return hw_store__err(t, rc);
-    size_t packed = protobuf_c_message_pack(m, val.mv_data);
-    return packed == n ? HW_OK : HW_EIO;
+    void *v;
+    int rc = hw_store__reserve(t, db, k, kl, n, flags, &v);
+    if (rc != HW_OK)
+        return rc;
+    return protobuf_c_message_pack(m, v) == n ? HW_OK : HW_EIO;
 }
 
 int hw_store__del(hw_store_txn *t, int db, const void *k, size_t kl)
@@ -943,14 +939,10 @@ int hw_store_backup(hw_store *s, const char *dir, uint64_t *size_bytes)
         return lmdb_to_hw(mrc);
     }
     /* Done means durable: the copy and its name survive a power cut. */
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || fsync(fd) != 0 || hw_fsync_parent(path) != 0) {
-        if (fd >= 0)
-            close(fd);
+    if (hw_fsync_path(path) != 0) {
         unlink(path);
         return HW_EIO;
     }
-    close(fd);
     if (size_bytes) {
         *size_bytes = stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
     }
@@ -991,6 +983,17 @@ const char *hw_store_data_dir(const hw_store *s)
 /* Opens every named database, creating the schema in a new environment and
  * checking it in an existing one. A foreign or newer file is refused before
  * anything is written (the write transaction is aborted). */
+/* Writes the schema record (an LMDB code). */
+static int schema_put(MDB_txn *txn, MDB_dbi meta, const Helpwire__Store__V1__SchemaRecord *r)
+{
+    MDB_val k = {.mv_size = 6, .mv_data = "schema"};
+    MDB_val v = {.mv_size = helpwire__store__v1__schema_record__get_packed_size(r), .mv_data = NULL};
+    int rc = mdb_put(txn, meta, &k, &v, MDB_RESERVE);
+    if (rc == 0)
+        helpwire__store__v1__schema_record__pack(r, v.mv_data);
+    return rc;
+}
+
 static int open_schema(hw_store *s, char *err, size_t errlen)
 {
     MDB_txn *txn = NULL;
@@ -1027,11 +1030,7 @@ static int open_schema(hw_store *s, char *err, size_t errlen)
             r.magic = (char *)HW_SCHEMA_MAGIC;
             r.version = HW_STORE_SCHEMA_VERSION;
             r.created_unix_ms = (int64_t)now_unix_ms();
-            unsigned char buf[128];
-            size_t n = helpwire__store__v1__schema_record__pack(&r, buf);
-            MDB_val k = {.mv_size = 6, .mv_data = "schema"};
-            MDB_val v = {.mv_size = n, .mv_data = buf};
-            rc = mdb_put(txn, meta, &k, &v, 0);
+            rc = schema_put(txn, meta, &r);
         }
     } else if (rc == MDB_INCOMPATIBLE) {
         set_err(err, errlen, "store %s: data.mdb is an LMDB file of another program; refusing to use it",
@@ -1069,16 +1068,7 @@ static int open_schema(hw_store *s, char *err, size_t errlen)
             /* Say the new version before anything moves (see store.h); the
              * migration itself runs once the writer is up. */
             rec->version = HW_STORE_SCHEMA_VERSION;
-            unsigned char buf[256];
-            size_t n = helpwire__store__v1__schema_record__get_packed_size(rec);
-            if (n > sizeof buf) {
-                set_err(err, errlen, "store %s: schema record too large", s->data_dir);
-                rc = HW_ESCHEMA;
-                goto out;
-            }
-            helpwire__store__v1__schema_record__pack(rec, buf);
-            MDB_val v2 = {.mv_size = n, .mv_data = buf};
-            rc = mdb_put(txn, meta, &k, &v2, 0);
+            rc = schema_put(txn, meta, rec);
         }
     }
     if (rc != 0) {
@@ -1137,8 +1127,9 @@ static int migrate_step(hw_store_txn *w, void *arg)
 }
 
 /* Finishes moving a schema 1 store's ticket logs (nothing to do, and no
- * write, on a migrated or new store: two empty databases): whole tickets, about 10,000 entries per
- * durable write, so an interrupted migration resumes at the next open. */
+ * write, on a migrated or new store: two empty databases): whole tickets,
+ * about 10,000 entries per durable write, so an interrupted migration
+ * resumes at the next open. */
 static int migrate(hw_store *s, char *err, size_t errlen)
 {
     int done = !s->legacy_logs;
