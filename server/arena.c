@@ -146,15 +146,29 @@ char *hw_arena_strdup(hw_arena *a, const char *s)
     return hw_arena_strndup(a, s, strlen(s));
 }
 
+/* Formats straight into the free end of the current block, so the common
+ * case costs one vsnprintf; only a string longer than that space is
+ * formatted a second time, into an allocation of its exact size. */
 char *hw_arena_printf(hw_arena *a, const char *fmt, ...)
 {
+    hw_arena_block *b = a->head;
+    size_t room = b->size - b->used;
+    char *p = (char *)b->data + b->used;
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    int n = vsnprintf(p, room, fmt, ap);
     va_end(ap);
     if (n < 0)
         return NULL;
-    char *p = hw_arena_alloc(a, (size_t)n + 1);
+    if ((size_t)n < room) {
+        size_t rounded = ((size_t)n + HW_ARENA_ALIGN) & ~(size_t)(HW_ARENA_ALIGN - 1);
+        if (rounded > room)
+            rounded = room;
+        b->used += rounded;
+        a->used_bytes += rounded;
+        return p;
+    }
+    p = hw_arena_alloc(a, (size_t)n + 1);
     if (!p)
         return NULL;
     va_start(ap, fmt);

@@ -1,9 +1,16 @@
 /*
  * secret: see secret.h. OpenSSL does the hashing, the base64 and the
  * constant-time compare.
+ *
+ * The SHA-256 implementation is fetched from OpenSSL once per process
+ * (pthread_once) and shared: with OpenSSL 3, EVP_sha256() makes every
+ * EVP_Digest look the algorithm up again, which cost more than the hash
+ * of a token itself on the per-call authorization path. The fetched
+ * EVP_MD is immutable and safe to use from any thread.
  */
 #include "server/secret.h"
 
+#include <pthread.h>
 #include <string.h>
 #include <sys/random.h>
 
@@ -35,10 +42,20 @@ int hw_secret_new(const char *prefix, size_t n_random, char *out, size_t outlen)
     return 0;
 }
 
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+static const EVP_MD *sha256_md; /* written once, under sha256_once */
+
+static void sha256_fetch(void)
+{
+    EVP_MD *md = EVP_MD_fetch(NULL, "SHA256", NULL);
+    sha256_md = md ? md : EVP_sha256();
+}
+
 int hw_secret_hash(const char *secret, size_t len, unsigned char hash[HW_SECRET_HASH_BYTES])
 {
+    pthread_once(&sha256_once, sha256_fetch);
     unsigned int n = 0;
-    if (EVP_Digest(secret, len, hash, &n, EVP_sha256(), NULL) != 1 || n != HW_SECRET_HASH_BYTES)
+    if (EVP_Digest(secret, len, hash, &n, sha256_md, NULL) != 1 || n != HW_SECRET_HASH_BYTES)
         return -1;
     return 0;
 }

@@ -5,6 +5,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -66,6 +67,41 @@ static void test_printf_and_protobuf_allocator(void **state)
     hw_arena_destroy(a);
 }
 
+/* hw_arena_printf formats in the free end of the current block when the
+ * text fits and falls back to an allocation of its own size when it does
+ * not; either way the text is whole and what is allocated next does not
+ * overwrite it. */
+static void test_printf_at_block_edges(void **state)
+{
+    (void)state;
+    hw_arena *a = hw_arena_create(64); /* small first block: edges come fast */
+    char *parts[40];
+    char want[40][200];
+    for (int i = 0; i < 40; i++) {
+        /* Lengths 0..117 walk the formatted end across every offset of
+         * the 64-byte block, including exact fits and one byte over. */
+        int len = (i * 3) % 118;
+        snprintf(want[i], sizeof want[i], "%d:%.*s", i, len,
+                 "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz"
+                 "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz");
+        parts[i] =
+            hw_arena_printf(a, "%d:%.*s", i, len,
+                            "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz"
+                            "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz");
+        assert_non_null(parts[i]);
+        unsigned char *next = hw_arena_alloc(a, 16);
+        assert_non_null(next);
+        memset(next, 0xAB, 16);
+    }
+    for (int i = 0; i < 40; i++)
+        assert_string_equal(parts[i], want[i]);
+    size_t before = hw_arena_used_bytes(a);
+    char *empty = hw_arena_printf(a, "%s", "");
+    assert_string_equal(empty, "");
+    assert_true(hw_arena_used_bytes(a) > before); /* even "" takes its byte */
+    hw_arena_destroy(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -73,6 +109,7 @@ int main(void)
         cmocka_unit_test(test_large_allocation_gets_its_own_block),
         cmocka_unit_test(test_overflowing_sizes_fail_cleanly),
         cmocka_unit_test(test_printf_and_protobuf_allocator),
+        cmocka_unit_test(test_printf_at_block_edges),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
