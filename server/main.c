@@ -38,6 +38,24 @@
 #include "server/notifier.h"
 #include "server/outbox.h"
 
+/* Creates one directory of the data path unless it exists. One it creates
+ * has its parent fsynced, so the new name is durable before the store
+ * inside acknowledges anything (the store fsyncs the data directory
+ * itself). Returns 0 or -1 with err. */
+static int make_dir(const char *path, char *err, size_t errlen)
+{
+    if (mkdir(path, 0700) == 0) {
+        if (hw_fsync_parent(path) == 0)
+            return 0;
+        snprintf(err, errlen, "cannot make data directory %s durable: %s", path, strerror(errno));
+        return -1;
+    }
+    if (errno == EEXIST)
+        return 0;
+    snprintf(err, errlen, "cannot create data directory %s: %s", path, strerror(errno));
+    return -1;
+}
+
 /* mkdir -p for the data directory, then checks it is a writable directory.
  * Returns 0 or -1 with err. */
 static int prepare_data_dir(const char *dir, char *err, size_t errlen)
@@ -51,16 +69,12 @@ static int prepare_data_dir(const char *dir, char *err, size_t errlen)
         if (*p != '/')
             continue;
         *p = '\0';
-        if (mkdir(path, 0700) != 0 && errno != EEXIST) {
-            snprintf(err, errlen, "cannot create data directory %s: %s", path, strerror(errno));
+        if (make_dir(path, err, errlen) != 0)
             return -1;
-        }
         *p = '/';
     }
-    if (mkdir(path, 0700) != 0 && errno != EEXIST) {
-        snprintf(err, errlen, "cannot create data directory %s: %s", dir, strerror(errno));
+    if (make_dir(path, err, errlen) != 0)
         return -1;
-    }
     struct stat st;
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
         snprintf(err, errlen, "data directory %s is not a directory", dir);

@@ -938,8 +938,10 @@ int hw_store_backup(hw_store *s, const char *dir, uint64_t *size_bytes)
         unlink(path);
         return lmdb_to_hw(mrc);
     }
-    /* Done means durable: the copy and its name survive a power cut. */
-    if (hw_fsync_path(path) != 0) {
+    /* Done means durable: the copy, its name, and the directory's own name
+     * (an operator's fresh mkdir is not durable until its parent is
+     * fsynced) survive a power cut. */
+    if (hw_fsync_path(path) != 0 || hw_fsync_path(dir) != 0) {
         unlink(path);
         return HW_EIO;
     }

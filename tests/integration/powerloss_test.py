@@ -1,7 +1,9 @@
 """
 powerloss_test: helpwired under a CreateTicket and Route load on a file
-system that forgets every write not made durable with fsync
-(tests/powerloss/lossyfs.c), then a power cut. When helpwired starts again
+system that forgets every write not made durable with fsync, and every
+directory change (a file or directory created, renamed or removed) whose
+directory was not fsynced after it (tests/powerloss/lossyfs.c
+--unsynced-names), then a power cut. When helpwired starts again
 on what the disk kept, every acknowledged ticket is there, every
 acknowledged message is known (a resend is answered as a duplicate, on the
 same ticket), ticket numbers are not given twice, and the tokens printed at
@@ -38,8 +40,8 @@ class Lossy:
         self.backing = tempfile.mkdtemp(prefix="hw-disk-", dir=tmp)
         self.mount = tempfile.mkdtemp(prefix="hw-mnt-", dir=tmp)
         binary = hwclient.find_file("tests/powerloss/lossyfs", "tests/powerloss/lossyfs")
-        self.proc = subprocess.Popen([binary] + list(args) + [self.backing, self.mount], stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen([binary, "--unsynced-names"] + list(args) + [self.backing, self.mount],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         line = self.proc.stdout.readline().decode()
         if line.strip() != "lossyfs ready":
             self.proc.kill()

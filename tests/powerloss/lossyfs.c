@@ -13,13 +13,22 @@
  * chmod) goes to the backing directory at once, as a journaling file
  * system would make it durable.
  *
+ * With --unsynced-names, directory entries follow POSIX instead: a create,
+ * mkdir, unlink, rmdir or rename is durable only once the directories it
+ * changed have been fsynced (fsync of the file itself does not count).
+ * Each such change is journalled with how to undo it (what an unlink or a
+ * rename over a file removed is kept in a trash directory beside the
+ * backing one), and the power cut undoes, newest first, every change not
+ * yet durable: a file created and fsynced in a directory nobody fsynced is
+ * gone, a file renamed over another is the old one again.
+ *
  * SIGUSR1 is the power cut: the file system stops serving, keeps a random
  * share of the dirty pages (--keep-unsynced, default 0: a disk that wrote
  * none of them back; with a fraction, a disk that wrote some back in no
  * particular order) and drops the rest, unmounts and exits 0. SIGTERM or
  * SIGINT is a clean shutdown: everything is written back first.
  *
- * Usage: lossyfs [--keep-unsynced F] [--seed N] BACKING_DIR MOUNTPOINT
+ * Usage: lossyfs [--keep-unsynced F] [--seed N] [--unsynced-names] BACKING_DIR MOUNTPOINT
  *   Prints "lossyfs ready" on stdout once mounted. Single-threaded, so the
  *   overlay needs no locks. Tests only.
  *
@@ -28,14 +37,19 @@
  * support that test machines do not always have).
  */
 #define FUSE_USE_VERSION 31
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse3/fuse.h>
 #include <fuse3/fuse_lowlevel.h>
+#include <ftw.h>
+#include <libgen.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -63,11 +77,28 @@ typedef struct ofile {
     struct ofile *next;
 } ofile;
 
+/* A directory change not yet durable, with what undoes it. */
+typedef enum { NS_CREATE, NS_MKDIR, NS_UNLINK, NS_RMDIR, NS_RENAME } ns_kind;
+
+typedef struct nsop {
+    ns_kind kind;
+    char *a;       /* the path changed (a rename's source) */
+    char *b;       /* a rename's target, else NULL */
+    char *trash;   /* backing path of what an unlink or a rename replaced */
+    bool synced_a; /* a's directory fsynced since */
+    bool synced_b; /* b's directory fsynced since */
+} nsop;
+
 typedef struct lossy {
     char backing[PATH_MAX];
     ofile *files;
     double keep;
     unsigned seed;
+    bool names;               /* --unsynced-names */
+    char trash_dir[PATH_MAX]; /* beside the backing dir, same file system */
+    unsigned trash_seq;
+    nsop *ns;
+    size_t n_ns, cap_ns;
     struct fuse *fuse;
     volatile sig_atomic_t cut;
 } lossy;
@@ -205,6 +236,118 @@ static void ofile_forget(lossy *l, const char *path)
         }
 }
 
+/* ---- the directory journal (--unsynced-names) ---- */
+
+/* The directory holding path ("/" for "/x"), in out (PATH_MAX bytes). */
+static void parent_of(const char *path, char *out)
+{
+    snprintf(out, PATH_MAX, "%s", path);
+    char *d = dirname(out);
+    if (d != out)
+        memmove(out, d, strlen(d) + 1);
+}
+
+static int ns_log(lossy *l, ns_kind kind, const char *a, const char *b, char *trash)
+{
+    if (l->n_ns == l->cap_ns) {
+        size_t cap = l->cap_ns ? l->cap_ns * 2 : 64;
+        nsop *bigger = realloc(l->ns, cap * sizeof *bigger);
+        if (!bigger)
+            return -ENOMEM;
+        l->ns = bigger;
+        l->cap_ns = cap;
+    }
+    nsop *o = &l->ns[l->n_ns];
+    *o = (nsop){.kind = kind, .a = strdup(a), .b = b ? strdup(b) : NULL, .trash = trash};
+    if (!o->a || (b && !o->b)) {
+        free(o->a);
+        free(o->b);
+        return -ENOMEM;
+    }
+    l->n_ns++;
+    return 0;
+}
+
+/* Moves the backing file bp into the trash; *trash receives where. */
+static int ns_trash(lossy *l, const char *bp, char **trash)
+{
+    char t[PATH_MAX];
+    int n = snprintf(t, sizeof t, "%s/%u", l->trash_dir, l->trash_seq++);
+    if (n < 0 || n >= (int)sizeof t)
+        return -ENAMETOOLONG;
+    if (rename(bp, t) != 0)
+        return -errno;
+    if (!(*trash = strdup(t))) {
+        rename(t, bp);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    remove(path);
+    return 0;
+}
+
+static void rm_tree(const char *path)
+{
+    nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* The power cut for directories: undoes, newest first, every change whose
+ * directories were not all fsynced after it. Returns how many. */
+static size_t ns_undo(lossy *l)
+{
+    size_t undone = 0;
+    for (size_t i = l->n_ns; i-- > 0;) {
+        nsop *o = &l->ns[i];
+        if (o->synced_a && (!o->b || o->synced_b))
+            continue;
+        char ba[PATH_MAX], bb[PATH_MAX];
+        snprintf(ba, sizeof ba, "%s%s", l->backing, o->a);
+        if (o->b)
+            snprintf(bb, sizeof bb, "%s%s", l->backing, o->b);
+        int rc = 0;
+        switch (o->kind) {
+        case NS_CREATE:
+            rc = unlink(ba);
+            break;
+        case NS_MKDIR:
+            rm_tree(ba);
+            break;
+        case NS_UNLINK:
+            rc = rename(o->trash, ba);
+            break;
+        case NS_RMDIR:
+            rc = mkdir(ba, 0700);
+            break;
+        case NS_RENAME:
+            rc = rename(bb, ba);
+            if (rc == 0 && o->trash)
+                rc = rename(o->trash, bb);
+            break;
+        }
+        if (rc != 0)
+            fprintf(stderr, "lossyfs: undoing a change of %s: %s\n", o->a, strerror(errno));
+        undone++;
+    }
+    return undone;
+}
+
+static void ns_free(lossy *l)
+{
+    for (size_t i = 0; i < l->n_ns; i++) {
+        free(l->ns[i].a);
+        free(l->ns[i].b);
+        free(l->ns[i].trash);
+    }
+    free(l->ns);
+    if (l->trash_dir[0])
+        rm_tree(l->trash_dir);
+}
+
 /* ---- operations ---- */
 
 static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
@@ -246,14 +389,22 @@ static int op_mkdir(const char *path, mode_t mode)
 {
     char bp[PATH_MAX];
     int rc = bpath(bp, path);
-    return rc ? rc : mkdir(bp, mode) == 0 ? 0 : -errno;
+    if (rc)
+        return rc;
+    if (mkdir(bp, mode) != 0)
+        return -errno;
+    return L()->names ? ns_log(L(), NS_MKDIR, path, NULL, NULL) : 0;
 }
 
 static int op_rmdir(const char *path)
 {
     char bp[PATH_MAX];
     int rc = bpath(bp, path);
-    return rc ? rc : rmdir(bp) == 0 ? 0 : -errno;
+    if (rc)
+        return rc;
+    if (rmdir(bp) != 0)
+        return -errno;
+    return L()->names ? ns_log(L(), NS_RMDIR, path, NULL, NULL) : 0;
 }
 
 static int op_unlink(const char *path)
@@ -263,7 +414,12 @@ static int op_unlink(const char *path)
     if (rc)
         return rc;
     ofile_forget(L(), path);
-    return unlink(bp) == 0 ? 0 : -errno;
+    if (!L()->names)
+        return unlink(bp) == 0 ? 0 : -errno;
+    char *trash = NULL;
+    if ((rc = ns_trash(L(), bp, &trash)) != 0)
+        return rc;
+    return ns_log(L(), NS_UNLINK, path, NULL, trash);
 }
 
 static int op_rename(const char *from, const char *to, unsigned int flags)
@@ -283,7 +439,21 @@ static int op_rename(const char *from, const char *to, unsigned int flags)
         return rc;
     ofile_forget(L(), from);
     ofile_forget(L(), to);
-    return rename(bf, bt) == 0 ? 0 : -errno;
+    if (!L()->names)
+        return rename(bf, bt) == 0 ? 0 : -errno;
+    struct stat st;
+    char *trash = NULL;
+    if (lstat(bt, &st) == 0 && !S_ISDIR(st.st_mode) && (rc = ns_trash(L(), bt, &trash)) != 0)
+        return rc;
+    if (rename(bf, bt) != 0) {
+        rc = -errno;
+        if (trash) {
+            rename(trash, bt);
+            free(trash);
+        }
+        return rc;
+    }
+    return ns_log(L(), NS_RENAME, from, to, trash);
 }
 
 static int op_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
@@ -331,11 +501,13 @@ static int op_create(const char *path, mode_t mode, struct fuse_file_info *fi)
     int rc = bpath(bp, path);
     if (rc)
         return rc;
+    struct stat st;
+    bool existed = lstat(bp, &st) == 0;
     int fd = open(bp, O_CREAT | O_RDWR | O_CLOEXEC | (fi->flags & O_EXCL), mode);
     if (fd < 0)
         return -errno;
     close(fd);
-    return 0;
+    return L()->names && !existed ? ns_log(L(), NS_CREATE, path, NULL, NULL) : 0;
 }
 
 static int op_open(const char *path, struct fuse_file_info *fi)
@@ -418,6 +590,26 @@ static int op_fsync(const char *path, int datasync, struct fuse_file_info *fi)
     return f ? ofile_sync(f) : 0;
 }
 
+/* fsync of a directory: the changes of its entries made so far are durable. */
+static int op_fsyncdir(const char *path, int datasync, struct fuse_file_info *fi)
+{
+    (void)datasync, (void)fi;
+    lossy *l = L();
+    char dir[PATH_MAX];
+    for (size_t i = 0; i < l->n_ns; i++) {
+        nsop *o = &l->ns[i];
+        parent_of(o->a, dir);
+        if (strcmp(dir, path) == 0)
+            o->synced_a = true;
+        if (o->b) {
+            parent_of(o->b, dir);
+            if (strcmp(dir, path) == 0)
+                o->synced_b = true;
+        }
+    }
+    return 0;
+}
+
 static int op_statfs(const char *path, struct statvfs *st)
 {
     (void)path;
@@ -452,6 +644,7 @@ static const struct fuse_operations ops = {
     .read = op_read,
     .write = op_write,
     .fsync = op_fsync,
+    .fsyncdir = op_fsyncdir,
     .statfs = op_statfs,
 };
 
@@ -467,7 +660,8 @@ static void on_signal(int sig)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: lossyfs [--keep-unsynced F] [--seed N] BACKING_DIR MOUNTPOINT\n");
+    fprintf(stderr,
+            "usage: lossyfs [--keep-unsynced F] [--seed N] [--unsynced-names] BACKING_DIR MOUNTPOINT\n");
     return 2;
 }
 
@@ -475,16 +669,25 @@ int main(int argc, char **argv)
 {
     lossy l = {.keep = 0, .seed = 1};
     int i = 1;
-    for (; i + 1 < argc && strncmp(argv[i], "--", 2) == 0; i += 2) {
-        if (strcmp(argv[i], "--keep-unsynced") == 0)
-            l.keep = atof(argv[i + 1]);
-        else if (strcmp(argv[i], "--seed") == 0)
-            l.seed = (unsigned)strtoul(argv[i + 1], NULL, 10);
+    for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
+        if (strcmp(argv[i], "--unsynced-names") == 0)
+            l.names = true;
+        else if (i + 1 < argc && strcmp(argv[i], "--keep-unsynced") == 0)
+            l.keep = atof(argv[++i]);
+        else if (i + 1 < argc && strcmp(argv[i], "--seed") == 0)
+            l.seed = (unsigned)strtoul(argv[++i], NULL, 10);
         else
             return usage();
     }
     if (argc - i != 2 || l.keep < 0 || l.keep > 1 || !realpath(argv[i], l.backing))
         return usage();
+    if (l.names) {
+        int n = snprintf(l.trash_dir, sizeof l.trash_dir, "%s.trash-XXXXXX", l.backing);
+        if (n < 0 || n >= (int)sizeof l.trash_dir || !mkdtemp(l.trash_dir)) {
+            fprintf(stderr, "lossyfs: cannot make a trash directory beside %s\n", l.backing);
+            return 1;
+        }
+    }
     const char *mountpoint = argv[i + 1];
     char *fargv[] = {argv[0], "-o", "default_permissions", NULL};
     struct fuse_args args = FUSE_ARGS_INIT(3, fargv);
@@ -514,6 +717,8 @@ int main(int argc, char **argv)
     }
     fuse_unmount(l.fuse);
     fuse_destroy(l.fuse);
+    size_t undone = l.cut ? ns_undo(&l) : 0;
+    ns_free(&l);
     while (l.files) {
         ofile *f = l.files;
         l.files = f->next;
@@ -522,7 +727,8 @@ int main(int argc, char **argv)
         free(f->path);
         free(f);
     }
-    fprintf(stderr, "lossyfs: %s, %zu unsynced pages in %zu files %s\n", l.cut ? "power cut" : "stopped",
-            dropped, files, l.cut ? (l.keep > 0 ? "partly kept" : "dropped") : "written back");
+    fprintf(stderr, "lossyfs: %s, %zu unsynced pages in %zu files %s, %zu directory changes undone\n",
+            l.cut ? "power cut" : "stopped", dropped, files,
+            l.cut ? (l.keep > 0 ? "partly kept" : "dropped") : "written back", undone);
     return rc < 0 ? 1 : 0;
 }
