@@ -165,13 +165,11 @@ out:
 
 #define SEEN_STACK_WORDS 512 /* vocabularies up to 32,768 terms need no allocation */
 
-/* Index of the best-scoring skill of m for text, or -1 (fallback). */
-static long best_skill(const hw_skill_model *m, hw_tokenizer *tok, const char *text, double *score)
+/* Index of the best-scoring skill of m for the tokens, or -1 (fallback). */
+static long best_skill(const hw_skill_model *m, const hw_token *toks, size_t n, double *score)
 {
     *score = 0;
-    const hw_token *toks;
-    size_t n;
-    if (m->n_vocab == 0 || hw_tokenize(tok, text, strlen(text), &toks, &n, NULL) != HW_OK || n == 0)
+    if (m->n_vocab == 0 || n == 0)
         return -1;
     if (n > MAX_TEXT_TERMS)
         n = MAX_TEXT_TERMS;
@@ -206,11 +204,23 @@ static long best_skill(const hw_skill_model *m, hw_tokenizer *tok, const char *t
     return best;
 }
 
+const char *hw_skill_model_classify_tokens(const hw_skill_model *m, const hw_token *toks, size_t n,
+                                           double *score)
+{
+    long b = best_skill(m, toks, n, score);
+    return b < 0 ? HW_FALLBACK_QUEUE : m->skills[b].name;
+}
+
 const char *hw_skill_model_classify(const hw_skill_model *m, hw_tokenizer *tok, const char *text,
                                     double *score)
 {
-    long b = best_skill(m, tok, text, score);
-    return b < 0 ? HW_FALLBACK_QUEUE : m->skills[b].name;
+    const hw_token *toks;
+    size_t n;
+    if (hw_tokenize(tok, text, strlen(text), &toks, &n, NULL) != HW_OK) {
+        *score = 0;
+        return HW_FALLBACK_QUEUE;
+    }
+    return hw_skill_model_classify_tokens(m, toks, n, score);
 }
 
 /* ASCII-lowercased copy for matching English urgent words. */

@@ -38,6 +38,11 @@ int hw_skill_model_build(hw_tokenizer *tok, Helpwire__V1__Skill *const *skills, 
 const char *hw_skill_model_classify(const hw_skill_model *m, hw_tokenizer *tok, const char *text,
                                     double *score);
 
+/* The same for a text already tokenized (hw_tokenize), so a caller that
+ * also searches with the text tokenizes it once. */
+const char *hw_skill_model_classify_tokens(const hw_skill_model *m, const hw_token *toks, size_t n,
+                                           double *score);
+
 /* NULL is a no-op. */
 void hw_skill_model_free(hw_skill_model *m);
 

@@ -17,6 +17,7 @@
 #include "server/people.h"
 #include "server/rpc.h"
 #include "server/search/index.h"
+#include "server/search/tokenize.h"
 #include "server/store/records.h"
 #include "server/tickets.h"
 
@@ -200,13 +201,27 @@ void hw_router_route(hw_call *call, const ProtobufCMessage *request, void *appv)
         hw_call_reply(call, &c->reply.base);
         return;
     }
-    c->queue = hw_tickets_classify(call, app, req->text);
-    if (!c->queue)
+    /* The text is tokenized once, for the classifier and the search. */
+    const hw_skill_model *model = hw_tickets_skill_model(call, app);
+    if (!model)
         return;
     hw_worker_ctx *wk = &app->workers[hw_call_worker(call)];
     hw_status st = {0};
-    rc = hw_index_answer(wk->searcher, req->text, strlen(req->text), c->locale,
-                         app->settings.answer_threshold, a, &c->ans, &st);
+    const hw_token *toks;
+    size_t n_toks;
+    size_t len = strlen(req->text);
+    if ((rc = hw_tokenize(wk->tokenizer, req->text, len, &toks, &n_toks, &st)) != HW_OK) {
+        hw_rpc_fail(call, rc, "text: %s", st.msg[0] ? st.msg : hw_strerror(rc));
+        return;
+    }
+    double score;
+    c->queue = hw_arena_strdup(a, hw_skill_model_classify_tokens(model, toks, n_toks, &score));
+    if (!c->queue) {
+        hw_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "server out of memory");
+        return;
+    }
+    rc = hw_index_answer_tokens(wk->searcher, req->text, len, toks, n_toks, c->locale,
+                                app->settings.answer_threshold, a, &c->ans, &st);
     if (rc != HW_OK) {
         hw_rpc_fail(call, rc, "text: %s", st.msg[0] ? st.msg : hw_strerror(rc));
         return;

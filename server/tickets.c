@@ -526,7 +526,7 @@ static void create_done(void *arg, int status)
     hw_call_reply(c->h.call, &r.base);
 }
 
-const char *hw_tickets_classify(hw_call *call, hw_app *app, const char *text)
+const hw_skill_model *hw_tickets_skill_model(hw_call *call, hw_app *app)
 {
     hw_worker_ctx *wk = &app->workers[hw_call_worker(call)];
     /* Loaded before the read transaction begins: a skill change committed
@@ -552,9 +552,18 @@ const char *hw_tickets_classify(hw_call *call, hw_app *app, const char *text)
         wk->skill_model = m;
         wk->skill_model_gen = gen;
     }
+    return wk->skill_model;
+}
+
+const char *hw_tickets_classify(hw_call *call, hw_app *app, const char *text)
+{
+    const hw_skill_model *m = hw_tickets_skill_model(call, app);
+    if (!m)
+        return NULL;
     double score;
-    const char *q = hw_arena_strdup(hw_call_arena(call),
-                                    hw_skill_model_classify(wk->skill_model, wk->tokenizer, text, &score));
+    const char *q = hw_arena_strdup(
+        hw_call_arena(call),
+        hw_skill_model_classify(m, app->workers[hw_call_worker(call)].tokenizer, text, &score));
     if (!q)
         hw_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "server out of memory");
     return q;

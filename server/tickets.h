@@ -100,4 +100,9 @@ void hw_tickets_watch(hw_call *call, const ProtobufCMessage *request, void *app)
  * failed (store error or no memory). */
 const char *hw_tickets_classify(hw_call *call, hw_app *app, const char *text);
 
+/* The calling worker's skill model, rebuilt first after a skill change
+ * (which uses the worker's tokenizer: call this before tokenizing text for
+ * hw_skill_model_classify_tokens). NULL when the call was failed. */
+const hw_skill_model *hw_tickets_skill_model(hw_call *call, hw_app *app);
+
 #endif

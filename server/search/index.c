@@ -1471,19 +1471,19 @@ static int cmp_scored(const void *a, const void *b)
     return 0;
 }
 
-/* Tokenizes the query and resolves its terms against sn. */
-static int prepare_query(hw_searcher *s, const snapshot *sn, const char *text, size_t len, hw_status *st)
+/* The limits every query text is held to. */
+static int check_query(const char *text, size_t len, hw_status *st)
 {
-    const hw_token *tk;
-    size_t nt;
     if (!text || len == 0)
         return hw_status_set(st, HW_EINVALID, "query: empty");
     if (len > HW_INDEX_MAX_QUERY)
         return hw_status_set(st, HW_ETOOBIG, "query: %zu bytes, limit %d", len, HW_INDEX_MAX_QUERY);
-    hw_status ts;
-    int rc = hw_tokenize(s->tok, text, len, &tk, &nt, &ts);
-    if (rc != 0)
-        return hw_status_set(st, rc, "query: %s", ts.msg);
+    return 0;
+}
+
+/* Resolves the query's terms tk[0..nt) against sn. */
+static int resolve_query(hw_searcher *s, const snapshot *sn, const hw_token *tk, size_t nt, hw_status *st)
+{
     s->n_q = 0;
     s->n_qhash = 0;
     if (grow((void **)&s->qhash, &s->cap_qhash, nt + 1, sizeof *s->qhash) ||
@@ -1514,6 +1514,20 @@ static int prepare_query(hw_searcher *s, const snapshot *sn, const char *text, s
             q->idf = 0;
     }
     return 0;
+}
+
+/* Tokenizes the query and resolves its terms against sn. */
+static int prepare_query(hw_searcher *s, const snapshot *sn, const char *text, size_t len, hw_status *st)
+{
+    int rc = check_query(text, len, st);
+    if (rc != 0)
+        return rc;
+    const hw_token *tk;
+    size_t nt;
+    hw_status ts;
+    if ((rc = hw_tokenize(s->tok, text, len, &tk, &nt, &ts)) != 0)
+        return hw_status_set(st, rc, "query: %s", ts.msg);
+    return resolve_query(s, sn, tk, nt, st);
 }
 
 /* Top-k over the prepared query; fills s->heap (sorted best first) and
@@ -2036,8 +2050,10 @@ static double confidence(hw_searcher *s, const doc_rec *r)
     return c < 0 ? 0 : c > 1 ? 1 : c;
 }
 
-int hw_index_answer(hw_searcher *s, const char *question, size_t len, const char *locale, double threshold,
-                    hw_arena *arena, hw_answer *out, hw_status *st)
+/* hw_index_answer and hw_index_answer_tokens: toks NULL means tokenize
+ * question here. */
+static int answer(hw_searcher *s, const char *question, size_t len, const hw_token *toks, size_t n_toks,
+                  const char *locale, double threshold, hw_arena *arena, hw_answer *out, hw_status *st)
 {
     memset(out, 0, sizeof *out);
     hw_index *idx = s->idx;
@@ -2048,7 +2064,10 @@ int hw_index_answer(hw_searcher *s, const char *question, size_t len, const char
     int rc;
     urcu_memb_read_lock();
     const snapshot *sn = __atomic_load_n(&idx->current, __ATOMIC_ACQUIRE);
-    if ((rc = prepare_query(s, sn, question, len, st)) != 0)
+    rc = toks ? check_query(question, len, st) : prepare_query(s, sn, question, len, st);
+    if (rc == 0 && toks)
+        rc = resolve_query(s, sn, toks, n_toks, st);
+    if (rc != 0)
         goto out;
     filter f = {0, -1};
     size_t n = 0;
@@ -2109,4 +2128,18 @@ out:
     if (rc != 0)
         memset(out, 0, sizeof *out);
     return rc;
+}
+
+int hw_index_answer(hw_searcher *s, const char *question, size_t len, const char *locale, double threshold,
+                    hw_arena *arena, hw_answer *out, hw_status *st)
+{
+    return answer(s, question, len, NULL, 0, locale, threshold, arena, out, st);
+}
+
+int hw_index_answer_tokens(hw_searcher *s, const char *question, size_t len, const hw_token *toks, size_t n,
+                           const char *locale, double threshold, hw_arena *arena, hw_answer *out,
+                           hw_status *st)
+{
+    static const hw_token none;
+    return answer(s, question, len, toks ? toks : &none, toks ? n : 0, locale, threshold, arena, out, st);
 }

@@ -48,6 +48,7 @@
 
 #include "server/arena.h"
 #include "server/search/status.h"
+#include "server/search/tokenize.h"
 
 /* Limits (bytes), matching knowledge.proto. */
 #define HW_INDEX_MAX_QUERY 4096
@@ -238,5 +239,13 @@ typedef struct hw_answer {
  * Thread-safe like hw_index_search. */
 int hw_index_answer(hw_searcher *s, const char *question, size_t len, const char *locale, double threshold,
                     hw_arena *arena, hw_answer *out, hw_status *st);
+
+/* hw_index_answer for a question already tokenized: toks[0..n) are what
+ * hw_tokenize gave for question[0..len) with any tokenizer, and stay valid
+ * (that tokenizer unused) until this returns. For a caller that also
+ * classifies the text, so it is tokenized once. */
+int hw_index_answer_tokens(hw_searcher *s, const char *question, size_t len, const hw_token *toks, size_t n,
+                           const char *locale, double threshold, hw_arena *arena, hw_answer *out,
+                           hw_status *st);
 
 #endif

@@ -29,7 +29,9 @@ static Helpwire__V1__Skill skill(const char *name, char **kws, size_t n)
 static char *tech_kw[] = {"error", "crash", "login failed", "无法登录", "报错"};
 static char *bill_kw[] = {"refund", "invoice", "charged twice", "退款", "发票"};
 
-/* Classifies text with a model built for it; returns the queue. */
+/* Classifies text with a model built for it; returns the queue. Also
+ * classifies the text tokenized beforehand (as Route does) and checks both
+ * ways agree. */
 static const char *classify(hw_tokenizer *t, Helpwire__V1__Skill *const *sk, size_t n, const char *text,
                             double *score)
 {
@@ -37,6 +39,13 @@ static const char *classify(hw_tokenizer *t, Helpwire__V1__Skill *const *sk, siz
     assert_int_equal(hw_skill_model_build(t, sk, n, &m), HW_OK);
     static char name[64];
     snprintf(name, sizeof name, "%s", hw_skill_model_classify(m, t, text, score));
+    const hw_token *toks;
+    size_t nt;
+    if (hw_tokenize(t, text, strlen(text), &toks, &nt, NULL) == 0) { /* invalid UTF-8 has no tokens */
+        double score2;
+        assert_string_equal(hw_skill_model_classify_tokens(m, toks, nt, &score2), name);
+        assert_true(score2 == *score);
+    }
     hw_skill_model_free(m);
     return name;
 }

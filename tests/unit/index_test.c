@@ -200,6 +200,53 @@ static void test_article_answer_is_a_passage(void **state)
     assert_null(strchr(a.answer, '\x02'));
 }
 
+/* hw_index_answer_tokens (the text tokenized by the caller, as Route does
+ * for the classifier and the search together) answers exactly as
+ * hw_index_answer, with the same limits on the text. */
+static void test_answer_from_tokens_equals_answer_from_text(void **state)
+{
+    fixture *f = *state;
+    hw_tokenizer *tok;
+    assert_int_equal(hw_tokenizer_create(&tok, NULL), 0);
+    const char *qs[] = {"如何重置密码",
+                        "How can I reset my password",
+                        "what does error E1234 mean",
+                        "my parcel arrived damaged",
+                        "营业时间是几点",
+                        "?!"};
+    for (size_t i = 0; i < sizeof qs / sizeof qs[0]; i++) {
+        hw_answer a, b;
+        assert_int_equal(hw_index_answer(f->s, qs[i], strlen(qs[i]), "en", 0.2, f->arena, &a, NULL), 0);
+        const hw_token *tk;
+        size_t nt;
+        assert_int_equal(hw_tokenize(tok, qs[i], strlen(qs[i]), &tk, &nt, NULL), 0);
+        assert_int_equal(
+            hw_index_answer_tokens(f->s, qs[i], strlen(qs[i]), tk, nt, "en", 0.2, f->arena, &b, NULL), 0);
+        assert_string_equal(a.source_id, b.source_id);
+        assert_string_equal(a.answer, b.answer);
+        assert_int_equal(a.transfer, b.transfer);
+        assert_true(a.confidence == b.confidence);
+        assert_int_equal(a.n_hits, b.n_hits);
+        for (size_t h = 0; h < a.n_hits; h++) {
+            assert_string_equal(a.hits[h].id, b.hits[h].id);
+            assert_string_equal(a.hits[h].snippet, b.hits[h].snippet);
+            assert_true(a.hits[h].score == b.hits[h].score);
+        }
+    }
+    hw_answer c;
+    hw_status st;
+    assert_int_equal(hw_index_answer_tokens(f->s, "", 0, NULL, 0, NULL, 0, f->arena, &c, &st), HW_EINVALID);
+    assert_non_null(strstr(st.msg, "empty"));
+    size_t big = HW_INDEX_MAX_QUERY + 1;
+    char *long_q = malloc(big + 1);
+    memset(long_q, 'a', big);
+    long_q[big] = '\0';
+    assert_int_equal(hw_index_answer_tokens(f->s, long_q, big, NULL, 0, NULL, 0, f->arena, &c, &st),
+                     HW_ETOOBIG);
+    free(long_q);
+    hw_tokenizer_destroy(tok);
+}
+
 static void test_snippets_mark_matched_terms(void **state)
 {
     fixture *f = *state;
@@ -461,6 +508,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_exact_faq_question_wins_outright, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unrelated_question_is_transferred, setup, teardown),
         cmocka_unit_test_setup_teardown(test_article_answer_is_a_passage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_answer_from_tokens_equals_answer_from_text, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snippets_mark_matched_terms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_codes_are_searchable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_filters_by_locale_and_kind, setup, teardown),
