@@ -189,25 +189,29 @@ static void collect_store(void *appv, FILE *out)
     hw_app *app = appv;
     hw_store_stats st;
     hw_store_get_stats(app->store, &st);
-    fprintf(out,
-            "# HELP helpwire_store_map_size_bytes Size of the LMDB map.\n"
-            "# TYPE helpwire_store_map_size_bytes gauge\nhelpwire_store_map_size_bytes %llu\n"
-            "# HELP helpwire_store_map_used_bytes Bytes of the map in use.\n"
-            "# TYPE helpwire_store_map_used_bytes gauge\nhelpwire_store_map_used_bytes %llu\n"
-            "# HELP helpwire_store_commits_total Durable group commits.\n"
-            "# TYPE helpwire_store_commits_total counter\nhelpwire_store_commits_total %llu\n"
-            "# HELP helpwire_store_writes_total Write requests completed.\n"
-            "# TYPE helpwire_store_writes_total counter\nhelpwire_store_writes_total %llu\n"
-            "# HELP helpwire_store_largest_group Most write requests in one commit.\n"
-            "# TYPE helpwire_store_largest_group gauge\nhelpwire_store_largest_group %llu\n"
-            "# HELP helpwire_store_write_queue_depth Write requests submitted and not yet committed.\n"
-            "# TYPE helpwire_store_write_queue_depth gauge\nhelpwire_store_write_queue_depth %llu\n"
-            "# HELP helpwire_store_map_grows_total Automatic map growths.\n"
-            "# TYPE helpwire_store_map_grows_total counter\nhelpwire_store_map_grows_total %llu\n",
-            (unsigned long long)st.map_size_bytes, (unsigned long long)st.map_used_bytes,
-            (unsigned long long)st.commits, (unsigned long long)st.requests,
-            (unsigned long long)st.largest_group, (unsigned long long)st.queued,
-            (unsigned long long)st.map_grows);
+    fprintf(
+        out,
+        "# HELP helpwire_store_map_size_bytes Size of the LMDB map.\n"
+        "# TYPE helpwire_store_map_size_bytes gauge\nhelpwire_store_map_size_bytes %llu\n"
+        "# HELP helpwire_store_map_used_bytes Bytes of the map in use.\n"
+        "# TYPE helpwire_store_map_used_bytes gauge\nhelpwire_store_map_used_bytes %llu\n"
+        "# HELP helpwire_store_commits_total Durable group commits.\n"
+        "# TYPE helpwire_store_commits_total counter\nhelpwire_store_commits_total %llu\n"
+        "# HELP helpwire_store_writes_total Write requests completed.\n"
+        "# TYPE helpwire_store_writes_total counter\nhelpwire_store_writes_total %llu\n"
+        "# HELP helpwire_store_largest_group Most write requests in one commit.\n"
+        "# TYPE helpwire_store_largest_group gauge\nhelpwire_store_largest_group %llu\n"
+        "# HELP helpwire_store_write_queue_depth Write requests submitted and not yet committed.\n"
+        "# TYPE helpwire_store_write_queue_depth gauge\nhelpwire_store_write_queue_depth %llu\n"
+        "# HELP helpwire_store_map_grows_total Automatic map growths.\n"
+        "# TYPE helpwire_store_map_grows_total counter\nhelpwire_store_map_grows_total %llu\n"
+        "# HELP helpwire_store_commit_failures_total Group commits that failed (disk full, I/O error); "
+        "their writes were refused.\n"
+        "# TYPE helpwire_store_commit_failures_total counter\nhelpwire_store_commit_failures_total %llu\n",
+        (unsigned long long)st.map_size_bytes, (unsigned long long)st.map_used_bytes,
+        (unsigned long long)st.commits, (unsigned long long)st.requests, (unsigned long long)st.largest_group,
+        (unsigned long long)st.queued, (unsigned long long)st.map_grows,
+        (unsigned long long)st.commit_failures);
     fprintf(out, "# HELP helpwire_store_group_commit_size Write requests per durable group commit.\n"
                  "# TYPE helpwire_store_group_commit_size histogram\n");
     uint64_t cum = 0;

@@ -26,10 +26,11 @@ enum {
     HW_ESCHEMA = -11,      /* the data file is foreign or of an unsupported schema version */
     HW_ECORRUPT = -12,     /* a stored record does not decode */
     HW_ETOOBIG = -13,      /* input over its documented limit */
+    HW_ENOSPACE = -14,     /* the disk under the store is full (ENOSPC, EDQUOT): nothing was written */
 };
 
 /* Number of codes, for tables indexed by -code. */
-#define HW_ERR_COUNT 14
+#define HW_ERR_COUNT 15
 
 /* A short constant description of code ("not found"); "unknown error" for a
  * value that is not an HW_E* code. Never NULL; thread-safe. */

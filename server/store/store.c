@@ -197,7 +197,7 @@ struct hw_store {
     hw_store_reader *readers;
 
     /* Statistics. */
-    atomic_uint_least64_t commits, requests, requests_failed, largest_group, map_grows;
+    atomic_uint_least64_t commits, requests, requests_failed, largest_group, map_grows, commit_failures;
     atomic_uint_least64_t submitted, committed_requests;
     atomic_uint_least64_t group_sizes[HW_STORE_GROUP_BUCKETS];
     uint64_t stale_readers_cleared;
@@ -245,6 +245,9 @@ static int lmdb_to_hw(int rc)
         return HW_EFULL;
     case ENOMEM:
         return HW_ENOMEM;
+    case ENOSPC:
+    case EDQUOT:
+        return HW_ENOSPACE;
     case EINVAL:
     case MDB_BAD_VALSIZE:
     case MDB_BAD_DBI:
@@ -535,6 +538,7 @@ static void run_group(hw_store *s, hw_store_req **batch, size_t n)
                 }
             }
             if (rc != 0) {
+                atomic_fetch_add_explicit(&s->commit_failures, 1, memory_order_relaxed);
                 for (size_t j = start; j < i; j++)
                     if (batch[j]->status == HW_OK)
                         batch[j]->status = rc == MDB_MAP_FULL ? HW_EFULL : lmdb_to_hw(rc);
@@ -970,6 +974,7 @@ void hw_store_get_stats(hw_store *s, hw_store_stats *st)
         st->group_sizes[b] = atomic_load_explicit(&s->group_sizes[b], memory_order_relaxed);
     st->committed_requests = atomic_load_explicit(&s->committed_requests, memory_order_relaxed);
     st->map_grows = atomic_load_explicit(&s->map_grows, memory_order_relaxed);
+    st->commit_failures = atomic_load_explicit(&s->commit_failures, memory_order_relaxed);
     st->stale_readers_cleared = s->stale_readers_cleared;
 }
 

@@ -113,7 +113,8 @@ typedef int (*hw_store_write_fn)(hw_store_txn *w, void *ctx);
 
 /* Called on the writer thread once the request's outcome is final: status is
  * HW_OK only after the group holding the request is durably committed;
- * otherwise the fn's code, or HW_EIO/HW_EFULL when the commit failed. Must be
+ * otherwise the fn's code, or HW_EIO, HW_EFULL or HW_ENOSPACE (the disk is
+ * full) when the commit failed. Must be
  * cheap and must not block (it delays the whole next group); it may call
  * hw_store_submit. ctx is the caller's; the store never touches it again. */
 typedef void (*hw_store_done_fn)(void *ctx, int status);
@@ -218,19 +219,20 @@ int hw_store_kv_foreach(hw_store_txn *t, const char *ns,
  * Thread-safe.
  * @param[out] size_bytes size of the copy (may be NULL).
  * @return HW_OK; HW_EINVALID (dir missing or not empty); HW_EFULL (no
- *   reader slot); HW_EIO. */
+ *   reader slot); HW_ENOSPACE (the backup's disk is full); HW_EIO. */
 int hw_store_backup(hw_store *s, const char *dir, uint64_t *size_bytes);
 
 #define HW_STORE_GROUP_BUCKETS 11
 
 typedef struct hw_store_stats {
-    uint64_t map_size_bytes;        /* current map size */
-    uint64_t map_used_bytes;        /* pages in use up to the last page */
-    uint64_t commits;               /* durable group commits */
-    uint64_t requests;              /* requests completed (any status) */
-    uint64_t requests_failed;       /* ... with a non-zero status */
-    uint64_t largest_group;         /* most requests in one commit */
-    uint64_t map_grows;             /* automatic map growths */
+    uint64_t map_size_bytes;  /* current map size */
+    uint64_t map_used_bytes;  /* pages in use up to the last page */
+    uint64_t commits;         /* durable group commits */
+    uint64_t requests;        /* requests completed (any status) */
+    uint64_t requests_failed; /* ... with a non-zero status */
+    uint64_t largest_group;   /* most requests in one commit */
+    uint64_t map_grows;       /* automatic map growths */
+    uint64_t commit_failures; /* group commits that failed (disk full, I/O error): nothing of them kept */
     uint64_t stale_readers_cleared; /* by mdb_reader_check at open */
     uint64_t queued;                /* submitted and not yet completed */
     /* Group commits by size: [i] counts groups of at most 2^i requests

@@ -12,8 +12,13 @@ the power goes right after the first start) still work; a backup that
 Admin/Backup reported done is whole. The load runs twice: a disk that
 wrote back none of the unsynced pages, and one that wrote back a random
 half of them.
+
+The same file system also fills up on demand: while it is full, writes are
+refused with RESOURCE_EXHAUSTED naming the cause, nothing of them is
+stored, reads go on, and writes work again once there is space.
 """
 
+import errno
 import os
 import shutil
 import signal
@@ -22,6 +27,7 @@ import tempfile
 import threading
 import time
 import unittest
+import urllib.request
 
 import grpc
 
@@ -46,6 +52,23 @@ class Lossy:
         if line.strip() != "lossyfs ready":
             self.proc.kill()
             raise RuntimeError("lossyfs did not mount: " + self.proc.stderr.read().decode())
+
+    def set_full(self, full):
+        """Fills the disk (or frees it) and waits until a create says so."""
+        self.proc.send_signal(signal.SIGUSR2)
+        probe = os.path.join(self.mount, ".probe")
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                os.close(os.open(probe, os.O_CREAT | os.O_WRONLY, 0o600))
+                os.unlink(probe)
+                if not full:
+                    return
+            except OSError as e:
+                if e.errno == errno.ENOSPC and full:
+                    return
+            time.sleep(0.05)
+        raise AssertionError("lossyfs did not become %s" % ("full" if full else "free"))
 
     def cut(self):
         """The power cut; returns what lossyfs reports."""
@@ -200,6 +223,66 @@ class PowerCut(unittest.TestCase):
             c.close()
         finally:
             self.assertEqual(restored.stop(), 0)
+
+    def test_a_full_disk_refuses_writes_cleanly_and_they_work_again_once_space_is_free(self):
+        disk = Lossy()
+        server = hwclient.Server("--demo", "--metrics", "127.0.0.1:0", data_dir=os.path.join(disk.mount, "data"))
+
+        def commit_failures():
+            with urllib.request.urlopen(server.metrics_url, timeout=10) as r:
+                text = r.read().decode()
+            line = [l for l in text.splitlines() if l.startswith("helpwire_store_commit_failures_total ")][0]
+            return int(line.split()[1])
+
+        try:
+            admin = server.client(api=API, role="admin")
+            bridge = server.client(api=API, role="bridge")
+            cust = bridge.call("helpwire.v1.Router/Route", channel=TG, channelUserId="pc-full", displayName="f",
+                               text="如何重置密码", messageId="pc-full-1").customer_id
+            admin.call("helpwire.v1.Agents/PutSkill", skill={"name": "full"})
+
+            def create(key, size=40):
+                return admin.call("helpwire.v1.Tickets/CreateTicket", customerId=cust, queue="full",
+                                  text=("%s " % key) * size, idempotencyKey=key, timeout=10)
+
+            kept = [create("before-%d" % i).ticket for i in range(3)]
+            disk.set_full(True)
+            refused = []
+            for i in range(40):
+                key = "during-%d" % i
+                try:
+                    kept.append(create(key, size=400).ticket)
+                except grpc.RpcError as e:
+                    self.assertEqual(e.code(), grpc.StatusCode.RESOURCE_EXHAUSTED, e.details())
+                    self.assertIn("no space left", e.details())
+                    refused.append(key)
+            self.assertGreater(len(refused), 0)
+            self.assertGreater(commit_failures(), 0)
+            # Reads go on while the disk is full.
+            t = admin.call("helpwire.v1.Tickets/GetTicket", ticketId=kept[0].id).ticket
+            self.assertEqual(t.number, kept[0].number)
+            disk.set_full(False)
+            # Space again: the refused requests go through on a retry, as new
+            # tickets (nothing of them was stored).
+            for key in refused:
+                r = create(key, size=400)
+                self.assertFalse(r.replayed, key)
+                kept.append(r.ticket)
+            numbers = [k.number for k in kept]
+            self.assertEqual(len(set(numbers)), len(numbers))
+            admin.close()
+            bridge.close()
+        finally:
+            self.assertEqual(server.stop(), 0)
+        disk.cut()
+        again = hwclient.Server(data_dir=os.path.join(disk.backing, "data"))
+        try:
+            c = again.client(api=API, token=server.tokens["admin"])
+            for k in kept:
+                self.assertEqual(c.call("helpwire.v1.Tickets/GetTicket", ticketId=k.id).ticket.number, k.number)
+            c.close()
+        finally:
+            self.assertEqual(again.stop(), 0)
 
     def test_unsynced_writes_all_lost(self):
         self.run_cut()

@@ -22,6 +22,10 @@
  * yet durable: a file created and fsynced in a directory nobody fsynced is
  * gone, a file renamed over another is the old one again.
  *
+ * SIGUSR2 toggles a full disk: while it is full, writes past a file's end,
+ * growing truncates, creates and mkdirs fail with ENOSPC; writes inside a
+ * file (blocks a real disk has already allocated) still succeed.
+ *
  * SIGUSR1 is the power cut: the file system stops serving, keeps a random
  * share of the dirty pages (--keep-unsynced, default 0: a disk that wrote
  * none of them back; with a fraction, a disk that wrote some back in no
@@ -101,6 +105,7 @@ typedef struct lossy {
     size_t n_ns, cap_ns;
     struct fuse *fuse;
     volatile sig_atomic_t cut;
+    volatile sig_atomic_t full; /* SIGUSR2 toggles */
 } lossy;
 
 static lossy *L(void)
@@ -391,6 +396,8 @@ static int op_mkdir(const char *path, mode_t mode)
     int rc = bpath(bp, path);
     if (rc)
         return rc;
+    if (L()->full)
+        return -ENOSPC;
     if (mkdir(bp, mode) != 0)
         return -errno;
     return L()->names ? ns_log(L(), NS_MKDIR, path, NULL, NULL) : 0;
@@ -479,6 +486,8 @@ static int op_truncate(const char *path, off_t size, struct fuse_file_info *fi)
     ofile *f = ofile_get(L(), path, &err);
     if (!f)
         return err;
+    if (L()->full && size > f->size)
+        return -ENOSPC;
     /* pages past the new end go; the size is metadata (durable at once) */
     for (size_t b = 0; b < f->n_buckets; b++)
         for (page **pp = &f->buckets[b]; *pp;) {
@@ -503,6 +512,8 @@ static int op_create(const char *path, mode_t mode, struct fuse_file_info *fi)
         return rc;
     struct stat st;
     bool existed = lstat(bp, &st) == 0;
+    if (!existed && L()->full)
+        return -ENOSPC;
     int fd = open(bp, O_CREAT | O_RDWR | O_CLOEXEC | (fi->flags & O_EXCL), mode);
     if (fd < 0)
         return -errno;
@@ -568,6 +579,8 @@ static int op_write(const char *path, const char *buf, size_t size, off_t off, s
     ofile *f = ofile_get(L(), path, &err);
     if (!f)
         return err;
+    if (L()->full && off + (off_t)size > f->size)
+        return -ENOSPC;
     size_t done = 0;
     while (done < size) {
         uint64_t index;
@@ -653,6 +666,10 @@ static lossy *g_lossy;
 
 static void on_signal(int sig)
 {
+    if (sig == SIGUSR2) {
+        g_lossy->full = !g_lossy->full;
+        return;
+    }
     if (sig == SIGUSR1)
         g_lossy->cut = 1;
     fuse_session_exit(fuse_get_session(g_lossy->fuse));
@@ -703,6 +720,9 @@ int main(int argc, char **argv)
     sigaction(SIGUSR1, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    struct sigaction toggle = {.sa_handler = on_signal, .sa_flags = SA_RESTART};
+    sigemptyset(&toggle.sa_mask);
+    sigaction(SIGUSR2, &toggle, NULL);
     printf("lossyfs ready\n");
     fflush(stdout);
     int rc = fuse_loop(l.fuse);
