@@ -350,10 +350,10 @@ void hw_admin_backup(hw_call *call, const ProtobufCMessage *request, void *appv)
     int rc = hw_store_backup(app->store, req->directory, &size);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     if (rc != HW_OK) {
-        hw_rpc_fail(call, rc,
-                    rc == HW_EINVALID ? "directory: %s must exist and hold no data.mdb"
-                                      : "backup to %s failed",
-                    req->directory);
+        if (rc == HW_EINVALID)
+            hw_rpc_fail(call, rc, "directory: %s must exist and hold no data.mdb", req->directory);
+        else
+            hw_rpc_fail(call, rc, "backup to %s failed: %s", req->directory, hw_strerror(rc));
         return;
     }
     Helpwire__V1__BackupReply r = HELPWIRE__V1__BACKUP_REPLY__INIT;

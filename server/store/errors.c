@@ -24,7 +24,7 @@ static const struct {
     [-HW_ESCHEMA] = {"HW_ESCHEMA", "unsupported data file or schema version"},
     [-HW_ECORRUPT] = {"HW_ECORRUPT", "stored record is corrupt"},
     [-HW_ETOOBIG] = {"HW_ETOOBIG", "too big"},
-    [-HW_ENOSPACE] = {"HW_ENOSPACE", "no space left on the store's disk"},
+    [-HW_ENOSPACE] = {"HW_ENOSPACE", "no space left on the disk"},
 };
 
 const char *hw_strerror(int code)

@@ -26,7 +26,7 @@ enum {
     HW_ESCHEMA = -11,      /* the data file is foreign or of an unsupported schema version */
     HW_ECORRUPT = -12,     /* a stored record does not decode */
     HW_ETOOBIG = -13,      /* input over its documented limit */
-    HW_ENOSPACE = -14,     /* the disk under the store is full (ENOSPC, EDQUOT): nothing was written */
+    HW_ENOSPACE = -14,     /* the disk is full (ENOSPC, EDQUOT): nothing was written */
 };
 
 /* Number of codes, for tables indexed by -code. */

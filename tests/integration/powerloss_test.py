@@ -254,7 +254,7 @@ class PowerCut(unittest.TestCase):
                     kept.append(create(key, size=400).ticket)
                 except grpc.RpcError as e:
                     self.assertEqual(e.code(), grpc.StatusCode.RESOURCE_EXHAUSTED, e.details())
-                    self.assertIn("no space left", e.details())
+                    self.assertIn("no space left on the disk", e.details())
                     refused.append(key)
             self.assertGreater(len(refused), 0)
             self.assertGreater(commit_failures(), 0)
@@ -283,6 +283,26 @@ class PowerCut(unittest.TestCase):
             c.close()
         finally:
             self.assertEqual(again.stop(), 0)
+
+    def test_a_backup_to_a_full_disk_fails_cleanly(self):
+        disk = Lossy()
+        server = hwclient.Server("--demo")
+        try:
+            admin = server.client(api=API, role="admin")
+            target = os.path.join(disk.mount, "backup")
+            os.mkdir(target)
+            disk.set_full(True)
+            with self.assertRaises(grpc.RpcError) as e:
+                admin.call("helpwire.v1.Admin/Backup", directory=target, timeout=60)
+            self.assertEqual(e.exception.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
+            self.assertIn("no space left on the disk", e.exception.details())
+            self.assertEqual(os.listdir(target), [])  # no partial copy left behind
+            disk.set_full(False)
+            self.assertGreater(admin.call("helpwire.v1.Admin/Backup", directory=target, timeout=60).size_bytes, 0)
+            admin.close()
+        finally:
+            self.assertEqual(server.stop(), 0)
+        disk.cut()
 
     def test_unsynced_writes_all_lost(self):
         self.run_cut()
