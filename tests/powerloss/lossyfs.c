@@ -603,12 +603,15 @@ static int op_fsync(const char *path, int datasync, struct fuse_file_info *fi)
     return f ? ofile_sync(f) : 0;
 }
 
-/* fsync of a directory: the changes of its entries made so far are durable. */
+/* fsync of a directory: the changes of its entries made so far are
+ * durable. Changes durable in all their directories leave the journal (the
+ * cut would never undo them), and what they replaced leaves the trash. */
 static int op_fsyncdir(const char *path, int datasync, struct fuse_file_info *fi)
 {
     (void)datasync, (void)fi;
     lossy *l = L();
     char dir[PATH_MAX];
+    size_t kept = 0;
     for (size_t i = 0; i < l->n_ns; i++) {
         nsop *o = &l->ns[i];
         parent_of(o->a, dir);
@@ -619,7 +622,17 @@ static int op_fsyncdir(const char *path, int datasync, struct fuse_file_info *fi
             if (strcmp(dir, path) == 0)
                 o->synced_b = true;
         }
+        if (o->synced_a && (!o->b || o->synced_b)) {
+            if (o->trash)
+                remove(o->trash);
+            free(o->a);
+            free(o->b);
+            free(o->trash);
+        } else {
+            l->ns[kept++] = *o;
+        }
     }
+    l->n_ns = kept;
     return 0;
 }
 
