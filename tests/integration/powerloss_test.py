@@ -70,6 +70,13 @@ class Lossy:
             time.sleep(0.05)
         raise AssertionError("lossyfs did not become %s" % ("full" if full else "free"))
 
+    def close(self):
+        """A clean stop if the test ended before its cut (a failure), so no
+        mount is left behind."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.communicate(timeout=30)
+
     def cut(self):
         """The power cut; returns what lossyfs reports."""
         self.proc.send_signal(signal.SIGUSR1)
@@ -79,8 +86,13 @@ class Lossy:
 
 
 class PowerCut(unittest.TestCase):
+    def lossy(self, *args):
+        disk = Lossy(*args)
+        self.addCleanup(disk.close)
+        return disk
+
     def run_cut(self, *lossy_args):
-        disk = Lossy(*lossy_args)
+        disk = self.lossy(*lossy_args)
         server = hwclient.Server("--demo", data_dir=os.path.join(disk.mount, "data"))
         first_tokens = dict(server.tokens)
         admin = server.client(api=API, role="admin")
@@ -165,7 +177,7 @@ class PowerCut(unittest.TestCase):
         shutil.rmtree(disk.backing, ignore_errors=True)
 
     def test_bootstrap_token_file_survives_a_cut_right_after_the_first_start(self):
-        disk = Lossy()
+        disk = self.lossy()
         server = hwclient.Server(data_dir=os.path.join(disk.mount, "data"))
         token = server.tokens["admin"]
         server.proc.send_signal(signal.SIGKILL)
@@ -197,7 +209,7 @@ class PowerCut(unittest.TestCase):
             self.assertEqual(server.stop(), 0)
 
     def test_a_finished_backup_survives_a_cut(self):
-        disk = Lossy()
+        disk = self.lossy()
         server = hwclient.Server("--demo")
         try:
             admin = server.client(api=API, role="admin")
@@ -225,7 +237,7 @@ class PowerCut(unittest.TestCase):
             self.assertEqual(restored.stop(), 0)
 
     def test_a_full_disk_refuses_writes_cleanly_and_they_work_again_once_space_is_free(self):
-        disk = Lossy()
+        disk = self.lossy()
         server = hwclient.Server("--demo", "--metrics", "127.0.0.1:0", data_dir=os.path.join(disk.mount, "data"))
 
         def commit_failures():
@@ -285,7 +297,7 @@ class PowerCut(unittest.TestCase):
             self.assertEqual(again.stop(), 0)
 
     def test_a_backup_to_a_full_disk_fails_cleanly(self):
-        disk = Lossy()
+        disk = self.lossy()
         server = hwclient.Server("--demo")
         try:
             admin = server.client(api=API, role="admin")
