@@ -2050,24 +2050,27 @@ static double confidence(hw_searcher *s, const doc_rec *r)
     return c < 0 ? 0 : c > 1 ? 1 : c;
 }
 
-/* hw_index_answer and hw_index_answer_tokens: toks NULL means tokenize
- * question here. */
-static int answer(hw_searcher *s, const char *question, size_t len, const hw_token *toks, size_t n_toks,
-                  const char *locale, double threshold, hw_arena *arena, hw_answer *out, hw_status *st)
+/* The argument checks of both answer entry points, in this order; a
+ * threshold <= 0 becomes the index's. */
+static int check_answer(const hw_index *idx, double *threshold, const char *question, size_t len,
+                        hw_status *st)
 {
-    memset(out, 0, sizeof *out);
-    hw_index *idx = s->idx;
-    if (threshold <= 0)
-        threshold = idx->opt.answer_threshold;
-    if (threshold > 1)
+    if (*threshold <= 0)
+        *threshold = idx->opt.answer_threshold;
+    if (*threshold > 1)
         return hw_status_set(st, HW_EINVALID, "min_confidence: must be in (0, 1]");
+    return check_query(question, len, st);
+}
+
+/* Answers from the question's tokens; the caller checked the arguments. */
+static int answer(hw_searcher *s, const hw_token *toks, size_t n_toks, const char *locale, double threshold,
+                  hw_arena *arena, hw_answer *out, hw_status *st)
+{
+    hw_index *idx = s->idx;
     int rc;
     urcu_memb_read_lock();
     const snapshot *sn = __atomic_load_n(&idx->current, __ATOMIC_ACQUIRE);
-    rc = toks ? check_query(question, len, st) : prepare_query(s, sn, question, len, st);
-    if (rc == 0 && toks)
-        rc = resolve_query(s, sn, toks, n_toks, st);
-    if (rc != 0)
+    if ((rc = resolve_query(s, sn, toks, n_toks, st)) != 0)
         goto out;
     filter f = {0, -1};
     size_t n = 0;
@@ -2133,13 +2136,25 @@ out:
 int hw_index_answer(hw_searcher *s, const char *question, size_t len, const char *locale, double threshold,
                     hw_arena *arena, hw_answer *out, hw_status *st)
 {
-    return answer(s, question, len, NULL, 0, locale, threshold, arena, out, st);
+    memset(out, 0, sizeof *out);
+    int rc = check_answer(s->idx, &threshold, question, len, st);
+    if (rc != 0)
+        return rc;
+    const hw_token *tk;
+    size_t nt;
+    hw_status ts;
+    if ((rc = hw_tokenize(s->tok, question, len, &tk, &nt, &ts)) != 0)
+        return hw_status_set(st, rc, "query: %s", ts.msg);
+    return answer(s, tk, nt, locale, threshold, arena, out, st);
 }
 
 int hw_index_answer_tokens(hw_searcher *s, const char *question, size_t len, const hw_token *toks, size_t n,
                            const char *locale, double threshold, hw_arena *arena, hw_answer *out,
                            hw_status *st)
 {
-    static const hw_token none;
-    return answer(s, question, len, toks ? toks : &none, toks ? n : 0, locale, threshold, arena, out, st);
+    memset(out, 0, sizeof *out);
+    int rc = check_answer(s->idx, &threshold, question, len, st);
+    if (rc != 0)
+        return rc;
+    return answer(s, toks, toks ? n : 0, locale, threshold, arena, out, st);
 }

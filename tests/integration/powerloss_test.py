@@ -85,7 +85,29 @@ class Lossy:
         return err.decode()
 
 
+def seed(server, tag):
+    """Admin and bridge clients, a customer who wrote in on Telegram, and a
+    skill queue named tag."""
+    admin = server.client(api=API, role="admin")
+    bridge = server.client(api=API, role="bridge")
+    cust = bridge.call("helpwire.v1.Router/Route", channel=TG, channelUserId="pc-" + tag, displayName=tag,
+                       text="如何重置密码", messageId="pc-%s-1" % tag).customer_id
+    admin.call("helpwire.v1.Agents/PutSkill", skill={"name": tag})
+    return admin, bridge, cust
+
+
 class PowerCut(unittest.TestCase):
+    def assert_tickets_kept(self, data_dir, token, tickets):
+        """helpwired started on data_dir has every (id, number) of tickets."""
+        again = hwclient.Server(data_dir=data_dir)
+        try:
+            c = again.client(api=API, token=token)
+            for tid, number in tickets:
+                self.assertEqual(c.call("helpwire.v1.Tickets/GetTicket", ticketId=tid).ticket.number, number)
+            c.close()
+        finally:
+            self.assertEqual(again.stop(), 0)
+
     def lossy(self, *args):
         disk = Lossy(*args)
         self.addCleanup(disk.close)
@@ -95,12 +117,7 @@ class PowerCut(unittest.TestCase):
         disk = self.lossy(*lossy_args)
         server = hwclient.Server("--demo", data_dir=os.path.join(disk.mount, "data"))
         first_tokens = dict(server.tokens)
-        admin = server.client(api=API, role="admin")
-        admin.call("helpwire.v1.Agents/PutSkill", skill={"name": "powercut"})
-        bridge = server.client(api=API, role="bridge")
-        r = bridge.call("helpwire.v1.Router/Route", channel=TG, channelUserId="pc-seed", displayName="seed",
-                        text="如何重置密码", messageId="seed-1")
-        cust = r.customer_id
+        admin, bridge, cust = seed(server, "powercut")
         tickets, routed = [], []
         stop = threading.Event()
 
@@ -212,11 +229,7 @@ class PowerCut(unittest.TestCase):
         disk = self.lossy()
         server = hwclient.Server("--demo")
         try:
-            admin = server.client(api=API, role="admin")
-            bridge = server.client(api=API, role="bridge")
-            cust = bridge.call("helpwire.v1.Router/Route", channel=TG, channelUserId="pc-backup", displayName="b",
-                               text="如何重置密码", messageId="pc-backup-1").customer_id
-            admin.call("helpwire.v1.Agents/PutSkill", skill={"name": "backup"})
+            admin, bridge, cust = seed(server, "backup")
             made = admin.call("helpwire.v1.Tickets/CreateTicket", customerId=cust, text="kept in the backup",
                               queue="backup").ticket
             target = os.path.join(disk.mount, "backup")
@@ -227,14 +240,8 @@ class PowerCut(unittest.TestCase):
         finally:
             self.assertEqual(server.stop(), 0)
         disk.cut()
-        restored = hwclient.Server(data_dir=os.path.join(disk.backing, "backup"))
-        try:
-            c = restored.client(api=API, token=server.tokens["admin"])
-            t = c.call("helpwire.v1.Tickets/GetTicket", ticketId=made.id).ticket
-            self.assertEqual(t.number, made.number)
-            c.close()
-        finally:
-            self.assertEqual(restored.stop(), 0)
+        self.assert_tickets_kept(os.path.join(disk.backing, "backup"), server.tokens["admin"],
+                                 [(made.id, made.number)])
 
     def test_a_full_disk_refuses_writes_cleanly_and_they_work_again_once_space_is_free(self):
         disk = self.lossy()
@@ -247,11 +254,7 @@ class PowerCut(unittest.TestCase):
             return int(line.split()[1])
 
         try:
-            admin = server.client(api=API, role="admin")
-            bridge = server.client(api=API, role="bridge")
-            cust = bridge.call("helpwire.v1.Router/Route", channel=TG, channelUserId="pc-full", displayName="f",
-                               text="如何重置密码", messageId="pc-full-1").customer_id
-            admin.call("helpwire.v1.Agents/PutSkill", skill={"name": "full"})
+            admin, bridge, cust = seed(server, "full")
 
             def create(key, size=40):
                 return admin.call("helpwire.v1.Tickets/CreateTicket", customerId=cust, queue="full",
@@ -287,14 +290,8 @@ class PowerCut(unittest.TestCase):
         finally:
             self.assertEqual(server.stop(), 0)
         disk.cut()
-        again = hwclient.Server(data_dir=os.path.join(disk.backing, "data"))
-        try:
-            c = again.client(api=API, token=server.tokens["admin"])
-            for k in kept:
-                self.assertEqual(c.call("helpwire.v1.Tickets/GetTicket", ticketId=k.id).ticket.number, k.number)
-            c.close()
-        finally:
-            self.assertEqual(again.stop(), 0)
+        self.assert_tickets_kept(os.path.join(disk.backing, "data"), server.tokens["admin"],
+                                 [(k.id, k.number) for k in kept])
 
     def test_a_backup_to_a_full_disk_fails_cleanly(self):
         disk = self.lossy()
