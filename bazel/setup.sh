@@ -5,25 +5,64 @@
 # port) with its store in ./data, seeded with the demo help center; it
 # prints where it listens, the demo tokens (first start only) and an
 # example call, and runs until Ctrl-C.
-# Usage: bash bazel/setup.sh [--no-build | --run]
+#   --no-build       install only
+#   --bench          also the benchmark packages (BENCH_PACKAGES below; bench/run.sh
+#                    runs `bash bazel/setup.sh --bench --no-build` at its start)
+#   --list-packages  print every package this script names (PACKAGES, the Node.js
+#                    pair, BENCH_PACKAGES), one per line, and exit; installs nothing.
+#                    tests/packages_test.py checks that every system file the build
+#                    and the scripts use comes from one of them.
+# Usage: bash bazel/setup.sh [--bench] [--no-build | --run | --list-packages]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+build=1 run=0 bench=0 list=0
+for arg in "$@"; do
+  case $arg in
+  --no-build) build=0 ;;
+  --run) run=1 ;;
+  --bench) bench=1 ;;
+  --list-packages) list=1 ;;
+  *)
+    echo "usage: bash bazel/setup.sh [--bench] [--no-build | --run | --list-packages]" >&2
+    exit 2
+    ;;
+  esac
+done
+
 PACKAGES=(
-  # build
-  bazel-bootstrap gcc g++ protobuf-c-compiler
+  # build (libc6-dev, linux-libc-dev: the C library's and the kernel's headers;
+  # libgcc-12-dev: gcc's own headers such as stddef.h and the sanitizer runtimes)
+  bazel-bootstrap gcc g++ protobuf-c-compiler libprotobuf-dev
+  libc6-dev linux-libc-dev libgcc-12-dev
   # server and clients
   libgrpc-dev libprotobuf-c-dev liblmdb-dev libxxhash-dev libcurl4-openssl-dev
   liburcu-dev libutf8proc-dev libstemmer-dev libjansson-dev libmicrohttpd-dev
   libssl-dev
-  # tests and benchmarks
-  libcmocka-dev python3-grpcio python3-protobuf lmdb-utils libsqlite3-dev
+  # tests and benchmarks (python3-minimal: /usr/bin/python3; openssl: the TLS
+  # tests make their certificates with it)
+  libcmocka-dev python3-minimal python3-grpcio python3-protobuf lmdb-utils libsqlite3-dev
+  openssl
   # the power-cut test's file system (tests/powerloss)
   fuse3 libfuse3-dev
 )
 
 # Node.js for the cross-language client test (tests/js), unless already there.
-command -v node >/dev/null 2>&1 || PACKAGES+=(nodejs npm)
+NODE_PACKAGES=(nodejs npm)
+
+# Only with --bench: what bench/run.sh runs beyond the above.
+BENCH_PACKAGES=(
+  nghttp2-client # h2load, the cross-check of helpwire-bench
+  gnuplot-nox    # bench/plots/*.png (bench/load_report.py)
+)
+
+if [ "$list" = 1 ]; then
+  printf '%s\n' "${PACKAGES[@]}" "${NODE_PACKAGES[@]}" "${BENCH_PACKAGES[@]}"
+  exit 0
+fi
+
+command -v node >/dev/null 2>&1 || PACKAGES+=("${NODE_PACKAGES[@]}")
+[ "$bench" = 0 ] || PACKAGES+=("${BENCH_PACKAGES[@]}")
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -46,7 +85,7 @@ if [ ! -d tests/js/node_modules ] && command -v npm >/dev/null 2>&1; then
   echo "setup: installed tests/js/node_modules (npm ci)"
 fi
 
-if [ "${1:-}" != "--no-build" ]; then
+if [ "$build" = 1 ]; then
   log=$(mktemp)
   if ! bazel build //... >"$log" 2>&1; then
     grep -E 'ERROR|error:' "$log" | head -40 >&2
@@ -58,7 +97,7 @@ if [ "${1:-}" != "--no-build" ]; then
   echo "setup: built //... (binaries under bazel-bin/)"
 fi
 
-if [ "${1:-}" = "--run" ]; then
+if [ "$run" = 1 ]; then
   port=50051
   while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
   exec bazel-bin/server/helpwired --listen "127.0.0.1:$port" --data ./data --demo

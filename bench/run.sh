@@ -11,6 +11,11 @@
 # index against SQLite FTS5); then rewrites the "Load" section of
 # bench/RESULTS.md (other sections are kept) and bench/plots/load-*.png.
 #
+# It first installs what it needs that is missing (h2load, gnuplot, ...):
+# `bash bazel/setup.sh --bench --no-build`; the packages are named there
+# (BENCH_PACKAGES), in one place. If that fails (offline), the suite runs with
+# what is installed, and what needs a missing tool is skipped.
+#
 # An RPC helpwired does not answer yet (UNIMPLEMENTED, no server binary, no
 # --demo) is skipped with a line saying why; the rest still runs.
 #
@@ -37,6 +42,11 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+
+# ---- packages (named in bazel/setup.sh: PACKAGES and BENCH_PACKAGES) ----
+if ! bash bazel/setup.sh --bench --no-build >&2; then
+  echo "run.sh: bash bazel/setup.sh --bench --no-build failed; going on with what is installed" >&2
+fi
 
 LEVELS=${LEVELS:-"2x8 4x16 4x64"}
 DURATION=${DURATION:-5}
@@ -376,7 +386,7 @@ if [ "$XCHECK_ROUNDS" -gt 0 ]; then
       fi
     done
   else
-    skip xcheck "h2load not installed (apt-get install nghttp2-client)"
+    skip xcheck "h2load not installed (nghttp2-client: bash bazel/setup.sh --bench --no-build)"
   fi
 fi
 
@@ -418,7 +428,7 @@ fi
 if command -v gnuplot >/dev/null; then
   if gnuplot -e 'set terminal pngcairo' 2>/dev/null; then meta gnuplot cairo; else meta gnuplot png; fi
 else
-  log "note: gnuplot not installed (apt-get install gnuplot-nox): no plots"
+  log "note: gnuplot not installed (gnuplot-nox: bash bazel/setup.sh --bench --no-build): no plots"
 fi
 if [ -n "${XCHECK_NOTE:-}" ]; then meta xcheck_note "$XCHECK_NOTE"; fi
 "$PY" "$ROOT/bench/load_report.py" "$MANIFEST" "$RESULTS" "$PLOTS" || {

@@ -230,6 +230,28 @@ out:
     return rc;
 }
 
+int hw_auth_any_token(hw_store *store, bool *any)
+{
+    *any = false;
+    hw_arena *a = hw_arena_create(0);
+    hw_store_reader *r = NULL;
+    hw_store_txn *t = NULL;
+    int rc = a ? hw_store_reader_create(store, &r) : HW_ENOMEM;
+    if (rc == HW_OK)
+        rc = hw_store_read_begin(r, &t);
+    if (rc == HW_OK) {
+        hw_store_cursor cur = {0};
+        Helpwire__V1__TokenInfo **list;
+        size_t n = 0;
+        rc = hw_store_token_list(t, &cur, 1, a, &list, &n);
+        *any = rc == HW_OK && n > 0;
+        hw_store_read_end(r);
+    }
+    hw_store_reader_destroy(r);
+    hw_arena_destroy(a);
+    return rc;
+}
+
 /* --------------------------------------------------------- the RPCs */
 
 typedef struct {
@@ -345,15 +367,16 @@ void hw_admin_backup(hw_call *call, const ProtobufCMessage *request, void *appv)
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     uint64_t size = 0;
-    /* Runs on this worker while writes go on: mdb_env_copy2 reads a
-     * consistent snapshot. */
-    int rc = hw_store_backup(app->store, req->directory, &size);
+    char why[256] = "";
+    /* Runs on this worker while writes go on: the copy reads a consistent
+     * snapshot. */
+    int rc = hw_store_backup(app->store, req->directory, &size, why, sizeof why);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     if (rc != HW_OK) {
         if (rc == HW_EINVALID)
-            hw_rpc_fail(call, rc, "directory: %s must exist and hold no data.mdb", req->directory);
+            hw_rpc_fail(call, rc, "directory: %s: %s", req->directory, why);
         else
-            hw_rpc_fail(call, rc, "backup to %s failed: %s", req->directory, hw_strerror(rc));
+            hw_rpc_fail(call, rc, "backup to %s failed: %s", req->directory, why);
         return;
     }
     Helpwire__V1__BackupReply r = HELPWIRE__V1__BACKUP_REPLY__INIT;

@@ -41,6 +41,10 @@ int hw_auth_demo_tokens(hw_store *store, const char *agent_id, FILE *out);
  * did. Returns HW_OK, a store code, or HW_EIO (err says why). */
 int hw_auth_bootstrap(hw_store *store, const char *path, bool *created, char *err, size_t errlen);
 
+/* Whether the store holds any token at all (revoked ones included, as
+ * hw_auth_bootstrap counts them). Returns HW_OK or a store code. */
+int hw_auth_any_token(hw_store *store, bool *any);
+
 /* Admin service handlers; app is a hw_app. */
 void hw_auth_create_token(hw_call *call, const ProtobufCMessage *request, void *app);
 void hw_auth_revoke_token(hw_call *call, const ProtobufCMessage *request, void *app);

@@ -52,7 +52,8 @@ static const opt_def options[] = {
     {"drain-timeout-ms", OPT_INT, OFF(drain_timeout_ms), 0, 3600000, "MS",
      "On SIGTERM, how long in-flight calls may take before they are cancelled. Default 10000."},
     {"drain-grace-ms", OPT_INT, OFF(drain_grace_ms), 0, 600000, "MS",
-     "On SIGTERM, how long health reports NOT_SERVING (new calls get UNAVAILABLE) before the "
+     "On SIGTERM, how long health Check and Watch answer NOT_SERVING (other new calls get "
+     "UNAVAILABLE) before the "
      "listeners close. Default 0."},
     {"max-in-flight", OPT_INT, OFF(max_in_flight), 0, 1 << 24, "N",
      "Calls handled at once; beyond it new calls get RESOURCE_EXHAUSTED at once (health checks are "
@@ -68,7 +69,8 @@ static const opt_def options[] = {
      "follows their mean latency, cut when it is above US microseconds and grown while calls are "
      "refused under it; beyond the limit RESOURCE_EXHAUSTED at once. 0 = off (default)."},
     {"metrics", OPT_STRING, OFF(metrics_addr), 0, 0, "ADDR",
-     "Serve Prometheus metrics at http://ADDR/metrics (IPv4 host:port). Default: off."},
+     "Serve Prometheus metrics at http://ADDR/metrics: host:port, [v6]:port or :port; a host name "
+     "serves every address it stands for. Default: off."},
     {"tls-listen", OPT_TLS_LISTEN, OFF(tls_listen), 0, 0, "ADDR",
      "Address to serve TLS on (needs --tls-cert and --tls-key); repeatable. Plain --listen "
      "addresses stay plaintext, e.g. for a mesh sidecar on loopback."},

@@ -13,7 +13,14 @@
 #include "server/grpc_runtime.h"
 
 #include <dlfcn.h>
+#include <errno.h>
+#include <stdatomic.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <grpc/support/log.h>
 
 #define ABSL_ON_DEADLOCK_CYCLE_IGNORE 0
 
@@ -35,4 +42,43 @@ bool hw_grpc_runtime_prepare(void)
         return true;
     }
     return false;
+}
+
+/* The core's log hook has no argument: the route is process-wide. */
+static _Atomic(const hw_grpc_log_route *) log_route;
+
+static void route_line(gpr_log_func_args *a)
+{
+    int level = a->severity == GPR_LOG_SEVERITY_ERROR  ? 3
+                : a->severity == GPR_LOG_SEVERITY_INFO ? 1
+                                                       : 0;
+    const char *file = a->file ? a->file : "";
+    const char *slash = strrchr(file, '/');
+    file = slash ? slash + 1 : file;
+    const char *msg = a->message ? a->message : "";
+    const hw_grpc_log_route *r = atomic_load(&log_route);
+    if (r) {
+        r->fn(r->arg, level, file, a->line, msg);
+        return;
+    }
+    /* No logger (yet, or any more): one plain key=value line. */
+    static const char *const names[] = {"debug", "info", "warn", "error"};
+    char line[1024];
+    int n = snprintf(line, sizeof line, "level=%s event=grpc file=%s line=%d msg=\"", names[level], file, a->line);
+    for (const char *p = msg; *p && n >= 0 && (size_t)n < sizeof line - 3; p++)
+        line[n++] = (*p == '"' || (unsigned char)*p < 0x20) ? '\'' : *p;
+    if (n < 0)
+        return;
+    line[n++] = '"';
+    line[n++] = '\n';
+    ssize_t w;
+    do {
+        w = write(STDERR_FILENO, line, (size_t)n);
+    } while (w < 0 && errno == EINTR);
+}
+
+void hw_grpc_runtime_log_to(const hw_grpc_log_route *route)
+{
+    atomic_store(&log_route, route);
+    gpr_set_log_function(route_line);
 }

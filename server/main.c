@@ -30,6 +30,7 @@
 #include "server/classify.h"
 #include "server/retention.h"
 #include "server/config.h"
+#include "server/grpc_runtime.h"
 #include "server/health.h"
 #include "server/log.h"
 #include "server/methods.h"
@@ -282,6 +283,14 @@ static int default_threads(void)
     return n < 1 ? 1 : n > 256 ? 256 : (int)n;
 }
 
+/* The gRPC core's own lines, as events of our log. */
+static void log_grpc_line(void *arg, int level, const char *file, int line, const char *msg)
+{
+    char q[1024];
+    hw_log_event(arg, (hw_log_level)level, "grpc", "file=%s line=%d msg=%s", file, line,
+                 hw_log_quote(msg, q, sizeof q));
+}
+
 int main(int argc, char **argv)
 {
     char err[512];
@@ -324,6 +333,9 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     log = hw_log_create(STDERR_FILENO, (hw_log_level)hw_log_level_parse(cfg.log_level), cfg.access_log);
+    hw_grpc_log_route grpc_route = {log_grpc_line, log};
+    if (log)
+        hw_grpc_runtime_log_to(&grpc_route);
     size_t n_methods;
     const hw_method *methods = hw_methods(&n_methods);
     health = hw_health_create(methods, n_methods);
@@ -376,6 +388,15 @@ int main(int argc, char **argv)
         }
         if (created)
             hw_log_event(log, HW_LOG_INFO, "bootstrap_token", "file=%s role=admin", cfg.bootstrap_token_file);
+    }
+    {
+        /* Without a token every RPC but health is refused: say how out. */
+        bool any = true;
+        if (hw_auth_any_token(store, &any) == HW_OK && !any)
+            hw_log_event(log, HW_LOG_WARN, "no_tokens",
+                         "effect=\"every RPC but health and reflection is refused\" "
+                         "fix=\"restart with --bootstrap-token-file FILE to create the first admin "
+                         "token (or --demo on an empty store)\"");
     }
     int mrc = hw_outbox_create(&outbox, &app);
     if (mrc == HW_OK) {
@@ -498,10 +519,12 @@ int main(int argc, char **argv)
             goto out;
         }
         const char *colon = strrchr(cfg.metrics_addr, ':');
-        printf("helpwired metrics on http://%.*s:%d/metrics\n", (int)(colon - cfg.metrics_addr),
-               cfg.metrics_addr, port);
-        hw_log_event(log, HW_LOG_INFO, "metrics", "addr=%.*s:%d", (int)(colon - cfg.metrics_addr),
-                     cfg.metrics_addr, port);
+        int hostlen = (int)(colon - cfg.metrics_addr);
+        const char *host = hostlen ? cfg.metrics_addr : "0.0.0.0";
+        if (!hostlen)
+            hostlen = 7;
+        printf("helpwired metrics on http://%.*s:%d/metrics\n", hostlen, host, port);
+        hw_log_event(log, HW_LOG_INFO, "metrics", "addr=%.*s:%d", hostlen, host, port);
     }
     if (hw_net_start(net, err, sizeof err) != 0) {
         fprintf(stderr, "helpwired: %s\n", err);
@@ -563,6 +586,7 @@ out:
     free(tls_key);
     free(tls_ca);
     hw_health_destroy(health);
+    hw_grpc_runtime_log_to(NULL);
     hw_log_destroy(log);
     hw_config_free(&cfg);
     return rc;

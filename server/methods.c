@@ -30,19 +30,24 @@
 
 #define RPC(path, req, reply, handler, allow, streaming)                                                     \
     {                                                                                                        \
-        path, &req##__descriptor, &reply##__descriptor, handler, allow, streaming, false                     \
+        path, &req##__descriptor, &reply##__descriptor, handler, allow, streaming, false, false              \
     }
 /* Bidirectional streaming: handler runs once per request message. */
 #define BIDI(path, req, reply, handler, allow)                                                               \
     {                                                                                                        \
-        path, &req##__descriptor, &reply##__descriptor, handler, allow, true, true                           \
+        path, &req##__descriptor, &reply##__descriptor, handler, allow, true, true, false                    \
+    }
+
+/* Health: public, and answered during the drain's grace period too. */
+#define HEALTH(path, handler, streaming)                                                                     \
+    {                                                                                                        \
+        path, &grpc__health__v1__health_check_request__descriptor,                                           \
+            &grpc__health__v1__health_check_response__descriptor, handler, PUBLIC, streaming, false, true    \
     }
 
 static const hw_method table[] = {
-    RPC("/grpc.health.v1.Health/Check", grpc__health__v1__health_check_request,
-        grpc__health__v1__health_check_response, hw_health_check, PUBLIC, false),
-    RPC("/grpc.health.v1.Health/Watch", grpc__health__v1__health_check_request,
-        grpc__health__v1__health_check_response, hw_health_watch, PUBLIC, true),
+    HEALTH("/grpc.health.v1.Health/Check", hw_health_check, false),
+    HEALTH("/grpc.health.v1.Health/Watch", hw_health_watch, true),
     BIDI("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
          grpc__reflection__v1alpha__server_reflection_request,
          grpc__reflection__v1alpha__server_reflection_response, hw_reflection_info, PUBLIC),

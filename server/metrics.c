@@ -6,13 +6,15 @@
  */
 #include "server/metrics.h"
 
-#include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
+
+#include "server/listen.h"
 
 #define N_CODES 17
 #define N_COLLECTORS 8
@@ -46,7 +48,7 @@ struct hw_metrics {
         void *arg;
     } collectors[N_COLLECTORS];
     size_t n_collectors;
-    struct MHD_Daemon *httpd;
+    struct MHD_Daemon *httpd[HW_LISTEN_MAX]; /* one per address the listener stands for */
 };
 
 hw_metrics *hw_metrics_create(const char *const *paths, size_t n)
@@ -73,8 +75,9 @@ void hw_metrics_destroy(hw_metrics *m)
 {
     if (!m)
         return;
-    if (m->httpd)
-        MHD_stop_daemon(m->httpd);
+    for (size_t i = 0; i < HW_LISTEN_MAX; i++)
+        if (m->httpd[i])
+            MHD_stop_daemon(m->httpd[i]);
     if (m->methods)
         for (size_t i = 0; i <= m->n; i++)
             free(m->methods[i].path);
@@ -218,31 +221,25 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
 int hw_metrics_listen(hw_metrics *m, const char *addr, int *port, char *err, size_t errlen)
 {
-    const char *colon = strrchr(addr, ':');
-    if (!colon) {
-        snprintf(err, errlen, "--metrics %s: expected host:port", addr);
+    hw_listen_set set;
+    char why[300];
+    if (hw_listen_open(addr, &set, why, sizeof why) != 0) {
+        snprintf(err, errlen, "--metrics: %s", why);
         return -1;
     }
-    char host[128];
-    snprintf(host, sizeof host, "%.*s", (int)(colon - addr), addr);
-    int p = atoi(colon + 1);
-    struct sockaddr_in sin;
-    memset(&sin, 0, sizeof sin);
-    sin.sin_family = AF_INET;
-    sin.sin_port = htons((uint16_t)p);
-    if (p < 0 || p > 65535 || inet_pton(AF_INET, host, &sin.sin_addr) != 1) {
-        snprintf(err, errlen, "--metrics %s: expected an IPv4 host:port such as 127.0.0.1:9464", addr);
-        return -1;
+    for (size_t i = 0; i < set.n; i++) {
+        /* The daemon owns its socket from here (MHD_stop_daemon closes it). */
+        m->httpd[i] = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+                                       on_request, m, MHD_OPTION_LISTEN_SOCKET, set.fds[i],
+                                       MHD_OPTION_CONNECTION_LIMIT, 64U, MHD_OPTION_CONNECTION_TIMEOUT, 10U,
+                                       MHD_OPTION_END);
+        if (!m->httpd[i]) {
+            for (size_t k = i; k < set.n; k++)
+                close(set.fds[k]);
+            snprintf(err, errlen, "--metrics: cannot serve metrics on %s: the HTTP server did not start", addr);
+            return -1;
+        }
     }
-    m->httpd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, (uint16_t)p, NULL, NULL,
-                                on_request, m, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin,
-                                MHD_OPTION_CONNECTION_LIMIT, 64U, MHD_OPTION_CONNECTION_TIMEOUT, 10U,
-                                MHD_OPTION_END);
-    if (!m->httpd) {
-        snprintf(err, errlen, "cannot serve metrics on %s (address in use?)", addr);
-        return -1;
-    }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(m->httpd, MHD_DAEMON_INFO_BIND_PORT);
-    *port = info ? info->port : p;
+    *port = set.port;
     return 0;
 }

@@ -41,8 +41,10 @@ int hw_metrics_add_collector(hw_metrics *m, void (*fn)(void *arg, FILE *out), vo
 /* Writes the whole exposition to out. Thread-safe. */
 void hw_metrics_render(hw_metrics *m, FILE *out);
 
-/* Serves GET /metrics on addr ("host:port", port 0 picks one). Returns 0
- * and the bound port in *port, or -1 with err. */
+/* Serves GET /metrics on addr (as listen.h takes it: "host:port",
+ * "[v6]:port", a host name serves every address it stands for; port 0
+ * picks one). Returns 0 and the bound port in *port, or -1 with err (a
+ * port in use is refused). Call once. */
 int hw_metrics_listen(hw_metrics *m, const char *addr, int *port, char *err, size_t errlen);
 
 #endif

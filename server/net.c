@@ -14,7 +14,8 @@
  * reference count shared by the core's outstanding batches and the watch
  * lists that hold them; they are not on the request path of unary reads.
  *
- * Shutdown: begin_drain makes new calls fail with UNAVAILABLE; shutdown
+ * Shutdown: begin_drain makes new calls fail with UNAVAILABLE (but for the
+ * methods marked during_drain, health, which then reads NOT_SERVING); shutdown
  * ends streams, asks the core to stop (grpc_server_shutdown_and_notify),
  * waits up to the drain timeout, cancels what is left, then waits until
  * every accepted call has been freed before it stops the queues, so a
@@ -39,6 +40,7 @@
 #include <grpc/support/time.h>
 
 #include "server/grpc_runtime.h"
+#include "server/listen.h"
 
 #define HW_MAX_LISTEN 32
 #define HW_UNREGISTERED_SLOTS 4
@@ -783,7 +785,7 @@ static void serve_registered(hw_call *c)
 {
     hw_net *net = c->net;
     const hw_method *m = c->method;
-    if (atomic_load(&net->draining)) {
+    if (atomic_load(&net->draining) && !m->during_drain) {
         hw_call_fail(c, GRPC_STATUS_UNAVAILABLE, "server is shutting down");
         return;
     }
@@ -992,6 +994,9 @@ int hw_net_create(hw_net **out, const hw_net_options *o, char *err, size_t errle
     grpc_init();
 
     grpc_arg args[] = {
+        /* gRPC sets SO_REUSEPORT by default: a second server on the same
+         * port would then start without a word and take half the calls. */
+        {GRPC_ARG_INTEGER, GRPC_ARG_ALLOW_REUSEPORT, {.integer = 0}},
         {GRPC_ARG_INTEGER, GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, {.integer = o->max_message_bytes}},
         {GRPC_ARG_INTEGER, GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, {.integer = o->max_message_bytes}},
         {GRPC_ARG_INTEGER, GRPC_ARG_MAX_CONCURRENT_STREAMS, {.integer = o->max_concurrent_streams}},
@@ -1045,10 +1050,18 @@ int hw_net_create(hw_net **out, const hw_net_options *o, char *err, size_t errle
         } else {
             creds = grpc_insecure_server_credentials_create();
         }
+        /* gRPC replaces a unix socket file without asking whether a live
+         * server is behind it: look first. */
+        if (strncmp(addr, "unix:", 5) == 0 && hw_listen_check(addr, err, errlen) != 0) {
+            grpc_server_credentials_release(creds);
+            goto fail;
+        }
         int port = grpc_server_add_http2_port(net->server, addr, creds);
         grpc_server_credentials_release(creds);
         if (port == 0) {
-            snprintf(err, errlen, "cannot listen on %s (address in use, malformed, or not permitted)", addr);
+            /* The core does not say why; trying the address ourselves does. */
+            if (hw_listen_check(addr, err, errlen) == 0)
+                snprintf(err, errlen, "cannot listen on %s (malformed or not permitted)", addr);
             goto fail;
         }
         format_bound(net->bound[i], sizeof net->bound[i], addr, port);

@@ -62,6 +62,10 @@ typedef struct hw_method {
      * time; when the client half-closes, the stream ends with OK unless the
      * handler ended it before. */
     bool client_streaming;
+    /* Served while the server drains (health: probes must read NOT_SERVING
+     * during the grace period, not an error); other methods then get
+     * UNAVAILABLE. */
+    bool during_drain;
 } hw_method;
 
 typedef struct hw_net_options {

@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: every test target, then again under
+# Runs the whole test suite: first tests/packages_test.py (every system file
+# the build and the scripts use comes from a package bazel/setup.sh installs;
+# from the source tree with Debian's Python, outside Bazel, whose sandbox
+# would hide the system), then every test target, then again under
 # AddressSanitizer+UBSan, then the concurrent ones under ThreadSanitizer.
 # Ends with "N passed, N failed", counting test cases (a target that fails
 # without reporting its cases counts as one failure). Exit status 0 only
@@ -36,6 +39,31 @@ count_run() {
            sed -E 's/ +\(cached\)//' | awk '{print $1, $2}')
 }
 
+# packages_test: its case lines (everything when it fails) and its counts.
+packages_test() {
+  local out rc p f
+  out=$(mktemp)
+  echo "== tests/packages_test.py"
+  if [ -x /usr/bin/python3 ]; then
+    /usr/bin/python3 tests/packages_test.py >"$out" 2>&1
+    rc=$?
+  else
+    echo "tests: /usr/bin/python3 not found (python3-minimal; bash bazel/setup.sh installs it)" >"$out"
+    rc=1
+  fi
+  if [ "$rc" -eq 0 ]; then
+    grep -aE ' \.\.\. |^note:|^\[  (PASSED|FAILED)  \]' "$out"
+  else
+    cat "$out"
+  fi
+  p=$(grep -aE '^\[  PASSED  \] [0-9]+ test' "$out" | awk '{s+=$4} END {print s+0}')
+  f=$(grep -aE '^\[  FAILED  \] [0-9]+ test' "$out" | awk '{s+=$4} END {print s+0}')
+  [ "$rc" -eq 0 ] || [ "$f" -gt 0 ] || f=1
+  passed=$((passed + p))
+  failed=$((failed + f))
+  rm -f "$out"
+}
+
 run() {
   local out
   out=$(mktemp)
@@ -51,6 +79,7 @@ run() {
   rm -f "$out"
 }
 
+packages_test
 run
 if [ "${1:-}" != "--quick" ]; then
   run --config=asan

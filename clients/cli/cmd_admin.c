@@ -205,8 +205,9 @@ const cli_command cli_admin_commands[] = {
     {"stats", NULL, "", "Show server statistics", "Shows store size, record counts and load.", NULL, 0, 0, 0,
      run_stats},
     {"backup", NULL, "DIR", "Write an online backup on the server",
-     "Writes a consistent, compacted copy of the store as DIR/data.mdb on the server's machine;\n"
-     "DIR must exist there and be empty. The server keeps serving meanwhile.",
+     "Writes a consistent, compacted copy of the store as DIR/data.mdb (mode 0600) on the server's\n"
+     "machine, an absolute path there. DIR is made (mode 0700) when missing, its parent must exist;\n"
+     "an existing DIR must not hold a data.mdb. The server keeps serving meanwhile.",
      NULL, 0, 1, 1, run_backup},
 };
 const size_t cli_admin_ncommands = sizeof cli_admin_commands / sizeof cli_admin_commands[0];

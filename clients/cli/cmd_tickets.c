@@ -341,8 +341,12 @@ static int run_tickets_escalate(cli_ctx *ctx)
     if (ctx->json)
         rc = cli_emit_message(ctx, &tk->base);
     else
-        fprintf(ctx->out, "escalated %s (#%llu); the supervisor is notified\n", tk->id,
-                (unsigned long long)tk->number);
+        /* The server queues the alert; it reaches the supervisor only
+         * through a webhook, which this client cannot see configured. */
+        fprintf(ctx->out,
+                "escalated %s (#%llu); a supervisor alert is queued (helpwired POSTs it to its "
+                "--webhook-url, or keeps it queued while it has none)\n",
+                tk->id, (unsigned long long)tk->number);
     protobuf_c_message_free_unpacked(&tk->base, NULL);
     return rc;
 }

@@ -6,16 +6,17 @@
  */
 #include "clients/lib/httpd.h"
 
-#include <arpa/inet.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "server/listen.h"
+
 struct br_httpd {
-    struct MHD_Daemon *daemon;
+    struct MHD_Daemon *daemon[HW_LISTEN_MAX]; /* one per address the listen address stands for */
+    size_t n;
     br_httpd_options o;
     unsigned port;
 };
@@ -113,47 +114,14 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
     return MHD_YES;
 }
 
-/* Splits "host:port" / "[v6]:port" and resolves the numeric host. */
-static int parse_listen(const char *listen, struct sockaddr_storage *ss, char *err, size_t errlen)
-{
-    char host[256];
-    const char *port;
-    if (listen[0] == '[') {
-        const char *end = strchr(listen, ']');
-        if (!end || end[1] != ':' || (size_t)(end - listen - 1) >= sizeof host)
-            goto bad;
-        memcpy(host, listen + 1, end - listen - 1);
-        host[end - listen - 1] = '\0';
-        port = end + 2;
-    } else {
-        const char *colon = strrchr(listen, ':');
-        if (!colon || (size_t)(colon - listen) >= sizeof host)
-            goto bad;
-        memcpy(host, listen, colon - listen);
-        host[colon - listen] = '\0';
-        port = colon + 1;
-    }
-    struct addrinfo hints = {0}, *res = NULL;
-    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
-    hints.ai_socktype = SOCK_STREAM;
-    if (getaddrinfo(host[0] ? host : "0.0.0.0", port, &hints, &res) != 0 || !res)
-        goto bad;
-    memcpy(ss, res->ai_addr, res->ai_addrlen);
-    freeaddrinfo(res);
-    return 0;
-bad:
-    snprintf(err, errlen, "listen address %.200s: expected host:port with a numeric host", listen);
-    return -1;
-}
-
 int br_httpd_start(br_httpd **out, const br_httpd_options *o, char *err, size_t errlen)
 {
-    struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof ss);
-    if (parse_listen(o->listen, &ss, err, errlen) != 0)
+    hw_listen_set set;
+    if (hw_listen_open(o->listen, &set, err, errlen) != 0)
         return -1;
     br_httpd *h = calloc(1, sizeof *h);
     if (!h) {
+        hw_listen_close(&set);
         snprintf(err, errlen, "out of memory");
         return -1;
     }
@@ -162,31 +130,34 @@ int br_httpd_start(br_httpd **out, const br_httpd_options *o, char *err, size_t 
         h->o.max_body_bytes = 1 << 20;
     if (!h->o.idle_timeout_s)
         h->o.idle_timeout_s = 60;
+    h->port = (unsigned)set.port;
     unsigned flags =
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL | MHD_USE_ITC;
-    if (ss.ss_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
-    h->daemon =
-        MHD_start_daemon(flags, 0, NULL, NULL, access_cb, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-                         MHD_OPTION_NOTIFY_COMPLETED, completed_cb, NULL, MHD_OPTION_CONNECTION_TIMEOUT,
-                         h->o.idle_timeout_s, MHD_OPTION_CONNECTION_LIMIT, 1000u, MHD_OPTION_END);
-    if (!h->daemon) {
-        snprintf(err, errlen, "cannot listen on %.200s (address in use or not permitted)", o->listen);
-        free(h);
-        return -1;
+    for (size_t i = 0; i < set.n; i++) {
+        /* The daemon owns its socket from here (MHD_stop_daemon closes it). */
+        h->daemon[i] = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, h, MHD_OPTION_LISTEN_SOCKET,
+                                        set.fds[i], MHD_OPTION_NOTIFY_COMPLETED, completed_cb, NULL,
+                                        MHD_OPTION_CONNECTION_TIMEOUT, h->o.idle_timeout_s,
+                                        MHD_OPTION_CONNECTION_LIMIT, 1000u, MHD_OPTION_END);
+        if (!h->daemon[i]) {
+            for (size_t k = i; k < set.n; k++)
+                close(set.fds[k]);
+            snprintf(err, errlen, "cannot listen on %.200s: the HTTP server did not start", o->listen);
+            br_httpd_stop(h);
+            return -1;
+        }
+        h->n = i + 1;
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    h->port = info ? info->port : 0;
     *out = h;
     return 0;
 }
 
 void br_httpd_quiesce(br_httpd *h)
 {
-    if (h && h->daemon) {
-        MHD_socket s = MHD_quiesce_daemon(h->daemon);
-        if (s != MHD_INVALID_SOCKET)
-            close(s);
+    for (size_t i = 0; h && i < h->n; i++) {
+        MHD_socket sock = MHD_quiesce_daemon(h->daemon[i]);
+        if (sock != MHD_INVALID_SOCKET)
+            close(sock);
     }
 }
 
@@ -194,8 +165,8 @@ void br_httpd_stop(br_httpd *h)
 {
     if (!h)
         return;
-    if (h->daemon)
-        MHD_stop_daemon(h->daemon);
+    for (size_t i = 0; i < h->n; i++)
+        MHD_stop_daemon(h->daemon[i]);
     free(h);
 }
 

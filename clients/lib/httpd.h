@@ -1,7 +1,8 @@
 /*
  * httpd: the bridges' inbound HTTP side on libmicrohttpd: webhooks
- * (Telegram, WhatsApp) and the web chat. It binds one address (port 0
- * picks a free one, reported by br_httpd_port), buffers each request body
+ * (Telegram, WhatsApp) and the web chat. It binds one listen address
+ * (port 0 picks a free one, reported by br_httpd_port; a port in use is
+ * refused), buffers each request body
  * up to a limit (413 beyond it), and calls the bridge's handler once per
  * request with the whole raw body, which signature checks need.
  *
@@ -34,15 +35,16 @@ typedef struct br_httpd_request {
 typedef void (*br_httpd_handler)(void *arg, br_httpd_request *r);
 
 typedef struct br_httpd_options {
-    const char *listen;      /* "host:port" (numeric host; [v6]:port allowed) */
+    const char *listen;      /* as server/listen.h: "host:port", "[v6]:port", ":port"; a
+                              * host name serves every address it stands for */
     size_t max_body_bytes;   /* 0 means 1 MiB */
     unsigned idle_timeout_s; /* close idle connections; 0 means 60 */
     br_httpd_handler handler;
     void *handler_arg;
 } br_httpd_options;
 
-/* Binds and starts serving. Returns 0, or -1 with err (bad address, port
- * in use). */
+/* Binds and starts serving. Returns 0, or -1 with err ("cannot listen on
+ * ADDR: why": a bad address, a port in use, a name not found). */
 int br_httpd_start(br_httpd **out, const br_httpd_options *o, char *err, size_t errlen);
 
 /* Stops accepting new connections at once (existing ones continue). */

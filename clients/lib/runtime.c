@@ -9,7 +9,13 @@
 #include <curl/curl.h>
 #include <grpc/grpc.h>
 
-#include "server/grpc_runtime.h"
+/* The gRPC core's own lines, as events of the bridge's log. */
+static void log_grpc_line(void *arg, int level, const char *file, int line, const char *msg)
+{
+    char q[1024];
+    br_log_event(arg, (br_log_level)level, "grpc", "file=%s line=%d msg=%s", file, line,
+                 br_log_quote(msg, q, sizeof q));
+}
 
 int br_runtime_start(br_runtime *rt, const char *name, br_common *c, bool use_curl, char *err, size_t errlen)
 {
@@ -29,6 +35,8 @@ int br_runtime_start(br_runtime *rt, const char *name, br_common *c, bool use_cu
         }
         rt->curl_up = true;
     }
+    rt->grpc_log = (hw_grpc_log_route){log_grpc_line, rt->log};
+    hw_grpc_runtime_log_to(&rt->grpc_log);
     hw_grpc_runtime_prepare();
     grpc_init();
     rt->grpc_up = true;
@@ -83,6 +91,7 @@ void br_runtime_finish(br_runtime *rt, int rc)
                      rt->stop ? br_stop_signal(rt->stop) : 0, rc);
     br_stop_destroy(rt->stop);
     rt->stop = NULL;
+    hw_grpc_runtime_log_to(NULL);
     br_log_destroy(rt->log);
     rt->log = NULL;
 }

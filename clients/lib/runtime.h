@@ -1,7 +1,8 @@
 /*
  * runtime: what every bridge process sets up before it serves and takes
  * down after: its log, the stop handler (signals blocked before any thread
- * exists), libcurl when the bridge calls a channel API, the gRPC core and
+ * exists), libcurl when the bridge calls a channel API, the gRPC core (its
+ * own log lines routed into the bridge's log) and
  * the channel to helpwired, and the Outbox subscription for its channel.
  * One place for the order these must start and stop in.
  */
@@ -16,12 +17,14 @@
 #include "clients/lib/outbox.h"
 #include "clients/lib/rpc.h"
 #include "clients/lib/stop.h"
+#include "server/grpc_runtime.h"
 
 typedef struct br_runtime {
     br_log *log;
     br_stop *stop;
     br_rpc *rpc;
     br_outbox *ob;
+    hw_grpc_log_route grpc_log; /* the gRPC core's own lines, into log */
     bool grpc_up, curl_up;
 } br_runtime;
 

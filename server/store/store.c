@@ -917,41 +917,83 @@ void hw_store_read_end(hw_store_reader *r)
  * Backup and statistics
  * ---------------------------------------------------------------------- */
 
-int hw_store_backup(hw_store *s, const char *dir, uint64_t *size_bytes)
+int hw_store_backup(hw_store *s, const char *dir, uint64_t *size_bytes, char *why, size_t whylen)
 {
     if (!s || !dir || !*dir)
         return HW_EINVALID;
-    struct stat st;
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
-        return HW_EINVALID;
     char path[PATH_MAX];
-    if (snprintf(path, sizeof(path), "%s/data.mdb", dir) >= (int)sizeof(path))
+    if (snprintf(path, sizeof(path), "%s/data.mdb", dir) >= (int)sizeof(path)) {
+        snprintf(why, whylen, "the path is too long");
         return HW_EINVALID;
-    if (access(path, F_OK) == 0)
+    }
+    /* A missing directory is made (its parent must exist), owner-only: the
+     * copy holds token hashes and customers' messages. */
+    bool made_dir = false;
+    struct stat st;
+    if (mkdir(dir, 0700) == 0) {
+        made_dir = true;
+    } else if (errno != EEXIST) {
+        int e = errno;
+        if (e == ENOSPC) {
+            snprintf(why, whylen, "%s", hw_strerror(HW_ENOSPACE));
+            return HW_ENOSPACE;
+        }
+        snprintf(why, whylen, "cannot create the directory: %s", strerror(e));
+        return e == ENOENT || e == ENOTDIR || e == EACCES ? HW_EINVALID : HW_EIO;
+    } else if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        snprintf(why, whylen, "it exists and is not a directory");
         return HW_EINVALID;
+    }
+    /* O_EXCL: an earlier backup there is never overwritten, not even by a
+     * second backup racing this one. Mode 0600, as the live store. */
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        int e = errno;
+        if (e == EEXIST)
+            snprintf(why, whylen, "it holds a data.mdb already");
+        else if (e == ENOSPC)
+            snprintf(why, whylen, "%s", hw_strerror(HW_ENOSPACE));
+        else
+            snprintf(why, whylen, "cannot create data.mdb: %s", strerror(e));
+        if (made_dir)
+            rmdir(dir);
+        return e == EEXIST || e == EACCES ? HW_EINVALID : e == ENOSPC ? HW_ENOSPACE : HW_EIO;
+    }
 
     hw_store_reader *gate = NULL;
     int rc = reader_new(s, 0, &gate);
-    if (rc != HW_OK)
-        return rc;
-    gate_enter(gate);
-    int mrc = mdb_env_copy2(s->env, dir, MDB_CP_COMPACT);
-    gate_leave(gate);
-    hw_store_reader_destroy(gate);
-    if (mrc != 0) {
-        unlink(path);
-        return lmdb_to_hw(mrc);
+    if (rc == HW_OK) {
+        gate_enter(gate);
+        int mrc = mdb_env_copyfd2(s->env, fd, MDB_CP_COMPACT);
+        gate_leave(gate);
+        hw_store_reader_destroy(gate);
+        if (mrc != 0) {
+            rc = lmdb_to_hw(mrc);
+            snprintf(why, whylen, "%s", hw_strerror(rc));
+        }
+    } else {
+        snprintf(why, whylen, "%s", hw_strerror(rc));
     }
     /* Done means durable: the copy, its name, and the directory's own name
-     * (an operator's fresh mkdir is not durable until its parent is
-     * fsynced) survive a power cut. */
-    if (hw_fsync_path(path) != 0 || hw_fsync_path(dir) != 0) {
+     * (a directory made just before, by us or an operator, is not durable
+     * until its parent is fsynced) survive a power cut. */
+    if (rc == HW_OK && (fsync(fd) != 0 || fstat(fd, &st) != 0)) {
+        rc = errno == ENOSPC ? HW_ENOSPACE : HW_EIO;
+        snprintf(why, whylen, "%s", hw_strerror(rc));
+    }
+    close(fd);
+    if (rc == HW_OK && (hw_fsync_path(dir) != 0 || hw_fsync_parent(dir) != 0)) {
+        rc = HW_EIO;
+        snprintf(why, whylen, "%s", hw_strerror(rc));
+    }
+    if (rc != HW_OK) {
         unlink(path);
-        return HW_EIO;
+        if (made_dir)
+            rmdir(dir);
+        return rc;
     }
-    if (size_bytes) {
-        *size_bytes = stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
-    }
+    if (size_bytes)
+        *size_bytes = (uint64_t)st.st_size;
     return HW_OK;
 }
 

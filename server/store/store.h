@@ -213,14 +213,19 @@ int hw_store_kv_foreach(hw_store_txn *t, const char *ns,
  * Operations
  * ---------------------------------------------------------------------- */
 
-/* Writes a consistent, compacted copy (mdb_env_copy2 with MDB_CP_COMPACT)
- * into dir/data.mdb; dir must exist and hold no data.mdb. Runs on the
- * calling thread while writes continue; a map growth waits for it.
- * Thread-safe.
+/* Writes a consistent, compacted copy (mdb_env_copyfd2 with
+ * MDB_CP_COMPACT) into dir/data.mdb, mode 0600 like the live store. dir is
+ * made (mode 0700) when missing, its parent must exist; an existing dir
+ * must hold no data.mdb and keeps its own mode. Returns once the copy,
+ * its name and dir's name are fsynced; a failure leaves no partial copy
+ * (nor a directory it made). Runs on the calling thread while writes
+ * continue; a map growth waits for it. Thread-safe.
  * @param[out] size_bytes size of the copy (may be NULL).
- * @return HW_OK; HW_EINVALID (dir missing or not empty); HW_EFULL (no
- *   reader slot); HW_ENOSPACE (the backup's disk is full); HW_EIO. */
-int hw_store_backup(hw_store *s, const char *dir, uint64_t *size_bytes);
+ * @param[out] why on failure, what went wrong ("it holds a data.mdb
+ *   already", "cannot create the directory: No such file or directory").
+ * @return HW_OK; HW_EINVALID (dir unusable, see why); HW_EFULL (no reader
+ *   slot); HW_ENOSPACE (the backup's disk is full); HW_EIO. */
+int hw_store_backup(hw_store *s, const char *dir, uint64_t *size_bytes, char *why, size_t whylen);
 
 #define HW_STORE_GROUP_BUCKETS 11
 

@@ -294,6 +294,42 @@ class CommandLine(unittest.TestCase):
         self.assertEqual(rc, 1)
         self.assertIn("listen", err)
 
+    def test_a_port_in_use_is_refused_by_every_bridge(self):
+        down = "127.0.0.1:%d" % free_port()
+        first = start_webchat(down, "t")
+        try:
+            taken = first.address
+            why = "cannot listen on %s: address already in use (is another process serving it?)" % taken
+            tg = dict(telegram_env("t"), TELEGRAM_WEBHOOK_SECRET=TG_WEBHOOK_SECRET)
+            for name, args, env in (
+                    ("webchat", ["--listen", taken], {"HELPWIRE_TOKEN": "t"}),
+                    ("whatsapp", ["--listen", taken, "--phone-number-id", WA_PHONE_ID], whatsapp_env("t")),
+                    ("telegram", ["--mode", "webhook", "--webhook-listen", taken], tg)):
+                rc, out, err = run(name, ["--helpwire", down] + args, env)
+                self.assertEqual(rc, 1, "%s: %s" % (name, err))
+                self.assertIn(why, err, name)
+                self.assertNotIn("listening on", out)
+            # The first one still serves.
+            st, _, _ = fc.http_request(first.url + "/", "GET", None)
+            self.assertEqual(st, 200)
+        finally:
+            self.assertEqual(first.stop(), 0, first.read_log())
+
+    def test_listen_takes_host_names_and_ipv6(self):
+        down = "127.0.0.1:%d" % free_port()
+        for listen, host in (("localhost:0", "localhost"), ("[::1]:0", "[::1]")):
+            b = start_webchat(down, "t", listen=listen)
+            try:
+                self.assertTrue(b.address.startswith(host + ":"), b.address)
+                st, _, _ = fc.http_request(b.url + "/", "GET", None)
+                self.assertEqual(st, 200)
+            finally:
+                self.assertEqual(b.stop(), 0, b.read_log())
+        rc, _, err = run("webchat", ["--helpwire", down, "--listen", "nosuchhost.invalid:0"],
+                         {"HELPWIRE_TOKEN": "t"})
+        self.assertEqual(rc, 1)
+        self.assertIn("cannot listen on nosuchhost.invalid:0: no such host name or address", err)
+
 
 # ------------------------------------------------------ standalone: WhatsApp
 

@@ -253,6 +253,9 @@ class Cli(unittest.TestCase):
 
         p = self.ok("tickets", "escalate", ids[0], "--reason", "VIP customer, third crash")
         self.assertIn("escalated " + ids[0], p.stdout)
+        # The server only queues the alert: nobody is told "notified".
+        self.assertIn("a supervisor alert is queued", p.stdout)
+        self.assertNotIn("notified", p.stdout)
         t = self.admin.call("helpwire.v1.Tickets/GetTicket", ticketId=ids[0]).ticket
         self.assertEqual(t.escalation_reason, "VIP customer, third crash")
         p = self.run_cli("tickets", "list", "--status", "sideways")

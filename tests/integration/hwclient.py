@@ -132,15 +132,17 @@ def helpwired_binary():
 class Server:
     """The real helpwired on 127.0.0.1 with a free port and a fresh store."""
 
-    def __init__(self, *extra, data_dir=None):
+    def __init__(self, *extra, data_dir=None, bootstrap=True):
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="hw-data-", dir=os.environ.get("TEST_TMPDIR"))
         self.log_path = os.path.join(self.data_dir + ".log")
         self.log = open(self.log_path, "wb")
         # An admin token for the tests, kept beside the data directory so a
         # restart on the same data finds it again.
         self.token_file = self.data_dir.rstrip("/") + ".admin-token"
-        args = [helpwired_binary(), "--listen", "127.0.0.1:0", "--data", self.data_dir,
-                "--bootstrap-token-file", self.token_file] + list(extra)
+        args = [helpwired_binary(), "--listen", "127.0.0.1:0", "--data", self.data_dir]
+        if bootstrap:
+            args += ["--bootstrap-token-file", self.token_file]
+        args += list(extra)
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log)
         self.address = None  # the first plaintext address
         self.addresses = []  # every address, in order

@@ -115,14 +115,33 @@ class Tokens(unittest.TestCase):
         self.assertEqual(self.code(self.admin, "helpwire.v1.Admin/RevokeToken", id="tok-999"),
                          grpc.StatusCode.NOT_FOUND)
 
+    def test_backup_makes_a_missing_directory_owner_only(self):
+        parent = tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR"))
+        os.chmod(parent, 0o755)
+        target = os.path.join(parent, "nightly")
+        r = self.admin.call("helpwire.v1.Admin/Backup", directory=target)
+        self.assertGreater(r.size_bytes, 0)
+        self.assertEqual(os.stat(target).st_mode & 0o7777, 0o700)
+        self.assertEqual(os.stat(os.path.join(target, "data.mdb")).st_mode & 0o7777, 0o600)
+        # A missing parent is not made: the operator named a wrong path.
+        missing = os.path.join(parent, "no", "such")
+        with self.assertRaises(grpc.RpcError) as cm:
+            self.admin.call("helpwire.v1.Admin/Backup", directory=missing)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertEqual(cm.exception.details(),
+                         "directory: %s: cannot create the directory: No such file or directory" % missing)
+        self.assertFalse(os.path.exists(os.path.join(parent, "no")))
+
     def test_online_backup_is_a_working_store(self):
         target = tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR"))
         r = self.admin.call("helpwire.v1.Admin/Backup", directory=target)
         self.assertGreater(r.size_bytes, 0)
-        self.assertTrue(os.path.exists(os.path.join(target, "data.mdb")))
+        # Owner-only, as the live store: it holds token hashes and messages.
+        self.assertEqual(os.stat(os.path.join(target, "data.mdb")).st_mode & 0o7777, 0o600)
         with self.assertRaises(grpc.RpcError) as cm:
             self.admin.call("helpwire.v1.Admin/Backup", directory=target)  # not empty any more
         self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertEqual(cm.exception.details(), "directory: %s: it holds a data.mdb already" % target)
         copy = hwclient.Server(data_dir=target)
         try:
             c = copy.client(api=API, token=self.server.tokens["admin"])

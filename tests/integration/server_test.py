@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
@@ -219,6 +220,14 @@ class Tls(unittest.TestCase):
             c.close()
         finally:
             self.assertEqual(server.stop(), 0)
+        # The gRPC core's own line about the failed handshake is in the
+        # server's log format, with its level, not the core's "E1206 ...".
+        log = server.read_log()
+        for line in log.splitlines():
+            self.assertTrue(line.startswith("ts="), "a line not in the log's format: %r" % line)
+        core = [l for l in log.splitlines() if " event=grpc " in l]
+        self.assertTrue(any(" level=error " in l and "file=ssl_transport_security.cc" in l and "Handshake failed" in l
+                            for l in core), log)
 
     def test_mutual_tls_requires_a_client_certificate(self):
         server = hwclient.Server("--tls-listen", "127.0.0.1:0", "--tls-cert", self.path("server.pem"),
@@ -346,6 +355,125 @@ class CommandLine(unittest.TestCase):
         self.assertIn(":2:", r.stderr.decode())
 
 
+class Listeners(unittest.TestCase):
+    """Every listener refuses an address already served, naming it, and
+    takes host names and IPv6 where an address is asked for."""
+
+    def run_helpwired(self, *args):
+        data = tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR"))
+        return subprocess.run([hwclient.helpwired_binary(), "--data", data] + list(args), capture_output=True,
+                              timeout=30)
+
+    def assert_refused(self, r, address, flag=""):
+        self.assertEqual(r.returncode, 1, r.stderr.decode())
+        last = r.stderr.decode().splitlines()[-1]
+        self.assertEqual(last, "helpwired: %scannot listen on %s: address already in use "
+                               "(is another process serving it?)" % (flag, address))
+        self.assertNotIn(b"listening on", r.stdout)
+
+    def test_a_second_server_on_the_same_port_is_refused(self):
+        first = hwclient.Server("--metrics", "127.0.0.1:0")
+        try:
+            self.assert_refused(self.run_helpwired("--listen", first.address), first.address)
+            # Nor as its TLS listener, nor with the first one's metrics port.
+            tmp = tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR"))
+            make_pki(tmp)
+            r = self.run_helpwired("--listen", "127.0.0.1:0", "--tls-listen", first.address,
+                                   "--tls-cert", os.path.join(tmp, "server.pem"),
+                                   "--tls-key", os.path.join(tmp, "server.key"))
+            self.assert_refused(r, first.address)
+            metrics = first.metrics_url[len("http://"):-len("/metrics")]
+            r = self.run_helpwired("--listen", "127.0.0.1:0", "--metrics", metrics)
+            self.assert_refused(r, metrics, "--metrics: ")
+            # Every call still reaches the first server and its store.
+            c = first.client(api=API)
+            for _ in range(10):
+                self.assertEqual(c.call("helpwire.v1.Admin/GetStats", timeout=5).tickets, 0)
+            c.close()
+        finally:
+            self.assertEqual(first.stop(), 0, first.read_log())
+
+    def test_a_live_unix_socket_is_not_taken_over_a_stale_one_is(self):
+        sock = os.path.join(tempfile.mkdtemp(prefix="hw-", dir="/tmp"), "hw.sock")
+        first = hwclient.Server("--listen", "unix:" + sock)
+        try:
+            r = self.run_helpwired("--listen", "unix:" + sock)
+            self.assertEqual(r.returncode, 1)
+            self.assertEqual(r.stderr.decode().splitlines()[-1],
+                             "helpwired: cannot listen on unix:%s: address already in use "
+                             "(another process serves it)" % sock)
+            c = hwclient.Client("unix:" + sock, api=API, token=first.tokens["admin"])
+            self.assertEqual(c.call("helpwire.v1.Admin/GetStats", timeout=5).tickets, 0)
+            c.close()
+        finally:
+            self.assertEqual(first.stop(), 0, first.read_log())
+        # A socket file nobody answers on (left by a kill -9) is replaced.
+        stale = os.path.join(os.path.dirname(sock), "stale.sock")
+        s = socket.socket(socket.AF_UNIX)
+        s.bind(stale)
+        s.close()
+        second = hwclient.Server("--listen", "unix:" + stale)
+        try:
+            self.assertIn("unix:" + stale, second.addresses)
+        finally:
+            self.assertEqual(second.stop(), 0, second.read_log())
+        # A file that is not a socket is never removed.
+        plain = os.path.join(os.path.dirname(sock), "plain")
+        with open(plain, "w") as f:
+            f.write("keep me")
+        r = self.run_helpwired("--listen", "unix:" + plain)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("a file that is not a socket is in the way", r.stderr.decode())
+        with open(plain) as f:
+            self.assertEqual(f.read(), "keep me")
+
+    def test_metrics_take_host_names_and_ipv6(self):
+        for addr, host in (("localhost:0", "localhost"), ("[::1]:0", "[::1]"), ("127.0.0.1:0", "127.0.0.1")):
+            server = hwclient.Server("--listen", "[::1]:0", "--metrics", addr)
+            try:
+                self.assertTrue(server.metrics_url.startswith("http://%s:" % host), server.metrics_url)
+                with urllib.request.urlopen(server.metrics_url, timeout=10) as r:
+                    self.assertIn(b"helpwire_rpc_requests_total", r.read())
+                # --listen took IPv6 too.
+                self.assertTrue(server.addresses[1].startswith("[::1]:"), server.addresses)
+                c = hwclient.Client(server.addresses[1], api=API)
+                self.assertEqual(c.call("grpc.health.v1.Health/Check").status, 1)
+                c.close()
+            finally:
+                self.assertEqual(server.stop(), 0, server.read_log())
+        for bad, why in (("nosuchhost.invalid:9090", "no such host name or address"),
+                         ("127.0.0.1:99999", "expected host:port, [v6]:port or :port (port 0-65535)"),
+                         ("::1:9090", "expected host:port, [v6]:port or :port (port 0-65535)")):
+            r = self.run_helpwired("--listen", "127.0.0.1:0", "--metrics", bad)
+            self.assertEqual(r.returncode, 1)
+            self.assertEqual(r.stderr.decode().splitlines()[-1],
+                             "helpwired: --metrics: cannot listen on %s: %s" % (bad, why))
+
+
+class FirstStart(unittest.TestCase):
+    def test_a_store_without_tokens_says_how_to_make_the_first(self):
+        server = hwclient.Server(bootstrap=False)
+        try:
+            c = hwclient.Client(server.address, api=API)
+            with self.assertRaises(grpc.RpcError) as cm:
+                c.call("helpwire.v1.Admin/GetStats")
+            self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAUTHENTICATED)
+            c.close()
+        finally:
+            self.assertEqual(server.stop(), 0)
+        warnings = [l for l in server.read_log().splitlines() if " event=no_tokens " in l]
+        self.assertEqual(len(warnings), 1, server.read_log())
+        self.assertIn("level=warn", warnings[0])
+        self.assertIn("--bootstrap-token-file FILE", warnings[0])
+        # Once a token exists (the bootstrap one), the line is gone.
+        again = hwclient.Server(data_dir=server.data_dir)
+        try:
+            self.assertIn("admin", again.tokens)
+        finally:
+            self.assertEqual(again.stop(), 0)
+        self.assertNotIn("event=no_tokens", again.read_log())
+
+
 class Drain(unittest.TestCase):
     def test_sigterm_drains(self):
         server = hwclient.Server("--drain-grace-ms", "1500", "--drain-timeout-ms", "30000")
@@ -362,13 +490,13 @@ class Drain(unittest.TestCase):
             while not stop.is_set():
                 started = time.time()
                 try:
-                    c.call("grpc.health.v1.Health/Check", timeout=5)
-                    code = "OK"
+                    status = c.call("grpc.health.v1.Health/Check", timeout=5).status
+                    code = {1: "SERVING", 2: "NOT_SERVING"}.get(status, "status %d" % status)
                 except grpc.RpcError as e:
                     code = e.code().name
                 at = started - signalled[0] if signalled else None
                 outcomes.append((at, code))
-                if code != "OK":
+                if code != "SERVING":
                     time.sleep(0.01)
             c.close()
 
@@ -381,10 +509,19 @@ class Drain(unittest.TestCase):
         # Watchers are told first.
         self.assertEqual(next(stream).status, 2)  # NOT_SERVING
         time.sleep(0.5)
-        # During the grace period new calls are refused, not queued.
+        # During the grace period a new connection's health check reads
+        # NOT_SERVING (a reply, as probes expect), a new Watch starts with
+        # it, and every other new call is refused, not queued.
+        late_client = server.client(api=API)
+        self.assertEqual(late_client.call("grpc.health.v1.Health/Check", timeout=5).status, 2)
+        self.assertEqual(late_client.call("grpc.health.v1.Health/Check", timeout=5,
+                                          service="helpwire.v1.Router").status, 2)
+        late_watch = late_client.stream("grpc.health.v1.Health/Watch", timeout=20)
+        self.assertEqual(next(late_watch).status, 2)
         with self.assertRaises(grpc.RpcError) as cm:
-            server.client(api=API).call("grpc.health.v1.Health/Check", timeout=5)
+            late_client.call("helpwire.v1.Admin/GetStats", timeout=5)
         self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAVAILABLE)
+        self.assertIn("shutting down", cm.exception.details())
         rc = server.wait(timeout=60)
         stop.set()
         for t in threads:
@@ -397,16 +534,16 @@ class Drain(unittest.TestCase):
         before = [c for at, c in outcomes if at is None]
         grace = [c for at, c in outcomes if at is not None and 0.2 < at < 1.3]
         self.assertGreater(len(before), 0)
-        self.assertEqual(set(before), {"OK"})
+        self.assertEqual(set(before), {"SERVING"})
         self.assertGreater(len(grace), 0)
-        self.assertEqual(set(grace), {"UNAVAILABLE"})
+        self.assertEqual(set(grace), {"NOT_SERVING"})
         # Calls racing the final close of the listeners (after the grace
         # period) may be cancelled by the gRPC core, or, seen rarely under
         # AddressSanitizer's slowness, time out on the client; nothing else.
         late = set(c for at, c in outcomes if at is not None and at >= 1.3)
-        self.assertEqual(late - {"OK", "UNAVAILABLE", "CANCELLED", "DEADLINE_EXCEEDED"}, set())
+        self.assertEqual(late - {"NOT_SERVING", "UNAVAILABLE", "CANCELLED", "DEADLINE_EXCEEDED"}, set())
         early = set(c for at, c in outcomes if at is None or at < 1.3)
-        self.assertEqual(early - {"OK", "UNAVAILABLE"}, set())
+        self.assertEqual(early - {"SERVING", "NOT_SERVING"}, set())
         log = server.read_log()
         self.assertIn("event=draining signal=SIGTERM", log)
         self.assertIn("event=stopped cancelled_calls=false", log)

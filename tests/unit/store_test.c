@@ -653,11 +653,36 @@ static void test_backup_is_a_consistent_openable_copy(void **state)
         assert_int_equal(put(s, k, k), HW_OK);
     }
     uint64_t size = 0;
-    assert_int_equal(hw_store_backup(s, bdir, &size), HW_OK);
+    char why[256];
+    assert_int_equal(hw_store_backup(s, bdir, &size, why, sizeof why), HW_OK);
     assert_true(size > 0);
-    /* A second backup into the same directory is refused. */
-    assert_int_equal(hw_store_backup(s, bdir, NULL), HW_EINVALID);
-    assert_int_equal(hw_store_backup(s, "/nonexistent/dir", NULL), HW_EINVALID);
+    /* Owner-only, as the live store: it holds token hashes and messages. */
+    char copy[PATH_MAX + 16];
+    struct stat st;
+    snprintf(copy, sizeof copy, "%s/data.mdb", bdir);
+    assert_int_equal(stat(copy, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0600);
+    assert_int_equal((uint64_t)st.st_size, size);
+    /* A second backup into the same directory is refused, the first kept. */
+    assert_int_equal(hw_store_backup(s, bdir, NULL, why, sizeof why), HW_EINVALID);
+    assert_string_equal(why, "it holds a data.mdb already");
+    assert_int_equal(stat(copy, &st), 0);
+    assert_int_equal((uint64_t)st.st_size, size);
+    /* A missing directory is made, 0700; one whose parent is missing is not. */
+    char made[PATH_MAX + 16];
+    snprintf(made, sizeof made, "%s/new", bdir);
+    assert_int_equal(hw_store_backup(s, made, NULL, why, sizeof why), HW_OK);
+    assert_int_equal(stat(made, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0700);
+    snprintf(copy, sizeof copy, "%s/data.mdb", made);
+    assert_int_equal(stat(copy, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0600);
+    assert_int_equal(hw_store_backup(s, "/nonexistent/dir", NULL, why, sizeof why), HW_EINVALID);
+    assert_string_equal(why, "cannot create the directory: No such file or directory");
+    assert_int_equal(stat("/nonexistent", &st), -1);
+    /* A file in the way is not a directory. */
+    assert_int_equal(hw_store_backup(s, copy, NULL, why, sizeof why), HW_EINVALID);
+    assert_string_equal(why, "it exists and is not a directory");
     assert_int_equal(put(s, "after", "x"), HW_OK);
     hw_store_close(s);
 
