@@ -39,7 +39,7 @@
 #include <grpc/grpc_security.h>
 #include <grpc/support/time.h>
 
-#include "server/grpc_runtime.h"
+#include "server/base/grpc_runtime.h"
 
 static const char *const echo_methods[] = {
     "/helpwire.v1.Router/Route",         "/helpwire.v1.Knowledge/Search",  "/helpwire.v1.Knowledge/Answer",
@@ -288,7 +288,7 @@ int main(int argc, char **argv)
     /* The same runtime settings as helpwired, so the ratios compare like with like. */
     hw_grpc_runtime_prepare();
     grpc_init();
-    /* helpwired's defaults (server/net.c), so the transport is configured
+    /* helpwired's defaults (server/net/net.c), so the transport is configured
      * alike: message size, streams per connection, keepalive. */
     grpc_arg args[] = {
         {GRPC_ARG_INTEGER, (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, {.integer = 4194304}},

@@ -28,7 +28,7 @@
 #include "bench/report.h"
 #include "bench/requests.h"
 #include "bench/seed.h"
-#include "server/grpc_runtime.h"
+#include "server/base/grpc_runtime.h"
 
 #define EXIT_USAGE 2
 #define EXIT_UNREACHABLE 3

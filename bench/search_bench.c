@@ -29,7 +29,7 @@
 
 #include <sqlite3.h>
 
-#include "server/arena.h"
+#include "server/base/arena.h"
 #include "server/search/index.h"
 #include "server/search/tokenize.h"
 

@@ -16,28 +16,28 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "server/app.h"
-#include "server/auth.h"
-#include "server/demo.h"
-#include "server/files.h"
-#include "server/reflection.h"
-#include "server/knowledge.h"
+#include "server/domain/app.h"
+#include "server/domain/auth.h"
+#include "server/ops/demo.h"
+#include "server/base/files.h"
+#include "server/net/reflection.h"
+#include "server/domain/knowledge.h"
 #include "server/search/tokenize.h"
-#include "server/tickets.h"
+#include "server/domain/tickets.h"
 #include "server/search/index.h"
 #include "server/store/records.h"
 #include "server/store/store.h"
-#include "server/classify.h"
-#include "server/retention.h"
-#include "server/config.h"
-#include "server/grpc_runtime.h"
-#include "server/health.h"
-#include "server/log.h"
+#include "server/domain/classify.h"
+#include "server/ops/retention.h"
+#include "server/ops/config.h"
+#include "server/base/grpc_runtime.h"
+#include "server/net/health.h"
+#include "server/base/log.h"
 #include "server/methods.h"
-#include "server/metrics.h"
-#include "server/net.h"
-#include "server/notifier.h"
-#include "server/outbox.h"
+#include "server/base/metrics.h"
+#include "server/net/net.h"
+#include "server/domain/notifier.h"
+#include "server/domain/outbox.h"
 
 /* Creates one directory of the data path unless it exists. One it creates
  * has its parent fsynced, so the new name is durable before the store
@@ -154,7 +154,7 @@ static void worker_stop(void *appv, int i)
 {
     hw_app *app = appv;
     hw_worker_ctx *w = &app->workers[i];
-    hw_skill_model_free(w->skill_model);
+    hw_classify_free(w->skill_model);
     w->skill_model = NULL;
     hw_tokenizer_destroy(w->tokenizer);
     hw_searcher_destroy(w->searcher);

@@ -6,22 +6,25 @@
 #include "server/methods.h"
 
 #include "grpc/health/v1/health.pb-c.h"
-#include "helpwire/v1/knowledge.pb-c.h"
-#include "server/health.h"
+#include "grpc/reflection/v1alpha/reflection.pb-c.h"
+#include "helpwire/v1/admin.pb-c.h"
 #include "helpwire/v1/agents.pb-c.h"
 #include "helpwire/v1/customers.pb-c.h"
+#include "helpwire/v1/knowledge.pb-c.h"
 #include "helpwire/v1/router.pb-c.h"
 #include "helpwire/v1/tickets.pb-c.h"
-#include "helpwire/v1/admin.pb-c.h"
-#include "grpc/reflection/v1alpha/reflection.pb-c.h"
-#include "server/auth.h"
-#include "server/reflection.h"
-#include "server/knowledge.h"
-#include "server/people.h"
-#include "server/router.h"
-#include "server/tickets.h"
-#include "server/outbox.h"
-#include "server/surveys.h"
+#include "server/domain/app.h"
+#include "server/domain/auth.h"
+#include "server/domain/knowledge.h"
+#include "server/domain/outbox.h"
+#include "server/domain/admin.h"
+#include "server/domain/agents.h"
+#include "server/domain/customers.h"
+#include "server/domain/router.h"
+#include "server/domain/surveys.h"
+#include "server/domain/tickets.h"
+#include "server/net/health.h"
+#include "server/net/reflection.h"
 
 #define PUBLIC HW_ALLOW_PUBLIC
 #define BRIDGE (HW_ALLOW_BRIDGE | HW_ALLOW_ADMIN)
@@ -38,6 +41,22 @@
         path, &req##__descriptor, &reply##__descriptor, handler, allow, true, true, false                    \
     }
 
+/* The net layer's services know nothing of hw_app: these find their state. */
+static void health_check(hw_call *call, const ProtobufCMessage *request, void *app)
+{
+    hw_health_check(call, request, ((hw_app *)app)->health);
+}
+
+static void health_watch(hw_call *call, const ProtobufCMessage *request, void *app)
+{
+    hw_health_watch(call, request, ((hw_app *)app)->health);
+}
+
+static void reflection_info(hw_call *call, const ProtobufCMessage *request, void *app)
+{
+    hw_reflection_info(call, request, ((hw_app *)app)->reflection);
+}
+
 /* Health: public, and answered during the drain's grace period too. */
 #define HEALTH(path, handler, streaming)                                                                     \
     {                                                                                                        \
@@ -46,11 +65,11 @@
     }
 
 static const hw_method table[] = {
-    HEALTH("/grpc.health.v1.Health/Check", hw_health_check, false),
-    HEALTH("/grpc.health.v1.Health/Watch", hw_health_watch, true),
+    HEALTH("/grpc.health.v1.Health/Check", health_check, false),
+    HEALTH("/grpc.health.v1.Health/Watch", health_watch, true),
     BIDI("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
          grpc__reflection__v1alpha__server_reflection_request,
-         grpc__reflection__v1alpha__server_reflection_response, hw_reflection_info, PUBLIC),
+         grpc__reflection__v1alpha__server_reflection_response, reflection_info, PUBLIC),
 
     RPC("/helpwire.v1.Knowledge/Search", helpwire__v1__search_request, helpwire__v1__search_reply,
         hw_knowledge_search, AGENT, false),

@@ -8,7 +8,7 @@
 
 #include <stddef.h>
 
-#include "server/net.h"
+#include "server/net/net.h"
 
 /* The table, valid for the life of the process; *n receives its length. */
 const hw_method *hw_methods(size_t *n);

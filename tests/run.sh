@@ -2,7 +2,9 @@
 # Runs the whole test suite: first tests/packages_test.py (every system file
 # the build and the scripts use comes from a package bazel/setup.sh installs;
 # from the source tree with Debian's Python, outside Bazel, whose sandbox
-# would hide the system), then every test target, then again under
+# would hide the system) and tests/layers_test.py (no dependency of server/
+# points up a layer; it runs bazel query), then every test target, then
+# again under
 # AddressSanitizer+UBSan, then the concurrent ones under ThreadSanitizer.
 # Ends with "N passed, N failed", counting test cases (a target that fails
 # without reporting its cases counts as one failure). Exit status 0 only
@@ -39,13 +41,15 @@ count_run() {
            sed -E 's/ +\(cached\)//' | awk '{print $1, $2}')
 }
 
-# packages_test: its case lines (everything when it fails) and its counts.
-packages_test() {
+# source_test FILE: a test run from the source tree, outside Bazel (the
+# packages check needs the system Bazel's sandbox hides; the layers check
+# runs bazel query): its case lines (everything when it fails) and counts.
+source_test() {
   local out rc p f
   out=$(mktemp)
-  echo "== tests/packages_test.py"
+  echo "== $1"
   if [ -x /usr/bin/python3 ]; then
-    /usr/bin/python3 tests/packages_test.py >"$out" 2>&1
+    /usr/bin/python3 "$1" >"$out" 2>&1
     rc=$?
   else
     echo "tests: /usr/bin/python3 not found (python3-minimal; bash bazel/setup.sh installs it)" >"$out"
@@ -79,7 +83,8 @@ run() {
   rm -f "$out"
 }
 
-packages_test
+source_test tests/packages_test.py
+source_test tests/layers_test.py
 run
 if [ "${1:-}" != "--quick" ]; then
   run --config=asan

@@ -21,8 +21,8 @@
 #include "clients/cli/args.h"
 #include "clients/cli/cli.h"
 #include "clients/cli/rpc.h"
-#include "server/files.h"
-#include "server/grpc_runtime.h"
+#include "server/base/files.h"
+#include "server/base/grpc_runtime.h"
 
 enum { DEFAULT_TIMEOUT_MS = 30000 };
 

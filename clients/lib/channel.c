@@ -11,7 +11,7 @@
 
 #include <grpc/grpc_security.h>
 
-#include "server/files.h"
+#include "server/base/files.h"
 
 /* The CA roots at path, NUL-terminated (malloc'd); NULL with err. */
 static char *read_roots(const char *path, char *err, size_t errlen)

@@ -12,7 +12,7 @@
 #include <openssl/crypto.h>
 
 #include "clients/lib/log.h"
-#include "server/files.h"
+#include "server/base/files.h"
 
 static int set_value(const br_option *o, const char *value, const char *origin, char *err, size_t errlen)
 {

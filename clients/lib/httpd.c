@@ -12,7 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "server/listen.h"
+#include "server/base/listen.h"
 
 struct br_httpd {
     struct MHD_Daemon *daemon[HW_LISTEN_MAX]; /* one per address the listen address stands for */

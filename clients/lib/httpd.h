@@ -35,7 +35,7 @@ typedef struct br_httpd_request {
 typedef void (*br_httpd_handler)(void *arg, br_httpd_request *r);
 
 typedef struct br_httpd_options {
-    const char *listen;      /* as server/listen.h: "host:port", "[v6]:port", ":port"; a
+    const char *listen;      /* as server/base/listen.h: "host:port", "[v6]:port", ":port"; a
                               * host name serves every address it stands for */
     size_t max_body_bytes;   /* 0 means 1 MiB */
     unsigned idle_timeout_s; /* close idle connections; 0 means 60 */

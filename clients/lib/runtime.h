@@ -17,7 +17,7 @@
 #include "clients/lib/outbox.h"
 #include "clients/lib/rpc.h"
 #include "clients/lib/stop.h"
-#include "server/grpc_runtime.h"
+#include "server/base/grpc_runtime.h"
 
 typedef struct br_runtime {
     br_log *log;

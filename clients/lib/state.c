@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "server/files.h"
+#include "server/base/files.h"
 
 int br_state_read_u64(const char *path, uint64_t *value, char *err, size_t errlen)
 {

@@ -46,7 +46,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "server/arena.h"
+#include "server/base/arena.h"
 #include "server/search/status.h"
 #include "server/search/tokenize.h"
 

@@ -13,7 +13,7 @@
 #include <stddef.h>
 
 /* The codes are helpwire's shared HW_E* codes. */
-#include "server/store/errors.h"
+#include "server/base/errors.h"
 
 /* A status with its message. Functions taking an `hw_status *st` accept
  * NULL (the caller only wants the code). On success st->code is 0 and

@@ -55,7 +55,7 @@
 #include "helpwire/v1/outbox.pb-c.h"
 #include "helpwire/v1/surveys.pb-c.h"
 #include "helpwire/v1/tickets.pb-c.h"
-#include "server/arena.h"
+#include "server/base/arena.h"
 #include "server/store/store.h"
 
 enum { HW_PUT_UPSERT = 0, HW_PUT_CREATE = 1, HW_PUT_REPLACE = 2 };

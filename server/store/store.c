@@ -75,7 +75,7 @@
 #include <urcu/wfcqueue.h>
 
 #include "helpwire/store/v1/records.pb-c.h"
-#include "server/files.h"
+#include "server/base/files.h"
 #include "server/store/store_internal.h"
 
 /* ThreadSanitizer cannot see the ordering liburcu's queue provides (its

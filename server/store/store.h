@@ -33,8 +33,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "server/arena.h"
-#include "server/store/errors.h"
+#include "server/base/arena.h"
+#include "server/base/errors.h"
 
 /* The store: one LMDB environment and its writer thread. Opaque. */
 typedef struct hw_store hw_store;

@@ -14,9 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "server/outbox.h"
+#include "server/domain/outbox.h"
 #include "server/store/records.h"
-#include "server/surveys.h"
+#include "server/domain/surveys.h"
 
 #define BASE_URL "http://127.0.0.1:8080/survey/"
 

@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "server/arena.h"
+#include "server/base/arena.h"
 
 static void test_allocations_are_aligned_and_distinct(void **state)
 {

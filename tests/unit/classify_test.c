@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "server/classify.h"
+#include "server/domain/classify.h"
 #include "tests/unit/tokenizer_fixture.h"
 
 static Helpwire__V1__Skill skill(const char *name, char **kws, size_t n)
@@ -35,18 +35,18 @@ static char *bill_kw[] = {"refund", "invoice", "charged twice", "退款", "发�
 static const char *classify(hw_tokenizer *t, Helpwire__V1__Skill *const *sk, size_t n, const char *text,
                             double *score)
 {
-    hw_skill_model *m;
-    assert_int_equal(hw_skill_model_build(t, sk, n, &m), HW_OK);
+    hw_classify_model *m;
+    assert_int_equal(hw_classify_build(t, sk, n, &m), HW_OK);
     static char name[64];
-    snprintf(name, sizeof name, "%s", hw_skill_model_classify(m, t, text, score));
+    snprintf(name, sizeof name, "%s", hw_classify_text(m, t, text, score));
     const hw_token *toks;
     size_t nt;
     if (hw_tokenize(t, text, strlen(text), &toks, &nt, NULL) == 0) { /* invalid UTF-8 has no tokens */
         double score2;
-        assert_string_equal(hw_skill_model_classify_tokens(m, toks, nt, &score2), name);
+        assert_string_equal(hw_classify_tokens(m, toks, nt, &score2), name);
         assert_true(score2 == *score);
     }
-    hw_skill_model_free(m);
+    hw_classify_free(m);
     return name;
 }
 

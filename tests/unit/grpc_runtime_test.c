@@ -19,7 +19,7 @@
 #include <cmocka.h>
 #include <grpc/support/sync.h>
 
-#include "server/grpc_runtime.h"
+#include "server/base/grpc_runtime.h"
 
 /* Takes a then b, then b then a, in one thread (no real deadlock). */
 static void invert_lock_order(void)

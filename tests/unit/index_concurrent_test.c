@@ -13,7 +13,7 @@
 #include <cmocka.h>
 #include <pthread.h>
 
-#include "server/arena.h"
+#include "server/base/arena.h"
 #include "server/search/index.h"
 
 #define READERS 2

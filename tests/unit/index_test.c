@@ -15,7 +15,7 @@
 
 #include <cmocka.h>
 
-#include "server/arena.h"
+#include "server/base/arena.h"
 #include "server/search/index.h"
 
 typedef struct fixture {

@@ -23,7 +23,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 
-#include "server/notifier.h"
+#include "server/domain/notifier.h"
 #include "server/store/records.h"
 #include "tests/unit/store_test_util.h"
 

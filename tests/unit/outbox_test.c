@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "server/outbox.h"
+#include "server/domain/outbox.h"
 #include "server/store/records.h"
 #include "tests/unit/store_test_util.h"
 

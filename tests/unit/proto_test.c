@@ -25,7 +25,7 @@
 #include "helpwire/v1/router.pb-c.h"
 #include "helpwire/v1/surveys.pb-c.h"
 #include "helpwire/v1/tickets.pb-c.h"
-#include "server/arena.h"
+#include "server/base/arena.h"
 
 #define HW_MESSAGE(name) &name##__descriptor,
 static const ProtobufCMessageDescriptor *const all_messages[] = {

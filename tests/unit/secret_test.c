@@ -1,5 +1,5 @@
 /*
- * secret_test: API token secrets and their hashes (server/secret.c): the
+ * secret_test: API token secrets and their hashes (server/base/secret.c): the
  * hash is SHA-256 (the FIPS 180-2 vectors), the same from threads that all
  * make the first call at once, and new secrets have the promised shape.
  */
@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "server/secret.h"
+#include "server/base/secret.h"
 
 static void hex(const unsigned char *h, char out[2 * HW_SECRET_HASH_BYTES + 1])
 {

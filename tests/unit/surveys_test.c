@@ -18,7 +18,7 @@
 #include <openssl/evp.h>
 
 #include "server/store/records.h"
-#include "server/surveys.h"
+#include "server/domain/surveys.h"
 #include "tests/unit/store_test_util.h"
 
 #define BASE "https://chat.example.com/survey/"

@@ -1,0 +1,64 @@
+/*
+ * app: the server context handed to every handler (as the `app` pointer of
+ * the method table). It only points at the modules; main owns them all and
+ * creates them in order. There is no other global state.
+ */
+#ifndef HW_APP_H
+#define HW_APP_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "server/net/health.h"
+#include "server/base/log.h"
+#include "server/base/metrics.h"
+#include "server/net/net.h"
+
+typedef struct hw_store hw_store;
+typedef struct hw_store_reader hw_store_reader;
+typedef struct hw_index hw_index;
+typedef struct hw_searcher hw_searcher;
+typedef struct hw_outbox hw_outbox;
+typedef struct hw_notifier hw_notifier;
+typedef struct hw_watch hw_watch;
+typedef struct hw_reflection hw_reflection;
+
+/* Per worker thread: created by the worker itself when it starts. */
+typedef struct hw_tokenizer hw_tokenizer;
+typedef struct hw_classify_model hw_classify_model;
+
+typedef struct hw_worker_ctx {
+    hw_store_reader *reader;
+    hw_searcher *searcher;
+    hw_tokenizer *tokenizer;     /* for skill classification */
+    hw_classify_model *skill_model; /* the skills' keywords, tokenized; NULL until first used */
+    uint64_t skill_model_gen;    /* the app's skills_gen it was built at */
+} hw_worker_ctx;
+
+/* Domain settings from the configuration. */
+typedef struct hw_settings {
+    double answer_threshold;     /* confidence needed to auto-reply, (0, 1] */
+    const char *survey_base_url; /* survey links are base + token */
+    int64_t survey_ttl_ms;       /* a survey expires this long after it is sent */
+    const char *webhook_url;     /* supervisor alerts; NULL = none */
+} hw_settings;
+
+typedef struct hw_app {
+    const hw_log *log;
+    hw_health *health;
+    hw_net *net;
+    hw_metrics *metrics;
+    hw_store *store;
+    hw_index *index;
+    hw_outbox *outbox;               /* Outbox hub */
+    hw_notifier *notifier;           /* supervisor webhook sender */
+    hw_watch *watch;                 /* WatchTickets hub */
+    hw_reflection *reflection;       /* server reflection index */
+    hw_worker_ctx *workers;          /* [threads] */
+    atomic_uint_fast64_t skills_gen; /* bumped after every committed skill change */
+    int n_workers;
+    hw_settings settings;
+    int64_t started_unix_ms;
+} hw_app;
+
+#endif

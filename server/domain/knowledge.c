@@ -1,0 +1,521 @@
+/*
+ * knowledge: Knowledge RPCs over the store (records) and the search index.
+ * Puts and deletes are store writes; their done callbacks apply the change
+ * to the index on the writer thread, after the commit and before the reply,
+ * so a client that got its answer finds the change in Search at once.
+ */
+#include "server/domain/knowledge.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "helpwire/v1/knowledge.pb-c.h"
+#include "server/domain/rpc.h"
+#include "server/search/index.h"
+
+#define MAX_TITLE 512
+#define MAX_BODY (256 * 1024)
+#define MAX_QUESTION 1024
+#define MAX_ANSWER (16 * 1024)
+#define MAX_LOCALE 15
+#define MAX_TAGS 32
+#define MAX_TAG 64
+#define MAX_ALT 16
+
+/* ------------------------------------------------------------ the index */
+
+static int index_article(hw_index *idx, const Helpwire__V1__Article *ar, hw_status *st)
+{
+    hw_doc d = {
+        .kind = HW_DOC_ARTICLE, .id = ar->id, .title = ar->title, .body = ar->body, .locale = ar->locale};
+    return hw_index_put(idx, &d, st);
+}
+
+static int index_faq(hw_index *idx, const Helpwire__V1__Faq *fq, hw_status *st)
+{
+    hw_doc d = {.kind = HW_DOC_FAQ,
+                .id = fq->id,
+                .title = fq->question,
+                .body = fq->answer,
+                .locale = fq->locale,
+                .alt_questions = (const char *const *)fq->alternate_questions,
+                .n_alt_questions = fq->n_alternate_questions};
+    return hw_index_put(idx, &d, st);
+}
+
+typedef struct {
+    hw_index *idx;
+    uint64_t n;
+    hw_status st;
+} build_ctx;
+
+static int build_article(void *arg, const Helpwire__V1__Article *ar)
+{
+    build_ctx *b = arg;
+    b->n++;
+    return index_article(b->idx, ar, &b->st);
+}
+
+static int build_faq(void *arg, const Helpwire__V1__Faq *fq)
+{
+    build_ctx *b = arg;
+    b->n++;
+    return index_faq(b->idx, fq, &b->st);
+}
+
+int hw_knowledge_build_index(hw_app *app, uint64_t *docs, char *err, size_t errlen)
+{
+    hw_store_reader *r = NULL;
+    hw_store_txn *txn = NULL;
+    hw_arena *a = hw_arena_create(1 << 16);
+    build_ctx b = {.idx = app->index};
+    int rc = a ? hw_store_reader_create(app->store, &r) : HW_ENOMEM;
+    if (rc != HW_OK)
+        goto out;
+    rc = hw_store_read_begin(r, &txn);
+    if (rc != HW_OK)
+        goto out;
+    hw_index_batch_begin(app->index);
+    rc = hw_store_article_foreach(txn, a, build_article, &b);
+    if (rc == HW_OK)
+        rc = hw_store_faq_foreach(txn, a, build_faq, &b);
+    int crc = hw_index_batch_commit(app->index, &b.st);
+    if (rc == HW_OK)
+        rc = crc;
+    hw_store_read_end(r);
+out:
+    if (rc != HW_OK)
+        snprintf(err, errlen, "building the search index: %s%s%s", hw_strerror(rc), b.st.msg[0] ? ": " : "",
+                 b.st.msg);
+    *docs = b.n;
+    hw_store_reader_destroy(r);
+    hw_arena_destroy(a);
+    return rc;
+}
+
+/* ------------------------------------------------------- search, answer */
+
+Helpwire__V1__Hit **hw_knowledge_convert_hits(hw_arena *a, const hw_hit *hits, size_t n)
+{
+    Helpwire__V1__Hit **out = hw_arena_calloc(a, n ? n : 1, sizeof *out);
+    Helpwire__V1__Hit *h = hw_arena_calloc(a, n ? n : 1, sizeof *h);
+    if (!out || !h)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        helpwire__v1__hit__init(&h[i]);
+        h[i].kind = (Helpwire__V1__DocKind)hits[i].kind;
+        h[i].id = (char *)hits[i].id;
+        h[i].title = (char *)hits[i].title;
+        h[i].snippet = (char *)(hits[i].snippet ? hits[i].snippet : "");
+        h[i].score = hits[i].score;
+        h[i].locale = (char *)(hits[i].locale ? hits[i].locale : "");
+        out[i] = &h[i];
+    }
+    return out;
+}
+
+static hw_searcher *searcher_of(hw_call *call, hw_app *app)
+{
+    return app->workers[hw_call_worker(call)].searcher;
+}
+
+void hw_knowledge_search(hw_call *call, const ProtobufCMessage *request, void *appv)
+{
+    hw_app *app = appv;
+    const Helpwire__V1__SearchRequest *req = (const void *)request;
+    if (!hw_rpc_check_text(call, "query", req->query, 1, HW_INDEX_MAX_QUERY) ||
+        !hw_rpc_check_text(call, "locale", req->locale, 0, MAX_LOCALE) ||
+        !hw_rpc_check_enum(call, "kind", &helpwire__v1__doc_kind__descriptor, req->kind, true))
+        return;
+    if (req->top_k > HW_INDEX_MAX_TOP_K) {
+        hw_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "top_k: at most %d", HW_INDEX_MAX_TOP_K);
+        return;
+    }
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    hw_search_query q = {.text = req->query,
+                         .len = strlen(req->query),
+                         .top_k = req->top_k,
+                         .locale = req->locale,
+                         .kind = (hw_doc_kind)req->kind};
+    hw_search_result res;
+    hw_status st = {0};
+    hw_arena *a = hw_call_arena(call);
+    int rc = hw_index_search(searcher_of(call, app), &q, a, &res, &st);
+    if (rc != HW_OK) {
+        hw_rpc_fail(call, rc, "%s", st.msg[0] ? st.msg : hw_strerror(rc));
+        return;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    Helpwire__V1__SearchReply reply = HELPWIRE__V1__SEARCH_REPLY__INIT;
+    reply.hits = hw_knowledge_convert_hits(a, res.hits, res.n_hits);
+    reply.n_hits = reply.hits ? res.n_hits : 0;
+    reply.matched = res.matched;
+    reply.took_us = (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000);
+    hw_call_reply(call, &reply.base);
+}
+
+void hw_knowledge_answer(hw_call *call, const ProtobufCMessage *request, void *appv)
+{
+    hw_app *app = appv;
+    const Helpwire__V1__AnswerRequest *req = (const void *)request;
+    if (!hw_rpc_check_text(call, "question", req->question, 1, HW_INDEX_MAX_QUERY) ||
+        !hw_rpc_check_text(call, "locale", req->locale, 0, MAX_LOCALE))
+        return;
+    if (!(req->min_confidence >= 0 && req->min_confidence <= 1)) {
+        hw_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "min_confidence: must be within [0, 1]");
+        return;
+    }
+    double threshold = req->min_confidence > 0 ? req->min_confidence : app->settings.answer_threshold;
+    hw_answer ans;
+    hw_status st = {0};
+    hw_arena *a = hw_call_arena(call);
+    int rc = hw_index_answer(searcher_of(call, app), req->question, strlen(req->question), req->locale,
+                             threshold, a, &ans, &st);
+    if (rc != HW_OK) {
+        hw_rpc_fail(call, rc, "%s", st.msg[0] ? st.msg : hw_strerror(rc));
+        return;
+    }
+    Helpwire__V1__AnswerReply reply = HELPWIRE__V1__ANSWER_REPLY__INIT;
+    reply.transfer = ans.transfer;
+    reply.answer = (char *)(ans.transfer ? "" : ans.answer);
+    reply.confidence = ans.confidence;
+    reply.hits = hw_knowledge_convert_hits(a, ans.hits, ans.n_hits);
+    reply.n_hits = reply.hits ? ans.n_hits : 0;
+    reply.source_kind = (Helpwire__V1__DocKind)ans.source_kind;
+    reply.source_id = (char *)(ans.source_id ? ans.source_id : "");
+    hw_call_reply(call, &reply.base);
+}
+
+/* ------------------------------------------------------------- articles */
+
+/* Articles and FAQs are put the same way; a doc_kind says how each is
+ * read, stored and indexed. */
+typedef struct doc_kind {
+    const char *what;   /* for messages: "article", "FAQ" */
+    const char *seq;    /* sequence of server-assigned ids */
+    const char *prefix; /* of server-assigned ids: "a", "f" */
+    /* The stored version of id (HW_ENOTFOUND when none). */
+    int (*stored_version)(hw_store_txn *w, const char *id, uint64_t *version);
+    int (*put)(hw_store_txn *w, const ProtobufCMessage *doc);
+    int (*index)(hw_index *idx, const ProtobufCMessage *doc, hw_status *st);
+} doc_kind;
+
+typedef struct {
+    hw_wctx h;
+    const doc_kind *kind;
+    ProtobufCMessage *doc; /* the new version, filled by the write */
+    char *id;              /* the doc's id field (HW_STORE_ID_MAX bytes) */
+    uint64_t *version;     /* the doc's version field */
+    int64_t *updated_unix_ms;
+    uint64_t expected_version;
+    bool id_assigned; /* the write took a number for the id */
+} put_doc_ctx;
+
+/* Takes the next free "<prefix>-<n>" id of the kind's sequence into id. A
+ * caller may have chosen such an id by hand, so taken numbers are skipped. */
+static int assign_id(hw_store_txn *w, const doc_kind *k, char *id)
+{
+    for (int tries = 0; tries < 1000; tries++) {
+        uint64_t n, v;
+        int rc = hw_store_next_seq(w, k->seq, 1, &n);
+        if (rc != HW_OK)
+            return rc;
+        snprintf(id, HW_STORE_ID_MAX, "%s-%llu", k->prefix, (unsigned long long)n);
+        rc = k->stored_version(w, id, &v);
+        if (rc == HW_ENOTFOUND)
+            return HW_OK;
+        if (rc != HW_OK)
+            return rc;
+    }
+    return HW_EEXISTS;
+}
+
+static int put_doc_fn(hw_store_txn *w, void *arg)
+{
+    put_doc_ctx *c = arg;
+    if (c->id_assigned) /* a rerun: the number taken before was rolled back */
+        c->id[0] = '\0';
+    if (c->id[0] == '\0') {
+        int rc = assign_id(w, c->kind, c->id);
+        if (rc != HW_OK)
+            return rc;
+        c->id_assigned = true;
+    }
+    uint64_t old = 0;
+    int rc = c->kind->stored_version(w, c->id, &old);
+    if (rc != HW_OK && rc != HW_ENOTFOUND)
+        return rc;
+    if (c->expected_version && old != c->expected_version)
+        return hw_rpc_wfail(&c->h, HW_ECONFLICT, "%s %s is at version %llu, not %llu", c->kind->what, c->id,
+                            (unsigned long long)old, (unsigned long long)c->expected_version);
+    *c->version = old + 1;
+    *c->updated_unix_ms = hw_rpc_now_ms();
+    return c->kind->put(w, c->doc);
+}
+
+static void put_doc_done(void *arg, int status)
+{
+    put_doc_ctx *c = arg;
+    if (hw_rpc_write_failed(&c->h, status))
+        return;
+    hw_status st = {0};
+    int rc = c->kind->index(c->h.app->index, c->doc, &st);
+    if (rc != HW_OK)
+        hw_log_event(c->h.app->log, HW_LOG_ERROR, "index_update_failed", "kind=%s id=%s error=%s",
+                     c->kind->prefix, c->id, hw_strerror(rc));
+    hw_call_reply(c->h.call, c->doc);
+}
+
+/* Starts the write of doc (a copy in the call's arena, id copied into a
+ * buffer the write may fill). */
+static void put_doc(hw_call *call, void *app, const doc_kind *k, ProtobufCMessage *doc, char **id_field,
+                    uint64_t *version, int64_t *updated, uint64_t expected_version)
+{
+    put_doc_ctx *c = hw_rpc_ctx_new(call, app, sizeof *c);
+    char *id = c ? hw_arena_alloc(hw_call_arena(call), HW_STORE_ID_MAX) : NULL;
+    if (!id) {
+        if (c)
+            hw_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "server out of memory");
+        return;
+    }
+    snprintf(id, HW_STORE_ID_MAX, "%s", *id_field);
+    *id_field = id;
+    c->kind = k;
+    c->doc = doc;
+    c->id = id;
+    c->version = version;
+    c->updated_unix_ms = updated;
+    c->expected_version = expected_version;
+    hw_rpc_write(&c->h, put_doc_fn, put_doc_done);
+}
+
+static int article_version(hw_store_txn *w, const char *id, uint64_t *version)
+{
+    Helpwire__V1__Article *ar;
+    int rc = hw_store_article_get(w, id, hw_store_txn_arena(w), &ar);
+    if (rc == HW_OK)
+        *version = ar->version;
+    return rc;
+}
+
+static int article_put(hw_store_txn *w, const ProtobufCMessage *doc)
+{
+    return hw_store_article_put(w, (const Helpwire__V1__Article *)doc, HW_PUT_UPSERT, 0);
+}
+
+static int article_index(hw_index *idx, const ProtobufCMessage *doc, hw_status *st)
+{
+    return index_article(idx, (const Helpwire__V1__Article *)doc, st);
+}
+
+static const doc_kind article_kind = {"article", "article", "a", article_version, article_put, article_index};
+
+static int faq_version(hw_store_txn *w, const char *id, uint64_t *version)
+{
+    Helpwire__V1__Faq *fq;
+    int rc = hw_store_faq_get(w, id, hw_store_txn_arena(w), &fq);
+    if (rc == HW_OK)
+        *version = fq->version;
+    return rc;
+}
+
+static int faq_put(hw_store_txn *w, const ProtobufCMessage *doc)
+{
+    return hw_store_faq_put(w, (const Helpwire__V1__Faq *)doc, HW_PUT_UPSERT, 0);
+}
+
+static int faq_index(hw_index *idx, const ProtobufCMessage *doc, hw_status *st)
+{
+    return index_faq(idx, (const Helpwire__V1__Faq *)doc, st);
+}
+
+static const doc_kind faq_kind = {"FAQ", "faq", "f", faq_version, faq_put, faq_index};
+
+static bool check_tags(hw_call *call, char **tags, size_t n)
+{
+    return hw_rpc_check_list(call, "article.tags", tags, n, MAX_TAGS, MAX_TAG);
+}
+
+void hw_knowledge_put_article(hw_call *call, const ProtobufCMessage *request, void *appv)
+{
+    const Helpwire__V1__PutArticleRequest *req = (const void *)request;
+    const Helpwire__V1__Article *in = req->article;
+    if (!in) {
+        hw_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "article: required");
+        return;
+    }
+    if (!hw_rpc_check_id(call, "article.id", in->id, 64, true) ||
+        !hw_rpc_check_text(call, "article.title", in->title, 1, MAX_TITLE) ||
+        !hw_rpc_check_text(call, "article.body", in->body, 1, MAX_BODY) ||
+        !hw_rpc_check_text(call, "article.locale", in->locale, 0, MAX_LOCALE) ||
+        !check_tags(call, in->tags, in->n_tags))
+        return;
+    Helpwire__V1__Article *ar = hw_arena_alloc(hw_call_arena(call), sizeof *ar);
+    if (!ar) {
+        hw_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "server out of memory");
+        return;
+    }
+    *ar = *in;
+    ar->locale = in->locale[0] ? in->locale : "en";
+    put_doc(call, appv, &article_kind, &ar->base, &ar->id, &ar->version, &ar->updated_unix_ms,
+            req->expected_version);
+}
+
+void hw_knowledge_get_article(hw_call *call, const ProtobufCMessage *request, void *appv)
+{
+    hw_app *app = appv;
+    const Helpwire__V1__GetArticleRequest *req = (const void *)request;
+    if (!hw_rpc_check_id(call, "id", req->id, 64, false))
+        return;
+    hw_store_txn *t = hw_rpc_read(call, app);
+    if (!t)
+        return;
+    Helpwire__V1__Article *ar = NULL;
+    int rc = hw_store_article_get(t, req->id, hw_call_arena(call), &ar);
+    hw_rpc_read_end(call, app);
+    if (rc != HW_OK) {
+        hw_rpc_fail(call, rc, rc == HW_ENOTFOUND ? "no article with id %s" : "reading article %s failed",
+                    req->id);
+        return;
+    }
+    hw_call_reply(call, &ar->base);
+}
+
+typedef struct {
+    hw_wctx h;
+    hw_doc_kind kind;
+    const char *id;
+} delete_ctx;
+
+static int delete_fn(hw_store_txn *w, void *arg)
+{
+    delete_ctx *c = arg;
+    int rc = c->kind == HW_DOC_ARTICLE ? hw_store_article_delete(w, c->id) : hw_store_faq_delete(w, c->id);
+    if (rc == HW_ENOTFOUND)
+        return hw_rpc_wfail(&c->h, rc, "no %s with id %s", c->kind == HW_DOC_ARTICLE ? "article" : "FAQ",
+                            c->id);
+    return rc;
+}
+
+static void delete_done(void *arg, int status)
+{
+    delete_ctx *c = arg;
+    if (hw_rpc_write_failed(&c->h, status))
+        return;
+    hw_status st = {0};
+    int rc = hw_index_delete(c->h.app->index, c->kind, c->id, &st);
+    if (rc != HW_OK && rc != HW_ENOTFOUND)
+        hw_log_event(c->h.app->log, HW_LOG_ERROR, "index_update_failed", "id=%s error=%s", c->id,
+                     hw_strerror(rc));
+    if (c->kind == HW_DOC_ARTICLE) {
+        Helpwire__V1__DeleteArticleReply r = HELPWIRE__V1__DELETE_ARTICLE_REPLY__INIT;
+        hw_call_reply(c->h.call, &r.base);
+    } else {
+        Helpwire__V1__DeleteFaqReply r = HELPWIRE__V1__DELETE_FAQ_REPLY__INIT;
+        hw_call_reply(c->h.call, &r.base);
+    }
+}
+
+static void delete_doc(hw_call *call, hw_app *app, hw_doc_kind kind, const char *id)
+{
+    if (!hw_rpc_check_id(call, "id", id, 64, false))
+        return;
+    delete_ctx *c = hw_arena_calloc(hw_call_arena(call), 1, sizeof *c);
+    if (!c) {
+        hw_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "server out of memory");
+        return;
+    }
+    c->h.call = call;
+    c->h.app = app;
+    c->kind = kind;
+    c->id = id;
+    hw_rpc_write(&c->h, delete_fn, delete_done);
+}
+
+void hw_knowledge_delete_article(hw_call *call, const ProtobufCMessage *request, void *app)
+{
+    delete_doc(call, app, HW_DOC_ARTICLE, ((const Helpwire__V1__DeleteArticleRequest *)request)->id);
+}
+
+void hw_knowledge_delete_faq(hw_call *call, const ProtobufCMessage *request, void *app)
+{
+    delete_doc(call, app, HW_DOC_FAQ, ((const Helpwire__V1__DeleteFaqRequest *)request)->id);
+}
+
+void hw_knowledge_list_articles(hw_call *call, const ProtobufCMessage *request, void *appv)
+{
+    hw_app *app = appv;
+    const Helpwire__V1__ListArticlesRequest *req = (const void *)request;
+    hw_store_cursor cur;
+    if (!hw_rpc_check_text(call, "locale", req->locale, 0, MAX_LOCALE) ||
+        !hw_rpc_page_token(call, "page_token", req->page_token, &cur))
+        return;
+    hw_store_txn *t = hw_rpc_read(call, app);
+    if (!t)
+        return;
+    Helpwire__V1__ListArticlesReply reply = HELPWIRE__V1__LIST_ARTICLES_REPLY__INIT;
+    int rc = hw_store_article_list(t, req->locale[0] ? req->locale : NULL, &cur,
+                                   hw_rpc_page_size(req->page_size, 50, 1000), hw_call_arena(call),
+                                   &reply.articles, &reply.n_articles);
+    hw_rpc_read_end(call, app);
+    if (rc != HW_OK) {
+        hw_rpc_fail(call, rc, rc == HW_EINVALID ? "page_token: not a token from this listing" : NULL);
+        return;
+    }
+    reply.next_page_token = hw_rpc_next_token(call, &cur);
+    hw_call_reply(call, &reply.base);
+}
+
+/* ----------------------------------------------------------------- FAQs */
+
+void hw_knowledge_put_faq(hw_call *call, const ProtobufCMessage *request, void *appv)
+{
+    const Helpwire__V1__PutFaqRequest *req = (const void *)request;
+    const Helpwire__V1__Faq *in = req->faq;
+    if (!in) {
+        hw_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "faq: required");
+        return;
+    }
+    if (!hw_rpc_check_id(call, "faq.id", in->id, 64, true) ||
+        !hw_rpc_check_text(call, "faq.question", in->question, 1, MAX_QUESTION) ||
+        !hw_rpc_check_text(call, "faq.answer", in->answer, 1, MAX_ANSWER) ||
+        !hw_rpc_check_text(call, "faq.locale", in->locale, 0, MAX_LOCALE) ||
+        !hw_rpc_check_list(call, "faq.alternate_questions", in->alternate_questions,
+                           in->n_alternate_questions, MAX_ALT, MAX_QUESTION))
+        return;
+    Helpwire__V1__Faq *fq = hw_arena_alloc(hw_call_arena(call), sizeof *fq);
+    if (!fq) {
+        hw_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "server out of memory");
+        return;
+    }
+    *fq = *in;
+    fq->locale = in->locale[0] ? in->locale : "en";
+    put_doc(call, appv, &faq_kind, &fq->base, &fq->id, &fq->version, &fq->updated_unix_ms,
+            req->expected_version);
+}
+
+void hw_knowledge_list_faqs(hw_call *call, const ProtobufCMessage *request, void *appv)
+{
+    hw_app *app = appv;
+    const Helpwire__V1__ListFaqsRequest *req = (const void *)request;
+    hw_store_cursor cur;
+    if (!hw_rpc_check_text(call, "locale", req->locale, 0, MAX_LOCALE) ||
+        !hw_rpc_page_token(call, "page_token", req->page_token, &cur))
+        return;
+    hw_store_txn *t = hw_rpc_read(call, app);
+    if (!t)
+        return;
+    Helpwire__V1__ListFaqsReply reply = HELPWIRE__V1__LIST_FAQS_REPLY__INIT;
+    int rc = hw_store_faq_list(t, req->locale[0] ? req->locale : NULL, &cur,
+                               hw_rpc_page_size(req->page_size, 50, 1000), hw_call_arena(call), &reply.faqs,
+                               &reply.n_faqs);
+    hw_rpc_read_end(call, app);
+    if (rc != HW_OK) {
+        hw_rpc_fail(call, rc, rc == HW_EINVALID ? "page_token: not a token from this listing" : NULL);
+        return;
+    }
+    reply.next_page_token = hw_rpc_next_token(call, &cur);
+    hw_call_reply(call, &reply.base);
+}

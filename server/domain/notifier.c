@@ -1,0 +1,479 @@
+/*
+ * notifier: supervisor alerts for escalated tickets (see notifier.h).
+ *
+ * Design:
+ * - Durable queue: an alert is one entry of the store's generic key-value
+ *   space, namespace "alert", key = the zero-padded number of the "alert"
+ *   sequence (so key order is queue order), value = the JSON body to POST.
+ *   The body is built once, at escalation, inside the escalating write: a
+ *   delivery after a restart sends exactly what would have been sent.
+ * - One thread owns the delivery: it keeps the pending alerts in memory
+ *   (loaded at start, then only the keys after the last one seen, on every
+ *   wake-up), POSTs each with libcurl (connect timeout 2 s, total 5 s) and
+ *   records the outcome in one store write on its own thread (blocking is
+ *   fine there): a 2xx deletes the alert and appends ALERT_DELIVERED to the
+ *   ticket's history; anything else appends ALERT_FAILED with the HTTP
+ *   status or the transport error, and the alert is tried again after its
+ *   own backoff (1 s, doubling, at most 60 s). Backoff is per alert, so
+ *   one alert the webhook keeps refusing does not hold back the others.
+ * - At-least-once: a crash between the POST and the commit of its outcome
+ *   sends that alert again after the restart; receivers dedupe on
+ *   alert_id.
+ * - Without a webhook URL alerts stay queued (logged once) until a restart
+ *   with one.
+ * - Stopping: a flag under the mutex plus a condition variable wake the
+ *   thread; a transfer in progress is aborted through curl's progress
+ *   callback, and the alert stays queued without a failure event.
+ */
+#include "server/domain/notifier.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "server/base/log.h"
+#include "server/store/records.h"
+#include "server/domain/watch.h"
+
+#define ALERT_NS "alert"
+#define ALERT_KEY_LEN 20
+#define BACKOFF_FIRST_MS 1000
+#define BACKOFF_MAX_MS 60000
+#define CONNECT_TIMEOUT_MS 2000L
+#define TOTAL_TIMEOUT_MS 5000L
+
+typedef struct alert {
+    struct alert *next;
+    char key[ALERT_KEY_LEN + 1];
+    char *body; /* JSON, NUL-terminated */
+    size_t body_len;
+    char *ticket_id; /* from the body; "" when absent */
+    unsigned failures;
+    int64_t next_ms; /* monotonic; 0 = now */
+} alert;
+
+struct hw_notifier {
+    hw_app *app;
+    const char *url; /* NULL: no webhook */
+    hw_store_reader *reader;
+    CURL *curl;
+    struct curl_slist *headers;
+    bool curl_global;
+    pthread_t thread;
+    bool thread_started;
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* CLOCK_MONOTONIC */
+    bool wake, stop;
+    atomic_bool stopping;                   /* read by curl's progress callback */
+    atomic_uint_least64_t retries, pending; /* for metrics */
+
+    /* Thread only. */
+    alert *head, *tail;
+    char last_key[ALERT_KEY_LEN + 1];
+    bool warned_no_url;
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void alert_free(alert *al)
+{
+    if (!al)
+        return;
+    free(al->body);
+    free(al->ticket_id);
+    free(al);
+}
+
+/* --------------------------------------------------------------- queue */
+
+/* Sets key to a JSON string of s (NULL = ""). Returns 0 or -1. */
+static int set_str(json_t *o, const char *key, const char *s)
+{
+    json_t *v = json_string(s ? s : "");
+    return v ? json_object_set_new(o, key, v) : -1;
+}
+
+int hw_notifier_queue_in(hw_store_txn *w, const Helpwire__V1__Ticket *t, const char *reason,
+                         const char *actor)
+{
+    if (!t || !t->id || !t->id[0])
+        return HW_EINVALID;
+    uint64_t n = 0;
+    int rc = hw_store_next_seq(w, ALERT_NS, 1, &n);
+    if (rc != HW_OK)
+        return rc;
+    char key[ALERT_KEY_LEN + 1];
+    snprintf(key, sizeof key, "%020" PRIu64, n);
+
+    const ProtobufCEnumValue *pv =
+        protobuf_c_enum_descriptor_get_value(&helpwire__v1__priority__descriptor, (int)t->priority);
+    int64_t at = t->escalated_unix_ms ? t->escalated_unix_ms : wall_ms();
+    char text[1400];
+    snprintf(text, sizeof text, "Ticket #%" PRIu64 " escalated by %s: %s", t->number,
+             actor ? actor : "system", reason ? reason : "");
+    char *body = NULL;
+    json_t *o = json_object();
+    rc = HW_ENOMEM;
+    if (!o)
+        goto out;
+    /* json_string refuses invalid UTF-8: the API validated every field. */
+    rc = HW_EINVALID;
+    if (set_str(o, "alert_id", key) || set_str(o, "ticket_id", t->id) ||
+        json_object_set_new(o, "number", json_integer((json_int_t)t->number)) ||
+        set_str(o, "subject", t->subject) || set_str(o, "queue", t->queue) ||
+        set_str(o, "priority", pv ? pv->name : "PRIORITY_UNSPECIFIED") ||
+        set_str(o, "customer_id", t->customer_id) || set_str(o, "assignee_agent_id", t->assignee_agent_id) ||
+        set_str(o, "reason", reason) || set_str(o, "actor", actor ? actor : "system") ||
+        json_object_set_new(o, "escalated_unix_ms", json_integer((json_int_t)at)) || set_str(o, "text", text))
+        goto out;
+    body = json_dumps(o, JSON_COMPACT);
+    rc = HW_ENOMEM;
+    if (!body)
+        goto out;
+    rc = hw_store_kv_put(w, ALERT_NS, key, ALERT_KEY_LEN, body, strlen(body));
+out:
+    free(body);
+    json_decref(o);
+    return rc;
+}
+
+void hw_notifier_wake(hw_notifier *n)
+{
+    if (!n)
+        return;
+    pthread_mutex_lock(&n->mu);
+    n->wake = true;
+    pthread_cond_signal(&n->cv);
+    pthread_mutex_unlock(&n->mu);
+}
+
+/* -------------------------------------------------------------- loading */
+
+static int load_one(void *arg, const void *key, size_t key_len, const void *val, size_t val_len)
+{
+    hw_notifier *n = arg;
+    if (key_len != ALERT_KEY_LEN)
+        return 0; /* not one of ours */
+    char k[ALERT_KEY_LEN + 1];
+    memcpy(k, key, key_len);
+    k[key_len] = '\0';
+    if (strcmp(k, n->last_key) <= 0)
+        return 0;
+    alert *al = calloc(1, sizeof *al);
+    if (!al || !(al->body = malloc(val_len + 1))) {
+        alert_free(al);
+        return HW_ENOMEM;
+    }
+    memcpy(al->body, val, val_len);
+    al->body[val_len] = '\0';
+    al->body_len = val_len;
+    json_t *o = json_loadb(al->body, val_len, 0, NULL);
+    const char *tid = o ? json_string_value(json_object_get(o, "ticket_id")) : NULL;
+    al->ticket_id = strdup(tid ? tid : "");
+    json_decref(o);
+    if (!al->ticket_id) {
+        alert_free(al);
+        return HW_ENOMEM;
+    }
+    memcpy(al->key, k, sizeof k);
+    if (n->tail)
+        n->tail->next = al;
+    else
+        n->head = al;
+    n->tail = al;
+    atomic_fetch_add_explicit(&n->pending, 1, memory_order_relaxed);
+    memcpy(n->last_key, k, sizeof k);
+    return 0;
+}
+
+/* Appends the alerts queued since the last load to the in-memory list. */
+static void load_new(hw_notifier *n)
+{
+    hw_store_txn *txn = NULL;
+    int rc = hw_store_read_begin(n->reader, &txn);
+    if (rc == HW_OK) {
+        rc = hw_store_kv_foreach(txn, ALERT_NS, load_one, n);
+        hw_store_read_end(n->reader);
+    }
+    if (rc != HW_OK)
+        hw_log_event(n->app->log, HW_LOG_ERROR, "alert_load_failed", "error=%s", hw_strerror(rc));
+}
+
+/* ------------------------------------------------------------- delivery */
+
+static size_t discard_body(char *p, size_t size, size_t nmemb, void *arg)
+{
+    (void)p;
+    (void)arg;
+    return size * nmemb;
+}
+
+static int abort_when_stopping(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+    (void)dt;
+    (void)dn;
+    (void)ut;
+    (void)un;
+    hw_notifier *n = arg;
+    return atomic_load(&n->stopping) ? 1 : 0;
+}
+
+/* POSTs al once. Returns true when delivered (2xx); detail gets the HTTP
+ * status or the transport error either way. */
+static bool post_alert(hw_notifier *n, const alert *al, char *detail, size_t len)
+{
+    char errbuf[CURL_ERROR_SIZE];
+    errbuf[0] = '\0';
+    CURL *c = n->curl;
+    curl_easy_setopt(c, CURLOPT_URL, n->url);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, al->body);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)al->body_len);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+    CURLcode cc = curl_easy_perform(c);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
+    if (cc != CURLE_OK) {
+        snprintf(detail, len, "%s", errbuf[0] ? errbuf : curl_easy_strerror(cc));
+        return false;
+    }
+    long status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    snprintf(detail, len, "HTTP %ld", status);
+    return status >= 200 && status < 300;
+}
+
+typedef struct {
+    const alert *al;
+    bool delivered;
+    const char *detail;
+    hw_arena *arena;  /* the event for watchers, after the commit */
+    hw_event_list ev; /* ALERT_DELIVERED or ALERT_FAILED */
+} outcome_ctx;
+
+static int record_outcome_fn(hw_store_txn *w, void *arg)
+{
+    outcome_ctx *c = arg;
+    hw_event_list_reset(&c->ev);
+    hw_arena_reset(c->arena);
+    if (c->delivered) {
+        int rc = hw_store_kv_delete(w, ALERT_NS, c->al->key, ALERT_KEY_LEN);
+        if (rc != HW_OK && rc != HW_ENOTFOUND)
+            return rc;
+    }
+    if (!c->al->ticket_id[0])
+        return HW_OK;
+    return hw_watch_record_id(w, &c->ev, c->arena, c->al->ticket_id,
+                              c->delivered
+                                  ? HELPWIRE__V1__TICKET_EVENT_KIND__TICKET_EVENT_KIND_ALERT_DELIVERED
+                                  : HELPWIRE__V1__TICKET_EVENT_KIND__TICKET_EVENT_KIND_ALERT_FAILED,
+                              "system", c->detail);
+}
+
+/* One attempt at al. Returns true when al is done (delivered and recorded). */
+static bool attempt(hw_notifier *n, alert *al)
+{
+    char detail[CURL_ERROR_SIZE + 64];
+    bool delivered = post_alert(n, al, detail, sizeof detail);
+    if (!delivered && atomic_load(&n->stopping))
+        return false; /* aborted by destroy: not a failure of the webhook */
+    if (!delivered) {
+        size_t used = strlen(detail);
+        snprintf(detail + used, sizeof detail - used, " (attempt %u)", al->failures + 1);
+    }
+    outcome_ctx oc = {.al = al, .delivered = delivered, .detail = detail, .arena = hw_arena_create(2048)};
+    int rc = oc.arena ? hw_store_write(n->app->store, record_outcome_fn, &oc) : HW_ENOMEM;
+    if (rc == HW_OK)
+        hw_watch_publish(n->app->watch, &oc.ev);
+    hw_arena_destroy(oc.arena);
+    char q[CURL_ERROR_SIZE + 80];
+    if (rc != HW_OK) {
+        hw_log_event(n->app->log, HW_LOG_ERROR, "alert_record_failed", "alert=%s ticket=%s error=%s", al->key,
+                     al->ticket_id, hw_strerror(rc));
+    } else if (delivered) {
+        hw_log_event(n->app->log, HW_LOG_INFO, "alert_delivered", "alert=%s ticket=%s result=%s", al->key,
+                     al->ticket_id, hw_log_quote(detail, q, sizeof q));
+        return true;
+    } else {
+        hw_log_event(n->app->log, HW_LOG_WARN, "alert_failed", "alert=%s ticket=%s result=%s", al->key,
+                     al->ticket_id, hw_log_quote(detail, q, sizeof q));
+    }
+    /* Failed, or delivered but not recorded: the alert stays; try later. */
+    al->failures++;
+    atomic_fetch_add_explicit(&n->retries, 1, memory_order_relaxed);
+    int64_t backoff = BACKOFF_FIRST_MS;
+    for (unsigned i = 1; i < al->failures && backoff < BACKOFF_MAX_MS; i++)
+        backoff *= 2;
+    if (backoff > BACKOFF_MAX_MS)
+        backoff = BACKOFF_MAX_MS;
+    al->next_ms = mono_ms() + backoff;
+    return false;
+}
+
+/* Tries every alert that is due; returns the next due time or INT64_MAX. */
+static int64_t deliver_due(hw_notifier *n)
+{
+    alert **p = &n->head, *prev = NULL;
+    while (*p && !atomic_load(&n->stopping)) {
+        alert *al = *p;
+        if (al->next_ms <= mono_ms() && attempt(n, al)) {
+            *p = al->next;
+            if (n->tail == al)
+                n->tail = prev;
+            alert_free(al);
+            atomic_fetch_sub_explicit(&n->pending, 1, memory_order_relaxed);
+            continue;
+        }
+        prev = al;
+        p = &al->next;
+    }
+    int64_t due = INT64_MAX;
+    for (alert *al = n->head; al; al = al->next)
+        if (al->next_ms < due)
+            due = al->next_ms;
+    return due;
+}
+
+static void *notifier_main(void *arg)
+{
+    hw_notifier *n = arg;
+    int64_t due = INT64_MAX;
+    for (;;) {
+        pthread_mutex_lock(&n->mu);
+        while (!n->wake && !n->stop) {
+            if (due == INT64_MAX) {
+                pthread_cond_wait(&n->cv, &n->mu);
+                continue;
+            }
+            struct timespec ts = {.tv_sec = due / 1000, .tv_nsec = (due % 1000) * 1000000};
+            if (pthread_cond_timedwait(&n->cv, &n->mu, &ts) != 0)
+                break;
+        }
+        n->wake = false;
+        bool stop = n->stop;
+        pthread_mutex_unlock(&n->mu);
+        if (stop)
+            break;
+        load_new(n);
+        if (!n->url) {
+            if (n->head && !n->warned_no_url) {
+                hw_log_event(n->app->log, HW_LOG_WARN, "alerts_queued",
+                             "reason=\"no --webhook-url configured\" first_alert=%s", n->head->key);
+                n->warned_no_url = true;
+            }
+            due = INT64_MAX;
+            continue;
+        }
+        due = deliver_due(n);
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+int hw_notifier_create(hw_notifier **out, hw_app *app)
+{
+    *out = NULL;
+    hw_notifier *n = calloc(1, sizeof *n);
+    if (!n)
+        return HW_ENOMEM;
+    n->app = app;
+    n->url = app->settings.webhook_url && app->settings.webhook_url[0] ? app->settings.webhook_url : NULL;
+    pthread_mutex_init(&n->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&n->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    atomic_init(&n->stopping, false);
+    n->wake = true; /* load what was pending before a restart */
+    int rc = HW_ENOMEM;
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        goto fail;
+    n->curl_global = true;
+    n->curl = curl_easy_init();
+    n->headers = curl_slist_append(NULL, "Content-Type: application/json");
+    if (!n->curl || !n->headers)
+        goto fail;
+    curl_easy_setopt(n->curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(n->curl, CURLOPT_POST, 1L);
+    curl_easy_setopt(n->curl, CURLOPT_HTTPHEADER, n->headers);
+    curl_easy_setopt(n->curl, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
+    curl_easy_setopt(n->curl, CURLOPT_TIMEOUT_MS, TOTAL_TIMEOUT_MS);
+    curl_easy_setopt(n->curl, CURLOPT_USERAGENT, "helpwired-notifier");
+    curl_easy_setopt(n->curl, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(n->curl, CURLOPT_WRITEFUNCTION, discard_body);
+    curl_easy_setopt(n->curl, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(n->curl, CURLOPT_XFERINFOFUNCTION, abort_when_stopping);
+    curl_easy_setopt(n->curl, CURLOPT_XFERINFODATA, n);
+    rc = hw_store_reader_create(app->store, &n->reader);
+    if (rc != HW_OK)
+        goto fail;
+    if (pthread_create(&n->thread, NULL, notifier_main, n) != 0) {
+        rc = HW_ENOMEM;
+        goto fail;
+    }
+    n->thread_started = true;
+    pthread_setname_np(n->thread, "hw-notifier");
+    *out = n;
+    return HW_OK;
+fail:
+    hw_notifier_destroy(n);
+    return rc;
+}
+
+void hw_notifier_destroy(hw_notifier *n)
+{
+    if (!n)
+        return;
+    if (n->thread_started) {
+        atomic_store(&n->stopping, true);
+        pthread_mutex_lock(&n->mu);
+        n->stop = true;
+        pthread_cond_signal(&n->cv);
+        pthread_mutex_unlock(&n->mu);
+        pthread_join(n->thread, NULL);
+    }
+    for (alert *al = n->head, *next; al; al = next) {
+        next = al->next;
+        alert_free(al);
+    }
+    hw_store_reader_destroy(n->reader);
+    if (n->curl)
+        curl_easy_cleanup(n->curl);
+    curl_slist_free_all(n->headers);
+    if (n->curl_global)
+        curl_global_cleanup();
+    pthread_cond_destroy(&n->cv);
+    pthread_mutex_destroy(&n->mu);
+    free(n);
+}
+
+uint64_t hw_notifier_retries(hw_notifier *n)
+{
+    return n ? atomic_load_explicit(&n->retries, memory_order_relaxed) : 0;
+}
+
+uint64_t hw_notifier_pending(hw_notifier *n)
+{
+    return n ? atomic_load_explicit(&n->pending, memory_order_relaxed) : 0;
+}

@@ -1,0 +1,42 @@
+/*
+ * notifier: supervisor alerts for escalated tickets. EscalateTicket queues
+ * an alert durably in its own write transaction (hw_notifier_queue_in); the
+ * notifier's thread POSTs it as JSON to the configured webhook with
+ * libcurl (timeouts, retries with exponential backoff), keeps it in the
+ * store until delivered (so it survives restarts), and records each
+ * delivery attempt on the ticket's history (ALERT_DELIVERED /
+ * ALERT_FAILED events).
+ */
+#ifndef HW_NOTIFIER_H
+#define HW_NOTIFIER_H
+
+#include "helpwire/v1/tickets.pb-c.h"
+#include "server/domain/app.h"
+#include "server/store/store.h"
+
+typedef struct hw_notifier hw_notifier;
+
+/* Starts the notifier thread; pending alerts from before a restart are
+ * delivered again. With no webhook configured, alerts stay queued. Returns
+ * 0 or a negative HW_E* code. */
+int hw_notifier_create(hw_notifier **out, hw_app *app);
+
+/* Stops the thread (an attempt in progress finishes or times out) and
+ * frees. Alerts not yet delivered stay in the store. */
+void hw_notifier_destroy(hw_notifier *n);
+
+/* Inside a write fn: queues an alert for ticket t (escalated by actor with
+ * reason). Returns HW_OK or the store's code. Writer thread only. */
+int hw_notifier_queue_in(hw_store_txn *w, const Helpwire__V1__Ticket *t, const char *reason,
+                         const char *actor);
+
+/* Delivery attempts that failed and will be retried, since start; and
+ * alerts waiting for delivery now. Thread-safe. */
+uint64_t hw_notifier_retries(hw_notifier *n);
+uint64_t hw_notifier_pending(hw_notifier *n);
+
+/* After the commit of a write that queued an alert: wakes the thread.
+ * Any thread, never blocks. */
+void hw_notifier_wake(hw_notifier *n);
+
+#endif

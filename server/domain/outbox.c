@@ -1,0 +1,546 @@
+/*
+ * outbox: the durable per-channel queue of messages to customers, and the
+ * hub that streams it to bridges (see outbox.h for the contract).
+ *
+ * Design:
+ * - The queue is the store's outbox database (channel + sequence ->
+ *   message); a message leaves it only when a bridge acknowledges it. The
+ *   hub keeps no copy of messages, only, per subscriber, the sequences it
+ *   has sent and not yet seen acknowledged (its "flight"), with the time
+ *   each is due for redelivery.
+ * - One hub thread does every store read and every send. Other threads only
+ *   bump a per-channel generation counter (hw_outbox_committed after a
+ *   commit, the Ack RPC after its commit) and signal the thread, so neither
+ *   the writer thread nor a worker ever waits for the hub. The thread
+ *   compares each counter with the value it saw last: a commit that lands
+ *   after the thread read the counter bumps it again, so nothing is missed.
+ * - A subscriber starts with its cursor at 0, so its first scan sends the
+ *   channel's backlog oldest first (in pages); later scans, triggered by
+ *   commits, send what follows the cursor: the live part.
+ * - At most HW_OUTBOX_WINDOW messages are in flight per subscriber; a
+ *   bridge that stops acknowledging receives redeliveries only until it
+ *   acknowledges again, so a dead-slow bridge cannot make the hub hold an
+ *   unbounded list.
+ * - Redelivery: an entry past its due time is looked up again; if it is
+ *   still queued it is sent with attempt + 1 and due again redeliver_after_ms
+ *   later; if it is gone (acknowledged) it leaves the flight.
+ * - Several subscribers on one channel each receive every message (and
+ *   each redelivers on its own). Bridges run one subscriber per channel;
+ *   a second one (a rolling restart) sees duplicates rather than gaps, which
+ *   the bridges' dedupe by sequence absorbs. Load-balancing messages across
+ *   subscribers is deliberately not done.
+ * - Attempt counts live in the hub (the stored count is the base), so a new
+ *   subscription starts again at stored attempt + 1. Persisting every send
+ *   would double the write load for a hint.
+ *
+ * Locking: hub->mu guards the subscriber list and each subscriber's
+ * membership (closed, pinned); everything else about a subscriber is owned
+ * by the hub thread. The hub thread pins the subscribers it serves, works
+ * without the lock, and frees a subscriber that closed meanwhile when it
+ * unpins it. Nothing here is on the path of unary reads.
+ */
+#include "server/domain/outbox.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "server/domain/rpc.h"
+#include "server/store/records.h"
+
+#define HW_OUTBOX_WINDOW 256u /* messages in flight per subscriber */
+#define HW_OUTBOX_PAGE 256u   /* messages per store listing */
+#define HW_OUTBOX_CHANNELS 8  /* > every Channel value */
+#define HW_OUTBOX_DEFAULT_REDELIVER_MS 30000u
+#define HW_OUTBOX_MIN_REDELIVER_MS 1000u
+#define HW_OUTBOX_MAX_ACK 1000u
+
+typedef struct flight {
+    uint64_t seq;
+    int64_t due_ms; /* monotonic */
+    uint32_t attempt;
+} flight;
+
+typedef struct sub {
+    struct sub *next;
+    hw_call *call; /* we hold a reference until the sub is freed */
+    Helpwire__V1__Channel channel;
+    int64_t redeliver_ms;
+    /* Guarded by hub->mu. */
+    bool closed;
+    int pinned;
+    /* Hub thread only (set before the sub is listed). */
+    uint64_t cursor; /* highest sequence sent for the first time */
+    bool want_scan;  /* there may be messages after cursor */
+    bool check_acks; /* acknowledgements happened on the channel */
+    flight *fl;      /* in seq order */
+    size_t n_fl, cap_fl;
+} sub;
+
+struct hw_outbox {
+    hw_app *app;
+    hw_store_reader *reader; /* hub thread only */
+    hw_arena *arena;         /* hub thread only */
+    pthread_t thread;
+    bool thread_started;
+
+    pthread_mutex_t mu;
+    sub *subs;
+
+    pthread_mutex_t wake_mu;
+    pthread_cond_t wake_cv; /* CLOCK_MONOTONIC */
+    bool wake, stop;
+
+    atomic_uint_fast64_t commit_gen[HW_OUTBOX_CHANNELS];
+    atomic_uint_fast64_t ack_gen[HW_OUTBOX_CHANNELS];
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void hub_wake(hw_outbox *ob)
+{
+    pthread_mutex_lock(&ob->wake_mu);
+    ob->wake = true;
+    pthread_cond_signal(&ob->wake_cv);
+    pthread_mutex_unlock(&ob->wake_mu);
+}
+
+static void sub_free(sub *s)
+{
+    free(s->fl);
+    free(s);
+}
+
+/* ------------------------------------------------------------ hub thread */
+
+static int flight_push(sub *s, uint64_t seq, int64_t due_ms, uint32_t attempt)
+{
+    if (s->n_fl == s->cap_fl) {
+        size_t cap = s->cap_fl ? s->cap_fl * 2 : 64;
+        flight *fl = realloc(s->fl, cap * sizeof *fl);
+        if (!fl)
+            return HW_ENOMEM;
+        s->fl = fl;
+        s->cap_fl = cap;
+    }
+    s->fl[s->n_fl++] = (flight){.seq = seq, .due_ms = due_ms, .attempt = attempt};
+    return HW_OK;
+}
+
+/* Drops acknowledged entries (when check_acks) and redelivers due ones. */
+static int serve_flight(hw_outbox *ob, sub *s, hw_store_txn *txn, int64_t now)
+{
+    size_t keep = 0;
+    int rc = HW_OK;
+    for (size_t i = 0; i < s->n_fl; i++) {
+        flight f = s->fl[i];
+        if (rc == HW_OK && (s->check_acks || f.due_ms <= now)) {
+            Helpwire__V1__OutboundMessage *m = NULL;
+            int grc = hw_store_outbox_get(txn, s->channel, f.seq, ob->arena, &m);
+            if (grc == HW_ENOTFOUND)
+                continue; /* acknowledged */
+            if (grc != HW_OK) {
+                rc = grc;
+            } else if (f.due_ms <= now) {
+                f.attempt++;
+                m->attempt = f.attempt;
+                f.due_ms = now + s->redeliver_ms;
+                hw_call_stream_send(s->call, &m->base);
+            }
+        }
+        s->fl[keep++] = f;
+    }
+    s->n_fl = keep;
+    if (rc == HW_OK)
+        s->check_acks = false;
+    return rc;
+}
+
+/* Sends what follows the cursor, oldest first, while the window has room. */
+static int serve_new(hw_outbox *ob, sub *s, hw_store_txn *txn, int64_t now)
+{
+    while (s->want_scan && s->n_fl < HW_OUTBOX_WINDOW) {
+        size_t room = HW_OUTBOX_WINDOW - s->n_fl, limit = room < HW_OUTBOX_PAGE ? room : HW_OUTBOX_PAGE;
+        Helpwire__V1__OutboundMessage **ms = NULL;
+        size_t n = 0;
+        int rc = hw_store_outbox_list(txn, s->channel, s->cursor, limit, ob->arena, &ms, &n);
+        if (rc != HW_OK)
+            return rc;
+        for (size_t i = 0; i < n; i++) {
+            Helpwire__V1__OutboundMessage *m = ms[i];
+            m->attempt = m->attempt + 1;
+            rc = flight_push(s, m->seq, now + s->redeliver_ms, m->attempt);
+            if (rc != HW_OK)
+                return rc; /* the cursor stays before m: sent on a later pass */
+            s->cursor = m->seq;
+            hw_call_stream_send(s->call, &m->base);
+        }
+        if (n < limit)
+            s->want_scan = false;
+        hw_arena_reset(ob->arena);
+    }
+    return HW_OK;
+}
+
+static void serve(hw_outbox *ob, sub *s)
+{
+    hw_store_txn *txn = NULL;
+    int rc = hw_store_read_begin(ob->reader, &txn);
+    if (rc == HW_OK) {
+        int64_t now = mono_ms();
+        rc = serve_flight(ob, s, txn, now);
+        if (rc == HW_OK)
+            rc = serve_new(ob, s, txn, now);
+        hw_store_read_end(ob->reader);
+    }
+    hw_arena_reset(ob->arena);
+    if (rc != HW_OK)
+        hw_log_event(ob->app->log, HW_LOG_ERROR, "outbox_read_failed", "channel=%d error=%s", (int)s->channel,
+                     hw_strerror(rc));
+}
+
+static bool sub_has_work(const sub *s, int64_t now)
+{
+    if (s->want_scan && s->n_fl < HW_OUTBOX_WINDOW)
+        return true;
+    if (s->check_acks && s->n_fl > 0)
+        return true;
+    for (size_t i = 0; i < s->n_fl; i++)
+        if (s->fl[i].due_ms <= now)
+            return true;
+    return false;
+}
+
+/* The earliest redelivery due time over every subscriber, or INT64_MAX.
+ * Caller holds ob->mu. */
+static int64_t next_due_locked(hw_outbox *ob)
+{
+    int64_t due = INT64_MAX;
+    for (sub *s = ob->subs; s; s = s->next)
+        for (size_t i = 0; i < s->n_fl; i++)
+            if (s->fl[i].due_ms < due)
+                due = s->fl[i].due_ms;
+    return due;
+}
+
+/* Waits for a wake-up or until due_ms (monotonic). Returns false to stop. */
+static bool hub_wait(hw_outbox *ob, int64_t due_ms)
+{
+    pthread_mutex_lock(&ob->wake_mu);
+    while (!ob->wake && !ob->stop) {
+        if (due_ms == INT64_MAX) {
+            pthread_cond_wait(&ob->wake_cv, &ob->wake_mu);
+            continue;
+        }
+        struct timespec ts = {.tv_sec = due_ms / 1000, .tv_nsec = (due_ms % 1000) * 1000000};
+        if (pthread_cond_timedwait(&ob->wake_cv, &ob->wake_mu, &ts) == ETIMEDOUT)
+            break;
+    }
+    ob->wake = false;
+    bool go_on = !ob->stop;
+    pthread_mutex_unlock(&ob->wake_mu);
+    return go_on;
+}
+
+static void *hub_main(void *arg)
+{
+    hw_outbox *ob = arg;
+    uint_fast64_t seen_commit[HW_OUTBOX_CHANNELS] = {0}, seen_ack[HW_OUTBOX_CHANNELS] = {0};
+    sub **work = NULL;
+    size_t cap_work = 0;
+    int64_t due = INT64_MAX;
+    while (hub_wait(ob, due)) {
+        unsigned committed = 0, acked = 0;
+        for (int ch = 0; ch < HW_OUTBOX_CHANNELS; ch++) {
+            uint_fast64_t g = atomic_load(&ob->commit_gen[ch]);
+            if (g != seen_commit[ch]) {
+                seen_commit[ch] = g;
+                committed |= 1u << ch;
+            }
+            g = atomic_load(&ob->ack_gen[ch]);
+            if (g != seen_ack[ch]) {
+                seen_ack[ch] = g;
+                acked |= 1u << ch;
+            }
+        }
+
+        /* Pick and pin the subscribers with something to do. */
+        size_t n_work = 0;
+        bool truncated = false;
+        int64_t now = mono_ms();
+        pthread_mutex_lock(&ob->mu);
+        for (sub *s = ob->subs; s; s = s->next) {
+            if (committed & (1u << s->channel))
+                s->want_scan = true;
+            if (acked & (1u << s->channel))
+                s->check_acks = true;
+            if (!sub_has_work(s, now))
+                continue;
+            if (n_work == cap_work) {
+                size_t cap = cap_work ? cap_work * 2 : 16;
+                sub **w = realloc(work, cap * sizeof *w);
+                if (!w) {
+                    truncated = true; /* the rest waits for the next pass */
+                    break;
+                }
+                work = w;
+                cap_work = cap;
+            }
+            s->pinned++;
+            work[n_work++] = s;
+        }
+        pthread_mutex_unlock(&ob->mu);
+
+        for (size_t i = 0; i < n_work; i++)
+            serve(ob, work[i]);
+
+        /* Unpin; free the subscribers whose streams closed meanwhile. */
+        sub *gone = NULL;
+        pthread_mutex_lock(&ob->mu);
+        for (size_t i = 0; i < n_work; i++) {
+            sub *s = work[i];
+            if (--s->pinned == 0 && s->closed) {
+                s->next = gone;
+                gone = s;
+            }
+        }
+        due = next_due_locked(ob);
+        pthread_mutex_unlock(&ob->mu);
+        /* A pass that could not allocate its work list retries soon. */
+        if (truncated && due > mono_ms() + 100)
+            due = mono_ms() + 100;
+        while (gone) {
+            sub *next = gone->next;
+            hw_call_unref(gone->call);
+            sub_free(gone);
+            gone = next;
+        }
+    }
+    free(work);
+    return NULL;
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+int hw_outbox_create(hw_outbox **out, hw_app *app)
+{
+    *out = NULL;
+    hw_outbox *ob = calloc(1, sizeof *ob);
+    if (!ob)
+        return HW_ENOMEM;
+    ob->app = app;
+    pthread_mutex_init(&ob->mu, NULL);
+    pthread_mutex_init(&ob->wake_mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&ob->wake_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    for (int i = 0; i < HW_OUTBOX_CHANNELS; i++) {
+        atomic_init(&ob->commit_gen[i], 0);
+        atomic_init(&ob->ack_gen[i], 0);
+    }
+    int rc = HW_ENOMEM;
+    ob->arena = hw_arena_create(1 << 16);
+    if (!ob->arena)
+        goto fail;
+    rc = hw_store_reader_create(app->store, &ob->reader);
+    if (rc != HW_OK)
+        goto fail;
+    if (pthread_create(&ob->thread, NULL, hub_main, ob) != 0) {
+        rc = HW_ENOMEM;
+        goto fail;
+    }
+    ob->thread_started = true;
+    pthread_setname_np(ob->thread, "hw-outbox");
+    *out = ob;
+    return HW_OK;
+fail:
+    hw_outbox_destroy(ob);
+    return rc;
+}
+
+void hw_outbox_destroy(hw_outbox *ob)
+{
+    if (!ob)
+        return;
+    if (ob->thread_started) {
+        pthread_mutex_lock(&ob->wake_mu);
+        ob->stop = true;
+        pthread_cond_signal(&ob->wake_cv);
+        pthread_mutex_unlock(&ob->wake_mu);
+        pthread_join(ob->thread, NULL);
+    }
+    /* After hw_net_shutdown every stream has closed and left the list (its
+     * on_close ran and dropped our reference); a leftover here would mean a
+     * call outliving the server, so only our memory is released. */
+    for (sub *s = ob->subs, *next; s; s = next) {
+        next = s->next;
+        sub_free(s);
+    }
+    hw_store_reader_destroy(ob->reader);
+    hw_arena_destroy(ob->arena);
+    pthread_cond_destroy(&ob->wake_cv);
+    pthread_mutex_destroy(&ob->wake_mu);
+    pthread_mutex_destroy(&ob->mu);
+    free(ob);
+}
+
+/* ---------------------------------------------------------------- queue */
+
+int hw_outbox_append_in(hw_store_txn *w, Helpwire__V1__OutboundMessage *m)
+{
+    if (!m || m->channel == HELPWIRE__V1__CHANNEL__CHANNEL_UNSPECIFIED || !m->channel_user_id ||
+        !m->channel_user_id[0] || m->kind == HELPWIRE__V1__OUTBOUND_KIND__OUTBOUND_KIND_UNSPECIFIED ||
+        !m->text || !m->text[0])
+        return HW_EINVALID;
+    m->seq = 0; /* a rerun of the write fn must not reuse the rolled-back number */
+    m->attempt = 0;
+    if (m->created_unix_ms == 0)
+        m->created_unix_ms = hw_rpc_now_ms();
+    return hw_store_outbox_append(w, m);
+}
+
+void hw_outbox_committed(hw_outbox *ob, Helpwire__V1__Channel channel)
+{
+    if (!ob || (unsigned)channel >= HW_OUTBOX_CHANNELS)
+        return;
+    atomic_fetch_add(&ob->commit_gen[channel], 1);
+    hub_wake(ob);
+}
+
+/* ------------------------------------------------------------ Subscribe */
+
+static void on_subscriber_closed(hw_call *call, void *arg)
+{
+    hw_outbox *ob = arg;
+    sub *gone = NULL;
+    pthread_mutex_lock(&ob->mu);
+    for (sub **p = &ob->subs; *p; p = &(*p)->next)
+        if ((*p)->call == call) {
+            sub *s = *p;
+            *p = s->next;
+            s->closed = true;
+            if (s->pinned == 0)
+                gone = s; /* else the hub thread frees it when it unpins */
+            break;
+        }
+    pthread_mutex_unlock(&ob->mu);
+    if (gone) {
+        hw_call_unref(call);
+        sub_free(gone);
+    }
+}
+
+void hw_outbox_subscribe(hw_call *call, const ProtobufCMessage *request, void *appv)
+{
+    hw_app *app = appv;
+    hw_outbox *ob = app->outbox;
+    const Helpwire__V1__SubscribeRequest *req = (const void *)request;
+    if (!hw_rpc_check_enum(call, "channel", &helpwire__v1__channel__descriptor, req->channel, false))
+        return;
+    uint32_t redeliver = req->redeliver_after_ms ? req->redeliver_after_ms : HW_OUTBOX_DEFAULT_REDELIVER_MS;
+    if (redeliver < HW_OUTBOX_MIN_REDELIVER_MS) {
+        hw_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "redeliver_after_ms: at least %u (0 means %u)",
+                     HW_OUTBOX_MIN_REDELIVER_MS, HW_OUTBOX_DEFAULT_REDELIVER_MS);
+        return;
+    }
+    if (!ob) {
+        hw_call_fail(call, GRPC_STATUS_UNAVAILABLE, "the outbox is not running");
+        return;
+    }
+    sub *s = calloc(1, sizeof *s);
+    if (!s) {
+        hw_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "server out of memory");
+        return;
+    }
+    s->call = call;
+    s->channel = req->channel;
+    s->redeliver_ms = redeliver;
+    s->want_scan = true; /* the backlog */
+    hw_call_ref(call);
+    hw_call_on_close(call, on_subscriber_closed, ob);
+    pthread_mutex_lock(&ob->mu);
+    s->next = ob->subs;
+    ob->subs = s;
+    pthread_mutex_unlock(&ob->mu);
+    hub_wake(ob);
+}
+
+/* ------------------------------------------------------------------ Ack */
+
+typedef struct {
+    hw_wctx h;
+    Helpwire__V1__Channel channel;
+    const uint64_t *seqs;
+    size_t n;
+    uint32_t acked;
+} ack_ctx;
+
+static int ack_fn(hw_store_txn *w, void *arg)
+{
+    ack_ctx *c = arg;
+    c->acked = 0;
+    for (size_t i = 0; i < c->n; i++) {
+        if (c->seqs[i] == 0)
+            continue;
+        int rc = hw_store_outbox_ack(w, c->channel, c->seqs[i]);
+        if (rc == HW_OK)
+            c->acked++;
+        else if (rc != HW_ENOTFOUND)
+            return rc;
+    }
+    return HW_OK;
+}
+
+static void ack_done(void *arg, int status)
+{
+    ack_ctx *c = arg;
+    if (hw_rpc_write_failed(&c->h, status))
+        return;
+    hw_outbox *ob = c->h.app->outbox;
+    if (c->acked && ob) {
+        atomic_fetch_add(&ob->ack_gen[c->channel], 1);
+        hub_wake(ob);
+    }
+    Helpwire__V1__AckReply r = HELPWIRE__V1__ACK_REPLY__INIT;
+    r.acked = c->acked;
+    hw_call_reply(c->h.call, &r.base);
+}
+
+void hw_outbox_ack(hw_call *call, const ProtobufCMessage *request, void *app)
+{
+    const Helpwire__V1__AckRequest *req = (const void *)request;
+    if (!hw_rpc_check_enum(call, "channel", &helpwire__v1__channel__descriptor, req->channel, false))
+        return;
+    if (req->n_seqs > HW_OUTBOX_MAX_ACK) {
+        hw_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "seqs: %zu items, at most %u allowed", req->n_seqs,
+                     HW_OUTBOX_MAX_ACK);
+        return;
+    }
+    if (req->n_seqs == 0) {
+        Helpwire__V1__AckReply r = HELPWIRE__V1__ACK_REPLY__INIT;
+        hw_call_reply(call, &r.base);
+        return;
+    }
+    ack_ctx *c = hw_arena_calloc(hw_call_arena(call), 1, sizeof *c);
+    if (!c) {
+        hw_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "server out of memory");
+        return;
+    }
+    c->h.call = call;
+    c->h.app = app;
+    c->channel = req->channel;
+    c->seqs = req->seqs;
+    c->n = req->n_seqs;
+    hw_rpc_write(&c->h, ack_fn, ack_done);
+}

@@ -1,0 +1,230 @@
+/*
+ * router: Route (see router.h). The search and classification run on the
+ * worker (they need its searcher and tokenizer); everything that decides
+ * and changes state runs in one write on the store's writer thread, where
+ * writes are serialized, so two messages of one customer racing each other
+ * cannot both open a ticket.
+ */
+#include "server/domain/router.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "helpwire/v1/outbox.pb-c.h"
+#include "helpwire/v1/router.pb-c.h"
+#include "server/domain/classify.h"
+#include "server/domain/knowledge.h"
+#include "server/domain/customers.h"
+#include "server/domain/rpc.h"
+#include "server/search/index.h"
+#include "server/search/tokenize.h"
+#include "server/store/records.h"
+#include "server/domain/tickets.h"
+
+#define MAX_TEXT 16384
+#define MAX_ID 128
+#define MAX_NAME 256
+#define MAX_LOCALE 15
+#define MAX_HITS 5
+
+#define ACTION(x) HELPWIRE__V1__ROUTE_ACTION__ROUTE_ACTION_##x
+
+typedef struct {
+    hw_wctx h;
+    const Helpwire__V1__RouteRequest *req;
+    const char *locale;
+    const char *queue;
+    hw_answer ans;
+    hw_event_list ev;
+    Helpwire__V1__RouteReply reply;
+    bool duplicate;
+} route_ctx;
+
+static const char *ack_text(hw_arena *a, const char *locale, uint64_t number)
+{
+    if (strncmp(locale, "zh", 2) == 0)
+        return hw_arena_printf(a, "您好，我们已收到您的消息并创建工单 #%llu，客服会尽快在这里回复您。",
+                               (unsigned long long)number);
+    return hw_arena_printf(
+        a, "Thanks for your message. We opened ticket #%llu and an agent will reply here soon.",
+        (unsigned long long)number);
+}
+
+static void set_ticket(Helpwire__V1__RouteReply *r, const Helpwire__V1__Ticket *t)
+{
+    r->ticket_id = t->id;
+    r->ticket_number = t->number;
+    r->queue = t->queue;
+    r->priority = t->priority;
+    r->assignee_agent_id = t->assignee_agent_id;
+}
+
+/* Unpacks a remembered reply into the call's arena. */
+static int load_duplicate(hw_store_txn *t, route_ctx *c, bool *found)
+{
+    hw_arena *a = hw_call_arena(c->h.call);
+    void *bytes;
+    size_t len;
+    *found = false;
+    int rc = hw_store_dedupe_get(t, c->req->channel, c->req->message_id, a, &bytes, &len);
+    if (rc == HW_ENOTFOUND)
+        return HW_OK;
+    if (rc != HW_OK)
+        return rc;
+    Helpwire__V1__RouteReply *r = helpwire__v1__route_reply__unpack(hw_arena_allocator(a), len, bytes);
+    if (!r)
+        return HW_ECORRUPT;
+    c->reply = *r;
+    c->reply.duplicate = 1;
+    *found = true;
+    return HW_OK;
+}
+
+static int route_fn(hw_store_txn *w, void *arg)
+{
+    route_ctx *c = arg;
+    const Helpwire__V1__RouteRequest *q = c->req;
+    hw_arena *a = hw_call_arena(c->h.call);
+    Helpwire__V1__RouteReply *r = &c->reply;
+    hw_event_list_reset(&c->ev);
+    helpwire__v1__route_reply__init(r);
+    bool dup;
+    int rc = load_duplicate(w, c, &dup);
+    if (rc != HW_OK || dup) {
+        c->duplicate = dup;
+        return rc;
+    }
+    c->duplicate = false;
+
+    Helpwire__V1__Customer *cust;
+    bool created;
+    rc = hw_customers_resolve_in(w, q->channel, q->channel_user_id, q->display_name, c->locale, a, &cust,
+                                 &created);
+    if (rc != HW_OK)
+        return rc;
+    r->customer_id = cust->id;
+    r->confidence = c->ans.confidence;
+    r->hits = hw_knowledge_convert_hits(a, c->ans.hits, c->ans.n_hits < MAX_HITS ? c->ans.n_hits : MAX_HITS);
+    r->n_hits = r->hits ? (c->ans.n_hits < MAX_HITS ? c->ans.n_hits : MAX_HITS) : 0;
+
+    Helpwire__V1__Ticket *t;
+    rc = hw_tickets_find_open_in(w, cust->id, a, &t);
+    if (rc == HW_OK) {
+        /* The open ticket takes the message; its agent and watchers hear of it. */
+        rc = hw_tickets_add_message_in(w, t, HELPWIRE__V1__MESSAGE_KIND__MESSAGE_KIND_CUSTOMER,
+                                       hw_arena_printf(a, "customer:%s", cust->id), q->text, a, &c->ev, NULL,
+                                       NULL);
+        r->action = ACTION(APPENDED);
+        r->reply_text = "";
+        r->priority_reason = "";
+        set_ticket(r, t);
+    } else if (rc == HW_ENOTFOUND && !c->ans.transfer) {
+        r->action = ACTION(AUTO_REPLY);
+        r->reply_text = (char *)c->ans.answer;
+        r->priority_reason = "";
+        rc = hw_tickets_send_to_customer_in(w, cust, q->channel, NULL,
+                                            HELPWIRE__V1__OUTBOUND_KIND__OUTBOUND_KIND_AUTO_REPLY,
+                                            r->reply_text, &c->ev, &r->outbox_seq);
+    } else if (rc == HW_ENOTFOUND) {
+        hw_ticket_open o = {.customer = cust,
+                            .channel = q->channel,
+                            .text = q->text,
+                            .queue = c->queue,
+                            .actor = hw_arena_printf(a, "customer:%s", cust->id)};
+        const char *reason = "";
+        rc = hw_tickets_open_in(w, &o, a, &c->ev, &t, &reason);
+        if (rc == HW_OK) {
+            r->action = ACTION(NEW_TICKET);
+            r->priority_reason = (char *)reason;
+            r->reply_text = (char *)ack_text(a, c->locale, t->number);
+            set_ticket(r, t);
+            rc = hw_tickets_send_to_customer_in(w, cust, q->channel, t->id,
+                                                HELPWIRE__V1__OUTBOUND_KIND__OUTBOUND_KIND_ACKNOWLEDGEMENT,
+                                                r->reply_text, &c->ev, &r->outbox_seq);
+        }
+    }
+    if (rc != HW_OK)
+        return rc;
+    size_t len = helpwire__v1__route_reply__get_packed_size(r);
+    uint8_t *bytes = hw_arena_alloc(a, len);
+    if (!bytes)
+        return HW_ENOMEM;
+    helpwire__v1__route_reply__pack(r, bytes);
+    return hw_store_dedupe_put(w, q->channel, q->message_id, bytes, len, hw_rpc_now_ms());
+}
+
+static void route_done(void *arg, int status)
+{
+    route_ctx *c = arg;
+    if (hw_rpc_write_failed(&c->h, status))
+        return;
+    if (!c->duplicate)
+        hw_tickets_publish(c->h.app, &c->ev);
+    hw_call_reply(c->h.call, &c->reply.base);
+}
+
+void hw_router_route(hw_call *call, const ProtobufCMessage *request, void *appv)
+{
+    hw_app *app = appv;
+    const Helpwire__V1__RouteRequest *req = (const void *)request;
+    if (!hw_rpc_check_enum(call, "channel", &helpwire__v1__channel__descriptor, req->channel, false) ||
+        !hw_rpc_check_text(call, "channel_user_id", req->channel_user_id, 1, MAX_ID) ||
+        !hw_rpc_check_text(call, "display_name", req->display_name, 0, MAX_NAME) ||
+        !hw_rpc_check_text(call, "text", req->text, 1, MAX_TEXT) ||
+        !hw_rpc_check_text(call, "message_id", req->message_id, 1, MAX_ID) ||
+        !hw_rpc_check_text(call, "locale", req->locale, 0, MAX_LOCALE))
+        return;
+    route_ctx *c = hw_arena_calloc(hw_call_arena(call), 1, sizeof *c);
+    if (!c) {
+        hw_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "server out of memory");
+        return;
+    }
+    c->h.call = call;
+    c->h.app = app;
+    c->req = req;
+    c->locale = *req->locale ? req->locale : hw_classify_locale(req->text);
+    hw_arena *a = hw_call_arena(call);
+
+    /* A retry of a message already routed is answered from the store
+     * without searching again. */
+    hw_store_txn *t = hw_rpc_read(call, app);
+    if (!t)
+        return;
+    bool dup = false;
+    int rc = load_duplicate(t, c, &dup);
+    hw_rpc_read_end(call, app);
+    if (rc != HW_OK) {
+        hw_rpc_fail(call, rc, "reading the store failed: %s", hw_strerror(rc));
+        return;
+    }
+    if (dup) {
+        hw_call_reply(call, &c->reply.base);
+        return;
+    }
+    /* The text is tokenized once, for the classifier and the search. */
+    const hw_classify_model *model = hw_tickets_skill_model(call, app);
+    if (!model)
+        return;
+    hw_worker_ctx *wk = &app->workers[hw_call_worker(call)];
+    hw_status st = {0};
+    const hw_token *toks;
+    size_t n_toks;
+    size_t len = strlen(req->text);
+    if ((rc = hw_tokenize(wk->tokenizer, req->text, len, &toks, &n_toks, &st)) != HW_OK) {
+        hw_rpc_fail(call, rc, "text: %s", st.msg[0] ? st.msg : hw_strerror(rc));
+        return;
+    }
+    double score;
+    c->queue = hw_arena_strdup(a, hw_classify_tokens(model, toks, n_toks, &score));
+    if (!c->queue) {
+        hw_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "server out of memory");
+        return;
+    }
+    rc = hw_index_answer_tokens(wk->searcher, req->text, len, toks, n_toks, c->locale,
+                                app->settings.answer_threshold, a, &c->ans, &st);
+    if (rc != HW_OK) {
+        hw_rpc_fail(call, rc, "text: %s", st.msg[0] ? st.msg : hw_strerror(rc));
+        return;
+    }
+    hw_rpc_write(&c->h, route_fn, route_done);
+}

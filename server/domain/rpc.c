@@ -1,0 +1,271 @@
+/*
+ * rpc: shared handler plumbing (see rpc.h). The status table is the one
+ * place HW_E* codes become gRPC codes.
+ */
+#include "server/domain/rpc.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include <utf8proc.h>
+
+static const struct {
+    int err;
+    grpc_status_code code;
+} status_table[] = {
+    {HW_OK, GRPC_STATUS_OK},
+    {HW_ENOTFOUND, GRPC_STATUS_NOT_FOUND},
+    {HW_EEXISTS, GRPC_STATUS_ALREADY_EXISTS},
+    {HW_ECONFLICT, GRPC_STATUS_ABORTED},
+    {HW_EPRECONDITION, GRPC_STATUS_FAILED_PRECONDITION},
+    {HW_EINVALID, GRPC_STATUS_INVALID_ARGUMENT},
+    {HW_ENOMEM, GRPC_STATUS_RESOURCE_EXHAUSTED},
+    {HW_EIO, GRPC_STATUS_INTERNAL},
+    {HW_EFULL, GRPC_STATUS_RESOURCE_EXHAUSTED},
+    {HW_ENOSPACE, GRPC_STATUS_RESOURCE_EXHAUSTED},
+    {HW_ECLOSED, GRPC_STATUS_UNAVAILABLE},
+    {HW_EBUSY, GRPC_STATUS_UNAVAILABLE},
+    {HW_ESCHEMA, GRPC_STATUS_INTERNAL},
+    {HW_ECORRUPT, GRPC_STATUS_DATA_LOSS},
+};
+
+grpc_status_code hw_rpc_status(int err)
+{
+    for (size_t i = 0; i < sizeof status_table / sizeof status_table[0]; i++)
+        if (status_table[i].err == err)
+            return status_table[i].code;
+    return GRPC_STATUS_INTERNAL;
+}
+
+static void fail_v(hw_call *call, int err, const char *fmt, va_list ap)
+{
+    char msg[512];
+    if (fmt)
+        vsnprintf(msg, sizeof msg, fmt, ap);
+    else
+        snprintf(msg, sizeof msg, "%s", hw_strerror(err));
+    hw_call_fail(call, hw_rpc_status(err), "%s", msg);
+}
+
+void hw_rpc_fail(hw_call *call, int err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fail_v(call, err, fmt, ap);
+    va_end(ap);
+}
+
+/* Returns the byte offset of the first invalid UTF-8 sequence, or -1. */
+static long utf8_invalid_at(const char *s, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t n =
+            utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(len - i), &cp);
+        if (n <= 0)
+            return (long)i;
+        i += (size_t)n;
+    }
+    return -1;
+}
+
+bool hw_rpc_check_text(hw_call *call, const char *field, const char *s, size_t min, size_t max)
+{
+    size_t len = strlen(s);
+    if (len < min) {
+        hw_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "%s: required", field);
+        return false;
+    }
+    if (len > max) {
+        hw_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "%s: %zu bytes, at most %zu allowed", field, len,
+                     max);
+        return false;
+    }
+    long bad = utf8_invalid_at(s, len);
+    if (bad >= 0) {
+        hw_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "%s: invalid UTF-8 at byte %ld", field, bad);
+        return false;
+    }
+    return true;
+}
+
+bool hw_rpc_check_id(hw_call *call, const char *field, const char *s, size_t max, bool optional)
+{
+    size_t len = strlen(s);
+    if (len == 0) {
+        if (!optional)
+            hw_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "%s: required", field);
+        return optional;
+    }
+    if (len > max) {
+        hw_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "%s: longer than %zu bytes", field, max);
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+              c == '_' || c == ':' || c == '-')) {
+            hw_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
+                         "%s: only letters, digits and . _ : - are allowed (byte %zu)", field, i);
+            return false;
+        }
+    }
+    return true;
+}
+
+bool hw_rpc_check_enum(hw_call *call, const char *field, const ProtobufCEnumDescriptor *d, int v,
+                       bool optional)
+{
+    if (v == 0) {
+        if (!optional)
+            hw_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "%s: required", field);
+        return optional;
+    }
+    if (!protobuf_c_enum_descriptor_get_value(d, v)) {
+        hw_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "%s: unknown value %d", field, v);
+        return false;
+    }
+    return true;
+}
+
+bool hw_rpc_check_list(hw_call *call, const char *field, char **items, size_t n_items, size_t max_items,
+                       size_t max)
+{
+    if (n_items > max_items) {
+        hw_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "%s: %zu items, at most %zu allowed", field, n_items,
+                     max_items);
+        return false;
+    }
+    for (size_t i = 0; i < n_items; i++) {
+        char name[96];
+        snprintf(name, sizeof name, "%s[%zu]", field, i);
+        if (!hw_rpc_check_text(call, name, items[i], 1, max))
+            return false;
+    }
+    return true;
+}
+
+size_t hw_rpc_page_size(uint32_t page_size, size_t def, size_t max)
+{
+    if (page_size == 0)
+        return def;
+    return page_size > max ? max : page_size;
+}
+
+bool hw_rpc_page_token(hw_call *call, const char *field, const char *token, hw_store_cursor *cursor)
+{
+    memset(cursor, 0, sizeof *cursor);
+    if (hw_store_cursor_decode(token, cursor) != HW_OK) {
+        hw_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "%s: not a token from this listing", field);
+        return false;
+    }
+    return true;
+}
+
+char *hw_rpc_next_token(hw_call *call, const hw_store_cursor *cursor)
+{
+    size_t n = cursor->len * 2 + 1;
+    char *s = hw_arena_alloc(hw_call_arena(call), n);
+    if (s && hw_store_cursor_encode(cursor, s, n) != HW_OK)
+        s[0] = '\0';
+    return s ? s : "";
+}
+
+hw_store_txn *hw_rpc_read(hw_call *call, hw_app *app)
+{
+    hw_store_txn *txn = NULL;
+    hw_store_reader *r = app->workers[hw_call_worker(call)].reader;
+    if (!r) {
+        hw_call_fail(call, GRPC_STATUS_UNAVAILABLE, "this worker has no store reader (see the server log)");
+        return NULL;
+    }
+    int rc = hw_store_read_begin(r, &txn);
+    if (rc != HW_OK) {
+        hw_rpc_fail(call, rc, "cannot read the store: %s", hw_strerror(rc));
+        return NULL;
+    }
+    return txn;
+}
+
+void hw_rpc_read_end(hw_call *call, hw_app *app)
+{
+    hw_store_read_end(app->workers[hw_call_worker(call)].reader);
+}
+
+void *hw_rpc_ctx_new(hw_call *call, void *app, size_t size)
+{
+    hw_wctx *h = hw_arena_calloc(hw_call_arena(call), 1, size);
+    if (!h) {
+        hw_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "server out of memory");
+        return NULL;
+    }
+    h->call = call;
+    h->app = app;
+    return h;
+}
+
+int hw_rpc_wfail(hw_wctx *h, int err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(h->msg, sizeof h->msg, fmt, ap);
+    va_end(ap);
+    h->err = err;
+    return err;
+}
+
+bool hw_rpc_write(hw_wctx *h, hw_store_write_fn fn, hw_store_done_fn done)
+{
+    h->err = 0;
+    h->msg[0] = '\0';
+    int rc = hw_store_submit(h->app->store, fn, done, h);
+    if (rc != HW_OK) {
+        hw_call_fail(h->call, GRPC_STATUS_UNAVAILABLE, "the store is not accepting writes: %s",
+                     hw_strerror(rc));
+        return false;
+    }
+    return true;
+}
+
+bool hw_rpc_write_failed(hw_wctx *h, int status)
+{
+    if (status == HW_OK)
+        return false;
+    if (h->err == status && h->msg[0])
+        hw_call_fail(h->call, hw_rpc_status(status), "%s", h->msg);
+    else
+        hw_call_fail(h->call, hw_rpc_status(status), "%s", hw_strerror(status));
+    return true;
+}
+
+char *hw_rpc_new_id(hw_arena *a, const char *prefix)
+{
+    uint64_t r = 0;
+    while (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r) {
+    }
+    return hw_arena_printf(a, "%s%016llx", prefix, (unsigned long long)r);
+}
+
+int64_t hw_rpc_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+const char *hw_rpc_actor(hw_call *call)
+{
+    const hw_principal *p = hw_call_principal(call);
+    return p && p->actor ? p->actor : "anonymous";
+}
+
+const char *hw_rpc_agent(hw_call *call)
+{
+    const hw_principal *p = hw_call_principal(call);
+    return p ? p->agent_id : NULL;
+}

@@ -1,0 +1,1036 @@
+/*
+ * tickets: ticket rules and the Tickets service (see tickets.h).
+ *
+ * Every change to a ticket goes through store_ticket(), which keeps each
+ * agent's open_tickets (the load used for assignment) equal to the number
+ * of OPEN/PENDING/ESCALATED tickets assigned to it, in the same
+ * transaction. When an agent's load drops (a close, a resolve, a move),
+ * waiting tickets of its skills are assigned to it in that transaction too.
+ *
+ * The status machine is a table: OPEN <-> PENDING, OPEN/PENDING ->
+ * ESCALATED (EscalateTicket) -> RESOLVED, OPEN/PENDING -> RESOLVED,
+ * RESOLVED -> OPEN (reopen), anything but CLOSED -> CLOSED (CloseTicket,
+ * which also sends the survey). CLOSED is final.
+ */
+#include "server/domain/tickets.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "helpwire/v1/outbox.pb-c.h"
+#include "server/domain/classify.h"
+#include "server/domain/notifier.h"
+#include "server/domain/outbox.h"
+#include "server/domain/rpc.h"
+#include "server/search/tokenize.h"
+#include "server/store/records.h"
+#include "server/domain/surveys.h"
+
+#define MAX_TEXT 16384
+#define MAX_SUBJECT_CHARS 100
+#define MAX_REASON 1024
+#define MAX_RESOLUTION 4096
+#define MAX_TAGS 32
+#define MAX_TAG 64
+#define SCAN_LIMIT 1000
+
+typedef Helpwire__V1__Ticket Ticket;
+#define ST(x) HELPWIRE__V1__TICKET_STATUS__TICKET_STATUS_##x
+#define EV(x) HELPWIRE__V1__TICKET_EVENT_KIND__TICKET_EVENT_KIND_##x
+
+static bool is_load(Helpwire__V1__TicketStatus s)
+{
+    return s == ST(OPEN) || s == ST(PENDING) || s == ST(ESCALATED);
+}
+
+/* Allowed UpdateTicket status moves: from -> to. */
+static const struct {
+    Helpwire__V1__TicketStatus from, to;
+} moves[] = {
+    {ST(OPEN), ST(PENDING)},     {ST(PENDING), ST(OPEN)},       {ST(OPEN), ST(RESOLVED)},
+    {ST(PENDING), ST(RESOLVED)}, {ST(ESCALATED), ST(RESOLVED)}, {ST(RESOLVED), ST(OPEN)},
+};
+
+static bool move_allowed(Helpwire__V1__TicketStatus from, Helpwire__V1__TicketStatus to)
+{
+    for (size_t i = 0; i < sizeof moves / sizeof moves[0]; i++)
+        if (moves[i].from == from && moves[i].to == to)
+            return true;
+    return false;
+}
+
+static const char *status_name(Helpwire__V1__TicketStatus s)
+{
+    const ProtobufCEnumValue *v =
+        protobuf_c_enum_descriptor_get_value(&helpwire__v1__ticket_status__descriptor, s);
+    return v ? v->name + strlen("TICKET_STATUS_") : "?";
+}
+
+static const char *priority_name(Helpwire__V1__Priority p)
+{
+    const ProtobufCEnumValue *v =
+        protobuf_c_enum_descriptor_get_value(&helpwire__v1__priority__descriptor, p);
+    return v ? v->name + strlen("PRIORITY_") : "?";
+}
+
+/* ------------------------------------------------------------ events */
+
+/* Ticket numbers (and ids, "t-<number>") come from this sequence. */
+#define TICKET_SEQ "ticket"
+#define TICKET_FIRST 1000
+
+typedef struct {
+    uint64_t from, next;
+} floor_ctx;
+
+static int number_floor_fn(hw_store_txn *w, void *arg)
+{
+    floor_ctx *c = arg;
+    uint64_t last;
+    int rc = hw_store_peek_seq(w, TICKET_SEQ, &last);
+    if (rc == HW_ENOTFOUND)
+        last = TICKET_FIRST - 1;
+    else if (rc != HW_OK)
+        return rc;
+    c->next = last + 1;
+    if (c->from <= c->next)
+        return HW_OK; /* never backwards */
+    uint64_t at;
+    rc = hw_store_next_seq(w, TICKET_SEQ, c->from - 1, &at); /* the counter holds the last number given */
+    c->next = at + 1;
+    return rc;
+}
+
+int hw_tickets_number_floor(hw_store *s, uint64_t from, uint64_t *next)
+{
+    floor_ctx c = {.from = from};
+    int rc = hw_store_write(s, number_floor_fn, &c);
+    if (rc == HW_OK)
+        *next = c.next;
+    return rc;
+}
+
+/* ------------------------------------------------------- agent load */
+
+static int adjust_load(hw_store_txn *w, const char *agent_id, int delta)
+{
+    if (!agent_id || !*agent_id || delta == 0)
+        return HW_OK;
+    Helpwire__V1__Agent *ag;
+    int rc = hw_store_agent_get(w, agent_id, hw_store_txn_arena(w), &ag);
+    if (rc == HW_ENOTFOUND)
+        return HW_OK; /* the agent was deleted; nothing to account */
+    if (rc != HW_OK)
+        return rc;
+    int64_t n = (int64_t)ag->open_tickets + delta;
+    ag->open_tickets = n < 0 ? 0 : (uint32_t)n;
+    ag->version++;
+    ag->updated_unix_ms = hw_rpc_now_ms();
+    return hw_store_agent_put(w, ag, HW_PUT_REPLACE, 0);
+}
+
+/* Stores t (whose previous status and assignee are given; prev_status 0 for
+ * a new ticket) and moves agent load accordingly. */
+static int store_ticket(hw_store_txn *w, Ticket *t, Helpwire__V1__TicketStatus prev_status,
+                        const char *prev_assignee, int mode)
+{
+    bool was = prev_status && is_load(prev_status) && prev_assignee && *prev_assignee;
+    bool now = is_load(t->status) && t->assignee_agent_id && *t->assignee_agent_id;
+    int rc = HW_OK;
+    if (was && (!now || strcmp(prev_assignee, t->assignee_agent_id) != 0))
+        rc = adjust_load(w, prev_assignee, -1);
+    if (rc == HW_OK && now && (!was || strcmp(prev_assignee, t->assignee_agent_id) != 0))
+        rc = adjust_load(w, t->assignee_agent_id, +1);
+    if (rc == HW_OK)
+        rc = hw_store_ticket_put(w, t, mode, 0);
+    return rc;
+}
+
+/* The online agent with skill queue and free capacity that has the fewest
+ * open tickets (ties: id order), or NULL. */
+static int pick_agent(hw_store_txn *w, const char *queue, hw_arena *a, Helpwire__V1__Agent **out)
+{
+    *out = NULL;
+    hw_store_cursor cur = {0};
+    do {
+        Helpwire__V1__Agent **ags;
+        size_t n;
+        int rc = hw_store_agent_list(w, queue, HELPWIRE__V1__PRESENCE__PRESENCE_ONLINE, &cur, SCAN_LIMIT, a,
+                                     &ags, &n);
+        if (rc != HW_OK)
+            return rc;
+        for (size_t i = 0; i < n; i++)
+            if (ags[i]->open_tickets < ags[i]->capacity &&
+                (!*out || ags[i]->open_tickets < (*out)->open_tickets))
+                *out = ags[i];
+    } while (cur.len);
+    return HW_OK;
+}
+
+/* ----------------------------------------------------- outbox helper */
+
+int hw_tickets_send_to_customer_in(hw_store_txn *w, const Helpwire__V1__Customer *c,
+                                   Helpwire__V1__Channel channel, const char *ticket_id, int kind,
+                                   const char *text, hw_event_list *ev, uint64_t *seq)
+{
+    const Helpwire__V1__Identity *to = NULL;
+    for (size_t i = 0; i < c->n_identities; i++)
+        if (c->identities[i]->channel == channel) {
+            to = c->identities[i];
+            break;
+        }
+    if (!to && c->n_identities)
+        to = c->identities[0];
+    if (!to)
+        return HW_OK; /* a customer created through the API with no channel: nothing to deliver to */
+    Helpwire__V1__OutboundMessage m = HELPWIRE__V1__OUTBOUND_MESSAGE__INIT;
+    m.channel = to->channel;
+    m.channel_user_id = to->channel_user_id;
+    m.customer_id = c->id;
+    m.ticket_id = (char *)(ticket_id ? ticket_id : "");
+    m.kind = (Helpwire__V1__OutboundKind)kind;
+    m.text = (char *)text;
+    int rc = hw_outbox_append_in(w, &m);
+    if (rc == HW_OK) {
+        if ((unsigned)to->channel < sizeof ev->outbox)
+            ev->outbox[to->channel] = true;
+        if (seq)
+            *seq = m.seq;
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------ ticket rules */
+
+/* The first n characters (code points) of s, in a. */
+static char *first_chars(hw_arena *a, const char *s, size_t n)
+{
+    size_t i = 0, chars = 0;
+    while (s[i] && chars < n) {
+        i++;
+        while (((unsigned char)s[i] & 0xC0) == 0x80)
+            i++;
+        chars++;
+    }
+    return hw_arena_strndup(a, s, i);
+}
+
+static int open_ticket(hw_store_txn *w, const hw_ticket_open *o, hw_arena *a, hw_event_list *ev, Ticket **out,
+                       const char **reason)
+{
+    Helpwire__V1__Skill *skill = NULL;
+    int rc = hw_store_skill_get(w, o->queue, a, &skill);
+    if (rc == HW_ENOTFOUND && strcmp(o->queue, HW_FALLBACK_QUEUE) == 0)
+        skill = NULL;
+    else if (rc != HW_OK)
+        return rc;
+    uint64_t number;
+    rc = hw_store_next_seq(w, TICKET_SEQ, TICKET_FIRST, &number);
+    if (rc != HW_OK)
+        return rc;
+    Ticket *t = hw_arena_alloc(a, sizeof *t);
+    if (!t)
+        return HW_ENOMEM;
+    helpwire__v1__ticket__init(t);
+    t->id = hw_arena_printf(a, "t-%llu", (unsigned long long)number);
+    t->number = number;
+    t->customer_id = o->customer->id;
+    t->channel = o->channel;
+    if (!t->channel && o->customer->n_identities)
+        t->channel = o->customer->identities[0]->channel;
+    t->subject = o->subject && *o->subject ? (char *)o->subject : first_chars(a, o->text, MAX_SUBJECT_CHARS);
+    t->status = ST(OPEN);
+    t->queue = (char *)o->queue;
+    if (o->priority) {
+        t->priority = o->priority;
+        *reason = "given";
+    } else {
+        t->priority = hw_priority_derive(o->text, o->customer->tier, skill, a, reason);
+    }
+    t->tags = o->tags;
+    t->n_tags = o->n_tags;
+    t->created_unix_ms = t->updated_unix_ms = hw_rpc_now_ms();
+    t->version = 1;
+    t->message_count = 1;
+    Helpwire__V1__Agent *agent = NULL;
+    rc = pick_agent(w, o->queue, a, &agent);
+    if (rc != HW_OK)
+        return rc;
+    t->assignee_agent_id = agent ? agent->id : "";
+    rc = store_ticket(w, t, 0, NULL, HW_PUT_CREATE);
+    if (rc != HW_OK)
+        return rc;
+    Helpwire__V1__TicketMessage m = HELPWIRE__V1__TICKET_MESSAGE__INIT;
+    m.id = hw_arena_printf(a, "%s-m1", t->id);
+    m.ticket_id = t->id;
+    m.kind = HELPWIRE__V1__MESSAGE_KIND__MESSAGE_KIND_CUSTOMER;
+    m.author = hw_arena_printf(a, "customer:%s", o->customer->id);
+    m.text = (char *)o->text;
+    m.created_unix_ms = t->created_unix_ms;
+    rc = hw_store_ticket_message_append(w, &m, NULL);
+    if (rc == HW_OK)
+        rc = hw_watch_record(
+            w, ev, a, t, EV(CREATED), o->actor,
+            hw_arena_printf(a, "queue=%s priority=%s (%s)", t->queue, priority_name(t->priority), *reason));
+    if (rc == HW_OK && agent)
+        rc = hw_watch_record(w, ev, a, t, EV(ASSIGNED), "system",
+                             hw_arena_printf(a, "assigned to %s", agent->id));
+    *out = t;
+    return rc;
+}
+
+int hw_tickets_open_in(hw_store_txn *w, const hw_ticket_open *o, hw_arena *a, hw_event_list *ev, Ticket **out,
+                       const char **reason)
+{
+    return open_ticket(w, o, a, ev, out, reason);
+}
+
+int hw_tickets_add_message_in(hw_store_txn *w, Ticket *t, Helpwire__V1__MessageKind kind, const char *author,
+                              const char *text, hw_arena *a, hw_event_list *ev,
+                              Helpwire__V1__TicketMessage **msg_out, uint64_t *outbox_seq)
+{
+    if (t->status == ST(CLOSED))
+        return HW_EPRECONDITION;
+    Helpwire__V1__TicketStatus prev = t->status;
+    Helpwire__V1__TicketMessage *m = hw_arena_alloc(a, sizeof *m);
+    if (!m)
+        return HW_ENOMEM;
+    helpwire__v1__ticket_message__init(m);
+    m->id = hw_arena_printf(a, "%s-m%u", t->id, t->message_count + 1);
+    m->ticket_id = t->id;
+    m->kind = kind;
+    m->author = (char *)author;
+    m->text = (char *)text;
+    m->created_unix_ms = hw_rpc_now_ms();
+    int rc = hw_store_ticket_message_append(w, m, NULL);
+    if (rc != HW_OK)
+        return rc;
+    t->message_count++;
+    t->updated_unix_ms = m->created_unix_ms;
+    t->version++;
+    if (kind == HELPWIRE__V1__MESSAGE_KIND__MESSAGE_KIND_CUSTOMER && t->status == ST(PENDING))
+        t->status = ST(OPEN);
+    rc = store_ticket(w, t, prev, t->assignee_agent_id, HW_PUT_REPLACE);
+    static const char *const kinds[] = {"message", "customer message", "agent reply", "internal note",
+                                        "system message"};
+    if (rc == HW_OK)
+        rc = hw_watch_record(w, ev, a, t, EV(MESSAGE), author, kinds[(unsigned)kind < 5 ? kind : 0]);
+    if (rc == HW_OK && prev != t->status)
+        rc = hw_watch_record(w, ev, a, t, EV(STATUS_CHANGED), author,
+                             hw_arena_printf(a, "%s -> %s", status_name(prev), status_name(t->status)));
+    if (outbox_seq)
+        *outbox_seq = 0;
+    if (rc == HW_OK && kind == HELPWIRE__V1__MESSAGE_KIND__MESSAGE_KIND_AGENT_REPLY) {
+        Helpwire__V1__Customer *c;
+        rc = hw_store_customer_get(w, t->customer_id, a, &c);
+        if (rc == HW_OK)
+            rc = hw_tickets_send_to_customer_in(w, c, t->channel, t->id,
+                                                HELPWIRE__V1__OUTBOUND_KIND__OUTBOUND_KIND_AGENT_REPLY, text,
+                                                ev, outbox_seq);
+        else if (rc == HW_ENOTFOUND)
+            rc = HW_OK;
+    }
+    if (msg_out)
+        *msg_out = m;
+    return rc;
+}
+
+int hw_tickets_find_open_in(hw_store_txn *txn, const char *customer_id, hw_arena *a, Ticket **out)
+{
+    hw_ticket_filter f = {.customer_id = customer_id};
+    hw_store_cursor cur = {0};
+    Ticket **ts;
+    size_t n;
+    int rc = hw_store_ticket_list(txn, &f, &cur, 50, a, &ts, &n);
+    if (rc != HW_OK)
+        return rc;
+    for (size_t i = 0; i < n; i++)
+        if (is_load(ts[i]->status)) {
+            *out = ts[i];
+            return HW_OK;
+        }
+    return HW_ENOTFOUND;
+}
+
+static int cmp_waiting(const void *x, const void *y)
+{
+    const Ticket *a = *(Ticket *const *)x, *b = *(Ticket *const *)y;
+    if (a->priority != b->priority)
+        return a->priority > b->priority ? -1 : 1;
+    return a->number < b->number ? -1 : a->number > b->number;
+}
+
+int hw_tickets_assign_waiting_in(hw_store_txn *w, const char *agent_id, hw_arena *a, hw_event_list *ev,
+                                 char ***ids, size_t *n_ids)
+{
+    Helpwire__V1__Agent *ag;
+    int rc = hw_store_agent_get(w, agent_id, a, &ag);
+    if (rc != HW_OK)
+        return rc == HW_ENOTFOUND ? HW_OK : rc;
+    if (ag->presence != HELPWIRE__V1__PRESENCE__PRESENCE_ONLINE || ag->open_tickets >= ag->capacity)
+        return HW_OK;
+    size_t free_slots = ag->capacity - ag->open_tickets, n_cand = 0, cap = 64;
+    Ticket **cand = hw_arena_alloc(a, cap * sizeof *cand);
+    if (!cand)
+        return HW_ENOMEM;
+    for (size_t s = 0; s < ag->n_skills; s++) {
+        hw_ticket_filter f = {.queue = ag->skills[s], .unassigned_only = 1};
+        hw_store_cursor cur = {0};
+        do {
+            Ticket **ts;
+            size_t n;
+            rc = hw_store_ticket_list(w, &f, &cur, SCAN_LIMIT, a, &ts, &n);
+            if (rc != HW_OK)
+                return rc;
+            for (size_t i = 0; i < n; i++) {
+                if (!is_load(ts[i]->status))
+                    continue;
+                if (n_cand == cap) {
+                    Ticket **bigger = hw_arena_alloc(a, cap * 2 * sizeof *bigger);
+                    if (!bigger)
+                        return HW_ENOMEM;
+                    memcpy(bigger, cand, cap * sizeof *bigger);
+                    cand = bigger;
+                    cap *= 2;
+                }
+                cand[n_cand++] = ts[i];
+            }
+        } while (cur.len);
+    }
+    qsort(cand, n_cand, sizeof *cand, cmp_waiting);
+    size_t take = n_cand < free_slots ? n_cand : free_slots;
+    if (ids) {
+        *ids = hw_arena_alloc(a, (take ? take : 1) * sizeof **ids);
+        *n_ids = 0;
+    }
+    for (size_t i = 0; i < take; i++) {
+        Ticket *t = cand[i];
+        t->assignee_agent_id = ag->id;
+        t->version++;
+        t->updated_unix_ms = hw_rpc_now_ms();
+        rc = store_ticket(w, t, t->status, "", HW_PUT_REPLACE);
+        if (rc == HW_OK)
+            rc = hw_watch_record(w, ev, a, t, EV(ASSIGNED), "system",
+                                 hw_arena_printf(a, "assigned to %s", ag->id));
+        if (rc != HW_OK)
+            return rc;
+        if (ids && *ids)
+            (*ids)[(*n_ids)++] = t->id;
+    }
+    return HW_OK;
+}
+
+/* ------------------------------------------------------------ watch hub */
+
+void hw_tickets_publish(hw_app *app, const hw_event_list *ev)
+{
+    hw_watch_publish(app->watch, ev);
+    for (unsigned ch = 0; ch < sizeof ev->outbox; ch++)
+        if (ev->outbox[ch] && app->outbox)
+            hw_outbox_committed(app->outbox, (Helpwire__V1__Channel)ch);
+    if (ev->alert && app->notifier)
+        hw_notifier_wake(app->notifier);
+}
+
+void hw_tickets_watch(hw_call *call, const ProtobufCMessage *request, void *appv)
+{
+    hw_app *app = appv;
+    const Helpwire__V1__WatchTicketsRequest *req = (const void *)request;
+    if (!hw_rpc_check_id(call, "queue", req->queue, 64, true) ||
+        !hw_rpc_check_id(call, "assignee_agent_id", req->assignee_agent_id, 64, true))
+        return;
+    if (hw_watch_add(app->watch, call, req->queue, req->assignee_agent_id) != HW_OK)
+        hw_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "server out of memory");
+}
+
+/* ---------------------------------------------------------- the service */
+
+/* Reads the ticket for a change and checks expected_version. */
+static int load_for_change(hw_store_txn *w, hw_wctx *h, const char *id, uint64_t expected_version, Ticket **t)
+{
+    int rc = hw_store_ticket_get(w, id, hw_call_arena(h->call), t);
+    if (rc == HW_ENOTFOUND)
+        return hw_rpc_wfail(h, rc, "no ticket with id %s", id);
+    if (rc != HW_OK)
+        return rc;
+    if (expected_version && (*t)->version != expected_version)
+        return hw_rpc_wfail(h, HW_ECONFLICT, "ticket %s is at version %llu, not %llu", id,
+                            (unsigned long long)(*t)->version, (unsigned long long)expected_version);
+    return HW_OK;
+}
+
+/* --- CreateTicket */
+
+typedef struct {
+    hw_wctx h;
+    const Helpwire__V1__CreateTicketRequest *req;
+    const char *queue;
+    hw_event_list ev;
+    Ticket *ticket;
+    const char *reason;
+    bool replayed;
+} create_ctx;
+
+static int create_fn(hw_store_txn *w, void *arg)
+{
+    create_ctx *c = arg;
+    hw_arena *a = hw_call_arena(c->h.call);
+    hw_event_list_reset(&c->ev);
+    c->replayed = false;
+    if (*c->req->idempotency_key) {
+        char *tid;
+        int rc = hw_store_idempotency_get(w, c->req->idempotency_key, a, &tid);
+        if (rc == HW_OK) {
+            c->replayed = true;
+            c->reason = "replayed";
+            return hw_store_ticket_get(w, tid, a, &c->ticket);
+        }
+        if (rc != HW_ENOTFOUND)
+            return rc;
+    }
+    Helpwire__V1__Customer *cust;
+    int rc = hw_store_customer_get(w, c->req->customer_id, a, &cust);
+    if (rc == HW_ENOTFOUND)
+        return hw_rpc_wfail(&c->h, rc, "customer_id: no customer with id %s", c->req->customer_id);
+    if (rc != HW_OK)
+        return rc;
+    hw_ticket_open o = {.customer = cust,
+                        .channel = c->req->channel,
+                        .text = c->req->text,
+                        .subject = c->req->subject,
+                        .queue = c->queue,
+                        .priority = c->req->priority,
+                        .tags = c->req->tags,
+                        .n_tags = c->req->n_tags,
+                        .actor = hw_rpc_actor(c->h.call)};
+    rc = hw_tickets_open_in(w, &o, a, &c->ev, &c->ticket, &c->reason);
+    if (rc == HW_ENOTFOUND)
+        return hw_rpc_wfail(&c->h, rc, "queue: no skill named %s", c->queue);
+    if (rc == HW_OK && *c->req->idempotency_key)
+        rc = hw_store_idempotency_put(w, c->req->idempotency_key, c->ticket->id);
+    return rc;
+}
+
+static void create_done(void *arg, int status)
+{
+    create_ctx *c = arg;
+    if (hw_rpc_write_failed(&c->h, status))
+        return;
+    hw_tickets_publish(c->h.app, &c->ev);
+    Helpwire__V1__CreateTicketReply r = HELPWIRE__V1__CREATE_TICKET_REPLY__INIT;
+    r.ticket = c->ticket;
+    r.replayed = c->replayed;
+    r.priority_reason = (char *)c->reason;
+    hw_call_reply(c->h.call, &r.base);
+}
+
+const hw_classify_model *hw_tickets_skill_model(hw_call *call, hw_app *app)
+{
+    hw_worker_ctx *wk = &app->workers[hw_call_worker(call)];
+    /* Loaded before the read transaction begins: a skill change committed
+     * before the bump is then in the snapshot read below. */
+    uint64_t gen = atomic_load(&app->skills_gen);
+    if (!wk->skill_model || wk->skill_model_gen != gen) {
+        hw_store_txn *t = hw_rpc_read(call, app);
+        if (!t)
+            return NULL;
+        hw_store_cursor cur = {0};
+        Helpwire__V1__Skill **skills = NULL;
+        size_t n = 0;
+        int rc = hw_store_skill_list(t, &cur, HW_STORE_LIST_MAX, hw_call_arena(call), &skills, &n);
+        hw_rpc_read_end(call, app);
+        hw_classify_model *m = NULL;
+        if (rc == HW_OK)
+            rc = hw_classify_build(wk->tokenizer, skills, n, &m);
+        if (rc != HW_OK) {
+            hw_rpc_fail(call, rc, "reading skills failed: %s", hw_strerror(rc));
+            return NULL;
+        }
+        hw_classify_free(wk->skill_model);
+        wk->skill_model = m;
+        wk->skill_model_gen = gen;
+    }
+    return wk->skill_model;
+}
+
+const char *hw_tickets_classify(hw_call *call, hw_app *app, const char *text)
+{
+    const hw_classify_model *m = hw_tickets_skill_model(call, app);
+    if (!m)
+        return NULL;
+    double score;
+    const char *q = hw_arena_strdup(
+        hw_call_arena(call),
+        hw_classify_text(m, app->workers[hw_call_worker(call)].tokenizer, text, &score));
+    if (!q)
+        hw_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "server out of memory");
+    return q;
+}
+
+static bool check_tags(hw_call *call, char **tags, size_t n)
+{
+    if (!hw_rpc_check_list(call, "tags", tags, n, MAX_TAGS, MAX_TAG))
+        return false;
+    return true;
+}
+
+void hw_tickets_create(hw_call *call, const ProtobufCMessage *request, void *appv)
+{
+    hw_app *app = appv;
+    const Helpwire__V1__CreateTicketRequest *req = (const void *)request;
+    if (!hw_rpc_check_id(call, "customer_id", req->customer_id, 64, false) ||
+        !hw_rpc_check_text(call, "text", req->text, 1, MAX_TEXT) ||
+        !hw_rpc_check_text(call, "subject", req->subject, 0, 4 * MAX_SUBJECT_CHARS) ||
+        !hw_rpc_check_id(call, "queue", req->queue, 64, true) ||
+        !hw_rpc_check_enum(call, "priority", &helpwire__v1__priority__descriptor, req->priority, true) ||
+        !hw_rpc_check_text(call, "idempotency_key", req->idempotency_key, 0, 128) ||
+        !check_tags(call, req->tags, req->n_tags) ||
+        !hw_rpc_check_enum(call, "channel", &helpwire__v1__channel__descriptor, req->channel, true))
+        return;
+    const char *queue = *req->queue ? req->queue : hw_tickets_classify(call, app, req->text);
+    if (!queue)
+        return;
+    create_ctx *c = hw_rpc_ctx_new(call, app, sizeof *c);
+    if (!c)
+        return;
+    c->req = req;
+    c->queue = queue;
+    hw_rpc_write(&c->h, create_fn, create_done);
+}
+
+/* --- GetTicket, ListTickets, GetTicketHistory */
+
+void hw_tickets_get(hw_call *call, const ProtobufCMessage *request, void *appv)
+{
+    hw_app *app = appv;
+    const Helpwire__V1__GetTicketRequest *req = (const void *)request;
+    hw_store_cursor cur;
+    if (!hw_rpc_check_id(call, "ticket_id", req->ticket_id, 64, false))
+        return;
+    if (*req->messages_page_token && !req->include_messages) {
+        hw_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "messages_page_token: only with include_messages");
+        return;
+    }
+    if (!hw_rpc_page_token(call, "messages_page_token", req->messages_page_token, &cur))
+        return;
+    hw_store_txn *t = hw_rpc_read(call, app);
+    if (!t)
+        return;
+    hw_arena *a = hw_call_arena(call);
+    Helpwire__V1__GetTicketReply r = HELPWIRE__V1__GET_TICKET_REPLY__INIT;
+    int rc = hw_store_ticket_get(t, req->ticket_id, a, &r.ticket);
+    if (rc == HW_OK && req->include_messages)
+        rc = hw_store_ticket_message_list(
+            t, req->ticket_id, &cur,
+            hw_rpc_page_size(req->messages_page_size, HW_STORE_LIST_MAX, HW_STORE_LIST_MAX), a, &r.messages,
+            &r.n_messages);
+    hw_rpc_read_end(call, app);
+    if (rc != HW_OK) {
+        hw_rpc_fail(call, rc,
+                    rc == HW_ENOTFOUND  ? "no ticket with id %s"
+                    : rc == HW_EINVALID ? "messages_page_token: not a token for ticket %s"
+                                        : "reading ticket %s failed",
+                    req->ticket_id);
+        return;
+    }
+    r.next_messages_page_token = req->include_messages ? hw_rpc_next_token(call, &cur) : "";
+    hw_call_reply(call, &r.base);
+}
+
+void hw_tickets_list(hw_call *call, const ProtobufCMessage *request, void *appv)
+{
+    hw_app *app = appv;
+    const Helpwire__V1__ListTicketsRequest *req = (const void *)request;
+    hw_store_cursor cur;
+    if (!hw_rpc_check_enum(call, "status", &helpwire__v1__ticket_status__descriptor, req->status, true) ||
+        !hw_rpc_check_id(call, "queue", req->queue, 64, true) ||
+        !hw_rpc_check_id(call, "assignee_agent_id", req->assignee_agent_id, 64, true) ||
+        !hw_rpc_check_id(call, "customer_id", req->customer_id, 64, true) ||
+        !hw_rpc_check_enum(call, "priority", &helpwire__v1__priority__descriptor, req->priority, true) ||
+        !hw_rpc_page_token(call, "page_token", req->page_token, &cur))
+        return;
+    hw_ticket_filter f = {.status = req->status,
+                          .queue = req->queue,
+                          .assignee_agent_id = req->assignee_agent_id,
+                          .customer_id = req->customer_id,
+                          .priority = req->priority};
+    size_t want = hw_rpc_page_size(req->page_size, 50, 500);
+    hw_store_txn *t = hw_rpc_read(call, app);
+    if (!t)
+        return;
+    hw_arena *a = hw_call_arena(call);
+    Helpwire__V1__ListTicketsReply r = HELPWIRE__V1__LIST_TICKETS_REPLY__INIT;
+    Ticket **all = hw_arena_alloc(a, want * sizeof *all);
+    int rc = all ? HW_OK : HW_ENOMEM;
+    /* Filtered scans may return short pages: keep reading until the page
+     * is full or the index ends. */
+    while (rc == HW_OK && r.n_tickets < want) {
+        Ticket **got;
+        size_t n;
+        rc = hw_store_ticket_list(t, &f, &cur, want - r.n_tickets, a, &got, &n);
+        if (rc != HW_OK)
+            break;
+        memcpy(all + r.n_tickets, got, n * sizeof *got);
+        r.n_tickets += n;
+        if (!cur.len)
+            break;
+    }
+    hw_rpc_read_end(call, app);
+    if (rc != HW_OK) {
+        hw_rpc_fail(call, rc, rc == HW_EINVALID ? "page_token: not a token from this listing" : NULL);
+        return;
+    }
+    r.tickets = all;
+    r.next_page_token = hw_rpc_next_token(call, &cur);
+    hw_call_reply(call, &r.base);
+}
+
+void hw_tickets_history(hw_call *call, const ProtobufCMessage *request, void *appv)
+{
+    hw_app *app = appv;
+    const Helpwire__V1__GetTicketHistoryRequest *req = (const void *)request;
+    hw_store_cursor cur;
+    if (!hw_rpc_check_id(call, "ticket_id", req->ticket_id, 64, false) ||
+        !hw_rpc_page_token(call, "page_token", req->page_token, &cur))
+        return;
+    hw_store_txn *t = hw_rpc_read(call, app);
+    if (!t)
+        return;
+    hw_arena *a = hw_call_arena(call);
+    Ticket *tk;
+    Helpwire__V1__GetTicketHistoryReply r = HELPWIRE__V1__GET_TICKET_HISTORY_REPLY__INIT;
+    int rc = hw_store_ticket_get(t, req->ticket_id, a, &tk);
+    if (rc == HW_OK)
+        rc = hw_store_ticket_event_list(t, req->ticket_id, &cur, hw_rpc_page_size(req->page_size, 100, 1000),
+                                        a, &r.events, &r.n_events);
+    hw_rpc_read_end(call, app);
+    if (rc != HW_OK) {
+        hw_rpc_fail(call, rc, rc == HW_ENOTFOUND ? "no ticket with id %s" : NULL, req->ticket_id);
+        return;
+    }
+    r.next_page_token = hw_rpc_next_token(call, &cur);
+    hw_call_reply(call, &r.base);
+}
+
+/* --- UpdateTicket */
+
+typedef struct {
+    hw_wctx h;
+    const Helpwire__V1__UpdateTicketRequest *req;
+    bool set_status, set_assignee, set_priority, set_tags;
+    hw_event_list ev;
+    Ticket *ticket;
+} update_ctx;
+
+static int update_fn(hw_store_txn *w, void *arg)
+{
+    update_ctx *c = arg;
+    const Helpwire__V1__UpdateTicketRequest *q = c->req;
+    hw_arena *a = hw_call_arena(c->h.call);
+    const char *actor = hw_rpc_actor(c->h.call);
+    hw_event_list_reset(&c->ev);
+    Ticket *t;
+    int rc = load_for_change(w, &c->h, q->ticket_id, q->expected_version, &t);
+    if (rc != HW_OK)
+        return rc;
+    Helpwire__V1__TicketStatus prev_status = t->status;
+    const char *prev_assignee = t->assignee_agent_id;
+    if (t->status == ST(CLOSED))
+        return hw_rpc_wfail(&c->h, HW_EPRECONDITION, "ticket %s is closed; a closed ticket cannot change",
+                            t->id);
+    if (c->set_status && q->status != t->status) {
+        if (q->status == ST(CLOSED))
+            return hw_rpc_wfail(&c->h, HW_EPRECONDITION, "status: use CloseTicket to close a ticket");
+        if (q->status == ST(ESCALATED))
+            return hw_rpc_wfail(&c->h, HW_EPRECONDITION, "status: use EscalateTicket to escalate a ticket");
+        if (!move_allowed(t->status, q->status))
+            return hw_rpc_wfail(&c->h, HW_EPRECONDITION, "status: %s -> %s is not allowed",
+                                status_name(t->status), status_name(q->status));
+        t->status = q->status;
+        if (prev_status == ST(RESOLVED) && q->status == ST(OPEN))
+            rc = hw_watch_record(w, &c->ev, a, t, EV(REOPENED), actor, "RESOLVED -> OPEN");
+        else
+            rc = hw_watch_record(
+                w, &c->ev, a, t, EV(STATUS_CHANGED), actor,
+                hw_arena_printf(a, "%s -> %s", status_name(prev_status), status_name(t->status)));
+    }
+    if (rc == HW_OK && c->set_assignee && strcmp(q->assignee_agent_id, t->assignee_agent_id) != 0) {
+        if (*q->assignee_agent_id) {
+            Helpwire__V1__Agent *ag;
+            rc = hw_store_agent_get(w, q->assignee_agent_id, a, &ag);
+            if (rc == HW_ENOTFOUND)
+                return hw_rpc_wfail(&c->h, rc, "assignee_agent_id: no agent with id %s",
+                                    q->assignee_agent_id);
+        }
+        t->assignee_agent_id = q->assignee_agent_id;
+        if (rc == HW_OK)
+            rc = hw_watch_record(w, &c->ev, a, t, EV(ASSIGNED), actor,
+                                 *t->assignee_agent_id
+                                     ? hw_arena_printf(a, "assigned to %s", t->assignee_agent_id)
+                                     : "unassigned");
+    }
+    if (rc == HW_OK && c->set_priority && q->priority != t->priority) {
+        Helpwire__V1__Priority old = t->priority;
+        t->priority = q->priority;
+        rc = hw_watch_record(w, &c->ev, a, t, EV(PRIORITY_CHANGED), actor,
+                             hw_arena_printf(a, "%s -> %s", priority_name(old), priority_name(t->priority)));
+    }
+    if (rc == HW_OK && c->set_tags) {
+        t->tags = q->tags;
+        t->n_tags = q->n_tags;
+        rc = hw_watch_record(w, &c->ev, a, t, EV(TAGS_CHANGED), actor,
+                             hw_arena_printf(a, "%zu tags", q->n_tags));
+    }
+    if (rc != HW_OK)
+        return rc;
+    t->version++;
+    t->updated_unix_ms = hw_rpc_now_ms();
+    rc = store_ticket(w, t, prev_status, prev_assignee, HW_PUT_REPLACE);
+    /* The snapshots recorded above carry the old version: refresh them. */
+    for (size_t i = 0; i < c->ev.n; i++)
+        *c->ev.items[i]->ticket = *t;
+    /* Whoever lost load may take a waiting ticket now. */
+    if (rc == HW_OK && prev_assignee && *prev_assignee)
+        rc = hw_tickets_assign_waiting_in(w, prev_assignee, a, &c->ev, NULL, NULL);
+    c->ticket = t;
+    return rc;
+}
+
+static void ticket_done(void *arg, int status)
+{
+    /* update, escalate: reply with the ticket */
+    update_ctx *c = arg;
+    if (hw_rpc_write_failed(&c->h, status))
+        return;
+    hw_tickets_publish(c->h.app, &c->ev);
+    hw_call_reply(c->h.call, &c->ticket->base);
+}
+
+void hw_tickets_update(hw_call *call, const ProtobufCMessage *request, void *appv)
+{
+    const Helpwire__V1__UpdateTicketRequest *req = (const void *)request;
+    if (!hw_rpc_check_id(call, "ticket_id", req->ticket_id, 64, false))
+        return;
+    update_ctx *c = hw_rpc_ctx_new(call, appv, sizeof *c);
+    if (!c)
+        return;
+    c->req = req;
+    if (req->n_update_mask == 0) {
+        hw_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
+                     "update_mask: name the fields to set (status, assignee_agent_id, priority, tags)");
+        return;
+    }
+    for (size_t i = 0; i < req->n_update_mask; i++) {
+        const char *f = req->update_mask[i];
+        if (strcmp(f, "status") == 0)
+            c->set_status = true;
+        else if (strcmp(f, "assignee_agent_id") == 0)
+            c->set_assignee = true;
+        else if (strcmp(f, "priority") == 0)
+            c->set_priority = true;
+        else if (strcmp(f, "tags") == 0)
+            c->set_tags = true;
+        else {
+            hw_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "update_mask: unknown field '%.64s'", f);
+            return;
+        }
+    }
+    if ((c->set_status &&
+         !hw_rpc_check_enum(call, "status", &helpwire__v1__ticket_status__descriptor, req->status, false)) ||
+        (c->set_assignee && !hw_rpc_check_id(call, "assignee_agent_id", req->assignee_agent_id, 64, true)) ||
+        (c->set_priority &&
+         !hw_rpc_check_enum(call, "priority", &helpwire__v1__priority__descriptor, req->priority, false)) ||
+        (c->set_tags && !check_tags(call, req->tags, req->n_tags)))
+        return;
+    hw_rpc_write(&c->h, update_fn, ticket_done);
+}
+
+/* --- AddMessage */
+
+typedef struct {
+    hw_wctx h;
+    const Helpwire__V1__AddMessageRequest *req;
+    hw_event_list ev;
+    Helpwire__V1__TicketMessage *msg;
+    uint64_t seq;
+} message_ctx;
+
+static int message_fn(hw_store_txn *w, void *arg)
+{
+    message_ctx *c = arg;
+    hw_arena *a = hw_call_arena(c->h.call);
+    hw_event_list_reset(&c->ev);
+    Ticket *t;
+    int rc = load_for_change(w, &c->h, c->req->ticket_id, 0, &t);
+    if (rc != HW_OK)
+        return rc;
+    const char *author = c->req->kind == HELPWIRE__V1__MESSAGE_KIND__MESSAGE_KIND_CUSTOMER
+                             ? hw_arena_printf(a, "customer:%s", t->customer_id)
+                             : hw_rpc_actor(c->h.call);
+    rc = hw_tickets_add_message_in(w, t, c->req->kind, author, c->req->text, a, &c->ev, &c->msg, &c->seq);
+    if (rc == HW_EPRECONDITION)
+        return hw_rpc_wfail(&c->h, rc, "ticket %s is closed; open a new ticket instead", t->id);
+    return rc;
+}
+
+static void message_done(void *arg, int status)
+{
+    message_ctx *c = arg;
+    if (hw_rpc_write_failed(&c->h, status))
+        return;
+    hw_tickets_publish(c->h.app, &c->ev);
+    Helpwire__V1__AddMessageReply r = HELPWIRE__V1__ADD_MESSAGE_REPLY__INIT;
+    r.message = c->msg;
+    r.outbox_seq = c->seq;
+    hw_call_reply(c->h.call, &r.base);
+}
+
+void hw_tickets_add_message(hw_call *call, const ProtobufCMessage *request, void *appv)
+{
+    const Helpwire__V1__AddMessageRequest *req = (const void *)request;
+    if (!hw_rpc_check_id(call, "ticket_id", req->ticket_id, 64, false) ||
+        !hw_rpc_check_text(call, "text", req->text, 1, MAX_TEXT))
+        return;
+    if (req->kind != HELPWIRE__V1__MESSAGE_KIND__MESSAGE_KIND_AGENT_REPLY &&
+        req->kind != HELPWIRE__V1__MESSAGE_KIND__MESSAGE_KIND_CUSTOMER &&
+        req->kind != HELPWIRE__V1__MESSAGE_KIND__MESSAGE_KIND_INTERNAL_NOTE) {
+        hw_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
+                     "kind: must be AGENT_REPLY, CUSTOMER or INTERNAL_NOTE");
+        return;
+    }
+    message_ctx *c = hw_rpc_ctx_new(call, appv, sizeof *c);
+    if (!c)
+        return;
+    c->req = req;
+    hw_rpc_write(&c->h, message_fn, message_done);
+}
+
+/* --- EscalateTicket */
+
+typedef struct {
+    update_ctx u; /* shares ticket_done */
+    const Helpwire__V1__EscalateTicketRequest *req;
+} escalate_ctx;
+
+static int escalate_fn(hw_store_txn *w, void *arg)
+{
+    escalate_ctx *c = arg;
+    hw_arena *a = hw_call_arena(c->u.h.call);
+    const char *actor = hw_rpc_actor(c->u.h.call);
+    hw_event_list_reset(&c->u.ev);
+    Ticket *t;
+    int rc = load_for_change(w, &c->u.h, c->req->ticket_id, c->req->expected_version, &t);
+    if (rc != HW_OK)
+        return rc;
+    if (t->status != ST(OPEN) && t->status != ST(PENDING))
+        return hw_rpc_wfail(&c->u.h, HW_EPRECONDITION,
+                            "ticket %s is %s; only OPEN or PENDING tickets escalate", t->id,
+                            status_name(t->status));
+    Helpwire__V1__TicketStatus prev = t->status;
+    t->status = ST(ESCALATED);
+    t->escalation_reason = c->req->reason;
+    t->escalated_unix_ms = t->updated_unix_ms = hw_rpc_now_ms();
+    t->version++;
+    rc = store_ticket(w, t, prev, t->assignee_agent_id, HW_PUT_REPLACE);
+    if (rc == HW_OK)
+        rc = hw_watch_record(w, &c->u.ev, a, t, EV(ESCALATED), actor, c->req->reason);
+    if (rc == HW_OK)
+        rc = hw_notifier_queue_in(w, t, c->req->reason, actor);
+    c->u.ev.alert = true;
+    c->u.ticket = t;
+    return rc;
+}
+
+void hw_tickets_escalate(hw_call *call, const ProtobufCMessage *request, void *appv)
+{
+    const Helpwire__V1__EscalateTicketRequest *req = (const void *)request;
+    if (!hw_rpc_check_id(call, "ticket_id", req->ticket_id, 64, false) ||
+        !hw_rpc_check_text(call, "reason", req->reason, 1, MAX_REASON))
+        return;
+    escalate_ctx *c = hw_rpc_ctx_new(call, appv, sizeof *c);
+    if (!c)
+        return;
+    c->req = req;
+    hw_rpc_write(&c->u.h, escalate_fn, ticket_done);
+}
+
+/* --- CloseTicket */
+
+typedef struct {
+    hw_wctx h;
+    const Helpwire__V1__CloseTicketRequest *req;
+    hw_event_list ev;
+    Ticket *ticket;
+    char *survey_id, *survey_url;
+} close_ctx;
+
+static int close_fn(hw_store_txn *w, void *arg)
+{
+    close_ctx *c = arg;
+    hw_arena *a = hw_call_arena(c->h.call);
+    const char *actor = hw_rpc_actor(c->h.call);
+    hw_event_list_reset(&c->ev);
+    c->survey_id = c->survey_url = "";
+    Ticket *t;
+    int rc = load_for_change(w, &c->h, c->req->ticket_id, c->req->expected_version, &t);
+    if (rc != HW_OK)
+        return rc;
+    if (t->status == ST(CLOSED))
+        return hw_rpc_wfail(&c->h, HW_EPRECONDITION, "ticket %s is already closed", t->id);
+    Helpwire__V1__TicketStatus prev = t->status;
+    t->status = ST(CLOSED);
+    t->resolution = c->req->resolution;
+    t->closed_unix_ms = t->updated_unix_ms = hw_rpc_now_ms();
+    t->version++;
+    rc = store_ticket(w, t, prev, t->assignee_agent_id, HW_PUT_REPLACE);
+    if (rc == HW_OK)
+        rc = hw_watch_record(w, &c->ev, a, t, EV(CLOSED), actor, c->req->resolution);
+    if (rc == HW_OK && !c->req->skip_survey) {
+        Helpwire__V1__Customer *cust;
+        rc = hw_store_customer_get(w, t->customer_id, a, &cust);
+        const char *to = NULL;
+        for (size_t i = 0; rc == HW_OK && i < cust->n_identities && !to; i++)
+            if (cust->identities[i]->channel == t->channel)
+                to = cust->identities[i]->channel_user_id;
+        if (rc == HW_OK && to) {
+            uint64_t seq;
+            rc = hw_surveys_create_in(w, c->h.app, t, to, a, &c->ev, &c->survey_id, &c->survey_url, &seq);
+            if (rc == HW_OK && (unsigned)t->channel < sizeof c->ev.outbox)
+                c->ev.outbox[t->channel] = true;
+        } else if (rc == HW_ENOTFOUND) {
+            rc = HW_OK; /* no customer to ask */
+        }
+    }
+    if (rc == HW_OK && *t->assignee_agent_id)
+        rc = hw_tickets_assign_waiting_in(w, t->assignee_agent_id, a, &c->ev, NULL, NULL);
+    c->ticket = t;
+    return rc;
+}
+
+static void close_done(void *arg, int status)
+{
+    close_ctx *c = arg;
+    if (hw_rpc_write_failed(&c->h, status))
+        return;
+    hw_tickets_publish(c->h.app, &c->ev);
+    Helpwire__V1__CloseTicketReply r = HELPWIRE__V1__CLOSE_TICKET_REPLY__INIT;
+    r.ticket = c->ticket;
+    r.survey_id = c->survey_id;
+    r.survey_url = c->survey_url;
+    hw_call_reply(c->h.call, &r.base);
+}
+
+void hw_tickets_close(hw_call *call, const ProtobufCMessage *request, void *appv)
+{
+    const Helpwire__V1__CloseTicketRequest *req = (const void *)request;
+    if (!hw_rpc_check_id(call, "ticket_id", req->ticket_id, 64, false) ||
+        !hw_rpc_check_text(call, "resolution", req->resolution, 1, MAX_RESOLUTION))
+        return;
+    close_ctx *c = hw_rpc_ctx_new(call, appv, sizeof *c);
+    if (!c)
+        return;
+    c->req = req;
+    hw_rpc_write(&c->h, close_fn, close_done);
+}

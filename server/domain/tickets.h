@@ -1,0 +1,108 @@
+/*
+ * tickets: the helpwire.v1.Tickets service and the ticket rules every
+ * other module uses (Route opens and appends through the same functions):
+ * numbering, subject, priority, the status machine, assignment to the
+ * least-loaded online agent with the queue's skill, agent load accounting,
+ * history events and the live WatchTickets hub.
+ *
+ * Functions ending in _in run inside a store write fn (writer thread) and
+ * record the events they cause in an hw_event_list, which the write's done
+ * callback publishes to watchers with hw_tickets_publish() after the commit.
+ */
+#ifndef HW_TICKETS_H
+#define HW_TICKETS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "helpwire/v1/customers.pb-c.h"
+#include "helpwire/v1/tickets.pb-c.h"
+#include "server/domain/app.h"
+#include "server/base/arena.h"
+#include "server/net/net.h"
+#include "server/store/store.h"
+#include "server/domain/watch.h"
+
+/* What opening a ticket needs. Strings are borrowed. */
+typedef struct hw_ticket_open {
+    const Helpwire__V1__Customer *customer;
+    Helpwire__V1__Channel channel;   /* UNSPECIFIED: the customer's first identity */
+    const char *text;                /* the customer's first message */
+    const char *subject;             /* "" = first 100 characters of text */
+    const char *queue;               /* required: an existing skill */
+    Helpwire__V1__Priority priority; /* UNSPECIFIED = derived */
+    char **tags;
+    size_t n_tags;
+    const char *actor; /* who opened it: "customer:<id>", "agent:<id>" */
+} hw_ticket_open;
+
+/* Opens a ticket: number from the "ticket" sequence (from 1000), id
+ * "t-<number>", priority (given, or derived: urgent words, VIP tier, the
+ * skill's default), assignment, CREATED/MESSAGE/ASSIGNED events. *out and
+ * *reason (which rule set the priority) are allocated in a.
+ * @return HW_OK; HW_ENOTFOUND (queue is not a skill); store codes. */
+int hw_tickets_open_in(hw_store_txn *w, const hw_ticket_open *o, hw_arena *a, hw_event_list *ev,
+                       Helpwire__V1__Ticket **out, const char **reason);
+
+/* Appends a message to ticket t (updated in place: message_count, updated
+ * time, version; a PENDING ticket goes back to OPEN on a customer message),
+ * with its MESSAGE event. For MESSAGE_KIND_AGENT_REPLY the text is also
+ * queued in the outbox for the customer (*outbox_seq, may be NULL).
+ * @return HW_OK; HW_EPRECONDITION (ticket closed); store codes. */
+int hw_tickets_add_message_in(hw_store_txn *w, Helpwire__V1__Ticket *t, Helpwire__V1__MessageKind kind,
+                              const char *author, const char *text, hw_arena *a, hw_event_list *ev,
+                              Helpwire__V1__TicketMessage **msg_out, uint64_t *outbox_seq);
+
+/* The customer's most recent ticket that is OPEN, PENDING or ESCALATED,
+ * or HW_ENOTFOUND. */
+int hw_tickets_find_open_in(hw_store_txn *t, const char *customer_id, hw_arena *a,
+                            Helpwire__V1__Ticket **out);
+
+/* Assigns waiting (unassigned, open) tickets of the agent's skills to the
+ * agent while it is online and under capacity, most urgent and oldest
+ * first; their ids are appended to *ids (allocated in a, may be NULL). */
+int hw_tickets_assign_waiting_in(hw_store_txn *w, const char *agent_id, hw_arena *a, hw_event_list *ev,
+                                 char ***ids, size_t *n_ids);
+
+/* Queues text for the customer of ticket-less conversations (auto-replies)
+ * or tickets: finds the customer's identity on channel and appends to the
+ * outbox. */
+int hw_tickets_send_to_customer_in(hw_store_txn *w, const Helpwire__V1__Customer *c,
+                                   Helpwire__V1__Channel channel, const char *ticket_id, int kind,
+                                   const char *text, hw_event_list *ev, uint64_t *seq);
+
+/* Makes the next ticket number at least from (ticket numbers and ids are
+ * never given twice by one store, but a store restored from a backup does
+ * not know the ones given after the backup). Never moves backwards.
+ * *next receives the number the next ticket will get. Before serving.
+ * @return HW_OK; store codes. */
+int hw_tickets_number_floor(hw_store *s, uint64_t from, uint64_t *next);
+
+/* After the commit: sends the events to WatchTickets streams and wakes
+ * outbox subscribers and the notifier. Any thread. */
+void hw_tickets_publish(hw_app *app, const hw_event_list *ev);
+
+/* Method-table handlers; app is a hw_app. */
+void hw_tickets_create(hw_call *call, const ProtobufCMessage *request, void *app);
+void hw_tickets_get(hw_call *call, const ProtobufCMessage *request, void *app);
+void hw_tickets_list(hw_call *call, const ProtobufCMessage *request, void *app);
+void hw_tickets_update(hw_call *call, const ProtobufCMessage *request, void *app);
+void hw_tickets_add_message(hw_call *call, const ProtobufCMessage *request, void *app);
+void hw_tickets_escalate(hw_call *call, const ProtobufCMessage *request, void *app);
+void hw_tickets_close(hw_call *call, const ProtobufCMessage *request, void *app);
+void hw_tickets_history(hw_call *call, const ProtobufCMessage *request, void *app);
+void hw_tickets_watch(hw_call *call, const ProtobufCMessage *request, void *app);
+
+/* The skill queue for text on the calling worker: the best keyword match
+ * among all skills (HW_FALLBACK_QUEUE when none matches), copied into the
+ * call's arena. The worker keeps the skills' keywords tokenized and reloads
+ * them only after a skill change (hw_app.skills_gen). NULL when the call was
+ * failed (store error or no memory). */
+const char *hw_tickets_classify(hw_call *call, hw_app *app, const char *text);
+
+/* The calling worker's skill model, rebuilt first after a skill change
+ * (which uses the worker's tokenizer: call this before tokenizing text for
+ * hw_classify_tokens). NULL when the call was failed. */
+const hw_classify_model *hw_tickets_skill_model(hw_call *call, hw_app *app);
+
+#endif

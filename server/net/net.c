@@ -1,0 +1,1257 @@
+/*
+ * net: the worker pool on the gRPC C core.
+ *
+ * Every call object (hw_call) starts life as a pre-requested slot bound to
+ * one worker's completion queue; when the core fills it, the worker posts a
+ * replacement slot first, then serves the call. All completions of a call
+ * arrive on the worker that accepted it, so a unary call is freed there;
+ * a handler may still answer from another thread (grpc_call_start_batch is
+ * thread-safe), which is how store writes answer after their group commit.
+ *
+ * Unary calls need no lock at all: one batch answers them and its
+ * completion frees them. Streaming calls have a small mutex guarding their
+ * send queue (one send may be in flight per call in the C core) and a
+ * reference count shared by the core's outstanding batches and the watch
+ * lists that hold them; they are not on the request path of unary reads.
+ *
+ * Shutdown: begin_drain makes new calls fail with UNAVAILABLE (but for the
+ * methods marked during_drain, health, which then reads NOT_SERVING); shutdown
+ * ends streams, asks the core to stop (grpc_server_shutdown_and_notify),
+ * waits up to the drain timeout, cancels what is left, then waits until
+ * every accepted call has been freed before it stops the queues, so a
+ * handler answering late never touches a dead queue.
+ */
+#include "server/net/net.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/slice.h>
+#include <grpc/support/time.h>
+
+#include "server/base/grpc_runtime.h"
+#include "server/base/listen.h"
+
+#define HW_MAX_LISTEN 32
+#define HW_UNREGISTERED_SLOTS 4
+/* Messages a stream may have waiting; a reader slower than this is cut off
+ * with RESOURCE_EXHAUSTED rather than let memory grow without bound. */
+#define HW_STREAM_MAX_QUEUED 1024
+
+typedef enum {
+    TAG_NEW_REGISTERED,
+    TAG_NEW_UNREGISTERED,
+    TAG_UNARY_DONE,
+    TAG_STREAM_SEND,
+    TAG_STREAM_CLOSE,
+    TAG_STREAM_RECV,
+    TAG_SHUTDOWN,
+} tag_kind;
+
+typedef struct hw_tag {
+    tag_kind kind;
+} hw_tag;
+
+#define CONTAINER_OF(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+
+typedef struct hw_worker {
+    hw_net *net;
+    int index;
+    grpc_completion_queue *cq;
+    pthread_t thread;
+    bool running;
+} hw_worker;
+
+typedef struct queued_msg {
+    struct queued_msg *next;
+    grpc_byte_buffer *bb;
+} queued_msg;
+
+struct hw_call {
+    hw_net *net;
+    hw_worker *w;
+    const hw_method *method; /* NULL for an unregistered method */
+    size_t method_index;
+    grpc_call *call;
+    gpr_timespec deadline;
+    grpc_metadata_array md;
+    grpc_byte_buffer *payload;
+    grpc_call_details details; /* unregistered calls only */
+    hw_arena *arena;
+    hw_tag t_new, t_done, t_send, t_close, t_recv;
+    grpc_byte_buffer *recv_bb; /* client-streaming: the message just received */
+    int64_t start_ns;
+    grpc_status_code status;
+    int cancelled;
+    grpc_byte_buffer *reply_bb; /* unary reply in flight */
+    /* Release/acquire edge from the thread that answers to the worker that
+     * frees: the completion queue orders them, but TSan cannot see it. */
+    atomic_int published;
+    bool answered;         /* unary: reply or fail was called */
+    bool admitted;         /* counted in net->admitted (the --max-in-flight bound) */
+    bool adaptive;         /* unary, admitted: counted in net->unary_admitted, timed for the limit */
+    const void *principal; /* set by the authorization hook */
+
+    /* streaming only */
+    bool streaming;
+    pthread_mutex_t mu;
+    bool sending, finishing, finished, closed;
+    grpc_byte_buffer *sending_bb;
+    queued_msg *q_head, *q_tail;
+    size_t q_len;
+    grpc_status_code finish_code;
+    char *finish_msg;
+    atomic_int refs;
+    void (*on_close)(hw_call *, void *);
+    void *on_close_arg;
+    hw_call *prev, *next; /* net->streams list */
+    bool listed;
+};
+
+struct hw_net {
+    hw_net_options o;
+    grpc_server *server;
+    void **reg; /* registered method handles, by table index */
+    hw_worker *workers;
+    char bound[HW_MAX_LISTEN][300];
+    atomic_bool draining;
+    atomic_int_fast64_t live;     /* accepted calls not yet freed */
+    atomic_int_fast64_t admitted; /* calls under the max_in_flight bound, not yet freed */
+    /* Adaptive admission (latency_target_us > 0): unary calls also need a
+     * place under `limit`, which follows their latency (see adapt()). */
+    atomic_int_fast64_t unary_admitted;
+    atomic_int_fast64_t limit;
+    atomic_int_fast64_t win_start_ns, win_sum_ns, win_count;
+    atomic_bool win_refused; /* a unary call was refused by limit in this window */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool shutdown_done;
+    hw_tag t_shutdown;
+    pthread_mutex_t streams_mu;
+    hw_call streams; /* sentinel of the list of open streams */
+    bool streams_closed;
+    bool started;
+};
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static const char *const status_names[] = {
+    "OK",        "CANCELLED",       "UNKNOWN",           "INVALID_ARGUMENT",   "DEADLINE_EXCEEDED",
+    "NOT_FOUND", "ALREADY_EXISTS",  "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+    "ABORTED",   "OUT_OF_RANGE",    "UNIMPLEMENTED",     "INTERNAL",           "UNAVAILABLE",
+    "DATA_LOSS", "UNAUTHENTICATED",
+};
+
+static const char *status_name(grpc_status_code c)
+{
+    return (unsigned)c < sizeof status_names / sizeof status_names[0] ? status_names[c] : "?";
+}
+
+/* ---------------------------------------------------------------- slots */
+
+static hw_call *slot_new(hw_worker *w)
+{
+    hw_call *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->net = w->net;
+    c->w = w;
+    /* Tag kinds never change after this, so the worker may read them
+     * without synchronizing with whichever thread started the batch. */
+    c->t_done.kind = TAG_UNARY_DONE;
+    c->t_send.kind = TAG_STREAM_SEND;
+    c->t_close.kind = TAG_STREAM_CLOSE;
+    c->t_recv.kind = TAG_STREAM_RECV;
+    grpc_metadata_array_init(&c->md);
+    return c;
+}
+
+static void slot_free(hw_call *c)
+{
+    grpc_metadata_array_destroy(&c->md);
+    if (c->method == NULL)
+        grpc_call_details_destroy(&c->details);
+    free(c);
+}
+
+static void post_registered(hw_worker *w, size_t m)
+{
+    hw_net *net = w->net;
+    hw_call *c = slot_new(w);
+    if (!c) {
+        hw_log_event(net->o.log, HW_LOG_ERROR, "out_of_memory", "where=post_registered");
+        return;
+    }
+    c->method = &net->o.methods[m];
+    c->method_index = m;
+    c->t_new.kind = TAG_NEW_REGISTERED;
+    /* Methods registered without a payload (client streaming) must not be
+     * given somewhere to put one. */
+    grpc_byte_buffer **payload = c->method->client_streaming ? NULL : &c->payload;
+    grpc_call_error e = grpc_server_request_registered_call(net->server, net->reg[m], &c->call, &c->deadline,
+                                                            &c->md, payload, w->cq, w->cq, &c->t_new);
+    if (e != GRPC_CALL_OK) {
+        hw_log_event(net->o.log, HW_LOG_ERROR, "request_call_failed", "method=%s error=%d", c->method->path,
+                     e);
+        slot_free(c);
+    }
+}
+
+static void post_unregistered(hw_worker *w)
+{
+    hw_net *net = w->net;
+    hw_call *c = slot_new(w);
+    if (!c)
+        return;
+    grpc_call_details_init(&c->details);
+    c->t_new.kind = TAG_NEW_UNREGISTERED;
+    grpc_call_error e =
+        grpc_server_request_call(net->server, &c->call, &c->details, &c->md, w->cq, w->cq, &c->t_new);
+    if (e != GRPC_CALL_OK) {
+        hw_log_event(net->o.log, HW_LOG_ERROR, "request_call_failed", "method=unregistered error=%d", e);
+        slot_free(c);
+    }
+}
+
+/* ------------------------------------------------- adaptive admission */
+
+#define ADAPT_WINDOW_NS (100 * 1000 * 1000LL)
+#define ADAPT_MIN_SAMPLES 8
+
+/* Records one admitted unary call's latency; once per window, moves the
+ * limit. Written by hand (it is a dozen lines of arithmetic): mean latency
+ * of the window above the target cuts the limit in proportion (at most by
+ * half); at or under it, and calls were refused, the limit grows by a
+ * sixteenth. The limit stays within [HW_NET_MIN_LIMIT, max_in_flight], so
+ * the admitted calls' latency stays near the target however many are
+ * refused: when refusing takes CPU from serving, fewer are let in instead
+ * of each waiting longer. Windows race benignly: one thread wins the
+ * window's compare-and-swap and applies it. */
+static void adapt(hw_net *net, int64_t latency_ns)
+{
+    atomic_fetch_add_explicit(&net->win_sum_ns, latency_ns, memory_order_relaxed);
+    atomic_fetch_add_explicit(&net->win_count, 1, memory_order_relaxed);
+    int64_t now = now_ns();
+    int64_t start = atomic_load_explicit(&net->win_start_ns, memory_order_relaxed);
+    if (now - start < ADAPT_WINDOW_NS || !atomic_compare_exchange_strong(&net->win_start_ns, &start, now))
+        return;
+    int64_t n = atomic_exchange(&net->win_count, 0);
+    int64_t sum = atomic_exchange(&net->win_sum_ns, 0);
+    bool refused = atomic_exchange(&net->win_refused, false);
+    if (n < ADAPT_MIN_SAMPLES)
+        return;
+    double mean_us = (double)sum / (double)n / 1000.0;
+    double target = net->o.latency_target_us;
+    int64_t lim = atomic_load(&net->limit), next = lim;
+    if (mean_us > target) {
+        double f = target / mean_us;
+        next = (int64_t)((double)lim * (f < 0.5 ? 0.5 : f));
+    } else if (refused) {
+        next = lim + (lim / 16 > 1 ? lim / 16 : 1);
+    }
+    int64_t max = net->o.max_in_flight > 0 ? net->o.max_in_flight : INT32_MAX;
+    if (next < HW_NET_MIN_LIMIT)
+        next = HW_NET_MIN_LIMIT;
+    if (next > max)
+        next = max;
+    atomic_store(&net->limit, next);
+}
+
+int64_t hw_net_admission_limit(const hw_net *net)
+{
+    if (net->o.latency_target_us > 0)
+        return atomic_load(&((hw_net *)net)->limit);
+    return net->o.max_in_flight;
+}
+
+/* ---------------------------------------------------------- call ending */
+
+static void call_destroy(hw_call *c)
+{
+    hw_net *net = c->net;
+    hw_metrics_rpc(net->o.metrics, c->method ? c->method_index : (size_t)-1, c->status,
+                   now_ns() - c->start_ns);
+    if (hw_log_access_enabled(net->o.log)) {
+        char path[256];
+        if (c->method)
+            snprintf(path, sizeof path, "%s", c->method->path);
+        else
+            snprintf(path, sizeof path, "%.*s", (int)GRPC_SLICE_LENGTH(c->details.method),
+                     (const char *)GRPC_SLICE_START_PTR(c->details.method));
+        char q[300];
+        hw_log_event(net->o.log, HW_LOG_INFO, "rpc", "method=%s status=%s us=%lld%s",
+                     hw_log_quote(path, q, sizeof q), status_name(c->status),
+                     (long long)((now_ns() - c->start_ns) / 1000), c->cancelled ? " cancelled=true" : "");
+    }
+    if (c->call)
+        grpc_call_unref(c->call);
+    if (c->payload)
+        grpc_byte_buffer_destroy(c->payload);
+    if (c->reply_bb)
+        grpc_byte_buffer_destroy(c->reply_bb);
+    if (c->recv_bb)
+        grpc_byte_buffer_destroy(c->recv_bb);
+    if (c->streaming) {
+        for (queued_msg *q = c->q_head, *n; q; q = n) {
+            n = q->next;
+            grpc_byte_buffer_destroy(q->bb);
+            free(q);
+        }
+        free(c->finish_msg);
+        pthread_mutex_destroy(&c->mu);
+    }
+    hw_arena_destroy(c->arena);
+    if (c->adaptive) {
+        atomic_fetch_sub(&net->unary_admitted, 1);
+        adapt(net, now_ns() - c->start_ns);
+    }
+    if (c->admitted)
+        atomic_fetch_sub(&net->admitted, 1);
+    slot_free(c);
+    if (atomic_fetch_sub(&net->live, 1) == 1 && atomic_load(&net->draining)) {
+        pthread_mutex_lock(&net->mu);
+        pthread_cond_broadcast(&net->cv);
+        pthread_mutex_unlock(&net->mu);
+    }
+}
+
+static char *vformat(const char *fmt, va_list ap)
+{
+    if (!fmt)
+        return NULL;
+    char *s = NULL;
+    if (vasprintf(&s, fmt, ap) < 0)
+        return NULL;
+    return s;
+}
+
+/* Packs msg into a byte buffer; NULL when out of memory. */
+static grpc_byte_buffer *pack_message(const ProtobufCMessage *msg, size_t *len_out)
+{
+    size_t len = protobuf_c_message_get_packed_size(msg);
+    grpc_slice s = grpc_slice_malloc(len);
+    protobuf_c_message_pack(msg, GRPC_SLICE_START_PTR(s));
+    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&s, 1);
+    grpc_slice_unref(s);
+    *len_out = len;
+    return bb;
+}
+
+/* Answers a unary call with one batch. bb (may be NULL) is owned by the
+ * call from here on. */
+static void unary_send(hw_call *c, grpc_byte_buffer *bb, grpc_status_code code, const char *msg)
+{
+    grpc_op ops[4];
+    memset(ops, 0, sizeof ops);
+    size_t n = 0;
+    ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+    if (bb) {
+        ops[n].op = GRPC_OP_SEND_MESSAGE;
+        ops[n++].data.send_message.send_message = bb;
+    }
+    grpc_slice details = grpc_slice_from_copied_string(msg ? msg : "");
+    ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+    ops[n].data.send_status_from_server.status = code;
+    ops[n++].data.send_status_from_server.status_details = msg ? &details : NULL;
+    ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    ops[n++].data.recv_close_on_server.cancelled = &c->cancelled;
+    c->status = code;
+    c->reply_bb = bb;
+    /* Read c->call before publishing: once the batch is started, the worker
+     * may complete and free c at any moment. */
+    grpc_call *call = c->call;
+    atomic_store_explicit(&c->published, 1, memory_order_release);
+    grpc_call_error e = grpc_call_start_batch(call, ops, n, &c->t_done, NULL);
+    grpc_slice_unref(details);
+    if (e != GRPC_CALL_OK) {
+        hw_log_event(c->net->o.log, HW_LOG_ERROR, "start_batch_failed", "error=%d", e);
+        call_destroy(c);
+    }
+}
+
+void hw_call_reply(hw_call *c, const ProtobufCMessage *reply)
+{
+    if (c->streaming) {
+        hw_call_stream_send(c, reply);
+        return;
+    }
+    if (c->answered) {
+        hw_log_event(c->net->o.log, HW_LOG_ERROR, "double_reply", "method=%s", c->method->path);
+        return;
+    }
+    c->answered = true;
+    size_t len;
+    grpc_byte_buffer *bb = pack_message(reply, &len);
+    if (len > (size_t)c->net->o.max_message_bytes) {
+        grpc_byte_buffer_destroy(bb);
+        char msg[160];
+        snprintf(msg, sizeof msg,
+                 "reply of %zu bytes exceeds the %d-byte message limit; ask for a smaller page", len,
+                 c->net->o.max_message_bytes);
+        unary_send(c, NULL, GRPC_STATUS_RESOURCE_EXHAUSTED, msg);
+        return;
+    }
+    unary_send(c, bb, GRPC_STATUS_OK, NULL);
+}
+
+/* ------------------------------------------------------------- streams */
+
+static void stream_unlink(hw_call *c)
+{
+    hw_net *net = c->net;
+    pthread_mutex_lock(&net->streams_mu);
+    bool was = c->listed;
+    if (was) {
+        c->prev->next = c->next;
+        c->next->prev = c->prev;
+        c->listed = false;
+    }
+    pthread_mutex_unlock(&net->streams_mu);
+    if (was)
+        hw_call_unref(c);
+}
+
+/* Starts a send batch; caller holds c->mu and has set c->sending. */
+static void stream_start_send_locked(hw_call *c, grpc_op *ops, size_t n)
+{
+    atomic_fetch_add(&c->refs, 1);
+    grpc_call_error e = grpc_call_start_batch(c->call, ops, n, &c->t_send, NULL);
+    if (e != GRPC_CALL_OK) {
+        hw_log_event(c->net->o.log, HW_LOG_ERROR, "start_batch_failed", "error=%d", e);
+        c->sending = false;
+        atomic_fetch_sub(&c->refs, 1); /* never reaches zero here: the close op holds one */
+    }
+}
+
+static void stream_send_message_locked(hw_call *c, grpc_byte_buffer *bb)
+{
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_SEND_MESSAGE;
+    op.data.send_message.send_message = bb;
+    c->sending = true;
+    c->sending_bb = bb;
+    stream_start_send_locked(c, &op, 1);
+}
+
+static void stream_send_status_locked(hw_call *c)
+{
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    grpc_slice details = grpc_slice_from_copied_string(c->finish_msg ? c->finish_msg : "");
+    op.op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+    op.data.send_status_from_server.status = c->finish_code;
+    op.data.send_status_from_server.status_details = c->finish_msg ? &details : NULL;
+    c->status = c->finish_code;
+    c->finished = true;
+    c->sending = true;
+    c->sending_bb = NULL;
+    stream_start_send_locked(c, &op, 1);
+    grpc_slice_unref(details);
+}
+
+int hw_call_stream_send(hw_call *c, const ProtobufCMessage *msg)
+{
+    size_t len;
+    grpc_byte_buffer *bb = pack_message(msg, &len);
+    pthread_mutex_lock(&c->mu);
+    if (c->finishing || c->closed) {
+        pthread_mutex_unlock(&c->mu);
+        grpc_byte_buffer_destroy(bb);
+        return -1;
+    }
+    int rc = 0;
+    if (!c->sending) {
+        stream_send_message_locked(c, bb);
+    } else if (c->q_len >= HW_STREAM_MAX_QUEUED) {
+        /* The reader is too slow: drop what waits and end the stream. */
+        grpc_byte_buffer_destroy(bb);
+        for (queued_msg *q = c->q_head, *n; q; q = n) {
+            n = q->next;
+            grpc_byte_buffer_destroy(q->bb);
+            free(q);
+        }
+        c->q_head = c->q_tail = NULL;
+        c->q_len = 0;
+        c->finishing = true;
+        c->finish_code = GRPC_STATUS_RESOURCE_EXHAUSTED;
+        free(c->finish_msg);
+        c->finish_msg = NULL;
+        if (asprintf(&c->finish_msg, "stream reader fell more than %d messages behind; reconnect",
+                     HW_STREAM_MAX_QUEUED) < 0)
+            c->finish_msg = NULL;
+        rc = -1;
+    } else {
+        queued_msg *q = malloc(sizeof *q);
+        if (!q) {
+            grpc_byte_buffer_destroy(bb);
+            rc = -1;
+        } else {
+            q->next = NULL;
+            q->bb = bb;
+            if (c->q_tail)
+                c->q_tail->next = q;
+            else
+                c->q_head = q;
+            c->q_tail = q;
+            c->q_len++;
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+static void stream_finish(hw_call *c, grpc_status_code code, char *msg)
+{
+    pthread_mutex_lock(&c->mu);
+    if (c->finishing) {
+        pthread_mutex_unlock(&c->mu);
+        free(msg);
+        return;
+    }
+    c->finishing = true;
+    c->finish_code = code;
+    c->finish_msg = msg;
+    if (!c->sending && !c->closed)
+        stream_send_status_locked(c);
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void on_stream_send_done(hw_call *c, bool ok)
+{
+    pthread_mutex_lock(&c->mu);
+    if (c->sending_bb) {
+        grpc_byte_buffer_destroy(c->sending_bb);
+        c->sending_bb = NULL;
+    }
+    c->sending = false;
+    if (!ok || c->closed) {
+        for (queued_msg *q = c->q_head, *n; q; q = n) {
+            n = q->next;
+            grpc_byte_buffer_destroy(q->bb);
+            free(q);
+        }
+        c->q_head = c->q_tail = NULL;
+        c->q_len = 0;
+    } else if (c->q_head) {
+        queued_msg *q = c->q_head;
+        c->q_head = q->next;
+        c->q_len--;
+        if (!c->q_head)
+            c->q_tail = NULL;
+        grpc_byte_buffer *bb = q->bb;
+        free(q);
+        stream_send_message_locked(c, bb);
+    } else if (c->finishing && !c->finished) {
+        stream_send_status_locked(c);
+    }
+    pthread_mutex_unlock(&c->mu);
+    hw_call_unref(c);
+}
+
+static void on_stream_closed(hw_call *c)
+{
+    pthread_mutex_lock(&c->mu);
+    c->closed = true;
+    if (!c->finished)
+        c->status = c->cancelled ? GRPC_STATUS_CANCELLED : c->status;
+    pthread_mutex_unlock(&c->mu);
+    stream_unlink(c);
+    if (c->on_close)
+        c->on_close(c, c->on_close_arg);
+    hw_call_unref(c);
+}
+
+void hw_call_ref(hw_call *c)
+{
+    atomic_fetch_add(&c->refs, 1);
+}
+
+void hw_call_unref(hw_call *c)
+{
+    if (atomic_fetch_sub(&c->refs, 1) == 1)
+        call_destroy(c);
+}
+
+void hw_call_on_close(hw_call *c, void (*fn)(hw_call *, void *), void *arg)
+{
+    c->on_close = fn;
+    c->on_close_arg = arg;
+}
+
+/* Sets a streaming call going: its close watcher and initial metadata.
+ * Returns false when the server is already ending streams. */
+static bool stream_begin(hw_call *c)
+{
+    hw_net *net = c->net;
+    c->streaming = true;
+    pthread_mutex_init(&c->mu, NULL);
+    atomic_store(&c->refs, 1); /* the close op */
+    pthread_mutex_lock(&net->streams_mu);
+    if (net->streams_closed) {
+        pthread_mutex_unlock(&net->streams_mu);
+        return false;
+    }
+    atomic_fetch_add(&c->refs, 1); /* the list */
+    c->listed = true;
+    c->next = net->streams.next;
+    c->prev = &net->streams;
+    net->streams.next->prev = c;
+    net->streams.next = c;
+    pthread_mutex_unlock(&net->streams_mu);
+
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    op.data.recv_close_on_server.cancelled = &c->cancelled;
+    grpc_call_start_batch(c->call, &op, 1, &c->t_close, NULL);
+
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_SEND_INITIAL_METADATA;
+    pthread_mutex_lock(&c->mu);
+    c->sending = true;
+    c->sending_bb = NULL;
+    stream_start_send_locked(c, &op, 1);
+    pthread_mutex_unlock(&c->mu);
+    return true;
+}
+
+void hw_call_fail(hw_call *c, grpc_status_code code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *msg = vformat(fmt, ap);
+    va_end(ap);
+    if (c->streaming) {
+        stream_finish(c, code, msg);
+        return;
+    }
+    if (c->answered) {
+        free(msg);
+        return;
+    }
+    c->answered = true;
+    if (code != GRPC_STATUS_OK && code != GRPC_STATUS_NOT_FOUND &&
+        hw_log_enabled(c->net->o.log, HW_LOG_DEBUG)) {
+        char q[600];
+        hw_log_event(c->net->o.log, HW_LOG_DEBUG, "rpc_error", "method=%s status=%s message=%s",
+                     c->method ? c->method->path : "unregistered", status_name(code),
+                     hw_log_quote(msg ? msg : "", q, sizeof q));
+    }
+    unary_send(c, NULL, code, msg);
+    free(msg);
+}
+
+/* --------------------------------------------------------- call access */
+
+hw_arena *hw_call_arena(hw_call *c)
+{
+    return c->arena;
+}
+
+int hw_call_worker(const hw_call *c)
+{
+    return c->w->index;
+}
+
+const hw_method *hw_call_method(const hw_call *c)
+{
+    return c->method;
+}
+
+const void *hw_call_principal(const hw_call *c)
+{
+    return c->principal;
+}
+
+void hw_call_set_principal(hw_call *c, const void *principal)
+{
+    c->principal = principal;
+}
+
+const char *hw_call_metadata(hw_call *c, const char *key)
+{
+    size_t klen = strlen(key);
+    for (size_t i = 0; i < c->md.count; i++) {
+        const grpc_metadata *m = &c->md.metadata[i];
+        if (GRPC_SLICE_LENGTH(m->key) == klen && memcmp(GRPC_SLICE_START_PTR(m->key), key, klen) == 0)
+            return hw_arena_strndup(c->arena, (const char *)GRPC_SLICE_START_PTR(m->value),
+                                    GRPC_SLICE_LENGTH(m->value));
+    }
+    return NULL;
+}
+
+/* --------------------------------------------------------- call arrival */
+
+/* The request bytes: the single slice itself when possible, else a copy in
+ * the arena. */
+static const uint8_t *payload_bytes(hw_call *c, size_t *len)
+{
+    grpc_byte_buffer *bb = c->payload;
+    if (bb->type == GRPC_BB_RAW && bb->data.raw.compression == GRPC_COMPRESS_NONE &&
+        bb->data.raw.slice_buffer.count == 1) {
+        /* By pointer: a small slice keeps its bytes inline in the slice
+         * struct, so a copy of the struct would point at the copy. */
+        grpc_slice *s = &bb->data.raw.slice_buffer.slices[0];
+        *len = GRPC_SLICE_LENGTH(*s);
+        return GRPC_SLICE_START_PTR(*s);
+    }
+    grpc_byte_buffer_reader r;
+    if (!grpc_byte_buffer_reader_init(&r, bb))
+        return NULL;
+    grpc_slice all = grpc_byte_buffer_reader_readall(&r);
+    grpc_byte_buffer_reader_destroy(&r);
+    *len = GRPC_SLICE_LENGTH(all);
+    uint8_t *copy = hw_arena_alloc(c->arena, *len);
+    if (copy && *len)
+        memcpy(copy, GRPC_SLICE_START_PTR(all), *len);
+    grpc_slice_unref(all);
+    return copy;
+}
+
+/* Client streaming: asks for the next request message. */
+static void stream_post_recv(hw_call *c)
+{
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_RECV_MESSAGE;
+    op.data.recv_message.recv_message = &c->recv_bb;
+    c->recv_bb = NULL;
+    hw_call_ref(c);
+    if (grpc_call_start_batch(c->call, &op, 1, &c->t_recv, NULL) != GRPC_CALL_OK) {
+        hw_log_event(c->net->o.log, HW_LOG_ERROR, "start_batch_failed", "op=recv_message");
+        hw_call_unref(c); /* the close op still holds the call */
+    }
+}
+
+/* Client streaming: one request message arrived (or the client is done). */
+static void on_stream_recv(hw_call *c, bool ok)
+{
+    const hw_method *m = c->method;
+    grpc_byte_buffer *bb = c->recv_bb;
+    c->recv_bb = NULL;
+    if (!ok || !bb) {
+        /* Half-closed by the client (or cancelled): end the stream. */
+        if (ok)
+            hw_call_fail(c, GRPC_STATUS_OK, NULL);
+        hw_call_unref(c);
+        return;
+    }
+    grpc_byte_buffer_reader r;
+    ProtobufCMessage *req = NULL;
+    size_t len = 0;
+    if (grpc_byte_buffer_reader_init(&r, bb)) {
+        grpc_slice all = grpc_byte_buffer_reader_readall(&r);
+        grpc_byte_buffer_reader_destroy(&r);
+        len = GRPC_SLICE_LENGTH(all);
+        req = protobuf_c_message_unpack(m->request, hw_arena_allocator(c->arena), len,
+                                        GRPC_SLICE_START_PTR(all));
+        grpc_slice_unref(all);
+    }
+    grpc_byte_buffer_destroy(bb);
+    pthread_mutex_lock(&c->mu);
+    bool ended = c->finishing || c->closed;
+    pthread_mutex_unlock(&c->mu);
+    if (!req) {
+        hw_call_fail(c, GRPC_STATUS_INVALID_ARGUMENT, "request is not a valid %s (%zu bytes)",
+                     m->request->name, len);
+    } else if (!ended) {
+        m->handler(c, req, c->net->o.app);
+        pthread_mutex_lock(&c->mu);
+        ended = c->finishing || c->closed;
+        pthread_mutex_unlock(&c->mu);
+        if (!ended)
+            stream_post_recv(c);
+    }
+    hw_call_unref(c);
+}
+
+static void serve_registered(hw_call *c)
+{
+    hw_net *net = c->net;
+    const hw_method *m = c->method;
+    if (atomic_load(&net->draining) && !m->during_drain) {
+        hw_call_fail(c, GRPC_STATUS_UNAVAILABLE, "server is shutting down");
+        return;
+    }
+    if (gpr_time_cmp(c->deadline, gpr_now(c->deadline.clock_type)) < 0) {
+        hw_call_fail(c, GRPC_STATUS_DEADLINE_EXCEEDED, "deadline expired before the call was handled");
+        return;
+    }
+    if (!(m->allow & HW_ALLOW_PUBLIC) && net->o.authorize && !net->o.authorize(net->o.app, c, m))
+        return;
+    if (m->client_streaming) {
+        if (!stream_begin(c)) {
+            hw_call_fail(c, GRPC_STATUS_UNAVAILABLE, "server is shutting down");
+            return;
+        }
+        stream_post_recv(c);
+        return;
+    }
+    if (!c->payload) {
+        hw_call_fail(c, GRPC_STATUS_INVALID_ARGUMENT, "no request message");
+        return;
+    }
+    size_t len = 0;
+    const uint8_t *bytes = payload_bytes(c, &len);
+    ProtobufCMessage *req =
+        bytes ? protobuf_c_message_unpack(m->request, hw_arena_allocator(c->arena), len, bytes) : NULL;
+    if (!req) {
+        hw_call_fail(c, GRPC_STATUS_INVALID_ARGUMENT, "request is not a valid %s (%zu bytes)",
+                     m->request->name, len);
+        return;
+    }
+    if (m->server_streaming && !stream_begin(c)) {
+        hw_call_fail(c, GRPC_STATUS_UNAVAILABLE, "server is shutting down");
+        return;
+    }
+    m->handler(c, req, net->o.app);
+}
+
+static void accept_call(hw_call *c)
+{
+    atomic_fetch_add(&c->net->live, 1);
+    c->start_ns = now_ns();
+    c->arena = hw_arena_create(4096);
+    if (!c->arena) {
+        /* Without an arena even the error needs no memory of ours. */
+        c->answered = true;
+        unary_send(c, NULL, GRPC_STATUS_RESOURCE_EXHAUSTED, "server out of memory");
+    }
+}
+
+/* Takes one of the max_in_flight places for c, or says there is none. Calls
+ * being refused do not hold a place: under a flood of them the admitted
+ * calls keep the whole bound, so their latency does not depend on how many
+ * are refused. */
+/* Takes one place of count under limit, or none when all are taken. */
+static bool take_place(atomic_int_fast64_t *count, int64_t limit)
+{
+    if (atomic_fetch_add(count, 1) < limit)
+        return true;
+    atomic_fetch_sub(count, 1);
+    return false;
+}
+
+static bool admit(hw_net *net, hw_call *c)
+{
+    if (net->o.max_in_flight > 0) {
+        if (!take_place(&net->admitted, net->o.max_in_flight))
+            return false;
+        c->admitted = true;
+    }
+    if (net->o.latency_target_us > 0 && !c->method->server_streaming && !c->method->client_streaming) {
+        if (!take_place(&net->unary_admitted, atomic_load(&net->limit))) {
+            atomic_store(&net->win_refused, true);
+            if (c->admitted) {
+                atomic_fetch_sub(&net->admitted, 1);
+                c->admitted = false;
+            }
+            return false;
+        }
+        c->adaptive = true;
+    }
+    return true;
+}
+
+static void handle_event(hw_worker *w, hw_tag *tag, bool ok)
+{
+    hw_net *net = w->net;
+    switch (tag->kind) {
+    case TAG_NEW_REGISTERED: {
+        hw_call *c = CONTAINER_OF(tag, hw_call, t_new);
+        if (!ok) { /* the server is shutting down */
+            slot_free(c);
+            return;
+        }
+        post_registered(w, c->method_index);
+        accept_call(c);
+        if (!c->arena)
+            return;
+        if ((net->o.max_in_flight > 0 || net->o.latency_target_us > 0) &&
+            !(c->method->allow & HW_ALLOW_PUBLIC) && !admit(net, c)) {
+            hw_metrics_shed(net->o.metrics);
+            hw_call_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED,
+                         "server overloaded: %lld calls in flight, the limit; retry with backoff",
+                         (long long)hw_net_admission_limit(net));
+            return;
+        }
+        serve_registered(c);
+        return;
+    }
+    case TAG_NEW_UNREGISTERED: {
+        hw_call *c = CONTAINER_OF(tag, hw_call, t_new);
+        if (!ok) {
+            slot_free(c);
+            return;
+        }
+        post_unregistered(w);
+        accept_call(c);
+        if (c->arena)
+            hw_call_fail(c, GRPC_STATUS_UNIMPLEMENTED, "method %.*s is not implemented by this server",
+                         (int)GRPC_SLICE_LENGTH(c->details.method),
+                         (const char *)GRPC_SLICE_START_PTR(c->details.method));
+        return;
+    }
+    case TAG_UNARY_DONE: {
+        hw_call *c = CONTAINER_OF(tag, hw_call, t_done);
+        (void)atomic_load_explicit(&c->published, memory_order_acquire);
+        call_destroy(c);
+        return;
+    }
+    case TAG_STREAM_SEND:
+        on_stream_send_done(CONTAINER_OF(tag, hw_call, t_send), ok);
+        return;
+    case TAG_STREAM_CLOSE:
+        on_stream_closed(CONTAINER_OF(tag, hw_call, t_close));
+        return;
+    case TAG_STREAM_RECV:
+        on_stream_recv(CONTAINER_OF(tag, hw_call, t_recv), ok);
+        return;
+    case TAG_SHUTDOWN:
+        pthread_mutex_lock(&net->mu);
+        net->shutdown_done = true;
+        pthread_cond_broadcast(&net->cv);
+        pthread_mutex_unlock(&net->mu);
+        return;
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    hw_worker *w = arg;
+    hw_net *net = w->net;
+    if (net->o.worker_start)
+        net->o.worker_start(net->o.app, w->index);
+    for (;;) {
+        grpc_event ev = grpc_completion_queue_next(w->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+        if (ev.type == GRPC_QUEUE_SHUTDOWN)
+            break;
+        if (ev.type == GRPC_OP_COMPLETE)
+            handle_event(w, ev.tag, ev.success != 0);
+    }
+    if (net->o.worker_stop)
+        net->o.worker_stop(net->o.app, w->index);
+    return NULL;
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+/* "host:0" -> "host:<port>"; other addresses unchanged. */
+static void format_bound(char *out, size_t n, const char *addr, int port)
+{
+    const char *colon = strrchr(addr, ':');
+    if (strncmp(addr, "unix:", 5) == 0 || !colon || strcmp(colon, ":0") != 0)
+        snprintf(out, n, "%s", addr);
+    else
+        snprintf(out, n, "%.*s:%d", (int)(colon - addr), addr, port);
+}
+
+int hw_net_create(hw_net **out, const hw_net_options *o, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (o->threads < 1 || o->n_listen + o->n_tls_listen < 1 ||
+        o->n_listen + o->n_tls_listen > HW_MAX_LISTEN || o->calls_per_method < 1) {
+        snprintf(err, errlen, "invalid server options");
+        return -1;
+    }
+    hw_net *net = calloc(1, sizeof *net);
+    if (!net) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    net->o = *o;
+    {
+        int64_t start_limit = HW_NET_START_LIMIT;
+        if (o->max_in_flight > 0 && o->max_in_flight < start_limit)
+            start_limit = o->max_in_flight;
+        if (start_limit < HW_NET_MIN_LIMIT)
+            start_limit = HW_NET_MIN_LIMIT;
+        atomic_init(&net->limit, start_limit);
+        atomic_init(&net->win_start_ns, now_ns());
+    }
+    pthread_mutex_init(&net->mu, NULL);
+    pthread_cond_init(&net->cv, NULL);
+    pthread_mutex_init(&net->streams_mu, NULL);
+    net->streams.next = net->streams.prev = &net->streams;
+    net->t_shutdown.kind = TAG_SHUTDOWN;
+    hw_grpc_runtime_prepare();
+    grpc_init();
+
+    grpc_arg args[] = {
+        /* gRPC sets SO_REUSEPORT by default: a second server on the same
+         * port would then start without a word and take half the calls. */
+        {GRPC_ARG_INTEGER, GRPC_ARG_ALLOW_REUSEPORT, {.integer = 0}},
+        {GRPC_ARG_INTEGER, GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, {.integer = o->max_message_bytes}},
+        {GRPC_ARG_INTEGER, GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, {.integer = o->max_message_bytes}},
+        {GRPC_ARG_INTEGER, GRPC_ARG_MAX_CONCURRENT_STREAMS, {.integer = o->max_concurrent_streams}},
+        {GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_TIME_MS, {.integer = o->keepalive_time_ms}},
+        {GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_TIMEOUT_MS, {.integer = o->keepalive_timeout_ms}},
+        {GRPC_ARG_INTEGER,
+         GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+         {.integer = o->min_ping_interval_ms}},
+    };
+    grpc_channel_args ch_args = {sizeof args / sizeof args[0], args};
+    net->server = grpc_server_create(&ch_args, NULL);
+    net->workers = calloc((size_t)o->threads, sizeof *net->workers);
+    net->reg = calloc(o->n_methods ? o->n_methods : 1, sizeof *net->reg);
+    if (!net->server || !net->workers || !net->reg) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    for (int i = 0; i < o->threads; i++) {
+        hw_worker *w = &net->workers[i];
+        w->net = net;
+        w->index = i;
+        w->cq = grpc_completion_queue_create_for_next(NULL);
+        grpc_server_register_completion_queue(net->server, w->cq, NULL);
+    }
+    for (size_t m = 0; m < o->n_methods; m++) {
+        net->reg[m] = grpc_server_register_method(net->server, o->methods[m].path, NULL,
+                                                  o->methods[m].client_streaming
+                                                      ? GRPC_SRM_PAYLOAD_NONE
+                                                      : GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER,
+                                                  0);
+        if (!net->reg[m]) {
+            snprintf(err, errlen, "cannot register method %s (listed twice?)", o->methods[m].path);
+            goto fail;
+        }
+    }
+    for (size_t i = 0; i < o->n_listen + o->n_tls_listen; i++) {
+        bool tls = i >= o->n_listen;
+        const char *addr = tls ? o->tls_listen[i - o->n_listen] : o->listen[i];
+        grpc_server_credentials *creds;
+        if (tls) {
+            grpc_ssl_pem_key_cert_pair pair = {o->tls_key_pem, o->tls_cert_pem};
+            creds = grpc_ssl_server_credentials_create_ex(
+                o->tls_client_ca_pem, &pair, 1,
+                o->tls_client_ca_pem ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+                                     : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE,
+                NULL);
+            if (!creds) {
+                snprintf(err, errlen, "the TLS certificate or key is not valid PEM");
+                goto fail;
+            }
+        } else {
+            creds = grpc_insecure_server_credentials_create();
+        }
+        /* gRPC replaces a unix socket file without asking whether a live
+         * server is behind it: look first. */
+        if (strncmp(addr, "unix:", 5) == 0 && hw_listen_check(addr, err, errlen) != 0) {
+            grpc_server_credentials_release(creds);
+            goto fail;
+        }
+        int port = grpc_server_add_http2_port(net->server, addr, creds);
+        grpc_server_credentials_release(creds);
+        if (port == 0) {
+            /* The core does not say why; trying the address ourselves does. */
+            if (hw_listen_check(addr, err, errlen) == 0)
+                snprintf(err, errlen, "cannot listen on %s (malformed or not permitted)", addr);
+            goto fail;
+        }
+        format_bound(net->bound[i], sizeof net->bound[i], addr, port);
+    }
+    *out = net;
+    return 0;
+fail:
+    hw_net_destroy(net);
+    return -1;
+}
+
+const char *hw_net_bound_address(const hw_net *net, size_t i)
+{
+    return i < net->o.n_listen + net->o.n_tls_listen ? net->bound[i] : NULL;
+}
+
+int hw_net_start(hw_net *net, char *err, size_t errlen)
+{
+    grpc_server_start(net->server);
+    net->started = true;
+    for (int i = 0; i < net->o.threads; i++) {
+        hw_worker *w = &net->workers[i];
+        for (size_t m = 0; m < net->o.n_methods; m++)
+            for (int k = 0; k < net->o.calls_per_method; k++)
+                post_registered(w, m);
+        for (int k = 0; k < HW_UNREGISTERED_SLOTS; k++)
+            post_unregistered(w);
+    }
+    for (int i = 0; i < net->o.threads; i++) {
+        int rc = pthread_create(&net->workers[i].thread, NULL, worker_main, &net->workers[i]);
+        if (rc != 0) {
+            snprintf(err, errlen, "cannot start worker thread: %s", strerror(rc));
+            hw_net_shutdown(net, 0);
+            return -1;
+        }
+        net->workers[i].running = true;
+        char tname[32];
+        snprintf(tname, sizeof tname, "hw-worker-%d", i);
+        tname[15] = '\0'; /* the kernel's limit */
+        pthread_setname_np(net->workers[i].thread, tname);
+    }
+    return 0;
+}
+
+void hw_net_begin_drain(hw_net *net)
+{
+    atomic_store(&net->draining, true);
+}
+
+bool hw_net_draining(const hw_net *net)
+{
+    return atomic_load(&((hw_net *)net)->draining);
+}
+
+int64_t hw_net_calls_in_flight(const hw_net *net)
+{
+    return atomic_load(&((hw_net *)net)->live);
+}
+
+static void end_all_streams(hw_net *net)
+{
+    pthread_mutex_lock(&net->streams_mu);
+    net->streams_closed = true;
+    size_t n = 0;
+    for (hw_call *c = net->streams.next; c != &net->streams; c = c->next)
+        n++;
+    hw_call **all = n ? malloc(n * sizeof *all) : NULL;
+    size_t k = 0;
+    if (all)
+        for (hw_call *c = net->streams.next; c != &net->streams; c = c->next) {
+            hw_call_ref(c);
+            all[k++] = c;
+        }
+    pthread_mutex_unlock(&net->streams_mu);
+    for (size_t i = 0; i < k; i++) {
+        hw_call_fail(all[i], GRPC_STATUS_UNAVAILABLE, "server is shutting down");
+        hw_call_unref(all[i]);
+    }
+    free(all);
+}
+
+/* Waits until pred holds or the deadline (CLOCK_REALTIME ns; 0 = none). */
+static bool wait_until(hw_net *net, bool (*pred)(hw_net *), int64_t deadline_ns)
+{
+    pthread_mutex_lock(&net->mu);
+    while (!pred(net)) {
+        if (deadline_ns) {
+            struct timespec ts = {deadline_ns / 1000000000, deadline_ns % 1000000000};
+            if (pthread_cond_timedwait(&net->cv, &net->mu, &ts) == ETIMEDOUT && !pred(net)) {
+                pthread_mutex_unlock(&net->mu);
+                return false;
+            }
+        } else {
+            /* Re-check now and then: call_destroy only signals when draining. */
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 50000000;
+            if (ts.tv_nsec >= 1000000000) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000;
+            }
+            pthread_cond_timedwait(&net->cv, &net->mu, &ts);
+        }
+    }
+    pthread_mutex_unlock(&net->mu);
+    return true;
+}
+
+static bool shutdown_done(hw_net *net)
+{
+    return net->shutdown_done;
+}
+
+static bool no_live_calls(hw_net *net)
+{
+    return atomic_load(&net->live) == 0;
+}
+
+int hw_net_shutdown(hw_net *net, int64_t timeout_ms)
+{
+    int rc = 0;
+    hw_net_begin_drain(net);
+    if (!net->started)
+        return 0;
+    end_all_streams(net);
+    grpc_server_shutdown_and_notify(net->server, net->workers[0].cq, &net->t_shutdown);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t deadline = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec + timeout_ms * 1000000;
+    bool all_running = true;
+    for (int i = 0; i < net->o.threads; i++)
+        all_running &= net->workers[i].running;
+    if (all_running && !wait_until(net, shutdown_done, deadline)) {
+        hw_log_event(net->o.log, HW_LOG_WARN, "drain_timeout", "in_flight=%lld action=cancel",
+                     (long long)hw_net_calls_in_flight(net));
+        grpc_server_cancel_all_calls(net->server);
+        rc = 1;
+    }
+    if (all_running) {
+        wait_until(net, shutdown_done, 0);
+        wait_until(net, no_live_calls, 0);
+    }
+    grpc_server_destroy(net->server);
+    net->server = NULL;
+    for (int i = 0; i < net->o.threads; i++)
+        grpc_completion_queue_shutdown(net->workers[i].cq);
+    for (int i = 0; i < net->o.threads; i++)
+        if (net->workers[i].running) {
+            pthread_join(net->workers[i].thread, NULL);
+            net->workers[i].running = false;
+        }
+    net->started = false;
+    return rc;
+}
+
+void hw_net_destroy(hw_net *net)
+{
+    if (!net)
+        return;
+    if (net->started)
+        hw_net_shutdown(net, 0);
+    if (net->server && net->workers && net->workers[0].cq) {
+        /* Never started: shut down on worker 0's queue and pump it here. */
+        grpc_server_shutdown_and_notify(net->server, net->workers[0].cq, &net->t_shutdown);
+        for (;;) {
+            grpc_event ev =
+                grpc_completion_queue_next(net->workers[0].cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+            if (ev.type != GRPC_OP_COMPLETE || ev.tag == &net->t_shutdown)
+                break;
+        }
+        grpc_server_destroy(net->server);
+    } else if (net->server) {
+        grpc_server_destroy(net->server);
+    }
+    if (net->workers) {
+        for (int i = 0; i < net->o.threads; i++)
+            if (net->workers[i].cq) {
+                grpc_completion_queue_shutdown(net->workers[i].cq);
+                while (
+                    grpc_completion_queue_next(net->workers[i].cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
+                        .type != GRPC_QUEUE_SHUTDOWN) {
+                }
+                grpc_completion_queue_destroy(net->workers[i].cq);
+            }
+        free(net->workers);
+    }
+    free(net->reg);
+    pthread_mutex_destroy(&net->mu);
+    pthread_cond_destroy(&net->cv);
+    pthread_mutex_destroy(&net->streams_mu);
+    free(net);
+    grpc_shutdown();
+}

@@ -1,0 +1,190 @@
+/*
+ * net: the gRPC C-core server of helpwired. N worker threads, each with its
+ * own completion queue; every method of the method table is registered
+ * (payload read with the initial batch) and kept pre-requested on every
+ * worker; a unary call is decoded into a per-call arena, handed to its
+ * handler, and answered in one batch (initial metadata, message, status,
+ * close). Server-streaming methods get a send queue per call.
+ *
+ * Calls to methods not in the table are requested too and refused at once
+ * with UNIMPLEMENTED (left alone, the core would hold them until their
+ * deadline). Undecodable payloads get INVALID_ARGUMENT, oversize ones
+ * RESOURCE_EXHAUSTED (by the core's size limit), expired calls
+ * DEADLINE_EXCEEDED without running the handler, and calls arriving while
+ * the server drains UNAVAILABLE.
+ *
+ * Nothing here knows about the domain: handlers are plain functions that
+ * receive the decoded request and an opaque application pointer.
+ */
+#ifndef HW_NET_H
+#define HW_NET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <grpc/status.h>
+#include <protobuf-c/protobuf-c.h>
+
+#include "server/base/arena.h"
+#include "server/base/log.h"
+#include "server/base/metrics.h"
+
+typedef struct hw_net hw_net;
+typedef struct hw_call hw_call;
+
+/* Who may call a method: a bit set. HW_ALLOW_PUBLIC needs no credential. */
+enum {
+    HW_ALLOW_PUBLIC = 1u << 0,
+    HW_ALLOW_BRIDGE = 1u << 1,
+    HW_ALLOW_AGENT = 1u << 2,
+    HW_ALLOW_ADMIN = 1u << 3,
+};
+
+/* A handler runs on a worker thread. A unary handler must eventually call
+ * hw_call_reply() or hw_call_fail() exactly once, from any thread (for
+ * example the store's writer thread after a commit). A streaming handler
+ * sends with hw_call_stream_send() and ends with hw_call_fail() (status OK
+ * allowed); to keep the stream after returning it takes a reference
+ * (hw_call_ref) and registers hw_call_on_close. */
+typedef void (*hw_handler_fn)(hw_call *call, const ProtobufCMessage *request, void *app);
+
+/* One row of the method table. */
+typedef struct hw_method {
+    const char *path; /* "/helpwire.v1.Router/Route" */
+    const ProtobufCMessageDescriptor *request;
+    const ProtobufCMessageDescriptor *reply;
+    hw_handler_fn handler;
+    unsigned allow; /* HW_ALLOW_* bits */
+    bool server_streaming;
+    /* Bidirectional (with server_streaming): the handler runs once per
+     * request message the client sends, on the stream's worker, one at a
+     * time; when the client half-closes, the stream ends with OK unless the
+     * handler ended it before. */
+    bool client_streaming;
+    /* Served while the server drains (health: probes must read NOT_SERVING
+     * during the grace period, not an error); other methods then get
+     * UNAVAILABLE. */
+    bool during_drain;
+} hw_method;
+
+typedef struct hw_net_options {
+    const char *const *listen; /* plaintext addresses; port 0 binds a free port */
+    size_t n_listen;
+    const char *const *tls_listen; /* TLS addresses (need tls_cert_pem, tls_key_pem) */
+    size_t n_tls_listen;
+    const char *tls_cert_pem;      /* certificate chain, PEM text */
+    const char *tls_key_pem;       /* private key, PEM text */
+    const char *tls_client_ca_pem; /* non-NULL: require and verify client certificates */
+    int max_in_flight;             /* 0 = unbounded; public methods exempt */
+    /* > 0: unary calls are also admitted under a limit that adapts (within
+     * [HW_NET_MIN_LIMIT, max_in_flight]) so that their mean latency stays
+     * near this many microseconds; streams are exempt from it. */
+    int latency_target_us;
+    hw_metrics *metrics;  /* may be NULL */
+    int threads;          /* >= 1 */
+    int calls_per_method; /* pre-requested per method and worker */
+    int max_message_bytes;
+    int max_concurrent_streams;
+    int keepalive_time_ms;
+    int keepalive_timeout_ms;
+    int min_ping_interval_ms;
+    const hw_method *methods; /* the method table; must outlive the server */
+    size_t n_methods;
+    void *app;         /* passed to every handler */
+    const hw_log *log; /* may be NULL */
+    /* Called on each worker thread before it serves / after it stops, with
+     * the worker's index (per-thread state such as store readers). May be
+     * NULL. */
+    void (*worker_start)(void *app, int worker);
+    /* Called for every call to a non-public method before its request is
+     * decoded; returns false after failing the call (UNAUTHENTICATED,
+     * PERMISSION_DENIED). NULL lets every call through. */
+    bool (*authorize)(void *app, hw_call *call, const hw_method *method);
+    void (*worker_stop)(void *app, int worker);
+} hw_net_options;
+
+/* Creates the server and binds every address. Returns 0, or -1 with one
+ * line in err. Not started yet. */
+int hw_net_create(hw_net **out, const hw_net_options *opts, char *err, size_t errlen);
+
+/* The address actually bound for entry i (port 0 resolved), e.g.
+ * "127.0.0.1:43517"; entries are the plaintext addresses, then the TLS
+ * ones. Owned by net; NULL past the end. */
+const char *hw_net_bound_address(const hw_net *net, size_t i);
+
+/* Starts the workers. Returns 0 or -1 with err. */
+int hw_net_start(hw_net *net, char *err, size_t errlen);
+
+/* From now on new calls get UNAVAILABLE; in-flight calls go on. Thread-safe,
+ * idempotent. */
+void hw_net_begin_drain(hw_net *net);
+
+/* Whether hw_net_begin_drain was called. */
+bool hw_net_draining(const hw_net *net);
+
+/* Drains and stops: ends open streams with UNAVAILABLE, closes the
+ * listeners, waits up to timeout_ms for in-flight calls, then cancels the
+ * rest, waits for every handler to answer, and joins the workers. Returns
+ * 0 when every call finished by itself, 1 when some had to be cancelled.
+ * Call once, from the thread that started the server. */
+int hw_net_shutdown(hw_net *net, int64_t timeout_ms);
+
+/* Frees the server (after hw_net_shutdown, or if never started). */
+void hw_net_destroy(hw_net *net);
+
+/* Calls currently being handled. */
+int64_t hw_net_calls_in_flight(const hw_net *net);
+
+/* The adaptive admission limit's bounds and first value. */
+#define HW_NET_MIN_LIMIT 4
+#define HW_NET_START_LIMIT 64
+
+/* Unary calls admitted at once now: the adaptive limit when
+ * latency_target_us is set, else max_in_flight (0 = unbounded). */
+int64_t hw_net_admission_limit(const hw_net *net);
+
+/* ---- per call (valid from the handler until the call ends) ---- */
+
+/* Memory for this call; freed when the call ends. */
+hw_arena *hw_call_arena(hw_call *call);
+
+/* The worker index the call arrived on (0..threads-1). */
+int hw_call_worker(const hw_call *call);
+
+/* The method table row of the call. */
+const hw_method *hw_call_method(const hw_call *call);
+
+/* The first value of request metadata key (lower-case), NUL-terminated in
+ * the call's arena, or NULL. */
+const char *hw_call_metadata(hw_call *call, const char *key);
+
+/* Who is calling, as established by the authorization hook (see
+ * hw_net_options.authorize); NULL when the method is public or no hook is
+ * set. Lives as long as the call. */
+const void *hw_call_principal(const hw_call *call);
+void hw_call_set_principal(hw_call *call, const void *principal);
+
+/* Unary: sends reply with status OK. Any thread, once. reply is packed
+ * before return; the caller keeps ownership. */
+void hw_call_reply(hw_call *call, const ProtobufCMessage *reply);
+
+/* Unary: ends the call with code and a message (printf format, may be
+ * NULL). Streaming: ends the stream after the queued messages. Any thread. */
+void hw_call_fail(hw_call *call, grpc_status_code code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Streaming: queues msg (packed now; caller keeps ownership). Any thread.
+ * Returns 0, or -1 when the stream has ended (cancelled or finished). */
+int hw_call_stream_send(hw_call *call, const ProtobufCMessage *msg);
+
+/* Streaming: reference counting for holders of a stream (watch lists). */
+void hw_call_ref(hw_call *call);
+void hw_call_unref(hw_call *call);
+
+/* Streaming: fn(call, arg) runs once on a worker thread when the stream
+ * ends for any reason (client cancel, deadline, finish, shutdown). Set it
+ * from the handler before returning. */
+void hw_call_on_close(hw_call *call, void (*fn)(hw_call *call, void *arg), void *arg);
+
+#endif

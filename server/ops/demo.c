@@ -1,0 +1,200 @@
+/*
+ * demo: the demo data as tables (see demo.h), written in one durable
+ * transaction.
+ */
+#include "server/ops/demo.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "server/store/records.h"
+
+typedef struct {
+    const char *name, *description;
+    const char *keywords[24];
+    Helpwire__V1__Priority priority;
+} demo_skill;
+
+static const demo_skill skills[] = {
+    {"technical",
+     "Login, app and connection problems",
+     {"error", "crash",   "bug",    "login",    "cannot log in", "app",         "connect", "connection",
+      "slow",  "install", "update", "password", "broken",        "not working", "报错",    "错误",
+      "闪退",  "崩溃",    "登录",   "无法登录", "连接",          "安装",        "更新"},
+     HELPWIRE__V1__PRIORITY__PRIORITY_NORMAL},
+    {"billing",
+     "Payments, invoices and refunds",
+     {"refund", "invoice", "charge", "charged", "payment", "bill", "billing", "price", "subscription",
+      "money", "退款", "发票", "扣费", "付款", "支付", "账单", "价格", "订阅", "退钱"},
+     HELPWIRE__V1__PRIORITY__PRIORITY_HIGH},
+    {"general",
+     "Everything else",
+     {"question", "help", "info", "咨询", "帮助"},
+     HELPWIRE__V1__PRIORITY__PRIORITY_LOW},
+};
+
+typedef struct {
+    const char *id, *question, *answer, *locale;
+    const char *alternates[6];
+} demo_faq;
+
+static const demo_faq faqs[] = {
+    {"faq-reset-password",
+     "如何重置密码",
+     "在登录页点击“忘记密码”，输入注册邮箱，按邮件中的链接设置新密码。链接 30 分钟内有效。",
+     "zh",
+     {"怎么重置密码", "忘记密码怎么办", "How do I reset my password?", "I forgot my password"}},
+    {"faq-hours",
+     "工作时间",
+     "我们的客服时间是周一至周五 9:00–18:00（北京时间），周末和节假日可留言，我们会在下一个工作日回复。",
+     "zh",
+     {"你们的工作时间是什么时候", "客服几点上班", "What are your opening hours?",
+      "When is support available?"}},
+    {"faq-refund-policy",
+     "退款政策",
+     "购买后 30 天内可申请全额退款：在“订单”页选择订单并点击“申请退款”，款项会在 5–7 个工作日内原路退回。",
+     "zh",
+     {"怎么申请退款", "退款规则是什么", "What is your refund policy?", "Can I get a refund?"}},
+    {"faq-reset-password-en",
+     "How do I reset my password?",
+     "On the sign-in page choose \"Forgot password\", enter the email you registered with and follow the "
+     "link we "
+     "send you. The link is valid for 30 minutes.",
+     "en",
+     {"reset password", "forgot my password", "change my password"}},
+    {"faq-hours-en",
+     "What are your opening hours?",
+     "Our support team works Monday to Friday, 9:00-18:00 (UTC+8). Leave a message at other times and we "
+     "will "
+     "answer on the next working day.",
+     "en",
+     {"opening hours", "when are you open", "support hours"}},
+    {"faq-refund-policy-en",
+     "What is your refund policy?",
+     "You can ask for a full refund within 30 days of purchase: open Orders, pick the order and choose "
+     "\"Request "
+     "refund\". The money returns to your original payment method within 5-7 working days.",
+     "en",
+     {"refund policy", "can I get my money back", "how do refunds work"}},
+};
+
+typedef struct {
+    const char *id, *title, *body, *locale;
+} demo_article;
+
+static const demo_article articles[] = {
+    {"a-two-factor", "开启两步验证",
+     "在“账户安全”中开启两步验证后，每次在新设备登录都需要输入手机验证码。如果换了手机号，请先在旧手机上关闭"
+     "两步验证。",
+     "zh"},
+    {"a-app-crash", "应用闪退怎么办",
+     "如果应用启动后闪退，请先更新到最新版本，再清除缓存后重启。仍然闪退时，请把手机型号和系统版本发给客服。",
+     "zh"},
+    {"a-invoice", "如何开具发票",
+     "在“订单”页选择已完成的订单，点击“申请发票”，填写抬头和税号，电子发票会在 3 个工作日内发送到邮箱。",
+     "zh"},
+    {"a-change-email", "Changing the email address of your account",
+     "Open Settings, then Account, and choose Change email. We send a confirmation link to the new address; "
+     "the "
+     "change takes effect once you click it.",
+     "en"},
+    {"a-app-crash-en", "The app crashes on start",
+     "Update the app to the latest version, clear its cache and restart your phone. If it still crashes, "
+     "send us "
+     "your phone model and system version.",
+     "en"},
+    {"a-invoice-en", "Getting an invoice",
+     "Open Orders, select a completed order and choose Request invoice. The PDF invoice arrives by email "
+     "within 3 "
+     "working days.",
+     "en"},
+};
+
+typedef struct {
+    const char *id, *name, *skills[3];
+    unsigned capacity;
+} demo_agent;
+
+static const demo_agent agents[] = {
+    {"alice", "Alice Wang", {"technical", "general"}, 5},
+    {"bob", "Bob Li", {"billing", "general"}, 5},
+    {"carol", "Carol Zhang", {"general"}, 5},
+};
+
+static size_t count(const char *const *list, size_t max)
+{
+    size_t n = 0;
+    while (n < max && list[n])
+        n++;
+    return n;
+}
+
+static int seed_fn(hw_store_txn *w, void *arg)
+{
+    bool *seeded = arg;
+    hw_arena *a = hw_store_txn_arena(w);
+    hw_store_cursor cur = {0};
+    Helpwire__V1__Skill **existing;
+    size_t n_existing;
+    *seeded = false;
+    int rc = hw_store_skill_list(w, &cur, 1, a, &existing, &n_existing);
+    if (rc != HW_OK || n_existing)
+        return rc;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    for (size_t i = 0; rc == HW_OK && i < sizeof skills / sizeof skills[0]; i++) {
+        Helpwire__V1__Skill s = HELPWIRE__V1__SKILL__INIT;
+        s.name = (char *)skills[i].name;
+        s.description = (char *)skills[i].description;
+        s.keywords = (char **)skills[i].keywords;
+        s.n_keywords = count(skills[i].keywords, 24);
+        s.default_priority = skills[i].priority;
+        rc = hw_store_skill_put(w, &s, HW_PUT_CREATE);
+    }
+    for (size_t i = 0; rc == HW_OK && i < sizeof faqs / sizeof faqs[0]; i++) {
+        Helpwire__V1__Faq f = HELPWIRE__V1__FAQ__INIT;
+        f.id = (char *)faqs[i].id;
+        f.question = (char *)faqs[i].question;
+        f.answer = (char *)faqs[i].answer;
+        f.locale = (char *)faqs[i].locale;
+        f.alternate_questions = (char **)faqs[i].alternates;
+        f.n_alternate_questions = count(faqs[i].alternates, 6);
+        f.version = 1;
+        f.updated_unix_ms = now;
+        rc = hw_store_faq_put(w, &f, HW_PUT_CREATE, 0);
+    }
+    for (size_t i = 0; rc == HW_OK && i < sizeof articles / sizeof articles[0]; i++) {
+        Helpwire__V1__Article ar = HELPWIRE__V1__ARTICLE__INIT;
+        ar.id = (char *)articles[i].id;
+        ar.title = (char *)articles[i].title;
+        ar.body = (char *)articles[i].body;
+        ar.locale = (char *)articles[i].locale;
+        ar.version = 1;
+        ar.updated_unix_ms = now;
+        rc = hw_store_article_put(w, &ar, HW_PUT_CREATE, 0);
+    }
+    for (size_t i = 0; rc == HW_OK && i < sizeof agents / sizeof agents[0]; i++) {
+        Helpwire__V1__Agent ag = HELPWIRE__V1__AGENT__INIT;
+        ag.id = (char *)agents[i].id;
+        ag.name = (char *)agents[i].name;
+        ag.skills = (char **)agents[i].skills;
+        ag.n_skills = count(agents[i].skills, 3);
+        ag.capacity = agents[i].capacity;
+        ag.presence = HELPWIRE__V1__PRESENCE__PRESENCE_ONLINE;
+        ag.version = 1;
+        ag.updated_unix_ms = now;
+        rc = hw_store_agent_put(w, &ag, HW_PUT_CREATE, 0);
+    }
+    *seeded = rc == HW_OK;
+    return rc;
+}
+
+int hw_demo_seed(hw_store *store, bool *seeded, char *err, size_t errlen)
+{
+    int rc = hw_store_write(store, seed_fn, seeded);
+    if (rc != HW_OK)
+        snprintf(err, errlen, "seeding the demo data failed: %s", hw_strerror(rc));
+    return rc;
+}

@@ -1,0 +1,38 @@
+/*
+ * retention: forgets what is kept only for a while. Today that is Route's
+ * dedupe records (the first reply to each (channel, message_id), kept so a
+ * bridge's retry is answered the same): a thread sweeps them in small
+ * batches and deletes those older than the retention period, so the store
+ * does not grow with every message ever received.
+ */
+#ifndef HW_RETENTION_H
+#define HW_RETENTION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "server/base/log.h"
+#include "server/store/store.h"
+
+typedef struct hw_retention_options {
+    hw_store *store;             /* borrowed; outlives the retention thread */
+    const hw_log *log;           /* borrowed */
+    int64_t dedupe_retention_ms; /* > 0 */
+    int interval_ms;             /* between batches; 0 = 200 */
+    size_t batch;                /* records visited per batch; 0 = 1000 */
+} hw_retention_options;
+
+/* The sweeping thread. Opaque. */
+typedef struct hw_retention hw_retention;
+
+/* Starts the thread. @return HW_OK; HW_EINVALID; HW_ENOMEM. */
+int hw_retention_start(const hw_retention_options *o, hw_retention **out);
+
+/* Stops and joins the thread (a batch under way finishes first), frees r.
+ * Before the store is closed. NULL is a no-op. */
+void hw_retention_stop(hw_retention *r);
+
+/* Dedupe records deleted so far. Any thread. */
+uint64_t hw_retention_dedupe_expired(const hw_retention *r);
+
+#endif
