@@ -25,6 +25,7 @@ static const struct {
     [-HW_ECORRUPT] = {"HW_ECORRUPT", "stored record is corrupt"},
     [-HW_ETOOBIG] = {"HW_ETOOBIG", "too big"},
     [-HW_ENOSPACE] = {"HW_ENOSPACE", "no space left on the disk"},
+    [-HW_STOP] = {"HW_STOP", "stopped by a visitor (not an error)"},
 };
 
 const char *hw_strerror(int code)

@@ -27,10 +27,14 @@ enum {
     HW_ECORRUPT = -12,     /* a stored record does not decode */
     HW_ETOOBIG = -13,      /* input over its documented limit */
     HW_ENOSPACE = -14,     /* the disk is full (ENOSPC, EDQUOT): nothing was written */
+    /* Not an error: a visitor (the fn of a foreach, a scan's callback) asks
+     * the iteration to stop. The function that iterates returns HW_OK for
+     * it, so it never reaches a caller, a log or a client. */
+    HW_STOP = -15,
 };
 
 /* Number of codes, for tables indexed by -code. */
-#define HW_ERR_COUNT 15
+#define HW_ERR_COUNT 16
 
 /* A short constant description of code ("not found"); "unknown error" for a
  * value that is not an HW_E* code. Never NULL; thread-safe. */

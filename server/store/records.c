@@ -481,7 +481,8 @@ static int kind_delete(hw_store_txn *w, const hw_kind *k, const char *id)
  * ---------------------------------------------------------------------- */
 
 /* Visits one entry: returns 1 if it was taken (counts toward the limit), 0
- * if skipped, or a negative error. */
+ * if skipped, HW_STOP to end the scan there (scan returns HW_OK, as at the
+ * end of the range), or a negative error. */
 typedef int (*visit_fn)(hw_store_txn *t, void *arg, const MDB_val *k, const MDB_val *v);
 
 static int has_prefix(const MDB_val *k, const unsigned char *p, size_t pl)
@@ -558,6 +559,10 @@ static int scan(hw_store_txn *t, int db, const unsigned char *prefix, size_t pl,
         cur->len = 0;
     while (mrc == 0 && has_prefix(&k, prefix, pl)) {
         rc = fn(t, arg, &k, &v);
+        if (rc == HW_STOP) { /* the visitor is done: not an error */
+            rc = HW_OK;
+            goto out;
+        }
         if (rc < 0)
             goto out;
         taken += (size_t)rc;
@@ -670,9 +675,11 @@ static int collect_visit(hw_store_txn *t, void *arg, const MDB_val *k, const MDB
     if (cl->each) {
         rc = cl->each(cl->each_arg, m);
         hw_arena_reset(cl->a);
+        if (rc == HW_STOP)
+            return HW_STOP;
         if (rc != 0) {
-            cl->each_rc = rc;
-            return HW_EINVALID; /* stops the scan; replaced by each_rc */
+            cl->each_rc = rc; /* returned by foreach_run */
+            return HW_STOP;
         }
         return 1;
     }
@@ -1520,7 +1527,6 @@ typedef struct sent_scan {
     int (*fn)(void *arg, const Helpwire__V1__Survey *sv);
     void *arg;
     int fn_rc;
-    int done;
 } sent_scan;
 
 static int sent_visit(hw_store_txn *t, void *arg, const MDB_val *k, const MDB_val *v)
@@ -1529,10 +1535,8 @@ static int sent_visit(hw_store_txn *t, void *arg, const MDB_val *k, const MDB_va
     if (k->mv_size < 8)
         return HW_ECORRUPT;
     int64_t sent = (int64_t)hw_be64_get(k->mv_data);
-    if (ss->to && sent >= ss->to) {
-        ss->done = 1;
-        return HW_EINVALID; /* stop; reported as HW_OK below */
-    }
+    if (ss->to && sent >= ss->to)
+        return HW_STOP; /* past the range */
     MDB_val rec;
     int rc = hw_store__get(t, HW_DB_SURVEYS, v->mv_data, v->mv_size, &rec);
     if (rc == HW_ENOTFOUND)
@@ -1544,11 +1548,9 @@ static int sent_visit(hw_store_txn *t, void *arg, const MDB_val *k, const MDB_va
         return rc;
     rc = ss->fn(ss->arg, sv);
     hw_arena_reset(ss->a);
-    if (rc != 0) {
-        ss->fn_rc = rc;
-        return HW_EINVALID;
-    }
-    return 1;
+    if (rc != 0 && rc != HW_STOP)
+        ss->fn_rc = rc; /* returned by hw_store_survey_foreach_sent */
+    return rc != 0 ? HW_STOP : 1;
 }
 
 int hw_store_survey_foreach_sent(hw_store_txn *t, int64_t from_unix_ms, int64_t to_unix_ms, hw_arena *a,
@@ -1578,7 +1580,7 @@ int hw_store_survey_foreach_sent(hw_store_txn *t, int64_t from_unix_ms, int64_t 
         return hw_store__err(t, mrc);
     if (ss.fn_rc)
         return ss.fn_rc;
-    if (rc < 0 && !ss.done)
+    if (rc < 0 && rc != HW_STOP)
         return rc;
     return HW_OK;
 }

@@ -165,8 +165,9 @@ int hw_store_article_delete(hw_store_txn *w, const char *id);
 int hw_store_article_list(hw_store_txn *t, const char *locale, hw_store_cursor *cursor, size_t limit,
                           hw_arena *a, Helpwire__V1__Article ***out, size_t *n);
 /* Calls fn for every article in id order, each unpacked into a; a is reset
- * after each call (copy what must outlive it). Stops at fn's first non-zero
- * return, which is returned. For building the search index at start. */
+ * after each call (copy what must outlive it). fn returns 0 to go on,
+ * HW_STOP to stop (the call then returns HW_OK), or any other value to stop
+ * and have it returned. For building the search index at start. */
 int hw_store_article_foreach(hw_store_txn *t, hw_arena *a,
                              int (*fn)(void *arg, const Helpwire__V1__Article *ar), void *arg);
 
@@ -175,6 +176,7 @@ int hw_store_faq_get(hw_store_txn *t, const char *id, hw_arena *a, Helpwire__V1_
 int hw_store_faq_delete(hw_store_txn *w, const char *id);
 int hw_store_faq_list(hw_store_txn *t, const char *locale, hw_store_cursor *cursor, size_t limit, hw_arena *a,
                       Helpwire__V1__Faq ***out, size_t *n);
+/* As hw_store_article_foreach, for FAQs. */
 int hw_store_faq_foreach(hw_store_txn *t, hw_arena *a, int (*fn)(void *arg, const Helpwire__V1__Faq *fq),
                          void *arg);
 
@@ -191,7 +193,8 @@ int hw_store_survey_get_by_token(hw_store_txn *t, const void *token_hash, size_t
 int hw_store_survey_delete(hw_store_txn *w, const char *id);
 /* Calls fn for each survey sent in [from_unix_ms, to_unix_ms) (0 = open
  * bound) in sent order, unpacked into a, which is reset after each call.
- * Stops at fn's first non-zero return, which is returned. */
+ * fn returns 0 to go on, HW_STOP to stop (the call then returns HW_OK), or
+ * any other value to stop and have it returned. */
 int hw_store_survey_foreach_sent(hw_store_txn *t, int64_t from_unix_ms, int64_t to_unix_ms, hw_arena *a,
                                  int (*fn)(void *arg, const Helpwire__V1__Survey *sv), void *arg);
 

@@ -818,8 +818,11 @@ int hw_store_kv_foreach(hw_store_txn *t, const char *ns,
         if (k.mv_size <= nl + 1 || memcmp(k.mv_data, ns, nl + 1) != 0)
             break;
         rc = fn(arg, (const unsigned char *)k.mv_data + nl + 1, k.mv_size - nl - 1, v.mv_data, v.mv_size);
-        if (rc != 0)
+        if (rc != 0) {
+            if (rc == HW_STOP) /* the visitor is done: not an error */
+                rc = HW_OK;
             goto out;
+        }
         mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
     }
     rc = mrc == 0 || mrc == MDB_NOTFOUND ? HW_OK : lmdb_to_hw(mrc);

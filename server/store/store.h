@@ -201,8 +201,9 @@ int hw_store_kv_get(hw_store_txn *t, const char *ns, const void *key, size_t key
 /* @return HW_OK; HW_ENOTFOUND; HW_EINVALID; HW_EIO. Writer only. */
 int hw_store_kv_delete(hw_store_txn *w, const char *ns, const void *key, size_t key_len);
 
-/* Calls fn for each key of ns in key order until fn returns non-zero (that
- * value is returned). Pointers are valid during the call only.
+/* Calls fn for each key of ns in key order. fn returns 0 to go on,
+ * HW_STOP to stop (kv_foreach then returns HW_OK), or any other value to
+ * stop and have it returned. Pointers are valid during the call only.
  * @return HW_OK, fn's value, HW_EINVALID or HW_EIO. Any transaction. */
 int hw_store_kv_foreach(hw_store_txn *t, const char *ns,
                         int (*fn)(void *arg, const void *key, size_t key_len, const void *val,

@@ -971,6 +971,40 @@ static void test_surveys_by_token_and_sent_time(void **state)
     rd_end(f);
 }
 
+/* ---- visitors that stop -------------------------------------------------- */
+
+static int stop_at_second_faq(void *arg, const Helpwire__V1__Faq *fq)
+{
+    return ++(*(int *)arg) == 2 ? HW_STOP : 0;
+}
+
+static int stop_at_first_survey(void *arg, const Helpwire__V1__Survey *sv)
+{
+    (*(int *)arg)++;
+    return HW_STOP;
+}
+
+static void test_a_visitor_that_stops_ends_the_iteration_without_error(void **state)
+{
+    fx *f = *state;
+    survey_op op = {0};
+    assert_int_equal(wr(f, knowledge_body, NULL), HW_OK);
+    assert_int_equal(wr(f, surveys_body, &op), HW_OK);
+    hw_store_txn *t = rd(f);
+    hw_arena *ia = hw_arena_create(0);
+    int count = 0;
+    assert_int_equal(hw_store_faq_foreach(t, ia, stop_at_second_faq, &count), HW_OK);
+    assert_int_equal(count, 2);
+    count = 0;
+    assert_int_equal(hw_store_survey_foreach_sent(t, 0, 0, ia, stop_at_first_survey, &count), HW_OK);
+    assert_int_equal(count, 1);
+    count = 0; /* a range that ends before the last survey stops the scan too */
+    assert_int_equal(hw_store_survey_foreach_sent(t, 0, 2500, ia, stop_at_first_survey, &count), HW_OK);
+    assert_int_equal(count, 1);
+    hw_arena_destroy(ia);
+    rd_end(f);
+}
+
 static int tokens_body(hw_store_txn *w, void *arg)
 {
     int rc = HW_OK;
@@ -1230,6 +1264,7 @@ int main(void)
         cmocka_unit_test(test_interrupted_migration_resumes),
         T(test_articles_and_faqs_by_locale_and_iterated),
         T(test_surveys_by_token_and_sent_time),
+        T(test_a_visitor_that_stops_ends_the_iteration_without_error),
         T(test_tokens_by_hash),
         T(test_outbox_sequences_per_channel_and_ack),
         T(test_dedupe_and_idempotency_keep_the_first),

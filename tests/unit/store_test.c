@@ -499,6 +499,32 @@ static void test_kv_foreach_stays_in_its_namespace(void **state)
     hw_store_close(s);
 }
 
+static int stop_at_first(void *arg, const void *key, size_t key_len, const void *val, size_t val_len)
+{
+    (*(int *)arg)++;
+    return HW_STOP;
+}
+
+static void test_kv_foreach_visitor_that_stops_is_not_an_error(void **state)
+{
+    (void)state;
+    char dir[PATH_MAX];
+    hw_test_dir(dir, sizeof(dir), "kvstop");
+    hw_store *s = hw_test_open(dir, 0, 0);
+    assert_int_equal(put(s, "1", "a"), HW_OK);
+    assert_int_equal(put(s, "2", "b"), HW_OK);
+    hw_store_reader *r;
+    hw_store_txn *t;
+    assert_int_equal(hw_store_reader_create(s, &r), HW_OK);
+    assert_int_equal(hw_store_read_begin(r, &t), HW_OK);
+    int n = 0;
+    assert_int_equal(hw_store_kv_foreach(t, "t", stop_at_first, &n), HW_OK);
+    assert_int_equal(n, 1);
+    hw_store_read_end(r);
+    hw_store_reader_destroy(r);
+    hw_store_close(s);
+}
+
 /* ---- sequences --------------------------------------------------------- */
 
 typedef struct seq_req {
@@ -724,6 +750,7 @@ int main(void)
         cmocka_unit_test(test_done_callback_may_submit),
         cmocka_unit_test(test_read_sees_a_snapshot_until_renewed),
         cmocka_unit_test(test_kv_foreach_stays_in_its_namespace),
+        cmocka_unit_test(test_kv_foreach_visitor_that_stops_is_not_an_error),
         cmocka_unit_test(test_sequences_continue_across_reopen_and_skip_nothing_committed),
         cmocka_unit_test(test_full_map_grows_and_no_write_is_lost),
         cmocka_unit_test(test_growth_is_capped_by_max_map_size),
