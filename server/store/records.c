@@ -13,8 +13,13 @@
  * are wrapped in storage records; per-ticket logs (events, messages), the
  * outbox, dedupe and idempotency keys have layouts of their own below.
  *
- * Listings are range scans (scan()) over an index prefix, forwards or
- * backwards, resumable from a key-based cursor.
+ * Listings are range scans (hw_records__scan()) over an index prefix,
+ * forwards or backwards, resumable from a key-based cursor.
+ *
+ * The kind tables, key building, scans and the ticket log's layout are
+ * shared through records_internal.h with the two modules built on them:
+ * check.c (the consistency check) and migrate.c (schema upgrades). This
+ * file calls neither; it calls only the engine (store_internal.h).
  */
 #include "server/store/records.h"
 
@@ -24,64 +29,14 @@
 #include <string.h>
 
 #include "helpwire/store/v1/records.pb-c.h"
-#include "server/store/store_internal.h"
+#include "server/store/records_internal.h"
 
 #define HW_MAX_INDEX_KEYS 512u
 #define HW_HASH_MAX 64u
-/* Ticket log entries (see "Per-ticket log" below): header size and kinds. */
-#define LOG_HDR 9
-#define LOG_EVENT 'e'
-#define LOG_MESSAGE 'm'
 
 /* ------------------------------------------------------------------------
  * Key building
  * ---------------------------------------------------------------------- */
-
-typedef struct kb {
-    unsigned char b[511];
-    size_t n;
-    int overflow;
-} kb;
-
-/* Starts an empty key (does not clear the 511-byte buffer: keys are built
- * per index entry on the writer's hot path). */
-#define KB_INIT(k) ((k)->n = 0, (k)->overflow = 0)
-
-static void kb_bytes(kb *k, const void *p, size_t len)
-{
-    if (k->overflow || len > sizeof(k->b) - k->n) {
-        k->overflow = 1;
-        return;
-    }
-    if (len)
-        memcpy(k->b + k->n, p, len);
-    k->n += len;
-}
-
-static void kb_str(kb *k, const char *s)
-{
-    kb_bytes(k, s ? s : "", s ? strlen(s) : 0);
-}
-
-/* A string component followed by NUL: sorts before any longer string. */
-static void kb_str0(kb *k, const char *s)
-{
-    kb_str(k, s);
-    kb_bytes(k, "", 1);
-}
-
-static void kb_u8(kb *k, unsigned v)
-{
-    unsigned char c = (unsigned char)v;
-    kb_bytes(k, &c, 1);
-}
-
-static void kb_be64(kb *k, uint64_t v)
-{
-    unsigned char b[8];
-    hw_be64_put(b, v);
-    kb_bytes(k, b, 8);
-}
 
 static int id_ok(const char *id)
 {
@@ -91,22 +46,7 @@ static int id_ok(const char *id)
     return n > 0 && n <= HW_STORE_ID_MAX;
 }
 
-/* One index entry: key in db, value = the record's id. */
-typedef struct ikey {
-    int db;
-    int unique;
-    size_t len;
-    unsigned char *data;
-} ikey;
-
-typedef struct ikeys {
-    ikey *k;
-    size_t n, cap;
-    hw_arena *a;
-    int err;
-} ikeys;
-
-static void ik_push(ikeys *ks, int db, int unique, const kb *k)
+static void ik_push(hw_ikeys *ks, int db, int unique, const hw_kb *k)
 {
     if (ks->err)
         return;
@@ -120,13 +60,13 @@ static void ik_push(ikeys *ks, int db, int unique, const kb *k)
     }
     if (ks->n == ks->cap) {
         size_t cap = ks->cap ? ks->cap * 2 : 16;
-        ikey *k2 = hw_arena_alloc(ks->a, cap * sizeof(ikey));
+        hw_ikey *k2 = hw_arena_alloc(ks->a, cap * sizeof(hw_ikey));
         if (!k2) {
             ks->err = HW_ENOMEM;
             return;
         }
         if (ks->n)
-            memcpy(k2, ks->k, ks->n * sizeof(ikey));
+            memcpy(k2, ks->k, ks->n * sizeof(hw_ikey));
         ks->k = k2;
         ks->cap = cap;
     }
@@ -139,10 +79,10 @@ static void ik_push(ikeys *ks, int db, int unique, const kb *k)
         return;
     }
     memcpy(d, k->b, k->n);
-    ks->k[ks->n++] = (ikey){.db = db, .unique = unique, .len = k->n, .data = d};
+    ks->k[ks->n++] = (hw_ikey){.db = db, .unique = unique, .len = k->n, .data = d};
 }
 
-static int ik_contains(const ikeys *ks, const ikey *x)
+static int ik_contains(const hw_ikeys *ks, const hw_ikey *x)
 {
     for (size_t i = 0; i < ks->n; i++)
         if (ks->k[i].db == x->db && ks->k[i].len == x->len && memcmp(ks->k[i].data, x->data, x->len) == 0)
@@ -154,16 +94,6 @@ static int ik_contains(const ikeys *ks, const ikey *x)
  * The kind table
  * ---------------------------------------------------------------------- */
 
-typedef struct hw_kind {
-    const char *name;
-    int db;
-    const ProtobufCMessageDescriptor *desc;
-    const char *(*id)(const ProtobufCMessage *m);
-    uint64_t (*version)(const ProtobufCMessage *m); /* NULL: unversioned */
-    void (*keys)(const ProtobufCMessage *m, ikeys *out);
-    int (*check)(const ProtobufCMessage *m); /* extra validation, NULL = none */
-} hw_kind;
-
 #define AS(type, m) ((const type *)(m))
 
 static const char *customer_id(const ProtobufCMessage *m)
@@ -174,7 +104,7 @@ static uint64_t customer_version(const ProtobufCMessage *m)
 {
     return AS(Helpwire__V1__Customer, m)->version;
 }
-static void customer_keys(const ProtobufCMessage *m, ikeys *out)
+static void customer_keys(const ProtobufCMessage *m, hw_ikeys *out)
 {
     const Helpwire__V1__Customer *c = AS(Helpwire__V1__Customer, m);
     for (size_t i = 0; i < c->n_identities; i++) {
@@ -183,10 +113,10 @@ static void customer_keys(const ProtobufCMessage *m, ikeys *out)
             out->err = HW_EINVALID;
             return;
         }
-        kb k;
-        KB_INIT(&k);
-        kb_u8(&k, (unsigned)id->channel);
-        kb_str(&k, id->channel_user_id);
+        hw_kb k;
+        HW_KB_INIT(&k);
+        hw_kb_u8(&k, (unsigned)id->channel);
+        hw_kb_str(&k, id->channel_user_id);
         ik_push(out, HW_DB_IDENTITIES, 1, &k);
     }
 }
@@ -199,7 +129,7 @@ static uint64_t agent_version(const ProtobufCMessage *m)
 {
     return AS(Helpwire__V1__Agent, m)->version;
 }
-static void agent_keys(const ProtobufCMessage *m, ikeys *out)
+static void agent_keys(const ProtobufCMessage *m, hw_ikeys *out)
 {
     const Helpwire__V1__Agent *ag = AS(Helpwire__V1__Agent, m);
     for (size_t i = 0; i < ag->n_skills; i++) {
@@ -207,10 +137,10 @@ static void agent_keys(const ProtobufCMessage *m, ikeys *out)
             out->err = HW_EINVALID;
             return;
         }
-        kb k;
-        KB_INIT(&k);
-        kb_str0(&k, ag->skills[i]);
-        kb_str(&k, ag->id);
+        hw_kb k;
+        HW_KB_INIT(&k);
+        hw_kb_str0(&k, ag->skills[i]);
+        hw_kb_str(&k, ag->id);
         ik_push(out, HW_DB_AGENTS_BY_SKILL, 0, &k);
     }
 }
@@ -232,37 +162,37 @@ static int ticket_check(const ProtobufCMessage *m)
 {
     return AS(Helpwire__V1__Ticket, m)->number != 0 ? HW_OK : HW_EINVALID;
 }
-static void ticket_keys(const ProtobufCMessage *m, ikeys *out)
+static void ticket_keys(const ProtobufCMessage *m, hw_ikeys *out)
 {
     const Helpwire__V1__Ticket *t = AS(Helpwire__V1__Ticket, m);
-    kb k;
-    KB_INIT(&k);
-    kb_be64(&k, t->number);
+    hw_kb k;
+    HW_KB_INIT(&k);
+    hw_kb_be64(&k, t->number);
     ik_push(out, HW_DB_TICKETS_BY_NUMBER, 1, &k);
-    KB_INIT(&k);
-    kb_u8(&k, (unsigned)t->status);
-    kb_be64(&k, t->number);
+    HW_KB_INIT(&k);
+    hw_kb_u8(&k, (unsigned)t->status);
+    hw_kb_be64(&k, t->number);
     ik_push(out, HW_DB_TICKETS_BY_STATUS, 0, &k);
-    KB_INIT(&k);
-    kb_str0(&k, t->queue);
-    kb_be64(&k, t->number);
+    HW_KB_INIT(&k);
+    hw_kb_str0(&k, t->queue);
+    hw_kb_be64(&k, t->number);
     ik_push(out, HW_DB_TICKETS_BY_QUEUE, 0, &k);
-    KB_INIT(&k);
-    kb_str0(&k, t->queue);
-    kb_u8(&k, (unsigned)t->status);
-    kb_be64(&k, t->number);
+    HW_KB_INIT(&k);
+    hw_kb_str0(&k, t->queue);
+    hw_kb_u8(&k, (unsigned)t->status);
+    hw_kb_be64(&k, t->number);
     ik_push(out, HW_DB_TICKETS_BY_QUEUE_STATUS, 0, &k);
-    KB_INIT(&k);
-    kb_str0(&k, t->assignee_agent_id);
-    kb_be64(&k, t->number);
+    HW_KB_INIT(&k);
+    hw_kb_str0(&k, t->assignee_agent_id);
+    hw_kb_be64(&k, t->number);
     ik_push(out, HW_DB_TICKETS_BY_ASSIGNEE, 0, &k);
-    KB_INIT(&k);
-    kb_str0(&k, t->customer_id);
-    kb_be64(&k, t->number);
+    HW_KB_INIT(&k);
+    hw_kb_str0(&k, t->customer_id);
+    hw_kb_be64(&k, t->number);
     ik_push(out, HW_DB_TICKETS_BY_CUSTOMER, 0, &k);
-    KB_INIT(&k);
-    kb_u8(&k, (unsigned)t->priority);
-    kb_be64(&k, t->number);
+    HW_KB_INIT(&k);
+    hw_kb_u8(&k, (unsigned)t->priority);
+    hw_kb_be64(&k, t->number);
     ik_push(out, HW_DB_TICKETS_BY_PRIORITY, 0, &k);
 }
 
@@ -274,13 +204,13 @@ static uint64_t article_version(const ProtobufCMessage *m)
 {
     return AS(Helpwire__V1__Article, m)->version;
 }
-static void article_keys(const ProtobufCMessage *m, ikeys *out)
+static void article_keys(const ProtobufCMessage *m, hw_ikeys *out)
 {
     const Helpwire__V1__Article *ar = AS(Helpwire__V1__Article, m);
-    kb k;
-    KB_INIT(&k);
-    kb_str0(&k, ar->locale);
-    kb_str(&k, ar->id);
+    hw_kb k;
+    HW_KB_INIT(&k);
+    hw_kb_str0(&k, ar->locale);
+    hw_kb_str(&k, ar->id);
     ik_push(out, HW_DB_ARTICLES_BY_LOCALE, 0, &k);
 }
 
@@ -292,19 +222,20 @@ static uint64_t faq_version(const ProtobufCMessage *m)
 {
     return AS(Helpwire__V1__Faq, m)->version;
 }
-static void faq_keys(const ProtobufCMessage *m, ikeys *out)
+static void faq_keys(const ProtobufCMessage *m, hw_ikeys *out)
 {
     const Helpwire__V1__Faq *fq = AS(Helpwire__V1__Faq, m);
-    kb k;
-    KB_INIT(&k);
-    kb_str0(&k, fq->locale);
-    kb_str(&k, fq->id);
+    hw_kb k;
+    HW_KB_INIT(&k);
+    hw_kb_str0(&k, fq->locale);
+    hw_kb_str(&k, fq->id);
     ik_push(out, HW_DB_FAQS_BY_LOCALE, 0, &k);
 }
 
-enum { K_CUSTOMER, K_AGENT, K_SKILL, K_TICKET, K_ARTICLE, K_FAQ };
+enum { K_CUSTOMER, K_AGENT, K_SKILL, K_TICKET, K_ARTICLE, K_FAQ, K_COUNT };
+_Static_assert(K_COUNT == HW_KIND_COUNT, "records_internal.h counts the kinds");
 
-static const hw_kind HW_KINDS[] = {
+const hw_kind HW_KINDS[HW_KIND_COUNT] = {
     [K_CUSTOMER] = {"customer", HW_DB_CUSTOMERS, &helpwire__v1__customer__descriptor, customer_id,
                     customer_version, customer_keys, NULL},
     [K_AGENT] = {"agent", HW_DB_AGENTS, &helpwire__v1__agent__descriptor, agent_id, agent_version, agent_keys,
@@ -321,7 +252,8 @@ static const hw_kind HW_KINDS[] = {
  * Generic record operations
  * ---------------------------------------------------------------------- */
 
-static int unpack(const ProtobufCMessageDescriptor *d, hw_arena *a, const MDB_val *v, ProtobufCMessage **out)
+int hw_records__unpack(const ProtobufCMessageDescriptor *d, hw_arena *a, const MDB_val *v,
+                       ProtobufCMessage **out)
 {
     ProtobufCMessage *m = protobuf_c_message_unpack(d, hw_arena_allocator(a), v->mv_size, v->mv_data);
     if (!m)
@@ -345,21 +277,21 @@ static int kind_get(hw_store_txn *t, const hw_kind *k, const char *id, hw_arena 
     int rc = get_raw(t, k->db, id, &v);
     if (rc != HW_OK)
         return rc;
-    return unpack(k->desc, a, &v, (ProtobufCMessage **)out);
+    return hw_records__unpack(k->desc, a, &v, (ProtobufCMessage **)out);
 }
 
-static int ikeys_init(ikeys *ks, hw_arena *a)
+int hw_ikeys_init(hw_ikeys *ks, hw_arena *a)
 {
-    *ks = (ikeys){.a = a};
+    *ks = (hw_ikeys){.a = a};
     return HW_OK;
 }
 
 /* Checks that every unique key of add[] not in keep[] is free or ours. */
-static int check_unique(hw_store_txn *w, const ikeys *add, const ikeys *keep, const char *id)
+static int check_unique(hw_store_txn *w, const hw_ikeys *add, const hw_ikeys *keep, const char *id)
 {
     size_t idl = strlen(id);
     for (size_t i = 0; i < add->n; i++) {
-        const ikey *k = &add->k[i];
+        const hw_ikey *k = &add->k[i];
         if (!k->unique || (keep && ik_contains(keep, k)))
             continue;
         MDB_val v;
@@ -375,7 +307,7 @@ static int check_unique(hw_store_txn *w, const ikeys *add, const ikeys *keep, co
 }
 
 /* Replaces the index entries old[] by new[] (either may be NULL). */
-static int apply_keys(hw_store_txn *w, const ikeys *old, const ikeys *new, const char *id)
+static int apply_keys(hw_store_txn *w, const hw_ikeys *old, const hw_ikeys *new, const char *id)
 {
     int rc;
     if (old)
@@ -427,7 +359,7 @@ static int kind_put(hw_store_txn *w, const hw_kind *k, const ProtobufCMessage *m
     MDB_val v;
     int rc = get_raw(w, k->db, id, &v);
     if (rc == HW_OK)
-        rc = unpack(k->desc, a, &v, &old);
+        rc = hw_records__unpack(k->desc, a, &v, &old);
     else if (rc == HW_ENOTFOUND)
         rc = HW_OK;
     if (rc != HW_OK)
@@ -436,8 +368,8 @@ static int kind_put(hw_store_txn *w, const hw_kind *k, const ProtobufCMessage *m
     if (rc != HW_OK)
         return rc;
     if (k->keys) {
-        ikeys oldk, newk;
-        if ((rc = ikeys_init(&oldk, a)) != HW_OK || (rc = ikeys_init(&newk, a)) != HW_OK)
+        hw_ikeys oldk, newk;
+        if ((rc = hw_ikeys_init(&oldk, a)) != HW_OK || (rc = hw_ikeys_init(&newk, a)) != HW_OK)
             return rc;
         if (old)
             k->keys(old, &oldk);
@@ -462,10 +394,10 @@ static int kind_delete(hw_store_txn *w, const hw_kind *k, const char *id)
         return rc;
     if (k->keys) {
         ProtobufCMessage *old;
-        ikeys oldk;
-        if ((rc = unpack(k->desc, w->arena, &v, &old)) != HW_OK)
+        hw_ikeys oldk;
+        if ((rc = hw_records__unpack(k->desc, w->arena, &v, &old)) != HW_OK)
             return rc;
-        if ((rc = ikeys_init(&oldk, w->arena)) != HW_OK)
+        if ((rc = hw_ikeys_init(&oldk, w->arena)) != HW_OK)
             return rc;
         k->keys(old, &oldk);
         if (oldk.err)
@@ -479,16 +411,6 @@ static int kind_delete(hw_store_txn *w, const hw_kind *k, const char *id)
 /* ------------------------------------------------------------------------
  * Range scans and cursors
  * ---------------------------------------------------------------------- */
-
-/* Visits one entry: returns 1 if it was taken (counts toward the limit), 0
- * if skipped, HW_STOP to end the scan there (scan returns HW_OK, as at the
- * end of the range), or a negative error. */
-typedef int (*visit_fn)(hw_store_txn *t, void *arg, const MDB_val *k, const MDB_val *v);
-
-static int has_prefix(const MDB_val *k, const unsigned char *p, size_t pl)
-{
-    return k->mv_size >= pl && (pl == 0 || memcmp(k->mv_data, p, pl) == 0);
-}
 
 /* Positions c on the first key after key (the key itself skipped when
  * present); returns the LMDB code. */
@@ -526,8 +448,8 @@ static int seek_prefix_last(MDB_cursor *c, const unsigned char *prefix, size_t p
 /* Scans db over keys starting with prefix, ascending or (reverse)
  * descending, resuming after cursor when it is set. limit 0: no limit and
  * no cursor. Cursor bytes: the db number, then the last key visited. */
-static int scan(hw_store_txn *t, int db, const unsigned char *prefix, size_t pl, int reverse,
-                hw_store_cursor *cur, size_t limit, visit_fn fn, void *arg)
+int hw_records__scan(hw_store_txn *t, int db, const unsigned char *prefix, size_t pl, int reverse,
+                     hw_store_cursor *cur, size_t limit, hw_records_visit_fn fn, void *arg)
 {
     MDB_cursor *c = NULL;
     MDB_val k, v;
@@ -537,7 +459,7 @@ static int scan(hw_store_txn *t, int db, const unsigned char *prefix, size_t pl,
         if (cur->len < 2 || cur->key[0] != (unsigned char)db)
             return HW_EINVALID;
         MDB_val ck = {.mv_size = cur->len - 1, .mv_data = cur->key + 1};
-        if (!has_prefix(&ck, prefix, pl))
+        if (!hw_has_prefix(&ck, prefix, pl))
             return HW_EINVALID;
     }
     if ((rc = hw_store__cursor(t, db, &c)) != HW_OK)
@@ -557,7 +479,7 @@ static int scan(hw_store_txn *t, int db, const unsigned char *prefix, size_t pl,
     size_t taken = 0;
     if (cur && limit)
         cur->len = 0;
-    while (mrc == 0 && has_prefix(&k, prefix, pl)) {
+    while (mrc == 0 && hw_has_prefix(&k, prefix, pl)) {
         rc = fn(t, arg, &k, &v);
         if (rc == HW_STOP) { /* the visitor is done: not an error */
             rc = HW_OK;
@@ -573,7 +495,7 @@ static int scan(hw_store_txn *t, int db, const unsigned char *prefix, size_t pl,
             }
             MDB_val last = k;
             mrc = mdb_cursor_get(c, &k, &v, step);
-            if (mrc == 0 && has_prefix(&k, prefix, pl)) {
+            if (mrc == 0 && hw_has_prefix(&k, prefix, pl)) {
                 cur->key[0] = (unsigned char)db;
                 memcpy(cur->key + 1, last.mv_data, last.mv_size);
                 cur->len = last.mv_size + 1;
@@ -651,12 +573,12 @@ static int collect_visit(hw_store_txn *t, void *arg, const MDB_val *k, const MDB
     MDB_val rec = *v;
     int rc;
     if (cl->log_kind) {
-        if (v->mv_size < LOG_HDR)
+        if (v->mv_size < HW_TLOG_HDR)
             return HW_ECORRUPT;
         if (((const unsigned char *)v->mv_data)[0] != cl->log_kind)
             return 0;
-        rec.mv_data = (unsigned char *)v->mv_data + LOG_HDR;
-        rec.mv_size -= LOG_HDR;
+        rec.mv_data = (unsigned char *)v->mv_data + HW_TLOG_HDR;
+        rec.mv_size -= HW_TLOG_HDR;
     }
     if (cl->via_index) {
         if (v->mv_size == 0 || v->mv_size > HW_STORE_ID_MAX)
@@ -668,7 +590,7 @@ static int collect_visit(hw_store_txn *t, void *arg, const MDB_val *k, const MDB
             return rc;
     }
     ProtobufCMessage *m;
-    if ((rc = unpack(cl->desc, cl->a, &rec, &m)) != HW_OK)
+    if ((rc = hw_records__unpack(cl->desc, cl->a, &rec, &m)) != HW_OK)
         return rc;
     if (cl->keep && !cl->keep(m, cl->filter))
         return 0;
@@ -687,7 +609,7 @@ static int collect_visit(hw_store_txn *t, void *arg, const MDB_val *k, const MDB
     return 1;
 }
 
-static int list_run(hw_store_txn *t, collect *cl, int db, const kb *prefix, int reverse,
+static int list_run(hw_store_txn *t, collect *cl, int db, const hw_kb *prefix, int reverse,
                     hw_store_cursor *cursor, size_t limit, void *out, size_t *n)
 {
     if (!cl->a || !out || !n || !cursor || limit == 0 || limit > HW_STORE_LIST_MAX)
@@ -699,7 +621,7 @@ static int list_run(hw_store_txn *t, collect *cl, int db, const kb *prefix, int 
         return HW_ENOMEM;
     cl->cap = limit;
     cl->n = 0;
-    int rc = scan(t, db, prefix->b, prefix->n, reverse, cursor, limit, collect_visit, cl);
+    int rc = hw_records__scan(t, db, prefix->b, prefix->n, reverse, cursor, limit, collect_visit, cl);
     if (rc != HW_OK)
         return rc;
     *(void ***)out = cl->items;
@@ -707,11 +629,11 @@ static int list_run(hw_store_txn *t, collect *cl, int db, const kb *prefix, int 
     return HW_OK;
 }
 
-static int foreach_run(hw_store_txn *t, collect *cl, int db, const kb *prefix)
+static int foreach_run(hw_store_txn *t, collect *cl, int db, const hw_kb *prefix)
 {
     if (!cl->a || !cl->each)
         return HW_EINVALID;
-    int rc = scan(t, db, prefix->b, prefix->n, 0, NULL, 0, collect_visit, cl);
+    int rc = hw_records__scan(t, db, prefix->b, prefix->n, 0, NULL, 0, collect_visit, cl);
     return cl->each_rc ? cl->each_rc : rc;
 }
 
@@ -735,10 +657,10 @@ int hw_store_customer_lookup(hw_store_txn *t, Helpwire__V1__Channel channel, con
 {
     if (!channel_user_id || !*channel_user_id || !a || !out)
         return HW_EINVALID;
-    kb k;
-    KB_INIT(&k);
-    kb_u8(&k, (unsigned)channel);
-    kb_str(&k, channel_user_id);
+    hw_kb k;
+    HW_KB_INIT(&k);
+    hw_kb_u8(&k, (unsigned)channel);
+    hw_kb_str(&k, channel_user_id);
     if (k.overflow)
         return HW_EINVALID;
     MDB_val v;
@@ -753,7 +675,7 @@ int hw_store_customer_lookup(hw_store_txn *t, Helpwire__V1__Channel channel, con
         return HW_ECORRUPT;
     if (rc != HW_OK)
         return rc;
-    return unpack(&helpwire__v1__customer__descriptor, a, &rec, (ProtobufCMessage **)out);
+    return hw_records__unpack(&helpwire__v1__customer__descriptor, a, &rec, (ProtobufCMessage **)out);
 }
 
 int hw_store_customer_delete(hw_store_txn *w, const char *id)
@@ -795,11 +717,11 @@ int hw_store_agent_list(hw_store_txn *t, const char *skill, Helpwire__V1__Presen
                   .a = a,
                   .keep = agent_keep,
                   .filter = &presence};
-    kb p;
-    KB_INIT(&p);
+    hw_kb p;
+    HW_KB_INIT(&p);
     int db = HW_DB_AGENTS;
     if (skill && *skill) {
-        kb_str0(&p, skill);
+        hw_kb_str0(&p, skill);
         db = HW_DB_AGENTS_BY_SKILL;
         cl.via_index = 1;
     }
@@ -825,8 +747,8 @@ int hw_store_skill_list(hw_store_txn *t, hw_store_cursor *cursor, size_t limit, 
                         Helpwire__V1__Skill ***out, size_t *n)
 {
     collect cl = {.kind = &HW_KINDS[K_SKILL], .desc = HW_KINDS[K_SKILL].desc, .a = a};
-    kb p;
-    KB_INIT(&p);
+    hw_kb p;
+    HW_KB_INIT(&p);
     return list_run(t, &cl, HW_DB_SKILLS, &p, 0, cursor, limit, out, n);
 }
 
@@ -859,12 +781,12 @@ int hw_store_ticket_get_by_number(hw_store_txn *t, uint64_t number, hw_arena *a,
         return HW_ECORRUPT;
     if (rc != HW_OK)
         return rc;
-    return unpack(&helpwire__v1__ticket__descriptor, a, &rec, (ProtobufCMessage **)out);
+    return hw_records__unpack(&helpwire__v1__ticket__descriptor, a, &rec, (ProtobufCMessage **)out);
 }
 
 /* Deletes every entry of db whose key starts with prefix (re-seeking after
  * each delete keeps the cursor state simple). */
-static int delete_prefix(hw_store_txn *w, int db, const kb *prefix)
+int hw_records__delete_prefix(hw_store_txn *w, int db, const hw_kb *prefix)
 {
     MDB_cursor *c;
     int rc = hw_store__cursor(w, db, &c);
@@ -874,7 +796,7 @@ static int delete_prefix(hw_store_txn *w, int db, const kb *prefix)
     for (;;) {
         MDB_val k = {.mv_size = prefix->n, .mv_data = (void *)prefix->b}, v;
         mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-        if (mrc != 0 || !has_prefix(&k, prefix->b, prefix->n))
+        if (mrc != 0 || !hw_has_prefix(&k, prefix->b, prefix->n))
             break;
         if ((mrc = mdb_cursor_del(c, 0)) != 0)
             break;
@@ -889,10 +811,10 @@ int hw_store_ticket_delete(hw_store_txn *w, const char *id)
     int rc = kind_delete(w, &HW_KINDS[K_TICKET], id);
     if (rc != HW_OK)
         return rc;
-    kb p;
-    KB_INIT(&p);
-    kb_str0(&p, id);
-    return delete_prefix(w, HW_DB_TICKET_LOG, &p);
+    hw_kb p;
+    HW_KB_INIT(&p);
+    hw_kb_str0(&p, id);
+    return hw_records__delete_prefix(w, HW_DB_TICKET_LOG, &p);
 }
 
 static int ticket_keep(const void *rec, const void *filter)
@@ -928,32 +850,32 @@ int hw_store_ticket_list(hw_store_txn *t, const hw_ticket_filter *f, hw_store_cu
                   .via_index = 1,
                   .keep = ticket_keep,
                   .filter = f};
-    kb p;
-    KB_INIT(&p);
+    hw_kb p;
+    HW_KB_INIT(&p);
     int db;
     /* The most selective index first; the rest is checked per record. */
     if (f->customer_id && *f->customer_id) {
         db = HW_DB_TICKETS_BY_CUSTOMER;
-        kb_str0(&p, f->customer_id);
+        hw_kb_str0(&p, f->customer_id);
     } else if (f->assignee_agent_id && *f->assignee_agent_id) {
         db = HW_DB_TICKETS_BY_ASSIGNEE;
-        kb_str0(&p, f->assignee_agent_id);
+        hw_kb_str0(&p, f->assignee_agent_id);
     } else if (f->unassigned_only) {
         db = HW_DB_TICKETS_BY_ASSIGNEE;
-        kb_str0(&p, "");
+        hw_kb_str0(&p, "");
     } else if (f->queue && *f->queue && f->status) {
         db = HW_DB_TICKETS_BY_QUEUE_STATUS;
-        kb_str0(&p, f->queue);
-        kb_u8(&p, (unsigned)f->status);
+        hw_kb_str0(&p, f->queue);
+        hw_kb_u8(&p, (unsigned)f->status);
     } else if (f->queue && *f->queue) {
         db = HW_DB_TICKETS_BY_QUEUE;
-        kb_str0(&p, f->queue);
+        hw_kb_str0(&p, f->queue);
     } else if (f->status) {
         db = HW_DB_TICKETS_BY_STATUS;
-        kb_u8(&p, (unsigned)f->status);
+        hw_kb_u8(&p, (unsigned)f->status);
     } else if (f->priority) {
         db = HW_DB_TICKETS_BY_PRIORITY;
-        kb_u8(&p, (unsigned)f->priority);
+        hw_kb_u8(&p, (unsigned)f->priority);
     } else {
         db = HW_DB_TICKETS_BY_NUMBER;
     }
@@ -964,8 +886,8 @@ int hw_store_ticket_list(hw_store_txn *t, const hw_ticket_filter *f, hw_store_cu
  * Per-ticket log: events and messages, in one database
  *
  * Key: ticket id \0 be64 position (from 1, shared by both kinds). Value: a
- * header (LOG_HDR bytes: the kind, then be64 of the entry's sequence within
- * its kind, from 1) and the protobuf record. A ticket's newest message and
+ * header (HW_TLOG_HDR bytes: the kind, then be64 of the entry's sequence
+ * within its kind, from 1) and the protobuf record. A ticket's newest message and
  * newest event are neighbours, so a request appending both (a customer's
  * message and its history event) dirties one leaf page, not one in each of
  * two databases. Listing one kind skips the other's entries by the header
@@ -976,7 +898,8 @@ int hw_store_ticket_list(hw_store_txn *t, const hw_ticket_filter *f, hw_store_cu
  * none: a seek to the end of the ticket's range, then steps back over
  * entries of the other kind (usually none: each message is followed by its
  * history event). */
-static int log_tail(hw_store_txn *w, const kb *prefix, int kind, uint64_t *last_pos, uint64_t *last_seq)
+int hw_records__log_tail(hw_store_txn *w, const hw_kb *prefix, int kind, uint64_t *last_pos,
+                         uint64_t *last_seq)
 {
     MDB_cursor *c;
     int rc = hw_store__cursor(w, HW_DB_TICKET_LOG, &c);
@@ -985,8 +908,8 @@ static int log_tail(hw_store_txn *w, const kb *prefix, int kind, uint64_t *last_
     MDB_val k, v;
     int mrc = seek_prefix_last(c, prefix->b, prefix->n, &k, &v);
     *last_pos = *last_seq = 0;
-    while (mrc == 0 && has_prefix(&k, prefix->b, prefix->n)) {
-        if (k.mv_size != prefix->n + 8 || v.mv_size < LOG_HDR) {
+    while (mrc == 0 && hw_has_prefix(&k, prefix->b, prefix->n)) {
+        if (k.mv_size != prefix->n + 8 || v.mv_size < HW_TLOG_HDR) {
             rc = HW_ECORRUPT;
             goto out;
         }
@@ -1007,21 +930,21 @@ out:
 
 /* Reserves the entry at position pos of the ticket (prefix: its id \0)
  * with its header written; *body receives the body_len bytes after it. */
-static int log_reserve(hw_store_txn *w, const kb *prefix, uint64_t pos, int kind, uint64_t seq,
-                       size_t body_len, unsigned char **body)
+int hw_records__log_reserve(hw_store_txn *w, const hw_kb *prefix, uint64_t pos, int kind, uint64_t seq,
+                            size_t body_len, unsigned char **body)
 {
-    kb k = *prefix;
-    kb_be64(&k, pos);
+    hw_kb k = *prefix;
+    hw_kb_be64(&k, pos);
     if (k.overflow)
         return HW_EINVALID;
     void *dst;
-    int rc = hw_store__reserve(w, HW_DB_TICKET_LOG, k.b, k.n, LOG_HDR + body_len, MDB_NOOVERWRITE, &dst);
+    int rc = hw_store__reserve(w, HW_DB_TICKET_LOG, k.b, k.n, HW_TLOG_HDR + body_len, MDB_NOOVERWRITE, &dst);
     if (rc != HW_OK)
         return rc;
     unsigned char *h = dst;
     h[0] = (unsigned char)kind;
     hw_be64_put(h + 1, seq);
-    *body = h + LOG_HDR;
+    *body = h + HW_TLOG_HDR;
     return HW_OK;
 }
 
@@ -1033,18 +956,18 @@ static int log_append(hw_store_txn *w, const char *ticket_id, int kind, const Pr
 {
     if (!w->writable || !id_ok(ticket_id))
         return HW_EINVALID;
-    kb p;
-    KB_INIT(&p);
-    kb_str0(&p, ticket_id);
+    hw_kb p;
+    HW_KB_INIT(&p);
+    hw_kb_str0(&p, ticket_id);
     uint64_t pos, seq;
-    int rc = log_tail(w, &p, kind, &pos, &seq);
+    int rc = hw_records__log_tail(w, &p, kind, &pos, &seq);
     if (rc != HW_OK)
         return rc;
     if (seq_field)
         *seq_field = seq + 1;
     unsigned char *body;
     size_t len = protobuf_c_message_get_packed_size(m);
-    if ((rc = log_reserve(w, &p, pos + 1, kind, seq + 1, len, &body)) != HW_OK) {
+    if ((rc = hw_records__log_reserve(w, &p, pos + 1, kind, seq + 1, len, &body)) != HW_OK) {
         if (seq_field)
             *seq_field = 0;
         return rc;
@@ -1059,7 +982,7 @@ int hw_store_ticket_event_append(hw_store_txn *w, Helpwire__V1__TicketEvent *ev)
     if (!ev || ev->seq != 0)
         return HW_EINVALID;
     uint64_t seq;
-    return log_append(w, ev->ticket_id, LOG_EVENT, &ev->base, &ev->seq, &seq);
+    return log_append(w, ev->ticket_id, HW_TLOG_EVENT, &ev->base, &ev->seq, &seq);
 }
 
 static int log_list(hw_store_txn *t, const char *ticket_id, int kind, const ProtobufCMessageDescriptor *desc,
@@ -1068,17 +991,17 @@ static int log_list(hw_store_txn *t, const char *ticket_id, int kind, const Prot
     if (!id_ok(ticket_id))
         return HW_EINVALID;
     collect cl = {.desc = desc, .a = a, .log_kind = kind};
-    kb p;
-    KB_INIT(&p);
-    kb_str0(&p, ticket_id);
+    hw_kb p;
+    HW_KB_INIT(&p);
+    hw_kb_str0(&p, ticket_id);
     return list_run(t, &cl, HW_DB_TICKET_LOG, &p, 0, cursor, limit, out, n);
 }
 
 int hw_store_ticket_event_list(hw_store_txn *t, const char *ticket_id, hw_store_cursor *cursor, size_t limit,
                                hw_arena *a, Helpwire__V1__TicketEvent ***out, size_t *n)
 {
-    return log_list(t, ticket_id, LOG_EVENT, &helpwire__v1__ticket_event__descriptor, cursor, limit, a, out,
-                    n);
+    return log_list(t, ticket_id, HW_TLOG_EVENT, &helpwire__v1__ticket_event__descriptor, cursor, limit, a,
+                    out, n);
 }
 
 int hw_store_ticket_message_append(hw_store_txn *w, const Helpwire__V1__TicketMessage *m, uint64_t *pos_out)
@@ -1086,7 +1009,7 @@ int hw_store_ticket_message_append(hw_store_txn *w, const Helpwire__V1__TicketMe
     if (!m)
         return HW_EINVALID;
     uint64_t seq = 0;
-    int rc = log_append(w, m->ticket_id, LOG_MESSAGE, &m->base, NULL, &seq);
+    int rc = log_append(w, m->ticket_id, HW_TLOG_MESSAGE, &m->base, NULL, &seq);
     if (rc == HW_OK && pos_out)
         *pos_out = seq;
     return rc;
@@ -1095,152 +1018,8 @@ int hw_store_ticket_message_append(hw_store_txn *w, const Helpwire__V1__TicketMe
 int hw_store_ticket_message_list(hw_store_txn *t, const char *ticket_id, hw_store_cursor *cursor,
                                  size_t limit, hw_arena *a, Helpwire__V1__TicketMessage ***out, size_t *n)
 {
-    return log_list(t, ticket_id, LOG_MESSAGE, &helpwire__v1__ticket_message__descriptor, cursor, limit, a,
-                    out, n);
-}
-
-/* --- Migration from schema 1, where events and messages had a database
- * each (key: ticket id \0 be64 seq, value: the record). */
-
-typedef struct legacy_entry {
-    int kind;
-    uint64_t seq;
-    int64_t at;
-    void *bytes; /* malloc */
-    size_t len;
-} legacy_entry;
-
-/* Reads (copies) every entry of db under prefix into *es (malloc, grown). */
-static int legacy_read(hw_store_txn *w, int db, const kb *prefix, int kind, legacy_entry **es, size_t *n,
-                       size_t *cap)
-{
-    MDB_cursor *c;
-    int rc = hw_store__cursor(w, db, &c);
-    if (rc != HW_OK)
-        return rc;
-    MDB_val k = {.mv_size = prefix->n, .mv_data = (void *)prefix->b}, v;
-    int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-    for (; mrc == 0 && has_prefix(&k, prefix->b, prefix->n); mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-        if (k.mv_size != prefix->n + 8) {
-            rc = HW_ECORRUPT;
-            goto out;
-        }
-        if (*n == *cap) {
-            size_t nc = *cap ? *cap * 2 : 64;
-            legacy_entry *g = realloc(*es, nc * sizeof *g);
-            if (!g) {
-                rc = HW_ENOMEM;
-                goto out;
-            }
-            *es = g;
-            *cap = nc;
-        }
-        legacy_entry *e = &(*es)[*n];
-        e->kind = kind;
-        e->seq = hw_be64_get((const unsigned char *)k.mv_data + prefix->n);
-        e->len = v.mv_size;
-        if (!(e->bytes = malloc(v.mv_size ? v.mv_size : 1))) {
-            rc = HW_ENOMEM;
-            goto out;
-        }
-        memcpy(e->bytes, v.mv_data, v.mv_size);
-        (*n)++;
-        if (kind == LOG_EVENT) {
-            Helpwire__V1__TicketEvent *ev = helpwire__v1__ticket_event__unpack(NULL, e->len, e->bytes);
-            e->at = ev ? ev->at_unix_ms : 0;
-            helpwire__v1__ticket_event__free_unpacked(ev, NULL);
-        } else {
-            Helpwire__V1__TicketMessage *m = helpwire__v1__ticket_message__unpack(NULL, e->len, e->bytes);
-            e->at = m ? m->created_unix_ms : 0;
-            helpwire__v1__ticket_message__free_unpacked(m, NULL);
-        }
-    }
-    rc = mrc == 0 || mrc == MDB_NOTFOUND ? HW_OK : hw_store__err(w, mrc);
-out:
-    mdb_cursor_close(c);
-    return rc;
-}
-
-/* The first key of db (a ticket id \0 prefix) into *prefix; 0 when db is empty. */
-static int legacy_first(hw_store_txn *w, int db, kb *prefix, int *found)
-{
-    MDB_cursor *c;
-    int rc = hw_store__cursor(w, db, &c);
-    if (rc != HW_OK)
-        return rc;
-    MDB_val k, v;
-    int mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
-    *found = 0;
-    if (mrc == 0) {
-        const unsigned char *z = memchr(k.mv_data, 0, k.mv_size);
-        if (!z) {
-            rc = HW_ECORRUPT;
-        } else {
-            KB_INIT(prefix);
-            kb_bytes(prefix, k.mv_data, (size_t)(z - (const unsigned char *)k.mv_data) + 1);
-            *found = 1;
-        }
-    } else if (mrc != MDB_NOTFOUND) {
-        rc = hw_store__err(w, mrc);
-    }
-    mdb_cursor_close(c);
-    return rc;
-}
-
-/* Moves one ticket's legacy entries (prefix: its id \0) into the log, in
- * time order (a message before an event of the same millisecond; each
- * kind keeps its own order and sequences), and deletes them. */
-static int legacy_move(hw_store_txn *w, const kb *prefix, size_t *moved)
-{
-    legacy_entry *ev = NULL, *ms = NULL;
-    size_t ne = 0, ce = 0, nm = 0, cm = 0;
-    int rc = legacy_read(w, HW_DB_TICKET_EVENTS, prefix, LOG_EVENT, &ev, &ne, &ce);
-    if (rc == HW_OK)
-        rc = legacy_read(w, HW_DB_TICKET_MESSAGES, prefix, LOG_MESSAGE, &ms, &nm, &cm);
-    uint64_t pos = 0, seq_unused;
-    if (rc == HW_OK)
-        rc = log_tail(w, prefix, LOG_EVENT, &pos, &seq_unused);
-    size_t i = 0, j = 0;
-    while (rc == HW_OK && (i < ne || j < nm)) {
-        legacy_entry *e = j < nm && (i == ne || ms[j].at <= ev[i].at) ? &ms[j++] : &ev[i++];
-        unsigned char *body;
-        if ((rc = log_reserve(w, prefix, ++pos, e->kind, e->seq, e->len, &body)) == HW_OK)
-            memcpy(body, e->bytes, e->len);
-    }
-    if (rc == HW_OK && (rc = delete_prefix(w, HW_DB_TICKET_EVENTS, prefix)) == HW_OK)
-        rc = delete_prefix(w, HW_DB_TICKET_MESSAGES, prefix);
-    *moved += ne + nm;
-    for (size_t x = 0; x < ne; x++)
-        free(ev[x].bytes);
-    for (size_t x = 0; x < nm; x++)
-        free(ms[x].bytes);
-    free(ev);
-    free(ms);
-    return rc;
-}
-
-int hw_store__migrate_ticket_logs(hw_store_txn *w, size_t max_entries, int *done)
-{
-    size_t moved = 0;
-    int rc = HW_OK;
-    *done = 0;
-    while (moved < max_entries) {
-        kb pe, pm;
-        int fe, fm;
-        if ((rc = legacy_first(w, HW_DB_TICKET_EVENTS, &pe, &fe)) != HW_OK ||
-            (rc = legacy_first(w, HW_DB_TICKET_MESSAGES, &pm, &fm)) != HW_OK)
-            return rc;
-        if (!fe && !fm) {
-            *done = 1;
-            return HW_OK;
-        }
-        /* The smaller ticket first. Prefixes end with the id's \0, so two
-         * different ones differ within the shorter's length. */
-        const kb *p = !fm ? &pe : !fe ? &pm : memcmp(pe.b, pm.b, pe.n < pm.n ? pe.n : pm.n) <= 0 ? &pe : &pm;
-        if ((rc = legacy_move(w, p, &moved)) != HW_OK)
-            return rc;
-    }
-    return rc;
+    return log_list(t, ticket_id, HW_TLOG_MESSAGE, &helpwire__v1__ticket_message__descriptor, cursor, limit,
+                    a, out, n);
 }
 
 /* ------------------------------------------------------------------------
@@ -1267,11 +1046,11 @@ static int list_by_locale(hw_store_txn *t, int kind, int by_locale_db, const cha
                           hw_store_cursor *cursor, size_t limit, hw_arena *a, void *out, size_t *n)
 {
     collect cl = {.kind = &HW_KINDS[kind], .desc = HW_KINDS[kind].desc, .a = a};
-    kb p;
-    KB_INIT(&p);
+    hw_kb p;
+    HW_KB_INIT(&p);
     int db = HW_KINDS[kind].db;
     if (locale) {
-        kb_str0(&p, locale);
+        hw_kb_str0(&p, locale);
         db = by_locale_db;
         cl.via_index = 1;
     }
@@ -1292,8 +1071,8 @@ int hw_store_article_foreach(hw_store_txn *t, hw_arena *a,
                   .a = a,
                   .each = (int (*)(void *, const void *))fn,
                   .each_arg = arg};
-    kb p;
-    KB_INIT(&p);
+    hw_kb p;
+    HW_KB_INIT(&p);
     return foreach_run(t, &cl, HW_DB_ARTICLES, &p);
 }
 
@@ -1326,8 +1105,8 @@ int hw_store_faq_foreach(hw_store_txn *t, hw_arena *a, int (*fn)(void *arg, cons
                   .a = a,
                   .each = (int (*)(void *, const void *))fn,
                   .each_arg = arg};
-    kb p;
-    KB_INIT(&p);
+    hw_kb p;
+    HW_KB_INIT(&p);
     return foreach_run(t, &cl, HW_DB_FAQS, &p);
 }
 
@@ -1338,19 +1117,15 @@ int hw_store_faq_foreach(hw_store_txn *t, hw_arena *a, int (*fn)(void *arg, cons
  * hash is a unique index -> id. Surveys are also indexed by sent time.
  * ---------------------------------------------------------------------- */
 
-typedef struct hashed_kind {
-    int db, hash_db, extra_db; /* extra_db: sent-time index or -1 */
-    const ProtobufCMessageDescriptor *desc;
-} hashed_kind;
-
-static const hashed_kind HW_SURVEYS = {HW_DB_SURVEYS, HW_DB_SURVEYS_BY_TOKEN, HW_DB_SURVEYS_BY_SENT,
-                                       &helpwire__v1__survey__descriptor};
-static const hashed_kind HW_TOKENS = {HW_DB_TOKENS, HW_DB_TOKENS_BY_HASH, -1,
-                                      &helpwire__v1__token_info__descriptor};
+const hw_hashed_kind HW_SURVEYS = {HW_DB_SURVEYS, HW_DB_SURVEYS_BY_TOKEN, HW_DB_SURVEYS_BY_SENT,
+                                   &helpwire__v1__survey__descriptor};
+const hw_hashed_kind HW_TOKENS = {HW_DB_TOKENS, HW_DB_TOKENS_BY_HASH, -1,
+                                  &helpwire__v1__token_info__descriptor};
 
 /* The wrapper's two fields share the layout of SurveyRecord and
  * TokenRecord (bytes 1, bytes 2); SurveyRecord's code reads both. */
-static int wrapper_unpack(hw_arena *a, const MDB_val *v, ProtobufCBinaryData *msg, ProtobufCBinaryData *hash)
+int hw_records__wrapper_unpack(hw_arena *a, const MDB_val *v, ProtobufCBinaryData *msg,
+                               ProtobufCBinaryData *hash)
 {
     Helpwire__Store__V1__SurveyRecord *r =
         helpwire__store__v1__survey_record__unpack(hw_arena_allocator(a), v->mv_size, v->mv_data);
@@ -1361,23 +1136,23 @@ static int wrapper_unpack(hw_arena *a, const MDB_val *v, ProtobufCBinaryData *ms
     return HW_OK;
 }
 
-static void hashed_keys(const hashed_kind *hk, const ProtobufCMessage *m, const void *hash, size_t hash_len,
-                        ikeys *out)
+void hw_records__hashed_keys(const hw_hashed_kind *hk, const ProtobufCMessage *m, const void *hash,
+                             size_t hash_len, hw_ikeys *out)
 {
-    kb k;
-    KB_INIT(&k);
-    kb_bytes(&k, hash, hash_len);
+    hw_kb k;
+    HW_KB_INIT(&k);
+    hw_kb_bytes(&k, hash, hash_len);
     ik_push(out, hk->hash_db, 1, &k);
     if (hk->extra_db >= 0) {
         const Helpwire__V1__Survey *sv = (const Helpwire__V1__Survey *)m;
-        KB_INIT(&k);
-        kb_be64(&k, (uint64_t)sv->sent_unix_ms);
-        kb_str(&k, sv->id);
+        HW_KB_INIT(&k);
+        hw_kb_be64(&k, (uint64_t)sv->sent_unix_ms);
+        hw_kb_str(&k, sv->id);
         ik_push(out, hk->extra_db, 0, &k);
     }
 }
 
-static int hashed_put(hw_store_txn *w, const hashed_kind *hk, const ProtobufCMessage *m, const char *id,
+static int hashed_put(hw_store_txn *w, const hw_hashed_kind *hk, const ProtobufCMessage *m, const char *id,
                       const void *hash, size_t hash_len, int mode)
 {
     if (!w->writable || !m || !id_ok(id) || mode < 0 || mode > HW_PUT_REPLACE ||
@@ -1390,7 +1165,7 @@ static int hashed_put(hw_store_txn *w, const hashed_kind *hk, const ProtobufCMes
     int rc = get_raw(w, hk->db, id, &v);
     if (rc == HW_OK) {
         exists = 1;
-        rc = wrapper_unpack(a, &v, &old_msg, &old_hash);
+        rc = hw_records__wrapper_unpack(a, &v, &old_msg, &old_hash);
     } else if (rc == HW_ENOTFOUND) {
         rc = HW_OK;
     }
@@ -1404,17 +1179,17 @@ static int hashed_put(hw_store_txn *w, const hashed_kind *hk, const ProtobufCMes
         hash = old_hash.data;
         hash_len = old_hash.len;
     }
-    ikeys oldk, newk;
-    if ((rc = ikeys_init(&oldk, a)) != HW_OK || (rc = ikeys_init(&newk, a)) != HW_OK)
+    hw_ikeys oldk, newk;
+    if ((rc = hw_ikeys_init(&oldk, a)) != HW_OK || (rc = hw_ikeys_init(&newk, a)) != HW_OK)
         return rc;
     if (exists) {
         ProtobufCMessage *old;
         MDB_val ov = {.mv_size = old_msg.len, .mv_data = old_msg.data};
-        if ((rc = unpack(hk->desc, a, &ov, &old)) != HW_OK)
+        if ((rc = hw_records__unpack(hk->desc, a, &ov, &old)) != HW_OK)
             return rc;
-        hashed_keys(hk, old, old_hash.data, old_hash.len, &oldk);
+        hw_records__hashed_keys(hk, old, old_hash.data, old_hash.len, &oldk);
     }
-    hashed_keys(hk, m, hash, hash_len, &newk);
+    hw_records__hashed_keys(hk, m, hash, hash_len, &newk);
     if (oldk.err || newk.err)
         return newk.err ? newk.err : oldk.err;
     if ((rc = check_unique(w, &newk, &oldk, id)) != HW_OK)
@@ -1433,17 +1208,17 @@ static int hashed_put(hw_store_txn *w, const hashed_kind *hk, const ProtobufCMes
     return hw_store__put_msg(w, hk->db, id, strlen(id), &r.base, 0);
 }
 
-static int hashed_decode(const hashed_kind *hk, hw_arena *a, const MDB_val *v, void *out)
+static int hashed_decode(const hw_hashed_kind *hk, hw_arena *a, const MDB_val *v, void *out)
 {
     ProtobufCBinaryData msg, hash;
-    int rc = wrapper_unpack(a, v, &msg, &hash);
+    int rc = hw_records__wrapper_unpack(a, v, &msg, &hash);
     if (rc != HW_OK)
         return rc;
     MDB_val mv = {.mv_size = msg.len, .mv_data = msg.data};
-    return unpack(hk->desc, a, &mv, (ProtobufCMessage **)out);
+    return hw_records__unpack(hk->desc, a, &mv, (ProtobufCMessage **)out);
 }
 
-static int hashed_get(hw_store_txn *t, const hashed_kind *hk, const char *id, hw_arena *a, void *out)
+static int hashed_get(hw_store_txn *t, const hw_hashed_kind *hk, const char *id, hw_arena *a, void *out)
 {
     if (!a || !out)
         return HW_EINVALID;
@@ -1454,7 +1229,7 @@ static int hashed_get(hw_store_txn *t, const hashed_kind *hk, const char *id, hw
     return hashed_decode(hk, a, &v, out);
 }
 
-static int hashed_get_by_hash(hw_store_txn *t, const hashed_kind *hk, const void *hash, size_t hash_len,
+static int hashed_get_by_hash(hw_store_txn *t, const hw_hashed_kind *hk, const void *hash, size_t hash_len,
                               hw_arena *a, void *out)
 {
     if (!hash || hash_len == 0 || hash_len > HW_HASH_MAX || !a || !out)
@@ -1471,7 +1246,7 @@ static int hashed_get_by_hash(hw_store_txn *t, const hashed_kind *hk, const void
     return hashed_decode(hk, a, &v, out);
 }
 
-static int hashed_delete(hw_store_txn *w, const hashed_kind *hk, const char *id)
+static int hashed_delete(hw_store_txn *w, const hw_hashed_kind *hk, const char *id)
 {
     if (!w->writable)
         return HW_EINVALID;
@@ -1481,15 +1256,15 @@ static int hashed_delete(hw_store_txn *w, const hashed_kind *hk, const char *id)
         return rc;
     ProtobufCBinaryData msg, hash;
     ProtobufCMessage *old;
-    ikeys oldk;
-    if ((rc = wrapper_unpack(w->arena, &v, &msg, &hash)) != HW_OK)
+    hw_ikeys oldk;
+    if ((rc = hw_records__wrapper_unpack(w->arena, &v, &msg, &hash)) != HW_OK)
         return rc;
     MDB_val mv = {.mv_size = msg.len, .mv_data = msg.data};
-    if ((rc = unpack(hk->desc, w->arena, &mv, &old)) != HW_OK)
+    if ((rc = hw_records__unpack(hk->desc, w->arena, &mv, &old)) != HW_OK)
         return rc;
-    if ((rc = ikeys_init(&oldk, w->arena)) != HW_OK)
+    if ((rc = hw_ikeys_init(&oldk, w->arena)) != HW_OK)
         return rc;
-    hashed_keys(hk, old, hash.data, hash.len, &oldk);
+    hw_records__hashed_keys(hk, old, hash.data, hash.len, &oldk);
     if (oldk.err)
         return oldk.err;
     if ((rc = apply_keys(w, &oldk, NULL, id)) != HW_OK)
@@ -1634,7 +1409,7 @@ int hw_store_token_list(hw_store_txn *t, hw_store_cursor *cursor, size_t limit, 
     token_collect tc = {.a = a, .items = hw_arena_alloc(a, limit * sizeof(void *))};
     if (!tc.items)
         return HW_ENOMEM;
-    int rc = scan(t, HW_DB_TOKENS, NULL, 0, 0, cursor, limit, token_visit, &tc);
+    int rc = hw_records__scan(t, HW_DB_TOKENS, NULL, 0, 0, cursor, limit, token_visit, &tc);
     if (rc != HW_OK)
         return rc;
     *out = tc.items;
@@ -1646,11 +1421,11 @@ int hw_store_token_list(hw_store_txn *t, hw_store_cursor *cursor, size_t limit, 
  * Outbox (key: channel byte, be64 seq)
  * ---------------------------------------------------------------------- */
 
-static void outbox_key(kb *k, Helpwire__V1__Channel ch, uint64_t seq)
+static void outbox_key(hw_kb *k, Helpwire__V1__Channel ch, uint64_t seq)
 {
-    KB_INIT(k);
-    kb_u8(k, (unsigned)ch);
-    kb_be64(k, seq);
+    HW_KB_INIT(k);
+    hw_kb_u8(k, (unsigned)ch);
+    hw_kb_be64(k, seq);
 }
 
 int hw_store_outbox_append(hw_store_txn *w, Helpwire__V1__OutboundMessage *m)
@@ -1667,7 +1442,7 @@ int hw_store_outbox_append(hw_store_txn *w, Helpwire__V1__OutboundMessage *m)
     }
     uint64_t saved = m->seq;
     m->seq = seq;
-    kb k;
+    hw_kb k;
     outbox_key(&k, m->channel, seq);
     rc = hw_store__put_msg(w, HW_DB_OUTBOX, k.b, k.n, &m->base, MDB_NOOVERWRITE);
     if (rc != HW_OK)
@@ -1679,12 +1454,12 @@ int hw_store_outbox_list(hw_store_txn *t, Helpwire__V1__Channel channel, uint64_
                          hw_arena *a, Helpwire__V1__OutboundMessage ***out, size_t *n)
 {
     collect cl = {.desc = &helpwire__v1__outbound_message__descriptor, .a = a};
-    kb p;
-    KB_INIT(&p);
-    kb_u8(&p, (unsigned)channel);
+    hw_kb p;
+    HW_KB_INIT(&p);
+    hw_kb_u8(&p, (unsigned)channel);
     hw_store_cursor cur = {0};
     if (after_seq) {
-        kb k;
+        hw_kb k;
         outbox_key(&k, channel, after_seq);
         cur.key[0] = (unsigned char)HW_DB_OUTBOX;
         memcpy(cur.key + 1, k.b, k.n);
@@ -1698,20 +1473,20 @@ int hw_store_outbox_get(hw_store_txn *t, Helpwire__V1__Channel channel, uint64_t
 {
     if (!a || !out)
         return HW_EINVALID;
-    kb k;
+    hw_kb k;
     outbox_key(&k, channel, seq);
     MDB_val v;
     int rc = hw_store__get(t, HW_DB_OUTBOX, k.b, k.n, &v);
     if (rc != HW_OK)
         return rc;
-    return unpack(&helpwire__v1__outbound_message__descriptor, a, &v, (ProtobufCMessage **)out);
+    return hw_records__unpack(&helpwire__v1__outbound_message__descriptor, a, &v, (ProtobufCMessage **)out);
 }
 
 int hw_store_outbox_update(hw_store_txn *w, const Helpwire__V1__OutboundMessage *m)
 {
     if (!w->writable || !m || m->seq == 0)
         return HW_EINVALID;
-    kb k;
+    hw_kb k;
     outbox_key(&k, m->channel, m->seq);
     MDB_val v;
     int rc = hw_store__get(w, HW_DB_OUTBOX, k.b, k.n, &v);
@@ -1722,7 +1497,7 @@ int hw_store_outbox_update(hw_store_txn *w, const Helpwire__V1__OutboundMessage 
 
 int hw_store_outbox_ack(hw_store_txn *w, Helpwire__V1__Channel channel, uint64_t seq)
 {
-    kb k;
+    hw_kb k;
     outbox_key(&k, channel, seq);
     return hw_store__del(w, HW_DB_OUTBOX, k.b, k.n);
 }
@@ -1741,20 +1516,20 @@ int hw_store_outbox_backlog(hw_store_txn *t, Helpwire__V1__Channel channel, uint
         return hw_store__count(t, HW_DB_OUTBOX, n);
     *n = 0;
     unsigned char p = (unsigned char)channel;
-    return scan(t, HW_DB_OUTBOX, &p, 1, 0, NULL, 0, count_visit, n);
+    return hw_records__scan(t, HW_DB_OUTBOX, &p, 1, 0, NULL, 0, count_visit, n);
 }
 
 /* ------------------------------------------------------------------------
  * Dedupe and idempotency keys
  * ---------------------------------------------------------------------- */
 
-static int dedupe_key(kb *k, Helpwire__V1__Channel ch, const char *message_id)
+static int dedupe_key(hw_kb *k, Helpwire__V1__Channel ch, const char *message_id)
 {
     if (!id_ok(message_id))
         return HW_EINVALID;
-    KB_INIT(k);
-    kb_u8(k, (unsigned)ch);
-    kb_str(k, message_id);
+    HW_KB_INIT(k);
+    hw_kb_u8(k, (unsigned)ch);
+    hw_kb_str(k, message_id);
     return k->overflow ? HW_EINVALID : HW_OK;
 }
 
@@ -1793,7 +1568,7 @@ static int dedupe_write(hw_store_txn *w, const void *key, size_t kl, const void 
 int hw_store_dedupe_put(hw_store_txn *w, Helpwire__V1__Channel channel, const char *message_id,
                         const void *reply, size_t reply_len, int64_t created_unix_ms)
 {
-    kb k;
+    hw_kb k;
     int rc = dedupe_key(&k, channel, message_id);
     if (rc != HW_OK || (!reply && reply_len) || created_unix_ms < 0)
         return HW_EINVALID;
@@ -1872,7 +1647,7 @@ out:
 int hw_store_dedupe_get(hw_store_txn *t, Helpwire__V1__Channel channel, const char *message_id, hw_arena *a,
                         void **reply, size_t *reply_len)
 {
-    kb k;
+    hw_kb k;
     int rc = dedupe_key(&k, channel, message_id);
     if (rc != HW_OK || !a || !reply || !reply_len)
         return HW_EINVALID;
@@ -1939,129 +1714,9 @@ int hw_store_counts_get(hw_store_txn *t, hw_store_counts *c)
     };
     for (size_t i = 0; i < sizeof(open_states) / sizeof(open_states[0]); i++) {
         unsigned char p = (unsigned char)open_states[i];
-        if ((rc = scan(t, HW_DB_TICKETS_BY_STATUS, &p, 1, 0, NULL, 0, count_visit, &c->open_tickets)) !=
-            HW_OK)
+        if ((rc = hw_records__scan(t, HW_DB_TICKETS_BY_STATUS, &p, 1, 0, NULL, 0, count_visit,
+                                   &c->open_tickets)) != HW_OK)
             return rc;
     }
     return HW_OK;
-}
-
-/* ------------------------------------------------------------------------
- * Consistency check
- * ---------------------------------------------------------------------- */
-
-typedef struct check_state {
-    const hw_kind *kind; /* or NULL for a hashed kind */
-    const hashed_kind *hk;
-    hw_arena *a;
-    uint64_t expected[HW_DB_COUNT];
-    char *err;
-    size_t errlen;
-} check_state;
-
-static int check_keys(hw_store_txn *t, check_state *cs, const ikeys *ks, const char *id)
-{
-    size_t idl = strlen(id);
-    for (size_t i = 0; i < ks->n; i++) {
-        MDB_val v;
-        int rc = hw_store__get(t, ks->k[i].db, ks->k[i].data, ks->k[i].len, &v);
-        if (rc == HW_OK && (v.mv_size != idl || memcmp(v.mv_data, id, idl) != 0))
-            rc = HW_ECORRUPT;
-        if (rc != HW_OK) {
-            if (cs->err)
-                snprintf(cs->err, cs->errlen, "record %s: index entry in db %d %s", id, ks->k[i].db,
-                         rc == HW_ENOTFOUND ? "missing" : "wrong");
-            return rc == HW_ENOTFOUND ? HW_ECORRUPT : rc;
-        }
-        cs->expected[ks->k[i].db]++;
-    }
-    return HW_OK;
-}
-
-static int check_visit(hw_store_txn *t, void *arg, const MDB_val *k, const MDB_val *v)
-{
-    check_state *cs = arg;
-    hw_arena_reset(cs->a);
-    char *id = hw_arena_strndup(cs->a, k->mv_data, k->mv_size);
-    ikeys ks;
-    int rc;
-    if (!id)
-        return HW_ENOMEM;
-    if ((rc = ikeys_init(&ks, cs->a)) != HW_OK)
-        return rc;
-    if (cs->kind) {
-        ProtobufCMessage *m;
-        if ((rc = unpack(cs->kind->desc, cs->a, v, &m)) != HW_OK)
-            goto corrupt;
-        const char *mid = cs->kind->id(m);
-        if (!mid || strcmp(mid, id) != 0) {
-            rc = HW_ECORRUPT;
-            goto corrupt;
-        }
-        cs->kind->keys(m, &ks);
-    } else {
-        ProtobufCBinaryData msg, hash;
-        ProtobufCMessage *m;
-        if ((rc = wrapper_unpack(cs->a, v, &msg, &hash)) != HW_OK)
-            goto corrupt;
-        MDB_val mv = {.mv_size = msg.len, .mv_data = msg.data};
-        if ((rc = unpack(cs->hk->desc, cs->a, &mv, &m)) != HW_OK)
-            goto corrupt;
-        hashed_keys(cs->hk, m, hash.data, hash.len, &ks);
-    }
-    if (ks.err)
-        return ks.err;
-    rc = check_keys(t, cs, &ks, id);
-    return rc == HW_OK ? 1 : rc;
-corrupt:
-    if (cs->err)
-        snprintf(cs->err, cs->errlen, "record %s does not decode", id);
-    return rc;
-}
-
-int hw_store_check(hw_store_txn *t, char *err, size_t errlen)
-{
-    static const int index_dbs[] = {
-        HW_DB_IDENTITIES,          HW_DB_AGENTS_BY_SKILL,     HW_DB_TICKETS_BY_NUMBER,
-        HW_DB_TICKETS_BY_STATUS,   HW_DB_TICKETS_BY_QUEUE,    HW_DB_TICKETS_BY_QUEUE_STATUS,
-        HW_DB_TICKETS_BY_ASSIGNEE, HW_DB_TICKETS_BY_CUSTOMER, HW_DB_TICKETS_BY_PRIORITY,
-        HW_DB_ARTICLES_BY_LOCALE,  HW_DB_FAQS_BY_LOCALE,      HW_DB_SURVEYS_BY_TOKEN,
-        HW_DB_SURVEYS_BY_SENT,     HW_DB_TOKENS_BY_HASH,
-    };
-    static const hashed_kind *const hashed[] = {&HW_SURVEYS, &HW_TOKENS};
-    check_state cs = {.a = hw_arena_create(0), .err = err, .errlen = errlen};
-    int rc = HW_OK;
-    if (err && errlen)
-        err[0] = '\0';
-    if (!cs.a)
-        return HW_ENOMEM;
-    for (size_t i = 0; i < sizeof(HW_KINDS) / sizeof(HW_KINDS[0]); i++) {
-        if (!HW_KINDS[i].keys)
-            continue;
-        cs.kind = &HW_KINDS[i];
-        cs.hk = NULL;
-        if ((rc = scan(t, HW_KINDS[i].db, NULL, 0, 0, NULL, 0, check_visit, &cs)) != HW_OK)
-            goto out;
-    }
-    for (size_t i = 0; i < sizeof(hashed) / sizeof(hashed[0]); i++) {
-        cs.kind = NULL;
-        cs.hk = hashed[i];
-        if ((rc = scan(t, hashed[i]->db, NULL, 0, 0, NULL, 0, check_visit, &cs)) != HW_OK)
-            goto out;
-    }
-    for (size_t i = 0; i < sizeof(index_dbs) / sizeof(index_dbs[0]); i++) {
-        uint64_t n;
-        if ((rc = hw_store__count(t, index_dbs[i], &n)) != HW_OK)
-            goto out;
-        if (n != cs.expected[index_dbs[i]]) {
-            if (err)
-                snprintf(err, errlen, "index db %d holds %llu entries, records need %llu", index_dbs[i],
-                         (unsigned long long)n, (unsigned long long)cs.expected[index_dbs[i]]);
-            rc = HW_ECORRUPT;
-            goto out;
-        }
-    }
-out:
-    hw_arena_destroy(cs.a);
-    return rc;
 }

@@ -56,6 +56,7 @@
 #include "helpwire/v1/surveys.pb-c.h"
 #include "helpwire/v1/tickets.pb-c.h"
 #include "server/base/arena.h"
+#include "server/store/check.h" /* hw_store_check: callers of records.h find it here too */
 #include "server/store/store.h"
 
 enum { HW_PUT_UPSERT = 0, HW_PUT_CREATE = 1, HW_PUT_REPLACE = 2 };
@@ -279,12 +280,5 @@ typedef struct hw_store_counts {
 /* Record counts (open_tickets = status not RESOLVED nor CLOSED; counted by
  * range scans of the status index). */
 int hw_store_counts_get(hw_store_txn *t, hw_store_counts *c);
-
-/* Verifies that every secondary index agrees with the records: each record
- * decodes and has all its index entries (pointing back at it), and no index
- * holds an entry no record needs. O(records). For tests, the crash test and
- * an admin "fsck". On a mismatch writes a description into err.
- * @return HW_OK; HW_ECORRUPT; HW_ENOMEM; HW_EIO. */
-int hw_store_check(hw_store_txn *t, char *err, size_t errlen);
 
 #endif

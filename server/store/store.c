@@ -51,7 +51,17 @@
  * with mdb_reader_check at open. An flock on helpwire.lock keeps a second
  * process from opening the same store (its map growth would surprise ours).
  *
- * Not here: record layouts (records.c), input validation (domain layer).
+ * Schema upgrades. The engine owns the schema record: it refuses a foreign
+ * or newer file and stamps an older one with the current version before
+ * anything moves. The upgrade work itself needs the record layouts, which
+ * live above the engine, so it is handed in at open as a table of steps
+ * (hw_store__open, store_internal.h; the table is migrate.c's, given by
+ * hw_store_open in open.c): the engine asks each step whether it has work,
+ * in the open's transaction, and runs it as ordinary write requests once
+ * the writer is up. Calls thus go one way, migrate.c -> the engine.
+ *
+ * Not here: record layouts (records.c), schema upgrades (migrate.c), the
+ * consistency check (check.c), input validation (domain layer).
  */
 #include "server/store/store.h"
 
@@ -175,7 +185,9 @@ struct hw_store {
     int lock_fd;
     size_t max_map_bytes;
     unsigned max_group;
-    int legacy_logs; /* schema 1 ticket logs left to move (set at open) */
+    const hw_store_upgrade *upgrades; /* given at open (hw_store__open) */
+    size_t n_upgrades;
+    uint32_t upgrades_due; /* bit i: upgrades[i] has work (set at open) */
 
     /* Submission side, touched by every submitter. */
     _Alignas(64) struct __cds_wfcq_head qhead;
@@ -1136,16 +1148,21 @@ static int open_schema(hw_store *s, char *err, size_t errlen)
             goto out;
         }
     }
-    MDB_stat le, lm;
-    rc = mdb_stat(txn, s->dbi[HW_DB_TICKET_EVENTS], &le);
-    if (rc == 0)
-        rc = mdb_stat(txn, s->dbi[HW_DB_TICKET_MESSAGES], &lm);
-    if (rc != 0) {
-        set_err(err, errlen, "store %s: %s", s->data_dir, mdb_strerror(rc));
-        rc = lmdb_to_hw(rc);
-        goto out;
+    /* Which upgrade steps have work, read in this transaction; they run
+     * once the writer is up (run_upgrades). */
+    hw_store_txn view = {.store = s, .txn = txn, .dbi = s->dbi};
+    for (size_t i = 0; i < s->n_upgrades; i++) {
+        int due = 0;
+        int hrc = s->upgrades[i].pending(&view, &due);
+        if (hrc != HW_OK) {
+            set_err(err, errlen, "store %s: %s to schema %u: %s", s->data_dir, s->upgrades[i].what,
+                    s->upgrades[i].to_version, hw_strerror(hrc));
+            rc = hrc;
+            goto out;
+        }
+        if (due)
+            s->upgrades_due |= (uint32_t)1 << i;
     }
-    s->legacy_logs = le.ms_entries + lm.ms_entries > 0;
     rc = mdb_txn_commit(txn); /* writes nothing when nothing changed */
     txn = NULL;
     if (rc != 0) {
@@ -1173,30 +1190,38 @@ static void store_free(hw_store *s)
     free(s);
 }
 
-static int migrate_step(hw_store_txn *w, void *arg)
+typedef struct upgrade_run {
+    const hw_store_upgrade *up;
+    int done;
+} upgrade_run;
+
+static int upgrade_step(hw_store_txn *w, void *arg)
 {
-    return hw_store__migrate_ticket_logs(w, 10000, arg);
+    upgrade_run *u = arg;
+    return u->up->step(w, &u->done);
 }
 
-/* Finishes moving a schema 1 store's ticket logs (nothing to do, and no
- * write, on a migrated or new store: two empty databases): whole tickets,
- * about 10,000 entries per durable write, so an interrupted migration
- * resumes at the next open. */
-static int migrate(hw_store *s, char *err, size_t errlen)
+/* Runs each due upgrade step to its end, one durable write per call of its
+ * step (nothing to do, and no write, on an up-to-date or new store). The
+ * engine knows the steps only through the table it was given. */
+static int run_upgrades(hw_store *s, char *err, size_t errlen)
 {
-    int done = !s->legacy_logs;
-    while (!done) {
-        int rc = hw_store_write(s, migrate_step, &done);
-        if (rc != HW_OK) {
-            set_err(err, errlen, "store %s: moving ticket histories to schema %u: %s", s->data_dir,
-                    HW_STORE_SCHEMA_VERSION, hw_strerror(rc));
-            return rc;
+    for (size_t i = 0; i < s->n_upgrades; i++) {
+        upgrade_run u = {.up = &s->upgrades[i], .done = !(s->upgrades_due & ((uint32_t)1 << i))};
+        while (!u.done) {
+            int rc = hw_store_write(s, upgrade_step, &u);
+            if (rc != HW_OK) {
+                set_err(err, errlen, "store %s: %s to schema %u: %s", s->data_dir, u.up->what,
+                        u.up->to_version, hw_strerror(rc));
+                return rc;
+            }
         }
     }
     return HW_OK;
 }
 
-int hw_store_open(hw_store **out, const hw_store_options *opts, char *err, size_t errlen)
+int hw_store__open(hw_store **out, const hw_store_options *opts, const hw_store_upgrade *upgrades,
+                   size_t n_upgrades, char *err, size_t errlen)
 {
     hw_store *s = NULL;
     int rc = HW_OK;
@@ -1204,6 +1229,10 @@ int hw_store_open(hw_store **out, const hw_store_options *opts, char *err, size_
         *out = NULL;
     if (!out || !opts || !opts->data_dir || !*opts->data_dir) {
         set_err(err, errlen, "store: data_dir is required");
+        return HW_EINVALID;
+    }
+    if (n_upgrades > HW_STORE_UPGRADES_MAX || (n_upgrades && !upgrades)) {
+        set_err(err, errlen, "store: bad upgrade table");
         return HW_EINVALID;
     }
     *out = NULL;
@@ -1224,6 +1253,8 @@ int hw_store_open(hw_store **out, const hw_store_options *opts, char *err, size_
     }
     memset(s, 0, sizeof(*s));
     s->lock_fd = -1;
+    s->upgrades = upgrades;
+    s->n_upgrades = n_upgrades;
     pthread_mutex_init(&s->readers_mu, NULL);
     __cds_wfcq_init(&s->qhead, &s->qtail);
     s->max_group = opts->max_group_size ? opts->max_group_size : HW_DEFAULT_MAX_GROUP;
@@ -1306,7 +1337,7 @@ int hw_store_open(hw_store **out, const hw_store_options *opts, char *err, size_
     }
     s->writer_started = 1;
     pthread_setname_np(s->writer, "hw-writer");
-    if ((rc = migrate(s, err, errlen)) != HW_OK) {
+    if ((rc = run_upgrades(s, err, errlen)) != HW_OK) {
         hw_store_close(s);
         return rc;
     }

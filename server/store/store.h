@@ -51,8 +51,8 @@ typedef struct hw_store_reader hw_store_reader;
 
 /* Current schema version written into new stores and accepted at open. A
  * store of version 1 is migrated at open (its ticket events and messages
- * move into one database; the record says 2 before the first entry moves,
- * so an older build refuses the store from then on). */
+ * move into one database, migrate.h; the record says 2 before the first
+ * entry moves, so an older build refuses the store from then on). */
 #define HW_STORE_SCHEMA_VERSION 2u
 
 typedef struct hw_store_options {
@@ -72,7 +72,8 @@ typedef struct hw_store_options {
     unsigned max_group_size;
 } hw_store_options;
 
-/* Opens (or creates) the store and starts its writer thread.
+/* Opens (or creates) the store and starts its writer thread; a store of
+ * an older schema is upgraded before it is returned (migrate.h).
  * @param[out] out    the store on success, NULL on failure.
  * @param[in]  opts   options; only read during the call.
  * @param[out] err    a NUL-terminated explanation on failure (may be NULL).

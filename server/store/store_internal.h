@@ -1,11 +1,16 @@
 /*
- * store_internal: what store.c shares with records.c and nothing else.
+ * store_internal: what the engine (store.c) shares with the modules of the
+ * store built on it (records.c, check.c, migrate.c, open.c) and nothing
+ * else.
  *
  * The database table (one LMDB named database per record kind and per
- * index), the transaction view handed to record functions, and thin
- * wrappers over mdb_get/mdb_put/mdb_del that map LMDB codes to HW_E* codes
- * and remember a full map so the writer can grow it and retry. Not part of
- * the public contract: other modules include store.h and records.h only.
+ * index), the transaction view handed to record functions, thin wrappers
+ * over mdb_get/mdb_put/mdb_del that map LMDB codes to HW_E* codes and
+ * remember a full map so the writer can grow it and retry, and the schema
+ * upgrade hook. Calls go one way: those modules call the engine; the
+ * engine calls none of them, except the upgrade steps it is handed at open
+ * (through function pointers). Not part of the public contract: other
+ * modules include store.h and records.h only.
  */
 #ifndef HW_STORE_INTERNAL_H
 #define HW_STORE_INTERNAL_H
@@ -91,13 +96,41 @@ int hw_store__del(hw_store_txn *t, int db, const void *k, size_t kl);
 /* Opens a cursor on db. */
 int hw_store__cursor(hw_store_txn *t, int db, MDB_cursor **c);
 
-/* Moves schema 1's per-ticket event and message databases into the ticket
- * log, whole tickets at a time, until about max_entries have moved; *done
- * is set once both are empty (writer only; records.c). */
-int hw_store__migrate_ticket_logs(hw_store_txn *w, size_t max_entries, int *done);
-
 /* Entries in db (mdb_stat). */
 int hw_store__count(hw_store_txn *t, int db, uint64_t *n);
+
+/* ---- schema upgrades ------------------------------------------------------ */
+
+/* One schema upgrade: the work a store written by an older helpwire needs
+ * before it is used. The engine runs the steps it is given at open
+ * (hw_store__open) and knows nothing else of them: the steps themselves
+ * live in migrate.c, above the record layouts, and reach the store only
+ * through the functions of this header, none of which call back into them.
+ * Found by content, not by version, so an interrupted upgrade resumes at
+ * the next open. */
+typedef struct hw_store_upgrade {
+    const char *what;    /* for the error message: "moving ticket histories" */
+    unsigned to_version; /* the schema version the step belongs to */
+    /* Sets *pending when the store holds work for the step. Runs in the
+     * open's own transaction (t is read-only), before the writer starts. */
+    int (*pending)(hw_store_txn *t, int *pending);
+    /* Does a bounded part of the work as a write request (durable on its
+     * own; re-runnable, store.h's write fn contract) and sets *done, to 1
+     * once nothing is left. The engine repeats it until then. */
+    int (*step)(hw_store_txn *w, int *done);
+} hw_store_upgrade;
+
+#define HW_STORE_UPGRADES_MAX 32u
+
+/* hw_store_open (store.h) with the upgrade steps to run, oldest first
+ * (n_upgrades at most HW_STORE_UPGRADES_MAX; the table must outlive the
+ * call). After the schema record is checked (and, on an older store,
+ * stamped with HW_STORE_SCHEMA_VERSION), each step whose pending says so
+ * is run to its end before the store is handed out; a step's failure
+ * closes the store and is returned, with "store DIR: WHAT to schema N:
+ * ERROR" in err. hw_store_open (open.c) calls it with migrate.c's table. */
+int hw_store__open(hw_store **out, const hw_store_options *opts, const hw_store_upgrade *upgrades,
+                   size_t n_upgrades, char *err, size_t errlen);
 
 /* Big-endian 64-bit helpers for keys that sort numerically. */
 static inline void hw_be64_put(unsigned char *p, uint64_t v)
