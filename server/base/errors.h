@@ -2,9 +2,10 @@
  * errors: the status codes every helpwire module returns, and their names.
  *
  * A function returns HW_OK (0) on success or one negative HW_E* code. The
- * codes are few on purpose: each maps to exactly one gRPC status in the net
- * layer (NOT_FOUND, ALREADY_EXISTS, ABORTED, FAILED_PRECONDITION, ...), so a
- * new code is added only when a caller must react to it differently.
+ * codes are few on purpose: each maps to exactly one gRPC status
+ * (hw_err_grpc_status: NOT_FOUND, ALREADY_EXISTS, ABORTED,
+ * FAILED_PRECONDITION, ...), so a new code is added only when a caller must
+ * react to it differently.
  *
  * Header only plus errors.c; no state, thread-safe.
  */
@@ -42,5 +43,38 @@ const char *hw_strerror(int code);
 
 /* The code's symbolic name ("HW_ENOTFOUND"), for logs and tests. Never NULL. */
 const char *hw_errname(int code);
+
+/* gRPC status codes, by the numbers the gRPC protocol fixes: the values of
+ * grpc_status_code in <grpc/status.h>, which base does not include (it
+ * links no gRPC; the clients use it too). server/domain/rpc.c checks each
+ * against grpc_status_code when it compiles. */
+enum hw_grpc_code {
+    HW_GRPC_OK = 0,
+    HW_GRPC_CANCELLED = 1,
+    HW_GRPC_UNKNOWN = 2,
+    HW_GRPC_INVALID_ARGUMENT = 3,
+    HW_GRPC_DEADLINE_EXCEEDED = 4,
+    HW_GRPC_NOT_FOUND = 5,
+    HW_GRPC_ALREADY_EXISTS = 6,
+    HW_GRPC_PERMISSION_DENIED = 7,
+    HW_GRPC_RESOURCE_EXHAUSTED = 8,
+    HW_GRPC_FAILED_PRECONDITION = 9,
+    HW_GRPC_ABORTED = 10,
+    HW_GRPC_OUT_OF_RANGE = 11,
+    HW_GRPC_UNIMPLEMENTED = 12,
+    HW_GRPC_INTERNAL = 13,
+    HW_GRPC_UNAVAILABLE = 14,
+    HW_GRPC_DATA_LOSS = 15,
+    HW_GRPC_UNAUTHENTICATED = 16,
+};
+
+/* The gRPC status a call fails with for code: the one place HW_E* codes
+ * become gRPC codes (a table in errors.c, one row per code, beside its name
+ * and text). HW_OK gives HW_GRPC_OK; every error a client can cause or
+ * retry has a status of its own; HW_GRPC_INTERNAL only for the server's own
+ * failures (HW_EIO, HW_ESCHEMA), for HW_STOP (which never leaves the
+ * iteration that it stops) and for a value that is not a code.
+ * Thread-safe. */
+enum hw_grpc_code hw_err_grpc_status(int code);
 
 #endif

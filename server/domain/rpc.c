@@ -1,6 +1,6 @@
 /*
- * rpc: shared handler plumbing (see rpc.h). The status table is the one
- * place HW_E* codes become gRPC codes.
+ * rpc: shared handler plumbing (see rpc.h). HW_E* codes become gRPC codes
+ * through hw_err_grpc_status's table (server/base/errors.c).
  */
 #include "server/domain/rpc.h"
 
@@ -13,32 +13,31 @@
 
 #include <utf8proc.h>
 
-static const struct {
-    int err;
-    grpc_status_code code;
-} status_table[] = {
-    {HW_OK, GRPC_STATUS_OK},
-    {HW_ENOTFOUND, GRPC_STATUS_NOT_FOUND},
-    {HW_EEXISTS, GRPC_STATUS_ALREADY_EXISTS},
-    {HW_ECONFLICT, GRPC_STATUS_ABORTED},
-    {HW_EPRECONDITION, GRPC_STATUS_FAILED_PRECONDITION},
-    {HW_EINVALID, GRPC_STATUS_INVALID_ARGUMENT},
-    {HW_ENOMEM, GRPC_STATUS_RESOURCE_EXHAUSTED},
-    {HW_EIO, GRPC_STATUS_INTERNAL},
-    {HW_EFULL, GRPC_STATUS_RESOURCE_EXHAUSTED},
-    {HW_ENOSPACE, GRPC_STATUS_RESOURCE_EXHAUSTED},
-    {HW_ECLOSED, GRPC_STATUS_UNAVAILABLE},
-    {HW_EBUSY, GRPC_STATUS_UNAVAILABLE},
-    {HW_ESCHEMA, GRPC_STATUS_INTERNAL},
-    {HW_ECORRUPT, GRPC_STATUS_DATA_LOSS},
-};
+/* The status table itself is hw_err_grpc_status's (server/base/errors.c),
+ * in the protocol's numbers; here they are checked against gRPC's. */
+#define SAME_CODE(name)                                                                                      \
+    _Static_assert((int)GRPC_STATUS_##name == (int)HW_GRPC_##name, "HW_GRPC_" #name " is gRPC's " #name)
+SAME_CODE(OK);
+SAME_CODE(CANCELLED);
+SAME_CODE(UNKNOWN);
+SAME_CODE(INVALID_ARGUMENT);
+SAME_CODE(DEADLINE_EXCEEDED);
+SAME_CODE(NOT_FOUND);
+SAME_CODE(ALREADY_EXISTS);
+SAME_CODE(PERMISSION_DENIED);
+SAME_CODE(RESOURCE_EXHAUSTED);
+SAME_CODE(FAILED_PRECONDITION);
+SAME_CODE(ABORTED);
+SAME_CODE(OUT_OF_RANGE);
+SAME_CODE(UNIMPLEMENTED);
+SAME_CODE(INTERNAL);
+SAME_CODE(UNAVAILABLE);
+SAME_CODE(DATA_LOSS);
+SAME_CODE(UNAUTHENTICATED);
 
 grpc_status_code hw_rpc_status(int err)
 {
-    for (size_t i = 0; i < sizeof status_table / sizeof status_table[0]; i++)
-        if (status_table[i].err == err)
-            return status_table[i].code;
-    return GRPC_STATUS_INTERNAL;
+    return (grpc_status_code)hw_err_grpc_status(err);
 }
 
 static void fail_v(hw_call *call, int err, const char *fmt, va_list ap)

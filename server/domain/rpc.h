@@ -25,7 +25,8 @@
 #include "server/store/records.h"
 #include "server/store/store.h"
 
-/* The gRPC status for an HW_E* code. */
+/* The gRPC status for an HW_E* code: hw_err_grpc_status (errors.h) as a
+ * grpc_status_code. */
 grpc_status_code hw_rpc_status(int err);
 
 /* Fails the call with the status of err and a message (printf format;
