@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "server/domain/classify.h"
 #include "server/domain/rpc.h"
 #include "server/domain/tickets.h"
 #include "server/store/records.h"
@@ -224,7 +225,7 @@ static void skill_done(void *arg, int status)
     agent_ctx *c = arg;
     if (hw_rpc_write_failed(&c->h, status))
         return;
-    atomic_fetch_add(&c->h.app->skills_gen, 1); /* workers reload their skill model */
+    hw_classify_skills_changed(c->h.app); /* workers reload their skill model */
     hw_call_reply(c->h.call, &c->skill.base);
 }
 

@@ -202,7 +202,7 @@ void hw_router_route(hw_call *call, const ProtobufCMessage *request, void *appv)
         return;
     }
     /* The text is tokenized once, for the classifier and the search. */
-    const hw_classify_model *model = hw_tickets_skill_model(call, app);
+    const hw_classify_model *model = hw_classify_skill_model(call, app);
     if (!model)
         return;
     hw_worker_ctx *wk = &app->workers[hw_call_worker(call)];

@@ -526,49 +526,6 @@ static void create_done(void *arg, int status)
     hw_call_reply(c->h.call, &r.base);
 }
 
-const hw_classify_model *hw_tickets_skill_model(hw_call *call, hw_app *app)
-{
-    hw_worker_ctx *wk = &app->workers[hw_call_worker(call)];
-    /* Loaded before the read transaction begins: a skill change committed
-     * before the bump is then in the snapshot read below. */
-    uint64_t gen = atomic_load(&app->skills_gen);
-    if (!wk->skill_model || wk->skill_model_gen != gen) {
-        hw_store_txn *t = hw_rpc_read(call, app);
-        if (!t)
-            return NULL;
-        hw_store_cursor cur = {0};
-        Helpwire__V1__Skill **skills = NULL;
-        size_t n = 0;
-        int rc = hw_store_skill_list(t, &cur, HW_STORE_LIST_MAX, hw_call_arena(call), &skills, &n);
-        hw_rpc_read_end(call, app);
-        hw_classify_model *m = NULL;
-        if (rc == HW_OK)
-            rc = hw_classify_build(wk->tokenizer, skills, n, &m);
-        if (rc != HW_OK) {
-            hw_rpc_fail(call, rc, "reading skills failed: %s", hw_strerror(rc));
-            return NULL;
-        }
-        hw_classify_free(wk->skill_model);
-        wk->skill_model = m;
-        wk->skill_model_gen = gen;
-    }
-    return wk->skill_model;
-}
-
-const char *hw_tickets_classify(hw_call *call, hw_app *app, const char *text)
-{
-    const hw_classify_model *m = hw_tickets_skill_model(call, app);
-    if (!m)
-        return NULL;
-    double score;
-    const char *q = hw_arena_strdup(
-        hw_call_arena(call),
-        hw_classify_text(m, app->workers[hw_call_worker(call)].tokenizer, text, &score));
-    if (!q)
-        hw_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "server out of memory");
-    return q;
-}
-
 static bool check_tags(hw_call *call, char **tags, size_t n)
 {
     if (!hw_rpc_check_list(call, "tags", tags, n, MAX_TAGS, MAX_TAG))
@@ -589,7 +546,7 @@ void hw_tickets_create(hw_call *call, const ProtobufCMessage *request, void *app
         !check_tags(call, req->tags, req->n_tags) ||
         !hw_rpc_check_enum(call, "channel", &helpwire__v1__channel__descriptor, req->channel, true))
         return;
-    const char *queue = *req->queue ? req->queue : hw_tickets_classify(call, app, req->text);
+    const char *queue = *req->queue ? req->queue : hw_classify_queue(call, app, req->text);
     if (!queue)
         return;
     create_ctx *c = hw_rpc_ctx_new(call, app, sizeof *c);

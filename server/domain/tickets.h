@@ -93,16 +93,4 @@ void hw_tickets_close(hw_call *call, const ProtobufCMessage *request, void *app)
 void hw_tickets_history(hw_call *call, const ProtobufCMessage *request, void *app);
 void hw_tickets_watch(hw_call *call, const ProtobufCMessage *request, void *app);
 
-/* The skill queue for text on the calling worker: the best keyword match
- * among all skills (HW_FALLBACK_QUEUE when none matches), copied into the
- * call's arena. The worker keeps the skills' keywords tokenized and reloads
- * them only after a skill change (hw_app.skills_gen). NULL when the call was
- * failed (store error or no memory). */
-const char *hw_tickets_classify(hw_call *call, hw_app *app, const char *text);
-
-/* The calling worker's skill model, rebuilt first after a skill change
- * (which uses the worker's tokenizer: call this before tokenizing text for
- * hw_classify_tokens). NULL when the call was failed. */
-const hw_classify_model *hw_tickets_skill_model(hw_call *call, hw_app *app);
-
 #endif
