@@ -8,8 +8,8 @@
  *
  * Each worker keeps its own model of the skills (built with its own
  * tokenizer) and rebuilds it only after a committed skill change: the
- * skill change bumps hw_app.skills_gen (hw_classify_skills_changed) and a
- * worker whose model is older reloads the skills on its next call.
+ * skills_changed effect bumps hw_app.skills_gen (hw_classify_skills_changed)
+ * and a worker whose model is older reloads the skills on its next call.
  */
 #ifndef HW_CLASSIFY_H
 #define HW_CLASSIFY_H
@@ -74,8 +74,9 @@ const hw_classify_model *hw_classify_skill_model(hw_call *call, hw_app *app);
  * call's arena. NULL when the call was failed (store error, no memory). */
 const char *hw_classify_queue(hw_call *call, hw_app *app, const char *text);
 
-/* After the commit of a skill change: every worker rebuilds its model
- * before its next classification. Any thread, never blocks. */
+/* After the commit of a skill change (the skills_changed sink of
+ * effects.h): every worker rebuilds its model before its next
+ * classification. Any thread, never blocks. */
 void hw_classify_skills_changed(hw_app *app);
 
 #endif

@@ -14,7 +14,6 @@
  */
 #include "server/domain/tickets.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +26,7 @@
 #include "server/search/tokenize.h"
 #include "server/store/records.h"
 #include "server/domain/surveys.h"
+#include "server/domain/watch.h"
 
 #define MAX_TEXT 16384
 #define MAX_SUBJECT_CHARS 100
@@ -169,39 +169,6 @@ static int pick_agent(hw_store_txn *w, const char *queue, hw_arena *a, Helpwire_
     return HW_OK;
 }
 
-/* ----------------------------------------------------- outbox helper */
-
-int hw_tickets_send_to_customer_in(hw_store_txn *w, const Helpwire__V1__Customer *c,
-                                   Helpwire__V1__Channel channel, const char *ticket_id, int kind,
-                                   const char *text, hw_event_list *ev, uint64_t *seq)
-{
-    const Helpwire__V1__Identity *to = NULL;
-    for (size_t i = 0; i < c->n_identities; i++)
-        if (c->identities[i]->channel == channel) {
-            to = c->identities[i];
-            break;
-        }
-    if (!to && c->n_identities)
-        to = c->identities[0];
-    if (!to)
-        return HW_OK; /* a customer created through the API with no channel: nothing to deliver to */
-    Helpwire__V1__OutboundMessage m = HELPWIRE__V1__OUTBOUND_MESSAGE__INIT;
-    m.channel = to->channel;
-    m.channel_user_id = to->channel_user_id;
-    m.customer_id = c->id;
-    m.ticket_id = (char *)(ticket_id ? ticket_id : "");
-    m.kind = (Helpwire__V1__OutboundKind)kind;
-    m.text = (char *)text;
-    int rc = hw_outbox_append_in(w, &m);
-    if (rc == HW_OK) {
-        if ((unsigned)to->channel < sizeof ev->outbox)
-            ev->outbox[to->channel] = true;
-        if (seq)
-            *seq = m.seq;
-    }
-    return rc;
-}
-
 /* ------------------------------------------------------ ticket rules */
 
 /* The first n characters (code points) of s, in a. */
@@ -217,7 +184,7 @@ static char *first_chars(hw_arena *a, const char *s, size_t n)
     return hw_arena_strndup(a, s, i);
 }
 
-static int open_ticket(hw_store_txn *w, const hw_ticket_open *o, hw_arena *a, hw_event_list *ev, Ticket **out,
+static int open_ticket(hw_store_txn *w, const hw_ticket_open *o, hw_arena *a, hw_effects *fx, Ticket **out,
                        const char **reason)
 {
     Helpwire__V1__Skill *skill = NULL;
@@ -272,23 +239,23 @@ static int open_ticket(hw_store_txn *w, const hw_ticket_open *o, hw_arena *a, hw
     rc = hw_store_ticket_message_append(w, &m, NULL);
     if (rc == HW_OK)
         rc = hw_watch_record(
-            w, ev, a, t, EV(CREATED), o->actor,
+            w, fx, t, EV(CREATED), o->actor,
             hw_arena_printf(a, "queue=%s priority=%s (%s)", t->queue, priority_name(t->priority), *reason));
     if (rc == HW_OK && agent)
-        rc = hw_watch_record(w, ev, a, t, EV(ASSIGNED), "system",
+        rc = hw_watch_record(w, fx, t, EV(ASSIGNED), "system",
                              hw_arena_printf(a, "assigned to %s", agent->id));
     *out = t;
     return rc;
 }
 
-int hw_tickets_open_in(hw_store_txn *w, const hw_ticket_open *o, hw_arena *a, hw_event_list *ev, Ticket **out,
+int hw_tickets_open_in(hw_store_txn *w, const hw_ticket_open *o, hw_arena *a, hw_effects *fx, Ticket **out,
                        const char **reason)
 {
-    return open_ticket(w, o, a, ev, out, reason);
+    return open_ticket(w, o, a, fx, out, reason);
 }
 
 int hw_tickets_add_message_in(hw_store_txn *w, Ticket *t, Helpwire__V1__MessageKind kind, const char *author,
-                              const char *text, hw_arena *a, hw_event_list *ev,
+                              const char *text, hw_arena *a, hw_effects *fx,
                               Helpwire__V1__TicketMessage **msg_out, uint64_t *outbox_seq)
 {
     if (t->status == ST(CLOSED))
@@ -316,9 +283,9 @@ int hw_tickets_add_message_in(hw_store_txn *w, Ticket *t, Helpwire__V1__MessageK
     static const char *const kinds[] = {"message", "customer message", "agent reply", "internal note",
                                         "system message"};
     if (rc == HW_OK)
-        rc = hw_watch_record(w, ev, a, t, EV(MESSAGE), author, kinds[(unsigned)kind < 5 ? kind : 0]);
+        rc = hw_watch_record(w, fx, t, EV(MESSAGE), author, kinds[(unsigned)kind < 5 ? kind : 0]);
     if (rc == HW_OK && prev != t->status)
-        rc = hw_watch_record(w, ev, a, t, EV(STATUS_CHANGED), author,
+        rc = hw_watch_record(w, fx, t, EV(STATUS_CHANGED), author,
                              hw_arena_printf(a, "%s -> %s", status_name(prev), status_name(t->status)));
     if (outbox_seq)
         *outbox_seq = 0;
@@ -326,9 +293,9 @@ int hw_tickets_add_message_in(hw_store_txn *w, Ticket *t, Helpwire__V1__MessageK
         Helpwire__V1__Customer *c;
         rc = hw_store_customer_get(w, t->customer_id, a, &c);
         if (rc == HW_OK)
-            rc = hw_tickets_send_to_customer_in(w, c, t->channel, t->id,
-                                                HELPWIRE__V1__OUTBOUND_KIND__OUTBOUND_KIND_AGENT_REPLY, text,
-                                                ev, outbox_seq);
+            rc = hw_outbox_send_to_customer_in(w, fx, c, t->channel, t->id,
+                                               HELPWIRE__V1__OUTBOUND_KIND__OUTBOUND_KIND_AGENT_REPLY, text,
+                                               outbox_seq);
         else if (rc == HW_ENOTFOUND)
             rc = HW_OK;
     }
@@ -362,7 +329,7 @@ static int cmp_waiting(const void *x, const void *y)
     return a->number < b->number ? -1 : a->number > b->number;
 }
 
-int hw_tickets_assign_waiting_in(hw_store_txn *w, const char *agent_id, hw_arena *a, hw_event_list *ev,
+int hw_tickets_assign_waiting_in(hw_store_txn *w, const char *agent_id, hw_arena *a, hw_effects *fx,
                                  char ***ids, size_t *n_ids)
 {
     Helpwire__V1__Agent *ag;
@@ -412,7 +379,7 @@ int hw_tickets_assign_waiting_in(hw_store_txn *w, const char *agent_id, hw_arena
         t->updated_unix_ms = hw_rpc_now_ms();
         rc = store_ticket(w, t, t->status, "", HW_PUT_REPLACE);
         if (rc == HW_OK)
-            rc = hw_watch_record(w, ev, a, t, EV(ASSIGNED), "system",
+            rc = hw_watch_record(w, fx, t, EV(ASSIGNED), "system",
                                  hw_arena_printf(a, "assigned to %s", ag->id));
         if (rc != HW_OK)
             return rc;
@@ -423,16 +390,6 @@ int hw_tickets_assign_waiting_in(hw_store_txn *w, const char *agent_id, hw_arena
 }
 
 /* ------------------------------------------------------------ watch hub */
-
-void hw_tickets_publish(hw_app *app, const hw_event_list *ev)
-{
-    hw_watch_publish(app->watch, ev);
-    for (unsigned ch = 0; ch < sizeof ev->outbox; ch++)
-        if (ev->outbox[ch] && app->outbox)
-            hw_outbox_committed(app->outbox, (Helpwire__V1__Channel)ch);
-    if (ev->alert && app->notifier)
-        hw_notifier_wake(app->notifier);
-}
 
 void hw_tickets_watch(hw_call *call, const ProtobufCMessage *request, void *appv)
 {
@@ -467,7 +424,6 @@ typedef struct {
     hw_wctx h;
     const Helpwire__V1__CreateTicketRequest *req;
     const char *queue;
-    hw_event_list ev;
     Ticket *ticket;
     const char *reason;
     bool replayed;
@@ -477,7 +433,6 @@ static int create_fn(hw_store_txn *w, void *arg)
 {
     create_ctx *c = arg;
     hw_arena *a = hw_call_arena(c->h.call);
-    hw_event_list_reset(&c->ev);
     c->replayed = false;
     if (*c->req->idempotency_key) {
         char *tid;
@@ -505,7 +460,7 @@ static int create_fn(hw_store_txn *w, void *arg)
                         .tags = c->req->tags,
                         .n_tags = c->req->n_tags,
                         .actor = hw_rpc_actor(c->h.call)};
-    rc = hw_tickets_open_in(w, &o, a, &c->ev, &c->ticket, &c->reason);
+    rc = hw_tickets_open_in(w, &o, a, &c->h.fx, &c->ticket, &c->reason);
     if (rc == HW_ENOTFOUND)
         return hw_rpc_wfail(&c->h, rc, "queue: no skill named %s", c->queue);
     if (rc == HW_OK && *c->req->idempotency_key)
@@ -518,7 +473,6 @@ static void create_done(void *arg, int status)
     create_ctx *c = arg;
     if (hw_rpc_write_failed(&c->h, status))
         return;
-    hw_tickets_publish(c->h.app, &c->ev);
     Helpwire__V1__CreateTicketReply r = HELPWIRE__V1__CREATE_TICKET_REPLY__INIT;
     r.ticket = c->ticket;
     r.replayed = c->replayed;
@@ -677,7 +631,6 @@ typedef struct {
     hw_wctx h;
     const Helpwire__V1__UpdateTicketRequest *req;
     bool set_status, set_assignee, set_priority, set_tags;
-    hw_event_list ev;
     Ticket *ticket;
 } update_ctx;
 
@@ -687,7 +640,6 @@ static int update_fn(hw_store_txn *w, void *arg)
     const Helpwire__V1__UpdateTicketRequest *q = c->req;
     hw_arena *a = hw_call_arena(c->h.call);
     const char *actor = hw_rpc_actor(c->h.call);
-    hw_event_list_reset(&c->ev);
     Ticket *t;
     int rc = load_for_change(w, &c->h, q->ticket_id, q->expected_version, &t);
     if (rc != HW_OK)
@@ -707,10 +659,10 @@ static int update_fn(hw_store_txn *w, void *arg)
                                 status_name(t->status), status_name(q->status));
         t->status = q->status;
         if (prev_status == ST(RESOLVED) && q->status == ST(OPEN))
-            rc = hw_watch_record(w, &c->ev, a, t, EV(REOPENED), actor, "RESOLVED -> OPEN");
+            rc = hw_watch_record(w, &c->h.fx, t, EV(REOPENED), actor, "RESOLVED -> OPEN");
         else
             rc = hw_watch_record(
-                w, &c->ev, a, t, EV(STATUS_CHANGED), actor,
+                w, &c->h.fx, t, EV(STATUS_CHANGED), actor,
                 hw_arena_printf(a, "%s -> %s", status_name(prev_status), status_name(t->status)));
     }
     if (rc == HW_OK && c->set_assignee && strcmp(q->assignee_agent_id, t->assignee_agent_id) != 0) {
@@ -723,7 +675,7 @@ static int update_fn(hw_store_txn *w, void *arg)
         }
         t->assignee_agent_id = q->assignee_agent_id;
         if (rc == HW_OK)
-            rc = hw_watch_record(w, &c->ev, a, t, EV(ASSIGNED), actor,
+            rc = hw_watch_record(w, &c->h.fx, t, EV(ASSIGNED), actor,
                                  *t->assignee_agent_id
                                      ? hw_arena_printf(a, "assigned to %s", t->assignee_agent_id)
                                      : "unassigned");
@@ -731,13 +683,13 @@ static int update_fn(hw_store_txn *w, void *arg)
     if (rc == HW_OK && c->set_priority && q->priority != t->priority) {
         Helpwire__V1__Priority old = t->priority;
         t->priority = q->priority;
-        rc = hw_watch_record(w, &c->ev, a, t, EV(PRIORITY_CHANGED), actor,
+        rc = hw_watch_record(w, &c->h.fx, t, EV(PRIORITY_CHANGED), actor,
                              hw_arena_printf(a, "%s -> %s", priority_name(old), priority_name(t->priority)));
     }
     if (rc == HW_OK && c->set_tags) {
         t->tags = q->tags;
         t->n_tags = q->n_tags;
-        rc = hw_watch_record(w, &c->ev, a, t, EV(TAGS_CHANGED), actor,
+        rc = hw_watch_record(w, &c->h.fx, t, EV(TAGS_CHANGED), actor,
                              hw_arena_printf(a, "%zu tags", q->n_tags));
     }
     if (rc != HW_OK)
@@ -746,11 +698,10 @@ static int update_fn(hw_store_txn *w, void *arg)
     t->updated_unix_ms = hw_rpc_now_ms();
     rc = store_ticket(w, t, prev_status, prev_assignee, HW_PUT_REPLACE);
     /* The snapshots recorded above carry the old version: refresh them. */
-    for (size_t i = 0; i < c->ev.n; i++)
-        *c->ev.items[i]->ticket = *t;
+    hw_effects_refresh_ticket(&c->h.fx, t);
     /* Whoever lost load may take a waiting ticket now. */
     if (rc == HW_OK && prev_assignee && *prev_assignee)
-        rc = hw_tickets_assign_waiting_in(w, prev_assignee, a, &c->ev, NULL, NULL);
+        rc = hw_tickets_assign_waiting_in(w, prev_assignee, a, &c->h.fx, NULL, NULL);
     c->ticket = t;
     return rc;
 }
@@ -761,7 +712,6 @@ static void ticket_done(void *arg, int status)
     update_ctx *c = arg;
     if (hw_rpc_write_failed(&c->h, status))
         return;
-    hw_tickets_publish(c->h.app, &c->ev);
     hw_call_reply(c->h.call, &c->ticket->base);
 }
 
@@ -809,7 +759,6 @@ void hw_tickets_update(hw_call *call, const ProtobufCMessage *request, void *app
 typedef struct {
     hw_wctx h;
     const Helpwire__V1__AddMessageRequest *req;
-    hw_event_list ev;
     Helpwire__V1__TicketMessage *msg;
     uint64_t seq;
 } message_ctx;
@@ -818,7 +767,6 @@ static int message_fn(hw_store_txn *w, void *arg)
 {
     message_ctx *c = arg;
     hw_arena *a = hw_call_arena(c->h.call);
-    hw_event_list_reset(&c->ev);
     Ticket *t;
     int rc = load_for_change(w, &c->h, c->req->ticket_id, 0, &t);
     if (rc != HW_OK)
@@ -826,7 +774,7 @@ static int message_fn(hw_store_txn *w, void *arg)
     const char *author = c->req->kind == HELPWIRE__V1__MESSAGE_KIND__MESSAGE_KIND_CUSTOMER
                              ? hw_arena_printf(a, "customer:%s", t->customer_id)
                              : hw_rpc_actor(c->h.call);
-    rc = hw_tickets_add_message_in(w, t, c->req->kind, author, c->req->text, a, &c->ev, &c->msg, &c->seq);
+    rc = hw_tickets_add_message_in(w, t, c->req->kind, author, c->req->text, a, &c->h.fx, &c->msg, &c->seq);
     if (rc == HW_EPRECONDITION)
         return hw_rpc_wfail(&c->h, rc, "ticket %s is closed; open a new ticket instead", t->id);
     return rc;
@@ -837,7 +785,6 @@ static void message_done(void *arg, int status)
     message_ctx *c = arg;
     if (hw_rpc_write_failed(&c->h, status))
         return;
-    hw_tickets_publish(c->h.app, &c->ev);
     Helpwire__V1__AddMessageReply r = HELPWIRE__V1__ADD_MESSAGE_REPLY__INIT;
     r.message = c->msg;
     r.outbox_seq = c->seq;
@@ -874,9 +821,7 @@ typedef struct {
 static int escalate_fn(hw_store_txn *w, void *arg)
 {
     escalate_ctx *c = arg;
-    hw_arena *a = hw_call_arena(c->u.h.call);
     const char *actor = hw_rpc_actor(c->u.h.call);
-    hw_event_list_reset(&c->u.ev);
     Ticket *t;
     int rc = load_for_change(w, &c->u.h, c->req->ticket_id, c->req->expected_version, &t);
     if (rc != HW_OK)
@@ -892,10 +837,9 @@ static int escalate_fn(hw_store_txn *w, void *arg)
     t->version++;
     rc = store_ticket(w, t, prev, t->assignee_agent_id, HW_PUT_REPLACE);
     if (rc == HW_OK)
-        rc = hw_watch_record(w, &c->u.ev, a, t, EV(ESCALATED), actor, c->req->reason);
+        rc = hw_watch_record(w, &c->u.h.fx, t, EV(ESCALATED), actor, c->req->reason);
     if (rc == HW_OK)
-        rc = hw_notifier_queue_in(w, t, c->req->reason, actor);
-    c->u.ev.alert = true;
+        rc = hw_notifier_queue_in(w, &c->u.h.fx, t, c->req->reason, actor);
     c->u.ticket = t;
     return rc;
 }
@@ -918,7 +862,6 @@ void hw_tickets_escalate(hw_call *call, const ProtobufCMessage *request, void *a
 typedef struct {
     hw_wctx h;
     const Helpwire__V1__CloseTicketRequest *req;
-    hw_event_list ev;
     Ticket *ticket;
     char *survey_id, *survey_url;
 } close_ctx;
@@ -928,7 +871,6 @@ static int close_fn(hw_store_txn *w, void *arg)
     close_ctx *c = arg;
     hw_arena *a = hw_call_arena(c->h.call);
     const char *actor = hw_rpc_actor(c->h.call);
-    hw_event_list_reset(&c->ev);
     c->survey_id = c->survey_url = "";
     Ticket *t;
     int rc = load_for_change(w, &c->h, c->req->ticket_id, c->req->expected_version, &t);
@@ -943,7 +885,7 @@ static int close_fn(hw_store_txn *w, void *arg)
     t->version++;
     rc = store_ticket(w, t, prev, t->assignee_agent_id, HW_PUT_REPLACE);
     if (rc == HW_OK)
-        rc = hw_watch_record(w, &c->ev, a, t, EV(CLOSED), actor, c->req->resolution);
+        rc = hw_watch_record(w, &c->h.fx, t, EV(CLOSED), actor, c->req->resolution);
     if (rc == HW_OK && !c->req->skip_survey) {
         Helpwire__V1__Customer *cust;
         rc = hw_store_customer_get(w, t->customer_id, a, &cust);
@@ -953,15 +895,13 @@ static int close_fn(hw_store_txn *w, void *arg)
                 to = cust->identities[i]->channel_user_id;
         if (rc == HW_OK && to) {
             uint64_t seq;
-            rc = hw_surveys_create_in(w, c->h.app, t, to, a, &c->ev, &c->survey_id, &c->survey_url, &seq);
-            if (rc == HW_OK && (unsigned)t->channel < sizeof c->ev.outbox)
-                c->ev.outbox[t->channel] = true;
+            rc = hw_surveys_create_in(w, c->h.app, t, to, a, &c->h.fx, &c->survey_id, &c->survey_url, &seq);
         } else if (rc == HW_ENOTFOUND) {
             rc = HW_OK; /* no customer to ask */
         }
     }
     if (rc == HW_OK && *t->assignee_agent_id)
-        rc = hw_tickets_assign_waiting_in(w, t->assignee_agent_id, a, &c->ev, NULL, NULL);
+        rc = hw_tickets_assign_waiting_in(w, t->assignee_agent_id, a, &c->h.fx, NULL, NULL);
     c->ticket = t;
     return rc;
 }
@@ -971,7 +911,6 @@ static void close_done(void *arg, int status)
     close_ctx *c = arg;
     if (hw_rpc_write_failed(&c->h, status))
         return;
-    hw_tickets_publish(c->h.app, &c->ev);
     Helpwire__V1__CloseTicketReply r = HELPWIRE__V1__CLOSE_TICKET_REPLY__INIT;
     r.ticket = c->ticket;
     r.survey_id = c->survey_id;

@@ -2,12 +2,15 @@
  * tickets: the helpwire.v1.Tickets service and the ticket rules every
  * other module uses (Route opens and appends through the same functions):
  * numbering, subject, priority, the status machine, assignment to the
- * least-loaded online agent with the queue's skill, agent load accounting,
- * history events and the live WatchTickets hub.
+ * least-loaded online agent with the queue's skill, agent load accounting
+ * and history events.
  *
- * Functions ending in _in run inside a store write fn (writer thread) and
- * record the events they cause in an hw_event_list, which the write's done
- * callback publishes to watchers with hw_tickets_publish() after the commit.
+ * Functions ending in _in are the rules: they run inside a store write fn
+ * (writer thread, in transaction w), change the store only through w (so a
+ * refused or failed write leaves nothing), and record what the change
+ * causes after the commit (ticket events for watchers, outbox and notifier
+ * wake-ups) on fx (effects.h). Records they return are allocated in a;
+ * a and fx's arena may be the same arena (the call's, for handlers).
  */
 #ifndef HW_TICKETS_H
 #define HW_TICKETS_H
@@ -20,8 +23,8 @@
 #include "server/domain/app.h"
 #include "server/base/arena.h"
 #include "server/net/net.h"
+#include "server/domain/effects.h"
 #include "server/store/store.h"
-#include "server/domain/watch.h"
 
 /* What opening a ticket needs. Strings are borrowed. */
 typedef struct hw_ticket_open {
@@ -41,7 +44,7 @@ typedef struct hw_ticket_open {
  * skill's default), assignment, CREATED/MESSAGE/ASSIGNED events. *out and
  * *reason (which rule set the priority) are allocated in a.
  * @return HW_OK; HW_ENOTFOUND (queue is not a skill); store codes. */
-int hw_tickets_open_in(hw_store_txn *w, const hw_ticket_open *o, hw_arena *a, hw_event_list *ev,
+int hw_tickets_open_in(hw_store_txn *w, const hw_ticket_open *o, hw_arena *a, hw_effects *fx,
                        Helpwire__V1__Ticket **out, const char **reason);
 
 /* Appends a message to ticket t (updated in place: message_count, updated
@@ -50,7 +53,7 @@ int hw_tickets_open_in(hw_store_txn *w, const hw_ticket_open *o, hw_arena *a, hw
  * queued in the outbox for the customer (*outbox_seq, may be NULL).
  * @return HW_OK; HW_EPRECONDITION (ticket closed); store codes. */
 int hw_tickets_add_message_in(hw_store_txn *w, Helpwire__V1__Ticket *t, Helpwire__V1__MessageKind kind,
-                              const char *author, const char *text, hw_arena *a, hw_event_list *ev,
+                              const char *author, const char *text, hw_arena *a, hw_effects *fx,
                               Helpwire__V1__TicketMessage **msg_out, uint64_t *outbox_seq);
 
 /* The customer's most recent ticket that is OPEN, PENDING or ESCALATED,
@@ -61,15 +64,8 @@ int hw_tickets_find_open_in(hw_store_txn *t, const char *customer_id, hw_arena *
 /* Assigns waiting (unassigned, open) tickets of the agent's skills to the
  * agent while it is online and under capacity, most urgent and oldest
  * first; their ids are appended to *ids (allocated in a, may be NULL). */
-int hw_tickets_assign_waiting_in(hw_store_txn *w, const char *agent_id, hw_arena *a, hw_event_list *ev,
+int hw_tickets_assign_waiting_in(hw_store_txn *w, const char *agent_id, hw_arena *a, hw_effects *fx,
                                  char ***ids, size_t *n_ids);
-
-/* Queues text for the customer of ticket-less conversations (auto-replies)
- * or tickets: finds the customer's identity on channel and appends to the
- * outbox. */
-int hw_tickets_send_to_customer_in(hw_store_txn *w, const Helpwire__V1__Customer *c,
-                                   Helpwire__V1__Channel channel, const char *ticket_id, int kind,
-                                   const char *text, hw_event_list *ev, uint64_t *seq);
 
 /* Makes the next ticket number at least from (ticket numbers and ids are
  * never given twice by one store, but a store restored from a backup does
@@ -77,10 +73,6 @@ int hw_tickets_send_to_customer_in(hw_store_txn *w, const Helpwire__V1__Customer
  * *next receives the number the next ticket will get. Before serving.
  * @return HW_OK; store codes. */
 int hw_tickets_number_floor(hw_store *s, uint64_t from, uint64_t *next);
-
-/* After the commit: sends the events to WatchTickets streams and wakes
- * outbox subscribers and the notifier. Any thread. */
-void hw_tickets_publish(hw_app *app, const hw_event_list *ev);
 
 /* Method-table handlers; app is a hw_app. */
 void hw_tickets_create(hw_call *call, const ProtobufCMessage *request, void *app);
