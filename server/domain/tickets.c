@@ -53,7 +53,7 @@ static const struct {
     {ST(PENDING), ST(RESOLVED)}, {ST(ESCALATED), ST(RESOLVED)}, {ST(RESOLVED), ST(OPEN)},
 };
 
-static bool move_allowed(Helpwire__V1__TicketStatus from, Helpwire__V1__TicketStatus to)
+bool hw_tickets_status_move_allowed(Helpwire__V1__TicketStatus from, Helpwire__V1__TicketStatus to)
 {
     for (size_t i = 0; i < sizeof moves / sizeof moves[0]; i++)
         if (moves[i].from == from && moves[i].to == to)
@@ -389,6 +389,130 @@ int hw_tickets_assign_waiting_in(hw_store_txn *w, const char *agent_id, hw_arena
     return HW_OK;
 }
 
+/* Refuses a change: *why gets the message (in a; NULL when a is out of
+ * memory, and the caller then says hw_strerror(code)). */
+#define REFUSE(code, ...) (*why = hw_arena_printf(a, __VA_ARGS__), (code))
+
+int hw_tickets_update_in(hw_store_txn *w, Ticket *t, const hw_ticket_change *ch, const char *actor,
+                         hw_arena *a, hw_effects *fx, const char **why)
+{
+    *why = NULL;
+    Helpwire__V1__TicketStatus prev_status = t->status;
+    const char *prev_assignee = t->assignee_agent_id;
+    int rc = HW_OK;
+    if (t->status == ST(CLOSED))
+        return REFUSE(HW_EPRECONDITION, "ticket %s is closed; a closed ticket cannot change", t->id);
+    if (ch->set_status && ch->status != t->status) {
+        if (ch->status == ST(CLOSED))
+            return REFUSE(HW_EPRECONDITION, "status: use CloseTicket to close a ticket");
+        if (ch->status == ST(ESCALATED))
+            return REFUSE(HW_EPRECONDITION, "status: use EscalateTicket to escalate a ticket");
+        if (!hw_tickets_status_move_allowed(t->status, ch->status))
+            return REFUSE(HW_EPRECONDITION, "status: %s -> %s is not allowed", status_name(t->status),
+                          status_name(ch->status));
+        t->status = ch->status;
+        if (prev_status == ST(RESOLVED) && ch->status == ST(OPEN))
+            rc = hw_watch_record(w, fx, t, EV(REOPENED), actor, "RESOLVED -> OPEN");
+        else
+            rc = hw_watch_record(
+                w, fx, t, EV(STATUS_CHANGED), actor,
+                hw_arena_printf(a, "%s -> %s", status_name(prev_status), status_name(t->status)));
+    }
+    if (rc == HW_OK && ch->set_assignee && strcmp(ch->assignee_agent_id, t->assignee_agent_id) != 0) {
+        if (*ch->assignee_agent_id) {
+            Helpwire__V1__Agent *ag;
+            rc = hw_store_agent_get(w, ch->assignee_agent_id, a, &ag);
+            if (rc == HW_ENOTFOUND)
+                return REFUSE(rc, "assignee_agent_id: no agent with id %s", ch->assignee_agent_id);
+        }
+        t->assignee_agent_id = (char *)ch->assignee_agent_id;
+        if (rc == HW_OK)
+            rc = hw_watch_record(w, fx, t, EV(ASSIGNED), actor,
+                                 *t->assignee_agent_id
+                                     ? hw_arena_printf(a, "assigned to %s", t->assignee_agent_id)
+                                     : "unassigned");
+    }
+    if (rc == HW_OK && ch->set_priority && ch->priority != t->priority) {
+        Helpwire__V1__Priority old = t->priority;
+        t->priority = ch->priority;
+        rc = hw_watch_record(w, fx, t, EV(PRIORITY_CHANGED), actor,
+                             hw_arena_printf(a, "%s -> %s", priority_name(old), priority_name(t->priority)));
+    }
+    if (rc == HW_OK && ch->set_tags) {
+        t->tags = ch->tags;
+        t->n_tags = ch->n_tags;
+        rc = hw_watch_record(w, fx, t, EV(TAGS_CHANGED), actor, hw_arena_printf(a, "%zu tags", ch->n_tags));
+    }
+    if (rc != HW_OK)
+        return rc;
+    t->version++;
+    t->updated_unix_ms = hw_rpc_now_ms();
+    rc = store_ticket(w, t, prev_status, prev_assignee, HW_PUT_REPLACE);
+    /* The snapshots recorded above carry the old version: refresh them. */
+    hw_effects_refresh_ticket(fx, t);
+    /* Whoever lost load may take a waiting ticket now. */
+    if (rc == HW_OK && prev_assignee && *prev_assignee)
+        rc = hw_tickets_assign_waiting_in(w, prev_assignee, a, fx, NULL, NULL);
+    return rc;
+}
+
+int hw_tickets_escalate_in(hw_store_txn *w, Ticket *t, const char *reason, const char *actor, hw_arena *a,
+                           hw_effects *fx, const char **why)
+{
+    *why = NULL;
+    if (t->status != ST(OPEN) && t->status != ST(PENDING))
+        return REFUSE(HW_EPRECONDITION, "ticket %s is %s; only OPEN or PENDING tickets escalate", t->id,
+                      status_name(t->status));
+    Helpwire__V1__TicketStatus prev = t->status;
+    t->status = ST(ESCALATED);
+    t->escalation_reason = (char *)reason;
+    t->escalated_unix_ms = t->updated_unix_ms = hw_rpc_now_ms();
+    t->version++;
+    int rc = store_ticket(w, t, prev, t->assignee_agent_id, HW_PUT_REPLACE);
+    if (rc == HW_OK)
+        rc = hw_watch_record(w, fx, t, EV(ESCALATED), actor, reason);
+    if (rc == HW_OK)
+        rc = hw_notifier_queue_in(w, fx, t, reason, actor);
+    return rc;
+}
+
+int hw_tickets_close_in(hw_store_txn *w, hw_app *app, Ticket *t, const char *resolution, bool skip_survey,
+                        const char *actor, hw_arena *a, hw_effects *fx, char **survey_id, char **survey_url,
+                        const char **why)
+{
+    *why = NULL;
+    *survey_id = *survey_url = "";
+    if (t->status == ST(CLOSED))
+        return REFUSE(HW_EPRECONDITION, "ticket %s is already closed", t->id);
+    Helpwire__V1__TicketStatus prev = t->status;
+    t->status = ST(CLOSED);
+    t->resolution = (char *)resolution;
+    t->closed_unix_ms = t->updated_unix_ms = hw_rpc_now_ms();
+    t->version++;
+    int rc = store_ticket(w, t, prev, t->assignee_agent_id, HW_PUT_REPLACE);
+    if (rc == HW_OK)
+        rc = hw_watch_record(w, fx, t, EV(CLOSED), actor, resolution);
+    if (rc == HW_OK && !skip_survey) {
+        Helpwire__V1__Customer *cust;
+        rc = hw_store_customer_get(w, t->customer_id, a, &cust);
+        const char *to = NULL;
+        for (size_t i = 0; rc == HW_OK && i < cust->n_identities && !to; i++)
+            if (cust->identities[i]->channel == t->channel)
+                to = cust->identities[i]->channel_user_id;
+        if (rc == HW_OK && to) {
+            uint64_t seq;
+            rc = hw_surveys_create_in(w, app, t, to, a, fx, survey_id, survey_url, &seq);
+        } else if (rc == HW_ENOTFOUND) {
+            rc = HW_OK; /* no customer to ask */
+        }
+    }
+    if (rc == HW_OK && *t->assignee_agent_id)
+        rc = hw_tickets_assign_waiting_in(w, t->assignee_agent_id, a, fx, NULL, NULL);
+    return rc;
+}
+
+#undef REFUSE
+
 /* ------------------------------------------------------------ watch hub */
 
 void hw_tickets_watch(hw_call *call, const ProtobufCMessage *request, void *appv)
@@ -630,80 +754,22 @@ void hw_tickets_history(hw_call *call, const ProtobufCMessage *request, void *ap
 typedef struct {
     hw_wctx h;
     const Helpwire__V1__UpdateTicketRequest *req;
-    bool set_status, set_assignee, set_priority, set_tags;
+    hw_ticket_change change;
     Ticket *ticket;
 } update_ctx;
 
 static int update_fn(hw_store_txn *w, void *arg)
 {
     update_ctx *c = arg;
-    const Helpwire__V1__UpdateTicketRequest *q = c->req;
-    hw_arena *a = hw_call_arena(c->h.call);
-    const char *actor = hw_rpc_actor(c->h.call);
     Ticket *t;
-    int rc = load_for_change(w, &c->h, q->ticket_id, q->expected_version, &t);
+    int rc = load_for_change(w, &c->h, c->req->ticket_id, c->req->expected_version, &t);
     if (rc != HW_OK)
         return rc;
-    Helpwire__V1__TicketStatus prev_status = t->status;
-    const char *prev_assignee = t->assignee_agent_id;
-    if (t->status == ST(CLOSED))
-        return hw_rpc_wfail(&c->h, HW_EPRECONDITION, "ticket %s is closed; a closed ticket cannot change",
-                            t->id);
-    if (c->set_status && q->status != t->status) {
-        if (q->status == ST(CLOSED))
-            return hw_rpc_wfail(&c->h, HW_EPRECONDITION, "status: use CloseTicket to close a ticket");
-        if (q->status == ST(ESCALATED))
-            return hw_rpc_wfail(&c->h, HW_EPRECONDITION, "status: use EscalateTicket to escalate a ticket");
-        if (!move_allowed(t->status, q->status))
-            return hw_rpc_wfail(&c->h, HW_EPRECONDITION, "status: %s -> %s is not allowed",
-                                status_name(t->status), status_name(q->status));
-        t->status = q->status;
-        if (prev_status == ST(RESOLVED) && q->status == ST(OPEN))
-            rc = hw_watch_record(w, &c->h.fx, t, EV(REOPENED), actor, "RESOLVED -> OPEN");
-        else
-            rc = hw_watch_record(
-                w, &c->h.fx, t, EV(STATUS_CHANGED), actor,
-                hw_arena_printf(a, "%s -> %s", status_name(prev_status), status_name(t->status)));
-    }
-    if (rc == HW_OK && c->set_assignee && strcmp(q->assignee_agent_id, t->assignee_agent_id) != 0) {
-        if (*q->assignee_agent_id) {
-            Helpwire__V1__Agent *ag;
-            rc = hw_store_agent_get(w, q->assignee_agent_id, a, &ag);
-            if (rc == HW_ENOTFOUND)
-                return hw_rpc_wfail(&c->h, rc, "assignee_agent_id: no agent with id %s",
-                                    q->assignee_agent_id);
-        }
-        t->assignee_agent_id = q->assignee_agent_id;
-        if (rc == HW_OK)
-            rc = hw_watch_record(w, &c->h.fx, t, EV(ASSIGNED), actor,
-                                 *t->assignee_agent_id
-                                     ? hw_arena_printf(a, "assigned to %s", t->assignee_agent_id)
-                                     : "unassigned");
-    }
-    if (rc == HW_OK && c->set_priority && q->priority != t->priority) {
-        Helpwire__V1__Priority old = t->priority;
-        t->priority = q->priority;
-        rc = hw_watch_record(w, &c->h.fx, t, EV(PRIORITY_CHANGED), actor,
-                             hw_arena_printf(a, "%s -> %s", priority_name(old), priority_name(t->priority)));
-    }
-    if (rc == HW_OK && c->set_tags) {
-        t->tags = q->tags;
-        t->n_tags = q->n_tags;
-        rc = hw_watch_record(w, &c->h.fx, t, EV(TAGS_CHANGED), actor,
-                             hw_arena_printf(a, "%zu tags", q->n_tags));
-    }
-    if (rc != HW_OK)
-        return rc;
-    t->version++;
-    t->updated_unix_ms = hw_rpc_now_ms();
-    rc = store_ticket(w, t, prev_status, prev_assignee, HW_PUT_REPLACE);
-    /* The snapshots recorded above carry the old version: refresh them. */
-    hw_effects_refresh_ticket(&c->h.fx, t);
-    /* Whoever lost load may take a waiting ticket now. */
-    if (rc == HW_OK && prev_assignee && *prev_assignee)
-        rc = hw_tickets_assign_waiting_in(w, prev_assignee, a, &c->h.fx, NULL, NULL);
+    const char *why;
+    rc = hw_tickets_update_in(w, t, &c->change, hw_rpc_actor(c->h.call), hw_call_arena(c->h.call), &c->h.fx,
+                              &why);
     c->ticket = t;
-    return rc;
+    return why ? hw_rpc_wfail(&c->h, rc, "%s", why) : rc;
 }
 
 static void ticket_done(void *arg, int status)
@@ -729,28 +795,34 @@ void hw_tickets_update(hw_call *call, const ProtobufCMessage *request, void *app
                      "update_mask: name the fields to set (status, assignee_agent_id, priority, tags)");
         return;
     }
+    hw_ticket_change *ch = &c->change;
     for (size_t i = 0; i < req->n_update_mask; i++) {
         const char *f = req->update_mask[i];
         if (strcmp(f, "status") == 0)
-            c->set_status = true;
+            ch->set_status = true;
         else if (strcmp(f, "assignee_agent_id") == 0)
-            c->set_assignee = true;
+            ch->set_assignee = true;
         else if (strcmp(f, "priority") == 0)
-            c->set_priority = true;
+            ch->set_priority = true;
         else if (strcmp(f, "tags") == 0)
-            c->set_tags = true;
+            ch->set_tags = true;
         else {
             hw_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "update_mask: unknown field '%.64s'", f);
             return;
         }
     }
-    if ((c->set_status &&
+    if ((ch->set_status &&
          !hw_rpc_check_enum(call, "status", &helpwire__v1__ticket_status__descriptor, req->status, false)) ||
-        (c->set_assignee && !hw_rpc_check_id(call, "assignee_agent_id", req->assignee_agent_id, 64, true)) ||
-        (c->set_priority &&
+        (ch->set_assignee && !hw_rpc_check_id(call, "assignee_agent_id", req->assignee_agent_id, 64, true)) ||
+        (ch->set_priority &&
          !hw_rpc_check_enum(call, "priority", &helpwire__v1__priority__descriptor, req->priority, false)) ||
-        (c->set_tags && !check_tags(call, req->tags, req->n_tags)))
+        (ch->set_tags && !check_tags(call, req->tags, req->n_tags)))
         return;
+    ch->status = req->status;
+    ch->assignee_agent_id = req->assignee_agent_id;
+    ch->priority = req->priority;
+    ch->tags = req->tags;
+    ch->n_tags = req->n_tags;
     hw_rpc_write(&c->h, update_fn, ticket_done);
 }
 
@@ -821,27 +893,15 @@ typedef struct {
 static int escalate_fn(hw_store_txn *w, void *arg)
 {
     escalate_ctx *c = arg;
-    const char *actor = hw_rpc_actor(c->u.h.call);
     Ticket *t;
     int rc = load_for_change(w, &c->u.h, c->req->ticket_id, c->req->expected_version, &t);
     if (rc != HW_OK)
         return rc;
-    if (t->status != ST(OPEN) && t->status != ST(PENDING))
-        return hw_rpc_wfail(&c->u.h, HW_EPRECONDITION,
-                            "ticket %s is %s; only OPEN or PENDING tickets escalate", t->id,
-                            status_name(t->status));
-    Helpwire__V1__TicketStatus prev = t->status;
-    t->status = ST(ESCALATED);
-    t->escalation_reason = c->req->reason;
-    t->escalated_unix_ms = t->updated_unix_ms = hw_rpc_now_ms();
-    t->version++;
-    rc = store_ticket(w, t, prev, t->assignee_agent_id, HW_PUT_REPLACE);
-    if (rc == HW_OK)
-        rc = hw_watch_record(w, &c->u.h.fx, t, EV(ESCALATED), actor, c->req->reason);
-    if (rc == HW_OK)
-        rc = hw_notifier_queue_in(w, &c->u.h.fx, t, c->req->reason, actor);
+    const char *why;
+    rc = hw_tickets_escalate_in(w, t, c->req->reason, hw_rpc_actor(c->u.h.call), hw_call_arena(c->u.h.call),
+                                &c->u.h.fx, &why);
     c->u.ticket = t;
-    return rc;
+    return why ? hw_rpc_wfail(&c->u.h, rc, "%s", why) : rc;
 }
 
 void hw_tickets_escalate(hw_call *call, const ProtobufCMessage *request, void *appv)
@@ -869,41 +929,16 @@ typedef struct {
 static int close_fn(hw_store_txn *w, void *arg)
 {
     close_ctx *c = arg;
-    hw_arena *a = hw_call_arena(c->h.call);
-    const char *actor = hw_rpc_actor(c->h.call);
     c->survey_id = c->survey_url = "";
     Ticket *t;
     int rc = load_for_change(w, &c->h, c->req->ticket_id, c->req->expected_version, &t);
     if (rc != HW_OK)
         return rc;
-    if (t->status == ST(CLOSED))
-        return hw_rpc_wfail(&c->h, HW_EPRECONDITION, "ticket %s is already closed", t->id);
-    Helpwire__V1__TicketStatus prev = t->status;
-    t->status = ST(CLOSED);
-    t->resolution = c->req->resolution;
-    t->closed_unix_ms = t->updated_unix_ms = hw_rpc_now_ms();
-    t->version++;
-    rc = store_ticket(w, t, prev, t->assignee_agent_id, HW_PUT_REPLACE);
-    if (rc == HW_OK)
-        rc = hw_watch_record(w, &c->h.fx, t, EV(CLOSED), actor, c->req->resolution);
-    if (rc == HW_OK && !c->req->skip_survey) {
-        Helpwire__V1__Customer *cust;
-        rc = hw_store_customer_get(w, t->customer_id, a, &cust);
-        const char *to = NULL;
-        for (size_t i = 0; rc == HW_OK && i < cust->n_identities && !to; i++)
-            if (cust->identities[i]->channel == t->channel)
-                to = cust->identities[i]->channel_user_id;
-        if (rc == HW_OK && to) {
-            uint64_t seq;
-            rc = hw_surveys_create_in(w, c->h.app, t, to, a, &c->h.fx, &c->survey_id, &c->survey_url, &seq);
-        } else if (rc == HW_ENOTFOUND) {
-            rc = HW_OK; /* no customer to ask */
-        }
-    }
-    if (rc == HW_OK && *t->assignee_agent_id)
-        rc = hw_tickets_assign_waiting_in(w, t->assignee_agent_id, a, &c->h.fx, NULL, NULL);
+    const char *why;
+    rc = hw_tickets_close_in(w, c->h.app, t, c->req->resolution, c->req->skip_survey, hw_rpc_actor(c->h.call),
+                             hw_call_arena(c->h.call), &c->h.fx, &c->survey_id, &c->survey_url, &why);
     c->ticket = t;
-    return rc;
+    return why ? hw_rpc_wfail(&c->h, rc, "%s", why) : rc;
 }
 
 static void close_done(void *arg, int status)

@@ -11,6 +11,8 @@
  * causes after the commit (ticket events for watchers, outbox and notifier
  * wake-ups) on fx (effects.h). Records they return are allocated in a;
  * a and fx's arena may be the same arena (the call's, for handlers).
+ * The handlers below them only validate, load, map refusals to the call's
+ * status and reply.
  */
 #ifndef HW_TICKETS_H
 #define HW_TICKETS_H
@@ -66,6 +68,56 @@ int hw_tickets_find_open_in(hw_store_txn *t, const char *customer_id, hw_arena *
  * first; their ids are appended to *ids (allocated in a, may be NULL). */
 int hw_tickets_assign_waiting_in(hw_store_txn *w, const char *agent_id, hw_arena *a, hw_effects *fx,
                                  char ***ids, size_t *n_ids);
+
+/* The status machine's table: whether UpdateTicket may move a ticket from
+ * status from to status to (OPEN <-> PENDING, OPEN/PENDING/ESCALATED ->
+ * RESOLVED, RESOLVED -> OPEN). ESCALATED and CLOSED are reached only
+ * through hw_tickets_escalate_in and hw_tickets_close_in; CLOSED is final.
+ * Pure; any thread. */
+bool hw_tickets_status_move_allowed(Helpwire__V1__TicketStatus from, Helpwire__V1__TicketStatus to);
+
+/* What UpdateTicket changes: each set_ field selects its value. Strings and
+ * tags are borrowed (they must live as long as a). */
+typedef struct hw_ticket_change {
+    bool set_status, set_assignee, set_priority, set_tags;
+    Helpwire__V1__TicketStatus status;
+    const char *assignee_agent_id; /* "" = unassign */
+    Helpwire__V1__Priority priority;
+    char **tags;
+    size_t n_tags;
+} hw_ticket_change;
+
+/* Applies ch to ticket t (read in w; updated in place, version + 1 once),
+ * by actor: one history event per changed field (REOPENED for RESOLVED ->
+ * OPEN), agent load moved with the assignment, and the previous assignee,
+ * whose load may have dropped, takes waiting tickets.
+ * @param[out] why  on a refusal, the message for the caller (in a; NULL
+ *   when a is exhausted); NULL otherwise.
+ * @return HW_OK; HW_EPRECONDITION (t is CLOSED, or the status move is not
+ *   in the table, or asks for ESCALATED/CLOSED: *why says which; nothing
+ *   written); HW_ENOTFOUND (no agent assignee_agent_id; *why set);
+ *   store codes (*why NULL). */
+int hw_tickets_update_in(hw_store_txn *w, Helpwire__V1__Ticket *t, const hw_ticket_change *ch,
+                         const char *actor, hw_arena *a, hw_effects *fx, const char **why);
+
+/* Escalates t (OPEN or PENDING) with reason by actor: status ESCALATED,
+ * ESCALATED event, a supervisor alert queued (hw_notifier_queue_in). reason
+ * is borrowed (lives as long as a).
+ * @return HW_OK; HW_EPRECONDITION (any other status; *why set, nothing
+ *   written); store codes. */
+int hw_tickets_escalate_in(hw_store_txn *w, Helpwire__V1__Ticket *t, const char *reason, const char *actor,
+                           hw_arena *a, hw_effects *fx, const char **why);
+
+/* Closes t (any status but CLOSED) with resolution by actor: CLOSED event,
+ * the assignee's load drops and it takes waiting tickets; unless
+ * skip_survey, a survey goes to the customer's identity on the ticket's
+ * channel (none when the customer or that identity is gone), and
+ * *survey_id, *survey_url receive it (in a; "" when none was sent).
+ * @return HW_OK; HW_EPRECONDITION (already closed; *why set, nothing
+ *   written); store codes. */
+int hw_tickets_close_in(hw_store_txn *w, hw_app *app, Helpwire__V1__Ticket *t, const char *resolution,
+                        bool skip_survey, const char *actor, hw_arena *a, hw_effects *fx, char **survey_id,
+                        char **survey_url, const char **why);
 
 /* Makes the next ticket number at least from (ticket numbers and ids are
  * never given twice by one store, but a store restored from a backup does
