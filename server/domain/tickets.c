@@ -332,6 +332,10 @@ static int cmp_waiting(const void *x, const void *y)
 int hw_tickets_assign_waiting_in(hw_store_txn *w, const char *agent_id, hw_arena *a, hw_effects *fx,
                                  char ***ids, size_t *n_ids)
 {
+    if (ids) {
+        *ids = NULL;
+        *n_ids = 0;
+    }
     Helpwire__V1__Agent *ag;
     int rc = hw_store_agent_get(w, agent_id, a, &ag);
     if (rc != HW_OK)

@@ -63,9 +63,13 @@ int hw_tickets_add_message_in(hw_store_txn *w, Helpwire__V1__Ticket *t, Helpwire
 int hw_tickets_find_open_in(hw_store_txn *t, const char *customer_id, hw_arena *a,
                             Helpwire__V1__Ticket **out);
 
-/* Assigns waiting (unassigned, open) tickets of the agent's skills to the
- * agent while it is online and under capacity, most urgent and oldest
- * first; their ids are appended to *ids (allocated in a, may be NULL). */
+/* Assigns waiting tickets (unassigned, OPEN, PENDING or ESCALATED) of the
+ * agent's skills to the agent while it is online and under capacity: most
+ * urgent first, then oldest (lowest number), each with its ASSIGNED event
+ * and the agent's load. ids may be NULL; otherwise *ids and *n_ids receive
+ * the assigned tickets' ids in that order (allocated in a; none: n 0).
+ * An offline, full or deleted agent takes nothing.
+ * @return HW_OK; HW_ENOMEM; store codes. */
 int hw_tickets_assign_waiting_in(hw_store_txn *w, const char *agent_id, hw_arena *a, hw_effects *fx,
                                  char ***ids, size_t *n_ids);
 
