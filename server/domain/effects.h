@@ -34,8 +34,9 @@
  * the fn and runs them before the done callback (rpc.h).
  *
  * Ordering: within one write, ticket events reach the watchers in the
- * order they were recorded, then the outbox channels are woken, then the
- * notifier, then the skill models are marked stale. Handlers' writes run
+ * order they were recorded, then the outbox channels are woken (new
+ * messages, then acknowledgements; by channel value), then the notifier,
+ * then the skill models are marked stale. Handlers' writes run
  * their effects on the writer thread in commit order, before the reply, so
  * a client that got its reply can already see its own events on a watch
  * stream, and a watcher sees one ticket's events in history order. A
