@@ -109,7 +109,7 @@ static int setup(void **state)
     f->a = hw_arena_create(0);
     f->app.store = f->s;
     f->app.settings.survey_base_url = "https://chat.example.com/survey/";
-    f->app.settings.survey_ttl_ms = 3600 * 1000;
+    f->app.settings.survey_ttl_ms = 3600LL * 1000;
     seed_ctx billing = {.f = f, .id = "billing"}, technical = {.f = f, .id = "technical"};
     if (hw_store_write(f->s, skill_fn, &billing) != HW_OK ||
         hw_store_write(f->s, skill_fn, &technical) != HW_OK ||
