@@ -38,6 +38,46 @@
 #include "server/net/net.h"
 #include "server/domain/notifier.h"
 #include "server/domain/outbox.h"
+#include "server/domain/watch.h"
+
+/* ---------------------------------------------- after-commit effects */
+
+/* The sinks of effects.h, each handing one kind of effect to its hub; ctx
+ * is the hw_app, whose hubs may be NULL while starting or in tools. */
+static void publish_ticket_events(void *appv, Helpwire__V1__TicketEvent *const *events, size_t n)
+{
+    hw_watch_publish(((hw_app *)appv)->watch, events, n);
+}
+
+static void wake_outbox_appended(void *appv, Helpwire__V1__Channel channel)
+{
+    hw_outbox_committed(((hw_app *)appv)->outbox, channel);
+}
+
+static void wake_outbox_acked(void *appv, Helpwire__V1__Channel channel)
+{
+    hw_outbox_acked(((hw_app *)appv)->outbox, channel);
+}
+
+static void wake_notifier(void *appv)
+{
+    hw_notifier_wake(((hw_app *)appv)->notifier);
+}
+
+static void skill_models_stale(void *appv)
+{
+    hw_classify_skills_changed(appv);
+}
+
+static hw_effects_sinks after_commit_sinks(hw_app *app)
+{
+    return (hw_effects_sinks){.ctx = app,
+                              .ticket_events = publish_ticket_events,
+                              .outbox_appended = wake_outbox_appended,
+                              .outbox_acked = wake_outbox_acked,
+                              .alert_queued = wake_notifier,
+                              .skills_changed = skill_models_stale};
+}
 
 /* Creates one directory of the data path unless it exists. One it creates
  * has its parent fsynced, so the new name is durable before the store
@@ -398,6 +438,13 @@ int main(int argc, char **argv)
                          "fix=\"restart with --bootstrap-token-file FILE to create the first admin "
                          "token (or --demo on an empty store)\"");
     }
+    /* The hubs committed writes' effects go to; the watch hub exists before
+     * the notifier's thread, whose writes publish to it. */
+    app.after_commit = after_commit_sinks(&app);
+    if (hw_watch_create(&app.watch) != HW_OK) {
+        fprintf(stderr, "helpwired: out of memory\n");
+        goto out;
+    }
     int mrc = hw_outbox_create(&outbox, &app);
     if (mrc == HW_OK) {
         app.outbox = outbox;
@@ -432,10 +479,6 @@ int main(int argc, char **argv)
     app.index = index;
     if (hw_reflection_create(&app.reflection, err, sizeof err) != 0) {
         fprintf(stderr, "helpwired: %s\n", err);
-        goto out;
-    }
-    if (hw_watch_create(&app.watch) != HW_OK) {
-        fprintf(stderr, "helpwired: out of memory\n");
         goto out;
     }
     struct timespec b0, b1;

@@ -23,7 +23,6 @@ typedef struct {
     hw_wctx h;
     Helpwire__V1__Agent agent;
     Helpwire__V1__Skill skill;
-    hw_event_list ev;
     Helpwire__V1__SetPresenceRequest presence;
     char **assigned;
     size_t n_assigned;
@@ -34,7 +33,6 @@ static int put_agent_fn(hw_store_txn *w, void *arg)
 {
     agent_ctx *c = arg;
     hw_arena *a = hw_call_arena(c->h.call);
-    hw_event_list_reset(&c->ev);
     for (size_t i = 0; i < c->agent.n_skills; i++) {
         Helpwire__V1__Skill *sk;
         int rc = hw_store_skill_get(w, c->agent.skills[i], a, &sk);
@@ -59,7 +57,7 @@ static int put_agent_fn(hw_store_txn *w, void *arg)
     rc = hw_store_agent_put(w, ag, HW_PUT_UPSERT, 0);
     /* More skills or capacity may let it take waiting tickets. */
     if (rc == HW_OK)
-        rc = hw_tickets_assign_waiting_in(w, ag->id, a, &c->ev, NULL, NULL);
+        rc = hw_tickets_assign_waiting_in(w, ag->id, a, &c->h.fx, NULL, NULL);
     if (rc == HW_OK)
         rc = hw_store_agent_get(w, ag->id, a, &c->out);
     return rc;
@@ -70,7 +68,6 @@ static void agent_done(void *arg, int status)
     agent_ctx *c = arg;
     if (hw_rpc_write_failed(&c->h, status))
         return;
-    hw_tickets_publish(c->h.app, &c->ev);
     hw_call_reply(c->h.call, &c->out->base);
 }
 
@@ -146,7 +143,6 @@ static int presence_fn(hw_store_txn *w, void *arg)
 {
     agent_ctx *c = arg;
     hw_arena *a = hw_call_arena(c->h.call);
-    hw_event_list_reset(&c->ev);
     c->n_assigned = 0;
     Helpwire__V1__Agent *ag;
     int rc = hw_store_agent_get(w, c->presence.agent_id, a, &ag);
@@ -159,7 +155,7 @@ static int presence_fn(hw_store_txn *w, void *arg)
     ag->updated_unix_ms = hw_rpc_now_ms();
     rc = hw_store_agent_put(w, ag, HW_PUT_REPLACE, 0);
     if (rc == HW_OK)
-        rc = hw_tickets_assign_waiting_in(w, ag->id, a, &c->ev, &c->assigned, &c->n_assigned);
+        rc = hw_tickets_assign_waiting_in(w, ag->id, a, &c->h.fx, &c->assigned, &c->n_assigned);
     if (rc == HW_OK)
         rc = hw_store_agent_get(w, ag->id, a, &c->out);
     return rc;
@@ -170,7 +166,6 @@ static void presence_done(void *arg, int status)
     agent_ctx *c = arg;
     if (hw_rpc_write_failed(&c->h, status))
         return;
-    hw_tickets_publish(c->h.app, &c->ev);
     Helpwire__V1__SetPresenceReply r = HELPWIRE__V1__SET_PRESENCE_REPLY__INIT;
     r.agent = c->out;
     r.assigned_ticket_ids = c->assigned;
@@ -216,7 +211,10 @@ static bool skill_name_ok(hw_call *call, const char *s)
 static int put_skill_fn(hw_store_txn *w, void *arg)
 {
     agent_ctx *c = arg;
-    return hw_store_skill_put(w, &c->skill, HW_PUT_UPSERT);
+    int rc = hw_store_skill_put(w, &c->skill, HW_PUT_UPSERT);
+    if (rc == HW_OK)
+        hw_effects_skills_changed(&c->h.fx); /* workers reload their skill model */
+    return rc;
 }
 
 static void skill_done(void *arg, int status)
@@ -224,7 +222,6 @@ static void skill_done(void *arg, int status)
     agent_ctx *c = arg;
     if (hw_rpc_write_failed(&c->h, status))
         return;
-    atomic_fetch_add(&c->h.app->skills_gen, 1); /* workers reload their skill model */
     hw_call_reply(c->h.call, &c->skill.base);
 }
 

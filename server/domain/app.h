@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "server/domain/effects.h"
 #include "server/net/health.h"
 #include "server/base/log.h"
 #include "server/base/metrics.h"
@@ -30,9 +31,9 @@ typedef struct hw_classify_model hw_classify_model;
 typedef struct hw_worker_ctx {
     hw_store_reader *reader;
     hw_searcher *searcher;
-    hw_tokenizer *tokenizer;     /* for skill classification */
+    hw_tokenizer *tokenizer;        /* for skill classification */
     hw_classify_model *skill_model; /* the skills' keywords, tokenized; NULL until first used */
-    uint64_t skill_model_gen;    /* the app's skills_gen it was built at */
+    uint64_t skill_model_gen;       /* the app's skills_gen it was built at */
 } hw_worker_ctx;
 
 /* Domain settings from the configuration. */
@@ -56,6 +57,7 @@ typedef struct hw_app {
     hw_reflection *reflection;       /* server reflection index */
     hw_worker_ctx *workers;          /* [threads] */
     atomic_uint_fast64_t skills_gen; /* bumped after every committed skill change */
+    hw_effects_sinks after_commit;   /* where committed writes' effects go (main wires it) */
     int n_workers;
     hw_settings settings;
     int64_t started_unix_ms;

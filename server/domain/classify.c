@@ -1,6 +1,7 @@
 /*
- * classify: keyword scoring with the search tokenizer, and the priority
- * rules as a table of urgent words (see classify.h).
+ * classify: keyword scoring with the search tokenizer, the priority rules
+ * as a table of urgent words, and the per-worker skill model (see
+ * classify.h).
  */
 #include "server/domain/classify.h"
 
@@ -8,6 +9,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "server/domain/rpc.h"
+#include "server/store/records.h"
 
 #define MAX_TEXT_TERMS 4096
 
@@ -125,7 +129,7 @@ static int collect_terms(hw_classify_model *m, hw_tokenizer *tok, Helpwire__V1__
 }
 
 int hw_classify_build(hw_tokenizer *tok, Helpwire__V1__Skill *const *skills, size_t n_skills,
-                         hw_classify_model **out)
+                      hw_classify_model **out)
 {
     *out = NULL;
     uint64_t **hashes = NULL;
@@ -204,15 +208,13 @@ static long best_skill(const hw_classify_model *m, const hw_token *toks, size_t 
     return best;
 }
 
-const char *hw_classify_tokens(const hw_classify_model *m, const hw_token *toks, size_t n,
-                                           double *score)
+const char *hw_classify_tokens(const hw_classify_model *m, const hw_token *toks, size_t n, double *score)
 {
     long b = best_skill(m, toks, n, score);
     return b < 0 ? HW_FALLBACK_QUEUE : m->skills[b].name;
 }
 
-const char *hw_classify_text(const hw_classify_model *m, hw_tokenizer *tok, const char *text,
-                                    double *score)
+const char *hw_classify_text(const hw_classify_model *m, hw_tokenizer *tok, const char *text, double *score)
 {
     const hw_token *toks;
     size_t n;
@@ -261,4 +263,53 @@ const char *hw_classify_locale(const char *text)
         if (*p >= 0xE2 && *p <= 0xE9 && (*p > 0xE2 || p[1] >= 0xBA))
             return "zh";
     return "en";
+}
+
+/* ------------------------------------------------ the per-worker model */
+
+const hw_classify_model *hw_classify_skill_model(hw_call *call, hw_app *app)
+{
+    hw_worker_ctx *wk = &app->workers[hw_call_worker(call)];
+    /* Loaded before the read transaction begins: a skill change committed
+     * before the bump is then in the snapshot read below. */
+    uint64_t gen = atomic_load(&app->skills_gen);
+    if (!wk->skill_model || wk->skill_model_gen != gen) {
+        hw_store_txn *t = hw_rpc_read(call, app);
+        if (!t)
+            return NULL;
+        hw_store_cursor cur = {0};
+        Helpwire__V1__Skill **skills = NULL;
+        size_t n = 0;
+        int rc = hw_store_skill_list(t, &cur, HW_STORE_LIST_MAX, hw_call_arena(call), &skills, &n);
+        hw_rpc_read_end(call, app);
+        hw_classify_model *m = NULL;
+        if (rc == HW_OK)
+            rc = hw_classify_build(wk->tokenizer, skills, n, &m);
+        if (rc != HW_OK) {
+            hw_rpc_fail(call, rc, "reading skills failed: %s", hw_strerror(rc));
+            return NULL;
+        }
+        hw_classify_free(wk->skill_model);
+        wk->skill_model = m;
+        wk->skill_model_gen = gen;
+    }
+    return wk->skill_model;
+}
+
+const char *hw_classify_queue(hw_call *call, hw_app *app, const char *text)
+{
+    const hw_classify_model *m = hw_classify_skill_model(call, app);
+    if (!m)
+        return NULL;
+    double score;
+    const char *q = hw_arena_strdup(
+        hw_call_arena(call), hw_classify_text(m, app->workers[hw_call_worker(call)].tokenizer, text, &score));
+    if (!q)
+        hw_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "server out of memory");
+    return q;
+}
+
+void hw_classify_skills_changed(hw_app *app)
+{
+    atomic_fetch_add(&app->skills_gen, 1);
 }

@@ -11,8 +11,9 @@
  *   (loaded at start, then only the keys after the last one seen, on every
  *   wake-up), POSTs each with libcurl (connect timeout 2 s, total 5 s) and
  *   records the outcome in one store write on its own thread (blocking is
- *   fine there): a 2xx deletes the alert and appends ALERT_DELIVERED to the
- *   ticket's history; anything else appends ALERT_FAILED with the HTTP
+ *   fine there; the events it records go to watchers through the write's
+ *   effects once it committed): a 2xx deletes the alert and appends
+ *   ALERT_DELIVERED to the ticket's history; anything else appends ALERT_FAILED with the HTTP
  *   status or the transport error, and the alert is tried again after its
  *   own backoff (1 s, doubling, at most 60 s). Backoff is per alert, so
  *   one alert the webhook keeps refusing does not hold back the others.
@@ -114,7 +115,7 @@ static int set_str(json_t *o, const char *key, const char *s)
     return v ? json_object_set_new(o, key, v) : -1;
 }
 
-int hw_notifier_queue_in(hw_store_txn *w, const Helpwire__V1__Ticket *t, const char *reason,
+int hw_notifier_queue_in(hw_store_txn *w, hw_effects *fx, const Helpwire__V1__Ticket *t, const char *reason,
                          const char *actor)
 {
     if (!t || !t->id || !t->id[0])
@@ -152,6 +153,8 @@ int hw_notifier_queue_in(hw_store_txn *w, const Helpwire__V1__Ticket *t, const c
     if (!body)
         goto out;
     rc = hw_store_kv_put(w, ALERT_NS, key, ALERT_KEY_LEN, body, strlen(body));
+    if (rc == HW_OK)
+        hw_effects_alert_queued(fx);
 out:
     free(body);
     json_decref(o);
@@ -266,15 +269,15 @@ typedef struct {
     const alert *al;
     bool delivered;
     const char *detail;
-    hw_arena *arena;  /* the event for watchers, after the commit */
-    hw_event_list ev; /* ALERT_DELIVERED or ALERT_FAILED */
+    hw_arena *arena; /* the event for watchers, after the commit */
+    hw_effects fx;   /* ALERT_DELIVERED or ALERT_FAILED */
 } outcome_ctx;
 
 static int record_outcome_fn(hw_store_txn *w, void *arg)
 {
     outcome_ctx *c = arg;
-    hw_event_list_reset(&c->ev);
     hw_arena_reset(c->arena);
+    hw_effects_begin(&c->fx, c->arena);
     if (c->delivered) {
         int rc = hw_store_kv_delete(w, ALERT_NS, c->al->key, ALERT_KEY_LEN);
         if (rc != HW_OK && rc != HW_ENOTFOUND)
@@ -282,7 +285,7 @@ static int record_outcome_fn(hw_store_txn *w, void *arg)
     }
     if (!c->al->ticket_id[0])
         return HW_OK;
-    return hw_watch_record_id(w, &c->ev, c->arena, c->al->ticket_id,
+    return hw_watch_record_id(w, &c->fx, c->al->ticket_id,
                               c->delivered
                                   ? HELPWIRE__V1__TICKET_EVENT_KIND__TICKET_EVENT_KIND_ALERT_DELIVERED
                                   : HELPWIRE__V1__TICKET_EVENT_KIND__TICKET_EVENT_KIND_ALERT_FAILED,
@@ -302,8 +305,8 @@ static bool attempt(hw_notifier *n, alert *al)
     }
     outcome_ctx oc = {.al = al, .delivered = delivered, .detail = detail, .arena = hw_arena_create(2048)};
     int rc = oc.arena ? hw_store_write(n->app->store, record_outcome_fn, &oc) : HW_ENOMEM;
-    if (rc == HW_OK)
-        hw_watch_publish(n->app->watch, &oc.ev);
+    if (oc.arena)
+        hw_effects_run(&oc.fx, &n->app->after_commit, rc);
     hw_arena_destroy(oc.arena);
     char q[CURL_ERROR_SIZE + 80];
     if (rc != HW_OK) {

@@ -12,6 +12,7 @@
 
 #include "helpwire/v1/tickets.pb-c.h"
 #include "server/domain/app.h"
+#include "server/domain/effects.h"
 #include "server/store/store.h"
 
 typedef struct hw_notifier hw_notifier;
@@ -26,8 +27,11 @@ int hw_notifier_create(hw_notifier **out, hw_app *app);
 void hw_notifier_destroy(hw_notifier *n);
 
 /* Inside a write fn: queues an alert for ticket t (escalated by actor with
- * reason). Returns HW_OK or the store's code. Writer thread only. */
-int hw_notifier_queue_in(hw_store_txn *w, const Helpwire__V1__Ticket *t, const char *reason,
+ * reason) and records it on fx, so that the notifier is woken after the
+ * commit. Writer thread only.
+ * @return HW_OK; HW_EINVALID (t has no id, or a field is not UTF-8);
+ *   HW_ENOMEM; store codes. */
+int hw_notifier_queue_in(hw_store_txn *w, hw_effects *fx, const Helpwire__V1__Ticket *t, const char *reason,
                          const char *actor);
 
 /* Delivery attempts that failed and will be retried, since start; and
@@ -35,8 +39,9 @@ int hw_notifier_queue_in(hw_store_txn *w, const Helpwire__V1__Ticket *t, const c
 uint64_t hw_notifier_retries(hw_notifier *n);
 uint64_t hw_notifier_pending(hw_notifier *n);
 
-/* After the commit of a write that queued an alert: wakes the thread.
- * Any thread, never blocks. */
+/* After the commit of a write that queued an alert: wakes the thread (the
+ * alert_queued sink of effects.h). Any thread, never blocks; n may be
+ * NULL. */
 void hw_notifier_wake(hw_notifier *n);
 
 #endif

@@ -10,7 +10,8 @@
  *   each is due for redelivery.
  * - One hub thread does every store read and every send. Other threads only
  *   bump a per-channel generation counter (hw_outbox_committed after a
- *   commit, the Ack RPC after its commit) and signal the thread, so neither
+ *   commit that appended, hw_outbox_acked after one that acknowledged: the
+ *   effects' sinks) and signal the thread, so neither
  *   the writer thread nor a worker ever waits for the hub. The thread
  *   compares each counter with the value it saw last: a commit that lands
  *   after the thread read the counter bumps it again, so nothing is missed.
@@ -397,7 +398,7 @@ void hw_outbox_destroy(hw_outbox *ob)
 
 /* ---------------------------------------------------------------- queue */
 
-int hw_outbox_append_in(hw_store_txn *w, Helpwire__V1__OutboundMessage *m)
+int hw_outbox_append_in(hw_store_txn *w, hw_effects *fx, Helpwire__V1__OutboundMessage *m)
 {
     if (!m || m->channel == HELPWIRE__V1__CHANNEL__CHANNEL_UNSPECIFIED || !m->channel_user_id ||
         !m->channel_user_id[0] || m->kind == HELPWIRE__V1__OUTBOUND_KIND__OUTBOUND_KIND_UNSPECIFIED ||
@@ -407,7 +408,37 @@ int hw_outbox_append_in(hw_store_txn *w, Helpwire__V1__OutboundMessage *m)
     m->attempt = 0;
     if (m->created_unix_ms == 0)
         m->created_unix_ms = hw_rpc_now_ms();
-    return hw_store_outbox_append(w, m);
+    int rc = hw_store_outbox_append(w, m);
+    if (rc == HW_OK)
+        hw_effects_outbox_appended(fx, m->channel);
+    return rc;
+}
+
+int hw_outbox_send_to_customer_in(hw_store_txn *w, hw_effects *fx, const Helpwire__V1__Customer *c,
+                                  Helpwire__V1__Channel channel, const char *ticket_id,
+                                  Helpwire__V1__OutboundKind kind, const char *text, uint64_t *seq)
+{
+    const Helpwire__V1__Identity *to = NULL;
+    for (size_t i = 0; i < c->n_identities; i++)
+        if (c->identities[i]->channel == channel) {
+            to = c->identities[i];
+            break;
+        }
+    if (!to && c->n_identities)
+        to = c->identities[0];
+    if (!to)
+        return HW_OK; /* a customer created through the API with no channel: nothing to deliver to */
+    Helpwire__V1__OutboundMessage m = HELPWIRE__V1__OUTBOUND_MESSAGE__INIT;
+    m.channel = to->channel;
+    m.channel_user_id = to->channel_user_id;
+    m.customer_id = c->id;
+    m.ticket_id = (char *)(ticket_id ? ticket_id : "");
+    m.kind = kind;
+    m.text = (char *)text;
+    int rc = hw_outbox_append_in(w, fx, &m);
+    if (rc == HW_OK && seq)
+        *seq = m.seq;
+    return rc;
 }
 
 void hw_outbox_committed(hw_outbox *ob, Helpwire__V1__Channel channel)
@@ -415,6 +446,14 @@ void hw_outbox_committed(hw_outbox *ob, Helpwire__V1__Channel channel)
     if (!ob || (unsigned)channel >= HW_OUTBOX_CHANNELS)
         return;
     atomic_fetch_add(&ob->commit_gen[channel], 1);
+    hub_wake(ob);
+}
+
+void hw_outbox_acked(hw_outbox *ob, Helpwire__V1__Channel channel)
+{
+    if (!ob || (unsigned)channel >= HW_OUTBOX_CHANNELS)
+        return;
+    atomic_fetch_add(&ob->ack_gen[channel], 1);
     hub_wake(ob);
 }
 
@@ -499,6 +538,8 @@ static int ack_fn(hw_store_txn *w, void *arg)
         else if (rc != HW_ENOTFOUND)
             return rc;
     }
+    if (c->acked)
+        hw_effects_outbox_acked(&c->h.fx, c->channel);
     return HW_OK;
 }
 
@@ -507,11 +548,6 @@ static void ack_done(void *arg, int status)
     ack_ctx *c = arg;
     if (hw_rpc_write_failed(&c->h, status))
         return;
-    hw_outbox *ob = c->h.app->outbox;
-    if (c->acked && ob) {
-        atomic_fetch_add(&ob->ack_gen[c->channel], 1);
-        hub_wake(ob);
-    }
     Helpwire__V1__AckReply r = HELPWIRE__V1__ACK_REPLY__INIT;
     r.acked = c->acked;
     hw_call_reply(c->h.call, &r.base);

@@ -15,6 +15,7 @@
 #include "server/domain/classify.h"
 #include "server/domain/knowledge.h"
 #include "server/domain/customers.h"
+#include "server/domain/outbox.h"
 #include "server/domain/rpc.h"
 #include "server/search/index.h"
 #include "server/search/tokenize.h"
@@ -35,7 +36,6 @@ typedef struct {
     const char *locale;
     const char *queue;
     hw_answer ans;
-    hw_event_list ev;
     Helpwire__V1__RouteReply reply;
     bool duplicate;
 } route_ctx;
@@ -86,7 +86,6 @@ static int route_fn(hw_store_txn *w, void *arg)
     const Helpwire__V1__RouteRequest *q = c->req;
     hw_arena *a = hw_call_arena(c->h.call);
     Helpwire__V1__RouteReply *r = &c->reply;
-    hw_event_list_reset(&c->ev);
     helpwire__v1__route_reply__init(r);
     bool dup;
     int rc = load_duplicate(w, c, &dup);
@@ -112,8 +111,8 @@ static int route_fn(hw_store_txn *w, void *arg)
     if (rc == HW_OK) {
         /* The open ticket takes the message; its agent and watchers hear of it. */
         rc = hw_tickets_add_message_in(w, t, HELPWIRE__V1__MESSAGE_KIND__MESSAGE_KIND_CUSTOMER,
-                                       hw_arena_printf(a, "customer:%s", cust->id), q->text, a, &c->ev, NULL,
-                                       NULL);
+                                       hw_arena_printf(a, "customer:%s", cust->id), q->text, a, &c->h.fx,
+                                       NULL, NULL);
         r->action = ACTION(APPENDED);
         r->reply_text = "";
         r->priority_reason = "";
@@ -122,9 +121,9 @@ static int route_fn(hw_store_txn *w, void *arg)
         r->action = ACTION(AUTO_REPLY);
         r->reply_text = (char *)c->ans.answer;
         r->priority_reason = "";
-        rc = hw_tickets_send_to_customer_in(w, cust, q->channel, NULL,
-                                            HELPWIRE__V1__OUTBOUND_KIND__OUTBOUND_KIND_AUTO_REPLY,
-                                            r->reply_text, &c->ev, &r->outbox_seq);
+        rc = hw_outbox_send_to_customer_in(w, &c->h.fx, cust, q->channel, NULL,
+                                           HELPWIRE__V1__OUTBOUND_KIND__OUTBOUND_KIND_AUTO_REPLY,
+                                           r->reply_text, &r->outbox_seq);
     } else if (rc == HW_ENOTFOUND) {
         hw_ticket_open o = {.customer = cust,
                             .channel = q->channel,
@@ -132,15 +131,15 @@ static int route_fn(hw_store_txn *w, void *arg)
                             .queue = c->queue,
                             .actor = hw_arena_printf(a, "customer:%s", cust->id)};
         const char *reason = "";
-        rc = hw_tickets_open_in(w, &o, a, &c->ev, &t, &reason);
+        rc = hw_tickets_open_in(w, &o, a, &c->h.fx, &t, &reason);
         if (rc == HW_OK) {
             r->action = ACTION(NEW_TICKET);
             r->priority_reason = (char *)reason;
             r->reply_text = (char *)ack_text(a, c->locale, t->number);
             set_ticket(r, t);
-            rc = hw_tickets_send_to_customer_in(w, cust, q->channel, t->id,
-                                                HELPWIRE__V1__OUTBOUND_KIND__OUTBOUND_KIND_ACKNOWLEDGEMENT,
-                                                r->reply_text, &c->ev, &r->outbox_seq);
+            rc = hw_outbox_send_to_customer_in(w, &c->h.fx, cust, q->channel, t->id,
+                                               HELPWIRE__V1__OUTBOUND_KIND__OUTBOUND_KIND_ACKNOWLEDGEMENT,
+                                               r->reply_text, &r->outbox_seq);
         }
     }
     if (rc != HW_OK)
@@ -158,8 +157,6 @@ static void route_done(void *arg, int status)
     route_ctx *c = arg;
     if (hw_rpc_write_failed(&c->h, status))
         return;
-    if (!c->duplicate)
-        hw_tickets_publish(c->h.app, &c->ev);
     hw_call_reply(c->h.call, &c->reply.base);
 }
 
@@ -202,7 +199,7 @@ void hw_router_route(hw_call *call, const ProtobufCMessage *request, void *appv)
         return;
     }
     /* The text is tokenized once, for the classifier and the search. */
-    const hw_classify_model *model = hw_tickets_skill_model(call, app);
+    const hw_classify_model *model = hw_classify_skill_model(call, app);
     if (!model)
         return;
     hw_worker_ctx *wk = &app->workers[hw_call_worker(call)];

@@ -218,11 +218,30 @@ int hw_rpc_wfail(hw_wctx *h, int err, const char *fmt, ...)
     return err;
 }
 
+/* The write fn and done callback hw_rpc_write submits: the caller's, with
+ * the effects begun before each run and run after the outcome. */
+static int write_fn(hw_store_txn *w, void *arg)
+{
+    hw_wctx *h = arg;
+    hw_effects_begin(&h->fx, hw_call_arena(h->call));
+    return h->fn(w, h);
+}
+
+static void write_done(void *arg, int status)
+{
+    hw_wctx *h = arg;
+    hw_effects_run(&h->fx, &h->app->after_commit, status);
+    if (h->done)
+        h->done(h, status);
+}
+
 bool hw_rpc_write(hw_wctx *h, hw_store_write_fn fn, hw_store_done_fn done)
 {
     h->err = 0;
     h->msg[0] = '\0';
-    int rc = hw_store_submit(h->app->store, fn, done, h);
+    h->fn = fn;
+    h->done = done;
+    int rc = hw_store_submit(h->app->store, write_fn, write_done, h);
     if (rc != HW_OK) {
         hw_call_fail(h->call, GRPC_STATUS_UNAVAILABLE, "the store is not accepting writes: %s",
                      hw_strerror(rc));

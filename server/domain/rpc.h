@@ -9,7 +9,11 @@
  * is answered), and hw_rpc_write() queues fn on the store's writer thread.
  * fn runs in its own nested transaction; on a domain failure it records a
  * message with hw_rpc_wfail() and returns the code, which rolls it back.
- * After the group commit, done runs on the writer thread and answers.
+ * What the change must cause outside the store (events for watchers,
+ * outbox and notifier wake-ups) fn records on the context's effects
+ * (h.fx, see effects.h); after the group commit they run on the writer
+ * thread (or are dropped when the write failed), then done runs there and
+ * answers.
  */
 #ifndef HW_RPC_H
 #define HW_RPC_H
@@ -20,6 +24,7 @@
 #include <grpc/status.h>
 
 #include "server/domain/app.h"
+#include "server/domain/effects.h"
 #include "server/net/net.h"
 #include "server/base/errors.h"
 #include "server/store/records.h"
@@ -75,8 +80,12 @@ void hw_rpc_read_end(hw_call *call, hw_app *app);
 typedef struct hw_wctx {
     hw_call *call;
     hw_app *app;
-    int err;       /* set with hw_rpc_wfail */
-    char msg[256]; /* the message for err */
+    int err;              /* set with hw_rpc_wfail */
+    char msg[256];        /* the message for err */
+    hw_effects fx;        /* what the write causes after its commit; begun before
+                           * each run of fn, in the call's arena */
+    hw_store_write_fn fn; /* hw_rpc_write's own */
+    hw_store_done_fn done;
 } hw_wctx;
 
 /* A zeroed write context of size bytes (starting with an hw_wctx whose
@@ -88,9 +97,13 @@ void *hw_rpc_ctx_new(hw_call *call, void *app, size_t size);
  * `return hw_rpc_wfail(&ctx->h, HW_EPRECONDITION, "...")` rolls back. */
 int hw_rpc_wfail(hw_wctx *h, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-/* Queues fn; done(ctx, status) runs after the durable commit. When the
- * store refuses (closing), the call is failed with UNAVAILABLE and false is
- * returned. ctx must start with an hw_wctx whose call and app are set. */
+/* Queues fn; done(ctx, status) runs after the durable commit. Before each
+ * run of fn, h->fx is begun (emptied, in the call's arena); once the
+ * outcome is final, hw_effects_run hands h->fx to app->after_commit when
+ * the write committed (drops it otherwise), and then done is called; both
+ * on the writer thread. When the store refuses (closing), the call is
+ * failed with UNAVAILABLE, nothing runs and false is returned. ctx must
+ * start with an hw_wctx whose call and app are set. */
 bool hw_rpc_write(hw_wctx *h, hw_store_write_fn fn, hw_store_done_fn done);
 
 /* For done callbacks: when status is not HW_OK, fails the call (with the

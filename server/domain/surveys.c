@@ -27,6 +27,7 @@
 
 #include "server/domain/outbox.h"
 #include "server/domain/rpc.h"
+#include "server/domain/watch.h"
 #include "server/store/records.h"
 
 #define TOKEN_BYTES 24
@@ -102,7 +103,7 @@ static const char *channel_name(Helpwire__V1__Channel ch)
 /* ------------------------------------------------------------- create */
 
 int hw_surveys_create_in(hw_store_txn *w, hw_app *app, const Helpwire__V1__Ticket *t,
-                         const char *channel_user_id, hw_arena *a, hw_event_list *evl, char **survey_id,
+                         const char *channel_user_id, hw_arena *a, hw_effects *fx, char **survey_id,
                          char **survey_url, uint64_t *outbox_seq)
 {
     if (!t || !t->id || !t->id[0] || t->channel == HELPWIRE__V1__CHANNEL__CHANNEL_UNSPECIFIED ||
@@ -151,12 +152,12 @@ int hw_surveys_create_in(hw_store_txn *w, hw_app *app, const Helpwire__V1__Ticke
     m.text = text;
     m.survey_url = url;
     m.created_unix_ms = now;
-    rc = hw_outbox_append_in(w, &m);
+    rc = hw_outbox_append_in(w, fx, &m);
     if (rc != HW_OK)
         return rc;
 
-    rc = hw_watch_record(w, evl, a, t, HELPWIRE__V1__TICKET_EVENT_KIND__TICKET_EVENT_KIND_SURVEY_SENT,
-                         "system", detail);
+    rc = hw_watch_record(w, fx, t, HELPWIRE__V1__TICKET_EVENT_KIND__TICKET_EVENT_KIND_SURVEY_SENT, "system",
+                         detail);
     if (rc != HW_OK)
         return rc;
 
@@ -174,13 +175,11 @@ typedef struct {
     uint32_t rating;
     const char *comment;
     Helpwire__V1__Survey *survey; /* the answered survey, in the call's arena */
-    hw_event_list ev;             /* SURVEY_ANSWERED, for watchers */
 } submit_ctx;
 
 static int submit_fn(hw_store_txn *w, void *arg)
 {
     submit_ctx *c = arg;
-    hw_event_list_reset(&c->ev);
     Helpwire__V1__Survey *sv = NULL;
     /* The call's arena: the result must outlive this request's txn arena,
      * and the worker no longer touches the call's arena once it submitted. */
@@ -202,8 +201,8 @@ static int submit_fn(hw_store_txn *w, void *arg)
     if (rc != HW_OK)
         return rc;
 
-    /* The event outlives the transaction (published after the commit):
-     * the call's arena. */
+    /* The event outlives the transaction (SURVEY_ANSWERED goes to watchers
+     * after the commit): the call's arena, which is the effects' too. */
     hw_arena *a = hw_call_arena(c->h.call);
     const char *actor = sv->customer_id[0] ? hw_arena_printf(a, "customer:%s", sv->customer_id) : "system";
     const char *detail =
@@ -211,7 +210,7 @@ static int submit_fn(hw_store_txn *w, void *arg)
     if (!actor || !detail)
         return HW_ENOMEM;
     rc =
-        hw_watch_record_id(w, &c->ev, a, sv->ticket_id,
+        hw_watch_record_id(w, &c->h.fx, sv->ticket_id,
                            HELPWIRE__V1__TICKET_EVENT_KIND__TICKET_EVENT_KIND_SURVEY_ANSWERED, actor, detail);
     if (rc != HW_OK)
         return rc;
@@ -224,7 +223,6 @@ static void submit_done(void *arg, int status)
     submit_ctx *c = arg;
     if (hw_rpc_write_failed(&c->h, status))
         return;
-    hw_watch_publish(c->h.app->watch, &c->ev);
     hw_call_reply(c->h.call, &c->survey->base);
 }
 

@@ -14,19 +14,20 @@
 #include "helpwire/v1/surveys.pb-c.h"
 #include "helpwire/v1/tickets.pb-c.h"
 #include "server/domain/app.h"
+#include "server/domain/effects.h"
 #include "server/base/arena.h"
 #include "server/net/net.h"
 #include "server/store/store.h"
-#include "server/domain/watch.h"
 
 /* Inside the CloseTicket write fn: creates the survey for the closed ticket
  * t (its channel, queue, assignee and number are copied), delivered to
  * channel_user_id, appends the invitation to the outbox and records the
- * SURVEY_SENT event in ev. Results are allocated in a: the survey id, the
- * link, the outbox sequence. Returns HW_OK or the store's code. Writer
- * thread only. */
+ * SURVEY_SENT event; both wake-ups (the channel, the watchers) go on fx.
+ * Results are allocated in a: the survey id, the link, the outbox
+ * sequence. Returns HW_OK, HW_EINVALID (t without id or channel, no
+ * channel_user_id) or the store's code. Writer thread only. */
 int hw_surveys_create_in(hw_store_txn *w, hw_app *app, const Helpwire__V1__Ticket *t,
-                         const char *channel_user_id, hw_arena *a, hw_event_list *ev, char **survey_id,
+                         const char *channel_user_id, hw_arena *a, hw_effects *fx, char **survey_id,
                          char **survey_url, uint64_t *outbox_seq);
 
 /* Method-table handlers; app is a hw_app. */

@@ -14,7 +14,6 @@
  */
 #include "server/domain/tickets.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +26,7 @@
 #include "server/search/tokenize.h"
 #include "server/store/records.h"
 #include "server/domain/surveys.h"
+#include "server/domain/watch.h"
 
 #define MAX_TEXT 16384
 #define MAX_SUBJECT_CHARS 100
@@ -53,7 +53,7 @@ static const struct {
     {ST(PENDING), ST(RESOLVED)}, {ST(ESCALATED), ST(RESOLVED)}, {ST(RESOLVED), ST(OPEN)},
 };
 
-static bool move_allowed(Helpwire__V1__TicketStatus from, Helpwire__V1__TicketStatus to)
+bool hw_tickets_status_move_allowed(Helpwire__V1__TicketStatus from, Helpwire__V1__TicketStatus to)
 {
     for (size_t i = 0; i < sizeof moves / sizeof moves[0]; i++)
         if (moves[i].from == from && moves[i].to == to)
@@ -169,39 +169,6 @@ static int pick_agent(hw_store_txn *w, const char *queue, hw_arena *a, Helpwire_
     return HW_OK;
 }
 
-/* ----------------------------------------------------- outbox helper */
-
-int hw_tickets_send_to_customer_in(hw_store_txn *w, const Helpwire__V1__Customer *c,
-                                   Helpwire__V1__Channel channel, const char *ticket_id, int kind,
-                                   const char *text, hw_event_list *ev, uint64_t *seq)
-{
-    const Helpwire__V1__Identity *to = NULL;
-    for (size_t i = 0; i < c->n_identities; i++)
-        if (c->identities[i]->channel == channel) {
-            to = c->identities[i];
-            break;
-        }
-    if (!to && c->n_identities)
-        to = c->identities[0];
-    if (!to)
-        return HW_OK; /* a customer created through the API with no channel: nothing to deliver to */
-    Helpwire__V1__OutboundMessage m = HELPWIRE__V1__OUTBOUND_MESSAGE__INIT;
-    m.channel = to->channel;
-    m.channel_user_id = to->channel_user_id;
-    m.customer_id = c->id;
-    m.ticket_id = (char *)(ticket_id ? ticket_id : "");
-    m.kind = (Helpwire__V1__OutboundKind)kind;
-    m.text = (char *)text;
-    int rc = hw_outbox_append_in(w, &m);
-    if (rc == HW_OK) {
-        if ((unsigned)to->channel < sizeof ev->outbox)
-            ev->outbox[to->channel] = true;
-        if (seq)
-            *seq = m.seq;
-    }
-    return rc;
-}
-
 /* ------------------------------------------------------ ticket rules */
 
 /* The first n characters (code points) of s, in a. */
@@ -217,7 +184,7 @@ static char *first_chars(hw_arena *a, const char *s, size_t n)
     return hw_arena_strndup(a, s, i);
 }
 
-static int open_ticket(hw_store_txn *w, const hw_ticket_open *o, hw_arena *a, hw_event_list *ev, Ticket **out,
+static int open_ticket(hw_store_txn *w, const hw_ticket_open *o, hw_arena *a, hw_effects *fx, Ticket **out,
                        const char **reason)
 {
     Helpwire__V1__Skill *skill = NULL;
@@ -272,23 +239,23 @@ static int open_ticket(hw_store_txn *w, const hw_ticket_open *o, hw_arena *a, hw
     rc = hw_store_ticket_message_append(w, &m, NULL);
     if (rc == HW_OK)
         rc = hw_watch_record(
-            w, ev, a, t, EV(CREATED), o->actor,
+            w, fx, t, EV(CREATED), o->actor,
             hw_arena_printf(a, "queue=%s priority=%s (%s)", t->queue, priority_name(t->priority), *reason));
     if (rc == HW_OK && agent)
-        rc = hw_watch_record(w, ev, a, t, EV(ASSIGNED), "system",
+        rc = hw_watch_record(w, fx, t, EV(ASSIGNED), "system",
                              hw_arena_printf(a, "assigned to %s", agent->id));
     *out = t;
     return rc;
 }
 
-int hw_tickets_open_in(hw_store_txn *w, const hw_ticket_open *o, hw_arena *a, hw_event_list *ev, Ticket **out,
+int hw_tickets_open_in(hw_store_txn *w, const hw_ticket_open *o, hw_arena *a, hw_effects *fx, Ticket **out,
                        const char **reason)
 {
-    return open_ticket(w, o, a, ev, out, reason);
+    return open_ticket(w, o, a, fx, out, reason);
 }
 
 int hw_tickets_add_message_in(hw_store_txn *w, Ticket *t, Helpwire__V1__MessageKind kind, const char *author,
-                              const char *text, hw_arena *a, hw_event_list *ev,
+                              const char *text, hw_arena *a, hw_effects *fx,
                               Helpwire__V1__TicketMessage **msg_out, uint64_t *outbox_seq)
 {
     if (t->status == ST(CLOSED))
@@ -316,9 +283,9 @@ int hw_tickets_add_message_in(hw_store_txn *w, Ticket *t, Helpwire__V1__MessageK
     static const char *const kinds[] = {"message", "customer message", "agent reply", "internal note",
                                         "system message"};
     if (rc == HW_OK)
-        rc = hw_watch_record(w, ev, a, t, EV(MESSAGE), author, kinds[(unsigned)kind < 5 ? kind : 0]);
+        rc = hw_watch_record(w, fx, t, EV(MESSAGE), author, kinds[(unsigned)kind < 5 ? kind : 0]);
     if (rc == HW_OK && prev != t->status)
-        rc = hw_watch_record(w, ev, a, t, EV(STATUS_CHANGED), author,
+        rc = hw_watch_record(w, fx, t, EV(STATUS_CHANGED), author,
                              hw_arena_printf(a, "%s -> %s", status_name(prev), status_name(t->status)));
     if (outbox_seq)
         *outbox_seq = 0;
@@ -326,9 +293,9 @@ int hw_tickets_add_message_in(hw_store_txn *w, Ticket *t, Helpwire__V1__MessageK
         Helpwire__V1__Customer *c;
         rc = hw_store_customer_get(w, t->customer_id, a, &c);
         if (rc == HW_OK)
-            rc = hw_tickets_send_to_customer_in(w, c, t->channel, t->id,
-                                                HELPWIRE__V1__OUTBOUND_KIND__OUTBOUND_KIND_AGENT_REPLY, text,
-                                                ev, outbox_seq);
+            rc = hw_outbox_send_to_customer_in(w, fx, c, t->channel, t->id,
+                                               HELPWIRE__V1__OUTBOUND_KIND__OUTBOUND_KIND_AGENT_REPLY, text,
+                                               outbox_seq);
         else if (rc == HW_ENOTFOUND)
             rc = HW_OK;
     }
@@ -362,9 +329,13 @@ static int cmp_waiting(const void *x, const void *y)
     return a->number < b->number ? -1 : a->number > b->number;
 }
 
-int hw_tickets_assign_waiting_in(hw_store_txn *w, const char *agent_id, hw_arena *a, hw_event_list *ev,
+int hw_tickets_assign_waiting_in(hw_store_txn *w, const char *agent_id, hw_arena *a, hw_effects *fx,
                                  char ***ids, size_t *n_ids)
 {
+    if (ids) {
+        *ids = NULL;
+        *n_ids = 0;
+    }
     Helpwire__V1__Agent *ag;
     int rc = hw_store_agent_get(w, agent_id, a, &ag);
     if (rc != HW_OK)
@@ -412,7 +383,7 @@ int hw_tickets_assign_waiting_in(hw_store_txn *w, const char *agent_id, hw_arena
         t->updated_unix_ms = hw_rpc_now_ms();
         rc = store_ticket(w, t, t->status, "", HW_PUT_REPLACE);
         if (rc == HW_OK)
-            rc = hw_watch_record(w, ev, a, t, EV(ASSIGNED), "system",
+            rc = hw_watch_record(w, fx, t, EV(ASSIGNED), "system",
                                  hw_arena_printf(a, "assigned to %s", ag->id));
         if (rc != HW_OK)
             return rc;
@@ -422,17 +393,131 @@ int hw_tickets_assign_waiting_in(hw_store_txn *w, const char *agent_id, hw_arena
     return HW_OK;
 }
 
-/* ------------------------------------------------------------ watch hub */
+/* Refuses a change: *why gets the message (in a; NULL when a is out of
+ * memory, and the caller then says hw_strerror(code)). */
+#define REFUSE(code, ...) (*why = hw_arena_printf(a, __VA_ARGS__), (code))
 
-void hw_tickets_publish(hw_app *app, const hw_event_list *ev)
+int hw_tickets_update_in(hw_store_txn *w, Ticket *t, const hw_ticket_change *ch, const char *actor,
+                         hw_arena *a, hw_effects *fx, const char **why)
 {
-    hw_watch_publish(app->watch, ev);
-    for (unsigned ch = 0; ch < sizeof ev->outbox; ch++)
-        if (ev->outbox[ch] && app->outbox)
-            hw_outbox_committed(app->outbox, (Helpwire__V1__Channel)ch);
-    if (ev->alert && app->notifier)
-        hw_notifier_wake(app->notifier);
+    *why = NULL;
+    Helpwire__V1__TicketStatus prev_status = t->status;
+    const char *prev_assignee = t->assignee_agent_id;
+    int rc = HW_OK;
+    if (t->status == ST(CLOSED))
+        return REFUSE(HW_EPRECONDITION, "ticket %s is closed; a closed ticket cannot change", t->id);
+    if (ch->set_status && ch->status != t->status) {
+        if (ch->status == ST(CLOSED))
+            return REFUSE(HW_EPRECONDITION, "status: use CloseTicket to close a ticket");
+        if (ch->status == ST(ESCALATED))
+            return REFUSE(HW_EPRECONDITION, "status: use EscalateTicket to escalate a ticket");
+        if (!hw_tickets_status_move_allowed(t->status, ch->status))
+            return REFUSE(HW_EPRECONDITION, "status: %s -> %s is not allowed", status_name(t->status),
+                          status_name(ch->status));
+        t->status = ch->status;
+        if (prev_status == ST(RESOLVED) && ch->status == ST(OPEN))
+            rc = hw_watch_record(w, fx, t, EV(REOPENED), actor, "RESOLVED -> OPEN");
+        else
+            rc = hw_watch_record(
+                w, fx, t, EV(STATUS_CHANGED), actor,
+                hw_arena_printf(a, "%s -> %s", status_name(prev_status), status_name(t->status)));
+    }
+    if (rc == HW_OK && ch->set_assignee && strcmp(ch->assignee_agent_id, t->assignee_agent_id) != 0) {
+        if (*ch->assignee_agent_id) {
+            Helpwire__V1__Agent *ag;
+            rc = hw_store_agent_get(w, ch->assignee_agent_id, a, &ag);
+            if (rc == HW_ENOTFOUND)
+                return REFUSE(rc, "assignee_agent_id: no agent with id %s", ch->assignee_agent_id);
+        }
+        t->assignee_agent_id = (char *)ch->assignee_agent_id;
+        if (rc == HW_OK)
+            rc = hw_watch_record(w, fx, t, EV(ASSIGNED), actor,
+                                 *t->assignee_agent_id
+                                     ? hw_arena_printf(a, "assigned to %s", t->assignee_agent_id)
+                                     : "unassigned");
+    }
+    if (rc == HW_OK && ch->set_priority && ch->priority != t->priority) {
+        Helpwire__V1__Priority old = t->priority;
+        t->priority = ch->priority;
+        rc = hw_watch_record(w, fx, t, EV(PRIORITY_CHANGED), actor,
+                             hw_arena_printf(a, "%s -> %s", priority_name(old), priority_name(t->priority)));
+    }
+    if (rc == HW_OK && ch->set_tags) {
+        t->tags = ch->tags;
+        t->n_tags = ch->n_tags;
+        rc = hw_watch_record(w, fx, t, EV(TAGS_CHANGED), actor, hw_arena_printf(a, "%zu tags", ch->n_tags));
+    }
+    if (rc != HW_OK)
+        return rc;
+    t->version++;
+    t->updated_unix_ms = hw_rpc_now_ms();
+    rc = store_ticket(w, t, prev_status, prev_assignee, HW_PUT_REPLACE);
+    /* The snapshots recorded above carry the old version: refresh them. */
+    hw_effects_refresh_ticket(fx, t);
+    /* Whoever lost load may take a waiting ticket now. */
+    if (rc == HW_OK && prev_assignee && *prev_assignee)
+        rc = hw_tickets_assign_waiting_in(w, prev_assignee, a, fx, NULL, NULL);
+    return rc;
 }
+
+int hw_tickets_escalate_in(hw_store_txn *w, Ticket *t, const char *reason, const char *actor, hw_arena *a,
+                           hw_effects *fx, const char **why)
+{
+    *why = NULL;
+    if (t->status != ST(OPEN) && t->status != ST(PENDING))
+        return REFUSE(HW_EPRECONDITION, "ticket %s is %s; only OPEN or PENDING tickets escalate", t->id,
+                      status_name(t->status));
+    Helpwire__V1__TicketStatus prev = t->status;
+    t->status = ST(ESCALATED);
+    t->escalation_reason = (char *)reason;
+    t->escalated_unix_ms = t->updated_unix_ms = hw_rpc_now_ms();
+    t->version++;
+    int rc = store_ticket(w, t, prev, t->assignee_agent_id, HW_PUT_REPLACE);
+    if (rc == HW_OK)
+        rc = hw_watch_record(w, fx, t, EV(ESCALATED), actor, reason);
+    if (rc == HW_OK)
+        rc = hw_notifier_queue_in(w, fx, t, reason, actor);
+    return rc;
+}
+
+int hw_tickets_close_in(hw_store_txn *w, hw_app *app, Ticket *t, const char *resolution, bool skip_survey,
+                        const char *actor, hw_arena *a, hw_effects *fx, char **survey_id, char **survey_url,
+                        const char **why)
+{
+    *why = NULL;
+    *survey_id = *survey_url = "";
+    if (t->status == ST(CLOSED))
+        return REFUSE(HW_EPRECONDITION, "ticket %s is already closed", t->id);
+    Helpwire__V1__TicketStatus prev = t->status;
+    t->status = ST(CLOSED);
+    t->resolution = (char *)resolution;
+    t->closed_unix_ms = t->updated_unix_ms = hw_rpc_now_ms();
+    t->version++;
+    int rc = store_ticket(w, t, prev, t->assignee_agent_id, HW_PUT_REPLACE);
+    if (rc == HW_OK)
+        rc = hw_watch_record(w, fx, t, EV(CLOSED), actor, resolution);
+    if (rc == HW_OK && !skip_survey) {
+        Helpwire__V1__Customer *cust;
+        rc = hw_store_customer_get(w, t->customer_id, a, &cust);
+        const char *to = NULL;
+        for (size_t i = 0; rc == HW_OK && i < cust->n_identities && !to; i++)
+            if (cust->identities[i]->channel == t->channel)
+                to = cust->identities[i]->channel_user_id;
+        if (rc == HW_OK && to) {
+            uint64_t seq;
+            rc = hw_surveys_create_in(w, app, t, to, a, fx, survey_id, survey_url, &seq);
+        } else if (rc == HW_ENOTFOUND) {
+            rc = HW_OK; /* no customer to ask */
+        }
+    }
+    if (rc == HW_OK && *t->assignee_agent_id)
+        rc = hw_tickets_assign_waiting_in(w, t->assignee_agent_id, a, fx, NULL, NULL);
+    return rc;
+}
+
+#undef REFUSE
+
+/* ------------------------------------------------------------ watch hub */
 
 void hw_tickets_watch(hw_call *call, const ProtobufCMessage *request, void *appv)
 {
@@ -467,7 +552,6 @@ typedef struct {
     hw_wctx h;
     const Helpwire__V1__CreateTicketRequest *req;
     const char *queue;
-    hw_event_list ev;
     Ticket *ticket;
     const char *reason;
     bool replayed;
@@ -477,7 +561,6 @@ static int create_fn(hw_store_txn *w, void *arg)
 {
     create_ctx *c = arg;
     hw_arena *a = hw_call_arena(c->h.call);
-    hw_event_list_reset(&c->ev);
     c->replayed = false;
     if (*c->req->idempotency_key) {
         char *tid;
@@ -505,7 +588,7 @@ static int create_fn(hw_store_txn *w, void *arg)
                         .tags = c->req->tags,
                         .n_tags = c->req->n_tags,
                         .actor = hw_rpc_actor(c->h.call)};
-    rc = hw_tickets_open_in(w, &o, a, &c->ev, &c->ticket, &c->reason);
+    rc = hw_tickets_open_in(w, &o, a, &c->h.fx, &c->ticket, &c->reason);
     if (rc == HW_ENOTFOUND)
         return hw_rpc_wfail(&c->h, rc, "queue: no skill named %s", c->queue);
     if (rc == HW_OK && *c->req->idempotency_key)
@@ -518,55 +601,11 @@ static void create_done(void *arg, int status)
     create_ctx *c = arg;
     if (hw_rpc_write_failed(&c->h, status))
         return;
-    hw_tickets_publish(c->h.app, &c->ev);
     Helpwire__V1__CreateTicketReply r = HELPWIRE__V1__CREATE_TICKET_REPLY__INIT;
     r.ticket = c->ticket;
     r.replayed = c->replayed;
     r.priority_reason = (char *)c->reason;
     hw_call_reply(c->h.call, &r.base);
-}
-
-const hw_classify_model *hw_tickets_skill_model(hw_call *call, hw_app *app)
-{
-    hw_worker_ctx *wk = &app->workers[hw_call_worker(call)];
-    /* Loaded before the read transaction begins: a skill change committed
-     * before the bump is then in the snapshot read below. */
-    uint64_t gen = atomic_load(&app->skills_gen);
-    if (!wk->skill_model || wk->skill_model_gen != gen) {
-        hw_store_txn *t = hw_rpc_read(call, app);
-        if (!t)
-            return NULL;
-        hw_store_cursor cur = {0};
-        Helpwire__V1__Skill **skills = NULL;
-        size_t n = 0;
-        int rc = hw_store_skill_list(t, &cur, HW_STORE_LIST_MAX, hw_call_arena(call), &skills, &n);
-        hw_rpc_read_end(call, app);
-        hw_classify_model *m = NULL;
-        if (rc == HW_OK)
-            rc = hw_classify_build(wk->tokenizer, skills, n, &m);
-        if (rc != HW_OK) {
-            hw_rpc_fail(call, rc, "reading skills failed: %s", hw_strerror(rc));
-            return NULL;
-        }
-        hw_classify_free(wk->skill_model);
-        wk->skill_model = m;
-        wk->skill_model_gen = gen;
-    }
-    return wk->skill_model;
-}
-
-const char *hw_tickets_classify(hw_call *call, hw_app *app, const char *text)
-{
-    const hw_classify_model *m = hw_tickets_skill_model(call, app);
-    if (!m)
-        return NULL;
-    double score;
-    const char *q = hw_arena_strdup(
-        hw_call_arena(call),
-        hw_classify_text(m, app->workers[hw_call_worker(call)].tokenizer, text, &score));
-    if (!q)
-        hw_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "server out of memory");
-    return q;
 }
 
 static bool check_tags(hw_call *call, char **tags, size_t n)
@@ -589,7 +628,7 @@ void hw_tickets_create(hw_call *call, const ProtobufCMessage *request, void *app
         !check_tags(call, req->tags, req->n_tags) ||
         !hw_rpc_check_enum(call, "channel", &helpwire__v1__channel__descriptor, req->channel, true))
         return;
-    const char *queue = *req->queue ? req->queue : hw_tickets_classify(call, app, req->text);
+    const char *queue = *req->queue ? req->queue : hw_classify_queue(call, app, req->text);
     if (!queue)
         return;
     create_ctx *c = hw_rpc_ctx_new(call, app, sizeof *c);
@@ -719,83 +758,22 @@ void hw_tickets_history(hw_call *call, const ProtobufCMessage *request, void *ap
 typedef struct {
     hw_wctx h;
     const Helpwire__V1__UpdateTicketRequest *req;
-    bool set_status, set_assignee, set_priority, set_tags;
-    hw_event_list ev;
+    hw_ticket_change change;
     Ticket *ticket;
 } update_ctx;
 
 static int update_fn(hw_store_txn *w, void *arg)
 {
     update_ctx *c = arg;
-    const Helpwire__V1__UpdateTicketRequest *q = c->req;
-    hw_arena *a = hw_call_arena(c->h.call);
-    const char *actor = hw_rpc_actor(c->h.call);
-    hw_event_list_reset(&c->ev);
     Ticket *t;
-    int rc = load_for_change(w, &c->h, q->ticket_id, q->expected_version, &t);
+    int rc = load_for_change(w, &c->h, c->req->ticket_id, c->req->expected_version, &t);
     if (rc != HW_OK)
         return rc;
-    Helpwire__V1__TicketStatus prev_status = t->status;
-    const char *prev_assignee = t->assignee_agent_id;
-    if (t->status == ST(CLOSED))
-        return hw_rpc_wfail(&c->h, HW_EPRECONDITION, "ticket %s is closed; a closed ticket cannot change",
-                            t->id);
-    if (c->set_status && q->status != t->status) {
-        if (q->status == ST(CLOSED))
-            return hw_rpc_wfail(&c->h, HW_EPRECONDITION, "status: use CloseTicket to close a ticket");
-        if (q->status == ST(ESCALATED))
-            return hw_rpc_wfail(&c->h, HW_EPRECONDITION, "status: use EscalateTicket to escalate a ticket");
-        if (!move_allowed(t->status, q->status))
-            return hw_rpc_wfail(&c->h, HW_EPRECONDITION, "status: %s -> %s is not allowed",
-                                status_name(t->status), status_name(q->status));
-        t->status = q->status;
-        if (prev_status == ST(RESOLVED) && q->status == ST(OPEN))
-            rc = hw_watch_record(w, &c->ev, a, t, EV(REOPENED), actor, "RESOLVED -> OPEN");
-        else
-            rc = hw_watch_record(
-                w, &c->ev, a, t, EV(STATUS_CHANGED), actor,
-                hw_arena_printf(a, "%s -> %s", status_name(prev_status), status_name(t->status)));
-    }
-    if (rc == HW_OK && c->set_assignee && strcmp(q->assignee_agent_id, t->assignee_agent_id) != 0) {
-        if (*q->assignee_agent_id) {
-            Helpwire__V1__Agent *ag;
-            rc = hw_store_agent_get(w, q->assignee_agent_id, a, &ag);
-            if (rc == HW_ENOTFOUND)
-                return hw_rpc_wfail(&c->h, rc, "assignee_agent_id: no agent with id %s",
-                                    q->assignee_agent_id);
-        }
-        t->assignee_agent_id = q->assignee_agent_id;
-        if (rc == HW_OK)
-            rc = hw_watch_record(w, &c->ev, a, t, EV(ASSIGNED), actor,
-                                 *t->assignee_agent_id
-                                     ? hw_arena_printf(a, "assigned to %s", t->assignee_agent_id)
-                                     : "unassigned");
-    }
-    if (rc == HW_OK && c->set_priority && q->priority != t->priority) {
-        Helpwire__V1__Priority old = t->priority;
-        t->priority = q->priority;
-        rc = hw_watch_record(w, &c->ev, a, t, EV(PRIORITY_CHANGED), actor,
-                             hw_arena_printf(a, "%s -> %s", priority_name(old), priority_name(t->priority)));
-    }
-    if (rc == HW_OK && c->set_tags) {
-        t->tags = q->tags;
-        t->n_tags = q->n_tags;
-        rc = hw_watch_record(w, &c->ev, a, t, EV(TAGS_CHANGED), actor,
-                             hw_arena_printf(a, "%zu tags", q->n_tags));
-    }
-    if (rc != HW_OK)
-        return rc;
-    t->version++;
-    t->updated_unix_ms = hw_rpc_now_ms();
-    rc = store_ticket(w, t, prev_status, prev_assignee, HW_PUT_REPLACE);
-    /* The snapshots recorded above carry the old version: refresh them. */
-    for (size_t i = 0; i < c->ev.n; i++)
-        *c->ev.items[i]->ticket = *t;
-    /* Whoever lost load may take a waiting ticket now. */
-    if (rc == HW_OK && prev_assignee && *prev_assignee)
-        rc = hw_tickets_assign_waiting_in(w, prev_assignee, a, &c->ev, NULL, NULL);
+    const char *why;
+    rc = hw_tickets_update_in(w, t, &c->change, hw_rpc_actor(c->h.call), hw_call_arena(c->h.call), &c->h.fx,
+                              &why);
     c->ticket = t;
-    return rc;
+    return why ? hw_rpc_wfail(&c->h, rc, "%s", why) : rc;
 }
 
 static void ticket_done(void *arg, int status)
@@ -804,7 +782,6 @@ static void ticket_done(void *arg, int status)
     update_ctx *c = arg;
     if (hw_rpc_write_failed(&c->h, status))
         return;
-    hw_tickets_publish(c->h.app, &c->ev);
     hw_call_reply(c->h.call, &c->ticket->base);
 }
 
@@ -822,28 +799,34 @@ void hw_tickets_update(hw_call *call, const ProtobufCMessage *request, void *app
                      "update_mask: name the fields to set (status, assignee_agent_id, priority, tags)");
         return;
     }
+    hw_ticket_change *ch = &c->change;
     for (size_t i = 0; i < req->n_update_mask; i++) {
         const char *f = req->update_mask[i];
         if (strcmp(f, "status") == 0)
-            c->set_status = true;
+            ch->set_status = true;
         else if (strcmp(f, "assignee_agent_id") == 0)
-            c->set_assignee = true;
+            ch->set_assignee = true;
         else if (strcmp(f, "priority") == 0)
-            c->set_priority = true;
+            ch->set_priority = true;
         else if (strcmp(f, "tags") == 0)
-            c->set_tags = true;
+            ch->set_tags = true;
         else {
             hw_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "update_mask: unknown field '%.64s'", f);
             return;
         }
     }
-    if ((c->set_status &&
+    if ((ch->set_status &&
          !hw_rpc_check_enum(call, "status", &helpwire__v1__ticket_status__descriptor, req->status, false)) ||
-        (c->set_assignee && !hw_rpc_check_id(call, "assignee_agent_id", req->assignee_agent_id, 64, true)) ||
-        (c->set_priority &&
+        (ch->set_assignee && !hw_rpc_check_id(call, "assignee_agent_id", req->assignee_agent_id, 64, true)) ||
+        (ch->set_priority &&
          !hw_rpc_check_enum(call, "priority", &helpwire__v1__priority__descriptor, req->priority, false)) ||
-        (c->set_tags && !check_tags(call, req->tags, req->n_tags)))
+        (ch->set_tags && !check_tags(call, req->tags, req->n_tags)))
         return;
+    ch->status = req->status;
+    ch->assignee_agent_id = req->assignee_agent_id;
+    ch->priority = req->priority;
+    ch->tags = req->tags;
+    ch->n_tags = req->n_tags;
     hw_rpc_write(&c->h, update_fn, ticket_done);
 }
 
@@ -852,7 +835,6 @@ void hw_tickets_update(hw_call *call, const ProtobufCMessage *request, void *app
 typedef struct {
     hw_wctx h;
     const Helpwire__V1__AddMessageRequest *req;
-    hw_event_list ev;
     Helpwire__V1__TicketMessage *msg;
     uint64_t seq;
 } message_ctx;
@@ -861,7 +843,6 @@ static int message_fn(hw_store_txn *w, void *arg)
 {
     message_ctx *c = arg;
     hw_arena *a = hw_call_arena(c->h.call);
-    hw_event_list_reset(&c->ev);
     Ticket *t;
     int rc = load_for_change(w, &c->h, c->req->ticket_id, 0, &t);
     if (rc != HW_OK)
@@ -869,7 +850,7 @@ static int message_fn(hw_store_txn *w, void *arg)
     const char *author = c->req->kind == HELPWIRE__V1__MESSAGE_KIND__MESSAGE_KIND_CUSTOMER
                              ? hw_arena_printf(a, "customer:%s", t->customer_id)
                              : hw_rpc_actor(c->h.call);
-    rc = hw_tickets_add_message_in(w, t, c->req->kind, author, c->req->text, a, &c->ev, &c->msg, &c->seq);
+    rc = hw_tickets_add_message_in(w, t, c->req->kind, author, c->req->text, a, &c->h.fx, &c->msg, &c->seq);
     if (rc == HW_EPRECONDITION)
         return hw_rpc_wfail(&c->h, rc, "ticket %s is closed; open a new ticket instead", t->id);
     return rc;
@@ -880,7 +861,6 @@ static void message_done(void *arg, int status)
     message_ctx *c = arg;
     if (hw_rpc_write_failed(&c->h, status))
         return;
-    hw_tickets_publish(c->h.app, &c->ev);
     Helpwire__V1__AddMessageReply r = HELPWIRE__V1__ADD_MESSAGE_REPLY__INIT;
     r.message = c->msg;
     r.outbox_seq = c->seq;
@@ -917,30 +897,15 @@ typedef struct {
 static int escalate_fn(hw_store_txn *w, void *arg)
 {
     escalate_ctx *c = arg;
-    hw_arena *a = hw_call_arena(c->u.h.call);
-    const char *actor = hw_rpc_actor(c->u.h.call);
-    hw_event_list_reset(&c->u.ev);
     Ticket *t;
     int rc = load_for_change(w, &c->u.h, c->req->ticket_id, c->req->expected_version, &t);
     if (rc != HW_OK)
         return rc;
-    if (t->status != ST(OPEN) && t->status != ST(PENDING))
-        return hw_rpc_wfail(&c->u.h, HW_EPRECONDITION,
-                            "ticket %s is %s; only OPEN or PENDING tickets escalate", t->id,
-                            status_name(t->status));
-    Helpwire__V1__TicketStatus prev = t->status;
-    t->status = ST(ESCALATED);
-    t->escalation_reason = c->req->reason;
-    t->escalated_unix_ms = t->updated_unix_ms = hw_rpc_now_ms();
-    t->version++;
-    rc = store_ticket(w, t, prev, t->assignee_agent_id, HW_PUT_REPLACE);
-    if (rc == HW_OK)
-        rc = hw_watch_record(w, &c->u.ev, a, t, EV(ESCALATED), actor, c->req->reason);
-    if (rc == HW_OK)
-        rc = hw_notifier_queue_in(w, t, c->req->reason, actor);
-    c->u.ev.alert = true;
+    const char *why;
+    rc = hw_tickets_escalate_in(w, t, c->req->reason, hw_rpc_actor(c->u.h.call), hw_call_arena(c->u.h.call),
+                                &c->u.h.fx, &why);
     c->u.ticket = t;
-    return rc;
+    return why ? hw_rpc_wfail(&c->u.h, rc, "%s", why) : rc;
 }
 
 void hw_tickets_escalate(hw_call *call, const ProtobufCMessage *request, void *appv)
@@ -961,7 +926,6 @@ void hw_tickets_escalate(hw_call *call, const ProtobufCMessage *request, void *a
 typedef struct {
     hw_wctx h;
     const Helpwire__V1__CloseTicketRequest *req;
-    hw_event_list ev;
     Ticket *ticket;
     char *survey_id, *survey_url;
 } close_ctx;
@@ -969,44 +933,16 @@ typedef struct {
 static int close_fn(hw_store_txn *w, void *arg)
 {
     close_ctx *c = arg;
-    hw_arena *a = hw_call_arena(c->h.call);
-    const char *actor = hw_rpc_actor(c->h.call);
-    hw_event_list_reset(&c->ev);
     c->survey_id = c->survey_url = "";
     Ticket *t;
     int rc = load_for_change(w, &c->h, c->req->ticket_id, c->req->expected_version, &t);
     if (rc != HW_OK)
         return rc;
-    if (t->status == ST(CLOSED))
-        return hw_rpc_wfail(&c->h, HW_EPRECONDITION, "ticket %s is already closed", t->id);
-    Helpwire__V1__TicketStatus prev = t->status;
-    t->status = ST(CLOSED);
-    t->resolution = c->req->resolution;
-    t->closed_unix_ms = t->updated_unix_ms = hw_rpc_now_ms();
-    t->version++;
-    rc = store_ticket(w, t, prev, t->assignee_agent_id, HW_PUT_REPLACE);
-    if (rc == HW_OK)
-        rc = hw_watch_record(w, &c->ev, a, t, EV(CLOSED), actor, c->req->resolution);
-    if (rc == HW_OK && !c->req->skip_survey) {
-        Helpwire__V1__Customer *cust;
-        rc = hw_store_customer_get(w, t->customer_id, a, &cust);
-        const char *to = NULL;
-        for (size_t i = 0; rc == HW_OK && i < cust->n_identities && !to; i++)
-            if (cust->identities[i]->channel == t->channel)
-                to = cust->identities[i]->channel_user_id;
-        if (rc == HW_OK && to) {
-            uint64_t seq;
-            rc = hw_surveys_create_in(w, c->h.app, t, to, a, &c->ev, &c->survey_id, &c->survey_url, &seq);
-            if (rc == HW_OK && (unsigned)t->channel < sizeof c->ev.outbox)
-                c->ev.outbox[t->channel] = true;
-        } else if (rc == HW_ENOTFOUND) {
-            rc = HW_OK; /* no customer to ask */
-        }
-    }
-    if (rc == HW_OK && *t->assignee_agent_id)
-        rc = hw_tickets_assign_waiting_in(w, t->assignee_agent_id, a, &c->ev, NULL, NULL);
+    const char *why;
+    rc = hw_tickets_close_in(w, c->h.app, t, c->req->resolution, c->req->skip_survey, hw_rpc_actor(c->h.call),
+                             hw_call_arena(c->h.call), &c->h.fx, &c->survey_id, &c->survey_url, &why);
     c->ticket = t;
-    return rc;
+    return why ? hw_rpc_wfail(&c->h, rc, "%s", why) : rc;
 }
 
 static void close_done(void *arg, int status)
@@ -1014,7 +950,6 @@ static void close_done(void *arg, int status)
     close_ctx *c = arg;
     if (hw_rpc_write_failed(&c->h, status))
         return;
-    hw_tickets_publish(c->h.app, &c->ev);
     Helpwire__V1__CloseTicketReply r = HELPWIRE__V1__CLOSE_TICKET_REPLY__INIT;
     r.ticket = c->ticket;
     r.survey_id = c->survey_id;

@@ -2,12 +2,17 @@
  * tickets: the helpwire.v1.Tickets service and the ticket rules every
  * other module uses (Route opens and appends through the same functions):
  * numbering, subject, priority, the status machine, assignment to the
- * least-loaded online agent with the queue's skill, agent load accounting,
- * history events and the live WatchTickets hub.
+ * least-loaded online agent with the queue's skill, agent load accounting
+ * and history events.
  *
- * Functions ending in _in run inside a store write fn (writer thread) and
- * record the events they cause in an hw_event_list, which the write's done
- * callback publishes to watchers with hw_tickets_publish() after the commit.
+ * Functions ending in _in are the rules: they run inside a store write fn
+ * (writer thread, in transaction w), change the store only through w (so a
+ * refused or failed write leaves nothing), and record what the change
+ * causes after the commit (ticket events for watchers, outbox and notifier
+ * wake-ups) on fx (effects.h). Records they return are allocated in a;
+ * a and fx's arena may be the same arena (the call's, for handlers).
+ * The handlers below them only validate, load, map refusals to the call's
+ * status and reply.
  */
 #ifndef HW_TICKETS_H
 #define HW_TICKETS_H
@@ -20,8 +25,8 @@
 #include "server/domain/app.h"
 #include "server/base/arena.h"
 #include "server/net/net.h"
+#include "server/domain/effects.h"
 #include "server/store/store.h"
-#include "server/domain/watch.h"
 
 /* What opening a ticket needs. Strings are borrowed. */
 typedef struct hw_ticket_open {
@@ -41,7 +46,7 @@ typedef struct hw_ticket_open {
  * skill's default), assignment, CREATED/MESSAGE/ASSIGNED events. *out and
  * *reason (which rule set the priority) are allocated in a.
  * @return HW_OK; HW_ENOTFOUND (queue is not a skill); store codes. */
-int hw_tickets_open_in(hw_store_txn *w, const hw_ticket_open *o, hw_arena *a, hw_event_list *ev,
+int hw_tickets_open_in(hw_store_txn *w, const hw_ticket_open *o, hw_arena *a, hw_effects *fx,
                        Helpwire__V1__Ticket **out, const char **reason);
 
 /* Appends a message to ticket t (updated in place: message_count, updated
@@ -50,7 +55,7 @@ int hw_tickets_open_in(hw_store_txn *w, const hw_ticket_open *o, hw_arena *a, hw
  * queued in the outbox for the customer (*outbox_seq, may be NULL).
  * @return HW_OK; HW_EPRECONDITION (ticket closed); store codes. */
 int hw_tickets_add_message_in(hw_store_txn *w, Helpwire__V1__Ticket *t, Helpwire__V1__MessageKind kind,
-                              const char *author, const char *text, hw_arena *a, hw_event_list *ev,
+                              const char *author, const char *text, hw_arena *a, hw_effects *fx,
                               Helpwire__V1__TicketMessage **msg_out, uint64_t *outbox_seq);
 
 /* The customer's most recent ticket that is OPEN, PENDING or ESCALATED,
@@ -58,18 +63,65 @@ int hw_tickets_add_message_in(hw_store_txn *w, Helpwire__V1__Ticket *t, Helpwire
 int hw_tickets_find_open_in(hw_store_txn *t, const char *customer_id, hw_arena *a,
                             Helpwire__V1__Ticket **out);
 
-/* Assigns waiting (unassigned, open) tickets of the agent's skills to the
- * agent while it is online and under capacity, most urgent and oldest
- * first; their ids are appended to *ids (allocated in a, may be NULL). */
-int hw_tickets_assign_waiting_in(hw_store_txn *w, const char *agent_id, hw_arena *a, hw_event_list *ev,
+/* Assigns waiting tickets (unassigned, OPEN, PENDING or ESCALATED) of the
+ * agent's skills to the agent while it is online and under capacity: most
+ * urgent first, then oldest (lowest number), each with its ASSIGNED event
+ * and the agent's load. ids may be NULL; otherwise *ids and *n_ids receive
+ * the assigned tickets' ids in that order (allocated in a; none: n 0).
+ * An offline, full or deleted agent takes nothing.
+ * @return HW_OK; HW_ENOMEM; store codes. */
+int hw_tickets_assign_waiting_in(hw_store_txn *w, const char *agent_id, hw_arena *a, hw_effects *fx,
                                  char ***ids, size_t *n_ids);
 
-/* Queues text for the customer of ticket-less conversations (auto-replies)
- * or tickets: finds the customer's identity on channel and appends to the
- * outbox. */
-int hw_tickets_send_to_customer_in(hw_store_txn *w, const Helpwire__V1__Customer *c,
-                                   Helpwire__V1__Channel channel, const char *ticket_id, int kind,
-                                   const char *text, hw_event_list *ev, uint64_t *seq);
+/* The status machine's table: whether UpdateTicket may move a ticket from
+ * status from to status to (OPEN <-> PENDING, OPEN/PENDING/ESCALATED ->
+ * RESOLVED, RESOLVED -> OPEN). ESCALATED and CLOSED are reached only
+ * through hw_tickets_escalate_in and hw_tickets_close_in; CLOSED is final.
+ * Pure; any thread. */
+bool hw_tickets_status_move_allowed(Helpwire__V1__TicketStatus from, Helpwire__V1__TicketStatus to);
+
+/* What UpdateTicket changes: each set_ field selects its value. Strings and
+ * tags are borrowed (they must live as long as a). */
+typedef struct hw_ticket_change {
+    bool set_status, set_assignee, set_priority, set_tags;
+    Helpwire__V1__TicketStatus status;
+    const char *assignee_agent_id; /* "" = unassign */
+    Helpwire__V1__Priority priority;
+    char **tags;
+    size_t n_tags;
+} hw_ticket_change;
+
+/* Applies ch to ticket t (read in w; updated in place, version + 1 once),
+ * by actor: one history event per changed field (REOPENED for RESOLVED ->
+ * OPEN), agent load moved with the assignment, and the previous assignee,
+ * whose load may have dropped, takes waiting tickets.
+ * @param[out] why  on a refusal, the message for the caller (in a; NULL
+ *   when a is exhausted); NULL otherwise.
+ * @return HW_OK; HW_EPRECONDITION (t is CLOSED, or the status move is not
+ *   in the table, or asks for ESCALATED/CLOSED: *why says which; nothing
+ *   written); HW_ENOTFOUND (no agent assignee_agent_id; *why set);
+ *   store codes (*why NULL). */
+int hw_tickets_update_in(hw_store_txn *w, Helpwire__V1__Ticket *t, const hw_ticket_change *ch,
+                         const char *actor, hw_arena *a, hw_effects *fx, const char **why);
+
+/* Escalates t (OPEN or PENDING) with reason by actor: status ESCALATED,
+ * ESCALATED event, a supervisor alert queued (hw_notifier_queue_in). reason
+ * is borrowed (lives as long as a).
+ * @return HW_OK; HW_EPRECONDITION (any other status; *why set, nothing
+ *   written); store codes. */
+int hw_tickets_escalate_in(hw_store_txn *w, Helpwire__V1__Ticket *t, const char *reason, const char *actor,
+                           hw_arena *a, hw_effects *fx, const char **why);
+
+/* Closes t (any status but CLOSED) with resolution by actor: CLOSED event,
+ * the assignee's load drops and it takes waiting tickets; unless
+ * skip_survey, a survey goes to the customer's identity on the ticket's
+ * channel (none when the customer or that identity is gone), and
+ * *survey_id, *survey_url receive it (in a; "" when none was sent).
+ * @return HW_OK; HW_EPRECONDITION (already closed; *why set, nothing
+ *   written); store codes. */
+int hw_tickets_close_in(hw_store_txn *w, hw_app *app, Helpwire__V1__Ticket *t, const char *resolution,
+                        bool skip_survey, const char *actor, hw_arena *a, hw_effects *fx, char **survey_id,
+                        char **survey_url, const char **why);
 
 /* Makes the next ticket number at least from (ticket numbers and ids are
  * never given twice by one store, but a store restored from a backup does
@@ -77,10 +129,6 @@ int hw_tickets_send_to_customer_in(hw_store_txn *w, const Helpwire__V1__Customer
  * *next receives the number the next ticket will get. Before serving.
  * @return HW_OK; store codes. */
 int hw_tickets_number_floor(hw_store *s, uint64_t from, uint64_t *next);
-
-/* After the commit: sends the events to WatchTickets streams and wakes
- * outbox subscribers and the notifier. Any thread. */
-void hw_tickets_publish(hw_app *app, const hw_event_list *ev);
 
 /* Method-table handlers; app is a hw_app. */
 void hw_tickets_create(hw_call *call, const ProtobufCMessage *request, void *app);
@@ -92,17 +140,5 @@ void hw_tickets_escalate(hw_call *call, const ProtobufCMessage *request, void *a
 void hw_tickets_close(hw_call *call, const ProtobufCMessage *request, void *app);
 void hw_tickets_history(hw_call *call, const ProtobufCMessage *request, void *app);
 void hw_tickets_watch(hw_call *call, const ProtobufCMessage *request, void *app);
-
-/* The skill queue for text on the calling worker: the best keyword match
- * among all skills (HW_FALLBACK_QUEUE when none matches), copied into the
- * call's arena. The worker keeps the skills' keywords tokenized and reloads
- * them only after a skill change (hw_app.skills_gen). NULL when the call was
- * failed (store error or no memory). */
-const char *hw_tickets_classify(hw_call *call, hw_app *app, const char *text);
-
-/* The calling worker's skill model, rebuilt first after a skill change
- * (which uses the worker's tokenizer: call this before tokenizing text for
- * hw_classify_tokens). NULL when the call was failed. */
-const hw_classify_model *hw_tickets_skill_model(hw_call *call, hw_app *app);
 
 #endif

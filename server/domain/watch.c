@@ -1,5 +1,5 @@
 /*
- * watch: the WatchTickets hub and the event lists writes fill (see
+ * watch: the WatchTickets hub and the ticket events writes record (see
  * watch.h). Watchers are a mutex-guarded list: publishing is a walk that
  * queues one message per matching stream (hw_call_stream_send never
  * blocks; a watcher that falls too far behind is ended by the stream's
@@ -14,16 +14,10 @@
 #include "server/domain/rpc.h"
 #include "server/store/records.h"
 
-void hw_event_list_reset(hw_event_list *l)
-{
-    l->n = 0;
-    memset(l->outbox, 0, sizeof l->outbox);
-    l->alert = false;
-}
-
-int hw_watch_record(hw_store_txn *w, hw_event_list *l, hw_arena *a, const Helpwire__V1__Ticket *t,
+int hw_watch_record(hw_store_txn *w, hw_effects *fx, const Helpwire__V1__Ticket *t,
                     Helpwire__V1__TicketEventKind kind, const char *actor, const char *detail)
 {
+    hw_arena *a = fx->arena;
     Helpwire__V1__TicketEvent *e = hw_arena_alloc(a, sizeof *e);
     Helpwire__V1__Ticket *snap = hw_arena_alloc(a, sizeof *snap);
     if (!e || !snap)
@@ -39,23 +33,13 @@ int hw_watch_record(hw_store_txn *w, hw_event_list *l, hw_arena *a, const Helpwi
         return rc;
     *snap = *t;
     e->ticket = snap;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 8;
-        Helpwire__V1__TicketEvent **items = hw_arena_alloc(a, cap * sizeof *items);
-        if (!items)
-            return HW_ENOMEM;
-        if (l->n)
-            memcpy(items, l->items, l->n * sizeof *items);
-        l->items = items;
-        l->cap = cap;
-    }
-    l->items[l->n++] = e;
-    return HW_OK;
+    return hw_effects_ticket_event(fx, e);
 }
 
-int hw_watch_record_id(hw_store_txn *w, hw_event_list *l, hw_arena *a, const char *ticket_id,
+int hw_watch_record_id(hw_store_txn *w, hw_effects *fx, const char *ticket_id,
                        Helpwire__V1__TicketEventKind kind, const char *actor, const char *detail)
 {
+    hw_arena *a = fx->arena;
     Helpwire__V1__Ticket *t;
     int rc = hw_store_ticket_get(w, ticket_id, a, &t);
     if (rc == HW_ENOTFOUND) {
@@ -66,7 +50,7 @@ int hw_watch_record_id(hw_store_txn *w, hw_event_list *l, hw_arena *a, const cha
     } else if (rc != HW_OK) {
         return rc;
     }
-    return hw_watch_record(w, l, a, t, kind, actor, detail);
+    return hw_watch_record(w, fx, t, kind, actor, detail);
 }
 
 typedef struct watcher {
@@ -100,19 +84,21 @@ void hw_watch_destroy(hw_watch *w)
 
 static bool matches(const watcher *wt, const Helpwire__V1__Ticket *t)
 {
+    if (!t)
+        return !*wt->queue && !*wt->assignee;
     return (!*wt->queue || strcmp(wt->queue, t->queue) == 0) &&
            (!*wt->assignee || strcmp(wt->assignee, t->assignee_agent_id) == 0);
 }
 
-void hw_watch_publish(hw_watch *w, const hw_event_list *l)
+void hw_watch_publish(hw_watch *w, Helpwire__V1__TicketEvent *const *events, size_t n)
 {
-    if (!w || !l->n)
+    if (!w || !n)
         return;
     pthread_mutex_lock(&w->mu);
     for (watcher *wt = w->list; wt; wt = wt->next)
-        for (size_t i = 0; i < l->n; i++)
-            if (matches(wt, l->items[i]->ticket))
-                hw_call_stream_send(wt->call, &l->items[i]->base);
+        for (size_t i = 0; i < n; i++)
+            if (matches(wt, events[i]->ticket))
+                hw_call_stream_send(wt->call, &events[i]->base);
     pthread_mutex_unlock(&w->mu);
 }
 

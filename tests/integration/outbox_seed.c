@@ -39,7 +39,9 @@ static int outbox_fn(hw_store_txn *w, void *arg)
     m.ticket_id = "t-1000";
     m.kind = HELPWIRE__V1__OUTBOUND_KIND__OUTBOUND_KIND_AGENT_REPLY;
     m.text = text;
-    int rc = hw_outbox_append_in(w, &m);
+    hw_effects fx; /* nobody to wake: the server is not running yet */
+    hw_effects_begin(&fx, NULL);
+    int rc = hw_outbox_append_in(w, &fx, &m);
     c->seq = m.seq;
     return rc;
 }
@@ -63,8 +65,9 @@ static int survey_fn(hw_store_txn *w, void *arg)
     t.status = HELPWIRE__V1__TICKET_STATUS__TICKET_STATUS_CLOSED;
     t.queue = "billing";
     t.assignee_agent_id = "ag-anna";
-    hw_event_list ev = {0}; /* nobody watches a seeded store */
-    return hw_surveys_create_in(w, c->app, &t, "seed-user", c->a, &ev, &c->id, &c->url, &c->seq);
+    hw_effects fx; /* nobody watches a seeded store */
+    hw_effects_begin(&fx, c->a);
+    return hw_surveys_create_in(w, c->app, &t, "seed-user", c->a, &fx, &c->id, &c->url, &c->seq);
 }
 
 int main(int argc, char **argv)

@@ -201,7 +201,9 @@ typedef struct {
 static int queue_fn(hw_store_txn *w, void *arg)
 {
     queue_ctx *c = arg;
-    return hw_notifier_queue_in(w, c->t, c->reason, c->actor);
+    hw_effects fx;
+    hw_effects_begin(&fx, NULL); /* the wake-up is the test's own hw_notifier_wake */
+    return hw_notifier_queue_in(w, &fx, c->t, c->reason, c->actor);
 }
 
 static void queue_alert(fx *f, const Helpwire__V1__Ticket *t, const char *reason)

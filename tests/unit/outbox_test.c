@@ -68,8 +68,10 @@ typedef struct {
 static int append_fn(hw_store_txn *w, void *arg)
 {
     append_ctx *c = arg;
+    hw_effects fx;
+    hw_effects_begin(&fx, NULL); /* records channel bits only */
     for (size_t i = 0; i < c->n; i++) {
-        int rc = hw_outbox_append_in(w, &c->msgs[i]);
+        int rc = hw_outbox_append_in(w, &fx, &c->msgs[i]);
         if (i == 0)
             c->rc = rc;
         if (rc != HW_OK)

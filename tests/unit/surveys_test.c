@@ -91,11 +91,14 @@ typedef struct {
 static int create_fn(hw_store_txn *w, void *arg)
 {
     create_ctx *c = arg;
-    hw_event_list ev = {0};
-    int rc = hw_surveys_create_in(w, &c->f->app, c->t, c->user, c->f->a, &ev, &c->id, &c->url, &c->seq);
-    if (rc == HW_OK &&
-        (ev.n != 1 || ev.items[0]->kind != HELPWIRE__V1__TICKET_EVENT_KIND__TICKET_EVENT_KIND_SURVEY_SENT))
+    hw_effects fx;
+    hw_effects_begin(&fx, c->f->a);
+    int rc = hw_surveys_create_in(w, &c->f->app, c->t, c->user, c->f->a, &fx, &c->id, &c->url, &c->seq);
+    if (rc == HW_OK && (fx.n_events != 1 ||
+                        fx.events[0]->kind != HELPWIRE__V1__TICKET_EVENT_KIND__TICKET_EVENT_KIND_SURVEY_SENT))
         return HW_EINVALID; /* the SURVEY_SENT event must be kept for watchers */
+    if (rc == HW_OK && fx.outbox_appended != 1u << c->t->channel)
+        return HW_EINVALID; /* the invitation's channel must be woken */
     return rc != HW_OK ? rc : c->fail_after;
 }
 

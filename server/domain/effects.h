@@ -1,0 +1,145 @@
+/*
+ * effects: the one home for what a write must make happen outside the
+ * store once it has committed.
+ *
+ * An effect is a consequence of a write that lives outside its
+ * transaction. There are five kinds:
+ *   - a ticket event, with a snapshot of the ticket after it, for the
+ *     WatchTickets streams (every history event a write appends: ticket
+ *     changes, SURVEY_SENT, SURVEY_ANSWERED, ALERT_DELIVERED, ...);
+ *   - an outbox channel that got new messages: its Subscribe streams are
+ *     woken;
+ *   - an outbox channel that got acknowledgements: its subscribers drop
+ *     what was acknowledged;
+ *   - a supervisor alert queued: the notifier's thread is woken;
+ *   - a skill change: every worker rebuilds its skill model.
+ * Whatever must survive a crash (messages, alerts, history) is already in
+ * the store, written by the transaction itself; an effect is only a live
+ * copy or a wake-up, so effects are never persisted nor retried.
+ *
+ * Who records: the module that makes the change, inside the write fn:
+ * hw_watch_record for events, hw_outbox_append_in and the Ack RPC for
+ * channels, hw_notifier_queue_in for alerts, PutSkill for skills. Callers
+ * only pass their hw_effects along; nobody sets a flag by hand.
+ *
+ * When effects run: hw_effects_run(fx, sinks, status) after the write's
+ * outcome is final. With status HW_OK (the write is durably committed) it
+ * hands every effect to the sinks; with any other status (the fn refused,
+ * or the group commit failed) it drops them all, so no watcher, bridge or
+ * notifier ever hears of a change that is not on disk. Either way the list
+ * is emptied, so effects run at most once. A write fn may run more than
+ * once for one submission (store.h): hw_effects_begin at the start of each
+ * run forgets the effects of the rolled-back run. Handlers get both for
+ * free: hw_rpc_write begins the effects of its hw_wctx before each run of
+ * the fn and runs them before the done callback (rpc.h).
+ *
+ * Ordering: within one write, ticket events reach the watchers in the
+ * order they were recorded, then the outbox channels are woken (new
+ * messages, then acknowledgements; by channel value), then the notifier,
+ * then the skill models are marked stale. Handlers' writes run
+ * their effects on the writer thread in commit order, before the reply, so
+ * a client that got its reply can already see its own events on a watch
+ * stream, and a watcher sees one ticket's events in history order. A
+ * write made with hw_store_write (the notifier's delivery outcomes) runs
+ * its effects on the thread that waited for it, after the commit: those
+ * may reach a watcher after the events of a later handler write.
+ * Wake-ups are merged: a channel woken twice by one write is woken once.
+ *
+ * Threads: an hw_effects belongs to one write: filled by its fn on the
+ * writer thread, run by its done callback (or by the waiting thread), never
+ * shared. Sinks are called on that thread and must be cheap and never
+ * block: on the writer thread they delay the next group commit.
+ *
+ * Memory: the event list lives in the arena given to hw_effects_begin (a
+ * handler's call arena), which must outlive hw_effects_run; the events
+ * themselves are the recorder's, allocated in the same arena.
+ *
+ * Not done here: deciding what a change causes (the domain modules do),
+ * and knowing the hubs: the sinks are a table of callbacks that main wires
+ * to the watch hub, the outbox hub, the notifier and the skill models, so
+ * the modules that record effects can sit above this one.
+ */
+#ifndef HW_EFFECTS_H
+#define HW_EFFECTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "helpwire/v1/common.pb-c.h"
+#include "helpwire/v1/tickets.pb-c.h"
+#include "server/base/arena.h"
+
+/* Channels are bits of a 32-bit mask: every Channel value is below this. */
+#define HW_EFFECTS_MAX_CHANNEL 32
+
+/* The effects of one write. Callers embed it (hw_wctx does) and use the
+ * functions below; the fields are read-only outside effects.c (tests
+ * inspect them). */
+typedef struct hw_effects {
+    hw_arena *arena;                    /* from hw_effects_begin */
+    Helpwire__V1__TicketEvent **events; /* [n_events], in recording order */
+    size_t n_events, cap_events;
+    uint32_t outbox_appended; /* bit (1u << channel) per channel */
+    uint32_t outbox_acked;    /* same, for acknowledgements */
+    bool alert_queued;
+    bool skills_changed;
+} hw_effects;
+
+/* Where effects go after a commit: one callback per kind, each with ctx
+ * (main passes its hw_app). A NULL callback drops that kind (a tool or a
+ * test with no hubs). Called on the thread running the effects; each must
+ * be cheap and must not block. */
+typedef struct hw_effects_sinks {
+    void *ctx;
+    /* events: [n] in recording order, snapshots in e->ticket; borrowed for
+     * the call (copy what outlives it). */
+    void (*ticket_events)(void *ctx, Helpwire__V1__TicketEvent *const *events, size_t n);
+    void (*outbox_appended)(void *ctx, Helpwire__V1__Channel channel);
+    void (*outbox_acked)(void *ctx, Helpwire__V1__Channel channel);
+    void (*alert_queued)(void *ctx);
+    void (*skills_changed)(void *ctx);
+} hw_effects_sinks;
+
+/* Starts (or starts again) the effects of one run of a write fn: forgets
+ * whatever an earlier run recorded; the event list will be allocated in a,
+ * which must outlive hw_effects_run (NULL for a write that records only
+ * wake-ups: recording an event then fails with HW_ENOMEM). Any thread (the
+ * one owning fx). */
+void hw_effects_begin(hw_effects *fx, hw_arena *a);
+
+/* Records event e (its ticket_id set; e->ticket the snapshot watchers
+ * filter on, or NULL for an event about a ticket not in the store) to be
+ * published to watchers. e is borrowed and must live in fx's arena (or
+ * longer).
+ * @return HW_OK; HW_ENOMEM (the arena is exhausted: fail the write). */
+int hw_effects_ticket_event(hw_effects *fx, Helpwire__V1__TicketEvent *e);
+
+/* Makes every event recorded so far about ticket t (same id) carry t as it
+ * is now: for a write that records events while changing several fields
+ * and stores the ticket once at the end. The snapshot is a shallow copy
+ * (t's strings must live as long as the events). */
+void hw_effects_refresh_ticket(hw_effects *fx, const Helpwire__V1__Ticket *t);
+
+/* Records that channel got new outbox messages (its subscribers are woken)
+ * or acknowledgements. A channel value of HW_EFFECTS_MAX_CHANNEL or more is
+ * ignored (no Channel value is). */
+void hw_effects_outbox_appended(hw_effects *fx, Helpwire__V1__Channel channel);
+void hw_effects_outbox_acked(hw_effects *fx, Helpwire__V1__Channel channel);
+
+/* Records that a supervisor alert was queued (the notifier is woken). */
+void hw_effects_alert_queued(hw_effects *fx);
+
+/* Records that a skill was created or changed (skill models go stale). */
+void hw_effects_skills_changed(hw_effects *fx);
+
+/* True when nothing is recorded. */
+bool hw_effects_empty(const hw_effects *fx);
+
+/* After the write's outcome is final: with status HW_OK hands every effect
+ * to sinks (NULL sinks: drops them), in the order the top comment gives;
+ * with any other status drops them. Empties fx either way.
+ * The thread that owns fx (the done callback's, normally the writer's). */
+void hw_effects_run(hw_effects *fx, const hw_effects_sinks *sinks, int status);
+
+#endif
