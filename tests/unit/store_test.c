@@ -683,7 +683,7 @@ static void test_backup_is_a_consistent_openable_copy(void **state)
     assert_int_equal(hw_store_backup(s, bdir, &size, why, sizeof why), HW_OK);
     assert_true(size > 0);
     /* Owner-only, as the live store: it holds token hashes and messages. */
-    char copy[PATH_MAX + 16];
+    char copy[PATH_MAX + 32];
     struct stat st;
     snprintf(copy, sizeof copy, "%s/data.mdb", bdir);
     assert_int_equal(stat(copy, &st), 0);
