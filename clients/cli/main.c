@@ -20,7 +20,7 @@
 
 #include "clients/cli/args.h"
 #include "clients/cli/cli.h"
-#include "clients/cli/rpc.h"
+#include "clients/lib/client.h"
 #include "server/base/files.h"
 #include "server/base/grpc_runtime.h"
 
@@ -126,7 +126,7 @@ int main(int argc, char **argv)
     int consumed = 0, rc = CLI_EXIT_USAGE;
     char err[512];
     char *token = NULL;
-    cli_rpc *rpc = NULL;
+    hw_client *rpc = NULL;
     bool grpc_started = false;
     cli_ctx ctx = {.out = stdout, .err = stderr};
 
@@ -224,21 +224,23 @@ int main(int argc, char **argv)
     hw_grpc_runtime_prepare();
     grpc_init();
     grpc_started = true;
-    cli_rpc_options ro = {
+    hw_client_options ro = {
         .target = server,
         .token = token,
         .tls_ca_file = gval[G_TLS_CA],
         .tls_server_name = gval[G_TLS_SERVER_NAME],
         .timeout_ms = (int)timeout_ms,
+        /* Replies may be large (a page of 500 tickets, a long conversation). */
+        .max_receive_bytes = 64 << 20,
     };
-    if (cli_rpc_create(&rpc, &ro, err, sizeof err) != 0) {
+    if (hw_client_create(&rpc, &ro, err, sizeof err) != 0) {
         rc = cli_fail(&ctx, "%s", err);
         goto out;
     }
     ctx.rpc = rpc;
     rc = cmd->run(&ctx);
 out:
-    cli_rpc_destroy(rpc);
+    hw_client_destroy(rpc);
     if (grpc_started)
         grpc_shutdown();
     if (token) {

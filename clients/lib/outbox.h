@@ -21,7 +21,7 @@
 #define BR_OUTBOX_H
 
 #include "clients/lib/log.h"
-#include "clients/lib/rpc.h"
+#include "clients/lib/client.h"
 #include "clients/lib/stop.h"
 #include "helpwire/v1/outbox.pb-c.h"
 
@@ -33,7 +33,7 @@ typedef struct br_outbox br_outbox;
 typedef int (*br_outbox_deliver_fn)(void *arg, const Helpwire__V1__OutboundMessage *m);
 
 typedef struct br_outbox_options {
-    br_rpc *rpc; /* outlives the subscription */
+    hw_client *rpc; /* outlives the subscription */
     Helpwire__V1__Channel channel;
     int redeliver_after_ms; /* passed to Subscribe */
     int rpc_timeout_ms;     /* Ack deadline */

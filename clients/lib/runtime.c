@@ -40,8 +40,17 @@ int br_runtime_start(br_runtime *rt, const char *name, br_common *c, bool use_cu
     hw_grpc_runtime_prepare();
     grpc_init();
     rt->grpc_up = true;
-    br_rpc_options ro = {c->helpwire, c->token, c->tls_ca, c->tls_server_name, 0};
-    return br_rpc_create(&rt->rpc, &ro, err, errlen);
+    hw_client_options ro = {
+        .target = c->helpwire,
+        .token = c->token,
+        .tls_ca_file = c->tls_ca,
+        .tls_server_name = c->tls_server_name,
+        .timeout_ms = c->rpc_timeout_ms,
+        /* A stream that breaks should reconnect at our backoff, not the
+         * core's default of up to two minutes. */
+        .max_reconnect_backoff_ms = 2000,
+    };
+    return hw_client_create(&rt->rpc, &ro, err, errlen);
 }
 
 int br_runtime_subscribe(br_runtime *rt, const br_common *c, Helpwire__V1__Channel channel,
@@ -79,7 +88,7 @@ void br_runtime_finish(br_runtime *rt, int rc)
         br_stop_request(rt->stop);
     br_outbox_stop(rt->ob);
     rt->ob = NULL;
-    br_rpc_destroy(rt->rpc);
+    hw_client_destroy(rt->rpc);
     rt->rpc = NULL;
     if (rt->grpc_up)
         grpc_shutdown();

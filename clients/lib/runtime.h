@@ -15,14 +15,14 @@
 #include "clients/lib/config.h"
 #include "clients/lib/log.h"
 #include "clients/lib/outbox.h"
-#include "clients/lib/rpc.h"
+#include "clients/lib/client.h"
 #include "clients/lib/stop.h"
 #include "server/base/grpc_runtime.h"
 
 typedef struct br_runtime {
     br_log *log;
     br_stop *stop;
-    br_rpc *rpc;
+    hw_client *rpc;
     br_outbox *ob;
     hw_grpc_log_route grpc_log; /* the gRPC core's own lines, into log */
     bool grpc_up, curl_up;

@@ -43,7 +43,7 @@
 #include "clients/lib/log.h"
 #include "clients/lib/outbox.h"
 #include "clients/lib/route.h"
-#include "clients/lib/rpc.h"
+#include "clients/lib/client.h"
 #include "clients/lib/runtime.h"
 #include "clients/lib/secure.h"
 #include "clients/lib/state.h"
@@ -69,7 +69,7 @@ typedef struct tg_config {
 typedef struct tg_bridge {
     const tg_config *cfg;
     const br_log *log;
-    br_rpc *rpc;
+    hw_client *rpc;
     br_stop *stop;
     br_dedupe *seen; /* chat:message ids routed recently */
     char *bot_token;
@@ -407,7 +407,7 @@ int main(int argc, char **argv)
     int rc = 1;
     br_log *log = NULL;
     br_stop *stop = NULL;
-    br_rpc *rpc = NULL;
+    hw_client *rpc = NULL;
     br_runtime rt = {0};
     br_httpd *httpd = NULL;
     tg_bridge b;

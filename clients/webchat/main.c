@@ -37,7 +37,7 @@
 #include "clients/lib/log.h"
 #include "clients/lib/outbox.h"
 #include "clients/lib/route.h"
-#include "clients/lib/rpc.h"
+#include "clients/lib/client.h"
 #include "clients/lib/runtime.h"
 #include "clients/lib/secure.h"
 #include "clients/lib/stop.h"
@@ -59,7 +59,7 @@ typedef struct wc_config {
 typedef struct wc_bridge {
     const wc_config *cfg;
     const br_log *log;
-    br_rpc *rpc;
+    hw_client *rpc;
     wc_hub *hub;
 } wc_bridge;
 
@@ -95,7 +95,7 @@ static const struct {
     {GRPC_STATUS_UNAUTHENTICATED, 502},
 };
 
-static void respond_status(br_httpd_request *r, const br_status *st)
+static void respond_status(br_httpd_request *r, const hw_client_status *st)
 {
     unsigned http = 502;
     for (size_t i = 0; i < sizeof status_map / sizeof status_map[0]; i++)
@@ -103,7 +103,7 @@ static void respond_status(br_httpd_request *r, const br_status *st)
             http = status_map[i].http;
     /* Authentication problems are the bridge's, not the visitor's. */
     const char *msg = http == 502 ? "service error" : st->message;
-    respond_json(r, http, json_pack("{s:s, s:s}", "error", msg, "code", br_status_name(st->code)));
+    respond_json(r, http, json_pack("{s:s, s:s}", "error", msg, "code", hw_client_status_name(st->code)));
 }
 
 static json_t *parse_body(br_httpd_request *r)
@@ -198,7 +198,7 @@ static void api_messages(wc_bridge *b, br_httpd_request *r)
     snprintf(message_id, sizeof message_id, "%s:%s", sid, cmid);
     br_inbound in = {HELPWIRE__V1__CHANNEL__CHANNEL_WEBCHAT, sid, name, text, message_id, NULL};
     Helpwire__V1__RouteReply *reply = NULL;
-    br_status st;
+    hw_client_status st;
     if (br_route(b->rpc, b->log, &in, b->cfg->common.rpc_timeout_ms, &reply, &st) != BR_ROUTE_OK) {
         respond_status(r, &st);
         goto out;
@@ -352,9 +352,9 @@ static void api_survey_get(wc_bridge *b, br_httpd_request *r)
     Helpwire__V1__GetSurveyRequest req = HELPWIRE__V1__GET_SURVEY_REQUEST__INIT;
     req.token = (char *)token;
     ProtobufCMessage *reply = NULL;
-    br_status st;
-    if (br_rpc_unary(b->rpc, "/helpwire.v1.Surveys/GetSurvey", &req.base, &helpwire__v1__survey__descriptor,
-                     &reply, b->cfg->common.rpc_timeout_ms, &st) != 0) {
+    hw_client_status st;
+    if (hw_client_unary(b->rpc, "/helpwire.v1.Surveys/GetSurvey", &req.base,
+                        &helpwire__v1__survey__descriptor, &reply, b->cfg->common.rpc_timeout_ms, &st) != 0) {
         respond_status(r, &st);
         return;
     }
@@ -382,13 +382,13 @@ static void api_survey_post(wc_bridge *b, br_httpd_request *r)
         req.rating = (uint32_t)json_integer_value(rating);
         req.comment = (char *)(comment ? comment : "");
         ProtobufCMessage *reply = NULL;
-        br_status st;
-        if (br_rpc_unary(b->rpc, "/helpwire.v1.Surveys/SubmitSurvey", &req.base,
-                         &helpwire__v1__survey__descriptor, &reply, b->cfg->common.rpc_timeout_ms,
-                         &st) != 0) {
+        hw_client_status st;
+        if (hw_client_unary(b->rpc, "/helpwire.v1.Surveys/SubmitSurvey", &req.base,
+                            &helpwire__v1__survey__descriptor, &reply, b->cfg->common.rpc_timeout_ms,
+                            &st) != 0) {
             char q[300];
-            br_log_event(b->log, BR_LOG_INFO, "survey_refused", "code=%s message=%s", br_status_name(st.code),
-                         br_log_quote(st.message, q, sizeof q));
+            br_log_event(b->log, BR_LOG_INFO, "survey_refused", "code=%s message=%s",
+                         hw_client_status_name(st.code), br_log_quote(st.message, q, sizeof q));
             respond_status(r, &st);
         } else {
             br_log_event(b->log, BR_LOG_INFO, "survey_submitted", "rating=%d",
@@ -495,7 +495,7 @@ int main(int argc, char **argv)
     int rc = 1;
     br_log *log = NULL;
     br_stop *stop = NULL;
-    br_rpc *rpc = NULL;
+    hw_client *rpc = NULL;
     br_runtime rt = {0};
     br_httpd *httpd = NULL;
     wc_bridge b;

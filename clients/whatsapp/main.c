@@ -41,7 +41,7 @@
 #include "clients/lib/log.h"
 #include "clients/lib/outbox.h"
 #include "clients/lib/route.h"
-#include "clients/lib/rpc.h"
+#include "clients/lib/client.h"
 #include "clients/lib/runtime.h"
 #include "clients/lib/secure.h"
 #include "clients/lib/stop.h"
@@ -72,7 +72,7 @@ typedef struct queued {
 typedef struct wa_bridge {
     const wa_config *cfg;
     const br_log *log;
-    br_rpc *rpc;
+    hw_client *rpc;
     br_stop *stop;
     br_dedupe *seen; /* wamids routed recently */
     pthread_mutex_t mu;
@@ -443,7 +443,7 @@ int main(int argc, char **argv)
     int rc = 1;
     br_log *log = NULL;
     br_stop *stop = NULL;
-    br_rpc *rpc = NULL;
+    hw_client *rpc = NULL;
     br_runtime rt = {0};
     br_httpd *httpd = NULL;
     bool worker_up = false;
