@@ -11,8 +11,8 @@
 
 #include <openssl/crypto.h>
 
-#include "clients/lib/log.h"
 #include "server/base/files.h"
+#include "server/base/log.h"
 
 static int set_value(const br_option *o, const char *value, const char *origin, char *err, size_t errlen)
 {
@@ -192,7 +192,7 @@ int br_read_secret_file(const char *path, char **out, char *err, size_t errlen)
 
 int br_common_finish(br_common *c, char *err, size_t errlen)
 {
-    if (br_log_level_parse(c->log_level) < 0) {
+    if (hw_log_level_parse(c->log_level) < 0) {
         snprintf(err, errlen, "--log-level: expected debug, info, warn or error");
         return -1;
     }

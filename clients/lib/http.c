@@ -162,7 +162,7 @@ static int retryable_status(long status)
 }
 
 int br_http_do_retry(const br_http_request *req, br_http_response *resp, int max_attempts, br_backoff *b,
-                     br_http_retry_after_fn hook, void *hook_arg, const br_log *log, const char *what)
+                     br_http_retry_after_fn hook, void *hook_arg, const hw_log *log, const char *what)
 {
     int rc = BR_HTTP_ETRANSPORT;
     for (int attempt = 1;; attempt++) {
@@ -185,9 +185,9 @@ int br_http_do_retry(const br_http_request *req, br_http_response *resp, int max
         if (delay_ms < 0)
             delay_ms = br_backoff_next_ms(b);
         char q[300];
-        br_log_event(log, BR_LOG_WARN, "http_retry", "what=%s attempt=%d status=%ld error=%s delay_ms=%d",
+        hw_log_event(log, HW_LOG_WARN, "http_retry", "what=%s attempt=%d status=%ld error=%s delay_ms=%d",
                      what, attempt, rc == BR_HTTP_OK ? resp->status : 0L,
-                     br_log_quote(rc == BR_HTTP_OK ? "" : resp->error, q, sizeof q), delay_ms);
+                     hw_log_quote(rc == BR_HTTP_OK ? "" : resp->error, q, sizeof q), delay_ms);
         br_http_response_free(resp);
         if (req->stop ? br_stop_sleep_ms(req->stop, delay_ms) : (usleep((useconds_t)delay_ms * 1000), false))
             return BR_HTTP_ESTOPPED;

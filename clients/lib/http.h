@@ -17,8 +17,8 @@
 #include <stddef.h>
 
 #include "clients/lib/backoff.h"
-#include "clients/lib/log.h"
 #include "clients/lib/stop.h"
+#include "server/base/log.h"
 
 typedef struct br_http_request {
     const char *method;       /* "GET" or "POST" */
@@ -65,6 +65,6 @@ typedef int (*br_http_retry_after_fn)(const br_http_response *resp, void *arg);
  * event=http_retry what=<what>. Returns like br_http_do, with the last
  * response in resp. */
 int br_http_do_retry(const br_http_request *req, br_http_response *resp, int max_attempts, br_backoff *b,
-                     br_http_retry_after_fn hook, void *hook_arg, const br_log *log, const char *what);
+                     br_http_retry_after_fn hook, void *hook_arg, const hw_log *log, const char *what);
 
 #endif

@@ -98,12 +98,12 @@ static void ack(br_outbox *ob, uint64_t seq)
     if (hw_client_unary(ob->o.rpc, "/helpwire.v1.Outbox/Ack", &req.base, &helpwire__v1__ack_reply__descriptor,
                         &reply, ob->o.rpc_timeout_ms, &st) == 0) {
         atomic_fetch_add(&ob->acked, 1);
-        br_log_event(ob->o.log, BR_LOG_DEBUG, "outbox_acked", "seq=%llu", (unsigned long long)seq);
+        hw_log_event(ob->o.log, HW_LOG_DEBUG, "outbox_acked", "seq=%llu", (unsigned long long)seq);
     } else {
         char q[300];
-        br_log_event(ob->o.log, BR_LOG_WARN, "outbox_ack_failed", "seq=%llu code=%s message=%s",
+        hw_log_event(ob->o.log, HW_LOG_WARN, "outbox_ack_failed", "seq=%llu code=%s message=%s",
                      (unsigned long long)seq, hw_client_status_name(st.code),
-                     br_log_quote(st.message, q, sizeof q));
+                     hw_log_quote(st.message, q, sizeof q));
     }
     if (reply)
         protobuf_c_message_free_unpacked(reply, NULL);
@@ -114,24 +114,24 @@ static void handle_message(br_outbox *ob, grpc_byte_buffer *bb)
     Helpwire__V1__OutboundMessage *m =
         (Helpwire__V1__OutboundMessage *)hw_client_unpack(bb, &helpwire__v1__outbound_message__descriptor);
     if (!m) {
-        br_log_event(ob->o.log, BR_LOG_ERROR, "outbox_bad_message", "reason=\"does not parse\"");
+        hw_log_event(ob->o.log, HW_LOG_ERROR, "outbox_bad_message", "reason=\"does not parse\"");
         return;
     }
     char key[32];
     snprintf(key, sizeof key, "%llu", (unsigned long long)m->seq);
     if (br_dedupe_contains(ob->delivered, key)) {
-        br_log_event(ob->o.log, BR_LOG_INFO, "outbox_redelivered_already_sent", "seq=%llu attempt=%u",
+        hw_log_event(ob->o.log, HW_LOG_INFO, "outbox_redelivered_already_sent", "seq=%llu attempt=%u",
                      (unsigned long long)m->seq, m->attempt);
         ack(ob, m->seq);
     } else if (ob->o.deliver(ob->o.deliver_arg, m) == 0) {
         atomic_fetch_add(&ob->n_delivered, 1);
         br_dedupe_add(ob->delivered, key);
-        br_log_event(ob->o.log, BR_LOG_INFO, "outbox_delivered", "seq=%llu kind=%d attempt=%u",
+        hw_log_event(ob->o.log, HW_LOG_INFO, "outbox_delivered", "seq=%llu kind=%d attempt=%u",
                      (unsigned long long)m->seq, (int)m->kind, m->attempt);
         ack(ob, m->seq);
     } else {
         atomic_fetch_add(&ob->failed, 1);
-        br_log_event(ob->o.log, BR_LOG_WARN, "outbox_delivery_failed", "seq=%llu kind=%d attempt=%u",
+        hw_log_event(ob->o.log, HW_LOG_WARN, "outbox_delivery_failed", "seq=%llu kind=%d attempt=%u",
                      (unsigned long long)m->seq, (int)m->kind, m->attempt);
     }
     protobuf_c_message_free_unpacked(&m->base, NULL);
@@ -182,7 +182,7 @@ static bool run_stream(br_outbox *ob)
                                  grpc_slice_from_static_string("/helpwire.v1.Outbox/Subscribe"), NULL,
                                  gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
     if (!call) {
-        br_log_event(ob->o.log, BR_LOG_ERROR, "outbox_call_failed", "reason=\"cannot create call\"");
+        hw_log_event(ob->o.log, HW_LOG_ERROR, "outbox_call_failed", "reason=\"cannot create call\"");
         goto out;
     }
     pthread_mutex_lock(&ob->mu);
@@ -227,7 +227,7 @@ static bool run_stream(br_outbox *ob)
             if (!wait_tag(cq, TAG_RECV, done, ok) || !recv_bb)
                 break;
             if (!healthy)
-                br_log_event(ob->o.log, BR_LOG_INFO, "outbox_streaming", "channel=%d", (int)ob->o.channel);
+                hw_log_event(ob->o.log, HW_LOG_INFO, "outbox_streaming", "channel=%d", (int)ob->o.channel);
             healthy = true;
             handle_message(ob, recv_bb);
             grpc_byte_buffer_destroy(recv_bb);
@@ -245,9 +245,9 @@ static bool run_stream(br_outbox *ob)
         char q[300];
         hw_client_status st;
         hw_client_status_set(&st, status, details);
-        br_log_event(ob->o.log, status == GRPC_STATUS_UNIMPLEMENTED ? BR_LOG_WARN : BR_LOG_INFO,
+        hw_log_event(ob->o.log, status == GRPC_STATUS_UNIMPLEMENTED ? HW_LOG_WARN : HW_LOG_INFO,
                      "outbox_stream_ended", "code=%s message=%s", hw_client_status_name(st.code),
-                     br_log_quote(st.message, q, sizeof q));
+                     hw_log_quote(st.message, q, sizeof q));
     }
     if (now_ms() - started >= HEALTHY_STREAM_MS)
         healthy = true;
@@ -291,7 +291,7 @@ static void *outbox_thread(void *arg)
         if (stopping(ob))
             break;
         int delay = br_backoff_next_ms(&ob->backoff);
-        br_log_event(ob->o.log, BR_LOG_INFO, "outbox_reconnect", "delay_ms=%d", delay);
+        hw_log_event(ob->o.log, HW_LOG_INFO, "outbox_reconnect", "delay_ms=%d", delay);
         if (sleep_ms(ob, delay))
             break;
     }

@@ -20,10 +20,10 @@
 #ifndef BR_OUTBOX_H
 #define BR_OUTBOX_H
 
-#include "clients/lib/log.h"
 #include "clients/lib/client.h"
 #include "clients/lib/stop.h"
 #include "helpwire/v1/outbox.pb-c.h"
+#include "server/base/log.h"
 
 typedef struct br_outbox br_outbox;
 
@@ -40,7 +40,7 @@ typedef struct br_outbox_options {
     int backoff_initial_ms, backoff_max_ms;
     br_outbox_deliver_fn deliver;
     void *deliver_arg;
-    const br_log *log;
+    const hw_log *log;
     br_stop *stop; /* checked between messages; may be NULL */
 } br_outbox_options;
 

@@ -13,8 +13,8 @@
 static void log_grpc_line(void *arg, int level, const char *file, int line, const char *msg)
 {
     char q[1024];
-    br_log_event(arg, (br_log_level)level, "grpc", "file=%s line=%d msg=%s", file, line,
-                 br_log_quote(msg, q, sizeof q));
+    hw_log_event(arg, (hw_log_level)level, "grpc", "file=%s line=%d msg=%s", file, line,
+                 hw_log_quote(msg, q, sizeof q));
 }
 
 int br_runtime_start(br_runtime *rt, const char *name, br_common *c, bool use_curl, char *err, size_t errlen)
@@ -22,7 +22,8 @@ int br_runtime_start(br_runtime *rt, const char *name, br_common *c, bool use_cu
     memset(rt, 0, sizeof *rt);
     if (br_common_finish(c, err, errlen) != 0)
         return -1;
-    rt->log = br_log_create(2, name, (br_log_level)br_log_level_parse(c->log_level));
+    rt->log =
+        hw_log_create_component(2, (hw_log_level)hw_log_level_parse(c->log_level), false, "bridge", name);
     /* Before any thread exists, so every thread inherits the signal mask. */
     if (!rt->log || br_stop_create(&rt->stop) != 0) {
         snprintf(err, errlen, "out of memory");
@@ -72,8 +73,8 @@ int br_runtime_subscribe(br_runtime *rt, const br_common *c, Helpwire__V1__Chann
 void br_runtime_serve(br_runtime *rt, const char *prog, const br_common *c, const char *listen, unsigned port)
 {
     char q[300];
-    br_log_event(rt->log, BR_LOG_INFO, "started", "listen_port=%u helpwire=%s tls=%s token=%s", port,
-                 br_log_quote(c->helpwire, q, sizeof q), c->tls_ca ? "true" : "false",
+    hw_log_event(rt->log, HW_LOG_INFO, "started", "listen_port=%u helpwire=%s tls=%s token=%s", port,
+                 hw_log_quote(c->helpwire, q, sizeof q), c->tls_ca ? "true" : "false",
                  c->token ? "set" : "unset");
     const char *colon = strrchr(listen, ':');
     printf("%s listening on %.*s:%u\n", prog, (int)(colon ? colon - listen : 0), listen, port);
@@ -96,11 +97,11 @@ void br_runtime_finish(br_runtime *rt, int rc)
         curl_global_cleanup();
     rt->grpc_up = rt->curl_up = false;
     if (rt->log)
-        br_log_event(rt->log, BR_LOG_INFO, "stopped", "signal=%d exit=%d",
+        hw_log_event(rt->log, HW_LOG_INFO, "stopped", "signal=%d exit=%d",
                      rt->stop ? br_stop_signal(rt->stop) : 0, rc);
     br_stop_destroy(rt->stop);
     rt->stop = NULL;
     hw_grpc_runtime_log_to(NULL);
-    br_log_destroy(rt->log);
+    hw_log_destroy(rt->log);
     rt->log = NULL;
 }

@@ -12,15 +12,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "clients/lib/config.h"
-#include "clients/lib/log.h"
-#include "clients/lib/outbox.h"
 #include "clients/lib/client.h"
+#include "clients/lib/config.h"
+#include "clients/lib/outbox.h"
 #include "clients/lib/stop.h"
 #include "server/base/grpc_runtime.h"
+#include "server/base/log.h"
 
 typedef struct br_runtime {
-    br_log *log;
+    hw_log *log;
     br_stop *stop;
     hw_client *rpc;
     br_outbox *ob;

@@ -36,18 +36,18 @@
 #include <openssl/crypto.h>
 
 #include "clients/lib/backoff.h"
+#include "clients/lib/client.h"
 #include "clients/lib/config.h"
 #include "clients/lib/dedupe.h"
 #include "clients/lib/http.h"
 #include "clients/lib/httpd.h"
-#include "clients/lib/log.h"
 #include "clients/lib/outbox.h"
 #include "clients/lib/route.h"
-#include "clients/lib/client.h"
 #include "clients/lib/runtime.h"
 #include "clients/lib/secure.h"
 #include "clients/lib/state.h"
 #include "clients/lib/stop.h"
+#include "server/base/log.h"
 
 #define PROG "telegram-bridge"
 
@@ -68,7 +68,7 @@ typedef struct tg_config {
 
 typedef struct tg_bridge {
     const tg_config *cfg;
-    const br_log *log;
+    const hw_log *log;
     hw_client *rpc;
     br_stop *stop;
     br_dedupe *seen; /* chat:message ids routed recently */
@@ -132,8 +132,8 @@ static tg_result bot_call(tg_bridge *b, const char *method, json_t *body, int ti
         return TG_STOPPED;
     if (rc != BR_HTTP_OK) {
         char q[300];
-        br_log_event(b->log, BR_LOG_WARN, "telegram_unreachable", "method=%s error=%s", method,
-                     br_log_quote(resp.error, q, sizeof q));
+        hw_log_event(b->log, HW_LOG_WARN, "telegram_unreachable", "method=%s error=%s", method,
+                     hw_log_quote(resp.error, q, sizeof q));
         return TG_RETRY;
     }
     tg_result res;
@@ -145,8 +145,8 @@ static tg_result bot_call(tg_bridge *b, const char *method, json_t *body, int ti
     } else {
         const char *desc = json_string_value(json_object_get(j, "description"));
         char q[300];
-        br_log_event(b->log, BR_LOG_WARN, "telegram_error", "method=%s status=%ld description=%s", method,
-                     resp.status, br_log_quote(desc ? desc : "", q, sizeof q));
+        hw_log_event(b->log, HW_LOG_WARN, "telegram_error", "method=%s status=%ld description=%s", method,
+                     resp.status, hw_log_quote(desc ? desc : "", q, sizeof q));
         if (resp.status == 429) {
             int ms = retry_after_ms(&resp, NULL);
             *wait_ms = ms >= 0 ? ms : 1000;
@@ -177,7 +177,7 @@ static br_route_result handle_update(tg_bridge *b, json_t *update)
     json_t *chat_id = json_object_get(chat, "id");
     json_t *message_id = json_object_get(msg, "message_id");
     if (!text || !json_is_integer(chat_id) || !json_is_integer(message_id)) {
-        br_log_event(b->log, BR_LOG_INFO, "update_skipped", "update_id=%lld reason=%s", (long long)update_id,
+        hw_log_event(b->log, HW_LOG_INFO, "update_skipped", "update_id=%lld reason=%s", (long long)update_id,
                      msg ? "not_text" : "not_a_message");
         return BR_ROUTE_OK;
     }
@@ -185,7 +185,7 @@ static br_route_result handle_update(tg_bridge *b, json_t *update)
     snprintf(user, sizeof user, "%lld", (long long)json_integer_value(chat_id));
     snprintf(key, sizeof key, "%s:%lld", user, (long long)json_integer_value(message_id));
     if (br_dedupe_contains(b->seen, key)) {
-        br_log_event(b->log, BR_LOG_INFO, "update_duplicate", "update_id=%lld message_id=%s",
+        hw_log_event(b->log, HW_LOG_INFO, "update_duplicate", "update_id=%lld message_id=%s",
                      (long long)update_id, key);
         return BR_ROUTE_OK;
     }
@@ -212,7 +212,7 @@ static int save_offset(tg_bridge *b, uint64_t offset)
 {
     char err[512];
     if (br_state_write_u64(b->offset_path, offset, err, sizeof err) != 0) {
-        br_log_event(b->log, BR_LOG_ERROR, "offset_write_failed", "error=\"%s\"", err);
+        hw_log_event(b->log, HW_LOG_ERROR, "offset_write_failed", "error=\"%s\"", err);
         return -1;
     }
     return 0;
@@ -224,10 +224,10 @@ static int poll_loop(tg_bridge *b)
     char err[512];
     uint64_t offset = 0;
     if (br_state_read_u64(b->offset_path, &offset, err, sizeof err) < 0) {
-        br_log_event(b->log, BR_LOG_ERROR, "offset_read_failed", "error=\"%s\"", err);
+        hw_log_event(b->log, HW_LOG_ERROR, "offset_read_failed", "error=\"%s\"", err);
         return -1;
     }
-    br_log_event(b->log, BR_LOG_INFO, "polling", "offset=%" PRIu64 " timeout_s=%d", offset,
+    hw_log_event(b->log, HW_LOG_INFO, "polling", "offset=%" PRIu64 " timeout_s=%d", offset,
                  b->cfg->poll_timeout_s);
     br_backoff bo;
     br_backoff_init(&bo, b->cfg->common.backoff_initial_ms, b->cfg->common.backoff_max_ms,
@@ -250,7 +250,7 @@ static int poll_loop(tg_bridge *b)
         if (r != TG_OK || !json_is_array(updates)) {
             json_decref(updates);
             int delay = r == TG_RATE_LIMITED ? wait_ms : br_backoff_next_ms(&bo);
-            br_log_event(b->log, BR_LOG_INFO, "poll_backoff", "delay_ms=%d", delay);
+            hw_log_event(b->log, HW_LOG_INFO, "poll_backoff", "delay_ms=%d", delay);
             if (br_stop_sleep_ms(b->stop, delay))
                 break;
             continue;
@@ -267,7 +267,7 @@ static int poll_loop(tg_bridge *b)
             if (id < offset) {
                 /* Already routed: Telegram confirms by offset, so an older
                  * update can only come back from a misbehaving API. */
-                br_log_event(b->log, BR_LOG_INFO, "update_duplicate", "update_id=%" PRIu64, id);
+                hw_log_event(b->log, HW_LOG_INFO, "update_duplicate", "update_id=%" PRIu64, id);
                 continue;
             }
             br_backoff rb;
@@ -275,7 +275,7 @@ static int poll_loop(tg_bridge *b)
             br_route_result rr;
             while ((rr = handle_update(b, u)) == BR_ROUTE_RETRY) {
                 int delay = br_backoff_next_ms(&rb);
-                br_log_event(b->log, BR_LOG_INFO, "route_backoff", "update_id=%" PRIu64 " delay_ms=%d", id,
+                hw_log_event(b->log, HW_LOG_INFO, "route_backoff", "update_id=%" PRIu64 " delay_ms=%d", id,
                              delay);
                 if (br_stop_sleep_ms(b->stop, delay))
                     break;
@@ -283,7 +283,7 @@ static int poll_loop(tg_bridge *b)
             if (rr == BR_ROUTE_RETRY)
                 break; /* stopping: the offset stays before this update */
             if (rr == BR_ROUTE_REFUSED)
-                br_log_event(b->log, BR_LOG_ERROR, "update_dropped", "update_id=%" PRIu64, id);
+                hw_log_event(b->log, HW_LOG_ERROR, "update_dropped", "update_id=%" PRIu64, id);
             offset = id + 1;
             if (save_offset(b, offset) != 0) {
                 br_stop_sleep_ms(b->stop, br_backoff_next_ms(&bo));
@@ -309,7 +309,7 @@ static void webhook_handler(void *arg, br_httpd_request *r)
         return;
     }
     if (!br_streq_const_time(br_httpd_header(r, "X-Telegram-Bot-Api-Secret-Token"), b->cfg->webhook_secret)) {
-        br_log_event(b->log, BR_LOG_WARN, "webhook_refused", "reason=bad_secret_token");
+        hw_log_event(b->log, HW_LOG_WARN, "webhook_refused", "reason=bad_secret_token");
         br_httpd_respond(r, 401, "application/json", "{\"error\":\"bad secret token\"}", 28);
         return;
     }
@@ -345,7 +345,7 @@ static int deliver(void *arg, const Helpwire__V1__OutboundMessage *m)
                            NULL, &wait_ms);
     json_decref(body);
     if (r == TG_REJECTED)
-        br_log_event(b->log, BR_LOG_ERROR, "delivery_rejected", "seq=%llu chat=%s",
+        hw_log_event(b->log, HW_LOG_ERROR, "delivery_rejected", "seq=%llu chat=%s",
                      (unsigned long long)m->seq, m->channel_user_id);
     return r == TG_OK ? 0 : -1;
 }
@@ -405,7 +405,7 @@ int main(int argc, char **argv)
     const size_t n_opts = sizeof opts / sizeof opts[0];
     char err[512];
     int rc = 1;
-    br_log *log = NULL;
+    hw_log *log = NULL;
     br_stop *stop = NULL;
     hw_client *rpc = NULL;
     br_runtime rt = {0};
@@ -475,8 +475,8 @@ int main(int argc, char **argv)
         goto out;
     }
     char q[300];
-    br_log_event(log, BR_LOG_INFO, "started", "mode=%s helpwire=%s tls=%s token=%s", cfg.mode,
-                 br_log_quote(cfg.common.helpwire, q, sizeof q), cfg.common.tls_ca ? "true" : "false",
+    hw_log_event(log, HW_LOG_INFO, "started", "mode=%s helpwire=%s tls=%s token=%s", cfg.mode,
+                 hw_log_quote(cfg.common.helpwire, q, sizeof q), cfg.common.tls_ca ? "true" : "false",
                  cfg.common.token ? "set" : "unset");
     if (webhook) {
         br_httpd_options ho = {cfg.webhook_listen, 0, 0, webhook_handler, &b};

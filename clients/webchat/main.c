@@ -32,18 +32,18 @@
 #include <grpc/grpc.h>
 #include <jansson.h>
 
+#include "clients/lib/client.h"
 #include "clients/lib/config.h"
 #include "clients/lib/httpd.h"
-#include "clients/lib/log.h"
 #include "clients/lib/outbox.h"
 #include "clients/lib/route.h"
-#include "clients/lib/client.h"
 #include "clients/lib/runtime.h"
 #include "clients/lib/secure.h"
 #include "clients/lib/stop.h"
 #include "clients/webchat/hub.h"
 #include "clients/webchat/pages.h"
 #include "helpwire/v1/surveys.pb-c.h"
+#include "server/base/log.h"
 
 #define PROG "webchat-bridge"
 #define SSE_BATCH 16
@@ -58,7 +58,7 @@ typedef struct wc_config {
 
 typedef struct wc_bridge {
     const wc_config *cfg;
-    const br_log *log;
+    const hw_log *log;
     hw_client *rpc;
     wc_hub *hub;
 } wc_bridge;
@@ -163,7 +163,7 @@ static void api_session(wc_bridge *b, br_httpd_request *r)
         return;
     }
     json_decref(j);
-    br_log_event(b->log, BR_LOG_INFO, "session_created", NULL);
+    hw_log_event(b->log, HW_LOG_INFO, "session_created", NULL);
     respond_json(r, 200, json_pack("{s:s}", "session_id", id));
 }
 
@@ -387,11 +387,11 @@ static void api_survey_post(wc_bridge *b, br_httpd_request *r)
                             &helpwire__v1__survey__descriptor, &reply, b->cfg->common.rpc_timeout_ms,
                             &st) != 0) {
             char q[300];
-            br_log_event(b->log, BR_LOG_INFO, "survey_refused", "code=%s message=%s",
-                         hw_client_status_name(st.code), br_log_quote(st.message, q, sizeof q));
+            hw_log_event(b->log, HW_LOG_INFO, "survey_refused", "code=%s message=%s",
+                         hw_client_status_name(st.code), hw_log_quote(st.message, q, sizeof q));
             respond_status(r, &st);
         } else {
-            br_log_event(b->log, BR_LOG_INFO, "survey_submitted", "rating=%d",
+            hw_log_event(b->log, HW_LOG_INFO, "survey_submitted", "rating=%d",
                          (int)((Helpwire__V1__Survey *)reply)->rating);
             json_t *out = survey_json((Helpwire__V1__Survey *)reply);
             json_object_set_new(out, "ok", json_true());
@@ -454,7 +454,7 @@ static int deliver(void *arg, const Helpwire__V1__OutboundMessage *m)
     int rc = s ? wc_hub_publish(b->hub, m->channel_user_id, m->seq, s) : -1;
     free(s);
     if (rc != 0)
-        br_log_event(b->log, BR_LOG_ERROR, "delivery_rejected",
+        hw_log_event(b->log, HW_LOG_ERROR, "delivery_rejected",
                      "seq=%llu reason=\"not a web-chat session id\"", (unsigned long long)m->seq);
     return rc;
 }
@@ -493,7 +493,7 @@ int main(int argc, char **argv)
     const size_t n_opts = sizeof opts / sizeof opts[0];
     char err[512];
     int rc = 1;
-    br_log *log = NULL;
+    hw_log *log = NULL;
     br_stop *stop = NULL;
     hw_client *rpc = NULL;
     br_runtime rt = {0};

@@ -34,17 +34,17 @@
 #include <jansson.h>
 
 #include "clients/lib/backoff.h"
+#include "clients/lib/client.h"
 #include "clients/lib/config.h"
 #include "clients/lib/dedupe.h"
 #include "clients/lib/http.h"
 #include "clients/lib/httpd.h"
-#include "clients/lib/log.h"
 #include "clients/lib/outbox.h"
 #include "clients/lib/route.h"
-#include "clients/lib/client.h"
 #include "clients/lib/runtime.h"
 #include "clients/lib/secure.h"
 #include "clients/lib/stop.h"
+#include "server/base/log.h"
 
 #define PROG "whatsapp-bridge"
 
@@ -71,7 +71,7 @@ typedef struct queued {
 
 typedef struct wa_bridge {
     const wa_config *cfg;
-    const br_log *log;
+    const hw_log *log;
     hw_client *rpc;
     br_stop *stop;
     br_dedupe *seen; /* wamids routed recently */
@@ -105,13 +105,13 @@ static void verify(wa_bridge *b, br_httpd_request *r)
     const char *challenge = br_httpd_query(r, "hub.challenge");
     if (!mode || strcmp(mode, "subscribe") != 0 || !challenge ||
         !br_streq_const_time(token, b->cfg->verify_token)) {
-        br_log_event(b->log, BR_LOG_WARN, "verification_refused", "mode_ok=%s challenge=%s",
+        hw_log_event(b->log, HW_LOG_WARN, "verification_refused", "mode_ok=%s challenge=%s",
                      mode && strcmp(mode, "subscribe") == 0 ? "true" : "false",
                      challenge ? "present" : "missing");
         respond_json(r, 403, "{\"error\":\"verification failed\"}");
         return;
     }
-    br_log_event(b->log, BR_LOG_INFO, "verified", NULL);
+    hw_log_event(b->log, HW_LOG_INFO, "verified", NULL);
     br_httpd_respond(r, 200, "text/plain", challenge, strlen(challenge));
 }
 
@@ -152,7 +152,7 @@ static void handler(void *arg, br_httpd_request *r)
         return;
     }
     if (!signature_ok(b, r)) {
-        br_log_event(b->log, BR_LOG_WARN, "webhook_refused", "reason=bad_signature bytes=%zu", r->body_len);
+        hw_log_event(b->log, HW_LOG_WARN, "webhook_refused", "reason=bad_signature bytes=%zu", r->body_len);
         respond_json(r, 401, "{\"error\":\"bad signature\"}");
         return;
     }
@@ -179,7 +179,7 @@ static void handler(void *arg, br_httpd_request *r)
     pthread_mutex_unlock(&b->mu);
     if (full) {
         free(q);
-        br_log_event(b->log, BR_LOG_WARN, "webhook_deferred", "reason=queue_full");
+        hw_log_event(b->log, HW_LOG_WARN, "webhook_deferred", "reason=queue_full");
         respond_json(r, 503, "{\"error\":\"busy, retry later\"}");
         return;
     }
@@ -215,17 +215,17 @@ static void route_message(wa_bridge *b, json_t *m, json_t *contacts)
     const char *text = json_string_value(json_object_get(json_object_get(m, "text"), "body"));
     char q[300];
     if (!id || !from) {
-        br_log_event(b->log, BR_LOG_WARN, "message_skipped", "reason=no_id_or_sender");
+        hw_log_event(b->log, HW_LOG_WARN, "message_skipped", "reason=no_id_or_sender");
         return;
     }
     if (!type || strcmp(type, "text") != 0 || !text) {
-        br_log_event(b->log, BR_LOG_INFO, "message_skipped", "message_id=%s type=%s",
-                     br_log_quote(id, q, sizeof q), type ? type : "none");
+        hw_log_event(b->log, HW_LOG_INFO, "message_skipped", "message_id=%s type=%s",
+                     hw_log_quote(id, q, sizeof q), type ? type : "none");
         return;
     }
     if (br_dedupe_contains(b->seen, id)) {
-        br_log_event(b->log, BR_LOG_INFO, "message_duplicate", "message_id=%s",
-                     br_log_quote(id, q, sizeof q));
+        hw_log_event(b->log, HW_LOG_INFO, "message_duplicate", "message_id=%s",
+                     hw_log_quote(id, q, sizeof q));
         return;
     }
     const char *name = NULL;
@@ -249,8 +249,8 @@ static void route_message(wa_bridge *b, json_t *m, json_t *contacts)
                     : INT64_MAX;
         pthread_mutex_unlock(&b->mu);
         if (left <= 0) {
-            br_log_event(b->log, BR_LOG_ERROR, "message_not_routed", "message_id=%s reason=drain_timeout",
-                         br_log_quote(id, q, sizeof q));
+            hw_log_event(b->log, HW_LOG_ERROR, "message_not_routed", "message_id=%s reason=drain_timeout",
+                         hw_log_quote(id, q, sizeof q));
             return;
         }
         int delay = br_backoff_next_ms(&bo);
@@ -266,7 +266,7 @@ static void process_body(wa_bridge *b, const queued *item)
     json_error_t je;
     json_t *root = json_loadb(item->body, item->len, 0, &je);
     if (!json_is_object(root)) {
-        br_log_event(b->log, BR_LOG_WARN, "webhook_unparsed", "reason=not_json bytes=%zu", item->len);
+        hw_log_event(b->log, HW_LOG_WARN, "webhook_unparsed", "reason=not_json bytes=%zu", item->len);
         json_decref(root);
         return;
     }
@@ -280,13 +280,13 @@ static void process_body(wa_bridge *b, const queued *item)
             const char *pnid =
                 json_string_value(json_object_get(json_object_get(value, "metadata"), "phone_number_id"));
             if (pnid && strcmp(pnid, b->cfg->phone_number_id) != 0) {
-                br_log_event(b->log, BR_LOG_WARN, "change_skipped", "reason=other_phone_number_id");
+                hw_log_event(b->log, HW_LOG_WARN, "change_skipped", "reason=other_phone_number_id");
                 continue;
             }
             json_array_foreach(json_object_get(value, "statuses"), k, x)
             {
                 const char *st = json_string_value(json_object_get(x, "status"));
-                br_log_event(b->log, BR_LOG_DEBUG, "status_ignored", "status=%s", st ? st : "none");
+                hw_log_event(b->log, HW_LOG_DEBUG, "status_ignored", "status=%s", st ? st : "none");
             }
             json_t *contacts = json_object_get(value, "contacts");
             json_array_foreach(json_object_get(value, "messages"), k, x)
@@ -357,20 +357,20 @@ static int deliver(void *arg, const Helpwire__V1__OutboundMessage *m)
         json_t *j = json_loadb(resp.body ? resp.body : "", resp.body_len, 0, NULL);
         const char *wamid =
             json_string_value(json_object_get(json_array_get(json_object_get(j, "messages"), 0), "id"));
-        br_log_event(b->log, BR_LOG_DEBUG, "sent", "seq=%llu wamid=%s", (unsigned long long)m->seq,
-                     br_log_quote(wamid ? wamid : "", q, sizeof q));
+        hw_log_event(b->log, HW_LOG_DEBUG, "sent", "seq=%llu wamid=%s", (unsigned long long)m->seq,
+                     hw_log_quote(wamid ? wamid : "", q, sizeof q));
         json_decref(j);
         result = 0;
     } else if (rc == BR_HTTP_OK) {
         json_t *j = json_loadb(resp.body ? resp.body : "", resp.body_len, 0, NULL);
         const char *msg = json_string_value(json_object_get(json_object_get(j, "error"), "message"));
-        br_log_event(b->log, resp.status >= 500 || resp.status == 429 ? BR_LOG_WARN : BR_LOG_ERROR,
+        hw_log_event(b->log, resp.status >= 500 || resp.status == 429 ? HW_LOG_WARN : HW_LOG_ERROR,
                      "delivery_rejected", "seq=%llu status=%ld error=%s", (unsigned long long)m->seq,
-                     resp.status, br_log_quote(msg ? msg : "", q, sizeof q));
+                     resp.status, hw_log_quote(msg ? msg : "", q, sizeof q));
         json_decref(j);
     } else if (rc == BR_HTTP_ETRANSPORT) {
-        br_log_event(b->log, BR_LOG_WARN, "whatsapp_unreachable", "seq=%llu error=%s",
-                     (unsigned long long)m->seq, br_log_quote(resp.error, q, sizeof q));
+        hw_log_event(b->log, HW_LOG_WARN, "whatsapp_unreachable", "seq=%llu error=%s",
+                     (unsigned long long)m->seq, hw_log_quote(resp.error, q, sizeof q));
     }
     br_http_response_free(&resp);
     return result;
@@ -441,7 +441,7 @@ int main(int argc, char **argv)
     const size_t n_opts = sizeof opts / sizeof opts[0];
     char err[512];
     int rc = 1;
-    br_log *log = NULL;
+    hw_log *log = NULL;
     br_stop *stop = NULL;
     hw_client *rpc = NULL;
     br_runtime rt = {0};
