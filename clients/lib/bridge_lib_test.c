@@ -135,6 +135,61 @@ static void token_file_wins_over_environment(void **unused)
     assert_null(strstr(err, "from-env"));
 }
 
+static void config_checks_required_options_in_order_and_paths(void **unused)
+{
+    const char *id = NULL, *secret = NULL, *path = "/default";
+    br_option opts[] = {
+        {"id", NULL, BR_OPT_REQUIRED, &id, 0, 0, "ID", "Id."},
+        {NULL, "TEST_SECRET", BR_OPT_REQUIRED, &secret, 0, 0, "SECRET", "Secret."},
+        {"path", NULL, BR_OPT_PATH, &path, 0, 0, "PATH", "Path."},
+    };
+    size_t n = sizeof opts / sizeof opts[0];
+    char err[256];
+    unsetenv("TEST_SECRET");
+    char *none[] = {"prog"};
+    assert_int_equal(br_config_parse(opts, n, 1, none, err, sizeof err), BR_CONFIG_ERROR);
+    assert_string_equal(err, "--id is required");
+    char *help[] = {"prog", "--help"};
+    assert_int_equal(br_config_parse(opts, n, 2, help, err, sizeof err), BR_CONFIG_HELP);
+    char *with_id[] = {"prog", "--id", "7"};
+    assert_int_equal(br_config_parse(opts, n, 3, with_id, err, sizeof err), BR_CONFIG_ERROR);
+    assert_string_equal(err, "TEST_SECRET is required");
+    setenv("TEST_SECRET", "s", 1);
+    assert_int_equal(br_config_parse(opts, n, 3, with_id, err, sizeof err), BR_CONFIG_OK);
+    char *bad_path[] = {"prog", "--id", "7", "--path", "hook"};
+    assert_int_equal(br_config_parse(opts, n, 5, bad_path, err, sizeof err), BR_CONFIG_ERROR);
+    assert_string_equal(err, "--path must start with /");
+    char *good_path[] = {"prog", "--id=7", "--path=/hook"};
+    assert_int_equal(br_config_parse(opts, n, 3, good_path, err, sizeof err), BR_CONFIG_OK);
+    assert_string_equal(path, "/hook");
+    unsetenv("TEST_SECRET");
+}
+
+static void secret_comes_from_the_file_else_the_environment_else_nowhere(void **unused)
+{
+    char path[] = "/tmp/br_secret_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "file-secret\n", 12), 12);
+    close(fd);
+    char *s = NULL, err[256];
+    assert_int_equal(br_secret_load(path, "env-secret", "x-file", &s, err, sizeof err), 0);
+    assert_string_equal(s, "file-secret");
+    br_secret_free(&s);
+    assert_null(s);
+    assert_int_equal(br_secret_load(NULL, "env-secret", "x-file", &s, err, sizeof err), 0);
+    assert_string_equal(s, "env-secret");
+    br_secret_free(&s);
+    assert_int_equal(br_secret_load("", "", "x-file", &s, err, sizeof err), 0);
+    assert_null(s);
+    unlink(path);
+    assert_int_equal(br_secret_load(path, "env-secret", "x-file", &s, err, sizeof err), -1);
+    assert_null(s);
+    assert_int_equal(strncmp(err, "--x-file: ", 10), 0);
+    assert_non_null(strstr(err, path));
+    assert_null(strstr(err, "env-secret"));
+}
+
 static void log_quote_escapes_only_when_needed(void **unused)
 {
     char buf[64];
@@ -238,6 +293,8 @@ int main(void)
         cmocka_unit_test(backoff_doubles_with_jitter_up_to_max_and_resets),
         cmocka_unit_test(config_reads_env_then_flags_and_rejects_bad_input),
         cmocka_unit_test(token_file_wins_over_environment),
+        cmocka_unit_test(config_checks_required_options_in_order_and_paths),
+        cmocka_unit_test(secret_comes_from_the_file_else_the_environment_else_nowhere),
         cmocka_unit_test(log_quote_escapes_only_when_needed),
         cmocka_unit_test(log_component_field_follows_the_level_and_server_lines_have_none),
         cmocka_unit_test(hmac_matches_rfc4231_and_compare_is_exact),

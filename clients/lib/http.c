@@ -5,6 +5,7 @@
  */
 #include "clients/lib/http.h"
 
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -159,6 +160,20 @@ out:
 static int retryable_status(long status)
 {
     return status == 408 || status == 429 || status >= 500;
+}
+
+void br_http_url(char *url, size_t n, const char *base, const char *fmt, ...)
+{
+    size_t len = strlen(base);
+    while (len > 0 && base[len - 1] == '/')
+        len--;
+    int k = snprintf(url, n, "%.*s", (int)len, base);
+    if (k < 0 || (size_t)k >= n)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(url + k, n - (size_t)k, fmt, ap);
+    va_end(ap);
 }
 
 int br_http_do_retry(const br_http_request *req, br_http_response *resp, int max_attempts, br_backoff *b,

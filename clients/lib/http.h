@@ -43,6 +43,12 @@ typedef struct br_http_response {
     char error[256];   /* transport error text (no URL) */
 } br_http_response;
 
+/* Writes base without its trailing slashes, then the printf-formatted
+ * rest (which starts with '/'), into url of n bytes, truncating: the URL of
+ * a channel API's method under its --api-base. */
+void br_http_url(char *url, size_t n, const char *base, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* Outcomes of br_http_do and br_http_do_retry. */
 enum { BR_HTTP_OK = 0, BR_HTTP_ETRANSPORT = -1, BR_HTTP_ESTOPPED = -2 };
 

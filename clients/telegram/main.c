@@ -81,10 +81,7 @@ typedef enum { TG_OK = 0, TG_RATE_LIMITED, TG_RETRY, TG_REJECTED, TG_STOPPED } t
 
 static void build_url(const tg_bridge *b, const char *method, char *url, size_t n)
 {
-    size_t len = strlen(b->cfg->api_base);
-    while (len > 0 && b->cfg->api_base[len - 1] == '/')
-        len--;
-    snprintf(url, n, "%.*s/bot%s/%s", (int)len, b->cfg->api_base, b->bot_token, method);
+    br_http_url(url, n, b->cfg->api_base, "/bot%s/%s", b->bot_token, method);
 }
 
 /* Telegram puts the 429 delay in the body: parameters.retry_after. */
@@ -352,6 +349,8 @@ static int deliver(void *arg, const Helpwire__V1__OutboundMessage *m)
 
 /* ---------------------------------------------------------------- main */
 
+static const br_bridge bridge = {PROG, "telegram", HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM, true};
+
 static const char about[] =
     "Bridges a Telegram bot to helpwired. Customer messages (long-polled with getUpdates, or taken by "
     "webhook) "
@@ -396,7 +395,7 @@ int main(int argc, char **argv)
         {"webhook-listen", "TELEGRAM_WEBHOOK_LISTEN", BR_OPT_STRING, &cfg.webhook_listen, 0, 0, "ADDR",
          "Webhook mode: address to serve on, host:port (port 0 picks one). Default 127.0.0.1:8443 "
          "(terminate TLS in front)."},
-        {"webhook-path", NULL, BR_OPT_STRING, &cfg.webhook_path, 0, 0, "PATH",
+        {"webhook-path", NULL, BR_OPT_PATH, &cfg.webhook_path, 0, 0, "PATH",
          "Webhook mode: the path Telegram posts to. Default /telegram/webhook."},
         {NULL, "TELEGRAM_WEBHOOK_SECRET", BR_OPT_STRING, &cfg.webhook_secret, 0, 0, "SECRET",
          "Webhook mode: the secret_token given to setWebhook; POSTs without it in "
@@ -404,18 +403,13 @@ int main(int argc, char **argv)
     };
     const size_t n_opts = sizeof opts / sizeof opts[0];
     char err[512];
-    int rc = 1;
-    hw_log *log = NULL;
-    br_stop *stop = NULL;
-    hw_client *rpc = NULL;
     br_runtime rt = {0};
-    br_httpd *httpd = NULL;
     tg_bridge b;
     memset(&b, 0, sizeof b);
 
-    int p = br_config_main(opts, n_opts, argc, argv, PROG, about);
-    if (p >= 0)
-        return p;
+    int rc = br_config_main(opts, n_opts, argc, argv, PROG, about);
+    if (rc >= 0)
+        return rc;
     bool webhook = strcmp(cfg.mode, "webhook") == 0;
     if (!webhook && strcmp(cfg.mode, "poll") != 0) {
         fprintf(stderr, PROG ": --mode: expected poll or webhook\n");
@@ -429,67 +423,48 @@ int main(int argc, char **argv)
         fprintf(stderr, PROG ": TELEGRAM_WEBHOOK_SECRET is required in webhook mode\n");
         return 2;
     }
-    if (webhook && cfg.webhook_path[0] != '/') {
-        fprintf(stderr, PROG ": --webhook-path must start with /\n");
-        return 2;
-    }
-    if (cfg.bot_token_file && *cfg.bot_token_file) {
-        if (br_read_secret_file(cfg.bot_token_file, &b.bot_token, err, sizeof err) != 0) {
-            fprintf(stderr, PROG ": --bot-token-file: %s\n", err);
-            return 2;
-        }
-    } else if (cfg.bot_token_env && *cfg.bot_token_env) {
-        b.bot_token = strdup(cfg.bot_token_env);
+    rc = 2;
+    if (br_secret_load(cfg.bot_token_file, cfg.bot_token_env, "bot-token-file", &b.bot_token, err,
+                       sizeof err) != 0) {
+        fprintf(stderr, PROG ": %s\n", err);
+        goto out;
     }
     if (!b.bot_token) {
         fprintf(stderr, PROG ": TELEGRAM_BOT_TOKEN (or --bot-token-file) is required\n");
-        return 2;
+        goto out;
     }
     if (!webhook) {
         if (mkdir(cfg.state_dir, 0700) != 0 && errno != EEXIST) {
             fprintf(stderr, PROG ": --state-dir %s: %s\n", cfg.state_dir, strerror(errno));
-            rc = 2;
             goto out;
         }
         snprintf(b.offset_path, sizeof b.offset_path, "%s/telegram.offset", cfg.state_dir);
     }
-    if (br_runtime_start(&rt, "telegram", &cfg.common, true, err, sizeof err) != 0) {
-        fprintf(stderr, PROG ": %s\n", err);
-        rc = 2;
+    if ((rc = br_runtime_start(&rt, &bridge, &cfg.common)) != 0)
         goto out;
-    }
-    log = rt.log;
-    stop = rt.stop;
-    rpc = rt.rpc;
+    rc = 1;
     b.seen = br_dedupe_create(10000);
     if (!b.seen) {
         fprintf(stderr, PROG ": out of memory\n");
         goto out;
     }
     b.cfg = &cfg;
-    b.log = log;
-    b.rpc = rpc;
-    b.stop = stop;
-    if (br_runtime_subscribe(&rt, &cfg.common, HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM, deliver, &b) != 0) {
-        fprintf(stderr, PROG ": cannot start the outbox thread\n");
+    b.log = rt.log;
+    b.rpc = rt.rpc;
+    b.stop = rt.stop;
+    if (br_runtime_subscribe(&rt, deliver, &b) != 0)
         goto out;
-    }
     char q[300];
-    hw_log_event(log, HW_LOG_INFO, "started", "mode=%s helpwire=%s tls=%s token=%s", cfg.mode,
+    hw_log_event(rt.log, HW_LOG_INFO, "started", "mode=%s helpwire=%s tls=%s token=%s", cfg.mode,
                  hw_log_quote(cfg.common.helpwire, q, sizeof q), cfg.common.tls_ca ? "true" : "false",
                  cfg.common.token ? "set" : "unset");
     if (webhook) {
-        br_httpd_options ho = {cfg.webhook_listen, 0, 0, webhook_handler, &b};
-        if (br_httpd_start(&httpd, &ho, err, sizeof err) != 0) {
-            fprintf(stderr, PROG ": %s\n", err);
+        if (br_runtime_listen(&rt, cfg.webhook_listen, 0, webhook_handler, &b) != 0)
             goto out;
-        }
         printf(PROG " webhook on %s:%u\n", cfg.webhook_listen[0] == '[' ? "[::1]" : "127.0.0.1",
-               br_httpd_port(httpd));
+               br_httpd_port(rt.httpd));
         fflush(stdout);
-        while (!br_stop_sleep_ms(stop, 1000))
-            ;
-        br_httpd_quiesce(httpd);
+        br_runtime_wait(&rt);
     } else {
         printf(PROG " polling\n");
         fflush(stdout);
@@ -498,15 +473,8 @@ int main(int argc, char **argv)
     }
     rc = 0;
 out:
-    if (stop)
-        br_stop_request(stop);
-    br_httpd_stop(httpd);
     br_runtime_finish(&rt, rc);
     br_dedupe_destroy(b.seen);
-    if (b.bot_token) {
-        OPENSSL_cleanse(b.bot_token, strlen(b.bot_token));
-        free(b.bot_token);
-    }
-    br_common_release(&cfg.common);
+    br_secret_free(&b.bot_token);
     return rc;
 }

@@ -461,6 +461,8 @@ static int deliver(void *arg, const Helpwire__V1__OutboundMessage *m)
 
 /* ---------------------------------------------------------------- main */
 
+static const br_bridge bridge = {PROG, "webchat", HELPWIRE__V1__CHANNEL__CHANNEL_WEBCHAT, false};
+
 static const char about[] =
     "Serves the web chat (a chat page, its JSON API and live replies over Server-Sent Events or long poll, "
     "and "
@@ -491,55 +493,34 @@ int main(int argc, char **argv)
          "Interval of SSE keepalive comments on an idle stream. Default 15000."},
     };
     const size_t n_opts = sizeof opts / sizeof opts[0];
-    char err[512];
-    int rc = 1;
-    hw_log *log = NULL;
-    br_stop *stop = NULL;
-    hw_client *rpc = NULL;
     br_runtime rt = {0};
-    br_httpd *httpd = NULL;
     wc_bridge b;
     memset(&b, 0, sizeof b);
 
-    int p = br_config_main(opts, n_opts, argc, argv, PROG, about);
-    if (p >= 0)
-        return p;
-    if (br_runtime_start(&rt, "webchat", &cfg.common, false, err, sizeof err) != 0) {
-        fprintf(stderr, PROG ": %s\n", err);
-        rc = 2;
+    int rc = br_config_main(opts, n_opts, argc, argv, PROG, about);
+    if (rc >= 0)
+        return rc;
+    if ((rc = br_runtime_start(&rt, &bridge, &cfg.common)) != 0)
         goto out;
-    }
-    log = rt.log;
-    stop = rt.stop;
-    rpc = rt.rpc;
+    rc = 1;
     b.hub = wc_hub_create((size_t)cfg.max_sessions, (size_t)cfg.max_events);
     if (!b.hub) {
         fprintf(stderr, PROG ": out of memory\n");
         goto out;
     }
     b.cfg = &cfg;
-    b.log = log;
-    b.rpc = rpc;
-    if (br_runtime_subscribe(&rt, &cfg.common, HELPWIRE__V1__CHANNEL__CHANNEL_WEBCHAT, deliver, &b) != 0) {
-        fprintf(stderr, PROG ": cannot start the outbox thread\n");
+    b.log = rt.log;
+    b.rpc = rt.rpc;
+    if (br_runtime_subscribe(&rt, deliver, &b) != 0 ||
+        br_runtime_listen(&rt, cfg.listen, 64 * 1024, handler, &b) != 0)
         goto out;
-    }
-    br_httpd_options ho = {cfg.listen, 64 * 1024, 0, handler, &b};
-    if (br_httpd_start(&httpd, &ho, err, sizeof err) != 0) {
-        fprintf(stderr, PROG ": %s\n", err);
-        goto out;
-    }
-    br_runtime_serve(&rt, PROG, &cfg.common, cfg.listen, br_httpd_port(httpd));
+    br_runtime_serve(&rt, cfg.listen);
     rc = 0;
 out:
-    if (stop)
-        br_stop_request(stop);
-    br_httpd_quiesce(httpd);
+    br_runtime_quiesce(&rt);
     if (b.hub)
         wc_hub_close(b.hub); /* ends live streams so their threads can finish */
-    br_httpd_stop(httpd);
     br_runtime_finish(&rt, rc);
     wc_hub_destroy(b.hub);
-    br_common_release(&cfg.common);
     return rc;
 }

@@ -327,10 +327,7 @@ static int deliver(void *arg, const Helpwire__V1__OutboundMessage *m)
 {
     wa_bridge *b = arg;
     char url[2048];
-    size_t blen = strlen(b->cfg->api_base);
-    while (blen > 0 && b->cfg->api_base[blen - 1] == '/')
-        blen--;
-    snprintf(url, sizeof url, "%.*s/%s/messages", (int)blen, b->cfg->api_base, b->cfg->phone_number_id);
+    br_http_url(url, sizeof url, b->cfg->api_base, "/%s/messages", b->cfg->phone_number_id);
     json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:{s:b, s:s}}", "messaging_product", "whatsapp",
                              "recipient_type", "individual", "to", m->channel_user_id, "type", "text", "text",
                              "preview_url", m->survey_url && *m->survey_url, "body", m->text);
@@ -378,6 +375,8 @@ static int deliver(void *arg, const Helpwire__V1__OutboundMessage *m)
 
 /* ---------------------------------------------------------------- main */
 
+static const br_bridge bridge = {PROG, "whatsapp", HELPWIRE__V1__CHANNEL__CHANNEL_WHATSAPP, true};
+
 static const char about[] =
     "Bridges the WhatsApp Cloud API to helpwired. Serves Meta's webhook: verification by GET, signed POSTs "
     "(X-Hub-Signature-256) answered 200 at once and routed to Router.Route afterwards; status callbacks are "
@@ -385,14 +384,6 @@ static const char about[] =
     "/{phone-number-id}/messages "
     "and acknowledged once the Graph API accepted them; Route's reply_text reaches the customer through the "
     "outbox, never directly. Exits cleanly on SIGTERM or SIGINT, draining accepted webhooks first.";
-
-static bool need(const char *v, const char *what)
-{
-    if (v && *v)
-        return true;
-    fprintf(stderr, PROG ": %s is required\n", what);
-    return false;
-}
 
 int main(int argc, char **argv)
 {
@@ -411,12 +402,12 @@ int main(int argc, char **argv)
         {"listen", "WHATSAPP_LISTEN", BR_OPT_STRING, &cfg.listen, 0, 0, "ADDR",
          "Webhook server address, host:port (port 0 picks one). Default 127.0.0.1:8081 (terminate TLS in "
          "front)."},
-        {"webhook-path", NULL, BR_OPT_STRING, &cfg.webhook_path, 0, 0, "PATH",
+        {"webhook-path", NULL, BR_OPT_PATH, &cfg.webhook_path, 0, 0, "PATH",
          "Path of the webhook (callback URL path). Default /whatsapp/webhook."},
         {"api-base", "WHATSAPP_API_BASE", BR_OPT_STRING, &cfg.api_base, 0, 0, "URL",
          "Graph API base URL including the version (tests point it at a local fake). Default "
          "https://graph.facebook.com/v19.0."},
-        {"phone-number-id", "WHATSAPP_PHONE_NUMBER_ID", BR_OPT_STRING, &cfg.phone_number_id, 0, 0, "ID",
+        {"phone-number-id", "WHATSAPP_PHONE_NUMBER_ID", BR_OPT_REQUIRED, &cfg.phone_number_id, 0, 0, "ID",
          "The business phone number id that sends replies; webhook changes for other numbers are skipped. "
          "Required."},
         {"queue-size", NULL, BR_OPT_INT, &cfg.queue_size, 1, 1000000, "N",
@@ -431,23 +422,21 @@ int main(int argc, char **argv)
          "Attempts of one send on transport errors, 429 and 5xx before leaving the message to be "
          "redelivered. "
          "Default 5."},
-        {NULL, "WHATSAPP_ACCESS_TOKEN", BR_OPT_STRING, &cfg.access_token, 0, 0, "TOKEN",
+        {NULL, "WHATSAPP_ACCESS_TOKEN", BR_OPT_REQUIRED, &cfg.access_token, 0, 0, "TOKEN",
          "Graph API access token (system user), sent as a bearer token. Required."},
-        {NULL, "WHATSAPP_APP_SECRET", BR_OPT_STRING, &cfg.app_secret, 0, 0, "SECRET",
+        {NULL, "WHATSAPP_APP_SECRET", BR_OPT_REQUIRED, &cfg.app_secret, 0, 0, "SECRET",
          "The Meta app secret that signs webhook POSTs. Required."},
-        {NULL, "WHATSAPP_VERIFY_TOKEN", BR_OPT_STRING, &cfg.verify_token, 0, 0, "TOKEN",
+        {NULL, "WHATSAPP_VERIFY_TOKEN", BR_OPT_REQUIRED, &cfg.verify_token, 0, 0, "TOKEN",
          "The verify token configured for the webhook subscription. Required."},
     };
     const size_t n_opts = sizeof opts / sizeof opts[0];
-    char err[512];
-    int rc = 1;
-    hw_log *log = NULL;
-    br_stop *stop = NULL;
-    hw_client *rpc = NULL;
     br_runtime rt = {0};
-    br_httpd *httpd = NULL;
     bool worker_up = false;
     pthread_t worker_thread;
+
+    int rc = br_config_main(opts, n_opts, argc, argv, PROG, about);
+    if (rc >= 0)
+        return rc;
     wa_bridge b;
     memset(&b, 0, sizeof b);
     pthread_mutex_init(&b.mu, NULL);
@@ -457,57 +446,32 @@ int main(int argc, char **argv)
     pthread_cond_init(&b.cv, &ca);
     pthread_condattr_destroy(&ca);
 
-    if ((rc = br_config_main(opts, n_opts, argc, argv, PROG, about)) >= 0)
+    if ((rc = br_runtime_start(&rt, &bridge, &cfg.common)) != 0)
         goto out;
     rc = 1;
-    if (!need(cfg.phone_number_id, "--phone-number-id") || !need(cfg.access_token, "WHATSAPP_ACCESS_TOKEN") ||
-        !need(cfg.app_secret, "WHATSAPP_APP_SECRET") || !need(cfg.verify_token, "WHATSAPP_VERIFY_TOKEN")) {
-        rc = 2;
-        goto out;
-    }
-    if (cfg.webhook_path[0] != '/') {
-        fprintf(stderr, PROG ": --webhook-path must start with /\n");
-        rc = 2;
-        goto out;
-    }
-    if (br_runtime_start(&rt, "whatsapp", &cfg.common, true, err, sizeof err) != 0) {
-        fprintf(stderr, PROG ": %s\n", err);
-        rc = 2;
-        goto out;
-    }
-    log = rt.log;
-    stop = rt.stop;
-    rpc = rt.rpc;
     b.seen = br_dedupe_create(10000);
     if (!b.seen) {
         fprintf(stderr, PROG ": out of memory\n");
         goto out;
     }
     b.cfg = &cfg;
-    b.log = log;
-    b.rpc = rpc;
-    b.stop = stop;
+    b.log = rt.log;
+    b.rpc = rt.rpc;
+    b.stop = rt.stop;
     if (pthread_create(&worker_thread, NULL, worker, &b) != 0) {
         fprintf(stderr, PROG ": cannot start the worker thread\n");
         goto out;
     }
     worker_up = true;
-    if (br_runtime_subscribe(&rt, &cfg.common, HELPWIRE__V1__CHANNEL__CHANNEL_WHATSAPP, deliver, &b) != 0) {
-        fprintf(stderr, PROG ": cannot start the outbox thread\n");
+    if (br_runtime_subscribe(&rt, deliver, &b) != 0 ||
+        br_runtime_listen(&rt, cfg.listen, 0, handler, &b) != 0)
         goto out;
-    }
-    br_httpd_options ho = {cfg.listen, 0, 0, handler, &b};
-    if (br_httpd_start(&httpd, &ho, err, sizeof err) != 0) {
-        fprintf(stderr, PROG ": %s\n", err);
-        goto out;
-    }
-    br_runtime_serve(&rt, PROG, &cfg.common, cfg.listen, br_httpd_port(httpd));
+    br_runtime_serve(&rt, cfg.listen);
     rc = 0;
 out:
-    if (stop)
-        br_stop_request(stop);
-    br_httpd_quiesce(httpd);
-    br_httpd_stop(httpd);
+    /* No request is in progress once the server is down, so everything
+     * accepted is in the queue the worker drains. */
+    br_runtime_close_http(&rt);
     if (worker_up) {
         pthread_mutex_lock(&b.mu);
         b.closing = true;
@@ -530,6 +494,5 @@ out:
     br_dedupe_destroy(b.seen);
     pthread_cond_destroy(&b.cv);
     pthread_mutex_destroy(&b.mu);
-    br_common_release(&cfg.common);
     return rc;
 }
