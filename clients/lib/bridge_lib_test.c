@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "clients/lib/backoff.h"
+#include "clients/lib/client.h"
 #include "clients/lib/config.h"
 #include "clients/lib/dedupe.h"
 #include "clients/lib/secure.h"
@@ -173,17 +174,17 @@ static void secret_comes_from_the_file_else_the_environment_else_nowhere(void **
     assert_int_equal(write(fd, "file-secret\n", 12), 12);
     close(fd);
     char *s = NULL, err[256];
-    assert_int_equal(br_secret_load(path, "env-secret", "x-file", &s, err, sizeof err), 0);
+    assert_int_equal(hw_client_secret_load(path, "env-secret", "x-file", &s, err, sizeof err), 0);
     assert_string_equal(s, "file-secret");
-    br_secret_free(&s);
+    hw_client_secret_free(&s);
     assert_null(s);
-    assert_int_equal(br_secret_load(NULL, "env-secret", "x-file", &s, err, sizeof err), 0);
+    assert_int_equal(hw_client_secret_load(NULL, "env-secret", "x-file", &s, err, sizeof err), 0);
     assert_string_equal(s, "env-secret");
-    br_secret_free(&s);
-    assert_int_equal(br_secret_load("", "", "x-file", &s, err, sizeof err), 0);
+    hw_client_secret_free(&s);
+    assert_int_equal(hw_client_secret_load("", "", "x-file", &s, err, sizeof err), 0);
     assert_null(s);
     unlink(path);
-    assert_int_equal(br_secret_load(path, "env-secret", "x-file", &s, err, sizeof err), -1);
+    assert_int_equal(hw_client_secret_load(path, "env-secret", "x-file", &s, err, sizeof err), -1);
     assert_null(s);
     assert_int_equal(strncmp(err, "--x-file: ", 10), 0);
     assert_non_null(strstr(err, path));

@@ -26,6 +26,7 @@
 #include <grpc/support/time.h>
 
 #include "clients/lib/channel.h"
+#include "server/base/files.h"
 
 enum { DEFAULT_TIMEOUT_MS = 10000, DEFAULT_MAX_RECEIVE_BYTES = 4 << 20, MAX_CLIENT_ARGS = 16 };
 
@@ -159,6 +160,39 @@ void hw_client_auth_clear(hw_client_auth *a)
         free(a->value);
     }
     memset(a, 0, sizeof *a);
+}
+
+int hw_client_secret_load(const char *path, const char *value, const char *file_flag, char **out, char *err,
+                          size_t errlen)
+{
+    char e[300];
+    *out = NULL;
+    if (path && *path) {
+        if (hw_file_read_secret(path, out, e, sizeof e) != 0) {
+            snprintf(err, errlen, "--%s: %s", file_flag, e);
+            return -1;
+        }
+        if (**out == '\0') {
+            snprintf(err, errlen, "--%s: %s is empty", file_flag, path);
+            hw_client_secret_free(out);
+            return -1;
+        }
+    } else if (value && *value) {
+        if (!(*out = strdup(value))) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void hw_client_secret_free(char **secret)
+{
+    if (!*secret)
+        return;
+    explicit_bzero(*secret, strlen(*secret));
+    free(*secret);
+    *secret = NULL;
 }
 
 /* ---- one call ---- */

@@ -94,6 +94,20 @@ int hw_client_auth_init(hw_client_auth *a, const char *token, char *err, size_t 
 /* Wipes and frees the token; a zeroed or cleared struct is fine. */
 void hw_client_auth_clear(hw_client_auth *a);
 
+/* Loads a secret given either directly (value: a flag's or an environment
+ * variable's, e.g. HELPWIRE_TOKEN) or in a file named by the flag
+ * --<file_flag> (path; it wins), as every client takes its tokens: the
+ * file's content without its trailing whitespace (at most 4 KiB), else a
+ * copy of value, into *out (malloc'd; NULL when neither is given).
+ * Returns 0, or -1 with err "--<file_flag>: <reason>" (naming the file,
+ * never its content; an empty file is refused) or "out of memory". Free
+ * with hw_client_secret_free. */
+int hw_client_secret_load(const char *path, const char *value, const char *file_flag, char **out, char *err,
+                          size_t errlen);
+
+/* Wipes and frees *secret and sets it to NULL; NULL is fine. */
+void hw_client_secret_free(char **secret);
+
 /* ---- one call on the caller's completion queue ---- */
 
 /* The state of one unary call in flight: whoever owns the completion queue

@@ -9,9 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/crypto.h>
-
-#include "server/base/files.h"
+#include "clients/lib/client.h"
 #include "server/base/log.h"
 
 static int set_value(const br_option *o, const char *value, const char *origin, char *err, size_t errlen)
@@ -195,47 +193,6 @@ void br_common_defaults(br_common *c)
     c->redeliver_after_ms = 30000;
 }
 
-int br_read_secret_file(const char *path, char **out, char *err, size_t errlen)
-{
-    if (hw_file_read_secret(path, out, err, errlen) != 0)
-        return -1;
-    if (**out == '\0') {
-        snprintf(err, errlen, "%s is empty", path);
-        free(*out);
-        *out = NULL;
-        return -1;
-    }
-    return 0;
-}
-
-int br_secret_load(const char *path, const char *env_value, const char *file_flag, char **out, char *err,
-                   size_t errlen)
-{
-    *out = NULL;
-    if (path && *path) {
-        char e[256];
-        if (br_read_secret_file(path, out, e, sizeof e) != 0) {
-            snprintf(err, errlen, "--%s: %s", file_flag, e);
-            return -1;
-        }
-    } else if (env_value && *env_value) {
-        if (!(*out = strdup(env_value))) {
-            snprintf(err, errlen, "out of memory");
-            return -1;
-        }
-    }
-    return 0;
-}
-
-void br_secret_free(char **secret)
-{
-    if (!*secret)
-        return;
-    OPENSSL_cleanse(*secret, strlen(*secret));
-    free(*secret);
-    *secret = NULL;
-}
-
 int br_common_finish(br_common *c, char *err, size_t errlen)
 {
     if (hw_log_level_parse(c->log_level) < 0) {
@@ -250,10 +207,10 @@ int br_common_finish(br_common *c, char *err, size_t errlen)
         snprintf(err, errlen, "--backoff-max-ms must be at least --backoff-initial-ms");
         return -1;
     }
-    return br_secret_load(c->token_file, c->token_env, "token-file", &c->token, err, errlen);
+    return hw_client_secret_load(c->token_file, c->token_env, "token-file", &c->token, err, errlen);
 }
 
 void br_common_release(br_common *c)
 {
-    br_secret_free(&c->token);
+    hw_client_secret_free(&c->token);
 }

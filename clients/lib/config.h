@@ -159,21 +159,4 @@ int br_common_finish(br_common *c, char *err, size_t errlen);
 /* Frees what br_common_finish allocated (wiping the token). */
 void br_common_release(br_common *c);
 
-/* Reads a small secret file (at most 4 KiB) without its trailing
- * whitespace into a malloc'd string in *out. Returns 0, or -1 with err
- * (which names the file, never its content). */
-int br_read_secret_file(const char *path, char **out, char *err, size_t errlen);
-
-/* A secret given either in an environment-only option (env_value, e.g.
- * TELEGRAM_BOT_TOKEN's) or in a file named by the flag file_flag (path,
- * which wins), as every bridge takes its tokens: loads it into *out
- * (malloc'd; NULL when neither is given). Returns 0, or -1 with err
- * "--<file_flag>: <reason>" (naming the file, never its content) or "out
- * of memory". Free with br_secret_free. */
-int br_secret_load(const char *path, const char *env_value, const char *file_flag, char **out, char *err,
-                   size_t errlen);
-
-/* Wipes and frees *secret and sets it to NULL; NULL is fine. */
-void br_secret_free(char **secret);
-
 #endif

@@ -424,8 +424,8 @@ int main(int argc, char **argv)
         return 2;
     }
     rc = 2;
-    if (br_secret_load(cfg.bot_token_file, cfg.bot_token_env, "bot-token-file", &b.bot_token, err,
-                       sizeof err) != 0) {
+    if (hw_client_secret_load(cfg.bot_token_file, cfg.bot_token_env, "bot-token-file", &b.bot_token, err,
+                              sizeof err) != 0) {
         fprintf(stderr, PROG ": %s\n", err);
         goto out;
     }
@@ -475,6 +475,6 @@ int main(int argc, char **argv)
 out:
     br_runtime_finish(&rt, rc);
     br_dedupe_destroy(b.seen);
-    br_secret_free(&b.bot_token);
+    hw_client_secret_free(&b.bot_token);
     return rc;
 }
