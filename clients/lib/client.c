@@ -464,7 +464,7 @@ int hw_client_pipe_create(hw_client_pipe **out, hw_client *c, const char *method
     if (!p)
         return -1;
     p->slots = calloc((size_t)window, sizeof *p->slots);
-    p->free_slots = calloc((size_t)window, sizeof *p->free_slots);
+    p->free_slots = calloc((size_t)window, sizeof(pipe_slot *));
     if (!p->slots || !p->free_slots) {
         free(p->slots);
         free(p->free_slots);

@@ -512,7 +512,7 @@ int main(int argc, char **argv)
     b.log = rt.log;
     b.rpc = rt.rpc;
     if (br_runtime_subscribe(&rt, deliver, &b) != 0 ||
-        br_runtime_listen(&rt, cfg.listen, 64 * 1024, handler, &b) != 0)
+        br_runtime_listen(&rt, cfg.listen, (size_t)64 * 1024, handler, &b) != 0)
         goto out;
     br_runtime_serve(&rt, cfg.listen);
     rc = 0;

@@ -84,7 +84,8 @@ void hw_log_event(const hw_log *lg, hw_log_level level, const char *event, const
     if (n < 0)
         return;
     size_t len = (size_t)n < sizeof line ? (size_t)n : sizeof line - 1;
-    if (fields && *fields && len < sizeof line - 2) {
+    bool has_fields = fields && fields[0] != '\0';
+    if (has_fields && len < sizeof line - 2) {
         line[len++] = ' ';
         va_list ap;
         va_start(ap, fields);
