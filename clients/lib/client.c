@@ -28,7 +28,7 @@
 #include "clients/lib/channel.h"
 #include "server/base/files.h"
 
-enum { DEFAULT_TIMEOUT_MS = 10000, DEFAULT_MAX_RECEIVE_BYTES = 4 << 20, MAX_CLIENT_ARGS = 16 };
+enum { DEFAULT_TIMEOUT_MS = 10000, DEFAULT_MAX_RECEIVE_BYTES = 4 << 20 };
 
 /* ---- status ---- */
 
@@ -280,18 +280,15 @@ int hw_client_create(hw_client **out, const hw_client_options *o, char *err, siz
     hw_client *c = calloc(1, sizeof *c);
 
     *out = NULL;
-    if (!c || o->n_args > MAX_CLIENT_ARGS - 2) {
-        snprintf(err, errlen, c ? "too many channel arguments" : "out of memory");
+    if (!c) {
+        snprintf(err, errlen, "out of memory");
         goto out;
     }
     c->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : DEFAULT_TIMEOUT_MS;
     if (hw_client_auth_init(&c->auth, o->token, err, errlen) != 0)
         goto out;
-    grpc_arg args[MAX_CLIENT_ARGS];
+    grpc_arg args[2];
     size_t nargs = 0;
-    if (o->n_args)
-        memcpy(args, o->args, o->n_args * sizeof *args);
-    nargs = o->n_args;
     args[nargs].type = GRPC_ARG_INTEGER;
     args[nargs].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
     args[nargs++].value.integer = o->max_receive_bytes > 0 ? o->max_receive_bytes : DEFAULT_MAX_RECEIVE_BYTES;

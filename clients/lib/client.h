@@ -156,8 +156,6 @@ typedef struct hw_client_options {
     int timeout_ms;               /* deadline of calls given timeout 0; 0 for 10000 */
     int max_receive_bytes;        /* largest reply accepted; 0 for 4 MiB */
     int max_reconnect_backoff_ms; /* 0 for the core's default (up to two minutes) */
-    const grpc_arg *args;         /* further channel args, or NULL */
-    size_t n_args;
 } hw_client_options;
 
 /* Creates the channel (it connects lazily, on the first call).
