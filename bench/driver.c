@@ -12,7 +12,8 @@
  * What a call is comes from the clients' one library (clients/lib/client.h):
  * the channel (hw_channel_open), the bearer metadata (hw_client_auth, one
  * for every worker, never copied per call), the six-op batch and its
- * release (hw_client_call, embedded in each slot) and the status names.
+ * release (hw_client_call, embedded in each slot), the status names and
+ * the queues' shutdown.
  * The driver does not use the library's blocking calls or pipes: those own
  * a completion queue per call or per pipe and a channel per client, while
  * the driver's hot path is its own loop over one queue per worker thread,
@@ -323,11 +324,7 @@ static int connect_all(hw_drv *d, char *err, size_t errlen)
             snprintf(err, errlen, "cannot connect to %s within %u ms (connection %u)", d->cfg.target,
                      d->cfg.connect_timeout_ms, i + 1);
     }
-    grpc_completion_queue_shutdown(cq);
-    while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL).type !=
-           GRPC_QUEUE_SHUTDOWN)
-        ;
-    grpc_completion_queue_destroy(cq);
+    hw_client_cq_destroy(cq);
     return rc;
 }
 
@@ -410,13 +407,8 @@ static int init_worker(hw_drv *d, worker *w, unsigned index)
 
 static void free_worker(worker *w)
 {
-    if (w->cq) {
-        grpc_completion_queue_shutdown(w->cq);
-        while (grpc_completion_queue_next(w->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL).type !=
-               GRPC_QUEUE_SHUTDOWN)
-            ;
-        grpc_completion_queue_destroy(w->cq);
-    }
+    if (w->cq)
+        hw_client_cq_destroy(w->cq);
     for (size_t i = 0; w->slots && i < w->n_slots; i++)
         hw_client_call_fini(&w->slots[i].rpc);
     free(w->slots);

@@ -351,7 +351,7 @@ static int start_on(hw_client *c, grpc_completion_queue *cq, hw_client_call *slo
     return -1;
 }
 
-static void cq_destroy(grpc_completion_queue *cq)
+void hw_client_cq_destroy(grpc_completion_queue *cq)
 {
     grpc_completion_queue_shutdown(cq);
     while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL).type !=
@@ -386,7 +386,7 @@ static int call_blocking(hw_client *c, const char *method, grpc_byte_buffer *req
         }
     }
     hw_client_call_fini(&slot);
-    cq_destroy(cq);
+    hw_client_cq_destroy(cq);
     return st->code;
 }
 
@@ -525,7 +525,7 @@ void hw_client_pipe_destroy(hw_client_pipe *p)
     if (!p)
         return;
     hw_client_pipe_finish(p);
-    cq_destroy(p->cq);
+    hw_client_cq_destroy(p->cq);
     for (int i = 0; i < p->window; i++)
         hw_client_call_fini(&p->slots[i].rpc);
     free(p->slots);

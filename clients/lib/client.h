@@ -74,6 +74,13 @@ grpc_slice hw_client_buffer_slice(grpc_byte_buffer *bb);
  * protobuf_c_message_free_unpacked(m, NULL). */
 ProtobufCMessage *hw_client_unpack(grpc_byte_buffer *bb, const ProtobufCMessageDescriptor *desc);
 
+/* ---- completion queues ---- */
+
+/* Shuts cq (a queue for grpc_completion_queue_next) down, drains it and
+ * destroys it, as the core requires. Every call on it must have been
+ * started or released. */
+void hw_client_cq_destroy(grpc_completion_queue *cq);
+
 /* ---- the bearer token ---- */
 
 /* The `authorization: Bearer <token>` metadata entry of every call. md
