@@ -8,6 +8,19 @@
  * only shared, written state is the claimed-request counter, the stop flag,
  * the running-worker count and each worker's two progress counters, all
  * atomics.
+ *
+ * What a call is comes from the clients' one library (clients/lib/client.h):
+ * the channel (hw_channel_open), the bearer metadata (hw_client_auth, one
+ * for every worker, never copied per call), the six-op batch and its
+ * release (hw_client_call, embedded in each slot), the status names and
+ * the queues' shutdown.
+ * The driver does not use the library's blocking calls or pipes: those own
+ * a completion queue per call or per pipe and a channel per client, while
+ * the driver's hot path is its own loop over one queue per worker thread,
+ * with many channels per worker, registered methods (no method-name lookup
+ * per call), pre-packed request slices, an open-loop schedule and per-slot
+ * accounting; none of that fits a blocking API, and wrapping it would add
+ * a layer to every call being measured.
  */
 #include "bench/driver.h"
 
@@ -20,11 +33,11 @@
 #include <time.h>
 
 #include <grpc/byte_buffer.h>
-#include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
 #include <grpc/support/time.h>
 
 #include "clients/lib/channel.h"
+#include "clients/lib/client.h"
 
 #define NS_PER_S 1000000000ull
 #define NS_PER_MS 1000000ull
@@ -32,18 +45,11 @@
  * phase and the stop flag. */
 #define IDLE_WAIT_NS (50 * NS_PER_MS)
 
-static const char *const status_names[HW_STATUS_SLOTS] = {
-    "OK",        "CANCELLED",       "UNKNOWN",           "INVALID_ARGUMENT",   "DEADLINE_EXCEEDED",
-    "NOT_FOUND", "ALREADY_EXISTS",  "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
-    "ABORTED",   "OUT_OF_RANGE",    "UNIMPLEMENTED",     "INTERNAL",           "UNAVAILABLE",
-    "DATA_LOSS", "UNAUTHENTICATED", "CLIENT_ERROR",
-};
-
 const char *hw_status_name(int slot)
 {
     if (slot < 0 || slot >= HW_STATUS_SLOTS)
         return "?";
-    return status_names[slot];
+    return slot == HW_STATUS_CLIENT_ERROR ? "CLIENT_ERROR" : hw_client_status_name(slot);
 }
 
 typedef struct conn {
@@ -56,13 +62,7 @@ struct worker;
 typedef struct slot {
     struct worker *w;
     conn *conn;
-    grpc_call *call;
-    grpc_byte_buffer *send_buf;
-    grpc_byte_buffer *recv_buf;
-    grpc_metadata_array initial_md;
-    grpc_metadata_array trailing_md;
-    grpc_status_code status;
-    grpc_slice details;
+    hw_client_call rpc;
     uint64_t start_ns; /* sent (closed loop) or scheduled (open loop) */
     size_t sent_bytes;
     hw_rpc_kind kind;
@@ -83,8 +83,6 @@ typedef struct worker {
     bool stopping;  /* sends no more calls */
     bool cancelled; /* has cancelled its calls after hw_drv_stop */
     hw_req_ctx req;
-    grpc_metadata md[1];
-    size_t md_count;
     hw_rpc_stats stats[HW_RPC_COUNT];
     uint64_t warmup_calls;
     uint64_t late_sends;
@@ -97,6 +95,7 @@ typedef struct worker {
 
 struct hw_drv {
     hw_drv_config cfg;
+    hw_client_auth auth; /* read by every worker */
     conn *conns;
     unsigned n_conns;
     worker *workers;
@@ -173,31 +172,13 @@ static bool start_call(worker *w, slot *s, uint64_t start_ns)
         goto client_error;
     }
     s->sent_bytes = GRPC_SLICE_LENGTH(body);
-    s->send_buf = grpc_raw_byte_buffer_create(&body, 1);
+    grpc_byte_buffer *request = grpc_raw_byte_buffer_create(&body, 1);
     grpc_slice_unref(body);
-    s->call = grpc_channel_create_registered_call(
+    grpc_call *call = grpc_channel_create_registered_call(
         s->conn->channel, NULL, GRPC_PROPAGATE_DEFAULTS, w->cq, s->conn->method[s->kind],
         deadline_in_ns((uint64_t)cfg->timeout_ms * NS_PER_MS), NULL);
-    if (!s->call)
-        goto client_error;
-
-    grpc_op ops[6];
-    memset(ops, 0, sizeof(ops));
-    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-    ops[0].data.send_initial_metadata.count = w->md_count;
-    ops[0].data.send_initial_metadata.metadata = w->md_count ? w->md : NULL;
-    ops[1].op = GRPC_OP_SEND_MESSAGE;
-    ops[1].data.send_message.send_message = s->send_buf;
-    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-    ops[3].data.recv_initial_metadata.recv_initial_metadata = &s->initial_md;
-    ops[4].op = GRPC_OP_RECV_MESSAGE;
-    ops[4].data.recv_message.recv_message = &s->recv_buf;
-    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-    ops[5].data.recv_status_on_client.trailing_metadata = &s->trailing_md;
-    ops[5].data.recv_status_on_client.status = &s->status;
-    ops[5].data.recv_status_on_client.status_details = &s->details;
-    if (grpc_call_start_batch(s->call, ops, 6, s, NULL) != GRPC_CALL_OK)
+    /* The slot is the tag of the batch. */
+    if (hw_client_call_start(&s->rpc, call, d->auth.md, d->auth.count, request, s) != GRPC_CALL_OK)
         goto client_error;
     w->inflight++;
     return true;
@@ -207,14 +188,7 @@ client_error:
      * client cannot spin. */
     if (counted)
         count_call(w, s, HW_STATUS_CLIENT_ERROR, now_ns(), 0);
-    if (s->call) {
-        grpc_call_unref(s->call);
-        s->call = NULL;
-    }
-    if (s->send_buf) {
-        grpc_byte_buffer_destroy(s->send_buf);
-        s->send_buf = NULL;
-    }
+    hw_client_call_end(&s->rpc);
     w->stopping = true;
     return false;
 }
@@ -222,35 +196,22 @@ client_error:
 static void finish_call(worker *w, slot *s, int success)
 {
     uint64_t done_ns = now_ns();
-    int status_slot = success ? (int)s->status : HW_STATUS_CLIENT_ERROR;
+    int status_slot = success ? (int)s->rpc.status : HW_STATUS_CLIENT_ERROR;
     if (status_slot < 0 || status_slot >= HW_STATUS_CLIENT_ERROR)
         status_slot = GRPC_STATUS_UNKNOWN;
-    size_t recv_bytes = s->recv_buf ? grpc_byte_buffer_length(s->recv_buf) : 0;
+    size_t recv_bytes = s->rpc.reply ? grpc_byte_buffer_length(s->rpc.reply) : 0;
 
-    if (status_slot == GRPC_STATUS_OK && s->recv_buf && s->kind == HW_RPC_CREATE_TICKET) {
-        grpc_byte_buffer_reader reader;
-        if (grpc_byte_buffer_reader_init(&reader, s->recv_buf)) {
-            grpc_slice all = grpc_byte_buffer_reader_readall(&reader);
-            hw_req_learn(&w->req, s->kind, GRPC_SLICE_START_PTR(all), GRPC_SLICE_LENGTH(all));
-            grpc_slice_unref(all);
-            grpc_byte_buffer_reader_destroy(&reader);
-        }
+    if (status_slot == GRPC_STATUS_OK && s->rpc.reply && s->kind == HW_RPC_CREATE_TICKET) {
+        grpc_slice all = hw_client_buffer_slice(s->rpc.reply);
+        hw_req_learn(&w->req, s->kind, GRPC_SLICE_START_PTR(all), GRPC_SLICE_LENGTH(all));
+        grpc_slice_unref(all);
     }
     if (s->counted)
         count_call(w, s, status_slot, done_ns, recv_bytes);
     else
         w->warmup_calls++;
 
-    grpc_byte_buffer_destroy(s->send_buf);
-    s->send_buf = NULL;
-    if (s->recv_buf) {
-        grpc_byte_buffer_destroy(s->recv_buf);
-        s->recv_buf = NULL;
-    }
-    grpc_slice_unref(s->details);
-    s->details = grpc_empty_slice();
-    grpc_call_unref(s->call);
-    s->call = NULL;
+    hw_client_call_end(&s->rpc);
     w->inflight--;
 }
 
@@ -273,8 +234,8 @@ static slot *pop_free(worker *w)
 static void cancel_inflight(worker *w)
 {
     for (size_t i = 0; i < w->n_slots; i++) {
-        if (w->slots[i].call)
-            grpc_call_cancel(w->slots[i].call, NULL);
+        if (w->slots[i].rpc.call)
+            grpc_call_cancel(w->slots[i].rpc.call, NULL);
     }
 }
 
@@ -363,11 +324,7 @@ static int connect_all(hw_drv *d, char *err, size_t errlen)
             snprintf(err, errlen, "cannot connect to %s within %u ms (connection %u)", d->cfg.target,
                      d->cfg.connect_timeout_ms, i + 1);
     }
-    grpc_completion_queue_shutdown(cq);
-    while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL).type !=
-           GRPC_QUEUE_SHUTDOWN)
-        ;
-    grpc_completion_queue_destroy(cq);
+    hw_client_cq_destroy(cq);
     return rc;
 }
 
@@ -421,17 +378,6 @@ static int init_worker(hw_drv *d, worker *w, unsigned index)
         if (!w->stats[k].latency_ns)
             return -ENOMEM;
     }
-    if (cfg->token) {
-        size_t len = strlen(cfg->token) + sizeof("Bearer ");
-        char *value = malloc(len);
-        if (!value)
-            return -ENOMEM;
-        snprintf(value, len, "Bearer %s", cfg->token);
-        w->md[0].key = grpc_slice_from_static_string("authorization");
-        w->md[0].value = grpc_slice_from_copied_string(value);
-        w->md_count = 1;
-        free(value);
-    }
     /* Connections i with i % n_workers == index belong to this worker. */
     for (unsigned c = index; c < d->n_conns; c += d->n_workers)
         w->n_slots += cfg->concurrency;
@@ -444,9 +390,7 @@ static int init_worker(hw_drv *d, worker *w, unsigned index)
             slot *s = &w->slots[n];
             s->w = w;
             s->conn = &d->conns[c];
-            s->details = grpc_empty_slice();
-            grpc_metadata_array_init(&s->initial_md);
-            grpc_metadata_array_init(&s->trailing_md);
+            hw_client_call_init(&s->rpc);
         }
     }
     for (size_t i = w->n_slots; i > 0; i--)
@@ -463,24 +407,13 @@ static int init_worker(hw_drv *d, worker *w, unsigned index)
 
 static void free_worker(worker *w)
 {
-    if (w->cq) {
-        grpc_completion_queue_shutdown(w->cq);
-        while (grpc_completion_queue_next(w->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL).type !=
-               GRPC_QUEUE_SHUTDOWN)
-            ;
-        grpc_completion_queue_destroy(w->cq);
-    }
-    for (size_t i = 0; w->slots && i < w->n_slots; i++) {
-        grpc_metadata_array_destroy(&w->slots[i].initial_md);
-        grpc_metadata_array_destroy(&w->slots[i].trailing_md);
-    }
+    if (w->cq)
+        hw_client_cq_destroy(w->cq);
+    for (size_t i = 0; w->slots && i < w->n_slots; i++)
+        hw_client_call_fini(&w->slots[i].rpc);
     free(w->slots);
     for (int k = 0; k < HW_RPC_COUNT; k++)
         hw_hist_destroy(w->stats[k].latency_ns);
-    if (w->md_count) {
-        grpc_slice_unref(w->md[0].key);
-        grpc_slice_unref(w->md[0].value);
-    }
 }
 
 static int check_config(const hw_drv_config *cfg, char *err, size_t errlen)
@@ -522,6 +455,10 @@ int hw_drv_create(const hw_drv_config *cfg, hw_drv **out, char *err, size_t errl
     d->workers = calloc(d->n_workers, sizeof(*d->workers));
     if (!d->workers) {
         rc = -ENOMEM;
+        goto out;
+    }
+    if (hw_client_auth_init(&d->auth, cfg->token, err, errlen) != 0) {
+        rc = -EINVAL;
         goto out;
     }
     rc = create_channels(d, err, errlen);
@@ -673,5 +610,6 @@ void hw_drv_destroy(hw_drv *d)
         free_worker(&d->workers[i]);
     free(d->conns);
     free(d->workers);
+    hw_client_auth_clear(&d->auth);
     free(d);
 }

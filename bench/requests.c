@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clients/lib/client.h"
 #include "helpwire/v1/knowledge.pb-c.h"
 #include "helpwire/v1/router.pb-c.h"
 #include "helpwire/v1/tickets.pb-c.h"
@@ -103,21 +104,6 @@ static const char *pick_ticket(hw_req_ctx *ctx)
     return "t-bench-unknown";
 }
 
-static int pack(const ProtobufCMessage *msg, grpc_slice *out)
-{
-    size_t size = protobuf_c_message_get_packed_size(msg);
-    grpc_slice s = grpc_slice_malloc(size);
-    if (GRPC_SLICE_LENGTH(s) != size)
-        return -ENOMEM;
-    size_t written = protobuf_c_message_pack(msg, GRPC_SLICE_START_PTR(s));
-    if (written != size) {
-        grpc_slice_unref(s);
-        return -ENOMEM;
-    }
-    *out = s;
-    return 0;
-}
-
 int hw_req_build(hw_req_ctx *ctx, hw_rpc_kind kind, grpc_slice *out)
 {
     char unique[HW_REQ_ID_BYTES];
@@ -137,13 +123,13 @@ int hw_req_build(hw_req_ctx *ctx, hw_rpc_kind kind, grpc_slice *out)
         req.display_name = name;
         req.text = (char *)pick_text(ctx);
         req.message_id = unique;
-        return pack(&req.base, out);
+        return hw_client_pack_slice(&req.base, out);
     }
     case HW_RPC_SEARCH: {
         Helpwire__V1__SearchRequest req = HELPWIRE__V1__SEARCH_REQUEST__INIT;
         req.query = (char *)pick_text(ctx);
         req.top_k = 10;
-        return pack(&req.base, out);
+        return hw_client_pack_slice(&req.base, out);
     }
     case HW_RPC_CREATE_TICKET: {
         Helpwire__V1__CreateTicketRequest req = HELPWIRE__V1__CREATE_TICKET_REQUEST__INIT;
@@ -151,12 +137,12 @@ int hw_req_build(hw_req_ctx *ctx, hw_rpc_kind kind, grpc_slice *out)
         req.text = (char *)pick_text(ctx);
         req.idempotency_key = unique;
         req.channel = HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM;
-        return pack(&req.base, out);
+        return hw_client_pack_slice(&req.base, out);
     }
     case HW_RPC_GET_TICKET: {
         Helpwire__V1__GetTicketRequest req = HELPWIRE__V1__GET_TICKET_REQUEST__INIT;
         req.ticket_id = (char *)pick_ticket(ctx);
-        return pack(&req.base, out);
+        return hw_client_pack_slice(&req.base, out);
     }
     case HW_RPC_COUNT:
         break;

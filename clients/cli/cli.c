@@ -10,12 +10,12 @@
 #include "clients/cli/pbjson.h"
 #include "clients/cli/table.h"
 
-int cli_fail_status(cli_ctx *ctx, const cli_status *st)
+int cli_fail_status(cli_ctx *ctx, const hw_client_status *st)
 {
     /* The message comes from the server: clean it before it reaches a
      * terminal. */
     char *clean = cli_text_clean(st->message, false, 0);
-    fprintf(ctx->err, "helpwire: %s: %s\n", cli_status_name(st->code), clean ? clean : "");
+    fprintf(ctx->err, "helpwire: %s: %s\n", hw_client_status_name(st->code), clean ? clean : "");
     free(clean);
     return CLI_EXIT_FAILED;
 }
@@ -54,8 +54,8 @@ int cli_usage_error(cli_ctx *ctx, const char *fmt, ...)
 int cli_call(cli_ctx *ctx, const char *method, const ProtobufCMessage *request,
              const ProtobufCMessageDescriptor *reply_desc, ProtobufCMessage **reply)
 {
-    cli_status st;
-    if (cli_rpc_unary(ctx->rpc, method, request, reply_desc, reply, &st) != 0)
+    hw_client_status st;
+    if (hw_client_unary(ctx->rpc, method, request, reply_desc, reply, 0, &st) != 0)
         return cli_fail_status(ctx, &st);
     return CLI_EXIT_OK;
 }

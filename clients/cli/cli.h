@@ -25,7 +25,7 @@
 #include <protobuf-c/protobuf-c.h>
 
 #include "clients/cli/args.h"
-#include "clients/cli/rpc.h"
+#include "clients/lib/client.h"
 
 enum { CLI_EXIT_OK = 0, CLI_EXIT_FAILED = 1, CLI_EXIT_USAGE = 2 };
 
@@ -35,7 +35,7 @@ typedef struct cli_command cli_command;
 
 /* One run of one command. */
 typedef struct cli_ctx {
-    cli_rpc *rpc;
+    hw_client *rpc;
     const cli_command *cmd;
     bool json;
     FILE *out;              /* results */
@@ -74,7 +74,7 @@ extern const size_t cli_query_ncommands;
 
 /* Prints "helpwire: <STATUS_NAME>: <message>" to ctx->err. Returns
  * CLI_EXIT_FAILED. */
-int cli_fail_status(cli_ctx *ctx, const cli_status *st);
+int cli_fail_status(cli_ctx *ctx, const hw_client_status *st);
 
 /* Prints "helpwire: <message>" to ctx->err. Returns CLI_EXIT_FAILED. */
 int cli_fail(cli_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -2,7 +2,7 @@
  * cmd_import: `helpwire import articles|faqs FILE`, bulk loading of the
  * knowledge base from JSON Lines. Lines are parsed here (jsonl.h) and sent
  * as PutArticle/PutFaq calls with up to --parallel calls in flight on one
- * completion queue (rpc.h pipes), so throughput is not one round trip per
+ * completion queue (client.h pipes), so throughput is not one round trip per
  * record. A bad line (unparseable, or refused by the server) is reported
  * with its line number and skipped; the import goes on and exits 1 at the
  * end. A failure that no later line can escape (the token is refused, the
@@ -48,8 +48,8 @@ typedef struct import_state {
     uint64_t finished;
     uint64_t imported;
     uint64_t failed;
-    bool stopped;     /* a fatal status was seen: send nothing more */
-    cli_status fatal; /* that status */
+    bool stopped;           /* a fatal status was seen: send nothing more */
+    hw_client_status fatal; /* that status */
 } import_state;
 
 static int parse_article_request(const char *line, size_t len, ProtobufCMessage **request, char *err,
@@ -114,7 +114,7 @@ static void report_line(import_state *s, uint64_t line, const char *what, const 
     free(clean);
 }
 
-static void on_put_done(void *arg, uint64_t line, const cli_status *st, ProtobufCMessage *reply)
+static void on_put_done(void *arg, uint64_t line, const hw_client_status *st, ProtobufCMessage *reply)
 {
     import_state *s = arg;
     s->finished++;
@@ -130,7 +130,7 @@ static void on_put_done(void *arg, uint64_t line, const cli_status *st, Protobuf
                 s->fatal = *st;
             }
         } else {
-            report_line(s, line, cli_status_name(st->code), st->message);
+            report_line(s, line, hw_client_status_name(st->code), st->message);
         }
     }
     cli_progress_update(&s->progress, s->finished);
@@ -161,7 +161,7 @@ static int run_import(cli_ctx *ctx, const import_kind *kind)
     FILE *f = NULL;
     char *line = NULL;
     size_t cap = 0;
-    cli_rpc_pipe *pipe = NULL;
+    hw_client_pipe *pipe = NULL;
     import_state s = {.ctx = ctx, .path = ctx->pos[0]};
 
     long long parallel = IMPORT_DEFAULT_PARALLEL;
@@ -177,8 +177,8 @@ static int run_import(cli_ctx *ctx, const import_kind *kind)
         goto out;
     }
     uint64_t total = count_records(f);
-    if (cli_rpc_pipe_create(&pipe, ctx->rpc, kind->method, kind->reply_desc, (int)parallel, on_put_done,
-                            &s) != 0) {
+    if (hw_client_pipe_create(&pipe, ctx->rpc, kind->method, kind->reply_desc, (int)parallel, on_put_done,
+                              &s) != 0) {
         rc = cli_fail(ctx, "out of memory");
         goto out;
     }
@@ -201,16 +201,16 @@ static int run_import(cli_ctx *ctx, const import_kind *kind)
             cli_progress_update(&s.progress, s.finished);
             continue;
         }
-        cli_rpc_pipe_submit(pipe, request, lineno);
+        hw_client_pipe_submit(pipe, request, lineno);
         protobuf_c_message_free_unpacked(request, NULL);
     }
     if (ferror(f) && !s.stopped) {
-        cli_rpc_pipe_finish(pipe);
+        hw_client_pipe_finish(pipe);
         cli_progress_end(&s.progress);
         rc = cli_fail(ctx, "%s: read error after line %llu", s.path, (unsigned long long)lineno);
         goto out;
     }
-    cli_rpc_pipe_finish(pipe);
+    hw_client_pipe_finish(pipe);
     cli_progress_end(&s.progress);
     double elapsed = cli_progress_elapsed(&s.progress);
     if (s.stopped)
@@ -235,7 +235,7 @@ static int run_import(cli_ctx *ctx, const import_kind *kind)
     }
     rc = s.failed || s.stopped ? CLI_EXIT_FAILED : CLI_EXIT_OK;
 out:
-    cli_rpc_pipe_destroy(pipe);
+    hw_client_pipe_destroy(pipe);
     free(line);
     if (f && f != stdin)
         fclose(f);

@@ -20,8 +20,7 @@
 
 #include "clients/cli/args.h"
 #include "clients/cli/cli.h"
-#include "clients/cli/rpc.h"
-#include "server/base/files.h"
+#include "clients/lib/client.h"
 #include "server/base/grpc_runtime.h"
 
 enum { DEFAULT_TIMEOUT_MS = 30000 };
@@ -105,18 +104,6 @@ static void print_command_help(FILE *f, const cli_command *c)
     cli_args_print_options(f, global_opts, G_COUNT);
 }
 
-/* Reads the token file: at most 4 KiB, trailing whitespace dropped. Returns
- * a malloc'd string or NULL (err names the file, never its content). */
-static char *read_token_file(const char *path, char *err, size_t errlen)
-{
-    char *buf = NULL, e[300];
-    if (hw_file_read_secret(path, &buf, e, sizeof e) != 0) {
-        snprintf(err, errlen, "--token-file: %s", e);
-        return NULL;
-    }
-    return buf;
-}
-
 int main(int argc, char **argv)
 {
     const char *gval[G_COUNT] = {0};
@@ -126,7 +113,7 @@ int main(int argc, char **argv)
     int consumed = 0, rc = CLI_EXIT_USAGE;
     char err[512];
     char *token = NULL;
-    cli_rpc *rpc = NULL;
+    hw_client *rpc = NULL;
     bool grpc_started = false;
     cli_ctx ctx = {.out = stdout, .err = stderr};
 
@@ -208,43 +195,35 @@ int main(int argc, char **argv)
         server = getenv("HELPWIRE_SERVER");
     if (!server || !*server)
         server = "127.0.0.1:50051";
-    if (gval[G_TOKEN_FILE]) {
-        if (!(token = read_token_file(gval[G_TOKEN_FILE], err, sizeof err))) {
-            rc = cli_fail(&ctx, "%s", err);
-            goto out;
-        }
-    } else {
-        const char *t = gval[G_TOKEN] ? gval[G_TOKEN] : getenv("HELPWIRE_TOKEN");
-        if (t && !(token = strdup(t))) {
-            rc = cli_fail(&ctx, "out of memory");
-            goto out;
-        }
+    if (hw_client_secret_load(gval[G_TOKEN_FILE], gval[G_TOKEN] ? gval[G_TOKEN] : getenv("HELPWIRE_TOKEN"),
+                              "token-file", &token, err, sizeof err) != 0) {
+        rc = cli_fail(&ctx, "%s", err);
+        goto out;
     }
 
     hw_grpc_runtime_prepare();
     grpc_init();
     grpc_started = true;
-    cli_rpc_options ro = {
+    hw_client_options ro = {
         .target = server,
         .token = token,
         .tls_ca_file = gval[G_TLS_CA],
         .tls_server_name = gval[G_TLS_SERVER_NAME],
         .timeout_ms = (int)timeout_ms,
+        /* Replies may be large (a page of 500 tickets, a long conversation). */
+        .max_receive_bytes = 64 << 20,
     };
-    if (cli_rpc_create(&rpc, &ro, err, sizeof err) != 0) {
+    if (hw_client_create(&rpc, &ro, err, sizeof err) != 0) {
         rc = cli_fail(&ctx, "%s", err);
         goto out;
     }
     ctx.rpc = rpc;
     rc = cmd->run(&ctx);
 out:
-    cli_rpc_destroy(rpc);
+    hw_client_destroy(rpc);
     if (grpc_started)
         grpc_shutdown();
-    if (token) {
-        explicit_bzero(token, strlen(token));
-        free(token);
-    }
+    hw_client_secret_free(&token);
     if (fflush(stdout) != 0 && rc == CLI_EXIT_OK)
         rc = CLI_EXIT_FAILED;
     return rc;

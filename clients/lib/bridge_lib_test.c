@@ -16,11 +16,12 @@
 #include <cmocka.h>
 
 #include "clients/lib/backoff.h"
+#include "clients/lib/client.h"
 #include "clients/lib/config.h"
 #include "clients/lib/dedupe.h"
-#include "clients/lib/log.h"
 #include "clients/lib/secure.h"
 #include "clients/lib/state.h"
+#include "server/base/log.h"
 
 static void dedupe_reports_repeats_and_evicts_least_recent(void **unused)
 {
@@ -135,16 +136,117 @@ static void token_file_wins_over_environment(void **unused)
     assert_null(strstr(err, "from-env"));
 }
 
+static void config_checks_required_options_in_order_and_paths(void **unused)
+{
+    const char *id = NULL, *secret = NULL, *path = "/default";
+    br_option opts[] = {
+        {"id", NULL, BR_OPT_REQUIRED, &id, 0, 0, "ID", "Id."},
+        {NULL, "TEST_SECRET", BR_OPT_REQUIRED, &secret, 0, 0, "SECRET", "Secret."},
+        {"path", NULL, BR_OPT_PATH, &path, 0, 0, "PATH", "Path."},
+    };
+    size_t n = sizeof opts / sizeof opts[0];
+    char err[256];
+    unsetenv("TEST_SECRET");
+    char *none[] = {"prog"};
+    assert_int_equal(br_config_parse(opts, n, 1, none, err, sizeof err), BR_CONFIG_ERROR);
+    assert_string_equal(err, "--id is required");
+    char *help[] = {"prog", "--help"};
+    assert_int_equal(br_config_parse(opts, n, 2, help, err, sizeof err), BR_CONFIG_HELP);
+    char *with_id[] = {"prog", "--id", "7"};
+    assert_int_equal(br_config_parse(opts, n, 3, with_id, err, sizeof err), BR_CONFIG_ERROR);
+    assert_string_equal(err, "TEST_SECRET is required");
+    setenv("TEST_SECRET", "s", 1);
+    assert_int_equal(br_config_parse(opts, n, 3, with_id, err, sizeof err), BR_CONFIG_OK);
+    char *bad_path[] = {"prog", "--id", "7", "--path", "hook"};
+    assert_int_equal(br_config_parse(opts, n, 5, bad_path, err, sizeof err), BR_CONFIG_ERROR);
+    assert_string_equal(err, "--path must start with /");
+    char *good_path[] = {"prog", "--id=7", "--path=/hook"};
+    assert_int_equal(br_config_parse(opts, n, 3, good_path, err, sizeof err), BR_CONFIG_OK);
+    assert_string_equal(path, "/hook");
+    unsetenv("TEST_SECRET");
+}
+
+static void secret_comes_from_the_file_else_the_environment_else_nowhere(void **unused)
+{
+    char path[] = "/tmp/br_secret_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "file-secret\n", 12), 12);
+    close(fd);
+    char *s = NULL, err[256];
+    assert_int_equal(hw_client_secret_load(path, "env-secret", "x-file", &s, err, sizeof err), 0);
+    assert_string_equal(s, "file-secret");
+    hw_client_secret_free(&s);
+    assert_null(s);
+    assert_int_equal(hw_client_secret_load(NULL, "env-secret", "x-file", &s, err, sizeof err), 0);
+    assert_string_equal(s, "env-secret");
+    hw_client_secret_free(&s);
+    assert_int_equal(hw_client_secret_load("", "", "x-file", &s, err, sizeof err), 0);
+    assert_null(s);
+    unlink(path);
+    assert_int_equal(hw_client_secret_load(path, "env-secret", "x-file", &s, err, sizeof err), -1);
+    assert_null(s);
+    assert_int_equal(strncmp(err, "--x-file: ", 10), 0);
+    assert_non_null(strstr(err, path));
+    assert_null(strstr(err, "env-secret"));
+}
+
 static void log_quote_escapes_only_when_needed(void **unused)
 {
     char buf[64];
-    assert_string_equal(br_log_quote("plain", buf, sizeof buf), "plain");
-    assert_string_equal(br_log_quote("a b", buf, sizeof buf), "\"a b\"");
-    assert_string_equal(br_log_quote("x=\"y\"\n", buf, sizeof buf), "\"x=\\\"y\\\"\\x0a\"");
-    assert_string_equal(br_log_quote("", buf, sizeof buf), "\"\"");
+    assert_string_equal(hw_log_quote("plain", buf, sizeof buf), "plain");
+    assert_string_equal(hw_log_quote("a b", buf, sizeof buf), "\"a b\"");
+    assert_string_equal(hw_log_quote("x=\"y\"\n", buf, sizeof buf), "\"x=\\\"y\\\"\\x0a\"");
+    assert_string_equal(hw_log_quote("", buf, sizeof buf), "\"\"");
+    assert_string_equal(hw_log_quote(NULL, buf, sizeof buf), "\"\"");
+    assert_string_equal(hw_log_quote("del\x7f", buf, sizeof buf), "\"del\\x7f\"");
     char small[8];
-    br_log_quote("a long value with spaces", small, sizeof small);
+    hw_log_quote("a long value with spaces", small, sizeof small);
     assert_true(strlen(small) < sizeof small);
+    assert_int_equal(small[strlen(small) - 1], '"');
+}
+
+/* Reads what the logger wrote to the pipe p[0] (one line). */
+static void read_line(int fd, char *buf, size_t n)
+{
+    ssize_t got = read(fd, buf, n - 1);
+    assert_true(got > 0);
+    buf[got] = '\0';
+}
+
+static void log_component_field_follows_the_level_and_server_lines_have_none(void **unused)
+{
+    int p[2];
+    char line[512];
+    assert_int_equal(pipe(p), 0);
+    hw_log *bridge = hw_log_create_component(p[1], HW_LOG_INFO, false, "bridge", "telegram");
+    hw_log *server = hw_log_create(p[1], HW_LOG_INFO, false);
+    assert_non_null(bridge);
+    assert_non_null(server);
+
+    hw_log_event(bridge, HW_LOG_INFO, "routed", "chat=%d", 42);
+    read_line(p[0], line, sizeof line);
+    assert_non_null(strstr(line, " level=info bridge=telegram event=routed chat=42\n"));
+    assert_int_equal(strncmp(line, "ts=", 3), 0);
+
+    hw_log_event(server, HW_LOG_WARN, "listening", "addr=%s", "127.0.0.1:1");
+    read_line(p[0], line, sizeof line);
+    assert_non_null(strstr(line, " level=warn event=listening addr=127.0.0.1:1\n"));
+
+    hw_log_event(bridge, HW_LOG_WARN, "stopped", NULL);
+    read_line(p[0], line, sizeof line);
+    assert_non_null(strstr(line, " level=warn bridge=telegram event=stopped\n"));
+
+    /* Below the level: nothing written (the next read sees the next line). */
+    hw_log_event(bridge, HW_LOG_DEBUG, "hidden", NULL);
+    hw_log_event(bridge, HW_LOG_ERROR, "shown", NULL);
+    read_line(p[0], line, sizeof line);
+    assert_non_null(strstr(line, " level=error bridge=telegram event=shown\n"));
+
+    hw_log_destroy(bridge);
+    hw_log_destroy(server);
+    close(p[0]);
+    close(p[1]);
 }
 
 static void hmac_matches_rfc4231_and_compare_is_exact(void **unused)
@@ -192,7 +294,10 @@ int main(void)
         cmocka_unit_test(backoff_doubles_with_jitter_up_to_max_and_resets),
         cmocka_unit_test(config_reads_env_then_flags_and_rejects_bad_input),
         cmocka_unit_test(token_file_wins_over_environment),
+        cmocka_unit_test(config_checks_required_options_in_order_and_paths),
+        cmocka_unit_test(secret_comes_from_the_file_else_the_environment_else_nowhere),
         cmocka_unit_test(log_quote_escapes_only_when_needed),
+        cmocka_unit_test(log_component_field_follows_the_level_and_server_lines_have_none),
         cmocka_unit_test(hmac_matches_rfc4231_and_compare_is_exact),
         cmocka_unit_test(state_file_round_trips_and_reports_absence),
     };

@@ -2,7 +2,9 @@
  * channel: a gRPC C-core client channel to helpwired, plaintext or TLS,
  * as every client here opens it: the bridges, the helpwire CLI and the
  * helpwire-bench load generator take the same --tls-ca / --tls-server-name
- * flags and hand them to hw_channel_open.
+ * flags. hw_client (client.h) opens its channel here; the load generator,
+ * which spreads its calls over many channels with their own arguments,
+ * calls hw_channel_open directly.
  */
 #ifndef HW_CLIENT_CHANNEL_H
 #define HW_CLIENT_CHANNEL_H

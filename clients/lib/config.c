@@ -9,15 +9,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/crypto.h>
-
-#include "clients/lib/log.h"
-#include "server/base/files.h"
+#include "clients/lib/client.h"
+#include "server/base/log.h"
 
 static int set_value(const br_option *o, const char *value, const char *origin, char *err, size_t errlen)
 {
     switch (o->type) {
+    case BR_OPT_PATH:
+        if (value[0] != '/') {
+            snprintf(err, errlen, "%s must start with /", origin);
+            return -1;
+        }
+        *(const char **)o->dst = value;
+        return 0;
     case BR_OPT_STRING:
+    case BR_OPT_REQUIRED:
         *(const char **)o->dst = value;
         return 0;
     case BR_OPT_BOOL:
@@ -95,6 +101,16 @@ int br_config_parse(const br_option *opts, size_t n, int argc, char **argv, char
         }
         if (set_value(o, value, origin, err, errlen) != 0)
             return BR_CONFIG_ERROR;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *v = opts[i].type == BR_OPT_REQUIRED ? *(const char **)opts[i].dst : "given";
+        if (!v || !*v) {
+            if (opts[i].flag)
+                snprintf(err, errlen, "--%s is required", opts[i].flag);
+            else
+                snprintf(err, errlen, "%s is required", opts[i].env);
+            return BR_CONFIG_ERROR;
+        }
     }
     return BR_CONFIG_OK;
 }
@@ -177,22 +193,9 @@ void br_common_defaults(br_common *c)
     c->redeliver_after_ms = 30000;
 }
 
-int br_read_secret_file(const char *path, char **out, char *err, size_t errlen)
-{
-    if (hw_file_read_secret(path, out, err, errlen) != 0)
-        return -1;
-    if (**out == '\0') {
-        snprintf(err, errlen, "%s is empty", path);
-        free(*out);
-        *out = NULL;
-        return -1;
-    }
-    return 0;
-}
-
 int br_common_finish(br_common *c, char *err, size_t errlen)
 {
-    if (br_log_level_parse(c->log_level) < 0) {
+    if (hw_log_level_parse(c->log_level) < 0) {
         snprintf(err, errlen, "--log-level: expected debug, info, warn or error");
         return -1;
     }
@@ -204,27 +207,10 @@ int br_common_finish(br_common *c, char *err, size_t errlen)
         snprintf(err, errlen, "--backoff-max-ms must be at least --backoff-initial-ms");
         return -1;
     }
-    if (c->token_file && *c->token_file) {
-        char e[256];
-        if (br_read_secret_file(c->token_file, &c->token, e, sizeof e) != 0) {
-            snprintf(err, errlen, "--token-file: %s", e);
-            return -1;
-        }
-    } else if (c->token_env && *c->token_env) {
-        c->token = strdup(c->token_env);
-        if (!c->token) {
-            snprintf(err, errlen, "out of memory");
-            return -1;
-        }
-    }
-    return 0;
+    return hw_client_secret_load(c->token_file, c->token_env, "token-file", &c->token, err, errlen);
 }
 
 void br_common_release(br_common *c)
 {
-    if (c->token) {
-        OPENSSL_cleanse(c->token, strlen(c->token));
-        free(c->token);
-        c->token = NULL;
-    }
+    hw_client_secret_free(&c->token);
 }

@@ -17,13 +17,15 @@
 #include <stddef.h>
 #include <stdio.h>
 
-typedef enum { BR_OPT_STRING, BR_OPT_INT, BR_OPT_BOOL } br_opt_type;
+/* BR_OPT_PATH is a STRING that must start with '/' (a URL path);
+ * BR_OPT_REQUIRED a STRING that must end up non-empty. */
+typedef enum { BR_OPT_STRING, BR_OPT_INT, BR_OPT_BOOL, BR_OPT_PATH, BR_OPT_REQUIRED } br_opt_type;
 
 typedef struct br_option {
     const char *flag; /* name without "--"; NULL for an environment-only setting */
     const char *env;  /* environment variable, or NULL */
     br_opt_type type;
-    void *dst;           /* const char ** (STRING), int * (INT), bool * (BOOL) */
+    void *dst;           /* const char ** (STRING, PATH, REQUIRED), int * (INT), bool * (BOOL) */
     int min, max;        /* bounds of an INT */
     const char *metavar; /* e.g. "URL"; NULL for BOOL */
     const char *help;    /* one paragraph, including the default */
@@ -129,9 +131,11 @@ typedef struct br_common {
 enum { BR_CONFIG_OK = 0, BR_CONFIG_HELP = 1, BR_CONFIG_ERROR = -1 };
 
 /* Applies the environment, then argv[1..argc-1], to the destinations of
- * opts. Returns BR_CONFIG_OK, BR_CONFIG_HELP for -h/--help, or
- * BR_CONFIG_ERROR with a message in err (unknown flag, missing value, a
- * number that does not parse or is out of bounds, a stray argument). */
+ * opts, then checks the REQUIRED ones in table order. Returns
+ * BR_CONFIG_OK, BR_CONFIG_HELP for -h/--help, or BR_CONFIG_ERROR with a
+ * message in err (unknown flag, missing value, a number that does not
+ * parse or is out of bounds, a path without its leading '/', a stray
+ * argument, "<--flag or ENV> is required"). */
 int br_config_parse(const br_option *opts, size_t n, int argc, char **argv, char *err, size_t errlen);
 
 /* Prints usage: prog, the about paragraph, then every flag and
@@ -154,10 +158,5 @@ int br_common_finish(br_common *c, char *err, size_t errlen);
 
 /* Frees what br_common_finish allocated (wiping the token). */
 void br_common_release(br_common *c);
-
-/* Reads a small secret file (at most 4 KiB) without its trailing
- * whitespace into a malloc'd string in *out. Returns 0, or -1 with err
- * (which names the file, never its content). */
-int br_read_secret_file(const char *path, char **out, char *err, size_t errlen);
 
 #endif

@@ -5,6 +5,7 @@
  */
 #include "clients/lib/http.h"
 
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -161,8 +162,22 @@ static int retryable_status(long status)
     return status == 408 || status == 429 || status >= 500;
 }
 
+void br_http_url(char *url, size_t n, const char *base, const char *fmt, ...)
+{
+    size_t len = strlen(base);
+    while (len > 0 && base[len - 1] == '/')
+        len--;
+    int k = snprintf(url, n, "%.*s", (int)len, base);
+    if (k < 0 || (size_t)k >= n)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(url + k, n - (size_t)k, fmt, ap);
+    va_end(ap);
+}
+
 int br_http_do_retry(const br_http_request *req, br_http_response *resp, int max_attempts, br_backoff *b,
-                     br_http_retry_after_fn hook, void *hook_arg, const br_log *log, const char *what)
+                     br_http_retry_after_fn hook, void *hook_arg, const hw_log *log, const char *what)
 {
     int rc = BR_HTTP_ETRANSPORT;
     for (int attempt = 1;; attempt++) {
@@ -185,9 +200,9 @@ int br_http_do_retry(const br_http_request *req, br_http_response *resp, int max
         if (delay_ms < 0)
             delay_ms = br_backoff_next_ms(b);
         char q[300];
-        br_log_event(log, BR_LOG_WARN, "http_retry", "what=%s attempt=%d status=%ld error=%s delay_ms=%d",
+        hw_log_event(log, HW_LOG_WARN, "http_retry", "what=%s attempt=%d status=%ld error=%s delay_ms=%d",
                      what, attempt, rc == BR_HTTP_OK ? resp->status : 0L,
-                     br_log_quote(rc == BR_HTTP_OK ? "" : resp->error, q, sizeof q), delay_ms);
+                     hw_log_quote(rc == BR_HTTP_OK ? "" : resp->error, q, sizeof q), delay_ms);
         br_http_response_free(resp);
         if (req->stop ? br_stop_sleep_ms(req->stop, delay_ms) : (usleep((useconds_t)delay_ms * 1000), false))
             return BR_HTTP_ESTOPPED;

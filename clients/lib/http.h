@@ -17,8 +17,8 @@
 #include <stddef.h>
 
 #include "clients/lib/backoff.h"
-#include "clients/lib/log.h"
 #include "clients/lib/stop.h"
+#include "server/base/log.h"
 
 typedef struct br_http_request {
     const char *method;       /* "GET" or "POST" */
@@ -43,6 +43,12 @@ typedef struct br_http_response {
     char error[256];   /* transport error text (no URL) */
 } br_http_response;
 
+/* Writes base without its trailing slashes, then the printf-formatted
+ * rest (which starts with '/'), into url of n bytes, truncating: the URL of
+ * a channel API's method under its --api-base. */
+void br_http_url(char *url, size_t n, const char *base, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* Outcomes of br_http_do and br_http_do_retry. */
 enum { BR_HTTP_OK = 0, BR_HTTP_ETRANSPORT = -1, BR_HTTP_ESTOPPED = -2 };
 
@@ -65,6 +71,6 @@ typedef int (*br_http_retry_after_fn)(const br_http_response *resp, void *arg);
  * event=http_retry what=<what>. Returns like br_http_do, with the last
  * response in resp. */
 int br_http_do_retry(const br_http_request *req, br_http_response *resp, int max_attempts, br_backoff *b,
-                     br_http_retry_after_fn hook, void *hook_arg, const br_log *log, const char *what);
+                     br_http_retry_after_fn hook, void *hook_arg, const hw_log *log, const char *what);
 
 #endif

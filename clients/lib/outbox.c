@@ -94,15 +94,16 @@ static void ack(br_outbox *ob, uint64_t seq)
     req.n_seqs = 1;
     req.seqs = &seq;
     ProtobufCMessage *reply = NULL;
-    br_status st;
-    if (br_rpc_unary(ob->o.rpc, "/helpwire.v1.Outbox/Ack", &req.base, &helpwire__v1__ack_reply__descriptor,
-                     &reply, ob->o.rpc_timeout_ms, &st) == 0) {
+    hw_client_status st;
+    if (hw_client_unary(ob->o.rpc, "/helpwire.v1.Outbox/Ack", &req.base, &helpwire__v1__ack_reply__descriptor,
+                        &reply, ob->o.rpc_timeout_ms, &st) == 0) {
         atomic_fetch_add(&ob->acked, 1);
-        br_log_event(ob->o.log, BR_LOG_DEBUG, "outbox_acked", "seq=%llu", (unsigned long long)seq);
+        hw_log_event(ob->o.log, HW_LOG_DEBUG, "outbox_acked", "seq=%llu", (unsigned long long)seq);
     } else {
         char q[300];
-        br_log_event(ob->o.log, BR_LOG_WARN, "outbox_ack_failed", "seq=%llu code=%s message=%s",
-                     (unsigned long long)seq, br_status_name(st.code), br_log_quote(st.message, q, sizeof q));
+        hw_log_event(ob->o.log, HW_LOG_WARN, "outbox_ack_failed", "seq=%llu code=%s message=%s",
+                     (unsigned long long)seq, hw_client_status_name(st.code),
+                     hw_log_quote(st.message, q, sizeof q));
     }
     if (reply)
         protobuf_c_message_free_unpacked(reply, NULL);
@@ -111,26 +112,26 @@ static void ack(br_outbox *ob, uint64_t seq)
 static void handle_message(br_outbox *ob, grpc_byte_buffer *bb)
 {
     Helpwire__V1__OutboundMessage *m =
-        (Helpwire__V1__OutboundMessage *)br_rpc_unpack(bb, &helpwire__v1__outbound_message__descriptor);
+        (Helpwire__V1__OutboundMessage *)hw_client_unpack(bb, &helpwire__v1__outbound_message__descriptor);
     if (!m) {
-        br_log_event(ob->o.log, BR_LOG_ERROR, "outbox_bad_message", "reason=\"does not parse\"");
+        hw_log_event(ob->o.log, HW_LOG_ERROR, "outbox_bad_message", "reason=\"does not parse\"");
         return;
     }
     char key[32];
     snprintf(key, sizeof key, "%llu", (unsigned long long)m->seq);
     if (br_dedupe_contains(ob->delivered, key)) {
-        br_log_event(ob->o.log, BR_LOG_INFO, "outbox_redelivered_already_sent", "seq=%llu attempt=%u",
+        hw_log_event(ob->o.log, HW_LOG_INFO, "outbox_redelivered_already_sent", "seq=%llu attempt=%u",
                      (unsigned long long)m->seq, m->attempt);
         ack(ob, m->seq);
     } else if (ob->o.deliver(ob->o.deliver_arg, m) == 0) {
         atomic_fetch_add(&ob->n_delivered, 1);
         br_dedupe_add(ob->delivered, key);
-        br_log_event(ob->o.log, BR_LOG_INFO, "outbox_delivered", "seq=%llu kind=%d attempt=%u",
+        hw_log_event(ob->o.log, HW_LOG_INFO, "outbox_delivered", "seq=%llu kind=%d attempt=%u",
                      (unsigned long long)m->seq, (int)m->kind, m->attempt);
         ack(ob, m->seq);
     } else {
         atomic_fetch_add(&ob->failed, 1);
-        br_log_event(ob->o.log, BR_LOG_WARN, "outbox_delivery_failed", "seq=%llu kind=%d attempt=%u",
+        hw_log_event(ob->o.log, HW_LOG_WARN, "outbox_delivery_failed", "seq=%llu kind=%d attempt=%u",
                      (unsigned long long)m->seq, (int)m->kind, m->attempt);
     }
     protobuf_c_message_free_unpacked(&m->base, NULL);
@@ -158,8 +159,8 @@ static bool run_stream(br_outbox *ob)
     bool healthy = false;
     int64_t started = now_ms();
     grpc_completion_queue *cq = grpc_completion_queue_create_for_next(NULL);
-    grpc_metadata auth;
-    int has_auth = br_rpc_auth_metadata(ob->o.rpc, &auth);
+    size_t n_md;
+    const grpc_metadata *md = hw_client_metadata(ob->o.rpc, &n_md);
     grpc_metadata_array initial_md, trailing_md;
     grpc_metadata_array_init(&initial_md);
     grpc_metadata_array_init(&trailing_md);
@@ -174,13 +175,14 @@ static bool run_stream(br_outbox *ob)
     Helpwire__V1__SubscribeRequest req = HELPWIRE__V1__SUBSCRIBE_REQUEST__INIT;
     req.channel = ob->o.channel;
     req.redeliver_after_ms = (uint32_t)ob->o.redeliver_after_ms;
-    send_bb = br_rpc_pack(&req.base);
+    send_bb = hw_client_pack(&req.base);
 
-    grpc_call *call = grpc_channel_create_call(br_rpc_channel(ob->o.rpc), NULL, GRPC_PROPAGATE_DEFAULTS, cq,
-                                               grpc_slice_from_static_string("/helpwire.v1.Outbox/Subscribe"),
-                                               NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    grpc_call *call =
+        grpc_channel_create_call(hw_client_channel(ob->o.rpc), NULL, GRPC_PROPAGATE_DEFAULTS, cq,
+                                 grpc_slice_from_static_string("/helpwire.v1.Outbox/Subscribe"), NULL,
+                                 gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
     if (!call) {
-        br_log_event(ob->o.log, BR_LOG_ERROR, "outbox_call_failed", "reason=\"cannot create call\"");
+        hw_log_event(ob->o.log, HW_LOG_ERROR, "outbox_call_failed", "reason=\"cannot create call\"");
         goto out;
     }
     pthread_mutex_lock(&ob->mu);
@@ -193,8 +195,8 @@ static bool run_stream(br_outbox *ob)
     grpc_op ops[4];
     memset(ops, 0, sizeof ops);
     ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-    ops[0].data.send_initial_metadata.count = (size_t)has_auth;
-    ops[0].data.send_initial_metadata.metadata = has_auth ? &auth : NULL;
+    ops[0].data.send_initial_metadata.count = n_md;
+    ops[0].data.send_initial_metadata.metadata = n_md ? (grpc_metadata *)md : NULL;
     ops[1].op = GRPC_OP_SEND_MESSAGE;
     ops[1].data.send_message.send_message = send_bb;
     ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
@@ -225,7 +227,7 @@ static bool run_stream(br_outbox *ob)
             if (!wait_tag(cq, TAG_RECV, done, ok) || !recv_bb)
                 break;
             if (!healthy)
-                br_log_event(ob->o.log, BR_LOG_INFO, "outbox_streaming", "channel=%d", (int)ob->o.channel);
+                hw_log_event(ob->o.log, HW_LOG_INFO, "outbox_streaming", "channel=%d", (int)ob->o.channel);
             healthy = true;
             handle_message(ob, recv_bb);
             grpc_byte_buffer_destroy(recv_bb);
@@ -241,12 +243,11 @@ static bool run_stream(br_outbox *ob)
     status_pending = false;
     if (!stopping(ob)) {
         char q[300];
-        char m[256];
-        snprintf(m, sizeof m, "%.*s", (int)GRPC_SLICE_LENGTH(details),
-                 (const char *)GRPC_SLICE_START_PTR(details));
-        br_log_event(ob->o.log, status == GRPC_STATUS_UNIMPLEMENTED ? BR_LOG_WARN : BR_LOG_INFO,
-                     "outbox_stream_ended", "code=%s message=%s", br_status_name(status),
-                     br_log_quote(m, q, sizeof q));
+        hw_client_status st;
+        hw_client_status_set(&st, status, details);
+        hw_log_event(ob->o.log, status == GRPC_STATUS_UNIMPLEMENTED ? HW_LOG_WARN : HW_LOG_INFO,
+                     "outbox_stream_ended", "code=%s message=%s", hw_client_status_name(st.code),
+                     hw_log_quote(st.message, q, sizeof q));
     }
     if (now_ms() - started >= HEALTHY_STREAM_MS)
         healthy = true;
@@ -273,13 +274,7 @@ out:
     grpc_slice_unref(details);
     grpc_metadata_array_destroy(&initial_md);
     grpc_metadata_array_destroy(&trailing_md);
-    if (has_auth)
-        grpc_slice_unref(auth.value);
-    grpc_completion_queue_shutdown(cq);
-    while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
-           GRPC_QUEUE_SHUTDOWN)
-        ;
-    grpc_completion_queue_destroy(cq);
+    hw_client_cq_destroy(cq);
     return healthy;
 }
 
@@ -292,7 +287,7 @@ static void *outbox_thread(void *arg)
         if (stopping(ob))
             break;
         int delay = br_backoff_next_ms(&ob->backoff);
-        br_log_event(ob->o.log, BR_LOG_INFO, "outbox_reconnect", "delay_ms=%d", delay);
+        hw_log_event(ob->o.log, HW_LOG_INFO, "outbox_reconnect", "delay_ms=%d", delay);
         if (sleep_ms(ob, delay))
             break;
     }

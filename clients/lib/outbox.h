@@ -20,10 +20,10 @@
 #ifndef BR_OUTBOX_H
 #define BR_OUTBOX_H
 
-#include "clients/lib/log.h"
-#include "clients/lib/rpc.h"
+#include "clients/lib/client.h"
 #include "clients/lib/stop.h"
 #include "helpwire/v1/outbox.pb-c.h"
+#include "server/base/log.h"
 
 typedef struct br_outbox br_outbox;
 
@@ -33,14 +33,14 @@ typedef struct br_outbox br_outbox;
 typedef int (*br_outbox_deliver_fn)(void *arg, const Helpwire__V1__OutboundMessage *m);
 
 typedef struct br_outbox_options {
-    br_rpc *rpc; /* outlives the subscription */
+    hw_client *rpc; /* outlives the subscription */
     Helpwire__V1__Channel channel;
     int redeliver_after_ms; /* passed to Subscribe */
     int rpc_timeout_ms;     /* Ack deadline */
     int backoff_initial_ms, backoff_max_ms;
     br_outbox_deliver_fn deliver;
     void *deliver_arg;
-    const br_log *log;
+    const hw_log *log;
     br_stop *stop; /* checked between messages; may be NULL */
 } br_outbox_options;
 

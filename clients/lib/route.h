@@ -11,9 +11,9 @@
 #ifndef BR_ROUTE_H
 #define BR_ROUTE_H
 
-#include "clients/lib/log.h"
-#include "clients/lib/rpc.h"
+#include "clients/lib/client.h"
 #include "helpwire/v1/router.pb-c.h"
+#include "server/base/log.h"
 
 /* An inbound message as a bridge extracted it from its channel. */
 typedef struct br_inbound {
@@ -36,7 +36,7 @@ typedef enum {
  * and the result is BR_ROUTE_OK, *reply receives the reply (free with
  * protobuf_c_message_free_unpacked(&(*reply)->base, NULL)). st (may be
  * NULL) receives the status. Thread-safe. */
-br_route_result br_route(br_rpc *rpc, const br_log *log, const br_inbound *in, int timeout_ms,
-                         Helpwire__V1__RouteReply **reply, br_status *st);
+br_route_result br_route(hw_client *rpc, const hw_log *log, const br_inbound *in, int timeout_ms,
+                         Helpwire__V1__RouteReply **reply, hw_client_status *st);
 
 #endif

@@ -13,26 +13,33 @@
 static void log_grpc_line(void *arg, int level, const char *file, int line, const char *msg)
 {
     char q[1024];
-    br_log_event(arg, (br_log_level)level, "grpc", "file=%s line=%d msg=%s", file, line,
-                 br_log_quote(msg, q, sizeof q));
+    hw_log_event(arg, (hw_log_level)level, "grpc", "file=%s line=%d msg=%s", file, line,
+                 hw_log_quote(msg, q, sizeof q));
 }
 
-int br_runtime_start(br_runtime *rt, const char *name, br_common *c, bool use_curl, char *err, size_t errlen)
+/* Prints "<prog>: <reason>" and returns rc. */
+static int fail(const br_runtime *rt, int rc, const char *reason)
 {
+    fprintf(stderr, "%s: %s\n", rt->bridge->prog, reason);
+    return rc;
+}
+
+int br_runtime_start(br_runtime *rt, const br_bridge *bridge, br_common *c)
+{
+    char err[512];
     memset(rt, 0, sizeof *rt);
-    if (br_common_finish(c, err, errlen) != 0)
-        return -1;
-    rt->log = br_log_create(2, name, (br_log_level)br_log_level_parse(c->log_level));
+    rt->bridge = bridge;
+    rt->common = c;
+    if (br_common_finish(c, err, sizeof err) != 0)
+        return fail(rt, 2, err);
+    rt->log = hw_log_create_component(2, (hw_log_level)hw_log_level_parse(c->log_level), false, "bridge",
+                                      bridge->name);
     /* Before any thread exists, so every thread inherits the signal mask. */
-    if (!rt->log || br_stop_create(&rt->stop) != 0) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    if (use_curl) {
-        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-            snprintf(err, errlen, "cannot initialise libcurl");
-            return -1;
-        }
+    if (!rt->log || br_stop_create(&rt->stop) != 0)
+        return fail(rt, 2, "out of memory");
+    if (bridge->use_curl) {
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+            return fail(rt, 2, "cannot initialise libcurl");
         rt->curl_up = true;
     }
     rt->grpc_log = (hw_grpc_log_route){log_grpc_line, rt->log};
@@ -40,15 +47,26 @@ int br_runtime_start(br_runtime *rt, const char *name, br_common *c, bool use_cu
     hw_grpc_runtime_prepare();
     grpc_init();
     rt->grpc_up = true;
-    br_rpc_options ro = {c->helpwire, c->token, c->tls_ca, c->tls_server_name, 0};
-    return br_rpc_create(&rt->rpc, &ro, err, errlen);
+    hw_client_options o = {
+        .target = c->helpwire,
+        .token = c->token,
+        .tls_ca_file = c->tls_ca,
+        .tls_server_name = c->tls_server_name,
+        .timeout_ms = c->rpc_timeout_ms,
+        /* A stream that breaks should reconnect at our backoff, not the
+         * core's default of up to two minutes. */
+        .max_reconnect_backoff_ms = 2000,
+    };
+    if (hw_client_create(&rt->rpc, &o, err, sizeof err) != 0)
+        return fail(rt, 2, err);
+    return 0;
 }
 
-int br_runtime_subscribe(br_runtime *rt, const br_common *c, Helpwire__V1__Channel channel,
-                         br_outbox_deliver_fn deliver, void *arg)
+int br_runtime_subscribe(br_runtime *rt, br_outbox_deliver_fn deliver, void *arg)
 {
+    const br_common *c = rt->common;
     br_outbox_options oo = {rt->rpc,
-                            channel,
+                            rt->bridge->channel,
                             c->redeliver_after_ms,
                             c->rpc_timeout_ms,
                             c->backoff_initial_ms,
@@ -57,29 +75,63 @@ int br_runtime_subscribe(br_runtime *rt, const br_common *c, Helpwire__V1__Chann
                             arg,
                             rt->log,
                             rt->stop};
-    return br_outbox_start(&rt->ob, &oo);
+    if (br_outbox_start(&rt->ob, &oo) != 0)
+        return fail(rt, 1, "cannot start the outbox thread");
+    return 0;
 }
 
-void br_runtime_serve(br_runtime *rt, const char *prog, const br_common *c, const char *listen, unsigned port)
+int br_runtime_listen(br_runtime *rt, const char *listen, size_t max_body_bytes, br_httpd_handler handler,
+                      void *arg)
 {
-    char q[300];
-    br_log_event(rt->log, BR_LOG_INFO, "started", "listen_port=%u helpwire=%s tls=%s token=%s", port,
-                 br_log_quote(c->helpwire, q, sizeof q), c->tls_ca ? "true" : "false",
-                 c->token ? "set" : "unset");
-    const char *colon = strrchr(listen, ':');
-    printf("%s listening on %.*s:%u\n", prog, (int)(colon ? colon - listen : 0), listen, port);
-    fflush(stdout);
+    char err[512];
+    br_httpd_options ho = {listen, max_body_bytes, 0, handler, arg};
+    if (br_httpd_start(&rt->httpd, &ho, err, sizeof err) != 0)
+        return fail(rt, 1, err);
+    return 0;
+}
+
+void br_runtime_wait(br_runtime *rt)
+{
     while (!br_stop_sleep_ms(rt->stop, 1000))
         ;
 }
 
-void br_runtime_finish(br_runtime *rt, int rc)
+void br_runtime_serve(br_runtime *rt, const char *listen)
+{
+    const br_common *c = rt->common;
+    unsigned port = br_httpd_port(rt->httpd);
+    char q[300];
+    hw_log_event(rt->log, HW_LOG_INFO, "started", "listen_port=%u helpwire=%s tls=%s token=%s", port,
+                 hw_log_quote(c->helpwire, q, sizeof q), c->tls_ca ? "true" : "false",
+                 c->token ? "set" : "unset");
+    const char *colon = strrchr(listen, ':');
+    printf("%s listening on %.*s:%u\n", rt->bridge->prog, (int)(colon ? colon - listen : 0), listen, port);
+    fflush(stdout);
+    br_runtime_wait(rt);
+}
+
+void br_runtime_quiesce(br_runtime *rt)
 {
     if (rt->stop)
         br_stop_request(rt->stop);
+    if (!rt->quiesced)
+        br_httpd_quiesce(rt->httpd);
+    rt->quiesced = true;
+}
+
+void br_runtime_close_http(br_runtime *rt)
+{
+    br_runtime_quiesce(rt);
+    br_httpd_stop(rt->httpd);
+    rt->httpd = NULL;
+}
+
+void br_runtime_finish(br_runtime *rt, int rc)
+{
+    br_runtime_close_http(rt);
     br_outbox_stop(rt->ob);
     rt->ob = NULL;
-    br_rpc_destroy(rt->rpc);
+    hw_client_destroy(rt->rpc);
     rt->rpc = NULL;
     if (rt->grpc_up)
         grpc_shutdown();
@@ -87,11 +139,13 @@ void br_runtime_finish(br_runtime *rt, int rc)
         curl_global_cleanup();
     rt->grpc_up = rt->curl_up = false;
     if (rt->log)
-        br_log_event(rt->log, BR_LOG_INFO, "stopped", "signal=%d exit=%d",
+        hw_log_event(rt->log, HW_LOG_INFO, "stopped", "signal=%d exit=%d",
                      rt->stop ? br_stop_signal(rt->stop) : 0, rc);
     br_stop_destroy(rt->stop);
     rt->stop = NULL;
     hw_grpc_runtime_log_to(NULL);
-    br_log_destroy(rt->log);
+    hw_log_destroy(rt->log);
     rt->log = NULL;
+    if (rt->common)
+        br_common_release(rt->common);
 }

@@ -1,10 +1,17 @@
 /*
  * runtime: what every bridge process sets up before it serves and takes
- * down after: its log, the stop handler (signals blocked before any thread
+ * down after, so that a bridge's main keeps only what is specific to its
+ * channel: its log, the stop handler (signals blocked before any thread
  * exists), libcurl when the bridge calls a channel API, the gRPC core (its
- * own log lines routed into the bridge's log) and
- * the channel to helpwired, and the Outbox subscription for its channel.
- * One place for the order these must start and stop in.
+ * own log lines routed into the bridge's log), the client to helpwired,
+ * the Outbox subscription for its channel, and the HTTP server a bridge
+ * listens with. One place for the order these must start and stop in.
+ *
+ * The functions a main calls print their own error line, "<prog>:
+ * <reason>" on stderr, and return the exit status main should end with
+ * (0 when it may go on), so the bridges' error lines and exit codes are
+ * the same everywhere: 2 for a bad setting (one that includes a token
+ * file that cannot be read or a CA file), 1 for a failure while starting.
  */
 #ifndef BR_RUNTIME_H
 #define BR_RUNTIME_H
@@ -12,45 +19,74 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "clients/lib/client.h"
 #include "clients/lib/config.h"
-#include "clients/lib/log.h"
+#include "clients/lib/httpd.h"
 #include "clients/lib/outbox.h"
-#include "clients/lib/rpc.h"
 #include "clients/lib/stop.h"
 #include "server/base/grpc_runtime.h"
+#include "server/base/log.h"
+
+/* What a bridge is to the runtime (static storage). */
+typedef struct br_bridge {
+    const char *prog;              /* "telegram-bridge": error lines, the listening line */
+    const char *name;              /* "telegram": the log's bridge= field */
+    Helpwire__V1__Channel channel; /* the outbox it subscribes to */
+    bool use_curl;                 /* it calls its channel's API over HTTP */
+} br_bridge;
 
 typedef struct br_runtime {
-    br_log *log;
+    const br_bridge *bridge;
+    br_common *common; /* released by br_runtime_finish */
+    hw_log *log;
     br_stop *stop;
-    br_rpc *rpc;
+    hw_client *rpc;
     br_outbox *ob;
+    br_httpd *httpd;            /* when the bridge listens */
     hw_grpc_log_route grpc_log; /* the gRPC core's own lines, into log */
-    bool grpc_up, curl_up;
+    bool grpc_up, curl_up, quiesced;
 } br_runtime;
 
 /* Completes the common settings (br_common_finish: the log level checked,
- * the token loaded) and starts everything but the subscription. name
- * labels the log lines ("telegram"). Returns 0, or -1 with one line in err
- * (what is set up so far is still freed by br_runtime_finish). Call from
- * main, before any other thread starts. */
-int br_runtime_start(br_runtime *rt, const char *name, br_common *c, bool use_curl, char *err, size_t errlen);
+ * the token loaded) and starts everything but the subscription and the
+ * HTTP server. Call from main, before any other thread starts. Returns 0,
+ * or 2 after printing why (what is set up so far is still freed by
+ * br_runtime_finish, which must be called in any case). */
+int br_runtime_start(br_runtime *rt, const br_bridge *bridge, br_common *c);
 
-/* Subscribes to the channel's outbox on its own thread; deliver(arg, m)
+/* Subscribes to the bridge's outbox on its own thread; deliver(arg, m)
  * sends one message to the channel and returns 0 once the channel accepted
- * it (then it is acknowledged). Returns 0 or -1. */
-int br_runtime_subscribe(br_runtime *rt, const br_common *c, Helpwire__V1__Channel channel,
-                         br_outbox_deliver_fn deliver, void *arg);
+ * it (then it is acknowledged). Returns 0, or 1 after printing why. */
+int br_runtime_subscribe(br_runtime *rt, br_outbox_deliver_fn deliver, void *arg);
 
-/* For a bridge that serves HTTP on listen (bound to port): logs "started",
- * prints "<prog> listening on HOST:PORT" on stdout (tests and scripts read
- * it), then waits until SIGTERM/SIGINT. */
-void br_runtime_serve(br_runtime *rt, const char *prog, const br_common *c, const char *listen,
-                      unsigned port);
+/* Starts the bridge's HTTP server on listen (as br_httpd_options; 0
+ * max_body_bytes for the default) answering with handler(arg, request).
+ * Returns 0, or 1 after printing why (e.g. the address is in use). */
+int br_runtime_listen(br_runtime *rt, const char *listen, size_t max_body_bytes, br_httpd_handler handler,
+                      void *arg);
 
-/* Stops the subscription, closes the channel to helpwired, shuts gRPC and
- * libcurl down, logs "stopped" with the exit status rc, and frees the stop
- * handler and the log. Stop the bridge's own threads and servers first.
- * Safe on a zeroed or partly started runtime. */
+/* For a bridge that serves HTTP (br_runtime_listen on listen): logs
+ * "started", prints "<prog> listening on HOST:PORT" on stdout (tests and
+ * scripts read it), then waits until SIGTERM/SIGINT. */
+void br_runtime_serve(br_runtime *rt, const char *listen);
+
+/* Waits until SIGTERM/SIGINT (or br_stop_request). */
+void br_runtime_wait(br_runtime *rt);
+
+/* Requests the stop and closes the HTTP server to new connections; the
+ * requests in progress go on (a bridge may need to end its own long
+ * requests next). Safe to repeat. */
+void br_runtime_quiesce(br_runtime *rt);
+
+/* br_runtime_quiesce, then waits for the requests in progress and stops
+ * the HTTP server. Safe to repeat. */
+void br_runtime_close_http(br_runtime *rt);
+
+/* br_runtime_close_http, then stops the subscription, closes the client,
+ * shuts gRPC and libcurl down, logs "stopped" with the exit status rc,
+ * frees the stop handler and the log, and releases the common settings
+ * (the token wiped). Stop the bridge's own threads first. Safe on a zeroed
+ * or partly started runtime. */
 void br_runtime_finish(br_runtime *rt, int rc);
 
 #endif

@@ -36,18 +36,18 @@
 #include <openssl/crypto.h>
 
 #include "clients/lib/backoff.h"
+#include "clients/lib/client.h"
 #include "clients/lib/config.h"
 #include "clients/lib/dedupe.h"
 #include "clients/lib/http.h"
 #include "clients/lib/httpd.h"
-#include "clients/lib/log.h"
 #include "clients/lib/outbox.h"
 #include "clients/lib/route.h"
-#include "clients/lib/rpc.h"
 #include "clients/lib/runtime.h"
 #include "clients/lib/secure.h"
 #include "clients/lib/state.h"
 #include "clients/lib/stop.h"
+#include "server/base/log.h"
 
 #define PROG "telegram-bridge"
 
@@ -68,8 +68,8 @@ typedef struct tg_config {
 
 typedef struct tg_bridge {
     const tg_config *cfg;
-    const br_log *log;
-    br_rpc *rpc;
+    const hw_log *log;
+    hw_client *rpc;
     br_stop *stop;
     br_dedupe *seen; /* chat:message ids routed recently */
     char *bot_token;
@@ -81,10 +81,7 @@ typedef enum { TG_OK = 0, TG_RATE_LIMITED, TG_RETRY, TG_REJECTED, TG_STOPPED } t
 
 static void build_url(const tg_bridge *b, const char *method, char *url, size_t n)
 {
-    size_t len = strlen(b->cfg->api_base);
-    while (len > 0 && b->cfg->api_base[len - 1] == '/')
-        len--;
-    snprintf(url, n, "%.*s/bot%s/%s", (int)len, b->cfg->api_base, b->bot_token, method);
+    br_http_url(url, n, b->cfg->api_base, "/bot%s/%s", b->bot_token, method);
 }
 
 /* Telegram puts the 429 delay in the body: parameters.retry_after. */
@@ -132,8 +129,8 @@ static tg_result bot_call(tg_bridge *b, const char *method, json_t *body, int ti
         return TG_STOPPED;
     if (rc != BR_HTTP_OK) {
         char q[300];
-        br_log_event(b->log, BR_LOG_WARN, "telegram_unreachable", "method=%s error=%s", method,
-                     br_log_quote(resp.error, q, sizeof q));
+        hw_log_event(b->log, HW_LOG_WARN, "telegram_unreachable", "method=%s error=%s", method,
+                     hw_log_quote(resp.error, q, sizeof q));
         return TG_RETRY;
     }
     tg_result res;
@@ -145,8 +142,8 @@ static tg_result bot_call(tg_bridge *b, const char *method, json_t *body, int ti
     } else {
         const char *desc = json_string_value(json_object_get(j, "description"));
         char q[300];
-        br_log_event(b->log, BR_LOG_WARN, "telegram_error", "method=%s status=%ld description=%s", method,
-                     resp.status, br_log_quote(desc ? desc : "", q, sizeof q));
+        hw_log_event(b->log, HW_LOG_WARN, "telegram_error", "method=%s status=%ld description=%s", method,
+                     resp.status, hw_log_quote(desc ? desc : "", q, sizeof q));
         if (resp.status == 429) {
             int ms = retry_after_ms(&resp, NULL);
             *wait_ms = ms >= 0 ? ms : 1000;
@@ -177,7 +174,7 @@ static br_route_result handle_update(tg_bridge *b, json_t *update)
     json_t *chat_id = json_object_get(chat, "id");
     json_t *message_id = json_object_get(msg, "message_id");
     if (!text || !json_is_integer(chat_id) || !json_is_integer(message_id)) {
-        br_log_event(b->log, BR_LOG_INFO, "update_skipped", "update_id=%lld reason=%s", (long long)update_id,
+        hw_log_event(b->log, HW_LOG_INFO, "update_skipped", "update_id=%lld reason=%s", (long long)update_id,
                      msg ? "not_text" : "not_a_message");
         return BR_ROUTE_OK;
     }
@@ -185,7 +182,7 @@ static br_route_result handle_update(tg_bridge *b, json_t *update)
     snprintf(user, sizeof user, "%lld", (long long)json_integer_value(chat_id));
     snprintf(key, sizeof key, "%s:%lld", user, (long long)json_integer_value(message_id));
     if (br_dedupe_contains(b->seen, key)) {
-        br_log_event(b->log, BR_LOG_INFO, "update_duplicate", "update_id=%lld message_id=%s",
+        hw_log_event(b->log, HW_LOG_INFO, "update_duplicate", "update_id=%lld message_id=%s",
                      (long long)update_id, key);
         return BR_ROUTE_OK;
     }
@@ -212,7 +209,7 @@ static int save_offset(tg_bridge *b, uint64_t offset)
 {
     char err[512];
     if (br_state_write_u64(b->offset_path, offset, err, sizeof err) != 0) {
-        br_log_event(b->log, BR_LOG_ERROR, "offset_write_failed", "error=\"%s\"", err);
+        hw_log_event(b->log, HW_LOG_ERROR, "offset_write_failed", "error=\"%s\"", err);
         return -1;
     }
     return 0;
@@ -224,10 +221,10 @@ static int poll_loop(tg_bridge *b)
     char err[512];
     uint64_t offset = 0;
     if (br_state_read_u64(b->offset_path, &offset, err, sizeof err) < 0) {
-        br_log_event(b->log, BR_LOG_ERROR, "offset_read_failed", "error=\"%s\"", err);
+        hw_log_event(b->log, HW_LOG_ERROR, "offset_read_failed", "error=\"%s\"", err);
         return -1;
     }
-    br_log_event(b->log, BR_LOG_INFO, "polling", "offset=%" PRIu64 " timeout_s=%d", offset,
+    hw_log_event(b->log, HW_LOG_INFO, "polling", "offset=%" PRIu64 " timeout_s=%d", offset,
                  b->cfg->poll_timeout_s);
     br_backoff bo;
     br_backoff_init(&bo, b->cfg->common.backoff_initial_ms, b->cfg->common.backoff_max_ms,
@@ -250,7 +247,7 @@ static int poll_loop(tg_bridge *b)
         if (r != TG_OK || !json_is_array(updates)) {
             json_decref(updates);
             int delay = r == TG_RATE_LIMITED ? wait_ms : br_backoff_next_ms(&bo);
-            br_log_event(b->log, BR_LOG_INFO, "poll_backoff", "delay_ms=%d", delay);
+            hw_log_event(b->log, HW_LOG_INFO, "poll_backoff", "delay_ms=%d", delay);
             if (br_stop_sleep_ms(b->stop, delay))
                 break;
             continue;
@@ -267,7 +264,7 @@ static int poll_loop(tg_bridge *b)
             if (id < offset) {
                 /* Already routed: Telegram confirms by offset, so an older
                  * update can only come back from a misbehaving API. */
-                br_log_event(b->log, BR_LOG_INFO, "update_duplicate", "update_id=%" PRIu64, id);
+                hw_log_event(b->log, HW_LOG_INFO, "update_duplicate", "update_id=%" PRIu64, id);
                 continue;
             }
             br_backoff rb;
@@ -275,7 +272,7 @@ static int poll_loop(tg_bridge *b)
             br_route_result rr;
             while ((rr = handle_update(b, u)) == BR_ROUTE_RETRY) {
                 int delay = br_backoff_next_ms(&rb);
-                br_log_event(b->log, BR_LOG_INFO, "route_backoff", "update_id=%" PRIu64 " delay_ms=%d", id,
+                hw_log_event(b->log, HW_LOG_INFO, "route_backoff", "update_id=%" PRIu64 " delay_ms=%d", id,
                              delay);
                 if (br_stop_sleep_ms(b->stop, delay))
                     break;
@@ -283,7 +280,7 @@ static int poll_loop(tg_bridge *b)
             if (rr == BR_ROUTE_RETRY)
                 break; /* stopping: the offset stays before this update */
             if (rr == BR_ROUTE_REFUSED)
-                br_log_event(b->log, BR_LOG_ERROR, "update_dropped", "update_id=%" PRIu64, id);
+                hw_log_event(b->log, HW_LOG_ERROR, "update_dropped", "update_id=%" PRIu64, id);
             offset = id + 1;
             if (save_offset(b, offset) != 0) {
                 br_stop_sleep_ms(b->stop, br_backoff_next_ms(&bo));
@@ -309,7 +306,7 @@ static void webhook_handler(void *arg, br_httpd_request *r)
         return;
     }
     if (!br_streq_const_time(br_httpd_header(r, "X-Telegram-Bot-Api-Secret-Token"), b->cfg->webhook_secret)) {
-        br_log_event(b->log, BR_LOG_WARN, "webhook_refused", "reason=bad_secret_token");
+        hw_log_event(b->log, HW_LOG_WARN, "webhook_refused", "reason=bad_secret_token");
         br_httpd_respond(r, 401, "application/json", "{\"error\":\"bad secret token\"}", 28);
         return;
     }
@@ -345,12 +342,14 @@ static int deliver(void *arg, const Helpwire__V1__OutboundMessage *m)
                            NULL, &wait_ms);
     json_decref(body);
     if (r == TG_REJECTED)
-        br_log_event(b->log, BR_LOG_ERROR, "delivery_rejected", "seq=%llu chat=%s",
+        hw_log_event(b->log, HW_LOG_ERROR, "delivery_rejected", "seq=%llu chat=%s",
                      (unsigned long long)m->seq, m->channel_user_id);
     return r == TG_OK ? 0 : -1;
 }
 
 /* ---------------------------------------------------------------- main */
+
+static const br_bridge bridge = {PROG, "telegram", HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM, true};
 
 static const char about[] =
     "Bridges a Telegram bot to helpwired. Customer messages (long-polled with getUpdates, or taken by "
@@ -396,7 +395,7 @@ int main(int argc, char **argv)
         {"webhook-listen", "TELEGRAM_WEBHOOK_LISTEN", BR_OPT_STRING, &cfg.webhook_listen, 0, 0, "ADDR",
          "Webhook mode: address to serve on, host:port (port 0 picks one). Default 127.0.0.1:8443 "
          "(terminate TLS in front)."},
-        {"webhook-path", NULL, BR_OPT_STRING, &cfg.webhook_path, 0, 0, "PATH",
+        {"webhook-path", NULL, BR_OPT_PATH, &cfg.webhook_path, 0, 0, "PATH",
          "Webhook mode: the path Telegram posts to. Default /telegram/webhook."},
         {NULL, "TELEGRAM_WEBHOOK_SECRET", BR_OPT_STRING, &cfg.webhook_secret, 0, 0, "SECRET",
          "Webhook mode: the secret_token given to setWebhook; POSTs without it in "
@@ -404,18 +403,13 @@ int main(int argc, char **argv)
     };
     const size_t n_opts = sizeof opts / sizeof opts[0];
     char err[512];
-    int rc = 1;
-    br_log *log = NULL;
-    br_stop *stop = NULL;
-    br_rpc *rpc = NULL;
     br_runtime rt = {0};
-    br_httpd *httpd = NULL;
     tg_bridge b;
     memset(&b, 0, sizeof b);
 
-    int p = br_config_main(opts, n_opts, argc, argv, PROG, about);
-    if (p >= 0)
-        return p;
+    int rc = br_config_main(opts, n_opts, argc, argv, PROG, about);
+    if (rc >= 0)
+        return rc;
     bool webhook = strcmp(cfg.mode, "webhook") == 0;
     if (!webhook && strcmp(cfg.mode, "poll") != 0) {
         fprintf(stderr, PROG ": --mode: expected poll or webhook\n");
@@ -429,67 +423,48 @@ int main(int argc, char **argv)
         fprintf(stderr, PROG ": TELEGRAM_WEBHOOK_SECRET is required in webhook mode\n");
         return 2;
     }
-    if (webhook && cfg.webhook_path[0] != '/') {
-        fprintf(stderr, PROG ": --webhook-path must start with /\n");
-        return 2;
-    }
-    if (cfg.bot_token_file && *cfg.bot_token_file) {
-        if (br_read_secret_file(cfg.bot_token_file, &b.bot_token, err, sizeof err) != 0) {
-            fprintf(stderr, PROG ": --bot-token-file: %s\n", err);
-            return 2;
-        }
-    } else if (cfg.bot_token_env && *cfg.bot_token_env) {
-        b.bot_token = strdup(cfg.bot_token_env);
+    rc = 2;
+    if (hw_client_secret_load(cfg.bot_token_file, cfg.bot_token_env, "bot-token-file", &b.bot_token, err,
+                              sizeof err) != 0) {
+        fprintf(stderr, PROG ": %s\n", err);
+        goto out;
     }
     if (!b.bot_token) {
         fprintf(stderr, PROG ": TELEGRAM_BOT_TOKEN (or --bot-token-file) is required\n");
-        return 2;
+        goto out;
     }
     if (!webhook) {
         if (mkdir(cfg.state_dir, 0700) != 0 && errno != EEXIST) {
             fprintf(stderr, PROG ": --state-dir %s: %s\n", cfg.state_dir, strerror(errno));
-            rc = 2;
             goto out;
         }
         snprintf(b.offset_path, sizeof b.offset_path, "%s/telegram.offset", cfg.state_dir);
     }
-    if (br_runtime_start(&rt, "telegram", &cfg.common, true, err, sizeof err) != 0) {
-        fprintf(stderr, PROG ": %s\n", err);
-        rc = 2;
+    if ((rc = br_runtime_start(&rt, &bridge, &cfg.common)) != 0)
         goto out;
-    }
-    log = rt.log;
-    stop = rt.stop;
-    rpc = rt.rpc;
+    rc = 1;
     b.seen = br_dedupe_create(10000);
     if (!b.seen) {
         fprintf(stderr, PROG ": out of memory\n");
         goto out;
     }
     b.cfg = &cfg;
-    b.log = log;
-    b.rpc = rpc;
-    b.stop = stop;
-    if (br_runtime_subscribe(&rt, &cfg.common, HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM, deliver, &b) != 0) {
-        fprintf(stderr, PROG ": cannot start the outbox thread\n");
+    b.log = rt.log;
+    b.rpc = rt.rpc;
+    b.stop = rt.stop;
+    if (br_runtime_subscribe(&rt, deliver, &b) != 0)
         goto out;
-    }
     char q[300];
-    br_log_event(log, BR_LOG_INFO, "started", "mode=%s helpwire=%s tls=%s token=%s", cfg.mode,
-                 br_log_quote(cfg.common.helpwire, q, sizeof q), cfg.common.tls_ca ? "true" : "false",
+    hw_log_event(rt.log, HW_LOG_INFO, "started", "mode=%s helpwire=%s tls=%s token=%s", cfg.mode,
+                 hw_log_quote(cfg.common.helpwire, q, sizeof q), cfg.common.tls_ca ? "true" : "false",
                  cfg.common.token ? "set" : "unset");
     if (webhook) {
-        br_httpd_options ho = {cfg.webhook_listen, 0, 0, webhook_handler, &b};
-        if (br_httpd_start(&httpd, &ho, err, sizeof err) != 0) {
-            fprintf(stderr, PROG ": %s\n", err);
+        if (br_runtime_listen(&rt, cfg.webhook_listen, 0, webhook_handler, &b) != 0)
             goto out;
-        }
         printf(PROG " webhook on %s:%u\n", cfg.webhook_listen[0] == '[' ? "[::1]" : "127.0.0.1",
-               br_httpd_port(httpd));
+               br_httpd_port(rt.httpd));
         fflush(stdout);
-        while (!br_stop_sleep_ms(stop, 1000))
-            ;
-        br_httpd_quiesce(httpd);
+        br_runtime_wait(&rt);
     } else {
         printf(PROG " polling\n");
         fflush(stdout);
@@ -498,15 +473,8 @@ int main(int argc, char **argv)
     }
     rc = 0;
 out:
-    if (stop)
-        br_stop_request(stop);
-    br_httpd_stop(httpd);
     br_runtime_finish(&rt, rc);
     br_dedupe_destroy(b.seen);
-    if (b.bot_token) {
-        OPENSSL_cleanse(b.bot_token, strlen(b.bot_token));
-        free(b.bot_token);
-    }
-    br_common_release(&cfg.common);
+    hw_client_secret_free(&b.bot_token);
     return rc;
 }

@@ -32,18 +32,18 @@
 #include <grpc/grpc.h>
 #include <jansson.h>
 
+#include "clients/lib/client.h"
 #include "clients/lib/config.h"
 #include "clients/lib/httpd.h"
-#include "clients/lib/log.h"
 #include "clients/lib/outbox.h"
 #include "clients/lib/route.h"
-#include "clients/lib/rpc.h"
 #include "clients/lib/runtime.h"
 #include "clients/lib/secure.h"
 #include "clients/lib/stop.h"
 #include "clients/webchat/hub.h"
 #include "clients/webchat/pages.h"
 #include "helpwire/v1/surveys.pb-c.h"
+#include "server/base/log.h"
 
 #define PROG "webchat-bridge"
 #define SSE_BATCH 16
@@ -58,8 +58,8 @@ typedef struct wc_config {
 
 typedef struct wc_bridge {
     const wc_config *cfg;
-    const br_log *log;
-    br_rpc *rpc;
+    const hw_log *log;
+    hw_client *rpc;
     wc_hub *hub;
 } wc_bridge;
 
@@ -95,7 +95,7 @@ static const struct {
     {GRPC_STATUS_UNAUTHENTICATED, 502},
 };
 
-static void respond_status(br_httpd_request *r, const br_status *st)
+static void respond_status(br_httpd_request *r, const hw_client_status *st)
 {
     unsigned http = 502;
     for (size_t i = 0; i < sizeof status_map / sizeof status_map[0]; i++)
@@ -103,7 +103,7 @@ static void respond_status(br_httpd_request *r, const br_status *st)
             http = status_map[i].http;
     /* Authentication problems are the bridge's, not the visitor's. */
     const char *msg = http == 502 ? "service error" : st->message;
-    respond_json(r, http, json_pack("{s:s, s:s}", "error", msg, "code", br_status_name(st->code)));
+    respond_json(r, http, json_pack("{s:s, s:s}", "error", msg, "code", hw_client_status_name(st->code)));
 }
 
 static json_t *parse_body(br_httpd_request *r)
@@ -163,7 +163,7 @@ static void api_session(wc_bridge *b, br_httpd_request *r)
         return;
     }
     json_decref(j);
-    br_log_event(b->log, BR_LOG_INFO, "session_created", NULL);
+    hw_log_event(b->log, HW_LOG_INFO, "session_created", NULL);
     respond_json(r, 200, json_pack("{s:s}", "session_id", id));
 }
 
@@ -198,7 +198,7 @@ static void api_messages(wc_bridge *b, br_httpd_request *r)
     snprintf(message_id, sizeof message_id, "%s:%s", sid, cmid);
     br_inbound in = {HELPWIRE__V1__CHANNEL__CHANNEL_WEBCHAT, sid, name, text, message_id, NULL};
     Helpwire__V1__RouteReply *reply = NULL;
-    br_status st;
+    hw_client_status st;
     if (br_route(b->rpc, b->log, &in, b->cfg->common.rpc_timeout_ms, &reply, &st) != BR_ROUTE_OK) {
         respond_status(r, &st);
         goto out;
@@ -352,9 +352,9 @@ static void api_survey_get(wc_bridge *b, br_httpd_request *r)
     Helpwire__V1__GetSurveyRequest req = HELPWIRE__V1__GET_SURVEY_REQUEST__INIT;
     req.token = (char *)token;
     ProtobufCMessage *reply = NULL;
-    br_status st;
-    if (br_rpc_unary(b->rpc, "/helpwire.v1.Surveys/GetSurvey", &req.base, &helpwire__v1__survey__descriptor,
-                     &reply, b->cfg->common.rpc_timeout_ms, &st) != 0) {
+    hw_client_status st;
+    if (hw_client_unary(b->rpc, "/helpwire.v1.Surveys/GetSurvey", &req.base,
+                        &helpwire__v1__survey__descriptor, &reply, b->cfg->common.rpc_timeout_ms, &st) != 0) {
         respond_status(r, &st);
         return;
     }
@@ -382,16 +382,16 @@ static void api_survey_post(wc_bridge *b, br_httpd_request *r)
         req.rating = (uint32_t)json_integer_value(rating);
         req.comment = (char *)(comment ? comment : "");
         ProtobufCMessage *reply = NULL;
-        br_status st;
-        if (br_rpc_unary(b->rpc, "/helpwire.v1.Surveys/SubmitSurvey", &req.base,
-                         &helpwire__v1__survey__descriptor, &reply, b->cfg->common.rpc_timeout_ms,
-                         &st) != 0) {
+        hw_client_status st;
+        if (hw_client_unary(b->rpc, "/helpwire.v1.Surveys/SubmitSurvey", &req.base,
+                            &helpwire__v1__survey__descriptor, &reply, b->cfg->common.rpc_timeout_ms,
+                            &st) != 0) {
             char q[300];
-            br_log_event(b->log, BR_LOG_INFO, "survey_refused", "code=%s message=%s", br_status_name(st.code),
-                         br_log_quote(st.message, q, sizeof q));
+            hw_log_event(b->log, HW_LOG_INFO, "survey_refused", "code=%s message=%s",
+                         hw_client_status_name(st.code), hw_log_quote(st.message, q, sizeof q));
             respond_status(r, &st);
         } else {
-            br_log_event(b->log, BR_LOG_INFO, "survey_submitted", "rating=%d",
+            hw_log_event(b->log, HW_LOG_INFO, "survey_submitted", "rating=%d",
                          (int)((Helpwire__V1__Survey *)reply)->rating);
             json_t *out = survey_json((Helpwire__V1__Survey *)reply);
             json_object_set_new(out, "ok", json_true());
@@ -454,12 +454,14 @@ static int deliver(void *arg, const Helpwire__V1__OutboundMessage *m)
     int rc = s ? wc_hub_publish(b->hub, m->channel_user_id, m->seq, s) : -1;
     free(s);
     if (rc != 0)
-        br_log_event(b->log, BR_LOG_ERROR, "delivery_rejected",
+        hw_log_event(b->log, HW_LOG_ERROR, "delivery_rejected",
                      "seq=%llu reason=\"not a web-chat session id\"", (unsigned long long)m->seq);
     return rc;
 }
 
 /* ---------------------------------------------------------------- main */
+
+static const br_bridge bridge = {PROG, "webchat", HELPWIRE__V1__CHANNEL__CHANNEL_WEBCHAT, false};
 
 static const char about[] =
     "Serves the web chat (a chat page, its JSON API and live replies over Server-Sent Events or long poll, "
@@ -491,55 +493,34 @@ int main(int argc, char **argv)
          "Interval of SSE keepalive comments on an idle stream. Default 15000."},
     };
     const size_t n_opts = sizeof opts / sizeof opts[0];
-    char err[512];
-    int rc = 1;
-    br_log *log = NULL;
-    br_stop *stop = NULL;
-    br_rpc *rpc = NULL;
     br_runtime rt = {0};
-    br_httpd *httpd = NULL;
     wc_bridge b;
     memset(&b, 0, sizeof b);
 
-    int p = br_config_main(opts, n_opts, argc, argv, PROG, about);
-    if (p >= 0)
-        return p;
-    if (br_runtime_start(&rt, "webchat", &cfg.common, false, err, sizeof err) != 0) {
-        fprintf(stderr, PROG ": %s\n", err);
-        rc = 2;
+    int rc = br_config_main(opts, n_opts, argc, argv, PROG, about);
+    if (rc >= 0)
+        return rc;
+    if ((rc = br_runtime_start(&rt, &bridge, &cfg.common)) != 0)
         goto out;
-    }
-    log = rt.log;
-    stop = rt.stop;
-    rpc = rt.rpc;
+    rc = 1;
     b.hub = wc_hub_create((size_t)cfg.max_sessions, (size_t)cfg.max_events);
     if (!b.hub) {
         fprintf(stderr, PROG ": out of memory\n");
         goto out;
     }
     b.cfg = &cfg;
-    b.log = log;
-    b.rpc = rpc;
-    if (br_runtime_subscribe(&rt, &cfg.common, HELPWIRE__V1__CHANNEL__CHANNEL_WEBCHAT, deliver, &b) != 0) {
-        fprintf(stderr, PROG ": cannot start the outbox thread\n");
+    b.log = rt.log;
+    b.rpc = rt.rpc;
+    if (br_runtime_subscribe(&rt, deliver, &b) != 0 ||
+        br_runtime_listen(&rt, cfg.listen, (size_t)64 * 1024, handler, &b) != 0)
         goto out;
-    }
-    br_httpd_options ho = {cfg.listen, 64 * 1024, 0, handler, &b};
-    if (br_httpd_start(&httpd, &ho, err, sizeof err) != 0) {
-        fprintf(stderr, PROG ": %s\n", err);
-        goto out;
-    }
-    br_runtime_serve(&rt, PROG, &cfg.common, cfg.listen, br_httpd_port(httpd));
+    br_runtime_serve(&rt, cfg.listen);
     rc = 0;
 out:
-    if (stop)
-        br_stop_request(stop);
-    br_httpd_quiesce(httpd);
+    br_runtime_quiesce(&rt);
     if (b.hub)
         wc_hub_close(b.hub); /* ends live streams so their threads can finish */
-    br_httpd_stop(httpd);
     br_runtime_finish(&rt, rc);
     wc_hub_destroy(b.hub);
-    br_common_release(&cfg.common);
     return rc;
 }

@@ -34,17 +34,17 @@
 #include <jansson.h>
 
 #include "clients/lib/backoff.h"
+#include "clients/lib/client.h"
 #include "clients/lib/config.h"
 #include "clients/lib/dedupe.h"
 #include "clients/lib/http.h"
 #include "clients/lib/httpd.h"
-#include "clients/lib/log.h"
 #include "clients/lib/outbox.h"
 #include "clients/lib/route.h"
-#include "clients/lib/rpc.h"
 #include "clients/lib/runtime.h"
 #include "clients/lib/secure.h"
 #include "clients/lib/stop.h"
+#include "server/base/log.h"
 
 #define PROG "whatsapp-bridge"
 
@@ -71,8 +71,8 @@ typedef struct queued {
 
 typedef struct wa_bridge {
     const wa_config *cfg;
-    const br_log *log;
-    br_rpc *rpc;
+    const hw_log *log;
+    hw_client *rpc;
     br_stop *stop;
     br_dedupe *seen; /* wamids routed recently */
     pthread_mutex_t mu;
@@ -105,13 +105,13 @@ static void verify(wa_bridge *b, br_httpd_request *r)
     const char *challenge = br_httpd_query(r, "hub.challenge");
     if (!mode || strcmp(mode, "subscribe") != 0 || !challenge ||
         !br_streq_const_time(token, b->cfg->verify_token)) {
-        br_log_event(b->log, BR_LOG_WARN, "verification_refused", "mode_ok=%s challenge=%s",
+        hw_log_event(b->log, HW_LOG_WARN, "verification_refused", "mode_ok=%s challenge=%s",
                      mode && strcmp(mode, "subscribe") == 0 ? "true" : "false",
                      challenge ? "present" : "missing");
         respond_json(r, 403, "{\"error\":\"verification failed\"}");
         return;
     }
-    br_log_event(b->log, BR_LOG_INFO, "verified", NULL);
+    hw_log_event(b->log, HW_LOG_INFO, "verified", NULL);
     br_httpd_respond(r, 200, "text/plain", challenge, strlen(challenge));
 }
 
@@ -152,7 +152,7 @@ static void handler(void *arg, br_httpd_request *r)
         return;
     }
     if (!signature_ok(b, r)) {
-        br_log_event(b->log, BR_LOG_WARN, "webhook_refused", "reason=bad_signature bytes=%zu", r->body_len);
+        hw_log_event(b->log, HW_LOG_WARN, "webhook_refused", "reason=bad_signature bytes=%zu", r->body_len);
         respond_json(r, 401, "{\"error\":\"bad signature\"}");
         return;
     }
@@ -179,7 +179,7 @@ static void handler(void *arg, br_httpd_request *r)
     pthread_mutex_unlock(&b->mu);
     if (full) {
         free(q);
-        br_log_event(b->log, BR_LOG_WARN, "webhook_deferred", "reason=queue_full");
+        hw_log_event(b->log, HW_LOG_WARN, "webhook_deferred", "reason=queue_full");
         respond_json(r, 503, "{\"error\":\"busy, retry later\"}");
         return;
     }
@@ -215,17 +215,17 @@ static void route_message(wa_bridge *b, json_t *m, json_t *contacts)
     const char *text = json_string_value(json_object_get(json_object_get(m, "text"), "body"));
     char q[300];
     if (!id || !from) {
-        br_log_event(b->log, BR_LOG_WARN, "message_skipped", "reason=no_id_or_sender");
+        hw_log_event(b->log, HW_LOG_WARN, "message_skipped", "reason=no_id_or_sender");
         return;
     }
     if (!type || strcmp(type, "text") != 0 || !text) {
-        br_log_event(b->log, BR_LOG_INFO, "message_skipped", "message_id=%s type=%s",
-                     br_log_quote(id, q, sizeof q), type ? type : "none");
+        hw_log_event(b->log, HW_LOG_INFO, "message_skipped", "message_id=%s type=%s",
+                     hw_log_quote(id, q, sizeof q), type ? type : "none");
         return;
     }
     if (br_dedupe_contains(b->seen, id)) {
-        br_log_event(b->log, BR_LOG_INFO, "message_duplicate", "message_id=%s",
-                     br_log_quote(id, q, sizeof q));
+        hw_log_event(b->log, HW_LOG_INFO, "message_duplicate", "message_id=%s",
+                     hw_log_quote(id, q, sizeof q));
         return;
     }
     const char *name = NULL;
@@ -249,8 +249,8 @@ static void route_message(wa_bridge *b, json_t *m, json_t *contacts)
                     : INT64_MAX;
         pthread_mutex_unlock(&b->mu);
         if (left <= 0) {
-            br_log_event(b->log, BR_LOG_ERROR, "message_not_routed", "message_id=%s reason=drain_timeout",
-                         br_log_quote(id, q, sizeof q));
+            hw_log_event(b->log, HW_LOG_ERROR, "message_not_routed", "message_id=%s reason=drain_timeout",
+                         hw_log_quote(id, q, sizeof q));
             return;
         }
         int delay = br_backoff_next_ms(&bo);
@@ -266,7 +266,7 @@ static void process_body(wa_bridge *b, const queued *item)
     json_error_t je;
     json_t *root = json_loadb(item->body, item->len, 0, &je);
     if (!json_is_object(root)) {
-        br_log_event(b->log, BR_LOG_WARN, "webhook_unparsed", "reason=not_json bytes=%zu", item->len);
+        hw_log_event(b->log, HW_LOG_WARN, "webhook_unparsed", "reason=not_json bytes=%zu", item->len);
         json_decref(root);
         return;
     }
@@ -280,13 +280,13 @@ static void process_body(wa_bridge *b, const queued *item)
             const char *pnid =
                 json_string_value(json_object_get(json_object_get(value, "metadata"), "phone_number_id"));
             if (pnid && strcmp(pnid, b->cfg->phone_number_id) != 0) {
-                br_log_event(b->log, BR_LOG_WARN, "change_skipped", "reason=other_phone_number_id");
+                hw_log_event(b->log, HW_LOG_WARN, "change_skipped", "reason=other_phone_number_id");
                 continue;
             }
             json_array_foreach(json_object_get(value, "statuses"), k, x)
             {
                 const char *st = json_string_value(json_object_get(x, "status"));
-                br_log_event(b->log, BR_LOG_DEBUG, "status_ignored", "status=%s", st ? st : "none");
+                hw_log_event(b->log, HW_LOG_DEBUG, "status_ignored", "status=%s", st ? st : "none");
             }
             json_t *contacts = json_object_get(value, "contacts");
             json_array_foreach(json_object_get(value, "messages"), k, x)
@@ -327,10 +327,7 @@ static int deliver(void *arg, const Helpwire__V1__OutboundMessage *m)
 {
     wa_bridge *b = arg;
     char url[2048];
-    size_t blen = strlen(b->cfg->api_base);
-    while (blen > 0 && b->cfg->api_base[blen - 1] == '/')
-        blen--;
-    snprintf(url, sizeof url, "%.*s/%s/messages", (int)blen, b->cfg->api_base, b->cfg->phone_number_id);
+    br_http_url(url, sizeof url, b->cfg->api_base, "/%s/messages", b->cfg->phone_number_id);
     json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:{s:b, s:s}}", "messaging_product", "whatsapp",
                              "recipient_type", "individual", "to", m->channel_user_id, "type", "text", "text",
                              "preview_url", m->survey_url && *m->survey_url, "body", m->text);
@@ -357,26 +354,28 @@ static int deliver(void *arg, const Helpwire__V1__OutboundMessage *m)
         json_t *j = json_loadb(resp.body ? resp.body : "", resp.body_len, 0, NULL);
         const char *wamid =
             json_string_value(json_object_get(json_array_get(json_object_get(j, "messages"), 0), "id"));
-        br_log_event(b->log, BR_LOG_DEBUG, "sent", "seq=%llu wamid=%s", (unsigned long long)m->seq,
-                     br_log_quote(wamid ? wamid : "", q, sizeof q));
+        hw_log_event(b->log, HW_LOG_DEBUG, "sent", "seq=%llu wamid=%s", (unsigned long long)m->seq,
+                     hw_log_quote(wamid ? wamid : "", q, sizeof q));
         json_decref(j);
         result = 0;
     } else if (rc == BR_HTTP_OK) {
         json_t *j = json_loadb(resp.body ? resp.body : "", resp.body_len, 0, NULL);
         const char *msg = json_string_value(json_object_get(json_object_get(j, "error"), "message"));
-        br_log_event(b->log, resp.status >= 500 || resp.status == 429 ? BR_LOG_WARN : BR_LOG_ERROR,
+        hw_log_event(b->log, resp.status >= 500 || resp.status == 429 ? HW_LOG_WARN : HW_LOG_ERROR,
                      "delivery_rejected", "seq=%llu status=%ld error=%s", (unsigned long long)m->seq,
-                     resp.status, br_log_quote(msg ? msg : "", q, sizeof q));
+                     resp.status, hw_log_quote(msg ? msg : "", q, sizeof q));
         json_decref(j);
     } else if (rc == BR_HTTP_ETRANSPORT) {
-        br_log_event(b->log, BR_LOG_WARN, "whatsapp_unreachable", "seq=%llu error=%s",
-                     (unsigned long long)m->seq, br_log_quote(resp.error, q, sizeof q));
+        hw_log_event(b->log, HW_LOG_WARN, "whatsapp_unreachable", "seq=%llu error=%s",
+                     (unsigned long long)m->seq, hw_log_quote(resp.error, q, sizeof q));
     }
     br_http_response_free(&resp);
     return result;
 }
 
 /* ---------------------------------------------------------------- main */
+
+static const br_bridge bridge = {PROG, "whatsapp", HELPWIRE__V1__CHANNEL__CHANNEL_WHATSAPP, true};
 
 static const char about[] =
     "Bridges the WhatsApp Cloud API to helpwired. Serves Meta's webhook: verification by GET, signed POSTs "
@@ -385,14 +384,6 @@ static const char about[] =
     "/{phone-number-id}/messages "
     "and acknowledged once the Graph API accepted them; Route's reply_text reaches the customer through the "
     "outbox, never directly. Exits cleanly on SIGTERM or SIGINT, draining accepted webhooks first.";
-
-static bool need(const char *v, const char *what)
-{
-    if (v && *v)
-        return true;
-    fprintf(stderr, PROG ": %s is required\n", what);
-    return false;
-}
 
 int main(int argc, char **argv)
 {
@@ -411,12 +402,12 @@ int main(int argc, char **argv)
         {"listen", "WHATSAPP_LISTEN", BR_OPT_STRING, &cfg.listen, 0, 0, "ADDR",
          "Webhook server address, host:port (port 0 picks one). Default 127.0.0.1:8081 (terminate TLS in "
          "front)."},
-        {"webhook-path", NULL, BR_OPT_STRING, &cfg.webhook_path, 0, 0, "PATH",
+        {"webhook-path", NULL, BR_OPT_PATH, &cfg.webhook_path, 0, 0, "PATH",
          "Path of the webhook (callback URL path). Default /whatsapp/webhook."},
         {"api-base", "WHATSAPP_API_BASE", BR_OPT_STRING, &cfg.api_base, 0, 0, "URL",
          "Graph API base URL including the version (tests point it at a local fake). Default "
          "https://graph.facebook.com/v19.0."},
-        {"phone-number-id", "WHATSAPP_PHONE_NUMBER_ID", BR_OPT_STRING, &cfg.phone_number_id, 0, 0, "ID",
+        {"phone-number-id", "WHATSAPP_PHONE_NUMBER_ID", BR_OPT_REQUIRED, &cfg.phone_number_id, 0, 0, "ID",
          "The business phone number id that sends replies; webhook changes for other numbers are skipped. "
          "Required."},
         {"queue-size", NULL, BR_OPT_INT, &cfg.queue_size, 1, 1000000, "N",
@@ -431,23 +422,21 @@ int main(int argc, char **argv)
          "Attempts of one send on transport errors, 429 and 5xx before leaving the message to be "
          "redelivered. "
          "Default 5."},
-        {NULL, "WHATSAPP_ACCESS_TOKEN", BR_OPT_STRING, &cfg.access_token, 0, 0, "TOKEN",
+        {NULL, "WHATSAPP_ACCESS_TOKEN", BR_OPT_REQUIRED, &cfg.access_token, 0, 0, "TOKEN",
          "Graph API access token (system user), sent as a bearer token. Required."},
-        {NULL, "WHATSAPP_APP_SECRET", BR_OPT_STRING, &cfg.app_secret, 0, 0, "SECRET",
+        {NULL, "WHATSAPP_APP_SECRET", BR_OPT_REQUIRED, &cfg.app_secret, 0, 0, "SECRET",
          "The Meta app secret that signs webhook POSTs. Required."},
-        {NULL, "WHATSAPP_VERIFY_TOKEN", BR_OPT_STRING, &cfg.verify_token, 0, 0, "TOKEN",
+        {NULL, "WHATSAPP_VERIFY_TOKEN", BR_OPT_REQUIRED, &cfg.verify_token, 0, 0, "TOKEN",
          "The verify token configured for the webhook subscription. Required."},
     };
     const size_t n_opts = sizeof opts / sizeof opts[0];
-    char err[512];
-    int rc = 1;
-    br_log *log = NULL;
-    br_stop *stop = NULL;
-    br_rpc *rpc = NULL;
     br_runtime rt = {0};
-    br_httpd *httpd = NULL;
     bool worker_up = false;
     pthread_t worker_thread;
+
+    int rc = br_config_main(opts, n_opts, argc, argv, PROG, about);
+    if (rc >= 0)
+        return rc;
     wa_bridge b;
     memset(&b, 0, sizeof b);
     pthread_mutex_init(&b.mu, NULL);
@@ -457,57 +446,32 @@ int main(int argc, char **argv)
     pthread_cond_init(&b.cv, &ca);
     pthread_condattr_destroy(&ca);
 
-    if ((rc = br_config_main(opts, n_opts, argc, argv, PROG, about)) >= 0)
+    if ((rc = br_runtime_start(&rt, &bridge, &cfg.common)) != 0)
         goto out;
     rc = 1;
-    if (!need(cfg.phone_number_id, "--phone-number-id") || !need(cfg.access_token, "WHATSAPP_ACCESS_TOKEN") ||
-        !need(cfg.app_secret, "WHATSAPP_APP_SECRET") || !need(cfg.verify_token, "WHATSAPP_VERIFY_TOKEN")) {
-        rc = 2;
-        goto out;
-    }
-    if (cfg.webhook_path[0] != '/') {
-        fprintf(stderr, PROG ": --webhook-path must start with /\n");
-        rc = 2;
-        goto out;
-    }
-    if (br_runtime_start(&rt, "whatsapp", &cfg.common, true, err, sizeof err) != 0) {
-        fprintf(stderr, PROG ": %s\n", err);
-        rc = 2;
-        goto out;
-    }
-    log = rt.log;
-    stop = rt.stop;
-    rpc = rt.rpc;
     b.seen = br_dedupe_create(10000);
     if (!b.seen) {
         fprintf(stderr, PROG ": out of memory\n");
         goto out;
     }
     b.cfg = &cfg;
-    b.log = log;
-    b.rpc = rpc;
-    b.stop = stop;
+    b.log = rt.log;
+    b.rpc = rt.rpc;
+    b.stop = rt.stop;
     if (pthread_create(&worker_thread, NULL, worker, &b) != 0) {
         fprintf(stderr, PROG ": cannot start the worker thread\n");
         goto out;
     }
     worker_up = true;
-    if (br_runtime_subscribe(&rt, &cfg.common, HELPWIRE__V1__CHANNEL__CHANNEL_WHATSAPP, deliver, &b) != 0) {
-        fprintf(stderr, PROG ": cannot start the outbox thread\n");
+    if (br_runtime_subscribe(&rt, deliver, &b) != 0 ||
+        br_runtime_listen(&rt, cfg.listen, 0, handler, &b) != 0)
         goto out;
-    }
-    br_httpd_options ho = {cfg.listen, 0, 0, handler, &b};
-    if (br_httpd_start(&httpd, &ho, err, sizeof err) != 0) {
-        fprintf(stderr, PROG ": %s\n", err);
-        goto out;
-    }
-    br_runtime_serve(&rt, PROG, &cfg.common, cfg.listen, br_httpd_port(httpd));
+    br_runtime_serve(&rt, cfg.listen);
     rc = 0;
 out:
-    if (stop)
-        br_stop_request(stop);
-    br_httpd_quiesce(httpd);
-    br_httpd_stop(httpd);
+    /* No request is in progress once the server is down, so everything
+     * accepted is in the queue the worker drains. */
+    br_runtime_close_http(&rt);
     if (worker_up) {
         pthread_mutex_lock(&b.mu);
         b.closing = true;
@@ -530,6 +494,5 @@ out:
     br_dedupe_destroy(b.seen);
     pthread_cond_destroy(&b.cv);
     pthread_mutex_destroy(&b.mu);
-    br_common_release(&cfg.common);
     return rc;
 }

@@ -2,7 +2,9 @@
  * log: structured key=value lines. Formatting happens into a stack buffer
  * and the line goes out with a single write(2), which POSIX keeps whole for
  * pipes up to PIPE_BUF and which in practice is whole for files and
- * terminals too, so no lock is needed.
+ * terminals too, so no lock is needed. The timestamp is UTC with
+ * milliseconds so that the lines of helpwired and of the bridges sort
+ * together. A component's fixed field is formatted once, at creation.
  */
 #include "server/base/log.h"
 
@@ -18,19 +20,30 @@ struct hw_log {
     int fd;
     hw_log_level min_level;
     bool access_log;
+    char fixed[128]; /* " key=value", or "" */
 };
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
-hw_log *hw_log_create(int fd, hw_log_level min_level, bool access_log)
+hw_log *hw_log_create_component(int fd, hw_log_level min_level, bool access_log, const char *key,
+                                const char *value)
 {
-    hw_log *lg = malloc(sizeof(*lg));
+    hw_log *lg = calloc(1, sizeof(*lg));
     if (!lg)
         return NULL;
     lg->fd = fd;
     lg->min_level = min_level;
     lg->access_log = access_log;
+    if (key) {
+        char q[sizeof lg->fixed];
+        snprintf(lg->fixed, sizeof lg->fixed, " %s=%s", key, hw_log_quote(value, q, sizeof q));
+    }
     return lg;
+}
+
+hw_log *hw_log_create(int fd, hw_log_level min_level, bool access_log)
+{
+    return hw_log_create_component(fd, min_level, access_log, NULL, NULL);
 }
 
 void hw_log_destroy(hw_log *lg)
@@ -40,7 +53,7 @@ void hw_log_destroy(hw_log *lg)
 
 int hw_log_level_parse(const char *s)
 {
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; s && i < 4; i++)
         if (strcmp(s, level_names[i]) == 0)
             return i;
     return -1;
@@ -65,13 +78,14 @@ void hw_log_event(const hw_log *lg, hw_log_level level, const char *event, const
     struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
-    int n = snprintf(line, sizeof line, "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s event=%s",
+    int n = snprintf(line, sizeof line, "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s%s event=%s",
                      tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                     ts.tv_nsec / 1000000, level_names[level], event);
+                     ts.tv_nsec / 1000000, level_names[level], lg->fixed, event);
     if (n < 0)
         return;
     size_t len = (size_t)n < sizeof line ? (size_t)n : sizeof line - 1;
-    if (fields && len < sizeof line - 2) {
+    bool has_fields = fields && fields[0] != '\0';
+    if (has_fields && len < sizeof line - 2) {
         line[len++] = ' ';
         va_list ap;
         va_start(ap, fields);
@@ -89,13 +103,20 @@ void hw_log_event(const hw_log *lg, hw_log_level level, const char *event, const
     } while (w < 0 && errno == EINTR);
 }
 
+static bool needs_escape(unsigned char c)
+{
+    return c < 0x20 || c == 0x7f || c == '"' || c == '\\';
+}
+
 const char *hw_log_quote(const char *s, char *buf, size_t n)
 {
     if (n == 0)
         return buf;
+    if (!s)
+        s = "";
     bool plain = *s != '\0';
-    for (const char *p = s; *p && plain; p++)
-        if (*p == ' ' || *p == '"' || *p == '=' || *p == '\\' || (unsigned char)*p < 0x20)
+    for (const unsigned char *p = (const unsigned char *)s; *p && plain; p++)
+        if (*p == ' ' || *p == '=' || needs_escape(*p))
             plain = false;
     if (plain) {
         snprintf(buf, n, "%s", s);
@@ -104,19 +125,26 @@ const char *hw_log_quote(const char *s, char *buf, size_t n)
     size_t o = 0;
     if (o + 1 < n)
         buf[o++] = '"';
-    for (const char *p = s; *p && o + 5 < n; p++) {
-        unsigned char c = (unsigned char)*p;
-        if (c == '"' || c == '\\') {
-            buf[o++] = '\\';
-            buf[o++] = (char)c;
-        } else if (c < 0x20) {
-            o += (size_t)snprintf(buf + o, n - o, "\\x%02x", c);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        char esc[5];
+        size_t k = 1;
+        if (*p == '"' || *p == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char)*p;
+            k = 2;
+        } else if (needs_escape(*p)) {
+            snprintf(esc, sizeof esc, "\\x%02x", *p);
+            k = 4;
         } else {
-            buf[o++] = (char)c;
+            esc[0] = (char)*p;
         }
+        if (o + k + 2 > n) /* room for the closing quote and the NUL */
+            break;
+        memcpy(buf + o, esc, k);
+        o += k;
     }
     if (o + 1 < n)
         buf[o++] = '"';
-    buf[o < n ? o : n - 1] = '\0';
+    buf[o] = '\0';
     return buf;
 }
