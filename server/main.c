@@ -583,6 +583,13 @@ out:
     hw_retention_stop(retention);
     hw_notifier_destroy(notifier);
     hw_outbox_destroy(outbox);
+    if (indexer) {
+        hw_indexer_stats is;
+        hw_indexer_stats_get(indexer, &is);
+        hw_log_event(log, HW_LOG_INFO, "indexer_stopping", "changes=%llu batches=%llu queued=%llu",
+                     (unsigned long long)is.changes, (unsigned long long)is.batches,
+                     (unsigned long long)is.queued);
+    }
     hw_indexer_stop(indexer);
     hw_index_destroy(index);
     hw_store_close(store);

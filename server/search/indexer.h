@@ -26,6 +26,10 @@
 
 typedef struct hw_indexer hw_indexer;
 
+/* The indexer thread's nice value: below the gRPC workers, so that request
+ * handling preempts index maintenance on a busy machine. */
+#define HW_INDEXER_NICE 10
+
 typedef enum hw_index_op {
     HW_INDEX_OP_PUT = 1,    /* hw_index_put(doc) */
     HW_INDEX_OP_DELETE = 2, /* hw_index_delete(doc.kind, doc.id) */
@@ -62,8 +66,9 @@ typedef struct hw_indexer_stats {
     uint64_t queued;  /* submitted, not yet done */
 } hw_indexer_stats;
 
-/* Starts the thread that applies changes to idx. idx must outlive the
- * indexer (stop it before hw_index_destroy). Other writers of idx (a
+/* Starts the thread that applies changes to idx, and turns the index's
+ * malloc_trim off (hw_index_set_trim: the server is live from now on).
+ * idx must outlive the indexer (stop it before hw_index_destroy). Other writers of idx (a
  * start-up build) may still write; the index serializes them.
  * Returns 0 or HW_ENOMEM (no thread could be started). The caller owns
  * *out and ends it with hw_indexer_stop(). */

@@ -1,6 +1,7 @@
 /*
  * indexer_test: the hw-indexer thread (server/search/indexer.h). A change
- * is searchable when its done callback runs; changes from several threads
+ * is searchable when its done callback runs (on a thread below the
+ * request threads' priority); changes from several threads
  * all land, in submission order per thread; a change the index refuses
  * fails alone; stop answers every change still queued. Concurrent: run
  * under ThreadSanitizer with --config=tsan.
@@ -15,6 +16,9 @@
 
 #include <cmocka.h>
 #include <pthread.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "server/base/arena.h"
 #include "server/search/index.h"
@@ -55,6 +59,7 @@ typedef struct test_change {
     waiter *w;
     char id[32], title[64], body[4096];
     int rc;
+    int nice; /* of the thread that ran done */
 } test_change;
 
 static void on_done(hw_index_change *c, int rc, const hw_status *st)
@@ -62,6 +67,7 @@ static void on_done(hw_index_change *c, int rc, const hw_status *st)
     (void)st;
     test_change *t = c->arg;
     t->rc = rc;
+    t->nice = getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid));
     pthread_mutex_lock(&t->w->mu);
     t->w->done++;
     t->w->last_rc = rc;
@@ -150,6 +156,7 @@ static void test_change_is_searchable_when_done_runs(void **state)
         assert_int_equal(hw_indexer_submit(f->ix, &t.c), 0);
         waiter_wait(&w, 1);
         assert_int_equal(t.rc, 0);
+        assert_int_equal(t.nice, HW_INDEXER_NICE); /* below the request threads */
         snprintf(words, sizeof words, "marker%d", i);
         assert_string_equal(best(f, words), id);
         waiter_destroy(&w);
