@@ -583,7 +583,7 @@ out:
     hw_retention_stop(retention);
     hw_notifier_destroy(notifier);
     hw_outbox_destroy(outbox);
-    if (indexer) {
+    if (indexer && rc == 0) { /* a failed start ends with its error line */
         hw_indexer_stats is;
         hw_indexer_stats_get(indexer, &is);
         hw_log_event(log, HW_LOG_INFO, "indexer_stopping", "changes=%llu batches=%llu queued=%llu",
