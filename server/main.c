@@ -25,6 +25,7 @@
 #include "server/search/tokenize.h"
 #include "server/domain/tickets.h"
 #include "server/search/index.h"
+#include "server/search/indexer.h"
 #include "server/store/records.h"
 #include "server/store/store.h"
 #include "server/domain/classify.h"
@@ -342,6 +343,7 @@ int main(int argc, char **argv)
     hw_metrics *metrics = NULL;
     hw_store *store = NULL;
     hw_index *index = NULL;
+    hw_indexer *indexer = NULL;
     hw_outbox *outbox = NULL;
     hw_notifier *notifier = NULL;
     hw_retention *retention = NULL;
@@ -491,6 +493,11 @@ int main(int argc, char **argv)
     clock_gettime(CLOCK_MONOTONIC, &b1);
     hw_log_event(log, HW_LOG_INFO, "index_built", "docs=%llu ms=%.1f", (unsigned long long)docs,
                  (double)(b1.tv_sec - b0.tv_sec) * 1e3 + (double)(b1.tv_nsec - b0.tv_nsec) / 1e6);
+    if (hw_indexer_start(index, &indexer) != HW_OK) {
+        fprintf(stderr, "helpwired: cannot start the indexer thread\n");
+        goto out;
+    }
+    app.indexer = indexer;
 
     const char *paths[256];
     for (size_t i = 0; i < n_methods && i < 256; i++)
@@ -610,13 +617,23 @@ out:
     /* Order matters: the listeners and every call first (shut down above),
      * then the metrics endpoint (its scrapes read the server and the store),
      * then the server, what else reads the store from other threads
-     * (notifier, outbox redelivery), then the index and the store itself. */
+     * (notifier, outbox redelivery), then the indexer (it answered the last
+     * knowledge calls during the shutdown; what it still holds it applies
+     * before it returns), the index and the store itself. */
     hw_metrics_destroy(metrics);
     hw_net_destroy(net);
     hw_store_reader_destroy(dm.reader);
     hw_retention_stop(retention);
     hw_notifier_destroy(notifier);
     hw_outbox_destroy(outbox);
+    if (indexer && rc == 0) { /* a failed start ends with its error line */
+        hw_indexer_stats is;
+        hw_indexer_stats_get(indexer, &is);
+        hw_log_event(log, HW_LOG_INFO, "indexer_stopping", "changes=%llu batches=%llu queued=%llu",
+                     (unsigned long long)is.changes, (unsigned long long)is.batches,
+                     (unsigned long long)is.queued);
+    }
+    hw_indexer_stop(indexer);
     hw_index_destroy(index);
     hw_store_close(store);
     if (rc == 0)

@@ -1,8 +1,23 @@
 /*
  * knowledge: Knowledge RPCs over the store (records) and the search index.
- * Puts and deletes are store writes; their done callbacks apply the change
- * to the index on the writer thread, after the commit and before the reply,
- * so a client that got its answer finds the change in Search at once.
+ *
+ * A put or delete goes through three threads. The handler (a worker)
+ * validates and queues a store write. The write commits on the store's
+ * writer thread, whose done callback only hands the change, with the call,
+ * to the indexer (hw-indexer, server/search/indexer.h): a pointer link, so
+ * the writer goes on with the next group at once, and Route or ticket
+ * writes never wait behind index work. The indexer applies the change with
+ * whatever else is waiting (delta rebuild, RCU publish, now and then a main
+ * rebuild) and then answers the call: a client that got its answer finds
+ * the change in Search and Answer at once (read-your-writes), as when the
+ * index was updated on the writer thread.
+ *
+ * The change lives in the call's arena, which lives until the call is
+ * answered, so the indexer borrows the document without a copy. When the
+ * indexer has stopped (only after the server answered every call, so in
+ * practice never) the call fails with UNAVAILABLE saying the change is
+ * saved and will be searchable after the restart (the index is rebuilt
+ * from the store at every start).
  */
 #include "server/domain/knowledge.h"
 
@@ -13,6 +28,7 @@
 #include "helpwire/v1/knowledge.pb-c.h"
 #include "server/domain/rpc.h"
 #include "server/search/index.h"
+#include "server/search/indexer.h"
 
 #define MAX_TITLE 512
 #define MAX_BODY (256 * 1024)
@@ -25,23 +41,56 @@
 
 /* ------------------------------------------------------------ the index */
 
+/* The index's view of a stored document (strings borrowed). */
+static hw_doc article_doc(const Helpwire__V1__Article *ar)
+{
+    return (hw_doc){
+        .kind = HW_DOC_ARTICLE, .id = ar->id, .title = ar->title, .body = ar->body, .locale = ar->locale};
+}
+
+static hw_doc faq_doc(const Helpwire__V1__Faq *fq)
+{
+    return (hw_doc){.kind = HW_DOC_FAQ,
+                    .id = fq->id,
+                    .title = fq->question,
+                    .body = fq->answer,
+                    .locale = fq->locale,
+                    .alt_questions = (const char *const *)fq->alternate_questions,
+                    .n_alt_questions = fq->n_alternate_questions};
+}
+
 static int index_article(hw_index *idx, const Helpwire__V1__Article *ar, hw_status *st)
 {
-    hw_doc d = {
-        .kind = HW_DOC_ARTICLE, .id = ar->id, .title = ar->title, .body = ar->body, .locale = ar->locale};
+    hw_doc d = article_doc(ar);
     return hw_index_put(idx, &d, st);
 }
 
 static int index_faq(hw_index *idx, const Helpwire__V1__Faq *fq, hw_status *st)
 {
-    hw_doc d = {.kind = HW_DOC_FAQ,
-                .id = fq->id,
-                .title = fq->question,
-                .body = fq->answer,
-                .locale = fq->locale,
-                .alt_questions = (const char *const *)fq->alternate_questions,
-                .n_alt_questions = fq->n_alternate_questions};
+    hw_doc d = faq_doc(fq);
     return hw_index_put(idx, &d, st);
+}
+
+/* Hands a committed change to the indexer; its done callback answers the
+ * call. On refusal (the indexer stopped) the call is failed here. Runs on
+ * the writer thread: no index work. */
+static void submit_change(hw_wctx *h, hw_index_change *ch, const char *what, const char *id)
+{
+    int rc = hw_indexer_submit(h->app->indexer, ch);
+    if (rc != HW_OK)
+        hw_call_fail(h->call, GRPC_STATUS_UNAVAILABLE,
+                     "%s %s is saved, but the server is stopping: it will be searchable after the restart",
+                     what, id);
+}
+
+/* Logs a change the index refused or could not publish yet; the store has
+ * it, so the reply still goes out (the next start indexes it). */
+static void log_index_failure(hw_app *app, const char *what, const char *id, int rc, const hw_status *st)
+{
+    char q[400];
+    if (rc != HW_OK)
+        hw_log_event(app->log, HW_LOG_ERROR, "index_update_failed", "kind=%s id=%s error=%s detail=%s", what,
+                     id, hw_strerror(rc), hw_log_quote(st->msg, q, sizeof q));
 }
 
 typedef struct {
@@ -199,7 +248,7 @@ typedef struct doc_kind {
     /* The stored version of id (HW_ENOTFOUND when none). */
     int (*stored_version)(hw_store_txn *w, const char *id, uint64_t *version);
     int (*put)(hw_store_txn *w, const ProtobufCMessage *doc);
-    int (*index)(hw_index *idx, const ProtobufCMessage *doc, hw_status *st);
+    hw_doc (*index_doc)(const ProtobufCMessage *doc); /* what the index takes */
 } doc_kind;
 
 typedef struct {
@@ -210,7 +259,8 @@ typedef struct {
     uint64_t *version;     /* the doc's version field */
     int64_t *updated_unix_ms;
     uint64_t expected_version;
-    bool id_assigned; /* the write took a number for the id */
+    bool id_assigned;      /* the write took a number for the id */
+    hw_index_change index; /* handed to the indexer after the commit */
 } put_doc_ctx;
 
 /* Takes the next free "<prefix>-<n>" id of the kind's sequence into id. A
@@ -255,17 +305,23 @@ static int put_doc_fn(hw_store_txn *w, void *arg)
     return c->kind->put(w, c->doc);
 }
 
+/* On the indexer thread: the new version is searchable; answer. */
+static void put_doc_indexed(hw_index_change *ch, int rc, const hw_status *st)
+{
+    put_doc_ctx *c = ch->arg;
+    log_index_failure(c->h.app, c->kind->what, c->id, rc, st);
+    hw_call_reply(c->h.call, c->doc);
+}
+
+/* On the writer thread, after the commit: hand over to the indexer. */
 static void put_doc_done(void *arg, int status)
 {
     put_doc_ctx *c = arg;
     if (hw_rpc_write_failed(&c->h, status))
         return;
-    hw_status st = {0};
-    int rc = c->kind->index(c->h.app->index, c->doc, &st);
-    if (rc != HW_OK)
-        hw_log_event(c->h.app->log, HW_LOG_ERROR, "index_update_failed", "kind=%s id=%s error=%s",
-                     c->kind->prefix, c->id, hw_strerror(rc));
-    hw_call_reply(c->h.call, c->doc);
+    c->index = (hw_index_change){
+        .op = HW_INDEX_OP_PUT, .doc = c->kind->index_doc(c->doc), .done = put_doc_indexed, .arg = c};
+    submit_change(&c->h, &c->index, c->kind->what, c->id);
 }
 
 /* Starts the write of doc (a copy in the call's arena, id copied into a
@@ -305,12 +361,17 @@ static int article_put(hw_store_txn *w, const ProtobufCMessage *doc)
     return hw_store_article_put(w, (const Helpwire__V1__Article *)doc, HW_PUT_UPSERT, 0);
 }
 
-static int article_index(hw_index *idx, const ProtobufCMessage *doc, hw_status *st)
+static hw_doc article_index_doc(const ProtobufCMessage *doc)
 {
-    return index_article(idx, (const Helpwire__V1__Article *)doc, st);
+    return article_doc((const Helpwire__V1__Article *)doc);
 }
 
-static const doc_kind article_kind = {"article", "article", "a", article_version, article_put, article_index};
+static const doc_kind article_kind = {.what = "article",
+                                      .seq = "article",
+                                      .prefix = "a",
+                                      .stored_version = article_version,
+                                      .put = article_put,
+                                      .index_doc = article_index_doc};
 
 static int faq_version(hw_store_txn *w, const char *id, uint64_t *version)
 {
@@ -326,12 +387,17 @@ static int faq_put(hw_store_txn *w, const ProtobufCMessage *doc)
     return hw_store_faq_put(w, (const Helpwire__V1__Faq *)doc, HW_PUT_UPSERT, 0);
 }
 
-static int faq_index(hw_index *idx, const ProtobufCMessage *doc, hw_status *st)
+static hw_doc faq_index_doc(const ProtobufCMessage *doc)
 {
-    return index_faq(idx, (const Helpwire__V1__Faq *)doc, st);
+    return faq_doc((const Helpwire__V1__Faq *)doc);
 }
 
-static const doc_kind faq_kind = {"FAQ", "faq", "f", faq_version, faq_put, faq_index};
+static const doc_kind faq_kind = {.what = "FAQ",
+                                  .seq = "faq",
+                                  .prefix = "f",
+                                  .stored_version = faq_version,
+                                  .put = faq_put,
+                                  .index_doc = faq_index_doc};
 
 static bool check_tags(hw_call *call, char **tags, size_t n)
 {
@@ -383,10 +449,16 @@ void hw_knowledge_get_article(hw_call *call, const ProtobufCMessage *request, vo
     hw_call_reply(call, &ar->base);
 }
 
+static const char *kind_name(hw_doc_kind kind)
+{
+    return kind == HW_DOC_ARTICLE ? "article" : "FAQ";
+}
+
 typedef struct {
     hw_wctx h;
     hw_doc_kind kind;
     const char *id;
+    hw_index_change index; /* handed to the indexer after the commit */
 } delete_ctx;
 
 static int delete_fn(hw_store_txn *w, void *arg)
@@ -394,21 +466,16 @@ static int delete_fn(hw_store_txn *w, void *arg)
     delete_ctx *c = arg;
     int rc = c->kind == HW_DOC_ARTICLE ? hw_store_article_delete(w, c->id) : hw_store_faq_delete(w, c->id);
     if (rc == HW_ENOTFOUND)
-        return hw_rpc_wfail(&c->h, rc, "no %s with id %s", c->kind == HW_DOC_ARTICLE ? "article" : "FAQ",
-                            c->id);
+        return hw_rpc_wfail(&c->h, rc, "no %s with id %s", kind_name(c->kind), c->id);
     return rc;
 }
 
-static void delete_done(void *arg, int status)
+/* On the indexer thread: the document is gone from search; answer. */
+static void delete_indexed(hw_index_change *ch, int rc, const hw_status *st)
 {
-    delete_ctx *c = arg;
-    if (hw_rpc_write_failed(&c->h, status))
-        return;
-    hw_status st = {0};
-    int rc = hw_index_delete(c->h.app->index, c->kind, c->id, &st);
-    if (rc != HW_OK && rc != HW_ENOTFOUND)
-        hw_log_event(c->h.app->log, HW_LOG_ERROR, "index_update_failed", "id=%s error=%s", c->id,
-                     hw_strerror(rc));
+    delete_ctx *c = ch->arg;
+    if (rc != HW_ENOTFOUND) /* never indexed (the index refused it): nothing to remove */
+        log_index_failure(c->h.app, kind_name(c->kind), c->id, rc, st);
     if (c->kind == HW_DOC_ARTICLE) {
         Helpwire__V1__DeleteArticleReply r = HELPWIRE__V1__DELETE_ARTICLE_REPLY__INIT;
         hw_call_reply(c->h.call, &r.base);
@@ -416,6 +483,17 @@ static void delete_done(void *arg, int status)
         Helpwire__V1__DeleteFaqReply r = HELPWIRE__V1__DELETE_FAQ_REPLY__INIT;
         hw_call_reply(c->h.call, &r.base);
     }
+}
+
+/* On the writer thread, after the commit: hand over to the indexer. */
+static void delete_done(void *arg, int status)
+{
+    delete_ctx *c = arg;
+    if (hw_rpc_write_failed(&c->h, status))
+        return;
+    c->index = (hw_index_change){
+        .op = HW_INDEX_OP_DELETE, .doc = {.kind = c->kind, .id = c->id}, .done = delete_indexed, .arg = c};
+    submit_change(&c->h, &c->index, kind_name(c->kind), c->id);
 }
 
 static void delete_doc(hw_call *call, hw_app *app, hw_doc_kind kind, const char *id)

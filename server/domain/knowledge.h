@@ -1,8 +1,12 @@
 /*
  * knowledge: the helpwire.v1.Knowledge service. Articles and FAQs live in
- * the store; every committed change is applied to the in-memory search
- * index right after its commit, so Search and Answer see it when the write
- * is acknowledged.
+ * the store; every committed change is then applied to the in-memory search
+ * index by the indexer thread (app->indexer, server/search/indexer.h), not
+ * by the store's writer, and a Put or Delete is answered only when the
+ * change is searchable: Search and Answer see it when the write is
+ * acknowledged. The handlers need app->index and app->indexer set (main
+ * starts the indexer after hw_knowledge_build_index and stops it after the
+ * server has answered its last call).
  */
 #ifndef HW_KNOWLEDGE_H
 #define HW_KNOWLEDGE_H

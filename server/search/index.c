@@ -161,6 +161,7 @@ struct hw_index {
     int tsan_sync;         /* address used to model grace periods for TSan */
     /* writer-only below */
     int in_batch;
+    int trim; /* malloc_trim after a main build (hw_index_set_trim) */
     hw_tokenizer *wtok;
     struct term_acc *wacc; /* scratch of rec_compute_terms */
     size_t wacc_cap;
@@ -786,7 +787,8 @@ static int rebuild_main(hw_index *idx, hw_status *st)
     free(docs);
     bump_free(&terms_mem);
 #ifdef __GLIBC__
-    malloc_trim(0); /* return the build's transient heap memory */
+    if (idx->trim)
+        malloc_trim(0); /* return the build's transient heap memory */
 #endif
     idx->last_main_build_ms = now_ms() - t0;
     return 0;
@@ -884,6 +886,7 @@ int hw_index_create(hw_index **out, const hw_index_options *opts, hw_status *st)
     if (!idx)
         return hw_status_set(st, HW_ENOMEM, "index: out of memory");
     idx->opt = o;
+    idx->trim = 1;
     pthread_mutexattr_t a;
     pthread_mutexattr_init(&a);
     pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
@@ -1182,6 +1185,13 @@ int hw_index_delete(hw_index *idx, hw_doc_kind kind, const char *id, hw_status *
 out:
     pthread_mutex_unlock(&idx->wlock);
     return rc;
+}
+
+void hw_index_set_trim(hw_index *idx, int on)
+{
+    pthread_mutex_lock(&idx->wlock);
+    idx->trim = on != 0;
+    pthread_mutex_unlock(&idx->wlock);
 }
 
 void hw_index_batch_begin(hw_index *idx)

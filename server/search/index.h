@@ -137,6 +137,14 @@ int hw_index_delete(hw_index *idx, hw_doc_kind kind, const char *id, hw_status *
 void hw_index_batch_begin(hw_index *idx);
 int hw_index_batch_commit(hw_index *idx, hw_status *st);
 
+/* Whether a main build ends with malloc_trim(0) (on by default). It gives
+ * the build's transient heap back to the system, which is worth it after
+ * the start-up build; but it walks and locks every malloc arena, the
+ * request threads' too, and on a running server those stalls show in
+ * request latency, so the indexer turns it off (a later rebuild reuses the
+ * heap). Writer side: takes the writer mutex. */
+void hw_index_set_trim(hw_index *idx, int on);
+
 /* Statistics of the published snapshot plus the writer's tables. Call from
  * a writer-side thread (takes the writer mutex; waits for a batch). */
 typedef struct hw_index_stats {
