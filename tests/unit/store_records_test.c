@@ -45,20 +45,10 @@ static int teardown(void **state)
 {
     fx *f = *state;
     /* Whatever the test did, indexes must agree with records. */
-    hw_store_txn *t;
-    char err[256];
-    int rc = hw_store_read_begin(f->r, &t);
-    if (rc == HW_OK) {
-        rc = hw_store_check(t, err, sizeof(err));
-        hw_store_read_end(f->r);
-        if (rc != HW_OK)
-            fprintf(stderr, "hw_store_check: %s: %s\n", hw_errname(rc), err);
-    }
-    hw_store_reader_destroy(f->r);
-    hw_store_close(f->s);
+    int rc = hw_test_check_and_close(f->s, f->r);
     hw_arena_destroy(f->a);
     free(f);
-    return rc == HW_OK ? 0 : -1;
+    return rc;
 }
 
 static hw_store_txn *rd(fx *f)

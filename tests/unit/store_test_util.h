@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "server/store/records.h"
 #include "server/store/store.h"
 
 /* Creates a unique empty directory; returns it in buf. Aborts on failure
@@ -39,6 +40,26 @@ static inline hw_store *hw_test_open(const char *dir, size_t map_bytes, unsigned
         return NULL;
     }
     return s;
+}
+
+/* Checks that the store's indexes agree with its records (hw_store_check,
+ * whatever the test did), then frees the reader and closes the store.
+ * Returns 0 when consistent, -1 (with the reason on stderr) otherwise: a
+ * cmocka teardown's result. */
+static inline int hw_test_check_and_close(hw_store *s, hw_store_reader *r)
+{
+    hw_store_txn *t;
+    char err[256];
+    int rc = hw_store_read_begin(r, &t);
+    if (rc == HW_OK) {
+        rc = hw_store_check(t, err, sizeof(err));
+        hw_store_read_end(r);
+        if (rc != HW_OK)
+            fprintf(stderr, "hw_store_check: %s: %s\n", hw_errname(rc), err);
+    }
+    hw_store_reader_destroy(r);
+    hw_store_close(s);
+    return rc == HW_OK ? 0 : -1;
 }
 
 #endif
