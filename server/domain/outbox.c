@@ -42,6 +42,7 @@
  */
 #include "server/domain/outbox.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -398,11 +399,17 @@ void hw_outbox_destroy(hw_outbox *ob)
 
 /* ---------------------------------------------------------------- queue */
 
+/* Whether m has every field a bridge needs. */
+static bool complete(const Helpwire__V1__OutboundMessage *m)
+{
+    return m && m->channel != HELPWIRE__V1__CHANNEL__CHANNEL_UNSPECIFIED && m->channel_user_id &&
+           m->channel_user_id[0] && m->kind != HELPWIRE__V1__OUTBOUND_KIND__OUTBOUND_KIND_UNSPECIFIED &&
+           m->text && m->text[0];
+}
+
 int hw_outbox_append_in(hw_store_txn *w, hw_effects *fx, Helpwire__V1__OutboundMessage *m)
 {
-    if (!m || m->channel == HELPWIRE__V1__CHANNEL__CHANNEL_UNSPECIFIED || !m->channel_user_id ||
-        !m->channel_user_id[0] || m->kind == HELPWIRE__V1__OUTBOUND_KIND__OUTBOUND_KIND_UNSPECIFIED ||
-        !m->text || !m->text[0])
+    if (!complete(m))
         return HW_EINVALID;
     m->seq = 0; /* a rerun of the write fn must not reuse the rolled-back number */
     m->attempt = 0;
@@ -414,10 +421,101 @@ int hw_outbox_append_in(hw_store_txn *w, hw_effects *fx, Helpwire__V1__OutboundM
     return rc;
 }
 
-int hw_outbox_send_to_customer_in(hw_store_txn *w, hw_effects *fx, const Helpwire__V1__Customer *c,
-                                  Helpwire__V1__Channel channel, const char *ticket_id,
-                                  Helpwire__V1__OutboundKind kind, const char *text, uint64_t *seq)
+/* What each channel's API takes in one text message. Data, not code: a new
+ * channel is a row. */
+static const struct {
+    Helpwire__V1__Channel channel;
+    hw_split_limit limit;
+} channel_limits[] = {
+    /* Bot API sendMessage: 1-4096 characters after entity parsing, counted
+     * in UTF-16 code units (the bridge sends plain text, no entities). */
+    {HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM, {HW_SPLIT_UTF16_UNITS, 4096}},
+    /* Cloud API text message: body up to 4096 characters. */
+    {HELPWIRE__V1__CHANNEL__CHANNEL_WHATSAPP, {HW_SPLIT_CODE_POINTS, 4096}},
+    /* The web chat page shows any length; AddMessage bounds texts. */
+    {HELPWIRE__V1__CHANNEL__CHANNEL_WEBCHAT, {HW_SPLIT_BYTES, 0}},
+};
+
+hw_split_limit hw_outbox_channel_limit(Helpwire__V1__Channel channel)
 {
+    for (size_t i = 0; i < sizeof channel_limits / sizeof *channel_limits; i++)
+        if (channel_limits[i].channel == channel)
+            return channel_limits[i].limit;
+    return (hw_split_limit){HW_SPLIT_BYTES, 0};
+}
+
+int hw_outbox_append_parts_in(hw_store_txn *w, hw_effects *fx, Helpwire__V1__OutboundMessage *m, hw_arena *a,
+                              hw_outbox_parts *sent)
+{
+    if (sent)
+        *sent = (hw_outbox_parts){0};
+    if (!complete(m) || (sent && !a))
+        return HW_EINVALID;
+    const char *text = m->text;
+    size_t len = strlen(text), n_parts = 0;
+    hw_split_limit limit = hw_outbox_channel_limit(m->channel);
+    int rc = hw_split_count(text, len, &limit, &n_parts);
+    if (rc != HW_OK)
+        return rc;
+    m->seq = 0;
+    if (n_parts == 0)
+        return HW_OK;
+    uint64_t *seqs = NULL;
+    if (sent) {
+        seqs = hw_arena_alloc(a, n_parts * sizeof *seqs);
+        if (!seqs)
+            return HW_ENOMEM;
+    }
+    char *buf = n_parts > 1 ? malloc(len + 1) : NULL; /* the part being appended, NUL-terminated */
+    if (n_parts > 1 && !buf)
+        return HW_ENOMEM;
+    uint64_t first = 0;
+    size_t pos = 0, i = 0;
+    hw_split_part p;
+    while (rc == HW_OK && i < n_parts && hw_split_next(text, len, &limit, &pos, &p) == 1) {
+        Helpwire__V1__OutboundMessage part = *m;
+        if (buf) {
+            memcpy(buf, text + p.offset, p.len_bytes);
+            buf[p.len_bytes] = '\0';
+            part.text = buf;
+        }
+        part.part = (uint32_t)(i + 1);
+        part.parts = (uint32_t)n_parts;
+        if (i + 1 < n_parts)
+            part.survey_url = (char *)""; /* the link ends the text: the last part carries it */
+        rc = hw_outbox_append_in(w, fx, &part);
+        if (rc == HW_OK) {
+            if (i == 0) {
+                first = part.seq;
+                m->created_unix_ms = part.created_unix_ms; /* every part the same time */
+            }
+            if (seqs)
+                seqs[i] = part.seq;
+            i++;
+        }
+    }
+    free(buf);
+    if (rc != HW_OK)
+        return rc;
+    assert(i == n_parts);
+    m->seq = first;
+    m->attempt = 0;
+    if (sent) {
+        sent->seqs = seqs;
+        sent->n = n_parts;
+    }
+    return HW_OK;
+}
+
+/* The send-to-customer helpers: *first receives the first part's sequence
+ * (left alone when nothing is queued). */
+static int send_to_customer(hw_store_txn *w, hw_effects *fx, const Helpwire__V1__Customer *c,
+                            Helpwire__V1__Channel channel, const char *ticket_id,
+                            Helpwire__V1__OutboundKind kind, const char *text, hw_arena *a,
+                            hw_outbox_parts *sent, uint64_t *first)
+{
+    if (sent)
+        *sent = (hw_outbox_parts){0};
     const Helpwire__V1__Identity *to = NULL;
     for (size_t i = 0; i < c->n_identities; i++)
         if (c->identities[i]->channel == channel) {
@@ -435,10 +533,25 @@ int hw_outbox_send_to_customer_in(hw_store_txn *w, hw_effects *fx, const Helpwir
     m.ticket_id = (char *)(ticket_id ? ticket_id : "");
     m.kind = kind;
     m.text = (char *)text;
-    int rc = hw_outbox_append_in(w, fx, &m);
-    if (rc == HW_OK && seq)
-        *seq = m.seq;
+    int rc = hw_outbox_append_parts_in(w, fx, &m, a, sent);
+    if (rc == HW_OK && first && m.seq)
+        *first = m.seq;
     return rc;
+}
+
+int hw_outbox_send_to_customer_in(hw_store_txn *w, hw_effects *fx, const Helpwire__V1__Customer *c,
+                                  Helpwire__V1__Channel channel, const char *ticket_id,
+                                  Helpwire__V1__OutboundKind kind, const char *text, uint64_t *seq)
+{
+    return send_to_customer(w, fx, c, channel, ticket_id, kind, text, NULL, NULL, seq);
+}
+
+int hw_outbox_send_parts_to_customer_in(hw_store_txn *w, hw_effects *fx, const Helpwire__V1__Customer *c,
+                                        Helpwire__V1__Channel channel, const char *ticket_id,
+                                        Helpwire__V1__OutboundKind kind, const char *text, hw_arena *a,
+                                        hw_outbox_parts *sent)
+{
+    return send_to_customer(w, fx, c, channel, ticket_id, kind, text, a, sent, NULL);
 }
 
 void hw_outbox_committed(hw_outbox *ob, Helpwire__V1__Channel channel)

@@ -10,6 +10,13 @@
  * commit that appended to their channel: the append records the channel on
  * the write's effects (effects.h), whose outbox_appended sink is
  * hw_outbox_committed.
+ *
+ * Channel limits: each channel takes texts up to a limit of its own
+ * (hw_outbox_channel_limit: one table in outbox.c). Everything helpwired
+ * writes to customers goes through hw_outbox_append_parts_in (directly or
+ * through the send-to-customer helpers), which queues a longer text as
+ * ordered parts (split.h) with consecutive sequences; the hub streams a
+ * channel oldest first, so the parts reach the bridge in order.
  */
 #ifndef HW_OUTBOX_H
 #define HW_OUTBOX_H
@@ -18,8 +25,10 @@
 
 #include "helpwire/v1/customers.pb-c.h"
 #include "helpwire/v1/outbox.pb-c.h"
+#include "server/base/arena.h"
 #include "server/domain/app.h"
 #include "server/domain/effects.h"
+#include "server/domain/split.h"
 #include "server/net/net.h"
 #include "server/store/store.h"
 
@@ -32,7 +41,8 @@ int hw_outbox_create(hw_outbox **out, hw_app *app);
 /* Ends every subscription and frees the hub. Call after hw_net_shutdown. */
 void hw_outbox_destroy(hw_outbox *ob);
 
-/* Inside a write fn: appends m to its channel's queue and records the
+/* Inside a write fn: appends m to its channel's queue, as one entry
+ * whatever its length (hw_outbox_append_parts_in splits), and records the
  * channel on fx, so that its subscribers are woken after the commit.
  * m->channel, m->channel_user_id, m->kind and m->text are required; m->seq
  * is assigned (written back), m->created_unix_ms set when 0, m->attempt
@@ -41,17 +51,54 @@ void hw_outbox_destroy(hw_outbox *ob);
  *   appended); store codes. */
 int hw_outbox_append_in(hw_store_txn *w, hw_effects *fx, Helpwire__V1__OutboundMessage *m);
 
+/* The message limit of channel (borrowed from the table in outbox.c):
+ * Telegram 4096 UTF-16 code units (sendMessage's text), WhatsApp 4096 code
+ * points (the Cloud API's text body), web chat none (the page shows any
+ * length; AddMessage's 16384 bytes bound it). An unknown channel has none.
+ * Pure; any thread. */
+hw_split_limit hw_outbox_channel_limit(Helpwire__V1__Channel channel);
+
+/* The outbox entries one text became: the sequences of its parts, in the
+ * order the customer receives them. */
+typedef struct hw_outbox_parts {
+    uint64_t *seqs; /* [n], allocated in the arena given; NULL when n is 0 */
+    size_t n;
+} hw_outbox_parts;
+
+/* Inside a write fn: appends m as hw_outbox_append_in does, its text split
+ * at its channel's limit (split.h's rules) into ordered parts: one entry
+ * per part, each a copy of m with the part as text, part/parts numbered,
+ * consecutive sequences; survey_url only on the last part. A text within
+ * the limit is one entry, unchanged. m->seq receives the first part's
+ * sequence (0 when there is no part: a text of whitespace only longer than
+ * the limit queues nothing). sent (may be NULL) receives every part's
+ * sequence, allocated in a (required with sent). Writer thread only.
+ * @return HW_OK; HW_EINVALID (a required field missing, text not valid
+ *   UTF-8, or sent without a: nothing appended); HW_ENOMEM; store codes. */
+int hw_outbox_append_parts_in(hw_store_txn *w, hw_effects *fx, Helpwire__V1__OutboundMessage *m, hw_arena *a,
+                              hw_outbox_parts *sent);
+
 /* Inside a write fn: queues text of kind (an OutboundKind) for customer c
  * (borrowed) on channel: to c's identity on that channel, else on c's
  * first identity; ticket_id may be NULL (an auto-reply before any ticket).
  * A customer with no identity (created through the API) has nowhere to be
  * sent to: nothing is queued, *seq is left alone and HW_OK returned.
- * *seq (may be NULL) receives the message's outbox sequence. Writer thread
- * only.
- * @return HW_OK; HW_EINVALID (empty text); store codes. */
+ * A text longer than the channel's limit is queued as ordered parts
+ * (hw_outbox_append_parts_in). *seq (may be NULL) receives the outbox
+ * sequence of the message, or of its first part. Writer thread only.
+ * @return HW_OK; HW_EINVALID (empty text, or not valid UTF-8); HW_ENOMEM;
+ *   store codes. */
 int hw_outbox_send_to_customer_in(hw_store_txn *w, hw_effects *fx, const Helpwire__V1__Customer *c,
                                   Helpwire__V1__Channel channel, const char *ticket_id,
                                   Helpwire__V1__OutboundKind kind, const char *text, uint64_t *seq);
+
+/* The same, reporting every part: sent (not NULL) receives the parts'
+ * sequences, allocated in a (n 0 when nothing was queued: no identity, or
+ * whitespace only beyond the limit). */
+int hw_outbox_send_parts_to_customer_in(hw_store_txn *w, hw_effects *fx, const Helpwire__V1__Customer *c,
+                                        Helpwire__V1__Channel channel, const char *ticket_id,
+                                        Helpwire__V1__OutboundKind kind, const char *text, hw_arena *a,
+                                        hw_outbox_parts *sent);
 
 /* After the commit of a write that appended to channel: wakes its
  * subscribers (the outbox_appended sink of effects.h). Cheap, never

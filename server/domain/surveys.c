@@ -152,7 +152,7 @@ int hw_surveys_create_in(hw_store_txn *w, hw_app *app, const Helpwire__V1__Ticke
     m.text = text;
     m.survey_url = url;
     m.created_unix_ms = now;
-    rc = hw_outbox_append_in(w, fx, &m);
+    rc = hw_outbox_append_parts_in(w, fx, &m, NULL, NULL); /* split at the channel's limit */
     if (rc != HW_OK)
         return rc;
 

@@ -256,8 +256,10 @@ int hw_tickets_open_in(hw_store_txn *w, const hw_ticket_open *o, hw_arena *a, hw
 
 int hw_tickets_add_message_in(hw_store_txn *w, Ticket *t, Helpwire__V1__MessageKind kind, const char *author,
                               const char *text, hw_arena *a, hw_effects *fx,
-                              Helpwire__V1__TicketMessage **msg_out, uint64_t *outbox_seq)
+                              Helpwire__V1__TicketMessage **msg_out, hw_outbox_parts *sent)
 {
+    if (sent)
+        *sent = (hw_outbox_parts){0};
     if (t->status == ST(CLOSED))
         return HW_EPRECONDITION;
     Helpwire__V1__TicketStatus prev = t->status;
@@ -271,7 +273,24 @@ int hw_tickets_add_message_in(hw_store_txn *w, Ticket *t, Helpwire__V1__MessageK
     m->author = (char *)author;
     m->text = (char *)text;
     m->created_unix_ms = hw_rpc_now_ms();
-    int rc = hw_store_ticket_message_append(w, m, NULL);
+    /* An agent reply is queued first, so that the message is stored once
+     * with the number of parts it was sent as. */
+    int rc = HW_OK;
+    hw_outbox_parts parts = {0};
+    if (kind == HELPWIRE__V1__MESSAGE_KIND__MESSAGE_KIND_AGENT_REPLY) {
+        Helpwire__V1__Customer *c;
+        rc = hw_store_customer_get(w, t->customer_id, a, &c);
+        if (rc == HW_OK)
+            rc = hw_outbox_send_parts_to_customer_in(w, fx, c, t->channel, t->id,
+                                                     HELPWIRE__V1__OUTBOUND_KIND__OUTBOUND_KIND_AGENT_REPLY,
+                                                     text, a, &parts);
+        else if (rc == HW_ENOTFOUND)
+            rc = HW_OK;
+        if (rc != HW_OK)
+            return rc;
+        m->delivery_parts = (uint32_t)parts.n;
+    }
+    rc = hw_store_ticket_message_append(w, m, NULL);
     if (rc != HW_OK)
         return rc;
     t->message_count++;
@@ -282,23 +301,18 @@ int hw_tickets_add_message_in(hw_store_txn *w, Ticket *t, Helpwire__V1__MessageK
     rc = store_ticket(w, t, prev, t->assignee_agent_id, HW_PUT_REPLACE);
     static const char *const kinds[] = {"message", "customer message", "agent reply", "internal note",
                                         "system message"};
+    const char *detail = kinds[(unsigned)kind < 5 ? kind : 0];
+    if (parts.n > 1)
+        detail = hw_arena_printf(a, "%s, sent in %zu parts", detail, parts.n);
+    if (rc == HW_OK && !detail)
+        rc = HW_ENOMEM;
     if (rc == HW_OK)
-        rc = hw_watch_record(w, fx, t, EV(MESSAGE), author, kinds[(unsigned)kind < 5 ? kind : 0]);
+        rc = hw_watch_record(w, fx, t, EV(MESSAGE), author, detail);
     if (rc == HW_OK && prev != t->status)
         rc = hw_watch_record(w, fx, t, EV(STATUS_CHANGED), author,
                              hw_arena_printf(a, "%s -> %s", status_name(prev), status_name(t->status)));
-    if (outbox_seq)
-        *outbox_seq = 0;
-    if (rc == HW_OK && kind == HELPWIRE__V1__MESSAGE_KIND__MESSAGE_KIND_AGENT_REPLY) {
-        Helpwire__V1__Customer *c;
-        rc = hw_store_customer_get(w, t->customer_id, a, &c);
-        if (rc == HW_OK)
-            rc = hw_outbox_send_to_customer_in(w, fx, c, t->channel, t->id,
-                                               HELPWIRE__V1__OUTBOUND_KIND__OUTBOUND_KIND_AGENT_REPLY, text,
-                                               outbox_seq);
-        else if (rc == HW_ENOTFOUND)
-            rc = HW_OK;
-    }
+    if (rc == HW_OK && sent)
+        *sent = parts;
     if (msg_out)
         *msg_out = m;
     return rc;
@@ -836,7 +850,7 @@ typedef struct {
     hw_wctx h;
     const Helpwire__V1__AddMessageRequest *req;
     Helpwire__V1__TicketMessage *msg;
-    uint64_t seq;
+    hw_outbox_parts sent;
 } message_ctx;
 
 static int message_fn(hw_store_txn *w, void *arg)
@@ -850,7 +864,7 @@ static int message_fn(hw_store_txn *w, void *arg)
     const char *author = c->req->kind == HELPWIRE__V1__MESSAGE_KIND__MESSAGE_KIND_CUSTOMER
                              ? hw_arena_printf(a, "customer:%s", t->customer_id)
                              : hw_rpc_actor(c->h.call);
-    rc = hw_tickets_add_message_in(w, t, c->req->kind, author, c->req->text, a, &c->h.fx, &c->msg, &c->seq);
+    rc = hw_tickets_add_message_in(w, t, c->req->kind, author, c->req->text, a, &c->h.fx, &c->msg, &c->sent);
     if (rc == HW_EPRECONDITION)
         return hw_rpc_wfail(&c->h, rc, "ticket %s is closed; open a new ticket instead", t->id);
     return rc;
@@ -863,7 +877,9 @@ static void message_done(void *arg, int status)
         return;
     Helpwire__V1__AddMessageReply r = HELPWIRE__V1__ADD_MESSAGE_REPLY__INIT;
     r.message = c->msg;
-    r.outbox_seq = c->seq;
+    r.outbox_seq = c->sent.n ? c->sent.seqs[0] : 0;
+    r.outbox_seqs = c->sent.seqs;
+    r.n_outbox_seqs = c->sent.n;
     hw_call_reply(c->h.call, &r.base);
 }
 

@@ -26,6 +26,7 @@
 #include "server/base/arena.h"
 #include "server/net/net.h"
 #include "server/domain/effects.h"
+#include "server/domain/outbox.h"
 #include "server/store/store.h"
 
 /* What opening a ticket needs. Strings are borrowed. */
@@ -52,11 +53,16 @@ int hw_tickets_open_in(hw_store_txn *w, const hw_ticket_open *o, hw_arena *a, hw
 /* Appends a message to ticket t (updated in place: message_count, updated
  * time, version; a PENDING ticket goes back to OPEN on a customer message),
  * with its MESSAGE event. For MESSAGE_KIND_AGENT_REPLY the text is also
- * queued in the outbox for the customer (*outbox_seq, may be NULL).
+ * queued in the outbox for the customer, split into ordered parts when
+ * longer than the channel's limit (outbox.h): the message, stored whole
+ * once, records how many in delivery_parts, the MESSAGE event's detail
+ * says "agent reply, sent in N parts" when N > 1, and *sent (may be NULL)
+ * receives the parts' outbox sequences (allocated in a; n 0 for the other
+ * kinds).
  * @return HW_OK; HW_EPRECONDITION (ticket closed); store codes. */
 int hw_tickets_add_message_in(hw_store_txn *w, Helpwire__V1__Ticket *t, Helpwire__V1__MessageKind kind,
                               const char *author, const char *text, hw_arena *a, hw_effects *fx,
-                              Helpwire__V1__TicketMessage **msg_out, uint64_t *outbox_seq);
+                              Helpwire__V1__TicketMessage **msg_out, hw_outbox_parts *sent);
 
 /* The customer's most recent ticket that is OPEN, PENDING or ESCALATED,
  * or HW_ENOTFOUND. */

@@ -1,8 +1,9 @@
 /*
  * outbox_test: hw_outbox_append_in on a real store (sequence assignment,
  * defaults, refusal of incomplete messages, a rolled-back append leaving
- * nothing behind) and the hub's lifecycle (create, wake with nobody
- * subscribed, destroy). Streaming to subscribers needs the gRPC server and
+ * nothing behind), the channel limits and hw_outbox_append_parts_in (a
+ * long text queued as ordered parts), and the hub's lifecycle (create,
+ * wake with nobody subscribed, destroy). Streaming to subscribers needs the gRPC server and
  * is covered by tests/integration/outbox_surveys_test.py.
  */
 #include <setjmp.h>
@@ -10,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -160,6 +162,140 @@ static void rolled_back_append_leaves_nothing_and_rerun_gets_fresh_sequence(void
     assert_int_equal(out[0]->seq, m.seq);
 }
 
+/* ------------------------------------------------------ channel limits */
+
+static void channel_limits_are_the_channels_own(void **state)
+{
+    (void)state;
+    hw_split_limit tg = hw_outbox_channel_limit(HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM);
+    hw_split_limit wa = hw_outbox_channel_limit(HELPWIRE__V1__CHANNEL__CHANNEL_WHATSAPP);
+    hw_split_limit wc = hw_outbox_channel_limit(HELPWIRE__V1__CHANNEL__CHANNEL_WEBCHAT);
+    assert_int_equal(tg.unit, HW_SPLIT_UTF16_UNITS);
+    assert_int_equal(tg.max_units, 4096);
+    assert_int_equal(wa.unit, HW_SPLIT_CODE_POINTS);
+    assert_int_equal(wa.max_units, 4096);
+    assert_int_equal(wc.max_units, 0);
+    assert_int_equal(hw_outbox_channel_limit((Helpwire__V1__Channel)99).max_units, 0);
+}
+
+typedef struct {
+    Helpwire__V1__OutboundMessage *m;
+    hw_arena *a;
+    hw_outbox_parts sent;
+    hw_effects fx;
+} parts_ctx;
+
+static int parts_fn(hw_store_txn *w, void *arg)
+{
+    parts_ctx *c = arg;
+    hw_effects_begin(&c->fx, NULL);
+    return hw_outbox_append_parts_in(w, &c->fx, c->m, c->a, &c->sent);
+}
+
+static char *repeat(const char *unit, size_t times)
+{
+    size_t n = strlen(unit);
+    char *s = malloc(n * times + 1);
+    for (size_t i = 0; i < times; i++)
+        memcpy(s + i * n, unit, n);
+    s[n * times] = '\0';
+    return s;
+}
+
+static void long_text_is_queued_as_ordered_parts_within_the_limit(void **state)
+{
+    fx *f = *state;
+    /* 5000 UTF-16 units of words: Telegram takes 4096. */
+    char *text = repeat("word ", 1000);
+    Helpwire__V1__OutboundMessage m = message(HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM, "42", text);
+    m.survey_url = "https://x/s/1";
+    parts_ctx c = {.m = &m, .a = f->a};
+    assert_int_equal(hw_store_write(f->s, parts_fn, &c), HW_OK);
+    assert_int_equal(c.sent.n, 2);
+    assert_int_equal(c.sent.seqs[0], 1);
+    assert_int_equal(c.sent.seqs[1], 2);
+    assert_int_equal(m.seq, 1);
+    assert_int_equal(c.fx.outbox_appended, 1u << HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM);
+    size_t n = 0;
+    Helpwire__V1__OutboundMessage **out = list(f, HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM, &n);
+    assert_int_equal(n, 2);
+    size_t l0 = strlen(out[0]->text), l1 = strlen(out[1]->text);
+    assert_true(l0 <= 4096 && l1 <= 4096);
+    /* The parts and the one space dropped at the cut are the text. */
+    assert_int_equal(l0 + 1 + l1, strlen(text));
+    assert_memory_equal(out[0]->text, text, l0);
+    assert_string_equal(out[1]->text, text + l0 + 1);
+    assert_int_equal(out[0]->part, 1);
+    assert_int_equal(out[1]->part, 2);
+    assert_int_equal(out[0]->parts, 2);
+    assert_int_equal(out[1]->parts, 2);
+    assert_string_equal(out[0]->survey_url, "");
+    assert_string_equal(out[1]->survey_url, "https://x/s/1");
+    assert_string_equal(out[1]->channel_user_id, "42");
+    assert_int_equal(out[0]->created_unix_ms, out[1]->created_unix_ms);
+    free(text);
+}
+
+static void text_within_the_limit_is_one_entry_unchanged(void **state)
+{
+    fx *f = *state;
+    /* 4096 code points, but 8192 UTF-16 units: one WhatsApp message. */
+    char *text = repeat("😀", 4096);
+    Helpwire__V1__OutboundMessage m = message(HELPWIRE__V1__CHANNEL__CHANNEL_WHATSAPP, "+49", text);
+    parts_ctx c = {.m = &m, .a = f->a};
+    assert_int_equal(hw_store_write(f->s, parts_fn, &c), HW_OK);
+    assert_int_equal(c.sent.n, 1);
+    size_t n = 0;
+    Helpwire__V1__OutboundMessage **out = list(f, HELPWIRE__V1__CHANNEL__CHANNEL_WHATSAPP, &n);
+    assert_int_equal(n, 1);
+    assert_string_equal(out[0]->text, text);
+    assert_int_equal(out[0]->part, 1);
+    assert_int_equal(out[0]->parts, 1);
+    /* The same on Telegram is two. */
+    m = message(HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM, "42", text);
+    assert_int_equal(hw_store_write(f->s, parts_fn, &c), HW_OK);
+    assert_int_equal(c.sent.n, 2);
+    /* The web chat takes any length. */
+    char *big = repeat("x", 20000);
+    m = message(HELPWIRE__V1__CHANNEL__CHANNEL_WEBCHAT, "u-1", big);
+    assert_int_equal(hw_store_write(f->s, parts_fn, &c), HW_OK);
+    assert_int_equal(c.sent.n, 1);
+    free(big);
+    free(text);
+}
+
+static void whitespace_only_beyond_the_limit_queues_nothing(void **state)
+{
+    fx *f = *state;
+    char *text = repeat("\n", 5000);
+    Helpwire__V1__OutboundMessage m = message(HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM, "42", text);
+    parts_ctx c = {.m = &m, .a = f->a};
+    assert_int_equal(hw_store_write(f->s, parts_fn, &c), HW_OK);
+    assert_int_equal(c.sent.n, 0);
+    assert_int_equal(m.seq, 0);
+    assert_int_equal(c.fx.outbox_appended, 0);
+    size_t n = 1;
+    list(f, HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM, &n);
+    assert_int_equal(n, 0);
+    free(text);
+}
+
+static void invalid_utf8_or_incomplete_messages_are_refused(void **state)
+{
+    fx *f = *state;
+    Helpwire__V1__OutboundMessage m = message(HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM, "42", "bad \xff");
+    parts_ctx c = {.m = &m, .a = f->a};
+    assert_int_equal(hw_store_write(f->s, parts_fn, &c), HW_EINVALID);
+    m = message(HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM, "", "no user");
+    assert_int_equal(hw_store_write(f->s, parts_fn, &c), HW_EINVALID);
+    c.a = NULL; /* seqs wanted, no arena */
+    m = message(HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM, "42", "fine");
+    assert_int_equal(hw_store_write(f->s, parts_fn, &c), HW_EINVALID);
+    size_t n = 1;
+    list(f, HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM, &n);
+    assert_int_equal(n, 0);
+}
+
 static void hub_starts_wakes_and_stops_without_subscribers(void **state)
 {
     fx *f = *state;
@@ -191,6 +327,11 @@ int main(void)
         T(append_assigns_sequences_per_channel_and_defaults),
         T(append_refuses_incomplete_messages),
         T(rolled_back_append_leaves_nothing_and_rerun_gets_fresh_sequence),
+        cmocka_unit_test(channel_limits_are_the_channels_own),
+        T(long_text_is_queued_as_ordered_parts_within_the_limit),
+        T(text_within_the_limit_is_one_entry_unchanged),
+        T(whitespace_only_beyond_the_limit_queues_nothing),
+        T(invalid_utf8_or_incomplete_messages_are_refused),
         T(hub_starts_wakes_and_stops_without_subscribers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

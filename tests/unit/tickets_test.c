@@ -445,6 +445,80 @@ static void close_sends_survey_and_wakes_its_channel(void **state)
     assert_int_equal(c.fx.events[1]->kind, EV(SURVEY_SENT));
 }
 
+/* ------------------------------------------------------------ messages */
+
+typedef struct {
+    fx *f;
+    const char *ticket_id, *text;
+    Helpwire__V1__MessageKind kind;
+    hw_effects fx;
+    Helpwire__V1__TicketMessage *msg;
+    hw_outbox_parts sent;
+} message_ctx;
+
+static int message_fn(hw_store_txn *w, void *arg)
+{
+    message_ctx *c = arg;
+    hw_effects_begin(&c->fx, c->f->a);
+    Ticket *t;
+    int rc = hw_store_ticket_get(w, c->ticket_id, c->f->a, &t);
+    if (rc != HW_OK)
+        return rc;
+    return hw_tickets_add_message_in(w, t, c->kind, "agent:test", c->text, c->f->a, &c->fx, &c->msg,
+                                     &c->sent);
+}
+
+static void long_agent_reply_is_sent_in_parts_and_stored_whole_once(void **state)
+{
+    fx *f = *state;
+    const char *id = open_ticket(f, "billing", 0);
+    size_t len = 5000;
+    char *text = malloc(len + 1);
+    for (size_t i = 0; i < len; i++)
+        text[i] = i % 6 == 5 ? ' ' : 'a';
+    text[len] = '\0';
+    message_ctx c = {
+        .f = f, .ticket_id = id, .text = text, .kind = HELPWIRE__V1__MESSAGE_KIND__MESSAGE_KIND_AGENT_REPLY};
+    assert_int_equal(hw_store_write(f->s, message_fn, &c), HW_OK);
+    assert_int_equal(c.sent.n, 2); /* the customer is on Telegram: 4096 per message */
+    assert_true(c.sent.seqs[1] == c.sent.seqs[0] + 1);
+    assert_int_equal(c.msg->delivery_parts, 2);
+    assert_int_equal(c.fx.outbox_appended, 1u << HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM);
+
+    hw_store_txn *t;
+    hw_store_cursor cur = {0};
+    Helpwire__V1__TicketMessage **msgs;
+    size_t n;
+    assert_int_equal(hw_store_read_begin(f->r, &t), HW_OK);
+    assert_int_equal(hw_store_ticket_message_list(t, id, &cur, 100, f->a, &msgs, &n), HW_OK);
+    hw_store_read_end(f->r);
+    assert_int_equal(n, 2); /* the customer's first message, the reply once */
+    assert_string_equal(msgs[1]->text, text);
+    assert_int_equal(msgs[1]->delivery_parts, 2);
+    size_t n_ev;
+    Helpwire__V1__TicketEvent **evs = history(f, id, &n_ev);
+    assert_string_equal(evs[n_ev - 1]->detail, "agent reply, sent in 2 parts");
+
+    /* A short reply is one part, and its event says so as before; a note
+     * is not sent at all. */
+    message_ctx s = {
+        .f = f, .ticket_id = id, .text = "ok", .kind = HELPWIRE__V1__MESSAGE_KIND__MESSAGE_KIND_AGENT_REPLY};
+    assert_int_equal(hw_store_write(f->s, message_fn, &s), HW_OK);
+    assert_int_equal(s.sent.n, 1);
+    assert_int_equal(s.msg->delivery_parts, 1);
+    evs = history(f, id, &n_ev);
+    assert_string_equal(evs[n_ev - 1]->detail, "agent reply");
+    message_ctx note = {.f = f,
+                        .ticket_id = id,
+                        .text = text,
+                        .kind = HELPWIRE__V1__MESSAGE_KIND__MESSAGE_KIND_INTERNAL_NOTE};
+    assert_int_equal(hw_store_write(f->s, message_fn, &note), HW_OK);
+    assert_int_equal(note.sent.n, 0);
+    assert_int_equal(note.msg->delivery_parts, 0);
+    assert_int_equal(note.fx.outbox_appended, 0);
+    free(text);
+}
+
 /* --------------------------------------------------------- load accounting */
 
 static void new_tickets_go_to_the_least_loaded_online_agent_and_count_as_load(void **state)
@@ -636,6 +710,7 @@ int main(void)
         T(only_open_or_pending_tickets_escalate),
         T(escalation_queues_an_alert_for_after_the_commit),
         T(close_sends_survey_and_wakes_its_channel),
+        T(long_agent_reply_is_sent_in_parts_and_stored_whole_once),
         T(new_tickets_go_to_the_least_loaded_online_agent_and_count_as_load),
         T(close_releases_load_and_the_agent_takes_the_waiting_ticket),
         T(reassignment_moves_load_between_agents),
