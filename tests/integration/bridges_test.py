@@ -670,6 +670,39 @@ class EndToEnd(unittest.TestCase):
             cls.server.stop()
 
 
+def utf16_units(text):
+    return len(text.encode("utf-16-le")) // 2
+
+
+def long_reply(chars):
+    """An agent's reply of exactly chars characters: sentences in
+    paragraphs."""
+    out, i = [], 0
+    while sum(map(len, out)) < chars:
+        i += 1
+        out.append("Step %d: open the settings page and check the billing address. " % i)
+        if i % 8 == 0:
+            out[-1] = out[-1].rstrip() + "\n\n"
+    return "".join(out)[:chars]
+
+
+CHINESE_REPLY = ("请在设置页面检查您的账单地址，然后再试一次。" * 300)[:5000]
+EMOJI_AT_THE_CUT = "x" * 4095 + "😀" * 400  # the first emoji's pair would straddle unit 4096
+
+
+def assert_parts_make(tc, text, parts):
+    """parts, in order, are text with only whitespace between them (what
+    helpwired drops at a cut) and nothing else missing or added."""
+    pos = 0
+    for p in parts:
+        tc.assertTrue(p and not p[0].isspace() or pos == 0, "a part starts with the text or after a cut")
+        at = text.find(p, pos)
+        tc.assertGreaterEqual(at, 0, "part not found in order in the reply")
+        tc.assertEqual(text[pos:at].strip(), "", "only whitespace between parts")
+        pos = at + len(p)
+    tc.assertEqual(text[pos:].strip(), "")
+
+
 FAQ_QUESTION = "如何重置密码"
 TICKET_TEXT = "My invoice shows a double charge and I need a refund for order 4711"
 
@@ -743,6 +776,54 @@ class TelegramEndToEnd(EndToEnd):
         self.fake.add_text(1004, FAQ_QUESTION)
         self.assertTrue(self.fake.wait_for(lambda: self.fake.sent_to(1004), timeout=30), self.bridge.read_log())
         self.assertTrue(self.bridge.events("outbox_reconnect"))
+
+    def reply_in_parts(self, chat, text, want_parts):
+        """An agent reply of text to a new ticket of chat: the texts the
+        fake Bot API received for it, in order, after checking the reply's
+        sequences and the stored message."""
+        ticket = self.open_ticket(chat)
+        rep = agent_call(self.server, "helpwire.v1.Tickets/AddMessage", ticket_id=ticket,
+                         kind="MESSAGE_KIND_AGENT_REPLY", text=text)
+        self.assertEqual(len(rep.outbox_seqs), want_parts)
+        self.assertEqual(rep.outbox_seq, rep.outbox_seqs[0])
+        self.assertEqual(list(rep.outbox_seqs), list(range(rep.outbox_seq, rep.outbox_seq + want_parts)))
+        self.assertEqual(rep.message.delivery_parts, want_parts)
+        self.assertTrue(self.fake.wait_for(lambda: len(self.fake.sent_to(chat)) >= 1 + want_parts),
+                        self.bridge.read_log())
+        time.sleep(0.5)  # nothing more comes
+        got = [m["text"] for m in self.fake.sent_to(chat)[1:]]
+        self.assertEqual(len(got), want_parts, got)
+        for t in got:
+            self.assertLessEqual(utf16_units(t), 4096)
+        # The ticket keeps the whole reply, once.
+        msgs = agent_call(self.server, "helpwire.v1.Tickets/GetTicket", ticket_id=ticket,
+                          include_messages=True).messages
+        self.assertEqual([m.text for m in msgs if m.text == text], [text])
+        return got
+
+    def test_a_5000_character_reply_arrives_as_2_ordered_messages_within_4096(self):
+        text = long_reply(5000)
+        got = self.reply_in_parts(1010, text, 2)
+        assert_parts_make(self, text, got)
+        self.assertTrue(text.startswith(got[0]))
+        self.assertGreater(utf16_units(got[0]), 2048)
+
+    def test_a_chinese_reply_is_cut_after_a_full_stop(self):
+        got = self.reply_in_parts(1011, CHINESE_REPLY, 2)
+        assert_parts_make(self, CHINESE_REPLY, got)
+        self.assertEqual(got[0][-1], "。")
+        self.assertEqual("".join(got), CHINESE_REPLY)  # no whitespace at the cut: nothing dropped
+
+    def test_an_emoji_at_the_cut_is_not_split_in_half(self):
+        got = self.reply_in_parts(1012, EMOJI_AT_THE_CUT, 2)
+        self.assertEqual("".join(got), EMOJI_AT_THE_CUT)
+        self.assertEqual(got[0], "x" * 4095)  # 4095 + 2 would be 4097 UTF-16 units
+        self.assertEqual(got[1], "😀" * 400)
+
+    def test_a_reply_of_exactly_4096_units_is_one_message(self):
+        text = "y" * 4094 + "😀"
+        got = self.reply_in_parts(1013, text, 1)
+        self.assertEqual(got, [text])
 
     def test_rate_limited_send_is_retried_after_retry_after_and_sent_once(self):
         self.fake.fail_next(429, {"ok": False, "error_code": 429, "description": "Too Many Requests",
@@ -851,6 +932,42 @@ class WhatsAppEndToEnd(EndToEnd):
         closed = agent_call(self.server, "helpwire.v1.Tickets/CloseTicket", ticket_id=ticket, resolution="done")
         self.assertTrue(self.fake.wait_for(lambda: len(self.fake.sent_to(user)) >= 3))
         self.assertIn(closed.survey_url, self.fake.sent_to(user)[2]["text"]["body"])
+
+    def reply_in_parts(self, user, text, want_parts):
+        st, wamid = self.post(user, TICKET_TEXT)
+        self.assertTrue(self.fake.wait_for(lambda: self.fake.sent_to(user)), self.bridge.read_log())
+        ticket = route_again(self.server, "CHANNEL_WHATSAPP", user, wamid).ticket_id
+        rep = agent_call(self.server, "helpwire.v1.Tickets/AddMessage", ticket_id=ticket,
+                         kind="MESSAGE_KIND_AGENT_REPLY", text=text)
+        self.assertEqual(len(rep.outbox_seqs), want_parts)
+        self.assertEqual(rep.message.delivery_parts, want_parts)
+        self.assertTrue(self.fake.wait_for(lambda: len(self.fake.sent_to(user)) >= 1 + want_parts),
+                        self.bridge.read_log())
+        time.sleep(0.5)
+        got = [m["text"]["body"] for m in self.fake.sent_to(user)[1:]]
+        self.assertEqual(len(got), want_parts, got)
+        for t in got:
+            self.assertLessEqual(len(t), 4096)  # characters (code points)
+        return got
+
+    def test_a_5000_character_reply_arrives_as_2_ordered_messages_within_4096(self):
+        text = long_reply(5000)
+        got = self.reply_in_parts("4915200000010", text, 2)
+        assert_parts_make(self, text, got)
+        self.assertTrue(text.startswith(got[0]))
+
+    def test_a_chinese_reply_is_cut_after_a_full_stop(self):
+        got = self.reply_in_parts("4915200000011", CHINESE_REPLY, 2)
+        self.assertEqual("".join(got), CHINESE_REPLY)
+        self.assertEqual(got[0][-1], "。")
+
+    def test_emoji_count_one_character_each(self):
+        # 4096 emoji are 4096 characters for WhatsApp (8192 UTF-16 units).
+        text = "😀" * 4096
+        self.assertEqual(self.reply_in_parts("4915200000012", text, 1), [text])
+        text = "z" * 4094 + "😀" * 4  # 4098 characters
+        got = self.reply_in_parts("4915200000013", text, 2)
+        self.assertEqual(got, ["z" * 4094 + "😀" * 2, "😀" * 2])
 
     def test_bad_signature_is_refused_and_nothing_is_routed(self):
         user = "4915200000003"
@@ -985,6 +1102,18 @@ class WebchatEndToEnd(EndToEnd):
         self.assertEqual(st, 409, j)
         st, j = post_json(self.bridge.url + "/api/survey", {"token": "A" * 22, "rating": 3})
         self.assertEqual(st, 404, j)
+
+    def test_a_long_reply_is_one_event_in_the_web_chat(self):
+        sid = self.session()
+        st, j = self.send(sid, TICKET_TEXT, "l1")
+        first = self.poll(sid)
+        ticket = route_again(self.server, "CHANNEL_WEBCHAT", sid, sid + ":l1").ticket_id
+        text = long_reply(10000)
+        rep = agent_call(self.server, "helpwire.v1.Tickets/AddMessage", ticket_id=ticket,
+                         kind="MESSAGE_KIND_AGENT_REPLY", text=text)
+        self.assertEqual(len(rep.outbox_seqs), 1)
+        ev = self.poll(sid, after=first[-1]["id"])
+        self.assertEqual([e["text"] for e in ev], [text])
 
     def test_messages_queued_while_the_bridge_is_down_arrive_once(self):
         sid = self.session()
