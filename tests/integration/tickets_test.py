@@ -41,6 +41,46 @@ class TicketLife(unittest.TestCase):
     def create(self, customer, text="The app crashes with error 4411 on start", **kw):
         return self.agent.call("helpwire.v1.Tickets/CreateTicket", customerId=customer, text=text, **kw)
 
+    def test_a_reply_over_the_channel_limit_is_sent_in_parts_the_agent_sees(self):
+        cust = new_customer(self.bridge, "long-1")  # a Telegram customer: 4096 UTF-16 units a message
+        t = self.create(cust, queue="technical").ticket
+        text = ("Please reinstall the app and sign in again. " * 120).strip()  # 5279 characters
+        m = self.agent.call("helpwire.v1.Tickets/AddMessage", ticketId=t.id, kind="MESSAGE_KIND_AGENT_REPLY",
+                            text=text)
+        self.assertEqual(len(m.outbox_seqs), 2)
+        self.assertEqual(m.outbox_seqs[1], m.outbox_seqs[0] + 1)
+        self.assertEqual(m.outbox_seq, m.outbox_seqs[0])
+        self.assertEqual(m.message.delivery_parts, 2)
+        self.assertEqual(m.message.text, text)
+        # Kept whole, once; the history says how it was sent.
+        got = self.agent.call("helpwire.v1.Tickets/GetTicket", ticketId=t.id, includeMessages=True)
+        self.assertEqual([x.text for x in got.messages if x.kind == 2], [text])
+        self.assertEqual(got.messages[-1].delivery_parts, 2)
+        hist = self.agent.call("helpwire.v1.Tickets/GetTicketHistory", ticketId=t.id).events
+        self.assertIn("agent reply, sent in 2 parts", [e.detail for e in hist])
+        # The outbox streams the parts in order, numbered.
+        stream = self.bridge.stream("helpwire.v1.Outbox/Subscribe", timeout=10, channel=TG)
+        parts = []
+        for o in stream:
+            if o.seq in m.outbox_seqs:
+                parts.append(o)
+            if len(parts) == 2:
+                break
+        stream.cancel()
+        self.assertEqual([o.seq for o in parts], list(m.outbox_seqs))
+        self.assertEqual([(o.part, o.parts) for o in parts], [(1, 2), (2, 2)])
+        self.assertEqual(parts[0].text + " " + parts[1].text, text)
+        for o in parts:
+            self.assertLessEqual(len(o.text.encode("utf-16-le")) // 2, 4096)
+        # A short reply and a note are as before.
+        m = self.agent.call("helpwire.v1.Tickets/AddMessage", ticketId=t.id, kind="MESSAGE_KIND_AGENT_REPLY",
+                            text="Done?")
+        self.assertEqual(list(m.outbox_seqs), [m.outbox_seq])
+        self.assertEqual(m.message.delivery_parts, 1)
+        m = self.agent.call("helpwire.v1.Tickets/AddMessage", ticketId=t.id, kind="MESSAGE_KIND_INTERNAL_NOTE",
+                            text=text)
+        self.assertEqual((m.outbox_seq, list(m.outbox_seqs), m.message.delivery_parts), (0, [], 0))
+
     def test_whole_life_of_a_ticket(self):
         cust = new_customer(self.bridge, "life-1")
         rep = self.create(cust, queue="technical", idempotencyKey="life-1-k", tags=["mobile"])
