@@ -825,6 +825,27 @@ class TelegramEndToEnd(EndToEnd):
         got = self.reply_in_parts(1013, text, 1)
         self.assertEqual(got, [text])
 
+    def test_a_long_faq_answer_is_auto_replied_in_ordered_parts(self):
+        answer = long_reply(6000)
+        admin = self.server.client("admin")
+        try:
+            admin.call("helpwire.v1.Knowledge/PutFaq", faq={
+                "id": "long-export", "question": "How do I export invoices to my accounting software?",
+                "answer": answer, "locale": "en"})
+        finally:
+            admin.close()
+        u = self.fake.add_text(1014, "How do I export invoices to my accounting software?")
+        self.assertTrue(self.fake.wait_for(lambda: len(self.fake.sent_to(1014)) >= 2), self.bridge.read_log())
+        time.sleep(0.5)
+        r = route_again(self.server, "CHANNEL_TELEGRAM", "1014", self.message_key(u))
+        self.assertEqual(r.reply_text, answer, "the FAQ answered")
+        got = [m["text"] for m in self.fake.sent_to(1014)]
+        self.assertEqual(len(got), 2)
+        self.assertEqual(r.outbox_seq > 0, True)
+        for t in got:
+            self.assertLessEqual(utf16_units(t), 4096)
+        assert_parts_make(self, answer, got)
+
     def test_rate_limited_send_is_retried_after_retry_after_and_sent_once(self):
         self.fake.fail_next(429, {"ok": False, "error_code": 429, "description": "Too Many Requests",
                                   "parameters": {"retry_after": 1}}, match="sendMessage")
