@@ -19,6 +19,11 @@ Both must be under 2 s; under ASan or TSan (ASAN_OPTIONS or TSAN_OPTIONS
 in the environment, as the sanitizer configs set them) every process runs
 several times slower, and 4 s is allowed. The bridges run with their
 default backoff settings, as in production.
+
+While helpwired is down, a visitor's send is answered with a short line in
+the visitor's language (Chinese for Chinese text or a zh browser, English
+otherwise) and 503 with Retry-After; the technical cause goes only to the
+bridge's log.
 """
 import json
 import os
@@ -282,6 +287,72 @@ class TelegramReturn(ReturnCase):
             # Its auto-reply is out before the next round.
             self.assertTrue(self.fake.wait_for(lambda: self.fake.sent_to(3002 + n), timeout=20),
                             self.bridge.read_log())
+
+
+class WebchatVisitorErrors(unittest.TestCase):
+    """helpwired down: what a visitor's page receives."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.bridge = bt.Bridge("webchat", ["--helpwire", "127.0.0.1:%d" % bt.free_port(), "--listen",
+                                           "127.0.0.1:0", "--rpc-timeout-ms", "1000"],
+                               {"HELPWIRE_TOKEN": "t"})
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.bridge.stop()
+        assert rc == 0, cls.bridge.read_log()
+
+    def send(self, text, headers=None):
+        st, sess = bt.post_json(self.bridge.url + "/api/session", {})
+        st, h, body = fc.http_request(self.bridge.url + "/api/messages", "POST",
+                                      {"session_id": sess["session_id"], "text": text}, headers, timeout=30)
+        return st, h, json.loads(body.decode())
+
+    def assert_friendly(self, j):
+        for word in ("127.0.0.1", "ipv4", "Connection refused", "UNAVAILABLE", "DEADLINE", "grpc", "failed to"):
+            self.assertNotIn(word.lower(), j["error"].lower())
+        self.assertLess(len(j["error"]), 120)
+
+    def test_english_text_gets_an_english_line_and_503_with_retry_after(self):
+        st, h, j = self.send("hello, is anyone there?")
+        self.assertEqual(st, 503, j)
+        self.assertEqual(h.get("Retry-After"), "5")
+        self.assert_friendly(j)
+        self.assertRegex(j["error"], r"^[ -~]+$")
+        self.assertTrue(j["retry"])
+        self.assertEqual(j["code"], "unavailable")
+
+    def test_chinese_text_gets_a_chinese_line(self):
+        st, h, j = self.send("你好，我的订单还没有到")
+        self.assertEqual(st, 503, j)
+        self.assert_friendly(j)
+        self.assertRegex(j["error"], r"[\u4e00-\u9fff]")
+
+    def test_a_zh_browser_gets_a_chinese_line_for_any_text(self):
+        st, h, j = self.send("order 4711?", {"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.8"})
+        self.assertEqual(st, 503, j)
+        self.assertRegex(j["error"], r"[\u4e00-\u9fff]")
+        st, h, j = self.send("order 4711?", {"Accept-Language": "en-US,en;q=0.9"})
+        self.assertRegex(j["error"], r"^[ -~]+$")
+
+    def test_the_technical_cause_is_in_the_bridge_log_only(self):
+        st, h, j = self.send("log me")
+        self.assertTrue(self.bridge.wait_log("visitor_error"), self.bridge.read_log())
+        line = self.bridge.events("visitor_error")[-1]
+        self.assertIn("http=503 code=unavailable", line)
+        self.assertIn("cause=\"UNAVAILABLE: no connection to helpwired within the deadline", line)
+        self.assertNotIn("helpwired", json.dumps(j))
+
+    def test_unknown_paths_and_bad_requests_get_lines_too(self):
+        st, _, body = fc.http_request(self.bridge.url + "/nope", headers={"Accept-Language": "zh-TW"})
+        j = json.loads(body.decode())
+        self.assertEqual((st, j["code"]), (404, "no_such_page"))
+        self.assertRegex(j["error"], r"[\u4e00-\u9fff]")
+        st, _, body = fc.http_request(self.bridge.url + "/api/messages", "POST", b"not json")
+        j = json.loads(body.decode())
+        self.assertEqual((st, j["code"], j["retry"]), (400, "bad_request", False))
+        self.assert_friendly(j)
 
 
 if __name__ == "__main__":
