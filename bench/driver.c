@@ -355,7 +355,7 @@ static int create_channels(hw_drv *d, char *err, size_t errlen)
         args[2].type = GRPC_ARG_INTEGER;
         args[2].key = (char *)"helpwire.bench.connection";
         args[2].value.integer = (int)i;
-        if (hw_channel_open(d->cfg.target, &sec, args, 4, &d->conns[i].channel, err, errlen) != 0)
+        if (hw_channel_open(d->cfg.target, &sec, NULL, args, 4, &d->conns[i].channel, err, errlen) != 0)
             return -EINVAL;
         for (int k = 0; k < HW_RPC_COUNT; k++)
             d->conns[i].method[k] = grpc_channel_register_call(

@@ -1,7 +1,11 @@
 /*
  * channel: see channel.h. TLS uses the C core's SSL channel credentials
  * with the roots read from the file; the expected server name, when given,
- * is the SSL target name override argument.
+ * is the SSL target name override argument. The reconnect schedule is
+ * three channel arguments: GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS and
+ * GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, and GRPC_ARG_MIN_RECONNECT_BACKOFF_MS,
+ * which despite its name is the least time the core grants one connection
+ * attempt (its "min connect timeout").
  */
 #include "clients/lib/channel.h"
 
@@ -30,13 +34,34 @@ static char *read_roots(const char *path, char *err, size_t errlen)
     return buf;
 }
 
-int hw_channel_open(const char *target, const hw_channel_security *sec, const grpc_arg *args, size_t n_args,
-                    grpc_channel **out, char *err, size_t errlen)
+hw_channel_reconnect hw_channel_reconnect_resolve(const hw_channel_reconnect *rc)
+{
+    hw_channel_reconnect r = rc ? *rc : (hw_channel_reconnect){0, 0, 0};
+    if (r.initial_ms <= 0)
+        r.initial_ms = HW_CHANNEL_RECONNECT_INITIAL_MS;
+    if (r.max_ms <= 0)
+        r.max_ms = HW_CHANNEL_RECONNECT_MAX_MS;
+    if (r.connect_timeout_ms <= 0)
+        r.connect_timeout_ms = HW_CHANNEL_CONNECT_TIMEOUT_MS;
+    if (r.initial_ms > r.max_ms)
+        r.initial_ms = r.max_ms;
+    return r;
+}
+
+static void int_arg(grpc_arg *a, const char *key, int value)
+{
+    a->type = GRPC_ARG_INTEGER;
+    a->key = (char *)key;
+    a->value.integer = value;
+}
+
+int hw_channel_open(const char *target, const hw_channel_security *sec, const hw_channel_reconnect *reconnect,
+                    const grpc_arg *args, size_t n_args, grpc_channel **out, char *err, size_t errlen)
 {
     int rc = -1;
     char *roots = NULL;
     grpc_channel_credentials *creds = NULL;
-    grpc_arg *all = calloc(n_args + 1, sizeof *all);
+    grpc_arg *all = calloc(n_args + 4, sizeof *all);
     *out = NULL;
     if (!all) {
         snprintf(err, errlen, "out of memory");
@@ -45,6 +70,10 @@ int hw_channel_open(const char *target, const hw_channel_security *sec, const gr
     if (n_args)
         memcpy(all, args, n_args * sizeof *args);
     size_t n = n_args;
+    hw_channel_reconnect r = hw_channel_reconnect_resolve(reconnect);
+    int_arg(&all[n++], GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, r.initial_ms);
+    int_arg(&all[n++], GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, r.max_ms);
+    int_arg(&all[n++], GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, r.connect_timeout_ms);
     if (sec && sec->tls_ca_file && *sec->tls_ca_file) {
         if (!(roots = read_roots(sec->tls_ca_file, err, errlen)))
             goto out;

@@ -5,6 +5,12 @@
  * flags. hw_client (client.h) opens its channel here; the load generator,
  * which spreads its calls over many channels with their own arguments,
  * calls hw_channel_open directly.
+ *
+ * Every channel reconnects on our schedule, not the core's: the core's
+ * defaults (first retry after 1 s, growing 1.6 times per failed attempt up
+ * to 120 s, and 20 s granted to each attempt) leave a client that lost
+ * helpwired for a few seconds waiting many more once it is back. A bridge
+ * ties the schedule to its --backoff-* settings (runtime.c).
  */
 #ifndef HW_CLIENT_CHANNEL_H
 #define HW_CLIENT_CHANNEL_H
@@ -19,14 +25,39 @@ typedef struct hw_channel_security {
     const char *tls_server_name; /* name the certificate must carry; NULL or "": the target's host */
 } hw_channel_security;
 
+/* How a channel reconnects once its connection is gone (helpwired
+ * restarting, a network cut). Before each new attempt the core waits a
+ * backoff: initial_ms after the first failure, then 1.6 times longer after
+ * each further one, up to max_ms, each delay with +/-20% jitter; so once
+ * helpwired is back, the channel is connected again within about 1.2 x
+ * max_ms. Each attempt may take up to connect_timeout_ms (a TCP connect
+ * to a host that drops packets, a TLS handshake) before it is abandoned. A
+ * zero field takes its default below; an initial_ms above max_ms is
+ * lowered to max_ms. */
+typedef struct hw_channel_reconnect {
+    int initial_ms;
+    int max_ms;
+    int connect_timeout_ms;
+} hw_channel_reconnect;
+
+#define HW_CHANNEL_RECONNECT_INITIAL_MS 250
+#define HW_CHANNEL_RECONNECT_MAX_MS 1000
+#define HW_CHANNEL_CONNECT_TIMEOUT_MS 2000
+
 /* The largest CA file read. */
 #define HW_CHANNEL_MAX_CA_BYTES (1 << 20)
 
 /* Opens a channel to target (host:port; connects lazily) with the extra
- * channel args (may be NULL with n_args 0). grpc_init() must have been
+ * channel args (may be NULL with n_args 0; they must not name the reconnect
+ * arguments, GRPC_ARG_{INITIAL,MIN,MAX}_RECONNECT_BACKOFF_MS) and the
+ * reconnect schedule rc (NULL: the defaults). grpc_init() must have been
  * called. Returns 0 with *out (release with grpc_channel_destroy), or -1
  * with a message in err naming the cause (e.g. "--tls-ca FILE: ..."). */
-int hw_channel_open(const char *target, const hw_channel_security *sec, const grpc_arg *args, size_t n_args,
-                    grpc_channel **out, char *err, size_t errlen);
+int hw_channel_open(const char *target, const hw_channel_security *sec, const hw_channel_reconnect *rc,
+                    const grpc_arg *args, size_t n_args, grpc_channel **out, char *err, size_t errlen);
+
+/* rc with its zero fields replaced by the defaults and initial_ms at most
+ * max_ms (rc NULL: the defaults), as hw_channel_open applies it. */
+hw_channel_reconnect hw_channel_reconnect_resolve(const hw_channel_reconnect *rc);
 
 #endif

@@ -217,6 +217,7 @@ grpc_call_error hw_client_call_start(hw_client_call *c, grpc_call *call, const g
     grpc_op ops[6];
     memset(ops, 0, sizeof ops);
     ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[0].flags = c->wait_for_ready ? GRPC_INITIAL_METADATA_WAIT_FOR_READY : 0;
     ops[0].data.send_initial_metadata.count = n_md;
     ops[0].data.send_initial_metadata.metadata = n_md ? (grpc_metadata *)md : NULL;
     ops[1].op = GRPC_OP_SEND_MESSAGE;
@@ -272,6 +273,7 @@ struct hw_client {
     grpc_channel *channel;
     hw_client_auth auth;
     int timeout_ms;
+    bool wait_for_ready;
 };
 
 int hw_client_create(hw_client **out, const hw_client_options *o, char *err, size_t errlen)
@@ -285,20 +287,15 @@ int hw_client_create(hw_client **out, const hw_client_options *o, char *err, siz
         goto out;
     }
     c->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : DEFAULT_TIMEOUT_MS;
+    c->wait_for_ready = o->wait_for_ready;
     if (hw_client_auth_init(&c->auth, o->token, err, errlen) != 0)
         goto out;
-    grpc_arg args[2];
-    size_t nargs = 0;
-    args[nargs].type = GRPC_ARG_INTEGER;
-    args[nargs].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
-    args[nargs++].value.integer = o->max_receive_bytes > 0 ? o->max_receive_bytes : DEFAULT_MAX_RECEIVE_BYTES;
-    if (o->max_reconnect_backoff_ms > 0) {
-        args[nargs].type = GRPC_ARG_INTEGER;
-        args[nargs].key = (char *)GRPC_ARG_MAX_RECONNECT_BACKOFF_MS;
-        args[nargs++].value.integer = o->max_reconnect_backoff_ms;
-    }
+    grpc_arg args[1];
+    args[0].type = GRPC_ARG_INTEGER;
+    args[0].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
+    args[0].value.integer = o->max_receive_bytes > 0 ? o->max_receive_bytes : DEFAULT_MAX_RECEIVE_BYTES;
     hw_channel_security sec = {.tls_ca_file = o->tls_ca_file, .tls_server_name = o->tls_server_name};
-    if (hw_channel_open(o->target, &sec, args, nargs, &c->channel, err, errlen) != 0)
+    if (hw_channel_open(o->target, &sec, &o->reconnect, args, 1, &c->channel, err, errlen) != 0)
         goto out;
     *out = c;
     c = NULL;
@@ -323,6 +320,11 @@ grpc_channel *hw_client_channel(hw_client *c)
     return c->channel;
 }
 
+bool hw_client_wait_for_ready(const hw_client *c)
+{
+    return c->wait_for_ready;
+}
+
 const grpc_metadata *hw_client_metadata(const hw_client *c, size_t *count)
 {
     *count = c->auth.count;
@@ -341,6 +343,7 @@ static int start_on(hw_client *c, grpc_completion_queue *cq, hw_client_call *slo
 {
     grpc_call *call = grpc_channel_create_call(c->channel, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
                                                grpc_slice_from_static_string(method), NULL, deadline, NULL);
+    slot->wait_for_ready = c->wait_for_ready;
     if (hw_client_call_start(slot, call, c->auth.md, c->auth.count, request, slot) == GRPC_CALL_OK)
         return 0;
     set_local_status(st, GRPC_STATUS_INTERNAL,
@@ -349,6 +352,39 @@ static int start_on(hw_client *c, grpc_completion_queue *cq, hw_client_call *slo
                               : "cannot start the call");
     hw_client_call_end(slot);
     return -1;
+}
+
+static const char *connectivity_name(grpc_connectivity_state s)
+{
+    switch (s) {
+    case GRPC_CHANNEL_IDLE:
+        return "IDLE";
+    case GRPC_CHANNEL_CONNECTING:
+        return "CONNECTING";
+    case GRPC_CHANNEL_READY:
+        return "READY";
+    case GRPC_CHANNEL_TRANSIENT_FAILURE:
+        return "TRANSIENT_FAILURE";
+    default:
+        return "SHUTDOWN";
+    }
+}
+
+/* The outcome of a finished call of c. A waiting call (wait-for-ready)
+ * that ran out of time while the channel is still not connected never
+ * reached helpwired: that is UNAVAILABLE, as it would have been at once
+ * without the wait, and not a slow server's DEADLINE_EXCEEDED. */
+static void finished_status(hw_client *c, const hw_client_call *slot, hw_client_status *st)
+{
+    hw_client_call_status(slot, st);
+    if (!slot->wait_for_ready || st->code != GRPC_STATUS_DEADLINE_EXCEEDED)
+        return;
+    grpc_connectivity_state s = grpc_channel_check_connectivity_state(c->channel, 0);
+    if (s == GRPC_CHANNEL_READY)
+        return;
+    st->code = GRPC_STATUS_UNAVAILABLE;
+    snprintf(st->message, sizeof st->message, "no connection to helpwired within the deadline (channel %s)",
+             connectivity_name(s));
 }
 
 void hw_client_cq_destroy(grpc_completion_queue *cq)
@@ -379,7 +415,7 @@ static int call_blocking(hw_client *c, const char *method, grpc_byte_buffer *req
             grpc_call_cancel(slot.call, NULL);
             grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
         }
-        hw_client_call_status(&slot, st);
+        finished_status(c, &slot, st);
         if (st->code == GRPC_STATUS_OK) {
             *reply = slot.reply;
             slot.reply = NULL;
@@ -492,7 +528,7 @@ static void pipe_wait_one(hw_client_pipe *p)
     pipe_slot *slot = ev.tag;
     ProtobufCMessage *reply = NULL;
     hw_client_status st;
-    hw_client_call_status(&slot->rpc, &st);
+    finished_status(p->client, &slot->rpc, &st);
     if (st.code == GRPC_STATUS_OK)
         reply = unpack_reply(slot->rpc.reply, p->reply_desc, &st);
     hw_client_call_end(&slot->rpc);

@@ -34,6 +34,8 @@
 #include <grpc/grpc.h>
 #include <protobuf-c/protobuf-c.h>
 
+#include "clients/lib/channel.h"
+
 /* ---- status ---- */
 
 /* A call's outcome: a grpc_status_code and the server's message (or a
@@ -128,9 +130,10 @@ typedef struct hw_client_call {
     grpc_status_code status; /* after completion */
     grpc_slice details;      /* after completion: the server's message */
     const char *error_string;
+    bool wait_for_ready; /* set before the start: the call waits for a connection (see hw_client_options) */
 } hw_client_call;
 
-/* Prepares c for its first call. */
+/* Prepares c for its first call (wait_for_ready false). */
 void hw_client_call_init(hw_client_call *c);
 
 /* Starts call (created by the caller with a deadline on its queue) as one
@@ -156,13 +159,21 @@ void hw_client_call_fini(hw_client_call *c);
 typedef struct hw_client hw_client;
 
 typedef struct hw_client_options {
-    const char *target;           /* host:port; required */
-    const char *token;            /* bearer token, or NULL/"" for none; copied, wiped on destroy */
-    const char *tls_ca_file;      /* PEM roots for TLS; NULL/"" for plaintext */
-    const char *tls_server_name;  /* expected certificate name, or NULL */
-    int timeout_ms;               /* deadline of calls given timeout 0; 0 for 10000 */
-    int max_receive_bytes;        /* largest reply accepted; 0 for 4 MiB */
-    int max_reconnect_backoff_ms; /* 0 for the core's default (up to two minutes) */
+    const char *target;             /* host:port; required */
+    const char *token;              /* bearer token, or NULL/"" for none; copied, wiped on destroy */
+    const char *tls_ca_file;        /* PEM roots for TLS; NULL/"" for plaintext */
+    const char *tls_server_name;    /* expected certificate name, or NULL */
+    int timeout_ms;                 /* deadline of calls given timeout 0; 0 for 10000 */
+    int max_receive_bytes;          /* largest reply accepted; 0 for 4 MiB */
+    hw_channel_reconnect reconnect; /* the channel's reconnect schedule; zeros: channel.h's defaults */
+    /* Calls wait for a connection to helpwired, up to their deadline,
+     * instead of failing at once with UNAVAILABLE while the channel is
+     * not connected (gRPC's wait-for-ready): right for a process that
+     * must get its call through (a bridge), wrong for one that should say
+     * at once that helpwired is down (the CLI). A call that waited out its
+     * deadline without a connection reports UNAVAILABLE "no connection to
+     * helpwired within the deadline", not DEADLINE_EXCEEDED. */
+    bool wait_for_ready;
 } hw_client_options;
 
 /* Creates the channel (it connects lazily, on the first call).
@@ -178,6 +189,11 @@ void hw_client_destroy(hw_client *c);
 
 /* The channel (owned by c), for streaming calls. */
 grpc_channel *hw_client_channel(hw_client *c);
+
+/* Whether c's calls wait for a connection (hw_client_options). Streaming
+ * callers set GRPC_INITIAL_METADATA_WAIT_FOR_READY on their initial
+ * metadata accordingly. */
+bool hw_client_wait_for_ready(const hw_client *c);
 
 /* The metadata every call sends (*count entries, 0 or 1), owned by c. */
 const grpc_metadata *hw_client_metadata(const hw_client *c, size_t *count);

@@ -1,8 +1,9 @@
 /*
  * client_test: the parts of the client library that need no server: the
  * status names and which codes are retried, packing and unpacking, the
- * bearer metadata, and a call that cannot start giving back what it took.
- * The calls themselves are exercised against helpwired by the integration
+ * bearer metadata, a call that cannot start giving back what it took, the
+ * reconnect schedule's defaults, and what a call to a closed port answers
+ * with and without wait-for-ready. The calls themselves are exercised against helpwired by the integration
  * tests (bridges, CLI, load generator).
  */
 #include <setjmp.h>
@@ -10,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 #include <grpc/byte_buffer.h>
@@ -117,6 +119,68 @@ static void a_client_refuses_a_bad_token_without_echoing_it(void **unused)
     hw_client_destroy(c);
 }
 
+static void the_reconnect_schedule_fills_defaults_and_keeps_initial_under_max(void **unused)
+{
+    hw_channel_reconnect r = hw_channel_reconnect_resolve(NULL);
+    assert_int_equal(r.initial_ms, HW_CHANNEL_RECONNECT_INITIAL_MS);
+    assert_int_equal(r.max_ms, HW_CHANNEL_RECONNECT_MAX_MS);
+    assert_int_equal(r.connect_timeout_ms, HW_CHANNEL_CONNECT_TIMEOUT_MS);
+    hw_channel_reconnect given = {.initial_ms = 50, .max_ms = 400, .connect_timeout_ms = 0};
+    r = hw_channel_reconnect_resolve(&given);
+    assert_int_equal(r.initial_ms, 50);
+    assert_int_equal(r.max_ms, 400);
+    assert_int_equal(r.connect_timeout_ms, HW_CHANNEL_CONNECT_TIMEOUT_MS);
+    given = (hw_channel_reconnect){.initial_ms = 5000, .max_ms = 1000, .connect_timeout_ms = 300};
+    r = hw_channel_reconnect_resolve(&given);
+    assert_int_equal(r.initial_ms, 1000);
+    assert_int_equal(r.connect_timeout_ms, 300);
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A Route to a port nobody listens on, by a client with or without
+ * wait-for-ready; returns how long it took. */
+static int64_t route_to_closed_port(bool wait_for_ready, hw_client_status *st)
+{
+    hw_client *c = NULL;
+    char err[256];
+    hw_client_options o = {.target = "127.0.0.1:1", .timeout_ms = 600, .wait_for_ready = wait_for_ready};
+    assert_int_equal(hw_client_create(&c, &o, err, sizeof err), 0);
+    assert_int_equal(hw_client_wait_for_ready(c), wait_for_ready);
+    Helpwire__V1__RouteRequest req = HELPWIRE__V1__ROUTE_REQUEST__INIT;
+    ProtobufCMessage *reply = NULL;
+    int64_t t = mono_ms();
+    hw_client_unary(c, "/helpwire.v1.Router/Route", &req.base, &helpwire__v1__route_reply__descriptor, &reply,
+                    0, st);
+    t = mono_ms() - t;
+    assert_null(reply);
+    hw_client_destroy(c);
+    return t;
+}
+
+static void a_waiting_call_to_a_closed_port_is_unavailable_at_its_deadline(void **unused)
+{
+    hw_client_status st;
+    int64_t took = route_to_closed_port(true, &st);
+    assert_int_equal(st.code, GRPC_STATUS_UNAVAILABLE);
+    assert_non_null(strstr(st.message, "no connection to helpwired within the deadline"));
+    assert_true(took >= 500);
+}
+
+static void a_call_without_waiting_fails_at_once(void **unused)
+{
+    hw_client_status st;
+    int64_t took = route_to_closed_port(false, &st);
+    assert_int_equal(st.code, GRPC_STATUS_UNAVAILABLE);
+    assert_null(strstr(st.message, "within the deadline"));
+    assert_true(took < 500);
+}
+
 static int setup(void **unused)
 {
     hw_grpc_runtime_prepare();
@@ -139,6 +203,9 @@ int main(void)
         cmocka_unit_test(the_bearer_entry_is_built_once_and_bad_tokens_are_refused_unnamed),
         cmocka_unit_test(a_call_that_cannot_start_gives_back_what_it_took),
         cmocka_unit_test(a_client_refuses_a_bad_token_without_echoing_it),
+        cmocka_unit_test(the_reconnect_schedule_fills_defaults_and_keeps_initial_under_max),
+        cmocka_unit_test(a_waiting_call_to_a_closed_port_is_unavailable_at_its_deadline),
+        cmocka_unit_test(a_call_without_waiting_fails_at_once),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

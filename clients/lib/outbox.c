@@ -1,10 +1,15 @@
 /*
  * outbox: the Subscribe stream on the C core (see outbox.h).
  *
- * One call per connection attempt on a private completion queue: batch 1
- * sends metadata, the request and half-close and receives the initial
- * metadata; a RECV_STATUS_ON_CLIENT op stays pending for the life of the
- * call; then one RECV_MESSAGE at a time. A NULL message means the server
+ * One call per subscription on a private completion queue: batch 1
+ * sends metadata (wait-for-ready), the request and half-close and receives
+ * the initial metadata, which helpwired sends as it accepts the stream; a
+ * RECV_STATUS_ON_CLIENT op stays pending for the life of the call; then one
+ * RECV_MESSAGE at a time. While batch 1 waits for a connection, this
+ * thread's grpc_completion_queue_next is what polls the channel's
+ * connection attempts, so their outcome is seen at once (a client with no
+ * call waiting learns of a connect only from the core's backup poller,
+ * every 5 s). A NULL message means the server
  * ended the stream, whose status then arrives. br_outbox_stop cancels the
  * call from another thread (grpc_call_cancel is thread-safe), which
  * completes the pending ops.
@@ -152,12 +157,37 @@ static int wait_tag(grpc_completion_queue *cq, tag_id tag, bool done[4], int ok[
     return ok[tag];
 }
 
+/* Waits for batch 1 (TAG_START) of call: as long as it takes helpwired to
+ * be reachable, logging every rpc_timeout_ms meanwhile. Returns the
+ * batch's success. */
+static int wait_started(br_outbox *ob, grpc_completion_queue *cq, bool done[4], int ok[4])
+{
+    int64_t since = now_ms();
+    while (!done[TAG_START]) {
+        gpr_timespec until = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                                          gpr_time_from_millis(ob->o.rpc_timeout_ms, GPR_TIMESPAN));
+        grpc_event ev = grpc_completion_queue_next(cq, until, NULL);
+        if (ev.type == GRPC_QUEUE_TIMEOUT) {
+            hw_log_event(ob->o.log, HW_LOG_WARN, "outbox_waiting",
+                         "waited_ms=%lld reason=\"no connection to helpwired\"",
+                         (long long)(now_ms() - since));
+            continue;
+        }
+        if (ev.type != GRPC_OP_COMPLETE)
+            return 0;
+        tag_id t = (tag_id)(intptr_t)ev.tag;
+        done[t] = true;
+        ok[t] = ev.success;
+    }
+    return ok[TAG_START];
+}
+
 /* One stream from start to end. Returns whether it was healthy (lived
- * long or delivered something). */
-static bool run_stream(br_outbox *ob)
+ * long or delivered something); *code is its final status. */
+static bool run_stream(br_outbox *ob, grpc_status_code *code)
 {
     bool healthy = false;
-    int64_t started = now_ms();
+    int64_t started = 0;
     grpc_completion_queue *cq = grpc_completion_queue_create_for_next(NULL);
     size_t n_md;
     const grpc_metadata *md = hw_client_metadata(ob->o.rpc, &n_md);
@@ -195,6 +225,7 @@ static bool run_stream(br_outbox *ob)
     grpc_op ops[4];
     memset(ops, 0, sizeof ops);
     ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[0].flags = GRPC_INITIAL_METADATA_WAIT_FOR_READY;
     ops[0].data.send_initial_metadata.count = n_md;
     ops[0].data.send_initial_metadata.metadata = n_md ? (grpc_metadata *)md : NULL;
     ops[1].op = GRPC_OP_SEND_MESSAGE;
@@ -215,8 +246,9 @@ static bool run_stream(br_outbox *ob)
         goto out;
     status_pending = true;
     atomic_fetch_add(&ob->connects, 1);
-    if (wait_tag(cq, TAG_START, done, ok)) {
+    if (wait_started(ob, cq, done, ok)) {
         start_pending = false;
+        started = now_ms();
         for (;;) {
             memset(ops, 0, sizeof ops);
             ops[0].op = GRPC_OP_RECV_MESSAGE;
@@ -241,6 +273,7 @@ static bool run_stream(br_outbox *ob)
         grpc_call_cancel(call, NULL);
     wait_tag(cq, TAG_STATUS, done, ok);
     status_pending = false;
+    *code = status;
     if (!stopping(ob)) {
         char q[300];
         hw_client_status st;
@@ -249,7 +282,7 @@ static bool run_stream(br_outbox *ob)
                      "outbox_stream_ended", "code=%s message=%s", hw_client_status_name(st.code),
                      hw_log_quote(st.message, q, sizeof q));
     }
-    if (now_ms() - started >= HEALTHY_STREAM_MS)
+    if (started && now_ms() - started >= HEALTHY_STREAM_MS)
         healthy = true;
 out:
     if (call) {
@@ -281,12 +314,18 @@ out:
 static void *outbox_thread(void *arg)
 {
     br_outbox *ob = arg;
+    int fast_max_ms = ob->o.reconnect_max_ms > 0 ? ob->o.reconnect_max_ms : ob->o.backoff_max_ms;
     while (!stopping(ob)) {
-        if (run_stream(ob))
+        grpc_status_code code = GRPC_STATUS_UNKNOWN;
+        if (run_stream(ob, &code))
             br_backoff_reset(&ob->backoff);
         if (stopping(ob))
             break;
         int delay = br_backoff_next_ms(&ob->backoff);
+        /* helpwired restarting or draining: the next one may be up at any
+         * moment, and a refused Subscribe costs it next to nothing. */
+        if (code == GRPC_STATUS_UNAVAILABLE && delay > fast_max_ms)
+            delay = fast_max_ms;
         hw_log_event(ob->o.log, HW_LOG_INFO, "outbox_reconnect", "delay_ms=%d", delay);
         if (sleep_ms(ob, delay))
             break;

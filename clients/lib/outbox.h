@@ -6,12 +6,20 @@
  * with Outbox.Ack. A message not delivered is not acknowledged, so
  * helpwired sends it again after redeliver_after_ms.
  *
- * When the stream ends or cannot start (helpwired restarting, draining,
- * not reachable, or not yet offering Outbox), the thread reconnects after an
- * exponential backoff with jitter, reset once a stream has stayed up or
- * delivered. A message delivered whose Ack was lost comes back; the
- * sequences delivered recently are remembered (br_dedupe) so it is
- * acknowledged again without being sent twice.
+ * The Subscribe call waits for a connection (wait-for-ready, with no
+ * deadline: a stream has none), so while helpwired is away the stream is
+ * simply pending, and it starts as soon as the client's channel is
+ * connected again (within its reconnect schedule, channel.h); the thread
+ * logs outbox_waiting every rpc_timeout_ms meanwhile. When the stream ends
+ * or is refused (helpwired restarting, draining, or not yet offering
+ * Outbox), the thread subscribes again after an exponential backoff with
+ * jitter, reset once a stream has stayed up or delivered; after
+ * UNAVAILABLE (a restart, a drain) the wait is at most reconnect_max_ms,
+ * so the stream resumes promptly once helpwired is back; other refusals
+ * (a revoked token, UNIMPLEMENTED) back off up to backoff_max_ms. A
+ * message delivered whose Ack was lost comes back; the sequences delivered
+ * recently are remembered (br_dedupe) so it is acknowledged again without
+ * being sent twice.
  *
  * Customer-facing text reaches the channel only through here: Route's
  * reply_text is also queued in the outbox (AUTO_REPLY / ACKNOWLEDGEMENT),
@@ -36,8 +44,9 @@ typedef struct br_outbox_options {
     hw_client *rpc; /* outlives the subscription */
     Helpwire__V1__Channel channel;
     int redeliver_after_ms; /* passed to Subscribe */
-    int rpc_timeout_ms;     /* Ack deadline */
+    int rpc_timeout_ms;     /* Ack deadline; also how often a stream waiting for helpwired logs */
     int backoff_initial_ms, backoff_max_ms;
+    int reconnect_max_ms; /* the longest wait after UNAVAILABLE; 0: backoff_max_ms */
     br_outbox_deliver_fn deliver;
     void *deliver_arg;
     const hw_log *log;

@@ -24,6 +24,11 @@ static int fail(const br_runtime *rt, int rc, const char *reason)
     return rc;
 }
 
+int br_runtime_reconnect_max_ms(const br_common *c)
+{
+    return c->backoff_max_ms < HW_CHANNEL_RECONNECT_MAX_MS ? c->backoff_max_ms : HW_CHANNEL_RECONNECT_MAX_MS;
+}
+
 int br_runtime_start(br_runtime *rt, const br_bridge *bridge, br_common *c)
 {
     char err[512];
@@ -53,9 +58,13 @@ int br_runtime_start(br_runtime *rt, const br_bridge *bridge, br_common *c)
         .tls_ca_file = c->tls_ca,
         .tls_server_name = c->tls_server_name,
         .timeout_ms = c->rpc_timeout_ms,
-        /* A stream that breaks should reconnect at our backoff, not the
-         * core's default of up to two minutes. */
-        .max_reconnect_backoff_ms = 2000,
+        /* Back within about a second of helpwired: reconnect attempts
+         * start at --backoff-initial-ms and grow to --backoff-max-ms, but
+         * never more than a second apart (a refused connect costs
+         * helpwired nothing), and calls wait for the connection, up to
+         * their deadline, instead of failing while it is re-established. */
+        .reconnect = {.initial_ms = c->backoff_initial_ms, .max_ms = br_runtime_reconnect_max_ms(c)},
+        .wait_for_ready = true,
     };
     if (hw_client_create(&rt->rpc, &o, err, sizeof err) != 0)
         return fail(rt, 2, err);
@@ -71,6 +80,7 @@ int br_runtime_subscribe(br_runtime *rt, br_outbox_deliver_fn deliver, void *arg
                             c->rpc_timeout_ms,
                             c->backoff_initial_ms,
                             c->backoff_max_ms,
+                            br_runtime_reconnect_max_ms(c),
                             deliver,
                             arg,
                             rt->log,

@@ -3,7 +3,9 @@
  * down after, so that a bridge's main keeps only what is specific to its
  * channel: its log, the stop handler (signals blocked before any thread
  * exists), libcurl when the bridge calls a channel API, the gRPC core (its
- * own log lines routed into the bridge's log), the client to helpwired,
+ * own log lines routed into the bridge's log), the client to helpwired
+ * (its reconnect schedule from the --backoff-* settings, its calls waiting
+ * for a connection up to their deadline),
  * the Outbox subscription for its channel, and the HTTP server a bridge
  * listens with. One place for the order these must start and stop in.
  *
@@ -46,6 +48,14 @@ typedef struct br_runtime {
     hw_grpc_log_route grpc_log; /* the gRPC core's own lines, into log */
     bool grpc_up, curl_up, quiesced;
 } br_runtime;
+
+/* The longest wait between two attempts to reach helpwired again, for the
+ * client's channel and the Outbox stream: --backoff-max-ms, but at most
+ * HW_CHANNEL_RECONNECT_MAX_MS (1 s), so that a bridge works again within
+ * about a second of helpwired answering (docs/operations.md, "Bridges").
+ * The other retries (a channel API's errors, a Route helpwired refused)
+ * keep the full --backoff-max-ms. */
+int br_runtime_reconnect_max_ms(const br_common *c);
 
 /* Completes the common settings (br_common_finish: the log level checked,
  * the token loaded) and starts everything but the subscription and the

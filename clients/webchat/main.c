@@ -20,6 +20,15 @@
  * message id given to Route is "<session>:<client_message_id>", so a
  * browser retrying a POST is answered once (helpwired dedupes).
  *
+ * Errors: every one is {"error": a short line in the visitor's language,
+ * "code": a stable code, "retry": whether sending again later may work,
+ * and for a bad field "field": its name}, with an HTTP status the page can
+ * act on (503 and Retry-After while helpwired cannot take messages);
+ * visitor.h has the lines and the language rule. The technical cause
+ * (helpwired's status and message) goes to the log as event=visitor_error,
+ * never to the page. A send waits for helpwired up to --rpc-timeout-ms
+ * (the client waits for a connection), so a restart is not an error.
+ *
  * Outbound: Outbox.Subscribe(WEBCHAT); each message is stored in its
  * session's event list (hub.h) under its outbox sequence and acknowledged;
  * live readers are woken at once. Route's reply_text is not returned to the
@@ -42,11 +51,13 @@
 #include "clients/lib/stop.h"
 #include "clients/webchat/hub.h"
 #include "clients/webchat/pages.h"
+#include "clients/webchat/visitor.h"
 #include "helpwire/v1/surveys.pb-c.h"
 #include "server/base/log.h"
 
 #define PROG "webchat-bridge"
 #define SSE_BATCH 16
+#define MAX_TEXT_BYTES 16384
 
 typedef struct wc_config {
     br_common common;
@@ -65,53 +76,90 @@ typedef struct wc_bridge {
 
 /* ------------------------------------------------------------- helpers */
 
+/* The answer when not even an error can be built (out of memory). */
+static const char oom_body[] = "{\"error\":\"Sorry, something went wrong on our side. Please try again "
+                               "later.\",\"code\":\"internal\",\"retry\":true}";
+
 static void respond_json(br_httpd_request *r, unsigned status, json_t *j)
 {
     char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     if (!s) {
-        br_httpd_respond(r, 500, "application/json", "{\"error\":\"out of memory\"}", 25);
+        br_httpd_respond(r, 500, "application/json", oom_body, sizeof oom_body - 1);
         return;
     }
     br_httpd_respond(r, status, "application/json", s, strlen(s));
     free(s);
 }
 
-static void respond_error(br_httpd_request *r, unsigned status, const char *msg)
+/* Seconds a page should wait before sending again after a 503. */
+#define RETRY_AFTER_S "5"
+
+/* The visitor's language for r; text is their message when there is one. */
+static wc_lang lang_of(br_httpd_request *r, const char *text)
 {
-    respond_json(r, status, json_pack("{s:s}", "error", msg));
+    return wc_visitor_lang(br_httpd_header(r, "Accept-Language"), text);
 }
 
-/* How helpwired's status codes read to a browser. */
-static const struct {
-    int code;
+/* Answers r with error e in lang (HTTP status http; field names the bad
+ * field, or NULL) and logs the technical cause. */
+static void respond_visitor(wc_bridge *b, br_httpd_request *r, unsigned http, wc_visitor_error e,
+                            wc_lang lang, const char *field, const char *cause)
+{
+    char q[600];
+    hw_log_event(b->log, http >= 500 ? HW_LOG_WARN : HW_LOG_INFO, "visitor_error",
+                 "method=%s path=%s http=%u code=%s field=%s cause=%s", r->method,
+                 hw_log_quote(r->url, q, 200), http, wc_visitor_code(e), field ? field : "-",
+                 hw_log_quote(cause, q + 200, sizeof q - 200));
+    json_t *j = json_pack("{s:s, s:s, s:b}", "error", wc_visitor_line(e, lang), "code", wc_visitor_code(e),
+                          "retry", wc_visitor_retry(e));
+    if (j && field)
+        json_object_set_new(j, "field", json_string(field));
+    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    struct MHD_Response *resp =
+        s ? MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE) : NULL;
+    if (!resp) {
+        free(s);
+        br_httpd_respond(r, 500, "application/json", oom_body, sizeof oom_body - 1);
+        return;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    if (http == 503)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, RETRY_AFTER_S);
+    br_httpd_queue(r, http, resp);
+}
+
+/* A request the page would not send: 400, naming the field. */
+static void respond_bad(wc_bridge *b, br_httpd_request *r, const char *field, const char *cause)
+{
+    respond_visitor(b, r, 400, WC_VISITOR_BAD_REQUEST, lang_of(r, NULL), field, cause);
+}
+
+/* The bridge's own failure: 500. */
+static void respond_internal(wc_bridge *b, br_httpd_request *r, const char *cause)
+{
+    respond_visitor(b, r, 500, WC_VISITOR_OUR_FAULT, lang_of(r, NULL), NULL, cause);
+}
+
+/* A helpwired call that failed with st; text is the visitor's message, if
+ * any (for the language). */
+static void respond_status(wc_bridge *b, br_httpd_request *r, const hw_client_status *st, const char *text)
+{
     unsigned http;
-} status_map[] = {
-    {GRPC_STATUS_INVALID_ARGUMENT, 400},  {GRPC_STATUS_NOT_FOUND, 404},
-    {GRPC_STATUS_ALREADY_EXISTS, 409},    {GRPC_STATUS_FAILED_PRECONDITION, 410},
-    {GRPC_STATUS_OUT_OF_RANGE, 400},      {GRPC_STATUS_RESOURCE_EXHAUSTED, 429},
-    {GRPC_STATUS_UNAVAILABLE, 503},       {GRPC_STATUS_UNIMPLEMENTED, 503},
-    {GRPC_STATUS_DEADLINE_EXCEEDED, 504}, {GRPC_STATUS_PERMISSION_DENIED, 502},
-    {GRPC_STATUS_UNAUTHENTICATED, 502},
-};
-
-static void respond_status(br_httpd_request *r, const hw_client_status *st)
-{
-    unsigned http = 502;
-    for (size_t i = 0; i < sizeof status_map / sizeof status_map[0]; i++)
-        if (status_map[i].code == st->code)
-            http = status_map[i].http;
-    /* Authentication problems are the bridge's, not the visitor's. */
-    const char *msg = http == 502 ? "service error" : st->message;
-    respond_json(r, http, json_pack("{s:s, s:s}", "error", msg, "code", hw_client_status_name(st->code)));
+    wc_visitor_error e = wc_visitor_from_status(st->code, &http);
+    char cause[600];
+    snprintf(cause, sizeof cause, "%s: %s", hw_client_status_name(st->code), st->message);
+    respond_visitor(b, r, http, e, lang_of(r, text), NULL, cause);
 }
 
-static json_t *parse_body(br_httpd_request *r)
+static json_t *parse_body(wc_bridge *b, br_httpd_request *r)
 {
     json_t *j = json_loadb(r->body, r->body_len, 0, NULL);
     if (!json_is_object(j)) {
         json_decref(j);
-        respond_error(r, 400, "expected a JSON object");
+        respond_bad(b, r, NULL, "the body is not a JSON object");
         return NULL;
     }
     return j;
@@ -152,14 +200,14 @@ static void healthz(wc_bridge *b, br_httpd_request *r)
 
 static void api_session(wc_bridge *b, br_httpd_request *r)
 {
-    json_t *j = r->body_len ? parse_body(r) : json_object();
+    json_t *j = r->body_len ? parse_body(b, r) : json_object();
     if (!j)
         return;
     const char *name = json_string_value(json_object_get(j, "name"));
     char id[64];
     if (wc_hub_create_session(b->hub, name && strlen(name) <= 256 ? name : NULL, id, sizeof id) != 0) {
         json_decref(j);
-        respond_error(r, 500, "cannot create a session");
+        respond_internal(b, r, "cannot create a session (out of memory or randomness)");
         return;
     }
     json_decref(j);
@@ -169,7 +217,7 @@ static void api_session(wc_bridge *b, br_httpd_request *r)
 
 static void api_messages(wc_bridge *b, br_httpd_request *r)
 {
-    json_t *j = parse_body(r);
+    json_t *j = parse_body(b, r);
     if (!j)
         return;
     const char *sid = json_string_value(json_object_get(j, "session_id"));
@@ -177,20 +225,25 @@ static void api_messages(wc_bridge *b, br_httpd_request *r)
     const char *cmid = json_string_value(json_object_get(j, "client_message_id"));
     char name[257] = "", message_id[160], generated[32];
     if (!sid || wc_hub_touch(b->hub, sid, name, sizeof name) != 0) {
-        respond_error(r, 400, "session_id: missing or malformed (create one with POST /api/session)");
+        respond_bad(b, r, "session_id",
+                    "session_id: missing or malformed (create one with POST /api/session)");
         goto out;
     }
-    if (!text || !*text || strlen(text) > 16384) {
-        respond_error(r, 400, "text: required, 1 to 16384 bytes");
+    if (!text || !*text) {
+        respond_bad(b, r, "text", "text: required");
+        goto out;
+    }
+    if (strlen(text) > MAX_TEXT_BYTES) {
+        respond_visitor(b, r, 413, WC_VISITOR_TOO_LONG, lang_of(r, text), "text", "text: over 16384 bytes");
         goto out;
     }
     if (cmid && !valid_client_id(cmid)) {
-        respond_error(r, 400, "client_message_id: 1 to 64 characters of [A-Za-z0-9._-]");
+        respond_bad(b, r, "client_message_id", "client_message_id: 1 to 64 characters of [A-Za-z0-9._-]");
         goto out;
     }
     if (!cmid) {
         if (br_random_token(generated, sizeof generated, 12) != 0) {
-            respond_error(r, 500, "no randomness");
+            respond_internal(b, r, "no randomness");
             goto out;
         }
         cmid = generated;
@@ -200,7 +253,7 @@ static void api_messages(wc_bridge *b, br_httpd_request *r)
     Helpwire__V1__RouteReply *reply = NULL;
     hw_client_status st;
     if (br_route(b->rpc, b->log, &in, b->cfg->common.rpc_timeout_ms, &reply, &st) != BR_ROUTE_OK) {
-        respond_status(r, &st);
+        respond_status(b, r, &st, text);
         goto out;
     }
     respond_json(r, 200,
@@ -282,12 +335,12 @@ static void api_events(wc_bridge *b, br_httpd_request *r)
 {
     const char *sid = br_httpd_query(r, "session_id");
     if (!sid || wc_hub_touch(b->hub, sid, NULL, 0) != 0) {
-        respond_error(r, 400, "session_id: missing or malformed");
+        respond_bad(b, r, "session_id", "session_id: missing or malformed");
         return;
     }
     sse_stream *s = calloc(1, sizeof *s);
     if (!s) {
-        respond_error(r, 500, "out of memory");
+        respond_internal(b, r, "out of memory");
         return;
     }
     s->b = b;
@@ -298,7 +351,7 @@ static void api_events(wc_bridge *b, br_httpd_request *r)
         MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, sse_read, s, sse_free);
     if (!resp) {
         free(s);
-        respond_error(r, 500, "out of memory");
+        respond_internal(b, r, "out of memory");
         return;
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
@@ -310,7 +363,7 @@ static void api_poll(wc_bridge *b, br_httpd_request *r)
 {
     const char *sid = br_httpd_query(r, "session_id");
     if (!sid || wc_hub_touch(b->hub, sid, NULL, 0) != 0) {
-        respond_error(r, 400, "session_id: missing or malformed");
+        respond_bad(b, r, "session_id", "session_id: missing or malformed");
         return;
     }
     uint64_t after = parse_u64(br_httpd_query(r, "after"));
@@ -323,7 +376,8 @@ static void api_poll(wc_bridge *b, br_httpd_request *r)
     wc_event ev[SSE_BATCH];
     int n = wc_hub_wait(b->hub, sid, after, ev, SSE_BATCH, wait_s * 1000);
     if (n < 0) {
-        respond_error(r, 503, "shutting down");
+        respond_visitor(b, r, 503, WC_VISITOR_TRY_LATER, lang_of(r, NULL), NULL,
+                        "the bridge is shutting down");
         return;
     }
     json_t *events = json_array();
@@ -346,7 +400,7 @@ static void api_survey_get(wc_bridge *b, br_httpd_request *r)
 {
     const char *token = br_httpd_query(r, "token");
     if (!token || !*token || strlen(token) > 256) {
-        respond_error(r, 400, "token: required");
+        respond_visitor(b, r, 404, WC_VISITOR_LINK_INVALID, lang_of(r, NULL), "token", "token: required");
         return;
     }
     Helpwire__V1__GetSurveyRequest req = HELPWIRE__V1__GET_SURVEY_REQUEST__INIT;
@@ -355,7 +409,7 @@ static void api_survey_get(wc_bridge *b, br_httpd_request *r)
     hw_client_status st;
     if (hw_client_unary(b->rpc, "/helpwire.v1.Surveys/GetSurvey", &req.base,
                         &helpwire__v1__survey__descriptor, &reply, b->cfg->common.rpc_timeout_ms, &st) != 0) {
-        respond_status(r, &st);
+        respond_status(b, r, &st, NULL);
         return;
     }
     respond_json(r, 200, survey_json((Helpwire__V1__Survey *)reply));
@@ -364,18 +418,19 @@ static void api_survey_get(wc_bridge *b, br_httpd_request *r)
 
 static void api_survey_post(wc_bridge *b, br_httpd_request *r)
 {
-    json_t *j = parse_body(r);
+    json_t *j = parse_body(b, r);
     if (!j)
         return;
     const char *token = json_string_value(json_object_get(j, "token"));
     json_t *rating = json_object_get(j, "rating");
     const char *comment = json_string_value(json_object_get(j, "comment"));
+    wc_lang lang = lang_of(r, comment);
     if (!token || !*token || strlen(token) > 256) {
-        respond_error(r, 400, "token: required");
+        respond_visitor(b, r, 404, WC_VISITOR_LINK_INVALID, lang, "token", "token: required");
     } else if (!json_is_integer(rating) || json_integer_value(rating) < 1 || json_integer_value(rating) > 5) {
-        respond_error(r, 400, "rating: 1 to 5");
+        respond_visitor(b, r, 400, WC_VISITOR_BAD_RATING, lang, "rating", "rating: 1 to 5");
     } else if (comment && strlen(comment) > 2000) {
-        respond_error(r, 400, "comment: at most 2000 bytes");
+        respond_visitor(b, r, 413, WC_VISITOR_TOO_LONG, lang, "comment", "comment: over 2000 bytes");
     } else {
         Helpwire__V1__SubmitSurveyRequest req = HELPWIRE__V1__SUBMIT_SURVEY_REQUEST__INIT;
         req.token = (char *)token;
@@ -389,7 +444,7 @@ static void api_survey_post(wc_bridge *b, br_httpd_request *r)
             char q[300];
             hw_log_event(b->log, HW_LOG_INFO, "survey_refused", "code=%s message=%s",
                          hw_client_status_name(st.code), hw_log_quote(st.message, q, sizeof q));
-            respond_status(r, &st);
+            respond_status(b, r, &st, comment);
         } else {
             hw_log_event(b->log, HW_LOG_INFO, "survey_submitted", "rating=%d",
                          (int)((Helpwire__V1__Survey *)reply)->rating);
@@ -437,7 +492,8 @@ static void handler(void *arg, br_httpd_request *r)
             return;
         }
     }
-    respond_error(r, path_known ? 405 : 404, path_known ? "method not allowed" : "not found");
+    respond_visitor(b, r, path_known ? 405 : 404, WC_VISITOR_NO_PAGE, lang_of(r, NULL), NULL,
+                    path_known ? "method not allowed" : "no such path");
 }
 
 /* ------------------------------------------------------------ outbound */
