@@ -82,7 +82,11 @@ static void respond_error(br_httpd_request *r, unsigned status, const char *msg)
     respond_json(r, status, json_pack("{s:s}", "error", msg));
 }
 
-/* How helpwired's status codes read to a browser. */
+/* How helpwired's status codes read to a browser: 429, 503 and 504 (the
+ * statuses a bridge retries, route.h) ask the page to send again; the rest
+ * say the message was refused, and the page shows it. The visitor is on
+ * the line, so the web chat keeps no dead letters: the refusal is visible
+ * at once, with the text still in the page. */
 static const struct {
     int code;
     unsigned http;
@@ -90,7 +94,7 @@ static const struct {
     {GRPC_STATUS_INVALID_ARGUMENT, 400},  {GRPC_STATUS_NOT_FOUND, 404},
     {GRPC_STATUS_ALREADY_EXISTS, 409},    {GRPC_STATUS_FAILED_PRECONDITION, 410},
     {GRPC_STATUS_OUT_OF_RANGE, 400},      {GRPC_STATUS_RESOURCE_EXHAUSTED, 429},
-    {GRPC_STATUS_UNAVAILABLE, 503},       {GRPC_STATUS_UNIMPLEMENTED, 503},
+    {GRPC_STATUS_UNAVAILABLE, 503},       {GRPC_STATUS_ABORTED, 503},
     {GRPC_STATUS_DEADLINE_EXCEEDED, 504}, {GRPC_STATUS_PERMISSION_DENIED, 502},
     {GRPC_STATUS_UNAUTHENTICATED, 502},
 };
