@@ -83,10 +83,10 @@ static void respond_error(br_httpd_request *r, unsigned status, const char *msg)
 }
 
 /* How helpwired's status codes read to a browser: 429, 503 and 504 (the
- * statuses a bridge retries, route.h) ask the page to send again; the rest
- * say the message was refused, and the page shows it. The visitor is on
- * the line, so the web chat keeps no dead letters: the refusal is visible
- * at once, with the text still in the page. */
+ * statuses a bridge retries, route.h) mean "send again"; the rest say the
+ * message was refused. The visitor is on the line, so the web chat keeps
+ * no dead letters: the failure is visible at once, with the text still in
+ * the page. */
 static const struct {
     int code;
     unsigned http;

@@ -255,6 +255,28 @@ class LongTexts(unittest.TestCase):
         self.assertIn("text", cm.exception.details())
 
 
+    def test_create_ticket_and_add_message_take_every_text_up_to_the_api_limit(self):
+        # The same limit on the agents' side: a whole 16,384-byte text (as
+        # Chinese, 3 bytes a character, plus one byte), kept whole; one byte
+        # more is INVALID_ARGUMENT naming the field, never INTERNAL.
+        text = "请" * 5461 + "."
+        self.assertEqual(len(text.encode()), 16384)
+        cust = self.route("tg-long-agent", "hello").customer_id
+        t = self.admin.call("helpwire.v1.Tickets/CreateTicket", customerId=cust, text=text).ticket
+        m = self.admin.call("helpwire.v1.Tickets/AddMessage", ticketId=t.id, kind="MESSAGE_KIND_AGENT_REPLY",
+                            text=text)
+        self.assertEqual(m.message.text, text)
+        got = self.admin.call("helpwire.v1.Tickets/GetTicket", ticketId=t.id, includeMessages=True)
+        self.assertEqual([x.text for x in got.messages], [text, text])
+        for path, args in (("helpwire.v1.Tickets/CreateTicket", dict(customerId=cust, text=text + "x")),
+                           ("helpwire.v1.Tickets/AddMessage", dict(ticketId=t.id, kind="MESSAGE_KIND_AGENT_REPLY",
+                                                                    text=text + "x"))):
+            with self.assertRaises(grpc.RpcError) as cm:
+                self.admin.call(path, **args)
+            self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT, path)
+            self.assertIn("text", cm.exception.details())
+
+
 class Agents(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
