@@ -116,11 +116,11 @@ int br_route_dead_letter(const br_route_policy *p, const br_inbound *in, int rea
 br_route_result br_route_deliver(const br_route_policy *p, const br_inbound *in, int64_t received_ms,
                                  br_route_wait_fn wait, void *arg, br_route_trace *trace)
 {
-    br_route_trace tr_local;
+    br_route_trace tr_local = {0};
     br_route_trace *tr = trace ? trace : &tr_local;
     br_backoff bo;
     br_backoff_init(&bo, p->backoff_initial_ms, p->backoff_max_ms, (uintptr_t)in ^ (uint64_t)received_ms);
-    int64_t first_ms = br_route_now_ms(), last_ms;
+    int64_t first_ms = br_route_now_ms();
     if (received_ms <= 0 || received_ms > first_ms)
         received_ms = first_ms; /* no date, or a clock ahead of ours: it arrived now */
     hw_client_status st = {0};
@@ -132,7 +132,7 @@ br_route_result br_route_deliver(const br_route_policy *p, const br_inbound *in,
         if (p->metrics)
             hw_metrics_rpc(p->metrics, 0, r == BR_ROUTE_OK ? 0 : st.code,
                            (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000000 + (t1.tv_nsec - t0.tv_nsec));
-        last_ms = br_route_now_ms();
+        int64_t last_ms = br_route_now_ms();
         *tr = (br_route_trace){attempts, received_ms, first_ms, last_ms, st};
         if (r == BR_ROUTE_OK)
             return BR_ROUTE_OK;
