@@ -255,6 +255,16 @@ class LongTexts(unittest.TestCase):
         self.assertIn("text", cm.exception.details())
 
 
+    def test_texts_with_no_word_to_cut_at_route_too(self):
+        # One long word, spaces only, 2- and 4-byte characters across the
+        # query limit: the searched prefix is never empty nor cut inside a
+        # character.
+        for i, text in enumerate((" " * 5000, "\n" * 16384, "a" * 16384, "a" + " " * 16383, "é" * 8192,
+                                  "😀" * 4096, "x" * 4095 + "😀" * 10)):
+            with self.subTest(case=i):
+                r = self.route("tg-odd-%d" % i, text)
+                self.assertIn(r.action, (1, 2))
+
     def test_create_ticket_and_add_message_take_every_text_up_to_the_api_limit(self):
         # The same limit on the agents' side: a whole 16,384-byte text (as
         # Chinese, 3 bytes a character, plus one byte), kept whole; one byte
