@@ -346,10 +346,11 @@ def whatsapp_env(token):
             "WHATSAPP_STATE_DIR": tempfile.mkdtemp(prefix="wa-state-", dir=TMP)}
 
 
-def start_whatsapp(helpwire_addr, token, fake):
+def start_whatsapp(helpwire_addr, token, fake, *extra):
     env = whatsapp_env(token)
     b = Bridge("whatsapp", ["--helpwire", helpwire_addr, "--listen", "127.0.0.1:0", "--api-base",
-                            fake.api_base, "--phone-number-id", WA_PHONE_ID, "--log-level", "debug"] + FAST, env)
+                            fake.api_base, "--phone-number-id", WA_PHONE_ID, "--log-level", "debug"] + FAST +
+               list(extra), env)
     b.state_dir = env["WHATSAPP_STATE_DIR"]
     return b
 
@@ -411,6 +412,30 @@ class WhatsAppWebhookStandalone(unittest.TestCase):
         # Processed after the answer: Route is tried (and retried, helpwired being down).
         self.assertTrue(self.bridge.wait_log("route_failed"), self.bridge.read_log())
         self.assertIn("will_retry=true", self.bridge.events("route_failed")[0])
+
+    def test_messages_helpwired_cannot_take_become_dead_letters_past_the_max_age_or_at_shutdown(self):
+        b = start_whatsapp("127.0.0.1:%d" % free_port(), "unused-token", self.fake, "--max-retry-age-ms", "1500",
+                           "--drain-timeout-ms", "300")
+        hook = b.url + "/whatsapp/webhook"
+
+        def post(wamid):
+            body, sig = fc.whatsapp_webhook(WA_APP_SECRET, WA_PHONE_ID,
+                                            messages=[{"from": "4915100000003", "id": wamid, "text": "hi"}])
+            st, _, _ = fc.http_request(hook, "POST", body, {"X-Hub-Signature-256": sig})
+            self.assertEqual(st, 200)
+        try:
+            post("wamid.OLD1")
+            self.assertTrue(b.wait_log("dead_letter", timeout=10), b.read_log())  # the worker moves on
+            post("wamid.LAST1")
+            self.assertTrue(b.wait_log("route_failed", count=len(b.events("route_failed")) + 1), b.read_log())
+        finally:
+            rc = b.stop()
+        self.assertEqual(rc, 0, b.read_log())
+        recs = read_dead_letters(b.state_dir, "whatsapp")
+        self.assertEqual([(r["message_id"], r["reason"]) for r in recs],
+                         [("wamid.OLD1", "too_old"), ("wamid.LAST1", "shutdown")])
+        self.assertGreaterEqual(recs[0]["last_attempt_ms"] - recs[0]["received_ms"], 1500)
+        self.assertEqual(recs[1]["code"], grpc.StatusCode.UNAVAILABLE.value[0])
 
     def test_status_callbacks_are_accepted_and_ignored(self):
         # Its own bridge: the shared one may be busy retrying a message
