@@ -1,8 +1,8 @@
 /*
  * bridge_lib_test: the bridges' shared helpers that need no network:
  * dedupe's LRU bound, backoff's bounds, config parsing from environment and
- * flags, log quoting, HMAC and constant-time comparison, and the atomic
- * state file.
+ * flags, log quoting, HMAC and constant-time comparison, the atomic
+ * state file, and the dead-letter file.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,13 +11,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "clients/lib/backoff.h"
 #include "clients/lib/client.h"
 #include "clients/lib/config.h"
+#include "clients/lib/deadletter.h"
 #include "clients/lib/dedupe.h"
 #include "clients/lib/secure.h"
 #include "clients/lib/state.h"
@@ -286,6 +289,112 @@ static void state_file_round_trips_and_reports_absence(void **unused)
     rmdir(dir);
 }
 
+/* The dead-letter file's lines, parsed (NULL for one that does not parse). */
+static size_t read_lines(const char *path, json_t **out, size_t max)
+{
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char line[65536];
+    size_t n = 0;
+    while (n < max && fgets(line, sizeof line, f))
+        out[n++] = json_loads(line, 0, NULL);
+    fclose(f);
+    return n;
+}
+
+static void dead_letters_are_appended_whole_and_survive_a_reopen(void **unused)
+{
+    char dir[] = "/tmp/br_dead_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char sub[300], err[512];
+    snprintf(sub, sizeof sub, "%s/state", dir); /* created on open */
+    br_deadletter *d;
+    assert_int_equal(br_deadletter_open(&d, sub, "telegram", err, sizeof err), 0);
+    /* The text: 你好 in UTF-8, a quoted word and a newline. */
+    br_dead_letter rec = {"telegram",
+                          "77:5",
+                          "77",
+                          "Ana",
+                          "\xe4\xbd\xa0\xe5\xa5\xbd \"quoted\"\nline",
+                          BR_DEAD_REFUSED,
+                          3,
+                          "text: 20000 bytes, at most 16384 allowed",
+                          1,
+                          1000,
+                          1001,
+                          1002};
+    assert_int_equal(br_deadletter_write(d, &rec, err, sizeof err), 0);
+    rec.reason = BR_DEAD_TOO_OLD;
+    rec.code = 14;
+    rec.attempts = 9;
+    assert_int_equal(br_deadletter_write(d, &rec, err, sizeof err), 0);
+    assert_int_equal(br_deadletter_count(d, BR_DEAD_REFUSED), 1);
+    assert_int_equal(br_deadletter_count(d, BR_DEAD_TOO_OLD), 1);
+    assert_int_equal(br_deadletter_count(d, BR_DEAD_SHUTDOWN), 0);
+    char path[400];
+    snprintf(path, sizeof path, "%s", br_deadletter_path(d));
+    assert_non_null(strstr(path, "/state/telegram.deadletter.jsonl"));
+
+    /* The metric family, in Prometheus text. */
+    char *text = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&text, &len);
+    br_deadletter_render(d, "telegram", m);
+    fclose(m);
+    assert_non_null(strstr(text, "# TYPE helpwire_bridge_dead_letters_total counter\n"));
+    assert_non_null(
+        strstr(text, "helpwire_bridge_dead_letters_total{bridge=\"telegram\",reason=\"refused\"} 1\n"));
+    assert_non_null(
+        strstr(text, "helpwire_bridge_dead_letters_total{bridge=\"telegram\",reason=\"shutdown\"} 0\n"));
+    free(text);
+    br_deadletter_close(d);
+
+    /* A torn last line (a crash mid-write): the next record starts on a
+     * line of its own, the earlier ones are intact. */
+    FILE *f = fopen(path, "a");
+    fputs("{\"reason\":\"ref", f);
+    fclose(f);
+    assert_int_equal(br_deadletter_open(&d, sub, "telegram", err, sizeof err), 0);
+    rec.reason = BR_DEAD_SHUTDOWN;
+    assert_int_equal(br_deadletter_write(d, &rec, err, sizeof err), 0);
+    assert_int_equal(br_deadletter_count(d, BR_DEAD_SHUTDOWN), 1); /* counts since open */
+    assert_int_equal(br_deadletter_count(d, BR_DEAD_REFUSED), 0);
+    br_deadletter_close(d);
+
+    json_t *lines[8] = {0};
+    assert_int_equal(read_lines(path, lines, 8), 4);
+    assert_non_null(lines[0]);
+    assert_string_equal(json_string_value(json_object_get(lines[0], "reason")), "refused");
+    assert_string_equal(json_string_value(json_object_get(lines[0], "message_id")), "77:5");
+    assert_string_equal(json_string_value(json_object_get(lines[0], "sender")), "77");
+    assert_string_equal(json_string_value(json_object_get(lines[0], "text")), rec.text);
+    assert_int_equal(json_integer_value(json_object_get(lines[0], "code")), 3);
+    assert_int_equal(json_integer_value(json_object_get(lines[0], "attempts")), 1);
+    assert_int_equal(json_integer_value(json_object_get(lines[0], "received_ms")), 1000);
+    assert_int_equal(json_integer_value(json_object_get(lines[0], "last_attempt_ms")), 1002);
+    assert_string_equal(json_string_value(json_object_get(lines[1], "reason")), "too_old");
+    assert_null(lines[2]); /* the torn line */
+    assert_string_equal(json_string_value(json_object_get(lines[3], "reason")), "shutdown");
+    for (int i = 0; i < 4; i++)
+        json_decref(lines[i]);
+    struct stat stt;
+    assert_int_equal(stat(path, &stt), 0);
+    assert_int_equal(stt.st_mode & 0777, 0600); /* it holds customers' texts */
+    unlink(path);
+    rmdir(sub);
+    rmdir(dir);
+}
+
+static void dead_letter_file_that_cannot_be_made_is_an_error(void **unused)
+{
+    br_deadletter *d = (br_deadletter *)1;
+    char err[512];
+    assert_int_equal(br_deadletter_open(&d, "/nonexistent/a/b", "whatsapp", err, sizeof err), -1);
+    assert_null(d);
+    assert_non_null(strstr(err, "/nonexistent/a/b"));
+    assert_int_equal(br_deadletter_open(&d, "", "whatsapp", err, sizeof err), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -300,6 +409,8 @@ int main(void)
         cmocka_unit_test(log_component_field_follows_the_level_and_server_lines_have_none),
         cmocka_unit_test(hmac_matches_rfc4231_and_compare_is_exact),
         cmocka_unit_test(state_file_round_trips_and_reports_absence),
+        cmocka_unit_test(dead_letters_are_appended_whole_and_survive_a_reopen),
+        cmocka_unit_test(dead_letter_file_that_cannot_be_made_is_an_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -191,6 +191,7 @@ void br_common_defaults(br_common *c)
     c->backoff_initial_ms = 250;
     c->backoff_max_ms = 30000;
     c->redeliver_after_ms = 30000;
+    c->max_retry_age_ms = 300000;
 }
 
 int br_common_finish(br_common *c, char *err, size_t errlen)

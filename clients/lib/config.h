@@ -45,7 +45,9 @@ typedef struct br_common {
     int backoff_initial_ms;
     int backoff_max_ms;
     int redeliver_after_ms;
-    char *token; /* the bearer token (owned, from file or env), NULL for none */
+    int max_retry_age_ms; /* an inbound message failing longer is a dead letter */
+    const char *metrics;  /* address of the Prometheus endpoint, NULL for none */
+    char *token;          /* the bearer token (owned, from file or env), NULL for none */
 } br_common;
 
 /* The shared table entries; expand inside a bridge's br_option array. */
@@ -122,6 +124,27 @@ typedef struct br_common {
          3600000,                                                                                            \
          "MS",                                                                                               \
          "Ask helpwired to resend an outbox message not acknowledged within this time. Default 30000."},     \
+        {"max-retry-age-ms",                                                                                 \
+         "BRIDGE_MAX_RETRY_AGE_MS",                                                                          \
+         BR_OPT_INT,                                                                                         \
+         &(c)->max_retry_age_ms,                                                                             \
+         0,                                                                                                  \
+         86400000,                                                                                           \
+         "MS",                                                                                               \
+         "How long an inbound message that helpwired cannot take now (UNAVAILABLE, RESOURCE_EXHAUSTED, "     \
+         "DEADLINE_EXCEEDED, ABORTED) is retried, counted from its arrival; then it goes to the "            \
+         "dead-letter "                                                                                      \
+         "file (<state-dir>/<bridge>.deadletter.jsonl) and the channel moves on. Any other status is a "     \
+         "dead letter at once. Default 300000."},                                                            \
+        {"metrics",                                                                                          \
+         "BRIDGE_METRICS",                                                                                   \
+         BR_OPT_STRING,                                                                                      \
+         &(c)->metrics,                                                                                      \
+         0,                                                                                                  \
+         0,                                                                                                  \
+         "ADDR",                                                                                             \
+         "Serve Prometheus metrics (GET /metrics: Route calls by status, dead letters by reason) on ADDR, "  \
+         "host:port. Default off."},                                                                         \
     {                                                                                                        \
         "log-level", "BRIDGE_LOG_LEVEL", BR_OPT_STRING, &(c)->log_level, 0, 0, "LEVEL",                      \
             "debug, info, warn or error. Default info."                                                      \

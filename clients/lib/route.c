@@ -2,17 +2,56 @@
 #include "clients/lib/route.h"
 
 #include <string.h>
+#include <time.h>
+
+#include <grpc/status.h>
+
+#include "clients/lib/backoff.h"
+
+bool br_route_retryable(int code)
+{
+    return code == GRPC_STATUS_UNAVAILABLE || code == GRPC_STATUS_RESOURCE_EXHAUSTED ||
+           code == GRPC_STATUS_DEADLINE_EXCEEDED || code == GRPC_STATUS_ABORTED;
+}
+
+int64_t br_route_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The length of s cut to at most max bytes at a UTF-8 character boundary. */
+static size_t utf8_prefix(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n <= max)
+        return n;
+    while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80)
+        max--;
+    return max;
+}
 
 br_route_result br_route(hw_client *rpc, const hw_log *log, const br_inbound *in, int timeout_ms,
                          Helpwire__V1__RouteReply **reply, hw_client_status *st_out)
 {
+    /* What the channel gives for a name or a language can be longer than
+     * Route takes (a Telegram first and last name are 64 characters each,
+     * up to 4 bytes a character): a name is shortened, not refused, and a
+     * locale too long to be one is left out (helpwired guesses it). */
+    char name[BR_ROUTE_MAX_NAME + 1];
+    const char *dn = in->display_name ? in->display_name : "";
+    size_t dn_len = utf8_prefix(dn, BR_ROUTE_MAX_NAME);
+    memcpy(name, dn, dn_len);
+    name[dn_len] = '\0';
+    const char *locale = in->locale && strlen(in->locale) <= BR_ROUTE_MAX_LOCALE ? in->locale : "";
     Helpwire__V1__RouteRequest req = HELPWIRE__V1__ROUTE_REQUEST__INIT;
     req.channel = in->channel;
     req.channel_user_id = (char *)in->channel_user_id;
-    req.display_name = (char *)(in->display_name ? in->display_name : "");
+    req.display_name = name;
     req.text = (char *)in->text;
     req.message_id = (char *)in->message_id;
-    req.locale = (char *)(in->locale ? in->locale : "");
+    req.locale = (char *)locale;
     ProtobufCMessage *r = NULL;
     hw_client_status st;
     br_route_result res;
@@ -36,7 +75,7 @@ br_route_result br_route(hw_client *rpc, const hw_log *log, const br_inbound *in
             r = NULL;
         }
     } else {
-        res = hw_client_status_retryable(st.code) ? BR_ROUTE_RETRY : BR_ROUTE_REFUSED;
+        res = br_route_retryable(st.code) ? BR_ROUTE_RETRY : BR_ROUTE_REFUSED;
         hw_log_event(log, res == BR_ROUTE_RETRY ? HW_LOG_WARN : HW_LOG_ERROR, "route_failed",
                      "user=%s message_id=%s code=%s message=%s will_retry=%s",
                      hw_log_quote(in->channel_user_id, q1, sizeof q1),
@@ -48,4 +87,76 @@ br_route_result br_route(hw_client *rpc, const hw_log *log, const br_inbound *in
     if (st_out)
         *st_out = st;
     return res;
+}
+
+int br_route_dead_letter(const br_route_policy *p, const br_inbound *in, int reason,
+                         const hw_client_status *st, int attempts, int64_t received_ms, int64_t first_ms,
+                         int64_t last_ms)
+{
+    br_dead_letter rec = {p->channel_name,  in->message_id, in->channel_user_id,
+                          in->display_name, in->text,       (br_dead_reason)reason,
+                          st->code,         st->message,    attempts,
+                          received_ms,      first_ms,       last_ms};
+    char err[512], q1[160], q2[160], q3[300];
+    if (br_deadletter_write(p->dead, &rec, err, sizeof err) != 0) {
+        hw_log_event(p->log, HW_LOG_ERROR, "dead_letter_failed", "user=%s message_id=%s error=%s",
+                     hw_log_quote(in->channel_user_id, q1, sizeof q1),
+                     hw_log_quote(in->message_id, q2, sizeof q2), hw_log_quote(err, q3, sizeof q3));
+        return -1;
+    }
+    hw_log_event(p->log, HW_LOG_WARN, "dead_letter",
+                 "user=%s message_id=%s text_bytes=%zu reason=%s code=%s message=%s attempts=%d age_ms=%lld",
+                 hw_log_quote(in->channel_user_id, q1, sizeof q1),
+                 hw_log_quote(in->message_id, q2, sizeof q2), strlen(in->text),
+                 br_dead_reason_name((br_dead_reason)reason), hw_client_status_name(st->code),
+                 hw_log_quote(st->message, q3, sizeof q3), attempts, (long long)(last_ms - received_ms));
+    return 0;
+}
+
+br_route_result br_route_deliver(const br_route_policy *p, const br_inbound *in, int64_t received_ms,
+                                 br_route_wait_fn wait, void *arg, br_route_trace *trace)
+{
+    br_route_trace tr_local = {0};
+    br_route_trace *tr = trace ? trace : &tr_local;
+    br_backoff bo;
+    br_backoff_init(&bo, p->backoff_initial_ms, p->backoff_max_ms, (uintptr_t)in ^ (uint64_t)received_ms);
+    int64_t first_ms = br_route_now_ms();
+    if (received_ms <= 0 || received_ms > first_ms)
+        received_ms = first_ms; /* no date, or a clock ahead of ours: it arrived now */
+    hw_client_status st = {0};
+    for (int attempts = 1;; attempts++) {
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        br_route_result r = br_route(p->rpc, p->log, in, p->rpc_timeout_ms, NULL, &st);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        if (p->metrics)
+            hw_metrics_rpc(p->metrics, 0, r == BR_ROUTE_OK ? 0 : st.code,
+                           (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000000 + (t1.tv_nsec - t0.tv_nsec));
+        int64_t last_ms = br_route_now_ms();
+        *tr = (br_route_trace){attempts, received_ms, first_ms, last_ms, st};
+        if (r == BR_ROUTE_OK)
+            return BR_ROUTE_OK;
+        int reason = -1;
+        if (r == BR_ROUTE_REFUSED)
+            reason = BR_DEAD_REFUSED;
+        else if (last_ms - received_ms >= p->max_retry_age_ms)
+            reason = BR_DEAD_TOO_OLD;
+        if (reason >= 0) {
+            if (br_route_dead_letter(p, in, reason, &st, attempts, received_ms, first_ms, last_ms) == 0)
+                return BR_ROUTE_DEAD;
+            /* Not recorded: the message stays the channel's to deliver
+             * again; try again after a pause rather than lose it. */
+        }
+        if (!wait)
+            return BR_ROUTE_RETRY; /* one attempt: the channel delivers it again */
+        int delay = br_backoff_next_ms(&bo);
+        int64_t left = received_ms + p->max_retry_age_ms - last_ms;
+        if (reason < 0 && left > 0 && delay > left)
+            delay = (int)left; /* the last attempt falls on the age limit, not after it */
+        char q[160];
+        hw_log_event(p->log, HW_LOG_INFO, "route_backoff", "message_id=%s attempts=%d delay_ms=%d",
+                     hw_log_quote(in->message_id, q, sizeof q), attempts, delay);
+        if (wait(arg, delay))
+            return BR_ROUTE_RETRY;
+    }
 }

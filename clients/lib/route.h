@@ -7,30 +7,56 @@
  * Route's reply_text is not sent by bridges: helpwired also queues it in
  * the outbox (AUTO_REPLY / ACKNOWLEDGEMENT), and the outbox stream is the
  * one path by which text reaches customers (see outbox.h).
+ *
+ * The retry policy every inbound loop follows (br_route_deliver): only the
+ * statuses that can succeed later are retried (br_route_retryable:
+ * UNAVAILABLE, RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED, ABORTED), with the
+ * exponential backoff of --backoff-initial-ms/--backoff-max-ms, and only
+ * while the message is younger than --max-retry-age-ms. Anything else
+ * (INVALID_ARGUMENT, PERMISSION_DENIED, INTERNAL, ...), or a message too
+ * old, goes to the dead-letter file (deadletter.h) with one warning line
+ * event=dead_letter, and the channel moves on to its next message: one
+ * message helpwired cannot take never stalls the customers behind it.
  */
 #ifndef BR_ROUTE_H
 #define BR_ROUTE_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 #include "clients/lib/client.h"
+#include "clients/lib/deadletter.h"
 #include "helpwire/v1/router.pb-c.h"
 #include "server/base/log.h"
+#include "server/base/metrics.h"
+
+/* Route's limits on what a channel may give longer (helpwired's router.c). */
+#define BR_ROUTE_MAX_NAME 256
+#define BR_ROUTE_MAX_LOCALE 15
 
 /* An inbound message as a bridge extracted it from its channel. */
 typedef struct br_inbound {
     Helpwire__V1__Channel channel;
     const char *channel_user_id; /* required */
-    const char *display_name;    /* may be NULL */
+    const char *display_name;    /* may be NULL; cut to BR_ROUTE_MAX_NAME bytes */
     const char *text;            /* required */
     const char *message_id;      /* the channel's id, required */
-    const char *locale;          /* may be NULL */
+    const char *locale;          /* may be NULL; left out when over BR_ROUTE_MAX_LOCALE */
 } br_inbound;
 
 /* Outcomes of br_route. */
 typedef enum {
-    BR_ROUTE_OK = 0,     /* routed (or a duplicate of a routed message) */
-    BR_ROUTE_RETRY = 1,  /* helpwired could not take it now: try again later */
-    BR_ROUTE_REFUSED = 2 /* refused for good (invalid, forbidden): do not retry */
+    BR_ROUTE_OK = 0,      /* routed (or a duplicate of a routed message) */
+    BR_ROUTE_RETRY = 1,   /* helpwired could not take it now: try again later */
+    BR_ROUTE_REFUSED = 2, /* refused for good (invalid, forbidden): do not retry */
+    BR_ROUTE_DEAD = 3     /* given up on and recorded as a dead letter (br_route_deliver) */
 } br_route_result;
+
+/* Whether a failed Route may succeed if sent again later: UNAVAILABLE,
+ * RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED, ABORTED. Every other status,
+ * INTERNAL and UNKNOWN included, is the same however often the message is
+ * sent (a server fault that a retry storm would not mend). */
+bool br_route_retryable(int code);
 
 /* Calls Router.Route for in and logs the outcome. When reply is not NULL
  * and the result is BR_ROUTE_OK, *reply receives the reply (free with
@@ -38,5 +64,55 @@ typedef enum {
  * NULL) receives the status. Thread-safe. */
 br_route_result br_route(hw_client *rpc, const hw_log *log, const br_inbound *in, int timeout_ms,
                          Helpwire__V1__RouteReply **reply, hw_client_status *st);
+
+/* What br_route_deliver needs: the call, the policy, where dead letters go. */
+typedef struct br_route_policy {
+    hw_client *rpc;
+    const hw_log *log;
+    int rpc_timeout_ms;
+    int backoff_initial_ms, backoff_max_ms;
+    int max_retry_age_ms;     /* a retryable failure past this age is a dead letter */
+    br_deadletter *dead;      /* required */
+    hw_metrics *metrics;      /* may be NULL: each Route call is counted there, as method row 0 */
+    const char *channel_name; /* "telegram": the dead letter's channel */
+} br_route_policy;
+
+/* Waits ms before the next attempt. Returns true when the caller is
+ * stopping and the message must be left as it is (not routed, not a dead
+ * letter: the channel will deliver it again), false to go on. */
+typedef bool (*br_route_wait_fn)(void *arg, int ms);
+
+/* What br_route_deliver did, for a caller that records the message itself
+ * after a BR_ROUTE_RETRY (e.g. as a BR_DEAD_SHUTDOWN dead letter). */
+typedef struct br_route_trace {
+    int attempts;
+    int64_t received_ms, first_ms, last_ms; /* wall clock */
+    hw_client_status last;                  /* the last attempt's status */
+} br_route_trace;
+
+/* Routes in by br_route, retrying per the policy (see the top comment),
+ * calling wait(arg, delay) between attempts. With wait NULL, makes one
+ * attempt and returns BR_ROUTE_RETRY where it would have waited, for a
+ * channel that delivers again by itself (a webhook answered 503). received_ms is the wall-clock
+ * time the message arrived (the channel's own date when it has one): the
+ * age is counted from it; the first attempt is always made. Returns
+ * BR_ROUTE_OK (routed or a duplicate), BR_ROUTE_DEAD (recorded in
+ * p->dead, logged, counted: move on), or BR_ROUTE_RETRY when wait asked
+ * to stop, or when the dead letter could not be written (logged
+ * event=dead_letter_failed; the message must not be confirmed, try it
+ * again later). trace (may be NULL) receives what was done. Thread-safe
+ * as far as p->dead is. */
+br_route_result br_route_deliver(const br_route_policy *p, const br_inbound *in, int64_t received_ms,
+                                 br_route_wait_fn wait, void *arg, br_route_trace *trace);
+
+/* Records in as a dead letter for reason (e.g. BR_DEAD_SHUTDOWN) with the
+ * last status st after attempts, logging the event=dead_letter line.
+ * Returns 0, or -1 (logged) when the record could not be written. */
+int br_route_dead_letter(const br_route_policy *p, const br_inbound *in, int reason,
+                         const hw_client_status *st, int attempts, int64_t received_ms, int64_t first_ms,
+                         int64_t last_ms);
+
+/* Wall-clock ms since the epoch. */
+int64_t br_route_now_ms(void);
 
 #endif

@@ -71,6 +71,46 @@ int br_runtime_start(br_runtime *rt, const br_bridge *bridge, br_common *c)
     return 0;
 }
 
+static void render_dead_letters(void *arg, FILE *out)
+{
+    const br_runtime *rt = arg;
+    br_deadletter_render(rt->dead, rt->bridge->name, out);
+}
+
+int br_runtime_inbound(br_runtime *rt, const char *state_dir)
+{
+    char err[600];
+    const br_common *c = rt->common;
+    if (br_deadletter_open(&rt->dead, state_dir, rt->bridge->name, err, sizeof err) != 0) {
+        char msg[700];
+        snprintf(msg, sizeof msg, "--state-dir: %s", err);
+        return fail(rt, 1, msg);
+    }
+    if (c->metrics && *c->metrics) {
+        static const char *const paths[] = {"/helpwire.v1.Router/Route"};
+        int port = 0;
+        rt->metrics = hw_metrics_create(paths, 1);
+        if (!rt->metrics || hw_metrics_add_collector(rt->metrics, render_dead_letters, rt) != 0)
+            return fail(rt, 1, "out of memory");
+        if (hw_metrics_listen(rt->metrics, c->metrics, &port, err, sizeof err) != 0) {
+            char msg[700];
+            snprintf(msg, sizeof msg, "--metrics: %s", err);
+            return fail(rt, 1, msg);
+        }
+        hw_log_event(rt->log, HW_LOG_INFO, "metrics_listening", "port=%d", port);
+    }
+    rt->route = (br_route_policy){.rpc = rt->rpc,
+                                  .log = rt->log,
+                                  .rpc_timeout_ms = c->rpc_timeout_ms,
+                                  .backoff_initial_ms = c->backoff_initial_ms,
+                                  .backoff_max_ms = c->backoff_max_ms,
+                                  .max_retry_age_ms = c->max_retry_age_ms,
+                                  .dead = rt->dead,
+                                  .metrics = rt->metrics,
+                                  .channel_name = rt->bridge->name};
+    return 0;
+}
+
 int br_runtime_subscribe(br_runtime *rt, br_outbox_deliver_fn deliver, void *arg)
 {
     const br_common *c = rt->common;
@@ -141,6 +181,8 @@ void br_runtime_finish(br_runtime *rt, int rc)
     br_runtime_close_http(rt);
     br_outbox_stop(rt->ob);
     rt->ob = NULL;
+    hw_metrics_destroy(rt->metrics);
+    rt->metrics = NULL;
     hw_client_destroy(rt->rpc);
     rt->rpc = NULL;
     if (rt->grpc_up)
@@ -151,6 +193,8 @@ void br_runtime_finish(br_runtime *rt, int rc)
     if (rt->log)
         hw_log_event(rt->log, HW_LOG_INFO, "stopped", "signal=%d exit=%d",
                      rt->stop ? br_stop_signal(rt->stop) : 0, rc);
+    br_deadletter_close(rt->dead);
+    rt->dead = NULL;
     br_stop_destroy(rt->stop);
     rt->stop = NULL;
     hw_grpc_runtime_log_to(NULL);

@@ -23,11 +23,14 @@
 
 #include "clients/lib/client.h"
 #include "clients/lib/config.h"
+#include "clients/lib/deadletter.h"
 #include "clients/lib/httpd.h"
 #include "clients/lib/outbox.h"
+#include "clients/lib/route.h"
 #include "clients/lib/stop.h"
 #include "server/base/grpc_runtime.h"
 #include "server/base/log.h"
+#include "server/base/metrics.h"
 
 /* What a bridge is to the runtime (static storage). */
 typedef struct br_bridge {
@@ -45,6 +48,9 @@ typedef struct br_runtime {
     hw_client *rpc;
     br_outbox *ob;
     br_httpd *httpd;            /* when the bridge listens */
+    br_deadletter *dead;        /* br_runtime_inbound */
+    hw_metrics *metrics;        /* with --metrics */
+    br_route_policy route;      /* br_runtime_inbound: how inbound messages are routed */
     hw_grpc_log_route grpc_log; /* the gRPC core's own lines, into log */
     bool grpc_up, curl_up, quiesced;
 } br_runtime;
@@ -63,6 +69,15 @@ int br_runtime_reconnect_max_ms(const br_common *c);
  * or 2 after printing why (what is set up so far is still freed by
  * br_runtime_finish, which must be called in any case). */
 int br_runtime_start(br_runtime *rt, const br_bridge *bridge, br_common *c);
+
+/* Prepares inbound routing: opens the dead-letter file in state_dir
+ * (created if missing; the bridge refuses to start without one, so a
+ * message given up on always has a durable place), fills rt->route from
+ * the common settings, and with --metrics serves GET /metrics there
+ * (Route calls by status, dead letters by reason; logged
+ * event=metrics_listening with the port). Returns 0, or 1 after printing
+ * why. */
+int br_runtime_inbound(br_runtime *rt, const char *state_dir);
 
 /* Subscribes to the bridge's outbox on its own thread; deliver(arg, m)
  * sends one message to the channel and returns 0 once the channel accepted

@@ -8,13 +8,19 @@
  * one update that may be routed twice (a crash between Route and the write)
  * is answered as a duplicate by helpwired, which dedupes by (channel,
  * message_id). An update that helpwired cannot take now (UNAVAILABLE,
- * UNIMPLEMENTED, ...) holds the offset and is retried with backoff; one it
- * refuses for good is logged and skipped. HTTP 429 waits retry_after.
+ * RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED, ABORTED) holds the offset and is
+ * retried with backoff for up to --max-retry-age-ms from the message's
+ * date; one it refuses for good (any other status), or one still failing
+ * past that age, is written to the dead-letter file in --state-dir
+ * (deadletter.h) and the offset moves past it, so the next customer is
+ * routed. HTTP 429 waits retry_after.
  *
  * Inbound, by webhook (--mode webhook): POSTs on --webhook-path carrying
  * X-Telegram-Bot-Api-Secret-Token equal to TELEGRAM_WEBHOOK_SECRET
  * (constant-time check); routed before answering, and answered 503 when
- * helpwired cannot take it, so Telegram delivers it again. Registering the
+ * helpwired cannot take it, so Telegram delivers it again, until the
+ * message is older than --max-retry-age-ms: then, as for a refused one, it
+ * is a dead letter and answered 200. Registering the
  * webhook URL with setWebhook is left to the operator.
  *
  * Outbound: Outbox.Subscribe(TELEGRAM) on its own thread; each message goes
@@ -68,6 +74,7 @@ typedef struct tg_config {
 
 typedef struct tg_bridge {
     const tg_config *cfg;
+    const br_route_policy *route;
     const hw_log *log;
     hw_client *rpc;
     br_stop *stop;
@@ -161,10 +168,19 @@ static tg_result bot_call(tg_bridge *b, const char *method, json_t *body, int ti
 
 /* ------------------------------------------------------------- inbound */
 
-/* Routes one update. Returns BR_ROUTE_OK when it is done with (routed,
- * duplicate, or nothing to route), BR_ROUTE_RETRY when it must be tried
- * again, BR_ROUTE_REFUSED when helpwired refused it for good. */
-static br_route_result handle_update(tg_bridge *b, json_t *update)
+/* Between two attempts of the poll loop: true when stopping. */
+static bool wait_or_stop(void *arg, int ms)
+{
+    tg_bridge *b = arg;
+    return br_stop_sleep_ms(b->stop, ms);
+}
+
+/* Routes one update: retrying per the policy in the poll loop (once is
+ * false), one attempt for a webhook POST. Returns BR_ROUTE_OK when it is
+ * done with (routed, duplicate, or nothing to route), BR_ROUTE_DEAD when
+ * it was recorded as a dead letter, BR_ROUTE_RETRY when it must be tried
+ * again (stopping, or the webhook answers 503). */
+static br_route_result handle_update(tg_bridge *b, json_t *update, bool once)
 {
     json_int_t update_id = json_integer_value(json_object_get(update, "update_id"));
     json_t *msg = json_object_get(update, "message");
@@ -199,7 +215,9 @@ static br_route_result handle_update(tg_bridge *b, json_t *update)
                      text,
                      key,
                      json_string_value(json_object_get(from, "language_code"))};
-    br_route_result r = br_route(b->rpc, b->log, &in, b->cfg->common.rpc_timeout_ms, NULL, NULL);
+    json_t *date = json_object_get(msg, "date");
+    int64_t received_ms = json_is_integer(date) ? (int64_t)json_integer_value(date) * 1000 : 0;
+    br_route_result r = br_route_deliver(b->route, &in, received_ms, once ? NULL : wait_or_stop, b, NULL);
     if (r != BR_ROUTE_RETRY)
         br_dedupe_add(b->seen, key);
     return r;
@@ -267,20 +285,9 @@ static int poll_loop(tg_bridge *b)
                 hw_log_event(b->log, HW_LOG_INFO, "update_duplicate", "update_id=%" PRIu64, id);
                 continue;
             }
-            br_backoff rb;
-            br_backoff_init(&rb, b->cfg->common.backoff_initial_ms, b->cfg->common.backoff_max_ms, id);
-            br_route_result rr;
-            while ((rr = handle_update(b, u)) == BR_ROUTE_RETRY) {
-                int delay = br_backoff_next_ms(&rb);
-                hw_log_event(b->log, HW_LOG_INFO, "route_backoff", "update_id=%" PRIu64 " delay_ms=%d", id,
-                             delay);
-                if (br_stop_sleep_ms(b->stop, delay))
-                    break;
-            }
+            br_route_result rr = handle_update(b, u, false);
             if (rr == BR_ROUTE_RETRY)
-                break; /* stopping: the offset stays before this update */
-            if (rr == BR_ROUTE_REFUSED)
-                hw_log_event(b->log, HW_LOG_ERROR, "update_dropped", "update_id=%" PRIu64, id);
+                break; /* stopping, or no dead letter written: the offset stays before this update */
             offset = id + 1;
             if (save_offset(b, offset) != 0) {
                 br_stop_sleep_ms(b->stop, br_backoff_next_ms(&bo));
@@ -316,7 +323,7 @@ static void webhook_handler(void *arg, br_httpd_request *r)
         br_httpd_respond(r, 400, "application/json", "{\"error\":\"not JSON\"}", 20);
         return;
     }
-    br_route_result rr = handle_update(b, u);
+    br_route_result rr = handle_update(b, u, true);
     json_decref(u);
     if (rr == BR_ROUTE_RETRY)
         br_httpd_respond(r, 503, "application/json", "{\"error\":\"try again\"}", 21);
@@ -382,9 +389,9 @@ int main(int argc, char **argv)
          "Read the bot token from FILE instead of TELEGRAM_BOT_TOKEN."},
         {"mode", "TELEGRAM_MODE", BR_OPT_STRING, &cfg.mode, 0, 0, "MODE",
          "poll (getUpdates long polling) or webhook. Default poll."},
-        {"state-dir", "TELEGRAM_STATE_DIR", BR_OPT_STRING, &cfg.state_dir, 0, 0, "DIR",
-         "Directory for the persisted getUpdates offset (file telegram.offset); created if missing. "
-         "Required in poll mode."},
+        {"state-dir", "TELEGRAM_STATE_DIR", BR_OPT_REQUIRED, &cfg.state_dir, 0, 0, "DIR",
+         "Directory for the persisted getUpdates offset (file telegram.offset) and the dead letters "
+         "(telegram.deadletter.jsonl); created if missing. Required."},
         {"poll-timeout-s", NULL, BR_OPT_INT, &cfg.poll_timeout_s, 0, 50, "S",
          "Long-poll timeout of getUpdates. Default 30."},
         {"http-timeout-ms", NULL, BR_OPT_INT, &cfg.http_timeout_ms, 100, 600000, "MS",
@@ -415,10 +422,6 @@ int main(int argc, char **argv)
         fprintf(stderr, PROG ": --mode: expected poll or webhook\n");
         return 2;
     }
-    if (!webhook && (!cfg.state_dir || !*cfg.state_dir)) {
-        fprintf(stderr, PROG ": --state-dir is required in poll mode (it keeps the getUpdates offset)\n");
-        return 2;
-    }
     if (webhook && (!cfg.webhook_secret || !*cfg.webhook_secret)) {
         fprintf(stderr, PROG ": TELEGRAM_WEBHOOK_SECRET is required in webhook mode\n");
         return 2;
@@ -433,16 +436,17 @@ int main(int argc, char **argv)
         fprintf(stderr, PROG ": TELEGRAM_BOT_TOKEN (or --bot-token-file) is required\n");
         goto out;
     }
-    if (!webhook) {
-        if (mkdir(cfg.state_dir, 0700) != 0 && errno != EEXIST) {
-            fprintf(stderr, PROG ": --state-dir %s: %s\n", cfg.state_dir, strerror(errno));
-            goto out;
-        }
-        snprintf(b.offset_path, sizeof b.offset_path, "%s/telegram.offset", cfg.state_dir);
+    if (mkdir(cfg.state_dir, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, PROG ": --state-dir %s: %s\n", cfg.state_dir, strerror(errno));
+        goto out;
     }
+    snprintf(b.offset_path, sizeof b.offset_path, "%s/telegram.offset", cfg.state_dir);
     if ((rc = br_runtime_start(&rt, &bridge, &cfg.common)) != 0)
         goto out;
     rc = 1;
+    if (br_runtime_inbound(&rt, cfg.state_dir) != 0)
+        goto out;
+    b.route = &rt.route;
     b.seen = br_dedupe_create(10000);
     if (!b.seen) {
         fprintf(stderr, PROG ": out of memory\n");

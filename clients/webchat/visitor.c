@@ -52,8 +52,13 @@ static const struct {
     [WC_VISITOR_NO_PAGE] = {"no_such_page", false, {"This page does not exist.", "该页面不存在。"}},
 };
 
-/* helpwired's status codes as the visitor reads them. Codes not listed
- * are the bridge's or helpwired's own trouble: WC_VISITOR_OUR_FAULT, 502. */
+/* helpwired's status codes as the visitor reads them. Only the statuses a
+ * bridge retries (route.h: UNAVAILABLE, DEADLINE_EXCEEDED,
+ * RESOURCE_EXHAUSTED, ABORTED) ask the page to send again; codes not
+ * listed are the bridge's or helpwired's own trouble, which sending again
+ * will not fix: WC_VISITOR_OUR_FAULT, 502. The visitor is on the line, so
+ * the web chat keeps no dead letters: the failure is visible at once, with
+ * the text still in the page. */
 static const struct {
     int code;
     wc_visitor_error e;
@@ -62,11 +67,7 @@ static const struct {
     {GRPC_STATUS_UNAVAILABLE, WC_VISITOR_TRY_LATER, 503},
     {GRPC_STATUS_DEADLINE_EXCEEDED, WC_VISITOR_TRY_LATER, 503},
     {GRPC_STATUS_RESOURCE_EXHAUSTED, WC_VISITOR_TRY_LATER, 503},
-    {GRPC_STATUS_UNIMPLEMENTED, WC_VISITOR_TRY_LATER, 503},
     {GRPC_STATUS_ABORTED, WC_VISITOR_TRY_LATER, 503},
-    {GRPC_STATUS_CANCELLED, WC_VISITOR_TRY_LATER, 503},
-    {GRPC_STATUS_UNKNOWN, WC_VISITOR_TRY_LATER, 503},
-    {GRPC_STATUS_INTERNAL, WC_VISITOR_TRY_LATER, 503},
     {GRPC_STATUS_INVALID_ARGUMENT, WC_VISITOR_REFUSED, 400},
     {GRPC_STATUS_OUT_OF_RANGE, WC_VISITOR_REFUSED, 400},
     {GRPC_STATUS_NOT_FOUND, WC_VISITOR_LINK_INVALID, 404},

@@ -13,10 +13,15 @@
  *
  * No loss, no repeats: message ids (wamid) routed recently are remembered,
  * and helpwired dedupes by (channel, message_id) in any case, so Meta's
- * retries are answered once. A message helpwired cannot take now is retried
- * with backoff, in order. On SIGTERM the server stops taking requests and
- * the worker drains what was accepted (for up to --drain-timeout-ms if
- * helpwired is unreachable; what is left then is logged by id).
+ * retries are answered once. A message helpwired cannot take now
+ * (UNAVAILABLE, RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED, ABORTED) is retried
+ * with backoff, in order, for up to --max-retry-age-ms from its timestamp;
+ * one refused for good (any other status) or still failing past that age
+ * is written to the dead-letter file in --state-dir (deadletter.h) and the
+ * worker moves on to the next. On SIGTERM the server stops taking requests
+ * and the worker drains what was accepted (for up to --drain-timeout-ms if
+ * helpwired is unreachable; what is left then is a dead letter too, with
+ * reason shutdown, as Meta was already answered 200).
  *
  * Outbound: Outbox.Subscribe(WHATSAPP); each message is sent with
  * POST /{phone-number-id}/messages (bearer WHATSAPP_ACCESS_TOKEN) and
@@ -51,6 +56,7 @@
 typedef struct wa_config {
     br_common common;
     const char *listen;
+    const char *state_dir;
     const char *webhook_path;
     const char *api_base;
     const char *phone_number_id;
@@ -71,6 +77,7 @@ typedef struct queued {
 
 typedef struct wa_bridge {
     const wa_config *cfg;
+    const br_route_policy *route;
     const hw_log *log;
     hw_client *rpc;
     br_stop *stop;
@@ -205,8 +212,25 @@ static void worker_wait(wa_bridge *b, int ms)
     pthread_mutex_unlock(&b->mu);
 }
 
-/* Routes one text message, retrying while helpwired cannot take it (until
- * the drain deadline once closing). */
+/* Between two attempts: waits, and returns true once closing and past the
+ * drain deadline. */
+static bool wait_or_drained(void *arg, int ms)
+{
+    wa_bridge *b = arg;
+    pthread_mutex_lock(&b->mu);
+    bool closing = b->closing;
+    int64_t left = closing
+                       ? (int64_t)b->drain_until.tv_sec * 1000 + b->drain_until.tv_nsec / 1000000 - mono_ms()
+                       : INT64_MAX;
+    pthread_mutex_unlock(&b->mu);
+    if (left <= 0)
+        return true;
+    worker_wait(b, ms > left ? (int)left : ms);
+    return false;
+}
+
+/* Routes one text message per the retry policy (see route.h); a message
+ * still not routed at the drain deadline is a dead letter. */
 static void route_message(wa_bridge *b, json_t *m, json_t *contacts)
 {
     const char *id = json_string_value(json_object_get(m, "id"));
@@ -238,26 +262,13 @@ static void route_message(wa_bridge *b, json_t *m, json_t *contacts)
             name = json_string_value(json_object_get(json_object_get(c, "profile"), "name"));
     }
     br_inbound in = {HELPWIRE__V1__CHANNEL__CHANNEL_WHATSAPP, from, name, text, id, NULL};
-    br_backoff bo;
-    br_backoff_init(&bo, b->cfg->common.backoff_initial_ms, b->cfg->common.backoff_max_ms, (uintptr_t)m);
-    br_route_result r;
-    while ((r = br_route(b->rpc, b->log, &in, b->cfg->common.rpc_timeout_ms, NULL, NULL)) == BR_ROUTE_RETRY) {
-        pthread_mutex_lock(&b->mu);
-        bool closing = b->closing;
-        int64_t left =
-            closing ? (int64_t)b->drain_until.tv_sec * 1000 + b->drain_until.tv_nsec / 1000000 - mono_ms()
-                    : INT64_MAX;
-        pthread_mutex_unlock(&b->mu);
-        if (left <= 0) {
-            hw_log_event(b->log, HW_LOG_ERROR, "message_not_routed", "message_id=%s reason=drain_timeout",
-                         hw_log_quote(id, q, sizeof q));
-            return;
-        }
-        int delay = br_backoff_next_ms(&bo);
-        if (delay > left)
-            delay = (int)left;
-        worker_wait(b, delay);
-    }
+    const char *ts = json_string_value(json_object_get(m, "timestamp"));
+    int64_t received_ms = ts ? strtoll(ts, NULL, 10) * 1000 : 0;
+    br_route_trace tr;
+    if (br_route_deliver(b->route, &in, received_ms, wait_or_drained, b, &tr) == BR_ROUTE_RETRY &&
+        br_route_dead_letter(b->route, &in, BR_DEAD_SHUTDOWN, &tr.last, tr.attempts, tr.received_ms,
+                             tr.first_ms, tr.last_ms) != 0)
+        return; /* logged: nothing more can be done for it */
     br_dedupe_add(b->seen, id);
 }
 
@@ -402,6 +413,9 @@ int main(int argc, char **argv)
         {"listen", "WHATSAPP_LISTEN", BR_OPT_STRING, &cfg.listen, 0, 0, "ADDR",
          "Webhook server address, host:port (port 0 picks one). Default 127.0.0.1:8081 (terminate TLS in "
          "front)."},
+        {"state-dir", "WHATSAPP_STATE_DIR", BR_OPT_REQUIRED, &cfg.state_dir, 0, 0, "DIR",
+         "Directory for the dead letters (whatsapp.deadletter.jsonl: messages refused by helpwired, or not "
+         "routed within --max-retry-age-ms); created if missing. Required."},
         {"webhook-path", NULL, BR_OPT_PATH, &cfg.webhook_path, 0, 0, "PATH",
          "Path of the webhook (callback URL path). Default /whatsapp/webhook."},
         {"api-base", "WHATSAPP_API_BASE", BR_OPT_STRING, &cfg.api_base, 0, 0, "URL",
@@ -458,6 +472,9 @@ int main(int argc, char **argv)
     b.log = rt.log;
     b.rpc = rt.rpc;
     b.stop = rt.stop;
+    if (br_runtime_inbound(&rt, cfg.state_dir) != 0)
+        goto out;
+    b.route = &rt.route;
     if (pthread_create(&worker_thread, NULL, worker, &b) != 0) {
         fprintf(stderr, PROG ": cannot start the worker thread\n");
         goto out;

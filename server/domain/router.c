@@ -4,6 +4,12 @@
  * and changes state runs in one write on the store's writer thread, where
  * writes are serialized, so two messages of one customer racing each other
  * cannot both open a ticket.
+ *
+ * The API takes texts up to MAX_TEXT bytes, the search a query of at most
+ * HW_INDEX_MAX_QUERY: the classifier and the search see a prefix of the
+ * text (query_len), the ticket and the outbox keep all of it. A customer
+ * who writes a long message says what it is about near its start, and a
+ * bounded query keeps Route's cost bounded whatever the text's length.
  */
 #include "server/domain/router.h"
 
@@ -48,6 +54,33 @@ static const char *ack_text(hw_arena *a, const char *locale, uint64_t number)
     return hw_arena_printf(
         a, "Thanks for your message. We opened ticket #%llu and an agent will reply here soon.",
         (unsigned long long)number);
+}
+
+static bool is_space(char ch)
+{
+    return ch == ' ' || ch == '\n' || ch == '\t' || ch == '\r';
+}
+
+/* The length of the prefix of text[0..len) (valid UTF-8) that is searched
+ * and classified: all of it when it fits in max bytes, else cut at a
+ * character boundary, and at the last whitespace when one falls in the
+ * second half of the room, so no word is cut in two. Never 0 for len > 0. */
+static size_t query_len(const char *text, size_t len, size_t max)
+{
+    if (len <= max)
+        return len;
+    size_t cut = max;
+    while (cut > 0 && ((unsigned char)text[cut] & 0xC0) == 0x80)
+        cut--; /* text[cut] continues a character: the cut would split it */
+    size_t n = cut;
+    while (n > max / 2 && !is_space(text[n]))
+        n--;
+    if (n > max / 2) /* text[n] is a space: end the query on the word before it */
+        while (n > 0 && is_space(text[n - 1]))
+            n--;
+    else
+        n = cut; /* no space in reach (Chinese, a long token): the character boundary */
+    return n > 0 ? n : cut;
 }
 
 static void set_ticket(Helpwire__V1__RouteReply *r, const Helpwire__V1__Ticket *t)
@@ -198,7 +231,8 @@ void hw_router_route(hw_call *call, const ProtobufCMessage *request, void *appv)
         hw_call_reply(call, &c->reply.base);
         return;
     }
-    /* The text is tokenized once, for the classifier and the search. */
+    /* The searched prefix is tokenized once, for the classifier and the
+     * search. */
     const hw_classify_model *model = hw_classify_skill_model(call, app);
     if (!model)
         return;
@@ -206,7 +240,7 @@ void hw_router_route(hw_call *call, const ProtobufCMessage *request, void *appv)
     hw_status st = {0};
     const hw_token *toks;
     size_t n_toks;
-    size_t len = strlen(req->text);
+    size_t len = query_len(req->text, strlen(req->text), HW_INDEX_MAX_QUERY);
     if ((rc = hw_tokenize(wk->tokenizer, req->text, len, &toks, &n_toks, &st)) != HW_OK) {
         hw_rpc_fail(call, rc, "text: %s", st.msg[0] ? st.msg : hw_strerror(rc));
         return;

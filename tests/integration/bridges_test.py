@@ -231,11 +231,11 @@ class CommandLine(unittest.TestCase):
     FLAGS = {
         "telegram": ["--helpwire", "--token-file", "--tls-ca", "--tls-server-name", "--rpc-timeout-ms",
                      "--backoff-initial-ms", "--backoff-max-ms", "--redeliver-after-ms", "--log-level",
-                     "--api-base", "--bot-token-file", "--mode", "--state-dir", "--poll-timeout-s",
+                     "--max-retry-age-ms", "--metrics", "BRIDGE_MAX_RETRY_AGE_MS", "--api-base", "--bot-token-file", "--mode", "--state-dir", "--poll-timeout-s",
                      "--http-timeout-ms", "--send-attempts", "--webhook-listen", "--webhook-path",
                      "HELPWIRE_TOKEN", "TELEGRAM_BOT_TOKEN", "TELEGRAM_WEBHOOK_SECRET"],
         "whatsapp": ["--helpwire", "--token-file", "--tls-ca", "--listen", "--webhook-path", "--api-base",
-                     "--phone-number-id", "--queue-size", "--drain-timeout-ms", "--http-timeout-ms",
+                     "--phone-number-id", "--state-dir", "--max-retry-age-ms", "--metrics", "--queue-size", "--drain-timeout-ms", "--http-timeout-ms",
                      "--send-attempts", "HELPWIRE_TOKEN", "WHATSAPP_ACCESS_TOKEN", "WHATSAPP_APP_SECRET",
                      "WHATSAPP_VERIFY_TOKEN"],
         "webchat": ["--helpwire", "--token-file", "--tls-ca", "--listen", "--max-sessions", "--max-events",
@@ -269,20 +269,27 @@ class CommandLine(unittest.TestCase):
         rc, _, err = run("telegram", ["--state-dir", TMP])
         self.assertEqual(rc, 2)
         self.assertIn("TELEGRAM_BOT_TOKEN", err)
-        rc, _, err = run("telegram", ["--mode", "webhook"], env={"TELEGRAM_BOT_TOKEN": TG_SECRET})
+        rc, _, err = run("telegram", ["--mode", "webhook", "--state-dir", TMP], env={"TELEGRAM_BOT_TOKEN": TG_SECRET})
         self.assertEqual(rc, 2)
         self.assertIn("TELEGRAM_WEBHOOK_SECRET", err)
         assert_secrets_absent(self, err, TG_SECRET)
-        rc, _, err = run("whatsapp", ["--phone-number-id", WA_PHONE_ID],
+        rc, _, err = run("whatsapp", ["--phone-number-id", WA_PHONE_ID, "--state-dir", TMP],
                          env={"WHATSAPP_ACCESS_TOKEN": WA_TOKEN, "WHATSAPP_VERIFY_TOKEN": WA_VERIFY})
         self.assertEqual(rc, 2)
         self.assertIn("WHATSAPP_APP_SECRET", err)
         assert_secrets_absent(self, err, WA_TOKEN, WA_VERIFY)
 
-    def test_poll_mode_needs_a_state_dir(self):
-        rc, _, err = run("telegram", [], env={"TELEGRAM_BOT_TOKEN": TG_SECRET})
-        self.assertEqual(rc, 2)
-        self.assertIn("--state-dir", err)
+    def test_every_channel_bridge_needs_a_state_dir(self):
+        # It keeps the dead letters (and Telegram's offset): no default place.
+        for name, args, env in (("telegram", [], {"TELEGRAM_BOT_TOKEN": TG_SECRET}),
+                                ("telegram", ["--mode", "webhook"], {"TELEGRAM_BOT_TOKEN": TG_SECRET,
+                                                                     "TELEGRAM_WEBHOOK_SECRET": "s"}),
+                                ("whatsapp", ["--phone-number-id", WA_PHONE_ID],
+                                 {"WHATSAPP_ACCESS_TOKEN": WA_TOKEN, "WHATSAPP_APP_SECRET": WA_APP_SECRET,
+                                  "WHATSAPP_VERIFY_TOKEN": WA_VERIFY})):
+            rc, _, err = run(name, args, env=env)
+            self.assertEqual(rc, 2, name)
+            self.assertIn("--state-dir", err, name)
 
     def test_unreadable_token_file_is_reported_by_name(self):
         rc, _, err = run("webchat", ["--token-file", "/nonexistent/token"])
@@ -335,13 +342,17 @@ class CommandLine(unittest.TestCase):
 
 def whatsapp_env(token):
     return {"HELPWIRE_TOKEN": token, "WHATSAPP_ACCESS_TOKEN": WA_TOKEN, "WHATSAPP_APP_SECRET": WA_APP_SECRET,
-            "WHATSAPP_VERIFY_TOKEN": WA_VERIFY}
+            "WHATSAPP_VERIFY_TOKEN": WA_VERIFY,
+            "WHATSAPP_STATE_DIR": tempfile.mkdtemp(prefix="wa-state-", dir=TMP)}
 
 
-def start_whatsapp(helpwire_addr, token, fake):
-    return Bridge("whatsapp", ["--helpwire", helpwire_addr, "--listen", "127.0.0.1:0", "--api-base",
-                               fake.api_base, "--phone-number-id", WA_PHONE_ID, "--log-level", "debug"] + FAST,
-                  whatsapp_env(token))
+def start_whatsapp(helpwire_addr, token, fake, *extra):
+    env = whatsapp_env(token)
+    b = Bridge("whatsapp", ["--helpwire", helpwire_addr, "--listen", "127.0.0.1:0", "--api-base",
+                            fake.api_base, "--phone-number-id", WA_PHONE_ID, "--log-level", "debug"] + FAST +
+               list(extra), env)
+    b.state_dir = env["WHATSAPP_STATE_DIR"]
+    return b
 
 
 class WhatsAppWebhookStandalone(unittest.TestCase):
@@ -402,6 +413,30 @@ class WhatsAppWebhookStandalone(unittest.TestCase):
         self.assertTrue(self.bridge.wait_log("route_failed"), self.bridge.read_log())
         self.assertIn("will_retry=true", self.bridge.events("route_failed")[0])
 
+    def test_messages_helpwired_cannot_take_become_dead_letters_past_the_max_age_or_at_shutdown(self):
+        b = start_whatsapp("127.0.0.1:%d" % free_port(), "unused-token", self.fake, "--max-retry-age-ms", "1500",
+                           "--drain-timeout-ms", "300")
+        hook = b.url + "/whatsapp/webhook"
+
+        def post(wamid):
+            body, sig = fc.whatsapp_webhook(WA_APP_SECRET, WA_PHONE_ID,
+                                            messages=[{"from": "4915100000003", "id": wamid, "text": "hi"}])
+            st, _, _ = fc.http_request(hook, "POST", body, {"X-Hub-Signature-256": sig})
+            self.assertEqual(st, 200)
+        try:
+            post("wamid.OLD1")
+            self.assertTrue(b.wait_log("dead_letter", timeout=10), b.read_log())  # the worker moves on
+            post("wamid.LAST1")
+            self.assertTrue(b.wait_log("route_failed", count=len(b.events("route_failed")) + 1), b.read_log())
+        finally:
+            rc = b.stop()
+        self.assertEqual(rc, 0, b.read_log())
+        recs = read_dead_letters(b.state_dir, "whatsapp")
+        self.assertEqual([(r["message_id"], r["reason"]) for r in recs],
+                         [("wamid.OLD1", "too_old"), ("wamid.LAST1", "shutdown")])
+        self.assertGreaterEqual(recs[0]["last_attempt_ms"] - recs[0]["received_ms"], 1500)
+        self.assertEqual(recs[1]["code"], grpc.StatusCode.UNAVAILABLE.value[0])
+
     def test_status_callbacks_are_accepted_and_ignored(self):
         # Its own bridge: the shared one may be busy retrying a message
         # helpwired cannot take (messages are routed in order).
@@ -426,7 +461,8 @@ class WhatsAppWebhookStandalone(unittest.TestCase):
 # ------------------------------------------------------ standalone: Telegram
 
 def telegram_env(token):
-    return {"HELPWIRE_TOKEN": token, "TELEGRAM_BOT_TOKEN": TG_SECRET}
+    return {"HELPWIRE_TOKEN": token, "TELEGRAM_BOT_TOKEN": TG_SECRET,
+            "TELEGRAM_STATE_DIR": tempfile.mkdtemp(prefix="tg-state-", dir=TMP)}
 
 
 def start_telegram(helpwire_addr, token, fake, state_dir, *extra):
@@ -532,6 +568,31 @@ class TelegramStandalone(unittest.TestCase):
             rc = b.stop()
         self.assertEqual(rc, 0, b.read_log())
         assert_secrets_absent(self, b.read_log(), TG_SECRET, TG_WEBHOOK_SECRET)
+
+
+    def test_webhook_answers_503_until_the_max_age_then_dead_letters_and_answers_200(self):
+        env = telegram_env("t")
+        env["TELEGRAM_WEBHOOK_SECRET"] = TG_WEBHOOK_SECRET
+        b = Bridge("telegram", ["--mode", "webhook", "--webhook-listen", "127.0.0.1:0", "--helpwire", self.down,
+                                "--api-base", self.fake.base_url, "--state-dir", self.state,
+                                "--max-retry-age-ms", "5000"] + FAST, env)
+        try:
+            hook = b.url + "/telegram/webhook"
+            auth = {"X-Telegram-Bot-Api-Secret-Token": TG_WEBHOOK_SECRET}
+
+            def update(uid, mid, age_s):
+                return {"update_id": uid, "message": {"message_id": mid, "date": int(time.time()) - age_s,
+                                                      "chat": {"id": 9}, "from": {"id": 9}, "text": "hi"}}
+            st, _, _ = fc.http_request(hook, "POST", update(7, 3, 0), auth)
+            self.assertEqual(st, 503)  # young: Telegram delivers it again
+            self.assertEqual(read_dead_letters(self.state, "telegram"), [])
+            st, _, _ = fc.http_request(hook, "POST", update(8, 4, 60), auth)
+            self.assertEqual(st, 200)  # too old: recorded, and Telegram moves on
+            recs = read_dead_letters(self.state, "telegram")
+            self.assertEqual([(r["message_id"], r["reason"], r["attempts"]) for r in recs], [("9:4", "too_old", 1)])
+            self.assertEqual(len(b.events("dead_letter")), 1)
+        finally:
+            self.assertEqual(b.stop(), 0, b.read_log())
 
 
 # ------------------------------------------------------- standalone: web chat
@@ -855,6 +916,136 @@ class TelegramEndToEnd(EndToEnd):
         self.assertEqual(len(self.fake.sent_to(1005)), 1)
 
 
+def read_dead_letters(state_dir, bridge):
+    """The records of a bridge's dead-letter file (JSON Lines), oldest first."""
+    path = os.path.join(state_dir, "%s.deadletter.jsonl" % bridge)
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="ascii") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def scrape(port):
+    st, _, body = fc.http_request("http://127.0.0.1:%d/metrics" % port, "GET", None)
+    assert st == 200, st
+    return body.decode() if isinstance(body, bytes) else body
+
+
+def metric(text, name, **labels):
+    want = ",".join('%s="%s"' % kv for kv in sorted(labels.items()))
+    for line in text.splitlines():
+        m = re.match(r'(\w+)\{([^}]*)\} (\S+)$', line)
+        if m and m.group(1) == name and ",".join(sorted(m.group(2).split(","))) == want:
+            return float(m.group(3))
+    return None
+
+
+class TelegramDeliveryGuarantees(EndToEnd):
+    """Every inbound message ends routed or in the dead-letter file, and the
+    channel never stalls behind one: a bridge of its own per test (a fresh
+    state directory, metrics port and max age), the real helpwired."""
+
+    MAX_AGE_MS = 30000
+
+    def setUp(self):
+        self.fake = fc.FakeTelegram(TG_SECRET)
+        self.state = tempfile.mkdtemp(prefix="tg-dl-", dir=TMP)
+        self.metrics_port = free_port()
+        self.bridge = start_telegram(self.server.address, self.server.bridge_token(), self.fake, self.state,
+                                     "--max-retry-age-ms", str(self.MAX_AGE_MS), "--metrics",
+                                     "127.0.0.1:%d" % self.metrics_port)
+
+    def tearDown(self):
+        rc = self.bridge.stop()
+        self.fake.close()
+        self.assertEqual(rc, 0, self.bridge.read_log())
+
+    def key(self, update):
+        m = update["message"]
+        return "%d:%d" % (m["chat"]["id"], m["message_id"])
+
+    def test_a_long_chinese_message_routes_at_once(self):
+        text = ("我的订单一直没有发货，客服电话也打不通，请尽快帮我查一下物流情况并退款。" * 40)[:1400]
+        self.assertEqual(len(text), 1400)
+        start = time.time()
+        u = self.fake.add_text(2001, text, language_code="zh")
+        self.assertTrue(self.fake.wait_for(lambda: self.fake.sent_to(2001), timeout=10), self.bridge.read_log())
+        self.assertLess(time.time() - start, 5)
+        self.assertEqual(self.bridge.events("route_failed"), [])
+        self.assertEqual(len(self.bridge.events("routed")), 1)
+        r = route_again(self.server, "CHANNEL_TELEGRAM", "2001", self.key(u))
+        self.assertTrue(r.duplicate)
+        if r.ticket_id:
+            t = agent_call(self.server, "helpwire.v1.Tickets/GetTicket", ticket_id=r.ticket_id,
+                           include_messages=True)
+            self.assertEqual(t.messages[0].text, text)
+
+    def test_a_message_refused_for_good_is_dead_lettered_and_the_next_customer_routes(self):
+        too_long = "x" * 20000  # over Route's 16,384 bytes: INVALID_ARGUMENT however often it is sent
+        bad = self.fake.add_text(2002, too_long)
+        good = self.fake.add_text(2003, FAQ_QUESTION, language_code="zh")
+        self.assertTrue(self.fake.wait_for(lambda: self.fake.sent_to(2003), timeout=10), self.bridge.read_log())
+        self.assertEqual(self.fake.sent_to(2002), [])
+        # On disk, before the offset moved past it.
+        recs = read_dead_letters(self.state, "telegram")
+        self.assertEqual(len(recs), 1, recs)
+        rec = recs[0]
+        self.assertEqual(rec["reason"], "refused")
+        self.assertEqual(rec["channel"], "telegram")
+        self.assertEqual(rec["message_id"], self.key(bad))
+        self.assertEqual(rec["sender"], "2002")
+        self.assertEqual(rec["text"], too_long)
+        self.assertEqual(rec["code"], grpc.StatusCode.INVALID_ARGUMENT.value[0])
+        self.assertIn("text", rec["status_message"])
+        self.assertEqual(rec["attempts"], 1)  # not retried
+        self.assertLessEqual(rec["first_attempt_ms"], rec["last_attempt_ms"])
+        self.assertTrue(self.fake.wait_for(lambda: read_offset(self.state) >= good["update_id"] + 1))
+        # One warning line, without the text; the metric.
+        lines = self.bridge.events("dead_letter")
+        self.assertEqual(len(lines), 1, lines)
+        self.assertIn("reason=refused", lines[0])
+        self.assertIn("code=INVALID_ARGUMENT", lines[0])
+        self.assertIn("level=warn", lines[0].lower().replace('"', ''))
+        self.assertNotIn("xxxxxxxx", self.bridge.read_log())
+        text = scrape(self.metrics_port)
+        self.assertEqual(metric(text, "helpwire_bridge_dead_letters_total", bridge="telegram", reason="refused"), 1)
+        self.assertEqual(metric(text, "helpwire_bridge_dead_letters_total", bridge="telegram", reason="too_old"), 0)
+        self.assertEqual(metric(text, "helpwire_rpc_requests_total", service="helpwire.v1.Router", method="Route",
+                                code="INVALID_ARGUMENT"), 1)
+
+    def test_a_message_helpwired_cannot_take_is_retried_until_the_max_age_then_the_channel_moves_on(self):
+        self.server.stop()
+        try:
+            # Sent 27 s ago (the bridge counts the age from the message's
+            # date): it has 3 s left to be routed.
+            down = self.fake.add_text(2004, "hello, anyone there?", date=int(time.time()) - 27)
+            self.assertTrue(self.bridge.wait_log("dead_letter", timeout=20), self.bridge.read_log())
+            backoffs = self.bridge.events("route_backoff")
+            self.assertGreaterEqual(len(backoffs), 3, backoffs)
+            delays = [int(re.search(r"delay_ms=(\d+)", l).group(1)) for l in backoffs]
+            self.assertLessEqual(max(delays), 400)  # --backoff-max-ms
+            rec = read_dead_letters(self.state, "telegram")[-1]
+            self.assertEqual(rec["reason"], "too_old")
+            self.assertEqual(rec["message_id"], self.key(down))
+            self.assertEqual(rec["code"], grpc.StatusCode.UNAVAILABLE.value[0])
+            self.assertGreaterEqual(rec["attempts"], 3)
+            self.assertGreaterEqual(rec["last_attempt_ms"] - rec["received_ms"], self.MAX_AGE_MS)
+            self.assertLess(rec["last_attempt_ms"] - rec["received_ms"], self.MAX_AGE_MS + 2000)
+            self.assertEqual(rec["received_ms"], down["message"]["date"] * 1000)
+            self.assertIn("reason=too_old", self.bridge.events("dead_letter")[0])
+            self.assertGreaterEqual(read_offset(self.state), down["update_id"] + 1)
+        finally:
+            self.server.start()
+        # helpwired is back: the next customer routes (retried while the
+        # bridge's channel reconnects, within its max age).
+        nxt = self.fake.add_text(2005, FAQ_QUESTION, language_code="zh")
+        self.assertTrue(self.fake.wait_for(lambda: self.fake.sent_to(2005), timeout=40), self.bridge.read_log())
+        self.assertTrue(self.fake.wait_for(lambda: read_offset(self.state) >= nxt["update_id"] + 1))
+        self.assertEqual(len(read_dead_letters(self.state, "telegram")), 1)
+        self.assertEqual(metric(scrape(self.metrics_port), "helpwire_bridge_dead_letters_total", bridge="telegram",
+                                reason="too_old"), 1)
+
+
 class TelegramOverTls(unittest.TestCase):
     """A bridge reaching helpwired's TLS port with --tls-ca, as across hosts
     without a mesh."""
@@ -939,6 +1130,24 @@ class WhatsAppEndToEnd(EndToEnd):
         sent = self.fake.sent_to("4915200000001")[0]
         self.assertEqual(sent["text"]["body"], want.reply_text)
         self.assertEqual(sent["recipient_type"], "individual")
+
+    def test_a_message_refused_for_good_is_dead_lettered_and_the_next_one_routes(self):
+        too_long = "y" * 17000
+        st, bad = self.post("4915200000009", too_long)
+        self.assertEqual(st, 200)
+        st, good = self.post("4915200000010", FAQ_QUESTION)
+        self.assertEqual(st, 200)
+        self.assertTrue(self.fake.wait_for(lambda: self.fake.sent_to("4915200000010")), self.bridge.read_log())
+        recs = [r for r in read_dead_letters(self.bridge.state_dir, "whatsapp") if r["message_id"] == bad]
+        self.assertEqual(len(recs), 1, recs)
+        self.assertEqual(recs[0]["reason"], "refused")
+        self.assertEqual(recs[0]["sender"], "4915200000009")
+        self.assertEqual(recs[0]["display_name"], "Bea")
+        self.assertEqual(recs[0]["text"], too_long)
+        self.assertEqual(recs[0]["code"], grpc.StatusCode.INVALID_ARGUMENT.value[0])
+        self.assertEqual(recs[0]["attempts"], 1)
+        self.assertTrue([l for l in self.bridge.events("dead_letter") if bad in l and "reason=refused" in l])
+        self.assertEqual(self.fake.sent_to("4915200000009"), [])
 
     def test_agent_reply_and_survey_link_reach_the_customer(self):
         user = "4915200000002"

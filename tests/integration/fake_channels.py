@@ -148,12 +148,13 @@ class FakeTelegram(FakeApi):
             self.cond.notify_all()
             return update
 
-    def add_text(self, chat_id, text, first_name="Ana", language_code="en"):
+    def add_text(self, chat_id, text, first_name="Ana", language_code="en", date=None):
+        """Queues a text message; date (Unix seconds) defaults to now."""
         with self.cond:
             self.next_message_id += 1
             mid = self.next_message_id
         return self.add_update({"message": {
-            "message_id": mid, "date": int(time.time()), "text": text,
+            "message_id": mid, "date": int(time.time()) if date is None else date, "text": text,
             "chat": {"id": chat_id, "type": "private", "first_name": first_name},
             "from": {"id": chat_id, "is_bot": False, "first_name": first_name, "language_code": language_code},
         }})

@@ -188,6 +188,105 @@ class Routing(unittest.TestCase):
         self.assertEqual(sorted(r.action for r in results), [2] + [3] * 7)
 
 
+class LongTexts(unittest.TestCase):
+    """Texts past the search's query limit, on a server of their own (their
+    tickets would fill the demo agents' capacity for the other tests)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = hwclient.Server("--demo")
+        cls.bridge = cls.server.client(api=API, role="bridge")
+        cls.admin = cls.server.client(api=API, role="admin")
+        cls.n = 0
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.bridge.close()
+        cls.admin.close()
+        rc = cls.server.stop()
+        assert rc == 0, cls.server.read_log()
+
+    def route(self, user, text):
+        LongTexts.n += 1
+        return self.bridge.call("helpwire.v1.Router/Route", channel=TG, channelUserId=user, displayName="Customer",
+                                text=text, messageId="long-%d" % LongTexts.n)
+
+    def test_every_text_up_to_the_api_limit_routes_and_the_ticket_keeps_all_of_it(self):
+        # The search takes 4,096 bytes; the API 16,384. Past the first, only a
+        # prefix is searched and classified, the ticket holds the whole text.
+        sentence = "The app shows error E1234 and crashes when I log in. "
+        zh = "我的应用程序登录时崩溃并显示错误，请帮我看看。"  # 3 bytes a character
+
+        def text_of(unit, size):
+            t = (unit * (size // len(unit.encode()) + 1)).encode()[:size]
+            while True:  # cut back to a character boundary, then pad with ASCII
+                try:
+                    s = t.decode()
+                    break
+                except UnicodeDecodeError:
+                    t = t[:-1]
+            return s + "." * (size - len(s.encode()))
+
+        for size in (4097, 10000, 16384):
+            for name, unit in (("ascii", sentence), ("zh", zh)):
+                with self.subTest(size=size, script=name):
+                    text = text_of(unit, size)
+                    self.assertEqual(len(text.encode()), size)
+                    user = "tg-long-%s-%d" % (name, size)
+                    r = self.route(user, "Error E1234 again: the app crashes at login, please fix it")
+                    self.assertEqual(r.action, 2)  # NEW_TICKET
+                    follow = self.route(user, text)
+                    self.assertEqual(follow.action, 3)  # APPENDED
+                    self.assertEqual(follow.ticket_id, r.ticket_id)
+                    first = self.route(user + "-first", text)
+                    self.assertIn(first.action, (1, 2))  # AUTO_REPLY or NEW_TICKET
+                    for rr in (follow, first):
+                        if rr.ticket_id:
+                            got = self.admin.call("helpwire.v1.Tickets/GetTicket", ticketId=rr.ticket_id,
+                                                  includeMessages=True)
+                            self.assertEqual(got.messages[-1].text, text)
+        with self.assertRaises(grpc.RpcError) as cm:
+            self.route("tg-long-over", "x" * 16385)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("text", cm.exception.details())
+        with self.assertRaises(grpc.RpcError) as cm:
+            self.route("tg-long-over", text_of(zh, 16385))
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("text", cm.exception.details())
+
+
+    def test_texts_with_no_word_to_cut_at_route_too(self):
+        # One long word, spaces only, 2- and 4-byte characters across the
+        # query limit: the searched prefix is never empty nor cut inside a
+        # character.
+        for i, text in enumerate((" " * 5000, "\n" * 16384, "a" * 16384, "a" + " " * 16383, "é" * 8192,
+                                  "😀" * 4096, "x" * 4095 + "😀" * 10)):
+            with self.subTest(case=i):
+                r = self.route("tg-odd-%d" % i, text)
+                self.assertIn(r.action, (1, 2))
+
+    def test_create_ticket_and_add_message_take_every_text_up_to_the_api_limit(self):
+        # The same limit on the agents' side: a whole 16,384-byte text (as
+        # Chinese, 3 bytes a character, plus one byte), kept whole; one byte
+        # more is INVALID_ARGUMENT naming the field, never INTERNAL.
+        text = "请" * 5461 + "."
+        self.assertEqual(len(text.encode()), 16384)
+        cust = self.route("tg-long-agent", "hello").customer_id
+        t = self.admin.call("helpwire.v1.Tickets/CreateTicket", customerId=cust, text=text).ticket
+        m = self.admin.call("helpwire.v1.Tickets/AddMessage", ticketId=t.id, kind="MESSAGE_KIND_AGENT_REPLY",
+                            text=text)
+        self.assertEqual(m.message.text, text)
+        got = self.admin.call("helpwire.v1.Tickets/GetTicket", ticketId=t.id, includeMessages=True)
+        self.assertEqual([x.text for x in got.messages], [text, text])
+        for path, args in (("helpwire.v1.Tickets/CreateTicket", dict(customerId=cust, text=text + "x")),
+                           ("helpwire.v1.Tickets/AddMessage", dict(ticketId=t.id, kind="MESSAGE_KIND_AGENT_REPLY",
+                                                                    text=text + "x"))):
+            with self.assertRaises(grpc.RpcError) as cm:
+                self.admin.call(path, **args)
+            self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT, path)
+            self.assertIn("text", cm.exception.details())
+
+
 class Agents(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
