@@ -113,6 +113,9 @@ int br_route_dead_letter(const br_route_policy *p, const br_inbound *in, int rea
     return 0;
 }
 
+/* The shortest try a message gets, even one already past its age. */
+#define BR_ROUTE_MIN_TRY_MS 1000
+
 br_route_result br_route_deliver(const br_route_policy *p, const br_inbound *in, int64_t received_ms,
                                  br_route_wait_fn wait, void *arg, br_route_trace *trace)
 {
@@ -126,8 +129,19 @@ br_route_result br_route_deliver(const br_route_policy *p, const br_inbound *in,
     hw_client_status st = {0};
     for (int attempts = 1;; attempts++) {
         struct timespec t0, t1;
+        /* Calls wait for a connection to helpwired (wait-for-ready) up to
+         * their deadline: within the message's age, so that a message
+         * helpwired cannot take ends as a dead letter on time. One already
+         * too old still gets one short try. */
+        int64_t start_ms = br_route_now_ms();
+        int64_t left_ms = received_ms + p->max_retry_age_ms - start_ms;
+        int timeout_ms = p->rpc_timeout_ms;
+        if (left_ms < timeout_ms)
+            timeout_ms = left_ms > BR_ROUTE_MIN_TRY_MS ? (int)left_ms : BR_ROUTE_MIN_TRY_MS;
+        if (timeout_ms > p->rpc_timeout_ms)
+            timeout_ms = p->rpc_timeout_ms;
         clock_gettime(CLOCK_MONOTONIC, &t0);
-        br_route_result r = br_route(p->rpc, p->log, in, p->rpc_timeout_ms, NULL, &st);
+        br_route_result r = br_route(p->rpc, p->log, in, timeout_ms, NULL, &st);
         clock_gettime(CLOCK_MONOTONIC, &t1);
         if (p->metrics)
             hw_metrics_rpc(p->metrics, 0, r == BR_ROUTE_OK ? 0 : st.code,
@@ -139,8 +153,9 @@ br_route_result br_route_deliver(const br_route_policy *p, const br_inbound *in,
         int reason = -1;
         if (r == BR_ROUTE_REFUSED)
             reason = BR_DEAD_REFUSED;
-        else if (last_ms - received_ms >= p->max_retry_age_ms)
-            reason = BR_DEAD_TOO_OLD;
+        else if (start_ms - received_ms >= p->max_retry_age_ms ||
+                 (wait && last_ms - received_ms >= p->max_retry_age_ms))
+            reason = BR_DEAD_TOO_OLD; /* tried when too old, or no time left to try again */
         if (reason >= 0) {
             if (br_route_dead_letter(p, in, reason, &st, attempts, received_ms, first_ms, last_ms) == 0)
                 return BR_ROUTE_DEAD;

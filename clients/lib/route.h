@@ -95,7 +95,13 @@ typedef struct br_route_trace {
  * attempt and returns BR_ROUTE_RETRY where it would have waited, for a
  * channel that delivers again by itself (a webhook answered 503). received_ms is the wall-clock
  * time the message arrived (the channel's own date when it has one): the
- * age is counted from it; the first attempt is always made. Returns
+ * age is counted from it; the first attempt is always made. Each attempt
+ * waits for a connection to helpwired (wait-for-ready) until its deadline:
+ * p->rpc_timeout_ms, shortened to the time left before the age limit (at
+ * least 1 s). A retryable failure is a dead letter (too old) when the
+ * attempt began past the age limit, or, with wait, when it ended past it;
+ * a single attempt (wait NULL) that began in time returns BR_ROUTE_RETRY,
+ * so the channel delivers it again and the next delivery decides. Returns
  * BR_ROUTE_OK (routed or a duplicate), BR_ROUTE_DEAD (recorded in
  * p->dead, logged, counted: move on), or BR_ROUTE_RETRY when wait asked
  * to stop, or when the dead letter could not be written (logged
