@@ -1196,21 +1196,21 @@ class WhatsAppEndToEnd(EndToEnd):
 
     def test_a_5000_character_reply_arrives_as_2_ordered_messages_within_4096(self):
         text = long_reply(5000)
-        got = self.reply_in_parts("4915200000010", text, 2)
+        got = self.reply_in_parts("4915200000020", text, 2)
         assert_parts_make(self, text, got)
         self.assertTrue(text.startswith(got[0]))
 
     def test_a_chinese_reply_is_cut_after_a_full_stop(self):
-        got = self.reply_in_parts("4915200000011", CHINESE_REPLY, 2)
+        got = self.reply_in_parts("4915200000021", CHINESE_REPLY, 2)
         self.assertEqual("".join(got), CHINESE_REPLY)
         self.assertEqual(got[0][-1], "。")
 
     def test_emoji_count_one_character_each(self):
         # 4096 emoji are 4096 characters for WhatsApp (8192 UTF-16 units).
         text = "😀" * 4096
-        self.assertEqual(self.reply_in_parts("4915200000012", text, 1), [text])
+        self.assertEqual(self.reply_in_parts("4915200000022", text, 1), [text])
         text = "z" * 4094 + "😀" * 4  # 4098 characters
-        got = self.reply_in_parts("4915200000013", text, 2)
+        got = self.reply_in_parts("4915200000023", text, 2)
         self.assertEqual(got, ["z" * 4094 + "😀" * 2, "😀" * 2])
 
     def test_bad_signature_is_refused_and_nothing_is_routed(self):
