@@ -12,7 +12,10 @@ API = hwclient.Api()
 TG, WA, WEB = "CHANNEL_TELEGRAM", "CHANNEL_WHATSAPP", "CHANNEL_WEBCHAT"
 
 
-class Routing(unittest.TestCase):
+class DemoServerCase(unittest.TestCase):
+    """A class of tests on one helpwired --demo of its own, with a bridge
+    and an admin client."""
+
     @classmethod
     def setUpClass(cls):
         cls.server = hwclient.Server("--demo")
@@ -27,6 +30,8 @@ class Routing(unittest.TestCase):
         rc = cls.server.stop()
         assert rc == 0, cls.server.read_log()
 
+
+class Routing(DemoServerCase):
     def route(self, user, text, channel=TG, message_id=None, name="Customer", **extra):
         Routing.n += 1
         return self.bridge.call("helpwire.v1.Router/Route", channel=channel, channelUserId=user, displayName=name,
@@ -188,23 +193,9 @@ class Routing(unittest.TestCase):
         self.assertEqual(sorted(r.action for r in results), [2] + [3] * 7)
 
 
-class LongTexts(unittest.TestCase):
+class LongTexts(DemoServerCase):
     """Texts past the search's query limit, on a server of their own (their
     tickets would fill the demo agents' capacity for the other tests)."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.server = hwclient.Server("--demo")
-        cls.bridge = cls.server.client(api=API, role="bridge")
-        cls.admin = cls.server.client(api=API, role="admin")
-        cls.n = 0
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.bridge.close()
-        cls.admin.close()
-        rc = cls.server.stop()
-        assert rc == 0, cls.server.read_log()
 
     def route(self, user, text):
         LongTexts.n += 1
