@@ -113,6 +113,23 @@ static int load_duplicate(hw_store_txn *t, route_ctx *c, bool *found)
     return HW_OK;
 }
 
+/* Queues the reply's text to the customer (in parts past the channel's
+ * limit) and notes every part's sequence in the reply. */
+static int send_reply(hw_store_txn *w, route_ctx *c, const Helpwire__V1__Customer *cust, const char *ticket_id,
+                      Helpwire__V1__OutboundKind kind)
+{
+    Helpwire__V1__RouteReply *r = &c->reply;
+    hw_outbox_parts sent = {0};
+    int rc = hw_outbox_send_parts_to_customer_in(w, &c->h.fx, cust, c->req->channel, ticket_id, kind,
+                                                 r->reply_text, hw_call_arena(c->h.call), &sent);
+    if (rc == HW_OK && sent.n > 0) {
+        r->outbox_seq = sent.seqs[0];
+        r->outbox_seqs = sent.seqs;
+        r->n_outbox_seqs = sent.n;
+    }
+    return rc;
+}
+
 static int route_fn(hw_store_txn *w, void *arg)
 {
     route_ctx *c = arg;
@@ -154,9 +171,7 @@ static int route_fn(hw_store_txn *w, void *arg)
         r->action = ACTION(AUTO_REPLY);
         r->reply_text = (char *)c->ans.answer;
         r->priority_reason = "";
-        rc = hw_outbox_send_to_customer_in(w, &c->h.fx, cust, q->channel, NULL,
-                                           HELPWIRE__V1__OUTBOUND_KIND__OUTBOUND_KIND_AUTO_REPLY,
-                                           r->reply_text, &r->outbox_seq);
+        rc = send_reply(w, c, cust, NULL, HELPWIRE__V1__OUTBOUND_KIND__OUTBOUND_KIND_AUTO_REPLY);
     } else if (rc == HW_ENOTFOUND) {
         hw_ticket_open o = {.customer = cust,
                             .channel = q->channel,
@@ -170,9 +185,7 @@ static int route_fn(hw_store_txn *w, void *arg)
             r->priority_reason = (char *)reason;
             r->reply_text = (char *)ack_text(a, c->locale, t->number);
             set_ticket(r, t);
-            rc = hw_outbox_send_to_customer_in(w, &c->h.fx, cust, q->channel, t->id,
-                                               HELPWIRE__V1__OUTBOUND_KIND__OUTBOUND_KIND_ACKNOWLEDGEMENT,
-                                               r->reply_text, &r->outbox_seq);
+            rc = send_reply(w, c, cust, t->id, HELPWIRE__V1__OUTBOUND_KIND__OUTBOUND_KIND_ACKNOWLEDGEMENT);
         }
     }
     if (rc != HW_OK)

@@ -913,7 +913,10 @@ class TelegramEndToEnd(EndToEnd):
         self.assertEqual(r.reply_text, answer, "the FAQ answered")
         got = [m["text"] for m in self.fake.sent_to(1014)]
         self.assertEqual(len(got), 2)
-        self.assertEqual(r.outbox_seq > 0, True)
+        # The reply names both parts' sequences, in delivery order.
+        self.assertEqual(len(r.outbox_seqs), 2)
+        self.assertEqual(r.outbox_seq, r.outbox_seqs[0])
+        self.assertEqual(r.outbox_seqs[1], r.outbox_seqs[0] + 1)
         for t in got:
             self.assertLessEqual(utf16_units(t), 4096)
         assert_parts_make(self, answer, got)

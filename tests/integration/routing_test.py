@@ -44,6 +44,9 @@ class Routing(DemoServerCase):
         self.assertGreaterEqual(r.confidence, 0.45)
         self.assertEqual(r.hits[0].id, "faq-reset-password")
         self.assertEqual(r.ticket_id, "")
+        # One message within Telegram's limit: one outbox sequence.
+        self.assertGreater(r.outbox_seq, 0)
+        self.assertEqual(list(r.outbox_seqs), [r.outbox_seq])
         c = self.admin.call("helpwire.v1.Customers/LookupCustomer", channel=TG, channelUserId="tg-new-1")
         self.assertEqual(c.id, r.customer_id)
         self.assertEqual(c.name, "小王")
