@@ -135,10 +135,10 @@ int br_httpd_start(br_httpd **out, const br_httpd_options *o, char *err, size_t 
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL | MHD_USE_ITC;
     for (size_t i = 0; i < set.n; i++) {
         /* The daemon owns its socket from here (MHD_stop_daemon closes it). */
-        h->daemon[i] = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, h, MHD_OPTION_LISTEN_SOCKET,
-                                        set.fds[i], MHD_OPTION_NOTIFY_COMPLETED, completed_cb, NULL,
-                                        MHD_OPTION_CONNECTION_TIMEOUT, h->o.idle_timeout_s,
-                                        MHD_OPTION_CONNECTION_LIMIT, 1000u, MHD_OPTION_END);
+        h->daemon[i] =
+            MHD_start_daemon(flags, 0, NULL, NULL, access_cb, h, MHD_OPTION_LISTEN_SOCKET, set.fds[i],
+                             MHD_OPTION_NOTIFY_COMPLETED, completed_cb, NULL, MHD_OPTION_CONNECTION_TIMEOUT,
+                             h->o.idle_timeout_s, MHD_OPTION_CONNECTION_LIMIT, 1000u, MHD_OPTION_END);
         if (!h->daemon[i]) {
             for (size_t k = i; k < set.n; k++)
                 close(set.fds[k]);

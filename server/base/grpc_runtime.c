@@ -49,9 +49,7 @@ static _Atomic(const hw_grpc_log_route *) log_route;
 
 static void route_line(gpr_log_func_args *a)
 {
-    int level = a->severity == GPR_LOG_SEVERITY_ERROR  ? 3
-                : a->severity == GPR_LOG_SEVERITY_INFO ? 1
-                                                       : 0;
+    int level = a->severity == GPR_LOG_SEVERITY_ERROR ? 3 : a->severity == GPR_LOG_SEVERITY_INFO ? 1 : 0;
     const char *file = a->file ? a->file : "";
     const char *slash = strrchr(file, '/');
     file = slash ? slash + 1 : file;
@@ -64,7 +62,8 @@ static void route_line(gpr_log_func_args *a)
     /* No logger (yet, or any more): one plain key=value line. */
     static const char *const names[] = {"debug", "info", "warn", "error"};
     char line[1024];
-    int n = snprintf(line, sizeof line, "level=%s event=grpc file=%s line=%d msg=\"", names[level], file, a->line);
+    int n = snprintf(line, sizeof line, "level=%s event=grpc file=%s line=%d msg=\"", names[level], file,
+                     a->line);
     for (const char *p = msg; *p && n >= 0 && (size_t)n < sizeof line - 3; p++)
         line[n++] = (*p == '"' || (unsigned char)*p < 0x20) ? '\'' : *p;
     if (n < 0)

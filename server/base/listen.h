@@ -22,7 +22,7 @@
 typedef struct hw_listen_set {
     int fds[HW_LISTEN_MAX]; /* listening, non-blocking, close-on-exec */
     size_t n;
-    int port;               /* the bound port (the one picked for port 0) */
+    int port; /* the bound port (the one picked for port 0) */
 } hw_listen_set;
 
 /* Resolves addr and binds and listens on every address it stands for

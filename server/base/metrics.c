@@ -229,14 +229,15 @@ int hw_metrics_listen(hw_metrics *m, const char *addr, int *port, char *err, siz
     }
     for (size_t i = 0; i < set.n; i++) {
         /* The daemon owns its socket from here (MHD_stop_daemon closes it). */
-        m->httpd[i] = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-                                       on_request, m, MHD_OPTION_LISTEN_SOCKET, set.fds[i],
-                                       MHD_OPTION_CONNECTION_LIMIT, 64U, MHD_OPTION_CONNECTION_TIMEOUT, 10U,
-                                       MHD_OPTION_END);
+        m->httpd[i] =
+            MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request,
+                             m, MHD_OPTION_LISTEN_SOCKET, set.fds[i], MHD_OPTION_CONNECTION_LIMIT, 64U,
+                             MHD_OPTION_CONNECTION_TIMEOUT, 10U, MHD_OPTION_END);
         if (!m->httpd[i]) {
             for (size_t k = i; k < set.n; k++)
                 close(set.fds[k]);
-            snprintf(err, errlen, "--metrics: cannot serve metrics on %s: the HTTP server did not start", addr);
+            snprintf(err, errlen, "--metrics: cannot serve metrics on %s: the HTTP server did not start",
+                     addr);
             return -1;
         }
     }

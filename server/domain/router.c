@@ -115,8 +115,8 @@ static int load_duplicate(hw_store_txn *t, route_ctx *c, bool *found)
 
 /* Queues the reply's text to the customer (in parts past the channel's
  * limit) and notes every part's sequence in the reply. */
-static int send_reply(hw_store_txn *w, route_ctx *c, const Helpwire__V1__Customer *cust, const char *ticket_id,
-                      Helpwire__V1__OutboundKind kind)
+static int send_reply(hw_store_txn *w, route_ctx *c, const Helpwire__V1__Customer *cust,
+                      const char *ticket_id, Helpwire__V1__OutboundKind kind)
 {
     Helpwire__V1__RouteReply *r = &c->reply;
     hw_outbox_parts sent = {0};
