@@ -52,6 +52,7 @@
 #include <time.h>
 
 #include "server/domain/rpc.h"
+#include "server/domain/watch.h"
 #include "server/store/records.h"
 
 #define HW_OUTBOX_WINDOW 256u /* messages in flight per subscriber */
@@ -630,18 +631,56 @@ void hw_outbox_subscribe(hw_call *call, const ProtobufCMessage *request, void *a
 
 /* ------------------------------------------------------------------ Ack */
 
+/* The longest failure reason kept (bytes, cut at a UTF-8 boundary). */
+#define HW_OUTBOX_MAX_REASON 1024u
+
 typedef struct {
     hw_wctx h;
     Helpwire__V1__Channel channel;
     const uint64_t *seqs;
     size_t n;
-    uint32_t acked;
+    Helpwire__V1__FailedDelivery *const *failed;
+    size_t n_failed;
+    uint32_t acked, acked_failed;
 } ack_ctx;
+
+/* Acknowledges one failed entry: deletes it like a delivered one (it is
+ * never streamed again and leaves every flight), and when it belongs to a
+ * ticket appends DELIVERY_FAILED with the reason to the ticket's history.
+ * The history event is the stored FAILED mark: the queue keeps only what
+ * is still to deliver. HW_ENOTFOUND: unknown or already acknowledged. */
+static int ack_failed_in(hw_store_txn *w, ack_ctx *c, const Helpwire__V1__FailedDelivery *f)
+{
+    hw_arena *a = hw_call_arena(c->h.call);
+    Helpwire__V1__OutboundMessage *m = NULL;
+    int rc = hw_store_outbox_get(w, c->channel, f->seq, a, &m);
+    if (rc != HW_OK)
+        return rc;
+    rc = hw_store_outbox_ack(w, c->channel, f->seq);
+    if (rc != HW_OK)
+        return rc;
+    if (!m->ticket_id || !m->ticket_id[0])
+        return HW_OK;
+    size_t len = strlen(f->reason);
+    if (len > HW_OUTBOX_MAX_REASON) {
+        len = HW_OUTBOX_MAX_REASON;
+        while (len > 0 && ((unsigned char)f->reason[len] & 0xC0) == 0x80)
+            len--; /* not inside a UTF-8 sequence */
+    }
+    char *detail =
+        hw_arena_printf(a, "outbox seq %llu: %.*s", (unsigned long long)f->seq, (int)len, f->reason);
+    if (!detail)
+        return HW_ENOMEM;
+    return hw_watch_record_id(w, &c->h.fx, m->ticket_id,
+                              HELPWIRE__V1__TICKET_EVENT_KIND__TICKET_EVENT_KIND_DELIVERY_FAILED, "system",
+                              detail);
+}
 
 static int ack_fn(hw_store_txn *w, void *arg)
 {
     ack_ctx *c = arg;
     c->acked = 0;
+    c->acked_failed = 0;
     for (size_t i = 0; i < c->n; i++) {
         if (c->seqs[i] == 0)
             continue;
@@ -650,6 +689,17 @@ static int ack_fn(hw_store_txn *w, void *arg)
             c->acked++;
         else if (rc != HW_ENOTFOUND)
             return rc;
+    }
+    for (size_t i = 0; i < c->n_failed; i++) {
+        if (c->failed[i]->seq == 0)
+            continue;
+        int rc = ack_failed_in(w, c, c->failed[i]);
+        if (rc == HW_OK) {
+            c->acked++;
+            c->acked_failed++;
+        } else if (rc != HW_ENOTFOUND) {
+            return rc;
+        }
     }
     if (c->acked)
         hw_effects_outbox_acked(&c->h.fx, c->channel);
@@ -663,6 +713,7 @@ static void ack_done(void *arg, int status)
         return;
     Helpwire__V1__AckReply r = HELPWIRE__V1__ACK_REPLY__INIT;
     r.acked = c->acked;
+    r.failed = c->acked_failed;
     hw_call_reply(c->h.call, &r.base);
 }
 
@@ -671,12 +722,18 @@ void hw_outbox_ack(hw_call *call, const ProtobufCMessage *request, void *app)
     const Helpwire__V1__AckRequest *req = (const void *)request;
     if (!hw_rpc_check_enum(call, "channel", &helpwire__v1__channel__descriptor, req->channel, false))
         return;
-    if (req->n_seqs > HW_OUTBOX_MAX_ACK) {
-        hw_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "seqs: %zu items, at most %u allowed", req->n_seqs,
-                     HW_OUTBOX_MAX_ACK);
+    if (req->n_seqs + req->n_failed > HW_OUTBOX_MAX_ACK) {
+        hw_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "seqs and failed: %zu items, at most %u allowed",
+                     req->n_seqs + req->n_failed, HW_OUTBOX_MAX_ACK);
         return;
     }
-    if (req->n_seqs == 0) {
+    for (size_t i = 0; i < req->n_failed; i++) {
+        if (!req->failed[i]->reason || !req->failed[i]->reason[0]) {
+            hw_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "failed[%zu].reason: required", i);
+            return;
+        }
+    }
+    if (req->n_seqs == 0 && req->n_failed == 0) {
         Helpwire__V1__AckReply r = HELPWIRE__V1__ACK_REPLY__INIT;
         hw_call_reply(call, &r.base);
         return;
@@ -691,5 +748,7 @@ void hw_outbox_ack(hw_call *call, const ProtobufCMessage *request, void *app)
     c->channel = req->channel;
     c->seqs = req->seqs;
     c->n = req->n_seqs;
+    c->failed = req->failed;
+    c->n_failed = req->n_failed;
     hw_rpc_write(&c->h, ack_fn, ack_done);
 }
