@@ -44,7 +44,7 @@ struct br_outbox {
     grpc_call *call; /* the live call, guarded by mu */
     br_dedupe *delivered;
     br_backoff backoff;
-    atomic_ulong connects, n_delivered, acked, failed;
+    atomic_ulong connects, n_delivered, acked, failed, refused;
 };
 
 typedef enum { TAG_START = 1, TAG_RECV, TAG_STATUS } tag_id;
@@ -92,12 +92,21 @@ static bool sleep_ms(br_outbox *ob, int ms)
 
 /* Acknowledges seq; logs a failure (the message then comes back and is
  * acknowledged again without being resent). */
-static void ack(br_outbox *ob, uint64_t seq)
+static void ack(br_outbox *ob, uint64_t seq, const char *failed_reason)
 {
     Helpwire__V1__AckRequest req = HELPWIRE__V1__ACK_REQUEST__INIT;
+    Helpwire__V1__FailedDelivery f = HELPWIRE__V1__FAILED_DELIVERY__INIT;
+    Helpwire__V1__FailedDelivery *fp = &f;
     req.channel = ob->o.channel;
-    req.n_seqs = 1;
-    req.seqs = &seq;
+    if (failed_reason) {
+        f.seq = seq;
+        f.reason = (char *)failed_reason;
+        req.n_failed = 1;
+        req.failed = &fp;
+    } else {
+        req.n_seqs = 1;
+        req.seqs = &seq;
+    }
     ProtobufCMessage *reply = NULL;
     hw_client_status st;
     if (hw_client_unary(ob->o.rpc, "/helpwire.v1.Outbox/Ack", &req.base, &helpwire__v1__ack_reply__descriptor,
@@ -127,13 +136,26 @@ static void handle_message(br_outbox *ob, grpc_byte_buffer *bb)
     if (br_dedupe_contains(ob->delivered, key)) {
         hw_log_event(ob->o.log, HW_LOG_INFO, "outbox_redelivered_already_sent", "seq=%llu attempt=%u",
                      (unsigned long long)m->seq, m->attempt);
-        ack(ob, m->seq);
-    } else if (ob->o.deliver(ob->o.deliver_arg, m) == 0) {
+        ack(ob, m->seq, NULL);
+        protobuf_c_message_free_unpacked(&m->base, NULL);
+        return;
+    }
+    char reason[512] = "";
+    int r = ob->o.deliver(ob->o.deliver_arg, m, reason, sizeof reason);
+    if (r == BR_OUTBOX_DELIVERED) {
         atomic_fetch_add(&ob->n_delivered, 1);
         br_dedupe_add(ob->delivered, key);
         hw_log_event(ob->o.log, HW_LOG_INFO, "outbox_delivered", "seq=%llu kind=%d attempt=%u",
                      (unsigned long long)m->seq, (int)m->kind, m->attempt);
-        ack(ob, m->seq);
+        ack(ob, m->seq, NULL);
+    } else if (r == BR_OUTBOX_FAILED) {
+        atomic_fetch_add(&ob->refused, 1);
+        if (!reason[0])
+            snprintf(reason, sizeof reason, "refused by the channel");
+        char q[600];
+        hw_log_event(ob->o.log, HW_LOG_WARN, "delivery_failed", "seq=%llu kind=%d attempt=%u reason=%s",
+                     (unsigned long long)m->seq, (int)m->kind, m->attempt, hw_log_quote(reason, q, sizeof q));
+        ack(ob, m->seq, reason);
     } else {
         atomic_fetch_add(&ob->failed, 1);
         hw_log_event(ob->o.log, HW_LOG_WARN, "outbox_delivery_failed", "seq=%llu kind=%d attempt=%u",
@@ -387,5 +409,6 @@ void br_outbox_get_stats(br_outbox *ob, br_outbox_stats *st)
     st->connects = atomic_load(&ob->connects);
     st->delivered = atomic_load(&ob->n_delivered);
     st->acked = atomic_load(&ob->acked);
+    st->refused = atomic_load(&ob->refused);
     st->failed = atomic_load(&ob->failed);
 }

@@ -4,7 +4,10 @@
  * OutboundMessage it calls the bridge's deliver function (which sends it on
  * the channel) and, only when delivery succeeded, acknowledges the sequence
  * with Outbox.Ack. A message not delivered is not acknowledged, so
- * helpwired sends it again after redeliver_after_ms.
+ * helpwired sends it again after redeliver_after_ms; one the channel
+ * refused for good (the deliver function says which) is acknowledged as
+ * FAILED with the upstream's reason, and a warning event=delivery_failed
+ * is logged.
  *
  * The Subscribe call waits for a connection (wait-for-ready, with no
  * deadline: a stream has none), so while helpwired is away the stream is
@@ -35,10 +38,20 @@
 
 typedef struct br_outbox br_outbox;
 
-/* Sends m on the channel. Returns 0 when the channel accepted it (it will
- * be acknowledged), or -1 (it will be redelivered). Called on the outbox
- * thread only, one message at a time, in stream order. */
-typedef int (*br_outbox_deliver_fn)(void *arg, const Helpwire__V1__OutboundMessage *m);
+/* What a deliver function returns. */
+enum {
+    BR_OUTBOX_DELIVERED = 0, /* the channel accepted it: acknowledged */
+    BR_OUTBOX_RETRY = -1,    /* a transient failure: redelivered later */
+    BR_OUTBOX_FAILED = 1,    /* refused for good: acknowledged as FAILED with the reason */
+};
+
+/* Sends m on the channel and returns one of the BR_OUTBOX_* values above.
+ * With BR_OUTBOX_FAILED it writes the upstream's reason into
+ * reason[0..reason_size) (NUL-terminated, e.g. "telegram 403: Forbidden:
+ * bot was blocked by the user"). Called on the outbox thread only, one
+ * message at a time, in stream order. */
+typedef int (*br_outbox_deliver_fn)(void *arg, const Helpwire__V1__OutboundMessage *m, char *reason,
+                                    size_t reason_size);
 
 typedef struct br_outbox_options {
     hw_client *rpc; /* outlives the subscription */
@@ -66,7 +79,8 @@ typedef struct br_outbox_stats {
     unsigned long connects;  /* streams started */
     unsigned long delivered; /* messages the channel accepted */
     unsigned long acked;     /* sequences acknowledged */
-    unsigned long failed;    /* deliveries that failed */
+    unsigned long failed;    /* deliveries that failed (to be retried) */
+    unsigned long refused;   /* refused for good, acknowledged as FAILED */
 } br_outbox_stats;
 
 void br_outbox_get_stats(br_outbox *ob, br_outbox_stats *st);

@@ -48,6 +48,7 @@
 #include "clients/lib/http.h"
 #include "clients/lib/httpd.h"
 #include "clients/lib/outbox.h"
+#include "clients/lib/refusal.h"
 #include "clients/lib/route.h"
 #include "clients/lib/runtime.h"
 #include "clients/lib/secure.h"
@@ -84,7 +85,7 @@ typedef struct tg_bridge {
 } tg_bridge;
 
 /* Outcome of one Bot API call. */
-typedef enum { TG_OK = 0, TG_RATE_LIMITED, TG_RETRY, TG_REJECTED, TG_STOPPED } tg_result;
+typedef enum { TG_OK = 0, TG_RATE_LIMITED, TG_RETRY, TG_REJECTED, TG_REFUSED, TG_STOPPED } tg_result;
 
 static void build_url(const tg_bridge *b, const char *method, char *url, size_t n)
 {
@@ -104,12 +105,15 @@ static int retry_after_ms(const br_http_response *resp, void *arg)
 }
 
 /* POSTs body to Bot API method. On TG_OK *result (may be NULL) holds the
- * "result" member (decref it). TG_RATE_LIMITED sets *wait_ms. attempts > 1
+ * "result" member (decref it). TG_RATE_LIMITED sets *wait_ms. With refusal
+ * (may be NULL), an answer refusal.h calls permanent is TG_REFUSED and
+ * refusal receives "telegram <code>: <description>"; without, such an
+ * answer is TG_REJECTED like any other 4xx. attempts > 1
  * retries transport errors, 429 and 5xx inside. abortable: a stop aborts
  * the request in flight (a long poll); sends are let finish so that their
  * outcome, and so the Ack, is known. */
 static tg_result bot_call(tg_bridge *b, const char *method, json_t *body, int timeout_ms, int attempts,
-                          bool abortable, json_t **result, int *wait_ms)
+                          bool abortable, json_t **result, int *wait_ms, char *refusal, size_t refusal_size)
 {
     char url[2048];
     build_url(b, method, url, sizeof url);
@@ -159,6 +163,12 @@ static tg_result bot_call(tg_bridge *b, const char *method, json_t *body, int ti
             res = TG_RETRY;
         } else {
             res = TG_REJECTED;
+        }
+        json_t *code = json_object_get(j, "error_code");
+        long status = json_is_integer(code) ? (long)json_integer_value(code) : resp.status;
+        if (res != TG_RATE_LIMITED && refusal && br_refusal_telegram(status) == BR_REFUSAL_PERMANENT) {
+            res = TG_REFUSED;
+            snprintf(refusal, refusal_size, "telegram %ld: %s", status, desc ? desc : "(no description)");
         }
     }
     json_decref(j);
@@ -258,7 +268,7 @@ static int poll_loop(tg_bridge *b)
         json_t *updates = NULL;
         int wait_ms = 0;
         tg_result r = bot_call(b, "getUpdates", body, b->cfg->poll_timeout_s * 1000 + b->cfg->http_timeout_ms,
-                               1, true, &updates, &wait_ms);
+                               1, true, &updates, &wait_ms, NULL, 0);
         json_decref(body);
         if (r == TG_STOPPED)
             break;
@@ -333,7 +343,9 @@ static void webhook_handler(void *arg, br_httpd_request *r)
 
 /* ------------------------------------------------------------ outbound */
 
-static int deliver(void *arg, const Helpwire__V1__OutboundMessage *m)
+/* Sends m with sendMessage. A permanent refusal (refusal.h: 400, 403) is
+ * BR_OUTBOX_FAILED with Telegram's description as the reason. */
+static int deliver(void *arg, const Helpwire__V1__OutboundMessage *m, char *reason, size_t reason_size)
 {
     tg_bridge *b = arg;
     json_t *body = json_object();
@@ -346,12 +358,14 @@ static int deliver(void *arg, const Helpwire__V1__OutboundMessage *m)
     json_object_set_new(body, "text", json_string(m->text));
     int wait_ms = 0;
     tg_result r = bot_call(b, "sendMessage", body, b->cfg->http_timeout_ms, b->cfg->send_attempts, false,
-                           NULL, &wait_ms);
+                           NULL, &wait_ms, reason, reason_size);
     json_decref(body);
     if (r == TG_REJECTED)
         hw_log_event(b->log, HW_LOG_ERROR, "delivery_rejected", "seq=%llu chat=%s",
                      (unsigned long long)m->seq, m->channel_user_id);
-    return r == TG_OK ? 0 : -1;
+    if (r == TG_OK)
+        return BR_OUTBOX_DELIVERED;
+    return r == TG_REFUSED ? BR_OUTBOX_FAILED : BR_OUTBOX_RETRY;
 }
 
 /* ---------------------------------------------------------------- main */

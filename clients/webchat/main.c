@@ -498,9 +498,11 @@ static void handler(void *arg, br_httpd_request *r)
 
 /* ------------------------------------------------------------ outbound */
 
-static int deliver(void *arg, const Helpwire__V1__OutboundMessage *m)
+static int deliver(void *arg, const Helpwire__V1__OutboundMessage *m, char *reason, size_t reason_size)
 {
     wc_bridge *b = arg;
+    (void)reason; /* a web-chat delivery never fails for good */
+    (void)reason_size;
     json_t *ev = json_pack("{s:I, s:s, s:s, s:s, s:s, s:I}", "id", (json_int_t)m->seq, "kind",
                            name_of(kind_names, 5, (int)m->kind), "text", m->text ? m->text : "", "survey_url",
                            m->survey_url ? m->survey_url : "", "ticket_id", m->ticket_id ? m->ticket_id : "",

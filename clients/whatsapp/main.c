@@ -45,6 +45,7 @@
 #include "clients/lib/http.h"
 #include "clients/lib/httpd.h"
 #include "clients/lib/outbox.h"
+#include "clients/lib/refusal.h"
 #include "clients/lib/route.h"
 #include "clients/lib/runtime.h"
 #include "clients/lib/secure.h"
@@ -334,7 +335,10 @@ static void *worker(void *arg)
 
 /* ------------------------------------------------------------ outbound */
 
-static int deliver(void *arg, const Helpwire__V1__OutboundMessage *m)
+/* Sends m with POST /messages. A permanent refusal (refusal.h: 131026,
+ * 131047, 131051, 100) is BR_OUTBOX_FAILED with the error's message and
+ * details as the reason. */
+static int deliver(void *arg, const Helpwire__V1__OutboundMessage *m, char *reason, size_t reason_size)
 {
     wa_bridge *b = arg;
     char url[2048];
@@ -345,7 +349,7 @@ static int deliver(void *arg, const Helpwire__V1__OutboundMessage *m)
     char *payload = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
     if (!payload)
-        return -1;
+        return BR_OUTBOX_RETRY;
     br_http_request req = {.method = "POST",
                            .url = url,
                            .bearer = b->cfg->access_token,
@@ -359,7 +363,7 @@ static int deliver(void *arg, const Helpwire__V1__OutboundMessage *m)
     br_backoff_init(&bo, b->cfg->common.backoff_initial_ms, b->cfg->common.backoff_max_ms, m->seq);
     int rc = br_http_do_retry(&req, &resp, b->cfg->send_attempts, &bo, NULL, NULL, b->log, "messages");
     free(payload);
-    int result = -1;
+    int result = BR_OUTBOX_RETRY;
     char q[300];
     if (rc == BR_HTTP_OK && resp.status >= 200 && resp.status < 300) {
         json_t *j = json_loadb(resp.body ? resp.body : "", resp.body_len, 0, NULL);
@@ -368,13 +372,23 @@ static int deliver(void *arg, const Helpwire__V1__OutboundMessage *m)
         hw_log_event(b->log, HW_LOG_DEBUG, "sent", "seq=%llu wamid=%s", (unsigned long long)m->seq,
                      hw_log_quote(wamid ? wamid : "", q, sizeof q));
         json_decref(j);
-        result = 0;
+        result = BR_OUTBOX_DELIVERED;
     } else if (rc == BR_HTTP_OK) {
         json_t *j = json_loadb(resp.body ? resp.body : "", resp.body_len, 0, NULL);
-        const char *msg = json_string_value(json_object_get(json_object_get(j, "error"), "message"));
+        json_t *err = json_object_get(j, "error");
+        const char *msg = json_string_value(json_object_get(err, "message"));
+        const char *details =
+            json_string_value(json_object_get(json_object_get(err, "error_data"), "details"));
+        json_t *code = json_object_get(err, "code");
         hw_log_event(b->log, resp.status >= 500 || resp.status == 429 ? HW_LOG_WARN : HW_LOG_ERROR,
                      "delivery_rejected", "seq=%llu status=%ld error=%s", (unsigned long long)m->seq,
                      resp.status, hw_log_quote(msg ? msg : "", q, sizeof q));
+        if (json_is_integer(code) &&
+            br_refusal_whatsapp((long)json_integer_value(code)) == BR_REFUSAL_PERMANENT) {
+            snprintf(reason, reason_size, "whatsapp %lld: %s%s%s", (long long)json_integer_value(code),
+                     msg ? msg : "(no message)", details ? ": " : "", details ? details : "");
+            result = BR_OUTBOX_FAILED;
+        }
         json_decref(j);
     } else if (rc == BR_HTTP_ETRANSPORT) {
         hw_log_event(b->log, HW_LOG_WARN, "whatsapp_unreachable", "seq=%llu error=%s",
