@@ -779,6 +779,62 @@ FAQ_QUESTION = "如何重置密码"
 TICKET_TEXT = "My invoice shows a double charge and I need a refund for order 4711"
 
 
+DELIVERY_FAILED = API.pool.FindEnumTypeByName("helpwire.v1.TicketEventKind").values_by_name[
+    "TICKET_EVENT_KIND_DELIVERY_FAILED"].number
+
+
+def check_refused_reply_ends_failed(tc, open_ticket, refuse, attempts_to, sent_to, refused_user, other_user,
+                                    reason):
+    """An agent's reply to refused_user, whom the channel refuses for good,
+    is tried once and ends FAILED: DELIVERY_FAILED with reason in the
+    ticket's history and on a WatchTickets stream, no retry after the
+    redelivery delay; other_user's reply on the same channel goes out right
+    after."""
+    ticket = open_ticket(refused_user)
+    other = open_ticket(other_user)
+    watcher = tc.server.client("agent")
+    stream = watcher.stream("helpwire.v1.Tickets/WatchTickets", timeout=30)
+    got = []
+
+    def read():
+        try:
+            for ev in stream:
+                if ev.ticket_id == ticket:
+                    got.append(ev)
+        except grpc.RpcError:
+            pass
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        time.sleep(0.3)
+        refuse(refused_user)
+        before = len(attempts_to(refused_user))
+        agent_call(tc.server, "helpwire.v1.Tickets/AddMessage", ticket_id=ticket, kind="MESSAGE_KIND_AGENT_REPLY",
+                   text="Your refund is on its way.")
+        tc.assertTrue(tc.bridge.wait_log("delivery_failed"), tc.bridge.read_log())
+        agent_call(tc.server, "helpwire.v1.Tickets/AddMessage", ticket_id=other, kind="MESSAGE_KIND_AGENT_REPLY",
+                   text="Your parcel left the warehouse.")
+        tc.assertTrue(tc.fake.wait_for(lambda: len(sent_to(other_user)) >= 2, timeout=5), tc.bridge.read_log())
+        deadline = time.time() + 10
+        while DELIVERY_FAILED not in [e.kind for e in got] and time.time() < deadline:
+            time.sleep(0.05)
+        tc.assertIn(DELIVERY_FAILED, [e.kind for e in got])
+        time.sleep(3)  # longer than --redeliver-after-ms: a retry would show now
+        tc.assertEqual(len(attempts_to(refused_user)) - before, 1, tc.bridge.read_log())
+        live = [e for e in got if e.kind == DELIVERY_FAILED]
+        tc.assertEqual(len(live), 1, got)
+        tc.assertIn(reason, live[0].detail)
+        history = agent_call(tc.server, "helpwire.v1.Tickets/GetTicketHistory", ticket_id=ticket).events
+        failed = [e for e in history if e.kind == DELIVERY_FAILED]
+        tc.assertEqual(len(failed), 1, history)
+        tc.assertIn(reason, failed[0].detail)
+        tc.assertEqual(len(tc.bridge.events("delivery_failed")), 1, tc.bridge.read_log())
+    finally:
+        stream.cancel()
+        reader.join(timeout=10)
+
+
 class TelegramEndToEnd(EndToEnd):
     @classmethod
     def setUpClass(cls):
@@ -920,6 +976,11 @@ class TelegramEndToEnd(EndToEnd):
         for t in got:
             self.assertLessEqual(utf16_units(t), 4096)
         assert_parts_make(self, answer, got)
+
+    def test_a_reply_to_a_chat_that_blocked_the_bot_ends_failed_and_the_next_chat_gets_its_reply(self):
+        check_refused_reply_ends_failed(self, self.open_ticket, self.fake.block_chat, self.fake.attempts_to,
+                                        self.fake.sent_to, 1090, 1091,
+                                        "telegram 403: Forbidden: bot was blocked by the user")
 
     def test_rate_limited_send_is_retried_after_retry_after_and_sent_once(self):
         self.fake.fail_next(429, {"ok": False, "error_code": 429, "description": "Too Many Requests",
@@ -1147,6 +1208,19 @@ class WhatsAppEndToEnd(EndToEnd):
         sent = self.fake.sent_to("4915200000001")[0]
         self.assertEqual(sent["text"]["body"], want.reply_text)
         self.assertEqual(sent["recipient_type"], "individual")
+
+    def open_ticket(self, wa_id):
+        st, wamid = self.post(wa_id, TICKET_TEXT)
+        self.assertEqual(st, 200)
+        self.assertTrue(self.fake.wait_for(lambda: self.fake.sent_to(wa_id)), self.bridge.read_log())
+        r = route_again(self.server, "CHANNEL_WHATSAPP", wa_id, wamid)
+        self.assertTrue(r.ticket_id, r)
+        return r.ticket_id
+
+    def test_a_reply_whatsapp_cannot_deliver_ends_failed_and_the_next_customer_gets_its_reply(self):
+        check_refused_reply_ends_failed(self, self.open_ticket, self.fake.refuse_to, self.fake.attempts_to,
+                                        self.fake.sent_to, "4915200000090", "4915200000091",
+                                        "whatsapp 131026: Message undeliverable")
 
     def test_a_message_refused_for_good_is_dead_lettered_and_the_next_one_routes(self):
         too_long = "y" * 17000

@@ -5,9 +5,11 @@ a free port that records every request it receives.
 - FakeTelegram: the Bot API subset the Telegram bridge uses: getUpdates
   (a queue of updates confirmed by offset, long-polled) and sendMessage,
   under /bot<token>/<method>; failures can be injected (HTTP 429 with
-  parameters.retry_after, 5xx).
+  parameters.retry_after, 5xx), and block_chat makes every sendMessage to
+  one chat answer Telegram's 403 "bot was blocked by the user".
 - FakeWhatsApp: the Graph API's POST /<version>/<phone-number-id>/messages
-  with a bearer token; failures can be injected.
+  with a bearer token; failures can be injected, and refuse_to makes every
+  message to one wa_id answer a Cloud API error (131026 by default).
 - whatsapp_webhook(): a Cloud API webhook body and its X-Hub-Signature-256.
 """
 import hashlib
@@ -137,7 +139,20 @@ class FakeTelegram(FakeApi):
         self.next_message_id = 1
         self.sent = []  # sendMessage bodies the API accepted
         self.offsets = []  # offset of each getUpdates, in order (None when absent)
+        self.blocked = set()  # chat ids (str) that blocked the bot
         super().__init__()
+
+    def block_chat(self, chat_id):
+        """Every later sendMessage to chat_id is refused as Telegram does
+        for a user who blocked the bot (recorded in requests, not in sent)."""
+        with self.cond:
+            self.blocked.add(str(chat_id))
+
+    def attempts_to(self, chat_id):
+        """Every sendMessage request for chat_id, accepted or not."""
+        with self.cond:
+            reqs = [r for r in self.requests if r.path.endswith("/sendMessage")]
+        return [r for r in reqs if str((r.json() or {}).get("chat_id")) == str(chat_id)]
 
     # -- building updates
     def add_update(self, update):
@@ -194,6 +209,9 @@ class FakeTelegram(FakeApi):
                     self.cond.wait(max(0.01, deadline - time.time()))
             return 200, {"ok": True, "result": out}, None
         if method == "sendMessage":
+            if str(body.get("chat_id")) in self.blocked:
+                return 403, {"ok": False, "error_code": 403,
+                             "description": "Forbidden: bot was blocked by the user"}, None
             with self.cond:
                 self.sent.append(body)
                 self.cond.notify_all()
@@ -213,7 +231,22 @@ class FakeWhatsApp(FakeApi):
         self.version = version
         self.sent = []
         self.counter = 0
+        self.refused = {}  # wa_id -> (HTTP status, error code, message, details)
         super().__init__()
+
+    def refuse_to(self, wa_id, code=131026, message="Message undeliverable",
+                  details="Message failed to send because of an unknown error with your request parameters.",
+                  status=400):
+        """Every later message to wa_id is answered with this Cloud API
+        error, in the shape Meta sends."""
+        with self.cond:
+            self.refused[wa_id] = (status, code, message, details)
+
+    def attempts_to(self, wa_id):
+        """Every messages request for wa_id, accepted or not."""
+        with self.cond:
+            reqs = [r for r in self.requests if r.method == "POST" and r.path.endswith("/messages")]
+        return [r for r in reqs if (r.json() or {}).get("to") == wa_id]
 
     @property
     def api_base(self):
@@ -232,6 +265,12 @@ class FakeWhatsApp(FakeApi):
         body = rec.json() or {}
         if body.get("messaging_product") != "whatsapp" or body.get("type") != "text":
             return 400, {"error": {"message": "bad request", "code": 100}}, None
+        refusal = self.refused.get(body.get("to"))
+        if refusal:
+            status, code, message, details = refusal
+            return status, {"error": {"message": message, "type": "OAuthException", "code": code,
+                                      "error_data": {"messaging_product": "whatsapp", "details": details},
+                                      "fbtrace_id": "AbCdEfGhIjK"}}, None
         with self.cond:
             self.sent.append(body)
             self.counter += 1
