@@ -93,6 +93,16 @@ class Validation(unittest.TestCase):
                            channel="CHANNEL_WEBCHAT", seqs=list(range(1, 1002)))
         self.assertEqual(self.client.call(ACK, channel="CHANNEL_WEBCHAT", seqs=list(range(1, 1001))).acked, 0)
 
+    def test_failed_acks_need_a_reason_and_count_toward_1000(self):
+        self.assert_status(grpc.StatusCode.INVALID_ARGUMENT, "failed[1].reason", self.client.call, ACK,
+                           channel="CHANNEL_TELEGRAM", failed=[{"seq": 1, "reason": "x"}, {"seq": 2}])
+        self.assert_status(grpc.StatusCode.INVALID_ARGUMENT, "seqs and failed", self.client.call, ACK,
+                           channel="CHANNEL_TELEGRAM", seqs=list(range(1, 1000)),
+                           failed=[{"seq": 1000, "reason": "x"}, {"seq": 1001, "reason": "x"}])
+        r = self.client.call(ACK, channel="CHANNEL_TELEGRAM", failed=[{"seq": 7, "reason": "telegram 403: x"},
+                                                                       {"seq": 0, "reason": "x"}])
+        self.assertEqual((r.acked, r.failed), (0, 0))
+
     def test_submit_with_unknown_token_is_not_found(self):
         self.assert_status(grpc.StatusCode.NOT_FOUND, None, self.client.call, SUBMIT,
                            token="A" * 32, rating=5)
@@ -205,6 +215,32 @@ class SeededOutbox(unittest.TestCase):
             # Everything acknowledged: a new subscription has nothing to send.
             with self.assertRaises(grpc.RpcError) as cm:
                 next(c.stream(SUBSCRIBE, timeout=1.5, channel="CHANNEL_WEBCHAT", redeliver_after_ms=1000))
+            self.assertEqual(cm.exception.code(), grpc.StatusCode.DEADLINE_EXCEEDED, cm.exception.details())
+            c.close()
+        finally:
+            self.assertEqual(server.stop(), 0, server.read_log())
+
+    def test_a_failed_ack_ends_the_entry_and_it_is_not_streamed_again(self):
+        data = new_data_dir()
+        self.assertEqual(seed(data, "outbox", TELEGRAM, 3), ["1", "2", "3"])
+        server = hwclient.Server(data_dir=data)
+        try:
+            c = server.client(api=API)
+            stream = c.stream(SUBSCRIBE, timeout=30, channel="CHANNEL_TELEGRAM", redeliver_after_ms=1000)
+            self.assertEqual([next(stream).seq for _ in range(3)], [1, 2, 3])
+            reason = "telegram 403: Forbidden: bot was blocked by the user"
+            r = c.call(ACK, channel="CHANNEL_TELEGRAM", seqs=[2], failed=[{"seq": 1, "reason": reason}])
+            self.assertEqual((r.acked, r.failed), (2, 1))
+            # Only 3, never acknowledged, comes back; 1 (FAILED) does not.
+            again = next(stream)
+            self.assertEqual((again.seq, again.attempt), (3, 2))
+            # Failed or delivered, an entry is acknowledged once.
+            r = c.call(ACK, channel="CHANNEL_TELEGRAM", seqs=[1], failed=[{"seq": 1, "reason": reason}])
+            self.assertEqual((r.acked, r.failed), (0, 0))
+            self.assertEqual(c.call(ACK, channel="CHANNEL_TELEGRAM", seqs=[3]).acked, 1)
+            stream.cancel()
+            with self.assertRaises(grpc.RpcError) as cm:
+                next(c.stream(SUBSCRIBE, timeout=1.5, channel="CHANNEL_TELEGRAM", redeliver_after_ms=1000))
             self.assertEqual(cm.exception.code(), grpc.StatusCode.DEADLINE_EXCEEDED, cm.exception.details())
             c.close()
         finally:
