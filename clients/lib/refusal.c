@@ -9,22 +9,21 @@
 
 typedef struct {
     long code;
-    const char *what; /* for the reader */
 } refusal_row;
 
 /* Telegram Bot API: the HTTP status, also the body's error_code. */
 static const refusal_row telegram_permanent[] = {
-    {400, "Bad Request: message is too long, chat not found, ..."},
-    {403, "Forbidden: bot was blocked by the user, user is deactivated, ..."},
+    {400}, /* Bad Request: message is too long, chat not found, ... */
+    {403}, /* Forbidden: bot was blocked by the user, user is deactivated, ... */
 };
 
 /* WhatsApp Cloud API: error.code. Transient on purpose (not listed):
  * 130429 throughput, 131056 pair rate limit, 80007 account rate limit. */
 static const refusal_row whatsapp_permanent[] = {
-    {131026, "Message undeliverable"},
-    {131047, "Re-engagement message: outside the 24-hour window"},
-    {131051, "Unsupported message type"},
-    {100, "Invalid parameter"},
+    {131026}, /* Message undeliverable */
+    {131047}, /* Re-engagement message: outside the 24-hour window */
+    {131051}, /* Unsupported message type */
+    {100},    /* Invalid parameter */
 };
 
 static br_refusal lookup(const refusal_row *rows, size_t n, long code)
