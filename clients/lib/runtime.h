@@ -79,9 +79,12 @@ int br_runtime_start(br_runtime *rt, const br_bridge *bridge, br_common *c);
  * why. */
 int br_runtime_inbound(br_runtime *rt, const char *state_dir);
 
-/* Subscribes to the bridge's outbox on its own thread; deliver(arg, m)
- * sends one message to the channel and returns 0 once the channel accepted
- * it (then it is acknowledged). Returns 0, or 1 after printing why. */
+/* Subscribes to the bridge's outbox on its own thread; deliver(arg, m,
+ * reason, reason_size) sends one message to the channel and returns
+ * BR_OUTBOX_DELIVERED once the channel accepted it (then it is
+ * acknowledged), BR_OUTBOX_FAILED when the channel refused it for good
+ * (acknowledged as FAILED with the reason), BR_OUTBOX_RETRY otherwise
+ * (outbox.h). Returns 0, or 1 after printing why. */
 int br_runtime_subscribe(br_runtime *rt, br_outbox_deliver_fn deliver, void *arg);
 
 /* Starts the bridge's HTTP server on listen (as br_httpd_options; 0
