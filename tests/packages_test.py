@@ -130,11 +130,13 @@ class LineIndex:
 
 
 def starlark_tree(rel):
-    """The AST of a BUILD/.bzl/WORKSPACE file (Starlark parses as Python), or None."""
+    """The AST of a BUILD/.bzl/WORKSPACE file (Starlark parses as Python).
+    A file that does not parse fails the test, naming it, rather than
+    escaping the check."""
     try:
         return ast.parse(read(rel), rel)
-    except SyntaxError:
-        return None
+    except SyntaxError as e:
+        raise AssertionError("%s does not parse as Starlark: %s" % (rel, e))
 
 
 def string_pieces(node):

@@ -77,7 +77,6 @@ typedef struct tg_bridge {
     const tg_config *cfg;
     const br_route_policy *route;
     const hw_log *log;
-    hw_client *rpc;
     br_stop *stop;
     br_dedupe *seen; /* chat:message ids routed recently */
     char *bot_token;
@@ -468,7 +467,6 @@ int main(int argc, char **argv)
     }
     b.cfg = &cfg;
     b.log = rt.log;
-    b.rpc = rt.rpc;
     b.stop = rt.stop;
     if (br_runtime_subscribe(&rt, deliver, &b) != 0)
         goto out;

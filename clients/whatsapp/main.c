@@ -80,7 +80,6 @@ typedef struct wa_bridge {
     const wa_config *cfg;
     const br_route_policy *route;
     const hw_log *log;
-    hw_client *rpc;
     br_stop *stop;
     br_dedupe *seen; /* wamids routed recently */
     pthread_mutex_t mu;
@@ -484,7 +483,6 @@ int main(int argc, char **argv)
     }
     b.cfg = &cfg;
     b.log = rt.log;
-    b.rpc = rt.rpc;
     b.stop = rt.stop;
     if (br_runtime_inbound(&rt, cfg.state_dir) != 0)
         goto out;

@@ -7,11 +7,9 @@
 #include "server/base/metrics.h"
 
 #include <microhttpd.h>
-#include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "server/base/listen.h"

@@ -508,12 +508,10 @@ int hw_outbox_append_parts_in(hw_store_txn *w, hw_effects *fx, Helpwire__V1__Out
     return HW_OK;
 }
 
-/* The send-to-customer helpers: *first receives the first part's sequence
- * (left alone when nothing is queued). */
-static int send_to_customer(hw_store_txn *w, hw_effects *fx, const Helpwire__V1__Customer *c,
-                            Helpwire__V1__Channel channel, const char *ticket_id,
-                            Helpwire__V1__OutboundKind kind, const char *text, hw_arena *a,
-                            hw_outbox_parts *sent, uint64_t *first)
+int hw_outbox_send_parts_to_customer_in(hw_store_txn *w, hw_effects *fx, const Helpwire__V1__Customer *c,
+                                        Helpwire__V1__Channel channel, const char *ticket_id,
+                                        Helpwire__V1__OutboundKind kind, const char *text, hw_arena *a,
+                                        hw_outbox_parts *sent)
 {
     if (sent)
         *sent = (hw_outbox_parts){0};
@@ -534,25 +532,7 @@ static int send_to_customer(hw_store_txn *w, hw_effects *fx, const Helpwire__V1_
     m.ticket_id = (char *)(ticket_id ? ticket_id : "");
     m.kind = kind;
     m.text = (char *)text;
-    int rc = hw_outbox_append_parts_in(w, fx, &m, a, sent);
-    if (rc == HW_OK && first && m.seq)
-        *first = m.seq;
-    return rc;
-}
-
-int hw_outbox_send_to_customer_in(hw_store_txn *w, hw_effects *fx, const Helpwire__V1__Customer *c,
-                                  Helpwire__V1__Channel channel, const char *ticket_id,
-                                  Helpwire__V1__OutboundKind kind, const char *text, uint64_t *seq)
-{
-    return send_to_customer(w, fx, c, channel, ticket_id, kind, text, NULL, NULL, seq);
-}
-
-int hw_outbox_send_parts_to_customer_in(hw_store_txn *w, hw_effects *fx, const Helpwire__V1__Customer *c,
-                                        Helpwire__V1__Channel channel, const char *ticket_id,
-                                        Helpwire__V1__OutboundKind kind, const char *text, hw_arena *a,
-                                        hw_outbox_parts *sent)
-{
-    return send_to_customer(w, fx, c, channel, ticket_id, kind, text, a, sent, NULL);
+    return hw_outbox_append_parts_in(w, fx, &m, a, sent);
 }
 
 void hw_outbox_committed(hw_outbox *ob, Helpwire__V1__Channel channel)

@@ -84,20 +84,14 @@ int hw_outbox_append_parts_in(hw_store_txn *w, hw_effects *fx, Helpwire__V1__Out
 /* Inside a write fn: queues text of kind (an OutboundKind) for customer c
  * (borrowed) on channel: to c's identity on that channel, else on c's
  * first identity; ticket_id may be NULL (an auto-reply before any ticket).
- * A customer with no identity (created through the API) has nowhere to be
- * sent to: nothing is queued, *seq is left alone and HW_OK returned.
  * A text longer than the channel's limit is queued as ordered parts
- * (hw_outbox_append_parts_in). *seq (may be NULL) receives the outbox
- * sequence of the message, or of its first part. Writer thread only.
+ * (hw_outbox_append_parts_in). sent (may be NULL) receives the parts'
+ * sequences, allocated in a (required with sent); n is 0 when nothing was
+ * queued: a customer with no identity (created through the API), or
+ * whitespace only beyond the limit, which still return HW_OK. Writer
+ * thread only.
  * @return HW_OK; HW_EINVALID (empty text, or not valid UTF-8); HW_ENOMEM;
  *   store codes. */
-int hw_outbox_send_to_customer_in(hw_store_txn *w, hw_effects *fx, const Helpwire__V1__Customer *c,
-                                  Helpwire__V1__Channel channel, const char *ticket_id,
-                                  Helpwire__V1__OutboundKind kind, const char *text, uint64_t *seq);
-
-/* The same, reporting every part: sent (not NULL) receives the parts'
- * sequences, allocated in a (n 0 when nothing was queued: no identity, or
- * whitespace only beyond the limit). */
 int hw_outbox_send_parts_to_customer_in(hw_store_txn *w, hw_effects *fx, const Helpwire__V1__Customer *c,
                                         Helpwire__V1__Channel channel, const char *ticket_id,
                                         Helpwire__V1__OutboundKind kind, const char *text, hw_arena *a,

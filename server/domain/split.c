@@ -239,11 +239,35 @@ static int find_cut(const char *text, size_t len, const hw_split_limit *l, size_
     return HW_OK;
 }
 
+/* Whether text[start, len) is valid UTF-8 (no surrogates). */
+static bool valid_utf8(const char *text, size_t start, size_t len)
+{
+    for (size_t i = start; i < len;) {
+        int32_t cp;
+        int n = decode(text + i, len - i, &cp);
+        if (n < 0)
+            return false;
+        i += (size_t)n;
+    }
+    return true;
+}
+
 int hw_split_next(const char *text, size_t len, const hw_split_limit *limit, size_t *pos, hw_split_part *part)
 {
     if (!limit_ok(limit) || !pos || !part || (!text && len))
         return HW_EINVALID;
     size_t start = *pos;
+    /* The rest fits (a text never counts more units than bytes): one part,
+     * without looking for a cut. */
+    if (start < len && (limit->max_units == 0 || len - start <= limit->max_units)) {
+        if (!valid_utf8(text, start, len))
+            return HW_EINVALID;
+        part->offset = start;
+        part->len_bytes = len - start;
+        part->units = hw_split_units(text + start, len - start, limit->unit);
+        *pos = len;
+        return 1;
+    }
     while (start < len) {
         size_t cut;
         bool fits;
@@ -280,12 +304,11 @@ int hw_split_count(const char *text, size_t len, const hw_split_limit *limit, si
     *n_parts = 0;
     if (!limit_ok(limit) || (!text && len))
         return HW_EINVALID;
-    for (size_t i = 0; i < len;) {
-        int32_t cp;
-        int n = decode(text + i, len - i, &cp);
-        if (n < 0)
-            return HW_EINVALID;
-        i += (size_t)n;
+    if (!valid_utf8(text, 0, len))
+        return HW_EINVALID;
+    if (len > 0 && (limit->max_units == 0 || len <= limit->max_units)) {
+        *n_parts = 1; /* fits whole (units never exceed bytes) */
+        return HW_OK;
     }
     size_t pos = 0, n = 0;
     hw_split_part p;

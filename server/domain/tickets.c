@@ -23,7 +23,6 @@
 #include "server/domain/notifier.h"
 #include "server/domain/outbox.h"
 #include "server/domain/rpc.h"
-#include "server/search/tokenize.h"
 #include "server/store/records.h"
 #include "server/domain/surveys.h"
 #include "server/domain/watch.h"

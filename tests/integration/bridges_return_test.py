@@ -250,8 +250,7 @@ class TelegramReturn(ReturnCase):
 
     def routed_at(self, update, timeout):
         """The time of the bridge's `routed` line for update, or None."""
-        m = update["message"]
-        key = "message_id=%d:%d " % (m["chat"]["id"], m["message_id"])
+        key = "message_id=%s " % bt.telegram_key(update)
         deadline = time.time() + timeout
         while time.time() < deadline:
             for line in self.bridge.events("routed"):
@@ -263,9 +262,7 @@ class TelegramReturn(ReturnCase):
     def test_routes_and_delivers_within_the_limit_after_each_restart(self):
         u = self.fake.add_text(3001, TICKET_TEXT)
         self.assertTrue(self.fake.wait_for(lambda: self.fake.sent_to(3001)), self.bridge.read_log())
-        m = u["message"]
-        ticket = bt.route_again(self.server, "CHANNEL_TELEGRAM", "3001",
-                                "%d:%d" % (m["chat"]["id"], m["message_id"])).ticket_id
+        ticket = bt.route_again(self.server, "CHANNEL_TELEGRAM", "3001", bt.telegram_key(u)).ticket_id
         for n, (sig, down_s) in enumerate(ROUNDS):
             before = len(self.fake.sent_to(3001))
             # A customer writes while helpwired is away: the bridge retries.

@@ -851,8 +851,7 @@ class TelegramEndToEnd(EndToEnd):
         assert rc == 0, cls.bridge.read_log()
 
     def message_key(self, update):
-        m = update["message"]
-        return "%d:%d" % (m["chat"]["id"], m["message_id"])
+        return telegram_key(update)
 
     def test_customer_message_gets_the_right_reply(self):
         u = self.fake.add_text(1001, FAQ_QUESTION, language_code="zh")
@@ -991,6 +990,12 @@ class TelegramEndToEnd(EndToEnd):
         self.assertEqual(len(self.fake.sent_to(1005)), 1)
 
 
+def telegram_key(update):
+    """The message_id the Telegram bridge routes an update's message under."""
+    m = update["message"]
+    return "%d:%d" % (m["chat"]["id"], m["message_id"])
+
+
 def read_dead_letters(state_dir, bridge):
     """The records of a bridge's dead-letter file (JSON Lines), oldest first."""
     path = os.path.join(state_dir, "%s.deadletter.jsonl" % bridge)
@@ -1036,8 +1041,7 @@ class TelegramDeliveryGuarantees(EndToEnd):
         self.assertEqual(rc, 0, self.bridge.read_log())
 
     def key(self, update):
-        m = update["message"]
-        return "%d:%d" % (m["chat"]["id"], m["message_id"])
+        return telegram_key(update)
 
     def test_a_long_chinese_message_routes_at_once(self):
         text = ("我的订单一直没有发货，客服电话也打不通，请尽快帮我查一下物流情况并退款。" * 40)[:1400]
@@ -1050,10 +1054,9 @@ class TelegramDeliveryGuarantees(EndToEnd):
         self.assertEqual(len(self.bridge.events("routed")), 1)
         r = route_again(self.server, "CHANNEL_TELEGRAM", "2001", self.key(u))
         self.assertTrue(r.duplicate)
-        if r.ticket_id:
-            t = agent_call(self.server, "helpwire.v1.Tickets/GetTicket", ticket_id=r.ticket_id,
-                           include_messages=True)
-            self.assertEqual(t.messages[0].text, text)
+        self.assertTrue(r.ticket_id, "a complaint opens a ticket")
+        t = agent_call(self.server, "helpwire.v1.Tickets/GetTicket", ticket_id=r.ticket_id, include_messages=True)
+        self.assertEqual(t.messages[0].text, text)
 
     def test_a_message_refused_for_good_is_dead_lettered_and_the_next_customer_routes(self):
         too_long = "x" * 20000  # over Route's 16,384 bytes: INVALID_ARGUMENT however often it is sent
@@ -1150,8 +1153,7 @@ class TelegramOverTls(unittest.TestCase):
         try:
             u = self.fake.add_text(2001, FAQ_QUESTION, language_code="zh")
             self.assertTrue(self.fake.wait_for(lambda: self.fake.sent_to(2001)), bridge.read_log())
-            m = u["message"]
-            want = route_again(self.server, "CHANNEL_TELEGRAM", "2001", "%d:%d" % (m["chat"]["id"], m["message_id"]))
+            want = route_again(self.server, "CHANNEL_TELEGRAM", "2001", telegram_key(u))
             self.assertTrue(want.duplicate)  # helpwired got it from the bridge, over TLS
             self.assertIn(want.reply_text, [t["text"] for t in self.fake.sent_to(2001)])
         finally:

@@ -18,6 +18,7 @@
 
 #include "server/domain/outbox.h"
 #include "server/store/records.h"
+#include "tests/unit/text_util.h"
 #include "tests/unit/store_test_util.h"
 
 typedef struct fx {
@@ -190,16 +191,6 @@ static int parts_fn(hw_store_txn *w, void *arg)
     parts_ctx *c = arg;
     hw_effects_begin(&c->fx, NULL);
     return hw_outbox_append_parts_in(w, &c->fx, c->m, c->a, &c->sent);
-}
-
-static char *repeat(const char *unit, size_t times)
-{
-    size_t n = strlen(unit);
-    char *s = malloc(n * times + 1);
-    for (size_t i = 0; i < times; i++)
-        memcpy(s + i * n, unit, n);
-    s[n * times] = '\0';
-    return s;
 }
 
 static void long_text_is_queued_as_ordered_parts_within_the_limit(void **state)

@@ -18,6 +18,7 @@
 #include <cmocka.h>
 #include <utf8proc.h>
 
+#include "tests/unit/text_util.h"
 #include "server/base/errors.h"
 #include "server/domain/split.h"
 
@@ -144,16 +145,6 @@ static split_result split(const char *text, hw_split_unit unit, size_t max)
         assert_string_equal(r.s[0], text);
     }
     return r;
-}
-
-static char *repeat(const char *unit, size_t times)
-{
-    size_t n = strlen(unit);
-    char *s = malloc(n * times + 1);
-    for (size_t i = 0; i < times; i++)
-        memcpy(s + i * n, unit, n);
-    s[n * times] = '\0';
-    return s;
 }
 
 static char *concat(const char *a, const char *b)

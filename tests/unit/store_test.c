@@ -471,18 +471,33 @@ static int count_fn(void *arg, const void *key, size_t key_len, const void *val,
     return 0;
 }
 
+/* A store holding two kv entries in namespace "t", read open on *t. */
+static hw_store *open_two_kv(const char *tag, hw_store_reader **r, hw_store_txn **t)
+{
+    char dir[PATH_MAX];
+    hw_test_dir(dir, sizeof(dir), tag);
+    hw_store *s = hw_test_open(dir, 0, 0);
+    assert_non_null(s);
+    assert_int_equal(put(s, "1", "a"), HW_OK);
+    assert_int_equal(put(s, "2", "b"), HW_OK);
+    assert_int_equal(hw_store_reader_create(s, r), HW_OK);
+    assert_int_equal(hw_store_read_begin(*r, t), HW_OK);
+    return s;
+}
+
+static void close_kv(hw_store *s, hw_store_reader *r)
+{
+    hw_store_read_end(r);
+    hw_store_reader_destroy(r);
+    hw_store_close(s);
+}
+
 static void test_kv_foreach_stays_in_its_namespace(void **state)
 {
     (void)state;
-    char dir[PATH_MAX];
-    hw_test_dir(dir, sizeof(dir), "kvns");
-    hw_store *s = hw_test_open(dir, 0, 0);
-    assert_int_equal(put(s, "1", "a"), HW_OK);
-    assert_int_equal(put(s, "2", "b"), HW_OK);
     hw_store_reader *r;
     hw_store_txn *t;
-    assert_int_equal(hw_store_reader_create(s, &r), HW_OK);
-    assert_int_equal(hw_store_read_begin(r, &t), HW_OK);
+    hw_store *s = open_two_kv("kvns", &r, &t);
     int n = 0;
     assert_int_equal(hw_store_kv_foreach(t, "t", count_fn, &n), HW_OK);
     assert_int_equal(n, 2);
@@ -494,9 +509,7 @@ static void test_kv_foreach_stays_in_its_namespace(void **state)
     assert_int_equal(hw_store_kv_get(t, "", "x", 1, a, &v, NULL), HW_EINVALID);
     assert_int_equal(hw_store_kv_get(t, "t", "", 0, a, &v, NULL), HW_EINVALID);
     hw_arena_destroy(a);
-    hw_store_read_end(r);
-    hw_store_reader_destroy(r);
-    hw_store_close(s);
+    close_kv(s, r);
 }
 
 static int stop_at_first(void *arg, const void *key, size_t key_len, const void *val, size_t val_len)
@@ -508,21 +521,13 @@ static int stop_at_first(void *arg, const void *key, size_t key_len, const void 
 static void test_kv_foreach_visitor_that_stops_is_not_an_error(void **state)
 {
     (void)state;
-    char dir[PATH_MAX];
-    hw_test_dir(dir, sizeof(dir), "kvstop");
-    hw_store *s = hw_test_open(dir, 0, 0);
-    assert_int_equal(put(s, "1", "a"), HW_OK);
-    assert_int_equal(put(s, "2", "b"), HW_OK);
     hw_store_reader *r;
     hw_store_txn *t;
-    assert_int_equal(hw_store_reader_create(s, &r), HW_OK);
-    assert_int_equal(hw_store_read_begin(r, &t), HW_OK);
+    hw_store *s = open_two_kv("kvstop", &r, &t);
     int n = 0;
     assert_int_equal(hw_store_kv_foreach(t, "t", stop_at_first, &n), HW_OK);
     assert_int_equal(n, 1);
-    hw_store_read_end(r);
-    hw_store_reader_destroy(r);
-    hw_store_close(s);
+    close_kv(s, r);
 }
 
 /* ---- sequences --------------------------------------------------------- */
