@@ -205,6 +205,7 @@ class KnowledgeShutdown(unittest.TestCase):
             while not any(f.done() for f in futures) and time.time() < deadline:
                 time.sleep(0.01)
             in_flight = n - sum(f.done() for f in futures)
+            self.assertGreater(in_flight, 0, "every put was answered before SIGTERM: nothing was tested")
             t0 = time.time()
             server.signal()
             rc = server.wait(timeout=30)
