@@ -61,6 +61,7 @@
 #define HW_OUTBOX_DEFAULT_REDELIVER_MS 30000u
 #define HW_OUTBOX_MIN_REDELIVER_MS 1000u
 #define HW_OUTBOX_MAX_ACK 1000u
+#define HW_OUTBOX_MAX_INSTANCE 128u /* bytes of SubscribeRequest.instance */
 
 typedef struct flight {
     uint64_t seq;
@@ -73,10 +74,14 @@ typedef struct sub {
     hw_call *call; /* we hold a reference until the sub is freed */
     Helpwire__V1__Channel channel;
     int64_t redeliver_ms;
+    char instance[HW_OUTBOX_MAX_INSTANCE + 1]; /* SubscribeRequest.instance, for the logs */
+    uint64_t joined;                           /* arrival order: the longest waiting is promoted */
     /* Guarded by hub->mu. */
     bool closed;
     int pinned;
+    Helpwire__V1__LeaseState lease; /* UNSPECIFIED until the hub decides; written by the hub thread */
     /* Hub thread only (set before the sub is listed). */
+    bool announce;   /* the control message for lease is still to send */
     uint64_t cursor; /* highest sequence sent for the first time */
     bool want_scan;  /* there may be messages after cursor */
     bool check_acks; /* acknowledgements happened on the channel */
@@ -93,6 +98,7 @@ struct hw_outbox {
 
     pthread_mutex_t mu;
     sub *subs;
+    uint64_t joined; /* subscriptions so far (guarded by mu) */
 
     pthread_mutex_t wake_mu;
     pthread_cond_t wake_cv; /* CLOCK_MONOTONIC */
@@ -194,8 +200,36 @@ static int serve_new(hw_outbox *ob, sub *s, hw_store_txn *txn, int64_t now)
     return HW_OK;
 }
 
+static const char *channel_name(Helpwire__V1__Channel channel)
+{
+    const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(&helpwire__v1__channel__descriptor, channel);
+    return v ? v->name : "CHANNEL_UNKNOWN";
+}
+
+static void log_lease(hw_outbox *ob, const sub *s, const char *state)
+{
+    char q[2 * HW_OUTBOX_MAX_INSTANCE + 8];
+    hw_log_event(ob->app->log, HW_LOG_INFO, "outbox_lease", "channel=%s instance=%s state=%s",
+                 channel_name(s->channel), hw_log_quote(s->instance, q, sizeof q), state);
+}
+
+/* Sends the control message saying s's lease (seq 0, nothing to deliver). */
+static void announce_lease(hw_outbox *ob, sub *s)
+{
+    Helpwire__V1__OutboundMessage m = HELPWIRE__V1__OUTBOUND_MESSAGE__INIT;
+    m.channel = s->channel;
+    m.lease = s->lease;
+    s->announce = false;
+    log_lease(ob, s, s->lease == HELPWIRE__V1__LEASE_STATE__LEASE_STATE_ACTIVE ? "active" : "standby");
+    hw_call_stream_send(s->call, &m.base);
+}
+
 static void serve(hw_outbox *ob, sub *s)
 {
+    if (s->announce)
+        announce_lease(ob, s);
+    if (s->lease != HELPWIRE__V1__LEASE_STATE__LEASE_STATE_ACTIVE)
+        return; /* a standby receives nothing until it is promoted */
     hw_store_txn *txn = NULL;
     int rc = hw_store_read_begin(ob->reader, &txn);
     if (rc == HW_OK) {
@@ -213,6 +247,10 @@ static void serve(hw_outbox *ob, sub *s)
 
 static bool sub_has_work(const sub *s, int64_t now)
 {
+    if (s->announce)
+        return true;
+    if (s->lease != HELPWIRE__V1__LEASE_STATE__LEASE_STATE_ACTIVE)
+        return false;
     if (s->want_scan && s->n_fl < HW_OUTBOX_WINDOW)
         return true;
     if (s->check_acks && s->n_fl > 0)
@@ -233,6 +271,35 @@ static int64_t next_due_locked(hw_outbox *ob)
             if (s->fl[i].due_ms < due)
                 due = s->fl[i].due_ms;
     return due;
+}
+
+/* The lease decisions, made by the hub thread alone: a channel whose
+ * active subscriber is gone (or that never had one) gives the lease to its
+ * subscriber that waited longest, which then starts from the backlog like a
+ * new subscriber; every other new subscriber becomes a standby. Nobody is
+ * promoted while the server drains (every stream is ending). Caller holds
+ * ob->mu. */
+static void assign_leases_locked(hw_outbox *ob)
+{
+    sub *active[HW_OUTBOX_CHANNELS] = {0}, *oldest[HW_OUTBOX_CHANNELS] = {0};
+    for (sub *s = ob->subs; s; s = s->next) {
+        if (s->lease == HELPWIRE__V1__LEASE_STATE__LEASE_STATE_ACTIVE)
+            active[s->channel] = s;
+        else if (!oldest[s->channel] || s->joined < oldest[s->channel]->joined)
+            oldest[s->channel] = s;
+    }
+    bool draining = ob->app->net && hw_net_draining(ob->app->net);
+    for (sub *s = ob->subs; s; s = s->next) {
+        if (!active[s->channel] && s == oldest[s->channel] && !draining) {
+            s->lease = HELPWIRE__V1__LEASE_STATE__LEASE_STATE_ACTIVE;
+            s->announce = true;
+            s->cursor = 0;
+            s->want_scan = true; /* the backlog, from the start */
+        } else if (s->lease == HELPWIRE__V1__LEASE_STATE__LEASE_STATE_UNSPECIFIED) {
+            s->lease = HELPWIRE__V1__LEASE_STATE__LEASE_STATE_STANDBY;
+            s->announce = true;
+        }
+    }
 }
 
 /* Waits for a wake-up or until due_ms (monotonic). Returns false to stop. */
@@ -281,6 +348,7 @@ static void *hub_main(void *arg)
         bool truncated = false;
         int64_t now = mono_ms();
         pthread_mutex_lock(&ob->mu);
+        assign_leases_locked(ob);
         for (sub *s = ob->subs; s; s = s->next) {
             if (committed & (1u << s->channel))
                 s->want_scan = true;
@@ -557,17 +625,23 @@ static void on_subscriber_closed(hw_call *call, void *arg)
 {
     hw_outbox *ob = arg;
     sub *gone = NULL;
+    bool released = false;
     pthread_mutex_lock(&ob->mu);
     for (sub **p = &ob->subs; *p; p = &(*p)->next)
         if ((*p)->call == call) {
             sub *s = *p;
             *p = s->next;
             s->closed = true;
+            released = s->lease == HELPWIRE__V1__LEASE_STATE__LEASE_STATE_ACTIVE;
+            if (released)
+                log_lease(ob, s, "released");
             if (s->pinned == 0)
                 gone = s; /* else the hub thread frees it when it unpins */
             break;
         }
     pthread_mutex_unlock(&ob->mu);
+    if (released)
+        hub_wake(ob); /* a standby takes over */
     if (gone) {
         hw_call_unref(call);
         sub_free(gone);
@@ -587,6 +661,9 @@ void hw_outbox_subscribe(hw_call *call, const ProtobufCMessage *request, void *a
                      HW_OUTBOX_MIN_REDELIVER_MS, HW_OUTBOX_DEFAULT_REDELIVER_MS);
         return;
     }
+    const char *instance = req->instance ? req->instance : "";
+    if (!hw_rpc_check_text(call, "instance", instance, 0, HW_OUTBOX_MAX_INSTANCE))
+        return;
     if (!ob) {
         hw_call_fail(call, GRPC_STATUS_UNAVAILABLE, "the outbox is not running");
         return;
@@ -599,10 +676,11 @@ void hw_outbox_subscribe(hw_call *call, const ProtobufCMessage *request, void *a
     s->call = call;
     s->channel = req->channel;
     s->redeliver_ms = redeliver;
-    s->want_scan = true; /* the backlog */
+    memcpy(s->instance, instance, strlen(instance) + 1);
     hw_call_ref(call);
     hw_call_on_close(call, on_subscriber_closed, ob);
     pthread_mutex_lock(&ob->mu);
+    s->joined = ++ob->joined;
     s->next = ob->subs;
     ob->subs = s;
     pthread_mutex_unlock(&ob->mu);
