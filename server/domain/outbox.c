@@ -15,27 +15,46 @@
  *   the writer thread nor a worker ever waits for the hub. The thread
  *   compares each counter with the value it saw last: a commit that lands
  *   after the thread read the counter bumps it again, so nothing is missed.
- * - A subscriber starts with its cursor at 0, so its first scan sends the
- *   channel's backlog oldest first (in pages); later scans, triggered by
- *   commits, send what follows the cursor: the live part.
- * - At most HW_OUTBOX_WINDOW messages are in flight per subscriber; a
- *   bridge that stops acknowledging receives redeliveries only until it
- *   acknowledges again, so a dead-slow bridge cannot make the hub hold an
- *   unbounded list.
+ * - Exclusive lease: one subscriber per channel delivers. The hub thread
+ *   alone decides (assign_leases_locked, each pass): a channel without an
+ *   active subscriber gives the lease to the one that joined first among
+ *   those left, the others are standbys. Every stream's first message is a
+ *   control message (seq 0, lease); a standby gets nothing else until it is
+ *   promoted, then a control message ACTIVE and the backlog from cursor 0,
+ *   like a new subscriber. The end of the active stream (on_close: client
+ *   cancel, peer gone, drain) wakes the hub. Several active subscribers
+ *   used to each receive every message, so a rolling restart delivered
+ *   twice; the lease makes the second bridge a hot spare instead.
+ * - The active subscriber starts with its cursor at 0, so its first scan
+ *   sends the channel's backlog oldest first (in pages); later scans,
+ *   triggered by commits, go on after the cursor: the live part.
+ * - Windows per recipient (channel_user_id): at most per_recipient
+ *   messages in flight per recipient, and HW_OUTBOX_MAX_IN_FLIGHT over
+ *   all, so one chat that never acknowledges (a blocked bot) holds back
+ *   only its own messages; a single window per subscriber let 256
+ *   unacknowledged messages to one chat stall the channel. The scan streams
+ *   a message whose recipient has room and holds back the others (their
+ *   sequences only, in seq order, at most HW_OUTBOX_MAX_HELD); when an
+ *   acknowledgement frees a recipient's place, its oldest held message goes
+ *   first. A recipient with held messages gets no newer message before
+ *   them, so each recipient's messages are streamed in sequence order.
+ *   When the total or the held set is full the scan pauses with the cursor
+ *   in place, which bounds the hub's memory per subscriber whatever the
+ *   backlog. Recipients are counted in a small hand-written hash table
+ *   (see "recipients" below for why).
+ * - A recipient whose messages are not acknowledged gets only redeliveries
+ *   of its in-flight ones until an acknowledgement frees a place.
  * - Redelivery: an entry past its due time is looked up again; if it is
  *   still queued it is sent with attempt + 1 and due again redeliver_after_ms
- *   later; if it is gone (acknowledged) it leaves the flight.
- * - Several subscribers on one channel each receive every message (and
- *   each redelivers on its own). Bridges run one subscriber per channel;
- *   a second one (a rolling restart) sees duplicates rather than gaps, which
- *   the bridges' dedupe by sequence absorbs. Load-balancing messages across
- *   subscribers is deliberately not done.
+ *   later; if it is gone (acknowledged) it leaves the flight and frees its
+ *   recipient's place.
  * - Attempt counts live in the hub (the stored count is the base), so a new
  *   subscription starts again at stored attempt + 1. Persisting every send
  *   would double the write load for a hint.
  *
  * Locking: hub->mu guards the subscriber list and each subscriber's
- * membership (closed, pinned); everything else about a subscriber is owned
+ * membership (closed, pinned) and lease (written by the hub thread, read
+ * by on_close); everything else about a subscriber is owned
  * by the hub thread. The hub thread pins the subscribers it serves, works
  * without the lock, and frees a subscriber that closed meanwhile when it
  * unpins it. Nothing here is on the path of unary reads.
@@ -480,9 +499,10 @@ static void assign_leases_locked(hw_outbox *ob)
         else if (!oldest[s->channel] || s->joined < oldest[s->channel]->joined)
             oldest[s->channel] = s;
     }
-    bool draining = ob->app->net && hw_net_draining(ob->app->net);
     for (sub *s = ob->subs; s; s = s->next) {
-        if (!active[s->channel] && s == oldest[s->channel] && !draining) {
+        /* app->net is read only once a subscriber exists: main set it before
+         * any call could subscribe (and the sub was listed under ob->mu). */
+        if (!active[s->channel] && s == oldest[s->channel] && !hw_net_draining(ob->app->net)) {
             s->lease = HELPWIRE__V1__LEASE_STATE__LEASE_STATE_ACTIVE;
             s->announce = true;
             s->cursor = 0;

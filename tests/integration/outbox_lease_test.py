@@ -250,6 +250,32 @@ class RecipientWindows(LeaseTest):
             self.assertEqual(s.quiet(0.3), [])
         s.cancel()
 
+    def test_many_recipients_each_release_their_own_next_message(self):
+        n = 300
+        self.assertEqual(seed(self.data, TELEGRAM, n), list(range(1, n + 1)))  # user-i: seq i + 1
+        self.assertEqual(seed(self.data, TELEGRAM, n), list(range(n + 1, 2 * n + 1)))  # user-i again
+        self.start()
+        s = self.subscribe(max_in_flight_per_recipient=1)
+        first = s.take(n)
+        self.assertEqual([(m.seq, m.channel_user_id) for m in first],
+                         [(i + 1, "user-%d" % i) for i in range(n)])
+        self.assertEqual(s.quiet(0.5), [])
+        # Acknowledged in a scrambled order, in batches: each frees its own
+        # recipient's second message, and nobody else's.
+        order = [(i * 7919) % n + 1 for i in range(n)]
+        self.assertEqual(sorted(order), list(range(1, n + 1)))
+        for k in range(0, n, 50):
+            batch = order[k:k + 50]
+            self.assertEqual(self.ack(*batch), 50)
+            got = s.take(50)
+            self.assertEqual(sorted(m.seq for m in got), sorted(b + n for b in batch))
+            for m in got:
+                self.assertEqual(m.channel_user_id, "user-%d" % (m.seq - n - 1))
+        self.assertEqual(s.quiet(0.5), [])
+        self.assertEqual(self.ack(*range(n + 1, 2 * n + 1)), n)
+        self.assertEqual(s.quiet(0.5), [])
+        s.cancel()
+
     def test_the_default_window_is_8_and_redelivery_stays(self):
         seed(self.data, WHATSAPP, 20, "slow")
         self.start()
