@@ -80,8 +80,8 @@
 #define HW_OUTBOX_MAX_HELD 4096u      /* messages held back per subscriber (recipients at their limit) */
 #define HW_OUTBOX_DEFAULT_PER_RECIPIENT 8u
 #define HW_OUTBOX_MAX_PER_RECIPIENT 256u
-#define HW_OUTBOX_PAGE 256u /* messages per store listing */
-#define HW_OUTBOX_CHANNELS 8  /* > every Channel value */
+#define HW_OUTBOX_PAGE 256u  /* messages per store listing */
+#define HW_OUTBOX_CHANNELS 8 /* > every Channel value */
 #define HW_OUTBOX_DEFAULT_REDELIVER_MS 30000u
 #define HW_OUTBOX_MIN_REDELIVER_MS 1000u
 #define HW_OUTBOX_MAX_ACK 1000u
@@ -114,7 +114,7 @@ typedef struct sub {
     hw_call *call; /* we hold a reference until the sub is freed */
     Helpwire__V1__Channel channel;
     int64_t redeliver_ms;
-    uint32_t per_recipient; /* max_in_flight_per_recipient */
+    uint32_t per_recipient;                    /* max_in_flight_per_recipient */
     char instance[HW_OUTBOX_MAX_INSTANCE + 1]; /* SubscribeRequest.instance, for the logs */
     uint64_t joined;                           /* arrival order: the longest waiting is promoted */
     /* Guarded by hub->mu. */
@@ -411,7 +411,8 @@ static int serve_new(hw_outbox *ob, sub *s, hw_store_txn *txn, int64_t now)
 
 static const char *channel_name(Helpwire__V1__Channel channel)
 {
-    const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(&helpwire__v1__channel__descriptor, channel);
+    const ProtobufCEnumValue *v =
+        protobuf_c_enum_descriptor_get_value(&helpwire__v1__channel__descriptor, channel);
     return v ? v->name : "CHANNEL_UNKNOWN";
 }
 
@@ -878,7 +879,8 @@ void hw_outbox_subscribe(hw_call *call, const ProtobufCMessage *request, void *a
     if (per_recipient > HW_OUTBOX_MAX_PER_RECIPIENT) {
         hw_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
                      "max_in_flight_per_recipient: %u, at most %u allowed (0 means %u)",
-                     req->max_in_flight_per_recipient, HW_OUTBOX_MAX_PER_RECIPIENT, HW_OUTBOX_DEFAULT_PER_RECIPIENT);
+                     req->max_in_flight_per_recipient, HW_OUTBOX_MAX_PER_RECIPIENT,
+                     HW_OUTBOX_DEFAULT_PER_RECIPIENT);
         return;
     }
     const char *instance = req->instance ? req->instance : "";

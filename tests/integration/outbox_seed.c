@@ -81,7 +81,8 @@ int main(int argc, char **argv)
 {
     bool outbox = argc >= 3 && strcmp(argv[2], "outbox") == 0;
     if (!(argc == 5 || (outbox && argc == 6)) || (!outbox && strcmp(argv[2], "survey") != 0)) {
-        fprintf(stderr, "usage: outbox_seed DIR outbox CHANNEL N [USER] | outbox_seed DIR survey CHANNEL TTL_MS\n");
+        fprintf(stderr,
+                "usage: outbox_seed DIR outbox CHANNEL N [USER] | outbox_seed DIR survey CHANNEL TTL_MS\n");
         return 2;
     }
     hw_store *s = NULL;
