@@ -14,12 +14,31 @@
  * the write's effects (effects.h), whose outbox_appended sink is
  * hw_outbox_committed.
  *
+ * Lease: one subscriber per channel delivers. Every Subscribe stream first
+ * receives a control message (seq 0, its channel, lease ACTIVE or
+ * STANDBY); the first subscriber of a channel is ACTIVE, later ones wait
+ * as STANDBY and receive nothing else. When the active stream ends (client
+ * cancel, peer gone; not while the server drains) the standby that waited
+ * longest receives a control message ACTIVE and then the backlog from the
+ * start. Each change is logged as event=outbox_lease with channel,
+ * instance (SubscribeRequest.instance) and state (active, standby,
+ * released).
+ *
+ * Windows: the active subscriber has at most max_in_flight_per_recipient
+ * (default 8, 1..256) unacknowledged messages per recipient
+ * (channel_user_id) and 4096 in all. A message to a recipient at its limit
+ * is held back (at most 4096 per subscriber; beyond, the scan of the queue
+ * pauses) and streamed when the recipient's acknowledgements free a place.
+ * Each recipient's messages are streamed in sequence order; different
+ * recipients' are not ordered with each other.
+ *
  * Channel limits: each channel takes texts up to a limit of its own
  * (hw_outbox_channel_limit: one table in outbox.c). Everything helpwired
  * writes to customers goes through hw_outbox_append_parts_in (directly or
  * through the send-to-customer helpers), which queues a longer text as
- * ordered parts (split.h) with consecutive sequences; the hub streams a
- * channel oldest first, so the parts reach the bridge in order.
+ * ordered parts (split.h) with consecutive sequences, all to one
+ * recipient; the hub streams a recipient's messages oldest first, so the
+ * parts reach the bridge in order.
  */
 #ifndef HW_OUTBOX_H
 #define HW_OUTBOX_H
@@ -107,7 +126,10 @@ void hw_outbox_committed(hw_outbox *ob, Helpwire__V1__Channel channel);
  * never blocks; any thread. ob may be NULL. */
 void hw_outbox_acked(hw_outbox *ob, Helpwire__V1__Channel channel);
 
-/* Method-table handlers; app is a hw_app. */
+/* Method-table handlers; app is a hw_app. Subscribe answers
+ * INVALID_ARGUMENT for a missing channel, redeliver_after_ms under 1000,
+ * max_in_flight_per_recipient over 256, or instance longer than 128 bytes
+ * or not UTF-8, naming the field. */
 void hw_outbox_subscribe(hw_call *call, const ProtobufCMessage *request, void *app);
 void hw_outbox_ack(hw_call *call, const ProtobufCMessage *request, void *app);
 
