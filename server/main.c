@@ -220,13 +220,15 @@ static void collect_admission(void *netv, FILE *out)
  * past --failed-retention-days, deleted since the start. */
 static void collect_retention(void *r, FILE *out)
 {
-    fprintf(out,
-            "# HELP helpwire_dedupe_expired_total Route dedupe records deleted after the retention period.\n"
-            "# TYPE helpwire_dedupe_expired_total counter\nhelpwire_dedupe_expired_total %llu\n"
-            "# HELP helpwire_outbox_failed_expired_total Failed outbox entries deleted after "
-            "--failed-retention-days.\n"
-            "# TYPE helpwire_outbox_failed_expired_total counter\nhelpwire_outbox_failed_expired_total %llu\n",
-            (unsigned long long)hw_retention_dedupe_expired(r), (unsigned long long)hw_retention_failed_expired(r));
+    fprintf(
+        out,
+        "# HELP helpwire_dedupe_expired_total Route dedupe records deleted after the retention period.\n"
+        "# TYPE helpwire_dedupe_expired_total counter\nhelpwire_dedupe_expired_total %llu\n"
+        "# HELP helpwire_outbox_failed_expired_total Failed outbox entries deleted after "
+        "--failed-retention-days.\n"
+        "# TYPE helpwire_outbox_failed_expired_total counter\nhelpwire_outbox_failed_expired_total %llu\n",
+        (unsigned long long)hw_retention_dedupe_expired(r),
+        (unsigned long long)hw_retention_failed_expired(r));
 }
 
 /* Store and index gauges for the metrics endpoint. */

@@ -93,8 +93,9 @@ static int parse_channel(cli_ctx *ctx, const char *text, Helpwire__V1__Channel *
     char choices[64];
     int v;
     if (cli_parse_enum(&helpwire__v1__channel__descriptor, text, &v) != 0)
-        return cli_usage_error(ctx, "--channel must be one of %s",
-                               cli_fmt_enum_choices(&helpwire__v1__channel__descriptor, choices, sizeof choices));
+        return cli_usage_error(
+            ctx, "--channel must be one of %s",
+            cli_fmt_enum_choices(&helpwire__v1__channel__descriptor, choices, sizeof choices));
     *channel = (Helpwire__V1__Channel)v;
     return CLI_EXIT_OK;
 }
@@ -148,15 +149,15 @@ static int run_outbox_retry(cli_ctx *ctx)
     }
     req.seqs = seqs;
     req.n_seqs = ctx->npos;
-    if (cli_call(ctx, "/helpwire.v1.Outbox/RetryFailed", &req.base, &helpwire__v1__retry_failed_reply__descriptor,
-                 (ProtobufCMessage **)&reply) != CLI_EXIT_OK)
+    if (cli_call(ctx, "/helpwire.v1.Outbox/RetryFailed", &req.base,
+                 &helpwire__v1__retry_failed_reply__descriptor, (ProtobufCMessage **)&reply) != CLI_EXIT_OK)
         return CLI_EXIT_FAILED;
     char channel[32];
     cli_fmt_enum(&helpwire__v1__channel__descriptor, req.channel, channel, sizeof channel);
     for (size_t i = 0; i < reply->n_seqs && i < req.n_seqs && rc == CLI_EXIT_OK; i++) {
         if (ctx->json)
-            rc = cli_emit_json(ctx, json_pack("{s:s, s:I, s:I}", "channel", channel, "seq", (json_int_t)seqs[i],
-                                              "new_seq", (json_int_t)reply->seqs[i]));
+            rc = cli_emit_json(ctx, json_pack("{s:s, s:I, s:I}", "channel", channel, "seq",
+                                              (json_int_t)seqs[i], "new_seq", (json_int_t)reply->seqs[i]));
         else
             fprintf(ctx->out, "%s seq %llu queued again as %llu\n", channel, (unsigned long long)seqs[i],
                     (unsigned long long)reply->seqs[i]);

@@ -702,9 +702,8 @@ void hw_outbox_ack(hw_call *call, const ProtobufCMessage *request, void *app)
             hw_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "failed[%zu].reason: required", i);
             return;
         }
-        if (req->failed[i]->message &&
-            !hw_outbox_failed_check_late(call, i, req->failed[i], req->channel,
-                                         hw_outbox_channel_limit(req->channel)))
+        if (req->failed[i]->message && !hw_outbox_failed_check_late(call, i, req->failed[i], req->channel,
+                                                                    hw_outbox_channel_limit(req->channel)))
             return;
     }
     if (req->n_seqs == 0 && req->n_failed == 0) {

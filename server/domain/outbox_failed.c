@@ -21,7 +21,8 @@
 
 static const char *channel_name(Helpwire__V1__Channel channel)
 {
-    const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(&helpwire__v1__channel__descriptor, channel);
+    const ProtobufCEnumValue *v =
+        protobuf_c_enum_descriptor_get_value(&helpwire__v1__channel__descriptor, channel);
     return v ? v->name : "CHANNEL_UNKNOWN";
 }
 
@@ -106,7 +107,8 @@ bool hw_outbox_failed_check_late(hw_call *call, size_t i, const Helpwire__V1__Fa
         return false;
     }
     if (m->channel != channel) {
-        LATE_FAIL(call, i, "channel: %s, not the request's %s", channel_name(m->channel), channel_name(channel));
+        LATE_FAIL(call, i, "channel: %s, not the request's %s", channel_name(m->channel),
+                  channel_name(channel));
         return false;
     }
     if (!protobuf_c_enum_descriptor_get_value(&helpwire__v1__outbound_kind__descriptor, m->kind) ||

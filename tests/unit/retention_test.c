@@ -47,7 +47,8 @@ static int seed_fn(hw_store_txn *w, void *arg)
         if (rc != HW_OK)
             return rc;
     }
-    return hw_store_dedupe_put(w, HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM, "msg-1", "", 0, op->now - 86400000);
+    return hw_store_dedupe_put(w, HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM, "msg-1", "", 0,
+                               op->now - 86400000);
 }
 
 static void test_failed_entries_past_their_period_are_deleted_in_batches(void **state)
@@ -88,8 +89,8 @@ static void test_failed_entries_past_their_period_are_deleted_in_batches(void **
     assert_int_equal(es[1]->message->seq, 6);
     void *reply;
     size_t len;
-    assert_int_equal(hw_store_dedupe_get(t, HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM, "msg-1", a, &reply, &len),
-                     HW_OK);
+    assert_int_equal(
+        hw_store_dedupe_get(t, HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM, "msg-1", a, &reply, &len), HW_OK);
     hw_store_read_end(rd);
     hw_arena_destroy(a);
     assert_int_equal(hw_test_check_and_close(s, rd), 0);
