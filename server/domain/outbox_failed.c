@@ -202,7 +202,8 @@ static int retry_one_in(hw_store_txn *w, retry_ctx *c, size_t i)
         return rc;
     hw_effects_outbox_appended(&c->h.fx, c->channel);
     c->new_seqs[i] = m.seq;
-    if ((rc = hw_store_failed_delete(w, c->channel, old)) != HW_OK)
+    /* Retired, not deleted: a late report of the old failure stays ignored. */
+    if ((rc = hw_store_failed_retire(w, c->channel, old, m.created_unix_ms)) != HW_OK)
         return rc;
     if (!m.ticket_id || !m.ticket_id[0])
         return HW_OK;

@@ -17,7 +17,8 @@
  *   (FailedDelivery.message), since the queue no longer has it. It is
  *   checked like any input (its sequence must be one the channel handed
  *   out) and recorded once: a second report of a sequence already in the
- *   list is ignored.
+ *   list, or queued again from it, is ignored (the store keeps a marker
+ *   of a retried sequence until retention prunes it).
  * - The ticket's history says what happened: DELIVERY_FAILED with the
  *   reason when an entry is recorded, DELIVERY_RETRIED when it is queued
  *   again, both published to WatchTickets through the write's effects.
@@ -64,8 +65,8 @@
  * names a ticket the caller gave), else also for a ticket not in it, as
  * hw_watch_record_id does. Everything is allocated in fx's arena. Writer
  * thread only.
- * @return HW_OK; HW_EEXISTS (the sequence is already in the failed list:
- *   nothing written); HW_EINVALID (m or reason missing); HW_ENOMEM; store
+ * @return HW_OK; HW_EEXISTS (the sequence is already in the failed list,
+ *   or was queued again from it: nothing written); HW_EINVALID (m or reason missing); HW_ENOMEM; store
  *   codes. */
 int hw_outbox_failed_record_in(hw_store_txn *w, hw_effects *fx, const Helpwire__V1__OutboundMessage *m,
                                const char *reason, bool ticket_must_exist);
@@ -86,8 +87,8 @@ bool hw_outbox_failed_check_late(hw_call *call, size_t i, const Helpwire__V1__Fa
  * the sequence must be one the channel handed out (else the write fails
  * with HW_EINVALID naming failed[i].seq, through hw_rpc_wfail on h); then
  * it is recorded as hw_outbox_failed_record_in does with ticket_must_exist.
- * @return HW_OK (recorded); HW_EEXISTS (already in the failed list:
- *   nothing written, to be ignored); HW_EINVALID (h carries the message:
+ * @return HW_OK (recorded); HW_EEXISTS (already in the failed list, or
+ *   queued again from it: nothing written, to be ignored); HW_EINVALID (h carries the message:
  *   roll back); HW_ENOMEM; store codes. */
 int hw_outbox_failed_late_in(hw_store_txn *w, hw_wctx *h, size_t i, const Helpwire__V1__FailedDelivery *f,
                              Helpwire__V1__Channel channel);

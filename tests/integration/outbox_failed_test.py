@@ -284,6 +284,12 @@ class FailedList(StatusMixin, unittest.TestCase):
         self.assertEqual(read_until(stream, new).text, m.text)
         stream.cancel()
         self.bridge.call(ACK, channel=WA, seqs=[new])
+        # The old report arriving once more after the retry is still a
+        # repeat: not listed again, no second DELIVERY_FAILED.
+        r = self.bridge.call(ACK, channel=WA, failed=failed)
+        self.assertEqual((r.acked, r.failed), (0, 0))
+        self.assertNotIn(m.seq, [e.message.seq for e in self.failed_entries(WA)])
+        self.assertEqual(len(self.history(ticket, DELIVERY_FAILED)), 1)
 
     def test_invalid_late_failure_is_refused_and_writes_nothing(self):
         ticket, m = self.delivered_whatsapp_reply("late-bad-1")

@@ -1245,8 +1245,8 @@ static void test_dedupe_sweep_deletes_what_is_past_retention(void **state)
 /* ---- failed outbox messages ---------------------------------------------- */
 
 typedef struct failed_op {
-    int step; /* 0: put five; 1: a second put of one; 2: delete one; 3: prune */
-    int rc_dup, rc_del_again;
+    int step; /* 0: put five; 1: a second put of one; 2: delete one; 3: prune; 4: retire one */
+    int rc_dup, rc_del_again, rc_put_retired, rc_get_retired, rc_retire_again;
     int64_t cutoff;
     size_t max_delete, deleted;
 } failed_op;
@@ -1286,6 +1286,18 @@ static int failed_body(hw_store_txn *w, void *arg)
         if ((rc = hw_store_failed_delete(w, tg, 5)))
             return rc;
         op->rc_del_again = hw_store_failed_delete(w, tg, 5);
+        return HW_OK;
+    case 4: /* Telegram 2 is queued again at 4000 */
+        if ((rc = hw_store_failed_retire(w, tg, 2, 4000)))
+            return rc;
+        op->rc_put_retired = failed_put(w, tg, 2, 5000);
+        op->rc_retire_again = hw_store_failed_retire(w, tg, 2, 4000);
+        op->rc_del_again = hw_store_failed_delete(w, tg, 2);
+        Helpwire__V1__FailedEntry *e;
+        op->rc_get_retired = hw_store_failed_get(w, tg, 2, hw_store_txn_arena(w), &e);
+        return HW_OK;
+    case 5: /* after the marker is pruned */
+        op->rc_put_retired = failed_put(w, tg, 2, 6000);
         return HW_OK;
     default:
         return hw_store_failed_prune(w, op->cutoff, op->max_delete, &op->deleted);
@@ -1377,6 +1389,32 @@ static void test_failed_entries_listed_newest_first_per_channel_and_pruned(void 
     assert_memory_equal(got, left, sizeof left);
     assert_int_equal(wr(f, failed_body, &op), HW_OK);
     assert_int_equal(op.deleted, 0);
+
+    /* Retired (queued again): gone from get, list and count, and a late
+     * report of the same sequence is refused while the marker stays. */
+    op = (failed_op){.step = 4};
+    assert_int_equal(wr(f, failed_body, &op), HW_OK);
+    assert_int_equal(op.rc_put_retired, HW_EEXISTS);
+    assert_int_equal(op.rc_retire_again, HW_ENOTFOUND);
+    assert_int_equal(op.rc_del_again, HW_ENOTFOUND);
+    assert_int_equal(op.rc_get_retired, HW_ENOTFOUND);
+    assert_int_equal(failed_listing(f, 0, got, 8), 1);
+    assert_int_equal(got[0][1], 7);
+    t = rd(f);
+    assert_int_equal(hw_store_failed_count(t, 0, &count), HW_OK);
+    assert_int_equal(count, 1);
+    assert_int_equal(hw_store_failed_count(t, tg, &count), HW_OK);
+    assert_int_equal(count, 0);
+    rd_end(f);
+    /* The marker goes with entries past the same cutoff, uncounted. */
+    op = (failed_op){.step = 3, .cutoff = 4001, .max_delete = 100};
+    assert_int_equal(wr(f, failed_body, &op), HW_OK);
+    assert_int_equal(op.deleted, 1); /* WhatsApp 7, failed at 3000 */
+    assert_int_equal(failed_listing(f, 0, got, 8), 0);
+    op.step = 5;
+    assert_int_equal(wr(f, failed_body, &op), HW_OK);
+    assert_int_equal(op.rc_put_retired, HW_OK);
+    assert_int_equal(failed_listing(f, tg, got, 8), 1);
 }
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
