@@ -216,13 +216,19 @@ static void collect_admission(void *netv, FILE *out)
             (long long)hw_net_admission_limit(netv));
 }
 
-/* Dedupe records past --dedupe-retention-hours, deleted since the start. */
+/* Dedupe records past --dedupe-retention-hours and failed outbox entries
+ * past --failed-retention-days, deleted since the start. */
 static void collect_retention(void *r, FILE *out)
 {
-    fprintf(out,
-            "# HELP helpwire_dedupe_expired_total Route dedupe records deleted after the retention period.\n"
-            "# TYPE helpwire_dedupe_expired_total counter\nhelpwire_dedupe_expired_total %llu\n",
-            (unsigned long long)hw_retention_dedupe_expired(r));
+    fprintf(
+        out,
+        "# HELP helpwire_dedupe_expired_total Route dedupe records deleted after the retention period.\n"
+        "# TYPE helpwire_dedupe_expired_total counter\nhelpwire_dedupe_expired_total %llu\n"
+        "# HELP helpwire_outbox_failed_expired_total Failed outbox entries deleted after "
+        "--failed-retention-days.\n"
+        "# TYPE helpwire_outbox_failed_expired_total counter\nhelpwire_outbox_failed_expired_total %llu\n",
+        (unsigned long long)hw_retention_dedupe_expired(r),
+        (unsigned long long)hw_retention_failed_expired(r));
 }
 
 /* Store and index gauges for the metrics endpoint. */
@@ -269,9 +275,9 @@ static void collect_store(void *appv, FILE *out)
             (unsigned long long)st.commits);
 }
 
-/* Search index, outbox and notifier gauges. The outbox backlog is read
- * with the metrics thread's own store reader (the endpoint serves one
- * scrape at a time). */
+/* Search index, outbox and notifier gauges. The outbox backlog and failed
+ * list are read with the metrics thread's own store reader (the endpoint
+ * serves one scrape at a time). */
 typedef struct {
     hw_app *app;
     hw_store_reader *reader;
@@ -304,6 +310,15 @@ static void collect_domain(void *arg, FILE *out)
             uint64_t n = 0;
             if (hw_store_outbox_backlog(t, channels[i].ch, &n) == HW_OK)
                 fprintf(out, "helpwire_outbox_backlog{channel=\"%s\"} %llu\n", channels[i].name,
+                        (unsigned long long)n);
+        }
+        fprintf(out, "# HELP helpwire_outbox_failed Messages in the failed list (refused for good by the "
+                     "channel), kept for ListFailed and RetryFailed.\n"
+                     "# TYPE helpwire_outbox_failed gauge\n");
+        for (size_t i = 0; i < sizeof channels / sizeof channels[0]; i++) {
+            uint64_t n = 0;
+            if (hw_store_failed_count(t, channels[i].ch, &n) == HW_OK)
+                fprintf(out, "helpwire_outbox_failed{channel=\"%s\"} %llu\n", channels[i].name,
                         (unsigned long long)n);
         }
         hw_store_read_end(d->reader);
@@ -465,9 +480,11 @@ int main(int argc, char **argv)
         }
         hw_log_event(log, HW_LOG_INFO, "ticket_numbers", "next=%llu", (unsigned long long)next);
     }
-    if (cfg.dedupe_retention_hours > 0) {
-        hw_retention_options ro = {
-            .store = store, .log = log, .dedupe_retention_ms = cfg.dedupe_retention_hours * 3600 * 1000};
+    if (cfg.dedupe_retention_hours > 0 || cfg.failed_retention_days > 0) {
+        hw_retention_options ro = {.store = store,
+                                   .log = log,
+                                   .dedupe_retention_ms = cfg.dedupe_retention_hours * 3600 * 1000,
+                                   .failed_retention_ms = cfg.failed_retention_days * 24 * 3600 * 1000};
         if ((mrc = hw_retention_start(&ro, &retention)) != HW_OK) {
             fprintf(stderr, "helpwired: cannot start the retention sweep: %s\n", hw_strerror(mrc));
             goto out;

@@ -61,6 +61,9 @@ static const opt_def options[] = {
     {"dedupe-retention-hours", OPT_INT, OFF(dedupe_retention_hours), 0, 87600, "H",
      "How long Route remembers a (channel, message_id) to answer a resent message with the first "
      "reply; older records are swept away in the background. 0 = forever. Default 168 (7 days)."},
+    {"failed-retention-days", OPT_INT, OFF(failed_retention_days), 0, 36500, "D",
+     "How long the outbox's failed list (ListFailed) keeps a message a channel refused for good; "
+     "older entries are swept away in the background. 0 = forever. Default 30."},
     {"ticket-numbers-from", OPT_INT, OFF(ticket_numbers_from), 0, (int64_t)1 << 53, "N",
      "Make the next ticket number at least N (never lower than the store's own): after restoring a "
      "backup, pass one more than the highest number customers may have seen. Default: off."},
@@ -109,6 +112,7 @@ void hw_config_defaults(hw_config *cfg)
     cfg->drain_timeout_ms = 10000;
     cfg->max_in_flight = 4096;
     cfg->dedupe_retention_hours = 168;
+    cfg->failed_retention_days = 30;
     cfg->answer_threshold = "0.45";
     cfg->survey_base_url = "http://127.0.0.1:8080/survey/";
     cfg->survey_ttl_hours = 168;

@@ -5,6 +5,10 @@
  * never held for long and a full pass over N records takes about
  * N / batch * interval. The position lives only in memory: after a
  * restart the sweep starts over from the first record.
+ *
+ * Failed outbox entries need no position: their time index is read oldest
+ * first, so the same batch deletes up to `batch` of those past their
+ * period and stops at the first younger one.
  */
 #include "server/ops/retention.h"
 
@@ -25,6 +29,7 @@ struct hw_retention {
     bool stop;
     hw_dedupe_sweep sweep; /* the thread's own */
     atomic_uint_fast64_t expired;
+    atomic_uint_fast64_t failed_expired;
 };
 
 typedef struct {
@@ -32,14 +37,21 @@ typedef struct {
     hw_dedupe_sweep end;   /* where it ended; kept only when the batch commits */
     size_t batch;
     int64_t cutoff, now;
-    size_t deleted;
+    int64_t failed_cutoff; /* 0: none */
+    size_t deleted, failed_deleted;
 } batch_ctx;
 
 static int sweep_fn(hw_store_txn *w, void *arg)
 {
     batch_ctx *b = arg;
     b->end = b->start;
-    return hw_store_dedupe_sweep(w, &b->end, b->batch, b->cutoff, b->now, &b->deleted);
+    b->deleted = b->failed_deleted = 0;
+    int rc = HW_OK;
+    if (b->cutoff > 0)
+        rc = hw_store_dedupe_sweep(w, &b->end, b->batch, b->cutoff, b->now, &b->deleted);
+    if (rc == HW_OK && b->failed_cutoff > 0)
+        rc = hw_store_failed_prune(w, b->failed_cutoff, b->batch, &b->failed_deleted);
+    return rc;
 }
 
 static int64_t wall_ms(void)
@@ -65,12 +77,16 @@ static void *retention_main(void *arg)
             break;
         pthread_mutex_unlock(&r->mu);
         int64_t now = wall_ms();
-        batch_ctx b = {
-            .start = r->sweep, .batch = r->o.batch, .cutoff = now - r->o.dedupe_retention_ms, .now = now};
+        batch_ctx b = {.start = r->sweep,
+                       .batch = r->o.batch,
+                       .cutoff = r->o.dedupe_retention_ms ? now - r->o.dedupe_retention_ms : 0,
+                       .failed_cutoff = r->o.failed_retention_ms ? now - r->o.failed_retention_ms : 0,
+                       .now = now};
         int rc = hw_store_write(r->o.store, sweep_fn, &b);
         if (rc == HW_OK) {
             r->sweep = b.end;
             atomic_fetch_add(&r->expired, b.deleted);
+            atomic_fetch_add(&r->failed_expired, b.failed_deleted);
         } else if (rc != HW_ECLOSED) {
             hw_log_event(r->o.log, HW_LOG_WARN, "dedupe_sweep_failed", "error=%s", hw_strerror(rc));
         }
@@ -83,7 +99,8 @@ static void *retention_main(void *arg)
 int hw_retention_start(const hw_retention_options *o, hw_retention **out)
 {
     *out = NULL;
-    if (!o->store || o->dedupe_retention_ms <= 0)
+    if (!o->store || o->dedupe_retention_ms < 0 || o->failed_retention_ms < 0 ||
+        (o->dedupe_retention_ms == 0 && o->failed_retention_ms == 0))
         return HW_EINVALID;
     hw_retention *r = calloc(1, sizeof *r);
     if (!r)
@@ -91,7 +108,7 @@ int hw_retention_start(const hw_retention_options *o, hw_retention **out)
     r->o = *o;
     if (r->o.interval_ms <= 0)
         r->o.interval_ms = 200;
-    if (r->o.batch == 0)
+    if (r->o.batch == 0 || r->o.batch > HW_STORE_LIST_MAX)
         r->o.batch = 1000;
     pthread_mutex_init(&r->mu, NULL);
     pthread_condattr_t ca;
@@ -127,4 +144,9 @@ void hw_retention_stop(hw_retention *r)
 uint64_t hw_retention_dedupe_expired(const hw_retention *r)
 {
     return r ? atomic_load(&((hw_retention *)r)->expired) : 0;
+}
+
+uint64_t hw_retention_failed_expired(const hw_retention *r)
+{
+    return r ? atomic_load(&((hw_retention *)r)->failed_expired) : 0;
 }

@@ -1,9 +1,11 @@
 /*
- * retention: forgets what is kept only for a while. Today that is Route's
- * dedupe records (the first reply to each (channel, message_id), kept so a
- * bridge's retry is answered the same): a thread sweeps them in small
- * batches and deletes those older than the retention period, so the store
- * does not grow with every message ever received.
+ * retention: forgets what is kept only for a while: Route's dedupe records
+ * (the first reply to each (channel, message_id), kept so a bridge's retry
+ * is answered the same) and the outbox's failed list (messages a channel
+ * refused for good, kept for an admin to look at and retry). A thread
+ * sweeps them in small batches and deletes those older than their
+ * retention period, so the store does not grow with every message ever
+ * received or refused.
  */
 #ifndef HW_RETENTION_H
 #define HW_RETENTION_H
@@ -17,7 +19,8 @@
 typedef struct hw_retention_options {
     hw_store *store;             /* borrowed; outlives the retention thread */
     const hw_log *log;           /* borrowed */
-    int64_t dedupe_retention_ms; /* > 0 */
+    int64_t dedupe_retention_ms; /* 0: keep dedupe records forever */
+    int64_t failed_retention_ms; /* 0: keep failed outbox entries forever */
     int interval_ms;             /* between batches; 0 = 200 */
     size_t batch;                /* records visited per batch; 0 = 1000 */
 } hw_retention_options;
@@ -25,7 +28,8 @@ typedef struct hw_retention_options {
 /* The sweeping thread. Opaque. */
 typedef struct hw_retention hw_retention;
 
-/* Starts the thread. @return HW_OK; HW_EINVALID; HW_ENOMEM. */
+/* Starts the thread. @return HW_OK; HW_EINVALID (no store, a negative
+ * period, or both periods 0: nothing to do); HW_ENOMEM. */
 int hw_retention_start(const hw_retention_options *o, hw_retention **out);
 
 /* Stops and joins the thread (a batch under way finishes first), frees r.
@@ -34,5 +38,8 @@ void hw_retention_stop(hw_retention *r);
 
 /* Dedupe records deleted so far. Any thread. */
 uint64_t hw_retention_dedupe_expired(const hw_retention *r);
+
+/* Failed outbox entries deleted so far. Any thread. */
+uint64_t hw_retention_failed_expired(const hw_retention *r);
 
 #endif

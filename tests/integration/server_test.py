@@ -183,6 +183,8 @@ class Metrics(unittest.TestCase):
             self.assertIn("helpwire_calls_shed_total 0", text)
             self.assertIn("helpwire_admission_limit 4096", text)  # the default --max-in-flight
             self.assertIn("helpwire_dedupe_expired_total 0", text)  # swept, nothing 7 days old yet
+            self.assertIn("helpwire_outbox_failed_expired_total 0", text)  # nothing 30 days old
+            self.assertIn('helpwire_outbox_failed{channel="whatsapp"} 0', text)
             with self.assertRaises(urllib.error.HTTPError) as cm:
                 urllib.request.urlopen(server.metrics_url.replace("/metrics", "/other"), timeout=10)
             self.assertEqual(cm.exception.code, 404)
@@ -292,7 +294,8 @@ class CommandLine(unittest.TestCase):
         out = r.stdout.decode()
         for flag in ("--listen", "--data", "--threads", "--demo", "--config", "--max-message-bytes",
                      "--max-concurrent-streams", "--keepalive-time-ms", "--drain-timeout-ms", "--access-log",
-                     "--latency-target-us", "--dedupe-retention-hours", "--ticket-numbers-from"):
+                     "--latency-target-us", "--dedupe-retention-hours", "--failed-retention-days",
+                     "--ticket-numbers-from"):
             self.assertIn(flag, out)
 
     def test_bad_flag_exits_non_zero_with_one_line(self):
@@ -307,6 +310,7 @@ class CommandLine(unittest.TestCase):
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("--threads", r.stderr.decode())
         for flag, value in (("--dedupe-retention-hours", "-1"), ("--dedupe-retention-hours", "87601"),
+                            ("--failed-retention-days", "-1"), ("--failed-retention-days", "36501"),
                             ("--latency-target-us", "-5"), ("--ticket-numbers-from", "x")):
             r = self.run_helpwired("--data", "/tmp", flag, value)
             self.assertNotEqual(r.returncode, 0)
