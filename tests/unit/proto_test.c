@@ -397,7 +397,7 @@ static void test_api_has_every_rpc(void **state)
         {&helpwire__v1__tickets__descriptor, "CreateTicket GetTicket ListTickets UpdateTicket AddMessage "
                                              "EscalateTicket CloseTicket GetTicketHistory WatchTickets"},
         {&helpwire__v1__surveys__descriptor, "SubmitSurvey GetSurvey GetSurveyStats"},
-        {&helpwire__v1__outbox__descriptor, "Subscribe Ack"},
+        {&helpwire__v1__outbox__descriptor, "Subscribe Ack ListFailed RetryFailed"},
         {&grpc__health__v1__health__descriptor, "Check Watch"},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
