@@ -36,7 +36,7 @@
 typedef struct br_drain br_drain;
 
 typedef struct br_drain_options {
-    br_spool *spool;             /* borrowed; outlives the drainer */
+    br_spool *spool;              /* borrowed; outlives the drainer */
     const br_route_policy *route; /* borrowed; its dead-letter file is required */
     const hw_log *log;
 } br_drain_options;

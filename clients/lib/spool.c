@@ -116,7 +116,8 @@ int br_spool_open(br_spool **out, const char *dir, const char *name, const br_sp
     }
     int dead = 0;
     mdb_reader_check(s->env, &dead); /* slots of a process killed mid-read */
-    if ((mrc = begin(s, 0, &txn)) != 0 || (mrc = mdb_dbi_open(txn, "entries", MDB_CREATE, &s->entries)) != 0 ||
+    if ((mrc = begin(s, 0, &txn)) != 0 ||
+        (mrc = mdb_dbi_open(txn, "entries", MDB_CREATE, &s->entries)) != 0 ||
         (mrc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->meta)) != 0 || (mrc = mdb_txn_commit(txn)) != 0) {
         if (mrc != 0 && txn)
             mdb_txn_abort(txn);

@@ -238,14 +238,16 @@ static void an_unusable_directory_is_refused_naming_it(void **unused)
 
 static void the_entry_encoding_carries_every_field(void **unused)
 {
-    br_inbound in = {HELPWIRE__V1__CHANNEL__CHANNEL_WHATSAPP, "4915", "Bea \"B\"", "你好\nhi", "wamid.1", "de"};
+    br_inbound in = {
+        HELPWIRE__V1__CHANNEL__CHANNEL_WHATSAPP, "4915", "Bea \"B\"", "你好\nhi", "wamid.1", "de"};
     size_t len = 0;
     char *s = br_drain_encode(&in, 1700000000123, &len);
     assert_non_null(s);
     assert_int_equal(strlen(s), len);
     json_t *j = json_loads(s, 0, NULL);
     assert_non_null(j);
-    assert_int_equal(json_integer_value(json_object_get(j, "channel")), HELPWIRE__V1__CHANNEL__CHANNEL_WHATSAPP);
+    assert_int_equal(json_integer_value(json_object_get(j, "channel")),
+                     HELPWIRE__V1__CHANNEL__CHANNEL_WHATSAPP);
     assert_string_equal(json_string_value(json_object_get(j, "user")), "4915");
     assert_string_equal(json_string_value(json_object_get(j, "name")), "Bea \"B\"");
     assert_string_equal(json_string_value(json_object_get(j, "text")), "你好\nhi");

@@ -235,7 +235,8 @@ int wc_history_append(wc_history *h, const char *visitor, const char *key, bool 
     char count_key[MAX_VISITOR + 3];
     snprintf(count_key, sizeof count_key, "n:%s", visitor);
     uint64_t count = meta_u64(txn, h->meta, count_key) + 1;
-    if ((mrc = mdb_put(txn, h->entries, &k, &v, 0)) != 0 || (mrc = meta_put(txn, h->meta, "next", next + 1)) != 0) {
+    if ((mrc = mdb_put(txn, h->entries, &k, &v, 0)) != 0 ||
+        (mrc = meta_put(txn, h->meta, "next", next + 1)) != 0) {
         fail(h, err, errlen, "put", mrc);
         goto out;
     }

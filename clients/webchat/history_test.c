@@ -40,7 +40,8 @@ static wc_history *open_history(const char *dir, size_t max)
 }
 
 /* Appends {"text": text}; returns the rc, the id in *id. */
-static int add(wc_history *h, const char *visitor, const char *key, bool reply, const char *text, uint64_t *id)
+static int add(wc_history *h, const char *visitor, const char *key, bool reply, const char *text,
+               uint64_t *id)
 {
     json_t *e = json_pack("{s:s}", "text", text);
     char err[600];

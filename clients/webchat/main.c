@@ -291,8 +291,8 @@ static void api_messages(wc_bridge *b, br_httpd_request *r)
     /* In the history first, so that it comes before the replies to it. */
     char key[200], err[600];
     snprintf(key, sizeof key, "msg:%s", message_id);
-    json_t *entry = json_pack("{s:s, s:s, s:s, s:I}", "kind", "visitor", "text", text, "client_message_id", cmid,
-                              "created_unix_ms", (json_int_t)br_route_now_ms());
+    json_t *entry = json_pack("{s:s, s:s, s:s, s:I}", "kind", "visitor", "text", text, "client_message_id",
+                              cmid, "created_unix_ms", (json_int_t)br_route_now_ms());
     uint64_t hid = 0;
     int hrc = entry ? wc_history_append(b->history, sid, key, false, entry, &hid, err, sizeof err) : -1;
     json_decref(entry);
@@ -309,8 +309,9 @@ static void api_messages(wc_bridge *b, br_httpd_request *r)
             respond_json(r, 200,
                          json_pack("{s:b, s:s, s:I, s:s, s:b, s:I}", "ok", 1, "action",
                                    name_of(action_names, 4, (int)reply->action), "ticket_number",
-                                   (json_int_t)reply->ticket_number, "queue", reply->queue ? reply->queue : "",
-                                   "duplicate", reply->duplicate, "history_id", (json_int_t)hid));
+                                   (json_int_t)reply->ticket_number, "queue",
+                                   reply->queue ? reply->queue : "", "duplicate", reply->duplicate,
+                                   "history_id", (json_int_t)hid));
             protobuf_c_message_free_unpacked(&reply->base, NULL);
             goto out;
         }
@@ -533,8 +534,9 @@ static void api_history(wc_bridge *b, br_httpd_request *r)
         after = ev[i].id;
         free(ev[i].json);
     }
-    respond_json(r, 200, json_pack("{s:o, s:I, s:b}", "events", events, "last_event_id", (json_int_t)after,
-                                   "more", more));
+    respond_json(
+        r, 200,
+        json_pack("{s:o, s:I, s:b}", "events", events, "last_event_id", (json_int_t)after, "more", more));
 }
 
 static json_t *survey_json(const Helpwire__V1__Survey *s)
@@ -654,14 +656,14 @@ static int deliver(void *arg, const Helpwire__V1__OutboundMessage *m, char *reas
     wc_bridge *b = arg;
     if (!wc_hub_valid_id(m->channel_user_id)) {
         snprintf(reason, reason_size, "not a web-chat session id");
-        hw_log_event(b->log, HW_LOG_ERROR, "delivery_rejected", "seq=%llu reason=\"not a web-chat session id\"",
-                     (unsigned long long)m->seq);
+        hw_log_event(b->log, HW_LOG_ERROR, "delivery_rejected",
+                     "seq=%llu reason=\"not a web-chat session id\"", (unsigned long long)m->seq);
         return BR_OUTBOX_FAILED;
     }
-    json_t *ev = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "kind", name_of(kind_names, 5, (int)m->kind), "text",
-                           m->text ? m->text : "", "survey_url", m->survey_url ? m->survey_url : "", "ticket_id",
-                           m->ticket_id ? m->ticket_id : "", "created_unix_ms", (json_int_t)m->created_unix_ms,
-                           "seq", (json_int_t)m->seq);
+    json_t *ev = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "kind", name_of(kind_names, 5, (int)m->kind),
+                           "text", m->text ? m->text : "", "survey_url", m->survey_url ? m->survey_url : "",
+                           "ticket_id", m->ticket_id ? m->ticket_id : "", "created_unix_ms",
+                           (json_int_t)m->created_unix_ms, "seq", (json_int_t)m->seq);
     char key[40], err[600];
     snprintf(key, sizeof key, "seq:%llu", (unsigned long long)m->seq);
     uint64_t id = 0;
@@ -690,8 +692,10 @@ static const char about[] =
     "and "
     "the survey rating page) and bridges it to helpwired: visitors' messages go to Router.Route; messages "
     "queued for the web chat in helpwired's outbox are written to the visitor's durable history (with the "
-    "visitor's own messages), streamed live, and acknowledged; a message helpwired cannot take now is kept in "
-    "the bridge's durable spool and routed once it is back; Route's reply_text reaches the visitor through the outbox, "
+    "visitor's own messages), streamed live, and acknowledged; a message helpwired cannot take now is kept "
+    "in "
+    "the bridge's durable spool and routed once it is back; Route's reply_text reaches the visitor through "
+    "the outbox, "
     "never directly. Exits cleanly on SIGTERM or SIGINT.";
 
 int main(int argc, char **argv)
@@ -774,7 +778,7 @@ int main(int argc, char **argv)
 out:
     br_runtime_quiesce(&rt);
     if (b.hub)
-        wc_hub_close(b.hub); /* ends live streams so their threads can finish */
+        wc_hub_close(b.hub);    /* ends live streams so their threads can finish */
     br_runtime_close_http(&rt); /* no handler spools after this */
     br_drain_stop(b.drain, cfg.drain_timeout_ms);
     br_runtime_finish(&rt, rc); /* the outbox thread, which writes the history, ends here */

@@ -30,11 +30,9 @@
  * acknowledged after the Graph API accepted it. Route's reply_text is not
  * sent directly (it is in the outbox too).
  */
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <curl/curl.h>
 #include <grpc/grpc.h>
@@ -249,8 +247,8 @@ static void handler(void *arg, br_httpd_request *r)
     json_decref(root); /* after the spool: the batch borrows its strings */
     if (rc != BR_SPOOL_OK) {
         hw_log_event(b->log, rc == BR_SPOOL_FULL ? HW_LOG_WARN : HW_LOG_ERROR, "webhook_deferred",
-                     "reason=%s messages=%zu error=\"%s\"", rc == BR_SPOOL_FULL ? "spool_full" : "spool_error", n,
-                     err);
+                     "reason=%s messages=%zu error=\"%s\"",
+                     rc == BR_SPOOL_FULL ? "spool_full" : "spool_error", n, err);
         respond_json(r, 503, "{\"error\":\"busy, retry later\"}");
         return;
     }
@@ -336,10 +334,12 @@ static const br_bridge bridge = {PROG, "whatsapp", HELPWIRE__V1__CHANNEL__CHANNE
 static const char about[] =
     "Bridges the WhatsApp Cloud API to helpwired. Serves Meta's webhook: verification by GET, signed POSTs "
     "(X-Hub-Signature-256) answered 200 once their messages are in the bridge's durable spool, and routed to "
-    "Router.Route from there, in order; status callbacks are ignored. Messages queued for WhatsApp in helpwired's outbox are sent with POST "
+    "Router.Route from there, in order; status callbacks are ignored. Messages queued for WhatsApp in "
+    "helpwired's outbox are sent with POST "
     "/{phone-number-id}/messages "
     "and acknowledged once the Graph API accepted them; Route's reply_text reaches the customer through the "
-    "outbox, never directly. Exits cleanly on SIGTERM or SIGINT, routing what is spooled first (the rest waits in the spool for the next start).";
+    "outbox, never directly. Exits cleanly on SIGTERM or SIGINT, routing what is spooled first (the rest "
+    "waits in the spool for the next start).";
 
 int main(int argc, char **argv)
 {
