@@ -90,7 +90,8 @@ int br_runtime_inbound(br_runtime *rt, const char *state_dir)
         static const char *const paths[] = {"/helpwire.v1.Router/Route"};
         int port = 0;
         rt->metrics = hw_metrics_create(paths, 1);
-        if (!rt->metrics || hw_metrics_add_collector(rt->metrics, render_dead_letters, rt) != 0)
+        if (!rt->metrics || hw_metrics_add_collector(rt->metrics, render_dead_letters, rt) != 0 ||
+            (rt->collect && hw_metrics_add_collector(rt->metrics, rt->collect, rt->collect_arg) != 0))
             return fail(rt, 1, "out of memory");
         if (hw_metrics_listen(rt->metrics, c->metrics, &port, err, sizeof err) != 0) {
             char msg[700];

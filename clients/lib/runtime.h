@@ -20,6 +20,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "clients/lib/client.h"
 #include "clients/lib/config.h"
@@ -52,6 +53,10 @@ typedef struct br_runtime {
     hw_metrics *metrics;        /* with --metrics */
     br_route_policy route;      /* br_runtime_inbound: how inbound messages are routed */
     hw_grpc_log_route grpc_log; /* the gRPC core's own lines, into log */
+    /* Set before br_runtime_inbound (may be NULL): a further metrics
+     * collector for /metrics, e.g. the bridge's spool gauge. */
+    void (*collect)(void *arg, FILE *out);
+    void *collect_arg;
     bool grpc_up, curl_up, quiesced;
 } br_runtime;
 
@@ -74,7 +79,8 @@ int br_runtime_start(br_runtime *rt, const br_bridge *bridge, br_common *c);
  * (created if missing; the bridge refuses to start without one, so a
  * message given up on always has a durable place), fills rt->route from
  * the common settings, and with --metrics serves GET /metrics there
- * (Route calls by status, dead letters by reason; logged
+ * (Route calls by status, dead letters by reason, rt->collect's
+ * families when set; logged
  * event=metrics_listening with the port). Returns 0, or 1 after printing
  * why. */
 int br_runtime_inbound(br_runtime *rt, const char *state_dir);

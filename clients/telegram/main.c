@@ -17,11 +17,15 @@
  *
  * Inbound, by webhook (--mode webhook): POSTs on --webhook-path carrying
  * X-Telegram-Bot-Api-Secret-Token equal to TELEGRAM_WEBHOOK_SECRET
- * (constant-time check); routed before answering, and answered 503 when
- * helpwired cannot take it, so Telegram delivers it again, until the
- * message is older than --max-retry-age-ms: then, as for a refused one, it
- * is a dead letter and answered 200. Registering the
- * webhook URL with setWebhook is left to the operator.
+ * (constant-time check); a text message is written to the bridge's spool
+ * in --state-dir (spool.h: LMDB, synced) before the POST is answered 200,
+ * and routed from there in order by the drainer (drain.h) with the same
+ * policy as polling (retried while helpwired cannot take it, up to
+ * --max-retry-age-ms from the message's date; a dead letter when refused
+ * for good or too old). A full spool (--spool-max-entries,
+ * --spool-max-bytes) answers 503, so Telegram delivers it again later; a
+ * crash or kill -9 loses nothing spooled. Registering the webhook URL with
+ * setWebhook is left to the operator.
  *
  * Outbound: Outbox.Subscribe(TELEGRAM) on its own thread; each message goes
  * out with sendMessage and is acknowledged only after Telegram answered
@@ -45,6 +49,7 @@
 #include "clients/lib/client.h"
 #include "clients/lib/config.h"
 #include "clients/lib/dedupe.h"
+#include "clients/lib/drain.h"
 #include "clients/lib/http.h"
 #include "clients/lib/httpd.h"
 #include "clients/lib/outbox.h"
@@ -52,6 +57,7 @@
 #include "clients/lib/route.h"
 #include "clients/lib/runtime.h"
 #include "clients/lib/secure.h"
+#include "clients/lib/spool.h"
 #include "clients/lib/state.h"
 #include "clients/lib/stop.h"
 #include "server/base/log.h"
@@ -71,6 +77,9 @@ typedef struct tg_config {
     const char *webhook_listen;
     const char *webhook_path;
     const char *webhook_secret;
+    int spool_max_entries;
+    int spool_max_bytes;
+    int drain_timeout_ms;
 } tg_config;
 
 typedef struct tg_bridge {
@@ -81,6 +90,8 @@ typedef struct tg_bridge {
     br_dedupe *seen; /* chat:message ids routed recently */
     char *bot_token;
     char offset_path[4096];
+    br_spool *spool; /* webhook mode: updates taken, not yet routed */
+    br_drain *drain; /* webhook mode: routes the spool */
 } tg_bridge;
 
 /* Outcome of one Bot API call. */
@@ -184,12 +195,17 @@ static bool wait_or_stop(void *arg, int ms)
     return br_stop_sleep_ms(b->stop, ms);
 }
 
-/* Routes one update: retrying per the policy in the poll loop (once is
- * false), one attempt for a webhook POST. Returns BR_ROUTE_OK when it is
- * done with (routed, duplicate, or nothing to route), BR_ROUTE_DEAD when
- * it was recorded as a dead letter, BR_ROUTE_RETRY when it must be tried
- * again (stopping, or the webhook answers 503). */
-static br_route_result handle_update(tg_bridge *b, json_t *update, bool once)
+/* An update's message as Route takes it, with the buffers its strings
+ * live in (the rest are borrowed from the update's JSON). */
+typedef struct tg_message {
+    br_inbound in;
+    int64_t received_ms; /* the message's date, 0 when it has none */
+    char user[32], key[64], name[300];
+} tg_message;
+
+/* Extracts update's text message into m. Returns false when there is
+ * nothing to route (not a text message; logged). */
+static bool extract_update(tg_bridge *b, json_t *update, tg_message *m)
 {
     json_int_t update_id = json_integer_value(json_object_get(update, "update_id"));
     json_t *msg = json_object_get(update, "message");
@@ -201,34 +217,46 @@ static br_route_result handle_update(tg_bridge *b, json_t *update, bool once)
     if (!text || !json_is_integer(chat_id) || !json_is_integer(message_id)) {
         hw_log_event(b->log, HW_LOG_INFO, "update_skipped", "update_id=%lld reason=%s", (long long)update_id,
                      msg ? "not_text" : "not_a_message");
-        return BR_ROUTE_OK;
+        return false;
     }
-    char user[32], key[64], name[300];
-    snprintf(user, sizeof user, "%lld", (long long)json_integer_value(chat_id));
-    snprintf(key, sizeof key, "%s:%lld", user, (long long)json_integer_value(message_id));
-    if (br_dedupe_contains(b->seen, key)) {
-        hw_log_event(b->log, HW_LOG_INFO, "update_duplicate", "update_id=%lld message_id=%s",
-                     (long long)update_id, key);
-        return BR_ROUTE_OK;
-    }
+    snprintf(m->user, sizeof m->user, "%lld", (long long)json_integer_value(chat_id));
+    snprintf(m->key, sizeof m->key, "%s:%lld", m->user, (long long)json_integer_value(message_id));
     const char *first = json_string_value(json_object_get(from, "first_name"));
     const char *last = json_string_value(json_object_get(from, "last_name"));
     const char *username = json_string_value(json_object_get(from, "username"));
     if (first)
-        snprintf(name, sizeof name, "%s%s%s", first, last ? " " : "", last ? last : "");
+        snprintf(m->name, sizeof m->name, "%s%s%s", first, last ? " " : "", last ? last : "");
     else
-        snprintf(name, sizeof name, "%s", username ? username : "");
-    br_inbound in = {HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM,
-                     user,
-                     name,
-                     text,
-                     key,
-                     json_string_value(json_object_get(from, "language_code"))};
+        snprintf(m->name, sizeof m->name, "%s", username ? username : "");
+    m->in = (br_inbound){HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM,
+                         m->user,
+                         m->name,
+                         text,
+                         m->key,
+                         json_string_value(json_object_get(from, "language_code"))};
     json_t *date = json_object_get(msg, "date");
-    int64_t received_ms = json_is_integer(date) ? (int64_t)json_integer_value(date) * 1000 : 0;
-    br_route_result r = br_route_deliver(b->route, &in, received_ms, once ? NULL : wait_or_stop, b, NULL);
+    m->received_ms = json_is_integer(date) ? (int64_t)json_integer_value(date) * 1000 : 0;
+    return true;
+}
+
+/* Routes one update: retrying per the policy in the poll loop (once is
+ * false), or one attempt. Returns BR_ROUTE_OK when it is done with
+ * (routed, duplicate, or nothing to route), BR_ROUTE_DEAD when it was
+ * recorded as a dead letter, BR_ROUTE_RETRY when it must be tried again
+ * (stopping). */
+static br_route_result handle_update(tg_bridge *b, json_t *update, bool once)
+{
+    tg_message m;
+    if (!extract_update(b, update, &m))
+        return BR_ROUTE_OK;
+    if (br_dedupe_contains(b->seen, m.key)) {
+        hw_log_event(b->log, HW_LOG_INFO, "update_duplicate", "update_id=%lld message_id=%s",
+                     (long long)json_integer_value(json_object_get(update, "update_id")), m.key);
+        return BR_ROUTE_OK;
+    }
+    br_route_result r = br_route_deliver(b->route, &m.in, m.received_ms, once ? NULL : wait_or_stop, b, NULL);
     if (r != BR_ROUTE_RETRY)
-        br_dedupe_add(b->seen, key);
+        br_dedupe_add(b->seen, m.key);
     return r;
 }
 
@@ -308,7 +336,7 @@ static int poll_loop(tg_bridge *b)
     return 0;
 }
 
-/* Webhook: one update per POST, routed before the answer. */
+/* Webhook: one update per POST, spooled before the answer 200. */
 static void webhook_handler(void *arg, br_httpd_request *r)
 {
     tg_bridge *b = arg;
@@ -332,12 +360,18 @@ static void webhook_handler(void *arg, br_httpd_request *r)
         br_httpd_respond(r, 400, "application/json", "{\"error\":\"not JSON\"}", 20);
         return;
     }
-    br_route_result rr = handle_update(b, u, true);
-    json_decref(u);
-    if (rr == BR_ROUTE_RETRY)
+    tg_message m;
+    char err[600];
+    int rc = extract_update(b, u, &m) ? br_drain_spool(b->drain, &m.in, &m.received_ms, 1, err, sizeof err)
+                                      : BR_SPOOL_OK;
+    json_decref(u); /* after the spool: m borrows its strings */
+    if (rc != BR_SPOOL_OK) {
+        hw_log_event(b->log, rc == BR_SPOOL_FULL ? HW_LOG_WARN : HW_LOG_ERROR, "webhook_deferred",
+                     "reason=%s error=\"%s\"", rc == BR_SPOOL_FULL ? "spool_full" : "spool_error", err);
         br_httpd_respond(r, 503, "application/json", "{\"error\":\"try again\"}", 21);
-    else
+    } else {
         br_httpd_respond(r, 200, "application/json", ok, sizeof ok - 1);
+    }
 }
 
 /* ------------------------------------------------------------ outbound */
@@ -369,6 +403,11 @@ static int deliver(void *arg, const Helpwire__V1__OutboundMessage *m, char *reas
 
 /* ---------------------------------------------------------------- main */
 
+static void render_spool(void *arg, FILE *out)
+{
+    br_spool_render(arg, "telegram", out);
+}
+
 static const br_bridge bridge = {PROG, "telegram", HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM, true};
 
 static const char about[] =
@@ -392,6 +431,9 @@ int main(int argc, char **argv)
     cfg.send_attempts = 5;
     cfg.webhook_listen = "127.0.0.1:8443";
     cfg.webhook_path = "/telegram/webhook";
+    cfg.spool_max_entries = 10000;
+    cfg.spool_max_bytes = 64 << 20;
+    cfg.drain_timeout_ms = 10000;
     const br_option opts[] = {
         BR_COMMON_OPTIONS(&cfg.common),
         {"api-base", "TELEGRAM_API_BASE", BR_OPT_STRING, &cfg.api_base, 0, 0, "URL",
@@ -420,6 +462,15 @@ int main(int argc, char **argv)
         {NULL, "TELEGRAM_WEBHOOK_SECRET", BR_OPT_STRING, &cfg.webhook_secret, 0, 0, "SECRET",
          "Webhook mode: the secret_token given to setWebhook; POSTs without it in "
          "X-Telegram-Bot-Api-Secret-Token are refused. Required in webhook mode."},
+        {"spool-max-entries", NULL, BR_OPT_INT, &cfg.spool_max_entries, 1, 10000000, "N",
+         "Webhook mode: messages taken but not yet routed, kept in the spool (<state-dir>/telegram.spool); "
+         "beyond it POSTs are answered 503 and Telegram delivers them again later. Default 10000."},
+        {"spool-max-bytes", NULL, BR_OPT_INT, &cfg.spool_max_bytes, 1024, 1 << 30, "BYTES",
+         "Webhook mode: the most message data the spool holds; beyond it POSTs are answered 503. Default "
+         "67108864 (64 MiB)."},
+        {"drain-timeout-ms", NULL, BR_OPT_INT, &cfg.drain_timeout_ms, 0, 3600000, "MS",
+         "Webhook mode: on SIGTERM, how long to keep routing spooled messages; what is left stays in the "
+         "spool for the next start. Default 10000."},
     };
     const size_t n_opts = sizeof opts / sizeof opts[0];
     char err[512];
@@ -457,6 +508,15 @@ int main(int argc, char **argv)
     if ((rc = br_runtime_start(&rt, &bridge, &cfg.common)) != 0)
         goto out;
     rc = 1;
+    if (webhook) {
+        br_spool_limits lim = {(uint64_t)cfg.spool_max_entries, (uint64_t)cfg.spool_max_bytes};
+        if (br_spool_open(&b.spool, cfg.state_dir, "telegram", &lim, err, sizeof err) != 0) {
+            fprintf(stderr, PROG ": --state-dir: %s\n", err);
+            goto out;
+        }
+        rt.collect = render_spool;
+        rt.collect_arg = b.spool;
+    }
     if (br_runtime_inbound(&rt, cfg.state_dir) != 0)
         goto out;
     b.route = &rt.route;
@@ -475,6 +535,11 @@ int main(int argc, char **argv)
                  hw_log_quote(cfg.common.helpwire, q, sizeof q), cfg.common.tls_ca ? "true" : "false",
                  cfg.common.token ? "set" : "unset");
     if (webhook) {
+        br_drain_options dopt = {b.spool, &rt.route, rt.log};
+        if (br_drain_start(&b.drain, &dopt) != 0) {
+            fprintf(stderr, PROG ": cannot start the drainer thread\n");
+            goto out;
+        }
         if (br_runtime_listen(&rt, cfg.webhook_listen, 0, webhook_handler, &b) != 0)
             goto out;
         printf(PROG " webhook on %s:%u\n", cfg.webhook_listen[0] == '[' ? "[::1]" : "127.0.0.1",
@@ -489,7 +554,10 @@ int main(int argc, char **argv)
     }
     rc = 0;
 out:
+    br_runtime_close_http(&rt); /* no handler spools after this */
+    br_drain_stop(b.drain, cfg.drain_timeout_ms);
     br_runtime_finish(&rt, rc);
+    br_spool_close(b.spool);
     br_dedupe_destroy(b.seen);
     hw_client_secret_free(&b.bot_token);
     return rc;

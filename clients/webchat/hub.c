@@ -1,6 +1,6 @@
 /*
- * hub: sessions in a chained hash table plus a small ring of events each
- * (see hub.h). The session count is small enough (thousands) that
+ * hub: sessions in a chained hash table, each with its version (see
+ * hub.h). The session count is small enough (thousands) that
  * evicting the least recently active one by a scan on creation is cheaper
  * than maintaining another list.
  */
@@ -19,9 +19,7 @@ typedef struct session {
     char id[65];
     char name[257];
     int64_t active_ms;
-    uint64_t *ev_ids; /* ring of max_events */
-    char **ev_json;
-    size_t ev_start, ev_count;
+    uint64_t version; /* raised by wc_hub_notify */
 } session;
 
 struct wc_hub {
@@ -29,7 +27,7 @@ struct wc_hub {
     pthread_cond_t cv;
     session **buckets;
     size_t mask;
-    size_t n_sessions, max_sessions, max_events;
+    size_t n_sessions, max_sessions;
     bool closing;
 };
 
@@ -48,7 +46,7 @@ static size_t hash_id(const char *s)
     return h;
 }
 
-wc_hub *wc_hub_create(size_t max_sessions, size_t max_events)
+wc_hub *wc_hub_create(size_t max_sessions)
 {
     wc_hub *h = calloc(1, sizeof *h);
     if (!h)
@@ -63,7 +61,6 @@ wc_hub *wc_hub_create(size_t max_sessions, size_t max_events)
     }
     h->mask = n - 1;
     h->max_sessions = max_sessions ? max_sessions : 1;
-    h->max_events = max_events ? max_events : 1;
     pthread_mutex_init(&h->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -75,12 +72,7 @@ wc_hub *wc_hub_create(size_t max_sessions, size_t max_events)
 
 static void session_free(wc_hub *h, session *s)
 {
-    if (!s)
-        return;
-    for (size_t i = 0; s->ev_json && i < s->ev_count; i++)
-        free(s->ev_json[(s->ev_start + i) % h->max_events]);
-    free(s->ev_json);
-    free(s->ev_ids);
+    (void)h;
     free(s);
 }
 
@@ -145,12 +137,6 @@ static session *get_locked(wc_hub *h, const char *id, const char *name)
     s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
-    s->ev_ids = calloc(h->max_events, sizeof *s->ev_ids);
-    s->ev_json = calloc(h->max_events, sizeof *s->ev_json);
-    if (!s->ev_ids || !s->ev_json) {
-        session_free(h, s);
-        return NULL;
-    }
     snprintf(s->id, sizeof s->id, "%s", id);
     snprintf(s->name, sizeof s->name, "%s", name ? name : "");
     s->active_ms = mono_ms();
@@ -187,67 +173,35 @@ int wc_hub_touch(wc_hub *h, const char *id, char *name, size_t name_size)
     return s ? 0 : -1;
 }
 
-int wc_hub_publish(wc_hub *h, const char *id, uint64_t seq, const char *json)
+int wc_hub_notify(wc_hub *h, const char *id)
 {
     if (!wc_hub_valid_id(id))
         return -1;
-    int rc = -1;
     pthread_mutex_lock(&h->mu);
     session *s = get_locked(h, id, NULL);
-    if (!s)
-        goto out;
-    for (size_t i = 0; i < s->ev_count; i++) {
-        if (s->ev_ids[(s->ev_start + i) % h->max_events] == seq) {
-            rc = 0; /* redelivered: already held */
-            goto out;
-        }
+    if (s) {
+        s->version++;
+        pthread_cond_broadcast(&h->cv);
     }
-    char *copy = strdup(json);
-    if (!copy)
-        goto out;
-    if (s->ev_count == h->max_events) {
-        free(s->ev_json[s->ev_start]);
-        s->ev_start = (s->ev_start + 1) % h->max_events;
-        s->ev_count--;
+    pthread_mutex_unlock(&h->mu);
+    return s ? 0 : -1;
+}
+
+int wc_hub_version(wc_hub *h, const char *id, uint64_t *version)
+{
+    int rc = -1;
+    pthread_mutex_lock(&h->mu);
+    session *s = h->closing ? NULL : find_locked(h, id);
+    if (s) {
+        s->active_ms = mono_ms();
+        *version = s->version;
+        rc = 0;
     }
-    size_t slot = (s->ev_start + s->ev_count) % h->max_events;
-    s->ev_ids[slot] = seq;
-    s->ev_json[slot] = copy;
-    s->ev_count++;
-    pthread_cond_broadcast(&h->cv);
-    rc = 0;
-out:
     pthread_mutex_unlock(&h->mu);
     return rc;
 }
 
-/* Copies events of s after `after` (in id order) into out. */
-static int collect_locked(wc_hub *h, session *s, uint64_t after, wc_event *out, int max)
-{
-    int n = 0;
-    uint64_t last = after;
-    /* Ids arrive in increasing order except on redelivery, so select the
-     * smallest id above `last` repeatedly; max and the ring are small. */
-    while (n < max) {
-        size_t best = (size_t)-1;
-        for (size_t i = 0; i < s->ev_count; i++) {
-            size_t slot = (s->ev_start + i) % h->max_events;
-            if (s->ev_ids[slot] > last && (best == (size_t)-1 || s->ev_ids[slot] < s->ev_ids[best]))
-                best = slot;
-        }
-        if (best == (size_t)-1)
-            break;
-        out[n].json = strdup(s->ev_json[best]);
-        if (!out[n].json)
-            break;
-        out[n].id = s->ev_ids[best];
-        last = out[n].id;
-        n++;
-    }
-    return n;
-}
-
-int wc_hub_wait(wc_hub *h, const char *id, uint64_t after, wc_event *out, int max, int timeout_ms)
+int wc_hub_wait(wc_hub *h, const char *id, uint64_t seen, int timeout_ms)
 {
     struct timespec until;
     clock_gettime(CLOCK_MONOTONIC, &until);
@@ -257,7 +211,7 @@ int wc_hub_wait(wc_hub *h, const char *id, uint64_t after, wc_event *out, int ma
         until.tv_sec++;
         until.tv_nsec -= 1000000000;
     }
-    int n = -1;
+    int rc = -1;
     pthread_mutex_lock(&h->mu);
     for (;;) {
         if (h->closing)
@@ -266,16 +220,17 @@ int wc_hub_wait(wc_hub *h, const char *id, uint64_t after, wc_event *out, int ma
         if (!s)
             break;
         s->active_ms = mono_ms();
-        n = collect_locked(h, s, after, out, max);
-        if (n > 0)
+        if (s->version != seen) {
+            rc = 1;
             break;
+        }
         if (pthread_cond_timedwait(&h->cv, &h->mu, &until) != 0) {
-            n = 0;
+            rc = 0;
             break;
         }
     }
     pthread_mutex_unlock(&h->mu);
-    return n;
+    return rc;
 }
 
 void wc_hub_close(wc_hub *h)

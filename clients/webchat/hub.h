@@ -1,17 +1,19 @@
 /*
- * hub: the web chat's visitors and what is waiting for them. A session is
- * a visitor (its id is an unguessable token, also its channel_user_id in
- * helpwired); each holds the last messages delivered to it from the outbox,
- * keyed by their outbox sequence, which is increasing and never reused, so
- * it doubles as the SSE event id: a browser resuming with Last-Event-ID
- * (even across a bridge restart) gets exactly what it missed.
+ * hub: the web chat's visitors in memory and the wake-ups of the readers
+ * waiting for them. A session is a visitor (its id is an unguessable
+ * token, also its channel_user_id in helpwired). What a visitor is sent is
+ * kept on disk (history.h), not here: the hub only says that something
+ * new was written for a session, by a counter per session (its version)
+ * that wc_hub_notify raises and wc_hub_wait waits on. A reader reads the
+ * version, looks in the history, and waits only if it found nothing, so a
+ * notify between the two is never missed.
  *
- * Readers block in hub_wait until a session has events after a given id,
- * the hub closes, or a timeout passes (for SSE heartbeats and long-poll).
+ * Readers block in wc_hub_wait until the session's version moves, the hub
+ * closes, or a timeout passes (for SSE heartbeats and long-poll).
  *
  * Bounded: at most max_sessions sessions (the least recently active is
- * dropped) and the last max_events events per session.
- * Thread-safe: one mutex and one condition variable.
+ * dropped; a visitor coming back is made again by wc_hub_touch, with no
+ * name). Thread-safe: one mutex and one condition variable.
  */
 #ifndef WC_HUB_H
 #define WC_HUB_H
@@ -22,14 +24,8 @@
 
 typedef struct wc_hub wc_hub;
 
-/* An event as returned by hub_wait: malloc'd JSON text. */
-typedef struct wc_event {
-    uint64_t id;
-    char *json;
-} wc_event;
-
 /* Creates an empty hub. NULL when out of memory. */
-wc_hub *wc_hub_create(size_t max_sessions, size_t max_events);
+wc_hub *wc_hub_create(size_t max_sessions);
 
 /* Frees the hub; no thread may be using it. */
 void wc_hub_destroy(wc_hub *h);
@@ -48,16 +44,18 @@ int wc_hub_create_session(wc_hub *h, const char *name, char *id_out, size_t id_s
  * of memory. */
 int wc_hub_touch(wc_hub *h, const char *id, char *name, size_t name_size);
 
-/* Appends an event (json copied) to session id under event id seq,
- * creating the session if needed, and wakes its readers. A seq already
- * held is ignored (redelivery). Returns 0 or -1. */
-int wc_hub_publish(wc_hub *h, const char *id, uint64_t seq, const char *json);
+/* Raises session id's version (creating the session if needed) and wakes
+ * its readers: something new was written for it. Returns 0 or -1. */
+int wc_hub_notify(wc_hub *h, const char *id);
 
-/* Waits up to timeout_ms for events of session id after event id after.
- * Returns the number of events (at most max) copied into out (free each
- * .json with free), 0 on timeout, -1 when the session is unknown or the hub
- * is closing. */
-int wc_hub_wait(wc_hub *h, const char *id, uint64_t after, wc_event *out, int max, int timeout_ms);
+/* Session id's version into *version. Returns 0, or -1 when the session is
+ * unknown or the hub is closing. */
+int wc_hub_version(wc_hub *h, const char *id, uint64_t *version);
+
+/* Waits up to timeout_ms for session id's version to differ from seen.
+ * Returns 1 when it did, 0 on timeout, -1 when the session is unknown or
+ * the hub is closing. */
+int wc_hub_wait(wc_hub *h, const char *id, uint64_t seen, int timeout_ms);
 
 /* Wakes every reader and makes further waits return -1 (shutdown). */
 void wc_hub_close(wc_hub *h);

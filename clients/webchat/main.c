@@ -5,7 +5,12 @@
  *   GET  /                      the chat page (plain HTML/JS)
  *   POST /api/session           {"name"} -> {"session_id"}
  *   POST /api/messages          {"session_id","text","client_message_id"}
- *                               -> Router.Route -> {"ok","action",...}
+ *                               -> Router.Route -> {"ok","action",...}; or,
+ *                               helpwired unavailable, spooled -> 202
+ *                               {"ok","queued":true,"code":"queued","notice"}
+ *   GET  /api/history           the whole conversation, oldest first, a page
+ *                               at a time (?session_id=&after=&limit=) ->
+ *                               {"events":[...],"last_event_id","more"}
  *   GET  /api/events            Server-Sent Events of the session's replies
  *                               (?session_id=; resumes after Last-Event-ID
  *                               or ?after=)
@@ -29,26 +34,50 @@
  * never to the page. A send waits for helpwired up to --rpc-timeout-ms
  * (the client waits for a connection), so a restart is not an error.
  *
- * Outbound: Outbox.Subscribe(WEBCHAT); each message is stored in its
- * session's event list (hub.h) under its outbox sequence and acknowledged;
- * live readers are woken at once. Route's reply_text is not returned to the
- * page: it arrives as an event from the outbox like every other message.
+ * Intake: a visitor's message goes to the history first (history.h, so
+ * it keeps its place before the replies to it), then to Route when
+ * nothing is spooled (spooled messages go first, so a visitor's messages
+ * keep their order). When helpwired cannot take it now (UNAVAILABLE,
+ * RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED, ABORTED) it is written to the
+ * spool in --state-dir (spool.h, synced) and the page is answered 202 with
+ * a notice in the visitor's language that it was received and will be
+ * answered; the drainer (drain.h) routes it once helpwired is back, with
+ * the bridges' retry policy and dead letters. Only a full spool reads as
+ * "try again later" (503); a message refused for good is taken back out of
+ * the history and answered with its line.
+ *
+ * History: every visitor message taken and every message delivered to the
+ * visitor is an entry of the durable history under an increasing id, the
+ * event id of the streams: a page loads the whole conversation with
+ * /api/history on load, then streams what comes after the last id it saw
+ * (SSE or poll), across page reloads and bridge restarts. The last
+ * --max-events entries per visitor are kept.
+ *
+ * Outbound: Outbox.Subscribe(WEBCHAT); each message is written to its
+ * visitor's history (once per outbox sequence, so a redelivery is stored
+ * once), then live readers are woken, then it is acknowledged. Route's
+ * reply_text is not returned to the page: it arrives as an event from the
+ * outbox like every other message.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <grpc/grpc.h>
 #include <jansson.h>
 
 #include "clients/lib/client.h"
 #include "clients/lib/config.h"
+#include "clients/lib/drain.h"
 #include "clients/lib/httpd.h"
 #include "clients/lib/outbox.h"
 #include "clients/lib/route.h"
 #include "clients/lib/runtime.h"
 #include "clients/lib/secure.h"
+#include "clients/lib/spool.h"
 #include "clients/lib/stop.h"
+#include "clients/webchat/history.h"
 #include "clients/webchat/hub.h"
 #include "clients/webchat/pages.h"
 #include "clients/webchat/visitor.h"
@@ -57,14 +86,20 @@
 
 #define PROG "webchat-bridge"
 #define SSE_BATCH 16
+#define HISTORY_PAGE_DEFAULT 100
+#define HISTORY_PAGE_MAX 200
 #define MAX_TEXT_BYTES 16384
 
 typedef struct wc_config {
     br_common common;
     const char *listen;
+    const char *state_dir;
     int max_sessions;
     int max_events;
     int heartbeat_ms;
+    int spool_max_entries;
+    int spool_max_bytes;
+    int drain_timeout_ms;
 } wc_config;
 
 typedef struct wc_bridge {
@@ -72,6 +107,9 @@ typedef struct wc_bridge {
     const hw_log *log;
     hw_client *rpc;
     wc_hub *hub;
+    wc_history *history; /* the conversations */
+    br_spool *spool;     /* visitor messages taken, not yet routed */
+    br_drain *drain;     /* routes the spool */
 } wc_bridge;
 
 /* ------------------------------------------------------------- helpers */
@@ -250,18 +288,62 @@ static void api_messages(wc_bridge *b, br_httpd_request *r)
     }
     snprintf(message_id, sizeof message_id, "%s:%s", sid, cmid);
     br_inbound in = {HELPWIRE__V1__CHANNEL__CHANNEL_WEBCHAT, sid, name, text, message_id, NULL};
-    Helpwire__V1__RouteReply *reply = NULL;
-    hw_client_status st;
-    if (br_route(b->rpc, b->log, &in, b->cfg->common.rpc_timeout_ms, &reply, &st) != BR_ROUTE_OK) {
-        respond_status(b, r, &st, text);
+    /* In the history first, so that it comes before the replies to it. */
+    char key[200], err[600];
+    snprintf(key, sizeof key, "msg:%s", message_id);
+    json_t *entry = json_pack("{s:s, s:s, s:s, s:I}", "kind", "visitor", "text", text, "client_message_id",
+                              cmid, "created_unix_ms", (json_int_t)br_route_now_ms());
+    uint64_t hid = 0;
+    int hrc = entry ? wc_history_append(b->history, sid, key, false, entry, &hid, err, sizeof err) : -1;
+    json_decref(entry);
+    if (hrc < 0) {
+        respond_internal(b, r, entry ? err : "out of memory");
         goto out;
     }
-    respond_json(r, 200,
-                 json_pack("{s:b, s:s, s:I, s:s, s:b}", "ok", 1, "action",
-                           name_of(action_names, 4, (int)reply->action), "ticket_number",
-                           (json_int_t)reply->ticket_number, "queue", reply->queue ? reply->queue : "",
-                           "duplicate", reply->duplicate));
-    protobuf_c_message_free_unpacked(&reply->base, NULL);
+    bool fresh = hrc == 0; /* not a retried POST of a message already taken */
+    hw_client_status st = {0};
+    if (br_drain_idle(b->drain)) {
+        Helpwire__V1__RouteReply *reply = NULL;
+        br_route_result rr = br_route(b->rpc, b->log, &in, b->cfg->common.rpc_timeout_ms, &reply, &st);
+        if (rr == BR_ROUTE_OK) {
+            respond_json(r, 200,
+                         json_pack("{s:b, s:s, s:I, s:s, s:b, s:I}", "ok", 1, "action",
+                                   name_of(action_names, 4, (int)reply->action), "ticket_number",
+                                   (json_int_t)reply->ticket_number, "queue",
+                                   reply->queue ? reply->queue : "", "duplicate", reply->duplicate,
+                                   "history_id", (json_int_t)hid));
+            protobuf_c_message_free_unpacked(&reply->base, NULL);
+            goto out;
+        }
+        if (rr != BR_ROUTE_RETRY) {
+            if (fresh && wc_history_remove(b->history, sid, hid, err, sizeof err) != 0)
+                hw_log_event(b->log, HW_LOG_ERROR, "history_remove_failed", "error=\"%s\"", err);
+            respond_status(b, r, &st, text);
+            goto out;
+        }
+    }
+    /* helpwired cannot take it now, or older messages wait: keep it. */
+    int rc = br_drain_spool(b->drain, &in, NULL, 1, err, sizeof err);
+    if (rc != BR_SPOOL_OK) {
+        if (fresh) {
+            char err2[600];
+            if (wc_history_remove(b->history, sid, hid, err2, sizeof err2) != 0)
+                hw_log_event(b->log, HW_LOG_ERROR, "history_remove_failed", "error=\"%s\"", err2);
+        }
+        respond_visitor(b, r, 503, WC_VISITOR_TRY_LATER, lang_of(r, text), NULL, err);
+        goto out;
+    }
+    char cause[700];
+    snprintf(cause, sizeof cause, "%s: %s", st.code ? hw_client_status_name(st.code) : "waiting",
+             st.code ? st.message : "older messages are spooled");
+    char q[800];
+    hw_log_event(b->log, HW_LOG_INFO, "spooled", "message_id=%s cause=%s", hw_log_quote(message_id, q, 200),
+                 hw_log_quote(cause, q + 200, sizeof q - 200));
+    wc_lang lang = lang_of(r, text);
+    respond_json(r, 202,
+                 json_pack("{s:b, s:b, s:s, s:s, s:I}", "ok", 1, "queued", 1, "code",
+                           wc_visitor_notice_code(WC_VISITOR_QUEUED), "notice",
+                           wc_visitor_notice_line(WC_VISITOR_QUEUED, lang), "history_id", (json_int_t)hid));
 out:
     json_decref(j);
 }
@@ -269,6 +351,30 @@ out:
 static uint64_t parse_u64(const char *s)
 {
     return s ? strtoull(s, NULL, 10) : 0;
+}
+
+/* Waits up to timeout_ms for messages to session sid after history id
+ * after: returns how many were copied into out (at most max; free each
+ * .json), 0 on timeout, -1 when the session is gone or the bridge stops. */
+static int wait_replies(wc_bridge *b, const char *sid, uint64_t after, wc_entry *out, int max, int timeout_ms)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    int64_t until = (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000 + timeout_ms;
+    for (;;) {
+        uint64_t version = 0;
+        if (wc_hub_version(b->hub, sid, &version) != 0)
+            return -1;
+        int n = wc_history_list(b->history, sid, after, true, out, max, NULL);
+        if (n != 0)
+            return n; /* entries, or -1 (logged by the caller's answer) */
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        int64_t left = until - ((int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000);
+        if (left <= 0)
+            return 0;
+        if (wc_hub_wait(b->hub, sid, version, (int)left) < 0)
+            return -1;
+    }
 }
 
 /* The SSE body: a MHD content reader that blocks (thread per connection)
@@ -293,8 +399,8 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
             s->started = true;
             s->pending = strdup("retry: 2000\n\n");
         } else {
-            wc_event ev[SSE_BATCH];
-            int n = wc_hub_wait(s->b->hub, s->sid, s->last, ev, SSE_BATCH, s->b->cfg->heartbeat_ms);
+            wc_entry ev[SSE_BATCH];
+            int n = wait_replies(s->b, s->sid, s->last, ev, SSE_BATCH, s->b->cfg->heartbeat_ms);
             if (n < 0)
                 return MHD_CONTENT_READER_END_OF_STREAM;
             if (n == 0) {
@@ -373,8 +479,8 @@ static void api_poll(wc_bridge *b, br_httpd_request *r)
         wait_s = 0;
     if (wait_s > 55)
         wait_s = 55;
-    wc_event ev[SSE_BATCH];
-    int n = wc_hub_wait(b->hub, sid, after, ev, SSE_BATCH, wait_s * 1000);
+    wc_entry ev[SSE_BATCH];
+    int n = wait_replies(b, sid, after, ev, SSE_BATCH, wait_s * 1000);
     if (n < 0) {
         respond_visitor(b, r, 503, WC_VISITOR_TRY_LATER, lang_of(r, NULL), NULL,
                         "the bridge is shutting down");
@@ -387,6 +493,50 @@ static void api_poll(wc_bridge *b, br_httpd_request *r)
         free(ev[i].json);
     }
     respond_json(r, 200, json_pack("{s:o, s:I}", "events", events, "last_event_id", (json_int_t)after));
+}
+
+static void api_history(wc_bridge *b, br_httpd_request *r)
+{
+    const char *sid = br_httpd_query(r, "session_id");
+    if (!sid || wc_hub_touch(b->hub, sid, NULL, 0) != 0) {
+        respond_bad(b, r, "session_id", "session_id: missing or malformed");
+        return;
+    }
+    const char *after_s = br_httpd_query(r, "after");
+    const char *limit_s = br_httpd_query(r, "limit");
+    char *end = NULL;
+    uint64_t after = 0;
+    if (after_s) {
+        after = strtoull(after_s, &end, 10);
+        if (!*after_s || *end || *after_s == '-') {
+            respond_bad(b, r, "after", "after: not an entry id");
+            return;
+        }
+    }
+    long limit = HISTORY_PAGE_DEFAULT;
+    if (limit_s) {
+        limit = strtol(limit_s, &end, 10);
+        if (!*limit_s || *end || limit < 1 || limit > HISTORY_PAGE_MAX) {
+            respond_bad(b, r, "limit", "limit: 1 to 200");
+            return;
+        }
+    }
+    wc_entry ev[HISTORY_PAGE_MAX];
+    bool more = false;
+    int n = wc_history_list(b->history, sid, after, false, ev, (int)limit, &more);
+    if (n < 0) {
+        respond_internal(b, r, "the history cannot be read");
+        return;
+    }
+    json_t *events = json_array();
+    for (int i = 0; i < n; i++) {
+        json_array_append_new(events, json_loads(ev[i].json, 0, NULL));
+        after = ev[i].id;
+        free(ev[i].json);
+    }
+    respond_json(
+        r, 200,
+        json_pack("{s:o, s:I, s:b}", "events", events, "last_event_id", (json_int_t)after, "more", more));
 }
 
 static json_t *survey_json(const Helpwire__V1__Survey *s)
@@ -471,6 +621,7 @@ static const struct {
     {"POST", "/api/messages", false, api_messages},
     {"GET", "/api/events", false, api_events},
     {"GET", "/api/poll", false, api_poll},
+    {"GET", "/api/history", false, api_history},
     {"GET", "/api/survey", false, api_survey_get},
     {"POST", "/api/survey", false, api_survey_post},
 };
@@ -498,26 +649,41 @@ static void handler(void *arg, br_httpd_request *r)
 
 /* ------------------------------------------------------------ outbound */
 
+/* Writes m to its visitor's history (once per outbox sequence), then
+ * wakes the visitor's readers. */
 static int deliver(void *arg, const Helpwire__V1__OutboundMessage *m, char *reason, size_t reason_size)
 {
     wc_bridge *b = arg;
-    (void)reason; /* a web-chat delivery never fails for good */
-    (void)reason_size;
-    json_t *ev = json_pack("{s:I, s:s, s:s, s:s, s:s, s:I}", "id", (json_int_t)m->seq, "kind",
-                           name_of(kind_names, 5, (int)m->kind), "text", m->text ? m->text : "", "survey_url",
-                           m->survey_url ? m->survey_url : "", "ticket_id", m->ticket_id ? m->ticket_id : "",
-                           "created_unix_ms", (json_int_t)m->created_unix_ms);
-    char *s = ev ? json_dumps(ev, JSON_COMPACT) : NULL;
-    json_decref(ev);
-    int rc = s ? wc_hub_publish(b->hub, m->channel_user_id, m->seq, s) : -1;
-    free(s);
-    if (rc != 0)
+    if (!wc_hub_valid_id(m->channel_user_id)) {
+        snprintf(reason, reason_size, "not a web-chat session id");
         hw_log_event(b->log, HW_LOG_ERROR, "delivery_rejected",
                      "seq=%llu reason=\"not a web-chat session id\"", (unsigned long long)m->seq);
-    return rc;
+        return BR_OUTBOX_FAILED;
+    }
+    json_t *ev = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "kind", name_of(kind_names, 5, (int)m->kind),
+                           "text", m->text ? m->text : "", "survey_url", m->survey_url ? m->survey_url : "",
+                           "ticket_id", m->ticket_id ? m->ticket_id : "", "created_unix_ms",
+                           (json_int_t)m->created_unix_ms, "seq", (json_int_t)m->seq);
+    char key[40], err[600];
+    snprintf(key, sizeof key, "seq:%llu", (unsigned long long)m->seq);
+    uint64_t id = 0;
+    int rc = ev ? wc_history_append(b->history, m->channel_user_id, key, true, ev, &id, err, sizeof err) : -1;
+    json_decref(ev);
+    if (rc < 0) {
+        hw_log_event(b->log, HW_LOG_ERROR, "history_write_failed", "seq=%llu error=\"%s\"",
+                     (unsigned long long)m->seq, ev ? err : "out of memory");
+        return BR_OUTBOX_RETRY;
+    }
+    wc_hub_notify(b->hub, m->channel_user_id);
+    return BR_OUTBOX_DELIVERED;
 }
 
 /* ---------------------------------------------------------------- main */
+
+static void render_spool(void *arg, FILE *out)
+{
+    br_spool_render(arg, "webchat", out);
+}
 
 static const br_bridge bridge = {PROG, "webchat", HELPWIRE__V1__CHANNEL__CHANNEL_WEBCHAT, false};
 
@@ -525,8 +691,11 @@ static const char about[] =
     "Serves the web chat (a chat page, its JSON API and live replies over Server-Sent Events or long poll, "
     "and "
     "the survey rating page) and bridges it to helpwired: visitors' messages go to Router.Route; messages "
-    "queued for the web chat in helpwired's outbox are stored in the visitor's session under their outbox "
-    "sequence, streamed live, and acknowledged; Route's reply_text reaches the visitor through the outbox, "
+    "queued for the web chat in helpwired's outbox are written to the visitor's durable history (with the "
+    "visitor's own messages), streamed live, and acknowledged; a message helpwired cannot take now is kept "
+    "in "
+    "the bridge's durable spool and routed once it is back; Route's reply_text reaches the visitor through "
+    "the outbox, "
     "never directly. Exits cleanly on SIGTERM or SIGINT.";
 
 int main(int argc, char **argv)
@@ -536,7 +705,10 @@ int main(int argc, char **argv)
     br_common_defaults(&cfg.common);
     cfg.listen = "127.0.0.1:8080";
     cfg.max_sessions = 10000;
-    cfg.max_events = 200;
+    cfg.max_events = 1000;
+    cfg.spool_max_entries = 10000;
+    cfg.spool_max_bytes = 64 << 20;
+    cfg.drain_timeout_ms = 10000;
     cfg.heartbeat_ms = 15000;
     const br_option opts[] = {
         BR_COMMON_OPTIONS(&cfg.common),
@@ -545,8 +717,21 @@ int main(int argc, char **argv)
          "--survey-base-url should be http(s)://<this server>/survey/."},
         {"max-sessions", NULL, BR_OPT_INT, &cfg.max_sessions, 1, 10000000, "N",
          "Visitors kept in memory; the least recently active is dropped beyond it. Default 10000."},
+        {"state-dir", "WEBCHAT_STATE_DIR", BR_OPT_REQUIRED, &cfg.state_dir, 0, 0, "DIR",
+         "Directory for the visitors' history (webchat.history), the spool of messages taken while "
+         "helpwired was unavailable (webchat.spool) and the dead letters (webchat.deadletter.jsonl); "
+         "created if missing. Required."},
         {"max-events", NULL, BR_OPT_INT, &cfg.max_events, 1, 100000, "N",
-         "Messages kept per visitor for reconnecting pages. Default 200."},
+         "History entries kept per visitor (their messages and the replies), the oldest dropped first. "
+         "Default 1000."},
+        {"spool-max-entries", NULL, BR_OPT_INT, &cfg.spool_max_entries, 1, 10000000, "N",
+         "Visitor messages taken while helpwired is unavailable, kept until routed; beyond it the page is "
+         "asked to send again later (503). Default 10000."},
+        {"spool-max-bytes", NULL, BR_OPT_INT, &cfg.spool_max_bytes, 1024, 1 << 30, "BYTES",
+         "The most message data the spool holds. Default 67108864 (64 MiB)."},
+        {"drain-timeout-ms", NULL, BR_OPT_INT, &cfg.drain_timeout_ms, 0, 3600000, "MS",
+         "On SIGTERM, how long to keep routing spooled messages; what is left stays in the spool for the "
+         "next start. Default 10000."},
         {"heartbeat-ms", NULL, BR_OPT_INT, &cfg.heartbeat_ms, 100, 600000, "MS",
          "Interval of SSE keepalive comments on an idle stream. Default 15000."},
     };
@@ -561,7 +746,7 @@ int main(int argc, char **argv)
     if ((rc = br_runtime_start(&rt, &bridge, &cfg.common)) != 0)
         goto out;
     rc = 1;
-    b.hub = wc_hub_create((size_t)cfg.max_sessions, (size_t)cfg.max_events);
+    b.hub = wc_hub_create((size_t)cfg.max_sessions);
     if (!b.hub) {
         fprintf(stderr, PROG ": out of memory\n");
         goto out;
@@ -569,6 +754,22 @@ int main(int argc, char **argv)
     b.cfg = &cfg;
     b.log = rt.log;
     b.rpc = rt.rpc;
+    char err[600];
+    br_spool_limits lim = {(uint64_t)cfg.spool_max_entries, (uint64_t)cfg.spool_max_bytes};
+    if (wc_history_open(&b.history, cfg.state_dir, (size_t)cfg.max_events, err, sizeof err) != 0 ||
+        br_spool_open(&b.spool, cfg.state_dir, "webchat", &lim, err, sizeof err) != 0) {
+        fprintf(stderr, PROG ": --state-dir: %s\n", err);
+        goto out;
+    }
+    rt.collect = render_spool;
+    rt.collect_arg = b.spool;
+    if (br_runtime_inbound(&rt, cfg.state_dir) != 0)
+        goto out;
+    br_drain_options dopt = {b.spool, &rt.route, rt.log};
+    if (br_drain_start(&b.drain, &dopt) != 0) {
+        fprintf(stderr, PROG ": cannot start the drainer thread\n");
+        goto out;
+    }
     if (br_runtime_subscribe(&rt, deliver, &b) != 0 ||
         br_runtime_listen(&rt, cfg.listen, (size_t)64 * 1024, handler, &b) != 0)
         goto out;
@@ -577,8 +778,12 @@ int main(int argc, char **argv)
 out:
     br_runtime_quiesce(&rt);
     if (b.hub)
-        wc_hub_close(b.hub); /* ends live streams so their threads can finish */
-    br_runtime_finish(&rt, rc);
+        wc_hub_close(b.hub);    /* ends live streams so their threads can finish */
+    br_runtime_close_http(&rt); /* no handler spools after this */
+    br_drain_stop(b.drain, cfg.drain_timeout_ms);
+    br_runtime_finish(&rt, rc); /* the outbox thread, which writes the history, ends here */
+    wc_history_close(b.history);
+    br_spool_close(b.spool);
     wc_hub_destroy(b.hub);
     return rc;
 }

@@ -52,13 +52,36 @@ static const struct {
     [WC_VISITOR_NO_PAGE] = {"no_such_page", false, {"This page does not exist.", "该页面不存在。"}},
 };
 
+static const struct {
+    const char *code;
+    const char *line[2]; /* en, zh */
+} notices[WC_VISITOR_NOTICE_N] = {
+    [WC_VISITOR_QUEUED] = {"queued",
+                           {"We have received your message and will answer you here as soon as we can.",
+                            "我们已收到您的消息，会尽快在这里回复您。"}},
+};
+
+const char *wc_visitor_notice_line(wc_visitor_notice n, wc_lang lang)
+{
+    if ((unsigned)n >= WC_VISITOR_NOTICE_N)
+        n = WC_VISITOR_QUEUED;
+    return notices[n].line[lang == WC_LANG_ZH ? 1 : 0];
+}
+
+const char *wc_visitor_notice_code(wc_visitor_notice n)
+{
+    return notices[(unsigned)n < WC_VISITOR_NOTICE_N ? n : WC_VISITOR_QUEUED].code;
+}
+
 /* helpwired's status codes as the visitor reads them. Only the statuses a
  * bridge retries (route.h: UNAVAILABLE, DEADLINE_EXCEEDED,
  * RESOURCE_EXHAUSTED, ABORTED) ask the page to send again; codes not
  * listed are the bridge's or helpwired's own trouble, which sending again
  * will not fix: WC_VISITOR_OUR_FAULT, 502. The visitor is on the line, so
- * the web chat keeps no dead letters: the failure is visible at once, with
- * the text still in the page. */
+ * a message refused for good is not kept: the failure is visible at once,
+ * with the text still in the page. (The statuses that may pass are not
+ * shown at all when the bridge can spool the message: the visitor gets
+ * the WC_VISITOR_QUEUED notice instead; see main.c.) */
 static const struct {
     int code;
     wc_visitor_error e;

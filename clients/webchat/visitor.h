@@ -12,6 +12,11 @@
  * otherwise. Two languages, because helpwired's help center and demo are
  * Chinese and English; a third is a column of the table in visitor.c.
  *
+ * Not every line is an error: a message the bridge took while helpwired
+ * could not take it (it is spooled, and routed once helpwired is back) is
+ * answered with a notice, a line saying it was received and will be
+ * answered (wc_visitor_notice_line).
+ *
  * Pure functions over static tables: thread-safe, nothing to free.
  */
 #ifndef WC_VISITOR_H
@@ -35,6 +40,18 @@ typedef enum {
     WC_VISITOR_NO_PAGE,       /* an unknown path or method: 404 or 405 */
     WC_VISITOR_N
 } wc_visitor_error;
+
+/* What the visitor is told when all went well, but not as usual. */
+typedef enum {
+    WC_VISITOR_QUEUED = 0, /* received and kept; helpwired will take it later: 202 */
+    WC_VISITOR_NOTICE_N
+} wc_visitor_notice;
+
+/* The line for notice n in lang (static storage). */
+const char *wc_visitor_notice_line(wc_visitor_notice n, wc_lang lang);
+
+/* The stable code of notice n: "queued" (static storage). */
+const char *wc_visitor_notice_code(wc_visitor_notice n);
 
 /* The visitor's language by the rule above. accept_language (the header's
  * value) and text (UTF-8) may be NULL. */

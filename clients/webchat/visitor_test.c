@@ -84,6 +84,19 @@ static void helpwired_statuses_read_as_try_later_or_as_the_survey_s_answer(void 
     assert_int_equal(wc_visitor_from_status(99, &http), WC_VISITOR_OUR_FAULT);
 }
 
+static void the_queued_notice_says_received_in_the_visitor_s_language(void **unused)
+{
+    const char *en = wc_visitor_notice_line(WC_VISITOR_QUEUED, WC_LANG_EN);
+    const char *zh = wc_visitor_notice_line(WC_VISITOR_QUEUED, WC_LANG_ZH);
+    assert_non_null(strcasestr(en, "received"));
+    assert_true(wc_visitor_has_han(zh));
+    assert_false(wc_visitor_has_han(en));
+    assert_non_null(strstr(zh, "收到"));
+    assert_string_equal(wc_visitor_notice_code(WC_VISITOR_QUEUED), "queued");
+    /* Out of range reads as the one notice there is, never NULL. */
+    assert_string_equal(wc_visitor_notice_line((wc_visitor_notice)42, WC_LANG_EN), en);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -92,6 +105,7 @@ int main(void)
         cmocka_unit_test(han_detection_decodes_utf8_and_skips_broken_bytes),
         cmocka_unit_test(every_line_exists_in_both_languages_without_technical_words),
         cmocka_unit_test(helpwired_statuses_read_as_try_later_or_as_the_survey_s_answer),
+        cmocka_unit_test(the_queued_notice_says_received_in_the_visitor_s_language),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,34 +5,34 @@
  * handshake (hub.mode=subscribe and hub.verify_token equal to
  * WHATSAPP_VERIFY_TOKEN: echo hub.challenge). A POST is accepted only when
  * X-Hub-Signature-256 is "sha256=" + the hex HMAC-SHA256 of the raw body
- * under WHATSAPP_APP_SECRET (compared in constant time); it is then queued
- * and answered 200 at once, as Meta expects, and a worker thread routes its
- * text messages with Router.Route. Status callbacks (sent, delivered,
- * read) and non-text messages are logged and ignored. A full queue answers
- * 503 so Meta retries later.
+ * under WHATSAPP_APP_SECRET (compared in constant time); its text messages
+ * are then written to the bridge's spool in --state-dir (spool.h: LMDB,
+ * synced) and only then is Meta answered 200; a full spool, or one that
+ * cannot be written, answers 503 so Meta delivers the webhook again later.
+ * Status callbacks (sent, delivered, read) and non-text messages are
+ * logged and ignored.
  *
- * No loss, no repeats: message ids (wamid) routed recently are remembered,
- * and helpwired dedupes by (channel, message_id) in any case, so Meta's
- * retries are answered once. A message helpwired cannot take now
- * (UNAVAILABLE, RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED, ABORTED) is retried
- * with backoff, in order, for up to --max-retry-age-ms from its timestamp;
- * one refused for good (any other status) or still failing past that age
- * is written to the dead-letter file in --state-dir (deadletter.h) and the
- * worker moves on to the next. On SIGTERM the server stops taking requests
- * and the worker drains what was accepted (for up to --drain-timeout-ms if
- * helpwired is unreachable; what is left then is a dead letter too, with
- * reason shutdown, as Meta was already answered 200).
+ * Routing happens from the spool (drain.h), one message at a time in
+ * arrival order: a message helpwired cannot take now (UNAVAILABLE,
+ * RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED, ABORTED) is retried with backoff
+ * for up to --max-retry-age-ms from its timestamp; one refused for good
+ * (any other status) or still failing past that age is written to the
+ * dead-letter file in --state-dir (deadletter.h) and the drainer moves on.
+ * No loss, no repeats: an entry leaves the spool only once routed or
+ * dead-lettered, so a crash or kill -9 loses nothing (the next start
+ * routes what is left), and helpwired dedupes by (channel, message_id), so
+ * Meta's retries and the one message a crash may route twice are answered
+ * once. On SIGTERM the server stops taking requests and the drainer goes
+ * on routing for up to --drain-timeout-ms; what is left stays spooled.
  *
  * Outbound: Outbox.Subscribe(WHATSAPP); each message is sent with
  * POST /{phone-number-id}/messages (bearer WHATSAPP_ACCESS_TOKEN) and
  * acknowledged after the Graph API accepted it. Route's reply_text is not
  * sent directly (it is in the outbox too).
  */
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <curl/curl.h>
 #include <grpc/grpc.h>
@@ -41,7 +41,7 @@
 #include "clients/lib/backoff.h"
 #include "clients/lib/client.h"
 #include "clients/lib/config.h"
-#include "clients/lib/dedupe.h"
+#include "clients/lib/drain.h"
 #include "clients/lib/http.h"
 #include "clients/lib/httpd.h"
 #include "clients/lib/outbox.h"
@@ -49,6 +49,7 @@
 #include "clients/lib/route.h"
 #include "clients/lib/runtime.h"
 #include "clients/lib/secure.h"
+#include "clients/lib/spool.h"
 #include "clients/lib/stop.h"
 #include "server/base/log.h"
 
@@ -64,38 +65,29 @@ typedef struct wa_config {
     const char *access_token;
     const char *app_secret;
     const char *verify_token;
-    int queue_size;
+    int spool_max_entries;
+    int spool_max_bytes;
     int drain_timeout_ms;
     int http_timeout_ms;
     int send_attempts;
 } wa_config;
 
-typedef struct queued {
-    struct queued *next;
-    size_t len;
-    char body[];
-} queued;
-
 typedef struct wa_bridge {
     const wa_config *cfg;
-    const br_route_policy *route;
     const hw_log *log;
     br_stop *stop;
-    br_dedupe *seen; /* wamids routed recently */
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    queued *head, *tail;
-    int queued_n;
-    bool closing; /* no more pushes; drain then exit */
-    struct timespec drain_until;
+    br_spool *spool; /* the messages taken from webhooks, not yet routed */
+    br_drain *drain; /* routes the spool */
 } wa_bridge;
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+/* The text messages of one webhook body, to spool together. */
+#define WA_MAX_BATCH 256
+typedef struct wa_batch {
+    br_inbound in[WA_MAX_BATCH];
+    int64_t received_ms[WA_MAX_BATCH];
+    size_t n;
+    size_t dropped; /* beyond WA_MAX_BATCH (Meta sends one or a few) */
+} wa_batch;
 
 /* ------------------------------------------------------------- webhook */
 
@@ -143,95 +135,9 @@ static bool signature_ok(const wa_bridge *b, const br_httpd_request *r)
     return br_equal_const_time(given, 64, hex, 64);
 }
 
-static void handler(void *arg, br_httpd_request *r)
-{
-    wa_bridge *b = arg;
-    if (strcmp(r->url, b->cfg->webhook_path) != 0) {
-        respond_json(r, 404, "{\"error\":\"not found\"}");
-        return;
-    }
-    if (strcmp(r->method, "GET") == 0) {
-        verify(b, r);
-        return;
-    }
-    if (strcmp(r->method, "POST") != 0) {
-        respond_json(r, 405, "{\"error\":\"GET or POST\"}");
-        return;
-    }
-    if (!signature_ok(b, r)) {
-        hw_log_event(b->log, HW_LOG_WARN, "webhook_refused", "reason=bad_signature bytes=%zu", r->body_len);
-        respond_json(r, 401, "{\"error\":\"bad signature\"}");
-        return;
-    }
-    queued *q = malloc(sizeof *q + r->body_len + 1);
-    if (!q) {
-        respond_json(r, 503, "{\"error\":\"busy\"}");
-        return;
-    }
-    q->next = NULL;
-    q->len = r->body_len;
-    memcpy(q->body, r->body, r->body_len);
-    q->body[r->body_len] = '\0';
-    pthread_mutex_lock(&b->mu);
-    bool full = b->queued_n >= b->cfg->queue_size || b->closing;
-    if (!full) {
-        if (b->tail)
-            b->tail->next = q;
-        else
-            b->head = q;
-        b->tail = q;
-        b->queued_n++;
-        pthread_cond_broadcast(&b->cv);
-    }
-    pthread_mutex_unlock(&b->mu);
-    if (full) {
-        free(q);
-        hw_log_event(b->log, HW_LOG_WARN, "webhook_deferred", "reason=queue_full");
-        respond_json(r, 503, "{\"error\":\"busy, retry later\"}");
-        return;
-    }
-    respond_json(r, 200, "{\"ok\":true}");
-}
-
-/* -------------------------------------------------------------- worker */
-
-/* Waits up to ms on the queue's condition (woken early by pushes and by
- * closing). */
-static void worker_wait(wa_bridge *b, int ms)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    t.tv_sec += ms / 1000;
-    t.tv_nsec += (long)(ms % 1000) * 1000000;
-    if (t.tv_nsec >= 1000000000) {
-        t.tv_sec++;
-        t.tv_nsec -= 1000000000;
-    }
-    pthread_mutex_lock(&b->mu);
-    pthread_cond_timedwait(&b->cv, &b->mu, &t);
-    pthread_mutex_unlock(&b->mu);
-}
-
-/* Between two attempts: waits, and returns true once closing and past the
- * drain deadline. */
-static bool wait_or_drained(void *arg, int ms)
-{
-    wa_bridge *b = arg;
-    pthread_mutex_lock(&b->mu);
-    bool closing = b->closing;
-    int64_t left = closing
-                       ? (int64_t)b->drain_until.tv_sec * 1000 + b->drain_until.tv_nsec / 1000000 - mono_ms()
-                       : INT64_MAX;
-    pthread_mutex_unlock(&b->mu);
-    if (left <= 0)
-        return true;
-    worker_wait(b, ms > left ? (int)left : ms);
-    return false;
-}
-
-/* Routes one text message per the retry policy (see route.h); a message
- * still not routed at the drain deadline is a dead letter. */
-static void route_message(wa_bridge *b, json_t *m, json_t *contacts)
+/* Adds one text message to the batch; anything else is logged and
+ * skipped. Its strings are borrowed from the webhook's JSON. */
+static void collect_message(wa_bridge *b, json_t *m, json_t *contacts, wa_batch *batch)
 {
     const char *id = json_string_value(json_object_get(m, "id"));
     const char *from = json_string_value(json_object_get(m, "from"));
@@ -247,9 +153,10 @@ static void route_message(wa_bridge *b, json_t *m, json_t *contacts)
                      hw_log_quote(id, q, sizeof q), type ? type : "none");
         return;
     }
-    if (br_dedupe_contains(b->seen, id)) {
-        hw_log_event(b->log, HW_LOG_INFO, "message_duplicate", "message_id=%s",
-                     hw_log_quote(id, q, sizeof q));
+    if (batch->n == WA_MAX_BATCH) {
+        batch->dropped++;
+        hw_log_event(b->log, HW_LOG_ERROR, "message_skipped", "message_id=%s reason=batch_over_%d",
+                     hw_log_quote(id, q, sizeof q), WA_MAX_BATCH);
         return;
     }
     const char *name = NULL;
@@ -261,26 +168,15 @@ static void route_message(wa_bridge *b, json_t *m, json_t *contacts)
         if (wa_id && strcmp(wa_id, from) == 0)
             name = json_string_value(json_object_get(json_object_get(c, "profile"), "name"));
     }
-    br_inbound in = {HELPWIRE__V1__CHANNEL__CHANNEL_WHATSAPP, from, name, text, id, NULL};
     const char *ts = json_string_value(json_object_get(m, "timestamp"));
-    int64_t received_ms = ts ? strtoll(ts, NULL, 10) * 1000 : 0;
-    br_route_trace tr;
-    if (br_route_deliver(b->route, &in, received_ms, wait_or_drained, b, &tr) == BR_ROUTE_RETRY &&
-        br_route_dead_letter(b->route, &in, BR_DEAD_SHUTDOWN, &tr.last, tr.attempts, tr.received_ms,
-                             tr.first_ms, tr.last_ms) != 0)
-        return; /* logged: nothing more can be done for it */
-    br_dedupe_add(b->seen, id);
+    batch->in[batch->n] = (br_inbound){HELPWIRE__V1__CHANNEL__CHANNEL_WHATSAPP, from, name, text, id, NULL};
+    batch->received_ms[batch->n] = ts ? strtoll(ts, NULL, 10) * 1000 : 0;
+    batch->n++;
 }
 
-static void process_body(wa_bridge *b, const queued *item)
+/* One signed webhook body: its text messages into batch, in order. */
+static void process_body(wa_bridge *b, json_t *root, wa_batch *batch)
 {
-    json_error_t je;
-    json_t *root = json_loadb(item->body, item->len, 0, &je);
-    if (!json_is_object(root)) {
-        hw_log_event(b->log, HW_LOG_WARN, "webhook_unparsed", "reason=not_json bytes=%zu", item->len);
-        json_decref(root);
-        return;
-    }
     size_t i, j, k;
     json_t *entry, *change, *x;
     json_array_foreach(json_object_get(root, "entry"), i, entry)
@@ -302,34 +198,63 @@ static void process_body(wa_bridge *b, const queued *item)
             json_t *contacts = json_object_get(value, "contacts");
             json_array_foreach(json_object_get(value, "messages"), k, x)
             {
-                route_message(b, x, contacts);
+                collect_message(b, x, contacts, batch);
             }
         }
     }
-    json_decref(root);
 }
 
-static void *worker(void *arg)
+static void handler(void *arg, br_httpd_request *r)
 {
     wa_bridge *b = arg;
-    for (;;) {
-        pthread_mutex_lock(&b->mu);
-        while (!b->head && !b->closing)
-            pthread_cond_wait(&b->cv, &b->mu);
-        queued *item = b->head;
-        if (item) {
-            b->head = item->next;
-            if (!b->head)
-                b->tail = NULL;
-            b->queued_n--;
-        }
-        pthread_mutex_unlock(&b->mu);
-        if (!item)
-            break; /* closing and drained */
-        process_body(b, item);
-        free(item);
+    if (strcmp(r->url, b->cfg->webhook_path) != 0) {
+        respond_json(r, 404, "{\"error\":\"not found\"}");
+        return;
     }
-    return NULL;
+    if (strcmp(r->method, "GET") == 0) {
+        verify(b, r);
+        return;
+    }
+    if (strcmp(r->method, "POST") != 0) {
+        respond_json(r, 405, "{\"error\":\"GET or POST\"}");
+        return;
+    }
+    if (!signature_ok(b, r)) {
+        hw_log_event(b->log, HW_LOG_WARN, "webhook_refused", "reason=bad_signature bytes=%zu", r->body_len);
+        respond_json(r, 401, "{\"error\":\"bad signature\"}");
+        return;
+    }
+    json_error_t je;
+    json_t *root = json_loadb(r->body, r->body_len, 0, &je);
+    if (!json_is_object(root)) {
+        /* Signed by Meta, yet not JSON: sending it again would not help. */
+        hw_log_event(b->log, HW_LOG_WARN, "webhook_unparsed", "reason=not_json bytes=%zu", r->body_len);
+        json_decref(root);
+        respond_json(r, 200, "{\"ok\":true}");
+        return;
+    }
+    wa_batch *batch = calloc(1, sizeof *batch);
+    if (!batch) {
+        json_decref(root);
+        respond_json(r, 503, "{\"error\":\"busy, retry later\"}");
+        return;
+    }
+    process_body(b, root, batch);
+    char err[600];
+    int rc = br_drain_spool(b->drain, batch->in, batch->received_ms, batch->n, err, sizeof err);
+    size_t n = batch->n;
+    free(batch);
+    json_decref(root); /* after the spool: the batch borrows its strings */
+    if (rc != BR_SPOOL_OK) {
+        hw_log_event(b->log, rc == BR_SPOOL_FULL ? HW_LOG_WARN : HW_LOG_ERROR, "webhook_deferred",
+                     "reason=%s messages=%zu error=\"%s\"",
+                     rc == BR_SPOOL_FULL ? "spool_full" : "spool_error", n, err);
+        respond_json(r, 503, "{\"error\":\"busy, retry later\"}");
+        return;
+    }
+    if (n)
+        hw_log_event(b->log, HW_LOG_DEBUG, "spooled", "messages=%zu", n);
+    respond_json(r, 200, "{\"ok\":true}");
 }
 
 /* ------------------------------------------------------------ outbound */
@@ -399,15 +324,22 @@ static int deliver(void *arg, const Helpwire__V1__OutboundMessage *m, char *reas
 
 /* ---------------------------------------------------------------- main */
 
+static void render_spool(void *arg, FILE *out)
+{
+    br_spool_render(arg, "whatsapp", out);
+}
+
 static const br_bridge bridge = {PROG, "whatsapp", HELPWIRE__V1__CHANNEL__CHANNEL_WHATSAPP, true};
 
 static const char about[] =
     "Bridges the WhatsApp Cloud API to helpwired. Serves Meta's webhook: verification by GET, signed POSTs "
-    "(X-Hub-Signature-256) answered 200 at once and routed to Router.Route afterwards; status callbacks are "
-    "ignored. Messages queued for WhatsApp in helpwired's outbox are sent with POST "
+    "(X-Hub-Signature-256) answered 200 once their messages are in the bridge's durable spool, and routed to "
+    "Router.Route from there, in order; status callbacks are ignored. Messages queued for WhatsApp in "
+    "helpwired's outbox are sent with POST "
     "/{phone-number-id}/messages "
     "and acknowledged once the Graph API accepted them; Route's reply_text reaches the customer through the "
-    "outbox, never directly. Exits cleanly on SIGTERM or SIGINT, draining accepted webhooks first.";
+    "outbox, never directly. Exits cleanly on SIGTERM or SIGINT, routing what is spooled first (the rest "
+    "waits in the spool for the next start).";
 
 int main(int argc, char **argv)
 {
@@ -417,7 +349,8 @@ int main(int argc, char **argv)
     cfg.listen = "127.0.0.1:8081";
     cfg.webhook_path = "/whatsapp/webhook";
     cfg.api_base = "https://graph.facebook.com/v19.0";
-    cfg.queue_size = 1000;
+    cfg.spool_max_entries = 10000;
+    cfg.spool_max_bytes = 64 << 20;
     cfg.drain_timeout_ms = 10000;
     cfg.http_timeout_ms = 15000;
     cfg.send_attempts = 5;
@@ -437,12 +370,15 @@ int main(int argc, char **argv)
         {"phone-number-id", "WHATSAPP_PHONE_NUMBER_ID", BR_OPT_REQUIRED, &cfg.phone_number_id, 0, 0, "ID",
          "The business phone number id that sends replies; webhook changes for other numbers are skipped. "
          "Required."},
-        {"queue-size", NULL, BR_OPT_INT, &cfg.queue_size, 1, 1000000, "N",
-         "Webhook bodies accepted but not yet routed; beyond it POSTs get 503 and Meta retries. Default "
-         "1000."},
+        {"spool-max-entries", NULL, BR_OPT_INT, &cfg.spool_max_entries, 1, 10000000, "N",
+         "Messages taken from webhooks but not yet routed, kept in the spool (<state-dir>/whatsapp.spool); "
+         "beyond it webhooks are answered 503 and Meta delivers them again later. Default 10000."},
+        {"spool-max-bytes", NULL, BR_OPT_INT, &cfg.spool_max_bytes, 1024, 1 << 30, "BYTES",
+         "The most message data the spool holds; beyond it webhooks are answered 503. Default 67108864 "
+         "(64 MiB)."},
         {"drain-timeout-ms", NULL, BR_OPT_INT, &cfg.drain_timeout_ms, 0, 3600000, "MS",
-         "On SIGTERM, how long to keep retrying accepted messages while helpwired is unreachable. Default "
-         "10000."},
+         "On SIGTERM, how long to keep routing spooled messages (and retrying while helpwired is "
+         "unreachable); what is left stays in the spool for the next start. Default 10000."},
         {"http-timeout-ms", NULL, BR_OPT_INT, &cfg.http_timeout_ms, 100, 600000, "MS",
          "Timeout of each Graph API request. Default 15000."},
         {"send-attempts", NULL, BR_OPT_INT, &cfg.send_attempts, 1, 100, "N",
@@ -458,70 +394,45 @@ int main(int argc, char **argv)
     };
     const size_t n_opts = sizeof opts / sizeof opts[0];
     br_runtime rt = {0};
-    bool worker_up = false;
-    pthread_t worker_thread;
+    char err[600];
 
     int rc = br_config_main(opts, n_opts, argc, argv, PROG, about);
     if (rc >= 0)
         return rc;
     wa_bridge b;
     memset(&b, 0, sizeof b);
-    pthread_mutex_init(&b.mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&b.cv, &ca);
-    pthread_condattr_destroy(&ca);
 
     if ((rc = br_runtime_start(&rt, &bridge, &cfg.common)) != 0)
         goto out;
     rc = 1;
-    b.seen = br_dedupe_create(10000);
-    if (!b.seen) {
-        fprintf(stderr, PROG ": out of memory\n");
-        goto out;
-    }
     b.cfg = &cfg;
     b.log = rt.log;
     b.stop = rt.stop;
-    if (br_runtime_inbound(&rt, cfg.state_dir) != 0)
-        goto out;
-    b.route = &rt.route;
-    if (pthread_create(&worker_thread, NULL, worker, &b) != 0) {
-        fprintf(stderr, PROG ": cannot start the worker thread\n");
+    br_spool_limits lim = {(uint64_t)cfg.spool_max_entries, (uint64_t)cfg.spool_max_bytes};
+    if (br_spool_open(&b.spool, cfg.state_dir, "whatsapp", &lim, err, sizeof err) != 0) {
+        fprintf(stderr, PROG ": --state-dir: %s\n", err);
         goto out;
     }
-    worker_up = true;
+    rt.collect = render_spool;
+    rt.collect_arg = b.spool;
+    if (br_runtime_inbound(&rt, cfg.state_dir) != 0)
+        goto out;
+    br_drain_options dopt = {b.spool, &rt.route, rt.log};
+    if (br_drain_start(&b.drain, &dopt) != 0) {
+        fprintf(stderr, PROG ": cannot start the drainer thread\n");
+        goto out;
+    }
     if (br_runtime_subscribe(&rt, deliver, &b) != 0 ||
         br_runtime_listen(&rt, cfg.listen, 0, handler, &b) != 0)
         goto out;
     br_runtime_serve(&rt, cfg.listen);
     rc = 0;
 out:
-    /* No request is in progress once the server is down, so everything
-     * accepted is in the queue the worker drains. */
+    /* No request is in progress once the server is down, so nothing is
+     * spooled after the drainer's last look. */
     br_runtime_close_http(&rt);
-    if (worker_up) {
-        pthread_mutex_lock(&b.mu);
-        b.closing = true;
-        clock_gettime(CLOCK_MONOTONIC, &b.drain_until);
-        b.drain_until.tv_sec += cfg.drain_timeout_ms / 1000;
-        b.drain_until.tv_nsec += (long)(cfg.drain_timeout_ms % 1000) * 1000000;
-        if (b.drain_until.tv_nsec >= 1000000000) {
-            b.drain_until.tv_sec++;
-            b.drain_until.tv_nsec -= 1000000000;
-        }
-        pthread_cond_broadcast(&b.cv);
-        pthread_mutex_unlock(&b.mu);
-        pthread_join(worker_thread, NULL);
-    }
+    br_drain_stop(b.drain, cfg.drain_timeout_ms);
     br_runtime_finish(&rt, rc);
-    for (queued *qd = b.head, *n; qd; qd = n) {
-        n = qd->next;
-        free(qd);
-    }
-    br_dedupe_destroy(b.seen);
-    pthread_cond_destroy(&b.cv);
-    pthread_mutex_destroy(&b.mu);
+    br_spool_close(b.spool);
     return rc;
 }

@@ -20,10 +20,11 @@ in the environment, as the sanitizer configs set them) every process runs
 several times slower, and 4 s is allowed. The bridges run with their
 default backoff settings, as in production.
 
-While helpwired is down, a visitor's send is answered with a short line in
-the visitor's language (Chinese for Chinese text or a zh browser, English
-otherwise) and 503 with Retry-After; the technical cause goes only to the
-bridge's log.
+While helpwired is down, a visitor's send is kept in the bridge's spool and
+answered 202 with a notice (bridges_intake_test.py); once the spool is full
+it is answered with a short line in the visitor's language (Chinese for
+Chinese text or a zh browser, English otherwise) and 503 with Retry-After;
+the technical cause goes only to the bridge's log.
 """
 import json
 import os
@@ -146,7 +147,7 @@ class WebchatReturn(ReturnCase):
     def setUpClass(cls):
         super().setUpClass()
         cls.bridge = bt.Bridge("webchat", ["--helpwire", cls.server.address, "--listen", "127.0.0.1:0",
-                                           "--heartbeat-ms", "500"] + BRIDGE_ARGS,
+                                           "--heartbeat-ms", "500", "--state-dir", bt.webchat_state()] + BRIDGE_ARGS,
                                {"HELPWIRE_TOKEN": cls.server.bridge_token()})
 
     @classmethod
@@ -287,13 +288,19 @@ class TelegramReturn(ReturnCase):
 
 
 class WebchatVisitorErrors(unittest.TestCase):
-    """helpwired down: what a visitor's page receives."""
+    """helpwired down and the spool full: what a visitor's page receives."""
 
     @classmethod
     def setUpClass(cls):
         cls.bridge = bt.Bridge("webchat", ["--helpwire", "127.0.0.1:%d" % bt.free_port(), "--listen",
-                                           "127.0.0.1:0", "--rpc-timeout-ms", "1000"],
+                                           "127.0.0.1:0", "--rpc-timeout-ms", "1000", "--state-dir",
+                                           bt.webchat_state(), "--spool-max-entries", "1"],
                                {"HELPWIRE_TOKEN": "t"})
+        # The one message the spool holds: every later one finds it full.
+        st, sess = bt.post_json(cls.bridge.url + "/api/session", {})
+        st, j = bt.post_json(cls.bridge.url + "/api/messages", {"session_id": sess["session_id"], "text": "first"},
+                             timeout=30)
+        assert st == 202, (st, j)
 
     @classmethod
     def tearDownClass(cls):
@@ -338,7 +345,7 @@ class WebchatVisitorErrors(unittest.TestCase):
         self.assertTrue(self.bridge.wait_log("visitor_error"), self.bridge.read_log())
         line = self.bridge.events("visitor_error")[-1]
         self.assertIn("http=503 code=unavailable", line)
-        self.assertIn("cause=\"UNAVAILABLE: no connection to helpwired within the deadline", line)
+        self.assertIn("cause=\"the spool is full (1 entries", line)
         self.assertNotIn("helpwired", json.dumps(j))
 
     def test_unknown_paths_and_bad_requests_get_lines_too(self):

@@ -235,11 +235,13 @@ class CommandLine(unittest.TestCase):
                      "--http-timeout-ms", "--send-attempts", "--webhook-listen", "--webhook-path",
                      "HELPWIRE_TOKEN", "TELEGRAM_BOT_TOKEN", "TELEGRAM_WEBHOOK_SECRET"],
         "whatsapp": ["--helpwire", "--token-file", "--tls-ca", "--listen", "--webhook-path", "--api-base",
-                     "--phone-number-id", "--state-dir", "--max-retry-age-ms", "--metrics", "--queue-size", "--drain-timeout-ms", "--http-timeout-ms",
+                     "--phone-number-id", "--state-dir", "--max-retry-age-ms", "--metrics", "--spool-max-entries",
+                     "--spool-max-bytes", "--drain-timeout-ms", "--http-timeout-ms",
                      "--send-attempts", "HELPWIRE_TOKEN", "WHATSAPP_ACCESS_TOKEN", "WHATSAPP_APP_SECRET",
                      "WHATSAPP_VERIFY_TOKEN"],
         "webchat": ["--helpwire", "--token-file", "--tls-ca", "--listen", "--max-sessions", "--max-events",
-                    "--heartbeat-ms", "HELPWIRE_TOKEN"],
+                    "--heartbeat-ms", "--state-dir", "WEBCHAT_STATE_DIR", "--spool-max-entries", "--spool-max-bytes",
+                    "--drain-timeout-ms", "HELPWIRE_TOKEN"],
     }
 
     def test_help_documents_every_flag_and_exits_0(self):
@@ -261,7 +263,7 @@ class CommandLine(unittest.TestCase):
                          env={"TELEGRAM_BOT_TOKEN": TG_SECRET})
         self.assertEqual(rc, 2)
         self.assertIn("--poll-timeout-s", err)
-        rc, _, err = run("webchat", ["--rpc-timeout-ms", "abc"])
+        rc, _, err = run("webchat", ["--rpc-timeout-ms", "abc", "--state-dir", TMP])
         self.assertEqual(rc, 2)
         self.assertIn("not a number", err)
 
@@ -280,8 +282,10 @@ class CommandLine(unittest.TestCase):
         assert_secrets_absent(self, err, WA_TOKEN, WA_VERIFY)
 
     def test_every_channel_bridge_needs_a_state_dir(self):
-        # It keeps the dead letters (and Telegram's offset): no default place.
-        for name, args, env in (("telegram", [], {"TELEGRAM_BOT_TOKEN": TG_SECRET}),
+        # It keeps the spool, the dead letters (and Telegram's offset, the
+        # web chat's history): no default place.
+        for name, args, env in (("webchat", [], {}),
+                                ("telegram", [], {"TELEGRAM_BOT_TOKEN": TG_SECRET}),
                                 ("telegram", ["--mode", "webhook"], {"TELEGRAM_BOT_TOKEN": TG_SECRET,
                                                                      "TELEGRAM_WEBHOOK_SECRET": "s"}),
                                 ("whatsapp", ["--phone-number-id", WA_PHONE_ID],
@@ -292,12 +296,12 @@ class CommandLine(unittest.TestCase):
             self.assertIn("--state-dir", err, name)
 
     def test_unreadable_token_file_is_reported_by_name(self):
-        rc, _, err = run("webchat", ["--token-file", "/nonexistent/token"])
+        rc, _, err = run("webchat", ["--token-file", "/nonexistent/token", "--state-dir", TMP])
         self.assertEqual(rc, 2)
         self.assertIn("/nonexistent/token", err)
 
     def test_bad_listen_address_is_refused(self):
-        rc, _, err = run("webchat", ["--listen", "localhost-no-port"])
+        rc, _, err = run("webchat", ["--listen", "localhost-no-port", "--state-dir", webchat_state()])
         self.assertEqual(rc, 1)
         self.assertIn("listen", err)
 
@@ -309,7 +313,7 @@ class CommandLine(unittest.TestCase):
             why = "cannot listen on %s: address already in use (is another process serving it?)" % taken
             tg = dict(telegram_env("t"), TELEGRAM_WEBHOOK_SECRET=TG_WEBHOOK_SECRET)
             for name, args, env in (
-                    ("webchat", ["--listen", taken], {"HELPWIRE_TOKEN": "t"}),
+                    ("webchat", ["--listen", taken, "--state-dir", webchat_state()], {"HELPWIRE_TOKEN": "t"}),
                     ("whatsapp", ["--listen", taken, "--phone-number-id", WA_PHONE_ID], whatsapp_env("t")),
                     ("telegram", ["--mode", "webhook", "--webhook-listen", taken], tg)):
                 rc, out, err = run(name, ["--helpwire", down] + args, env)
@@ -332,7 +336,8 @@ class CommandLine(unittest.TestCase):
                 self.assertEqual(st, 200)
             finally:
                 self.assertEqual(b.stop(), 0, b.read_log())
-        rc, _, err = run("webchat", ["--helpwire", down, "--listen", "nosuchhost.invalid:0"],
+        rc, _, err = run("webchat", ["--helpwire", down, "--listen", "nosuchhost.invalid:0", "--state-dir",
+                                     webchat_state()],
                          {"HELPWIRE_TOKEN": "t"})
         self.assertEqual(rc, 1)
         self.assertIn("cannot listen on nosuchhost.invalid:0: no such host name or address", err)
@@ -340,14 +345,14 @@ class CommandLine(unittest.TestCase):
 
 # ------------------------------------------------------ standalone: WhatsApp
 
-def whatsapp_env(token):
+def whatsapp_env(token, state_dir=None):
     return {"HELPWIRE_TOKEN": token, "WHATSAPP_ACCESS_TOKEN": WA_TOKEN, "WHATSAPP_APP_SECRET": WA_APP_SECRET,
             "WHATSAPP_VERIFY_TOKEN": WA_VERIFY,
-            "WHATSAPP_STATE_DIR": tempfile.mkdtemp(prefix="wa-state-", dir=TMP)}
+            "WHATSAPP_STATE_DIR": state_dir or tempfile.mkdtemp(prefix="wa-state-", dir=TMP)}
 
 
-def start_whatsapp(helpwire_addr, token, fake, *extra):
-    env = whatsapp_env(token)
+def start_whatsapp(helpwire_addr, token, fake, *extra, state_dir=None):
+    env = whatsapp_env(token, state_dir)
     b = Bridge("whatsapp", ["--helpwire", helpwire_addr, "--listen", "127.0.0.1:0", "--api-base",
                             fake.api_base, "--phone-number-id", WA_PHONE_ID, "--log-level", "debug"] + FAST +
                list(extra), env)
@@ -435,8 +440,8 @@ class WhatsAppWebhookStandalone(unittest.TestCase):
         self.assertEqual(recs[0]["code"], grpc.StatusCode.UNAVAILABLE.value[0])
 
         # Still young when the bridge stops (Meta was answered 200 and will
-        # not send it again): a dead letter after the drain, not lost. Its
-        # attempt waits for helpwired up to --rpc-timeout-ms first.
+        # not send it again): it stays in the spool, not a dead letter, and
+        # the next start goes on with it (here: past its age, so recorded).
         b = start_whatsapp("127.0.0.1:%d" % free_port(), "unused-token", self.fake, "--drain-timeout-ms", "300")
         try:
             post(b, "wamid.LAST1")
@@ -444,8 +449,16 @@ class WhatsAppWebhookStandalone(unittest.TestCase):
         finally:
             rc = b.stop()
         self.assertEqual(rc, 0, b.read_log())
+        self.assertEqual(read_dead_letters(b.state_dir, "whatsapp"), [])
+        self.assertTrue(b.events("spool_left"), b.read_log())
+        again = start_whatsapp("127.0.0.1:%d" % free_port(), "unused-token", self.fake, "--max-retry-age-ms", "1000",
+                               state_dir=b.state_dir)
+        try:
+            self.assertTrue(again.wait_log("dead_letter", timeout=10), again.read_log())
+        finally:
+            self.assertEqual(again.stop(), 0, again.read_log())
         recs = read_dead_letters(b.state_dir, "whatsapp")
-        self.assertEqual([(r["message_id"], r["reason"]) for r in recs], [("wamid.LAST1", "shutdown")])
+        self.assertEqual([(r["message_id"], r["reason"]) for r in recs], [("wamid.LAST1", "too_old")])
         self.assertEqual(recs[0]["code"], grpc.StatusCode.UNAVAILABLE.value[0])
 
     def test_status_callbacks_are_accepted_and_ignored(self):
@@ -568,11 +581,12 @@ class TelegramStandalone(unittest.TestCase):
             self.assertEqual(st, 401)
             st, _, _ = fc.http_request(hook, "POST", upd, {"X-Telegram-Bot-Api-Secret-Token": TG_WEBHOOK_SECRET})
             self.assertEqual(st, 200)
-            # A text helpwired cannot take now is answered 503: Telegram retries it.
+            # A text helpwired cannot take now is spooled and answered 200.
             txt = {"update_id": 6, "message": {"message_id": 2, "chat": {"id": 9}, "from": {"id": 9},
                                                "text": "hi"}}
             st, _, _ = fc.http_request(hook, "POST", txt, {"X-Telegram-Bot-Api-Secret-Token": TG_WEBHOOK_SECRET})
-            self.assertEqual(st, 503)
+            self.assertEqual(st, 200)
+            self.assertTrue(b.wait_log("route_failed"), b.read_log())
             st, _, _ = fc.http_request(b.url + "/other", "POST", txt)
             self.assertEqual(st, 404)
         finally:
@@ -581,12 +595,12 @@ class TelegramStandalone(unittest.TestCase):
         assert_secrets_absent(self, b.read_log(), TG_SECRET, TG_WEBHOOK_SECRET)
 
 
-    def test_webhook_answers_503_until_the_max_age_then_dead_letters_and_answers_200(self):
+    def test_webhook_spools_and_dead_letters_in_order_past_the_max_age(self):
         env = telegram_env("t")
         env["TELEGRAM_WEBHOOK_SECRET"] = TG_WEBHOOK_SECRET
         b = Bridge("telegram", ["--mode", "webhook", "--webhook-listen", "127.0.0.1:0", "--helpwire", self.down,
                                 "--api-base", self.fake.base_url, "--state-dir", self.state,
-                                "--max-retry-age-ms", "5000"] + FAST, env)
+                                "--max-retry-age-ms", "3000"] + FAST, env)
         try:
             hook = b.url + "/telegram/webhook"
             auth = {"X-Telegram-Bot-Api-Secret-Token": TG_WEBHOOK_SECRET}
@@ -594,23 +608,35 @@ class TelegramStandalone(unittest.TestCase):
             def update(uid, mid, age_s):
                 return {"update_id": uid, "message": {"message_id": mid, "date": int(time.time()) - age_s,
                                                       "chat": {"id": 9}, "from": {"id": 9}, "text": "hi"}}
+            # Both taken at once (spooled); the young one is retried first,
+            # the old one waits behind it: messages are routed in order.
             st, _, _ = fc.http_request(hook, "POST", update(7, 3, 0), auth)
-            self.assertEqual(st, 503)  # young: Telegram delivers it again
-            self.assertEqual(read_dead_letters(self.state, "telegram"), [])
+            self.assertEqual(st, 200)
             st, _, _ = fc.http_request(hook, "POST", update(8, 4, 60), auth)
-            self.assertEqual(st, 200)  # too old: recorded, and Telegram moves on
+            self.assertEqual(st, 200)
+            self.assertEqual(read_dead_letters(self.state, "telegram"), [])
+            self.assertTrue(b.wait_log("dead_letter", count=2, timeout=15), b.read_log())
             recs = read_dead_letters(self.state, "telegram")
-            self.assertEqual([(r["message_id"], r["reason"], r["attempts"]) for r in recs], [("9:4", "too_old", 1)])
-            self.assertEqual(len(b.events("dead_letter")), 1)
+            self.assertEqual([(r["message_id"], r["reason"]) for r in recs], [("9:3", "too_old"), ("9:4", "too_old")])
+            # The young one was tried until its age; the old one once.
+            self.assertGreaterEqual(recs[0]["last_attempt_ms"] - recs[0]["received_ms"], 3000)
+            self.assertEqual(recs[1]["attempts"], 1)
         finally:
             self.assertEqual(b.stop(), 0, b.read_log())
 
 
 # ------------------------------------------------------- standalone: web chat
 
-def start_webchat(helpwire_addr, token, listen="127.0.0.1:0"):
-    return Bridge("webchat", ["--helpwire", helpwire_addr, "--listen", listen, "--heartbeat-ms", "500"] + FAST,
-                  {"HELPWIRE_TOKEN": token})
+def webchat_state():
+    return tempfile.mkdtemp(prefix="wc-state-", dir=TMP)
+
+
+def start_webchat(helpwire_addr, token, listen="127.0.0.1:0", state_dir=None, *extra):
+    state_dir = state_dir or webchat_state()
+    b = Bridge("webchat", ["--helpwire", helpwire_addr, "--listen", listen, "--heartbeat-ms", "500",
+                           "--state-dir", state_dir] + FAST + list(extra), {"HELPWIRE_TOKEN": token})
+    b.state_dir = state_dir
+    return b
 
 
 def post_json(url, body, timeout=10):
@@ -670,11 +696,12 @@ class WebchatStandalone(unittest.TestCase):
         st, _, _ = fc.http_request(self.bridge.url + "/api/messages", "POST", b"not json")
         self.assertEqual(st, 400)
 
-    def test_helpwired_down_is_503(self):
+    def test_helpwired_down_takes_the_message_with_a_notice(self):
         st, sess = post_json(self.bridge.url + "/api/session", {})
         st, j = post_json(self.bridge.url + "/api/messages", {"session_id": sess["session_id"], "text": "hi"})
-        self.assertEqual(st, 503)
-        self.assertEqual(j["code"], "unavailable")
+        self.assertEqual(st, 202, j)
+        self.assertEqual((j["code"], j["queued"]), ("queued", True))
+        self.assertIn("received", j["notice"])
 
     def test_poll_without_events_returns_empty(self):
         st, sess = post_json(self.bridge.url + "/api/session", {})
@@ -1339,8 +1366,9 @@ class WebchatEndToEnd(EndToEnd):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
+        cls.state = webchat_state()
         cls.bridge = start_webchat(cls.server.address, cls.server.bridge_token(),
-                                   "127.0.0.1:%d" % cls.webchat_port)
+                                   "127.0.0.1:%d" % cls.webchat_port, cls.state)
 
     @classmethod
     def tearDownClass(cls):
@@ -1447,7 +1475,7 @@ class WebchatEndToEnd(EndToEnd):
         agent_call(self.server, "helpwire.v1.Tickets/AddMessage", ticket_id=ticket,
                    kind="MESSAGE_KIND_AGENT_REPLY", text="Sent while you were away.")
         type(self).bridge = start_webchat(self.server.address, self.server.bridge_token(),
-                                          "127.0.0.1:%d" % self.webchat_port)
+                                          "127.0.0.1:%d" % self.webchat_port, self.state)
         ev = self.poll(sid, after=first[-1]["id"])
         self.assertEqual([e["text"] for e in ev], ["Sent while you were away."])
         time.sleep(2.5)

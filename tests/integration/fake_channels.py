@@ -324,3 +324,23 @@ def http_request(url, method="GET", body=None, headers=None, timeout=10):
 
 def quote(s):
     return urllib.parse.quote(s, safe="")
+
+
+def telegram_update(update_id, chat_id, message_id, text, first_name="Ana", date=None):
+    """A Bot API Update carrying one text message, as Telegram posts it to
+    a webhook."""
+    return {"update_id": update_id,
+            "message": {"message_id": message_id, "date": int(date if date is not None else time.time()),
+                        "chat": {"id": chat_id, "type": "private", "first_name": first_name},
+                        "from": {"id": chat_id, "is_bot": False, "first_name": first_name},
+                        "text": text}}
+
+
+def prometheus_value(text, name, labels):
+    """The value of metric name{labels} in a Prometheus text exposition,
+    or None when it is not there."""
+    want = "%s{%s}" % (name, ",".join('%s="%s"' % kv for kv in sorted(labels.items())))
+    for line in text.splitlines():
+        if line.startswith(want + " "):
+            return float(line.split()[-1])
+    return None

@@ -1,0 +1,301 @@
+/* spool: the durable intake queue in an LMDB environment (see spool.h for
+ * the design). */
+#include "clients/lib/spool.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <lmdb.h>
+
+struct br_spool {
+    MDB_env *env;
+    MDB_dbi entries, meta;
+    br_spool_limits lim;
+    char path[4096];
+};
+
+static const char META_NEXT[] = "next";
+static const char META_BYTES[] = "bytes";
+
+static void put_be64(unsigned char *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--) {
+        p[i] = (unsigned char)(v & 0xff);
+        v >>= 8;
+    }
+}
+
+static uint64_t get_be64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static void lmdb_err(const br_spool *s, char *err, size_t errlen, const char *what, int rc)
+{
+    snprintf(err, errlen, "%s: %s: %s", s->path, what, mdb_strerror(rc));
+}
+
+/* Begins a transaction, adopting a larger map another process set. */
+static int begin(br_spool *s, unsigned flags, MDB_txn **txn)
+{
+    int rc = mdb_txn_begin(s->env, NULL, flags, txn);
+    if (rc == MDB_MAP_RESIZED) {
+        mdb_env_set_mapsize(s->env, 0);
+        rc = mdb_txn_begin(s->env, NULL, flags, txn);
+    }
+    return rc;
+}
+
+static uint64_t meta_get(MDB_txn *txn, MDB_dbi dbi, const char *name)
+{
+    MDB_val k = {strlen(name), (void *)name}, v;
+    if (mdb_get(txn, dbi, &k, &v) != 0 || v.mv_size != 8)
+        return 0;
+    return get_be64(v.mv_data);
+}
+
+static int meta_put(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t value)
+{
+    unsigned char buf[8];
+    put_be64(buf, value);
+    MDB_val k = {strlen(name), (void *)name}, v = {8, buf};
+    return mdb_put(txn, dbi, &k, &v, 0);
+}
+
+int br_spool_open(br_spool **out, const char *dir, const char *name, const br_spool_limits *lim, char *err,
+                  size_t errlen)
+{
+    *out = NULL;
+    if (!dir || !*dir || !name || !*name || lim->max_entries < 1 || lim->max_bytes < 1) {
+        snprintf(err, errlen, "spool: no directory, no name, or a zero limit");
+        return BR_SPOOL_ERR;
+    }
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+        return BR_SPOOL_ERR;
+    }
+    br_spool *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return BR_SPOOL_ERR;
+    }
+    s->lim = *lim;
+    int n = snprintf(s->path, sizeof s->path, "%s/%s.spool", dir, name);
+    int rc = BR_SPOOL_ERR;
+    MDB_txn *txn = NULL;
+    if (n < 0 || (size_t)n >= sizeof s->path) {
+        snprintf(err, errlen, "%s: path too long", dir);
+        goto out;
+    }
+    if (mkdir(s->path, 0700) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "%s: %s", s->path, strerror(errno));
+        goto out;
+    }
+    int mrc = mdb_env_create(&s->env);
+    if (mrc != 0) {
+        lmdb_err(s, err, errlen, "create", mrc);
+        goto out;
+    }
+    /* Room for every entry at its limit twice over (overflow pages, the
+     * copy-on-write of a commit) plus slack; the file grows only as used. */
+    uint64_t map = 2 * (lim->max_bytes + lim->max_entries * 8192) + ((uint64_t)64 << 20);
+    mdb_env_set_mapsize(s->env, (size_t)map);
+    mdb_env_set_maxdbs(s->env, 2);
+    /* MDB_NOTLS: any thread may run a read transaction (the web chat's
+     * handlers are a thread per connection). Commits are synced. */
+    if ((mrc = mdb_env_open(s->env, s->path, MDB_NOTLS, 0600)) != 0) {
+        lmdb_err(s, err, errlen, "open", mrc);
+        goto out;
+    }
+    int dead = 0;
+    mdb_reader_check(s->env, &dead); /* slots of a process killed mid-read */
+    if ((mrc = begin(s, 0, &txn)) != 0 ||
+        (mrc = mdb_dbi_open(txn, "entries", MDB_CREATE, &s->entries)) != 0 ||
+        (mrc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->meta)) != 0 || (mrc = mdb_txn_commit(txn)) != 0) {
+        if (mrc != 0 && txn)
+            mdb_txn_abort(txn);
+        txn = NULL;
+        lmdb_err(s, err, errlen, "open tables", mrc);
+        goto out;
+    }
+    txn = NULL;
+    *out = s;
+    s = NULL;
+    rc = BR_SPOOL_OK;
+out:
+    br_spool_close(s);
+    return rc;
+}
+
+void br_spool_close(br_spool *s)
+{
+    if (!s)
+        return;
+    if (s->env)
+        mdb_env_close(s->env);
+    free(s);
+}
+
+const char *br_spool_path(const br_spool *s)
+{
+    return s->path;
+}
+
+int br_spool_append(br_spool *s, const br_spool_item *items, size_t n, uint64_t *first_seq, char *err,
+                    size_t errlen)
+{
+    if (n == 0)
+        return BR_SPOOL_OK;
+    MDB_txn *txn = NULL;
+    int mrc = begin(s, 0, &txn);
+    if (mrc != 0) {
+        lmdb_err(s, err, errlen, "begin", mrc);
+        return BR_SPOOL_ERR;
+    }
+    int rc = BR_SPOOL_ERR;
+    MDB_stat st;
+    if ((mrc = mdb_stat(txn, s->entries, &st)) != 0) {
+        lmdb_err(s, err, errlen, "stat", mrc);
+        goto out;
+    }
+    uint64_t bytes = meta_get(txn, s->meta, META_BYTES), add = 0;
+    for (size_t i = 0; i < n; i++)
+        add += items[i].len;
+    if ((uint64_t)st.ms_entries + n > s->lim.max_entries || bytes + add > s->lim.max_bytes) {
+        snprintf(err, errlen, "the spool is full (%zu entries, %llu bytes; limits %llu entries, %llu bytes)",
+                 st.ms_entries, (unsigned long long)bytes, (unsigned long long)s->lim.max_entries,
+                 (unsigned long long)s->lim.max_bytes);
+        rc = BR_SPOOL_FULL;
+        goto out;
+    }
+    uint64_t next = meta_get(txn, s->meta, META_NEXT);
+    if (next == 0)
+        next = 1;
+    if (first_seq)
+        *first_seq = next;
+    for (size_t i = 0; i < n; i++, next++) {
+        unsigned char key[8];
+        put_be64(key, next);
+        MDB_val k = {8, key}, v = {items[i].len, (void *)items[i].data};
+        if ((mrc = mdb_put(txn, s->entries, &k, &v, MDB_APPEND)) != 0) {
+            lmdb_err(s, err, errlen, "put", mrc);
+            goto out;
+        }
+    }
+    if ((mrc = meta_put(txn, s->meta, META_NEXT, next)) != 0 ||
+        (mrc = meta_put(txn, s->meta, META_BYTES, bytes + add)) != 0) {
+        lmdb_err(s, err, errlen, "put", mrc);
+        goto out;
+    }
+    mrc = mdb_txn_commit(txn); /* synced: durable once it returns 0 */
+    txn = NULL;
+    if (mrc != 0) {
+        lmdb_err(s, err, errlen, "commit", mrc);
+        goto out;
+    }
+    rc = BR_SPOOL_OK;
+out:
+    if (txn)
+        mdb_txn_abort(txn);
+    return rc;
+}
+
+int br_spool_peek(br_spool *s, uint64_t *seq, char **data, size_t *len, char *err, size_t errlen)
+{
+    MDB_txn *txn = NULL;
+    MDB_cursor *c = NULL;
+    int mrc = begin(s, MDB_RDONLY, &txn);
+    if (mrc != 0) {
+        lmdb_err(s, err, errlen, "begin", mrc);
+        return BR_SPOOL_ERR;
+    }
+    int rc = BR_SPOOL_ERR;
+    MDB_val k, v;
+    if ((mrc = mdb_cursor_open(txn, s->entries, &c)) != 0) {
+        lmdb_err(s, err, errlen, "cursor", mrc);
+        goto out;
+    }
+    mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+    if (mrc == MDB_NOTFOUND) {
+        rc = BR_SPOOL_EMPTY;
+        goto out;
+    }
+    if (mrc != 0 || k.mv_size != 8) {
+        lmdb_err(s, err, errlen, "first", mrc ? mrc : MDB_CORRUPTED);
+        goto out;
+    }
+    char *copy = malloc(v.mv_size + 1);
+    if (!copy) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    memcpy(copy, v.mv_data, v.mv_size);
+    copy[v.mv_size] = '\0';
+    *seq = get_be64(k.mv_data);
+    *data = copy;
+    *len = v.mv_size;
+    rc = BR_SPOOL_OK;
+out:
+    if (c)
+        mdb_cursor_close(c);
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+int br_spool_remove(br_spool *s, uint64_t seq, char *err, size_t errlen)
+{
+    MDB_txn *txn = NULL;
+    int mrc = begin(s, 0, &txn);
+    if (mrc != 0) {
+        lmdb_err(s, err, errlen, "begin", mrc);
+        return BR_SPOOL_ERR;
+    }
+    unsigned char key[8];
+    put_be64(key, seq);
+    MDB_val k = {8, key}, v;
+    mrc = mdb_get(txn, s->entries, &k, &v);
+    if (mrc == MDB_NOTFOUND) {
+        mdb_txn_abort(txn);
+        return BR_SPOOL_OK; /* another process removed it */
+    }
+    size_t len = v.mv_size;
+    uint64_t bytes = meta_get(txn, s->meta, META_BYTES);
+    if (mrc != 0 || (mrc = mdb_del(txn, s->entries, &k, NULL)) != 0 ||
+        (mrc = meta_put(txn, s->meta, META_BYTES, bytes >= len ? bytes - len : 0)) != 0) {
+        mdb_txn_abort(txn);
+        lmdb_err(s, err, errlen, "remove", mrc);
+        return BR_SPOOL_ERR;
+    }
+    if ((mrc = mdb_txn_commit(txn)) != 0) {
+        lmdb_err(s, err, errlen, "commit", mrc);
+        return BR_SPOOL_ERR;
+    }
+    return BR_SPOOL_OK;
+}
+
+uint64_t br_spool_count(br_spool *s)
+{
+    MDB_txn *txn = NULL;
+    MDB_stat st;
+    if (begin(s, MDB_RDONLY, &txn) != 0)
+        return 0;
+    uint64_t n = mdb_stat(txn, s->entries, &st) == 0 ? st.ms_entries : 0;
+    mdb_txn_abort(txn);
+    return n;
+}
+
+void br_spool_render(br_spool *s, const char *bridge, FILE *out)
+{
+    fprintf(out,
+            "# HELP helpwire_bridge_spool_entries Inbound messages taken from the channel, not yet routed.\n"
+            "# TYPE helpwire_bridge_spool_entries gauge\n"
+            "helpwire_bridge_spool_entries{bridge=\"%s\"} %llu\n",
+            bridge, (unsigned long long)br_spool_count(s));
+}
