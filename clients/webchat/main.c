@@ -62,6 +62,7 @@
 typedef struct wc_config {
     br_common common;
     const char *listen;
+    const char *state_dir;
     int max_sessions;
     int max_events;
     int heartbeat_ms;
@@ -498,11 +499,9 @@ static void handler(void *arg, br_httpd_request *r)
 
 /* ------------------------------------------------------------ outbound */
 
-static int deliver(void *arg, const Helpwire__V1__OutboundMessage *m, char *reason, size_t reason_size)
+static int deliver(void *arg, const Helpwire__V1__OutboundMessage *m, br_delivery *d)
 {
     wc_bridge *b = arg;
-    (void)reason; /* a web-chat delivery never fails for good */
-    (void)reason_size;
     json_t *ev = json_pack("{s:I, s:s, s:s, s:s, s:s, s:I}", "id", (json_int_t)m->seq, "kind",
                            name_of(kind_names, 5, (int)m->kind), "text", m->text ? m->text : "", "survey_url",
                            m->survey_url ? m->survey_url : "", "ticket_id", m->ticket_id ? m->ticket_id : "",
@@ -511,10 +510,14 @@ static int deliver(void *arg, const Helpwire__V1__OutboundMessage *m, char *reas
     json_decref(ev);
     int rc = s ? wc_hub_publish(b->hub, m->channel_user_id, m->seq, s) : -1;
     free(s);
-    if (rc != 0)
+    if (rc != 0) {
         hw_log_event(b->log, HW_LOG_ERROR, "delivery_rejected",
                      "seq=%llu reason=\"not a web-chat session id\"", (unsigned long long)m->seq);
-    return rc;
+        snprintf(d->reason, sizeof d->reason, "not a web-chat session id");
+        return BR_OUTBOX_RETRY; /* a web-chat delivery never fails for good */
+    }
+    snprintf(d->upstream_id, sizeof d->upstream_id, "%llu", (unsigned long long)m->seq);
+    return BR_OUTBOX_DELIVERED;
 }
 
 /* ---------------------------------------------------------------- main */
@@ -543,6 +546,9 @@ int main(int argc, char **argv)
         {"listen", "WEBCHAT_LISTEN", BR_OPT_STRING, &cfg.listen, 0, 0, "ADDR",
          "Address of the chat server, host:port (port 0 picks one). Default 127.0.0.1:8080. helpwired's "
          "--survey-base-url should be http(s)://<this server>/survey/."},
+        {"state-dir", "WEBCHAT_STATE_DIR", BR_OPT_REQUIRED, &cfg.state_dir, 0, 0, "DIR",
+         "Directory for the record of messages delivered (webchat.sent.mdb), so a message helpwired "
+         "streams again is not shown twice; created if missing. Required."},
         {"max-sessions", NULL, BR_OPT_INT, &cfg.max_sessions, 1, 10000000, "N",
          "Visitors kept in memory; the least recently active is dropped beyond it. Default 10000."},
         {"max-events", NULL, BR_OPT_INT, &cfg.max_events, 1, 100000, "N",
@@ -569,7 +575,7 @@ int main(int argc, char **argv)
     b.cfg = &cfg;
     b.log = rt.log;
     b.rpc = rt.rpc;
-    if (br_runtime_subscribe(&rt, deliver, &b) != 0 ||
+    if (br_runtime_subscribe(&rt, cfg.state_dir, deliver, &b) != 0 ||
         br_runtime_listen(&rt, cfg.listen, (size_t)64 * 1024, handler, &b) != 0)
         goto out;
     br_runtime_serve(&rt, cfg.listen);

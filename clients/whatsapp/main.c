@@ -82,6 +82,8 @@ typedef struct wa_bridge {
     const hw_log *log;
     br_stop *stop;
     br_dedupe *seen; /* wamids routed recently */
+    br_outbox *ob;   /* set before the worker starts: late failures are acknowledged on it */
+    br_sent *sent;   /* the sent record: wamid -> message */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     queued *head, *tail;
@@ -272,6 +274,42 @@ static void route_message(wa_bridge *b, json_t *m, json_t *contacts)
     br_dedupe_add(b->seen, id);
 }
 
+/* A status callback. "failed" for a wamid in the sent record: the message
+ * is acknowledged as FAILED late (FailedDelivery.message), with reason
+ * "whatsapp <code>: <title>: <details>"; for an unknown wamid a warning.
+ * Other statuses (sent, delivered, read) are only logged at debug. */
+static void handle_status(wa_bridge *b, json_t *x)
+{
+    const char *st = json_string_value(json_object_get(x, "status"));
+    const char *wamid = json_string_value(json_object_get(x, "id"));
+    char q[300], q2[300];
+    if (!st || strcmp(st, "failed") != 0) {
+        hw_log_event(b->log, HW_LOG_DEBUG, "status_ignored", "status=%s", st ? st : "none");
+        return;
+    }
+    json_t *e = json_array_get(json_object_get(x, "errors"), 0);
+    json_t *code = json_object_get(e, "code");
+    const char *title = json_string_value(json_object_get(e, "title"));
+    if (!title)
+        title = json_string_value(json_object_get(e, "message"));
+    const char *details = json_string_value(json_object_get(json_object_get(e, "error_data"), "details"));
+    char reason[1024];
+    snprintf(reason, sizeof reason, "whatsapp %lld: %s%s%s", json_is_integer(code) ? (long long)json_integer_value(code) : 0LL,
+             title ? title : "(no title)", details ? ": " : "", details ? details : "");
+    br_sent_record rec;
+    int found = b->sent && wamid ? br_sent_find_upstream(b->sent, wamid, &rec) : 0;
+    if (found != 1 || !rec.message) {
+        if (found == 1)
+            br_sent_record_free(&rec);
+        hw_log_event(b->log, HW_LOG_WARN, "status_failed_unknown", "wamid=%s reason=%s",
+                     hw_log_quote(wamid ? wamid : "", q, sizeof q), hw_log_quote(reason, q2, sizeof q2));
+        return;
+    }
+    if (b->ob)
+        br_outbox_late_failure(b->ob, rec.message, reason);
+    br_sent_record_free(&rec);
+}
+
 static void process_body(wa_bridge *b, const queued *item)
 {
     json_error_t je;
@@ -296,8 +334,7 @@ static void process_body(wa_bridge *b, const queued *item)
             }
             json_array_foreach(json_object_get(value, "statuses"), k, x)
             {
-                const char *st = json_string_value(json_object_get(x, "status"));
-                hw_log_event(b->log, HW_LOG_DEBUG, "status_ignored", "status=%s", st ? st : "none");
+                handle_status(b, x);
             }
             json_t *contacts = json_object_get(value, "contacts");
             json_array_foreach(json_object_get(value, "messages"), k, x)
@@ -334,10 +371,12 @@ static void *worker(void *arg)
 
 /* ------------------------------------------------------------ outbound */
 
-/* Sends m with POST /messages. A permanent refusal (refusal.h: 131026,
- * 131047, 131051, 100) is BR_OUTBOX_FAILED with the error's message and
- * details as the reason. */
-static int deliver(void *arg, const Helpwire__V1__OutboundMessage *m, char *reason, size_t reason_size)
+/* Sends m with POST /messages, once. A permanent refusal (refusal.h:
+ * 131026, 131047, 131051, 100) is BR_OUTBOX_FAILED with the error's
+ * message and details as the reason; 130429 (throughput) pauses the whole
+ * channel, 131056 (pair rate limit) this recipient; the wamid is the
+ * upstream id. */
+static int deliver(void *arg, const Helpwire__V1__OutboundMessage *m, br_delivery *d)
 {
     wa_bridge *b = arg;
     char url[2048];
@@ -347,8 +386,10 @@ static int deliver(void *arg, const Helpwire__V1__OutboundMessage *m, char *reas
                              "preview_url", m->survey_url && *m->survey_url, "body", m->text);
     char *payload = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
-    if (!payload)
+    if (!payload) {
+        snprintf(d->reason, sizeof d->reason, "out of memory");
         return BR_OUTBOX_RETRY;
+    }
     br_http_request req = {.method = "POST",
                            .url = url,
                            .bearer = b->cfg->access_token,
@@ -358,9 +399,7 @@ static int deliver(void *arg, const Helpwire__V1__OutboundMessage *m, char *reas
                            .timeout_ms = b->cfg->http_timeout_ms,
                            .stop = b->stop};
     br_http_response resp;
-    br_backoff bo;
-    br_backoff_init(&bo, b->cfg->common.backoff_initial_ms, b->cfg->common.backoff_max_ms, m->seq);
-    int rc = br_http_do_retry(&req, &resp, b->cfg->send_attempts, &bo, NULL, NULL, b->log, "messages");
+    int rc = br_http_do(&req, &resp);
     free(payload);
     int result = BR_OUTBOX_RETRY;
     char q[300];
@@ -370,6 +409,7 @@ static int deliver(void *arg, const Helpwire__V1__OutboundMessage *m, char *reas
             json_string_value(json_object_get(json_array_get(json_object_get(j, "messages"), 0), "id"));
         hw_log_event(b->log, HW_LOG_DEBUG, "sent", "seq=%llu wamid=%s", (unsigned long long)m->seq,
                      hw_log_quote(wamid ? wamid : "", q, sizeof q));
+        snprintf(d->upstream_id, sizeof d->upstream_id, "%s", wamid ? wamid : "");
         json_decref(j);
         result = BR_OUTBOX_DELIVERED;
     } else if (rc == BR_HTTP_OK) {
@@ -379,19 +419,25 @@ static int deliver(void *arg, const Helpwire__V1__OutboundMessage *m, char *reas
         const char *details =
             json_string_value(json_object_get(json_object_get(err, "error_data"), "details"));
         json_t *code = json_object_get(err, "code");
+        long c = json_is_integer(code) ? (long)json_integer_value(code) : 0;
         hw_log_event(b->log, resp.status >= 500 || resp.status == 429 ? HW_LOG_WARN : HW_LOG_ERROR,
-                     "delivery_rejected", "seq=%llu status=%ld error=%s", (unsigned long long)m->seq,
-                     resp.status, hw_log_quote(msg ? msg : "", q, sizeof q));
-        if (json_is_integer(code) &&
-            br_refusal_whatsapp((long)json_integer_value(code)) == BR_REFUSAL_PERMANENT) {
-            snprintf(reason, reason_size, "whatsapp %lld: %s%s%s", (long long)json_integer_value(code),
-                     msg ? msg : "(no message)", details ? ": " : "", details ? details : "");
+                     "delivery_rejected", "seq=%llu status=%ld code=%ld error=%s", (unsigned long long)m->seq,
+                     resp.status, c, hw_log_quote(msg ? msg : "", q, sizeof q));
+        if (json_is_integer(code))
+            snprintf(d->reason, sizeof d->reason, "whatsapp %ld: %s%s%s", c, msg ? msg : "(no message)",
+                     details ? ": " : "", details ? details : "");
+        else
+            snprintf(d->reason, sizeof d->reason, "whatsapp HTTP %ld", resp.status);
+        if (json_is_integer(code) && br_refusal_whatsapp(c) == BR_REFUSAL_PERMANENT)
             result = BR_OUTBOX_FAILED;
-        }
+        d->scope = c == 130429 ? BR_SCOPE_CHANNEL : BR_SCOPE_RECIPIENT;
+        if (resp.retry_after_s > 0)
+            d->retry_after_ms = resp.retry_after_s * 1000;
         json_decref(j);
-    } else if (rc == BR_HTTP_ETRANSPORT) {
+    } else {
         hw_log_event(b->log, HW_LOG_WARN, "whatsapp_unreachable", "seq=%llu error=%s",
                      (unsigned long long)m->seq, hw_log_quote(resp.error, q, sizeof q));
+        snprintf(d->reason, sizeof d->reason, "whatsapp unreachable: %s", resp.error);
     }
     br_http_response_free(&resp);
     return result;
@@ -428,7 +474,8 @@ int main(int argc, char **argv)
          "front)."},
         {"state-dir", "WHATSAPP_STATE_DIR", BR_OPT_REQUIRED, &cfg.state_dir, 0, 0, "DIR",
          "Directory for the dead letters (whatsapp.deadletter.jsonl: messages refused by helpwired, or not "
-         "routed within --max-retry-age-ms); created if missing. Required."},
+         "routed within --max-retry-age-ms) and the record of messages sent (whatsapp.sent.mdb, which also "
+         "matches \"failed\" status callbacks to their message); created if missing. Required."},
         {"webhook-path", NULL, BR_OPT_PATH, &cfg.webhook_path, 0, 0, "PATH",
          "Path of the webhook (callback URL path). Default /whatsapp/webhook."},
         {"api-base", "WHATSAPP_API_BASE", BR_OPT_STRING, &cfg.api_base, 0, 0, "URL",
@@ -446,9 +493,8 @@ int main(int argc, char **argv)
         {"http-timeout-ms", NULL, BR_OPT_INT, &cfg.http_timeout_ms, 100, 600000, "MS",
          "Timeout of each Graph API request. Default 15000."},
         {"send-attempts", NULL, BR_OPT_INT, &cfg.send_attempts, 1, 100, "N",
-         "Attempts of one send on transport errors, 429 and 5xx before leaving the message to be "
-         "redelivered. "
-         "Default 5."},
+         "Unused, accepted for old command lines: each send is one attempt, and its retries are scheduled "
+         "per recipient (the whole channel on 130429) up to --max-delivery-age-ms."},
         {NULL, "WHATSAPP_ACCESS_TOKEN", BR_OPT_REQUIRED, &cfg.access_token, 0, 0, "TOKEN",
          "Graph API access token (system user), sent as a bearer token. Required."},
         {NULL, "WHATSAPP_APP_SECRET", BR_OPT_REQUIRED, &cfg.app_secret, 0, 0, "SECRET",
@@ -487,13 +533,16 @@ int main(int argc, char **argv)
     if (br_runtime_inbound(&rt, cfg.state_dir) != 0)
         goto out;
     b.route = &rt.route;
+    if (br_runtime_subscribe(&rt, cfg.state_dir, deliver, &b) != 0)
+        goto out;
+    b.ob = rt.ob;
+    b.sent = rt.sent;
     if (pthread_create(&worker_thread, NULL, worker, &b) != 0) {
         fprintf(stderr, PROG ": cannot start the worker thread\n");
         goto out;
     }
     worker_up = true;
-    if (br_runtime_subscribe(&rt, deliver, &b) != 0 ||
-        br_runtime_listen(&rt, cfg.listen, 0, handler, &b) != 0)
+    if (br_runtime_listen(&rt, cfg.listen, 0, handler, &b) != 0)
         goto out;
     br_runtime_serve(&rt, cfg.listen);
     rc = 0;
