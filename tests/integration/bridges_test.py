@@ -158,6 +158,7 @@ class Bridge:
             if k in os.environ:
                 full_env[k] = os.environ[k]
         full_env.update(env)
+        full_env.update(default_state_dir(name, args, env))
         self.proc = subprocess.Popen([binary(name)] + list(args), stdout=subprocess.PIPE, stderr=self.log,
                                      env=full_env)
         self.address = None
@@ -206,9 +207,19 @@ class Bridge:
         return rc
 
 
+def default_state_dir(name, args, env):
+    """The web chat needs a state directory too (its sent record); tests that
+    do not care get a fresh one through WEBCHAT_STATE_DIR."""
+    if name == "webchat" and "--state-dir" not in args and "WEBCHAT_STATE_DIR" not in env:
+        return {"WEBCHAT_STATE_DIR": tempfile.mkdtemp(prefix="webchat-state-", dir=TMP)}
+    return {}
+
+
 def run(name, args, env=None, timeout=20):
+    env = dict(env or {})
+    env.update(default_state_dir(name, args, env))
     p = subprocess.run([binary(name)] + list(args), capture_output=True, timeout=timeout,
-                       env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **(env or {})})
+                       env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **env})
     return p.returncode, p.stdout.decode(), p.stderr.decode()
 
 
