@@ -51,37 +51,68 @@
 #include <string.h>
 #include <time.h>
 
+#include <xxhash.h>
+
 #include "server/domain/rpc.h"
 #include "server/domain/watch.h"
 #include "server/store/records.h"
 
-#define HW_OUTBOX_WINDOW 256u /* messages in flight per subscriber */
-#define HW_OUTBOX_PAGE 256u   /* messages per store listing */
+#define HW_OUTBOX_MAX_IN_FLIGHT 4096u /* messages in flight per subscriber, all recipients */
+#define HW_OUTBOX_MAX_HELD 4096u      /* messages held back per subscriber (recipients at their limit) */
+#define HW_OUTBOX_DEFAULT_PER_RECIPIENT 8u
+#define HW_OUTBOX_MAX_PER_RECIPIENT 256u
+#define HW_OUTBOX_PAGE 256u /* messages per store listing */
 #define HW_OUTBOX_CHANNELS 8  /* > every Channel value */
 #define HW_OUTBOX_DEFAULT_REDELIVER_MS 30000u
 #define HW_OUTBOX_MIN_REDELIVER_MS 1000u
 #define HW_OUTBOX_MAX_ACK 1000u
+#define HW_OUTBOX_MAX_INSTANCE 128u /* bytes of SubscribeRequest.instance */
+
+/* A recipient: the hash of its channel_user_id (never 0). */
+typedef uint64_t recipient_key;
 
 typedef struct flight {
     uint64_t seq;
+    recipient_key who;
     int64_t due_ms; /* monotonic */
     uint32_t attempt;
 } flight;
+
+/* A message found by the scan while its recipient was at its limit. */
+typedef struct held {
+    uint64_t seq;
+    recipient_key who;
+} held;
+
+/* A recipient with messages in flight or held back; who 0: a free slot. */
+typedef struct recipient {
+    recipient_key who;
+    uint32_t in_flight, held;
+} recipient;
 
 typedef struct sub {
     struct sub *next;
     hw_call *call; /* we hold a reference until the sub is freed */
     Helpwire__V1__Channel channel;
     int64_t redeliver_ms;
+    uint32_t per_recipient; /* max_in_flight_per_recipient */
+    char instance[HW_OUTBOX_MAX_INSTANCE + 1]; /* SubscribeRequest.instance, for the logs */
+    uint64_t joined;                           /* arrival order: the longest waiting is promoted */
     /* Guarded by hub->mu. */
     bool closed;
     int pinned;
+    Helpwire__V1__LeaseState lease; /* UNSPECIFIED until the hub decides; written by the hub thread */
     /* Hub thread only (set before the sub is listed). */
+    bool announce;   /* the control message for lease is still to send */
     uint64_t cursor; /* highest sequence sent for the first time */
     bool want_scan;  /* there may be messages after cursor */
     bool check_acks; /* acknowledgements happened on the channel */
-    flight *fl;      /* in seq order */
+    flight *fl;      /* in the order sent (not seq order: held ones go later) */
     size_t n_fl, cap_fl;
+    held *hd; /* in seq order */
+    size_t n_hd, cap_hd;
+    recipient *rt; /* open addressing on who, linear probing; cap_rt a power of 2 */
+    size_t n_rt, cap_rt;
 } sub;
 
 struct hw_outbox {
@@ -93,6 +124,7 @@ struct hw_outbox {
 
     pthread_mutex_t mu;
     sub *subs;
+    uint64_t joined; /* subscriptions so far (guarded by mu) */
 
     pthread_mutex_t wake_mu;
     pthread_cond_t wake_cv; /* CLOCK_MONOTONIC */
@@ -120,12 +152,94 @@ static void hub_wake(hw_outbox *ob)
 static void sub_free(sub *s)
 {
     free(s->fl);
+    free(s->hd);
+    free(s->rt);
     free(s);
 }
 
 /* ------------------------------------------------------------ hub thread */
 
-static int flight_push(sub *s, uint64_t seq, int64_t due_ms, uint32_t attempt)
+/* ---- recipients: how many messages each has in flight and held back ----
+ * A table of its own rather than a library's: the keys are already hashes
+ * (XXH3 of channel_user_id), there is one table per subscriber touched by
+ * the hub thread alone, and it needs find, insert and delete of small
+ * counters, which is forty lines of linear probing. Two recipients whose
+ * hashes collide (1 in 2^64) would share a window: stricter, never wrong. */
+
+static recipient_key recipient_of(const Helpwire__V1__OutboundMessage *m)
+{
+    const char *id = m->channel_user_id ? m->channel_user_id : "";
+    recipient_key k = XXH3_64bits(id, strlen(id));
+    return k ? k : 1;
+}
+
+static recipient *recipient_find(sub *s, recipient_key who)
+{
+    if (s->cap_rt == 0)
+        return NULL;
+    size_t mask = s->cap_rt - 1;
+    for (size_t i = (size_t)who & mask;; i = (i + 1) & mask) {
+        if (s->rt[i].who == who)
+            return &s->rt[i];
+        if (s->rt[i].who == 0)
+            return NULL;
+    }
+}
+
+/* Finds or adds who (counters 0). The pointer lasts until the next add or
+ * drop. */
+static int recipient_add(sub *s, recipient_key who, recipient **out)
+{
+    *out = recipient_find(s, who);
+    if (*out)
+        return HW_OK;
+    if ((s->n_rt + 1) * 2 > s->cap_rt) { /* at most half full: probes stay short */
+        size_t cap = s->cap_rt ? s->cap_rt * 2 : 64;
+        recipient *rt = calloc(cap, sizeof *rt);
+        if (!rt)
+            return HW_ENOMEM;
+        for (size_t j = 0; j < s->cap_rt; j++) {
+            if (s->rt[j].who == 0)
+                continue;
+            size_t i = (size_t)s->rt[j].who & (cap - 1);
+            while (rt[i].who)
+                i = (i + 1) & (cap - 1);
+            rt[i] = s->rt[j];
+        }
+        free(s->rt);
+        s->rt = rt;
+        s->cap_rt = cap;
+    }
+    size_t mask = s->cap_rt - 1, i = (size_t)who & mask;
+    while (s->rt[i].who)
+        i = (i + 1) & mask;
+    s->rt[i] = (recipient){.who = who};
+    s->n_rt++;
+    *out = &s->rt[i];
+    return HW_OK;
+}
+
+/* Removes r when it has nothing in flight or held back, shifting back the
+ * entries after it so that no probe sequence has a hole. */
+static void recipient_drop_if_idle(sub *s, recipient *r)
+{
+    if (!r || r->in_flight || r->held)
+        return;
+    size_t mask = s->cap_rt - 1, hole = (size_t)(r - s->rt);
+    for (size_t i = (hole + 1) & mask; s->rt[i].who; i = (i + 1) & mask) {
+        size_t home = (size_t)s->rt[i].who & mask;
+        /* Entry i may fill the hole if its home is not within (hole, i]. */
+        bool stays = hole <= i ? (home > hole && home <= i) : (home > hole || home <= i);
+        if (!stays) {
+            s->rt[hole] = s->rt[i];
+            hole = i;
+        }
+    }
+    s->rt[hole].who = 0;
+    s->n_rt--;
+}
+
+static int flight_push(sub *s, uint64_t seq, recipient_key who, int64_t due_ms, uint32_t attempt)
 {
     if (s->n_fl == s->cap_fl) {
         size_t cap = s->cap_fl ? s->cap_fl * 2 : 64;
@@ -135,7 +249,39 @@ static int flight_push(sub *s, uint64_t seq, int64_t due_ms, uint32_t attempt)
         s->fl = fl;
         s->cap_fl = cap;
     }
-    s->fl[s->n_fl++] = (flight){.seq = seq, .due_ms = due_ms, .attempt = attempt};
+    s->fl[s->n_fl++] = (flight){.seq = seq, .who = who, .due_ms = due_ms, .attempt = attempt};
+    return HW_OK;
+}
+
+static int held_push(sub *s, uint64_t seq, recipient_key who)
+{
+    if (s->n_hd == s->cap_hd) {
+        size_t cap = s->cap_hd ? s->cap_hd * 2 : 64;
+        held *hd = realloc(s->hd, cap * sizeof *hd);
+        if (!hd)
+            return HW_ENOMEM;
+        s->hd = hd;
+        s->cap_hd = cap;
+    }
+    s->hd[s->n_hd++] = (held){.seq = seq, .who = who};
+    return HW_OK;
+}
+
+/* Whether a message to r may be streamed now: r has room and nothing held
+ * back (which would come first), and the subscriber's total has room. */
+static bool may_stream(const sub *s, const recipient *r)
+{
+    return r->held == 0 && r->in_flight < s->per_recipient && s->n_fl < HW_OUTBOX_MAX_IN_FLIGHT;
+}
+
+/* Streams m (attempt already set) and records it in flight for r. */
+static int stream_now(sub *s, recipient *r, Helpwire__V1__OutboundMessage *m, int64_t now)
+{
+    int rc = flight_push(s, m->seq, r->who, now + s->redeliver_ms, m->attempt);
+    if (rc != HW_OK)
+        return rc;
+    r->in_flight++;
+    hw_call_stream_send(s->call, &m->base);
     return HW_OK;
 }
 
@@ -149,8 +295,13 @@ static int serve_flight(hw_outbox *ob, sub *s, hw_store_txn *txn, int64_t now)
         if (rc == HW_OK && (s->check_acks || f.due_ms <= now)) {
             Helpwire__V1__OutboundMessage *m = NULL;
             int grc = hw_store_outbox_get(txn, s->channel, f.seq, ob->arena, &m);
-            if (grc == HW_ENOTFOUND)
-                continue; /* acknowledged */
+            if (grc == HW_ENOTFOUND) { /* acknowledged: a place is free */
+                recipient *r = recipient_find(s, f.who);
+                assert(r && r->in_flight > 0);
+                r->in_flight--;
+                recipient_drop_if_idle(s, r);
+                continue;
+            }
             if (grc != HW_OK) {
                 rc = grc;
             } else if (f.due_ms <= now) {
@@ -168,39 +319,114 @@ static int serve_flight(hw_outbox *ob, sub *s, hw_store_txn *txn, int64_t now)
     return rc;
 }
 
-/* Sends what follows the cursor, oldest first, while the window has room. */
+/* Streams the held-back messages whose recipients have room again, each
+ * recipient's oldest first. A held message acknowledged meanwhile (a bridge
+ * may acknowledge what an earlier subscription streamed) is dropped. */
+static int serve_held(hw_outbox *ob, sub *s, hw_store_txn *txn, int64_t now)
+{
+    size_t keep = 0;
+    int rc = HW_OK;
+    for (size_t i = 0; i < s->n_hd; i++) {
+        held h = s->hd[i];
+        recipient *r = recipient_find(s, h.who);
+        assert(r && r->held > 0);
+        if (rc == HW_OK && r->in_flight < s->per_recipient && s->n_fl < HW_OUTBOX_MAX_IN_FLIGHT) {
+            Helpwire__V1__OutboundMessage *m = NULL;
+            int grc = hw_store_outbox_get(txn, s->channel, h.seq, ob->arena, &m);
+            if (grc == HW_OK) {
+                m->attempt = m->attempt + 1;
+                grc = stream_now(s, r, m, now);
+            }
+            if (grc == HW_OK || grc == HW_ENOTFOUND) {
+                r->held--;
+                recipient_drop_if_idle(s, r);
+                continue;
+            }
+            rc = grc; /* kept, in its place: tried again on a later pass */
+        }
+        s->hd[keep++] = h;
+    }
+    s->n_hd = keep;
+    return rc;
+}
+
+/* Scans what follows the cursor, oldest first: streams each message whose
+ * recipient has room, holds back the others. Pauses (want_scan stays set,
+ * the cursor before the next message) when the subscriber's total window
+ * or the held set is full. */
 static int serve_new(hw_outbox *ob, sub *s, hw_store_txn *txn, int64_t now)
 {
-    while (s->want_scan && s->n_fl < HW_OUTBOX_WINDOW) {
-        size_t room = HW_OUTBOX_WINDOW - s->n_fl, limit = room < HW_OUTBOX_PAGE ? room : HW_OUTBOX_PAGE;
+    int rc = HW_OK;
+    while (rc == HW_OK && s->want_scan && s->n_fl < HW_OUTBOX_MAX_IN_FLIGHT && s->n_hd < HW_OUTBOX_MAX_HELD) {
         Helpwire__V1__OutboundMessage **ms = NULL;
-        size_t n = 0;
-        int rc = hw_store_outbox_list(txn, s->channel, s->cursor, limit, ob->arena, &ms, &n);
-        if (rc != HW_OK)
-            return rc;
-        for (size_t i = 0; i < n; i++) {
+        size_t n = 0, i = 0;
+        rc = hw_store_outbox_list(txn, s->channel, s->cursor, HW_OUTBOX_PAGE, ob->arena, &ms, &n);
+        for (; rc == HW_OK && i < n; i++) {
             Helpwire__V1__OutboundMessage *m = ms[i];
-            m->attempt = m->attempt + 1;
-            rc = flight_push(s, m->seq, now + s->redeliver_ms, m->attempt);
+            recipient *r = NULL;
+            if (s->n_fl >= HW_OUTBOX_MAX_IN_FLIGHT || s->n_hd >= HW_OUTBOX_MAX_HELD)
+                break; /* paused: the rest waits for acknowledgements */
+            rc = recipient_add(s, recipient_of(m), &r);
             if (rc != HW_OK)
-                return rc; /* the cursor stays before m: sent on a later pass */
+                break;
+            if (may_stream(s, r)) {
+                m->attempt = m->attempt + 1;
+                rc = stream_now(s, r, m, now);
+            } else {
+                rc = held_push(s, m->seq, r->who);
+                if (rc == HW_OK)
+                    r->held++;
+            }
+            if (rc != HW_OK) {
+                recipient_drop_if_idle(s, r);
+                break; /* the cursor stays before m: seen on a later pass */
+            }
             s->cursor = m->seq;
-            hw_call_stream_send(s->call, &m->base);
         }
-        if (n < limit)
-            s->want_scan = false;
+        if (rc == HW_OK && i == n && n < HW_OUTBOX_PAGE)
+            s->want_scan = false; /* reached the end of the queue */
         hw_arena_reset(ob->arena);
     }
-    return HW_OK;
+    return rc;
+}
+
+static const char *channel_name(Helpwire__V1__Channel channel)
+{
+    const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(&helpwire__v1__channel__descriptor, channel);
+    return v ? v->name : "CHANNEL_UNKNOWN";
+}
+
+static void log_lease(hw_outbox *ob, const sub *s, const char *state)
+{
+    char q[2 * HW_OUTBOX_MAX_INSTANCE + 8];
+    hw_log_event(ob->app->log, HW_LOG_INFO, "outbox_lease", "channel=%s instance=%s state=%s",
+                 channel_name(s->channel), hw_log_quote(s->instance, q, sizeof q), state);
+}
+
+/* Sends the control message saying s's lease (seq 0, nothing to deliver). */
+static void announce_lease(hw_outbox *ob, sub *s)
+{
+    Helpwire__V1__OutboundMessage m = HELPWIRE__V1__OUTBOUND_MESSAGE__INIT;
+    m.channel = s->channel;
+    m.lease = s->lease;
+    s->announce = false;
+    log_lease(ob, s, s->lease == HELPWIRE__V1__LEASE_STATE__LEASE_STATE_ACTIVE ? "active" : "standby");
+    hw_call_stream_send(s->call, &m.base);
 }
 
 static void serve(hw_outbox *ob, sub *s)
 {
+    if (s->announce)
+        announce_lease(ob, s);
+    if (s->lease != HELPWIRE__V1__LEASE_STATE__LEASE_STATE_ACTIVE)
+        return; /* a standby receives nothing until it is promoted */
     hw_store_txn *txn = NULL;
     int rc = hw_store_read_begin(ob->reader, &txn);
     if (rc == HW_OK) {
         int64_t now = mono_ms();
         rc = serve_flight(ob, s, txn, now);
+        if (rc == HW_OK)
+            rc = serve_held(ob, s, txn, now);
         if (rc == HW_OK)
             rc = serve_new(ob, s, txn, now);
         hw_store_read_end(ob->reader);
@@ -213,7 +439,11 @@ static void serve(hw_outbox *ob, sub *s)
 
 static bool sub_has_work(const sub *s, int64_t now)
 {
-    if (s->want_scan && s->n_fl < HW_OUTBOX_WINDOW)
+    if (s->announce)
+        return true;
+    if (s->lease != HELPWIRE__V1__LEASE_STATE__LEASE_STATE_ACTIVE)
+        return false;
+    if (s->want_scan && s->n_fl < HW_OUTBOX_MAX_IN_FLIGHT && s->n_hd < HW_OUTBOX_MAX_HELD)
         return true;
     if (s->check_acks && s->n_fl > 0)
         return true;
@@ -233,6 +463,35 @@ static int64_t next_due_locked(hw_outbox *ob)
             if (s->fl[i].due_ms < due)
                 due = s->fl[i].due_ms;
     return due;
+}
+
+/* The lease decisions, made by the hub thread alone: a channel whose
+ * active subscriber is gone (or that never had one) gives the lease to its
+ * subscriber that waited longest, which then starts from the backlog like a
+ * new subscriber; every other new subscriber becomes a standby. Nobody is
+ * promoted while the server drains (every stream is ending). Caller holds
+ * ob->mu. */
+static void assign_leases_locked(hw_outbox *ob)
+{
+    sub *active[HW_OUTBOX_CHANNELS] = {0}, *oldest[HW_OUTBOX_CHANNELS] = {0};
+    for (sub *s = ob->subs; s; s = s->next) {
+        if (s->lease == HELPWIRE__V1__LEASE_STATE__LEASE_STATE_ACTIVE)
+            active[s->channel] = s;
+        else if (!oldest[s->channel] || s->joined < oldest[s->channel]->joined)
+            oldest[s->channel] = s;
+    }
+    bool draining = ob->app->net && hw_net_draining(ob->app->net);
+    for (sub *s = ob->subs; s; s = s->next) {
+        if (!active[s->channel] && s == oldest[s->channel] && !draining) {
+            s->lease = HELPWIRE__V1__LEASE_STATE__LEASE_STATE_ACTIVE;
+            s->announce = true;
+            s->cursor = 0;
+            s->want_scan = true; /* the backlog, from the start */
+        } else if (s->lease == HELPWIRE__V1__LEASE_STATE__LEASE_STATE_UNSPECIFIED) {
+            s->lease = HELPWIRE__V1__LEASE_STATE__LEASE_STATE_STANDBY;
+            s->announce = true;
+        }
+    }
 }
 
 /* Waits for a wake-up or until due_ms (monotonic). Returns false to stop. */
@@ -281,6 +540,7 @@ static void *hub_main(void *arg)
         bool truncated = false;
         int64_t now = mono_ms();
         pthread_mutex_lock(&ob->mu);
+        assign_leases_locked(ob);
         for (sub *s = ob->subs; s; s = s->next) {
             if (committed & (1u << s->channel))
                 s->want_scan = true;
@@ -557,17 +817,23 @@ static void on_subscriber_closed(hw_call *call, void *arg)
 {
     hw_outbox *ob = arg;
     sub *gone = NULL;
+    bool released = false;
     pthread_mutex_lock(&ob->mu);
     for (sub **p = &ob->subs; *p; p = &(*p)->next)
         if ((*p)->call == call) {
             sub *s = *p;
             *p = s->next;
             s->closed = true;
+            released = s->lease == HELPWIRE__V1__LEASE_STATE__LEASE_STATE_ACTIVE;
+            if (released)
+                log_lease(ob, s, "released");
             if (s->pinned == 0)
                 gone = s; /* else the hub thread frees it when it unpins */
             break;
         }
     pthread_mutex_unlock(&ob->mu);
+    if (released)
+        hub_wake(ob); /* a standby takes over */
     if (gone) {
         hw_call_unref(call);
         sub_free(gone);
@@ -587,6 +853,17 @@ void hw_outbox_subscribe(hw_call *call, const ProtobufCMessage *request, void *a
                      HW_OUTBOX_MIN_REDELIVER_MS, HW_OUTBOX_DEFAULT_REDELIVER_MS);
         return;
     }
+    uint32_t per_recipient =
+        req->max_in_flight_per_recipient ? req->max_in_flight_per_recipient : HW_OUTBOX_DEFAULT_PER_RECIPIENT;
+    if (per_recipient > HW_OUTBOX_MAX_PER_RECIPIENT) {
+        hw_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
+                     "max_in_flight_per_recipient: %u, at most %u allowed (0 means %u)",
+                     req->max_in_flight_per_recipient, HW_OUTBOX_MAX_PER_RECIPIENT, HW_OUTBOX_DEFAULT_PER_RECIPIENT);
+        return;
+    }
+    const char *instance = req->instance ? req->instance : "";
+    if (!hw_rpc_check_text(call, "instance", instance, 0, HW_OUTBOX_MAX_INSTANCE))
+        return;
     if (!ob) {
         hw_call_fail(call, GRPC_STATUS_UNAVAILABLE, "the outbox is not running");
         return;
@@ -599,10 +876,12 @@ void hw_outbox_subscribe(hw_call *call, const ProtobufCMessage *request, void *a
     s->call = call;
     s->channel = req->channel;
     s->redeliver_ms = redeliver;
-    s->want_scan = true; /* the backlog */
+    s->per_recipient = per_recipient;
+    memcpy(s->instance, instance, strlen(instance) + 1);
     hw_call_ref(call);
     hw_call_on_close(call, on_subscriber_closed, ob);
     pthread_mutex_lock(&ob->mu);
+    s->joined = ++ob->joined;
     s->next = ob->subs;
     ob->subs = s;
     pthread_mutex_unlock(&ob->mu);

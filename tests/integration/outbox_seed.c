@@ -5,11 +5,15 @@
  * hw_surveys_create_in), so the server then streams and answers real
  * records without needing the ticket API. Tests only.
  *
- *   outbox_seed DIR outbox CHANNEL N      appends N agent replies on CHANNEL
- *                                         (its enum number); prints each seq
+ *   outbox_seed DIR outbox CHANNEL N [USER]
+ *                                         appends N agent replies on CHANNEL
+ *                                         (its enum number), the i-th to
+ *                                         user-i or all to USER; prints each
+ *                                         seq
  *   outbox_seed DIR survey CHANNEL TTL_MS creates a survey for a closed
  *                                         ticket; prints "id url token seq"
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +27,7 @@
 typedef struct {
     Helpwire__V1__Channel channel;
     int i;
+    const char *user; /* NULL: user-i */
     uint64_t seq;
 } outbox_ctx;
 
@@ -30,7 +35,9 @@ static int outbox_fn(hw_store_txn *w, void *arg)
 {
     outbox_ctx *c = arg;
     char user[32], text[64];
-    snprintf(user, sizeof user, "user-%d", c->i);
+    snprintf(user, sizeof user, "%s", c->user ? c->user : "");
+    if (!c->user)
+        snprintf(user, sizeof user, "user-%d", c->i);
     snprintf(text, sizeof text, "reply number %d", c->i);
     Helpwire__V1__OutboundMessage m = HELPWIRE__V1__OUTBOUND_MESSAGE__INIT;
     m.channel = c->channel;
@@ -72,8 +79,9 @@ static int survey_fn(hw_store_txn *w, void *arg)
 
 int main(int argc, char **argv)
 {
-    if (argc != 5 || (strcmp(argv[2], "outbox") != 0 && strcmp(argv[2], "survey") != 0)) {
-        fprintf(stderr, "usage: outbox_seed DIR outbox CHANNEL N | outbox_seed DIR survey CHANNEL TTL_MS\n");
+    bool outbox = argc >= 3 && strcmp(argv[2], "outbox") == 0;
+    if (!(argc == 5 || (outbox && argc == 6)) || (!outbox && strcmp(argv[2], "survey") != 0)) {
+        fprintf(stderr, "usage: outbox_seed DIR outbox CHANNEL N [USER] | outbox_seed DIR survey CHANNEL TTL_MS\n");
         return 2;
     }
     hw_store *s = NULL;
@@ -89,7 +97,7 @@ int main(int argc, char **argv)
     hw_arena *a = hw_arena_create(0);
     if (strcmp(argv[2], "outbox") == 0) {
         for (long i = 0; i < n && rc == HW_OK; i++) {
-            outbox_ctx c = {.channel = channel, .i = (int)i};
+            outbox_ctx c = {.channel = channel, .i = (int)i, .user = argc == 6 ? argv[5] : NULL};
             rc = hw_store_write(s, outbox_fn, &c);
             if (rc == HW_OK)
                 printf("%llu\n", (unsigned long long)c.seq);

@@ -29,12 +29,26 @@ STATS = "helpwire.v1.Surveys/GetSurveyStats"
 
 WHATSAPP, TELEGRAM, WEBCHAT = 1, 2, 3
 SURVEY_INVITATION = 4
+ACTIVE, STANDBY = 1, 2
 
 
 def seed(data_dir, *args):
     exe = hwclient.find_file("tests/integration/outbox_seed", "tests/integration/outbox_seed")
     out = subprocess.run([exe, data_dir] + [str(a) for a in args], check=True, capture_output=True)
     return out.stdout.decode().split()
+
+
+def subscribe(test, client, channel, lease=ACTIVE, after_cancel=False, **kwargs):
+    """A Subscribe stream whose control message (its first) said lease.
+    after_cancel: the previous holder's stream was just cancelled, and the
+    server may see the new subscriber first: then it is a standby promoted
+    as soon as the cancel arrives (a second control message)."""
+    stream = client.stream(SUBSCRIBE, channel=channel, **kwargs)
+    control = next(stream)
+    if after_cancel and lease == ACTIVE and control.lease == STANDBY:
+        control = next(stream)
+    test.assertEqual((control.seq, control.lease, control.text), (0, lease, ""))
+    return stream
 
 
 def new_data_dir():
@@ -72,7 +86,7 @@ class Validation(unittest.TestCase):
         return cm.exception
 
     def test_subscribe_on_empty_channel_waits_without_messages(self):
-        stream = self.client.stream(SUBSCRIBE, timeout=1.0, channel="CHANNEL_WEBCHAT")
+        stream = subscribe(self, self.client, "CHANNEL_WEBCHAT", timeout=1.0)
         self.assert_status(grpc.StatusCode.DEADLINE_EXCEEDED, None, lambda: stream)
 
     def test_subscribe_requires_channel(self):
@@ -166,8 +180,7 @@ class StreamEnds(unittest.TestCase):
     def test_subscription_ends_unavailable_at_shutdown(self):
         server = hwclient.Server()
         c = server.client(api=API)
-        stream = c.stream(SUBSCRIBE, timeout=30, channel="CHANNEL_WHATSAPP")
-        time.sleep(0.3)
+        stream = subscribe(self, c, "CHANNEL_WHATSAPP", timeout=30)
         server.signal()
         with self.assertRaises(grpc.RpcError) as cm:
             next(stream)
@@ -183,7 +196,7 @@ class SeededOutbox(unittest.TestCase):
         server = hwclient.Server(data_dir=data)
         try:
             c = server.client(api=API)
-            stream = c.stream(SUBSCRIBE, timeout=30, channel="CHANNEL_WEBCHAT", redeliver_after_ms=1000)
+            stream = subscribe(self, c, "CHANNEL_WEBCHAT", timeout=30, redeliver_after_ms=1000)
             first = [next(stream) for _ in range(3)]
             self.assertEqual([m.seq for m in first], [1, 2, 3])
             self.assertEqual([m.attempt for m in first], [1, 1, 1])
@@ -199,13 +212,14 @@ class SeededOutbox(unittest.TestCase):
             self.assertEqual(again.text, "reply number 2")
             self.assertLess(time.time() - start, 5)
 
-            # A second subscriber on the channel gets every queued message too.
-            other = c.stream(SUBSCRIBE, timeout=5, channel="CHANNEL_WEBCHAT")
-            self.assertEqual(next(other).seq, 3)
-            other.cancel()
+            # A second subscriber on the channel waits: the lease is taken.
+            other = subscribe(self, c, "CHANNEL_WEBCHAT", lease=STANDBY, timeout=1.5)
+            with self.assertRaises(grpc.RpcError) as cm:
+                next(other)
+            self.assertEqual(cm.exception.code(), grpc.StatusCode.DEADLINE_EXCEEDED, cm.exception.details())
             # Another channel's queue is empty.
             with self.assertRaises(grpc.RpcError) as cm:
-                next(c.stream(SUBSCRIBE, timeout=1, channel="CHANNEL_TELEGRAM"))
+                next(subscribe(self, c, "CHANNEL_TELEGRAM", timeout=1))
             self.assertEqual(cm.exception.code(), grpc.StatusCode.DEADLINE_EXCEEDED, cm.exception.details())
 
             self.assertEqual(c.call(ACK, channel="CHANNEL_WEBCHAT", seqs=[3]).acked, 1)
@@ -214,7 +228,7 @@ class SeededOutbox(unittest.TestCase):
 
             # Everything acknowledged: a new subscription has nothing to send.
             with self.assertRaises(grpc.RpcError) as cm:
-                next(c.stream(SUBSCRIBE, timeout=1.5, channel="CHANNEL_WEBCHAT", redeliver_after_ms=1000))
+                next(subscribe(self, c, "CHANNEL_WEBCHAT", after_cancel=True, timeout=1.5, redeliver_after_ms=1000))
             self.assertEqual(cm.exception.code(), grpc.StatusCode.DEADLINE_EXCEEDED, cm.exception.details())
             c.close()
         finally:
@@ -226,7 +240,7 @@ class SeededOutbox(unittest.TestCase):
         server = hwclient.Server(data_dir=data)
         try:
             c = server.client(api=API)
-            stream = c.stream(SUBSCRIBE, timeout=30, channel="CHANNEL_TELEGRAM", redeliver_after_ms=1000)
+            stream = subscribe(self, c, "CHANNEL_TELEGRAM", timeout=30, redeliver_after_ms=1000)
             self.assertEqual([next(stream).seq for _ in range(3)], [1, 2, 3])
             reason = "telegram 403: Forbidden: bot was blocked by the user"
             r = c.call(ACK, channel="CHANNEL_TELEGRAM", seqs=[2], failed=[{"seq": 1, "reason": reason}])
@@ -240,7 +254,8 @@ class SeededOutbox(unittest.TestCase):
             self.assertEqual(c.call(ACK, channel="CHANNEL_TELEGRAM", seqs=[3]).acked, 1)
             stream.cancel()
             with self.assertRaises(grpc.RpcError) as cm:
-                next(c.stream(SUBSCRIBE, timeout=1.5, channel="CHANNEL_TELEGRAM", redeliver_after_ms=1000))
+                next(subscribe(self, c, "CHANNEL_TELEGRAM", after_cancel=True, timeout=1.5,
+                               redeliver_after_ms=1000))
             self.assertEqual(cm.exception.code(), grpc.StatusCode.DEADLINE_EXCEEDED, cm.exception.details())
             c.close()
         finally:
@@ -251,7 +266,7 @@ class SeededOutbox(unittest.TestCase):
         seed(data, "outbox", TELEGRAM, 2)
         server = hwclient.Server(data_dir=data)
         c = server.client(api=API)
-        stream = c.stream(SUBSCRIBE, timeout=10, channel="CHANNEL_TELEGRAM")
+        stream = subscribe(self, c, "CHANNEL_TELEGRAM", timeout=10)
         self.assertEqual([next(stream).seq for _ in range(2)], [1, 2])
         self.assertEqual(c.call(ACK, channel="CHANNEL_TELEGRAM", seqs=[1]).acked, 1)
         stream.cancel()
@@ -261,7 +276,7 @@ class SeededOutbox(unittest.TestCase):
         server = hwclient.Server(data_dir=data)
         try:
             c = server.client(api=API)
-            stream = c.stream(SUBSCRIBE, timeout=10, channel="CHANNEL_TELEGRAM")
+            stream = subscribe(self, c, "CHANNEL_TELEGRAM", timeout=10)
             m = next(stream)
             self.assertEqual((m.seq, m.text), (2, "reply number 1"))
             stream.cancel()
@@ -283,7 +298,7 @@ class SeededSurveys(unittest.TestCase):
             self.assertGreaterEqual(len(token), 22)
 
             # The invitations wait in the WhatsApp queue with their links.
-            stream = c.stream(SUBSCRIBE, timeout=10, channel="CHANNEL_WHATSAPP")
+            stream = subscribe(self, c, "CHANNEL_WHATSAPP", timeout=10)
             inv = next(stream)
             self.assertEqual((inv.seq, inv.kind), (int(seq), SURVEY_INVITATION))
             self.assertEqual(inv.survey_url, url)
