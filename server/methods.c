@@ -17,6 +17,7 @@
 #include "server/domain/auth.h"
 #include "server/domain/knowledge.h"
 #include "server/domain/outbox.h"
+#include "server/domain/outbox_failed.h"
 #include "server/domain/admin.h"
 #include "server/domain/agents.h"
 #include "server/domain/customers.h"
@@ -94,6 +95,10 @@ static const hw_method table[] = {
         hw_outbox_subscribe, BRIDGE, true),
     RPC("/helpwire.v1.Outbox/Ack", helpwire__v1__ack_request, helpwire__v1__ack_reply, hw_outbox_ack, BRIDGE,
         false),
+    RPC("/helpwire.v1.Outbox/ListFailed", helpwire__v1__list_failed_request, helpwire__v1__list_failed_reply,
+        hw_outbox_failed_list, ADMIN, false),
+    RPC("/helpwire.v1.Outbox/RetryFailed", helpwire__v1__retry_failed_request,
+        helpwire__v1__retry_failed_reply, hw_outbox_failed_retry, ADMIN, false),
 
     RPC("/helpwire.v1.Surveys/SubmitSurvey", helpwire__v1__submit_survey_request, helpwire__v1__survey,
         hw_surveys_submit, BRIDGE, false),

@@ -29,7 +29,8 @@
 
 enum { CLI_EXIT_OK = 0, CLI_EXIT_FAILED = 1, CLI_EXIT_USAGE = 2 };
 
-enum { CLI_MAX_OPTS = 16, CLI_MAX_POS = 4 };
+/* CLI_MAX_POS: `outbox retry` takes up to 1000 sequences. */
+enum { CLI_MAX_OPTS = 16, CLI_MAX_POS = 1000 };
 
 typedef struct cli_command cli_command;
 
@@ -71,6 +72,8 @@ extern const cli_command cli_admin_commands[];
 extern const size_t cli_admin_ncommands;
 extern const cli_command cli_query_commands[];
 extern const size_t cli_query_ncommands;
+extern const cli_command cli_outbox_commands[];
+extern const size_t cli_outbox_ncommands;
 
 /* Prints "helpwire: <STATUS_NAME>: <message>" to ctx->err. Returns
  * CLI_EXIT_FAILED. */

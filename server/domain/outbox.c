@@ -53,8 +53,8 @@
 
 #include <xxhash.h>
 
+#include "server/domain/outbox_failed.h"
 #include "server/domain/rpc.h"
-#include "server/domain/watch.h"
 #include "server/store/records.h"
 
 #define HW_OUTBOX_MAX_IN_FLIGHT 4096u /* messages in flight per subscriber, all recipients */
@@ -890,9 +890,6 @@ void hw_outbox_subscribe(hw_call *call, const ProtobufCMessage *request, void *a
 
 /* ------------------------------------------------------------------ Ack */
 
-/* The longest failure reason kept (bytes, cut at a UTF-8 boundary). */
-#define HW_OUTBOX_MAX_REASON 1024u
-
 typedef struct {
     hw_wctx h;
     Helpwire__V1__Channel channel;
@@ -903,36 +900,29 @@ typedef struct {
     uint32_t acked, acked_failed;
 } ack_ctx;
 
-/* Acknowledges one failed entry: deletes it like a delivered one (it is
- * never streamed again and leaves every flight), and when it belongs to a
- * ticket appends DELIVERY_FAILED with the reason to the ticket's history.
- * The history event is the stored FAILED mark: the queue keeps only what
- * is still to deliver. HW_ENOTFOUND: unknown or already acknowledged. */
-static int ack_failed_in(hw_store_txn *w, ack_ctx *c, const Helpwire__V1__FailedDelivery *f)
+/* Acknowledges failed[i] as FAILED: a queued message leaves the queue like
+ * a delivered one (it is never streamed again and leaves every flight) for
+ * the failed list, with DELIVERY_FAILED on its ticket (outbox_failed.h).
+ * A sequence no longer queued is recorded from the failure's message when
+ * it carries one (a late failure). HW_ENOTFOUND: unknown or already
+ * acknowledged, without a message; HW_EEXISTS: already in the failed
+ * list. Both are ignored. */
+static int ack_failed_in(hw_store_txn *w, ack_ctx *c, size_t i)
 {
-    hw_arena *a = hw_call_arena(c->h.call);
+    const Helpwire__V1__FailedDelivery *f = c->failed[i];
     Helpwire__V1__OutboundMessage *m = NULL;
-    int rc = hw_store_outbox_get(w, c->channel, f->seq, a, &m);
+    int rc = hw_store_outbox_get(w, c->channel, f->seq, hw_call_arena(c->h.call), &m);
+    if (rc == HW_ENOTFOUND && f->message)
+        return hw_outbox_failed_late_in(w, &c->h, i, f, c->channel);
     if (rc != HW_OK)
         return rc;
     rc = hw_store_outbox_ack(w, c->channel, f->seq);
     if (rc != HW_OK)
         return rc;
-    if (!m->ticket_id || !m->ticket_id[0])
-        return HW_OK;
-    size_t len = strlen(f->reason);
-    if (len > HW_OUTBOX_MAX_REASON) {
-        len = HW_OUTBOX_MAX_REASON;
-        while (len > 0 && ((unsigned char)f->reason[len] & 0xC0) == 0x80)
-            len--; /* not inside a UTF-8 sequence */
-    }
-    char *detail =
-        hw_arena_printf(a, "outbox seq %llu: %.*s", (unsigned long long)f->seq, (int)len, f->reason);
-    if (!detail)
-        return HW_ENOMEM;
-    return hw_watch_record_id(w, &c->h.fx, m->ticket_id,
-                              HELPWIRE__V1__TICKET_EVENT_KIND__TICKET_EVENT_KIND_DELIVERY_FAILED, "system",
-                              detail);
+    /* The hub counts deliveries in memory; the bridge may know more. */
+    if (f->message && f->message->seq == f->seq && f->message->attempt > m->attempt)
+        m->attempt = f->message->attempt;
+    return hw_outbox_failed_record_in(w, &c->h.fx, m, f->reason, false);
 }
 
 static int ack_fn(hw_store_txn *w, void *arg)
@@ -952,11 +942,11 @@ static int ack_fn(hw_store_txn *w, void *arg)
     for (size_t i = 0; i < c->n_failed; i++) {
         if (c->failed[i]->seq == 0)
             continue;
-        int rc = ack_failed_in(w, c, c->failed[i]);
+        int rc = ack_failed_in(w, c, i);
         if (rc == HW_OK) {
             c->acked++;
             c->acked_failed++;
-        } else if (rc != HW_ENOTFOUND) {
+        } else if (rc != HW_ENOTFOUND && rc != HW_EEXISTS) {
             return rc;
         }
     }
@@ -991,6 +981,10 @@ void hw_outbox_ack(hw_call *call, const ProtobufCMessage *request, void *app)
             hw_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "failed[%zu].reason: required", i);
             return;
         }
+        if (req->failed[i]->message &&
+            !hw_outbox_failed_check_late(call, i, req->failed[i], req->channel,
+                                         hw_outbox_channel_limit(req->channel)))
+            return;
     }
     if (req->n_seqs == 0 && req->n_failed == 0) {
         Helpwire__V1__AckReply r = HELPWIRE__V1__ACK_REPLY__INIT;

@@ -5,9 +5,10 @@
  * bridges stream it with Subscribe: the unacknowledged messages oldest
  * first, then new ones live, then again whatever stays unacknowledged
  * longer than the subscriber's redelivery delay. Ack deletes them; an Ack
- * that says a message failed for good (AckRequest.failed) deletes it too
- * and, for a ticket's message, appends DELIVERY_FAILED with the reason to
- * the ticket's history (watch.h), which is where FAILED is kept.
+ * that says a message failed for good (AckRequest.failed) moves it to the
+ * failed list (outbox_failed.h: ListFailed, RetryFailed) and, for a
+ * ticket's message, appends DELIVERY_FAILED with the reason to the
+ * ticket's history (watch.h).
  *
  * The live part is a hub of subscribers per channel, woken after each
  * commit that appended to their channel: the append records the channel on

@@ -1518,6 +1518,209 @@ int hw_store_outbox_backlog(hw_store_txn *t, Helpwire__V1__Channel channel, uint
     return hw_records__scan(t, HW_DB_OUTBOX, &p, 1, 0, NULL, 0, count_visit, n);
 }
 
+int hw_store_outbox_last_seq(hw_store_txn *t, Helpwire__V1__Channel channel, uint64_t *out)
+{
+    if (!out || channel == 0)
+        return HW_EINVALID;
+    char name[32];
+    snprintf(name, sizeof(name), "outbox.%d", (int)channel); /* hw_store_outbox_append's sequence */
+    return hw_store_peek_seq(t, name, out);
+}
+
+/* ------------------------------------------------------------------------
+ * Failed outbox messages (key: channel byte, be64 seq; by time: scope byte,
+ * be64 failed ms, channel byte, be64 seq). Each record has two time index
+ * entries, scope 0 (every channel) and scope = its channel, so both
+ * listings are range scans over one prefix byte.
+ * ---------------------------------------------------------------------- */
+
+#define HW_FAILED_TKEY 18u /* scope, be64 time, channel, be64 seq */
+
+static void failed_tkey(hw_kb *k, unsigned scope, int64_t failed_ms, Helpwire__V1__Channel ch, uint64_t seq)
+{
+    HW_KB_INIT(k);
+    hw_kb_u8(k, scope);
+    hw_kb_be64(k, failed_ms > 0 ? (uint64_t)failed_ms : 0);
+    hw_kb_u8(k, (unsigned)ch);
+    hw_kb_be64(k, seq);
+}
+
+int hw_store_failed_put(hw_store_txn *w, const Helpwire__V1__FailedEntry *e)
+{
+    if (!w->writable || !e || !e->message || e->message->channel == 0 || e->message->seq == 0 ||
+        (unsigned)e->message->channel > 255)
+        return HW_EINVALID;
+    Helpwire__V1__Channel ch = e->message->channel;
+    uint64_t seq = e->message->seq;
+    hw_kb k;
+    outbox_key(&k, ch, seq);
+    int rc = hw_store__put_msg(w, HW_DB_OUTBOX_FAILED, k.b, k.n, &e->base, MDB_NOOVERWRITE);
+    if (rc != HW_OK)
+        return rc;
+    for (unsigned scope = 0; scope < 2; scope++) {
+        failed_tkey(&k, scope ? (unsigned)ch : 0, e->failed_unix_ms, ch, seq);
+        if ((rc = hw_store__put(w, HW_DB_OUTBOX_FAILED_BY_TIME, k.b, k.n, "", 0, 0)) != HW_OK)
+            return rc;
+    }
+    return HW_OK;
+}
+
+int hw_store_failed_get(hw_store_txn *t, Helpwire__V1__Channel channel, uint64_t seq, hw_arena *a,
+                        Helpwire__V1__FailedEntry **out)
+{
+    if (!a || !out)
+        return HW_EINVALID;
+    hw_kb k;
+    outbox_key(&k, channel, seq);
+    MDB_val v;
+    int rc = hw_store__get(t, HW_DB_OUTBOX_FAILED, k.b, k.n, &v);
+    if (rc != HW_OK)
+        return rc;
+    return hw_records__unpack(&helpwire__v1__failed_entry__descriptor, a, &v, (ProtobufCMessage **)out);
+}
+
+int hw_store_failed_delete(hw_store_txn *w, Helpwire__V1__Channel channel, uint64_t seq)
+{
+    if (!w->writable)
+        return HW_EINVALID;
+    hw_kb k;
+    outbox_key(&k, channel, seq);
+    MDB_val v;
+    int rc = hw_store__get(w, HW_DB_OUTBOX_FAILED, k.b, k.n, &v);
+    if (rc != HW_OK)
+        return rc;
+    /* Only the failure time is needed; read it without an arena. */
+    Helpwire__V1__FailedEntry *e = helpwire__v1__failed_entry__unpack(NULL, v.mv_size, v.mv_data);
+    if (!e)
+        return HW_ECORRUPT;
+    int64_t failed_ms = e->failed_unix_ms;
+    helpwire__v1__failed_entry__free_unpacked(e, NULL);
+    for (unsigned scope = 0; scope < 2; scope++) {
+        hw_kb tk;
+        failed_tkey(&tk, scope ? (unsigned)channel : 0, failed_ms, channel, seq);
+        rc = hw_store__del(w, HW_DB_OUTBOX_FAILED_BY_TIME, tk.b, tk.n);
+        if (rc == HW_ENOTFOUND)
+            return HW_ECORRUPT; /* a record without its index entry */
+        if (rc != HW_OK)
+            return rc;
+    }
+    outbox_key(&k, channel, seq);
+    return hw_store__del(w, HW_DB_OUTBOX_FAILED, k.b, k.n);
+}
+
+typedef struct failed_collect {
+    hw_arena *a;
+    Helpwire__V1__FailedEntry **items;
+    size_t n;
+} failed_collect;
+
+/* The (channel, seq) a time index key names. */
+static int failed_tkey_parse(const MDB_val *k, Helpwire__V1__Channel *ch, uint64_t *seq)
+{
+    if (k->mv_size != HW_FAILED_TKEY)
+        return HW_ECORRUPT;
+    const unsigned char *p = k->mv_data;
+    *ch = (Helpwire__V1__Channel)p[9];
+    *seq = hw_be64_get(p + 10);
+    return HW_OK;
+}
+
+static int failed_visit(hw_store_txn *t, void *arg, const MDB_val *k, const MDB_val *v)
+{
+    (void)v;
+    failed_collect *fc = arg;
+    Helpwire__V1__Channel ch;
+    uint64_t seq;
+    int rc = failed_tkey_parse(k, &ch, &seq);
+    if (rc != HW_OK)
+        return rc;
+    rc = hw_store_failed_get(t, ch, seq, fc->a, &fc->items[fc->n]);
+    if (rc == HW_ENOTFOUND)
+        return HW_ECORRUPT; /* an index entry without its record */
+    if (rc != HW_OK)
+        return rc;
+    fc->n++;
+    return 1;
+}
+
+int hw_store_failed_list(hw_store_txn *t, Helpwire__V1__Channel channel, hw_store_cursor *cursor,
+                         size_t limit, hw_arena *a, Helpwire__V1__FailedEntry ***out, size_t *n)
+{
+    if (!a || !out || !n || !cursor || limit == 0 || limit > HW_STORE_LIST_MAX || (unsigned)channel > 255)
+        return HW_EINVALID;
+    failed_collect fc = {.a = a, .items = hw_arena_alloc(a, limit * sizeof(void *))};
+    if (!fc.items)
+        return HW_ENOMEM;
+    unsigned char scope = (unsigned char)channel;
+    int rc = hw_records__scan(t, HW_DB_OUTBOX_FAILED_BY_TIME, &scope, 1, 1, cursor, limit, failed_visit, &fc);
+    if (rc != HW_OK)
+        return rc;
+    *out = fc.items;
+    *n = fc.n;
+    return HW_OK;
+}
+
+int hw_store_failed_count(hw_store_txn *t, Helpwire__V1__Channel channel, uint64_t *n)
+{
+    if (!n || (unsigned)channel > 255)
+        return HW_EINVALID;
+    if (channel == 0)
+        return hw_store__count(t, HW_DB_OUTBOX_FAILED, n);
+    *n = 0;
+    unsigned char p = (unsigned char)channel;
+    return hw_records__scan(t, HW_DB_OUTBOX_FAILED, &p, 1, 0, NULL, 0, count_visit, n);
+}
+
+typedef struct failed_prune {
+    uint64_t cutoff;
+    size_t max, n;
+    Helpwire__V1__Channel *ch; /* [max] */
+    uint64_t *seq;             /* [max] */
+} failed_prune;
+
+static int prune_visit(hw_store_txn *t, void *arg, const MDB_val *k, const MDB_val *v)
+{
+    (void)t;
+    (void)v;
+    failed_prune *fp = arg;
+    if (k->mv_size != HW_FAILED_TKEY)
+        return HW_ECORRUPT;
+    if (hw_be64_get((const unsigned char *)k->mv_data + 1) >= fp->cutoff || fp->n == fp->max)
+        return HW_STOP; /* the rest failed later */
+    int rc = failed_tkey_parse(k, &fp->ch[fp->n], &fp->seq[fp->n]);
+    if (rc != HW_OK)
+        return rc;
+    fp->n++;
+    return 1;
+}
+
+int hw_store_failed_prune(hw_store_txn *w, int64_t cutoff_unix_ms, size_t max_delete, size_t *deleted)
+{
+    if (deleted)
+        *deleted = 0;
+    if (!w->writable || max_delete == 0 || max_delete > HW_STORE_LIST_MAX)
+        return HW_EINVALID;
+    if (cutoff_unix_ms <= 0)
+        return HW_OK;
+    hw_arena *a = w->arena;
+    failed_prune pr = {.cutoff = (uint64_t)cutoff_unix_ms, .max = max_delete}, *fp = &pr;
+    if (a) {
+        pr.ch = hw_arena_alloc(a, max_delete * sizeof *pr.ch);
+        pr.seq = hw_arena_alloc(a, max_delete * sizeof *pr.seq);
+    }
+    if (!pr.ch || !pr.seq)
+        return HW_ENOMEM;
+    /* Collect first, delete after: the scan's cursor must not see its
+     * database change under it. */
+    unsigned char scope = 0;
+    int rc = hw_records__scan(w, HW_DB_OUTBOX_FAILED_BY_TIME, &scope, 1, 0, NULL, 0, prune_visit, fp);
+    for (size_t i = 0; rc == HW_OK && i < fp->n; i++)
+        rc = hw_store_failed_delete(w, fp->ch[i], fp->seq[i]);
+    if (rc == HW_OK && deleted)
+        *deleted = fp->n;
+    return rc;
+}
+
 /* ------------------------------------------------------------------------
  * Dedupe and idempotency keys
  * ---------------------------------------------------------------------- */

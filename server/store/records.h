@@ -15,6 +15,10 @@
  *   surveys   token hash -> id (unique); sent time (be64) + id -> id
  *   tokens    secret hash -> id (unique)
  *   outbox    channel byte + be64 sequence -> message
+ *   failed outbox messages  channel byte + be64 sequence -> FailedEntry;
+ *             by time: scope byte (0 = every channel, else the channel) +
+ *             be64 failed_unix_ms + channel byte + be64 sequence -> ""
+ *             (two entries per record; newest first = descending keys)
  *   events, messages  ticket id\0 + be64 sequence -> record
  * Every put/delete updates the record and its index entries in the same
  * transaction, after checking unique indexes first, so a failed put leaves
@@ -233,6 +237,33 @@ int hw_store_outbox_update(hw_store_txn *w, const Helpwire__V1__OutboundMessage 
 int hw_store_outbox_ack(hw_store_txn *w, Helpwire__V1__Channel channel, uint64_t seq);
 /* Unacknowledged messages of channel (0 = all channels). */
 int hw_store_outbox_backlog(hw_store_txn *t, Helpwire__V1__Channel channel, uint64_t *n);
+/* The last sequence handed out on channel (0 when none yet): every
+ * sequence ever queued there is at most this. */
+int hw_store_outbox_last_seq(hw_store_txn *t, Helpwire__V1__Channel channel, uint64_t *out);
+
+/* ---- failed outbox messages --------------------------------------------- */
+
+/* Stores e in the failed list under (e->message->channel, e->message->seq),
+ * both required (HW_EINVALID), indexed by e->failed_unix_ms (a negative
+ * time counts as 0). HW_EEXISTS when that sequence is already in the list
+ * (nothing written). */
+int hw_store_failed_put(hw_store_txn *w, const Helpwire__V1__FailedEntry *e);
+int hw_store_failed_get(hw_store_txn *t, Helpwire__V1__Channel channel, uint64_t seq, hw_arena *a,
+                        Helpwire__V1__FailedEntry **out);
+/* Removes one entry and its index entries; HW_ENOTFOUND when absent. */
+int hw_store_failed_delete(hw_store_txn *w, Helpwire__V1__Channel channel, uint64_t seq);
+/* Failed entries newest first (failed_unix_ms descending; equal times by
+ * channel, then sequence, descending); channel 0 lists every channel. A
+ * range scan of the time index in both cases, so pages are always full
+ * until the end. */
+int hw_store_failed_list(hw_store_txn *t, Helpwire__V1__Channel channel, hw_store_cursor *cursor,
+                         size_t limit, hw_arena *a, Helpwire__V1__FailedEntry ***out, size_t *n);
+/* Entries in the failed list of channel (0 = all channels). */
+int hw_store_failed_count(hw_store_txn *t, Helpwire__V1__Channel channel, uint64_t *n);
+/* Deletes up to max_delete entries (1..HW_STORE_LIST_MAX) that failed
+ * before cutoff_unix_ms, oldest first; *deleted (may be NULL) receives how
+ * many. For retention: call again while *deleted == max_delete. */
+int hw_store_failed_prune(hw_store_txn *w, int64_t cutoff_unix_ms, size_t max_delete, size_t *deleted);
 
 /* ---- dedupe and idempotency --------------------------------------------- */
 

@@ -150,6 +150,8 @@ static const char *const HW_DB_NAMES[HW_DB_COUNT] = {
     [HW_DB_TOKENS] = "tokens",
     [HW_DB_TOKENS_BY_HASH] = "tokens_by_hash",
     [HW_DB_TICKET_LOG] = "ticket_log",
+    [HW_DB_OUTBOX_FAILED] = "outbox_failed",
+    [HW_DB_OUTBOX_FAILED_BY_TIME] = "outbox_failed_by_time",
 };
 
 typedef struct hw_store_req {

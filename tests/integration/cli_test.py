@@ -1,7 +1,7 @@
 """cli_test: the `helpwire` admin CLI against the real helpwired --demo:
 bulk import with bad lines, tokens, tickets, agents, stats, online backup,
-TLS, and the exit-status contract (0 ok, 1 failed call with the status
-name, 2 usage). The CLI's effects are checked through hwclient, not
+the outbox's failed list and retries, TLS, and the exit-status contract
+(0 ok, 1 failed call with the status name, 2 usage). The CLI's effects are checked through hwclient, not
 through the CLI itself."""
 import json
 import os
@@ -203,6 +203,59 @@ class Cli(unittest.TestCase):
         self.assertEqual(len([e for e in history if e["kind"] == "TICKET_EVENT_KIND_MESSAGE"]), 1005)
         self.assertEqual([int(e["seq"]) for e in history], list(range(1, len(history) + 1)))  # all, in order
 
+    def test_outbox_failed_lists_and_retry_queues_again(self):
+        cust = self.route("cli-failed-1", "如何重置密码").customer_id
+        t = self.admin.call("helpwire.v1.Tickets/CreateTicket", customerId=cust, queue="general",
+                            text="cli failed list").ticket
+        seq = self.admin.call("helpwire.v1.Tickets/AddMessage", ticketId=t.id, kind="MESSAGE_KIND_AGENT_REPLY",
+                              text="We fixed your account.").outbox_seq
+        reason = "telegram 403: Forbidden: bot was blocked by the user"
+        r = self.bridge.call("helpwire.v1.Outbox/Ack", channel=TG, failed=[{"seq": seq, "reason": reason}])
+        self.assertEqual(r.failed, 1)
+        # The table: one row per entry with the sequence, reason and ticket.
+        out = self.ok("outbox", "failed", "--channel", "telegram").stdout
+        self.assertTrue(out.startswith("CHANNEL"), out)
+        row = [line for line in out.splitlines() if t.id in line]
+        self.assertEqual(len(row), 1, out)
+        self.assertIn(" %d " % seq, row[0])
+        self.assertIn("telegram 403", row[0])
+        # JSON lines: the entries, newest first, without the survey link.
+        entries = self.json_lines(self.ok("--json", "outbox", "failed"))
+        mine = [e for e in entries if e["message"]["seq"] == seq]
+        self.assertEqual(len(mine), 1)
+        self.assertEqual((mine[0]["reason"], mine[0]["message"]["text"]), (reason, "We fixed your account."))
+        self.assertNotIn("survey_url", mine[0]["message"])
+        self.assertEqual(self.json_lines(self.ok("--json", "outbox", "failed", "--channel", "whatsapp")), [])
+        # All or nothing: an unknown sequence queues none.
+        p = self.run_cli("outbox", "retry", "--channel", "telegram", str(seq), "987654321")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertTrue(p.stderr.startswith("helpwire: NOT_FOUND: "), p.stderr)
+        self.assertIn("987654321", p.stderr)
+        got = self.json_lines(self.ok("--json", "outbox", "retry", "--channel", "telegram", str(seq)))
+        self.assertEqual(len(got), 1)
+        self.assertEqual((got[0]["channel"], got[0]["seq"]), ("telegram", seq))
+        self.assertGreater(got[0]["new_seq"], seq)
+        stream = self.bridge.stream("helpwire.v1.Outbox/Subscribe", timeout=10, channel=TG)
+        for m in stream:
+            if m.seq == got[0]["new_seq"]:
+                self.assertEqual(m.text, "We fixed your account.")
+                break
+        stream.cancel()
+        self.assertNotIn(seq, [e["message"]["seq"] for e in self.json_lines(self.ok("--json", "outbox", "failed"))])
+        p = self.run_cli("outbox", "retry", "--channel", "telegram", str(seq))
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("NOT_FOUND", p.stderr)
+        # Usage errors, and only admins.
+        for args in (["outbox", "retry", str(seq)], ["outbox", "retry", "--channel", "telegram"],
+                     ["outbox", "retry", "--channel", "telegram", "abc"],
+                     ["outbox", "retry", "--channel", "fax", "1"], ["outbox", "failed", "--limit", "x"],
+                     ["outbox", "failed", "--channel", "fax"]):
+            p = self.run_cli(*args)
+            self.assertEqual(p.returncode, 2, "%s: %s" % (args, p.stderr))
+        p = self.run_cli("outbox", "failed", role="bridge")
+        self.assertEqual(p.returncode, 1)
+        self.assertTrue(p.stderr.startswith("helpwire: PERMISSION_DENIED: "), p.stderr)
+
     def test_tickets_list_show_close_on_a_routed_ticket(self):
         r = self.route("cli-tk-1", "My invoice shows a double charge on my card, order 4471")
         self.assertEqual(r.queue, "billing")
@@ -362,7 +415,7 @@ class Cli(unittest.TestCase):
         for words in (["import", "articles"], ["import", "faqs"], ["tickets", "list"], ["tickets", "show"],
                       ["tickets", "close"], ["tickets", "escalate"], ["agents", "list"], ["agents", "put"],
                       ["agents", "presence"], ["skills", "list"], ["tokens", "create"], ["tokens", "list"],
-                      ["tokens", "revoke"], ["stats"], ["backup"]):
+                      ["tokens", "revoke"], ["stats"], ["backup"], ["outbox", "failed"], ["outbox", "retry"]):
             self.assertIn(" ".join(words), top)
             p = self.ok(*(words + ["--help"]), token="")
             self.assertTrue(p.stdout.startswith("usage: helpwire " + " ".join(words)), p.stdout)

@@ -48,6 +48,8 @@ ROLES = {
 
     "/helpwire.v1.Outbox/Subscribe": BRIDGE,
     "/helpwire.v1.Outbox/Ack": BRIDGE,
+    "/helpwire.v1.Outbox/ListFailed": ADMIN,
+    "/helpwire.v1.Outbox/RetryFailed": ADMIN,
 
     "/helpwire.v1.Surveys/SubmitSurvey": BRIDGE,
     "/helpwire.v1.Surveys/GetSurvey": BRIDGE_AGENT,

@@ -2,8 +2,10 @@
  * store_records_test: every record kind (server/store/records.h) is written,
  * read back, updated, listed through each of its indexes and deleted; unique
  * indexes refuse a second owner without leaving half-written state; cursors
- * page without repeats while records change; a schema 1 store's ticket
- * logs are migrated at open, also after an interrupted migration.
+ * page without repeats while records change; failed outbox messages are
+ * listed newest first, per channel or all, and pruned by age; a schema 1
+ * store's ticket logs are migrated at open, also after an interrupted
+ * migration.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -1240,6 +1242,143 @@ static void test_dedupe_sweep_deletes_what_is_past_retention(void **state)
     assert_int_equal(op.sw.passes, passes + 1);
 }
 
+/* ---- failed outbox messages ---------------------------------------------- */
+
+typedef struct failed_op {
+    int step; /* 0: put five; 1: a second put of one; 2: delete one; 3: prune */
+    int rc_dup, rc_del_again;
+    int64_t cutoff;
+    size_t max_delete, deleted;
+} failed_op;
+
+static int failed_put(hw_store_txn *w, Helpwire__V1__Channel ch, uint64_t seq, int64_t at)
+{
+    Helpwire__V1__OutboundMessage m = HELPWIRE__V1__OUTBOUND_MESSAGE__INIT;
+    m.seq = seq;
+    m.channel = ch;
+    m.channel_user_id = (char *)"u-1";
+    m.text = (char *)"hello";
+    m.attempt = 2;
+    Helpwire__V1__FailedEntry e = HELPWIRE__V1__FAILED_ENTRY__INIT;
+    e.message = &m;
+    e.reason = (char *)"telegram 403: Forbidden";
+    e.failed_unix_ms = at;
+    return hw_store_failed_put(w, &e);
+}
+
+static int failed_body(hw_store_txn *w, void *arg)
+{
+    failed_op *op = arg;
+    const Helpwire__V1__Channel tg = HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM,
+                                wa = HELPWIRE__V1__CHANNEL__CHANNEL_WHATSAPP;
+    int rc = HW_OK;
+    switch (op->step) {
+    case 0: /* failed at 1000, 3000, 2000 (Telegram), 2500, 3000 (WhatsApp) */
+        if ((rc = failed_put(w, tg, 1, 1000)) || (rc = failed_put(w, tg, 2, 3000)) ||
+            (rc = failed_put(w, tg, 5, 2000)) || (rc = failed_put(w, wa, 1, 2500)) ||
+            (rc = failed_put(w, wa, 7, 3000)))
+            return rc;
+        return HW_OK;
+    case 1:
+        op->rc_dup = failed_put(w, tg, 2, 9999);
+        return HW_OK;
+    case 2:
+        if ((rc = hw_store_failed_delete(w, tg, 5)))
+            return rc;
+        op->rc_del_again = hw_store_failed_delete(w, tg, 5);
+        return HW_OK;
+    default:
+        return hw_store_failed_prune(w, op->cutoff, op->max_delete, &op->deleted);
+    }
+}
+
+/* The (channel, seq) pairs of a whole listing, paged by two. */
+static size_t failed_listing(fx *f, Helpwire__V1__Channel ch, unsigned got[][2], size_t max)
+{
+    hw_store_cursor cur = {0};
+    size_t total = 0;
+    do {
+        hw_store_txn *t = rd(f);
+        Helpwire__V1__FailedEntry **es;
+        size_t n;
+        assert_int_equal(hw_store_failed_list(t, ch, &cur, 2, f->a, &es, &n), HW_OK);
+        for (size_t i = 0; i < n && total < max; i++, total++) {
+            got[total][0] = (unsigned)es[i]->message->channel;
+            got[total][1] = (unsigned)es[i]->message->seq;
+            assert_string_equal(es[i]->reason, "telegram 403: Forbidden");
+            assert_int_equal(es[i]->message->attempt, 2);
+        }
+        rd_end(f);
+    } while (cur.len);
+    return total;
+}
+
+static void test_failed_entries_listed_newest_first_per_channel_and_pruned(void **state)
+{
+    fx *f = *state;
+    const Helpwire__V1__Channel tg = HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM,
+                                wa = HELPWIRE__V1__CHANNEL__CHANNEL_WHATSAPP;
+    failed_op op = {0};
+    assert_int_equal(wr(f, failed_body, &op), HW_OK);
+    unsigned got[8][2];
+    /* Every channel: by failure time, newest first; equal times by channel
+     * then sequence, descending (WhatsApp is 1, Telegram 2). */
+    assert_int_equal(failed_listing(f, 0, got, 8), 5);
+    const unsigned all[5][2] = {{tg, 2}, {wa, 7}, {wa, 1}, {tg, 5}, {tg, 1}};
+    assert_memory_equal(got, all, sizeof all);
+    assert_int_equal(failed_listing(f, tg, got, 8), 3);
+    const unsigned tgs[3][2] = {{tg, 2}, {tg, 5}, {tg, 1}};
+    assert_memory_equal(got, tgs, sizeof tgs);
+    assert_int_equal(failed_listing(f, HELPWIRE__V1__CHANNEL__CHANNEL_WEBCHAT, got, 8), 0);
+
+    /* A cursor of one channel's listing is refused by another's. */
+    hw_store_cursor cur = {0};
+    hw_store_txn *t = rd(f);
+    Helpwire__V1__FailedEntry **es;
+    size_t n;
+    assert_int_equal(hw_store_failed_list(t, tg, &cur, 1, f->a, &es, &n), HW_OK);
+    assert_int_not_equal(cur.len, 0);
+    assert_int_equal(hw_store_failed_list(t, wa, &cur, 1, f->a, &es, &n), HW_EINVALID);
+    uint64_t count;
+    assert_int_equal(hw_store_failed_count(t, 0, &count), HW_OK);
+    assert_int_equal(count, 5);
+    assert_int_equal(hw_store_failed_count(t, wa, &count), HW_OK);
+    assert_int_equal(count, 2);
+    Helpwire__V1__FailedEntry *e;
+    assert_int_equal(hw_store_failed_get(t, wa, 7, f->a, &e), HW_OK);
+    assert_int_equal(e->failed_unix_ms, 3000);
+    assert_string_equal(e->message->channel_user_id, "u-1");
+    assert_int_equal(hw_store_failed_get(t, wa, 2, f->a, &e), HW_ENOTFOUND);
+    rd_end(f);
+
+    /* A sequence is in the list once: a second put changes nothing. */
+    op.step = 1;
+    assert_int_equal(wr(f, failed_body, &op), HW_OK);
+    assert_int_equal(op.rc_dup, HW_EEXISTS);
+    assert_int_equal(failed_listing(f, 0, got, 8), 5);
+    assert_int_equal(got[0][1], 2);
+
+    /* Delete takes the record and both index entries. */
+    op.step = 2;
+    assert_int_equal(wr(f, failed_body, &op), HW_OK);
+    assert_int_equal(op.rc_del_again, HW_ENOTFOUND);
+    assert_int_equal(failed_listing(f, tg, got, 8), 2);
+    assert_int_equal(failed_listing(f, 0, got, 8), 4);
+
+    /* Prune: failed before the cutoff, oldest first, at most max_delete. */
+    op = (failed_op){.step = 3, .cutoff = 3000, .max_delete = 1};
+    assert_int_equal(wr(f, failed_body, &op), HW_OK);
+    assert_int_equal(op.deleted, 1); /* Telegram 1, failed at 1000 */
+    op.max_delete = 100;
+    assert_int_equal(wr(f, failed_body, &op), HW_OK);
+    assert_int_equal(op.deleted, 1); /* WhatsApp 1, at 2500; the two at 3000 stay */
+    assert_int_equal(failed_listing(f, 0, got, 8), 2);
+    const unsigned left[2][2] = {{tg, 2}, {wa, 7}};
+    assert_memory_equal(got, left, sizeof left);
+    assert_int_equal(wr(f, failed_body, &op), HW_OK);
+    assert_int_equal(op.deleted, 0);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -1259,6 +1398,7 @@ int main(void)
         T(test_outbox_sequences_per_channel_and_ack),
         T(test_dedupe_and_idempotency_keep_the_first),
         T(test_dedupe_sweep_deletes_what_is_past_retention),
+        T(test_failed_entries_listed_newest_first_per_channel_and_pruned),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
