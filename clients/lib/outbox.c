@@ -61,6 +61,7 @@ typedef struct recip {
     char *id;
     item *head, *tail;
     uint64_t current; /* the sequence a worker is delivering, 0 for none */
+    bool restreamed;  /* current came again on a newer stream: keep it on a retry */
     bool busy;
     int64_t ready_at; /* monotonic ms: the head not before */
     br_backoff bo;
@@ -255,6 +256,8 @@ static void enqueue(br_outbox *ob, Helpwire__V1__OutboundMessage *m)
     recip *r = find_recip(ob, id);
     if (r) {
         bool dup = r->current == m->seq;
+        if (dup)
+            r->restreamed = true;
         for (item *it = r->head; it && !dup; it = it->next)
             dup = it->m->seq == m->seq;
         if (dup) {
@@ -444,7 +447,7 @@ static int attempt(br_outbox *ob, item *it, bool *channel_wide, br_backoff *rbo)
         ack(ob, m->seq, reason);
         return -1;
     }
-    hw_log_event(ob->o.log, HW_LOG_WARN, "outbox_delivery_retry",
+    hw_log_event(ob->o.log, HW_LOG_WARN, "outbox_delivery_failed",
                  "seq=%llu kind=%d attempts=%d delay_ms=%d scope=%s reason=%s", (unsigned long long)m->seq,
                  (int)m->kind, it->attempts, delay, *channel_wide ? "channel" : "recipient",
                  hw_log_quote(d.reason, q, sizeof q));
@@ -509,6 +512,7 @@ static void *worker_thread(void *arg)
         it->next = NULL;
         r->busy = true;
         r->current = it->m->seq;
+        r->restreamed = false;
         br_backoff rbo = r->bo;
         pthread_mutex_unlock(&ob->mu);
 
@@ -519,7 +523,10 @@ static void *worker_thread(void *arg)
         r->bo = rbo;
         r->busy = false;
         r->current = 0;
-        if (delay >= 0 && it->gen == ob->gen && !workers_stopping(ob)) {
+        bool restreamed = r->restreamed;
+        r->restreamed = false;
+        if (delay >= 0 && (it->gen == ob->gen || restreamed) && !workers_stopping(ob)) {
+            it->gen = ob->gen;
             it->next = r->head;
             r->head = it;
             if (!r->tail)

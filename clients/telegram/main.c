@@ -267,7 +267,7 @@ static int wait_for_lease(tg_bridge *b, uint64_t *offset)
     bool logged = false;
     while (lease_lost(b)) {
         if (!logged)
-            hw_log_event(b->log, HW_LOG_INFO, "polling_paused", "reason=\"no outbox lease\"");
+            hw_log_event(b->log, HW_LOG_INFO, "poll_paused", "reason=\"no outbox lease\"");
         logged = true;
         if (br_stop_sleep_ms(b->stop, 50))
             return 1;
