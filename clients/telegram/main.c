@@ -23,9 +23,17 @@
  * is a dead letter and answered 200. Registering the
  * webhook URL with setWebhook is left to the operator.
  *
- * Outbound: Outbox.Subscribe(TELEGRAM) on its own thread; each message goes
- * out with sendMessage and is acknowledged only after Telegram answered
- * ok. Route's reply_text is never sent directly (it is in the outbox too).
+ * Polling needs the channel's outbox lease (outbox.h): the bridge calls
+ * getUpdates only while its Outbox stream is ACTIVE, so two bridges on one
+ * bot (a rolling restart, on one --state-dir) never poll at once; a
+ * standby waits, a bridge that loses the stream aborts its long poll, and
+ * the offset is read afresh each time the lease is taken.
+ *
+ * Outbound: Outbox.Subscribe(TELEGRAM), delivered per chat by the outbox's
+ * workers; each message goes out with one sendMessage, is recorded in the
+ * sent record with its message_id, and is acknowledged only after Telegram
+ * answered ok; a 429 holds back that chat for retry_after. Route's
+ * reply_text is never sent directly (it is in the outbox too).
  *
  * The bot token appears only in request URLs, which are never logged.
  */

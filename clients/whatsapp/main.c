@@ -7,7 +7,9 @@
  * X-Hub-Signature-256 is "sha256=" + the hex HMAC-SHA256 of the raw body
  * under WHATSAPP_APP_SECRET (compared in constant time); it is then queued
  * and answered 200 at once, as Meta expects, and a worker thread routes its
- * text messages with Router.Route. Status callbacks (sent, delivered,
+ * text messages with Router.Route. A "failed" status callback for a
+ * wamid in the sent record is acknowledged to helpwired as a late failure
+ * (the ticket gets DELIVERY_FAILED); other statuses (sent, delivered,
  * read) and non-text messages are logged and ignored. A full queue answers
  * 503 so Meta retries later.
  *
@@ -23,9 +25,11 @@
  * helpwired is unreachable; what is left then is a dead letter too, with
  * reason shutdown, as Meta was already answered 200).
  *
- * Outbound: Outbox.Subscribe(WHATSAPP); each message is sent with
- * POST /{phone-number-id}/messages (bearer WHATSAPP_ACCESS_TOKEN) and
- * acknowledged after the Graph API accepted it. Route's reply_text is not
+ * Outbound: Outbox.Subscribe(WHATSAPP), delivered per recipient by the
+ * outbox's workers; each message is sent with one POST
+ * /{phone-number-id}/messages (bearer WHATSAPP_ACCESS_TOKEN), recorded
+ * with its wamid, and acknowledged after the Graph API accepted it; 130429
+ * pauses the whole channel, 131056 that recipient. Route's reply_text is not
  * sent directly (it is in the outbox too).
  */
 #include <pthread.h>
@@ -449,8 +453,8 @@ static const br_bridge bridge = {PROG, "whatsapp", HELPWIRE__V1__CHANNEL__CHANNE
 
 static const char about[] =
     "Bridges the WhatsApp Cloud API to helpwired. Serves Meta's webhook: verification by GET, signed POSTs "
-    "(X-Hub-Signature-256) answered 200 at once and routed to Router.Route afterwards; status callbacks are "
-    "ignored. Messages queued for WhatsApp in helpwired's outbox are sent with POST "
+    "(X-Hub-Signature-256) answered 200 at once and routed to Router.Route afterwards; a failed status "
+    "callback marks its message FAILED. Messages queued for WhatsApp in helpwired's outbox are sent with POST "
     "/{phone-number-id}/messages "
     "and acknowledged once the Graph API accepted them; Route's reply_text reaches the customer through the "
     "outbox, never directly. Exits cleanly on SIGTERM or SIGINT, draining accepted webhooks first.";
