@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 /* BR_OPT_PATH is a STRING that must start with '/' (a URL path);
@@ -46,6 +47,9 @@ typedef struct br_common {
     int backoff_max_ms;
     int redeliver_after_ms;
     int max_retry_age_ms; /* an inbound message failing longer is a dead letter */
+    int delivery_workers;            /* outbox delivery workers */
+    int max_delivery_age_ms;         /* an outbound message failing longer is FAILED */
+    int max_in_flight_per_recipient; /* asked of helpwired's Subscribe */
     const char *metrics;  /* address of the Prometheus endpoint, NULL for none */
     char *token;          /* the bearer token (owned, from file or env), NULL for none */
 } br_common;
@@ -136,6 +140,33 @@ typedef struct br_common {
          "dead-letter "                                                                                      \
          "file (<state-dir>/<bridge>.deadletter.jsonl) and the channel moves on. Any other status is a "     \
          "dead letter at once. Default 300000."},                                                            \
+        {"delivery-workers",                                                                                 \
+         NULL,                                                                                               \
+         BR_OPT_INT,                                                                                         \
+         &(c)->delivery_workers,                                                                             \
+         1,                                                                                                  \
+         64,                                                                                                 \
+         "N",                                                                                                \
+         "Outbox messages delivered at once, to different recipients (one recipient's messages go out one "  \
+         "at a time, in order). Default 4."},                                                                \
+        {"max-delivery-age-ms",                                                                              \
+         NULL,                                                                                               \
+         BR_OPT_INT,                                                                                         \
+         &(c)->max_delivery_age_ms,                                                                          \
+         1000,                                                                                               \
+         INT32_MAX,                                                                                          \
+         "MS",                                                                                               \
+         "How long an outbox message the channel keeps refusing for now (rate limits, server errors) is "    \
+         "retried, counted from when it was queued; then it is acknowledged as FAILED (\"gave up after N "   \
+         "attempts in S s: <reason>\"). Default 86400000."},                                                 \
+        {"max-in-flight-per-recipient",                                                                      \
+         NULL,                                                                                               \
+         BR_OPT_INT,                                                                                         \
+         &(c)->max_in_flight_per_recipient,                                                                  \
+         1,                                                                                                  \
+         256,                                                                                                \
+         "N",                                                                                                \
+         "Unacknowledged outbox messages helpwired streams at once per recipient. Default 8."},              \
         {"metrics",                                                                                          \
          "BRIDGE_METRICS",                                                                                   \
          BR_OPT_STRING,                                                                                      \
@@ -143,8 +174,8 @@ typedef struct br_common {
          0,                                                                                                  \
          0,                                                                                                  \
          "ADDR",                                                                                             \
-         "Serve Prometheus metrics (GET /metrics: Route calls by status, dead letters by reason) on ADDR, "  \
-         "host:port. Default off."},                                                                         \
+         "Serve Prometheus metrics (GET /metrics: Route calls by status, dead letters by reason, "          \
+         "deliveries by result, the outbox lease, messages queued) on ADDR, host:port. Default off."},       \
     {                                                                                                        \
         "log-level", "BRIDGE_LOG_LEVEL", BR_OPT_STRING, &(c)->log_level, 0, 0, "LEVEL",                      \
             "debug, info, warn or error. Default info."                                                      \

@@ -67,8 +67,12 @@ static size_t header_cb(char *data, size_t size, size_t nmemb, void *arg)
 
 static int progress_cb(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
 {
-    br_stop *stop = arg;
-    return stop && br_stop_requested(stop) ? 1 : 0;
+    const br_http_request *req = arg;
+    if (!req)
+        return 0;
+    if (req->stop && br_stop_requested(req->stop))
+        return 1;
+    return req->abort_fn && req->abort_fn(req->abort_arg) ? 1 : 0;
 }
 
 void br_http_response_free(br_http_response *resp)
@@ -82,7 +86,8 @@ int br_http_do(const br_http_request *req, br_http_response *resp)
 {
     memset(resp, 0, sizeof *resp);
     resp->retry_after_s = -1;
-    if (req->abort_on_stop && req->stop && br_stop_requested(req->stop))
+    if (req->abort_on_stop && ((req->stop && br_stop_requested(req->stop)) ||
+                               (req->abort_fn && req->abort_fn(req->abort_arg))))
         return BR_HTTP_ESTOPPED;
     int rc = BR_HTTP_ETRANSPORT;
     struct curl_slist *headers = NULL;
@@ -106,7 +111,7 @@ int br_http_do(const br_http_request *req, br_http_response *resp)
     curl_easy_setopt(c, CURLOPT_HEADERDATA, resp);
     curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, progress_cb);
-    curl_easy_setopt(c, CURLOPT_XFERINFODATA, req->abort_on_stop ? req->stop : NULL);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, req->abort_on_stop ? (void *)req : NULL);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     headers = curl_slist_append(headers, "Accept: application/json");
     headers = curl_slist_append(headers, "Expect:");

@@ -33,6 +33,9 @@ typedef struct br_http_request {
     br_stop *stop;             /* ends retry sleeps when a stop is requested; may be NULL */
     bool abort_on_stop;        /* also abort a transfer in progress (long polls); leave
                                 * false for sends, whose outcome must be known */
+    bool (*abort_fn)(void *arg); /* with abort_on_stop: also abort when this says true
+                                  * (a lease lost); may be NULL */
+    void *abort_arg;
 } br_http_request;
 
 typedef struct br_http_response {

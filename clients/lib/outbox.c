@@ -13,11 +13,20 @@
  * ended the stream, whose status then arrives. br_outbox_stop cancels the
  * call from another thread (grpc_call_cancel is thread-safe), which
  * completes the pending ops.
+ *
+ * The stream thread only queues: each message goes to its recipient's
+ * FIFO under mu, and the workers (work_cv) take a recipient whose head is
+ * ready, remove the head, deliver it unlocked, and put it back at the head
+ * with a later ready time when it is to be retried. The recipients are
+ * one list, moved to its tail when taken, so the workers go round them. A
+ * stream that ends bumps gen: the queues are emptied, and a message being
+ * delivered then is not put back.
  */
 #include "clients/lib/outbox.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,16 +44,49 @@
  * starts from the initial backoff again. */
 #define HEALTHY_STREAM_MS 5000
 
+#define MAX_WORKERS 64
+
+/* One queued message. */
+typedef struct item {
+    struct item *next;
+    Helpwire__V1__OutboundMessage *m;
+    unsigned gen;   /* the stream it came on */
+    int attempts;   /* made by this bridge */
+    int64_t first_ms; /* wall clock of the first attempt */
+} item;
+
+/* One recipient's FIFO. */
+typedef struct recip {
+    struct recip *next;
+    char *id;
+    item *head, *tail;
+    uint64_t current; /* the sequence a worker is delivering, 0 for none */
+    bool restreamed;  /* current came again on a newer stream: keep it on a retry */
+    bool busy;
+    int64_t ready_at; /* monotonic ms: the head not before */
+    br_backoff bo;
+} recip;
+
 struct br_outbox {
     br_outbox_options o;
+    char instance[160];
     pthread_t thread;
+    pthread_t workers[MAX_WORKERS];
+    int n_workers;
     pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool stopping;
+    pthread_cond_t cv, work_cv;
+    bool stopping, workers_stop;
     grpc_call *call; /* the live call, guarded by mu */
-    br_dedupe *delivered;
+    br_dedupe *delivered; /* without a sent record */
     br_backoff backoff;
-    atomic_ulong connects, n_delivered, acked, failed, refused;
+    /* guarded by mu */
+    recip *recips, *recips_tail;
+    unsigned gen;
+    int64_t channel_ready_at;
+    br_backoff channel_bo;
+    uint64_t rng;
+    atomic_bool lease;
+    atomic_ulong connects, n_delivered, acked, failed, refused, queued;
 };
 
 typedef enum { TAG_START = 1, TAG_RECV, TAG_STATUS } tag_id;
@@ -90,10 +132,14 @@ static bool sleep_ms(br_outbox *ob, int ms)
     return s || (ob->o.stop && br_stop_requested(ob->o.stop));
 }
 
-/* Acknowledges seq; logs a failure (the message then comes back and is
- * acknowledged again without being resent). */
-static void ack(br_outbox *ob, uint64_t seq, const char *failed_reason)
+/* Acknowledges seq (as FAILED with failed_reason when given, carrying
+ * late, the message as delivered, when given); logs a failure (the message
+ * then comes back and is acknowledged again without being resent).
+ * Returns 0 or -1. */
+static int ack_msg(br_outbox *ob, uint64_t seq, const char *failed_reason,
+                   const Helpwire__V1__OutboundMessage *late)
 {
+    int rc = -1;
     Helpwire__V1__AckRequest req = HELPWIRE__V1__ACK_REQUEST__INIT;
     Helpwire__V1__FailedDelivery f = HELPWIRE__V1__FAILED_DELIVERY__INIT;
     Helpwire__V1__FailedDelivery *fp = &f;
@@ -101,6 +147,7 @@ static void ack(br_outbox *ob, uint64_t seq, const char *failed_reason)
     if (failed_reason) {
         f.seq = seq;
         f.reason = (char *)failed_reason;
+        f.message = (Helpwire__V1__OutboundMessage *)late;
         req.n_failed = 1;
         req.failed = &fp;
     } else {
@@ -112,6 +159,7 @@ static void ack(br_outbox *ob, uint64_t seq, const char *failed_reason)
     if (hw_client_unary(ob->o.rpc, "/helpwire.v1.Outbox/Ack", &req.base, &helpwire__v1__ack_reply__descriptor,
                         &reply, ob->o.rpc_timeout_ms, &st) == 0) {
         atomic_fetch_add(&ob->acked, 1);
+        rc = 0;
         hw_log_event(ob->o.log, HW_LOG_DEBUG, "outbox_acked", "seq=%llu", (unsigned long long)seq);
     } else {
         char q[300];
@@ -121,8 +169,164 @@ static void ack(br_outbox *ob, uint64_t seq, const char *failed_reason)
     }
     if (reply)
         protobuf_c_message_free_unpacked(reply, NULL);
+    return rc;
 }
 
+static void ack(br_outbox *ob, uint64_t seq, const char *failed_reason)
+{
+    ack_msg(ob, seq, failed_reason, NULL);
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Records the lease state; logs it (always with a reason, else on a
+ * change or a control message: log) and tells the bridge of a change. */
+static void set_lease(br_outbox *ob, bool active, bool log, const char *why)
+{
+    bool was = atomic_exchange(&ob->lease, active);
+    if (log || was != active)
+        hw_log_event(ob->o.log, HW_LOG_INFO, "outbox_lease", "state=%s instance=%s%s%s",
+                     active ? "active" : "standby", ob->instance, why ? " reason=" : "", why ? why : "");
+    if (was != active && ob->o.on_lease)
+        ob->o.on_lease(ob->o.lease_arg, active);
+}
+
+static void item_free(item *it)
+{
+    if (it->m)
+        protobuf_c_message_free_unpacked(&it->m->base, NULL);
+    free(it);
+}
+
+/* mu held: the recipient named id, or NULL. */
+static recip *find_recip(br_outbox *ob, const char *id)
+{
+    for (recip *r = ob->recips; r; r = r->next)
+        if (strcmp(r->id, id) == 0)
+            return r;
+    return NULL;
+}
+
+/* mu held: unlinks r from the list (prev is its predecessor or NULL). */
+static void unlink_recip(br_outbox *ob, recip *r)
+{
+    recip *prev = NULL;
+    for (recip *x = ob->recips; x && x != r; x = x->next)
+        prev = x;
+    if (prev)
+        prev->next = r->next;
+    else
+        ob->recips = r->next;
+    if (ob->recips_tail == r)
+        ob->recips_tail = prev;
+    r->next = NULL;
+}
+
+static void append_recip(br_outbox *ob, recip *r)
+{
+    r->next = NULL;
+    if (ob->recips_tail)
+        ob->recips_tail->next = r;
+    else
+        ob->recips = r;
+    ob->recips_tail = r;
+}
+
+/* mu held: frees r when nothing of it is left. */
+static void maybe_free_recip(br_outbox *ob, recip *r)
+{
+    if (r->busy || r->head)
+        return;
+    unlink_recip(ob, r);
+    free(r->id);
+    free(r);
+}
+
+/* Queues m (taking it) in its recipient's FIFO, unless it is queued or
+ * being delivered already. */
+static void enqueue(br_outbox *ob, Helpwire__V1__OutboundMessage *m)
+{
+    const char *id = m->channel_user_id ? m->channel_user_id : "";
+    pthread_mutex_lock(&ob->mu);
+    recip *r = find_recip(ob, id);
+    if (r) {
+        bool dup = r->current == m->seq;
+        if (dup)
+            r->restreamed = true;
+        for (item *it = r->head; it && !dup; it = it->next)
+            dup = it->m->seq == m->seq;
+        if (dup) {
+            pthread_mutex_unlock(&ob->mu);
+            hw_log_event(ob->o.log, HW_LOG_DEBUG, "outbox_redelivered_in_progress", "seq=%llu attempt=%u",
+                         (unsigned long long)m->seq, m->attempt);
+            protobuf_c_message_free_unpacked(&m->base, NULL);
+            return;
+        }
+    }
+    item *it = calloc(1, sizeof *it);
+    if (!r) {
+        r = calloc(1, sizeof *r);
+        if (r && !(r->id = strdup(id))) {
+            free(r);
+            r = NULL;
+        }
+        if (r) {
+            ob->rng = ob->rng * 6364136223846793005ull + 1442695040888963407ull;
+            br_backoff_init(&r->bo, ob->o.backoff_initial_ms, ob->o.backoff_max_ms, ob->rng);
+            append_recip(ob, r);
+        }
+    }
+    if (!it || !r) {
+        pthread_mutex_unlock(&ob->mu);
+        free(it);
+        hw_log_event(ob->o.log, HW_LOG_ERROR, "outbox_queue_failed", "seq=%llu reason=\"out of memory\"",
+                     (unsigned long long)m->seq);
+        protobuf_c_message_free_unpacked(&m->base, NULL);
+        return;
+    }
+    it->m = m;
+    it->gen = ob->gen;
+    if (r->tail)
+        r->tail->next = it;
+    else
+        r->head = it;
+    r->tail = it;
+    atomic_fetch_add(&ob->queued, 1);
+    pthread_cond_signal(&ob->work_cv);
+    pthread_mutex_unlock(&ob->mu);
+}
+
+/* The stream ended: drops every queued message not being delivered
+ * (helpwired streams them again), and what is being delivered is not put
+ * back. */
+static void drop_queued(br_outbox *ob)
+{
+    unsigned long dropped = 0;
+    pthread_mutex_lock(&ob->mu);
+    ob->gen++;
+    for (recip *r = ob->recips, *next; r; r = next) {
+        next = r->next;
+        for (item *it = r->head, *n; it; it = n) {
+            n = it->next;
+            item_free(it);
+            dropped++;
+        }
+        r->head = r->tail = NULL;
+        maybe_free_recip(ob, r);
+    }
+    ob->channel_ready_at = 0;
+    pthread_mutex_unlock(&ob->mu);
+    atomic_fetch_sub(&ob->queued, dropped);
+    if (dropped)
+        hw_log_event(ob->o.log, HW_LOG_INFO, "outbox_queue_dropped", "messages=%lu", dropped);
+}
+
+/* The stream thread's handling of one streamed message. */
 static void handle_message(br_outbox *ob, grpc_byte_buffer *bb)
 {
     Helpwire__V1__OutboundMessage *m =
@@ -131,39 +335,235 @@ static void handle_message(br_outbox *ob, grpc_byte_buffer *bb)
         hw_log_event(ob->o.log, HW_LOG_ERROR, "outbox_bad_message", "reason=\"does not parse\"");
         return;
     }
-    char key[32];
-    snprintf(key, sizeof key, "%llu", (unsigned long long)m->seq);
-    if (br_dedupe_contains(ob->delivered, key)) {
-        hw_log_event(ob->o.log, HW_LOG_INFO, "outbox_redelivered_already_sent", "seq=%llu attempt=%u",
-                     (unsigned long long)m->seq, m->attempt);
-        ack(ob, m->seq, NULL);
+    if (m->seq == 0) {
+        if (m->lease == HELPWIRE__V1__LEASE_STATE__LEASE_STATE_ACTIVE)
+            set_lease(ob, true, true, NULL);
+        else if (m->lease == HELPWIRE__V1__LEASE_STATE__LEASE_STATE_STANDBY)
+            set_lease(ob, false, true, NULL);
+        else
+            hw_log_event(ob->o.log, HW_LOG_WARN, "outbox_bad_message", "reason=\"seq 0 without a lease\"");
         protobuf_c_message_free_unpacked(&m->base, NULL);
         return;
     }
-    char reason[512] = "";
-    int r = ob->o.deliver(ob->o.deliver_arg, m, reason, sizeof reason);
+    if (!atomic_load(&ob->lease))
+        set_lease(ob, true, true, "no_control_message");
+    enqueue(ob, m);
+}
+
+/* Whether seq was delivered already (the sent record, or the recent set). */
+static bool already_sent(br_outbox *ob, uint64_t seq)
+{
+    if (ob->o.sent)
+        return br_sent_get(ob->o.sent, seq, NULL) == 1;
+    char key[32];
+    snprintf(key, sizeof key, "%llu", (unsigned long long)seq);
+    return br_dedupe_contains(ob->delivered, key);
+}
+
+static void record_sent(br_outbox *ob, const Helpwire__V1__OutboundMessage *m, const char *upstream_id)
+{
+    if (ob->o.sent) {
+        char err[300];
+        if (br_sent_put(ob->o.sent, m, upstream_id, wall_ms(), err, sizeof err) != 0) {
+            char q[400];
+            hw_log_event(ob->o.log, HW_LOG_ERROR, "sent_record_failed", "seq=%llu error=%s",
+                         (unsigned long long)m->seq, hw_log_quote(err, q, sizeof q));
+        }
+        return;
+    }
+    char key[32];
+    snprintf(key, sizeof key, "%llu", (unsigned long long)m->seq);
+    br_dedupe_add(ob->delivered, key);
+}
+
+/* One attempt at it (taken from r by the caller). Returns the delay
+ * before the next attempt, or -1 when it is done with. *channel_wide
+ * says the delay is the whole channel's. */
+static int attempt(br_outbox *ob, item *it, bool *channel_wide, br_backoff *rbo)
+{
+    const Helpwire__V1__OutboundMessage *m = it->m;
+    char q[700];
+    *channel_wide = false;
+    if (already_sent(ob, m->seq)) {
+        hw_log_event(ob->o.log, HW_LOG_INFO, "outbox_redelivered_already_sent", "seq=%llu attempt=%u",
+                     (unsigned long long)m->seq, m->attempt);
+        ack(ob, m->seq, NULL);
+        return -1;
+    }
+    br_delivery d;
+    memset(&d, 0, sizeof d);
+    if (!it->attempts)
+        it->first_ms = wall_ms();
+    it->attempts++;
+    int r = ob->o.deliver(ob->o.deliver_arg, m, &d);
+    d.reason[sizeof d.reason - 1] = '\0';
+    d.upstream_id[sizeof d.upstream_id - 1] = '\0';
     if (r == BR_OUTBOX_DELIVERED) {
         atomic_fetch_add(&ob->n_delivered, 1);
-        br_dedupe_add(ob->delivered, key);
-        hw_log_event(ob->o.log, HW_LOG_INFO, "outbox_delivered", "seq=%llu kind=%d attempt=%u",
-                     (unsigned long long)m->seq, (int)m->kind, m->attempt);
+        record_sent(ob, m, d.upstream_id);
+        hw_log_event(ob->o.log, HW_LOG_INFO, "outbox_delivered",
+                     "seq=%llu kind=%d attempt=%u attempts=%d upstream_id=%s", (unsigned long long)m->seq,
+                     (int)m->kind, m->attempt, it->attempts, hw_log_quote(d.upstream_id, q, sizeof q));
         ack(ob, m->seq, NULL);
-    } else if (r == BR_OUTBOX_FAILED) {
+        br_backoff_reset(rbo);
+        pthread_mutex_lock(&ob->mu);
+        br_backoff_reset(&ob->channel_bo);
+        pthread_mutex_unlock(&ob->mu);
+        return -1;
+    }
+    if (r == BR_OUTBOX_FAILED) {
         atomic_fetch_add(&ob->refused, 1);
-        if (!reason[0])
-            snprintf(reason, sizeof reason, "refused by the channel");
-        char q[600];
+        if (!d.reason[0])
+            snprintf(d.reason, sizeof d.reason, "refused by the channel");
+        hw_log_event(ob->o.log, HW_LOG_WARN, "delivery_failed", "seq=%llu kind=%d attempt=%u reason=%s",
+                     (unsigned long long)m->seq, (int)m->kind, m->attempt,
+                     hw_log_quote(d.reason, q, sizeof q));
+        ack(ob, m->seq, d.reason);
+        return -1;
+    }
+    atomic_fetch_add(&ob->failed, 1);
+    if (!d.reason[0])
+        snprintf(d.reason, sizeof d.reason, "no answer from the channel");
+    int delay;
+    if (d.scope == BR_SCOPE_CHANNEL) {
+        *channel_wide = true;
+        pthread_mutex_lock(&ob->mu);
+        delay = br_backoff_next_ms(&ob->channel_bo);
+        pthread_mutex_unlock(&ob->mu);
+    } else {
+        delay = br_backoff_next_ms(rbo);
+    }
+    if (d.retry_after_ms > delay)
+        delay = d.retry_after_ms;
+    int64_t now = wall_ms();
+    int64_t born = m->created_unix_ms > 0 ? m->created_unix_ms : it->first_ms;
+    if (now + delay > born + ob->o.max_delivery_age_ms) {
+        char reason[700];
+        snprintf(reason, sizeof reason, "gave up after %d attempts in %lld s: %s", it->attempts,
+                 (long long)((now - born) / 1000), d.reason);
+        atomic_fetch_add(&ob->refused, 1);
         hw_log_event(ob->o.log, HW_LOG_WARN, "delivery_failed", "seq=%llu kind=%d attempt=%u reason=%s",
                      (unsigned long long)m->seq, (int)m->kind, m->attempt, hw_log_quote(reason, q, sizeof q));
         ack(ob, m->seq, reason);
-    } else {
-        atomic_fetch_add(&ob->failed, 1);
-        hw_log_event(ob->o.log, HW_LOG_WARN, "outbox_delivery_failed", "seq=%llu kind=%d attempt=%u",
-                     (unsigned long long)m->seq, (int)m->kind, m->attempt);
+        return -1;
     }
-    protobuf_c_message_free_unpacked(&m->base, NULL);
+    hw_log_event(ob->o.log, HW_LOG_WARN, "outbox_delivery_failed",
+                 "seq=%llu kind=%d attempts=%d delay_ms=%d scope=%s reason=%s", (unsigned long long)m->seq,
+                 (int)m->kind, it->attempts, delay, *channel_wide ? "channel" : "recipient",
+                 hw_log_quote(d.reason, q, sizeof q));
+    return delay;
 }
 
+static bool workers_stopping(br_outbox *ob)
+{
+    return ob->workers_stop || ob->stopping || (ob->o.stop && br_stop_requested(ob->o.stop));
+}
+
+/* mu held: a recipient whose head may go now (moved to the list's tail),
+ * or NULL with *wake the monotonic time worth waking at. */
+static recip *pick(br_outbox *ob, int64_t now, int64_t *wake)
+{
+    *wake = now + 100;
+    if (ob->channel_ready_at > now) {
+        if (ob->channel_ready_at < *wake)
+            *wake = ob->channel_ready_at;
+        return NULL;
+    }
+    for (recip *r = ob->recips; r; r = r->next) {
+        if (r->busy || !r->head)
+            continue;
+        if (r->ready_at <= now) {
+            unlink_recip(ob, r);
+            append_recip(ob, r);
+            return r;
+        }
+        if (r->ready_at < *wake)
+            *wake = r->ready_at;
+    }
+    return NULL;
+}
+
+static void *worker_thread(void *arg)
+{
+    br_outbox *ob = arg;
+    pthread_mutex_lock(&ob->mu);
+    while (!workers_stopping(ob)) {
+        int64_t now = now_ms(), wake;
+        recip *r = pick(ob, now, &wake);
+        if (!r) {
+            struct timespec t;
+            clock_gettime(CLOCK_MONOTONIC, &t);
+            int64_t left = wake - now;
+            if (left < 1)
+                left = 1;
+            t.tv_sec += left / 1000;
+            t.tv_nsec += (long)(left % 1000) * 1000000;
+            if (t.tv_nsec >= 1000000000) {
+                t.tv_sec++;
+                t.tv_nsec -= 1000000000;
+            }
+            pthread_cond_timedwait(&ob->work_cv, &ob->mu, &t);
+            continue;
+        }
+        item *it = r->head;
+        r->head = it->next;
+        if (!r->head)
+            r->tail = NULL;
+        it->next = NULL;
+        r->busy = true;
+        r->current = it->m->seq;
+        r->restreamed = false;
+        br_backoff rbo = r->bo;
+        pthread_mutex_unlock(&ob->mu);
+
+        bool channel_wide = false;
+        int delay = attempt(ob, it, &channel_wide, &rbo);
+
+        pthread_mutex_lock(&ob->mu);
+        r->bo = rbo;
+        r->busy = false;
+        r->current = 0;
+        bool restreamed = r->restreamed;
+        r->restreamed = false;
+        if (delay >= 0 && (it->gen == ob->gen || restreamed) && !workers_stopping(ob)) {
+            it->gen = ob->gen;
+            it->next = r->head;
+            r->head = it;
+            if (!r->tail)
+                r->tail = it;
+            int64_t at = now_ms() + delay;
+            if (channel_wide)
+                ob->channel_ready_at = at > ob->channel_ready_at ? at : ob->channel_ready_at;
+            else
+                r->ready_at = at;
+        } else {
+            item_free(it);
+            atomic_fetch_sub(&ob->queued, 1);
+            if (delay < 0)
+                r->ready_at = 0;
+        }
+        maybe_free_recip(ob, r);
+        pthread_cond_broadcast(&ob->work_cv);
+    }
+    pthread_mutex_unlock(&ob->mu);
+    return NULL;
+}
+
+int br_outbox_late_failure(br_outbox *ob, const Helpwire__V1__OutboundMessage *m, const char *reason)
+{
+    char q[700];
+    atomic_fetch_add(&ob->refused, 1);
+    hw_log_event(ob->o.log, HW_LOG_WARN, "delivery_failed", "seq=%llu kind=%d late=true reason=%s",
+                 (unsigned long long)m->seq, (int)m->kind, hw_log_quote(reason, q, sizeof q));
+    Helpwire__V1__OutboundMessage copy = *m;
+    copy.channel = ob->o.channel;
+    return ack_msg(ob, m->seq, reason, &copy);
+}
+
+bool br_outbox_lease_active(br_outbox *ob)
+{
+    return atomic_load(&ob->lease);
+}
 /* Waits for the completion of tag on cq; other tags seen meanwhile are
  * recorded in done[]. Returns the event's success. */
 static int wait_tag(grpc_completion_queue *cq, tag_id tag, bool done[4], int ok[4])
@@ -227,6 +627,8 @@ static bool run_stream(br_outbox *ob, grpc_status_code *code)
     Helpwire__V1__SubscribeRequest req = HELPWIRE__V1__SUBSCRIBE_REQUEST__INIT;
     req.channel = ob->o.channel;
     req.redeliver_after_ms = (uint32_t)ob->o.redeliver_after_ms;
+    req.max_in_flight_per_recipient = (uint32_t)ob->o.max_in_flight_per_recipient;
+    req.instance = ob->instance;
     send_bb = hw_client_pack(&req.base);
 
     grpc_call *call =
@@ -291,6 +693,9 @@ static bool run_stream(br_outbox *ob, grpc_status_code *code)
         }
     }
     start_pending = false;
+    drop_queued(ob);
+    if (atomic_load(&ob->lease))
+        set_lease(ob, false, false, "stream_ended");
     if (!done[TAG_STATUS] && stopping(ob))
         grpc_call_cancel(call, NULL);
     wait_tag(cq, TAG_STATUS, done, ok);
@@ -361,6 +766,23 @@ int br_outbox_start(br_outbox **out, const br_outbox_options *o)
     if (!ob)
         return -1;
     ob->o = *o;
+    if (ob->o.workers <= 0)
+        ob->o.workers = 4;
+    if (ob->o.workers > MAX_WORKERS)
+        ob->o.workers = MAX_WORKERS;
+    if (ob->o.max_delivery_age_ms <= 0)
+        ob->o.max_delivery_age_ms = 86400000;
+    if (ob->o.max_in_flight_per_recipient <= 0)
+        ob->o.max_in_flight_per_recipient = 8;
+    if (o->instance && *o->instance) {
+        snprintf(ob->instance, sizeof ob->instance, "%s", o->instance);
+    } else {
+        char host[128] = "";
+        gethostname(host, sizeof host - 1);
+        snprintf(ob->instance, sizeof ob->instance, "%s:%d", host[0] ? host : "localhost", (int)getpid());
+    }
+    ob->o.instance = ob->instance;
+    atomic_init(&ob->lease, false);
     ob->delivered = br_dedupe_create(4096);
     if (!ob->delivered) {
         free(ob);
@@ -371,13 +793,27 @@ int br_outbox_start(br_outbox **out, const br_outbox_options *o)
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&ob->cv, &ca);
+    pthread_cond_init(&ob->work_cv, &ca);
     pthread_condattr_destroy(&ca);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    br_backoff_init(&ob->backoff, o->backoff_initial_ms, o->backoff_max_ms,
-                    (uint64_t)ts.tv_nsec ^ ((uint64_t)(uintptr_t)ob << 16));
-    if (pthread_create(&ob->thread, NULL, outbox_thread, ob) != 0) {
+    ob->rng = (uint64_t)ts.tv_nsec ^ ((uint64_t)(uintptr_t)ob << 16) ^ (uint64_t)getpid();
+    br_backoff_init(&ob->backoff, o->backoff_initial_ms, o->backoff_max_ms, ob->rng);
+    br_backoff_init(&ob->channel_bo, o->backoff_initial_ms, o->backoff_max_ms, ob->rng ^ 0x5bd1e995);
+    for (int i = 0; i < ob->o.workers; i++) {
+        if (pthread_create(&ob->workers[i], NULL, worker_thread, ob) != 0)
+            break;
+        ob->n_workers++;
+    }
+    if (ob->n_workers == 0 || pthread_create(&ob->thread, NULL, outbox_thread, ob) != 0) {
+        pthread_mutex_lock(&ob->mu);
+        ob->workers_stop = true;
+        pthread_cond_broadcast(&ob->work_cv);
+        pthread_mutex_unlock(&ob->mu);
+        for (int i = 0; i < ob->n_workers; i++)
+            pthread_join(ob->workers[i], NULL);
         br_dedupe_destroy(ob->delivered);
+        pthread_cond_destroy(&ob->work_cv);
         pthread_cond_destroy(&ob->cv);
         pthread_mutex_destroy(&ob->mu);
         free(ob);
@@ -398,7 +834,15 @@ void br_outbox_stop(br_outbox *ob)
     pthread_cond_broadcast(&ob->cv);
     pthread_mutex_unlock(&ob->mu);
     pthread_join(ob->thread, NULL);
+    pthread_mutex_lock(&ob->mu);
+    ob->workers_stop = true;
+    pthread_cond_broadcast(&ob->work_cv);
+    pthread_mutex_unlock(&ob->mu);
+    for (int i = 0; i < ob->n_workers; i++)
+        pthread_join(ob->workers[i], NULL);
+    drop_queued(ob);
     br_dedupe_destroy(ob->delivered);
+    pthread_cond_destroy(&ob->work_cv);
     pthread_cond_destroy(&ob->cv);
     pthread_mutex_destroy(&ob->mu);
     free(ob);
@@ -411,4 +855,6 @@ void br_outbox_get_stats(br_outbox *ob, br_outbox_stats *st)
     st->acked = atomic_load(&ob->acked);
     st->refused = atomic_load(&ob->refused);
     st->failed = atomic_load(&ob->failed);
+    st->queued = atomic_load(&ob->queued);
+    st->lease_active = atomic_load(&ob->lease);
 }

@@ -74,7 +74,57 @@ int br_runtime_start(br_runtime *rt, const br_bridge *bridge, br_common *c)
 static void render_dead_letters(void *arg, FILE *out)
 {
     const br_runtime *rt = arg;
-    br_deadletter_render(rt->dead, rt->bridge->name, out);
+    if (rt->dead)
+        br_deadletter_render(rt->dead, rt->bridge->name, out);
+}
+
+/* The outbox's families; rt->ob is set once, after the listener started. */
+static void render_outbox(void *arg, FILE *out)
+{
+    br_runtime *rt = arg;
+    br_outbox *ob = __atomic_load_n(&rt->ob, __ATOMIC_ACQUIRE);
+    br_outbox_stats st;
+    memset(&st, 0, sizeof st);
+    if (ob)
+        br_outbox_get_stats(ob, &st);
+    const char *b = rt->bridge->name;
+    fprintf(out,
+            "# HELP helpwire_bridge_deliveries_total Outbox delivery attempts by result: delivered (the "
+            "channel accepted it), failed (acknowledged as FAILED), retried (a transient failure).\n"
+            "# TYPE helpwire_bridge_deliveries_total counter\n"
+            "helpwire_bridge_deliveries_total{bridge=\"%s\",result=\"delivered\"} %lu\n"
+            "helpwire_bridge_deliveries_total{bridge=\"%s\",result=\"failed\"} %lu\n"
+            "helpwire_bridge_deliveries_total{bridge=\"%s\",result=\"retried\"} %lu\n"
+            "# HELP helpwire_bridge_outbox_lease 1 while this bridge holds its channel's outbox lease.\n"
+            "# TYPE helpwire_bridge_outbox_lease gauge\n"
+            "helpwire_bridge_outbox_lease{bridge=\"%s\"} %d\n"
+            "# HELP helpwire_bridge_outbox_queued Outbox messages queued or being delivered.\n"
+            "# TYPE helpwire_bridge_outbox_queued gauge\n"
+            "helpwire_bridge_outbox_queued{bridge=\"%s\"} %lu\n",
+            b, st.delivered, b, st.refused, b, st.failed, b, st.lease_active ? 1 : 0, b, st.queued);
+}
+
+/* With --metrics, once: the registry, its collectors, the listener. */
+static int start_metrics(br_runtime *rt)
+{
+    const br_common *c = rt->common;
+    char err[600];
+    if (!c->metrics || !*c->metrics || rt->metrics)
+        return 0;
+    static const char *const paths[] = {"/helpwire.v1.Router/Route"};
+    int port = 0;
+    rt->metrics = hw_metrics_create(paths, 1);
+    if (!rt->metrics || hw_metrics_add_collector(rt->metrics, render_dead_letters, rt) != 0 ||
+        hw_metrics_add_collector(rt->metrics, render_outbox, rt) != 0 ||
+        (rt->collect && hw_metrics_add_collector(rt->metrics, rt->collect, rt->collect_arg) != 0))
+        return fail(rt, 1, "out of memory");
+    if (hw_metrics_listen(rt->metrics, c->metrics, &port, err, sizeof err) != 0) {
+        char msg[700];
+        snprintf(msg, sizeof msg, "--metrics: %s", err);
+        return fail(rt, 1, msg);
+    }
+    hw_log_event(rt->log, HW_LOG_INFO, "metrics_listening", "port=%d", port);
+    return 0;
 }
 
 int br_runtime_inbound(br_runtime *rt, const char *state_dir)
@@ -86,20 +136,8 @@ int br_runtime_inbound(br_runtime *rt, const char *state_dir)
         snprintf(msg, sizeof msg, "--state-dir: %s", err);
         return fail(rt, 1, msg);
     }
-    if (c->metrics && *c->metrics) {
-        static const char *const paths[] = {"/helpwire.v1.Router/Route"};
-        int port = 0;
-        rt->metrics = hw_metrics_create(paths, 1);
-        if (!rt->metrics || hw_metrics_add_collector(rt->metrics, render_dead_letters, rt) != 0 ||
-            (rt->collect && hw_metrics_add_collector(rt->metrics, rt->collect, rt->collect_arg) != 0))
-            return fail(rt, 1, "out of memory");
-        if (hw_metrics_listen(rt->metrics, c->metrics, &port, err, sizeof err) != 0) {
-            char msg[700];
-            snprintf(msg, sizeof msg, "--metrics: %s", err);
-            return fail(rt, 1, msg);
-        }
-        hw_log_event(rt->log, HW_LOG_INFO, "metrics_listening", "port=%d", port);
-    }
+    if (start_metrics(rt) != 0)
+        return 1;
     rt->route = (br_route_policy){.rpc = rt->rpc,
                                   .log = rt->log,
                                   .rpc_timeout_ms = c->rpc_timeout_ms,
@@ -112,22 +150,38 @@ int br_runtime_inbound(br_runtime *rt, const char *state_dir)
     return 0;
 }
 
-int br_runtime_subscribe(br_runtime *rt, br_outbox_deliver_fn deliver, void *arg)
+int br_runtime_subscribe(br_runtime *rt, const char *state_dir, br_outbox_deliver_fn deliver, void *arg)
 {
     const br_common *c = rt->common;
-    br_outbox_options oo = {rt->rpc,
-                            rt->bridge->channel,
-                            c->redeliver_after_ms,
-                            c->rpc_timeout_ms,
-                            c->backoff_initial_ms,
-                            c->backoff_max_ms,
-                            br_runtime_reconnect_max_ms(c),
-                            deliver,
-                            arg,
-                            rt->log,
-                            rt->stop};
-    if (br_outbox_start(&rt->ob, &oo) != 0)
+    char err[600];
+    if (!state_dir || !*state_dir)
+        return fail(rt, 2, "--state-dir is required");
+    if (br_sent_open(&rt->sent, state_dir, rt->bridge->name, 0, 0, err, sizeof err) != 0) {
+        char msg[700];
+        snprintf(msg, sizeof msg, "--state-dir: %s", err);
+        return fail(rt, 1, msg);
+    }
+    if (start_metrics(rt) != 0)
+        return 1;
+    br_outbox_options oo = {.rpc = rt->rpc,
+                            .channel = rt->bridge->channel,
+                            .redeliver_after_ms = c->redeliver_after_ms,
+                            .rpc_timeout_ms = c->rpc_timeout_ms,
+                            .backoff_initial_ms = c->backoff_initial_ms,
+                            .backoff_max_ms = c->backoff_max_ms,
+                            .reconnect_max_ms = br_runtime_reconnect_max_ms(c),
+                            .deliver = deliver,
+                            .deliver_arg = arg,
+                            .log = rt->log,
+                            .stop = rt->stop,
+                            .workers = c->delivery_workers,
+                            .max_delivery_age_ms = c->max_delivery_age_ms,
+                            .max_in_flight_per_recipient = c->max_in_flight_per_recipient,
+                            .sent = rt->sent};
+    br_outbox *ob = NULL;
+    if (br_outbox_start(&ob, &oo) != 0)
         return fail(rt, 1, "cannot start the outbox thread");
+    __atomic_store_n(&rt->ob, ob, __ATOMIC_RELEASE);
     return 0;
 }
 
@@ -180,10 +234,12 @@ void br_runtime_close_http(br_runtime *rt)
 void br_runtime_finish(br_runtime *rt, int rc)
 {
     br_runtime_close_http(rt);
+    hw_metrics_destroy(rt->metrics); /* before the outbox its collector reads */
+    rt->metrics = NULL;
     br_outbox_stop(rt->ob);
     rt->ob = NULL;
-    hw_metrics_destroy(rt->metrics);
-    rt->metrics = NULL;
+    br_sent_close(rt->sent);
+    rt->sent = NULL;
     hw_client_destroy(rt->rpc);
     rt->rpc = NULL;
     if (rt->grpc_up)

@@ -47,7 +47,8 @@ typedef struct br_runtime {
     hw_log *log;
     br_stop *stop;
     hw_client *rpc;
-    br_outbox *ob;
+    br_outbox *ob;              /* br_runtime_subscribe; read by the metrics thread */
+    br_sent *sent;              /* br_runtime_subscribe: the durable sent record */
     br_httpd *httpd;            /* when the bridge listens */
     br_deadletter *dead;        /* br_runtime_inbound */
     hw_metrics *metrics;        /* with --metrics */
@@ -85,13 +86,19 @@ int br_runtime_start(br_runtime *rt, const br_bridge *bridge, br_common *c);
  * why. */
 int br_runtime_inbound(br_runtime *rt, const char *state_dir);
 
-/* Subscribes to the bridge's outbox on its own thread; deliver(arg, m,
- * reason, reason_size) sends one message to the channel and returns
- * BR_OUTBOX_DELIVERED once the channel accepted it (then it is
- * acknowledged), BR_OUTBOX_FAILED when the channel refused it for good
- * (acknowledged as FAILED with the reason), BR_OUTBOX_RETRY otherwise
- * (outbox.h). Returns 0, or 1 after printing why. */
-int br_runtime_subscribe(br_runtime *rt, br_outbox_deliver_fn deliver, void *arg);
+/* Opens the durable sent record in state_dir (<name>.sent.mdb, sent.h;
+ * required: a bridge that delivers refuses to start without one) and
+ * subscribes to the bridge's outbox (outbox.h) with --delivery-workers,
+ * --max-delivery-age-ms and --max-in-flight-per-recipient; deliver(arg,
+ * m, d) makes one attempt to send one message to the channel and returns
+ * BR_OUTBOX_DELIVERED once the channel accepted it (then it is recorded
+ * and acknowledged), BR_OUTBOX_FAILED when the channel refused it for good
+ * (acknowledged as FAILED with d->reason), BR_OUTBOX_RETRY otherwise
+ * (retried per d->retry_after_ms and d->scope). With --metrics, serves
+ * them now if br_runtime_inbound did not, and adds
+ * helpwire_bridge_deliveries_total{result}, helpwire_bridge_outbox_lease
+ * and helpwire_bridge_outbox_queued. Returns 0, or 1 after printing why. */
+int br_runtime_subscribe(br_runtime *rt, const char *state_dir, br_outbox_deliver_fn deliver, void *arg);
 
 /* Starts the bridge's HTTP server on listen (as br_httpd_options; 0
  * max_body_bytes for the default) answering with handler(arg, request).

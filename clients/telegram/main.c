@@ -27,9 +27,17 @@
  * crash or kill -9 loses nothing spooled. Registering the webhook URL with
  * setWebhook is left to the operator.
  *
- * Outbound: Outbox.Subscribe(TELEGRAM) on its own thread; each message goes
- * out with sendMessage and is acknowledged only after Telegram answered
- * ok. Route's reply_text is never sent directly (it is in the outbox too).
+ * Polling needs the channel's outbox lease (outbox.h): the bridge calls
+ * getUpdates only while its Outbox stream is ACTIVE, so two bridges on one
+ * bot (a rolling restart, on one --state-dir) never poll at once; a
+ * standby waits, a bridge that loses the stream aborts its long poll, and
+ * the offset is read afresh each time the lease is taken.
+ *
+ * Outbound: Outbox.Subscribe(TELEGRAM), delivered per chat by the outbox's
+ * workers; each message goes out with one sendMessage, is recorded in the
+ * sent record with its message_id, and is acknowledged only after Telegram
+ * answered ok; a 429 holds back that chat for retry_after. Route's
+ * reply_text is never sent directly (it is in the outbox too).
  *
  * The bot token appears only in request URLs, which are never logged.
  */
@@ -88,6 +96,7 @@ typedef struct tg_bridge {
     const hw_log *log;
     br_stop *stop;
     br_dedupe *seen; /* chat:message ids routed recently */
+    br_outbox *ob;   /* set before the poll loop starts; its lease gates polling */
     char *bot_token;
     char offset_path[4096];
     br_spool *spool; /* webhook mode: updates taken, not yet routed */
@@ -114,14 +123,22 @@ static int retry_after_ms(const br_http_response *resp, void *arg)
     return ms;
 }
 
+/* Whether the long poll must end now: this bridge lost its channel's
+ * outbox lease (another bridge polls). */
+static bool lease_lost(void *arg)
+{
+    tg_bridge *b = arg;
+    return b->ob && !br_outbox_lease_active(b->ob);
+}
+
 /* POSTs body to Bot API method. On TG_OK *result (may be NULL) holds the
  * "result" member (decref it). TG_RATE_LIMITED sets *wait_ms. With refusal
- * (may be NULL), an answer refusal.h calls permanent is TG_REFUSED and
- * refusal receives "telegram <code>: <description>"; without, such an
+ * (may be NULL), an error answer writes "telegram <code>: <description>"
+ * there, and one refusal.h calls permanent is TG_REFUSED; without, such an
  * answer is TG_REJECTED like any other 4xx. attempts > 1
- * retries transport errors, 429 and 5xx inside. abortable: a stop aborts
- * the request in flight (a long poll); sends are let finish so that their
- * outcome, and so the Ack, is known. */
+ * retries transport errors, 429 and 5xx inside. abortable: a stop, or the
+ * lease lost, aborts the request in flight (a long poll); sends are let
+ * finish so that their outcome, and so the Ack, is known. */
 static tg_result bot_call(tg_bridge *b, const char *method, json_t *body, int timeout_ms, int attempts,
                           bool abortable, json_t **result, int *wait_ms, char *refusal, size_t refusal_size)
 {
@@ -137,7 +154,9 @@ static tg_result bot_call(tg_bridge *b, const char *method, json_t *body, int ti
                            .body_len = strlen(payload),
                            .timeout_ms = timeout_ms,
                            .stop = b->stop,
-                           .abort_on_stop = abortable};
+                           .abort_on_stop = abortable,
+                           .abort_fn = lease_lost,
+                           .abort_arg = b};
     br_http_response resp;
     br_backoff bo;
     br_backoff_init(&bo, b->cfg->common.backoff_initial_ms, b->cfg->common.backoff_max_ms, (uintptr_t)&bo);
@@ -152,6 +171,9 @@ static tg_result bot_call(tg_bridge *b, const char *method, json_t *body, int ti
         char q[300];
         hw_log_event(b->log, HW_LOG_WARN, "telegram_unreachable", "method=%s error=%s", method,
                      hw_log_quote(resp.error, q, sizeof q));
+        if (refusal)
+            snprintf(refusal, refusal_size, "telegram unreachable: %s", resp.error);
+        br_http_response_free(&resp);
         return TG_RETRY;
     }
     tg_result res;
@@ -176,10 +198,10 @@ static tg_result bot_call(tg_bridge *b, const char *method, json_t *body, int ti
         }
         json_t *code = json_object_get(j, "error_code");
         long status = json_is_integer(code) ? (long)json_integer_value(code) : resp.status;
-        if (res != TG_RATE_LIMITED && refusal && br_refusal_telegram(status) == BR_REFUSAL_PERMANENT) {
-            res = TG_REFUSED;
+        if (refusal)
             snprintf(refusal, refusal_size, "telegram %ld: %s", status, desc ? desc : "(no description)");
-        }
+        if (res != TG_RATE_LIMITED && refusal && br_refusal_telegram(status) == BR_REFUSAL_PERMANENT)
+            res = TG_REFUSED;
     }
     json_decref(j);
     br_http_response_free(&resp);
@@ -270,21 +292,50 @@ static int save_offset(tg_bridge *b, uint64_t offset)
     return 0;
 }
 
-/* The long-poll loop; returns when a stop is requested. */
-static int poll_loop(tg_bridge *b)
+/* Waits until this bridge holds the outbox lease (only the holder polls:
+ * Telegram answers 409 Conflict to overlapping getUpdates), then reads the
+ * offset afresh (another bridge on the same state directory may have
+ * moved it). Returns 0, 1 when stopping, or -1 when the offset cannot be
+ * read. */
+static int wait_for_lease(tg_bridge *b, uint64_t *offset)
 {
     char err[512];
-    uint64_t offset = 0;
-    if (br_state_read_u64(b->offset_path, &offset, err, sizeof err) < 0) {
+    bool logged = false;
+    while (lease_lost(b)) {
+        if (!logged)
+            hw_log_event(b->log, HW_LOG_INFO, "poll_paused", "reason=\"no outbox lease\"");
+        logged = true;
+        if (br_stop_sleep_ms(b->stop, 50))
+            return 1;
+    }
+    if (br_stop_requested(b->stop))
+        return 1;
+    if (br_state_read_u64(b->offset_path, offset, err, sizeof err) < 0) {
         hw_log_event(b->log, HW_LOG_ERROR, "offset_read_failed", "error=\"%s\"", err);
         return -1;
     }
-    hw_log_event(b->log, HW_LOG_INFO, "polling", "offset=%" PRIu64 " timeout_s=%d", offset,
+    hw_log_event(b->log, HW_LOG_INFO, "polling", "offset=%" PRIu64 " timeout_s=%d", *offset,
                  b->cfg->poll_timeout_s);
+    return 0;
+}
+
+/* The long-poll loop, while this bridge holds the lease; returns when a
+ * stop is requested. */
+static int poll_loop(tg_bridge *b)
+{
+    uint64_t offset = 0;
+    int w = wait_for_lease(b, &offset);
+    if (w != 0)
+        return w < 0 ? -1 : 0;
     br_backoff bo;
     br_backoff_init(&bo, b->cfg->common.backoff_initial_ms, b->cfg->common.backoff_max_ms,
                     (uintptr_t)b ^ offset);
     while (!br_stop_requested(b->stop)) {
+        if (lease_lost(b)) {
+            if ((w = wait_for_lease(b, &offset)) != 0)
+                return w < 0 ? -1 : 0;
+            continue;
+        }
         json_t *body = json_object();
         if (offset > 0)
             json_object_set_new(body, "offset", json_integer((json_int_t)offset));
@@ -297,8 +348,10 @@ static int poll_loop(tg_bridge *b)
         tg_result r = bot_call(b, "getUpdates", body, b->cfg->poll_timeout_s * 1000 + b->cfg->http_timeout_ms,
                                1, true, &updates, &wait_ms, NULL, 0);
         json_decref(body);
-        if (r == TG_STOPPED)
+        if (r == TG_STOPPED && br_stop_requested(b->stop))
             break;
+        if (r == TG_STOPPED)
+            continue; /* the lease lost: wait for it */
         if (r != TG_OK || !json_is_array(updates)) {
             json_decref(updates);
             int delay = r == TG_RATE_LIMITED ? wait_ms : br_backoff_next_ms(&bo);
@@ -376,9 +429,11 @@ static void webhook_handler(void *arg, br_httpd_request *r)
 
 /* ------------------------------------------------------------ outbound */
 
-/* Sends m with sendMessage. A permanent refusal (refusal.h: 400, 403) is
- * BR_OUTBOX_FAILED with Telegram's description as the reason. */
-static int deliver(void *arg, const Helpwire__V1__OutboundMessage *m, char *reason, size_t reason_size)
+/* Sends m with sendMessage, once. A permanent refusal (refusal.h: 400,
+ * 403) is BR_OUTBOX_FAILED with Telegram's description as the reason; a
+ * 429 waits parameters.retry_after for this chat only; the message_id of
+ * the sent message is the upstream id. */
+static int deliver(void *arg, const Helpwire__V1__OutboundMessage *m, br_delivery *d)
 {
     tg_bridge *b = arg;
     json_t *body = json_object();
@@ -390,14 +445,22 @@ static int deliver(void *arg, const Helpwire__V1__OutboundMessage *m, char *reas
         json_object_set_new(body, "chat_id", json_string(m->channel_user_id));
     json_object_set_new(body, "text", json_string(m->text));
     int wait_ms = 0;
-    tg_result r = bot_call(b, "sendMessage", body, b->cfg->http_timeout_ms, b->cfg->send_attempts, false,
-                           NULL, &wait_ms, reason, reason_size);
+    json_t *result = NULL;
+    tg_result r = bot_call(b, "sendMessage", body, b->cfg->http_timeout_ms, 1, false, &result, &wait_ms,
+                           d->reason, sizeof d->reason);
     json_decref(body);
     if (r == TG_REJECTED)
         hw_log_event(b->log, HW_LOG_ERROR, "delivery_rejected", "seq=%llu chat=%s",
                      (unsigned long long)m->seq, m->channel_user_id);
+    json_t *mid = json_object_get(result, "message_id");
+    if (json_is_integer(mid))
+        snprintf(d->upstream_id, sizeof d->upstream_id, "%lld", (long long)json_integer_value(mid));
+    json_decref(result);
     if (r == TG_OK)
         return BR_OUTBOX_DELIVERED;
+    if (r == TG_RATE_LIMITED)
+        d->retry_after_ms = wait_ms;
+    d->scope = BR_SCOPE_RECIPIENT;
     return r == TG_REFUSED ? BR_OUTBOX_FAILED : BR_OUTBOX_RETRY;
 }
 
@@ -445,15 +508,16 @@ int main(int argc, char **argv)
         {"mode", "TELEGRAM_MODE", BR_OPT_STRING, &cfg.mode, 0, 0, "MODE",
          "poll (getUpdates long polling) or webhook. Default poll."},
         {"state-dir", "TELEGRAM_STATE_DIR", BR_OPT_REQUIRED, &cfg.state_dir, 0, 0, "DIR",
-         "Directory for the persisted getUpdates offset (file telegram.offset) and the dead letters "
-         "(telegram.deadletter.jsonl); created if missing. Required."},
+         "Directory for the persisted getUpdates offset (file telegram.offset), the dead letters "
+         "(telegram.deadletter.jsonl) and the record of messages sent (telegram.sent.mdb); created if "
+         "missing. Two bridges may share it during a rolling restart. Required."},
         {"poll-timeout-s", NULL, BR_OPT_INT, &cfg.poll_timeout_s, 0, 50, "S",
          "Long-poll timeout of getUpdates. Default 30."},
         {"http-timeout-ms", NULL, BR_OPT_INT, &cfg.http_timeout_ms, 100, 600000, "MS",
          "Timeout of each Bot API request (added to the long-poll timeout for getUpdates). Default 15000."},
         {"send-attempts", NULL, BR_OPT_INT, &cfg.send_attempts, 1, 100, "N",
-         "Attempts of one sendMessage on transport errors, 429 and 5xx before leaving the message to be "
-         "redelivered. Default 5."},
+         "Unused, accepted for old command lines: each sendMessage is one attempt, and its retries are "
+         "scheduled per chat (retry_after honoured) up to --max-delivery-age-ms."},
         {"webhook-listen", "TELEGRAM_WEBHOOK_LISTEN", BR_OPT_STRING, &cfg.webhook_listen, 0, 0, "ADDR",
          "Webhook mode: address to serve on, host:port (port 0 picks one). Default 127.0.0.1:8443 "
          "(terminate TLS in front)."},
@@ -528,8 +592,9 @@ int main(int argc, char **argv)
     b.cfg = &cfg;
     b.log = rt.log;
     b.stop = rt.stop;
-    if (br_runtime_subscribe(&rt, deliver, &b) != 0)
+    if (br_runtime_subscribe(&rt, cfg.state_dir, deliver, &b) != 0)
         goto out;
+    b.ob = rt.ob;
     char q[300];
     hw_log_event(rt.log, HW_LOG_INFO, "started", "mode=%s helpwire=%s tls=%s token=%s", cfg.mode,
                  hw_log_quote(cfg.common.helpwire, q, sizeof q), cfg.common.tls_ca ? "true" : "false",

@@ -651,11 +651,11 @@ static void handler(void *arg, br_httpd_request *r)
 
 /* Writes m to its visitor's history (once per outbox sequence), then
  * wakes the visitor's readers. */
-static int deliver(void *arg, const Helpwire__V1__OutboundMessage *m, char *reason, size_t reason_size)
+static int deliver(void *arg, const Helpwire__V1__OutboundMessage *m, br_delivery *d)
 {
     wc_bridge *b = arg;
     if (!wc_hub_valid_id(m->channel_user_id)) {
-        snprintf(reason, reason_size, "not a web-chat session id");
+        snprintf(d->reason, sizeof d->reason, "not a web-chat session id");
         hw_log_event(b->log, HW_LOG_ERROR, "delivery_rejected",
                      "seq=%llu reason=\"not a web-chat session id\"", (unsigned long long)m->seq);
         return BR_OUTBOX_FAILED;
@@ -672,9 +672,11 @@ static int deliver(void *arg, const Helpwire__V1__OutboundMessage *m, char *reas
     if (rc < 0) {
         hw_log_event(b->log, HW_LOG_ERROR, "history_write_failed", "seq=%llu error=\"%s\"",
                      (unsigned long long)m->seq, ev ? err : "out of memory");
+        snprintf(d->reason, sizeof d->reason, "history: %.400s", ev ? err : "out of memory");
         return BR_OUTBOX_RETRY;
     }
     wc_hub_notify(b->hub, m->channel_user_id);
+    snprintf(d->upstream_id, sizeof d->upstream_id, "%llu", (unsigned long long)id);
     return BR_OUTBOX_DELIVERED;
 }
 
@@ -719,8 +721,9 @@ int main(int argc, char **argv)
          "Visitors kept in memory; the least recently active is dropped beyond it. Default 10000."},
         {"state-dir", "WEBCHAT_STATE_DIR", BR_OPT_REQUIRED, &cfg.state_dir, 0, 0, "DIR",
          "Directory for the visitors' history (webchat.history), the spool of messages taken while "
-         "helpwired was unavailable (webchat.spool) and the dead letters (webchat.deadletter.jsonl); "
-         "created if missing. Required."},
+         "helpwired was unavailable (webchat.spool), the dead letters (webchat.deadletter.jsonl) and the "
+         "record of messages delivered (webchat.sent.mdb), so a message helpwired streams again is not "
+         "shown twice; created if missing. Required."},
         {"max-events", NULL, BR_OPT_INT, &cfg.max_events, 1, 100000, "N",
          "History entries kept per visitor (their messages and the replies), the oldest dropped first. "
          "Default 1000."},
@@ -770,7 +773,7 @@ int main(int argc, char **argv)
         fprintf(stderr, PROG ": cannot start the drainer thread\n");
         goto out;
     }
-    if (br_runtime_subscribe(&rt, deliver, &b) != 0 ||
+    if (br_runtime_subscribe(&rt, cfg.state_dir, deliver, &b) != 0 ||
         br_runtime_listen(&rt, cfg.listen, (size_t)64 * 1024, handler, &b) != 0)
         goto out;
     br_runtime_serve(&rt, cfg.listen);

@@ -9,8 +9,12 @@
  * are then written to the bridge's spool in --state-dir (spool.h: LMDB,
  * synced) and only then is Meta answered 200; a full spool, or one that
  * cannot be written, answers 503 so Meta delivers the webhook again later.
- * Status callbacks (sent, delivered, read) and non-text messages are
- * logged and ignored.
+ * A "failed" status callback for a wamid in the sent record is
+ * acknowledged to helpwired as a late failure (the ticket gets
+ * DELIVERY_FAILED) before the answer; when that Ack fails the webhook is
+ * answered 503, so Meta delivers it again (its messages, spooled again,
+ * are answered as duplicates by helpwired). Other statuses (sent,
+ * delivered, read) and non-text messages are logged and ignored.
  *
  * Routing happens from the spool (drain.h), one message at a time in
  * arrival order: a message helpwired cannot take now (UNAVAILABLE,
@@ -25,9 +29,11 @@
  * once. On SIGTERM the server stops taking requests and the drainer goes
  * on routing for up to --drain-timeout-ms; what is left stays spooled.
  *
- * Outbound: Outbox.Subscribe(WHATSAPP); each message is sent with
- * POST /{phone-number-id}/messages (bearer WHATSAPP_ACCESS_TOKEN) and
- * acknowledged after the Graph API accepted it. Route's reply_text is not
+ * Outbound: Outbox.Subscribe(WHATSAPP), delivered per recipient by the
+ * outbox's workers; each message is sent with one POST
+ * /{phone-number-id}/messages (bearer WHATSAPP_ACCESS_TOKEN), recorded
+ * with its wamid, and acknowledged after the Graph API accepted it; 130429
+ * pauses the whole channel, 131056 that recipient. Route's reply_text is not
  * sent directly (it is in the outbox too).
  */
 #include <stdio.h>
@@ -78,6 +84,8 @@ typedef struct wa_bridge {
     br_stop *stop;
     br_spool *spool; /* the messages taken from webhooks, not yet routed */
     br_drain *drain; /* routes the spool */
+    br_outbox *ob;   /* set before the server listens: late failures are acknowledged on it */
+    br_sent *sent;   /* the sent record: wamid -> message */
 } wa_bridge;
 
 /* The text messages of one webhook body, to spool together. */
@@ -174,9 +182,50 @@ static void collect_message(wa_bridge *b, json_t *m, json_t *contacts, wa_batch 
     batch->n++;
 }
 
-/* One signed webhook body: its text messages into batch, in order. */
-static void process_body(wa_bridge *b, json_t *root, wa_batch *batch)
+/* A status callback. "failed" for a wamid in the sent record: the message
+ * is acknowledged as FAILED late (FailedDelivery.message), with reason
+ * "whatsapp <code>: <title>: <details>"; for an unknown wamid a warning.
+ * Other statuses (sent, delivered, read) are only logged at debug.
+ * Returns -1 when the late failure could not be acknowledged (the webhook
+ * is then answered 503, so Meta sends it again), else 0. */
+static int handle_status(wa_bridge *b, json_t *x)
 {
+    const char *st = json_string_value(json_object_get(x, "status"));
+    const char *wamid = json_string_value(json_object_get(x, "id"));
+    char q[300], q2[300];
+    if (!st || strcmp(st, "failed") != 0) {
+        hw_log_event(b->log, HW_LOG_DEBUG, "status_ignored", "status=%s", st ? st : "none");
+        return 0;
+    }
+    json_t *e = json_array_get(json_object_get(x, "errors"), 0);
+    json_t *code = json_object_get(e, "code");
+    const char *title = json_string_value(json_object_get(e, "title"));
+    if (!title)
+        title = json_string_value(json_object_get(e, "message"));
+    const char *details = json_string_value(json_object_get(json_object_get(e, "error_data"), "details"));
+    char reason[1024];
+    snprintf(reason, sizeof reason, "whatsapp %lld: %s%s%s", json_is_integer(code) ? (long long)json_integer_value(code) : 0LL,
+             title ? title : "(no title)", details ? ": " : "", details ? details : "");
+    br_sent_record rec;
+    int found = b->sent && wamid ? br_sent_find_upstream(b->sent, wamid, &rec) : 0;
+    if (found != 1 || !rec.message) {
+        if (found == 1)
+            br_sent_record_free(&rec);
+        hw_log_event(b->log, HW_LOG_WARN, "status_failed_unknown", "wamid=%s reason=%s",
+                     hw_log_quote(wamid ? wamid : "", q, sizeof q), hw_log_quote(reason, q2, sizeof q2));
+        return 0;
+    }
+    int rc = b->ob ? br_outbox_late_failure(b->ob, rec.message, reason) : -1;
+    br_sent_record_free(&rec);
+    return rc;
+}
+
+/* One signed webhook body: its text messages into batch, in order, and
+ * its status callbacks handled. Returns -1 when a late failure could not
+ * be acknowledged, else 0. */
+static int process_body(wa_bridge *b, json_t *root, wa_batch *batch)
+{
+    int rc = 0;
     size_t i, j, k;
     json_t *entry, *change, *x;
     json_array_foreach(json_object_get(root, "entry"), i, entry)
@@ -192,8 +241,8 @@ static void process_body(wa_bridge *b, json_t *root, wa_batch *batch)
             }
             json_array_foreach(json_object_get(value, "statuses"), k, x)
             {
-                const char *st = json_string_value(json_object_get(x, "status"));
-                hw_log_event(b->log, HW_LOG_DEBUG, "status_ignored", "status=%s", st ? st : "none");
+                if (handle_status(b, x) != 0)
+                    rc = -1;
             }
             json_t *contacts = json_object_get(value, "contacts");
             json_array_foreach(json_object_get(value, "messages"), k, x)
@@ -202,6 +251,7 @@ static void process_body(wa_bridge *b, json_t *root, wa_batch *batch)
             }
         }
     }
+    return rc;
 }
 
 static void handler(void *arg, br_httpd_request *r)
@@ -239,7 +289,14 @@ static void handler(void *arg, br_httpd_request *r)
         respond_json(r, 503, "{\"error\":\"busy, retry later\"}");
         return;
     }
-    process_body(b, root, batch);
+    if (process_body(b, root, batch) != 0) {
+        /* Nothing of it spooled yet: Meta sends the whole body again. */
+        free(batch);
+        json_decref(root);
+        hw_log_event(b->log, HW_LOG_WARN, "webhook_deferred", "reason=late_failure_not_acknowledged");
+        respond_json(r, 503, "{\"error\":\"busy, retry later\"}");
+        return;
+    }
     char err[600];
     int rc = br_drain_spool(b->drain, batch->in, batch->received_ms, batch->n, err, sizeof err);
     size_t n = batch->n;
@@ -259,10 +316,12 @@ static void handler(void *arg, br_httpd_request *r)
 
 /* ------------------------------------------------------------ outbound */
 
-/* Sends m with POST /messages. A permanent refusal (refusal.h: 131026,
- * 131047, 131051, 100) is BR_OUTBOX_FAILED with the error's message and
- * details as the reason. */
-static int deliver(void *arg, const Helpwire__V1__OutboundMessage *m, char *reason, size_t reason_size)
+/* Sends m with POST /messages, once. A permanent refusal (refusal.h:
+ * 131026, 131047, 131051, 100) is BR_OUTBOX_FAILED with the error's
+ * message and details as the reason; 130429 (throughput) pauses the whole
+ * channel, 131056 (pair rate limit) this recipient; the wamid is the
+ * upstream id. */
+static int deliver(void *arg, const Helpwire__V1__OutboundMessage *m, br_delivery *d)
 {
     wa_bridge *b = arg;
     char url[2048];
@@ -272,8 +331,10 @@ static int deliver(void *arg, const Helpwire__V1__OutboundMessage *m, char *reas
                              "preview_url", m->survey_url && *m->survey_url, "body", m->text);
     char *payload = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
-    if (!payload)
+    if (!payload) {
+        snprintf(d->reason, sizeof d->reason, "out of memory");
         return BR_OUTBOX_RETRY;
+    }
     br_http_request req = {.method = "POST",
                            .url = url,
                            .bearer = b->cfg->access_token,
@@ -283,9 +344,7 @@ static int deliver(void *arg, const Helpwire__V1__OutboundMessage *m, char *reas
                            .timeout_ms = b->cfg->http_timeout_ms,
                            .stop = b->stop};
     br_http_response resp;
-    br_backoff bo;
-    br_backoff_init(&bo, b->cfg->common.backoff_initial_ms, b->cfg->common.backoff_max_ms, m->seq);
-    int rc = br_http_do_retry(&req, &resp, b->cfg->send_attempts, &bo, NULL, NULL, b->log, "messages");
+    int rc = br_http_do(&req, &resp);
     free(payload);
     int result = BR_OUTBOX_RETRY;
     char q[300];
@@ -295,6 +354,7 @@ static int deliver(void *arg, const Helpwire__V1__OutboundMessage *m, char *reas
             json_string_value(json_object_get(json_array_get(json_object_get(j, "messages"), 0), "id"));
         hw_log_event(b->log, HW_LOG_DEBUG, "sent", "seq=%llu wamid=%s", (unsigned long long)m->seq,
                      hw_log_quote(wamid ? wamid : "", q, sizeof q));
+        snprintf(d->upstream_id, sizeof d->upstream_id, "%s", wamid ? wamid : "");
         json_decref(j);
         result = BR_OUTBOX_DELIVERED;
     } else if (rc == BR_HTTP_OK) {
@@ -304,19 +364,25 @@ static int deliver(void *arg, const Helpwire__V1__OutboundMessage *m, char *reas
         const char *details =
             json_string_value(json_object_get(json_object_get(err, "error_data"), "details"));
         json_t *code = json_object_get(err, "code");
+        long c = json_is_integer(code) ? (long)json_integer_value(code) : 0;
         hw_log_event(b->log, resp.status >= 500 || resp.status == 429 ? HW_LOG_WARN : HW_LOG_ERROR,
-                     "delivery_rejected", "seq=%llu status=%ld error=%s", (unsigned long long)m->seq,
-                     resp.status, hw_log_quote(msg ? msg : "", q, sizeof q));
-        if (json_is_integer(code) &&
-            br_refusal_whatsapp((long)json_integer_value(code)) == BR_REFUSAL_PERMANENT) {
-            snprintf(reason, reason_size, "whatsapp %lld: %s%s%s", (long long)json_integer_value(code),
-                     msg ? msg : "(no message)", details ? ": " : "", details ? details : "");
+                     "delivery_rejected", "seq=%llu status=%ld code=%ld error=%s", (unsigned long long)m->seq,
+                     resp.status, c, hw_log_quote(msg ? msg : "", q, sizeof q));
+        if (json_is_integer(code))
+            snprintf(d->reason, sizeof d->reason, "whatsapp %ld: %s%s%s", c, msg ? msg : "(no message)",
+                     details ? ": " : "", details ? details : "");
+        else
+            snprintf(d->reason, sizeof d->reason, "whatsapp HTTP %ld", resp.status);
+        if (json_is_integer(code) && br_refusal_whatsapp(c) == BR_REFUSAL_PERMANENT)
             result = BR_OUTBOX_FAILED;
-        }
+        d->scope = c == 130429 ? BR_SCOPE_CHANNEL : BR_SCOPE_RECIPIENT;
+        if (resp.retry_after_s > 0)
+            d->retry_after_ms = resp.retry_after_s * 1000;
         json_decref(j);
-    } else if (rc == BR_HTTP_ETRANSPORT) {
+    } else {
         hw_log_event(b->log, HW_LOG_WARN, "whatsapp_unreachable", "seq=%llu error=%s",
                      (unsigned long long)m->seq, hw_log_quote(resp.error, q, sizeof q));
+        snprintf(d->reason, sizeof d->reason, "whatsapp unreachable: %s", resp.error);
     }
     br_http_response_free(&resp);
     return result;
@@ -334,8 +400,8 @@ static const br_bridge bridge = {PROG, "whatsapp", HELPWIRE__V1__CHANNEL__CHANNE
 static const char about[] =
     "Bridges the WhatsApp Cloud API to helpwired. Serves Meta's webhook: verification by GET, signed POSTs "
     "(X-Hub-Signature-256) answered 200 once their messages are in the bridge's durable spool, and routed to "
-    "Router.Route from there, in order; status callbacks are ignored. Messages queued for WhatsApp in "
-    "helpwired's outbox are sent with POST "
+    "Router.Route from there, in order; a failed status callback marks its message FAILED. Messages queued "
+    "for WhatsApp in helpwired's outbox are sent with POST "
     "/{phone-number-id}/messages "
     "and acknowledged once the Graph API accepted them; Route's reply_text reaches the customer through the "
     "outbox, never directly. Exits cleanly on SIGTERM or SIGINT, routing what is spooled first (the rest "
@@ -361,7 +427,8 @@ int main(int argc, char **argv)
          "front)."},
         {"state-dir", "WHATSAPP_STATE_DIR", BR_OPT_REQUIRED, &cfg.state_dir, 0, 0, "DIR",
          "Directory for the dead letters (whatsapp.deadletter.jsonl: messages refused by helpwired, or not "
-         "routed within --max-retry-age-ms); created if missing. Required."},
+         "routed within --max-retry-age-ms) and the record of messages sent (whatsapp.sent.mdb, which also "
+         "matches \"failed\" status callbacks to their message); created if missing. Required."},
         {"webhook-path", NULL, BR_OPT_PATH, &cfg.webhook_path, 0, 0, "PATH",
          "Path of the webhook (callback URL path). Default /whatsapp/webhook."},
         {"api-base", "WHATSAPP_API_BASE", BR_OPT_STRING, &cfg.api_base, 0, 0, "URL",
@@ -382,9 +449,8 @@ int main(int argc, char **argv)
         {"http-timeout-ms", NULL, BR_OPT_INT, &cfg.http_timeout_ms, 100, 600000, "MS",
          "Timeout of each Graph API request. Default 15000."},
         {"send-attempts", NULL, BR_OPT_INT, &cfg.send_attempts, 1, 100, "N",
-         "Attempts of one send on transport errors, 429 and 5xx before leaving the message to be "
-         "redelivered. "
-         "Default 5."},
+         "Unused, accepted for old command lines: each send is one attempt, and its retries are scheduled "
+         "per recipient (the whole channel on 130429) up to --max-delivery-age-ms."},
         {NULL, "WHATSAPP_ACCESS_TOKEN", BR_OPT_REQUIRED, &cfg.access_token, 0, 0, "TOKEN",
          "Graph API access token (system user), sent as a bearer token. Required."},
         {NULL, "WHATSAPP_APP_SECRET", BR_OPT_REQUIRED, &cfg.app_secret, 0, 0, "SECRET",
@@ -422,8 +488,11 @@ int main(int argc, char **argv)
         fprintf(stderr, PROG ": cannot start the drainer thread\n");
         goto out;
     }
-    if (br_runtime_subscribe(&rt, deliver, &b) != 0 ||
-        br_runtime_listen(&rt, cfg.listen, 0, handler, &b) != 0)
+    if (br_runtime_subscribe(&rt, cfg.state_dir, deliver, &b) != 0)
+        goto out;
+    b.ob = rt.ob;
+    b.sent = rt.sent;
+    if (br_runtime_listen(&rt, cfg.listen, 0, handler, &b) != 0)
         goto out;
     br_runtime_serve(&rt, cfg.listen);
     rc = 0;

@@ -45,6 +45,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         rec = Recorded(self.command, self.path, dict(self.headers.items()), body)
+        rec.conn = self.connection
         status, payload, extra = self.server.fake.handle(rec)
         data = json.dumps(payload).encode() if not isinstance(payload, bytes) else payload
         self.send_response(status)
@@ -344,3 +345,134 @@ def prometheus_value(text, name, labels):
         if line.startswith(want + " "):
             return float(line.split()[-1])
     return None
+
+
+# -- delivery guarantees: per-chat failures and delays, the 409 Conflict of
+# overlapping getUpdates, a hook on accepted sends, status callbacks.
+
+def _peer_closed(conn):
+    """Whether the client of a pending request has gone (its socket reads
+    end-of-file)."""
+    import socket
+
+    try:
+        return conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+
+
+class FakeTelegramDelivery(FakeTelegram):
+    """FakeTelegram plus: per-chat injected failures (fail_chat), a slow
+    chat (slow_chat), on_send(body) called for an accepted sendMessage
+    before it is answered, and getUpdates as Telegram serves it: a
+    getUpdates while another one is pending from a live client terminates
+    the older one with 409 Conflict (counted in conflicts)."""
+
+    def __init__(self, token):
+        self.chat_failures = {}  # chat id (str) -> list of (status, payload); None count = forever
+        self.slow = {}
+        self.on_send = None
+        self.conflicts = 0
+        self.pending_polls = []  # [conn, terminated]
+        super().__init__(token)
+
+    def fail_chat(self, chat_id, status, payload, count=None):
+        """The next count sendMessage requests to chat_id (every one when
+        count is None) are answered with status and payload."""
+        with self.cond:
+            self.chat_failures[str(chat_id)] = [count, status, payload]
+
+    def slow_chat(self, chat_id, seconds):
+        with self.cond:
+            self.slow[str(chat_id)] = seconds
+
+    def respond(self, rec):
+        prefix = "/bot%s/" % self.token
+        method = rec.path[len(prefix):] if rec.path.startswith(prefix) else ""
+        body = rec.json() or {} if rec.body else {}
+        if method == "sendMessage":
+            chat = str(body.get("chat_id"))
+            delay = self.slow.get(chat)
+            if delay:
+                time.sleep(delay)
+            with self.cond:
+                f = self.chat_failures.get(chat)
+                if f and (f[0] is None or f[0] > 0):
+                    if f[0] is not None:
+                        f[0] -= 1
+                    return f[1], f[2], None
+        if method == "getUpdates":
+            me = [rec.conn, False]
+            with self.cond:
+                for p in self.pending_polls:
+                    if not p[1] and not _peer_closed(p[0]):
+                        p[1] = True
+                        self.conflicts += 1
+                self.pending_polls.append(me)
+            try:
+                status, payload, extra = self._poll(rec, me)
+            finally:
+                with self.cond:
+                    self.pending_polls.remove(me)
+            return status, payload, extra
+        status, payload, extra = super().respond(rec)
+        if method == "sendMessage" and status == 200 and self.on_send:
+            self.on_send(body)
+        return status, payload, extra
+
+    def _poll(self, rec, me):
+        body = rec.json() or {}
+        offset = body.get("offset")
+        deadline = time.time() + min(float(body.get("timeout", 0)), 2.0)
+        with self.cond:
+            self.offsets.append(offset)
+            self.cond.notify_all()
+            if offset:
+                self.confirmed = max(self.confirmed, offset)
+            while True:
+                if me[1]:
+                    return 409, {"ok": False, "error_code": 409, "description":
+                                 "Conflict: terminated by other getUpdates request; make sure that only one "
+                                 "bot instance is running"}, None
+                out = [u for u in self.updates if u["update_id"] >= self.confirmed]
+                if out or time.time() >= deadline:
+                    break
+                self.cond.wait(max(0.01, min(0.1, deadline - time.time())))
+        return 200, {"ok": True, "result": out}, None
+
+
+class FakeWhatsAppDelivery(FakeWhatsApp):
+    """FakeWhatsApp that remembers each accepted message's wamid."""
+
+    def __init__(self, phone_number_id, access_token, version="v19.0"):
+        self.wamids = []  # (to, wamid) of accepted messages, in order
+        super().__init__(phone_number_id, access_token, version)
+
+    def respond(self, rec):
+        status, payload, extra = super().respond(rec)
+        if status == 200 and isinstance(payload, dict) and payload.get("messages"):
+            with self.cond:
+                self.wamids.append((payload["contacts"][0]["wa_id"], payload["messages"][0]["id"]))
+        return status, payload, extra
+
+    def wamids_to(self, wa_id):
+        with self.cond:
+            return [w for to, w in self.wamids if to == wa_id]
+
+
+def whatsapp_failed_status(wamid, wa_id, code, title, details):
+    """A webhook statuses entry for a message the Cloud API could not
+    deliver after accepting it, in Meta's shape."""
+    return {"id": wamid, "status": "failed", "timestamp": str(int(time.time())), "recipient_id": wa_id,
+            "errors": [{"code": code, "title": title, "message": title,
+                        "error_data": {"details": details}, "href": "https://developers.facebook.com/docs/"}]}
+
+
+def post_whatsapp_status(hook_url, app_secret, phone_number_id, status):
+    """Posts one signed status callback to the bridge's webhook; returns
+    the HTTP status."""
+    body, sig = whatsapp_webhook(app_secret, phone_number_id, statuses=[status])
+    st, _, _ = http_request(hook_url, "POST", body, {"X-Hub-Signature-256": sig})
+    return st
