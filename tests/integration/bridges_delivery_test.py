@@ -285,12 +285,7 @@ class WhatsAppDelivery(bt.EndToEnd):
         self.assertEqual(len(failed_events(self.server, r.ticket_id)), 1)
 
 
-class StateDirRequired(unittest.TestCase):
-    def test_the_web_chat_needs_a_state_dir_too(self):
-        rc, _, err = bt.run("webchat", [], env={"HELPWIRE_TOKEN": "t", "WEBCHAT_STATE_DIR": ""})
-        self.assertEqual(rc, 2)
-        self.assertIn("--state-dir", err)
-
+class Flags(unittest.TestCase):
     def test_delivery_flags_are_bounded(self):
         for flag, value in (("--delivery-workers", "0"), ("--delivery-workers", "65"),
                             ("--max-delivery-age-ms", "999"), ("--max-in-flight-per-recipient", "0")):

@@ -295,7 +295,7 @@ class CommandLine(unittest.TestCase):
     def test_every_channel_bridge_needs_a_state_dir(self):
         # It keeps the spool, the dead letters (and Telegram's offset, the
         # web chat's history): no default place.
-        for name, args, env in (("webchat", [], {}),
+        for name, args, env in (("webchat", [], {"WEBCHAT_STATE_DIR": ""}),
                                 ("telegram", [], {"TELEGRAM_BOT_TOKEN": TG_SECRET}),
                                 ("telegram", ["--mode", "webhook"], {"TELEGRAM_BOT_TOKEN": TG_SECRET,
                                                                      "TELEGRAM_WEBHOOK_SECRET": "s"}),
