@@ -22,7 +22,9 @@
 #include "helpwire/v1/customers.pb-c.h"
 #include "helpwire/v1/knowledge.pb-c.h"
 #include "helpwire/v1/outbox.pb-c.h"
+#include "helpwire/v1/reports.pb-c.h"
 #include "helpwire/v1/router.pb-c.h"
+#include "helpwire/v1/sla.pb-c.h"
 #include "helpwire/v1/surveys.pb-c.h"
 #include "helpwire/v1/tickets.pb-c.h"
 #include "server/base/arena.h"
@@ -393,7 +395,10 @@ static void test_api_has_every_rpc(void **state)
         {&helpwire__v1__knowledge__descriptor,
          "Search Answer PutArticle GetArticle DeleteArticle ListArticles PutFaq DeleteFaq ListFaqs"},
         {&helpwire__v1__customers__descriptor, "GetCustomer LookupCustomer UpdateCustomer LinkIdentity"},
-        {&helpwire__v1__agents__descriptor, "PutAgent GetAgent ListAgents SetPresence PutSkill ListSkills"},
+        {&helpwire__v1__agents__descriptor,
+         "PutAgent GetAgent ListAgents SetPresence PutSkill ListSkills GetSchedule"},
+        {&helpwire__v1__sla__descriptor, "PutSlaPolicy ListSlaPolicies DeleteSlaPolicy"},
+        {&helpwire__v1__reports__descriptor, "GetCsatReport GetSlaReport"},
         {&helpwire__v1__tickets__descriptor, "CreateTicket GetTicket ListTickets UpdateTicket AddMessage "
                                              "EscalateTicket CloseTicket GetTicketHistory WatchTickets"},
         {&helpwire__v1__surveys__descriptor, "SubmitSurvey GetSurvey GetSurveyStats"},
