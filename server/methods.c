@@ -11,6 +11,7 @@
 #include "helpwire/v1/agents.pb-c.h"
 #include "helpwire/v1/customers.pb-c.h"
 #include "helpwire/v1/knowledge.pb-c.h"
+#include "helpwire/v1/reports.pb-c.h"
 #include "helpwire/v1/router.pb-c.h"
 #include "helpwire/v1/tickets.pb-c.h"
 #include "server/domain/app.h"
@@ -21,6 +22,7 @@
 #include "server/domain/admin.h"
 #include "server/domain/agents.h"
 #include "server/domain/customers.h"
+#include "server/domain/reports.h"
 #include "server/domain/router.h"
 #include "server/domain/surveys.h"
 #include "server/domain/tickets.h"
@@ -106,6 +108,11 @@ static const hw_method table[] = {
         hw_surveys_get, HW_ALLOW_BRIDGE | HW_ALLOW_AGENT | HW_ALLOW_ADMIN, false),
     RPC("/helpwire.v1.Surveys/GetSurveyStats", helpwire__v1__get_survey_stats_request,
         helpwire__v1__survey_stats, hw_surveys_stats, AGENT, false),
+
+    RPC("/helpwire.v1.Reports/GetCsatReport", helpwire__v1__report_request, helpwire__v1__csat_report,
+        hw_reports_csat, AGENT, false),
+    RPC("/helpwire.v1.Reports/GetSlaReport", helpwire__v1__report_request, helpwire__v1__sla_report,
+        hw_reports_sla, AGENT, false),
 
     RPC("/helpwire.v1.Router/Route", helpwire__v1__route_request, helpwire__v1__route_reply, hw_router_route,
         BRIDGE, false),

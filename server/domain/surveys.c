@@ -15,7 +15,8 @@
  *
  * GetSurveyStats scans the surveys sent in the range (the store's sent-time
  * index) and filters in memory: O(surveys in range), no stored aggregates,
- * so the figures are always exact.
+ * so the figures are always exact. Its tally (hw_survey_tally) is also
+ * each row of the Reports service's CSAT report.
  */
 #include "server/domain/surveys.h"
 
@@ -297,25 +298,57 @@ void hw_surveys_get(hw_call *call, const ProtobufCMessage *request, void *appv)
 
 /* -------------------------------------------------------------- stats */
 
+void hw_survey_tally_add(hw_survey_tally *t, const Helpwire__V1__Survey *sv)
+{
+    t->sent++;
+    if (sv->rating >= 1 && sv->rating <= 5) {
+        t->answered++;
+        t->rating_sum += sv->rating;
+        t->dist[sv->rating - 1]++;
+    }
+}
+
+void hw_survey_tally_merge(hw_survey_tally *into, const hw_survey_tally *from)
+{
+    into->sent += from->sent;
+    into->answered += from->answered;
+    into->rating_sum += from->rating_sum;
+    for (int i = 0; i < 5; i++)
+        into->dist[i] += from->dist[i];
+}
+
+double hw_survey_tally_response_rate(const hw_survey_tally *t)
+{
+    return t->sent ? (double)t->answered / (double)t->sent : 0;
+}
+
+double hw_survey_tally_csat(const hw_survey_tally *t)
+{
+    return t->answered ? (double)(t->dist[3] + t->dist[4]) / (double)t->answered : 0;
+}
+
+double hw_survey_tally_average(const hw_survey_tally *t)
+{
+    return t->answered ? (double)t->rating_sum / (double)t->answered : 0;
+}
+
+bool hw_survey_matches(const Helpwire__V1__Survey *sv, Helpwire__V1__Channel channel, const char *queue,
+                       const char *agent_id)
+{
+    return !(channel && sv->channel != channel) && !(queue && queue[0] && strcmp(sv->queue, queue) != 0) &&
+           !(agent_id && agent_id[0] && strcmp(sv->agent_id, agent_id) != 0);
+}
+
 typedef struct {
     const Helpwire__V1__GetSurveyStatsRequest *req;
-    uint64_t sent, answered, rating_sum;
-    uint64_t dist[5];
+    hw_survey_tally tally;
 } stats_acc;
 
 static int stats_add(void *arg, const Helpwire__V1__Survey *sv)
 {
     stats_acc *s = arg;
-    const Helpwire__V1__GetSurveyStatsRequest *r = s->req;
-    if ((r->channel && sv->channel != r->channel) || (r->queue[0] && strcmp(sv->queue, r->queue) != 0) ||
-        (r->agent_id[0] && strcmp(sv->agent_id, r->agent_id) != 0))
-        return 0;
-    s->sent++;
-    if (sv->rating >= 1 && sv->rating <= 5) {
-        s->answered++;
-        s->rating_sum += sv->rating;
-        s->dist[sv->rating - 1]++;
-    }
+    if (hw_survey_matches(sv, s->req->channel, s->req->queue, s->req->agent_id))
+        hw_survey_tally_add(&s->tally, sv);
     return 0;
 }
 
@@ -356,12 +389,12 @@ void hw_surveys_stats(hw_call *call, const ProtobufCMessage *request, void *appv
         return;
     }
     Helpwire__V1__SurveyStats st = HELPWIRE__V1__SURVEY_STATS__INIT;
-    st.sent = acc.sent;
-    st.answered = acc.answered;
-    st.response_rate = acc.sent ? (double)acc.answered / (double)acc.sent : 0;
-    st.csat = acc.answered ? (double)(acc.dist[3] + acc.dist[4]) / (double)acc.answered : 0;
-    st.average_rating = acc.answered ? (double)acc.rating_sum / (double)acc.answered : 0;
-    st.distribution = acc.dist;
+    st.sent = acc.tally.sent;
+    st.answered = acc.tally.answered;
+    st.response_rate = hw_survey_tally_response_rate(&acc.tally);
+    st.csat = hw_survey_tally_csat(&acc.tally);
+    st.average_rating = hw_survey_tally_average(&acc.tally);
+    st.distribution = acc.tally.dist;
     st.n_distribution = 5;
     hw_call_reply(call, &st.base);
 }

@@ -9,6 +9,7 @@
 #ifndef HW_SURVEYS_H
 #define HW_SURVEYS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "helpwire/v1/surveys.pb-c.h"
@@ -29,6 +30,28 @@
 int hw_surveys_create_in(hw_store_txn *w, hw_app *app, const Helpwire__V1__Ticket *t,
                          const char *channel_user_id, hw_arena *a, hw_effects *fx, char **survey_id,
                          char **survey_url, uint64_t *outbox_seq);
+
+/* Survey figures over a set of surveys: GetSurveyStats's, and each row of
+ * the CSAT report (reports.h). Zero-initialize, add surveys, then read
+ * the rates. Plain data, no allocation. */
+typedef struct hw_survey_tally {
+    uint64_t sent, answered, rating_sum;
+    uint64_t dist[5]; /* ratings 1..5 */
+} hw_survey_tally;
+
+/* Counts sv as sent, and its rating when answered (1..5). */
+void hw_survey_tally_add(hw_survey_tally *t, const Helpwire__V1__Survey *sv);
+/* Adds every count of from into into. */
+void hw_survey_tally_merge(hw_survey_tally *into, const hw_survey_tally *from);
+/* answered / sent; share of answers rated 4 or 5; mean rating (each 0
+ * when there is nothing to divide by). */
+double hw_survey_tally_response_rate(const hw_survey_tally *t);
+double hw_survey_tally_csat(const hw_survey_tally *t);
+double hw_survey_tally_average(const hw_survey_tally *t);
+
+/* Whether sv passes the optional filters (0 / "" / NULL match anything). */
+bool hw_survey_matches(const Helpwire__V1__Survey *sv, Helpwire__V1__Channel channel, const char *queue,
+                       const char *agent_id);
 
 /* Method-table handlers; app is a hw_app. */
 void hw_surveys_submit(hw_call *call, const ProtobufCMessage *request, void *app);

@@ -783,6 +783,88 @@ int hw_store_ticket_get_by_number(hw_store_txn *t, uint64_t number, hw_arena *a,
     return hw_records__unpack(&helpwire__v1__ticket__descriptor, a, &rec, (ProtobufCMessage **)out);
 }
 
+/* The ticket at the first number >= number (cursor c on the number index):
+ * HW_OK with *tk and *found the number; HW_ENOTFOUND past the last one. */
+static int ticket_at_or_after(hw_store_txn *t, MDB_cursor *c, uint64_t number, hw_arena *a,
+                              Helpwire__V1__Ticket **tk, uint64_t *found)
+{
+    unsigned char kb[8];
+    hw_be64_put(kb, number);
+    MDB_val k = {.mv_size = 8, .mv_data = kb}, v, rec;
+    int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    if (mrc == MDB_NOTFOUND)
+        return HW_ENOTFOUND;
+    if (mrc != 0)
+        return hw_store__err(t, mrc);
+    if (k.mv_size != 8)
+        return HW_ECORRUPT;
+    *found = hw_be64_get(k.mv_data);
+    int rc = hw_store__get(t, HW_DB_TICKETS, v.mv_data, v.mv_size, &rec);
+    if (rc == HW_ENOTFOUND)
+        return HW_ECORRUPT;
+    if (rc != HW_OK)
+        return rc;
+    return hw_records__unpack(&helpwire__v1__ticket__descriptor, a, &rec, (ProtobufCMessage **)tk);
+}
+
+int hw_store_ticket_foreach_created(hw_store_txn *t, int64_t from_unix_ms, int64_t to_unix_ms,
+                                    int64_t slack_ms, hw_arena *a,
+                                    int (*fn)(void *arg, const Helpwire__V1__Ticket *tk), void *arg)
+{
+    if (!a || !fn || slack_ms < 0 || to_unix_ms < from_unix_ms)
+        return HW_EINVALID;
+    MDB_cursor *c;
+    int rc = hw_store__cursor(t, HW_DB_TICKETS_BY_NUMBER, &c);
+    if (rc != HW_OK)
+        return rc;
+    /* Smallest number whose ticket was created at or after from - slack. */
+    uint64_t lo = 1, hi = UINT64_MAX;
+    Helpwire__V1__Ticket *tk = NULL;
+    uint64_t found = 0;
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        rc = ticket_at_or_after(t, c, mid, a, &tk, &found);
+        if (rc == HW_ENOTFOUND) {
+            hi = mid;
+            continue;
+        }
+        if (rc != HW_OK)
+            goto out;
+        if (tk->created_unix_ms < from_unix_ms - slack_ms)
+            lo = found + 1;
+        else
+            hi = mid;
+        hw_arena_reset(a);
+    }
+    rc = HW_OK;
+    for (uint64_t n = lo; n != 0;) {
+        rc = ticket_at_or_after(t, c, n, a, &tk, &found);
+        if (rc == HW_ENOTFOUND) {
+            rc = HW_OK;
+            break;
+        }
+        if (rc != HW_OK)
+            break;
+        if (tk->created_unix_ms >= to_unix_ms + slack_ms)
+            break;
+        int frc = 0;
+        if (tk->created_unix_ms >= from_unix_ms && tk->created_unix_ms < to_unix_ms)
+            frc = fn(arg, tk);
+        hw_arena_reset(a);
+        if (frc == HW_STOP)
+            break;
+        if (frc != 0) {
+            rc = frc;
+            break;
+        }
+        n = found + 1;
+    }
+out:
+    hw_arena_reset(a);
+    mdb_cursor_close(c);
+    return rc;
+}
+
 /* Deletes every entry of db whose key starts with prefix (re-seeking after
  * each delete keeps the cursor state simple). */
 int hw_records__delete_prefix(hw_store_txn *w, int db, const hw_kb *prefix)

@@ -145,6 +145,18 @@ typedef struct hw_ticket_filter {
 int hw_store_ticket_list(hw_store_txn *t, const hw_ticket_filter *f, hw_store_cursor *cursor, size_t limit,
                          hw_arena *a, Helpwire__V1__Ticket ***out, size_t *n);
 
+/* Calls fn for each ticket created in [from_unix_ms, to_unix_ms) in number
+ * order, unpacked into a, which is reset after each call (fn as in
+ * hw_store_survey_foreach_sent). Numbers are handed out by the one writer
+ * in the write that stamps created_unix_ms, so they follow creation time:
+ * the start is found by a binary search over the number index (O(log n)
+ * seeks) and the scan stops at the first ticket created at or after
+ * to_unix_ms + slack_ms. slack_ms (>= 0) tolerates a clock that stepped
+ * back by that much; tickets out of order by more may be missed. */
+int hw_store_ticket_foreach_created(hw_store_txn *t, int64_t from_unix_ms, int64_t to_unix_ms,
+                                    int64_t slack_ms, hw_arena *a,
+                                    int (*fn)(void *arg, const Helpwire__V1__Ticket *tk), void *arg);
+
 /* Appends ev to its ticket's history (ev->ticket_id required): the next
  * sequence (from 1) is assigned and written back into ev->seq, which must
  * be 0 on entry (else HW_EINVALID). ev->ticket is stored as given (clear it
