@@ -54,6 +54,8 @@ ROLES = {
     "/helpwire.v1.Surveys/SubmitSurvey": BRIDGE,
     "/helpwire.v1.Surveys/GetSurvey": BRIDGE_AGENT,
     "/helpwire.v1.Surveys/GetSurveyStats": AGENT,
+    "/helpwire.v1.Reports/GetCsatReport": AGENT,
+    "/helpwire.v1.Reports/GetSlaReport": AGENT,
 
     "/helpwire.v1.Router/Route": BRIDGE,
 
