@@ -3,6 +3,7 @@ bulk import with bad lines, tokens, tickets, agents, stats, online backup,
 the outbox's failed list and retries, TLS, and the exit-status contract
 (0 ok, 1 failed call with the status name, 2 usage). The CLI's effects are checked through hwclient, not
 through the CLI itself."""
+import datetime
 import json
 import os
 import subprocess
@@ -375,6 +376,77 @@ class Cli(unittest.TestCase):
         p = subprocess.run([CLI, "stats"], env=env, capture_output=True, text=True, timeout=60)
         self.assertEqual(p.returncode, 0, p.stderr)
 
+    def test_reports_csat_table_and_json_lines(self):
+        t0 = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(milliseconds=1)
+        for i, (agent, rating) in enumerate((("bob", 5), ("alice", 2), ("alice", None))):
+            tid = self.route("cli-rep-%d" % i, "My invoice shows a double charge, order 55%d" % i).ticket_id
+            self.admin.call("helpwire.v1.Tickets/UpdateTicket", ticketId=tid, updateMask=["assignee_agent_id"],
+                            assigneeAgentId=agent)
+            closed = self.admin.call("helpwire.v1.Tickets/CloseTicket", ticketId=tid, resolution="done")
+            if rating:
+                self.bridge.call("helpwire.v1.Surveys/SubmitSurvey", token=closed.survey_url.rsplit("/", 1)[1],
+                                 rating=rating)
+        t1 = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(milliseconds=1)
+        span = ["--from", t0.isoformat(timespec="milliseconds"), "--to", t1.isoformat(timespec="milliseconds")]
+
+        p = self.ok("reports", "csat", *span, "--by", "agent", role="agent")
+        lines = [line.split() for line in p.stdout.splitlines()]
+        self.assertEqual(lines[0], ["AGENT", "SENT", "ANSWERED", "RESPONSE", "CSAT", "AVG", "1", "2", "3", "4", "5"])
+        self.assertEqual(lines[1:], [
+            ["alice", "2", "1", "50.0%", "0.0%", "2.00", "0", "1", "0", "0", "0"],
+            ["bob", "1", "1", "100.0%", "100.0%", "5.00", "0", "0", "0", "0", "1"],
+            ["TOTAL", "3", "2", "66.7%", "50.0%", "3.50", "0", "1", "0", "0", "1"],
+        ])
+        rows = self.json_lines(self.ok("--json", "reports", "csat", *span, "--by", "channel", role="agent"))
+        self.assertEqual([(r["key"], r["sent"], r["answered"], r["distribution"], r["total"]) for r in rows], [
+            ("telegram", 3, 2, [0, 1, 0, 0, 1], False),
+            ("", 3, 2, [0, 1, 0, 0, 1], True),
+        ])
+        self.assertAlmostEqual(rows[1]["response_rate"], 2 / 3)
+        self.assertEqual(rows[1]["average_rating"], 3.5)
+        only = self.json_lines(self.ok("--json", "reports", "csat", *span, "--agent", "bob", role="agent"))
+        self.assertEqual([(r["sent"], r["csat"], r["total"]) for r in only], [(1, 1, True)])
+
+    def test_reports_sla_dates_are_whole_days_in_the_zone(self):
+        # 2026-03-01 to 2026-03-01 is that whole day in Shanghai: one period.
+        rows = self.json_lines(self.ok("--json", "reports", "sla", "--from", "2026-03-01", "--to", "2026-03-01",
+                                       "--by", "period", "--tz", "Asia/Shanghai", "--priority", "high",
+                                       role="agent"))
+        self.assertEqual([(r["key"], r["target"], r["total"]) for r in rows], [
+            ("2026-03-01", "SLA_TARGET_FIRST_REPLY", False), ("2026-03-01", "SLA_TARGET_NEXT_REPLY", False),
+            ("2026-03-01", "SLA_TARGET_RESOLUTION", False), ("", "SLA_TARGET_FIRST_REPLY", True),
+            ("", "SLA_TARGET_NEXT_REPLY", True), ("", "SLA_TARGET_RESOLUTION", True)])
+        self.assertEqual({(r["met"], r["breached"], r["open"], r["attainment"]) for r in rows}, {(0, 0, 0, 0)})
+        p = self.ok("reports", "sla", "--from", "2026-03-02", "--to", "2026-03-15", "--by", "period", "--period",
+                    "week", role="agent")
+        lines = [line.split() for line in p.stdout.splitlines()]
+        self.assertEqual(lines[0], ["PERIOD", "TARGET", "MET", "BREACHED", "OPEN", "ATTAINMENT"])
+        self.assertEqual([x[:2] for x in lines[1:]], [
+            ["2026-03-02", "first_reply"], ["2026-03-02", "next_reply"], ["2026-03-02", "resolution"],
+            ["2026-03-09", "first_reply"], ["2026-03-09", "next_reply"], ["2026-03-09", "resolution"],
+            ["TOTAL", "first_reply"], ["TOTAL", "next_reply"], ["TOTAL", "resolution"]])
+
+    def test_reports_bad_flags_exit_2_and_server_refusals_exit_1(self):
+        day = ["--from", "2026-03-01", "--to", "2026-03-02"]
+        for args in (["reports", "csat"], ["reports", "csat", "--from", "2026-02-30"],
+                     ["reports", "csat", "--from", "yesterday"], ["reports", "sla", *day, "--to", "2026-03-02T10:00"],
+                     ["reports", "csat", *day, "--by", "team"], ["reports", "csat", *day, "--period", "week"],
+                     ["reports", "csat", *day, "--by", "period", "--period", "year"],
+                     ["reports", "csat", *day, "--priority", "high"], ["reports", "sla", *day, "--priority", "top"],
+                     ["reports", "sla", *day, "--channel", "fax"]):
+            p = self.run_cli(*args, role="agent")
+            self.assertEqual(p.returncode, 2, "%s: %s" % (args, p.stderr))
+            self.assertTrue(p.stderr.startswith("helpwire: "), p.stderr)
+        p = self.run_cli("reports", "csat", *day, "--tz", "Mars/Base", role="agent")
+        self.assertEqual(p.returncode, 1)
+        self.assertEqual(p.stderr.strip(), 'helpwire: INVALID_ARGUMENT: time_zone: unknown zone "Mars/Base"')
+        p = self.run_cli("reports", "sla", "--from", "2025-01-01", "--to", "2026-01-02", role="agent")
+        self.assertEqual(p.returncode, 1)
+        self.assertTrue(p.stderr.startswith("helpwire: INVALID_ARGUMENT: to_unix_ms: at most 366 days"), p.stderr)
+        p = self.run_cli("reports", "csat", "--from", "2026-03-02", "--to", "2026-03-01", role="agent")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("to_unix_ms: must be after from_unix_ms", p.stderr)
+
     def test_backup_writes_data_mdb_on_the_server(self):
         target = tmpdir()
         p = self.ok("backup", target)
@@ -415,7 +487,8 @@ class Cli(unittest.TestCase):
         for words in (["import", "articles"], ["import", "faqs"], ["tickets", "list"], ["tickets", "show"],
                       ["tickets", "close"], ["tickets", "escalate"], ["agents", "list"], ["agents", "put"],
                       ["agents", "presence"], ["skills", "list"], ["tokens", "create"], ["tokens", "list"],
-                      ["tokens", "revoke"], ["stats"], ["backup"], ["outbox", "failed"], ["outbox", "retry"]):
+                      ["tokens", "revoke"], ["stats"], ["backup"], ["outbox", "failed"], ["outbox", "retry"],
+                      ["reports", "csat"], ["reports", "sla"]):
             self.assertIn(" ".join(words), top)
             p = self.ok(*(words + ["--help"]), token="")
             self.assertTrue(p.stdout.startswith("usage: helpwire " + " ".join(words)), p.stdout)
