@@ -151,9 +151,9 @@ static int build_request(cli_ctx *ctx, bool sla, Helpwire__V1__ReportRequest *re
     }
     if (ctx->opt[OPT_BY]) {
         if (cli_parse_enum(&helpwire__v1__report_grouping__descriptor, ctx->opt[OPT_BY], &v) != 0)
-            return cli_usage_error(ctx, "--by must be one of %s",
-                                   cli_fmt_enum_choices(&helpwire__v1__report_grouping__descriptor, choices,
-                                                        sizeof choices));
+            return cli_usage_error(
+                ctx, "--by must be one of %s",
+                cli_fmt_enum_choices(&helpwire__v1__report_grouping__descriptor, choices, sizeof choices));
         req->group_by = (Helpwire__V1__ReportGrouping)v;
     }
     if (ctx->opt[OPT_PERIOD]) {
@@ -247,8 +247,8 @@ static int run_csat(cli_ctx *ctx)
         if (rc == CLI_EXIT_OK && rep->total)
             rc = emit_row(ctx, &rep->total->base, true);
     } else {
-        const char *headers[] = {key_header(req.group_by), "SENT", "ANSWERED", "RESPONSE", "CSAT", "AVG",
-                                 "1", "2", "3", "4", "5"};
+        const char *headers[] = {
+            key_header(req.group_by), "SENT", "ANSWERED", "RESPONSE", "CSAT", "AVG", "1", "2", "3", "4", "5"};
         if (!req.group_by)
             headers[0] = "";
         cli_table *t = cli_table_new(11, headers);
@@ -326,7 +326,7 @@ static const cli_opt report_opts[] = {
     [OPT_PRIORITY] = {"priority", "P", "`reports sla` only: only tickets of this priority."},
 };
 
-#define REPORT_SYNOPSIS                                                                                       \
+#define REPORT_SYNOPSIS                                                                                      \
     "--from WHEN [--to WHEN] [--by agent|queue|channel|period] [--period day|week|month] [--tz ZONE] "       \
     "[--queue Q] [--agent ID] [--channel C]"
 

@@ -72,8 +72,8 @@ static bool zone_name_ok(const char *name)
     if (len == 0 || len > ZONE_NAME_MAX || name[0] == '/' || name[0] == '.' || strstr(name, ".."))
         return false;
     for (const char *p = name; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '/' || *p == '_' || *p == '-' || *p == '+'))
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '/' ||
+              *p == '_' || *p == '-' || *p == '+'))
             return false;
     return true;
 }
@@ -309,7 +309,8 @@ static row *row_get(hw_report *r, const char *key)
 /* "telegram" for CHANNEL_TELEGRAM. */
 static const char *channel_key(Helpwire__V1__Channel ch, char out[32])
 {
-    const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(&helpwire__v1__channel__descriptor, ch);
+    const ProtobufCEnumValue *v =
+        protobuf_c_enum_descriptor_get_value(&helpwire__v1__channel__descriptor, ch);
     const char *name = v ? v->name : "CHANNEL_UNSPECIFIED";
     if (strncmp(name, "CHANNEL_", 8) == 0)
         name += 8;
@@ -607,7 +608,8 @@ static void report(hw_call *call, const ProtobufCMessage *request, hw_app *app, 
     int rc = hw_report_new(req, is_sla, &r, err, sizeof err);
     if (rc != HW_OK) {
         if (err[0])
-            hw_call_fail(call, rc == HW_EINVALID ? GRPC_STATUS_INVALID_ARGUMENT : hw_rpc_status(rc), "%s", err);
+            hw_call_fail(call, rc == HW_EINVALID ? GRPC_STATUS_INVALID_ARGUMENT : hw_rpc_status(rc), "%s",
+                         err);
         else
             hw_rpc_fail(call, rc, "starting the report failed: %s", hw_strerror(rc));
         return;

@@ -122,7 +122,7 @@ static void add_sample_surveys(hw_report *rep)
         survey("ag-bob", "technical", WA, MON + 4 * H, 0), /* not answered */
         survey("ag-bob", "technical", WC, MON + 25 * H, 1),
         survey("", "", WC, MON + 26 * H, 3),
-        survey("ag-anna", "billing", TG, MON - 1, 5),    /* before the range */
+        survey("ag-anna", "billing", TG, MON - 1, 5),     /* before the range */
         survey("ag-anna", "billing", TG, MON + 2 * D, 5), /* at its end: excluded */
     };
     for (size_t i = 0; i < sizeof s / sizeof s[0]; i++)
@@ -153,7 +153,8 @@ static void test_csat_by_agent_queue_channel(void **state)
     hw_arena *a = hw_arena_create(0);
     Helpwire__V1__CsatReport *out = NULL;
 
-    Helpwire__V1__ReportRequest r = req(MON, MON + 2 * D, HELPWIRE__V1__REPORT_GROUPING__REPORT_GROUPING_AGENT);
+    Helpwire__V1__ReportRequest r =
+        req(MON, MON + 2 * D, HELPWIRE__V1__REPORT_GROUPING__REPORT_GROUPING_AGENT);
     hw_report *rep = new_report(&r, false);
     add_sample_surveys(rep);
     assert_int_equal(hw_report_csat(rep, a, &out), HW_OK);
@@ -217,9 +218,9 @@ static void test_periods_in_zone(void **state)
         req(MON - 8 * H, MON - 8 * H + 3 * D, HELPWIRE__V1__REPORT_GROUPING__REPORT_GROUPING_PERIOD);
     r.time_zone = "Asia/Shanghai";
     hw_report *rep = new_report(&r, false);
-    Helpwire__V1__Survey s1 = survey("a", "q", TG, MON - 8 * H, 5);    /* 03-02 00:00 local */
+    Helpwire__V1__Survey s1 = survey("a", "q", TG, MON - 8 * H, 5);               /* 03-02 00:00 local */
     Helpwire__V1__Survey s2 = survey("a", "q", TG, MON + 15 * H + 59 * 60000, 4); /* 03-02 23:59 */
-    Helpwire__V1__Survey s3 = survey("a", "q", TG, MON + 16 * H, 1);   /* 03-03 00:00 local */
+    Helpwire__V1__Survey s3 = survey("a", "q", TG, MON + 16 * H, 1);              /* 03-03 00:00 local */
     assert_int_equal(hw_report_add_survey(rep, &s1), HW_OK);
     assert_int_equal(hw_report_add_survey(rep, &s2), HW_OK);
     assert_int_equal(hw_report_add_survey(rep, &s3), HW_OK);
@@ -251,11 +252,12 @@ static void test_periods_in_zone(void **state)
      * 22:30 UTC is April 1st 00:30 CEST (UTC+2); 2026-02-28 23:30 UTC is
      * March 1st 00:30 CET (UTC+1). */
     int64_t feb1 = MON - 29 * D; /* 2026-02-01T00:00Z */
-    r = req(feb1, MON + 30 * D /* 2026-04-01T00:00Z, April 1st 02:00 local */, HELPWIRE__V1__REPORT_GROUPING__REPORT_GROUPING_PERIOD);
+    r = req(feb1, MON + 30 * D /* 2026-04-01T00:00Z, April 1st 02:00 local */,
+            HELPWIRE__V1__REPORT_GROUPING__REPORT_GROUPING_PERIOD);
     r.period = HELPWIRE__V1__REPORT_PERIOD__REPORT_PERIOD_MONTH;
     r.time_zone = "Europe/Berlin";
     rep = new_report(&r, false);
-    Helpwire__V1__Survey m1 = survey("a", "q", TG, MON - D - 30 * 60000, 5); /* 02-28 23:30Z */
+    Helpwire__V1__Survey m1 = survey("a", "q", TG, MON - D - 30 * 60000, 5);               /* 02-28 23:30Z */
     Helpwire__V1__Survey m2 = survey("a", "q", TG, MON + 29 * D + 22 * H + 30 * 60000, 2); /* 03-31 22:30Z */
     Helpwire__V1__Survey m3 = survey("a", "q", TG, MON + 29 * D + 21 * H + 30 * 60000, 4); /* 03-31 21:30Z */
     assert_int_equal(hw_report_add_survey(rep, &m1), HW_OK);
@@ -270,7 +272,8 @@ static void test_periods_in_zone(void **state)
     hw_arena_destroy(a);
 }
 
-static Helpwire__V1__SlaClock *clock_of(hw_arena *a, Helpwire__V1__SlaTarget target, Helpwire__V1__SlaState st)
+static Helpwire__V1__SlaClock *clock_of(hw_arena *a, Helpwire__V1__SlaTarget target,
+                                        Helpwire__V1__SlaState st)
 {
     Helpwire__V1__SlaClock *c = hw_arena_alloc(a, sizeof *c);
     helpwire__v1__sla_clock__init(c);
@@ -288,8 +291,8 @@ static Helpwire__V1__SlaClock *clock_of(hw_arena *a, Helpwire__V1__SlaTarget tar
 #define PAU HELPWIRE__V1__SLA_STATE__SLA_STATE_PAUSED
 
 static Helpwire__V1__Ticket *sla_ticket(hw_arena *a, uint64_t number, const char *agent, const char *queue,
-                                        Helpwire__V1__Priority prio, int64_t created, Helpwire__V1__SlaState fr,
-                                        Helpwire__V1__SlaState rs)
+                                        Helpwire__V1__Priority prio, int64_t created,
+                                        Helpwire__V1__SlaState fr, Helpwire__V1__SlaState rs)
 {
     Helpwire__V1__Ticket *t = hw_arena_alloc(a, sizeof *t);
     helpwire__v1__ticket__init(t);
@@ -470,10 +473,8 @@ static void test_store_scan_100k(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_validation),
-        cmocka_unit_test(test_csat_by_agent_queue_channel),
-        cmocka_unit_test(test_periods_in_zone),
-        cmocka_unit_test(test_sla_rows),
+        cmocka_unit_test(test_validation),      cmocka_unit_test(test_csat_by_agent_queue_channel),
+        cmocka_unit_test(test_periods_in_zone), cmocka_unit_test(test_sla_rows),
         cmocka_unit_test(test_store_scan_100k),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
