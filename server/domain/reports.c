@@ -17,148 +17,27 @@
  * days) next to the records.
  *
  * Periods are calendar days, ISO weeks (from Monday) and months in the
- * request's IANA zone. glibc's localtime_r works on the process-wide TZ
- * only, which a multi-threaded server must not switch per request, so the
- * zone's TZif file (/usr/share/zoneinfo, v2+ 64-bit transitions) is read
- * here, once per report. Past the file's last transition the last offset
- * holds: Debian's tzdata files are "fat" (transitions listed to 2037).
- * TODO: use hours.h's local-time function once it is merged.
+ * request's IANA zone: the zone is compiled once per report as business
+ * hours without rules (hours.h reads the system's tzdata itself, thread-
+ * safely), and each record's local date comes from hw_hours_local.
  */
 #include "server/domain/reports.h"
 
-#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "server/domain/hours.h"
 #include "server/domain/rpc.h"
 #include "server/domain/surveys.h"
 #include "server/store/records.h"
 
 #define DAY_MS 86400000LL
 #define SCAN_SLACK_MS 60000
-#define ZONE_DIR "/usr/share/zoneinfo/"
-#define ZONE_NAME_MAX 64
-#define ZONE_FILE_MAX (1 << 20)
 #define MAX_ID 64
 #define SLA_TARGETS 3
 enum { SLA_MET, SLA_BREACHED, SLA_OPEN, SLA_COUNTS };
-
-/* ------------------------------------------------------------ zones */
-
-/* UTC offsets of one zone: off0 before the first transition, off[i] from
- * at[i] (seconds since the epoch) on. */
-typedef struct zone {
-    size_t n;
-    int64_t *at;
-    int32_t *off;
-    int32_t off0;
-} zone;
-
-static uint32_t be32(const unsigned char *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static int64_t be64s(const unsigned char *p)
-{
-    return (int64_t)((uint64_t)be32(p) << 32 | be32(p + 4));
-}
-
-static bool zone_name_ok(const char *name)
-{
-    size_t len = strlen(name);
-    if (len == 0 || len > ZONE_NAME_MAX || name[0] == '/' || name[0] == '.' || strstr(name, ".."))
-        return false;
-    for (const char *p = name; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '/' ||
-              *p == '_' || *p == '-' || *p == '+'))
-            return false;
-    return true;
-}
-
-/* Parses TZif data (RFC 8536, version 2 or later: the 64-bit block). */
-static int zone_parse(zone *z, const unsigned char *d, size_t len)
-{
-    if (len < 44 || memcmp(d, "TZif", 4) != 0 || d[4] < '2')
-        return HW_EINVALID;
-    /* Skip the version 1 block. */
-    uint32_t isut = be32(d + 20), isstd = be32(d + 24), leap = be32(d + 28), timecnt = be32(d + 32),
-             typecnt = be32(d + 36), charcnt = be32(d + 40);
-    size_t skip = 44 + (size_t)timecnt * 5 + (size_t)typecnt * 6 + charcnt + (size_t)leap * 8 + isstd + isut;
-    if (skip + 44 > len)
-        return HW_EINVALID;
-    d += skip;
-    len -= skip;
-    if (memcmp(d, "TZif", 4) != 0)
-        return HW_EINVALID;
-    isut = be32(d + 20), isstd = be32(d + 24), leap = be32(d + 28), timecnt = be32(d + 32),
-    typecnt = be32(d + 36), charcnt = be32(d + 40);
-    if (typecnt == 0 || 44 + (size_t)timecnt * 9 + (size_t)typecnt * 6 > len)
-        return HW_EINVALID;
-    const unsigned char *times = d + 44, *idx = times + (size_t)timecnt * 8, *types = idx + timecnt;
-    z->at = calloc(timecnt ? timecnt : 1, sizeof *z->at);
-    z->off = calloc(timecnt ? timecnt : 1, sizeof *z->off);
-    if (!z->at || !z->off)
-        return HW_ENOMEM;
-    z->off0 = (int32_t)be32(types);
-    for (uint32_t i = 0; i < timecnt; i++) {
-        if (idx[i] >= typecnt)
-            return HW_EINVALID;
-        z->at[i] = be64s(times + (size_t)i * 8);
-        z->off[i] = (int32_t)be32(types + (size_t)idx[i] * 6);
-    }
-    z->n = timecnt;
-    return HW_OK;
-}
-
-/* Loads zone name ("" and "UTC" need no file). HW_EINVALID: unknown. */
-static int zone_load(zone *z, const char *name)
-{
-    memset(z, 0, sizeof *z);
-    if (name[0] == '\0' || strcmp(name, "UTC") == 0)
-        return HW_OK;
-    if (!zone_name_ok(name))
-        return HW_EINVALID;
-    char path[sizeof ZONE_DIR + ZONE_NAME_MAX];
-    snprintf(path, sizeof path, "%s%s", ZONE_DIR, name);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return errno == ENOENT || errno == ENOTDIR || errno == EISDIR ? HW_EINVALID : HW_EIO;
-    unsigned char *buf = malloc(ZONE_FILE_MAX);
-    int rc = HW_ENOMEM;
-    if (buf) {
-        size_t len = fread(buf, 1, ZONE_FILE_MAX, f);
-        rc = ferror(f) ? HW_EINVALID /* a directory */ : zone_parse(z, buf, len);
-    }
-    free(buf);
-    fclose(f);
-    return rc;
-}
-
-static void zone_free(zone *z)
-{
-    free(z->at);
-    free(z->off);
-    memset(z, 0, sizeof *z);
-}
-
-/* Seconds east of UTC at unix second s. */
-static int32_t zone_offset(const zone *z, int64_t s)
-{
-    if (z->n == 0 || s < z->at[0])
-        return z->off0;
-    size_t lo = 0, hi = z->n; /* last at[i] <= s */
-    while (hi - lo > 1) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (z->at[mid] <= s)
-            lo = mid;
-        else
-            hi = mid;
-    }
-    return z->off[lo];
-}
 
 /* ------------------------------------------------------ calendar days */
 
@@ -208,8 +87,8 @@ struct hw_report {
     Helpwire__V1__Channel channel;
     Helpwire__V1__Priority priority;
     char *queue, *agent; /* "" = any */
-    zone tz;
-    row *rows; /* sorted by key */
+    hw_hours *tz;        /* the zone; NULL: UTC */
+    row *rows;           /* sorted by key */
     size_t n, cap;
     row total;
 };
@@ -229,8 +108,10 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
 /* Local calendar day (days since 1970-01-01) of ms. */
 static int64_t local_day(const hw_report *r, int64_t ms)
 {
-    int64_t s = floor_div(ms, 1000);
-    return floor_div(s + zone_offset(&r->tz, s), 86400);
+    hw_local_time lt;
+    if (hw_hours_local(r->tz, ms, &lt) != HW_OK) /* out of range: validation keeps ms near now */
+        return floor_div(ms, DAY_MS);
+    return days_from_civil(lt.year, (unsigned)lt.month, (unsigned)lt.day);
 }
 
 /* The first day of the period holding day. */
@@ -391,11 +272,14 @@ int hw_report_new(const Helpwire__V1__ReportRequest *req, bool is_sla, hw_report
     int rc = r->queue && r->agent ? HW_OK : HW_ENOMEM;
     if (rc == HW_OK) {
         const char *tz = req->time_zone ? req->time_zone : "";
-        rc = zone_load(&r->tz, tz);
-        if (rc == HW_EINVALID)
-            fail(err, errlen, "time_zone: unknown zone \"%.*s\"", ZONE_NAME_MAX, tz);
-        else if (rc != HW_OK)
-            fail(err, errlen, "time_zone: cannot read the zone \"%.*s\"", ZONE_NAME_MAX, tz);
+        if (tz[0] && strcmp(tz, "UTC") != 0) {
+            Helpwire__V1__BusinessHours bh = HELPWIRE__V1__BUSINESS_HOURS__INIT;
+            bh.time_zone = (char *)tz;
+            char herr[256] = "";
+            rc = hw_hours_compile(&bh, &r->tz, herr, sizeof herr);
+            if (rc == HW_EINVALID) /* "hours.time_zone: ..." names the hours' field: ours is time_zone */
+                fail(err, errlen, "%s", strncmp(herr, "hours.", 6) == 0 ? herr + 6 : herr);
+        }
     }
     if (rc == HW_OK && r->group == HELPWIRE__V1__REPORT_GROUPING__REPORT_GROUPING_PERIOD) {
         /* Every period of the range, also those without records. */
@@ -425,7 +309,7 @@ void hw_report_free(hw_report *r)
     free(r->rows);
     free(r->queue);
     free(r->agent);
-    zone_free(&r->tz);
+    hw_hours_free(r->tz);
     free(r);
 }
 

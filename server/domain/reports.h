@@ -41,8 +41,8 @@ typedef struct hw_report hw_report;
  * is_sla: the SLA report (the only one taking priority).
  * Rows of every period of the range exist from the start (zero), so a
  * report by period has no holes.
- * @return HW_OK; HW_EINVALID (message in err); HW_ENOMEM; HW_EIO (the
- *   zone's file cannot be read). */
+ * The zone is compiled with hours.h (the system's tzdata).
+ * @return HW_OK; HW_EINVALID (message in err); HW_ENOMEM. */
 int hw_report_new(const Helpwire__V1__ReportRequest *req, bool is_sla, hw_report **out, char *err,
                   size_t errlen);
 

@@ -439,7 +439,8 @@ class Cli(unittest.TestCase):
             self.assertTrue(p.stderr.startswith("helpwire: "), p.stderr)
         p = self.run_cli("reports", "csat", *day, "--tz", "Mars/Base", role="agent")
         self.assertEqual(p.returncode, 1)
-        self.assertEqual(p.stderr.strip(), 'helpwire: INVALID_ARGUMENT: time_zone: unknown zone "Mars/Base"')
+        self.assertTrue(p.stderr.startswith('helpwire: INVALID_ARGUMENT: time_zone: unknown zone "Mars/Base"'),
+                        p.stderr)
         p = self.run_cli("reports", "sla", "--from", "2025-01-01", "--to", "2026-01-02", role="agent")
         self.assertEqual(p.returncode, 1)
         self.assertTrue(p.stderr.startswith("helpwire: INVALID_ARGUMENT: to_unix_ms: at most 366 days"), p.stderr)

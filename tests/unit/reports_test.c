@@ -40,7 +40,8 @@ static void expect_invalid(Helpwire__V1__ReportRequest *r, bool sla, const char 
     char err[256] = "";
     assert_int_equal(hw_report_new(r, sla, &rep, err, sizeof err), HW_EINVALID);
     assert_null(rep);
-    assert_string_equal(err, msg);
+    if (strncmp(err, msg, strlen(msg)) != 0) /* the message may go on, e.g. where zones are looked for */
+        fail_msg("\"%s\" does not start with \"%s\"", err, msg);
 }
 
 static void test_validation(void **state)
@@ -72,7 +73,7 @@ static void test_validation(void **state)
     r.time_zone = "Mars/Base";
     expect_invalid(&r, false, "time_zone: unknown zone \"Mars/Base\"");
     r.time_zone = "../../etc/passwd";
-    expect_invalid(&r, false, "time_zone: unknown zone \"../../etc/passwd\"");
+    expect_invalid(&r, false, "time_zone: \"../../etc/passwd\" is not a time zone name");
     r.time_zone = "Europe";
     expect_invalid(&r, false, "time_zone: unknown zone \"Europe\"");
 
