@@ -4,7 +4,8 @@
  * agent, queue, channel and period (day, ISO week, month in a time zone,
  * across a DST change, empty periods included); SLA clocks counted per
  * target; and the store scan of tickets by creation time over 100,000
- * tickets, timed (a day's report must not read the whole store).
+ * tickets and the CSAT scan over 100,000 surveys, timed (a day's report
+ * must not read the whole store).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -471,12 +472,90 @@ static void test_store_scan_100k(void **state)
     assert_int_equal(hw_test_check_and_close(s, rd), 0);
 }
 
+/* ---- the CSAT report over 100,000 surveys ---- */
+
+static int seed_surveys_fn(hw_store_txn *w, void *arg)
+{
+    seed_ctx *c = arg;
+    hw_arena *a = hw_store_txn_arena(w);
+    for (uint64_t i = c->first; i < c->first + BATCH; i++) {
+        Helpwire__V1__Survey sv = survey(i % 2 ? "ag-anna" : "ag-bob", "billing", i % 3 ? TG : WA,
+                                         MON + (int64_t)i * STEP_MS, (uint32_t)(i % 6)); /* 0: unanswered */
+        sv.id = hw_arena_printf(a, "sv-%llu", (unsigned long long)i);
+        sv.ticket_id = hw_arena_printf(a, "t-%llu", (unsigned long long)(1000 + i));
+        unsigned char hash[8];
+        for (int b = 0; b < 8; b++)
+            hash[b] = (unsigned char)(i >> (8 * b));
+        int rc = hw_store_survey_put(w, &sv, hash, sizeof hash, HW_PUT_CREATE);
+        if (rc != HW_OK)
+            return rc;
+    }
+    return HW_OK;
+}
+
+static void test_csat_store_scan_100k(void **state)
+{
+    (void)state;
+    char dir[PATH_MAX];
+    hw_test_dir(dir, sizeof dir, "reports-csat");
+    hw_store *s = hw_test_open(dir, 512u << 20, 0);
+    assert_non_null(s);
+    for (uint64_t first = 0; first < N_TICKETS; first += BATCH) {
+        seed_ctx c = {.first = first};
+        assert_int_equal(hw_store_write(s, seed_surveys_fn, &c), HW_OK);
+    }
+    hw_store_reader *rd = NULL;
+    assert_int_equal(hw_store_reader_create(s, &rd), HW_OK);
+    hw_arena *a = hw_arena_create(0);
+    struct {
+        const char *what;
+        int64_t from, to;
+        uint64_t expect;
+    } cases[] = {
+        {"one day", MON + 100 * D, MON + 101 * D, 288},
+        {"366 days (everything)", MON - D, MON + 365 * D, N_TICKETS},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        Helpwire__V1__ReportRequest r =
+            req(cases[i].from, cases[i].to, HELPWIRE__V1__REPORT_GROUPING__REPORT_GROUPING_AGENT);
+        hw_report *rep = new_report(&r, false);
+        hw_store_txn *t;
+        assert_int_equal(hw_store_read_begin(rd, &t), HW_OK);
+        double t0 = now_s();
+        assert_int_equal(hw_report_scan_csat(rep, t), HW_OK);
+        double took = now_s() - t0;
+        hw_store_read_end(rd);
+        Helpwire__V1__CsatReport *out = NULL;
+        assert_int_equal(hw_report_csat(rep, a, &out), HW_OK);
+        assert_int_equal(out->total->sent, cases[i].expect);
+        assert_int_equal(out->n_rows, 2);
+        assert_int_equal(out->rows[0]->sent + out->rows[1]->sent, cases[i].expect);
+        printf("CSAT report over %d surveys, %s: %llu surveys in range, %.1f ms\n", N_TICKETS, cases[i].what,
+               (unsigned long long)cases[i].expect, took * 1000);
+        hw_report_free(rep);
+        hw_arena_reset(a);
+    }
+    /* The first day exactly: surveys 0..287, ratings i % 6 (0 unanswered). */
+    Helpwire__V1__ReportRequest r = req(MON, MON + D, 0);
+    hw_report *rep = new_report(&r, false);
+    hw_store_txn *t;
+    assert_int_equal(hw_store_read_begin(rd, &t), HW_OK);
+    assert_int_equal(hw_report_scan_csat(rep, t), HW_OK);
+    hw_store_read_end(rd);
+    Helpwire__V1__CsatReport *out = NULL;
+    assert_int_equal(hw_report_csat(rep, a, &out), HW_OK);
+    assert_row(out->total, "", 288, 240, (uint64_t[]){48, 48, 48, 48, 48});
+    hw_report_free(rep);
+    hw_arena_destroy(a);
+    assert_int_equal(hw_test_check_and_close(s, rd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_validation),      cmocka_unit_test(test_csat_by_agent_queue_channel),
         cmocka_unit_test(test_periods_in_zone), cmocka_unit_test(test_sla_rows),
-        cmocka_unit_test(test_store_scan_100k),
+        cmocka_unit_test(test_store_scan_100k), cmocka_unit_test(test_csat_store_scan_100k),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
