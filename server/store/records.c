@@ -783,15 +783,16 @@ int hw_store_ticket_get_by_number(hw_store_txn *t, uint64_t number, hw_arena *a,
     return hw_records__unpack(&helpwire__v1__ticket__descriptor, a, &rec, (ProtobufCMessage **)out);
 }
 
-/* The ticket at the first number >= number (cursor c on the number index):
- * HW_OK with *tk and *found the number; HW_ENOTFOUND past the last one. */
-static int ticket_at_or_after(hw_store_txn *t, MDB_cursor *c, uint64_t number, hw_arena *a,
+/* The ticket at the first number >= number (op MDB_SET_RANGE), or after
+ * the cursor's position (op MDB_NEXT), cursor c on the number index:
+ * HW_OK with *tk and *found its number; HW_ENOTFOUND past the last one. */
+static int ticket_at_or_after(hw_store_txn *t, MDB_cursor *c, MDB_cursor_op op, uint64_t number, hw_arena *a,
                               Helpwire__V1__Ticket **tk, uint64_t *found)
 {
     unsigned char kb[8];
     hw_be64_put(kb, number);
     MDB_val k = {.mv_size = 8, .mv_data = kb}, v, rec;
-    int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    int mrc = mdb_cursor_get(c, &k, &v, op);
     if (mrc == MDB_NOTFOUND)
         return HW_ENOTFOUND;
     if (mrc != 0)
@@ -817,13 +818,14 @@ int hw_store_ticket_foreach_created(hw_store_txn *t, int64_t from_unix_ms, int64
     int rc = hw_store__cursor(t, HW_DB_TICKETS_BY_NUMBER, &c);
     if (rc != HW_OK)
         return rc;
-    /* Smallest number whose ticket was created at or after from - slack. */
+    /* Smallest number whose ticket was created at or after from - slack:
+     * O(log n) seeks. */
     uint64_t lo = 1, hi = UINT64_MAX;
     Helpwire__V1__Ticket *tk = NULL;
     uint64_t found = 0;
     while (lo < hi) {
         uint64_t mid = lo + (hi - lo) / 2;
-        rc = ticket_at_or_after(t, c, mid, a, &tk, &found);
+        rc = ticket_at_or_after(t, c, MDB_SET_RANGE, mid, a, &tk, &found);
         if (rc == HW_ENOTFOUND) {
             hi = mid;
             continue;
@@ -836,16 +838,17 @@ int hw_store_ticket_foreach_created(hw_store_txn *t, int64_t from_unix_ms, int64
             hi = mid;
         hw_arena_reset(a);
     }
-    rc = HW_OK;
-    for (uint64_t n = lo; n != 0;) {
-        rc = ticket_at_or_after(t, c, n, a, &tk, &found);
+    /* Then forward, one step per ticket, to the first created at or after
+     * to + slack. */
+    MDB_cursor_op op = MDB_SET_RANGE;
+    for (;;) {
+        rc = ticket_at_or_after(t, c, op, lo, a, &tk, &found);
+        op = MDB_NEXT;
         if (rc == HW_ENOTFOUND) {
             rc = HW_OK;
             break;
         }
-        if (rc != HW_OK)
-            break;
-        if (tk->created_unix_ms >= to_unix_ms + slack_ms)
+        if (rc != HW_OK || tk->created_unix_ms >= to_unix_ms + slack_ms)
             break;
         int frc = 0;
         if (tk->created_unix_ms >= from_unix_ms && tk->created_unix_ms < to_unix_ms)
@@ -857,7 +860,6 @@ int hw_store_ticket_foreach_created(hw_store_txn *t, int64_t from_unix_ms, int64
             rc = frc;
             break;
         }
-        n = found + 1;
     }
 out:
     hw_arena_reset(a);
