@@ -472,6 +472,75 @@ static void test_store_scan_100k(void **state)
     assert_int_equal(hw_test_check_and_close(s, rd), 0);
 }
 
+/* ---- a clock that stepped back ---- */
+
+static const int64_t stepped_s[] = {0, 500, 700, 650, 800}; /* ticket 1003 is 50 s older than 1002 */
+
+static int seed_stepped_fn(hw_store_txn *w, void *arg)
+{
+    (void)arg;
+    hw_arena *a = hw_store_txn_arena(w);
+    for (size_t i = 0; i < sizeof stepped_s / sizeof stepped_s[0]; i++) {
+        Helpwire__V1__Ticket *t =
+            sla_ticket(a, 1000 + i, "ag-anna", "billing", 2, MON + stepped_s[i] * 1000, MET, MET);
+        int rc = hw_store_ticket_put(w, t, HW_PUT_CREATE, 0);
+        if (rc != HW_OK)
+            return rc;
+    }
+    return HW_OK;
+}
+
+static int collect_number(void *arg, const Helpwire__V1__Ticket *tk)
+{
+    uint64_t *seen = arg;
+    seen[seen[0]++ + 1] = tk->number;
+    return 0;
+}
+
+#define STEP_SLACK_MS 60000
+
+static void test_scan_tolerates_a_clock_that_stepped_back(void **state)
+{
+    (void)state;
+    char dir[PATH_MAX];
+    hw_test_dir(dir, sizeof dir, "reports-step");
+    hw_store *s = hw_test_open(dir, 0, 0);
+    assert_non_null(s);
+    assert_int_equal(hw_store_write(s, seed_stepped_fn, NULL), HW_OK);
+    hw_store_reader *rd = NULL;
+    assert_int_equal(hw_store_reader_create(s, &rd), HW_OK);
+    hw_arena *a = hw_arena_create(0);
+    struct {
+        int64_t from_s, to_s;
+        uint64_t want[4];
+    } cases[] = {
+        {680, 900, {2, 1002, 1004}},       /* 1003 (650 s) is out, 1002 before it is in */
+        {640, 900, {3, 1002, 1003, 1004}}, /* all three */
+        {600, 690, {1, 1003}},             /* only the stepped-back one */
+        {0, 501, {2, 1000, 1001}},
+        {801, 2000, {0}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        uint64_t seen[8] = {0};
+        hw_store_txn *t;
+        assert_int_equal(hw_store_read_begin(rd, &t), HW_OK);
+        int rc = hw_store_ticket_foreach_created(t, MON + cases[i].from_s * 1000, MON + cases[i].to_s * 1000,
+                                                 STEP_SLACK_MS, a, collect_number, seen);
+        hw_store_read_end(rd);
+        assert_int_equal(rc, HW_OK);
+        assert_int_equal(seen[0], cases[i].want[0]);
+        for (uint64_t k = 1; k <= seen[0]; k++)
+            assert_int_equal(seen[k], cases[i].want[k]);
+    }
+    hw_store_txn *t;
+    assert_int_equal(hw_store_read_begin(rd, &t), HW_OK);
+    assert_int_equal(hw_store_ticket_foreach_created(t, MON + 10, MON, 0, a, collect_number, NULL),
+                     HW_EINVALID);
+    hw_store_read_end(rd);
+    hw_arena_destroy(a);
+    assert_int_equal(hw_test_check_and_close(s, rd), 0);
+}
+
 /* ---- the CSAT report over 100,000 surveys ---- */
 
 static int seed_surveys_fn(hw_store_txn *w, void *arg)
