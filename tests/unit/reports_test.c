@@ -622,9 +622,13 @@ static void test_csat_store_scan_100k(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_validation),      cmocka_unit_test(test_csat_by_agent_queue_channel),
-        cmocka_unit_test(test_periods_in_zone), cmocka_unit_test(test_sla_rows),
-        cmocka_unit_test(test_store_scan_100k), cmocka_unit_test(test_csat_store_scan_100k),
+        cmocka_unit_test(test_validation),
+        cmocka_unit_test(test_csat_by_agent_queue_channel),
+        cmocka_unit_test(test_periods_in_zone),
+        cmocka_unit_test(test_sla_rows),
+        cmocka_unit_test(test_store_scan_100k),
+        cmocka_unit_test(test_csat_store_scan_100k),
+        cmocka_unit_test(test_scan_tolerates_a_clock_that_stepped_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
