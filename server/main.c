@@ -41,6 +41,8 @@
 #include "server/domain/notifier.h"
 #include "server/domain/outbox.h"
 #include "server/domain/watch.h"
+#include "server/domain/hours.h"
+#include "server/domain/timers.h"
 
 /* ---------------------------------------------- after-commit effects */
 
@@ -71,6 +73,11 @@ static void skill_models_stale(void *appv)
     hw_classify_skills_changed(appv);
 }
 
+static void wake_timers(void *appv, int64_t earliest_due_ms)
+{
+    hw_timers_committed(((hw_app *)appv)->timers, earliest_due_ms);
+}
+
 static hw_effects_sinks after_commit_sinks(hw_app *app)
 {
     return (hw_effects_sinks){.ctx = app,
@@ -78,7 +85,8 @@ static hw_effects_sinks after_commit_sinks(hw_app *app)
                               .outbox_appended = wake_outbox_appended,
                               .outbox_acked = wake_outbox_acked,
                               .alert_queued = wake_notifier,
-                              .skills_changed = skill_models_stale};
+                              .skills_changed = skill_models_stale,
+                              .timer_set = wake_timers};
 }
 
 /* Creates one directory of the data path unless it exists. One it creates
@@ -313,6 +321,13 @@ static void collect_domain(void *arg, FILE *out)
                 fprintf(out, "helpwire_outbox_backlog{channel=\"%s\"} %llu\n", channels[i].name,
                         (unsigned long long)n);
         }
+        uint64_t timers = 0;
+        if (hw_timers_pending(t, &timers) == HW_OK)
+            fprintf(out,
+                    "# HELP helpwire_timers_pending Durable timers set and not yet fired (SLA, "
+                    "unassigned, reassignment).\n"
+                    "# TYPE helpwire_timers_pending gauge\nhelpwire_timers_pending %llu\n",
+                    (unsigned long long)timers);
         fprintf(out, "# HELP helpwire_outbox_failed Messages in the failed list (refused for good by the "
                      "channel), kept for ListFailed and RetryFailed.\n"
                      "# TYPE helpwire_outbox_failed gauge\n");
@@ -332,6 +347,16 @@ static void collect_domain(void *arg, FILE *out)
             "# TYPE helpwire_notifier_pending gauge\nhelpwire_notifier_pending %llu\n",
             (unsigned long long)hw_notifier_retries(d->app->notifier),
             (unsigned long long)hw_notifier_pending(d->app->notifier));
+    if (d->app->timers) {
+        hw_timers_stats ts;
+        hw_timers_stats_get(d->app->timers, &ts);
+        fprintf(out,
+                "# HELP helpwire_timers_fired_total Durable timers fired (their handler's write committed).\n"
+                "# TYPE helpwire_timers_fired_total counter\nhelpwire_timers_fired_total %llu\n"
+                "# HELP helpwire_timers_failed_total Timer firings rolled back, to be retried.\n"
+                "# TYPE helpwire_timers_failed_total counter\nhelpwire_timers_failed_total %llu\n",
+                (unsigned long long)ts.fired, (unsigned long long)ts.failed);
+    }
 }
 
 static int default_threads(void)
@@ -482,6 +507,20 @@ int main(int argc, char **argv)
     }
     if (mrc != HW_OK) {
         fprintf(stderr, "helpwired: cannot start the outbox and notifier: %s\n", hw_strerror(mrc));
+        goto out;
+    }
+    if ((mrc = hw_hours_cache_create(&app.hours_cache)) != HW_OK) {
+        fprintf(stderr, "helpwired: out of memory\n");
+        goto out;
+    }
+    /* Durable timers: domain modules register their handlers here, before
+     * the thread starts (it fires what came due while the server was down). */
+    if ((mrc = hw_timers_create(&app.timers, &app)) != HW_OK) {
+        fprintf(stderr, "helpwired: cannot create the timers: %s\n", hw_strerror(mrc));
+        goto out;
+    }
+    if ((mrc = hw_timers_start(app.timers)) != HW_OK) {
+        fprintf(stderr, "helpwired: cannot start the timer thread: %s\n", hw_strerror(mrc));
         goto out;
     }
     if (cfg.ticket_numbers_from > 0) {
@@ -653,6 +692,8 @@ out:
     hw_net_destroy(net);
     hw_store_reader_destroy(dm.reader);
     hw_retention_stop(retention);
+    hw_timers_destroy(app.timers); /* its handlers write and queue alerts */
+    app.timers = NULL;
     hw_notifier_destroy(notifier);
     hw_outbox_destroy(outbox);
     if (indexer && rc == 0) { /* a failed start ends with its error line */
@@ -669,6 +710,7 @@ out:
         hw_log_event(log, HW_LOG_INFO, "stopped", "cancelled_calls=%s store=closed",
                      cancelled ? "true" : "false");
     hw_watch_destroy(app.watch);
+    hw_hours_cache_destroy(app.hours_cache);
     hw_reflection_destroy(app.reflection);
     free(app.workers);
     free(tls_cert);
