@@ -57,6 +57,7 @@ enum hw_db {
     HW_DB_TICKET_LOG,            /* schema 2: a ticket's events and messages */
     HW_DB_OUTBOX_FAILED,         /* outbox messages acknowledged as FAILED */
     HW_DB_OUTBOX_FAILED_BY_TIME, /* their failure times, newest-first listings */
+    HW_DB_SLA_POLICIES,          /* SLA policies by name */
     HW_DB_COUNT
 };
 
