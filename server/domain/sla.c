@@ -731,7 +731,7 @@ static int put_fn(hw_store_txn *w, void *arg)
         p->version = 1;
     else
         return rc;
-    p->updated_unix_ms = hw_rpc_now_ms();
+    p->updated_unix_ms = hw_effects_now_ms(&c->h.fx);
     return hw_store_sla_policy_put(w, p, HW_PUT_UPSERT, 0);
 }
 

@@ -46,6 +46,7 @@ typedef struct hw_config {
     int64_t survey_ttl_hours;         /* --survey-ttl-hours */
     const char *webhook_url;          /* --webhook-url */
     const char *bootstrap_token_file; /* --bootstrap-token-file */
+    const char *clock_file;           /* --clock-file: tests' time of day; NULL = system clock */
     const char *log_level;            /* --log-level */
     bool access_log;                  /* --access-log */
     /* Strings parsed from a config file live here (owned by the config). */
