@@ -24,6 +24,7 @@
 #include "server/net/reflection.h"
 #include "server/domain/knowledge.h"
 #include "server/search/tokenize.h"
+#include "server/domain/sla.h"
 #include "server/domain/tickets.h"
 #include "server/search/index.h"
 #include "server/search/indexer.h"
@@ -322,6 +323,7 @@ static void collect_domain(void *arg, FILE *out)
                 fprintf(out, "helpwire_outbox_failed{channel=\"%s\"} %llu\n", channels[i].name,
                         (unsigned long long)n);
         }
+        hw_sla_metrics(t, out);
         hw_store_read_end(d->reader);
     }
     fprintf(out,

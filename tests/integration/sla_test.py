@@ -319,7 +319,7 @@ class SimulatedWeek(unittest.TestCase):
             self.admin.call("helpwire.v1.Sla/PutSlaPolicy")
         self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
         self.assertIn("policy: required", cm.exception.details())
-        self.assertEqual(self.admin.call("helpwire.v1.Sla/ListSlaPolicies").policies, [])
+        self.assertEqual(list(self.admin.call("helpwire.v1.Sla/ListSlaPolicies").policies), [])
         p = self.put_policy()
         self.assertEqual((p.version, p.warn_fraction, p.breach_action), (1, 0.8, 1))  # the defaults
         self.assertEqual(self.put_policy(firstReplyMinutes=90).version, 2)
