@@ -15,7 +15,7 @@
 
 enum { MAX_MINUTES = 525600 };
 
-static const char *const headers[] = {"NAME",       "PRIORITY", "QUEUE", "FIRST REPLY", "NEXT REPLY",
+static const char *const headers[] = {"NAME",       "PRIORITY", "QUEUE",  "FIRST REPLY", "NEXT REPLY",
                                       "RESOLUTION", "WARN",     "BREACH", "VERSION"};
 enum { COLS = sizeof headers / sizeof headers[0] };
 
@@ -79,8 +79,9 @@ static int run_put(cli_ctx *ctx)
     if (!ctx->opt[OPT_PRIORITY])
         return cli_usage_error(ctx, "--priority P is required");
     if (cli_parse_enum(&helpwire__v1__priority__descriptor, ctx->opt[OPT_PRIORITY], &v) != 0)
-        return cli_usage_error(ctx, "--priority must be one of %s",
-                               cli_fmt_enum_choices(&helpwire__v1__priority__descriptor, choices, sizeof choices));
+        return cli_usage_error(
+            ctx, "--priority must be one of %s",
+            cli_fmt_enum_choices(&helpwire__v1__priority__descriptor, choices, sizeof choices));
     p.priority = (Helpwire__V1__Priority)v;
     if (ctx->opt[OPT_SKILL])
         p.skill = (char *)ctx->opt[OPT_SKILL];
@@ -126,7 +127,8 @@ static int run_list(cli_ctx *ctx)
     Helpwire__V1__ListSlaPoliciesRequest req = HELPWIRE__V1__LIST_SLA_POLICIES_REQUEST__INIT;
     Helpwire__V1__ListSlaPoliciesReply *reply = NULL;
     if (cli_call(ctx, "/helpwire.v1.Sla/ListSlaPolicies", &req.base,
-                 &helpwire__v1__list_sla_policies_reply__descriptor, (ProtobufCMessage **)&reply) != CLI_EXIT_OK)
+                 &helpwire__v1__list_sla_policies_reply__descriptor,
+                 (ProtobufCMessage **)&reply) != CLI_EXIT_OK)
         return CLI_EXIT_FAILED;
     int rc = print_policies(ctx, reply->policies, reply->n_policies);
     protobuf_c_message_free_unpacked(&reply->base, NULL);
@@ -139,7 +141,8 @@ static int run_delete(cli_ctx *ctx)
     Helpwire__V1__DeleteSlaPolicyReply *reply = NULL;
     req.name = (char *)ctx->pos[0];
     if (cli_call(ctx, "/helpwire.v1.Sla/DeleteSlaPolicy", &req.base,
-                 &helpwire__v1__delete_sla_policy_reply__descriptor, (ProtobufCMessage **)&reply) != CLI_EXIT_OK)
+                 &helpwire__v1__delete_sla_policy_reply__descriptor,
+                 (ProtobufCMessage **)&reply) != CLI_EXIT_OK)
         return CLI_EXIT_FAILED;
     protobuf_c_message_free_unpacked(&reply->base, NULL);
     if (ctx->json) {
@@ -166,7 +169,8 @@ const cli_command cli_sla_commands[] = {
      "Creates SLA policy NAME, or replaces all its fields. Targets count in the business hours of the "
      "ticket's queue; at least one is required.",
      put_opts, sizeof put_opts / sizeof put_opts[0], 1, 1, run_put},
-    {"sla", "list", "", "List SLA policies", "Lists the SLA policies in name order.", NULL, 0, 0, 0, run_list},
+    {"sla", "list", "", "List SLA policies", "Lists the SLA policies in name order.", NULL, 0, 0, 0,
+     run_list},
     {"sla", "delete", "NAME", "Delete an SLA policy",
      "Deletes SLA policy NAME; tickets keep the clocks they have.", NULL, 0, 1, 1, run_delete},
 };

@@ -53,7 +53,8 @@ const char *hw_sla_target_name(Helpwire__V1__SlaTarget target)
 
 static const char *priority_name(Helpwire__V1__Priority p)
 {
-    const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(&helpwire__v1__priority__descriptor, p);
+    const ProtobufCEnumValue *v =
+        protobuf_c_enum_descriptor_get_value(&helpwire__v1__priority__descriptor, p);
     return v ? v->name + strlen("PRIORITY_") : "UNSPECIFIED";
 }
 
@@ -263,8 +264,8 @@ static int64_t used_ms(const Clock *c, const Policy *old, const hw_hours *old_h,
     return c->started_unix_ms < now ? hw_hours_between(old_h, c->started_unix_ms, now) : 0;
 }
 
-int hw_sla_clocks_repolicy(Ticket *t, const Policy *old, const hw_hours *old_h, const Policy *p, const hw_hours *h,
-                           int64_t now, hw_arena *a)
+int hw_sla_clocks_repolicy(Ticket *t, const Policy *old, const hw_hours *old_h, const Policy *p,
+                           const hw_hours *h, int64_t now, hw_arena *a)
 {
     bool had_policy = *t->sla_policy != '\0';
     t->sla_policy = p ? p->name : "";
@@ -720,8 +721,8 @@ static int put_fn(hw_store_txn *w, void *arg)
                 strcmp(ps[i]->skill, p->skill) == 0)
                 return hw_rpc_wfail(&c->h, HW_EEXISTS,
                                     "policy: %s already covers priority %s %s%s; change or delete it first",
-                                    ps[i]->name, priority_name(p->priority), *p->skill ? "in queue " : "in every queue",
-                                    p->skill);
+                                    ps[i]->name, priority_name(p->priority),
+                                    *p->skill ? "in queue " : "in every queue", p->skill);
     } while (cur.len);
     Policy *old;
     int rc = hw_store_sla_policy_get(w, p->name, a, &old);
@@ -770,8 +771,8 @@ void hw_sla_list_policies(hw_call *call, const ProtobufCMessage *request, void *
         return;
     hw_store_cursor cur = {0};
     Helpwire__V1__ListSlaPoliciesReply r = HELPWIRE__V1__LIST_SLA_POLICIES_REPLY__INIT;
-    int rc = hw_store_sla_policy_list(t, &cur, HW_STORE_LIST_MAX, hw_call_arena(call), &r.policies,
-                                      &r.n_policies);
+    int rc =
+        hw_store_sla_policy_list(t, &cur, HW_STORE_LIST_MAX, hw_call_arena(call), &r.policies, &r.n_policies);
     hw_rpc_read_end(call, app);
     if (rc != HW_OK) {
         hw_rpc_fail(call, rc, NULL);

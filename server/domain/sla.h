@@ -157,8 +157,8 @@ typedef struct hw_sla_before {
 
 /* A message of kind was added to t at t->updated_unix_ms; t's status
  * may have moved from before->status too. Before t is stored. */
-int hw_sla_message_in(hw_store_txn *w, hw_effects *fx, Helpwire__V1__Ticket *t, Helpwire__V1__MessageKind kind,
-                      const hw_sla_before *before, hw_arena *a);
+int hw_sla_message_in(hw_store_txn *w, hw_effects *fx, Helpwire__V1__Ticket *t,
+                      Helpwire__V1__MessageKind kind, const hw_sla_before *before, hw_arena *a);
 
 /* t changed at t->updated_unix_ms (status, priority, queue, compared with
  * before): pauses, resumes, ends or re-chooses. Before t is stored. */

@@ -39,8 +39,8 @@ static int pick_other(hw_store_txn *w, const Ticket *t, hw_arena *a, Helpwire__V
     do {
         Helpwire__V1__Agent **ags;
         size_t n;
-        int rc = hw_store_agent_list(w, t->queue, HELPWIRE__V1__PRESENCE__PRESENCE_ONLINE, &cur, SCAN_LIMIT, a,
-                                     &ags, &n);
+        int rc = hw_store_agent_list(w, t->queue, HELPWIRE__V1__PRESENCE__PRESENCE_ONLINE, &cur, SCAN_LIMIT,
+                                     a, &ags, &n);
         if (rc != HW_OK)
             return rc;
         for (size_t i = 0; i < n; i++)
@@ -59,8 +59,8 @@ static int store_plain(hw_store_txn *w, Ticket *t, int64_t now)
 }
 
 /* The breach action of p on t; *what says what was done (for the event). */
-static int act(hw_store_txn *w, hw_effects *fx, Ticket *t, const Helpwire__V1__SlaPolicy *p, const char *reason,
-               int64_t now, hw_arena *a)
+static int act(hw_store_txn *w, hw_effects *fx, Ticket *t, const Helpwire__V1__SlaPolicy *p,
+               const char *reason, int64_t now, hw_arena *a)
 {
     int action = p ? (int)p->breach_action : ACT(NOTIFY);
     const char *why = NULL;
@@ -99,7 +99,8 @@ static const char *action_text(const Helpwire__V1__SlaPolicy *p, const Ticket *t
     if (action == ACT(UNSPECIFIED) || action == ACT(ESCALATE))
         return t->status == ST(OPEN) || t->status == ST(PENDING) ? "escalated" : "already escalated; alerted";
     if (action == ACT(BUMP_PRIORITY))
-        return t->priority < HELPWIRE__V1__PRIORITY__PRIORITY_URGENT ? "priority raised" : "already URGENT; alerted";
+        return t->priority < HELPWIRE__V1__PRIORITY__PRIORITY_URGENT ? "priority raised"
+                                                                     : "already URGENT; alerted";
     if (action == ACT(REASSIGN))
         return "reassigned";
     (void)a;
@@ -130,7 +131,8 @@ int hw_sla_breach_fire(void *arg, hw_store_txn *w, hw_effects *fx, hw_timer_kind
     if (fired == HW_SLA_FIRED_WARNING) {
         rc = store_plain(w, t, now_ms);
         if (rc == HW_OK)
-            rc = hw_watch_record(w, fx, t, EV(SLA_WARNING), "system", hw_arena_printf(a, "%s due %s", target, due));
+            rc = hw_watch_record(w, fx, t, EV(SLA_WARNING), "system",
+                                 hw_arena_printf(a, "%s due %s", target, due));
         if (rc == HW_OK)
             rc = hw_sla_reschedule_in(w, fx, t, now_ms, a);
         return rc;

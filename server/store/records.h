@@ -14,6 +14,7 @@
  *   articles, FAQs  locale\0id -> id
  *   surveys   token hash -> id (unique); sent time (be64) + id -> id
  *   tokens    secret hash -> id (unique)
+ *   SLA policies  by name only (no index)
  *   outbox    channel byte + be64 sequence -> message
  *   failed outbox messages  channel byte + be64 sequence -> FailedEntry
  *             (or a retirement marker); by time: scope byte (0 = every
