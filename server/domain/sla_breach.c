@@ -122,6 +122,12 @@ int hw_sla_breach_fire(void *arg, hw_store_txn *w, hw_effects *fx, hw_timer_kind
         return rc;
     if (t->status == ST(CLOSED) || t->status == ST(RESOLVED))
         return HW_OK;
+    Helpwire__V1__SlaPolicy *p;
+    rc = hw_sla_policy_of_in(w, t, a, &p);
+    if (rc != HW_OK)
+        return rc;
+    if ((targ & 0xff) == HW_SLA_WARN && !p) /* a deleted policy warns no more */
+        return hw_sla_reschedule_in(w, fx, t, now_ms, a);
     Helpwire__V1__SlaClock *c;
     hw_sla_fired fired = hw_sla_clocks_fire(t, targ, now_ms, &c);
     if (fired == HW_SLA_FIRED_NOTHING)
@@ -137,10 +143,7 @@ int hw_sla_breach_fire(void *arg, hw_store_txn *w, hw_effects *fx, hw_timer_kind
             rc = hw_sla_reschedule_in(w, fx, t, now_ms, a);
         return rc;
     }
-    Helpwire__V1__SlaPolicy *p;
-    rc = hw_sla_policy_of_in(w, t, a, &p);
-    if (rc == HW_OK)
-        rc = hw_sla_count_in(w, t, c->target, true);
+    rc = hw_sla_count_in(w, t, c->target, true);
     if (rc != HW_OK)
         return rc;
     const char *what = action_text(p, t, a);
@@ -152,8 +155,8 @@ int hw_sla_breach_fire(void *arg, hw_store_txn *w, hw_effects *fx, hw_timer_kind
         what = other ? hw_arena_printf(a, "reassigned to %s", other->id) : "no other agent free; alerted";
     }
     const char *detail = hw_arena_printf(a, "%s due %s: %s", target, due, what);
-    const char *reason = hw_arena_printf(a, "SLA breached: %s due %s (policy %s)", target, due,
-                                         *t->sla_policy ? t->sla_policy : "deleted");
+    const char *reason = hw_arena_printf(a, "SLA breached: %s due %s (policy %s%s)", target, due,
+                                         t->sla_policy, p ? "" : ", deleted");
     if (!detail || !reason)
         return HW_ENOMEM;
     rc = hw_watch_record(w, fx, t, EV(SLA_BREACHED), "system", detail);

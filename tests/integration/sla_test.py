@@ -300,6 +300,37 @@ class SimulatedWeek(unittest.TestCase):
         self.assertEqual(self.ticket(u.id).assignee_agent_id, "vip-ben")
         self.assertTrue(wait_for(lambda: [a for a in self.hook.received if a["ticket_id"] == u.id]))
 
+    def test_escalated_ticket_is_only_alerted_and_a_deleted_policy_only_notifies(self):
+        self.set_clock(MON(9, 0))
+        self.put_policy(firstReplyMinutes=10)
+        self.put_policy(name="vip-high", priority="PRIORITY_HIGH", firstReplyMinutes=10)
+        gone = self.new_ticket("sla-gone")
+        esc = self.new_ticket("sla-esc", priority="PRIORITY_HIGH")
+        self.admin.call("helpwire.v1.Tickets/EscalateTicket", ticketId=esc.id, reason="customer is furious")
+        self.admin.call("helpwire.v1.Sla/DeleteSlaPolicy", name="vip-urgent")
+        # 09:08: the live policy warns; the deleted one does not.
+        self.set_clock(MON(9, 8))
+        self.assertTrue(wait_for(lambda: self.events(esc.id, WARNING)), self.server.read_log())
+        time.sleep(QUIET)
+        self.assertEqual(self.events(gone.id, WARNING), [])
+        # 09:10: both breach; the escalated ticket stays as it is, the other only notifies.
+        self.set_clock(MON(9, 10))
+        b = wait_for(lambda: self.events(esc.id, BREACHED))
+        self.assertTrue(b, self.server.read_log())
+        self.assertEqual(b[0].detail, "FIRST_REPLY due 2026-12-07T01:10:00Z: already escalated; alerted")
+        got = self.ticket(esc.id)
+        self.assertEqual((got.status, got.escalation_reason), (3, "customer is furious"))
+        b = wait_for(lambda: self.events(gone.id, BREACHED))
+        self.assertTrue(b, self.server.read_log())
+        self.assertEqual(b[0].detail, "FIRST_REPLY due 2026-12-07T01:10:00Z: alerted")
+        self.assertEqual(self.ticket(gone.id).status, 1)  # still OPEN
+        reasons = lambda tid: sorted(a["reason"] for a in self.hook.received if a["ticket_id"] == tid)  # noqa: E731
+        self.assertTrue(wait_for(lambda: len(reasons(esc.id)) == 2 and reasons(gone.id)), self.hook.received)
+        self.assertEqual(reasons(esc.id), ["SLA breached: FIRST_REPLY due 2026-12-07T01:10:00Z (policy vip-high)",
+                                           "customer is furious"])
+        self.assertEqual(reasons(gone.id),
+                         ["SLA breached: FIRST_REPLY due 2026-12-07T01:10:00Z (policy vip-urgent, deleted)"])
+
     def test_policy_validation_names_the_field(self):
         bad = [
             (dict(name="Bad Name"), grpc.StatusCode.INVALID_ARGUMENT, "policy.name"),
