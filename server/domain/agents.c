@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "server/domain/rpc.h"
+#include "server/domain/schedule.h"
 #include "server/domain/tickets.h"
 #include "server/store/records.h"
 
@@ -237,7 +238,8 @@ void hw_agents_put_skill(hw_call *call, const ProtobufCMessage *request, void *a
         !hw_rpc_check_text(call, "skill.description", in->description, 0, 1024) ||
         !hw_rpc_check_list(call, "skill.keywords", in->keywords, in->n_keywords, MAX_KEYWORDS, MAX_KEYWORD) ||
         !hw_rpc_check_enum(call, "skill.default_priority", &helpwire__v1__priority__descriptor,
-                           in->default_priority, true))
+                           in->default_priority, true) ||
+        !hw_schedule_check_hours(call, "skill.hours", in->hours))
         return;
     agent_ctx *c = hw_rpc_ctx_new(call, app, sizeof *c);
     if (!c)
