@@ -24,6 +24,8 @@
 #include "server/net/reflection.h"
 #include "server/domain/knowledge.h"
 #include "server/search/tokenize.h"
+#include "server/domain/sla.h"
+#include "server/domain/sla_breach.h"
 #include "server/domain/tickets.h"
 #include "server/search/index.h"
 #include "server/search/indexer.h"
@@ -337,6 +339,7 @@ static void collect_domain(void *arg, FILE *out)
                 fprintf(out, "helpwire_outbox_failed{channel=\"%s\"} %llu\n", channels[i].name,
                         (unsigned long long)n);
         }
+        hw_sla_metrics(t, out);
         hw_store_read_end(d->reader);
     }
     fprintf(out,
@@ -517,6 +520,10 @@ int main(int argc, char **argv)
      * the thread starts (it fires what came due while the server was down). */
     if ((mrc = hw_timers_create(&app.timers, &app)) != HW_OK) {
         fprintf(stderr, "helpwired: cannot create the timers: %s\n", hw_strerror(mrc));
+        goto out;
+    }
+    if ((mrc = hw_timers_register(app.timers, HW_TIMER_SLA, hw_sla_breach_fire, NULL)) != HW_OK) {
+        fprintf(stderr, "helpwired: cannot register the SLA timers: %s\n", hw_strerror(mrc));
         goto out;
     }
     if ((mrc = hw_timers_start(app.timers)) != HW_OK) {

@@ -13,6 +13,7 @@
 #include "helpwire/v1/knowledge.pb-c.h"
 #include "helpwire/v1/reports.pb-c.h"
 #include "helpwire/v1/router.pb-c.h"
+#include "helpwire/v1/sla.pb-c.h"
 #include "helpwire/v1/tickets.pb-c.h"
 #include "server/domain/app.h"
 #include "server/domain/auth.h"
@@ -25,6 +26,7 @@
 #include "server/domain/reports.h"
 #include "server/domain/router.h"
 #include "server/domain/schedule.h"
+#include "server/domain/sla.h"
 #include "server/domain/surveys.h"
 #include "server/domain/tickets.h"
 #include "server/net/health.h"
@@ -160,6 +162,13 @@ static const hw_method table[] = {
         helpwire__v1__get_ticket_history_reply, hw_tickets_history, AGENT, false),
     RPC("/helpwire.v1.Tickets/WatchTickets", helpwire__v1__watch_tickets_request, helpwire__v1__ticket_event,
         hw_tickets_watch, AGENT, true),
+
+    RPC("/helpwire.v1.Sla/PutSlaPolicy", helpwire__v1__put_sla_policy_request, helpwire__v1__sla_policy,
+        hw_sla_put_policy, ADMIN, false),
+    RPC("/helpwire.v1.Sla/ListSlaPolicies", helpwire__v1__list_sla_policies_request,
+        helpwire__v1__list_sla_policies_reply, hw_sla_list_policies, AGENT, false),
+    RPC("/helpwire.v1.Sla/DeleteSlaPolicy", helpwire__v1__delete_sla_policy_request,
+        helpwire__v1__delete_sla_policy_reply, hw_sla_delete_policy, ADMIN, false),
 
     RPC("/helpwire.v1.Admin/CreateToken", helpwire__v1__create_token_request,
         helpwire__v1__create_token_reply, hw_auth_create_token, ADMIN, false),

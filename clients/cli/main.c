@@ -46,10 +46,10 @@ typedef struct command_module {
 } command_module;
 
 static const command_module modules[] = {
-    {cli_import_commands, &cli_import_ncommands},   {cli_tickets_commands, &cli_tickets_ncommands},
-    {cli_agents_commands, &cli_agents_ncommands},   {cli_admin_commands, &cli_admin_ncommands},
-    {cli_query_commands, &cli_query_ncommands},     {cli_outbox_commands, &cli_outbox_ncommands},
-    {cli_reports_commands, &cli_reports_ncommands},
+    {cli_import_commands, &cli_import_ncommands}, {cli_tickets_commands, &cli_tickets_ncommands},
+    {cli_agents_commands, &cli_agents_ncommands}, {cli_admin_commands, &cli_admin_ncommands},
+    {cli_query_commands, &cli_query_ncommands},   {cli_outbox_commands, &cli_outbox_ncommands},
+    {cli_sla_commands, &cli_sla_ncommands},       {cli_reports_commands, &cli_reports_ncommands},
 };
 enum { MODULE_COUNT = sizeof modules / sizeof modules[0] };
 

@@ -23,6 +23,7 @@
 #include "server/domain/notifier.h"
 #include "server/domain/outbox.h"
 #include "server/domain/rpc.h"
+#include "server/domain/sla.h"
 #include "server/store/records.h"
 #include "server/domain/surveys.h"
 #include "server/domain/watch.h"
@@ -225,6 +226,9 @@ static int open_ticket(hw_store_txn *w, const hw_ticket_open *o, hw_arena *a, hw
     if (rc != HW_OK)
         return rc;
     t->assignee_agent_id = agent ? agent->id : "";
+    rc = hw_sla_ticket_opened_in(w, fx, t, a);
+    if (rc != HW_OK)
+        return rc;
     rc = store_ticket(w, t, 0, NULL, HW_PUT_CREATE, hw_effects_now_ms(fx));
     if (rc != HW_OK)
         return rc;
@@ -297,7 +301,9 @@ int hw_tickets_add_message_in(hw_store_txn *w, Ticket *t, Helpwire__V1__MessageK
     t->version++;
     if (kind == HELPWIRE__V1__MESSAGE_KIND__MESSAGE_KIND_CUSTOMER && t->status == ST(PENDING))
         t->status = ST(OPEN);
-    rc = store_ticket(w, t, prev, t->assignee_agent_id, HW_PUT_REPLACE, hw_effects_now_ms(fx));
+    rc = hw_sla_message_in(w, fx, t, kind, &(hw_sla_before){prev, t->priority, t->queue}, a);
+    if (rc == HW_OK)
+        rc = store_ticket(w, t, prev, t->assignee_agent_id, HW_PUT_REPLACE, hw_effects_now_ms(fx));
     static const char *const kinds[] = {"message", "customer message", "agent reply", "internal note",
                                         "system message"};
     const char *detail = kinds[(unsigned)kind < 5 ? kind : 0];
@@ -416,6 +422,7 @@ int hw_tickets_update_in(hw_store_txn *w, Ticket *t, const hw_ticket_change *ch,
     *why = NULL;
     Helpwire__V1__TicketStatus prev_status = t->status;
     const char *prev_assignee = t->assignee_agent_id;
+    hw_sla_before sla_before = {t->status, t->priority, t->queue};
     int rc = HW_OK;
     if (t->status == ST(CLOSED))
         return REFUSE(HW_EPRECONDITION, "ticket %s is closed; a closed ticket cannot change", t->id);
@@ -464,7 +471,9 @@ int hw_tickets_update_in(hw_store_txn *w, Ticket *t, const hw_ticket_change *ch,
         return rc;
     t->version++;
     t->updated_unix_ms = hw_effects_now_ms(fx);
-    rc = store_ticket(w, t, prev_status, prev_assignee, HW_PUT_REPLACE, hw_effects_now_ms(fx));
+    rc = hw_sla_ticket_changed_in(w, fx, t, &sla_before, a);
+    if (rc == HW_OK)
+        rc = store_ticket(w, t, prev_status, prev_assignee, HW_PUT_REPLACE, hw_effects_now_ms(fx));
     /* The snapshots recorded above carry the old version: refresh them. */
     hw_effects_refresh_ticket(fx, t);
     /* Whoever lost load may take a waiting ticket now. */
@@ -485,7 +494,9 @@ int hw_tickets_escalate_in(hw_store_txn *w, Ticket *t, const char *reason, const
     t->escalation_reason = (char *)reason;
     t->escalated_unix_ms = t->updated_unix_ms = hw_effects_now_ms(fx);
     t->version++;
-    int rc = store_ticket(w, t, prev, t->assignee_agent_id, HW_PUT_REPLACE, hw_effects_now_ms(fx));
+    int rc = hw_sla_ticket_changed_in(w, fx, t, &(hw_sla_before){prev, t->priority, t->queue}, a);
+    if (rc == HW_OK)
+        rc = store_ticket(w, t, prev, t->assignee_agent_id, HW_PUT_REPLACE, hw_effects_now_ms(fx));
     if (rc == HW_OK)
         rc = hw_watch_record(w, fx, t, EV(ESCALATED), actor, reason);
     if (rc == HW_OK)
@@ -506,7 +517,9 @@ int hw_tickets_close_in(hw_store_txn *w, hw_app *app, Ticket *t, const char *res
     t->resolution = (char *)resolution;
     t->closed_unix_ms = t->updated_unix_ms = hw_effects_now_ms(fx);
     t->version++;
-    int rc = store_ticket(w, t, prev, t->assignee_agent_id, HW_PUT_REPLACE, hw_effects_now_ms(fx));
+    int rc = hw_sla_ticket_changed_in(w, fx, t, &(hw_sla_before){prev, t->priority, t->queue}, a);
+    if (rc == HW_OK)
+        rc = store_ticket(w, t, prev, t->assignee_agent_id, HW_PUT_REPLACE, hw_effects_now_ms(fx));
     if (rc == HW_OK)
         rc = hw_watch_record(w, fx, t, EV(CLOSED), actor, resolution);
     if (rc == HW_OK && !skip_survey) {

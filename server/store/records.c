@@ -231,7 +231,16 @@ static void faq_keys(const ProtobufCMessage *m, hw_ikeys *out)
     ik_push(out, HW_DB_FAQS_BY_LOCALE, 0, &k);
 }
 
-enum { K_CUSTOMER, K_AGENT, K_SKILL, K_TICKET, K_ARTICLE, K_FAQ, K_COUNT };
+static const char *sla_policy_id(const ProtobufCMessage *m)
+{
+    return AS(Helpwire__V1__SlaPolicy, m)->name;
+}
+static uint64_t sla_policy_version(const ProtobufCMessage *m)
+{
+    return AS(Helpwire__V1__SlaPolicy, m)->version;
+}
+
+enum { K_CUSTOMER, K_AGENT, K_SKILL, K_TICKET, K_ARTICLE, K_FAQ, K_SLA_POLICY, K_COUNT };
 _Static_assert(K_COUNT == HW_KIND_COUNT, "records_internal.h counts the kinds");
 
 const hw_kind HW_KINDS[HW_KIND_COUNT] = {
@@ -245,6 +254,8 @@ const hw_kind HW_KINDS[HW_KIND_COUNT] = {
     [K_ARTICLE] = {"article", HW_DB_ARTICLES, &helpwire__v1__article__descriptor, article_id, article_version,
                    article_keys, NULL},
     [K_FAQ] = {"faq", HW_DB_FAQS, &helpwire__v1__faq__descriptor, faq_id, faq_version, faq_keys, NULL},
+    [K_SLA_POLICY] = {"sla policy", HW_DB_SLA_POLICIES, &helpwire__v1__sla_policy__descriptor, sla_policy_id,
+                      sla_policy_version, NULL, NULL},
 };
 
 /* ------------------------------------------------------------------------
@@ -749,6 +760,35 @@ int hw_store_skill_list(hw_store_txn *t, hw_store_cursor *cursor, size_t limit, 
     hw_kb p;
     HW_KB_INIT(&p);
     return list_run(t, &cl, HW_DB_SKILLS, &p, 0, cursor, limit, out, n);
+}
+
+/* ------------------------------------------------------------------------
+ * SLA policies
+ * ---------------------------------------------------------------------- */
+
+int hw_store_sla_policy_put(hw_store_txn *w, const Helpwire__V1__SlaPolicy *p, int mode,
+                            uint64_t expected_version)
+{
+    return kind_put(w, &HW_KINDS[K_SLA_POLICY], &p->base, mode, expected_version);
+}
+
+int hw_store_sla_policy_get(hw_store_txn *t, const char *name, hw_arena *a, Helpwire__V1__SlaPolicy **out)
+{
+    return kind_get(t, &HW_KINDS[K_SLA_POLICY], name, a, out);
+}
+
+int hw_store_sla_policy_delete(hw_store_txn *w, const char *name)
+{
+    return kind_delete(w, &HW_KINDS[K_SLA_POLICY], name);
+}
+
+int hw_store_sla_policy_list(hw_store_txn *t, hw_store_cursor *cursor, size_t limit, hw_arena *a,
+                             Helpwire__V1__SlaPolicy ***out, size_t *n)
+{
+    collect cl = {.kind = &HW_KINDS[K_SLA_POLICY], .desc = HW_KINDS[K_SLA_POLICY].desc, .a = a};
+    hw_kb p;
+    HW_KB_INIT(&p);
+    return list_run(t, &cl, HW_DB_SLA_POLICIES, &p, 0, cursor, limit, out, n);
 }
 
 /* ------------------------------------------------------------------------

@@ -14,6 +14,7 @@
  *   articles, FAQs  locale\0id -> id
  *   surveys   token hash -> id (unique); sent time (be64) + id -> id
  *   tokens    secret hash -> id (unique)
+ *   SLA policies  by name only (no index)
  *   outbox    channel byte + be64 sequence -> message
  *   failed outbox messages  channel byte + be64 sequence -> FailedEntry
  *             (or a retirement marker); by time: scope byte (0 = every
@@ -58,6 +59,7 @@
 #include "helpwire/v1/customers.pb-c.h"
 #include "helpwire/v1/knowledge.pb-c.h"
 #include "helpwire/v1/outbox.pb-c.h"
+#include "helpwire/v1/sla.pb-c.h"
 #include "helpwire/v1/surveys.pb-c.h"
 #include "helpwire/v1/tickets.pb-c.h"
 #include "server/base/arena.h"
@@ -115,6 +117,17 @@ int hw_store_skill_get(hw_store_txn *t, const char *name, hw_arena *a, Helpwire_
 int hw_store_skill_delete(hw_store_txn *w, const char *name);
 int hw_store_skill_list(hw_store_txn *t, hw_store_cursor *cursor, size_t limit, hw_arena *a,
                         Helpwire__V1__Skill ***out, size_t *n);
+
+/* ---- SLA policies ------------------------------------------------------- */
+
+/* Policies are keyed by name (no index); versioned like the other kinds. */
+int hw_store_sla_policy_put(hw_store_txn *w, const Helpwire__V1__SlaPolicy *p, int mode,
+                            uint64_t expected_version);
+int hw_store_sla_policy_get(hw_store_txn *t, const char *name, hw_arena *a, Helpwire__V1__SlaPolicy **out);
+int hw_store_sla_policy_delete(hw_store_txn *w, const char *name);
+/* Policies in name order. */
+int hw_store_sla_policy_list(hw_store_txn *t, hw_store_cursor *cursor, size_t limit, hw_arena *a,
+                             Helpwire__V1__SlaPolicy ***out, size_t *n);
 
 /* ---- tickets, their events and messages --------------------------------- */
 

@@ -111,7 +111,7 @@ typedef struct hw_kind {
     int (*check)(const ProtobufCMessage *m);                /* extra validation, NULL = none */
 } hw_kind;
 
-#define HW_KIND_COUNT 6
+#define HW_KIND_COUNT 7
 extern const hw_kind HW_KINDS[HW_KIND_COUNT];
 
 /* A kind stored in a wrapper with the hash of its secret (surveys, tokens):

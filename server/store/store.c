@@ -154,6 +154,7 @@ static const char *const HW_DB_NAMES[HW_DB_COUNT] = {
     [HW_DB_OUTBOX_FAILED_BY_TIME] = "outbox_failed_by_time",
     [HW_DB_TIMERS_BY_DUE] = "timers_by_due",
     [HW_DB_TIMERS_BY_SUBJECT] = "timers_by_subject",
+    [HW_DB_SLA_POLICIES] = "sla_policies",
 };
 
 typedef struct hw_store_req {

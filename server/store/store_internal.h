@@ -59,6 +59,7 @@ enum hw_db {
     HW_DB_OUTBOX_FAILED_BY_TIME, /* their failure times, newest-first listings */
     HW_DB_TIMERS_BY_DUE,         /* durable timers in due order (timers.c) */
     HW_DB_TIMERS_BY_SUBJECT,     /* the same by (kind, subject): one per pair */
+    HW_DB_SLA_POLICIES,          /* SLA policies by name */
     HW_DB_COUNT
 };
 

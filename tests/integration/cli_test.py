@@ -347,6 +347,51 @@ class Cli(unittest.TestCase):
         self.assertEqual(p.returncode, 1)
         self.assertTrue(p.stderr.startswith("helpwire: NOT_FOUND: "), p.stderr)
 
+    def test_sla_put_list_delete(self):
+        p = self.ok("sla", "put", "cli-billing-high", "--priority", "high", "--skill", "billing", "--first-reply",
+                    "30", "--resolution", "480", "--warn-fraction", "0.75", "--breach-action", "bump_priority")
+        self.assertIn("cli-billing-high", p.stdout)
+        got = {x.name: x for x in self.admin.call("helpwire.v1.Sla/ListSlaPolicies").policies}
+        pol = got["cli-billing-high"]
+        self.assertEqual((pol.priority, pol.skill, pol.first_reply_minutes, pol.next_reply_minutes,
+                          pol.resolution_minutes, pol.warn_fraction, pol.breach_action, pol.version),
+                         (3, "billing", 30, 0, 480, 0.75, 2, 1))
+        self.ok("sla", "put", "cli-any-low", "--priority", "low", "--next-reply", "120")
+        rows = self.json_lines(self.ok("--json", "sla", "list"))
+        names = [r["name"] for r in rows]
+        self.assertEqual(names, sorted(names))
+        self.assertIn("cli-any-low", names)
+        low = [r for r in rows if r["name"] == "cli-any-low"][0]
+        self.assertEqual(low["breach_action"], "SLA_BREACH_ACTION_ESCALATE")  # the default
+        p = self.ok("sla", "list")
+        self.assertIn("cli-billing-high", p.stdout)
+        self.assertIn("(any)", p.stdout)
+        # Refused by the server: the field is named, exit 1.
+        p = self.run_cli("sla", "put", "cli-bad", "--priority", "high", "--skill", "no-such-skill",
+                         "--first-reply", "10")
+        self.assertEqual(p.returncode, 1)
+        self.assertTrue(p.stderr.startswith("helpwire: NOT_FOUND: policy.skill"), p.stderr)
+        p = self.run_cli("sla", "put", "cli-dup", "--priority", "high", "--skill", "billing", "--first-reply", "10")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("ALREADY_EXISTS", p.stderr)
+        self.assertIn("cli-billing-high", p.stderr)
+        # Usage errors: exit 2, nothing sent.
+        for args in (["sla", "put", "x", "--first-reply", "10"],
+                     ["sla", "put", "x", "--priority", "high"],
+                     ["sla", "put", "x", "--priority", "high", "--first-reply", "-1"],
+                     ["sla", "put", "x", "--priority", "high", "--first-reply", "5", "--warn-fraction", "1"],
+                     ["sla", "put", "x", "--priority", "high", "--first-reply", "5", "--breach-action", "panic"]):
+            self.assertEqual(self.run_cli(*args).returncode, 2, args)
+        self.assertEqual(self.run_cli("sla", "put", "cli-x", "--priority", "high", "--first-reply", "5",
+                                      role="agent").returncode, 1)
+        self.ok("sla", "delete", "cli-billing-high")
+        self.ok("sla", "delete", "cli-any-low")
+        names = [x.name for x in self.admin.call("helpwire.v1.Sla/ListSlaPolicies").policies]
+        self.assertNotIn("cli-billing-high", names)
+        p = self.run_cli("sla", "delete", "cli-billing-high")
+        self.assertEqual(p.returncode, 1)
+        self.assertTrue(p.stderr.startswith("helpwire: NOT_FOUND: "), p.stderr)
+
     # stats and backup
 
     def test_stats(self):

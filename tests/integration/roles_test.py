@@ -87,6 +87,10 @@ ROLES = {
     "/helpwire.v1.Admin/ListTokens": ADMIN,
     "/helpwire.v1.Admin/Backup": ADMIN,
     "/helpwire.v1.Admin/GetStats": ADMIN,
+
+    "/helpwire.v1.Sla/PutSlaPolicy": ADMIN,
+    "/helpwire.v1.Sla/ListSlaPolicies": AGENT,
+    "/helpwire.v1.Sla/DeleteSlaPolicy": ADMIN,
 }
 
 PACKAGES = ("helpwire.v1", "grpc.health.v1", "grpc.reflection.v1alpha")
