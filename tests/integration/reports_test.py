@@ -7,10 +7,11 @@ queue, channel and period (days in Asia/Shanghai, ISO weeks, months, with
 the empty periods of the range), filters combine, and bad requests get
 INVALID_ARGUMENT naming the field.
 
-SLA: the clocks belong to the SLA module; here tickets with clocks in every
-state are written into the data directory by reports_seed before helpwired
-opens it, and the report counts them by agent, channel and period, with the
-priority filter.
+SLA: tickets with clocks in every state are written into the data directory
+by reports_seed before helpwired opens it, and the report counts them by
+agent, channel and period, with the priority filter; then, on a simulated
+clock, the server's own clocks (a policy, a reply in time, a resolution,
+breaches fired by the timer thread) are counted as they change.
 """
 import datetime
 import os
@@ -316,6 +317,98 @@ class Sla(unittest.TestCase):
         assert_status(self, bad, "priority", self.report, priority=9)
         assert_status(self, bad, "to_unix_ms", self.report, to_unix_ms=MON - 1)
         assert_status(self, bad, "time_zone", self.report, time_zone="Europe/Nowhere")
+
+
+class SlaLive(unittest.TestCase):
+    """The SLA report over clocks the server keeps itself (sla.c): a policy,
+    replies, a resolution and breaches fired by the timer thread, on a
+    simulated clock (--clock-file)."""
+
+    T0 = 1796605200000  # 2026-12-07T01:00:00Z, Monday 09:00 in Shanghai
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="hw-reports-live-", dir=os.environ.get("TEST_TMPDIR"))
+        cls.clock_path = os.path.join(cls.dir, "clock")
+        cls.set_clock(cls.T0)
+        cls.server = hwclient.Server("--demo", "--clock-file", cls.clock_path,
+                                     data_dir=os.path.join(cls.dir, "data"))
+        cls.admin = cls.server.client(api=API, role="admin")
+        cls.agent = cls.server.client(api=API, role="agent")
+        cls.bridge = cls.server.client(api=API, role="bridge")
+        cls.admin.call("helpwire.v1.Sla/PutSlaPolicy", policy=dict(
+            name="high", priority="PRIORITY_HIGH", firstReplyMinutes=30, resolutionMinutes=240,
+            breachAction="SLA_BREACH_ACTION_NOTIFY"))
+        cust = cls.bridge.call("helpwire.v1.Router/Route", channel=TG, channelUserId="live", displayName="Live",
+                               text="如何重置密码", messageId="live-1").customer_id
+        m = 60 * 1000
+
+        def ticket(minute, agent, priority="PRIORITY_HIGH"):
+            cls.set_clock(cls.T0 + minute * m)
+            t = cls.admin.call("helpwire.v1.Tickets/CreateTicket", customerId=cust, queue="general",
+                               priority=priority, text="order %d never arrived" % minute).ticket
+            cls.admin.call("helpwire.v1.Tickets/UpdateTicket", ticketId=t.id, updateMask=["assignee_agent_id"],
+                           assigneeAgentId=agent)
+            return t.id
+
+        a = ticket(0, "alice")
+        ticket(1, "bob")  # never answered: its first reply breaches at minute 31
+        c = ticket(2, "bob")
+        ticket(3, "alice", "PRIORITY_LOW")  # no policy for LOW: no clocks
+        cls.set_clock(cls.T0 + 5 * m)
+        cls.admin.call("helpwire.v1.Tickets/UpdateTicket", ticketId=c,
+                       updateMask=["status"], status="TICKET_STATUS_RESOLVED")
+        cls.set_clock(cls.T0 + 10 * m)
+        cls.admin.call("helpwire.v1.Tickets/AddMessage", ticketId=a, kind="MESSAGE_KIND_AGENT_REPLY",
+                       text="It is on its way.")
+
+    @classmethod
+    def tearDownClass(cls):
+        for c in (cls.admin, cls.agent, cls.bridge):
+            c.close()
+        assert cls.server.stop() == 0, cls.server.read_log()
+
+    @classmethod
+    def set_clock(cls, ms):
+        tmp = cls.clock_path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write("%d\n" % ms)
+        os.replace(tmp, cls.clock_path)
+
+    def report(self, **kw):
+        return self.agent.call(SLA, from_unix_ms=self.T0 - H, to_unix_ms=self.T0 + DAY, **kw)
+
+    def wait_total(self, target, want, timeout=15):
+        end = time.time() + timeout
+        while time.time() < end:
+            got = sla_rows(self.report().total)[target - 1]
+            if got == want:
+                return got
+            time.sleep(0.05)
+        return sla_rows(self.report().total)[target - 1]
+
+    def test_live_clocks_met_breached_and_open(self):
+        # Minute 31: the unanswered ticket's first reply breaches (the timer thread).
+        self.set_clock(self.T0 + 31 * 60 * 1000)
+        self.assertEqual(self.wait_total(FR, ("", FR, 2, 1, 0)), ("", FR, 2, 1, 0), self.server.read_log())
+        r = self.report(group_by="REPORT_GROUPING_AGENT", time_zone="Asia/Shanghai")
+        self.assertEqual(sla_rows(r.rows), [
+            ("alice", FR, 1, 0, 0), ("alice", NR, 0, 0, 0), ("alice", RS, 0, 0, 1),
+            ("bob", FR, 1, 1, 0), ("bob", NR, 0, 0, 0), ("bob", RS, 1, 0, 1),
+        ])
+        self.assertEqual(sla_rows(r.total), [("", FR, 2, 1, 0), ("", NR, 0, 0, 0), ("", RS, 1, 0, 2)])
+        self.assertAlmostEqual(r.total[0].attainment, 2 / 3)
+        r = self.report(group_by="REPORT_GROUPING_PERIOD", time_zone="Asia/Shanghai")
+        self.assertEqual([x.key for x in r.rows[::3]], ["2026-12-07", "2026-12-08"])
+        self.assertEqual(sla_rows(r.rows[:3]), [("2026-12-07", FR, 2, 1, 0), ("2026-12-07", NR, 0, 0, 0),
+                                                ("2026-12-07", RS, 1, 0, 2)])
+        # Five hours in, both unresolved tickets breach their 240-minute resolution.
+        self.set_clock(self.T0 + 5 * H)
+        self.assertEqual(self.wait_total(RS, ("", RS, 1, 2, 0)), ("", RS, 1, 2, 0), self.server.read_log())
+        r = self.report(group_by="REPORT_GROUPING_AGENT")
+        self.assertEqual(sla_rows(r.rows)[2], ("alice", RS, 0, 1, 0))
+        self.assertEqual(sla_rows(r.rows)[5], ("bob", RS, 1, 1, 0))
+        self.assertAlmostEqual(r.total[2].attainment, 1 / 3)
 
 
 if __name__ == "__main__":
