@@ -418,6 +418,8 @@ int main(int argc, char **argv)
     app.settings.survey_base_url = cfg.survey_base_url;
     app.settings.survey_ttl_ms = cfg.survey_ttl_hours * 3600 * 1000;
     app.settings.webhook_url = cfg.webhook_url;
+    app.settings.unassigned_alert_after_ms = cfg.unassigned_alert_after_ms;
+    app.settings.reassign_grace_ms = cfg.reassign_grace_ms;
 
     hw_store_options so = {.data_dir = cfg.data_dir};
     if (hw_store_open(&store, &so, err, sizeof err) != HW_OK) {

@@ -84,6 +84,10 @@ typedef struct hw_effects {
     uint32_t outbox_acked;    /* same, for acknowledgements */
     bool alert_queued;
     bool skills_changed;
+    /* The server the write runs in (its settings), for rules that need
+     * them (queues.h); set after hw_effects_begin by hw_rpc_write and the
+     * background writers; NULL: the rules use their defaults. */
+    const struct hw_app *app;
 } hw_effects;
 
 /* Where effects go after a commit: one callback per kind, each with ctx

@@ -224,6 +224,7 @@ static int write_fn(hw_store_txn *w, void *arg)
 {
     hw_wctx *h = arg;
     hw_effects_begin(&h->fx, hw_call_arena(h->call));
+    h->fx.app = h->app;
     return h->fn(w, h);
 }
 
