@@ -19,6 +19,7 @@
 #include "server/domain/app.h"
 #include "server/domain/auth.h"
 #include "server/ops/demo.h"
+#include "server/base/clock.h"
 #include "server/base/files.h"
 #include "server/net/reflection.h"
 #include "server/domain/knowledge.h"
@@ -403,6 +404,17 @@ int main(int argc, char **argv)
     app.log = log;
     app.health = health;
     {
+        int crc = cfg.clock_file ? hw_clock_create_file(&app.clock, cfg.clock_file, err, sizeof err)
+                                 : hw_clock_create_real(&app.clock);
+        if (crc != HW_OK) {
+            fprintf(stderr, "helpwired: --clock-file: %s\n", cfg.clock_file ? err : hw_strerror(crc));
+            goto out;
+        }
+        if (cfg.clock_file)
+            hw_log_event(log, HW_LOG_WARN, "clock_file", "file=%s now_ms=%lld", cfg.clock_file,
+                         (long long)hw_clock_now_ms(app.clock));
+    }
+    {
         struct timespec now;
         clock_gettime(CLOCK_REALTIME, &now);
         app.started_unix_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
@@ -665,6 +677,7 @@ out:
     free(tls_key);
     free(tls_ca);
     hw_health_destroy(health);
+    hw_clock_destroy(app.clock);
     hw_grpc_runtime_log_to(NULL);
     hw_log_destroy(log);
     hw_config_free(&cfg);

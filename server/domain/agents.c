@@ -53,7 +53,7 @@ static int put_agent_fn(hw_store_txn *w, void *arg)
     ag->presence = rc == HW_OK ? old->presence : HELPWIRE__V1__PRESENCE__PRESENCE_OFFLINE;
     ag->open_tickets = rc == HW_OK ? old->open_tickets : 0;
     ag->version = rc == HW_OK ? old->version + 1 : 1;
-    ag->updated_unix_ms = hw_rpc_now_ms();
+    ag->updated_unix_ms = hw_effects_now_ms(&c->h.fx);
     rc = hw_store_agent_put(w, ag, HW_PUT_UPSERT, 0);
     /* More skills or capacity may let it take waiting tickets. */
     if (rc == HW_OK)
@@ -152,7 +152,7 @@ static int presence_fn(hw_store_txn *w, void *arg)
         return rc;
     ag->presence = c->presence.presence;
     ag->version++;
-    ag->updated_unix_ms = hw_rpc_now_ms();
+    ag->updated_unix_ms = hw_effects_now_ms(&c->h.fx);
     rc = hw_store_agent_put(w, ag, HW_PUT_REPLACE, 0);
     if (rc == HW_OK)
         rc = hw_tickets_assign_waiting_in(w, ag->id, a, &c->h.fx, &c->assigned, &c->n_assigned);

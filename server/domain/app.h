@@ -15,6 +15,8 @@
 #include "server/base/metrics.h"
 #include "server/net/net.h"
 
+typedef struct hw_clock hw_clock;
+typedef struct hw_timers hw_timers;
 typedef struct hw_store hw_store;
 typedef struct hw_store_reader hw_store_reader;
 typedef struct hw_index hw_index;
@@ -49,6 +51,7 @@ typedef struct hw_settings {
 
 typedef struct hw_app {
     const hw_log *log;
+    hw_clock *clock;                 /* the time of day for everything the domain stores */
     hw_health *health;
     hw_net *net;
     hw_metrics *metrics;
@@ -58,6 +61,7 @@ typedef struct hw_app {
     hw_outbox *outbox;               /* Outbox hub */
     hw_notifier *notifier;           /* supervisor webhook sender */
     hw_watch *watch;                 /* WatchTickets hub */
+    hw_timers *timers;               /* durable one-shot timers (hw-timers) */
     hw_reflection *reflection;       /* server reflection index */
     hw_worker_ctx *workers;          /* [threads] */
     atomic_uint_fast64_t skills_gen; /* bumped after every committed skill change */

@@ -310,7 +310,7 @@ static int revoke_fn(hw_store_txn *w, void *arg)
     if (rc != HW_OK)
         return rc;
     if (!c->info->revoked_unix_ms)
-        c->info->revoked_unix_ms = hw_rpc_now_ms();
+        c->info->revoked_unix_ms = hw_effects_now_ms(&c->h.fx);
     return hw_store_token_put(w, c->info, NULL, 0, HW_PUT_REPLACE);
 }
 

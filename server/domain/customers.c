@@ -20,8 +20,8 @@
 typedef Helpwire__V1__Customer Customer;
 
 int hw_customers_resolve_in(hw_store_txn *w, Helpwire__V1__Channel channel, const char *channel_user_id,
-                            const char *display_name, const char *locale, hw_arena *a, Customer **out,
-                            bool *created)
+                            const char *display_name, const char *locale, int64_t now_ms, hw_arena *a,
+                            Customer **out, bool *created)
 {
     *created = false;
     int rc = hw_store_customer_lookup(w, channel, channel_user_id, a, out);
@@ -29,7 +29,7 @@ int hw_customers_resolve_in(hw_store_txn *w, Helpwire__V1__Channel channel, cons
         if (rc == HW_OK && locale && *locale && strcmp((*out)->locale, locale) != 0) {
             (*out)->locale = (char *)locale;
             (*out)->version++;
-            (*out)->updated_unix_ms = hw_rpc_now_ms();
+            (*out)->updated_unix_ms = now_ms;
             rc = hw_store_customer_put(w, *out, HW_PUT_REPLACE, 0);
         }
         return rc;
@@ -48,7 +48,7 @@ int hw_customers_resolve_in(hw_store_txn *w, Helpwire__V1__Channel channel, cons
     id->channel = channel;
     id->channel_user_id = (char *)channel_user_id;
     id->display_name = (char *)display_name;
-    id->first_seen_unix_ms = hw_rpc_now_ms();
+    id->first_seen_unix_ms = now_ms;
     ids[0] = id;
     c->id = hw_arena_printf(a, "c-%llu", (unsigned long long)n);
     c->name = (char *)display_name;
@@ -163,7 +163,7 @@ static int update_customer_fn(hw_store_txn *w, void *arg)
     if (c->set_tier)
         cu->tier = q->tier;
     cu->version++;
-    cu->updated_unix_ms = hw_rpc_now_ms();
+    cu->updated_unix_ms = hw_effects_now_ms(&c->h.fx);
     c->out = cu;
     return hw_store_customer_put(w, cu, HW_PUT_REPLACE, 0);
 }
@@ -287,13 +287,13 @@ static int link_fn(hw_store_txn *w, void *arg)
         id->channel = q->channel;
         id->channel_user_id = q->channel_user_id;
         id->display_name = q->display_name;
-        id->first_seen_unix_ms = hw_rpc_now_ms();
+        id->first_seen_unix_ms = hw_effects_now_ms(&c->h.fx);
         ids[k++] = id;
     }
     cu->identities = ids;
     cu->n_identities = k;
     cu->version++;
-    cu->updated_unix_ms = hw_rpc_now_ms();
+    cu->updated_unix_ms = hw_effects_now_ms(&c->h.fx);
     c->out = cu;
     return hw_store_customer_put(w, cu, HW_PUT_REPLACE, 0);
 }

@@ -16,9 +16,10 @@
 /* Inside a write fn: the customer owning (channel, channel_user_id), created
  * ("c-<n>", tier STANDARD) with that identity and display name on first
  * contact (*created set). locale, when non-empty, is remembered. *out is in
- * a. @return HW_OK or a store code. */
+ * a; now_ms stamps what changes (the write's time, hw_effects_now_ms).
+ * @return HW_OK or a store code. */
 int hw_customers_resolve_in(hw_store_txn *w, Helpwire__V1__Channel channel, const char *channel_user_id,
-                            const char *display_name, const char *locale, hw_arena *a,
+                            const char *display_name, const char *locale, int64_t now_ms, hw_arena *a,
                             Helpwire__V1__Customer **out, bool *created);
 
 /* Handlers for the method table; app is a hw_app. */

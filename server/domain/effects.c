@@ -11,6 +11,7 @@
 #include "server/domain/effects.h"
 
 #include <string.h>
+#include <time.h>
 
 #include "server/base/errors.h"
 
@@ -69,10 +70,32 @@ void hw_effects_skills_changed(hw_effects *fx)
     fx->skills_changed = true;
 }
 
+void hw_effects_timer_set(hw_effects *fx, int64_t due_ms)
+{
+    if (due_ms <= 0)
+        due_ms = 1; /* 0 means "none" */
+    if (fx->timer_due_ms == 0 || due_ms < fx->timer_due_ms)
+        fx->timer_due_ms = due_ms;
+}
+
+void hw_effects_set_now(hw_effects *fx, int64_t now_ms)
+{
+    fx->now_ms = now_ms;
+}
+
+int64_t hw_effects_now_ms(const hw_effects *fx)
+{
+    if (fx && fx->now_ms)
+        return fx->now_ms;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 bool hw_effects_empty(const hw_effects *fx)
 {
     return fx->n_events == 0 && !fx->outbox_appended && !fx->outbox_acked && !fx->alert_queued &&
-           !fx->skills_changed;
+           !fx->skills_changed && !fx->timer_due_ms;
 }
 
 /* Calls wake(ctx, channel) for each channel bit of mask, lowest first. */
@@ -96,6 +119,8 @@ void hw_effects_run(hw_effects *fx, const hw_effects_sinks *sinks, int status)
             sinks->alert_queued(sinks->ctx);
         if (fx->skills_changed && sinks->skills_changed)
             sinks->skills_changed(sinks->ctx);
+        if (fx->timer_due_ms && sinks->timer_set)
+            sinks->timer_set(sinks->ctx, fx->timer_due_ms);
     }
     hw_effects_begin(fx, fx->arena);
 }

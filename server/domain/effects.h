@@ -12,7 +12,8 @@
  *   - an outbox channel that got acknowledgements: its subscribers drop
  *     what was acknowledged;
  *   - a supervisor alert queued: the notifier's thread is woken;
- *   - a skill change: every worker rebuilds its skill model.
+ *   - a skill change: every worker rebuilds its skill model;
+ *   - a durable timer set: the timer thread wakes up if it is due earlier.
  * Whatever must survive a crash (messages, alerts, history) is already in
  * the store, written by the transaction itself; an effect is only a live
  * copy or a wake-up, so effects are never persisted nor retried.
@@ -36,7 +37,7 @@
  * Ordering: within one write, ticket events reach the watchers in the
  * order they were recorded, then the outbox channels are woken (new
  * messages, then acknowledgements; by channel value), then the notifier,
- * then the skill models are marked stale. Handlers' writes run
+ * then the skill models are marked stale, then the timer thread is told. Handlers' writes run
  * their effects on the writer thread in commit order, before the reply, so
  * a client that got its reply can already see its own events on a watch
  * stream, and a watcher sees one ticket's events in history order. A
@@ -84,6 +85,8 @@ typedef struct hw_effects {
     uint32_t outbox_acked;    /* same, for acknowledgements */
     bool alert_queued;
     bool skills_changed;
+    int64_t timer_due_ms; /* earliest due time of a timer set by the write; 0 = none */
+    int64_t now_ms;       /* the write's time (hw_effects_set_now); 0 = not set */
     /* The server the write runs in (its settings), for rules that need
      * them (queues.h); set after hw_effects_begin by hw_rpc_write and the
      * background writers; NULL: the rules use their defaults. */
@@ -103,6 +106,9 @@ typedef struct hw_effects_sinks {
     void (*outbox_acked)(void *ctx, Helpwire__V1__Channel channel);
     void (*alert_queued)(void *ctx);
     void (*skills_changed)(void *ctx);
+    /* a timer was set: earliest_due_ms is the earliest due time the write
+     * set (the timer thread wakes up if that is before its next wake-up). */
+    void (*timer_set)(void *ctx, int64_t earliest_due_ms);
 } hw_effects_sinks;
 
 /* Starts (or starts again) the effects of one run of a write fn: forgets
@@ -136,6 +142,18 @@ void hw_effects_alert_queued(hw_effects *fx);
 
 /* Records that a skill was created or changed (skill models go stale). */
 void hw_effects_skills_changed(hw_effects *fx);
+
+/* Records that a durable timer was set to fire at due_ms (timers.h): the
+ * timer thread is told the earliest such time after the commit. */
+void hw_effects_timer_set(hw_effects *fx, int64_t due_ms);
+
+/* The time the write stands at: every timestamp it stores comes from here,
+ * so that one write has one time and the app's clock (clock.h) decides it.
+ * Whoever begins the effects sets it after hw_effects_begin (hw_rpc_write
+ * does from the app's clock); hw_effects_now_ms reads the real clock when it
+ * was never set (tools and tests that build effects by hand). */
+void hw_effects_set_now(hw_effects *fx, int64_t now_ms);
+int64_t hw_effects_now_ms(const hw_effects *fx);
 
 /* True when nothing is recorded. */
 bool hw_effects_empty(const hw_effects *fx);

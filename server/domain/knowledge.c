@@ -301,7 +301,7 @@ static int put_doc_fn(hw_store_txn *w, void *arg)
         return hw_rpc_wfail(&c->h, HW_ECONFLICT, "%s %s is at version %llu, not %llu", c->kind->what, c->id,
                             (unsigned long long)old, (unsigned long long)c->expected_version);
     *c->version = old + 1;
-    *c->updated_unix_ms = hw_rpc_now_ms();
+    *c->updated_unix_ms = hw_effects_now_ms(&c->h.fx);
     return c->kind->put(w, c->doc);
 }
 

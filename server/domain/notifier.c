@@ -41,6 +41,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "server/base/clock.h"
 #include "server/base/log.h"
 #include "server/store/records.h"
 #include "server/domain/watch.h"
@@ -91,13 +92,6 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void alert_free(alert *al)
 {
     if (!al)
@@ -137,7 +131,7 @@ int hw_notifier_queue_kind_in(hw_store_txn *w, hw_effects *fx, const Helpwire__V
     const ProtobufCEnumValue *pv =
         protobuf_c_enum_descriptor_get_value(&helpwire__v1__priority__descriptor, (int)t->priority);
     bool esc = kind == HW_ALERT_ESCALATED;
-    int64_t at = esc && t->escalated_unix_ms ? t->escalated_unix_ms : wall_ms();
+    int64_t at = esc && t->escalated_unix_ms ? t->escalated_unix_ms : hw_effects_now_ms(fx);
     char text[1400];
     if (esc)
         snprintf(text, sizeof text, "Ticket #%" PRIu64 " escalated by %s: %s", t->number,
@@ -282,6 +276,7 @@ static bool post_alert(hw_notifier *n, const alert *al, char *detail, size_t len
 typedef struct {
     const alert *al;
     bool delivered;
+    int64_t now_ms; /* the app's clock when the outcome was known */
     const char *detail;
     hw_arena *arena; /* the event for watchers, after the commit */
     hw_effects fx;   /* ALERT_DELIVERED or ALERT_FAILED */
@@ -292,6 +287,7 @@ static int record_outcome_fn(hw_store_txn *w, void *arg)
     outcome_ctx *c = arg;
     hw_arena_reset(c->arena);
     hw_effects_begin(&c->fx, c->arena);
+    hw_effects_set_now(&c->fx, c->now_ms);
     if (c->delivered) {
         int rc = hw_store_kv_delete(w, ALERT_NS, c->al->key, ALERT_KEY_LEN);
         if (rc != HW_OK && rc != HW_ENOTFOUND)
@@ -317,7 +313,11 @@ static bool attempt(hw_notifier *n, alert *al)
         size_t used = strlen(detail);
         snprintf(detail + used, sizeof detail - used, " (attempt %u)", al->failures + 1);
     }
-    outcome_ctx oc = {.al = al, .delivered = delivered, .detail = detail, .arena = hw_arena_create(2048)};
+    outcome_ctx oc = {.al = al,
+                      .delivered = delivered,
+                      .now_ms = hw_clock_now_ms(n->app->clock),
+                      .detail = detail,
+                      .arena = hw_arena_create(2048)};
     int rc = oc.arena ? hw_store_write(n->app->store, record_outcome_fn, &oc) : HW_ENOMEM;
     if (oc.arena)
         hw_effects_run(&oc.fx, &n->app->after_commit, rc);

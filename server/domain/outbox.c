@@ -696,7 +696,7 @@ int hw_outbox_append_in(hw_store_txn *w, hw_effects *fx, Helpwire__V1__OutboundM
     m->seq = 0; /* a rerun of the write fn must not reuse the rolled-back number */
     m->attempt = 0;
     if (m->created_unix_ms == 0)
-        m->created_unix_ms = hw_rpc_now_ms();
+        m->created_unix_ms = hw_effects_now_ms(fx);
     int rc = hw_store_outbox_append(w, m);
     if (rc == HW_OK)
         hw_effects_outbox_appended(fx, m->channel);

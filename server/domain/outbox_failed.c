@@ -64,7 +64,7 @@ int hw_outbox_failed_record_in(hw_store_txn *w, hw_effects *fx, const Helpwire__
     Helpwire__V1__FailedEntry e = HELPWIRE__V1__FAILED_ENTRY__INIT;
     e.message = &msg;
     e.reason = kept;
-    e.failed_unix_ms = hw_rpc_now_ms();
+    e.failed_unix_ms = hw_effects_now_ms(fx);
     int rc = hw_store_failed_put(w, &e);
     if (rc != HW_OK || !m->ticket_id || !m->ticket_id[0])
         return rc;
@@ -196,7 +196,7 @@ static int retry_one_in(hw_store_txn *w, retry_ctx *c, size_t i)
     Helpwire__V1__OutboundMessage m = *e->message;
     m.seq = 0; /* the channel's next: sequences are never reused */
     m.attempt = 0;
-    m.created_unix_ms = hw_rpc_now_ms();
+    m.created_unix_ms = hw_effects_now_ms(&c->h.fx);
     m.lease = HELPWIRE__V1__LEASE_STATE__LEASE_STATE_UNSPECIFIED;
     if ((rc = hw_store_outbox_append(w, &m)) != HW_OK)
         return rc;

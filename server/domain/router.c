@@ -147,8 +147,8 @@ static int route_fn(hw_store_txn *w, void *arg)
 
     Helpwire__V1__Customer *cust;
     bool created;
-    rc = hw_customers_resolve_in(w, q->channel, q->channel_user_id, q->display_name, c->locale, a, &cust,
-                                 &created);
+    rc = hw_customers_resolve_in(w, q->channel, q->channel_user_id, q->display_name, c->locale,
+                                 hw_effects_now_ms(&c->h.fx), a, &cust, &created);
     if (rc != HW_OK)
         return rc;
     r->customer_id = cust->id;
@@ -195,7 +195,7 @@ static int route_fn(hw_store_txn *w, void *arg)
     if (!bytes)
         return HW_ENOMEM;
     helpwire__v1__route_reply__pack(r, bytes);
-    return hw_store_dedupe_put(w, q->channel, q->message_id, bytes, len, hw_rpc_now_ms());
+    return hw_store_dedupe_put(w, q->channel, q->message_id, bytes, len, hw_effects_now_ms(&c->h.fx));
 }
 
 static void route_done(void *arg, int status)

@@ -13,6 +13,8 @@
 
 #include <utf8proc.h>
 
+#include "server/base/clock.h"
+
 /* The status table itself is hw_err_grpc_status's (server/base/errors.c),
  * in the protocol's numbers; here they are checked against gRPC's. */
 #define SAME_CODE(name)                                                                                      \
@@ -224,6 +226,7 @@ static int write_fn(hw_store_txn *w, void *arg)
 {
     hw_wctx *h = arg;
     hw_effects_begin(&h->fx, hw_call_arena(h->call));
+    hw_effects_set_now(&h->fx, hw_rpc_now_ms(h->app));
     h->fx.app = h->app;
     return h->fn(w, h);
 }
@@ -270,11 +273,9 @@ char *hw_rpc_new_id(hw_arena *a, const char *prefix)
     return hw_arena_printf(a, "%s%016llx", prefix, (unsigned long long)r);
 }
 
-int64_t hw_rpc_now_ms(void)
+int64_t hw_rpc_now_ms(const hw_app *app)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return hw_clock_now_ms(app ? app->clock : NULL);
 }
 
 const char *hw_rpc_actor(hw_call *call)

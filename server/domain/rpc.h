@@ -129,7 +129,9 @@ typedef struct hw_principal {
 /* A new random id: prefix + 16 hex digits (64 random bits), in the arena. */
 char *hw_rpc_new_id(hw_arena *a, const char *prefix);
 
-/* Milliseconds since the Unix epoch. */
-int64_t hw_rpc_now_ms(void);
+/* Milliseconds since the Unix epoch, from the app's clock (app->clock;
+ * the real clock when app or its clock is NULL). Inside a write fn prefer
+ * hw_effects_now_ms(fx): one write, one time. Any thread. */
+int64_t hw_rpc_now_ms(const hw_app *app);
 
 #endif

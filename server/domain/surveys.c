@@ -119,7 +119,7 @@ int hw_surveys_create_in(hw_store_txn *w, hw_app *app, const Helpwire__V1__Ticke
     if (rc != HW_OK)
         return rc;
 
-    int64_t now = hw_rpc_now_ms();
+    int64_t now = hw_effects_now_ms(fx);
     const char *base = app->settings.survey_base_url ? app->settings.survey_base_url : "";
     char *id = hw_rpc_new_id(a, "sv-");
     char *url = hw_arena_printf(a, "%s%s", base, token);
@@ -190,7 +190,7 @@ static int submit_fn(hw_store_txn *w, void *arg)
         return rc;
     if (sv->rating != 0)
         return hw_rpc_wfail(&c->h, HW_EEXISTS, "survey %s was already answered", sv->id);
-    int64_t now = hw_rpc_now_ms();
+    int64_t now = hw_effects_now_ms(&c->h.fx);
     if (sv->expires_unix_ms != 0 && now >= sv->expires_unix_ms)
         return hw_rpc_wfail(&c->h, HW_EPRECONDITION, "survey %s expired at %lld (unix ms)", sv->id,
                             (long long)sv->expires_unix_ms);

@@ -113,7 +113,7 @@ int hw_tickets_number_floor(hw_store *s, uint64_t from, uint64_t *next)
 
 /* ------------------------------------------------------- agent load */
 
-static int adjust_load(hw_store_txn *w, const char *agent_id, int delta)
+static int adjust_load(hw_store_txn *w, const char *agent_id, int delta, int64_t now_ms)
 {
     if (!agent_id || !*agent_id || delta == 0)
         return HW_OK;
@@ -126,22 +126,22 @@ static int adjust_load(hw_store_txn *w, const char *agent_id, int delta)
     int64_t n = (int64_t)ag->open_tickets + delta;
     ag->open_tickets = n < 0 ? 0 : (uint32_t)n;
     ag->version++;
-    ag->updated_unix_ms = hw_rpc_now_ms();
+    ag->updated_unix_ms = now_ms;
     return hw_store_agent_put(w, ag, HW_PUT_REPLACE, 0);
 }
 
 /* Stores t (whose previous status and assignee are given; prev_status 0 for
  * a new ticket) and moves agent load accordingly. */
 static int store_ticket(hw_store_txn *w, Ticket *t, Helpwire__V1__TicketStatus prev_status,
-                        const char *prev_assignee, int mode)
+                        const char *prev_assignee, int mode, int64_t now_ms)
 {
     bool was = prev_status && is_load(prev_status) && prev_assignee && *prev_assignee;
     bool now = is_load(t->status) && t->assignee_agent_id && *t->assignee_agent_id;
     int rc = HW_OK;
     if (was && (!now || strcmp(prev_assignee, t->assignee_agent_id) != 0))
-        rc = adjust_load(w, prev_assignee, -1);
+        rc = adjust_load(w, prev_assignee, -1, now_ms);
     if (rc == HW_OK && now && (!was || strcmp(prev_assignee, t->assignee_agent_id) != 0))
-        rc = adjust_load(w, t->assignee_agent_id, +1);
+        rc = adjust_load(w, t->assignee_agent_id, +1, now_ms);
     if (rc == HW_OK)
         rc = hw_store_ticket_put(w, t, mode, 0);
     return rc;
@@ -217,7 +217,7 @@ static int open_ticket(hw_store_txn *w, const hw_ticket_open *o, hw_arena *a, hw
     }
     t->tags = o->tags;
     t->n_tags = o->n_tags;
-    t->created_unix_ms = t->updated_unix_ms = hw_rpc_now_ms();
+    t->created_unix_ms = t->updated_unix_ms = hw_effects_now_ms(fx);
     t->version = 1;
     t->message_count = 1;
     Helpwire__V1__Agent *agent = NULL;
@@ -225,7 +225,7 @@ static int open_ticket(hw_store_txn *w, const hw_ticket_open *o, hw_arena *a, hw
     if (rc != HW_OK)
         return rc;
     t->assignee_agent_id = agent ? agent->id : "";
-    rc = store_ticket(w, t, 0, NULL, HW_PUT_CREATE);
+    rc = store_ticket(w, t, 0, NULL, HW_PUT_CREATE, hw_effects_now_ms(fx));
     if (rc != HW_OK)
         return rc;
     Helpwire__V1__TicketMessage m = HELPWIRE__V1__TICKET_MESSAGE__INIT;
@@ -271,7 +271,7 @@ int hw_tickets_add_message_in(hw_store_txn *w, Ticket *t, Helpwire__V1__MessageK
     m->kind = kind;
     m->author = (char *)author;
     m->text = (char *)text;
-    m->created_unix_ms = hw_rpc_now_ms();
+    m->created_unix_ms = hw_effects_now_ms(fx);
     /* An agent reply is queued first, so that the message is stored once
      * with the number of parts it was sent as. */
     int rc = HW_OK;
@@ -297,7 +297,7 @@ int hw_tickets_add_message_in(hw_store_txn *w, Ticket *t, Helpwire__V1__MessageK
     t->version++;
     if (kind == HELPWIRE__V1__MESSAGE_KIND__MESSAGE_KIND_CUSTOMER && t->status == ST(PENDING))
         t->status = ST(OPEN);
-    rc = store_ticket(w, t, prev, t->assignee_agent_id, HW_PUT_REPLACE);
+    rc = store_ticket(w, t, prev, t->assignee_agent_id, HW_PUT_REPLACE, hw_effects_now_ms(fx));
     static const char *const kinds[] = {"message", "customer message", "agent reply", "internal note",
                                         "system message"};
     const char *detail = kinds[(unsigned)kind < 5 ? kind : 0];
@@ -393,8 +393,8 @@ int hw_tickets_assign_waiting_in(hw_store_txn *w, const char *agent_id, hw_arena
         Ticket *t = cand[i];
         t->assignee_agent_id = ag->id;
         t->version++;
-        t->updated_unix_ms = hw_rpc_now_ms();
-        rc = store_ticket(w, t, t->status, "", HW_PUT_REPLACE);
+        t->updated_unix_ms = hw_effects_now_ms(fx);
+        rc = store_ticket(w, t, t->status, "", HW_PUT_REPLACE, hw_effects_now_ms(fx));
         if (rc == HW_OK)
             rc = hw_watch_record(w, fx, t, EV(ASSIGNED), "system",
                                  hw_arena_printf(a, "assigned to %s", ag->id));
@@ -463,8 +463,8 @@ int hw_tickets_update_in(hw_store_txn *w, Ticket *t, const hw_ticket_change *ch,
     if (rc != HW_OK)
         return rc;
     t->version++;
-    t->updated_unix_ms = hw_rpc_now_ms();
-    rc = store_ticket(w, t, prev_status, prev_assignee, HW_PUT_REPLACE);
+    t->updated_unix_ms = hw_effects_now_ms(fx);
+    rc = store_ticket(w, t, prev_status, prev_assignee, HW_PUT_REPLACE, hw_effects_now_ms(fx));
     /* The snapshots recorded above carry the old version: refresh them. */
     hw_effects_refresh_ticket(fx, t);
     /* Whoever lost load may take a waiting ticket now. */
@@ -483,9 +483,9 @@ int hw_tickets_escalate_in(hw_store_txn *w, Ticket *t, const char *reason, const
     Helpwire__V1__TicketStatus prev = t->status;
     t->status = ST(ESCALATED);
     t->escalation_reason = (char *)reason;
-    t->escalated_unix_ms = t->updated_unix_ms = hw_rpc_now_ms();
+    t->escalated_unix_ms = t->updated_unix_ms = hw_effects_now_ms(fx);
     t->version++;
-    int rc = store_ticket(w, t, prev, t->assignee_agent_id, HW_PUT_REPLACE);
+    int rc = store_ticket(w, t, prev, t->assignee_agent_id, HW_PUT_REPLACE, hw_effects_now_ms(fx));
     if (rc == HW_OK)
         rc = hw_watch_record(w, fx, t, EV(ESCALATED), actor, reason);
     if (rc == HW_OK)
@@ -504,9 +504,9 @@ int hw_tickets_close_in(hw_store_txn *w, hw_app *app, Ticket *t, const char *res
     Helpwire__V1__TicketStatus prev = t->status;
     t->status = ST(CLOSED);
     t->resolution = (char *)resolution;
-    t->closed_unix_ms = t->updated_unix_ms = hw_rpc_now_ms();
+    t->closed_unix_ms = t->updated_unix_ms = hw_effects_now_ms(fx);
     t->version++;
-    int rc = store_ticket(w, t, prev, t->assignee_agent_id, HW_PUT_REPLACE);
+    int rc = store_ticket(w, t, prev, t->assignee_agent_id, HW_PUT_REPLACE, hw_effects_now_ms(fx));
     if (rc == HW_OK)
         rc = hw_watch_record(w, fx, t, EV(CLOSED), actor, resolution);
     if (rc == HW_OK && !skip_survey) {

@@ -27,7 +27,7 @@ int hw_watch_record(hw_store_txn *w, hw_effects *fx, const Helpwire__V1__Ticket 
     e->kind = kind;
     e->actor = (char *)actor;
     e->detail = (char *)(detail ? detail : "");
-    e->at_unix_ms = hw_rpc_now_ms();
+    e->at_unix_ms = hw_effects_now_ms(fx);
     int rc = hw_store_ticket_event_append(w, e);
     if (rc != HW_OK)
         return rc;

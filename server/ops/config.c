@@ -100,6 +100,10 @@ static const opt_def options[] = {
     {"bootstrap-token-file", OPT_STRING, OFF(bootstrap_token_file), 0, 0, "FILE",
      "When the store has no API token yet, create an admin token and write it to FILE (mode 0600; "
      "an existing FILE is left alone). Every RPC but health needs a token."},
+    {"clock-file", OPT_STRING, OFF(clock_file), 0, 0, "FILE",
+     "For tests: read the time of day from FILE (milliseconds since the epoch, decimal; re-read when "
+     "it changes) instead of the system clock. Stored timestamps, business hours and timers follow "
+     "it. Default: the system clock."},
     {"log-level", OPT_STRING, OFF(log_level), 0, 0, "LEVEL", "debug, info, warn or error. Default info."},
     {"access-log", OPT_BOOL, OFF(access_log), 0, 0, NULL,
      "Log one line per RPC: method, status, microseconds."},

@@ -48,6 +48,7 @@ typedef struct hw_config {
     int64_t unassigned_alert_after_ms; /* --unassigned-alert-after-ms */
     int64_t reassign_grace_ms;         /* --reassign-grace-ms */
     const char *bootstrap_token_file; /* --bootstrap-token-file */
+    const char *clock_file;           /* --clock-file: tests' time of day; NULL = system clock */
     const char *log_level;            /* --log-level */
     bool access_log;                  /* --access-log */
     /* Strings parsed from a config file live here (owned by the config). */
