@@ -39,6 +39,7 @@
 #include "server/base/metrics.h"
 #include "server/net/net.h"
 #include "server/domain/notifier.h"
+#include "server/domain/queues.h"
 #include "server/domain/outbox.h"
 #include "server/domain/watch.h"
 
@@ -322,6 +323,10 @@ static void collect_domain(void *arg, FILE *out)
                 fprintf(out, "helpwire_outbox_failed{channel=\"%s\"} %llu\n", channels[i].name,
                         (unsigned long long)n);
         }
+        hw_arena *qa = hw_arena_create(64 * 1024);
+        if (qa)
+            hw_queues_metrics(t, qa, out);
+        hw_arena_destroy(qa);
         hw_store_read_end(d->reader);
     }
     fprintf(out,

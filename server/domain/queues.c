@@ -299,6 +299,42 @@ int hw_queues_wait_over_in(hw_store_txn *w, const Ticket *t)
     return hw_timers_cancel_in(w, HW_TIMER_UNASSIGNED, t->id);
 }
 
+int hw_queues_unassigned_fire(void *arg, hw_store_txn *w, hw_effects *fx, hw_timer_kind kind,
+                              const char *subject, uint32_t targ, int64_t due_ms, int64_t now_ms)
+{
+    (void)arg;
+    (void)kind;
+    (void)targ;
+    (void)due_ms;
+    hw_arena *a = fx->arena ? fx->arena : hw_store_txn_arena(w);
+    Ticket *t;
+    int rc = hw_store_ticket_get(w, subject, a, &t);
+    if (rc == HW_ENOTFOUND)
+        return HW_OK;
+    if (rc != HW_OK)
+        return rc;
+    bool open = t->status == HELPWIRE__V1__TICKET_STATUS__TICKET_STATUS_OPEN ||
+                t->status == HELPWIRE__V1__TICKET_STATUS__TICKET_STATUS_PENDING ||
+                t->status == HELPWIRE__V1__TICKET_STATUS__TICKET_STATUS_ESCALATED;
+    if (!open || (t->assignee_agent_id && *t->assignee_agent_id))
+        return HW_OK; /* its wait is over (a cancel should have said so) */
+    (void)now_ms;
+    Helpwire__V1__Skill *skill = NULL;
+    rc = hw_store_skill_get(w, t->queue, a, &skill);
+    if (rc != HW_OK && rc != HW_ENOTFOUND)
+        return rc;
+    int64_t limit = hw_queues_alert_after_ms(fx, rc == HW_OK ? skill : NULL);
+    const char *why =
+        limit % 60000 == 0
+            ? hw_arena_printf(a, "waited unassigned in queue %s for %lld min (no agent free)", t->queue,
+                              (long long)(limit / 60000))
+            : hw_arena_printf(a, "waited unassigned in queue %s for %lld s (no agent free)", t->queue,
+                              (long long)((limit + 999) / 1000));
+    if (!why)
+        return HW_ENOMEM;
+    return hw_queues_unassignable_in(w, fx, t, why);
+}
+
 /* ------------------------------------------------------------- metrics */
 
 typedef struct {

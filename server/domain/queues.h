@@ -26,6 +26,7 @@
 #include "helpwire/v1/tickets.pb-c.h"
 #include "server/base/arena.h"
 #include "server/domain/effects.h"
+#include "server/domain/timers.h"
 #include "server/store/store.h"
 
 /* Server defaults when the write has no settings (tools, unit tests). */
@@ -95,6 +96,13 @@ int hw_queues_wait_over_in(hw_store_txn *w, const Helpwire__V1__Ticket *t);
  * store codes. */
 int hw_queues_unassignable_in(hw_store_txn *w, hw_effects *fx, const Helpwire__V1__Ticket *t,
                               const char *why);
+
+/* The HW_TIMER_UNASSIGNED handler (timers.h): the ticket subject, still
+ * open and unassigned, raises UNASSIGNABLE ("waited unassigned in queue
+ * billing for more than 10 min (no agent free)"); once per wait, since the
+ * timer is set only when a wait begins. */
+int hw_queues_unassigned_fire(void *arg, hw_store_txn *w, hw_effects *fx, hw_timer_kind kind,
+                              const char *subject, uint32_t targ, int64_t due_ms, int64_t now_ms);
 
 /* Metrics at scrape time, read in t: helpwire_tickets_unassignable_total
  * and helpwire_queue_waiting per queue. */

@@ -12,6 +12,15 @@
  * interrupted migration resumes at the next open, found by the old
  * databases not being empty rather than by the version.
  *
+ * The default skill (no schema change: Skill.is_default is a new field
+ * that older stores simply lack). A store written before skills had a
+ * default mark relied on the queue named "general" as the fallback; when
+ * no skill is marked and "general" exists, the step marks it, so such a
+ * store keeps sending unmatched text where it did. Found by content, so it
+ * runs at every open where nothing is marked and "general" exists (a
+ * store whose admin removed the mark, with "general" present, gets it
+ * back at the next open: docs/operations.md says so).
+ *
  * Direction: this file uses the engine's internal API (store_internal.h)
  * and the record layouts (records_internal.h); the engine reaches it only
  * through the hw_store_upgrade table handed to it at open, never by name.
@@ -21,7 +30,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "helpwire/v1/agents.pb-c.h"
 #include "helpwire/v1/tickets.pb-c.h"
+#include "server/base/arena.h"
+#include "server/store/records.h"
 #include "server/store/records_internal.h"
 
 /* Entries moved per durable write (whole tickets, so a step may move more). */
@@ -187,12 +199,69 @@ static int ticket_logs_step(hw_store_txn *w, int *done)
     return hw_migrate_ticket_logs(w, TICKET_LOGS_PER_STEP, done);
 }
 
+#define LEGACY_DEFAULT_SKILL "general"
+
+/* Whether no skill is marked default while LEGACY_DEFAULT_SKILL exists;
+ * *general receives that skill (in a) when so. */
+static int default_unmarked(hw_store_txn *t, hw_arena *a, Helpwire__V1__Skill **general)
+{
+    *general = NULL;
+    hw_store_cursor cur = {0};
+    Helpwire__V1__Skill **sk;
+    size_t n;
+    int rc = hw_store_skill_list(t, &cur, HW_STORE_LIST_MAX, a, &sk, &n);
+    if (rc != HW_OK)
+        return rc;
+    Helpwire__V1__Skill *g = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (sk[i]->is_default)
+            return HW_OK;
+        if (strcmp(sk[i]->name, LEGACY_DEFAULT_SKILL) == 0)
+            g = sk[i];
+    }
+    *general = g;
+    return HW_OK;
+}
+
+static int default_skill_pending(hw_store_txn *t, int *pending)
+{
+    *pending = 0;
+    hw_arena *a = hw_arena_create(4096);
+    if (!a)
+        return HW_ENOMEM;
+    Helpwire__V1__Skill *g;
+    int rc = default_unmarked(t, a, &g);
+    *pending = rc == HW_OK && g != NULL;
+    hw_arena_destroy(a);
+    return rc;
+}
+
+int hw_migrate_default_skill(hw_store_txn *w, int *done)
+{
+    *done = 1;
+    hw_arena *a = hw_arena_create(4096);
+    if (!a)
+        return HW_ENOMEM;
+    Helpwire__V1__Skill *g;
+    int rc = default_unmarked(w, a, &g);
+    if (rc == HW_OK && g) {
+        g->is_default = 1;
+        rc = hw_store_skill_put(w, g, HW_PUT_REPLACE);
+    }
+    hw_arena_destroy(a);
+    return rc;
+}
+
 /* The upgrades, oldest first. */
 static const hw_store_upgrade HW_UPGRADES[] = {
     {.what = "moving ticket histories",
      .to_version = 2,
      .pending = ticket_logs_pending,
      .step = ticket_logs_step},
+    {.what = "marking the default skill",
+     .to_version = 2,
+     .pending = default_skill_pending,
+     .step = hw_migrate_default_skill},
 };
 
 const hw_store_upgrade *hw_migrate_upgrades(size_t *n)
