@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "server/base/log.h"
 #include "server/domain/rpc.h"
 #include "server/store/records.h"
 
@@ -322,6 +323,11 @@ const hw_classify_model *hw_classify_skill_model(hw_call *call, hw_app *app)
             hw_rpc_fail(call, rc, "reading skills failed: %s", hw_strerror(rc));
             return NULL;
         }
+        bool marked;
+        const char *fb = hw_classify_fallback(m, &marked);
+        if (!marked)
+            hw_log_event(app->log, HW_LOG_WARN, "no_default_skill",
+                         "fallback=%s effect=unmatched_text_goes_to_first_skill_by_name", *fb ? fb : "none");
         hw_classify_free(wk->skill_model);
         wk->skill_model = m;
         wk->skill_model_gen = gen;

@@ -48,8 +48,8 @@ const char *hw_classify_text(const hw_classify_model *m, hw_tokenizer *tok, cons
 const char *hw_classify_tokens(const hw_classify_model *m, const hw_token *toks, size_t n, double *score);
 
 /* The fallback queue, where a text that matches no skill goes: the skill
- * marked is_default; with none marked, the first skill by name (the
- * server logs that no default is set); "" when there are no skills at all
+ * marked is_default; with none marked, the first skill by name (each
+ * worker logs no_default_skill when it builds such a model); "" when there are no skills at all
  * (the ticket is then in no queue and raises UNASSIGNABLE). Owned by m.
  * *marked (may be NULL) tells whether a skill is marked default. */
 const char *hw_classify_fallback(const hw_classify_model *m, bool *marked);

@@ -785,6 +785,73 @@ static void test_interrupted_migration_resumes(void **state)
     check_migrated(dir);
 }
 
+/* ---- the default skill mark, added at open ------------------------------ */
+
+typedef struct {
+    const char *names[3];
+    int defaults[3];
+} skills_arg;
+
+static int put_skills(hw_store_txn *w, void *arg)
+{
+    skills_arg *sa = arg;
+    int rc = HW_OK;
+    for (int i = 0; rc == HW_OK && i < 3 && sa->names[i]; i++) {
+        Helpwire__V1__Skill sk = HELPWIRE__V1__SKILL__INIT;
+        sk.name = (char *)sa->names[i];
+        sk.is_default = sa->defaults[i];
+        rc = hw_store_skill_put(w, &sk, HW_PUT_UPSERT);
+    }
+    return rc;
+}
+
+/* Opens dir, writes the skills, closes, opens again (the upgrade steps
+ * run) and returns in out the names marked default ("" none, else
+ * comma-separated). */
+static void skills_after_reopen(const char *dir, skills_arg *sa, char *out, size_t len)
+{
+    hw_store *s = hw_test_open(dir, 1 << 20, 8);
+    assert_non_null(s);
+    assert_int_equal(hw_store_write(s, put_skills, sa), HW_OK);
+    hw_store_close(s);
+    s = hw_test_open(dir, 1 << 20, 8);
+    assert_non_null(s);
+    hw_store_reader *r;
+    assert_int_equal(hw_store_reader_create(s, &r), HW_OK);
+    hw_store_txn *t;
+    assert_int_equal(hw_store_read_begin(r, &t), HW_OK);
+    hw_arena *a = hw_arena_create(4096);
+    hw_store_cursor cur = {0};
+    Helpwire__V1__Skill **sk;
+    size_t n;
+    assert_int_equal(hw_store_skill_list(t, &cur, 100, a, &sk, &n), HW_OK);
+    out[0] = '\0';
+    for (size_t i = 0; i < n; i++)
+        if (sk[i]->is_default)
+            snprintf(out + strlen(out), len - strlen(out), "%s%s", *out ? "," : "", sk[i]->name);
+    hw_arena_destroy(a);
+    hw_store_read_end(r);
+    assert_int_equal(hw_test_check_and_close(s, r), 0);
+}
+
+static void test_general_is_marked_default_at_open_when_nothing_is(void **state)
+{
+    (void)state;
+    char dir[PATH_MAX], got[128];
+    /* a store of the previous version: "general" was the fallback by name */
+    skills_arg old = {{"billing", "general", "technical"}, {0, 0, 0}};
+    skills_after_reopen(hw_test_dir(dir, sizeof(dir), "defskill1"), &old, got, sizeof got);
+    assert_string_equal(got, "general");
+    /* a mark elsewhere is left alone */
+    skills_arg marked = {{"billing", "general", "technical"}, {0, 0, 1}};
+    skills_after_reopen(hw_test_dir(dir, sizeof(dir), "defskill2"), &marked, got, sizeof got);
+    assert_string_equal(got, "technical");
+    /* no "general": nothing to mark (the first by name is the fallback) */
+    skills_arg none = {{"account", "billing", NULL}, {0, 0, 0}};
+    skills_after_reopen(hw_test_dir(dir, sizeof(dir), "defskill3"), &none, got, sizeof got);
+    assert_string_equal(got, "");
+}
+
 /* ---- articles and FAQs --------------------------------------------------- */
 
 static int knowledge_body(hw_store_txn *w, void *arg)
@@ -1429,6 +1496,7 @@ int main(void)
         T(test_ticket_events_and_messages_in_order_and_deleted_with_ticket),
         cmocka_unit_test(test_schema1_ticket_logs_are_migrated),
         cmocka_unit_test(test_interrupted_migration_resumes),
+        cmocka_unit_test(test_general_is_marked_default_at_open_when_nothing_is),
         T(test_articles_and_faqs_by_locale_and_iterated),
         T(test_surveys_by_token_and_sent_time),
         T(test_a_visitor_that_stops_ends_the_iteration_without_error),
