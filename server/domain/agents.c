@@ -334,10 +334,10 @@ static const char *presence_word(Helpwire__V1__Presence p)
 static int reassign_fire(void *arg, hw_store_txn *w, hw_effects *fx, hw_timer_kind kind, const char *subject,
                          uint32_t targ, int64_t due_ms, int64_t now_ms)
 {
-    (void)arg;
     (void)kind;
     (void)targ;
-    (void)due_ms;
+    if (!fx->app)
+        fx->app = arg; /* the settings for the rules below */
     hw_arena *a = fx->arena ? fx->arena : hw_store_txn_arena(w);
     Helpwire__V1__Agent *ag;
     int rc = hw_store_agent_get(w, subject, a, &ag);
@@ -345,7 +345,8 @@ static int reassign_fire(void *arg, hw_store_txn *w, hw_effects *fx, hw_timer_ki
         return HW_OK;
     if (rc != HW_OK || ag->presence == HELPWIRE__V1__PRESENCE__PRESENCE_ONLINE)
         return rc;
-    int64_t gone = now_ms - ag->presence_changed_unix_ms;
+    /* Since it left online: the timer was set then, grace before due. */
+    int64_t gone = now_ms - (due_ms - hw_queues_grace_ms(fx));
     long mins = (long)((gone > 0 ? gone : 0) + 30000) / 60000;
     const char *why = hw_arena_printf(a, "reassigned: agent %s %s for %ld min", ag->id,
                                       presence_word(ag->presence), mins);

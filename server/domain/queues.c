@@ -302,10 +302,11 @@ int hw_queues_wait_over_in(hw_store_txn *w, const Ticket *t)
 int hw_queues_unassigned_fire(void *arg, hw_store_txn *w, hw_effects *fx, hw_timer_kind kind,
                               const char *subject, uint32_t targ, int64_t due_ms, int64_t now_ms)
 {
-    (void)arg;
     (void)kind;
     (void)targ;
     (void)due_ms;
+    if (!fx->app)
+        fx->app = arg; /* the settings for the rules below */
     hw_arena *a = fx->arena ? fx->arena : hw_store_txn_arena(w);
     Ticket *t;
     int rc = hw_store_ticket_get(w, subject, a, &t);

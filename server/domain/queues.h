@@ -100,7 +100,8 @@ int hw_queues_unassignable_in(hw_store_txn *w, hw_effects *fx, const Helpwire__V
 /* The HW_TIMER_UNASSIGNED handler (timers.h): the ticket subject, still
  * open and unassigned, raises UNASSIGNABLE ("waited unassigned in queue
  * billing for more than 10 min (no agent free)"); once per wait, since the
- * timer is set only when a wait begins. */
+ * timer is set only when a wait begins. arg is the hw_app (its settings
+ * when fx has none). */
 int hw_queues_unassigned_fire(void *arg, hw_store_txn *w, hw_effects *fx, hw_timer_kind kind,
                               const char *subject, uint32_t targ, int64_t due_ms, int64_t now_ms);
 
