@@ -39,6 +39,8 @@ PACKAGES=(
   libgrpc-dev libprotobuf-c-dev liblmdb-dev libxxhash-dev libcurl4-openssl-dev
   liburcu-dev libutf8proc-dev libstemmer-dev libjansson-dev libmicrohttpd-dev
   libssl-dev
+  # business hours read the IANA time zones from /usr/share/zoneinfo
+  tzdata
   # tests and benchmarks (python3-minimal: /usr/bin/python3; openssl: the TLS
   # tests make their certificates with it)
   libcmocka-dev python3-minimal python3-grpcio python3-protobuf lmdb-utils libsqlite3-dev

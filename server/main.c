@@ -38,10 +38,12 @@
 #include "server/methods.h"
 #include "server/base/metrics.h"
 #include "server/net/net.h"
+#include "server/domain/agents.h"
 #include "server/domain/notifier.h"
 #include "server/domain/queues.h"
 #include "server/domain/outbox.h"
 #include "server/domain/watch.h"
+#include "server/domain/timers.h"
 
 /* ---------------------------------------------- after-commit effects */
 
@@ -72,6 +74,11 @@ static void skill_models_stale(void *appv)
     hw_classify_skills_changed(appv);
 }
 
+static void wake_timers(void *appv, int64_t earliest_due_ms)
+{
+    hw_timers_committed(((hw_app *)appv)->timers, earliest_due_ms);
+}
+
 static hw_effects_sinks after_commit_sinks(hw_app *app)
 {
     return (hw_effects_sinks){.ctx = app,
@@ -79,7 +86,8 @@ static hw_effects_sinks after_commit_sinks(hw_app *app)
                               .outbox_appended = wake_outbox_appended,
                               .outbox_acked = wake_outbox_acked,
                               .alert_queued = wake_notifier,
-                              .skills_changed = skill_models_stale};
+                              .skills_changed = skill_models_stale,
+                              .timer_set = wake_timers};
 }
 
 /* Creates one directory of the data path unless it exists. One it creates
@@ -314,6 +322,13 @@ static void collect_domain(void *arg, FILE *out)
                 fprintf(out, "helpwire_outbox_backlog{channel=\"%s\"} %llu\n", channels[i].name,
                         (unsigned long long)n);
         }
+        uint64_t timers = 0;
+        if (hw_timers_pending(t, &timers) == HW_OK)
+            fprintf(out,
+                    "# HELP helpwire_timers_pending Durable timers set and not yet fired (SLA, "
+                    "unassigned, reassignment).\n"
+                    "# TYPE helpwire_timers_pending gauge\nhelpwire_timers_pending %llu\n",
+                    (unsigned long long)timers);
         fprintf(out, "# HELP helpwire_outbox_failed Messages in the failed list (refused for good by the "
                      "channel), kept for ListFailed and RetryFailed.\n"
                      "# TYPE helpwire_outbox_failed gauge\n");
@@ -337,6 +352,16 @@ static void collect_domain(void *arg, FILE *out)
             "# TYPE helpwire_notifier_pending gauge\nhelpwire_notifier_pending %llu\n",
             (unsigned long long)hw_notifier_retries(d->app->notifier),
             (unsigned long long)hw_notifier_pending(d->app->notifier));
+    if (d->app->timers) {
+        hw_timers_stats ts;
+        hw_timers_stats_get(d->app->timers, &ts);
+        fprintf(out,
+                "# HELP helpwire_timers_fired_total Durable timers fired (their handler's write committed).\n"
+                "# TYPE helpwire_timers_fired_total counter\nhelpwire_timers_fired_total %llu\n"
+                "# HELP helpwire_timers_failed_total Timer firings rolled back, to be retried.\n"
+                "# TYPE helpwire_timers_failed_total counter\nhelpwire_timers_failed_total %llu\n",
+                (unsigned long long)ts.fired, (unsigned long long)ts.failed);
+    }
 }
 
 static int default_threads(void)
@@ -489,6 +514,20 @@ int main(int argc, char **argv)
     }
     if (mrc != HW_OK) {
         fprintf(stderr, "helpwired: cannot start the outbox and notifier: %s\n", hw_strerror(mrc));
+        goto out;
+    }
+    /* Durable timers: domain modules register their handlers here, before
+     * the thread starts (it fires what came due while the server was down). */
+    if ((mrc = hw_timers_create(&app.timers, &app)) != HW_OK) {
+        fprintf(stderr, "helpwired: cannot create the timers: %s\n", hw_strerror(mrc));
+        goto out;
+    }
+    if ((mrc = hw_agents_timers_register(app.timers, &app)) != HW_OK) {
+        fprintf(stderr, "helpwired: cannot register the queues' timers: %s\n", hw_strerror(mrc));
+        goto out;
+    }
+    if ((mrc = hw_timers_start(app.timers)) != HW_OK) {
+        fprintf(stderr, "helpwired: cannot start the timer thread: %s\n", hw_strerror(mrc));
         goto out;
     }
     if (cfg.ticket_numbers_from > 0) {
@@ -660,6 +699,8 @@ out:
     hw_net_destroy(net);
     hw_store_reader_destroy(dm.reader);
     hw_retention_stop(retention);
+    hw_timers_destroy(app.timers); /* its handlers write and queue alerts */
+    app.timers = NULL;
     hw_notifier_destroy(notifier);
     hw_outbox_destroy(outbox);
     if (indexer && rc == 0) { /* a failed start ends with its error line */

@@ -314,6 +314,35 @@ int hw_store_idempotency_put(hw_store_txn *w, const char *key, const char *ticke
 /* The ticket id bound to key, copied into a. */
 int hw_store_idempotency_get(hw_store_txn *t, const char *key, hw_arena *a, char **ticket_id);
 
+/* ---- durable timers (server/domain/timers.h) ----------------------------
+ * Two databases kept together: by due time (be64 due ms + kind byte +
+ * subject -> be32 arg) for the timer thread's scan in due order, and by
+ * (kind byte + subject -> be64 due + be32 arg) so that setting the same
+ * (kind, subject) again replaces it. kind 1..255, subject 1..256 bytes
+ * (HW_EINVALID otherwise); due times below 0 are stored as 0. */
+
+typedef struct hw_store_timer {
+    int64_t due_ms;
+    unsigned kind;
+    char *subject; /* in the caller's arena */
+    uint32_t arg;
+} hw_store_timer;
+
+/* Sets (kind, subject) to fire at due_ms with arg, replacing any. */
+int hw_store_timer_put(hw_store_txn *w, unsigned kind, const char *subject, uint32_t arg, int64_t due_ms);
+/* The timer of (kind, subject): HW_ENOTFOUND when there is none. */
+int hw_store_timer_get(hw_store_txn *t, unsigned kind, const char *subject, uint32_t *arg, int64_t *due_ms);
+/* Removes it: HW_ENOTFOUND when there is none. */
+int hw_store_timer_delete(hw_store_txn *w, unsigned kind, const char *subject);
+/* Timers due at or before until_ms, earliest first (ties by kind, then
+ * subject), at most limit (1..10000), into an array in a. */
+int hw_store_timers_due(hw_store_txn *t, int64_t until_ms, size_t limit, hw_arena *a, hw_store_timer **out,
+                        size_t *n);
+/* The earliest due time: HW_ENOTFOUND when no timer is set. */
+int hw_store_timer_earliest(hw_store_txn *t, int64_t *due_ms);
+/* Timers set. */
+int hw_store_timer_count(hw_store_txn *t, uint64_t *n);
+
 /* ---- statistics ---------------------------------------------------------- */
 
 typedef struct hw_store_counts {

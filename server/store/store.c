@@ -152,6 +152,8 @@ static const char *const HW_DB_NAMES[HW_DB_COUNT] = {
     [HW_DB_TICKET_LOG] = "ticket_log",
     [HW_DB_OUTBOX_FAILED] = "outbox_failed",
     [HW_DB_OUTBOX_FAILED_BY_TIME] = "outbox_failed_by_time",
+    [HW_DB_TIMERS_BY_DUE] = "timers_by_due",
+    [HW_DB_TIMERS_BY_SUBJECT] = "timers_by_subject",
 };
 
 typedef struct hw_store_req {

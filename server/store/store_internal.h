@@ -57,6 +57,8 @@ enum hw_db {
     HW_DB_TICKET_LOG,            /* schema 2: a ticket's events and messages */
     HW_DB_OUTBOX_FAILED,         /* outbox messages acknowledged as FAILED */
     HW_DB_OUTBOX_FAILED_BY_TIME, /* their failure times, newest-first listings */
+    HW_DB_TIMERS_BY_DUE,         /* durable timers in due order (timers.c) */
+    HW_DB_TIMERS_BY_SUBJECT,     /* the same by (kind, subject): one per pair */
     HW_DB_COUNT
 };
 
