@@ -69,6 +69,17 @@ class Env:
         self.hook.stop()
         assert rc == 0, self.server.read_log()
 
+    def restart(self, *extra, advance_ms=0):
+        """Stops helpwired and starts it again on the same store and clock
+        (moved on by advance_ms while it is down)."""
+        self.c.close()
+        assert self.server.stop() == 0, self.server.read_log()
+        self.clock.advance(advance_ms)
+        self.server = hwclient.Server("--clock-file", self.clock.path, "--webhook-url",
+                                      "http://127.0.0.1:%d/alerts" % self.hook.port, "--metrics",
+                                      "127.0.0.1:0", *extra, data_dir=self.server.data_dir)
+        self.c = self.server.client(api=API)
+
     def skill(self, name, keywords=(), **kw):
         return self.c.call("helpwire.v1.Agents/PutSkill", skill=dict(name=name, keywords=list(keywords), **kw))
 
@@ -381,6 +392,30 @@ class Capacity(unittest.TestCase):
         self.assertEqual(order[3], low.id)
 
 
+class Restart(unittest.TestCase):
+    def setUp(self):
+        self.env = Env()
+
+    def tearDown(self):
+        self.env.close()
+
+    def test_the_round_robin_turn_and_the_wait_survive_a_restart(self):
+        e = self.env
+        e.skill("rr", is_default=True, assignment="ASSIGNMENT_STRATEGY_ROUND_ROBIN", unassignedAlertAfterS=60)
+        e.agent("r1", ["rr"], capacity=1)
+        e.agent("r2", ["rr"], capacity=1)
+        self.assertEqual(e.route("a").assignee_agent_id, "r1")
+        e.restart()
+        self.assertEqual(e.route("b").assignee_agent_id, "r2")  # r1 had its turn before the restart
+        waiting = e.route("c")
+        self.assertEqual(waiting.assignee_agent_id, "")
+        e.restart(advance_ms=61_000)  # came due while the server was down
+        self.assertTrue(wait_for(lambda: UNASSIGNABLE in kinds(e.history(waiting.id)), 10))
+        self.assertTrue(wait_for(lambda: e.alerts(), 20))
+        e.restart()
+        self.assertIn('helpwire_tickets_unassignable_total{queue="rr"} 1', e.metrics())
+
+
 class Reassignment(unittest.TestCase):
     def setUp(self):
         self.env = Env("--reassign-grace-ms", "300000")
@@ -419,8 +454,10 @@ class Reassignment(unittest.TestCase):
         t1 = e.route("one")
         e.agent("carol", ["support"])
         e.presence("bob", "PRESENCE_OFFLINE")
+        self.assertIn("helpwire_timers_pending 1\n", e.metrics())  # the reassignment timer
         e.clock.advance(200_000)
         e.presence("bob", "PRESENCE_ONLINE")
+        self.assertIn("helpwire_timers_pending 0\n", e.metrics())  # cancelled
         e.clock.advance(3600_000)
         time.sleep(0.5)
         self.assertEqual(e.ticket(t1.id).assignee_agent_id, "bob")
