@@ -37,4 +37,10 @@ int hw_migrate_ticket_logs(hw_store_txn *w, size_t max_entries, int *done);
  * @return HW_OK; HW_ENOMEM; store codes. Re-runnable. */
 int hw_migrate_default_skill(hw_store_txn *w, int *done);
 
+/* The per-channel load: counts Agent.channel_load from the agent's open
+ * tickets for every agent with open tickets and no channel load (a store
+ * from before per-channel capacities). Sets *done.
+ * @return HW_OK; HW_ENOMEM; store codes. Re-runnable. */
+int hw_migrate_channel_load(hw_store_txn *w, int *done);
+
 #endif
