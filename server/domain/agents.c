@@ -112,9 +112,10 @@ void hw_agents_put(hw_call *call, const ProtobufCMessage *request, void *app)
                 return;
             }
         if (cc->capacity < 1 || cc->capacity > capacity) {
-            hw_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
-                         "agent.channel_capacities[%zu].capacity: %u is not within 1 to the agent's capacity %u",
-                         i, cc->capacity, capacity);
+            hw_call_fail(
+                call, GRPC_STATUS_INVALID_ARGUMENT,
+                "agent.channel_capacities[%zu].capacity: %u is not within 1 to the agent's capacity %u", i,
+                cc->capacity, capacity);
             return;
         }
     }
@@ -348,8 +349,8 @@ static int reassign_fire(void *arg, hw_store_txn *w, hw_effects *fx, hw_timer_ki
     /* Since it left online: the timer was set then, grace before due. */
     int64_t gone = now_ms - (due_ms - hw_queues_grace_ms(fx));
     long mins = (long)((gone > 0 ? gone : 0) + 30000) / 60000;
-    const char *why = hw_arena_printf(a, "reassigned: agent %s %s for %ld min", ag->id,
-                                      presence_word(ag->presence), mins);
+    const char *why =
+        hw_arena_printf(a, "reassigned: agent %s %s for %ld min", ag->id, presence_word(ag->presence), mins);
     if (!why)
         return HW_ENOMEM;
     size_t moved;

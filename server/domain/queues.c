@@ -164,7 +164,7 @@ int64_t hw_queues_alert_after_ms(const hw_effects *fx, const Helpwire__V1__Skill
         return (int64_t)skill->unassigned_alert_after_s * 1000;
     const hw_app *app = fx ? fx->app : NULL;
     return app && app->settings.unassigned_alert_after_ms ? app->settings.unassigned_alert_after_ms
-                                                           : HW_QUEUES_UNASSIGNED_ALERT_AFTER_MS;
+                                                          : HW_QUEUES_UNASSIGNED_ALERT_AFTER_MS;
 }
 
 int64_t hw_queues_grace_ms(const hw_effects *fx)
@@ -243,7 +243,8 @@ static int anyone_has(hw_store_txn *w, const char *queue, hw_arena *a, bool *yes
     hw_store_cursor cur = {0};
     Agent **ags;
     size_t n;
-    int rc = hw_store_agent_list(w, queue, HELPWIRE__V1__PRESENCE__PRESENCE_UNSPECIFIED, &cur, 1, a, &ags, &n);
+    int rc =
+        hw_store_agent_list(w, queue, HELPWIRE__V1__PRESENCE__PRESENCE_UNSPECIFIED, &cur, 1, a, &ags, &n);
     if (rc == HW_OK)
         *yes = n > 0;
     return rc;
@@ -251,8 +252,8 @@ static int anyone_has(hw_store_txn *w, const char *queue, hw_arena *a, bool *yes
 
 int hw_queues_unassignable_in(hw_store_txn *w, hw_effects *fx, const Ticket *t, const char *why)
 {
-    int rc = hw_watch_record(w, fx, t, HELPWIRE__V1__TICKET_EVENT_KIND__TICKET_EVENT_KIND_UNASSIGNABLE, "system",
-                             why);
+    int rc = hw_watch_record(w, fx, t, HELPWIRE__V1__TICKET_EVENT_KIND__TICKET_EVENT_KIND_UNASSIGNABLE,
+                             "system", why);
     if (rc == HW_OK)
         rc = hw_notifier_queue_kind_in(w, fx, t, HW_ALERT_UNASSIGNABLE, why, "system");
     if (rc != HW_OK)
@@ -277,9 +278,8 @@ int hw_queues_waiting_in(hw_store_txn *w, hw_effects *fx, const Ticket *t, hw_ar
     if (rc != HW_OK)
         return rc;
     if (!has) {
-        const char *why = t->queue && *t->queue
-                              ? hw_arena_printf(a, "no agent has the skill %s", t->queue)
-                              : "no queue: no skill is defined";
+        const char *why = t->queue && *t->queue ? hw_arena_printf(a, "no agent has the skill %s", t->queue)
+                                                : "no queue: no skill is defined";
         if (!why)
             return HW_ENOMEM;
         /* Alerted for this wait: no timer, so the alert is not repeated. */
@@ -325,12 +325,11 @@ int hw_queues_unassigned_fire(void *arg, hw_store_txn *w, hw_effects *fx, hw_tim
     if (rc != HW_OK && rc != HW_ENOTFOUND)
         return rc;
     int64_t limit = hw_queues_alert_after_ms(fx, rc == HW_OK ? skill : NULL);
-    const char *why =
-        limit % 60000 == 0
-            ? hw_arena_printf(a, "waited unassigned in queue %s for %lld min (no agent free)", t->queue,
-                              (long long)(limit / 60000))
-            : hw_arena_printf(a, "waited unassigned in queue %s for %lld s (no agent free)", t->queue,
-                              (long long)((limit + 999) / 1000));
+    const char *why = limit % 60000 == 0
+                          ? hw_arena_printf(a, "waited unassigned in queue %s for %lld min (no agent free)",
+                                            t->queue, (long long)(limit / 60000))
+                          : hw_arena_printf(a, "waited unassigned in queue %s for %lld s (no agent free)",
+                                            t->queue, (long long)((limit + 999) / 1000));
     if (!why)
         return HW_ENOMEM;
     return hw_queues_unassignable_in(w, fx, t, why);

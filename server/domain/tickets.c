@@ -410,8 +410,8 @@ int hw_tickets_assign_waiting_in(hw_store_txn *w, const char *agent_id, hw_arena
     return HW_OK;
 }
 
-int hw_tickets_reassign_in(hw_store_txn *w, const char *agent_id, const char *why, hw_arena *a, hw_effects *fx,
-                           size_t *moved)
+int hw_tickets_reassign_in(hw_store_txn *w, const char *agent_id, const char *why, hw_arena *a,
+                           hw_effects *fx, size_t *moved)
 {
     *moved = 0;
     hw_ticket_filter f = {.assignee_agent_id = agent_id};

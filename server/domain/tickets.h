@@ -87,8 +87,8 @@ int hw_tickets_assign_waiting_in(hw_store_txn *w, const char *agent_id, hw_arena
  * why followed by "; assigned to <id>" or "; unassigned, waiting". *moved
  * receives how many moved. why is borrowed (lives as long as a).
  * @return HW_OK; HW_ENOMEM; store codes. */
-int hw_tickets_reassign_in(hw_store_txn *w, const char *agent_id, const char *why, hw_arena *a, hw_effects *fx,
-                           size_t *moved);
+int hw_tickets_reassign_in(hw_store_txn *w, const char *agent_id, const char *why, hw_arena *a,
+                           hw_effects *fx, size_t *moved);
 
 /* The status machine's table: whether UpdateTicket may move a ticket from
  * status from to status to (OPEN <-> PENDING, OPEN/PENDING/ESCALATED ->

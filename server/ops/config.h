@@ -45,12 +45,13 @@ typedef struct hw_config {
     const char *survey_base_url;      /* --survey-base-url */
     int64_t survey_ttl_hours;         /* --survey-ttl-hours */
     const char *webhook_url;          /* --webhook-url */
-    int64_t unassigned_alert_after_ms; /* --unassigned-alert-after-ms */
-    int64_t reassign_grace_ms;         /* --reassign-grace-ms */
     const char *bootstrap_token_file; /* --bootstrap-token-file */
     const char *clock_file;           /* --clock-file: tests' time of day; NULL = system clock */
     const char *log_level;            /* --log-level */
     bool access_log;                  /* --access-log */
+    /* Queues: --unassigned-alert-after-ms, --reassign-grace-ms. */
+    int64_t unassigned_alert_after_ms;
+    int64_t reassign_grace_ms;
     /* Strings parsed from a config file live here (owned by the config). */
     char *file_text;
 } hw_config;

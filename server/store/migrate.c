@@ -288,8 +288,8 @@ static int channel_load_scan(hw_store_txn *t, bool fix, int *found)
     do {
         Helpwire__V1__Agent **ags;
         size_t n;
-        rc = hw_store_agent_list(t, NULL, HELPWIRE__V1__PRESENCE__PRESENCE_UNSPECIFIED, &cur, AGENTS_PER_SCAN, a,
-                                 &ags, &n);
+        rc = hw_store_agent_list(t, NULL, HELPWIRE__V1__PRESENCE__PRESENCE_UNSPECIFIED, &cur, AGENTS_PER_SCAN,
+                                 a, &ags, &n);
         for (size_t i = 0; rc == HW_OK && i < n; i++) {
             Helpwire__V1__Agent *ag = ags[i];
             if (load_adds_up(ag))
