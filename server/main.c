@@ -43,6 +43,7 @@
 #include "server/domain/queues.h"
 #include "server/domain/outbox.h"
 #include "server/domain/watch.h"
+#include "server/domain/hours.h"
 #include "server/domain/timers.h"
 
 /* ---------------------------------------------- after-commit effects */
@@ -516,6 +517,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "helpwired: cannot start the outbox and notifier: %s\n", hw_strerror(mrc));
         goto out;
     }
+    if ((mrc = hw_hours_cache_create(&app.hours_cache)) != HW_OK) {
+        fprintf(stderr, "helpwired: out of memory\n");
+        goto out;
+    }
     /* Durable timers: domain modules register their handlers here, before
      * the thread starts (it fires what came due while the server was down). */
     if ((mrc = hw_timers_create(&app.timers, &app)) != HW_OK) {
@@ -717,6 +722,7 @@ out:
         hw_log_event(log, HW_LOG_INFO, "stopped", "cancelled_calls=%s store=closed",
                      cancelled ? "true" : "false");
     hw_watch_destroy(app.watch);
+    hw_hours_cache_destroy(app.hours_cache);
     hw_reflection_destroy(app.reflection);
     free(app.workers);
     free(tls_cert);

@@ -22,6 +22,7 @@
 #include "server/domain/agents.h"
 #include "server/domain/customers.h"
 #include "server/domain/router.h"
+#include "server/domain/schedule.h"
 #include "server/domain/surveys.h"
 #include "server/domain/tickets.h"
 #include "server/net/health.h"
@@ -131,6 +132,8 @@ static const hw_method table[] = {
         hw_agents_put_skill, ADMIN, false),
     RPC("/helpwire.v1.Agents/ListSkills", helpwire__v1__list_skills_request, helpwire__v1__list_skills_reply,
         hw_agents_list_skills, AGENT, false),
+    RPC("/helpwire.v1.Agents/GetSchedule", helpwire__v1__get_schedule_request, helpwire__v1__get_schedule_reply,
+        hw_schedule_get, AGENT, false),
 
     RPC("/helpwire.v1.Tickets/CreateTicket", helpwire__v1__create_ticket_request,
         helpwire__v1__create_ticket_reply, hw_tickets_create, AGENT, false),

@@ -1,6 +1,6 @@
 /*
  * cmd_agents: `helpwire agents list|put|presence` and `helpwire skills
- * list`: who takes which tickets. agents put replaces the whole agent
+ * list|schedule`: who takes which tickets, and when the queues are open. agents put replaces the whole agent
  * record (PutAgent keeps only presence and load), so every field the
  * operator wants kept must be given again; list follows page tokens to
  * the end.
@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "clients/cli/cli.h"
 #include "clients/cli/fmt.h"
@@ -212,6 +213,89 @@ out:
     return rc;
 }
 
+/* "Mon 2026-12-07 09:00" in zone (the CLI is one thread: TZ may be set
+ * for the call), or "-" for 0. */
+static const char *fmt_zone_time(int64_t unix_ms, const char *zone, char *buf, size_t len)
+{
+    if (unix_ms == 0) {
+        snprintf(buf, len, "-");
+        return buf;
+    }
+    const char *old = getenv("TZ");
+    char *saved = old ? strdup(old) : NULL;
+    if (zone && *zone)
+        setenv("TZ", zone, 1);
+    else
+        setenv("TZ", "UTC", 1);
+    tzset();
+    time_t t = (time_t)(unix_ms / 1000);
+    struct tm tm;
+    if (!localtime_r(&t, &tm) || strftime(buf, len, "%a %Y-%m-%d %H:%M", &tm) == 0)
+        snprintf(buf, len, "?");
+    if (saved)
+        setenv("TZ", saved, 1);
+    else
+        unsetenv("TZ");
+    tzset();
+    free(saved);
+    return buf;
+}
+
+static int run_skills_schedule(cli_ctx *ctx)
+{
+    enum { OPT_DAYS };
+    long long days = 7;
+    if (ctx->opt[OPT_DAYS] && cli_args_parse_int(ctx->opt[OPT_DAYS], 1, 62, &days) != 0)
+        return cli_usage_error(ctx, "--days must be a whole number from 1 to 62");
+    Helpwire__V1__GetScheduleRequest req = HELPWIRE__V1__GET_SCHEDULE_REQUEST__INIT;
+    Helpwire__V1__GetScheduleReply *reply = NULL;
+    req.skill = (char *)ctx->pos[0];
+    req.days = (uint32_t)days;
+    if (cli_call(ctx, "/helpwire.v1.Agents/GetSchedule", &req.base, &helpwire__v1__get_schedule_reply__descriptor,
+                 (ProtobufCMessage **)&reply) != CLI_EXIT_OK)
+        return CLI_EXIT_FAILED;
+    int rc = CLI_EXIT_OK;
+    cli_table *t = NULL;
+    if (ctx->json) {
+        rc = cli_emit_message(ctx, &reply->base);
+        goto out;
+    }
+    if (reply->always_open) {
+        fprintf(ctx->out, "%s is always open\n", reply->skill);
+        goto out;
+    }
+    char a[64], b[64];
+    fprintf(ctx->out, "skill:      %s (times in %s)\n", reply->skill, reply->time_zone);
+    fprintf(ctx->out, "now:        %s\n", reply->open ? "open" : "closed");
+    fprintf(ctx->out, "next open:  %s\n", reply->open ? "now" : fmt_zone_time(reply->next_open_unix_ms,
+                                                                                reply->time_zone, a, sizeof a));
+    fprintf(ctx->out, "next close: %s\n\n", fmt_zone_time(reply->next_close_unix_ms, reply->time_zone, b, sizeof b));
+    static const char *const headers[] = {"OPENS", "CLOSES"};
+    if (!(t = cli_table_new(2, headers))) {
+        rc = cli_fail(ctx, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < reply->n_intervals; i++) {
+        const char *cells[] = {
+            fmt_zone_time(reply->intervals[i]->start_unix_ms, reply->time_zone, a, sizeof a),
+            fmt_zone_time(reply->intervals[i]->end_unix_ms, reply->time_zone, b, sizeof b),
+        };
+        if (cli_table_add(t, cells) != 0) {
+            rc = cli_fail(ctx, "out of memory");
+            goto out;
+        }
+    }
+    cli_table_print(t, ctx->out);
+out:
+    cli_table_free(t);
+    protobuf_c_message_free_unpacked(&reply->base, NULL);
+    return rc;
+}
+
+static const cli_opt schedule_opts[] = {
+    {"days", "N", "Open intervals over the next N days, 1 to 62. Default 7."},
+};
+
 static const cli_opt list_opts[] = {
     {"skill", "S", "Only agents serving skill S."},
     {"presence", "P", "Only agents in presence P: online, away, offline."},
@@ -237,5 +321,9 @@ const cli_command cli_agents_commands[] = {
      "Lists the skill queues with their keywords and default priority; the default skill (where text "
      "that matches no skill goes) is marked (default).",
      NULL, 0, 0, 0, run_skills_list},
+    {"skills", "schedule", "SKILL [--days N]", "Show a skill queue's business hours",
+     "Says whether SKILL is open now, when it next opens and closes, and its open intervals over the next "
+     "days, in the skill's time zone.",
+     schedule_opts, sizeof schedule_opts / sizeof schedule_opts[0], 1, 1, run_skills_schedule},
 };
 const size_t cli_agents_ncommands = sizeof cli_agents_commands / sizeof cli_agents_commands[0];

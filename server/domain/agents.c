@@ -16,6 +16,7 @@
 
 #include "server/domain/queues.h"
 #include "server/domain/rpc.h"
+#include "server/domain/schedule.h"
 #include "server/domain/tickets.h"
 #include "server/domain/timers.h"
 #include "server/store/records.h"
@@ -297,7 +298,8 @@ void hw_agents_put_skill(hw_call *call, const ProtobufCMessage *request, void *a
         !hw_rpc_check_enum(call, "skill.default_priority", &helpwire__v1__priority__descriptor,
                            in->default_priority, true) ||
         !hw_rpc_check_enum(call, "skill.assignment", &helpwire__v1__assignment_strategy__descriptor,
-                           in->assignment, true))
+                           in->assignment, true) ||
+        !hw_schedule_check_hours(call, "skill.hours", in->hours))
         return;
     agent_ctx *c = hw_rpc_ctx_new(call, app, sizeof *c);
     if (!c)

@@ -17,6 +17,7 @@
 
 typedef struct hw_clock hw_clock;
 typedef struct hw_timers hw_timers;
+typedef struct hw_hours_cache hw_hours_cache;
 typedef struct hw_store hw_store;
 typedef struct hw_store_reader hw_store_reader;
 typedef struct hw_index hw_index;
@@ -63,6 +64,7 @@ typedef struct hw_app {
     hw_notifier *notifier;           /* supervisor webhook sender */
     hw_watch *watch;                 /* WatchTickets hub */
     hw_timers *timers;               /* durable one-shot timers (hw-timers) */
+    hw_hours_cache *hours_cache;     /* skills' compiled business hours (hours.h) */
     hw_reflection *reflection;       /* server reflection index */
     hw_worker_ctx *workers;          /* [threads] */
     atomic_uint_fast64_t skills_gen; /* bumped after every committed skill change */

@@ -23,6 +23,7 @@
 #include "server/domain/customers.h"
 #include "server/domain/outbox.h"
 #include "server/domain/rpc.h"
+#include "server/domain/schedule.h"
 #include "server/search/index.h"
 #include "server/search/tokenize.h"
 #include "server/store/records.h"
@@ -46,14 +47,33 @@ typedef struct {
     bool duplicate;
 } route_ctx;
 
-static const char *ack_text(hw_arena *a, const char *locale, uint64_t number)
+/* The acknowledgement of a new ticket, in the customer's language; back,
+ * when the ticket's queue is closed now, says when its team is back
+ * (hw_schedule_back_text). */
+static const char *ack_text(hw_arena *a, const char *locale, uint64_t number, const char *back)
 {
-    if (strncmp(locale, "zh", 2) == 0)
+    if (strncmp(locale, "zh", 2) == 0) {
+        if (back)
+            return hw_arena_printf(a, "您好，我们已收到您的消息并创建工单 #%llu。%s届时客服会在这里回复您。",
+                                   (unsigned long long)number, back);
         return hw_arena_printf(a, "您好，我们已收到您的消息并创建工单 #%llu，客服会尽快在这里回复您。",
                                (unsigned long long)number);
+    }
+    if (back)
+        return hw_arena_printf(a, "Thanks for your message. We opened ticket #%llu. %s An agent will reply here then.",
+                               (unsigned long long)number, back);
     return hw_arena_printf(
         a, "Thanks for your message. We opened ticket #%llu and an agent will reply here soon.",
         (unsigned long long)number);
+}
+
+/* When the ticket's queue is closed now: when its team is back; else NULL. */
+static const char *back_text(hw_store_txn *w, route_ctx *c, const Helpwire__V1__Ticket *t, hw_arena *a)
+{
+    Helpwire__V1__Skill *sk = NULL;
+    if (!t->queue || !*t->queue || hw_store_skill_get(w, t->queue, a, &sk) != HW_OK)
+        return NULL; /* no such skill (the fallback queue): always open */
+    return hw_schedule_back_text(c->h.app, sk, hw_effects_now_ms(&c->h.fx), c->locale, a);
 }
 
 static bool is_space(char ch)
@@ -183,7 +203,7 @@ static int route_fn(hw_store_txn *w, void *arg)
         if (rc == HW_OK) {
             r->action = ACTION(NEW_TICKET);
             r->priority_reason = (char *)reason;
-            r->reply_text = (char *)ack_text(a, c->locale, t->number);
+            r->reply_text = (char *)ack_text(a, c->locale, t->number, back_text(w, c, t, a));
             set_ticket(r, t);
             rc = send_reply(w, c, cust, t->id, HELPWIRE__V1__OUTBOUND_KIND__OUTBOUND_KIND_ACKNOWLEDGEMENT);
         }

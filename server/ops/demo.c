@@ -135,6 +135,33 @@ static size_t count(const char *const *list, size_t max)
     return n;
 }
 
+/* The demo's business hours, as its FAQ "工作时间" says: Monday to Friday
+ * 09:00-18:00 Beijing time, for the queues people staff (technical and
+ * billing); "general" stays always open. Out of hours the acknowledgement
+ * says when the team is back; tests that check its words either run the
+ * server with --clock-file or check only what both texts share (the
+ * ticket number). */
+static const Helpwire__V1__TimeRange office_range = {PROTOBUF_C_MESSAGE_INIT(&helpwire__v1__time_range__descriptor),
+                                                     9 * 60, 18 * 60};
+static Helpwire__V1__TimeRange *const office_ranges[] = {(Helpwire__V1__TimeRange *)&office_range};
+#define OFFICE_DAY(wd)                                                                                       \
+    {PROTOBUF_C_MESSAGE_INIT(&helpwire__v1__day_schedule__descriptor), wd, 1,                              \
+     (Helpwire__V1__TimeRange **)office_ranges}
+static const Helpwire__V1__DaySchedule office_days[] = {OFFICE_DAY(1), OFFICE_DAY(2), OFFICE_DAY(3), OFFICE_DAY(4),
+                                                        OFFICE_DAY(5)};
+static Helpwire__V1__DaySchedule *const office_day_ptrs[] = {
+    (Helpwire__V1__DaySchedule *)&office_days[0], (Helpwire__V1__DaySchedule *)&office_days[1],
+    (Helpwire__V1__DaySchedule *)&office_days[2], (Helpwire__V1__DaySchedule *)&office_days[3],
+    (Helpwire__V1__DaySchedule *)&office_days[4]};
+static const Helpwire__V1__BusinessHours office_hours = {
+    PROTOBUF_C_MESSAGE_INIT(&helpwire__v1__business_hours__descriptor), "Asia/Shanghai", 5,
+    (Helpwire__V1__DaySchedule **)office_day_ptrs, 0, NULL};
+
+static bool staffed(const char *skill)
+{
+    return strcmp(skill, "technical") == 0 || strcmp(skill, "billing") == 0;
+}
+
 static int seed_fn(hw_store_txn *w, void *arg)
 {
     bool *seeded = arg;
@@ -157,6 +184,7 @@ static int seed_fn(hw_store_txn *w, void *arg)
         s.n_keywords = count(skills[i].keywords, 24);
         s.default_priority = skills[i].priority;
         s.is_default = skills[i].is_default;
+        s.hours = staffed(s.name) ? (Helpwire__V1__BusinessHours *)&office_hours : NULL;
         rc = hw_store_skill_put(w, &s, HW_PUT_CREATE);
     }
     for (size_t i = 0; rc == HW_OK && i < sizeof faqs / sizeof faqs[0]; i++) {

@@ -418,7 +418,7 @@ class Cli(unittest.TestCase):
         top = self.ok("--help").stdout
         for words in (["import", "articles"], ["import", "faqs"], ["tickets", "list"], ["tickets", "show"],
                       ["tickets", "close"], ["tickets", "escalate"], ["agents", "list"], ["agents", "put"],
-                      ["agents", "presence"], ["skills", "list"], ["tokens", "create"], ["tokens", "list"],
+                      ["agents", "presence"], ["skills", "list"], ["skills", "schedule"], ["tokens", "create"], ["tokens", "list"],
                       ["tokens", "revoke"], ["stats"], ["backup"], ["outbox", "failed"], ["outbox", "retry"]):
             self.assertIn(" ".join(words), top)
             p = self.ok(*(words + ["--help"]), token="")

@@ -68,6 +68,7 @@ ROLES = {
     "/helpwire.v1.Agents/SetPresence": AGENT,
     "/helpwire.v1.Agents/PutSkill": ADMIN,
     "/helpwire.v1.Agents/ListSkills": AGENT,
+    "/helpwire.v1.Agents/GetSchedule": AGENT,
 
     "/helpwire.v1.Tickets/CreateTicket": AGENT,
     "/helpwire.v1.Tickets/GetTicket": AGENT,
