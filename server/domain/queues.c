@@ -5,7 +5,7 @@
  * Durable state kept here, in the store's key-value space:
  * - namespace "rr": key skill name -> the agent id round robin chose last
  *   in that skill, so the turn survives restarts;
- * - namespace "unassignable": key queue name -> be64 count of
+ * - namespace "unassignable": key queue name -> big-endian 64-bit count of
  *   UNASSIGNABLE alerts raised, the counter behind
  *   helpwire_tickets_unassignable_total (durable, so a restart does not
  *   reset it).
@@ -30,6 +30,22 @@
 
 typedef Helpwire__V1__Agent Agent;
 typedef Helpwire__V1__Ticket Ticket;
+
+/* The counters' values: big-endian 64-bit. */
+static uint64_t be64_get(const void *p)
+{
+    const unsigned char *b = p;
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | b[i];
+    return v;
+}
+
+static void be64_put(unsigned char *b, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        b[i] = (unsigned char)(v & 0xffu);
+}
 
 /* ------------------------------------------------------------ pure rules */
 
@@ -264,11 +280,12 @@ int hw_queues_unassignable_in(hw_store_txn *w, hw_effects *fx, const Ticket *t, 
     size_t vn;
     rc = hw_store_kv_get(w, COUNT_NS, q, strlen(q), hw_store_txn_arena(w), &v, &vn);
     if (rc == HW_OK && vn == 8)
-        memcpy(&count, v, 8);
+        count = be64_get(v);
     else if (rc != HW_OK && rc != HW_ENOTFOUND)
         return rc;
-    count++;
-    return hw_store_kv_put(w, COUNT_NS, q, strlen(q), &count, sizeof count);
+    unsigned char b[8];
+    be64_put(b, count + 1);
+    return hw_store_kv_put(w, COUNT_NS, q, strlen(q), b, sizeof b);
 }
 
 int hw_queues_waiting_in(hw_store_txn *w, hw_effects *fx, const Ticket *t, hw_arena *a)
@@ -344,9 +361,7 @@ typedef struct {
 static int print_count(void *arg, const void *key, size_t key_len, const void *val, size_t val_len)
 {
     count_ctx *c = arg;
-    uint64_t n = 0;
-    if (val_len == 8)
-        memcpy(&n, val, 8);
+    uint64_t n = val_len == 8 ? be64_get(val) : 0;
     fprintf(c->out, "helpwire_tickets_unassignable_total{queue=\"%.*s\"} %" PRIu64 "\n", (int)key_len,
             (const char *)key, n);
     return 0;
