@@ -546,6 +546,7 @@ int main(int argc, char **argv)
     if (cfg.dedupe_retention_hours > 0 || cfg.failed_retention_days > 0) {
         hw_retention_options ro = {.store = store,
                                    .log = log,
+                                   .clock = app.clock,
                                    .dedupe_retention_ms = cfg.dedupe_retention_hours * 3600 * 1000,
                                    .failed_retention_ms = cfg.failed_retention_days * 24 * 3600 * 1000};
         if ((mrc = hw_retention_start(&ro, &retention)) != HW_OK) {

@@ -82,8 +82,7 @@ static int read_time_file(const char *path, int64_t *ms, char *err, size_t errle
     while (end && (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r'))
         end++;
     if (end == p || errno != 0 || !end || *end != '\0' || v < 0) {
-        snprintf(err, errlen, "clock file %s: expected milliseconds since the epoch, got \"%.20s\"", path,
-                 p);
+        snprintf(err, errlen, "clock file %s: expected milliseconds since the epoch, got \"%.20s\"", path, p);
         return HW_EINVALID;
     }
     *ms = (int64_t)v;

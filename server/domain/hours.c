@@ -96,7 +96,7 @@ static int iso_weekday(int64_t day)
 /* ---------------------------------------------------------------- zone */
 
 typedef struct tz_rule_date {
-    char kind;    /* 'J' Julian 1..365 without Feb 29, 'D' 0..365, 'M' month.week.day */
+    char kind; /* 'J' Julian 1..365 without Feb 29, 'D' 0..365, 'M' month.week.day */
     int n, m, w, d;
     int32_t time; /* seconds after local midnight (may be negative or > 24 h) */
 } tz_rule_date;
@@ -232,8 +232,7 @@ static bool parse_tz_rule(const char *p, tz_rule *r)
         r->end = (tz_rule_date){'M', 0, 11, 1, 0, 7200};
         return *p == '\0';
     }
-    if (!(p = parse_tz_rule_date(p + 1, &r->start)) || *p != ',' ||
-        !(p = parse_tz_rule_date(p + 1, &r->end)))
+    if (!(p = parse_tz_rule_date(p + 1, &r->start)) || *p != ',' || !(p = parse_tz_rule_date(p + 1, &r->end)))
         return false;
     return *p == '\0';
 }
@@ -390,7 +389,8 @@ static bool parse_tzif(const unsigned char *b, size_t len, tz_zone *z)
 static int load_zone(const char *name, tz_zone *z, char *err, size_t errlen)
 {
     if (!valid_zone_name(name)) {
-        snprintf(err, errlen, "hours.time_zone: \"%.64s\" is not a time zone name (like Asia/Shanghai)", name);
+        snprintf(err, errlen, "hours.time_zone: \"%.64s\" is not a time zone name (like Asia/Shanghai)",
+                 name);
         return HW_EINVALID;
     }
     char path[256];
@@ -433,7 +433,7 @@ static int load_zone(const char *name, tz_zone *z, char *err, size_t errlen)
 struct hw_hours {
     atomic_int refs;
     bool always_open;
-    bool has_days;    /* false: every day open all day (but holidays) */
+    bool has_days; /* false: every day open all day (but holidays) */
     bool has_zone;
     tz_zone zone;
     char time_zone[129];
@@ -486,11 +486,11 @@ static bool is_holiday(const hw_hours *h, int64_t day)
 /* The walk over raw open intervals, day by day from a local day. */
 typedef struct walk {
     const hw_hours *h;
-    int64_t day;             /* the next day to expand */
+    int64_t day; /* the next day to expand */
     int64_t iv[MAX_RANGES][2];
     int n, i;
-    int64_t last_end;        /* intervals never go back before it */
-    int empty_days;          /* consecutive days without an interval */
+    int64_t last_end; /* intervals never go back before it */
+    int empty_days;   /* consecutive days without an interval */
 } walk;
 
 static void walk_begin(walk *w, const hw_hours *h, int64_t from_ms)
@@ -686,8 +686,7 @@ static int compile_holidays(const Helpwire__V1__BusinessHours *bh, hw_hours *h, 
             return fail(err, errlen, "hours.holidays[%zu].date: \"%.32s\" is not a date YYYY-MM-DD", i,
                         hd->date ? hd->date : "");
         if (hd->name && strlen(hd->name) > 128)
-            return fail(err, errlen, "hours.holidays[%zu].name: %zu bytes, at most 128", i,
-                        strlen(hd->name));
+            return fail(err, errlen, "hours.holidays[%zu].name: %zu bytes, at most 128", i, strlen(hd->name));
     }
     qsort(h->holidays, bh->n_holidays, sizeof *h->holidays, cmp_i64);
     size_t n = 0;
@@ -710,7 +709,8 @@ int hw_hours_compile(const Helpwire__V1__BusinessHours *bh, hw_hours **out, char
     const char *tz = bh && bh->time_zone ? bh->time_zone : "";
     bool has_rules = bh && (bh->n_days > 0 || bh->n_holidays > 0);
     if (has_rules && !tz[0]) {
-        rc = fail(err, errlen, "hours.time_zone: required when days or holidays are set (e.g. Asia/Shanghai)");
+        rc =
+            fail(err, errlen, "hours.time_zone: required when days or holidays are set (e.g. Asia/Shanghai)");
         goto out;
     }
     if (tz[0]) {
@@ -723,7 +723,8 @@ int hw_hours_compile(const Helpwire__V1__BusinessHours *bh, hw_hours **out, char
         h->always_open = true;
         goto out;
     }
-    if ((rc = compile_days(bh, h, err, errlen)) != HW_OK || (rc = compile_holidays(bh, h, err, errlen)) != HW_OK)
+    if ((rc = compile_days(bh, h, err, errlen)) != HW_OK ||
+        (rc = compile_holidays(bh, h, err, errlen)) != HW_OK)
         goto out;
     h->has_days = bh->n_days > 0;
     if (h->has_days && h->n_holidays == 0) {

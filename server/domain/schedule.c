@@ -43,8 +43,8 @@ bool hw_schedule_check_hours(hw_call *call, const char *field, const Helpwire__V
     return true;
 }
 
-static const char *const WEEKDAY_EN[8] = {"", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday",
-                                          "Sunday"};
+static const char *const WEEKDAY_EN[8] = {"",         "Monday", "Tuesday",  "Wednesday",
+                                          "Thursday", "Friday", "Saturday", "Sunday"};
 static const char *const WEEKDAY_ZH[8] = {"", "周一", "周二", "周三", "周四", "周五", "周六", "周日"};
 
 const char *hw_schedule_back_text(hw_app *app, const Helpwire__V1__Skill *sk, int64_t now_ms,
@@ -63,8 +63,9 @@ const char *hw_schedule_back_text(hw_app *app, const Helpwire__V1__Skill *sk, in
         bool far = next - now_ms >= 7 * DAY_MS;
         const char *zone = hw_hours_time_zone(h);
         if (locale && strncmp(locale, "zh", 2) == 0)
-            text = hw_arena_printf(a, "现在是非工作时间，客服将于%s%s%s %02d:%02d（%s）回来。", far ? lt.date : "",
-                                   far ? " " : "", WEEKDAY_ZH[lt.weekday], lt.hour, lt.minute, zone);
+            text = hw_arena_printf(a, "现在是非工作时间，客服将于%s%s%s %02d:%02d（%s）回来。",
+                                   far ? lt.date : "", far ? " " : "", WEEKDAY_ZH[lt.weekday], lt.hour,
+                                   lt.minute, zone);
         else
             text = hw_arena_printf(a, "Our team is away now and is back on %s%s%s at %02d:%02d (%s).",
                                    WEEKDAY_EN[lt.weekday], far ? " " : "", far ? lt.date : "", lt.hour,

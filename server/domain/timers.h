@@ -63,7 +63,8 @@ int hw_timers_cancel_in(hw_store_txn *w, hw_timer_kind kind, const char *subject
 
 /* Inside a write fn or a read: the pending timer of (kind, subject).
  * @return HW_OK; HW_ENOTFOUND; HW_EINVALID; store codes. */
-int hw_timers_get_in(hw_store_txn *t, hw_timer_kind kind, const char *subject, uint32_t *arg, int64_t *due_ms);
+int hw_timers_get_in(hw_store_txn *t, hw_timer_kind kind, const char *subject, uint32_t *arg,
+                     int64_t *due_ms);
 
 /* Runs inside the write transaction that fires the timer (already
  * deleted); may write, set timers (also its own again), and record
@@ -100,9 +101,9 @@ void hw_timers_committed(hw_timers *t, int64_t earliest_due_ms);
 
 /* Counters since create, for metrics and tests. Any thread. */
 typedef struct hw_timers_stats {
-    uint64_t fired;    /* timers whose firing committed */
-    uint64_t failed;   /* firings rolled back (handler or store error) */
-    uint64_t rounds;   /* looks at due timers */
+    uint64_t fired;  /* timers whose firing committed */
+    uint64_t failed; /* firings rolled back (handler or store error) */
+    uint64_t rounds; /* looks at due timers */
 } hw_timers_stats;
 void hw_timers_stats_get(const hw_timers *t, hw_timers_stats *out);
 

@@ -54,13 +54,6 @@ static int sweep_fn(hw_store_txn *w, void *arg)
     return rc;
 }
 
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void *retention_main(void *arg)
 {
     hw_retention *r = arg;
@@ -76,7 +69,7 @@ static void *retention_main(void *arg)
         if (r->stop)
             break;
         pthread_mutex_unlock(&r->mu);
-        int64_t now = wall_ms();
+        int64_t now = hw_clock_now_ms(r->o.clock);
         batch_ctx b = {.start = r->sweep,
                        .batch = r->o.batch,
                        .cutoff = r->o.dedupe_retention_ms ? now - r->o.dedupe_retention_ms : 0,

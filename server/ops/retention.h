@@ -13,12 +13,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "server/base/clock.h"
 #include "server/base/log.h"
 #include "server/store/store.h"
 
 typedef struct hw_retention_options {
     hw_store *store;             /* borrowed; outlives the retention thread */
     const hw_log *log;           /* borrowed */
+    hw_clock *clock;             /* borrowed: the time records are aged by; NULL = the system's */
     int64_t dedupe_retention_ms; /* 0: keep dedupe records forever */
     int64_t failed_retention_ms; /* 0: keep failed outbox entries forever */
     int interval_ms;             /* between batches; 0 = 200 */

@@ -136,7 +136,8 @@ int hw_store_timers_due(hw_store_txn *t, int64_t until_ms, size_t limit, hw_aren
     if (!a || !out || !n || limit == 0 || limit > HW_STORE_LIST_MAX)
         return HW_EINVALID;
     *n = 0;
-    due_collect c = {.until_ms = until_ms, .a = a, .items = hw_arena_alloc(a, limit * sizeof(hw_store_timer))};
+    due_collect c = {
+        .until_ms = until_ms, .a = a, .items = hw_arena_alloc(a, limit * sizeof(hw_store_timer))};
     if (!c.items)
         return HW_ENOMEM;
     hw_store_cursor cur;

@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import tempfile
+import time
 import unittest
 from zoneinfo import ZoneInfo
 
@@ -115,6 +116,19 @@ class BusinessHours(unittest.TestCase):
         r = self.route("pulsar trouble", locale="en")
         self.assertEqual(r.queue, "pulsar")
         self.assertIn("reply here soon", r.reply_text)
+
+    def test_records_age_by_the_clock_file(self):
+        # Routed at a clock months behind the system's: the retention sweep
+        # (every 200 ms, 168 h by default) ages the dedupe record by the
+        # same clock, so the resent message still gets the first reply.
+        self.set_clock(ms(2026, 9, 30, 20, 0))
+        first = self.admin.call("helpwire.v1.Router/Route", channel=TG, channelUserId="hours-dedupe",
+                                displayName="Hours", text="quasar", messageId="dedupe-1", locale="en")
+        time.sleep(0.6)
+        again = self.admin.call("helpwire.v1.Router/Route", channel=TG, channelUserId="hours-dedupe",
+                                displayName="Hours", text="quasar", messageId="dedupe-1", locale="en")
+        self.assertTrue(again.duplicate)
+        self.assertEqual(again.ticket_id, first.ticket_id)
 
     # GetSchedule
 

@@ -40,7 +40,7 @@ typedef struct bh_holder {
 } bh_holder;
 
 static Helpwire__V1__BusinessHours *make_bh(bh_holder *b, const char *zone, const char *days,
-                                             const char *holidays)
+                                            const char *holidays)
 {
     memset(b, 0, sizeof *b);
     helpwire__v1__business_hours__init(&b->bh);
@@ -107,7 +107,8 @@ static void compile_fails(const char *zone, const char *days, const char *holida
     int rc = hw_hours_compile(make_bh(b, zone, days, holidays), &h, err, sizeof err);
     free(b);
     if (rc != HW_EINVALID || !strstr(err, want))
-        fail_msg("compile %s [%s] [%s]: rc %d, error \"%s\", wanted \"%s\"", zone, days, holidays, rc, err, want);
+        fail_msg("compile %s [%s] [%s]: rc %d, error \"%s\", wanted \"%s\"", zone, days, holidays, rc, err,
+                 want);
     assert_null(h);
 }
 
@@ -115,10 +116,10 @@ static void compile_fails(const char *zone, const char *days, const char *holida
 #define WEEKDAYS_9_17 "1:540-1020;2:540-1020;3:540-1020;4:540-1020;5:540-1020"
 
 /* Asia/Shanghai (UTC+8 all year), Mon-Fri 09:00-18:00. */
-static const int64_t SH_FRI_1700 = 1796374800000;  /* 2026-12-04 17:00 */
-static const int64_t SH_MON_0900 = 1796605200000;  /* 2026-12-07 09:00 */
-static const int64_t SH_MON_1000 = 1796608800000;  /* 2026-12-07 10:00 */
-static const int64_t SH_MON_1800 = 1796637600000;  /* 2026-12-07 18:00 */
+static const int64_t SH_FRI_1700 = 1796374800000; /* 2026-12-04 17:00 */
+static const int64_t SH_MON_0900 = 1796605200000; /* 2026-12-07 09:00 */
+static const int64_t SH_MON_1000 = 1796608800000; /* 2026-12-07 10:00 */
+static const int64_t SH_MON_1800 = 1796637600000; /* 2026-12-07 18:00 */
 
 static void test_shanghai_weekdays(void **state)
 {
@@ -136,7 +137,8 @@ static void test_shanghai_weekdays(void **state)
     assert_int_equal(hw_hours_next_open(h, SH_FRI_1700 + 1 * H), SH_MON_0900);
     assert_int_equal(hw_hours_next_open(h, SH_MON_1000), SH_MON_1000);
     assert_int_equal(hw_hours_next_close(h, SH_MON_1000), SH_MON_1800);
-    assert_int_equal(hw_hours_next_close(h, SH_FRI_1700 + 2 * H), SH_MON_1800); /* closed: the next stretch's */
+    assert_int_equal(hw_hours_next_close(h, SH_FRI_1700 + 2 * H),
+                     SH_MON_1800); /* closed: the next stretch's */
     /* Two business hours from Friday 17:00: one on Friday, one on Monday. */
     assert_int_equal(hw_hours_add(h, SH_FRI_1700, 2 * H), SH_MON_1000);
     assert_int_equal(hw_hours_between(h, SH_FRI_1700, SH_MON_1000), 2 * H);
@@ -213,10 +215,10 @@ static void test_berlin_dst_days(void **state)
     assert_int_equal(hw_hours_next_open(h, mar30), mar30 + 6 * DAY); /* 04-05 00:00 CEST */
     hw_hours_free(h);
 
-    h = compile_ok("Europe/Berlin", "7:150-600", ""); /* Sundays 02:30-10:00 */
-    assert_int_equal(hw_hours_next_open(h, mar29), 1774747800000);     /* 02:30 CET = 03:30 CEST */
+    h = compile_ok("Europe/Berlin", "7:150-600", "");              /* Sundays 02:30-10:00 */
+    assert_int_equal(hw_hours_next_open(h, mar29), 1774747800000); /* 02:30 CET = 03:30 CEST */
     assert_int_equal(hw_hours_between(h, mar29, mar30), 6 * H + 30 * MIN);
-    assert_int_equal(hw_hours_next_open(h, oct25), 1792888200000);     /* the first 02:30 (CEST) */
+    assert_int_equal(hw_hours_next_open(h, oct25), 1792888200000);         /* the first 02:30 (CEST) */
     assert_int_equal(hw_hours_between(h, oct25, oct26), 8 * H + 30 * MIN); /* 7:30 + the repeated hour */
     hw_hours_free(h);
 }
@@ -231,10 +233,10 @@ static void test_ranges_and_days(void **state)
     const int64_t mon_2000 = 1796644800000, tue_0200 = 1796666400000;
     assert_true(hw_hours_is_open(h, mon_2000));
     assert_int_equal(hw_hours_next_close(h, mon_2000), tue_0200);
-    assert_int_equal(hw_hours_next_open(h, tue_0200), tue_0200 + 8 * H);          /* Tue 10:00 */
-    assert_int_equal(hw_hours_next_close(h, tue_0200), tue_0200 + 9 * H);         /* Tue 11:00 */
-    assert_int_equal(hw_hours_add(h, mon_2000, 7 * H), tue_0200 + 9 * H);         /* 4 h + 2 h + 1 h */
-    assert_int_equal(hw_hours_add(h, mon_2000, 5 * H), tue_0200 - 1 * H);         /* across midnight */
+    assert_int_equal(hw_hours_next_open(h, tue_0200), tue_0200 + 8 * H);  /* Tue 10:00 */
+    assert_int_equal(hw_hours_next_close(h, tue_0200), tue_0200 + 9 * H); /* Tue 11:00 */
+    assert_int_equal(hw_hours_add(h, mon_2000, 7 * H), tue_0200 + 9 * H); /* 4 h + 2 h + 1 h */
+    assert_int_equal(hw_hours_add(h, mon_2000, 5 * H), tue_0200 - 1 * H); /* across midnight */
     /* Wednesday is listed with no range: closed, so after Tue 11:00 comes
      * Monday 18:00 again. */
     assert_int_equal(hw_hours_next_open(h, tue_0200 + 9 * H), SH_MON_1800 + 7 * DAY);
@@ -279,8 +281,8 @@ static void test_holidays(void **state)
     (void)state;
     /* National Day: 2026-10-01 (Thursday) and 10-02 listed twice, unordered. */
     hw_hours *h = compile_ok("Asia/Shanghai", WEEKDAYS_9_18, "2026-10-02,2026-10-01,2026-10-02");
-    const int64_t wed_1800 = 1790762400000; /* 2026-09-30 18:00 */
-    const int64_t fri_0900 = 1790902800000; /* 2026-10-02 09:00 */
+    const int64_t wed_1800 = 1790762400000;                                /* 2026-09-30 18:00 */
+    const int64_t fri_0900 = 1790902800000;                                /* 2026-10-02 09:00 */
     assert_int_equal(hw_hours_next_open(h, wed_1800), fri_0900 + 3 * DAY); /* Monday 10-05 */
     assert_false(hw_hours_is_open(h, fri_0900 - DAY + 1 * H));             /* Thursday 10:00 */
     assert_int_equal(hw_hours_between(h, wed_1800, fri_0900 + 3 * DAY), 0);
@@ -405,7 +407,8 @@ static void test_bad_zones(void **state)
     (void)state;
     compile_fails("Mars/Base", WEEKDAYS_9_18, "", "hours.time_zone: unknown zone \"Mars/Base\"");
     /* Names are checked before any file is opened. */
-    compile_fails("../../etc/passwd", WEEKDAYS_9_18, "", "hours.time_zone: \"../../etc/passwd\" is not a time zone name");
+    compile_fails("../../etc/passwd", WEEKDAYS_9_18, "",
+                  "hours.time_zone: \"../../etc/passwd\" is not a time zone name");
     compile_fails("/usr/share/zoneinfo/UTC", WEEKDAYS_9_18, "", "is not a time zone name"); /* absolute */
     compile_fails("Asia//Shanghai", WEEKDAYS_9_18, "", "is not a time zone name");
     compile_fails("zone.tab", WEEKDAYS_9_18, "", "is not a time zone name");
@@ -423,14 +426,20 @@ static void test_bad_days_and_holidays(void **state)
     (void)state;
     compile_fails("Asia/Shanghai", "1:540-1080;8:540-1080", "", "hours.days[1].weekday: 8 is not 1");
     compile_fails("Asia/Shanghai", "0:540-1080", "", "hours.days[0].weekday: 0 is not 1");
-    compile_fails("Asia/Shanghai", "1:540-1080;2:540-600;1:600-700", "", "hours.days[2].weekday: weekday 1 is listed twice");
-    compile_fails("Asia/Shanghai", "1:540-1080;2:540-1500", "", "hours.days[1].ranges[0]: close_minute 1500 > 1440");
+    compile_fails("Asia/Shanghai", "1:540-1080;2:540-600;1:600-700", "",
+                  "hours.days[2].weekday: weekday 1 is listed twice");
+    compile_fails("Asia/Shanghai", "1:540-1080;2:540-1500", "",
+                  "hours.days[1].ranges[0]: close_minute 1500 > 1440");
     compile_fails("Asia/Shanghai", "1:1440-1440", "", "hours.days[0].ranges[0]: open_minute 1440 > 1439");
-    compile_fails("Asia/Shanghai", "1:600-600", "", "hours.days[0].ranges[0]: close_minute 600 is not after open_minute 600");
-    compile_fails("Asia/Shanghai", "1:540-720,700-1080", "", "hours.days[0].ranges[1]: opens at minute 700, before ranges[0] closes");
+    compile_fails("Asia/Shanghai", "1:600-600", "",
+                  "hours.days[0].ranges[0]: close_minute 600 is not after open_minute 600");
+    compile_fails("Asia/Shanghai", "1:540-720,700-1080", "",
+                  "hours.days[0].ranges[1]: opens at minute 700, before ranges[0] closes");
     compile_fails("Asia/Shanghai", "1:800-900,540-600", "", "hours.days[0].ranges[1]");
-    compile_fails("Asia/Shanghai", "1:0-1,2-3,4-5,6-7,8-9,10-11,12-13,14-15,16-17", "", "hours.days[0].ranges: 9 ranges, at most 8");
-    compile_fails("Asia/Shanghai", WEEKDAYS_9_18, "2026-10-01,2026-02-30", "hours.holidays[1].date: \"2026-02-30\" is not a date");
+    compile_fails("Asia/Shanghai", "1:0-1,2-3,4-5,6-7,8-9,10-11,12-13,14-15,16-17", "",
+                  "hours.days[0].ranges: 9 ranges, at most 8");
+    compile_fails("Asia/Shanghai", WEEKDAYS_9_18, "2026-10-01,2026-02-30",
+                  "hours.holidays[1].date: \"2026-02-30\" is not a date");
     compile_fails("Asia/Shanghai", WEEKDAYS_9_18, "2026-1-01", "hours.holidays[0].date");
     compile_fails("Asia/Shanghai", WEEKDAYS_9_18, "10/01/2026", "hours.holidays[0].date");
     /* 2028-02-29 exists, 2026-02-29 does not. */
@@ -457,11 +466,14 @@ static void test_cache(void **state)
     bh_holder *b1 = malloc(sizeof *b1), *b2 = malloc(sizeof *b2);
     char err[256];
     hw_hours *x = NULL, *y = NULL, *z = NULL;
-    assert_int_equal(hw_hours_cache_get(c, make_bh(b1, "Asia/Shanghai", WEEKDAYS_9_18, ""), &x, err, sizeof err), HW_OK);
-    assert_int_equal(hw_hours_cache_get(c, make_bh(b2, "Asia/Shanghai", WEEKDAYS_9_18, ""), &y, err, sizeof err), HW_OK);
+    assert_int_equal(
+        hw_hours_cache_get(c, make_bh(b1, "Asia/Shanghai", WEEKDAYS_9_18, ""), &x, err, sizeof err), HW_OK);
+    assert_int_equal(
+        hw_hours_cache_get(c, make_bh(b2, "Asia/Shanghai", WEEKDAYS_9_18, ""), &y, err, sizeof err), HW_OK);
     assert_non_null(x);
     assert_ptr_equal(x, y); /* same content, one copy */
-    assert_int_equal(hw_hours_cache_get(c, make_bh(b2, "Asia/Shanghai", WEEKDAYS_9_17, ""), &z, err, sizeof err), HW_OK);
+    assert_int_equal(
+        hw_hours_cache_get(c, make_bh(b2, "Asia/Shanghai", WEEKDAYS_9_17, ""), &z, err, sizeof err), HW_OK);
     assert_ptr_not_equal(x, z);
     assert_int_equal(hw_hours_next_close(z, SH_MON_1000), SH_MON_1800 - 1 * H);
     hw_hours *n = (hw_hours *)1;
@@ -469,18 +481,22 @@ static void test_cache(void **state)
     assert_null(n);
     assert_int_equal(hw_hours_cache_get(c, make_bh(b2, "Asia/Shanghai", "", ""), &n, err, sizeof err), HW_OK);
     assert_null(n);
-    assert_int_equal(hw_hours_cache_get(c, make_bh(b2, "Mars/Base", WEEKDAYS_9_18, ""), &n, err, sizeof err), HW_EINVALID);
+    assert_int_equal(hw_hours_cache_get(c, make_bh(b2, "Mars/Base", WEEKDAYS_9_18, ""), &n, err, sizeof err),
+                     HW_EINVALID);
     assert_non_null(strstr(err, "unknown zone"));
     /* 200 other contents push x out of the cache; x stays usable. */
     for (int i = 0; i < 200; i++) {
         char days[32];
         snprintf(days, sizeof days, "1:%d-%d", i, i + 1);
         hw_hours *t = NULL;
-        assert_int_equal(hw_hours_cache_get(c, make_bh(b2, "Asia/Shanghai", days, ""), &t, err, sizeof err), HW_OK);
+        assert_int_equal(hw_hours_cache_get(c, make_bh(b2, "Asia/Shanghai", days, ""), &t, err, sizeof err),
+                         HW_OK);
         hw_hours_free(t);
     }
     hw_hours *again = NULL;
-    assert_int_equal(hw_hours_cache_get(c, make_bh(b1, "Asia/Shanghai", WEEKDAYS_9_18, ""), &again, err, sizeof err), HW_OK);
+    assert_int_equal(
+        hw_hours_cache_get(c, make_bh(b1, "Asia/Shanghai", WEEKDAYS_9_18, ""), &again, err, sizeof err),
+        HW_OK);
     assert_ptr_not_equal(again, x); /* compiled anew */
     hw_hours_cache_destroy(c);
     assert_true(hw_hours_is_open(x, SH_MON_1000)); /* references outlive the cache */

@@ -44,9 +44,9 @@ typedef struct fixture {
     hw_timers *timers;
     pthread_mutex_t mu;
     firing fired[64];
-    size_t n_fired;        /* handler runs that returned HW_OK (reruns included) */
-    atomic_int failing;    /* the handler fails while set */
-    atomic_int chain;      /* REASSIGN handler sets an SLA timer 100 ms later */
+    size_t n_fired;     /* handler runs that returned HW_OK (reruns included) */
+    atomic_int failing; /* the handler fails while set */
+    atomic_int chain;   /* REASSIGN handler sets an SLA timer 100 ms later */
 } fixture;
 
 static void sink_timer_set(void *ctx, int64_t due)
@@ -261,10 +261,10 @@ static void test_replaced_and_cancelled_do_not_fire(void **state)
 {
     fixture *f = *state;
     assert_int_equal(write_timer(f, HW_TIMER_SLA, "t-x", 1, T0 + 100, false), HW_OK);
-    assert_int_equal(write_timer(f, HW_TIMER_SLA, "t-x", 2, T0 + 500, false), HW_OK); /* replaces */
+    assert_int_equal(write_timer(f, HW_TIMER_SLA, "t-x", 2, T0 + 500, false), HW_OK);        /* replaces */
     assert_int_equal(write_timer(f, HW_TIMER_UNASSIGNED, "t-x", 3, T0 + 100, false), HW_OK); /* other kind */
     assert_int_equal(write_timer(f, HW_TIMER_SLA, "t-y", 4, T0 + 100, false), HW_OK);
-    assert_int_equal(write_timer(f, HW_TIMER_SLA, "t-y", 0, 0, true), HW_OK); /* cancelled */
+    assert_int_equal(write_timer(f, HW_TIMER_SLA, "t-y", 0, 0, true), HW_OK);         /* cancelled */
     assert_int_equal(write_timer(f, HW_TIMER_SLA, "t-never-set", 0, 0, true), HW_OK); /* cancel: OK */
     assert_int_equal(pending(f), 2);
     hw_clock_set(f->clock, T0 + 200);
@@ -296,9 +296,9 @@ static void test_failing_handler_retries(void **state)
         sleep_ms(5);
         hw_timers_stats_get(f->timers, &st);
     }
-    assert_true(st.failed >= 4);           /* tried, and tried again after the pause */
-    assert_int_equal(pending(f), 2);       /* both stay: the handler failed for both */
-    assert_false(kv_has(f, "t-fail"));     /* and its writes were rolled back */
+    assert_true(st.failed >= 4);       /* tried, and tried again after the pause */
+    assert_int_equal(pending(f), 2);   /* both stay: the handler failed for both */
+    assert_false(kv_has(f, "t-fail")); /* and its writes were rolled back */
     assert_int_equal(n_fired(f), 0);
     atomic_store(&f->failing, 0);
     wait_fired(f, 2);
