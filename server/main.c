@@ -40,7 +40,9 @@
 #include "server/methods.h"
 #include "server/base/metrics.h"
 #include "server/net/net.h"
+#include "server/domain/agents.h"
 #include "server/domain/notifier.h"
+#include "server/domain/queues.h"
 #include "server/domain/outbox.h"
 #include "server/domain/watch.h"
 #include "server/domain/hours.h"
@@ -340,6 +342,10 @@ static void collect_domain(void *arg, FILE *out)
                         (unsigned long long)n);
         }
         hw_sla_metrics(t, out);
+        hw_arena *qa = hw_arena_create(64 * 1024);
+        if (qa)
+            hw_queues_metrics(t, qa, out);
+        hw_arena_destroy(qa);
         hw_store_read_end(d->reader);
     }
     fprintf(out,
@@ -458,6 +464,8 @@ int main(int argc, char **argv)
     app.settings.survey_base_url = cfg.survey_base_url;
     app.settings.survey_ttl_ms = cfg.survey_ttl_hours * 3600 * 1000;
     app.settings.webhook_url = cfg.webhook_url;
+    app.settings.unassigned_alert_after_ms = cfg.unassigned_alert_after_ms;
+    app.settings.reassign_grace_ms = cfg.reassign_grace_ms;
 
     hw_store_options so = {.data_dir = cfg.data_dir};
     if (hw_store_open(&store, &so, err, sizeof err) != HW_OK) {
@@ -524,6 +532,10 @@ int main(int argc, char **argv)
     }
     if ((mrc = hw_timers_register(app.timers, HW_TIMER_SLA, hw_sla_breach_fire, NULL)) != HW_OK) {
         fprintf(stderr, "helpwired: cannot register the SLA timers: %s\n", hw_strerror(mrc));
+        goto out;
+    }
+    if ((mrc = hw_agents_timers_register(app.timers, &app)) != HW_OK) {
+        fprintf(stderr, "helpwired: cannot register the queues' timers: %s\n", hw_strerror(mrc));
         goto out;
     }
     if ((mrc = hw_timers_start(app.timers)) != HW_OK) {

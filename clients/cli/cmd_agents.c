@@ -5,6 +5,7 @@
  * operator wants kept must be given again; list follows page tokens to
  * the end.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -192,9 +193,10 @@ static int run_skills_list(cli_ctx *ctx)
     cli_table_set_max_width(t, 2, 60);
     for (size_t i = 0; i < reply->n_skills; i++) {
         const Helpwire__V1__Skill *s = reply->skills[i];
-        char priority[32], keywords[2048];
+        char priority[32], keywords[2048], name[96];
+        snprintf(name, sizeof name, "%s%s", s->name, s->is_default ? " (default)" : "");
         const char *cells[] = {
-            s->name,
+            name,
             cli_fmt_enum(&helpwire__v1__priority__descriptor, s->default_priority, priority, sizeof priority),
             join(s->keywords, s->n_keywords, keywords, sizeof keywords),
             s->description,
@@ -316,7 +318,9 @@ const cli_command cli_agents_commands[] = {
      "Sets the presence of agent ID; going online assigns waiting tickets of its queues.", NULL, 0, 2, 2,
      run_agents_presence},
     {"skills", "list", "", "List skill queues",
-     "Lists the skill queues with their keywords and default priority.", NULL, 0, 0, 0, run_skills_list},
+     "Lists the skill queues with their keywords and default priority; the default skill (where text "
+     "that matches no skill goes) is marked (default).",
+     NULL, 0, 0, 0, run_skills_list},
     {"skills", "schedule", "SKILL [--days N]", "Show a skill queue's business hours",
      "Says whether SKILL is open now, when it next opens and closes, and its open intervals over the next "
      "days, in the skill's time zone.",

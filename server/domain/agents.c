@@ -2,16 +2,23 @@
  * agents: the Agents service (see agents.h): agents, their presence and
  * the skill queues. Reads run on the worker's reader; writes follow the
  * rpc.h pattern; an agent who comes online or gains capacity takes the
- * tickets waiting in their queues in the same write.
+ * tickets waiting in their queues in the same write. An agent who leaves
+ * online gets a HW_TIMER_REASSIGN timer at now + --reassign-grace-ms
+ * (cancelled when it is online again); when it fires, the agent's open
+ * tickets move to others (hw_tickets_reassign_in). One skill at most is
+ * the default (the fallback queue of classify.h): PutSkill with
+ * is_default clears the mark elsewhere in the same write.
  */
 #include "server/domain/agents.h"
 
 #include <stdio.h>
 #include <string.h>
 
+#include "server/domain/queues.h"
 #include "server/domain/rpc.h"
 #include "server/domain/schedule.h"
 #include "server/domain/tickets.h"
+#include "server/domain/timers.h"
 #include "server/store/records.h"
 
 #define MAX_NAME 256
@@ -53,6 +60,9 @@ static int put_agent_fn(hw_store_txn *w, void *arg)
     *ag = c->agent;
     ag->presence = rc == HW_OK ? old->presence : HELPWIRE__V1__PRESENCE__PRESENCE_OFFLINE;
     ag->open_tickets = rc == HW_OK ? old->open_tickets : 0;
+    ag->channel_load = rc == HW_OK ? old->channel_load : NULL;
+    ag->n_channel_load = rc == HW_OK ? old->n_channel_load : 0;
+    ag->presence_changed_unix_ms = rc == HW_OK ? old->presence_changed_unix_ms : hw_effects_now_ms(&c->h.fx);
     ag->version = rc == HW_OK ? old->version + 1 : 1;
     ag->updated_unix_ms = hw_effects_now_ms(&c->h.fx);
     rc = hw_store_agent_put(w, ag, HW_PUT_UPSERT, 0);
@@ -88,6 +98,27 @@ void hw_agents_put(hw_call *call, const ProtobufCMessage *request, void *app)
     if (in->capacity > 1000) {
         hw_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "agent.capacity: 1 to 1000 (0 means 5)");
         return;
+    }
+    uint32_t capacity = in->capacity ? in->capacity : 5;
+    for (size_t i = 0; i < in->n_channel_capacities; i++) {
+        const Helpwire__V1__ChannelCapacity *cc = in->channel_capacities[i];
+        char field[64];
+        snprintf(field, sizeof field, "agent.channel_capacities[%zu].channel", i);
+        if (!hw_rpc_check_enum(call, field, &helpwire__v1__channel__descriptor, cc->channel, false))
+            return;
+        for (size_t j = 0; j < i; j++)
+            if (in->channel_capacities[j]->channel == cc->channel) {
+                hw_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
+                             "agent.channel_capacities[%zu]: channel given twice (also [%zu])", i, j);
+                return;
+            }
+        if (cc->capacity < 1 || cc->capacity > capacity) {
+            hw_call_fail(
+                call, GRPC_STATUS_INVALID_ARGUMENT,
+                "agent.channel_capacities[%zu].capacity: %u is not within 1 to the agent's capacity %u", i,
+                cc->capacity, capacity);
+            return;
+        }
     }
     agent_ctx *c = hw_rpc_ctx_new(call, app, sizeof *c);
     if (!c)
@@ -151,10 +182,20 @@ static int presence_fn(hw_store_txn *w, void *arg)
         return hw_rpc_wfail(&c->h, rc, "no agent with id %s", c->presence.agent_id);
     if (rc != HW_OK)
         return rc;
+    Helpwire__V1__Presence was = ag->presence;
+    int64_t now = hw_effects_now_ms(&c->h.fx);
+    if (was != c->presence.presence)
+        ag->presence_changed_unix_ms = now;
     ag->presence = c->presence.presence;
     ag->version++;
     ag->updated_unix_ms = hw_effects_now_ms(&c->h.fx);
     rc = hw_store_agent_put(w, ag, HW_PUT_REPLACE, 0);
+    /* Online again: its tickets stay. Leaving online: they move to others
+     * once the grace period passed (reassign_fire), unless it is back. */
+    if (rc == HW_OK && ag->presence == HELPWIRE__V1__PRESENCE__PRESENCE_ONLINE)
+        rc = hw_timers_cancel_in(w, HW_TIMER_REASSIGN, ag->id);
+    else if (rc == HW_OK && was == HELPWIRE__V1__PRESENCE__PRESENCE_ONLINE)
+        rc = hw_timers_set_in(w, &c->h.fx, HW_TIMER_REASSIGN, ag->id, 0, now + hw_queues_grace_ms(&c->h.fx));
     if (rc == HW_OK)
         rc = hw_tickets_assign_waiting_in(w, ag->id, a, &c->h.fx, &c->assigned, &c->n_assigned);
     if (rc == HW_OK)
@@ -209,10 +250,27 @@ static bool skill_name_ok(hw_call *call, const char *s)
     return true;
 }
 
+/* Clears the default mark of every skill but keep (one default at most). */
+static int clear_default(hw_store_txn *w, const char *keep, hw_arena *a)
+{
+    hw_store_cursor cur = {0};
+    Helpwire__V1__Skill **sk;
+    size_t n;
+    int rc = hw_store_skill_list(w, &cur, HW_STORE_LIST_MAX, a, &sk, &n);
+    for (size_t i = 0; rc == HW_OK && i < n; i++)
+        if (sk[i]->is_default && strcmp(sk[i]->name, keep) != 0) {
+            sk[i]->is_default = 0;
+            rc = hw_store_skill_put(w, sk[i], HW_PUT_REPLACE);
+        }
+    return rc;
+}
+
 static int put_skill_fn(hw_store_txn *w, void *arg)
 {
     agent_ctx *c = arg;
-    int rc = hw_store_skill_put(w, &c->skill, HW_PUT_UPSERT);
+    int rc = c->skill.is_default ? clear_default(w, c->skill.name, hw_call_arena(c->h.call)) : HW_OK;
+    if (rc == HW_OK)
+        rc = hw_store_skill_put(w, &c->skill, HW_PUT_UPSERT);
     if (rc == HW_OK)
         hw_effects_skills_changed(&c->h.fx); /* workers reload their skill model */
     return rc;
@@ -239,6 +297,8 @@ void hw_agents_put_skill(hw_call *call, const ProtobufCMessage *request, void *a
         !hw_rpc_check_list(call, "skill.keywords", in->keywords, in->n_keywords, MAX_KEYWORDS, MAX_KEYWORD) ||
         !hw_rpc_check_enum(call, "skill.default_priority", &helpwire__v1__priority__descriptor,
                            in->default_priority, true) ||
+        !hw_rpc_check_enum(call, "skill.assignment", &helpwire__v1__assignment_strategy__descriptor,
+                           in->assignment, true) ||
         !hw_schedule_check_hours(call, "skill.hours", in->hours))
         return;
     agent_ctx *c = hw_rpc_ctx_new(call, app, sizeof *c);
@@ -263,4 +323,46 @@ void hw_agents_list_skills(hw_call *call, const ProtobufCMessage *request, void 
         return;
     }
     hw_call_reply(call, &r.base);
+}
+
+/* ------------------------------------------------------------- timers */
+
+static const char *presence_word(Helpwire__V1__Presence p)
+{
+    return p == HELPWIRE__V1__PRESENCE__PRESENCE_AWAY ? "away" : "offline";
+}
+
+/* HW_TIMER_REASSIGN fired for agent subject: unless it is online again,
+ * its open tickets move to others. */
+static int reassign_fire(void *arg, hw_store_txn *w, hw_effects *fx, hw_timer_kind kind, const char *subject,
+                         uint32_t targ, int64_t due_ms, int64_t now_ms)
+{
+    (void)kind;
+    (void)targ;
+    if (!fx->app)
+        fx->app = arg; /* the settings for the rules below */
+    hw_arena *a = fx->arena ? fx->arena : hw_store_txn_arena(w);
+    Helpwire__V1__Agent *ag;
+    int rc = hw_store_agent_get(w, subject, a, &ag);
+    if (rc == HW_ENOTFOUND)
+        return HW_OK;
+    if (rc != HW_OK || ag->presence == HELPWIRE__V1__PRESENCE__PRESENCE_ONLINE)
+        return rc;
+    /* Since it left online: the timer was set then, grace before due. */
+    int64_t gone = now_ms - (due_ms - hw_queues_grace_ms(fx));
+    long mins = (long)((gone > 0 ? gone : 0) + 30000) / 60000;
+    const char *why =
+        hw_arena_printf(a, "reassigned: agent %s %s for %ld min", ag->id, presence_word(ag->presence), mins);
+    if (!why)
+        return HW_ENOMEM;
+    size_t moved;
+    return hw_tickets_reassign_in(w, ag->id, why, a, fx, &moved);
+}
+
+int hw_agents_timers_register(hw_timers *t, hw_app *app)
+{
+    int rc = hw_timers_register(t, HW_TIMER_REASSIGN, reassign_fire, app);
+    if (rc == HW_OK)
+        rc = hw_timers_register(t, HW_TIMER_UNASSIGNED, hw_queues_unassigned_fire, app);
+    return rc;
 }

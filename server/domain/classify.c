@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "server/base/log.h"
 #include "server/domain/rpc.h"
 #include "server/store/records.h"
 
@@ -46,6 +47,10 @@ struct hw_classify_model {
     size_t n;
     uint64_t *vocab; /* [n_vocab] */
     size_t n_vocab;
+    /* The fallback queue: the skill marked is_default, else the first by
+     * name; "" when there are no skills. default_marked says which. */
+    char *fallback;
+    bool default_marked;
 };
 
 void hw_classify_free(hw_classify_model *m)
@@ -60,6 +65,7 @@ void hw_classify_free(hw_classify_model *m)
     }
     free(m->skills);
     free(m->vocab);
+    free(m->fallback);
     free(m);
 }
 
@@ -128,6 +134,24 @@ static int collect_terms(hw_classify_model *m, hw_tokenizer *tok, Helpwire__V1__
     return HW_OK;
 }
 
+/* The skill marked is_default (the first marked, should a store hold
+ * two), else the first by name, else "". */
+static const char *fallback_of(Helpwire__V1__Skill *const *skills, size_t n, bool *marked)
+{
+    const char *first = NULL;
+    *marked = false;
+    for (size_t s = 0; s < n; s++) {
+        const char *name = skills[s]->name ? skills[s]->name : "";
+        if (skills[s]->is_default && *name) {
+            *marked = true;
+            return name;
+        }
+        if (*name && (!first || strcmp(name, first) < 0))
+            first = name;
+    }
+    return first ? first : "";
+}
+
 int hw_classify_build(hw_tokenizer *tok, Helpwire__V1__Skill *const *skills, size_t n_skills,
                       hw_classify_model **out)
 {
@@ -139,6 +163,9 @@ int hw_classify_build(hw_tokenizer *tok, Helpwire__V1__Skill *const *skills, siz
     if (!m || (n_skills && !(m->skills = calloc(n_skills, sizeof *m->skills))))
         goto out;
     if ((rc = collect_terms(m, tok, skills, n_skills, &hashes)) != HW_OK)
+        goto out;
+    rc = HW_ENOMEM;
+    if (!(m->fallback = strdup(fallback_of(skills, n_skills, &m->default_marked))))
         goto out;
     if (m->n_vocab) {
         qsort(m->vocab, m->n_vocab, sizeof *m->vocab, cmp_u64);
@@ -211,7 +238,14 @@ static long best_skill(const hw_classify_model *m, const hw_token *toks, size_t 
 const char *hw_classify_tokens(const hw_classify_model *m, const hw_token *toks, size_t n, double *score)
 {
     long b = best_skill(m, toks, n, score);
-    return b < 0 ? HW_FALLBACK_QUEUE : m->skills[b].name;
+    return b < 0 ? m->fallback : m->skills[b].name;
+}
+
+const char *hw_classify_fallback(const hw_classify_model *m, bool *marked)
+{
+    if (marked)
+        *marked = m->default_marked;
+    return m->fallback;
 }
 
 const char *hw_classify_text(const hw_classify_model *m, hw_tokenizer *tok, const char *text, double *score)
@@ -220,7 +254,7 @@ const char *hw_classify_text(const hw_classify_model *m, hw_tokenizer *tok, cons
     size_t n;
     if (hw_tokenize(tok, text, strlen(text), &toks, &n, NULL) != HW_OK) {
         *score = 0;
-        return HW_FALLBACK_QUEUE;
+        return m->fallback;
     }
     return hw_classify_tokens(m, toks, n, score);
 }
@@ -289,6 +323,11 @@ const hw_classify_model *hw_classify_skill_model(hw_call *call, hw_app *app)
             hw_rpc_fail(call, rc, "reading skills failed: %s", hw_strerror(rc));
             return NULL;
         }
+        bool marked;
+        const char *fb = hw_classify_fallback(m, &marked);
+        if (!marked)
+            hw_log_event(app->log, HW_LOG_WARN, "no_default_skill",
+                         "fallback=%s effect=unmatched_text_goes_to_first_skill_by_name", *fb ? fb : "none");
         hw_classify_free(wk->skill_model);
         wk->skill_model = m;
         wk->skill_model_gen = gen;

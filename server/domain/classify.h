@@ -14,6 +14,7 @@
 #ifndef HW_CLASSIFY_H
 #define HW_CLASSIFY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "helpwire/v1/agents.pb-c.h"
@@ -22,9 +23,6 @@
 #include "server/domain/app.h"
 #include "server/net/net.h"
 #include "server/search/tokenize.h"
-
-/* The queue used when no skill's keywords match. */
-#define HW_FALLBACK_QUEUE "general"
 
 /* Every skill's keywords, tokenized once, kept by a worker for as long as
  * the skills do not change. Owns copies of everything it needs; immutable
@@ -39,14 +37,22 @@ int hw_classify_build(hw_tokenizer *tok, Helpwire__V1__Skill *const *skills, siz
 
 /* Scores text against every skill's keywords: a keyword counts when all its
  * terms occur in the text, weighted by its number of terms. Returns the
- * best skill's name (owned by m; the first listed wins a tie), or
- * HW_FALLBACK_QUEUE when none scores; *score receives the best score (0
- * for the fallback). tok is the calling thread's tokenizer. */
+ * best skill's name (owned by m; the first listed wins a tie), or the
+ * fallback queue (hw_classify_fallback) when none scores; *score receives
+ * the best score (0 for the fallback). tok is the calling thread's
+ * tokenizer. */
 const char *hw_classify_text(const hw_classify_model *m, hw_tokenizer *tok, const char *text, double *score);
 
 /* The same for a text already tokenized (hw_tokenize), so a caller that
  * also searches with the text tokenizes it once. */
 const char *hw_classify_tokens(const hw_classify_model *m, const hw_token *toks, size_t n, double *score);
+
+/* The fallback queue, where a text that matches no skill goes: the skill
+ * marked is_default; with none marked, the first skill by name (each
+ * worker logs no_default_skill when it builds such a model); "" when there are no skills at all
+ * (the ticket is then in no queue and raises UNASSIGNABLE). Owned by m.
+ * *marked (may be NULL) tells whether a skill is marked default. */
+const char *hw_classify_fallback(const hw_classify_model *m, bool *marked);
 
 /* NULL is a no-op. */
 void hw_classify_free(hw_classify_model *m);
@@ -70,7 +76,7 @@ const char *hw_classify_locale(const char *text);
 const hw_classify_model *hw_classify_skill_model(hw_call *call, hw_app *app);
 
 /* The skill queue for text on the calling worker: the best keyword match
- * among all skills (HW_FALLBACK_QUEUE when none matches), copied into the
+ * among all skills (the fallback queue when none matches), copied into the
  * call's arena. NULL when the call was failed (store error, no memory). */
 const char *hw_classify_queue(hw_call *call, hw_app *app, const char *text);
 

@@ -87,6 +87,10 @@ typedef struct hw_effects {
     bool skills_changed;
     int64_t timer_due_ms; /* earliest due time of a timer set by the write; 0 = none */
     int64_t now_ms;       /* the write's time (hw_effects_set_now); 0 = not set */
+    /* The server the write runs in (its settings), for rules that need
+     * them (queues.h); set after hw_effects_begin by hw_rpc_write and the
+     * background writers; NULL: the rules use their defaults. */
+    const struct hw_app *app;
 } hw_effects;
 
 /* Where effects go after a commit: one callback per kind, each with ctx

@@ -1,5 +1,6 @@
 /*
- * notifier: supervisor alerts for escalated tickets (see notifier.h).
+ * notifier: supervisor alerts for escalated and unassignable tickets (see
+ * notifier.h).
  *
  * Design:
  * - Durable queue: an alert is one entry of the store's generic key-value
@@ -112,6 +113,12 @@ static int set_str(json_t *o, const char *key, const char *s)
 int hw_notifier_queue_in(hw_store_txn *w, hw_effects *fx, const Helpwire__V1__Ticket *t, const char *reason,
                          const char *actor)
 {
+    return hw_notifier_queue_kind_in(w, fx, t, HW_ALERT_ESCALATED, reason, actor);
+}
+
+int hw_notifier_queue_kind_in(hw_store_txn *w, hw_effects *fx, const Helpwire__V1__Ticket *t,
+                              hw_alert_kind kind, const char *reason, const char *actor)
+{
     if (!t || !t->id || !t->id[0])
         return HW_EINVALID;
     uint64_t n = 0;
@@ -123,10 +130,15 @@ int hw_notifier_queue_in(hw_store_txn *w, hw_effects *fx, const Helpwire__V1__Ti
 
     const ProtobufCEnumValue *pv =
         protobuf_c_enum_descriptor_get_value(&helpwire__v1__priority__descriptor, (int)t->priority);
-    int64_t at = t->escalated_unix_ms ? t->escalated_unix_ms : hw_effects_now_ms(fx);
+    bool esc = kind == HW_ALERT_ESCALATED;
+    int64_t at = esc && t->escalated_unix_ms ? t->escalated_unix_ms : hw_effects_now_ms(fx);
     char text[1400];
-    snprintf(text, sizeof text, "Ticket #%" PRIu64 " escalated by %s: %s", t->number,
-             actor ? actor : "system", reason ? reason : "");
+    if (esc)
+        snprintf(text, sizeof text, "Ticket #%" PRIu64 " escalated by %s: %s", t->number,
+                 actor ? actor : "system", reason ? reason : "");
+    else
+        snprintf(text, sizeof text, "Ticket #%" PRIu64 " cannot be assigned (queue %s): %s", t->number,
+                 t->queue && *t->queue ? t->queue : "none", reason ? reason : "");
     char *body = NULL;
     json_t *o = json_object();
     rc = HW_ENOMEM;
@@ -134,13 +146,15 @@ int hw_notifier_queue_in(hw_store_txn *w, hw_effects *fx, const Helpwire__V1__Ti
         goto out;
     /* json_string refuses invalid UTF-8: the API validated every field. */
     rc = HW_EINVALID;
-    if (set_str(o, "alert_id", key) || set_str(o, "ticket_id", t->id) ||
+    if (set_str(o, "alert_id", key) || set_str(o, "kind", esc ? "escalated" : "unassignable") ||
+        set_str(o, "ticket_id", t->id) ||
         json_object_set_new(o, "number", json_integer((json_int_t)t->number)) ||
         set_str(o, "subject", t->subject) || set_str(o, "queue", t->queue) ||
         set_str(o, "priority", pv ? pv->name : "PRIORITY_UNSPECIFIED") ||
         set_str(o, "customer_id", t->customer_id) || set_str(o, "assignee_agent_id", t->assignee_agent_id) ||
         set_str(o, "reason", reason) || set_str(o, "actor", actor ? actor : "system") ||
-        json_object_set_new(o, "escalated_unix_ms", json_integer((json_int_t)at)) || set_str(o, "text", text))
+        json_object_set_new(o, esc ? "escalated_unix_ms" : "at_unix_ms", json_integer((json_int_t)at)) ||
+        set_str(o, "text", text))
         goto out;
     body = json_dumps(o, JSON_COMPACT);
     rc = HW_ENOMEM;

@@ -1,5 +1,6 @@
 /*
- * notifier: supervisor alerts for escalated tickets. EscalateTicket queues
+ * notifier: supervisor alerts for escalated tickets and for tickets nobody
+ * can take (UNASSIGNABLE, queues.h). EscalateTicket queues
  * an alert durably in its own write transaction (hw_notifier_queue_in); the
  * notifier's thread POSTs it as JSON to the configured webhook with
  * libcurl (timeouts, retries with exponential backoff), keeps it in the
@@ -33,6 +34,14 @@ void hw_notifier_destroy(hw_notifier *n);
  *   HW_ENOMEM; store codes. */
 int hw_notifier_queue_in(hw_store_txn *w, hw_effects *fx, const Helpwire__V1__Ticket *t, const char *reason,
                          const char *actor);
+
+/* What an alert is about: its body's "kind" ("escalated", with
+ * escalated_unix_ms; "unassignable", with at_unix_ms). */
+typedef enum hw_alert_kind { HW_ALERT_ESCALATED = 0, HW_ALERT_UNASSIGNABLE = 1 } hw_alert_kind;
+
+/* hw_notifier_queue_in for an alert of kind (reason: why). */
+int hw_notifier_queue_kind_in(hw_store_txn *w, hw_effects *fx, const Helpwire__V1__Ticket *t,
+                              hw_alert_kind kind, const char *reason, const char *actor);
 
 /* Delivery attempts that failed and will be retried, since start; and
  * alerts waiting for delivery now. Thread-safe. */

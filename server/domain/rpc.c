@@ -227,6 +227,7 @@ static int write_fn(hw_store_txn *w, void *arg)
     hw_wctx *h = arg;
     hw_effects_begin(&h->fx, hw_call_arena(h->call));
     hw_effects_set_now(&h->fx, hw_rpc_now_ms(h->app));
+    h->fx.app = h->app;
     return h->fn(w, h);
 }
 

@@ -22,6 +22,7 @@
 #include "server/domain/classify.h"
 #include "server/domain/notifier.h"
 #include "server/domain/outbox.h"
+#include "server/domain/queues.h"
 #include "server/domain/rpc.h"
 #include "server/domain/sla.h"
 #include "server/store/records.h"
@@ -114,7 +115,8 @@ int hw_tickets_number_floor(hw_store *s, uint64_t from, uint64_t *next)
 
 /* ------------------------------------------------------- agent load */
 
-static int adjust_load(hw_store_txn *w, const char *agent_id, int delta, int64_t now_ms)
+static int adjust_load(hw_store_txn *w, const char *agent_id, Helpwire__V1__Channel channel, int delta,
+                       int64_t now_ms)
 {
     if (!agent_id || !*agent_id || delta == 0)
         return HW_OK;
@@ -126,6 +128,9 @@ static int adjust_load(hw_store_txn *w, const char *agent_id, int delta, int64_t
         return rc;
     int64_t n = (int64_t)ag->open_tickets + delta;
     ag->open_tickets = n < 0 ? 0 : (uint32_t)n;
+    rc = hw_queues_channel_load_add(ag, channel, delta, hw_store_txn_arena(w));
+    if (rc != HW_OK)
+        return rc;
     ag->version++;
     ag->updated_unix_ms = now_ms;
     return hw_store_agent_put(w, ag, HW_PUT_REPLACE, 0);
@@ -140,32 +145,29 @@ static int store_ticket(hw_store_txn *w, Ticket *t, Helpwire__V1__TicketStatus p
     bool now = is_load(t->status) && t->assignee_agent_id && *t->assignee_agent_id;
     int rc = HW_OK;
     if (was && (!now || strcmp(prev_assignee, t->assignee_agent_id) != 0))
-        rc = adjust_load(w, prev_assignee, -1, now_ms);
+        rc = adjust_load(w, prev_assignee, t->channel, -1, now_ms);
     if (rc == HW_OK && now && (!was || strcmp(prev_assignee, t->assignee_agent_id) != 0))
-        rc = adjust_load(w, t->assignee_agent_id, +1, now_ms);
+        rc = adjust_load(w, t->assignee_agent_id, t->channel, +1, now_ms);
     if (rc == HW_OK)
         rc = hw_store_ticket_put(w, t, mode, 0);
     return rc;
 }
 
-/* The online agent with skill queue and free capacity that has the fewest
- * open tickets (ties: id order), or NULL. */
-static int pick_agent(hw_store_txn *w, const char *queue, hw_arena *a, Helpwire__V1__Agent **out)
+/* Whether t waits for an agent: open and unassigned. */
+static bool is_waiting(const Ticket *t)
 {
-    *out = NULL;
-    hw_store_cursor cur = {0};
-    do {
-        Helpwire__V1__Agent **ags;
-        size_t n;
-        int rc = hw_store_agent_list(w, queue, HELPWIRE__V1__PRESENCE__PRESENCE_ONLINE, &cur, SCAN_LIMIT, a,
-                                     &ags, &n);
-        if (rc != HW_OK)
-            return rc;
-        for (size_t i = 0; i < n; i++)
-            if (ags[i]->open_tickets < ags[i]->capacity &&
-                (!*out || ags[i]->open_tickets < (*out)->open_tickets))
-                *out = ags[i];
-    } while (cur.len);
+    return is_load(t->status) && (!t->assignee_agent_id || !*t->assignee_agent_id);
+}
+
+/* After t was stored: starts or ends its wait (the UNASSIGNABLE timer or
+ * alert, queues.h) when that changed. */
+static int track_wait(hw_store_txn *w, hw_effects *fx, const Ticket *t, bool was_waiting, hw_arena *a)
+{
+    bool now = is_waiting(t);
+    if (now && !was_waiting)
+        return hw_queues_waiting_in(w, fx, t, a);
+    if (!now && was_waiting)
+        return hw_queues_wait_over_in(w, t);
     return HW_OK;
 }
 
@@ -188,10 +190,10 @@ static int open_ticket(hw_store_txn *w, const hw_ticket_open *o, hw_arena *a, hw
                        const char **reason)
 {
     Helpwire__V1__Skill *skill = NULL;
-    int rc = hw_store_skill_get(w, o->queue, a, &skill);
-    if (rc == HW_ENOTFOUND && strcmp(o->queue, HW_FALLBACK_QUEUE) == 0)
-        skill = NULL;
-    else if (rc != HW_OK)
+    /* "" only when no skill exists at all (classify.h): no queue, and
+     * UNASSIGNABLE at once. */
+    int rc = *o->queue ? hw_store_skill_get(w, o->queue, a, &skill) : HW_OK;
+    if (rc != HW_OK)
         return rc;
     uint64_t number;
     rc = hw_store_next_seq(w, TICKET_SEQ, TICKET_FIRST, &number);
@@ -222,7 +224,7 @@ static int open_ticket(hw_store_txn *w, const hw_ticket_open *o, hw_arena *a, hw
     t->version = 1;
     t->message_count = 1;
     Helpwire__V1__Agent *agent = NULL;
-    rc = pick_agent(w, o->queue, a, &agent);
+    rc = hw_queues_pick_in(w, o->queue, t->channel, NULL, a, &agent);
     if (rc != HW_OK)
         return rc;
     t->assignee_agent_id = agent ? agent->id : "";
@@ -247,6 +249,8 @@ static int open_ticket(hw_store_txn *w, const hw_ticket_open *o, hw_arena *a, hw
     if (rc == HW_OK && agent)
         rc = hw_watch_record(w, fx, t, EV(ASSIGNED), "system",
                              hw_arena_printf(a, "assigned to %s", agent->id));
+    if (rc == HW_OK)
+        rc = track_wait(w, fx, t, false, a);
     *out = t;
     return rc;
 }
@@ -340,14 +344,6 @@ int hw_tickets_find_open_in(hw_store_txn *txn, const char *customer_id, hw_arena
     return HW_ENOTFOUND;
 }
 
-static int cmp_waiting(const void *x, const void *y)
-{
-    const Ticket *a = *(Ticket *const *)x, *b = *(Ticket *const *)y;
-    if (a->priority != b->priority)
-        return a->priority > b->priority ? -1 : 1;
-    return a->number < b->number ? -1 : a->number > b->number;
-}
-
 int hw_tickets_assign_waiting_in(hw_store_txn *w, const char *agent_id, hw_arena *a, hw_effects *fx,
                                  char ***ids, size_t *n_ids)
 {
@@ -361,7 +357,7 @@ int hw_tickets_assign_waiting_in(hw_store_txn *w, const char *agent_id, hw_arena
         return rc == HW_ENOTFOUND ? HW_OK : rc;
     if (ag->presence != HELPWIRE__V1__PRESENCE__PRESENCE_ONLINE || ag->open_tickets >= ag->capacity)
         return HW_OK;
-    size_t free_slots = ag->capacity - ag->open_tickets, n_cand = 0, cap = 64;
+    size_t n_cand = 0, cap = 64;
     Ticket **cand = hw_arena_alloc(a, cap * sizeof *cand);
     if (!cand)
         return HW_ENOMEM;
@@ -389,14 +385,20 @@ int hw_tickets_assign_waiting_in(hw_store_txn *w, const char *agent_id, hw_arena
             }
         } while (cur.len);
     }
-    qsort(cand, n_cand, sizeof *cand, cmp_waiting);
-    size_t take = n_cand < free_slots ? n_cand : free_slots;
+    qsort(cand, n_cand, sizeof *cand, hw_queues_waiting_cmp);
     if (ids) {
-        *ids = hw_arena_alloc(a, (take ? take : 1) * sizeof **ids);
+        *ids = hw_arena_alloc(a, (n_cand ? n_cand : 1) * sizeof **ids);
         *n_ids = 0;
     }
-    for (size_t i = 0; i < take; i++) {
+    /* In waiting order, each ticket the agent has room for (its channel's
+     * capacity may be full while another channel's is not). */
+    for (size_t i = 0; i < n_cand && ag->open_tickets < ag->capacity; i++) {
         Ticket *t = cand[i];
+        if (!hw_queues_can_take(ag, t->channel))
+            continue;
+        ag->open_tickets++;
+        if ((rc = hw_queues_channel_load_add(ag, t->channel, +1, a)) != HW_OK)
+            return rc;
         t->assignee_agent_id = ag->id;
         t->version++;
         t->updated_unix_ms = hw_effects_now_ms(fx);
@@ -404,10 +406,71 @@ int hw_tickets_assign_waiting_in(hw_store_txn *w, const char *agent_id, hw_arena
         if (rc == HW_OK)
             rc = hw_watch_record(w, fx, t, EV(ASSIGNED), "system",
                                  hw_arena_printf(a, "assigned to %s", ag->id));
+        if (rc == HW_OK)
+            rc = hw_queues_wait_over_in(w, t);
         if (rc != HW_OK)
             return rc;
         if (ids && *ids)
             (*ids)[(*n_ids)++] = t->id;
+    }
+    return HW_OK;
+}
+
+int hw_tickets_reassign_in(hw_store_txn *w, const char *agent_id, const char *why, hw_arena *a,
+                           hw_effects *fx, size_t *moved)
+{
+    *moved = 0;
+    hw_ticket_filter f = {.assignee_agent_id = agent_id};
+    hw_store_cursor cur = {0};
+    Ticket **all = NULL;
+    size_t n_all = 0, cap = 0;
+    int rc;
+    do {
+        Ticket **ts;
+        size_t n;
+        rc = hw_store_ticket_list(w, &f, &cur, SCAN_LIMIT, a, &ts, &n);
+        if (rc != HW_OK)
+            return rc;
+        for (size_t i = 0; i < n; i++) {
+            if (!is_load(ts[i]->status))
+                continue;
+            if (n_all == cap) {
+                size_t nc = cap ? cap * 2 : 32;
+                Ticket **g = hw_arena_alloc(a, nc * sizeof *g);
+                if (!g)
+                    return HW_ENOMEM;
+                if (n_all)
+                    memcpy(g, all, n_all * sizeof *g);
+                all = g;
+                cap = nc;
+            }
+            all[n_all++] = ts[i];
+        }
+    } while (cur.len);
+    /* The most urgent first, as waiting tickets are taken. */
+    qsort(all, n_all, sizeof *all, hw_queues_waiting_cmp);
+    for (size_t i = 0; i < n_all; i++) {
+        Ticket *t = all[i];
+        Helpwire__V1__Agent *to = NULL;
+        rc = hw_queues_pick_in(w, t->queue, t->channel, agent_id, a, &to);
+        if (rc != HW_OK)
+            return rc;
+        const char *prev = t->assignee_agent_id;
+        t->assignee_agent_id = to ? to->id : "";
+        t->version++;
+        t->updated_unix_ms = hw_effects_now_ms(fx);
+        rc = store_ticket(w, t, t->status, prev, HW_PUT_REPLACE, hw_effects_now_ms(fx));
+        const char *detail = to ? hw_arena_printf(a, "%s; assigned to %s", why, to->id)
+                                : hw_arena_printf(a, "%s; unassigned, waiting", why);
+        if (rc == HW_OK && !detail)
+            rc = HW_ENOMEM;
+        if (rc == HW_OK)
+            rc = hw_watch_record(w, fx, t, EV(ASSIGNED), "system", detail);
+        if (rc == HW_OK)
+            rc = track_wait(w, fx, t, false, a);
+        if (rc != HW_OK)
+            return rc;
+        (*moved)++;
     }
     return HW_OK;
 }
@@ -471,9 +534,12 @@ int hw_tickets_update_in(hw_store_txn *w, Ticket *t, const hw_ticket_change *ch,
         return rc;
     t->version++;
     t->updated_unix_ms = hw_effects_now_ms(fx);
+    bool was_waiting = is_load(prev_status) && (!prev_assignee || !*prev_assignee);
     rc = hw_sla_ticket_changed_in(w, fx, t, &sla_before, a);
     if (rc == HW_OK)
         rc = store_ticket(w, t, prev_status, prev_assignee, HW_PUT_REPLACE, hw_effects_now_ms(fx));
+    if (rc == HW_OK)
+        rc = track_wait(w, fx, t, was_waiting, a);
     /* The snapshots recorded above carry the old version: refresh them. */
     hw_effects_refresh_ticket(fx, t);
     /* Whoever lost load may take a waiting ticket now. */
@@ -520,6 +586,8 @@ int hw_tickets_close_in(hw_store_txn *w, hw_app *app, Ticket *t, const char *res
     int rc = hw_sla_ticket_changed_in(w, fx, t, &(hw_sla_before){prev, t->priority, t->queue}, a);
     if (rc == HW_OK)
         rc = store_ticket(w, t, prev, t->assignee_agent_id, HW_PUT_REPLACE, hw_effects_now_ms(fx));
+    if (rc == HW_OK)
+        rc = track_wait(w, fx, t, is_load(prev) && !*t->assignee_agent_id, a);
     if (rc == HW_OK)
         rc = hw_watch_record(w, fx, t, EV(CLOSED), actor, resolution);
     if (rc == HW_OK && !skip_survey) {

@@ -2,8 +2,8 @@
  * tickets: the helpwire.v1.Tickets service and the ticket rules every
  * other module uses (Route opens and appends through the same functions):
  * numbering, subject, priority, the status machine, assignment to the
- * least-loaded online agent with the queue's skill, agent load accounting
- * and history events.
+ * agent of the queue's skill that queues.h chooses (strategy, capacity),
+ * agent load accounting (per channel too) and history events.
  *
  * Functions ending in _in are the rules: they run inside a store write fn
  * (writer thread, in transaction w), change the store only through w (so a
@@ -70,14 +70,25 @@ int hw_tickets_find_open_in(hw_store_txn *t, const char *customer_id, hw_arena *
                             Helpwire__V1__Ticket **out);
 
 /* Assigns waiting tickets (unassigned, OPEN, PENDING or ESCALATED) of the
- * agent's skills to the agent while it is online and under capacity: most
- * urgent first, then oldest (lowest number), each with its ASSIGNED event
+ * agent's skills to the agent while it is online and under capacity (also
+ * per channel, queues.h): in waiting order (priority, then the earliest
+ * running SLA due, then number), each with its ASSIGNED event
  * and the agent's load. ids may be NULL; otherwise *ids and *n_ids receive
  * the assigned tickets' ids in that order (allocated in a; none: n 0).
  * An offline, full or deleted agent takes nothing.
  * @return HW_OK; HW_ENOMEM; store codes. */
 int hw_tickets_assign_waiting_in(hw_store_txn *w, const char *agent_id, hw_arena *a, hw_effects *fx,
                                  char ***ids, size_t *n_ids);
+
+/* Moves agent_id's open tickets (OPEN, PENDING, ESCALATED) to other
+ * agents per their queue's strategy and capacity (queues.h), most urgent
+ * first; a ticket nobody can take is unassigned and waits (UNASSIGNABLE
+ * timer or alert). Each gets an ASSIGNED event by "system" whose detail is
+ * why followed by "; assigned to <id>" or "; unassigned, waiting". *moved
+ * receives how many moved. why is borrowed (lives as long as a).
+ * @return HW_OK; HW_ENOMEM; store codes. */
+int hw_tickets_reassign_in(hw_store_txn *w, const char *agent_id, const char *why, hw_arena *a,
+                           hw_effects *fx, size_t *moved);
 
 /* The status machine's table: whether UpdateTicket may move a ticket from
  * status from to status to (OPEN <-> PENDING, OPEN/PENDING/ESCALATED ->

@@ -90,6 +90,13 @@ static const opt_def options[] = {
      "A survey can be answered for this long after it is sent. Default 168 (7 days)."},
     {"webhook-url", OPT_STRING, OFF(webhook_url), 0, 0, "URL",
      "Supervisor webhook: escalations are POSTed here as JSON. Default: none (alerts stay queued)."},
+    {"unassigned-alert-after-ms", OPT_INT, OFF(unassigned_alert_after_ms), 1000, (int64_t)1 << 40, "MS",
+     "A ticket waiting unassigned this long raises an UNASSIGNABLE alert (history event, supervisor "
+     "webhook, metric), once per wait; a skill's unassigned_alert_after_s overrides it. Default "
+     "600000 (10 minutes)."},
+    {"reassign-grace-ms", OPT_INT, OFF(reassign_grace_ms), 0, (int64_t)1 << 40, "MS",
+     "When an agent goes away or offline and is still not online this long after, its open tickets "
+     "are reassigned to others (or wait). Default 300000 (5 minutes)."},
     {"bootstrap-token-file", OPT_STRING, OFF(bootstrap_token_file), 0, 0, "FILE",
      "When the store has no API token yet, create an admin token and write it to FILE (mode 0600; "
      "an existing FILE is left alone). Every RPC but health needs a token."},
@@ -120,6 +127,8 @@ void hw_config_defaults(hw_config *cfg)
     cfg->answer_threshold = "0.45";
     cfg->survey_base_url = "http://127.0.0.1:8080/survey/";
     cfg->survey_ttl_hours = 168;
+    cfg->unassigned_alert_after_ms = 600000;
+    cfg->reassign_grace_ms = 300000;
     cfg->log_level = "info";
 }
 

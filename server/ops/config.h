@@ -49,6 +49,9 @@ typedef struct hw_config {
     const char *clock_file;           /* --clock-file: tests' time of day; NULL = system clock */
     const char *log_level;            /* --log-level */
     bool access_log;                  /* --access-log */
+    /* Queues: --unassigned-alert-after-ms, --reassign-grace-ms. */
+    int64_t unassigned_alert_after_ms;
+    int64_t reassign_grace_ms;
     /* Strings parsed from a config file live here (owned by the config). */
     char *file_text;
 } hw_config;

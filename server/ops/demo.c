@@ -4,6 +4,7 @@
  */
 #include "server/ops/demo.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -14,6 +15,7 @@ typedef struct {
     const char *name, *description;
     const char *keywords[24];
     Helpwire__V1__Priority priority;
+    bool is_default; /* the fallback queue for text that matches no skill */
 } demo_skill;
 
 static const demo_skill skills[] = {
@@ -22,16 +24,19 @@ static const demo_skill skills[] = {
      {"error", "crash",   "bug",    "login",    "cannot log in", "app",         "connect", "connection",
       "slow",  "install", "update", "password", "broken",        "not working", "报错",    "错误",
       "闪退",  "崩溃",    "登录",   "无法登录", "连接",          "安装",        "更新"},
-     HELPWIRE__V1__PRIORITY__PRIORITY_NORMAL},
+     HELPWIRE__V1__PRIORITY__PRIORITY_NORMAL,
+     false},
     {"billing",
      "Payments, invoices and refunds",
      {"refund", "invoice", "charge", "charged", "payment", "bill", "billing", "price", "subscription",
       "money", "退款", "发票", "扣费", "付款", "支付", "账单", "价格", "订阅", "退钱"},
-     HELPWIRE__V1__PRIORITY__PRIORITY_HIGH},
+     HELPWIRE__V1__PRIORITY__PRIORITY_HIGH,
+     false},
     {"general",
      "Everything else",
      {"question", "help", "info", "咨询", "帮助"},
-     HELPWIRE__V1__PRIORITY__PRIORITY_LOW},
+     HELPWIRE__V1__PRIORITY__PRIORITY_LOW,
+     true},
 };
 
 typedef struct {
@@ -178,6 +183,7 @@ static int seed_fn(hw_store_txn *w, void *arg)
         s.keywords = (char **)skills[i].keywords;
         s.n_keywords = count(skills[i].keywords, 24);
         s.default_priority = skills[i].priority;
+        s.is_default = skills[i].is_default;
         s.hours = staffed(s.name) ? (Helpwire__V1__BusinessHours *)&office_hours : NULL;
         rc = hw_store_skill_put(w, &s, HW_PUT_CREATE);
     }

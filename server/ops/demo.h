@@ -2,7 +2,8 @@
  * demo: the demo help center that `helpwired --demo` seeds into an empty
  * store: the FAQ of the product specification (如何重置密码, 工作时间,
  * 退款政策) in Chinese with English phrasings, help articles in Chinese
- * and English, the technical, billing and general skill queues with
+ * and English, the technical, billing and general skill queues (general
+ * marked the default skill, the fallback queue) with
  * keywords in both languages, and three online agents.
  */
 #ifndef HW_DEMO_H

@@ -12,16 +12,35 @@
  * interrupted migration resumes at the next open, found by the old
  * databases not being empty rather than by the version.
  *
+ * The default skill (no schema change: Skill.is_default is a new field
+ * that older stores simply lack). A store written before skills had a
+ * default mark relied on the queue named "general" as the fallback; when
+ * no skill is marked and "general" exists, the step marks it, so such a
+ * store keeps sending unmatched text where it did. Found by content, so it
+ * runs at every open where nothing is marked and "general" exists (a
+ * store whose admin removed the mark, with "general" present, gets it
+ * back at the next open: docs/operations.md says so).
+ *
+ * The per-channel load (Agent.channel_load, new with per-channel
+ * capacities). A store written before it has agents with open tickets and
+ * no channel_load; the step counts each such agent's open tickets by
+ * channel from the tickets themselves. Found by content: an agent with
+ * open tickets and no channel load at all.
+ *
  * Direction: this file uses the engine's internal API (store_internal.h)
  * and the record layouts (records_internal.h); the engine reaches it only
  * through the hw_store_upgrade table handed to it at open, never by name.
  */
 #include "server/store/migrate.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "helpwire/v1/agents.pb-c.h"
 #include "helpwire/v1/tickets.pb-c.h"
+#include "server/base/arena.h"
+#include "server/store/records.h"
 #include "server/store/records_internal.h"
 
 /* Entries moved per durable write (whole tickets, so a step may move more). */
@@ -187,12 +206,163 @@ static int ticket_logs_step(hw_store_txn *w, int *done)
     return hw_migrate_ticket_logs(w, TICKET_LOGS_PER_STEP, done);
 }
 
+#define LEGACY_DEFAULT_SKILL "general"
+
+/* Whether no skill is marked default while LEGACY_DEFAULT_SKILL exists;
+ * *general receives that skill (in a) when so. */
+static int default_unmarked(hw_store_txn *t, hw_arena *a, Helpwire__V1__Skill **general)
+{
+    *general = NULL;
+    hw_store_cursor cur = {0};
+    Helpwire__V1__Skill **sk;
+    size_t n;
+    int rc = hw_store_skill_list(t, &cur, HW_STORE_LIST_MAX, a, &sk, &n);
+    if (rc != HW_OK)
+        return rc;
+    Helpwire__V1__Skill *g = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (sk[i]->is_default)
+            return HW_OK;
+        if (strcmp(sk[i]->name, LEGACY_DEFAULT_SKILL) == 0)
+            g = sk[i];
+    }
+    *general = g;
+    return HW_OK;
+}
+
+static int default_skill_pending(hw_store_txn *t, int *pending)
+{
+    *pending = 0;
+    hw_arena *a = hw_arena_create(4096);
+    if (!a)
+        return HW_ENOMEM;
+    Helpwire__V1__Skill *g;
+    int rc = default_unmarked(t, a, &g);
+    *pending = rc == HW_OK && g != NULL;
+    hw_arena_destroy(a);
+    return rc;
+}
+
+int hw_migrate_default_skill(hw_store_txn *w, int *done)
+{
+    *done = 1;
+    hw_arena *a = hw_arena_create(4096);
+    if (!a)
+        return HW_ENOMEM;
+    Helpwire__V1__Skill *g;
+    int rc = default_unmarked(w, a, &g);
+    if (rc == HW_OK && g) {
+        g->is_default = 1;
+        rc = hw_store_skill_put(w, g, HW_PUT_REPLACE);
+    }
+    hw_arena_destroy(a);
+    return rc;
+}
+
+#define AGENTS_PER_SCAN 1000u
+#define MAX_CHANNEL 32u /* every Channel value is below this */
+
+static bool is_open_status(Helpwire__V1__TicketStatus s)
+{
+    return s == HELPWIRE__V1__TICKET_STATUS__TICKET_STATUS_OPEN ||
+           s == HELPWIRE__V1__TICKET_STATUS__TICKET_STATUS_PENDING ||
+           s == HELPWIRE__V1__TICKET_STATUS__TICKET_STATUS_ESCALATED;
+}
+
+/* An agent as an older store left it: open tickets, no load by channel. */
+static bool load_adds_up(const Helpwire__V1__Agent *ag)
+{
+    return ag->open_tickets == 0 || ag->n_channel_load > 0;
+}
+
+/* Visits every agent; with fix, recounts the channel load of those whose
+ * loads do not add up. *found: whether any did not. */
+static int channel_load_scan(hw_store_txn *t, bool fix, int *found)
+{
+    *found = 0;
+    hw_arena *a = hw_arena_create(64 * 1024);
+    if (!a)
+        return HW_ENOMEM;
+    hw_store_cursor cur = {0};
+    int rc;
+    do {
+        Helpwire__V1__Agent **ags;
+        size_t n;
+        rc = hw_store_agent_list(t, NULL, HELPWIRE__V1__PRESENCE__PRESENCE_UNSPECIFIED, &cur, AGENTS_PER_SCAN,
+                                 a, &ags, &n);
+        for (size_t i = 0; rc == HW_OK && i < n; i++) {
+            Helpwire__V1__Agent *ag = ags[i];
+            if (load_adds_up(ag))
+                continue;
+            *found = 1;
+            if (!fix)
+                break;
+            /* Open tickets by channel (Channel values are small). */
+            uint32_t by[MAX_CHANNEL] = {0};
+            hw_ticket_filter f = {.assignee_agent_id = ag->id};
+            hw_store_cursor tc = {0};
+            do {
+                Helpwire__V1__Ticket **ts;
+                size_t nt;
+                rc = hw_store_ticket_list(t, &f, &tc, AGENTS_PER_SCAN, a, &ts, &nt);
+                for (size_t j = 0; rc == HW_OK && j < nt; j++)
+                    if (is_open_status(ts[j]->status) && (unsigned)ts[j]->channel < MAX_CHANNEL)
+                        by[ts[j]->channel]++;
+            } while (rc == HW_OK && tc.len);
+            size_t nl = 0;
+            Helpwire__V1__ChannelLoad **ls = hw_arena_alloc(a, MAX_CHANNEL * sizeof *ls);
+            if (rc == HW_OK && !ls)
+                rc = HW_ENOMEM;
+            for (unsigned ch = 1; rc == HW_OK && ch < MAX_CHANNEL; ch++) {
+                if (!by[ch])
+                    continue;
+                Helpwire__V1__ChannelLoad *l = hw_arena_alloc(a, sizeof *l);
+                if (!l) {
+                    rc = HW_ENOMEM;
+                    break;
+                }
+                helpwire__v1__channel_load__init(l);
+                l->channel = (Helpwire__V1__Channel)ch;
+                l->open_tickets = by[ch];
+                ls[nl++] = l;
+            }
+            if (rc == HW_OK) {
+                ag->channel_load = ls;
+                ag->n_channel_load = nl;
+                rc = hw_store_agent_put(t, ag, HW_PUT_REPLACE, 0);
+            }
+        }
+    } while (rc == HW_OK && cur.len && !(*found && !fix));
+    hw_arena_destroy(a);
+    return rc;
+}
+
+static int channel_load_pending(hw_store_txn *t, int *pending)
+{
+    return channel_load_scan(t, false, pending);
+}
+
+int hw_migrate_channel_load(hw_store_txn *w, int *done)
+{
+    int found;
+    *done = 1;
+    return channel_load_scan(w, true, &found);
+}
+
 /* The upgrades, oldest first. */
 static const hw_store_upgrade HW_UPGRADES[] = {
     {.what = "moving ticket histories",
      .to_version = 2,
      .pending = ticket_logs_pending,
      .step = ticket_logs_step},
+    {.what = "marking the default skill",
+     .to_version = 2,
+     .pending = default_skill_pending,
+     .step = hw_migrate_default_skill},
+    {.what = "counting agents' load per channel",
+     .to_version = 2,
+     .pending = channel_load_pending,
+     .step = hw_migrate_channel_load},
 };
 
 const hw_store_upgrade *hw_migrate_upgrades(size_t *n)

@@ -340,6 +340,10 @@ class Cli(unittest.TestCase):
         skills = [s["name"] for s in self.json_lines(self.ok("--json", "skills", "list"))]
         self.assertEqual(skills, sorted(skills))
         self.assertIn("billing", skills)
+        # The demo's default skill, marked in the table and in the JSON.
+        self.assertIn("general (default)", self.ok("skills", "list").stdout)
+        self.assertEqual([s["name"] for s in self.json_lines(self.ok("--json", "skills", "list"))
+                          if s.get("isDefault") or s.get("is_default")], ["general"])
 
         p = self.run_cli("agents", "presence", "carol", "busy")
         self.assertEqual(p.returncode, 2)

@@ -1,7 +1,8 @@
 /*
  * classify_test: skill classification scores a message against each
  * skill's keywords (a keyword counts, by its number of terms, only when all
- * its terms occur), in English and Chinese, with "general" as the fallback,
+ * its terms occur), in English and Chinese, with the default skill as the
+ * fallback (the first by name when none is marked, "" with no skills),
  * also with a vocabulary larger than the classifier keeps on its stack.
  */
 #include <setjmp.h>
@@ -71,7 +72,7 @@ static void test_all_terms_of_a_keyword_must_occur(void **state)
     Helpwire__V1__Skill *sk[] = {&tech, &bill};
     double sc;
     /* "login" alone is not "login failed"; "twice" alone is not "charged twice" */
-    assert_string_equal(classify(t, sk, 2, "login twice", &sc), HW_FALLBACK_QUEUE);
+    assert_string_equal(classify(t, sk, 2, "login twice", &sc), "billing"); /* fallback */
     assert_true(sc == 0);
     assert_string_equal(classify(t, sk, 2, "my login failed", &sc), "technical");
     assert_true(sc == 2);
@@ -83,8 +84,28 @@ static void test_fallback_and_ties(void **state)
     Helpwire__V1__Skill tech = skill("technical", tech_kw, 5), bill = skill("billing", bill_kw, 5);
     Helpwire__V1__Skill *sk[] = {&tech, &bill};
     double sc;
-    assert_string_equal(classify(t, sk, 2, "hello there", &sc), HW_FALLBACK_QUEUE);
-    assert_string_equal(classify(t, sk, 0, "an error", &sc), HW_FALLBACK_QUEUE);
+    /* no default marked: the first skill by name, whatever the order given */
+    assert_string_equal(classify(t, sk, 2, "hello there", &sc), "billing");
+    assert_true(sc == 0);
+    /* the marked default wins over name order */
+    tech.is_default = 1;
+    assert_string_equal(classify(t, sk, 2, "hello there", &sc), "technical");
+    assert_string_equal(classify(t, sk, 2, "my refund", &sc), "billing"); /* a match still wins */
+    tech.is_default = 0;
+    /* no skills at all: no queue */
+    assert_string_equal(classify(t, sk, 0, "an error", &sc), "");
+    hw_classify_model *m;
+    bool marked = true;
+    assert_int_equal(hw_classify_build(t, sk, 2, &m), HW_OK);
+    assert_string_equal(hw_classify_fallback(m, &marked), "billing");
+    assert_false(marked);
+    hw_classify_free(m);
+    bill.is_default = 1;
+    assert_int_equal(hw_classify_build(t, sk, 2, &m), HW_OK);
+    assert_string_equal(hw_classify_fallback(m, &marked), "billing");
+    assert_true(marked);
+    hw_classify_free(m);
+    bill.is_default = 0;
     /* equal scores: the first skill listed wins */
     assert_string_equal(classify(t, sk, 2, "error with my invoice", &sc), "technical");
     Helpwire__V1__Skill *rev[] = {&bill, &tech};
@@ -98,7 +119,8 @@ static void test_bad_and_empty_keywords_never_match(void **state)
     Helpwire__V1__Skill ops = skill("ops", kws, 4);
     Helpwire__V1__Skill *sk[] = {&ops};
     double sc;
-    assert_string_equal(classify(t, sk, 1, "the \xff\xfe", &sc), HW_FALLBACK_QUEUE);
+    assert_string_equal(classify(t, sk, 1, "the \xff\xfe", &sc), "ops"); /* the only skill: fallback */
+    assert_true(sc == 0);
     assert_string_equal(classify(t, sk, 1, "a big outage", &sc), "ops");
     assert_true(sc == 1);
 }
@@ -120,7 +142,8 @@ static void test_large_vocabulary(void **state)
     double sc;
     assert_string_equal(classify(t, sk, 2, "w39999x and w17x and w20000x", &sc), "big");
     assert_true(sc == 3);
-    assert_string_equal(classify(t, sk, 2, "nothing here w40000x", &sc), HW_FALLBACK_QUEUE);
+    assert_string_equal(classify(t, sk, 2, "nothing here w40000x", &sc), "big"); /* first by name */
+    assert_true(sc == 0);
     for (size_t i = 0; i < N; i++)
         free(kws[i]);
     free(kws);

@@ -785,6 +785,151 @@ static void test_interrupted_migration_resumes(void **state)
     check_migrated(dir);
 }
 
+/* ---- the default skill mark, added at open ------------------------------ */
+
+typedef struct {
+    const char *names[3];
+    int defaults[3];
+} skills_arg;
+
+static int put_skills(hw_store_txn *w, void *arg)
+{
+    skills_arg *sa = arg;
+    int rc = HW_OK;
+    for (int i = 0; rc == HW_OK && i < 3 && sa->names[i]; i++) {
+        Helpwire__V1__Skill sk = HELPWIRE__V1__SKILL__INIT;
+        sk.name = (char *)sa->names[i];
+        sk.is_default = sa->defaults[i];
+        rc = hw_store_skill_put(w, &sk, HW_PUT_UPSERT);
+    }
+    return rc;
+}
+
+/* Opens dir, writes the skills, closes, opens again (the upgrade steps
+ * run) and returns in out the names marked default ("" none, else
+ * comma-separated). */
+static void skills_after_reopen(const char *dir, skills_arg *sa, char *out, size_t len)
+{
+    hw_store *s = hw_test_open(dir, 1 << 20, 8);
+    assert_non_null(s);
+    assert_int_equal(hw_store_write(s, put_skills, sa), HW_OK);
+    hw_store_close(s);
+    s = hw_test_open(dir, 1 << 20, 8);
+    assert_non_null(s);
+    hw_store_reader *r;
+    assert_int_equal(hw_store_reader_create(s, &r), HW_OK);
+    hw_store_txn *t;
+    assert_int_equal(hw_store_read_begin(r, &t), HW_OK);
+    hw_arena *a = hw_arena_create(4096);
+    hw_store_cursor cur = {0};
+    Helpwire__V1__Skill **sk;
+    size_t n;
+    assert_int_equal(hw_store_skill_list(t, &cur, 100, a, &sk, &n), HW_OK);
+    out[0] = '\0';
+    for (size_t i = 0; i < n; i++)
+        if (sk[i]->is_default)
+            snprintf(out + strlen(out), len - strlen(out), "%s%s", *out ? "," : "", sk[i]->name);
+    hw_arena_destroy(a);
+    hw_store_read_end(r);
+    assert_int_equal(hw_test_check_and_close(s, r), 0);
+}
+
+static void test_general_is_marked_default_at_open_when_nothing_is(void **state)
+{
+    (void)state;
+    char dir[PATH_MAX], got[128];
+    /* a store of the previous version: "general" was the fallback by name */
+    skills_arg old = {{"billing", "general", "technical"}, {0, 0, 0}};
+    skills_after_reopen(hw_test_dir(dir, sizeof(dir), "defskill1"), &old, got, sizeof got);
+    assert_string_equal(got, "general");
+    /* a mark elsewhere is left alone */
+    skills_arg marked = {{"billing", "general", "technical"}, {0, 0, 1}};
+    skills_after_reopen(hw_test_dir(dir, sizeof(dir), "defskill2"), &marked, got, sizeof got);
+    assert_string_equal(got, "technical");
+    /* no "general": nothing to mark (the first by name is the fallback) */
+    skills_arg none = {{"account", "billing", NULL}, {0, 0, 0}};
+    skills_after_reopen(hw_test_dir(dir, sizeof(dir), "defskill3"), &none, got, sizeof got);
+    assert_string_equal(got, "");
+}
+
+/* ---- the per-channel load, counted at open -------------------------------- */
+
+static int old_agent_with_tickets(hw_store_txn *w, void *arg)
+{
+    (void)arg;
+    static const struct {
+        const char *id;
+        Helpwire__V1__Channel ch;
+        Helpwire__V1__TicketStatus st;
+    } ts[] = {
+        {"t-1", HELPWIRE__V1__CHANNEL__CHANNEL_WHATSAPP, HELPWIRE__V1__TICKET_STATUS__TICKET_STATUS_OPEN},
+        {"t-2", HELPWIRE__V1__CHANNEL__CHANNEL_WHATSAPP, HELPWIRE__V1__TICKET_STATUS__TICKET_STATUS_PENDING},
+        {"t-3", HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM,
+         HELPWIRE__V1__TICKET_STATUS__TICKET_STATUS_ESCALATED},
+        {"t-4", HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM, HELPWIRE__V1__TICKET_STATUS__TICKET_STATUS_CLOSED},
+    };
+    int rc = HW_OK;
+    for (size_t i = 0; rc == HW_OK && i < sizeof ts / sizeof ts[0]; i++) {
+        Helpwire__V1__Ticket tk = HELPWIRE__V1__TICKET__INIT;
+        tk.id = (char *)ts[i].id;
+        tk.number = i + 1;
+        tk.customer_id = "c-1";
+        tk.queue = "billing";
+        tk.status = ts[i].st;
+        tk.channel = ts[i].ch;
+        tk.assignee_agent_id = "a-old";
+        tk.version = 1;
+        rc = hw_store_ticket_put(w, &tk, HW_PUT_CREATE, 0);
+    }
+    Helpwire__V1__Agent ag = HELPWIRE__V1__AGENT__INIT;
+    ag.id = "a-old";
+    ag.name = "Old";
+    ag.capacity = 5;
+    ag.open_tickets = 3; /* as the previous version counted: no channel_load */
+    ag.version = 1;
+    Helpwire__V1__Agent idle = HELPWIRE__V1__AGENT__INIT;
+    idle.id = "a-idle";
+    idle.name = "Idle";
+    idle.capacity = 5;
+    idle.version = 1;
+    if (rc == HW_OK)
+        rc = hw_store_agent_put(w, &ag, HW_PUT_CREATE, 0);
+    if (rc == HW_OK)
+        rc = hw_store_agent_put(w, &idle, HW_PUT_CREATE, 0);
+    return rc;
+}
+
+static void test_channel_load_is_counted_at_open(void **state)
+{
+    (void)state;
+    char dir[PATH_MAX];
+    hw_store *s = hw_test_open(hw_test_dir(dir, sizeof(dir), "chload"), 1 << 20, 8);
+    assert_non_null(s);
+    assert_int_equal(hw_store_write(s, old_agent_with_tickets, NULL), HW_OK);
+    hw_store_close(s);
+    s = hw_test_open(dir, 1 << 20, 8);
+    assert_non_null(s);
+    hw_store_reader *r;
+    assert_int_equal(hw_store_reader_create(s, &r), HW_OK);
+    hw_store_txn *t;
+    assert_int_equal(hw_store_read_begin(r, &t), HW_OK);
+    hw_arena *a = hw_arena_create(4096);
+    Helpwire__V1__Agent *ag;
+    assert_int_equal(hw_store_agent_get(t, "a-old", a, &ag), HW_OK);
+    assert_int_equal(ag->open_tickets, 3);
+    uint32_t by[4] = {0};
+    for (size_t i = 0; i < ag->n_channel_load; i++)
+        by[ag->channel_load[i]->channel] = ag->channel_load[i]->open_tickets;
+    assert_int_equal(ag->n_channel_load, 2);
+    assert_int_equal(by[HELPWIRE__V1__CHANNEL__CHANNEL_WHATSAPP], 2);
+    assert_int_equal(by[HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM], 1); /* the closed one does not count */
+    assert_int_equal(hw_store_agent_get(t, "a-idle", a, &ag), HW_OK);
+    assert_int_equal(ag->n_channel_load, 0);
+    hw_arena_destroy(a);
+    hw_store_read_end(r);
+    assert_int_equal(hw_test_check_and_close(s, r), 0);
+}
+
 /* ---- articles and FAQs --------------------------------------------------- */
 
 static int knowledge_body(hw_store_txn *w, void *arg)
@@ -1429,6 +1574,8 @@ int main(void)
         T(test_ticket_events_and_messages_in_order_and_deleted_with_ticket),
         cmocka_unit_test(test_schema1_ticket_logs_are_migrated),
         cmocka_unit_test(test_interrupted_migration_resumes),
+        cmocka_unit_test(test_general_is_marked_default_at_open_when_nothing_is),
+        cmocka_unit_test(test_channel_load_is_counted_at_open),
         T(test_articles_and_faqs_by_locale_and_iterated),
         T(test_surveys_by_token_and_sent_time),
         T(test_a_visitor_that_stops_ends_the_iteration_without_error),

@@ -323,8 +323,11 @@ static void resolved_ticket_reopens_with_reopened_event(void **state)
     assert_int_equal(stored_ticket(f, id)->status, ST(OPEN));
     size_t n;
     Helpwire__V1__TicketEvent **evs = history(f, id, &n);
-    assert_int_equal(evs[n - 1]->kind, EV(REOPENED));
-    assert_string_equal(evs[n - 1]->detail, "RESOLVED -> OPEN");
+    assert_int_equal(evs[n - 2]->kind, EV(REOPENED));
+    assert_string_equal(evs[n - 2]->detail, "RESOLVED -> OPEN");
+    /* waiting again in a queue no agent serves: alerted again (a new wait) */
+    assert_int_equal(evs[n - 1]->kind, EV(UNASSIGNABLE));
+    assert_string_equal(evs[n - 1]->detail, "no agent has the skill billing");
 }
 
 /* Every move UpdateTicket must refuse, from every status a ticket can be
