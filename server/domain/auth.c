@@ -94,8 +94,8 @@ bool hw_auth_authorize(void *appv, hw_call *call, const hw_method *m)
 }
 
 int hw_auth_create_token_in(hw_store_txn *w, Helpwire__V1__Role role, const char *agent_id,
-                            const char *description, hw_arena *a, Helpwire__V1__TokenInfo **info_out,
-                            char **secret_out)
+                            const char *description, int64_t now_ms, hw_arena *a,
+                            Helpwire__V1__TokenInfo **info_out, char **secret_out)
 {
     if (role_index(role) < 0)
         return HW_EINVALID;
@@ -123,9 +123,7 @@ int hw_auth_create_token_in(hw_store_txn *w, Helpwire__V1__Role role, const char
     info->role = role;
     info->agent_id = (char *)(role == HELPWIRE__V1__ROLE__ROLE_AGENT ? agent_id : "");
     info->description = (char *)(description ? description : "");
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    info->created_unix_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    info->created_unix_ms = now_ms;
     rc = hw_store_token_put(w, info, hash, sizeof hash, HW_PUT_CREATE);
     *info_out = info;
     *secret_out = secret;
@@ -145,7 +143,8 @@ static int demo_fn(hw_store_txn *w, void *arg)
     demo_ctx *d = arg;
     for (size_t i = 0; i < 3; i++) {
         Helpwire__V1__TokenInfo *info;
-        int rc = hw_auth_create_token_in(w, roles[i].role, d->agent_id, "demo", d->a, &info, &d->secrets[i]);
+        int rc = hw_auth_create_token_in(w, roles[i].role, d->agent_id, "demo", hw_effects_now_ms(NULL), d->a,
+                                         &info, &d->secrets[i]);
         if (rc != HW_OK)
             return rc;
     }
@@ -181,8 +180,8 @@ static int boot_fn(hw_store_txn *w, void *arg)
     int rc = hw_store_token_list(w, &cur, 1, b->a, &list, &n);
     if (rc != HW_OK || n > 0)
         return rc;
-    rc = hw_auth_create_token_in(w, HELPWIRE__V1__ROLE__ROLE_ADMIN, NULL, "bootstrap", b->a, &info,
-                                 &b->secret);
+    rc = hw_auth_create_token_in(w, HELPWIRE__V1__ROLE__ROLE_ADMIN, NULL, "bootstrap", hw_effects_now_ms(NULL),
+                                 b->a, &info, &b->secret);
     b->created = rc == HW_OK;
     return rc;
 }
@@ -264,7 +263,7 @@ static int create_token_fn(hw_store_txn *w, void *arg)
 {
     token_ctx *c = arg;
     int rc = hw_auth_create_token_in(w, c->req->role, c->req->agent_id, c->req->description,
-                                     hw_call_arena(c->h.call), &c->info, &c->secret);
+                                     hw_effects_now_ms(&c->h.fx), hw_call_arena(c->h.call), &c->info, &c->secret);
     if (rc == HW_ENOTFOUND)
         return hw_rpc_wfail(&c->h, rc, "agent_id: no agent with id %s", c->req->agent_id);
     return rc;

@@ -24,12 +24,13 @@
  * false; nothing else has been read or written. */
 bool hw_auth_authorize(void *app, hw_call *call, const hw_method *method);
 
-/* Inside a write fn: creates a token; *secret (shown once) and *info are
- * allocated in a. agent_id is required for ROLE_AGENT and must exist.
+/* Inside a write fn: creates a token created at now_ms (the write's time);
+ * *secret (shown once) and *info are allocated in a. agent_id is required
+ * for ROLE_AGENT and must exist.
  * @return HW_OK; HW_EINVALID; HW_ENOTFOUND (agent); store codes. */
 int hw_auth_create_token_in(hw_store_txn *w, Helpwire__V1__Role role, const char *agent_id,
-                            const char *description, hw_arena *a, Helpwire__V1__TokenInfo **info,
-                            char **secret);
+                            const char *description, int64_t now_ms, hw_arena *a,
+                            Helpwire__V1__TokenInfo **info, char **secret);
 
 /* Creates one token per role (the agent token for agent_id) and prints
  * them to out as "helpwired token <role> <secret>" lines. For --demo on a

@@ -126,6 +126,20 @@ int hw_store_check(hw_store_txn *t, char *err, size_t errlen)
             goto out;
         }
     }
+    {
+        /* Durable timers: one entry per timer in each of its two databases. */
+        uint64_t by_due, by_subject;
+        if ((rc = hw_store__count(t, HW_DB_TIMERS_BY_DUE, &by_due)) != HW_OK ||
+            (rc = hw_store__count(t, HW_DB_TIMERS_BY_SUBJECT, &by_subject)) != HW_OK)
+            goto out;
+        if (by_due != by_subject) {
+            if (err)
+                snprintf(err, errlen, "timers: %llu by due time, %llu by subject", (unsigned long long)by_due,
+                         (unsigned long long)by_subject);
+            rc = HW_ECORRUPT;
+            goto out;
+        }
+    }
 out:
     hw_arena_destroy(cs.a);
     return rc;

@@ -78,6 +78,14 @@ static void on_skills(void *ctx)
     note(ctx, 'S');
 }
 
+static int64_t timer_due_seen;
+
+static void on_timer(void *ctx, int64_t due)
+{
+    note(ctx, 'T');
+    timer_due_seen = due;
+}
+
 static hw_effects_sinks sinks_for(record *rec)
 {
     return (hw_effects_sinks){.ctx = rec,
@@ -376,6 +384,42 @@ static void effects_run_only_after_the_commit_and_never_after_a_failure(void **s
     hw_arena_destroy(rec.a);
 }
 
+/* Timers set by one write: the sink hears the earliest due time once,
+ * after the other kinds; a failed write tells it nothing. The write's time
+ * is the one set on it, or the real clock when none was. */
+static void timers_sink_gets_the_earliest_due_time(void **state)
+{
+    (void)state;
+    record rec = {0};
+    hw_effects_sinks sinks = sinks_for(&rec);
+    sinks.timer_set = on_timer;
+    hw_effects fx;
+    hw_effects_begin(&fx, NULL);
+    assert_true(hw_effects_empty(&fx));
+    hw_effects_timer_set(&fx, 5000);
+    hw_effects_timer_set(&fx, 3000);
+    hw_effects_timer_set(&fx, 9000);
+    hw_effects_skills_changed(&fx);
+    assert_false(hw_effects_empty(&fx));
+    timer_due_seen = 0;
+    hw_effects_run(&fx, &sinks, HW_OK);
+    assert_string_equal(rec.calls, "ST");
+    assert_int_equal(timer_due_seen, 3000);
+    assert_true(hw_effects_empty(&fx));
+
+    rec.n_calls = 0;
+    memset(rec.calls, 0, sizeof rec.calls);
+    hw_effects_timer_set(&fx, 1000);
+    hw_effects_run(&fx, &sinks, HW_EIO);
+    assert_int_equal(rec.n_calls, 0);
+
+    hw_effects_begin(&fx, NULL);
+    hw_effects_set_now(&fx, 1767225600000);
+    assert_int_equal(hw_effects_now_ms(&fx), 1767225600000);
+    hw_effects_begin(&fx, NULL); /* a new run forgets it: the real clock */
+    assert_true(hw_effects_now_ms(&fx) > 1767225600000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -389,6 +433,7 @@ int main(void)
         cmocka_unit_test(refresh_updates_only_that_tickets_snapshots),
         cmocka_unit_test(out_of_range_channel_is_ignored),
         cmocka_unit_test(effects_run_only_after_the_commit_and_never_after_a_failure),
+        cmocka_unit_test(timers_sink_gets_the_earliest_due_time),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
