@@ -48,16 +48,20 @@ TUE = lambda h, mi: local_ms(2026, 12, 8, h, mi)  # noqa: E731
 
 
 class Webhook:
-    """A supervisor webhook on 127.0.0.1 recording JSON POSTs."""
+    """A supervisor webhook on 127.0.0.1 recording JSON POSTs: the SLA's
+    (escalation) alerts in received, the UNASSIGNABLE ones (the tests' queue
+    has no agent) apart in unassignable."""
 
     def __init__(self):
         self.received = []
+        self.unassignable = []
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                outer.received.append(json.loads(body))
+                alert = json.loads(body)
+                (outer.unassignable if alert.get("kind") == "unassignable" else outer.received).append(alert)
                 self.send_response(200)
                 self.end_headers()
 
