@@ -1,6 +1,6 @@
 /*
- * notifier: supervisor alerts for escalated and unassignable tickets (see
- * notifier.h).
+ * notifier: supervisor alerts for escalated, unassignable and SLA-breached
+ * tickets (see notifier.h).
  *
  * Design:
  * - Durable queue: an alert is one entry of the store's generic key-value
@@ -116,10 +116,14 @@ int hw_notifier_queue_in(hw_store_txn *w, hw_effects *fx, const Helpwire__V1__Ti
     return hw_notifier_queue_kind_in(w, fx, t, HW_ALERT_ESCALATED, reason, actor);
 }
 
-int hw_notifier_queue_kind_in(hw_store_txn *w, hw_effects *fx, const Helpwire__V1__Ticket *t,
-                              hw_alert_kind kind, const char *reason, const char *actor)
+static const char *const KIND_NAME[] = {"escalated", "unassignable", "sla_breached"};
+
+/* Queues one alert of kind; sla: the breach's facts (kind SLA_BREACHED). */
+static int queue_alert(hw_store_txn *w, hw_effects *fx, const Helpwire__V1__Ticket *t, hw_alert_kind kind,
+                       const char *reason, const char *actor, const hw_alert_sla *sla)
 {
-    if (!t || !t->id || !t->id[0])
+    if (!t || !t->id || !t->id[0] || (unsigned)kind > HW_ALERT_SLA_BREACHED ||
+        (kind == HW_ALERT_SLA_BREACHED && !sla))
         return HW_EINVALID;
     uint64_t n = 0;
     int rc = hw_store_next_seq(w, ALERT_NS, 1, &n);
@@ -136,9 +140,13 @@ int hw_notifier_queue_kind_in(hw_store_txn *w, hw_effects *fx, const Helpwire__V
     if (esc)
         snprintf(text, sizeof text, "Ticket #%" PRIu64 " escalated by %s: %s", t->number,
                  actor ? actor : "system", reason ? reason : "");
-    else
+    else if (kind == HW_ALERT_UNASSIGNABLE)
         snprintf(text, sizeof text, "Ticket #%" PRIu64 " cannot be assigned (queue %s): %s", t->number,
                  t->queue && *t->queue ? t->queue : "none", reason ? reason : "");
+    else
+        snprintf(text, sizeof text, "Ticket #%" PRIu64 " breached its SLA (queue %s): %s; %s", t->number,
+                 t->queue && *t->queue ? t->queue : "none", reason ? reason : "",
+                 sla->action ? sla->action : "alerted");
     char *body = NULL;
     json_t *o = json_object();
     rc = HW_ENOMEM;
@@ -146,8 +154,7 @@ int hw_notifier_queue_kind_in(hw_store_txn *w, hw_effects *fx, const Helpwire__V
         goto out;
     /* json_string refuses invalid UTF-8: the API validated every field. */
     rc = HW_EINVALID;
-    if (set_str(o, "alert_id", key) || set_str(o, "kind", esc ? "escalated" : "unassignable") ||
-        set_str(o, "ticket_id", t->id) ||
+    if (set_str(o, "alert_id", key) || set_str(o, "kind", KIND_NAME[kind]) || set_str(o, "ticket_id", t->id) ||
         json_object_set_new(o, "number", json_integer((json_int_t)t->number)) ||
         set_str(o, "subject", t->subject) || set_str(o, "queue", t->queue) ||
         set_str(o, "priority", pv ? pv->name : "PRIORITY_UNSPECIFIED") ||
@@ -155,6 +162,11 @@ int hw_notifier_queue_kind_in(hw_store_txn *w, hw_effects *fx, const Helpwire__V
         set_str(o, "reason", reason) || set_str(o, "actor", actor ? actor : "system") ||
         json_object_set_new(o, esc ? "escalated_unix_ms" : "at_unix_ms", json_integer((json_int_t)at)) ||
         set_str(o, "text", text))
+        goto out;
+    if (kind == HW_ALERT_SLA_BREACHED &&
+        (set_str(o, "sla_target", sla->target) ||
+         json_object_set_new(o, "due_unix_ms", json_integer((json_int_t)sla->due_unix_ms)) ||
+         set_str(o, "sla_policy", sla->policy) || set_str(o, "action", sla->action)))
         goto out;
     body = json_dumps(o, JSON_COMPACT);
     rc = HW_ENOMEM;
@@ -167,6 +179,18 @@ out:
     free(body);
     json_decref(o);
     return rc;
+}
+
+int hw_notifier_queue_kind_in(hw_store_txn *w, hw_effects *fx, const Helpwire__V1__Ticket *t,
+                              hw_alert_kind kind, const char *reason, const char *actor)
+{
+    return queue_alert(w, fx, t, kind, reason, actor, NULL);
+}
+
+int hw_notifier_queue_sla_in(hw_store_txn *w, hw_effects *fx, const Helpwire__V1__Ticket *t,
+                             const hw_alert_sla *sla, const char *reason)
+{
+    return queue_alert(w, fx, t, HW_ALERT_SLA_BREACHED, reason, "system", sla);
 }
 
 void hw_notifier_wake(hw_notifier *n)

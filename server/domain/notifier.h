@@ -1,6 +1,6 @@
 /*
- * notifier: supervisor alerts for escalated tickets and for tickets nobody
- * can take (UNASSIGNABLE, queues.h). EscalateTicket queues
+ * notifier: supervisor alerts for escalated tickets, for tickets nobody
+ * can take (UNASSIGNABLE, queues.h) and for SLA breaches (sla_breach.h). EscalateTicket queues
  * an alert durably in its own write transaction (hw_notifier_queue_in); the
  * notifier's thread POSTs it as JSON to the configured webhook with
  * libcurl (timeouts, retries with exponential backoff), keeps it in the
@@ -36,12 +36,32 @@ int hw_notifier_queue_in(hw_store_txn *w, hw_effects *fx, const Helpwire__V1__Ti
                          const char *actor);
 
 /* What an alert is about: its body's "kind" ("escalated", with
- * escalated_unix_ms; "unassignable", with at_unix_ms). */
-typedef enum hw_alert_kind { HW_ALERT_ESCALATED = 0, HW_ALERT_UNASSIGNABLE = 1 } hw_alert_kind;
+ * escalated_unix_ms; "unassignable", with at_unix_ms; "sla_breached", with
+ * at_unix_ms, sla_target, due_unix_ms, sla_policy and action). The body's
+ * fields are listed in docs/operations.md. */
+typedef enum hw_alert_kind {
+    HW_ALERT_ESCALATED = 0,
+    HW_ALERT_UNASSIGNABLE = 1,
+    HW_ALERT_SLA_BREACHED = 2
+} hw_alert_kind;
 
-/* hw_notifier_queue_in for an alert of kind (reason: why). */
+/* hw_notifier_queue_in for an alert of kind ESCALATED or UNASSIGNABLE
+ * (reason: why). SLA_BREACHED needs its facts: hw_notifier_queue_sla_in. */
 int hw_notifier_queue_kind_in(hw_store_txn *w, hw_effects *fx, const Helpwire__V1__Ticket *t,
                               hw_alert_kind kind, const char *reason, const char *actor);
+
+/* The facts of an SLA breach alert; the strings are borrowed for the call. */
+typedef struct hw_alert_sla {
+    const char *target;  /* "FIRST_REPLY", "NEXT_REPLY", "RESOLUTION" */
+    int64_t due_unix_ms; /* when the target was due */
+    const char *policy;  /* the ticket's policy name */
+    const char *action;  /* what the breach did: "escalated", "reassigned to bob", ... */
+} hw_alert_sla;
+
+/* Inside a write fn: queues a "sla_breached" alert for t (actor "system",
+ * reason: the breach in words). Same returns as hw_notifier_queue_in. */
+int hw_notifier_queue_sla_in(hw_store_txn *w, hw_effects *fx, const Helpwire__V1__Ticket *t,
+                             const hw_alert_sla *sla, const char *reason);
 
 /* Delivery attempts that failed and will be retried, since start; and
  * alerts waiting for delivery now. Thread-safe. */

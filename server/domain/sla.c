@@ -422,7 +422,7 @@ int hw_sla_choose_in(hw_store_txn *t, const char *queue, Helpwire__V1__Priority 
     return HW_OK;
 }
 
-int hw_sla_hours_in(hw_store_txn *t, const char *queue, hw_arena *a, hw_hours **out)
+int hw_sla_hours_in(hw_store_txn *t, const hw_effects *fx, const char *queue, hw_arena *a, hw_hours **out)
 {
     *out = NULL;
     if (!queue || !*queue)
@@ -436,9 +436,15 @@ int hw_sla_hours_in(hw_store_txn *t, const char *queue, hw_arena *a, hw_hours **
     if (!sk->hours)
         return HW_OK;
     char err[256];
-    /* PutSkill validated the hours; a zone that went missing since then
-     * leaves the queue always open rather than stopping the ticket. */
-    if (hw_hours_compile(sk->hours, out, err, sizeof err) != HW_OK)
+    /* Compiled once per content (the app's cache; a write without an app,
+     * a tool's or a unit test's, compiles them). PutSkill validated the
+     * hours; a zone that went missing since then leaves the queue always
+     * open rather than stopping the ticket. */
+    hw_hours_cache *cache = fx && fx->app ? fx->app->hours_cache : NULL;
+    rc = hw_hours_cache_get(cache, sk->hours, out, err, sizeof err);
+    if (rc == HW_ENOMEM)
+        return rc;
+    if (rc != HW_OK)
         *out = NULL;
     return HW_OK;
 }
@@ -458,7 +464,7 @@ int hw_sla_reschedule_in(hw_store_txn *w, hw_effects *fx, const Ticket *t, int64
     hw_hours *h = NULL;
     int rc = hw_sla_policy_of_in(w, t, a, &p);
     if (rc == HW_OK)
-        rc = hw_sla_hours_in(w, t->queue, a, &h);
+        rc = hw_sla_hours_in(w, fx, t->queue, a, &h);
     if (rc != HW_OK)
         return rc;
     uint32_t arg = 0;
@@ -540,7 +546,7 @@ int hw_sla_ticket_opened_in(hw_store_txn *w, hw_effects *fx, Ticket *t, hw_arena
     hw_hours *h = NULL;
     int rc = hw_sla_choose_in(w, t->queue, t->priority, a, &p);
     if (rc == HW_OK)
-        rc = hw_sla_hours_in(w, t->queue, a, &h);
+        rc = hw_sla_hours_in(w, fx, t->queue, a, &h);
     if (rc == HW_OK)
         rc = hw_sla_clocks_start(t, p, h, t->created_unix_ms, a);
     hw_hours_free(h);
@@ -558,7 +564,7 @@ int hw_sla_message_in(hw_store_txn *w, hw_effects *fx, Ticket *t, Helpwire__V1__
     hw_hours *h = NULL;
     int rc = hw_sla_policy_of_in(w, t, a, &p);
     if (rc == HW_OK)
-        rc = hw_sla_hours_in(w, t->queue, a, &h);
+        rc = hw_sla_hours_in(w, fx, t->queue, a, &h);
     hw_sla_outcome out = {0};
     if (rc == HW_OK) {
         hw_sla_clocks_status(t, before->status, h, t->updated_unix_ms, &out);
@@ -591,9 +597,9 @@ int hw_sla_ticket_changed_in(hw_store_txn *w, hw_effects *fx, Ticket *t, const h
         if (rc == HW_OK)
             rc = hw_sla_choose_in(w, t->queue, t->priority, a, &p);
         if (rc == HW_OK)
-            rc = hw_sla_hours_in(w, before->queue ? before->queue : t->queue, a, &old_h);
+            rc = hw_sla_hours_in(w, fx, before->queue ? before->queue : t->queue, a, &old_h);
         if (rc == HW_OK)
-            rc = hw_sla_hours_in(w, t->queue, a, &h);
+            rc = hw_sla_hours_in(w, fx, t->queue, a, &h);
         if (rc == HW_OK) {
             /* Pause/resume first in the old hours, then move to the new policy. */
             hw_sla_clocks_status(t, before->status, old_h, now, &out);
@@ -605,7 +611,7 @@ int hw_sla_ticket_changed_in(hw_store_txn *w, hw_effects *fx, Ticket *t, const h
         hw_hours_free(h);
     } else {
         hw_hours *h = NULL;
-        rc = hw_sla_hours_in(w, t->queue, a, &h);
+        rc = hw_sla_hours_in(w, fx, t->queue, a, &h);
         if (rc == HW_OK)
             hw_sla_clocks_status(t, before->status, h, now, &out);
         hw_hours_free(h);

@@ -140,9 +140,10 @@ int hw_sla_choose_in(hw_store_txn *t, const char *queue, Helpwire__V1__Priority 
                      Helpwire__V1__SlaPolicy **out);
 
 /* The business hours of queue (NULL: always open, also for a queue with no
- * skill record); compiled in a call, freed by the caller with
+ * skill record), from the app's hours cache (fx->app; compiled in the call
+ * when fx or its app is NULL); the caller drops the reference with
  * hw_hours_free. */
-int hw_sla_hours_in(hw_store_txn *t, const char *queue, hw_arena *a, hw_hours **out);
+int hw_sla_hours_in(hw_store_txn *t, const hw_effects *fx, const char *queue, hw_arena *a, hw_hours **out);
 
 /* The new ticket t (created_unix_ms set, not stored yet): chooses its
  * policy, starts its clocks, sets its timer. */

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "server/domain/notifier.h"
+#include "server/domain/queues.h"
 #include "server/domain/sla.h"
 #include "server/domain/tickets.h"
 #include "server/domain/watch.h"
@@ -17,7 +18,6 @@ typedef Helpwire__V1__Ticket Ticket;
 #define ST(x) HELPWIRE__V1__TICKET_STATUS__TICKET_STATUS_##x
 #define EV(x) HELPWIRE__V1__TICKET_EVENT_KIND__TICKET_EVENT_KIND_##x
 #define ACT(x) HELPWIRE__V1__SLA_BREACH_ACTION__SLA_BREACH_ACTION_##x
-#define SCAN_LIMIT 1000
 
 /* "2026-12-07T01:30:00Z" in a. */
 static char *rfc3339(hw_arena *a, int64_t ms)
@@ -30,27 +30,6 @@ static char *rfc3339(hw_arena *a, int64_t ms)
     return hw_arena_strdup(a, buf);
 }
 
-/* The online agent of t's queue, other than its assignee, with free
- * capacity and the fewest open tickets (ties: id order), or NULL. */
-static int pick_other(hw_store_txn *w, const Ticket *t, hw_arena *a, Helpwire__V1__Agent **out)
-{
-    *out = NULL;
-    hw_store_cursor cur = {0};
-    do {
-        Helpwire__V1__Agent **ags;
-        size_t n;
-        int rc = hw_store_agent_list(w, t->queue, HELPWIRE__V1__PRESENCE__PRESENCE_ONLINE, &cur, SCAN_LIMIT,
-                                     a, &ags, &n);
-        if (rc != HW_OK)
-            return rc;
-        for (size_t i = 0; i < n; i++)
-            if (strcmp(ags[i]->id, t->assignee_agent_id) != 0 && ags[i]->open_tickets < ags[i]->capacity &&
-                (!*out || ags[i]->open_tickets < (*out)->open_tickets))
-                *out = ags[i];
-    } while (cur.len);
-    return HW_OK;
-}
-
 static int store_plain(hw_store_txn *w, Ticket *t, int64_t now)
 {
     t->version++;
@@ -58,39 +37,27 @@ static int store_plain(hw_store_txn *w, Ticket *t, int64_t now)
     return hw_store_ticket_put(w, t, HW_PUT_REPLACE, 0);
 }
 
-/* The breach action of p on t; *what says what was done (for the event). */
+/* The breach action of p on t (other: the agent REASSIGN hands it to, or
+ * NULL). ESCALATE escalates an OPEN or PENDING ticket, which queues the
+ * escalation alert as EscalateTicket does; the caller queues the
+ * "sla_breached" alert for every action. */
 static int act(hw_store_txn *w, hw_effects *fx, Ticket *t, const Helpwire__V1__SlaPolicy *p,
-               const char *reason, int64_t now, hw_arena *a)
+               const Helpwire__V1__Agent *other, const char *reason, int64_t now, hw_arena *a)
 {
     int action = p ? (int)p->breach_action : ACT(NOTIFY);
     const char *why = NULL;
-    int rc;
-    bool alerted = false;
-    if (action == ACT(UNSPECIFIED) || action == ACT(ESCALATE)) {
-        if (t->status == ST(OPEN) || t->status == ST(PENDING)) {
-            rc = hw_tickets_escalate_in(w, t, reason, "system", a, fx, &why);
-            alerted = true; /* escalating alerts the webhook */
-        } else {
-            rc = store_plain(w, t, now);
-        }
-    } else if (action == ACT(BUMP_PRIORITY) && t->priority < HELPWIRE__V1__PRIORITY__PRIORITY_URGENT) {
+    if ((action == ACT(UNSPECIFIED) || action == ACT(ESCALATE)) &&
+        (t->status == ST(OPEN) || t->status == ST(PENDING)))
+        return hw_tickets_escalate_in(w, t, reason, "system", a, fx, &why);
+    if (action == ACT(BUMP_PRIORITY) && t->priority < HELPWIRE__V1__PRIORITY__PRIORITY_URGENT) {
         hw_ticket_change ch = {.set_priority = true, .priority = t->priority + 1};
-        rc = hw_tickets_update_in(w, t, &ch, "system", a, fx, &why);
-    } else if (action == ACT(REASSIGN)) {
-        Helpwire__V1__Agent *ag;
-        rc = pick_other(w, t, a, &ag);
-        if (rc == HW_OK && ag) {
-            hw_ticket_change ch = {.set_assignee = true, .assignee_agent_id = ag->id};
-            rc = hw_tickets_update_in(w, t, &ch, "system", a, fx, &why);
-        } else if (rc == HW_OK) {
-            rc = store_plain(w, t, now);
-        }
-    } else {
-        rc = store_plain(w, t, now);
+        return hw_tickets_update_in(w, t, &ch, "system", a, fx, &why);
     }
-    if (rc == HW_OK && !alerted)
-        rc = hw_notifier_queue_in(w, fx, t, reason, "system");
-    return rc;
+    if (action == ACT(REASSIGN) && other) {
+        hw_ticket_change ch = {.set_assignee = true, .assignee_agent_id = other->id};
+        return hw_tickets_update_in(w, t, &ch, "system", a, fx, &why);
+    }
+    return store_plain(w, t, now);
 }
 
 static const char *action_text(const Helpwire__V1__SlaPolicy *p, const Ticket *t, hw_arena *a)
@@ -149,11 +116,15 @@ int hw_sla_breach_fire(void *arg, hw_store_txn *w, hw_effects *fx, hw_timer_kind
     const char *what = action_text(p, t, a);
     Helpwire__V1__Agent *other = NULL;
     if (p && p->breach_action == ACT(REASSIGN)) {
-        rc = pick_other(w, t, a, &other);
+        /* The queues' rule (capacity per channel, the skill's strategy),
+         * never the agent it has now. */
+        rc = hw_queues_pick_in(w, t->queue, t->channel, t->assignee_agent_id, a, &other);
         if (rc != HW_OK)
             return rc;
         what = other ? hw_arena_printf(a, "reassigned to %s", other->id) : "no other agent free; alerted";
     }
+    int64_t due_ms_of = c->due_unix_ms;
+    const char *policy = t->sla_policy;
     const char *detail = hw_arena_printf(a, "%s due %s: %s", target, due, what);
     const char *reason = hw_arena_printf(a, "SLA breached: %s due %s (policy %s%s)", target, due,
                                          t->sla_policy, p ? "" : ", deleted");
@@ -161,7 +132,12 @@ int hw_sla_breach_fire(void *arg, hw_store_txn *w, hw_effects *fx, hw_timer_kind
         return HW_ENOMEM;
     rc = hw_watch_record(w, fx, t, EV(SLA_BREACHED), "system", detail);
     if (rc == HW_OK)
-        rc = act(w, fx, t, p, reason, now_ms, a);
+        rc = act(w, fx, t, p, other, reason, now_ms, a);
+    if (rc == HW_OK) {
+        /* After the action: the alert shows the ticket as it is now. */
+        hw_alert_sla al = {.target = target, .due_unix_ms = due_ms_of, .policy = policy, .action = what};
+        rc = hw_notifier_queue_sla_in(w, fx, t, &al, reason);
+    }
     if (rc == HW_OK)
         rc = hw_sla_reschedule_in(w, fx, t, now_ms, a);
     /* The events above carry the ticket as it was before the action. */

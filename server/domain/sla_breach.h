@@ -8,12 +8,16 @@
  *                  reason (already ESCALATED: only the alert);
  *   BUMP_PRIORITY  priority one step up, at most URGENT (which chooses the
  *                  policy again, sla.h);
- *   REASSIGN       to the online agent of the queue, other than the
- *                  assignee, with free capacity and the fewest open
- *                  tickets; none: the ticket stays where it is;
+ *   REASSIGN       to the agent the queues' rule picks (hw_queues_pick_in:
+ *                  online, capacity and per-channel capacity, the skill's
+ *                  strategy), never the assignee; none: the ticket stays
+ *                  where it is;
  *   NOTIFY         nothing more;
- * and, for every action, the supervisor webhook is alerted with the
- * reason "SLA breached: ...". A deleted policy's breach only notifies.
+ * and, for every action, the supervisor webhook gets a "sla_breached"
+ * alert (target, due time, policy, the action taken; notifier.h) with the
+ * reason "SLA breached: ..."; ESCALATE's escalation also sends the
+ * "escalated" alert, as EscalateTicket does. A deleted policy's breach
+ * only notifies.
  * Then the ticket's next SLA timer is set.
  *
  * It sits above sla.h and tickets.h (the ticket rules call sla.h; the

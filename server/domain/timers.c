@@ -104,6 +104,7 @@ static int fire_fn(hw_store_txn *w, void *arg)
     hw_timers *t = r->t;
     hw_effects_begin(&r->fx, t->arena);
     hw_effects_set_now(&r->fx, r->now_ms);
+    r->fx.app = t->app; /* handlers read the settings and the hours cache */
     r->fired = false;
     uint32_t targ = 0;
     int64_t due = 0;
