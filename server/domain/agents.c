@@ -6,8 +6,11 @@
  * online gets a HW_TIMER_REASSIGN timer at now + --reassign-grace-ms
  * (cancelled when it is online again); when it fires, the agent's open
  * tickets move to others (hw_tickets_reassign_in). One skill at most is
- * the default (the fallback queue of classify.h): PutSkill with
- * is_default clears the mark elsewhere in the same write.
+ * the default (the fallback queue of classify.h), and a store with skills
+ * always has one: PutSkill with is_default clears the mark elsewhere in the
+ * same write; the first skill put while none is marked becomes the default
+ * (its reply shows is_default); the default skill keeps its mark until
+ * another skill takes it (FAILED_PRECONDITION otherwise).
  */
 #include "server/domain/agents.h"
 
@@ -250,25 +253,49 @@ static bool skill_name_ok(hw_call *call, const char *s)
     return true;
 }
 
-/* Clears the default mark of every skill but keep (one default at most). */
-static int clear_default(hw_store_txn *w, const char *keep, hw_arena *a)
+/* Keeps one default skill whenever skills exist: with the mark, PutSkill
+ * clears it elsewhere; without it, the skill becomes the default when no
+ * other skill has the mark (the first skill of a store), and the default
+ * skill cannot drop its mark (another skill must take it).
+ * @return HW_OK; HW_EPRECONDITION (recorded on c); store codes. */
+static int keep_one_default(hw_store_txn *w, agent_ctx *c, hw_arena *a)
 {
+    const char *name = c->skill.name;
+    bool was_default = false, other_default = false;
     hw_store_cursor cur = {0};
-    Helpwire__V1__Skill **sk;
-    size_t n;
-    int rc = hw_store_skill_list(w, &cur, HW_STORE_LIST_MAX, a, &sk, &n);
-    for (size_t i = 0; rc == HW_OK && i < n; i++)
-        if (sk[i]->is_default && strcmp(sk[i]->name, keep) != 0) {
-            sk[i]->is_default = 0;
-            rc = hw_store_skill_put(w, sk[i], HW_PUT_REPLACE);
+    int rc;
+    do {
+        Helpwire__V1__Skill **sk;
+        size_t n;
+        rc = hw_store_skill_list(w, &cur, HW_STORE_LIST_MAX, a, &sk, &n);
+        for (size_t i = 0; rc == HW_OK && i < n; i++) {
+            if (!sk[i]->is_default)
+                continue;
+            if (strcmp(sk[i]->name, name) == 0) {
+                was_default = true;
+            } else if (c->skill.is_default) {
+                sk[i]->is_default = 0; /* the mark moves here */
+                rc = hw_store_skill_put(w, sk[i], HW_PUT_REPLACE);
+            } else {
+                other_default = true;
+            }
         }
-    return rc;
+    } while (rc == HW_OK && cur.len);
+    if (rc != HW_OK || c->skill.is_default || other_default)
+        return rc;
+    if (was_default)
+        return hw_rpc_wfail(&c->h, HW_EPRECONDITION,
+                            "skill.is_default: %s is the default skill (the queue of tickets that match no "
+                            "skill); mark another skill is_default to move the mark",
+                            name);
+    c->skill.is_default = 1; /* no default yet: this one is */
+    return HW_OK;
 }
 
 static int put_skill_fn(hw_store_txn *w, void *arg)
 {
     agent_ctx *c = arg;
-    int rc = c->skill.is_default ? clear_default(w, c->skill.name, hw_call_arena(c->h.call)) : HW_OK;
+    int rc = keep_one_default(w, c, hw_call_arena(c->h.call));
     if (rc == HW_OK)
         rc = hw_store_skill_put(w, &c->skill, HW_PUT_UPSERT);
     if (rc == HW_OK)

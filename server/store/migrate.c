@@ -15,11 +15,13 @@
  * The default skill (no schema change: Skill.is_default is a new field
  * that older stores simply lack). A store written before skills had a
  * default mark relied on the queue named "general" as the fallback; when
- * no skill is marked and "general" exists, the step marks it, so such a
- * store keeps sending unmatched text where it did. Found by content, so it
- * runs at every open where nothing is marked and "general" exists (a
- * store whose admin removed the mark, with "general" present, gets it
- * back at the next open: docs/operations.md says so).
+ * skills exist and none is marked, the step marks "general", or, without
+ * it, the first skill by name (the fallback classify.h used for such a
+ * store), so unmatched text keeps going where it did. Found by content:
+ * PutSkill keeps one skill marked whenever skills exist (the first skill
+ * takes the mark, the default cannot drop it, only move it), so only a
+ * store from before the mark has skills and no default; the step runs once
+ * on it and never again, and never moves a mark an admin set.
  *
  * The per-channel load (Agent.channel_load, new with per-channel
  * capacities). A store written before it has agents with open tickets and
@@ -208,25 +210,32 @@ static int ticket_logs_step(hw_store_txn *w, int *done)
 
 #define LEGACY_DEFAULT_SKILL "general"
 
-/* Whether no skill is marked default while LEGACY_DEFAULT_SKILL exists;
- * *general receives that skill (in a) when so. */
-static int default_unmarked(hw_store_txn *t, hw_arena *a, Helpwire__V1__Skill **general)
+/* Whether skills exist and none is marked default (only a store written
+ * before the mark existed: PutSkill keeps one marked); *pick receives the
+ * skill to mark (in a): LEGACY_DEFAULT_SKILL when it exists, else the first
+ * by name (the fallback such a store already used, classify.h). */
+static int default_unmarked(hw_store_txn *t, hw_arena *a, Helpwire__V1__Skill **pick)
 {
-    *general = NULL;
+    *pick = NULL;
     hw_store_cursor cur = {0};
-    Helpwire__V1__Skill **sk;
-    size_t n;
-    int rc = hw_store_skill_list(t, &cur, HW_STORE_LIST_MAX, a, &sk, &n);
-    if (rc != HW_OK)
-        return rc;
-    Helpwire__V1__Skill *g = NULL;
-    for (size_t i = 0; i < n; i++) {
-        if (sk[i]->is_default)
-            return HW_OK;
-        if (strcmp(sk[i]->name, LEGACY_DEFAULT_SKILL) == 0)
-            g = sk[i];
-    }
-    *general = g;
+    Helpwire__V1__Skill *first = NULL, *g = NULL;
+    int rc;
+    do {
+        Helpwire__V1__Skill **sk;
+        size_t n;
+        rc = hw_store_skill_list(t, &cur, HW_STORE_LIST_MAX, a, &sk, &n);
+        if (rc != HW_OK)
+            return rc;
+        for (size_t i = 0; i < n; i++) {
+            if (sk[i]->is_default)
+                return HW_OK;
+            if (!first)
+                first = sk[i];
+            if (strcmp(sk[i]->name, LEGACY_DEFAULT_SKILL) == 0)
+                g = sk[i];
+        }
+    } while (cur.len);
+    *pick = g ? g : first;
     return HW_OK;
 }
 

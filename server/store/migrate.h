@@ -31,9 +31,10 @@ const hw_store_upgrade *hw_migrate_upgrades(size_t *n);
  *   HW_ENOMEM; HW_EFULL; HW_EIO. Re-runnable as a write fn must be. */
 int hw_migrate_ticket_logs(hw_store_txn *w, size_t max_entries, int *done);
 
-/* The default skill: when no skill is marked is_default and the skill
- * "general" (the fallback queue's fixed name before the mark existed)
- * exists, marks it. Sets *done (one step does it all).
+/* The default skill: when skills exist and none is marked is_default (a
+ * store from before the mark), marks "general" (the fallback queue's fixed
+ * name before the mark existed) or, without it, the first skill by name.
+ * Sets *done (one step does it all).
  * @return HW_OK; HW_ENOMEM; store codes. Re-runnable. */
 int hw_migrate_default_skill(hw_store_txn *w, int *done);
 
