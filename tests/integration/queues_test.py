@@ -169,18 +169,43 @@ class DefaultSkill(unittest.TestCase):
         self.assertEqual(e.alerts(), [])
         self.assertNotIn("queue=\"general\"", e.metrics())
 
-    def test_without_a_default_the_first_skill_by_name_takes_unmatched_text(self):
+    def defaults(self):
+        return {s.name: s.is_default for s in self.env.c.call("helpwire.v1.Agents/ListSkills").skills}
+
+    def test_the_first_skill_is_the_default_and_the_mark_only_moves(self):
         e = self.env
-        e.skill("zeta", ["zebra"])
-        e.skill("alpha", ["aardvark"])
+        # No skill yet (as after --bootstrap-token-file): the first one put takes the mark.
+        self.assertTrue(e.skill("zeta", ["zebra"]).is_default)
+        self.assertFalse(e.skill("alpha", ["aardvark"]).is_default)
+        self.assertEqual(self.defaults(), {"alpha": False, "zeta": True})
         e.agent("al", ["alpha"])
+        e.agent("zed", ["zeta"])
         t = e.route("nothing matches this")
-        self.assertEqual((t.queue, t.assignee_agent_id), ("alpha", "al"))
-        # Removing the mark leaves no default either.
-        e.skill("zeta", ["zebra"], is_default=True)
+        self.assertEqual((t.queue, t.assignee_agent_id), ("zeta", "zed"))
+        # The default cannot drop its mark: the error says how to move it.
+        with self.assertRaises(grpc.RpcError) as cm:
+            e.skill("zeta", ["zebra"], is_default=False)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.FAILED_PRECONDITION)
+        self.assertIn("skill.is_default: zeta is the default skill", cm.exception.details())
+        self.assertIn("mark another skill is_default", cm.exception.details())
+        self.assertEqual(self.defaults(), {"alpha": False, "zeta": True})
         self.assertEqual(e.route("still nothing").queue, "zeta")
-        e.skill("zeta", ["zebra"], is_default=False)
+        # Moving it works; editing the old default afterwards keeps it unmarked.
+        self.assertTrue(e.skill("alpha", ["aardvark"], is_default=True).is_default)
+        self.assertFalse(e.skill("zeta", ["zebra", "zoo"]).is_default)
+        self.assertEqual(self.defaults(), {"alpha": True, "zeta": False})
         self.assertEqual(e.route("and again nothing").queue, "alpha")
+
+    def test_a_moved_mark_stays_across_restarts_even_with_a_general_skill(self):
+        e = self.env
+        self.assertTrue(e.skill("general", ["help"]).is_default)
+        e.skill("billing", ["refund"], is_default=True)
+        e.agent("bill", ["billing"])
+        self.assertEqual(self.defaults(), {"billing": True, "general": False})
+        e.restart()
+        self.assertEqual(self.defaults(), {"billing": True, "general": False})
+        self.assertEqual(e.route("hello there").queue, "billing")
+        self.assertNotIn("no_default_skill", e.server.read_log())
 
     def test_bad_skill_and_agent_inputs_are_refused_by_name(self):
         e = self.env

@@ -5,11 +5,15 @@ seconds. The queue "vip" works Monday to Friday 09:00-18:00 in Shanghai.
 - A ticket created Friday 17:30 with a 60-business-minute first reply
   target is due Monday 09:30; SLA_WARNING comes at 80% (Monday 09:18), not
   before; helpwired is restarted between warning and breach; at 09:30 the
-  breach escalates the ticket and alerts the supervisor webhook, once; the
-  late reply ends the wait and the metrics count one breach.
+  breach escalates the ticket and alerts the supervisor webhook once, with
+  an "escalated" and a "sla_breached" alert (target, due time, policy,
+  action); the late reply ends the wait and the metrics count one breach.
 - PENDING pauses the clock with the business time left; OPEN resumes it;
   a reply in time meets it (no warning, no breach ever after).
-- BUMP_PRIORITY and REASSIGN breach actions.
+- BUMP_PRIORITY and REASSIGN breach actions, each with its own
+  "sla_breached" alert and no escalation; REASSIGN picks by the queues'
+  rule (an agent whose capacity for the ticket's channel is full is
+  skipped).
 - Policy validation errors name the field; duplicates and unknown skills
   are refused; delete and list."""
 import datetime
@@ -156,6 +160,9 @@ class SimulatedWeek(unittest.TestCase):
         evs = self.admin.call("helpwire.v1.Tickets/GetTicketHistory", ticketId=tid, pageSize=1000).events
         return [e for e in evs if kind is None or e.kind == kind]
 
+    def alerts(self, tid, kind):
+        return [a for a in list(self.hook.received) if a["ticket_id"] == tid and a["kind"] == kind]
+
     def metric(self, name_and_labels):
         with urllib.request.urlopen(self.server.metrics_url, timeout=10) as r:
             text = r.read().decode()
@@ -197,10 +204,19 @@ class SimulatedWeek(unittest.TestCase):
         self.assertIn("SLA breached: FIRST_REPLY due 2026-12-07T01:30:00Z", got.escalation_reason)
         c = self.clock(t.id)
         self.assertEqual((c.state, c.ended_unix_ms), (BREACHED_STATE, 0))
-        alert = wait_for(lambda: self.hook.received)
-        self.assertTrue(alert, self.server.read_log())
-        self.assertEqual(alert[0]["ticket_id"], t.id)
-        self.assertIn("SLA breached", alert[0]["reason"])
+        # Two alerts: the escalation (as EscalateTicket sends) and the breach itself.
+        sla = wait_for(lambda: self.alerts(t.id, "sla_breached"))
+        self.assertTrue(sla, self.server.read_log())
+        self.assertEqual({k: sla[0][k] for k in ("sla_target", "due_unix_ms", "sla_policy", "action", "actor",
+                                                 "priority")},
+                         {"sla_target": "FIRST_REPLY", "due_unix_ms": MON(9, 30), "sla_policy": "vip-urgent",
+                          "action": "escalated", "actor": "system", "priority": "PRIORITY_URGENT"})
+        self.assertEqual(sla[0]["at_unix_ms"], MON(9, 30))
+        self.assertIn("breached its SLA (queue vip): SLA breached: FIRST_REPLY due 2026-12-07T01:30:00Z",
+                      sla[0]["text"])
+        esc = wait_for(lambda: self.alerts(t.id, "escalated"))
+        self.assertTrue(esc, self.server.read_log())
+        self.assertIn("escalated by system: SLA breached: FIRST_REPLY", esc[0]["text"])
         self.assertEqual(self.metric('helpwire_sla_breached_now{target="FIRST_REPLY"}'), 1)
         # Time goes on, and helpwired restarts again: still one warning, one breach, one alert.
         self.set_clock(MON(12, 0))
@@ -208,7 +224,8 @@ class SimulatedWeek(unittest.TestCase):
         time.sleep(QUIET)
         self.assertEqual(len(self.events(t.id, WARNING)), 1)
         self.assertEqual(len(self.events(t.id, BREACHED)), 1)
-        self.assertEqual(len([a for a in self.hook.received if a["ticket_id"] == t.id]), 1)
+        self.assertEqual(sorted(a["kind"] for a in self.hook.received if a["ticket_id"] == t.id),
+                         ["escalated", "sla_breached"])
         # The late reply ends the wait; the breach stays, and is counted once.
         self.admin.call("helpwire.v1.Tickets/AddMessage", ticketId=t.id, kind="MESSAGE_KIND_AGENT_REPLY",
                         text="Sorry for the wait, here is your tracking number.")
@@ -287,7 +304,13 @@ class SimulatedWeek(unittest.TestCase):
         self.assertEqual(got.status, 1)  # still OPEN
         # The URGENT policy now applies; its 5 minutes were used up long ago.
         self.assertEqual(got.sla_policy, "vip-urgent")
-        self.assertTrue(wait_for(lambda: [a for a in self.hook.received if a["ticket_id"] == t.id]))
+        # The alert says what happened, on the ticket as it is after the bump; no escalation.
+        sla = wait_for(lambda: self.alerts(t.id, "sla_breached"))
+        self.assertTrue(sla, self.server.read_log())
+        self.assertEqual((sla[0]["action"], sla[0]["priority"], sla[0]["sla_policy"]),
+                         ("priority raised", "PRIORITY_URGENT", "vip-urgent"))
+        self.assertNotIn("escalated by", sla[0]["text"])
+        self.assertEqual(self.alerts(t.id, "escalated"), [])
         # A breached clock stays breached under the new policy: nothing more fires.
         self.set_clock(MON(9, 20))
         time.sleep(QUIET)
@@ -302,7 +325,41 @@ class SimulatedWeek(unittest.TestCase):
         self.assertTrue(b, self.server.read_log())
         self.assertEqual(b[0].detail, "FIRST_REPLY due 2026-12-07T01:35:00Z: reassigned to vip-ben")
         self.assertEqual(self.ticket(u.id).assignee_agent_id, "vip-ben")
-        self.assertTrue(wait_for(lambda: [a for a in self.hook.received if a["ticket_id"] == u.id]))
+        sla = wait_for(lambda: self.alerts(u.id, "sla_breached"))
+        self.assertTrue(sla, self.server.read_log())
+        self.assertEqual((sla[0]["action"], sla[0]["assignee_agent_id"]), ("reassigned to vip-ben", "vip-ben"))
+        self.assertEqual(self.alerts(u.id, "escalated"), [])
+
+    def test_reassign_follows_the_queues_rule_per_channel_capacity(self):
+        self.set_clock(MON(9, 0))
+        self.put_policy(firstReplyMinutes=5, breachAction="SLA_BREACH_ACTION_REASSIGN")
+        agents = {"vip-ann": {}, "vip-ben": {"channelCapacities": [{"channel": TG, "capacity": 1}]},
+                  "vip-cat": {}}
+        for aid, extra in agents.items():
+            self.admin.call("helpwire.v1.Agents/PutAgent", agent=dict(id=aid, name=aid, skills=["vip"], capacity=5,
+                                                                      **extra))
+        online = lambda aid: self.admin.call("helpwire.v1.Agents/SetPresence", agentId=aid,  # noqa: E731
+                                             presence="PRESENCE_ONLINE")
+        online("vip-ann")
+        u = self.new_ticket("rr-urgent")
+        self.assertEqual(u.assignee_agent_id, "vip-ann")
+        # Ben takes one Telegram ticket (his Telegram capacity is 1), Cat one too: both hold one.
+        online("vip-ben")
+        self.assertEqual(self.new_ticket("rr-ben", priority="PRIORITY_LOW").assignee_agent_id, "vip-ben")
+        online("vip-cat")
+        self.assertEqual(self.new_ticket("rr-cat", priority="PRIORITY_LOW").assignee_agent_id, "vip-cat")
+        get = lambda aid: self.admin.call("helpwire.v1.Agents/GetAgent", agentId=aid)  # noqa: E731
+        self.assertEqual((get("vip-ben").open_tickets, get("vip-cat").open_tickets), (1, 1))
+        # The breach: Ben is first by id and as loaded, but has no Telegram room; Cat takes it.
+        self.set_clock(MON(9, 5))
+        b = wait_for(lambda: self.events(u.id, BREACHED))
+        self.assertTrue(b, self.server.read_log())
+        self.assertEqual(b[0].detail, "FIRST_REPLY due 2026-12-07T01:05:00Z: reassigned to vip-cat")
+        self.assertEqual(self.ticket(u.id).assignee_agent_id, "vip-cat")
+        self.assertEqual([get(a).open_tickets for a in ("vip-ann", "vip-ben", "vip-cat")], [0, 1, 2])
+        sla = wait_for(lambda: self.alerts(u.id, "sla_breached"))
+        self.assertTrue(sla, self.server.read_log())
+        self.assertEqual(sla[0]["action"], "reassigned to vip-cat")
 
     def test_escalated_ticket_is_only_alerted_and_a_deleted_policy_only_notifies(self):
         self.set_clock(MON(9, 0))
@@ -334,6 +391,11 @@ class SimulatedWeek(unittest.TestCase):
                                            "customer is furious"])
         self.assertEqual(reasons(gone.id),
                          ["SLA breached: FIRST_REPLY due 2026-12-07T01:10:00Z (policy vip-urgent, deleted)"])
+        # The manual escalation's alert, then the breach's own, which only alerts.
+        self.assertEqual([a["action"] for a in self.alerts(esc.id, "sla_breached")], ["already escalated; alerted"])
+        self.assertEqual(len(self.alerts(esc.id, "escalated")), 1)
+        self.assertEqual([(a["action"], a["sla_policy"]) for a in self.alerts(gone.id, "sla_breached")],
+                         [("alerted", "vip-urgent")])
 
     def test_policy_validation_names_the_field(self):
         bad = [

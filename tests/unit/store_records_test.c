@@ -846,9 +846,13 @@ static void test_general_is_marked_default_at_open_when_nothing_is(void **state)
     skills_arg marked = {{"billing", "general", "technical"}, {0, 0, 1}};
     skills_after_reopen(hw_test_dir(dir, sizeof(dir), "defskill2"), &marked, got, sizeof got);
     assert_string_equal(got, "technical");
-    /* no "general": nothing to mark (the first by name is the fallback) */
-    skills_arg none = {{"account", "billing", NULL}, {0, 0, 0}};
+    /* no "general": the first by name, the fallback such a store used */
+    skills_arg none = {{"billing", "account", NULL}, {0, 0, 0}};
     skills_after_reopen(hw_test_dir(dir, sizeof(dir), "defskill3"), &none, got, sizeof got);
+    assert_string_equal(got, "account");
+    /* no skill at all: nothing to mark */
+    skills_arg empty = {{NULL, NULL, NULL}, {0, 0, 0}};
+    skills_after_reopen(hw_test_dir(dir, sizeof(dir), "defskill4"), &empty, got, sizeof got);
     assert_string_equal(got, "");
 }
 
