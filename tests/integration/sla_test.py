@@ -304,11 +304,12 @@ class SimulatedWeek(unittest.TestCase):
         self.assertEqual(got.status, 1)  # still OPEN
         # The URGENT policy now applies; its 5 minutes were used up long ago.
         self.assertEqual(got.sla_policy, "vip-urgent")
-        # The alert says what happened, on the ticket as it is after the bump; no escalation.
+        # The alert names the policy that was breached and what happened, on the ticket as it is
+        # after the bump; no escalation.
         sla = wait_for(lambda: self.alerts(t.id, "sla_breached"))
         self.assertTrue(sla, self.server.read_log())
         self.assertEqual((sla[0]["action"], sla[0]["priority"], sla[0]["sla_policy"]),
-                         ("priority raised", "PRIORITY_URGENT", "vip-urgent"))
+                         ("priority raised", "PRIORITY_URGENT", "vip-high"))
         self.assertNotIn("escalated by", sla[0]["text"])
         self.assertEqual(self.alerts(t.id, "escalated"), [])
         # A breached clock stays breached under the new policy: nothing more fires.
