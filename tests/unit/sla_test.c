@@ -8,7 +8,8 @@
  * time and a later reply ends the wait but keeps BREACHED; NEXT_REPLY
  * starts at a customer message only while no reply is due; RESOLVED ends
  * every clock as MET; a new policy counts the time already used; policy
- * validation names the field.
+ * validation names the field; a queue's hours inside a write come from the
+ * app's hours cache (compiled once, not per ticket write).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -23,8 +24,10 @@
 #include "server/base/arena.h"
 #include "server/base/clock.h"
 #include "server/base/errors.h"
+#include "server/domain/app.h"
 #include "server/domain/hours.h"
 #include "server/domain/sla.h"
+#include "tests/unit/store_test_util.h"
 
 #define TG(x) HELPWIRE__V1__SLA_TARGET__SLA_TARGET_##x
 #define SS(x) HELPWIRE__V1__SLA_STATE__SLA_STATE_##x
@@ -318,6 +321,75 @@ static void test_policy_check_names_the_field(void **state)
     expect_bad(NULL, "policy: required");
 }
 
+/* Puts skill "billing" with the fixture's hours and "plain" without. */
+static int put_queues(hw_store_txn *w, void *arg)
+{
+    (void)arg;
+    static Helpwire__V1__TimeRange r = HELPWIRE__V1__TIME_RANGE__INIT;
+    r.open_minute = 9 * 60;
+    r.close_minute = 18 * 60;
+    static Helpwire__V1__TimeRange *rs[] = {&r};
+    static Helpwire__V1__DaySchedule day = HELPWIRE__V1__DAY_SCHEDULE__INIT;
+    day.weekday = 1;
+    day.ranges = rs;
+    day.n_ranges = 1;
+    static Helpwire__V1__DaySchedule *dp[] = {&day};
+    static Helpwire__V1__BusinessHours bh = HELPWIRE__V1__BUSINESS_HOURS__INIT;
+    bh.time_zone = "Asia/Shanghai";
+    bh.days = dp;
+    bh.n_days = 1;
+    Helpwire__V1__Skill sk = HELPWIRE__V1__SKILL__INIT;
+    sk.name = "billing";
+    sk.hours = &bh;
+    int rc = hw_store_skill_put(w, &sk, HW_PUT_UPSERT);
+    Helpwire__V1__Skill plain = HELPWIRE__V1__SKILL__INIT;
+    plain.name = "plain";
+    return rc == HW_OK ? hw_store_skill_put(w, &plain, HW_PUT_UPSERT) : rc;
+}
+
+static void test_queue_hours_come_from_the_app_cache(void **state)
+{
+    fx *f = *state;
+    char dir[PATH_MAX];
+    hw_store *s = hw_test_open(hw_test_dir(dir, sizeof dir, "sla-hours"), 1 << 20, 8);
+    assert_non_null(s);
+    assert_int_equal(hw_store_write(s, put_queues, NULL), HW_OK);
+    hw_app app;
+    memset(&app, 0, sizeof app);
+    assert_int_equal(hw_hours_cache_create(&app.hours_cache), HW_OK);
+    hw_effects with_app = {.app = &app}, without = {0};
+    hw_store_reader *r;
+    assert_int_equal(hw_store_reader_create(s, &r), HW_OK);
+    hw_store_txn *t;
+    assert_int_equal(hw_store_read_begin(r, &t), HW_OK);
+    hw_hours *h1, *h2, *h3;
+    /* Two ticket writes of the queue: one compiled hours, shared. */
+    assert_int_equal(hw_sla_hours_in(t, &with_app, "billing", f->a, &h1), HW_OK);
+    assert_int_equal(hw_sla_hours_in(t, &with_app, "billing", f->a, &h2), HW_OK);
+    assert_non_null(h1);
+    assert_ptr_equal(h1, h2);
+    assert_false(hw_hours_is_open(h1, FRI_1730));
+    assert_true(hw_hours_is_open(h1, MON_0900));
+    /* Without an app (a tool's write): compiled in the call, same hours. */
+    assert_int_equal(hw_sla_hours_in(t, &without, "billing", f->a, &h3), HW_OK);
+    assert_non_null(h3);
+    assert_ptr_not_equal(h1, h3);
+    assert_true(hw_hours_is_open(h3, MON_0900));
+    hw_hours_free(h1);
+    hw_hours_free(h2);
+    hw_hours_free(h3);
+    /* Always open: no hours, an unknown queue, no queue. */
+    assert_int_equal(hw_sla_hours_in(t, &with_app, "plain", f->a, &h1), HW_OK);
+    assert_null(h1);
+    assert_int_equal(hw_sla_hours_in(t, &with_app, "nosuch", f->a, &h1), HW_OK);
+    assert_null(h1);
+    assert_int_equal(hw_sla_hours_in(t, &with_app, "", f->a, &h1), HW_OK);
+    assert_null(h1);
+    hw_store_read_end(r);
+    assert_int_equal(hw_test_check_and_close(s, r), 0);
+    hw_hours_cache_destroy(app.hours_cache);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -327,6 +399,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_repolicy_keeps_used_time, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_policy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_policy_check_names_the_field, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queue_hours_come_from_the_app_cache, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
