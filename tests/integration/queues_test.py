@@ -1,7 +1,9 @@
 """queues_test: queues that never strand a ticket, through the real
 helpwired with a file clock (--clock-file): the default skill as the
 fallback queue (the issue's scenario: account, billing and technical with
-one online agent each and no "general"), UNASSIGNABLE on the history, on
+one online agent each and no "general"; the first skill of a bootstrapped
+store takes the mark, the default cannot drop it, a moved mark stays across
+restarts), UNASSIGNABLE on the history, on
 WatchTickets, at the supervisor webhook and in the metrics (at once when no
 agent has the skill; once after waiting too long), capacity per channel,
 least-loaded and round-robin assignment, waiting tickets taken by priority

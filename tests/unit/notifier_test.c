@@ -366,6 +366,67 @@ static void queue_refuses_ticket_without_id(void **state)
     assert_int_equal(pending_alerts(f), 0);
 }
 
+typedef struct {
+    const Helpwire__V1__Ticket *t;
+    const hw_alert_sla *sla;
+    hw_alert_kind kind;
+} sla_ctx;
+
+static int queue_sla_fn(hw_store_txn *w, void *arg)
+{
+    sla_ctx *c = arg;
+    hw_effects fx;
+    hw_effects_begin(&fx, NULL);
+    if (!c->sla)
+        return hw_notifier_queue_kind_in(w, &fx, c->t, c->kind, "SLA breached", "system");
+    return hw_notifier_queue_sla_in(w, &fx, c->t, c->sla, "SLA breached: FIRST_REPLY due 2026-12-07T01:30:00Z");
+}
+
+static int keep_body(void *arg, const void *k, size_t kl, const void *v, size_t vl)
+{
+    (void)k;
+    (void)kl;
+    json_error_t e;
+    *(json_t **)arg = json_loadb(v, vl, 0, &e);
+    return 0;
+}
+
+static void sla_breach_alert_has_its_own_kind_and_facts(void **state)
+{
+    fx *f = *state;
+    Helpwire__V1__Ticket t = ticket();
+    hw_alert_sla sla = {.target = "FIRST_REPLY",
+                        .due_unix_ms = 1796563800000LL,
+                        .policy = "vip-urgent",
+                        .action = "reassigned to bob"};
+    /* The SLA kind without its facts is refused. */
+    sla_ctx bad = {.t = &t, .kind = HW_ALERT_SLA_BREACHED};
+    assert_int_equal(hw_store_write(f->s, queue_sla_fn, &bad), HW_EINVALID);
+    assert_int_equal(pending_alerts(f), 0);
+    sla_ctx c = {.t = &t, .sla = &sla};
+    assert_int_equal(hw_store_write(f->s, queue_sla_fn, &c), HW_OK);
+    hw_store_txn *tx;
+    assert_int_equal(hw_store_read_begin(f->r, &tx), HW_OK);
+    json_t *o = NULL;
+    assert_int_equal(hw_store_kv_foreach(tx, "alert", keep_body, &o), HW_OK);
+    hw_store_read_end(f->r);
+    assert_non_null(o);
+    assert_string_equal(json_string_value(json_object_get(o, "kind")), "sla_breached");
+    assert_string_equal(json_string_value(json_object_get(o, "sla_target")), "FIRST_REPLY");
+    assert_int_equal(json_integer_value(json_object_get(o, "due_unix_ms")), 1796563800000LL);
+    assert_string_equal(json_string_value(json_object_get(o, "sla_policy")), "vip-urgent");
+    assert_string_equal(json_string_value(json_object_get(o, "action")), "reassigned to bob");
+    assert_string_equal(json_string_value(json_object_get(o, "actor")), "system");
+    assert_non_null(json_object_get(o, "at_unix_ms"));
+    assert_null(json_object_get(o, "escalated_unix_ms"));
+    const char *text = json_string_value(json_object_get(o, "text"));
+    assert_non_null(text);
+    assert_non_null(strstr(text, "breached its SLA"));
+    assert_non_null(strstr(text, "reassigned to bob"));
+    assert_null(strstr(text, "escalated"));
+    json_decref(o);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -376,6 +437,7 @@ int main(void)
         T(without_webhook_alerts_stay_queued),
         T(destroy_does_not_wait_for_backoff_of_failing_webhook),
         T(queue_refuses_ticket_without_id),
+        T(sla_breach_alert_has_its_own_kind_and_facts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
