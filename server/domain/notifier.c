@@ -154,7 +154,8 @@ static int queue_alert(hw_store_txn *w, hw_effects *fx, const Helpwire__V1__Tick
         goto out;
     /* json_string refuses invalid UTF-8: the API validated every field. */
     rc = HW_EINVALID;
-    if (set_str(o, "alert_id", key) || set_str(o, "kind", KIND_NAME[kind]) || set_str(o, "ticket_id", t->id) ||
+    if (set_str(o, "alert_id", key) || set_str(o, "kind", KIND_NAME[kind]) ||
+        set_str(o, "ticket_id", t->id) ||
         json_object_set_new(o, "number", json_integer((json_int_t)t->number)) ||
         set_str(o, "subject", t->subject) || set_str(o, "queue", t->queue) ||
         set_str(o, "priority", pv ? pv->name : "PRIORITY_UNSPECIFIED") ||

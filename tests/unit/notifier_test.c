@@ -379,7 +379,8 @@ static int queue_sla_fn(hw_store_txn *w, void *arg)
     hw_effects_begin(&fx, NULL);
     if (!c->sla)
         return hw_notifier_queue_kind_in(w, &fx, c->t, c->kind, "SLA breached", "system");
-    return hw_notifier_queue_sla_in(w, &fx, c->t, c->sla, "SLA breached: FIRST_REPLY due 2026-12-07T01:30:00Z");
+    return hw_notifier_queue_sla_in(w, &fx, c->t, c->sla,
+                                    "SLA breached: FIRST_REPLY due 2026-12-07T01:30:00Z");
 }
 
 static int keep_body(void *arg, const void *k, size_t kl, const void *v, size_t vl)
