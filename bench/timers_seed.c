@@ -8,10 +8,13 @@
  * has: its message and events, its SLA clocks (hw_sla_ticket_opened_in)
  * and its timers. The write's time (hw_effects_set_now) of ticket i is
  * T0 + i * 1000 / PER_SECOND ms, and the queue's policy has a RESOLUTION
- * target of MINUTES with no warning, so ticket i's SLA timer is due at
- *   T0 + MINUTES * 60000 + i * 1000 / PER_SECOND
- * that is PER_SECOND timers due per second of the clock's time from
- * first_due on, and once helpwired runs with --clock-file the bench
+ * target of MINUTES with its warning at half of it (warn_fraction 0.5), so
+ * ticket i's SLA timer fires twice: the warning at
+ *   T0 + MINUTES * 30000 + i * 1000 / PER_SECOND
+ * (which sets the breach's timer), and the breach at
+ *   T0 + MINUTES * 60000 + i * 1000 / PER_SECOND,
+ * that is 2 * PER_SECOND timers due per second of the clock's time while
+ * both streams run (from the first breach on), and once helpwired runs with --clock-file the bench
  * script decides how many fire per second of real time by how fast it
  * moves the clock file.
  *
@@ -22,10 +25,10 @@
  * 30 days, so they stay pending and never fire during the bench), one
  * offline agent with that skill (the queue is not unassignable: no alert
  * per ticket), the policy "bench-timers" (priority NORMAL, that queue,
- * RESOLUTION MINUTES, breach action NOTIFY) and CUSTOMERS customers.
+ * RESOLUTION MINUTES, warning at half, breach action NOTIFY) and CUSTOMERS customers.
  *
- * Prints one line of key=value pairs: n, per_second, first_due_ms,
- * last_due_ms, timers_pending.
+ * Prints one line of key=value pairs: n, per_second, first_warn_ms,
+ * first_due_ms (the first breach), last_due_ms, timers_pending.
  *
  *   timers_seed DIR N [--per-second P] [--minutes M] [--t0-ms T0]
  *               [--batch B] [--customers C]
@@ -96,6 +99,7 @@ static int setup_fn(hw_store_txn *w, void *arg)
     p.priority = HELPWIRE__V1__PRIORITY__PRIORITY_NORMAL;
     p.skill = QUEUE;
     p.resolution_minutes = (uint32_t)o->minutes;
+    p.warn_fraction = 0.5; /* the warning at created + MINUTES / 2 */
     p.breach_action = HELPWIRE__V1__SLA_BREACH_ACTION__SLA_BREACH_ACTION_NOTIFY;
     if (rc == HW_OK)
         rc = hw_store_sla_policy_put(w, &p, HW_PUT_UPSERT, 0);
@@ -263,8 +267,9 @@ int main(int argc, char **argv)
         goto out;
     }
     int64_t due0 = o.t0_ms + (int64_t)o.minutes * 60000;
-    printf("n=%ld per_second=%ld first_due_ms=%" PRId64 " last_due_ms=%" PRId64 " timers_pending=%" PRIu64 "\n", o.n,
-           o.per_second, due0, due0 + (created_ms(&o, o.n - 1) - o.t0_ms), pending);
+    printf("n=%ld per_second=%ld first_warn_ms=%" PRId64 " first_due_ms=%" PRId64 " last_due_ms=%" PRId64
+           " timers_pending=%" PRIu64 "\n",
+           o.n, o.per_second, o.t0_ms + (int64_t)o.minutes * 30000, due0, due0 + (created_ms(&o, o.n - 1) - o.t0_ms), pending);
     status = 0;
 out:
     hw_store_close(s);
