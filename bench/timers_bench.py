@@ -166,7 +166,7 @@ def mem_kb(pid):
 
 
 def metric(port, name):
-    body = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5).read().decode()
+    body = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=60).read().decode()
     m = re.search(r"^%s (\S+)$" % re.escape(name), body, re.M)
     return float(m.group(1)) if m else None
 
@@ -391,8 +391,8 @@ def mib(kb):
 def report(tres, rows):
     out = []
     b = tres["baseline"]
-    out.append("Store: %d open tickets, %d timers pending at start (an SLA timer and an UNASSIGNED "
-               "timer per ticket); %d due per second of the clock's time (a warning and a breach per "
+    out.append("Store: %d open tickets, %d timers pending at start (one SLA timer per ticket, all "
+               "assigned to one online agent); %d due per second of the clock's time (a warning and a breach per "
                "ticket)." % (N, tres["pending_at_start"] or 0, 2 * P))
     out.append("")
     out.append("| phase | target timers/s | fired/s | fired / target | hw-timers CPU ms/s | µs per timer "

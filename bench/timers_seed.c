@@ -21,17 +21,22 @@
  * The store first gets helpwired's demo data (hw_demo_seed, and its tokens
  * in DIR/demo-tokens.txt as `helpwired --demo` writes them), so the same
  * directory serves Route with --demo. Then the queue "bench-timers" (an
- * explicit skill: its waiting tickets' UNASSIGNED timers are due after
- * 30 days, so they stay pending and never fire during the bench), one
- * offline agent with that skill (the queue is not unassignable: no alert
- * per ticket), the policy "bench-timers" (priority NORMAL, that queue,
+ * explicit skill), one agent with that skill, online with room for every
+ * ticket, who gets them all (so each ticket has one timer, its SLA one),
+ * the policy "bench-timers" (priority NORMAL, that queue,
  * RESOLUTION MINUTES, warning at half, breach action NOTIFY) and CUSTOMERS customers.
+ *
+ * With --waiting the agent is offline instead: the tickets wait
+ * unassigned, each with an UNASSIGNED timer too (due after 30 days: it
+ * stays pending, never fires during the bench; the queue is not
+ * unassignable, so no alert per ticket). Note that helpwired's /metrics
+ * then decodes every waiting ticket (helpwire_queue_waiting) per scrape.
  *
  * Prints one line of key=value pairs: n, per_second, first_warn_ms,
  * first_due_ms (the first breach), last_due_ms, timers_pending.
  *
  *   timers_seed DIR N [--per-second P] [--minutes M] [--t0-ms T0]
- *               [--batch B] [--customers C]
+ *               [--batch B] [--customers C] [--waiting]
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -60,6 +65,7 @@ typedef struct seed_opts {
     int64_t t0_ms;
     long batch;
     long customers;
+    bool waiting;
 } seed_opts;
 
 typedef struct batch_ctx {
@@ -87,11 +93,11 @@ static int setup_fn(hw_store_txn *w, void *arg)
     int rc = hw_store_skill_put(w, &sk, HW_PUT_UPSERT);
     Helpwire__V1__Agent ag = HELPWIRE__V1__AGENT__INIT;
     ag.id = "ag-bench-timers";
-    ag.name = "Timer bench (offline)";
+    ag.name = "Timer bench";
     ag.skills = skills;
     ag.n_skills = 1;
-    ag.presence = HELPWIRE__V1__PRESENCE__PRESENCE_OFFLINE;
-    ag.capacity = 5;
+    ag.presence = o->waiting ? HELPWIRE__V1__PRESENCE__PRESENCE_OFFLINE : HELPWIRE__V1__PRESENCE__PRESENCE_ONLINE;
+    ag.capacity = o->waiting ? 5 : UINT32_MAX;
     if (rc == HW_OK)
         rc = hw_store_agent_put(w, &ag, HW_PUT_UPSERT, 0);
     Helpwire__V1__SlaPolicy p = HELPWIRE__V1__SLA_POLICY__INIT;
@@ -160,7 +166,11 @@ int main(int argc, char **argv)
 {
     seed_opts o = {.per_second = 1000, .minutes = 60, .t0_ms = 1767225600000LL, .batch = 2000, .customers = 1000};
     const char *usage = "usage: timers_seed DIR N [--per-second P] [--minutes M] [--t0-ms T0] "
-                        "[--batch B] [--customers C]\n";
+                        "[--batch B] [--customers C] [--waiting]\n";
+    if (argc >= 4 && strcmp(argv[argc - 1], "--waiting") == 0) {
+        o.waiting = true;
+        argc--;
+    }
     if (argc < 3 || (argc - 3) % 2) {
         fputs(usage, stderr);
         return 2;
