@@ -6,7 +6,7 @@ Part 1, timers: helpwired --clock-file on the seeded store (timers_seed:
 N tickets, ticket i created at T0 + i*1000/P ms, an SLA warning at
 created + T/2 and a breach at created + T, so 2P timers fall due per
 second of the clock's time once both streams run).
-  - baseline: the clock stands before the first due time (2N timers
+  - baseline: the clock stands before the first due time (N timers
     pending, none due) for BASE_SECONDS: resident memory and CPU;
   - catch-up: the clock jumps to the first breach; the warnings already
     due (T/2 of them at P/s) fire at once (a restart after downtime);

@@ -96,7 +96,8 @@ static int setup_fn(hw_store_txn *w, void *arg)
     ag.name = "Timer bench";
     ag.skills = skills;
     ag.n_skills = 1;
-    ag.presence = o->waiting ? HELPWIRE__V1__PRESENCE__PRESENCE_OFFLINE : HELPWIRE__V1__PRESENCE__PRESENCE_ONLINE;
+    ag.presence =
+        o->waiting ? HELPWIRE__V1__PRESENCE__PRESENCE_OFFLINE : HELPWIRE__V1__PRESENCE__PRESENCE_ONLINE;
     ag.capacity = o->waiting ? 5 : UINT32_MAX;
     if (rc == HW_OK)
         rc = hw_store_agent_put(w, &ag, HW_PUT_UPSERT, 0);
@@ -164,7 +165,8 @@ static int parse_long(const char *s, long min, long *out)
 
 int main(int argc, char **argv)
 {
-    seed_opts o = {.per_second = 1000, .minutes = 60, .t0_ms = 1767225600000LL, .batch = 2000, .customers = 1000};
+    seed_opts o = {
+        .per_second = 1000, .minutes = 60, .t0_ms = 1767225600000LL, .batch = 2000, .customers = 1000};
     const char *usage = "usage: timers_seed DIR N [--per-second P] [--minutes M] [--t0-ms T0] "
                         "[--batch B] [--customers C] [--waiting]\n";
     if (argc >= 4 && strcmp(argv[argc - 1], "--waiting") == 0) {
@@ -185,7 +187,8 @@ int main(int argc, char **argv)
         if (strcmp(argv[i], "--t0-ms") == 0)
             min = 0;
         if (parse_long(argv[i + 1], min, &v)) {
-            fprintf(stderr, "timers_seed: %s must be a number >= %ld, got \"%s\"\n", argv[i], min, argv[i + 1]);
+            fprintf(stderr, "timers_seed: %s must be a number >= %ld, got \"%s\"\n", argv[i], min,
+                    argv[i + 1]);
             return 2;
         }
         if (strcmp(argv[i], "--per-second") == 0)
@@ -209,7 +212,8 @@ int main(int argc, char **argv)
     hw_store *s = NULL;
     hw_arena *a = hw_arena_create(1 << 16);
     hw_arena *ca = hw_arena_create(1 << 16);
-    Helpwire__V1__Customer **customers = ca ? hw_arena_calloc(ca, (size_t)o.customers, sizeof *customers) : NULL;
+    Helpwire__V1__Customer **customers =
+        ca ? hw_arena_calloc(ca, (size_t)o.customers, sizeof *customers) : NULL;
     if (!a || !customers) {
         fprintf(stderr, "timers_seed: out of memory\n");
         goto out;
@@ -279,7 +283,8 @@ int main(int argc, char **argv)
     int64_t due0 = o.t0_ms + (int64_t)o.minutes * 60000;
     printf("n=%ld per_second=%ld first_warn_ms=%" PRId64 " first_due_ms=%" PRId64 " last_due_ms=%" PRId64
            " timers_pending=%" PRIu64 "\n",
-           o.n, o.per_second, o.t0_ms + (int64_t)o.minutes * 30000, due0, due0 + (created_ms(&o, o.n - 1) - o.t0_ms), pending);
+           o.n, o.per_second, o.t0_ms + (int64_t)o.minutes * 30000, due0,
+           due0 + (created_ms(&o, o.n - 1) - o.t0_ms), pending);
     status = 0;
 out:
     hw_store_close(s);
