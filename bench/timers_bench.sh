@@ -45,9 +45,10 @@ BAZEL_STARTUP=${BENCH_BAZEL_STARTUP:-"--output_base=$HOME/.cache/bazel-bench19"}
 
 # ---- this build ----
 log "== building (bazel $BAZEL_STARTUP build --config=opt)"
+# (no bazel-* links: they would point this tree at the bench's output base)
 # shellcheck disable=SC2086
-if ! bazel $BAZEL_STARTUP build --config=opt //server:helpwired //bench:helpwire-bench //bench:ceiling \
-  //bench:timers_seed >/tmp/timers_bench.build.$$ 2>&1; then
+if ! bazel $BAZEL_STARTUP build --config=opt --experimental_convenience_symlinks=ignore //server:helpwired \
+  //bench:helpwire-bench //bench:ceiling //bench:timers_seed >/tmp/timers_bench.build.$$ 2>&1; then
   grep -E 'ERROR|error:' /tmp/timers_bench.build.$$ | head -20 >&2
   rm -f /tmp/timers_bench.build.$$
   log "timers_bench.sh: the build failed"
@@ -68,6 +69,7 @@ elif [ -z "$BEFORE_BIN" ]; then
   fi
   log "== building $BEFORE_COMMIT in $BEFORE_TREE (--config=opt, own output base)"
   if ! (cd "$BEFORE_TREE" && bazel --output_base="$HOME/.cache/bazel-before-$BEFORE_COMMIT" build --config=opt \
+    --experimental_convenience_symlinks=ignore \
     //server:helpwired >&2); then
     log "timers_bench.sh: the build of $BEFORE_COMMIT failed"
     exit 1
