@@ -403,7 +403,7 @@ def report(tres, rows):
     def row(name, w, target):
         ratio = "%.3f" % (w["fired_per_s"] / target) if target else "-"
         out.append("| %s | %s | %.0f | %s | %.1f | %s | %.1f | %s | %.1f | %.1f | %s | %s | %s | %.3f |" % (
-            name, target if target else "0 (none due)", w["fired_per_s"], ratio, w["timers_ms_per_s"],
+            name, target if target else ("-" if w["fired"] else "0 (none due)"), w["fired_per_s"], ratio, w["timers_ms_per_s"],
             "%.1f" % w["timers_us_per_fired"] if w["fired"] else "-", w["writer_ms_per_s"],
             "%.1f" % w["writer_us_per_fired"] if w["fired"] else "-", w["notifier_ms_per_s"],
             w["process_ms_per_s"], mib(w["rss_max_kb"]), mib(w["anon_max_kb"]), mib(w["file_max_kb"]),
