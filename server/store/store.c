@@ -819,7 +819,15 @@ int hw_store_kv_foreach(hw_store_txn *t, const char *ns,
                                   size_t val_len),
                         void *arg)
 {
-    if (!ns || !fn)
+    return hw_store_kv_foreach_after(t, ns, NULL, 0, fn, arg);
+}
+
+int hw_store_kv_foreach_after(hw_store_txn *t, const char *ns, const void *after, size_t after_len,
+                              int (*fn)(void *arg, const void *key, size_t key_len, const void *val,
+                                        size_t val_len),
+                              void *arg)
+{
+    if (!ns || !fn || (after_len && !after) || after_len > HW_KV_KEY_MAX)
         return HW_EINVALID;
     size_t nl = strlen(ns);
     if (nl == 0 || nl > HW_KV_NS_MAX)
@@ -828,9 +836,17 @@ int hw_store_kv_foreach(hw_store_txn *t, const char *ns,
     int rc = hw_store__cursor(t, HW_DB_KV, &c);
     if (rc != HW_OK)
         return rc;
-    MDB_val k = {.mv_size = nl + 1, .mv_data = (void *)ns}; /* ns + its NUL */
+    /* Seek to ns + its NUL + after (one B-tree descent), then skip after
+     * itself when it is there. */
+    unsigned char sk[HW_KV_NS_MAX + 1 + HW_KV_KEY_MAX];
+    memcpy(sk, ns, nl + 1);
+    if (after_len)
+        memcpy(sk + nl + 1, after, after_len);
+    MDB_val k = {.mv_size = nl + 1 + after_len, .mv_data = sk};
     MDB_val v;
     int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    if (mrc == 0 && after_len && k.mv_size == nl + 1 + after_len && memcmp(k.mv_data, sk, k.mv_size) == 0)
+        mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
     while (mrc == 0) {
         if (k.mv_size <= nl + 1 || memcmp(k.mv_data, ns, nl + 1) != 0)
             break;

@@ -211,6 +211,17 @@ int hw_store_kv_foreach(hw_store_txn *t, const char *ns,
                                   size_t val_len),
                         void *arg);
 
+/* hw_store_kv_foreach from the first key of ns after `after` (bytewise
+ * greater, shorter first on a common prefix): a consumer that remembers
+ * the last key it saw reads only what came since, at the cost of one seek
+ * and not of the keys before. after_len 0 (after may be NULL): from the
+ * first key. after need not exist.
+ * @return as hw_store_kv_foreach; HW_EINVALID also for after_len > 400. */
+int hw_store_kv_foreach_after(hw_store_txn *t, const char *ns, const void *after, size_t after_len,
+                              int (*fn)(void *arg, const void *key, size_t key_len, const void *val,
+                                        size_t val_len),
+                              void *arg);
+
 /* ------------------------------------------------------------------------
  * Operations
  * ---------------------------------------------------------------------- */

@@ -530,6 +530,66 @@ static void test_kv_foreach_visitor_that_stops_is_not_an_error(void **state)
     close_kv(s, r);
 }
 
+typedef struct {
+    char keys[8][8];
+    int n;
+} seen_keys;
+
+static int keep_key(void *arg, const void *key, size_t key_len, const void *val, size_t val_len)
+{
+    seen_keys *s = arg;
+    if (s->n < 8 && key_len < 8) {
+        memcpy(s->keys[s->n], key, key_len);
+        s->keys[s->n][key_len] = '\0';
+    }
+    s->n++;
+    return 0;
+}
+
+/* Keys of ns "t" after `after`, joined with ','. */
+static const char *keys_after(hw_store_txn *t, const char *after, char *buf, size_t len)
+{
+    seen_keys s = {0};
+    assert_int_equal(hw_store_kv_foreach_after(t, "t", after, after ? strlen(after) : 0, keep_key, &s), HW_OK);
+    buf[0] = '\0';
+    for (int i = 0; i < s.n && i < 8; i++)
+        snprintf(buf + strlen(buf), len - strlen(buf), "%s%s", i ? "," : "", s.keys[i]);
+    return buf;
+}
+
+static void test_kv_foreach_after_starts_past_the_given_key(void **state)
+{
+    (void)state;
+    char dir[PATH_MAX];
+    hw_test_dir(dir, sizeof(dir), "kvafter");
+    hw_store *s = hw_test_open(dir, 0, 0);
+    assert_non_null(s);
+    assert_int_equal(put(s, "1", "a"), HW_OK);
+    assert_int_equal(put(s, "10", "c"), HW_OK);
+    assert_int_equal(put(s, "2", "b"), HW_OK);
+    hw_store_reader *r;
+    hw_store_txn *t;
+    assert_int_equal(hw_store_reader_create(s, &r), HW_OK);
+    assert_int_equal(hw_store_read_begin(r, &t), HW_OK);
+    char b[64];
+    assert_string_equal(keys_after(t, NULL, b, sizeof b), "1,10,2");
+    assert_string_equal(keys_after(t, "1", b, sizeof b), "10,2");  /* exclusive; "10" > "1" */
+    assert_string_equal(keys_after(t, "10", b, sizeof b), "2");
+    assert_string_equal(keys_after(t, "15", b, sizeof b), "2");    /* need not exist */
+    assert_string_equal(keys_after(t, "0", b, sizeof b), "1,10,2");
+    assert_string_equal(keys_after(t, "2", b, sizeof b), "");      /* the last: nothing */
+    assert_string_equal(keys_after(t, "9", b, sizeof b), "");      /* past the namespace's end */
+    int n = 0;
+    assert_int_equal(hw_store_kv_foreach_after(t, "t", "1", 1, stop_at_first, &n), HW_OK);
+    assert_int_equal(n, 1);
+    char big[401];
+    memset(big, 'k', sizeof big);
+    assert_int_equal(hw_store_kv_foreach_after(t, "t", big, sizeof big, count_fn, &n), HW_EINVALID);
+    assert_int_equal(hw_store_kv_foreach_after(t, "t", NULL, 3, count_fn, &n), HW_EINVALID);
+    assert_int_equal(hw_store_kv_foreach_after(t, "", "1", 1, count_fn, &n), HW_EINVALID);
+    close_kv(s, r);
+}
+
 /* ---- sequences --------------------------------------------------------- */
 
 typedef struct seq_req {
@@ -756,6 +816,7 @@ int main(void)
         cmocka_unit_test(test_read_sees_a_snapshot_until_renewed),
         cmocka_unit_test(test_kv_foreach_stays_in_its_namespace),
         cmocka_unit_test(test_kv_foreach_visitor_that_stops_is_not_an_error),
+        cmocka_unit_test(test_kv_foreach_after_starts_past_the_given_key),
         cmocka_unit_test(test_sequences_continue_across_reopen_and_skip_nothing_committed),
         cmocka_unit_test(test_full_map_grows_and_no_write_is_lost),
         cmocka_unit_test(test_growth_is_capped_by_max_map_size),
