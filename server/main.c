@@ -353,9 +353,13 @@ static void collect_domain(void *arg, FILE *out)
             "retried.\n"
             "# TYPE helpwire_notifier_retries_total counter\nhelpwire_notifier_retries_total %llu\n"
             "# HELP helpwire_notifier_pending Supervisor alerts waiting for delivery.\n"
-            "# TYPE helpwire_notifier_pending gauge\nhelpwire_notifier_pending %llu\n",
+            "# TYPE helpwire_notifier_pending gauge\nhelpwire_notifier_pending %llu\n"
+            "# HELP helpwire_notifier_alerts_expired_total Supervisor alerts dropped undelivered after "
+            "--alert-retention-days.\n"
+            "# TYPE helpwire_notifier_alerts_expired_total counter\nhelpwire_notifier_alerts_expired_total %llu\n",
             (unsigned long long)hw_notifier_retries(d->app->notifier),
-            (unsigned long long)hw_notifier_pending(d->app->notifier));
+            (unsigned long long)hw_notifier_pending(d->app->notifier),
+            (unsigned long long)hw_notifier_expired(d->app->notifier));
     if (d->app->timers) {
         hw_timers_stats ts;
         hw_timers_stats_get(d->app->timers, &ts);
@@ -464,6 +468,7 @@ int main(int argc, char **argv)
     app.settings.survey_base_url = cfg.survey_base_url;
     app.settings.survey_ttl_ms = cfg.survey_ttl_hours * 3600 * 1000;
     app.settings.webhook_url = cfg.webhook_url;
+    app.settings.alert_retention_ms = cfg.alert_retention_days * 24 * 3600 * 1000;
     app.settings.unassigned_alert_after_ms = cfg.unassigned_alert_after_ms;
     app.settings.reassign_grace_ms = cfg.reassign_grace_ms;
 

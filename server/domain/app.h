@@ -46,6 +46,7 @@ typedef struct hw_settings {
     const char *survey_base_url; /* survey links are base + token */
     int64_t survey_ttl_ms;       /* a survey expires this long after it is sent */
     const char *webhook_url;     /* supervisor alerts; NULL = none */
+    int64_t alert_retention_ms;  /* undelivered alerts older than this are dropped; 0 = kept */
     /* UNASSIGNABLE after waiting this long (a skill's own limit wins) */
     int64_t unassigned_alert_after_ms;
     int64_t reassign_grace_ms; /* an away/offline agent's tickets move after this */

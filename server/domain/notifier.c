@@ -9,8 +9,9 @@
  *   The body is built once, at escalation, inside the escalating write: a
  *   delivery after a restart sends exactly what would have been sent.
  * - One thread owns the delivery: it keeps the pending alerts in memory
- *   (loaded at start, then only the keys after the last one seen, on every
- *   wake-up), POSTs each with libcurl (connect timeout 2 s, total 5 s) and
+ *   (loaded at start, then on every wake-up only the keys after the last
+ *   one it loaded: hw_store_kv_foreach_after seeks there, so a wake-up
+ *   costs what is new and not what has piled up), POSTs each with libcurl (connect timeout 2 s, total 5 s) and
  *   records the outcome in one store write on its own thread (blocking is
  *   fine there; the events it records go to watchers through the write's
  *   effects once it committed): a 2xx deletes the alert and appends
@@ -21,8 +22,16 @@
  * - At-least-once: a crash between the POST and the commit of its outcome
  *   sends that alert again after the restart; receivers dedupe on
  *   alert_id.
- * - Without a webhook URL alerts stay queued (logged once) until a restart
- *   with one.
+ * - Without a webhook URL alerts stay queued in the store (logged once)
+ *   until a restart with one; the thread only counts new ones for the
+ *   pending gauge (same scan from the last key) and holds none in memory.
+ * - Bound: alerts older than settings.alert_retention_ms (by the time they
+ *   were raised: escalated_unix_ms or at_unix_ms, on the app's clock) are
+ *   dropped undelivered, with or without a URL. This thread does it (once
+ *   a second, oldest first, at most EXPIRE_BATCH per write, stopping at the
+ *   first younger alert: the front of the queue only), because it owns the
+ *   alert namespace, its in-memory list and the pending count: no second
+ *   thread deleting under it. Counted in hw_notifier_expired, logged.
  * - Stopping: a flag under the mutex plus a condition variable wake the
  *   thread; a transfer in progress is aborted through curl's progress
  *   callback, and the alert stays queued without a failure event.
@@ -52,6 +61,8 @@
 #define BACKOFF_MAX_MS 60000
 #define CONNECT_TIMEOUT_MS 2000L
 #define TOTAL_TIMEOUT_MS 5000L
+#define EXPIRE_EVERY_MS 1000
+#define EXPIRE_BATCH 1000
 
 typedef struct alert {
     struct alert *next;
@@ -78,11 +89,13 @@ struct hw_notifier {
     bool wake, stop;
     atomic_bool stopping;                   /* read by curl's progress callback */
     atomic_uint_least64_t retries, pending; /* for metrics */
+    atomic_uint_least64_t expired, scanned; /* for metrics and tests */
 
     /* Thread only. */
     alert *head, *tail;
-    char last_key[ALERT_KEY_LEN + 1];
+    char last_key[ALERT_KEY_LEN + 1]; /* the last alert loaded ("" none yet) */
     bool warned_no_url;
+    int64_t next_expire_ms; /* monotonic */
 };
 
 static int64_t mono_ms(void)
@@ -206,9 +219,22 @@ void hw_notifier_wake(hw_notifier *n)
 
 /* -------------------------------------------------------------- loading */
 
+/* The time an alert was raised, from its body; 0 when unknown. */
+static int64_t alert_time_ms(const void *body, size_t len)
+{
+    json_t *o = json_loadb(body, len, 0, NULL);
+    json_t *v = o ? json_object_get(o, "escalated_unix_ms") : NULL;
+    if (!v && o)
+        v = json_object_get(o, "at_unix_ms");
+    int64_t at = json_is_integer(v) ? (int64_t)json_integer_value(v) : 0;
+    json_decref(o);
+    return at;
+}
+
 static int load_one(void *arg, const void *key, size_t key_len, const void *val, size_t val_len)
 {
     hw_notifier *n = arg;
+    atomic_fetch_add_explicit(&n->scanned, 1, memory_order_relaxed);
     if (key_len != ALERT_KEY_LEN)
         return 0; /* not one of ours */
     char k[ALERT_KEY_LEN + 1];
@@ -216,6 +242,16 @@ static int load_one(void *arg, const void *key, size_t key_len, const void *val,
     k[key_len] = '\0';
     if (strcmp(k, n->last_key) <= 0)
         return 0;
+    if (!n->url) { /* nothing to send: count it, keep nothing */
+        if (!n->warned_no_url) {
+            hw_log_event(n->app->log, HW_LOG_WARN, "alerts_queued",
+                         "reason=\"no --webhook-url configured\" first_alert=%s", k);
+            n->warned_no_url = true;
+        }
+        atomic_fetch_add_explicit(&n->pending, 1, memory_order_relaxed);
+        memcpy(n->last_key, k, sizeof k);
+        return 0;
+    }
     alert *al = calloc(1, sizeof *al);
     if (!al || !(al->body = malloc(val_len + 1))) {
         alert_free(al);
@@ -243,17 +279,114 @@ static int load_one(void *arg, const void *key, size_t key_len, const void *val,
     return 0;
 }
 
-/* Appends the alerts queued since the last load to the in-memory list. */
+/* Appends the alerts queued since the last load to the in-memory list
+ * (without a URL: counts them). Reads only the keys after last_key. */
 static void load_new(hw_notifier *n)
 {
     hw_store_txn *txn = NULL;
     int rc = hw_store_read_begin(n->reader, &txn);
     if (rc == HW_OK) {
-        rc = hw_store_kv_foreach(txn, ALERT_NS, load_one, n);
+        size_t kl = strlen(n->last_key);
+        rc = hw_store_kv_foreach_after(txn, ALERT_NS, kl ? n->last_key : NULL, kl, load_one, n);
         hw_store_read_end(n->reader);
     }
     if (rc != HW_OK)
         hw_log_event(n->app->log, HW_LOG_ERROR, "alert_load_failed", "error=%s", hw_strerror(rc));
+}
+
+/* ------------------------------------------------------------- expiry */
+
+typedef struct {
+    int64_t cutoff_ms;
+    size_t n;
+    char (*keys)[ALERT_KEY_LEN + 1]; /* [EXPIRE_BATCH], in key order */
+} expire_ctx;
+
+static int find_expired(void *arg, const void *key, size_t key_len, const void *val, size_t val_len)
+{
+    expire_ctx *c = arg;
+    if (key_len != ALERT_KEY_LEN)
+        return 0;
+    int64_t at = alert_time_ms(val, val_len);
+    if (at >= c->cutoff_ms)
+        return HW_STOP; /* oldest first: the rest are younger */
+    memcpy(c->keys[c->n], key, key_len);
+    c->keys[c->n][key_len] = '\0';
+    return ++c->n == EXPIRE_BATCH ? HW_STOP : 0;
+}
+
+static int delete_expired_fn(hw_store_txn *w, void *arg)
+{
+    expire_ctx *c = arg;
+    for (size_t i = 0; i < c->n; i++) {
+        int rc = hw_store_kv_delete(w, ALERT_NS, c->keys[i], ALERT_KEY_LEN);
+        if (rc != HW_OK && rc != HW_ENOTFOUND)
+            return rc;
+    }
+    return HW_OK;
+}
+
+/* Drops alerts raised before now - retention from the store and from the
+ * list. Finds them with a read (nothing to do: no write), deletes them in
+ * one write; only this thread deletes alerts, so the read stays true.
+ * Returns true when a full batch went (there may be more). */
+static bool expire_old(hw_notifier *n)
+{
+    int64_t ret = n->app->settings.alert_retention_ms;
+    if (ret <= 0)
+        return false;
+    expire_ctx c = {.cutoff_ms = hw_clock_now_ms(n->app->clock) - ret};
+    c.keys = malloc(sizeof *c.keys * EXPIRE_BATCH);
+    if (!c.keys)
+        return false;
+    hw_store_txn *txn = NULL;
+    int rc = hw_store_read_begin(n->reader, &txn);
+    if (rc == HW_OK) {
+        rc = hw_store_kv_foreach(txn, ALERT_NS, find_expired, &c);
+        hw_store_read_end(n->reader);
+    }
+    if (rc == HW_OK && c.n)
+        rc = hw_store_write(n->app->store, delete_expired_fn, &c);
+    if (rc != HW_OK) {
+        hw_log_event(n->app->log, HW_LOG_ERROR, "alert_expire_failed", "error=%s", hw_strerror(rc));
+        free(c.keys);
+        return false;
+    }
+    size_t counted = 0; /* those the pending gauge counted (loaded) */
+    for (size_t i = 0; i < c.n; i++)
+        if (strcmp(c.keys[i], n->last_key) <= 0)
+            counted++;
+    /* The list is in key order and so are the keys: one merge walk. */
+    alert **p = &n->head, *prev = NULL;
+    size_t i = 0;
+    while (*p && i < c.n) {
+        alert *al = *p;
+        int cmp = strcmp(al->key, c.keys[i]);
+        if (cmp > 0) {
+            i++;
+            continue;
+        }
+        if (cmp == 0) {
+            *p = al->next;
+            if (n->tail == al)
+                n->tail = prev;
+            alert_free(al);
+            i++;
+            continue;
+        }
+        prev = al;
+        p = &al->next;
+    }
+    if (c.n) {
+        atomic_fetch_sub_explicit(&n->pending, counted, memory_order_relaxed);
+        atomic_fetch_add_explicit(&n->expired, c.n, memory_order_relaxed);
+        hw_log_event(n->app->log, HW_LOG_WARN, "alerts_expired",
+                     "count=%zu first_alert=%s last_alert=%s retention_ms=%" PRId64, c.n, c.keys[0],
+                     c.keys[c.n - 1], ret);
+    }
+    bool more = c.n == EXPIRE_BATCH;
+    free(c.keys);
+    return more;
 }
 
 /* ------------------------------------------------------------- delivery */
@@ -398,15 +531,19 @@ static int64_t deliver_due(hw_notifier *n)
 static void *notifier_main(void *arg)
 {
     hw_notifier *n = arg;
+    bool expiring = n->app->settings.alert_retention_ms > 0;
     int64_t due = INT64_MAX;
     for (;;) {
         pthread_mutex_lock(&n->mu);
         while (!n->wake && !n->stop) {
-            if (due == INT64_MAX) {
+            int64_t until = due;
+            if (expiring && n->next_expire_ms < until)
+                until = n->next_expire_ms;
+            if (until == INT64_MAX) {
                 pthread_cond_wait(&n->cv, &n->mu);
                 continue;
             }
-            struct timespec ts = {.tv_sec = due / 1000, .tv_nsec = (due % 1000) * 1000000};
+            struct timespec ts = {.tv_sec = until / 1000, .tv_nsec = (until % 1000) * 1000000};
             if (pthread_cond_timedwait(&n->cv, &n->mu, &ts) != 0)
                 break;
         }
@@ -416,16 +553,9 @@ static void *notifier_main(void *arg)
         if (stop)
             break;
         load_new(n);
-        if (!n->url) {
-            if (n->head && !n->warned_no_url) {
-                hw_log_event(n->app->log, HW_LOG_WARN, "alerts_queued",
-                             "reason=\"no --webhook-url configured\" first_alert=%s", n->head->key);
-                n->warned_no_url = true;
-            }
-            due = INT64_MAX;
-            continue;
-        }
-        due = deliver_due(n);
+        if (expiring && mono_ms() >= n->next_expire_ms)
+            n->next_expire_ms = mono_ms() + (expire_old(n) ? 0 : EXPIRE_EVERY_MS);
+        due = n->url ? deliver_due(n) : INT64_MAX;
     }
     return NULL;
 }
@@ -518,4 +648,14 @@ uint64_t hw_notifier_retries(hw_notifier *n)
 uint64_t hw_notifier_pending(hw_notifier *n)
 {
     return n ? atomic_load_explicit(&n->pending, memory_order_relaxed) : 0;
+}
+
+uint64_t hw_notifier_expired(hw_notifier *n)
+{
+    return n ? atomic_load_explicit(&n->expired, memory_order_relaxed) : 0;
+}
+
+uint64_t hw_notifier_scanned(hw_notifier *n)
+{
+    return n ? atomic_load_explicit(&n->scanned, memory_order_relaxed) : 0;
 }

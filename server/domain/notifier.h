@@ -6,7 +6,9 @@
  * libcurl (timeouts, retries with exponential backoff), keeps it in the
  * store until delivered (so it survives restarts), and records each
  * delivery attempt on the ticket's history (ALERT_DELIVERED /
- * ALERT_FAILED events).
+ * ALERT_FAILED events). Alerts not delivered within
+ * settings.alert_retention_ms of being raised are dropped (0: kept until
+ * delivered).
  */
 #ifndef HW_NOTIFIER_H
 #define HW_NOTIFIER_H
@@ -19,8 +21,9 @@
 typedef struct hw_notifier hw_notifier;
 
 /* Starts the notifier thread; pending alerts from before a restart are
- * delivered again. With no webhook configured, alerts stay queued. Returns
- * 0 or a negative HW_E* code. */
+ * delivered again. With no webhook configured, alerts stay queued in the
+ * store (not in memory) until a start with one, or until they are older
+ * than settings.alert_retention_ms. Returns 0 or a negative HW_E* code. */
 int hw_notifier_create(hw_notifier **out, hw_app *app);
 
 /* Stops the thread (an attempt in progress finishes or times out) and
@@ -67,6 +70,15 @@ int hw_notifier_queue_sla_in(hw_store_txn *w, hw_effects *fx, const Helpwire__V1
  * alerts waiting for delivery now. Thread-safe. */
 uint64_t hw_notifier_retries(hw_notifier *n);
 uint64_t hw_notifier_pending(hw_notifier *n);
+
+/* Alerts dropped undelivered after settings.alert_retention_ms, since
+ * start. Thread-safe; n may be NULL. */
+uint64_t hw_notifier_expired(hw_notifier *n);
+
+/* Alert records the thread has read from the store to find new alerts,
+ * since start: each wake-up reads only those queued since the previous one
+ * (for tests). Thread-safe; n may be NULL. */
+uint64_t hw_notifier_scanned(hw_notifier *n);
 
 /* After the commit of a write that queued an alert: wakes the thread (the
  * alert_queued sink of effects.h). Any thread, never blocks; n may be

@@ -90,6 +90,10 @@ static const opt_def options[] = {
      "A survey can be answered for this long after it is sent. Default 168 (7 days)."},
     {"webhook-url", OPT_STRING, OFF(webhook_url), 0, 0, "URL",
      "Supervisor webhook: escalations are POSTed here as JSON. Default: none (alerts stay queued)."},
+    {"alert-retention-days", OPT_INT, OFF(alert_retention_days), 0, 36500, "D",
+     "Supervisor alerts not delivered this long after they were raised (no --webhook-url, or a "
+     "webhook that keeps failing) are dropped from the queue and counted in "
+     "helpwire_notifier_alerts_expired_total. 0 = keep forever. Default 7."},
     {"unassigned-alert-after-ms", OPT_INT, OFF(unassigned_alert_after_ms), 1000, (int64_t)1 << 40, "MS",
      "A ticket waiting unassigned this long raises an UNASSIGNABLE alert (history event, supervisor "
      "webhook, metric), once per wait; a skill's unassigned_alert_after_s overrides it. Default "
@@ -124,6 +128,7 @@ void hw_config_defaults(hw_config *cfg)
     cfg->max_in_flight = 4096;
     cfg->dedupe_retention_hours = 168;
     cfg->failed_retention_days = 30;
+    cfg->alert_retention_days = 7;
     cfg->answer_threshold = "0.45";
     cfg->survey_base_url = "http://127.0.0.1:8080/survey/";
     cfg->survey_ttl_hours = 168;

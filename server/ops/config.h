@@ -45,6 +45,7 @@ typedef struct hw_config {
     const char *survey_base_url;      /* --survey-base-url */
     int64_t survey_ttl_hours;         /* --survey-ttl-hours */
     const char *webhook_url;          /* --webhook-url */
+    int64_t alert_retention_days;     /* --alert-retention-days: 0 = forever */
     const char *bootstrap_token_file; /* --bootstrap-token-file */
     const char *clock_file;           /* --clock-file: tests' time of day; NULL = system clock */
     const char *log_level;            /* --log-level */

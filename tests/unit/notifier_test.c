@@ -6,11 +6,15 @@
  * the ticket's history (ALERT_FAILED, then ALERT_DELIVERED); the POST is
  * JSON with the ticket's fields; a delivered alert leaves the store. Also:
  * hw_notifier_wake picks up new alerts, no webhook keeps them queued, and
- * destroy does not wait out a webhook that keeps failing.
+ * destroy does not wait out a webhook that keeps failing. A wake-up reads
+ * only the alerts queued since the previous one (thousands piled up cost
+ * nothing later), delivery stays in queue order, and alerts older than the
+ * retention age are dropped, with and without a webhook.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -23,6 +27,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 
+#include "server/base/clock.h"
 #include "server/domain/notifier.h"
 #include "server/store/records.h"
 #include "tests/unit/store_test_util.h"
@@ -356,6 +361,173 @@ static void destroy_does_not_wait_for_backoff_of_failing_webhook(void **state)
     assert_int_equal(pending_alerts(f), 1); /* kept for the next start */
 }
 
+typedef struct {
+    int count;
+    uint64_t first_number;
+    int64_t escalated_ms, step_ms;
+} many_ctx;
+
+/* count alerts in one write, tickets first_number.., escalated at
+ * escalated_ms + i * step_ms. */
+static int queue_many_fn(hw_store_txn *w, void *arg)
+{
+    many_ctx *c = arg;
+    hw_effects fx;
+    hw_effects_begin(&fx, NULL);
+    for (int i = 0; i < c->count; i++) {
+        Helpwire__V1__Ticket t = ticket();
+        char id[32];
+        snprintf(id, sizeof id, "t-%" PRIu64, c->first_number + (uint64_t)i);
+        t.id = id;
+        t.number = c->first_number + (uint64_t)i;
+        t.escalated_unix_ms = c->escalated_ms + i * c->step_ms;
+        int rc = hw_notifier_queue_in(w, &fx, &t, "piled up", "system");
+        if (rc != HW_OK)
+            return rc;
+    }
+    return HW_OK;
+}
+
+static void queue_many(fx *f, int count, uint64_t first_number, int64_t escalated_ms, int64_t step_ms)
+{
+    many_ctx c = {count, first_number, escalated_ms, step_ms};
+    assert_int_equal(hw_store_write(f->s, queue_many_fn, &c), HW_OK);
+}
+
+/* Polls until get(n) == want or 10 s passed; returns the last value. */
+static uint64_t wait_value(hw_notifier *n, uint64_t (*get)(hw_notifier *), uint64_t want)
+{
+    int64_t end = mono_ms() + 10000;
+    uint64_t v;
+    while ((v = get(n)) != want && mono_ms() < end) {
+        struct timespec ts = {0, 10 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    return v;
+}
+
+static void wake_reads_only_alerts_queued_since_the_last_one(void **state)
+{
+    fx *f = *state;
+    f->app.settings.webhook_url = NULL;
+    queue_many(f, 3000, 1, 1767225600000LL, 0);
+    hw_notifier *n = NULL;
+    assert_int_equal(hw_notifier_create(&n, &f->app), HW_OK);
+    assert_int_equal(wait_value(n, hw_notifier_pending, 3000), 3000);
+    assert_int_equal(hw_notifier_scanned(n), 3000);
+    /* Ten wake-ups with 5 new alerts each: 50 more read, not 10 x 3000. */
+    for (int i = 0; i < 10; i++) {
+        queue_many(f, 5, 10000 + (uint64_t)i * 5, 1767225600000LL, 0);
+        hw_notifier_wake(n);
+        assert_int_equal(wait_value(n, hw_notifier_pending, 3005 + (uint64_t)i * 5), 3005 + (uint64_t)i * 5);
+    }
+    /* Wake-ups with nothing new read nothing. */
+    for (int i = 0; i < 5; i++)
+        hw_notifier_wake(n);
+    struct timespec ts = {0, 100 * 1000000};
+    nanosleep(&ts, NULL);
+    assert_int_equal(hw_notifier_scanned(n), 3050);
+    assert_int_equal(hw_notifier_pending(n), 3050);
+    hw_notifier_destroy(n);
+    assert_int_equal(pending_alerts(f), 3050); /* still kept durably */
+    assert_int_equal(f->h.n, 0);
+}
+
+/* The ticket number in the i-th body the webhook received. */
+static int64_t body_number(fx *f, int i)
+{
+    pthread_mutex_lock(&f->h.mu);
+    json_t *o = json_loads(f->h.bodies[i], 0, NULL);
+    pthread_mutex_unlock(&f->h.mu);
+    assert_non_null(o);
+    int64_t num = json_integer_value(json_object_get(o, "number"));
+    json_decref(o);
+    return num;
+}
+
+static void delivery_follows_queue_order_across_loads(void **state)
+{
+    fx *f = *state;
+    queue_many(f, 5, 100, 1767225600000LL, 0); /* before the start */
+    hw_notifier *n = NULL;
+    assert_int_equal(hw_notifier_create(&n, &f->app), HW_OK);
+    assert_int_equal(hook_wait(&f->h, 5, 10000), 5);
+    queue_many(f, 3, 200, 1767225600000LL, 0); /* while running */
+    hw_notifier_wake(n);
+    assert_int_equal(hook_wait(&f->h, 8, 10000), 8);
+    assert_int_equal(wait_value(n, hw_notifier_pending, 0), 0);
+    hw_notifier_destroy(n);
+    const int64_t want[8] = {100, 101, 102, 103, 104, 200, 201, 202};
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(body_number(f, i), want[i]);
+    assert_int_equal(f->h.n, 8); /* each once */
+    assert_int_equal(pending_alerts(f), 0);
+}
+
+#define DAY_MS (24LL * 3600 * 1000)
+
+static void alerts_past_retention_are_dropped_without_webhook(void **state)
+{
+    fx *f = *state;
+    const int64_t t0 = 1767225600000LL;
+    hw_clock *clk = NULL;
+    assert_int_equal(hw_clock_create_manual(&clk, t0 + 3 * DAY_MS), HW_OK);
+    f->app.clock = clk;
+    f->app.settings.webhook_url = NULL;
+    f->app.settings.alert_retention_ms = 7 * DAY_MS;
+    /* 10 alerts a day apart, raised t0 - 5 days .. t0 + 4 days. */
+    queue_many(f, 10, 1, t0 - 5 * DAY_MS, DAY_MS);
+    hw_notifier *n = NULL;
+    assert_int_equal(hw_notifier_create(&n, &f->app), HW_OK);
+    /* now t0 + 3 d: cutoff t0 - 4 d: only the t0 - 5 d alert goes (the
+     * one raised exactly at the cutoff is kept). */
+    assert_int_equal(wait_value(n, hw_notifier_expired, 1), 1);
+    assert_int_equal(wait_value(n, hw_notifier_pending, 9), 9);
+    assert_int_equal(pending_alerts(f), 9);
+    /* Four days later (checked once a second): cutoff t0: 4 more. */
+    hw_clock_set(clk, t0 + 7 * DAY_MS);
+    assert_int_equal(wait_value(n, hw_notifier_expired, 5), 5);
+    assert_int_equal(wait_value(n, hw_notifier_pending, 5), 5);
+    assert_int_equal(pending_alerts(f), 5);
+    /* A new alert raised now is kept; the count follows. */
+    queue_many(f, 1, 50, t0 + 7 * DAY_MS, 0);
+    hw_notifier_wake(n);
+    assert_int_equal(wait_value(n, hw_notifier_pending, 6), 6);
+    hw_notifier_destroy(n);
+    assert_int_equal(pending_alerts(f), 6);
+    assert_int_equal(f->h.n, 0);
+    hw_clock_destroy(clk);
+}
+
+static void alert_past_retention_is_dropped_while_webhook_keeps_failing(void **state)
+{
+    fx *f = *state;
+    const int64_t t0 = 1767225600000LL;
+    hw_clock *clk = NULL;
+    assert_int_equal(hw_clock_create_manual(&clk, t0), HW_OK);
+    f->app.clock = clk;
+    f->app.settings.alert_retention_ms = DAY_MS;
+    f->h.always_fail = 1;
+    queue_many(f, 1, 7, t0, 0);
+    hw_notifier *n = NULL;
+    assert_int_equal(hw_notifier_create(&n, &f->app), HW_OK);
+    assert_int_equal(hook_wait(&f->h, 1, 10000), 1);
+    assert_int_equal(hw_notifier_pending(n), 1);
+    hw_clock_set(clk, t0 + DAY_MS + 1);
+    assert_int_equal(wait_value(n, hw_notifier_expired, 1), 1);
+    assert_int_equal(wait_value(n, hw_notifier_pending, 0), 0);
+    assert_int_equal(pending_alerts(f), 0);
+    pthread_mutex_lock(&f->h.mu);
+    int sent = f->h.n;
+    pthread_mutex_unlock(&f->h.mu);
+    /* Past its backoff (1 s, then 2 s): not tried again. */
+    struct timespec ts = {2, 500 * 1000000};
+    nanosleep(&ts, NULL);
+    assert_int_equal(f->h.n, sent);
+    hw_notifier_destroy(n);
+    hw_clock_destroy(clk);
+}
+
 static void queue_refuses_ticket_without_id(void **state)
 {
     fx *f = *state;
@@ -439,6 +611,10 @@ int main(void)
         T(destroy_does_not_wait_for_backoff_of_failing_webhook),
         T(queue_refuses_ticket_without_id),
         T(sla_breach_alert_has_its_own_kind_and_facts),
+        T(wake_reads_only_alerts_queued_since_the_last_one),
+        T(delivery_follows_queue_order_across_loads),
+        T(alerts_past_retention_are_dropped_without_webhook),
+        T(alert_past_retention_is_dropped_while_webhook_keeps_failing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
