@@ -295,7 +295,7 @@ class CommandLine(unittest.TestCase):
         for flag in ("--listen", "--data", "--threads", "--demo", "--config", "--max-message-bytes",
                      "--max-concurrent-streams", "--keepalive-time-ms", "--drain-timeout-ms", "--access-log",
                      "--latency-target-us", "--dedupe-retention-hours", "--failed-retention-days",
-                     "--ticket-numbers-from"):
+                     "--alert-retention-days", "--ticket-numbers-from"):
             self.assertIn(flag, out)
 
     def test_bad_flag_exits_non_zero_with_one_line(self):
@@ -311,6 +311,7 @@ class CommandLine(unittest.TestCase):
         self.assertIn("--threads", r.stderr.decode())
         for flag, value in (("--dedupe-retention-hours", "-1"), ("--dedupe-retention-hours", "87601"),
                             ("--failed-retention-days", "-1"), ("--failed-retention-days", "36501"),
+                            ("--alert-retention-days", "-1"), ("--alert-retention-days", "36501"),
                             ("--latency-target-us", "-5"), ("--ticket-numbers-from", "x")):
             r = self.run_helpwired("--data", "/tmp", flag, value)
             self.assertNotEqual(r.returncode, 0)

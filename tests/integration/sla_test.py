@@ -35,7 +35,7 @@ import hwtest
 API = hwclient.Api()
 TG = "CHANNEL_TELEGRAM"
 SHANGHAI = datetime.timezone(datetime.timedelta(hours=8))
-WARNING, BREACHED = 17, 18  # TicketEventKind
+ESCALATED, WARNING, BREACHED = 7, 17, 18  # TicketEventKind
 RUNNING, PAUSED, MET, BREACHED_STATE = 1, 2, 3, 4  # SlaState
 FIRST_REPLY, NEXT_REPLY, RESOLUTION = 1, 2, 3  # SlaTarget
 QUIET = 1.0  # seconds to wait when proving that nothing happens
@@ -110,18 +110,18 @@ class SimulatedWeek(unittest.TestCase):
         self.hook.stop()
         self.assertEqual(rc, 0, self.server.read_log())
 
-    def start(self):
-        self.server = hwclient.Server("--demo", "--clock-file", self.clock_path, "--webhook-url",
-                                      "http://127.0.0.1:%d/alerts" % self.hook.port, "--metrics", "127.0.0.1:0",
-                                      data_dir=self.data_dir)
+    def start(self, webhook=True, *extra):
+        hook = ["--webhook-url", "http://127.0.0.1:%d/alerts" % self.hook.port] if webhook else []
+        self.server = hwclient.Server("--demo", "--clock-file", self.clock_path, *hook, "--metrics", "127.0.0.1:0",
+                                      *extra, data_dir=self.data_dir)
         self.admin = self.server.client(api=API, role="admin")
         self.bridge = self.server.client(api=API, role="bridge")
 
-    def restart(self):
+    def restart(self, webhook=True, *extra):
         self.admin.close()
         self.bridge.close()
         self.assertEqual(self.server.stop(), 0, self.server.read_log())
-        self.start()
+        self.start(webhook, *extra)
 
     def set_clock(self, ms):
         tmp = self.clock_path + ".tmp"
@@ -170,6 +170,37 @@ class SimulatedWeek(unittest.TestCase):
         return int(m.group(1)) if m else None
 
     # ------------------------------------------------------------------
+
+    def test_alerts_without_webhook_wait_in_the_store_and_are_dropped_after_retention(self):
+        day = 24 * 3600 * 1000
+        no_timer = ("--alert-retention-days", "2", "--unassigned-alert-after-ms", str(1 << 40))
+        self.restart(False, *no_timer)
+        t = self.new_ticket("tg-kept")
+        self.admin.call("helpwire.v1.Tickets/EscalateTicket", ticketId=t.id, reason="no one to tell")
+        self.assertTrue(wait_for(lambda: (self.metric("helpwire_notifier_pending") or 0) >= 1))
+        time.sleep(0.5)
+        queued = self.metric("helpwire_notifier_pending")
+        # A day later (within the retention): kept, and still after a restart.
+        self.set_clock(self.now + day)
+        self.restart(False, *no_timer)
+        self.assertTrue(wait_for(lambda: self.metric("helpwire_notifier_pending") == queued))
+        time.sleep(1.5)  # the expiry check runs every second
+        self.assertEqual(self.metric("helpwire_notifier_alerts_expired_total"), 0)
+        self.assertEqual(self.metric("helpwire_notifier_pending"), queued)
+        # Past two days: dropped undelivered, counted, logged.
+        self.set_clock(self.now + 2 * day)
+        self.assertTrue(wait_for(lambda: self.metric("helpwire_notifier_alerts_expired_total") == queued),
+                        self.server.read_log())
+        self.assertEqual(self.metric("helpwire_notifier_pending"), 0)
+        self.assertIn("event=alerts_expired", self.server.read_log())
+        # A start with the webhook sends none of them, but a new alert.
+        self.restart(True, *no_timer)
+        t2 = self.new_ticket("tg-new")
+        self.admin.call("helpwire.v1.Tickets/EscalateTicket", ticketId=t2.id, reason="sent")
+        self.assertTrue(wait_for(lambda: self.alerts(t2.id, "escalated")))
+        self.assertEqual([a for a in self.hook.received + self.hook.unassignable if a["ticket_id"] == t.id], [])
+        # The ticket's own history still says it was escalated.
+        self.assertTrue(self.events(t.id, ESCALATED))
 
     def test_friday_evening_ticket_warns_and_breaches_on_monday_once_across_a_restart(self):
         self.put_policy()
