@@ -356,7 +356,8 @@ static void collect_domain(void *arg, FILE *out)
             "# TYPE helpwire_notifier_pending gauge\nhelpwire_notifier_pending %llu\n"
             "# HELP helpwire_notifier_alerts_expired_total Supervisor alerts dropped undelivered after "
             "--alert-retention-days.\n"
-            "# TYPE helpwire_notifier_alerts_expired_total counter\nhelpwire_notifier_alerts_expired_total %llu\n",
+            "# TYPE helpwire_notifier_alerts_expired_total counter\nhelpwire_notifier_alerts_expired_total "
+            "%llu\n",
             (unsigned long long)hw_notifier_retries(d->app->notifier),
             (unsigned long long)hw_notifier_pending(d->app->notifier),
             (unsigned long long)hw_notifier_expired(d->app->notifier));

@@ -11,14 +11,15 @@
  * - One thread owns the delivery: it keeps the pending alerts in memory
  *   (loaded at start, then on every wake-up only the keys after the last
  *   one it loaded: hw_store_kv_foreach_after seeks there, so a wake-up
- *   costs what is new and not what has piled up), POSTs each with libcurl (connect timeout 2 s, total 5 s) and
- *   records the outcome in one store write on its own thread (blocking is
- *   fine there; the events it records go to watchers through the write's
- *   effects once it committed): a 2xx deletes the alert and appends
- *   ALERT_DELIVERED to the ticket's history; anything else appends ALERT_FAILED with the HTTP
- *   status or the transport error, and the alert is tried again after its
- *   own backoff (1 s, doubling, at most 60 s). Backoff is per alert, so
- *   one alert the webhook keeps refusing does not hold back the others.
+ *   costs what is new and not what has piled up), POSTs each with libcurl
+ *   (connect timeout 2 s, total 5 s) and records the outcome in one store
+ *   write on its own thread (blocking is fine there; the events it records
+ *   go to watchers through the write's effects once it committed): a 2xx
+ *   deletes the alert and appends ALERT_DELIVERED to the ticket's history;
+ *   anything else appends ALERT_FAILED with the HTTP status or the
+ *   transport error, and the alert is tried again after its own backoff
+ *   (1 s, doubling, at most 60 s). Backoff is per alert, so one alert the
+ *   webhook keeps refusing does not hold back the others.
  * - At-least-once: a crash between the POST and the commit of its outcome
  *   sends that alert again after the restart; receivers dedupe on
  *   alert_id.

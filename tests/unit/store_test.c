@@ -550,7 +550,8 @@ static int keep_key(void *arg, const void *key, size_t key_len, const void *val,
 static const char *keys_after(hw_store_txn *t, const char *after, char *buf, size_t len)
 {
     seen_keys s = {0};
-    assert_int_equal(hw_store_kv_foreach_after(t, "t", after, after ? strlen(after) : 0, keep_key, &s), HW_OK);
+    assert_int_equal(hw_store_kv_foreach_after(t, "t", after, after ? strlen(after) : 0, keep_key, &s),
+                     HW_OK);
     buf[0] = '\0';
     for (int i = 0; i < s.n && i < 8; i++)
         snprintf(buf + strlen(buf), len - strlen(buf), "%s%s", i ? "," : "", s.keys[i]);
@@ -573,12 +574,12 @@ static void test_kv_foreach_after_starts_past_the_given_key(void **state)
     assert_int_equal(hw_store_read_begin(r, &t), HW_OK);
     char b[64];
     assert_string_equal(keys_after(t, NULL, b, sizeof b), "1,10,2");
-    assert_string_equal(keys_after(t, "1", b, sizeof b), "10,2");  /* exclusive; "10" > "1" */
+    assert_string_equal(keys_after(t, "1", b, sizeof b), "10,2"); /* exclusive; "10" > "1" */
     assert_string_equal(keys_after(t, "10", b, sizeof b), "2");
-    assert_string_equal(keys_after(t, "15", b, sizeof b), "2");    /* need not exist */
+    assert_string_equal(keys_after(t, "15", b, sizeof b), "2"); /* need not exist */
     assert_string_equal(keys_after(t, "0", b, sizeof b), "1,10,2");
-    assert_string_equal(keys_after(t, "2", b, sizeof b), "");      /* the last: nothing */
-    assert_string_equal(keys_after(t, "9", b, sizeof b), "");      /* past the namespace's end */
+    assert_string_equal(keys_after(t, "2", b, sizeof b), ""); /* the last: nothing */
+    assert_string_equal(keys_after(t, "9", b, sizeof b), ""); /* past the namespace's end */
     int n = 0;
     assert_int_equal(hw_store_kv_foreach_after(t, "t", "1", 1, stop_at_first, &n), HW_OK);
     assert_int_equal(n, 1);
