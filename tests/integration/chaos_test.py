@@ -34,7 +34,9 @@ every one on regardless:
 - intake_spool (whatsapp-bridge --help mentions a spool): WhatsApp
   inbound not lost when the bridge is killed after answering 200;
 - webchat_history (webchat-bridge --help mentions a state dir / history):
-  web chat replies not lost when the bridge is killed after acknowledging.
+  web chat replies not lost when the bridge is killed after acknowledging;
+- failed_list (Outbox.ListFailed answers): every message counted FAILED
+  is in the failed list.
 Without the capability the count is still printed.
 """
 import os
@@ -63,6 +65,10 @@ INJECT_SECONDS = float(os.environ.get("CHAOS_SECONDS") or 50)  # how long the co
 REFUSED_SHARE = 0.05  # of Telegram and WhatsApp conversations
 STALLED_MESSAGES = int(os.environ.get("CHAOS_STALLED_MESSAGES") or 300)  # per channel, in the p99 phase
 BUSY_WAIT_S = 10  # a healthy reply not there by then counts as infinitely late
+# Duplicates one SIGKILL of a bridge may cause (what it had in flight);
+# default 1 (main delivers one message at a time), or the per-recipient
+# window (8) once Outbox leases and windows are in.
+INFLIGHT_PER_KILL = int(os.environ.get("CHAOS_INFLIGHT_PER_KILL") or 0)
 FULL = os.environ.get("HELPWIRE_CHAOS_FULL") == "1"
 HTTP_TIMEOUT_MS = 1000
 BRIDGE_ARGS = ["--http-timeout-ms", str(HTTP_TIMEOUT_MS), "--send-attempts", "3", "--log-level", "info"]
@@ -235,6 +241,14 @@ class Chaos(unittest.TestCase):
         def help_of(name):
             return bt.run(name, ["--help"])[1].lower()
         caps["intake_spool"] = "spool" in help_of("whatsapp")
+        a = self.server.client("admin")
+        try:
+            a.call("helpwire.v1.Outbox/ListFailed", timeout=5)
+            caps["failed_list"] = True
+        except grpc.RpcError as e:
+            caps["failed_list"] = e.code() != grpc.StatusCode.UNIMPLEMENTED
+        finally:
+            a.close()
         wc = help_of("webchat")
         caps["webchat_history"] = "--state-dir" in wc or "history" in wc
         if FULL:
@@ -434,7 +448,7 @@ class Chaos(unittest.TestCase):
                 if conv.ticket is None:
                     conv.ticket = self.find_ticket(conv)
                     if conv.ticket is None:
-                        if time.time() - started > 90:
+                        if time.time() - started > 60:
                             lost_waiting.append(conv)
                             return None
                         return 0.5
@@ -577,7 +591,8 @@ class Chaos(unittest.TestCase):
         outbound = {"delivered": 0, "failed": 0, "missing": [], "wrong": []}
         dups = {"telegram": 0, "whatsapp": 0, "webchat": 0}
         over_window = []
-        per_kill = 8 if self.caps["per_recipient"] else 1
+        per_kill = INFLIGHT_PER_KILL or (8 if self.caps["per_recipient"] else 1)
+        failed_all = []  # every seq counted FAILED: ListFailed must hold each
         for c in convs:
             tickets = []
             if c.ticket or self.find_ticket(c):
@@ -622,6 +637,7 @@ class Chaos(unittest.TestCase):
                     outbound["delivered"] += 1
                 elif failed or (c.refused and seqs is None and failed_seqs):
                     outbound["failed"] += 1
+                    failed_all += [(CH[c.channel], q) for q in seqs or [] if q in failed_seqs]
                 else:
                     outbound["missing"].append((c.channel, c.user, text))
                 if got > 1:
@@ -632,6 +648,20 @@ class Chaos(unittest.TestCase):
             late[name] = self.late_accepts(name)
         allowed = {n: self.kills[n] * per_kill + late[n] for n in dups}
 
+        not_listed = []
+        if self.caps["failed_list"]:
+            listed, token = set(), ""
+            try:
+                while True:
+                    r = self.rpc.call("admin", "helpwire.v1.Outbox/ListFailed", page_size=1000, page_token=token)
+                    listed |= {(API.pool.FindEnumTypeByName("helpwire.v1.Channel").values_by_number[
+                        e.message.channel].name, e.message.seq) for e in r.entries}
+                    token = r.next_page_token
+                    if not token:
+                        break
+            except grpc.RpcError as e:
+                print("  ListFailed: %s %s" % (e.code(), e.details()))
+            not_listed = [x for x in failed_all if x not in listed]
         lost_by = {ch: sum(1 for x in inbound["lost"] if x[0] == ch) for ch in CH}
         missing_by = {ch: sum(1 for x in outbound["missing"] if x[0] == ch) for ch in CH}
         print("chaos_test summary (seed %d): %d conversations in %.0f s of chaos, %.0f s in all" %
@@ -649,6 +679,9 @@ class Chaos(unittest.TestCase):
             if r:
                 print("  p99 %s: idle %.3f s, %d pending to stalled recipients %.3f s, ratio %.2f" %
                       (name, r["idle_p99"], r["pending"], r["busy_p99"], r["ratio"]))
+        if self.caps["failed_list"]:
+            print("  ListFailed: %d of %d FAILED messages listed" % (len(failed_all) - len(not_listed),
+                                                                     len(failed_all)))
         print("  capabilities: %s" % self.caps, flush=True)
 
         self.assertEqual(errors, [], "the test's own workers failed")
@@ -659,6 +692,7 @@ class Chaos(unittest.TestCase):
         for ch in ("telegram", "whatsapp") + (("webchat",) if self.caps["webchat_history"] else ()):
             self.assertEqual([x for x in outbound["missing"] if x[0] == ch], [],
                              "%s outbound neither delivered nor FAILED" % ch)
+        self.assertEqual(not_listed, [], "FAILED messages missing from Outbox.ListFailed")
         self.assertEqual(over_window, [], "a message repeated more often than the kills allow")
         for name in dups:
             self.assertLessEqual(dups[name], allowed[name], "%s duplicates beyond the window" % name)
