@@ -14,7 +14,7 @@
  * No loss, no repeats: message ids (wamid) routed recently are remembered,
  * and helpwired dedupes by (channel, message_id) in any case, so Meta's
  * retries are answered once. A message helpwired cannot take now
- * (UNAVAILABLE, RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED, ABORTED) is retried
+ * (UNAVAILABLE, RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED, ABORTED, CANCELLED) is retried
  * with backoff, in order, for up to --max-retry-age-ms from its timestamp;
  * one refused for good (any other status) or still failing past that age
  * is written to the dead-letter file in --state-dir (deadletter.h) and the
