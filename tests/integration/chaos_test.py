@@ -492,6 +492,9 @@ class Chaos(unittest.TestCase):
         self.dice.rate = 0.0  # the upstreams heal; what is owed is delivered now
         print("chaos: %s" % "; ".join(chaos_log), flush=True)
 
+        # What the chaos left owed goes out first: the idle channel is idle.
+        self.wait_drained(convs, seen, 30, quiet_s=3)
+
         # The p99 phase: an idle channel, then STALLED_MESSAGES pending to
         # stalled recipients, for Telegram and WhatsApp in turn.
         p99 = {}
