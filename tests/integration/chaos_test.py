@@ -8,8 +8,12 @@ SIGKILL) and the upstreams fail at random (5xx, 429, timeouts, at
 CHAOS_FAIL_RATE); some recipients refuse for good (Telegram 403, WhatsApp
 131026). Every conversation: the customer writes (ref ...-1), an agent
 replies through AddMessage, the customer writes again (ref ...-2). One
-seeded RNG (CHAOS_SEED, printed first) picks every random thing, so a
-failing run replays its choices.
+seeded RNG (CHAOS_SEED, printed first) picks every random thing: a run
+with the same seed has the same refused recipients, the same kills and
+restarts at the same moments and the same stalled recipients; which
+upstream request gets an injected failure also depends on the order the
+requests arrive in. Bridges keep their logs and state under TEST_TMPDIR
+(dead letters: <state dir>/<bridge>.deadletter.jsonl).
 
 Counted, and asserted:
 - every inbound message is routed exactly once: its ref appears once among
@@ -30,7 +34,8 @@ Some of these need work not on main yet; each such assertion is behind a
 capability probe (printed in the summary), and HELPWIRE_CHAOS_FULL=1 turns
 every one on regardless:
 - per_recipient (Outbox.Subscribe opens with a lease control message):
-  the p99 ratio, and INFLIGHT_PER_KILL becomes the per-recipient window;
+  the p99 ratio, and INFLIGHT_PER_KILL becomes the per-recipient window
+  (8, SubscribeRequest's default; CHAOS_INFLIGHT_PER_KILL overrides);
 - intake_spool (whatsapp-bridge --help mentions a spool): WhatsApp
   inbound not lost when the bridge is killed after answering 200;
 - webchat_history (webchat-bridge --help mentions a state dir / history):
@@ -44,7 +49,6 @@ import queue
 import random
 import re
 import signal
-import subprocess
 import tempfile
 import threading
 import time
