@@ -136,8 +136,8 @@ typedef struct br_common {
          86400000,                                                                                           \
          "MS",                                                                                               \
          "How long an inbound message that helpwired cannot take now (UNAVAILABLE, RESOURCE_EXHAUSTED, "     \
-         "DEADLINE_EXCEEDED, ABORTED) is retried, counted from its arrival; then it goes to the "            \
-         "dead-letter "                                                                                      \
+         "DEADLINE_EXCEEDED, ABORTED, CANCELLED) is retried, counted from its arrival; then it goes "        \
+         "to the dead-letter "                                                                               \
          "file (<state-dir>/<bridge>.deadletter.jsonl) and the channel moves on. Any other status is a "     \
          "dead letter at once. Default 300000."},                                                            \
         {"delivery-workers",                                                                                 \

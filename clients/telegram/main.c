@@ -8,7 +8,7 @@
  * one update that may be routed twice (a crash between Route and the write)
  * is answered as a duplicate by helpwired, which dedupes by (channel,
  * message_id). An update that helpwired cannot take now (UNAVAILABLE,
- * RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED, ABORTED) holds the offset and is
+ * RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED, ABORTED, CANCELLED) holds the offset and is
  * retried with backoff for up to --max-retry-age-ms from the message's
  * date; one it refuses for good (any other status), or one still failing
  * past that age, is written to the dead-letter file in --state-dir

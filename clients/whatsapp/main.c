@@ -18,7 +18,7 @@
  *
  * Routing happens from the spool (drain.h), one message at a time in
  * arrival order: a message helpwired cannot take now (UNAVAILABLE,
- * RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED, ABORTED) is retried with backoff
+ * RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED, ABORTED, CANCELLED) is retried with backoff
  * for up to --max-retry-age-ms from its timestamp; one refused for good
  * (any other status) or still failing past that age is written to the
  * dead-letter file in --state-dir (deadletter.h) and the drainer moves on.
