@@ -17,7 +17,8 @@
  * The stream thread only queues: each message goes to its recipient's
  * FIFO under mu, and the workers (work_cv) take a recipient whose head is
  * ready, remove the head, deliver it unlocked, and put it back at the head
- * with a later ready time when it is to be retried. The recipients are
+ * with a later ready time when it is to be retried. First attempts go
+ * before retries, and retries hold at most half the workers (pick). The recipients are
  * one list, moved to its tail when taken, so the workers go round them. A
  * stream that ends bumps gen: the queues are emptied, and a message being
  * delivered then is not put back.
@@ -63,6 +64,7 @@ typedef struct recip {
     uint64_t current; /* the sequence a worker is delivering, 0 for none */
     bool restreamed;  /* current came again on a newer stream: keep it on a retry */
     bool busy;
+    bool retrying;    /* busy with a retry (counted in retry_busy) */
     int64_t ready_at; /* monotonic ms: the head not before */
     br_backoff bo;
 } recip;
@@ -81,6 +83,8 @@ struct br_outbox {
     br_backoff backoff;
     /* guarded by mu */
     recip *recips, *recips_tail;
+    int retry_busy; /* workers on a retry now, at most max_retry_busy */
+    int max_retry_busy;
     unsigned gen;
     int64_t channel_ready_at;
     br_backoff channel_bo;
@@ -460,7 +464,11 @@ static bool workers_stopping(br_outbox *ob)
 }
 
 /* mu held: a recipient whose head may go now (moved to the list's tail),
- * or NULL with *wake the monotonic time worth waking at. */
+ * or NULL with *wake the monotonic time worth waking at. A head not yet
+ * attempted goes before any retry, and retries take at most
+ * max_retry_busy workers: a retry may wait as long as the upstream takes
+ * to refuse it again (a stalled recipient), and the workers left free
+ * keep a healthy recipient's first attempt from waiting behind them. */
 static recip *pick(br_outbox *ob, int64_t now, int64_t *wake)
 {
     *wake = now + 100;
@@ -469,18 +477,28 @@ static recip *pick(br_outbox *ob, int64_t now, int64_t *wake)
             *wake = ob->channel_ready_at;
         return NULL;
     }
+    recip *got = NULL;
+    bool retry_ok = ob->retry_busy < ob->max_retry_busy;
     for (recip *r = ob->recips; r; r = r->next) {
         if (r->busy || !r->head)
             continue;
-        if (r->ready_at <= now) {
-            unlink_recip(ob, r);
-            append_recip(ob, r);
-            return r;
+        if (r->ready_at > now) {
+            if (r->ready_at < *wake)
+                *wake = r->ready_at;
+            continue;
         }
-        if (r->ready_at < *wake)
-            *wake = r->ready_at;
+        if (r->head->attempts == 0) {
+            got = r;
+            break;
+        }
+        if (retry_ok && !got)
+            got = r;
     }
-    return NULL;
+    if (got) {
+        unlink_recip(ob, got);
+        append_recip(ob, got);
+    }
+    return got;
 }
 
 static void *worker_thread(void *arg)
@@ -511,6 +529,9 @@ static void *worker_thread(void *arg)
             r->tail = NULL;
         it->next = NULL;
         r->busy = true;
+        r->retrying = it->attempts > 0;
+        if (r->retrying)
+            ob->retry_busy++;
         r->current = it->m->seq;
         r->restreamed = false;
         br_backoff rbo = r->bo;
@@ -522,6 +543,9 @@ static void *worker_thread(void *arg)
         pthread_mutex_lock(&ob->mu);
         r->bo = rbo;
         r->busy = false;
+        if (r->retrying)
+            ob->retry_busy--;
+        r->retrying = false;
         r->current = 0;
         bool restreamed = r->restreamed;
         r->restreamed = false;
@@ -770,6 +794,7 @@ int br_outbox_start(br_outbox **out, const br_outbox_options *o)
         ob->o.workers = 4;
     if (ob->o.workers > MAX_WORKERS)
         ob->o.workers = MAX_WORKERS;
+    ob->max_retry_busy = ob->o.workers > 1 ? ob->o.workers / 2 : 1;
     if (ob->o.max_delivery_age_ms <= 0)
         ob->o.max_delivery_age_ms = 86400000;
     if (ob->o.max_in_flight_per_recipient <= 0)

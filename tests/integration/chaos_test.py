@@ -212,6 +212,9 @@ class Chaos(unittest.TestCase):
         self.wa = fc.ChaosWhatsApp(bt.WA_PHONE_ID, bt.WA_TOKEN, dice=self.dice)
         self.tg_state = tempfile.mkdtemp(prefix="chaos-tg-", dir=TMP)
         self.wa_state = tempfile.mkdtemp(prefix="chaos-wa-", dir=TMP)
+        # The web chat's history, spool and sent record survive its kills,
+        # as its deployment's state dir does.
+        self.wc_state = tempfile.mkdtemp(prefix="chaos-wc-", dir=TMP)
         self.wc_port = bt.free_port()
         self.bridges = {}
         self.bridge_lock = threading.Lock()
@@ -272,7 +275,7 @@ class Chaos(unittest.TestCase):
                              BRIDGE_ARGS, env)
         return bt.Bridge("webchat", ["--helpwire", addr, "--listen", "127.0.0.1:%d" % self.wc_port,
                                      "--heartbeat-ms", "500"] + bt.FAST + ["--log-level", "info"],
-                         {"HELPWIRE_TOKEN": token})
+                         {"HELPWIRE_TOKEN": token, "WEBCHAT_STATE_DIR": self.wc_state})
 
     def bridge(self, name):
         with self.bridge_lock:
