@@ -112,7 +112,7 @@ class Setup:
 
     def start_bridge(self):
         addr, token = self.server.address, self.server.bridge_token()
-        quiet = ["--log-level", "warn"]
+        quiet = ["--log-level", os.environ.get("BENCH_LOG_LEVEL", "warn")]
         if self.channel == "telegram":
             self.bridge = bt.start_telegram(addr, token, self.fake, tempfile.mkdtemp(prefix="bench-tg-"), *quiet)
         elif self.channel == "whatsapp":

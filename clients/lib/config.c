@@ -192,7 +192,7 @@ void br_common_defaults(br_common *c)
     c->backoff_max_ms = 30000;
     c->redeliver_after_ms = 30000;
     c->max_retry_age_ms = 300000;
-    c->delivery_workers = 4;
+    c->delivery_workers = 32;
     c->max_delivery_age_ms = 86400000;
     c->max_in_flight_per_recipient = 8;
 }

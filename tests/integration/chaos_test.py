@@ -594,7 +594,33 @@ class Chaos(unittest.TestCase):
 
     # -------------------------------------------------------------- the count
 
+    def visitor_history(self, conv):
+        """The replies in conv's web-chat history (GET /api/history, every
+        page): {event id: text}, visitor's own messages left out."""
+        out, after = {}, 0
+        while True:
+            st, j = bt.get_json("http://127.0.0.1:%d/api/history?session_id=%s&after=%d&limit=200"
+                                % (self.wc_port, conv.user, after), timeout=10)
+            self.assertEqual(st, 200, "GET /api/history for %s: %s" % (conv.user, j))
+            for ev in j.get("events", []):
+                if ev.get("kind") != "visitor":
+                    out[ev["id"]] = ev.get("text")
+            after = j.get("last_event_id") or after
+            if not j.get("more"):
+                return out
+
     def check(self, convs, seen, lost_waiting, p99, t_chaos, t_total, errors):
+        # The web chat's record of what reached a visitor is their history
+        # (what a page loads); what the pages streamed is merged in by event
+        # id, so a reply streamed but missing from the history still counts
+        # once, and one the history holds counts even if no page saw it.
+        stream_only = 0
+        if self.caps["webchat_history"]:
+            for c in convs:
+                if c.channel == "webchat":
+                    h = self.visitor_history(c)
+                    stream_only += sum(1 for i in seen.get(c.user, {}) if i not in h)
+                    seen.setdefault(c.user, {}).update(h)
         counts = self.delivered_counts(seen)
         late = {}  # accepted after the bridge's HTTP timeout had passed: may be repeated
         inbound = {"routed_once": 0, "lost": [], "repeated": []}
@@ -692,6 +718,8 @@ class Chaos(unittest.TestCase):
         if self.caps["failed_list"]:
             print("  ListFailed: %d of %d FAILED messages listed" % (len(failed_all) - len(not_listed),
                                                                      len(failed_all)))
+        if self.caps["webchat_history"]:
+            print("  web chat: %d replies streamed to a page but not in the visitor's history" % stream_only)
         print("  capabilities: %s" % self.caps, flush=True)
 
         self.assertEqual(errors, [], "the test's own workers failed")
@@ -703,6 +731,7 @@ class Chaos(unittest.TestCase):
             self.assertEqual([x for x in outbound["missing"] if x[0] == ch], [],
                              "%s outbound neither delivered nor FAILED" % ch)
         self.assertEqual(not_listed, [], "FAILED messages missing from Outbox.ListFailed")
+        self.assertEqual(stream_only, 0, "web chat replies a page streamed that its history lacks")
         self.assertEqual(over_window, [], "a message repeated more often than the kills allow")
         for name in dups:
             self.assertLessEqual(dups[name], allowed[name], "%s duplicates beyond the window" % name)
