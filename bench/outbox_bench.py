@@ -25,6 +25,9 @@ shared machine). Run it through bench/outbox_bench.sh.
    to the fake's accepting the send. Figure: p99 for N as a ratio to N = 0;
    a reply not there within --wait-s counts as infinitely late (printed
    with how many).
+
+BENCH_LOG_LEVEL (default warn) sets the bridges' --log-level; with info
+their logs (under TEST_TMPDIR) time every delivery and retry.
 """
 import argparse
 import http.client
