@@ -148,7 +148,7 @@ typedef struct br_common {
          64,                                                                                                 \
          "N",                                                                                                \
          "Outbox messages delivered at once, to different recipients (one recipient's messages go out one "  \
-         "at a time, in order); retries take at most half of them, first attempts go first. Default 32."},   \
+         "at a time, in order); retries take at most a quarter, first attempts go first. Default 32."},      \
         {"max-delivery-age-ms",                                                                              \
          NULL,                                                                                               \
          BR_OPT_INT,                                                                                         \

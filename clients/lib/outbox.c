@@ -18,8 +18,9 @@
  * FIFO under mu, and the workers (work_cv) take a recipient whose head is
  * ready, remove the head, deliver it unlocked, and put it back at the head
  * with a later ready time when it is to be retried. First attempts go
- * before retries, and retries hold at most half the workers (pick). The recipients are
- * one list, moved to its tail when taken, so the workers go round them. A
+ * before retries, and retries hold at most a quarter of the workers
+ * (pick). The recipients are one list, moved to its tail when taken, so
+ * the workers go round them. A
  * stream that ends bumps gen: the queues are emptied, and a message being
  * delivered then is not put back.
  */
@@ -466,7 +467,7 @@ static bool workers_stopping(br_outbox *ob)
 /* mu held: a recipient whose head may go now (moved to the list's tail),
  * or NULL with *wake the monotonic time worth waking at. A head not yet
  * attempted goes before any retry, and retries take at most
- * max_retry_busy workers: a retry may wait as long as the upstream takes
+ * max_retry_busy workers (a quarter, at least 1): a retry may wait as long as the upstream takes
  * to refuse it again (a stalled recipient), and the workers left free
  * keep a healthy recipient's first attempt from waiting behind them. */
 static recip *pick(br_outbox *ob, int64_t now, int64_t *wake)
@@ -794,7 +795,7 @@ int br_outbox_start(br_outbox **out, const br_outbox_options *o)
         ob->o.workers = 4;
     if (ob->o.workers > MAX_WORKERS)
         ob->o.workers = MAX_WORKERS;
-    ob->max_retry_busy = ob->o.workers > 1 ? ob->o.workers / 2 : 1;
+    ob->max_retry_busy = ob->o.workers >= 4 ? ob->o.workers / 4 : 1; /* see pick */
     if (ob->o.max_delivery_age_ms <= 0)
         ob->o.max_delivery_age_ms = 86400000;
     if (ob->o.max_in_flight_per_recipient <= 0)
