@@ -568,7 +568,10 @@ static void *worker_thread(void *arg)
                 r->ready_at = 0;
         }
         maybe_free_recip(ob, r);
-        pthread_cond_broadcast(&ob->work_cv);
+        /* This worker picks again itself; one other is woken in case
+         * more than one recipient became ready (waking every idle worker
+         * of a large pool on each delivery cost throughput). */
+        pthread_cond_signal(&ob->work_cv);
     }
     pthread_mutex_unlock(&ob->mu);
     return NULL;
