@@ -197,6 +197,13 @@ void br_common_defaults(br_common *c)
     c->max_in_flight_per_recipient = 8;
 }
 
+void br_spool_settings_defaults(br_spool_settings *s)
+{
+    s->max_entries = 10000;
+    s->max_bytes = 64 << 20;
+    s->drain_timeout_ms = 10000;
+}
+
 int br_common_finish(br_common *c, char *err, size_t errlen)
 {
     if (hw_log_level_parse(c->log_level) < 0) {

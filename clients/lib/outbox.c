@@ -788,6 +788,28 @@ static void *outbox_thread(void *arg)
     return NULL;
 }
 
+/* Tells the delivery workers to end, and joins them. */
+static void join_workers(br_outbox *ob)
+{
+    pthread_mutex_lock(&ob->mu);
+    ob->workers_stop = true;
+    pthread_cond_broadcast(&ob->work_cv);
+    pthread_mutex_unlock(&ob->mu);
+    for (int i = 0; i < ob->n_workers; i++)
+        pthread_join(ob->workers[i], NULL);
+}
+
+/* Frees ob and what is still queued; no thread of it may be running. */
+static void destroy(br_outbox *ob)
+{
+    drop_queued(ob);
+    br_dedupe_destroy(ob->delivered);
+    pthread_cond_destroy(&ob->work_cv);
+    pthread_cond_destroy(&ob->cv);
+    pthread_mutex_destroy(&ob->mu);
+    free(ob);
+}
+
 int br_outbox_start(br_outbox **out, const br_outbox_options *o)
 {
     br_outbox *ob = calloc(1, sizeof *ob);
@@ -835,17 +857,8 @@ int br_outbox_start(br_outbox **out, const br_outbox_options *o)
         ob->n_workers++;
     }
     if (ob->n_workers == 0 || pthread_create(&ob->thread, NULL, outbox_thread, ob) != 0) {
-        pthread_mutex_lock(&ob->mu);
-        ob->workers_stop = true;
-        pthread_cond_broadcast(&ob->work_cv);
-        pthread_mutex_unlock(&ob->mu);
-        for (int i = 0; i < ob->n_workers; i++)
-            pthread_join(ob->workers[i], NULL);
-        br_dedupe_destroy(ob->delivered);
-        pthread_cond_destroy(&ob->work_cv);
-        pthread_cond_destroy(&ob->cv);
-        pthread_mutex_destroy(&ob->mu);
-        free(ob);
+        join_workers(ob);
+        destroy(ob);
         return -1;
     }
     *out = ob;
@@ -863,18 +876,8 @@ void br_outbox_stop(br_outbox *ob)
     pthread_cond_broadcast(&ob->cv);
     pthread_mutex_unlock(&ob->mu);
     pthread_join(ob->thread, NULL);
-    pthread_mutex_lock(&ob->mu);
-    ob->workers_stop = true;
-    pthread_cond_broadcast(&ob->work_cv);
-    pthread_mutex_unlock(&ob->mu);
-    for (int i = 0; i < ob->n_workers; i++)
-        pthread_join(ob->workers[i], NULL);
-    drop_queued(ob);
-    br_dedupe_destroy(ob->delivered);
-    pthread_cond_destroy(&ob->work_cv);
-    pthread_cond_destroy(&ob->cv);
-    pthread_mutex_destroy(&ob->mu);
-    free(ob);
+    join_workers(ob);
+    destroy(ob);
 }
 
 void br_outbox_get_stats(br_outbox *ob, br_outbox_stats *st)
