@@ -69,6 +69,7 @@ INJECT_SECONDS = float(os.environ.get("CHAOS_SECONDS") or 50)  # how long the co
 REFUSED_SHARE = 0.05  # of Telegram and WhatsApp conversations
 STALLED_MESSAGES = int(os.environ.get("CHAOS_STALLED_MESSAGES") or 300)  # per channel, in the p99 phase
 BUSY_WAIT_S = 10  # a healthy reply not there by then counts as infinitely late
+P99_FLOOR_S = 0.1  # see the p99 phase: below this an idle p99 is noise
 # Duplicates one SIGKILL of a bridge may cause (what it had in flight);
 # default 1 (main delivers one message at a time), or the per-recipient
 # window (8) once Outbox leases and windows are in.
@@ -559,6 +560,12 @@ class Chaos(unittest.TestCase):
                "lost": sum(1 for x in busy if x == float("inf")), "pending": n_stalled * per,
                "stall_hits": stall_hits}
         out["ratio"] = out["busy_p99"] / out["idle_p99"] if out["idle_p99"] > 0 else float("nan")
+        # The assertion compares with the idle p99 floored at P99_FLOOR_S:
+        # an idle p99 of 1-5 ms on a shared 2-core machine is scheduler
+        # noise, while head-of-line blocking costs seconds (5.2 s before
+        # per-recipient delivery). bench/outbox_bench.sh measures the ratio
+        # itself.
+        out["bound"] = 2.0 * max(out["idle_p99"], P99_FLOOR_S)
         print("p99 %s: idle %.3fs, with %d pending to %d stalled recipients %.3fs (%d of %d not within %d s): "
               "ratio %.2f" % (name, out["idle_p99"], out["pending"], n_stalled, out["busy_p99"], out["lost"],
                               samples, BUSY_WAIT_S, out["ratio"]), flush=True)
@@ -738,7 +745,9 @@ class Chaos(unittest.TestCase):
         if self.caps["per_recipient"]:
             for name, r in p99.items():
                 self.assertIsNotNone(r, "too few conversations for the p99 phase")
-                self.assertLessEqual(r["ratio"], 2.0, "%s healthy p99 with stalled recipients pending" % name)
+                self.assertLessEqual(r["busy_p99"], r["bound"],
+                                     "%s healthy p99 with stalled recipients pending: %.3f s, idle %.3f s"
+                                     % (name, r["busy_p99"], r["idle_p99"]))
 
     def late_accepts(self, channel, user=None, text=None):
         """Sends the fake accepted later than the bridge's HTTP timeout
