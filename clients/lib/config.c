@@ -192,9 +192,16 @@ void br_common_defaults(br_common *c)
     c->backoff_max_ms = 30000;
     c->redeliver_after_ms = 30000;
     c->max_retry_age_ms = 300000;
-    c->delivery_workers = 4;
+    c->delivery_workers = 32;
     c->max_delivery_age_ms = 86400000;
     c->max_in_flight_per_recipient = 8;
+}
+
+void br_spool_settings_defaults(br_spool_settings *s)
+{
+    s->max_entries = 10000;
+    s->max_bytes = 64 << 20;
+    s->drain_timeout_ms = 10000;
 }
 
 int br_common_finish(br_common *c, char *err, size_t errlen)

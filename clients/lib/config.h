@@ -136,8 +136,8 @@ typedef struct br_common {
          86400000,                                                                                           \
          "MS",                                                                                               \
          "How long an inbound message that helpwired cannot take now (UNAVAILABLE, RESOURCE_EXHAUSTED, "     \
-         "DEADLINE_EXCEEDED, ABORTED) is retried, counted from its arrival; then it goes to the "            \
-         "dead-letter "                                                                                      \
+         "DEADLINE_EXCEEDED, ABORTED, CANCELLED) is retried, counted from its arrival; then it goes "        \
+         "to the dead-letter "                                                                               \
          "file (<state-dir>/<bridge>.deadletter.jsonl) and the channel moves on. Any other status is a "     \
          "dead letter at once. Default 300000."},                                                            \
         {"delivery-workers",                                                                                 \
@@ -148,7 +148,7 @@ typedef struct br_common {
          64,                                                                                                 \
          "N",                                                                                                \
          "Outbox messages delivered at once, to different recipients (one recipient's messages go out one "  \
-         "at a time, in order). Default 4."},                                                                \
+         "at a time, in order); retries take at most a quarter, first attempts go first. Default 32."},      \
         {"max-delivery-age-ms",                                                                              \
          NULL,                                                                                               \
          BR_OPT_INT,                                                                                         \
@@ -204,6 +204,29 @@ int br_config_main(const br_option *opts, size_t n, int argc, char **argv, const
 
 /* Sets the defaults named in BR_COMMON_OPTIONS' help. */
 void br_common_defaults(br_common *c);
+
+/* The intake spool's settings of a bridge that spools what it takes
+ * (runtime.h's br_runtime_spool). Filled by br_spool_settings_defaults,
+ * then by the table entries of BR_SPOOL_OPTIONS. */
+typedef struct br_spool_settings {
+    int max_entries;      /* --spool-max-entries: default 10000 */
+    int max_bytes;        /* --spool-max-bytes: default 64 MiB */
+    int drain_timeout_ms; /* --drain-timeout-ms: default 10000 */
+} br_spool_settings;
+
+/* The table entries of --spool-max-entries, --spool-max-bytes and
+ * --drain-timeout-ms into the settings at s, with their bounds; the help
+ * of each is the bridge's own (what a full spool answers depends on the
+ * channel) and names the default above. */
+/* clang-format off */
+#define BR_SPOOL_OPTIONS(s, entries_help, bytes_help, drain_help)                                \
+    {"spool-max-entries", NULL, BR_OPT_INT, &(s)->max_entries, 1, 10000000, "N", entries_help},  \
+    {"spool-max-bytes", NULL, BR_OPT_INT, &(s)->max_bytes, 1024, 1 << 30, "BYTES", bytes_help},  \
+    {"drain-timeout-ms", NULL, BR_OPT_INT, &(s)->drain_timeout_ms, 0, 3600000, "MS", drain_help}
+/* clang-format on */
+
+/* Sets the defaults named in br_spool_settings. */
+void br_spool_settings_defaults(br_spool_settings *s);
 
 /* After parsing: checks the log level and loads the token (from
  * token_file when set, else token_env) into c->token. Returns 0, or -1 with

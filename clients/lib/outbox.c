@@ -17,8 +17,10 @@
  * The stream thread only queues: each message goes to its recipient's
  * FIFO under mu, and the workers (work_cv) take a recipient whose head is
  * ready, remove the head, deliver it unlocked, and put it back at the head
- * with a later ready time when it is to be retried. The recipients are
- * one list, moved to its tail when taken, so the workers go round them. A
+ * with a later ready time when it is to be retried. First attempts go
+ * before retries, and retries hold at most a quarter of the workers
+ * (pick). The recipients are one list, moved to its tail when taken, so
+ * the workers go round them. A
  * stream that ends bumps gen: the queues are emptied, and a message being
  * delivered then is not put back.
  */
@@ -63,6 +65,7 @@ typedef struct recip {
     uint64_t current; /* the sequence a worker is delivering, 0 for none */
     bool restreamed;  /* current came again on a newer stream: keep it on a retry */
     bool busy;
+    bool retrying;    /* busy with a retry (counted in retry_busy) */
     int64_t ready_at; /* monotonic ms: the head not before */
     br_backoff bo;
 } recip;
@@ -81,6 +84,8 @@ struct br_outbox {
     br_backoff backoff;
     /* guarded by mu */
     recip *recips, *recips_tail;
+    int retry_busy; /* workers on a retry now, at most max_retry_busy */
+    int max_retry_busy;
     unsigned gen;
     int64_t channel_ready_at;
     br_backoff channel_bo;
@@ -460,7 +465,11 @@ static bool workers_stopping(br_outbox *ob)
 }
 
 /* mu held: a recipient whose head may go now (moved to the list's tail),
- * or NULL with *wake the monotonic time worth waking at. */
+ * or NULL with *wake the monotonic time worth waking at. A head not yet
+ * attempted goes before any retry, and retries take at most
+ * max_retry_busy workers (a quarter, at least 1): a retry may wait as long as the upstream takes
+ * to refuse it again (a stalled recipient), and the workers left free
+ * keep a healthy recipient's first attempt from waiting behind them. */
 static recip *pick(br_outbox *ob, int64_t now, int64_t *wake)
 {
     *wake = now + 100;
@@ -469,18 +478,28 @@ static recip *pick(br_outbox *ob, int64_t now, int64_t *wake)
             *wake = ob->channel_ready_at;
         return NULL;
     }
+    recip *got = NULL;
+    bool retry_ok = ob->retry_busy < ob->max_retry_busy;
     for (recip *r = ob->recips; r; r = r->next) {
         if (r->busy || !r->head)
             continue;
-        if (r->ready_at <= now) {
-            unlink_recip(ob, r);
-            append_recip(ob, r);
-            return r;
+        if (r->ready_at > now) {
+            if (r->ready_at < *wake)
+                *wake = r->ready_at;
+            continue;
         }
-        if (r->ready_at < *wake)
-            *wake = r->ready_at;
+        if (r->head->attempts == 0) {
+            got = r;
+            break;
+        }
+        if (retry_ok && !got)
+            got = r;
     }
-    return NULL;
+    if (got) {
+        unlink_recip(ob, got);
+        append_recip(ob, got);
+    }
+    return got;
 }
 
 static void *worker_thread(void *arg)
@@ -511,6 +530,9 @@ static void *worker_thread(void *arg)
             r->tail = NULL;
         it->next = NULL;
         r->busy = true;
+        r->retrying = it->attempts > 0;
+        if (r->retrying)
+            ob->retry_busy++;
         r->current = it->m->seq;
         r->restreamed = false;
         br_backoff rbo = r->bo;
@@ -522,6 +544,9 @@ static void *worker_thread(void *arg)
         pthread_mutex_lock(&ob->mu);
         r->bo = rbo;
         r->busy = false;
+        if (r->retrying)
+            ob->retry_busy--;
+        r->retrying = false;
         r->current = 0;
         bool restreamed = r->restreamed;
         r->restreamed = false;
@@ -543,7 +568,10 @@ static void *worker_thread(void *arg)
                 r->ready_at = 0;
         }
         maybe_free_recip(ob, r);
-        pthread_cond_broadcast(&ob->work_cv);
+        /* This worker picks again itself; one other is woken in case
+         * more than one recipient became ready (waking every idle worker
+         * of a large pool on each delivery cost throughput). */
+        pthread_cond_signal(&ob->work_cv);
     }
     pthread_mutex_unlock(&ob->mu);
     return NULL;
@@ -760,6 +788,28 @@ static void *outbox_thread(void *arg)
     return NULL;
 }
 
+/* Tells the delivery workers to end, and joins them. */
+static void join_workers(br_outbox *ob)
+{
+    pthread_mutex_lock(&ob->mu);
+    ob->workers_stop = true;
+    pthread_cond_broadcast(&ob->work_cv);
+    pthread_mutex_unlock(&ob->mu);
+    for (int i = 0; i < ob->n_workers; i++)
+        pthread_join(ob->workers[i], NULL);
+}
+
+/* Frees ob and what is still queued; no thread of it may be running. */
+static void destroy(br_outbox *ob)
+{
+    drop_queued(ob);
+    br_dedupe_destroy(ob->delivered);
+    pthread_cond_destroy(&ob->work_cv);
+    pthread_cond_destroy(&ob->cv);
+    pthread_mutex_destroy(&ob->mu);
+    free(ob);
+}
+
 int br_outbox_start(br_outbox **out, const br_outbox_options *o)
 {
     br_outbox *ob = calloc(1, sizeof *ob);
@@ -770,6 +820,7 @@ int br_outbox_start(br_outbox **out, const br_outbox_options *o)
         ob->o.workers = 4;
     if (ob->o.workers > MAX_WORKERS)
         ob->o.workers = MAX_WORKERS;
+    ob->max_retry_busy = ob->o.workers >= 4 ? ob->o.workers / 4 : 1; /* see pick */
     if (ob->o.max_delivery_age_ms <= 0)
         ob->o.max_delivery_age_ms = 86400000;
     if (ob->o.max_in_flight_per_recipient <= 0)
@@ -806,17 +857,8 @@ int br_outbox_start(br_outbox **out, const br_outbox_options *o)
         ob->n_workers++;
     }
     if (ob->n_workers == 0 || pthread_create(&ob->thread, NULL, outbox_thread, ob) != 0) {
-        pthread_mutex_lock(&ob->mu);
-        ob->workers_stop = true;
-        pthread_cond_broadcast(&ob->work_cv);
-        pthread_mutex_unlock(&ob->mu);
-        for (int i = 0; i < ob->n_workers; i++)
-            pthread_join(ob->workers[i], NULL);
-        br_dedupe_destroy(ob->delivered);
-        pthread_cond_destroy(&ob->work_cv);
-        pthread_cond_destroy(&ob->cv);
-        pthread_mutex_destroy(&ob->mu);
-        free(ob);
+        join_workers(ob);
+        destroy(ob);
         return -1;
     }
     *out = ob;
@@ -834,18 +876,8 @@ void br_outbox_stop(br_outbox *ob)
     pthread_cond_broadcast(&ob->cv);
     pthread_mutex_unlock(&ob->mu);
     pthread_join(ob->thread, NULL);
-    pthread_mutex_lock(&ob->mu);
-    ob->workers_stop = true;
-    pthread_cond_broadcast(&ob->work_cv);
-    pthread_mutex_unlock(&ob->mu);
-    for (int i = 0; i < ob->n_workers; i++)
-        pthread_join(ob->workers[i], NULL);
-    drop_queued(ob);
-    br_dedupe_destroy(ob->delivered);
-    pthread_cond_destroy(&ob->work_cv);
-    pthread_cond_destroy(&ob->cv);
-    pthread_mutex_destroy(&ob->mu);
-    free(ob);
+    join_workers(ob);
+    destroy(ob);
 }
 
 void br_outbox_get_stats(br_outbox *ob, br_outbox_stats *st)

@@ -5,7 +5,10 @@
  * and puts every OutboundMessage in its recipient's FIFO
  * (channel_user_id); a pool of delivery workers takes recipients whose
  * head is ready, so one recipient's messages go out in sequence order
- * while a slow, blocked or throttled recipient holds up nobody else. A
+ * while a slow, blocked or throttled recipient holds up nobody else: a
+ * message not yet attempted goes before any retry, and retries occupy at
+ * most a quarter of the workers (at least one), so the attempts a stalled
+ * upstream holds for long never take every worker. A
  * message that comes again while it is queued or being delivered
  * (helpwired's redelivery) is ignored.
  *
@@ -105,7 +108,8 @@ typedef struct br_outbox_options {
     void *deliver_arg;
     const hw_log *log;
     br_stop *stop;                   /* checked between messages; may be NULL */
-    int workers;                     /* delivery workers, 1..64 (0: 4) */
+    int workers;                     /* delivery workers, 1..64 (0: 4); retries take at most a
+                                      * quarter (at least 1), first attempts go first */
     int max_delivery_age_ms;         /* from created_unix_ms (0: 86400000) */
     int max_in_flight_per_recipient; /* passed to Subscribe (0: 8) */
     const char *instance;            /* passed to Subscribe; NULL: "<host>:<pid>" */

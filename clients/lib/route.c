@@ -10,8 +10,13 @@
 
 bool br_route_retryable(int code)
 {
+    /* CANCELLED: what a call gets from a helpwired that is shutting down
+     * (a restart) when it arrives during the drain; the bridge cancels its
+     * own calls only when it stops, and then the message stays the
+     * channel's anyway. */
     return code == GRPC_STATUS_UNAVAILABLE || code == GRPC_STATUS_RESOURCE_EXHAUSTED ||
-           code == GRPC_STATUS_DEADLINE_EXCEEDED || code == GRPC_STATUS_ABORTED;
+           code == GRPC_STATUS_DEADLINE_EXCEEDED || code == GRPC_STATUS_ABORTED ||
+           code == GRPC_STATUS_CANCELLED;
 }
 
 int64_t br_route_now_ms(void)

@@ -10,7 +10,7 @@
  *
  * The retry policy every inbound loop follows (br_route_deliver): only the
  * statuses that can succeed later are retried (br_route_retryable:
- * UNAVAILABLE, RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED, ABORTED), with the
+ * UNAVAILABLE, RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED, ABORTED, CANCELLED), with the
  * exponential backoff of --backoff-initial-ms/--backoff-max-ms, and only
  * while the message is younger than --max-retry-age-ms. Anything else
  * (INVALID_ARGUMENT, PERMISSION_DENIED, INTERNAL, ...), or a message too
@@ -53,7 +53,8 @@ typedef enum {
 } br_route_result;
 
 /* Whether a failed Route may succeed if sent again later: UNAVAILABLE,
- * RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED, ABORTED. Every other status,
+ * RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED, ABORTED, and CANCELLED (a call
+ * that reached helpwired as it was shutting down). Every other status,
  * INTERNAL and UNKNOWN included, is the same however often the message is
  * sent (a server fault that a retry storm would not mend). */
 bool br_route_retryable(int code);

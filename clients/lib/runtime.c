@@ -104,6 +104,15 @@ static void render_outbox(void *arg, FILE *out)
             b, st.delivered, b, st.refused, b, st.failed, b, st.lease_active ? 1 : 0, b, st.queued);
 }
 
+/* The spool's gauge; rt->spool is set once, after the listener started. */
+static void render_spool(void *arg, FILE *out)
+{
+    br_runtime *rt = arg;
+    br_spool *spool = __atomic_load_n(&rt->spool, __ATOMIC_ACQUIRE);
+    if (spool)
+        br_spool_render(spool, rt->bridge->name, out);
+}
+
 /* With --metrics, once: the registry, its collectors, the listener. */
 static int start_metrics(br_runtime *rt)
 {
@@ -116,7 +125,7 @@ static int start_metrics(br_runtime *rt)
     rt->metrics = hw_metrics_create(paths, 1);
     if (!rt->metrics || hw_metrics_add_collector(rt->metrics, render_dead_letters, rt) != 0 ||
         hw_metrics_add_collector(rt->metrics, render_outbox, rt) != 0 ||
-        (rt->collect && hw_metrics_add_collector(rt->metrics, rt->collect, rt->collect_arg) != 0))
+        hw_metrics_add_collector(rt->metrics, render_spool, rt) != 0)
         return fail(rt, 1, "out of memory");
     if (hw_metrics_listen(rt->metrics, c->metrics, &port, err, sizeof err) != 0) {
         char msg[700];
@@ -147,6 +156,24 @@ int br_runtime_inbound(br_runtime *rt, const char *state_dir)
                                   .dead = rt->dead,
                                   .metrics = rt->metrics,
                                   .channel_name = rt->bridge->name};
+    return 0;
+}
+
+int br_runtime_spool(br_runtime *rt, const char *state_dir, const br_spool_settings *s)
+{
+    char err[600];
+    br_spool *spool = NULL;
+    br_spool_limits lim = {(uint64_t)s->max_entries, (uint64_t)s->max_bytes};
+    if (br_spool_open(&spool, state_dir, rt->bridge->name, &lim, err, sizeof err) != 0) {
+        char msg[700];
+        snprintf(msg, sizeof msg, "--state-dir: %s", err);
+        return fail(rt, 1, msg);
+    }
+    __atomic_store_n(&rt->spool, spool, __ATOMIC_RELEASE);
+    rt->drain_timeout_ms = s->drain_timeout_ms;
+    br_drain_options o = {spool, &rt->route, rt->log};
+    if (br_drain_start(&rt->drain, &o) != 0)
+        return fail(rt, 1, "cannot start the drainer thread");
     return 0;
 }
 
@@ -233,11 +260,17 @@ void br_runtime_close_http(br_runtime *rt)
 
 void br_runtime_finish(br_runtime *rt, int rc)
 {
+    /* No request is in progress once the server is down, so nothing is
+     * spooled after the drainer's last look. */
     br_runtime_close_http(rt);
-    hw_metrics_destroy(rt->metrics); /* before the outbox its collector reads */
+    br_drain_stop(rt->drain, rt->drain_timeout_ms); /* before what it routes with */
+    rt->drain = NULL;
+    hw_metrics_destroy(rt->metrics); /* before the outbox and the spool its collectors read */
     rt->metrics = NULL;
     br_outbox_stop(rt->ob);
     rt->ob = NULL;
+    br_spool_close(rt->spool);
+    rt->spool = NULL;
     br_sent_close(rt->sent);
     rt->sent = NULL;
     hw_client_destroy(rt->rpc);

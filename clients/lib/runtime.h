@@ -6,8 +6,10 @@
  * own log lines routed into the bridge's log), the client to helpwired
  * (its reconnect schedule from the --backoff-* settings, its calls waiting
  * for a connection up to their deadline),
- * the Outbox subscription for its channel, and the HTTP server a bridge
- * listens with. One place for the order these must start and stop in.
+ * the Outbox subscription for its channel, the spool and its drainer for
+ * a bridge that takes its inbound messages durably before it answers
+ * (spool.h, drain.h), and the HTTP server a bridge listens with. One place
+ * for the order these must start and stop in.
  *
  * The functions a main calls print their own error line, "<prog>:
  * <reason>" on stderr, and return the exit status main should end with
@@ -25,9 +27,11 @@
 #include "clients/lib/client.h"
 #include "clients/lib/config.h"
 #include "clients/lib/deadletter.h"
+#include "clients/lib/drain.h"
 #include "clients/lib/httpd.h"
 #include "clients/lib/outbox.h"
 #include "clients/lib/route.h"
+#include "clients/lib/spool.h"
 #include "clients/lib/stop.h"
 #include "server/base/grpc_runtime.h"
 #include "server/base/log.h"
@@ -54,10 +58,9 @@ typedef struct br_runtime {
     hw_metrics *metrics;        /* with --metrics */
     br_route_policy route;      /* br_runtime_inbound: how inbound messages are routed */
     hw_grpc_log_route grpc_log; /* the gRPC core's own lines, into log */
-    /* Set before br_runtime_inbound (may be NULL): a further metrics
-     * collector for /metrics, e.g. the bridge's spool gauge. */
-    void (*collect)(void *arg, FILE *out);
-    void *collect_arg;
+    br_spool *spool;            /* br_runtime_spool; read by the metrics thread */
+    br_drain *drain;            /* br_runtime_spool: what the handlers spool with */
+    int drain_timeout_ms;       /* br_runtime_spool: how long the drainer goes on at the stop */
     bool grpc_up, curl_up, quiesced;
 } br_runtime;
 
@@ -80,11 +83,22 @@ int br_runtime_start(br_runtime *rt, const br_bridge *bridge, br_common *c);
  * (created if missing; the bridge refuses to start without one, so a
  * message given up on always has a durable place), fills rt->route from
  * the common settings, and with --metrics serves GET /metrics there
- * (Route calls by status, dead letters by reason, rt->collect's
- * families when set; logged
- * event=metrics_listening with the port). Returns 0, or 1 after printing
- * why. */
+ * (Route calls by status, dead letters by reason, and the spool's gauge
+ * once br_runtime_spool opened it; logged event=metrics_listening with the
+ * port). Returns 0, or 1 after printing why. */
 int br_runtime_inbound(br_runtime *rt, const char *state_dir);
+
+/* For a bridge that spools its intake, after br_runtime_inbound: opens the
+ * spool <state_dir>/<bridge name>.spool bounded by s's limits, adds its
+ * gauge helpwire_bridge_spool_entries{bridge} to /metrics, and starts the
+ * drainer, which at once routes what an earlier run left, with rt->route.
+ * The bridge's handlers then spool with rt->drain (br_drain_spool).
+ * br_runtime_finish, once the HTTP server is down (so no handler spools
+ * after the drainer's last look), stops the drainer, letting it route on
+ * for up to s->drain_timeout_ms, then closes the spool; what is left stays
+ * spooled for the next start. Returns 0, or 1 after printing why
+ * ("--state-dir: <why>" when the spool cannot be opened). */
+int br_runtime_spool(br_runtime *rt, const char *state_dir, const br_spool_settings *s);
 
 /* Opens the durable sent record in state_dir (<name>.sent.mdb, sent.h;
  * required: a bridge that delivers refuses to start without one) and
@@ -123,7 +137,8 @@ void br_runtime_quiesce(br_runtime *rt);
  * the HTTP server. Safe to repeat. */
 void br_runtime_close_http(br_runtime *rt);
 
-/* br_runtime_close_http, then stops the subscription, closes the client,
+/* br_runtime_close_http, then stops the drainer (br_runtime_spool) and
+ * the subscription, closes the spool and the client,
  * shuts gRPC and libcurl down, logs "stopped" with the exit status rc,
  * frees the stop handler and the log, and releases the common settings
  * (the token wiped). Stop the bridge's own threads first. Safe on a zeroed

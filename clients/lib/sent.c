@@ -1,5 +1,6 @@
 /*
- * sent: the durable sent record on LMDB (see sent.h).
+ * sent: the durable sent record on LMDB (see sent.h; the environment is
+ * opened, and the sequence keys encoded, as lmdb_env.h says).
  *
  * Two databases in one environment: "seq" keyed by the sequence as 8
  * big-endian bytes (so a cursor walks oldest first), its value
@@ -8,14 +9,14 @@
  */
 #include "clients/lib/sent.h"
 
-#include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <lmdb.h>
+
+#include "clients/lib/lmdb_env.h"
 
 #define DEFAULT_KEEP_MS (7LL * 24 * 3600 * 1000)
 #define DEFAULT_MAX_RECORDS 100000
@@ -31,28 +32,9 @@ struct br_sent {
     atomic_uint puts;
 };
 
-static void key_of(uint64_t seq, unsigned char k[8])
-{
-    for (int i = 7; i >= 0; i--) {
-        k[i] = (unsigned char)(seq & 0xff);
-        seq >>= 8;
-    }
-}
-
-static uint64_t seq_of(const unsigned char k[8])
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | k[i];
-    return v;
-}
-
 int br_sent_open(br_sent **out, const char *state_dir, const char *name, int64_t keep_ms, size_t max_records,
                  char *err, size_t errlen)
 {
-    char path[4096];
-    MDB_txn *txn = NULL;
-    int rc;
     br_sent *s = calloc(1, sizeof *s);
     if (!s) {
         snprintf(err, errlen, "out of memory");
@@ -60,36 +42,22 @@ int br_sent_open(br_sent **out, const char *state_dir, const char *name, int64_t
     }
     s->keep_ms = keep_ms > 0 ? keep_ms : DEFAULT_KEEP_MS;
     s->max_records = max_records > 0 ? max_records : DEFAULT_MAX_RECORDS;
-    if (mkdir(state_dir, 0700) != 0 && errno != EEXIST) {
-        snprintf(err, errlen, "%s: %s", state_dir, strerror(errno));
+    char env_name[256], path[4096];
+    int n = snprintf(env_name, sizeof env_name, "%s.sent.mdb", name);
+    static const char *const tables[] = {"seq", "upstream"};
+    MDB_dbi dbis[2];
+    br_lmdb_spec spec = {state_dir, env_name, false, MAP_SIZE, tables, 2};
+    if (n < 0 || (size_t)n >= sizeof env_name) {
+        snprintf(err, errlen, "%s: path too long", state_dir);
         goto fail;
     }
-    snprintf(path, sizeof path, "%s/%s.sent.mdb", state_dir, name);
-    if ((rc = mdb_env_create(&s->env)) != 0 || (rc = mdb_env_set_mapsize(s->env, MAP_SIZE)) != 0 ||
-        (rc = mdb_env_set_maxdbs(s->env, 2)) != 0 ||
-        (rc = mdb_env_open(s->env, path, MDB_NOSUBDIR | MDB_NOTLS, 0600)) != 0) {
-        snprintf(err, errlen, "%s: %s", path, mdb_strerror(rc));
+    if (br_lmdb_open(&s->env, dbis, &spec, path, sizeof path, err, errlen) != 0)
         goto fail;
-    }
-    if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0 ||
-        (rc = mdb_dbi_open(txn, "seq", MDB_CREATE, &s->seq_db)) != 0 ||
-        (rc = mdb_dbi_open(txn, "upstream", MDB_CREATE, &s->up_db)) != 0) {
-        snprintf(err, errlen, "%s: %s", path, mdb_strerror(rc));
-        goto fail;
-    }
-    rc = mdb_txn_commit(txn);
-    txn = NULL;
-    if (rc != 0) {
-        snprintf(err, errlen, "%s: %s", path, mdb_strerror(rc));
-        goto fail;
-    }
+    s->seq_db = dbis[0];
+    s->up_db = dbis[1];
     *out = s;
     return 0;
 fail:
-    if (txn)
-        mdb_txn_abort(txn);
-    if (s->env)
-        mdb_env_close(s->env);
     free(s);
     return -1;
 }
@@ -124,7 +92,7 @@ int br_sent_put(br_sent *s, const Helpwire__V1__OutboundMessage *m, const char *
         memcpy(val + 10, upstream_id, idlen);
     protobuf_c_message_pack(&m->base, val + 10 + idlen);
     unsigned char k[8];
-    key_of(m->seq, k);
+    br_lmdb_put_be64(k, m->seq);
     MDB_txn *txn = NULL;
     MDB_val key = {8, k}, data = {len, val};
     int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
@@ -173,7 +141,7 @@ static void decode(uint64_t seq, const MDB_val *v, br_sent_record *rec)
 static int get_in(br_sent *s, MDB_txn *txn, uint64_t seq, br_sent_record *rec)
 {
     unsigned char k[8];
-    key_of(seq, k);
+    br_lmdb_put_be64(k, seq);
     MDB_val key = {8, k}, data;
     int rc = mdb_get(txn, s->seq_db, &key, &data);
     if (rc == MDB_NOTFOUND)
@@ -207,7 +175,10 @@ int br_sent_find_upstream(br_sent *s, const char *upstream_id, br_sent_record *r
         return -1;
     MDB_val key = {idlen, (void *)upstream_id}, data;
     int rc = mdb_get(txn, s->up_db, &key, &data);
-    int r = rc == MDB_NOTFOUND ? 0 : rc != 0 ? -1 : data.mv_size != 8 ? 0 : get_in(s, txn, seq_of(data.mv_data), rec);
+    int r = rc == MDB_NOTFOUND  ? 0
+            : rc != 0           ? -1
+            : data.mv_size != 8 ? 0
+                                : get_in(s, txn, br_lmdb_get_be64(data.mv_data), rec);
     mdb_txn_abort(txn);
     return r;
 }

@@ -7,7 +7,8 @@
  * the message it concerns.
  *
  * One LMDB environment per bridge in its state directory
- * (<state-dir>/<name>.sent.mdb and its lock file): seq -> (upstream id,
+ * (<state-dir>/<name>.sent.mdb and its lock file, opened as lmdb_env.h
+ * says for all the bridges' stores): seq -> (upstream id,
  * time sent, the OutboundMessage packed), and upstream id -> seq. Every
  * put is one committed (fsynced) transaction, so a record that
  * br_sent_put returned 0 for survives a crash or a power loss. Records

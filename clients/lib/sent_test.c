@@ -16,15 +16,13 @@
 #include <cmocka.h>
 
 #include "clients/lib/sent.h"
+#include "clients/lib/testdir.h"
 
 static char *make_dir(void)
 {
-    const char *base = getenv("TEST_TMPDIR");
-    char tmpl[4096];
-    snprintf(tmpl, sizeof tmpl, "%s/sentXXXXXX", base ? base : "/tmp");
-    char *d = mkdtemp(tmpl);
+    char *d = br_testdir_make("sent");
     assert_non_null(d);
-    return strdup(d);
+    return d;
 }
 
 static void message(Helpwire__V1__OutboundMessage *m, uint64_t seq, const char *user, const char *text)

@@ -1,15 +1,16 @@
 /* spool: the durable intake queue in an LMDB environment (see spool.h for
- * the design). */
+ * the design; lmdb_env.h opens the environment, as for the bridges' other
+ * stores). */
 #include "clients/lib/spool.h"
 
-#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <lmdb.h>
+
+#include "clients/lib/lmdb_env.h"
 
 struct br_spool {
     MDB_env *env;
@@ -21,52 +22,9 @@ struct br_spool {
 static const char META_NEXT[] = "next";
 static const char META_BYTES[] = "bytes";
 
-static void put_be64(unsigned char *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--) {
-        p[i] = (unsigned char)(v & 0xff);
-        v >>= 8;
-    }
-}
-
-static uint64_t get_be64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | p[i];
-    return v;
-}
-
 static void lmdb_err(const br_spool *s, char *err, size_t errlen, const char *what, int rc)
 {
-    snprintf(err, errlen, "%s: %s: %s", s->path, what, mdb_strerror(rc));
-}
-
-/* Begins a transaction, adopting a larger map another process set. */
-static int begin(br_spool *s, unsigned flags, MDB_txn **txn)
-{
-    int rc = mdb_txn_begin(s->env, NULL, flags, txn);
-    if (rc == MDB_MAP_RESIZED) {
-        mdb_env_set_mapsize(s->env, 0);
-        rc = mdb_txn_begin(s->env, NULL, flags, txn);
-    }
-    return rc;
-}
-
-static uint64_t meta_get(MDB_txn *txn, MDB_dbi dbi, const char *name)
-{
-    MDB_val k = {strlen(name), (void *)name}, v;
-    if (mdb_get(txn, dbi, &k, &v) != 0 || v.mv_size != 8)
-        return 0;
-    return get_be64(v.mv_data);
-}
-
-static int meta_put(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t value)
-{
-    unsigned char buf[8];
-    put_be64(buf, value);
-    MDB_val k = {strlen(name), (void *)name}, v = {8, buf};
-    return mdb_put(txn, dbi, &k, &v, 0);
+    br_lmdb_error(err, errlen, s->path, what, rc);
 }
 
 int br_spool_open(br_spool **out, const char *dir, const char *name, const br_spool_limits *lim, char *err,
@@ -77,55 +35,29 @@ int br_spool_open(br_spool **out, const char *dir, const char *name, const br_sp
         snprintf(err, errlen, "spool: no directory, no name, or a zero limit");
         return BR_SPOOL_ERR;
     }
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-        snprintf(err, errlen, "%s: %s", dir, strerror(errno));
-        return BR_SPOOL_ERR;
-    }
     br_spool *s = calloc(1, sizeof *s);
     if (!s) {
         snprintf(err, errlen, "out of memory");
         return BR_SPOOL_ERR;
     }
     s->lim = *lim;
-    int n = snprintf(s->path, sizeof s->path, "%s/%s.spool", dir, name);
     int rc = BR_SPOOL_ERR;
-    MDB_txn *txn = NULL;
-    if (n < 0 || (size_t)n >= sizeof s->path) {
+    char env_name[256];
+    int n = snprintf(env_name, sizeof env_name, "%s.spool", name);
+    if (n < 0 || (size_t)n >= sizeof env_name) {
         snprintf(err, errlen, "%s: path too long", dir);
-        goto out;
-    }
-    if (mkdir(s->path, 0700) != 0 && errno != EEXIST) {
-        snprintf(err, errlen, "%s: %s", s->path, strerror(errno));
-        goto out;
-    }
-    int mrc = mdb_env_create(&s->env);
-    if (mrc != 0) {
-        lmdb_err(s, err, errlen, "create", mrc);
         goto out;
     }
     /* Room for every entry at its limit twice over (overflow pages, the
      * copy-on-write of a commit) plus slack; the file grows only as used. */
     uint64_t map = 2 * (lim->max_bytes + lim->max_entries * 8192) + ((uint64_t)64 << 20);
-    mdb_env_set_mapsize(s->env, (size_t)map);
-    mdb_env_set_maxdbs(s->env, 2);
-    /* MDB_NOTLS: any thread may run a read transaction (the web chat's
-     * handlers are a thread per connection). Commits are synced. */
-    if ((mrc = mdb_env_open(s->env, s->path, MDB_NOTLS, 0600)) != 0) {
-        lmdb_err(s, err, errlen, "open", mrc);
+    static const char *const tables[] = {"entries", "meta"};
+    MDB_dbi dbis[2];
+    br_lmdb_spec spec = {dir, env_name, true, (size_t)map, tables, 2};
+    if (br_lmdb_open(&s->env, dbis, &spec, s->path, sizeof s->path, err, errlen) != 0)
         goto out;
-    }
-    int dead = 0;
-    mdb_reader_check(s->env, &dead); /* slots of a process killed mid-read */
-    if ((mrc = begin(s, 0, &txn)) != 0 ||
-        (mrc = mdb_dbi_open(txn, "entries", MDB_CREATE, &s->entries)) != 0 ||
-        (mrc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->meta)) != 0 || (mrc = mdb_txn_commit(txn)) != 0) {
-        if (mrc != 0 && txn)
-            mdb_txn_abort(txn);
-        txn = NULL;
-        lmdb_err(s, err, errlen, "open tables", mrc);
-        goto out;
-    }
-    txn = NULL;
+    s->entries = dbis[0];
+    s->meta = dbis[1];
     *out = s;
     s = NULL;
     rc = BR_SPOOL_OK;
@@ -154,7 +86,7 @@ int br_spool_append(br_spool *s, const br_spool_item *items, size_t n, uint64_t 
     if (n == 0)
         return BR_SPOOL_OK;
     MDB_txn *txn = NULL;
-    int mrc = begin(s, 0, &txn);
+    int mrc = br_lmdb_begin(s->env, 0, &txn);
     if (mrc != 0) {
         lmdb_err(s, err, errlen, "begin", mrc);
         return BR_SPOOL_ERR;
@@ -165,7 +97,7 @@ int br_spool_append(br_spool *s, const br_spool_item *items, size_t n, uint64_t 
         lmdb_err(s, err, errlen, "stat", mrc);
         goto out;
     }
-    uint64_t bytes = meta_get(txn, s->meta, META_BYTES), add = 0;
+    uint64_t bytes = br_lmdb_get_u64(txn, s->meta, META_BYTES), add = 0;
     for (size_t i = 0; i < n; i++)
         add += items[i].len;
     if ((uint64_t)st.ms_entries + n > s->lim.max_entries || bytes + add > s->lim.max_bytes) {
@@ -175,22 +107,22 @@ int br_spool_append(br_spool *s, const br_spool_item *items, size_t n, uint64_t 
         rc = BR_SPOOL_FULL;
         goto out;
     }
-    uint64_t next = meta_get(txn, s->meta, META_NEXT);
+    uint64_t next = br_lmdb_get_u64(txn, s->meta, META_NEXT);
     if (next == 0)
         next = 1;
     if (first_seq)
         *first_seq = next;
     for (size_t i = 0; i < n; i++, next++) {
         unsigned char key[8];
-        put_be64(key, next);
+        br_lmdb_put_be64(key, next);
         MDB_val k = {8, key}, v = {items[i].len, (void *)items[i].data};
         if ((mrc = mdb_put(txn, s->entries, &k, &v, MDB_APPEND)) != 0) {
             lmdb_err(s, err, errlen, "put", mrc);
             goto out;
         }
     }
-    if ((mrc = meta_put(txn, s->meta, META_NEXT, next)) != 0 ||
-        (mrc = meta_put(txn, s->meta, META_BYTES, bytes + add)) != 0) {
+    if ((mrc = br_lmdb_put_u64(txn, s->meta, META_NEXT, next)) != 0 ||
+        (mrc = br_lmdb_put_u64(txn, s->meta, META_BYTES, bytes + add)) != 0) {
         lmdb_err(s, err, errlen, "put", mrc);
         goto out;
     }
@@ -211,7 +143,7 @@ int br_spool_peek(br_spool *s, uint64_t *seq, char **data, size_t *len, char *er
 {
     MDB_txn *txn = NULL;
     MDB_cursor *c = NULL;
-    int mrc = begin(s, MDB_RDONLY, &txn);
+    int mrc = br_lmdb_begin(s->env, MDB_RDONLY, &txn);
     if (mrc != 0) {
         lmdb_err(s, err, errlen, "begin", mrc);
         return BR_SPOOL_ERR;
@@ -238,7 +170,7 @@ int br_spool_peek(br_spool *s, uint64_t *seq, char **data, size_t *len, char *er
     }
     memcpy(copy, v.mv_data, v.mv_size);
     copy[v.mv_size] = '\0';
-    *seq = get_be64(k.mv_data);
+    *seq = br_lmdb_get_be64(k.mv_data);
     *data = copy;
     *len = v.mv_size;
     rc = BR_SPOOL_OK;
@@ -252,13 +184,13 @@ out:
 int br_spool_remove(br_spool *s, uint64_t seq, char *err, size_t errlen)
 {
     MDB_txn *txn = NULL;
-    int mrc = begin(s, 0, &txn);
+    int mrc = br_lmdb_begin(s->env, 0, &txn);
     if (mrc != 0) {
         lmdb_err(s, err, errlen, "begin", mrc);
         return BR_SPOOL_ERR;
     }
     unsigned char key[8];
-    put_be64(key, seq);
+    br_lmdb_put_be64(key, seq);
     MDB_val k = {8, key}, v;
     mrc = mdb_get(txn, s->entries, &k, &v);
     if (mrc == MDB_NOTFOUND) {
@@ -266,9 +198,9 @@ int br_spool_remove(br_spool *s, uint64_t seq, char *err, size_t errlen)
         return BR_SPOOL_OK; /* another process removed it */
     }
     size_t len = v.mv_size;
-    uint64_t bytes = meta_get(txn, s->meta, META_BYTES);
+    uint64_t bytes = br_lmdb_get_u64(txn, s->meta, META_BYTES);
     if (mrc != 0 || (mrc = mdb_del(txn, s->entries, &k, NULL)) != 0 ||
-        (mrc = meta_put(txn, s->meta, META_BYTES, bytes >= len ? bytes - len : 0)) != 0) {
+        (mrc = br_lmdb_put_u64(txn, s->meta, META_BYTES, bytes >= len ? bytes - len : 0)) != 0) {
         mdb_txn_abort(txn);
         lmdb_err(s, err, errlen, "remove", mrc);
         return BR_SPOOL_ERR;
@@ -284,7 +216,7 @@ uint64_t br_spool_count(br_spool *s)
 {
     MDB_txn *txn = NULL;
     MDB_stat st;
-    if (begin(s, MDB_RDONLY, &txn) != 0)
+    if (br_lmdb_begin(s->env, MDB_RDONLY, &txn) != 0)
         return 0;
     uint64_t n = mdb_stat(txn, s->entries, &st) == 0 ? st.ms_entries : 0;
     mdb_txn_abort(txn);

@@ -6,7 +6,8 @@
  * entry only after it was routed or recorded as a dead letter.
  *
  * Design: an LMDB environment, the directory <state-dir>/<name>.spool
- * (created 0700; data.mdb and lock.mdb inside, 0600). Entries are opaque
+ * (created 0700; data.mdb and lock.mdb inside, 0600), opened as the
+ * bridges' other stores are (lmdb_env.h). Entries are opaque
  * byte strings under an increasing 64-bit sequence (big-endian keys, so
  * the B-tree's order is the arrival order); a small meta table holds the
  * next sequence and the total bytes. Why LMDB: a commit is synced to disk

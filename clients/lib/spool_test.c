@@ -22,15 +22,13 @@
 
 #include "clients/lib/drain.h"
 #include "clients/lib/spool.h"
+#include "clients/lib/testdir.h"
 
 static char *make_dir(void)
 {
-    const char *base = getenv("TEST_TMPDIR");
-    char tmpl[4096];
-    snprintf(tmpl, sizeof tmpl, "%s/spool-XXXXXX", base && *base ? base : "/tmp");
-    char *d = mkdtemp(tmpl);
+    char *d = br_testdir_make("spool");
     assert_non_null(d);
-    return strdup(d);
+    return d;
 }
 
 static br_spool *open_spool(const char *dir, uint64_t entries, uint64_t bytes)

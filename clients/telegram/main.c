@@ -8,7 +8,7 @@
  * one update that may be routed twice (a crash between Route and the write)
  * is answered as a duplicate by helpwired, which dedupes by (channel,
  * message_id). An update that helpwired cannot take now (UNAVAILABLE,
- * RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED, ABORTED) holds the offset and is
+ * RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED, ABORTED, CANCELLED) holds the offset and is
  * retried with backoff for up to --max-retry-age-ms from the message's
  * date; one it refuses for good (any other status), or one still failing
  * past that age, is written to the dead-letter file in --state-dir
@@ -85,9 +85,7 @@ typedef struct tg_config {
     const char *webhook_listen;
     const char *webhook_path;
     const char *webhook_secret;
-    int spool_max_entries;
-    int spool_max_bytes;
-    int drain_timeout_ms;
+    br_spool_settings spool;
 } tg_config;
 
 typedef struct tg_bridge {
@@ -99,8 +97,7 @@ typedef struct tg_bridge {
     br_outbox *ob;   /* set before the poll loop starts; its lease gates polling */
     char *bot_token;
     char offset_path[4096];
-    br_spool *spool; /* webhook mode: updates taken, not yet routed */
-    br_drain *drain; /* webhook mode: routes the spool */
+    br_drain *drain; /* webhook mode, the runtime's: spools the updates taken */
 } tg_bridge;
 
 /* Outcome of one Bot API call. */
@@ -466,11 +463,6 @@ static int deliver(void *arg, const Helpwire__V1__OutboundMessage *m, br_deliver
 
 /* ---------------------------------------------------------------- main */
 
-static void render_spool(void *arg, FILE *out)
-{
-    br_spool_render(arg, "telegram", out);
-}
-
 static const br_bridge bridge = {PROG, "telegram", HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM, true};
 
 static const char about[] =
@@ -494,9 +486,7 @@ int main(int argc, char **argv)
     cfg.send_attempts = 5;
     cfg.webhook_listen = "127.0.0.1:8443";
     cfg.webhook_path = "/telegram/webhook";
-    cfg.spool_max_entries = 10000;
-    cfg.spool_max_bytes = 64 << 20;
-    cfg.drain_timeout_ms = 10000;
+    br_spool_settings_defaults(&cfg.spool);
     const br_option opts[] = {
         BR_COMMON_OPTIONS(&cfg.common),
         {"api-base", "TELEGRAM_API_BASE", BR_OPT_STRING, &cfg.api_base, 0, 0, "URL",
@@ -526,15 +516,15 @@ int main(int argc, char **argv)
         {NULL, "TELEGRAM_WEBHOOK_SECRET", BR_OPT_STRING, &cfg.webhook_secret, 0, 0, "SECRET",
          "Webhook mode: the secret_token given to setWebhook; POSTs without it in "
          "X-Telegram-Bot-Api-Secret-Token are refused. Required in webhook mode."},
-        {"spool-max-entries", NULL, BR_OPT_INT, &cfg.spool_max_entries, 1, 10000000, "N",
-         "Webhook mode: messages taken but not yet routed, kept in the spool (<state-dir>/telegram.spool); "
-         "beyond it POSTs are answered 503 and Telegram delivers them again later. Default 10000."},
-        {"spool-max-bytes", NULL, BR_OPT_INT, &cfg.spool_max_bytes, 1024, 1 << 30, "BYTES",
-         "Webhook mode: the most message data the spool holds; beyond it POSTs are answered 503. Default "
-         "67108864 (64 MiB)."},
-        {"drain-timeout-ms", NULL, BR_OPT_INT, &cfg.drain_timeout_ms, 0, 3600000, "MS",
-         "Webhook mode: on SIGTERM, how long to keep routing spooled messages; what is left stays in the "
-         "spool for the next start. Default 10000."},
+        BR_SPOOL_OPTIONS(
+            &cfg.spool,
+            "Webhook mode: messages taken but not yet routed, kept in the spool "
+            "(<state-dir>/telegram.spool); "
+            "beyond it POSTs are answered 503 and Telegram delivers them again later. Default 10000.",
+            "Webhook mode: the most message data the spool holds; beyond it POSTs are answered 503. Default "
+            "67108864 (64 MiB).",
+            "Webhook mode: on SIGTERM, how long to keep routing spooled messages; what is left stays in the "
+            "spool for the next start. Default 10000."),
     };
     const size_t n_opts = sizeof opts / sizeof opts[0];
     char err[512];
@@ -572,15 +562,6 @@ int main(int argc, char **argv)
     if ((rc = br_runtime_start(&rt, &bridge, &cfg.common)) != 0)
         goto out;
     rc = 1;
-    if (webhook) {
-        br_spool_limits lim = {(uint64_t)cfg.spool_max_entries, (uint64_t)cfg.spool_max_bytes};
-        if (br_spool_open(&b.spool, cfg.state_dir, "telegram", &lim, err, sizeof err) != 0) {
-            fprintf(stderr, PROG ": --state-dir: %s\n", err);
-            goto out;
-        }
-        rt.collect = render_spool;
-        rt.collect_arg = b.spool;
-    }
     if (br_runtime_inbound(&rt, cfg.state_dir) != 0)
         goto out;
     b.route = &rt.route;
@@ -600,11 +581,9 @@ int main(int argc, char **argv)
                  hw_log_quote(cfg.common.helpwire, q, sizeof q), cfg.common.tls_ca ? "true" : "false",
                  cfg.common.token ? "set" : "unset");
     if (webhook) {
-        br_drain_options dopt = {b.spool, &rt.route, rt.log};
-        if (br_drain_start(&b.drain, &dopt) != 0) {
-            fprintf(stderr, PROG ": cannot start the drainer thread\n");
+        if (br_runtime_spool(&rt, cfg.state_dir, &cfg.spool) != 0)
             goto out;
-        }
+        b.drain = rt.drain;
         if (br_runtime_listen(&rt, cfg.webhook_listen, 0, webhook_handler, &b) != 0)
             goto out;
         printf(PROG " webhook on %s:%u\n", cfg.webhook_listen[0] == '[' ? "[::1]" : "127.0.0.1",
@@ -619,10 +598,7 @@ int main(int argc, char **argv)
     }
     rc = 0;
 out:
-    br_runtime_close_http(&rt); /* no handler spools after this */
-    br_drain_stop(b.drain, cfg.drain_timeout_ms);
-    br_runtime_finish(&rt, rc);
-    br_spool_close(b.spool);
+    br_runtime_finish(&rt, rc); /* webhook mode: the drainer routes on for up to --drain-timeout-ms */
     br_dedupe_destroy(b.seen);
     hw_client_secret_free(&b.bot_token);
     return rc;

@@ -1,5 +1,7 @@
 /*
- * history: the web chat's durable conversations in LMDB (see history.h).
+ * history: the web chat's durable conversations in LMDB (see history.h;
+ * the environment is opened, and its numbers encoded, as lmdb_env.h says
+ * for all the bridges' stores).
  *
  * Tables: "entries" (visitor NUL id-big-endian -> flags, key length, key,
  * JSON), "keys" (dedupe key -> id-big-endian), "meta" ("next" -> the next
@@ -8,13 +10,13 @@
  */
 #include "clients/webchat/history.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <lmdb.h>
+
+#include "clients/lib/lmdb_env.h"
 
 #define FLAG_REPLY 1
 #define MAX_VISITOR 64
@@ -27,22 +29,6 @@ struct wc_history {
     char path[4096];
 };
 
-static void put_be64(unsigned char *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--) {
-        p[i] = (unsigned char)(v & 0xff);
-        v >>= 8;
-    }
-}
-
-static uint64_t get_be64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | p[i];
-    return v;
-}
-
 /* The entries key of (visitor, id) into buf; returns its length, 0 when
  * the visitor id is too long. */
 static size_t entry_key(unsigned char *buf, const char *visitor, uint64_t id)
@@ -51,29 +37,13 @@ static size_t entry_key(unsigned char *buf, const char *visitor, uint64_t id)
     if (n == 0 || n > MAX_VISITOR)
         return 0;
     memcpy(buf, visitor, n + 1);
-    put_be64(buf + n + 1, id);
+    br_lmdb_put_be64(buf + n + 1, id);
     return n + 9;
 }
 
 static void fail(const wc_history *h, char *err, size_t errlen, const char *what, int rc)
 {
-    snprintf(err, errlen, "%s: %s: %s", h->path, what, mdb_strerror(rc));
-}
-
-static uint64_t meta_u64(MDB_txn *txn, MDB_dbi dbi, const char *name)
-{
-    MDB_val k = {strlen(name), (void *)name}, v;
-    if (mdb_get(txn, dbi, &k, &v) != 0 || v.mv_size != 8)
-        return 0;
-    return get_be64(v.mv_data);
-}
-
-static int meta_put(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t value)
-{
-    unsigned char buf[8];
-    put_be64(buf, value);
-    MDB_val k = {strlen(name), (void *)name}, v = {8, buf};
-    return mdb_put(txn, dbi, &k, &v, 0);
+    br_lmdb_error(err, errlen, h->path, what, rc);
 }
 
 int wc_history_open(wc_history **out, const char *dir, size_t max_per_visitor, char *err, size_t errlen)
@@ -83,60 +53,24 @@ int wc_history_open(wc_history **out, const char *dir, size_t max_per_visitor, c
         snprintf(err, errlen, "history: no directory or no room per visitor");
         return -1;
     }
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-        snprintf(err, errlen, "%s: %s", dir, strerror(errno));
-        return -1;
-    }
     wc_history *h = calloc(1, sizeof *h);
     if (!h) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
     h->max_per_visitor = max_per_visitor;
-    int rc = -1, mrc;
-    MDB_txn *txn = NULL;
-    int n = snprintf(h->path, sizeof h->path, "%s/webchat.history", dir);
-    if (n < 0 || (size_t)n >= sizeof h->path) {
-        snprintf(err, errlen, "%s: path too long", dir);
-        goto out;
+    static const char *const tables[] = {"entries", "keys", "meta"};
+    MDB_dbi dbis[3];
+    br_lmdb_spec spec = {dir, "webchat.history", true, WC_HISTORY_MAP_BYTES, tables, 3};
+    if (br_lmdb_open(&h->env, dbis, &spec, h->path, sizeof h->path, err, errlen) != 0) {
+        wc_history_close(h);
+        return -1;
     }
-    if (mkdir(h->path, 0700) != 0 && errno != EEXIST) {
-        snprintf(err, errlen, "%s: %s", h->path, strerror(errno));
-        goto out;
-    }
-    if ((mrc = mdb_env_create(&h->env)) != 0) {
-        fail(h, err, errlen, "create", mrc);
-        goto out;
-    }
-    mdb_env_set_mapsize(h->env, WC_HISTORY_MAP_BYTES);
-    mdb_env_set_maxdbs(h->env, 3);
-    if ((mrc = mdb_env_open(h->env, h->path, MDB_NOTLS, 0600)) != 0) {
-        fail(h, err, errlen, "open", mrc);
-        goto out;
-    }
-    int dead = 0;
-    mdb_reader_check(h->env, &dead);
-    if ((mrc = mdb_txn_begin(h->env, NULL, 0, &txn)) != 0 ||
-        (mrc = mdb_dbi_open(txn, "entries", MDB_CREATE, &h->entries)) != 0 ||
-        (mrc = mdb_dbi_open(txn, "keys", MDB_CREATE, &h->keys)) != 0 ||
-        (mrc = mdb_dbi_open(txn, "meta", MDB_CREATE, &h->meta)) != 0) {
-        fail(h, err, errlen, "open tables", mrc);
-        goto out;
-    }
-    mrc = mdb_txn_commit(txn);
-    txn = NULL;
-    if (mrc != 0) {
-        fail(h, err, errlen, "open tables", mrc);
-        goto out;
-    }
+    h->entries = dbis[0];
+    h->keys = dbis[1];
+    h->meta = dbis[2];
     *out = h;
-    h = NULL;
-    rc = 0;
-out:
-    if (txn)
-        mdb_txn_abort(txn);
-    wc_history_close(h);
-    return rc;
+    return 0;
 }
 
 void wc_history_close(wc_history *h)
@@ -205,7 +139,7 @@ int wc_history_append(wc_history *h, const char *visitor, const char *key, bool 
         MDB_val k = {klen, (void *)key}, v;
         mrc = mdb_get(txn, h->keys, &k, &v);
         if (mrc == 0 && v.mv_size == 8) {
-            *id = get_be64(v.mv_data);
+            *id = br_lmdb_get_be64(v.mv_data);
             rc = 1;
             goto out;
         }
@@ -214,7 +148,7 @@ int wc_history_append(wc_history *h, const char *visitor, const char *key, bool 
             goto out;
         }
     }
-    uint64_t next = meta_u64(txn, h->meta, "next");
+    uint64_t next = br_lmdb_get_u64(txn, h->meta, "next");
     if (next == 0)
         next = 1;
     json_object_set_new(entry, "id", json_integer((json_int_t)next));
@@ -234,15 +168,15 @@ int wc_history_append(wc_history *h, const char *visitor, const char *key, bool 
     MDB_val k = {kn, kb}, v = {3 + klen + jlen, val};
     char count_key[MAX_VISITOR + 3];
     snprintf(count_key, sizeof count_key, "n:%s", visitor);
-    uint64_t count = meta_u64(txn, h->meta, count_key) + 1;
+    uint64_t count = br_lmdb_get_u64(txn, h->meta, count_key) + 1;
     if ((mrc = mdb_put(txn, h->entries, &k, &v, 0)) != 0 ||
-        (mrc = meta_put(txn, h->meta, "next", next + 1)) != 0) {
+        (mrc = br_lmdb_put_u64(txn, h->meta, "next", next + 1)) != 0) {
         fail(h, err, errlen, "put", mrc);
         goto out;
     }
     if (key) {
         unsigned char ib[8];
-        put_be64(ib, next);
+        br_lmdb_put_be64(ib, next);
         MDB_val kk = {klen, (void *)key}, kv = {8, ib};
         if ((mrc = mdb_put(txn, h->keys, &kk, &kv, 0)) != 0) {
             fail(h, err, errlen, "put key", mrc);
@@ -255,7 +189,7 @@ int wc_history_append(wc_history *h, const char *visitor, const char *key, bool 
             goto out;
         }
     }
-    if ((mrc = meta_put(txn, h->meta, count_key, count)) != 0) {
+    if ((mrc = br_lmdb_put_u64(txn, h->meta, count_key, count)) != 0) {
         fail(h, err, errlen, "put count", mrc);
         goto out;
     }
@@ -297,9 +231,9 @@ int wc_history_remove(wc_history *h, const char *visitor, uint64_t id, char *err
     }
     char count_key[MAX_VISITOR + 3];
     snprintf(count_key, sizeof count_key, "n:%s", visitor);
-    uint64_t count = meta_u64(txn, h->meta, count_key);
+    uint64_t count = br_lmdb_get_u64(txn, h->meta, count_key);
     if (mrc != 0 || (mrc = drop_key(h, txn, &v)) != 0 || (mrc = mdb_del(txn, h->entries, &k, NULL)) != 0 ||
-        (mrc = meta_put(txn, h->meta, count_key, count ? count - 1 : 0)) != 0) {
+        (mrc = br_lmdb_put_u64(txn, h->meta, count_key, count ? count - 1 : 0)) != 0) {
         mdb_txn_abort(txn);
         fail(h, err, errlen, "remove", mrc);
         return -1;
@@ -357,7 +291,7 @@ int wc_history_list(wc_history *h, const char *visitor, uint64_t after, bool rep
         }
         memcpy(json, p + 3 + klen, jlen);
         json[jlen] = '\0';
-        out[n].id = get_be64((const unsigned char *)k.mv_data + kn - 8);
+        out[n].id = br_lmdb_get_be64((const unsigned char *)k.mv_data + kn - 8);
         out[n].json = json;
         n++;
     }

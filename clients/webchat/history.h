@@ -5,7 +5,8 @@
  * in the order the bridge took them.
  *
  * Design: an LMDB environment, the directory <state-dir>/webchat.history
- * (0700). Each entry is a JSON object (the event the page receives) under
+ * (0700), opened as the bridges' other stores are (clients/lib/lmdb_env.h:
+ * synced commits, stale readers cleared, any thread). Each entry is a JSON object (the event the page receives) under
  * an id from one counter for the whole history, so ids increase in the
  * order entries were written and are never reused, across restarts; the
  * id doubles as the SSE event id and the ?after= of the poll and history

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "clients/lib/testdir.h"
 #include "clients/webchat/history.h"
 
 #define ANA "AnaAnaAnaAnaAnaAnaAnaAna"
@@ -22,12 +23,9 @@
 
 static char *make_dir(void)
 {
-    const char *base = getenv("TEST_TMPDIR");
-    char tmpl[4096];
-    snprintf(tmpl, sizeof tmpl, "%s/history-XXXXXX", base && *base ? base : "/tmp");
-    char *d = mkdtemp(tmpl);
+    char *d = br_testdir_make("history");
     assert_non_null(d);
-    return strdup(d);
+    return d;
 }
 
 static wc_history *open_history(const char *dir, size_t max)

@@ -97,9 +97,7 @@ typedef struct wc_config {
     int max_sessions;
     int max_events;
     int heartbeat_ms;
-    int spool_max_entries;
-    int spool_max_bytes;
-    int drain_timeout_ms;
+    br_spool_settings spool;
 } wc_config;
 
 typedef struct wc_bridge {
@@ -108,8 +106,7 @@ typedef struct wc_bridge {
     hw_client *rpc;
     wc_hub *hub;
     wc_history *history; /* the conversations */
-    br_spool *spool;     /* visitor messages taken, not yet routed */
-    br_drain *drain;     /* routes the spool */
+    br_drain *drain;     /* the runtime's: spools the visitor messages taken */
 } wc_bridge;
 
 /* ------------------------------------------------------------- helpers */
@@ -465,6 +462,19 @@ static void api_events(wc_bridge *b, br_httpd_request *r)
     br_httpd_queue(r, 200, resp);
 }
 
+/* The n history entries as the JSON array the page reads; frees their
+ * text. *last becomes the last one's id (unchanged when n is 0). */
+static json_t *take_events(wc_entry *ev, int n, uint64_t *last)
+{
+    json_t *events = json_array();
+    for (int i = 0; i < n; i++) {
+        json_array_append_new(events, json_loads(ev[i].json, 0, NULL));
+        *last = ev[i].id;
+        free(ev[i].json);
+    }
+    return events;
+}
+
 static void api_poll(wc_bridge *b, br_httpd_request *r)
 {
     const char *sid = br_httpd_query(r, "session_id");
@@ -486,12 +496,7 @@ static void api_poll(wc_bridge *b, br_httpd_request *r)
                         "the bridge is shutting down");
         return;
     }
-    json_t *events = json_array();
-    for (int i = 0; i < n; i++) {
-        json_array_append_new(events, json_loads(ev[i].json, 0, NULL));
-        after = ev[i].id;
-        free(ev[i].json);
-    }
+    json_t *events = take_events(ev, n, &after);
     respond_json(r, 200, json_pack("{s:o, s:I}", "events", events, "last_event_id", (json_int_t)after));
 }
 
@@ -528,12 +533,7 @@ static void api_history(wc_bridge *b, br_httpd_request *r)
         respond_internal(b, r, "the history cannot be read");
         return;
     }
-    json_t *events = json_array();
-    for (int i = 0; i < n; i++) {
-        json_array_append_new(events, json_loads(ev[i].json, 0, NULL));
-        after = ev[i].id;
-        free(ev[i].json);
-    }
+    json_t *events = take_events(ev, n, &after);
     respond_json(
         r, 200,
         json_pack("{s:o, s:I, s:b}", "events", events, "last_event_id", (json_int_t)after, "more", more));
@@ -682,11 +682,6 @@ static int deliver(void *arg, const Helpwire__V1__OutboundMessage *m, br_deliver
 
 /* ---------------------------------------------------------------- main */
 
-static void render_spool(void *arg, FILE *out)
-{
-    br_spool_render(arg, "webchat", out);
-}
-
 static const br_bridge bridge = {PROG, "webchat", HELPWIRE__V1__CHANNEL__CHANNEL_WEBCHAT, false};
 
 static const char about[] =
@@ -708,9 +703,7 @@ int main(int argc, char **argv)
     cfg.listen = "127.0.0.1:8080";
     cfg.max_sessions = 10000;
     cfg.max_events = 1000;
-    cfg.spool_max_entries = 10000;
-    cfg.spool_max_bytes = 64 << 20;
-    cfg.drain_timeout_ms = 10000;
+    br_spool_settings_defaults(&cfg.spool);
     cfg.heartbeat_ms = 15000;
     const br_option opts[] = {
         BR_COMMON_OPTIONS(&cfg.common),
@@ -727,14 +720,13 @@ int main(int argc, char **argv)
         {"max-events", NULL, BR_OPT_INT, &cfg.max_events, 1, 100000, "N",
          "History entries kept per visitor (their messages and the replies), the oldest dropped first. "
          "Default 1000."},
-        {"spool-max-entries", NULL, BR_OPT_INT, &cfg.spool_max_entries, 1, 10000000, "N",
-         "Visitor messages taken while helpwired is unavailable, kept until routed; beyond it the page is "
-         "asked to send again later (503). Default 10000."},
-        {"spool-max-bytes", NULL, BR_OPT_INT, &cfg.spool_max_bytes, 1024, 1 << 30, "BYTES",
-         "The most message data the spool holds. Default 67108864 (64 MiB)."},
-        {"drain-timeout-ms", NULL, BR_OPT_INT, &cfg.drain_timeout_ms, 0, 3600000, "MS",
-         "On SIGTERM, how long to keep routing spooled messages; what is left stays in the spool for the "
-         "next start. Default 10000."},
+        BR_SPOOL_OPTIONS(
+            &cfg.spool,
+            "Visitor messages taken while helpwired is unavailable, kept until routed; beyond it the page is "
+            "asked to send again later (503). Default 10000.",
+            "The most message data the spool holds. Default 67108864 (64 MiB).",
+            "On SIGTERM, how long to keep routing spooled messages; what is left stays in the spool for the "
+            "next start. Default 10000."),
         {"heartbeat-ms", NULL, BR_OPT_INT, &cfg.heartbeat_ms, 100, 600000, "MS",
          "Interval of SSE keepalive comments on an idle stream. Default 15000."},
     };
@@ -758,21 +750,13 @@ int main(int argc, char **argv)
     b.log = rt.log;
     b.rpc = rt.rpc;
     char err[600];
-    br_spool_limits lim = {(uint64_t)cfg.spool_max_entries, (uint64_t)cfg.spool_max_bytes};
-    if (wc_history_open(&b.history, cfg.state_dir, (size_t)cfg.max_events, err, sizeof err) != 0 ||
-        br_spool_open(&b.spool, cfg.state_dir, "webchat", &lim, err, sizeof err) != 0) {
+    if (wc_history_open(&b.history, cfg.state_dir, (size_t)cfg.max_events, err, sizeof err) != 0) {
         fprintf(stderr, PROG ": --state-dir: %s\n", err);
         goto out;
     }
-    rt.collect = render_spool;
-    rt.collect_arg = b.spool;
-    if (br_runtime_inbound(&rt, cfg.state_dir) != 0)
+    if (br_runtime_inbound(&rt, cfg.state_dir) != 0 || br_runtime_spool(&rt, cfg.state_dir, &cfg.spool) != 0)
         goto out;
-    br_drain_options dopt = {b.spool, &rt.route, rt.log};
-    if (br_drain_start(&b.drain, &dopt) != 0) {
-        fprintf(stderr, PROG ": cannot start the drainer thread\n");
-        goto out;
-    }
+    b.drain = rt.drain;
     if (br_runtime_subscribe(&rt, cfg.state_dir, deliver, &b) != 0 ||
         br_runtime_listen(&rt, cfg.listen, (size_t)64 * 1024, handler, &b) != 0)
         goto out;
@@ -781,12 +765,11 @@ int main(int argc, char **argv)
 out:
     br_runtime_quiesce(&rt);
     if (b.hub)
-        wc_hub_close(b.hub);    /* ends live streams so their threads can finish */
-    br_runtime_close_http(&rt); /* no handler spools after this */
-    br_drain_stop(b.drain, cfg.drain_timeout_ms);
-    br_runtime_finish(&rt, rc); /* the outbox thread, which writes the history, ends here */
+        wc_hub_close(b.hub); /* ends live streams so their threads can finish */
+    /* The drainer (routing on for up to --drain-timeout-ms) and the outbox
+     * thread, which writes the history, end here. */
+    br_runtime_finish(&rt, rc);
     wc_history_close(b.history);
-    br_spool_close(b.spool);
     wc_hub_destroy(b.hub);
     return rc;
 }

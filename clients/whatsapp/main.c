@@ -18,7 +18,7 @@
  *
  * Routing happens from the spool (drain.h), one message at a time in
  * arrival order: a message helpwired cannot take now (UNAVAILABLE,
- * RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED, ABORTED) is retried with backoff
+ * RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED, ABORTED, CANCELLED) is retried with backoff
  * for up to --max-retry-age-ms from its timestamp; one refused for good
  * (any other status) or still failing past that age is written to the
  * dead-letter file in --state-dir (deadletter.h) and the drainer moves on.
@@ -71,9 +71,7 @@ typedef struct wa_config {
     const char *access_token;
     const char *app_secret;
     const char *verify_token;
-    int spool_max_entries;
-    int spool_max_bytes;
-    int drain_timeout_ms;
+    br_spool_settings spool;
     int http_timeout_ms;
     int send_attempts;
 } wa_config;
@@ -82,8 +80,7 @@ typedef struct wa_bridge {
     const wa_config *cfg;
     const hw_log *log;
     br_stop *stop;
-    br_spool *spool; /* the messages taken from webhooks, not yet routed */
-    br_drain *drain; /* routes the spool */
+    br_drain *drain; /* the runtime's: spools the messages taken from webhooks */
     br_outbox *ob;   /* set before the server listens: late failures are acknowledged on it */
     br_sent *sent;   /* the sent record: wamid -> message */
 } wa_bridge;
@@ -390,11 +387,6 @@ static int deliver(void *arg, const Helpwire__V1__OutboundMessage *m, br_deliver
 
 /* ---------------------------------------------------------------- main */
 
-static void render_spool(void *arg, FILE *out)
-{
-    br_spool_render(arg, "whatsapp", out);
-}
-
 static const br_bridge bridge = {PROG, "whatsapp", HELPWIRE__V1__CHANNEL__CHANNEL_WHATSAPP, true};
 
 static const char about[] =
@@ -415,9 +407,7 @@ int main(int argc, char **argv)
     cfg.listen = "127.0.0.1:8081";
     cfg.webhook_path = "/whatsapp/webhook";
     cfg.api_base = "https://graph.facebook.com/v19.0";
-    cfg.spool_max_entries = 10000;
-    cfg.spool_max_bytes = 64 << 20;
-    cfg.drain_timeout_ms = 10000;
+    br_spool_settings_defaults(&cfg.spool);
     cfg.http_timeout_ms = 15000;
     cfg.send_attempts = 5;
     const br_option opts[] = {
@@ -437,15 +427,15 @@ int main(int argc, char **argv)
         {"phone-number-id", "WHATSAPP_PHONE_NUMBER_ID", BR_OPT_REQUIRED, &cfg.phone_number_id, 0, 0, "ID",
          "The business phone number id that sends replies; webhook changes for other numbers are skipped. "
          "Required."},
-        {"spool-max-entries", NULL, BR_OPT_INT, &cfg.spool_max_entries, 1, 10000000, "N",
-         "Messages taken from webhooks but not yet routed, kept in the spool (<state-dir>/whatsapp.spool); "
-         "beyond it webhooks are answered 503 and Meta delivers them again later. Default 10000."},
-        {"spool-max-bytes", NULL, BR_OPT_INT, &cfg.spool_max_bytes, 1024, 1 << 30, "BYTES",
-         "The most message data the spool holds; beyond it webhooks are answered 503. Default 67108864 "
-         "(64 MiB)."},
-        {"drain-timeout-ms", NULL, BR_OPT_INT, &cfg.drain_timeout_ms, 0, 3600000, "MS",
-         "On SIGTERM, how long to keep routing spooled messages (and retrying while helpwired is "
-         "unreachable); what is left stays in the spool for the next start. Default 10000."},
+        BR_SPOOL_OPTIONS(
+            &cfg.spool,
+            "Messages taken from webhooks but not yet routed, kept in the spool "
+            "(<state-dir>/whatsapp.spool); "
+            "beyond it webhooks are answered 503 and Meta delivers them again later. Default 10000.",
+            "The most message data the spool holds; beyond it webhooks are answered 503. Default 67108864 "
+            "(64 MiB).",
+            "On SIGTERM, how long to keep routing spooled messages (and retrying while helpwired is "
+            "unreachable); what is left stays in the spool for the next start. Default 10000."),
         {"http-timeout-ms", NULL, BR_OPT_INT, &cfg.http_timeout_ms, 100, 600000, "MS",
          "Timeout of each Graph API request. Default 15000."},
         {"send-attempts", NULL, BR_OPT_INT, &cfg.send_attempts, 1, 100, "N",
@@ -460,7 +450,6 @@ int main(int argc, char **argv)
     };
     const size_t n_opts = sizeof opts / sizeof opts[0];
     br_runtime rt = {0};
-    char err[600];
 
     int rc = br_config_main(opts, n_opts, argc, argv, PROG, about);
     if (rc >= 0)
@@ -474,20 +463,9 @@ int main(int argc, char **argv)
     b.cfg = &cfg;
     b.log = rt.log;
     b.stop = rt.stop;
-    br_spool_limits lim = {(uint64_t)cfg.spool_max_entries, (uint64_t)cfg.spool_max_bytes};
-    if (br_spool_open(&b.spool, cfg.state_dir, "whatsapp", &lim, err, sizeof err) != 0) {
-        fprintf(stderr, PROG ": --state-dir: %s\n", err);
+    if (br_runtime_inbound(&rt, cfg.state_dir) != 0 || br_runtime_spool(&rt, cfg.state_dir, &cfg.spool) != 0)
         goto out;
-    }
-    rt.collect = render_spool;
-    rt.collect_arg = b.spool;
-    if (br_runtime_inbound(&rt, cfg.state_dir) != 0)
-        goto out;
-    br_drain_options dopt = {b.spool, &rt.route, rt.log};
-    if (br_drain_start(&b.drain, &dopt) != 0) {
-        fprintf(stderr, PROG ": cannot start the drainer thread\n");
-        goto out;
-    }
+    b.drain = rt.drain;
     if (br_runtime_subscribe(&rt, cfg.state_dir, deliver, &b) != 0)
         goto out;
     b.ob = rt.ob;
@@ -497,11 +475,6 @@ int main(int argc, char **argv)
     br_runtime_serve(&rt, cfg.listen);
     rc = 0;
 out:
-    /* No request is in progress once the server is down, so nothing is
-     * spooled after the drainer's last look. */
-    br_runtime_close_http(&rt);
-    br_drain_stop(b.drain, cfg.drain_timeout_ms);
-    br_runtime_finish(&rt, rc);
-    br_spool_close(b.spool);
+    br_runtime_finish(&rt, rc); /* the drainer routes on for up to --drain-timeout-ms */
     return rc;
 }

@@ -121,6 +121,49 @@ class TelegramDelivery(bt.EndToEnd):
         self.assertLess(other_sent.time, retried.time, "the other chat waited for the throttled one")
         self.assertEqual([m["text"] for m in self.fake.sent_to(3011)][1:], ["First of two."])
 
+    def test_forty_throttled_chats_with_slow_refusals_do_not_hold_up_a_healthy_one(self):
+        # Each throttled chat's send is held 300 ms and answered 429
+        # retry_after 1 (a chat over its flood limit, over the Internet):
+        # the bridge waits on forty such answers at once and more every
+        # second. With four workers the healthy reply waited seconds.
+        b = self.start()
+        throttled = list(range(3101, 3141))
+        tickets = {c: self.open_ticket(b, c) for c in throttled}
+        healthy = self.open_ticket(b, 3141)
+        flood = {"ok": False, "error_code": 429, "description": "Too Many Requests: retry after 1",
+                 "parameters": {"retry_after": 1}}
+        for c in throttled:
+            self.fake.fail_chat(c, 429, flood)
+            self.fake.slow_chat(c, 0.3)
+        for c in throttled:
+            reply(self.server, tickets[c], "Your order %d is delayed." % c)
+        time.sleep(0.7)  # their first attempts are under way, some retries due
+        queued_at = time.time()
+        reply(self.server, healthy, "Your parcel left the warehouse.")
+        self.assertTrue(self.fake.wait_for(lambda: len(self.fake.sent_to(3141)) >= 2, timeout=10), b.read_log())
+        waited = self.fake.attempts_to(3141)[-1].time - queued_at
+        self.assertLess(waited, 1.0, "the healthy chat waited for the throttled ones")
+        self.assertEqual(self.fake.sent_to(3141)[1]["text"], "Your parcel left the warehouse.")
+        # The throttled ones are retried, after retry_after, and none is
+        # given up on or sent.
+        self.assertTrue(self.fake.wait_for(lambda: all(len(self.fake.attempts_to(c)) >= 3 for c in throttled),
+                                           timeout=15), b.read_log())
+        for c in throttled:
+            a = self.fake.attempts_to(c)
+            self.assertGreaterEqual(a[2].time - a[1].time, 1.0, "chat %d retried before retry_after" % c)
+            self.assertEqual(len(self.fake.sent_to(c)), 1, "chat %d got its throttled reply" % c)
+        self.assertEqual(b.events("delivery_failed"), [])
+        # The limits lift: every held reply goes out, once, and nothing is
+        # left owed in helpwired for the next test's bridge.
+        for c in throttled:
+            self.fake.fail_chat(c, 429, flood, count=0)
+            self.fake.slow_chat(c, 0)
+        self.assertTrue(self.fake.wait_for(lambda: all(len(self.fake.sent_to(c)) >= 2 for c in throttled),
+                                           timeout=15), b.read_log())
+        for c in throttled:
+            self.assertEqual([m["text"] for m in self.fake.sent_to(c)][1:], ["Your order %d is delayed." % c])
+        time.sleep(0.5)  # the last Acks land
+
     def test_a_transient_failure_past_the_max_delivery_age_ends_failed(self):
         b = self.start("--max-delivery-age-ms", "1500")
         ticket = self.open_ticket(b, 3021)

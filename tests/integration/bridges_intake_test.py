@@ -18,7 +18,6 @@ import json
 import re
 import signal
 import time
-import unittest
 
 import bridges_test as bt
 import fake_channels as fc
@@ -62,21 +61,9 @@ def spool_gauge(bridge, name):
     return fc.prometheus_value(body.decode(), "helpwire_bridge_spool_entries", {"bridge": name})
 
 
-class Intake(unittest.TestCase):
-    """One helpwired per class, stopped and started by the tests; skipped
-    while it lacks an RPC the bridges need."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.server = bt.Helpwired()
-        missing = cls.server.missing_rpc()
-        if missing:
-            cls.server.stop()
-            raise unittest.SkipTest("waiting on helpwired RPC %s (UNIMPLEMENTED)" % missing)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.stop()
+class Intake(bt.EndToEnd):
+    """One helpwired per class (bridges_test's EndToEnd set-up), stopped
+    and started by the tests."""
 
     def setUp(self):
         if self.server.proc.poll() is not None:

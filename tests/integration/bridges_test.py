@@ -507,8 +507,13 @@ def start_telegram(helpwire_addr, token, fake, state_dir, *extra):
 
 
 def read_offset(state_dir):
-    with open(os.path.join(state_dir, "telegram.offset")) as f:
-        return int(f.read())
+    """The stored getUpdates offset; 0 before the bridge first stores one
+    (it may do so after the reply to that update went out)."""
+    try:
+        with open(os.path.join(state_dir, "telegram.offset")) as f:
+            return int(f.read())
+    except FileNotFoundError:
+        return 0
 
 
 class TelegramStandalone(unittest.TestCase):

@@ -476,3 +476,168 @@ def post_whatsapp_status(hook_url, app_secret, phone_number_id, status):
     body, sig = whatsapp_webhook(app_secret, phone_number_id, statuses=[status])
     st, _, _ = http_request(hook_url, "POST", body, {"X-Hub-Signature-256": sig})
     return st
+
+
+# ---- chaos: random upstream failures, stalled recipients, a timed log ----
+# (chaos_test.py and bench/outbox_bench.py). Subclasses of the fakes above
+# whose send methods may, from a seeded random.Random, answer a server
+# error, a rate limit or nothing in time (a timeout: the request is held
+# past the bridge's HTTP timeout and then refused, so the message did NOT
+# go out); recipients can be refused for good (403 / 131026, as above) or
+# stalled: every send to them waits stall_s and is answered with the
+# channel's rate limit until released. Every accepted send is logged with
+# its time as (time, recipient, text) in .accepted.
+
+
+class ChaosDice:
+    """Which failure, if any, the next request gets: rate in [0, 1] of all
+    requests fail, evenly among kinds ("5xx", "429", "timeout"). Thread-safe;
+    one seeded random.Random, so a run replays from its seed (given the same
+    order of requests)."""
+
+    def __init__(self, rng, rate=0.0, kinds=("5xx", "429", "timeout"), timeout_s=1.5):
+        self.rng = rng
+        self.rate = rate
+        self.kinds = tuple(kinds)
+        self.timeout_s = timeout_s
+        self.lock = threading.Lock()
+        self.counts = {k: 0 for k in self.kinds}
+
+    def roll(self):
+        with self.lock:
+            if self.rate <= 0 or self.rng.random() >= self.rate:
+                return None
+            kind = self.kinds[self.rng.randrange(len(self.kinds))]
+            self.counts[kind] += 1
+            return kind
+
+
+class _NoDelayHandler(_Handler):
+    # The headers and the body are two writes: without TCP_NODELAY the body
+    # waits for the client's delayed ACK (40 ms) whenever the client does
+    # not set it on its side; a benchmark's plain client would measure that.
+    disable_nagle_algorithm = True
+
+
+class _ChaosMixin:
+    def _chaos_init(self, dice, stall_s):
+        self.dice = dice or ChaosDice(None)
+        self.stall_s = stall_s
+        self.stalled = set()  # recipients (str) whose sends are held and rate limited
+        self.accepted = []  # (time, recipient, text) of every send the API accepted
+        self.waits = []  # per accepted send, in the same order: seconds from its arrival to the answer
+        self.stall_hits = 0
+
+    def stall(self, recipient):
+        with self.cond:
+            self.stalled.add(str(recipient))
+
+    def release(self, recipient=None):
+        """Ends the stall of recipient, or of every recipient."""
+        with self.cond:
+            if recipient is None:
+                self.stalled.clear()
+            else:
+                self.stalled.discard(str(recipient))
+
+    def accepted_count(self):
+        with self.cond:
+            return len(self.accepted)
+
+    def accepted_since(self, i):
+        with self.cond:
+            return self.accepted[i:]
+
+    def accepted_waits(self):
+        """(time, recipient, text, seconds the sender waited) per accepted send."""
+        with self.cond:
+            return [a + (w,) for a, w in zip(self.accepted, self.waits)]
+
+    def _chaos_send(self, rec, recipient, text, answers):
+        """answers: kind -> (status, payload, headers). None: handle normally."""
+        if str(recipient) in self.stalled:
+            time.sleep(self.stall_s)
+            with self.cond:
+                self.stall_hits += 1
+            return answers["stalled"]
+        kind = self.dice.roll()
+        if kind == "timeout":
+            time.sleep(self.dice.timeout_s)
+            return answers["timeout"]
+        if kind:
+            return answers[kind]
+        status, payload, extra = super().respond(rec)
+        if status == 200:
+            with self.cond:
+                now = time.time()
+                self.accepted.append((now, str(recipient), text))
+                self.waits.append(now - rec.time)
+        return status, payload, extra
+
+
+class ChaosTelegram(_ChaosMixin, FakeTelegram):
+    """FakeTelegram whose getUpdates and sendMessage may fail at random;
+    stalled chats get Telegram's per-chat flood answer (429, retry_after 1)."""
+
+    ANSWERS = {
+        "5xx": (502, {"ok": False, "error_code": 502, "description": "Bad Gateway"}, None),
+        "429": (429, {"ok": False, "error_code": 429, "description": "Too Many Requests: retry after 1",
+                      "parameters": {"retry_after": 1}}, None),
+        "timeout": (504, {"ok": False, "error_code": 504, "description": "Gateway Timeout"}, None),
+        "stalled": (429, {"ok": False, "error_code": 429, "description": "Too Many Requests: retry after 1",
+                          "parameters": {"retry_after": 1}}, None),
+    }
+
+    def __init__(self, token, dice=None, stall_s=0.2, poll_failures=True):
+        self._chaos_init(dice, stall_s)
+        self.poll_failures = poll_failures
+        super().__init__(token)
+        self.server.RequestHandlerClass = _NoDelayHandler
+
+    def respond(self, rec):
+        prefix = "/bot%s/" % self.token
+        method = rec.path[len(prefix):] if rec.path.startswith(prefix) else ""
+        if method == "sendMessage":
+            body = rec.json() or {}
+            return self._chaos_send(rec, body.get("chat_id"), body.get("text"), self.ANSWERS)
+        if method == "getUpdates" and self.poll_failures:
+            kind = self.dice.roll()
+            if kind == "timeout":
+                time.sleep(self.dice.timeout_s)
+            if kind:
+                return self.ANSWERS[kind]
+        return super().respond(rec)
+
+
+def _wa_error(status, code, message):
+    return (status, {"error": {"message": message, "type": "OAuthException", "code": code,
+                               "error_data": {"messaging_product": "whatsapp", "details": message},
+                               "fbtrace_id": "AbCdEfGhIjK"}}, None)
+
+
+class ChaosWhatsApp(_ChaosMixin, FakeWhatsApp):
+    """FakeWhatsApp whose /messages may fail at random; stalled numbers get
+    the Cloud API's pair rate limit (131056)."""
+
+    ANSWERS = {
+        "5xx": _wa_error(500, 1, "An unknown error has occurred."),
+        "429": _wa_error(429, 130429, "Rate limit hit"),
+        "timeout": _wa_error(503, 2, "Service temporarily unavailable"),
+        "stalled": _wa_error(400, 131056, "(Business Account, Consumer Account) pair rate limit hit"),
+    }
+
+    def __init__(self, phone_number_id, access_token, dice=None, stall_s=0.2):
+        self._chaos_init(dice, stall_s)
+        super().__init__(phone_number_id, access_token)
+        self.server.RequestHandlerClass = _NoDelayHandler
+
+    def respond(self, rec):
+        if rec.method == "POST" and rec.path.endswith("/messages") and \
+                rec.headers.get("Authorization") == "Bearer " + self.access_token:
+            body = rec.json() or {}
+            if body.get("to") not in self.refused:
+                return self._chaos_send(rec, body.get("to"), (body.get("text") or {}).get("body"),
+                                        self.ANSWERS)
+        return super().respond(rec)
+
+# ---- end of chaos ----
