@@ -56,6 +56,7 @@ NODE_PACKAGES=(nodejs npm)
 BENCH_PACKAGES=(
   nghttp2-client # h2load, the cross-check of helpwire-bench
   gnuplot-nox    # bench/plots/*.png (bench/load_report.py)
+  git            # bench/timers_bench.sh builds the commit before issue 19 from a worktree
 )
 
 if [ "$list" = 1 ]; then
