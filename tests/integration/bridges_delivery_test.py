@@ -296,6 +296,31 @@ class WhatsAppDelivery(bt.EndToEnd):
         self.assertTrue(any("scope=channel" in l for l in self.bridge.events("outbox_delivery_failed")))
         self.assertEqual(len(self.fake.sent), 3)
 
+    def test_an_expired_access_token_holds_messages_until_it_works_again(self):
+        # 190 (the access token expired or was revoked) is the operator's to
+        # fix, not the customer's: nothing is FAILED, the message waits and
+        # goes out, once, when the Graph API takes the token again.
+        self.bridge = bt.start_whatsapp(self.server.address, self.server.bridge_token(), self.fake,
+                                        "--backoff-initial-ms", "200", "--backoff-max-ms", "400")
+        expired = {"error": {"message": "Error validating access token: Session has expired.",
+                             "type": "OAuthException", "code": 190, "error_subcode": 463}}
+        self.fake.fail_next(401, expired, count=4, match="/messages")
+        wa = "15550004021"
+        self.post(wa, bt.TICKET_TEXT)
+        self.assertTrue(self.fake.wait_for(lambda: self.fake.sent_to(wa), timeout=30), self.bridge.read_log())
+        sends = [r for r in self.fake.requests if r.method == "POST" and r.path.endswith("/messages")]
+        self.assertGreaterEqual(len(sends), 5, "four refusals, then the send")
+        c = self.server.client("bridge")
+        try:
+            r = c.call("helpwire.v1.Router/Route", channel="CHANNEL_WHATSAPP", channel_user_id=wa, text="again",
+                       message_id="wamid.in.%s.%d" % (wa, self.counter))
+        finally:
+            c.close()
+        self.assertTrue(r.ticket_id, r)
+        time.sleep(0.5)
+        self.assertEqual(len(self.fake.sent_to(wa)), 1)
+        self.assertEqual(failed_events(self.server, r.ticket_id), [])
+
     def test_a_failed_status_callback_puts_delivery_failed_on_the_ticket(self):
         self.bridge = bt.start_whatsapp(self.server.address, self.server.bridge_token(), self.fake)
         wa = "15550004011"
