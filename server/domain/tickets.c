@@ -344,6 +344,37 @@ int hw_tickets_find_open_in(hw_store_txn *txn, const char *customer_id, hw_arena
     return HW_ENOTFOUND;
 }
 
+/* Appends to *arr (capacity *cap, grown on a, doubling, 32 at first) every
+ * ticket matching f that counts toward an agent's load, over all pages. */
+static int collect_load(hw_store_txn *w, const hw_ticket_filter *f, hw_arena *a, Ticket ***arr, size_t *n_arr,
+                        size_t *cap)
+{
+    hw_store_cursor cur = {0};
+    do {
+        Ticket **ts;
+        size_t n;
+        int rc = hw_store_ticket_list(w, f, &cur, SCAN_LIMIT, a, &ts, &n);
+        if (rc != HW_OK)
+            return rc;
+        for (size_t i = 0; i < n; i++) {
+            if (!is_load(ts[i]->status))
+                continue;
+            if (*n_arr == *cap) {
+                size_t nc = *cap ? *cap * 2 : 32;
+                Ticket **g = hw_arena_alloc(a, nc * sizeof *g);
+                if (!g)
+                    return HW_ENOMEM;
+                if (*n_arr)
+                    memcpy(g, *arr, *n_arr * sizeof *g);
+                *arr = g;
+                *cap = nc;
+            }
+            (*arr)[(*n_arr)++] = ts[i];
+        }
+    } while (cur.len);
+    return HW_OK;
+}
+
 int hw_tickets_assign_waiting_in(hw_store_txn *w, const char *agent_id, hw_arena *a, hw_effects *fx,
                                  char ***ids, size_t *n_ids)
 {
@@ -363,27 +394,8 @@ int hw_tickets_assign_waiting_in(hw_store_txn *w, const char *agent_id, hw_arena
         return HW_ENOMEM;
     for (size_t s = 0; s < ag->n_skills; s++) {
         hw_ticket_filter f = {.queue = ag->skills[s], .unassigned_only = 1};
-        hw_store_cursor cur = {0};
-        do {
-            Ticket **ts;
-            size_t n;
-            rc = hw_store_ticket_list(w, &f, &cur, SCAN_LIMIT, a, &ts, &n);
-            if (rc != HW_OK)
-                return rc;
-            for (size_t i = 0; i < n; i++) {
-                if (!is_load(ts[i]->status))
-                    continue;
-                if (n_cand == cap) {
-                    Ticket **bigger = hw_arena_alloc(a, cap * 2 * sizeof *bigger);
-                    if (!bigger)
-                        return HW_ENOMEM;
-                    memcpy(bigger, cand, cap * sizeof *bigger);
-                    cand = bigger;
-                    cap *= 2;
-                }
-                cand[n_cand++] = ts[i];
-            }
-        } while (cur.len);
+        if ((rc = collect_load(w, &f, a, &cand, &n_cand, &cap)) != HW_OK)
+            return rc;
     }
     qsort(cand, n_cand, sizeof *cand, hw_queues_waiting_cmp);
     if (ids) {
@@ -421,32 +433,11 @@ int hw_tickets_reassign_in(hw_store_txn *w, const char *agent_id, const char *wh
 {
     *moved = 0;
     hw_ticket_filter f = {.assignee_agent_id = agent_id};
-    hw_store_cursor cur = {0};
     Ticket **all = NULL;
     size_t n_all = 0, cap = 0;
-    int rc;
-    do {
-        Ticket **ts;
-        size_t n;
-        rc = hw_store_ticket_list(w, &f, &cur, SCAN_LIMIT, a, &ts, &n);
-        if (rc != HW_OK)
-            return rc;
-        for (size_t i = 0; i < n; i++) {
-            if (!is_load(ts[i]->status))
-                continue;
-            if (n_all == cap) {
-                size_t nc = cap ? cap * 2 : 32;
-                Ticket **g = hw_arena_alloc(a, nc * sizeof *g);
-                if (!g)
-                    return HW_ENOMEM;
-                if (n_all)
-                    memcpy(g, all, n_all * sizeof *g);
-                all = g;
-                cap = nc;
-            }
-            all[n_all++] = ts[i];
-        }
-    } while (cur.len);
+    int rc = collect_load(w, &f, a, &all, &n_all, &cap);
+    if (rc != HW_OK)
+        return rc;
     /* The most urgent first, as waiting tickets are taken. */
     qsort(all, n_all, sizeof *all, hw_queues_waiting_cmp);
     for (size_t i = 0; i < n_all; i++) {

@@ -863,18 +863,7 @@ def check_refused_reply_ends_failed(tc, open_ticket, refuse, attempts_to, sent_t
     other = open_ticket(other_user)
     watcher = tc.server.client("agent")
     stream = watcher.stream("helpwire.v1.Tickets/WatchTickets", timeout=30)
-    got = []
-
-    def read():
-        try:
-            for ev in stream:
-                if ev.ticket_id == ticket:
-                    got.append(ev)
-        except grpc.RpcError:
-            pass
-
-    reader = threading.Thread(target=read)
-    reader.start()
+    got, reader = hwclient.watch_ticket(stream, ticket)
     try:
         time.sleep(0.3)
         refuse(refused_user)

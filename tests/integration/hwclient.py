@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 
 import grpc
@@ -211,3 +212,23 @@ class Server:
             self.signal(signal.SIGTERM)
             return self.wait()
         return self.proc.returncode
+
+
+def watch_ticket(stream, ticket_id):
+    """Read a WatchTickets stream on a thread, keeping the events of
+    ticket_id in the returned list (appended as they arrive) until the stream
+    ends or is cancelled. Returns (events, thread); cancel the stream, then
+    join the thread."""
+    events = []
+
+    def read():
+        try:
+            for ev in stream:
+                if ev.ticket_id == ticket_id:
+                    events.append(ev)
+        except grpc.RpcError:
+            pass
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    return events, reader

@@ -11,7 +11,6 @@ method, and the list survives a restart."""
 import os
 import subprocess
 import tempfile
-import threading
 import time
 import unittest
 
@@ -130,18 +129,7 @@ class FailedList(StatusMixin, unittest.TestCase):
         ticket, seq = self.reply("fail-retry-1", text="Your parcel left the warehouse.")
         watcher = self.server.client(api=API, role="agent")
         watch = watcher.stream("helpwire.v1.Tickets/WatchTickets", timeout=30)
-        live = []
-
-        def read():
-            try:
-                for ev in watch:
-                    if ev.ticket_id == ticket:
-                        live.append(ev)
-            except grpc.RpcError:
-                pass
-
-        reader = threading.Thread(target=read)
-        reader.start()
+        live, reader = hwclient.watch_ticket(watch, ticket)
         try:
             time.sleep(0.3)
             stream = self.bridge.stream(SUBSCRIBE, timeout=30, channel=TG)
