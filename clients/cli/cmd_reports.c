@@ -188,6 +188,32 @@ static int build_request(cli_ctx *ctx, bool sla, Helpwire__V1__ReportRequest *re
     return CLI_EXIT_OK;
 }
 
+/* Fills req from the flags and calls method; the reply (freed by the caller
+ * with protobuf_c_message_free_unpacked) in *rep. A usage error's exit code,
+ * CLI_EXIT_FAILED, or CLI_EXIT_OK. */
+static int fetch_report(cli_ctx *ctx, bool sla, const char *method, const ProtobufCMessageDescriptor *desc,
+                        Helpwire__V1__ReportRequest *req, ProtobufCMessage **rep)
+{
+    int rc = build_request(ctx, sla, req);
+    if (rc != CLI_EXIT_OK)
+        return rc;
+    if (cli_call(ctx, method, &req->base, desc, rep) != CLI_EXIT_OK)
+        return CLI_EXIT_FAILED;
+    return CLI_EXIT_OK;
+}
+
+/* Prints t if all its rows were added (ok), else fails; frees t either way. */
+static int finish_table(cli_ctx *ctx, cli_table *t, bool ok)
+{
+    int rc = CLI_EXIT_OK;
+    if (ok)
+        cli_table_print(t, ctx->out);
+    else
+        rc = cli_fail(ctx, "out of memory");
+    cli_table_free(t);
+    return rc;
+}
+
 /* The key column's header. */
 static const char *key_header(Helpwire__V1__ReportGrouping g)
 {
@@ -234,13 +260,12 @@ static int csat_add(cli_table *t, const Helpwire__V1__CsatRow *r, const char *ke
 static int run_csat(cli_ctx *ctx)
 {
     Helpwire__V1__ReportRequest req = HELPWIRE__V1__REPORT_REQUEST__INIT;
-    int rc = build_request(ctx, false, &req);
+    int rc;
+    Helpwire__V1__CsatReport *rep = NULL;
+    rc = fetch_report(ctx, false, "/helpwire.v1.Reports/GetCsatReport", &helpwire__v1__csat_report__descriptor,
+                      &req, (ProtobufCMessage **)&rep);
     if (rc != CLI_EXIT_OK)
         return rc;
-    Helpwire__V1__CsatReport *rep = NULL;
-    if (cli_call(ctx, "/helpwire.v1.Reports/GetCsatReport", &req.base, &helpwire__v1__csat_report__descriptor,
-                 (ProtobufCMessage **)&rep) != CLI_EXIT_OK)
-        return CLI_EXIT_FAILED;
     if (ctx->json) {
         for (size_t i = 0; i < rep->n_rows && rc == CLI_EXIT_OK; i++)
             rc = emit_row(ctx, &rep->rows[i]->base, false);
@@ -257,11 +282,7 @@ static int run_csat(cli_ctx *ctx)
             ok = csat_add(t, rep->rows[i], rep->rows[i]->key) == 0;
         if (ok && rep->total)
             ok = csat_add(t, rep->total, "TOTAL") == 0;
-        if (ok)
-            cli_table_print(t, ctx->out);
-        else
-            rc = cli_fail(ctx, "out of memory");
-        cli_table_free(t);
+        rc = finish_table(ctx, t, ok);
     }
     protobuf_c_message_free_unpacked(&rep->base, NULL);
     return rc;
@@ -282,13 +303,12 @@ static int sla_add(cli_table *t, const Helpwire__V1__SlaRow *r, const char *key)
 static int run_sla(cli_ctx *ctx)
 {
     Helpwire__V1__ReportRequest req = HELPWIRE__V1__REPORT_REQUEST__INIT;
-    int rc = build_request(ctx, true, &req);
+    int rc;
+    Helpwire__V1__SlaReport *rep = NULL;
+    rc = fetch_report(ctx, true, "/helpwire.v1.Reports/GetSlaReport", &helpwire__v1__sla_report__descriptor, &req,
+                      (ProtobufCMessage **)&rep);
     if (rc != CLI_EXIT_OK)
         return rc;
-    Helpwire__V1__SlaReport *rep = NULL;
-    if (cli_call(ctx, "/helpwire.v1.Reports/GetSlaReport", &req.base, &helpwire__v1__sla_report__descriptor,
-                 (ProtobufCMessage **)&rep) != CLI_EXIT_OK)
-        return CLI_EXIT_FAILED;
     if (ctx->json) {
         for (size_t i = 0; i < rep->n_rows && rc == CLI_EXIT_OK; i++)
             rc = emit_row(ctx, &rep->rows[i]->base, false);
@@ -302,11 +322,7 @@ static int run_sla(cli_ctx *ctx)
             ok = sla_add(t, rep->rows[i], rep->rows[i]->key) == 0;
         for (size_t i = 0; ok && i < rep->n_total; i++)
             ok = sla_add(t, rep->total[i], "TOTAL") == 0;
-        if (ok)
-            cli_table_print(t, ctx->out);
-        else
-            rc = cli_fail(ctx, "out of memory");
-        cli_table_free(t);
+        rc = finish_table(ctx, t, ok);
     }
     protobuf_c_message_free_unpacked(&rep->base, NULL);
     return rc;

@@ -639,6 +639,16 @@ static int list_run(hw_store_txn *t, collect *cl, int db, const hw_kb *prefix, i
     return HW_OK;
 }
 
+/* One page of every record of kind k, in id order (its primary database). */
+static int kind_list(hw_store_txn *t, const hw_kind *k, hw_store_cursor *cursor, size_t limit, hw_arena *a,
+                     void *out, size_t *n)
+{
+    collect cl = {.kind = k, .desc = k->desc, .a = a};
+    hw_kb p;
+    HW_KB_INIT(&p);
+    return list_run(t, &cl, k->db, &p, 0, cursor, limit, out, n);
+}
+
 static int foreach_run(hw_store_txn *t, collect *cl, int db, const hw_kb *prefix)
 {
     if (!cl->a || !cl->each)
@@ -756,10 +766,7 @@ int hw_store_skill_delete(hw_store_txn *w, const char *name)
 int hw_store_skill_list(hw_store_txn *t, hw_store_cursor *cursor, size_t limit, hw_arena *a,
                         Helpwire__V1__Skill ***out, size_t *n)
 {
-    collect cl = {.kind = &HW_KINDS[K_SKILL], .desc = HW_KINDS[K_SKILL].desc, .a = a};
-    hw_kb p;
-    HW_KB_INIT(&p);
-    return list_run(t, &cl, HW_DB_SKILLS, &p, 0, cursor, limit, out, n);
+    return kind_list(t, &HW_KINDS[K_SKILL], cursor, limit, a, out, n);
 }
 
 /* ------------------------------------------------------------------------
@@ -785,10 +792,7 @@ int hw_store_sla_policy_delete(hw_store_txn *w, const char *name)
 int hw_store_sla_policy_list(hw_store_txn *t, hw_store_cursor *cursor, size_t limit, hw_arena *a,
                              Helpwire__V1__SlaPolicy ***out, size_t *n)
 {
-    collect cl = {.kind = &HW_KINDS[K_SLA_POLICY], .desc = HW_KINDS[K_SLA_POLICY].desc, .a = a};
-    hw_kb p;
-    HW_KB_INIT(&p);
-    return list_run(t, &cl, HW_DB_SLA_POLICIES, &p, 0, cursor, limit, out, n);
+    return kind_list(t, &HW_KINDS[K_SLA_POLICY], cursor, limit, a, out, n);
 }
 
 /* ------------------------------------------------------------------------
