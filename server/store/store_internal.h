@@ -137,7 +137,7 @@ typedef struct hw_store_upgrade {
 int hw_store__open(hw_store **out, const hw_store_options *opts, const hw_store_upgrade *upgrades,
                    size_t n_upgrades, char *err, size_t errlen);
 
-/* Big-endian 64-bit helpers for keys that sort numerically. */
+/* Big-endian helpers for keys and values that sort numerically. */
 static inline void hw_be64_put(unsigned char *p, uint64_t v)
 {
     for (int i = 7; i >= 0; i--) {
@@ -152,6 +152,19 @@ static inline uint64_t hw_be64_get(const unsigned char *p)
     for (int i = 0; i < 8; i++)
         v = (v << 8) | p[i];
     return v;
+}
+
+static inline void hw_be32_put(unsigned char *p, uint32_t v)
+{
+    for (int i = 3; i >= 0; i--) {
+        p[i] = (unsigned char)(v & 0xffu);
+        v >>= 8;
+    }
+}
+
+static inline uint32_t hw_be32_get(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
 #endif

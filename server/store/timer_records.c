@@ -33,19 +33,6 @@ static void due_key(hw_kb *k, int64_t due_ms, unsigned kind, const char *subject
     hw_kb_str(k, subject);
 }
 
-static void be32_put(unsigned char *p, uint32_t v)
-{
-    p[0] = (unsigned char)(v >> 24);
-    p[1] = (unsigned char)(v >> 16);
-    p[2] = (unsigned char)(v >> 8);
-    p[3] = (unsigned char)v;
-}
-
-static uint32_t be32_get(const unsigned char *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 int hw_store_timer_get(hw_store_txn *t, unsigned kind, const char *subject, uint32_t *arg, int64_t *due_ms)
 {
     if (!timer_ok(kind, subject))
@@ -61,7 +48,7 @@ int hw_store_timer_get(hw_store_txn *t, unsigned kind, const char *subject, uint
     if (due_ms)
         *due_ms = (int64_t)hw_be64_get(v.mv_data);
     if (arg)
-        *arg = be32_get((const unsigned char *)v.mv_data + 8);
+        *arg = hw_be32_get((const unsigned char *)v.mv_data + 8);
     return HW_OK;
 }
 
@@ -92,7 +79,7 @@ int hw_store_timer_put(hw_store_txn *w, unsigned kind, const char *subject, uint
         return rc;
     unsigned char v[12];
     hw_be64_put(v, (uint64_t)due_ms);
-    be32_put(v + 8, arg);
+    hw_be32_put(v + 8, arg);
     hw_kb k;
     subject_key(&k, kind, subject);
     if ((rc = hw_store__put(w, HW_DB_TIMERS_BY_SUBJECT, k.b, k.n, v, sizeof v, 0)) != HW_OK)
@@ -126,7 +113,7 @@ static int due_visit(hw_store_txn *t, void *arg, const MDB_val *k, const MDB_val
         return HW_ENOMEM;
     memcpy(it->subject, kb + 9, sl);
     it->subject[sl] = '\0';
-    it->arg = be32_get(v->mv_data);
+    it->arg = hw_be32_get(v->mv_data);
     return 1;
 }
 

@@ -76,7 +76,7 @@ P99_FLOOR_S = 0.1  # see the p99 phase: below this an idle p99 is noise
 INFLIGHT_PER_KILL = int(os.environ.get("CHAOS_INFLIGHT_PER_KILL") or 0)
 FULL = os.environ.get("HELPWIRE_CHAOS_FULL") == "1"
 HTTP_TIMEOUT_MS = 1000
-BRIDGE_ARGS = ["--http-timeout-ms", str(HTTP_TIMEOUT_MS), "--send-attempts", "3", "--log-level", "info"]
+BRIDGE_ARGS = ["--http-timeout-ms", str(HTTP_TIMEOUT_MS), "--log-level", "info"]
 DELIVERY_FAILED = bt.DELIVERY_FAILED
 CUSTOMER = API.pool.FindEnumTypeByName("helpwire.v1.MessageKind").values_by_name["MESSAGE_KIND_CUSTOMER"].number
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED,
