@@ -46,6 +46,7 @@ static const struct {
     [-HW_ECORRUPT] = {"HW_ECORRUPT", "stored record is corrupt", HW_GRPC_DATA_LOSS},
     [-HW_ETOOBIG] = {"HW_ETOOBIG", "too big", HW_GRPC_INVALID_ARGUMENT},
     [-HW_ENOSPACE] = {"HW_ENOSPACE", "no space left on the disk", HW_GRPC_RESOURCE_EXHAUSTED},
+    [-HW_ENOTLEADER] = {"HW_ENOTLEADER", "not the leader of the replicas (retry)", HW_GRPC_UNAVAILABLE},
     [-HW_STOP] = {"HW_STOP", "stopped by a visitor (not an error)", HW_GRPC_INTERNAL},
 };
 

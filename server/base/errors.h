@@ -28,6 +28,9 @@ enum {
     HW_ECORRUPT = -12,     /* a stored record does not decode */
     HW_ETOOBIG = -13,      /* input over its documented limit */
     HW_ENOSPACE = -14,     /* the disk is full (ENOSPC, EDQUOT): nothing was written */
+    HW_ENOTLEADER = -16,   /* replicated: this replica cannot write now (not the leader, or the
+                            * leadership was lost before the write committed: it may still
+                            * commit under the new leader) */
     /* Not an error: a visitor (the fn of a foreach, a scan's callback) asks
      * the iteration to stop. The function that iterates returns HW_OK for
      * it, so it never reaches a caller, a log or a client. */
@@ -35,7 +38,7 @@ enum {
 };
 
 /* Number of codes, for tables indexed by -code. */
-#define HW_ERR_COUNT 16
+#define HW_ERR_COUNT 17
 
 /* A short constant description of code ("not found"); "unknown error" for a
  * value that is not an HW_E* code. Never NULL; thread-safe. */

@@ -66,7 +66,40 @@ typedef struct hw_method {
      * during the grace period, not an error); other methods then get
      * UNAVAILABLE. */
     bool during_drain;
+    /* Changes the store: on a replica that is not the leader the call is
+     * forwarded to the leader (hw_net_options.cluster). */
+    bool write;
 } hw_method;
+
+/* Replication hooks (all NULL on a single node), called on worker threads.
+ *
+ * Forwarding: a call to a write method (or any call carrying metadata
+ * "helpwire-read: leader") on a replica whose leader_target names another
+ * replica is relayed to it as it came (path, request bytes, authorization
+ * and other metadata, deadline; with metadata "helpwire-forwarded: 1", and
+ * a forwarded call is never forwarded again), and its answer (message,
+ * status, details, trailing metadata) is relayed back once this replica has
+ * applied the leader's index (trailing "helpwire-applied-index"), so a
+ * client reading here next reads its own write. The relay is asynchronous
+ * (on the worker's completion queue); the call's deadline bounds it.
+ *
+ * Read your writes: a call with metadata "helpwire-min-applied-index: N" is
+ * handled once applied_index >= N (waiting with when_applied, bounded by
+ * its deadline: DEADLINE_EXCEEDED then).
+ *
+ * Every reply carries trailing metadata "helpwire-applied-index" (the
+ * applied index when it was sent). */
+typedef struct hw_net_cluster {
+    /* Copies the leader's gRPC address ("host:port") into buf and returns
+     * true when calls to write methods must go there; false: handle them
+     * here (this replica leads, or no leader is known: the handler's write
+     * then fails with UNAVAILABLE). */
+    bool (*leader_target)(void *app, char *buf, size_t len);
+    uint64_t (*applied_index)(void *app);
+    /* Calls cb(arg, ok) once applied_index >= index (at once if it is); ok
+     * false when the server stops first. */
+    void (*when_applied)(void *app, uint64_t index, void (*cb)(void *arg, bool ok), void *arg);
+} hw_net_cluster;
 
 typedef struct hw_net_options {
     const char *const *listen; /* plaintext addresses; port 0 binds a free port */
@@ -102,6 +135,8 @@ typedef struct hw_net_options {
      * PERMISSION_DENIED). NULL lets every call through. */
     bool (*authorize)(void *app, hw_call *call, const hw_method *method);
     void (*worker_stop)(void *app, int worker);
+    /* NULL on a single node; must outlive the server. */
+    const hw_net_cluster *cluster;
 } hw_net_options;
 
 /* Creates the server and binds every address. Returns 0, or -1 with one

@@ -30,6 +30,7 @@
 #ifndef HW_STORE_H
 #define HW_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -265,5 +266,96 @@ void hw_store_get_stats(hw_store *s, hw_store_stats *st);
 
 /* The data directory given at open (owned by the store). */
 const char *hw_store_data_dir(const hw_store *s);
+
+/* ------------------------------------------------------------------------
+ * Replication (a replicated helpwired; see server/repl/repl.h)
+ *
+ * With a replicator set, the writer still runs every write group in one
+ * transaction, but records what the group changes: every put and delete
+ * (database, key, value) and the notes its requests add. Before the
+ * commit, that change set is one entry handed to the replicator, which
+ * returns once a majority of the replicas hold it; only then does the
+ * writer commit the transaction (with the entry's index stored in it) and
+ * complete the requests. Ids, numbers and times are therefore decided
+ * once, here, and the other replicas apply the same bytes.
+ *
+ * The other replicas' writers apply committed entries with hw_store_apply:
+ * the puts and deletes in one transaction that also stores the index, then
+ * each note to the note handler (after the commit). An entry whose index is
+ * not above the stored one is skipped, so a log replayed after a restart
+ * changes nothing twice.
+ *
+ * Without a replicator (a single node) nothing is recorded and nothing of
+ * this costs anything.
+ * ---------------------------------------------------------------------- */
+
+typedef struct hw_store_replicator {
+    void *ctx;
+    /* Writer thread, before it runs a group. HW_OK: this replica may write
+     * now on a store holding every entry of the log (*ticket identifies
+     * that state, for propose); HW_EAGAIN: not yet (a new leader applying
+     * the entries of earlier terms): the writer applies what arrives and
+     * asks again within a few milliseconds; HW_ENOTLEADER: the group fails
+     * with it (the handlers answer UNAVAILABLE). Must not block. */
+    int (*prepare)(void *ctx, uint64_t *ticket);
+    /* Writer thread: proposes entry[0..len) computed on the state of ticket
+     * and blocks until it is committed by a majority (HW_OK, *index set) or
+     * cannot be (HW_ENOTLEADER: the leadership changed; the entry may
+     * still commit under the next leader, and then comes back through
+     * hw_store_apply like any other entry). entry is borrowed for the
+     * call. Any other code fails the group with it. */
+    int (*propose)(void *ctx, uint64_t ticket, const void *entry, size_t len, uint64_t *index);
+    /* Any thread: whether this replica leads now (hw_store_is_leader). */
+    bool (*is_leader)(void *ctx);
+} hw_store_replicator;
+
+/* Sets the replicator before the first write (right after hw_store_open);
+ * r is copied. From then on hw_store_applied_index is the replicated
+ * index. HW_EINVALID after a write or with a NULL function. */
+int hw_store_set_replicator(hw_store *s, const hw_store_replicator *r);
+
+/* Hands a committed entry of another replica (or of this one's earlier
+ * leadership) to the writer, which applies it in order. entry is copied;
+ * returns at once. Entries must be given in index order. Thread-safe.
+ * @return HW_OK; HW_ENOMEM; HW_ECLOSED; HW_ECORRUPT (not an entry: the
+ *   writer would refuse it; nothing is queued). */
+int hw_store_apply(hw_store *s, uint64_t index, const void *entry, size_t len);
+
+/* The index of the last entry in the store (committed by this writer or
+ * applied): stored in the same transactions, so it survives restarts.
+ * 0 on a single node that never replicated. Thread-safe (atomic load). */
+uint64_t hw_store_applied_index(hw_store *s);
+
+/* Calls cb(arg) once the applied index is at least index: at once on the
+ * calling thread when it already is, else later on the writer thread right
+ * after the commit that reaches it (or with ok false when the store
+ * closes). cb must be cheap and must not block. Thread-safe.
+ * @return HW_OK; HW_ENOMEM (cb is not called). */
+typedef void (*hw_store_applied_fn)(void *arg, bool ok);
+int hw_store_when_applied(hw_store *s, uint64_t index, hw_store_applied_fn cb, void *arg);
+
+/* Notes: opaque bytes a write adds to its entry (the domain's effects, so
+ * that every replica can tell its watchers). On a single node a no-op that
+ * returns HW_OK. Writer only; dropped with the write's changes when it
+ * rolls back. @return HW_OK; HW_ENOMEM; HW_ETOOBIG (over 16 MiB). */
+int hw_store_txn_note(hw_store_txn *w, const void *note, size_t len);
+
+/* True when w's changes are being replicated (notes are kept). */
+bool hw_store_txn_replicated(const hw_store_txn *w);
+
+/* Called on the writer thread for each note of an entry applied with
+ * hw_store_apply, after its commit, in the order they were added; note is
+ * borrowed for the call. Not called for this replica's own writes (their
+ * requests' done callbacks run instead). Set once, before the first
+ * hw_store_apply. */
+typedef void (*hw_store_note_fn)(void *ctx, uint64_t index, const void *note, size_t len);
+void hw_store_set_note_handler(hw_store *s, hw_store_note_fn fn, void *ctx);
+
+/* Whether writes submitted here can succeed now: always on a single node;
+ * with a replicator, whether its prepare would not say HW_ENOTLEADER.
+ * Background work that acts outside the store before it writes (sending a
+ * webhook, firing a timer) checks it so that only the leader acts.
+ * Thread-safe. */
+bool hw_store_is_leader(hw_store *s);
 
 #endif

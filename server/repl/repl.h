@@ -1,0 +1,112 @@
+/*
+ * repl: replicas of one helpwired store on canonical raft (libraft, its
+ * libuv I/O backend and TCP transport). The only module that knows raft;
+ * the rest of the server sees the store's replicator (store.h) and this
+ * header.
+ *
+ * One thread ("hw-raft") runs a libuv loop with the raft instance. The
+ * store's writer proposes each write group's change set as one raft
+ * command (hw_store_replicator); committed commands of other replicas, or
+ * of this one's earlier leadership, go to the writer with hw_store_apply.
+ * On becoming leader the replica appends a barrier and accepts writes only
+ * once every earlier entry is applied, so a group is always computed on a
+ * store holding the whole log.
+ *
+ * Snapshots: the store itself is the state; a raft snapshot holds only the
+ * applied index it stands for (the store is synced first). A replica whose
+ * store is behind the snapshot it is sent (a new replica, or one away for
+ * longer than the log kept) fetches a copy of a peer's store over the
+ * Cluster.FetchSnapshot stream (hw_repl_fetch_snapshot), which the server
+ * installs by restarting itself in place.
+ *
+ * Members: each replica has an id, a raft address and a gRPC address;
+ * the gRPC addresses of the members live in the store (replicated), the
+ * bootstrap members' also in the options.
+ *
+ * Threads: every function is thread-safe unless it says otherwise; the
+ * ones that change the cluster block the caller (never the raft thread).
+ */
+#ifndef HW_REPL_H
+#define HW_REPL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "server/base/log.h"
+#include "server/store/store.h"
+
+typedef struct hw_repl hw_repl;
+
+typedef struct hw_repl_member {
+    uint64_t id;
+    char raft_address[128]; /* host:port */
+    char grpc_address[128]; /* host:port */
+    int role;               /* HW_REPL_VOTER, HW_REPL_STANDBY, HW_REPL_SPARE */
+    uint64_t match_index;   /* leader's view; 0 elsewhere */
+} hw_repl_member;
+
+enum { HW_REPL_VOTER = 1, HW_REPL_STANDBY = 2, HW_REPL_SPARE = 3 };
+enum { HW_REPL_FOLLOWER = 1, HW_REPL_CANDIDATE = 2, HW_REPL_LEADER = 3, HW_REPL_UNAVAILABLE = 4 };
+
+#define HW_REPL_MAX_MEMBERS 16
+
+typedef struct hw_repl_options {
+    uint64_t id;              /* this replica, >= 1 */
+    const char *raft_address; /* host:port it listens on for raft */
+    const char *grpc_address; /* host:port clients reach it on */
+    const char *dir;          /* raft's log and snapshots (created) */
+    /* A new cluster: the initial voters (this one among them), the same
+     * list on every replica; bootstrapped once, ignored when dir already
+     * holds a log. n_bootstrap 0: join an existing cluster (someone calls
+     * AddReplica with this replica's id and addresses). */
+    const hw_repl_member *bootstrap;
+    size_t n_bootstrap;
+    hw_store *store; /* borrowed; its replicator is set by hw_repl_open */
+    const hw_log *log;
+    /* Milliseconds; 0 = defaults (election 1000, heartbeat 100). */
+    unsigned election_timeout_ms, heartbeat_timeout_ms;
+    /* Entries between snapshots (0 = 8192) and entries kept after one
+     * (0 = 2048). */
+    unsigned snapshot_threshold, snapshot_trailing;
+} hw_repl_options;
+
+/* Starts raft over the store (before any write to it). Fails when the store
+ * is behind the latest local snapshot (a copy must be fetched first, see
+ * hw_repl_needs_copy). HW_OK; HW_EINVALID; HW_EIO (with err). */
+int hw_repl_open(hw_repl **out, const hw_repl_options *opts, char *err, size_t errlen);
+
+/* Hands the leadership over when leading (bounded wait), stops raft and
+ * frees. Pending proposals fail with HW_ENOTLEADER. NULL is a no-op. */
+void hw_repl_close(hw_repl *r);
+
+typedef struct hw_repl_status {
+    uint64_t self_id;
+    int state; /* HW_REPL_* */
+    uint64_t term;
+    uint64_t leader_id; /* 0: none known */
+    char leader_grpc_address[128];
+    uint64_t commit_index, applied_index, last_log_index, snapshot_index;
+    bool writable;    /* leader with a live majority, or a leader is known */
+    char message[160]; /* why not, when not */
+    hw_repl_member members[HW_REPL_MAX_MEMBERS];
+    size_t n_members;
+} hw_repl_status;
+
+void hw_repl_get_status(hw_repl *r, hw_repl_status *st);
+
+/* Copies the leader's gRPC address into buf when another replica leads;
+ * false when this one leads or no leader is known. Cheap (a mutex). */
+bool hw_repl_leader_target(hw_repl *r, char *buf, size_t len);
+
+/* Membership changes, on the leader (HW_ENOTLEADER elsewhere), blocking
+ * until the change is committed (or timeout_ms): AddReplica writes the
+ * member's addresses in the store and adds it as a standby, then promotes
+ * it to voter once it has caught up (when role is VOTER).
+ * HW_OK; HW_EEXISTS; HW_ENOTFOUND; HW_EPRECONDITION (last voter, a change
+ * already under way); HW_ENOTLEADER; HW_EIO (with why). */
+int hw_repl_add(hw_repl *r, const hw_repl_member *m, int timeout_ms, char *why, size_t whylen);
+int hw_repl_remove(hw_repl *r, uint64_t id, int timeout_ms, char *why, size_t whylen);
+int hw_repl_transfer(hw_repl *r, uint64_t id, int timeout_ms, char *why, size_t whylen);
+
+#endif
