@@ -1380,3 +1380,27 @@ void hw_store_close(hw_store *s)
         pthread_join(s->writer, NULL);
     store_free(s);
 }
+
+/* ------------------------------------------------------------------------
+ * Replication
+ * ---------------------------------------------------------------------- */
+
+bool hw_store_is_leader(hw_store *s)
+{
+    (void)s;
+    return true;
+}
+
+bool hw_store_txn_replicated(const hw_store_txn *w)
+{
+    (void)w;
+    return false;
+}
+
+int hw_store_txn_note(hw_store_txn *w, const void *note, size_t len)
+{
+    (void)w;
+    (void)note;
+    (void)len;
+    return HW_OK;
+}
