@@ -39,7 +39,7 @@
 
 #define RPC(path, req, reply, handler, allow, streaming)                                                     \
     {                                                                                                        \
-        path, &req##__descriptor, &reply##__descriptor, handler, allow, streaming, false, false              \
+        path, &req##__descriptor, &reply##__descriptor, handler, allow, streaming, false, false, false       \
     }
 /* A unary method that changes the store: forwarded to the leader by a
  * replica that is not (net.h, hw_net_cluster). */
@@ -50,7 +50,7 @@
 /* Bidirectional streaming: handler runs once per request message. */
 #define BIDI(path, req, reply, handler, allow)                                                               \
     {                                                                                                        \
-        path, &req##__descriptor, &reply##__descriptor, handler, allow, true, true, false                    \
+        path, &req##__descriptor, &reply##__descriptor, handler, allow, true, true, false, false             \
     }
 
 /* The net layer's services know nothing of hw_app: these find their state. */
@@ -73,7 +73,7 @@ static void reflection_info(hw_call *call, const ProtobufCMessage *request, void
 #define HEALTH(path, handler, streaming)                                                                     \
     {                                                                                                        \
         path, &grpc__health__v1__health_check_request__descriptor,                                           \
-            &grpc__health__v1__health_check_response__descriptor, handler, PUBLIC, streaming, false, true    \
+            &grpc__health__v1__health_check_response__descriptor, handler, PUBLIC, streaming, false, true, false\
     }
 
 static const hw_method table[] = {

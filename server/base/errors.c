@@ -47,6 +47,7 @@ static const struct {
     [-HW_ETOOBIG] = {"HW_ETOOBIG", "too big", HW_GRPC_INVALID_ARGUMENT},
     [-HW_ENOSPACE] = {"HW_ENOSPACE", "no space left on the disk", HW_GRPC_RESOURCE_EXHAUSTED},
     [-HW_ENOTLEADER] = {"HW_ENOTLEADER", "not the leader of the replicas (retry)", HW_GRPC_UNAVAILABLE},
+    [-HW_EAGAIN] = {"HW_EAGAIN", "not ready yet (retry shortly)", HW_GRPC_UNAVAILABLE},
     [-HW_STOP] = {"HW_STOP", "stopped by a visitor (not an error)", HW_GRPC_INTERNAL},
 };
 

@@ -31,6 +31,7 @@ enum {
     HW_ENOTLEADER = -16,   /* replicated: this replica cannot write now (not the leader, or the
                             * leadership was lost before the write committed: it may still
                             * commit under the new leader) */
+    HW_EAGAIN = -17,       /* not now, soon: a new leader still applying earlier entries */
     /* Not an error: a visitor (the fn of a foreach, a scan's callback) asks
      * the iteration to stop. The function that iterates returns HW_OK for
      * it, so it never reaches a caller, a log or a client. */
@@ -38,7 +39,7 @@ enum {
 };
 
 /* Number of codes, for tables indexed by -code. */
-#define HW_ERR_COUNT 17
+#define HW_ERR_COUNT 18
 
 /* A short constant description of code ("not found"); "unknown error" for a
  * value that is not an HW_E* code. Never NULL; thread-safe. */

@@ -925,8 +925,10 @@ int hw_records__delete_prefix(hw_store_txn *w, int db, const hw_kb *prefix)
         mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
         if (mrc != 0 || !hw_has_prefix(&k, prefix->b, prefix->n))
             break;
-        if ((mrc = mdb_cursor_del(c, 0)) != 0)
-            break;
+        if ((rc = hw_store__cursor_del(w, db, c)) != HW_OK) {
+            mdb_cursor_close(c);
+            return rc;
+        }
     }
     rc = mrc == 0 || mrc == MDB_NOTFOUND ? HW_OK : hw_store__err(w, mrc);
     mdb_cursor_close(c);
@@ -2027,11 +2029,9 @@ int hw_store_dedupe_sweep(hw_store_txn *w, hw_dedupe_sweep *sw, size_t max_visit
             if (rc != HW_OK)
                 goto out;
         } else if (dedupe_time(&v) < cutoff_unix_ms) {
-            mrc = mdb_cursor_del(c, 0);
-            if (mrc != 0) {
-                rc = hw_store__err(w, mrc);
+            rc = hw_store__cursor_del(w, HW_DB_DEDUPE, c);
+            if (rc != HW_OK)
                 goto out;
-            }
             n_deleted++;
         } else {
             changed = false;

@@ -86,6 +86,7 @@
 
 #include "helpwire/store/v1/records.pb-c.h"
 #include "server/base/files.h"
+#include "server/store/entry.h"
 #include "server/store/store_internal.h"
 
 /* ThreadSanitizer cannot see the ordering liburcu's queue provides (its
@@ -218,7 +219,36 @@ struct hw_store {
     atomic_uint_least64_t submitted, committed_requests;
     atomic_uint_least64_t group_sizes[HW_STORE_GROUP_BUCKETS];
     uint64_t stale_readers_cleared;
+
+    /* Replication (store.h): set before the first write, then read-only. */
+    bool replicated;
+    hw_store_replicator repl;
+    hw_store_note_fn note_fn;
+    void *note_ctx;
+    hw_entry cap;                  /* the writer's change set of the group */
+    uint64_t proposed_index;       /* the index propose gave the group's entry */
+    _Alignas(64) atomic_uint_least64_t applied; /* last entry in the store */
+    pthread_mutex_t apply_mu;      /* jobs and waiters */
+    struct apply_job *jobs_head, *jobs_tail;
+    struct applied_waiter *waiters;
+    size_t n_waiters, cap_waiters;
 };
+
+typedef struct apply_job {
+    struct apply_job *next;
+    uint64_t index;
+    size_t len;
+    unsigned char bytes[];
+} apply_job;
+
+typedef struct applied_waiter {
+    uint64_t index;
+    hw_store_applied_fn cb;
+    void *arg;
+} applied_waiter;
+
+/* The meta key holding the applied index (8 bytes, big-endian). */
+static const char APPLIED_KEY[] = "repl_applied_index";
 
 /* ------------------------------------------------------------------------
  * Small helpers
@@ -300,7 +330,12 @@ int hw_store__put(hw_store_txn *t, int db, const void *k, size_t kl, const void 
         return HW_EINVALID;
     MDB_val key = {.mv_size = kl, .mv_data = (void *)k};
     MDB_val val = {.mv_size = vl, .mv_data = (void *)v};
-    return hw_store__err(t, mdb_put(t->txn, t->dbi[db], &key, &val, flags));
+    if (t->cap)
+        hw_entry_flush(t->cap);
+    int rc = mdb_put(t->txn, t->dbi[db], &key, &val, flags);
+    if (rc == 0 && t->cap)
+        hw_entry_add(t->cap, HW_ENTRY_PUT, db, k, kl, v, vl);
+    return hw_store__err(t, rc);
 }
 
 int hw_store__reserve(hw_store_txn *t, int db, const void *k, size_t kl, size_t vl, unsigned flags, void **v)
@@ -309,10 +344,14 @@ int hw_store__reserve(hw_store_txn *t, int db, const void *k, size_t kl, size_t 
         return HW_EINVALID;
     MDB_val key = {.mv_size = kl, .mv_data = (void *)k};
     MDB_val val = {.mv_size = vl, .mv_data = NULL};
+    if (t->cap)
+        hw_entry_flush(t->cap);
     int rc = mdb_put(t->txn, t->dbi[db], &key, &val, flags | MDB_RESERVE);
     if (rc != 0)
         return hw_store__err(t, rc);
     *v = val.mv_data;
+    if (t->cap)
+        hw_entry_add_reserved(t->cap, db, k, kl, val.mv_data, vl);
     return HW_OK;
 }
 
@@ -332,7 +371,27 @@ int hw_store__del(hw_store_txn *t, int db, const void *k, size_t kl)
     if (!t->writable || kl == 0 || kl > 511)
         return HW_EINVALID;
     MDB_val key = {.mv_size = kl, .mv_data = (void *)k};
-    return hw_store__err(t, mdb_del(t->txn, t->dbi[db], &key, NULL));
+    if (t->cap)
+        hw_entry_flush(t->cap);
+    int rc = mdb_del(t->txn, t->dbi[db], &key, NULL);
+    if (rc == 0 && t->cap)
+        hw_entry_add(t->cap, HW_ENTRY_DEL, db, k, kl, NULL, 0);
+    return hw_store__err(t, rc);
+}
+
+int hw_store__cursor_del(hw_store_txn *t, int db, MDB_cursor *c)
+{
+    if (!t->writable)
+        return HW_EINVALID;
+    MDB_val k, v;
+    if (t->cap) {
+        hw_entry_flush(t->cap);
+        int rc = mdb_cursor_get(c, &k, &v, MDB_GET_CURRENT);
+        if (rc != 0)
+            return hw_store__err(t, rc);
+        hw_entry_add(t->cap, HW_ENTRY_DEL, db, k.mv_data, k.mv_size, NULL, 0);
+    }
+    return hw_store__err(t, mdb_cursor_del(c, 0));
 }
 
 int hw_store__cursor(hw_store_txn *t, int db, MDB_cursor **c)
@@ -451,11 +510,24 @@ static void complete(hw_store *s, hw_store_req **reqs, size_t n)
     }
 }
 
+static int run_one_in(hw_store *s, MDB_txn *parent, hw_store_req *r, int *full, hw_store_txn *wp);
+
 /* Runs one request in a child of parent. Returns its status; *full tells
  * whether it must be retried in a fresh (and perhaps larger) transaction. */
 static int run_one(hw_store *s, MDB_txn *parent, hw_store_req *r, int *full)
 {
-    hw_store_txn w = {.store = s, .dbi = s->dbi, .writable = 1, .arena = s->scratch};
+    hw_store_txn w = {.store = s, .dbi = s->dbi, .writable = 1, .arena = s->scratch,
+                      .cap = s->replicated ? &s->cap : NULL};
+    size_t mark = s->replicated ? hw_entry_mark(&s->cap) : 0;
+    int st = run_one_in(s, parent, r, full, &w);
+    if (st != HW_OK && s->replicated)
+        hw_entry_truncate(&s->cap, mark);
+    return st;
+}
+
+static int run_one_in(hw_store *s, MDB_txn *parent, hw_store_req *r, int *full, hw_store_txn *wp)
+{
+    hw_store_txn w = *wp;
     int rc = mdb_txn_begin(s->env, parent, 0, &w.txn);
     if (rc != 0) {
         int st = hw_store__err(&w, rc);
@@ -488,11 +560,209 @@ static int run_one(hw_store *s, MDB_txn *parent, hw_store_req *r, int *full)
  * transaction may hold part of its changes and must be thrown away. */
 static int run_direct(hw_store *s, MDB_txn *txn, hw_store_req *r, int *full)
 {
-    hw_store_txn w = {.store = s, .dbi = s->dbi, .writable = 1, .arena = s->scratch, .txn = txn};
+    hw_store_txn w = {.store = s, .dbi = s->dbi, .writable = 1, .arena = s->scratch, .txn = txn,
+                      .cap = s->replicated ? &s->cap : NULL};
     hw_arena_reset(s->scratch);
     int st = r->fn(&w, r->ctx);
     *full = w.full;
     return st > 0 ? HW_EINVALID : st;
+}
+
+/* ---- replication on the writer ------------------------------------------ */
+
+static void put_be64(unsigned char *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (unsigned char)v;
+}
+
+static int put_applied(hw_store *s, MDB_txn *txn, uint64_t index)
+{
+    unsigned char b[8];
+    put_be64(b, index);
+    MDB_val k = {.mv_size = sizeof APPLIED_KEY - 1, .mv_data = (void *)APPLIED_KEY};
+    MDB_val v = {.mv_size = 8, .mv_data = b};
+    return mdb_put(txn, s->dbi[HW_DB_META], &k, &v, 0);
+}
+
+/* Calls the waiters whose index is reached (writer thread, after a commit). */
+static void fire_waiters(hw_store *s)
+{
+    uint64_t now = atomic_load(&s->applied);
+    for (;;) {
+        applied_waiter w = {0};
+        bool found = false;
+        pthread_mutex_lock(&s->apply_mu);
+        for (size_t i = 0; i < s->n_waiters; i++) {
+            if (s->waiters[i].index <= now) {
+                w = s->waiters[i];
+                s->waiters[i] = s->waiters[--s->n_waiters];
+                found = true;
+                break;
+            }
+        }
+        pthread_mutex_unlock(&s->apply_mu);
+        if (!found)
+            return;
+        w.cb(w.arg, true);
+    }
+}
+
+typedef struct apply_run {
+    hw_store *s;
+    MDB_txn *txn;
+    bool collect_notes;
+    const void **notes;
+    size_t *note_lens;
+    size_t n_notes, cap_notes;
+} apply_run;
+
+static int apply_op(void *ctx, int kind, int db, const void *k, size_t kl, const void *v, size_t vl)
+{
+    apply_run *a = ctx;
+    MDB_val key = {.mv_size = kl, .mv_data = (void *)k};
+    MDB_val val = {.mv_size = vl, .mv_data = (void *)v};
+    int rc = 0;
+    switch (kind) {
+    case HW_ENTRY_PUT:
+        rc = mdb_put(a->txn, a->s->dbi[db], &key, &val, 0);
+        break;
+    case HW_ENTRY_DEL:
+        rc = mdb_del(a->txn, a->s->dbi[db], &key, NULL);
+        if (rc == MDB_NOTFOUND)
+            rc = 0;
+        break;
+    case HW_ENTRY_NOTE:
+        if (!a->collect_notes)
+            break;
+        if (a->n_notes == a->cap_notes) {
+            size_t cap = a->cap_notes ? 2 * a->cap_notes : 8;
+            const void **n = realloc(a->notes, cap * sizeof *n);
+            size_t *l = n ? realloc(a->note_lens, cap * sizeof *l) : NULL;
+            if (n)
+                a->notes = n;
+            if (!n || !l)
+                return ENOMEM;
+            a->note_lens = l;
+            a->cap_notes = cap;
+        }
+        a->notes[a->n_notes] = v;
+        a->note_lens[a->n_notes++] = vl;
+        break;
+    }
+    return rc;
+}
+
+/* Applies entry bytes at index in one transaction (growing the map as
+ * needed), then, with notes, hands the notes to the note handler. Returns
+ * 0 or an LMDB / errno code. Writer thread. */
+static int apply_entry(hw_store *s, uint64_t index, const void *buf, size_t len, bool notes)
+{
+    apply_run a = {.s = s, .collect_notes = notes && s->note_fn};
+    int rc;
+    for (;;) {
+        a.n_notes = 0;
+        rc = mdb_txn_begin(s->env, NULL, 0, &a.txn);
+        if (rc != 0)
+            break;
+        rc = hw_entry_walk(buf, len, HW_DB_COUNT, apply_op, &a);
+        if (rc == 0)
+            rc = put_applied(s, a.txn, index);
+        if (rc == 0) {
+            rc = mdb_txn_commit(a.txn);
+        } else {
+            mdb_txn_abort(a.txn);
+        }
+        if ((rc == MDB_MAP_FULL || rc == MDB_TXN_FULL) && grow_map(s) == HW_OK)
+            continue;
+        break;
+    }
+    if (rc == 0) {
+        atomic_store(&s->applied, index);
+        atomic_fetch_add_explicit(&s->commits, 1, memory_order_relaxed);
+        for (size_t i = 0; i < a.n_notes; i++)
+            s->note_fn(s->note_ctx, index, a.notes[i], a.note_lens[i]);
+        fire_waiters(s);
+    }
+    free(a.notes);
+    free(a.note_lens);
+    return rc;
+}
+
+/* Applies the entries waiting (hw_store_apply), in order. A failure to
+ * apply a committed entry leaves this replica unable to follow: it stops
+ * (the next start applies the entry from the log again). */
+static void run_jobs(hw_store *s)
+{
+    for (;;) {
+        pthread_mutex_lock(&s->apply_mu);
+        apply_job *j = s->jobs_head;
+        if (j) {
+            s->jobs_head = j->next;
+            if (!s->jobs_head)
+                s->jobs_tail = NULL;
+        }
+        pthread_mutex_unlock(&s->apply_mu);
+        if (!j)
+            return;
+        if (j->index > atomic_load(&s->applied)) {
+            int rc = apply_entry(s, j->index, j->bytes, j->len, true);
+            if (rc != 0) {
+                fprintf(stderr, "store: cannot apply replicated entry %llu (%s); stopping\n",
+                        (unsigned long long)j->index, rc > 0 ? mdb_strerror(rc) : hw_strerror(rc));
+                abort();
+            }
+        }
+        free(j);
+    }
+}
+
+static bool jobs_waiting(hw_store *s)
+{
+    pthread_mutex_lock(&s->apply_mu);
+    bool any = s->jobs_head != NULL;
+    pthread_mutex_unlock(&s->apply_mu);
+    return any;
+}
+
+/* Until the replicator lets this replica write: applies what arrives. */
+static int repl_prepare(hw_store *s, uint64_t *ticket)
+{
+    for (int tries = 0;; tries++) {
+        run_jobs(s);
+        int rc = s->repl.prepare(s->repl.ctx, ticket);
+        if (rc == HW_OK && jobs_waiting(s))
+            continue; /* the ticket must stand for a store with every job */
+        if (rc != HW_EAGAIN)
+            return rc;
+        if (tries >= 5000) /* about 10 s: the client's deadline is long gone */
+            return HW_ENOTLEADER;
+        struct timespec ts = {0, 2 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* Proposes the group's change set; on HW_OK the index is stored in txn. */
+static int repl_propose(hw_store *s, MDB_txn *txn, uint64_t ticket)
+{
+    hw_entry_flush(&s->cap);
+    if (s->cap.failed)
+        return HW_ENOMEM;
+    if (hw_entry_empty(&s->cap))
+        return HW_OK; /* nothing changed: nothing to replicate */
+    uint64_t index = 0;
+    s->proposed_index = 0;
+    int rc = s->repl.propose(s->repl.ctx, ticket, s->cap.buf, s->cap.len, &index);
+    if (rc != HW_OK)
+        return rc;
+    s->proposed_index = index;
+    int mrc = put_applied(s, txn, index);
+    if (mrc != 0) {
+        fprintf(stderr, "store: cannot record replicated entry %llu (%s); stopping\n", (unsigned long long)index,
+                mdb_strerror(mrc));
+        abort();
+    }
+    return HW_OK;
 }
 
 /* Applies batch[0..n) in as few durable commits as the map allows.
@@ -514,6 +784,17 @@ static void run_group(hw_store *s, hw_store_req **batch, size_t n)
         size_t start = i;
         int full = HW_TXN_FITS;
         MDB_txn *txn = NULL;
+        uint64_t ticket = 0;
+        if (s->replicated) {
+            int prc = repl_prepare(s, &ticket);
+            if (prc != HW_OK) {
+                for (size_t j = i; j < n; j++)
+                    batch[j]->status = prc;
+                complete(s, batch + i, n - i);
+                return;
+            }
+            hw_entry_reset(&s->cap);
+        }
         int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
         if (rc != 0) {
             for (size_t j = i; j < n; j++)
@@ -545,7 +826,24 @@ static void run_group(hw_store *s, hw_store_req **batch, size_t n)
         if (i == start) {
             mdb_txn_abort(txn);
         } else {
+            if (s->replicated && full == HW_TXN_FITS) {
+                int prc = repl_propose(s, txn, ticket);
+                if (prc != HW_OK) {
+                    mdb_txn_abort(txn);
+                    for (size_t j = start; j < i; j++)
+                        if (batch[j]->status == HW_OK)
+                            batch[j]->status = prc;
+                    complete(s, batch + start, i - start);
+                    continue;
+                }
+            }
             rc = mdb_txn_commit(txn); /* the fsync */
+            if (rc == MDB_MAP_FULL && s->replicated && !hw_entry_empty(&s->cap)) {
+                /* The entry is committed by the replicas already: apply
+                 * the same bytes in a grown map rather than run the group
+                 * again (which could make different ones). */
+                rc = grow_map(s) == HW_OK ? apply_entry(s, s->proposed_index, s->cap.buf, s->cap.len, false) : rc;
+            }
             if (rc == MDB_MAP_FULL) {
                 /* Freelist bookkeeping at commit needed a page: nothing of
                  * the group is on disk. Grow, then run the group again. */
@@ -553,6 +851,13 @@ static void run_group(hw_store *s, hw_store_req **batch, size_t n)
                     i = start;
                     continue;
                 }
+            }
+            if (rc != 0 && s->replicated) {
+                /* A majority holds the entry: this replica cannot go on
+                 * without it. Stop; at the next start it applies the entry
+                 * from the log. */
+                fprintf(stderr, "store: commit of a replicated entry failed (%s); stopping\n", mdb_strerror(rc));
+                abort();
             }
             if (rc != 0) {
                 atomic_fetch_add_explicit(&s->commit_failures, 1, memory_order_relaxed);
@@ -567,6 +872,10 @@ static void run_group(hw_store *s, hw_store_req **batch, size_t n)
                     b++;
                 atomic_fetch_add_explicit(&s->group_sizes[b], 1, memory_order_relaxed);
                 atomic_fetch_add_explicit(&s->committed_requests, i - start, memory_order_relaxed);
+                if (s->replicated && s->proposed_index > atomic_load(&s->applied)) {
+                    atomic_store(&s->applied, s->proposed_index);
+                    fire_waiters(s);
+                }
             }
             complete(s, batch + start, i - start);
         }
@@ -590,6 +899,8 @@ static void *writer_main(void *arg)
     hw_store *s = arg;
     for (;;) {
         int seen = atomic_load(&s->wake_seq);
+        if (s->replicated)
+            run_jobs(s);
         size_t n = 0;
         struct cds_wfcq_node *node;
         while (n < s->max_group && (node = __cds_wfcq_dequeue_blocking(&s->qhead, &s->qtail)) != NULL) {
@@ -610,7 +921,7 @@ static void *writer_main(void *arg)
             continue;
         }
         atomic_store(&s->writer_sleeping, 1);
-        if (cds_wfcq_empty(&s->qhead, &s->qtail))
+        if (cds_wfcq_empty(&s->qhead, &s->qtail) && !(s->replicated && jobs_waiting(s)))
             futex_wait(&s->wake_seq, seen, NULL);
         atomic_store(&s->writer_sleeping, 0);
     }
@@ -1277,6 +1588,7 @@ int hw_store__open(hw_store **out, const hw_store_options *opts, const hw_store_
     s->upgrades = upgrades;
     s->n_upgrades = n_upgrades;
     pthread_mutex_init(&s->readers_mu, NULL);
+    pthread_mutex_init(&s->apply_mu, NULL);
     __cds_wfcq_init(&s->qhead, &s->qtail);
     s->max_group = opts->max_group_size ? opts->max_group_size : HW_DEFAULT_MAX_GROUP;
     s->max_map_bytes = opts->max_map_size_bytes ? opts->max_map_size_bytes : HW_DEFAULT_MAX_MAP_BYTES;
@@ -1378,6 +1690,14 @@ void hw_store_close(hw_store *s)
     futex_wake(&s->wake_seq, INT_MAX);
     if (s->writer_started)
         pthread_join(s->writer, NULL);
+    for (size_t i = 0; i < s->n_waiters; i++)
+        s->waiters[i].cb(s->waiters[i].arg, false);
+    free(s->waiters);
+    for (apply_job *j = s->jobs_head, *next; j; j = next) {
+        next = j->next;
+        free(j);
+    }
+    hw_entry_free(&s->cap);
     store_free(s);
 }
 
@@ -1387,20 +1707,115 @@ void hw_store_close(hw_store *s)
 
 bool hw_store_is_leader(hw_store *s)
 {
-    (void)s;
-    return true;
+    return !s->replicated || s->repl.is_leader(s->repl.ctx);
 }
 
 bool hw_store_txn_replicated(const hw_store_txn *w)
 {
-    (void)w;
-    return false;
+    return w->cap != NULL;
 }
 
 int hw_store_txn_note(hw_store_txn *w, const void *note, size_t len)
 {
-    (void)w;
-    (void)note;
-    (void)len;
+    if (!w->writable)
+        return HW_EINVALID;
+    if (!w->cap)
+        return HW_OK;
+    if (len > HW_ENTRY_MAX_NOTE)
+        return HW_ETOOBIG;
+    hw_entry_add(w->cap, HW_ENTRY_NOTE, 0, NULL, 0, note, len);
+    return w->cap->failed ? HW_ENOMEM : HW_OK;
+}
+
+static uint64_t read_applied(hw_store *s)
+{
+    MDB_txn *txn;
+    uint64_t v = 0;
+    if (mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn) != 0)
+        return 0;
+    MDB_val k = {.mv_size = sizeof APPLIED_KEY - 1, .mv_data = (void *)APPLIED_KEY}, val;
+    if (mdb_get(txn, s->dbi[HW_DB_META], &k, &val) == 0 && val.mv_size == 8)
+        for (int i = 0; i < 8; i++)
+            v = v << 8 | ((const unsigned char *)val.mv_data)[i];
+    mdb_txn_abort(txn);
+    return v;
+}
+
+int hw_store_set_replicator(hw_store *s, const hw_store_replicator *r)
+{
+    if (!s || !r || !r->prepare || !r->propose || !r->is_leader || s->replicated)
+        return HW_EINVALID;
+    if (atomic_load(&s->submitted) != 0)
+        return HW_EINVALID;
+    s->repl = *r;
+    hw_entry_reset(&s->cap);
+    if (s->cap.failed)
+        return HW_ENOMEM;
+    atomic_store(&s->applied, read_applied(s));
+    /* The writer reads `replicated` from its next group on: nothing was
+     * submitted yet, and the enqueue of the first request publishes it. */
+    s->replicated = true;
+    return HW_OK;
+}
+
+uint64_t hw_store_applied_index(hw_store *s)
+{
+    if (s->replicated)
+        return atomic_load(&s->applied);
+    return read_applied(s);
+}
+
+void hw_store_set_note_handler(hw_store *s, hw_store_note_fn fn, void *ctx)
+{
+    s->note_fn = fn;
+    s->note_ctx = ctx;
+}
+
+int hw_store_apply(hw_store *s, uint64_t index, const void *entry, size_t len)
+{
+    if (atomic_load(&s->closing))
+        return HW_ECLOSED;
+    if (hw_entry_check(entry, len, HW_DB_COUNT) != HW_OK)
+        return HW_ECORRUPT;
+    apply_job *j = malloc(sizeof *j + len);
+    if (!j)
+        return HW_ENOMEM;
+    j->next = NULL;
+    j->index = index;
+    j->len = len;
+    memcpy(j->bytes, entry, len);
+    pthread_mutex_lock(&s->apply_mu);
+    if (s->jobs_tail)
+        s->jobs_tail->next = j;
+    else
+        s->jobs_head = j;
+    s->jobs_tail = j;
+    pthread_mutex_unlock(&s->apply_mu);
+    atomic_fetch_add(&s->wake_seq, 1);
+    if (atomic_load(&s->writer_sleeping))
+        futex_wake(&s->wake_seq, 1);
+    return HW_OK;
+}
+
+int hw_store_when_applied(hw_store *s, uint64_t index, hw_store_applied_fn cb, void *arg)
+{
+    pthread_mutex_lock(&s->apply_mu);
+    if (atomic_load(&s->applied) >= index) {
+        pthread_mutex_unlock(&s->apply_mu);
+        cb(arg, true);
+        return HW_OK;
+    }
+    if (s->n_waiters == s->cap_waiters) {
+        size_t cap = s->cap_waiters ? 2 * s->cap_waiters : 16;
+        applied_waiter *w = realloc(s->waiters, cap * sizeof *w);
+        if (!w) {
+            pthread_mutex_unlock(&s->apply_mu);
+            return HW_ENOMEM;
+        }
+        s->waiters = w;
+        s->cap_waiters = cap;
+    }
+    s->waiters[s->n_waiters++] = (applied_waiter){index, cb, arg};
+    pthread_mutex_unlock(&s->apply_mu);
     return HW_OK;
 }

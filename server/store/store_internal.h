@@ -73,6 +73,7 @@ struct hw_store_txn {
     int writable;
     int full;        /* HW_TXN_*: set by hw_store__err on MAP_FULL/TXN_FULL */
     hw_arena *arena; /* writer scratch, NULL for readers */
+    struct hw_entry *cap; /* replicated: the group's change set (entry.h); else NULL */
 };
 
 /* Maps an LMDB return code to HW_E*, noting MDB_MAP_FULL / MDB_TXN_FULL in
@@ -97,6 +98,10 @@ int hw_store__put_msg(hw_store_txn *t, int db, const void *k, size_t kl, const P
 
 /* mdb_del of the key (writer only); HW_ENOTFOUND when absent. */
 int hw_store__del(hw_store_txn *t, int db, const void *k, size_t kl);
+
+/* mdb_cursor_del of the cursor's current record (writer only), recorded in
+ * the change set when replicated. */
+int hw_store__cursor_del(hw_store_txn *t, int db, MDB_cursor *c);
 
 /* Opens a cursor on db. */
 int hw_store__cursor(hw_store_txn *t, int db, MDB_cursor **c);
