@@ -108,6 +108,31 @@ static const opt_def options[] = {
      "For tests: read the time of day from FILE (milliseconds since the epoch, decimal; re-read when "
      "it changes) instead of the system clock. Stored timestamps, business hours and timers follow "
      "it. Default: the system clock."},
+    {"cluster-id", OPT_INT, OFF(cluster_id), 0, (int64_t)1 << 53, "N",
+     "Run as replica N (>= 1) of a replicated helpwired (raft): writes commit on a majority of the "
+     "replicas, any replica serves reads, writes sent to one that does not lead are forwarded. "
+     "Needs --cluster-raft. Default: a single node."},
+    {"cluster-raft", OPT_STRING, OFF(cluster_raft), 0, 0, "HOST:PORT",
+     "Where this replica listens for the other replicas' raft traffic."},
+    {"cluster-advertise", OPT_STRING, OFF(cluster_advertise), 0, 0, "HOST:PORT",
+     "The gRPC address other replicas forward calls to. Default: the first --listen address as "
+     "bound."},
+    {"cluster-peers", OPT_STRING, OFF(cluster_peers), 0, 0, "LIST",
+     "A new cluster's first members, the same list on each: ID=RAFT_HOST:PORT@GRPC_HOST:PORT,... "
+     "(this replica among them). Used once, when the raft directory is empty; omit it on a replica "
+     "that joins a running cluster (helpwire cluster add)."},
+    {"cluster-dir", OPT_STRING, OFF(cluster_dir), 0, 0, "DIR",
+     "The raft log and snapshots. Default: DATA/raft."},
+    {"cluster-token-file", OPT_STRING, OFF(cluster_token_file), 0, 0, "FILE",
+     "An admin token, read when this replica must fetch a copy of a peer's store (a new replica, "
+     "or one away longer than the log is kept)."},
+    {"cluster-election-ms", OPT_INT, OFF(cluster_election_ms), 0, 60000, "MS",
+     "Raft election timeout (randomised between MS and 2*MS). Default 1000."},
+    {"cluster-heartbeat-ms", OPT_INT, OFF(cluster_heartbeat_ms), 0, 60000, "MS",
+     "Raft heartbeat interval of the leader. Default 100."},
+    {"cluster-snapshot-entries", OPT_INT, OFF(cluster_snapshot_entries), 0, 1 << 30, "N",
+     "Raft entries between snapshots, after which the log is truncated (keeping a quarter of N). "
+     "Default 8192."},
     {"log-level", OPT_STRING, OFF(log_level), 0, 0, "LEVEL", "debug, info, warn or error. Default info."},
     {"access-log", OPT_BOOL, OFF(access_log), 0, 0, NULL,
      "Log one line per RPC: method, status, microseconds."},

@@ -48,6 +48,15 @@ typedef struct hw_config {
     int64_t alert_retention_days;     /* --alert-retention-days: 0 = forever */
     const char *bootstrap_token_file; /* --bootstrap-token-file */
     const char *clock_file;           /* --clock-file: tests' time of day; NULL = system clock */
+    int64_t cluster_id;               /* --cluster-id: 0 = a single node */
+    const char *cluster_raft;         /* --cluster-raft */
+    const char *cluster_advertise;    /* --cluster-advertise */
+    const char *cluster_peers;        /* --cluster-peers */
+    const char *cluster_dir;          /* --cluster-dir */
+    const char *cluster_token_file;   /* --cluster-token-file */
+    int64_t cluster_election_ms;      /* --cluster-election-ms */
+    int64_t cluster_heartbeat_ms;     /* --cluster-heartbeat-ms */
+    int64_t cluster_snapshot_entries; /* --cluster-snapshot-entries */
     const char *log_level;            /* --log-level */
     bool access_log;                  /* --access-log */
     /* Queues: --unassigned-alert-after-ms, --reassign-grace-ms. */

@@ -109,4 +109,13 @@ int hw_repl_add(hw_repl *r, const hw_repl_member *m, int timeout_ms, char *why, 
 int hw_repl_remove(hw_repl *r, uint64_t id, int timeout_ms, char *why, size_t whylen);
 int hw_repl_transfer(hw_repl *r, uint64_t id, int timeout_ms, char *why, size_t whylen);
 
+/* Non-zero when raft sent a snapshot this store is behind (a long-absent
+ * replica): the index of that snapshot. The server then fetches a copy of
+ * a peer's store and restarts on it (server/repl/fetch.h). */
+uint64_t hw_repl_needs_copy(hw_repl *r);
+
+/* Remembers a member's gRPC address (one added by another replica, read
+ * from the store), so that calls can be forwarded to it when it leads. */
+void hw_repl_note_member(hw_repl *r, uint64_t id, const char *grpc_address);
+
 #endif
