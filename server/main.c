@@ -18,6 +18,7 @@
 
 #include "server/domain/app.h"
 #include "server/domain/auth.h"
+#include "server/cluster_wiring.h"
 #include "server/ops/demo.h"
 #include "server/base/clock.h"
 #include "server/base/files.h"
@@ -394,6 +395,7 @@ int main(int argc, char **argv)
     hw_config cfg;
     hw_log *log = NULL;
     hw_health *health = NULL;
+    hw_cluster_wiring *cluster = NULL;
     hw_net *net = NULL;
     hw_metrics *metrics = NULL;
     hw_store *store = NULL;
@@ -435,7 +437,8 @@ int main(int argc, char **argv)
         hw_grpc_runtime_log_to(&grpc_route);
     size_t n_methods;
     const hw_method *methods = hw_methods(&n_methods);
-    health = hw_health_create(methods, n_methods);
+    static const char *const health_extra[] = {HW_CLUSTER_WRITES_SERVICE};
+    health = hw_health_create_with(methods, n_methods, health_extra, cfg.cluster_id > 0 ? 1 : 0);
     if (!log || !health) {
         fprintf(stderr, "helpwired: out of memory\n");
         goto out;
@@ -479,7 +482,15 @@ int main(int argc, char **argv)
         goto out;
     }
     app.store = store;
-    if (cfg.demo) {
+    if (cfg.cluster_id > 0 && hw_cluster_open(&cluster, &cfg, &app, log, 15000, err, sizeof err) != 0) {
+        fprintf(stderr, "helpwired: %s\n", err);
+        goto out;
+    }
+    if (cluster && !hw_store_is_leader(store)) {
+        /* The leader seeds and creates the first token; they reach this
+         * replica through the log. */
+        hw_log_event(log, HW_LOG_INFO, "cluster_start", "leader=false effect=\"no demo seed or bootstrap token here\"");
+    } else if (cfg.demo) {
         bool seeded = false;
         if (hw_demo_seed(store, &seeded, err, sizeof err) != HW_OK) {
             fprintf(stderr, "helpwired: %s\n", err);
@@ -491,7 +502,7 @@ int main(int argc, char **argv)
             goto out;
         }
     }
-    if (cfg.bootstrap_token_file) {
+    if (cfg.bootstrap_token_file && (!cluster || hw_store_is_leader(store))) {
         bool created = false;
         if (hw_auth_bootstrap(store, cfg.bootstrap_token_file, &created, err, sizeof err) != HW_OK) {
             fprintf(stderr, "helpwired: %s\n", err);
@@ -641,6 +652,7 @@ int main(int argc, char **argv)
         .worker_start = worker_start,
         .authorize = hw_auth_authorize,
         .worker_stop = worker_stop,
+        .cluster = cluster ? hw_cluster_net_hooks() : NULL,
     };
     if (hw_net_create(&net, &no, err, sizeof err) != 0) {
         fprintf(stderr, "helpwired: %s\n", err);
@@ -675,6 +687,10 @@ int main(int argc, char **argv)
         goto out;
     }
     hw_health_set(health, NULL, HW_HEALTH_SERVING);
+    if (cluster && hw_cluster_start(cluster, hw_net_bound_address(net, 0), err, sizeof err) != 0) {
+        fprintf(stderr, "helpwired: %s\n", err);
+        goto out;
+    }
     for (size_t i = 0; i < cfg.n_listen + cfg.n_tls_listen; i++) {
         const char *addr = hw_net_bound_address(net, i);
         bool tls = i >= cfg.n_listen;
@@ -731,7 +747,9 @@ out:
     }
     hw_indexer_stop(indexer);
     hw_index_destroy(index);
+    hw_cluster_close(cluster); /* raft stops; the store's writer drains */
     hw_store_close(store);
+    hw_cluster_free(cluster);
     if (rc == 0)
         hw_log_event(log, HW_LOG_INFO, "stopped", "cancelled_calls=%s store=closed",
                      cancelled ? "true" : "false");

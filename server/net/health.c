@@ -48,11 +48,17 @@ static int add_service(hw_health *h, const char *name, size_t len)
 
 hw_health *hw_health_create(const hw_method *methods, size_t n_methods)
 {
+    return hw_health_create_with(methods, n_methods, NULL, 0);
+}
+
+hw_health *hw_health_create_with(const hw_method *methods, size_t n_methods, const char *const *extra,
+                                 size_t n_extra)
+{
     hw_health *h = calloc(1, sizeof *h);
     if (!h)
         return NULL;
     pthread_mutex_init(&h->mu, NULL);
-    h->services = calloc(n_methods + 1, sizeof *h->services);
+    h->services = calloc(n_methods + n_extra + 1, sizeof *h->services);
     if (!h->services || add_service(h, "", 0) != 0)
         goto fail;
     for (size_t i = 0; i < n_methods; i++) {
@@ -60,6 +66,9 @@ hw_health *hw_health_create(const hw_method *methods, size_t n_methods)
         if (slash && add_service(h, p, (size_t)(slash - p)) != 0)
             goto fail;
     }
+    for (size_t i = 0; i < n_extra; i++)
+        if (add_service(h, extra[i], strlen(extra[i])) != 0)
+            goto fail;
     return h;
 fail:
     hw_health_destroy(h);

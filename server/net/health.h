@@ -28,6 +28,11 @@ enum {
  * NOT_SERVING. Returns NULL when out of memory. */
 hw_health *hw_health_create(const hw_method *methods, size_t n_methods);
 
+/* The same plus the service names extra[0..n_extra) (statuses that are not
+ * one gRPC service's, such as a replica's "helpwire.v1.Writes"). */
+hw_health *hw_health_create_with(const hw_method *methods, size_t n_methods, const char *const *extra,
+                                 size_t n_extra);
+
 /* Frees the registry; every Watch stream must have ended (hw_net_shutdown). */
 void hw_health_destroy(hw_health *h);
 

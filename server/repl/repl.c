@@ -601,7 +601,7 @@ int hw_repl_open(hw_repl **out, const hw_repl_options *opts, char *err, size_t e
     pthread_mutex_init(&r->admin_mu, NULL);
     pthread_cond_init(&r->cond, NULL);
     if (!r->raft_address || !r->grpc_address || !r->dir) {
-        hw_repl_close(r);
+        hw_repl_free(r);
         return HW_ENOMEM;
     }
     /* This replica's own gRPC address is known even when it joined later. */
@@ -613,7 +613,7 @@ int hw_repl_open(hw_repl **out, const hw_repl_options *opts, char *err, size_t e
     int rc = hw_store_set_replicator(r->store, &rep);
     if (rc != HW_OK) {
         snprintf(err, errlen, "repl: the store cannot be replicated now (%s)", hw_strerror(rc));
-        hw_repl_close(r);
+        hw_repl_free(r);
         return rc;
     }
     rc = start_raft(r, err, errlen);
@@ -669,6 +669,12 @@ void hw_repl_close(hw_repl *r)
     }
     pthread_cond_broadcast(&r->cond);
     pthread_mutex_unlock(&r->mu);
+}
+
+void hw_repl_free(hw_repl *r)
+{
+    if (!r)
+        return;
     free(r->raft_address);
     free(r->grpc_address);
     free(r->dir);
@@ -793,14 +799,58 @@ static int admin_run(hw_repl *r, int kind, const hw_repl_member *m, int timeout_
     return result;
 }
 
+#define MEMBERS_NS "cluster.members"
+
+static int put_member(hw_store_txn *w, void *ctx)
+{
+    const hw_repl_member *m = ctx;
+    char key[24];
+    int kl = snprintf(key, sizeof key, "%020llu", (unsigned long long)m->id);
+    return hw_store_kv_put(w, MEMBERS_NS, key, (size_t)kl, m->grpc_address, strlen(m->grpc_address));
+}
+
 int hw_repl_add(hw_repl *r, const hw_repl_member *m, int timeout_ms, char *why, size_t whylen)
 {
-    if (!m || m->id == 0 || !addr_ok(m->raft_address)) {
-        snprintf(why, whylen, "an id >= 1 and a raft address host:port are required");
+    if (!m || m->id == 0 || !addr_ok(m->raft_address) || !addr_ok(m->grpc_address)) {
+        snprintf(why, whylen, "an id >= 1, a raft address and a gRPC address (host:port) are required");
         return HW_EINVALID;
+    }
+    /* Every replica learns where the new one serves gRPC from the store
+     * (hw_repl_load_members), before it can ever lead. */
+    int rc = hw_store_write(r->store, put_member, (void *)m);
+    if (rc != HW_OK) {
+        snprintf(why, whylen, "recording the member: %s", hw_strerror(rc));
+        return rc;
     }
     hw_repl_note_member(r, m->id, m->grpc_address);
     return admin_run(r, ADMIN_ADD, m, timeout_ms, why, whylen);
+}
+
+static int note_stored(void *arg, const void *key, size_t key_len, const void *val, size_t val_len)
+{
+    hw_repl *r = arg;
+    char k[24], v[128];
+    if (key_len >= sizeof k || val_len >= sizeof v)
+        return HW_OK;
+    memcpy(k, key, key_len);
+    k[key_len] = 0;
+    memcpy(v, val, val_len);
+    v[val_len] = 0;
+    uint64_t id = strtoull(k, NULL, 10);
+    if (id)
+        hw_repl_note_member(r, id, v);
+    return HW_OK;
+}
+
+int hw_repl_load_members(hw_repl *r, hw_store_reader *rd)
+{
+    hw_store_txn *t;
+    int rc = hw_store_read_begin(rd, &t);
+    if (rc != HW_OK)
+        return rc;
+    rc = hw_store_kv_foreach(t, MEMBERS_NS, note_stored, r);
+    hw_store_read_end(rd);
+    return rc;
 }
 
 int hw_repl_remove(hw_repl *r, uint64_t id, int timeout_ms, char *why, size_t whylen)

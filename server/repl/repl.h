@@ -76,9 +76,12 @@ typedef struct hw_repl_options {
  * hw_repl_needs_copy). HW_OK; HW_EINVALID; HW_EIO (with err). */
 int hw_repl_open(hw_repl **out, const hw_repl_options *opts, char *err, size_t errlen);
 
-/* Hands the leadership over when leading (bounded wait), stops raft and
- * frees. Pending proposals fail with HW_ENOTLEADER. NULL is a no-op. */
+/* Stops raft: pending and later proposals fail with HW_ENOTLEADER, no
+ * entry reaches the store any more. The store may still call in (its
+ * writer's prepare) until it is closed: free r with hw_repl_free only after
+ * hw_store_close. NULL is a no-op. */
 void hw_repl_close(hw_repl *r);
+void hw_repl_free(hw_repl *r);
 
 typedef struct hw_repl_status {
     uint64_t self_id;
@@ -117,5 +120,10 @@ uint64_t hw_repl_needs_copy(hw_repl *r);
 /* Remembers a member's gRPC address (one added by another replica, read
  * from the store), so that calls can be forwarded to it when it leads. */
 void hw_repl_note_member(hw_repl *r, uint64_t id, const char *grpc_address);
+
+/* Notes every member's gRPC address recorded in the store (hw_repl_add
+ * writes them, replicated) with hw_repl_note_member; rd is the calling
+ * thread's reader. HW_OK or the store's code. */
+int hw_repl_load_members(hw_repl *r, hw_store_reader *rd);
 
 #endif
