@@ -140,7 +140,10 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
     if (rc == HW_ECLOSED)
         return 0; /* stopping: the next start applies it again */
     if (rc != HW_OK) {
-        logf_(r, HW_LOG_ERROR, "entry %llu cannot be applied: %s", (unsigned long long)index, hw_strerror(rc));
+        const unsigned char *b = buf->base;
+        logf_(r, HW_LOG_ERROR, "entry %llu (%zu bytes: %02x %02x %02x %02x) cannot be applied: %s",
+              (unsigned long long)index, buf->len, buf->len > 0 ? b[0] : 0, buf->len > 1 ? b[1] : 0,
+              buf->len > 2 ? b[2] : 0, buf->len > 3 ? b[3] : 0, hw_strerror(rc));
         return rc == HW_ENOMEM ? RAFT_NOMEM : RAFT_MALFORMED;
     }
     return 0;
@@ -290,11 +293,15 @@ static void run_proposal(hw_repl *r)
     if (raft_state(&r->raft) != RAFT_LEADER || r->raft.current_term != r->prop.term || r->stop) {
         result = HW_ENOTLEADER;
     } else {
-        struct raft_buffer b = {.base = raft_malloc(r->prop.len ? r->prop.len : 1), .len = r->prop.len};
+        /* libraft's log reads entries back at 8-byte boundaries: the
+         * length must be a multiple of 8 (entry.h allows the zeros). */
+        size_t padded = (r->prop.len + 7) & ~(size_t)7;
+        struct raft_buffer b = {.base = raft_malloc(padded ? padded : 8), .len = padded};
         if (!b.base) {
             result = HW_ENOMEM;
         } else {
             memcpy(b.base, r->prop.buf, r->prop.len);
+            memset((unsigned char *)b.base + r->prop.len, 0, padded - r->prop.len);
             r->prop.req.data = r;
             /* raft_apply may call back synchronously only on failure paths
              * that return an error; the slot is marked submitted first so

@@ -141,6 +141,15 @@ int hw_entry_check(const void *buf, size_t len, int db_count)
         return HW_ECORRUPT;
     size_t at = sizeof MAGIC;
     while (at < len) {
+        if (p[at] == 0) {
+            /* The log pads entries to 8 bytes with zeros. */
+            if (len - at >= 8)
+                return HW_ECORRUPT;
+            for (; at < len; at++)
+                if (p[at] != 0)
+                    return HW_ECORRUPT;
+            break;
+        }
         if (len - at < HDR)
             return HW_ECORRUPT;
         int kind = p[at], db = p[at + 1];
@@ -174,7 +183,7 @@ int hw_entry_walk(const void *buf, size_t len, int db_count, hw_entry_op_fn fn, 
     if (rc != HW_OK)
         return rc;
     const unsigned char *p = buf;
-    for (size_t at = sizeof MAGIC; at < len;) {
+    for (size_t at = sizeof MAGIC; at < len && p[at] != 0;) {
         size_t kl = (size_t)get_le(p + at + 2, 2), vl = (size_t)get_le(p + at + 4, 4);
         rc = fn(ctx, p[at], p[at + 1], p + at + HDR, kl, p + at + HDR + kl, vl);
         if (rc != 0)

@@ -10,7 +10,8 @@
  *   then ops, each: u8 kind (1 put, 2 delete, 3 note), u8 database,
  *                   u16 key length, u32 value length, key, value
  *
- * (a delete has no value, a note no key and database 0). A value written
+ * (a delete has no value, a note no key and database 0); up to 7 zero
+ * bytes may follow the last op (the raft log pads entries to 8 bytes). A value written
  * with MDB_RESERVE is filled by its caller after the put: it is copied in
  * by hw_entry_flush, which the store calls before the next change of the
  * transaction and before the entry is used.
