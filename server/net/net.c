@@ -20,6 +20,19 @@
  * waits up to the drain timeout, cancels what is left, then waits until
  * every accepted call has been freed before it stops the queues, so a
  * handler answering late never touches a dead queue.
+ *
+ * Replicas (opts.cluster): after authorization, a call that must go to the
+ * leader is relayed by a client call created on the same worker's
+ * completion queue (TAG_FORWARD_DONE), with the server call as its parent
+ * so that its deadline and cancellation carry over; no thread blocks on
+ * it. Request bytes go out as they came. One channel, to the last leader
+ * address, is shared by the workers (ch_mu) and replaced when the address
+ * changes. Waits for the applied index (the leader's, before a relayed
+ * answer; the client's helpwire-min-applied-index, before the handler) go
+ * through waits.c, which ends each one on the hook's callback or at the
+ * deadline, whichever is first. A read that waited hops back to its
+ * worker (handlers keep per-worker state) by sending its initial metadata
+ * on the call (TAG_RESUME); the reply then goes without it (md_sent).
  */
 #include "server/net/net.h"
 
