@@ -20,10 +20,24 @@
  * waits up to the drain timeout, cancels what is left, then waits until
  * every accepted call has been freed before it stops the queues, so a
  * handler answering late never touches a dead queue.
+ *
+ * Replicas (opts.cluster): after authorization, a call that must go to the
+ * leader is relayed by a client call created on the same worker's
+ * completion queue (TAG_FORWARD_DONE), with the server call as its parent
+ * so that its deadline and cancellation carry over; no thread blocks on
+ * it. Request bytes go out as they came. One channel, to the last leader
+ * address, is shared by the workers (ch_mu) and replaced when the address
+ * changes. Waits for the applied index (the leader's, before a relayed
+ * answer; the client's helpwire-min-applied-index, before the handler) go
+ * through waits.c, which ends each one on the hook's callback or at the
+ * deadline, whichever is first. A read that waited hops back to its
+ * worker (handlers keep per-worker state) by sending its initial metadata
+ * on the call (TAG_RESUME); the reply then goes without it (md_sent).
  */
 #include "server/net/net.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -37,10 +51,12 @@
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
 #include <grpc/slice.h>
+#include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
 
 #include "server/base/grpc_runtime.h"
 #include "server/base/listen.h"
+#include "server/net/waits.h"
 
 #define HW_MAX_LISTEN 32
 #define HW_UNREGISTERED_SLOTS 4
@@ -55,6 +71,8 @@ typedef enum {
     TAG_STREAM_SEND,
     TAG_STREAM_CLOSE,
     TAG_STREAM_RECV,
+    TAG_FORWARD_DONE, /* the relay of a call to the leader answered */
+    TAG_RESUME,       /* a call waiting for the applied index is back on its worker */
     TAG_SHUTDOWN,
 } tag_kind;
 
@@ -72,6 +90,23 @@ typedef struct hw_worker {
     bool running;
 } hw_worker;
 
+/* A call relayed to the leader: the client call and what it brought back.
+ * Owned by its hw_call, freed with it. */
+typedef struct hw_forward {
+    char target[256];
+    grpc_call *client;
+    grpc_metadata *send_md; /* slices borrowed from the call's md */
+    size_t n_send_md;
+    grpc_metadata_array recv_initial, recv_trailing;
+    grpc_byte_buffer *recv_bb;
+    grpc_status_code status;
+    grpc_slice status_details;
+    const char *error_string;
+    uint64_t leader_index; /* the leader's trailing helpwire-applied-index */
+    grpc_metadata *out_md; /* trailers to relay back (+1 free for ours) */
+    size_t n_out_md;
+} hw_forward;
+
 typedef struct queued_msg {
     struct queued_msg *next;
     grpc_byte_buffer *bb;
@@ -88,7 +123,7 @@ struct hw_call {
     grpc_byte_buffer *payload;
     grpc_call_details details; /* unregistered calls only */
     hw_arena *arena;
-    hw_tag t_new, t_done, t_send, t_close, t_recv;
+    hw_tag t_new, t_done, t_send, t_close, t_recv, t_fwd, t_resume;
     grpc_byte_buffer *recv_bb; /* client-streaming: the message just received */
     int64_t start_ns;
     grpc_status_code status;
@@ -101,6 +136,13 @@ struct hw_call {
     bool admitted;         /* counted in net->admitted (the --max-in-flight bound) */
     bool adaptive;         /* unary, admitted: counted in net->unary_admitted, timed for the limit */
     const void *principal; /* set by the authorization hook */
+
+    /* replicas only (opts.cluster) */
+    bool md_sent;         /* initial metadata went out already (the hop back after a wait) */
+    uint64_t wait_index;  /* helpwire-min-applied-index being waited for */
+    hw_forward *fwd;      /* relayed to the leader */
+    char applied_buf[24]; /* the trailing helpwire-applied-index value */
+    grpc_metadata applied_md;
 
     /* streaming only */
     bool streaming;
@@ -141,6 +183,12 @@ struct hw_net {
     hw_call streams; /* sentinel of the list of open streams */
     bool streams_closed;
     bool started;
+    /* replicas only: the applied-index waits, and the channel to the leader
+     * (one, for the last target; replaced when the leader changes) */
+    hw_waits *waits;
+    pthread_mutex_t ch_mu;
+    grpc_channel *ch;
+    char ch_target[256];
 };
 
 static int64_t now_ns(void)
@@ -177,6 +225,8 @@ static hw_call *slot_new(hw_worker *w)
     c->t_send.kind = TAG_STREAM_SEND;
     c->t_close.kind = TAG_STREAM_CLOSE;
     c->t_recv.kind = TAG_STREAM_RECV;
+    c->t_fwd.kind = TAG_FORWARD_DONE;
+    c->t_resume.kind = TAG_RESUME;
     grpc_metadata_array_init(&c->md);
     return c;
 }
@@ -281,6 +331,45 @@ int64_t hw_net_admission_limit(const hw_net *net)
 
 /* ---------------------------------------------------------- call ending */
 
+static void forward_free(hw_forward *f)
+{
+    if (f->client)
+        grpc_call_unref(f->client);
+    grpc_metadata_array_destroy(&f->recv_initial);
+    grpc_metadata_array_destroy(&f->recv_trailing);
+    if (f->recv_bb)
+        grpc_byte_buffer_destroy(f->recv_bb);
+    grpc_slice_unref(f->status_details);
+    gpr_free((void *)f->error_string);
+    free(f->send_md);
+    free(f->out_md);
+    free(f);
+}
+
+/* Replicas: puts the trailing metadata of c's status into op, the relayed
+ * trailers of a forwarded call and "helpwire-applied-index" with the
+ * applied index now. Storage is in c, which outlives the batch. */
+static void set_trailers(hw_call *c, grpc_op *op)
+{
+    const hw_net_cluster *cl = c->net->o.cluster;
+    if (!cl)
+        return;
+    int n = snprintf(c->applied_buf, sizeof c->applied_buf, "%" PRIu64, cl->applied_index(c->net->o.app));
+    grpc_metadata *md = &c->applied_md;
+    size_t count = 1;
+    grpc_metadata *all = md;
+    if (c->fwd && c->fwd->out_md) {
+        all = c->fwd->out_md;
+        md = &all[c->fwd->n_out_md];
+        count = c->fwd->n_out_md + 1;
+    }
+    memset(md, 0, sizeof *md);
+    md->key = grpc_slice_from_static_string("helpwire-applied-index");
+    md->value = grpc_slice_from_static_buffer(c->applied_buf, (size_t)n);
+    op->data.send_status_from_server.trailing_metadata_count = count;
+    op->data.send_status_from_server.trailing_metadata = all;
+}
+
 static void call_destroy(hw_call *c)
 {
     hw_net *net = c->net;
@@ -315,6 +404,8 @@ static void call_destroy(hw_call *c)
         free(c->finish_msg);
         pthread_mutex_destroy(&c->mu);
     }
+    if (c->fwd)
+        forward_free(c->fwd);
     hw_arena_destroy(c->arena);
     if (c->adaptive) {
         atomic_fetch_sub(&net->unary_admitted, 1);
@@ -359,7 +450,8 @@ static void unary_send(hw_call *c, grpc_byte_buffer *bb, grpc_status_code code, 
     grpc_op ops[4];
     memset(ops, 0, sizeof ops);
     size_t n = 0;
-    ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+    if (!c->md_sent)
+        ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
     if (bb) {
         ops[n].op = GRPC_OP_SEND_MESSAGE;
         ops[n++].data.send_message.send_message = bb;
@@ -367,7 +459,8 @@ static void unary_send(hw_call *c, grpc_byte_buffer *bb, grpc_status_code code, 
     grpc_slice details = grpc_slice_from_copied_string(msg ? msg : "");
     ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
     ops[n].data.send_status_from_server.status = code;
-    ops[n++].data.send_status_from_server.status_details = msg ? &details : NULL;
+    ops[n].data.send_status_from_server.status_details = msg ? &details : NULL;
+    set_trailers(c, &ops[n++]);
     ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
     ops[n++].data.recv_close_on_server.cancelled = &c->cancelled;
     c->status = code;
@@ -457,6 +550,7 @@ static void stream_send_status_locked(hw_call *c)
     op.op = GRPC_OP_SEND_STATUS_FROM_SERVER;
     op.data.send_status_from_server.status = c->finish_code;
     op.data.send_status_from_server.status_details = c->finish_msg ? &details : NULL;
+    set_trailers(c, &op);
     c->status = c->finish_code;
     c->finished = true;
     c->sending = true;
@@ -621,6 +715,8 @@ static bool stream_begin(hw_call *c)
     op.data.recv_close_on_server.cancelled = &c->cancelled;
     grpc_call_start_batch(c->call, &op, 1, &c->t_close, NULL);
 
+    if (c->md_sent) /* by the hop back from an applied-index wait */
+        return true;
     memset(&op, 0, sizeof op);
     op.op = GRPC_OP_SEND_INITIAL_METADATA;
     pthread_mutex_lock(&c->mu);
@@ -781,20 +877,11 @@ static void on_stream_recv(hw_call *c, bool ok)
     hw_call_unref(c);
 }
 
-static void serve_registered(hw_call *c)
+/* Decodes the request and runs the handler (streams: sets them going). */
+static void serve_request(hw_call *c)
 {
     hw_net *net = c->net;
     const hw_method *m = c->method;
-    if (atomic_load(&net->draining) && !m->during_drain) {
-        hw_call_fail(c, GRPC_STATUS_UNAVAILABLE, "server is shutting down");
-        return;
-    }
-    if (gpr_time_cmp(c->deadline, gpr_now(c->deadline.clock_type)) < 0) {
-        hw_call_fail(c, GRPC_STATUS_DEADLINE_EXCEEDED, "deadline expired before the call was handled");
-        return;
-    }
-    if (!(m->allow & HW_ALLOW_PUBLIC) && net->o.authorize && !net->o.authorize(net->o.app, c, m))
-        return;
     if (m->client_streaming) {
         if (!stream_begin(c)) {
             hw_call_fail(c, GRPC_STATUS_UNAVAILABLE, "server is shutting down");
@@ -821,6 +908,316 @@ static void serve_registered(hw_call *c)
         return;
     }
     m->handler(c, req, net->o.app);
+}
+
+/* ------------------------------------------------------------- replicas */
+
+/* The call's deadline on CLOCK_MONOTONIC (INT64_MAX: none), a little
+ * early, so that our DEADLINE_EXCEEDED and its message reach the client
+ * before its own timer gives up with a bare one. */
+#define HW_WAIT_MARGIN_NS (10 * 1000 * 1000LL)
+
+static int64_t deadline_mono_ns(gpr_timespec d)
+{
+    if (d.tv_sec >= gpr_inf_future(d.clock_type).tv_sec)
+        return INT64_MAX;
+    gpr_timespec left = gpr_time_sub(d, gpr_now(d.clock_type));
+    if (left.tv_sec > 1000000000)
+        return INT64_MAX;
+    int64_t left_ns = left.tv_sec * 1000000000LL + left.tv_nsec - HW_WAIT_MARGIN_NS;
+    return now_ns() + (left_ns > 0 ? left_ns : 0);
+}
+
+/* "123" -> 123; false for anything but 1..20 decimal digits in range. */
+static bool parse_index(const char *s, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (!*s)
+        return false;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9')
+            return false;
+        unsigned d = (unsigned)(*s - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return true;
+}
+
+static bool slice_is(grpc_slice s, const char *str)
+{
+    size_t n = strlen(str);
+    return GRPC_SLICE_LENGTH(s) == n && memcmp(GRPC_SLICE_START_PTR(s), str, n) == 0;
+}
+
+static bool slice_has_prefix(grpc_slice s, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    return GRPC_SLICE_LENGTH(s) >= n && memcmp(GRPC_SLICE_START_PTR(s), prefix, n) == 0;
+}
+
+/* Request metadata the relay must not copy: the transport's own (pseudo
+ * headers, grpc-*, and the keys the client stack sets itself) and ours. */
+static bool relay_skips_request_key(grpc_slice k)
+{
+    static const char *const own[] = {"content-type", "te", "user-agent", "host", "helpwire-forwarded"};
+    if (slice_has_prefix(k, ":") || slice_has_prefix(k, "grpc-"))
+        return true;
+    for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
+        if (slice_is(k, own[i]))
+            return true;
+    return false;
+}
+
+/* Trailers of the leader's answer that are not relayed: the core's own
+ * (but grpc-status-details-bin, the rich error details) and the leader's
+ * applied index (ours replaces it). */
+static bool relay_skips_trailer_key(grpc_slice k)
+{
+    if (slice_is(k, "grpc-status-details-bin"))
+        return false;
+    return slice_has_prefix(k, ":") || slice_has_prefix(k, "grpc-") ||
+           slice_is(k, "helpwire-applied-index") || slice_is(k, "content-type");
+}
+
+/* Answers the original call with what the leader answered. Any thread. */
+static void forward_answer(hw_call *c)
+{
+    hw_forward *f = c->fwd;
+    const grpc_metadata_array *t = &f->recv_trailing;
+    f->out_md = calloc(t->count + 1, sizeof *f->out_md);
+    if (f->out_md)
+        for (size_t i = 0; i < t->count; i++)
+            if (!relay_skips_trailer_key(t->metadata[i].key))
+                f->out_md[f->n_out_md++] = t->metadata[i];
+    size_t dlen = GRPC_SLICE_LENGTH(f->status_details);
+    char *msg = NULL;
+    if (dlen || f->status != GRPC_STATUS_OK) {
+        msg = hw_arena_strndup(c->arena, (const char *)GRPC_SLICE_START_PTR(f->status_details), dlen);
+    }
+    grpc_byte_buffer *bb = f->recv_bb;
+    f->recv_bb = NULL;
+    c->answered = true;
+    unary_send(c, bb, f->status, msg);
+}
+
+/* The relay's answer waited for this replica to apply the leader's index. */
+static void on_forward_applied(void *arg, hw_wait_outcome outcome)
+{
+    hw_call *c = arg;
+    if (outcome == HW_WAIT_EXPIRED) {
+        const hw_net_cluster *cl = c->net->o.cluster;
+        hw_call_fail(c, GRPC_STATUS_DEADLINE_EXCEEDED,
+                     "waiting for applied index %" PRIu64 " (at %" PRIu64 ")", c->fwd->leader_index,
+                     cl->applied_index(c->net->o.app));
+        return;
+    }
+    /* Applied, or this replica stops: the leader's answer stands either way. */
+    forward_answer(c);
+}
+
+/* On the worker: the leader (or the core, when it could not reach it)
+ * answered the relay. */
+static void on_forward_done(hw_call *c)
+{
+    hw_net *net = c->net;
+    const hw_net_cluster *cl = net->o.cluster;
+    hw_forward *f = c->fwd;
+    bool from_leader = false;
+    for (size_t i = 0; i < f->recv_trailing.count; i++) {
+        const grpc_metadata *m = &f->recv_trailing.metadata[i];
+        if (slice_is(m->key, "helpwire-applied-index")) {
+            char v[24];
+            size_t n = GRPC_SLICE_LENGTH(m->value);
+            if (n < sizeof v) {
+                memcpy(v, GRPC_SLICE_START_PTR(m->value), n);
+                v[n] = '\0';
+                from_leader = parse_index(v, &f->leader_index);
+            }
+        }
+    }
+    if (!from_leader && f->status != GRPC_STATUS_OK) {
+        /* The core's word, not the leader's: say where it was going. */
+        hw_call_fail(c, f->status, "forwarding to leader %s: %.*s", f->target,
+                     (int)GRPC_SLICE_LENGTH(f->status_details),
+                     (const char *)GRPC_SLICE_START_PTR(f->status_details));
+        return;
+    }
+    if (from_leader && cl->applied_index(net->o.app) < f->leader_index) {
+        if (hw_waits_add(net->waits, cl->when_applied, net->o.app, f->leader_index,
+                         deadline_mono_ns(c->deadline), on_forward_applied, c) == 0)
+            return;
+    }
+    forward_answer(c);
+}
+
+/* Relays c to the leader at target: same path, request bytes, metadata and
+ * deadline, plus helpwire-forwarded; the answer comes to the worker's
+ * queue as TAG_FORWARD_DONE. */
+static void forward_start(hw_call *c, const char *target)
+{
+    hw_net *net = c->net;
+    hw_forward *f = calloc(1, sizeof *f);
+    if (!f) {
+        hw_call_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "server out of memory");
+        return;
+    }
+    c->fwd = f;
+    snprintf(f->target, sizeof f->target, "%s", target);
+    grpc_metadata_array_init(&f->recv_initial);
+    grpc_metadata_array_init(&f->recv_trailing);
+    f->status_details = grpc_empty_slice();
+    f->send_md = calloc(c->md.count + 1, sizeof *f->send_md);
+    if (!f->send_md) {
+        hw_call_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "server out of memory");
+        return;
+    }
+    for (size_t i = 0; i < c->md.count; i++)
+        if (!relay_skips_request_key(c->md.metadata[i].key))
+            f->send_md[f->n_send_md++] = c->md.metadata[i];
+    f->send_md[f->n_send_md].key = grpc_slice_from_static_string("helpwire-forwarded");
+    f->send_md[f->n_send_md++].value = grpc_slice_from_static_string("1");
+
+    grpc_slice method = grpc_slice_from_static_string(c->method->path);
+    pthread_mutex_lock(&net->ch_mu);
+    if (!net->ch || strcmp(net->ch_target, f->target) != 0) {
+        if (net->ch)
+            grpc_channel_destroy(net->ch); /* calls on it keep it alive */
+        grpc_arg args[] = {
+            {GRPC_ARG_INTEGER, GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, {.integer = net->o.max_message_bytes}},
+            {GRPC_ARG_INTEGER, GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, {.integer = net->o.max_message_bytes}},
+        };
+        grpc_channel_args ch_args = {sizeof args / sizeof args[0], args};
+        grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+        net->ch = grpc_channel_create(f->target, creds, &ch_args);
+        grpc_channel_credentials_release(creds);
+        snprintf(net->ch_target, sizeof net->ch_target, "%s", f->target);
+    }
+    /* The server call is the parent: its cancellation (client gone, server
+     * shutdown) cancels the relay, and its deadline bounds it. */
+    f->client = grpc_channel_create_call(net->ch, c->call, GRPC_PROPAGATE_DEFAULTS, c->w->cq, method, NULL,
+                                         c->deadline, NULL);
+    pthread_mutex_unlock(&net->ch_mu);
+    if (!f->client) {
+        hw_call_fail(c, GRPC_STATUS_UNAVAILABLE, "forwarding to leader %s: cannot create the call",
+                     f->target);
+        return;
+    }
+    grpc_op ops[6];
+    memset(ops, 0, sizeof ops);
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[0].data.send_initial_metadata.count = f->n_send_md;
+    ops[0].data.send_initial_metadata.metadata = f->send_md;
+    ops[1].op = GRPC_OP_SEND_MESSAGE;
+    ops[1].data.send_message.send_message = c->payload;
+    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+    ops[3].data.recv_initial_metadata.recv_initial_metadata = &f->recv_initial;
+    ops[4].op = GRPC_OP_RECV_MESSAGE;
+    ops[4].data.recv_message.recv_message = &f->recv_bb;
+    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    ops[5].data.recv_status_on_client.trailing_metadata = &f->recv_trailing;
+    ops[5].data.recv_status_on_client.status = &f->status;
+    ops[5].data.recv_status_on_client.status_details = &f->status_details;
+    ops[5].data.recv_status_on_client.error_string = &f->error_string;
+    grpc_call_error e = grpc_call_start_batch(f->client, ops, 6, &c->t_fwd, NULL);
+    if (e != GRPC_CALL_OK)
+        hw_call_fail(c, GRPC_STATUS_UNAVAILABLE, "forwarding to leader %s: cannot start the call (error %d)",
+                     f->target, e);
+}
+
+/* A helpwire-min-applied-index wait ended (any thread). */
+static void on_min_applied(void *arg, hw_wait_outcome outcome)
+{
+    hw_call *c = arg;
+    hw_net *net = c->net;
+    switch (outcome) {
+    case HW_WAIT_APPLIED: {
+        /* Handlers run on their worker (per-worker state): hop back to it
+         * by sending the initial metadata now, on the call's queue. */
+        grpc_op op;
+        memset(&op, 0, sizeof op);
+        op.op = GRPC_OP_SEND_INITIAL_METADATA;
+        c->md_sent = true;
+        grpc_call *call = c->call;
+        atomic_store_explicit(&c->published, 1, memory_order_release);
+        if (grpc_call_start_batch(call, &op, 1, &c->t_resume, NULL) != GRPC_CALL_OK)
+            hw_call_fail(c, GRPC_STATUS_INTERNAL, "cannot resume the call after waiting for applied index");
+        return;
+    }
+    case HW_WAIT_EXPIRED:
+        hw_call_fail(c, GRPC_STATUS_DEADLINE_EXCEEDED,
+                     "waiting for applied index %" PRIu64 " (at %" PRIu64 ")", c->wait_index,
+                     net->o.cluster->applied_index(net->o.app));
+        return;
+    case HW_WAIT_STOPPED:
+    case HW_WAIT_CANCELLED:
+        hw_call_fail(c, GRPC_STATUS_UNAVAILABLE, "server is shutting down");
+        return;
+    }
+}
+
+/* Replicas, after authorization: forwards c to the leader, or makes it
+ * wait for the applied index its client asks for, or refuses it. Returns
+ * true when it took the call (the caller must not serve it). */
+static bool replica_takes_call(hw_call *c)
+{
+    hw_net *net = c->net;
+    const hw_net_cluster *cl = net->o.cluster;
+    const hw_method *m = c->method;
+    bool stream = m->server_streaming || m->client_streaming;
+    if (!hw_call_metadata(c, "helpwire-forwarded")) {
+        const char *rd = hw_call_metadata(c, "helpwire-read");
+        bool leader_read = rd && strcmp(rd, "leader") == 0;
+        if (leader_read && stream) {
+            hw_call_fail(c, GRPC_STATUS_UNIMPLEMENTED, "helpwire-read: leader is for unary calls");
+            return true;
+        }
+        char target[256];
+        if ((m->write || leader_read) && cl->leader_target(net->o.app, target, sizeof target) && target[0]) {
+            if (stream)
+                hw_call_fail(c, GRPC_STATUS_UNIMPLEMENTED,
+                             "method %s is a stream and cannot be forwarded to the leader", m->path);
+            else
+                forward_start(c, target);
+            return true;
+        }
+    }
+    const char *min = hw_call_metadata(c, "helpwire-min-applied-index");
+    if (!min)
+        return false;
+    if (!parse_index(min, &c->wait_index)) {
+        hw_call_fail(c, GRPC_STATUS_INVALID_ARGUMENT,
+                     "metadata helpwire-min-applied-index must be a decimal index, not \"%.40s\"", min);
+        return true;
+    }
+    if (cl->applied_index(net->o.app) >= c->wait_index)
+        return false;
+    if (hw_waits_add(net->waits, cl->when_applied, net->o.app, c->wait_index, deadline_mono_ns(c->deadline),
+                     on_min_applied, c) != 0)
+        hw_call_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "server out of memory");
+    return true;
+}
+
+static void serve_registered(hw_call *c)
+{
+    hw_net *net = c->net;
+    const hw_method *m = c->method;
+    if (atomic_load(&net->draining) && !m->during_drain) {
+        hw_call_fail(c, GRPC_STATUS_UNAVAILABLE, "server is shutting down");
+        return;
+    }
+    if (gpr_time_cmp(c->deadline, gpr_now(c->deadline.clock_type)) < 0) {
+        hw_call_fail(c, GRPC_STATUS_DEADLINE_EXCEEDED, "deadline expired before the call was handled");
+        return;
+    }
+    if (!(m->allow & HW_ALLOW_PUBLIC) && net->o.authorize && !net->o.authorize(net->o.app, c, m))
+        return;
+    if (net->o.cluster && replica_takes_call(c))
+        return;
+    serve_request(c);
 }
 
 static void accept_call(hw_call *c)
@@ -923,6 +1320,18 @@ static void handle_event(hw_worker *w, hw_tag *tag, bool ok)
     case TAG_STREAM_RECV:
         on_stream_recv(CONTAINER_OF(tag, hw_call, t_recv), ok);
         return;
+    case TAG_FORWARD_DONE: /* ok is always true: the status says how it went */
+        on_forward_done(CONTAINER_OF(tag, hw_call, t_fwd));
+        return;
+    case TAG_RESUME: {
+        hw_call *c = CONTAINER_OF(tag, hw_call, t_resume);
+        (void)atomic_load_explicit(&c->published, memory_order_acquire);
+        if (!ok)
+            hw_call_fail(c, GRPC_STATUS_CANCELLED, "call ended while waiting for applied index");
+        else
+            serve_request(c);
+        return;
+    }
     case TAG_SHUTDOWN:
         pthread_mutex_lock(&net->mu);
         net->shutdown_done = true;
@@ -988,6 +1397,7 @@ int hw_net_create(hw_net **out, const hw_net_options *o, char *err, size_t errle
     pthread_mutex_init(&net->mu, NULL);
     pthread_cond_init(&net->cv, NULL);
     pthread_mutex_init(&net->streams_mu, NULL);
+    pthread_mutex_init(&net->ch_mu, NULL);
     net->streams.next = net->streams.prev = &net->streams;
     net->t_shutdown.kind = TAG_SHUTDOWN;
     hw_grpc_runtime_prepare();
@@ -1008,6 +1418,10 @@ int hw_net_create(hw_net **out, const hw_net_options *o, char *err, size_t errle
     };
     grpc_channel_args ch_args = {sizeof args / sizeof args[0], args};
     net->server = grpc_server_create(&ch_args, NULL);
+    if (o->cluster && hw_waits_create(&net->waits) != 0) {
+        snprintf(err, errlen, "cannot start the applied-index waits");
+        goto fail;
+    }
     net->workers = calloc((size_t)o->threads, sizeof *net->workers);
     net->reg = calloc(o->n_methods ? o->n_methods : 1, sizeof *net->reg);
     if (!net->server || !net->workers || !net->reg) {
@@ -1198,6 +1612,8 @@ int hw_net_shutdown(hw_net *net, int64_t timeout_ms)
         hw_log_event(net->o.log, HW_LOG_WARN, "drain_timeout", "in_flight=%lld action=cancel",
                      (long long)hw_net_calls_in_flight(net));
         grpc_server_cancel_all_calls(net->server);
+        if (net->waits)
+            hw_waits_cancel_all(net->waits);
         rc = 1;
     }
     if (all_running) {
@@ -1249,6 +1665,10 @@ void hw_net_destroy(hw_net *net)
         free(net->workers);
     }
     free(net->reg);
+    hw_waits_destroy(net->waits);
+    if (net->ch)
+        grpc_channel_destroy(net->ch);
+    pthread_mutex_destroy(&net->ch_mu);
     pthread_mutex_destroy(&net->mu);
     pthread_cond_destroy(&net->cv);
     pthread_mutex_destroy(&net->streams_mu);

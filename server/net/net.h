@@ -82,13 +82,23 @@ typedef struct hw_method {
  * applied the leader's index (trailing "helpwire-applied-index"), so a
  * client reading here next reads its own write. The relay is asynchronous
  * (on the worker's completion queue); the call's deadline bounds it.
+ * Authorization runs here first: a refused call is not relayed. A leader
+ * that cannot be reached gives UNAVAILABLE "forwarding to leader ADDR:
+ * <why>". Only unary calls are relayed: a streaming call with
+ * "helpwire-read: leader" gets UNIMPLEMENTED ("helpwire-read: leader is
+ * for unary calls"), as would a streaming write method on a follower.
+ * The relay is plaintext gRPC to the address leader_target gives.
  *
  * Read your writes: a call with metadata "helpwire-min-applied-index: N" is
  * handled once applied_index >= N (waiting with when_applied, bounded by
- * its deadline: DEADLINE_EXCEEDED then).
+ * its deadline: DEADLINE_EXCEEDED "waiting for applied index N (at M)"
+ * then); the handler still runs on the call's worker. N that is not a
+ * decimal index gives INVALID_ARGUMENT. At shutdown, waits still pending
+ * when the drain times out end with UNAVAILABLE.
  *
  * Every reply carries trailing metadata "helpwire-applied-index" (the
- * applied index when it was sent). */
+ * applied index when it was sent; unary replies, errors and stream ends).
+ * With cluster NULL none of this happens: the headers are ignored. */
 typedef struct hw_net_cluster {
     /* Copies the leader's gRPC address ("host:port") into buf and returns
      * true when calls to write methods must go there; false: handle them
