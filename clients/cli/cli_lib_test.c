@@ -1,7 +1,7 @@
 /*
  * cli_lib_test: the pure parts of the helpwire CLI (flag parsing, JSON
  * Lines records, protobuf to JSON, tables and text hygiene, enum and size
- * formatting, the progress bar), one test per behaviour. The gRPC client
+ * formatting, the progress bar, the cluster status), one test per behaviour. The gRPC client
  * and the commands are covered end to end by tests/integration/cli_test.py.
  */
 #include <setjmp.h>
@@ -16,6 +16,7 @@
 
 #include "clients/cli/args.h"
 #include "clients/cli/cli.h"
+#include "clients/cli/cluster_fmt.h"
 #include "clients/cli/fmt.h"
 #include "clients/cli/jsonl.h"
 #include "clients/cli/pbjson.h"
@@ -381,9 +382,97 @@ static void test_split_list_trims_and_drops_empty_items(void **state)
     cli_free_list(items, n);
 }
 
+/* ---- cluster status ---- */
+
+static char *print_cluster(const Helpwire__V1__ClusterStatus *s)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_int_equal(cli_cluster_print(f, s), 0);
+    fclose(f);
+    return buf;
+}
+
+static void test_cluster_status_on_the_leader_shows_match_indexes_and_marks(void **state)
+{
+    Helpwire__V1__Replica r[3] = {HELPWIRE__V1__REPLICA__INIT, HELPWIRE__V1__REPLICA__INIT,
+                                  HELPWIRE__V1__REPLICA__INIT};
+    Helpwire__V1__Replica *members[3] = {&r[0], &r[1], &r[2]};
+    const char *raft[3] = {"10.0.0.1:7000", "10.0.0.2:7000", "10.0.0.3:7000"};
+    const char *grpc[3] = {"10.0.0.1:50051", "10.0.0.2:50051", "10.0.0.3:50051"};
+    for (int i = 0; i < 3; i++) {
+        r[i].id = (uint64_t)i + 1;
+        r[i].raft_address = (char *)raft[i];
+        r[i].grpc_address = (char *)grpc[i];
+        r[i].role = HELPWIRE__V1__REPLICA_ROLE__REPLICA_ROLE_VOTER;
+        r[i].match_index = 120 - (uint64_t)i * 10;
+    }
+    r[2].role = HELPWIRE__V1__REPLICA_ROLE__REPLICA_ROLE_STANDBY;
+    Helpwire__V1__ClusterStatus s = HELPWIRE__V1__CLUSTER_STATUS__INIT;
+    s.replicated = true;
+    s.self_id = 1;
+    s.state = HELPWIRE__V1__RAFT_STATE__RAFT_STATE_LEADER;
+    s.term = 7;
+    s.leader_id = 1;
+    s.leader_grpc_address = "10.0.0.1:50051";
+    s.commit_index = 120;
+    s.applied_index = 119;
+    s.last_log_index = 121;
+    s.snapshot_index = 100;
+    s.writable = true;
+    s.n_members = 3;
+    s.members = members;
+    char *out = print_cluster(&s);
+    assert_string_equal(out, "replicated      yes\n"
+                             "this replica    1 (leader, term 7)\n"
+                             "leader          1 (10.0.0.1:50051)\n"
+                             "commit index    120\n"
+                             "applied index   119\n"
+                             "last log index  121\n"
+                             "snapshot index  100\n"
+                             "writable        yes\n"
+                             "message         -\n"
+                             "\n"
+                             "ID  RAFT ADDRESS   GRPC ADDRESS    ROLE     MATCH INDEX  LEADER  SELF\n"
+                             "1   10.0.0.1:7000  10.0.0.1:50051  voter    120          *       *\n"
+                             "2   10.0.0.2:7000  10.0.0.2:50051  voter    110\n"
+                             "3   10.0.0.3:7000  10.0.0.3:50051  standby  100\n");
+    free(out);
+}
+
+static void test_cluster_status_of_a_follower_without_leader_says_why(void **state)
+{
+    Helpwire__V1__Replica r = HELPWIRE__V1__REPLICA__INIT;
+    Helpwire__V1__Replica *members[1] = {&r};
+    r.id = 2;
+    r.raft_address = "10.0.0.2:7000";
+    r.grpc_address = "10.0.0.2:50051\x1b[2J";
+    r.role = HELPWIRE__V1__REPLICA_ROLE__REPLICA_ROLE_VOTER;
+    r.match_index = 5; /* not this replica's to know: shown as "-" */
+    Helpwire__V1__ClusterStatus s = HELPWIRE__V1__CLUSTER_STATUS__INIT;
+    s.replicated = true;
+    s.self_id = 2;
+    s.state = HELPWIRE__V1__RAFT_STATE__RAFT_STATE_FOLLOWER;
+    s.term = 9;
+    s.message = "no leader: 1 of 3 voters reachable";
+    s.n_members = 1;
+    s.members = members;
+    char *out = print_cluster(&s);
+    assert_non_null(strstr(out, "this replica    2 (follower, term 9)\n"));
+    assert_non_null(strstr(out, "leader          none known\n"));
+    assert_non_null(strstr(out, "writable        no\n"));
+    assert_non_null(strstr(out, "message         no leader: 1 of 3 voters reachable\n"));
+    assert_non_null(strstr(out, "2   10.0.0.2:7000  10.0.0.2:50051?[2J  voter  -                    *\n"));
+    assert_null(strchr(out, '\x1b'));
+    free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_cluster_status_on_the_leader_shows_match_indexes_and_marks),
+        cmocka_unit_test(test_cluster_status_of_a_follower_without_leader_says_why),
         cmocka_unit_test(test_args_values_booleans_and_positionals),
         cmocka_unit_test(test_args_stop_at_positional_reports_where_the_command_starts),
         cmocka_unit_test(test_args_errors_name_the_flag),

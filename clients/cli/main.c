@@ -30,7 +30,8 @@ enum { G_SERVER, G_TOKEN, G_TOKEN_FILE, G_TLS_CA, G_TLS_SERVER_NAME, G_TIMEOUT_M
 static const cli_opt global_opts[G_COUNT] = {
     [G_SERVER] =
         {"server", "ADDR",
-         "helpwired's address, host:port. Default $HELPWIRE_ADDR (or $HELPWIRE_SERVER) or 127.0.0.1:50051."},
+         "helpwired's address, host:port, or several replicas' IP addresses, comma-separated (the first "
+         "that answers is used). Default $HELPWIRE_ADDR (or $HELPWIRE_SERVER) or 127.0.0.1:50051."},
     [G_TOKEN] = {"token", "T", "Bearer token. Default $HELPWIRE_TOKEN."},
     [G_TOKEN_FILE] = {"token-file", "F", "Read the bearer token from file F (keeps it out of `ps`)."},
     [G_TLS_CA] = {"tls-ca", "FILE", "Talk TLS, trusting the PEM roots in FILE. Default plaintext."},
@@ -46,10 +47,11 @@ typedef struct command_module {
 } command_module;
 
 static const command_module modules[] = {
-    {cli_import_commands, &cli_import_ncommands}, {cli_tickets_commands, &cli_tickets_ncommands},
-    {cli_agents_commands, &cli_agents_ncommands}, {cli_admin_commands, &cli_admin_ncommands},
-    {cli_query_commands, &cli_query_ncommands},   {cli_outbox_commands, &cli_outbox_ncommands},
-    {cli_sla_commands, &cli_sla_ncommands},       {cli_reports_commands, &cli_reports_ncommands},
+    {cli_import_commands, &cli_import_ncommands},   {cli_tickets_commands, &cli_tickets_ncommands},
+    {cli_agents_commands, &cli_agents_ncommands},   {cli_admin_commands, &cli_admin_ncommands},
+    {cli_query_commands, &cli_query_ncommands},     {cli_outbox_commands, &cli_outbox_ncommands},
+    {cli_sla_commands, &cli_sla_ncommands},         {cli_reports_commands, &cli_reports_ncommands},
+    {cli_cluster_commands, &cli_cluster_ncommands},
 };
 enum { MODULE_COUNT = sizeof modules / sizeof modules[0] };
 
@@ -196,6 +198,15 @@ int main(int argc, char **argv)
         server = getenv("HELPWIRE_SERVER");
     if (!server || !*server)
         server = "127.0.0.1:50051";
+    {
+        /* A bad address list is a usage error, named before connecting. */
+        char target[HW_CHANNEL_MAX_TARGET_BYTES], authority[HW_CHANNEL_MAX_TARGET_BYTES];
+        if (hw_channel_target(server, target, sizeof target, authority, sizeof authority, err, sizeof err) !=
+            0) {
+            rc = cli_usage_error(&ctx, "--server: %s", err);
+            goto out;
+        }
+    }
     if (hw_client_secret_load(gval[G_TOKEN_FILE], gval[G_TOKEN] ? gval[G_TOKEN] : getenv("HELPWIRE_TOKEN"),
                               "token-file", &token, err, sizeof err) != 0) {
         rc = cli_fail(&ctx, "%s", err);

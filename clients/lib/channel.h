@@ -11,6 +11,18 @@
  * to 120 s, and 20 s granted to each attempt) leave a client that lost
  * helpwired for a few seconds waiting many more once it is back. A bridge
  * ties the schedule to its --backoff-* settings (runtime.c).
+ *
+ * Several replicas: a target may be a comma-separated list of IP addresses
+ * ("127.0.0.1:50051,127.0.0.1:50052" or "[::1]:50051,[::1]:50052"). The
+ * list becomes the core's own static resolver target ("ipv4:a,b",
+ * "ipv6:a,b") with the pick_first policy: the channel connects to the
+ * first address that answers, in the order given, and when that
+ * connection is lost it tries the list again from the start, so a call
+ * made while one replica is down goes to the next (a caller that retries
+ * UNAVAILABLE, as the bridges do, lands there). Host names are resolved by
+ * DNS one name per channel: a name must stand alone (its DNS records may
+ * list several addresses, which pick_first tries in turn), never inside a
+ * list. One address is passed to the core unchanged, as before.
  */
 #ifndef HW_CLIENT_CHANNEL_H
 #define HW_CLIENT_CHANNEL_H
@@ -47,7 +59,24 @@ typedef struct hw_channel_reconnect {
 /* The largest CA file read. */
 #define HW_CHANNEL_MAX_CA_BYTES (1 << 20)
 
-/* Opens a channel to target (host:port; connects lazily) with the extra
+/* The largest address list accepted (bytes of the --server value). */
+#define HW_CHANNEL_MAX_TARGET_BYTES 4096
+
+/* The core's target for addrs, the value of a --server/--helpwire flag:
+ * one address (host:port, or any target the core takes, e.g. "dns:///h:p")
+ * is copied unchanged with *authority ""; a comma-separated list of IP
+ * addresses of one family becomes "ipv4:a,b,..." or "ipv6:a,b,..." with
+ * *authority the first address (the :authority and the name a TLS
+ * certificate is checked against unless --tls-server-name is given).
+ * Pure; no gRPC call.
+ * @return 0, or -1 with a message in err naming the bad entry: an empty
+ *         entry, a host name in a list, a missing or bad port, IPv4 and IPv6
+ *         mixed, a result longer than target_len or authority_len. */
+int hw_channel_target(const char *addrs, char *target, size_t target_len, char *authority,
+                      size_t authority_len, char *err, size_t errlen);
+
+/* Opens a channel to target (host:port, or a list as hw_channel_target
+ * takes; connects lazily) with the extra
  * channel args (may be NULL with n_args 0; they must not name the reconnect
  * arguments, GRPC_ARG_{INITIAL,MIN,MAX}_RECONNECT_BACKOFF_MS) and the
  * reconnect schedule rc (NULL: the defaults). grpc_init() must have been

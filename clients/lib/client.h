@@ -159,7 +159,7 @@ void hw_client_call_fini(hw_client_call *c);
 typedef struct hw_client hw_client;
 
 typedef struct hw_client_options {
-    const char *target;             /* host:port; required */
+    const char *target;             /* host:port, or a list of IP addresses (channel.h); required */
     const char *token;              /* bearer token, or NULL/"" for none; copied, wiped on destroy */
     const char *tls_ca_file;        /* PEM roots for TLS; NULL/"" for plaintext */
     const char *tls_server_name;    /* expected certificate name, or NULL */

@@ -3,7 +3,8 @@
  * status names and which codes are retried, packing and unpacking, the
  * bearer metadata, a call that cannot start giving back what it took, the
  * reconnect schedule's defaults, and what a call to a closed port answers
- * with and without wait-for-ready. The calls themselves are exercised against helpwired by the integration
+ * with and without wait-for-ready, and how an address list becomes the
+ * core's target. The calls themselves are exercised against helpwired by the integration
  * tests (bridges, CLI, load generator).
  */
 #include <setjmp.h>
@@ -194,6 +195,57 @@ static int teardown(void **unused)
     return 0;
 }
 
+static void one_address_passes_unchanged_and_a_list_becomes_a_static_target(void **unused)
+{
+    char t[256], a[64], err[256];
+    assert_int_equal(hw_channel_target("localhost:50051", t, sizeof t, a, sizeof a, err, sizeof err), 0);
+    assert_string_equal(t, "localhost:50051");
+    assert_string_equal(a, "");
+    assert_int_equal(
+        hw_channel_target("127.0.0.1:1,10.0.0.2:50051", t, sizeof t, a, sizeof a, err, sizeof err), 0);
+    assert_string_equal(t, "ipv4:127.0.0.1:1,10.0.0.2:50051");
+    assert_string_equal(a, "127.0.0.1:1");
+    assert_int_equal(hw_channel_target("[::1]:1,[fe80::1]:2", t, sizeof t, a, sizeof a, err, sizeof err), 0);
+    assert_string_equal(t, "ipv6:[::1]:1,[fe80::1]:2");
+    assert_string_equal(a, "[::1]:1");
+}
+
+static void a_bad_list_entry_is_refused_by_name(void **unused)
+{
+    char t[256], a[64], err[256];
+    static const struct {
+        const char *list, *named;
+    } bad[] = {
+        {"127.0.0.1:1,hw2.example:50051",
+         "hw2.example:50051: a list of several addresses takes IP addresses"},
+        {"127.0.0.1:1,,127.0.0.1:2", "an empty address"},
+        {"127.0.0.1:1,127.0.0.1", "127.0.0.1: expected host:port"},
+        {"127.0.0.1:1,127.0.0.1:70000", "127.0.0.1:70000: the port must be"},
+        {"127.0.0.1:1,127.0.0.1:x", "127.0.0.1:x: the port must be"},
+        {"127.0.0.1:1,[::1]:2", "[::1]:2: the list mixes IPv4 and IPv6"},
+        {"[::1:2,[::1]:3", "[::1:2: expected [IPv6]:port"},
+        {"999.0.0.1:1,127.0.0.1:2", "999.0.0.1:1: a list of several"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = '\0';
+        assert_int_equal(hw_channel_target(bad[i].list, t, sizeof t, a, sizeof a, err, sizeof err), -1);
+        if (!strstr(err, bad[i].named))
+            fail_msg("%s: got \"%s\"", bad[i].list, err);
+    }
+    /* Too long for the caller's buffer: refused, not cut. */
+    assert_int_equal(hw_channel_target("127.0.0.1:1,127.0.0.1:2", t, 10, a, sizeof a, err, sizeof err), -1);
+}
+
+static void a_client_refuses_a_bad_list_before_connecting(void **unused)
+{
+    hw_client *c = NULL;
+    char err[256];
+    hw_client_options o = {.target = "127.0.0.1:1,nosuch.invalid:2"};
+    assert_int_equal(hw_client_create(&c, &o, err, sizeof err), -1);
+    assert_null(c);
+    assert_non_null(strstr(err, "nosuch.invalid:2"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -206,6 +258,9 @@ int main(void)
         cmocka_unit_test(the_reconnect_schedule_fills_defaults_and_keeps_initial_under_max),
         cmocka_unit_test(a_waiting_call_to_a_closed_port_is_unavailable_at_its_deadline),
         cmocka_unit_test(a_call_without_waiting_fails_at_once),
+        cmocka_unit_test(one_address_passes_unchanged_and_a_list_becomes_a_static_target),
+        cmocka_unit_test(a_bad_list_entry_is_refused_by_name),
+        cmocka_unit_test(a_client_refuses_a_bad_list_before_connecting),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

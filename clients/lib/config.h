@@ -36,7 +36,7 @@ typedef struct br_option {
  * towards it. Filled by br_common_defaults, then by the table entries of
  * BR_COMMON_OPTIONS, then completed by br_common_finish. */
 typedef struct br_common {
-    const char *helpwire;        /* host:port of helpwired */
+    const char *helpwire;        /* host:port of helpwired, or a list (channel.h) */
     const char *token_env;       /* HELPWIRE_TOKEN */
     const char *token_file;      /* --token-file, wins over the environment */
     const char *tls_ca;          /* PEM roots; NULL means plaintext */
@@ -63,7 +63,8 @@ typedef struct br_common {
      0,                                                                                                      \
      0,                                                                                                      \
      "ADDR",                                                                                                 \
-     "helpwired's gRPC address, host:port. Default 127.0.0.1:50051."},                                       \
+     "helpwired's gRPC address, host:port, or several replicas' IP addresses, comma-separated (the first " \
+     "that answers is used; on UNAVAILABLE the retry goes to the next). Default 127.0.0.1:50051."},          \
         {NULL,                                                                                               \
          "HELPWIRE_TOKEN",                                                                                   \
          BR_OPT_STRING,                                                                                      \

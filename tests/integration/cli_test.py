@@ -180,6 +180,20 @@ class Cli(unittest.TestCase):
 
     # tickets
 
+    def test_cluster_commands_check_their_arguments_before_calling(self):
+        for args, said in ((["cluster", "add", "2", "--grpc-address", "10.0.0.2:50051"], "--raft-address"),
+                           (["cluster", "add", "2", "--raft-address", "10.0.0.2", "--grpc-address", "10.0.0.2:50051"],
+                            "--raft-address must be one host:port"),
+                           (["cluster", "add", "0", "--raft-address", "a:1", "--grpc-address", "a:2"], "replica ID"),
+                           (["cluster", "add", "2", "--raft-address", "a:1", "--grpc-address", "a:2", "--role",
+                             "spare"], "--role must be voter or standby"),
+                           (["cluster", "remove", "x"], "replica ID"),
+                           (["cluster", "transfer", "1", "2"], "expected: cluster transfer [ID]"),
+                           (["cluster", "frobnicate"], "unknown command 'cluster frobnicate'")):
+            p = self.run_cli(*args)
+            self.assertEqual(p.returncode, 2, (args, p.stderr))
+            self.assertIn(said, p.stderr)
+
     def test_tickets_list_pages_through_everything(self):
         # More tickets than one page holds (500), and more history events
         # than one history page (1000): the CLI follows the page tokens.
@@ -581,6 +595,14 @@ class CliTls(unittest.TestCase):
             p = subprocess.run(base + ["stats"], env=env, capture_output=True, text=True, timeout=60)
             self.assertEqual(p.returncode, 1)
             self.assertTrue(p.stderr.startswith("helpwire: UNAVAILABLE: "), p.stderr)
+            # A list: the certificate is checked against its first address
+            # (127.0.0.1, in the certificate), not against the whole list;
+            # nothing listens on the first port, so the call goes to the second.
+            listed = [CLI, "--server", "127.0.0.1:1," + server.tls_addresses[0], "--timeout-ms", "5000"]
+            p = subprocess.run(listed + ["--tls-ca", os.path.join(tmp, "ca.pem"), "stats"], env=env,
+                               capture_output=True, text=True, timeout=60)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertIn("articles", p.stdout)
             p = subprocess.run(base + ["--tls-ca", os.path.join(tmp, "missing.pem"), "stats"], env=env,
                                capture_output=True, text=True, timeout=60)
             self.assertEqual(p.returncode, 1)

@@ -214,6 +214,38 @@ class Server:
         return self.proc.returncode
 
 
+def same_token_servers(n, *extra):
+    """n independent helpwired processes (each its own store and free
+    port) that accept the same tokens: one --demo store is made, stopped and
+    copied. They share no state afterwards: a stand-in for replicas when
+    what is tested is the client side (fail-over, a proxy in front).
+    Returns the list of Servers; each has .tokens of the demo."""
+    first = Server("--demo", *extra)
+    tokens = dict(first.tokens)
+    rc = first.stop()
+    if rc != 0:
+        raise RuntimeError("helpwired --demo did not stop cleanly:\n" + first.read_log())
+    servers = []
+    try:
+        for i in range(n):
+            data_dir = first.data_dir if i == 0 else tempfile.mkdtemp(prefix="hw-data-",
+                                                                        dir=os.environ.get("TEST_TMPDIR"))
+            if i:
+                for name in os.listdir(first.data_dir):
+                    src = os.path.join(first.data_dir, name)
+                    if os.path.isfile(src):
+                        with open(src, "rb") as r, open(os.path.join(data_dir, name), "wb") as w:
+                            w.write(r.read())
+            s = Server(*extra, data_dir=data_dir, bootstrap=False)
+            s.tokens = dict(tokens)
+            servers.append(s)
+    except BaseException:
+        for s in servers:
+            s.stop()
+        raise
+    return servers
+
+
 def watch_ticket(stream, ticket_id):
     """Read a WatchTickets stream on a thread, keeping the events of
     ticket_id in the returned list (appended as they arrive) until the stream
