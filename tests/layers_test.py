@@ -32,9 +32,10 @@ ALLOWED = {
     "store": {"base", "store"},
     "search": {"base", "search"},
     "net": {"base", "net"},
-    "domain": {"base", "store", "search", "net", "domain"},
+    "repl": {"base", "store", "repl"},
+    "domain": {"base", "store", "search", "net", "repl", "domain"},
     "ops": {"base", "store", "search", "ops"},
-    "": {"base", "store", "search", "net", "domain", "ops", ""},  # the wiring
+    "": {"base", "store", "search", "net", "repl", "domain", "ops", ""},  # the wiring
     "clients": {"base"},
 }
 LAYERS = [l for l in ALLOWED if l not in ("", "clients")]

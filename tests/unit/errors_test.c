@@ -47,6 +47,8 @@ static const struct {
     {HW_ETOOBIG, HW_GRPC_INVALID_ARGUMENT},
     {HW_ENOSPACE, HW_GRPC_RESOURCE_EXHAUSTED},
     {HW_STOP, HW_GRPC_INTERNAL},
+    {HW_ENOTLEADER, HW_GRPC_UNAVAILABLE},
+    {HW_EAGAIN, HW_GRPC_UNAVAILABLE},
 };
 
 /* The codes errors.h defines: each "HW_<NAME> = <value>," of its enum. */
