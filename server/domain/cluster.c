@@ -297,9 +297,22 @@ void hw_cluster_transfer_leadership(hw_call *call, const ProtobufCMessage *reque
 typedef struct fetch_ctx {
     hw_call *call;
     hw_app *app;
-    char dir[PATH_MAX];  /* the temporary directory of the copy */
+    char dir[PATH_MAX];       /* the temporary directory of the copy */
     char file[PATH_MAX + 16]; /* dir/data.mdb */
+    bool removed;
 } fetch_ctx;
+
+/* Removes the temporary copy (once). */
+static void fetch_remove(fetch_ctx *f)
+{
+    if (f->removed)
+        return;
+    f->removed = true;
+    if (unlink(f->file) != 0 && errno != ENOENT)
+        hw_log_event(f->app->log, HW_LOG_WARN, "snapshot_copy_not_removed", "errno=%d", errno);
+    if (rmdir(f->dir) != 0)
+        hw_log_event(f->app->log, HW_LOG_WARN, "snapshot_copy_not_removed", "errno=%d", errno);
+}
 
 /* Writes the copy and streams it; returns with the stream ended (or
  * ending). */
@@ -355,6 +368,11 @@ static void fetch_send(fetch_ctx *f)
             goto out;
         offset += want;
     } while (offset < total);
+    /* Every chunk is queued (packed in memory): the copy goes before the
+     * client hears the end of the stream. */
+    close(fd);
+    fd = -1;
+    fetch_remove(f);
     hw_call_fail(call, GRPC_STATUS_OK, NULL); /* after the queued chunks */
 out:
     free(buf);
@@ -368,10 +386,7 @@ static void *fetch_main(void *arg)
     hw_call *call = f->call;
     pthread_setname_np(pthread_self(), "hw-fetch");
     fetch_send(f);
-    if (unlink(f->file) != 0 && errno != ENOENT)
-        hw_log_event(f->app->log, HW_LOG_WARN, "snapshot_copy_not_removed", "errno=%d", errno);
-    if (rmdir(f->dir) != 0)
-        hw_log_event(f->app->log, HW_LOG_WARN, "snapshot_copy_not_removed", "errno=%d", errno);
+    fetch_remove(f);
     hw_call_unref(call); /* f lives in the call's arena: not touched after this */
     return NULL;
 }
@@ -387,6 +402,7 @@ void hw_cluster_fetch_snapshot(hw_call *call, const ProtobufCMessage *request, v
     }
     f->call = call;
     f->app = app;
+    f->removed = false;
     const char *data_dir = hw_store_data_dir(app->store);
     if ((size_t)snprintf(f->dir, sizeof f->dir, "%s/outgoing-XXXXXX", data_dir) >= sizeof f->dir - 16) {
         hw_rpc_fail(call, HW_EIO, "data directory path too long");
