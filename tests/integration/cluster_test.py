@@ -164,7 +164,8 @@ class Cluster(unittest.TestCase):
         stream = self.admin.stream("helpwire.v1.Cluster/FetchSnapshot", timeout=60)
         first = next(stream)
         self.assertGreater(first.total_bytes, 2 * MiB)
-        self.assertEqual(len(outgoing(self.server.data_dir)), 1, "the copy exists while it is sent")
+        # (The server may have handed every chunk to gRPC already and removed
+        # its copy; either way none may stay behind.)
         stream.cancel()
         deadline = time.monotonic() + 10
         while outgoing(self.server.data_dir) and time.monotonic() < deadline:
