@@ -18,6 +18,7 @@
 #include "grpc/health/v1/health.pb-c.h"
 #include "helpwire/v1/admin.pb-c.h"
 #include "helpwire/v1/agents.pb-c.h"
+#include "helpwire/v1/cluster.pb-c.h"
 #include "helpwire/v1/common.pb-c.h"
 #include "helpwire/v1/customers.pb-c.h"
 #include "helpwire/v1/knowledge.pb-c.h"
