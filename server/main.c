@@ -659,6 +659,7 @@ int main(int argc, char **argv)
         goto out;
     }
     app.net = net;
+    app.grpc_address = hw_net_bound_address(net, 0);
     hw_metrics_set_in_flight(metrics, in_flight_of, net);
     hw_metrics_add_collector(metrics, collect_store, &app);
     hw_metrics_add_collector(metrics, collect_admission, net);

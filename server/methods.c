@@ -9,6 +9,7 @@
 #include "grpc/reflection/v1alpha/reflection.pb-c.h"
 #include "helpwire/v1/admin.pb-c.h"
 #include "helpwire/v1/agents.pb-c.h"
+#include "helpwire/v1/cluster.pb-c.h"
 #include "helpwire/v1/customers.pb-c.h"
 #include "helpwire/v1/knowledge.pb-c.h"
 #include "helpwire/v1/reports.pb-c.h"
@@ -22,6 +23,7 @@
 #include "server/domain/outbox_failed.h"
 #include "server/domain/admin.h"
 #include "server/domain/agents.h"
+#include "server/domain/cluster.h"
 #include "server/domain/customers.h"
 #include "server/domain/reports.h"
 #include "server/domain/router.h"
@@ -185,6 +187,17 @@ static const hw_method table[] = {
         hw_admin_backup, ADMIN, false),
     RPC("/helpwire.v1.Admin/GetStats", helpwire__v1__get_stats_request, helpwire__v1__server_stats,
         hw_admin_stats, ADMIN, false),
+
+    RPC("/helpwire.v1.Cluster/GetClusterStatus", helpwire__v1__get_cluster_status_request,
+        helpwire__v1__cluster_status, hw_cluster_status, ADMIN, false),
+    WRITE("/helpwire.v1.Cluster/AddReplica", helpwire__v1__add_replica_request, helpwire__v1__cluster_status,
+        hw_cluster_add_replica, ADMIN),
+    WRITE("/helpwire.v1.Cluster/RemoveReplica", helpwire__v1__remove_replica_request,
+        helpwire__v1__cluster_status, hw_cluster_remove_replica, ADMIN),
+    WRITE("/helpwire.v1.Cluster/TransferLeadership", helpwire__v1__transfer_leadership_request,
+        helpwire__v1__cluster_status, hw_cluster_transfer_leadership, ADMIN),
+    RPC("/helpwire.v1.Cluster/FetchSnapshot", helpwire__v1__fetch_snapshot_request,
+        helpwire__v1__snapshot_chunk, hw_cluster_fetch_snapshot, ADMIN, true),
 };
 
 const hw_method *hw_methods(size_t *n)

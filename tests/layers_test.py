@@ -1,7 +1,8 @@
 """layers_test: no dependency of the server points upward.
 
 server/ is layered (docs/architecture.md): base at the bottom; store and
-search on base; net on base; domain on all of those; ops beside domain on
+search on base; net on base; repl (replication) on store and base; domain
+on all of those; ops beside domain on
 base, store and search; the wiring (//server: main.c, methods.c) on top.
 The clients use base only. Bazel's visibility already refuses most upward
 edges at build time; this test checks the rule itself, so that widening a
@@ -84,9 +85,12 @@ class Layers(unittest.TestCase):
         # reaching the wiring, a client reaching net are all refused.
         self.assertEqual(upward([("store", "//server/domain:rpc"), ("net", "//server:methods"),
                                  ("clients", "//server/net:net"), ("domain", "//server/base:log"),
-                                 ("", "//server/domain:rpc"), ("base", "//proto:helpwire_c")]),
+                                 ("", "//server/domain:rpc"), ("base", "//proto:helpwire_c"),
+                                 ("domain", "//server/repl:repl"), ("repl", "//server/net:net"),
+                                 ("store", "//server/repl:repl")]),
                          [("store", "//server/domain:rpc"), ("net", "//server:methods"),
-                          ("clients", "//server/net:net")])
+                          ("clients", "//server/net:net"), ("repl", "//server/net:net"),
+                          ("store", "//server/repl:repl")])
 
     def test_build_graph_points_down_only(self):
         bad = []

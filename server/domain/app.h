@@ -27,6 +27,7 @@ typedef struct hw_outbox hw_outbox;
 typedef struct hw_notifier hw_notifier;
 typedef struct hw_watch hw_watch;
 typedef struct hw_reflection hw_reflection;
+typedef struct hw_repl hw_repl;
 
 /* Per worker thread: created by the worker itself when it starts. */
 typedef struct hw_tokenizer hw_tokenizer;
@@ -68,6 +69,8 @@ typedef struct hw_app {
     hw_timers *timers;               /* durable one-shot timers (hw-timers) */
     hw_hours_cache *hours_cache;     /* skills' compiled business hours (hours.h) */
     hw_reflection *reflection;       /* server reflection index */
+    hw_repl *repl;                   /* raft replication (server/repl); NULL on a single node */
+    const char *grpc_address;        /* where clients reach this server (host:port), or NULL */
     hw_worker_ctx *workers;          /* [threads] */
     atomic_uint_fast64_t skills_gen; /* bumped after every committed skill change */
     hw_effects_sinks after_commit;   /* where committed writes' effects go (main wires it) */

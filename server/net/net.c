@@ -147,6 +147,7 @@ struct hw_call {
     /* streaming only */
     bool streaming;
     pthread_mutex_t mu;
+    pthread_cond_t sent; /* a send completed or the stream closed (hw_call_stream_wait) */
     bool sending, finishing, finished, closed;
     grpc_byte_buffer *sending_bb;
     queued_msg *q_head, *q_tail;
@@ -402,6 +403,7 @@ static void call_destroy(hw_call *c)
             free(q);
         }
         free(c->finish_msg);
+        pthread_cond_destroy(&c->sent);
         pthread_mutex_destroy(&c->mu);
     }
     if (c->fwd)
@@ -654,6 +656,7 @@ static void on_stream_send_done(hw_call *c, bool ok)
     } else if (c->finishing && !c->finished) {
         stream_send_status_locked(c);
     }
+    pthread_cond_broadcast(&c->sent);
     pthread_mutex_unlock(&c->mu);
     hw_call_unref(c);
 }
@@ -664,11 +667,22 @@ static void on_stream_closed(hw_call *c)
     c->closed = true;
     if (!c->finished)
         c->status = c->cancelled ? GRPC_STATUS_CANCELLED : c->status;
+    pthread_cond_broadcast(&c->sent);
     pthread_mutex_unlock(&c->mu);
     stream_unlink(c);
     if (c->on_close)
         c->on_close(c, c->on_close_arg);
     hw_call_unref(c);
+}
+
+int hw_call_stream_wait(hw_call *c, size_t max_waiting)
+{
+    pthread_mutex_lock(&c->mu);
+    while (!c->finishing && !c->closed && c->q_len + (c->sending ? 1 : 0) > max_waiting)
+        pthread_cond_wait(&c->sent, &c->mu);
+    int rc = c->finishing || c->closed ? -1 : 0;
+    pthread_mutex_unlock(&c->mu);
+    return rc;
 }
 
 void hw_call_ref(hw_call *c)
@@ -695,6 +709,7 @@ static bool stream_begin(hw_call *c)
     hw_net *net = c->net;
     c->streaming = true;
     pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->sent, NULL);
     atomic_store(&c->refs, 1); /* the close op */
     pthread_mutex_lock(&net->streams_mu);
     if (net->streams_closed) {

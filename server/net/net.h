@@ -223,6 +223,14 @@ void hw_call_fail(hw_call *call, grpc_status_code code, const char *fmt, ...)
  * Returns 0, or -1 when the stream has ended (cancelled or finished). */
 int hw_call_stream_send(hw_call *call, const ProtobufCMessage *msg);
 
+/* Streaming, for a sender on its own thread (never a worker: the sends
+ * complete on the call's worker): waits until at most max_waiting messages
+ * are queued or in flight, so that a large transfer keeps a bounded amount
+ * in memory instead of the send queue's limit. The caller holds a
+ * reference. Returns 0, or -1 once the stream has ended or is ending
+ * (cancelled, deadline, hw_call_fail, shutdown). */
+int hw_call_stream_wait(hw_call *call, size_t max_waiting);
+
 /* Streaming: reference counting for holders of a stream (watch lists). */
 void hw_call_ref(hw_call *call);
 void hw_call_unref(hw_call *call);

@@ -91,6 +91,12 @@ ROLES = {
     "/helpwire.v1.Sla/PutSlaPolicy": ADMIN,
     "/helpwire.v1.Sla/ListSlaPolicies": AGENT,
     "/helpwire.v1.Sla/DeleteSlaPolicy": ADMIN,
+
+    "/helpwire.v1.Cluster/GetClusterStatus": ADMIN,
+    "/helpwire.v1.Cluster/AddReplica": ADMIN,
+    "/helpwire.v1.Cluster/RemoveReplica": ADMIN,
+    "/helpwire.v1.Cluster/TransferLeadership": ADMIN,
+    "/helpwire.v1.Cluster/FetchSnapshot": ADMIN,
 }
 
 PACKAGES = ("helpwire.v1", "grpc.health.v1", "grpc.reflection.v1alpha")
