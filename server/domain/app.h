@@ -60,7 +60,6 @@ typedef struct hw_app {
     hw_net *net;
     hw_metrics *metrics;
     hw_store *store;
-    struct hw_repl *repl; /* NULL on a single node (server/repl/repl.h) */
     hw_index *index;
     hw_indexer *indexer;             /* applies knowledge changes to index (hw-indexer) */
     hw_outbox *outbox;               /* Outbox hub */
