@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "server/base/errors.h"
+#include "server/base/files.h"
+#include "server/repl/fetch.h"
 
 struct hw_cluster_wiring {
     hw_app *app;
@@ -23,7 +25,62 @@ struct hw_cluster_wiring {
     pthread_mutex_t mu;
     pthread_cond_t cond;
     bool stop;
+    char **argv; /* main's, for the restart on a fetched copy */
+    const hw_config *cfg;
+    hw_repl_member peers[HW_REPL_MAX_MEMBERS];
+    size_t n_peers;
 };
+
+/* Reads the admin token of --cluster-token-file (first line), or "". */
+static void read_token(const hw_config *cfg, char *buf, size_t len)
+{
+    buf[0] = 0;
+    if (!cfg->cluster_token_file)
+        return;
+    FILE *f = fopen(cfg->cluster_token_file, "r");
+    if (!f)
+        return;
+    if (fgets(buf, (int)len, f))
+        buf[strcspn(buf, "\r\n")] = 0;
+    fclose(f);
+}
+
+/* Fetches a copy of a peer's store into DATA/incoming (fetch.h) from the
+ * leader first, then every other member known; then starts this program
+ * again in place (same pid, same arguments), which installs the copy before
+ * it opens the store. Returns only on failure, with err. */
+static int fetch_and_restart(hw_cluster_wiring *w, char *err, size_t errlen)
+{
+    const char *targets[HW_REPL_MAX_MEMBERS * 2 + 1];
+    size_t n = 0;
+    hw_repl_status st;
+    if (w->repl) {
+        hw_repl_get_status(w->repl, &st);
+        if (st.leader_grpc_address[0] && st.leader_id != st.self_id)
+            targets[n++] = st.leader_grpc_address;
+        for (size_t i = 0; i < st.n_members; i++)
+            if (st.members[i].id != st.self_id && st.members[i].grpc_address[0])
+                targets[n++] = st.members[i].grpc_address;
+    }
+    for (size_t i = 0; i < w->n_peers; i++)
+        if (w->peers[i].id != (uint64_t)w->cfg->cluster_id)
+            targets[n++] = w->peers[i].grpc_address;
+    if (n == 0) {
+        snprintf(err, errlen, "no peer to fetch a copy of the store from");
+        return -1;
+    }
+    char token[512];
+    read_token(w->cfg, token, sizeof token);
+    uint64_t idx = 0;
+    if (hw_repl_fetch_copy(targets, n, token[0] ? token : NULL, w->cfg->data_dir, &idx, err, errlen) != HW_OK)
+        return -1;
+    hw_log_event(w->log, HW_LOG_WARN, "cluster_restart", "reason=\"a copy of a peer's store at entry %llu\"",
+                 (unsigned long long)idx);
+    fflush(NULL);
+    execv("/proc/self/exe", w->argv);
+    snprintf(err, errlen, "restart on the fetched copy: %s", strerror(errno));
+    return -1;
+}
 
 bool hw_cluster_parse_peers(const char *list, hw_repl_member *out, size_t max, size_t *n, char *err,
                             size_t errlen)
@@ -80,8 +137,8 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int hw_cluster_open(hw_cluster_wiring **out, const hw_config *cfg, hw_app *app, const hw_log *log, int wait_ms,
-                    char *err, size_t errlen)
+int hw_cluster_open(hw_cluster_wiring **out, const hw_config *cfg, char **argv, hw_app *app, const hw_log *log,
+                    int wait_ms, char *err, size_t errlen)
 {
     *out = NULL;
     hw_repl_member peers[HW_REPL_MAX_MEMBERS];
@@ -114,6 +171,10 @@ int hw_cluster_open(hw_cluster_wiring **out, const hw_config *cfg, hw_app *app, 
     }
     w->app = app;
     w->log = log;
+    w->argv = argv;
+    w->cfg = cfg;
+    memcpy(w->peers, peers, n * sizeof *peers);
+    w->n_peers = n;
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cond, NULL);
     hw_repl_options ro = {
@@ -130,7 +191,15 @@ int hw_cluster_open(hw_cluster_wiring **out, const hw_config *cfg, hw_app *app, 
         .snapshot_threshold = (unsigned)cfg->cluster_snapshot_entries,
         .snapshot_trailing = (unsigned)(cfg->cluster_snapshot_entries / 4),
     };
-    if (hw_repl_open(&w->repl, &ro, err, errlen) != HW_OK) {
+    int rc = hw_repl_open(&w->repl, &ro, err, errlen);
+    if (rc == HW_EPRECONDITION) {
+        /* The store is older than this replica's own latest snapshot (its
+         * data was lost or replaced): catch up from a peer's copy. */
+        hw_log_event(log, HW_LOG_WARN, "cluster_behind", "msg=\"%s\"", err);
+        w->repl = NULL;
+        fetch_and_restart(w, err, errlen);
+    }
+    if (rc != HW_OK) {
         free(w);
         return -1;
     }
@@ -151,6 +220,11 @@ int hw_cluster_open(hw_cluster_wiring **out, const hw_config *cfg, hw_app *app, 
                  st.n_members);
     *out = w;
     return 0;
+}
+
+int hw_cluster_install_copy(const hw_config *cfg, char *err, size_t errlen)
+{
+    return hw_repl_install_copy(cfg->data_dir, err, errlen) == HW_OK ? 0 : -1;
 }
 
 static bool leader_target(void *appv, char *buf, size_t len)
@@ -205,6 +279,13 @@ static void *watch_main(void *arg)
         }
         if (rd && rounds++ % 10 == 0)
             hw_repl_load_members(w->repl, rd);
+        if (hw_repl_needs_copy(w->repl) && rounds % 10 == 1) {
+            /* Raft sent a snapshot newer than this store: fetch a copy and
+             * restart on it (retried every second while it fails). */
+            char why[512];
+            if (fetch_and_restart(w, why, sizeof why) != 0)
+                hw_log_event(w->log, HW_LOG_ERROR, "cluster_copy_failed", "msg=\"%s\"", why);
+        }
         struct timespec dl;
         clock_gettime(CLOCK_REALTIME, &dl);
         dl.tv_nsec += 100 * 1000 * 1000;

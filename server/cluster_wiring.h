@@ -32,9 +32,16 @@ bool hw_cluster_parse_peers(const char *list, hw_repl_member *out, size_t max, s
 
 /* Opens the raft module over app->store (sets app->repl) and waits up to
  * wait_ms for a leader to be known, so that the start-up writes (demo seed,
- * first token) find one. Returns 0, or -1 with err. */
-int hw_cluster_open(hw_cluster_wiring **out, const hw_config *cfg, hw_app *app, const hw_log *log, int wait_ms,
-                    char *err, size_t errlen);
+ * first token) find one. When the store is behind this replica's own latest
+ * raft snapshot, fetches a copy of a peer's store (--cluster-token-file's
+ * admin token) and starts the program again (execv of argv), which
+ * installs it (hw_cluster_install_copy). Returns 0, or -1 with err. */
+int hw_cluster_open(hw_cluster_wiring **out, const hw_config *cfg, char **argv, hw_app *app, const hw_log *log,
+                    int wait_ms, char *err, size_t errlen);
+
+/* Before the store opens: installs a copy fetched by an earlier run
+ * (server/repl/fetch.h). Returns 0, or -1 with err. */
+int hw_cluster_install_copy(const hw_config *cfg, char *err, size_t errlen);
 
 /* The net layer's hooks (net.h); ctx is the hw_app. */
 const hw_net_cluster *hw_cluster_net_hooks(void);

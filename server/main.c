@@ -476,13 +476,17 @@ int main(int argc, char **argv)
     app.settings.unassigned_alert_after_ms = cfg.unassigned_alert_after_ms;
     app.settings.reassign_grace_ms = cfg.reassign_grace_ms;
 
+    if (cfg.cluster_id > 0 && hw_cluster_install_copy(&cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "helpwired: %s\n", err);
+        goto out;
+    }
     hw_store_options so = {.data_dir = cfg.data_dir};
     if (hw_store_open(&store, &so, err, sizeof err) != HW_OK) {
         fprintf(stderr, "helpwired: %s\n", err);
         goto out;
     }
     app.store = store;
-    if (cfg.cluster_id > 0 && hw_cluster_open(&cluster, &cfg, &app, log, 15000, err, sizeof err) != 0) {
+    if (cfg.cluster_id > 0 && hw_cluster_open(&cluster, &cfg, argv, &app, log, 15000, err, sizeof err) != 0) {
         fprintf(stderr, "helpwired: %s\n", err);
         goto out;
     }
