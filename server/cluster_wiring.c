@@ -65,6 +65,12 @@ static int fetch_and_restart(hw_cluster_wiring *w, char *err, size_t errlen)
     for (size_t i = 0; i < w->n_peers; i++)
         if (w->peers[i].id != (uint64_t)w->cfg->cluster_id)
             targets[n++] = w->peers[i].grpc_address;
+    char join[1024] = "";
+    if (w->cfg->cluster_join)
+        snprintf(join, sizeof join, "%s", w->cfg->cluster_join);
+    for (char *save = NULL, *t = strtok_r(join, ",", &save); t && n < sizeof targets / sizeof targets[0];
+         t = strtok_r(NULL, ",", &save))
+        targets[n++] = t;
     if (n == 0) {
         snprintf(err, errlen, "no peer to fetch a copy of the store from");
         return -1;
@@ -277,8 +283,10 @@ static void *watch_main(void *arg)
                          (unsigned long long)st.leader_id);
             last = status;
         }
-        if (rd && rounds++ % 10 == 0)
+        if (rd && rounds++ % 10 == 0) {
+            hw_repl_record_members(w->repl);
             hw_repl_load_members(w->repl, rd);
+        }
         if (hw_repl_needs_copy(w->repl) && rounds % 10 == 1) {
             /* Raft sent a snapshot newer than this store: fetch a copy and
              * restart on it (retried every second while it fails). */

@@ -121,6 +121,9 @@ static const opt_def options[] = {
      "A new cluster's first members, the same list on each: ID=RAFT_HOST:PORT@GRPC_HOST:PORT,... "
      "(this replica among them). Used once, when the raft directory is empty; omit it on a replica "
      "that joins a running cluster (helpwire cluster add)."},
+    {"cluster-join", OPT_STRING, OFF(cluster_join), 0, 0, "LIST",
+     "For a replica joining a running cluster: gRPC addresses (HOST:PORT,...) of members it can "
+     "fetch a copy of the store from before the log reaches it."},
     {"cluster-dir", OPT_STRING, OFF(cluster_dir), 0, 0, "DIR",
      "The raft log and snapshots. Default: DATA/raft."},
     {"cluster-token-file", OPT_STRING, OFF(cluster_token_file), 0, 0, "FILE",

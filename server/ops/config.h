@@ -52,6 +52,7 @@ typedef struct hw_config {
     const char *cluster_raft;         /* --cluster-raft */
     const char *cluster_advertise;    /* --cluster-advertise */
     const char *cluster_peers;        /* --cluster-peers */
+    const char *cluster_join;         /* --cluster-join */
     const char *cluster_dir;          /* --cluster-dir */
     const char *cluster_token_file;   /* --cluster-token-file */
     int64_t cluster_election_ms;      /* --cluster-election-ms */

@@ -35,6 +35,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <raft.h>
 #include <raft/uv.h>
@@ -107,6 +108,7 @@ struct hw_repl {
     pthread_mutex_t admin_mu; /* callers of hw_repl_add/remove/transfer */
     uint64_t needs_copy; /* under mu: snapshot index the store lacks */
     hw_repl_member known[HW_REPL_MAX_MEMBERS]; /* under mu: added members */
+    uint64_t members_recorded_term; /* under mu: the leader wrote the members' addresses */
     size_t n_known;
 };
 
@@ -154,6 +156,11 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsign
     hw_repl *r = fsm->data;
     /* The store is the state: it must hold every command raft counts as
      * applied, else the log could be cut before what the store lacks. */
+    /* The writer is at most a group behind (the leader's own entry commits
+     * right after raft calls it back; a follower's jobs are queued): wait
+     * for it rather than skip, or a busy replica would never snapshot. */
+    for (int i = 0; i < 2000 && hw_store_applied_index(r->store) < r->last_cmd_index; i++)
+        usleep(1000);
     if (hw_store_applied_index(r->store) < r->last_cmd_index)
         return RAFT_BUSY;
     struct raft_buffer *b = raft_malloc(sizeof *b);
@@ -814,6 +821,48 @@ static int put_member(hw_store_txn *w, void *ctx)
     char key[24];
     int kl = snprintf(key, sizeof key, "%020llu", (unsigned long long)m->id);
     return hw_store_kv_put(w, MEMBERS_NS, key, (size_t)kl, m->grpc_address, strlen(m->grpc_address));
+}
+
+typedef struct members_write {
+    hw_repl_member m[2 * HW_REPL_MAX_MEMBERS];
+    size_t n;
+} members_write;
+
+static int put_members(hw_store_txn *w, void *ctx)
+{
+    members_write *mw = ctx;
+    for (size_t i = 0; i < mw->n; i++) {
+        int rc = put_member(w, &mw->m[i]);
+        if (rc != HW_OK)
+            return rc;
+    }
+    return HW_OK;
+}
+
+int hw_repl_record_members(hw_repl *r)
+{
+    members_write mw = {.n = 0};
+    pthread_mutex_lock(&r->mu);
+    bool due = r->view.state == HW_REPL_LEADER && r->view.ready_term == r->view.term &&
+               r->members_recorded_term != r->view.term;
+    uint64_t term = r->view.term;
+    if (due) {
+        for (size_t i = 0; i < r->n_boot; i++)
+            mw.m[mw.n++] = r->boot[i];
+        for (size_t i = 0; i < r->n_known; i++)
+            if (r->known[i].grpc_address[0])
+                mw.m[mw.n++] = r->known[i];
+    }
+    pthread_mutex_unlock(&r->mu);
+    if (!due)
+        return HW_OK;
+    int rc = hw_store_write(r->store, put_members, &mw);
+    if (rc == HW_OK) {
+        pthread_mutex_lock(&r->mu);
+        r->members_recorded_term = term;
+        pthread_mutex_unlock(&r->mu);
+    }
+    return rc;
 }
 
 int hw_repl_add(hw_repl *r, const hw_repl_member *m, int timeout_ms, char *why, size_t whylen)

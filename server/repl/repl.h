@@ -126,4 +126,11 @@ void hw_repl_note_member(hw_repl *r, uint64_t id, const char *grpc_address);
  * thread's reader. HW_OK or the store's code. */
 int hw_repl_load_members(hw_repl *r, hw_store_reader *rd);
 
+/* On a leader, once per term: writes the gRPC addresses of every member it
+ * knows (the bootstrap list, added members, itself) into the store, so that
+ * a replica started without the list (a new one, or one restarted on a
+ * copy) can forward to whichever leads. Blocks for one write; HW_OK when
+ * there was nothing to do. */
+int hw_repl_record_members(hw_repl *r);
+
 #endif
