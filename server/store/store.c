@@ -1404,3 +1404,12 @@ int hw_store_txn_note(hw_store_txn *w, const void *note, size_t len)
     (void)len;
     return HW_OK;
 }
+
+/* Single node: no entry is ever applied, so the handler is never called.
+ * (A placeholder until the replicator keeps it: see store.h.) */
+void hw_store_set_note_handler(hw_store *s, hw_store_note_fn fn, void *ctx)
+{
+    (void)s;
+    (void)fn;
+    (void)ctx;
+}
