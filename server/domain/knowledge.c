@@ -18,6 +18,12 @@
  * practice never) the call fails with UNAVAILABLE saying the change is
  * saved and will be searchable after the restart (the index is rebuilt
  * from the store at every start).
+ *
+ * Replication: each put and delete also records a knowledge effect, which
+ * reaches the other replicas in the write's note; there notes.h calls
+ * hw_knowledge_replicated_change, which reads the document back from the
+ * store and submits it to that replica's indexer. Here the leader's done
+ * callbacks submit as before, so nothing is indexed twice.
  */
 #include "server/domain/knowledge.h"
 
