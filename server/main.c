@@ -24,6 +24,7 @@
 #include "server/base/files.h"
 #include "server/net/reflection.h"
 #include "server/domain/knowledge.h"
+#include "server/domain/notes.h"
 #include "server/search/tokenize.h"
 #include "server/domain/sla.h"
 #include "server/domain/sla_breach.h"
@@ -83,6 +84,9 @@ static void wake_timers(void *appv, int64_t earliest_due_ms)
     hw_timers_committed(((hw_app *)appv)->timers, earliest_due_ms);
 }
 
+/* knowledge_changed stays NULL: on the replica that makes a knowledge
+ * write its handler hands the change to the indexer (and answers once it
+ * is searchable); only the note handler (notes.h) feeds other replicas'. */
 static hw_effects_sinks after_commit_sinks(hw_app *app)
 {
     return (hw_effects_sinks){.ctx = app,
@@ -92,6 +96,20 @@ static hw_effects_sinks after_commit_sinks(hw_app *app)
                               .alert_queued = wake_notifier,
                               .skills_changed = skill_models_stale,
                               .timer_set = wake_timers};
+}
+
+/* In the demo seed's write: tells the other replicas what it wrote that
+ * they must act on (the articles and FAQs to index, the skills). */
+static int note_demo_seed(void *appv, hw_store_txn *w)
+{
+    (void)appv;
+    if (!hw_store_txn_replicated(w))
+        return HW_OK;
+    hw_effects fx;
+    hw_effects_begin(&fx, hw_store_txn_arena(w));
+    hw_effects_skills_changed(&fx);
+    int rc = hw_knowledge_record_all_in(w, &fx);
+    return rc == HW_OK ? hw_effects_note_in(&fx, w) : rc;
 }
 
 /* Creates one directory of the data path unless it exists. One it creates
@@ -404,6 +422,7 @@ int main(int argc, char **argv)
     hw_outbox *outbox = NULL;
     hw_notifier *notifier = NULL;
     hw_retention *retention = NULL;
+    hw_notes *notes = NULL;
     char *tls_cert = NULL, *tls_key = NULL, *tls_ca = NULL;
     hw_app app = {0};
     domain_metrics dm = {0};
@@ -486,6 +505,15 @@ int main(int argc, char **argv)
         goto out;
     }
     app.store = store;
+    /* Other replicas' writes reach the hubs through their entries' notes
+     * (never called on a single node). Whoever applies entries starts
+     * after the hubs and the indexer, and stops before they go. */
+    int nrc = hw_notes_create(&notes, &app);
+    if (nrc != HW_OK) {
+        fprintf(stderr, "helpwired: cannot create the note handler: %s\n", hw_strerror(nrc));
+        goto out;
+    }
+    hw_store_set_note_handler(store, hw_notes_apply, notes);
     if (cfg.cluster_id > 0 && hw_cluster_open(&cluster, &cfg, argv, &app, log, 15000, err, sizeof err) != 0) {
         fprintf(stderr, "helpwired: %s\n", err);
         goto out;
@@ -496,17 +524,24 @@ int main(int argc, char **argv)
         hw_log_event(log, HW_LOG_INFO, "cluster_start", "leader=false effect=\"no demo seed or bootstrap token here\"");
     } else if (cfg.demo) {
         bool seeded = false;
-        if (hw_demo_seed(store, &seeded, err, sizeof err) != HW_OK) {
+        if (hw_demo_seed_noted(store, note_demo_seed, &app, &seeded, err, sizeof err) != HW_OK) {
             fprintf(stderr, "helpwired: %s\n", err);
             goto out;
         }
-        hw_log_event(log, HW_LOG_INFO, "demo", "seeded=%s", seeded ? "true" : "false (store not empty)");
+        hw_log_event(log, HW_LOG_INFO, "demo", "seeded=%s",
+                     seeded                       ? "true"
+                     : hw_store_is_leader(store) ? "false (store not empty)"
+                                                 : "false (not the leader of the replicas)");
         if (print_demo_tokens(store, cfg.data_dir, seeded, err, sizeof err) != 0) {
             fprintf(stderr, "helpwired: %s\n", err);
             goto out;
         }
     }
-    if (cfg.bootstrap_token_file && (!cluster || hw_store_is_leader(store))) {
+    if (cfg.bootstrap_token_file && cluster && !hw_store_is_leader(store)) {
+        hw_log_event(log, HW_LOG_INFO, "bootstrap_token",
+                     "file=%s created=false reason=\"not the leader of the replicas: the leader creates it\"",
+                     cfg.bootstrap_token_file);
+    } else if (cfg.bootstrap_token_file) {
         bool created = false;
         if (hw_auth_bootstrap(store, cfg.bootstrap_token_file, &created, err, sizeof err) != HW_OK) {
             fprintf(stderr, "helpwired: %s\n", err);
@@ -563,7 +598,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "helpwired: cannot start the timer thread: %s\n", hw_strerror(mrc));
         goto out;
     }
-    if (cfg.ticket_numbers_from > 0) {
+    if (cfg.ticket_numbers_from > 0 && !hw_store_is_leader(store)) {
+        hw_log_event(log, HW_LOG_INFO, "ticket_numbers",
+                     "from=%lld applied=false reason=\"not the leader of the replicas: the leader applies it\"",
+                     (long long)cfg.ticket_numbers_from);
+    } else if (cfg.ticket_numbers_from > 0) {
         uint64_t next;
         if ((mrc = hw_tickets_number_floor(store, (uint64_t)cfg.ticket_numbers_from, &next)) != HW_OK) {
             fprintf(stderr, "helpwired: --ticket-numbers-from: %s\n", hw_strerror(mrc));
@@ -753,6 +792,7 @@ out:
     hw_indexer_stop(indexer);
     hw_index_destroy(index);
     hw_cluster_close(cluster); /* raft stops; the store's writer drains */
+    hw_notes_destroy(notes);
     hw_store_close(store);
     hw_cluster_free(cluster);
     if (rc == 0)

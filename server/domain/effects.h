@@ -3,7 +3,7 @@
  * store once it has committed.
  *
  * An effect is a consequence of a write that lives outside its
- * transaction. There are five kinds:
+ * transaction. The kinds:
  *   - a ticket event, with a snapshot of the ticket after it, for the
  *     WatchTickets streams (every history event a write appends: ticket
  *     changes, SURVEY_SENT, SURVEY_ANSWERED, ALERT_DELIVERED, ...);
@@ -13,7 +13,12 @@
  *     what was acknowledged;
  *   - a supervisor alert queued: the notifier's thread is woken;
  *   - a skill change: every worker rebuilds its skill model;
- *   - a durable timer set: the timer thread wakes up if it is due earlier.
+ *   - a durable timer set: the timer thread wakes up if it is due earlier;
+ *   - a knowledge change (an article or FAQ put or deleted): the search
+ *     index must follow. On the replica that made the write the Knowledge
+ *     handler hands the change to the indexer itself (it answers once the
+ *     change is searchable), so main's after-commit sinks leave this kind
+ *     out; the other replicas' note handler (notes.h) feeds it to theirs.
  * Whatever must survive a crash (messages, alerts, history) is already in
  * the store, written by the transaction itself; an effect is only a live
  * copy or a wake-up, so effects are never persisted nor retried.
@@ -37,7 +42,8 @@
  * Ordering: within one write, ticket events reach the watchers in the
  * order they were recorded, then the outbox channels are woken (new
  * messages, then acknowledgements; by channel value), then the notifier,
- * then the skill models are marked stale, then the timer thread is told. Handlers' writes run
+ * then the skill models are marked stale, then the timer thread is told,
+ * then the knowledge changes (in recording order). Handlers' writes run
  * their effects on the writer thread in commit order, before the reply, so
  * a client that got its reply can already see its own events on a watch
  * stream, and a watcher sees one ticket's events in history order. A
@@ -55,6 +61,14 @@
  * handler's call arena), which must outlive hw_effects_run; the events
  * themselves are the recorder's, allocated in the same arena.
  *
+ * Replication: on the leader a write's effects run as above; the other
+ * replicas only apply its key/value changes. So every write fn that
+ * records effects ends with hw_effects_note_in, which puts them, encoded
+ * (hw_effects_encode), into the write's replicated entry as a note; the
+ * other replicas decode them (hw_effects_decode) and run them with the
+ * same sinks (notes.h). On a single node hw_effects_note_in costs a
+ * function call.
+ *
  * Not done here: deciding what a change causes (the domain modules do),
  * and knowing the hubs: the sinks are a table of callbacks that main wires
  * to the watch hub, the outbox hub, the notifier and the skill models, so
@@ -70,9 +84,17 @@
 #include "helpwire/v1/common.pb-c.h"
 #include "helpwire/v1/tickets.pb-c.h"
 #include "server/base/arena.h"
+#include "server/store/store.h"
 
 /* Channels are bits of a 32-bit mask: every Channel value is below this. */
 #define HW_EFFECTS_MAX_CHANNEL 32
+
+/* An article or FAQ a write put or deleted. */
+typedef struct hw_effects_doc {
+    Helpwire__V1__DocKind kind; /* ARTICLE or FAQ */
+    bool deleted;               /* false: put (the store holds the new version) */
+    const char *id;             /* in fx's arena */
+} hw_effects_doc;
 
 /* The effects of one write. Callers embed it (hw_wctx does) and use the
  * functions below; the fields are read-only outside effects.c (tests
@@ -87,6 +109,8 @@ typedef struct hw_effects {
     bool skills_changed;
     int64_t timer_due_ms; /* earliest due time of a timer set by the write; 0 = none */
     int64_t now_ms;       /* the write's time (hw_effects_set_now); 0 = not set */
+    hw_effects_doc *docs; /* [n_docs] knowledge changes, in recording order */
+    size_t n_docs, cap_docs;
     /* The server the write runs in (its settings), for rules that need
      * them (queues.h); set after hw_effects_begin by hw_rpc_write and the
      * background writers; NULL: the rules use their defaults. */
@@ -109,6 +133,10 @@ typedef struct hw_effects_sinks {
     /* a timer was set: earliest_due_ms is the earliest due time the write
      * set (the timer thread wakes up if that is before its next wake-up). */
     void (*timer_set)(void *ctx, int64_t earliest_due_ms);
+    /* an article or FAQ was put (deleted false) or deleted: id borrowed for
+     * the call. main's after-commit table leaves it NULL (the Knowledge
+     * handlers submit their own changes); the note handler sets it. */
+    void (*knowledge_changed)(void *ctx, Helpwire__V1__DocKind kind, const char *id, bool deleted);
 } hw_effects_sinks;
 
 /* Starts (or starts again) the effects of one run of a write fn: forgets
@@ -147,6 +175,12 @@ void hw_effects_skills_changed(hw_effects *fx);
  * timer thread is told the earliest such time after the commit. */
 void hw_effects_timer_set(hw_effects *fx, int64_t due_ms);
 
+/* Records that the write put (deleted false) or deleted the article or FAQ
+ * id (kind ARTICLE or FAQ); id is copied into fx's arena.
+ * @return HW_OK; HW_EINVALID (another kind, empty id); HW_ENOMEM (no arena,
+ *   or it is exhausted: fail the write). */
+int hw_effects_knowledge_changed(hw_effects *fx, Helpwire__V1__DocKind kind, const char *id, bool deleted);
+
 /* The time the write stands at: every timestamp it stores comes from here,
  * so that one write has one time and the app's clock (clock.h) decides it.
  * Whoever begins the effects sets it after hw_effects_begin (hw_rpc_write
@@ -163,5 +197,32 @@ bool hw_effects_empty(const hw_effects *fx);
  * with any other status drops them. Empties fx either way.
  * The thread that owns fx (the done callback's, normally the writer's). */
 void hw_effects_run(hw_effects *fx, const hw_effects_sinks *sinks, int status);
+
+/* ---- replication: effects as a note of the write's entry ---- */
+
+/* The first byte of an encoded hw_effects; decode refuses any other. */
+#define HW_EFFECTS_NOTE_VERSION 1
+
+/* Encodes fx (events with their ticket snapshots as TicketEvent
+ * protobufs, the channel masks, the flags, the timer due time, now_ms and
+ * the knowledge changes; not fx->app) into one buffer allocated in a:
+ * *out, *len bytes. Any thread owning fx.
+ * @return HW_OK; HW_ENOMEM; HW_ETOOBIG (an event or the whole over 4 GiB). */
+int hw_effects_encode(const hw_effects *fx, hw_arena *a, void **out, size_t *len);
+
+/* Decodes buf[0..len) from hw_effects_encode into fx (begun with a: its
+ * events, tickets and ids are allocated in a; fx->app is NULL). Reads
+ * nothing outside buf; truncated, padded or otherwise malformed input is
+ * refused whole. Any thread.
+ * @return HW_OK; HW_ECORRUPT (not an encoding of effects: fx is left
+ *   empty); HW_ENOMEM. */
+int hw_effects_decode(hw_effects *fx, hw_arena *a, const void *buf, size_t len);
+
+/* At the end of a write fn that recorded fx (after its own work returned
+ * HW_OK): when w is replicated (hw_store_txn_replicated) and fx is not
+ * empty, encodes fx into w's arena and adds it to the write's entry with
+ * hw_store_txn_note; otherwise does nothing. Writer thread only.
+ * @return HW_OK; HW_ENOMEM, HW_ETOOBIG (fail the write with it). */
+int hw_effects_note_in(const hw_effects *fx, hw_store_txn *w);
 
 #endif

@@ -18,6 +18,12 @@
  * practice never) the call fails with UNAVAILABLE saying the change is
  * saved and will be searchable after the restart (the index is rebuilt
  * from the store at every start).
+ *
+ * Replication: each put and delete also records a knowledge effect, which
+ * reaches the other replicas in the write's note; there notes.h calls
+ * hw_knowledge_replicated_change, which reads the document back from the
+ * store and submits it to that replica's indexer. Here the leader's done
+ * callbacks submit as before, so nothing is indexed twice.
  */
 #include "server/domain/knowledge.h"
 
@@ -249,6 +255,7 @@ typedef struct doc_kind {
     int (*stored_version)(hw_store_txn *w, const char *id, uint64_t *version);
     int (*put)(hw_store_txn *w, const ProtobufCMessage *doc);
     hw_doc (*index_doc)(const ProtobufCMessage *doc); /* what the index takes */
+    hw_doc_kind index_kind;                           /* same numbers as DocKind */
 } doc_kind;
 
 typedef struct {
@@ -302,7 +309,10 @@ static int put_doc_fn(hw_store_txn *w, void *arg)
                             (unsigned long long)old, (unsigned long long)c->expected_version);
     *c->version = old + 1;
     *c->updated_unix_ms = hw_effects_now_ms(&c->h.fx);
-    return c->kind->put(w, c->doc);
+    rc = c->kind->put(w, c->doc);
+    if (rc == HW_OK) /* for the other replicas' indexes (notes.h); ours is fed by put_doc_done */
+        rc = hw_effects_knowledge_changed(&c->h.fx, (Helpwire__V1__DocKind)c->kind->index_kind, c->id, false);
+    return rc;
 }
 
 /* On the indexer thread: the new version is searchable; answer. */
@@ -371,7 +381,8 @@ static const doc_kind article_kind = {.what = "article",
                                       .prefix = "a",
                                       .stored_version = article_version,
                                       .put = article_put,
-                                      .index_doc = article_index_doc};
+                                      .index_doc = article_index_doc,
+                                      .index_kind = HW_DOC_ARTICLE};
 
 static int faq_version(hw_store_txn *w, const char *id, uint64_t *version)
 {
@@ -397,7 +408,8 @@ static const doc_kind faq_kind = {.what = "FAQ",
                                   .prefix = "f",
                                   .stored_version = faq_version,
                                   .put = faq_put,
-                                  .index_doc = faq_index_doc};
+                                  .index_doc = faq_index_doc,
+                                  .index_kind = HW_DOC_FAQ};
 
 static bool check_tags(hw_call *call, char **tags, size_t n)
 {
@@ -467,6 +479,8 @@ static int delete_fn(hw_store_txn *w, void *arg)
     int rc = c->kind == HW_DOC_ARTICLE ? hw_store_article_delete(w, c->id) : hw_store_faq_delete(w, c->id);
     if (rc == HW_ENOTFOUND)
         return hw_rpc_wfail(&c->h, rc, "no %s with id %s", kind_name(c->kind), c->id);
+    if (rc == HW_OK) /* for the other replicas' indexes (notes.h); ours is fed by delete_done */
+        rc = hw_effects_knowledge_changed(&c->h.fx, (Helpwire__V1__DocKind)c->kind, c->id, true);
     return rc;
 }
 
@@ -596,4 +610,107 @@ void hw_knowledge_list_faqs(hw_call *call, const ProtobufCMessage *request, void
     }
     reply.next_page_token = hw_rpc_next_token(call, &cur);
     hw_call_reply(call, &reply.base);
+}
+
+/* ------------------------------------------------ the other replicas */
+
+/* A change read from the store for the indexer: owns its arena, freed by
+ * its done callback (or when the submit is refused). */
+typedef struct replica_change {
+    hw_index_change ch;
+    hw_arena *a;
+    hw_app *app;
+    const char *what;
+    char *id;
+} replica_change;
+
+static void replica_change_free(replica_change *rc)
+{
+    if (rc)
+        hw_arena_destroy(rc->a);
+}
+
+static void replica_change_indexed(hw_index_change *ch, int rc, const hw_status *st)
+{
+    replica_change *r = ch->arg;
+    if (!(ch->op == HW_INDEX_OP_DELETE && rc == HW_ENOTFOUND))
+        log_index_failure(r->app, r->what, r->id, rc, st);
+    replica_change_free(r);
+}
+
+int hw_knowledge_replicated_change(hw_app *app, hw_store_reader *reader, Helpwire__V1__DocKind kind,
+                                   const char *id, bool deleted)
+{
+    if ((kind != HELPWIRE__V1__DOC_KIND__DOC_KIND_ARTICLE && kind != HELPWIRE__V1__DOC_KIND__DOC_KIND_FAQ) ||
+        !id || !*id)
+        return HW_EINVALID;
+    if (!app->indexer)
+        return HW_ECLOSED;
+    hw_arena *a = hw_arena_create(4096);
+    replica_change *r = a ? hw_arena_calloc(a, 1, sizeof *r) : NULL;
+    if (!r) {
+        hw_arena_destroy(a);
+        return HW_ENOMEM;
+    }
+    r->a = a;
+    r->app = app;
+    r->what = kind_name((hw_doc_kind)kind);
+    r->id = hw_arena_printf(a, "%s", id);
+    int rc = r->id ? HW_OK : HW_ENOMEM;
+    bool found = false;
+    if (rc == HW_OK && !deleted) {
+        hw_store_txn *t = NULL;
+        rc = hw_store_read_begin(reader, &t);
+        if (rc == HW_OK) {
+            if (kind == HELPWIRE__V1__DOC_KIND__DOC_KIND_ARTICLE) {
+                Helpwire__V1__Article *ar = NULL;
+                rc = hw_store_article_get(t, r->id, a, &ar);
+                if (rc == HW_OK)
+                    r->ch.doc = article_doc(ar);
+            } else {
+                Helpwire__V1__Faq *fq = NULL;
+                rc = hw_store_faq_get(t, r->id, a, &fq);
+                if (rc == HW_OK)
+                    r->ch.doc = faq_doc(fq);
+            }
+            hw_store_read_end(reader);
+        }
+        found = rc == HW_OK;
+        if (rc == HW_ENOTFOUND) /* deleted by a later entry already: remove it */
+            rc = HW_OK;
+    }
+    if (rc != HW_OK) {
+        replica_change_free(r);
+        return rc;
+    }
+    r->ch.op = found ? HW_INDEX_OP_PUT : HW_INDEX_OP_DELETE;
+    if (!found)
+        r->ch.doc = (hw_doc){.kind = (hw_doc_kind)kind, .id = r->id};
+    r->ch.done = replica_change_indexed;
+    r->ch.arg = r;
+    rc = hw_indexer_submit(app->indexer, &r->ch);
+    if (rc != HW_OK)
+        replica_change_free(r);
+    return rc;
+}
+
+static int record_article(void *arg, const Helpwire__V1__Article *ar)
+{
+    return hw_effects_knowledge_changed(arg, HELPWIRE__V1__DOC_KIND__DOC_KIND_ARTICLE, ar->id, false);
+}
+
+static int record_faq(void *arg, const Helpwire__V1__Faq *fq)
+{
+    return hw_effects_knowledge_changed(arg, HELPWIRE__V1__DOC_KIND__DOC_KIND_FAQ, fq->id, false);
+}
+
+int hw_knowledge_record_all_in(hw_store_txn *w, hw_effects *fx)
+{
+    hw_arena *a = hw_store_txn_arena(w);
+    if (!a)
+        return HW_EINVALID;
+    int rc = hw_store_article_foreach(w, a, record_article, fx);
+    if (rc == HW_OK)
+        rc = hw_store_faq_foreach(w, a, record_faq, fx);
+    return rc;
 }

@@ -13,7 +13,9 @@
 
 #include "helpwire/v1/common.pb-c.h"
 #include "server/domain/app.h"
+#include "server/domain/effects.h"
 #include "server/net/net.h"
+#include "server/store/store.h"
 
 /* Loads every article and FAQ from the store into the index (start-up).
  * Returns 0 or a negative HW_E* code; *docs receives the count. */
@@ -23,6 +25,30 @@ int hw_knowledge_build_index(hw_app *app, uint64_t *docs, char *err, size_t errl
  * out of memory. */
 struct hw_hit;
 Helpwire__V1__Hit **hw_knowledge_convert_hits(hw_arena *a, const struct hw_hit *hits, size_t n);
+
+/* ---- replication ---- */
+
+/* The knowledge sink of another replica (one that did not make the write;
+ * notes.h calls it after applying the entry): hands the indexer the
+ * article or FAQ id as the store holds it now (deleted false; when the
+ * store no longer has it, a delete) or its deletion. reader is the
+ * caller's own store reader (used here for one read, by one thread at a
+ * time). The change is queued, not applied: Search sees it once the
+ * indexer has published it; a failure of the index is logged there.
+ * Never called on the replica that made the write: its handlers submit
+ * their own changes (and answer once they are searchable). Any thread;
+ * does not wait for index work.
+ * @return HW_OK; HW_EINVALID (kind, empty id); HW_ECLOSED (no indexer
+ *   yet or any more: the index is rebuilt from the store at the next
+ *   start); HW_ENOMEM; store codes. */
+int hw_knowledge_replicated_change(hw_app *app, hw_store_reader *reader, Helpwire__V1__DocKind kind,
+                                   const char *id, bool deleted);
+
+/* Inside a write fn: records on fx a put of every article and FAQ that w
+ * holds (for a bulk load into an empty store, e.g. the demo seed: the
+ * other replicas then index what it wrote). Writer thread.
+ * @return HW_OK; HW_ENOMEM; store codes. */
+int hw_knowledge_record_all_in(hw_store_txn *w, hw_effects *fx);
 
 void hw_knowledge_search(hw_call *call, const ProtobufCMessage *req, void *app);
 void hw_knowledge_answer(hw_call *call, const ProtobufCMessage *req, void *app);

@@ -33,6 +33,15 @@
  *   first younger alert: the front of the queue only), because it owns the
  *   alert namespace, its in-memory list and the pending count: no second
  *   thread deleting under it. Counted in hw_notifier_expired, logged.
+ * - Leader only: with replication every replica holds the alerts, but
+ *   only the leader (hw_store_is_leader) posts them and expires them. A
+ *   replica that does not lead keeps no list (and a pending gauge of 0),
+ *   and looks at the leadership again each LEADER_POLL_MS or when woken;
+ *   when it comes to lead it loads the queue from the store afresh (the
+ *   old leader may have delivered or expired any of it). A change of
+ *   leadership is logged once; a write refused with HW_ENOTLEADER (the
+ *   leadership went while posting) is not an error: the new leader sends
+ *   the alert again (at-least-once, as after a crash).
  * - Stopping: a flag under the mutex plus a condition variable wake the
  *   thread; a transfer in progress is aborted through curl's progress
  *   callback, and the alert stays queued without a failure event.
@@ -64,6 +73,7 @@
 #define TOTAL_TIMEOUT_MS 5000L
 #define EXPIRE_EVERY_MS 1000
 #define EXPIRE_BATCH 1000
+#define LEADER_POLL_MS 1000
 
 typedef struct alert {
     struct alert *next;
@@ -97,6 +107,7 @@ struct hw_notifier {
     char last_key[ALERT_KEY_LEN + 1]; /* the last alert loaded ("" none yet) */
     bool warned_no_url;
     int64_t next_expire_ms; /* monotonic */
+    bool leading;           /* as of the last look (the first look logs only a loss) */
 };
 
 static int64_t mono_ms(void)
@@ -349,7 +360,8 @@ static bool expire_old(hw_notifier *n)
     if (rc == HW_OK && c.n)
         rc = hw_store_write(n->app->store, delete_expired_fn, &c);
     if (rc != HW_OK) {
-        hw_log_event(n->app->log, HW_LOG_ERROR, "alert_expire_failed", "error=%s", hw_strerror(rc));
+        if (rc != HW_ENOTLEADER) /* no longer the leader: the next one expires them */
+            hw_log_event(n->app->log, HW_LOG_ERROR, "alert_expire_failed", "error=%s", hw_strerror(rc));
         free(c.keys);
         return false;
     }
@@ -454,11 +466,14 @@ static int record_outcome_fn(hw_store_txn *w, void *arg)
     }
     if (!c->al->ticket_id[0])
         return HW_OK;
-    return hw_watch_record_id(w, &c->fx, c->al->ticket_id,
-                              c->delivered
-                                  ? HELPWIRE__V1__TICKET_EVENT_KIND__TICKET_EVENT_KIND_ALERT_DELIVERED
-                                  : HELPWIRE__V1__TICKET_EVENT_KIND__TICKET_EVENT_KIND_ALERT_FAILED,
-                              "system", c->detail);
+    int rc = hw_watch_record_id(w, &c->fx, c->al->ticket_id,
+                                c->delivered
+                                    ? HELPWIRE__V1__TICKET_EVENT_KIND__TICKET_EVENT_KIND_ALERT_DELIVERED
+                                    : HELPWIRE__V1__TICKET_EVENT_KIND__TICKET_EVENT_KIND_ALERT_FAILED,
+                                "system", c->detail);
+    if (rc == HW_OK) /* the other replicas' watchers see the event too */
+        rc = hw_effects_note_in(&c->fx, w);
+    return rc;
 }
 
 /* One attempt at al. Returns true when al is done (delivered and recorded). */
@@ -482,7 +497,10 @@ static bool attempt(hw_notifier *n, alert *al)
         hw_effects_run(&oc.fx, &n->app->after_commit, rc);
     hw_arena_destroy(oc.arena);
     char q[CURL_ERROR_SIZE + 80];
-    if (rc != HW_OK) {
+    if (rc == HW_ENOTLEADER) {
+        /* The leadership went during the attempt: the new leader sends the
+         * alert again; this replica drops its list (notifier_main). */
+    } else if (rc != HW_OK) {
         hw_log_event(n->app->log, HW_LOG_ERROR, "alert_record_failed", "alert=%s ticket=%s error=%s", al->key,
                      al->ticket_id, hw_strerror(rc));
     } else if (delivered) {
@@ -509,7 +527,7 @@ static bool attempt(hw_notifier *n, alert *al)
 static int64_t deliver_due(hw_notifier *n)
 {
     alert **p = &n->head, *prev = NULL;
-    while (*p && !atomic_load(&n->stopping)) {
+    while (*p && !atomic_load(&n->stopping) && hw_store_is_leader(n->app->store)) {
         alert *al = *p;
         if (al->next_ms <= mono_ms() && attempt(n, al)) {
             *p = al->next;
@@ -529,6 +547,36 @@ static int64_t deliver_due(hw_notifier *n)
     return due;
 }
 
+/* Drops the in-memory queue (this replica no longer leads): the next
+ * leadership loads it afresh from the store. */
+static void forget_queue(hw_notifier *n)
+{
+    for (alert *al = n->head, *next; al; al = next) {
+        next = al->next;
+        alert_free(al);
+    }
+    n->head = n->tail = NULL;
+    n->last_key[0] = '\0';
+    n->warned_no_url = false;
+    atomic_store_explicit(&n->pending, 0, memory_order_relaxed);
+}
+
+/* Whether this replica leads now; logs a change (once per change). */
+static bool check_leading(hw_notifier *n)
+{
+    bool leads = hw_store_is_leader(n->app->store);
+    if (leads != n->leading) {
+        hw_log_event(n->app->log, HW_LOG_INFO, leads ? "notifier_active" : "notifier_standby",
+                     "reason=\"%s\"",
+                     leads ? "this replica leads: it delivers and expires the alerts"
+                           : "not the leader of the replicas: the leader delivers the alerts");
+        if (!leads)
+            forget_queue(n);
+        n->leading = leads;
+    }
+    return leads;
+}
+
 static void *notifier_main(void *arg)
 {
     hw_notifier *n = arg;
@@ -540,6 +588,8 @@ static void *notifier_main(void *arg)
             int64_t until = due;
             if (expiring && n->next_expire_ms < until)
                 until = n->next_expire_ms;
+            if (!n->leading) /* look at the leadership again now and then */
+                until = mono_ms() + LEADER_POLL_MS;
             if (until == INT64_MAX) {
                 pthread_cond_wait(&n->cv, &n->mu);
                 continue;
@@ -553,6 +603,10 @@ static void *notifier_main(void *arg)
         pthread_mutex_unlock(&n->mu);
         if (stop)
             break;
+        if (!check_leading(n)) {
+            due = INT64_MAX;
+            continue;
+        }
         load_new(n);
         if (expiring && mono_ms() >= n->next_expire_ms)
             n->next_expire_ms = mono_ms() + (expire_old(n) ? 0 : EXPIRE_EVERY_MS);
@@ -578,7 +632,8 @@ int hw_notifier_create(hw_notifier **out, hw_app *app)
     pthread_cond_init(&n->cv, &ca);
     pthread_condattr_destroy(&ca);
     atomic_init(&n->stopping, false);
-    n->wake = true; /* load what was pending before a restart */
+    n->wake = true;    /* load what was pending before a restart */
+    n->leading = true; /* a single node leads; a replica that does not says so once */
     int rc = HW_ENOMEM;
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         goto fail;

@@ -47,6 +47,8 @@ static void fail_v(hw_call *call, int err, const char *fmt, va_list ap)
     char msg[512];
     if (fmt)
         vsnprintf(msg, sizeof msg, fmt, ap);
+    else if (err == HW_ENOTLEADER)
+        snprintf(msg, sizeof msg, "%s", HW_RPC_NOT_LEADER_MSG);
     else
         snprintf(msg, sizeof msg, "%s", hw_strerror(err));
     hw_call_fail(call, hw_rpc_status(err), "%s", msg);
@@ -228,7 +230,10 @@ static int write_fn(hw_store_txn *w, void *arg)
     hw_effects_begin(&h->fx, hw_call_arena(h->call));
     hw_effects_set_now(&h->fx, hw_rpc_now_ms(h->app));
     h->fx.app = h->app;
-    return h->fn(w, h);
+    int rc = h->fn(w, h);
+    if (rc == HW_OK) /* the other replicas run the same effects (effects.h) */
+        rc = hw_effects_note_in(&h->fx, w);
+    return rc;
 }
 
 static void write_done(void *arg, int status)
@@ -246,6 +251,10 @@ bool hw_rpc_write(hw_wctx *h, hw_store_write_fn fn, hw_store_done_fn done)
     h->fn = fn;
     h->done = done;
     int rc = hw_store_submit(h->app->store, write_fn, write_done, h);
+    if (rc == HW_ENOTLEADER) {
+        hw_call_fail(h->call, GRPC_STATUS_UNAVAILABLE, "%s", HW_RPC_NOT_LEADER_MSG);
+        return false;
+    }
     if (rc != HW_OK) {
         hw_call_fail(h->call, GRPC_STATUS_UNAVAILABLE, "the store is not accepting writes: %s",
                      hw_strerror(rc));
@@ -258,7 +267,9 @@ bool hw_rpc_write_failed(hw_wctx *h, int status)
 {
     if (status == HW_OK)
         return false;
-    if (h->err == status && h->msg[0])
+    if (status == HW_ENOTLEADER) /* the group failed as a whole: no message of the fn's applies */
+        hw_call_fail(h->call, hw_rpc_status(status), "%s", HW_RPC_NOT_LEADER_MSG);
+    else if (h->err == status && h->msg[0])
         hw_call_fail(h->call, hw_rpc_status(status), "%s", h->msg);
     else
         hw_call_fail(h->call, hw_rpc_status(status), "%s", hw_strerror(status));

@@ -11,9 +11,10 @@
  * message with hw_rpc_wfail() and returns the code, which rolls it back.
  * What the change must cause outside the store (events for watchers,
  * outbox and notifier wake-ups) fn records on the context's effects
- * (h.fx, see effects.h); after the group commit they run on the writer
- * thread (or are dropped when the write failed), then done runs there and
- * answers.
+ * (h.fx, see effects.h); when fn succeeds they are added to the write's
+ * replicated entry (hw_effects_note_in), so every replica runs them; after
+ * the group commit they run on the writer thread (or are dropped when the
+ * write failed), then done runs there and answers.
  */
 #ifndef HW_RPC_H
 #define HW_RPC_H
@@ -106,8 +107,14 @@ int hw_rpc_wfail(hw_wctx *h, int err, const char *fmt, ...) __attribute__((forma
  * start with an hw_wctx whose call and app are set. */
 bool hw_rpc_write(hw_wctx *h, hw_store_write_fn fn, hw_store_done_fn done);
 
+/* The message a write fails with when this replica cannot write
+ * (HW_ENOTLEADER, status UNAVAILABLE): the client retries, on this replica
+ * (which forwards to the new leader) or another. */
+#define HW_RPC_NOT_LEADER_MSG "not the leader of the replicas: retry"
+
 /* For done callbacks: when status is not HW_OK, fails the call (with the
- * fn's message when it gave one) and returns true. */
+ * fn's message when it gave one; HW_ENOTLEADER: HW_RPC_NOT_LEADER_MSG)
+ * and returns true. */
 bool hw_rpc_write_failed(hw_wctx *h, int status);
 
 /* Who acts, for history: the principal's actor string ("agent:a1",

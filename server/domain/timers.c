@@ -9,6 +9,15 @@
  * by the read. Each round's requests share one arena (their effects'
  * events live in it); the writer thread fills it while the timer thread
  * waits for every done callback, and only then is it reset.
+ *
+ * Leader only: with replication every replica holds the timers (they are
+ * records), but only the leader (hw_store_is_leader) fires them. Another
+ * replica's thread looks at the leadership every LEADER_POLL_MS (the
+ * timer_set effects of applied entries wake it too, and it goes back to
+ * sleep) and logs each change once; when it comes to lead it looks at the
+ * store at once, so what came due meanwhile fires then. A firing refused
+ * with HW_ENOTLEADER (the leadership went during the round) is neither a
+ * failure nor logged: the timer is still in the store for the new leader.
  */
 #include "server/domain/timers.h"
 
@@ -29,6 +38,7 @@
 #define MAX_SLEEP_MS 60000
 #define RETRY_MS_REAL 1000
 #define RETRY_MS_TEST 100
+#define LEADER_POLL_MS 500
 
 typedef struct handler {
     hw_timer_fire_fn fn;
@@ -47,6 +57,7 @@ struct hw_timers {
     /* Under mu. */
     bool stopping;
     int64_t next_due;   /* app clock ms; INT64_MAX: none known */
+    bool leading;       /* as of the last look (thread only) */
     size_t outstanding; /* requests of the round not yet done */
     _Atomic uint64_t fired, failed, rounds;
 };
@@ -120,6 +131,8 @@ static int fire_fn(hw_store_txn *w, void *arg)
     const handler *h = &t->handlers[r->tm.kind < HW_TIMER_KINDS ? r->tm.kind : 0];
     if (h->fn)
         rc = h->fn(h->arg, w, &r->fx, (hw_timer_kind)r->tm.kind, r->tm.subject, targ, due, r->now_ms);
+    if (rc == HW_OK) /* the other replicas run the firing's effects too */
+        rc = hw_effects_note_in(&r->fx, w);
     if (rc == HW_OK)
         r->fired = true;
     return rc;
@@ -183,7 +196,9 @@ static int run_round(hw_timers *t, int64_t now, int64_t *earliest, bool *full, s
         pthread_cond_wait(&t->cv, &t->mu);
     pthread_mutex_unlock(&t->mu);
     for (size_t i = 0; i < submitted; i++) {
-        if (reqs[i].status != HW_OK) {
+        if (reqs[i].status == HW_ENOTLEADER) {
+            /* not a failure: the timer stays for the new leader */
+        } else if (reqs[i].status != HW_OK) {
             (*failures)++;
             atomic_fetch_add(&t->failed, 1);
             hw_log_event(app->log, HW_LOG_WARN, "timer_failed", "kind=%u subject=%s due_ms=%lld error=%s",
@@ -233,6 +248,23 @@ static void *timers_main(void *arg)
     int64_t retry_mono = 0; /* no round before this (after failures) */
     pthread_mutex_lock(&t->mu);
     while (!t->stopping) {
+        bool leads = hw_store_is_leader(t->app->store);
+        if (leads != t->leading) {
+            hw_log_event(t->app->log, HW_LOG_INFO, leads ? "timers_active" : "timers_standby",
+                         "reason=\"%s\"",
+                         leads ? "this replica leads: it fires the durable timers"
+                               : "not the leader of the replicas: the leader fires the timers");
+            t->leading = leads;
+            if (leads) { /* what came due meanwhile fires now */
+                t->next_due = 0;
+                retry_mono = 0;
+            }
+        }
+        if (!leads) {
+            struct timespec deadline = mono_after(LEADER_POLL_MS);
+            pthread_cond_timedwait(&t->cv, &t->mu, &deadline);
+            continue;
+        }
         int64_t now = hw_clock_now_ms(clock);
         if (t->next_due <= now && mono_ms() >= retry_mono) {
             t->next_due = INT64_MAX; /* what commits during the round lower it again */
@@ -281,7 +313,8 @@ int hw_timers_create(hw_timers **out, hw_app *app)
     if (!t)
         return HW_ENOMEM;
     t->app = app;
-    t->next_due = 0; /* look at the store at once: a restart may find due timers */
+    t->next_due = 0;    /* look at the store at once: a restart may find due timers */
+    t->leading = true;  /* a single node leads; a replica that does not says so once */
     int rc = hw_store_reader_create(app->store, &t->reader);
     if (rc == HW_OK && !(t->arena = hw_arena_create(64 * 1024)))
         rc = HW_ENOMEM;

@@ -162,9 +162,14 @@ static bool staffed(const char *skill)
     return strcmp(skill, "technical") == 0 || strcmp(skill, "billing") == 0;
 }
 
-static int seed_fn(hw_store_txn *w, void *arg)
+typedef struct {
+    bool *seeded;
+    hw_demo_note_fn note;
+    void *note_ctx;
+} seed_ctx;
+
+static int seed_data(hw_store_txn *w, bool *seeded)
 {
-    bool *seeded = arg;
     hw_arena *a = hw_store_txn_arena(w);
     hw_store_cursor cur = {0};
     Helpwire__V1__Skill **existing;
@@ -225,10 +230,35 @@ static int seed_fn(hw_store_txn *w, void *arg)
     return rc;
 }
 
-int hw_demo_seed(hw_store *store, bool *seeded, char *err, size_t errlen)
+static int seed_fn(hw_store_txn *w, void *arg)
 {
-    int rc = hw_store_write(store, seed_fn, seeded);
+    seed_ctx *c = arg;
+    int rc = seed_data(w, c->seeded);
+    if (rc == HW_OK && *c->seeded && c->note)
+        rc = c->note(c->note_ctx, w);
+    if (rc != HW_OK)
+        *c->seeded = false;
+    return rc;
+}
+
+int hw_demo_seed_noted(hw_store *store, hw_demo_note_fn note, void *ctx, bool *seeded, char *err,
+                       size_t errlen)
+{
+    *seeded = false;
+    if (!hw_store_is_leader(store))
+        return HW_OK; /* the leader seeds; its data reaches this replica */
+    seed_ctx c = {.seeded = seeded, .note = note, .note_ctx = ctx};
+    int rc = hw_store_write(store, seed_fn, &c);
+    if (rc == HW_ENOTLEADER) { /* the leadership went meanwhile: as above */
+        *seeded = false;
+        return HW_OK;
+    }
     if (rc != HW_OK)
         snprintf(err, errlen, "seeding the demo data failed: %s", hw_strerror(rc));
     return rc;
+}
+
+int hw_demo_seed(hw_store *store, bool *seeded, char *err, size_t errlen)
+{
+    return hw_demo_seed_noted(store, NULL, NULL, seeded, err, errlen);
 }

@@ -14,9 +14,21 @@
 
 #include "server/store/store.h"
 
-/* Seeds the demo data unless the store already holds skills (then it does
- * nothing and *seeded is false). Call before the search index is built.
+/* Seeds the demo data unless the store already holds skills, or this
+ * replica does not lead (hw_store_is_leader; with replication the leader
+ * seeds and the others receive the data): then it does nothing and
+ * *seeded is false. Call before the search index is built.
  * Returns HW_OK or a store code with err filled. */
 int hw_demo_seed(hw_store *store, bool *seeded, char *err, size_t errlen);
+
+/* Called at the end of the seeding write (only when it seeds), with the
+ * data written in w: the caller adds what the other replicas must be told
+ * (its effects as a note: the knowledge to index, the skills). A code
+ * other than HW_OK fails the seed. Writer thread. */
+typedef int (*hw_demo_note_fn)(void *ctx, hw_store_txn *w);
+
+/* hw_demo_seed with note (NULL: none) called in the seeding write. */
+int hw_demo_seed_noted(hw_store *store, hw_demo_note_fn note, void *ctx, bool *seeded, char *err,
+                       size_t errlen);
 
 #endif

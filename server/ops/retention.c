@@ -57,6 +57,7 @@ static int sweep_fn(hw_store_txn *w, void *arg)
 static void *retention_main(void *arg)
 {
     hw_retention *r = arg;
+    bool leading = true; /* a single node leads; a replica that does not says so once */
     pthread_mutex_lock(&r->mu);
     while (!r->stop) {
         struct timespec until;
@@ -69,6 +70,17 @@ static void *retention_main(void *arg)
         if (r->stop)
             break;
         pthread_mutex_unlock(&r->mu);
+        bool leads = hw_store_is_leader(r->o.store);
+        if (leads != leading) {
+            hw_log_event(r->o.log, HW_LOG_INFO, leads ? "retention_active" : "retention_standby",
+                         "reason=\"%s\"",
+                         leads ? "this replica leads: it sweeps" : "not the leader of the replicas: the leader sweeps");
+            leading = leads;
+        }
+        if (!leads) {
+            pthread_mutex_lock(&r->mu);
+            continue;
+        }
         int64_t now = hw_clock_now_ms(r->o.clock);
         batch_ctx b = {.start = r->sweep,
                        .batch = r->o.batch,
@@ -80,7 +92,7 @@ static void *retention_main(void *arg)
             r->sweep = b.end;
             atomic_fetch_add(&r->expired, b.deleted);
             atomic_fetch_add(&r->failed_expired, b.failed_deleted);
-        } else if (rc != HW_ECLOSED) {
+        } else if (rc != HW_ECLOSED && rc != HW_ENOTLEADER) {
             hw_log_event(r->o.log, HW_LOG_WARN, "dedupe_sweep_failed", "error=%s", hw_strerror(rc));
         }
         pthread_mutex_lock(&r->mu);

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -420,6 +421,256 @@ static void timers_sink_gets_the_earliest_due_time(void **state)
     assert_true(hw_effects_now_ms(&fx) > 1767225600000);
 }
 
+
+/* ------------------------------------------------- the replicated note */
+
+/* A full ticket event: every field of the event and of its snapshot set,
+ * so a field the note dropped shows in the packed comparison. */
+static Helpwire__V1__TicketEvent *full_event(hw_arena *a, size_t i)
+{
+    Helpwire__V1__TicketEvent *e = hw_arena_alloc(a, sizeof *e);
+    Helpwire__V1__Ticket *t = hw_arena_alloc(a, sizeof *t);
+    assert_non_null(e);
+    assert_non_null(t);
+    helpwire__v1__ticket_event__init(e);
+    helpwire__v1__ticket__init(t);
+    t->id = hw_arena_printf(a, "t-%zu", 1000 + i);
+    t->number = 1000 + i;
+    t->subject = hw_arena_printf(a, "subject %zu: 无法登录", i);
+    t->customer_id = hw_arena_printf(a, "c-%zu", i);
+    t->queue = "technical";
+    t->assignee_agent_id = i % 2 ? "alice" : "";
+    t->priority = HELPWIRE__V1__PRIORITY__PRIORITY_HIGH;
+    t->version = 7 + i;
+    t->created_unix_ms = 1700000000000 + (int64_t)i;
+    t->escalated_unix_ms = i % 3 ? 1700000001000 : 0;
+    e->ticket_id = t->id;
+    e->ticket = t;
+    e->kind = HELPWIRE__V1__TICKET_EVENT_KIND__TICKET_EVENT_KIND_ALERT_DELIVERED;
+    e->actor = "system";
+    e->detail = hw_arena_printf(a, "HTTP 200 (attempt %zu)", i);
+    e->at_unix_ms = 1700000002000 + (int64_t)i;
+    e->seq = 3 + i;
+    return e;
+}
+
+static void assert_same_message(const ProtobufCMessage *x, const ProtobufCMessage *y)
+{
+    size_t nx = protobuf_c_message_get_packed_size(x), ny = protobuf_c_message_get_packed_size(y);
+    assert_int_equal(nx, ny);
+    uint8_t *bx = malloc(nx + 1), *by = malloc(ny + 1);
+    protobuf_c_message_pack(x, bx);
+    protobuf_c_message_pack(y, by);
+    assert_memory_equal(bx, by, nx);
+    free(bx);
+    free(by);
+}
+
+/* Effects with every kind and field set: 200 events, masks, flags, the
+ * timer, the time, knowledge puts and deletes. */
+static void fill_everything(hw_effects *fx, hw_arena *a)
+{
+    hw_effects_begin(fx, a);
+    for (size_t i = 0; i < 200; i++)
+        assert_int_equal(hw_effects_ticket_event(fx, full_event(a, i)), HW_OK);
+    hw_effects_outbox_appended(fx, WEB);
+    hw_effects_outbox_appended(fx, TG);
+    hw_effects_outbox_acked(fx, WA);
+    hw_effects_alert_queued(fx);
+    hw_effects_skills_changed(fx);
+    hw_effects_timer_set(fx, 1700000009999);
+    hw_effects_set_now(fx, 1700000005555);
+    assert_int_equal(
+        hw_effects_knowledge_changed(fx, HELPWIRE__V1__DOC_KIND__DOC_KIND_ARTICLE, "a-1", false), HW_OK);
+    assert_int_equal(
+        hw_effects_knowledge_changed(fx, HELPWIRE__V1__DOC_KIND__DOC_KIND_FAQ, "faq-reset-password", true),
+        HW_OK);
+    for (int i = 0; i < 10; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "f-%d", i);
+        assert_int_equal(hw_effects_knowledge_changed(fx, HELPWIRE__V1__DOC_KIND__DOC_KIND_FAQ, id, false),
+                         HW_OK);
+    }
+}
+
+static void note_round_trip_keeps_every_field(void **state)
+{
+    (void)state;
+    hw_arena *a = hw_arena_create(0), *b = hw_arena_create(0);
+    hw_effects fx, back;
+    fill_everything(&fx, a);
+    void *note;
+    size_t len;
+    assert_int_equal(hw_effects_encode(&fx, a, &note, &len), HW_OK);
+    assert_true(len > 200);
+    assert_int_equal(((uint8_t *)note)[0], HW_EFFECTS_NOTE_VERSION);
+    assert_int_equal(hw_effects_decode(&back, b, note, len), HW_OK);
+
+    assert_int_equal(back.n_events, fx.n_events);
+    for (size_t i = 0; i < fx.n_events; i++) {
+        assert_non_null(back.events[i]->ticket);
+        assert_string_equal(back.events[i]->ticket_id, fx.events[i]->ticket_id);
+        assert_string_equal(back.events[i]->ticket->subject, fx.events[i]->ticket->subject);
+        assert_same_message(&back.events[i]->base, &fx.events[i]->base);
+    }
+    assert_int_equal(back.outbox_appended, fx.outbox_appended);
+    assert_int_equal(back.outbox_acked, fx.outbox_acked);
+    assert_true(back.alert_queued);
+    assert_true(back.skills_changed);
+    assert_int_equal(back.timer_due_ms, 1700000009999);
+    assert_int_equal(back.now_ms, 1700000005555);
+    assert_int_equal(back.n_docs, 12);
+    assert_int_equal(back.docs[0].kind, HELPWIRE__V1__DOC_KIND__DOC_KIND_ARTICLE);
+    assert_string_equal(back.docs[0].id, "a-1");
+    assert_false(back.docs[0].deleted);
+    assert_int_equal(back.docs[1].kind, HELPWIRE__V1__DOC_KIND__DOC_KIND_FAQ);
+    assert_string_equal(back.docs[1].id, "faq-reset-password");
+    assert_true(back.docs[1].deleted);
+    assert_string_equal(back.docs[11].id, "f-9");
+    assert_null(back.app);
+
+    /* Decoded effects run like recorded ones: same sinks, same order. */
+    record rec = {0};
+    hw_effects_sinks sk = sinks_for(&rec);
+    sk.timer_set = on_timer;
+    hw_effects_run(&back, &sk, HW_OK);
+    assert_string_equal(rec.calls, "EOOANST");
+    assert_int_equal(rec.n_events, 16);
+    assert_string_equal(rec.event_ids[15], "t-1015");
+
+    /* Nothing recorded but the flags and the time: still round-trips. */
+    hw_effects_begin(&fx, a);
+    hw_effects_alert_queued(&fx);
+    assert_int_equal(hw_effects_encode(&fx, a, &note, &len), HW_OK);
+    assert_int_equal(hw_effects_decode(&back, b, note, len), HW_OK);
+    assert_true(back.alert_queued);
+    assert_false(back.skills_changed);
+    assert_int_equal(back.n_events, 0);
+    assert_int_equal(back.n_docs, 0);
+    hw_arena_destroy(a);
+    hw_arena_destroy(b);
+}
+
+/* Every proper prefix of a valid note, and the note with a byte more, is
+ * refused whole: nothing decoded is left in fx. Run under ASan, this also
+ * proves no read outside the buffer (each prefix is copied into a buffer
+ * of exactly its size). */
+static void truncated_or_padded_note_is_refused(void **state)
+{
+    (void)state;
+    hw_arena *a = hw_arena_create(0), *b = hw_arena_create(0);
+    hw_effects fx, back;
+    fill_everything(&fx, a);
+    void *note;
+    size_t len;
+    assert_int_equal(hw_effects_encode(&fx, a, &note, &len), HW_OK);
+    for (size_t n = 0; n < len; n++) {
+        uint8_t *cut = malloc(n ? n : 1);
+        memcpy(cut, note, n);
+        assert_int_equal(hw_effects_decode(&back, b, n ? cut : NULL, n), HW_ECORRUPT);
+        assert_true(hw_effects_empty(&back));
+        free(cut);
+        if (n % 64 == 0)
+            hw_arena_reset(b);
+    }
+    uint8_t *padded = malloc(len + 1);
+    memcpy(padded, note, len);
+    padded[len] = 0;
+    assert_int_equal(hw_effects_decode(&back, b, padded, len + 1), HW_ECORRUPT);
+    padded[0] = HW_EFFECTS_NOTE_VERSION + 1; /* a version we do not know */
+    assert_int_equal(hw_effects_decode(&back, b, padded, len), HW_ECORRUPT);
+    padded[0] = HW_EFFECTS_NOTE_VERSION;
+    padded[1] = 0x80; /* a flag we do not know */
+    assert_int_equal(hw_effects_decode(&back, b, padded, len), HW_ECORRUPT);
+    free(padded);
+    hw_arena_destroy(a);
+    hw_arena_destroy(b);
+}
+
+/* Random bytes never crash the decoder and are refused unless they happen
+ * to spell a note; with the version byte right they reach the counts and
+ * the event parser. */
+static void random_bytes_are_refused_without_crash(void **state)
+{
+    (void)state;
+    hw_arena *b = hw_arena_create(0);
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    size_t refused = 0, tries = 4000;
+    for (size_t i = 0; i < tries; i++) {
+        size_t n = 1 + (size_t)(x % 300);
+        uint8_t *buf = malloc(n);
+        for (size_t k = 0; k < n; k++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            buf[k] = (uint8_t)x;
+        }
+        if (i % 2) { /* past the version and flags checks */
+            buf[0] = HW_EFFECTS_NOTE_VERSION;
+            if (n > 1)
+                buf[1] &= 3;
+        }
+        hw_effects back;
+        int rc = hw_effects_decode(&back, b, buf, n);
+        assert_true(rc == HW_OK || rc == HW_ECORRUPT);
+        if (rc == HW_ECORRUPT) {
+            refused++;
+            assert_true(hw_effects_empty(&back));
+        }
+        if (i % 2 == 0 && buf[0] != HW_EFFECTS_NOTE_VERSION)
+            assert_int_equal(rc, HW_ECORRUPT);
+        free(buf);
+        hw_arena_reset(b);
+    }
+    assert_true(refused > tries * 9 / 10);
+    hw_arena_destroy(b);
+}
+
+static void bad_knowledge_changes_are_refused(void **state)
+{
+    (void)state;
+    hw_arena *a = hw_arena_create(0);
+    hw_effects fx;
+    hw_effects_begin(&fx, a);
+    assert_int_equal(hw_effects_knowledge_changed(&fx, HELPWIRE__V1__DOC_KIND__DOC_KIND_ARTICLE, "", false),
+                     HW_EINVALID);
+    assert_int_equal(
+        hw_effects_knowledge_changed(&fx, HELPWIRE__V1__DOC_KIND__DOC_KIND_UNSPECIFIED, "a-1", false),
+        HW_EINVALID);
+    assert_true(hw_effects_empty(&fx));
+    assert_int_equal(hw_effects_knowledge_changed(&fx, HELPWIRE__V1__DOC_KIND__DOC_KIND_FAQ, "f-1", true),
+                     HW_OK);
+    assert_false(hw_effects_empty(&fx));
+    /* The leader's own run (main's sinks have no knowledge sink) drops it. */
+    record rec = {0};
+    hw_effects_sinks sk = sinks_for(&rec);
+    hw_effects_run(&fx, &sk, HW_OK);
+    assert_int_equal(rec.n_calls, 0);
+    hw_arena_destroy(a);
+}
+
+/* A single node keeps no notes: hw_effects_note_in is a no-op there. */
+static int note_single_fn(hw_store_txn *w, void *arg)
+{
+    hw_effects fx;
+    hw_effects_begin(&fx, hw_store_txn_arena(w));
+    hw_effects_alert_queued(&fx);
+    *(int *)arg = hw_store_txn_replicated(w) ? 1 : 0;
+    return hw_effects_note_in(&fx, w);
+}
+
+static void note_in_on_a_single_node_costs_nothing(void **state)
+{
+    (void)state;
+    char dir[512];
+    hw_store *s = hw_test_open(hw_test_dir(dir, sizeof dir, "fx-note"), 1 << 20, 0);
+    assert_non_null(s);
+    int replicated = -1;
+    assert_int_equal(hw_store_write(s, note_single_fn, &replicated), HW_OK);
+    assert_int_equal(replicated, 0);
+    hw_store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -434,6 +685,11 @@ int main(void)
         cmocka_unit_test(out_of_range_channel_is_ignored),
         cmocka_unit_test(effects_run_only_after_the_commit_and_never_after_a_failure),
         cmocka_unit_test(timers_sink_gets_the_earliest_due_time),
+        cmocka_unit_test(note_round_trip_keeps_every_field),
+        cmocka_unit_test(truncated_or_padded_note_is_refused),
+        cmocka_unit_test(random_bytes_are_refused_without_crash),
+        cmocka_unit_test(bad_knowledge_changes_are_refused),
+        cmocka_unit_test(note_in_on_a_single_node_costs_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
