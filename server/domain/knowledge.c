@@ -706,11 +706,14 @@ static int record_faq(void *arg, const Helpwire__V1__Faq *fq)
 
 int hw_knowledge_record_all_in(hw_store_txn *w, hw_effects *fx)
 {
-    hw_arena *a = hw_store_txn_arena(w);
+    /* The scan resets its arena after each record: it must not be fx's,
+     * which keeps the ids recorded. */
+    hw_arena *a = hw_arena_create(16 * 1024);
     if (!a)
-        return HW_EINVALID;
+        return HW_ENOMEM;
     int rc = hw_store_article_foreach(w, a, record_article, fx);
     if (rc == HW_OK)
         rc = hw_store_faq_foreach(w, a, record_faq, fx);
+    hw_arena_destroy(a);
     return rc;
 }
