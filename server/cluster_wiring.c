@@ -228,6 +228,47 @@ int hw_cluster_open(hw_cluster_wiring **out, const hw_config *cfg, char **argv, 
     return 0;
 }
 
+void hw_cluster_collect_metrics(void *wv, FILE *out)
+{
+    hw_cluster_wiring *w = wv;
+    hw_repl_stats rs;
+    hw_repl_status st;
+    hw_repl_get_stats(w->repl, &rs);
+    hw_repl_get_status(w->repl, &st);
+    fprintf(out,
+            "# HELP helpwire_replication_proposed_total Write groups this replica proposed that a majority "
+            "committed (one raft entry each).\n"
+            "# TYPE helpwire_replication_proposed_total counter\nhelpwire_replication_proposed_total %llu\n"
+            "# HELP helpwire_replication_proposed_bytes_total Bytes of those entries in the raft log.\n"
+            "# TYPE helpwire_replication_proposed_bytes_total counter\n"
+            "helpwire_replication_proposed_bytes_total %llu\n"
+            "# HELP helpwire_replication_proposals_failed_total Proposals that failed (leadership lost).\n"
+            "# TYPE helpwire_replication_proposals_failed_total counter\n"
+            "helpwire_replication_proposals_failed_total %llu\n"
+            "# HELP helpwire_replication_applied_total Entries of other replicas applied here.\n"
+            "# TYPE helpwire_replication_applied_total counter\nhelpwire_replication_applied_total %llu\n"
+            "# HELP helpwire_replication_applied_bytes_total Their bytes.\n"
+            "# TYPE helpwire_replication_applied_bytes_total counter\n"
+            "helpwire_replication_applied_bytes_total %llu\n"
+            "# HELP helpwire_replication_leaderships_total Terms this replica has led.\n"
+            "# TYPE helpwire_replication_leaderships_total counter\nhelpwire_replication_leaderships_total %llu\n"
+            "# HELP helpwire_replication_leader 1 while this replica leads.\n"
+            "# TYPE helpwire_replication_leader gauge\nhelpwire_replication_leader %d\n"
+            "# HELP helpwire_replication_writable 1 while this replica takes writes (leads or forwards).\n"
+            "# TYPE helpwire_replication_writable gauge\nhelpwire_replication_writable %d\n"
+            "# HELP helpwire_replication_term The raft term.\n"
+            "# TYPE helpwire_replication_term gauge\nhelpwire_replication_term %llu\n"
+            "# HELP helpwire_replication_applied_index The last entry in this replica's store.\n"
+            "# TYPE helpwire_replication_applied_index gauge\nhelpwire_replication_applied_index %llu\n"
+            "# HELP helpwire_replication_commit_index The last entry known committed.\n"
+            "# TYPE helpwire_replication_commit_index gauge\nhelpwire_replication_commit_index %llu\n",
+            (unsigned long long)rs.proposed, (unsigned long long)rs.proposed_bytes,
+            (unsigned long long)rs.proposals_failed, (unsigned long long)rs.applied_from_log,
+            (unsigned long long)rs.applied_bytes, (unsigned long long)rs.leaderships,
+            st.state == HW_REPL_LEADER ? 1 : 0, st.writable ? 1 : 0, (unsigned long long)st.term,
+            (unsigned long long)st.applied_index, (unsigned long long)st.commit_index);
+}
+
 int hw_cluster_install_copy(const hw_config *cfg, char *err, size_t errlen)
 {
     return hw_repl_install_copy(cfg->data_dir, err, errlen) == HW_OK ? 0 : -1;

@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "server/base/log.h"
 #include "server/domain/app.h"
@@ -42,6 +43,10 @@ int hw_cluster_open(hw_cluster_wiring **out, const hw_config *cfg, char **argv, 
 /* Before the store opens: installs a copy fetched by an earlier run
  * (server/repl/fetch.h). Returns 0, or -1 with err. */
 int hw_cluster_install_copy(const hw_config *cfg, char *err, size_t errlen);
+
+/* Metrics collector (metrics.h): helpwire_replication_* counters and
+ * gauges; ctx is the wiring. */
+void hw_cluster_collect_metrics(void *w, FILE *out);
 
 /* The net layer's hooks (net.h); ctx is the hw_app. */
 const hw_net_cluster *hw_cluster_net_hooks(void);

@@ -706,6 +706,8 @@ int main(int argc, char **argv)
     hw_metrics_set_in_flight(metrics, in_flight_of, net);
     hw_metrics_add_collector(metrics, collect_store, &app);
     hw_metrics_add_collector(metrics, collect_admission, net);
+    if (cluster)
+        hw_metrics_add_collector(metrics, hw_cluster_collect_metrics, cluster);
     if (retention)
         hw_metrics_add_collector(metrics, collect_retention, retention);
     dm.app = &app;

@@ -109,6 +109,9 @@ struct hw_repl {
     uint64_t needs_copy; /* under mu: snapshot index the store lacks */
     hw_repl_member known[HW_REPL_MAX_MEMBERS]; /* under mu: added members */
     uint64_t members_recorded_term; /* under mu: the leader wrote the members' addresses */
+    /* Statistics (hw_repl_get_stats). */
+    atomic_uint_least64_t proposed, proposed_bytes, proposals_failed, applied_from_log, applied_bytes,
+        elections_won, snapshots_sent_behind;
     size_t n_known;
 };
 
@@ -139,6 +142,10 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
     if (own)
         return 0; /* in the writer's open transaction */
     int rc = hw_store_apply(r->store, index, buf->base, buf->len);
+    if (rc == HW_OK) {
+        atomic_fetch_add_explicit(&r->applied_from_log, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&r->applied_bytes, buf->len, memory_order_relaxed);
+    }
     if (rc == HW_ECLOSED)
         return 0; /* stopping: the next start applies it again */
     if (rc != HW_OK) {
@@ -442,6 +449,7 @@ static void on_tick(uv_timer_t *t)
         bool need = r->view.ready_term != r->raft.current_term;
         pthread_mutex_unlock(&r->mu);
         if (need) {
+            atomic_fetch_add_explicit(&r->elections_won, 1, memory_order_relaxed);
             r->barrier.data = r;
             if (raft_barrier(&r->raft, &r->barrier, barrier_cb) == 0)
                 r->barrier_pending = true;
@@ -564,6 +572,12 @@ static int store_propose(void *ctx, uint64_t ticket, const void *entry, size_t l
     int rc = r->prop.result;
     *index = r->prop.index;
     r->prop.phase = SLOT_FREE;
+    if (rc == HW_OK) {
+        atomic_fetch_add_explicit(&r->proposed, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&r->proposed_bytes, (len + 7) & ~(size_t)7, memory_order_relaxed);
+    } else {
+        atomic_fetch_add_explicit(&r->proposals_failed, 1, memory_order_relaxed);
+    }
     r->prop.buf = NULL;
     pthread_mutex_unlock(&r->mu);
     return rc;
@@ -919,4 +933,14 @@ int hw_repl_transfer(hw_repl *r, uint64_t id, int timeout_ms, char *why, size_t 
 {
     hw_repl_member m = {.id = id};
     return admin_run(r, ADMIN_TRANSFER, &m, timeout_ms, why, whylen);
+}
+
+void hw_repl_get_stats(hw_repl *r, hw_repl_stats *st)
+{
+    st->proposed = atomic_load(&r->proposed);
+    st->proposed_bytes = atomic_load(&r->proposed_bytes);
+    st->proposals_failed = atomic_load(&r->proposals_failed);
+    st->applied_from_log = atomic_load(&r->applied_from_log);
+    st->applied_bytes = atomic_load(&r->applied_bytes);
+    st->leaderships = atomic_load(&r->elections_won);
 }

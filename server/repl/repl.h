@@ -112,6 +112,17 @@ int hw_repl_add(hw_repl *r, const hw_repl_member *m, int timeout_ms, char *why, 
 int hw_repl_remove(hw_repl *r, uint64_t id, int timeout_ms, char *why, size_t whylen);
 int hw_repl_transfer(hw_repl *r, uint64_t id, int timeout_ms, char *why, size_t whylen);
 
+typedef struct hw_repl_stats {
+    uint64_t proposed;         /* entries this replica proposed and saw committed */
+    uint64_t proposed_bytes;   /* their bytes in the log (padded to 8) */
+    uint64_t proposals_failed; /* proposals that lost the leadership or failed */
+    uint64_t applied_from_log; /* entries of others applied here */
+    uint64_t applied_bytes;
+    uint64_t leaderships; /* terms this replica led (barrier appended) */
+} hw_repl_stats;
+
+void hw_repl_get_stats(hw_repl *r, hw_repl_stats *st);
+
 /* Non-zero when raft sent a snapshot this store is behind (a long-absent
  * replica): the index of that snapshot. The server then fetches a copy of
  * a peer's store and restarts on it (server/repl/fetch.h). */
