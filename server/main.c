@@ -646,6 +646,7 @@ int main(int argc, char **argv)
         goto out;
     }
     app.indexer = indexer;
+    hw_notes_start(notes); /* the hubs and the indexer exist: other replicas' effects run */
 
     const char *paths[256];
     for (size_t i = 0; i < n_methods && i < 256; i++)

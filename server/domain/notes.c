@@ -9,7 +9,9 @@
  */
 #include "server/domain/notes.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
+#include <string.h>
 #include <stdlib.h>
 
 #include "server/base/arena.h"
@@ -23,6 +25,10 @@ struct hw_notes {
     hw_app *app;
     hw_store_reader *reader; /* the writer thread's, for the knowledge sink */
     hw_arena *arena;         /* one note's decoded effects; reset per note */
+    /* Until hw_notes_start: notes kept (copied) to run then, in order. */
+    pthread_mutex_t mu;
+    bool started;
+    struct held_note *held, *held_tail;
     atomic_uint_fast64_t applied, refused;
 };
 
@@ -92,9 +98,58 @@ static const hw_effects_sinks note_sinks = {.ticket_events = fwd_ticket_events,
                                             .timer_set = fwd_timer_set,
                                             .knowledge_changed = knowledge_changed};
 
+typedef struct held_note {
+    struct held_note *next;
+    uint64_t index;
+    size_t len;
+    unsigned char bytes[];
+} held_note;
+
+static void run_note(hw_notes *n, uint64_t index, const void *note, size_t len);
+
 void hw_notes_apply(void *ctx, uint64_t index, const void *note, size_t len)
 {
     hw_notes *n = ctx;
+    pthread_mutex_lock(&n->mu);
+    if (!n->started) {
+        held_note *h = malloc(sizeof *h + len);
+        if (h) {
+            h->next = NULL;
+            h->index = index;
+            h->len = len;
+            memcpy(h->bytes, note, len);
+            if (n->held_tail)
+                n->held_tail->next = h;
+            else
+                n->held = h;
+            n->held_tail = h;
+        } else {
+            atomic_fetch_add(&n->refused, 1);
+        }
+        pthread_mutex_unlock(&n->mu);
+        return;
+    }
+    pthread_mutex_unlock(&n->mu);
+    run_note(n, index, note, len);
+}
+
+void hw_notes_start(hw_notes *n)
+{
+    pthread_mutex_lock(&n->mu);
+    /* The writer waits on mu meanwhile: the held notes run first, in
+     * order, then every later one on the writer. */
+    for (held_note *h = n->held, *next; h; h = next) {
+        next = h->next;
+        run_note(n, h->index, h->bytes, h->len);
+        free(h);
+    }
+    n->held = n->held_tail = NULL;
+    n->started = true;
+    pthread_mutex_unlock(&n->mu);
+}
+
+static void run_note(hw_notes *n, uint64_t index, const void *note, size_t len)
+{
     hw_arena_reset(n->arena);
     hw_effects fx;
     int rc = hw_effects_decode(&fx, n->arena, note, len);
@@ -118,6 +173,7 @@ int hw_notes_create(hw_notes **out, hw_app *app)
     if (!n)
         return HW_ENOMEM;
     n->app = app;
+    pthread_mutex_init(&n->mu, NULL);
     int rc = HW_ENOMEM;
     if (!(n->arena = hw_arena_create(64 * 1024)))
         goto fail;
@@ -136,6 +192,11 @@ void hw_notes_destroy(hw_notes *n)
         return;
     hw_store_reader_destroy(n->reader);
     hw_arena_destroy(n->arena);
+    for (held_note *h = n->held, *next; h; h = next) {
+        next = h->next;
+        free(h);
+    }
+    pthread_mutex_destroy(&n->mu);
     free(n);
 }
 

@@ -27,6 +27,7 @@
 #ifndef HW_NOTES_H
 #define HW_NOTES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -52,6 +53,13 @@ void hw_notes_destroy(hw_notes *n);
  * note[0..len) and runs its effects as if this replica had made the write.
  * Writer thread only. */
 void hw_notes_apply(void *ctx, uint64_t index, const void *note, size_t len);
+
+/* Notes that arrive before this are kept, and run (in order, on the
+ * calling thread) when it is called; from then on each runs at once on the
+ * writer. main calls it once the hubs and the indexer exist and the index
+ * is built, so that the sinks never see a hub being set up (no hub, no
+ * knowledge change is lost: a replayed change re-reads the store). Once. */
+void hw_notes_start(hw_notes *n);
 
 /* Notes applied, and notes refused (undecodable) since create. Any thread. */
 uint64_t hw_notes_applied(const hw_notes *n);

@@ -110,6 +110,7 @@ static int setup(void **state)
     f->arena = hw_arena_create(0);
     if (!f->app.store || !f->arena || hw_notes_create(&f->notes, &f->app) != HW_OK)
         return -1;
+    hw_notes_start(f->notes);
     *state = f;
     return 0;
 }
@@ -179,6 +180,41 @@ static void note_runs_the_apps_sinks_with_its_effects(void **state)
                      HW_OK);
     apply(f, &fx, 8);
     assert_string_equal(rec.calls, "N");
+}
+
+/* Notes that arrive before main has its hubs (hw_notes_start) wait and run
+ * then, in the order they came; later ones run at once. */
+static void notes_before_start_run_at_start_in_order(void **state)
+{
+    fixture *f = *state;
+    hw_notes *held;
+    assert_int_equal(hw_notes_create(&held, &f->app), HW_OK);
+    record rec = {0};
+    f->app.after_commit = (hw_effects_sinks){.ctx = &rec, .ticket_events = on_events, .alert_queued = on_alert};
+    hw_effects fx;
+    const char *ids[] = {"t-1", "t-2", "t-3"};
+    for (int i = 0; i < 3; i++) {
+        hw_effects_begin(&fx, f->arena);
+        assert_int_equal(hw_effects_ticket_event(&fx, event(f->arena, ids[i])), HW_OK);
+        void *note;
+        size_t len;
+        assert_int_equal(hw_effects_encode(&fx, f->arena, &note, &len), HW_OK);
+        hw_notes_apply(held, (uint64_t)i + 1, note, len);
+    }
+    assert_int_equal(rec.n_events, 0); /* nothing ran yet */
+    hw_notes_start(held);
+    assert_int_equal(rec.n_events, 3);
+    for (int i = 0; i < 3; i++)
+        assert_string_equal(rec.event_ids[i], ids[i]);
+    hw_effects_begin(&fx, f->arena);
+    hw_effects_alert_queued(&fx);
+    void *note;
+    size_t len;
+    assert_int_equal(hw_effects_encode(&fx, f->arena, &note, &len), HW_OK);
+    hw_notes_apply(held, 4, note, len);
+    assert_string_equal(rec.calls, "EEEN");
+    assert_int_equal(hw_notes_applied(held), 4);
+    hw_notes_destroy(held);
 }
 
 static void undecodable_note_runs_nothing(void **state)
@@ -305,6 +341,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(note_runs_the_apps_sinks_with_its_effects, setup, teardown),
+        cmocka_unit_test_setup_teardown(notes_before_start_run_at_start_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(undecodable_note_runs_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(knowledge_note_makes_the_index_follow_the_store, setup, teardown),
     };
