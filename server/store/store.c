@@ -221,7 +221,7 @@ struct hw_store {
     uint64_t stale_readers_cleared;
 
     /* Replication (store.h): set before the first write, then read-only. */
-    bool replicated;
+    _Atomic bool replicated; /* read by the writer from its next loop on */
     hw_store_replicator repl;
     hw_store_note_fn note_fn;
     void *note_ctx;
