@@ -316,7 +316,8 @@ static void *watch_main(void *arg)
         pthread_mutex_unlock(&w->mu);
         hw_repl_status st;
         hw_repl_get_status(w->repl, &st);
-        int status = st.writable ? HW_HEALTH_SERVING : HW_HEALTH_NOT_SERVING;
+        int status = st.writable && !(w->app->net && hw_net_draining(w->app->net)) ? HW_HEALTH_SERVING
+                                                                                 : HW_HEALTH_NOT_SERVING;
         if (status != last) {
             hw_health_set(w->app->health, HW_CLUSTER_WRITES_SERVICE, status);
             hw_log_event(w->log, status == HW_HEALTH_SERVING ? HW_LOG_INFO : HW_LOG_WARN, "cluster_writes",

@@ -53,6 +53,7 @@ typedef struct repl_view {
     uint64_t term, leader_id;
     uint64_t commit_index, applied_index, last_log_index, snapshot_index;
     uint64_t ready_term; /* term whose barrier has been applied */
+    uint64_t raft_applied, last_cmd; /* raft's last applied entry, and the last command among them */
     hw_repl_member members[HW_REPL_MAX_MEMBERS];
     size_t n_members;
 } repl_view;
@@ -234,6 +235,8 @@ static void refresh_view(hw_repl *r)
     v.leader_id = lid;
     v.commit_index = rf->commit_index;
     v.applied_index = hw_store_applied_index(r->store);
+    v.raft_applied = rf->last_applied;
+    v.last_cmd = r->last_cmd_index;
     v.last_log_index = raft_last_index(rf);
     v.snapshot_index = rf->log.snapshot.last_index;
     for (unsigned i = 0; i < rf->configuration.n && v.n_members < HW_REPL_MAX_MEMBERS; i++) {
@@ -719,7 +722,13 @@ void hw_repl_get_status(hw_repl *r, hw_repl_status *st)
     st->term = v->term;
     st->leader_id = v->leader_id;
     st->commit_index = v->commit_index;
+    /* The store's index is that of the last command; entries after it that
+     * are not commands (a new leader's barrier, membership changes) change
+     * nothing in it, so once the store has every command raft applied, the
+     * replica stands at raft's applied index. */
     st->applied_index = hw_store_applied_index(r->store);
+    if (st->applied_index >= v->last_cmd && v->raft_applied > st->applied_index)
+        st->applied_index = v->raft_applied;
     st->last_log_index = v->last_log_index;
     st->snapshot_index = v->snapshot_index;
     st->n_members = v->n_members;
