@@ -179,7 +179,8 @@ int hw_cluster_open(hw_cluster_wiring **out, const hw_config *cfg, char **argv, 
     w->log = log;
     w->argv = argv;
     w->cfg = cfg;
-    memcpy(w->peers, peers, n * sizeof *peers);
+    if (n)
+        memcpy(w->peers, peers, n * sizeof *peers);
     w->n_peers = n;
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cond, NULL);

@@ -29,6 +29,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -388,6 +389,7 @@ static void change_cb(struct raft_change *req, int status)
         admin_done(r, raft_to_hw(rc), raft_errmsg(&r->raft));
         return;
     }
+    refresh_view(r);
     admin_done(r, raft_to_hw(status), status ? raft_strerror(status) : NULL);
 }
 
@@ -398,6 +400,7 @@ static void transfer_cb(struct raft_transfer *req)
     const char *addr = NULL;
     raft_leader(&r->raft, &lid, &addr);
     bool moved = lid != 0 && lid != r->opts.id;
+    refresh_view(r); /* callers read the view: it must say who leads now */
     admin_done(r, moved ? HW_OK : HW_EIO, moved ? NULL : "the leadership did not move");
 }
 
@@ -467,6 +470,12 @@ static void on_tick(uv_timer_t *t)
 static void *loop_main(void *arg)
 {
     hw_repl *r = arg;
+    /* A peer that went away makes the transport's write fail with EPIPE,
+     * not kill the process (SIGPIPE goes to the thread that wrote). */
+    sigset_t pipe;
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe, NULL);
     uv_run(&r->loop, UV_RUN_DEFAULT);
     return NULL;
 }
@@ -627,7 +636,8 @@ int hw_repl_open(hw_repl **out, const hw_repl_options *opts, char *err, size_t e
     r->store = opts->store;
     r->log = opts->log;
     r->n_boot = opts->n_bootstrap;
-    memcpy(r->boot, opts->bootstrap, opts->n_bootstrap * sizeof *r->boot);
+    if (opts->n_bootstrap)
+        memcpy(r->boot, opts->bootstrap, opts->n_bootstrap * sizeof *r->boot);
     pthread_mutex_init(&r->mu, NULL);
     pthread_mutex_init(&r->admin_mu, NULL);
     pthread_cond_init(&r->cond, NULL);
