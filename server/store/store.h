@@ -311,7 +311,11 @@ typedef struct hw_store_replicator {
 
 /* Sets the replicator before the first write (right after hw_store_open);
  * r is copied. From then on hw_store_applied_index is the replicated
- * index. HW_EINVALID after a write or with a NULL function. */
+ * index, and commits skip the second fsync of LMDB's meta page
+ * (MDB_NOMETASYNC): the raft log holds every committed entry, and a crash
+ * that undoes the last commits is repaired by replaying it; before raft
+ * drops entries from its log it calls hw_store_sync. HW_EINVALID after a
+ * write or with a NULL function. */
 int hw_store_set_replicator(hw_store *s, const hw_store_replicator *r);
 
 /* Hands a committed entry of another replica (or of this one's earlier
@@ -350,6 +354,10 @@ bool hw_store_txn_replicated(const hw_store_txn *w);
  * hw_store_apply. */
 typedef void (*hw_store_note_fn)(void *ctx, uint64_t index, const void *note, size_t len);
 void hw_store_set_note_handler(hw_store *s, hw_store_note_fn fn, void *ctx);
+
+/* Flushes every commit to disk (mdb_env_sync, forced). Any thread.
+ * HW_OK; HW_EIO. */
+int hw_store_sync(hw_store *s);
 
 /* Whether writes submitted here can succeed now: always on a single node;
  * with a replicator, whether its prepare would not say HW_ENOTLEADER.
