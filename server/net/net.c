@@ -136,6 +136,7 @@ struct hw_call {
     bool admitted;         /* counted in net->admitted (the --max-in-flight bound) */
     bool adaptive;         /* unary, admitted: counted in net->unary_admitted, timed for the limit */
     const void *principal; /* set by the authorization hook */
+    bool to_leader;        /* the authorization hook asked for the leader (hw_call_forward_to_leader) */
 
     /* replicas only (opts.cluster) */
     bool md_sent;         /* initial metadata went out already (the hop back after a wait) */
@@ -795,6 +796,14 @@ void hw_call_set_principal(hw_call *c, const void *principal)
     c->principal = principal;
 }
 
+bool hw_call_forward_to_leader(hw_call *c)
+{
+    if (!c->net->o.cluster || hw_call_metadata(c, "helpwire-forwarded"))
+        return false;
+    c->to_leader = true;
+    return true;
+}
+
 const char *hw_call_metadata(hw_call *c, const char *key)
 {
     size_t klen = strlen(key);
@@ -1191,8 +1200,12 @@ static bool replica_takes_call(hw_call *c)
             return true;
         }
         char target[256];
-        if ((m->write || leader_read) && cl->leader_target(net->o.app, target, sizeof target) && target[0]) {
-            if (stream)
+        if ((m->write || leader_read || c->to_leader) && cl->leader_target(net->o.app, target, sizeof target) &&
+            target[0]) {
+            if (stream && c->to_leader)
+                hw_call_fail(c, GRPC_STATUS_UNAUTHENTICATED,
+                             "token not known on this replica yet (it is behind the leader): retry");
+            else if (stream)
                 hw_call_fail(c, GRPC_STATUS_UNIMPLEMENTED,
                              "method %s is a stream and cannot be forwarded to the leader", m->path);
             else
@@ -1232,6 +1245,12 @@ static void serve_registered(hw_call *c)
         return;
     if (net->o.cluster && replica_takes_call(c))
         return;
+    if (c->to_leader) {
+        /* Asked for the leader (a credential this replica does not know
+         * yet) and no leader to ask: the credential stays unknown here. */
+        hw_call_fail(c, GRPC_STATUS_UNAUTHENTICATED, "unknown or revoked token");
+        return;
+    }
     serve_request(c);
 }
 

@@ -210,6 +210,15 @@ const char *hw_call_metadata(hw_call *call, const char *key);
 const void *hw_call_principal(const hw_call *call);
 void hw_call_set_principal(hw_call *call, const void *principal);
 
+/* For the authorization hook of a replica: the credential is not known
+ * here (yet: a token created on the leader and not applied here), so the
+ * call goes to the leader as it came, which decides; the hook then returns
+ * true without a principal. Returns false (nothing changes) on a single
+ * node and for a call already forwarded to this replica; the hook then
+ * refuses the call itself. A call marked so that finds no leader to go to,
+ * or is a stream, is refused with UNAUTHENTICATED. */
+bool hw_call_forward_to_leader(hw_call *call);
+
 /* Unary: sends reply with status OK. Any thread, once. reply is packed
  * before return; the caller keeps ownership. */
 void hw_call_reply(hw_call *call, const ProtobufCMessage *reply);

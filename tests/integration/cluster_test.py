@@ -263,9 +263,9 @@ class ClusterCase(unittest.TestCase):
         return len(lost)
 
     def stop_and_compare(self, cluster):
+        dumps = cluster.frozen_dumps()
         rcs = cluster.stop()
         self.assertEqual(rcs, {r.id: 0 for r in cluster.replicas}, "clean stops")
-        dumps = cluster.dumps()
         for rid in (2, 3):
             self.assertEqual(dumps[1] == dumps[rid], True,
                              "stores of replicas 1 and %d differ at %s"

@@ -222,11 +222,12 @@ class Replica:
     def client(self, role="admin", token=None):
         return Client(self.address, self.cluster.api, token if token is not None else self.cluster.tokens.get(role))
 
-    def dump(self):
-        """mdb_dump -a of the store (the replica must be stopped)."""
-        assert not self.running(), "dump a stopped replica"
+    def dump(self, timeout=120):
+        """mdb_dump -a of the store (the replica must be stopped or paused:
+        LMDB readers need no lock the writer holds)."""
+        assert not self.running() or self.paused, "dump a stopped or paused replica"
         out = subprocess.run(["mdb_dump", "-a", self.data_dir], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             timeout=120)
+                             timeout=timeout)
         if out.returncode != 0:
             raise RuntimeError("mdb_dump -a %s: %s" % (self.data_dir, out.stderr.decode()))
         return out.stdout
@@ -406,6 +407,32 @@ class Cluster:
             time.sleep(0.1)
         raise AssertionError("replicas did not converge within %ss: %s" % (timeout, last))
 
+    def frozen_dumps(self, attempts=20):
+        """Dumps of every replica taken at one applied index: waits until
+        they converge, pauses all three at once (SIGSTOP) and dumps them;
+        when one applied an entry the others had not yet (a timer firing on
+        the leader), resumes them and tries again. A replica stopped one by
+        one could miss the leader's last entries, so a dump after a clean
+        stop is not comparable. Returns {id: comparable_dump}."""
+        last = None
+        for _ in range(attempts):
+            self.wait_converged()
+            for r in self.replicas:
+                if r.running():
+                    r.pause()
+            try:
+                dumps = {r.id: comparable_dump(r.dump(timeout=20)) for r in self.replicas}
+            finally:
+                for r in self.replicas:
+                    if r.paused:
+                        r.resume()
+            indexes = {rid: applied_in_dump(d) for rid, d in dumps.items()}
+            if len(set(indexes.values())) == 1:
+                return dumps
+            last = indexes
+            time.sleep(0.3)
+        raise AssertionError("replicas never stood at one applied index when paused: %s" % last)
+
     def dumps(self):
         """{id: comparable_dump(mdb_dump -a output)} of every (stopped)
         replica."""
@@ -427,12 +454,26 @@ def comparable_dump(dump):
     for line in dump.split(b"\n"):
         if line.startswith(b"database="):
             db = line[len(b"database="):]
+        if line.startswith(b"mapsize="):
+            continue  # each replica's map grows on its own
         if blank_next:
             line, blank_next = b" <this replica's schema record>", False
         elif db == b"meta" and line == SCHEMA_KEY.encode():
             blank_next = True
         out.append(line)
     return b"\n".join(out)
+
+
+APPLIED_KEY = " " + b"repl_applied_index".hex()
+
+
+def applied_in_dump(dump):
+    """The applied index a (comparable) dump's meta database records."""
+    lines = dump.split(b"\n")
+    for i, line in enumerate(lines):
+        if line == APPLIED_KEY.encode() and i + 1 < len(lines):
+            return int(lines[i + 1].strip(), 16)
+    return 0
 
 
 def first_difference(a, b, context=3):

@@ -165,9 +165,18 @@ static void h_read(hw_call *call, const ProtobufCMessage *request, void *app)
     echo(call, request, n);
 }
 
+static node node_b;
+
 static bool t_authorize(void *app, hw_call *call, const hw_method *m)
 {
     const char *auth = hw_call_metadata(call, "authorization");
+    /* A token only the leader (B) knows yet: elsewhere the call goes to it. */
+    if (auth && strcmp(auth, "Bearer fresh") == 0) {
+        if (app == &node_b || hw_call_forward_to_leader(call))
+            return true;
+        hw_call_fail(call, GRPC_STATUS_UNAUTHENTICATED, "unknown token");
+        return false;
+    }
     if (!auth || strcmp(auth, "Bearer good") != 0) {
         hw_call_fail(call, GRPC_STATUS_UNAUTHENTICATED, "bad token");
         return false;
@@ -428,6 +437,18 @@ static void test_unauthorized_write_is_refused_before_forwarding(void **state)
     assert_int_equal(atomic_load(&node_b.writes_run), b0);
 }
 
+static void test_a_token_only_the_leader_knows_is_checked_there(void **state)
+{
+    /* A read, which A would serve itself, goes to B for the token. */
+    result r = call(addr_a, "/test.Echo/Read", "r", 5000, "authorization", "Bearer fresh", NULL);
+    assert_int_equal(r.status, GRPC_STATUS_OK);
+    assert_string_equal(r.reply, "r|auth=Bearer fresh|fwd=1|trace=-|on=B");
+    /* Already forwarded: not sent on again, refused where it is. */
+    r = call(addr_a, "/test.Echo/Read", "r", 5000, "authorization", "Bearer fresh", "helpwire-forwarded", "1",
+             NULL);
+    assert_int_equal(r.status, GRPC_STATUS_UNAUTHENTICATED);
+}
+
 static void test_forwarded_call_runs_where_it_lands(void **state)
 {
     /* B's leader is A, but the call says it was forwarded already. */
@@ -560,6 +581,7 @@ int main(void)
         cmocka_unit_test(test_write_to_follower_runs_once_on_leader_with_credentials),
         cmocka_unit_test(test_leader_failure_status_and_message_come_back),
         cmocka_unit_test(test_unauthorized_write_is_refused_before_forwarding),
+        cmocka_unit_test(test_a_token_only_the_leader_knows_is_checked_there),
         cmocka_unit_test(test_forwarded_call_runs_where_it_lands),
         cmocka_unit_test(test_read_leader_header_forwards_a_read),
         cmocka_unit_test(test_unreachable_leader_gives_unavailable_within_deadline),
