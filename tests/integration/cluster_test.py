@@ -21,7 +21,13 @@ failover (from the kill to the next acknowledged write).
 And reads on a follower: a write through the leader is seen by a read on
 a follower with helpwire-min-applied-index; a write through a follower
 (forwarded) is readable there at once.
+
+And membership: a fourth replica started empty, after the log was cut by
+snapshots, is added with Cluster.AddReplica; it fetches a copy of a peer's
+store (Cluster.FetchSnapshot), restarts itself on it, catches up, serves
+the tickets and forwards writes; then it is removed again.
 """
+import subprocess
 import os
 import random
 import shutil
@@ -426,5 +432,73 @@ class FollowerReads(ClusterCase):
         self.stop_and_compare(cluster)
 
 
+class NewReplica(ClusterCase):
+    def test_a_new_replica_catches_up_from_a_copy_then_leaves(self):
+        cluster = self.start_cluster(extra=("--demo", "--cluster-snapshot-entries", "64")).start()
+        self.seed(cluster)
+        leader = cluster.leader()
+        bridge = leader.client("bridge")
+        numbers = []
+        for i in range(200):  # past three snapshots: the log starts later than 1
+            r = bridge.call("helpwire.v1.Router/Route", channel=TG, channelUserId="nr-%d" % i, displayName="n",
+                            text="my parcel %d never arrived" % i, messageId="nr-%d" % i)
+            if r.ticket_id:
+                numbers.append(r.ticket_id)
+        bridge.close()
+        self.assertGreater(len(numbers), 100)
+
+        # The fourth replica: no peers list, the members' gRPC addresses to
+        # fetch a copy from, and an admin token for it.
+        grpc_port, raft_port = hwcluster.free_ports(2)
+        d4 = os.path.join(cluster.root, "r4")
+        log4 = open(d4 + ".log", "wb")
+        p4 = subprocess.Popen([hwcluster.hwclient.helpwired_binary(), "--data", d4,
+                               "--listen", "127.0.0.1:%d" % grpc_port, "--cluster-id", "4",
+                               "--cluster-raft", "127.0.0.1:%d" % raft_port,
+                               "--cluster-join", ",".join(r.address for r in cluster.replicas),
+                               "--cluster-token-file", cluster.token_file,
+                               "--cluster-election-ms", "1000"], stdout=subprocess.DEVNULL, stderr=log4)
+        self.addCleanup(lambda: (p4.poll() is None and p4.kill(), p4.wait(), log4.close()))
+        admin = cluster.leader().client("admin")
+        st = admin.call("helpwire.v1.Cluster/AddReplica", id=4, raftAddress="127.0.0.1:%d" % raft_port,
+                        grpcAddress="127.0.0.1:%d" % grpc_port)
+        self.assertEqual(sorted(m.id for m in st.members), [1, 2, 3, 4])
+        target = cluster.status(cluster.leader())["applied_index"]
+
+        # It restarts itself on the copy (same process) and catches up.
+        four = hwcluster.Client("127.0.0.1:%d" % grpc_port, API, cluster.tokens["admin"])
+        deadline, seen = time.time() + 60, None
+        while time.time() < deadline:
+            try:
+                seen = four.call("helpwire.v1.Cluster/GetClusterStatus", timeout=2)
+                if seen.applied_index >= target and seen.leader_id:
+                    break
+            except grpc.RpcError:
+                pass
+            time.sleep(0.2)
+        self.assertIsNotNone(seen)
+        self.assertGreaterEqual(seen.applied_index, target)
+        self.assertIsNone(p4.poll(), "the fourth replica runs")
+        with open(d4 + ".log", "rb") as f:
+            self.assertIn(b"event=cluster_restart", f.read())
+        agent = hwcluster.Client("127.0.0.1:%d" % grpc_port, API, cluster.tokens["admin"])
+        for tid in (numbers[0], numbers[len(numbers) // 2], numbers[-1]):
+            self.assertEqual(agent.call("helpwire.v1.Tickets/GetTicket", ticketId=tid).ticket.id, tid)
+        # A write through it goes to the leader and is readable on it.
+        r, applied = hwcluster.Client("127.0.0.1:%d" % grpc_port, API, cluster.tokens["bridge"]).call_applied(
+            "helpwire.v1.Router/Route", channel=TG, channelUserId="nr-x", displayName="x",
+            text="my parcel 999 never arrived", messageId="nr-x")
+        self.assertTrue(r.ticket_id)
+        self.assertEqual(agent.call("helpwire.v1.Tickets/GetTicket", ticketId=r.ticket_id).ticket.id, r.ticket_id)
+
+        # Removed again, through a follower (a write: forwarded).
+        follower = next(x for x in cluster.replicas if x.id != cluster.leader().id)
+        st = follower.client("admin").call("helpwire.v1.Cluster/RemoveReplica", id=4)
+        self.assertEqual(sorted(m.id for m in st.members), [1, 2, 3])
+        p4.terminate()
+        self.assertEqual(p4.wait(timeout=30), 0)
+
+
 if __name__ == "__main__":
     hwtest.main()
+
