@@ -777,6 +777,12 @@ out:
      * (notifier, outbox redelivery), then the indexer (it answered the last
      * knowledge calls during the shutdown; what it still holds it applies
      * before it returns), the index and the store itself. */
+    /* A replica's raft stops first (no entry reaches the store any more,
+     * its watch thread is joined) and no note runs from here on: before
+     * the server, the hubs and the indexer the notes reach go. */
+    hw_cluster_close(cluster);
+    if (store)
+        hw_store_set_note_handler(store, NULL, NULL);
     hw_metrics_destroy(metrics);
     hw_net_destroy(net);
     hw_store_reader_destroy(dm.reader);
@@ -794,7 +800,6 @@ out:
     }
     hw_indexer_stop(indexer);
     hw_index_destroy(index);
-    hw_cluster_close(cluster); /* raft stops; the store's writer drains */
     hw_notes_destroy(notes);
     hw_store_close(store);
     hw_cluster_free(cluster);

@@ -223,6 +223,7 @@ struct hw_store {
     /* Replication (store.h): set before the first write, then read-only. */
     _Atomic bool replicated; /* read by the writer from its next loop on */
     hw_store_replicator repl;
+    pthread_mutex_t note_mu; /* note_fn, note_ctx; held while notes run */
     hw_store_note_fn note_fn;
     void *note_ctx;
     hw_entry cap;                  /* the writer's change set of the group */
@@ -658,7 +659,7 @@ static int apply_op(void *ctx, int kind, int db, const void *k, size_t kl, const
  * 0 or an LMDB / errno code. Writer thread. */
 static int apply_entry(hw_store *s, uint64_t index, const void *buf, size_t len, bool notes)
 {
-    apply_run a = {.s = s, .collect_notes = notes && s->note_fn};
+    apply_run a = {.s = s, .collect_notes = notes};
     int rc;
     for (;;) {
         a.n_notes = 0;
@@ -680,8 +681,10 @@ static int apply_entry(hw_store *s, uint64_t index, const void *buf, size_t len,
     if (rc == 0) {
         atomic_store(&s->applied, index);
         atomic_fetch_add_explicit(&s->commits, 1, memory_order_relaxed);
-        for (size_t i = 0; i < a.n_notes; i++)
+        pthread_mutex_lock(&s->note_mu);
+        for (size_t i = 0; s->note_fn && i < a.n_notes; i++)
             s->note_fn(s->note_ctx, index, a.notes[i], a.note_lens[i]);
+        pthread_mutex_unlock(&s->note_mu);
         fire_waiters(s);
     }
     free(a.notes);
@@ -1589,6 +1592,7 @@ int hw_store__open(hw_store **out, const hw_store_options *opts, const hw_store_
     s->n_upgrades = n_upgrades;
     pthread_mutex_init(&s->readers_mu, NULL);
     pthread_mutex_init(&s->apply_mu, NULL);
+    pthread_mutex_init(&s->note_mu, NULL);
     __cds_wfcq_init(&s->qhead, &s->qtail);
     s->max_group = opts->max_group_size ? opts->max_group_size : HW_DEFAULT_MAX_GROUP;
     s->max_map_bytes = opts->max_map_size_bytes ? opts->max_map_size_bytes : HW_DEFAULT_MAX_MAP_BYTES;
@@ -1774,8 +1778,10 @@ uint64_t hw_store_applied_index(hw_store *s)
 
 void hw_store_set_note_handler(hw_store *s, hw_store_note_fn fn, void *ctx)
 {
+    pthread_mutex_lock(&s->note_mu);
     s->note_fn = fn;
     s->note_ctx = ctx;
+    pthread_mutex_unlock(&s->note_mu);
 }
 
 int hw_store_apply(hw_store *s, uint64_t index, const void *entry, size_t len)

@@ -350,8 +350,9 @@ bool hw_store_txn_replicated(const hw_store_txn *w);
 /* Called on the writer thread for each note of an entry applied with
  * hw_store_apply, after its commit, in the order they were added; note is
  * borrowed for the call. Not called for this replica's own writes (their
- * requests' done callbacks run instead). Set once, before the first
- * hw_store_apply. */
+ * requests' done callbacks run instead). Set before the first
+ * hw_store_apply; set to NULL before ctx goes away: when it returns no note
+ * is running and none will. Thread-safe. */
 typedef void (*hw_store_note_fn)(void *ctx, uint64_t index, const void *note, size_t len);
 void hw_store_set_note_handler(hw_store *s, hw_store_note_fn fn, void *ctx);
 
