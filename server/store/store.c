@@ -829,7 +829,7 @@ static void run_group(hw_store *s, hw_store_req **batch, size_t n)
         if (i == start) {
             mdb_txn_abort(txn);
         } else {
-            if (s->replicated && full == HW_TXN_FITS) {
+            if (s->replicated) {
                 int prc = repl_propose(s, txn, ticket);
                 if (prc != HW_OK) {
                     mdb_txn_abort(txn);

@@ -351,6 +351,55 @@ static void follower_applies_the_same_bytes(void **state)
     assert_memory_equal(da, db, na);
 }
 
+typedef struct big_arg {
+    int i;
+} big_arg;
+
+static int write_big(hw_store_txn *w, void *arg)
+{
+    big_arg *b = arg;
+    static char val[24 * 1024];
+    memset(val, 'a' + b->i % 26, sizeof val);
+    char key[32];
+    snprintf(key, sizeof key, "big%05d", b->i);
+    return hw_store_kv_put(w, "big", key, strlen(key), val, sizeof val);
+}
+
+static void *big_writer(void *arg)
+{
+    writer_arg *wa = arg;
+    for (int i = wa->from; i < wa->to; i++) {
+        big_arg b = {i};
+        assert_int_equal(hw_store_write(wa->s, write_big, &b), HW_OK);
+    }
+    return NULL;
+}
+
+/* Groups that outgrow the map (1 MiB at first) run again in a grown one:
+ * what the follower gets is still exactly what the leader keeps. */
+static void groups_that_fill_the_map_replicate_once(void **state)
+{
+    fixture *f = *state;
+    enum { THREADS = 4, PER = 50 }; /* 200 x 24 KiB: the map grows a few times */
+    pthread_t t[THREADS];
+    writer_arg wa[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        wa[i] = (writer_arg){f->a, i * PER, (i + 1) * PER};
+        pthread_create(&t[i], NULL, big_writer, &wa[i]);
+    }
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(t[i], NULL);
+    hw_store_stats st;
+    hw_store_get_stats(f->a, &st);
+    assert_true(st.map_grows > 0);
+    apply_all(f, 0);
+    wait_applied(f->b, f->log.e[f->log.n - 1].index);
+    static char da[1 << 24], db[1 << 24];
+    size_t na = dump(f->dir_a, da, sizeof da), nb = dump(f->dir_b, db, sizeof db);
+    assert_int_equal(na, nb);
+    assert_memory_equal(da, db, na);
+}
+
 static void a_failed_proposal_leaves_nothing(void **state)
 {
     fixture *f = *state;
@@ -389,6 +438,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(follower_applies_the_same_bytes, setup, teardown),
+        cmocka_unit_test_setup_teardown(groups_that_fill_the_map_replicate_once, setup, teardown),
         cmocka_unit_test_setup_teardown(a_failed_proposal_leaves_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(a_malformed_entry_is_refused, setup, teardown),
     };
