@@ -16,8 +16,17 @@
  * applied index it stands for (the store is synced first). A replica whose
  * store is behind the snapshot it is sent (a new replica, or one away for
  * longer than the log kept) fetches a copy of a peer's store over the
- * Cluster.FetchSnapshot stream (hw_repl_fetch_snapshot), which the server
- * installs by restarting itself in place.
+ * Cluster.FetchSnapshot stream (hw_repl_fetch_copy, fetch.h), which the
+ * server installs by restarting itself in place (server/cluster_wiring.c).
+ *
+ * Durability: the raft log (fsynced by libraft on every replica) holds
+ * each committed entry; the store commits skip LMDB's meta-page fsync
+ * (store.h) and are synced before a snapshot lets raft drop entries.
+ *
+ * libraft's TCP transport is wrapped to turn Nagle's algorithm off (its
+ * small messages otherwise wait for delayed ACKs: 40 ms stalls), and the
+ * raft thread blocks SIGPIPE (a write to a peer that went away fails with
+ * EPIPE instead).
  *
  * Members: each replica has an id, a raft address and a gRPC address;
  * the gRPC addresses of the members live in the store (replicated), the
@@ -71,9 +80,10 @@ typedef struct hw_repl_options {
     unsigned snapshot_threshold, snapshot_trailing;
 } hw_repl_options;
 
-/* Starts raft over the store (before any write to it). Fails when the store
- * is behind the latest local snapshot (a copy must be fetched first, see
- * hw_repl_needs_copy). HW_OK; HW_EINVALID; HW_EIO (with err). */
+/* Starts raft over the store (before any write to it). HW_OK; HW_EINVALID;
+ * HW_EPRECONDITION when the store is behind this replica's own latest
+ * raft snapshot (its data was replaced or lost: fetch a copy first, with
+ * err saying so); HW_EIO (with err). */
 int hw_repl_open(hw_repl **out, const hw_repl_options *opts, char *err, size_t errlen);
 
 /* Stops raft: pending and later proposals fail with HW_ENOTLEADER, no
