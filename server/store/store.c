@@ -228,6 +228,7 @@ struct hw_store {
     void *note_ctx;
     hw_entry cap;                  /* the writer's change set of the group */
     uint64_t proposed_index;       /* the index propose gave the group's entry */
+    bool apply_instead;            /* the group's transaction is full: apply the entry instead */
     _Alignas(64) atomic_uint_least64_t applied; /* last entry in the store */
     pthread_mutex_t apply_mu;      /* jobs and waiters */
     struct apply_job *jobs_head, *jobs_tail;
@@ -760,7 +761,11 @@ static int repl_propose(hw_store *s, MDB_txn *txn, uint64_t ticket)
         return rc;
     s->proposed_index = index;
     int mrc = put_applied(s, txn, index);
-    if (mrc != 0) {
+    if (mrc == MDB_MAP_FULL || mrc == MDB_TXN_FULL) {
+        /* No room left for the index in this transaction: the caller
+         * throws it away and applies the entry's bytes in a grown map. */
+        s->apply_instead = true;
+    } else if (mrc != 0) {
         fprintf(stderr, "store: cannot record replicated entry %llu (%s); stopping\n", (unsigned long long)index,
                 mdb_strerror(mrc));
         abort();
@@ -840,7 +845,14 @@ static void run_group(hw_store *s, hw_store_req **batch, size_t n)
                     continue;
                 }
             }
-            rc = mdb_txn_commit(txn); /* the fsync */
+            if (s->apply_instead) {
+                s->apply_instead = false;
+                mdb_txn_abort(txn);
+                rc = grow_map(s) == HW_OK ? apply_entry(s, s->proposed_index, s->cap.buf, s->cap.len, false)
+                                          : MDB_MAP_FULL;
+            } else {
+                rc = mdb_txn_commit(txn); /* the fsync */
+            }
             if (rc == MDB_MAP_FULL && s->replicated && !hw_entry_empty(&s->cap)) {
                 /* The entry is committed by the replicas already: apply
                  * the same bytes in a grown map rather than run the group
