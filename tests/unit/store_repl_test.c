@@ -400,6 +400,58 @@ static void groups_that_fill_the_map_replicate_once(void **state)
     assert_memory_equal(da, db, na);
 }
 
+/* A request whose last change is a record packed straight into the map
+ * (MDB_RESERVE), in groups that run request by request in nested
+ * transactions (a request of the group fails): the value the follower gets
+ * must be the one the leader packed. */
+static int write_record_last(hw_store_txn *w, void *arg)
+{
+    wctx *c = arg;
+    char id[32], name[64], uid[32];
+    snprintf(id, sizeof id, "r-%d", c->i);
+    snprintf(name, sizeof name, "record %d written last", c->i);
+    snprintf(uid, sizeof uid, "ru%d", c->i);
+    Helpwire__V1__Customer cu = HELPWIRE__V1__CUSTOMER__INIT;
+    cu.id = id;
+    cu.name = name;
+    cu.locale = c->i % 2 ? "zh" : "en";
+    int rc = hw_store_customer_put(w, &cu, HW_PUT_UPSERT, 0);
+    if (rc != HW_OK)
+        return rc;
+    return c->fail ? HW_ECONFLICT : HW_OK;
+}
+
+static void *record_writer(void *arg)
+{
+    writer_arg *wa = arg;
+    for (int i = wa->from; i < wa->to; i++) {
+        wctx c = {.i = i, .fail = i % 5 == 2};
+        int rc = hw_store_write(wa->s, write_record_last, &c);
+        assert_int_equal(rc, c.fail ? HW_ECONFLICT : HW_OK);
+    }
+    return NULL;
+}
+
+static void reserved_values_survive_nested_groups(void **state)
+{
+    fixture *f = *state;
+    enum { THREADS = 6, PER = 60 };
+    pthread_t t[THREADS];
+    writer_arg wa[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        wa[i] = (writer_arg){f->a, i * PER, (i + 1) * PER};
+        pthread_create(&t[i], NULL, record_writer, &wa[i]);
+    }
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(t[i], NULL);
+    apply_all(f, 0);
+    wait_applied(f->b, f->log.e[f->log.n - 1].index);
+    static char da[1 << 22], db[1 << 22];
+    size_t na = dump(f->dir_a, da, sizeof da), nb = dump(f->dir_b, db, sizeof db);
+    assert_int_equal(na, nb);
+    assert_memory_equal(da, db, na);
+}
+
 static void a_failed_proposal_leaves_nothing(void **state)
 {
     fixture *f = *state;
@@ -439,6 +491,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(follower_applies_the_same_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(groups_that_fill_the_map_replicate_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(reserved_values_survive_nested_groups, setup, teardown),
         cmocka_unit_test_setup_teardown(a_failed_proposal_leaves_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(a_malformed_entry_is_refused, setup, teardown),
     };
