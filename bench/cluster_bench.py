@@ -55,6 +55,7 @@ BENCH = E.get("BENCH", "")
 PROTOSET = E.get("PROTOSET", "")
 
 _used_ports = set()
+FAILURES = []  # runs that failed (a server died): reported, work dir kept
 
 
 def free_port():
@@ -102,6 +103,35 @@ def io_write_bytes(pid):
     except OSError:
         return None
     return None
+
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def threads_cpu(pid):
+    """{thread name: cpu seconds} summed per name, and "(process)"."""
+    out = {}
+    try:
+        for tid in os.listdir("/proc/%d/task" % pid):
+            try:
+                stat = open("/proc/%d/task/%s/stat" % (pid, tid)).read()
+            except OSError:
+                continue
+            name = stat[stat.index("(") + 1 : stat.rindex(")")]
+            f = stat[stat.rindex(")") + 2 :].split()
+            out[name] = out.get(name, 0.0) + (int(f[11]) + int(f[12])) / TICK
+        f = open("/proc/%d/stat" % pid).read()
+        f = f[f.rindex(")") + 2 :].split()
+        out["(process)"] = (int(f[11]) + int(f[12])) / TICK
+    except OSError:
+        pass
+    return out
+
+
+def machine_cpu():
+    """Jiffies of all CPUs: idle (idle + iowait) and total."""
+    f = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+    return {"idle": f[3] + f[4], "total": sum(f[:8])}
 
 
 class Node:
@@ -190,7 +220,11 @@ class Node:
         return self.proc.returncode
 
     def sample(self):
-        return {"t": time.monotonic(), "m": metrics(self.mport), "io": io_write_bytes(self.proc.pid)}
+        """/proc only: cheap enough to take every half second (a /metrics
+        scrape is not: it counts the outbox backlog and the pending timers
+        by walking them, ~0.1 s of CPU on a store this bench fills)."""
+        return {"t": time.monotonic(), "io": io_write_bytes(self.proc.pid), "cpu": threads_cpu(self.proc.pid),
+                **machine_cpu()}
 
 
 _api = None
@@ -341,40 +375,59 @@ def measure(kind, rnd, mix, level, target, token, writer, nodes, work, duration,
     """One helpwire-bench run with sampling; writer: the node whose store
     writes count the requests (single node or leader)."""
     js = os.path.join(work, "%s-%s-%s-%d.json" % (kind, mix, level, rnd))
+    wi = nodes.index(writer)
+    m0 = metrics(writer.mport)
     sampler = Sampler(nodes, period)
     load1 = open("/proc/loadavg").read().split()[0]
     try:
         d = run_bench(target, token, mix, level, duration, warmup, js)
     finally:
         sampler.stop()
+    m1 = metrics(writer.mport)
+    # /proc figures: between the samples nearest to the measured window,
+    # per request of the bench's throughput over that time
     (t0, a), (t1, b) = sampler.window(duration)
     dt = t1 - t0
-    wi = nodes.index(writer)
+    reqs = d["throughput_rps"] * dt
 
-    def delta(i, name):
-        return b[i]["m"].get(name, 0.0) - a[i]["m"].get(name, 0.0)
+    # /metrics figures: over the whole run (seed, warm-up, window), as
+    # ratios of one counter to another
+    def delta(name):
+        return m1.get(name, 0.0) - m0.get(name, 0.0)
 
-    writes = delta(wi, "helpwire_store_writes_total")
-    commits = delta(wi, "helpwire_store_commits_total")
+    writes = delta("helpwire_store_writes_total")
+    commits = delta("helpwire_store_commits_total")
     row = {
         "kind": kind, "round": rnd, "mix": mix, "level": level, "load1": load1,
         "rps": d["throughput_rps"], "p50_ms": d["latency_us"]["p50"] / 1e3, "p99_ms": d["latency_us"]["p99"] / 1e3,
-        "errors": d["errors"], "requests": d["requests"],
-        "window_s": dt, "writes": writes, "writes_per_s": writes / dt if dt else 0.0,
-        "commits_per_s": commits / dt if dt else 0.0, "writes_per_commit": writes / commits if commits else 0.0,
-        "writer_io_per_write": (b[wi]["io"] - a[wi]["io"]) / writes if writes else 0.0,
+        "errors": d["errors"], "requests": d["requests"], "window_s": dt, "run_writes": writes,
+        "writes_per_commit": writes / commits if commits else 0.0,
+        "writer_io_per_write": (b[wi]["io"] - a[wi]["io"]) / reqs if reqs else 0.0,
     }
+    row["commits_per_s"] = row["rps"] / row["writes_per_commit"] if row["writes_per_commit"] else 0.0
+
+    def cpu(i, name):
+        return (b[i]["cpu"].get(name, 0.0) - a[i]["cpu"].get(name, 0.0)) / dt * 1000.0 if dt else 0.0
+
+    row["writer_cpu_ms_per_s"] = cpu(wi, "(process)")
+    names = sorted((n for n in b[wi]["cpu"] if n != "(process)"), key=lambda n: -cpu(wi, n))
+    row["writer_threads"] = [(n, round(cpu(wi, n))) for n in names[:4]]
+    row["machine_busy"] = 1.0 - (b[0]["idle"] - a[0]["idle"]) / (b[0]["total"] - a[0]["total"])
     if len(nodes) > 1:
-        entries = delta(wi, "helpwire_replication_proposed_total")
-        ebytes = delta(wi, "helpwire_replication_proposed_bytes_total")
         others = [i for i in range(len(nodes)) if i != wi]
+        row["follower_cpu_ms_per_s"] = [cpu(i, "(process)") for i in others]
+        fnames = sorted((n for n in b[others[0]]["cpu"] if n != "(process)"), key=lambda n: -cpu(others[0], n))
+        row["follower_threads"] = [(n, round(cpu(others[0], n))) for n in fnames[:4]]
+        entries = delta("helpwire_replication_proposed_total")
+        ebytes = delta("helpwire_replication_proposed_bytes_total")
+        wpe = writes / entries if entries else 0.0
         row.update({
-            "entries_per_s": entries / dt if dt else 0.0,
-            "writes_per_entry": writes / entries if entries else 0.0,
+            "entries_per_s": row["rps"] / wpe if wpe else 0.0,
+            "writes_per_entry": wpe,
             "raft_bytes_per_write": ebytes / writes if writes else 0.0,
             "raft_bytes_per_entry": ebytes / entries if entries else 0.0,
-            "follower_io_per_write": sum(b[i]["io"] - a[i]["io"] for i in others) / len(others) / writes if writes else 0.0,
-            "failed_proposals": delta(wi, "helpwire_replication_proposals_failed_total"),
+            "follower_io_per_write": sum(b[i]["io"] - a[i]["io"] for i in others) / len(others) / reqs if reqs else 0.0,
+            "failed_proposals": delta("helpwire_replication_proposals_failed_total"),
         })
     return row
 
@@ -393,8 +446,9 @@ def run_single(work, rnd, mixes, levels, duration, warmup, period):
                 log("-- round %d: single node, %s at %s" % (rnd, mix, level))
                 r = measure("single", rnd, mix, level, node.address, node.tokens["admin"], node, [node], work,
                             duration, warmup, period)
-                log("   %.0f req/s, p99 %.2f ms, %.2f writes per commit, %.0f B written per request" % (
-                    r["rps"], r["p99_ms"], r["writes_per_commit"], r["writer_io_per_write"]))
+                log("   %.0f req/s, p99 %.2f ms, %.2f writes per commit, %.0f B written per request; CPU ms/s %.0f %s, "
+                    "machine busy %.0f%%" % (r["rps"], r["p99_ms"], r["writes_per_commit"], r["writer_io_per_write"],
+                                             r["writer_cpu_ms_per_s"], r["writer_threads"], 100 * r["machine_busy"]))
                 rows.append(r)
         return rows
     finally:
@@ -421,12 +475,24 @@ def run_cluster(work, rnd, mixes, levels, duration, warmup, period, follower):
                     kind, bench_mix = "follower", "Route"
                 log("-- round %d: cluster, %s at %s (to %s, leader %s)" % (rnd, bench_mix, level, target.name,
                                                                           leader.name))
-                r = measure(kind, rnd, bench_mix, level, target.address, cl.token(), leader, cl.nodes, work,
-                            duration, warmup, period)
+                try:
+                    r = measure(kind, rnd, bench_mix, level, target.address, cl.token(), leader, cl.nodes, work,
+                                duration, warmup, period)
+                except Exception as e:  # a replica died under load: say which, keep its log
+                    dead = [(n.name, n.proc.returncode) for n in cl.nodes if not n.alive()]
+                    log("   FAILED: %s; replicas exited: %s; logs kept in %s" % (str(e)[:300], dead, cdir))
+                    for n in cl.nodes:
+                        if not n.alive():
+                            log("   --- %s log tail:\n%s" % (n.name, n.tail_log(15)))
+                    FAILURES.append({"round": rnd, "kind": kind, "mix": bench_mix, "level": level, "error": str(e)[:300],
+                                     "exited": dead, "dir": cdir})
+                    return rows
                 log("   %.0f req/s, p99 %.2f ms, %.0f entries/s, %.1f requests per entry, %.0f raft B per write, "
-                    "leader %.0f B written per request" % (r["rps"], r["p99_ms"], r["entries_per_s"],
-                                                          r["writes_per_entry"], r["raft_bytes_per_write"],
-                                                          r["writer_io_per_write"]))
+                    "leader %.0f B written per request; CPU ms/s leader %.0f %s, followers %s %s, machine busy %.0f%%" % (
+                        r["rps"], r["p99_ms"], r["entries_per_s"], r["writes_per_entry"], r["raft_bytes_per_write"],
+                        r["writer_io_per_write"], r["writer_cpu_ms_per_s"], r["writer_threads"],
+                        ["%.0f" % x for x in r["follower_cpu_ms_per_s"]], r["follower_threads"],
+                        100 * r["machine_busy"]))
                 rows.append(r)
         return rows
     finally:
@@ -440,18 +506,21 @@ def report(rows, levels, mixes, rounds, duration, warmup):
     out.append("Per run, in the order run (single: one helpwired; cluster: the leader of 3 replicas; follower: "
                "Route sent to a follower, forwarded to the leader):")
     out.append("")
-    out.append("| round | server | workload | level | load1 | req/s | p50 ms | p99 ms | errors | store writes/s | "
+    out.append("| round | server | workload | level | load1 | req/s | p50 ms | p99 ms | errors | LMDB commits/s | "
                "writes per LMDB commit | raft entries/s | requests per entry | raft B per write | "
-               "writer B written per request | each follower B written per request |")
-    out.append("|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+               "writer B written per request | each follower B written per request | CPU ms/s: writer / followers | "
+               "machine busy |")
+    out.append("|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")
     for r in rows:
         c = r["kind"] != "single"
-        out.append("| %d | %s | %s | %s | %s | %.0f | %.2f | %.2f | %d | %.0f | %.1f | %s | %s | %s | %.0f | %s |" % (
+        out.append("| %d | %s | %s | %s | %s | %.0f | %.2f | %.2f | %d | %.0f | %.1f | %s | %s | %s | %.0f | %s | %s | %.0f%% |" % (
             r["round"], r["kind"], r["mix"], r["level"], r["load1"], r["rps"], r["p50_ms"], r["p99_ms"], r["errors"],
-            r["writes_per_s"], r["writes_per_commit"],
+            r["commits_per_s"], r["writes_per_commit"],
             "%.0f" % r["entries_per_s"] if c else "-", "%.1f" % r["writes_per_entry"] if c else "-",
             "%.0f" % r["raft_bytes_per_write"] if c else "-", r["writer_io_per_write"],
-            "%.0f" % r["follower_io_per_write"] if c else "-"))
+            "%.0f" % r["follower_io_per_write"] if c else "-",
+            "%.0f" % r["writer_cpu_ms_per_s"] + (" / " + " + ".join("%.0f" % x for x in r["follower_cpu_ms_per_s"])
+                                                if c else ""), 100 * r["machine_busy"]))
     out.append("")
     out.append("Medians over the %d rounds (ratio: median of the per-round ratios replicated / single):" % rounds)
     out.append("")
@@ -500,11 +569,13 @@ def main():
                 else:
                     rows += run_cluster(work, rnd, mixes, levels, duration, warmup, period, follower)
         print(report(rows, levels, mixes, rounds, duration, warmup))
+        for f in FAILURES:
+            print("\nFAILED run: round %(round)d, %(kind)s %(mix)s at %(level)s: %(error)s; exited: %(exited)s" % f)
         if E.get("RAW"):
             with open(E["RAW"], "w") as f:
                 json.dump(rows, f, indent=1)
     finally:
-        if E.get("KEEP_WORK"):
+        if E.get("KEEP_WORK") or FAILURES:
             log("work dir kept: %s" % work)
         else:
             shutil.rmtree(work, ignore_errors=True)
