@@ -56,6 +56,7 @@ PROTOSET = E.get("PROTOSET", "")
 
 _used_ports = set()
 FAILURES = []  # runs that failed (a server died): reported, work dir kept
+DIVERGED = []  # per cluster: are the three stores the same after the run
 
 
 def free_port():
@@ -499,6 +500,20 @@ def run_cluster(work, rnd, mixes, levels, duration, warmup, period, follower):
         for n, rc in zip(cl.nodes, cl.stop()):
             if rc not in (0, None):
                 log("   %s exited with %s" % (n.name, rc))
+        # the replicas' stores after the run: the same records?
+        import cluster_fault
+
+        dumps = [cluster_fault.mdb_dump(n.data)[0] for n in cl.nodes]
+        if all(d is not None for d in dumps):
+            norm = [cluster_fault.normalised(d) for d in dumps]
+            same = len(set(norm)) == 1
+            DIVERGED.append({"round": rnd, "identical": same, "records_differing": 0 if same else sum(
+                len(set(norm[0].splitlines()) ^ set(x.splitlines())) for x in norm[1:]) // 2, "dir": cdir})
+            log("   stores after the run: %s" % ("identical (but meta/schema created_unix_ms)" if same else
+                                                 "DIFFERENT (%s kept)" % cdir))
+            if not same:
+                FAILURES.append({"round": rnd, "kind": "cluster", "mix": "-", "level": "-", "exited": [],
+                                 "error": "the replicas' stores differ after the run (mdb_dump -a)", "dir": cdir})
 
 
 def report(rows, levels, mixes, rounds, duration, warmup):
@@ -571,6 +586,10 @@ def main():
         print(report(rows, levels, mixes, rounds, duration, warmup))
         for f in FAILURES:
             print("\nFAILED run: round %(round)d, %(kind)s %(mix)s at %(level)s: %(error)s; exited: %(exited)s" % f)
+        if DIVERGED:
+            print("\nThe three stores after each cluster's runs (mdb_dump -a, the store's creation time left out): " +
+                  ", ".join("round %d %s" % (d["round"], "identical" if d["identical"] else
+                                             "**differ** (~%d records)" % d["records_differing"]) for d in DIVERGED))
         if E.get("RAW"):
             with open(E["RAW"], "w") as f:
                 json.dump(rows, f, indent=1)

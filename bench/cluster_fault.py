@@ -54,6 +54,7 @@ CONFIGS = {
     "default": [],
     "fast": ["--cluster-election-ms", "500", "--cluster-heartbeat-ms", "50"],
 }
+KEEP = []  # configurations whose check failed: their data and logs are kept
 CHANNEL_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 100), ("grpc.min_reconnect_backoff_ms", 100),
                    ("grpc.max_reconnect_backoff_ms", 1000)]
 
@@ -268,11 +269,20 @@ def run_config(name, extra, work):
     settle = float(E.get("SETTLE_S", "60"))
     cdir = os.path.join(work, name)
     os.makedirs(cdir)
+    extra = list(extra) + E.get("EXTRA_FLAGS", "").split()
     cl = cb.Cluster(cdir, extra=extra)
     log("== %s (%s): %d rounds, a kill every %.0f s, restart %.0f s later" % (
         name, " ".join(extra) or "default timeouts", rounds, interval, restart_after))
     cl.start()
     token = cl.token()
+    # a replica restarted behind the leader's last snapshot fetches a copy
+    # of a peer's store, with an admin token (--cluster-token-file)
+    token_file = os.path.join(cdir, "admin-token")
+    with open(token_file, "w") as f:
+        f.write(token + "\n")
+    os.chmod(token_file, 0o600)
+    for node in cl.nodes:
+        node.extra += ["--cluster-token-file", token_file]
     st = State(len(cl.nodes))
     ths = [threading.Thread(target=writer, args=(st, cl.nodes, token, t, 3.0)) for t in range(threads)]
     ths += [threading.Thread(target=reader, args=(st, cl.nodes, token)) for _ in range(readers)]
@@ -357,7 +367,17 @@ def run_config(name, extra, work):
             if got is None or got[0] != a["number"]:
                 lost[node.id] += 1
                 if len(lost_examples) < 10:
-                    lost_examples.append((node.name, a["kind"], a["key"], a["ticket_id"], a["number"], got))
+                    before = [k for k in kills if k.get("t_kill") is not None and k["t_kill"] <= a["t_ack"]]
+                    k = before[-1] if before else None
+                    lost_examples.append({
+                        "missing_on": node.name, "kind": a["kind"], "key": a["key"], "ticket_id": a["ticket_id"],
+                        "number": a["number"], "sent_to": cl.nodes[a["replica"]].name, "applied_index": a["index"],
+                        "attempts": a["attempts"], "duplicate": a["dup"],
+                        "after_kill_round": k["round"] if k else None,
+                        "killed": "replica%d" % k["killed"] if k else None,
+                        "s_after_kill": round(a["t_ack"] - k["t_kill"], 3) if k else None,
+                        "s_before_next_kill": round(min([x["t_kill"] for x in kills if x.get("t_kill") and
+                                                         x["t_kill"] > a["t_ack"]] or [float("nan")]) - a["t_ack"], 3)})
     ok_lists = [lst for lst in listings if lst is not None]
     res["listings_identical"] = len(ok_lists) == len(cl.nodes) and all(lst == ok_lists[0] for lst in ok_lists)
     res["tickets_listed"] = [len(lst) if lst is not None else None for lst in listings]
@@ -407,6 +427,8 @@ def run_config(name, extra, work):
                 open(pi, "wb").write(dumps[i])
                 d = subprocess.run(["diff", p0, pi], stdout=subprocess.PIPE).stdout.decode(errors="replace")
                 res.setdefault("dump_diff_head", []).append(d[:1500])
+    if any(lost.values()) or not res["dumps_identical_but_created"]:
+        KEEP.append(cdir)
     log("   %s: %d acknowledged, lost %s, surviving reads failed %d of %d, gaps %s, dumps identical %s" % (
         name, len(acks), lost, res["reads_surviving_failed"], len(surv),
         ["%.2f" % g for g in gaps], res["dumps_identical"]))
@@ -472,8 +494,8 @@ def main():
             with open(E["RAW"], "w") as f:
                 json.dump(results, f, indent=1, default=str)
     finally:
-        if E.get("KEEP_WORK"):
-            log("work dir kept: %s" % work)
+        if E.get("KEEP_WORK") or KEEP:
+            log("work dir kept: %s%s" % (work, (" (failed checks: %s)" % ", ".join(KEEP)) if KEEP else ""))
         else:
             shutil.rmtree(work, ignore_errors=True)
 
