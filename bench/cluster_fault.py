@@ -289,6 +289,7 @@ def run_config(name, extra, work):
     for t in ths:
         t.start()
     kills = []
+    crashed = {}
     res = {"config": name, "flags": " ".join(extra)}
     try:
         t0 = time.monotonic()
@@ -296,6 +297,11 @@ def run_config(name, extra, work):
             wait = t0 + r * interval - time.monotonic()
             if wait > 0:
                 time.sleep(wait)
+            for node in cl.nodes:  # a replica that exited by itself: reported, not restarted
+                if not node.alive() and node.name not in crashed:
+                    crashed[node.name] = {"round": r, "exit": node.proc.returncode, "log": node.tail_log(3)}
+                    log("   %s exited by itself with %s before round %d:\n%s" % (
+                        node.name, node.proc.returncode, r, node.tail_log(3)))
             leader = None
             end = time.monotonic() + 15
             while leader is None and time.monotonic() < end:
@@ -328,6 +334,10 @@ def run_config(name, extra, work):
         for t in ths:
             t.join(120)
     acks = st.acks
+    for node in cl.nodes:
+        if not node.alive() and node.name not in crashed:
+            crashed[node.name] = {"round": None, "exit": node.proc.returncode, "log": node.tail_log(3)}
+    res["crashed"] = crashed
     # the write gap per failover
     gaps = []
     for k in kills:
@@ -427,7 +437,7 @@ def run_config(name, extra, work):
                 open(pi, "wb").write(dumps[i])
                 d = subprocess.run(["diff", p0, pi], stdout=subprocess.PIPE).stdout.decode(errors="replace")
                 res.setdefault("dump_diff_head", []).append(d[:1500])
-    if any(lost.values()) or not res["dumps_identical_but_created"]:
+    if any(lost.values()) or not res["dumps_identical_but_created"] or crashed:
         KEEP.append(cdir)
     log("   %s: %d acknowledged, lost %s, surviving reads failed %d of %d, gaps %s, dumps identical %s" % (
         name, len(acks), lost, res["reads_surviving_failed"], len(surv),
@@ -470,16 +480,29 @@ def report(results):
             r["config"], len(g), fmt_gaps(g), sum(1 for x in g if x <= 2.0), len(g),
             " ".join("%.2f" % x for x in g)))
     for r in results:
+        for name, c in sorted(r.get("crashed", {}).items()):
+            out.append("")
+            out.append("%s: **%s exited by itself** (status %s, found before round %s; not restarted); its log ends: `%s`" % (
+                r["config"], name, c["exit"], c["round"], c["log"].strip().splitlines()[-1] if c["log"].strip() else ""))
         if r["acked_without_ticket"]:
             out.append("")
             out.append("%s: %d acknowledged Routes answered without a ticket (not checked)." % (
                 r["config"], r["acked_without_ticket"]))
-        if r["lost_examples"] or r["reads_surviving_fail_examples"] or r.get("dump_diff_head") or \
-                r["failed_write_examples"]:
+        if r["lost_examples"] or r["reads_surviving_fail_examples"] or r["failed_write_examples"]:
             out.append("")
-            out.append("%s, details: lost %s; surviving read failures %s; failed writes %s; dump diff %s" % (
-                r["config"], r["lost_examples"], r["reads_surviving_fail_examples"], r["failed_write_examples"],
-                r.get("dump_diff_head")))
+            out.append("%s, lost writes (first 10 misses; ack time against the kill before it):" % r["config"])
+            for x in r["lost_examples"]:
+                out.append("- %(kind)s %(key)s -> %(ticket_id)s, acknowledged through %(sent_to)s at applied index "
+                           "%(applied_index)s, %(attempts)s attempt(s), %(s_after_kill)s s after the kill of round "
+                           "%(after_kill_round)s (%(killed)s): missing on %(missing_on)s" % x)
+            if r["reads_surviving_fail_examples"]:
+                out.append("- surviving read failures, e.g.: %s" % r["reads_surviving_fail_examples"])
+            if r["failed_write_examples"]:
+                out.append("- failed writes, e.g.: %s" % r["failed_write_examples"])
+        if not r["dumps_identical_but_created"]:
+            out.append("")
+            out.append("%s: the stores differ (dump sha256 %s); the diff's first lines are in the raw JSON "
+                       "(RAW=FILE) and the dumps in the kept work dir." % (r["config"], r["dump_sha256"]))
     return "\n".join(out)
 
 
