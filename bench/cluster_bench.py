@@ -8,12 +8,17 @@ Per round, in alternating order (single,cluster then cluster,single ...):
     the client), the load sent to the leader; and Route sent to a
     follower (its writes forwarded to the leader);
 for each workload (durable Route, durable CreateTicket) and LEVEL,
-helpwire-bench runs WARMUP + DURATION seconds. While it runs, /metrics and
-/proc/PID/io of every server are sampled every SAMPLE_S seconds; the
-figures are deltas between the samples nearest to the measured window
-(its end, and DURATION seconds before it), per store write of that window
-(helpwire_store_writes_total of the process that writes: the single node
-or the leader), so they do not depend on the window's exact edges.
+helpwire-bench runs WARMUP + DURATION seconds. While it runs,
+/proc/PID/io, the threads' CPU of every server and /proc/stat are sampled
+every SAMPLE_S seconds; those figures are deltas between the samples
+nearest to the measured window (its end, and DURATION seconds before it),
+per request of helpwire-bench's throughput over that time. /metrics is
+read only before and after the run (a scrape walks the outbox backlog and
+the pending timers: not free), and its figures are ratios of one counter
+to another over the whole run (raft entries per store write, raft bytes
+per write, writes per LMDB commit). After each cluster's runs the three
+stores are stopped and compared (mdb_dump -a, the store's creation time
+left out).
 
 Figures per workload and level: req/s and p50/p99 of both, the ratio
 replicated / single (per round, then the median); for the cluster: raft
