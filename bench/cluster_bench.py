@@ -330,6 +330,37 @@ class Cluster:
     def stop(self):
         return [n.stop() for n in self.nodes]
 
+    def frozen_dumps(self, attempts=20):
+        """mdb_dump -a of every replica's store at one applied index: waits
+        until they settle, pauses all of them at once (SIGSTOP; LMDB readers
+        need no lock the writer holds), dumps, resumes; again when one had
+        applied an entry the others had not yet (they learn of a commit in
+        the leader's next message, so replicas stopped one by one, or at a
+        moment's notice, can stand a few entries apart: those are in their
+        raft logs and applied at their next start). Returns the dumps, or
+        None for a replica that does not run."""
+        import cluster_fault
+
+        dumps = [None] * len(self.nodes)
+        for _ in range(attempts):
+            try:
+                self.wait_ready(30)
+            except RuntimeError as e:
+                log("   %s" % e)
+            live = [n for n in self.nodes if n.alive()]
+            for n in live:
+                n.proc.send_signal(signal.SIGSTOP)
+            try:
+                dumps = [cluster_fault.mdb_dump(n.data)[0] if n in live else None for n in self.nodes]
+            finally:
+                for n in live:
+                    n.proc.send_signal(signal.SIGCONT)
+            indexes = {cluster_fault.applied_in_dump(d) for d in dumps if d is not None}
+            if len(indexes) <= 1:
+                return dumps
+            time.sleep(0.3)
+        return dumps
+
 
 # ---------------------------------------------------------------- throughput
 
@@ -502,13 +533,14 @@ def run_cluster(work, rnd, mixes, levels, duration, warmup, period, follower):
                 rows.append(r)
         return rows
     finally:
+        # the replicas' stores after the run, at one applied index: the
+        # same records?
+        import cluster_fault
+
+        dumps = cl.frozen_dumps()
         for n, rc in zip(cl.nodes, cl.stop()):
             if rc not in (0, None):
                 log("   %s exited with %s" % (n.name, rc))
-        # the replicas' stores after the run: the same records?
-        import cluster_fault
-
-        dumps = [cluster_fault.mdb_dump(n.data)[0] for n in cl.nodes]
         if all(d is not None for d in dumps):
             norm = [cluster_fault.normalised(d) for d in dumps]
             same = len(set(norm)) == 1
