@@ -197,7 +197,6 @@ int hw_cluster_open(hw_cluster_wiring **out, const hw_config *cfg, char **argv, 
         .heartbeat_timeout_ms = (unsigned)cfg->cluster_heartbeat_ms,
         .snapshot_threshold = (unsigned)cfg->cluster_snapshot_entries,
         .snapshot_trailing = (unsigned)(cfg->cluster_snapshot_entries / 4),
-        .window = (unsigned)cfg->cluster_window,
     };
     int rc = hw_repl_open(&w->repl, &ro, err, errlen);
     if (rc == HW_EPRECONDITION) {

@@ -133,10 +133,6 @@ static const opt_def options[] = {
      "Raft election timeout (randomised between MS and 2*MS). Default 1000."},
     {"cluster-heartbeat-ms", OPT_INT, OFF(cluster_heartbeat_ms), 0, 60000, "MS",
      "Raft heartbeat interval of the leader. Default 100."},
-    {"cluster-window", OPT_INT, OFF(cluster_window), 1, 16, "N",
-     "Write groups the leader may have sent to the replicas and not yet seen committed: its writer "
-     "runs the next group while raft replicates the last (one LMDB commit for the lot). 1 = one at a "
-     "time. Default 4."},
     {"cluster-snapshot-entries", OPT_INT, OFF(cluster_snapshot_entries), 0, 1 << 30, "N",
      "Raft entries between snapshots, after which the log is truncated (keeping a quarter of N). "
      "Default 8192."},
@@ -166,7 +162,6 @@ void hw_config_defaults(hw_config *cfg)
     cfg->survey_ttl_hours = 168;
     cfg->unassigned_alert_after_ms = 600000;
     cfg->reassign_grace_ms = 300000;
-    cfg->cluster_window = 4;
     cfg->log_level = "info";
 }
 

@@ -58,7 +58,6 @@ typedef struct hw_config {
     int64_t cluster_election_ms;      /* --cluster-election-ms */
     int64_t cluster_heartbeat_ms;     /* --cluster-heartbeat-ms */
     int64_t cluster_snapshot_entries; /* --cluster-snapshot-entries */
-    int64_t cluster_window;           /* --cluster-window */
     const char *log_level;            /* --log-level */
     bool access_log;                  /* --access-log */
     /* Queues: --unassigned-alert-after-ms, --reassign-grace-ms. */

@@ -92,19 +92,16 @@ struct hw_repl {
     pthread_cond_t cond;
     repl_view view;
 
-    /* The writer's proposals (under mu): up to HW_REPL_WINDOW in flight,
-     * submitted to raft in the order the writer made them (seq). */
-    struct prop_slot {
-        hw_repl *r;
+    /* The writer's proposal (under mu). */
+    struct {
         int phase;
-        uint64_t seq;
         uint64_t term;
-        struct raft_buffer buf; /* raft_malloc'ed copy, handed to raft_apply */
+        const void *buf;
+        size_t len;
         uint64_t index;
         int result;
         struct raft_apply req;
-    } props[HW_REPL_WINDOW];
-    uint64_t next_seq, next_submit; /* writer's next seq; the loop's next to submit */
+    } prop;
 
     /* One admin change at a time (under mu). */
     struct {
@@ -149,9 +146,7 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
     *result = NULL;
     r->last_cmd_index = index;
     pthread_mutex_lock(&r->mu);
-    bool own = false;
-    for (int i = 0; i < HW_REPL_WINDOW && !own; i++)
-        own = r->props[i].phase == SLOT_SUBMITTED && r->props[i].index == index;
+    bool own = r->prop.phase == SLOT_SUBMITTED && r->prop.index == index;
     pthread_mutex_unlock(&r->mu);
     if (own)
         return 0; /* in the writer's open transaction */
@@ -308,59 +303,55 @@ static void barrier_cb(struct raft_barrier *req, int status)
 static void apply_cb(struct raft_apply *req, int status, void *result)
 {
     (void)result;
-    struct prop_slot *sl = req->data;
-    hw_repl *r = sl->r;
+    hw_repl *r = req->data;
     pthread_mutex_lock(&r->mu);
-    sl->result = status == 0                                                  ? HW_OK
-                 : status == RAFT_LEADERSHIPLOST || status == RAFT_NOTLEADER ? HW_ENOTLEADER
-                                                                              : HW_EIO;
-    sl->phase = SLOT_DONE;
+    r->prop.result = status == 0 ? HW_OK : status == RAFT_LEADERSHIPLOST || status == RAFT_NOTLEADER ? HW_ENOTLEADER : HW_EIO;
+    r->prop.phase = SLOT_DONE;
     pthread_cond_broadcast(&r->cond);
     pthread_mutex_unlock(&r->mu);
-    hw_store_wake(r->store); /* a pipelined writer waits on its queue */
 }
 
-/* The slot holding seq, or NULL. Caller holds mu. */
-static struct prop_slot *slot_of(hw_repl *r, uint64_t seq)
-{
-    struct prop_slot *sl = &r->props[seq % HW_REPL_WINDOW];
-    return sl->phase != SLOT_FREE && sl->seq == seq ? sl : NULL;
-}
-
-/* Submits the writer's proposals to raft, in the order it made them. A
- * proposal made for another term, or while this replica does not lead,
- * fails at once (and so do the ones after it: they were computed on it). */
-static void run_proposals(hw_repl *r)
+static void run_proposal(hw_repl *r)
 {
     pthread_mutex_lock(&r->mu);
-    for (;;) {
-        struct prop_slot *sl = slot_of(r, r->next_submit);
-        if (!sl || sl->phase != SLOT_ASKED)
-            break;
-        r->next_submit++;
-        int result;
-        if (raft_state(&r->raft) != RAFT_LEADER || r->raft.current_term != sl->term || r->stop) {
-            result = HW_ENOTLEADER;
-        } else {
-            sl->req.data = sl;
-            sl->index = raft_last_index(&r->raft) + 1;
-            sl->phase = SLOT_SUBMITTED; /* before raft_apply: fsm_apply knows it */
-            struct raft_buffer b = sl->buf;
-            pthread_mutex_unlock(&r->mu);
-            int rc = raft_apply(&r->raft, &sl->req, &b, 1, apply_cb);
-            pthread_mutex_lock(&r->mu);
-            if (rc == 0) {
-                sl->buf.base = NULL; /* raft's now */
-                continue;            /* apply_cb completes it */
-            }
-            result = rc == RAFT_NOTLEADER || rc == RAFT_LEADERSHIPLOST ? HW_ENOTLEADER : HW_EIO;
-        }
-        raft_free(sl->buf.base);
-        sl->buf.base = NULL;
-        sl->result = result;
-        sl->phase = SLOT_DONE;
-        pthread_cond_broadcast(&r->cond);
+    if (r->prop.phase != SLOT_ASKED) {
+        pthread_mutex_unlock(&r->mu);
+        return;
     }
+    int result = HW_OK;
+    if (raft_state(&r->raft) != RAFT_LEADER || r->raft.current_term != r->prop.term || r->stop) {
+        result = HW_ENOTLEADER;
+    } else {
+        /* libraft's log reads entries back at 8-byte boundaries: the
+         * length must be a multiple of 8 (entry.h allows the zeros). */
+        size_t padded = (r->prop.len + 7) & ~(size_t)7;
+        struct raft_buffer b = {.base = raft_malloc(padded ? padded : 8), .len = padded};
+        if (!b.base) {
+            result = HW_ENOMEM;
+        } else {
+            memcpy(b.base, r->prop.buf, r->prop.len);
+            memset((unsigned char *)b.base + r->prop.len, 0, padded - r->prop.len);
+            r->prop.req.data = r;
+            /* raft_apply may call back synchronously only on failure paths
+             * that return an error; the slot is marked submitted first so
+             * that fsm_apply recognises the entry. */
+            r->prop.index = raft_last_index(&r->raft) + 1;
+            r->prop.phase = SLOT_SUBMITTED;
+            pthread_mutex_unlock(&r->mu);
+            int rc = raft_apply(&r->raft, &r->prop.req, &b, 1, apply_cb);
+            pthread_mutex_lock(&r->mu);
+            if (rc != 0) {
+                raft_free(b.base);
+                result = rc == RAFT_NOTLEADER || rc == RAFT_LEADERSHIPLOST ? HW_ENOTLEADER : HW_EIO;
+            } else {
+                pthread_mutex_unlock(&r->mu);
+                return; /* apply_cb completes it */
+            }
+        }
+    }
+    r->prop.result = result;
+    r->prop.phase = SLOT_DONE;
+    pthread_cond_broadcast(&r->cond);
     pthread_mutex_unlock(&r->mu);
 }
 
@@ -463,7 +454,7 @@ static void on_wake(uv_async_t *h)
         raft_close(&r->raft, NULL);
         return;
     }
-    run_proposals(r);
+    run_proposal(r);
     run_admin(r);
 }
 
@@ -483,7 +474,7 @@ static void on_tick(uv_timer_t *t)
     }
     refresh_view(r);
     /* A proposal that arrived while raft was busy is picked up here too. */
-    run_proposals(r);
+    run_proposal(r);
     run_admin(r);
 }
 
@@ -650,72 +641,35 @@ static int store_prepare(void *ctx, uint64_t *ticket)
     return rc;
 }
 
-static int store_submit(void *ctx, uint64_t ticket, const void *entry, size_t len, uint64_t *handle)
+static int store_propose(void *ctx, uint64_t ticket, const void *entry, size_t len, uint64_t *index)
 {
     hw_repl *r = ctx;
-    /* libraft's log reads entries back at 8-byte boundaries: the length
-     * must be a multiple of 8 (entry.h allows the zeros). */
-    size_t padded = (len + 7) & ~(size_t)7;
-    void *copy = raft_malloc(padded ? padded : 8);
-    if (!copy)
-        return HW_ENOMEM;
-    memcpy(copy, entry, len);
-    memset((unsigned char *)copy + len, 0, padded - len);
     pthread_mutex_lock(&r->mu);
-    struct prop_slot *sl = &r->props[r->next_seq % HW_REPL_WINDOW];
-    if (r->stop || sl->phase != SLOT_FREE) {
+    if (r->stop) {
         pthread_mutex_unlock(&r->mu);
-        raft_free(copy);
-        return r->stop ? HW_ENOTLEADER : HW_EBUSY; /* a writer with more than the window in flight */
+        return HW_ENOTLEADER;
     }
-    *sl = (struct prop_slot){.r = r, .phase = SLOT_ASKED, .seq = r->next_seq, .term = ticket,
-                             .buf = {.base = copy, .len = padded ? padded : 8}};
-    *handle = r->next_seq++;
+    r->prop.phase = SLOT_ASKED;
+    r->prop.term = ticket;
+    r->prop.buf = entry;
+    r->prop.len = len;
     pthread_mutex_unlock(&r->mu);
     uv_async_send(&r->wake);
-    return HW_OK;
-}
-
-static int store_wait(void *ctx, uint64_t handle, uint64_t *index)
-{
-    hw_repl *r = ctx;
     pthread_mutex_lock(&r->mu);
-    struct prop_slot *sl = slot_of(r, handle);
-    if (!sl) {
-        pthread_mutex_unlock(&r->mu);
-        return HW_EINVALID;
-    }
-    while (sl->phase != SLOT_DONE)
+    while (r->prop.phase != SLOT_DONE)
         pthread_cond_wait(&r->cond, &r->mu);
-    int rc = sl->result;
-    *index = sl->index;
-    size_t len = sl->buf.len;
-    sl->phase = SLOT_FREE;
-    pthread_mutex_unlock(&r->mu);
+    int rc = r->prop.result;
+    *index = r->prop.index;
+    r->prop.phase = SLOT_FREE;
     if (rc == HW_OK) {
         atomic_fetch_add_explicit(&r->proposed, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&r->proposed_bytes, len, memory_order_relaxed);
+        atomic_fetch_add_explicit(&r->proposed_bytes, (len + 7) & ~(size_t)7, memory_order_relaxed);
     } else {
         atomic_fetch_add_explicit(&r->proposals_failed, 1, memory_order_relaxed);
     }
-    return rc;
-}
-
-static bool store_done(void *ctx, uint64_t handle)
-{
-    hw_repl *r = ctx;
-    pthread_mutex_lock(&r->mu);
-    struct prop_slot *sl = slot_of(r, handle);
-    bool done = !sl || sl->phase == SLOT_DONE;
+    r->prop.buf = NULL;
     pthread_mutex_unlock(&r->mu);
-    return done;
-}
-
-static int store_propose(void *ctx, uint64_t ticket, const void *entry, size_t len, uint64_t *index)
-{
-    uint64_t h;
-    int rc = store_submit(ctx, ticket, entry, len, &h);
-    return rc == HW_OK ? store_wait(ctx, h, index) : rc;
+    return rc;
 }
 
 static bool store_is_leader(void *ctx)
@@ -772,16 +726,8 @@ int hw_repl_open(hw_repl **out, const hw_repl_options *opts, char *err, size_t e
     r->known[0].id = opts->id;
     snprintf(r->known[0].grpc_address, sizeof r->known[0].grpc_address, "%s", r->grpc_address);
     r->n_known = 1;
-    hw_store_replicator rep = {.ctx = r,
-                               .prepare = store_prepare,
-                               .propose = store_propose,
-                               .submit = store_submit,
-                               .wait = store_wait,
-                               .done = store_done,
-                               .window = opts->window ? opts->window : 1,
+    hw_store_replicator rep = {.ctx = r, .prepare = store_prepare, .propose = store_propose,
                                .is_leader = store_is_leader};
-    if (rep.window > HW_REPL_WINDOW)
-        rep.window = HW_REPL_WINDOW;
     int rc = hw_store_set_replicator(r->store, &rep);
     if (rc != HW_OK) {
         snprintf(err, errlen, "repl: the store cannot be replicated now (%s)", hw_strerror(rc));
@@ -810,6 +756,10 @@ void hw_repl_close(hw_repl *r)
     if (r->thread) {
         pthread_mutex_lock(&r->mu);
         r->stop = true;
+        if (r->prop.phase == SLOT_ASKED) {
+            r->prop.result = HW_ENOTLEADER;
+            r->prop.phase = SLOT_DONE;
+        }
         pthread_cond_broadcast(&r->cond);
         pthread_mutex_unlock(&r->mu);
         uv_async_send(&r->wake);
@@ -830,16 +780,10 @@ void hw_repl_close(hw_repl *r)
         uv_run(&r->loop, UV_RUN_DEFAULT);
         uv_loop_close(&r->loop);
     }
-    /* Whatever raft did not call back (never submitted) fails. */
     pthread_mutex_lock(&r->mu);
-    for (int i = 0; i < HW_REPL_WINDOW; i++) {
-        struct prop_slot *sl = &r->props[i];
-        if (sl->phase == SLOT_ASKED || sl->phase == SLOT_SUBMITTED) {
-            raft_free(sl->buf.base);
-            sl->buf.base = NULL;
-            sl->result = HW_ENOTLEADER;
-            sl->phase = SLOT_DONE;
-        }
+    if (r->prop.phase != SLOT_FREE && r->prop.phase != SLOT_DONE) {
+        r->prop.result = HW_ENOTLEADER;
+        r->prop.phase = SLOT_DONE;
     }
     pthread_cond_broadcast(&r->cond);
     pthread_mutex_unlock(&r->mu);

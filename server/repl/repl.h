@@ -60,9 +60,6 @@ enum { HW_REPL_FOLLOWER = 1, HW_REPL_CANDIDATE = 2, HW_REPL_LEADER = 3, HW_REPL_
 
 #define HW_REPL_MAX_MEMBERS 16
 
-/* Most entries the store's writer may have in flight (hw_repl_options.window). */
-#define HW_REPL_WINDOW 16
-
 typedef struct hw_repl_options {
     uint64_t id;              /* this replica, >= 1 */
     const char *raft_address; /* host:port it listens on for raft */
@@ -81,10 +78,6 @@ typedef struct hw_repl_options {
     /* Entries between snapshots (0 = 8192) and entries kept after one
      * (0 = 2048). */
     unsigned snapshot_threshold, snapshot_trailing;
-    /* Write groups the leader's writer may have proposed and not yet seen
-     * committed (store.h, hw_store_replicator.window): 0 or 1 = one at a
-     * time; at most HW_REPL_WINDOW. */
-    unsigned window;
 } hw_repl_options;
 
 /* Starts raft over the store (before any write to it). HW_OK; HW_EINVALID;

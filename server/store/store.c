@@ -229,9 +229,6 @@ struct hw_store {
     hw_entry cap;                  /* the writer's change set of the group */
     uint64_t proposed_index;       /* the index propose gave the group's entry */
     bool apply_instead;            /* the group's transaction is full: apply the entry instead */
-    hw_store_req **pipe;           /* pipelined: the requests of the stages in flight */
-    hw_store_req **carry;          /* requests left for the next round (a full map) */
-    size_t n_carry;
     _Alignas(64) atomic_uint_least64_t applied; /* last entry in the store */
     pthread_mutex_t apply_mu;      /* jobs and waiters */
     struct apply_job *jobs_head, *jobs_tail;
@@ -912,249 +909,6 @@ static void run_group(hw_store *s, hw_store_req **batch, size_t n)
     }
 }
 
-/* ---- pipelined write groups (a replicator with window > 1) --------------
- *
- * One entry in flight at a time leaves the leader's writer waiting for a
- * raft round trip per group. Here the writer keeps one LMDB transaction
- * open across up to `window` groups: each group runs in a child of it (so
- * it sees the groups before it), its entry is submitted at once, and the
- * next group runs while raft replicates; once every submitted entry is
- * committed the transaction commits with the last index and all the
- * groups' requests complete. If an entry fails (the leadership changed),
- * the transaction is thrown away: the entries committed before it are
- * applied from their bytes, the requests of the rest fail with
- * HW_ENOTLEADER (as one entry's would). A group that needs a larger map
- * ends the round early (the map grows only with no transaction open) and
- * runs first in the next. */
-
-#define HW_STORE_MAX_WINDOW 16
-
-typedef struct stage {
-    size_t first, n;  /* its requests: s->pipe[first .. first + n) */
-    bool proposed;    /* it changed something: an entry was submitted */
-    uint64_t handle, index;
-    int result;
-    unsigned char *bytes; /* the entry, for applying it if the round fails */
-    size_t len;
-} stage;
-
-/* Runs batch[0..n) in a child of top, the group rules of run_group: all in
- * one child, or, when one fails, each in a child of its own. Returns HW_OK
- * with the child committed into top and every request's status set, or
- * HW_EFULL (nothing of the group kept: the map or the transaction is full;
- * *too_large when even the first request alone is too large for one). */
-static int run_stage(hw_store *s, MDB_txn *top, hw_store_req **batch, size_t n)
-{
-    hw_entry_reset(&s->cap);
-    MDB_txn *child;
-    if (mdb_txn_begin(s->env, top, 0, &child) != 0)
-        return HW_EFULL;
-    int full = HW_TXN_FITS;
-    size_t i = 0;
-    for (; i < n; i++) {
-        if (run_direct(s, child, batch[i], &full) != HW_OK || full != HW_TXN_FITS)
-            break;
-        batch[i]->status = HW_OK;
-    }
-    if (i < n && full == HW_TXN_FITS) {
-        /* One failed: again, each request alone. */
-        mdb_txn_abort(child);
-        hw_entry_reset(&s->cap);
-        if (mdb_txn_begin(s->env, top, 0, &child) != 0)
-            return HW_EFULL;
-        for (i = 0; i < n; i++) {
-            batch[i]->status = run_one(s, child, batch[i], &full);
-            if (full != HW_TXN_FITS)
-                break;
-        }
-    }
-    if (full != HW_TXN_FITS) {
-        mdb_txn_abort(child);
-        hw_entry_reset(&s->cap);
-        return HW_EFULL;
-    }
-    if (mdb_txn_commit(child) != 0) {
-        hw_entry_reset(&s->cap);
-        return HW_EFULL;
-    }
-    hw_entry_flush(&s->cap);
-    return HW_OK;
-}
-
-static size_t take_batch(hw_store *s, hw_store_req **into, size_t max)
-{
-    size_t n = 0;
-    while (n < max && s->n_carry > 0) {
-        into[n++] = s->carry[0];
-        memmove(s->carry, s->carry + 1, --s->n_carry * sizeof *s->carry);
-    }
-    struct cds_wfcq_node *node;
-    while (n < max && (node = __cds_wfcq_dequeue_blocking(&s->qhead, &s->qtail)) != NULL) {
-        hw_store_req *r = caa_container_of(node, hw_store_req, node);
-        HW_HANDOFF_ACQUIRE(r);
-        into[n++] = r;
-    }
-    return n;
-}
-
-/* Fails batch[0..n) with status (nothing of it ran). */
-static void refuse(hw_store *s, hw_store_req **batch, size_t n, int status)
-{
-    for (size_t i = 0; i < n; i++)
-        batch[i]->status = status;
-    complete(s, batch, n);
-}
-
-/* Applies a committed entry from its bytes, or stops the replica (it
- * cannot go on without it; the next start applies it from the log). */
-static void apply_or_stop(hw_store *s, const stage *g)
-{
-    int rc = apply_entry(s, g->index, g->bytes, g->len, false);
-    if (rc != 0) {
-        fprintf(stderr, "store: cannot apply replicated entry %llu (%s); stopping\n", (unsigned long long)g->index,
-                rc > 0 ? mdb_strerror(rc) : hw_strerror(rc));
-        abort();
-    }
-}
-
-static void run_pipelined(hw_store *s)
-{
-    unsigned window = s->repl.window;
-    stage st[HW_STORE_MAX_WINDOW];
-    size_t ns = 0, used = 0;
-    uint64_t ticket = 0;
-    int prc = repl_prepare(s, &ticket);
-    if (prc != HW_OK) {
-        size_t n = take_batch(s, s->pipe, s->max_group);
-        refuse(s, s->pipe, n, prc);
-        return;
-    }
-    MDB_txn *top = NULL;
-    int rc = mdb_txn_begin(s->env, NULL, 0, &top);
-    if (rc != 0) {
-        size_t n = take_batch(s, s->pipe, s->max_group);
-        refuse(s, s->pipe, n, lmdb_to_hw(rc));
-        return;
-    }
-    bool submit_failed = false;
-    while (ns < window && !submit_failed) {
-        /* More groups join the round while its first entry is still on its
-         * way through raft (so the round's commit waits at most about two
-         * round trips); the writer sleeps until a request or an outcome
-         * arrives. */
-        int seen = atomic_load(&s->wake_seq);
-        if (ns > 0 && st[0].proposed && s->repl.done(s->repl.ctx, st[0].handle))
-            break;
-        if (ns > 0 && !st[0].proposed)
-            break; /* the first group changed nothing: commit what there is */
-        if (s->n_carry == 0 && cds_wfcq_empty(&s->qhead, &s->qtail)) {
-            if (ns == 0)
-                break;
-            atomic_store(&s->writer_sleeping, 1);
-            if (cds_wfcq_empty(&s->qhead, &s->qtail) && !s->repl.done(s->repl.ctx, st[0].handle)) {
-                struct timespec ts = {0, 2 * 1000 * 1000};
-                futex_wait(&s->wake_seq, seen, &ts);
-            }
-            atomic_store(&s->writer_sleeping, 0);
-            continue;
-        }
-        hw_store_req **batch = s->pipe + used;
-        size_t n = take_batch(s, batch, s->max_group);
-        if (n == 0)
-            break;
-        if (run_stage(s, top, batch, n) != HW_OK) {
-            if (ns == 0) {
-                /* The round's first group does not fit: run_group's rules
-                 * take it (grow the map; a request too large alone fails). */
-                mdb_txn_abort(top);
-                run_group(s, batch, n);
-                return;
-            }
-            /* It runs first in the next round, once this one committed. */
-            memcpy(s->carry, batch, n * sizeof *batch);
-            s->n_carry = n;
-            break;
-        }
-        stage *g = &st[ns++];
-        *g = (stage){.first = used, .n = n, .result = HW_OK};
-        used += n;
-        if (hw_entry_empty(&s->cap))
-            continue; /* nothing changed: nothing to replicate */
-        g->len = s->cap.len;
-        g->bytes = s->cap.failed ? NULL : malloc(g->len);
-        if (!g->bytes) {
-            g->result = HW_ENOMEM;
-            submit_failed = true;
-            continue;
-        }
-        memcpy(g->bytes, s->cap.buf, g->len);
-        g->result = s->repl.submit(s->repl.ctx, ticket, g->bytes, g->len, &g->handle);
-        if (g->result == HW_OK)
-            g->proposed = true;
-        else
-            submit_failed = true;
-    }
-    /* Every submitted entry's outcome, in order, and the first failure. */
-    size_t first_bad = ns;
-    uint64_t last_index = 0;
-    for (size_t k = 0; k < ns; k++) {
-        stage *g = &st[k];
-        if (g->proposed) {
-            uint64_t idx = 0;
-            int wrc = s->repl.wait(s->repl.ctx, g->handle, &idx);
-            g->index = idx;
-            g->result = wrc;
-        }
-        if (g->result != HW_OK && first_bad == ns)
-            first_bad = k;
-        if (first_bad == ns && g->proposed)
-            last_index = g->index;
-    }
-    if (first_bad == ns) {
-        rc = last_index ? put_applied(s, top, last_index) : 0;
-        if (rc == 0) {
-            rc = mdb_txn_commit(top); /* the fsync */
-        } else {
-            mdb_txn_abort(top);
-        }
-        if (rc != 0) {
-            /* Committed by the replicas, not here: the same bytes, entry by
-             * entry (apply_entry grows the map when it must). */
-            for (size_t k = 0; k < ns; k++)
-                if (st[k].proposed)
-                    apply_or_stop(s, &st[k]);
-        } else {
-            atomic_fetch_add_explicit(&s->commits, 1, memory_order_relaxed);
-            atomic_fetch_add_explicit(&s->committed_requests, used, memory_order_relaxed);
-            stat_max(&s->largest_group, used);
-            if (last_index > atomic_load(&s->applied)) {
-                atomic_store(&s->applied, last_index);
-                fire_waiters(s);
-            }
-        }
-    } else {
-        /* The leadership changed under the round: the entries committed
-         * before the failure are applied from their bytes; the requests of
-         * the rest fail (their entries may still commit under the next
-         * leader, and then come back through hw_store_apply). */
-        mdb_txn_abort(top);
-        for (size_t k = 0; k < ns; k++) {
-            stage *g = &st[k];
-            if (k < first_bad) {
-                if (g->proposed)
-                    apply_or_stop(s, g);
-                continue;
-            }
-            for (size_t i = g->first; i < g->first + g->n; i++)
-                if (s->pipe[i]->status == HW_OK)
-                    s->pipe[i]->status = g->result != HW_OK ? g->result : HW_ENOTLEADER;
-        }
-    }
-    for (size_t k = 0; k < ns; k++)
-        free(st[k].bytes);
-    complete(s, s->pipe, used);
-}
-
 static void *writer_main(void *arg)
 {
     hw_store *s = arg;
@@ -1162,12 +916,6 @@ static void *writer_main(void *arg)
         int seen = atomic_load(&s->wake_seq);
         if (s->replicated)
             run_jobs(s);
-        if (s->replicated && s->repl.window > 1) {
-            if (s->n_carry > 0 || !cds_wfcq_empty(&s->qhead, &s->qtail)) {
-                run_pipelined(s);
-                continue;
-            }
-        }
         size_t n = 0;
         struct cds_wfcq_node *node;
         while (n < s->max_group && (node = __cds_wfcq_dequeue_blocking(&s->qhead, &s->qtail)) != NULL) {
@@ -1966,8 +1714,6 @@ void hw_store_close(hw_store *s)
         free(j);
     }
     hw_entry_free(&s->cap);
-    free(s->pipe);
-    free(s->carry);
     store_free(s);
 }
 
@@ -2018,16 +1764,6 @@ int hw_store_set_replicator(hw_store *s, const hw_store_replicator *r)
     if (atomic_load(&s->submitted) != 0)
         return HW_EINVALID;
     s->repl = *r;
-    if (s->repl.window > HW_STORE_MAX_WINDOW)
-        s->repl.window = HW_STORE_MAX_WINDOW;
-    if (s->repl.window > 1 && (!s->repl.submit || !s->repl.wait))
-        s->repl.window = 1;
-    if (s->repl.window > 1) {
-        s->pipe = calloc((size_t)s->repl.window * s->max_group, sizeof *s->pipe);
-        s->carry = calloc(s->max_group, sizeof *s->carry);
-        if (!s->pipe || !s->carry)
-            return HW_ENOMEM;
-    }
     hw_entry_reset(&s->cap);
     if (s->cap.failed)
         return HW_ENOMEM;
@@ -2113,11 +1849,4 @@ int hw_store_sync(hw_store *s)
 {
     int rc = mdb_env_sync(s->env, 1);
     return rc == 0 ? HW_OK : lmdb_to_hw(rc);
-}
-
-void hw_store_wake(hw_store *s)
-{
-    atomic_fetch_add(&s->wake_seq, 1);
-    if (atomic_load(&s->writer_sleeping))
-        futex_wake(&s->wake_seq, 1);
 }

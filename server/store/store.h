@@ -305,18 +305,6 @@ typedef struct hw_store_replicator {
      * hw_store_apply like any other entry). entry is borrowed for the
      * call. Any other code fails the group with it. */
     int (*propose)(void *ctx, uint64_t ticket, const void *entry, size_t len, uint64_t *index);
-    /* Pipelined proposals (used when window > 1): submit hands entry (copied)
-     * to the replicator and returns at once with a handle; wait blocks until
-     * that entry is committed (HW_OK, *index) or cannot be. Entries are
-     * submitted in order and committed in order; once one fails, every one
-     * submitted after it fails too. At most window submitted and not waited
-     * for. Writer thread. */
-    int (*submit)(void *ctx, uint64_t ticket, const void *entry, size_t len, uint64_t *handle);
-    int (*wait)(void *ctx, uint64_t handle, uint64_t *index);
-    /* Whether wait would return at once. When an entry's outcome is known
-     * the replicator calls hw_store_wake. */
-    bool (*done)(void *ctx, uint64_t handle);
-    unsigned window;
     /* Any thread: whether this replica leads now (hw_store_is_leader). */
     bool (*is_leader)(void *ctx);
 } hw_store_replicator;
@@ -367,10 +355,6 @@ bool hw_store_txn_replicated(const hw_store_txn *w);
  * is running and none will. Thread-safe. */
 typedef void (*hw_store_note_fn)(void *ctx, uint64_t index, const void *note, size_t len);
 void hw_store_set_note_handler(hw_store *s, hw_store_note_fn fn, void *ctx);
-
-/* Wakes the writer if it sleeps (a replicator whose entry's outcome became
- * known). Any thread; cheap. */
-void hw_store_wake(hw_store *s);
 
 /* Flushes every commit to disk (mdb_env_sync, forced). Any thread.
  * HW_OK; HW_EIO. */
