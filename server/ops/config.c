@@ -130,9 +130,10 @@ static const opt_def options[] = {
      "An admin token, read when this replica must fetch a copy of a peer's store (a new replica, "
      "or one away longer than the log is kept)."},
     {"cluster-election-ms", OPT_INT, OFF(cluster_election_ms), 0, 60000, "MS",
-     "Raft election timeout (randomised between MS and 2*MS). Default 1000."},
+     "Raft election timeout (randomised between MS and 2*MS): a lost leader is replaced within about "
+     "two of these. Default 500."},
     {"cluster-heartbeat-ms", OPT_INT, OFF(cluster_heartbeat_ms), 0, 60000, "MS",
-     "Raft heartbeat interval of the leader. Default 100."},
+     "Raft heartbeat interval of the leader. Default 50."},
     {"cluster-snapshot-entries", OPT_INT, OFF(cluster_snapshot_entries), 0, 1 << 30, "N",
      "Raft entries between snapshots, after which the log is truncated (keeping a quarter of N). "
      "Default 8192."},
@@ -162,6 +163,8 @@ void hw_config_defaults(hw_config *cfg)
     cfg->survey_ttl_hours = 168;
     cfg->unassigned_alert_after_ms = 600000;
     cfg->reassign_grace_ms = 300000;
+    cfg->cluster_election_ms = 500;
+    cfg->cluster_heartbeat_ms = 50;
     cfg->log_level = "info";
 }
 

@@ -73,7 +73,8 @@ typedef struct hw_repl_options {
     size_t n_bootstrap;
     hw_store *store; /* borrowed; its replicator is set by hw_repl_open */
     const hw_log *log;
-    /* Milliseconds; 0 = defaults (election 1000, heartbeat 100). */
+    /* Milliseconds; 0 = libraft's defaults (election 1000, heartbeat 100);
+     * helpwired passes its own (--cluster-election-ms, 500 and 50). */
     unsigned election_timeout_ms, heartbeat_timeout_ms;
     /* Entries between snapshots (0 = 8192) and entries kept after one
      * (0 = 2048). */
