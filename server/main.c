@@ -490,6 +490,7 @@ int main(int argc, char **argv)
     }
     app.settings.survey_base_url = cfg.survey_base_url;
     app.settings.survey_ttl_ms = cfg.survey_ttl_hours * 3600 * 1000;
+    app.settings.route_hits = (uint32_t)cfg.route_hits;
     app.settings.webhook_url = cfg.webhook_url;
     app.settings.alert_retention_ms = cfg.alert_retention_days * 24 * 3600 * 1000;
     app.settings.unassigned_alert_after_ms = cfg.unassigned_alert_after_ms;

@@ -31,6 +31,8 @@ static const field_spec article_fields[] = {
     {"locale", offsetof(Helpwire__V1__Article, locale), 0, FIELD_STRING, false},
     {"tags", offsetof(Helpwire__V1__Article, tags), offsetof(Helpwire__V1__Article, n_tags),
      FIELD_STRING_LIST, false},
+    {"alternate_questions", offsetof(Helpwire__V1__Article, alternate_questions),
+     offsetof(Helpwire__V1__Article, n_alternate_questions), FIELD_STRING_LIST, false},
 };
 
 static const field_spec faq_fields[] = {

@@ -44,6 +44,7 @@ typedef struct hw_worker_ctx {
 /* Domain settings from the configuration. */
 typedef struct hw_settings {
     double answer_threshold;     /* confidence needed to auto-reply, (0, 1] */
+    uint32_t route_hits;         /* hits listed in a Route reply, 1..5 (0 = 3) */
     const char *survey_base_url; /* survey links are base + token */
     int64_t survey_ttl_ms;       /* a survey expires this long after it is sent */
     const char *webhook_url;     /* supervisor alerts; NULL = none */

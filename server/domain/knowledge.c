@@ -50,8 +50,13 @@
 /* The index's view of a stored document (strings borrowed). */
 static hw_doc article_doc(const Helpwire__V1__Article *ar)
 {
-    return (hw_doc){
-        .kind = HW_DOC_ARTICLE, .id = ar->id, .title = ar->title, .body = ar->body, .locale = ar->locale};
+    return (hw_doc){.kind = HW_DOC_ARTICLE,
+                    .id = ar->id,
+                    .title = ar->title,
+                    .body = ar->body,
+                    .locale = ar->locale,
+                    .alt_questions = (const char *const *)ar->alternate_questions,
+                    .n_alt_questions = ar->n_alternate_questions};
 }
 
 static hw_doc faq_doc(const Helpwire__V1__Faq *fq)
@@ -428,7 +433,9 @@ void hw_knowledge_put_article(hw_call *call, const ProtobufCMessage *request, vo
         !hw_rpc_check_text(call, "article.title", in->title, 1, MAX_TITLE) ||
         !hw_rpc_check_text(call, "article.body", in->body, 1, MAX_BODY) ||
         !hw_rpc_check_text(call, "article.locale", in->locale, 0, MAX_LOCALE) ||
-        !check_tags(call, in->tags, in->n_tags))
+        !check_tags(call, in->tags, in->n_tags) ||
+        !hw_rpc_check_list(call, "article.alternate_questions", in->alternate_questions,
+                           in->n_alternate_questions, MAX_ALT, MAX_QUESTION))
         return;
     Helpwire__V1__Article *ar = hw_arena_alloc(hw_call_arena(call), sizeof *ar);
     if (!ar) {

@@ -33,7 +33,7 @@
 #define MAX_ID 128
 #define MAX_NAME 256
 #define MAX_LOCALE 15
-#define MAX_HITS 5
+#define DEFAULT_ROUTE_HITS 3
 
 #define ACTION(x) HELPWIRE__V1__ROUTE_ACTION__ROUTE_ACTION_##x
 
@@ -173,8 +173,12 @@ static int route_fn(hw_store_txn *w, void *arg)
         return rc;
     r->customer_id = cust->id;
     r->confidence = c->ans.confidence;
-    r->hits = hw_knowledge_convert_hits(a, c->ans.hits, c->ans.n_hits < MAX_HITS ? c->ans.n_hits : MAX_HITS);
-    r->n_hits = r->hits ? (c->ans.n_hits < MAX_HITS ? c->ans.n_hits : MAX_HITS) : 0;
+    size_t max_hits = c->h.app->settings.route_hits ? c->h.app->settings.route_hits : DEFAULT_ROUTE_HITS;
+    size_t n_hits = c->ans.n_hits < max_hits ? c->ans.n_hits : max_hits;
+    r->hits = hw_knowledge_convert_hits(a, c->ans.hits, n_hits);
+    r->n_hits = r->hits ? n_hits : 0;
+    r->answer_source_kind = (Helpwire__V1__DocKind)c->ans.source_kind;
+    r->answer_source_id = (char *)(c->ans.source_id ? c->ans.source_id : "");
 
     Helpwire__V1__Ticket *t;
     rc = hw_tickets_find_open_in(w, cust->id, a, &t);

@@ -84,6 +84,8 @@ static const opt_def options[] = {
     {"answer-threshold", OPT_STRING, OFF(answer_threshold), 0, 0, "X",
      "Confidence in (0, 1] an FAQ or article answer needs to be sent as an auto-reply instead of "
      "opening a ticket. Default 0.45."},
+    {"route-hits", OPT_INT, OFF(route_hits), 1, 5, "N",
+     "Knowledge hits a Route reply lists for the frontend, best first (1 to 5). Default 3."},
     {"survey-base-url", OPT_STRING, OFF(survey_base_url), 0, 0, "URL",
      "Survey links are this URL followed by the survey token. Default http://127.0.0.1:8080/survey/."},
     {"survey-ttl-hours", OPT_INT, OFF(survey_ttl_hours), 1, 24 * 365, "H",
@@ -161,6 +163,7 @@ void hw_config_defaults(hw_config *cfg)
     cfg->answer_threshold = "0.45";
     cfg->survey_base_url = "http://127.0.0.1:8080/survey/";
     cfg->survey_ttl_hours = 168;
+    cfg->route_hits = 3;
     cfg->unassigned_alert_after_ms = 600000;
     cfg->reassign_grace_ms = 300000;
     cfg->cluster_election_ms = 500;

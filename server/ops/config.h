@@ -44,6 +44,7 @@ typedef struct hw_config {
     const char *answer_threshold;     /* --answer-threshold, (0, 1] */
     const char *survey_base_url;      /* --survey-base-url */
     int64_t survey_ttl_hours;         /* --survey-ttl-hours */
+    int64_t route_hits;               /* --route-hits, 1..5 */
     const char *webhook_url;          /* --webhook-url */
     int64_t alert_retention_days;     /* --alert-retention-days: 0 = forever */
     const char *bootstrap_token_file; /* --bootstrap-token-file */

@@ -76,18 +76,21 @@ typedef struct hw_index_options {
     uint32_t delta_max_docs;    /* delta bound before main is rebuilt; 0 = 1024 */
     double answer_threshold;    /* default confidence for hw_index_answer; 0 = 0.45 */
     double faq_near_similarity; /* question similarity that wins outright; 0 = 0.8 */
+    double alt_boost;           /* weight of an alternate-question term; 0 = 1.5 */
 } hw_index_options;
 
 /* A document to put. Strings are NUL-terminated UTF-8 and are copied.
- * For an FAQ, title is the question, body the answer, and alt_questions
- * other phrasings (they are indexed and matched like the question). */
+ * For an FAQ, title is the question, body the answer. alt_questions (FAQs
+ * and articles) are other phrasings of the questions the document answers:
+ * indexed with the options' alt_boost and compared with a customer's
+ * question like an FAQ's question. */
 typedef struct hw_doc {
     hw_doc_kind kind;                 /* HW_DOC_ARTICLE or HW_DOC_FAQ */
     const char *id;                   /* 1..64 bytes */
     const char *title;                /* required, <= HW_INDEX_MAX_TITLE bytes */
     const char *body;                 /* required, <= HW_INDEX_MAX_BODY bytes */
     const char *locale;               /* NULL or "" means "en"; <= 15 bytes */
-    const char *const *alt_questions; /* FAQ only; may be NULL */
+    const char *const *alt_questions; /* may be NULL */
     size_t n_alt_questions;           /* <= HW_INDEX_MAX_ALT */
 } hw_doc;
 
@@ -144,6 +147,31 @@ int hw_index_batch_commit(hw_index *idx, hw_status *st);
  * request latency, so the indexer turns it off (a later rebuild reuses the
  * heap). Writer side: takes the writer mutex. */
 void hw_index_set_trim(hw_index *idx, int on);
+
+/* Synonym sets, applied at query time by search and answer. A set is 2..
+ * HW_INDEX_MAX_SYN_TERMS terms (words or phrases); a query whose tokens
+ * hold one term's tokens contiguously also matches the set's other terms:
+ * their tokens join the query (scored with the weight of the term they
+ * stand for, split over their tokens), and for confidence the matched span
+ * counts as covered by a document holding any one of the terms. locale ""
+ * or NULL applies a set to every query; else only to queries whose locale
+ * (search: the filter; answer: the locale argument) has the same primary
+ * language ("zh" covers "zh-CN"), and to queries without a locale.
+ * Replaces every set given before, atomically: the next query uses the new
+ * sets (RCU, no rebuild). Terms are copied. Returns 0, HW_EINVALID (a set
+ * with fewer than 2 or more than HW_INDEX_MAX_SYN_TERMS terms, a term
+ * empty, over 64 bytes, invalid UTF-8 or without a searchable token; st
+ * names set and term), HW_ETOOBIG (more than HW_INDEX_MAX_SYN_SETS sets),
+ * HW_ENOMEM; on error the previous sets stay. Thread-safe (writers
+ * serialized). */
+#define HW_INDEX_MAX_SYN_TERMS 32
+#define HW_INDEX_MAX_SYN_SETS 100000
+typedef struct hw_synonym_set {
+    const char *locale;
+    const char *const *terms;
+    size_t n_terms;
+} hw_synonym_set;
+int hw_index_set_synonyms(hw_index *idx, const hw_synonym_set *sets, size_t n, hw_status *st);
 
 /* Statistics of the published snapshot plus the writer's tables. Call from
  * a writer-side thread (takes the writer mutex; waits for a batch). */
@@ -214,6 +242,24 @@ typedef struct hw_search_result {
 int hw_index_search(hw_searcher *s, const hw_search_query *q, hw_arena *arena, hw_search_result *out,
                     hw_status *st);
 
+/* What the confidence of an answer was computed from (AnswerSignals). */
+typedef enum hw_match_field {
+    HW_MATCH_NONE = 0,
+    HW_MATCH_QUESTION = 1, /* FAQ question or an alternate question */
+    HW_MATCH_TITLE = 2,
+    HW_MATCH_BODY = 3,
+} hw_match_field;
+
+typedef struct hw_answer_signals {
+    double coverage;            /* idf-weighted share of query terms in the doc */
+    double question_similarity; /* to the title or closest question */
+    double margin;              /* (s1 - s2) / s1; 1 with one hit */
+    double phrase;              /* share of adjacent query pairs adjacent in title/questions */
+    hw_match_field field;
+    uint32_t terms, known_terms;
+    uint32_t synonyms_applied;
+} hw_answer_signals;
+
 typedef struct hw_answer {
     int transfer;            /* 1: confidence below threshold: hand to an agent */
     const char *answer;      /* FAQ answer or the article's best passage;
@@ -224,6 +270,7 @@ typedef struct hw_answer {
     int faq_exact;           /* 1: an FAQ question matched (near-)exactly */
     hw_hit *hits;            /* ranked candidates, at most 5 */
     size_t n_hits;
+    hw_answer_signals signals; /* of the best candidate (zero when none) */
 } hw_answer;
 
 /* The best reply to a customer's question.
