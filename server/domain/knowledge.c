@@ -245,6 +245,18 @@ void hw_knowledge_answer(hw_call *call, const ProtobufCMessage *request, void *a
     reply.n_hits = reply.hits ? ans.n_hits : 0;
     reply.source_kind = (Helpwire__V1__DocKind)ans.source_kind;
     reply.source_id = (char *)(ans.source_id ? ans.source_id : "");
+    static const char *const fields[] = {"", "question", "title", "body"};
+    Helpwire__V1__AnswerSignals sig = HELPWIRE__V1__ANSWER_SIGNALS__INIT;
+    sig.coverage = ans.signals.coverage;
+    sig.question_similarity = ans.signals.question_similarity;
+    sig.margin = ans.signals.margin;
+    sig.phrase = ans.signals.phrase;
+    sig.field = (char *)fields[ans.signals.field <= HW_MATCH_BODY ? ans.signals.field : 0];
+    sig.terms = ans.signals.terms;
+    sig.known_terms = ans.signals.known_terms;
+    sig.synonyms_applied = ans.signals.synonyms_applied;
+    sig.head_coverage = ans.signals.head_coverage;
+    reply.signals = &sig;
     hw_call_reply(call, &reply.base);
 }
 

@@ -35,6 +35,7 @@
 #include <urcu/urcu-memb.h>
 #include <xxhash.h>
 
+#include "server/search/synonyms.h"
 #include "server/search/tokenize.h"
 
 #if defined(__SANITIZE_THREAD__)
@@ -61,6 +62,12 @@ void __tsan_release(void *addr);
 #define SNIPPET_SCAN_BYTES (64 * 1024)
 #define ANSWER_HITS 5
 #define DOC_NONE UINT32_MAX
+/* Head fields (title and alternate questions) share the posting's title
+ * frequency, counted in units: an occurrence in the title adds
+ * TITLE_UNITS, one in an alternate question a number of units that gives
+ * it alt_boost's weight (at least 1); a unit weighs title_boost /
+ * TITLE_UNITS. */
+#define TITLE_UNITS 4
 
 /* ---------------------------------------------------------------------- */
 /* Documents                                                               */
@@ -77,7 +84,7 @@ typedef struct dt_entry {
  * until the document is in main (writer-only). */
 typedef struct doc_terms {
     uint32_t n;
-    uint32_t title_len, body_len; /* token counts */
+    uint32_t title_len, body_len; /* head units, body tokens */
     int in_bump;                  /* allocated in a main build's bump */
     size_t bytes;
     dt_entry *e;
@@ -92,8 +99,10 @@ typedef struct doc_rec {
     uint32_t text_bytes;
     const char *id, *title, *body, *locale;
     const char **alts;
-    const uint64_t *qsets;    /* FAQ: sorted term-hash sets, one per question */
+    const uint64_t *qsets;    /* sorted term-hash sets: title/question, then alternates */
     const uint32_t *qset_off; /* n_alts + 2 offsets into qsets */
+    const uint64_t *pairs;    /* sorted hashes of adjacent token pairs of the questions */
+    uint32_t n_pairs;
     /* writer-only */
     uint32_t refs;
     int32_t main_docid; /* -1 when not in main */
@@ -158,10 +167,12 @@ struct hw_index {
     hw_index_options opt;
     pthread_mutex_t wlock; /* recursive: held across a batch */
     snapshot *current;     /* published with release, read with acquire */
+    hw_syn_table *syn;     /* synonym sets; published like current; NULL = none */
     int tsan_sync;         /* address used to model grace periods for TSan */
     /* writer-only below */
     int in_batch;
     int trim; /* malloc_trim after a main build (hw_index_set_trim) */
+    uint32_t alt_units; /* head units of an alternate-question occurrence */
     hw_tokenizer *wtok;
     struct term_acc *wacc; /* scratch of rec_compute_terms */
     size_t wacc_cap;
@@ -370,10 +381,11 @@ static int rec_compute_terms(hw_index *idx, doc_rec *r, bump *bp, hw_status *st)
     for (int field = 0; field < 2 + r->n_alts; field++) {
         const char *src = field == 0 ? r->title : field == 1 ? r->body : r->alts[field - 2];
         int is_title = field != 1;
+        uint32_t units = field == 0 ? TITLE_UNITS : idx->alt_units;
         if ((rc = hw_tokenize(idx->wtok, src, strlen(src), &tk, &nt, st)) != 0)
             return rc;
         if (is_title)
-            title_len += (uint32_t)nt;
+            title_len += (uint32_t)nt * units;
         else
             body_len += (uint32_t)nt;
         size_t need = 16;
@@ -419,8 +431,7 @@ static int rec_compute_terms(hw_index *idx, doc_rec *r, bump *bp, hw_status *st)
                 text_len += tk[k].len;
             }
             if (is_title) {
-                if (a->tf_title < UINT16_MAX)
-                    a->tf_title++;
+                a->tf_title = a->tf_title > UINT16_MAX - units ? UINT16_MAX : (uint16_t)(a->tf_title + units);
             } else {
                 a->tf_body++;
             }
@@ -549,7 +560,7 @@ static inline uint32_t enc_tf(uint32_t tf_title, uint32_t tf_body, uint8_t **p)
 static int segment_build(hw_index *idx, doc_rec **docs, uint32_t n, uint32_t base, double avgdl,
                          segment **out)
 {
-    const double k1 = idx->opt.k1, b = idx->opt.b, boost = idx->opt.title_boost;
+    const double k1 = idx->opt.k1, b = idx->opt.b, boost = idx->opt.title_boost / TITLE_UNITS;
     segment *s = calloc(1, sizeof *s);
     uint32_t *tids = NULL, *last = NULL, *count = NULL;
     uint64_t *pos = NULL;
@@ -753,7 +764,7 @@ static int rebuild_main(hw_index *idx, hw_status *st)
         if (!r->terms && (rc = rec_compute_terms(idx, r, &terms_mem, st)) != 0)
             goto fail;
         docs[k++] = r;
-        total_len += (uint64_t)(idx->opt.title_boost * r->terms->title_len) + r->terms->body_len;
+        total_len += (uint64_t)(idx->opt.title_boost / TITLE_UNITS * r->terms->title_len) + r->terms->body_len;
     }
     double avgdl = k ? (double)total_len / (double)k : 1.0;
     if (avgdl <= 0)
@@ -878,15 +889,19 @@ int hw_index_create(hw_index **out, const hw_index_options *opts, hw_status *st)
         o.answer_threshold = 0.45;
     if (o.faq_near_similarity == 0)
         o.faq_near_similarity = 0.8;
+    if (o.alt_boost == 0)
+        o.alt_boost = 1.5;
     if (!(o.title_boost > 0 && o.title_boost <= 100) || !(o.k1 > 0 && o.k1 <= 10) || !(o.b > 0 && o.b <= 1) ||
         !(o.answer_threshold > 0 && o.answer_threshold <= 1) ||
-        !(o.faq_near_similarity > 0 && o.faq_near_similarity <= 1))
+        !(o.faq_near_similarity > 0 && o.faq_near_similarity <= 1) || !(o.alt_boost > 0 && o.alt_boost <= 100))
         return hw_status_set(st, HW_EINVALID, "index options out of range");
     hw_index *idx = calloc(1, sizeof *idx);
     if (!idx)
         return hw_status_set(st, HW_ENOMEM, "index: out of memory");
     idx->opt = o;
     idx->trim = 1;
+    double units = o.alt_boost / o.title_boost * TITLE_UNITS;
+    idx->alt_units = units < 1 ? 1 : units > 1000 ? 1000 : (uint32_t)(units + 0.5);
     pthread_mutexattr_t a;
     pthread_mutexattr_init(&a);
     pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
@@ -921,6 +936,7 @@ void hw_index_destroy(hw_index *idx)
     free(idx->pending);
     free(idx->dead);
     hw_tokenizer_destroy(idx->wtok);
+    hw_syn_table_free(idx->syn);
     free(idx->wacc);
     free(idx->wtab);
     free(idx->wtext);
@@ -989,10 +1005,17 @@ static int find_locale(const char *const *locales, uint32_t n, const char *loc)
     return -1;
 }
 
-/* Sorted unique term-hash sets of an FAQ's question and alternates, for
- * near-exact matching: *sets (malloc) and *off (n_alts + 2 offsets). */
-static int faq_sets(hw_index *idx, const hw_doc *doc, size_t n_alts, uint64_t **sets_out, uint32_t **off_out,
-                    size_t *total_out, hw_status *st)
+/* The hash of the token pair (a, b), in this order. */
+static uint64_t pair_hash(uint64_t a, uint64_t b)
+{
+    return (a * 0x9E3779B97F4A7C15ull) ^ (b + 0x632BE59BD9B4E019ull + (a << 6) + (a >> 2));
+}
+
+/* Sorted unique term-hash sets of a document's questions (an FAQ's
+ * question or an article's title, then the alternate questions), for
+ * question similarity: *sets (malloc) and *off (n_alts + 2 offsets). */
+static int question_sets(hw_index *idx, const hw_doc *doc, size_t n_alts, uint64_t **sets_out, uint32_t **off_out,
+                    size_t *total_out, size_t *pairs_out, hw_status *st)
 {
     const hw_token *tk;
     size_t nt, total = 0, cap = 0;
@@ -1010,6 +1033,19 @@ static int faq_sets(hw_index *idx, const hw_doc *doc, size_t n_alts, uint64_t **
             sets[total + i] = tk[i].hash;
         total += sort_unique_u64(sets + total, nt);
     }
+    /* then the adjacent pairs of every question, one sorted set */
+    size_t pairs = 0;
+    for (size_t q = 0; rc == 0 && q < n_alts + 1; q++) {
+        const char *src = q == 0 ? doc->title : doc->alt_questions[q - 1];
+        if ((rc = hw_tokenize(idx->wtok, src, strlen(src), &tk, &nt, st)) != 0)
+            break;
+        if ((rc = grow((void **)&sets, &cap, total + pairs + nt + 1, sizeof *sets)) != 0)
+            break;
+        for (size_t i = 0; i + 1 < nt; i++)
+            sets[total + pairs++] = pair_hash(tk[i].hash, tk[i + 1].hash);
+    }
+    if (rc == 0)
+        pairs = sort_unique_u64(sets + total, pairs);
     if (rc != 0) {
         free(off);
         free(sets);
@@ -1019,6 +1055,7 @@ static int faq_sets(hw_index *idx, const hw_doc *doc, size_t n_alts, uint64_t **
     *sets_out = sets;
     *off_out = off;
     *total_out = total;
+    *pairs_out = pairs;
     return 0;
 }
 
@@ -1026,18 +1063,19 @@ static int faq_sets(hw_index *idx, const hw_doc *doc, size_t n_alts, uint64_t **
  * FAQ question sets and its terms (a second allocation, writer-only). */
 static int rec_create(hw_index *idx, const hw_doc *doc, int locale_id, doc_rec **out, hw_status *st)
 {
-    size_t n_alts = doc->kind == HW_DOC_FAQ ? doc->n_alt_questions : 0;
+    size_t n_alts = doc->n_alt_questions;
     size_t id_len = strlen(doc->id), tl = strlen(doc->title), bl = strlen(doc->body);
-    size_t alt_bytes = 0, n_sets = 0;
+    size_t alt_bytes = 0, n_sets = 0, n_pairs = 0;
     uint64_t *sets = NULL;
     uint32_t *off = NULL;
     int rc;
     for (size_t i = 0; i < n_alts; i++)
         alt_bytes += strlen(doc->alt_questions[i]) + 1;
-    if (doc->kind == HW_DOC_FAQ && (rc = faq_sets(idx, doc, n_alts, &sets, &off, &n_sets, st)) != 0)
+    if ((rc = question_sets(idx, doc, n_alts, &sets, &off, &n_sets, &n_pairs, st)) != 0)
         return rc;
+    n_sets += n_pairs; /* the pairs follow the question sets */
     /* layout: rec | qsets (u64) | alt pointers | qset offsets (u32) | strings */
-    size_t n_off = doc->kind == HW_DOC_FAQ ? n_alts + 2 : 0;
+    size_t n_off = n_alts + 2;
     size_t bytes = sizeof(doc_rec) + n_sets * sizeof(uint64_t) + (n_alts + 1) * sizeof(char *) +
                    n_off * sizeof(uint32_t) + id_len + tl + bl + 3 + alt_bytes;
     doc_rec *r = calloc(1, bytes);
@@ -1058,6 +1096,8 @@ static int rec_create(hw_index *idx, const hw_doc *doc, int locale_id, doc_rec *
     free(off);
     r->qsets = qs;
     r->qset_off = n_off ? qo : NULL;
+    r->pairs = qs + (n_sets - n_pairs);
+    r->n_pairs = (uint32_t)n_pairs;
     r->id = memcpy(p, doc->id, id_len + 1), p += id_len + 1;
     r->title = memcpy(p, doc->title, tl + 1), p += tl + 1;
     r->body = memcpy(p, doc->body, bl + 1), p += bl + 1;
@@ -1084,6 +1124,24 @@ static int rec_create(hw_index *idx, const hw_doc *doc, int locale_id, doc_rec *
     return 0;
 }
 
+int hw_index_set_synonyms(hw_index *idx, const hw_synonym_set *sets, size_t n, hw_status *st)
+{
+    pthread_mutex_lock(&idx->wlock);
+    hw_syn_table *t;
+    int rc = hw_syn_table_build(idx->wtok, sets, n, &t, st);
+    if (rc == 0) {
+        hw_syn_table *old = idx->syn;
+        __atomic_store_n(&idx->syn, t, __ATOMIC_RELEASE);
+        if (old) {
+            urcu_memb_synchronize_rcu();
+            TSAN_ACQUIRE(&idx->tsan_sync);
+            hw_syn_table_free(old);
+        }
+    }
+    pthread_mutex_unlock(&idx->wlock);
+    return rc;
+}
+
 int hw_index_put(hw_index *idx, const hw_doc *doc, hw_status *st)
 {
     int rc;
@@ -1096,7 +1154,7 @@ int hw_index_put(hw_index *idx, const hw_doc *doc, hw_status *st)
     if ((rc = check_text(doc->kind == HW_DOC_FAQ ? "question" : "title", doc->title, tmax, 1, st)) ||
         (rc = check_text(doc->kind == HW_DOC_FAQ ? "answer" : "body", doc->body, bmax, 1, st)))
         return rc;
-    if (doc->kind == HW_DOC_FAQ) {
+    {
         if (doc->n_alt_questions > HW_INDEX_MAX_ALT)
             return hw_status_set(st, HW_ETOOBIG, "alternate_questions: more than %d", HW_INDEX_MAX_ALT);
         if (doc->n_alt_questions && !doc->alt_questions)
@@ -1255,8 +1313,21 @@ typedef struct qterm {
     uint32_t flags; /* HW_TOKEN_* */
     uint32_t df;
     double idf;
+    double w;     /* query weight: 1 for the query's own terms; a synonym's
+                     tokens share the weight of the term they stand for */
+    uint8_t orig; /* one of the query's own terms (not a synonym's) */
     const term_info *ti[2]; /* main, delta */
 } qterm;
+
+/* A synonym set applied to the query: the query's tokens [pos, pos + n)
+ * (hashes in span) stand for the set's term; every other term of the set
+ * is an alternative, its tokens the qterms altq[alt_off..alt_off+n_alt)
+ * grouped by alt_len. */
+#define MAX_SYN_MATCHES 16
+#define MAX_SYN_QTERMS 128
+typedef struct syn_alt {
+    uint32_t q_off, n; /* into searcher altq */
+} syn_alt;
 
 typedef struct scored {
     double score;
@@ -1286,6 +1357,20 @@ struct hw_searcher {
     size_t cap_marks;
     char *buf; /* snippet assembly */
     size_t cap_buf;
+    /* synonyms applied to the current query */
+    size_t n_orig; /* s->q[0..n_orig) are the query's own terms */
+    hw_syn_match m[MAX_SYN_MATCHES];
+    size_t n_m;
+    uint32_t m_alt_off[MAX_SYN_MATCHES + 1]; /* alternatives of match i: alts[off[i]..off[i+1]) */
+    syn_alt *alts;
+    size_t n_alts, cap_alts;
+    uint32_t *altq;
+    size_t n_altq, cap_altq;
+    /* answer scratch */
+    uint8_t *pres; /* per qterm: 0 absent, 1 body only, 2 head */
+    size_t cap_pres;
+    uint64_t *qv; /* a variant of the query's hash set */
+    size_t cap_qv;
 };
 
 int hw_searcher_create(hw_index *idx, hw_searcher **out, hw_status *st)
@@ -1319,6 +1404,10 @@ void hw_searcher_destroy(hw_searcher *s)
     free(s->bits);
     free(s->marks);
     free(s->buf);
+    free(s->alts);
+    free(s->altq);
+    free(s->pres);
+    free(s->qv);
     free(s);
 }
 
@@ -1491,6 +1580,18 @@ static int check_query(const char *text, size_t len, hw_status *st)
     return 0;
 }
 
+/* Looks a term up in sn's segments: its postings, df and idf. */
+static void resolve_term(qterm *q, const snapshot *sn, double N)
+{
+    q->ti[0] = segment_lookup(sn->main, q->hash, q->text, q->len);
+    q->ti[1] = segment_lookup(sn->delta, q->hash, q->text, q->len);
+    q->df = (q->ti[0] ? q->ti[0]->df : 0) + (q->ti[1] ? q->ti[1]->df : 0);
+    double df = q->df;
+    q->idf = log(1.0 + (N - df + 0.5) / (df + 0.5));
+    if (q->idf < 0)
+        q->idf = 0;
+}
+
 /* Resolves the query's terms tk[0..nt) against sn. */
 static int resolve_query(hw_searcher *s, const snapshot *sn, const hw_token *tk, size_t nt, hw_status *st)
 {
@@ -1515,19 +1616,87 @@ static int resolve_query(hw_searcher *s, const snapshot *sn, const hw_token *tk,
         q->text = tk[i].text;
         q->len = tk[i].len;
         q->flags = tk[i].flags;
-        q->ti[0] = segment_lookup(sn->main, q->hash, q->text, q->len);
-        q->ti[1] = segment_lookup(sn->delta, q->hash, q->text, q->len);
-        q->df = (q->ti[0] ? q->ti[0]->df : 0) + (q->ti[1] ? q->ti[1]->df : 0);
-        double df = q->df;
-        q->idf = log(1.0 + (N - df + 0.5) / (df + 0.5));
-        if (q->idf < 0)
-            q->idf = 0;
+        q->w = 1;
+        q->orig = 1;
+        resolve_term(q, sn, N);
+    }
+    s->n_orig = s->n_q;
+    s->n_m = 0;
+    s->n_alts = 0;
+    s->n_altq = 0;
+    s->m_alt_off[0] = 0;
+    return 0;
+}
+
+/* The qterm of (hash, text), adding it (as a synonym's token of weight w)
+ * when the query lacks it; its index in *at. */
+static int add_syn_qterm(hw_searcher *s, const snapshot *sn, const hw_syn_tok *t, double w, uint32_t *at)
+{
+    for (size_t j = 0; j < s->n_q; j++)
+        if (s->q[j].hash == t->hash && s->q[j].len == t->len && memcmp(s->q[j].text, t->text, t->len) == 0) {
+            if (!s->q[j].orig && w > s->q[j].w)
+                s->q[j].w = w;
+            *at = (uint32_t)j;
+            return 0;
+        }
+    if (s->n_q - s->n_orig >= MAX_SYN_QTERMS)
+        return 1; /* enough alternatives: ignore the rest */
+    if (grow((void **)&s->q, &s->cap_q, s->n_q + 1, sizeof *s->q))
+        return HW_ENOMEM;
+    qterm *q = &s->q[s->n_q];
+    *q = (qterm){.hash = t->hash, .text = t->text, .len = t->len, .flags = t->flags, .w = w, .orig = 0};
+    resolve_term(q, sn, sn->n_live ? sn->n_live : 1);
+    *at = (uint32_t)s->n_q++;
+    return 0;
+}
+
+/* Applies the synonym sets (syn, read under the caller's RCU read lock)
+ * to the resolved query tk[0..nt): each other term of a matched set joins
+ * the query, its tokens sharing the weight of the matched span. */
+static int expand_synonyms(hw_searcher *s, const snapshot *sn, const hw_syn_table *syn, const hw_token *tk,
+                           size_t nt, const char *lang)
+{
+    s->n_m = syn ? hw_syn_table_match(syn, tk, nt, lang, s->m, MAX_SYN_MATCHES) : 0;
+    for (size_t i = 0; i < s->n_m; i++) {
+        const hw_syn_match *m = &s->m[i];
+        uint32_t first, n_terms = hw_syn_set_terms(syn, m->set, &first);
+        for (uint32_t t = first; t < first + n_terms; t++) {
+            if (t == m->term)
+                continue;
+            uint32_t nk;
+            const hw_syn_tok *toks = hw_syn_term_tokens(syn, t, &nk);
+            if (grow((void **)&s->alts, &s->cap_alts, s->n_alts + 1, sizeof *s->alts) ||
+                grow((void **)&s->altq, &s->cap_altq, s->n_altq + nk, sizeof *s->altq))
+                return HW_ENOMEM;
+            syn_alt *a = &s->alts[s->n_alts];
+            a->q_off = (uint32_t)s->n_altq;
+            a->n = 0;
+            int full = 0;
+            for (uint32_t k = 0; k < nk && !full; k++) {
+                int rc = add_syn_qterm(s, sn, &toks[k], (double)m->n / (double)nk, &s->altq[s->n_altq]);
+                if (rc == HW_ENOMEM)
+                    return rc;
+                full = rc != 0;
+                if (!full) {
+                    s->n_altq++;
+                    a->n++;
+                }
+            }
+            if (full) { /* an alternative cut short would match too much */
+                s->n_altq = a->q_off;
+                continue;
+            }
+            s->n_alts++;
+        }
+        s->m_alt_off[i + 1] = (uint32_t)s->n_alts;
     }
     return 0;
 }
 
-/* Tokenizes the query and resolves its terms against sn. */
-static int prepare_query(hw_searcher *s, const snapshot *sn, const char *text, size_t len, hw_status *st)
+/* Tokenizes the query and resolves its terms against sn, with the synonym
+ * sets syn of language lang. */
+static int prepare_query(hw_searcher *s, const snapshot *sn, const hw_syn_table *syn, const char *lang,
+                         const char *text, size_t len, hw_status *st)
 {
     int rc = check_query(text, len, st);
     if (rc != 0)
@@ -1537,7 +1706,11 @@ static int prepare_query(hw_searcher *s, const snapshot *sn, const char *text, s
     hw_status ts;
     if ((rc = hw_tokenize(s->tok, text, len, &tk, &nt, &ts)) != 0)
         return hw_status_set(st, rc, "query: %s", ts.msg);
-    return resolve_query(s, sn, tk, nt, st);
+    if ((rc = resolve_query(s, sn, tk, nt, st)) != 0)
+        return rc;
+    if (expand_synonyms(s, sn, syn, tk, nt, lang) != 0)
+        return hw_status_set(st, HW_ENOMEM, "search: out of memory");
+    return 0;
 }
 
 /* Top-k over the prepared query; fills s->heap (sorted best first) and
@@ -1577,9 +1750,9 @@ static int run_topk(hw_searcher *s, const snapshot *sn, const filter *f, size_t 
     }
     for (size_t i = 0; i < nk; i++) {
         if (known[i].ti[0])
-            cur_init(&s->cur[nc++], sn->main, known[i].ti[0], (uint32_t)i, known[i].idf);
+            cur_init(&s->cur[nc++], sn->main, known[i].ti[0], (uint32_t)i, known[i].idf * known[i].w);
         if (known[i].ti[1])
-            cur_init(&s->cur[nc++], sn->delta, known[i].ti[1], (uint32_t)i, known[i].idf);
+            cur_init(&s->cur[nc++], sn->delta, known[i].ti[1], (uint32_t)i, known[i].idf * known[i].w);
     }
     free(known);
     cursor *c = s->cur;
@@ -1589,7 +1762,7 @@ static int run_topk(hw_searcher *s, const snapshot *sn, const filter *f, size_t 
         acc += c[i].ub;
         s->cum[i] = acc;
     }
-    const double k1 = o->k1, boost = o->title_boost;
+    const double k1 = o->k1, boost = o->title_boost / TITLE_UNITS;
     double *contrib = s->contrib;
     int exhaustive = (flags & HW_SEARCH_EXHAUSTIVE) != 0;
 
@@ -1910,11 +2083,12 @@ int hw_index_search(hw_searcher *s, const hw_search_query *q, hw_arena *arena, h
     int rc;
     urcu_memb_read_lock();
     const snapshot *sn = __atomic_load_n(&idx->current, __ATOMIC_ACQUIRE);
-    if ((rc = prepare_query(s, sn, q->text, q->len, st)) != 0)
+    const hw_syn_table *syn = __atomic_load_n(&idx->syn, __ATOMIC_ACQUIRE);
+    if ((rc = prepare_query(s, sn, syn, q->locale, q->text, q->len, st)) != 0)
         goto out;
     filter f;
     size_t n = 0;
-    out->n_terms = s->n_q;
+    out->n_terms = s->n_orig;
     out->matched_exact = 1;
     if (resolve_filter(idx, sn, q->locale, q->kind, &f)) {
         rc = run_topk(s, sn, &f, k, q->flags, &n, &out->matched, &out->matched_exact);
@@ -1934,26 +2108,6 @@ out:
     if (rc != 0)
         memset(out, 0, sizeof *out);
     return rc;
-}
-
-/* Sorted unique term hashes of text, into *out (searcher scratch-free:
- * allocated with malloc by the caller's buffer). Returns count. */
-static size_t text_hashes(hw_searcher *s, const char *text, size_t len, uint64_t **buf, size_t *cap)
-{
-    const hw_token *tk;
-    size_t nt;
-    if (len > SNIPPET_SCAN_BYTES) {
-        len = SNIPPET_SCAN_BYTES;
-        while (len > 0 && ((unsigned char)text[len] & 0xC0) == 0x80)
-            len--;
-    }
-    if (hw_tokenize(s->tok, text, len, &tk, &nt, NULL) != 0)
-        return 0;
-    if (grow((void **)buf, cap, nt + 1, sizeof **buf))
-        return 0;
-    for (size_t i = 0; i < nt; i++)
-        (*buf)[i] = tk[i].hash;
-    return sort_unique_u64(*buf, nt);
 }
 
 static int has_hash(const uint64_t *v, size_t n, uint64_t h)
@@ -1982,82 +2136,179 @@ static double containment(const uint64_t *a, size_t na, const uint64_t *b, size_
     return (double)c / (double)nb;
 }
 
-/* Similarity of the query to a title: the mean of their Dice similarity
- * and the share of the title's terms the query contains (so that "请问你们
- * 的退款政策" is close to the question "退款政策"). */
-static double title_similarity(const hw_searcher *s, const uint64_t *t, size_t nt)
+/* Where a term's postings place document doc (global id): 0 absent, 1 in
+ * the body only, 2 in the title or an alternate question. */
+static uint8_t term_presence(const snapshot *sn, const qterm *q, uint32_t doc)
 {
-    return 0.5 * (dice(s->qhash, s->n_qhash, t, nt) + containment(s->qhash, s->n_qhash, t, nt));
+    for (int k = 0; k < 2; k++) {
+        const segment *seg = k ? sn->delta : sn->main;
+        if (!seg || !q->ti[k] || doc < seg->base || doc >= seg->base + seg->n_docs)
+            continue;
+        cursor c;
+        cur_init(&c, seg, q->ti[k], 0, 0);
+        cur_advance(&c, doc);
+        if (c.doc == doc)
+            return c.tf_title ? 2 : 1;
+    }
+    return 0;
 }
 
-static double faq_similarity(const hw_searcher *s, const doc_rec *r, int blended)
+/* The best presence (as term_presence) at which one alternative of
+ * synonym match i is wholly in the document (s->pres filled). */
+static uint8_t match_presence(const hw_searcher *s, size_t i)
 {
-    double best = 0;
-    for (uint32_t q = 0; q < (uint32_t)r->n_alts + 1; q++) {
-        const uint64_t *set = r->qsets + r->qset_off[q];
-        size_t n = r->qset_off[q + 1] - r->qset_off[q];
-        double d = blended ? title_similarity(s, set, n) : dice(s->qhash, s->n_qhash, set, n);
-        if (d > best)
-            best = d;
+    uint8_t best = 0;
+    for (uint32_t a = s->m_alt_off[i]; a < s->m_alt_off[i + 1]; a++) {
+        uint8_t lv = 2;
+        for (uint32_t k = 0; k < s->alts[a].n; k++) {
+            uint8_t p = s->pres[s->altq[s->alts[a].q_off + k]];
+            if (p < lv)
+                lv = p;
+        }
+        if (lv > best)
+            best = lv;
     }
     return best;
 }
 
-/* confidence = coverage * (0.6 + 0.4 * title similarity); see index.h */
-static double confidence(hw_searcher *s, const doc_rec *r)
+static int in_span(const hw_token *tk, const hw_syn_match *m, uint64_t h)
 {
-    uint64_t *set = NULL;
-    size_t cap = 0;
-    double known = 0, n_known = 0, n_unknown_word = 0, n_unknown_cjk = 0;
-    for (size_t i = 0; i < s->n_q; i++) {
-        if (s->q[i].df > 0) {
+    for (uint32_t k = m->pos; k < m->pos + m->n; k++)
+        if (tk[k].hash == h)
+            return 1;
+    return 0;
+}
+
+/* The question's hash set as it reads against one question set qs[0..nq)
+ * of a document: where a matched synonym's alternative is wholly in qs,
+ * the span it stands for is replaced by it. Into s->qv; returns its size. */
+static size_t query_variant(hw_searcher *s, const hw_token *tk, const uint64_t *qs, size_t nq)
+{
+    int sub[MAX_SYN_MATCHES];
+    for (size_t i = 0; i < s->n_m; i++) {
+        sub[i] = -1;
+        for (uint32_t a = s->m_alt_off[i]; a < s->m_alt_off[i + 1] && sub[i] < 0; a++) {
+            uint32_t k = 0;
+            while (k < s->alts[a].n && has_hash(qs, nq, s->q[s->altq[s->alts[a].q_off + k]].hash))
+                k++;
+            if (k == s->alts[a].n)
+                sub[i] = (int)a;
+        }
+    }
+    size_t n = 0;
+    for (size_t j = 0; j < s->n_qhash; j++) {
+        int drop = 0;
+        for (size_t i = 0; i < s->n_m && !drop; i++)
+            drop = sub[i] >= 0 && in_span(tk, &s->m[i], s->qhash[j]);
+        if (!drop)
+            s->qv[n++] = s->qhash[j];
+    }
+    for (size_t i = 0; i < s->n_m; i++)
+        if (sub[i] >= 0)
+            for (uint32_t k = 0; k < s->alts[sub[i]].n; k++)
+                s->qv[n++] = s->q[s->altq[s->alts[sub[i]].q_off + k]].hash;
+    return sort_unique_u64(s->qv, n);
+}
+
+/* What a candidate's confidence is computed from (hw_answer_signals plus
+ * what only the model uses). */
+typedef struct features {
+    hw_answer_signals sig;
+    double dice; /* best Dice similarity to one of its questions */
+} features;
+
+static void doc_features(hw_searcher *s, const snapshot *sn, const hw_token *tk, size_t nt, uint32_t doc,
+                         const doc_rec *r, double score, double other, features *f)
+{
+    memset(f, 0, sizeof *f);
+    for (size_t i = 0; i < s->n_q; i++)
+        s->pres[i] = s->q[i].df ? term_presence(sn, &s->q[i], doc) : 0;
+    uint8_t mp[MAX_SYN_MATCHES];
+    for (size_t i = 0; i < s->n_m; i++)
+        mp[i] = match_presence(s, i);
+    /* coverage: the question's own terms, idf-weighted. A word unknown to
+     * the index is content it cannot answer (half the mean known idf); an
+     * unknown CJK bigram is often only a pair straddling two words (a
+     * quarter); a term a synonym stands for weighs the mean and is covered
+     * by any of its alternatives. */
+    double known = 0, total = 0, cov = 0, head = 0;
+    uint32_t n_known = 0;
+    for (size_t i = 0; i < s->n_orig; i++)
+        if (s->q[i].df) {
             known += s->q[i].idf;
             n_known++;
-        } else if (s->q[i].flags & HW_TOKEN_CJK) {
-            n_unknown_cjk++;
-        } else {
-            n_unknown_word++;
         }
+    double mean = n_known ? known / n_known : 1.0;
+    for (size_t i = 0; i < s->n_orig; i++) {
+        const qterm *q = &s->q[i];
+        uint8_t lv = s->pres[i];
+        int spanned = 0;
+        for (size_t m = 0; m < s->n_m; m++)
+            if (in_span(tk, &s->m[m], q->hash)) {
+                spanned = 1;
+                if (mp[m] > lv)
+                    lv = mp[m];
+            }
+        double w = q->df ? q->idf : spanned ? mean : ((q->flags & HW_TOKEN_CJK) ? 0.25 : 0.5) * mean;
+        total += w;
+        cov += lv >= 1 ? w : 0;
+        head += lv >= 2 ? w : 0;
     }
-    if (n_known == 0)
-        return 0;
-    /* An unknown word is content the index cannot answer; an unknown CJK
-     * bigram is often only a pair straddling two words (的退, 问你). */
-    double mean = known / n_known;
-    double total = known + 0.5 * mean * n_unknown_word + 0.25 * mean * n_unknown_cjk;
-    double covered = 0;
-    /* terms of the whole document: title (+ alternates) and body */
-    size_t n = 0;
-    for (int field = 0; field < 2 + r->n_alts; field++) {
-        const char *src = field == 0 ? r->title : field == 1 ? r->body : r->alts[field - 2];
-        uint64_t *part = NULL;
-        size_t pcap = 0;
-        size_t pn = text_hashes(s, src, strlen(src), &part, &pcap);
-        if (grow((void **)&set, &cap, n + pn + 1, sizeof *set) == 0) {
-            if (pn)
-                memcpy(set + n, part, pn * sizeof *set);
-            n += pn;
+    f->sig.coverage = total > 0 ? cov / total : 0;
+    f->sig.head_coverage = total > 0 ? head / total : 0;
+    f->sig.terms = (uint32_t)s->n_orig;
+    f->sig.known_terms = n_known;
+    f->sig.synonyms_applied = (uint32_t)s->n_m;
+    /* question similarity: the closest of its questions (title or FAQ
+     * question, alternates), read through the synonyms */
+    int best_q = 0;
+    for (uint32_t q = 0; q < (uint32_t)r->n_alts + 1; q++) {
+        const uint64_t *set = r->qsets + r->qset_off[q];
+        size_t n = r->qset_off[q + 1] - r->qset_off[q];
+        size_t nv = query_variant(s, tk, set, n);
+        double d = dice(s->qv, nv, set, n);
+        double sim = 0.5 * (d + containment(s->qv, nv, set, n));
+        if (sim > f->sig.question_similarity) {
+            f->sig.question_similarity = sim;
+            best_q = (int)q;
         }
-        free(part);
+        if (d > f->dice)
+            f->dice = d;
     }
-    n = sort_unique_u64(set, n);
-    for (size_t i = 0; i < s->n_q; i++)
-        if (s->q[i].df > 0 && has_hash(set, n, s->q[i].hash))
-            covered += s->q[i].idf;
-    free(set);
-    double coverage = total > 0 ? covered / total : 0;
-    double title_sim;
-    if (r->kind == HW_DOC_FAQ) {
-        title_sim = faq_similarity(s, r, 1);
-    } else {
-        uint64_t *tset = NULL;
-        size_t tcap = 0;
-        size_t tn = text_hashes(s, r->title, strlen(r->title), &tset, &tcap);
-        title_sim = title_similarity(s, tset, tn);
-        free(tset);
+    /* phrase: the question's adjacent token pairs found adjacent in a question */
+    size_t pairs = 0, found = 0;
+    for (size_t i = 0; i + 1 < nt; i++) {
+        pairs++;
+        found += (size_t)has_hash(r->pairs, r->n_pairs, pair_hash(tk[i].hash, tk[i + 1].hash));
     }
-    double c = coverage * (0.6 + 0.4 * title_sim);
-    return c < 0 ? 0 : c > 1 ? 1 : c;
+    f->sig.phrase = pairs ? (double)found / (double)pairs : f->sig.head_coverage;
+    double mg = score > 0 ? (score - other) / score : 0;
+    f->sig.margin = mg < 0 ? 0 : mg > 1 ? 1 : mg;
+    if (f->sig.head_coverage < 0.5)
+        f->sig.field = HW_MATCH_BODY;
+    else if (r->kind == HW_DOC_FAQ || best_q > 0)
+        f->sig.field = HW_MATCH_QUESTION;
+    else
+        f->sig.field = HW_MATCH_TITLE;
+}
+
+/* The confidence model: a logistic regression over the features, fitted
+ * on the development half of the evaluation set (bench/answers/, see
+ * bench/answers_fit.py, which prints this table). */
+static const struct {
+    double bias, coverage, head_coverage, question_similarity, margin, phrase, known_share;
+} model = {-6.0, 5.0, 1.0, 3.0, 1.0, 0.5, 1.0};
+
+static double model_confidence(const features *f)
+{
+    double known = f->sig.terms ? (double)f->sig.known_terms / f->sig.terms : 0;
+    double z = model.bias + model.coverage * f->sig.coverage + model.head_coverage * f->sig.head_coverage +
+               model.question_similarity * f->sig.question_similarity + model.margin * f->sig.margin +
+               model.phrase * f->sig.phrase + model.known_share * known;
+    double c = 1.0 / (1.0 + exp(-z));
+    if (f->sig.coverage <= 0)
+        c = 0; /* nothing of the question is in the document */
+    return c;
 }
 
 /* The argument checks of both answer entry points, in this order; a
@@ -2072,7 +2323,10 @@ static int check_answer(const hw_index *idx, double *threshold, const char *ques
     return check_query(question, len, st);
 }
 
-/* Answers from the question's tokens; the caller checked the arguments. */
+/* Answers from the question's tokens; the caller checked the arguments.
+ * Every candidate of the top ANSWER_HITS gets a confidence; the most
+ * confident is the answer (a near-exact question match counts its Dice
+ * similarity when higher; ties go to the question's locale, then rank). */
 static int answer(hw_searcher *s, const hw_token *toks, size_t n_toks, const char *locale, double threshold,
                   hw_arena *arena, hw_answer *out, hw_status *st)
 {
@@ -2080,8 +2334,15 @@ static int answer(hw_searcher *s, const hw_token *toks, size_t n_toks, const cha
     int rc;
     urcu_memb_read_lock();
     const snapshot *sn = __atomic_load_n(&idx->current, __ATOMIC_ACQUIRE);
+    const hw_syn_table *syn = __atomic_load_n(&idx->syn, __ATOMIC_ACQUIRE);
     if ((rc = resolve_query(s, sn, toks, n_toks, st)) != 0)
         goto out;
+    if (expand_synonyms(s, sn, syn, toks, n_toks, locale) != 0 ||
+        grow((void **)&s->pres, &s->cap_pres, s->n_q + 1, 1) ||
+        grow((void **)&s->qv, &s->cap_qv, s->n_qhash + s->n_altq + 1, sizeof *s->qv)) {
+        rc = hw_status_set(st, HW_ENOMEM, "answer: out of memory");
+        goto out;
+    }
     filter f = {0, -1};
     size_t n = 0;
     uint64_t matched;
@@ -2090,44 +2351,49 @@ static int answer(hw_searcher *s, const hw_token *toks, size_t n_toks, const cha
         hw_status_set(st, rc, "answer: out of memory");
         goto out;
     }
-    /* near-exact FAQ among the candidates wins outright */
     int lid =
         locale && locale[0] ? find_locale((const char *const *)idx->locales, sn->n_locales, locale) : -1;
     const doc_rec *best = NULL;
-    double best_sim = 0;
+    double best_conf = -1;
+    int best_exact = 0;
+    features best_f;
     for (size_t i = 0; i < n; i++) {
         const doc_rec *r = snap_doc(sn, s->heap[i].doc);
-        if (r->kind != HW_DOC_FAQ)
-            continue;
-        double sim = faq_similarity(s, r, 0);
-        if (sim >= idx->opt.faq_near_similarity &&
-            (sim > best_sim || (sim == best_sim && best && best->locale_id != lid && r->locale_id == lid))) {
+        double other = 0;
+        for (size_t j = 0; j < n; j++)
+            if (j != i && s->heap[j].score > other)
+                other = s->heap[j].score;
+        features fe;
+        doc_features(s, sn, toks, n_toks, s->heap[i].doc, r, s->heap[i].score, other, &fe);
+        double conf = model_confidence(&fe);
+        int ex = fe.dice >= idx->opt.faq_near_similarity;
+        if (ex && fe.dice > conf)
+            conf = fe.dice;
+        if (conf > best_conf || (conf == best_conf && best && best->locale_id != lid && r->locale_id == lid)) {
             best = r;
-            best_sim = sim;
+            best_conf = conf;
+            best_exact = ex;
+            best_f = fe;
         }
     }
     out->answer = "";
     out->source_id = "";
     out->source_kind = HW_DOC_ANY;
     if (best) {
-        out->faq_exact = 1;
-        out->confidence = best_sim;
-    } else if (n > 0) {
-        best = snap_doc(sn, s->heap[0].doc);
-        out->confidence = confidence(s, best);
-    }
-    out->transfer = !best || out->confidence < threshold;
-    if (best) {
+        out->faq_exact = best_exact;
+        out->confidence = best_conf < 0 ? 0 : best_conf > 1 ? 1 : best_conf;
+        out->signals = best_f.sig;
         out->source_kind = (hw_doc_kind)best->kind;
         out->source_id = hw_arena_strdup(arena, best->id);
         if (!out->source_id)
             goto nomem;
-        if (!out->transfer) {
-            out->answer = best->kind == HW_DOC_FAQ ? hw_arena_strdup(arena, best->body)
-                                                   : make_snippet(s, best->body, arena, 0);
-            if (!out->answer)
-                goto nomem;
-        }
+    }
+    out->transfer = !best || out->confidence < threshold;
+    if (best && !out->transfer) {
+        out->answer = best->kind == HW_DOC_FAQ ? hw_arena_strdup(arena, best->body)
+                                               : make_snippet(s, best->body, arena, 0);
+        if (!out->answer)
+            goto nomem;
     }
     if ((rc = fill_hits(s, sn, n, arena, 1, &out->hits)) != 0)
         goto nomem;

@@ -258,6 +258,7 @@ typedef struct hw_answer_signals {
     hw_match_field field;
     uint32_t terms, known_terms;
     uint32_t synonyms_applied;
+    double head_coverage; /* coverage by the title and alternate questions only */
 } hw_answer_signals;
 
 typedef struct hw_answer {
@@ -273,23 +274,26 @@ typedef struct hw_answer {
     hw_answer_signals signals; /* of the best candidate (zero when none) */
 } hw_answer;
 
-/* The best reply to a customer's question.
- * 1. An FAQ among the top candidates whose question or alternate question
- *    has the same terms as the question (Dice similarity of term sets >=
- *    faq_near_similarity) wins outright; confidence = that similarity.
- * 2. Otherwise the best BM25 hit, with
- *      confidence = coverage * (0.6 + 0.4 * title_similarity)
- *    where coverage is the idf-weighted share of the question's terms the
- *    document contains (a word unknown to the index weighs half the mean
- *    known idf, an unknown CJK bigram a quarter: it often straddles two
- *    words) and title_similarity the mean of the Dice similarity of the
- *    question's and the title's terms and the share of the title's terms
- *    found in the question (FAQ: best over its questions).
+/* The best reply to a customer's question. Each of the top BM25
+ * candidates gets a confidence from a logistic model over measured
+ * features (hw_answer_signals): coverage (the idf-weighted share of the
+ * question's terms the document holds; a word unknown to the index weighs
+ * half the mean known idf, an unknown CJK bigram a quarter, a term a
+ * synonym stands for is covered by any alternative), the same counting
+ * only the title and alternate questions, question similarity (the mean
+ * of Dice similarity and the share of a question's terms found, best
+ * over the title/FAQ question and the alternate questions, the synonyms
+ * substituted), the BM25 margin over the other candidates, the share of
+ * adjacent term pairs found adjacent in a question, and the share of the
+ * question's terms the index knows. A candidate with a question of
+ * near-equal terms (Dice >= faq_near_similarity) is at least that
+ * confident. The most confident candidate is the answer.
  * transfer = confidence < threshold (threshold <= 0: the index's
  * answer_threshold). locale does not filter: documents of another locale
  * stay candidates (a Chinese FAQ answers an English question through its
- * English alternate questions); it only breaks ties between equally
- * similar FAQs. NULL or "" is allowed.
+ * English alternate questions); it selects the synonym sets that apply
+ * and breaks ties between equally confident candidates. NULL or "" is
+ * allowed.
  * Strings and hits are allocated in arena. Errors as hw_index_search.
  * Thread-safe like hw_index_search. */
 int hw_index_answer(hw_searcher *s, const char *question, size_t len, const char *locale, double threshold,

@@ -488,6 +488,118 @@ static void test_pruned_topk_equals_exhaustive_on_random_corpora(void **state)
     }
 }
 
+/* A synonym set makes a question whose words are not in the document
+ * find it, in search and answer, at once and without a rebuild; replacing
+ * the sets takes the effect away again. */
+static void test_synonyms_apply_at_query_time(void **state)
+{
+    fixture *f = *state;
+    put_article(f->idx, "a-6", "营业时间", "门店营业时间为每天 10:00-22:00，节假日照常营业。", "zh");
+    const char *q = "门店几点开门";
+    hw_answer before;
+    hw_status st;
+    assert_int_equal(hw_index_answer(f->s, q, strlen(q), "zh", 0, f->arena, &before, &st), 0);
+
+    static const char *const terms[] = {"开门", "营业时间"};
+    static const char *const en_terms[] = {"money back", "refund"};
+    hw_synonym_set sets[] = {{"zh", terms, 2}, {"en", en_terms, 2}};
+    assert_int_equal(hw_index_set_synonyms(f->idx, sets, 2, &st), 0);
+    assert_top(f, q, "a-6");
+    hw_answer a;
+    assert_int_equal(hw_index_answer(f->s, q, strlen(q), "zh", 0, f->arena, &a, &st), 0);
+    assert_string_equal(a.source_id, "a-6");
+    assert_true(a.confidence > before.confidence);
+    assert_int_equal(a.signals.synonyms_applied, 1);
+    /* a set of another language does not apply */
+    assert_int_equal(hw_index_answer(f->s, q, strlen(q), "en", 0, f->arena, &a, &st), 0);
+    assert_int_equal(a.signals.synonyms_applied, 0);
+    /* phrases: "money back" stands for refund */
+    const char *eq = "can I have my money back";
+    assert_int_equal(hw_index_answer(f->s, eq, strlen(eq), "en", 0, f->arena, &a, &st), 0);
+    assert_int_equal(a.signals.synonyms_applied, 1);
+    assert_string_equal(a.source_id, "f-3");
+
+    assert_int_equal(hw_index_set_synonyms(f->idx, NULL, 0, &st), 0);
+    assert_int_equal(hw_index_answer(f->s, q, strlen(q), "zh", 0, f->arena, &a, &st), 0);
+    assert_int_equal(a.signals.synonyms_applied, 0);
+    assert_true(a.confidence == before.confidence);
+}
+
+static void test_bad_synonym_sets_are_refused(void **state)
+{
+    fixture *f = *state;
+    hw_status st;
+    static const char *const one[] = {"refund"};
+    static const char *const punct[] = {"refund", "?!"};
+    static const char *const empty[] = {"refund", ""};
+    static const char *const bad_utf8[] = {"refund", "\xff\xfe"};
+    static const char *const good[] = {"退钱", "退款"};
+    char long_term[66];
+    memset(long_term, 'a', 65);
+    long_term[65] = 0;
+    const char *const too_long[] = {"refund", long_term};
+    const char *many[HW_INDEX_MAX_SYN_TERMS + 1];
+    for (size_t i = 0; i <= HW_INDEX_MAX_SYN_TERMS; i++)
+        many[i] = "word";
+    hw_synonym_set cases[] = {{"en", one, 1},      {"en", punct, 2},    {"en", empty, 2},
+                              {"en", bad_utf8, 2}, {"en", too_long, 2}, {"en", many, HW_INDEX_MAX_SYN_TERMS + 1}};
+    static const char *const want[] = {"terms", "no searchable word", "terms[1]", "UTF-8", "terms[1]", "terms"};
+    assert_int_equal(hw_index_set_synonyms(f->idx, &(hw_synonym_set){"zh", good, 2}, 1, &st), 0);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        hw_synonym_set sets[2] = {{"zh", good, 2}, cases[i]};
+        assert_int_equal(hw_index_set_synonyms(f->idx, sets, 2, &st), HW_EINVALID);
+        if (!strstr(st.msg, want[i]) || !strstr(st.msg, "sets[1]"))
+            fail_msg("case %zu: message \"%s\" lacks \"%s\"", i, st.msg, want[i]);
+    }
+    /* the sets given before stay */
+    hw_answer a;
+    assert_int_equal(hw_index_answer(f->s, "我要退钱", strlen("我要退钱"), "zh", 0, f->arena, &a, &st), 0);
+    assert_int_equal(a.signals.synonyms_applied, 1);
+    assert_string_equal(a.source_id, "f-3");
+}
+
+/* An article's alternate questions make it the answer to a question in
+ * customers' words, and weigh less than its title. */
+static void test_article_alternate_questions(void **state)
+{
+    fixture *f = *state;
+    hw_status st;
+    const char *q = "why does the app ask for a code from my phone";
+    hw_answer before, a;
+    assert_int_equal(hw_index_answer(f->s, q, strlen(q), "en", 0, f->arena, &before, &st), 0);
+    static const char *const alts[] = {"why does the app ask for a code from my phone"};
+    hw_doc d = {HW_DOC_ARTICLE, "a-1", "Setting up two-factor authentication",
+                "Open Settings, choose Security and scan the QR code with an authenticator app.", "en", alts, 1};
+    assert_int_equal(hw_index_put(f->idx, &d, &st), 0);
+    assert_int_equal(hw_index_answer(f->s, q, strlen(q), "en", 0, f->arena, &a, &st), 0);
+    assert_string_equal(a.source_id, "a-1");
+    assert_false(a.transfer);
+    assert_true(a.confidence > before.confidence);
+    assert_int_equal(a.signals.field, HW_MATCH_QUESTION);
+
+    /* title 2.0 > alternate 1.5 > body 1.0: the same word ranks the
+     * documents in that order */
+    static const char *const alt2[] = {"zebrafish"};
+    hw_doc t = {HW_DOC_ARTICLE, "z-title", "zebrafish", "care guide for aquarium owners", "en", NULL, 0};
+    hw_doc al = {HW_DOC_ARTICLE, "z-alt", "aquarium care", "care guide for aquarium owners", "en", alt2, 1};
+    hw_doc b = {HW_DOC_ARTICLE, "z-body", "aquarium care", "care guide for zebrafish owners", "en", NULL, 0};
+    assert_int_equal(hw_index_put(f->idx, &b, &st), 0);
+    assert_int_equal(hw_index_put(f->idx, &al, &st), 0);
+    assert_int_equal(hw_index_put(f->idx, &t, &st), 0);
+    hw_search_result r = search(f, "zebrafish", 3, NULL, HW_DOC_ANY, 0);
+    assert_int_equal(r.n_hits, 3);
+    assert_string_equal(r.hits[0].id, "z-title");
+    assert_string_equal(r.hits[1].id, "z-alt");
+    assert_string_equal(r.hits[2].id, "z-body");
+
+    /* limits hold for articles too */
+    const char *seventeen[HW_INDEX_MAX_ALT + 1];
+    for (size_t i = 0; i <= HW_INDEX_MAX_ALT; i++)
+        seventeen[i] = "question";
+    hw_doc over = {HW_DOC_ARTICLE, "a-9", "t", "b", "en", seventeen, HW_INDEX_MAX_ALT + 1};
+    assert_int_equal(hw_index_put(f->idx, &over, &st), HW_ETOOBIG);
+}
+
 static void test_stats_report_sizes(void **state)
 {
     fixture *f = *state;
@@ -516,6 +628,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_queries_get_clear_statuses, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_documents_are_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stats_report_sizes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_synonyms_apply_at_query_time, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_synonym_sets_are_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_article_alternate_questions, setup, teardown),
         cmocka_unit_test(test_pruned_topk_equals_exhaustive_on_random_corpora),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
