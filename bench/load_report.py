@@ -7,6 +7,8 @@ Input is the manifest run.sh writes (tab-separated lines):
   run     WORKLOAD LEVEL TARGET JSON_PATH      (TARGET: ceiling | helpwired)
   skip    WORKLOAD REASON
   text    NAME COMMAND PATH    (a benchmark's output, quoted as it is: store, search)
+  md      NAME PATH            (a Markdown section, "## " headings and below, included one
+                               level down: answers)
   xcheck  TARGET MODE ROUND TOOL RPS CPU_S REQUESTS
           (MODE: pinned | shared; TOOL: h2load | helpwire-bench)
 Only figures found in those files are written; nothing is estimated.
@@ -40,6 +42,7 @@ P99_TARGET_MS = 5.0
 def read_manifest(path):
     meta, runs, skips, xchecks = {}, {}, {}, []
     texts = []
+    mds = []
     with open(path, encoding="utf-8") as f:
         for line in f:
             parts = line.rstrip("\n").split("\t")
@@ -55,6 +58,12 @@ def read_manifest(path):
                         "%s at %s: no result (see the run log)" % (target, level))
             elif parts[0] == "skip" and len(parts) >= 3:
                 skips.setdefault(parts[1], []).append(parts[2])
+            elif parts[0] == "md" and len(parts) == 3:
+                try:
+                    with open(parts[2], encoding="utf-8", errors="replace") as mf:
+                        mds.append((parts[1], mf.read()))
+                except OSError:
+                    skips.setdefault(parts[1], []).append("no report (see the run log)")
             elif parts[0] == "text" and len(parts) == 4:
                 try:
                     with open(parts[3], encoding="utf-8", errors="replace") as tf:
@@ -65,7 +74,7 @@ def read_manifest(path):
                 _, target, mode, rnd, tool, rps, cpu, reqs = parts
                 xchecks.append({"target": target, "mode": mode, "round": int(rnd), "tool": tool,
                                 "rps": float(rps), "cpu_s": float(cpu), "requests": int(reqs)})
-    return meta, runs, skips, xchecks, texts
+    return meta, runs, skips, xchecks, texts, mds
 
 
 def level_key(level):
@@ -245,6 +254,17 @@ def write_plots(runs, plot_dir, have_gnuplot):
     return outputs
 
 
+def demote(text):
+    """A Markdown section's lines with every heading one level down (its
+    "## " becomes a "### " of the Load section); code blocks are kept."""
+    out, code = [], False
+    for line in text.rstrip("\n").split("\n"):
+        if line.startswith("```"):
+            code = not code
+        out.append("#" + line if not code and re.match(r"^#+ ", line) else line)
+    return out
+
+
 def splice(results_path, section_lines):
     text = ""
     if os.path.exists(results_path):
@@ -273,7 +293,7 @@ def main():
         sys.stderr.write(__doc__)
         return 2
     manifest, results_path, plot_dir = sys.argv[1:]
-    meta, runs, skips, xchecks, texts = read_manifest(manifest)
+    meta, runs, skips, xchecks, texts, mds = read_manifest(manifest)
     have_gnuplot = meta.get("gnuplot", "")
     plots = write_plots(runs, plot_dir, have_gnuplot)
     rel_plot_dir = os.path.relpath(plot_dir, os.path.dirname(os.path.abspath(results_path)))
@@ -347,6 +367,9 @@ def main():
         s.append("```")
         s += out.splitlines()
         s.append("```")
+        s.append("")
+    for _, text in mds:
+        s += demote(text)
         s.append("")
     splice(results_path, s)
     return 0

@@ -8,7 +8,9 @@
 # the ceiling measured in the same run; then cross-checks helpwire-bench
 # with h2load on the same Route request; runs the store benchmark (group
 # commit against one commit per request) and the search benchmark (the
-# index against SQLite FTS5); then rewrites the "Load" section of
+# index against SQLite FTS5); runs the answers evaluation
+# (bench/answers_eval.sh on bench/answers/, its own helpwired --demo; skipped
+# when the evaluation set is missing); then rewrites the "Load" section of
 # bench/RESULTS.md (other sections are kept) and bench/plots/load-*.png.
 #
 # It first installs what it needs that is missing (h2load, gnuplot, ...):
@@ -29,6 +31,7 @@
 #                           corpus is Debian's English package descriptions when
 #                           apt has their Translation file, else a synthetic Zipf
 #                           corpus of SEARCH_ARTICLES=20000 articles
+#   ANSWERS=1               0: skip the answers evaluation (bench/answers_eval.sh)
 #   XCHECK_MODES="pinned shared"  pinned: the server on CPU 0 and the client on
 #                           CPU 1 (taskset), so each tool measures the server
 #                           and not its own CPU cost; shared: as the suite runs
@@ -60,6 +63,7 @@ XCHECK_MODES=${XCHECK_MODES:-"pinned shared"}
 STORE_SECONDS=${STORE_SECONDS:-3}
 SEARCH_QUERIES=${SEARCH_QUERIES:-500}
 SEARCH_ARTICLES=${SEARCH_ARTICLES:-20000}
+ANSWERS=${ANSWERS:-1}
 RESULTS=${RESULTS:-$ROOT/bench/RESULTS.md}
 PLOTS=${PLOTS:-$ROOT/bench/plots}
 BAZEL_STARTUP=${BENCH_BAZEL_STARTUP:-"--output_base=$HOME/.cache/bazel-bench"}
@@ -421,6 +425,25 @@ if [ "$SEARCH_QUERIES" -gt 0 ]; then
       "$(wc -l <"$articles")" "$(wc -l <"$queries")" "$WORK/search.txt" >>"$MANIFEST"
   else
     skip search-index "search_bench failed: $(tail -1 "$WORK/search.txt")"
+  fi
+fi
+
+# ---- answers evaluation ----
+# Its own helpwired --demo on a fresh store (the one above has the load's
+# tickets); its Markdown goes into the report as it is.
+if [ "$ANSWERS" != 0 ]; then
+  if [ ! -s "$ROOT/bench/answers/questions.jsonl" ]; then
+    skip answers "no bench/answers/questions.jsonl (the evaluation set)"
+  elif [ -z "$SERVER_BIN" ] || [ ! -x "$SERVER_BIN" ]; then
+    skip answers "no helpwired binary"
+  else
+    log "== answers evaluation (bench/answers_eval.sh)"
+    if HELPWIRED=$SERVER_BIN BENCH_BAZEL_STARTUP="$BAZEL_STARTUP" OUT="$WORK/answers.md" \
+      bash "$ROOT/bench/answers_eval.sh" >"$WORK/answers.out" 2>"$WORK/answers.err"; then
+      printf 'md\tanswers\t%s\n' "$WORK/answers.md" >>"$MANIFEST"
+    else
+      skip answers "bench/answers_eval.sh failed: $(tail -1 "$WORK/answers.err")"
+    fi
   fi
 fi
 
