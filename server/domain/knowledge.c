@@ -32,6 +32,7 @@
 #include <time.h>
 
 #include "helpwire/v1/knowledge.pb-c.h"
+#include "server/domain/classify.h"
 #include "server/domain/rpc.h"
 #include "server/search/index.h"
 #include "server/search/indexer.h"
@@ -231,8 +232,10 @@ void hw_knowledge_answer(hw_call *call, const ProtobufCMessage *request, void *a
     hw_answer ans;
     hw_status st = {0};
     hw_arena *a = hw_call_arena(call);
-    int rc = hw_index_answer(searcher_of(call, app), req->question, strlen(req->question), req->locale,
-                             threshold, a, &ans, &st);
+    /* without a locale, the one Route would guess from the text */
+    const char *locale = *req->locale ? req->locale : hw_classify_locale(req->question);
+    int rc = hw_index_answer(searcher_of(call, app), req->question, strlen(req->question), locale, threshold,
+                             a, &ans, &st);
     if (rc != HW_OK) {
         hw_rpc_fail(call, rc, "%s", st.msg[0] ? st.msg : hw_strerror(rc));
         return;
@@ -256,6 +259,7 @@ void hw_knowledge_answer(hw_call *call, const ProtobufCMessage *request, void *a
     sig.known_terms = ans.signals.known_terms;
     sig.synonyms_applied = ans.signals.synonyms_applied;
     sig.head_coverage = ans.signals.head_coverage;
+    sig.locale_match = ans.signals.locale_match;
     reply.signals = &sig;
     hw_call_reply(call, &reply.base);
 }

@@ -60,7 +60,8 @@ void __tsan_release(void *addr);
 #define MAX_LOCALE_LEN 15
 #define SNIPPET_CHARS 200
 #define SNIPPET_SCAN_BYTES (64 * 1024)
-#define ANSWER_HITS 5
+#define ANSWER_HITS 5  /* hits an answer lists */
+#define ANSWER_POOL 10 /* candidates an answer weighs */
 #define DOC_NONE UINT32_MAX
 /* Head fields (title and alternate questions) share the posting's title
  * frequency, counted in units: an occurrence in the title adds
@@ -1580,6 +1581,27 @@ static int check_query(const char *text, size_t len, hw_status *st)
     return 0;
 }
 
+/* Whether a and b (bytes) are one edit apart: a substitution, an
+ * insertion, a deletion or two adjacent letters swapped (Damerau). */
+static int one_edit(const char *a, size_t na, const char *b, size_t nb)
+{
+    if (na > nb + 1 || nb > na + 1)
+        return 0;
+    size_t i = 0;
+    while (i < na && i < nb && a[i] == b[i])
+        i++;
+    if (i == na && i == nb)
+        return 0; /* equal */
+    if (na == nb) {
+        if (memcmp(a + i + 1, b + i + 1, na - i - 1) == 0)
+            return 1; /* substitution */
+        return i + 1 < na && a[i] == b[i + 1] && a[i + 1] == b[i] && memcmp(a + i + 2, b + i + 2, na - i - 2) == 0;
+    }
+    if (na > nb)
+        return memcmp(a + i + 1, b + i, na - i - 1) == 0;
+    return memcmp(a + i, b + i + 1, nb - i - 1) == 0;
+}
+
 /* Looks a term up in sn's segments: its postings, df and idf. */
 static void resolve_term(qterm *q, const snapshot *sn, double N)
 {
@@ -1647,6 +1669,65 @@ static int add_syn_qterm(hw_searcher *s, const snapshot *sn, const hw_syn_tok *t
     *q = (qterm){.hash = t->hash, .text = t->text, .len = t->len, .flags = t->flags, .w = w, .orig = 0};
     resolve_term(q, sn, sn->n_live ? sn->n_live : 1);
     *at = (uint32_t)s->n_q++;
+    return 0;
+}
+
+/* Spelling: a word of the question the index does not know (at least
+ * MIN_TYPO_BYTES long, letters only) stands for the index's most frequent
+ * term one edit away ("refnud" -> refund, "pasword" -> password), added
+ * like a synonym's alternative. Costs a scan of the term dictionaries, so
+ * only answers use it, for at most MAX_TYPO_WORDS words. */
+#define MIN_TYPO_BYTES 4
+#define MAX_TYPO_WORDS 3
+static int correct_typos(hw_searcher *s, const snapshot *sn, const hw_token *tk, size_t nt)
+{
+    size_t words = 0;
+    for (size_t pos = 0; pos < nt && words < MAX_TYPO_WORDS && s->n_m < MAX_SYN_MATCHES; pos++) {
+        const hw_token *t = &tk[pos];
+        if (!(t->flags & HW_TOKEN_WORD) || (t->flags & HW_TOKEN_NUMERIC) || t->len < MIN_TYPO_BYTES)
+            continue;
+        size_t qi = 0;
+        while (qi < s->n_orig && s->q[qi].hash != t->hash)
+            qi++;
+        if (qi == s->n_orig || s->q[qi].df > 0)
+            continue;
+        int dup = 0; /* the same word earlier in the question */
+        for (size_t m = 0; m < s->n_m && !dup; m++)
+            dup = s->m[m].n == 1 && tk[s->m[m].pos].hash == t->hash;
+        if (dup)
+            continue;
+        words++;
+        const segment *best_seg = NULL;
+        const term_info *best = NULL;
+        uint32_t best_df = 0;
+        for (int k = 0; k < 2; k++) {
+            const segment *seg = k ? sn->delta : sn->main;
+            for (uint32_t i = 0; seg && i < seg->n_terms; i++) {
+                const term_info *ti = &seg->terms[i];
+                if (ti->str_len + 1 < t->len || ti->str_len > t->len + 1)
+                    continue;
+                if (one_edit(t->text, t->len, seg->pool + ti->str_off, ti->str_len) && ti->df > best_df) {
+                    best_seg = seg;
+                    best = ti;
+                    best_df = ti->df;
+                }
+            }
+        }
+        if (!best)
+            continue;
+        hw_syn_tok fix = {best->hash, best_seg->pool + best->str_off, best->str_len, HW_TOKEN_WORD};
+        if (grow((void **)&s->alts, &s->cap_alts, s->n_alts + 1, sizeof *s->alts) ||
+            grow((void **)&s->altq, &s->cap_altq, s->n_altq + 1, sizeof *s->altq))
+            return HW_ENOMEM;
+        int rc = add_syn_qterm(s, sn, &fix, 1.0, &s->altq[s->n_altq]);
+        if (rc == HW_ENOMEM)
+            return rc;
+        if (rc != 0)
+            break;
+        s->alts[s->n_alts++] = (syn_alt){(uint32_t)s->n_altq++, 1};
+        s->m[s->n_m] = (hw_syn_match){UINT32_MAX, UINT32_MAX, (uint32_t)pos, 1};
+        s->m_alt_off[++s->n_m] = (uint32_t)s->n_alts;
+    }
     return 0;
 }
 
@@ -2292,19 +2373,29 @@ static void doc_features(hw_searcher *s, const snapshot *sn, const hw_token *tk,
         f->sig.field = HW_MATCH_TITLE;
 }
 
+/* Whether two locales share their primary language ("zh-CN", "zh"). */
+static int same_language(const char *a, const char *b)
+{
+    size_t i = 0;
+    for (; a[i] && a[i] != '-' && a[i] != '_'; i++)
+        if ((a[i] | 0x20) != (b[i] | 0x20))
+            return 0;
+    return !b[i] || b[i] == '-' || b[i] == '_';
+}
+
 /* The confidence model: a logistic regression over the features, fitted
  * on the development half of the evaluation set (bench/answers/, see
  * bench/answers_fit.py, which prints this table). */
 static const struct {
-    double bias, coverage, head_coverage, question_similarity, margin, phrase, known_share;
-} model = {-6.0, 5.0, 1.0, 3.0, 1.0, 0.5, 1.0};
+    double bias, coverage, head_coverage, question_similarity, margin, phrase, locale_match, known_share;
+} model = {-6.0, 5.0, 1.0, 3.0, 1.0, 0.5, 1.0, 1.0};
 
 static double model_confidence(const features *f)
 {
     double known = f->sig.terms ? (double)f->sig.known_terms / f->sig.terms : 0;
     double z = model.bias + model.coverage * f->sig.coverage + model.head_coverage * f->sig.head_coverage +
                model.question_similarity * f->sig.question_similarity + model.margin * f->sig.margin +
-               model.phrase * f->sig.phrase + model.known_share * known;
+               model.phrase * f->sig.phrase + model.known_share * known + model.locale_match * f->sig.locale_match;
     double c = 1.0 / (1.0 + exp(-z));
     if (f->sig.coverage <= 0)
         c = 0; /* nothing of the question is in the document */
@@ -2324,7 +2415,7 @@ static int check_answer(const hw_index *idx, double *threshold, const char *ques
 }
 
 /* Answers from the question's tokens; the caller checked the arguments.
- * Every candidate of the top ANSWER_HITS gets a confidence; the most
+ * Every candidate of the top ANSWER_POOL gets a confidence; the most
  * confident is the answer (a near-exact question match counts its Dice
  * similarity when higher; ties go to the question's locale, then rank). */
 static int answer(hw_searcher *s, const hw_token *toks, size_t n_toks, const char *locale, double threshold,
@@ -2337,7 +2428,7 @@ static int answer(hw_searcher *s, const hw_token *toks, size_t n_toks, const cha
     const hw_syn_table *syn = __atomic_load_n(&idx->syn, __ATOMIC_ACQUIRE);
     if ((rc = resolve_query(s, sn, toks, n_toks, st)) != 0)
         goto out;
-    if (expand_synonyms(s, sn, syn, toks, n_toks, locale) != 0 ||
+    if (expand_synonyms(s, sn, syn, toks, n_toks, locale) != 0 || correct_typos(s, sn, toks, n_toks) != 0 ||
         grow((void **)&s->pres, &s->cap_pres, s->n_q + 1, 1) ||
         grow((void **)&s->qv, &s->cap_qv, s->n_qhash + s->n_altq + 1, sizeof *s->qv)) {
         rc = hw_status_set(st, HW_ENOMEM, "answer: out of memory");
@@ -2347,7 +2438,7 @@ static int answer(hw_searcher *s, const hw_token *toks, size_t n_toks, const cha
     size_t n = 0;
     uint64_t matched;
     int exact;
-    if ((rc = run_topk(s, sn, &f, ANSWER_HITS, 0, &n, &matched, &exact)) != 0) {
+    if ((rc = run_topk(s, sn, &f, ANSWER_POOL, 0, &n, &matched, &exact)) != 0) {
         hw_status_set(st, rc, "answer: out of memory");
         goto out;
     }
@@ -2365,6 +2456,7 @@ static int answer(hw_searcher *s, const hw_token *toks, size_t n_toks, const cha
                 other = s->heap[j].score;
         features fe;
         doc_features(s, sn, toks, n_toks, s->heap[i].doc, r, s->heap[i].score, other, &fe);
+        fe.sig.locale_match = lid < 0 ? 0.5 : same_language(r->locale, locale) ? 1 : 0;
         double conf = model_confidence(&fe);
         int ex = fe.dice >= idx->opt.faq_near_similarity;
         if (ex && fe.dice > conf)
@@ -2395,6 +2487,8 @@ static int answer(hw_searcher *s, const hw_token *toks, size_t n_toks, const cha
         if (!out->answer)
             goto nomem;
     }
+    if (n > ANSWER_HITS)
+        n = ANSWER_HITS;
     if ((rc = fill_hits(s, sn, n, arena, 1, &out->hits)) != 0)
         goto nomem;
     out->n_hits = n;

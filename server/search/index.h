@@ -259,6 +259,7 @@ typedef struct hw_answer_signals {
     uint32_t terms, known_terms;
     uint32_t synonyms_applied;
     double head_coverage; /* coverage by the title and alternate questions only */
+    double locale_match;  /* 1: the document's language is the question's; 0: another; 0.5: no locale */
 } hw_answer_signals;
 
 typedef struct hw_answer {
