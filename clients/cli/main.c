@@ -73,7 +73,7 @@ static void print_command_line(FILE *f, const cli_command *c)
 {
     char words[64];
     snprintf(words, sizeof words, "%s%s%s", c->group, c->name ? " " : "", c->name ? c->name : "");
-    fprintf(f, "  %-18s %s\n", words, c->summary);
+    fprintf(f, "  %-19s %s\n", words, c->summary);
 }
 
 /* Lists the commands (of group only, when not NULL). */
