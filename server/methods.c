@@ -29,6 +29,7 @@
 #include "server/domain/router.h"
 #include "server/domain/schedule.h"
 #include "server/domain/sla.h"
+#include "server/domain/suggestions.h"
 #include "server/domain/surveys.h"
 #include "server/domain/tickets.h"
 #include "server/net/health.h"
@@ -103,6 +104,12 @@ static const hw_method table[] = {
         hw_knowledge_delete_faq, ADMIN),
     RPC("/helpwire.v1.Knowledge/ListFaqs", helpwire__v1__list_faqs_request, helpwire__v1__list_faqs_reply,
         hw_knowledge_list_faqs, AGENT, false),
+    RPC("/helpwire.v1.Knowledge/ListSuggestions", helpwire__v1__list_suggestions_request,
+        helpwire__v1__list_suggestions_reply, hw_suggestions_list, ADMIN, false),
+    WRITE("/helpwire.v1.Knowledge/ApproveSuggestion", helpwire__v1__approve_suggestion_request,
+        helpwire__v1__phrasing_suggestion, hw_suggestions_approve, ADMIN),
+    WRITE("/helpwire.v1.Knowledge/RejectSuggestion", helpwire__v1__reject_suggestion_request,
+        helpwire__v1__phrasing_suggestion, hw_suggestions_reject, ADMIN),
 
     RPC("/helpwire.v1.Outbox/Subscribe", helpwire__v1__subscribe_request, helpwire__v1__outbound_message,
         hw_outbox_subscribe, BRIDGE, true),

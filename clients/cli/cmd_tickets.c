@@ -1,11 +1,14 @@
 /*
- * cmd_tickets: `helpwire tickets list|show|close|escalate`, the operator's
+ * cmd_tickets: `helpwire tickets list|show|reply|close|escalate`, the operator's
  * view of the ticket queue. list follows page tokens until --limit tickets
  * (or the end) and prints them as they arrive with --json, or as one
  * aligned table; show joins GetTicket (with the conversation) and the whole
  * GetTicketHistory. Customer-written text is cleaned by table.h before it
  * is printed. The survey link of a closed ticket carries the survey's
  * secret token, so close prints the survey id and leaves the link out.
+ * reply and close take --answered-by faq:ID|article:ID: the document that
+ * answered the customer, whose question then becomes a suggested
+ * alternate question of it (`helpwire suggestions`).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -297,13 +300,61 @@ out:
     return rc;
 }
 
+/* --answered-by into *ref (left empty when the flag is absent). Returns
+ * CLI_EXIT_OK or a usage error. */
+static int parse_answered_by(cli_ctx *ctx, const char *text, Helpwire__V1__DocRef *ref)
+{
+    int kind;
+    const char *id;
+    if (!text)
+        return CLI_EXIT_OK;
+    if (cli_parse_doc_ref(text, &kind, &id) != 0)
+        return cli_usage_error(ctx, "--answered-by must be faq:ID or article:ID");
+    ref->kind = (Helpwire__V1__DocKind)kind;
+    ref->id = (char *)id;
+    return CLI_EXIT_OK;
+}
+
+static int run_tickets_reply(cli_ctx *ctx)
+{
+    enum { OPT_TEXT, OPT_ANSWERED_BY };
+    if (!ctx->opt[OPT_TEXT] || !*ctx->opt[OPT_TEXT])
+        return cli_usage_error(ctx, "--text TEXT is required");
+    Helpwire__V1__AddMessageRequest req = HELPWIRE__V1__ADD_MESSAGE_REQUEST__INIT;
+    Helpwire__V1__DocRef ref = HELPWIRE__V1__DOC_REF__INIT;
+    Helpwire__V1__AddMessageReply *reply = NULL;
+    int rc = parse_answered_by(ctx, ctx->opt[OPT_ANSWERED_BY], &ref);
+    if (rc != CLI_EXIT_OK)
+        return rc;
+    req.ticket_id = (char *)ctx->pos[0];
+    req.kind = HELPWIRE__V1__MESSAGE_KIND__MESSAGE_KIND_AGENT_REPLY;
+    req.text = (char *)ctx->opt[OPT_TEXT];
+    if (ref.kind)
+        req.answered_by = &ref;
+    if (cli_call(ctx, "/helpwire.v1.Tickets/AddMessage", &req.base, &helpwire__v1__add_message_reply__descriptor,
+                 (ProtobufCMessage **)&reply) != CLI_EXIT_OK)
+        return CLI_EXIT_FAILED;
+    if (ctx->json)
+        rc = cli_emit_message(ctx, &reply->base);
+    else if (reply->message)
+        fprintf(ctx->out, "replied on %s (message %s, sent in %zu part%s)\n", req.ticket_id, reply->message->id,
+                reply->n_outbox_seqs, reply->n_outbox_seqs == 1 ? "" : "s");
+    protobuf_c_message_free_unpacked(&reply->base, NULL);
+    return rc;
+}
+
 static int run_tickets_close(cli_ctx *ctx)
 {
-    enum { OPT_RESOLUTION, OPT_SKIP_SURVEY };
+    enum { OPT_RESOLUTION, OPT_SKIP_SURVEY, OPT_ANSWERED_BY };
     if (!ctx->opt[OPT_RESOLUTION] || !*ctx->opt[OPT_RESOLUTION])
         return cli_usage_error(ctx, "--resolution TEXT is required");
     Helpwire__V1__CloseTicketRequest req = HELPWIRE__V1__CLOSE_TICKET_REQUEST__INIT;
+    Helpwire__V1__DocRef ref = HELPWIRE__V1__DOC_REF__INIT;
     Helpwire__V1__CloseTicketReply *reply = NULL;
+    if (parse_answered_by(ctx, ctx->opt[OPT_ANSWERED_BY], &ref) != CLI_EXIT_OK)
+        return CLI_EXIT_USAGE;
+    if (ref.kind)
+        req.answered_by = &ref;
     req.ticket_id = (char *)ctx->pos[0];
     req.resolution = (char *)ctx->opt[OPT_RESOLUTION];
     req.skip_survey = ctx->opt[OPT_SKIP_SURVEY] != NULL;
@@ -362,6 +413,12 @@ static const cli_opt list_opts[] = {
 static const cli_opt close_opts[] = {
     {"resolution", "TEXT", "How the issue was resolved (required)."},
     {"skip-survey", NULL, "Do not send the satisfaction survey (e.g. spam)."},
+    {"answered-by", "REF", "The document that answered the customer: faq:ID or article:ID."},
+};
+static const cli_opt reply_opts[] = {
+    {"text", "TEXT", "The reply sent to the customer (required)."},
+    {"answered-by", "REF",
+     "The document the reply answers with: faq:ID or article:ID (a link to one in the text counts too)."},
 };
 static const cli_opt escalate_opts[] = {
     {"reason", "TEXT", "Why the ticket needs a supervisor (required)."},
@@ -374,8 +431,14 @@ const cli_command cli_tickets_commands[] = {
      sizeof list_opts / sizeof list_opts[0], 0, 0, run_tickets_list},
     {"tickets", "show", "ID", "Show a ticket with its messages and history",
      "Shows ticket ID, its conversation and every change made to it.", NULL, 0, 1, 1, run_tickets_show},
-    {"tickets", "close", "ID --resolution TEXT", "Close a ticket and send the survey",
-     "Closes ticket ID with a resolution; the customer receives the satisfaction survey.", close_opts,
+    {"tickets", "reply", "ID --text TEXT [--answered-by faq:ID|article:ID]", "Reply to the customer as an agent",
+     "Adds an agent reply to ticket ID; it is queued for the customer's channel. With --answered-by (or a "
+     "link to an article or FAQ in the text) the ticket records the document that answered it: once resolved "
+     "or closed, the customer's question becomes a suggested alternate question of that document.",
+     reply_opts, sizeof reply_opts / sizeof reply_opts[0], 1, 1, run_tickets_reply},
+    {"tickets", "close", "ID --resolution TEXT [--answered-by faq:ID|article:ID]", "Close a ticket and send the survey",
+     "Closes ticket ID with a resolution; the customer receives the satisfaction survey. --answered-by "
+     "records the document that answered the customer (see `tickets reply`).", close_opts,
      sizeof close_opts / sizeof close_opts[0], 1, 1, run_tickets_close},
     {"tickets", "escalate", "ID --reason TEXT", "Escalate a ticket to the supervisor",
      "Escalates ticket ID; the supervisor webhook is alerted with the reason.", escalate_opts,

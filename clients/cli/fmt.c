@@ -118,3 +118,28 @@ const char *cli_fmt_duration(double seconds, char *buf, size_t len)
         snprintf(buf, len, "%lldh%02lldm", s / 3600, (s % 3600) / 60);
     return buf;
 }
+
+int cli_parse_doc_ref(const char *text, int *kind, const char **id)
+{
+    const char *colon = strchr(text, ':');
+    if (!colon || !colon[1])
+        return -1;
+    size_t n = (size_t)(colon - text);
+    if (n == 7 && strncasecmp(text, "article", 7) == 0)
+        *kind = 1;
+    else if (n == 3 && strncasecmp(text, "faq", 3) == 0)
+        *kind = 2;
+    else
+        return -1;
+    *id = colon + 1;
+    return 0;
+}
+
+const char *cli_fmt_doc_ref(int kind, const char *id, char *buf, size_t len)
+{
+    if (kind == 0)
+        snprintf(buf, len, "-");
+    else
+        snprintf(buf, len, "%s:%s", kind == 2 ? "faq" : kind == 1 ? "article" : "?", id ? id : "");
+    return buf;
+}

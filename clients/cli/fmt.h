@@ -37,4 +37,14 @@ const char *cli_fmt_bytes(uint64_t bytes, char *buf, size_t len);
 /* "42s", "3m05s", "2h07m" for a duration in seconds. Returns buf. */
 const char *cli_fmt_duration(double seconds, char *buf, size_t len);
 
+/* Parses a document reference "article:ID" or "faq:ID" (kind in any
+ * case): *kind receives the DocKind value (1 article, 2 FAQ) and *id
+ * points into text after the colon. Returns 0, or -1 for any other form
+ * (no colon, another kind, an empty id). */
+int cli_parse_doc_ref(const char *text, int *kind, const char **id);
+
+/* "article:ID" / "faq:ID" for (kind, id) into buf; "-" when kind is 0.
+ * Returns buf. */
+const char *cli_fmt_doc_ref(int kind, const char *id, char *buf, size_t len);
+
 #endif

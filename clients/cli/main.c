@@ -51,7 +51,7 @@ static const command_module modules[] = {
     {cli_agents_commands, &cli_agents_ncommands},   {cli_admin_commands, &cli_admin_ncommands},
     {cli_query_commands, &cli_query_ncommands},     {cli_outbox_commands, &cli_outbox_ncommands},
     {cli_sla_commands, &cli_sla_ncommands},         {cli_reports_commands, &cli_reports_ncommands},
-    {cli_cluster_commands, &cli_cluster_ncommands},
+    {cli_cluster_commands, &cli_cluster_ncommands},   {cli_suggestions_commands, &cli_suggestions_ncommands},
 };
 enum { MODULE_COUNT = sizeof modules / sizeof modules[0] };
 
@@ -73,7 +73,7 @@ static void print_command_line(FILE *f, const cli_command *c)
 {
     char words[64];
     snprintf(words, sizeof words, "%s%s%s", c->group, c->name ? " " : "", c->name ? c->name : "");
-    fprintf(f, "  %-18s %s\n", words, c->summary);
+    fprintf(f, "  %-19s %s\n", words, c->summary);
 }
 
 /* Lists the commands (of group only, when not NULL). */

@@ -740,3 +740,74 @@ int hw_knowledge_record_all_in(hw_store_txn *w, hw_effects *fx)
     hw_arena_destroy(a);
     return rc;
 }
+
+/* ------------------------------------- changes of other modules' writes */
+
+int hw_knowledge_add_alternate_in(hw_store_txn *w, hw_effects *fx, Helpwire__V1__DocKind kind, const char *id,
+                                  const char *question, hw_arena *a, hw_knowledge_doc_change *out)
+{
+    memset(out, 0, sizeof *out);
+    const doc_kind *k = kind == HELPWIRE__V1__DOC_KIND__DOC_KIND_ARTICLE ? &article_kind
+                        : kind == HELPWIRE__V1__DOC_KIND__DOC_KIND_FAQ   ? &faq_kind
+                                                                         : NULL;
+    if (!k || !id || !*id || !question)
+        return HW_EINVALID;
+    char ***alts;
+    size_t *n_alts;
+    uint64_t *version;
+    int64_t *updated;
+    int rc;
+    if (k == &article_kind) {
+        Helpwire__V1__Article *ar;
+        if ((rc = hw_store_article_get(w, id, a, &ar)) != HW_OK)
+            return rc;
+        out->doc = &ar->base;
+        out->id = ar->id;
+        alts = &ar->alternate_questions, n_alts = &ar->n_alternate_questions;
+        version = &ar->version, updated = &ar->updated_unix_ms;
+    } else {
+        Helpwire__V1__Faq *fq;
+        if ((rc = hw_store_faq_get(w, id, a, &fq)) != HW_OK)
+            return rc;
+        out->doc = &fq->base;
+        out->id = fq->id;
+        alts = &fq->alternate_questions, n_alts = &fq->n_alternate_questions;
+        version = &fq->version, updated = &fq->updated_unix_ms;
+    }
+    if (*n_alts >= HW_KNOWLEDGE_MAX_ALT)
+        return HW_EPRECONDITION;
+    char **grown = hw_arena_alloc(a, (*n_alts + 1) * sizeof *grown);
+    char *q = hw_arena_strdup(a, question);
+    if (!grown || !q)
+        return HW_ENOMEM;
+    if (*n_alts)
+        memcpy(grown, *alts, *n_alts * sizeof *grown);
+    grown[(*n_alts)++] = q;
+    *alts = grown;
+    /* As put_doc_fn does for a Put. */
+    (*version)++;
+    *updated = hw_effects_now_ms(fx);
+    out->kind = kind;
+    rc = k->put(w, out->doc);
+    if (rc == HW_OK)
+        rc = hw_effects_knowledge_changed(fx, kind, out->id, false);
+    return rc;
+}
+
+/* On the indexer thread: log a failure, then the caller's done. */
+static void doc_change_indexed(hw_index_change *ch, int rc, const hw_status *st)
+{
+    hw_knowledge_doc_change *c = ch->arg;
+    log_index_failure(c->app, kind_name((hw_doc_kind)c->kind), c->id, rc, st);
+    c->done(&c->index, rc, st);
+}
+
+int hw_knowledge_index_change(hw_app *app, hw_knowledge_doc_change *c, hw_index_done_fn done, void *arg)
+{
+    const doc_kind *k = c->kind == HELPWIRE__V1__DOC_KIND__DOC_KIND_ARTICLE ? &article_kind : &faq_kind;
+    c->app = app;
+    c->done = done;
+    c->arg = arg;
+    c->index = (hw_index_change){.op = HW_INDEX_OP_PUT, .doc = k->index_doc(c->doc), .done = doc_change_indexed, .arg = c};
+    return app->indexer ? hw_indexer_submit(app->indexer, &c->index) : HW_ECLOSED;
+}

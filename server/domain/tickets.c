@@ -25,6 +25,7 @@
 #include "server/domain/queues.h"
 #include "server/domain/rpc.h"
 #include "server/domain/sla.h"
+#include "server/domain/suggestions.h"
 #include "server/store/records.h"
 #include "server/domain/surveys.h"
 #include "server/domain/watch.h"
@@ -531,6 +532,9 @@ int hw_tickets_update_in(hw_store_txn *w, Ticket *t, const hw_ticket_change *ch,
         rc = store_ticket(w, t, prev_status, prev_assignee, HW_PUT_REPLACE, hw_effects_now_ms(fx));
     if (rc == HW_OK)
         rc = track_wait(w, fx, t, was_waiting, a);
+    /* Answered with a document: the customer's question may be learnt. */
+    if (rc == HW_OK && t->status == ST(RESOLVED) && prev_status != ST(RESOLVED))
+        rc = hw_suggestions_ticket_done_in(w, t, false, fx, a);
     /* The snapshots recorded above carry the old version: refresh them. */
     hw_effects_refresh_ticket(fx, t);
     /* Whoever lost load may take a waiting ticket now. */
@@ -581,6 +585,8 @@ int hw_tickets_close_in(hw_store_txn *w, hw_app *app, Ticket *t, const char *res
         rc = track_wait(w, fx, t, is_load(prev) && !*t->assignee_agent_id, a);
     if (rc == HW_OK)
         rc = hw_watch_record(w, fx, t, EV(CLOSED), actor, resolution);
+    if (rc == HW_OK)
+        rc = hw_suggestions_ticket_done_in(w, t, true, fx, a);
     if (rc == HW_OK && !skip_survey) {
         Helpwire__V1__Customer *cust;
         rc = hw_store_customer_get(w, t->customer_id, a, &cust);
@@ -935,6 +941,15 @@ static int message_fn(hw_store_txn *w, void *arg)
     const char *author = c->req->kind == HELPWIRE__V1__MESSAGE_KIND__MESSAGE_KIND_CUSTOMER
                              ? hw_arena_printf(a, "customer:%s", t->customer_id)
                              : hw_rpc_actor(c->h.call);
+    if (c->req->kind == HELPWIRE__V1__MESSAGE_KIND__MESSAGE_KIND_AGENT_REPLY && t->status != ST(CLOSED)) {
+        /* The document it answers with: given, or linked in the text. */
+        const char *why;
+        rc = hw_suggestions_answered_in(w, t, c->req->answered_by, c->req->text, a, &why);
+        if (why)
+            return hw_rpc_wfail(&c->h, rc, "%s", why);
+        if (rc != HW_OK)
+            return rc;
+    }
     rc = hw_tickets_add_message_in(w, t, c->req->kind, author, c->req->text, a, &c->h.fx, &c->msg, &c->sent);
     if (rc == HW_EPRECONDITION)
         return hw_rpc_wfail(&c->h, rc, "ticket %s is closed; open a new ticket instead", t->id);
@@ -967,6 +982,14 @@ void hw_tickets_add_message(hw_call *call, const ProtobufCMessage *request, void
                      "kind: must be AGENT_REPLY, CUSTOMER or INTERNAL_NOTE");
         return;
     }
+    bool ok;
+    if (hw_suggestions_ref_given(call, "answered_by", req->answered_by, &ok) &&
+        req->kind != HELPWIRE__V1__MESSAGE_KIND__MESSAGE_KIND_AGENT_REPLY) {
+        hw_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "answered_by: only with kind AGENT_REPLY");
+        return;
+    }
+    if (!ok)
+        return;
     message_ctx *c = hw_rpc_ctx_new(call, appv, sizeof *c);
     if (!c)
         return;
@@ -1026,6 +1049,13 @@ static int close_fn(hw_store_txn *w, void *arg)
     if (rc != HW_OK)
         return rc;
     const char *why;
+    if (t->status != ST(CLOSED) && c->req->answered_by && c->req->answered_by->kind) {
+        rc = hw_suggestions_answered_in(w, t, c->req->answered_by, NULL, hw_call_arena(c->h.call), &why);
+        if (why)
+            return hw_rpc_wfail(&c->h, rc, "%s", why);
+        if (rc != HW_OK)
+            return rc;
+    }
     rc = hw_tickets_close_in(w, c->h.app, t, c->req->resolution, c->req->skip_survey, hw_rpc_actor(c->h.call),
                              hw_call_arena(c->h.call), &c->h.fx, &c->survey_id, &c->survey_url, &why);
     c->ticket = t;
@@ -1049,6 +1079,10 @@ void hw_tickets_close(hw_call *call, const ProtobufCMessage *request, void *appv
     const Helpwire__V1__CloseTicketRequest *req = (const void *)request;
     if (!hw_rpc_check_id(call, "ticket_id", req->ticket_id, 64, false) ||
         !hw_rpc_check_text(call, "resolution", req->resolution, 1, MAX_RESOLUTION))
+        return;
+    bool ok;
+    hw_suggestions_ref_given(call, "answered_by", req->answered_by, &ok);
+    if (!ok)
         return;
     close_ctx *c = hw_rpc_ctx_new(call, appv, sizeof *c);
     if (!c)

@@ -45,6 +45,9 @@ ROLES = {
     "/helpwire.v1.Knowledge/PutFaq": ADMIN,
     "/helpwire.v1.Knowledge/DeleteFaq": ADMIN,
     "/helpwire.v1.Knowledge/ListFaqs": AGENT,
+    "/helpwire.v1.Knowledge/ListSuggestions": ADMIN,
+    "/helpwire.v1.Knowledge/ApproveSuggestion": ADMIN,
+    "/helpwire.v1.Knowledge/RejectSuggestion": ADMIN,
 
     "/helpwire.v1.Outbox/Subscribe": BRIDGE,
     "/helpwire.v1.Outbox/Ack": BRIDGE,
@@ -238,7 +241,7 @@ class HistoryActor(unittest.TestCase):
             self.assertNotIn("author", name)
             self.assertNotIn("actor", name)
             self.assertNotIn("agent", name)
-        self.assertEqual(sorted(fields), ["kind", "text", "ticket_id"])
+        self.assertEqual(sorted(fields), ["answered_by", "kind", "text", "ticket_id"])
 
     def new_ticket(self, n):
         bridge = self.server.client(api=API, role="bridge")
@@ -258,9 +261,9 @@ class HistoryActor(unittest.TestCase):
         req.kind = enum("helpwire.v1.MessageKind", "MESSAGE_KIND_AGENT_REPLY")
         req.text = text
         payload = req.SerializeToString()
-        # Unknown fields 4, 5, 15, 100 (length-delimited strings): where an
-        # author or actor field might be added one day.
-        for number in (4, 5, 15, 100):
+        # Unknown fields 5, 15, 100 (length-delimited strings): where an
+        # author or actor field might be added one day (4 is answered_by).
+        for number in (5, 15, 100):
             value = b"agent:mallory"
             payload += _varint(number << 3 | 2) + _varint(len(value)) + value
         raw = client.raw("helpwire.v1.Tickets/AddMessage", payload,
