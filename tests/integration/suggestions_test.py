@@ -146,8 +146,10 @@ class Suggestions(unittest.TestCase):
                          [s.id])
         code, _ = self.code_of(self.admin.call, "helpwire.v1.Knowledge/ApproveSuggestion", id=s.id)
         self.assertEqual(code, grpc.StatusCode.FAILED_PRECONDITION)
-        # Approved: the question is not suggested again.
-        t3 = self.ticket(q)
+        # Approved: Route now answers the question by itself; asked on a
+        # ticket an agent opened, it is not suggested again.
+        self.assertEqual(self.route(q).action, AUTO_REPLY)
+        t3 = self.ticket_created(q)
         self.reply(t3, "Same as before", answered_by={"kind": ARTICLE, "id": art.id})
         self.set_status(t3, "TICKET_STATUS_RESOLVED")
         self.assertEqual(list(self.listing(ARTICLE, art.id).suggestions), [])
