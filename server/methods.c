@@ -30,6 +30,7 @@
 #include "server/domain/schedule.h"
 #include "server/domain/sla.h"
 #include "server/domain/surveys.h"
+#include "server/domain/synonyms.h"
 #include "server/domain/tickets.h"
 #include "server/net/health.h"
 #include "server/net/reflection.h"
@@ -103,6 +104,12 @@ static const hw_method table[] = {
         hw_knowledge_delete_faq, ADMIN),
     RPC("/helpwire.v1.Knowledge/ListFaqs", helpwire__v1__list_faqs_request, helpwire__v1__list_faqs_reply,
         hw_knowledge_list_faqs, AGENT, false),
+    WRITE("/helpwire.v1.Knowledge/PutSynonymSet", helpwire__v1__put_synonym_set_request, helpwire__v1__synonym_set,
+        hw_synonyms_put, ADMIN),
+    WRITE("/helpwire.v1.Knowledge/DeleteSynonymSet", helpwire__v1__delete_synonym_set_request,
+        helpwire__v1__delete_synonym_set_reply, hw_synonyms_delete, ADMIN),
+    RPC("/helpwire.v1.Knowledge/ListSynonymSets", helpwire__v1__list_synonym_sets_request,
+        helpwire__v1__list_synonym_sets_reply, hw_synonyms_list, AGENT, false),
 
     RPC("/helpwire.v1.Outbox/Subscribe", helpwire__v1__subscribe_request, helpwire__v1__outbound_message,
         hw_outbox_subscribe, BRIDGE, true),
