@@ -45,6 +45,9 @@ ROLES = {
     "/helpwire.v1.Knowledge/PutFaq": ADMIN,
     "/helpwire.v1.Knowledge/DeleteFaq": ADMIN,
     "/helpwire.v1.Knowledge/ListFaqs": AGENT,
+    "/helpwire.v1.Knowledge/PutSynonymSet": ADMIN,
+    "/helpwire.v1.Knowledge/DeleteSynonymSet": ADMIN,
+    "/helpwire.v1.Knowledge/ListSynonymSets": AGENT,
 
     "/helpwire.v1.Outbox/Subscribe": BRIDGE,
     "/helpwire.v1.Outbox/Ack": BRIDGE,
