@@ -3,7 +3,8 @@ Delete with versions (ABORTED on a stale expected_version), every
 validation rule refused with INVALID_ARGUMENT naming the field, roles
 (an agent lists but cannot write), paging by id with a locale filter,
 persistence across a restart, the starter sets --demo seeds (equal to
-docs/synonyms-starter.jsonl), the CLI (import with a bad line reported by
+docs/synonyms-starter.jsonl), three replicas (a change on the leader
+reaches the others' stores and their note handlers), the CLI (import with a bad line reported by
 its number, list, delete), and the effect a customer notices: a question
 in other words than the FAQ's is answered once a set joins them, and no
 longer after the set is deleted.
@@ -16,11 +17,13 @@ import json
 import os
 import subprocess
 import tempfile
+import time
 import unittest
 
 import grpc
 
 import hwclient
+import hwcluster
 import hwtest
 
 API = hwclient.Api()
@@ -365,6 +368,51 @@ class Expansion(unittest.TestCase):
         finally:
             admin.close()
             self.assertEqual(server.stop(), 0, server.read_log())
+
+
+class Replicas(unittest.TestCase):
+    """Three replicas: a set put (and one deleted) on the leader is stored
+    on every replica, each replica's note handler takes the synonyms effect
+    (no refused note, no failed reload), and once the index expands
+    queries a follower's Answer uses it."""
+
+    def test_a_change_on_the_leader_reaches_every_replica(self):
+        cluster = hwcluster.Cluster(n=3, api=API, election_ms=500, heartbeat_ms=50)
+        try:
+            cluster.start()
+            leader = cluster.leader()
+            admin = leader.client()
+            try:
+                admin.call("helpwire.v1.Knowledge/PutFaq", faq=Expansion.FAQ)
+                admin.call(PUT, set={"id": "zh-hours-rep", "locale": "zh", "terms": ["上班", "工作时间"]})
+                admin.call(DELETE, id="zh-crash")  # a starter set the seed replicated
+            finally:
+                admin.close()
+            cluster.wait_converged()
+            for r in cluster.replicas:
+                c = r.client()
+                try:
+                    ids = [x.id for x in list_all(c, locale="zh")[0]]
+                    self.assertIn("zh-hours-rep", ids, r.id)
+                    self.assertIn("zh-hours", ids, r.id)  # from the demo seed
+                    self.assertNotIn("zh-crash", ids, r.id)
+                    if EXPANSION_LANDED and r is not leader:
+                        deadline = time.time() + 10  # the note's reload is queued, not awaited
+                        while True:
+                            a = c.call("helpwire.v1.Knowledge/Answer", question=Expansion.QUESTION, locale="zh")
+                            if a.source_id == Expansion.FAQ["id"] or time.time() > deadline:
+                                break
+                            time.sleep(0.1)
+                        self.assertEqual(a.source_id, Expansion.FAQ["id"], r.id)
+                finally:
+                    c.close()
+            for r in cluster.replicas:
+                log = r.read_log()
+                for bad in ("note_refused", "replicated_synonyms_update_failed", "synonyms_not_applied"):
+                    self.assertNotIn(bad, log, (r.id, log[-3000:]))
+            self.assertEqual(set(cluster.stop().values()), {0})
+        finally:
+            cluster.close()
 
 
 if __name__ == "__main__":
