@@ -83,7 +83,8 @@ static int run_delete(cli_ctx *ctx)
     Helpwire__V1__DeleteSynonymSetReply *reply = NULL;
     req.id = (char *)ctx->pos[0];
     if (cli_call(ctx, "/helpwire.v1.Knowledge/DeleteSynonymSet", &req.base,
-                 &helpwire__v1__delete_synonym_set_reply__descriptor, (ProtobufCMessage **)&reply) != CLI_EXIT_OK)
+                 &helpwire__v1__delete_synonym_set_reply__descriptor,
+                 (ProtobufCMessage **)&reply) != CLI_EXIT_OK)
         return CLI_EXIT_FAILED;
     protobuf_c_message_free_unpacked(&reply->base, NULL);
     if (ctx->json)

@@ -98,7 +98,8 @@ static void synonyms_changed(void *ctx)
     int rc = hw_synonyms_replicated_change(n->app->synonyms);
     if (rc != HW_OK)
         hw_log_event(n->app->log, HW_LOG_WARN, "replicated_synonyms_update_failed",
-                     "error=%s effect=\"the synonym sets apply after the next change or start\"", hw_strerror(rc));
+                     "error=%s effect=\"the synonym sets apply after the next change or start\"",
+                     hw_strerror(rc));
 }
 
 static const hw_effects_sinks note_sinks = {.ticket_events = fwd_ticket_events,

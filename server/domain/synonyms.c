@@ -46,11 +46,11 @@
 
 struct hw_synonyms {
     hw_app *app;
-    hw_store_reader *reader;       /* the loading thread's: main, then hw-indexer */
+    hw_store_reader *reader;        /* the loading thread's: main, then hw-indexer */
     atomic_uint_fast64_t committed; /* changes committed so far (see the top comment) */
-    uint64_t loaded;               /* `committed` as of the last successful load; indexer only */
-    bool loaded_once;              /* indexer only (main before the indexer starts) */
-    atomic_size_t n_sets;          /* sets in the index */
+    uint64_t loaded;                /* `committed` as of the last successful load; indexer only */
+    bool loaded_once;               /* indexer only (main before the indexer starts) */
+    atomic_size_t n_sets;           /* sets in the index */
 };
 
 int hw_synonyms_create(hw_synonyms **out, hw_app *app)
@@ -92,7 +92,8 @@ static long scan_utf8(const char *s, size_t len, bool *alnum)
     size_t i = 0;
     while (i < len) {
         utf8proc_int32_t cp;
-        utf8proc_ssize_t n = utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(len - i), &cp);
+        utf8proc_ssize_t n =
+            utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(len - i), &cp);
         if (n <= 0)
             return (long)i;
         switch (utf8proc_category(cp)) {
@@ -186,7 +187,8 @@ int hw_synonyms_check(hw_tokenizer *tok, const Helpwire__V1__SynonymSet *set, ch
             return HW_EINVALID;
         }
         if (len > HW_SYNONYMS_MAX_TERM) {
-            snprintf(msg, msglen, "set.terms[%zu]: %zu bytes, at most %d allowed", i, len, HW_SYNONYMS_MAX_TERM);
+            snprintf(msg, msglen, "set.terms[%zu]: %zu bytes, at most %d allowed", i, len,
+                     HW_SYNONYMS_MAX_TERM);
             return HW_EINVALID;
         }
         if ((bad = scan_utf8(t, len, &alnum)) >= 0) {
@@ -374,8 +376,8 @@ static void log_reload_failure(hw_app *app, int rc, const hw_status *st)
     char q[400];
     if (rc != HW_OK)
         hw_log_event(app->log, HW_LOG_ERROR, "synonyms_not_applied",
-                     "error=%s detail=%s effect=\"the index keeps its previous synonym sets\"", hw_strerror(rc),
-                     hw_log_quote(st->msg, q, sizeof q));
+                     "error=%s detail=%s effect=\"the index keeps its previous synonym sets\"",
+                     hw_strerror(rc), hw_log_quote(st->msg, q, sizeof q));
 }
 
 /* A reload queued by another replica's note: owns itself (malloc). */
@@ -412,7 +414,8 @@ static hw_synonyms *module_of(hw_call *call, hw_app *app)
  * the change, the index does not. */
 static void fail_not_applied(hw_call *call, int rc, const hw_status *st, const char *id)
 {
-    hw_rpc_fail(call, rc, "synonym set %s is saved but not applied yet (%s%s%s); the next change or restart applies it",
+    hw_rpc_fail(call, rc,
+                "synonym set %s is saved but not applied yet (%s%s%s); the next change or restart applies it",
                 id, hw_strerror(rc), st->msg[0] ? ": " : "", st->msg);
 }
 
@@ -560,9 +563,10 @@ static void delete_done(void *arg, int status)
     if (hw_rpc_write_failed(&c->h, status))
         return;
     if (queue_reload(c->h.app->synonyms, &c->reload, delete_applied, c) != HW_OK)
-        hw_call_fail(c->h.call, GRPC_STATUS_UNAVAILABLE,
-                     "synonym set %s is deleted, but the server is stopping: it stops applying after the restart",
-                     c->id);
+        hw_call_fail(
+            c->h.call, GRPC_STATUS_UNAVAILABLE,
+            "synonym set %s is deleted, but the server is stopping: it stops applying after the restart",
+            c->id);
 }
 
 void hw_synonyms_delete(hw_call *call, const ProtobufCMessage *request, void *appv)
@@ -627,8 +631,8 @@ void hw_synonyms_list(hw_call *call, const ProtobufCMessage *request, void *appv
     hw_store_txn *t = hw_rpc_read(call, app);
     if (!t)
         return;
-    int rc = hw_store_kv_foreach_after(t, HW_SYNONYMS_NS, cur.len ? cur.key + 1 : NULL, cur.len ? cur.len - 1 : 0,
-                                       list_one, &c);
+    int rc = hw_store_kv_foreach_after(t, HW_SYNONYMS_NS, cur.len ? cur.key + 1 : NULL,
+                                       cur.len ? cur.len - 1 : 0, list_one, &c);
     hw_rpc_read_end(call, app);
     if (rc != HW_OK) {
         hw_rpc_fail(call, rc, "listing synonym sets failed: %s", hw_strerror(rc));

@@ -60,8 +60,8 @@ typedef void (*hw_index_done_fn)(hw_index_change *change, int rc, const hw_statu
  * until its done callback returns; the indexer keeps no copy. */
 struct hw_index_change {
     hw_index_op op;
-    hw_doc doc; /* put: the document (strings borrowed until done);
-                   delete: only kind and id are read; run: unused */
+    hw_doc doc;          /* put: the document (strings borrowed until done);
+                            delete: only kind and id are read; run: unused */
     hw_index_run_fn run; /* HW_INDEX_OP_RUN only */
     hw_index_done_fn done;
     void *arg; /* for the caller: done's context */
