@@ -24,6 +24,7 @@
 #include "server/base/files.h"
 #include "server/net/reflection.h"
 #include "server/domain/knowledge.h"
+#include "server/domain/synonyms.h"
 #include "server/domain/notes.h"
 #include "server/search/tokenize.h"
 #include "server/domain/sla.h"
@@ -98,17 +99,33 @@ static hw_effects_sinks after_commit_sinks(hw_app *app)
                               .timer_set = wake_timers};
 }
 
-/* In the demo seed's write: tells the other replicas what it wrote that
- * they must act on (the articles and FAQs to index, the skills). */
-static int note_demo_seed(void *appv, hw_store_txn *w)
+/* At the end of the demo seed's write: stores the starter synonym sets
+ * (demo.h) and tells the other replicas what the write holds that they
+ * must act on (the articles and FAQs to index, the skills, the synonym
+ * sets). */
+static int finish_demo_seed(void *appv, hw_store_txn *w)
 {
     (void)appv;
-    if (!hw_store_txn_replicated(w))
-        return HW_OK;
+    size_t n = 0;
+    const hw_demo_synonym_set *demo = hw_demo_synonym_sets(&n);
+    int64_t now_ms = hw_effects_now_ms(NULL);
+    int rc = HW_OK;
+    for (size_t i = 0; rc == HW_OK && i < n; i++) {
+        Helpwire__V1__SynonymSet set = HELPWIRE__V1__SYNONYM_SET__INIT;
+        set.id = (char *)demo[i].id;
+        set.locale = (char *)demo[i].locale;
+        set.terms = (char **)demo[i].terms;
+        while (set.n_terms < HW_DEMO_SYNONYM_TERMS_MAX && demo[i].terms[set.n_terms])
+            set.n_terms++;
+        rc = hw_synonyms_put_in(w, &set, now_ms);
+    }
+    if (rc != HW_OK || !hw_store_txn_replicated(w))
+        return rc;
     hw_effects fx;
     hw_effects_begin(&fx, hw_store_txn_arena(w));
     hw_effects_skills_changed(&fx);
-    int rc = hw_knowledge_record_all_in(w, &fx);
+    hw_effects_synonyms_changed(&fx);
+    rc = hw_knowledge_record_all_in(w, &fx);
     return rc == HW_OK ? hw_effects_note_in(&fx, w) : rc;
 }
 
@@ -423,6 +440,7 @@ int main(int argc, char **argv)
     hw_notifier *notifier = NULL;
     hw_retention *retention = NULL;
     hw_notes *notes = NULL;
+    hw_synonyms *synonyms = NULL;
     char *tls_cert = NULL, *tls_key = NULL, *tls_ca = NULL;
     hw_app app = {0};
     domain_metrics dm = {0};
@@ -525,7 +543,7 @@ int main(int argc, char **argv)
         hw_log_event(log, HW_LOG_INFO, "cluster_start", "leader=false effect=\"no demo seed or bootstrap token here\"");
     } else if (cfg.demo) {
         bool seeded = false;
-        if (hw_demo_seed_noted(store, note_demo_seed, &app, &seeded, err, sizeof err) != HW_OK) {
+        if (hw_demo_seed_noted(store, finish_demo_seed, &app, &seeded, err, sizeof err) != HW_OK) {
             fprintf(stderr, "helpwired: %s\n", err);
             goto out;
         }
@@ -642,6 +660,21 @@ int main(int argc, char **argv)
     clock_gettime(CLOCK_MONOTONIC, &b1);
     hw_log_event(log, HW_LOG_INFO, "index_built", "docs=%llu ms=%.1f", (unsigned long long)docs,
                  (double)(b1.tv_sec - b0.tv_sec) * 1e3 + (double)(b1.tv_nsec - b0.tv_nsec) / 1e6);
+    /* The synonym sets: a failure to apply them leaves search without
+     * synonyms (logged), not the server down; the next change reloads. */
+    int src = hw_synonyms_create(&synonyms, &app);
+    if (src != HW_OK) {
+        fprintf(stderr, "helpwired: cannot set up the synonym sets: %s\n", hw_strerror(src));
+        goto out;
+    }
+    app.synonyms = synonyms;
+    size_t n_synonym_sets = 0;
+    if (hw_synonyms_load(synonyms, &n_synonym_sets, err, sizeof err) != HW_OK) {
+        char q[600];
+        hw_log_event(log, HW_LOG_ERROR, "synonyms_not_applied", "detail=%s", hw_log_quote(err, q, sizeof q));
+    } else {
+        hw_log_event(log, HW_LOG_INFO, "synonyms_loaded", "sets=%zu", n_synonym_sets);
+    }
     if (hw_indexer_start(index, &indexer) != HW_OK) {
         fprintf(stderr, "helpwired: cannot start the indexer thread\n");
         goto out;
@@ -800,6 +833,7 @@ out:
                      (unsigned long long)is.queued);
     }
     hw_indexer_stop(indexer);
+    hw_synonyms_destroy(synonyms); /* no reload is queued any more */
     hw_index_destroy(index);
     hw_notes_destroy(notes);
     hw_store_close(store);

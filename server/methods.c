@@ -31,6 +31,7 @@
 #include "server/domain/sla.h"
 #include "server/domain/suggestions.h"
 #include "server/domain/surveys.h"
+#include "server/domain/synonyms.h"
 #include "server/domain/tickets.h"
 #include "server/net/health.h"
 #include "server/net/reflection.h"
@@ -110,6 +111,12 @@ static const hw_method table[] = {
         helpwire__v1__phrasing_suggestion, hw_suggestions_approve, ADMIN),
     WRITE("/helpwire.v1.Knowledge/RejectSuggestion", helpwire__v1__reject_suggestion_request,
         helpwire__v1__phrasing_suggestion, hw_suggestions_reject, ADMIN),
+    WRITE("/helpwire.v1.Knowledge/PutSynonymSet", helpwire__v1__put_synonym_set_request, helpwire__v1__synonym_set,
+        hw_synonyms_put, ADMIN),
+    WRITE("/helpwire.v1.Knowledge/DeleteSynonymSet", helpwire__v1__delete_synonym_set_request,
+        helpwire__v1__delete_synonym_set_reply, hw_synonyms_delete, ADMIN),
+    RPC("/helpwire.v1.Knowledge/ListSynonymSets", helpwire__v1__list_synonym_sets_request,
+        helpwire__v1__list_synonym_sets_reply, hw_synonyms_list, AGENT, false),
 
     RPC("/helpwire.v1.Outbox/Subscribe", helpwire__v1__subscribe_request, helpwire__v1__outbound_message,
         hw_outbox_subscribe, BRIDGE, true),

@@ -82,6 +82,8 @@ extern const cli_command cli_cluster_commands[];
 extern const size_t cli_cluster_ncommands;
 extern const cli_command cli_suggestions_commands[];
 extern const size_t cli_suggestions_ncommands;
+extern const cli_command cli_synonyms_commands[];
+extern const size_t cli_synonyms_ncommands;
 
 /* Prints "helpwire: <STATUS_NAME>: <message>" to ctx->err. Returns
  * CLI_EXIT_FAILED. */

@@ -190,6 +190,35 @@ static void test_jsonl_faq_with_alternate_questions(void **state)
                      CLI_JSONL_BAD);
 }
 
+static void test_jsonl_synonym_set_needs_terms(void **state)
+{
+    (void)state;
+    Helpwire__V1__SynonymSet *set = NULL;
+    char err[256];
+    const char *line = "{\"id\":\"zh-hours\",\"locale\":\"zh\",\"terms\":[\"上班\",\"工作时间\"]}";
+    assert_int_equal(cli_jsonl_parse_synonym_set(line, strlen(line), &set, err, sizeof err), CLI_JSONL_RECORD);
+    assert_string_equal(set->id, "zh-hours");
+    assert_string_equal(set->locale, "zh");
+    assert_int_equal(set->n_terms, 2);
+    assert_string_equal(set->terms[1], "工作时间");
+    protobuf_c_message_free_unpacked(&set->base, NULL);
+    static const char *const bad[][2] = {
+        {"{\"id\":\"x\"}", "\"terms\" is required"},
+        {"{\"terms\":[]}", "\"terms\" is required"},
+        {"{\"terms\":\"refund\"}", "\"terms\" must be an array of strings"},
+        {"{\"terms\":[\"a\",1]}", "\"terms\"[1] must be a string"},
+        {"{\"terms\":[\"a\",\"b\"],\"term\":[]}", "unknown key \"term\""},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        set = NULL;
+        assert_int_equal(cli_jsonl_parse_synonym_set(bad[i][0], strlen(bad[i][0]), &set, err, sizeof err),
+                         CLI_JSONL_BAD);
+        assert_null(set);
+        if (!strstr(err, bad[i][1]))
+            fail_msg("%s: got \"%s\"", bad[i][0], err);
+    }
+}
+
 /* ---- pbjson ---- */
 
 static void test_pbjson_uses_field_names_enum_names_and_keeps_defaults(void **state)
@@ -482,6 +511,7 @@ int main(void)
         cmocka_unit_test(test_jsonl_blank_lines_are_skipped),
         cmocka_unit_test(test_jsonl_bad_lines_say_why),
         cmocka_unit_test(test_jsonl_faq_with_alternate_questions),
+        cmocka_unit_test(test_jsonl_synonym_set_needs_terms),
         cmocka_unit_test(test_pbjson_uses_field_names_enum_names_and_keeps_defaults),
         cmocka_unit_test(test_pbjson_nested_messages_and_skipped_fields),
         cmocka_unit_test(test_pbjson_uint64_beyond_int64_is_a_string),

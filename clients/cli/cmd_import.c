@@ -1,7 +1,7 @@
 /*
- * cmd_import: `helpwire import articles|faqs FILE`, bulk loading of the
- * knowledge base from JSON Lines. Lines are parsed here (jsonl.h) and sent
- * as PutArticle/PutFaq calls with up to --parallel calls in flight on one
+ * cmd_import: `helpwire import articles|faqs|synonyms FILE`, bulk loading
+ * of the knowledge base from JSON Lines. Lines are parsed here (jsonl.h)
+ * and sent as PutArticle/PutFaq/PutSynonymSet calls with up to --parallel calls in flight on one
  * completion queue (client.h pipes), so throughput is not one round trip per
  * record. A bad line (unparseable, or refused by the server) is reported
  * with its line number and skipped; the import goes on and exits 1 at the
@@ -90,10 +90,31 @@ static int parse_faq_request(const char *line, size_t len, ProtobufCMessage **re
     return CLI_JSONL_RECORD;
 }
 
+static int parse_synonym_set_request(const char *line, size_t len, ProtobufCMessage **request, char *err,
+                                     size_t errlen)
+{
+    Helpwire__V1__SynonymSet *set = NULL;
+    int rc = cli_jsonl_parse_synonym_set(line, len, &set, err, errlen);
+    if (rc != CLI_JSONL_RECORD)
+        return rc;
+    Helpwire__V1__PutSynonymSetRequest *req = malloc(sizeof *req);
+    if (!req) {
+        protobuf_c_message_free_unpacked(&set->base, NULL);
+        snprintf(err, errlen, "out of memory");
+        return CLI_JSONL_BAD;
+    }
+    helpwire__v1__put_synonym_set_request__init(req);
+    req->set = set;
+    *request = &req->base;
+    return CLI_JSONL_RECORD;
+}
+
 static const import_kind import_articles = {"articles", "/helpwire.v1.Knowledge/PutArticle",
                                             &helpwire__v1__article__descriptor, parse_article_request};
 static const import_kind import_faqs = {"faqs", "/helpwire.v1.Knowledge/PutFaq",
                                         &helpwire__v1__faq__descriptor, parse_faq_request};
+static const import_kind import_synonyms = {"synonyms", "/helpwire.v1.Knowledge/PutSynonymSet",
+                                            &helpwire__v1__synonym_set__descriptor, parse_synonym_set_request};
 
 /* Statuses after which every further call would fail the same way. */
 static bool status_is_fatal(int code)
@@ -252,6 +273,11 @@ static int run_import_faqs(cli_ctx *ctx)
     return run_import(ctx, &import_faqs);
 }
 
+static int run_import_synonyms(cli_ctx *ctx)
+{
+    return run_import(ctx, &import_synonyms);
+}
+
 static const cli_opt import_opts[] = {
     {"parallel", "N", "Calls in flight at once, 1 to 256. Default 16; lower it if the server sheds load."},
 };
@@ -268,5 +294,12 @@ const cli_command cli_import_commands[] = {
      "\"locale\", \"alternate_questions\"}; question and answer are required. Bad lines are\n"
      "reported with their line number and skipped; the exit status is 1 if any failed.",
      import_opts, sizeof import_opts / sizeof import_opts[0], 1, 1, run_import_faqs},
+    {"import", "synonyms", "FILE", "Create or replace synonym sets from a JSON Lines file",
+     "Each line of FILE (\"-\" for stdin) is one synonym set: {\"id\", \"locale\", \"terms\"};\n"
+     "terms (2 to 32 words or phrases, each up to 64 bytes) is required, an empty id lets the\n"
+     "server assign one, an empty locale applies the set to every language. Sets apply to\n"
+     "Search, Answer and Route at once. docs/synonyms-starter.jsonl is a starter list. Bad\n"
+     "lines are reported with their line number and skipped; the exit status is 1 if any failed.",
+     import_opts, sizeof import_opts / sizeof import_opts[0], 1, 1, run_import_synonyms},
 };
 const size_t cli_import_ncommands = sizeof cli_import_commands / sizeof cli_import_commands[0];

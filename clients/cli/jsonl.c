@@ -44,6 +44,13 @@ static const field_spec faq_fields[] = {
      offsetof(Helpwire__V1__Faq, n_alternate_questions), FIELD_STRING_LIST, false},
 };
 
+static const field_spec synonym_set_fields[] = {
+    {"id", offsetof(Helpwire__V1__SynonymSet, id), 0, FIELD_STRING, false},
+    {"locale", offsetof(Helpwire__V1__SynonymSet, locale), 0, FIELD_STRING, false},
+    {"terms", offsetof(Helpwire__V1__SynonymSet, terms), offsetof(Helpwire__V1__SynonymSet, n_terms),
+     FIELD_STRING_LIST, false},
+};
+
 bool cli_jsonl_is_blank(const char *line, size_t len)
 {
     for (size_t i = 0; i < len; i++)
@@ -200,5 +207,21 @@ int cli_jsonl_parse_faq(const char *line, size_t len, Helpwire__V1__Faq **out, c
     int rc = parse_record(line, len, &helpwire__v1__faq__descriptor, faq_fields,
                           sizeof faq_fields / sizeof faq_fields[0], &m, err, errlen);
     *out = (Helpwire__V1__Faq *)m;
+    return rc;
+}
+
+int cli_jsonl_parse_synonym_set(const char *line, size_t len, Helpwire__V1__SynonymSet **out, char *err,
+                                size_t errlen)
+{
+    ProtobufCMessage *m = NULL;
+    int rc = parse_record(line, len, &helpwire__v1__synonym_set__descriptor, synonym_set_fields,
+                          sizeof synonym_set_fields / sizeof synonym_set_fields[0], &m, err, errlen);
+    *out = (Helpwire__V1__SynonymSet *)m;
+    if (rc == CLI_JSONL_RECORD && (*out)->n_terms == 0) {
+        snprintf(err, errlen, "\"terms\" is required (an array of 2 to 32 strings)");
+        protobuf_c_message_free_unpacked(m, NULL);
+        *out = NULL;
+        return CLI_JSONL_BAD;
+    }
     return rc;
 }

@@ -1,9 +1,10 @@
 /*
  * jsonl: one line of an import file (JSON Lines) into a knowledge record.
- * Articles are {"id","title","body","locale","tags"} and FAQs are
- * {"id","question","answer","locale","alternate_questions"}; "title" and
- * "body" (or "question" and "answer") are required non-empty strings, the
- * rest optional; list fields are arrays of strings. Unknown keys, duplicate
+ * Articles are {"id","title","body","locale","tags"}, FAQs are
+ * {"id","question","answer","locale","alternate_questions"} and synonym
+ * sets {"id","locale","terms"}; "title" and "body" (or "question" and
+ * "answer", or a non-empty "terms") are required, the rest optional; list
+ * fields are arrays of strings. Unknown keys, duplicate
  * keys and values of the wrong type are errors, so a typo in a field name
  * is reported instead of silently importing an empty field.
  *
@@ -39,5 +40,9 @@ int cli_jsonl_parse_article(const char *line, size_t len, Helpwire__V1__Article 
 
 /* The same for an FAQ entry. */
 int cli_jsonl_parse_faq(const char *line, size_t len, Helpwire__V1__Faq **out, char *err, size_t errlen);
+
+/* The same for a synonym set ("terms" must be a non-empty array). */
+int cli_jsonl_parse_synonym_set(const char *line, size_t len, Helpwire__V1__SynonymSet **out, char *err,
+                                size_t errlen);
 
 #endif

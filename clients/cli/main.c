@@ -52,6 +52,7 @@ static const command_module modules[] = {
     {cli_query_commands, &cli_query_ncommands},     {cli_outbox_commands, &cli_outbox_ncommands},
     {cli_sla_commands, &cli_sla_ncommands},         {cli_reports_commands, &cli_reports_ncommands},
     {cli_cluster_commands, &cli_cluster_ncommands},   {cli_suggestions_commands, &cli_suggestions_ncommands},
+    {cli_synonyms_commands, &cli_synonyms_ncommands},
 };
 enum { MODULE_COUNT = sizeof modules / sizeof modules[0] };
 

@@ -23,6 +23,7 @@ typedef struct hw_store_reader hw_store_reader;
 typedef struct hw_index hw_index;
 typedef struct hw_searcher hw_searcher;
 typedef struct hw_indexer hw_indexer;
+typedef struct hw_synonyms hw_synonyms;
 typedef struct hw_outbox hw_outbox;
 typedef struct hw_notifier hw_notifier;
 typedef struct hw_watch hw_watch;
@@ -63,6 +64,7 @@ typedef struct hw_app {
     hw_store *store;
     hw_index *index;
     hw_indexer *indexer;             /* applies knowledge changes to index (hw-indexer) */
+    hw_synonyms *synonyms;           /* synonym sets: store <-> index (synonyms.h) */
     hw_outbox *outbox;               /* Outbox hub */
     hw_notifier *notifier;           /* supervisor webhook sender */
     hw_watch *watch;                 /* WatchTickets hub */

@@ -12,7 +12,8 @@
  * The note (hw_effects_encode) is a flat little-endian record, read with
  * a cursor that checks every length against what is left before it reads:
  *   u8  version (HW_EFFECTS_NOTE_VERSION)
- *   u8  flags: 1 alert queued, 2 skills changed (other bits: refused)
+ *   u8  flags: 1 alert queued, 2 skills changed, 4 synonyms changed
+ *       (other bits: refused)
  *   u32 outbox_appended, u32 outbox_acked (channel masks)
  *   i64 timer_due_ms, i64 now_ms
  *   u32 n_events, then each: u32 length, a packed TicketEvent (with its
@@ -33,6 +34,7 @@
 
 #define FLAG_ALERT 1u
 #define FLAG_SKILLS 2u
+#define FLAG_SYNONYMS 4u
 #define DOC_ID_MAX 0xffffu
 
 void hw_effects_begin(hw_effects *fx, hw_arena *a)
@@ -132,6 +134,11 @@ int hw_effects_knowledge_changed(hw_effects *fx, Helpwire__V1__DocKind kind, con
     return add_doc(fx, kind, id, strlen(id), deleted);
 }
 
+void hw_effects_synonyms_changed(hw_effects *fx)
+{
+    fx->synonyms_changed = true;
+}
+
 void hw_effects_set_now(hw_effects *fx, int64_t now_ms)
 {
     fx->now_ms = now_ms;
@@ -149,7 +156,7 @@ int64_t hw_effects_now_ms(const hw_effects *fx)
 bool hw_effects_empty(const hw_effects *fx)
 {
     return fx->n_events == 0 && !fx->outbox_appended && !fx->outbox_acked && !fx->alert_queued &&
-           !fx->skills_changed && !fx->timer_due_ms && fx->n_docs == 0;
+           !fx->skills_changed && !fx->timer_due_ms && fx->n_docs == 0 && !fx->synonyms_changed;
 }
 
 /* Calls wake(ctx, channel) for each channel bit of mask, lowest first. */
@@ -177,6 +184,8 @@ void hw_effects_run(hw_effects *fx, const hw_effects_sinks *sinks, int status)
             sinks->timer_set(sinks->ctx, fx->timer_due_ms);
         for (size_t i = 0; sinks->knowledge_changed && i < fx->n_docs; i++)
             sinks->knowledge_changed(sinks->ctx, fx->docs[i].kind, fx->docs[i].id, fx->docs[i].deleted);
+        if (fx->synonyms_changed && sinks->synonyms_changed)
+            sinks->synonyms_changed(sinks->ctx);
     }
     hw_effects_begin(fx, fx->arena);
 }
@@ -220,7 +229,8 @@ int hw_effects_encode(const hw_effects *fx, hw_arena *a, void **out, size_t *len
         return HW_ENOMEM;
     uint8_t *p = buf;
     p = put_u8(p, HW_EFFECTS_NOTE_VERSION);
-    p = put_u8(p, (uint8_t)((fx->alert_queued ? FLAG_ALERT : 0) | (fx->skills_changed ? FLAG_SKILLS : 0)));
+    p = put_u8(p, (uint8_t)((fx->alert_queued ? FLAG_ALERT : 0) | (fx->skills_changed ? FLAG_SKILLS : 0) |
+                            (fx->synonyms_changed ? FLAG_SYNONYMS : 0)));
     p = put_le(p, fx->outbox_appended, 4);
     p = put_le(p, fx->outbox_acked, 4);
     p = put_le(p, (uint64_t)fx->timer_due_ms, 8);
@@ -282,12 +292,13 @@ int hw_effects_decode(hw_effects *fx, hw_arena *a, const void *buf, size_t len)
     uint64_t version, flags, appended, acked, due, now, n;
     int rc = HW_ECORRUPT;
     if (!get_le(&c, 1, &version) || version != HW_EFFECTS_NOTE_VERSION || !get_le(&c, 1, &flags) ||
-        (flags & ~(uint64_t)(FLAG_ALERT | FLAG_SKILLS)) || !get_le(&c, 4, &appended) ||
+        (flags & ~(uint64_t)(FLAG_ALERT | FLAG_SKILLS | FLAG_SYNONYMS)) || !get_le(&c, 4, &appended) ||
         !get_le(&c, 4, &acked) || !get_le(&c, 8, &due) || !get_le(&c, 8, &now) || !get_le(&c, 4, &n) ||
         n > c.left / 4) /* each event takes at least its length */
         goto fail;
     fx->alert_queued = flags & FLAG_ALERT;
     fx->skills_changed = flags & FLAG_SKILLS;
+    fx->synonyms_changed = flags & FLAG_SYNONYMS;
     fx->outbox_appended = (uint32_t)appended;
     fx->outbox_acked = (uint32_t)acked;
     fx->timer_due_ms = (int64_t)due;

@@ -19,6 +19,11 @@
  *     handler hands the change to the indexer itself (it answers once the
  *     change is searchable), so main's after-commit sinks leave this kind
  *     out; the other replicas' note handler (notes.h) feeds it to theirs.
+ *   - a synonym set put or deleted: the index's synonym sets must be
+ *     reloaded from the store. As with knowledge changes, the replica that
+ *     made the write reloads from its handler (answering once the sets
+ *     apply), main's sinks leave it out, and the note handler makes the
+ *     other replicas reload.
  * Whatever must survive a crash (messages, alerts, history) is already in
  * the store, written by the transaction itself; an effect is only a live
  * copy or a wake-up, so effects are never persisted nor retried.
@@ -43,7 +48,8 @@
  * order they were recorded, then the outbox channels are woken (new
  * messages, then acknowledgements; by channel value), then the notifier,
  * then the skill models are marked stale, then the timer thread is told,
- * then the knowledge changes (in recording order). Handlers' writes run
+ * then the knowledge changes (in recording order), then the synonym
+ * reload. Handlers' writes run
  * their effects on the writer thread in commit order, before the reply, so
  * a client that got its reply can already see its own events on a watch
  * stream, and a watcher sees one ticket's events in history order. A
@@ -111,6 +117,7 @@ typedef struct hw_effects {
     int64_t now_ms;       /* the write's time (hw_effects_set_now); 0 = not set */
     hw_effects_doc *docs; /* [n_docs] knowledge changes, in recording order */
     size_t n_docs, cap_docs;
+    bool synonyms_changed; /* a synonym set was put or deleted */
     /* The server the write runs in (its settings), for rules that need
      * them (queues.h); set after hw_effects_begin by hw_rpc_write and the
      * background writers; NULL: the rules use their defaults. */
@@ -137,6 +144,10 @@ typedef struct hw_effects_sinks {
      * the call. main's after-commit table leaves it NULL (the Knowledge
      * handlers submit their own changes); the note handler sets it. */
     void (*knowledge_changed)(void *ctx, Helpwire__V1__DocKind kind, const char *id, bool deleted);
+    /* a synonym set was put or deleted: reload them all. NULL in main's
+     * after-commit table (the synonym handlers reload themselves); the
+     * note handler sets it. */
+    void (*synonyms_changed)(void *ctx);
 } hw_effects_sinks;
 
 /* Starts (or starts again) the effects of one run of a write fn: forgets
@@ -181,6 +192,10 @@ void hw_effects_timer_set(hw_effects *fx, int64_t due_ms);
  *   or it is exhausted: fail the write). */
 int hw_effects_knowledge_changed(hw_effects *fx, Helpwire__V1__DocKind kind, const char *id, bool deleted);
 
+/* Records that the write put or deleted a synonym set (the index's sets
+ * are reloaded from the store after the commit). */
+void hw_effects_synonyms_changed(hw_effects *fx);
+
 /* The time the write stands at: every timestamp it stores comes from here,
  * so that one write has one time and the app's clock (clock.h) decides it.
  * Whoever begins the effects sets it after hw_effects_begin (hw_rpc_write
@@ -204,8 +219,8 @@ void hw_effects_run(hw_effects *fx, const hw_effects_sinks *sinks, int status);
 #define HW_EFFECTS_NOTE_VERSION 1
 
 /* Encodes fx (events with their ticket snapshots as TicketEvent
- * protobufs, the channel masks, the flags, the timer due time, now_ms and
- * the knowledge changes; not fx->app) into one buffer allocated in a:
+ * protobufs, the channel masks, the flags (synonyms_changed among them),
+ * the timer due time, now_ms and the knowledge changes; not fx->app) into one buffer allocated in a:
  * *out, *len bytes. Any thread owning fx.
  * @return HW_OK; HW_ENOMEM; HW_ETOOBIG (an event or the whole over 4 GiB). */
 int hw_effects_encode(const hw_effects *fx, hw_arena *a, void **out, size_t *len);

@@ -5,7 +5,8 @@
  * the hw_notes: each forwards to app->after_commit's function of the same
  * kind (read when the note runs, so main may wire the hubs after create),
  * and knowledge_changed, which main's table leaves out, goes to the
- * knowledge module with this handler's store reader.
+ * knowledge module with this handler's store reader; synonyms_changed
+ * (also left out there) makes the synonyms module reload the sets.
  */
 #include "server/domain/notes.h"
 
@@ -19,6 +20,7 @@
 #include "server/base/log.h"
 #include "server/domain/effects.h"
 #include "server/domain/knowledge.h"
+#include "server/domain/synonyms.h"
 #include "server/store/store.h"
 
 struct hw_notes {
@@ -90,13 +92,24 @@ static void knowledge_changed(void *ctx, Helpwire__V1__DocKind kind, const char 
                      id, deleted ? "true" : "false", hw_strerror(rc));
 }
 
+static void synonyms_changed(void *ctx)
+{
+    hw_notes *n = ctx;
+    int rc = hw_synonyms_replicated_change(n->app->synonyms);
+    if (rc != HW_OK)
+        hw_log_event(n->app->log, HW_LOG_WARN, "replicated_synonyms_update_failed",
+                     "error=%s effect=\"the synonym sets apply after the next change or start\"",
+                     hw_strerror(rc));
+}
+
 static const hw_effects_sinks note_sinks = {.ticket_events = fwd_ticket_events,
                                             .outbox_appended = fwd_outbox_appended,
                                             .outbox_acked = fwd_outbox_acked,
                                             .alert_queued = fwd_alert_queued,
                                             .skills_changed = fwd_skills_changed,
                                             .timer_set = fwd_timer_set,
-                                            .knowledge_changed = knowledge_changed};
+                                            .knowledge_changed = knowledge_changed,
+                                            .synonyms_changed = synonyms_changed};
 
 typedef struct held_note {
     struct held_note *next;

@@ -262,3 +262,52 @@ int hw_demo_seed(hw_store *store, bool *seeded, char *err, size_t errlen)
 {
     return hw_demo_seed_noted(store, NULL, NULL, seeded, err, errlen);
 }
+
+/* The starter synonym sets (demo.h). Only words customers use for one
+ * thing: a wrong synonym makes a wrong answer. Kept equal to
+ * docs/synonyms-starter.jsonl (synonyms_test checks). */
+static const hw_demo_synonym_set synonym_sets[] = {
+    {"zh-hours", "zh", {"上班", "工作时间", "营业时间", "客服时间", "服务时间"}},
+    {"zh-refund", "zh", {"退款", "退钱", "退费", "返款", "钱退回"}},
+    {"zh-password", "zh", {"密码", "登录密码", "口令"}},
+    {"zh-forgot", "zh", {"忘记", "忘了", "记不得", "想不起来", "记不住"}},
+    {"zh-reset", "zh", {"重置", "重设", "找回"}},
+    {"zh-renew", "zh", {"续费", "续订", "自动续费"}},
+    {"zh-unsubscribe", "zh", {"退订", "取消订阅"}},
+    {"zh-crash", "zh", {"闪退", "崩溃", "自动退出", "卡退"}},
+    {"zh-two-factor", "zh", {"两步验证", "二次验证", "双重认证", "双重验证", "两步认证"}},
+    {"zh-invoice", "zh", {"发票", "开票"}},
+    {"zh-login", "zh", {"登录", "登陆", "登入"}},
+    {"zh-account", "zh", {"账号", "账户", "帐号", "帐户"}},
+    {"zh-username", "zh", {"用户名", "账号名", "登录名"}},
+    {"zh-phone", "zh", {"手机号", "手机号码", "电话号码"}},
+    {"zh-code", "zh", {"验证码", "校验码", "动态码"}},
+    {"zh-email", "zh", {"邮箱", "电子邮箱", "邮箱地址", "邮件地址"}},
+    {"zh-change", "zh", {"修改", "更改", "更换"}},
+    {"zh-charge", "zh", {"扣费", "扣款", "扣钱"}},
+    {"zh-double-charge", "zh", {"重复扣费", "重复扣款", "扣了两次", "多扣了"}},
+    {"zh-pay", "zh", {"付款", "支付", "付钱"}},
+    {"zh-close-account", "zh", {"注销账号", "删除账号", "销户"}},
+    {"en-refund", "en", {"refund", "money back", "reimbursement"}},
+    {"en-hours", "en", {"opening hours", "business hours", "working hours", "support hours", "office hours"}},
+    {"en-unsubscribe", "en", {"unsubscribe", "cancel subscription", "end subscription"}},
+    {"en-crash", "en", {"crash", "keeps closing", "force close"}},
+    {"en-password", "en", {"password", "passcode"}},
+    {"en-forgot", "en", {"forgot", "forgotten", "can't remember"}},
+    {"en-reset-password", "en", {"reset password", "recover password", "restore password"}},
+    {"en-invoice", "en", {"invoice", "receipt"}},
+    {"en-two-factor", "en", {"two-factor authentication", "two-step verification", "2fa", "2-step verification", "multi-factor authentication"}},
+    {"en-login", "en", {"login", "log in"}},
+    {"en-email", "en", {"email", "e-mail"}},
+    {"en-username", "en", {"username", "user name", "login name"}},
+    {"en-phone", "en", {"phone number", "mobile number", "cell number"}},
+    {"en-code", "en", {"verification code", "security code", "one-time code", "otp"}},
+    {"en-double-charge", "en", {"charged twice", "double charged", "duplicate charge"}},
+    {"en-close-account", "en", {"delete account", "close account", "deactivate account"}},
+};
+
+const hw_demo_synonym_set *hw_demo_synonym_sets(size_t *n)
+{
+    *n = sizeof synonym_sets / sizeof synonym_sets[0];
+    return synonym_sets;
+}

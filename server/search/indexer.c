@@ -29,6 +29,11 @@
  * indexer trimming made Route's p99 worse, not better), and it takes `mu`
  * only for a pointer swap.
  *
+ * Other work. A change may instead be a function to run on this thread
+ * (HW_INDEX_OP_RUN: the synonym sets are replaced that way); runs follow
+ * the batch's publish, because hw_index_set_synonyms and the like take the
+ * index's writer mutex, which a batch holds from begin to commit.
+ *
  * Stop. `stopping` is set under `mu`; from then on submit refuses, and the
  * thread exits only when it has seen stopping with an empty list, so every
  * accepted change has had its done callback when hw_indexer_stop returns.
@@ -69,27 +74,38 @@ static hw_index_change *reverse(hw_index_change *c)
 }
 
 /* Applies the changes of one batch (oldest first), publishes them, then
- * answers each. */
+ * answers each. Runs (HW_INDEX_OP_RUN) come after the publish: they take
+ * the index's writer mutex themselves, which the batch holds. */
 static void apply_batch(hw_indexer *ix, hw_index_change *list)
 {
     hw_status st = {0};
-    uint64_t n = 0;
-    hw_index_batch_begin(ix->idx);
-    for (hw_index_change *c = list; c; c = c->next, n++) {
+    uint64_t n = 0, docs = 0;
+    for (hw_index_change *c = list; c; c = c->next) {
         c->st.code = 0;
         c->st.msg[0] = '\0';
-        if (c->op == HW_INDEX_OP_PUT)
-            c->rc = hw_index_put(ix->idx, &c->doc, &c->st);
-        else
-            c->rc = hw_index_delete(ix->idx, c->doc.kind, c->doc.id, &c->st);
+        c->rc = 0;
+        docs += c->op != HW_INDEX_OP_RUN;
     }
-    int crc = hw_index_batch_commit(ix->idx, &st);
+    int crc = 0;
+    if (docs) {
+        hw_index_batch_begin(ix->idx);
+        for (hw_index_change *c = list; c; c = c->next) {
+            if (c->op == HW_INDEX_OP_PUT)
+                c->rc = hw_index_put(ix->idx, &c->doc, &c->st);
+            else if (c->op == HW_INDEX_OP_DELETE)
+                c->rc = hw_index_delete(ix->idx, c->doc.kind, c->doc.id, &c->st);
+        }
+        crc = hw_index_batch_commit(ix->idx, &st);
+    }
+    for (hw_index_change *c = list; c; c = c->next, n++)
+        if (c->op == HW_INDEX_OP_RUN)
+            c->rc = c->run(c, ix->idx, &c->st);
     atomic_fetch_add(&ix->changes, n);
     atomic_fetch_add(&ix->batches, 1);
     while (list) {
         hw_index_change *c = list;
         list = c->next; /* read before done: it may free c */
-        if (c->rc == 0 && crc != 0) {
+        if (c->rc == 0 && crc != 0 && c->op != HW_INDEX_OP_RUN) {
             c->rc = crc;
             c->st = st;
         }
@@ -142,7 +158,8 @@ int hw_indexer_start(hw_index *idx, hw_indexer **out)
 
 int hw_indexer_submit(hw_indexer *ix, hw_index_change *c)
 {
-    if (!c->done || (c->op != HW_INDEX_OP_PUT && c->op != HW_INDEX_OP_DELETE))
+    if (!c->done || (c->op != HW_INDEX_OP_PUT && c->op != HW_INDEX_OP_DELETE && c->op != HW_INDEX_OP_RUN) ||
+        (c->op == HW_INDEX_OP_RUN && !c->run))
         return HW_EINVALID;
     int rc = HW_OK;
     pthread_mutex_lock(&ix->mu);

@@ -33,13 +33,23 @@ typedef struct hw_indexer hw_indexer;
 typedef enum hw_index_op {
     HW_INDEX_OP_PUT = 1,    /* hw_index_put(doc) */
     HW_INDEX_OP_DELETE = 2, /* hw_index_delete(doc.kind, doc.id) */
+    HW_INDEX_OP_RUN = 3,    /* run(change, idx, st): other index work, e.g. synonyms */
 } hw_index_op;
 
 typedef struct hw_index_change hw_index_change;
 
+/* For HW_INDEX_OP_RUN: index work other than a document (replacing the
+ * synonym sets, hw_index_set_synonyms), done on the indexer thread so that
+ * it is serialized with the documents' batches and the store's writer
+ * thread never does it. Runs outside a batch (after the batch's puts and
+ * deletes are published), in submission order among the batch's runs;
+ * returns what done then receives as rc (st its message). It may read the
+ * store with a reader of its own; it must not submit and wait. */
+typedef int (*hw_index_run_fn)(hw_index_change *change, hw_index *idx, hw_status *st);
+
 /* Runs on the indexer thread once the change is applied and published
  * (or refused by the index). rc is what hw_index_put / hw_index_delete
- * returned for it (HW_ENOTFOUND for a delete of an unknown document), or
+ * (or run) returned for it (HW_ENOTFOUND for a delete of an unknown document), or
  * the batch's publish error (HW_ENOMEM: the change is applied and will be
  * published with the next batch); st carries its message. The change and
  * everything it points to may be freed from here on. done must not block
@@ -50,8 +60,9 @@ typedef void (*hw_index_done_fn)(hw_index_change *change, int rc, const hw_statu
  * until its done callback returns; the indexer keeps no copy. */
 struct hw_index_change {
     hw_index_op op;
-    hw_doc doc; /* put: the document (strings borrowed until done);
-                   delete: only kind and id are read */
+    hw_doc doc;          /* put: the document (strings borrowed until done);
+                            delete: only kind and id are read; run: unused */
+    hw_index_run_fn run; /* HW_INDEX_OP_RUN only */
     hw_index_done_fn done;
     void *arg; /* for the caller: done's context */
     /* the indexer's own: */
@@ -76,7 +87,8 @@ int hw_indexer_start(hw_index *idx, hw_indexer **out);
 
 /* Queues change; its done callback runs later on the indexer thread, never
  * from inside this call. Any thread; never waits for index work.
- * Returns 0, HW_EINVALID (no done callback or unknown op; nothing queued)
+ * Returns 0, HW_EINVALID (no done callback, unknown op, or HW_INDEX_OP_RUN
+ * without run; nothing queued)
  * or HW_ECLOSED (hw_indexer_stop has begun; nothing queued: the caller
  * answers for the change itself). */
 int hw_indexer_submit(hw_indexer *ix, hw_index_change *change);

@@ -48,6 +48,9 @@ ROLES = {
     "/helpwire.v1.Knowledge/ListSuggestions": ADMIN,
     "/helpwire.v1.Knowledge/ApproveSuggestion": ADMIN,
     "/helpwire.v1.Knowledge/RejectSuggestion": ADMIN,
+    "/helpwire.v1.Knowledge/PutSynonymSet": ADMIN,
+    "/helpwire.v1.Knowledge/DeleteSynonymSet": ADMIN,
+    "/helpwire.v1.Knowledge/ListSynonymSets": AGENT,
 
     "/helpwire.v1.Outbox/Subscribe": BRIDGE,
     "/helpwire.v1.Outbox/Ack": BRIDGE,

@@ -79,6 +79,11 @@ static void on_skills(void *ctx)
     note(ctx, 'S');
 }
 
+static void on_synonyms(void *ctx)
+{
+    note(ctx, 'Y');
+}
+
 static int64_t timer_due_seen;
 
 static void on_timer(void *ctx, int64_t due)
@@ -94,7 +99,8 @@ static hw_effects_sinks sinks_for(record *rec)
                               .outbox_appended = on_appended,
                               .outbox_acked = on_acked,
                               .alert_queued = on_alert,
-                              .skills_changed = on_skills};
+                              .skills_changed = on_skills,
+                              .synonyms_changed = on_synonyms};
 }
 
 static Helpwire__V1__TicketEvent *event(hw_arena *a, const char *ticket_id, uint64_t version)
@@ -479,6 +485,7 @@ static void fill_everything(hw_effects *fx, hw_arena *a)
     hw_effects_alert_queued(fx);
     hw_effects_skills_changed(fx);
     hw_effects_timer_set(fx, 1700000009999);
+    hw_effects_synonyms_changed(fx);
     hw_effects_set_now(fx, 1700000005555);
     assert_int_equal(
         hw_effects_knowledge_changed(fx, HELPWIRE__V1__DOC_KIND__DOC_KIND_ARTICLE, "a-1", false), HW_OK);
@@ -517,6 +524,7 @@ static void note_round_trip_keeps_every_field(void **state)
     assert_int_equal(back.outbox_acked, fx.outbox_acked);
     assert_true(back.alert_queued);
     assert_true(back.skills_changed);
+    assert_true(back.synonyms_changed);
     assert_int_equal(back.timer_due_ms, 1700000009999);
     assert_int_equal(back.now_ms, 1700000005555);
     assert_int_equal(back.n_docs, 12);
@@ -534,7 +542,7 @@ static void note_round_trip_keeps_every_field(void **state)
     hw_effects_sinks sk = sinks_for(&rec);
     sk.timer_set = on_timer;
     hw_effects_run(&back, &sk, HW_OK);
-    assert_string_equal(rec.calls, "EOOANST");
+    assert_string_equal(rec.calls, "EOOANSTY"); /* the synonym reload last */
     assert_int_equal(rec.n_events, 16);
     assert_string_equal(rec.event_ids[15], "t-1015");
 
@@ -545,8 +553,23 @@ static void note_round_trip_keeps_every_field(void **state)
     assert_int_equal(hw_effects_decode(&back, b, note, len), HW_OK);
     assert_true(back.alert_queued);
     assert_false(back.skills_changed);
+    assert_false(back.synonyms_changed);
     assert_int_equal(back.n_events, 0);
     assert_int_equal(back.n_docs, 0);
+
+    /* A synonym change alone is an effect (it makes a note) and round-trips. */
+    hw_effects_begin(&fx, a);
+    assert_true(hw_effects_empty(&fx));
+    hw_effects_synonyms_changed(&fx);
+    assert_false(hw_effects_empty(&fx));
+    assert_int_equal(hw_effects_encode(&fx, a, &note, &len), HW_OK);
+    assert_int_equal(hw_effects_decode(&back, b, note, len), HW_OK);
+    assert_true(back.synonyms_changed);
+    assert_false(back.alert_queued);
+    record only = {0};
+    hw_effects_sinks osk = sinks_for(&only);
+    hw_effects_run(&back, &osk, HW_OK);
+    assert_string_equal(only.calls, "Y");
     hw_arena_destroy(a);
     hw_arena_destroy(b);
 }
@@ -582,6 +605,8 @@ static void truncated_or_padded_note_is_refused(void **state)
     padded[0] = HW_EFFECTS_NOTE_VERSION;
     padded[1] = 0x80; /* a flag we do not know */
     assert_int_equal(hw_effects_decode(&back, b, padded, len), HW_ECORRUPT);
+    padded[1] = 0x08; /* the next one after synonyms */
+    assert_int_equal(hw_effects_decode(&back, b, padded, len), HW_ECORRUPT);
     free(padded);
     hw_arena_destroy(a);
     hw_arena_destroy(b);
@@ -608,7 +633,7 @@ static void random_bytes_are_refused_without_crash(void **state)
         if (i % 2) { /* past the version and flags checks */
             buf[0] = HW_EFFECTS_NOTE_VERSION;
             if (n > 1)
-                buf[1] &= 3;
+                buf[1] &= 7;
         }
         hw_effects back;
         int rc = hw_effects_decode(&back, b, buf, n);

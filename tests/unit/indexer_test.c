@@ -297,6 +297,65 @@ static void test_submit_rejects_a_change_without_callback(void **state)
     assert_int_equal(hw_indexer_submit(f->ix, &t.c), HW_EINVALID);
 }
 
+/* A run change: called on the indexer thread (at its nice value), after
+ * the puts queued before it in the same batch are published and outside
+ * the batch (it can take the index's writer mutex: stats here), and its
+ * return value reaches done. */
+typedef struct run_probe {
+    test_change t;
+    uint64_t docs_seen;
+    int nice;
+    int result;
+} run_probe;
+
+static int probe_run(hw_index_change *c, hw_index *idx, hw_status *st)
+{
+    (void)st;
+    run_probe *p = (run_probe *)((test_change *)c->arg);
+    hw_index_stats is;
+    hw_index_stats_get(idx, &is); /* would deadlock inside a batch */
+    p->docs_seen = is.docs;
+    p->nice = getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid));
+    return p->result;
+}
+
+static void test_run_change_follows_the_batch_publish(void **state)
+{
+    fixture *f = *state;
+    waiter w;
+    waiter_init(&w);
+    test_change puts[3];
+    run_probe probe[2];
+    make_put(&puts[0], &w, "r-1", "caravel");
+    make_put(&puts[1], &w, "r-2", "galleon");
+    make_put(&puts[2], &w, "r-3", "frigate");
+    for (int i = 0; i < 2; i++) {
+        memset(&probe[i], 0, sizeof probe[i]);
+        probe[i].t.w = &w;
+        probe[i].t.c.op = HW_INDEX_OP_RUN;
+        probe[i].t.c.run = probe_run;
+        probe[i].t.c.done = on_done;
+        probe[i].t.c.arg = &probe[i].t;
+    }
+    probe[1].result = HW_ENOMEM;
+    assert_int_equal(hw_indexer_submit(f->ix, &puts[0].c), 0);
+    assert_int_equal(hw_indexer_submit(f->ix, &puts[1].c), 0);
+    assert_int_equal(hw_indexer_submit(f->ix, &probe[0].t.c), 0);
+    assert_int_equal(hw_indexer_submit(f->ix, &puts[2].c), 0);
+    assert_int_equal(hw_indexer_submit(f->ix, &probe[1].t.c), 0);
+    waiter_wait(&w, 5);
+    assert_true(probe[0].docs_seen >= 2); /* r-1 and r-2 were published before it ran */
+    assert_int_equal(probe[1].docs_seen, 3);
+    assert_int_equal(probe[0].nice, HW_INDEXER_NICE);
+    assert_int_equal(probe[0].t.rc, 0);
+    assert_int_equal(probe[1].t.rc, HW_ENOMEM); /* what run returned */
+    assert_string_equal(best(f, "frigate"), "r-3");
+    /* a run change needs its function */
+    probe[0].t.c.run = NULL;
+    assert_int_equal(hw_indexer_submit(f->ix, &probe[0].t.c), HW_EINVALID);
+    waiter_destroy(&w);
+}
+
 /* Stop with changes queued: every one is applied and answered before stop
  * returns (no submitter is left waiting), and the thread exits. */
 static void test_stop_answers_queued_changes(void **state)
@@ -340,6 +399,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_later_version_wins, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_change_fails_alone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_submit_rejects_a_change_without_callback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_run_change_follows_the_batch_publish, setup, teardown),
         cmocka_unit_test(test_stop_answers_queued_changes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -394,7 +394,8 @@ static void test_api_has_every_rpc(void **state)
     } want[] = {
         {&helpwire__v1__router__descriptor, "Route"},
         {&helpwire__v1__knowledge__descriptor,
-         "Search Answer PutArticle GetArticle DeleteArticle ListArticles PutFaq DeleteFaq ListFaqs"},
+         "Search Answer PutArticle GetArticle DeleteArticle ListArticles PutFaq DeleteFaq ListFaqs "
+         "PutSynonymSet DeleteSynonymSet ListSynonymSets ListSuggestions ApproveSuggestion RejectSuggestion"},
         {&helpwire__v1__customers__descriptor, "GetCustomer LookupCustomer UpdateCustomer LinkIdentity"},
         {&helpwire__v1__agents__descriptor,
          "PutAgent GetAgent ListAgents SetPresence PutSkill ListSkills GetSchedule"},
