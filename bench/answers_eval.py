@@ -73,7 +73,8 @@ SETS = ("demo", "large")
 SPLITS = ("dev", "test")
 LABELS = ("none", "smalltalk", "human")
 SIGNALS = ("coverage", "question_similarity", "margin", "phrase", "field", "terms", "known_terms",
-           "synonyms_applied", "head_coverage", "locale_match")
+           "synonyms_applied", "head_coverage", "locale_match",
+           "question_containment")
 SWEEP = [round(0.05 + 0.01 * i, 2) for i in range(91)]  # 0.05 .. 0.95
 TARGET_WRONG = 0.02
 CALL_TIMEOUT = 30

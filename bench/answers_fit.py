@@ -20,14 +20,16 @@ import csv
 import math
 import sys
 
-FEATURES = ("coverage", "head_coverage", "question_similarity", "margin", "phrase", "locale_match", "known_share")
+FEATURES = ("coverage", "head_coverage", "question_similarity", "question_containment", "margin", "phrase",
+            "locale_match", "known_share", "log_terms")
 
 
 def features(row):
     terms = float(row["sig_terms"] or 0)
     known = float(row["sig_known_terms"] or 0)
-    x = [float(row["sig_" + f] or 0) for f in FEATURES[:-1]]
+    x = [float(row["sig_" + f] or 0) for f in FEATURES[:-2]]
     x.append(known / terms if terms else 0.0)
+    x.append(math.log(1.0 + terms))
     return x
 
 

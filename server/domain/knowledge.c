@@ -260,6 +260,7 @@ void hw_knowledge_answer(hw_call *call, const ProtobufCMessage *request, void *a
     sig.synonyms_applied = ans.signals.synonyms_applied;
     sig.head_coverage = ans.signals.head_coverage;
     sig.locale_match = ans.signals.locale_match;
+    sig.question_containment = ans.signals.question_containment;
     reply.signals = &sig;
     hw_call_reply(call, &reply.base);
 }

@@ -887,7 +887,7 @@ int hw_index_create(hw_index **out, const hw_index_options *opts, hw_status *st)
     if (o.delta_max_docs == 0)
         o.delta_max_docs = 1024;
     if (o.answer_threshold == 0)
-        o.answer_threshold = 0.45;
+        o.answer_threshold = 0.84;
     if (o.faq_near_similarity == 0)
         o.faq_near_similarity = 0.8;
     if (o.alt_boost == 0)
@@ -2347,8 +2347,10 @@ static void doc_features(hw_searcher *s, const snapshot *sn, const hw_token *tk,
         const uint64_t *set = r->qsets + r->qset_off[q];
         size_t n = r->qset_off[q + 1] - r->qset_off[q];
         size_t nv = query_variant(s, tk, set, n);
-        double d = dice(s->qv, nv, set, n);
-        double sim = 0.5 * (d + containment(s->qv, nv, set, n));
+        double d = dice(s->qv, nv, set, n), ct = containment(s->qv, nv, set, n);
+        double sim = 0.5 * (d + ct);
+        if (ct > f->sig.question_containment)
+            f->sig.question_containment = ct;
         if (sim > f->sig.question_similarity) {
             f->sig.question_similarity = sim;
             best_q = (int)q;
@@ -2387,15 +2389,18 @@ static int same_language(const char *a, const char *b)
  * on the development half of the evaluation set (bench/answers/, see
  * bench/answers_fit.py, which prints this table). */
 static const struct {
-    double bias, coverage, head_coverage, question_similarity, margin, phrase, locale_match, known_share;
-} model = {-6.0, 5.0, 1.0, 3.0, 1.0, 0.5, 1.0, 1.0};
+    double bias, coverage, head_coverage, question_similarity, question_containment, margin, phrase, locale_match,
+        known_share, log_terms;
+} model = {-3.933, 1.717, 0.471, 0.897, 0.822, 2.367, 0.091, 0.927, 0.667, 0.363};
 
 static double model_confidence(const features *f)
 {
     double known = f->sig.terms ? (double)f->sig.known_terms / f->sig.terms : 0;
     double z = model.bias + model.coverage * f->sig.coverage + model.head_coverage * f->sig.head_coverage +
                model.question_similarity * f->sig.question_similarity + model.margin * f->sig.margin +
-               model.phrase * f->sig.phrase + model.known_share * known + model.locale_match * f->sig.locale_match;
+               model.phrase * f->sig.phrase + model.known_share * known + model.locale_match * f->sig.locale_match +
+               model.question_containment * f->sig.question_containment +
+               model.log_terms * log(1.0 + f->sig.terms);
     double c = 1.0 / (1.0 + exp(-z));
     if (f->sig.coverage <= 0)
         c = 0; /* nothing of the question is in the document */
