@@ -161,6 +161,13 @@ static int send_reply(hw_store_txn *w, route_ctx *c, const Helpwire__V1__Custome
     return rc;
 }
 
+/* Whether a message of this kind says nothing of the customer's language
+ * ("/start", "5", "⭐⭐⭐⭐"). */
+static bool mute(hw_smalltalk_kind talk)
+{
+    return talk == HW_SMALLTALK_START || talk == HW_SMALLTALK_RATING;
+}
+
 /* Opens a ticket for the message and acknowledges it; reason (may be
  * empty) says why no answer was tried. */
 static int open_ticket(hw_store_txn *w, route_ctx *c, const Helpwire__V1__Customer *cust, const char *reason)
@@ -204,13 +211,18 @@ static int route_no_ticket(hw_store_txn *w, route_ctx *c, const Helpwire__V1__Cu
 {
     Helpwire__V1__RouteReply *r = &c->reply;
     hw_arena *a = hw_call_arena(c->h.call);
+    /* "/start" and "⭐⭐⭐⭐" say nothing of the customer's language: unless
+     * the channel told it, the customer's own is a better guess. */
+    const char *talk_locale = c->locale;
+    if (mute(c->talk) && !c->req->locale[0] && cust->locale && cust->locale[0])
+        talk_locale = cust->locale;
     switch (c->talk) {
     case HW_SMALLTALK_GREETING:
     case HW_SMALLTALK_THANKS:
     case HW_SMALLTALK_START:
         clear_answer(r);
         r->action = ACTION(SMALL_TALK);
-        r->reply_text = (char *)hw_smalltalk_reply(c->talk, c->locale);
+        r->reply_text = (char *)hw_smalltalk_reply(c->talk, talk_locale);
         r->priority_reason = "";
         r->reason = hw_arena_printf(a, "small-talk:%s", hw_smalltalk_name(c->talk));
         if (!r->reason)
@@ -231,7 +243,7 @@ static int route_no_ticket(hw_store_txn *w, route_ctx *c, const Helpwire__V1__Cu
         clear_answer(r);
         r->action = ACTION(SURVEY_ANSWERED);
         r->survey_id = sv->id;
-        r->reply_text = (char *)hw_smalltalk_reply(c->talk, c->locale);
+        r->reply_text = (char *)hw_smalltalk_reply(c->talk, talk_locale);
         r->priority_reason = "";
         r->reason = "survey-rating";
         return send_reply(w, c, cust, NULL, HELPWIRE__V1__OUTBOUND_KIND__OUTBOUND_KIND_AUTO_REPLY);
@@ -264,7 +276,10 @@ static int route_fn(hw_store_txn *w, void *arg)
 
     Helpwire__V1__Customer *cust;
     bool created;
-    rc = hw_customers_resolve_in(w, q->channel, q->channel_user_id, q->display_name, c->locale,
+    /* A command or a rating carries no language: the guess from it is not
+     * remembered as the customer's. */
+    const char *remember = *q->locale || !mute(c->talk) ? c->locale : "";
+    rc = hw_customers_resolve_in(w, q->channel, q->channel_user_id, q->display_name, remember,
                                  hw_effects_now_ms(&c->h.fx), a, &cust, &created);
     if (rc != HW_OK)
         return rc;
