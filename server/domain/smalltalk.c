@@ -185,8 +185,8 @@ static const phrase PHRASES[] = {
 /* What sits between and around phrases (normalized: "！" is "!", "…" is
  * "..."). */
 static const char *const SEPARATORS[] = {
-    " ", "\t", "\n", "\r", ",", ".", "!", "?", "~", ";", ":", "(", ")", "^", "'", "\"",
-    "。", "、", "“", "”", "‘", "’", "《", "》", "😊", "🙂", "👋", "🙏", "😀", "😃", "😄", "😁", "🤝", "❤",
+    " ",  "\t", "\n", "\r", ",", ".",  "!",  "?", "~",    ";", ":", "(", ")", "^", "'", "\"",   "。",
+    "、", "“",  "”",  "‘",  "’", "《", "》", "😊", "🙂", "👋", "🙏", "😀", "😃", "😄", "😁", "🤝", "❤",
 };
 
 static bool is_alnum(unsigned char ch)
@@ -372,8 +372,9 @@ hw_smalltalk_kind hw_smalltalk_classify(const char *text, size_t len, uint32_t *
 const char *hw_smalltalk_name(hw_smalltalk_kind kind)
 {
     static const char *const NAMES[] = {
-        [HW_SMALLTALK_NONE] = "",         [HW_SMALLTALK_GREETING] = "greeting", [HW_SMALLTALK_THANKS] = "thanks",
-        [HW_SMALLTALK_START] = "start",   [HW_SMALLTALK_HUMAN] = "human",       [HW_SMALLTALK_RATING] = "rating",
+        [HW_SMALLTALK_NONE] = "",         [HW_SMALLTALK_GREETING] = "greeting",
+        [HW_SMALLTALK_THANKS] = "thanks", [HW_SMALLTALK_START] = "start",
+        [HW_SMALLTALK_HUMAN] = "human",   [HW_SMALLTALK_RATING] = "rating",
     };
     return (unsigned)kind < sizeof NAMES / sizeof *NAMES ? NAMES[kind] : "";
 }
@@ -384,9 +385,11 @@ const char *hw_smalltalk_reply(hw_smalltalk_kind kind, const char *locale)
     switch (kind) {
     case HW_SMALLTALK_GREETING:
     case HW_SMALLTALK_START:
-        return zh ? "您好！请问有什么可以帮您？直接描述您的问题即可。" : "Hi! How can we help? Just type your question.";
+        return zh ? "您好！请问有什么可以帮您？直接描述您的问题即可。"
+                  : "Hi! How can we help? Just type your question.";
     case HW_SMALLTALK_THANKS:
-        return zh ? "不客气！还有其他问题随时告诉我们。" : "You're welcome! Let us know if there's anything else.";
+        return zh ? "不客气！还有其他问题随时告诉我们。"
+                  : "You're welcome! Let us know if there's anything else.";
     case HW_SMALLTALK_RATING:
         return zh ? "感谢您的评价！" : "Thanks for your rating!";
     default:

@@ -133,13 +133,15 @@ int hw_surveys_create_in(hw_store_txn *w, hw_app *app, const Helpwire__V1__Ticke
     char *url = hw_arena_printf(a, "%s%s", base, token);
     Helpwire__V1__Customer *cust = NULL;
     rc = t->customer_id && t->customer_id[0] ? hw_store_customer_get(w, t->customer_id, a, &cust)
-                                              : HW_ENOTFOUND;
+                                             : HW_ENOTFOUND;
     if (rc != HW_OK && rc != HW_ENOTFOUND)
         return rc;
     bool zh = cust && cust->locale && strncmp(cust->locale, "zh", 2) == 0;
-    char *text = zh ? hw_arena_printf(a, "请回复 1–5 为本次服务打分（5 为非常满意），或打开链接：%s", url ? url : "")
-                    : hw_arena_printf(a, "Reply with a number from 1 to 5 to rate our help (5 = excellent), or open: %s",
-                                      url ? url : "");
+    char *text =
+        zh ? hw_arena_printf(a, "请回复 1–5 为本次服务打分（5 为非常满意），或打开链接：%s", url ? url : "")
+           : hw_arena_printf(a,
+                             "Reply with a number from 1 to 5 to rate our help (5 = excellent), or open: %s",
+                             url ? url : "");
     char *detail = hw_arena_printf(a, "survey %s sent on %s", id ? id : "", channel_name(t->channel));
     if (!id || !url || !text || !detail)
         return HW_ENOMEM;
@@ -230,7 +232,8 @@ int hw_surveys_answer_in(hw_store_txn *w, hw_effects *fx, Helpwire__V1__Survey *
     if (!actor || !detail)
         return HW_ENOMEM;
     return hw_watch_record_id(w, fx, sv->ticket_id,
-                              HELPWIRE__V1__TICKET_EVENT_KIND__TICKET_EVENT_KIND_SURVEY_ANSWERED, actor, detail);
+                              HELPWIRE__V1__TICKET_EVENT_KIND__TICKET_EVENT_KIND_SURVEY_ANSWERED, actor,
+                              detail);
 }
 
 int hw_surveys_pending_in(hw_store_txn *w, const char *customer_id, Helpwire__V1__Channel channel,

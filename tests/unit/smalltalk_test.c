@@ -59,15 +59,16 @@ static void thanks_in_both_languages(void **state)
 static void start_and_help_commands(void **state)
 {
     (void)state;
-    ALL_ARE(HW_SMALLTALK_START, "/start", "/START", "/start ref-42", "/start@helpwire_bot", "/help", " /start ");
+    ALL_ARE(HW_SMALLTALK_START, "/start", "/START", "/start ref-42", "/start@helpwire_bot", "/help",
+            " /start ");
     ALL_ARE(HW_SMALLTALK_NONE, "/starting", "/stop", "/", "/helpme", "/ start");
 }
 
 static void asking_for_a_person(void **state)
 {
     (void)state;
-    ALL_ARE(HW_SMALLTALK_HUMAN, "人工", "转人工", "人工客服", "我要人工", "找人工", "真人", "客服", "转人工！",
-            "请转人工客服", "agent", "Human", "human please", "real person", "talk to a human",
+    ALL_ARE(HW_SMALLTALK_HUMAN, "人工", "转人工", "人工客服", "我要人工", "找人工", "真人", "客服",
+            "转人工！", "请转人工客服", "agent", "Human", "human please", "real person", "talk to a human",
             "speak to an agent", "operator", "representative", "can I talk to a human please",
             "I want to speak with a real person", "hi, can I talk to an agent?", "thanks, human please");
 }
@@ -75,10 +76,11 @@ static void asking_for_a_person(void **state)
 static void messages_with_a_real_question_are_not_small_talk(void **state)
 {
     (void)state;
-    ALL_ARE(HW_SMALLTALK_NONE, "hi, how do I reset my password?", "你好，我要退款", "hello, I have a question about my account",
-            "my human resources account is locked", "thanks but it still crashes", "谢谢，但是还是不行",
-            "hi I want a refund", "agent says my card was charged twice", "在吗 怎么退款", "hint", "hithere",
-            "thanksgiving", "人工智能", "ok", "好的", "please", "the app crashes");
+    ALL_ARE(HW_SMALLTALK_NONE, "hi, how do I reset my password?", "你好，我要退款",
+            "hello, I have a question about my account", "my human resources account is locked",
+            "thanks but it still crashes", "谢谢，但是还是不行", "hi I want a refund",
+            "agent says my card was charged twice", "在吗 怎么退款", "hint", "hithere", "thanksgiving",
+            "人工智能", "ok", "好的", "please", "the app crashes");
 }
 
 static void bare_ratings(void **state)
@@ -88,10 +90,12 @@ static void bare_ratings(void **state)
         const char *text;
         uint32_t rating;
     } CASES[] = {
-        {"5", 5},     {"1", 1},          {"4!", 4},      {"５", 5},        {"5分", 5},       {"3 分", 3},
-        {"5 stars", 5}, {"1 star", 1},   {"5/5", 5},     {"4 out of 5", 4}, {"⭐⭐⭐⭐", 4}, {"⭐️⭐️⭐️", 3},
-        {"★★★", 3},   {"★★★☆☆", 3},     {"★", 1},       {"五星", 5},      {"五颗星", 5},    {"四星", 4},
-        {"一星", 1},  {"5星", 5},        {" 2 ", 2},     {"5😊", 5},
+        {"5", 5},      {"1", 1},          {"4!", 4},      {"５", 5},
+        {"5分", 5},    {"3 分", 3},       {"5 stars", 5}, {"1 star", 1},
+        {"5/5", 5},    {"4 out of 5", 4}, {"⭐⭐⭐⭐", 4},    {"⭐️⭐️⭐️", 3},
+        {"★★★", 3},    {"★★★☆☆", 3},      {"★", 1},       {"五星", 5},
+        {"五颗星", 5}, {"四星", 4},       {"一星", 1},    {"5星", 5},
+        {" 2 ", 2},    {"5😊", 5},
     };
     for (size_t i = 0; i < sizeof CASES / sizeof *CASES; i++) {
         uint32_t r = 0;
@@ -100,8 +104,8 @@ static void bare_ratings(void **state)
             fail_msg("\"%s\": kind %d rating %u, want rating %u", CASES[i].text, (int)k, r, CASES[i].rating);
     }
     /* Out of range or not bare: no rating. */
-    ALL_ARE(HW_SMALLTALK_NONE, "0", "6", "10", "55", "5.5", "-1", "6 stars", "⭐⭐⭐⭐⭐⭐", "☆☆☆", "☆★",
-            "六星", "5 stars for the app but the login is broken", "I give it 5", "5 dollars");
+    ALL_ARE(HW_SMALLTALK_NONE, "0", "6", "10", "55", "5.5", "-1", "6 stars", "⭐⭐⭐⭐⭐⭐", "☆☆☆", "☆★", "六星",
+            "5 stars for the app but the login is broken", "I give it 5", "5 dollars");
     /* A NULL rating pointer is allowed. */
     assert_int_equal(hw_smalltalk_classify("5", 1, NULL), HW_SMALLTALK_RATING);
 }
@@ -145,8 +149,10 @@ static void replies_follow_the_locale(void **state)
     (void)state;
     assert_string_equal(hw_smalltalk_reply(HW_SMALLTALK_GREETING, "zh-CN"),
                         "您好！请问有什么可以帮您？直接描述您的问题即可。");
-    assert_string_equal(hw_smalltalk_reply(HW_SMALLTALK_START, "en"), "Hi! How can we help? Just type your question.");
-    assert_string_equal(hw_smalltalk_reply(HW_SMALLTALK_START, ""), "Hi! How can we help? Just type your question.");
+    assert_string_equal(hw_smalltalk_reply(HW_SMALLTALK_START, "en"),
+                        "Hi! How can we help? Just type your question.");
+    assert_string_equal(hw_smalltalk_reply(HW_SMALLTALK_START, ""),
+                        "Hi! How can we help? Just type your question.");
     assert_string_equal(hw_smalltalk_reply(HW_SMALLTALK_THANKS, "zh"), "不客气！还有其他问题随时告诉我们。");
     assert_string_equal(hw_smalltalk_reply(HW_SMALLTALK_THANKS, "en-US"),
                         "You're welcome! Let us know if there's anything else.");

@@ -173,8 +173,8 @@ static void create_queues_invitation_and_records_event(void **state)
     /* No customer record (no locale): the English text, which invites a
      * bare number as the answer (Route takes it) or the link. */
     char want[512];
-    snprintf(want, sizeof want, "Reply with a number from 1 to 5 to rate our help (5 = excellent), or open: %s",
-             c.url);
+    snprintf(want, sizeof want,
+             "Reply with a number from 1 to 5 to rate our help (5 = excellent), or open: %s", c.url);
     assert_string_equal(m->text, want);
 
     hw_store_cursor cur = {0};
@@ -268,7 +268,8 @@ static void invitation_is_in_a_chinese_customers_language(void **state)
     assert_int_equal(hw_store_write(f->s, create_fn, &c), HW_OK);
     hw_store_txn *tx = rd(f);
     Helpwire__V1__OutboundMessage *m = NULL;
-    assert_int_equal(hw_store_outbox_get(tx, HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM, c.seq, f->a, &m), HW_OK);
+    assert_int_equal(hw_store_outbox_get(tx, HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM, c.seq, f->a, &m),
+                     HW_OK);
     char want[512];
     snprintf(want, sizeof want, "请回复 1–5 为本次服务打分（5 为非常满意），或打开链接：%s", c.url);
     assert_string_equal(m->text, want);
@@ -311,8 +312,11 @@ static int pending_fn(hw_store_txn *w, void *arg)
 
 static pending_ctx step(fx *f, const char *customer, int64_t now_ms, uint32_t rating)
 {
-    pending_ctx c = {.f = f, .customer = customer, .channel = HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM,
-                     .now_ms = now_ms, .rating = rating};
+    pending_ctx c = {.f = f,
+                     .customer = customer,
+                     .channel = HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM,
+                     .now_ms = now_ms,
+                     .rating = rating};
     assert_int_equal(hw_store_write(f->s, pending_fn, &c), HW_OK);
     return c;
 }
@@ -336,8 +340,11 @@ static void latest_survey_is_pending_until_answered_once(void **state)
 
     /* Another customer, or the customer on another channel: nothing. */
     assert_int_equal(step(f, "c-8", now, 5).pending_rc, HW_ENOTFOUND);
-    pending_ctx other = {.f = f, .customer = "c-7", .channel = HELPWIRE__V1__CHANNEL__CHANNEL_WHATSAPP,
-                         .now_ms = now, .rating = 5};
+    pending_ctx other = {.f = f,
+                         .customer = "c-7",
+                         .channel = HELPWIRE__V1__CHANNEL__CHANNEL_WHATSAPP,
+                         .now_ms = now,
+                         .rating = 5};
     assert_int_equal(hw_store_write(f->s, pending_fn, &other), HW_OK);
     assert_int_equal(other.pending_rc, HW_ENOTFOUND);
     assert_int_equal(stored(f, c.id)->rating, 0);
@@ -354,8 +361,12 @@ static void latest_survey_is_pending_until_answered_once(void **state)
 
     /* Answered: no longer pending, and never answered twice. */
     assert_int_equal(step(f, "c-7", now + 1, 1).pending_rc, HW_ENOTFOUND);
-    pending_ctx again = {.f = f, .customer = "c-7", .channel = HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM,
-                         .now_ms = now + 2, .answer_id = c.id, .rating = 2};
+    pending_ctx again = {.f = f,
+                         .customer = "c-7",
+                         .channel = HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM,
+                         .now_ms = now + 2,
+                         .answer_id = c.id,
+                         .rating = 2};
     assert_int_equal(hw_store_write(f->s, pending_fn, &again), HW_OK);
     assert_int_equal(again.answer_rc, HW_EEXISTS);
     assert_int_equal(stored(f, c.id)->rating, 4);
@@ -372,8 +383,12 @@ static void expired_or_replaced_survey_is_not_pending(void **state)
 
     /* The newer survey is the pending one; answering the older one by its
      * link leaves it so. */
-    pending_ctx old = {.f = f, .customer = "c-7", .channel = HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM,
-                       .now_ms = sv->sent_unix_ms, .answer_id = first.id, .rating = 3};
+    pending_ctx old = {.f = f,
+                       .customer = "c-7",
+                       .channel = HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM,
+                       .now_ms = sv->sent_unix_ms,
+                       .answer_id = first.id,
+                       .rating = 3};
     assert_int_equal(hw_store_write(f->s, pending_fn, &old), HW_OK);
     assert_string_equal(old.pending_id, second.id);
     assert_int_equal(old.answer_rc, HW_OK);
@@ -381,8 +396,12 @@ static void expired_or_replaced_survey_is_not_pending(void **state)
 
     /* At its expiry it is no longer pending, and an answer is refused. */
     assert_int_equal(step(f, "c-7", sv->expires_unix_ms, 5).pending_rc, HW_ENOTFOUND);
-    pending_ctx late = {.f = f, .customer = "c-7", .channel = HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM,
-                        .now_ms = sv->expires_unix_ms, .answer_id = second.id, .rating = 5};
+    pending_ctx late = {.f = f,
+                        .customer = "c-7",
+                        .channel = HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM,
+                        .now_ms = sv->expires_unix_ms,
+                        .answer_id = second.id,
+                        .rating = 5};
     assert_int_equal(hw_store_write(f->s, pending_fn, &late), HW_OK);
     assert_int_equal(late.answer_rc, HW_EPRECONDITION);
     assert_int_equal(stored(f, second.id)->rating, 0);
