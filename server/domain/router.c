@@ -10,6 +10,13 @@
  * text (query_len), the ticket and the outbox keep all of it. A customer
  * who writes a long message says what it is about near its start, and a
  * bounded query keeps Route's cost bounded whatever the text's length.
+ *
+ * Small talk (smalltalk.h) is told apart on the worker too, before the
+ * search, which greetings, thanks, start commands and requests for a
+ * person skip: they need no knowledge answer. A bare rating is searched
+ * like any message, since only the write can tell whether a survey waits
+ * for it (hw_surveys_pending_in); without one it routes as before. An open
+ * ticket still takes every message, small talk included.
  */
 #include "server/domain/router.h"
 
@@ -24,6 +31,8 @@
 #include "server/domain/outbox.h"
 #include "server/domain/rpc.h"
 #include "server/domain/schedule.h"
+#include "server/domain/smalltalk.h"
+#include "server/domain/surveys.h"
 #include "server/search/index.h"
 #include "server/search/tokenize.h"
 #include "server/store/records.h"
@@ -43,6 +52,8 @@ typedef struct {
     const char *locale;
     const char *queue;
     hw_answer ans;
+    hw_smalltalk_kind talk; /* what the message is when it is no question */
+    uint32_t rating;        /* talk == HW_SMALLTALK_RATING: 1..5 */
     Helpwire__V1__RouteReply reply;
     bool duplicate;
 } route_ctx;
@@ -150,6 +161,104 @@ static int send_reply(hw_store_txn *w, route_ctx *c, const Helpwire__V1__Custome
     return rc;
 }
 
+/* Whether a message of this kind says nothing of the customer's language
+ * ("/start", "5", "⭐⭐⭐⭐"). */
+static bool mute(hw_smalltalk_kind talk)
+{
+    return talk == HW_SMALLTALK_START || talk == HW_SMALLTALK_RATING;
+}
+
+/* Opens a ticket for the message and acknowledges it; reason (may be
+ * empty) says why no answer was tried. */
+static int open_ticket(hw_store_txn *w, route_ctx *c, const Helpwire__V1__Customer *cust, const char *reason)
+{
+    hw_arena *a = hw_call_arena(c->h.call);
+    Helpwire__V1__RouteReply *r = &c->reply;
+    hw_ticket_open o = {.customer = cust,
+                        .channel = c->req->channel,
+                        .text = c->req->text,
+                        .queue = c->queue,
+                        .actor = hw_arena_printf(a, "customer:%s", cust->id)};
+    const char *why = "";
+    Helpwire__V1__Ticket *t;
+    int rc = hw_tickets_open_in(w, &o, a, &c->h.fx, &t, &why);
+    if (rc != HW_OK)
+        return rc;
+    r->action = ACTION(NEW_TICKET);
+    r->priority_reason = (char *)why;
+    r->reason = (char *)reason;
+    r->reply_text = (char *)ack_text(a, c->locale, t->number, back_text(w, c, t, a));
+    set_ticket(r, t);
+    return send_reply(w, c, cust, t->id, HELPWIRE__V1__OUTBOUND_KIND__OUTBOUND_KIND_ACKNOWLEDGEMENT);
+}
+
+/* A reply that tried no knowledge answer: no hits, no candidate. */
+static void clear_answer(Helpwire__V1__RouteReply *r)
+{
+    r->hits = NULL;
+    r->n_hits = 0;
+    r->confidence = 0;
+    r->answer_source_kind = HELPWIRE__V1__DOC_KIND__DOC_KIND_UNSPECIFIED;
+    r->answer_source_id = "";
+}
+
+/* Answers a message of a customer without an open ticket: small talk is
+ * answered, a request for a person opens a ticket whatever the knowledge
+ * says, a bare rating goes on the customer's pending survey (when there
+ * is one; else it is routed as any other message), and the rest is an
+ * auto-reply when the answer is confident, else a new ticket. */
+static int route_no_ticket(hw_store_txn *w, route_ctx *c, const Helpwire__V1__Customer *cust)
+{
+    Helpwire__V1__RouteReply *r = &c->reply;
+    hw_arena *a = hw_call_arena(c->h.call);
+    /* "/start" and "⭐⭐⭐⭐" say nothing of the customer's language: unless
+     * the channel told it, the customer's own is a better guess. */
+    const char *talk_locale = c->locale;
+    if (mute(c->talk) && !c->req->locale[0] && cust->locale && cust->locale[0])
+        talk_locale = cust->locale;
+    switch (c->talk) {
+    case HW_SMALLTALK_GREETING:
+    case HW_SMALLTALK_THANKS:
+    case HW_SMALLTALK_START:
+        clear_answer(r);
+        r->action = ACTION(SMALL_TALK);
+        r->reply_text = (char *)hw_smalltalk_reply(c->talk, talk_locale);
+        r->priority_reason = "";
+        r->reason = hw_arena_printf(a, "small-talk:%s", hw_smalltalk_name(c->talk));
+        if (!r->reason)
+            return HW_ENOMEM;
+        return send_reply(w, c, cust, NULL, HELPWIRE__V1__OUTBOUND_KIND__OUTBOUND_KIND_AUTO_REPLY);
+    case HW_SMALLTALK_HUMAN:
+        clear_answer(r);
+        return open_ticket(w, c, cust, "asked-for-human");
+    case HW_SMALLTALK_RATING: {
+        Helpwire__V1__Survey *sv;
+        int rc = hw_surveys_pending_in(w, cust->id, c->req->channel, hw_effects_now_ms(&c->h.fx), a, &sv);
+        if (rc == HW_ENOTFOUND)
+            break; /* no survey waits for this customer: an ordinary message */
+        if (rc == HW_OK)
+            rc = hw_surveys_answer_in(w, &c->h.fx, sv, c->rating, "", a);
+        if (rc != HW_OK)
+            return rc;
+        clear_answer(r);
+        r->action = ACTION(SURVEY_ANSWERED);
+        r->survey_id = sv->id;
+        r->reply_text = (char *)hw_smalltalk_reply(c->talk, talk_locale);
+        r->priority_reason = "";
+        r->reason = "survey-rating";
+        return send_reply(w, c, cust, NULL, HELPWIRE__V1__OUTBOUND_KIND__OUTBOUND_KIND_AUTO_REPLY);
+    }
+    default:
+        break;
+    }
+    if (c->ans.transfer)
+        return open_ticket(w, c, cust, "");
+    r->action = ACTION(AUTO_REPLY);
+    r->reply_text = (char *)c->ans.answer;
+    r->priority_reason = "";
+    return send_reply(w, c, cust, NULL, HELPWIRE__V1__OUTBOUND_KIND__OUTBOUND_KIND_AUTO_REPLY);
+}
+
 static int route_fn(hw_store_txn *w, void *arg)
 {
     route_ctx *c = arg;
@@ -167,7 +276,10 @@ static int route_fn(hw_store_txn *w, void *arg)
 
     Helpwire__V1__Customer *cust;
     bool created;
-    rc = hw_customers_resolve_in(w, q->channel, q->channel_user_id, q->display_name, c->locale,
+    /* A command or a rating carries no language: the guess from it is not
+     * remembered as the customer's. */
+    const char *remember = *q->locale || !mute(c->talk) ? c->locale : "";
+    rc = hw_customers_resolve_in(w, q->channel, q->channel_user_id, q->display_name, remember,
                                  hw_effects_now_ms(&c->h.fx), a, &cust, &created);
     if (rc != HW_OK)
         return rc;
@@ -191,26 +303,8 @@ static int route_fn(hw_store_txn *w, void *arg)
         r->reply_text = "";
         r->priority_reason = "";
         set_ticket(r, t);
-    } else if (rc == HW_ENOTFOUND && !c->ans.transfer) {
-        r->action = ACTION(AUTO_REPLY);
-        r->reply_text = (char *)c->ans.answer;
-        r->priority_reason = "";
-        rc = send_reply(w, c, cust, NULL, HELPWIRE__V1__OUTBOUND_KIND__OUTBOUND_KIND_AUTO_REPLY);
     } else if (rc == HW_ENOTFOUND) {
-        hw_ticket_open o = {.customer = cust,
-                            .channel = q->channel,
-                            .text = q->text,
-                            .queue = c->queue,
-                            .actor = hw_arena_printf(a, "customer:%s", cust->id)};
-        const char *reason = "";
-        rc = hw_tickets_open_in(w, &o, a, &c->h.fx, &t, &reason);
-        if (rc == HW_OK) {
-            r->action = ACTION(NEW_TICKET);
-            r->priority_reason = (char *)reason;
-            r->reply_text = (char *)ack_text(a, c->locale, t->number, back_text(w, c, t, a));
-            set_ticket(r, t);
-            rc = send_reply(w, c, cust, t->id, HELPWIRE__V1__OUTBOUND_KIND__OUTBOUND_KIND_ACKNOWLEDGEMENT);
-        }
+        rc = route_no_ticket(w, c, cust);
     }
     if (rc != HW_OK)
         return rc;
@@ -288,11 +382,16 @@ void hw_router_route(hw_call *call, const ProtobufCMessage *request, void *appv)
         hw_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "server out of memory");
         return;
     }
-    rc = hw_index_answer_tokens(wk->searcher, req->text, len, toks, n_toks, c->locale,
-                                app->settings.answer_threshold, a, &c->ans, &st);
-    if (rc != HW_OK) {
-        hw_rpc_fail(call, rc, "text: %s", st.msg[0] ? st.msg : hw_strerror(rc));
-        return;
+    /* Small talk and requests for a person need no knowledge answer: no
+     * search. A bare rating may (when no survey waits for it). */
+    c->talk = hw_smalltalk_classify(req->text, strlen(req->text), &c->rating);
+    if (c->talk == HW_SMALLTALK_NONE || c->talk == HW_SMALLTALK_RATING) {
+        rc = hw_index_answer_tokens(wk->searcher, req->text, len, toks, n_toks, c->locale,
+                                    app->settings.answer_threshold, a, &c->ans, &st);
+        if (rc != HW_OK) {
+            hw_rpc_fail(call, rc, "text: %s", st.msg[0] ? st.msg : hw_strerror(rc));
+            return;
+        }
     }
     hw_rpc_write(&c->h, route_fn, route_done);
 }

@@ -9,9 +9,13 @@
  *
  * Creating a survey happens inside the caller's write (CloseTicket), so
  * the survey, its outbox invitation and the SURVEY_SENT history event
- * commit together or not at all. SubmitSurvey is its own write: the
- * once-only and expiry checks run on the writer thread, so two answers
- * racing for one survey cannot both succeed.
+ * commit together or not at all. The same write remembers the survey as
+ * its customer's latest (a kv entry, customer id -> survey id), which is
+ * how Route finds the survey a bare "5" answers without a token; answering
+ * forgets the entry, and a newer survey replaces it. SubmitSurvey is its
+ * own write and Route's rating is inside Route's: both answer through
+ * hw_surveys_answer_in, whose once-only and expiry checks run on the
+ * writer thread, so two answers racing for one survey cannot both succeed.
  *
  * GetSurveyStats scans the surveys sent in the range (the store's sent-time
  * index) and filters in memory: O(surveys in range), no stored aggregates,
@@ -37,6 +41,9 @@
 #define HASH_BYTES 32
 #define MAX_COMMENT 2000
 #define MAX_ID 64
+/* kv namespace: customer id -> id of the latest survey sent to them, until
+ * it is answered (hw_surveys_pending_in). */
+#define LATEST_NS "survey-latest"
 
 /* ------------------------------------------------------------- tokens */
 
@@ -124,8 +131,17 @@ int hw_surveys_create_in(hw_store_txn *w, hw_app *app, const Helpwire__V1__Ticke
     const char *base = app->settings.survey_base_url ? app->settings.survey_base_url : "";
     char *id = hw_rpc_new_id(a, "sv-");
     char *url = hw_arena_printf(a, "%s%s", base, token);
-    char *text = hw_arena_printf(a, "How did we do with ticket #%llu? Rate us 1-5: %s",
-                                 (unsigned long long)t->number, url ? url : "");
+    Helpwire__V1__Customer *cust = NULL;
+    rc = t->customer_id && t->customer_id[0] ? hw_store_customer_get(w, t->customer_id, a, &cust)
+                                             : HW_ENOTFOUND;
+    if (rc != HW_OK && rc != HW_ENOTFOUND)
+        return rc;
+    bool zh = cust && cust->locale && strncmp(cust->locale, "zh", 2) == 0;
+    char *text =
+        zh ? hw_arena_printf(a, "请回复 1–5 为本次服务打分（5 为非常满意），或打开链接：%s", url ? url : "")
+           : hw_arena_printf(a,
+                             "Reply with a number from 1 to 5 to rate our help (5 = excellent), or open: %s",
+                             url ? url : "");
     char *detail = hw_arena_printf(a, "survey %s sent on %s", id ? id : "", channel_name(t->channel));
     if (!id || !url || !text || !detail)
         return HW_ENOMEM;
@@ -141,6 +157,8 @@ int hw_surveys_create_in(hw_store_txn *w, hw_app *app, const Helpwire__V1__Ticke
     sv.expires_unix_ms = app->settings.survey_ttl_ms > 0 ? now + app->settings.survey_ttl_ms : 0;
     sv.ticket_number = t->number;
     rc = hw_store_survey_put(w, &sv, hash, sizeof hash, HW_PUT_CREATE);
+    if (rc == HW_OK && sv.customer_id[0]) /* the customer's pending survey now */
+        rc = hw_store_kv_put(w, LATEST_NS, sv.customer_id, strlen(sv.customer_id), id, strlen(id));
     if (rc != HW_OK)
         return rc;
 
@@ -168,6 +186,90 @@ int hw_surveys_create_in(hw_store_txn *w, hw_app *app, const Helpwire__V1__Ticke
     return HW_OK;
 }
 
+/* ------------------------------------------------------------- answer */
+
+/* Forgets that sv is the customer's pending survey, unless a newer one
+ * took its place. */
+static int forget_latest(hw_store_txn *w, const Helpwire__V1__Survey *sv)
+{
+    if (!sv->customer_id || !sv->customer_id[0])
+        return HW_OK;
+    void *v;
+    size_t vn;
+    int rc = hw_store_kv_get(w, LATEST_NS, sv->customer_id, strlen(sv->customer_id), hw_store_txn_arena(w),
+                             &v, &vn);
+    if (rc == HW_ENOTFOUND)
+        return HW_OK;
+    if (rc != HW_OK)
+        return rc;
+    if (vn != strlen(sv->id) || memcmp(v, sv->id, vn) != 0)
+        return HW_OK;
+    return hw_store_kv_delete(w, LATEST_NS, sv->customer_id, strlen(sv->customer_id));
+}
+
+int hw_surveys_answer_in(hw_store_txn *w, hw_effects *fx, Helpwire__V1__Survey *sv, uint32_t rating,
+                         const char *comment, hw_arena *a)
+{
+    if (!sv || rating < 1 || rating > 5)
+        return HW_EINVALID;
+    if (!comment)
+        comment = "";
+    if (sv->rating != 0)
+        return HW_EEXISTS;
+    int64_t now = hw_effects_now_ms(fx);
+    if (sv->expires_unix_ms != 0 && now >= sv->expires_unix_ms)
+        return HW_EPRECONDITION;
+    sv->rating = rating;
+    sv->comment = (char *)comment;
+    sv->answered_unix_ms = now;
+    int rc = hw_store_survey_put(w, sv, NULL, 0, HW_PUT_REPLACE);
+    if (rc == HW_OK)
+        rc = forget_latest(w, sv);
+    if (rc != HW_OK)
+        return rc;
+    const char *actor = sv->customer_id[0] ? hw_arena_printf(a, "customer:%s", sv->customer_id) : "system";
+    const char *detail = hw_arena_printf(a, "rated %u/5%s", rating, comment[0] ? " with a comment" : "");
+    if (!actor || !detail)
+        return HW_ENOMEM;
+    return hw_watch_record_id(w, fx, sv->ticket_id,
+                              HELPWIRE__V1__TICKET_EVENT_KIND__TICKET_EVENT_KIND_SURVEY_ANSWERED, actor,
+                              detail);
+}
+
+int hw_surveys_pending_in(hw_store_txn *w, const char *customer_id, Helpwire__V1__Channel channel,
+                          int64_t now_ms, hw_arena *a, Helpwire__V1__Survey **out)
+{
+    *out = NULL;
+    if (!customer_id || !customer_id[0])
+        return HW_ENOTFOUND;
+    void *v;
+    size_t vn;
+    int rc = hw_store_kv_get(w, LATEST_NS, customer_id, strlen(customer_id), a, &v, &vn);
+    if (rc != HW_OK)
+        return rc;
+    char *id = hw_arena_alloc(a, vn + 1);
+    if (!id)
+        return HW_ENOMEM;
+    memcpy(id, v, vn);
+    id[vn] = '\0';
+    Helpwire__V1__Survey *sv = NULL;
+    rc = vn ? hw_store_survey_get(w, id, a, &sv) : HW_ENOTFOUND;
+    if (rc != HW_OK && rc != HW_ENOTFOUND)
+        return rc;
+    bool pending = rc == HW_OK && sv->rating == 0 &&
+                   (sv->expires_unix_ms == 0 || now_ms < sv->expires_unix_ms) &&
+                   strcmp(sv->customer_id, customer_id) == 0;
+    if (!pending) {
+        /* Gone, answered or expired: the entry is of no more use. */
+        rc = hw_store_kv_delete(w, LATEST_NS, customer_id, strlen(customer_id));
+        return rc == HW_OK ? HW_ENOTFOUND : rc;
+    }
+    if (sv->channel != channel)
+        return HW_ENOTFOUND; /* sent on another conversation of the customer */
+    *out = sv;
+    return HW_OK;
+}
+
 /* ------------------------------------------------------------- submit */
 
 typedef struct {
@@ -183,36 +285,21 @@ static int submit_fn(hw_store_txn *w, void *arg)
     submit_ctx *c = arg;
     Helpwire__V1__Survey *sv = NULL;
     /* The call's arena: the result must outlive this request's txn arena,
-     * and the worker no longer touches the call's arena once it submitted. */
-    int rc = hw_store_survey_get_by_token(w, c->hash, sizeof c->hash, hw_call_arena(c->h.call), &sv);
+     * and the worker no longer touches the call's arena once it submitted.
+     * The event outlives the transaction too (SURVEY_ANSWERED goes to
+     * watchers after the commit): the call's arena is the effects' too. */
+    hw_arena *a = hw_call_arena(c->h.call);
+    int rc = hw_store_survey_get_by_token(w, c->hash, sizeof c->hash, a, &sv);
     if (rc == HW_ENOTFOUND)
         return hw_rpc_wfail(&c->h, rc, "no survey with this token");
     if (rc != HW_OK)
         return rc;
-    if (sv->rating != 0)
+    rc = hw_surveys_answer_in(w, &c->h.fx, sv, c->rating, c->comment, a);
+    if (rc == HW_EEXISTS)
         return hw_rpc_wfail(&c->h, HW_EEXISTS, "survey %s was already answered", sv->id);
-    int64_t now = hw_effects_now_ms(&c->h.fx);
-    if (sv->expires_unix_ms != 0 && now >= sv->expires_unix_ms)
+    if (rc == HW_EPRECONDITION)
         return hw_rpc_wfail(&c->h, HW_EPRECONDITION, "survey %s expired at %lld (unix ms)", sv->id,
                             (long long)sv->expires_unix_ms);
-    sv->rating = c->rating;
-    sv->comment = (char *)c->comment;
-    sv->answered_unix_ms = now;
-    rc = hw_store_survey_put(w, sv, NULL, 0, HW_PUT_REPLACE);
-    if (rc != HW_OK)
-        return rc;
-
-    /* The event outlives the transaction (SURVEY_ANSWERED goes to watchers
-     * after the commit): the call's arena, which is the effects' too. */
-    hw_arena *a = hw_call_arena(c->h.call);
-    const char *actor = sv->customer_id[0] ? hw_arena_printf(a, "customer:%s", sv->customer_id) : "system";
-    const char *detail =
-        hw_arena_printf(a, "rated %u/5%s", c->rating, c->comment[0] ? " with a comment" : "");
-    if (!actor || !detail)
-        return HW_ENOMEM;
-    rc =
-        hw_watch_record_id(w, &c->h.fx, sv->ticket_id,
-                           HELPWIRE__V1__TICKET_EVENT_KIND__TICKET_EVENT_KIND_SURVEY_ANSWERED, actor, detail);
     if (rc != HW_OK)
         return rc;
     c->survey = sv;

@@ -2,9 +2,13 @@
  * surveys: satisfaction surveys. Closing a ticket creates one (inside the
  * close's write transaction) with an unguessable token (at least 128
  * random bits; only its hash is stored), and queues the invitation, the
- * survey link (base URL + token) in a short template text, on the ticket's
- * channel through the outbox. SubmitSurvey takes one answer before expiry;
- * GetSurveyStats aggregates by time range, channel, queue and agent.
+ * survey link (base URL + token) in a short template text in the
+ * customer's language that also invites a reply with a bare number, on the
+ * ticket's channel through the outbox. The survey is then the customer's
+ * pending survey until it is answered or a newer one is sent. SubmitSurvey
+ * (by the link) and Route (a bare rating, hw_surveys_answer_in) take one
+ * answer before expiry; GetSurveyStats aggregates by time range, channel,
+ * queue and agent.
  */
 #ifndef HW_SURVEYS_H
 #define HW_SURVEYS_H
@@ -30,6 +34,25 @@
 int hw_surveys_create_in(hw_store_txn *w, hw_app *app, const Helpwire__V1__Ticket *t,
                          const char *channel_user_id, hw_arena *a, hw_effects *fx, char **survey_id,
                          char **survey_url, uint64_t *outbox_seq);
+
+/* Inside a write fn: records rating (1..5) and comment (NULL = none) on
+ * sv, as SubmitSurvey does: answered_unix_ms is now, the SURVEY_ANSWERED
+ * event goes on the ticket's history (and to watchers through fx), and sv
+ * stops being its customer's pending survey. sv is updated in place; the
+ * event's strings are allocated in a, which must outlive the transaction
+ * (the call's arena). Returns HW_OK; HW_EINVALID (rating out of range),
+ * HW_EEXISTS (already answered), HW_EPRECONDITION (expired); store codes.
+ * Nothing is written unless HW_OK. Writer thread only. */
+int hw_surveys_answer_in(hw_store_txn *w, hw_effects *fx, Helpwire__V1__Survey *sv, uint32_t rating,
+                         const char *comment, hw_arena *a);
+
+/* Inside a write fn: the customer's pending survey, the latest one sent to
+ * customer_id, when it is unanswered, not expired at now_ms and was sent
+ * on channel. The survey is unpacked into a. HW_ENOTFOUND when there is
+ * none (a remembered survey that is answered, expired or gone is forgotten
+ * on the way); store codes. Writer thread only. */
+int hw_surveys_pending_in(hw_store_txn *w, const char *customer_id, Helpwire__V1__Channel channel,
+                          int64_t now_ms, hw_arena *a, Helpwire__V1__Survey **out);
 
 /* Survey figures over a set of surveys: GetSurveyStats's, and each row of
  * the CSAT report (reports.h). Zero-initialize, add surveys, then read

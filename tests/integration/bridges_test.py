@@ -921,6 +921,19 @@ class TelegramEndToEnd(EndToEnd):
         self.assertEqual(self.fake.sent_to(1001)[0]["text"], want.reply_text)
         self.assertEqual(self.fake.sent_to(1001)[0]["chat_id"], 1001)
 
+    def test_start_gets_the_greeting_not_an_faq(self):
+        u = self.fake.add_text(1190, "/start")
+        self.assertTrue(self.fake.wait_for(lambda: self.fake.sent_to(1190)), self.bridge.read_log())
+        self.assertEqual(self.fake.sent_to(1190)[0]["text"], "Hi! How can we help? Just type your question.")
+        want = route_again(self.server, "CHANNEL_TELEGRAM", "1190", self.message_key(u))
+        self.assertEqual((want.action, want.reason, want.ticket_id, len(want.hits)),
+                         (API.pool.FindEnumTypeByName("helpwire.v1.RouteAction")
+                          .values_by_name["ROUTE_ACTION_SMALL_TALK"].number, "small-talk:start", "", 0))
+        # A Chinese Telegram client gets the Chinese greeting.
+        self.fake.add_text(1191, "/start", language_code="zh-hans")
+        self.assertTrue(self.fake.wait_for(lambda: self.fake.sent_to(1191)), self.bridge.read_log())
+        self.assertEqual(self.fake.sent_to(1191)[0]["text"], "您好！请问有什么可以帮您？直接描述您的问题即可。")
+
     def open_ticket(self, chat):
         u = self.fake.add_text(chat, TICKET_TEXT)
         self.assertTrue(self.fake.wait_for(lambda: self.fake.sent_to(chat)), self.bridge.read_log())
@@ -940,6 +953,13 @@ class TelegramEndToEnd(EndToEnd):
         self.assertTrue(closed.survey_url)
         self.assertTrue(self.fake.wait_for(lambda: len(self.fake.sent_to(1002)) >= 3), self.bridge.read_log())
         self.assertIn(closed.survey_url, self.fake.sent_to(1002)[2]["text"])
+        self.assertIn("1 to 5", self.fake.sent_to(1002)[2]["text"])
+        # The customer answers with a bare number in the chat.
+        self.fake.add_text(1002, "5")
+        self.assertTrue(self.fake.wait_for(lambda: len(self.fake.sent_to(1002)) >= 4), self.bridge.read_log())
+        self.assertEqual(self.fake.sent_to(1002)[3]["text"], "Thanks for your rating!")
+        sv = agent_call(self.server, "helpwire.v1.Surveys/GetSurvey", survey_id=closed.survey_id)
+        self.assertEqual(sv.rating, 5)
 
     def test_restart_of_the_bridge_neither_loses_nor_repeats(self):
         type(self).bridge.stop()

@@ -215,7 +215,9 @@ class SurveyAndOutbox(unittest.TestCase):
         self.assertEqual(inv.kind, 4)  # SURVEY_INVITATION
         self.assertEqual(inv.channel_user_id, "survey-1")
         self.assertIn(closed.survey_url, inv.text)
-        self.assertIn("#%d" % r.ticket_number, inv.text)
+        # An English customer is invited to reply with a bare number too.
+        self.assertEqual(inv.text, "Reply with a number from 1 to 5 to rate our help (5 = excellent), or open: "
+                         + closed.survey_url)
         # The acknowledgement of the opened ticket came first, on the same channel.
         mine = [m for m in got if m.channel_user_id == "survey-1"]
         self.assertEqual(mine[0].kind, 2)

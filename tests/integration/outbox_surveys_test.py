@@ -303,7 +303,7 @@ class SeededSurveys(unittest.TestCase):
             self.assertEqual((inv.seq, inv.kind), (int(seq), SURVEY_INVITATION))
             self.assertEqual(inv.survey_url, url)
             self.assertIn(url, inv.text)
-            self.assertIn("#1042", inv.text)
+            self.assertIn("from 1 to 5", inv.text)
             stream.cancel()
 
             sv = c.call(GET, token=token)
