@@ -2463,9 +2463,11 @@ static int answer(hw_searcher *s, const hw_token *toks, size_t n_toks, const cha
         doc_features(s, sn, toks, n_toks, s->heap[i].doc, r, s->heap[i].score, other, &fe);
         fe.sig.locale_match = lid < 0 ? 0.5 : same_language(r->locale, locale) ? 1 : 0;
         double conf = model_confidence(&fe);
+        /* near-exact: at least 0.9, up to 1 for the same terms */
         int ex = fe.dice >= idx->opt.faq_near_similarity;
-        if (ex && fe.dice > conf)
-            conf = fe.dice;
+        double near = 0.9 + 0.1 * (fe.dice - idx->opt.faq_near_similarity) / (1.0 - idx->opt.faq_near_similarity + 1e-9);
+        if (ex && near > conf)
+            conf = near;
         if (conf > best_conf || (conf == best_conf && best && best->locale_id != lid && r->locale_id == lid)) {
             best = r;
             best_conf = conf;

@@ -288,8 +288,8 @@ typedef struct hw_answer {
  * substituted), the BM25 margin over the other candidates, the share of
  * adjacent term pairs found adjacent in a question, and the share of the
  * question's terms the index knows. A candidate with a question of
- * near-equal terms (Dice >= faq_near_similarity) is at least that
- * confident. The most confident candidate is the answer.
+ * near-equal terms (Dice >= faq_near_similarity) is at least 0.9
+ * confident (1 for the same terms). The most confident candidate is the answer.
  * transfer = confidence < threshold (threshold <= 0: the index's
  * answer_threshold). locale does not filter: documents of another locale
  * stay candidates (a Chinese FAQ answers an English question through its

@@ -161,7 +161,7 @@ class Load:
                 mid = "%s-m-%d-%d" % (self.tag, k, n)
                 got = self._attempts(k, lambda c: c("bridge").call_applied(
                     "helpwire.v1.Router/Route", channel=TG, channelUserId=user, displayName=user,
-                    text="the app shows error %d and crashes [%s]" % (n, mid), messageId=mid, timeout=3), mid)
+                    text="cluster load text %d [%s]" % (n, mid), messageId=mid, timeout=3), mid)
                 if got:
                     reply, applied, sent = got
                     with self.lock:

@@ -227,7 +227,7 @@ class LongTexts(DemoServerCase):
                     text = text_of(unit, size)
                     self.assertEqual(len(text.encode()), size)
                     user = "tg-long-%s-%d" % (name, size)
-                    r = self.route(user, "Error E1234 again: the app crashes at login, please fix it")
+                    r = self.route(user, "Error E1234 again, please look into it")
                     self.assertEqual(r.action, 2)  # NEW_TICKET
                     follow = self.route(user, text)
                     self.assertEqual(follow.action, 3)  # APPENDED

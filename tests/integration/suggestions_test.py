@@ -20,6 +20,7 @@ import hwtest
 API = hwclient.Api()
 TG = "CHANNEL_TELEGRAM"
 CLI = hwclient.find_file("clients/cli/helpwire", "clients/cli/helpwire")
+AUTO_REPLY = 1
 NEW_TICKET = 2
 ARTICLE, FAQ = "DOC_KIND_ARTICLE", "DOC_KIND_FAQ"
 
@@ -50,6 +51,13 @@ class Suggestions(unittest.TestCase):
                              text=text, messageId=user + "-1")
         self.assertEqual(r.action, NEW_TICKET, (text, r))
         return r.ticket_id
+
+    def route(self, text):
+        """A new customer asks text; returns Route's reply."""
+        Suggestions.n += 1
+        user = "tg-sugg-%d" % Suggestions.n
+        return self.bridge.call("helpwire.v1.Router/Route", channel=TG, channelUserId=user, displayName="Customer",
+                                text=text, messageId=user + "-1")
 
     def ticket_created(self, text):
         """An agent opens a ticket for a customer with text as its first

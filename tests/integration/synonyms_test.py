@@ -307,6 +307,10 @@ class Persistence(unittest.TestCase):
             self.assertEqual(server.stop(), 0, server.read_log())
 
 
+REPLICA_FAQ = {"id": "faq-descaling-test", "question": "Descaling", "locale": "en",
+               "answer": "Run the descaling program once a month."}
+
+
 class Expansion(unittest.TestCase):
     """What a customer notices: an FAQ titled 工作时间 without 上班 among its
     alternates answers "你们几点上班" only while the set 上班/工作时间 exists,
@@ -383,8 +387,10 @@ class Replicas(unittest.TestCase):
             leader = cluster.leader()
             admin = leader.client()
             try:
-                admin.call("helpwire.v1.Knowledge/PutFaq", faq=Expansion.FAQ)
+                # words the demo's documents and starter sets do not hold
+                admin.call("helpwire.v1.Knowledge/PutFaq", faq=REPLICA_FAQ)
                 admin.call(PUT, set={"id": "zh-hours-rep", "locale": "zh", "terms": ["上班", "工作时间"]})
+                admin.call(PUT, set={"id": "en-descale-rep", "locale": "en", "terms": ["decalcify", "descaling"]})
                 admin.call(DELETE, id="zh-crash")  # a starter set the seed replicated
             finally:
                 admin.close()
@@ -399,11 +405,12 @@ class Replicas(unittest.TestCase):
                     if EXPANSION_LANDED and r is not leader:
                         deadline = time.time() + 10  # the note's reload is queued, not awaited
                         while True:
-                            a = c.call("helpwire.v1.Knowledge/Answer", question=Expansion.QUESTION, locale="zh")
-                            if a.source_id == Expansion.FAQ["id"] or time.time() > deadline:
+                            a = c.call("helpwire.v1.Knowledge/Answer", question="decalcify", locale="en")
+                            if a.source_id == REPLICA_FAQ["id"] or time.time() > deadline:
                                 break
                             time.sleep(0.1)
-                        self.assertEqual(a.source_id, Expansion.FAQ["id"], r.id)
+                        self.assertEqual(a.source_id, REPLICA_FAQ["id"], r.id)
+                        self.assertFalse(a.transfer, r.id)
                 finally:
                     c.close()
             for r in cluster.replicas:
