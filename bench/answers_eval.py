@@ -303,10 +303,12 @@ class Evaluator:
                       locale=locale if self.with_locale else "")
         if r is not None:
             row["action"] = enum_name(self.api, "helpwire.v1.RouteAction", r.action, "ROUTE_ACTION_")
-            row["route_kind"] = enum_name(self.api, "helpwire.v1.DocKind", r.answer_source_kind, "DOC_KIND_")
-            row["route_source"] = r.answer_source_id
+            # (getattr: a server older than these fields answers without them)
+            row["route_kind"] = enum_name(self.api, "helpwire.v1.DocKind", getattr(r, "answer_source_kind", 0),
+                                          "DOC_KIND_")
+            row["route_source"] = getattr(r, "answer_source_id", "")
             row["route_confidence"] = r.confidence
-            row["reason"] = r.reason
+            row["reason"] = getattr(r, "reason", "")
         else:
             row.update(action="REFUSED", route_kind="", route_source="", route_confidence=0.0, reason="")
         row["outcome"] = outcome(row)
@@ -318,7 +320,7 @@ class Evaluator:
                 row["answer_kind"] = enum_name(self.api, "helpwire.v1.DocKind", a.source_kind, "DOC_KIND_")
                 row["answer_source"] = a.source_id
                 row["answer_confidence"] = a.confidence
-                if a.HasField("signals"):
+                if "signals" in a.DESCRIPTOR.fields_by_name and a.HasField("signals"):
                     for s in SIGNALS:
                         row["sig_" + s] = getattr(a.signals, s)
             else:
