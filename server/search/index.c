@@ -887,7 +887,7 @@ int hw_index_create(hw_index **out, const hw_index_options *opts, hw_status *st)
     if (o.delta_max_docs == 0)
         o.delta_max_docs = 1024;
     if (o.answer_threshold == 0)
-        o.answer_threshold = 0.84;
+        o.answer_threshold = 0.88;
     if (o.faq_near_similarity == 0)
         o.faq_near_similarity = 0.8;
     if (o.alt_boost == 0)
@@ -2391,7 +2391,7 @@ static int same_language(const char *a, const char *b)
 static const struct {
     double bias, coverage, head_coverage, question_similarity, question_containment, margin, phrase, locale_match,
         known_share, log_terms;
-} model = {-3.933, 1.717, 0.471, 0.897, 0.822, 2.367, 0.091, 0.927, 0.667, 0.363};
+} model = {-4.524, 1.910, 0.289, 1.229, 1.080, 2.343, -0.284, 1.172, 0.707, 0.407};
 
 static double model_confidence(const features *f)
 {
@@ -2465,7 +2465,8 @@ static int answer(hw_searcher *s, const hw_token *toks, size_t n_toks, const cha
         double conf = model_confidence(&fe);
         /* near-exact: at least 0.9, up to 1 for the same terms */
         int ex = fe.dice >= idx->opt.faq_near_similarity;
-        double near = 0.9 + 0.1 * (fe.dice - idx->opt.faq_near_similarity) / (1.0 - idx->opt.faq_near_similarity + 1e-9);
+        double span = 1.0 - idx->opt.faq_near_similarity;
+        double near = span > 0 ? 0.9 + 0.1 * (fe.dice - idx->opt.faq_near_similarity) / span : 1.0;
         if (ex && near > conf)
             conf = near;
         if (conf > best_conf || (conf == best_conf && best && best->locale_id != lid && r->locale_id == lid)) {

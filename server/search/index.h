@@ -74,7 +74,7 @@ typedef struct hw_index_options {
     double k1;                  /* 0 = 1.2 */
     double b;                   /* 0 = 0.75 (use a tiny value for ~0) */
     uint32_t delta_max_docs;    /* delta bound before main is rebuilt; 0 = 1024 */
-    double answer_threshold;    /* default confidence for hw_index_answer; 0 = 0.84 */
+    double answer_threshold;    /* default confidence for hw_index_answer; 0 = 0.88 */
     double faq_near_similarity; /* question similarity that wins outright; 0 = 0.8 */
     double alt_boost;           /* weight of an alternate-question term; 0 = 1.5 */
 } hw_index_options;

@@ -44,13 +44,13 @@ class Knowledge(unittest.TestCase):
             a = self.agent.call("helpwire.v1.Knowledge/Answer", question=question)
             self.assertFalse(a.transfer, question)
             self.assertTrue(a.source_id.startswith(faq_id), (question, a.source_id))
-            self.assertGreaterEqual(a.confidence, 0.84)
+            self.assertGreaterEqual(a.confidence, 0.88)
 
     def test_unrelated_question_is_transferred(self):
         a = self.agent.call("helpwire.v1.Knowledge/Answer", question="my parrot sings opera at night")
         self.assertTrue(a.transfer)
         self.assertEqual(a.answer, "")
-        self.assertLess(a.confidence, 0.84)
+        self.assertLess(a.confidence, 0.88)
 
     def test_put_search_delete(self):
         art = self.admin.call("helpwire.v1.Knowledge/PutArticle", article={

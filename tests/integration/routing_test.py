@@ -41,7 +41,7 @@ class Routing(DemoServerCase):
         r = self.route("tg-new-1", "如何重置密码", name="小王")
         self.assertEqual(r.action, 1)  # AUTO_REPLY
         self.assertIn("忘记密码", r.reply_text)
-        self.assertGreaterEqual(r.confidence, 0.84)
+        self.assertGreaterEqual(r.confidence, 0.88)
         self.assertEqual(r.hits[0].id, "faq-reset-password")
         self.assertEqual(r.ticket_id, "")
         # One message within Telegram's limit: one outbox sequence.
