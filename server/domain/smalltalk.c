@@ -95,6 +95,13 @@ static const phrase PHRASES[] = {
     {"感谢", P_THANKS},
     {"非常感谢", P_THANKS},
     {"感谢您", P_THANKS},
+    {"谢谢你的帮助", P_THANKS},
+    {"谢谢您的帮助", P_THANKS},
+    {"感谢你的帮助", P_THANKS},
+    {"感谢您的帮助", P_THANKS},
+    {"thanks for your help", P_THANKS},
+    {"thanks for the help", P_THANKS},
+    {"thank you for your help", P_THANKS},
     /* a person, please */
     {"人工", P_HUMAN},
     {"真人", P_HUMAN},
@@ -109,6 +116,9 @@ static const phrase PHRASES[] = {
     {"live person", P_HUMAN},
     {"operator", P_HUMAN},
     {"representative", P_HUMAN},
+    {"someone", P_HUMAN},
+    {"somebody", P_HUMAN},
+    {"a real human", P_HUMAN},
     {"customer service representative", P_HUMAN},
     {"客服", P_HUMAN_WEAK},
     {"customer service", P_HUMAN_WEAK},
@@ -180,6 +190,11 @@ static const phrase PHRASES[] = {
     {"你", P_FILLER},
     {"您", P_FILLER},
     {"了", P_FILLER},
+    {"个", P_FILLER},
+    {"跟我说", P_FILLER},
+    {"跟我聊", P_FILLER},
+    {"和我说", P_FILLER},
+    {"和我聊", P_FILLER},
 };
 
 /* What sits between and around phrases (normalized: "！" is "!", "…" is

@@ -70,7 +70,10 @@ static void asking_for_a_person(void **state)
     ALL_ARE(HW_SMALLTALK_HUMAN, "人工", "转人工", "人工客服", "我要人工", "找人工", "真人", "客服",
             "转人工！", "请转人工客服", "agent", "Human", "human please", "real person", "talk to a human",
             "speak to an agent", "operator", "representative", "can I talk to a human please",
-            "I want to speak with a real person", "hi, can I talk to an agent?", "thanks, human please");
+            "I want to speak with a real person", "hi, can I talk to an agent?", "thanks, human please",
+            "I want to speak to someone", "找个真人跟我说");
+    ALL_ARE(HW_SMALLTALK_THANKS, "好的谢谢你的帮助", "thanks for your help!");
+    ALL_ARE(HW_SMALLTALK_NONE, "someone charged my card twice", "个人信息怎么改");
 }
 
 static void messages_with_a_real_question_are_not_small_talk(void **state)
