@@ -1372,6 +1372,13 @@ struct hw_searcher {
     size_t cap_pres;
     uint64_t *qv; /* a variant of the query's hash set */
     size_t cap_qv;
+    uint8_t *lvq; /* per query term: its level in the current candidate */
+    double *wq;   /* per query term: its coverage weight, -1 unknown */
+    size_t cap_lvq, cap_wq;
+    struct cjk_char {
+        int32_t q[2]; /* the query terms (bigrams) holding the character, -1 none */
+    } * cj;           /* the question's CJK characters, in order */
+    size_t n_cj, cap_cj;
 };
 
 int hw_searcher_create(hw_index *idx, hw_searcher **out, hw_status *st)
@@ -1409,6 +1416,9 @@ void hw_searcher_destroy(hw_searcher *s)
     free(s->altq);
     free(s->pres);
     free(s->qv);
+    free(s->lvq);
+    free(s->wq);
+    free(s->cj);
     free(s);
 }
 
@@ -2291,6 +2301,38 @@ static size_t query_variant(hw_searcher *s, const hw_token *tk, const uint64_t *
     return sort_unique_u64(s->qv, n);
 }
 
+/* The question's CJK characters and the bigrams holding each (s->cj):
+ * bigrams of one run overlap by a character; a lone character is its own
+ * token. */
+static int cjk_chars(hw_searcher *s, const hw_token *tk, size_t nt)
+{
+    s->n_cj = 0;
+    if (grow((void **)&s->cj, &s->cap_cj, 2 * nt + 1, sizeof *s->cj))
+        return HW_ENOMEM;
+    const hw_token *prev = NULL;
+    for (size_t k = 0; k < nt; k++) {
+        const hw_token *t = &tk[k];
+        if (!(t->flags & HW_TOKEN_CJK)) {
+            prev = NULL;
+            continue;
+        }
+        int32_t qi = -1;
+        for (size_t i = 0; i < s->n_orig && qi < 0; i++)
+            if (s->q[i].hash == t->hash)
+                qi = (int32_t)i;
+        int bigram = t->end - t->start >= 6; /* two characters of 3 or 4 bytes */
+        if (prev && t->start < prev->end && s->n_cj > 0) {
+            s->cj[s->n_cj - 1].q[1] = qi; /* the character it shares with the previous */
+        } else {
+            s->cj[s->n_cj++] = (struct cjk_char){{qi, -1}};
+        }
+        if (bigram)
+            s->cj[s->n_cj++] = (struct cjk_char){{qi, -1}};
+        prev = t;
+    }
+    return 0;
+}
+
 /* What a candidate's confidence is computed from (hw_answer_signals plus
  * what only the model uses). */
 typedef struct features {
@@ -2320,6 +2362,7 @@ static void doc_features(hw_searcher *s, const snapshot *sn, const hw_token *tk,
             n_known++;
         }
     double mean = n_known ? known / n_known : 1.0;
+    /* each term's level in the document (its own, or a synonym's) and weight */
     for (size_t i = 0; i < s->n_orig; i++) {
         const qterm *q = &s->q[i];
         uint8_t lv = s->pres[i];
@@ -2330,7 +2373,33 @@ static void doc_features(hw_searcher *s, const snapshot *sn, const hw_token *tk,
                 if (mp[m] > lv)
                     lv = mp[m];
             }
-        double w = q->df ? q->idf : spanned ? mean : ((q->flags & HW_TOKEN_CJK) ? 0.25 : 0.5) * mean;
+        s->lvq[i] = lv;
+        s->wq[i] = q->df ? q->idf : spanned ? mean : -1; /* -1: unknown */
+        if (q->flags & HW_TOKEN_CJK)
+            continue; /* counted by character below */
+        double w = s->wq[i] >= 0 ? s->wq[i] : 0.5 * mean;
+        total += w;
+        cov += lv >= 1 ? w : 0;
+        head += lv >= 2 ? w : 0;
+    }
+    /* CJK by character: a bigram straddling two words (的退, 问你) is not
+     * content, so a character weighs half the idf of the best known bigram
+     * holding it (a quarter of the mean known idf when none is known), and
+     * is covered when a bigram holding it is in the document */
+    for (size_t c = 0; c < s->n_cj; c++) {
+        double w = -1;
+        uint8_t lv = 0;
+        for (int k = 0; k < 2; k++) {
+            int32_t qi = s->cj[c].q[k];
+            if (qi < 0)
+                continue;
+            if (s->wq[qi] >= 0 && 0.5 * s->wq[qi] > w)
+                w = 0.5 * s->wq[qi];
+            if (s->lvq[qi] > lv)
+                lv = s->lvq[qi];
+        }
+        if (w < 0)
+            w = 0.25 * mean;
         total += w;
         cov += lv >= 1 ? w : 0;
         head += lv >= 2 ? w : 0;
@@ -2391,7 +2460,7 @@ static int same_language(const char *a, const char *b)
 static const struct {
     double bias, coverage, head_coverage, question_similarity, question_containment, margin, phrase, locale_match,
         known_share, log_terms;
-} model = {-4.524, 1.910, 0.289, 1.229, 1.080, 2.343, -0.284, 1.172, 0.707, 0.407};
+} model = {-4.572, 1.883, 0.412, 1.201, 1.078, 2.335, -0.287, 1.170, 0.717, 0.408};
 
 static double model_confidence(const features *f)
 {
@@ -2435,7 +2504,9 @@ static int answer(hw_searcher *s, const hw_token *toks, size_t n_toks, const cha
         goto out;
     if (expand_synonyms(s, sn, syn, toks, n_toks, locale) != 0 || correct_typos(s, sn, toks, n_toks) != 0 ||
         grow((void **)&s->pres, &s->cap_pres, s->n_q + 1, 1) ||
-        grow((void **)&s->qv, &s->cap_qv, s->n_qhash + s->n_altq + 1, sizeof *s->qv)) {
+        grow((void **)&s->qv, &s->cap_qv, s->n_qhash + s->n_altq + 1, sizeof *s->qv) ||
+        grow((void **)&s->lvq, &s->cap_lvq, s->n_q + 1, 1) || grow((void **)&s->wq, &s->cap_wq, s->n_q + 1, sizeof *s->wq) ||
+        cjk_chars(s, toks, n_toks) != 0) {
         rc = hw_status_set(st, HW_ENOMEM, "answer: out of memory");
         goto out;
     }
