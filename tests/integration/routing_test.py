@@ -350,5 +350,34 @@ class Agents(unittest.TestCase):
         self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
 
 
+class RouteHits(unittest.TestCase):
+    """A Route reply lists at most --route-hits knowledge hits (3 unless
+    set); the flag takes 1 to 5."""
+
+    QUESTION = "password refund invoice opening hours app crash two-factor"
+
+    def hits_with(self, *flags):
+        server = hwclient.Server("--demo", *flags)
+        try:
+            bridge = server.client(api=API, role="bridge")
+            r = bridge.call("helpwire.v1.Router/Route", channel=TG, channelUserId="hits-%d" % len(flags),
+                            displayName="c", text=self.QUESTION, messageId="hits-%d" % len(flags))
+            bridge.close()
+            return len(r.hits)
+        finally:
+            self.assertEqual(server.stop(), 0, server.read_log())
+
+    def test_three_by_default_and_as_configured(self):
+        self.assertEqual(self.hits_with(), 3)
+        self.assertEqual(self.hits_with("--route-hits", "1"), 1)
+        self.assertEqual(self.hits_with("--route-hits", "5"), 5)
+
+    def test_out_of_range_is_refused_at_start(self):
+        for bad in ("0", "6", "x"):
+            with self.assertRaises(RuntimeError) as cm:
+                hwclient.Server("--demo", "--route-hits", bad)
+            self.assertIn("route-hits", str(cm.exception))
+
+
 if __name__ == "__main__":
     hwtest.main()
