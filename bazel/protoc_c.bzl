@@ -26,13 +26,18 @@ def protoc_c_library(name, srcs, visibility = None):
     )
 
 def proto_descriptor_set(name, srcs, out, visibility = None):
-    """A FileDescriptorSet (with imports) for reflection and other languages."""
+    """A FileDescriptorSet (with imports) for reflection and other languages.
+
+    Keeps SourceCodeInfo (--include_source_info): the .proto comments, by
+    location, so that reflection clients (grpcurl describe, grpcui, Postman)
+    show each service, method, message and field with its documentation.
+    About three times the size without it (a hundred kilobytes or so)."""
     pkg = native.package_name()
     native.genrule(
         name = name,
         srcs = srcs,
         outs = [out],
-        cmd = "protoc-c -I{pkg} --include_imports --descriptor_set_out=$@ $(SRCS)".format(pkg = pkg),
+        cmd = "protoc-c -I{pkg} --include_imports --include_source_info --descriptor_set_out=$@ $(SRCS)".format(pkg = pkg),
         message = "descriptor set " + name,
         visibility = visibility,
     )

@@ -83,6 +83,13 @@ static void reflection_info(hw_call *call, const ProtobufCMessage *request, void
 static const hw_method table[] = {
     HEALTH("/grpc.health.v1.Health/Check", health_check, false),
     HEALTH("/grpc.health.v1.Health/Watch", health_watch, true),
+    /* Reflection under both names, one implementation: grpc.reflection.v1
+     * has v1alpha's messages and field numbers, so v1alpha's C code reads
+     * and writes the same bytes (reflection_test checks the two .proto
+     * files stay alike). */
+    BIDI("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+         grpc__reflection__v1alpha__server_reflection_request,
+         grpc__reflection__v1alpha__server_reflection_response, reflection_info, PUBLIC),
     BIDI("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
          grpc__reflection__v1alpha__server_reflection_request,
          grpc__reflection__v1alpha__server_reflection_response, reflection_info, PUBLIC),

@@ -1,8 +1,9 @@
 /*
- * reflection: grpc.reflection.v1alpha.ServerReflection from the descriptor
- * set compiled into helpwired (//proto:protoset), so that grpcurl and
- * clients in other languages can list the services and fetch the .proto
- * definitions at run time. Public: no token needed.
+ * reflection: gRPC server reflection (grpc.reflection.v1 and v1alpha, the
+ * same messages on the wire) from the descriptor set compiled into
+ * helpwired (//proto:protoset), so that grpcurl and clients in other
+ * languages can list the services and fetch the .proto definitions, with
+ * their comments (SourceCodeInfo), at run time. Public: no token needed.
  *
  * The set is parsed once at start into an index of files (by name, with
  * their serialized FileDescriptorProto) and of symbols (services, their
@@ -24,7 +25,9 @@ int hw_reflection_create(hw_reflection **out, char *err, size_t errlen);
 void hw_reflection_destroy(hw_reflection *r);
 
 /* One message of the bidirectional ServerReflectionInfo stream, for the
- * method table's handler (which finds r in its context). */
+ * method table's handler (which finds r in its context). request is a
+ * v1alpha ServerReflectionRequest; the method table decodes v1 requests
+ * with the same descriptor. */
 void hw_reflection_info(hw_call *call, const ProtobufCMessage *request, const hw_reflection *r);
 
 #endif

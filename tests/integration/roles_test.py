@@ -34,6 +34,7 @@ BRIDGE_AGENT = BRIDGE | AGENT
 ROLES = {
     "/grpc.health.v1.Health/Check": PUBLIC,
     "/grpc.health.v1.Health/Watch": PUBLIC,
+    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo": PUBLIC,
     "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": PUBLIC,
 
     "/helpwire.v1.Knowledge/Search": AGENT,
@@ -105,7 +106,7 @@ ROLES = {
     "/helpwire.v1.Cluster/FetchSnapshot": ADMIN,
 }
 
-PACKAGES = ("helpwire.v1", "grpc.health.v1", "grpc.reflection.v1alpha")
+PACKAGES = ("helpwire.v1", "grpc.health.v1", "grpc.reflection.v1", "grpc.reflection.v1alpha")
 CALLERS = ("none", "unknown", "bridge", "agent", "admin")
 REFUSED = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
 STREAM_TIMEOUT = 2  # seconds: a stream that was admitted may stay open
