@@ -1,7 +1,8 @@
 """js_reflection_test: a client from another gRPC implementation. Node.js
 with @grpc/grpc-js discovers the API through server reflection
-(tests/js/reflection_client.js, grpc-js-reflection-client), then calls
-Router.Route with the bridge token against the real helpwired.
+(tests/js/reflection_client.js, grpc-js-reflection-client), through
+grpc.reflection.v1 and through v1alpha, then calls Router.Route with the
+bridge token against the real helpwired.
 
 The npm packages live in the source tree's tests/js/node_modules (installed
 by bazel/setup.sh with `npm ci`, never committed); the script comes in
@@ -49,18 +50,24 @@ class JsReflectionClient(unittest.TestCase):
             self.fail("node is not installed: " + SETUP_HINT)
         return node
 
-    def run_client(self, token):
+    def run_client(self, token, version="v1alpha"):
         d = js_dir()
         modules = os.path.join(d, "node_modules")
         for pkg in ("@grpc/grpc-js", "@grpc/proto-loader", "grpc-js-reflection-client"):
             if not os.path.isdir(os.path.join(modules, pkg)):
                 self.fail("%s is missing from %s: %s" % (pkg, modules, SETUP_HINT))
         env = dict(os.environ, NODE_PATH=modules)
-        return subprocess.run([self.node(), os.path.join(d, "reflection_client.js"), self.server.address, token],
+        return subprocess.run([self.node(), os.path.join(d, "reflection_client.js"), self.server.address, token,
+                               version],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, timeout=60)
 
     def test_reflection_then_route(self):
-        p = self.run_client(self.server.tokens["bridge"])
+        for version in ("v1", "v1alpha"):
+            with self.subTest(version=version):
+                self.reflection_then_route(version)
+
+    def reflection_then_route(self, version):
+        p = self.run_client(self.server.tokens["bridge"], version)
         err = p.stderr.decode(errors="replace")
         self.assertEqual(p.returncode, 0, "reflection_client.js failed:\n" + err + "\n" + self.server.read_log())
         listed = [l for l in err.splitlines() if l.startswith("services: ")]
@@ -86,9 +93,14 @@ class JsReflectionClient(unittest.TestCase):
         admin.close()
 
     def test_a_wrong_token_fails_the_client(self):
-        p = self.run_client("hw_not-a-real-token")
+        p = self.run_client("hw_not-a-real-token", "v1")
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("UNAUTHENTICATED", p.stderr.decode(errors="replace"))
+
+    def test_an_unknown_reflection_version_fails_the_client(self):
+        p = self.run_client(self.server.tokens["bridge"], "v2")
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("VERSION is v1 or v1alpha", p.stderr.decode(errors="replace"))
 
 
 if __name__ == "__main__":

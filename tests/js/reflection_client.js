@@ -3,9 +3,10 @@
 // @grpc/grpc-js, knowing nothing of the API beforehand. It lists the
 // services through server reflection (grpc-js-reflection-client), loads
 // helpwire.v1.Router's descriptor through reflection, calls Router.Route
-// with the bridge token and prints the reply as JSON.
+// with the bridge token and prints the reply as JSON. VERSION picks the
+// reflection service: v1 (grpc.reflection.v1) or v1alpha (the default).
 //
-// Usage: node tests/js/reflection_client.js HOST:PORT BRIDGE_TOKEN
+// Usage: node tests/js/reflection_client.js HOST:PORT BRIDGE_TOKEN [VERSION]
 // Exit status 0 only when every step worked.
 'use strict';
 
@@ -36,12 +37,13 @@ function fail(msg) {
 }
 
 async function main() {
-  const [target, token] = process.argv.slice(2);
-  if (!target || !token) fail('usage: reflection_client.js HOST:PORT BRIDGE_TOKEN');
+  const [target, token, version = 'v1alpha'] = process.argv.slice(2);
+  if (!target || !token) fail('usage: reflection_client.js HOST:PORT BRIDGE_TOKEN [v1|v1alpha]');
+  if (version !== 'v1' && version !== 'v1alpha') fail('VERSION is v1 or v1alpha, not ' + version);
 
   const creds = grpc.credentials.createInsecure();
   // Reflection is public: no token on these calls.
-  const reflection = new GrpcReflection(target, creds, {}, 'v1alpha');
+  const reflection = new GrpcReflection(target, creds, {}, version);
 
   const services = await reflection.listServices('*', { deadline: deadline() });
   if (!Array.isArray(services)) fail('listServices did not return a list: ' + JSON.stringify(services));
