@@ -171,7 +171,8 @@ class Reflection(unittest.TestCase):
     def test_nested_types_and_enums_are_symbols(self):
         for v in VERSIONS:
             with self.subTest(version=v):
-                (resp,) = self.ask(v, self.req(v, fileContainingSymbol="grpc.health.v1.HealthCheckResponse.ServingStatus"))
+                status = "grpc.health.v1.HealthCheckResponse.ServingStatus"
+                (resp,) = self.ask(v, self.req(v, fileContainingSymbol=status))
                 self.assertIn("grpc/health/v1/health.proto", self.files(resp))
                 (resp,) = self.ask(v, self.req(v, fileContainingSymbol="helpwire.v1.TicketStatus"))
                 self.assertIn("helpwire/v1/common.proto", self.files(resp))
