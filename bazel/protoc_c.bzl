@@ -26,13 +26,14 @@ def protoc_c_library(name, srcs, visibility = None):
     )
 
 def proto_descriptor_set(name, srcs, out, visibility = None):
-    """A FileDescriptorSet (with imports) for reflection and other languages."""
+    """A FileDescriptorSet (with imports) for reflection and other languages.
+    Imports of google/protobuf/*.proto resolve to Debian's /usr/include."""
     pkg = native.package_name()
     native.genrule(
         name = name,
         srcs = srcs,
         outs = [out],
-        cmd = "protoc-c -I{pkg} --include_imports --descriptor_set_out=$@ $(SRCS)".format(pkg = pkg),
+        cmd = "protoc-c -I{pkg} -I/usr/include --include_imports --descriptor_set_out=$@ $(SRCS)".format(pkg = pkg),
         message = "descriptor set " + name,
         visibility = visibility,
     )
