@@ -1,7 +1,7 @@
 /*
  * status_details_test: the google.rpc.Status that server/net/status_details.c
  * writes for a failure decodes with protobuf-c's code generated from
- * proto/google/rpc (status.proto, error_details.proto) (an independent decoder), says what the error
+ * proto/google/rpc (an independent decoder), says what the error
  * model promises per code (docs/errors.md), and is the canonical encoding
  * (protobuf-c packs the decoded message back to the same bytes).
  */
