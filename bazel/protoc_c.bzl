@@ -31,13 +31,14 @@ def proto_descriptor_set(name, srcs, out, visibility = None):
     Keeps SourceCodeInfo (--include_source_info): the .proto comments, by
     location, so that reflection clients (grpcurl describe, grpcui, Postman)
     show each service, method, message and field with its documentation.
-    About three times the size without it (a hundred kilobytes or so)."""
+    About three times the size without it (a hundred kilobytes or so).
+    Imports of google/protobuf/*.proto resolve to Debian's /usr/include."""
     pkg = native.package_name()
     native.genrule(
         name = name,
         srcs = srcs,
         outs = [out],
-        cmd = "protoc-c -I{pkg} --include_imports --include_source_info --descriptor_set_out=$@ $(SRCS)".format(pkg = pkg),
+        cmd = "protoc-c -I{pkg} -I/usr/include --include_imports --include_source_info --descriptor_set_out=$@ $(SRCS)".format(pkg = pkg),
         message = "descriptor set " + name,
         visibility = visibility,
     )

@@ -154,8 +154,9 @@ static int update_customer_fn(hw_store_txn *w, void *arg)
     if (rc != HW_OK)
         return rc;
     if (q->expected_version && cu->version != q->expected_version)
-        return hw_rpc_wfail(&c->h, HW_ECONFLICT, "customer %s is at version %llu, not %llu", cu->id,
-                            (unsigned long long)cu->version, (unsigned long long)q->expected_version);
+        return hw_rpc_wfail_on(&c->h, HW_ECONFLICT, "customers", cu->id,
+                               "customer %s is at version %llu, not %llu", cu->id,
+                               (unsigned long long)cu->version, (unsigned long long)q->expected_version);
     if (c->set_name)
         cu->name = q->name;
     if (c->set_email)

@@ -270,9 +270,10 @@ void hw_knowledge_answer(hw_call *call, const ProtobufCMessage *request, void *a
 /* Articles and FAQs are put the same way; a doc_kind says how each is
  * read, stored and indexed. */
 typedef struct doc_kind {
-    const char *what;   /* for messages: "article", "FAQ" */
-    const char *seq;    /* sequence of server-assigned ids */
-    const char *prefix; /* of server-assigned ids: "a", "f" */
+    const char *what;       /* for messages: "article", "FAQ" */
+    const char *collection; /* for error details' subjects: "articles", "faqs" */
+    const char *seq;        /* sequence of server-assigned ids */
+    const char *prefix;     /* of server-assigned ids: "a", "f" */
     /* The stored version of id (HW_ENOTFOUND when none). */
     int (*stored_version)(hw_store_txn *w, const char *id, uint64_t *version);
     int (*put)(hw_store_txn *w, const ProtobufCMessage *doc);
@@ -327,8 +328,9 @@ static int put_doc_fn(hw_store_txn *w, void *arg)
     if (rc != HW_OK && rc != HW_ENOTFOUND)
         return rc;
     if (c->expected_version && old != c->expected_version)
-        return hw_rpc_wfail(&c->h, HW_ECONFLICT, "%s %s is at version %llu, not %llu", c->kind->what, c->id,
-                            (unsigned long long)old, (unsigned long long)c->expected_version);
+        return hw_rpc_wfail_on(&c->h, HW_ECONFLICT, c->kind->collection, c->id,
+                               "%s %s is at version %llu, not %llu", c->kind->what, c->id,
+                               (unsigned long long)old, (unsigned long long)c->expected_version);
     *c->version = old + 1;
     *c->updated_unix_ms = hw_effects_now_ms(&c->h.fx);
     rc = c->kind->put(w, c->doc);
@@ -399,6 +401,7 @@ static hw_doc article_index_doc(const ProtobufCMessage *doc)
 }
 
 static const doc_kind article_kind = {.what = "article",
+                                      .collection = "articles",
                                       .seq = "article",
                                       .prefix = "a",
                                       .stored_version = article_version,
@@ -426,6 +429,7 @@ static hw_doc faq_index_doc(const ProtobufCMessage *doc)
 }
 
 static const doc_kind faq_kind = {.what = "FAQ",
+                                  .collection = "faqs",
                                   .seq = "faq",
                                   .prefix = "f",
                                   .stored_version = faq_version,

@@ -42,6 +42,25 @@ grpc_status_code hw_rpc_status(int err)
     return (grpc_status_code)hw_err_grpc_status(err);
 }
 
+/* The ErrorInfo reasons of the HW_E* codes that say more than their gRPC
+ * status (the others take the status's default, status_details.c). */
+static const char *const REASONS[HW_ERR_COUNT] = {
+    [-HW_ENOMEM] = "OUT_OF_MEMORY",  [-HW_EFULL] = "STORAGE_FULL", [-HW_ENOSPACE] = "STORAGE_FULL",
+    [-HW_ENOTLEADER] = "NOT_LEADER", [-HW_EAGAIN] = "NOT_READY",   [-HW_ECLOSED] = "DRAINING",
+};
+
+const char *hw_rpc_reason(int err)
+{
+    return err < 0 && err > -HW_ERR_COUNT ? REASONS[-err] : NULL;
+}
+
+/* Fails call for err with msg and, when known, the resource (subject). */
+static void fail_with(hw_call *call, int err, const char *subject, const char *msg)
+{
+    const hw_error_hint hint = {.reason = hw_rpc_reason(err), .subject = subject};
+    hw_call_fail_ex(call, hw_rpc_status(err), &hint, "%s", msg);
+}
+
 static void fail_v(hw_call *call, int err, const char *fmt, va_list ap)
 {
     char msg[512];
@@ -51,7 +70,7 @@ static void fail_v(hw_call *call, int err, const char *fmt, va_list ap)
         snprintf(msg, sizeof msg, "%s", HW_RPC_NOT_LEADER_MSG);
     else
         snprintf(msg, sizeof msg, "%s", hw_strerror(err));
-    hw_call_fail(call, hw_rpc_status(err), "%s", msg);
+    fail_with(call, err, NULL, msg);
 }
 
 void hw_rpc_fail(hw_call *call, int err, const char *fmt, ...)
@@ -81,17 +100,16 @@ bool hw_rpc_check_text(hw_call *call, const char *field, const char *s, size_t m
 {
     size_t len = strlen(s);
     if (len < min) {
-        hw_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "%s: required", field);
+        hw_call_fail_field(call, field, "%s: required", field);
         return false;
     }
     if (len > max) {
-        hw_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "%s: %zu bytes, at most %zu allowed", field, len,
-                     max);
+        hw_call_fail_field(call, field, "%s: %zu bytes, at most %zu allowed", field, len, max);
         return false;
     }
     long bad = utf8_invalid_at(s, len);
     if (bad >= 0) {
-        hw_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "%s: invalid UTF-8 at byte %ld", field, bad);
+        hw_call_fail_field(call, field, "%s: invalid UTF-8 at byte %ld", field, bad);
         return false;
     }
     return true;
@@ -102,19 +120,19 @@ bool hw_rpc_check_id(hw_call *call, const char *field, const char *s, size_t max
     size_t len = strlen(s);
     if (len == 0) {
         if (!optional)
-            hw_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "%s: required", field);
+            hw_call_fail_field(call, field, "%s: required", field);
         return optional;
     }
     if (len > max) {
-        hw_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "%s: longer than %zu bytes", field, max);
+        hw_call_fail_field(call, field, "%s: longer than %zu bytes", field, max);
         return false;
     }
     for (size_t i = 0; i < len; i++) {
         char c = s[i];
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
               c == '_' || c == ':' || c == '-')) {
-            hw_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
-                         "%s: only letters, digits and . _ : - are allowed (byte %zu)", field, i);
+            hw_call_fail_field(call, field, "%s: only letters, digits and . _ : - are allowed (byte %zu)",
+                               field, i);
             return false;
         }
     }
@@ -126,11 +144,11 @@ bool hw_rpc_check_enum(hw_call *call, const char *field, const ProtobufCEnumDesc
 {
     if (v == 0) {
         if (!optional)
-            hw_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "%s: required", field);
+            hw_call_fail_field(call, field, "%s: required", field);
         return optional;
     }
     if (!protobuf_c_enum_descriptor_get_value(d, v)) {
-        hw_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "%s: unknown value %d", field, v);
+        hw_call_fail_field(call, field, "%s: unknown value %d", field, v);
         return false;
     }
     return true;
@@ -140,8 +158,7 @@ bool hw_rpc_check_list(hw_call *call, const char *field, char **items, size_t n_
                        size_t max)
 {
     if (n_items > max_items) {
-        hw_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "%s: %zu items, at most %zu allowed", field, n_items,
-                     max_items);
+        hw_call_fail_field(call, field, "%s: %zu items, at most %zu allowed", field, n_items, max_items);
         return false;
     }
     for (size_t i = 0; i < n_items; i++) {
@@ -164,7 +181,7 @@ bool hw_rpc_page_token(hw_call *call, const char *field, const char *token, hw_s
 {
     memset(cursor, 0, sizeof *cursor);
     if (hw_store_cursor_decode(token, cursor) != HW_OK) {
-        hw_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "%s: not a token from this listing", field);
+        hw_call_fail_field(call, field, "%s: not a token from this listing", field);
         return false;
     }
     return true;
@@ -204,7 +221,7 @@ void *hw_rpc_ctx_new(hw_call *call, void *app, size_t size)
 {
     hw_wctx *h = hw_arena_calloc(hw_call_arena(call), 1, size);
     if (!h) {
-        hw_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "server out of memory");
+        hw_rpc_fail(call, HW_ENOMEM, "server out of memory");
         return NULL;
     }
     h->call = call;
@@ -219,6 +236,18 @@ int hw_rpc_wfail(hw_wctx *h, int err, const char *fmt, ...)
     vsnprintf(h->msg, sizeof h->msg, fmt, ap);
     va_end(ap);
     h->err = err;
+    h->subject[0] = '\0';
+    return err;
+}
+
+int hw_rpc_wfail_on(hw_wctx *h, int err, const char *collection, const char *id, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(h->msg, sizeof h->msg, fmt, ap);
+    va_end(ap);
+    h->err = err;
+    snprintf(h->subject, sizeof h->subject, "%s/%s", collection, id);
     return err;
 }
 
@@ -248,16 +277,19 @@ bool hw_rpc_write(hw_wctx *h, hw_store_write_fn fn, hw_store_done_fn done)
 {
     h->err = 0;
     h->msg[0] = '\0';
+    h->subject[0] = '\0';
     h->fn = fn;
     h->done = done;
     int rc = hw_store_submit(h->app->store, write_fn, write_done, h);
     if (rc == HW_ENOTLEADER) {
-        hw_call_fail(h->call, GRPC_STATUS_UNAVAILABLE, "%s", HW_RPC_NOT_LEADER_MSG);
+        fail_with(h->call, rc, NULL, HW_RPC_NOT_LEADER_MSG);
         return false;
     }
     if (rc != HW_OK) {
-        hw_call_fail(h->call, GRPC_STATUS_UNAVAILABLE, "the store is not accepting writes: %s",
-                     hw_strerror(rc));
+        char msg[256];
+        snprintf(msg, sizeof msg, "the store is not accepting writes: %s", hw_strerror(rc));
+        hw_error_hint hint = {.reason = hw_rpc_reason(rc)};
+        hw_call_fail_ex(h->call, GRPC_STATUS_UNAVAILABLE, &hint, "%s", msg);
         return false;
     }
     return true;
@@ -268,11 +300,11 @@ bool hw_rpc_write_failed(hw_wctx *h, int status)
     if (status == HW_OK)
         return false;
     if (status == HW_ENOTLEADER) /* the group failed as a whole: no message of the fn's applies */
-        hw_call_fail(h->call, hw_rpc_status(status), "%s", HW_RPC_NOT_LEADER_MSG);
+        fail_with(h->call, status, NULL, HW_RPC_NOT_LEADER_MSG);
     else if (h->err == status && h->msg[0])
-        hw_call_fail(h->call, hw_rpc_status(status), "%s", h->msg);
+        fail_with(h->call, status, h->subject[0] ? h->subject : NULL, h->msg);
     else
-        hw_call_fail(h->call, hw_rpc_status(status), "%s", hw_strerror(status));
+        fail_with(h->call, status, NULL, hw_strerror(status));
     return true;
 }
 

@@ -36,11 +36,17 @@
 grpc_status_code hw_rpc_status(int err);
 
 /* Fails the call with the status of err and a message (printf format;
- * NULL uses hw_strerror(err)). */
+ * NULL uses hw_strerror(err)); the error details' reason is
+ * hw_rpc_reason(err) when it has one, else the status's default. */
 void hw_rpc_fail(hw_call *call, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* The ErrorInfo reason of err when it says more than its gRPC status
+ * ("NOT_LEADER", "STORAGE_FULL", ...), else NULL. Static strings. */
+const char *hw_rpc_reason(int err);
+
 /* ---- validation: each returns true when valid; otherwise it has failed
- * the call with INVALID_ARGUMENT naming field, and returns false. ---- */
+ * the call with INVALID_ARGUMENT naming field (in the text, "field: why",
+ * and in the error details: hw_call_fail_field), and returns false. ---- */
 
 /* s is valid UTF-8 of min..max bytes (min 0 allows ""). */
 bool hw_rpc_check_text(hw_call *call, const char *field, const char *s, size_t min, size_t max);
@@ -83,6 +89,7 @@ typedef struct hw_wctx {
     hw_app *app;
     int err;              /* set with hw_rpc_wfail */
     char msg[256];        /* the message for err */
+    char subject[128];    /* the resource err is about ("tickets/t-1"), or "" (hw_rpc_wfail_on) */
     hw_effects fx;        /* what the write causes after its commit; begun before
                            * each run of fn, in the call's arena */
     hw_store_write_fn fn; /* hw_rpc_write's own */
@@ -97,6 +104,12 @@ void *hw_rpc_ctx_new(hw_call *call, void *app, size_t size);
 /* Records a domain failure in a write fn and returns err, so that
  * `return hw_rpc_wfail(&ctx->h, HW_EPRECONDITION, "...")` rolls back. */
 int hw_rpc_wfail(hw_wctx *h, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* hw_rpc_wfail naming the resource, "collection/id" ("tickets/t-1042"):
+ * the subject of the error details' PreconditionFailure (ABORTED,
+ * FAILED_PRECONDITION). */
+int hw_rpc_wfail_on(hw_wctx *h, int err, const char *collection, const char *id, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 
 /* Queues fn; done(ctx, status) runs after the durable commit. Before each
  * run of fn, h->fx is begun (emptied, in the call's arena); once the

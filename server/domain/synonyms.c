@@ -465,8 +465,9 @@ static int put_fn(hw_store_txn *w, void *arg)
     if (rc != HW_OK)
         return rc;
     if (c->expected_version && old != c->expected_version)
-        return hw_rpc_wfail(&c->h, HW_ECONFLICT, "synonym set %s is at version %llu, not %llu", set->id,
-                            (unsigned long long)old, (unsigned long long)c->expected_version);
+        return hw_rpc_wfail_on(&c->h, HW_ECONFLICT, "synonymSets", set->id,
+                               "synonym set %s is at version %llu, not %llu", set->id,
+                               (unsigned long long)old, (unsigned long long)c->expected_version);
     if (old == 0 && hw_synonyms_count(c->h.app->synonyms) >= HW_SYNONYMS_MAX_SETS)
         return hw_rpc_wfail(&c->h, HW_EPRECONDITION, "there are %d synonym sets already, the most allowed",
                             HW_SYNONYMS_MAX_SETS);

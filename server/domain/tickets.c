@@ -632,8 +632,8 @@ static int load_for_change(hw_store_txn *w, hw_wctx *h, const char *id, uint64_t
     if (rc != HW_OK)
         return rc;
     if (expected_version && (*t)->version != expected_version)
-        return hw_rpc_wfail(h, HW_ECONFLICT, "ticket %s is at version %llu, not %llu", id,
-                            (unsigned long long)(*t)->version, (unsigned long long)expected_version);
+        return hw_rpc_wfail_on(h, HW_ECONFLICT, "tickets", id, "ticket %s is at version %llu, not %llu", id,
+                               (unsigned long long)(*t)->version, (unsigned long long)expected_version);
     return HW_OK;
 }
 
@@ -864,7 +864,7 @@ static int update_fn(hw_store_txn *w, void *arg)
     rc = hw_tickets_update_in(w, t, &c->change, hw_rpc_actor(c->h.call), hw_call_arena(c->h.call), &c->h.fx,
                               &why);
     c->ticket = t;
-    return why ? hw_rpc_wfail(&c->h, rc, "%s", why) : rc;
+    return why ? hw_rpc_wfail_on(&c->h, rc, "tickets", t->id, "%s", why) : rc;
 }
 
 static void ticket_done(void *arg, int status)
@@ -952,7 +952,8 @@ static int message_fn(hw_store_txn *w, void *arg)
     }
     rc = hw_tickets_add_message_in(w, t, c->req->kind, author, c->req->text, a, &c->h.fx, &c->msg, &c->sent);
     if (rc == HW_EPRECONDITION)
-        return hw_rpc_wfail(&c->h, rc, "ticket %s is closed; open a new ticket instead", t->id);
+        return hw_rpc_wfail_on(&c->h, rc, "tickets", t->id, "ticket %s is closed; open a new ticket instead",
+                               t->id);
     return rc;
 }
 
@@ -1015,7 +1016,7 @@ static int escalate_fn(hw_store_txn *w, void *arg)
     rc = hw_tickets_escalate_in(w, t, c->req->reason, hw_rpc_actor(c->u.h.call), hw_call_arena(c->u.h.call),
                                 &c->u.h.fx, &why);
     c->u.ticket = t;
-    return why ? hw_rpc_wfail(&c->u.h, rc, "%s", why) : rc;
+    return why ? hw_rpc_wfail_on(&c->u.h, rc, "tickets", t->id, "%s", why) : rc;
 }
 
 void hw_tickets_escalate(hw_call *call, const ProtobufCMessage *request, void *appv)
@@ -1059,7 +1060,7 @@ static int close_fn(hw_store_txn *w, void *arg)
     rc = hw_tickets_close_in(w, c->h.app, t, c->req->resolution, c->req->skip_survey, hw_rpc_actor(c->h.call),
                              hw_call_arena(c->h.call), &c->h.fx, &c->survey_id, &c->survey_url, &why);
     c->ticket = t;
-    return why ? hw_rpc_wfail(&c->h, rc, "%s", why) : rc;
+    return why ? hw_rpc_wfail_on(&c->h, rc, "tickets", t->id, "%s", why) : rc;
 }
 
 static void close_done(void *arg, int status)

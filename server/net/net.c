@@ -33,6 +33,12 @@
  * deadline, whichever is first. A read that waited hops back to its
  * worker (handlers keep per-worker state) by sending its initial metadata
  * on the call (TAG_RESUME); the reply then goes without it (md_sent).
+ *
+ * Error details: every failure goes through call_fail_v, which encodes the
+ * google.rpc.Status (status_details.c) once, into the call's arena for a
+ * unary call (a stream's into malloc'd memory: another thread may end it
+ * while its worker uses the arena), and set_trailers sends it as
+ * grpc-status-details-bin. A relayed answer keeps the leader's details.
  */
 #include "server/net/net.h"
 
@@ -143,7 +149,12 @@ struct hw_call {
     uint64_t wait_index;  /* helpwire-min-applied-index being waited for */
     hw_forward *fwd;      /* relayed to the leader */
     char applied_buf[24]; /* the trailing helpwire-applied-index value */
-    grpc_metadata applied_md;
+
+    /* trailers of ours: helpwire-applied-index (replicas), the details */
+    grpc_metadata own_md[2];
+    uint8_t *err_details; /* google.rpc.Status of the failure; arena, or malloc'd (err_details_owned) */
+    size_t err_details_len;
+    bool err_details_owned;
 
     /* streaming only */
     bool streaming;
@@ -192,6 +203,9 @@ struct hw_net {
     grpc_channel *ch;
     char ch_target[256];
 };
+
+/* The reason of the UNAVAILABLE answers while the server drains. */
+static const hw_error_hint DRAINING = {.reason = "DRAINING"};
 
 static int64_t now_ns(void)
 {
@@ -348,26 +362,36 @@ static void forward_free(hw_forward *f)
     free(f);
 }
 
-/* Replicas: puts the trailing metadata of c's status into op, the relayed
- * trailers of a forwarded call and "helpwire-applied-index" with the
- * applied index now. Storage is in c, which outlives the batch. */
-static void set_trailers(hw_call *c, grpc_op *op)
+/* Puts the trailing metadata of c's status (code) into op: the relayed
+ * trailers of a forwarded call, "helpwire-applied-index" with the applied
+ * index now (replicas), and the error details of a failure. Storage is in
+ * c, which outlives the batch. */
+static void set_trailers(hw_call *c, grpc_op *op, grpc_status_code code)
 {
     const hw_net_cluster *cl = c->net->o.cluster;
-    if (!cl)
-        return;
-    int n = snprintf(c->applied_buf, sizeof c->applied_buf, "%" PRIu64, cl->applied_index(c->net->o.app));
-    grpc_metadata *md = &c->applied_md;
-    size_t count = 1;
-    grpc_metadata *all = md;
-    if (c->fwd && c->fwd->out_md) {
-        all = c->fwd->out_md;
-        md = &all[c->fwd->n_out_md];
-        count = c->fwd->n_out_md + 1;
+    size_t n_own = 0;
+    if (cl) {
+        int n = snprintf(c->applied_buf, sizeof c->applied_buf, "%" PRIu64, cl->applied_index(c->net->o.app));
+        grpc_metadata *md = &c->own_md[n_own++];
+        memset(md, 0, sizeof *md);
+        md->key = grpc_slice_from_static_string("helpwire-applied-index");
+        md->value = grpc_slice_from_static_buffer(c->applied_buf, (size_t)n);
     }
-    memset(md, 0, sizeof *md);
-    md->key = grpc_slice_from_static_string("helpwire-applied-index");
-    md->value = grpc_slice_from_static_buffer(c->applied_buf, (size_t)n);
+    if (code != GRPC_STATUS_OK && c->err_details_len) {
+        grpc_metadata *md = &c->own_md[n_own++];
+        memset(md, 0, sizeof *md);
+        md->key = grpc_slice_from_static_string(HW_STATUS_DETAILS_KEY);
+        md->value = grpc_slice_from_static_buffer(c->err_details, c->err_details_len);
+    }
+    grpc_metadata *all = c->own_md;
+    size_t count = n_own;
+    if (c->fwd && c->fwd->out_md) { /* room for ours after the relayed ones */
+        all = c->fwd->out_md;
+        memcpy(&all[c->fwd->n_out_md], c->own_md, n_own * sizeof *all);
+        count = c->fwd->n_out_md + n_own;
+    }
+    if (!count)
+        return;
     op->data.send_status_from_server.trailing_metadata_count = count;
     op->data.send_status_from_server.trailing_metadata = all;
 }
@@ -404,6 +428,8 @@ static void call_destroy(hw_call *c)
             free(q);
         }
         free(c->finish_msg);
+        if (c->err_details_owned)
+            free(c->err_details);
         pthread_cond_destroy(&c->sent);
         pthread_mutex_destroy(&c->mu);
     }
@@ -432,6 +458,33 @@ static char *vformat(const char *fmt, va_list ap)
     if (vasprintf(&s, fmt, ap) < 0)
         return NULL;
     return s;
+}
+
+/* The gRPC path of c ("/helpwire.v1.Tickets/GetTicket"); for an
+ * unregistered method a copy in the arena (NULL without memory). */
+static const char *call_path(hw_call *c)
+{
+    if (c->method)
+        return c->method->path;
+    if (!c->arena)
+        return NULL;
+    return hw_arena_strndup(c->arena, (const char *)GRPC_SLICE_START_PTR(c->details.method),
+                            GRPC_SLICE_LENGTH(c->details.method));
+}
+
+/* The google.rpc.Status of a failure of c, in memory from alloc (the
+ * arena's or malloc); NULL (no details) without memory. */
+static uint8_t *encode_details(hw_call *c, grpc_status_code code, const char *msg, const hw_error_hint *hint,
+                               bool use_malloc, size_t *len)
+{
+    const char *path = call_path(c);
+    size_t n = hw_status_details_encode(code, msg, path, hint, NULL, 0);
+    uint8_t *buf = use_malloc ? malloc(n) : (c->arena ? hw_arena_alloc(c->arena, n) : NULL);
+    if (!buf)
+        return NULL;
+    hw_status_details_encode(code, msg, path, hint, buf, n);
+    *len = n;
+    return buf;
 }
 
 /* Packs msg into a byte buffer; NULL when out of memory. */
@@ -463,7 +516,7 @@ static void unary_send(hw_call *c, grpc_byte_buffer *bb, grpc_status_code code, 
     ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
     ops[n].data.send_status_from_server.status = code;
     ops[n].data.send_status_from_server.status_details = msg ? &details : NULL;
-    set_trailers(c, &ops[n++]);
+    set_trailers(c, &ops[n++], code);
     ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
     ops[n++].data.recv_close_on_server.cancelled = &c->cancelled;
     c->status = code;
@@ -553,7 +606,7 @@ static void stream_send_status_locked(hw_call *c)
     op.op = GRPC_OP_SEND_STATUS_FROM_SERVER;
     op.data.send_status_from_server.status = c->finish_code;
     op.data.send_status_from_server.status_details = c->finish_msg ? &details : NULL;
-    set_trailers(c, &op);
+    set_trailers(c, &op, c->finish_code);
     c->status = c->finish_code;
     c->finished = true;
     c->sending = true;
@@ -592,6 +645,14 @@ int hw_call_stream_send(hw_call *c, const ProtobufCMessage *msg)
         if (asprintf(&c->finish_msg, "stream reader fell more than %d messages behind; reconnect",
                      HW_STREAM_MAX_QUEUED) < 0)
             c->finish_msg = NULL;
+        const hw_error_hint hint = {.reason = "READER_TOO_SLOW"};
+        size_t dlen = 0;
+        uint8_t *d = encode_details(c, c->finish_code, c->finish_msg, &hint, true, &dlen);
+        if (d) {
+            c->err_details = d;
+            c->err_details_len = dlen;
+            c->err_details_owned = true;
+        }
         rc = -1;
     } else {
         queued_msg *q = malloc(sizeof *q);
@@ -613,17 +674,25 @@ int hw_call_stream_send(hw_call *c, const ProtobufCMessage *msg)
     return rc;
 }
 
-static void stream_finish(hw_call *c, grpc_status_code code, char *msg)
+/* Ends a stream with code and msg (malloc'd, taken) and the error details
+ * d of dlen bytes (malloc'd or NULL, taken). */
+static void stream_finish(hw_call *c, grpc_status_code code, char *msg, uint8_t *d, size_t dlen)
 {
     pthread_mutex_lock(&c->mu);
     if (c->finishing) {
         pthread_mutex_unlock(&c->mu);
         free(msg);
+        free(d);
         return;
     }
     c->finishing = true;
     c->finish_code = code;
     c->finish_msg = msg;
+    if (d) {
+        c->err_details = d;
+        c->err_details_len = dlen;
+        c->err_details_owned = true;
+    }
     if (!c->sending && !c->closed)
         stream_send_status_locked(c);
     pthread_mutex_unlock(&c->mu);
@@ -743,14 +812,16 @@ static bool stream_begin(hw_call *c)
     return true;
 }
 
-void hw_call_fail(hw_call *c, grpc_status_code code, const char *fmt, ...)
+/* Every failure (and a stream's OK end) comes here: the text, the error
+ * details, the answer. */
+static void call_fail_v(hw_call *c, grpc_status_code code, const hw_error_hint *hint, const char *fmt,
+                        va_list ap)
 {
-    va_list ap;
-    va_start(ap, fmt);
     char *msg = vformat(fmt, ap);
-    va_end(ap);
+    size_t dlen = 0;
     if (c->streaming) {
-        stream_finish(c, code, msg);
+        uint8_t *d = code != GRPC_STATUS_OK ? encode_details(c, code, msg, hint, true, &dlen) : NULL;
+        stream_finish(c, code, msg, d, dlen);
         return;
     }
     if (c->answered) {
@@ -761,12 +832,41 @@ void hw_call_fail(hw_call *c, grpc_status_code code, const char *fmt, ...)
     if (code != GRPC_STATUS_OK && code != GRPC_STATUS_NOT_FOUND &&
         hw_log_enabled(c->net->o.log, HW_LOG_DEBUG)) {
         char q[600];
-        hw_log_event(c->net->o.log, HW_LOG_DEBUG, "rpc_error", "method=%s status=%s message=%s",
+        hw_log_event(c->net->o.log, HW_LOG_DEBUG, "rpc_error", "method=%s status=%s reason=%s message=%s",
                      c->method ? c->method->path : "unregistered", status_name(code),
-                     hw_log_quote(msg ? msg : "", q, sizeof q));
+                     hw_status_details_reason(code, msg, hint), hw_log_quote(msg ? msg : "", q, sizeof q));
+    }
+    if (code != GRPC_STATUS_OK) {
+        c->err_details = encode_details(c, code, msg, hint, false, &dlen);
+        c->err_details_len = c->err_details ? dlen : 0;
     }
     unary_send(c, NULL, code, msg);
     free(msg);
+}
+
+void hw_call_fail(hw_call *c, grpc_status_code code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    call_fail_v(c, code, NULL, fmt, ap);
+    va_end(ap);
+}
+
+void hw_call_fail_ex(hw_call *c, grpc_status_code code, const hw_error_hint *hint, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    call_fail_v(c, code, hint, fmt, ap);
+    va_end(ap);
+}
+
+void hw_call_fail_field(hw_call *c, const char *field, const char *fmt, ...)
+{
+    const hw_error_hint hint = {.field = field};
+    va_list ap;
+    va_start(ap, fmt);
+    call_fail_v(c, GRPC_STATUS_INVALID_ARGUMENT, &hint, fmt, ap);
+    va_end(ap);
 }
 
 /* --------------------------------------------------------- call access */
@@ -908,7 +1008,7 @@ static void serve_request(hw_call *c)
     const hw_method *m = c->method;
     if (m->client_streaming) {
         if (!stream_begin(c)) {
-            hw_call_fail(c, GRPC_STATUS_UNAVAILABLE, "server is shutting down");
+            hw_call_fail_ex(c, GRPC_STATUS_UNAVAILABLE, &DRAINING, "server is shutting down");
             return;
         }
         stream_post_recv(c);
@@ -928,7 +1028,7 @@ static void serve_request(hw_call *c)
         return;
     }
     if (m->server_streaming && !stream_begin(c)) {
-        hw_call_fail(c, GRPC_STATUS_UNAVAILABLE, "server is shutting down");
+        hw_call_fail_ex(c, GRPC_STATUS_UNAVAILABLE, &DRAINING, "server is shutting down");
         return;
     }
     m->handler(c, req, net->o.app);
@@ -1011,7 +1111,7 @@ static void forward_answer(hw_call *c)
 {
     hw_forward *f = c->fwd;
     const grpc_metadata_array *t = &f->recv_trailing;
-    f->out_md = calloc(t->count + 1, sizeof *f->out_md);
+    f->out_md = calloc(t->count + 2, sizeof *f->out_md); /* + ours (set_trailers) */
     if (f->out_md)
         for (size_t i = 0; i < t->count; i++)
             if (!relay_skips_trailer_key(t->metadata[i].key))
@@ -1178,7 +1278,7 @@ static void on_min_applied(void *arg, hw_wait_outcome outcome)
         return;
     case HW_WAIT_STOPPED:
     case HW_WAIT_CANCELLED:
-        hw_call_fail(c, GRPC_STATUS_UNAVAILABLE, "server is shutting down");
+        hw_call_fail_ex(c, GRPC_STATUS_UNAVAILABLE, &DRAINING, "server is shutting down");
         return;
     }
 }
@@ -1200,8 +1300,8 @@ static bool replica_takes_call(hw_call *c)
             return true;
         }
         char target[256];
-        if ((m->write || leader_read || c->to_leader) && cl->leader_target(net->o.app, target, sizeof target) &&
-            target[0]) {
+        if ((m->write || leader_read || c->to_leader) &&
+            cl->leader_target(net->o.app, target, sizeof target) && target[0]) {
             if (stream && c->to_leader)
                 hw_call_fail(c, GRPC_STATUS_UNAUTHENTICATED,
                              "token not known on this replica yet (it is behind the leader): retry");
@@ -1217,8 +1317,9 @@ static bool replica_takes_call(hw_call *c)
     if (!min)
         return false;
     if (!parse_index(min, &c->wait_index)) {
-        hw_call_fail(c, GRPC_STATUS_INVALID_ARGUMENT,
-                     "metadata helpwire-min-applied-index must be a decimal index, not \"%.40s\"", min);
+        static const hw_error_hint bad_md = {.reason = "INVALID_METADATA"};
+        hw_call_fail_ex(c, GRPC_STATUS_INVALID_ARGUMENT, &bad_md,
+                        "metadata helpwire-min-applied-index must be a decimal index, not \"%.40s\"", min);
         return true;
     }
     if (cl->applied_index(net->o.app) >= c->wait_index)
@@ -1234,7 +1335,7 @@ static void serve_registered(hw_call *c)
     hw_net *net = c->net;
     const hw_method *m = c->method;
     if (atomic_load(&net->draining) && !m->during_drain) {
-        hw_call_fail(c, GRPC_STATUS_UNAVAILABLE, "server is shutting down");
+        hw_call_fail_ex(c, GRPC_STATUS_UNAVAILABLE, &DRAINING, "server is shutting down");
         return;
     }
     if (gpr_time_cmp(c->deadline, gpr_now(c->deadline.clock_type)) < 0) {
@@ -1317,9 +1418,10 @@ static void handle_event(hw_worker *w, hw_tag *tag, bool ok)
         if ((net->o.max_in_flight > 0 || net->o.latency_target_us > 0) &&
             !(c->method->allow & HW_ALLOW_PUBLIC) && !admit(net, c)) {
             hw_metrics_shed(net->o.metrics);
-            hw_call_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED,
-                         "server overloaded: %lld calls in flight, the limit; retry with backoff",
-                         (long long)hw_net_admission_limit(net));
+            static const hw_error_hint overloaded = {.reason = "OVERLOADED"};
+            hw_call_fail_ex(c, GRPC_STATUS_RESOURCE_EXHAUSTED, &overloaded,
+                            "server overloaded: %lld calls in flight, the limit; retry with backoff",
+                            (long long)hw_net_admission_limit(net));
             return;
         }
         serve_registered(c);
@@ -1585,7 +1687,7 @@ static void end_all_streams(hw_net *net)
         }
     pthread_mutex_unlock(&net->streams_mu);
     for (size_t i = 0; i < k; i++) {
-        hw_call_fail(all[i], GRPC_STATUS_UNAVAILABLE, "server is shutting down");
+        hw_call_fail_ex(all[i], GRPC_STATUS_UNAVAILABLE, &DRAINING, "server is shutting down");
         hw_call_unref(all[i]);
     }
     free(all);

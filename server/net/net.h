@@ -13,6 +13,11 @@
  * DEADLINE_EXCEEDED without running the handler, and calls arriving while
  * the server drains UNAVAILABLE.
  *
+ * Every non-OK status carries a google.rpc.Status in the trailing metadata
+ * "grpc-status-details-bin" (status_details.h decides what it holds: an
+ * ErrorInfo always, and BadRequest, RetryInfo or PreconditionFailure by
+ * code); hw_call_fail_field and hw_call_fail_ex say more than the code.
+ *
  * Nothing here knows about the domain: handlers are plain functions that
  * receive the decoded request and an opaque application pointer.
  */
@@ -29,6 +34,7 @@
 #include "server/base/arena.h"
 #include "server/base/log.h"
 #include "server/base/metrics.h"
+#include "server/net/status_details.h"
 
 typedef struct hw_net hw_net;
 typedef struct hw_call hw_call;
@@ -226,6 +232,19 @@ void hw_call_reply(hw_call *call, const ProtobufCMessage *reply);
 /* Unary: ends the call with code and a message (printf format, may be
  * NULL). Streaming: ends the stream after the queued messages. Any thread. */
 void hw_call_fail(hw_call *call, grpc_status_code code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* hw_call_fail with what the error details should say beyond the code
+ * (reason, field, subject, retry delay; hint may be NULL, its strings are
+ * copied before return). Without a hint the details come from the code
+ * and, for INVALID_ARGUMENT, the "field: why" prefix of the text. The
+ * details are encoded into the call's arena (streams: malloc'd, freed with
+ * the call). Any thread, like hw_call_fail. */
+void hw_call_fail_ex(hw_call *call, grpc_status_code code, const hw_error_hint *hint, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* INVALID_ARGUMENT naming field (ErrorInfo INVALID_FIELD, BadRequest). */
+void hw_call_fail_field(hw_call *call, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Streaming: queues msg (packed now; caller keeps ownership). Any thread.
