@@ -5,7 +5,7 @@ message that opens a ticket (Router.Route), and prints the ticket's
 CREATED event from the watch.
 
 Generate the code first (README.md beside this file), then:
-  PYTHONPATH=build python3 helpwire_example.py [ADDRESS [TOKEN]]
+  PYTHONPATH=gen/py python3 clients/examples/python/helpwire_example.py [ADDRESS [TOKEN]]
 ADDRESS defaults to $HELPWIRE_ADDRESS, else 127.0.0.1:50051; TOKEN to
 $HELPWIRE_TOKEN (the admin token may do both calls; otherwise a bridge
 token, with an agent token in $HELPWIRE_AGENT_TOKEN for the watch).
