@@ -51,6 +51,10 @@ PACKAGES=(
   nginx
   # the power-cut test's file system (tests/powerloss)
   fuse3 libfuse3-dev
+  # the example clients (clients/examples; tests/integration/examples_test.py):
+  # protoc with the Python gRPC plugin, and Go with grpc-go and its generators
+  protobuf-compiler protobuf-compiler-grpc
+  golang-go golang-google-grpc-dev golang-goprotobuf-dev protoc-gen-go-grpc
 )
 
 # Node.js for the cross-language client test (tests/js), unless already there.
@@ -85,8 +89,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# tests/js: the Node.js client test's npm packages, pinned by package-lock.json.
-if [ ! -d tests/js/node_modules ] && command -v npm >/dev/null 2>&1; then
+# tests/js: the npm packages of the Node.js client tests and of buf (tests/buf_test.py),
+# pinned by package-lock.json; installed again when the lock file is newer.
+if { [ ! -f tests/js/node_modules/.package-lock.json ] ||
+  [ tests/js/package-lock.json -nt tests/js/node_modules/.package-lock.json ]; } &&
+  command -v npm >/dev/null 2>&1; then
   npm ci --no-audit --no-fund --silent --prefix tests/js >/dev/null ||
     { echo "setup: npm ci --prefix tests/js failed" >&2; exit 1; }
   echo "setup: installed tests/js/node_modules (npm ci)"

@@ -959,6 +959,10 @@ class PackagesTest(unittest.TestCase):
             if rel.endswith(".py"):
                 ours.add(os.path.basename(rel)[:-3])
             ours.add(os.path.basename(os.path.dirname(rel)))
+        # code protoc generates from proto/helpwire/v1/*.proto imports as
+        # helpwire.v1.* (the example clients)
+        for path in glob.glob(os.path.join(ROOT, "proto", "*", "**", "*.proto"), recursive=True):
+            ours.add(os.path.relpath(path, ROOT).split(os.sep)[1])
         imports = []               # (module, site)
         for rel in self.files:
             if not is_python(rel):

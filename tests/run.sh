@@ -3,7 +3,9 @@
 # the build and the scripts use comes from a package bazel/setup.sh installs;
 # from the source tree with Debian's Python, outside Bazel, whose sandbox
 # would hide the system) and tests/layers_test.py (no dependency of server/
-# points up a layer; it runs bazel query), then every test target, then
+# points up a layer; it runs bazel query) and tests/buf_test.py (buf lint,
+# and buf breaking against proto/api-released.binpb), then every test
+# target, then
 # again under
 # AddressSanitizer+UBSan, then the concurrent ones under ThreadSanitizer.
 # Ends with "N passed, N failed", counting test cases (a target that fails
@@ -85,6 +87,7 @@ run() {
 
 source_test tests/packages_test.py
 source_test tests/layers_test.py
+source_test tests/buf_test.py
 run
 if [ "${1:-}" != "--quick" ]; then
   run --config=asan
