@@ -367,6 +367,37 @@ class GrpcEcosystemMetrics(unittest.TestCase):
         finally:
             self.assertEqual(server.stop(), 0)
 
+    def test_oversize_message_on_a_bidi_stream_ends_it_counted(self):
+        server = hwclient.Server("--metrics", "127.0.0.1:0", "--max-message-bytes", "4096")
+        path = "grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
+        try:
+            ch = grpc.insecure_channel(server.address)
+            _, resp_cls, _ = API.method(path)
+            req = lambda **f: API.message("grpc.reflection.v1alpha.ServerReflectionRequest", **f)
+            fn = ch.stream_stream("/" + path, request_serializer=lambda m: m.SerializeToString(),
+                                  response_deserializer=resp_cls.FromString)
+            # One request within the limit is answered, the next (5 KB) ends
+            # the stream.
+            replies = fn(iter([req(list_services=""), req(file_containing_symbol="x" * 5000)]), timeout=10)
+            first = next(replies)
+            self.assertTrue(first.list_services_response.service)
+            with self.assertRaises(grpc.RpcError) as cm:
+                next(replies)
+            self.assertEqual(cm.exception.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
+            self.assertIn("exceeds the 4096-byte message limit", cm.exception.details())
+            ch.close()
+            refl = series("grpc.reflection.v1alpha.ServerReflection", "ServerReflectionInfo", "bidi_stream")
+            text, s = self.scrape_until(
+                server, lambda s: ("grpc_server_handled_total", refl | {("grpc_code", "ResourceExhausted")}) in s)
+            self.assertEqual(s[("grpc_server_handled_total", refl | {("grpc_code", "ResourceExhausted")})], 1)
+            self.assertEqual(s[("grpc_server_started_total", refl)], 1)
+            self.assertEqual(s[("grpc_server_msg_received_total", refl)], 1)
+            self.assertEqual(s[("grpc_server_msg_sent_total", refl)], 1)
+            self.assertEqual(s[("helpwire_requests_oversize_total", frozenset())], 1)
+            self.promtool_check(text)
+        finally:
+            self.assertEqual(server.stop(), 0)
+
     def test_calls_shed_by_the_in_flight_bound_are_counted(self):
         server = hwclient.Server("--metrics", "127.0.0.1:0", "--max-in-flight", "1")
         try:
