@@ -47,6 +47,8 @@ PACKAGES=(
   # tests make their certificates with it)
   libcmocka-dev python3-minimal python3-grpcio python3-protobuf lmdb-utils libsqlite3-dev
   openssl
+  # promtool checks the metrics exposition (tests/integration/server_test.py)
+  prometheus
   # the front door's test runs docs/nginx-helpwire.conf (tests/integration/nginx_test.py)
   nginx
   # the power-cut test's file system (tests/powerloss)

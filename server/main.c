@@ -682,10 +682,16 @@ int main(int argc, char **argv)
     app.indexer = indexer;
     hw_notes_start(notes); /* the hubs and the indexer exist: other replicas' effects run */
 
-    const char *paths[256];
+    int threads = cfg.threads > 0 ? (int)cfg.threads : default_threads();
+    hw_metrics_method mrows[256];
     for (size_t i = 0; i < n_methods && i < 256; i++)
-        paths[i] = methods[i].path;
-    metrics = hw_metrics_create(paths, n_methods < 256 ? n_methods : 256);
+        mrows[i] = (hw_metrics_method){
+            methods[i].path,
+            methods[i].client_streaming
+                ? (methods[i].server_streaming ? HW_RPC_BIDI_STREAM : HW_RPC_CLIENT_STREAM)
+                : (methods[i].server_streaming ? HW_RPC_SERVER_STREAM : HW_RPC_UNARY),
+        };
+    metrics = hw_metrics_create_server(mrows, n_methods < 256 ? n_methods : 256, threads);
     if (!metrics) {
         fprintf(stderr, "helpwired: out of memory\n");
         goto out;
@@ -698,7 +704,6 @@ int main(int argc, char **argv)
         goto out;
     }
 
-    int threads = cfg.threads > 0 ? (int)cfg.threads : default_threads();
     app.workers = calloc((size_t)threads, sizeof *app.workers);
     app.n_workers = threads;
     if (!app.workers) {

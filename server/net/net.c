@@ -44,6 +44,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -396,11 +397,18 @@ static void set_trailers(hw_call *c, grpc_op *op, grpc_status_code code)
     op->data.send_status_from_server.trailing_metadata = all;
 }
 
+/* c's row in the metrics: its method's, or the unknown-method row. */
+static size_t metrics_row(const hw_call *c)
+{
+    return c->method ? c->method_index : (size_t)-1;
+}
+
 static void call_destroy(hw_call *c)
 {
     hw_net *net = c->net;
-    hw_metrics_rpc(net->o.metrics, c->method ? c->method_index : (size_t)-1, c->status,
-                   now_ns() - c->start_ns);
+    if (c->reply_bb) /* a unary reply went out */
+        hw_metrics_msg_sent(net->o.metrics, c->w->index, metrics_row(c));
+    hw_metrics_handled(net->o.metrics, c->w->index, metrics_row(c), c->status, now_ns() - c->start_ns);
     if (hw_log_access_enabled(net->o.log)) {
         char path[256];
         if (c->method)
@@ -702,6 +710,8 @@ static void on_stream_send_done(hw_call *c, bool ok)
 {
     pthread_mutex_lock(&c->mu);
     if (c->sending_bb) {
+        if (ok)
+            hw_metrics_msg_sent(c->net->o.metrics, c->w->index, metrics_row(c));
         grpc_byte_buffer_destroy(c->sending_bb);
         c->sending_bb = NULL;
     }
@@ -944,6 +954,21 @@ static const uint8_t *payload_bytes(hw_call *c, size_t *len)
     return copy;
 }
 
+/* Refuses a request message over max_message_bytes (RESOURCE_EXHAUSTED,
+ * counted). The core's own bound is twice that (hw_net_create), so that
+ * the usual oversize request reaches us and is counted; one over twice the
+ * limit is refused by the core before any call exists. */
+static bool refuse_oversize(hw_call *c, grpc_byte_buffer *bb)
+{
+    size_t len = grpc_byte_buffer_length(bb);
+    if (len <= (size_t)c->net->o.max_message_bytes)
+        return false;
+    hw_metrics_oversize(c->net->o.metrics);
+    hw_call_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "request of %zu bytes exceeds the %d-byte message limit",
+                 len, c->net->o.max_message_bytes);
+    return true;
+}
+
 /* Client streaming: asks for the next request message. */
 static void stream_post_recv(hw_call *c)
 {
@@ -972,6 +997,12 @@ static void on_stream_recv(hw_call *c, bool ok)
         hw_call_unref(c);
         return;
     }
+    if (refuse_oversize(c, bb)) {
+        grpc_byte_buffer_destroy(bb);
+        hw_call_unref(c);
+        return;
+    }
+    hw_metrics_msg_received(c->net->o.metrics, c->w->index, metrics_row(c));
     grpc_byte_buffer_reader r;
     ProtobufCMessage *req = NULL;
     size_t len = 0;
@@ -1358,6 +1389,7 @@ static void serve_registered(hw_call *c)
 static void accept_call(hw_call *c)
 {
     atomic_fetch_add(&c->net->live, 1);
+    hw_metrics_started(c->net->o.metrics, c->w->index, metrics_row(c));
     c->start_ns = now_ns();
     c->arena = hw_arena_create(4096);
     if (!c->arena) {
@@ -1415,6 +1447,11 @@ static void handle_event(hw_worker *w, hw_tag *tag, bool ok)
         accept_call(c);
         if (!c->arena)
             return;
+        if (c->payload) {
+            if (refuse_oversize(c, c->payload))
+                return;
+            hw_metrics_msg_received(net->o.metrics, w->index, c->method_index);
+        }
         if ((net->o.max_in_flight > 0 || net->o.latency_target_us > 0) &&
             !(c->method->allow & HW_ALLOW_PUBLIC) && !admit(net, c)) {
             hw_metrics_shed(net->o.metrics);
@@ -1543,7 +1580,11 @@ int hw_net_create(hw_net **out, const hw_net_options *o, char *err, size_t errle
         /* gRPC sets SO_REUSEPORT by default: a second server on the same
          * port would then start without a word and take half the calls. */
         {GRPC_ARG_INTEGER, GRPC_ARG_ALLOW_REUSEPORT, {.integer = 0}},
-        {GRPC_ARG_INTEGER, GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, {.integer = o->max_message_bytes}},
+        /* Twice the limit: requests up to that reach refuse_oversize,
+         * which counts them. */
+        {GRPC_ARG_INTEGER,
+         GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+         {.integer = o->max_message_bytes > INT_MAX / 2 ? INT_MAX : 2 * o->max_message_bytes}},
         {GRPC_ARG_INTEGER, GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, {.integer = o->max_message_bytes}},
         {GRPC_ARG_INTEGER, GRPC_ARG_MAX_CONCURRENT_STREAMS, {.integer = o->max_concurrent_streams}},
         {GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_TIME_MS, {.integer = o->keepalive_time_ms}},

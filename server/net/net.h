@@ -9,7 +9,8 @@
  * Calls to methods not in the table are requested too and refused at once
  * with UNIMPLEMENTED (left alone, the core would hold them until their
  * deadline). Undecodable payloads get INVALID_ARGUMENT, oversize ones
- * RESOURCE_EXHAUSTED (by the core's size limit), expired calls
+ * RESOURCE_EXHAUSTED (over max_message_bytes here, counted; over twice
+ * that by the core's size limit, before any call exists), expired calls
  * DEADLINE_EXCEEDED without running the handler, and calls arriving while
  * the server drains UNAVAILABLE.
  *
@@ -130,7 +131,10 @@ typedef struct hw_net_options {
      * [HW_NET_MIN_LIMIT, max_in_flight]) so that their mean latency stays
      * near this many microseconds; streams are exempt from it. */
     int latency_target_us;
-    hw_metrics *metrics;  /* may be NULL */
+    /* May be NULL. Created with hw_metrics_create_server for this method
+     * table (same rows) and at least `threads` workers: every call is
+     * counted there, started, messages, handled, on its worker's counters. */
+    hw_metrics *metrics;
     int threads;          /* >= 1 */
     int calls_per_method; /* pre-requested per method and worker */
     int max_message_bytes;

@@ -5,6 +5,8 @@ SIGTERM."""
 import json
 import os
 import re
+import resource
+import shutil
 import signal
 import socket
 import subprocess
@@ -188,6 +190,238 @@ class Metrics(unittest.TestCase):
             with self.assertRaises(urllib.error.HTTPError) as cm:
                 urllib.request.urlopen(server.metrics_url.replace("/metrics", "/other"), timeout=10)
             self.assertEqual(cm.exception.code, 404)
+        finally:
+            self.assertEqual(server.stop(), 0)
+
+
+def parse_exposition(text):
+    """{(name, frozenset of (label, value))): float} of every sample."""
+    samples = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = re.match(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$', line)
+        assert m, line
+        labels = frozenset(re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="([^"]*)"', m.group(2) or ""))
+        samples[(m.group(1), labels)] = float(m.group(3))
+    return samples
+
+
+def series(svc, method, kind, **more):
+    return frozenset(dict(grpc_service=svc, grpc_method=method, grpc_type=kind, **more).items())
+
+
+HEALTH = "grpc.health.v1.Health"
+TICKETS = "helpwire.v1.Tickets"
+
+
+class GrpcEcosystemMetrics(unittest.TestCase):
+    """The grpc-ecosystem server families (go-grpc-prometheus' names and
+    labels), the refusals before dispatch, the process families and
+    helpwire_build_info, through the real binary."""
+    SAMPLE = Metrics.SAMPLE
+
+    def scrape(self, server):
+        with urllib.request.urlopen(server.metrics_url, timeout=10) as r:
+            return r.read().decode()
+
+    def scrape_until(self, server, done):
+        """A call is counted when the server has finished with it, which may
+        be just after the client saw its status: poll briefly."""
+        for _ in range(100):
+            text = self.scrape(server)
+            s = parse_exposition(text)
+            if done(s):
+                return text, s
+            time.sleep(0.05)
+        return text, s
+
+    def promtool_check(self, text):
+        promtool = shutil.which("promtool")
+        self.assertIsNotNone(promtool, "promtool is missing: bash bazel/setup.sh installs it (package prometheus)")
+        r = subprocess.run([promtool, "check", "metrics"], input=text.encode(), capture_output=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout.decode() + r.stderr.decode())
+        self.assertEqual(r.stdout.decode() + r.stderr.decode(), "")
+
+    def test_calls_are_counted_exactly_by_method_code_and_type(self):
+        started_at = time.time()
+        server = hwclient.Server("--metrics", "127.0.0.1:0", "--max-message-bytes", "4096", "--threads", "3")
+        try:
+            c = server.client(api=API)
+            anon = server.client(api=API, token="")
+            for _ in range(3):
+                self.assertEqual(c.call("grpc.health.v1.Health/Check").status, 1)
+            for _ in range(2):
+                with self.assertRaises(grpc.RpcError) as cm:
+                    c.call(TICKETS + "/GetTicket", ticket_id="T-404")
+                self.assertEqual(cm.exception.code(), grpc.StatusCode.NOT_FOUND)
+            with self.assertRaises(grpc.RpcError) as cm:
+                c.raw("grpc.health.v1.Health/Check", b"\x0a\x50garbage")
+            self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+            # Refused before dispatch: an unknown method, an oversize
+            # request, a call without a credential.
+            with self.assertRaises(grpc.RpcError) as cm:
+                c.raw("helpwire.v1.Nothing/Here", b"")
+            self.assertEqual(cm.exception.code(), grpc.StatusCode.UNIMPLEMENTED)
+            big = API.message("grpc.health.v1.HealthCheckRequest", service="x" * 5000)
+            with self.assertRaises(grpc.RpcError) as cm:
+                c.call("grpc.health.v1.Health/Check", request=big)
+            self.assertEqual(cm.exception.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
+            self.assertIn("exceeds the 4096-byte message limit", cm.exception.details())
+            with self.assertRaises(grpc.RpcError) as cm:
+                anon.call(TICKETS + "/GetTicket", ticket_id="T-1")
+            self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAUTHENTICATED)
+            # A server stream: one message, then the client cancels.
+            stream = c.stream("grpc.health.v1.Health/Watch", timeout=30)
+            self.assertEqual(next(stream).status, 1)
+            stream.cancel()
+            anon.close()
+            c.close()
+
+            watch = series(HEALTH, "Watch", "server_stream")
+            text, s = self.scrape_until(
+                server, lambda s: ("grpc_server_handled_total", watch | {("grpc_code", "Canceled")}) in s)
+            check = series(HEALTH, "Check", "unary")
+            get = series(TICKETS, "GetTicket", "unary")
+            unknown = series("unknown", "unknown", "unknown")
+
+            def val(name, labels):
+                return s.get((name, labels))
+
+            # started: every call, refused ones included.
+            self.assertEqual(val("grpc_server_started_total", check), 5)  # 3 OK, 1 bad payload, 1 oversize
+            self.assertEqual(val("grpc_server_started_total", get), 3)
+            self.assertEqual(val("grpc_server_started_total", watch), 1)
+            self.assertEqual(val("grpc_server_started_total", unknown), 1)
+            # handled, by grpc-go's code names.
+            handled = {k[1]: v for k, v in s.items() if k[0] == "grpc_server_handled_total"}
+            self.assertEqual(handled, {
+                check | {("grpc_code", "OK")}: 3,
+                check | {("grpc_code", "InvalidArgument")}: 1,
+                check | {("grpc_code", "ResourceExhausted")}: 1,
+                get | {("grpc_code", "NotFound")}: 2,
+                get | {("grpc_code", "Unauthenticated")}: 1,
+                watch | {("grpc_code", "Canceled")}: 1,
+                unknown | {("grpc_code", "Unimplemented")}: 1,
+            })
+            # Messages: requests that arrived within the limit; replies sent.
+            self.assertEqual(val("grpc_server_msg_received_total", check), 4)
+            self.assertEqual(val("grpc_server_msg_received_total", get), 3)
+            self.assertEqual(val("grpc_server_msg_received_total", watch), 1)
+            self.assertEqual(val("grpc_server_msg_sent_total", check), 3)
+            self.assertEqual(val("grpc_server_msg_sent_total", get), 0)
+            self.assertEqual(val("grpc_server_msg_sent_total", watch), 1)
+            # Every method of the table has its counters from the start.
+            self.assertEqual(val("grpc_server_started_total", series(TICKETS, "ListTickets", "unary")), 0)
+            self.assertEqual(val("grpc_server_started_total", series(TICKETS, "WatchTickets", "server_stream")), 0)
+            # The histogram: the library's buckets, _count = handled.
+            for labels, n in ((check, 5), (get, 3), (watch, 1), (unknown, 1)):
+                self.assertEqual(val("grpc_server_handling_seconds_count", labels), n)
+                les = [float(dict(k[1])["le"]) for k in s if k[0] == "grpc_server_handling_seconds_bucket"
+                       and frozenset(p for p in k[1] if p[0] != "le") == labels]
+                self.assertEqual(sorted(les), [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, float("inf")])
+                self.assertEqual(val("grpc_server_handling_seconds_bucket", labels | {("le", "+Inf")}), n)
+            self.assertEqual(s[("helpwire_requests_oversize_total", frozenset())], 1)
+            self.assertEqual(s[("helpwire_calls_shed_total", frozenset())], 0)
+            # The helpwire_rpc_* view of the same counts agrees.
+            self.assertEqual(s[("helpwire_rpc_requests_total", frozenset(
+                {("service", TICKETS), ("method", "GetTicket"), ("code", "NOT_FOUND")}))], 2)
+
+            # The process and the build.
+            now = time.time()
+            start = s[("process_start_time_seconds", frozenset())]
+            self.assertGreaterEqual(start, started_at - 2)
+            self.assertLessEqual(start, now + 1)
+            self.assertGreater(s[("process_resident_memory_bytes", frozenset())], 1 << 20)
+            self.assertGreater(s[("process_virtual_memory_bytes", frozenset())],
+                               s[("process_resident_memory_bytes", frozenset())])
+            self.assertGreater(s[("process_cpu_seconds_total", frozenset())], 0)
+            fds = s[("process_open_fds", frozenset())]
+            self.assertGreater(fds, 3)
+            self.assertEqual(s[("process_max_fds", frozenset())], resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+            info = [k[1] for k in s if k[0] == "helpwire_build_info"]
+            self.assertEqual(len(info), 1)
+            info = dict(info[0])
+            self.assertRegex(info["version"], r"^\d+\.\d+\.\d+$")
+            self.assertRegex(info["commit"], r"^(unknown|[0-9a-f]{7,40}(-dirty)?)$")
+            self.assertRegex(info["compiler"], r"^(gcc|clang) \d")
+            self.assertEqual(s[("helpwire_build_info", frozenset(info.items()))], 1)
+            self.promtool_check(text)
+            Metrics.check_exposition(self, text)
+
+            # The counters move by exactly the calls made: one more OK.
+            c = server.client(api=API)
+            self.assertEqual(c.call("grpc.health.v1.Health/Check").status, 1)
+            c.close()
+            _, s2 = self.scrape_until(server, lambda s2: s2.get(("grpc_server_handling_seconds_count", check)) == 6)
+            moved = {k: s2[k] - v for k, v in s.items()
+                     if k[0].startswith("grpc_server_") and not k[0].endswith(("_sum", "_bucket"))
+                     and s2[k] != v}
+            self.assertEqual(moved, {
+                ("grpc_server_started_total", check): 1,
+                ("grpc_server_msg_received_total", check): 1,
+                ("grpc_server_msg_sent_total", check): 1,
+                ("grpc_server_handled_total", check | {("grpc_code", "OK")}): 1,
+                ("grpc_server_handling_seconds_count", check): 1,
+            })
+        finally:
+            self.assertEqual(server.stop(), 0)
+
+    def test_oversize_message_on_a_bidi_stream_ends_it_counted(self):
+        server = hwclient.Server("--metrics", "127.0.0.1:0", "--max-message-bytes", "4096")
+        path = "grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
+        try:
+            ch = grpc.insecure_channel(server.address)
+            _, resp_cls, _ = API.method(path)
+            req = lambda **f: API.message("grpc.reflection.v1alpha.ServerReflectionRequest", **f)
+            fn = ch.stream_stream("/" + path, request_serializer=lambda m: m.SerializeToString(),
+                                  response_deserializer=resp_cls.FromString)
+            # One request within the limit is answered, the next (5 KB) ends
+            # the stream.
+            replies = fn(iter([req(list_services=""), req(file_containing_symbol="x" * 5000)]), timeout=10)
+            first = next(replies)
+            self.assertTrue(first.list_services_response.service)
+            with self.assertRaises(grpc.RpcError) as cm:
+                next(replies)
+            self.assertEqual(cm.exception.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
+            self.assertIn("exceeds the 4096-byte message limit", cm.exception.details())
+            ch.close()
+            refl = series("grpc.reflection.v1alpha.ServerReflection", "ServerReflectionInfo", "bidi_stream")
+            text, s = self.scrape_until(
+                server, lambda s: ("grpc_server_handled_total", refl | {("grpc_code", "ResourceExhausted")}) in s)
+            self.assertEqual(s[("grpc_server_handled_total", refl | {("grpc_code", "ResourceExhausted")})], 1)
+            self.assertEqual(s[("grpc_server_started_total", refl)], 1)
+            self.assertEqual(s[("grpc_server_msg_received_total", refl)], 1)
+            self.assertEqual(s[("grpc_server_msg_sent_total", refl)], 1)
+            self.assertEqual(s[("helpwire_requests_oversize_total", frozenset())], 1)
+            self.promtool_check(text)
+        finally:
+            self.assertEqual(server.stop(), 0)
+
+    def test_calls_shed_by_the_in_flight_bound_are_counted(self):
+        server = hwclient.Server("--metrics", "127.0.0.1:0", "--max-in-flight", "1")
+        try:
+            c = server.client(api=API)
+            # The stream holds the one place while it is open.
+            stream = c.stream(TICKETS + "/WatchTickets", timeout=30)
+            stream.initial_metadata()
+            with self.assertRaises(grpc.RpcError) as cm:
+                c.call(TICKETS + "/GetTicket", ticket_id="T-1")
+            self.assertEqual(cm.exception.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
+            self.assertIn("overloaded", cm.exception.details())
+            stream.cancel()
+            c.close()
+            get = series(TICKETS, "GetTicket", "unary")
+            watch = series(TICKETS, "WatchTickets", "server_stream")
+            text, s = self.scrape_until(
+                server, lambda s: ("grpc_server_handled_total", watch | {("grpc_code", "Canceled")}) in s)
+            self.assertEqual(s[("helpwire_calls_shed_total", frozenset())], 1)
+            self.assertEqual(s[("grpc_server_started_total", get)], 1)
+            self.assertEqual(s[("grpc_server_handled_total", get | {("grpc_code", "ResourceExhausted")})], 1)
+            self.assertEqual(s[("grpc_server_started_total", watch)], 1)
+            self.assertEqual(s[("grpc_server_handled_total", watch | {("grpc_code", "Canceled")})], 1)
+            self.assertEqual(s[("helpwire_requests_oversize_total", frozenset())], 0)
+            self.promtool_check(text)
         finally:
             self.assertEqual(server.stop(), 0)
 
