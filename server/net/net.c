@@ -964,8 +964,9 @@ static bool refuse_oversize(hw_call *c, grpc_byte_buffer *bb)
     if (len <= (size_t)c->net->o.max_message_bytes)
         return false;
     hw_metrics_oversize(c->net->o.metrics);
-    hw_call_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "request of %zu bytes exceeds the %d-byte message limit",
-                 len, c->net->o.max_message_bytes);
+    const hw_error_hint hint = {.reason = "TOO_LARGE"};
+    hw_call_fail_ex(c, GRPC_STATUS_RESOURCE_EXHAUSTED, &hint, "request of %zu bytes exceeds the %d-byte message limit",
+                    len, c->net->o.max_message_bytes);
     return true;
 }
 

@@ -131,13 +131,18 @@ class ErrorDetails(unittest.TestCase):
         v = d["PreconditionFailure"].violations
         self.assertEqual((v[0].type, v[0].subject), ("STATE", "tickets/" + t.id))
 
-    def test_an_oversize_request_is_refused_by_the_core(self):
-        # The gRPC core refuses a request over --max-message-bytes before
-        # helpwired sees it: RESOURCE_EXHAUSTED with the core's text and
-        # without details (docs/errors.md says so).
-        err = self.fail_of(self.admin.call, "helpwire.v1.Knowledge/Search", query="x" * 5000)
+    def test_an_oversize_request_is_too_large(self):
+        # Over --max-message-bytes: helpwired refuses it itself, TOO_LARGE
+        # without RetryInfo (the same request fails again).
+        m = "helpwire.v1.Knowledge/Search"
+        err = self.fail_of(self.admin.call, m, query="x" * 5000)
+        d = self.check(err, grpc.StatusCode.RESOURCE_EXHAUSTED, "TOO_LARGE", m)
+        self.assertIn("exceeds the 4096-byte message limit", err.details())
+        self.assertNotIn("RetryInfo", d)
+        # Over twice the limit the gRPC core refuses it before any call
+        # exists: its own text, no details (docs/errors.md says so).
+        err = self.fail_of(self.admin.call, m, query="x" * 9000)
         self.assertEqual(err.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
-        self.assertIn("larger than max", err.details())
         self.assertIsNone(status_of(err))
         # Just under the limit, the same call goes through.
         self.admin.call("helpwire.v1.Knowledge/Search", query="refund " * 10)
