@@ -20,7 +20,10 @@
  * project), set and cleared by the gRPC worker pool around each call's
  * events (server/net/net.c) and by the store's writer thread around a
  * call's write (server/domain/rpc.c), so that lines written deep in a
- * handler carry the trace without every function passing it down.
+ * handler carry the trace without every function passing it down. It
+ * belongs to a thread, not to a server: several servers in one process
+ * (tests) do not see each other's, and a thread that sets it clears or
+ * restores it when it is done with the call.
  *
  * Secrets (bearer tokens, bot tokens, app secrets, survey tokens) must
  * never be passed to these functions.
