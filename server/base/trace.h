@@ -23,10 +23,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define HW_TRACE_ID_HEX 32      /* trace-id, in hex digits */
-#define HW_TRACE_SPAN_HEX 16    /* parent-id / span id, in hex digits */
-#define HW_TRACEPARENT_LEN 55   /* "00-" + 32 + "-" + 16 + "-" + 2 */
-#define HW_TRACESTATE_MAX 512   /* longer tracestate values are dropped */
+#define HW_TRACE_ID_HEX 32    /* trace-id, in hex digits */
+#define HW_TRACE_SPAN_HEX 16  /* parent-id / span id, in hex digits */
+#define HW_TRACEPARENT_LEN 55 /* "00-" + 32 + "-" + 16 + "-" + 2 */
+#define HW_TRACESTATE_MAX 512 /* longer tracestate values are dropped */
 
 /* A random source for ids; owned by one thread. */
 typedef struct hw_trace_rng {

@@ -89,9 +89,10 @@ typedef struct alert {
     char *body; /* JSON, NUL-terminated */
     size_t body_len;
     char *ticket_id; /* from the body; "" when absent */
-    char traceparent[HW_TRACEPARENT_LEN + 1]; /* from the body, or new */
-    char *tracestate;                          /* from the body; NULL when absent */
-    char trace_id[HW_TRACE_ID_HEX + 1];        /* of traceparent, for the log */
+    char *tracestate;                   /* from the body; NULL when absent */
+    char trace_id[HW_TRACE_ID_HEX + 1]; /* of traceparent, for the log */
+    /* From the body, or new when it has none. */
+    char traceparent[HW_TRACEPARENT_LEN + 1];
     unsigned failures;
     int64_t next_ms; /* monotonic; 0 = now */
 } alert;

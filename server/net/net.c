@@ -140,11 +140,12 @@ struct hw_call {
     const void *principal; /* set by the authorization hook */
     const char *token_id;  /* for the access line (hw_call_set_token_id) */
     hw_trace trace;        /* set when accepted, read-only afterwards */
-    const char *tracestate; /* the caller's, kept (hw_call_tracestate); in the arena */
     size_t req_bytes;      /* request messages decoded (client streams: summed) */
     bool req_known;        /* req_bytes was set (else the payload's size is used) */
     size_t resp_bytes;     /* reply messages packed (streams: summed, under mu) */
     bool to_leader;        /* the authorization hook asked for the leader (hw_call_forward_to_leader) */
+    /* The caller's tracestate, kept (hw_call_tracestate); in the arena. */
+    const char *tracestate;
 
     /* replicas only (opts.cluster) */
     bool md_sent;         /* initial metadata went out already (the hop back after a wait) */
@@ -421,8 +422,9 @@ static void call_destroy(hw_call *c)
         hw_log_event(net->o.log, HW_LOG_INFO, "rpc",
                      "method=%s status=%s us=%lld peer=%s req_bytes=%zu resp_bytes=%zu token=%s span=%s%s",
                      hw_log_quote(path, q, sizeof q), status_name(c->status),
-                     (long long)((now_ns() - c->start_ns) / 1000), hw_log_quote(peer ? peer : "-", qp, sizeof qp),
-                     req, c->resp_bytes, hw_log_quote(c->token_id ? c->token_id : "-", qt, sizeof qt),
+                     (long long)((now_ns() - c->start_ns) / 1000),
+                     hw_log_quote(peer ? peer : "-", qp, sizeof qp), req, c->resp_bytes,
+                     hw_log_quote(c->token_id ? c->token_id : "-", qt, sizeof qt),
                      c->trace.span_id[0] ? c->trace.span_id : "-", c->cancelled ? " cancelled=true" : "");
         trace_leave(&sv);
         gpr_free(peer);
@@ -1050,8 +1052,8 @@ static bool slice_has_prefix(grpc_slice s, const char *prefix)
  * headers, grpc-*, and the keys the client stack sets itself) and ours. */
 static bool relay_skips_request_key(grpc_slice k)
 {
-    static const char *const own[] = {"content-type", "te",          "user-agent", "host", "helpwire-forwarded",
-                                      "traceparent",  "tracestate"};
+    static const char *const own[] = {"content-type",       "te",          "user-agent", "host",
+                                      "helpwire-forwarded", "traceparent", "tracestate"};
     if (slice_has_prefix(k, ":") || slice_has_prefix(k, "grpc-"))
         return true;
     for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
@@ -1333,7 +1335,7 @@ static void serve_registered(hw_call *c)
  * thread's log trace to it. */
 static void begin_trace(hw_call *c)
 {
-    char tp[96];
+    char tp[256]; /* a later version may add fields; longer is not ours to continue */
     tp[0] = '\0';
     int n_tp = 0;
     const grpc_metadata *ts = NULL;

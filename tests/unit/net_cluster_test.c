@@ -445,8 +445,8 @@ static void test_forwarded_call_continues_the_trace(void **state)
 {
     (void)state;
     result r = call(addr_a, "/test.Echo/Write", "trace", 5000, "authorization", "Bearer good", "traceparent",
-                    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "tracestate", "congo=t61rcWkgMzE",
-                    NULL);
+                    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "tracestate",
+                    "congo=t61rcWkgMzE", NULL);
     assert_int_equal(r.status, GRPC_STATUS_OK);
     assert_int_equal(strlen(r.reply), 32 + 1 + 16 + 1 + strlen("congo=t61rcWkgMzE|on=B"));
     assert_memory_equal(r.reply, "4bf92f3577b34da6a3ce929d0e0e4736|", 33);
@@ -454,7 +454,8 @@ static void test_forwarded_call_continues_the_trace(void **state)
     assert_string_equal(r.reply + 49, "|congo=t61rcWkgMzE|on=B");
 
     r = call(addr_a, "/test.Echo/Write", "trace", 5000, "authorization", "Bearer good", "traceparent",
-             "00-00000000000000000000000000000000-00f067aa0ba902b7-01", "tracestate", "congo=t61rcWkgMzE", NULL);
+             "00-00000000000000000000000000000000-00f067aa0ba902b7-01", "tracestate", "congo=t61rcWkgMzE",
+             NULL);
     assert_int_equal(r.status, GRPC_STATUS_OK);
     assert_int_equal(strlen(r.reply), 32 + 1 + 16 + strlen("|-|on=B"));
     assert_memory_not_equal(r.reply, "00000000000000000000000000000000", 32);
