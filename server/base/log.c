@@ -5,6 +5,8 @@
  * terminals too, so no lock is needed. The timestamp is UTC with
  * milliseconds so that the lines of helpwired and of the bridges sort
  * together. A component's fixed field is formatted once, at creation.
+ * The current trace id is a thread-local copy (log.h says why); room for
+ * it is kept when the fields are cut, so a long line keeps its trace.
  */
 #include "server/base/log.h"
 
@@ -24,6 +26,21 @@ struct hw_log {
 };
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
+
+/* The calling thread's current trace id ("" none); see hw_log_set_trace. */
+static _Thread_local char thread_trace[HW_LOG_TRACE_MAX + 1];
+
+void hw_log_set_trace(const char *trace_id)
+{
+    size_t n = trace_id ? strnlen(trace_id, HW_LOG_TRACE_MAX) : 0;
+    memcpy(thread_trace, trace_id ? trace_id : "", n);
+    thread_trace[n] = '\0';
+}
+
+const char *hw_log_trace(void)
+{
+    return thread_trace[0] ? thread_trace : NULL;
+}
 
 hw_log *hw_log_create_component(int fd, hw_log_level min_level, bool access_log, const char *key,
                                 const char *value)
@@ -83,19 +100,24 @@ void hw_log_event(const hw_log *lg, hw_log_level level, const char *event, const
                      ts.tv_nsec / 1000000, level_names[level], lg->fixed, event);
     if (n < 0)
         return;
-    size_t len = (size_t)n < sizeof line ? (size_t)n : sizeof line - 1;
+    char suffix[HW_LOG_TRACE_MAX + 8] = "";
+    if (thread_trace[0])
+        snprintf(suffix, sizeof suffix, " trace=%s", thread_trace);
+    size_t slen = strlen(suffix);
+    size_t room = sizeof line - slen - 1; /* the fields stop here: the trace and '\n' follow */
+    size_t len = (size_t)n < room ? (size_t)n : room - 1;
     bool has_fields = fields && fields[0] != '\0';
-    if (has_fields && len < sizeof line - 2) {
+    if (has_fields && len < room - 2) {
         line[len++] = ' ';
         va_list ap;
         va_start(ap, fields);
-        int m = vsnprintf(line + len, sizeof line - len, fields, ap);
+        int m = vsnprintf(line + len, room - len, fields, ap);
         va_end(ap);
         if (m > 0)
-            len += (size_t)m < sizeof line - len ? (size_t)m : sizeof line - len - 1;
+            len += (size_t)m < room - len ? (size_t)m : room - len - 1;
     }
-    if (len >= sizeof line - 1)
-        len = sizeof line - 2;
+    memcpy(line + len, suffix, slen);
+    len += slen;
     line[len++] = '\n';
     ssize_t w;
     do {

@@ -13,6 +13,18 @@
  * A hw_log is created once in main and passed down; it is immutable after
  * creation, so every thread may use it without locking.
  *
+ * The trace of the call a thread works for: a thread may name the W3C
+ * trace id of the call it is handling (hw_log_set_trace); every line it
+ * writes until it clears it ends with "trace=<32 hex digits>". This is a
+ * per-thread variable (the one piece of thread-local state of the
+ * project), set and cleared by the gRPC worker pool around each call's
+ * events (server/net/net.c) and by the store's writer thread around a
+ * call's write (server/domain/rpc.c), so that lines written deep in a
+ * handler carry the trace without every function passing it down. It
+ * belongs to a thread, not to a server: several servers in one process
+ * (tests) do not see each other's, and a thread that sets it clears or
+ * restores it when it is done with the call.
+ *
  * Secrets (bearer tokens, bot tokens, app secrets, survey tokens) must
  * never be passed to these functions.
  */
@@ -52,12 +64,25 @@ bool hw_log_enabled(const hw_log *lg, hw_log_level level);
 /* Whether per-RPC access lines are on. */
 bool hw_log_access_enabled(const hw_log *lg);
 
-/* Writes "ts=… level=… [<key>=<value>] event=<event> <fields>" where fields
- * is a printf format producing further key=value pairs (may be NULL or "").
+/* Writes "ts=… level=… [<key>=<value>] event=<event> <fields> [trace=<id>]"
+ * where fields is a printf format producing further key=value pairs (may
+ * be NULL or ""), and trace= the thread's current trace (hw_log_set_trace).
  * Thread-safe. A line longer than 4 KiB is truncated. lg may be NULL
  * (nothing is written). */
 void hw_log_event(const hw_log *lg, hw_log_level level, const char *event, const char *fields, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* The longest trace id hw_log_set_trace keeps (a W3C trace-id). */
+#define HW_LOG_TRACE_MAX 32
+
+/* Sets the calling thread's current trace id (copied, at most
+ * HW_LOG_TRACE_MAX characters); NULL or "" clears it. Lines this thread
+ * writes end with " trace=<id>" while it is set. */
+void hw_log_set_trace(const char *trace_id);
+
+/* The calling thread's current trace id, or NULL. Valid until the thread
+ * sets another. */
+const char *hw_log_trace(void);
 
 /* Quotes s for a log value when needed ("…" with \" and \\ escaped, control
  * bytes and DEL as \xNN; the empty string as "") into buf of size n;

@@ -92,6 +92,7 @@ bool hw_auth_authorize(void *appv, hw_call *call, const hw_method *m)
     p->actor = p->agent_id ? hw_arena_printf(a, "agent:%s", p->agent_id)
                            : hw_arena_printf(a, "%s:%s", roles[ri].name, info->id);
     hw_call_set_principal(call, p);
+    hw_call_set_token_id(call, info->id);
     return true;
 }
 

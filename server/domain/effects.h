@@ -122,6 +122,14 @@ typedef struct hw_effects {
      * them (queues.h); set after hw_effects_begin by hw_rpc_write and the
      * background writers; NULL: the rules use their defaults. */
     const struct hw_app *app;
+    /* The W3C trace context of the call that made the write, for what it
+     * sends on (a queued alert's webhook): "00-<trace>-<span>-<flags>" and
+     * the caller's tracestate. Set after hw_effects_begin by hw_rpc_write;
+     * NULL for background writers (timers, the notifier): a new trace is
+     * started for what they cause. Not replicated in the note (only the
+     * leader queues alerts, inside the write itself). */
+    const char *traceparent;
+    const char *tracestate;
 } hw_effects;
 
 /* Where effects go after a commit: one callback per kind, each with ctx

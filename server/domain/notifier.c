@@ -42,6 +42,13 @@
  *   leadership is logged once; a write refused with HW_ENOTLEADER (the
  *   leadership went while posting) is not an error: the new leader sends
  *   the alert again (at-least-once, as after a crash).
+ * - Trace context: each POST carries W3C `traceparent` (and `tracestate`
+ *   when the escalating call sent one): the trace of the call whose write
+ *   queued the alert, with that call's span as the parent, stored in the
+ *   body ("traceparent", "tracestate") when it is queued; an alert raised
+ *   by a timer gets a new trace then. An alert queued before bodies had
+ *   the field gets a new trace when loaded (kept for its retries). Lines
+ *   about an alert carry its trace id (trace=).
  * - Stopping: a flag under the mutex plus a condition variable wake the
  *   thread; a transfer in progress is aborted through curl's progress
  *   callback, and the alert stays queued without a failure event.
@@ -62,6 +69,7 @@
 
 #include "server/base/clock.h"
 #include "server/base/log.h"
+#include "server/base/trace.h"
 #include "server/store/records.h"
 #include "server/domain/watch.h"
 
@@ -81,6 +89,10 @@ typedef struct alert {
     char *body; /* JSON, NUL-terminated */
     size_t body_len;
     char *ticket_id; /* from the body; "" when absent */
+    char *tracestate;                   /* from the body; NULL when absent */
+    char trace_id[HW_TRACE_ID_HEX + 1]; /* of traceparent, for the log */
+    /* From the body, or new when it has none. */
+    char traceparent[HW_TRACEPARENT_LEN + 1];
     unsigned failures;
     int64_t next_ms; /* monotonic; 0 = now */
 } alert;
@@ -123,6 +135,7 @@ static void alert_free(alert *al)
         return;
     free(al->body);
     free(al->ticket_id);
+    free(al->tracestate);
     free(al);
 }
 
@@ -188,6 +201,19 @@ static int queue_alert(hw_store_txn *w, hw_effects *fx, const Helpwire__V1__Tick
         set_str(o, "reason", reason) || set_str(o, "actor", actor ? actor : "system") ||
         json_object_set_new(o, esc ? "escalated_unix_ms" : "at_unix_ms", json_integer((json_int_t)at)) ||
         set_str(o, "text", text))
+        goto out;
+    /* The trace of the call that raised it (a new one for a timer's). */
+    char tp[HW_TRACEPARENT_LEN + 1];
+    const char *traceparent = fx ? fx->traceparent : NULL;
+    const char *tracestate = fx ? fx->tracestate : NULL;
+    if (!traceparent || !hw_trace_parse(traceparent, NULL)) {
+        hw_trace tr;
+        hw_trace_begin(&tr, NULL, NULL);
+        traceparent = hw_trace_format(&tr, tp, sizeof tp);
+        tracestate = NULL;
+    }
+    if (set_str(o, "traceparent", traceparent) ||
+        (hw_trace_state_ok(tracestate) && set_str(o, "tracestate", tracestate)))
         goto out;
     if (kind == HW_ALERT_SLA_BREACHED &&
         (set_str(o, "sla_target", sla->target) ||
@@ -275,6 +301,18 @@ static int load_one(void *arg, const void *key, size_t key_len, const void *val,
     json_t *o = json_loadb(al->body, val_len, 0, NULL);
     const char *tid = o ? json_string_value(json_object_get(o, "ticket_id")) : NULL;
     al->ticket_id = strdup(tid ? tid : "");
+    const char *tp = o ? json_string_value(json_object_get(o, "traceparent")) : NULL;
+    const char *ts = o ? json_string_value(json_object_get(o, "tracestate")) : NULL;
+    hw_trace tr;
+    if (tp && hw_trace_parse(tp, &tr)) {
+        snprintf(al->traceparent, sizeof al->traceparent, "%s", tp);
+        if (hw_trace_state_ok(ts))
+            al->tracestate = strdup(ts);
+    } else { /* queued before alerts kept their trace: a new one */
+        hw_trace_begin(&tr, NULL, NULL);
+        hw_trace_format(&tr, al->traceparent, sizeof al->traceparent);
+    }
+    memcpy(al->trace_id, tr.trace_id, sizeof al->trace_id);
     json_decref(o);
     if (!al->ticket_id) {
         alert_free(al);
@@ -428,12 +466,29 @@ static bool post_alert(hw_notifier *n, const alert *al, char *detail, size_t len
     char errbuf[CURL_ERROR_SIZE];
     errbuf[0] = '\0';
     CURL *c = n->curl;
+    /* The shared Content-Type and the alert's own trace headers (without
+     * memory for them: the Content-Type alone). */
+    char tp_h[32 + HW_TRACEPARENT_LEN], ts_h[32 + HW_TRACESTATE_MAX];
+    snprintf(tp_h, sizeof tp_h, "traceparent: %s", al->traceparent);
+    struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
+    struct curl_slist *more = hdrs ? curl_slist_append(hdrs, tp_h) : NULL;
+    if (more && al->tracestate) {
+        snprintf(ts_h, sizeof ts_h, "tracestate: %s", al->tracestate);
+        more = curl_slist_append(hdrs, ts_h);
+    }
+    if (!more) {
+        curl_slist_free_all(hdrs);
+        hdrs = NULL;
+    }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs ? hdrs : n->headers);
     curl_easy_setopt(c, CURLOPT_URL, n->url);
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, al->body);
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)al->body_len);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
     CURLcode cc = curl_easy_perform(c);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, n->headers);
+    curl_slist_free_all(hdrs);
     if (cc != CURLE_OK) {
         snprintf(detail, len, "%s", errbuf[0] ? errbuf : curl_easy_strerror(cc));
         return false;
@@ -477,7 +532,18 @@ static int record_outcome_fn(hw_store_txn *w, void *arg)
 }
 
 /* One attempt at al. Returns true when al is done (delivered and recorded). */
+static bool attempt_traced(hw_notifier *n, alert *al);
+
+/* attempt_traced with the thread's log trace set to the alert's. */
 static bool attempt(hw_notifier *n, alert *al)
+{
+    hw_log_set_trace(al->trace_id);
+    bool done = attempt_traced(n, al);
+    hw_log_set_trace(NULL);
+    return done;
+}
+
+static bool attempt_traced(hw_notifier *n, alert *al)
 {
     char detail[CURL_ERROR_SIZE + 64];
     bool delivered = post_alert(n, al, detail, sizeof detail);

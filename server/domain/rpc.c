@@ -251,26 +251,44 @@ int hw_rpc_wfail_on(hw_wctx *h, int err, const char *collection, const char *id,
     return err;
 }
 
+/* The thread's log trace, saved while it works for a call (the writer
+ * normally has none; restored rather than cleared all the same). */
+static void trace_save(char *buf, size_t n, const hw_call *call)
+{
+    const char *cur = hw_log_trace();
+    snprintf(buf, n, "%s", cur ? cur : "");
+    hw_log_set_trace(hw_call_trace(call)->trace_id);
+}
+
 /* The write fn and done callback hw_rpc_write submits: the caller's, with
  * the effects begun before each run and run after the outcome. */
 static int write_fn(hw_store_txn *w, void *arg)
 {
     hw_wctx *h = arg;
+    char saved[HW_LOG_TRACE_MAX + 1];
+    trace_save(saved, sizeof saved, h->call);
     hw_effects_begin(&h->fx, hw_call_arena(h->call));
     hw_effects_set_now(&h->fx, hw_rpc_now_ms(h->app));
     h->fx.app = h->app;
+    h->fx.traceparent = h->traceparent;
+    h->fx.tracestate = hw_call_tracestate(h->call);
     int rc = h->fn(w, h);
     if (rc == HW_OK) /* the other replicas run the same effects (effects.h) */
         rc = hw_effects_note_in(&h->fx, w);
+    hw_log_set_trace(saved);
     return rc;
 }
 
 static void write_done(void *arg, int status)
 {
     hw_wctx *h = arg;
+    /* The id is copied: once done answers, the call may be freed. */
+    char saved[HW_LOG_TRACE_MAX + 1];
+    trace_save(saved, sizeof saved, h->call);
     hw_effects_run(&h->fx, &h->app->after_commit, status);
     if (h->done)
         h->done(h, status);
+    hw_log_set_trace(saved);
 }
 
 bool hw_rpc_write(hw_wctx *h, hw_store_write_fn fn, hw_store_done_fn done)
@@ -280,6 +298,7 @@ bool hw_rpc_write(hw_wctx *h, hw_store_write_fn fn, hw_store_done_fn done)
     h->subject[0] = '\0';
     h->fn = fn;
     h->done = done;
+    hw_trace_format(hw_call_trace(h->call), h->traceparent, sizeof h->traceparent);
     int rc = hw_store_submit(h->app->store, write_fn, write_done, h);
     if (rc == HW_ENOTLEADER) {
         fail_with(h->call, rc, NULL, HW_RPC_NOT_LEADER_MSG);

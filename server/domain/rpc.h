@@ -15,6 +15,11 @@
  * replicated entry (hw_effects_note_in), so every replica runs them; after
  * the group commit they run on the writer thread (or are dropped when the
  * write failed), then done runs there and answers.
+ *
+ * Tracing: while fn, the effects and done run on the writer thread, its
+ * log trace (hw_log_set_trace) is the call's trace id, so lines written
+ * for the call there carry trace=; and the effects carry the call's
+ * traceparent (effects.h) for alerts the write queues.
  */
 #ifndef HW_RPC_H
 #define HW_RPC_H
@@ -94,6 +99,7 @@ typedef struct hw_wctx {
                            * each run of fn, in the call's arena */
     hw_store_write_fn fn; /* hw_rpc_write's own */
     hw_store_done_fn done;
+    char traceparent[HW_TRACEPARENT_LEN + 1]; /* the call's, for fx (set by hw_rpc_write) */
 } hw_wctx;
 
 /* A zeroed write context of size bytes (starting with an hw_wctx whose

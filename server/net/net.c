@@ -95,6 +95,7 @@ typedef struct hw_worker {
     grpc_completion_queue *cq;
     pthread_t thread;
     bool running;
+    hw_trace_rng rng; /* trace and span ids of the calls it accepts; this thread's own */
 } hw_worker;
 
 /* A call relayed to the leader: the client call and what it brought back.
@@ -110,6 +111,7 @@ typedef struct hw_forward {
     grpc_slice status_details;
     const char *error_string;
     uint64_t leader_index; /* the leader's trailing helpwire-applied-index */
+    char traceparent[HW_TRACEPARENT_LEN + 1]; /* this call's span, as the leader's parent */
     grpc_metadata *out_md; /* trailers to relay back (+1 free for ours) */
     size_t n_out_md;
 } hw_forward;
@@ -143,7 +145,14 @@ struct hw_call {
     bool admitted;         /* counted in net->admitted (the --max-in-flight bound) */
     bool adaptive;         /* unary, admitted: counted in net->unary_admitted, timed for the limit */
     const void *principal; /* set by the authorization hook */
+    const char *token_id;  /* for the access line (hw_call_set_token_id) */
+    hw_trace trace;        /* set when accepted, read-only afterwards */
+    size_t req_bytes;      /* request messages decoded (client streams: summed) */
+    bool req_known;        /* req_bytes was set (else the payload's size is used) */
+    size_t resp_bytes;     /* reply messages packed (streams: summed, under mu) */
     bool to_leader;        /* the authorization hook asked for the leader (hw_call_forward_to_leader) */
+    /* The caller's tracestate, kept (hw_call_tracestate); in the arena. */
+    const char *tracestate;
 
     /* replicas only (opts.cluster) */
     bool md_sent;         /* initial metadata went out already (the hop back after a wait) */
@@ -403,6 +412,25 @@ static size_t metrics_row(const hw_call *c)
     return c->method ? c->method_index : (size_t)-1;
 }
 
+/* The thread's log trace while a line is written on c's behalf from a
+ * thread that may be working for another call (or none): saved, set to
+ * c's, then restored. */
+typedef struct saved_trace {
+    char id[HW_LOG_TRACE_MAX + 1];
+} saved_trace;
+
+static void trace_enter(const hw_call *c, saved_trace *sv)
+{
+    const char *cur = hw_log_trace();
+    snprintf(sv->id, sizeof sv->id, "%s", cur ? cur : "");
+    hw_log_set_trace(c->trace.trace_id);
+}
+
+static void trace_leave(const saved_trace *sv)
+{
+    hw_log_set_trace(sv->id);
+}
+
 static void call_destroy(hw_call *c)
 {
     hw_net *net = c->net;
@@ -416,10 +444,22 @@ static void call_destroy(hw_call *c)
         else
             snprintf(path, sizeof path, "%.*s", (int)GRPC_SLICE_LENGTH(c->details.method),
                      (const char *)GRPC_SLICE_START_PTR(c->details.method));
-        char q[300];
-        hw_log_event(net->o.log, HW_LOG_INFO, "rpc", "method=%s status=%s us=%lld%s",
+        size_t req = c->req_bytes;
+        if (!c->req_known && c->payload)
+            req = grpc_byte_buffer_length(c->payload);
+        char *peer = c->call ? grpc_call_get_peer(c->call) : NULL;
+        char q[300], qp[300], qt[160];
+        saved_trace sv;
+        trace_enter(c, &sv);
+        hw_log_event(net->o.log, HW_LOG_INFO, "rpc",
+                     "method=%s status=%s us=%lld peer=%s req_bytes=%zu resp_bytes=%zu token=%s span=%s%s",
                      hw_log_quote(path, q, sizeof q), status_name(c->status),
-                     (long long)((now_ns() - c->start_ns) / 1000), c->cancelled ? " cancelled=true" : "");
+                     (long long)((now_ns() - c->start_ns) / 1000),
+                     hw_log_quote(peer ? peer : "-", qp, sizeof qp), req, c->resp_bytes,
+                     hw_log_quote(c->token_id ? c->token_id : "-", qt, sizeof qt),
+                     c->trace.span_id[0] ? c->trace.span_id : "-", c->cancelled ? " cancelled=true" : "");
+        trace_leave(&sv);
+        gpr_free(peer);
     }
     if (c->call)
         grpc_call_unref(c->call);
@@ -563,6 +603,7 @@ void hw_call_reply(hw_call *c, const ProtobufCMessage *reply)
         unary_send(c, NULL, GRPC_STATUS_RESOURCE_EXHAUSTED, msg);
         return;
     }
+    c->resp_bytes = len;
     unary_send(c, bb, GRPC_STATUS_OK, NULL);
 }
 
@@ -634,6 +675,7 @@ int hw_call_stream_send(hw_call *c, const ProtobufCMessage *msg)
         return -1;
     }
     int rc = 0;
+    c->resp_bytes += len;
     if (!c->sending) {
         stream_send_message_locked(c, bb);
     } else if (c->q_len >= HW_STREAM_MAX_QUEUED) {
@@ -842,9 +884,12 @@ static void call_fail_v(hw_call *c, grpc_status_code code, const hw_error_hint *
     if (code != GRPC_STATUS_OK && code != GRPC_STATUS_NOT_FOUND &&
         hw_log_enabled(c->net->o.log, HW_LOG_DEBUG)) {
         char q[600];
+        saved_trace sv;
+        trace_enter(c, &sv);
         hw_log_event(c->net->o.log, HW_LOG_DEBUG, "rpc_error", "method=%s status=%s reason=%s message=%s",
                      c->method ? c->method->path : "unregistered", status_name(code),
                      hw_status_details_reason(code, msg, hint), hw_log_quote(msg ? msg : "", q, sizeof q));
+        trace_leave(&sv);
     }
     if (code != GRPC_STATUS_OK) {
         c->err_details = encode_details(c, code, msg, hint, false, &dlen);
@@ -904,6 +949,21 @@ const void *hw_call_principal(const hw_call *c)
 void hw_call_set_principal(hw_call *c, const void *principal)
 {
     c->principal = principal;
+}
+
+const hw_trace *hw_call_trace(const hw_call *c)
+{
+    return &c->trace;
+}
+
+const char *hw_call_tracestate(const hw_call *c)
+{
+    return c->tracestate;
+}
+
+void hw_call_set_token_id(hw_call *c, const char *token_id)
+{
+    c->token_id = token_id;
 }
 
 bool hw_call_forward_to_leader(hw_call *c)
@@ -1011,6 +1071,8 @@ static void on_stream_recv(hw_call *c, bool ok)
         grpc_slice all = grpc_byte_buffer_reader_readall(&r);
         grpc_byte_buffer_reader_destroy(&r);
         len = GRPC_SLICE_LENGTH(all);
+        c->req_bytes += len;
+        c->req_known = true;
         req = protobuf_c_message_unpack(m->request, hw_arena_allocator(c->arena), len,
                                         GRPC_SLICE_START_PTR(all));
         grpc_slice_unref(all);
@@ -1052,6 +1114,10 @@ static void serve_request(hw_call *c)
     }
     size_t len = 0;
     const uint8_t *bytes = payload_bytes(c, &len);
+    if (bytes) {
+        c->req_bytes = len;
+        c->req_known = true;
+    }
     ProtobufCMessage *req =
         bytes ? protobuf_c_message_unpack(m->request, hw_arena_allocator(c->arena), len, bytes) : NULL;
     if (!req) {
@@ -1118,7 +1184,8 @@ static bool slice_has_prefix(grpc_slice s, const char *prefix)
  * headers, grpc-*, and the keys the client stack sets itself) and ours. */
 static bool relay_skips_request_key(grpc_slice k)
 {
-    static const char *const own[] = {"content-type", "te", "user-agent", "host", "helpwire-forwarded"};
+    static const char *const own[] = {"content-type",       "te",          "user-agent", "host",
+                                      "helpwire-forwarded", "traceparent", "tracestate"};
     if (slice_has_prefix(k, ":") || slice_has_prefix(k, "grpc-"))
         return true;
     for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
@@ -1155,6 +1222,7 @@ static void forward_answer(hw_call *c)
     }
     grpc_byte_buffer *bb = f->recv_bb;
     f->recv_bb = NULL;
+    c->resp_bytes = bb ? grpc_byte_buffer_length(bb) : 0;
     c->answered = true;
     unary_send(c, bb, f->status, msg);
 }
@@ -1225,7 +1293,7 @@ static void forward_start(hw_call *c, const char *target)
     grpc_metadata_array_init(&f->recv_initial);
     grpc_metadata_array_init(&f->recv_trailing);
     f->status_details = grpc_empty_slice();
-    f->send_md = calloc(c->md.count + 1, sizeof *f->send_md);
+    f->send_md = calloc(c->md.count + 3, sizeof *f->send_md);
     if (!f->send_md) {
         hw_call_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "server out of memory");
         return;
@@ -1235,6 +1303,14 @@ static void forward_start(hw_call *c, const char *target)
             f->send_md[f->n_send_md++] = c->md.metadata[i];
     f->send_md[f->n_send_md].key = grpc_slice_from_static_string("helpwire-forwarded");
     f->send_md[f->n_send_md++].value = grpc_slice_from_static_string("1");
+    /* The trace goes on with this call's span as the leader's parent. */
+    hw_trace_format(&c->trace, f->traceparent, sizeof f->traceparent);
+    f->send_md[f->n_send_md].key = grpc_slice_from_static_string("traceparent");
+    f->send_md[f->n_send_md++].value = grpc_slice_from_static_string(f->traceparent);
+    if (c->tracestate) {
+        f->send_md[f->n_send_md].key = grpc_slice_from_static_string("tracestate");
+        f->send_md[f->n_send_md++].value = grpc_slice_from_static_string(c->tracestate);
+    }
 
     grpc_slice method = grpc_slice_from_static_string(c->method->path);
     pthread_mutex_lock(&net->ch_mu);
@@ -1387,12 +1463,44 @@ static void serve_registered(hw_call *c)
     serve_request(c);
 }
 
+/* The call's trace context from its traceparent metadata (exactly one, or
+ * it is not valid: W3C) and tracestate; on the accepting worker. Sets the
+ * thread's log trace to it. */
+static void begin_trace(hw_call *c)
+{
+    char tp[256]; /* a later version may add fields; longer is not ours to continue */
+    tp[0] = '\0';
+    int n_tp = 0;
+    const grpc_metadata *ts = NULL;
+    for (size_t i = 0; i < c->md.count; i++) {
+        const grpc_metadata *m = &c->md.metadata[i];
+        if (slice_is(m->key, "traceparent")) {
+            size_t len = GRPC_SLICE_LENGTH(m->value);
+            if (++n_tp == 1 && len < sizeof tp) {
+                memcpy(tp, GRPC_SLICE_START_PTR(m->value), len);
+                tp[len] = '\0';
+            }
+        } else if (slice_is(m->key, "tracestate") && !ts) {
+            ts = m;
+        }
+    }
+    bool continued = hw_trace_begin(&c->trace, n_tp == 1 && tp[0] ? tp : NULL, &c->w->rng);
+    if (continued && ts && c->arena) {
+        const char *v = hw_arena_strndup(c->arena, (const char *)GRPC_SLICE_START_PTR(ts->value),
+                                         GRPC_SLICE_LENGTH(ts->value));
+        if (hw_trace_state_ok(v))
+            c->tracestate = v;
+    }
+    hw_log_set_trace(c->trace.trace_id);
+}
+
 static void accept_call(hw_call *c)
 {
     atomic_fetch_add(&c->net->live, 1);
     hw_metrics_started(c->net->o.metrics, c->w->index, metrics_row(c));
     c->start_ns = now_ns();
     c->arena = hw_arena_create(4096);
+    begin_trace(c);
     if (!c->arena) {
         /* Without an arena even the error needs no memory of ours. */
         c->answered = true;
@@ -1434,7 +1542,44 @@ static bool admit(hw_net *net, hw_call *c)
     return true;
 }
 
+/* The call a completion belongs to, or NULL (the server's shutdown). */
+static hw_call *tag_call(hw_tag *tag)
+{
+    switch (tag->kind) {
+    case TAG_NEW_REGISTERED:
+    case TAG_NEW_UNREGISTERED:
+        return CONTAINER_OF(tag, hw_call, t_new);
+    case TAG_UNARY_DONE:
+        return CONTAINER_OF(tag, hw_call, t_done);
+    case TAG_STREAM_SEND:
+        return CONTAINER_OF(tag, hw_call, t_send);
+    case TAG_STREAM_CLOSE:
+        return CONTAINER_OF(tag, hw_call, t_close);
+    case TAG_STREAM_RECV:
+        return CONTAINER_OF(tag, hw_call, t_recv);
+    case TAG_FORWARD_DONE:
+        return CONTAINER_OF(tag, hw_call, t_fwd);
+    case TAG_RESUME:
+        return CONTAINER_OF(tag, hw_call, t_resume);
+    case TAG_SHUTDOWN:
+        break;
+    }
+    return NULL;
+}
+
+static void handle_call_event(hw_worker *w, hw_tag *tag, bool ok);
+
+/* Runs one completion with the thread's log trace set to its call's (a
+ * new call's is set once it is accepted: begin_trace), cleared after. */
 static void handle_event(hw_worker *w, hw_tag *tag, bool ok)
+{
+    hw_call *c = tag_call(tag);
+    hw_log_set_trace(c ? c->trace.trace_id : NULL);
+    handle_call_event(w, tag, ok);
+    hw_log_set_trace(NULL);
+}
+
+static void handle_call_event(hw_worker *w, hw_tag *tag, bool ok)
 {
     hw_net *net = w->net;
     switch (tag->kind) {
@@ -1519,6 +1664,7 @@ static void *worker_main(void *arg)
 {
     hw_worker *w = arg;
     hw_net *net = w->net;
+    hw_trace_rng_seed(&w->rng);
     if (net->o.worker_start)
         net->o.worker_start(net->o.app, w->index);
     for (;;) {

@@ -21,6 +21,25 @@
  *
  * Nothing here knows about the domain: handlers are plain functions that
  * receive the decoded request and an opaque application pointer.
+ *
+ * Tracing: every call has a W3C trace context (trace.h), continued from
+ * its `traceparent` metadata or started here with the worker's own id
+ * generator. While a worker handles a call's events (the handler, its
+ * replies, the access line) the thread's log trace (hw_log_set_trace) is
+ * the call's trace id, so every line written on its behalf ends with
+ * trace=<id>; hw_call_fail and the access line set it themselves when they
+ * run on another thread. A call relayed to the leader carries this call's
+ * span as the leader's parent (traceparent) and the caller's tracestate.
+ *
+ * Access log (hw_log_access_enabled): one line per call when it ends,
+ *   event=rpc method=<path> status=<code name> us=<microseconds>
+ *   peer=<gRPC peer, e.g. ipv4:127.0.0.1:41234> req_bytes=<N> resp_bytes=<N>
+ *   token=<token id or -> span=<this call's span id> [cancelled=true]
+ *   trace=<trace id>
+ * req_bytes / resp_bytes: the serialized (uncompressed) request and reply
+ * messages, summed over a stream's messages; 0 when none was read or sent.
+ * token: the id the authorization hook named (hw_call_set_token_id), "-"
+ * for public methods and refused calls; never the secret.
  */
 #ifndef HW_NET_H
 #define HW_NET_H
@@ -35,6 +54,7 @@
 #include "server/base/arena.h"
 #include "server/base/log.h"
 #include "server/base/metrics.h"
+#include "server/base/trace.h"
 #include "server/net/status_details.h"
 
 typedef struct hw_net hw_net;
@@ -219,6 +239,19 @@ const char *hw_call_metadata(hw_call *call, const char *key);
  * set. Lives as long as the call. */
 const void *hw_call_principal(const hw_call *call);
 void hw_call_set_principal(hw_call *call, const void *principal);
+
+/* The call's W3C trace context (see the top of this file). */
+const hw_trace *hw_call_trace(const hw_call *call);
+
+/* The caller's tracestate, passed on with the trace; NULL when it sent
+ * none, or an unusable one (hw_trace_state_ok), or its traceparent was not
+ * valid. In the call's arena. */
+const char *hw_call_tracestate(const hw_call *call);
+
+/* For the authorization hook: the id of the token the call presented
+ * (never the secret), written as token= on the call's access line.
+ * Borrowed: must live as long as the call (its arena). */
+void hw_call_set_token_id(hw_call *call, const char *token_id);
 
 /* For the authorization hook of a replica: the credential is not known
  * here (yet: a token created on the leader and not applied here), so the

@@ -143,11 +143,28 @@ static void echo(hw_call *call, const ProtobufCMessage *request, node *n)
     hw_call_reply(call, &reply.base);
 }
 
+/* A write named "trace" answers with the trace context the handler saw:
+ * "<trace id>|<parent id>|<tracestate or ->|on=<node>". */
+static void echo_trace(hw_call *call, node *n)
+{
+    const hw_trace *t = hw_call_trace(call);
+    const char *ts = hw_call_tracestate(call);
+    char *out = hw_arena_alloc(hw_call_arena(call), 256);
+    snprintf(out, 256, "%s|%s|%s|on=%s", t->trace_id, t->parent_id, ts ? ts : "-", n->name);
+    Grpc__Health__V1__HealthCheckRequest reply = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
+    reply.service = out;
+    hw_call_reply(call, &reply.base);
+}
+
 static void h_write(hw_call *call, const ProtobufCMessage *request, void *app)
 {
     node *n = app;
     atomic_fetch_add(&n->writes_run, 1);
-    echo(call, request, n);
+    const Grpc__Health__V1__HealthCheckRequest *req = (const void *)request;
+    if (strcmp(req->service, "trace") == 0)
+        echo_trace(call, n);
+    else
+        echo(call, request, n);
 }
 
 static void h_fail(hw_call *call, const ProtobufCMessage *request, void *app)
@@ -421,6 +438,31 @@ static void test_write_to_follower_runs_once_on_leader_with_credentials(void **s
     assert_int_equal(r.applied, t_applied_index(&node_a));
 }
 
+/* The relay continues the caller's trace with the follower's span as the
+ * leader's parent, and passes tracestate on; an invalid traceparent is
+ * replaced by the follower's new trace, and its tracestate dropped. */
+static void test_forwarded_call_continues_the_trace(void **state)
+{
+    (void)state;
+    result r = call(addr_a, "/test.Echo/Write", "trace", 5000, "authorization", "Bearer good", "traceparent",
+                    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "tracestate",
+                    "congo=t61rcWkgMzE", NULL);
+    assert_int_equal(r.status, GRPC_STATUS_OK);
+    assert_int_equal(strlen(r.reply), 32 + 1 + 16 + 1 + strlen("congo=t61rcWkgMzE|on=B"));
+    assert_memory_equal(r.reply, "4bf92f3577b34da6a3ce929d0e0e4736|", 33);
+    assert_memory_not_equal(r.reply + 33, "00f067aa0ba902b7", 16); /* A's span, not the client's */
+    assert_string_equal(r.reply + 49, "|congo=t61rcWkgMzE|on=B");
+
+    r = call(addr_a, "/test.Echo/Write", "trace", 5000, "authorization", "Bearer good", "traceparent",
+             "00-00000000000000000000000000000000-00f067aa0ba902b7-01", "tracestate", "congo=t61rcWkgMzE",
+             NULL);
+    assert_int_equal(r.status, GRPC_STATUS_OK);
+    assert_int_equal(strlen(r.reply), 32 + 1 + 16 + strlen("|-|on=B"));
+    assert_memory_not_equal(r.reply, "00000000000000000000000000000000", 32);
+    assert_memory_not_equal(r.reply + 33, "00f067aa0ba902b7", 16);
+    assert_string_equal(r.reply + 49, "|-|on=B");
+}
+
 static void test_leader_failure_status_and_message_come_back(void **state)
 {
     result r = call(addr_a, "/test.Echo/Fail", "x", 5000, "authorization", "Bearer good", NULL);
@@ -583,6 +625,7 @@ int main(void)
         cmocka_unit_test(test_unauthorized_write_is_refused_before_forwarding),
         cmocka_unit_test(test_a_token_only_the_leader_knows_is_checked_there),
         cmocka_unit_test(test_forwarded_call_runs_where_it_lands),
+        cmocka_unit_test(test_forwarded_call_continues_the_trace),
         cmocka_unit_test(test_read_leader_header_forwards_a_read),
         cmocka_unit_test(test_unreachable_leader_gives_unavailable_within_deadline),
         cmocka_unit_test(test_forwarded_answer_waits_until_follower_applied_the_write),
