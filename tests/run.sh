@@ -70,6 +70,22 @@ source_test() {
   rm -f "$out"
 }
 
+# The end of each failed or timed-out target's test.log, so a failure in CI
+# can be read from CI's output (a later configuration's run overwrites the
+# logs in bazel-testlogs).
+show_failed_logs() {
+  local out=$1 logs target
+  shift
+  grep -aqE '^//[^ ]+ +.*(FAILED|TIMEOUT|FLAKY)' "$out" || return 0
+  logs=$(bazel info "$@" bazel-testlogs 2>/dev/null) || return 0
+  grep -aE '^//[^ ]+ +.*(FAILED|TIMEOUT|FLAKY)' "$out" | awk '{print $1}' | while read -r target; do
+    target=${target#//}
+    echo "---- ${target} (bazel test $*): the end of its test.log"
+    tail -n 80 "$logs/${target/://}/test.log" 2>/dev/null || echo "(no test.log)"
+    echo "---- end of ${target}"
+  done
+}
+
 run() {
   local out
   out=$(mktemp)
@@ -81,6 +97,7 @@ run() {
     echo "tests: bazel test $* produced no results" >&2
     failed=$((failed + 1))
   fi
+  show_failed_logs "$out" "$@"
   count_run "$out"
   rm -f "$out"
 }
