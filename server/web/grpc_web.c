@@ -98,7 +98,8 @@ struct web_req {
     web_tag t_start, t_msg, t_status;
     /* Under mu. */
     bool md_received, status_received, msgs_done, reading;
-    bool finished; /* the trailer frame is in out */
+    bool headers_ready; /* the response may start (see gateway_main) */
+    bool finished;      /* the trailer frame is in out */
     bool suspended, http_closed;
     int n_msgs;
     char *out;
@@ -503,6 +504,7 @@ static void start_read_locked(web_req *r)
 /* Wakes the connection if MHD is waiting for data. Under r->mu. */
 static void wake_locked(web_req *r)
 {
+    r->headers_ready = true;
     if (r->suspended) {
         r->suspended = false;
         MHD_resume_connection(r->conn);
@@ -511,22 +513,48 @@ static void wake_locked(web_req *r)
 
 /* ------------------------------------------------------ gateway thread */
 
+/* How long the response waits after the server's initial metadata for
+ * more: a call the server refuses at once answers trailers-only in the
+ * same HTTP/2 frame, whose status completes just after the metadata; with
+ * this wait such calls (and unary replies, which come with their status)
+ * are answered whole, with the status in the headers or a Content-Length,
+ * instead of racing the status into a chunked body. */
+#define HEADERS_WAIT_MS 5
+
 static void *gateway_main(void *arg)
 {
     hw_grpc_web *web = arg;
+    /* Requests whose initial metadata came, to be woken at `due`. */
+    web_req **deferred = NULL;
+    size_t n_deferred = 0, cap_deferred = 0;
+    gpr_timespec due = gpr_inf_future(GPR_CLOCK_MONOTONIC);
     for (;;) {
-        grpc_event ev = grpc_completion_queue_next(web->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-        if (ev.type == GRPC_QUEUE_SHUTDOWN)
-            break;
+        grpc_event ev =
+            grpc_completion_queue_next(web->cq, n_deferred ? due : gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+        if (ev.type == GRPC_QUEUE_SHUTDOWN || ev.type == GRPC_QUEUE_TIMEOUT) {
+            for (size_t i = 0; i < n_deferred; i++) {
+                web_req *d = deferred[i];
+                pthread_mutex_lock(&d->mu);
+                wake_locked(d);
+                pthread_mutex_unlock(&d->mu);
+                req_unref(d);
+            }
+            n_deferred = 0;
+            if (ev.type == GRPC_QUEUE_SHUTDOWN)
+                break;
+            continue;
+        }
         if (ev.type != GRPC_OP_COMPLETE)
             continue;
         web_tag *t = ev.tag;
         web_req *r = t->r;
+        bool defer = false;
         pthread_mutex_lock(&r->mu);
         switch (t->kind) {
         case TAG_START:
             r->md_received = true;
             start_read_locked(r);
+            defer = true;
             break;
         case TAG_MSG:
             r->reading = false;
@@ -558,11 +586,27 @@ static void *gateway_main(void *arg)
                 r->status = GRPC_STATUS_RESOURCE_EXHAUSTED;
             r->finished = true;
         }
-        if (r->md_received || r->finished)
+        if (defer && n_deferred == cap_deferred) {
+            size_t cap = cap_deferred ? 2 * cap_deferred : 16;
+            web_req **d = realloc(deferred, cap * sizeof *d);
+            if (d) {
+                deferred = d;
+                cap_deferred = cap;
+            }
+        }
+        if (defer && n_deferred < cap_deferred) {
+            if (n_deferred == 0)
+                due = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                                   gpr_time_from_millis(HEADERS_WAIT_MS, GPR_TIMESPAN));
+            r->refs++;
+            deferred[n_deferred++] = r;
+        } else if (r->finished || r->n_msgs > 0 || defer || r->headers_ready) {
             wake_locked(r);
+        }
         pthread_mutex_unlock(&r->mu);
         req_unref(r);
     }
+    free(deferred);
     return NULL;
 }
 
@@ -995,7 +1039,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return q;
     }
     pthread_mutex_lock(&r->mu);
-    if (!r->md_received && !r->finished) {
+    if (!r->headers_ready && !r->finished) {
         if (atomic_load(&web->stopping)) {
             grpc_call_cancel(r->call, NULL);
             pthread_mutex_unlock(&r->mu);
