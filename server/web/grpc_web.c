@@ -68,9 +68,12 @@ typedef enum { TAG_START, TAG_MSG, TAG_STATUS } tag_kind;
 
 typedef struct web_req web_req;
 
+/* A completion queue tag. r is stored with release and loaded with
+ * acquire: the hand-off through the (uninstrumented) gRPC core is then
+ * visible to ThreadSanitizer, as in net.c. */
 typedef struct {
     tag_kind kind;
-    web_req *r;
+    _Atomic(web_req *) r;
 } web_tag;
 
 struct web_req {
@@ -348,9 +351,12 @@ static web_req *req_new(hw_grpc_web *web, struct MHD_Connection *conn)
     grpc_metadata_array_init(&r->recv_trailing);
     r->details = grpc_empty_slice();
     r->status = GRPC_STATUS_UNKNOWN;
-    r->t_start = (web_tag){TAG_START, r};
-    r->t_msg = (web_tag){TAG_MSG, r};
-    r->t_status = (web_tag){TAG_STATUS, r};
+    r->t_start.kind = TAG_START;
+    r->t_msg.kind = TAG_MSG;
+    r->t_status.kind = TAG_STATUS;
+    atomic_store_explicit(&r->t_start.r, r, memory_order_release);
+    atomic_store_explicit(&r->t_msg.r, r, memory_order_release);
+    atomic_store_explicit(&r->t_status.r, r, memory_order_release);
     pthread_mutex_lock(&web->mu);
     r->next = web->reqs;
     if (web->reqs)
@@ -410,13 +416,26 @@ static void add_md_headers(struct MHD_Response *resp, const grpc_metadata_array 
     }
 }
 
-/* A trailers-only answer: status in the headers, empty body. md (may be
- * NULL) are the server's initial and trailing metadata. */
-static enum MHD_Result queue_trailers_only(web_req *r, grpc_status_code code, const char *msg, size_t msg_len)
+/* Queues resp (HTTP code) and drops the caller's reference to it. Never
+ * under r->mu: MHD takes the response's own lock, and holds it while it
+ * calls read_body, which takes r->mu. */
+static enum MHD_Result queue(web_req *r, unsigned code, struct MHD_Response *resp)
+{
+    if (!resp)
+        return MHD_NO;
+    r->responded = true;
+    enum MHD_Result q = MHD_queue_response(r->conn, code, resp);
+    MHD_destroy_response(resp);
+    return q;
+}
+
+/* A trailers-only answer: status in the headers, empty body, with the
+ * server's initial and trailing metadata when there was a call. */
+static struct MHD_Response *trailers_only(web_req *r, grpc_status_code code, const char *msg, size_t msg_len)
 {
     struct MHD_Response *resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
     if (!resp)
-        return MHD_NO;
+        return NULL;
     char num[16], enc[1024];
     snprintf(num, sizeof num, "%d", (int)code);
     MHD_add_response_header(resp, "Content-Type", content_type_of(r));
@@ -430,15 +449,12 @@ static enum MHD_Result queue_trailers_only(web_req *r, grpc_status_code code, co
         add_md_headers(resp, &r->recv_trailing);
     }
     add_cors(r, resp);
-    r->responded = true;
-    enum MHD_Result q = MHD_queue_response(r->conn, MHD_HTTP_OK, resp);
-    MHD_destroy_response(resp);
-    return q;
+    return resp;
 }
 
 static enum MHD_Result fail_local(web_req *r, grpc_status_code code, const char *msg)
 {
-    return queue_trailers_only(r, code, msg, strlen(msg));
+    return queue(r, MHD_HTTP_OK, trailers_only(r, code, msg, strlen(msg)));
 }
 
 /* Appends the trailer frame: grpc-status, grpc-message, trailing metadata. */
@@ -547,7 +563,7 @@ static void *gateway_main(void *arg)
         if (ev.type != GRPC_OP_COMPLETE)
             continue;
         web_tag *t = ev.tag;
-        web_req *r = t->r;
+        web_req *r = atomic_load_explicit(&t->r, memory_order_acquire);
         bool defer = false;
         pthread_mutex_lock(&r->mu);
         switch (t->kind) {
@@ -963,15 +979,14 @@ static void free_body(void *cls)
     req_unref(cls);
 }
 
-/* The call has its initial metadata (or ended): the response. */
-static enum MHD_Result respond(web_req *r)
+/* The call has its initial metadata (or ended): the response, to queue
+ * once r->mu is released. Under r->mu. */
+static struct MHD_Response *response_locked(web_req *r)
 {
     struct MHD_Response *resp;
-    if (r->finished && r->n_msgs == 0) {
-        grpc_status_code code = r->status;
-        const char *msg = (const char *)GRPC_SLICE_START_PTR(r->details);
-        return queue_trailers_only(r, code, msg, GRPC_SLICE_LENGTH(r->details));
-    }
+    if (r->finished && r->n_msgs == 0)
+        return trailers_only(r, r->status, (const char *)GRPC_SLICE_START_PTR(r->details),
+                             GRPC_SLICE_LENGTH(r->details));
     if (r->finished) {
         resp = MHD_create_response_from_buffer(r->out_len - r->out_off, r->out + r->out_off,
                                                MHD_RESPMEM_MUST_COPY);
@@ -982,14 +997,11 @@ static enum MHD_Result respond(web_req *r)
             r->refs++;
     }
     if (!resp)
-        return MHD_NO;
+        return NULL;
     MHD_add_response_header(resp, "Content-Type", content_type_of(r));
     add_md_headers(resp, &r->recv_initial);
     add_cors(r, resp);
-    r->responded = true;
-    enum MHD_Result q = MHD_queue_response(r->conn, MHD_HTTP_OK, resp);
-    MHD_destroy_response(resp);
-    return q;
+    return resp;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
@@ -1050,9 +1062,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         pthread_mutex_unlock(&r->mu);
         return MHD_YES;
     }
-    enum MHD_Result q = respond(r);
+    struct MHD_Response *resp = response_locked(r);
     pthread_mutex_unlock(&r->mu);
-    return q;
+    return queue(r, MHD_HTTP_OK, resp);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
