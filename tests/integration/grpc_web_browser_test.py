@@ -94,10 +94,15 @@ class Browser(unittest.TestCase):
         tokens = self.server.tokens
         url = "%s/index.html?server=%s&bridge=%s&agent=%s" % (origin, self.web_url, tokens["bridge"],
                                                               tokens.get("agent", tokens["admin"]))
-        home = tempfile.mkdtemp(prefix="home-", dir=self.tmp)
-        env = dict(os.environ, NODE_PATH=self.modules, HOME=home, TMPDIR=home)
-        p = subprocess.run([node, self.driver, self.chromium(), url, "40000"], capture_output=True, env=env,
-                           timeout=90)
+        # Chromium's profile (with its socket, whose path must stay short:
+        # not under Bazel's deep test directory).
+        home = tempfile.mkdtemp(prefix="hwb-", dir="/tmp")
+        try:
+            env = dict(os.environ, NODE_PATH=self.modules, HOME=home, TMPDIR=home)
+            p = subprocess.run([node, self.driver, self.chromium(), url, "40000"], capture_output=True, env=env,
+                               timeout=90)
+        finally:
+            shutil.rmtree(home, ignore_errors=True)
         err = p.stderr.decode(errors="replace")
         self.assertEqual(p.returncode, 0, "browser_client.js failed:\n" + err + "\n" + self.server.read_log())
         return json.loads(p.stdout.decode()), err
