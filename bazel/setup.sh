@@ -51,6 +51,9 @@ PACKAGES=(
   prometheus
   # the front door's test runs docs/nginx-helpwire.conf (tests/integration/nginx_test.py)
   nginx
+  # the gRPC-Web browser test (tests/integration/grpc_web_browser_test.py): headless
+  # Chromium, and protoc for the example's generated code (protoc-gen-es)
+  chromium protobuf-compiler
   # the power-cut test's file system (tests/powerloss)
   fuse3 libfuse3-dev
   # the example clients (clients/examples; tests/integration/examples_test.py):

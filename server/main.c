@@ -50,6 +50,7 @@
 #include "server/domain/watch.h"
 #include "server/domain/hours.h"
 #include "server/domain/timers.h"
+#include "server/web/grpc_web.h"
 
 /* ---------------------------------------------- after-commit effects */
 
@@ -432,6 +433,7 @@ int main(int argc, char **argv)
     hw_health *health = NULL;
     hw_cluster_wiring *cluster = NULL;
     hw_net *net = NULL;
+    hw_grpc_web *web = NULL;
     hw_metrics *metrics = NULL;
     hw_store *store = NULL;
     hw_index *index = NULL;
@@ -710,9 +712,23 @@ int main(int argc, char **argv)
         fprintf(stderr, "helpwired: out of memory\n");
         goto out;
     }
+    /* With a gRPC-Web listener, the server also listens on a private
+     * abstract unix socket (plaintext, never printed) that the gateway's
+     * calls come through; it is the last plaintext address. */
+    const char *listen[HW_CONFIG_MAX_LISTEN + 1];
+    size_t n_listen = cfg.n_listen;
+    char private_addr[96];
+    memcpy(listen, cfg.listen, cfg.n_listen * sizeof *listen);
+    if (cfg.grpc_web_listen.n) {
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        snprintf(private_addr, sizeof private_addr, "unix-abstract:helpwire-grpc-web-%ld-%lx", (long)getpid(),
+                 (unsigned long)now.tv_nsec ^ (unsigned long)now.tv_sec);
+        listen[n_listen++] = private_addr;
+    }
     hw_net_options no = {
-        .listen = cfg.listen,
-        .n_listen = cfg.n_listen,
+        .listen = listen,
+        .n_listen = n_listen,
         .tls_listen = cfg.tls_listen,
         .n_tls_listen = cfg.n_tls_listen,
         .tls_cert_pem = tls_cert,
@@ -777,8 +793,29 @@ int main(int argc, char **argv)
         fprintf(stderr, "helpwired: %s\n", err);
         goto out;
     }
+    if (cfg.grpc_web_listen.n) {
+        hw_grpc_web_options wo = {
+            .listen = cfg.grpc_web_listen.v,
+            .n_listen = cfg.grpc_web_listen.n,
+            .cors_origins = cfg.grpc_web_cors_origin.v,
+            .n_cors_origins = cfg.grpc_web_cors_origin.n,
+            .target = private_addr,
+            .max_message_bytes = (int)cfg.max_message_bytes,
+            .log = log,
+        };
+        if (hw_grpc_web_start(&web, &wo, err, sizeof err) != 0) {
+            fprintf(stderr, "helpwired: --grpc-web-listen: %s\n", err);
+            goto out;
+        }
+        for (size_t i = 0; hw_grpc_web_bound_address(web, i); i++) {
+            hw_log_event(log, HW_LOG_INFO, "grpc_web_listening", "addr=%s cors_origins=%zu",
+                         hw_grpc_web_bound_address(web, i), cfg.grpc_web_cors_origin.n);
+            printf("helpwired grpc-web on http://%s\n", hw_grpc_web_bound_address(web, i));
+        }
+    }
     for (size_t i = 0; i < cfg.n_listen + cfg.n_tls_listen; i++) {
-        const char *addr = hw_net_bound_address(net, i);
+        /* the private address sits between the plaintext and TLS ones */
+        const char *addr = hw_net_bound_address(net, i < cfg.n_listen ? i : i + (n_listen - cfg.n_listen));
         bool tls = i >= cfg.n_listen;
         hw_log_event(log, HW_LOG_INFO, "listening", "addr=%s tls=%s threads=%d data=%s", addr,
                      tls ? "true" : "false", threads, cfg.data_dir);
@@ -808,9 +845,15 @@ int main(int argc, char **argv)
         }
     }
     cancelled = hw_net_shutdown(net, cfg.drain_timeout_ms);
+    /* Every call through the gateway ended with the server's drain (open
+     * streams with UNAVAILABLE): their answers are written out, then its
+     * connections close. */
+    hw_grpc_web_stop(web, 2000);
+    web = NULL;
     rc = 0;
 out:
-    /* Order matters: the listeners and every call first (shut down above),
+    /* Order matters: the listeners and every call first (shut down above,
+     * then the gRPC-Web gateway, whose calls the drain ended),
      * then the metrics endpoint (its scrapes read the server and the store),
      * then the server, what else reads the store from other threads
      * (notifier, outbox redelivery), then the indexer (it answered the last
@@ -819,6 +862,7 @@ out:
     /* A replica's raft stops first (no entry reaches the store any more,
      * its watch thread is joined) and no note runs from here on: before
      * the server, the hubs and the indexer the notes reach go. */
+    hw_grpc_web_stop(web, 0); /* a failed start: before the server it calls */
     hw_cluster_close(cluster);
     if (store)
         hw_store_set_note_handler(store, NULL, NULL);

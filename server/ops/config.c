@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { OPT_STRING, OPT_INT, OPT_BOOL, OPT_LISTEN, OPT_TLS_LISTEN } opt_type;
+typedef enum { OPT_STRING, OPT_INT, OPT_BOOL, OPT_LISTEN, OPT_TLS_LISTEN, OPT_LIST } opt_type;
 
 typedef struct {
     const char *name;
@@ -74,6 +74,13 @@ static const opt_def options[] = {
     {"metrics", OPT_STRING, OFF(metrics_addr), 0, 0, "ADDR",
      "Serve Prometheus metrics at http://ADDR/metrics: host:port, [v6]:port or :port; a host name "
      "serves every address it stands for. Default: off."},
+    {"grpc-web-listen", OPT_LIST, OFF(grpc_web_listen), 0, 0, "ADDR",
+     "Serve gRPC-Web (browsers; HTTP/1.1) on ADDR: host:port, [v6]:port or :port; repeatable. "
+     "Calls go through helpwired's own gRPC server (a private socket), with the same tokens, "
+     "roles and limits. Default: off."},
+    {"grpc-web-cors-origin", OPT_LIST, OFF(grpc_web_cors_origin), 0, 0, "ORIGIN",
+     "An Origin (https://app.example.com) whose pages may call the gRPC-Web listener "
+     "(CORS); repeatable; * allows any. Default: none (same-origin pages only)."},
     {"tls-listen", OPT_TLS_LISTEN, OFF(tls_listen), 0, 0, "ADDR",
      "Address to serve TLS on (needs --tls-cert and --tls-key); repeatable. Plain --listen "
      "addresses stay plaintext, e.g. for a mesh sidecar on loopback."},
@@ -226,6 +233,19 @@ static int set_option(hw_config *cfg, const opt_def *o, const char *value, char 
         }
         cfg->tls_listen[cfg->n_tls_listen++] = value;
         return 0;
+    case OPT_LIST: {
+        hw_config_list *l = (hw_config_list *)field;
+        if (!value || !*value) {
+            snprintf(err, errlen, "--%s needs a value", o->name);
+            return -1;
+        }
+        if (l->n == HW_CONFIG_MAX_LISTEN) {
+            snprintf(err, errlen, "--%s given more than %d times", o->name, HW_CONFIG_MAX_LISTEN);
+            return -1;
+        }
+        l->v[l->n++] = value;
+        return 0;
+    }
     case OPT_BOOL:
         if (value && strcmp(value, "true") != 0 && strcmp(value, "false") != 0) {
             snprintf(err, errlen, "--%s takes true or false, not '%s'", o->name, value);
@@ -381,6 +401,10 @@ int hw_config_parse(hw_config *cfg, int argc, char **argv, FILE *out, char *err,
     }
     if ((cfg->tls_cert || cfg->tls_key || cfg->tls_client_ca) && !cfg->n_tls_listen) {
         snprintf(err, errlen, "--tls-cert, --tls-key and --tls-client-ca need a --tls-listen address");
+        return -1;
+    }
+    if (cfg->grpc_web_cors_origin.n && !cfg->grpc_web_listen.n) {
+        snprintf(err, errlen, "--grpc-web-cors-origin needs a --grpc-web-listen address");
         return -1;
     }
     if (cfg->n_listen == 0 && cfg->n_tls_listen == 0)

@@ -15,6 +15,12 @@
 
 #define HW_CONFIG_MAX_LISTEN 16
 
+/* A repeatable flag's values, in the order given. */
+typedef struct hw_config_list {
+    const char *v[HW_CONFIG_MAX_LISTEN];
+    size_t n;
+} hw_config_list;
+
 typedef struct hw_config {
     const char *listen[HW_CONFIG_MAX_LISTEN]; /* --listen, repeatable */
     size_t n_listen;
@@ -36,6 +42,8 @@ typedef struct hw_config {
     int64_t failed_retention_days;                /* --failed-retention-days: 0 = forever */
     int64_t ticket_numbers_from;                  /* --ticket-numbers-from: 0 = as stored */
     const char *metrics_addr;                     /* --metrics */
+    hw_config_list grpc_web_listen;               /* --grpc-web-listen, repeatable */
+    hw_config_list grpc_web_cors_origin;          /* --grpc-web-cors-origin, repeatable */
     const char *tls_listen[HW_CONFIG_MAX_LISTEN]; /* --tls-listen, repeatable */
     size_t n_tls_listen;
     const char *tls_cert;             /* --tls-cert (PEM file) */
