@@ -52,12 +52,14 @@ PACKAGES=(
   # the front door's test runs docs/nginx-helpwire.conf (tests/integration/nginx_test.py)
   nginx
   # the gRPC-Web browser test (tests/integration/grpc_web_browser_test.py): headless
-  # Chromium, and protoc for the example's generated code (protoc-gen-es)
-  chromium protobuf-compiler
+  # Chromium (protoc for the example's generated code comes with the example
+  # clients below)
+  chromium
   # the power-cut test's file system (tests/powerloss)
   fuse3 libfuse3-dev
   # the example clients (clients/examples; tests/integration/examples_test.py):
-  # protoc with the Python gRPC plugin, and Go with grpc-go and its generators
+  # protoc with the Python gRPC plugin (protoc also runs protoc-gen-es for the
+  # browser example), and Go with grpc-go and its generators
   protobuf-compiler protobuf-compiler-grpc
   golang-go golang-google-grpc-dev golang-goprotobuf-dev protoc-gen-go-grpc
 )
