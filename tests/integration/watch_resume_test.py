@@ -46,14 +46,21 @@ def log_seq(cursor):
 class Watch:
     """A WatchTickets stream read on a thread into a queue."""
 
-    def __init__(self, client, timeout=60, **fields):
+    def __init__(self, client, timeout=60, paused=False, **fields):
         self.stream = client.stream(WATCH, timeout=timeout, **fields)
         self.q = queue.Queue()
         self.error = None
+        self.gate = threading.Event()  # a paused stream is not read until resume()
+        if not paused:
+            self.gate.set()
         self.thread = threading.Thread(target=self._read, daemon=True)
         self.thread.start()
 
+    def resume(self):
+        self.gate.set()
+
     def _read(self):
+        self.gate.wait()
         try:
             for ev in self.stream:
                 self.q.put(ev)
@@ -273,13 +280,13 @@ class Resume(unittest.TestCase):
 
         with concurrent.futures.ThreadPoolExecutor(8) as ex:
             list(ex.map(churn, tickets))
-        r = Watch(self.agent, timeout=120, after=r_mark)
-        time.sleep(2)  # a slow reader at first: the replay waits for it
         # Live events while it replays come after the replayed ones, once.
         later = threading.Thread(target=churn, args=(tickets[0],))
-        got = r.take(200, timeout=60)
         later.start()
-        got += r.take(len(tickets) * n_per - 200 + n_per, timeout=90)
+        r = Watch(self.agent, timeout=120, paused=True, after=r_mark)
+        time.sleep(1.5)  # a reader that does not read at first: the replay waits for it
+        r.resume()
+        got = r.take(len(tickets) * n_per + n_per, timeout=90)
         later.join()
         self.assertEqual(r.quiet(0.5), [])
         self.assertTrue(r.thread.is_alive())  # not cut off
