@@ -266,8 +266,9 @@ static void collect_admission(void *netv, FILE *out)
             (long long)hw_net_admission_limit(netv));
 }
 
-/* Dedupe records past --dedupe-retention-hours and failed outbox entries
- * past --failed-retention-days, deleted since the start. */
+/* Dedupe records past --dedupe-retention-hours, failed outbox entries
+ * past --failed-retention-days and event log entries past
+ * --watch-history-hours, deleted since the start. */
 static void collect_retention(void *r, FILE *out)
 {
     fprintf(
@@ -276,9 +277,13 @@ static void collect_retention(void *r, FILE *out)
         "# TYPE helpwire_dedupe_expired_total counter\nhelpwire_dedupe_expired_total %llu\n"
         "# HELP helpwire_outbox_failed_expired_total Failed outbox entries deleted after "
         "--failed-retention-days.\n"
-        "# TYPE helpwire_outbox_failed_expired_total counter\nhelpwire_outbox_failed_expired_total %llu\n",
+        "# TYPE helpwire_outbox_failed_expired_total counter\nhelpwire_outbox_failed_expired_total %llu\n"
+        "# HELP helpwire_watch_events_expired_total WatchTickets event log entries deleted after "
+        "--watch-history-hours or beyond --watch-history-max-events.\n"
+        "# TYPE helpwire_watch_events_expired_total counter\nhelpwire_watch_events_expired_total %llu\n",
         (unsigned long long)hw_retention_dedupe_expired(r),
-        (unsigned long long)hw_retention_failed_expired(r));
+        (unsigned long long)hw_retention_failed_expired(r),
+        (unsigned long long)hw_retention_events_expired(r));
 }
 
 /* Store and index gauges for the metrics endpoint. */
@@ -631,12 +636,15 @@ int main(int argc, char **argv)
         }
         hw_log_event(log, HW_LOG_INFO, "ticket_numbers", "next=%llu", (unsigned long long)next);
     }
-    if (cfg.dedupe_retention_hours > 0 || cfg.failed_retention_days > 0) {
+    if (cfg.dedupe_retention_hours > 0 || cfg.failed_retention_days > 0 || cfg.watch_history_hours > 0 ||
+        cfg.watch_history_max_events > 0) {
         hw_retention_options ro = {.store = store,
                                    .log = log,
                                    .clock = app.clock,
                                    .dedupe_retention_ms = cfg.dedupe_retention_hours * 3600 * 1000,
-                                   .failed_retention_ms = cfg.failed_retention_days * 24 * 3600 * 1000};
+                                   .failed_retention_ms = cfg.failed_retention_days * 24 * 3600 * 1000,
+                                   .events_retention_ms = cfg.watch_history_hours * 3600 * 1000,
+                                   .events_max_keep = (uint64_t)cfg.watch_history_max_events};
         if ((mrc = hw_retention_start(&ro, &retention)) != HW_OK) {
             fprintf(stderr, "helpwired: cannot start the retention sweep: %s\n", hw_strerror(mrc));
             goto out;
@@ -867,6 +875,7 @@ out:
     if (store)
         hw_store_set_note_handler(store, NULL, NULL);
     hw_metrics_destroy(metrics);
+    hw_watch_stop(app.watch); /* resumed watches catching up read the store */
     hw_net_destroy(net);
     hw_store_reader_destroy(dm.reader);
     hw_retention_stop(retention);

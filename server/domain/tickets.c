@@ -617,6 +617,10 @@ void hw_tickets_watch(hw_call *call, const ProtobufCMessage *request, void *appv
     if (!hw_rpc_check_id(call, "queue", req->queue, 64, true) ||
         !hw_rpc_check_id(call, "assignee_agent_id", req->assignee_agent_id, 64, true))
         return;
+    if (*req->after) {
+        hw_watch_resume(app, call, req->queue, req->assignee_agent_id, req->after);
+        return;
+    }
     if (hw_watch_add(app->watch, call, req->queue, req->assignee_agent_id) != HW_OK)
         hw_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "server out of memory");
 }

@@ -9,6 +9,15 @@
  * watcher whose filter (queue, assignee) matches the snapshot. Tickets,
  * surveys and the alert notifier all record through here, so every history
  * event is also a live event, and only a committed one.
+ *
+ * Each event also goes into the global event log (server/store/eventlog.h)
+ * in the same transaction, and carries its cursor there and on the live
+ * stream: a watch resumed after a cursor (hw_watch_resume) replays the
+ * matching events since from the log, then continues live, each event
+ * once and in log order. Replayed events are filtered by the queue and
+ * assignee their ticket had right after the event, as a live watcher saw
+ * them then; the ticket they carry is the ticket as it is now (only its
+ * id when it was deleted since).
  */
 #ifndef HW_WATCH_H
 #define HW_WATCH_H
@@ -17,12 +26,14 @@
 #include <stddef.h>
 
 #include "helpwire/v1/tickets.pb-c.h"
+#include "server/domain/app.h"
 #include "server/domain/effects.h"
 #include "server/net/net.h"
 #include "server/store/store.h"
 
-/* Appends an event about ticket t to its history (in w) and records a
- * copy, with a snapshot of t, on fx for the watchers (both allocated in
+/* Appends an event about ticket t to its history and to the event log (in
+ * w) and records a copy, with its cursor and a snapshot of t, on fx for
+ * the watchers (both allocated in
  * fx's arena). actor and detail are borrowed and must live as long as fx's
  * arena; detail may be NULL. Writer thread (inside a write fn).
  * @return HW_OK; HW_ENOMEM; store codes. */
@@ -41,7 +52,13 @@ typedef struct hw_watch hw_watch;
 
 int hw_watch_create(hw_watch **out);
 
-/* After every watcher's stream has ended. NULL is a no-op. */
+/* Waits until no resumed watch reads the store any more (their replays
+ * end once their streams do): after the server's streams ended, before
+ * the store closes. NULL is a no-op. */
+void hw_watch_stop(hw_watch *w);
+
+/* After every watcher's stream has ended (hw_watch_stop first). NULL is a
+ * no-op. */
 void hw_watch_destroy(hw_watch *w);
 
 /* Adds the stream call as a watcher of the events whose ticket is in queue
@@ -49,6 +66,16 @@ void hw_watch_destroy(hw_watch *w);
  * removed when the stream ends.
  * @return HW_OK; HW_ENOMEM (nothing added). */
 int hw_watch_add(hw_watch *w, hw_call *call, const char *queue, const char *assignee);
+
+/* WatchTickets with after: checks the cursor in a read on the calling
+ * worker, then adds the stream call as a watcher (as hw_watch_add) that
+ * first catches up from app->store's event log on a thread of its own
+ * (flow-controlled: it sends as the client reads) and then goes live.
+ * Fails the call with INVALID_ARGUMENT (a cursor this store did not make),
+ * OUT_OF_RANGE (retention deleted events after it, also when that happens
+ * while catching up), RESOURCE_EXHAUSTED (too many watches catching up at
+ * once, out of memory) or UNAVAILABLE. Worker thread (the handler). */
+void hw_watch_resume(hw_app *app, hw_call *call, const char *queue, const char *assignee, const char *after);
 
 /* Sends each of events[0..n) to the watchers whose filter matches its
  * snapshot, in order (the ticket_events sink of effects.h). w may be NULL.

@@ -64,6 +64,13 @@ static const opt_def options[] = {
     {"failed-retention-days", OPT_INT, OFF(failed_retention_days), 0, 36500, "D",
      "How long the outbox's failed list (ListFailed) keeps a message a channel refused for good; "
      "older entries are swept away in the background. 0 = forever. Default 30."},
+    {"watch-history-hours", OPT_INT, OFF(watch_history_hours), 0, 87600, "H",
+     "How long the event log behind resumable WatchTickets (WatchTicketsRequest.after) keeps an "
+     "event; older ones are swept away in the background and a cursor before them gets "
+     "OUT_OF_RANGE. 0 = forever. Default 168 (7 days)."},
+    {"watch-history-max-events", OPT_INT, OFF(watch_history_max_events), 0, (int64_t)1 << 40, "N",
+     "At most this many of the newest events stay in that log (older ones are swept away like "
+     "expired ones). 0 = no limit. Default 0."},
     {"ticket-numbers-from", OPT_INT, OFF(ticket_numbers_from), 0, (int64_t)1 << 53, "N",
      "Make the next ticket number at least N (never lower than the store's own): after restoring a "
      "backup, pass one more than the highest number customers may have seen. Default: off."},
@@ -166,6 +173,7 @@ void hw_config_defaults(hw_config *cfg)
     cfg->max_in_flight = 4096;
     cfg->dedupe_retention_hours = 168;
     cfg->failed_retention_days = 30;
+    cfg->watch_history_hours = 168;
     cfg->alert_retention_days = 7;
     cfg->answer_threshold = "0.88";
     cfg->survey_base_url = "http://127.0.0.1:8080/survey/";

@@ -40,6 +40,8 @@ typedef struct hw_config {
     int64_t latency_target_us;                    /* --latency-target-us: 0 = fixed bound only */
     int64_t dedupe_retention_hours;               /* --dedupe-retention-hours: 0 = forever */
     int64_t failed_retention_days;                /* --failed-retention-days: 0 = forever */
+    int64_t watch_history_hours;                  /* --watch-history-hours: 0 = forever */
+    int64_t watch_history_max_events;             /* --watch-history-max-events: 0 = no limit */
     int64_t ticket_numbers_from;                  /* --ticket-numbers-from: 0 = as stored */
     const char *metrics_addr;                     /* --metrics */
     hw_config_list grpc_web_listen;               /* --grpc-web-listen, repeatable */

@@ -8,7 +8,9 @@
  *
  * Failed outbox entries need no position: their time index is read oldest
  * first, so the same batch deletes up to `batch` of those past their
- * period and stops at the first younger one.
+ * period and stops at the first younger one. The ticket event log is in
+ * sequence order, which is time order, and is trimmed the same way (also
+ * beyond its length bound).
  */
 #include "server/ops/retention.h"
 
@@ -19,6 +21,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "server/store/eventlog.h"
 #include "server/store/records.h"
 
 struct hw_retention {
@@ -30,6 +33,7 @@ struct hw_retention {
     hw_dedupe_sweep sweep; /* the thread's own */
     atomic_uint_fast64_t expired;
     atomic_uint_fast64_t failed_expired;
+    atomic_uint_fast64_t events_expired;
 };
 
 typedef struct {
@@ -38,19 +42,23 @@ typedef struct {
     size_t batch;
     int64_t cutoff, now;
     int64_t failed_cutoff; /* 0: none */
-    size_t deleted, failed_deleted;
+    int64_t events_cutoff; /* 0: none */
+    uint64_t events_max_keep;
+    size_t deleted, failed_deleted, events_deleted;
 } batch_ctx;
 
 static int sweep_fn(hw_store_txn *w, void *arg)
 {
     batch_ctx *b = arg;
     b->end = b->start;
-    b->deleted = b->failed_deleted = 0;
+    b->deleted = b->failed_deleted = b->events_deleted = 0;
     int rc = HW_OK;
     if (b->cutoff > 0)
         rc = hw_store_dedupe_sweep(w, &b->end, b->batch, b->cutoff, b->now, &b->deleted);
     if (rc == HW_OK && b->failed_cutoff > 0)
         rc = hw_store_failed_prune(w, b->failed_cutoff, b->batch, &b->failed_deleted);
+    if (rc == HW_OK && (b->events_cutoff > 0 || b->events_max_keep > 0))
+        rc = hw_eventlog_trim(w, b->events_cutoff, b->events_max_keep, b->batch, &b->events_deleted);
     return rc;
 }
 
@@ -86,12 +94,15 @@ static void *retention_main(void *arg)
                        .batch = r->o.batch,
                        .cutoff = r->o.dedupe_retention_ms ? now - r->o.dedupe_retention_ms : 0,
                        .failed_cutoff = r->o.failed_retention_ms ? now - r->o.failed_retention_ms : 0,
+                       .events_cutoff = r->o.events_retention_ms ? now - r->o.events_retention_ms : 0,
+                       .events_max_keep = r->o.events_max_keep,
                        .now = now};
         int rc = hw_store_write(r->o.store, sweep_fn, &b);
         if (rc == HW_OK) {
             r->sweep = b.end;
             atomic_fetch_add(&r->expired, b.deleted);
             atomic_fetch_add(&r->failed_expired, b.failed_deleted);
+            atomic_fetch_add(&r->events_expired, b.events_deleted);
         } else if (rc != HW_ECLOSED && rc != HW_ENOTLEADER) {
             hw_log_event(r->o.log, HW_LOG_WARN, "dedupe_sweep_failed", "error=%s", hw_strerror(rc));
         }
@@ -104,8 +115,9 @@ static void *retention_main(void *arg)
 int hw_retention_start(const hw_retention_options *o, hw_retention **out)
 {
     *out = NULL;
-    if (!o->store || o->dedupe_retention_ms < 0 || o->failed_retention_ms < 0 ||
-        (o->dedupe_retention_ms == 0 && o->failed_retention_ms == 0))
+    if (!o->store || o->dedupe_retention_ms < 0 || o->failed_retention_ms < 0 || o->events_retention_ms < 0 ||
+        (o->dedupe_retention_ms == 0 && o->failed_retention_ms == 0 && o->events_retention_ms == 0 &&
+         o->events_max_keep == 0))
         return HW_EINVALID;
     hw_retention *r = calloc(1, sizeof *r);
     if (!r)
@@ -154,4 +166,9 @@ uint64_t hw_retention_dedupe_expired(const hw_retention *r)
 uint64_t hw_retention_failed_expired(const hw_retention *r)
 {
     return r ? atomic_load(&((hw_retention *)r)->failed_expired) : 0;
+}
+
+uint64_t hw_retention_events_expired(const hw_retention *r)
+{
+    return r ? atomic_load(&((hw_retention *)r)->events_expired) : 0;
 }

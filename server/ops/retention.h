@@ -1,8 +1,9 @@
 /*
  * retention: forgets what is kept only for a while: Route's dedupe records
  * (the first reply to each (channel, message_id), kept so a bridge's retry
- * is answered the same) and the outbox's failed list (messages a channel
- * refused for good, kept for an admin to look at and retry). A thread
+ * is answered the same), the outbox's failed list (messages a channel
+ * refused for good, kept for an admin to look at and retry) and the
+ * ticket event log that WatchTickets resumes from (eventlog.h). A thread
  * sweeps them in small batches and deletes those older than their
  * retention period, so the store does not grow with every message ever
  * received or refused.
@@ -23,6 +24,8 @@ typedef struct hw_retention_options {
     hw_clock *clock;             /* borrowed: the time records are aged by; NULL = the system's */
     int64_t dedupe_retention_ms; /* 0: keep dedupe records forever */
     int64_t failed_retention_ms; /* 0: keep failed outbox entries forever */
+    int64_t events_retention_ms; /* 0: keep the event log's entries forever (by age) */
+    uint64_t events_max_keep;    /* 0: no bound on the event log's length */
     int interval_ms;             /* between batches; 0 = 200 */
     size_t batch;                /* records visited per batch; 0 = 1000 */
 } hw_retention_options;
@@ -31,7 +34,7 @@ typedef struct hw_retention_options {
 typedef struct hw_retention hw_retention;
 
 /* Starts the thread. @return HW_OK; HW_EINVALID (no store, a negative
- * period, or both periods 0: nothing to do); HW_ENOMEM. */
+ * period, or nothing to do: every period and bound 0); HW_ENOMEM. */
 int hw_retention_start(const hw_retention_options *o, hw_retention **out);
 
 /* Stops and joins the thread (a batch under way finishes first), frees r.
@@ -43,5 +46,8 @@ uint64_t hw_retention_dedupe_expired(const hw_retention *r);
 
 /* Failed outbox entries deleted so far. Any thread. */
 uint64_t hw_retention_failed_expired(const hw_retention *r);
+
+/* Event log entries deleted so far. Any thread. */
+uint64_t hw_retention_events_expired(const hw_retention *r);
 
 #endif

@@ -111,6 +111,12 @@ static void test_nothing_to_keep_for_a_while_is_refused(void **state)
     o.dedupe_retention_ms = 1000;
     assert_int_equal(hw_retention_start(&o, &r), HW_EINVALID);
     assert_null(r);
+    o = (hw_retention_options){.store = s, .events_retention_ms = -1};
+    assert_int_equal(hw_retention_start(&o, &r), HW_EINVALID);
+    /* The event log alone is something to do. */
+    o = (hw_retention_options){.store = s, .events_max_keep = 100};
+    assert_int_equal(hw_retention_start(&o, &r), HW_OK);
+    hw_retention_stop(r);
     hw_store_close(s);
 }
 
