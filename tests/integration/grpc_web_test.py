@@ -316,6 +316,7 @@ class GrpcWeb(unittest.TestCase):
         ev = API.message("helpwire.v1.TicketEvent").FromString(resp.read(n))
         self.assertEqual(ev.ticket_id, reply.ticket_id)
         self.assertEqual(ev.kind, 1)  # CREATED
+        self.assertTrue(ev.cursor.startswith("c1"), ev.cursor)  # resumable from the browser too
         c.close()
         # A closed watch does not stop the next one.
         c2, resp2 = self.open_watch(self.server.tokens["admin"], text=True)
