@@ -8,8 +8,13 @@
  * queue are made visible to TSan with explicit release/acquire atomics
  * (see net.c). The strings the core hands out (a call's status details)
  * are built by its C++ on whichever thread polled the socket: reports whose
- * writer is libstdc++ (none of our code uses it) are the core's too. In
- * builds without TSan this function is never called.
+ * writer is libstdc++ (none of our code uses it) are the core's too.
+ * Debian's libuv (under the raft module) is not built with TSan either: it
+ * hands file descriptors between its thread pool and its loop thread with
+ * its own synchronization, and TSan's file-descriptor tracking then sees
+ * the pool's open() and the loop's epoll_ctl() on a reused descriptor
+ * number as a race; the raft module's own hand-offs use mutexes TSan sees.
+ * In builds without TSan this function is never called.
  */
 const char *__tsan_default_suppressions(void);
 
@@ -25,6 +30,8 @@ const char *__tsan_default_suppressions(void)
            "race:libcares.so\n"
            "race:libcrypto.so\n"
            "race:libssl.so\n"
+           "race:libuv.so\n"
+           "called_from_lib:libuv.so\n"
            "called_from_lib:libcrypto.so\n"
            "called_from_lib:libssl.so\n"
            "deadlock:libgrpc.so\n"

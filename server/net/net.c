@@ -156,6 +156,7 @@ struct hw_call {
 
     /* replicas only (opts.cluster) */
     bool md_sent;         /* initial metadata went out already (the hop back after a wait) */
+    bool headers_held;    /* a server stream's headers wait for its handler (stream_send_headers) */
     uint64_t wait_index;  /* helpwire-min-applied-index being waited for */
     hw_forward *fwd;      /* relayed to the leader */
     char applied_buf[24]; /* the trailing helpwire-applied-index value */
@@ -824,9 +825,11 @@ void hw_call_on_close(hw_call *c, void (*fn)(hw_call *, void *), void *arg)
     c->on_close_arg = arg;
 }
 
-/* Sets a streaming call going: its close watcher and initial metadata.
- * Returns false when the server is already ending streams. */
-static bool stream_begin(hw_call *c)
+/* Sets a streaming call going: its close watcher and initial metadata;
+ * with hold, the initial metadata waits for stream_send_headers (messages
+ * sent meanwhile queue behind it). Returns false when the server is
+ * already ending streams. */
+static bool stream_begin(hw_call *c, bool hold)
 {
     hw_net *net = c->net;
     c->streaming = true;
@@ -859,9 +862,29 @@ static bool stream_begin(hw_call *c)
     pthread_mutex_lock(&c->mu);
     c->sending = true;
     c->sending_bb = NULL;
-    stream_start_send_locked(c, &op, 1);
+    if (hold)
+        c->headers_held = true;
+    else
+        stream_start_send_locked(c, &op, 1);
     pthread_mutex_unlock(&c->mu);
     return true;
+}
+
+/* Sends a server stream's held initial metadata once its handler has run:
+ * a client that has the headers knows that what the handler set up (a
+ * watch's place in the hub) is in place, so nothing it causes afterwards
+ * is missed. Whatever the handler queued follows. */
+static void stream_send_headers(hw_call *c)
+{
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_SEND_INITIAL_METADATA;
+    pthread_mutex_lock(&c->mu);
+    if (c->headers_held) {
+        c->headers_held = false;
+        stream_start_send_locked(c, &op, 1);
+    }
+    pthread_mutex_unlock(&c->mu);
 }
 
 /* Every failure (and a stream's OK end) comes here: the text, the error
@@ -1101,7 +1124,7 @@ static void serve_request(hw_call *c)
     hw_net *net = c->net;
     const hw_method *m = c->method;
     if (m->client_streaming) {
-        if (!stream_begin(c)) {
+        if (!stream_begin(c, false)) {
             hw_call_fail_ex(c, GRPC_STATUS_UNAVAILABLE, &DRAINING, "server is shutting down");
             return;
         }
@@ -1125,11 +1148,18 @@ static void serve_request(hw_call *c)
                      m->request->name, len);
         return;
     }
-    if (m->server_streaming && !stream_begin(c)) {
+    if (!m->server_streaming) {
+        m->handler(c, req, net->o.app);
+        return;
+    }
+    if (!stream_begin(c, true)) {
         hw_call_fail_ex(c, GRPC_STATUS_UNAVAILABLE, &DRAINING, "server is shutting down");
         return;
     }
+    hw_call_ref(c); /* c outlives a cancel during the handler */
     m->handler(c, req, net->o.app);
+    stream_send_headers(c);
+    hw_call_unref(c);
 }
 
 /* ------------------------------------------------------------- replicas */

@@ -288,6 +288,11 @@ void hw_call_fail_field(hw_call *call, const char *field, const char *fmt, ...)
  * Returns 0, or -1 when the stream has ended (cancelled or finished). */
 int hw_call_stream_send(hw_call *call, const ProtobufCMessage *msg);
 
+/* A server stream's initial metadata (its response headers) goes out when
+ * its handler returns, so a client that has the headers knows what the
+ * handler set up (a watch in its hub) is in place; messages sent before
+ * that queue behind the headers. */
+
 /* Streaming, for a sender on its own thread (never a worker: the sends
  * complete on the call's worker): waits until at most max_waiting messages
  * are queued or in flight, so that a large transfer keeps a bounded amount
