@@ -61,7 +61,7 @@ PACKAGES=(
   # protoc with the Python gRPC plugin (protoc also runs protoc-gen-es for the
   # browser example), and Go with grpc-go and its generators
   protobuf-compiler protobuf-compiler-grpc
-  golang-go golang-google-grpc-dev golang-goprotobuf-dev protoc-gen-go-grpc
+  golang-go golang-google-grpc-dev golang-google-genproto-dev golang-goprotobuf-dev protoc-gen-go-grpc
 )
 
 # Node.js for the cross-language client test (tests/js), unless already there.
