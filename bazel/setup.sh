@@ -46,6 +46,7 @@ PACKAGES=(
   # tests and benchmarks (python3-minimal: /usr/bin/python3; openssl: the TLS
   # tests make their certificates with it)
   libcmocka-dev python3-minimal python3-grpcio python3-protobuf lmdb-utils libsqlite3-dev
+  libxapian-dev
   openssl
   # promtool checks the metrics exposition (tests/integration/server_test.py)
   prometheus
@@ -55,8 +56,14 @@ PACKAGES=(
   # Chromium (protoc for the example's generated code comes with the example
   # clients below)
   chromium
+  # the web chat widget's browser test and screenshots (tests/integration/
+  # webchat_widget_test.py): Chinese glyphs for Chromium
+  fonts-wqy-zenhei
   # the power-cut test's file system (tests/powerloss)
   fuse3 libfuse3-dev
+  # the fuzz harnesses (tests/fuzz.sh): clang with libFuzzer and the sanitizer
+  # runtimes, make for their incremental build
+  clang libclang-rt-14-dev make
   # the example clients (clients/examples; tests/integration/examples_test.py):
   # protoc with the Python gRPC plugin (protoc also runs protoc-gen-es for the
   # browser example), and Go with grpc-go and its generators

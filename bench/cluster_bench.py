@@ -144,8 +144,13 @@ class Node:
     """One helpwired process (single node or a replica); its ports stay the
     same across restarts."""
 
-    def __init__(self, work, name, extra=(), demo=True):
+    NO_LIMITS = ("--sender-rate", "0", "--new-customers-rate", "0")  # load, not abuse
+
+    def __init__(self, work, name, extra=(), demo=True, limits=NO_LIMITS):
+        """limits: the per-sender limit flags (default: off; () keeps
+        helpwired's defaults)."""
         self.name = name
+        self.limits = list(limits)
         self.data = os.path.join(work, name)
         self.port = free_port()
         self.mport = free_port()
@@ -163,6 +168,7 @@ class Node:
     def start(self):
         os.makedirs(self.data, exist_ok=True)
         args = [SERVER, "--data", self.data, "--listen", self.address, "--metrics", "127.0.0.1:%d" % self.mport]
+        args += self.limits
         if self.demo:
             args.append("--demo")
         args += self.extra

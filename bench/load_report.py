@@ -9,6 +9,8 @@ Input is the manifest run.sh writes (tab-separated lines):
   text    NAME COMMAND PATH    (a benchmark's output, quoted as it is: store, search)
   md      NAME PATH            (a Markdown section, "## " headings and below, included one
                                level down: answers)
+  cost    WORKLOAD LEVEL BEFORE_JSON AFTER_JSON  (bench/write_cost.py snapshots around
+                               helpwired's run: bytes written, writer CPU, commits)
   xcheck  TARGET MODE ROUND TOOL RPS CPU_S REQUESTS
           (MODE: pinned | shared; TOOL: h2load | helpwire-bench)
 Only figures found in those files are written; nothing is estimated.
@@ -41,6 +43,7 @@ P99_TARGET_MS = 5.0
 
 def read_manifest(path):
     meta, runs, skips, xchecks = {}, {}, {}, []
+    costs = {}
     texts = []
     mds = []
     with open(path, encoding="utf-8") as f:
@@ -70,11 +73,17 @@ def read_manifest(path):
                         texts.append((parts[1], parts[2], tf.read().rstrip()))
                 except OSError:
                     skips.setdefault(parts[1], []).append("no output (see the run log)")
+            elif parts[0] == "cost" and len(parts) == 5:
+                try:
+                    with open(parts[3]) as bf, open(parts[4]) as af:
+                        costs[(parts[1], parts[2])] = (json.load(bf), json.load(af))
+                except (OSError, ValueError):
+                    pass  # counters not readable: no row
             elif parts[0] == "xcheck" and len(parts) == 8:
                 _, target, mode, rnd, tool, rps, cpu, reqs = parts
                 xchecks.append({"target": target, "mode": mode, "round": int(rnd), "tool": tool,
                                 "rps": float(rps), "cpu_s": float(cpu), "requests": int(reqs)})
-    return meta, runs, skips, xchecks, texts, mds
+    return meta, runs, skips, xchecks, texts, mds, costs
 
 
 def level_key(level):
@@ -120,6 +129,39 @@ def load_table(meta, runs, skips):
             row.append(ms(ceil["latency_us"]["p99"]) if ceil else "—")
             out.append("| " + " | ".join(row) + " |")
     return out
+
+
+def cost_table(costs):
+    """Per write request, from the counters' differences over a run (its
+    warm-up included): bytes written, the write path's CPU, group size."""
+    out = []
+    out.append("| workload | conns × streams | writes | writes per commit | wchar B/write "
+               "| write_bytes B/write | write path CPU µs/write | of which done callbacks µs "
+               "| hw-writer thread CPU µs/write | commit wall ms/commit |")
+    out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    names = [w[0] for w in WORKLOADS]
+    for (workload, level) in sorted(costs, key=lambda k: (names.index(k[0]) if k[0] in names else 99,
+                                                          level_key(k[1]))):
+        b, a = costs[(workload, level)]
+
+        def d(k):
+            return (a.get(k) or 0) - (b.get(k) or 0) if k in a and k in b and a[k] is not None \
+                and b[k] is not None else None
+        writes, commits = d("writes"), d("commits")
+        if not writes:
+            continue
+
+        def per(k, scale=1.0, fmt="%.0f"):
+            v = d(k)
+            return fmt % (v * scale / writes) if v is not None else "—"
+        commit_s = d("commit_s")
+        out.append("| %s | %s | %d | %s | %s | %s | %s | %s | %s | %s |" % (
+            workload, level.replace("x", " × "), writes,
+            "%.1f" % (writes / commits) if commits else "—",
+            per("wchar"), per("write_bytes"), per("write_cpu", 1e6, "%.1f"), per("done_cpu", 1e6, "%.1f"),
+            per("writer_thread_cpu", 1e6, "%.1f"),
+            "%.2f" % (commit_s * 1e3 / commits) if commits and commit_s is not None else "—"))
+    return out if len(out) > 2 else []
 
 
 def knee_table(runs):
@@ -293,7 +335,7 @@ def main():
         sys.stderr.write(__doc__)
         return 2
     manifest, results_path, plot_dir = sys.argv[1:]
-    meta, runs, skips, xchecks, texts, mds = read_manifest(manifest)
+    meta, runs, skips, xchecks, texts, mds, costs = read_manifest(manifest)
     have_gnuplot = meta.get("gnuplot", "")
     plots = write_plots(runs, plot_dir, have_gnuplot)
     rel_plot_dir = os.path.relpath(plot_dir, os.path.dirname(os.path.abspath(results_path)))
@@ -330,6 +372,20 @@ def main():
         for key in sorted(k for k in skips if k not in {w[0] for w in WORKLOADS}):
             for reason in skips[key]:
                 s.append("- %s: %s" % (key, reason))
+        s.append("")
+    cost = cost_table(costs)
+    if cost:
+        s.append("### The durable write path: cost per write request")
+        s.append("")
+        s.append("Differences of helpwired's counters over each run (warm-up included), divided by the "
+                 "write requests the store completed in it (`helpwire_store_writes_total`): `wchar` and "
+                 "`write_bytes` of `/proc/PID/io` (bytes handed to write(2); bytes sent to the block "
+                 "device, with the file system's own), the CPU of the thread that ran the write groups "
+                 "(`helpwire_store_write_cpu_seconds_total`: write functions, commit, done callbacks), "
+                 "the `hw-writer` thread's CPU from `/proc` (also counts its idle loop and replicated "
+                 "entries), and the wall time of a commit (page writes and flushes).")
+        s.append("")
+        s += cost
         s.append("")
     knee = knee_table(runs)
     if knee:

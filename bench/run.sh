@@ -174,12 +174,15 @@ start_server() {
     SERVER_SKIP="no helpwired binary (//server:helpwired did not build, bazel-bin/server/helpwired absent)"
     return 1
   fi
-  if ! "$SERVER_BIN" --help 2>&1 | grep -q -- '--demo'; then
+  # (the whole help read first: grep -q would end the pipe early, and
+  # pipefail would count the writer's SIGPIPE as a failure)
+  if ! "$SERVER_BIN" --help 2>&1 | grep -- '--demo' >/dev/null; then
     SERVER_SKIP="helpwired does not accept --demo yet"
     return 1
   fi
   SERVER_PORT=$(free_port)
-  "$SERVER_BIN" --listen "127.0.0.1:$SERVER_PORT" --data "$WORK/data" --demo >"$WORK/helpwired.log" 2>&1 &
+  "$SERVER_BIN" --listen "127.0.0.1:$SERVER_PORT" --data "$WORK/data" --demo --sender-rate 0 --new-customers-rate 0 \
+    --metrics 127.0.0.1:0 >"$WORK/helpwired.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 100); do
     if ! kill -0 "$SERVER_PID" 2>/dev/null; then
@@ -204,6 +207,14 @@ start_server() {
   done
   SERVER_SKIP="helpwired did not accept connections within 20 s"
   return 1
+}
+
+# cost_snapshot OUT: the write path's counters of helpwired so far
+# (bench/write_cost.py); empty when they cannot be read.
+cost_snapshot() {
+  local url
+  url=$(sed -n 's/^helpwired metrics on \(http:[^ ]*\)$/\1/p' "$WORK/helpwired.log" | head -1)
+  [ -n "$url" ] && "$PY" bench/write_cost.py "$SERVER_PID" "$url" >"$1" 2>/dev/null || : >"$1"
 }
 
 # run_bench TARGET_NAME PORT WORKLOAD MIX LEVEL [extra args]
@@ -298,7 +309,11 @@ for workload in $WORKLOADS; do
   for level in $LEVELS; do
     run_bench ceiling "$CEILING_PORT" "$workload" "$mix" "$level" --no-seed
     if [ "${AVAILABLE[$workload]}" = 1 ]; then
+      cost_snapshot "$WORK/cost-$workload-$level.before"
       run_bench helpwired "$SERVER_PORT" "$workload" "$mix" "$level" "${TOKEN_ARGS[@]}"
+      cost_snapshot "$WORK/cost-$workload-$level.after"
+      printf 'cost\t%s\t%s\t%s\t%s\n' "$workload" "$level" "$WORK/cost-$workload-$level.before" \
+        "$WORK/cost-$workload-$level.after" >>"$MANIFEST"
     fi
   done
 done

@@ -4,6 +4,14 @@
  * run. Reports build time and memory, p50/p99 latency, queries per second,
  * MRR@10 and recall@10 of both.
  *
+ * Xapian 1.4 (bench/xapian_peer.cc, Debian's libxapian) is the other peer:
+ * fed the same hw_tokenize() terms (title terms with wdf title_boost, body
+ * terms 1, so its document length is hw_index's), BM25Weight with k1 1.2,
+ * b 0.75, no query-length correction and no minimum normalized length,
+ * OP_OR of the distinct query terms, top k, in a glass database in a
+ * temporary directory (page cache). Its build time likewise excludes the
+ * tokenization. hw_index's figures are also printed as ratios of Xapian's.
+ *
  * Input: the TSV files of bench/corpus/debian_corpus.py or zipf_corpus
  * (articles: id TAB title TAB body with \x1f for newlines; queries: text
  * TAB expected id).
@@ -16,8 +24,15 @@
  * both; FTS5 ranks with bm25(docs, title_boost, 1.0) and LIMIT k. The
  * FTS5 build time excludes that tokenization (reported separately).
  *
+ * hw_index runs in several modes (the default; with snippets; exhaustive;
+ * snippets from whole texts tokenized; without and with block-max bounds
+ * on every query) so designs are compared in the same run; rankings and
+ * snippets of the modes are compared with the default's.
+ * SEARCH_BENCH_ONLY=M runs only mode M (under a profiler).
+ *
  * Usage: search_bench --articles F --queries F [--k 10] [--no-fts5]
- *                     [--repeat N] [--label NAME]
+ *                     [--no-xapian] [--no-exhaustive] [--repeat N]
+ *                     [--label NAME]
  */
 #include <errno.h>
 #include <stdint.h>
@@ -32,6 +47,8 @@
 #include "server/base/arena.h"
 #include "server/search/index.h"
 #include "server/search/tokenize.h"
+
+#include "bench/xapian_peer.h"
 
 typedef struct article {
     char *id, *title, *body;
@@ -183,7 +200,7 @@ int main(int argc, char **argv)
 {
     const char *articles_path = NULL, *queries_path = NULL, *label = "corpus";
     size_t k = 10;
-    int fts5 = 1, repeat = 1;
+    int fts5 = 1, xapian = 1, exhaustive = 1, repeat = 1, updates = 2000;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--articles") && i + 1 < argc)
             articles_path = argv[++i];
@@ -197,10 +214,16 @@ int main(int argc, char **argv)
             label = argv[++i];
         else if (!strcmp(argv[i], "--no-fts5"))
             fts5 = 0;
+        else if (!strcmp(argv[i], "--no-xapian"))
+            xapian = 0;
+        else if (!strcmp(argv[i], "--no-exhaustive"))
+            exhaustive = 0;
+        else if (!strcmp(argv[i], "--updates") && i + 1 < argc)
+            updates = atoi(argv[++i]);
         else {
             fprintf(stderr,
                     "usage: %s --articles F --queries F [--k 10] [--repeat N] "
-                    "[--label NAME] [--no-fts5]\n",
+                    "[--label NAME] [--no-fts5] [--no-xapian] [--no-exhaustive] [--updates N]\n",
                     argv[0]);
             return 2;
         }
@@ -238,12 +261,15 @@ int main(int argc, char **argv)
     }
     long rss0 = rss_kib();
     double t0 = now_us();
+    size_t refused = 0;
     hw_index_batch_begin(idx);
     for (size_t i = 0; i < na; i++) {
         hw_doc d = {HW_DOC_ARTICLE, arts[i].id, arts[i].title, arts[i].body, "en", NULL, 0};
-        if (hw_index_put(idx, &d, &st) != 0)
+        if (hw_index_put(idx, &d, &st) != 0 && refused++ < 5)
             fprintf(stderr, "put %s: %s\n", arts[i].id, st.msg);
     }
+    if (refused)
+        fprintf(stderr, "hw_index refused %zu of %zu articles\n", refused, na);
     if (hw_index_batch_commit(idx, &st) != 0) {
         fprintf(stderr, "commit: %s\n", st.msg);
         return 1;
@@ -258,11 +284,29 @@ int main(int argc, char **argv)
     hw_arena *arena = hw_arena_create(1 << 16);
     double *lat = malloc(nq * sizeof *lat);
     int *rank = malloc(nq * sizeof *rank);
-    figures hw_nosnip = {0}, hw_snip = {0}, hw_exh = {0}, fts = {0};
-    static const unsigned modes[3] = {HW_SEARCH_NO_SNIPPETS, 0, HW_SEARCH_NO_SNIPPETS | HW_SEARCH_EXHAUSTIVE};
-    figures *outs[3] = {&hw_nosnip, &hw_snip, &hw_exh};
+    figures hw_nosnip = {0}, hw_snip = {0}, hw_exh = {0}, hw_fullsnip = {0}, hw_nobm = {0}, hw_bm = {0}, fts = {0};
+    enum { N_MODES = 6 };
+    static const unsigned modes[N_MODES] = {HW_SEARCH_NO_SNIPPETS,
+                                            0,
+                                            HW_SEARCH_NO_SNIPPETS | HW_SEARCH_EXHAUSTIVE,
+                                            HW_SEARCH_FULL_SNIPPETS,
+                                            HW_SEARCH_NO_SNIPPETS | HW_SEARCH_NO_BLOCK_MAX,
+                                            HW_SEARCH_NO_SNIPPETS | HW_SEARCH_FORCE_BLOCK_MAX};
+    figures *outs[N_MODES] = {&hw_nosnip, &hw_snip, &hw_exh, &hw_fullsnip, &hw_nobm, &hw_bm};
+    /* ranks of the default mode, compared with the other rankings */
+    int *rank0 = calloc(nq, sizeof *rank0);
+    size_t rank_diff = 0;
     uint64_t matched_total = 0;
-    for (int m = 0; m < 3; m++) {
+    /* Snippets of the default pass (candidate words only) and of the full
+     * tokenization, compared query by query. */
+    char **snips = calloc(nq, sizeof *snips);
+    size_t snip_diff = 0;
+    for (int m = 0; m < N_MODES; m++) {
+        if (m == 2 && !exhaustive)
+            continue;
+        /* SEARCH_BENCH_ONLY=M: only that mode (0-5), e.g. under a profiler */
+        if (getenv("SEARCH_BENCH_ONLY") && atoi(getenv("SEARCH_BENCH_ONLY")) != m)
+            continue;
         for (int r = 0; r <= repeat; r++) { /* r == 0 warms up */
             double total = 0;
             for (size_t i = 0; i < nq; i++) {
@@ -283,14 +327,95 @@ int main(int argc, char **argv)
                     }
                 if (m == 0 && r == 0)
                     matched_total += res.matched;
+                if ((m == 1 || m == 3) && r == 0 && rc == 0) {
+                    size_t sl = 1;
+                    for (size_t h = 0; h < res.n_hits; h++)
+                        sl += strlen(res.hits[h].snippet ? res.hits[h].snippet : "") + 1;
+                    char *all = malloc(sl), *o = all;
+                    for (size_t h = 0; h < res.n_hits; h++)
+                        o += sprintf(o, "%s\x1e", res.hits[h].snippet ? res.hits[h].snippet : "");
+                    *o = 0;
+                    if (m == 1) {
+                        snips[i] = all;
+                    } else {
+                        if (!snips[i] || strcmp(snips[i], all)) {
+                            if (snip_diff++ < 3 && getenv("SEARCH_BENCH_SNIPDIFF"))
+                                fprintf(stderr, "snippets differ for \"%s\":\n  %s\n  %s\n", qs[i].text,
+                                        snips[i] ? snips[i] : "", all);
+                        }
+                        free(all);
+                    }
+                }
                 if (m == 0 && r == repeat && getenv("SEARCH_BENCH_SLOW") &&
                     lat[i] > atof(getenv("SEARCH_BENCH_SLOW")))
                     fprintf(stderr, "slow %.0f us, %zu terms: %s\n", lat[i], res.n_terms, qs[i].text);
                 hw_arena_reset(arena);
             }
-            if (r == repeat)
+            if (r == repeat) {
+                for (size_t i = 0; i < nq; i++) {
+                    if (m == 0)
+                        rank0[i] = rank[i];
+                    else
+                        rank_diff += rank0[i] != rank[i];
+                }
                 summarize(lat, nq, rank, k, total, outs[m]);
+            }
         }
+    }
+
+    /* ---- Updates: each put or delete is visible when the call returns ----
+     * Three of four updates replace a random article (its body plus a
+     * marker word), one deletes one (put back by a later replacement);
+     * every 50th update a search for its marker checks it is visible. */
+    double *ulat = malloc((updates > 0 ? (size_t)updates : 1) * sizeof *ulat);
+    size_t n_upd = 0, rebuilds = 0, invisible = 0;
+    double upd_total = 0;
+    if (updates > 0 && na > 0) {
+        hw_index_stats us0, us1;
+        hw_index_stats_get(idx, &us0);
+        uint64_t seed = 12345;
+        char *body = NULL;
+        size_t body_cap = 0;
+        for (int u = 0; u < updates; u++) {
+            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+            size_t a = (size_t)(seed >> 33) % na;
+            char marker[32];
+            snprintf(marker, sizeof marker, "updmark%dq", u);
+            double t0 = now_us(), t1;
+            int rc;
+            if (u % 4 == 3) {
+                rc = hw_index_delete(idx, HW_DOC_ARTICLE, arts[a].id, &st);
+                t1 = now_us();
+                if (rc == HW_ENOTFOUND)
+                    rc = 0;
+            } else {
+                size_t bl = strlen(arts[a].body) + 40;
+                if (bl > body_cap)
+                    body = realloc(body, body_cap = bl * 2);
+                snprintf(body, body_cap, "%s %s", arts[a].body, marker);
+                hw_doc d = {HW_DOC_ARTICLE, arts[a].id, arts[a].title, body, "en", NULL, 0};
+                rc = hw_index_put(idx, &d, &st);
+                t1 = now_us();
+                if (rc == 0 && u % 50 == 0) {
+                    hw_search_query q = {marker, strlen(marker), 1, NULL, HW_DOC_ANY, HW_SEARCH_NO_SNIPPETS};
+                    hw_search_result res;
+                    if (hw_index_search(s, &q, arena, &res, &st) != 0 || res.n_hits != 1 ||
+                        strcmp(res.hits[0].id, arts[a].id))
+                        invisible++;
+                    hw_arena_reset(arena);
+                }
+            }
+            if (rc != 0 && rc != HW_EINVALID) /* refused ids were refused at build too */
+                fprintf(stderr, "update %s: %s\n", arts[a].id, st.msg);
+            ulat[n_upd++] = t1 - t0;
+            upd_total += t1 - t0;
+            hw_index_stats_get(idx, &us1);
+            if (us1.last_main_build_ms != us0.last_main_build_ms)
+                rebuilds++;
+            us0 = us1;
+        }
+        free(body);
+        qsort(ulat, n_upd, sizeof *ulat, cmp_double);
     }
 
     /* ---- SQLite FTS5 ---- */
@@ -384,16 +509,137 @@ int main(int argc, char **argv)
         sqlite3_close(db);
     }
 
-    printf("\n| engine | p50 | p99 | mean | QPS | MRR@10 | recall@10 |\n");
-    printf("|---|---|---|---|---|---|---|\n");
-    const char *names[3] = {"hw_index (MaxScore, no snippets)", "hw_index (MaxScore + snippets)",
-                            "hw_index (exhaustive, no snippets)"};
-    for (int m = 0; m < 3; m++)
-        printf("| %s | %.0f µs | %.0f µs | %.0f µs | %.0f | %.3f | %.3f |\n", names[m], outs[m]->p50_us,
-               outs[m]->p99_us, outs[m]->mean_us, outs[m]->qps, outs[m]->mrr, outs[m]->recall);
+    /* ---- Xapian ---- */
+    figures xap = {0};
+    double xap_build_ms = 0, xap_tok_ms = 0;
+    uint64_t xap_bytes = 0;
+    if (xapian) {
+        hw_tokenizer *tok;
+        hw_tokenizer_create(&tok, NULL);
+        /* Each document is tokenized, then added; the tokenization time is
+         * measured apart and left out of the build time. */
+        size_t tcap = 1 << 16;
+        xp_term *terms = malloc(tcap * sizeof *terms);
+        double a = now_us();
+        xp_db *xdb = xp_create(1.2, 0.75, 2);
+        if (!xdb)
+            return 1;
+        for (size_t i = 0; i < na; i++) {
+            double t0 = now_us();
+            size_t tn = 0, nt = 0;
+            for (int f = 0; f < 2; f++) {
+                const char *text = f ? arts[i].body : arts[i].title;
+                const hw_token *tk;
+                size_t n = 0;
+                if (hw_tokenize(tok, text, strlen(text), &tk, &n, NULL) != 0)
+                    n = 0;
+                if (tn + n > tcap) {
+                    while (tn + n > tcap)
+                        tcap *= 2;
+                    terms = realloc(terms, tcap * sizeof *terms);
+                }
+                for (size_t j = 0; j < n; j++)
+                    terms[tn++] = (xp_term){tk[j].text, tk[j].len};
+                if (f == 0) {
+                    nt = tn;
+                    /* The body's tokens reuse the tokenizer's buffers:
+                     * copy the title's terms first. */
+                    for (size_t j = 0; j < nt; j++) {
+                        char *c = malloc(terms[j].len);
+                        memcpy(c, terms[j].text, terms[j].len);
+                        terms[j].text = c;
+                    }
+                }
+            }
+            xap_tok_ms += (now_us() - t0) / 1e3;
+            xp_add(xdb, terms, nt, terms + nt, tn - nt);
+            for (size_t j = 0; j < nt; j++)
+                free((void *)terms[j].text);
+        }
+        if (xp_commit(xdb) != 0)
+            return 1;
+        xap_build_ms = (now_us() - a) / 1e3 - xap_tok_ms;
+        xap_bytes = xp_disk_bytes(xdb);
+        free(terms);
+
+        /* Queries: the distinct hw_tokenize terms, as for the others. */
+        xp_term *qt = malloc(HW_INDEX_MAX_QUERY * sizeof *qt);
+        uint32_t *top = malloc(k * sizeof *top);
+        for (int r = 0; r <= repeat; r++) {
+            double total = 0;
+            for (size_t i = 0; i < nq; i++) {
+                rank[i] = 0;
+                double b0 = now_us();
+                const hw_token *tk;
+                size_t n = 0, nd = 0;
+                if (hw_tokenize(tok, qs[i].text, strlen(qs[i].text), &tk, &n, NULL) != 0)
+                    n = 0;
+                for (size_t j = 0; j < n && nd < HW_INDEX_MAX_QUERY; j++) {
+                    int dup = 0;
+                    for (size_t e = 0; e < j && !dup; e++)
+                        dup = tk[e].hash == tk[j].hash;
+                    if (!dup)
+                        qt[nd++] = (xp_term){tk[j].text, tk[j].len};
+                }
+                int got = nd ? xp_search(xdb, qt, nd, (unsigned)k, top) : 0;
+                double b1 = now_us();
+                for (int h = 0; h < got; h++)
+                    if (top[h] >= 1 && top[h] <= na && !strcmp(arts[top[h] - 1].id, qs[i].expected)) {
+                        rank[i] = h + 1;
+                        break;
+                    }
+                lat[i] = b1 - b0;
+                total += b1 - b0;
+            }
+            if (r == repeat)
+                summarize(lat, nq, rank, k, total, &xap);
+        }
+        free(qt);
+        free(top);
+        xp_destroy(xdb);
+        hw_tokenizer_destroy(tok);
+    }
+
+    printf("\n| engine | build | memory | p50 | p99 | mean | QPS | MRR@10 | recall@10 |\n");
+    printf("|---|---|---|---|---|---|---|---|---|\n");
+    const char *names[N_MODES] = {"hw_index (MaxScore, no snippets)", "hw_index (MaxScore + snippets)",
+                                  "hw_index (exhaustive, no snippets)",
+                                  "hw_index (MaxScore + snippets, whole texts tokenized)",
+                                  "hw_index (MaxScore without block-max, no snippets)",
+                                  "hw_index (MaxScore with block-max on every query, no snippets)"};
+    for (int m = 0; m < N_MODES; m++)
+        if (m != 2 || exhaustive)
+        printf("| %s | %.0f ms | %.1f MiB | %.0f µs | %.0f µs | %.0f µs | %.0f | %.3f | %.3f |\n", names[m],
+               build_ms, stats.index_bytes / 1048576.0, outs[m]->p50_us, outs[m]->p99_us, outs[m]->mean_us,
+               outs[m]->qps, outs[m]->mrr, outs[m]->recall);
+    if (xapian)
+        printf("| Xapian BM25 | %.0f ms | %.1f MiB | %.0f µs | %.0f µs | %.0f µs | %.0f | %.3f | %.3f |\n",
+               xap_build_ms, xap_bytes / 1048576.0, xap.p50_us, xap.p99_us, xap.mean_us, xap.qps, xap.mrr,
+               xap.recall);
     if (fts5)
-        printf("| SQLite FTS5 bm25() | %.0f µs | %.0f µs | %.0f µs | %.0f | %.3f | %.3f |\n", fts.p50_us,
-               fts.p99_us, fts.mean_us, fts.qps, fts.mrr, fts.recall);
+        printf("| SQLite FTS5 bm25() | %.0f ms | %.1f MiB | %.0f µs | %.0f µs | %.0f µs | %.0f | %.3f | %.3f |\n",
+               fts_build_ms, fts_mem_kib / 1024.0, fts.p50_us, fts.p99_us, fts.mean_us, fts.qps, fts.mrr,
+               fts.recall);
+    if (xapian) {
+        printf("\n| hw_index / Xapian | p50 | p99 | QPS | MRR@10 | recall@10 | build | memory |\n");
+        printf("|---|---|---|---|---|---|---|---|\n");
+        for (int m = 0; m < 2; m++)
+            printf("| %s | %.3f | %.3f | %.2f | %+.3f | %+.3f | %.2f | %.2f |\n", names[m],
+                   outs[m]->p50_us / xap.p50_us, outs[m]->p99_us / xap.p99_us, outs[m]->qps / xap.qps,
+                   outs[m]->mrr - xap.mrr, outs[m]->recall - xap.recall, build_ms / xap_build_ms,
+                   (double)stats.index_bytes / (double)(xap_bytes ? xap_bytes : 1));
+        printf("(time ratios: below 1 is faster than Xapian; MRR and recall: differences)\n");
+    }
+    printf("snippets add %.0f%% at p50, %.0f%% at the mean (whole texts tokenized: %.0f%%, %.0f%%); "
+           "%zu of %zu queries' snippets differ between the two\n",
+           100.0 * (hw_snip.p50_us / hw_nosnip.p50_us - 1), 100.0 * (hw_snip.mean_us / hw_nosnip.mean_us - 1),
+           100.0 * (hw_fullsnip.p50_us / hw_nosnip.p50_us - 1),
+           100.0 * (hw_fullsnip.mean_us / hw_nosnip.mean_us - 1), snip_diff, nq);
+    printf("known item's rank differs from the default mode's in %zu (query, mode) pairs\n", rank_diff);
+    for (size_t i = 0; i < nq; i++)
+        free(snips[i]);
+    free(snips);
+    free(rank0);
     printf("\nhw_index build: %.0f ms (main segment %.0f ms); %llu docs, %llu terms\n", build_ms,
            stats.last_main_build_ms, (unsigned long long)stats.docs, (unsigned long long)stats.terms);
     printf("hw_index memory: %.1f MiB accounted (%.2fx the %.1f MiB of raw text; postings %.1f MiB); "
@@ -401,6 +647,15 @@ int main(int argc, char **argv)
            stats.index_bytes / 1048576.0, (double)stats.index_bytes / (double)stats.text_bytes,
            stats.text_bytes / 1048576.0, stats.postings_bytes / 1048576.0, (rss1 - rss0) / 1024.0);
     printf("hw_index matched (estimate) per query: %.0f\n", (double)matched_total / (double)nq);
+    if (n_upd)
+        printf("hw_index updates (3 puts : 1 delete, each visible on return): %zu, p50 %.2f ms, p99 %.2f ms, "
+               "max %.1f ms, mean %.2f ms; %zu main rebuilds; %zu of %zu checked updates not visible\n",
+               n_upd, ulat[n_upd / 2] / 1e3, ulat[(size_t)((double)n_upd * 0.99)] / 1e3, ulat[n_upd - 1] / 1e3,
+               upd_total / (double)n_upd / 1e3, rebuilds, invisible, (n_upd + 49) / 50);
+    free(ulat);
+    if (xapian)
+        printf("Xapian build: %.0f ms (+ %.0f ms hw_tokenize to prepare its input); glass database %.1f MiB\n",
+               xap_build_ms, xap_tok_ms, xap_bytes / 1048576.0);
     if (fts5)
         printf("FTS5 build: %.0f ms (+ %.0f ms hw_tokenize to prepare its input); memory %.1f MiB\n",
                fts_build_ms, fts_tok_ms, fts_mem_kib / 1024.0);

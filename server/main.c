@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "server/domain/app.h"
+#include "server/domain/audit.h"
 #include "server/domain/auth.h"
 #include "server/cluster_wiring.h"
 #include "server/ops/demo.h"
@@ -24,6 +25,9 @@
 #include "server/base/files.h"
 #include "server/net/reflection.h"
 #include "server/domain/knowledge.h"
+#include "server/domain/limits.h"
+#include "server/domain/conversation.h"
+#include "server/domain/signals.h"
 #include "server/domain/synonyms.h"
 #include "server/domain/notes.h"
 #include "server/search/tokenize.h"
@@ -48,57 +52,11 @@
 #include "server/domain/queues.h"
 #include "server/domain/outbox.h"
 #include "server/domain/watch.h"
+#include "server/domain/webhook_sign.h"
 #include "server/domain/hours.h"
+#include "server/domain/sinks.h"
 #include "server/domain/timers.h"
 #include "server/web/grpc_web.h"
-
-/* ---------------------------------------------- after-commit effects */
-
-/* The sinks of effects.h, each handing one kind of effect to its hub; ctx
- * is the hw_app, whose hubs may be NULL while starting or in tools. */
-static void publish_ticket_events(void *appv, Helpwire__V1__TicketEvent *const *events, size_t n)
-{
-    hw_watch_publish(((hw_app *)appv)->watch, events, n);
-}
-
-static void wake_outbox_appended(void *appv, Helpwire__V1__Channel channel)
-{
-    hw_outbox_committed(((hw_app *)appv)->outbox, channel);
-}
-
-static void wake_outbox_acked(void *appv, Helpwire__V1__Channel channel)
-{
-    hw_outbox_acked(((hw_app *)appv)->outbox, channel);
-}
-
-static void wake_notifier(void *appv)
-{
-    hw_notifier_wake(((hw_app *)appv)->notifier);
-}
-
-static void skill_models_stale(void *appv)
-{
-    hw_classify_skills_changed(appv);
-}
-
-static void wake_timers(void *appv, int64_t earliest_due_ms)
-{
-    hw_timers_committed(((hw_app *)appv)->timers, earliest_due_ms);
-}
-
-/* knowledge_changed stays NULL: on the replica that makes a knowledge
- * write its handler hands the change to the indexer (and answers once it
- * is searchable); only the note handler (notes.h) feeds other replicas'. */
-static hw_effects_sinks after_commit_sinks(hw_app *app)
-{
-    return (hw_effects_sinks){.ctx = app,
-                              .ticket_events = publish_ticket_events,
-                              .outbox_appended = wake_outbox_appended,
-                              .outbox_acked = wake_outbox_acked,
-                              .alert_queued = wake_notifier,
-                              .skills_changed = skill_models_stale,
-                              .timer_set = wake_timers};
-}
 
 /* At the end of the demo seed's write: stores the starter synonym sets
  * (demo.h) and tells the other replicas what the write holds that they
@@ -221,6 +179,40 @@ static int print_demo_tokens(hw_store *store, const char *data_dir, bool seeded,
     return rc;
 }
 
+/* The audit log's entries of this start (audit.h: store.restored on a
+ * backup's first start, config.start with the settings changed since the
+ * last one), written by a single node or the leader; a replica that does
+ * not lead skips them. Returns 0 or -1 with err. */
+static int audit_start(const hw_config *cfg, hw_store *store, hw_clock *clock, hw_log *log, char *err,
+                       size_t errlen)
+{
+    if (!hw_store_is_leader(store)) {
+        hw_log_event(log, HW_LOG_INFO, "audit_start",
+                     "recorded=false reason=\"not the leader of the replicas\"");
+        return 0;
+    }
+    hw_config dflt;
+    hw_config_defaults(&dflt);
+    char *now = hw_config_effective(cfg), *before = hw_config_effective(&dflt);
+    hw_audit_start_result r = {0};
+    int rc = now && before ? hw_audit_start(store, hw_clock_now_ms(clock), cfg->data_dir, now, before, &r)
+                           : HW_ENOMEM;
+    free(now);
+    free(before);
+    if (rc == HW_ENOTLEADER) {
+        hw_log_event(log, HW_LOG_INFO, "audit_start", "recorded=false reason=\"no longer the leader\"");
+        return 0;
+    }
+    if (rc != HW_OK) {
+        snprintf(err, errlen, "cannot record the start in the audit log: %s", hw_strerror(rc));
+        return -1;
+    }
+    hw_log_event(log, HW_LOG_INFO, "audit_start", "seq=%llu first_start=%s changed=%zu restored=%s",
+                 (unsigned long long)r.seq, r.first_start ? "true" : "false", r.changed,
+                 r.restored ? "true" : "false");
+    return 0;
+}
+
 static int64_t in_flight_of(void *net)
 {
     return hw_net_calls_in_flight(net);
@@ -267,8 +259,10 @@ static void collect_admission(void *netv, FILE *out)
 }
 
 /* Dedupe records past --dedupe-retention-hours, failed outbox entries
- * past --failed-retention-days and event log entries past
- * --watch-history-hours, deleted since the start. */
+ * past --failed-retention-days, event log entries past
+ * --watch-history-hours and audit log entries past --audit-retention-days,
+ * deleted since the start; closed tickets' conversations past their
+ * queue's retention. */
 static void collect_retention(void *r, FILE *out)
 {
     fprintf(
@@ -280,10 +274,30 @@ static void collect_retention(void *r, FILE *out)
         "# TYPE helpwire_outbox_failed_expired_total counter\nhelpwire_outbox_failed_expired_total %llu\n"
         "# HELP helpwire_watch_events_expired_total WatchTickets event log entries deleted after "
         "--watch-history-hours or beyond --watch-history-max-events.\n"
-        "# TYPE helpwire_watch_events_expired_total counter\nhelpwire_watch_events_expired_total %llu\n",
+        "# TYPE helpwire_watch_events_expired_total counter\nhelpwire_watch_events_expired_total %llu\n"
+        "# HELP helpwire_retention_conversations_total Closed tickets whose conversation a queue's "
+        "retention redacted or deleted.\n"
+        "# TYPE helpwire_retention_conversations_total counter\n"
+        "helpwire_retention_conversations_total{action=\"redact\"} %llu\n"
+        "helpwire_retention_conversations_total{action=\"delete\"} %llu\n"
+        "# HELP helpwire_retention_messages_total Messages of those conversations redacted or deleted.\n"
+        "# TYPE helpwire_retention_messages_total counter\nhelpwire_retention_messages_total %llu\n"
+        "# HELP helpwire_attachments_unused_removed_total Attachments and pieces no message referred to, removed "
+        "24 hours after they were stored.\n"
+        "# TYPE helpwire_attachments_unused_removed_total counter\n"
+        "helpwire_attachments_unused_removed_total{what=\"attachment\"} %llu\n"
+        "helpwire_attachments_unused_removed_total{what=\"chunk\"} %llu\n"
+        "# HELP helpwire_audit_expired_total Audit log entries deleted after --audit-retention-days.\n"
+        "# TYPE helpwire_audit_expired_total counter\nhelpwire_audit_expired_total %llu\n",
         (unsigned long long)hw_retention_dedupe_expired(r),
         (unsigned long long)hw_retention_failed_expired(r),
-        (unsigned long long)hw_retention_events_expired(r));
+        (unsigned long long)hw_retention_events_expired(r),
+        (unsigned long long)hw_retention_conversations_redacted(r),
+        (unsigned long long)hw_retention_conversations_deleted(r),
+        (unsigned long long)hw_retention_conversation_messages(r),
+        (unsigned long long)hw_retention_attachments_expired(r),
+        (unsigned long long)hw_retention_chunks_expired(r),
+        (unsigned long long)hw_retention_audit_expired(r));
 }
 
 /* Store and index gauges for the metrics endpoint. */
@@ -328,6 +342,15 @@ static void collect_store(void *appv, FILE *out)
             "helpwire_store_group_commit_size_sum %llu\nhelpwire_store_group_commit_size_count %llu\n",
             (unsigned long long)cum, (unsigned long long)st.committed_requests,
             (unsigned long long)st.commits);
+    fprintf(out,
+            "# HELP helpwire_store_write_cpu_seconds_total CPU time of the thread running write groups "
+            "(write functions, commits, done callbacks).\n"
+            "# TYPE helpwire_store_write_cpu_seconds_total counter\nhelpwire_store_write_cpu_seconds_total %.6f\n"
+            "# HELP helpwire_store_done_cpu_seconds_total Of that, the done callbacks (effects and replies).\n"
+            "# TYPE helpwire_store_done_cpu_seconds_total counter\nhelpwire_store_done_cpu_seconds_total %.6f\n"
+            "# HELP helpwire_store_commit_seconds_total Wall time in commits (page writes and disk flushes).\n"
+            "# TYPE helpwire_store_commit_seconds_total counter\nhelpwire_store_commit_seconds_total %.6f\n",
+            st.write_cpu_ns / 1e9, st.done_cpu_ns / 1e9, st.commit_wall_ns / 1e9);
 }
 
 /* Search index, outbox and notifier gauges. The outbox backlog and failed
@@ -403,6 +426,7 @@ static void collect_domain(void *arg, FILE *out)
             (unsigned long long)hw_notifier_retries(d->app->notifier),
             (unsigned long long)hw_notifier_pending(d->app->notifier),
             (unsigned long long)hw_notifier_expired(d->app->notifier));
+    hw_route_limits_collect(d->app->route_limits, out);
     if (d->app->timers) {
         hw_timers_stats ts;
         hw_timers_stats_get(d->app->timers, &ts);
@@ -445,6 +469,7 @@ int main(int argc, char **argv)
     hw_indexer *indexer = NULL;
     hw_outbox *outbox = NULL;
     hw_notifier *notifier = NULL;
+    hw_webhook_keys *webhook_keys = NULL;
     hw_retention *retention = NULL;
     hw_notes *notes = NULL;
     hw_synonyms *synonyms = NULL;
@@ -517,15 +542,55 @@ int main(int argc, char **argv)
     app.settings.survey_ttl_ms = cfg.survey_ttl_hours * 3600 * 1000;
     app.settings.route_hits = (uint32_t)cfg.route_hits;
     app.settings.webhook_url = cfg.webhook_url;
+    if (cfg.webhook_secret_file) {
+        if (hw_webhook_keys_load(cfg.webhook_secret_file, &webhook_keys, err, sizeof err) != HW_OK) {
+            fprintf(stderr, "helpwired: --webhook-secret-file: %s\n", err);
+            goto out;
+        }
+        app.settings.webhook_keys = webhook_keys;
+        hw_log_event(log, HW_LOG_INFO, "webhook_signing", "file=%s secrets=%zu", cfg.webhook_secret_file,
+                     hw_webhook_keys_count(webhook_keys));
+    } else if (cfg.webhook_url && cfg.webhook_url[0]) {
+        hw_log_event(log, HW_LOG_WARN, "webhook_unsigned",
+                     "effect=\"supervisor webhooks carry no helpwire-signature: a receiver cannot tell them "
+                     "from forgeries\" fix=\"restart with --webhook-secret-file FILE\"");
+    }
     app.settings.alert_retention_ms = cfg.alert_retention_days * 24 * 3600 * 1000;
     app.settings.unassigned_alert_after_ms = cfg.unassigned_alert_after_ms;
     app.settings.reassign_grace_ms = cfg.reassign_grace_ms;
+    app.settings.attachment_max_bytes = (uint64_t)cfg.attachment_max_bytes;
+    char whatsapp_template[600];
+    if (cfg.whatsapp_template &&
+        hw_conversation_parse_template(cfg.whatsapp_template, whatsapp_template, sizeof whatsapp_template,
+                                       &app.settings.whatsapp_template_name,
+                                       &app.settings.whatsapp_template_language, err, sizeof err) != HW_OK) {
+        fprintf(stderr, "helpwired: %s\n", err);
+        goto out;
+    }
+    if (hw_signals_create(&app.signals) != HW_OK) {
+        fprintf(stderr, "helpwired: out of memory\n");
+        goto out;
+    }
+    {
+        hw_route_limits_options lo = {.sender_rate_per_min = cfg.sender_rate,
+                                      .sender_burst = cfg.sender_burst,
+                                      .new_customers_rate_per_min = cfg.new_customers_rate,
+                                      .new_customers_burst = cfg.new_customers_burst};
+        if (hw_route_limits_validate(&lo, err, sizeof err) != HW_OK) {
+            fprintf(stderr, "helpwired: %s\n", err);
+            goto out;
+        }
+        if (hw_route_limits_create(&app.route_limits, &lo) != HW_OK) {
+            fprintf(stderr, "helpwired: out of memory\n");
+            goto out;
+        }
+    }
 
     if (cfg.cluster_id > 0 && hw_cluster_install_copy(&cfg, err, sizeof err) != 0) {
         fprintf(stderr, "helpwired: %s\n", err);
         goto out;
     }
-    hw_store_options so = {.data_dir = cfg.data_dir};
+    hw_store_options so = {.data_dir = cfg.data_dir, .page_census_every = (unsigned)cfg.store_page_census};
     if (hw_store_open(&store, &so, err, sizeof err) != HW_OK) {
         fprintf(stderr, "helpwired: %s\n", err);
         goto out;
@@ -541,6 +606,10 @@ int main(int argc, char **argv)
     }
     hw_store_set_note_handler(store, hw_notes_apply, notes);
     if (cfg.cluster_id > 0 && hw_cluster_open(&cluster, &cfg, argv, &app, log, 15000, err, sizeof err) != 0) {
+        fprintf(stderr, "helpwired: %s\n", err);
+        goto out;
+    }
+    if (audit_start(&cfg, store, app.clock, log, err, sizeof err) != 0) {
         fprintf(stderr, "helpwired: %s\n", err);
         goto out;
     }
@@ -587,7 +656,7 @@ int main(int argc, char **argv)
     }
     /* The hubs committed writes' effects go to; the watch hub exists before
      * the notifier's thread, whose writes publish to it. */
-    app.after_commit = after_commit_sinks(&app);
+    app.after_commit = hw_sinks_for_app(&app);
     if (hw_watch_create(&app.watch) != HW_OK) {
         fprintf(stderr, "helpwired: out of memory\n");
         goto out;
@@ -636,15 +705,17 @@ int main(int argc, char **argv)
         }
         hw_log_event(log, HW_LOG_INFO, "ticket_numbers", "next=%llu", (unsigned long long)next);
     }
-    if (cfg.dedupe_retention_hours > 0 || cfg.failed_retention_days > 0 || cfg.watch_history_hours > 0 ||
-        cfg.watch_history_max_events > 0) {
+    {
         hw_retention_options ro = {.store = store,
+                                   .conversations = 1,
                                    .log = log,
                                    .clock = app.clock,
                                    .dedupe_retention_ms = cfg.dedupe_retention_hours * 3600 * 1000,
                                    .failed_retention_ms = cfg.failed_retention_days * 24 * 3600 * 1000,
                                    .events_retention_ms = cfg.watch_history_hours * 3600 * 1000,
-                                   .events_max_keep = (uint64_t)cfg.watch_history_max_events};
+                                   .events_max_keep = (uint64_t)cfg.watch_history_max_events,
+                                   .audit_retention_ms = cfg.audit_retention_days * 24 * 3600 * 1000,
+                                   .unused_attachments_ms = 24 * 3600 * 1000};
         if ((mrc = hw_retention_start(&ro, &retention)) != HW_OK) {
             fprintf(stderr, "helpwired: cannot start the retention sweep: %s\n", hw_strerror(mrc));
             goto out;
@@ -770,6 +841,7 @@ int main(int argc, char **argv)
     hw_metrics_set_in_flight(metrics, in_flight_of, net);
     hw_metrics_add_collector(metrics, collect_store, &app);
     hw_metrics_add_collector(metrics, collect_admission, net);
+    hw_metrics_add_collector(metrics, hw_signals_collect, app.signals);
     if (cluster)
         hw_metrics_add_collector(metrics, hw_cluster_collect_metrics, cluster);
     if (retention)
@@ -882,6 +954,7 @@ out:
     hw_timers_destroy(app.timers); /* its handlers write and queue alerts */
     app.timers = NULL;
     hw_notifier_destroy(notifier);
+    hw_webhook_keys_free(webhook_keys); /* after the notifier that signs with them */
     hw_outbox_destroy(outbox);
     if (indexer && rc == 0) { /* a failed start ends with its error line */
         hw_indexer_stats is;
@@ -908,6 +981,8 @@ out:
     free(tls_ca);
     hw_health_destroy(health);
     hw_clock_destroy(app.clock);
+    hw_route_limits_destroy(app.route_limits);
+    hw_signals_destroy(app.signals);
     hw_grpc_runtime_log_to(NULL);
     hw_log_destroy(log);
     hw_config_free(&cfg);

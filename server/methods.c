@@ -22,12 +22,15 @@
 #include "server/domain/outbox.h"
 #include "server/domain/outbox_failed.h"
 #include "server/domain/admin.h"
+#include "server/domain/attachments.h"
 #include "server/domain/agents.h"
 #include "server/domain/cluster.h"
 #include "server/domain/customers.h"
+#include "server/domain/privacy.h"
 #include "server/domain/reports.h"
 #include "server/domain/router.h"
 #include "server/domain/schedule.h"
+#include "server/domain/signals.h"
 #include "server/domain/sla.h"
 #include "server/domain/suggestions.h"
 #include "server/domain/surveys.h"
@@ -51,6 +54,9 @@
     {                                                                                                        \
         path, &req##__descriptor, &reply##__descriptor, handler, allow, false, false, false, true            \
     }
+/* A unary method served by the leader though it writes nothing (channel
+ * signals: the bridges' Outbox streams are there): relayed like a write. */
+#define LEADER(path, req, reply, handler, allow) WRITE(path, req, reply, handler, allow)
 /* Bidirectional streaming: handler runs once per request message. */
 #define BIDI(path, req, reply, handler, allow)                                                               \
     {                                                                                                        \
@@ -148,6 +154,13 @@ static const hw_method table[] = {
     WRITE("/helpwire.v1.Router/Route", helpwire__v1__route_request, helpwire__v1__route_reply, hw_router_route,
         BRIDGE),
 
+    WRITE("/helpwire.v1.Attachments/PutChunk", helpwire__v1__put_chunk_request, helpwire__v1__put_chunk_reply,
+        hw_attachments_put_chunk, BRIDGE | AGENT),
+    WRITE("/helpwire.v1.Attachments/CommitAttachment", helpwire__v1__commit_attachment_request,
+        helpwire__v1__attachment, hw_attachments_commit, BRIDGE | AGENT),
+    RPC("/helpwire.v1.Attachments/GetAttachment", helpwire__v1__get_attachment_request,
+        helpwire__v1__attachment_chunk, hw_attachments_get, BRIDGE | AGENT, true),
+
     RPC("/helpwire.v1.Customers/GetCustomer", helpwire__v1__get_customer_request, helpwire__v1__customer,
         hw_customers_get, AGENT, false),
     RPC("/helpwire.v1.Customers/LookupCustomer", helpwire__v1__lookup_customer_request,
@@ -156,6 +169,10 @@ static const hw_method table[] = {
         helpwire__v1__customer, hw_customers_update, AGENT),
     WRITE("/helpwire.v1.Customers/LinkIdentity", helpwire__v1__link_identity_request, helpwire__v1__customer,
         hw_customers_link, AGENT),
+    WRITE("/helpwire.v1.Customers/EraseCustomer", helpwire__v1__erase_customer_request,
+        helpwire__v1__erase_customer_reply, hw_privacy_erase, ADMIN),
+    RPC("/helpwire.v1.Customers/ExportCustomer", helpwire__v1__export_customer_request,
+        helpwire__v1__customer_export_record, hw_privacy_export, ADMIN, true),
 
     WRITE("/helpwire.v1.Agents/PutAgent", helpwire__v1__put_agent_request, helpwire__v1__agent, hw_agents_put,
         ADMIN),
@@ -170,7 +187,7 @@ static const hw_method table[] = {
     RPC("/helpwire.v1.Agents/ListSkills", helpwire__v1__list_skills_request, helpwire__v1__list_skills_reply,
         hw_agents_list_skills, AGENT, false),
     RPC("/helpwire.v1.Agents/GetSchedule", helpwire__v1__get_schedule_request, helpwire__v1__get_schedule_reply,
-        hw_schedule_get, AGENT, false),
+        hw_schedule_get, AGENT | HW_ALLOW_BRIDGE, false),
 
     WRITE("/helpwire.v1.Tickets/CreateTicket", helpwire__v1__create_ticket_request,
         helpwire__v1__create_ticket_reply, hw_tickets_create, AGENT),
@@ -184,6 +201,8 @@ static const hw_method table[] = {
         hw_tickets_add_message, AGENT),
     WRITE("/helpwire.v1.Tickets/EscalateTicket", helpwire__v1__escalate_ticket_request, helpwire__v1__ticket,
         hw_tickets_escalate, AGENT),
+    LEADER("/helpwire.v1.Tickets/SendChannelSignal", helpwire__v1__send_channel_signal_request,
+           helpwire__v1__send_channel_signal_reply, hw_signals_send, AGENT),
     WRITE("/helpwire.v1.Tickets/CloseTicket", helpwire__v1__close_ticket_request,
         helpwire__v1__close_ticket_reply, hw_tickets_close, AGENT),
     RPC("/helpwire.v1.Tickets/GetTicketHistory", helpwire__v1__get_ticket_history_request,
@@ -208,6 +227,8 @@ static const hw_method table[] = {
         hw_admin_backup, ADMIN, false),
     RPC("/helpwire.v1.Admin/GetStats", helpwire__v1__get_stats_request, helpwire__v1__server_stats,
         hw_admin_stats, ADMIN, false),
+    RPC("/helpwire.v1.Admin/ListAuditEvents", helpwire__v1__list_audit_events_request,
+        helpwire__v1__list_audit_events_reply, hw_admin_list_audit, ADMIN, false),
 
     RPC("/helpwire.v1.Cluster/GetClusterStatus", helpwire__v1__get_cluster_status_request,
         helpwire__v1__cluster_status, hw_cluster_status, ADMIN, false),

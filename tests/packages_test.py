@@ -60,6 +60,7 @@ GCC_FLAGS = ["-std=gnu11", "-D_GNU_SOURCE"]
 # one reason each). Empty for now: add an entry only with its reason.
 NOT_TOOLS = {
     # "word": "why it is not a command",
+    "bench_opt_build": "a shell function of bench/lib.sh, which the benchmark scripts source",
 }
 
 # Commands that run their arguments as a command (after options and numbers).

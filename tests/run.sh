@@ -6,8 +6,10 @@
 # points up a layer; it runs bazel query) and tests/buf_test.py (buf lint,
 # and buf breaking against proto/api-released.binpb), then every test
 # target, then
-# again under
-# AddressSanitizer+UBSan, then the concurrent ones under ThreadSanitizer.
+# a short run of every fuzz harness (tests/fuzz.sh, clang and libFuzzer),
+# then every test target again under AddressSanitizer+UBSan (the fuzz
+# corpora's replays among them), then the concurrent ones under
+# ThreadSanitizer.
 # Ends with "N passed, N failed", counting test cases (a target that fails
 # without reporting its cases counts as one failure). Exit status 0 only
 # when nothing failed.
@@ -70,6 +72,27 @@ source_test() {
   rm -f "$out"
 }
 
+# fuzz_smoke: every fuzz harness for a few seconds (tests/fuzz.sh; the
+# clang build is incremental, in .fuzz), counted by harness.
+fuzz_smoke() {
+  local out rc p f
+  out=$(mktemp)
+  echo "== bash tests/fuzz.sh 3"
+  bash tests/fuzz.sh 3 >"$out" 2>&1
+  rc=$?
+  if [ "$rc" -eq 0 ]; then
+    grep -aE '^fuzz |^\[  (PASSED|FAILED)  \]' "$out"
+  else
+    cat "$out"
+  fi
+  p=$(grep -aE '^\[  PASSED  \] [0-9]+ test' "$out" | awk '{s+=$4} END {print s+0}')
+  f=$(grep -aE '^\[  FAILED  \] [0-9]+ test' "$out" | awk '{s+=$4} END {print s+0}')
+  [ "$rc" -eq 0 ] || [ "$f" -gt 0 ] || f=1
+  passed=$((passed + p))
+  failed=$((failed + f))
+  rm -f "$out"
+}
+
 # The end of each failed or timed-out target's test.log, so a failure in CI
 # can be read from CI's output (a later configuration's run overwrites the
 # logs in bazel-testlogs).
@@ -107,6 +130,7 @@ source_test tests/layers_test.py
 source_test tests/buf_test.py
 run
 if [ "${1:-}" != "--quick" ]; then
+  fuzz_smoke
   run --config=asan
   run --config=tsan --test_tag_filters=concurrent
 fi

@@ -12,7 +12,8 @@ Output (in OUT_DIR):
   en_queries.tsv   known-item queries: summary, expected article id
   zh_articles.tsv  the same from Translation-zh_CN (~1.2k packages)
   zh_queries.tsv
-Article: title = package name, body = the one-line summary followed by
+Article: id = title = package name (so ids hold '+', e.g. g++,
+libsigc++-2.0-0v5), body = the one-line summary followed by
 the long description. Query = the summary; the expected answer is its
 package. Only summaries that occur once in the corpus are used as queries
 (e.g. "transitional package" names hundreds of packages), sampled with a
@@ -73,7 +74,7 @@ def write(out_dir, prefix, lang, n_queries, seed):
         if pkg in seen:
             continue
         seen.add(pkg)
-        doc_id = "p%d" % len(rows)
+        doc_id = pkg
         rows.append((doc_id, pkg, summary, body))
     with open("%s/%s_articles.tsv" % (out_dir, prefix), "w", encoding="utf-8") as f:
         for doc_id, pkg, summary, body in rows:

@@ -3,11 +3,12 @@
  */
 #include "clients/cli/cli.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "clients/cli/pbjson.h"
+#include "server/base/pbjson.h"
 #include "clients/cli/table.h"
 
 int cli_fail_status(cli_ctx *ctx, const hw_client_status *st)
@@ -116,7 +117,7 @@ int cli_emit_json(cli_ctx *ctx, json_t *obj)
 
 int cli_emit_message(cli_ctx *ctx, const ProtobufCMessage *msg)
 {
-    return cli_emit_json(ctx, cli_pbjson_from_message(msg));
+    return cli_emit_json(ctx, hw_pbjson_from_message(msg));
 }
 
 int cli_split_list(const char *s, char ***items, size_t *n)
@@ -162,4 +163,74 @@ void cli_free_list(char **items, size_t n)
     for (size_t i = 0; i < n; i++)
         free(items[i]);
     free(items);
+}
+
+size_t cli_opt_all(const cli_ctx *ctx, const char *name, const char **out, size_t max)
+{
+    size_t n = 0, nl = strlen(name);
+    for (int i = 0; i < ctx->argc && n < max; i++) {
+        const char *a = ctx->argv[i];
+        if (strcmp(a, "--") == 0)
+            break;
+        if (strncmp(a, "--", 2) != 0 || strncmp(a + 2, name, nl) != 0)
+            continue;
+        if (a[2 + nl] == '=')
+            out[n++] = a + 3 + nl;
+        else if (a[2 + nl] == '\0' && i + 1 < ctx->argc)
+            out[n++] = ctx->argv[++i];
+    }
+    return n;
+}
+
+int cli_read_file(cli_ctx *ctx, const char *path, size_t max_bytes, unsigned char **data, size_t *len)
+{
+    *data = NULL;
+    *len = 0;
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    if (!f) {
+        cli_fail(ctx, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    size_t cap = 64 * 1024, n = 0;
+    unsigned char *buf = malloc(cap);
+    int rc = buf ? 0 : -1;
+    while (rc == 0) {
+        if (n == cap) {
+            if (cap > max_bytes) {
+                cli_fail(ctx, "%s: larger than %zu bytes", path, max_bytes);
+                rc = -1;
+                break;
+            }
+            unsigned char *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                rc = -1;
+                break;
+            }
+            buf = nb, cap *= 2;
+        }
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (got == 0) {
+            if (ferror(f)) {
+                cli_fail(ctx, "%s: %s", path, strerror(errno));
+                rc = -1;
+            }
+            break;
+        }
+    }
+    if (f != stdin)
+        fclose(f);
+    if (rc == 0 && n > max_bytes) {
+        cli_fail(ctx, "%s: larger than %zu bytes", path, max_bytes);
+        rc = -1;
+    }
+    if (rc != 0) {
+        if (!buf)
+            cli_fail(ctx, "out of memory");
+        free(buf);
+        return -1;
+    }
+    *data = buf;
+    *len = n;
+    return 0;
 }

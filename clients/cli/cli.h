@@ -44,6 +44,10 @@ typedef struct cli_ctx {
     const char *const *opt; /* values of cmd->opts by index; NULL when not given */
     const char *const *pos; /* positional arguments */
     size_t npos;
+    /* The command's own arguments as given (after its words), for flags
+     * that may be repeated (cli_opt_all). */
+    char **argv;
+    int argc;
 } cli_ctx;
 
 /* Runs the command; returns a CLI_EXIT_* code. */
@@ -82,8 +86,25 @@ extern const cli_command cli_cluster_commands[];
 extern const size_t cli_cluster_ncommands;
 extern const cli_command cli_suggestions_commands[];
 extern const size_t cli_suggestions_ncommands;
+extern const cli_command cli_customers_commands[];
+extern const size_t cli_customers_ncommands;
 extern const cli_command cli_synonyms_commands[];
 extern const size_t cli_synonyms_ncommands;
+extern const cli_command cli_audit_commands[];
+extern const size_t cli_audit_ncommands;
+
+/* Every value of a flag that may be given more than once (`--attach A
+ * --attach B`), in order, into out[0..max); returns how many (the parser
+ * itself keeps the last). Values point into argv. */
+size_t cli_opt_all(const cli_ctx *ctx, const char *name, const char **out, size_t max);
+
+/* Reads the whole file path into a malloc'd buffer (*len bytes); at most
+ * max_bytes. Returns 0, or -1 after printing why (cli_fail). */
+int cli_read_file(cli_ctx *ctx, const char *path, size_t max_bytes, unsigned char **data, size_t *len);
+
+/* The commands of cmd_attachments.c. */
+extern const struct cli_command cli_attachments_commands[];
+extern const size_t cli_attachments_ncommands;
 
 /* Prints "helpwire: <STATUS_NAME>: <message>" to ctx->err. Returns
  * CLI_EXIT_FAILED. */

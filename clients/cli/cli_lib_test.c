@@ -19,7 +19,7 @@
 #include "clients/cli/cluster_fmt.h"
 #include "clients/cli/fmt.h"
 #include "clients/cli/jsonl.h"
-#include "clients/cli/pbjson.h"
+#include "server/base/pbjson.h"
 #include "clients/cli/progress.h"
 #include "clients/cli/table.h"
 #include "helpwire/v1/admin.pb-c.h"
@@ -231,7 +231,7 @@ static void test_pbjson_uses_field_names_enum_names_and_keeps_defaults(void **st
     t.tags = tags;
     t.n_tags = 2;
     t.created_unix_ms = 1700000000123LL;
-    json_t *j = cli_pbjson_from_message(&t.base);
+    json_t *j = hw_pbjson_from_message(&t.base);
     assert_non_null(j);
     assert_string_equal(json_string_value(json_object_get(j, "id")), "t-1000");
     assert_int_equal(json_integer_value(json_object_get(j, "number")), 1000);
@@ -253,13 +253,13 @@ static void test_pbjson_nested_messages_and_skipped_fields(void **state)
     reply.info = &info;
     reply.token = "hw_secret";
     static const char *const skip[] = {"token", NULL};
-    json_t *j = cli_pbjson_from_message_except(&reply.base, skip);
+    json_t *j = hw_pbjson_from_message_except(&reply.base, skip);
     assert_non_null(j);
     assert_null(json_object_get(j, "token"));
     assert_string_equal(json_string_value(json_object_get(json_object_get(j, "info"), "role")), "ROLE_ADMIN");
     json_decref(j);
     reply.info = NULL;
-    j = cli_pbjson_from_message(&reply.base);
+    j = hw_pbjson_from_message(&reply.base);
     assert_true(json_is_null(json_object_get(j, "info")));
     json_decref(j);
 }
@@ -268,7 +268,7 @@ static void test_pbjson_uint64_beyond_int64_is_a_string(void **state)
 {
     Helpwire__V1__BackupReply r = HELPWIRE__V1__BACKUP_REPLY__INIT;
     r.size_bytes = UINT64_MAX;
-    json_t *j = cli_pbjson_from_message(&r.base);
+    json_t *j = hw_pbjson_from_message(&r.base);
     assert_string_equal(json_string_value(json_object_get(j, "size_bytes")), "18446744073709551615");
     json_decref(j);
 }

@@ -13,7 +13,7 @@
 
 #include "clients/cli/cli.h"
 #include "clients/cli/fmt.h"
-#include "clients/cli/pbjson.h"
+#include "server/base/pbjson.h"
 #include "clients/cli/table.h"
 #include "helpwire/v1/outbox.pb-c.h"
 
@@ -47,7 +47,7 @@ static int add_failed_row(cli_table *t, const Helpwire__V1__FailedEntry *e)
 /* An entry as JSON, without the survey link's secret. */
 static int emit_failed(cli_ctx *ctx, const Helpwire__V1__FailedEntry *e)
 {
-    json_t *obj = cli_pbjson_from_message(&e->base);
+    json_t *obj = hw_pbjson_from_message(&e->base);
     json_t *m = obj ? json_object_get(obj, "message") : NULL;
     if (json_is_object(m))
         json_object_del(m, "survey_url");

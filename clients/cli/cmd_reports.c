@@ -18,7 +18,7 @@
 
 #include "clients/cli/cli.h"
 #include "clients/cli/fmt.h"
-#include "clients/cli/pbjson.h"
+#include "server/base/pbjson.h"
 #include "clients/cli/table.h"
 #include "helpwire/v1/reports.pb-c.h"
 
@@ -234,7 +234,7 @@ static const char *key_header(Helpwire__V1__ReportGrouping g)
 /* One JSON line for a row, marked as part of the total or not. */
 static int emit_row(cli_ctx *ctx, const ProtobufCMessage *row, bool total)
 {
-    json_t *o = cli_pbjson_from_message(row);
+    json_t *o = hw_pbjson_from_message(row);
     if (o && json_object_set_new(o, "total", json_boolean(total)) != 0) {
         json_decref(o);
         o = NULL;

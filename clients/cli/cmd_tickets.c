@@ -14,8 +14,9 @@
 #include <string.h>
 
 #include "clients/cli/cli.h"
+#include "clients/cli/cmd_attachments.h"
 #include "clients/cli/fmt.h"
-#include "clients/cli/pbjson.h"
+#include "server/base/pbjson.h"
 #include "clients/cli/table.h"
 #include "helpwire/v1/tickets.pb-c.h"
 
@@ -147,7 +148,7 @@ static int history_page(cli_ctx *ctx, const ProtobufCMessage *reply, size_t *n_i
         if (h->events) {
             /* The ticket snapshot is only set on WatchTickets events. */
             static const char *const skip[] = {"ticket", NULL};
-            bad = json_array_append_new(h->events, cli_pbjson_from_message_except(&e->base, skip));
+            bad = json_array_append_new(h->events, hw_pbjson_from_message_except(&e->base, skip));
         } else {
             char at[32], kind[48];
             const char *cells[] = {
@@ -220,6 +221,28 @@ static int print_ticket_fields(cli_ctx *ctx, const Helpwire__V1__Ticket *tk)
 }
 
 /* Prints the conversation: a heading per message, its text indented. */
+/* One line per attachment: "[image] name (mime, N bytes) id", a place
+ * with its coordinates. Names are customer-written: cleaned. */
+static void print_attachments(cli_ctx *ctx, const Helpwire__V1__TicketMessage *m)
+{
+    for (size_t j = 0; j < m->n_attachments; j++) {
+        const Helpwire__V1__Attachment *a = m->attachments[j];
+        char kind[48];
+        const char *k = cli_fmt_enum(&helpwire__v1__attachment_kind__descriptor, a->kind, kind, sizeof kind);
+        if (a->location) {
+            char *place = cli_text_clean(a->location->name, false, 0);
+            fprintf(ctx->out, "    [%s] %.6f,%.6f %s\n", k, a->location->latitude, a->location->longitude,
+                    place ? place : "");
+            free(place);
+            continue;
+        }
+        char *name = cli_text_clean(a->name, false, 0);
+        fprintf(ctx->out, "    [%s] %s (%s, %llu bytes) %s\n", k, name && *name ? name : "-", a->mime_type,
+                (unsigned long long)a->size_bytes, a->id);
+        free(name);
+    }
+}
+
 static int print_messages(cli_ctx *ctx, const Helpwire__V1__GetTicketReply *r)
 {
     fprintf(ctx->out, "\nmessages (%zu)\n", r->n_messages);
@@ -241,6 +264,7 @@ static int print_messages(cli_ctx *ctx, const Helpwire__V1__GetTicketReply *r)
                 *next++ = '\0';
             fprintf(ctx->out, "    %s\n", line);
         }
+        print_attachments(ctx, m);
         free(author);
         free(text);
     }
@@ -264,7 +288,7 @@ static int run_tickets_show(cli_ctx *ctx)
         goto out;
     }
     if (ctx->json) {
-        obj = cli_pbjson_from_message(&reply->base);
+        obj = hw_pbjson_from_message(&reply->base);
         events = json_array();
         if (!obj || !events) {
             rc = cli_fail(ctx, "out of memory");
@@ -315,31 +339,62 @@ static int parse_answered_by(cli_ctx *ctx, const char *text, Helpwire__V1__DocRe
     return CLI_EXIT_OK;
 }
 
+/* Uploads each --attach FILE into atts[0..n) (ids malloc'd). */
+static int upload_attachments(cli_ctx *ctx, const char **files, size_t n, Helpwire__V1__Attachment *atts,
+                              Helpwire__V1__Attachment **ptrs)
+{
+    for (size_t i = 0; i < n; i++) {
+        hw_att_ref r;
+        int rc = cli_attachment_upload(ctx, files[i], NULL, NULL, &atts[i], &r);
+        if (rc != CLI_EXIT_OK)
+            return rc;
+        ptrs[i] = &atts[i];
+    }
+    return CLI_EXIT_OK;
+}
+
 static int run_tickets_reply(cli_ctx *ctx)
 {
-    enum { OPT_TEXT, OPT_ANSWERED_BY };
-    if (!ctx->opt[OPT_TEXT] || !*ctx->opt[OPT_TEXT])
-        return cli_usage_error(ctx, "--text TEXT is required");
+    enum { OPT_TEXT, OPT_ANSWERED_BY, OPT_ATTACH };
+    enum { MAX_ATTACH = 10 };
+    const char *files[MAX_ATTACH + 1];
+    size_t n_files = cli_opt_all(ctx, "attach", files, MAX_ATTACH + 1);
+    if (n_files > MAX_ATTACH)
+        return cli_usage_error(ctx, "at most %d --attach files per reply", MAX_ATTACH);
+    if ((!ctx->opt[OPT_TEXT] || !*ctx->opt[OPT_TEXT]) && n_files == 0)
+        return cli_usage_error(ctx, "--text TEXT is required (or --attach FILE)");
     Helpwire__V1__AddMessageRequest req = HELPWIRE__V1__ADD_MESSAGE_REQUEST__INIT;
     Helpwire__V1__DocRef ref = HELPWIRE__V1__DOC_REF__INIT;
     Helpwire__V1__AddMessageReply *reply = NULL;
+    Helpwire__V1__Attachment atts[MAX_ATTACH] = {0};
+    Helpwire__V1__Attachment *ptrs[MAX_ATTACH];
     int rc = parse_answered_by(ctx, ctx->opt[OPT_ANSWERED_BY], &ref);
+    if (rc == CLI_EXIT_OK)
+        rc = upload_attachments(ctx, files, n_files, atts, ptrs);
     if (rc != CLI_EXIT_OK)
-        return rc;
+        goto out;
     req.ticket_id = (char *)ctx->pos[0];
     req.kind = HELPWIRE__V1__MESSAGE_KIND__MESSAGE_KIND_AGENT_REPLY;
-    req.text = (char *)ctx->opt[OPT_TEXT];
+    req.text = (char *)(ctx->opt[OPT_TEXT] ? ctx->opt[OPT_TEXT] : "");
+    req.attachments = ptrs;
+    req.n_attachments = n_files;
     if (ref.kind)
         req.answered_by = &ref;
     if (cli_call(ctx, "/helpwire.v1.Tickets/AddMessage", &req.base, &helpwire__v1__add_message_reply__descriptor,
-                 (ProtobufCMessage **)&reply) != CLI_EXIT_OK)
-        return CLI_EXIT_FAILED;
+                 (ProtobufCMessage **)&reply) != CLI_EXIT_OK) {
+        rc = CLI_EXIT_FAILED;
+        goto out;
+    }
     if (ctx->json)
         rc = cli_emit_message(ctx, &reply->base);
     else if (reply->message)
-        fprintf(ctx->out, "replied on %s (message %s, sent in %zu part%s)\n", req.ticket_id, reply->message->id,
-                reply->n_outbox_seqs, reply->n_outbox_seqs == 1 ? "" : "s");
+        fprintf(ctx->out, "replied on %s (message %s, sent in %zu part%s%s)\n", req.ticket_id, reply->message->id,
+                reply->n_outbox_seqs, reply->n_outbox_seqs == 1 ? "" : "s",
+                n_files ? ", with attachments" : "");
     protobuf_c_message_free_unpacked(&reply->base, NULL);
+out:
+    for (size_t i = 0; i < n_files; i++)
+        free(atts[i].id);
     return rc;
 }
 
@@ -365,7 +420,7 @@ static int run_tickets_close(cli_ctx *ctx)
     if (ctx->json) {
         /* survey_url embeds the survey's secret token. */
         static const char *const skip[] = {"survey_url", NULL};
-        rc = cli_emit_json(ctx, cli_pbjson_from_message_except(&reply->base, skip));
+        rc = cli_emit_json(ctx, hw_pbjson_from_message_except(&reply->base, skip));
     } else if (reply->ticket) {
         fprintf(ctx->out, "closed %s (#%llu)", reply->ticket->id, (unsigned long long)reply->ticket->number);
         if (*reply->survey_id)
@@ -419,6 +474,7 @@ static const cli_opt reply_opts[] = {
     {"text", "TEXT", "The reply sent to the customer (required)."},
     {"answered-by", "REF",
      "The document the reply answers with: faq:ID or article:ID (a link to one in the text counts too)."},
+    {"attach", "FILE", "A file sent with the reply (uploaded first); repeatable, at most 10."},
 };
 static const cli_opt escalate_opts[] = {
     {"reason", "TEXT", "Why the ticket needs a supervisor (required)."},
@@ -431,7 +487,8 @@ const cli_command cli_tickets_commands[] = {
      sizeof list_opts / sizeof list_opts[0], 0, 0, run_tickets_list},
     {"tickets", "show", "ID", "Show a ticket with its messages and history",
      "Shows ticket ID, its conversation and every change made to it.", NULL, 0, 1, 1, run_tickets_show},
-    {"tickets", "reply", "ID --text TEXT [--answered-by faq:ID|article:ID]", "Reply to the customer as an agent",
+    {"tickets", "reply", "ID --text TEXT [--attach FILE]... [--answered-by faq:ID|article:ID]",
+     "Reply to the customer as an agent",
      "Adds an agent reply to ticket ID; it is queued for the customer's channel. With --answered-by (or a "
      "link to an article or FAQ in the text) the ticket records the document that answered it: once resolved "
      "or closed, the customer's question becomes a suggested alternate question of that document.",

@@ -52,7 +52,9 @@ static const command_module modules[] = {
     {cli_query_commands, &cli_query_ncommands},     {cli_outbox_commands, &cli_outbox_ncommands},
     {cli_sla_commands, &cli_sla_ncommands},         {cli_reports_commands, &cli_reports_ncommands},
     {cli_cluster_commands, &cli_cluster_ncommands},   {cli_suggestions_commands, &cli_suggestions_ncommands},
-    {cli_synonyms_commands, &cli_synonyms_ncommands},
+    {cli_synonyms_commands, &cli_synonyms_ncommands}, {cli_audit_commands, &cli_audit_ncommands},
+    {cli_customers_commands, &cli_customers_ncommands},
+    {cli_attachments_commands, &cli_attachments_ncommands},
 };
 enum { MODULE_COUNT = sizeof modules / sizeof modules[0] };
 
@@ -180,6 +182,8 @@ int main(int argc, char **argv)
     ctx.opt = cval;
     ctx.pos = pos;
     ctx.npos = npos;
+    ctx.argv = argv + next;
+    ctx.argc = argc - next;
     ctx.json = gval[G_JSON] != NULL;
 
     long long timeout_ms = DEFAULT_TIMEOUT_MS;

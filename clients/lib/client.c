@@ -66,6 +66,8 @@ bool hw_client_status_retryable(int code)
 void hw_client_status_set(hw_client_status *st, int code, grpc_slice details)
 {
     st->code = code;
+    st->reason[0] = '\0';
+    st->retry_delay_ms = -1;
     snprintf(st->message, sizeof st->message, "%.*s", (int)GRPC_SLICE_LENGTH(details),
              (const char *)GRPC_SLICE_START_PTR(details));
 }
@@ -73,6 +75,8 @@ void hw_client_status_set(hw_client_status *st, int code, grpc_slice details)
 static void set_local_status(hw_client_status *st, int code, const char *message)
 {
     st->code = code;
+    st->reason[0] = '\0';
+    st->retry_delay_ms = -1;
     snprintf(st->message, sizeof st->message, "%s", message);
 }
 
@@ -206,8 +210,35 @@ void hw_client_call_init(hw_client_call *c)
     grpc_metadata_array_init(&c->trailing_md);
 }
 
-grpc_call_error hw_client_call_start(hw_client_call *c, grpc_call *call, const grpc_metadata *md, size_t n_md,
-                                     grpc_byte_buffer *request, void *tag)
+/* The first four ops of every call in ops[0..3]: initial metadata, the
+ * request, the half-close, and receiving the initial metadata. */
+static void start_ops(hw_client_call *c, const grpc_metadata *md, size_t n_md, grpc_op ops[4])
+{
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[0].flags = c->wait_for_ready ? GRPC_INITIAL_METADATA_WAIT_FOR_READY : 0;
+    ops[0].data.send_initial_metadata.count = n_md;
+    ops[0].data.send_initial_metadata.metadata = n_md ? (grpc_metadata *)md : NULL;
+    ops[1].op = GRPC_OP_SEND_MESSAGE;
+    ops[1].data.send_message.send_message = c->request;
+    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+    ops[3].data.recv_initial_metadata.recv_initial_metadata = &c->initial_md;
+}
+
+static void status_op(hw_client_call *c, grpc_op *op)
+{
+    op->op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    op->data.recv_status_on_client.trailing_metadata = &c->trailing_md;
+    op->data.recv_status_on_client.status = &c->status;
+    op->data.recv_status_on_client.status_details = &c->details;
+    op->data.recv_status_on_client.error_string = &c->error_string;
+}
+
+/* Starts call on c: the first four ops, and for a unary call (streamed
+ * false) the reply and the status in the same batch. c takes call and
+ * request whatever happens. */
+static grpc_call_error start(hw_client_call *c, grpc_call *call, const grpc_metadata *md, size_t n_md,
+                             grpc_byte_buffer *request, void *tag, bool streamed)
 {
     c->call = call;
     c->request = request;
@@ -216,28 +247,156 @@ grpc_call_error hw_client_call_start(hw_client_call *c, grpc_call *call, const g
         return GRPC_CALL_ERROR;
     grpc_op ops[6];
     memset(ops, 0, sizeof ops);
-    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-    ops[0].flags = c->wait_for_ready ? GRPC_INITIAL_METADATA_WAIT_FOR_READY : 0;
-    ops[0].data.send_initial_metadata.count = n_md;
-    ops[0].data.send_initial_metadata.metadata = n_md ? (grpc_metadata *)md : NULL;
-    ops[1].op = GRPC_OP_SEND_MESSAGE;
-    ops[1].data.send_message.send_message = request;
-    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-    ops[3].data.recv_initial_metadata.recv_initial_metadata = &c->initial_md;
+    start_ops(c, md, n_md, ops);
+    if (streamed)
+        return grpc_call_start_batch(call, ops, 4, tag, NULL);
     ops[4].op = GRPC_OP_RECV_MESSAGE;
     ops[4].data.recv_message.recv_message = &c->reply;
-    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-    ops[5].data.recv_status_on_client.trailing_metadata = &c->trailing_md;
-    ops[5].data.recv_status_on_client.status = &c->status;
-    ops[5].data.recv_status_on_client.status_details = &c->details;
-    ops[5].data.recv_status_on_client.error_string = &c->error_string;
+    status_op(c, &ops[5]);
     return grpc_call_start_batch(call, ops, 6, tag, NULL);
+}
+
+grpc_call_error hw_client_call_start(hw_client_call *c, grpc_call *call, const grpc_metadata *md, size_t n_md,
+                                     grpc_byte_buffer *request, void *tag)
+{
+    return start(c, call, md, n_md, request, tag, false);
+}
+
+grpc_call_error hw_client_stream_start(hw_client_call *c, grpc_call *call, const grpc_metadata *md, size_t n_md,
+                                       grpc_byte_buffer *request, void *tag)
+{
+    return start(c, call, md, n_md, request, tag, true);
+}
+
+grpc_call_error hw_client_stream_recv(hw_client_call *c, void *tag)
+{
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_RECV_MESSAGE;
+    op.data.recv_message.recv_message = &c->reply;
+    return grpc_call_start_batch(c->call, &op, 1, tag, NULL);
+}
+
+grpc_call_error hw_client_stream_recv_status(hw_client_call *c, void *tag)
+{
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    status_op(c, &op);
+    return grpc_call_start_batch(c->call, &op, 1, tag, NULL);
+}
+
+/* ---- the error details (a few fields of google.rpc.Status) ---- */
+
+/* One protobuf field read from [*p, end): its number, wire type, and the
+ * varint value or the bytes of a length-delimited field. */
+typedef struct {
+    uint32_t number, type;
+    uint64_t v;
+    const uint8_t *bytes;
+    size_t len;
+} pb_field;
+
+static bool pb_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    *v = 0;
+    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+        uint8_t b = *(*p)++;
+        *v |= (uint64_t)(b & 0x7F) << shift;
+        if (!(b & 0x80))
+            return true;
+    }
+    return false;
+}
+
+/* Reads the next field; false at the end or on bytes that do not parse. */
+static bool pb_next(const uint8_t **p, const uint8_t *end, pb_field *f)
+{
+    uint64_t key;
+    if (*p >= end || !pb_varint(p, end, &key))
+        return false;
+    f->number = (uint32_t)(key >> 3);
+    f->type = (uint32_t)(key & 7);
+    switch (f->type) {
+    case 0:
+        return pb_varint(p, end, &f->v);
+    case 1:
+    case 5: {
+        size_t n = f->type == 1 ? 8 : 4;
+        if ((size_t)(end - *p) < n)
+            return false;
+        *p += n;
+        return true;
+    }
+    case 2:
+        if (!pb_varint(p, end, &f->v) || f->v > (uint64_t)(end - *p))
+            return false;
+        f->bytes = *p;
+        f->len = (size_t)f->v;
+        *p += f->len;
+        return true;
+    default:
+        return false;
+    }
+}
+
+static bool pb_type_is(const pb_field *url, const char *name)
+{
+    size_t n = strlen(name);
+    return url->len >= n && memcmp(url->bytes + url->len - n, name, n) == 0 &&
+           (url->len == n || url->bytes[url->len - n - 1] == '/');
+}
+
+void hw_client_status_details(hw_client_status *st, const uint8_t *buf, size_t len)
+{
+    const uint8_t *p = buf, *end = buf + len;
+    pb_field f;
+    while (pb_next(&p, end, &f)) {
+        if (f.number != 3 || f.type != 2)
+            continue; /* details: repeated google.protobuf.Any */
+        const uint8_t *q = f.bytes, *qend = f.bytes + f.len;
+        pb_field a, url = {0}, value = {0};
+        while (pb_next(&q, qend, &a))
+            if (a.type == 2 && a.number == 1)
+                url = a;
+            else if (a.type == 2 && a.number == 2)
+                value = a;
+        if (!url.bytes || !value.bytes)
+            continue;
+        const uint8_t *v = value.bytes, *vend = value.bytes + value.len;
+        pb_field m;
+        if (pb_type_is(&url, "google.rpc.ErrorInfo")) {
+            while (pb_next(&v, vend, &m))
+                if (m.number == 1 && m.type == 2 && m.len < sizeof st->reason) {
+                    memcpy(st->reason, m.bytes, m.len);
+                    st->reason[m.len] = '\0';
+                }
+        } else if (pb_type_is(&url, "google.rpc.RetryInfo")) {
+            while (pb_next(&v, vend, &m)) {
+                if (m.number != 1 || m.type != 2)
+                    continue; /* retry_delay: google.protobuf.Duration */
+                const uint8_t *d = m.bytes, *dend = m.bytes + m.len;
+                pb_field df;
+                int64_t seconds = 0, nanos = 0;
+                while (pb_next(&d, dend, &df))
+                    if (df.type == 0 && df.number == 1)
+                        seconds = (int64_t)df.v;
+                    else if (df.type == 0 && df.number == 2)
+                        nanos = (int64_t)(int32_t)df.v;
+                if (seconds >= 0 && seconds < INT64_MAX / 1000 && nanos >= 0)
+                    st->retry_delay_ms = seconds * 1000 + (nanos + 999999) / 1000000;
+            }
+        }
+    }
 }
 
 void hw_client_call_status(const hw_client_call *c, hw_client_status *st)
 {
     hw_client_status_set(st, c->status, c->details);
+    for (size_t i = 0; i < c->trailing_md.count; i++) {
+        const grpc_metadata *md = &c->trailing_md.metadata[i];
+        if (grpc_slice_str_cmp(md->key, "grpc-status-details-bin") == 0)
+            hw_client_status_details(st, GRPC_SLICE_START_PTR(md->value), GRPC_SLICE_LENGTH(md->value));
+    }
 }
 
 void hw_client_call_end(hw_client_call *c)

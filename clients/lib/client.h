@@ -20,9 +20,13 @@
  * grpc_init() must have been called before anything here is created, and
  * grpc_shutdown() only after everything is destroyed.
  *
+ * A server-streaming call uses the same hw_client_call: started with
+ * hw_client_stream_start, read with hw_client_stream_recv, ended with
+ * hw_client_stream_recv_status (the Outbox stream in outbox.c, the
+ * GetAttachment download in attachments.c).
+ *
  * Not here: retries and backoff (the caller decides, with
- * hw_client_status_retryable and backoff.h) and streaming calls (outbox.c
- * builds the Outbox stream on hw_client_channel and hw_client_metadata).
+ * hw_client_status_retryable and backoff.h).
  */
 #ifndef HW_CLIENT_H
 #define HW_CLIENT_H
@@ -43,6 +47,11 @@
 typedef struct hw_client_status {
     int code;
     char message[512];
+    /* From the server's google.rpc.Status (grpc-status-details-bin), when
+     * the call carried one: ErrorInfo.reason ("RATE_LIMITED"; "" when
+     * none) and RetryInfo.retry_delay in ms (-1 when none). */
+    char reason[48];
+    int64_t retry_delay_ms;
 } hw_client_status;
 
 /* The canonical name of a grpc_status_code, e.g. "UNAVAILABLE"; "UNKNOWN"
@@ -55,7 +64,8 @@ const char *hw_client_status_name(int code);
  * FAILED_PRECONDITION, PERMISSION_DENIED and the like are final. */
 bool hw_client_status_retryable(int code);
 
-/* Sets st to code and the text of details (truncated to fit). */
+/* Sets st to code and the text of details (truncated to fit); no reason,
+ * no retry delay. */
 void hw_client_status_set(hw_client_status *st, int code, grpc_slice details);
 
 /* ---- packing ---- */
@@ -144,8 +154,33 @@ void hw_client_call_init(hw_client_call *c);
 grpc_call_error hw_client_call_start(hw_client_call *c, grpc_call *call, const grpc_metadata *md, size_t n_md,
                                      grpc_byte_buffer *request, void *tag);
 
+/* Starts call as a server stream: one batch sending the n_md entries of
+ * md and request, half-closing, and receiving the initial metadata, with
+ * tag. Ownership as for hw_client_call_start. After it, the caller starts
+ * one hw_client_stream_recv at a time, and hw_client_stream_recv_status
+ * once (it may be pending while a receive is). Returns GRPC_CALL_OK, or an
+ * error (then no completion will come). */
+grpc_call_error hw_client_stream_start(hw_client_call *c, grpc_call *call, const grpc_metadata *md, size_t n_md,
+                                       grpc_byte_buffer *request, void *tag);
+
+/* Starts receiving the stream's next message into c->reply, with tag:
+ * when the tag completes c->reply is the message (the caller takes or
+ * destroys it and sets c->reply to NULL before the next receive), or NULL
+ * at the stream's end. Returns what grpc_call_start_batch returns. */
+grpc_call_error hw_client_stream_recv(hw_client_call *c, void *tag);
+
+/* Starts receiving the stream's status into c (then hw_client_call_status
+ * reads it), with tag. Returns what grpc_call_start_batch returns. */
+grpc_call_error hw_client_stream_recv_status(hw_client_call *c, void *tag);
+
 /* After the tag completed: the outcome as a status. */
 void hw_client_call_status(const hw_client_call *c, hw_client_status *st);
+
+/* Reads ErrorInfo.reason and RetryInfo.retry_delay from a serialized
+ * google.rpc.Status (len bytes at buf) into st->reason and
+ * st->retry_delay_ms; leaves them as they are for what is absent or does
+ * not parse. Never allocates. */
+void hw_client_status_details(hw_client_status *st, const uint8_t *buf, size_t len);
 
 /* Releases the call, both messages and the details, leaving c ready for
  * the next start. Safe after a failed start. */

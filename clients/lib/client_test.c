@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <stdlib.h>
 #include <time.h>
 
 #include <cmocka.h>
@@ -19,6 +20,8 @@
 #include <grpc/grpc.h>
 
 #include "clients/lib/client.h"
+#include "google/rpc/error_details.pb-c.h"
+#include "google/rpc/status.pb-c.h"
 #include "helpwire/v1/router.pb-c.h"
 #include "server/base/grpc_runtime.h"
 
@@ -246,6 +249,67 @@ static void a_client_refuses_a_bad_list_before_connecting(void **unused)
     assert_non_null(strstr(err, "nosuch.invalid:2"));
 }
 
+/* Packs msg as a google.protobuf.Any into any (the bytes into buf). */
+static void pack_any(Google__Protobuf__Any *any, const char *type, const ProtobufCMessage *msg, uint8_t *buf)
+{
+    google__protobuf__any__init(any);
+    any->type_url = (char *)type;
+    any->value.len = protobuf_c_message_pack(msg, buf);
+    any->value.data = buf;
+}
+
+/* The reason and retry delay of a server's google.rpc.Status are read from
+ * its bytes; what is absent or broken leaves them unset. */
+static void the_details_give_the_reason_and_the_retry_delay(void **unused)
+{
+    (void)unused;
+    Google__Rpc__ErrorInfo info = GOOGLE__RPC__ERROR_INFO__INIT;
+    info.reason = "RATE_LIMITED";
+    info.domain = "helpwire.io";
+    Google__Protobuf__Duration delay = GOOGLE__PROTOBUF__DURATION__INIT;
+    delay.seconds = 1;
+    delay.nanos = 834000001; /* rounded up to the next ms */
+    Google__Rpc__RetryInfo retry = GOOGLE__RPC__RETRY_INFO__INIT;
+    retry.retry_delay = &delay;
+    uint8_t b1[256], b2[256], out[1024];
+    Google__Protobuf__Any a1, a2;
+    pack_any(&a1, "type.googleapis.com/google.rpc.ErrorInfo", &info.base, b1);
+    pack_any(&a2, "type.googleapis.com/google.rpc.RetryInfo", &retry.base, b2);
+    Google__Protobuf__Any *details[] = {&a1, &a2};
+    Google__Rpc__Status st = GOOGLE__RPC__STATUS__INIT;
+    st.code = GRPC_STATUS_RESOURCE_EXHAUSTED;
+    st.message = "too many messages from this sender: retry in 1835 ms";
+    st.details = details;
+    st.n_details = 2;
+    size_t len = google__rpc__status__pack(&st, out);
+
+    hw_client_status s;
+    hw_client_status_set(&s, GRPC_STATUS_RESOURCE_EXHAUSTED, grpc_empty_slice());
+    assert_string_equal(s.reason, "");
+    assert_int_equal(s.retry_delay_ms, -1);
+    hw_client_status_details(&s, out, len);
+    assert_string_equal(s.reason, "RATE_LIMITED");
+    assert_int_equal(s.retry_delay_ms, 1835);
+
+    /* every cut of the bytes parses what is whole and never reads past */
+    for (size_t cut = 0; cut < len; cut++) {
+        hw_client_status t;
+        hw_client_status_set(&t, GRPC_STATUS_RESOURCE_EXHAUSTED, grpc_empty_slice());
+        uint8_t *copy = malloc(cut ? cut : 1);
+        memcpy(copy, out, cut);
+        hw_client_status_details(&t, copy, cut);
+        free(copy);
+        assert_true(t.retry_delay_ms == -1 || t.retry_delay_ms == 1835);
+    }
+    /* only ErrorInfo: no delay */
+    st.n_details = 1;
+    len = google__rpc__status__pack(&st, out);
+    hw_client_status_set(&s, GRPC_STATUS_RESOURCE_EXHAUSTED, grpc_empty_slice());
+    hw_client_status_details(&s, out, len);
+    assert_string_equal(s.reason, "RATE_LIMITED");
+    assert_int_equal(s.retry_delay_ms, -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -261,6 +325,7 @@ int main(void)
         cmocka_unit_test(one_address_passes_unchanged_and_a_list_becomes_a_static_target),
         cmocka_unit_test(a_bad_list_entry_is_refused_by_name),
         cmocka_unit_test(a_client_refuses_a_bad_list_before_connecting),
+        cmocka_unit_test(the_details_give_the_reason_and_the_retry_delay),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -47,6 +47,11 @@ int br_httpd_queue(br_httpd_request *r, unsigned status, struct MHD_Response *re
         return -1;
     }
     r->responded = 1;
+    if (r->allow_origin) {
+        MHD_add_response_header(resp, "Access-Control-Allow-Origin", r->allow_origin);
+        MHD_add_response_header(resp, "Access-Control-Expose-Headers", "Retry-After");
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Origin");
+    }
     enum MHD_Result q = MHD_queue_response(r->conn, status, resp);
     MHD_destroy_response(resp);
     return q == MHD_YES ? 0 : -1;
@@ -98,7 +103,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         s->body[s->len] = '\0';
         return MHD_YES;
     }
-    br_httpd_request r = {conn, method, url, s->body ? s->body : "", s->len, 0};
+    br_httpd_request r = {conn, method, url, s->body ? s->body : "", s->len, 0, NULL};
     if (s->too_large) {
         static const char msg[] = "{\"error\":\"request body too large\"}";
         br_httpd_respond(&r, MHD_HTTP_CONTENT_TOO_LARGE, "application/json", msg, sizeof msg - 1);

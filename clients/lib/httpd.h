@@ -28,6 +28,11 @@ typedef struct br_httpd_request {
     const char *body;   /* NUL-terminated raw body ("" when none) */
     size_t body_len;
     int responded; /* set by the respond functions */
+    /* Set by a handler that serves other origins (CORS): every answer to
+     * the request then carries Access-Control-Allow-Origin with this value
+     * (borrowed: it must outlive the answer call), Vary: Origin and
+     * Access-Control-Expose-Headers: Retry-After. NULL: none. */
+    const char *allow_origin;
 } br_httpd_request;
 
 /* The bridge's handler: must answer with br_httpd_respond or

@@ -340,6 +340,17 @@ static void handle_message(br_outbox *ob, grpc_byte_buffer *bb)
         hw_log_event(ob->o.log, HW_LOG_ERROR, "outbox_bad_message", "reason=\"does not parse\"");
         return;
     }
+    if (m->seq == 0 && (m->kind == HELPWIRE__V1__OUTBOUND_KIND__OUTBOUND_KIND_TYPING ||
+                        m->kind == HELPWIRE__V1__OUTBOUND_KIND__OUTBOUND_KIND_READ)) {
+        /* A courtesy signal: handed over as it is, never queued, recorded
+         * or acknowledged. */
+        if (ob->o.on_signal)
+            ob->o.on_signal(ob->o.signal_arg, m);
+        else
+            hw_log_event(ob->o.log, HW_LOG_DEBUG, "signal_ignored", "kind=%d", (int)m->kind);
+        protobuf_c_message_free_unpacked(&m->base, NULL);
+        return;
+    }
     if (m->seq == 0) {
         if (m->lease == HELPWIRE__V1__LEASE_STATE__LEASE_STATE_ACTIVE)
             set_lease(ob, true, true, NULL);
@@ -379,6 +390,15 @@ static void record_sent(br_outbox *ob, const Helpwire__V1__OutboundMessage *m, c
     char key[32];
     snprintf(key, sizeof key, "%llu", (unsigned long long)m->seq);
     br_dedupe_add(ob->delivered, key);
+}
+
+/* A message that ended FAILED has no sent record to prune its steps
+ * with (sent.h): its steps go now. Best effort: a leftover step is only
+ * a few bytes, and a retried copy has a new sequence. */
+static void forget_steps(br_outbox *ob, uint64_t seq)
+{
+    if (ob->o.sent && br_sent_steps_clear(ob->o.sent, seq) != 0)
+        hw_log_event(ob->o.log, HW_LOG_WARN, "sent_steps_clear_failed", "seq=%llu", (unsigned long long)seq);
 }
 
 /* One attempt at it (taken from r by the caller). Returns the delay
@@ -423,6 +443,7 @@ static int attempt(br_outbox *ob, item *it, bool *channel_wide, br_backoff *rbo)
         hw_log_event(ob->o.log, HW_LOG_WARN, "delivery_failed", "seq=%llu kind=%d attempt=%u reason=%s",
                      (unsigned long long)m->seq, (int)m->kind, m->attempt,
                      hw_log_quote(d.reason, q, sizeof q));
+        forget_steps(ob, m->seq);
         ack(ob, m->seq, d.reason);
         return -1;
     }
@@ -449,6 +470,7 @@ static int attempt(br_outbox *ob, item *it, bool *channel_wide, br_backoff *rbo)
         atomic_fetch_add(&ob->refused, 1);
         hw_log_event(ob->o.log, HW_LOG_WARN, "delivery_failed", "seq=%llu kind=%d attempt=%u reason=%s",
                      (unsigned long long)m->seq, (int)m->kind, m->attempt, hw_log_quote(reason, q, sizeof q));
+        forget_steps(ob, m->seq);
         ack(ob, m->seq, reason);
         return -1;
     }
@@ -556,7 +578,9 @@ static void *worker_thread(void *arg)
             r->head = it;
             if (!r->tail)
                 r->tail = it;
-            int64_t at = now_ms() + delay;
+            /* + 1: now_ms() truncates, and a channel's retry_after is a
+             * minimum (Telegram answers 429 again to an early retry). */
+            int64_t at = now_ms() + delay + 1;
             if (channel_wide)
                 ob->channel_ready_at = at > ob->channel_ready_at ? at : ob->channel_ready_at;
             else
@@ -641,13 +665,9 @@ static bool run_stream(br_outbox *ob, grpc_status_code *code)
     grpc_completion_queue *cq = grpc_completion_queue_create_for_next(NULL);
     size_t n_md;
     const grpc_metadata *md = hw_client_metadata(ob->o.rpc, &n_md);
-    grpc_metadata_array initial_md, trailing_md;
-    grpc_metadata_array_init(&initial_md);
-    grpc_metadata_array_init(&trailing_md);
-    grpc_status_code status = GRPC_STATUS_UNKNOWN;
-    grpc_slice details = grpc_empty_slice();
-    const char *error_string = NULL;
-    grpc_byte_buffer *send_bb = NULL, *recv_bb = NULL;
+    hw_client_call rpc;
+    hw_client_call_init(&rpc);
+    rpc.wait_for_ready = true;
     bool done[4] = {false, false, false, false};
     int ok[4] = {0, 0, 0, 0};
     bool status_pending = false, start_pending = false;
@@ -657,7 +677,7 @@ static bool run_stream(br_outbox *ob, grpc_status_code *code)
     req.redeliver_after_ms = (uint32_t)ob->o.redeliver_after_ms;
     req.max_in_flight_per_recipient = (uint32_t)ob->o.max_in_flight_per_recipient;
     req.instance = ob->instance;
-    send_bb = hw_client_pack(&req.base);
+    grpc_byte_buffer *send_bb = hw_client_pack(&req.base);
 
     grpc_call *call =
         grpc_channel_create_call(hw_client_channel(ob->o.rpc), NULL, GRPC_PROPAGATE_DEFAULTS, cq,
@@ -665,6 +685,8 @@ static bool run_stream(br_outbox *ob, grpc_status_code *code)
                                  gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
     if (!call) {
         hw_log_event(ob->o.log, HW_LOG_ERROR, "outbox_call_failed", "reason=\"cannot create call\"");
+        if (send_bb)
+            grpc_byte_buffer_destroy(send_bb);
         goto out;
     }
     pthread_mutex_lock(&ob->mu);
@@ -674,27 +696,11 @@ static bool run_stream(br_outbox *ob, grpc_status_code *code)
     if (cancelled)
         grpc_call_cancel(call, NULL);
 
-    grpc_op ops[4];
-    memset(ops, 0, sizeof ops);
-    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-    ops[0].flags = GRPC_INITIAL_METADATA_WAIT_FOR_READY;
-    ops[0].data.send_initial_metadata.count = n_md;
-    ops[0].data.send_initial_metadata.metadata = n_md ? (grpc_metadata *)md : NULL;
-    ops[1].op = GRPC_OP_SEND_MESSAGE;
-    ops[1].data.send_message.send_message = send_bb;
-    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-    ops[3].data.recv_initial_metadata.recv_initial_metadata = &initial_md;
-    if (grpc_call_start_batch(call, ops, 4, (void *)(intptr_t)TAG_START, NULL) != GRPC_CALL_OK)
+    /* rpc owns call and send_bb from here, started or not. */
+    if (hw_client_stream_start(&rpc, call, md, n_md, send_bb, (void *)(intptr_t)TAG_START) != GRPC_CALL_OK)
         goto out;
     start_pending = true;
-    memset(ops, 0, sizeof ops);
-    ops[0].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-    ops[0].data.recv_status_on_client.trailing_metadata = &trailing_md;
-    ops[0].data.recv_status_on_client.status = &status;
-    ops[0].data.recv_status_on_client.status_details = &details;
-    ops[0].data.recv_status_on_client.error_string = &error_string;
-    if (grpc_call_start_batch(call, ops, 1, (void *)(intptr_t)TAG_STATUS, NULL) != GRPC_CALL_OK)
+    if (hw_client_stream_recv_status(&rpc, (void *)(intptr_t)TAG_STATUS) != GRPC_CALL_OK)
         goto out;
     status_pending = true;
     atomic_fetch_add(&ob->connects, 1);
@@ -702,20 +708,17 @@ static bool run_stream(br_outbox *ob, grpc_status_code *code)
         start_pending = false;
         started = now_ms();
         for (;;) {
-            memset(ops, 0, sizeof ops);
-            ops[0].op = GRPC_OP_RECV_MESSAGE;
-            ops[0].data.recv_message.recv_message = &recv_bb;
             done[TAG_RECV] = false;
-            if (grpc_call_start_batch(call, ops, 1, (void *)(intptr_t)TAG_RECV, NULL) != GRPC_CALL_OK)
+            if (hw_client_stream_recv(&rpc, (void *)(intptr_t)TAG_RECV) != GRPC_CALL_OK)
                 break;
-            if (!wait_tag(cq, TAG_RECV, done, ok) || !recv_bb)
+            if (!wait_tag(cq, TAG_RECV, done, ok) || !rpc.reply)
                 break;
             if (!healthy)
                 hw_log_event(ob->o.log, HW_LOG_INFO, "outbox_streaming", "channel=%d", (int)ob->o.channel);
             healthy = true;
-            handle_message(ob, recv_bb);
-            grpc_byte_buffer_destroy(recv_bb);
-            recv_bb = NULL;
+            handle_message(ob, rpc.reply);
+            grpc_byte_buffer_destroy(rpc.reply);
+            rpc.reply = NULL;
             if (stopping(ob))
                 grpc_call_cancel(call, NULL);
         }
@@ -728,12 +731,12 @@ static bool run_stream(br_outbox *ob, grpc_status_code *code)
         grpc_call_cancel(call, NULL);
     wait_tag(cq, TAG_STATUS, done, ok);
     status_pending = false;
-    *code = status;
+    *code = rpc.status;
     if (!stopping(ob)) {
         char q[300];
         hw_client_status st;
-        hw_client_status_set(&st, status, details);
-        hw_log_event(ob->o.log, status == GRPC_STATUS_UNIMPLEMENTED ? HW_LOG_WARN : HW_LOG_INFO,
+        hw_client_status_set(&st, rpc.status, rpc.details);
+        hw_log_event(ob->o.log, rpc.status == GRPC_STATUS_UNIMPLEMENTED ? HW_LOG_WARN : HW_LOG_INFO,
                      "outbox_stream_ended", "code=%s message=%s", hw_client_status_name(st.code),
                      hw_log_quote(st.message, q, sizeof q));
     }
@@ -751,17 +754,8 @@ out:
             if (start_pending)
                 wait_tag(cq, TAG_START, done, ok);
         }
-        grpc_call_unref(call);
     }
-    if (recv_bb)
-        grpc_byte_buffer_destroy(recv_bb);
-    if (send_bb)
-        grpc_byte_buffer_destroy(send_bb);
-    if (error_string)
-        gpr_free((void *)error_string);
-    grpc_slice_unref(details);
-    grpc_metadata_array_destroy(&initial_md);
-    grpc_metadata_array_destroy(&trailing_md);
+    hw_client_call_fini(&rpc); /* the call, its request and what it received */
     hw_client_cq_destroy(cq);
     return healthy;
 }

@@ -97,6 +97,12 @@ typedef int (*br_outbox_deliver_fn)(void *arg, const Helpwire__V1__OutboundMessa
  * stream thread; must not block. */
 typedef void (*br_outbox_lease_fn)(void *arg, bool active);
 
+/* Told of a courtesy signal (seq 0, kind TYPING or READ): m is borrowed
+ * for the call. Called on the stream thread; must not block (hand slow
+ * work to a thread of the bridge's). Signals are never retried or
+ * acknowledged. */
+typedef void (*br_outbox_signal_fn)(void *arg, const Helpwire__V1__OutboundMessage *m);
+
 typedef struct br_outbox_options {
     hw_client *rpc; /* outlives the subscription */
     Helpwire__V1__Channel channel;
@@ -117,6 +123,8 @@ typedef struct br_outbox_options {
                                       * an in-memory set of recent sequences */
     br_outbox_lease_fn on_lease;     /* may be NULL */
     void *lease_arg;
+    br_outbox_signal_fn on_signal;   /* may be NULL: signals are logged at debug and dropped */
+    void *signal_arg;
 } br_outbox_options;
 
 /* Starts the subscription thread and the delivery workers. Returns 0, or

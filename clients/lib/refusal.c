@@ -15,6 +15,7 @@ typedef struct {
 static const refusal_row telegram_permanent[] = {
     {400}, /* Bad Request: message is too long, chat not found, ... */
     {403}, /* Forbidden: bot was blocked by the user, user is deactivated, ... */
+    {413}, /* Request Entity Too Large: a file over the Bot API's upload limit */
 };
 
 /* WhatsApp Cloud API: error.code. Transient on purpose (not listed):

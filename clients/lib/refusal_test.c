@@ -16,6 +16,7 @@ static void telegram_blocked_bad_request_are_permanent(void **state)
 {
     (void)state;
     assert_int_equal(br_refusal_telegram(403), BR_REFUSAL_PERMANENT); /* bot was blocked by the user */
+    assert_int_equal(br_refusal_telegram(413), BR_REFUSAL_PERMANENT); /* a file over the upload limit */
     assert_int_equal(br_refusal_telegram(400),
                      BR_REFUSAL_PERMANENT); /* message is too long, chat not found */
 }

@@ -57,6 +57,9 @@ br_route_result br_route(hw_client *rpc, const hw_log *log, const br_inbound *in
     req.text = (char *)in->text;
     req.message_id = (char *)in->message_id;
     req.locale = (char *)locale;
+    req.n_attachments = in->n_attachments;
+    req.attachments = (Helpwire__V1__Attachment **)in->attachments;
+    req.contact_email = (char *)(in->contact_email ? in->contact_email : "");
     ProtobufCMessage *r = NULL;
     hw_client_status st;
     br_route_result res;
@@ -68,10 +71,10 @@ br_route_result br_route(hw_client *rpc, const hw_log *log, const br_inbound *in
         Helpwire__V1__RouteReply *rr = (Helpwire__V1__RouteReply *)r;
         hw_log_event(
             log, HW_LOG_INFO, "routed",
-            "user=%s message_id=%s text_bytes=%zu action=%d duplicate=%s ticket_number=%llu queue=%s "
-            "outbox_seq=%llu",
+            "user=%s message_id=%s text_bytes=%zu attachments=%zu action=%d duplicate=%s ticket_number=%llu "
+            "queue=%s outbox_seq=%llu",
             hw_log_quote(in->channel_user_id, q1, sizeof q1), hw_log_quote(in->message_id, q2, sizeof q2),
-            strlen(in->text), (int)rr->action, rr->duplicate ? "true" : "false",
+            strlen(in->text), in->n_attachments, (int)rr->action, rr->duplicate ? "true" : "false",
             (unsigned long long)rr->ticket_number, hw_log_quote(rr->queue, q3, sizeof q3),
             (unsigned long long)rr->outbox_seq);
         res = BR_ROUTE_OK;
@@ -116,6 +119,12 @@ int br_route_dead_letter(const br_route_policy *p, const br_inbound *in, int rea
                  br_dead_reason_name((br_dead_reason)reason), hw_client_status_name(st->code),
                  hw_log_quote(st->message, q3, sizeof q3), attempts, (long long)(last_ms - received_ms));
     return 0;
+}
+
+bool br_route_rate_limited(const hw_client_status *st)
+{
+    return st->code == GRPC_STATUS_RESOURCE_EXHAUSTED && strcmp(st->reason, "RATE_LIMITED") == 0 &&
+           st->retry_delay_ms > 0;
 }
 
 /* The shortest try a message gets, even one already past its age. */
@@ -167,9 +176,14 @@ br_route_result br_route_deliver(const br_route_policy *p, const br_inbound *in,
             /* Not recorded: the message stays the channel's to deliver
              * again; try again after a pause rather than lose it. */
         }
+        bool limited = reason < 0 && br_route_rate_limited(&st);
+        if (limited && p->hold_rate_limited)
+            return BR_ROUTE_LIMITED; /* the caller holds this sender, not the channel */
         if (!wait)
             return BR_ROUTE_RETRY; /* one attempt: the channel delivers it again */
         int delay = br_backoff_next_ms(&bo);
+        if (limited) /* helpwired said when: sooner is refused again, later needless */
+            delay = st.retry_delay_ms > INT32_MAX ? INT32_MAX : (int)st.retry_delay_ms;
         int64_t left = received_ms + p->max_retry_age_ms - last_ms;
         if (reason < 0 && left > 0 && delay > left)
             delay = (int)left; /* the last attempt falls on the age limit, not after it */

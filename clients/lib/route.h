@@ -39,17 +39,34 @@ typedef struct br_inbound {
     Helpwire__V1__Channel channel;
     const char *channel_user_id; /* required */
     const char *display_name;    /* may be NULL; cut to BR_ROUTE_MAX_NAME bytes */
-    const char *text;            /* required */
+    const char *text;            /* required; "" for a file or place without a caption */
     const char *message_id;      /* the channel's id, required */
     const char *locale;          /* may be NULL; left out when over BR_ROUTE_MAX_LOCALE */
+    /* May be NULL: the bridge's own description (JSON text) of the files to
+     * fetch from its platform before the message is routed; spooled with
+     * the message and handed to the drainer's prepare step (drain.h). */
+    const char *media;
+    /* Files and places routed with the message (RouteRequest.attachments,
+     * at most BR_ROUTE_MAX_ATTACHMENTS), borrowed; n_attachments 0: none. */
+    Helpwire__V1__Attachment *const *attachments;
+    size_t n_attachments;
+    const char *contact_email;   /* may be NULL: RouteRequest.contact_email (the web chat's form) */
 } br_inbound;
+
+/* RouteRequest.attachments' limit. */
+#define BR_ROUTE_MAX_ATTACHMENTS 10
 
 /* Outcomes of br_route. */
 typedef enum {
     BR_ROUTE_OK = 0,      /* routed (or a duplicate of a routed message) */
     BR_ROUTE_RETRY = 1,   /* helpwired could not take it now: try again later */
     BR_ROUTE_REFUSED = 2, /* refused for good (invalid, forbidden): do not retry */
-    BR_ROUTE_DEAD = 3     /* given up on and recorded as a dead letter (br_route_deliver) */
+    BR_ROUTE_DEAD = 3,    /* given up on and recorded as a dead letter (br_route_deliver) */
+    /* br_route_deliver with hold_rate_limited: helpwired's per-sender limit
+     * refused it (RESOURCE_EXHAUSTED, RATE_LIMITED); trace->last says how
+     * long to hold this sender's messages (retry_delay_ms). Not a dead
+     * letter: route it again after the delay. */
+    BR_ROUTE_LIMITED = 4
 } br_route_result;
 
 /* Whether a failed Route may succeed if sent again later: UNAVAILABLE,
@@ -58,6 +75,10 @@ typedef enum {
  * INTERNAL and UNKNOWN included, is the same however often the message is
  * sent (a server fault that a retry storm would not mend). */
 bool br_route_retryable(int code);
+
+/* Whether st is a refusal by helpwired's per-sender limits: RESOURCE_EXHAUSTED
+ * with ErrorInfo RATE_LIMITED and a RetryInfo delay (st->retry_delay_ms). */
+bool br_route_rate_limited(const hw_client_status *st);
 
 /* Calls Router.Route for in and logs the outcome. When reply is not NULL
  * and the result is BR_ROUTE_OK, *reply receives the reply (free with
@@ -76,6 +97,11 @@ typedef struct br_route_policy {
     br_deadletter *dead;      /* required */
     hw_metrics *metrics;      /* may be NULL: each Route call is counted there, as method row 0 */
     const char *channel_name; /* "telegram": the dead letter's channel */
+    /* A refusal by helpwired's per-sender limit (RATE_LIMITED with
+     * RetryInfo) returns BR_ROUTE_LIMITED at once, for a caller that holds
+     * that sender back and goes on with others (the drainer); false: the
+     * wait before the next attempt is the RetryInfo delay. */
+    bool hold_rate_limited;
 } br_route_policy;
 
 /* Waits ms before the next attempt. Returns true when the caller is

@@ -107,7 +107,7 @@ static int teardown(void **state)
     return 0;
 }
 
-static const br_inbound IN = {HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM, "42", "Ana", "hello", "42:1", "en"};
+static const br_inbound IN = {HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM, "42", "Ana", "hello", "42:1", "en", NULL, NULL, 0, NULL};
 
 static void unavailable_is_retried_with_bounded_backoff_then_dead_lettered_at_the_max_age(void **state)
 {

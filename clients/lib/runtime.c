@@ -171,16 +171,17 @@ int br_runtime_spool(br_runtime *rt, const char *state_dir, const br_spool_setti
     }
     __atomic_store_n(&rt->spool, spool, __ATOMIC_RELEASE);
     rt->drain_timeout_ms = s->drain_timeout_ms;
-    br_drain_options o = {spool, &rt->route, rt->log};
+    br_drain_options o = {spool, &rt->route, rt->log, rt->prepare, rt->prepare_done, rt->prepare_arg};
     if (br_drain_start(&rt->drain, &o) != 0)
         return fail(rt, 1, "cannot start the drainer thread");
     return 0;
 }
 
-int br_runtime_subscribe(br_runtime *rt, const char *state_dir, br_outbox_deliver_fn deliver, void *arg)
+int br_runtime_open_sent(br_runtime *rt, const char *state_dir)
 {
-    const br_common *c = rt->common;
     char err[600];
+    if (rt->sent)
+        return 0;
     if (!state_dir || !*state_dir)
         return fail(rt, 2, "--state-dir is required");
     if (br_sent_open(&rt->sent, state_dir, rt->bridge->name, 0, 0, err, sizeof err) != 0) {
@@ -188,6 +189,15 @@ int br_runtime_subscribe(br_runtime *rt, const char *state_dir, br_outbox_delive
         snprintf(msg, sizeof msg, "--state-dir: %s", err);
         return fail(rt, 1, msg);
     }
+    return 0;
+}
+
+int br_runtime_subscribe(br_runtime *rt, const char *state_dir, br_outbox_deliver_fn deliver, void *arg)
+{
+    const br_common *c = rt->common;
+    int rc = br_runtime_open_sent(rt, state_dir);
+    if (rc != 0)
+        return rc;
     if (start_metrics(rt) != 0)
         return 1;
     br_outbox_options oo = {.rpc = rt->rpc,
@@ -204,7 +214,9 @@ int br_runtime_subscribe(br_runtime *rt, const char *state_dir, br_outbox_delive
                             .workers = c->delivery_workers,
                             .max_delivery_age_ms = c->max_delivery_age_ms,
                             .max_in_flight_per_recipient = c->max_in_flight_per_recipient,
-                            .sent = rt->sent};
+                            .sent = rt->sent,
+                            .on_signal = rt->on_signal,
+                            .signal_arg = rt->signal_arg};
     br_outbox *ob = NULL;
     if (br_outbox_start(&ob, &oo) != 0)
         return fail(rt, 1, "cannot start the outbox thread");

@@ -61,6 +61,15 @@ typedef struct br_runtime {
     br_spool *spool;            /* br_runtime_spool; read by the metrics thread */
     br_drain *drain;            /* br_runtime_spool: what the handlers spool with */
     int drain_timeout_ms;       /* br_runtime_spool: how long the drainer goes on at the stop */
+    /* Set by the bridge before br_runtime_spool when its messages carry
+     * files to fetch (drain.h's prepare step); NULL otherwise. */
+    br_drain_prepare_fn prepare;
+    br_drain_prepare_done_fn prepare_done;
+    void *prepare_arg;
+    /* Set by the bridge before br_runtime_subscribe to take courtesy
+     * signals (TYPING, READ; outbox.h); NULL drops them. */
+    br_outbox_signal_fn on_signal;
+    void *signal_arg;
     bool grpc_up, curl_up, quiesced;
 } br_runtime;
 
@@ -113,6 +122,13 @@ int br_runtime_spool(br_runtime *rt, const char *state_dir, const br_spool_setti
  * helpwire_bridge_deliveries_total{result}, helpwire_bridge_outbox_lease
  * and helpwire_bridge_outbox_queued. Returns 0, or 1 after printing why. */
 int br_runtime_subscribe(br_runtime *rt, const char *state_dir, br_outbox_deliver_fn deliver, void *arg);
+
+/* Opens the sent record (rt->sent) as br_runtime_subscribe does, for a
+ * bridge whose deliver reads it: call it first and take rt->sent before
+ * subscribing, since deliveries start on other threads as soon as the
+ * subscription does. Nothing when it is open already. Returns 0, or 1 or
+ * 2 after printing why. */
+int br_runtime_open_sent(br_runtime *rt, const char *state_dir);
 
 /* Starts the bridge's HTTP server on listen (as br_httpd_options; 0
  * max_body_bytes for the default) answering with handler(arg, request).

@@ -5,7 +5,10 @@
  * Two databases in one environment: "seq" keyed by the sequence as 8
  * big-endian bytes (so a cursor walks oldest first), its value
  * [sent_unix_ms: 8 bytes LE][id length: 2 bytes LE][id][packed message];
- * "upstream" keyed by the upstream id, its value the 8-byte key of "seq".
+ * "upstream" keyed by the upstream id, its value the 8-byte key of "seq";
+ * "steps" keyed by the sequence (8 big-endian bytes) and the step (4
+ * big-endian bytes), its value the step's upstream id: a message's calls
+ * made so far, until the whole message is recorded.
  */
 #include "clients/lib/sent.h"
 
@@ -26,7 +29,7 @@
 
 struct br_sent {
     MDB_env *env;
-    MDB_dbi seq_db, up_db;
+    MDB_dbi seq_db, up_db, steps_db;
     int64_t keep_ms;
     size_t max_records;
     atomic_uint puts;
@@ -44,9 +47,9 @@ int br_sent_open(br_sent **out, const char *state_dir, const char *name, int64_t
     s->max_records = max_records > 0 ? max_records : DEFAULT_MAX_RECORDS;
     char env_name[256], path[4096];
     int n = snprintf(env_name, sizeof env_name, "%s.sent.mdb", name);
-    static const char *const tables[] = {"seq", "upstream"};
-    MDB_dbi dbis[2];
-    br_lmdb_spec spec = {state_dir, env_name, false, MAP_SIZE, tables, 2};
+    static const char *const tables[] = {"seq", "upstream", "steps"};
+    MDB_dbi dbis[3];
+    br_lmdb_spec spec = {state_dir, env_name, false, MAP_SIZE, tables, 3};
     if (n < 0 || (size_t)n >= sizeof env_name) {
         snprintf(err, errlen, "%s: path too long", state_dir);
         goto fail;
@@ -55,6 +58,7 @@ int br_sent_open(br_sent **out, const char *state_dir, const char *name, int64_t
         goto fail;
     s->seq_db = dbis[0];
     s->up_db = dbis[1];
+    s->steps_db = dbis[2];
     *out = s;
     return 0;
 fail:
@@ -183,6 +187,92 @@ int br_sent_find_upstream(br_sent *s, const char *upstream_id, br_sent_record *r
     return r;
 }
 
+static void step_key(unsigned char k[12], uint64_t seq, uint32_t step)
+{
+    br_lmdb_put_be64(k, seq);
+    for (int i = 0; i < 4; i++)
+        k[8 + i] = (unsigned char)(step >> (8 * (3 - i)));
+}
+
+int br_sent_put_step(br_sent *s, uint64_t seq, uint32_t step, const char *upstream_id, char *err,
+                     size_t errlen)
+{
+    unsigned char k[12];
+    step_key(k, seq, step);
+    size_t idlen = upstream_id ? strlen(upstream_id) : 0;
+    if (idlen > 255)
+        idlen = 255;
+    MDB_txn *txn = NULL;
+    MDB_val key = {12, k}, data = {idlen, (void *)(upstream_id ? upstream_id : "")};
+    int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (rc == 0)
+        rc = mdb_put(txn, s->steps_db, &key, &data, 0);
+    if (rc == 0) {
+        rc = mdb_txn_commit(txn);
+        txn = NULL;
+    }
+    if (txn)
+        mdb_txn_abort(txn);
+    if (rc != 0) {
+        snprintf(err, errlen, "sent record: %s", mdb_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+int br_sent_get_step(br_sent *s, uint64_t seq, uint32_t step, char *id, size_t idlen)
+{
+    unsigned char k[12];
+    step_key(k, seq, step);
+    MDB_txn *txn;
+    if (mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn) != 0)
+        return -1;
+    MDB_val key = {12, k}, data;
+    int rc = mdb_get(txn, s->steps_db, &key, &data);
+    int r = rc == MDB_NOTFOUND ? 0 : rc != 0 ? -1 : 1;
+    if (r == 1 && id && idlen) {
+        size_t n = data.mv_size < idlen - 1 ? data.mv_size : idlen - 1;
+        memcpy(id, data.mv_data, n);
+        id[n] = '\0';
+    }
+    mdb_txn_abort(txn);
+    return r;
+}
+
+/* Deletes seq's steps inside txn. */
+static int clear_steps_in(br_sent *s, MDB_txn *txn, uint64_t seq)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, s->steps_db, &cur);
+    if (rc != 0)
+        return rc;
+    unsigned char k[12];
+    step_key(k, seq, 0);
+    MDB_val key = {12, k}, data;
+    rc = mdb_cursor_get(cur, &key, &data, MDB_SET_RANGE);
+    while (rc == 0 && key.mv_size == 12 && br_lmdb_get_be64(key.mv_data) == seq) {
+        if ((rc = mdb_cursor_del(cur, 0)) != 0)
+            break;
+        rc = mdb_cursor_get(cur, &key, &data, MDB_GET_CURRENT);
+        if (rc != 0)
+            rc = mdb_cursor_get(cur, &key, &data, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND || rc == 0 ? 0 : rc;
+}
+
+int br_sent_steps_clear(br_sent *s, uint64_t seq)
+{
+    MDB_txn *txn;
+    if (mdb_txn_begin(s->env, NULL, 0, &txn) != 0)
+        return -1;
+    if (clear_steps_in(s, txn, seq) != 0) {
+        mdb_txn_abort(txn);
+        return -1;
+    }
+    return mdb_txn_commit(txn) == 0 ? 0 : -1;
+}
+
 void br_sent_record_free(br_sent_record *rec)
 {
     if (rec && rec->message)
@@ -227,6 +317,8 @@ long br_sent_prune(br_sent *s, int64_t now_unix_ms)
                 mdb_del(txn, s->up_db, &ukey, NULL);
             }
         }
+        if (key.mv_size == 8)
+            clear_steps_in(s, txn, br_lmdb_get_be64(key.mv_data));
         if (mdb_cursor_del(cur, 0) != 0)
             break;
         count--;

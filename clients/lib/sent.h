@@ -59,6 +59,24 @@ int br_sent_get(br_sent *s, uint64_t seq, br_sent_record *rec);
 /* As br_sent_get, by the upstream's id. */
 int br_sent_find_upstream(br_sent *s, const char *upstream_id, br_sent_record *rec);
 
+/* Steps: a message the channel takes in several calls (a text, then each
+ * of its files) records each call it made, so that a message streamed
+ * again after a crash sends only the calls not yet made. Step numbers are
+ * the caller's (0 for the text, 1.. for the files); a step's upstream id
+ * (may be empty) is what the channel answered. Steps of a sequence leave
+ * with its record (br_sent_prune), or with br_sent_steps_clear.
+ * Records step of seq, durably. Returns 0, or -1 with err. */
+int br_sent_put_step(br_sent *s, uint64_t seq, uint32_t step, const char *upstream_id, char *err,
+                     size_t errlen);
+
+/* Whether step of seq was recorded: 1 (its upstream id copied to id, of
+ * idlen bytes, when id is not NULL), 0 when not, -1 on a read error. */
+int br_sent_get_step(br_sent *s, uint64_t seq, uint32_t step, char *id, size_t idlen);
+
+/* Deletes the steps of seq (once the whole message is recorded with
+ * br_sent_put). Returns 0, or -1. */
+int br_sent_steps_clear(br_sent *s, uint64_t seq);
+
 /* Frees rec->message. */
 void br_sent_record_free(br_sent_record *rec);
 

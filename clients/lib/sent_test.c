@@ -112,6 +112,38 @@ static void test_prune_by_age_and_count(void **state)
     free(dir);
 }
 
+static void test_steps_survive_a_reopen_and_leave_with_their_message(void **state)
+{
+    (void)state;
+    char *dir = make_dir();
+    char err[256], id[64];
+    br_sent *s = NULL;
+    assert_int_equal(br_sent_open(&s, dir, "whatsapp", 0, 0, err, sizeof err), 0);
+    assert_int_equal(br_sent_get_step(s, 7, 0, id, sizeof id), 0);
+    assert_int_equal(br_sent_put_step(s, 7, 0, "wamid.TEXT", err, sizeof err), 0);
+    assert_int_equal(br_sent_put_step(s, 7, 1, "wamid.FILE1", err, sizeof err), 0);
+    assert_int_equal(br_sent_put_step(s, 8, 0, "", err, sizeof err), 0);
+    br_sent_close(s);
+    s = NULL;
+    assert_int_equal(br_sent_open(&s, dir, "whatsapp", 0, 0, err, sizeof err), 0);
+    assert_int_equal(br_sent_get_step(s, 7, 1, id, sizeof id), 1);
+    assert_string_equal(id, "wamid.FILE1");
+    assert_int_equal(br_sent_get_step(s, 7, 2, id, sizeof id), 0);
+    assert_int_equal(br_sent_steps_clear(s, 7), 0);
+    assert_int_equal(br_sent_get_step(s, 7, 0, NULL, 0), 0);
+    assert_int_equal(br_sent_get_step(s, 7, 1, NULL, 0), 0);
+    assert_int_equal(br_sent_get_step(s, 8, 0, id, sizeof id), 1); /* another message's steps stay */
+    assert_string_equal(id, "");
+    /* Pruned with its record. */
+    Helpwire__V1__OutboundMessage m;
+    message(&m, 8, "15550001", "hello");
+    assert_int_equal(br_sent_put(s, &m, "wamid.X", 1000, err, sizeof err), 0);
+    assert_true(br_sent_prune(s, 1000 + 8LL * 24 * 3600 * 1000) >= 1);
+    assert_int_equal(br_sent_get_step(s, 8, 0, NULL, 0), 0);
+    br_sent_close(s);
+    free(dir);
+}
+
 static void test_open_refuses_an_unusable_dir(void **state)
 {
     (void)state;
@@ -126,6 +158,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_put_get_by_seq_and_upstream_id_and_reopen),
         cmocka_unit_test(test_prune_by_age_and_count),
+        cmocka_unit_test(test_steps_survive_a_reopen_and_leave_with_their_message),
         cmocka_unit_test(test_open_refuses_an_unusable_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

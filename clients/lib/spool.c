@@ -139,7 +139,8 @@ out:
     return rc;
 }
 
-int br_spool_peek(br_spool *s, uint64_t *seq, char **data, size_t *len, char *err, size_t errlen)
+int br_spool_next(br_spool *s, uint64_t after, uint64_t *seq, char **data, size_t *len, char *err,
+                  size_t errlen)
 {
     MDB_txn *txn = NULL;
     MDB_cursor *c = NULL;
@@ -154,13 +155,16 @@ int br_spool_peek(br_spool *s, uint64_t *seq, char **data, size_t *len, char *er
         lmdb_err(s, err, errlen, "cursor", mrc);
         goto out;
     }
-    mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+    uint8_t from[8];
+    br_lmdb_put_be64(from, after + 1);
+    k = (MDB_val){sizeof from, from};
+    mrc = after == UINT64_MAX ? MDB_NOTFOUND : mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
     if (mrc == MDB_NOTFOUND) {
         rc = BR_SPOOL_EMPTY;
         goto out;
     }
     if (mrc != 0 || k.mv_size != 8) {
-        lmdb_err(s, err, errlen, "first", mrc ? mrc : MDB_CORRUPTED);
+        lmdb_err(s, err, errlen, "next", mrc ? mrc : MDB_CORRUPTED);
         goto out;
     }
     char *copy = malloc(v.mv_size + 1);
@@ -179,6 +183,11 @@ out:
         mdb_cursor_close(c);
     mdb_txn_abort(txn);
     return rc;
+}
+
+int br_spool_peek(br_spool *s, uint64_t *seq, char **data, size_t *len, char *err, size_t errlen)
+{
+    return br_spool_next(s, 0, seq, data, len, err, errlen);
 }
 
 int br_spool_remove(br_spool *s, uint64_t seq, char *err, size_t errlen)

@@ -91,6 +91,12 @@ int br_spool_append(br_spool *s, const br_spool_item *items, size_t n, uint64_t 
  */
 int br_spool_peek(br_spool *s, uint64_t *seq, char **data, size_t *len, char *err, size_t errlen);
 
+/* The first entry after sequence after (br_spool_peek is after 0: the
+ * sequences start at 1), as br_spool_peek returns it; BR_SPOOL_EMPTY when
+ * there is none. Lets a reader go past entries it must hold back. */
+int br_spool_next(br_spool *s, uint64_t after, uint64_t *seq, char **data, size_t *len, char *err,
+                  size_t errlen);
+
 /**
  * Removes entry seq, durably. An entry already gone (removed by another
  * process) is not an error.

@@ -237,7 +237,8 @@ static void an_unusable_directory_is_refused_naming_it(void **unused)
 static void the_entry_encoding_carries_every_field(void **unused)
 {
     br_inbound in = {
-        HELPWIRE__V1__CHANNEL__CHANNEL_WHATSAPP, "4915", "Bea \"B\"", "你好\nhi", "wamid.1", "de"};
+        HELPWIRE__V1__CHANNEL__CHANNEL_WHATSAPP, "4915", "Bea \"B\"", "你好\nhi", "wamid.1", "de",
+        "{\"id\":\"m1\"}", NULL, 0, "bea@example.com"};
     size_t len = 0;
     char *s = br_drain_encode(&in, 1700000000123, &len);
     assert_non_null(s);
@@ -248,17 +249,59 @@ static void the_entry_encoding_carries_every_field(void **unused)
                      HELPWIRE__V1__CHANNEL__CHANNEL_WHATSAPP);
     assert_string_equal(json_string_value(json_object_get(j, "user")), "4915");
     assert_string_equal(json_string_value(json_object_get(j, "name")), "Bea \"B\"");
+    assert_string_equal(json_string_value(json_object_get(j, "media")), "{\"id\":\"m1\"}");
     assert_string_equal(json_string_value(json_object_get(j, "text")), "你好\nhi");
     assert_string_equal(json_string_value(json_object_get(j, "message_id")), "wamid.1");
     assert_string_equal(json_string_value(json_object_get(j, "locale")), "de");
+    assert_string_equal(json_string_value(json_object_get(j, "contact_email")), "bea@example.com");
     assert_int_equal(json_integer_value(json_object_get(j, "received_ms")), 1700000000123);
     json_decref(j);
     free(s);
 }
 
+/* br_spool_next passes over entries a reader holds back: the entry after a
+ * sequence, skipping removed ones, EMPTY past the last. */
+static void next_goes_past_held_entries_in_order(void **unused)
+{
+    (void)unused;
+    char *dir = make_dir();
+    br_spool *s = open_spool(dir, 100, 1 << 20);
+    append_text(s, "a1");
+    append_text(s, "b1");
+    append_text(s, "a2");
+    append_text(s, "b2");
+    char err[600], *data = NULL;
+    uint64_t seq = 0, first = 0;
+    size_t len;
+    assert_int_equal(br_spool_next(s, 0, &first, &data, &len, err, sizeof err), 0);
+    assert_string_equal(data, "a1");
+    free(data);
+    /* a1 held: the next is b1; removing b1, the one after a1 is a2 */
+    assert_int_equal(br_spool_next(s, first, &seq, &data, &len, err, sizeof err), 0);
+    assert_string_equal(data, "b1");
+    free(data);
+    assert_int_equal(br_spool_remove(s, seq, err, sizeof err), 0);
+    assert_int_equal(br_spool_next(s, first, &seq, &data, &len, err, sizeof err), 0);
+    assert_string_equal(data, "a2");
+    free(data);
+    assert_int_equal(br_spool_next(s, seq, &seq, &data, &len, err, sizeof err), 0);
+    assert_string_equal(data, "b2");
+    free(data);
+    assert_int_equal(br_spool_next(s, seq, &seq, &data, &len, err, sizeof err), BR_SPOOL_EMPTY);
+    assert_int_equal(br_spool_next(s, UINT64_MAX, &seq, &data, &len, err, sizeof err), BR_SPOOL_EMPTY);
+    /* peek is still the oldest */
+    assert_int_equal(br_spool_peek(s, &seq, &data, &len, err, sizeof err), 0);
+    assert_int_equal(seq, first);
+    assert_string_equal(data, "a1");
+    free(data);
+    br_spool_close(s);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(next_goes_past_held_entries_in_order),
         cmocka_unit_test(entries_come_back_oldest_first_and_go_when_removed),
         cmocka_unit_test(a_full_spool_refuses_the_whole_append_and_takes_again_after_a_removal),
         cmocka_unit_test(entries_survive_a_close_and_sequences_never_repeat),

@@ -19,7 +19,10 @@ typedef struct session {
     char id[65];
     char name[257];
     int64_t active_ms;
-    uint64_t version; /* raised by wc_hub_notify */
+    uint64_t version;        /* raised by wc_hub_notify and wc_hub_typing */
+    uint64_t typing_serial;  /* raised by wc_hub_typing */
+    int64_t typing_until_ms; /* monotonic */
+    char typing_name[129];
 } session;
 
 struct wc_hub {
@@ -185,6 +188,41 @@ int wc_hub_notify(wc_hub *h, const char *id)
     }
     pthread_mutex_unlock(&h->mu);
     return s ? 0 : -1;
+}
+
+int wc_hub_typing(wc_hub *h, const char *id, const char *author, int duration_ms)
+{
+    if (!wc_hub_valid_id(id))
+        return -1;
+    pthread_mutex_lock(&h->mu);
+    session *s = get_locked(h, id, NULL);
+    if (s) {
+        s->typing_serial++;
+        s->typing_until_ms = mono_ms() + duration_ms;
+        snprintf(s->typing_name, sizeof s->typing_name, "%s", author ? author : "");
+        s->version++;
+        pthread_cond_broadcast(&h->cv);
+    }
+    pthread_mutex_unlock(&h->mu);
+    return s ? 0 : -1;
+}
+
+int wc_hub_typing_get(wc_hub *h, const char *id, uint64_t *serial, char *author, size_t author_size,
+                      int *left_ms)
+{
+    int rc = -1;
+    pthread_mutex_lock(&h->mu);
+    session *s = find_locked(h, id);
+    if (s) {
+        int64_t left = s->typing_until_ms - mono_ms();
+        *serial = s->typing_serial;
+        *left_ms = left > 0 ? (int)left : 0;
+        if (author)
+            snprintf(author, author_size, "%s", s->typing_name);
+        rc = 0;
+    }
+    pthread_mutex_unlock(&h->mu);
+    return rc;
 }
 
 int wc_hub_version(wc_hub *h, const char *id, uint64_t *version)

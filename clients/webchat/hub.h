@@ -48,6 +48,18 @@ int wc_hub_touch(wc_hub *h, const char *id, char *name, size_t name_size);
  * its readers: something new was written for it. Returns 0 or -1. */
 int wc_hub_notify(wc_hub *h, const char *id);
 
+/* An agent is writing to session id (a TYPING signal from the outbox;
+ * transient, never in the history): records author (copied, cut to 128
+ * bytes, may be NULL) and for how long to show it, raises the session's
+ * typing serial and version, and wakes its readers. Returns 0 or -1. */
+int wc_hub_typing(wc_hub *h, const char *id, const char *author, int duration_ms);
+
+/* Session id's typing state: *serial (0 when never), the author into
+ * author (may be NULL), *left_ms how much longer to show it (0 when it
+ * is over). Returns 0, or -1 when the session is unknown. */
+int wc_hub_typing_get(wc_hub *h, const char *id, uint64_t *serial, char *author, size_t author_size,
+                      int *left_ms);
+
 /* Session id's version into *version. Returns 0, or -1 when the session is
  * unknown or the hub is closing. */
 int wc_hub_version(wc_hub *h, const char *id, uint64_t *version);

@@ -50,6 +50,22 @@ static const struct {
                                false,
                                {"Please choose a rating from 1 to 5.", "请选择 1 到 5 的评分。"}},
     [WC_VISITOR_NO_PAGE] = {"no_such_page", false, {"This page does not exist.", "该页面不存在。"}},
+    [WC_VISITOR_BAD_EMAIL] = {"bad_email",
+                              false,
+                              {"Please enter a valid email address.", "请输入有效的邮箱地址。"}},
+    [WC_VISITOR_FILE_TOO_BIG] = {"file_too_big",
+                                 false,
+                                 {"This file is too large to send. Please send a smaller one.",
+                                  "文件太大，无法发送，请换一个较小的文件。"}},
+    [WC_VISITOR_FILE_TYPE] = {"file_type",
+                              false,
+                              {"This type of file cannot be sent here. Please send another kind of file.",
+                               "此处不支持发送这类文件，请换一种文件发送。"}},
+    [WC_VISITOR_FILE_EMPTY] = {"file_empty", false, {"This file is empty.", "该文件是空的。"}},
+    [WC_VISITOR_NO_FILE] = {"no_such_file", false, {"This file is not available.", "该文件无法查看。"}},
+    [WC_VISITOR_ORIGIN] = {"origin_not_allowed",
+                           false,
+                           {"This chat cannot be used on this site.", "此网站无法使用该聊天。"}},
 };
 
 static const struct {

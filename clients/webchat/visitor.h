@@ -38,6 +38,12 @@ typedef enum {
     WC_VISITOR_CLOSED,        /* a survey no longer open: 410 */
     WC_VISITOR_BAD_RATING,    /* a rating outside 1..5: 400 */
     WC_VISITOR_NO_PAGE,       /* an unknown path or method: 404 or 405 */
+    WC_VISITOR_BAD_EMAIL,     /* the email left outside business hours is not an address: 400 */
+    WC_VISITOR_FILE_TOO_BIG,  /* an upload over --max-upload-bytes: 413 */
+    WC_VISITOR_FILE_TYPE,     /* an upload of a type not in --upload-types: 415 */
+    WC_VISITOR_FILE_EMPTY,    /* an upload with no bytes: 400 */
+    WC_VISITOR_NO_FILE,       /* an attachment not in the visitor's conversation: 404 */
+    WC_VISITOR_ORIGIN,        /* a site not in --allowed-origins: 403 */
     WC_VISITOR_N
 } wc_visitor_error;
 
@@ -66,7 +72,9 @@ const char *wc_visitor_line(wc_visitor_error e, wc_lang lang);
 
 /* The stable code the page may branch on: "unavailable", "internal",
  * "bad_request", "too_long", "refused", "not_found", "already_answered",
- * "closed", "bad_rating", "no_such_page" (static storage). */
+ * "closed", "bad_rating", "no_such_page", "bad_email", "file_too_big",
+ * "file_type", "file_empty", "no_such_file", "origin_not_allowed" (static
+ * storage). */
 const char *wc_visitor_code(wc_visitor_error e);
 
 /* Whether sending the same request again later may succeed. */

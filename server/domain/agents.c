@@ -14,9 +14,11 @@
  */
 #include "server/domain/agents.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "server/domain/audit.h"
 #include "server/domain/queues.h"
 #include "server/domain/rpc.h"
 #include "server/domain/schedule.h"
@@ -29,6 +31,7 @@
 #define MAX_SKILLS 64
 #define MAX_KEYWORDS 200
 #define MAX_KEYWORD 256
+#define MAX_RETENTION_DAYS 36500u /* a hundred years */
 
 typedef struct {
     hw_wctx h;
@@ -38,7 +41,34 @@ typedef struct {
     char **assigned;
     size_t n_assigned;
     Helpwire__V1__Agent *out;
+    hw_audit_rec audit; /* the caller's part (PutAgent, PutSkill) */
 } agent_ctx;
+
+/* The audit entry of a PutAgent: skills and capacity decide what the
+ * agent's tokens reach. */
+static int audit_agent(hw_store_txn *w, agent_ctx *c, const Helpwire__V1__Agent *ag, bool created)
+{
+    hw_arena *a = hw_call_arena(c->h.call);
+    size_t len = 1;
+    for (size_t i = 0; i < ag->n_skills; i++)
+        len += strlen(ag->skills[i]) + 1;
+    char *skills = hw_arena_alloc(a, len);
+    if (!skills)
+        return HW_ENOMEM;
+    skills[0] = '\0';
+    for (size_t i = 0; i < ag->n_skills; i++) {
+        if (i)
+            strcat(skills, ",");
+        strcat(skills, ag->skills[i]);
+    }
+    hw_audit_rec r = c->audit;
+    r.action = "agent.put";
+    r.target = ag->id;
+    hw_audit_detail(&r, "change", created ? "created" : "updated");
+    hw_audit_detail(&r, "skills", skills);
+    hw_audit_detail(&r, "capacity", hw_arena_printf(a, "%u", ag->capacity));
+    return hw_audit_append(w, hw_effects_now_ms(&c->h.fx), &r);
+}
 
 static int put_agent_fn(hw_store_txn *w, void *arg)
 {
@@ -68,7 +98,10 @@ static int put_agent_fn(hw_store_txn *w, void *arg)
     ag->presence_changed_unix_ms = rc == HW_OK ? old->presence_changed_unix_ms : hw_effects_now_ms(&c->h.fx);
     ag->version = rc == HW_OK ? old->version + 1 : 1;
     ag->updated_unix_ms = hw_effects_now_ms(&c->h.fx);
+    bool created = rc == HW_ENOTFOUND;
     rc = hw_store_agent_put(w, ag, HW_PUT_UPSERT, 0);
+    if (rc == HW_OK)
+        rc = audit_agent(w, c, ag, created);
     /* More skills or capacity may let it take waiting tickets. */
     if (rc == HW_OK)
         rc = hw_tickets_assign_waiting_in(w, ag->id, a, &c->h.fx, NULL, NULL);
@@ -129,6 +162,7 @@ void hw_agents_put(hw_call *call, const ProtobufCMessage *request, void *app)
     c->agent = *in;
     if (!c->agent.capacity)
         c->agent.capacity = 5;
+    hw_audit_from_call(&c->audit, call);
     hw_rpc_write(&c->h, put_agent_fn, agent_done);
 }
 
@@ -298,6 +332,19 @@ static int put_skill_fn(hw_store_txn *w, void *arg)
     int rc = keep_one_default(w, c, hw_call_arena(c->h.call));
     if (rc == HW_OK)
         rc = hw_store_skill_put(w, &c->skill, HW_PUT_UPSERT);
+    if (rc == HW_OK) {
+        /* The queue's settings that concern personal data (retention). */
+        hw_arena *a = hw_call_arena(c->h.call);
+        hw_audit_rec r = c->audit;
+        r.action = "skill.put";
+        r.target = c->skill.name;
+        hw_audit_detail(&r, "retention_days", hw_arena_printf(a, "%u", c->skill.retention_days));
+        const ProtobufCEnumValue *ra = protobuf_c_enum_descriptor_get_value(
+            &helpwire__v1__retention_action__descriptor, c->skill.retention_action);
+        hw_audit_detail(&r, "retention_action", ra ? ra->name : "");
+        hw_audit_detail(&r, "is_default", c->skill.is_default ? "true" : "false");
+        rc = hw_audit_append(w, hw_effects_now_ms(&c->h.fx), &r);
+    }
     if (rc == HW_OK)
         hw_effects_skills_changed(&c->h.fx); /* workers reload their skill model */
     return rc;
@@ -326,12 +373,19 @@ void hw_agents_put_skill(hw_call *call, const ProtobufCMessage *request, void *a
                            in->default_priority, true) ||
         !hw_rpc_check_enum(call, "skill.assignment", &helpwire__v1__assignment_strategy__descriptor,
                            in->assignment, true) ||
+        !hw_rpc_check_enum(call, "skill.retention_action", &helpwire__v1__retention_action__descriptor,
+                           in->retention_action, true) ||
         !hw_schedule_check_hours(call, "skill.hours", in->hours))
         return;
+    if (in->retention_days > MAX_RETENTION_DAYS) {
+        hw_call_fail_field(call, "skill.retention_days", "skill.retention_days: %u is more than %u", in->retention_days, MAX_RETENTION_DAYS);
+        return;
+    }
     agent_ctx *c = hw_rpc_ctx_new(call, app, sizeof *c);
     if (!c)
         return;
     c->skill = *in;
+    hw_audit_from_call(&c->audit, call);
     hw_rpc_write(&c->h, put_skill_fn, skill_done);
 }
 

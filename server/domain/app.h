@@ -29,6 +29,8 @@ typedef struct hw_notifier hw_notifier;
 typedef struct hw_watch hw_watch;
 typedef struct hw_reflection hw_reflection;
 typedef struct hw_repl hw_repl;
+typedef struct hw_route_limits hw_route_limits;
+typedef struct hw_signals hw_signals;
 
 /* Per worker thread: created by the worker itself when it starts. */
 typedef struct hw_tokenizer hw_tokenizer;
@@ -49,10 +51,18 @@ typedef struct hw_settings {
     const char *survey_base_url; /* survey links are base + token */
     int64_t survey_ttl_ms;       /* a survey expires this long after it is sent */
     const char *webhook_url;     /* supervisor alerts; NULL = none */
+    /* Their signing secrets (webhook_sign.h), owned by main; NULL = unsigned. */
+    const struct hw_webhook_keys *webhook_keys;
     int64_t alert_retention_ms;  /* undelivered alerts older than this are dropped; 0 = kept */
     /* UNASSIGNABLE after waiting this long (a skill's own limit wins) */
     int64_t unassigned_alert_after_ms;
     int64_t reassign_grace_ms; /* an away/offline agent's tickets move after this */
+    uint64_t attachment_max_bytes; /* CommitAttachment's limit; 0 = 20 MiB (attachments.h) */
+    /* WhatsApp outside the 24-hour window: the approved template replies
+     * are sent as (--whatsapp-template NAME[:LANG]); NULL = none, such
+     * replies are refused. */
+    const char *whatsapp_template_name;
+    const char *whatsapp_template_language;
 } hw_settings;
 
 typedef struct hw_app {
@@ -72,6 +82,8 @@ typedef struct hw_app {
     hw_hours_cache *hours_cache;     /* skills' compiled business hours (hours.h) */
     hw_reflection *reflection;       /* server reflection index */
     hw_repl *repl;                   /* raft replication (server/repl); NULL on a single node */
+    hw_route_limits *route_limits;   /* Route's per-sender limits (limits.h); NULL = none */
+    hw_signals *signals;             /* SendChannelSignal's TYPING memory and counts (signals.h); NULL = none */
     const char *grpc_address;        /* where clients reach this server (host:port), or NULL */
     hw_worker_ctx *workers;          /* [threads] */
     atomic_uint_fast64_t skills_gen; /* bumped after every committed skill change */

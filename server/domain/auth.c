@@ -12,18 +12,22 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "server/base/files.h"
+#include "server/domain/audit.h"
 #include "server/domain/rpc.h"
 #include "server/base/secret.h"
 #include "server/store/records.h"
 
 #define SECRET_RANDOM_BYTES 32 /* 256 bits */
 #define MAX_DESCRIPTION 256
+#define DENIED_NS HW_STORE_AUDIT_DENIED_NS /* (token id \0 method) -> be64 ms of the last entry */
+#define DENIED_EVERY_MS 60000    /* at most one access.denied per (token, method) per minute */
 
 static const struct {
     Helpwire__V1__Role role;
@@ -41,6 +45,127 @@ static int role_index(Helpwire__V1__Role r)
         if (roles[i].role == r)
             return (int)i;
     return -1;
+}
+
+/* ---- access.denied: a refused admin call, recorded at most once per
+ * (token, method) per minute. The last entry's time per pair is a kv
+ * record; the worker reads it first and submits a write only when an
+ * entry is due, and the write checks again, so a flood of refused calls
+ * costs reads, not log entries nor (mostly) writes. */
+
+typedef struct denied_ctx {
+    int64_t now;
+    char key[128 + 256];
+    size_t key_len;
+    char *token_id, *role, *agent, *method, *peer, *trace_id;
+} denied_ctx;
+
+static void be64_put(unsigned char *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (unsigned char)(v & 0xffu);
+}
+
+static uint64_t be64_get(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static void denied_key(const char *token_id, const char *method, char *key, size_t len, size_t *n)
+{
+    int k = snprintf(key, len, "%s%c%s", token_id, '\0', method);
+    *n = k < 0 ? 0 : (size_t)k < len ? (size_t)k : len - 1;
+}
+
+/* Whether an entry for (token, method) is due at now (1), per the kv
+ * record read in t; 0 when one was written less than a minute ago. */
+static int denied_due_in(hw_store_txn *t, hw_arena *a, const char *key, size_t key_len, int64_t now)
+{
+    void *v = NULL;
+    size_t vl = 0;
+    if (hw_store_kv_get(t, DENIED_NS, key, key_len, a, &v, &vl) != HW_OK || vl != 8)
+        return 1;
+    int64_t last = (int64_t)be64_get(v);
+    return now - last >= DENIED_EVERY_MS || now < last;
+}
+
+static int t_denied_due(hw_app *app, hw_call *call, const char *token_id, const char *method)
+{
+    char key[128 + 256];
+    size_t kl;
+    denied_key(token_id, method, key, sizeof key, &kl);
+    hw_store_txn *t = hw_rpc_read(call, app);
+    if (!t)
+        return 0;
+    int due = denied_due_in(t, hw_call_arena(call), key, kl, hw_rpc_now_ms(app));
+    hw_rpc_read_end(call, app);
+    return due;
+}
+
+static int denied_fn(hw_store_txn *w, void *arg)
+{
+    denied_ctx *d = arg;
+    if (!denied_due_in(w, hw_store_txn_arena(w), d->key, d->key_len, d->now))
+        return HW_OK; /* another refused call wrote it meanwhile */
+    hw_audit_rec r = {.actor = d->token_id,
+                      .action = "access.denied",
+                      .target = d->method,
+                      .outcome = HELPWIRE__V1__AUDIT_OUTCOME__AUDIT_OUTCOME_DENIED,
+                      .peer = d->peer,
+                      .trace_id = d->trace_id};
+    hw_audit_detail(&r, "role", d->role);
+    if (d->agent[0])
+        hw_audit_detail(&r, "agent", d->agent);
+    hw_audit_detail(&r, "reason", "the token's role may not call the method");
+    int rc = hw_audit_append(w, d->now, &r);
+    if (rc != HW_OK)
+        return rc;
+    unsigned char v[8];
+    be64_put(v, (uint64_t)d->now);
+    return hw_store_kv_put(w, DENIED_NS, d->key, d->key_len, v, sizeof v);
+}
+
+static void denied_done(void *arg, int status)
+{
+    (void)status; /* best effort: the call is refused either way */
+    denied_ctx *d = arg;
+    free(d->token_id);
+    free(d->role);
+    free(d->agent);
+    free(d->method);
+    free(d->peer);
+    free(d->trace_id);
+    free(d);
+}
+
+/* Submits the access.denied entry when due (the call may end first: the
+ * context owns copies). */
+static void note_denied(hw_app *app, hw_call *call, int due, const Helpwire__V1__TokenInfo *info,
+                        const char *role, const char *method)
+{
+    if (!due)
+        return;
+    denied_ctx *d = calloc(1, sizeof *d);
+    if (!d)
+        return;
+    hw_call_set_token_id(call, info->id); /* the access line names the refused token too */
+    const hw_trace *tr = hw_call_trace(call);
+    char actor[160];
+    snprintf(actor, sizeof actor, "token:%s", info->id);
+    d->now = hw_rpc_now_ms(app);
+    denied_key(info->id, method, d->key, sizeof d->key, &d->key_len);
+    d->token_id = strdup(actor);
+    d->role = strdup(role);
+    d->agent = strdup(info->role == HELPWIRE__V1__ROLE__ROLE_AGENT && info->agent_id ? info->agent_id : "");
+    d->method = strdup(method);
+    d->peer = strdup(hw_call_peer(call));
+    d->trace_id = strdup(tr ? tr->trace_id : "");
+    if (!d->token_id || !d->role || !d->agent || !d->method || !d->peer || !d->trace_id ||
+        hw_store_submit(app->store, denied_fn, denied_done, d) != HW_OK)
+        denied_done(d, HW_ENOMEM);
 }
 
 bool hw_auth_authorize(void *appv, hw_call *call, const hw_method *m)
@@ -77,6 +202,9 @@ bool hw_auth_authorize(void *appv, hw_call *call, const hw_method *m)
     }
     int ri = role_index(info->role);
     if (ri < 0 || !(m->allow & roles[ri].allow)) {
+        if (m->allow == HW_ALLOW_ADMIN)
+            note_denied(app, call, t_denied_due(app, call, info->id, m->path), info,
+                        ri < 0 ? "?" : roles[ri].name, m->path);
         hw_call_fail(call, GRPC_STATUS_PERMISSION_DENIED, "a %s token may not call %s",
                      ri < 0 ? "?" : roles[ri].name, m->path);
         return false;
@@ -183,10 +311,18 @@ static int boot_fn(hw_store_txn *w, void *arg)
     int rc = hw_store_token_list(w, &cur, 1, b->a, &list, &n);
     if (rc != HW_OK || n > 0)
         return rc;
-    rc = hw_auth_create_token_in(w, HELPWIRE__V1__ROLE__ROLE_ADMIN, NULL, "bootstrap", hw_effects_now_ms(NULL),
-                                 b->a, &info, &b->secret);
-    b->created = rc == HW_OK;
-    return rc;
+    int64_t now = hw_effects_now_ms(NULL);
+    rc = hw_auth_create_token_in(w, HELPWIRE__V1__ROLE__ROLE_ADMIN, NULL, "bootstrap", now, b->a, &info,
+                                 &b->secret);
+    if (rc != HW_OK)
+        return rc;
+    hw_audit_rec r = {.actor = "system", .action = "token.create", .target = info->id};
+    hw_audit_detail(&r, "token_role", "admin");
+    hw_audit_detail(&r, "description", "bootstrap");
+    if ((rc = hw_audit_append(w, now, &r)) != HW_OK)
+        return rc;
+    b->created = true;
+    return HW_OK;
 }
 
 int hw_auth_bootstrap(hw_store *store, const char *path, bool *created, char *err, size_t errlen)
@@ -260,16 +396,28 @@ typedef struct {
     const Helpwire__V1__CreateTokenRequest *req;
     Helpwire__V1__TokenInfo *info;
     char *secret;
+    hw_audit_rec audit; /* the caller's part */
 } token_ctx;
 
 static int create_token_fn(hw_store_txn *w, void *arg)
 {
     token_ctx *c = arg;
-    int rc = hw_auth_create_token_in(w, c->req->role, c->req->agent_id, c->req->description,
-                                     hw_effects_now_ms(&c->h.fx), hw_call_arena(c->h.call), &c->info, &c->secret);
+    int rc =
+        hw_auth_create_token_in(w, c->req->role, c->req->agent_id, c->req->description,
+                                hw_effects_now_ms(&c->h.fx), hw_call_arena(c->h.call), &c->info, &c->secret);
     if (rc == HW_ENOTFOUND)
         return hw_rpc_wfail(&c->h, rc, "agent_id: no agent with id %s", c->req->agent_id);
-    return rc;
+    if (rc != HW_OK)
+        return rc;
+    /* Who made which token: never its secret. */
+    hw_audit_rec r = c->audit;
+    r.action = "token.create";
+    r.target = c->info->id;
+    hw_audit_detail(&r, "token_role", roles[role_index(c->req->role)].name);
+    if (c->info->agent_id[0])
+        hw_audit_detail(&r, "token_agent", c->info->agent_id);
+    hw_audit_detail(&r, "description", c->info->description);
+    return hw_audit_append(w, hw_effects_now_ms(&c->h.fx), &r);
 }
 
 static void create_token_done(void *arg, int status)
@@ -294,6 +442,7 @@ void hw_auth_create_token(hw_call *call, const ProtobufCMessage *request, void *
     if (!c)
         return;
     c->req = (const void *)request;
+    hw_audit_from_call(&c->audit, call);
     hw_rpc_write(&c->h, create_token_fn, create_token_done);
 }
 
@@ -301,6 +450,7 @@ typedef struct {
     hw_wctx h;
     const char *id;
     Helpwire__V1__TokenInfo *info;
+    hw_audit_rec audit; /* the caller's part */
 } revoke_ctx;
 
 static int revoke_fn(hw_store_txn *w, void *arg)
@@ -311,9 +461,20 @@ static int revoke_fn(hw_store_txn *w, void *arg)
         return hw_rpc_wfail(&c->h, rc, "no token with id %s", c->id);
     if (rc != HW_OK)
         return rc;
-    if (!c->info->revoked_unix_ms)
-        c->info->revoked_unix_ms = hw_effects_now_ms(&c->h.fx);
-    return hw_store_token_put(w, c->info, NULL, 0, HW_PUT_REPLACE);
+    if (c->info->revoked_unix_ms)
+        return HW_OK; /* revoked before: nothing changes, nothing to record */
+    c->info->revoked_unix_ms = hw_effects_now_ms(&c->h.fx);
+    if ((rc = hw_store_token_put(w, c->info, NULL, 0, HW_PUT_REPLACE)) != HW_OK)
+        return rc;
+    hw_audit_rec r = c->audit;
+    r.action = "token.revoke";
+    r.target = c->info->id;
+    int ri = role_index(c->info->role);
+    hw_audit_detail(&r, "token_role", ri < 0 ? "?" : roles[ri].name);
+    if (c->info->agent_id[0])
+        hw_audit_detail(&r, "token_agent", c->info->agent_id);
+    hw_audit_detail(&r, "description", c->info->description);
+    return hw_audit_append(w, c->info->revoked_unix_ms, &r);
 }
 
 static void revoke_done(void *arg, int status)
@@ -335,6 +496,7 @@ void hw_auth_revoke_token(hw_call *call, const ProtobufCMessage *request, void *
     if (!c)
         return;
     c->id = req->id;
+    hw_audit_from_call(&c->audit, call);
     hw_rpc_write(&c->h, revoke_fn, revoke_done);
 }
 

@@ -413,19 +413,10 @@ void hw_cluster_fetch_snapshot(hw_call *call, const ProtobufCMessage *request, v
         return;
     }
     snprintf(f->file, sizeof f->file, "%s/data.mdb", f->dir);
-    hw_call_ref(call);
-    pthread_t t;
-    pthread_attr_t attr;
-    int e = pthread_attr_init(&attr);
-    if (e == 0) {
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        e = pthread_create(&t, &attr, fetch_main, f);
-        pthread_attr_destroy(&attr);
-    }
+    int e = hw_rpc_start_thread(call, fetch_main, f);
     if (e != 0) {
         rmdir(f->dir);
         hw_rpc_fail(call, HW_ENOMEM, "cannot start the copy: %s", strerror(e));
-        hw_call_unref(call);
         return;
     }
 }

@@ -450,7 +450,7 @@ void hw_knowledge_put_article(hw_call *call, const ProtobufCMessage *request, vo
         hw_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "article: required");
         return;
     }
-    if (!hw_rpc_check_id(call, "article.id", in->id, 64, true) ||
+    if (!hw_rpc_check_doc_id(call, "article.id", in->id, true) ||
         !hw_rpc_check_text(call, "article.title", in->title, 1, MAX_TITLE) ||
         !hw_rpc_check_text(call, "article.body", in->body, 1, MAX_BODY) ||
         !hw_rpc_check_text(call, "article.locale", in->locale, 0, MAX_LOCALE) ||
@@ -473,7 +473,7 @@ void hw_knowledge_get_article(hw_call *call, const ProtobufCMessage *request, vo
 {
     hw_app *app = appv;
     const Helpwire__V1__GetArticleRequest *req = (const void *)request;
-    if (!hw_rpc_check_id(call, "id", req->id, 64, false))
+    if (!hw_rpc_check_doc_id(call, "id", req->id, false))
         return;
     hw_store_txn *t = hw_rpc_read(call, app);
     if (!t)
@@ -540,7 +540,7 @@ static void delete_done(void *arg, int status)
 
 static void delete_doc(hw_call *call, hw_app *app, hw_doc_kind kind, const char *id)
 {
-    if (!hw_rpc_check_id(call, "id", id, 64, false))
+    if (!hw_rpc_check_doc_id(call, "id", id, false))
         return;
     delete_ctx *c = hw_arena_calloc(hw_call_arena(call), 1, sizeof *c);
     if (!c) {
@@ -598,7 +598,7 @@ void hw_knowledge_put_faq(hw_call *call, const ProtobufCMessage *request, void *
         hw_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "faq: required");
         return;
     }
-    if (!hw_rpc_check_id(call, "faq.id", in->id, 64, true) ||
+    if (!hw_rpc_check_doc_id(call, "faq.id", in->id, true) ||
         !hw_rpc_check_text(call, "faq.question", in->question, 1, MAX_QUESTION) ||
         !hw_rpc_check_text(call, "faq.answer", in->answer, 1, MAX_ANSWER) ||
         !hw_rpc_check_text(call, "faq.locale", in->locale, 0, MAX_LOCALE) ||

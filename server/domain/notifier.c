@@ -49,6 +49,13 @@
  *   by a timer gets a new trace then. An alert queued before bodies had
  *   the field gets a new trace when loaded (kept for its retries). Lines
  *   about an alert carry its trace id (trace=).
+ * - Signed: each POST carries helpwire-webhook-id (the body's "webhook_id",
+ *   random, made when the alert is queued: the same on every attempt, so a
+ *   receiver drops a replay or a redelivery by it), helpwire-webhook-
+ *   timestamp (the app's clock at the attempt, unix seconds) and, with
+ *   settings.webhook_keys, helpwire-signature (webhook_sign.h: HMAC-SHA256
+ *   of "<t>." + body per secret). Headers that cannot be built (out of
+ *   memory) fail the attempt: an alert never goes out without them.
  * - Stopping: a flag under the mutex plus a condition variable wake the
  *   thread; a transfer in progress is aborted through curl's progress
  *   callback, and the alert stays queued without a failure event.
@@ -69,9 +76,11 @@
 
 #include "server/base/clock.h"
 #include "server/base/log.h"
+#include "server/base/secret.h"
 #include "server/base/trace.h"
 #include "server/store/records.h"
 #include "server/domain/watch.h"
+#include "server/domain/webhook_sign.h"
 
 #define ALERT_NS "alert"
 #define ALERT_KEY_LEN 20
@@ -82,6 +91,8 @@
 #define EXPIRE_EVERY_MS 1000
 #define EXPIRE_BATCH 1000
 #define LEADER_POLL_MS 1000
+/* "wh_" and 16 random bytes in base64url: the id a receiver drops replays by. */
+#define WEBHOOK_ID_MAX 64
 
 typedef struct alert {
     struct alert *next;
@@ -93,6 +104,9 @@ typedef struct alert {
     char trace_id[HW_TRACE_ID_HEX + 1]; /* of traceparent, for the log */
     /* From the body, or new when it has none. */
     char traceparent[HW_TRACEPARENT_LEN + 1];
+    /* From the body ("webhook_id"), or "alert-<key>" for an alert queued
+     * before bodies had one: the same on every attempt. */
+    char webhook_id[WEBHOOK_ID_MAX];
     unsigned failures;
     int64_t next_ms; /* monotonic; 0 = now */
 } alert;
@@ -110,6 +124,7 @@ struct hw_notifier {
     pthread_mutex_t mu;
     pthread_cond_t cv; /* CLOCK_MONOTONIC */
     bool wake, stop;
+    bool recount; /* alerts were removed by another writer (hw_notifier_removed) */
     atomic_bool stopping;                   /* read by curl's progress callback */
     atomic_uint_least64_t retries, pending; /* for metrics */
     atomic_uint_least64_t expired, scanned; /* for metrics and tests */
@@ -133,6 +148,8 @@ static void alert_free(alert *al)
 {
     if (!al)
         return;
+    if (al->body) /* it may carry a customer's words: not left in freed memory */
+        explicit_bzero(al->body, al->body_len);
     free(al->body);
     free(al->ticket_id);
     free(al->tracestate);
@@ -215,6 +232,11 @@ static int queue_alert(hw_store_txn *w, hw_effects *fx, const Helpwire__V1__Tick
     if (set_str(o, "traceparent", traceparent) ||
         (hw_trace_state_ok(tracestate) && set_str(o, "tracestate", tracestate)))
         goto out;
+    /* The webhook id, random so that it is unique across stores too (a
+     * receiver fed by two deployments, a store restored from a backup). */
+    char wid[WEBHOOK_ID_MAX];
+    if (hw_secret_new("wh_", 16, wid, sizeof wid) != 0 || set_str(o, "webhook_id", wid))
+        goto out;
     if (kind == HW_ALERT_SLA_BREACHED &&
         (set_str(o, "sla_target", sla->target) ||
          json_object_set_new(o, "due_unix_ms", json_integer((json_int_t)sla->due_unix_ms)) ||
@@ -255,6 +277,17 @@ void hw_notifier_wake(hw_notifier *n)
     pthread_mutex_unlock(&n->mu);
 }
 
+void hw_notifier_removed(hw_notifier *n)
+{
+    if (!n)
+        return;
+    pthread_mutex_lock(&n->mu);
+    n->recount = true;
+    n->wake = true;
+    pthread_cond_signal(&n->cv);
+    pthread_mutex_unlock(&n->mu);
+}
+
 /* -------------------------------------------------------------- loading */
 
 /* The time an alert was raised, from its body; 0 when unknown. */
@@ -267,6 +300,19 @@ static int64_t alert_time_ms(const void *body, size_t len)
     int64_t at = json_is_integer(v) ? (int64_t)json_integer_value(v) : 0;
     json_decref(o);
     return at;
+}
+
+/* Whether id is fit for a header: 1 to WEBHOOK_ID_MAX - 1 of [A-Za-z0-9_-]. */
+static bool webhook_id_ok(const char *id)
+{
+    size_t len = id ? strlen(id) : 0;
+    if (len == 0 || len >= WEBHOOK_ID_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!((id[i] >= 'a' && id[i] <= 'z') || (id[i] >= 'A' && id[i] <= 'Z') ||
+              (id[i] >= '0' && id[i] <= '9') || id[i] == '_' || id[i] == '-'))
+            return false;
+    return true;
 }
 
 static int load_one(void *arg, const void *key, size_t key_len, const void *val, size_t val_len)
@@ -313,6 +359,11 @@ static int load_one(void *arg, const void *key, size_t key_len, const void *val,
         hw_trace_format(&tr, al->traceparent, sizeof al->traceparent);
     }
     memcpy(al->trace_id, tr.trace_id, sizeof al->trace_id);
+    const char *wid = o ? json_string_value(json_object_get(o, "webhook_id")) : NULL;
+    if (webhook_id_ok(wid))
+        snprintf(al->webhook_id, sizeof al->webhook_id, "%s", wid);
+    else
+        snprintf(al->webhook_id, sizeof al->webhook_id, "alert-%s", k);
     json_decref(o);
     if (!al->ticket_id) {
         alert_free(al);
@@ -342,6 +393,45 @@ static void load_new(hw_notifier *n)
     }
     if (rc != HW_OK)
         hw_log_event(n->app->log, HW_LOG_ERROR, "alert_load_failed", "error=%s", hw_strerror(rc));
+}
+
+typedef struct {
+    const char *last_key;
+    uint64_t n;
+} recount_ctx;
+
+static int recount_one(void *arg, const void *key, size_t key_len, const void *val, size_t val_len)
+{
+    (void)val, (void)val_len;
+    recount_ctx *c = arg;
+    if (key_len != ALERT_KEY_LEN)
+        return 0;
+    if (memcmp(key, c->last_key, ALERT_KEY_LEN) > 0)
+        return HW_STOP; /* key order: the rest are not loaded yet */
+    c->n++;
+    return 0;
+}
+
+/* Without a webhook the gauge counts the loaded alerts (keys up to
+ * last_key) and nothing else follows them: after another writer removed
+ * some, they are counted again (one scan; only after an erasure). With a
+ * webhook deliver_due drops the removed ones from the list and the gauge. */
+static void recount(hw_notifier *n)
+{
+    if (n->url || !n->last_key[0])
+        return;
+    recount_ctx c = {.last_key = n->last_key};
+    hw_store_txn *txn = NULL;
+    int rc = hw_store_read_begin(n->reader, &txn);
+    if (rc == HW_OK) {
+        rc = hw_store_kv_foreach(txn, ALERT_NS, recount_one, &c);
+        hw_store_read_end(n->reader);
+    }
+    if (rc != HW_OK && rc != HW_STOP) {
+        hw_log_event(n->app->log, HW_LOG_ERROR, "alert_recount_failed", "error=%s", hw_strerror(rc));
+        return;
+    }
+    atomic_store_explicit(&n->pending, c.n, memory_order_relaxed);
 }
 
 /* ------------------------------------------------------------- expiry */
@@ -459,6 +549,56 @@ static int abort_when_stopping(void *arg, curl_off_t dt, curl_off_t dn, curl_off
     return atomic_load(&n->stopping) ? 1 : 0;
 }
 
+/* Appends a header line to *list; false (list freed, NULL) when out of
+ * memory. */
+static bool add_header(struct curl_slist **list, const char *line)
+{
+    struct curl_slist *more = curl_slist_append(*list, line);
+    if (!more)
+        curl_slist_free_all(*list);
+    *list = more; /* the head: new when *list was NULL */
+    return more != NULL;
+}
+
+/* The headers of one attempt at al sent at t_unix_s: the Content-Type,
+ * the alert's trace, its webhook id, the time and (with secrets) the
+ * signature over "<t>." + body. Returns the list (free it) or NULL (out
+ * of memory, or signing failed). */
+static struct curl_slist *alert_headers(hw_notifier *n, const alert *al, int64_t t_unix_s)
+{
+    char line[64 + HW_TRACESTATE_MAX + HW_WEBHOOK_SIGNATURE_MAX];
+    struct curl_slist *h = NULL;
+    if (!add_header(&h, "Content-Type: application/json"))
+        return NULL;
+    snprintf(line, sizeof line, "traceparent: %s", al->traceparent);
+    if (!add_header(&h, line))
+        return NULL;
+    if (al->tracestate) {
+        snprintf(line, sizeof line, "tracestate: %s", al->tracestate);
+        if (!add_header(&h, line))
+            return NULL;
+    }
+    snprintf(line, sizeof line, "helpwire-webhook-id: %s", al->webhook_id);
+    if (!add_header(&h, line))
+        return NULL;
+    snprintf(line, sizeof line, "helpwire-webhook-timestamp: %" PRId64, t_unix_s);
+    if (!add_header(&h, line))
+        return NULL;
+    const hw_webhook_keys *keys = n->app->settings.webhook_keys;
+    if (keys) {
+        static const char name[] = "helpwire-signature: ";
+        memcpy(line, name, sizeof name - 1);
+        if (hw_webhook_sign(keys, t_unix_s, al->body, al->body_len, line + sizeof name - 1,
+                            sizeof line - (sizeof name - 1)) != HW_OK) {
+            curl_slist_free_all(h);
+            return NULL;
+        }
+        if (!add_header(&h, line))
+            return NULL;
+    }
+    return h;
+}
+
 /* POSTs al once. Returns true when delivered (2xx); detail gets the HTTP
  * status or the transport error either way. */
 static bool post_alert(hw_notifier *n, const alert *al, char *detail, size_t len)
@@ -466,21 +606,16 @@ static bool post_alert(hw_notifier *n, const alert *al, char *detail, size_t len
     char errbuf[CURL_ERROR_SIZE];
     errbuf[0] = '\0';
     CURL *c = n->curl;
-    /* The shared Content-Type and the alert's own trace headers (without
-     * memory for them: the Content-Type alone). */
-    char tp_h[32 + HW_TRACEPARENT_LEN], ts_h[32 + HW_TRACESTATE_MAX];
-    snprintf(tp_h, sizeof tp_h, "traceparent: %s", al->traceparent);
-    struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
-    struct curl_slist *more = hdrs ? curl_slist_append(hdrs, tp_h) : NULL;
-    if (more && al->tracestate) {
-        snprintf(ts_h, sizeof ts_h, "tracestate: %s", al->tracestate);
-        more = curl_slist_append(hdrs, ts_h);
+    /* Signed at the time of sending (the app's clock), so that a receiver
+     * can refuse a stale copy; the id stays the alert's. */
+    int64_t now_ms = hw_clock_now_ms(n->app->clock);
+    int64_t t_unix_s = now_ms >= 0 ? now_ms / 1000 : -((-now_ms + 999) / 1000);
+    struct curl_slist *hdrs = alert_headers(n, al, t_unix_s);
+    if (!hdrs) { /* never sent without its id, time and signature */
+        snprintf(detail, len, "cannot build the request's headers: out of memory");
+        return false;
     }
-    if (!more) {
-        curl_slist_free_all(hdrs);
-        hdrs = NULL;
-    }
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs ? hdrs : n->headers);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
     curl_easy_setopt(c, CURLOPT_URL, n->url);
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, al->body);
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)al->body_len);
@@ -589,13 +724,39 @@ static bool attempt_traced(hw_notifier *n, alert *al)
     return false;
 }
 
-/* Tries every alert that is due; returns the next due time or INT64_MAX. */
+/* Whether al has left the store since it was loaded: removed by
+ * Customers.EraseCustomer (or delivered or expired by another leader). A
+ * short read of its key; false when the store cannot say. */
+static bool alert_gone(hw_notifier *n, const alert *al, hw_arena *a)
+{
+    hw_store_txn *txn = NULL;
+    if (!a || hw_store_read_begin(n->reader, &txn) != HW_OK)
+        return false;
+    void *v;
+    int rc = hw_store_kv_get(txn, ALERT_NS, al->key, ALERT_KEY_LEN, a, &v, NULL);
+    hw_store_read_end(n->reader);
+    if (rc == HW_OK)
+        explicit_bzero(v, strlen(v));
+    hw_arena_reset(a);
+    return rc == HW_ENOTFOUND;
+}
+
+/* Tries every alert that is due; returns the next due time or INT64_MAX.
+ * Each alert is looked up in the store first, due or not (every wake-up
+ * passes here: EraseCustomer wakes the thread after its commit): one that
+ * is gone is dropped from memory and never posted, even while a POST of
+ * another alert was under way when it was erased. */
 static int64_t deliver_due(hw_notifier *n)
 {
     alert **p = &n->head, *prev = NULL;
+    hw_arena *a = hw_arena_create(1024);
     while (*p && !atomic_load(&n->stopping) && hw_store_is_leader(n->app->store)) {
         alert *al = *p;
-        if (al->next_ms <= mono_ms() && attempt(n, al)) {
+        bool gone = alert_gone(n, al, a);
+        if (gone || (al->next_ms <= mono_ms() && attempt(n, al))) {
+            if (gone)
+                hw_log_event(n->app->log, HW_LOG_INFO, "alert_dropped", "alert=%s reason=\"no longer stored\"",
+                             al->key);
             *p = al->next;
             if (n->tail == al)
                 n->tail = prev;
@@ -606,6 +767,7 @@ static int64_t deliver_due(hw_notifier *n)
         prev = al;
         p = &al->next;
     }
+    hw_arena_destroy(a);
     int64_t due = INT64_MAX;
     for (alert *al = n->head; al; al = al->next)
         if (al->next_ms < due)
@@ -665,7 +827,8 @@ static void *notifier_main(void *arg)
                 break;
         }
         n->wake = false;
-        bool stop = n->stop;
+        bool stop = n->stop, removed = n->recount;
+        n->recount = false;
         pthread_mutex_unlock(&n->mu);
         if (stop)
             break;
@@ -673,6 +836,8 @@ static void *notifier_main(void *arg)
             due = INT64_MAX;
             continue;
         }
+        if (removed)
+            recount(n);
         load_new(n);
         if (expiring && mono_ms() >= n->next_expire_ms)
             n->next_expire_ms = mono_ms() + (expire_old(n) ? 0 : EXPIRE_EVERY_MS);

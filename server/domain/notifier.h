@@ -6,7 +6,10 @@
  * libcurl (timeouts, retries with exponential backoff), keeps it in the
  * store until delivered (so it survives restarts), and records each
  * delivery attempt on the ticket's history (ALERT_DELIVERED /
- * ALERT_FAILED events). Alerts not delivered within
+ * ALERT_FAILED events). Each POST carries helpwire-webhook-id (stable
+ * across retries), helpwire-webhook-timestamp and, when
+ * settings.webhook_keys is set, helpwire-signature (webhook_sign.h).
+ * Alerts not delivered within
  * settings.alert_retention_ms of being raised are dropped (0: kept until
  * delivered).
  */
@@ -84,5 +87,12 @@ uint64_t hw_notifier_scanned(hw_notifier *n);
  * alert_queued sink of effects.h). Any thread, never blocks; n may be
  * NULL. */
 void hw_notifier_wake(hw_notifier *n);
+
+/* After the commit of a write that removed alerts from the store
+ * (Customers.EraseCustomer): wakes the thread, which drops them from
+ * memory (with a webhook) or, without one, counts the alerts still stored
+ * again, so the pending gauge no longer counts the removed ones. Any
+ * thread, never blocks; n may be NULL. */
+void hw_notifier_removed(hw_notifier *n);
 
 #endif

@@ -72,6 +72,7 @@
 
 #include <xxhash.h>
 
+#include "server/domain/conversation.h"
 #include "server/domain/outbox_failed.h"
 #include "server/domain/rpc.h"
 #include "server/store/records.h"
@@ -121,6 +122,7 @@ typedef struct sub {
     bool closed;
     int pinned;
     Helpwire__V1__LeaseState lease; /* UNSPECIFIED until the hub decides; written by the hub thread */
+    bool live; /* ACTIVE and its control message sent: signals may follow (hw_outbox_signal) */
     /* Hub thread only (set before the sub is listed). */
     bool announce;   /* the control message for lease is still to send */
     uint64_t cursor; /* highest sequence sent for the first time */
@@ -436,8 +438,14 @@ static void announce_lease(hw_outbox *ob, sub *s)
 
 static void serve(hw_outbox *ob, sub *s)
 {
-    if (s->announce)
+    if (s->announce) {
         announce_lease(ob, s);
+        if (s->lease == HELPWIRE__V1__LEASE_STATE__LEASE_STATE_ACTIVE) {
+            pthread_mutex_lock(&ob->mu);
+            s->live = true; /* signals go out behind the control message */
+            pthread_mutex_unlock(&ob->mu);
+        }
+    }
     if (s->lease != HELPWIRE__V1__LEASE_STATE__LEASE_STATE_ACTIVE)
         return; /* a standby receives nothing until it is promoted */
     hw_store_txn *txn = NULL;
@@ -686,7 +694,7 @@ static bool complete(const Helpwire__V1__OutboundMessage *m)
 {
     return m && m->channel != HELPWIRE__V1__CHANNEL__CHANNEL_UNSPECIFIED && m->channel_user_id &&
            m->channel_user_id[0] && m->kind != HELPWIRE__V1__OUTBOUND_KIND__OUTBOUND_KIND_UNSPECIFIED &&
-           m->text && m->text[0];
+           m->text && (m->text[0] || m->n_attachments > 0);
 }
 
 int hw_outbox_append_in(hw_store_txn *w, hw_effects *fx, Helpwire__V1__OutboundMessage *m)
@@ -740,6 +748,24 @@ int hw_outbox_append_parts_in(hw_store_txn *w, hw_effects *fx, Helpwire__V1__Out
     if (rc != HW_OK)
         return rc;
     m->seq = 0;
+    if (n_parts == 0 && m->n_attachments > 0) {
+        /* Files without words (or with whitespace only): one message,
+         * its text empty. */
+        Helpwire__V1__OutboundMessage only = *m;
+        only.text = (char *)"";
+        if ((rc = hw_outbox_append_in(w, fx, &only)) != HW_OK)
+            return rc;
+        m->seq = only.seq;
+        m->created_unix_ms = only.created_unix_ms;
+        m->attempt = 0;
+        if (sent) {
+            if (!(sent->seqs = hw_arena_alloc(a, sizeof *sent->seqs)))
+                return HW_ENOMEM;
+            sent->seqs[0] = only.seq;
+            sent->n = 1;
+        }
+        return HW_OK;
+    }
     if (n_parts == 0)
         return HW_OK;
     uint64_t *seqs = NULL;
@@ -763,8 +789,11 @@ int hw_outbox_append_parts_in(hw_store_txn *w, hw_effects *fx, Helpwire__V1__Out
         }
         part.part = (uint32_t)(i + 1);
         part.parts = (uint32_t)n_parts;
-        if (i + 1 < n_parts)
+        if (i + 1 < n_parts) {
             part.survey_url = (char *)""; /* the link ends the text: the last part carries it */
+            part.n_attachments = 0;        /* files follow the text: on its last part */
+            part.attachments = NULL;
+        }
         rc = hw_outbox_append_in(w, fx, &part);
         if (rc == HW_OK) {
             if (i == 0) {
@@ -794,6 +823,41 @@ int hw_outbox_send_parts_to_customer_in(hw_store_txn *w, hw_effects *fx, const H
                                         Helpwire__V1__OutboundKind kind, const char *text, hw_arena *a,
                                         hw_outbox_parts *sent)
 {
+    return hw_outbox_send_parts_to_customer_ex_in(w, fx, c, channel, ticket_id, kind, text, NULL, a, sent);
+}
+
+static char *given(const char *s)
+{
+    return (char *)(s ? s : "");
+}
+
+void hw_outbox_extra_apply(Helpwire__V1__OutboundMessage *m, const hw_outbox_extra *x)
+{
+    if (!x)
+        return;
+    m->locale = given(x->locale);
+    m->author_name = given(x->author_name);
+    m->template_name = given(x->template_name);
+    m->template_language = given(x->template_language);
+}
+
+int hw_outbox_send_parts_to_customer_ex_in(hw_store_txn *w, hw_effects *fx, const Helpwire__V1__Customer *c,
+                                           Helpwire__V1__Channel channel, const char *ticket_id,
+                                           Helpwire__V1__OutboundKind kind, const char *text,
+                                           const hw_outbox_extra *x, hw_arena *a, hw_outbox_parts *sent)
+{
+    Helpwire__V1__OutboundMessage m = HELPWIRE__V1__OUTBOUND_MESSAGE__INIT;
+    m.ticket_id = given(ticket_id);
+    m.kind = kind;
+    m.text = (char *)text;
+    hw_outbox_extra_apply(&m, x);
+    return hw_outbox_send_message_to_customer_in(w, fx, c, channel, &m, a, sent);
+}
+
+int hw_outbox_send_message_to_customer_in(hw_store_txn *w, hw_effects *fx, const Helpwire__V1__Customer *c,
+                                          Helpwire__V1__Channel channel, Helpwire__V1__OutboundMessage *m,
+                                          hw_arena *a, hw_outbox_parts *sent)
+{
     if (sent)
         *sent = (hw_outbox_parts){0};
     const Helpwire__V1__Identity *to = NULL;
@@ -806,14 +870,14 @@ int hw_outbox_send_parts_to_customer_in(hw_store_txn *w, hw_effects *fx, const H
         to = c->identities[0];
     if (!to)
         return HW_OK; /* a customer created through the API with no channel: nothing to deliver to */
-    Helpwire__V1__OutboundMessage m = HELPWIRE__V1__OUTBOUND_MESSAGE__INIT;
-    m.channel = to->channel;
-    m.channel_user_id = to->channel_user_id;
-    m.customer_id = c->id;
-    m.ticket_id = (char *)(ticket_id ? ticket_id : "");
-    m.kind = kind;
-    m.text = (char *)text;
-    return hw_outbox_append_parts_in(w, fx, &m, a, sent);
+    m->channel = to->channel;
+    m->channel_user_id = to->channel_user_id;
+    m->customer_id = c->id;
+    if (!m->ticket_id)
+        m->ticket_id = (char *)"";
+    if (!m->locale || !m->locale[0])
+        m->locale = (char *)hw_conversation_short_locale(c->locale);
+    return hw_outbox_append_parts_in(w, fx, m, a, sent);
 }
 
 void hw_outbox_committed(hw_outbox *ob, Helpwire__V1__Channel channel)
@@ -830,6 +894,30 @@ void hw_outbox_acked(hw_outbox *ob, Helpwire__V1__Channel channel)
         return;
     atomic_fetch_add(&ob->ack_gen[channel], 1);
     hub_wake(ob);
+}
+
+/* -------------------------------------------------------------- signals */
+
+int hw_outbox_signal(hw_outbox *ob, const Helpwire__V1__OutboundMessage *m)
+{
+    if (!ob || !m || (unsigned)m->channel >= HW_OUTBOX_CHANNELS || m->seq != 0)
+        return HW_EINVALID;
+    hw_call *call = NULL;
+    pthread_mutex_lock(&ob->mu);
+    for (sub *s = ob->subs; s && !call; s = s->next)
+        if (s->channel == m->channel && s->live && !s->closed) {
+            call = s->call;
+            hw_call_ref(call); /* the stream may end meanwhile: the call stays valid */
+        }
+    pthread_mutex_unlock(&ob->mu);
+    if (!call)
+        return HW_ENOTFOUND;
+    /* Sent from the caller's thread, not the hub's: a signal is never
+     * stored or redelivered, so the hub has nothing to track, and a send
+     * queues without waiting. */
+    int sent = hw_call_stream_send(call, &m->base);
+    hw_call_unref(call);
+    return sent == 0 ? HW_OK : HW_ENOTFOUND;
 }
 
 /* ------------------------------------------------------------ Subscribe */

@@ -25,6 +25,10 @@
  * instance (SubscribeRequest.instance) and state (active, standby,
  * released).
  *
+ * Signals (hw_outbox_signal): typing indicators and read receipts go to
+ * the active subscriber only, straight from the caller's thread, with seq
+ * 0 and kind TYPING or READ; nothing of them is stored.
+ *
  * Windows: the active subscriber has at most max_in_flight_per_recipient
  * (default 8, 1..256) unacknowledged messages per recipient
  * (channel_user_id) and 4096 in all. A message to a recipient at its limit
@@ -117,6 +121,38 @@ int hw_outbox_send_parts_to_customer_in(hw_store_txn *w, hw_effects *fx, const H
                                         Helpwire__V1__OutboundKind kind, const char *text, hw_arena *a,
                                         hw_outbox_parts *sent);
 
+/* What a message to a customer carries beyond its text; every field is
+ * optional (NULL or "": unset) and borrowed. */
+typedef struct hw_outbox_extra {
+    const char *locale;            /* OutboundMessage.locale; unset: the customer's ("zh" or "en") */
+    const char *author_name;       /* AGENT_REPLY: the agent's name */
+    const char *template_name;     /* WhatsApp outside the 24-hour window */
+    const char *template_language; /* with template_name */
+} hw_outbox_extra;
+
+/* Sets x's fields (x may be NULL: nothing) on m; m then borrows x's
+ * strings. */
+void hw_outbox_extra_apply(Helpwire__V1__OutboundMessage *m, const hw_outbox_extra *x);
+
+/* hw_outbox_send_parts_to_customer_in with x (may be NULL) copied onto
+ * every part. OutboundMessage.locale is always set: x->locale, else the
+ * customer's locale shortened to "zh" or "en". Same errors. */
+int hw_outbox_send_parts_to_customer_ex_in(hw_store_txn *w, hw_effects *fx, const Helpwire__V1__Customer *c,
+                                           Helpwire__V1__Channel channel, const char *ticket_id,
+                                           Helpwire__V1__OutboundKind kind, const char *text,
+                                           const hw_outbox_extra *x, hw_arena *a, hw_outbox_parts *sent);
+
+/* hw_outbox_send_parts_to_customer_in for a message the caller has
+ * filled (kind, text, ticket_id and any other field: attachments,
+ * author_name, template, ...): channel, channel_user_id and customer_id
+ * are set here, and locale when unset (the customer's, "zh" or "en").
+ * Attachments go on the last part; with attachments the text may be empty
+ * (one message with an empty text is queued). m is the caller's and is
+ * changed (seq). */
+int hw_outbox_send_message_to_customer_in(hw_store_txn *w, hw_effects *fx, const Helpwire__V1__Customer *c,
+                                          Helpwire__V1__Channel channel, Helpwire__V1__OutboundMessage *m,
+                                          hw_arena *a, hw_outbox_parts *sent);
+
 /* After the commit of a write that appended to channel: wakes its
  * subscribers (the outbox_appended sink of effects.h). Cheap, never
  * blocks; any thread (normally the writer thread). ob may be NULL. */
@@ -126,6 +162,16 @@ void hw_outbox_committed(hw_outbox *ob, Helpwire__V1__Channel channel);
  * what was acknowledged from their flight (the outbox_acked sink). Cheap,
  * never blocks; any thread. ob may be NULL. */
 void hw_outbox_acked(hw_outbox *ob, Helpwire__V1__Channel channel);
+
+/* Hands m, a courtesy signal (kind TYPING or READ, seq 0), to its
+ * channel's active subscriber now, once its lease's control message has
+ * gone out; never to a standby, never stored, never redelivered (the
+ * subscriber's Ack of seq 0 is ignored like any seq 0). m is packed
+ * before return (borrowed). Thread-safe; never waits for the hub thread.
+ * @return HW_OK (queued on the stream); HW_ENOTFOUND (no active
+ *   subscriber on the channel, or its stream just ended); HW_EINVALID (m
+ *   NULL, a seq set, or no such channel). */
+int hw_outbox_signal(hw_outbox *ob, const Helpwire__V1__OutboundMessage *m);
 
 /* Method-table handlers; app is a hw_app. Subscribe answers
  * INVALID_ARGUMENT for a missing channel, redeliver_after_ms under 1000,

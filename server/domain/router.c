@@ -17,17 +17,26 @@
  * like any message, since only the write can tell whether a survey waits
  * for it (hw_surveys_pending_in); without one it routes as before. An open
  * ticket still takes every message, small talk included.
+ *
+ * The per-sender and new-customer limits (limits.h) are decided on the
+ * worker after the dedupe look-up and before the search: a retry of a
+ * routed message is answered whatever the limits say, and a refused
+ * message costs neither a search nor the writer's time.
  */
 #include "server/domain/router.h"
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "helpwire/v1/outbox.pb-c.h"
 #include "helpwire/v1/router.pb-c.h"
+#include "server/domain/attachments.h"
 #include "server/domain/classify.h"
+#include "server/domain/conversation.h"
 #include "server/domain/knowledge.h"
 #include "server/domain/customers.h"
+#include "server/domain/limits.h"
 #include "server/domain/outbox.h"
 #include "server/domain/rpc.h"
 #include "server/domain/schedule.h"
@@ -42,6 +51,7 @@
 #define MAX_ID 128
 #define MAX_NAME 256
 #define MAX_LOCALE 15
+#define MAX_EMAIL 254
 #define DEFAULT_ROUTE_HITS 3
 
 #define ACTION(x) HELPWIRE__V1__ROUTE_ACTION__ROUTE_ACTION_##x
@@ -52,10 +62,14 @@ typedef struct {
     const char *locale;
     const char *queue;
     hw_answer ans;
+    const char *reply_locale; /* the language the reply is written in; NULL = locale */
     hw_smalltalk_kind talk; /* what the message is when it is no question */
     uint32_t rating;        /* talk == HW_SMALLTALK_RATING: 1..5 */
     Helpwire__V1__RouteReply reply;
+    const uint8_t *packed; /* the reply as route_fn packed it for the dedupe record (arena), or NULL */
+    size_t packed_len;
     bool duplicate;
+    bool files; /* the message carries attachments: it always reaches a ticket */
 } route_ctx;
 
 /* The acknowledgement of a new ticket, in the customer's language; back,
@@ -151,8 +165,9 @@ static int send_reply(hw_store_txn *w, route_ctx *c, const Helpwire__V1__Custome
 {
     Helpwire__V1__RouteReply *r = &c->reply;
     hw_outbox_parts sent = {0};
-    int rc = hw_outbox_send_parts_to_customer_in(w, &c->h.fx, cust, c->req->channel, ticket_id, kind,
-                                                 r->reply_text, hw_call_arena(c->h.call), &sent);
+    hw_outbox_extra x = {.locale = hw_conversation_short_locale(c->reply_locale ? c->reply_locale : c->locale)};
+    int rc = hw_outbox_send_parts_to_customer_ex_in(w, &c->h.fx, cust, c->req->channel, ticket_id, kind,
+                                                    r->reply_text, &x, hw_call_arena(c->h.call), &sent);
     if (rc == HW_OK && sent.n > 0) {
         r->outbox_seq = sent.seqs[0];
         r->outbox_seqs = sent.seqs;
@@ -178,7 +193,12 @@ static int open_ticket(hw_store_txn *w, route_ctx *c, const Helpwire__V1__Custom
                         .channel = c->req->channel,
                         .text = c->req->text,
                         .queue = c->queue,
-                        .actor = hw_arena_printf(a, "customer:%s", cust->id)};
+                        .actor = hw_arena_printf(a, "customer:%s", cust->id),
+                        .attachments = c->req->attachments,
+                        .n_attachments = c->req->n_attachments,
+                        .channel_message_id = c->req->message_id};
+    if (!*c->req->text && c->req->n_attachments > 0)
+        o.subject = hw_attachments_subject(c->req->attachments[0], c->locale, a);
     const char *why = "";
     Helpwire__V1__Ticket *t;
     int rc = hw_tickets_open_in(w, &o, a, &c->h.fx, &t, &why);
@@ -216,6 +236,13 @@ static int route_no_ticket(hw_store_txn *w, route_ctx *c, const Helpwire__V1__Cu
     const char *talk_locale = c->locale;
     if (mute(c->talk) && !c->req->locale[0] && cust->locale && cust->locale[0])
         talk_locale = cust->locale;
+    c->reply_locale = talk_locale;
+    if (c->files) {
+        /* A photo, a voice note, a place: for a person to see, never
+         * answered from the knowledge base nor as small talk. */
+        clear_answer(r);
+        return open_ticket(w, c, cust, "attachments");
+    }
     switch (c->talk) {
     case HW_SMALLTALK_GREETING:
     case HW_SMALLTALK_THANKS:
@@ -259,6 +286,18 @@ static int route_no_ticket(hw_store_txn *w, route_ctx *c, const Helpwire__V1__Cu
     return send_reply(w, c, cust, NULL, HELPWIRE__V1__OUTBOUND_KIND__OUTBOUND_KIND_AUTO_REPLY);
 }
 
+/* The email the customer left (RouteRequest.contact_email), kept when the
+ * customer has none yet; an email already set is not replaced. */
+static int set_contact_email(hw_store_txn *w, route_ctx *c, Helpwire__V1__Customer *cust)
+{
+    if (!*c->req->contact_email || (cust->email && *cust->email))
+        return HW_OK;
+    cust->email = c->req->contact_email;
+    cust->version++;
+    cust->updated_unix_ms = hw_effects_now_ms(&c->h.fx);
+    return hw_store_customer_put(w, cust, HW_PUT_REPLACE, 0);
+}
+
 static int route_fn(hw_store_txn *w, void *arg)
 {
     route_ctx *c = arg;
@@ -266,6 +305,7 @@ static int route_fn(hw_store_txn *w, void *arg)
     hw_arena *a = hw_call_arena(c->h.call);
     Helpwire__V1__RouteReply *r = &c->reply;
     helpwire__v1__route_reply__init(r);
+    c->packed = NULL;
     bool dup;
     int rc = load_duplicate(w, c, &dup);
     if (rc != HW_OK || dup) {
@@ -273,15 +313,21 @@ static int route_fn(hw_store_txn *w, void *arg)
         return rc;
     }
     c->duplicate = false;
+    if ((rc = hw_attachments_resolve_in(w, &c->h, "attachments", q->attachments, q->n_attachments, a)) != HW_OK)
+        return rc;
 
     Helpwire__V1__Customer *cust;
     bool created;
-    /* A command or a rating carries no language: the guess from it is not
-     * remembered as the customer's. */
-    const char *remember = *q->locale || !mute(c->talk) ? c->locale : "";
+    /* A command, a rating or a file without words carries no language:
+     * the guess from it is not remembered as the customer's. */
+    const char *remember = *q->locale || (!mute(c->talk) && *q->text) ? c->locale : "";
     rc = hw_customers_resolve_in(w, q->channel, q->channel_user_id, q->display_name, remember,
                                  hw_effects_now_ms(&c->h.fx), a, &cust, &created);
     if (rc != HW_OK)
+        return rc;
+    if (!*q->locale && !*q->text && cust->locale && *cust->locale)
+        c->locale = cust->locale; /* the words helpwired adds, in the customer's language */
+    if ((rc = set_contact_email(w, c, cust)) != HW_OK)
         return rc;
     r->customer_id = cust->id;
     r->confidence = c->ans.confidence;
@@ -296,9 +342,12 @@ static int route_fn(hw_store_txn *w, void *arg)
     rc = hw_tickets_find_open_in(w, cust->id, a, &t);
     if (rc == HW_OK) {
         /* The open ticket takes the message; its agent and watchers hear of it. */
-        rc = hw_tickets_add_message_in(w, t, HELPWIRE__V1__MESSAGE_KIND__MESSAGE_KIND_CUSTOMER,
-                                       hw_arena_printf(a, "customer:%s", cust->id), q->text, a, &c->h.fx,
-                                       NULL, NULL);
+        hw_message_extra x = {.attachments = q->attachments,
+                              .n_attachments = q->n_attachments,
+                              .channel_message_id = q->message_id};
+        rc = hw_tickets_add_message_ex_in(w, t, HELPWIRE__V1__MESSAGE_KIND__MESSAGE_KIND_CUSTOMER,
+                                          hw_arena_printf(a, "customer:%s", cust->id), q->text, &x, a,
+                                          &c->h.fx, NULL, NULL);
         r->action = ACTION(APPENDED);
         r->reply_text = "";
         r->priority_reason = "";
@@ -313,7 +362,40 @@ static int route_fn(hw_store_txn *w, void *arg)
     if (!bytes)
         return HW_ENOMEM;
     helpwire__v1__route_reply__pack(r, bytes);
-    return hw_store_dedupe_put(w, q->channel, q->message_id, bytes, len, hw_effects_now_ms(&c->h.fx));
+    rc = hw_store_dedupe_put(w, q->channel, q->message_id, bytes, len, hw_effects_now_ms(&c->h.fx));
+    if (rc == HW_OK) { /* the reply goes out as remembered: packed once */
+        c->packed = bytes;
+        c->packed_len = len;
+    }
+    return rc;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Refuses the call when the sender, or the channel's new customers, are
+ * over their limit: RESOURCE_EXHAUSTED, reason RATE_LIMITED, RetryInfo the
+ * time until a token is back. is_new: the sender has no customer yet.
+ * Returns true when the call may go on. */
+static bool within_limits(hw_call *call, hw_app *app, const Helpwire__V1__RouteRequest *req, bool is_new)
+{
+    int64_t retry_ms = 0;
+    hw_route_limit lim = hw_route_limits_check(app->route_limits, (int)req->channel, req->channel_user_id,
+                                               is_new, mono_ms(), &retry_ms);
+    if (lim == HW_ROUTE_LIMIT_OK)
+        return true;
+    hw_error_hint hint = {.reason = "RATE_LIMITED", .retry_delay_ms = retry_ms};
+    if (lim == HW_ROUTE_LIMIT_SENDER)
+        hw_call_fail_ex(call, GRPC_STATUS_RESOURCE_EXHAUSTED, &hint,
+                        "too many messages from this sender: retry in %lld ms", (long long)retry_ms);
+    else
+        hw_call_fail_ex(call, GRPC_STATUS_RESOURCE_EXHAUSTED, &hint,
+                        "too many new customers on this channel: retry in %lld ms", (long long)retry_ms);
+    return false;
 }
 
 static void route_done(void *arg, int status)
@@ -321,7 +403,12 @@ static void route_done(void *arg, int status)
     route_ctx *c = arg;
     if (hw_rpc_write_failed(&c->h, status))
         return;
-    hw_call_reply(c->h.call, &c->reply.base);
+    /* Packed and sent by the call's worker, not here on the writer; the
+     * reply lives in the call's arena (route_ctx). */
+    if (c->packed && !c->duplicate)
+        hw_call_reply_packed(c->h.call, c->packed, c->packed_len);
+    else
+        hw_call_reply_kept(c->h.call, &c->reply.base);
 }
 
 void hw_router_route(hw_call *call, const ProtobufCMessage *request, void *appv)
@@ -331,10 +418,16 @@ void hw_router_route(hw_call *call, const ProtobufCMessage *request, void *appv)
     if (!hw_rpc_check_enum(call, "channel", &helpwire__v1__channel__descriptor, req->channel, false) ||
         !hw_rpc_check_text(call, "channel_user_id", req->channel_user_id, 1, MAX_ID) ||
         !hw_rpc_check_text(call, "display_name", req->display_name, 0, MAX_NAME) ||
-        !hw_rpc_check_text(call, "text", req->text, 1, MAX_TEXT) ||
+        !hw_rpc_check_text(call, "text", req->text, req->n_attachments ? 0 : 1, MAX_TEXT) ||
         !hw_rpc_check_text(call, "message_id", req->message_id, 1, MAX_ID) ||
-        !hw_rpc_check_text(call, "locale", req->locale, 0, MAX_LOCALE))
+        !hw_rpc_check_text(call, "locale", req->locale, 0, MAX_LOCALE) ||
+        !hw_attachments_check(call, "attachments", req->attachments, req->n_attachments) ||
+        !hw_rpc_check_text(call, "contact_email", req->contact_email, 0, MAX_EMAIL))
         return;
+    if (*req->contact_email && !strchr(req->contact_email, '@')) {
+        hw_call_fail_field(call, "contact_email", "contact_email: must be an email address (contain '@')");
+        return;
+    }
     route_ctx *c = hw_arena_calloc(hw_call_arena(call), 1, sizeof *c);
     if (!c) {
         hw_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "server out of memory");
@@ -343,6 +436,7 @@ void hw_router_route(hw_call *call, const ProtobufCMessage *request, void *appv)
     c->h.call = call;
     c->h.app = app;
     c->req = req;
+    c->files = req->n_attachments > 0;
     c->locale = *req->locale ? req->locale : hw_classify_locale(req->text);
     hw_arena *a = hw_call_arena(call);
 
@@ -353,6 +447,17 @@ void hw_router_route(hw_call *call, const ProtobufCMessage *request, void *appv)
         return;
     bool dup = false;
     int rc = load_duplicate(t, c, &dup);
+    bool is_new = false;
+    if (rc == HW_OK && !dup && hw_route_limits_new_customers_on(app->route_limits)) {
+        /* A sender without a customer yet counts against the channel's
+         * new customers. Two first messages racing both count: the
+         * limit is a bound, not a census. */
+        Helpwire__V1__Customer *known;
+        rc = hw_store_customer_lookup(t, req->channel, req->channel_user_id, a, &known);
+        is_new = rc == HW_ENOTFOUND;
+        if (is_new)
+            rc = HW_OK;
+    }
     hw_rpc_read_end(call, app);
     if (rc != HW_OK) {
         hw_rpc_fail(call, rc, "reading the store failed: %s", hw_strerror(rc));
@@ -362,6 +467,8 @@ void hw_router_route(hw_call *call, const ProtobufCMessage *request, void *appv)
         hw_call_reply(call, &c->reply.base);
         return;
     }
+    if (!within_limits(call, app, req, is_new))
+        return;
     /* The searched prefix is tokenized once, for the classifier and the
      * search. */
     const hw_classify_model *model = hw_classify_skill_model(call, app);
@@ -372,7 +479,10 @@ void hw_router_route(hw_call *call, const ProtobufCMessage *request, void *appv)
     const hw_token *toks;
     size_t n_toks;
     size_t len = query_len(req->text, strlen(req->text), HW_INDEX_MAX_QUERY);
-    if ((rc = hw_tokenize(wk->tokenizer, req->text, len, &toks, &n_toks, &st)) != HW_OK) {
+    if (len == 0) { /* a file without words: the default queue */
+        toks = NULL;
+        n_toks = 0;
+    } else if ((rc = hw_tokenize(wk->tokenizer, req->text, len, &toks, &n_toks, &st)) != HW_OK) {
         hw_rpc_fail(call, rc, "text: %s", st.msg[0] ? st.msg : hw_strerror(rc));
         return;
     }
@@ -384,8 +494,8 @@ void hw_router_route(hw_call *call, const ProtobufCMessage *request, void *appv)
     }
     /* Small talk and requests for a person need no knowledge answer: no
      * search. A bare rating may (when no survey waits for it). */
-    c->talk = hw_smalltalk_classify(req->text, strlen(req->text), &c->rating);
-    if (c->talk == HW_SMALLTALK_NONE || c->talk == HW_SMALLTALK_RATING) {
+    c->talk = c->files ? HW_SMALLTALK_NONE : hw_smalltalk_classify(req->text, strlen(req->text), &c->rating);
+    if (len > 0 && (c->talk == HW_SMALLTALK_NONE || c->talk == HW_SMALLTALK_RATING)) {
         rc = hw_index_answer_tokens(wk->searcher, req->text, len, toks, n_toks, c->locale,
                                     app->settings.answer_threshold, a, &c->ans, &st);
         if (rc != HW_OK) {

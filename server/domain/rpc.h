@@ -14,7 +14,12 @@
  * (h.fx, see effects.h); when fn succeeds they are added to the write's
  * replicated entry (hw_effects_note_in), so every replica runs them; after
  * the group commit they run on the writer thread (or are dropped when the
- * write failed), then done runs there and answers.
+ * write failed), in commit order, then done runs there and answers. In a
+ * group of HW_RPC_HANDOFF_GROUP writes or more (rpc.c) the reply itself is
+ * packed and sent by the call's worker (hw_call_reply off the worker hands
+ * it back; a done callback whose reply lives in the call's arena uses
+ * hw_call_reply_kept or _packed, so that the writer does not even pack
+ * it); in a smaller group the writer sends it itself.
  *
  * Tracing: while fn, the effects and done run on the writer thread, its
  * log trace (hw_log_set_trace) is the call's trace id, so lines written
@@ -55,6 +60,11 @@ const char *hw_rpc_reason(int err);
 
 /* s is valid UTF-8 of min..max bytes (min 0 allows ""). */
 bool hw_rpc_check_text(hw_call *call, const char *field, const char *s, size_t min, size_t max);
+
+/* s is an article or FAQ id: 1..HW_INDEX_MAX_ID (128) bytes of
+ * hw_index_id_char (empty allowed if optional); fails the call with
+ * INVALID_ARGUMENT naming field otherwise. */
+bool hw_rpc_check_doc_id(hw_call *call, const char *field, const char *s, bool optional);
 
 /* s is an id: 1..max bytes of [A-Za-z0-9._:-] (empty allowed if optional). */
 bool hw_rpc_check_id(hw_call *call, const char *field, const char *s, size_t max, bool optional);
@@ -151,6 +161,13 @@ typedef struct hw_principal {
     const char *agent_id; /* for agent tokens, else NULL */
     const char *actor;    /* "agent:<id>", "admin:<token id>", "bridge:<token id>" */
 } hw_principal;
+
+/* Runs fn(arg) on a detached thread of its own (a server stream's long
+ * work: an export, a store copy) holding a reference on call, which fn
+ * must drop (hw_call_unref) when done with it. @return 0; an errno value
+ * when the thread cannot start (the reference is dropped again: the
+ * caller still owns the call and fails it). */
+int hw_rpc_start_thread(hw_call *call, void *(*fn)(void *), void *arg);
 
 /* A new random id: prefix + 16 hex digits (64 random bits), in the arena. */
 char *hw_rpc_new_id(hw_arena *a, const char *prefix);

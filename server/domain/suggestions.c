@@ -21,6 +21,7 @@
 
 #include "server/domain/knowledge.h"
 #include "server/domain/rpc.h"
+#include "server/search/index.h"
 #include "server/store/records.h"
 
 #define NS_REC "sugg"
@@ -29,7 +30,7 @@
 #define NS_KEY "sugg-key"
 #define NS_TICKET "sugg-ticket"
 #define SEQ "suggestion"
-#define MAX_DOC_ID 64
+#define MAX_DOC_ID HW_INDEX_MAX_ID
 #define SOURCE_GIVEN "answered_by"
 #define SOURCE_LINK "link"
 
@@ -90,8 +91,7 @@ char *hw_suggestions_normalize(hw_arena *a, const char *s)
 
 static bool is_id_char(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-           c == ':' || c == '-';
+    return hw_index_id_char((unsigned char)c);
 }
 
 /* Longer forms first: "articles/" before "article/". */
@@ -149,7 +149,7 @@ static uint64_t get_be64(const unsigned char *p)
     return v;
 }
 
-/* Key buffers: the longest is kind + 64-byte id + NUL + status + 8. */
+/* Key buffers: the longest is kind + 128-byte id + NUL + status + 8. */
 enum { KEY_MAX = 1 + MAX_DOC_ID + 1 + 1 + 8 };
 
 /* kind, id, NUL into k; returns the length, 0 when id is too long. */
@@ -297,7 +297,7 @@ bool hw_suggestions_ref_given(hw_call *call, const char *field, const Helpwire__
         return false;
     }
     snprintf(name, sizeof name, "%s.id", field);
-    if (!hw_rpc_check_id(call, name, ref->id, MAX_DOC_ID, false)) {
+    if (!hw_rpc_check_doc_id(call, name, ref->id, false)) {
         *ok = false;
         return false;
     }
@@ -338,7 +338,8 @@ int hw_suggestions_answered_in(hw_store_txn *w, Helpwire__V1__Ticket *t, const H
     hw_doc_link found = {0}, l;
     char id[MAX_DOC_ID + 1];
     for (const char *p = text; p && (p = hw_suggestions_next_link(p, &l));) {
-        /* The id as written, then without a sentence's final '.' or ':'. */
+        /* The id as written, then without what ends a sentence or a
+         * parenthesis after the link (. : , ; ! ) ' *), one by one. */
         size_t len = l.len;
         memcpy(id, l.id, len);
         for (;;) {
@@ -351,7 +352,7 @@ int hw_suggestions_answered_in(hw_store_txn *w, Helpwire__V1__Ticket *t, const H
             }
             if (rc != HW_ENOTFOUND)
                 return rc;
-            if (len > 1 && (id[len - 1] == '.' || id[len - 1] == ':'))
+            if (len > 1 && strchr(".:,;!)'*", id[len - 1]))
                 len--;
             else
                 break;
@@ -430,10 +431,13 @@ static int record(hw_store_txn *w, const Helpwire__V1__Ticket *t, const char *so
         if (vl != 8)
             return HW_ECORRUPT;
         rc = get_by_number(w, get_be64(v), a, &s);
-        if (rc != HW_OK || s->status != SST(PENDING))
+        if (rc == HW_OK && s->status != SST(PENDING))
             return rc; /* decided: never suggested again */
-        s->count++;
-        return put_record(w, s);
+        if (rc == HW_OK) {
+            s->count++;
+            return put_record(w, s);
+        }
+        /* HW_ENOTFOUND: erased with its customer (privacy.c); recorded anew */
     }
     if (rc != HW_ENOTFOUND)
         return rc;
@@ -523,6 +527,73 @@ int hw_suggestions_ticket_done_in(hw_store_txn *w, const Helpwire__V1__Ticket *t
         return rc == HW_ENOTFOUND ? HW_OK : rc;
     }
     return put_ticket_marker(w, t->id, source, this_doc);
+}
+
+/* --------------------------------------------------------------- erasure */
+
+typedef struct erase_scan {
+    bool (*is_ticket)(void *arg, const char *ticket_id);
+    void *arg;
+    hw_arena *a;
+    Suggestion **found;
+    size_t n, cap;
+} erase_scan;
+
+static int erase_each(void *arg, const void *key, size_t key_len, const void *val, size_t val_len)
+{
+    (void)key, (void)key_len;
+    erase_scan *e = arg;
+    Suggestion *s = (Suggestion *)protobuf_c_message_unpack(&helpwire__v1__phrasing_suggestion__descriptor,
+                                                            hw_arena_allocator(e->a), val_len, val);
+    if (!s)
+        return HW_ECORRUPT;
+    if (!s->ticket_id || !e->is_ticket(e->arg, s->ticket_id))
+        return 0;
+    if (e->n == e->cap) {
+        size_t cap = e->cap ? 2 * e->cap : 16;
+        Suggestion **f = hw_arena_alloc(e->a, cap * sizeof *f);
+        if (!f)
+            return HW_ENOMEM;
+        if (e->n)
+            memcpy(f, e->found, e->n * sizeof *f);
+        e->found = f, e->cap = cap;
+    }
+    e->found[e->n++] = s;
+    return 0;
+}
+
+int hw_suggestions_erase_tickets_in(hw_store_txn *w, bool (*is_ticket)(void *arg, const char *ticket_id),
+                                    void *arg, hw_arena *a, size_t *removed)
+{
+    erase_scan e = {.is_ticket = is_ticket, .arg = arg, .a = a};
+    *removed = 0;
+    int rc = hw_store_kv_foreach(w, NS_REC, erase_each, &e);
+    for (size_t i = 0; rc == HW_OK && i < e.n; i++) {
+        Suggestion *s = e.found[i];
+        if ((rc = index_status(w, s, false)) != HW_OK && rc != HW_ENOTFOUND)
+            break;
+        unsigned char k[KEY_MAX];
+        put_be64(k, ~number_of(s));
+        if ((rc = hw_store_kv_delete(w, NS_REC, k, 8)) != HW_OK)
+            break;
+        /* The key of its phrasing (a hash of the customer's words), when
+         * the stored question still gives it. */
+        const char *norm = s->question ? hw_suggestions_normalize(a, s->question) : NULL;
+        size_t p = s->doc ? doc_prefix(k, s->doc->kind, s->doc->id) : 0;
+        if (norm && p) {
+            put_be64(k + p, XXH3_64bits(norm, strlen(norm)));
+            void *v;
+            size_t vl;
+            rc = hw_store_kv_get(w, NS_KEY, k, p + 8, a, &v, &vl);
+            if (rc == HW_OK && vl == 8 && get_be64(v) == number_of(s))
+                rc = hw_store_kv_delete(w, NS_KEY, k, p + 8);
+            if (rc != HW_OK && rc != HW_ENOTFOUND)
+                break;
+        }
+        rc = HW_OK;
+        (*removed)++;
+    }
+    return rc;
 }
 
 /* ------------------------------------------------------ ListSuggestions */

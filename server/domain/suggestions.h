@@ -61,7 +61,8 @@ char *hw_suggestions_normalize(hw_arena *a, const char *s);
 
 /* A link to a document in a text: "/articles/<id>" or "/article/<id>"
  * (ARTICLE), "/faqs/<id>" or "/faq/<id>" (FAQ), where <id> is the longest
- * run of [A-Za-z0-9._:-] after the slash, 1..64 bytes. */
+ * run of id bytes (hw_index_id_char) after the slash, 1..HW_INDEX_MAX_ID
+ * bytes. */
 typedef struct hw_doc_link {
     Helpwire__V1__DocKind kind;
     const char *id; /* into the text, not terminated */
@@ -117,5 +118,12 @@ int hw_suggestions_get(hw_store_txn *t, const char *id, hw_arena *a, Helpwire__V
 void hw_suggestions_list(hw_call *call, const ProtobufCMessage *request, void *app);
 void hw_suggestions_approve(hw_call *call, const ProtobufCMessage *request, void *app);
 void hw_suggestions_reject(hw_call *call, const ProtobufCMessage *request, void *app);
+
+/* Inside a write fn (erasure, privacy.c): removes every phrasing
+ * suggestion taken from a ticket is_ticket(arg, id) names, whatever its
+ * status, with its listing keys; *removed receives how many. A scan of all
+ * suggestions. @return HW_OK; store codes. */
+int hw_suggestions_erase_tickets_in(hw_store_txn *w, bool (*is_ticket)(void *arg, const char *ticket_id),
+                                    void *arg, hw_arena *a, size_t *removed);
 
 #endif

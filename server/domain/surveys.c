@@ -30,6 +30,7 @@
 
 #include <openssl/evp.h>
 
+#include "server/domain/conversation.h"
 #include "server/domain/outbox.h"
 #include "server/domain/rpc.h"
 #include "server/domain/watch.h"
@@ -136,7 +137,14 @@ int hw_surveys_create_in(hw_store_txn *w, hw_app *app, const Helpwire__V1__Ticke
                                              : HW_ENOTFOUND;
     if (rc != HW_OK && rc != HW_ENOTFOUND)
         return rc;
-    bool zh = cust && cust->locale && strncmp(cust->locale, "zh", 2) == 0;
+    /* In the conversation's language: a Chinese conversation that ends with
+     * "OK" is still Chinese (conversation.h). */
+    hw_conversation conv;
+    rc = hw_conversation_scan(w, t->id, a, &conv);
+    if (rc != HW_OK)
+        return rc;
+    const char *locale = hw_conversation_locale(&conv, cust);
+    bool zh = strcmp(locale, "zh") == 0;
     char *text =
         zh ? hw_arena_printf(a, "请回复 1–5 为本次服务打分（5 为非常满意），或打开链接：%s", url ? url : "")
            : hw_arena_printf(a,
@@ -170,6 +178,7 @@ int hw_surveys_create_in(hw_store_txn *w, hw_app *app, const Helpwire__V1__Ticke
     m.kind = HELPWIRE__V1__OUTBOUND_KIND__OUTBOUND_KIND_SURVEY_INVITATION;
     m.text = text;
     m.survey_url = url;
+    m.locale = (char *)locale;
     m.created_unix_ms = now;
     rc = hw_outbox_append_parts_in(w, fx, &m, NULL, NULL); /* split at the channel's limit */
     if (rc != HW_OK)

@@ -17,9 +17,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "helpwire/v1/outbox.pb-c.h"
+#include "server/domain/attachments.h"
 #include "server/domain/classify.h"
+#include "server/domain/conversation.h"
 #include "server/domain/notifier.h"
 #include "server/domain/outbox.h"
 #include "server/domain/queues.h"
@@ -242,6 +245,9 @@ static int open_ticket(hw_store_txn *w, const hw_ticket_open *o, hw_arena *a, hw
     m.author = hw_arena_printf(a, "customer:%s", o->customer->id);
     m.text = (char *)o->text;
     m.created_unix_ms = t->created_unix_ms;
+    m.attachments = o->attachments;
+    m.n_attachments = o->n_attachments;
+    m.channel_message_id = (char *)(o->channel_message_id ? o->channel_message_id : "");
     rc = hw_store_ticket_message_append(w, &m, NULL);
     if (rc == HW_OK)
         rc = hw_watch_record(
@@ -266,6 +272,16 @@ int hw_tickets_add_message_in(hw_store_txn *w, Ticket *t, Helpwire__V1__MessageK
                               const char *text, hw_arena *a, hw_effects *fx,
                               Helpwire__V1__TicketMessage **msg_out, hw_outbox_parts *sent)
 {
+    return hw_tickets_add_message_ex_in(w, t, kind, author, text, NULL, a, fx, msg_out, sent);
+}
+
+int hw_tickets_add_message_ex_in(hw_store_txn *w, Ticket *t, Helpwire__V1__MessageKind kind, const char *author,
+                                 const char *text, const hw_message_extra *x, hw_arena *a, hw_effects *fx,
+                                 Helpwire__V1__TicketMessage **msg_out, hw_outbox_parts *sent)
+{
+    static const hw_message_extra none = {0};
+    if (!x)
+        x = &none;
     if (sent)
         *sent = (hw_outbox_parts){0};
     if (t->status == ST(CLOSED))
@@ -281,17 +297,32 @@ int hw_tickets_add_message_in(hw_store_txn *w, Ticket *t, Helpwire__V1__MessageK
     m->author = (char *)author;
     m->text = (char *)text;
     m->created_unix_ms = hw_effects_now_ms(fx);
+    m->attachments = x->attachments;
+    m->n_attachments = x->n_attachments;
+    m->channel_message_id = (char *)(x->channel_message_id ? x->channel_message_id : "");
+    m->author_name = (char *)(x->author_name ? x->author_name : "");
     /* An agent reply is queued first, so that the message is stored once
      * with the number of parts it was sent as. */
     int rc = HW_OK;
     hw_outbox_parts parts = {0};
     if (kind == HELPWIRE__V1__MESSAGE_KIND__MESSAGE_KIND_AGENT_REPLY) {
-        Helpwire__V1__Customer *c;
-        rc = hw_store_customer_get(w, t->customer_id, a, &c);
-        if (rc == HW_OK)
-            rc = hw_outbox_send_parts_to_customer_in(w, fx, c, t->channel, t->id,
-                                                     HELPWIRE__V1__OUTBOUND_KIND__OUTBOUND_KIND_AGENT_REPLY,
-                                                     text, a, &parts);
+        /* The caller's copy when it read the customer in this write. */
+        const Helpwire__V1__Customer *c = x->customer;
+        if (!c) {
+            Helpwire__V1__Customer *got = NULL;
+            rc = hw_store_customer_get(w, t->customer_id, a, &got);
+            c = got;
+        }
+        if (rc == HW_OK) {
+            Helpwire__V1__OutboundMessage om = HELPWIRE__V1__OUTBOUND_MESSAGE__INIT;
+            om.ticket_id = t->id;
+            om.kind = HELPWIRE__V1__OUTBOUND_KIND__OUTBOUND_KIND_AGENT_REPLY;
+            om.text = (char *)text;
+            om.attachments = x->attachments; /* on the last part */
+            om.n_attachments = x->n_attachments;
+            hw_outbox_extra_apply(&om, x->outbound);
+            rc = hw_outbox_send_message_to_customer_in(w, fx, c, t->channel, &om, a, &parts);
+        }
         else if (rc == HW_ENOTFOUND)
             rc = HW_OK;
         if (rc != HW_OK)
@@ -314,6 +345,8 @@ int hw_tickets_add_message_in(hw_store_txn *w, Ticket *t, Helpwire__V1__MessageK
     const char *detail = kinds[(unsigned)kind < 5 ? kind : 0];
     if (parts.n > 1)
         detail = hw_arena_printf(a, "%s, sent in %zu parts", detail, parts.n);
+    if (detail && x && x->event_note && x->event_note[0])
+        detail = hw_arena_printf(a, "%s; %s", detail, x->event_note);
     if (rc == HW_OK && !detail)
         rc = HW_ENOMEM;
     if (rc == HW_OK)
@@ -696,11 +729,18 @@ static void create_done(void *arg, int status)
     create_ctx *c = arg;
     if (hw_rpc_write_failed(&c->h, status))
         return;
-    Helpwire__V1__CreateTicketReply r = HELPWIRE__V1__CREATE_TICKET_REPLY__INIT;
-    r.ticket = c->ticket;
-    r.replayed = c->replayed;
-    r.priority_reason = (char *)c->reason;
-    hw_call_reply(c->h.call, &r.base);
+    /* In the call's arena: packed and sent by the call's worker, not here
+     * on the writer (hw_call_reply_kept). */
+    Helpwire__V1__CreateTicketReply *r = hw_arena_alloc(hw_call_arena(c->h.call), sizeof *r);
+    if (!r) {
+        hw_rpc_fail(c->h.call, HW_ENOMEM, "server out of memory");
+        return;
+    }
+    helpwire__v1__create_ticket_reply__init(r);
+    r->ticket = c->ticket;
+    r->replayed = c->replayed;
+    r->priority_reason = (char *)c->reason;
+    hw_call_reply_kept(c->h.call, &r->base);
 }
 
 static bool check_tags(hw_call *call, char **tags, size_t n)
@@ -932,7 +972,110 @@ typedef struct {
     const Helpwire__V1__AddMessageRequest *req;
     Helpwire__V1__TicketMessage *msg;
     hw_outbox_parts sent;
+    Helpwire__V1__ChannelWindow *window; /* AGENT_REPLY on WhatsApp; NULL otherwise */
 } message_ctx;
+
+/* The request's attachments, resolved from the store (NOT_FOUND naming
+ * attachments[i].id). */
+static int message_extra_in(hw_store_txn *w, message_ctx *c, hw_message_extra *x)
+{
+    hw_arena *a = hw_call_arena(c->h.call);
+    *x = (hw_message_extra){.attachments = c->req->attachments, .n_attachments = c->req->n_attachments};
+    return hw_attachments_resolve_in(w, &c->h, "attachments", c->req->attachments, c->req->n_attachments, a);
+}
+
+/* t as RFC 3339 in UTC ("2026-12-07T07:50:45Z"), in a. */
+static const char *rfc3339(hw_arena *a, int64_t unix_ms)
+{
+    time_t secs = (time_t)(unix_ms / 1000);
+    struct tm tm;
+    char buf[32];
+    if (!gmtime_r(&secs, &tm) || strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        return "?";
+    return hw_arena_strdup(a, buf);
+}
+
+/* What an agent's reply carries: the agent's name, the conversation's
+ * language and, on WhatsApp, the 24-hour window (conversation.h): within
+ * it the reply goes as it is; after it, as the configured template (the
+ * MESSAGE event says so), or not at all (FAILED_PRECONDITION, nothing
+ * stored) without one. */
+static int reply_extra(hw_store_txn *w, message_ctx *c, const Ticket *t, hw_message_extra *x,
+                       hw_outbox_extra *ox)
+{
+    hw_arena *a = hw_call_arena(c->h.call);
+    const hw_settings *cfg = &c->h.app->settings;
+    hw_conversation conv;
+    int rc = hw_conversation_scan(w, t->id, a, &conv);
+    if (rc != HW_OK)
+        return rc;
+    Helpwire__V1__Customer *cust = NULL;
+    rc = hw_store_customer_get(w, t->customer_id, a, &cust);
+    if (rc == HW_ENOTFOUND)
+        cust = NULL;
+    else if (rc != HW_OK)
+        return rc;
+    x->customer = cust;
+    ox->locale = hw_conversation_locale(&conv, cust);
+    const char *agent_id = hw_rpc_agent(c->h.call);
+    Helpwire__V1__Agent *agent = NULL;
+    if (agent_id && *agent_id) {
+        rc = hw_store_agent_get(w, agent_id, a, &agent);
+        if (rc != HW_OK && rc != HW_ENOTFOUND)
+            return rc;
+    }
+    x->author_name = ox->author_name = agent && agent->name ? agent->name : "";
+    x->outbound = ox;
+    if (t->channel != HELPWIRE__V1__CHANNEL__CHANNEL_WHATSAPP)
+        return HW_OK;
+
+    Helpwire__V1__ChannelWindow *win = hw_arena_alloc(a, sizeof *win);
+    if (!win)
+        return HW_ENOMEM;
+    helpwire__v1__channel_window__init(win);
+    int64_t now = hw_effects_now_ms(&c->h.fx);
+    win->last_customer_message_unix_ms = conv.has_customer_message ? conv.last_customer_unix_ms : 0;
+    win->closes_unix_ms = conv.has_customer_message ? conv.last_customer_unix_ms + HW_CONVERSATION_WINDOW_MS : 0;
+    win->template_name = "";
+    /* Open while now < closes: at exactly 24 h the window has closed. */
+    if (conv.has_customer_message && now < win->closes_unix_ms) {
+        c->window = win;
+        return HW_OK;
+    }
+    const char *closed_at = conv.has_customer_message ? rfc3339(a, win->closes_unix_ms) : NULL;
+    if (!cfg->whatsapp_template_name || !cfg->whatsapp_template_name[0]) {
+        if (closed_at)
+            return hw_rpc_wfail_on(&c->h, HW_EPRECONDITION, "tickets", t->id,
+                                   "WhatsApp 24-hour window closed at %s; configure --whatsapp-template to "
+                                   "re-open the conversation",
+                                   closed_at);
+        return hw_rpc_wfail_on(&c->h, HW_EPRECONDITION, "tickets", t->id,
+                               "WhatsApp 24-hour window is closed (the customer has not written on ticket %s); "
+                               "configure --whatsapp-template to re-open the conversation",
+                               t->id);
+    }
+    if (x->n_attachments > 0)
+        /* A template carries text only: the files would be refused
+         * (131047) after the template went out. */
+        return hw_rpc_wfail_on(&c->h, HW_EPRECONDITION, "tickets", t->id,
+                               "WhatsApp 24-hour window %s%s: files can be sent once the customer answers; send "
+                               "the text alone first (it goes as template %s)",
+                               closed_at ? "closed at " : "is closed", closed_at ? closed_at : "",
+                               cfg->whatsapp_template_name);
+    win->closed = true;
+    win->template_name = (char *)cfg->whatsapp_template_name;
+    ox->template_name = cfg->whatsapp_template_name;
+    ox->template_language = cfg->whatsapp_template_language ? cfg->whatsapp_template_language : "en";
+    x->event_note = closed_at ? hw_arena_printf(a,
+                                                "WhatsApp 24-hour window closed at %s: sent as template %s (%s)",
+                                                closed_at, ox->template_name, ox->template_language)
+                              : hw_arena_printf(a, "WhatsApp 24-hour window closed: sent as template %s (%s)",
+                                                ox->template_name, ox->template_language);
+    if (!x->event_note)
+        return HW_ENOMEM;
+    c->window = win;
+    return HW_OK;
+}
 
 static int message_fn(hw_store_txn *w, void *arg)
 {
@@ -954,7 +1097,18 @@ static int message_fn(hw_store_txn *w, void *arg)
         if (rc != HW_OK)
             return rc;
     }
-    rc = hw_tickets_add_message_in(w, t, c->req->kind, author, c->req->text, a, &c->h.fx, &c->msg, &c->sent);
+    hw_message_extra x;
+    hw_outbox_extra ox = {0};
+    if ((rc = message_extra_in(w, c, &x)) != HW_OK)
+        return rc;
+    c->window = NULL;
+    if (c->req->kind == HELPWIRE__V1__MESSAGE_KIND__MESSAGE_KIND_AGENT_REPLY && t->status != ST(CLOSED)) {
+        rc = reply_extra(w, c, t, &x, &ox);
+        if (rc != HW_OK)
+            return rc;
+    }
+    rc = hw_tickets_add_message_ex_in(w, t, c->req->kind, author, c->req->text, &x, a, &c->h.fx, &c->msg,
+                                      &c->sent);
     if (rc == HW_EPRECONDITION)
         return hw_rpc_wfail_on(&c->h, rc, "tickets", t->id, "ticket %s is closed; open a new ticket instead",
                                t->id);
@@ -971,6 +1125,7 @@ static void message_done(void *arg, int status)
     r.outbox_seq = c->sent.n ? c->sent.seqs[0] : 0;
     r.outbox_seqs = c->sent.seqs;
     r.n_outbox_seqs = c->sent.n;
+    r.window = c->window;
     hw_call_reply(c->h.call, &r.base);
 }
 
@@ -978,7 +1133,8 @@ void hw_tickets_add_message(hw_call *call, const ProtobufCMessage *request, void
 {
     const Helpwire__V1__AddMessageRequest *req = (const void *)request;
     if (!hw_rpc_check_id(call, "ticket_id", req->ticket_id, 64, false) ||
-        !hw_rpc_check_text(call, "text", req->text, 1, MAX_TEXT))
+        !hw_rpc_check_text(call, "text", req->text, req->n_attachments ? 0 : 1, MAX_TEXT) ||
+        !hw_attachments_check(call, "attachments", req->attachments, req->n_attachments))
         return;
     if (req->kind != HELPWIRE__V1__MESSAGE_KIND__MESSAGE_KIND_AGENT_REPLY &&
         req->kind != HELPWIRE__V1__MESSAGE_KIND__MESSAGE_KIND_CUSTOMER &&

@@ -40,6 +40,12 @@ typedef struct hw_ticket_open {
     char **tags;
     size_t n_tags;
     const char *actor; /* who opened it: "customer:<id>", "agent:<id>" */
+    /* The first message's files and places (already resolved:
+     * attachments.h) and its channel id (Route's message_id); may be
+     * empty. Borrowed. */
+    Helpwire__V1__Attachment **attachments;
+    size_t n_attachments;
+    const char *channel_message_id;
 } hw_ticket_open;
 
 /* Opens a ticket: number from the "ticket" sequence (from 1000), id
@@ -63,6 +69,29 @@ int hw_tickets_open_in(hw_store_txn *w, const hw_ticket_open *o, hw_arena *a, hw
 int hw_tickets_add_message_in(hw_store_txn *w, Helpwire__V1__Ticket *t, Helpwire__V1__MessageKind kind,
                               const char *author, const char *text, hw_arena *a, hw_effects *fx,
                               Helpwire__V1__TicketMessage **msg_out, hw_outbox_parts *sent);
+
+/* What a message may carry besides its text (all optional, borrowed). */
+typedef struct hw_message_extra {
+    /* Files and places, already resolved (hw_attachments_resolve_in). An
+     * AGENT_REPLY delivers them on the outbox message of its last part;
+     * with them the text may be empty. */
+    Helpwire__V1__Attachment **attachments;
+    size_t n_attachments;
+    const char *channel_message_id;  /* CUSTOMER through Route: the channel's id (read receipts) */
+    const char *author_name;         /* AGENT_REPLY: the agent's name, kept on the message */
+    const hw_outbox_extra *outbound; /* AGENT_REPLY: what the queued message carries (outbox.h) */
+    const char *event_note;          /* appended to the MESSAGE event's detail ("; " + note) */
+    /* AGENT_REPLY: the ticket's customer as the caller read it in this
+     * write (NULL: read here), so a reply reads it once. */
+    const Helpwire__V1__Customer *customer;
+} hw_message_extra;
+
+/* hw_tickets_add_message_in with x (may be NULL) stored on the message
+ * (TicketMessage.attachments, channel_message_id, author_name) and, for
+ * an AGENT_REPLY, the attachments and x->outbound queued with the reply. */
+int hw_tickets_add_message_ex_in(hw_store_txn *w, Helpwire__V1__Ticket *t, Helpwire__V1__MessageKind kind,
+                                 const char *author, const char *text, const hw_message_extra *x, hw_arena *a,
+                                 hw_effects *fx, Helpwire__V1__TicketMessage **msg_out, hw_outbox_parts *sent);
 
 /* The customer's most recent ticket that is OPEN, PENDING or ESCALATED,
  * or HW_ENOTFOUND. */

@@ -5,8 +5,16 @@
  * one worker's completion queue; when the core fills it, the worker posts a
  * replacement slot first, then serves the call. All completions of a call
  * arrive on the worker that accepted it, so a unary call is freed there;
- * a handler may still answer from another thread (grpc_call_start_batch is
- * thread-safe), which is how store writes answer after their group commit.
+ * a handler may still answer from another thread, which is how store
+ * writes answer after their group commit. Such a unary reply is handed
+ * back to the call's worker (reply_handoff): the answering thread pushes
+ * the call on the worker's hand-off stack, and the worker packs and sends
+ * it, so that the store's single writer does not pay for the replies. The
+ * first call pushed on an empty stack wakes the worker through its own
+ * completion queue (a batch of that call's initial metadata, TAG_REPLIES),
+ * and the worker then sends everything pushed until it takes the stack:
+ * one small batch per wake-up on the answering thread instead of a reply
+ * batch per call.
  *
  * Unary calls need no lock at all: one batch answers them and its
  * completion frees them. Streaming calls have a small mutex guarding their
@@ -80,6 +88,7 @@ typedef enum {
     TAG_STREAM_RECV,
     TAG_FORWARD_DONE, /* the relay of a call to the leader answered */
     TAG_RESUME,       /* a call waiting for the applied index is back on its worker */
+    TAG_REPLIES,      /* replies handed to this worker by another thread wait (reply_handoff) */
     TAG_SHUTDOWN,
 } tag_kind;
 
@@ -96,6 +105,11 @@ typedef struct hw_worker {
     pthread_t thread;
     bool running;
     hw_trace_rng rng; /* trace and span ids of the calls it accepts; this thread's own */
+    /* Unary replies handed over by other threads (reply_handoff): a stack
+     * of calls linked by handoff_next, newest first; pushed by any thread,
+     * taken whole by this worker when the wake-up (TAG_REPLIES) of the
+     * call that found it empty arrives. */
+    _Atomic(hw_call *) handoffs;
 } hw_worker;
 
 /* A call relayed to the leader: the client call and what it brought back.
@@ -132,7 +146,7 @@ struct hw_call {
     grpc_byte_buffer *payload;
     grpc_call_details details; /* unregistered calls only */
     hw_arena *arena;
-    hw_tag t_new, t_done, t_send, t_close, t_recv, t_fwd, t_resume;
+    hw_tag t_new, t_done, t_send, t_close, t_recv, t_fwd, t_resume, t_replies;
     grpc_byte_buffer *recv_bb; /* client-streaming: the message just received */
     int64_t start_ns;
     grpc_status_code status;
@@ -151,6 +165,14 @@ struct hw_call {
     bool req_known;        /* req_bytes was set (else the payload's size is used) */
     size_t resp_bytes;     /* reply messages packed (streams: summed, under mu) */
     bool to_leader;        /* the authorization hook asked for the leader (hw_call_forward_to_leader) */
+    /* A reply handed to the worker (reply_handoff): one of the three is
+     * set; what it points to lives as long as the call. */
+    const ProtobufCMessage *later_msg; /* packed on the worker */
+    const void *later_bytes;           /* packed already: later_len bytes */
+    size_t later_len;
+    grpc_byte_buffer *later_bb; /* packed already, owned by the call */
+    hw_call *handoff_next;      /* the worker's handoffs stack */
+    bool direct_reply;          /* hw_call_set_handoff(false): no hand-off */
     /* The caller's tracestate, kept (hw_call_tracestate); in the arena. */
     const char *tracestate;
 
@@ -254,6 +276,7 @@ static hw_call *slot_new(hw_worker *w)
     c->t_recv.kind = TAG_STREAM_RECV;
     c->t_fwd.kind = TAG_FORWARD_DONE;
     c->t_resume.kind = TAG_RESUME;
+    c->t_replies.kind = TAG_REPLIES;
     grpc_metadata_array_init(&c->md);
     return c;
 }
@@ -582,19 +605,14 @@ static void unary_send(hw_call *c, grpc_byte_buffer *bb, grpc_status_code code, 
     }
 }
 
-void hw_call_reply(hw_call *c, const ProtobufCMessage *reply)
+/* Sends bb (len bytes, owned by the call from here on; NULL: out of
+ * memory) as c's OK reply, or RESOURCE_EXHAUSTED when it is too large. */
+static void reply_send(hw_call *c, grpc_byte_buffer *bb, size_t len)
 {
-    if (c->streaming) {
-        hw_call_stream_send(c, reply);
+    if (!bb) {
+        unary_send(c, NULL, GRPC_STATUS_RESOURCE_EXHAUSTED, "server out of memory");
         return;
     }
-    if (c->answered) {
-        hw_log_event(c->net->o.log, HW_LOG_ERROR, "double_reply", "method=%s", c->method->path);
-        return;
-    }
-    c->answered = true;
-    size_t len;
-    grpc_byte_buffer *bb = pack_message(reply, &len);
     if (len > (size_t)c->net->o.max_message_bytes) {
         grpc_byte_buffer_destroy(bb);
         char msg[160];
@@ -606,6 +624,168 @@ void hw_call_reply(hw_call *c, const ProtobufCMessage *reply)
     }
     c->resp_bytes = len;
     unary_send(c, bb, GRPC_STATUS_OK, NULL);
+}
+
+/* On c's worker: packs (or copies) the reply handed over and sends it. */
+static void send_handed_off(hw_call *c)
+{
+    size_t len = 0;
+    grpc_byte_buffer *bb = c->later_bb;
+    if (c->later_msg) {
+        bb = pack_message(c->later_msg, &len);
+    } else if (c->later_bytes) {
+        grpc_slice s = grpc_slice_from_copied_buffer(c->later_bytes, c->later_len);
+        bb = grpc_raw_byte_buffer_create(&s, 1);
+        grpc_slice_unref(s);
+        len = c->later_len;
+    } else {
+        len = c->later_len;
+    }
+    c->later_bb = NULL;
+    reply_send(c, bb, len);
+}
+
+/* Takes every reply handed to w and sends them, oldest first, each with
+ * the thread's log trace set to its call's. On w (the wake-up's
+ * completion), or on the thread whose wake-up could not start. */
+static void send_handoffs(hw_worker *w)
+{
+    hw_call *c = atomic_exchange_explicit(&w->handoffs, NULL, memory_order_acquire);
+    hw_call *fifo = NULL;
+    while (c) { /* newest first: reversed */
+        hw_call *next = c->handoff_next;
+        c->handoff_next = fifo;
+        fifo = c;
+        c = next;
+    }
+    while (fifo) {
+        hw_call *next = fifo->handoff_next; /* read first: the send may free fifo */
+        saved_trace sv;
+        trace_enter(fifo, &sv);
+        send_handed_off(fifo);
+        trace_leave(&sv);
+        fifo = next;
+    }
+}
+
+/* Sends c's initial metadata with tag, whose completion arrives on c's
+ * worker: the way back to it from another thread. c may be freed by that
+ * completion as soon as this returns GRPC_CALL_OK. */
+static grpc_call_error hop_to_worker(hw_call *c, hw_tag *tag)
+{
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_SEND_INITIAL_METADATA;
+    c->md_sent = true;
+    grpc_call *call = c->call;
+    atomic_store_explicit(&c->published, 1, memory_order_release);
+    return grpc_call_start_batch(call, &op, 1, tag, NULL);
+}
+
+/* Hands c's reply (later_*, set by the caller) to c's worker, which packs
+ * and sends it: the answering thread (the store's writer) pays for one
+ * push, and for one small batch per wake-up of the worker rather than a
+ * pack and a batch per reply. The first reply pushed on an empty stack
+ * wakes the worker by sending its own call's initial metadata (tag
+ * TAG_REPLIES, on the worker's queue); the replies pushed until the worker
+ * takes the stack ride on that wake-up. Only that wake-up's completion
+ * takes the stack, so the call that found it empty stays in it (not freed)
+ * until then, and at most one wake-up per worker is on its way. */
+static void reply_handoff(hw_call *c)
+{
+    hw_worker *w = c->w;
+    hw_call *head = atomic_load_explicit(&w->handoffs, memory_order_relaxed);
+    do {
+        c->handoff_next = head;
+    } while (!atomic_compare_exchange_weak_explicit(&w->handoffs, &head, c, memory_order_release,
+                                                    memory_order_relaxed));
+    if (head)
+        return; /* the wake-up of the call at the bottom will take c: c may be gone already */
+    if (hop_to_worker(c, &c->t_replies) != GRPC_CALL_OK) {
+        /* No wake-up will come: this thread sends what waits. */
+        c->md_sent = false;
+        send_handoffs(w);
+    }
+}
+
+/* Whether c's reply may be handed to its worker: a unary call, answered
+ * from another thread, whose initial metadata has not gone out (the
+ * wake-up may send them). */
+static bool may_hand_off(const hw_call *c)
+{
+    return !c->direct_reply && !c->streaming && !c->md_sent && !pthread_equal(pthread_self(), c->w->thread);
+}
+
+void hw_call_set_handoff(hw_call *c, bool hand_off)
+{
+    c->direct_reply = !hand_off;
+}
+
+/* Marks c answered; false (and logs) when it already was. */
+static bool claim_answer(hw_call *c)
+{
+    if (c->answered) {
+        hw_log_event(c->net->o.log, HW_LOG_ERROR, "double_reply", "method=%s",
+                     c->method ? c->method->path : "unregistered");
+        return false;
+    }
+    c->answered = true;
+    return true;
+}
+
+void hw_call_reply(hw_call *c, const ProtobufCMessage *reply)
+{
+    if (c->streaming) {
+        hw_call_stream_send(c, reply);
+        return;
+    }
+    if (!claim_answer(c))
+        return;
+    size_t len;
+    grpc_byte_buffer *bb = pack_message(reply, &len);
+    if (may_hand_off(c)) {
+        c->later_bb = bb;
+        c->later_len = len;
+        if (bb) {
+            reply_handoff(c);
+            return;
+        }
+    }
+    reply_send(c, bb, len);
+}
+
+void hw_call_reply_kept(hw_call *c, const ProtobufCMessage *reply)
+{
+    if (c->streaming || !may_hand_off(c)) {
+        hw_call_reply(c, reply);
+        return;
+    }
+    if (!claim_answer(c))
+        return;
+    c->later_msg = reply;
+    reply_handoff(c);
+}
+
+void hw_call_reply_packed(hw_call *c, const void *bytes, size_t len)
+{
+    if (c->streaming) {
+        hw_call_fail(c, GRPC_STATUS_INTERNAL, "a packed reply is for unary calls");
+        return;
+    }
+    if (!may_hand_off(c)) {
+        if (!claim_answer(c))
+            return;
+        grpc_slice s = grpc_slice_from_copied_buffer(bytes, len);
+        grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&s, 1);
+        grpc_slice_unref(s);
+        reply_send(c, bb, len);
+        return;
+    }
+    if (!claim_answer(c))
+        return;
+    c->later_bytes = bytes;
+    c->later_len = len;
+    reply_handoff(c);
 }
 
 /* ------------------------------------------------------------- streams */
@@ -947,6 +1127,39 @@ void hw_call_fail_field(hw_call *c, const char *field, const char *fmt, ...)
     va_end(ap);
 }
 
+/* ------------------------------------------------------------ requests */
+
+bool hw_net_request_decodable(const ProtobufCMessage *m)
+{
+    for (unsigned i = 0; i < m->n_unknown_fields; i++)
+        if (m->unknown_fields[i].tag == 0)
+            return false;
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    for (unsigned f = 0; f < d->n_fields; f++) {
+        const ProtobufCFieldDescriptor *fd = &d->fields[f];
+        if (fd->type != PROTOBUF_C_TYPE_MESSAGE)
+            continue;
+        const char *base = (const char *)m;
+        if (fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
+            /* The members share their storage: only the one set is a message. */
+            if (*(const uint32_t *)(base + fd->quantifier_offset) != fd->id)
+                continue;
+        }
+        if (fd->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t n = *(const size_t *)(base + fd->quantifier_offset);
+            ProtobufCMessage *const *items = *(ProtobufCMessage *const *const *)(base + fd->offset);
+            for (size_t k = 0; k < n; k++)
+                if (items[k] && !hw_net_request_decodable(items[k]))
+                    return false;
+        } else {
+            const ProtobufCMessage *sub = *(const ProtobufCMessage *const *)(base + fd->offset);
+            if (sub && !hw_net_request_decodable(sub))
+                return false;
+        }
+    }
+    return true;
+}
+
 /* --------------------------------------------------------- call access */
 
 hw_arena *hw_call_arena(hw_call *c)
@@ -982,6 +1195,14 @@ const hw_trace *hw_call_trace(const hw_call *c)
 const char *hw_call_tracestate(const hw_call *c)
 {
     return c->tracestate;
+}
+
+const char *hw_call_peer(hw_call *c)
+{
+    char *peer = c->call ? grpc_call_get_peer(c->call) : NULL;
+    const char *out = peer ? hw_arena_strdup(c->arena, peer) : NULL;
+    gpr_free(peer);
+    return out ? out : "";
 }
 
 void hw_call_set_token_id(hw_call *c, const char *token_id)
@@ -1098,6 +1319,8 @@ static void on_stream_recv(hw_call *c, bool ok)
         c->req_known = true;
         req = protobuf_c_message_unpack(m->request, hw_arena_allocator(c->arena), len,
                                         GRPC_SLICE_START_PTR(all));
+        if (req && !hw_net_request_decodable(req))
+            req = NULL; /* in the arena: nothing to free */
         grpc_slice_unref(all);
     }
     grpc_byte_buffer_destroy(bb);
@@ -1143,6 +1366,8 @@ static void serve_request(hw_call *c)
     }
     ProtobufCMessage *req =
         bytes ? protobuf_c_message_unpack(m->request, hw_arena_allocator(c->arena), len, bytes) : NULL;
+    if (req && !hw_net_request_decodable(req))
+        req = NULL; /* in the arena: nothing to free */
     if (!req) {
         hw_call_fail(c, GRPC_STATUS_INVALID_ARGUMENT, "request is not a valid %s (%zu bytes)",
                      m->request->name, len);
@@ -1399,13 +1624,7 @@ static void on_min_applied(void *arg, hw_wait_outcome outcome)
     case HW_WAIT_APPLIED: {
         /* Handlers run on their worker (per-worker state): hop back to it
          * by sending the initial metadata now, on the call's queue. */
-        grpc_op op;
-        memset(&op, 0, sizeof op);
-        op.op = GRPC_OP_SEND_INITIAL_METADATA;
-        c->md_sent = true;
-        grpc_call *call = c->call;
-        atomic_store_explicit(&c->published, 1, memory_order_release);
-        if (grpc_call_start_batch(call, &op, 1, &c->t_resume, NULL) != GRPC_CALL_OK)
+        if (hop_to_worker(c, &c->t_resume) != GRPC_CALL_OK)
             hw_call_fail(c, GRPC_STATUS_INTERNAL, "cannot resume the call after waiting for applied index");
         return;
     }
@@ -1591,6 +1810,8 @@ static hw_call *tag_call(hw_tag *tag)
         return CONTAINER_OF(tag, hw_call, t_fwd);
     case TAG_RESUME:
         return CONTAINER_OF(tag, hw_call, t_resume);
+    case TAG_REPLIES:
+        return CONTAINER_OF(tag, hw_call, t_replies);
     case TAG_SHUTDOWN:
         break;
     }
@@ -1679,6 +1900,14 @@ static void handle_call_event(hw_worker *w, hw_tag *tag, bool ok)
             hw_call_fail(c, GRPC_STATUS_CANCELLED, "call ended while waiting for applied index");
         else
             serve_request(c);
+        return;
+    }
+    case TAG_REPLIES: {
+        hw_call *c = CONTAINER_OF(tag, hw_call, t_replies);
+        (void)atomic_load_explicit(&c->published, memory_order_acquire);
+        /* ok or not (a cancelled call), the replies waiting go out; c,
+         * the oldest of them, among them. */
+        send_handoffs(w);
         return;
     }
     case TAG_SHUTDOWN:

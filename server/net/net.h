@@ -219,6 +219,15 @@ int64_t hw_net_calls_in_flight(const hw_net *net);
  * latency_target_us is set, else max_in_flight (0 = unbounded). */
 int64_t hw_net_admission_limit(const hw_net *net);
 
+/* Whether a request protobuf-c decoded, and every message in it, is free
+ * of unknown fields numbered 0. protobuf-c lets such a field through when
+ * its tag is written in more bytes than needed (0x80 0x00), keeps it, and
+ * writes it back in the short form, which no decoder accepts (protobuf-c's
+ * neither): echoed or stored, it would make replies undecodable. net
+ * answers such a request INVALID_ARGUMENT, as it answers any payload that
+ * does not decode (other protobuf decoders refuse field number 0 too). */
+bool hw_net_request_decodable(const ProtobufCMessage *m);
+
 /* ---- per call (valid from the handler until the call ends) ---- */
 
 /* Memory for this call; freed when the call ends. */
@@ -248,6 +257,10 @@ const hw_trace *hw_call_trace(const hw_call *call);
  * valid. In the call's arena. */
 const char *hw_call_tracestate(const hw_call *call);
 
+/* The caller's address as gRPC reports it ("ipv4:127.0.0.1:40112"), in
+ * the call's arena; "" when unknown. */
+const char *hw_call_peer(hw_call *call);
+
 /* For the authorization hook: the id of the token the call presented
  * (never the secret), written as token= on the call's access line.
  * Borrowed: must live as long as the call (its arena). */
@@ -263,8 +276,33 @@ void hw_call_set_token_id(hw_call *call, const char *token_id);
 bool hw_call_forward_to_leader(hw_call *call);
 
 /* Unary: sends reply with status OK. Any thread, once. reply is packed
- * before return; the caller keeps ownership. */
+ * before return; the caller keeps ownership. From a thread other than the
+ * call's worker (a store's done callback), the packed reply is handed to
+ * the worker, which sends it (see hw_call_reply_kept). */
 void hw_call_reply(hw_call *call, const ProtobufCMessage *reply);
+
+/* Unary: hw_call_reply for a reply that lives as long as the call (in its
+ * arena) and is not changed after this call: from a thread other than the
+ * call's worker (the store's writer, after a commit), the reply is packed
+ * and sent by the call's worker, not by the calling thread, which only
+ * pushes the call on the worker's hand-off list (and, for the first reply
+ * on an empty list, wakes the worker with a batch of that call's initial
+ * metadata: one small batch per wake-up rather than one reply batch per
+ * call). On the worker itself it is hw_call_reply. Any thread, once. */
+void hw_call_reply_kept(hw_call *call, const ProtobufCMessage *reply);
+
+/* Whether a unary reply sent from a thread other than the call's worker
+ * is handed to the worker (the default) or sent by the calling thread
+ * itself: a store writer with little to do answers sooner itself, a busy
+ * one is spared the replies. Before the reply, from the replying thread. */
+void hw_call_set_handoff(hw_call *call, bool hand_off);
+
+/* Unary: sends bytes[0..len), a reply message packed already (the method's
+ * reply type), with status OK. bytes must live as long as the call (its
+ * arena): off the call's worker they are copied into the reply by the
+ * worker, as hw_call_reply_kept. Any thread, once. On a stream the call
+ * is failed with INTERNAL. */
+void hw_call_reply_packed(hw_call *call, const void *bytes, size_t len);
 
 /* Unary: ends the call with code and a message (printf format, may be
  * NULL). Streaming: ends the stream after the queued messages. Any thread. */

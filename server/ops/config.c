@@ -78,6 +78,10 @@ static const opt_def options[] = {
      "Adaptive admission: unary calls are let in under a limit (at most --max-in-flight) that "
      "follows their mean latency, cut when it is above US microseconds and grown while calls are "
      "refused under it; beyond the limit RESOURCE_EXHAUSTED at once. 0 = off (default)."},
+    {"store-page-census", OPT_INT, OFF(store_page_census), 0, 1 << 30, "N",
+     "A measuring aid: count the distinct leaf pages each write group dirties, per database, and "
+     "every N groups write the totals per request to stderr (\"store census: ...\"). Costs a read "
+     "of every record written. 0 = off (default)."},
     {"metrics", OPT_STRING, OFF(metrics_addr), 0, 0, "ADDR",
      "Serve Prometheus metrics at http://ADDR/metrics: host:port, [v6]:port or :port; a host name "
      "serves every address it stands for. Default: off."},
@@ -100,16 +104,43 @@ static const opt_def options[] = {
      "opening a ticket. Default 0.88: with the calibrated confidence, wrong answers stay at or below 1% of the questions on the development half of the evaluation set (bench/answers), half the 2% goal, the margin questions not seen there need."},
     {"route-hits", OPT_INT, OFF(route_hits), 1, 5, "N",
      "Knowledge hits a Route reply lists for the frontend, best first (1 to 5). Default 3."},
+    {"sender-rate", OPT_INT, OFF(sender_rate), 0, 60000000, "PER_MIN",
+     "Route: messages one sender (channel and channel user id) may send per minute once its burst "
+     "is spent; beyond it RESOURCE_EXHAUSTED with reason RATE_LIMITED and RetryInfo (retries of a "
+     "routed message are exempt). Counted per node. 0 = off. Default 30."},
+    {"sender-burst", OPT_INT, OFF(sender_burst), 0, 1000000, "N",
+     "Route: messages one sender may send at once before --sender-rate applies. Default 20."},
+    {"new-customers-rate", OPT_INT, OFF(new_customers_rate), 0, 60000000, "PER_MIN",
+     "Route: messages per minute and channel from senders without a customer yet (each would create "
+     "one) once the burst is spent; beyond it RESOURCE_EXHAUSTED (RATE_LIMITED). 0 = off. Default "
+     "600."},
+    {"new-customers-burst", OPT_INT, OFF(new_customers_burst), 0, 1000000, "N",
+     "Route: new customers a channel may bring at once before --new-customers-rate applies. Default "
+     "200."},
     {"survey-base-url", OPT_STRING, OFF(survey_base_url), 0, 0, "URL",
      "Survey links are this URL followed by the survey token. Default http://127.0.0.1:8080/survey/."},
     {"survey-ttl-hours", OPT_INT, OFF(survey_ttl_hours), 1, 24 * 365, "H",
      "A survey can be answered for this long after it is sent. Default 168 (7 days)."},
+    {"whatsapp-template", OPT_STRING, OFF(whatsapp_template), 0, 0, "NAME[:LANG]",
+     "WhatsApp lets a business write freely only within 24 hours of the customer's last message. "
+     "An agent's reply after that is sent as this approved message template (its body's {{1}} takes "
+     "the reply's text), in language LANG (default en), which re-opens the conversation when the "
+     "customer answers; AddMessageReply.window tells the agent. NAME: a-z, 0-9 and _, at most 512. "
+     "Default: none (such replies are refused with FAILED_PRECONDITION)."},
     {"webhook-url", OPT_STRING, OFF(webhook_url), 0, 0, "URL",
      "Supervisor webhook: escalations are POSTed here as JSON. Default: none (alerts stay queued)."},
+    {"webhook-secret-file", OPT_STRING, OFF(webhook_secret_file), 0, 0, "FILE",
+     "Sign every webhook POST (helpwire-signature: HMAC-SHA256) with the secret on FILE's first line; "
+     "a second line, the previous secret while rotating, adds a second signature. FILE must not be "
+     "readable by group or others. Read at start: restart to rotate. Default: none (unsigned, warned)."},
     {"alert-retention-days", OPT_INT, OFF(alert_retention_days), 0, 36500, "D",
      "Supervisor alerts not delivered this long after they were raised (no --webhook-url, or a "
      "webhook that keeps failing) are dropped from the queue and counted in "
      "helpwire_notifier_alerts_expired_total. 0 = keep forever. Default 7."},
+    {"audit-retention-days", OPT_INT, OFF(audit_retention_days), 0, 36500, "D",
+     "How long the audit log (Admin.ListAuditEvents) keeps an entry; older ones are swept away in the "
+     "background, oldest first, and counted in helpwire_audit_expired_total. 0 = keep forever "
+     "(default)."},
     {"unassigned-alert-after-ms", OPT_INT, OFF(unassigned_alert_after_ms), 1000, (int64_t)1 << 40, "MS",
      "A ticket waiting unassigned this long raises an UNASSIGNABLE alert (history event, supervisor "
      "webhook, metric), once per wait; a skill's unassigned_alert_after_s overrides it. Default "
@@ -117,6 +148,9 @@ static const opt_def options[] = {
     {"reassign-grace-ms", OPT_INT, OFF(reassign_grace_ms), 0, (int64_t)1 << 40, "MS",
      "When an agent goes away or offline and is still not online this long after, its open tickets "
      "are reassigned to others (or wait). Default 300000 (5 minutes)."},
+    {"attachment-max-bytes", OPT_INT, OFF(attachment_max_bytes), 1, (int64_t)1 << 30, "N",
+     "Largest file CommitAttachment accepts (the sum of its pieces); larger ones get "
+     "RESOURCE_EXHAUSTED. Default 20971520 (20 MiB)."},
     {"bootstrap-token-file", OPT_STRING, OFF(bootstrap_token_file), 0, 0, "FILE",
      "When the store has no API token yet, create an admin token and write it to FILE (mode 0600; "
      "an existing FILE is left alone). Every RPC but health needs a token."},
@@ -179,8 +213,13 @@ void hw_config_defaults(hw_config *cfg)
     cfg->survey_base_url = "http://127.0.0.1:8080/survey/";
     cfg->survey_ttl_hours = 168;
     cfg->route_hits = 3;
+    cfg->sender_rate = 30;
+    cfg->sender_burst = 20;
+    cfg->new_customers_rate = 600;
+    cfg->new_customers_burst = 200;
     cfg->unassigned_alert_after_ms = 600000;
     cfg->reassign_grace_ms = 300000;
+    cfg->attachment_max_bytes = 20 << 20;
     cfg->cluster_election_ms = 500;
     cfg->cluster_heartbeat_ms = 50;
     cfg->log_level = "info";
@@ -197,6 +236,70 @@ void hw_config_usage(FILE *out)
     fprintf(out, "  --help\n      Print this text.\n\n"
                  "Signals: SIGTERM or SIGINT drain the server (health NOT_SERVING, new calls\n"
                  "UNAVAILABLE, in-flight calls finish) and exit 0.\n");
+}
+
+/* A value of hw_config_effective's text, escaped. */
+static void put_value(FILE *f, const char *v)
+{
+    for (; v && *v; v++) {
+        if (*v == '\\')
+            fputs("\\\\", f);
+        else if (*v == '\n')
+            fputs("\\n", f);
+        else
+            fputc(*v, f);
+    }
+}
+
+static void put_values(FILE *f, const char *const *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            fputc(',', f);
+        put_value(f, v[i]);
+    }
+}
+
+char *hw_config_effective(const hw_config *cfg)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f)
+        return NULL;
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const opt_def *o = &options[i];
+        const char *field = (const char *)cfg + o->offset;
+        fprintf(f, "%s=", o->name);
+        switch (o->type) {
+        case OPT_STRING:
+            put_value(f, *(const char *const *)field);
+            break;
+        case OPT_INT:
+            fprintf(f, "%lld", (long long)*(const int64_t *)field);
+            break;
+        case OPT_BOOL:
+            fputs(*(const bool *)field ? "true" : "false", f);
+            break;
+        case OPT_LISTEN:
+            put_values(f, cfg->listen, cfg->n_listen);
+            break;
+        case OPT_TLS_LISTEN:
+            put_values(f, cfg->tls_listen, cfg->n_tls_listen);
+            break;
+        case OPT_LIST: {
+            const hw_config_list *l = (const hw_config_list *)field;
+            put_values(f, l->v, l->n);
+            break;
+        }
+        }
+        fputc('\n', f);
+    }
+    if (fclose(f) != 0) {
+        free(text);
+        return NULL;
+    }
+    return text;
 }
 
 static const opt_def *find_option(const char *name, size_t len)

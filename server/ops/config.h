@@ -37,7 +37,8 @@ typedef struct hw_config {
     int64_t drain_timeout_ms;                     /* --drain-timeout-ms */
     int64_t drain_grace_ms;                       /* --drain-grace-ms: NOT_SERVING before closing */
     int64_t max_in_flight;                        /* --max-in-flight: 0 = unbounded */
-    int64_t latency_target_us;                    /* --latency-target-us: 0 = fixed bound only */
+    int64_t latency_target_us;
+    int64_t store_page_census; /* --store-page-census N: a measuring aid, 0 = off */                    /* --latency-target-us: 0 = fixed bound only */
     int64_t dedupe_retention_hours;               /* --dedupe-retention-hours: 0 = forever */
     int64_t failed_retention_days;                /* --failed-retention-days: 0 = forever */
     int64_t watch_history_hours;                  /* --watch-history-hours: 0 = forever */
@@ -55,8 +56,14 @@ typedef struct hw_config {
     const char *survey_base_url;      /* --survey-base-url */
     int64_t survey_ttl_hours;         /* --survey-ttl-hours */
     int64_t route_hits;               /* --route-hits, 1..5 */
+    /* Route's limits, per minute (0 = off) and bursts: --sender-rate,
+     * --sender-burst, --new-customers-rate, --new-customers-burst. */
+    int64_t sender_rate, sender_burst, new_customers_rate, new_customers_burst;
+    const char *whatsapp_template;    /* --whatsapp-template NAME[:LANG]; NULL = none */
     const char *webhook_url;          /* --webhook-url */
+    const char *webhook_secret_file;  /* --webhook-secret-file */
     int64_t alert_retention_days;     /* --alert-retention-days: 0 = forever */
+    int64_t audit_retention_days;     /* --audit-retention-days: 0 = forever */
     const char *bootstrap_token_file; /* --bootstrap-token-file */
     const char *clock_file;           /* --clock-file: tests' time of day; NULL = system clock */
     int64_t cluster_id;               /* --cluster-id: 0 = a single node */
@@ -74,6 +81,7 @@ typedef struct hw_config {
     /* Queues: --unassigned-alert-after-ms, --reassign-grace-ms. */
     int64_t unassigned_alert_after_ms;
     int64_t reassign_grace_ms;
+    int64_t attachment_max_bytes; /* --attachment-max-bytes */
     /* Strings parsed from a config file live here (owned by the config). */
     char *file_text;
 } hw_config;
@@ -89,6 +97,16 @@ int hw_config_parse(hw_config *cfg, int argc, char **argv, FILE *out, char *err,
 
 /* Frees what hw_config_parse allocated. */
 void hw_config_free(hw_config *cfg);
+
+/* The effective settings as text, one `name=value` line per setting in
+ * the table's order (the flag names; a repeatable one's values joined with
+ * ','; booleans true/false; numbers in decimal; an unset one empty; a
+ * backslash and a newline in a value written as two backslashes and
+ * backslash-n). Files appear by their
+ * paths only (--tls-key, --bootstrap-token-file): nothing is read. For the
+ * audit log's config.start entry (server/domain/audit.h).
+ * @return malloc'd NUL-terminated text; NULL when out of memory. */
+char *hw_config_effective(const hw_config *cfg);
 
 /* Prints the usage text, one paragraph per setting. */
 void hw_config_usage(FILE *out);

@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <urcu/urcu-memb.h>
 #include <xxhash.h>
 
@@ -55,7 +56,8 @@ void __tsan_release(void *addr);
 #define TSAN_RELEASE(p) ((void)0)
 #endif
 
-#define BLOCK 128 /* postings per skip block */
+#define BLOCK 64 /* postings per skip block */
+#define BLOCK_MAX_MIN_POSTINGS 200000 /* see run_topk */
 #define MAX_LOCALES 255
 #define MAX_LOCALE_LEN 15
 #define SNIPPET_CHARS 200
@@ -108,6 +110,8 @@ typedef struct doc_rec {
     uint32_t refs;
     int32_t main_docid; /* -1 when not in main */
     uint8_t live;
+    uint8_t in_build; /* in the main a background build is making: its
+                         terms belong to the build thread until installed */
     size_t alloc_bytes;
     doc_terms *terms;
 } doc_rec;
@@ -129,6 +133,7 @@ typedef struct term_info {
 typedef struct skip_entry {
     uint32_t last_doc; /* local doc id of the block's last posting */
     uint32_t end_off;  /* byte offset (from the term's start) after it */
+    float max_tfn;     /* the block's largest tfn, rounded up (block-max) */
 } skip_entry;
 
 typedef struct segment {
@@ -148,10 +153,26 @@ typedef struct segment {
     size_t bytes;
 } segment;
 
+/* Per term (by hash), how many dead main documents hold it: subtracted
+ * from main's document frequencies so that deleted and replaced documents
+ * leave the statistics at once, not at the next main build. Open
+ * addressing, hash 0 = empty slot. */
+typedef struct dead_df_slot {
+    uint64_t hash;
+    uint32_t n;
+} dead_df_slot;
+
+typedef struct dead_df {
+    uint32_t mask, used;
+    dead_df_slot *slot;
+} dead_df;
+
 typedef struct snapshot {
     segment *main;  /* may be NULL */
     segment *delta; /* may be NULL */
     uint64_t *dead; /* bitset over main's docs; NULL = none dead */
+    dead_df_slot *dead_df; /* copy of the writer's table; NULL = none */
+    uint32_t dead_df_mask;
     uint32_t n_live;
     uint32_t n_locales;
 } snapshot;
@@ -175,18 +196,17 @@ struct hw_index {
     int trim; /* malloc_trim after a main build (hw_index_set_trim) */
     uint32_t alt_units; /* head units of an alternate-question occurrence */
     hw_tokenizer *wtok;
-    struct term_acc *wacc; /* scratch of rec_compute_terms */
-    size_t wacc_cap;
-    uint32_t *wtab;
-    size_t wtab_cap;
-    char *wtext;
-    size_t wtext_cap;
+    struct term_scratch *ws; /* the writer's scratch of rec_compute_terms */
     map_slot *map;
     size_t map_cap, map_used, map_live;
     doc_rec **pending;
     size_t n_pending, cap_pending;
     uint64_t *dead;
     size_t dead_words;
+    dead_df ddf; /* dead main documents' terms (see dead_df) */
+    struct main_build *bg; /* a background main build; NULL = none */
+    pthread_t bg_thread;
+    int bg_done; /* the build thread has installed (or failed) and may be joined */
     segment *main;
     double avgdl;
     char *locales[MAX_LOCALES]; /* append-only; entries immutable */
@@ -318,6 +338,50 @@ static void rec_drop_terms(doc_rec *r)
     r->terms = NULL;
 }
 
+static uint32_t dead_df_get(const dead_df_slot *slot, uint32_t mask, uint64_t h)
+{
+    if (!slot)
+        return 0;
+    h |= !h; /* 0 marks an empty slot */
+    for (uint32_t i = (uint32_t)h & mask;; i = (i + 1) & mask) {
+        if (slot[i].hash == h)
+            return slot[i].n;
+        if (!slot[i].hash)
+            return 0;
+    }
+}
+
+static int dead_df_add(dead_df *t, uint64_t h)
+{
+    h |= !h;
+    if (!t->slot || (t->used + 1) * 2 > t->mask + 1) {
+        uint32_t cap = t->slot ? (t->mask + 1) * 2 : 1024;
+        dead_df_slot *ns = calloc(cap, sizeof *ns);
+        if (!ns)
+            return HW_ENOMEM;
+        for (uint32_t i = 0; t->slot && i <= t->mask; i++) {
+            if (!t->slot[i].hash)
+                continue;
+            uint32_t j = (uint32_t)t->slot[i].hash & (cap - 1);
+            while (ns[j].hash)
+                j = (j + 1) & (cap - 1);
+            ns[j] = t->slot[i];
+        }
+        free(t->slot);
+        t->slot = ns;
+        t->mask = cap - 1;
+    }
+    uint32_t i = (uint32_t)h & t->mask;
+    while (t->slot[i].hash && t->slot[i].hash != h)
+        i = (i + 1) & t->mask;
+    if (!t->slot[i].hash) {
+        t->slot[i].hash = h;
+        t->used++;
+    }
+    t->slot[i].n++;
+    return 0;
+}
+
 struct term_acc;
 typedef struct term_acc {
     uint64_t hash;
@@ -326,6 +390,19 @@ typedef struct term_acc {
     uint16_t tf_title;
     uint32_t tf_body;
 } term_acc;
+
+/* What rec_compute_terms works in: the writer has one; a main build gives
+ * each of its threads one. */
+typedef struct term_scratch {
+    hw_tokenizer *tok;
+    term_acc *acc;
+    size_t acc_cap;
+    uint32_t *tab;
+    size_t tab_cap;
+    char *text;
+    size_t text_cap;
+} term_scratch;
+
 
 /* Bump allocator for the term lists of a main build: one mapping per
  * 32 MiB, unmapped as a whole after the build, so that building does not
@@ -369,10 +446,21 @@ static void bump_free(bump *b)
     }
 }
 
+/* Moves every chunk of from onto to (from is left empty). */
+static void bump_adopt(bump *to, bump *from)
+{
+    while (from->head) {
+        bump_chunk *c = from->head;
+        from->head = c->next;
+        c->next = to->head;
+        to->head = c;
+    }
+}
+
 /* Computes r->terms by tokenizing its title (and alternate questions) and
  * body, into the bump allocator when given (main builds), else malloc.
- * Uses the writer's scratch table (idx->wacc/wtab/wtext, grow-only). */
-static int rec_compute_terms(hw_index *idx, doc_rec *r, bump *bp, hw_status *st)
+ * Uses the scratch ws (grow-only; the writer's, or a build thread's). */
+static int rec_compute_terms(const hw_index *idx, term_scratch *ws, doc_rec *r, bump *bp, hw_status *st)
 {
     const hw_token *tk;
     size_t nt, n_acc = 0, text_len = 0, tsz = 0;
@@ -383,7 +471,7 @@ static int rec_compute_terms(hw_index *idx, doc_rec *r, bump *bp, hw_status *st)
         const char *src = field == 0 ? r->title : field == 1 ? r->body : r->alts[field - 2];
         int is_title = field != 1;
         uint32_t units = field == 0 ? TITLE_UNITS : idx->alt_units;
-        if ((rc = hw_tokenize(idx->wtok, src, strlen(src), &tk, &nt, st)) != 0)
+        if ((rc = hw_tokenize(ws->tok, src, strlen(src), &tk, &nt, st)) != 0)
             return rc;
         if (is_title)
             title_len += (uint32_t)nt * units;
@@ -393,42 +481,42 @@ static int rec_compute_terms(hw_index *idx, doc_rec *r, bump *bp, hw_status *st)
         while (need < 2 * (n_acc + nt))
             need *= 2;
         if (need > tsz) { /* (re)build the table at the new size */
-            if (grow((void **)&idx->wtab, &idx->wtab_cap, need, sizeof *idx->wtab))
+            if (grow((void **)&ws->tab, &ws->tab_cap, need, sizeof *ws->tab))
                 goto nomem;
             tsz = need;
-            memset(idx->wtab, 0, tsz * sizeof *idx->wtab);
+            memset(ws->tab, 0, tsz * sizeof *ws->tab);
             for (size_t i = 0; i < n_acc; i++) {
-                size_t h = idx->wacc[i].hash & (tsz - 1);
-                while (idx->wtab[h])
+                size_t h = ws->acc[i].hash & (tsz - 1);
+                while (ws->tab[h])
                     h = (h + 1) & (tsz - 1);
-                idx->wtab[h] = (uint32_t)i + 1;
+                ws->tab[h] = (uint32_t)i + 1;
             }
         }
-        uint32_t *tab = idx->wtab;
+        uint32_t *tab = ws->tab;
         for (size_t k = 0; k < nt; k++) {
             size_t h = tk[k].hash & (tsz - 1);
             term_acc *a = NULL;
             while (tab[h]) {
-                term_acc *c = &idx->wacc[tab[h] - 1];
+                term_acc *c = &ws->acc[tab[h] - 1];
                 if (c->hash == tk[k].hash && c->len == tk[k].len &&
-                    memcmp(idx->wtext + c->off, tk[k].text, c->len) == 0) {
+                    memcmp(ws->text + c->off, tk[k].text, c->len) == 0) {
                     a = c;
                     break;
                 }
                 h = (h + 1) & (tsz - 1);
             }
             if (!a) {
-                if (grow((void **)&idx->wacc, &idx->wacc_cap, n_acc + 1, sizeof *idx->wacc) ||
-                    grow((void **)&idx->wtext, &idx->wtext_cap, text_len + tk[k].len, 1))
+                if (grow((void **)&ws->acc, &ws->acc_cap, n_acc + 1, sizeof *ws->acc) ||
+                    grow((void **)&ws->text, &ws->text_cap, text_len + tk[k].len, 1))
                     goto nomem;
-                a = &idx->wacc[n_acc++];
+                a = &ws->acc[n_acc++];
                 tab[h] = (uint32_t)n_acc;
                 a->hash = tk[k].hash;
                 a->off = (uint32_t)text_len;
                 a->len = (uint16_t)tk[k].len;
                 a->tf_title = 0;
                 a->tf_body = 0;
-                memcpy(idx->wtext + text_len, tk[k].text, tk[k].len);
+                memcpy(ws->text + text_len, tk[k].text, tk[k].len);
                 text_len += tk[k].len;
             }
             if (is_title) {
@@ -450,11 +538,11 @@ static int rec_compute_terms(hw_index *idx, doc_rec *r, bump *bp, hw_status *st)
     d->e = (dt_entry *)(d + 1);
     d->text = (char *)(d->e + n_acc);
     for (size_t i = 0; i < n_acc; i++) {
-        const term_acc *a = &idx->wacc[i];
+        const term_acc *a = &ws->acc[i];
         d->e[i] = (dt_entry){a->hash, a->off, a->len, a->tf_title, a->tf_body};
     }
     if (text_len)
-        memcpy(d->text, idx->wtext, text_len);
+        memcpy(d->text, ws->text, text_len);
     r->terms = d;
     return 0;
 nomem:
@@ -558,13 +646,14 @@ static inline uint32_t enc_tf(uint32_t tf_title, uint32_t tf_body, uint8_t **p)
 
 /* Builds a segment over docs[0..n) (each with terms computed), taking a
  * reference on each document. */
-static int segment_build(hw_index *idx, doc_rec **docs, uint32_t n, uint32_t base, double avgdl,
-                         segment **out)
+static int segment_build(const hw_index *idx, doc_rec **docs, uint32_t n, uint32_t base, double avgdl,
+                         int take_refs, segment **out)
 {
     const double k1 = idx->opt.k1, b = idx->opt.b, boost = idx->opt.title_boost / TITLE_UNITS;
     segment *s = calloc(1, sizeof *s);
     uint32_t *tids = NULL, *last = NULL, *count = NULL;
     uint64_t *pos = NULL;
+    float *bmax = NULL; /* per term: the open block's max tfn */
     size_t cap_terms = 0, pool_cap = 0, pool_len = 0, total = 0;
     int rc = HW_ENOMEM;
     if (!s)
@@ -592,8 +681,10 @@ static int segment_build(hw_index *idx, doc_rec **docs, uint32_t n, uint32_t bas
         doc_rec *r = docs[d];
         const doc_terms *dt = r->terms;
         s->docs[d] = r;
-        r->refs++;
-        s->n_docs = d + 1;
+        if (take_refs) { /* else the installer takes them (writer-only field) */
+            r->refs++;
+            s->n_docs = d + 1;
+        }
         double dl = boost * dt->title_len + dt->body_len;
         s->norm[d] = (float)(k1 * (1.0 - b + b * dl / avgdl));
         for (uint32_t e = 0; e < dt->n; e++, k++) {
@@ -667,7 +758,8 @@ static int segment_build(hw_index *idx, doc_rec **docs, uint32_t n, uint32_t bas
     pos = malloc((s->n_terms ? s->n_terms : 1) * sizeof *pos);
     last = malloc((s->n_terms ? s->n_terms : 1) * sizeof *last);
     count = calloc(s->n_terms ? s->n_terms : 1, sizeof *count);
-    if (!s->post || !s->skips || !pos || !last || !count)
+    bmax = calloc(s->n_terms ? s->n_terms : 1, sizeof *bmax);
+    if (!s->post || !s->skips || !pos || !last || !count || !bmax)
         goto out;
     s->post_bytes = post_total;
     s->n_skips = skip_total;
@@ -696,14 +788,19 @@ static int segment_build(hw_index *idx, doc_rec **docs, uint32_t n, uint32_t bas
                 xf = nextafterf(xf, INFINITY);
             if (xf > ti->max_tfn)
                 ti->max_tfn = xf;
+            if (xf > bmax[t])
+                bmax[t] = xf;
             count[t]++;
             if (ti->df > BLOCK && (count[t] % BLOCK == 0 || count[t] == ti->df)) {
                 skip_entry *se = &s->skips[ti->skip_off + (count[t] - 1) / BLOCK];
                 se->last_doc = d;
                 se->end_off = (uint32_t)(pos[t] - ti->post_off);
+                se->max_tfn = bmax[t];
+                bmax[t] = 0;
             }
         }
     }
+    s->n_docs = n;
     s->bytes = sizeof *s + n * (sizeof *s->docs + sizeof *s->norm) + (size_t)s->n_terms * sizeof *s->terms +
                (size_t)tab_cap * sizeof *s->table + post_total + skip_total * sizeof *s->skips + pool_len;
     *out = s;
@@ -715,6 +812,7 @@ out:
     free(last);
     free(count);
     free(pos);
+    free(bmax);
     return rc;
 }
 
@@ -729,6 +827,7 @@ static void snapshot_free(snapshot *sn, int free_main)
         segment_free(sn->main);
     segment_free(sn->delta);
     free(sn->dead);
+    free(sn->dead_df);
     free(sn);
 }
 
@@ -743,6 +842,102 @@ static void install(hw_index *idx, snapshot *sn)
         snapshot_free(old, old->main != sn->main);
     }
 }
+
+/* Terms of docs[0..n) that lack them, in the threads a main build uses:
+ * up to 4 (the online CPUs), each with its own tokenizer, scratch and bump
+ * over an equal share of the documents; the calling thread takes the first
+ * share. Memory goes to *bp (the other threads' bumps are chained onto
+ * it). Returns 0 or the first error. */
+#define BUILD_THREADS_MAX 4
+#define BUILD_DOCS_PER_THREAD 4096 /* smaller builds stay on one thread */
+
+typedef struct terms_job {
+    const hw_index *idx;
+    term_scratch ws;
+    doc_rec **docs;
+    size_t n;
+    bump mem;
+    int rc;
+    hw_status st;
+} terms_job;
+
+static void *terms_job_run(void *arg)
+{
+    terms_job *j = arg;
+    pthread_setname_np(pthread_self(), "hw-index-terms");
+    for (size_t i = 0; i < j->n && j->rc == 0; i++)
+        if (!j->docs[i]->terms)
+            j->rc = rec_compute_terms(j->idx, &j->ws, j->docs[i], &j->mem, &j->st);
+    return NULL;
+}
+
+static int compute_terms_parallel(const hw_index *idx, term_scratch *ws0, doc_rec **docs, size_t n, bump *bp,
+                                  hw_status *st)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    size_t t = cpus > 1 ? (size_t)cpus : 1;
+    if (t > BUILD_THREADS_MAX)
+        t = BUILD_THREADS_MAX;
+    if (t > n / BUILD_DOCS_PER_THREAD)
+        t = n / BUILD_DOCS_PER_THREAD;
+    if (t < 2) {
+        for (size_t i = 0; i < n; i++) {
+            int rc;
+            if (!docs[i]->terms && (rc = rec_compute_terms(idx, ws0, docs[i], bp, st)) != 0)
+                return rc;
+        }
+        return 0;
+    }
+    terms_job jobs[BUILD_THREADS_MAX];
+    pthread_t th[BUILD_THREADS_MAX];
+    int started[BUILD_THREADS_MAX] = {0};
+    memset(jobs, 0, sizeof jobs);
+    size_t per = (n + t - 1) / t;
+    int rc = 0;
+    for (size_t i = 0; i < t; i++) {
+        terms_job *j = &jobs[i];
+        j->idx = idx;
+        j->docs = docs + i * per;
+        j->n = i * per >= n ? 0 : (n - i * per < per ? n - i * per : per);
+        if (i == 0) {
+            j->ws = *ws0;
+            continue;
+        }
+        if (hw_tokenizer_create(&j->ws.tok, &j->st) != 0) {
+            rc = hw_status_set(st, HW_ENOMEM, "index: out of memory building main");
+            break;
+        }
+        if (pthread_create(&th[i], NULL, terms_job_run, j) != 0) {
+            rc = hw_status_set(st, HW_ENOMEM, "index: cannot start a build thread");
+            break;
+        }
+        started[i] = 1;
+    }
+    if (rc == 0) {
+        jobs[0].mem = *bp;
+        terms_job_run(&jobs[0]);
+        *bp = jobs[0].mem;
+        *ws0 = jobs[0].ws; /* its scratch may have grown */
+        if (jobs[0].rc && !rc)
+            rc = hw_status_set(st, jobs[0].rc, "%s", jobs[0].st.msg);
+    }
+    for (size_t i = 1; i < t; i++) {
+        terms_job *j = &jobs[i];
+        if (started[i]) {
+            pthread_join(th[i], NULL);
+            if (j->rc && !rc)
+                rc = hw_status_set(st, j->rc, "%s", j->st.msg);
+        }
+        bump_adopt(bp, &j->mem);
+        hw_tokenizer_destroy(j->ws.tok);
+        free(j->ws.acc);
+        free(j->ws.tab);
+        free(j->ws.text);
+    }
+    return rc;
+}
+
+static void bg_reap(hw_index *idx, int wait);
 
 static int rebuild_main(hw_index *idx, hw_status *st)
 {
@@ -760,17 +955,18 @@ static int rebuild_main(hw_index *idx, hw_status *st)
     uint64_t total_len = 0;
     for (size_t i = 0; i < idx->map_cap; i++) {
         doc_rec *r = idx->map[i].rec;
-        if (!r || r == TOMBSTONE)
-            continue;
-        if (!r->terms && (rc = rec_compute_terms(idx, r, &terms_mem, st)) != 0)
-            goto fail;
-        docs[k++] = r;
-        total_len += (uint64_t)(idx->opt.title_boost / TITLE_UNITS * r->terms->title_len) + r->terms->body_len;
+        if (r && r != TOMBSTONE)
+            docs[k++] = r;
     }
+    if ((rc = compute_terms_parallel(idx, idx->ws, docs, k, &terms_mem, st)) != 0)
+        goto fail;
+    for (size_t i = 0; i < k; i++)
+        total_len +=
+            (uint64_t)(idx->opt.title_boost / TITLE_UNITS * docs[i]->terms->title_len) + docs[i]->terms->body_len;
     double avgdl = k ? (double)total_len / (double)k : 1.0;
     if (avgdl <= 0)
         avgdl = 1.0;
-    if ((rc = segment_build(idx, docs, (uint32_t)k, 0, avgdl, &seg)) != 0) {
+    if ((rc = segment_build(idx, docs, (uint32_t)k, 0, avgdl, 1, &seg)) != 0) {
         hw_status_set(st, rc, "index: out of memory building main");
         goto fail;
     }
@@ -787,6 +983,8 @@ static int rebuild_main(hw_index *idx, hw_status *st)
     free(idx->dead);
     idx->dead = dead;
     idx->dead_words = words;
+    free(idx->ddf.slot);
+    idx->ddf = (dead_df){0};
     idx->main = seg;
     idx->avgdl = avgdl;
     for (size_t i = 0; i < k; i++) {
@@ -817,9 +1015,13 @@ fail:
     return rc;
 }
 
+static int publish_delta(hw_index *idx, hw_status *st);
+static int start_bg_build(hw_index *idx);
+
 static int publish(hw_index *idx, hw_status *st)
 {
     double t0 = now_ms();
+    bg_reap(idx, 0);
     /* drop replaced/deleted documents from pending */
     size_t m = 0;
     for (size_t i = 0; i < idx->n_pending; i++) {
@@ -830,11 +1032,39 @@ static int publish(hw_index *idx, hw_status *st)
     }
     idx->n_pending = m;
     int rc;
-    if ((m > 0 && !idx->main) || m > idx->opt.delta_max_docs) {
+    int bg_started = 0;
+    if (m > idx->opt.delta_max_docs && idx->main && m <= idx->main->n_docs && !idx->bg) {
+        /* main is rebuilt in the background while these changes and the
+         * next ones are published in the (growing) delta; the pending
+         * documents' terms first: the build reads them and must find none
+         * left for it to compute */
+        for (size_t i = 0; i < m; i++) {
+            if (!idx->pending[i]->terms &&
+                (rc = rec_compute_terms(idx, idx->ws, idx->pending[i], NULL, st)) != 0) {
+                idx->last_publish_ms = now_ms() - t0;
+                return rc;
+            }
+        }
+        bg_started = start_bg_build(idx) == 0;
+    }
+    if ((m > 0 && !idx->main) || (m > idx->opt.delta_max_docs && !idx->bg && !bg_started)) {
+        /* the first main, more new documents than main holds, or a
+         * thread that could not start: rebuilt here */
         rc = rebuild_main(idx, st);
         idx->last_publish_ms = now_ms() - t0;
         return rc;
     }
+    rc = publish_delta(idx, st);
+    idx->last_publish_ms = now_ms() - t0;
+    return rc;
+}
+
+/* Publishes main (as is), the pending documents as the delta, the deleted
+ * bitset and counts. */
+static int publish_delta(hw_index *idx, hw_status *st)
+{
+    size_t m = idx->n_pending;
+    int rc;
     snapshot *sn = calloc(1, sizeof *sn);
     if (!sn)
         return hw_status_set(st, HW_ENOMEM, "index: out of memory publishing");
@@ -843,14 +1073,14 @@ static int publish(hw_index *idx, hw_status *st)
     sn->n_locales = idx->n_locales;
     uint32_t base = idx->main ? idx->main->n_docs : 0;
     for (size_t i = 0; i < m; i++) {
-        if (!idx->pending[i]->terms && (rc = rec_compute_terms(idx, idx->pending[i], NULL, st)) != 0) {
+        if (!idx->pending[i]->terms && (rc = rec_compute_terms(idx, idx->ws, idx->pending[i], NULL, st)) != 0) {
             free(sn);
             return rc;
         }
     }
     if (m > 0) {
         double avgdl = idx->main ? idx->avgdl : 1.0;
-        if ((rc = segment_build(idx, idx->pending, (uint32_t)m, base, avgdl, &sn->delta)) != 0) {
+        if ((rc = segment_build(idx, idx->pending, (uint32_t)m, base, avgdl, 1, &sn->delta)) != 0) {
             free(sn);
             return hw_status_set(st, rc, "index: out of memory building delta");
         }
@@ -865,9 +1095,180 @@ static int publish(hw_index *idx, hw_status *st)
             return hw_status_set(st, HW_ENOMEM, "index: out of memory publishing");
         }
         memcpy(sn->dead, idx->dead, idx->dead_words * sizeof *sn->dead);
+        if (idx->ddf.used) {
+            sn->dead_df = malloc(((size_t)idx->ddf.mask + 1) * sizeof *sn->dead_df);
+            if (!sn->dead_df) {
+                snapshot_free(sn, 0);
+                return hw_status_set(st, HW_ENOMEM, "index: out of memory publishing");
+            }
+            memcpy(sn->dead_df, idx->ddf.slot, ((size_t)idx->ddf.mask + 1) * sizeof *sn->dead_df);
+            sn->dead_df_mask = idx->ddf.mask;
+        }
     }
     install(idx, sn);
-    idx->last_publish_ms = now_ms() - t0;
+    return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Background main builds                                                  */
+
+/* A main rebuild that a single change triggers runs on its own thread:
+ * it takes the live documents (and a reference on each) under the writer
+ * lock, then computes their terms and builds the segment without it, while
+ * changes go on being published in the delta; then, under the lock again,
+ * it installs the new main: documents deleted or replaced meanwhile are
+ * dead in it, documents put meanwhile stay in the delta. So a change is
+ * visible in the time of a delta build, not of a main build. */
+typedef struct main_build {
+    hw_index *idx;
+    doc_rec **docs;
+    size_t k;
+    term_scratch ws;
+    bump mem;
+    segment *seg;
+    double avgdl, t0;
+    int rc;
+} main_build;
+
+static void bg_release(main_build *b)
+{
+    for (size_t i = 0; i < b->k; i++) {
+        doc_rec *r = b->docs[i];
+        r->in_build = 0;
+        if (r->terms && r->terms->in_bump)
+            r->terms = NULL;
+        rec_unref(r);
+    }
+}
+
+/* Under the writer lock: the built main replaces the old one. */
+static void bg_install(hw_index *idx, main_build *b)
+{
+    size_t k = b->k, words = (k + 63) / 64;
+    uint64_t *dead = calloc(words ? words : 1, sizeof *dead);
+    if (!dead) {
+        b->seg->n_docs = 0; /* it took no references */
+        segment_free(b->seg);
+        b->seg = NULL;
+        return;
+    }
+    free(idx->ddf.slot);
+    idx->ddf = (dead_df){0};
+    for (size_t i = 0; i < k; i++) {
+        doc_rec *r = b->docs[i];
+        r->refs++; /* the segment's reference (segment_build left it to us) */
+        r->main_docid = (int32_t)i;
+        if (!r->live) {
+            dead[i / 64] |= 1ull << (i % 64);
+            for (uint32_t j = 0; j < r->terms->n; j++)
+                if (dead_df_add(&idx->ddf, r->terms->e[j].hash) != 0)
+                    break;
+        }
+    }
+    /* pending documents the build holds leave the delta */
+    size_t m = 0;
+    for (size_t i = 0; i < idx->n_pending; i++) {
+        doc_rec *r = idx->pending[i];
+        if (r->in_build || !r->live)
+            rec_unref(r);
+        else
+            idx->pending[m++] = r;
+    }
+    idx->n_pending = m;
+    for (size_t i = 0; i < k; i++) {
+        doc_rec *r = b->docs[i];
+        if (r->terms && !r->terms->in_bump)
+            rec_drop_terms(r);
+    }
+    free(idx->dead);
+    idx->dead = dead;
+    idx->dead_words = words;
+    idx->main = b->seg;
+    idx->avgdl = b->avgdl;
+    b->seg = NULL;
+    hw_status st;
+    if (publish_delta(idx, &st) != 0) {
+        /* the next change publishes; searches keep the last snapshot */
+    }
+    idx->last_main_build_ms = now_ms() - b->t0;
+}
+
+static void *bg_run(void *arg)
+{
+    main_build *b = arg;
+    hw_index *idx = b->idx;
+    hw_status st;
+    pthread_setname_np(pthread_self(), "hw-index-build");
+    b->rc = compute_terms_parallel(idx, &b->ws, b->docs, b->k, &b->mem, &st);
+    uint64_t total_len = 0;
+    for (size_t i = 0; b->rc == 0 && i < b->k; i++)
+        total_len += (uint64_t)(idx->opt.title_boost / TITLE_UNITS * b->docs[i]->terms->title_len) +
+                     b->docs[i]->terms->body_len;
+    b->avgdl = b->k && total_len ? (double)total_len / (double)b->k : 1.0;
+    if (b->rc == 0)
+        b->rc = segment_build(idx, b->docs, (uint32_t)b->k, 0, b->avgdl, 0, &b->seg);
+    pthread_mutex_lock(&idx->wlock);
+    if (b->rc == 0)
+        bg_install(idx, b);
+    bg_release(b);
+    idx->bg_done = 1;
+    pthread_mutex_unlock(&idx->wlock);
+    return NULL;
+}
+
+/* Joins a finished build thread (writer lock held) or, with wait, any
+ * (writer lock not held). */
+static void bg_reap(hw_index *idx, int wait)
+{
+    main_build *b = idx->bg;
+    if (!b || (!wait && !idx->bg_done))
+        return;
+    pthread_join(idx->bg_thread, NULL);
+    segment_free(b->seg);
+    bump_free(&b->mem);
+    hw_tokenizer_destroy(b->ws.tok);
+    free(b->ws.acc);
+    free(b->ws.tab);
+    free(b->ws.text);
+    free(b->docs);
+    free(b);
+    idx->bg = NULL;
+    idx->bg_done = 0;
+}
+
+/* Starts a background main build of the live documents. Returns 0 or
+ * HW_ENOMEM (nothing started). */
+static int start_bg_build(hw_index *idx)
+{
+    main_build *b = calloc(1, sizeof *b);
+    if (!b)
+        return HW_ENOMEM;
+    b->idx = idx;
+    b->t0 = now_ms();
+    b->docs = malloc((idx->map_live ? idx->map_live : 1) * sizeof *b->docs);
+    if (!b->docs || hw_tokenizer_create(&b->ws.tok, NULL) != 0) {
+        free(b->docs);
+        free(b);
+        return HW_ENOMEM;
+    }
+    for (size_t i = 0; i < idx->map_cap; i++) {
+        doc_rec *r = idx->map[i].rec;
+        if (r && r != TOMBSTONE) {
+            r->refs++;
+            r->in_build = 1;
+            b->docs[b->k++] = r;
+        }
+    }
+    idx->bg = b;
+    idx->bg_done = 0;
+    if (pthread_create(&idx->bg_thread, NULL, bg_run, b) != 0) {
+        bg_release(b);
+        hw_tokenizer_destroy(b->ws.tok);
+        free(b->docs);
+        free(b);
+        idx->bg = NULL;
+        return HW_ENOMEM;
+    }
     return 0;
 }
 
@@ -910,7 +1311,10 @@ int hw_index_create(hw_index **out, const hw_index_options *opts, hw_status *st)
     pthread_mutexattr_destroy(&a);
     int rc = hw_tokenizer_create(&idx->wtok, st);
     snapshot *sn = calloc(1, sizeof *sn);
-    if (rc != 0 || !sn) {
+    idx->ws = calloc(1, sizeof *idx->ws);
+    if (idx->ws)
+        idx->ws->tok = idx->wtok;
+    if (rc != 0 || !sn || !idx->ws) {
         free(sn);
         hw_index_destroy(idx);
         return rc ? rc : hw_status_set(st, HW_ENOMEM, "index: out of memory");
@@ -924,6 +1328,7 @@ void hw_index_destroy(hw_index *idx)
 {
     if (!idx)
         return;
+    bg_reap(idx, 1);
     if (idx->current)
         snapshot_free(idx->current, 1);
     for (size_t i = 0; i < idx->n_pending; i++)
@@ -936,11 +1341,15 @@ void hw_index_destroy(hw_index *idx)
     free(idx->map);
     free(idx->pending);
     free(idx->dead);
+    free(idx->ddf.slot);
     hw_tokenizer_destroy(idx->wtok);
     hw_syn_table_free(idx->syn);
-    free(idx->wacc);
-    free(idx->wtab);
-    free(idx->wtext);
+    if (idx->ws) {
+        free(idx->ws->acc);
+        free(idx->ws->tab);
+        free(idx->ws->text);
+        free(idx->ws);
+    }
     pthread_mutex_destroy(&idx->wlock);
     free(idx);
 }
@@ -954,17 +1363,39 @@ void hw_index_reader_unregister(void)
     urcu_memb_unregister_thread();
 }
 
+/* Marks main document r dead and counts its terms in idx->ddf. Its terms
+ * are computed again (main dropped them; a tokenization of one document).
+ * Out of memory leaves the statistics counting it, as before this
+ * existed; the document is dead either way. */
+static void mark_dead(hw_index *idx, doc_rec *r)
+{
+    idx->dead[r->main_docid / 64] |= 1ull << (r->main_docid % 64);
+    const doc_terms *dt = r->in_build ? NULL : r->terms;
+    doc_rec tmp = {0}; /* the fields rec_compute_terms reads, so that a build
+                          thread writing r->terms is not raced */
+    if (!dt) {
+        tmp.title = r->title;
+        tmp.body = r->body;
+        tmp.alts = r->alts;
+        tmp.n_alts = r->n_alts;
+        if (rec_compute_terms(idx, idx->ws, &tmp, NULL, NULL) != 0)
+            return;
+        dt = tmp.terms;
+    }
+    for (uint32_t i = 0; i < dt->n; i++)
+        if (dead_df_add(&idx->ddf, dt->e[i].hash) != 0)
+            break;
+    free(tmp.terms);
+}
+
 static int valid_id(const char *id)
 {
     size_t n = id ? strlen(id) : 0;
     if (n == 0 || n > HW_INDEX_MAX_ID)
         return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = id[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-              c == '_' || c == ':' || c == '-'))
+    for (size_t i = 0; i < n; i++)
+        if (!hw_index_id_char((unsigned char)id[i]))
             return 0;
-    }
     return 1;
 }
 
@@ -1117,7 +1548,7 @@ static int rec_create(hw_index *idx, const hw_doc *doc, int locale_id, doc_rec *
     r->refs = 1;
     r->alloc_bytes = bytes;
     /* in a batch the terms are computed at commit, in bulk */
-    if (!idx->in_batch && (rc = rec_compute_terms(idx, r, NULL, st)) != 0) {
+    if (!idx->in_batch && (rc = rec_compute_terms(idx, idx->ws, r, NULL, st)) != 0) {
         free(r);
         return rc;
     }
@@ -1149,7 +1580,7 @@ int hw_index_put(hw_index *idx, const hw_doc *doc, hw_status *st)
     if (!doc || (doc->kind != HW_DOC_ARTICLE && doc->kind != HW_DOC_FAQ))
         return hw_status_set(st, HW_EINVALID, "kind: must be article or FAQ");
     if (!valid_id(doc->id))
-        return hw_status_set(st, HW_EINVALID, "id: 1 to 64 bytes of [A-Za-z0-9._:-]");
+        return hw_status_set(st, HW_EINVALID, "id: 1 to 128 bytes of letters, digits and - . _ ~ ! $ & ' ( ) * + , ; = : @");
     size_t tmax = doc->kind == HW_DOC_FAQ ? 1024 : 512;
     size_t bmax = doc->kind == HW_DOC_FAQ ? 16 * 1024 : HW_INDEX_MAX_BODY;
     if ((rc = check_text(doc->kind == HW_DOC_FAQ ? "question" : "title", doc->title, tmax, 1, st)) ||
@@ -1190,7 +1621,7 @@ int hw_index_put(hw_index *idx, const hw_doc *doc, hw_status *st)
         doc_rec *old = slot->rec;
         old->live = 0;
         if (old->main_docid >= 0)
-            idx->dead[old->main_docid / 64] |= 1ull << (old->main_docid % 64);
+            mark_dead(idx, old);
         idx->text_bytes -= old->text_bytes;
         idx->doc_bytes -= old->alloc_bytes;
         rec_unref(old);
@@ -1233,7 +1664,7 @@ int hw_index_delete(hw_index *idx, hw_doc_kind kind, const char *id, hw_status *
     doc_rec *old = slot->rec;
     old->live = 0;
     if (old->main_docid >= 0)
-        idx->dead[old->main_docid / 64] |= 1ull << (old->main_docid % 64);
+        mark_dead(idx, old);
     idx->text_bytes -= old->text_bytes;
     idx->doc_bytes -= old->alloc_bytes;
     slot->rec = TOMBSTONE;
@@ -1244,6 +1675,19 @@ int hw_index_delete(hw_index *idx, hw_doc_kind kind, const char *id, hw_status *
 out:
     pthread_mutex_unlock(&idx->wlock);
     return rc;
+}
+
+void hw_index_flush(hw_index *idx)
+{
+    pthread_mutex_lock(&idx->wlock);
+    while (idx->bg && !idx->bg_done) {
+        pthread_mutex_unlock(&idx->wlock);
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+        pthread_mutex_lock(&idx->wlock);
+    }
+    bg_reap(idx, 0);
+    pthread_mutex_unlock(&idx->wlock);
 }
 
 void hw_index_set_trim(hw_index *idx, int on)
@@ -1300,6 +1744,7 @@ typedef struct cursor {
     const uint8_t *p, *start, *end;
     const skip_entry *skips;
     uint32_t n_blocks, blk;
+    uint32_t sblk;  /* block-max probe: the block holding the last probed doc */
     uint32_t prev1; /* local doc + 1 of the current posting */
     uint32_t doc;   /* global doc id, DOC_NONE when exhausted */
     uint32_t tf_title, tf_body;
@@ -1344,8 +1789,8 @@ struct hw_searcher {
     size_t n_qhash, cap_qhash;
     cursor *cur;
     size_t cap_cur;
-    double *cum, *contrib;
-    size_t cap_cum, cap_contrib;
+    double *cum, *contrib, *bcum;
+    size_t cap_cum, cap_contrib, cap_bcum;
     scored *heap;
     size_t cap_heap;
     scored *all; /* exhaustive mode */
@@ -1353,11 +1798,19 @@ struct hw_searcher {
     uint64_t *bits; /* matched counting */
     size_t cap_bits;
     struct {
-        uint32_t s, e;
+        uint32_t s, e;   /* byte offsets */
+        uint32_t cs, ce; /* the same in code points */
     } * marks;
     size_t cap_marks;
     char *buf; /* snippet assembly */
     size_t cap_buf;
+    /* a search's snippet pass (snip_prepare): what the query's terms look
+     * like in raw text, for the scan that tokenizes candidates only */
+    uint64_t qbloom[16];     /* 1024-bit filter over qhash */
+    uint64_t pre2[64];       /* 4096-bit filter of ASCII terms' first bytes */
+    uint64_t cjk_keys[256];  /* open addressing: CJK terms' raw bytes, 0 empty */
+    uint64_t cjk_first[64];  /* 4096-bit set of their first characters */
+    int snip_fast;           /* 0: every snippet tokenizes its whole text */
     /* synonyms applied to the current query */
     size_t n_orig; /* s->q[0..n_orig) are the query's own terms */
     hw_syn_match m[MAX_SYN_MATCHES];
@@ -1404,6 +1857,7 @@ void hw_searcher_destroy(hw_searcher *s)
     hw_tokenizer_destroy(s->tok);
     free(s->q);
     free(s->qhash);
+    free(s->bcum);
     free(s->cur);
     free(s->cum);
     free(s->contrib);
@@ -1483,11 +1937,41 @@ static void cur_init(cursor *c, const segment *seg, const term_info *ti, uint32_
     c->n_blocks = ti->df > BLOCK ? (ti->df + BLOCK - 1) / BLOCK : 0;
     c->skips = seg->skips + ti->skip_off;
     c->blk = 0;
+    c->sblk = 0;
     c->prev1 = 0;
     c->qterm = qterm;
     c->idf = idf;
     c->ub = idf * (double)ti->max_tfn;
     cur_decode(c);
+}
+
+/* Upper bound of the cursor's score contribution for global doc d (d
+ * ascending over calls): its block's max when the list has blocks (0
+ * past its end), else the list's. Moves no posting. */
+static inline double cur_block_ub(cursor *c, uint32_t d)
+{
+    if (d < c->seg->base)
+        return 0; /* a delta list holds no main document */
+    if (!c->n_blocks)
+        return c->ub;
+    uint32_t local = d - c->seg->base;
+    uint32_t b = c->sblk > c->blk ? c->sblk : c->blk;
+    while (b < c->n_blocks && c->skips[b].last_doc < local)
+        b++;
+    c->sblk = b;
+    return b < c->n_blocks ? c->idf * (double)c->skips[b].max_tfn : 0;
+}
+
+/* The current block's bound and last doc (global; UINT32_MAX - 1 when the
+ * list has no blocks). */
+static inline double cur_cur_block(const cursor *c, uint32_t *last)
+{
+    if (!c->n_blocks) {
+        *last = UINT32_MAX - 1;
+        return c->ub;
+    }
+    *last = c->seg->base + c->skips[c->blk].last_doc;
+    return c->idf * (double)c->skips[c->blk].max_tfn;
 }
 
 static const doc_rec *snap_doc(const snapshot *sn, uint32_t d)
@@ -1508,6 +1992,8 @@ static inline int doc_ok(const snapshot *sn, uint32_t d, const filter *f)
     if (d < nm) {
         if (sn->dead && (sn->dead[d / 64] >> (d % 64) & 1))
             return 0;
+        if (!f->kind && f->locale_id < 0)
+            return 1; /* no filter: no need to read the record */
         r = sn->main->docs[d];
     } else {
         r = sn->delta->docs[d - nm];
@@ -1617,7 +2103,10 @@ static void resolve_term(qterm *q, const snapshot *sn, double N)
 {
     q->ti[0] = segment_lookup(sn->main, q->hash, q->text, q->len);
     q->ti[1] = segment_lookup(sn->delta, q->hash, q->text, q->len);
-    q->df = (q->ti[0] ? q->ti[0]->df : 0) + (q->ti[1] ? q->ti[1]->df : 0);
+    uint32_t main_df = q->ti[0] ? q->ti[0]->df : 0;
+    uint32_t gone = main_df ? dead_df_get(sn->dead_df, sn->dead_df_mask, q->hash) : 0;
+    main_df = gone < main_df ? main_df - gone : 0;
+    q->df = main_df + (q->ti[1] ? q->ti[1]->df : 0);
     double df = q->df;
     q->idf = log(1.0 + (N - df + 0.5) / (df + 0.5));
     if (q->idf < 0)
@@ -1635,6 +2124,10 @@ static int resolve_query(hw_searcher *s, const snapshot *sn, const hw_token *tk,
     for (size_t i = 0; i < nt; i++)
         s->qhash[i] = tk[i].hash;
     s->n_qhash = sort_unique_u64(s->qhash, nt);
+    memset(s->qbloom, 0, sizeof s->qbloom);
+    for (size_t i = 0; i < s->n_qhash; i++)
+        s->qbloom[(s->qhash[i] >> 6) & 15] |= 1ull << (s->qhash[i] & 63);
+    s->snip_fast = 0;
     double N = sn->n_live ? sn->n_live : 1;
     for (size_t i = 0; i < nt; i++) {
         int dup = 0;
@@ -1714,7 +2207,7 @@ static int correct_typos(hw_searcher *s, const snapshot *sn, const hw_token *tk,
             const segment *seg = k ? sn->delta : sn->main;
             for (uint32_t i = 0; seg && i < seg->n_terms; i++) {
                 const term_info *ti = &seg->terms[i];
-                if (ti->str_len + 1 < t->len || ti->str_len > t->len + 1)
+                if ((uint32_t)ti->str_len + 1 < t->len || ti->str_len > t->len + 1)
                     continue;
                 if (one_edit(t->text, t->len, seg->pool + ti->str_off, ti->str_len) && ti->df > best_df) {
                     best_seg = seg;
@@ -1835,6 +2328,7 @@ static int run_topk(hw_searcher *s, const snapshot *sn, const filter *f, size_t 
     if (grow((void **)&s->cur, &s->cap_cur, 2 * nk, sizeof *s->cur) ||
         grow((void **)&s->cum, &s->cap_cum, 2 * nk, sizeof *s->cum) ||
         grow((void **)&s->contrib, &s->cap_contrib, 2 * nk, sizeof *s->contrib) ||
+        grow((void **)&s->bcum, &s->cap_bcum, 2 * nk, sizeof *s->bcum) ||
         grow((void **)&s->heap, &s->cap_heap, k + 1, sizeof *s->heap)) {
         free(known);
         return HW_ENOMEM;
@@ -1890,6 +2384,23 @@ static int run_topk(hw_searcher *s, const snapshot *sn, const filter *f, size_t 
     size_t n_heap = 0, n_all = 0;
     double theta = -INFINITY;
     size_t fe = 0; /* cursors [0, fe) are non-essential */
+    /* Block-max: each skip block knows its largest term score, so once the
+     * heap is full, whole blocks of the essential lists whose bounds (plus
+     * the non-essential lists' maxima) cannot reach the k-th score are
+     * stepped over undecoded, and a candidate's non-essential lists are
+     * bounded by the blocks holding it rather than by their maxima. Only
+     * documents that cannot enter the top k are skipped: results are the
+     * same as without (HW_SEARCH_NO_BLOCK_MAX) and as exhaustive. */
+    /* ... but its bookkeeping costs more than it saves on short lists
+     * (Debian 64k: p50 +10%; 1M Zipf: p99 -20%): used when the query's
+     * lists hold BLOCK_MAX_MIN_POSTINGS postings or more */
+    uint64_t postings = 0;
+    for (size_t i = 0; i < nc; i++)
+        postings += c[i].ti->df;
+    int bm = !exhaustive && !(flags & HW_SEARCH_NO_BLOCK_MAX) && (postings >= BLOCK_MAX_MIN_POSTINGS || (flags & HW_SEARCH_FORCE_BLOCK_MAX));
+    uint32_t win_end = 0; /* docs up to here passed the block-max window test */
+    int win_open = 0;
+    double *bcum = s->bcum;
     for (;;) {
         uint32_t d = DOC_NONE;
         for (size_t i = fe; i < nc; i++)
@@ -1897,6 +2408,26 @@ static int run_topk(hw_searcher *s, const snapshot *sn, const filter *f, size_t 
                 d = c[i].doc;
         if (d == DOC_NONE)
             break;
+        if (bm && n_heap == k && (!win_open || d > win_end)) {
+            uint32_t w = UINT32_MAX - 1, last;
+            double bound = fe ? s->cum[fe - 1] : 0;
+            for (size_t i = fe; i < nc; i++) {
+                if (c[i].doc == DOC_NONE)
+                    continue;
+                bound += cur_cur_block(&c[i], &last);
+                if (last < w)
+                    w = last;
+            }
+            if (bound < theta - 1e-9 * (1.0 + fabs(theta))) {
+                if (w == UINT32_MAX - 1)
+                    break; /* no list has blocks: nothing left can enter */
+                for (size_t i = fe; i < nc; i++)
+                    cur_advance(&c[i], w + 1);
+                continue;
+            }
+            win_end = w;
+            win_open = 1;
+        }
         if (!doc_ok(sn, d, f)) {
             for (size_t i = fe; i < nc; i++)
                 if (c[i].doc == d)
@@ -1916,8 +2447,17 @@ static int run_topk(hw_searcher *s, const snapshot *sn, const filter *f, size_t 
         }
         int pruned = 0;
         double eps = 1e-9 * (1.0 + fabs(theta));
+        const double *bound = s->cum;
+        if (bm && fe && n_heap == k && partial + s->cum[fe - 1] >= theta - eps) {
+            double acc_b = 0;
+            for (size_t i = 0; i < fe; i++) {
+                acc_b += cur_block_ub(&c[i], d);
+                bcum[i] = acc_b;
+            }
+            bound = bcum;
+        }
         for (size_t i = fe; i-- > 0;) {
-            if (partial + s->cum[i] < theta - eps) {
+            if (partial + bound[i] < theta - eps) {
                 pruned = 1;
                 break;
             }
@@ -1971,8 +2511,15 @@ static int run_topk(hw_searcher *s, const snapshot *sn, const filter *f, size_t 
 /* ---------------------------------------------------------------------- */
 /* Snippets                                                                */
 
+static inline int qbloom_has(const hw_searcher *s, uint64_t h)
+{
+    return (s->qbloom[(h >> 6) & 15] >> (h & 63)) & 1;
+}
+
 static int qhash_has(const hw_searcher *s, uint64_t h)
 {
+    if (!qbloom_has(s, h))
+        return 0;
     size_t lo = 0, hi = s->n_qhash;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
@@ -1986,30 +2533,312 @@ static int qhash_has(const hw_searcher *s, uint64_t h)
     return 0;
 }
 
-/* Byte offset reached from `from` after n code points (or len). */
+/* UTF-8 lead bytes (code points) among the 8 bytes at p. */
+static inline unsigned leads8(const char *p)
+{
+    uint64_t x;
+    memcpy(&x, p, 8);
+    /* continuation bytes are 10xxxxxx: bit 7 set, bit 6 clear */
+    uint64_t cont = (x & ~(x << 1)) & 0x8080808080808080ull;
+    /* count the set bits 7 of each byte without a popcount instruction */
+    return 8u - (unsigned)(((cont >> 7) * 0x0101010101010101ull) >> 56);
+}
+
+/* Code points in t[0..n). */
+static size_t count_chars(const char *t, size_t n)
+{
+    size_t c = 0, i = 0;
+    for (; i + 8 <= n; i += 8)
+        c += leads8(t + i);
+    for (; i < n; i++)
+        c += ((unsigned char)t[i] & 0xC0) != 0x80;
+    return c;
+}
+
+/* Byte offset reached from `from` (a character's start) after n code
+ * points (or len): where the (n+1)th lead byte from there is. */
 static size_t skip_chars(const char *t, size_t len, size_t from, size_t n)
 {
-    size_t i = from;
-    while (i < len && n > 0) {
-        i++;
-        while (i < len && ((unsigned char)t[i] & 0xC0) == 0x80)
-            i++;
-        n--;
+    size_t i = from, k = n + 1;
+    while (i + 8 <= len) {
+        unsigned c = leads8(t + i);
+        if (c >= k)
+            break;
+        k -= c;
+        i += 8;
+    }
+    for (; i < len; i++)
+        if (((unsigned char)t[i] & 0xC0) != 0x80 && --k == 0)
+            return i;
+    return len;
+}
+
+/* Copies n bytes of text, newlines and tabs as spaces; returns the end. */
+static char *copy_flat(char *o, const char *src, size_t n)
+{
+    memcpy(o, src, n);
+    for (char *p = o, *e = o + n; (p = memchr(p, '\n', (size_t)(e - p))); p++)
+        *p = ' ';
+    for (char *p = o, *e = o + n; (p = memchr(p, '\t', (size_t)(e - p))); p++)
+        *p = ' ';
+    return o + n;
+}
+
+/* Byte offset reached going back n code points from `from`: the nth lead
+ * byte before it (or 0). */
+static size_t back_chars(const char *t, size_t from, size_t n)
+{
+    size_t i = from, k = n;
+    while (i >= 8 && k > 0) {
+        unsigned c = leads8(t + i - 8);
+        if (c >= k)
+            break;
+        k -= c;
+        i -= 8;
+    }
+    while (i > 0 && k > 0) {
+        i--;
+        if (((unsigned char)t[i] & 0xC0) != 0x80)
+            k--;
     }
     return i;
 }
 
-/* Byte offset reached going back n code points from `from`. */
-static size_t back_chars(const char *t, size_t from, size_t n)
+/* Snippet marks without tokenizing the whole text.
+ *
+ * A search's hits are shown with a passage each; tokenizing every hit's
+ * body to find the query's terms cost more than the ranking (2x-6x a
+ * query's time). Most text is plain ASCII words and CJK ideographs, whose
+ * terms can be recognized in the raw bytes: an ASCII term (lowercase,
+ * stemmed) starts with the same two bytes as the word it came from (the
+ * English stemmer only changes endings; "dying", "lying", "tying" are
+ * handled apart), and a bigram of CJK unified ideographs (U+4E00-9FFF, which
+ * NFKC leaves alone) is its two characters' bytes. So one pass over the text
+ * finds the ASCII words (maximal runs of [A-Za-z0-9._], which the tokenizer
+ * never splits differently in context) whose first two bytes some query
+ * term has, and tokenizes only those; and it looks CJK character pairs up in
+ * a small table of the query's bigrams. Any other non-ASCII character
+ * (accents, kana, full-width letters...) sends the text to the full
+ * tokenization (snip_marks returns -1). The marks are the full pass's:
+ * tests compare the two (HW_SEARCH_FULL_SNIPPETS). */
+
+/* Filter slot of a term's first three bytes (n = 3) or of a term of one
+ * or two bytes (n = 1, 2; b = 0 for one). */
+static inline unsigned pre_key(unsigned n, unsigned char a, unsigned char b, unsigned char c)
 {
-    size_t i = from;
-    while (i > 0 && n > 0) {
-        i--;
-        while (i > 0 && ((unsigned char)t[i] & 0xC0) == 0x80)
-            i--;
-        n--;
+    uint32_t k = (uint32_t)n << 18 | ((uint32_t)(a | 32) & 63) << 12 | ((uint32_t)(b | 32) & 63) << 6 |
+                 ((uint32_t)(c | 32) & 63);
+    return (unsigned)((k * 0x9E3779B1u) >> 20);
+}
+
+static inline void pre_add(hw_searcher *s, unsigned k)
+{
+    s->pre2[k >> 6] |= 1ull << (k & 63);
+}
+
+static inline int pre_has(const hw_searcher *s, unsigned k)
+{
+    return (int)((s->pre2[k >> 6] >> (k & 63)) & 1);
+}
+
+/* A character of U+4E00-9FFF (3 bytes) by its last two bytes' 12 bits. */
+static inline unsigned cjk_first_key(const unsigned char *p)
+{
+    return (unsigned)(p[1] & 63) << 6 | (p[2] & 63);
+}
+
+static inline uint64_t cjk_key(const char *p, size_t n)
+{
+    uint64_t k = (uint64_t)n << 56;
+    memcpy(&k, p, n < 7 ? n : 7);
+    return k | (uint64_t)n << 56;
+}
+
+static inline size_t cjk_slot(uint64_t k)
+{
+    return (size_t)((k * 0x9E3779B97F4A7C15ull) >> 56);
+}
+
+static int cjk_has(const hw_searcher *s, uint64_t k)
+{
+    for (size_t i = cjk_slot(k);; i = (i + 1) & 255) {
+        if (s->cjk_keys[i] == k)
+            return 1;
+        if (!s->cjk_keys[i])
+            return 0;
     }
-    return i;
+}
+
+/* Builds the tables from the query's own terms s->q[0..n_orig) (their texts
+ * still in the tokenizer's buffer). */
+static void snip_prepare(hw_searcher *s)
+{
+    memset(s->pre2, 0, sizeof s->pre2);
+    memset(s->cjk_keys, 0, sizeof s->cjk_keys);
+    memset(s->cjk_first, 0, sizeof s->cjk_first);
+    size_t n_cjk = 0;
+    s->snip_fast = 1;
+    for (size_t i = 0; i < s->n_orig; i++) {
+        const qterm *q = &s->q[i];
+        const unsigned char *t = (const unsigned char *)q->text;
+        if (q->flags & HW_TOKEN_CJK) {
+            /* one or two characters of U+4E00-9FFF (3 bytes each, E4-E9) */
+            int ok = (q->len == 3 || q->len == 6) && n_cjk < 128;
+            for (size_t j = 0; ok && j < q->len; j += 3)
+                ok = t[j] >= 0xE4 && t[j] <= 0xE9;
+            if (ok) {
+                uint64_t k = cjk_key(q->text, q->len);
+                size_t h = cjk_slot(k);
+                while (s->cjk_keys[h] && s->cjk_keys[h] != k)
+                    h = (h + 1) & 255;
+                s->cjk_keys[h] = k;
+                n_cjk++;
+                unsigned f = cjk_first_key(t);
+                s->cjk_first[f >> 6] |= 1ull << (f & 63);
+            }
+            continue; /* other CJK terms cannot be in text the fast scan accepts */
+        }
+        if (q->len == 0 || t[0] >= 0x80)
+            continue; /* a non-ASCII word: only in text the fast scan refuses */
+        if (q->len < 3) {
+            pre_add(s, pre_key(q->len, t[0], q->len > 1 ? t[1] : 0, 0));
+            continue;
+        }
+        /* a stem keeps its word's first three bytes, but for y/i and a
+         * short stem's added e: "cri" from "cry", "sky" from "skies",
+         * "die" from "dying", "use" from "using" */
+        pre_add(s, pre_key(3, t[0], t[1], t[2]));
+        if (t[2] == 'i')
+            pre_add(s, pre_key(3, t[0], t[1], 'y'));
+        if (t[2] == 'y')
+            pre_add(s, pre_key(3, t[0], t[1], 'i'));
+        if (q->len == 3 && t[2] == 'e')
+            pre_add(s, pre_key(3, t[0], t[1], 'i')); /* "use" from "using" */
+        if (q->len == 3 && t[1] == 'i' && t[2] == 'e' && (t[0] == 'd' || t[0] == 'l' || t[0] == 't'))
+            pre_add(s, pre_key(3, t[0], 'y', 'i'));
+    }
+}
+
+static inline int is_word_byte(unsigned char c)
+{
+    return (unsigned)((c | 32) - 'a') < 26u || (unsigned)(c - '0') < 10u || c == '.' || c == '_';
+}
+
+static inline int is_alnum_byte(unsigned char c)
+{
+    return (unsigned)((c | 32) - 'a') < 26u || (unsigned)(c - '0') < 10u;
+}
+
+/* Non-ASCII characters the tokenizer treats as separators whatever their
+ * normalization: CJK and full-width punctuation, general punctuation. */
+static inline int is_sep_cp(uint32_t cp)
+{
+    return (cp >= 0x3000 && cp <= 0x3004) || (cp >= 0x3008 && cp <= 0x3011) || (cp >= 0x3014 && cp <= 0x301F) ||
+           (cp >= 0xFF01 && cp <= 0xFF0F) || (cp >= 0xFF1A && cp <= 0xFF20) || (cp >= 0xFF3B && cp <= 0xFF40) ||
+           (cp >= 0xFF5B && cp <= 0xFF65) || (cp >= 0x2010 && cp <= 0x2027) || (cp >= 0x2030 && cp <= 0x205E) ||
+           cp == 0x00A0 || cp == 0x00B7;
+}
+
+static inline int add_mark(hw_searcher *s, size_t *nm, uint32_t st, uint32_t en)
+{
+    if (*nm && st <= s->marks[*nm - 1].e) {
+        if (en > s->marks[*nm - 1].e)
+            s->marks[*nm - 1].e = en;
+    } else {
+        s->marks[*nm].s = st;
+        s->marks[*nm].e = en;
+        (*nm)++;
+    }
+    return 0;
+}
+
+/* Fills s->marks for text[0..len) as the full tokenization would; returns
+ * the number of marks, or -1 when the text needs the full tokenization
+ * (or memory ran out). */
+static long snip_marks(hw_searcher *s, const char *text, size_t len)
+{
+    const unsigned char *u = (const unsigned char *)text;
+    size_t nm = 0;
+    size_t i = 0;
+    size_t run_start = 0, run_n = 0; /* current run of CJK ideographs */
+    while (i < len) {
+        unsigned char c = u[i];
+        if (c < 0x80) {
+            run_n = 0;
+            if (!is_alnum_byte(c)) {
+                i++;
+                continue;
+            }
+            /* the word run [i, e): candidate when one of its sub-words
+             * (after '.' or '_') starts like a query term */
+            size_t e = i;
+            int cand = 0;
+            while (e < len && is_word_byte(u[e])) {
+                if (!cand && is_alnum_byte(u[e]) && (e == i || !is_alnum_byte(u[e - 1]))) {
+                    /* its token is 1, 2 or >= 3 bytes from here */
+                    int w1 = e + 1 < len && is_word_byte(u[e + 1]);
+                    int w2 = w1 && e + 2 < len && is_word_byte(u[e + 2]);
+                    cand = pre_has(s, pre_key(1, u[e], 0, 0)) ||
+                           (w1 && pre_has(s, pre_key(2, u[e], u[e + 1], 0))) ||
+                           (w2 && pre_has(s, pre_key(3, u[e], u[e + 1], u[e + 2])));
+                }
+                e++;
+            }
+            if (cand) {
+                const hw_token *tk;
+                size_t nt;
+                if (hw_tokenize(s->tok, text + i, e - i, &tk, &nt, NULL) != 0)
+                    return -1;
+                if (grow((void **)&s->marks, &s->cap_marks, nm + nt + 1, sizeof *s->marks))
+                    return -1;
+                for (size_t j = 0; j < nt; j++)
+                    if (qhash_has(s, tk[j].hash))
+                        add_mark(s, &nm, (uint32_t)(i + tk[j].start), (uint32_t)(i + tk[j].end));
+            }
+            i = e;
+            continue;
+        }
+        /* a 3-byte sequence? decode it (the text is valid UTF-8) */
+        if (c < 0xE0 || c >= 0xF0 || i + 2 >= len) {
+            if (c == 0xC2 && i + 1 < len && (u[i + 1] == 0xA0 || u[i + 1] == 0xB7)) {
+                run_n = 0;
+                i += 2;
+                continue;
+            }
+            return -1;
+        }
+        uint32_t cp = (uint32_t)(c & 0x0F) << 12 | (uint32_t)(u[i + 1] & 0x3F) << 6 | (u[i + 2] & 0x3F);
+        if (cp >= 0x4E00 && cp <= 0x9FFF) {
+            if (run_n == 0)
+                run_start = i;
+            run_n++;
+            if (run_n >= 2) {
+                /* the bigram ending here: [i - 3, i + 3) */
+                unsigned f = cjk_first_key(u + i - 3);
+                if (((s->cjk_first[f >> 6] >> (f & 63)) & 1) && cjk_has(s, cjk_key(text + i - 3, 6))) {
+                    if (grow((void **)&s->marks, &s->cap_marks, nm + 2, sizeof *s->marks))
+                        return -1;
+                    add_mark(s, &nm, (uint32_t)(i - 3), (uint32_t)(i + 3));
+                }
+            }
+            i += 3;
+            /* a lone ideograph is a term of its own */
+            if (run_n == 1 && (i + 2 >= len || u[i] < 0xE4 || u[i] > 0xE9 ||
+                               ((uint32_t)(u[i] & 0x0F) << 12 | (uint32_t)(u[i + 1] & 0x3F) << 6 |
+                                (u[i + 2] & 0x3F)) < 0x4E00) &&
+                cjk_has(s, cjk_key(text + run_start, 3))) {
+                if (grow((void **)&s->marks, &s->cap_marks, nm + 2, sizeof *s->marks))
+                    return -1;
+                add_mark(s, &nm, (uint32_t)run_start, (uint32_t)i);
+            }
+            continue;
+        }
+        if (!is_sep_cp(cp))
+            return -1;
+        run_n = 0;
+        i += 3;
+    }
+    return (long)nm;
 }
 
 /* Builds the best passage of text (about SNIPPET_CHARS code points) in the
@@ -2022,12 +2851,17 @@ static char *make_snippet(hw_searcher *s, const char *text, hw_arena *arena, int
         while (len > 0 && ((unsigned char)text[len] & 0xC0) == 0x80)
             len--;
     }
-    const hw_token *tk;
-    size_t nt, nm = 0;
-    if (hw_tokenize(s->tok, text, len, &tk, &nt, NULL) != 0)
-        nt = 0;
-    if (grow((void **)&s->marks, &s->cap_marks, nt + 1, sizeof *s->marks))
-        nt = 0;
+    const hw_token *tk = NULL;
+    size_t nt = 0, nm = 0;
+    long fast = s->snip_fast ? snip_marks(s, text, len) : -1;
+    if (fast >= 0) {
+        nm = (size_t)fast;
+    } else {
+        if (hw_tokenize(s->tok, text, len, &tk, &nt, NULL) != 0)
+            nt = 0;
+        if (grow((void **)&s->marks, &s->cap_marks, nt + 1, sizeof *s->marks))
+            nt = 0;
+    }
     /* matched source ranges, merged when overlapping or touching */
     for (size_t i = 0; i < nt; i++) {
         if (!qhash_has(s, tk[i].hash))
@@ -2042,16 +2876,31 @@ static char *make_snippet(hw_searcher *s, const char *text, hw_arena *arena, int
         }
     }
     /* window start: the mark maximizing distinct matched text in the
-     * window (approximated by the number of marks it covers) */
+     * window (approximated by the number of marks it covers). One pass
+     * gives every mark's bounds in code points (marks are sorted and
+     * disjoint), then a sliding window counts the marks each start covers:
+     * linear, where walking the window's characters from every start cost
+     * up to 256 x 180 steps (most of a snippet's time on CJK text). */
     size_t best_i = 0, best_n = 0;
     size_t limit = nm < 256 ? nm : 256;
-    for (size_t i = 0; i < limit; i++) {
-        size_t wend = skip_chars(text, len, s->marks[i].s, SNIPPET_CHARS - 20);
-        size_t cnt = 0;
-        for (size_t j = i; j < nm && s->marks[j].e <= wend; j++)
-            cnt++;
-        if (cnt > best_n) {
-            best_n = cnt;
+    {
+        size_t pos = 0, cp = 0;
+        for (size_t m = 0; m < nm; m++) {
+            cp += count_chars(text + pos, s->marks[m].s - pos);
+            s->marks[m].cs = (uint32_t)cp;
+            cp += count_chars(text + s->marks[m].s, s->marks[m].e - s->marks[m].s);
+            pos = s->marks[m].e;
+            s->marks[m].ce = (uint32_t)cp;
+        }
+    }
+    for (size_t i = 0, j = 0; i < limit; i++) {
+        uint64_t wend_cp = (uint64_t)s->marks[i].cs + (SNIPPET_CHARS - 20);
+        if (j < i)
+            j = i;
+        while (j < nm && s->marks[j].ce <= wend_cp)
+            j++;
+        if (j - i > best_n) {
+            best_n = j - i;
             best_i = i;
         }
     }
@@ -2096,22 +2945,22 @@ static char *make_snippet(hw_searcher *s, const char *text, hw_arena *arena, int
     size_t m = 0;
     while (m < nm && s->marks[m].e <= ws)
         m++;
+    /* plain text up to the next mark in one copy, then the mark wrapped; a
+     * mark the window begins inside is not wrapped */
     for (size_t i = ws; i < we;) {
-        if (mark && m < nm && i == s->marks[m].s) {
+        while (mark && m < nm && s->marks[m].s < i)
+            m++;
+        size_t next = (mark && m < nm && s->marks[m].s < we) ? s->marks[m].s : we;
+        o = copy_flat(o, text + i, next - i);
+        i = next;
+        if (i < we) {
             size_t e = s->marks[m].e < we ? s->marks[m].e : we;
             *o++ = '\x02';
-            for (; i < e; i++)
-                *o++ = (text[i] == '\n' || text[i] == '\t') ? ' ' : text[i];
+            o = copy_flat(o, text + i, e - i);
             *o++ = '\x03';
+            i = e;
             m++;
-            continue;
         }
-        if (mark && m < nm && s->marks[m].s < i) { /* window began inside a mark */
-            m++;
-            continue;
-        }
-        *o++ = (text[i] == '\n' || text[i] == '\t') ? ' ' : text[i];
-        i++;
     }
     if (we < len) {
         memcpy(o, "\xe2\x80\xa6", 3);
@@ -2136,9 +2985,15 @@ static int resolve_filter(const hw_index *idx, const snapshot *sn, const char *l
     return 1;
 }
 
+/* snippets: 0 none; 1 from candidate words (snip_marks), tables built
+ * here; 2 from whole texts tokenized; 3 as 1, tables already built. */
 static int fill_hits(hw_searcher *s, const snapshot *sn, size_t n, hw_arena *arena, int snippets,
                      hw_hit **out)
 {
+    if (snippets == 1 && n)
+        snip_prepare(s);
+    if (snippets == 2)
+        s->snip_fast = 0;
     hw_hit *hits = hw_arena_calloc(arena, n ? n : 1, sizeof *hits);
     if (!hits)
         return HW_ENOMEM;
@@ -2188,7 +3043,8 @@ int hw_index_search(hw_searcher *s, const hw_search_query *q, hw_arena *arena, h
             goto out;
         }
     }
-    if ((rc = fill_hits(s, sn, n, arena, !(q->flags & HW_SEARCH_NO_SNIPPETS), &out->hits)) != 0) {
+    int snippets = (q->flags & HW_SEARCH_NO_SNIPPETS) ? 0 : (q->flags & HW_SEARCH_FULL_SNIPPETS) ? 2 : 1;
+    if ((rc = fill_hits(s, sn, n, arena, snippets, &out->hits)) != 0) {
         hw_status_set(st, rc, "search: arena exhausted");
         goto out;
     }
@@ -2510,6 +3366,9 @@ static int answer(hw_searcher *s, const hw_token *toks, size_t n_toks, const cha
         rc = hw_status_set(st, HW_ENOMEM, "answer: out of memory");
         goto out;
     }
+    /* the query's term texts are still valid here (toks may be in s->tok,
+     * which the passage and the snippets below tokenize with) */
+    snip_prepare(s);
     filter f = {0, -1};
     size_t n = 0;
     uint64_t matched;
@@ -2568,7 +3427,7 @@ static int answer(hw_searcher *s, const hw_token *toks, size_t n_toks, const cha
     }
     if (n > ANSWER_HITS)
         n = ANSWER_HITS;
-    if ((rc = fill_hits(s, sn, n, arena, 1, &out->hits)) != 0)
+    if ((rc = fill_hits(s, sn, n, arena, 3, &out->hits)) != 0)
         goto nomem;
     out->n_hits = n;
     goto out;

@@ -17,17 +17,32 @@
  *   pointer store; the writer then waits for an RCU grace period
  *   (liburcu, memb flavour) before freeing what only the old snapshot used.
  *   Readers never lock or wait. Only the delta (bounded, default 1024 docs)
- *   is rebuilt per change; when it outgrows its bound, main is rebuilt
- *   from all live documents (about a second for 64k articles) - in the
- *   writer, while searches continue on the previous snapshot.
+ *   is rebuilt per change; when a single change makes it outgrow its
+ *   bound, main is rebuilt from all live documents on a background thread
+ *   (about a second for 64k articles, a minute for 1M) while changes go on
+ *   being published in the delta (which grows meanwhile); the thread
+ *   installs the new main under the writer mutex, with the documents
+ *   deleted or replaced meanwhile dead in it and those put meanwhile left
+ *   in the delta. The first main, and a batch bringing more new documents
+ *   than main holds, are built in the calling thread. Main builds compute
+ *   the documents' terms on up to 4 threads.
  * - Top-k uses MaxScore dynamic pruning: query terms (per segment) sorted
  *   by their score upper bound; terms whose cumulated bounds cannot beat
  *   the current k-th score are only probed (with block skipping) for
- *   documents found through the others. Scores are summed in one fixed
+ *   documents found through the others. Block-max bounds (each skip block
+ *   of 64 postings keeps its largest term score) let the essential lists
+ *   step over blocks that cannot reach the k-th score and bound a
+ *   candidate's other lists by the blocks holding it.
+ * - Snippets of search hits: one pass over each hit's text tokenizes only
+ *   the ASCII words that start like a query term and looks CJK bigrams up
+ *   by their bytes (texts in other scripts are tokenized whole); the
+ *   passage is the window with the most matches. Scores are summed in one fixed
  *   term order, so pruned and exhaustive results are bit-identical
  *   (HW_SEARCH_EXHAUSTIVE exists to prove that in tests and benchmarks).
- * - Statistics: N is the number of live documents; df counts occurrences
- *   in main (deleted ones included until main is rebuilt) plus delta;
+ * - Statistics: N is the number of live documents; df counts the live
+ *   documents holding the term: main's, less the deleted or replaced main
+ *   documents holding it (counted when they die, from their text tokenized
+ *   again, and published with the deleted bitset), plus delta's;
  *   idf = ln(1 + (N - df + 0.5) / (df + 0.5)); the average length is the
  *   one main was built with.
  *
@@ -35,7 +50,9 @@
  * and on every change), phrase queries, per-locale stemming.
  *
  * Threads: writer calls (put, delete, batch, publish) are serialized by an
- * internal mutex and may come from any thread. Readers (search, answer)
+ * internal mutex and may come from any thread; a background main build
+ * (see above) publishes from its own thread, so a registered reader is
+ * needed even in a program whose only writer is its reader. Readers (search, answer)
  * run concurrently with everything except hw_index_destroy(); each reader
  * thread must be registered once with hw_index_reader_register(), and
  * uses its own hw_searcher (tokenizer + scratch), one thread at a time.
@@ -52,7 +69,7 @@
 
 /* Limits (bytes), matching knowledge.proto. */
 #define HW_INDEX_MAX_QUERY 4096
-#define HW_INDEX_MAX_ID 64
+#define HW_INDEX_MAX_ID 128 /* article and FAQ ids; see hw_index_id_char */
 #define HW_INDEX_MAX_TITLE 1024 /* article title 512, FAQ question 1024 */
 #define HW_INDEX_MAX_BODY (256 * 1024)
 #define HW_INDEX_MAX_ALT 16 /* alternate questions per FAQ */
@@ -86,13 +103,26 @@ typedef struct hw_index_options {
  * question like an FAQ's question. */
 typedef struct hw_doc {
     hw_doc_kind kind;                 /* HW_DOC_ARTICLE or HW_DOC_FAQ */
-    const char *id;                   /* 1..64 bytes */
+    const char *id;                   /* 1..HW_INDEX_MAX_ID bytes, hw_index_id_char */
     const char *title;                /* required, <= HW_INDEX_MAX_TITLE bytes */
     const char *body;                 /* required, <= HW_INDEX_MAX_BODY bytes */
     const char *locale;               /* NULL or "" means "en"; <= 15 bytes */
     const char *const *alt_questions; /* may be NULL */
     size_t n_alt_questions;           /* <= HW_INDEX_MAX_ALT */
 } hw_doc;
+
+/* Whether c may appear in an article or FAQ id: printable ASCII that a URL
+ * path segment holds as written (RFC 3986 pchar without '%'): letters,
+ * digits and - . _ ~ ! $ & ' ( ) * + , ; = : @. Refused: space, controls,
+ * non-ASCII and " # % / < > ? [ \ ] ^ ` { | }, which a link
+ * ".../articles/<id>" or a resource name "articles/<id>" could only hold
+ * escaped. The one definition the index, the services and links use. */
+static inline int hw_index_id_char(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+           c == '_' || c == '~' || c == '!' || c == '$' || c == '&' || c == '\'' || c == '(' || c == ')' ||
+           c == '*' || c == '+' || c == ',' || c == ';' || c == '=' || c == ':' || c == '@';
+}
 
 /* Creates an empty index. opts may be NULL (all defaults).
  * Returns 0, HW_EINVALID (bad option, message in st) or HW_ENOMEM.
@@ -114,8 +144,9 @@ void hw_index_reader_unregister(void);
 
 /* Creates or replaces the document (kind, id) and, unless a batch is open,
  * publishes it: when the call returns, searches see the new version.
- * Costs: tokenizing the document plus rebuilding the delta segment (or,
- * when the delta is full, main), plus an RCU grace period.
+ * Costs: tokenizing the document plus rebuilding the delta segment (when
+ * the delta is full, main is rebuilt in the background), plus an RCU grace
+ * period.
  * Returns 0, HW_EINVALID (bad kind, id, UTF-8, locale, missing title or
  * body; st names the field), HW_ETOOBIG (field over its limit), HW_ENOMEM.
  * Validation errors leave the index unchanged; if only publishing fails
@@ -139,6 +170,12 @@ int hw_index_delete(hw_index *idx, hw_doc_kind kind, const char *id, hw_status *
  * Calling begin twice from one thread deadlocks. */
 void hw_index_batch_begin(hw_index *idx);
 int hw_index_batch_commit(hw_index *idx, hw_status *st);
+
+/* Waits until a background main build (see Design) has been installed,
+ * so that searches see the statistics of a freshly built main. For tests
+ * and benchmarks; changes are visible without it. Takes the writer mutex
+ * (not from inside a batch). */
+void hw_index_flush(hw_index *idx);
 
 /* Whether a main build ends with malloc_trim(0) (on by default). It gives
  * the build's transient heap back to the system, which is worth it after
@@ -203,6 +240,14 @@ enum {
     HW_SEARCH_NO_SNIPPETS = 1u << 0,   /* leave hw_hit.snippet NULL */
     HW_SEARCH_COUNT_MATCHED = 1u << 1, /* exact `matched` (visits every posting) */
     HW_SEARCH_EXHAUSTIVE = 1u << 2,    /* score every match, no pruning (tests) */
+    HW_SEARCH_NO_BLOCK_MAX = 1u << 4,  /* plain MaxScore, no block-max bounds (same
+                                          results; tests, benchmarks) */
+    HW_SEARCH_FORCE_BLOCK_MAX = 1u << 5, /* block-max bounds even for short lists
+                                            (by default only when the query's
+                                            lists hold 200,000 postings; tests) */
+    HW_SEARCH_FULL_SNIPPETS = 1u << 3, /* tokenize every hit's whole text for its
+                                          snippet, not only the candidate words
+                                          (same snippets; tests, benchmarks) */
 };
 
 typedef struct hw_search_query {

@@ -376,3 +376,84 @@ int hw_eventlog_trim(hw_store_txn *w, int64_t cutoff_unix_ms, uint64_t max_keep,
         *deleted = c.n;
     return HW_OK;
 }
+
+/* ---- redaction ----------------------------------------------------------- */
+
+typedef struct redact_ctx {
+    bool (*match)(void *arg, const char *ticket_id);
+    void *arg;
+    hw_arena *a;
+    unsigned char (*keys)[8];
+    unsigned char **vals;
+    size_t *lens;
+    size_t n, cap;
+} redact_ctx;
+
+static int redact_one(void *arg, const void *key, size_t key_len, const void *val, size_t val_len)
+{
+    redact_ctx *c = arg;
+    const unsigned char *v = val, *end = v + val_len;
+    if (key_len != 8 || val_len < HDR_FIXED + 4 || v[0] != ENTRY_VERSION)
+        return HW_ECORRUPT;
+    const unsigned char *p = v + HDR_FIXED;
+    size_t ql = (size_t)p[0] << 8 | p[1];
+    p += 2;
+    if ((size_t)(end - p) < ql + 2)
+        return HW_ECORRUPT;
+    p += ql;
+    size_t al = (size_t)p[0] << 8 | p[1];
+    p += 2;
+    if ((size_t)(end - p) < al)
+        return HW_ECORRUPT;
+    p += al;
+    size_t head = (size_t)(p - v);
+    Helpwire__V1__TicketEvent *ev = (Helpwire__V1__TicketEvent *)protobuf_c_message_unpack(
+        &helpwire__v1__ticket_event__descriptor, hw_arena_allocator(c->a), (size_t)(end - p), p);
+    if (!ev || !ev->ticket_id)
+        return HW_ECORRUPT;
+    if (!c->match(c->arg, ev->ticket_id) || ((!ev->detail || !*ev->detail) && !ev->ticket))
+        return 0;
+    ev->detail = (char *)"";
+    ev->ticket = NULL;
+    size_t el = protobuf_c_message_get_packed_size(&ev->base);
+    unsigned char *nv = hw_arena_alloc(c->a, head + el);
+    if (!nv)
+        return HW_ENOMEM;
+    memcpy(nv, v, head);
+    protobuf_c_message_pack(&ev->base, nv + head);
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? 2 * c->cap : 64;
+        unsigned char(*k)[8] = hw_arena_alloc(c->a, cap * sizeof *k);
+        unsigned char **vs = hw_arena_alloc(c->a, cap * sizeof *vs);
+        size_t *ls = hw_arena_alloc(c->a, cap * sizeof *ls);
+        if (!k || !vs || !ls)
+            return HW_ENOMEM;
+        if (c->n) {
+            memcpy(k, c->keys, c->n * sizeof *k);
+            memcpy(vs, c->vals, c->n * sizeof *vs);
+            memcpy(ls, c->lens, c->n * sizeof *ls);
+        }
+        c->keys = k, c->vals = vs, c->lens = ls, c->cap = cap;
+    }
+    memcpy(c->keys[c->n], key, 8);
+    c->vals[c->n] = nv;
+    c->lens[c->n] = head + el;
+    c->n++;
+    return 0;
+}
+
+int hw_eventlog_redact(hw_store_txn *w, bool (*match)(void *arg, const char *ticket_id), void *arg,
+                       size_t *redacted)
+{
+    if (redacted)
+        *redacted = 0;
+    if (!hw_store_txn_writable(w) || !match)
+        return HW_EINVALID;
+    redact_ctx c = {.match = match, .arg = arg, .a = hw_store_txn_arena(w)};
+    int rc = hw_store_kv_foreach(w, NS, redact_one, &c);
+    for (size_t i = 0; rc == HW_OK && i < c.n; i++)
+        rc = hw_store_kv_put(w, NS, c.keys[i], 8, c.vals[i], c.lens[i]);
+    if (rc == HW_OK && redacted)
+        *redacted = c.n;
+    return rc;
+}

@@ -31,6 +31,7 @@
 #ifndef HW_STORE_EVENTLOG_H
 #define HW_STORE_EVENTLOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -88,5 +89,15 @@ int hw_eventlog_read(hw_store_txn *t, uint64_t after, size_t limit, hw_arena *a,
  * @return HW_OK; HW_EINVALID; store codes. */
 int hw_eventlog_trim(hw_store_txn *w, int64_t cutoff_unix_ms, uint64_t max_keep, size_t max_delete,
                      size_t *deleted);
+
+/* Empties the detail of every entry whose ticket match(arg, ticket_id)
+ * names (erasure: a detail may quote the customer), rewriting it in w;
+ * *redacted (may be NULL) receives how many changed. Entries already
+ * empty are left alone, so a second run changes nothing. A full scan of the
+ * log (it has no index by ticket). Old values are zeroed in place when w
+ * is in wipe mode (hw_store_txn_wipe). Writer.
+ * @return HW_OK; HW_EINVALID; store codes. */
+int hw_eventlog_redact(hw_store_txn *w, bool (*match)(void *arg, const char *ticket_id), void *arg,
+                       size_t *redacted);
 
 #endif

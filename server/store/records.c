@@ -25,6 +25,7 @@
 
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "helpwire/store/v1/records.pb-c.h"
@@ -279,6 +280,15 @@ static int get_raw(hw_store_txn *t, int db, const char *id, MDB_val *v)
     return hw_store__get(t, db, id, strlen(id), v);
 }
 
+/* A record as read: a ticket gets the fields its head holds newer
+ * (ticket_wal.c). */
+static int as_read(hw_store_txn *t, ProtobufCMessage *m)
+{
+    if (m->descriptor != &helpwire__v1__ticket__descriptor)
+        return HW_OK;
+    return hw_twal_ticket_overlay(t, (Helpwire__V1__Ticket *)m);
+}
+
 static int kind_get(hw_store_txn *t, const hw_kind *k, const char *id, hw_arena *a, void *out)
 {
     if (!a || !out)
@@ -287,7 +297,9 @@ static int kind_get(hw_store_txn *t, const hw_kind *k, const char *id, hw_arena 
     int rc = get_raw(t, k->db, id, &v);
     if (rc != HW_OK)
         return rc;
-    return hw_records__unpack(k->desc, a, &v, (ProtobufCMessage **)out);
+    if ((rc = hw_records__unpack(k->desc, a, &v, (ProtobufCMessage **)out)) != HW_OK)
+        return rc;
+    return as_read(t, *(ProtobufCMessage **)out);
 }
 
 int hw_ikeys_init(hw_ikeys *ks, hw_arena *a)
@@ -368,8 +380,8 @@ static int kind_put(hw_store_txn *w, const hw_kind *k, const ProtobufCMessage *m
     ProtobufCMessage *old = NULL;
     MDB_val v;
     int rc = get_raw(w, k->db, id, &v);
-    if (rc == HW_OK)
-        rc = hw_records__unpack(k->desc, a, &v, &old);
+    if (rc == HW_OK && (rc = hw_records__unpack(k->desc, a, &v, &old)) == HW_OK)
+        rc = as_read(w, old);
     else if (rc == HW_ENOTFOUND)
         rc = HW_OK;
     if (rc != HW_OK)
@@ -391,7 +403,9 @@ static int kind_put(hw_store_txn *w, const hw_kind *k, const ProtobufCMessage *m
         if ((rc = apply_keys(w, &oldk, &newk, id)) != HW_OK)
             return rc;
     }
-    return hw_store__put_msg(w, k->db, id, strlen(id), m, 0);
+    if ((rc = hw_store__put_msg(w, k->db, id, strlen(id), m, 0)) != HW_OK)
+        return rc;
+    return m->descriptor == &helpwire__v1__ticket__descriptor ? hw_twal_ticket_stored(w, id) : HW_OK;
 }
 
 static int kind_delete(hw_store_txn *w, const hw_kind *k, const char *id)
@@ -602,6 +616,8 @@ static int collect_visit(hw_store_txn *t, void *arg, const MDB_val *k, const MDB
     ProtobufCMessage *m;
     if ((rc = hw_records__unpack(cl->desc, cl->a, &rec, &m)) != HW_OK)
         return rc;
+    if ((rc = as_read(t, m)) != HW_OK)
+        return rc;
     if (cl->keep && !cl->keep(m, cl->filter))
         return 0;
     if (cl->each) {
@@ -799,8 +815,46 @@ int hw_store_sla_policy_list(hw_store_txn *t, hw_store_cursor *cursor, size_t li
  * Tickets
  * ---------------------------------------------------------------------- */
 
+/* Whether tk differs from the stored record r (packed: rv) only in the
+ * fields an append changes (version, message count, update time). */
+static bool only_append_fields(const Helpwire__V1__Ticket *tk, const Helpwire__V1__Ticket *r, const MDB_val *rv,
+                               hw_arena *a)
+{
+    Helpwire__V1__Ticket c = *tk;
+    c.version = r->version;
+    c.message_count = r->message_count;
+    c.updated_unix_ms = r->updated_unix_ms;
+    size_t n = protobuf_c_message_get_packed_size(&c.base);
+    if (n != rv->mv_size)
+        return false;
+    unsigned char *b = hw_arena_alloc(a, n ? n : 1);
+    return b && protobuf_c_message_pack(&c.base, b) == n && memcmp(b, rv->mv_data, n) == 0;
+}
+
 int hw_store_ticket_put(hw_store_txn *w, const Helpwire__V1__Ticket *tk, int mode, uint64_t expected_version)
 {
+    /* A replace that changes only what an append changes goes to the
+     * ticket's head (ticket_wal.c): the record's page stays clean. */
+    bool head = false;
+    if (w && w->writable && tk && mode == HW_PUT_REPLACE && expected_version == 0 && id_ok(tk->id) &&
+        tk->base.descriptor == &helpwire__v1__ticket__descriptor) {
+        /* Only a ticket with a head can take the fields there: others
+         * (most puts that are not appends) skip the comparison. */
+        int rc = hw_twal_has_head(w, tk->id, &head);
+        if (rc != HW_OK)
+            return rc;
+        MDB_val v;
+        ProtobufCMessage *r;
+        if (head && (rc = get_raw(w, HW_DB_TICKETS, tk->id, &v)) == HW_OK &&
+            (rc = hw_records__unpack(&helpwire__v1__ticket__descriptor, w->arena, &v, &r)) == HW_OK &&
+            only_append_fields(tk, (Helpwire__V1__Ticket *)r, &v, w->arena)) {
+            bool done;
+            if ((rc = hw_twal_ticket_touch(w, tk, &done)) != HW_OK || done)
+                return rc;
+        } else if (rc != HW_OK && rc != HW_ENOTFOUND) {
+            return rc;
+        }
+    }
     return kind_put(w, &HW_KINDS[K_TICKET], &tk->base, mode, expected_version);
 }
 
@@ -824,7 +878,9 @@ int hw_store_ticket_get_by_number(hw_store_txn *t, uint64_t number, hw_arena *a,
         return HW_ECORRUPT;
     if (rc != HW_OK)
         return rc;
-    return hw_records__unpack(&helpwire__v1__ticket__descriptor, a, &rec, (ProtobufCMessage **)out);
+    if ((rc = hw_records__unpack(&helpwire__v1__ticket__descriptor, a, &rec, (ProtobufCMessage **)out)) != HW_OK)
+        return rc;
+    return hw_twal_ticket_overlay(t, *out);
 }
 
 /* The ticket at the first number >= number (op MDB_SET_RANGE), or after
@@ -849,7 +905,9 @@ static int ticket_at_or_after(hw_store_txn *t, MDB_cursor *c, MDB_cursor_op op, 
         return HW_ECORRUPT;
     if (rc != HW_OK)
         return rc;
-    return hw_records__unpack(&helpwire__v1__ticket__descriptor, a, &rec, (ProtobufCMessage **)tk);
+    if ((rc = hw_records__unpack(&helpwire__v1__ticket__descriptor, a, &rec, (ProtobufCMessage **)tk)) != HW_OK)
+        return rc;
+    return hw_twal_ticket_overlay(t, *tk);
 }
 
 int hw_store_ticket_foreach_created(hw_store_txn *t, int64_t from_unix_ms, int64_t to_unix_ms,
@@ -935,14 +993,61 @@ int hw_records__delete_prefix(hw_store_txn *w, int db, const hw_kb *prefix)
     return rc;
 }
 
-int hw_store_ticket_delete(hw_store_txn *w, const char *id)
+typedef struct unref_list {
+    hw_arena *a;
+    Helpwire__V1__TicketMessage **m;
+    size_t n, cap;
+} unref_list;
+
+/* Collects the ticket's messages that carry attachments (dropping their
+ * references waits until the scan is over). */
+static int unref_collect(hw_store_txn *t, void *arg, const MDB_val *k, const MDB_val *v)
 {
-    int rc = kind_delete(w, &HW_KINDS[K_TICKET], id);
+    (void)t, (void)k;
+    unref_list *l = arg;
+    if (v->mv_size < HW_TLOG_HDR)
+        return HW_ECORRUPT;
+    const unsigned char *h = v->mv_data;
+    if (h[0] != HW_TLOG_MESSAGE)
+        return 0;
+    MDB_val body = {.mv_size = v->mv_size - HW_TLOG_HDR, .mv_data = (void *)(h + HW_TLOG_HDR)};
+    ProtobufCMessage *m;
+    int rc = hw_records__unpack(&helpwire__v1__ticket_message__descriptor, l->a, &body, &m);
     if (rc != HW_OK)
         return rc;
+    Helpwire__V1__TicketMessage *tm = (Helpwire__V1__TicketMessage *)m;
+    if (tm->n_attachments == 0)
+        return 0;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 16;
+        Helpwire__V1__TicketMessage **nm = hw_arena_alloc(l->a, cap * sizeof *nm);
+        if (!nm)
+            return HW_ENOMEM;
+        if (l->n)
+            memcpy(nm, l->m, l->n * sizeof *nm);
+        l->m = nm, l->cap = cap;
+    }
+    l->m[l->n++] = tm;
+    return 0;
+}
+
+int hw_store_ticket_delete(hw_store_txn *w, const char *id)
+{
+    if (!w || !w->writable || !id_ok(id))
+        return HW_EINVALID;
     hw_kb p;
     HW_KB_INIT(&p);
     hw_kb_str0(&p, id);
+    unref_list l = {.a = w->arena};
+    int rc = hw_twal_settle(w, id, 0);
+    if (rc == HW_OK)
+        rc = hw_records__scan(w, HW_DB_TICKET_LOG, p.b, p.n, 0, NULL, 0, unref_collect, &l);
+    for (size_t i = 0; rc == HW_OK && i < l.n; i++)
+        rc = hw_records__message_unref(w, l.m[i]);
+    if (rc != HW_OK)
+        return rc;
+    if ((rc = kind_delete(w, &HW_KINDS[K_TICKET], id)) != HW_OK)
+        return rc;
     return hw_records__delete_prefix(w, HW_DB_TICKET_LOG, &p);
 }
 
@@ -1085,25 +1190,7 @@ static int log_append(hw_store_txn *w, const char *ticket_id, int kind, const Pr
 {
     if (!w->writable || !id_ok(ticket_id))
         return HW_EINVALID;
-    hw_kb p;
-    HW_KB_INIT(&p);
-    hw_kb_str0(&p, ticket_id);
-    uint64_t pos, seq;
-    int rc = hw_records__log_tail(w, &p, kind, &pos, &seq);
-    if (rc != HW_OK)
-        return rc;
-    if (seq_field)
-        *seq_field = seq + 1;
-    unsigned char *body;
-    size_t len = protobuf_c_message_get_packed_size(m);
-    if ((rc = hw_records__log_reserve(w, &p, pos + 1, kind, seq + 1, len, &body)) != HW_OK) {
-        if (seq_field)
-            *seq_field = 0;
-        return rc;
-    }
-    protobuf_c_message_pack(m, body);
-    *seq_out = seq + 1;
-    return HW_OK;
+    return hw_twal_append(w, ticket_id, kind, m, seq_field, seq_out);
 }
 
 int hw_store_ticket_event_append(hw_store_txn *w, Helpwire__V1__TicketEvent *ev)
@@ -1114,16 +1201,81 @@ int hw_store_ticket_event_append(hw_store_txn *w, Helpwire__V1__TicketEvent *ev)
     return log_append(w, ev->ticket_id, HW_TLOG_EVENT, &ev->base, &ev->seq, &seq);
 }
 
+/* The log's scan, noting the position of the last entry taken. */
+typedef struct log_scan {
+    collect *cl;
+    size_t pl;
+    uint64_t last_taken;
+} log_scan;
+
+static int log_scan_visit(hw_store_txn *t, void *arg, const MDB_val *k, const MDB_val *v)
+{
+    log_scan *ls = arg;
+    if (k->mv_size != ls->pl + 8)
+        return HW_ECORRUPT;
+    int rc = collect_visit(t, ls->cl, k, v);
+    if (rc == 1)
+        ls->last_taken = hw_be64_get((const unsigned char *)k->mv_data + ls->pl);
+    return rc;
+}
+
+/* A ticket's entries of one kind in position order: those of its log,
+ * then its pending ones (ticket_wal.c), which all come after. The cursor
+ * is a key of the log (ticket id \0 be64 position) either way, so a page
+ * boundary survives the entries' copy into the log. */
 static int log_list(hw_store_txn *t, const char *ticket_id, int kind, const ProtobufCMessageDescriptor *desc,
                     hw_store_cursor *cursor, size_t limit, hw_arena *a, void *out, size_t *n)
 {
-    if (!id_ok(ticket_id))
+    if (!id_ok(ticket_id) || !a || !out || !n || !cursor || limit == 0 || limit > HW_STORE_LIST_MAX)
         return HW_EINVALID;
     collect cl = {.desc = desc, .a = a, .log_kind = kind};
     hw_kb p;
     HW_KB_INIT(&p);
     hw_kb_str0(&p, ticket_id);
-    return list_run(t, &cl, HW_DB_TICKET_LOG, &p, 0, cursor, limit, out, n);
+    if (p.overflow)
+        return HW_EINVALID;
+    uint64_t after = 0; /* the cursor's position */
+    if (cursor->len > 0) {
+        if (cursor->len != 1 + p.n + 8 || cursor->key[0] != (unsigned char)HW_DB_TICKET_LOG ||
+            memcmp(cursor->key + 1, p.b, p.n) != 0)
+            return HW_EINVALID;
+        after = hw_be64_get(cursor->key + 1 + p.n);
+    }
+    cl.items = hw_arena_alloc(a, limit * sizeof(void *));
+    if (!cl.items)
+        return HW_ENOMEM;
+    cl.cap = limit;
+    log_scan ls = {.cl = &cl, .pl = p.n, .last_taken = after};
+    int rc = hw_records__scan(t, HW_DB_TICKET_LOG, p.b, p.n, 0, cursor, limit, log_scan_visit, &ls);
+    if (rc != HW_OK)
+        return rc;
+    if (cursor->len == 0) { /* the log is done: its pending entries follow */
+        hw_twal_entry *es;
+        size_t np;
+        if ((rc = hw_twal_pending(t, ticket_id, a, &es, &np)) != HW_OK)
+            return rc;
+        for (size_t i = 0; i < np; i++) {
+            if (es[i].pos <= after)
+                continue;
+            if (cl.n == limit) { /* more to come: the cursor says where */
+                hw_kb ck = p;
+                hw_kb_be64(&ck, ls.last_taken);
+                cursor->key[0] = (unsigned char)HW_DB_TICKET_LOG;
+                memcpy(cursor->key + 1, ck.b, ck.n);
+                cursor->len = ck.n + 1;
+                break;
+            }
+            MDB_val v = {.mv_size = es[i].vl, .mv_data = (void *)es[i].val};
+            MDB_val k = {0};
+            if ((rc = collect_visit(t, &cl, &k, &v)) < 0)
+                return rc;
+            if (rc == 1)
+                ls.last_taken = es[i].pos;
+        }
+    }
+    *(void ***)out = cl.items;
+    *n = cl.n;
+    return HW_OK;
 }
 
 int hw_store_ticket_event_list(hw_store_txn *t, const char *ticket_id, hw_store_cursor *cursor, size_t limit,
@@ -1137,6 +1289,14 @@ int hw_store_ticket_message_append(hw_store_txn *w, const Helpwire__V1__TicketMe
 {
     if (!m)
         return HW_EINVALID;
+    for (size_t i = 0; i < m->n_attachments; i++) {
+        const Helpwire__V1__Attachment *at = m->attachments[i];
+        if (!at || !at->id || !*at->id)
+            continue; /* a place: nothing stored */
+        int rc = hw_records__attachment_ref(w, at->id, m->ticket_id, m->id);
+        if (rc != HW_OK)
+            return rc;
+    }
     uint64_t seq = 0;
     int rc = log_append(w, m->ticket_id, HW_TLOG_MESSAGE, &m->base, NULL, &seq);
     if (rc == HW_OK && pos_out)
@@ -1149,6 +1309,220 @@ int hw_store_ticket_message_list(hw_store_txn *t, const char *ticket_id, hw_stor
 {
     return log_list(t, ticket_id, HW_TLOG_MESSAGE, &helpwire__v1__ticket_message__descriptor, cursor, limit,
                     a, out, n);
+}
+
+/* One log value (HW_TLOG_HDR header and record) for foreach_newest: a
+ * message is unpacked into a (reset first) and given to fn. Returns HW_OK
+ * to go on, HW_STOP when fn stopped, or an error. */
+static int newest_visit(const MDB_val *v, hw_arena *a, int (*fn)(void *arg, const Helpwire__V1__TicketMessage *m),
+                        void *arg)
+{
+    if (v->mv_size < HW_TLOG_HDR)
+        return HW_ECORRUPT;
+    if (((const unsigned char *)v->mv_data)[0] != HW_TLOG_MESSAGE)
+        return HW_OK;
+    MDB_val body = {.mv_size = v->mv_size - HW_TLOG_HDR, .mv_data = (char *)v->mv_data + HW_TLOG_HDR};
+    ProtobufCMessage *m;
+    hw_arena_reset(a);
+    int rc = hw_records__unpack(&helpwire__v1__ticket_message__descriptor, a, &body, &m);
+    return rc != HW_OK ? rc : fn(arg, (const Helpwire__V1__TicketMessage *)m);
+}
+
+int hw_store_ticket_message_foreach_newest(hw_store_txn *t, const char *ticket_id, hw_arena *a,
+                                           int (*fn)(void *arg, const Helpwire__V1__TicketMessage *m), void *arg)
+{
+    if (!id_ok(ticket_id) || !a || !fn)
+        return HW_EINVALID;
+    hw_kb p;
+    HW_KB_INIT(&p);
+    hw_kb_str0(&p, ticket_id);
+    if (p.overflow)
+        return HW_EINVALID;
+    /* The pending entries first (ticket_wal.c): they are the newest. Their
+     * list is copied out of a (reset before each message); the values it
+     * points to are in the map. */
+    hw_twal_entry *es;
+    size_t np;
+    int rc = hw_twal_pending(t, ticket_id, a, &es, &np);
+    if (rc != HW_OK)
+        return rc;
+    MDB_val *pv = np ? malloc(np * sizeof *pv) : NULL;
+    if (np && !pv)
+        return HW_ENOMEM;
+    for (size_t i = 0; i < np; i++)
+        pv[i] = (MDB_val){.mv_size = es[i].vl, .mv_data = (void *)es[i].val};
+    for (size_t i = np; rc == HW_OK && i-- > 0;)
+        rc = newest_visit(&pv[i], a, fn, arg);
+    free(pv);
+    if (rc != HW_OK)
+        return rc == HW_STOP ? HW_OK : rc;
+    MDB_cursor *c;
+    if ((rc = hw_store__cursor(t, HW_DB_TICKET_LOG, &c)) != HW_OK)
+        return rc;
+    MDB_val k, v;
+    int mrc = seek_prefix_last(c, p.b, p.n, &k, &v);
+    while (rc == HW_OK && mrc == 0 && hw_has_prefix(&k, p.b, p.n)) {
+        rc = k.mv_size != p.n + 8 ? HW_ECORRUPT : newest_visit(&v, a, fn, arg);
+        if (rc == HW_OK)
+            mrc = mdb_cursor_get(c, &k, &v, MDB_PREV);
+    }
+    mdb_cursor_close(c);
+    if (rc != HW_OK)
+        return rc == HW_STOP ? HW_OK : rc;
+    return mrc == 0 || mrc == MDB_NOTFOUND ? HW_OK : hw_store__err(t, mrc);
+}
+
+/* ------------------------------------------------------------------------
+ * Scrubbing a ticket's personal text (erasure, retention)
+ * ---------------------------------------------------------------------- */
+
+/* One entry of a ticket's log, copied out of the map (keys and values
+ * change under a cursor as entries are rewritten). */
+typedef struct scrub_ent {
+    unsigned char *key;
+    size_t kl;
+    unsigned char *val;
+    size_t vl;
+} scrub_ent;
+
+typedef struct scrub_list {
+    hw_arena *a;
+    scrub_ent *e;
+    size_t n, cap;
+} scrub_list;
+
+static int scrub_collect(hw_store_txn *t, void *arg, const MDB_val *k, const MDB_val *v)
+{
+    (void)t;
+    scrub_list *l = arg;
+    if (v->mv_size < HW_TLOG_HDR)
+        return HW_ECORRUPT;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 64;
+        scrub_ent *e = hw_arena_alloc(l->a, cap * sizeof *e);
+        if (!e)
+            return HW_ENOMEM;
+        if (l->n)
+            memcpy(e, l->e, l->n * sizeof *e);
+        l->e = e;
+        l->cap = cap;
+    }
+    scrub_ent *e = &l->e[l->n];
+    e->key = hw_arena_alloc(l->a, k->mv_size);
+    e->val = hw_arena_alloc(l->a, v->mv_size);
+    if (!e->key || !e->val)
+        return HW_ENOMEM;
+    memcpy(e->key, k->mv_data, k->mv_size);
+    memcpy(e->val, v->mv_data, v->mv_size);
+    e->kl = k->mv_size;
+    e->vl = v->mv_size;
+    l->n++;
+    return 1;
+}
+
+/* Rewrites a log entry as its header and m, zeroing the old value first. */
+static int scrub_log_put(hw_store_txn *w, const scrub_ent *e, const ProtobufCMessage *m)
+{
+    int rc = hw_store__zero(w, HW_DB_TICKET_LOG, e->key, e->kl);
+    if (rc != HW_OK)
+        return rc;
+    size_t len = protobuf_c_message_get_packed_size(m);
+    void *dst;
+    rc = hw_store__reserve(w, HW_DB_TICKET_LOG, e->key, e->kl, HW_TLOG_HDR + len, 0, &dst);
+    if (rc != HW_OK)
+        return rc;
+    memcpy(dst, e->val, HW_TLOG_HDR);
+    return protobuf_c_message_pack(m, (unsigned char *)dst + HW_TLOG_HDR) == len ? HW_OK : HW_EIO;
+}
+
+static int str_set(const char *s)
+{
+    return s && *s;
+}
+
+int hw_store_ticket_scrub(hw_store_txn *w, const char *ticket_id, int how, int64_t now_ms, size_t *messages)
+{
+    if (messages)
+        *messages = 0;
+    if (!w || !w->writable || !id_ok(ticket_id) || (how != HW_SCRUB_REDACT && how != HW_SCRUB_DELETE))
+        return HW_EINVALID;
+    hw_arena *a = w->arena;
+    const hw_kind *k = &HW_KINDS[K_TICKET];
+    size_t idl = strlen(ticket_id);
+    MDB_val v;
+    int rc = get_raw(w, k->db, ticket_id, &v);
+    if (rc != HW_OK)
+        return rc;
+    ProtobufCMessage *m;
+    if ((rc = hw_records__unpack(k->desc, a, &v, &m)) != HW_OK || (rc = as_read(w, m)) != HW_OK)
+        return rc;
+    Helpwire__V1__Ticket *tk = (Helpwire__V1__Ticket *)m;
+    if (str_set(tk->subject) || str_set(tk->resolution) || str_set(tk->escalation_reason) ||
+        tk->redacted_unix_ms == 0) {
+        tk->subject = (char *)"";
+        tk->resolution = (char *)"";
+        tk->escalation_reason = (char *)"";
+        if (tk->redacted_unix_ms == 0)
+            tk->redacted_unix_ms = now_ms > 0 ? now_ms : 1;
+        tk->version++;
+        /* The indexed fields (number, status, queue, assignee, customer,
+         * priority) are unchanged: the index entries stay as they are. */
+        if ((rc = hw_store__wipe_put_msg(w, k->db, ticket_id, idl, m)) != HW_OK)
+            return rc;
+    }
+
+    hw_kb p;
+    HW_KB_INIT(&p);
+    hw_kb_str0(&p, ticket_id);
+    scrub_list l = {.a = a};
+    if ((rc = hw_twal_settle(w, ticket_id, 1)) != HW_OK)
+        return rc;
+    if ((rc = hw_records__scan(w, HW_DB_TICKET_LOG, p.b, p.n, 0, NULL, 0, scrub_collect, &l)) != HW_OK)
+        return rc;
+    size_t n_msg = 0;
+    for (size_t i = 0; i < l.n; i++) {
+        const scrub_ent *e = &l.e[i];
+        MDB_val body = {.mv_size = e->vl - HW_TLOG_HDR, .mv_data = e->val + HW_TLOG_HDR};
+        if (e->val[0] == HW_TLOG_MESSAGE) {
+            if ((rc = hw_records__unpack(&helpwire__v1__ticket_message__descriptor, a, &body, &m)) != HW_OK)
+                return rc;
+            Helpwire__V1__TicketMessage *tm = (Helpwire__V1__TicketMessage *)m;
+            /* Files are personal data too: the message's references go,
+             * and with the last one the file. */
+            if ((rc = hw_records__message_unref(w, tm)) != HW_OK)
+                return rc;
+            if (how == HW_SCRUB_DELETE) {
+                if ((rc = hw_store__wipe_del(w, HW_DB_TICKET_LOG, e->key, e->kl)) != HW_OK)
+                    return rc;
+                n_msg++;
+                continue;
+            }
+            if (!str_set(tm->text) && tm->n_attachments == 0 && !str_set(tm->channel_message_id))
+                continue;
+            tm->text = (char *)"";
+            tm->channel_message_id = (char *)""; /* the channel's id may name the sender */
+            tm->n_attachments = 0;
+            tm->attachments = NULL;
+            if ((rc = scrub_log_put(w, e, m)) != HW_OK)
+                return rc;
+            n_msg++;
+        } else if (e->val[0] == HW_TLOG_EVENT) {
+            if ((rc = hw_records__unpack(&helpwire__v1__ticket_event__descriptor, a, &body, &m)) != HW_OK)
+                return rc;
+            Helpwire__V1__TicketEvent *ev = (Helpwire__V1__TicketEvent *)m;
+            if (!str_set(ev->detail) && !ev->ticket)
+                continue;
+            ev->detail = (char *)"";
+            ev->ticket = NULL;
+            if ((rc = scrub_log_put(w, e, m)) != HW_OK)
+                return rc;
+        } else {
+            return HW_ECORRUPT;
+        }
+    }
+    if (messages)
+        *messages = n_msg;
+    return HW_OK;
 }
 
 /* ------------------------------------------------------------------------
@@ -2046,6 +2420,51 @@ out:
     if (deleted)
         *deleted = n_deleted;
     return rc;
+}
+
+typedef struct dedupe_erase_scan {
+    int (*match)(void *arg, const void *reply, size_t reply_len);
+    void *arg;
+    hw_arena *a;
+    scrub_list keys; /* the matching keys (values unused) */
+} dedupe_erase_scan;
+
+static int dedupe_erase_visit(hw_store_txn *t, void *arg, const MDB_val *k, const MDB_val *v)
+{
+    dedupe_erase_scan *d = arg;
+    const unsigned char *r = v->mv_data;
+    size_t rl = v->mv_size;
+    if (dedupe_has_time(v)) {
+        r += DEDUPE_HEAD;
+        rl -= DEDUPE_HEAD;
+    }
+    int m = d->match(d->arg, r, rl);
+    if (m < 0)
+        return m;
+    if (!m)
+        return 0;
+    MDB_val empty = {.mv_size = HW_TLOG_HDR, .mv_data = (void *)"\0\0\0\0\0\0\0\0\0"};
+    return scrub_collect(t, &d->keys, k, &empty);
+}
+
+int hw_store_dedupe_erase(hw_store_txn *w, int (*match)(void *arg, const void *reply, size_t reply_len),
+                          void *arg, size_t *removed)
+{
+    if (removed)
+        *removed = 0;
+    if (!w || !w->writable || !match)
+        return HW_EINVALID;
+    dedupe_erase_scan d = {.match = match, .arg = arg, .keys = {.a = w->arena}};
+    int rc = hw_records__scan(w, HW_DB_DEDUPE, NULL, 0, 0, NULL, 0, dedupe_erase_visit, &d);
+    if (rc != HW_OK)
+        return rc;
+    for (size_t i = 0; i < d.keys.n; i++) {
+        if ((rc = hw_store__wipe_del(w, HW_DB_DEDUPE, d.keys.e[i].key, d.keys.e[i].kl)) != HW_OK)
+            return rc;
+    }
+    if (removed)
+        *removed = d.keys.n;
+    return HW_OK;
 }
 
 int hw_store_dedupe_get(hw_store_txn *t, Helpwire__V1__Channel channel, const char *message_id, hw_arena *a,

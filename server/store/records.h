@@ -51,6 +51,7 @@
 #ifndef HW_STORE_RECORDS_H
 #define HW_STORE_RECORDS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -137,8 +138,26 @@ int hw_store_sla_policy_list(hw_store_txn *t, hw_store_cursor *cursor, size_t li
 int hw_store_ticket_put(hw_store_txn *w, const Helpwire__V1__Ticket *tk, int mode, uint64_t expected_version);
 int hw_store_ticket_get(hw_store_txn *t, const char *id, hw_arena *a, Helpwire__V1__Ticket **out);
 int hw_store_ticket_get_by_number(hw_store_txn *t, uint64_t number, hw_arena *a, Helpwire__V1__Ticket **out);
-/* Deletes the ticket, its index entries, events and messages. */
+/* Deletes the ticket, its index entries, events and messages (dropping
+ * the messages' attachment references, see "attachments"). */
 int hw_store_ticket_delete(hw_store_txn *w, const char *id);
+
+enum { HW_SCRUB_REDACT = 1, HW_SCRUB_DELETE = 2 };
+/* Removes the personal text of ticket_id's conversation in the write w: its
+ * messages' texts and channel ids are emptied and their
+ * attachments dropped (REDACT; id, kind, author, time and parts stay) or the messages
+ * are removed (DELETE), either way with their attachment references (a
+ * file no other message refers to leaves the store, zeroed first); each event's detail is
+ * emptied and its ticket snapshot cleared (events stay: the history of
+ * statuses and times); the ticket's subject, resolution and
+ * escalation_reason are emptied and redacted_unix_ms set to now_ms (kept
+ * when already set). Each replaced or removed value is first overwritten in
+ * place with zeros of its own length, so the old bytes do not survive in
+ * the page's free space. *messages (may be NULL) receives how many messages
+ * were redacted or removed. @return HW_OK; HW_ENOTFOUND (unknown ticket);
+ * store codes. Running it again changes nothing more (REDACT after DELETE
+ * finds no messages). */
+int hw_store_ticket_scrub(hw_store_txn *w, const char *ticket_id, int how, int64_t now_ms, size_t *messages);
 
 /* ListTickets filters; zero / NULL / "" fields match anything. */
 typedef struct hw_ticket_filter {
@@ -180,11 +199,22 @@ int hw_store_ticket_event_list(hw_store_txn *t, const char *ticket_id, hw_store_
                                hw_arena *a, Helpwire__V1__TicketEvent ***out, size_t *n);
 
 /* Appends m to its ticket's conversation (m->ticket_id required); *pos_out
- * (may be NULL) receives its position (from 1). */
+ * (may be NULL) receives its position (from 1). Each of m's attachments
+ * with an id gains a reference from the message (HW_ENOTFOUND when one is
+ * not stored; nothing is appended then). */
 int hw_store_ticket_message_append(hw_store_txn *w, const Helpwire__V1__TicketMessage *m, uint64_t *pos_out);
 /* A ticket's messages in order. */
 int hw_store_ticket_message_list(hw_store_txn *t, const char *ticket_id, hw_store_cursor *cursor,
                                  size_t limit, hw_arena *a, Helpwire__V1__TicketMessage ***out, size_t *n);
+/* Calls fn for each of the ticket's messages, newest first, each unpacked
+ * into a (reset before each: copy what must outlive the call). fn returns
+ * HW_OK to go on, HW_STOP to stop (the call then returns HW_OK), or another
+ * code to stop and have it returned. Reads from the end of the ticket's
+ * log, so finding the newest messages costs what they take, not the
+ * conversation's length. Any transaction. */
+int hw_store_ticket_message_foreach_newest(hw_store_txn *t, const char *ticket_id, hw_arena *a,
+                                           int (*fn)(void *arg, const Helpwire__V1__TicketMessage *m),
+                                           void *arg);
 
 /* ---- knowledge ---------------------------------------------------------- */
 
@@ -313,6 +343,14 @@ int hw_store_dedupe_put(hw_store_txn *w, Helpwire__V1__Channel channel, const ch
 int hw_store_dedupe_get(hw_store_txn *t, Helpwire__V1__Channel channel, const char *message_id, hw_arena *a,
                         void **reply, size_t *reply_len);
 
+/* Removes every dedupe record whose stored reply match(arg, reply,
+ * reply_len) says is to go (1; 0 keeps it, a negative code stops and is
+ * returned), overwriting each with zeros first; *removed (may be NULL)
+ * receives how many. A full scan (there is no index by customer): for
+ * erasures. @return HW_OK; store codes. */
+int hw_store_dedupe_erase(hw_store_txn *w, int (*match)(void *arg, const void *reply, size_t reply_len),
+                          void *arg, size_t *removed);
+
 /* Where a sweep of the dedupe records stopped (the caller keeps it between
  * sweeps; zero-initialize it to start from the first record). */
 typedef struct hw_dedupe_sweep {
@@ -367,6 +405,154 @@ int hw_store_timers_due(hw_store_txn *t, int64_t until_ms, size_t limit, hw_aren
 int hw_store_timer_earliest(hw_store_txn *t, int64_t *due_ms);
 /* Timers set. */
 int hw_store_timer_count(hw_store_txn *t, uint64_t *n);
+
+/* ---- the audit log (server/domain/audit.h) --------------------------------
+ * HW_DB_AUDIT: be64 seq -> packed helpwire.v1.AuditEvent. Numbers come from
+ * the sequence "audit" (store.h: never reused, also after a prune), so
+ * they follow commit order. Entries are appended and pruned (oldest first),
+ * never changed. at_unix_ms never goes backwards: an entry appended while
+ * the clock reads earlier than the last entry's time gets that time, so a
+ * newest-first listing is also in time order and a from bound ends it. */
+
+typedef struct hw_audit_filter {
+    const char *action; /* exact, or a prefix when it ends in '.'; NULL/"": any */
+    const char *actor;  /* exact; NULL/"": any */
+    const char *target; /* exact; NULL/"": any */
+    int64_t from_unix_ms; /* at >= from; 0: unbounded */
+    int64_t to_unix_ms;   /* at < to; 0: unbounded */
+} hw_audit_filter;
+
+/* Appends e as the next entry: sets e->seq (the next "audit" number) and
+ * raises e->at_unix_ms to the last entry's time when it is earlier.
+ * e->action is required (1..256 bytes, HW_EINVALID); the packed entry at
+ * most 64 KiB (HW_EINVALID). */
+int hw_store_audit_append(hw_store_txn *w, Helpwire__V1__AuditEvent *e);
+
+/* Entries newest first (descending seq) that pass f (NULL: all), at most
+ * limit (1..HW_STORE_LIST_MAX). At most max_scan entries (0: no bound) are
+ * read per call: a page may hold fewer than limit entries (even none) with
+ * the cursor set to go on where it stopped; the cursor is len 0 only when
+ * no older entry is left. */
+int hw_store_audit_list(hw_store_txn *t, const hw_audit_filter *f, hw_store_cursor *cursor, size_t limit,
+                        size_t max_scan, hw_arena *a, Helpwire__V1__AuditEvent ***out, size_t *n);
+
+/* The entry numbered seq: HW_ENOTFOUND when there is none (any more). */
+int hw_store_audit_get(hw_store_txn *t, uint64_t seq, hw_arena *a, Helpwire__V1__AuditEvent **out);
+
+/* Entries kept. */
+int hw_store_audit_count(hw_store_txn *t, uint64_t *n);
+
+/* Deletes up to max_delete (1..HW_STORE_LIST_MAX) of the oldest entries
+ * dated before cutoff_unix_ms (<= 0: none); *deleted (may be NULL) receives
+ * how many went. */
+int hw_store_audit_prune(hw_store_txn *w, int64_t cutoff_unix_ms, size_t max_delete, size_t *deleted);
+
+/* The per-(token, method) records that space access.denied entries out
+ * (server/domain/auth.c): kv namespace HW_STORE_AUDIT_DENIED_NS, key the
+ * token id, a NUL and the method, value the be64 unix ms of the last entry.
+ * They only matter for a minute; the retention sweep drops old ones. */
+#define HW_STORE_AUDIT_DENIED_NS "audit.denied"
+#define HW_STORE_AUDIT_DENIED_KEY_MAX 400
+
+/* Where a pass over the denied records stands: the last key visited (len 0:
+ * from the first). The caller's, kept between batches. */
+typedef struct hw_audit_denied_pos {
+    unsigned char key[HW_STORE_AUDIT_DENIED_KEY_MAX];
+    size_t len;
+} hw_audit_denied_pos;
+
+/* Visits up to max_visit (1..HW_STORE_LIST_MAX) denied records after *pos
+ * and deletes those written before cutoff_unix_ms (and any whose value is
+ * not 8 bytes); *pos moves on, back to the start (len 0) when the end was
+ * reached. cutoff <= 0: nothing. *deleted (may be NULL) receives how many
+ * went. Writer only. */
+int hw_store_audit_denied_prune(hw_store_txn *w, hw_audit_denied_pos *pos, int64_t cutoff_unix_ms,
+                                size_t max_visit, size_t *deleted);
+
+/* ---- attachments (attachment_records.c) ----------------------------------
+ * Content-addressed files in the store itself, in pieces of at most 1 MiB
+ * (LMDB keeps each on its own overflow pages, so the B-tree pages stay
+ * small and a piece is read by pointer without a copy):
+ *   chunks           SHA-256 (32 bytes) -> the piece's bytes
+ *   chunk_meta       the same key -> be64 touched ms, be32 size, be32
+ *                    references (occurrences in attachments' piece lists)
+ *   attachments      id -> helpwire.store.v1.AttachmentRecord
+ *   attachment_refs  id \0 ticket id \0 message id -> "": the ticket
+ *                    messages that carry the attachment
+ *   blob_pending     be64 touched ms + 'c' (piece) or 'a' (attachment) +
+ *                    key -> "": stored and not (yet) referred to, for the
+ *                    sweep of what no message ever used
+ * Every change is an ordinary put or delete of the write, so replicas get
+ * the same bytes. A ticket message appended with attachments refers to
+ * each (hw_store_ticket_message_append); scrubbing or deleting the message
+ * drops its references, and an attachment no message refers to any more
+ * is removed at once, its pieces with it when no other attachment uses
+ * them (their bytes zeroed first: they are personal data). */
+
+#define HW_STORE_SHA256_LEN 32u
+#define HW_STORE_CHUNK_MAX (1u << 20)
+#define HW_STORE_ATTACHMENT_CHUNKS_MAX 20480u
+#define HW_STORE_ATTACHMENT_ID_LEN 42u /* "a-" + 40 hex digits */
+
+/* Stores a piece (len 1..HW_STORE_CHUNK_MAX, HW_EINVALID otherwise) under
+ * digest, which must be the SHA-256 of data (the caller computes it, off
+ * the writer thread). *existed (may be NULL) says it was stored already:
+ * then nothing is rewritten, except that an unreferenced piece has its
+ * touched time renewed (an upload in progress is not swept under it). */
+int hw_store_chunk_put(hw_store_txn *w, const unsigned char *digest, const void *data, size_t len,
+                       int64_t now_ms, bool *existed);
+/* A piece's size and references; HW_ENOTFOUND when not stored. */
+int hw_store_chunk_stat(hw_store_txn *t, const unsigned char *digest, uint32_t *size, uint32_t *refs);
+/* *data points into the map: valid until the transaction ends. */
+int hw_store_chunk_read(hw_store_txn *t, const unsigned char *digest, const void **data, size_t *len);
+
+/* An attachment as stored; every pointer in the caller's arena. */
+typedef struct hw_store_attachment {
+    Helpwire__V1__Attachment *info; /* id, kind, mime_type, size_bytes, name, sha256 */
+    size_t n_chunks;
+    const unsigned char **chunks; /* [n_chunks] digests of HW_STORE_SHA256_LEN bytes */
+    uint32_t *chunk_sizes;        /* [n_chunks] */
+    int64_t created_unix_ms;
+    int64_t touched_unix_ms;
+} hw_store_attachment;
+
+/* Creates the attachment info->id (HW_STORE_ATTACHMENT_ID_LEN bytes; info
+ * complete: size_bytes and sha256 the content's) from the pieces
+ * chunks[0..n) (n * HW_STORE_SHA256_LEN bytes, n 1..
+ * HW_STORE_ATTACHMENT_CHUNKS_MAX), each of which must be stored
+ * (HW_ENOTFOUND, *missing receives its index) and whose sizes must add up
+ * to info->size_bytes (HW_EINVALID). Each piece gains one reference per
+ * occurrence. When the id exists already, *existed (may be NULL) is set
+ * and the stored record is kept (kind, mime type and name as first
+ * committed; an unreferenced one has its touched time renewed). */
+int hw_store_attachment_put(hw_store_txn *w, const Helpwire__V1__Attachment *info,
+                            const unsigned char *chunks, size_t n, int64_t now_ms, bool *existed,
+                            size_t *missing);
+int hw_store_attachment_get(hw_store_txn *t, const char *id, hw_arena *a, hw_store_attachment *out);
+/* How many ticket messages refer to the attachment. */
+int hw_store_attachment_refs(hw_store_txn *t, const char *id, uint64_t *n);
+/* Drops message (ticket_id, message_id)'s reference to id (HW_ENOTFOUND when it
+ * had none); the last one removes the attachment as described above.
+ * *removed (may be NULL) says it did. */
+int hw_store_attachment_unref(hw_store_txn *w, const char *id, const char *ticket_id, const char *message_id,
+                              bool *removed);
+
+typedef struct hw_attachment_sweep_counts {
+    size_t visited, attachments, chunks; /* pending entries seen; removed */
+} hw_attachment_sweep_counts;
+
+/* Removes, oldest first, pieces and attachments stored (or last touched)
+ * before cutoff_ms that nothing refers to, visiting at most max_visit
+ * pending entries (1..HW_STORE_LIST_MAX). Entries of things referred to
+ * meanwhile are dropped on the way. *c (may be NULL) is filled. */
+int hw_store_attachment_sweep(hw_store_txn *w, int64_t cutoff_ms, size_t max_visit,
+                              hw_attachment_sweep_counts *c);
+
+typedef struct hw_store_blob_counts {
+    uint64_t attachments, chunks, chunk_bytes, refs, pending;
+} hw_store_blob_counts;
+/* Counts (chunk_bytes sums the pieces' sizes: a scan of chunk_meta). */
+int hw_store_blob_counts_get(hw_store_txn *t, hw_store_blob_counts *c);
 
 /* ---- statistics ---------------------------------------------------------- */
 

@@ -14,6 +14,7 @@
 #ifndef HW_STORE_RECORDS_INTERNAL_H
 #define HW_STORE_RECORDS_INTERNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -171,5 +172,73 @@ int hw_records__log_tail(hw_store_txn *w, const hw_kb *prefix, int kind, uint64_
  * fill before the next change of w. HW_EEXISTS when pos is taken. */
 int hw_records__log_reserve(hw_store_txn *w, const hw_kb *prefix, uint64_t pos, int kind, uint64_t seq,
                             size_t body_len, unsigned char **body);
+
+/* ---- the ticket log's write-ahead part (ticket_wal.c) ---------------------- */
+
+/* Appends per ticket before its pending entries are copied into its log. */
+#define HW_TWAL_FLUSH 32
+/* A ticket without a head whose log holds fewer entries is appended to
+ * its log directly (a ticket being opened). */
+#define HW_TWAL_DIRECT 4
+/* Most pending entries a ticket can have (a corrupt head says more). */
+#define HW_TWAL_PENDING_MAX HW_TWAL_FLUSH
+/* Entries the write-ahead database keeps before trimming its oldest. */
+#define HW_TWAL_KEEP 65536u
+
+/* A write-ahead entry, pointing into the map (valid until the next change
+ * of the transaction). */
+typedef struct hw_twal_entry {
+    uint64_t gseq, pos, prev;
+    const char *id; /* not NUL-terminated */
+    size_t idl;
+    const unsigned char *val; /* the ticket log's value: HW_TLOG_HDR header and the record */
+    size_t vl;
+} hw_twal_entry;
+
+/* Appends m (of kind HW_TLOG_MESSAGE or HW_TLOG_EVENT) to the ticket's
+ * log; *seq_field (may be NULL) is set to the entry's kind sequence before
+ * m is packed; *seq_out (may be NULL) receives the sequence. Writer
+ * only. */
+int hw_twal_append(hw_store_txn *w, const char *ticket_id, int kind, const ProtobufCMessage *m,
+                   uint64_t *seq_field, uint64_t *seq_out);
+
+/* The ticket's entries not yet in its log, oldest first (*out allocated in
+ * a; entries point into the map). Any transaction. */
+int hw_twal_pending(hw_store_txn *t, const char *ticket_id, hw_arena *a, hw_twal_entry **out, size_t *n);
+
+/* The ticket's fields an append changed (version, message count, update
+ * time) laid over tk as read from its record, when its head holds newer
+ * ones. Any transaction. */
+int hw_twal_ticket_overlay(hw_store_txn *t, Helpwire__V1__Ticket *tk);
+void hw_twal_overlay_apply(Helpwire__V1__Ticket *tk, uint64_t version, uint64_t count, uint64_t updated);
+
+/* Whether the ticket has a head (entries went through the write-ahead
+ * part and it was not settled or trimmed since). Any transaction. */
+int hw_twal_has_head(hw_store_txn *t, const char *ticket_id, bool *has);
+
+/* Stores tk's version, message count and update time in its head instead
+ * of its record; *done false (nothing written) when the ticket has no head
+ * (the caller then writes the record). The caller has checked that nothing
+ * else of tk differs from the stored record. Writer only. */
+int hw_twal_ticket_touch(hw_store_txn *w, const Helpwire__V1__Ticket *tk, bool *done);
+
+/* The ticket's record was written whole: its head's ticket fields, if
+ * any, are stale and cleared. Writer only. */
+int hw_twal_ticket_stored(hw_store_txn *w, const char *ticket_id);
+
+/* Makes the ticket's log its only copy: pending entries copied into it,
+ * the ticket's write-ahead entries removed (zeroed first when wipe), its
+ * head removed. Before erasing, scrubbing or deleting a ticket's log. */
+int hw_twal_settle(hw_store_txn *w, const char *ticket_id, int wipe);
+
+/* ---- attachments (attachment_records.c) ------------------------------------ */
+
+/* Adds ticket message (ticket_id, message_id)'s reference to attachment id;
+ * HW_ENOTFOUND when the attachment is not stored. Writer only. */
+int hw_records__attachment_ref(hw_store_txn *w, const char *id, const char *ticket_id, const char *message_id);
+
+/* Drops the references of a message's attachments (those with an id);
+ * missing references are ignored. Writer only. */
+int hw_records__message_unref(hw_store_txn *w, const Helpwire__V1__TicketMessage *m);
 
 #endif

@@ -156,6 +156,15 @@ static const char *const HW_DB_NAMES[HW_DB_COUNT] = {
     [HW_DB_TIMERS_BY_DUE] = "timers_by_due",
     [HW_DB_TIMERS_BY_SUBJECT] = "timers_by_subject",
     [HW_DB_SLA_POLICIES] = "sla_policies",
+    [HW_DB_AUDIT] = "audit",
+    [HW_DB_WIPE] = "wipe_scratch",
+    [HW_DB_CHUNKS] = "chunks",
+    [HW_DB_CHUNK_META] = "chunk_meta",
+    [HW_DB_ATTACHMENTS] = "attachments",
+    [HW_DB_ATTACHMENT_REFS] = "attachment_refs",
+    [HW_DB_BLOB_PENDING] = "blob_pending",
+    [HW_DB_TICKET_WAL] = "ticket_wal",
+    [HW_DB_TICKET_HEADS] = "ticket_heads",
 };
 
 typedef struct hw_store_req {
@@ -184,6 +193,8 @@ struct hw_store_reader {
     hw_store_reader *prev, *next;
 };
 
+typedef struct hw_census hw_census;
+
 struct hw_store {
     MDB_env *env;
     MDB_dbi dbi[HW_DB_COUNT];
@@ -202,6 +213,7 @@ struct hw_store {
     atomic_int writer_sleeping;
     atomic_int closing;
     atomic_int submitters;
+    atomic_int wipe_due; /* hw_store_wipe_free asked for: the writer wipes when idle */
 
     /* Writer thread's own state. */
     _Alignas(64) pthread_t writer;
@@ -214,9 +226,21 @@ struct hw_store {
     pthread_mutex_t readers_mu;
     hw_store_reader *readers;
 
+    /* Requests of the group whose done callbacks run now (writer only;
+     * hw_store_completing). */
+    size_t completing;
+
+    /* Page census (hw_store_options.page_census_every; writer only). */
+    unsigned census_every;
+    hw_census *census;
+
     /* Statistics. */
     atomic_uint_least64_t commits, requests, requests_failed, largest_group, map_grows, commit_failures;
     atomic_uint_least64_t submitted, committed_requests;
+    atomic_uint_least64_t wipes, pages_wiped;
+    /* The write path's own cost (hw_store_stats): CPU of the thread running
+     * groups, of which done callbacks, and the wall time of the commits. */
+    atomic_uint_least64_t write_cpu_ns, done_cpu_ns, commit_wall_ns;
     atomic_uint_least64_t group_sizes[HW_STORE_GROUP_BUCKETS];
     uint64_t stale_readers_cleared;
 
@@ -326,10 +350,147 @@ int hw_store__get(hw_store_txn *t, int db, const void *k, size_t kl, MDB_val *v)
     return hw_store__err(t, mdb_get(t->txn, t->dbi[db], &key, v));
 }
 
+/* ---- page census (a measuring aid) ------------------------------------------
+ *
+ * What a write group costs in bytes is the number of distinct pages it
+ * dirties. The census notes (database, key) of every put of a group and,
+ * after the commit, reads each record back: LMDB returns a pointer into
+ * the map, so (pointer - map address) / page size is the record's leaf
+ * page (or first overflow page). Branch pages, the free list and the meta
+ * page are not seen: the census tells which databases' leaves a request
+ * dirties, the rest is the difference to the bytes written. */
+#define CENSUS_KEYS 65536
+
+struct hw_census {
+    hw_arena *keys; /* the group's keys */
+    struct census_key {
+        int db;
+        const void *k;
+        size_t kl;
+    } *list;
+    size_t n;
+    uint64_t groups, requests;
+    uint64_t records[HW_DB_COUNT], pages[HW_DB_COUNT];
+    uint64_t *seen; /* the group's pages, for counting distinct ones */
+};
+
+static void census_note(hw_store *s, int db, const void *k, size_t kl)
+{
+    hw_census *c = s->census;
+    if (!c || c->n == CENSUS_KEYS)
+        return;
+    void *copy = hw_arena_alloc(c->keys, kl);
+    if (!copy)
+        return;
+    memcpy(copy, k, kl);
+    c->list[c->n++] = (struct census_key){db, copy, kl};
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* After a successful commit of `requests` requests: count, maybe print. */
+static void census_count(hw_store *s, size_t requests)
+{
+    hw_census *c = s->census;
+    MDB_txn *txn;
+    MDB_envinfo info;
+    MDB_stat est;
+    if (mdb_env_info(s->env, &info) != 0 || mdb_env_stat(s->env, &est) != 0 ||
+        mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn) != 0)
+        goto reset;
+    for (int db = 0; db < HW_DB_COUNT; db++) {
+        size_t m = 0;
+        for (size_t i = 0; i < c->n; i++) {
+            if (c->list[i].db != db)
+                continue;
+            MDB_val k = {.mv_size = c->list[i].kl, .mv_data = (void *)c->list[i].k}, v;
+            if (mdb_get(txn, s->dbi[db], &k, &v) != 0)
+                continue; /* deleted again in the same group */
+            c->seen[m++] = (uint64_t)((const char *)v.mv_data - (const char *)info.me_mapaddr) / est.ms_psize;
+            c->records[db]++;
+        }
+        qsort(c->seen, m, sizeof *c->seen, cmp_u64);
+        for (size_t i = 0; i < m; i++)
+            if (i == 0 || c->seen[i] != c->seen[i - 1])
+                c->pages[db]++;
+    }
+    mdb_txn_abort(txn);
+    c->groups++;
+    c->requests += requests;
+    if (c->groups == s->census_every) {
+        char line[2048];
+        int len = snprintf(line, sizeof line, "store census: %llu groups, %.1f requests per group; per request "
+                                              "(databases with records):",
+                           (unsigned long long)c->groups, (double)c->requests / (double)c->groups);
+        double total = 0;
+        for (int db = 0; db < HW_DB_COUNT; db++) {
+            if (!c->pages[db] || len >= (int)sizeof line)
+                continue;
+            double pp = (double)c->pages[db] / (double)c->requests;
+            total += pp;
+            len += snprintf(line + len, sizeof line - (size_t)len, " %s %.3f pages (%.2f records)",
+                            HW_DB_NAMES[db], pp, (double)c->records[db] / (double)c->requests);
+        }
+        if (len < (int)sizeof line)
+            snprintf(line + len, sizeof line - (size_t)len, "; leaves %.3f pages = %.0f bytes", total,
+                     total * est.ms_psize);
+        fprintf(stderr, "%s\n", line);
+        /* Each line tells about its own groups. */
+        c->groups = c->requests = 0;
+        memset(c->records, 0, sizeof c->records);
+        memset(c->pages, 0, sizeof c->pages);
+    }
+reset:
+    c->n = 0;
+    hw_arena_reset(c->keys);
+}
+
+static void census_drop(hw_store *s)
+{
+    if (s->census) {
+        s->census->n = 0;
+        hw_arena_reset(s->census->keys);
+    }
+}
+
+static void census_free(hw_census *c)
+{
+    if (!c)
+        return;
+    hw_arena_destroy(c->keys);
+    free(c->list);
+    free(c->seen);
+    free(c);
+}
+
+static hw_census *census_new(void)
+{
+    hw_census *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->keys = hw_arena_create(1 << 20);
+    c->list = calloc(CENSUS_KEYS, sizeof *c->list);
+    c->seen = calloc(CENSUS_KEYS, sizeof *c->seen);
+    if (!c->keys || !c->list || !c->seen) {
+        census_free(c);
+        return NULL;
+    }
+    return c;
+}
+
 int hw_store__put(hw_store_txn *t, int db, const void *k, size_t kl, const void *v, size_t vl, unsigned flags)
 {
     if (!t->writable || kl == 0 || kl > 511)
         return HW_EINVALID;
+    if (t->wipe && !t->zeroing) {
+        int zrc = hw_store__zero(t, db, k, kl);
+        if (zrc != HW_OK && zrc != HW_ENOTFOUND)
+            return zrc;
+    }
     MDB_val key = {.mv_size = kl, .mv_data = (void *)k};
     MDB_val val = {.mv_size = vl, .mv_data = (void *)v};
     if (t->cap)
@@ -337,6 +498,8 @@ int hw_store__put(hw_store_txn *t, int db, const void *k, size_t kl, const void 
     int rc = mdb_put(t->txn, t->dbi[db], &key, &val, flags);
     if (rc == 0 && t->cap)
         hw_entry_add(t->cap, HW_ENTRY_PUT, db, k, kl, v, vl);
+    if (rc == 0 && t->store && t->store->census)
+        census_note(t->store, db, k, kl);
     return hw_store__err(t, rc);
 }
 
@@ -344,6 +507,11 @@ int hw_store__reserve(hw_store_txn *t, int db, const void *k, size_t kl, size_t 
 {
     if (!t->writable || kl == 0 || kl > 511)
         return HW_EINVALID;
+    if (t->wipe && !t->zeroing) {
+        int zrc = hw_store__zero(t, db, k, kl);
+        if (zrc != HW_OK && zrc != HW_ENOTFOUND)
+            return zrc;
+    }
     MDB_val key = {.mv_size = kl, .mv_data = (void *)k};
     MDB_val val = {.mv_size = vl, .mv_data = NULL};
     if (t->cap)
@@ -354,6 +522,8 @@ int hw_store__reserve(hw_store_txn *t, int db, const void *k, size_t kl, size_t 
     *v = val.mv_data;
     if (t->cap)
         hw_entry_add_reserved(t->cap, db, k, kl, val.mv_data, vl);
+    if (t->store && t->store->census)
+        census_note(t->store, db, k, kl);
     return HW_OK;
 }
 
@@ -372,6 +542,11 @@ int hw_store__del(hw_store_txn *t, int db, const void *k, size_t kl)
 {
     if (!t->writable || kl == 0 || kl > 511)
         return HW_EINVALID;
+    if (t->wipe && !t->zeroing) {
+        int zrc = hw_store__zero(t, db, k, kl);
+        if (zrc != HW_OK && zrc != HW_ENOTFOUND)
+            return zrc;
+    }
     MDB_val key = {.mv_size = kl, .mv_data = (void *)k};
     if (t->cap)
         hw_entry_flush(t->cap);
@@ -386,6 +561,21 @@ int hw_store__cursor_del(hw_store_txn *t, int db, MDB_cursor *c)
     if (!t->writable)
         return HW_EINVALID;
     MDB_val k, v;
+    if (t->wipe) {
+        int rc = mdb_cursor_get(c, &k, &v, MDB_GET_CURRENT);
+        if (rc != 0)
+            return hw_store__err(t, rc);
+        if (v.mv_size > 0) {
+            MDB_val z = {.mv_size = v.mv_size, .mv_data = NULL};
+            if (t->cap)
+                hw_entry_flush(t->cap);
+            if ((rc = mdb_cursor_put(c, &k, &z, MDB_CURRENT | MDB_RESERVE)) != 0)
+                return hw_store__err(t, rc);
+            memset(z.mv_data, 0, v.mv_size);
+            if (t->cap)
+                hw_entry_add_reserved(t->cap, db, k.mv_data, k.mv_size, z.mv_data, v.mv_size);
+        }
+    }
     if (t->cap) {
         hw_entry_flush(t->cap);
         int rc = mdb_cursor_get(c, &k, &v, MDB_GET_CURRENT);
@@ -394,6 +584,38 @@ int hw_store__cursor_del(hw_store_txn *t, int db, MDB_cursor *c)
         hw_entry_add(t->cap, HW_ENTRY_DEL, db, k.mv_data, k.mv_size, NULL, 0);
     }
     return hw_store__err(t, mdb_cursor_del(c, 0));
+}
+
+int hw_store__zero(hw_store_txn *t, int db, const void *k, size_t kl)
+{
+    MDB_val old;
+    int rc = hw_store__get(t, db, k, kl, &old);
+    if (rc != HW_OK)
+        return rc;
+    if (old.mv_size == 0)
+        return HW_OK;
+    void *v;
+    t->zeroing = 1;
+    rc = hw_store__reserve(t, db, k, kl, old.mv_size, 0, &v);
+    t->zeroing = 0;
+    if (rc != HW_OK)
+        return rc;
+    memset(v, 0, old.mv_size);
+    return HW_OK;
+}
+
+int hw_store__wipe_del(hw_store_txn *t, int db, const void *k, size_t kl)
+{
+    int rc = hw_store__zero(t, db, k, kl);
+    return rc != HW_OK ? rc : hw_store__del(t, db, k, kl);
+}
+
+int hw_store__wipe_put_msg(hw_store_txn *t, int db, const void *k, size_t kl, const ProtobufCMessage *m)
+{
+    int rc = hw_store__zero(t, db, k, kl);
+    if (rc != HW_OK && rc != HW_ENOTFOUND)
+        return rc;
+    return hw_store__put_msg(t, db, k, kl, m, 0);
 }
 
 int hw_store__cursor(hw_store_txn *t, int db, MDB_cursor **c)
@@ -492,7 +714,26 @@ static int grow_map(hw_store *s)
  * Writer thread
  * ---------------------------------------------------------------------- */
 
+/* CPU time of the calling thread, or wall time, in nanoseconds. */
+static uint64_t clock_ns(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void complete_each(hw_store *s, hw_store_req **reqs, size_t n);
+
 static void complete(hw_store *s, hw_store_req **reqs, size_t n)
+{
+    uint64_t t0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+    s->completing = n;
+    complete_each(s, reqs, n);
+    s->completing = 0;
+    atomic_fetch_add_explicit(&s->done_cpu_ns, clock_ns(CLOCK_THREAD_CPUTIME_ID) - t0, memory_order_relaxed);
+}
+
+static void complete_each(hw_store *s, hw_store_req **reqs, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         hw_store_req *r = reqs[i];
@@ -803,6 +1044,7 @@ static void run_group(hw_store *s, hw_store_req **batch, size_t n)
             }
             hw_entry_reset(&s->cap);
         }
+        census_drop(s); /* a group run again notes its keys again */
         int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
         if (rc != 0) {
             for (size_t j = i; j < n; j++)
@@ -851,7 +1093,9 @@ static void run_group(hw_store *s, hw_store_req **batch, size_t n)
                 rc = grow_map(s) == HW_OK ? apply_entry(s, s->proposed_index, s->cap.buf, s->cap.len, false)
                                           : MDB_MAP_FULL;
             } else {
+                uint64_t c0 = clock_ns(CLOCK_MONOTONIC);
                 rc = mdb_txn_commit(txn); /* the fsync */
+                atomic_fetch_add_explicit(&s->commit_wall_ns, clock_ns(CLOCK_MONOTONIC) - c0, memory_order_relaxed);
             }
             if (rc == MDB_MAP_FULL && s->replicated && !hw_entry_empty(&s->cap)) {
                 /* The entry is committed by the replicas already: apply
@@ -887,6 +1131,8 @@ static void run_group(hw_store *s, hw_store_req **batch, size_t n)
                     b++;
                 atomic_fetch_add_explicit(&s->group_sizes[b], 1, memory_order_relaxed);
                 atomic_fetch_add_explicit(&s->committed_requests, i - start, memory_order_relaxed);
+                if (s->census)
+                    census_count(s, i - start);
                 if (s->replicated && s->proposed_index > atomic_load(&s->applied)) {
                     atomic_store(&s->applied, s->proposed_index);
                     fire_waiters(s);
@@ -909,6 +1155,131 @@ static void run_group(hw_store *s, hw_store_req **batch, size_t n)
     }
 }
 
+/* ---- wiping free pages ------------------------------------------------------
+ *
+ * LMDB never writes a page in place: a transaction changes a copy, and the
+ * page's old version goes to the free list, where it keeps the bytes of the
+ * records since changed or deleted until a later write reuses the page. A
+ * compacted backup leaves free pages out, but the live data.mdb holds them.
+ * To erase a record for good (Customers.EraseCustomer, retention), the
+ * writer fills every free page it may reuse with zeros: it stores, in the
+ * local scratch database HW_DB_WIPE, one zero-filled value per free page
+ * (each on an overflow page of its own, which LMDB takes from the free
+ * list), commits, and deletes them again. Pages freed by the last two
+ * transactions, or held by an open read transaction (a running backup),
+ * cannot be reused yet: so a wipe is three such rounds, and a page pinned
+ * by a long read keeps its bytes until the next wipe. These transactions
+ * are this replica's own: they change nothing but the scratch database,
+ * which is empty again after each round, and are not replicated (each
+ * replica wipes its own file when told so). */
+
+#define WIPE_ROUNDS 3
+#define WIPE_MAX_PAGES 16384u /* per round: 64 MiB of 4 KiB pages */
+
+/* Free pages the next write transaction may reuse: records of the free
+ * list older than the last committed transaction (LMDB lets a write
+ * transaction reuse what transactions before the previous one freed; open
+ * readers are not looked at). The free list can be read only in a read
+ * transaction: the writer thread is the only one that writes, so none
+ * commits between it and the next write. */
+static int wipe_count(hw_store *s, size_t *out)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    if (rc != 0)
+        return rc;
+    size_t last = mdb_txn_id(txn);
+    MDB_cursor *c;
+    if ((rc = mdb_cursor_open(txn, 0 /* FREE_DBI */, &c)) != 0) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    MDB_val k, v;
+    size_t n = 0;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        size_t id, cnt;
+        if (k.mv_size != sizeof id || v.mv_size < sizeof cnt)
+            break;
+        memcpy(&id, k.mv_data, sizeof id);
+        if (id >= last)
+            break;
+        memcpy(&cnt, v.mv_data, sizeof cnt);
+        n += cnt;
+    }
+    mdb_cursor_close(c);
+    mdb_txn_abort(txn);
+    *out = n;
+    return rc == 0 || rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* One round: up to max pages filled with zeros, then released. */
+static int wipe_round(hw_store *s, const void *zeros, size_t vsize, size_t *wiped)
+{
+    MDB_txn *txn;
+    *wiped = 0;
+    size_t n = 0;
+    int rc = wipe_count(s, &n);
+    if (rc != 0 || (rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
+        return rc;
+    if (n > WIPE_MAX_PAGES)
+        n = WIPE_MAX_PAGES;
+    MDB_dbi dbi = s->dbi[HW_DB_WIPE];
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        unsigned char kb[8];
+        hw_be64_put(kb, i);
+        MDB_val k = {.mv_size = sizeof kb, .mv_data = kb}, v = {.mv_size = vsize, .mv_data = (void *)zeros};
+        rc = mdb_put(txn, dbi, &k, &v, 0);
+    }
+    if (rc == 0)
+        rc = mdb_txn_commit(txn);
+    else
+        mdb_txn_abort(txn);
+    if (rc != 0)
+        return rc;
+    *wiped = n;
+    if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
+        return rc;
+    rc = mdb_drop(txn, dbi, 0);
+    if (rc == 0)
+        return mdb_txn_commit(txn);
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+/* Writer thread, between groups. Best effort: a failure (the map full) is
+ * logged and ends the wipe; the next one starts afresh. */
+static void wipe_free(hw_store *s)
+{
+    MDB_stat st;
+    if (mdb_env_stat(s->env, &st) != 0 || st.ms_psize <= 64)
+        return;
+    size_t vsize = st.ms_psize - 16; /* the page header: one overflow page per value */
+    void *zeros = calloc(1, vsize);
+    if (!zeros)
+        return;
+    uint64_t total = 0;
+    for (int r = 0; r < WIPE_ROUNDS; r++) {
+        size_t n;
+        int rc = wipe_round(s, zeros, vsize, &n);
+        if (rc != 0) {
+            fprintf(stderr, "store: wiping free pages: %s\n", mdb_strerror(rc));
+            break;
+        }
+        total += n;
+    }
+    free(zeros);
+    atomic_fetch_add_explicit(&s->pages_wiped, total, memory_order_relaxed);
+    atomic_fetch_add(&s->wipes, 1);
+}
+
+void hw_store_wipe_free(hw_store *s)
+{
+    atomic_store(&s->wipe_due, 1);
+    atomic_fetch_add(&s->wake_seq, 1);
+    if (atomic_load(&s->writer_sleeping))
+        futex_wake(&s->wake_seq, 1);
+}
+
 static void *writer_main(void *arg)
 {
     hw_store *s = arg;
@@ -924,7 +1295,14 @@ static void *writer_main(void *arg)
             s->batch[n++] = r;
         }
         if (n > 0) {
+            uint64_t t0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
             run_group(s, s->batch, n);
+            atomic_fetch_add_explicit(&s->write_cpu_ns, clock_ns(CLOCK_THREAD_CPUTIME_ID) - t0,
+                                      memory_order_relaxed);
+            continue;
+        }
+        if (atomic_exchange(&s->wipe_due, 0)) {
+            wipe_free(s);
             continue;
         }
         if (atomic_load(&s->closing)) {
@@ -1080,6 +1458,12 @@ int hw_store_peek_seq(hw_store_txn *t, const char *name, uint64_t *out)
 hw_arena *hw_store_txn_arena(hw_store_txn *w)
 {
     return w->writable ? w->arena : NULL;
+}
+
+void hw_store_txn_wipe(hw_store_txn *w, bool on)
+{
+    if (w && w->writable)
+        w->wipe = on ? 1 : 0;
 }
 
 int hw_store_txn_writable(const hw_store_txn *t)
@@ -1279,12 +1663,95 @@ void hw_store_read_end(hw_store_reader *r)
  * Backup and statistics
  * ---------------------------------------------------------------------- */
 
+/* Puts mark into the kv space of the copy in file (nobody else has it
+ * open: no lock file). LMDB's commit makes it durable. */
+static int mark_copy(const char *file, const hw_store_backup_mark *mark, char *why, size_t whylen)
+{
+    unsigned char k[HW_KV_NS_MAX + 1 + HW_KV_KEY_MAX];
+    size_t kl = kv_key(k, mark->ns, mark->key, mark->key_len);
+    if (kl == 0 || (!mark->val && mark->val_len)) {
+        snprintf(why, whylen, "a bad mark");
+        return HW_EINVALID;
+    }
+    struct stat st;
+    if (stat(file, &st) != 0) {
+        snprintf(why, whylen, "cannot mark the copy: %s", strerror(errno));
+        return HW_EIO;
+    }
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    MDB_dbi dbi;
+    MDB_val key = {.mv_size = kl, .mv_data = k};
+    MDB_val val = {.mv_size = mark->val_len, .mv_data = (void *)(mark->val_len ? mark->val : "")};
+    int mrc = mdb_env_create(&env);
+    if (mrc == 0)
+        mrc = mdb_env_set_maxdbs(env, HW_DB_COUNT + 1);
+    if (mrc == 0) /* room for the mark's pages beyond the compacted copy */
+        mrc = mdb_env_set_mapsize(env, (size_t)st.st_size + ((size_t)16 << 20));
+    if (mrc == 0)
+        mrc = mdb_env_open(env, file, MDB_NOSUBDIR | MDB_NOLOCK | MDB_NORDAHEAD | MDB_NOTLS, 0600);
+    if (mrc == 0)
+        mrc = mdb_txn_begin(env, NULL, 0, &txn);
+    if (mrc == 0)
+        mrc = mdb_dbi_open(txn, HW_DB_NAMES[HW_DB_KV], 0, &dbi);
+    if (mrc == 0)
+        mrc = mdb_put(txn, dbi, &key, &val, 0);
+    if (mrc == 0) {
+        mrc = mdb_txn_commit(txn);
+        txn = NULL;
+    }
+    if (txn)
+        mdb_txn_abort(txn);
+    if (env)
+        mdb_env_close(env);
+    if (mrc != 0) {
+        int rc = lmdb_to_hw(mrc);
+        snprintf(why, whylen, "cannot mark the copy: %s", mdb_strerror(mrc));
+        return rc == HW_OK ? HW_EIO : rc;
+    }
+    return HW_OK;
+}
+
+/* Gives tmp the name path unless path exists (EEXIST): never replaces. */
+static int rename_noreplace(const char *tmp, const char *path)
+{
+    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) == 0)
+        return 0;
+    if (errno != EINVAL && errno != ENOSYS)
+        return -1;
+    /* A file system without RENAME_NOREPLACE: link refuses an existing name too. */
+    if (link(tmp, path) == 0) {
+        unlink(tmp);
+        return 0;
+    }
+    if (errno != EPERM && errno != ENOTSUP && errno != EOPNOTSUPP && errno != EMLINK)
+        return -1;
+    /* Nor hard links (FUSE, FAT): a plain rename after a check; the backup's
+     * directory is the caller's, refused up front when it holds a data.mdb,
+     * so only another writer of the same directory could slip in between. */
+    struct stat st;
+    if (lstat(path, &st) == 0) {
+        errno = EEXIST;
+        return -1;
+    }
+    if (errno != ENOENT)
+        return -1;
+    return rename(tmp, path);
+}
+
 int hw_store_backup(hw_store *s, const char *dir, uint64_t *size_bytes, char *why, size_t whylen)
+{
+    return hw_store_backup_marked(s, dir, NULL, size_bytes, why, whylen);
+}
+
+int hw_store_backup_marked(hw_store *s, const char *dir, const hw_store_backup_mark *mark,
+                           uint64_t *size_bytes, char *why, size_t whylen)
 {
     if (!s || !dir || !*dir)
         return HW_EINVALID;
-    char path[PATH_MAX];
-    if (snprintf(path, sizeof(path), "%s/data.mdb", dir) >= (int)sizeof(path)) {
+    char path[PATH_MAX], tmp[PATH_MAX];
+    if (snprintf(path, sizeof(path), "%s/data.mdb", dir) >= (int)sizeof(path) ||
+        snprintf(tmp, sizeof(tmp), "%s/.data.mdb.XXXXXX", dir) >= (int)sizeof(tmp)) {
         snprintf(why, whylen, "the path is too long");
         return HW_EINVALID;
     }
@@ -1306,20 +1773,25 @@ int hw_store_backup(hw_store *s, const char *dir, uint64_t *size_bytes, char *wh
         snprintf(why, whylen, "it exists and is not a directory");
         return HW_EINVALID;
     }
-    /* O_EXCL: an earlier backup there is never overwritten, not even by a
-     * second backup racing this one. Mode 0600, as the live store. */
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (lstat(path, &st) == 0) {
+        snprintf(why, whylen, "it holds a data.mdb already");
+        return HW_EINVALID;
+    }
+    /* The copy is written (and marked) under a temporary name, mode 0600
+     * as the live store, and takes the name data.mdb only when complete:
+     * a dir/data.mdb is never a partial or an unmarked copy. An earlier
+     * backup there is never overwritten, not even by a second backup
+     * racing this one (the final rename refuses an existing name). */
+    int fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
-        if (e == EEXIST)
-            snprintf(why, whylen, "it holds a data.mdb already");
-        else if (e == ENOSPC)
+        if (e == ENOSPC)
             snprintf(why, whylen, "%s", hw_strerror(HW_ENOSPACE));
         else
             snprintf(why, whylen, "cannot create data.mdb: %s", strerror(e));
         if (made_dir)
             rmdir(dir);
-        return e == EEXIST || e == EACCES ? HW_EINVALID : e == ENOSPC ? HW_ENOSPACE : HW_EIO;
+        return e == EACCES ? HW_EINVALID : e == ENOSPC ? HW_ENOSPACE : HW_EIO;
     }
 
     hw_store_reader *gate = NULL;
@@ -1336,20 +1808,35 @@ int hw_store_backup(hw_store *s, const char *dir, uint64_t *size_bytes, char *wh
     } else {
         snprintf(why, whylen, "%s", hw_strerror(rc));
     }
-    /* Done means durable: the copy, its name, and the directory's own name
-     * (a directory made just before, by us or an operator, is not durable
-     * until its parent is fsynced) survive a power cut. */
-    if (rc == HW_OK && (fsync(fd) != 0 || fstat(fd, &st) != 0)) {
+    if (rc == HW_OK && fsync(fd) != 0) {
         rc = errno == ENOSPC ? HW_ENOSPACE : HW_EIO;
         snprintf(why, whylen, "%s", hw_strerror(rc));
     }
     close(fd);
-    if (rc == HW_OK && (hw_fsync_path(dir) != 0 || hw_fsync_parent(dir) != 0)) {
+    if (rc == HW_OK && mark)
+        rc = mark_copy(tmp, mark, why, whylen);
+    if (rc == HW_OK && stat(tmp, &st) != 0) {
         rc = HW_EIO;
         snprintf(why, whylen, "%s", hw_strerror(rc));
     }
-    if (rc != HW_OK) {
+    if (rc == HW_OK && rename_noreplace(tmp, path) != 0) {
+        int e = errno;
+        rc = e == EEXIST ? HW_EINVALID : e == ENOSPC ? HW_ENOSPACE : HW_EIO;
+        if (e == EEXIST)
+            snprintf(why, whylen, "it holds a data.mdb already");
+        else
+            snprintf(why, whylen, "cannot name the copy data.mdb: %s", strerror(e));
+    }
+    /* Done means durable: the copy, its name, and the directory's own name
+     * (a directory made just before, by us or an operator, is not durable
+     * until its parent is fsynced) survive a power cut. */
+    if (rc == HW_OK && (hw_fsync_path(dir) != 0 || hw_fsync_parent(dir) != 0)) {
+        rc = HW_EIO;
+        snprintf(why, whylen, "%s", hw_strerror(rc));
         unlink(path);
+    }
+    if (rc != HW_OK) {
+        unlink(tmp);
         if (made_dir)
             rmdir(dir);
         return rc;
@@ -1377,9 +1864,19 @@ void hw_store_get_stats(hw_store *s, hw_store_stats *st)
     for (unsigned b = 0; b < HW_STORE_GROUP_BUCKETS; b++)
         st->group_sizes[b] = atomic_load_explicit(&s->group_sizes[b], memory_order_relaxed);
     st->committed_requests = atomic_load_explicit(&s->committed_requests, memory_order_relaxed);
+    st->wipes = atomic_load(&s->wipes);
+    st->pages_wiped = atomic_load_explicit(&s->pages_wiped, memory_order_relaxed);
     st->map_grows = atomic_load_explicit(&s->map_grows, memory_order_relaxed);
     st->commit_failures = atomic_load_explicit(&s->commit_failures, memory_order_relaxed);
     st->stale_readers_cleared = s->stale_readers_cleared;
+    st->write_cpu_ns = atomic_load_explicit(&s->write_cpu_ns, memory_order_relaxed);
+    st->done_cpu_ns = atomic_load_explicit(&s->done_cpu_ns, memory_order_relaxed);
+    st->commit_wall_ns = atomic_load_explicit(&s->commit_wall_ns, memory_order_relaxed);
+}
+
+size_t hw_store_completing(const hw_store *s)
+{
+    return s->writer_started && pthread_equal(pthread_self(), s->writer) ? s->completing : 0;
 }
 
 const char *hw_store_data_dir(const hw_store *s)
@@ -1531,6 +2028,7 @@ static void store_free(hw_store *s)
     if (s->lock_fd >= 0)
         close(s->lock_fd);
     hw_arena_destroy(s->scratch);
+    census_free(s->census);
     free(s->batch);
     free(s->data_dir);
     pthread_mutex_destroy(&s->readers_mu);
@@ -1607,6 +2105,13 @@ int hw_store__open(hw_store **out, const hw_store_options *opts, const hw_store_
     pthread_mutex_init(&s->note_mu, NULL);
     __cds_wfcq_init(&s->qhead, &s->qtail);
     s->max_group = opts->max_group_size ? opts->max_group_size : HW_DEFAULT_MAX_GROUP;
+    if (opts->page_census_every) {
+        s->census_every = opts->page_census_every;
+        if (!(s->census = census_new())) {
+            rc = HW_ENOMEM;
+            goto fail;
+        }
+    }
     s->max_map_bytes = opts->max_map_size_bytes ? opts->max_map_size_bytes : HW_DEFAULT_MAX_MAP_BYTES;
     size_t map_bytes = opts->initial_map_size_bytes ? opts->initial_map_size_bytes : HW_DEFAULT_MAP_BYTES;
     if (map_bytes > s->max_map_bytes)

@@ -53,8 +53,12 @@ typedef struct hw_store_reader hw_store_reader;
 /* Current schema version written into new stores and accepted at open. A
  * store of version 1 is migrated at open (its ticket events and messages
  * move into one database, migrate.h; the record says 2 before the first
- * entry moves, so an older build refuses the store from then on). */
-#define HW_STORE_SCHEMA_VERSION 2u
+ * entry moves, so an older build refuses the store from then on). Version
+ * 3 adds the ticket log's write-ahead part (records_internal.h): nothing
+ * moves, but a build of version 2 would append to a ticket's log without
+ * seeing its pending entries, so the record says 3 at the first open and
+ * older builds refuse the store. */
+#define HW_STORE_SCHEMA_VERSION 3u
 
 typedef struct hw_store_options {
     /* Directory holding data.mdb and lock.mdb; created (one level) when
@@ -71,6 +75,12 @@ typedef struct hw_store_options {
     /* Most requests applied in one transaction / one fsync. 0 = 1024.
      * 1 = one durable commit per request (the benchmark's baseline). */
     unsigned max_group_size;
+    /* A measuring aid, off (0) in service: after every write group, find
+     * the leaf page of each record the group put and count the distinct
+     * pages per database; every page_census_every groups, write the totals
+     * so far to stderr ("store census: ..."), per request. It costs a read
+     * of every record written. */
+    unsigned page_census_every;
 } hw_store_options;
 
 /* Opens (or creates) the store and starts its writer thread; a store of
@@ -155,6 +165,14 @@ int hw_store_peek_seq(hw_store_txn *t, const char *name, uint64_t *out);
  * write fn; handy for temporary decoding in the fn. NULL for a read txn. */
 hw_arena *hw_store_txn_arena(hw_store_txn *w);
 
+/* Wipe mode for the rest of the write w (a no-op on a read one): every
+ * value a put replaces or a delete removes, through any record function,
+ * is first overwritten in place with zeros of its own length (recorded in
+ * the change set, so replicas do the same), leaving no copy of the old
+ * bytes in the page's free gap. For erasures; old page versions are
+ * cleared by hw_store_wipe_free after the commit. */
+void hw_store_txn_wipe(hw_store_txn *w, bool on);
+
 /* Non-zero for a write transaction. */
 int hw_store_txn_writable(const hw_store_txn *t);
 
@@ -230,9 +248,10 @@ int hw_store_kv_foreach_after(hw_store_txn *t, const char *ns, const void *after
 /* Writes a consistent, compacted copy (mdb_env_copyfd2 with
  * MDB_CP_COMPACT) into dir/data.mdb, mode 0600 like the live store. dir is
  * made (mode 0700) when missing, its parent must exist; an existing dir
- * must hold no data.mdb and keeps its own mode. Returns once the copy,
- * its name and dir's name are fsynced; a failure leaves no partial copy
- * (nor a directory it made). Runs on the calling thread while writes
+ * must hold no data.mdb and keeps its own mode. The copy is written under
+ * a temporary name in dir and named data.mdb (never replacing one) when
+ * complete. Returns once the copy, its name and dir's name are fsynced; a
+ * failure leaves no partial copy (nor a directory it made). Runs on the calling thread while writes
  * continue; a map growth waits for it. Thread-safe.
  * @param[out] size_bytes size of the copy (may be NULL).
  * @param[out] why on failure, what went wrong ("it holds a data.mdb
@@ -240,6 +259,39 @@ int hw_store_kv_foreach_after(hw_store_txn *t, const char *ns, const void *after
  * @return HW_OK; HW_EINVALID (dir unusable, see why); HW_EFULL (no reader
  *   slot); HW_ENOSPACE (the backup's disk is full); HW_EIO. */
 int hw_store_backup(hw_store *s, const char *dir, uint64_t *size_bytes, char *why, size_t whylen);
+
+/* A kv record (as hw_store_kv_put's: ns 1..64 bytes, key 1..400) that
+ * hw_store_backup_marked writes into the copy. Borrowed. */
+typedef struct hw_store_backup_mark {
+    const char *ns;
+    const void *key;
+    size_t key_len;
+    const void *val;
+    size_t val_len;
+} hw_store_backup_mark;
+
+/* hw_store_backup, and mark (NULL: none) put into the copy's kv space
+ * before the copy takes its name: a dir/data.mdb is always whole and
+ * marked (the copy is written under a temporary name in dir, which a
+ * crash may leave behind: .data.mdb.XXXXXX). The live store is not
+ * changed. Same results as hw_store_backup; a bad mark is HW_EINVALID. */
+int hw_store_backup_marked(hw_store *s, const char *dir, const hw_store_backup_mark *mark,
+                           uint64_t *size_bytes, char *why, size_t whylen);
+
+/* Asks the writer to overwrite with zeros the free pages of the data file
+ * (old versions of pages, which keep the bytes of records since changed or
+ * deleted until LMDB reuses them): once no write is waiting, it runs a few
+ * local transactions that take each reusable free page for a zero-filled
+ * scratch value and release it (store.c). Returns at once; the wipe is done
+ * when hw_store_stats.wipes has grown. Pages freed by the latest writes or
+ * held by an open read transaction (a running backup) are left for a later
+ * wipe. Call it after a write that erased personal data has committed.
+ * Best effort: pages LMDB writes later may still carry stale bytes in
+ * their unused gaps (its page buffers are reused without clearing), so
+ * the live file is not guaranteed clean; a compacting backup is. Local:
+ * its transactions are not in any change set (replicas do not wipe).
+ * Thread-safe (also from a done callback). */
+void hw_store_wipe_free(hw_store *s);
 
 #define HW_STORE_GROUP_BUCKETS 11
 
@@ -258,11 +310,24 @@ typedef struct hw_store_stats {
      * (1, 2, 4, ... 1024), not cumulative. */
     uint64_t group_sizes[HW_STORE_GROUP_BUCKETS];
     uint64_t committed_requests; /* requests in those group commits */
+    uint64_t wipes;              /* hw_store_wipe_free runs completed */
+    uint64_t pages_wiped;        /* free pages they filled with zeros */
+    /* The write path's cost: CPU time of the thread that ran write groups
+     * (the write functions, the commit's system calls and the done
+     * callbacks), of which the done callbacks, and the wall time spent in
+     * commits (writing pages and waiting for the disk). Nanoseconds. */
+    uint64_t write_cpu_ns;
+    uint64_t done_cpu_ns;
+    uint64_t commit_wall_ns;
 } hw_store_stats;
 
 /* Fills *st. Counters are read without locks (each value is exact, the set
  * is not a snapshot). Thread-safe. */
 void hw_store_get_stats(hw_store *s, hw_store_stats *st);
+
+/* In a done callback on the writer: how many requests the group being
+ * completed holds (how busy the writer is); 0 on any other thread. */
+size_t hw_store_completing(const hw_store *s);
 
 /* The data directory given at open (owned by the store). */
 const char *hw_store_data_dir(const hw_store *s);

@@ -60,6 +60,15 @@ enum hw_db {
     HW_DB_TIMERS_BY_DUE,         /* durable timers in due order (timers.c) */
     HW_DB_TIMERS_BY_SUBJECT,     /* the same by (kind, subject): one per pair */
     HW_DB_SLA_POLICIES,          /* SLA policies by name */
+    HW_DB_AUDIT,                 /* the audit log: be64 seq -> AuditEvent (audit_records.c) */
+    HW_DB_WIPE,                  /* local scratch of hw_store_wipe_free: empty between wipes, never replicated */
+    HW_DB_CHUNKS,                /* attachment pieces: SHA-256 (32 bytes) -> the bytes (attachment_records.c) */
+    HW_DB_CHUNK_META,            /* the same key -> be64 touched ms, be32 size, be32 references */
+    HW_DB_ATTACHMENTS,           /* attachment id -> AttachmentRecord */
+    HW_DB_ATTACHMENT_REFS,       /* attachment id \0 ticket id \0 be64 message seq -> "" */
+    HW_DB_BLOB_PENDING,          /* be64 touched ms + 'a'|'c' + key -> "": unreferenced, for the sweep */
+    HW_DB_TICKET_WAL,            /* schema 3: be64 global seq -> a ticket log entry not yet in its log (ticket_wal.c) */
+    HW_DB_TICKET_HEADS,          /* schema 3: ticket id -> where its log and its write-ahead chain end */
     HW_DB_COUNT
 };
 
@@ -74,6 +83,8 @@ struct hw_store_txn {
     int full;        /* HW_TXN_*: set by hw_store__err on MAP_FULL/TXN_FULL */
     hw_arena *arena; /* writer scratch, NULL for readers */
     struct hw_entry *cap; /* replicated: the group's change set (entry.h); else NULL */
+    int wipe;             /* hw_store_txn_wipe: values are zeroed before they are replaced or deleted */
+    int zeroing;          /* inside hw_store__zero */
 };
 
 /* Maps an LMDB return code to HW_E*, noting MDB_MAP_FULL / MDB_TXN_FULL in
@@ -102,6 +113,22 @@ int hw_store__del(hw_store_txn *t, int db, const void *k, size_t kl);
 /* mdb_cursor_del of the cursor's current record (writer only), recorded in
  * the change set when replicated. */
 int hw_store__cursor_del(hw_store_txn *t, int db, MDB_cursor *c);
+
+/* Overwrites the value stored under k in db with zeros of its own length,
+ * in place (writer only): LMDB rewrites a value of unchanged size where it
+ * lies in the transaction's copy of the page, so a delete or resize that
+ * follows leaves no copy of the old bytes in the page's free gap. Recorded
+ * in the change set as a put, so replicas zero their copy the same way. A
+ * value on overflow pages that are not yet dirty in the transaction is
+ * moved to new pages instead (LMDB frees the old ones): see
+ * hw_store_wipe_free. HW_ENOTFOUND when absent. */
+int hw_store__zero(hw_store_txn *t, int db, const void *k, size_t kl);
+
+/* hw_store__zero, then hw_store__del. */
+int hw_store__wipe_del(hw_store_txn *t, int db, const void *k, size_t kl);
+
+/* hw_store__zero, then the new value packed from m (hw_store__put_msg). */
+int hw_store__wipe_put_msg(hw_store_txn *t, int db, const void *k, size_t kl, const ProtobufCMessage *m);
 
 /* Opens a cursor on db. */
 int hw_store__cursor(hw_store_txn *t, int db, MDB_cursor **c);

@@ -16,6 +16,7 @@ import unittest
 import bridges_test as bt
 import fake_channels as fc
 import hwclient
+import hwtest
 
 API = hwclient.Api()
 TMP = bt.TMP
@@ -32,16 +33,6 @@ def history(server, ticket):
 
 def failed_events(server, ticket):
     return [e for e in history(server, ticket) if e.kind == DELIVERY_FAILED]
-
-
-def wait_until(predicate, timeout=20, step=0.05):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    return predicate()
 
 
 def reply(server, ticket, text):
@@ -169,7 +160,7 @@ class TelegramDelivery(bt.EndToEnd):
         ticket = self.open_ticket(b, 3021)
         self.fake.fail_chat(3021, 502, {"ok": False, "error_code": 502, "description": "Bad Gateway"})
         reply(self.server, ticket, "This will not get through.")
-        self.assertTrue(wait_until(lambda: failed_events(self.server, ticket), timeout=15), b.read_log())
+        self.assertTrue(hwtest.wait_for(lambda: failed_events(self.server, ticket), timeout=15), b.read_log())
         detail = failed_events(self.server, ticket)[0].detail
         self.assertRegex(detail, r"gave up after \d+ attempts in \d+ s: telegram 502: Bad Gateway")
         n = int(re.search(r"after (\d+) attempts", detail).group(1))
@@ -340,7 +331,8 @@ class WhatsAppDelivery(bt.EndToEnd):
                                                                "Message failed to send because more than 24 hours "
                                                                "have passed since the customer last replied."))
         self.assertEqual(st, 200)
-        self.assertTrue(wait_until(lambda: failed_events(self.server, r.ticket_id), timeout=15), self.bridge.read_log())
+        self.assertTrue(hwtest.wait_for(lambda: failed_events(self.server, r.ticket_id), timeout=15),
+                        self.bridge.read_log())
         detail = failed_events(self.server, r.ticket_id)[0].detail
         self.assertIn("whatsapp 131047: Re-engagement message: Message failed to send", detail)
         # A status for a wamid never sent from here is only a warning.

@@ -244,6 +244,7 @@ class CommandLine(unittest.TestCase):
                      "--backoff-initial-ms", "--backoff-max-ms", "--redeliver-after-ms", "--log-level",
                      "--max-retry-age-ms", "--metrics", "BRIDGE_MAX_RETRY_AGE_MS", "--api-base", "--bot-token-file", "--mode", "--state-dir", "--poll-timeout-s",
                      "--http-timeout-ms", "--send-attempts", "--webhook-listen", "--webhook-path",
+                     "--max-media-bytes", "TELEGRAM_MAX_MEDIA_BYTES",
                      "HELPWIRE_TOKEN", "TELEGRAM_BOT_TOKEN", "TELEGRAM_WEBHOOK_SECRET"],
         "whatsapp": ["--helpwire", "--token-file", "--tls-ca", "--listen", "--webhook-path", "--api-base",
                      "--phone-number-id", "--state-dir", "--max-retry-age-ms", "--metrics", "--spool-max-entries",
@@ -252,7 +253,10 @@ class CommandLine(unittest.TestCase):
                      "WHATSAPP_VERIFY_TOKEN"],
         "webchat": ["--helpwire", "--token-file", "--tls-ca", "--listen", "--max-sessions", "--max-events",
                     "--heartbeat-ms", "--state-dir", "WEBCHAT_STATE_DIR", "--spool-max-entries", "--spool-max-bytes",
-                    "--drain-timeout-ms", "HELPWIRE_TOKEN"],
+                    "--drain-timeout-ms", "--allowed-origins", "WEBCHAT_ALLOWED_ORIGINS", "--widget-color",
+                    "--widget-position", "--widget-title", "--widget-title-zh", "--widget-greeting",
+                    "--widget-greeting-zh", "--hours-skill", "--max-upload-bytes", "--upload-types",
+                    "HELPWIRE_TOKEN"],
     }
 
     def test_help_documents_every_flag_and_exits_0(self):
@@ -277,6 +281,17 @@ class CommandLine(unittest.TestCase):
         rc, _, err = run("webchat", ["--rpc-timeout-ms", "abc", "--state-dir", TMP])
         self.assertEqual(rc, 2)
         self.assertIn("not a number", err)
+
+    def test_bad_widget_settings_exit_2_naming_the_flag(self):
+        for args, flag in ((["--widget-color", "teal"], "--widget-color"),
+                           (["--widget-position", "top"], "--widget-position"),
+                           (["--allowed-origins", "shop.example.com"], "--allowed-origins"),
+                           (["--allowed-origins", "https://shop.example.com/path"], "--allowed-origins"),
+                           (["--upload-types", "image"], "--upload-types"),
+                           (["--max-upload-bytes", "0"], "--max-upload-bytes")):
+            rc, _, err = run("webchat", args + ["--state-dir", TMP])
+            self.assertEqual(rc, 2, args)
+            self.assertIn(flag, err)
 
     def test_missing_secrets_are_refused_without_echoing_others(self):
         rc, _, err = run("telegram", ["--state-dir", TMP])
@@ -559,8 +574,9 @@ class TelegramStandalone(unittest.TestCase):
         text = self.fake.add_text(77, "hello?")
         b = self.start()
         try:
-            # The sticker needs no Route: skipped and confirmed; the text is
-            # routed and confirmed after it.
+            # The sticker (a file the fake Bot API does not have) is routed
+            # with a notice and confirmed; the text is routed and confirmed
+            # after it.
             self.assertTrue(self.fake.wait_for(lambda: os.path.exists(os.path.join(self.state, "telegram.offset"))
                                                and read_offset(self.state) == text["update_id"] + 1),
                             b.read_log())
@@ -705,9 +721,13 @@ class WebchatStandalone(unittest.TestCase):
         st, headers, body = fc.http_request(self.bridge.url + "/")
         self.assertEqual(st, 200)
         self.assertTrue(headers["Content-Type"].startswith("text/html"))
-        self.assertIn(b"EventSource", body)
-        self.assertIn(b"/api/messages", body)
-        self.assertNotIn(b"innerHTML", body)
+        self.assertIn(b'<script src="/widget.js"', body)
+        st, headers, js = fc.http_request(self.bridge.url + "/widget.js")
+        self.assertEqual(st, 200)
+        self.assertTrue(headers["Content-Type"].startswith("text/javascript"))
+        self.assertIn(b"EventSource", js)
+        self.assertIn(b"/api/messages", js)
+        self.assertNotIn(b"innerHTML", js)
 
     def test_survey_page_is_served_for_any_token(self):
         st, _, body = fc.http_request(self.bridge.url + "/survey/abcDEF123")
@@ -749,7 +769,7 @@ class WebchatStandalone(unittest.TestCase):
         st, sess = post_json(self.bridge.url + "/api/session", {})
         st, j = get_json(self.bridge.url + "/api/poll?session_id=%s&wait_s=0" % sess["session_id"])
         self.assertEqual(st, 200)
-        self.assertEqual(j, {"events": [], "last_event_id": 0})
+        self.assertEqual(j, {"events": [], "last_event_id": 0, "typing_serial": 0})
 
     def test_survey_api_validates_before_calling(self):
         st, j = post_json(self.bridge.url + "/api/survey", {"token": "x" * 22, "rating": 9})

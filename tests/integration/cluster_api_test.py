@@ -48,7 +48,7 @@ def outgoing(data_dir):
 class Cluster(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.server = hwclient.Server("--demo")
+        cls.server = hwclient.Server("--demo", "--new-customers-rate", "0")  # 300 new senders at once
         cls.admin = cls.server.client(api=API, role="admin")
         bridge = cls.server.client(api=API, role="bridge")
         cls.tickets = []

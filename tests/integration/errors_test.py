@@ -184,7 +184,7 @@ class Overload(unittest.TestCase):
     RESOURCE_EXHAUSTED, ErrorInfo OVERLOADED and RetryInfo (1 s)."""
 
     def test_shed_calls_say_overloaded_and_when_to_retry(self):
-        server = hwclient.Server("--demo", "--max-in-flight", "1", "--threads", "2")
+        server = hwclient.Server("--demo", "--max-in-flight", "1", "--threads", "2", "--sender-rate", "0")
         shed = []
         ok = []
 

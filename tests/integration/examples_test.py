@@ -16,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import unittest
 
@@ -102,8 +103,21 @@ class Examples(unittest.TestCase):
             env.update(HELPWIRE_ADDRESS=self.server.address, HELPWIRE_TOKEN=token)
         else:
             argv = argv + [self.server.address, token]
-        p = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
-        return p.returncode, p.stdout, p.stderr
+        # Python dumps every thread's stack on SIGABRT, Go every goroutine's
+        # on SIGQUIT: a run that hangs fails with where it hung.
+        env["PYTHONFAULTHANDLER"] = "1"
+        p = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            out, err = p.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            p.send_signal(signal.SIGQUIT if lang == "go" else signal.SIGABRT)
+            try:
+                out, err = p.communicate(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                out, err = p.communicate()
+            self.fail("%s example still running after 60 s:\n%s%s" % (lang, out, err))
+        return p.returncode, out, err
 
     def check_success(self, lang, **kw):
         rc, out, err = self.run_example(lang, **kw)

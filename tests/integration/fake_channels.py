@@ -7,11 +7,22 @@ a free port that records every request it receives.
   under /bot<token>/<method>; failures can be injected (HTTP 429 with
   parameters.retry_after, 5xx), and block_chat makes every sendMessage to
   one chat answer Telegram's 403 "bot was blocked by the user".
+- FakeTelegram's media: files customers send (add_photo, add_document,
+  add_voice, add_video, add_sticker_file, add_location, ...) served by
+  getFile and /file/bot<token>/<file_path> with the Bot API's errors
+  ("Bad Request: file is too big" over 20 MB, "Bad Request: invalid
+  file_id" for one it does not know, 404 for a path it forgot), and the
+  multipart uploads of sendPhoto, sendDocument, sendVoice, sendAudio,
+  sendVideo, sendSticker (their file bytes recorded in uploads; a photo
+  over 10 MB refused as Telegram does, anything over 50 MB answered 413),
+  sendLocation, sendVenue and sendChatAction (recorded in actions).
 - FakeWhatsApp: the Graph API's POST /<version>/<phone-number-id>/messages
   with a bearer token; failures can be injected, and refuse_to makes every
   message to one wa_id answer a Cloud API error (131026 by default).
 - whatsapp_webhook(): a Cloud API webhook body and its X-Hub-Signature-256.
 """
+import email
+import email.policy
 import hashlib
 import hmac
 import http.server
@@ -141,6 +152,12 @@ class FakeTelegram(FakeApi):
         self.sent = []  # sendMessage bodies the API accepted
         self.offsets = []  # offset of each getUpdates, in order (None when absent)
         self.blocked = set()  # chat ids (str) that blocked the bot
+        self.files = {}  # file_id -> (bytes, file_path); what customers sent
+        self.forgotten = set()  # file_ids whose download answers 404
+        self.uploads = []  # multipart sends: {"method", "chat_id", "field", "filename", "mime", "data"}
+        self.actions = []  # sendChatAction bodies
+        self.located = []  # sendLocation / sendVenue bodies, with "method"
+        self.next_file = 1
         super().__init__()
 
     def block_chat(self, chat_id):
@@ -184,12 +201,170 @@ class FakeTelegram(FakeApi):
             "chat": {"id": chat_id, "type": "private"}, "from": {"id": chat_id, "is_bot": False},
         }})
 
+    # -- media a customer sends
+    def add_file(self, data, folder="documents", ext=""):
+        """Makes data downloadable; returns its file_id. Its file_path is
+        like Telegram's: "<folder>/file_<n><ext>"."""
+        with self.cond:
+            self.next_file += 1
+            fid = "AgAC-file-%d" % self.next_file
+            self.files[fid] = (data, "%s/file_%d%s" % (folder, self.next_file, ext))
+        return fid
+
+    def forget_file(self, file_id):
+        """getFile still answers, the download answers 404 (a file_path
+        older than an hour)."""
+        with self.cond:
+            self.forgotten.add(file_id)
+
+    def _add_message(self, chat_id, fields, first_name="Ana", language_code="en"):
+        with self.cond:
+            self.next_message_id += 1
+            mid = self.next_message_id
+        msg = {"message_id": mid, "date": int(time.time()),
+               "chat": {"id": chat_id, "type": "private", "first_name": first_name},
+               "from": {"id": chat_id, "is_bot": False, "first_name": first_name, "language_code": language_code}}
+        msg.update(fields)
+        return self.add_update({"message": msg})
+
+    def _file_obj(self, data, size=None, **extra):
+        fid = self.add_file(data, extra.pop("folder", "documents"), extra.pop("ext", ""))
+        obj = {"file_id": fid, "file_unique_id": "u" + fid, "file_size": len(data) if size is None else size}
+        obj.update(extra)
+        return obj
+
+    def add_photo(self, chat_id, data, caption=None, sizes=None, **kw):
+        """A photo as Telegram sends it: several PhotoSize, the largest
+        last; sizes: [(bytes, width, height), ...] (default: a thumbnail
+        and data)."""
+        sizes = sizes or [(data[:64], 90, 67), (data, 1280, 960)]
+        photo = [self._file_obj(d, width=w, height=h, folder="photos", ext=".jpg") for d, w, h in sizes]
+        fields = {"photo": photo}
+        if caption is not None:
+            fields["caption"] = caption
+        return self._add_message(chat_id, fields, **kw)
+
+    def add_document(self, chat_id, data, file_name="report.pdf", mime_type="application/pdf", caption=None,
+                     size=None, **kw):
+        fields = {"document": self._file_obj(data, size, file_name=file_name, mime_type=mime_type)}
+        if caption is not None:
+            fields["caption"] = caption
+        return self._add_message(chat_id, fields, **kw)
+
+    def add_voice(self, chat_id, data, duration=3, **kw):
+        return self._add_message(chat_id, {"voice": self._file_obj(data, duration=duration,
+                                                                    mime_type="audio/ogg")}, **kw)
+
+    def add_video(self, chat_id, data, caption=None, **kw):
+        fields = {"video": self._file_obj(data, width=640, height=360, duration=2, mime_type="video/mp4")}
+        if caption is not None:
+            fields["caption"] = caption
+        return self._add_message(chat_id, fields, **kw)
+
+    def add_sticker_file(self, chat_id, data, emoji="\U0001F44D", **kw):
+        return self._add_message(chat_id, {"sticker": self._file_obj(
+            data, width=512, height=512, emoji=emoji, is_animated=False, is_video=False, type="regular")}, **kw)
+
+    def add_location(self, chat_id, latitude, longitude, venue=None, **kw):
+        loc = {"latitude": latitude, "longitude": longitude}
+        fields = {"location": loc}
+        if venue:
+            fields["venue"] = {"location": loc, "title": venue[0], "address": venue[1]}
+        return self._add_message(chat_id, fields, **kw)
+
+    def add_contact(self, chat_id, first_name, phone, **kw):
+        return self._add_message(chat_id, {"contact": {"first_name": first_name, "phone_number": phone}}, **kw)
+
+    def uploads_to(self, chat_id):
+        with self.cond:
+            return [u for u in self.uploads if str(u["chat_id"]) == str(chat_id)]
+
+    def actions_to(self, chat_id):
+        with self.cond:
+            return [a for a in self.actions if str(a.get("chat_id")) == str(chat_id)]
+
+    FILE_METHODS = {"sendPhoto": "photo", "sendDocument": "document", "sendVoice": "voice", "sendAudio": "audio",
+                    "sendVideo": "video", "sendSticker": "sticker", "sendAnimation": "animation",
+                    "sendVideoNote": "video_note"}
+
+    def _respond_media(self, rec, method):
+        """The media methods; None for the others."""
+        bad = lambda d: (400, {"ok": False, "error_code": 400, "description": "Bad Request: " + d}, None)
+        if rec.path.startswith("/file/bot%s/" % self.token):
+            path = rec.path[len("/file/bot%s/" % self.token):]
+            with self.cond:
+                for fid, (data, fpath) in self.files.items():
+                    if fpath == path and fid not in self.forgotten:
+                        return 200, data, None
+            return 404, {"ok": False, "error_code": 404, "description": "Not Found"}, None
+        if method == "getFile":
+            fid = (rec.json() or {}).get("file_id")
+            with self.cond:
+                got = self.files.get(fid)
+            if not got:
+                return bad("invalid file_id")
+            if len(got[0]) > 20 * 1000 * 1000:
+                return bad("file is too big")
+            return 200, {"ok": True, "result": {"file_id": fid, "file_unique_id": "u" + fid,
+                                                "file_size": len(got[0]), "file_path": got[1]}}, None
+        if method == "sendChatAction":
+            body = rec.json() or {}
+            with self.cond:
+                self.actions.append(body)
+                self.cond.notify_all()
+            return 200, {"ok": True, "result": True}, None
+        if method in ("sendLocation", "sendVenue"):
+            body = dict(rec.json() or {}, method=method)
+            with self.cond:
+                self.located.append(body)
+                self.cond.notify_all()
+                self.next_message_id += 1
+                mid = self.next_message_id
+            return 200, {"ok": True, "result": {"message_id": mid, "chat": {"id": body.get("chat_id")}}}, None
+        if method in self.FILE_METHODS:
+            if len(rec.body) > 50 * 1000 * 1000:
+                return 413, b"Request Entity Too Large", None
+            field = self.FILE_METHODS[method]
+            ctype = rec.headers.get("Content-Type", "")
+            if not ctype.startswith("multipart/form-data"):
+                return bad("there is no %s in the request" % field)
+            msg = email.message_from_bytes(b"Content-Type: " + ctype.encode() + b"\r\n\r\n" + rec.body,
+                                           policy=email.policy.HTTP)
+            form, upload = {}, None
+            for part in msg.iter_parts():
+                name = part.get_param("name", header="content-disposition")
+                if part.get_filename() is not None:
+                    upload = {"field": name, "filename": part.get_filename(), "mime": part.get_content_type(),
+                              "data": part.get_payload(decode=True)}
+                else:
+                    form[name] = part.get_payload(decode=True).decode()
+            if not upload or upload["field"] != field:
+                return bad("there is no %s in the request" % field)
+            if not upload["data"]:
+                return bad("file must be non-empty")
+            if method == "sendPhoto" and len(upload["data"]) > 10 * 1024 * 1024:
+                return bad("PHOTO_SAVE_FILE_INVALID")
+            if str(form.get("chat_id")) in self.blocked:
+                return 403, {"ok": False, "error_code": 403,
+                             "description": "Forbidden: bot was blocked by the user"}, None
+            upload.update(method=method, chat_id=form.get("chat_id"))
+            with self.cond:
+                self.uploads.append(upload)
+                self.cond.notify_all()
+                self.next_message_id += 1
+                mid = self.next_message_id
+            return 200, {"ok": True, "result": {"message_id": mid, "chat": {"id": form.get("chat_id")}}}, None
+        return None
+
     def sent_to(self, chat_id):
         with self.cond:
             return [m for m in self.sent if str(m.get("chat_id")) == str(chat_id)]
 
     def respond(self, rec):
         prefix = "/bot%s/" % self.token
+        media = self._respond_media(rec, rec.path[len(prefix):] if rec.path.startswith(prefix) else None)
+        if media is not None:
+            return media
         if not rec.path.startswith(prefix):
             return 401, {"ok": False, "error_code": 401, "description": "Unauthorized"}, None
         method = rec.path[len(prefix):]
@@ -641,3 +816,305 @@ class ChaosWhatsApp(_ChaosMixin, FakeWhatsApp):
         return super().respond(rec)
 
 # ---- end of chaos ----
+
+
+# ---------------------------------------------------------------------------
+# WhatsApp media, templates, read receipts and the 24-hour window
+# (bridges_media_wa_test.py). FakeWhatsAppMedia is the Cloud API as the
+# bridge sees it for rich conversations:
+# - GET /<version>/<media-id>: the media's metadata (url, mime_type, sha256,
+#   file_size) as Meta answers it; an unknown id answers 400 code 100.
+# - GET <url>: the bytes, with the bearer token (401 without); a media
+#   marked expired answers 404, as a URL older than five minutes does.
+# - POST /<version>/<phone-number-id>/media: multipart (messaging_product,
+#   type, file), recorded; fail_uploads() makes the next ones answer
+#   131053 "Media upload error".
+# - POST .../messages: text, template, image, document, audio, video,
+#   sticker and location messages (the media id must have been uploaded),
+#   and {"status": "read", "message_id": ...} read receipts.
+# - The 24-hour rule by the fake's clock (advance()): a free-form message
+#   to a number whose last inbound message (inbound(), called by
+#   media_webhook) is 24 hours old or more answers 131047; a template
+#   always goes.
+
+def _wa_error_body(code, message, details, type_="OAuthException"):
+    return {"error": {"message": message, "type": type_, "code": code,
+                      "error_data": {"messaging_product": "whatsapp", "details": details},
+                      "fbtrace_id": "AbCdEfGhIjK"}}
+
+
+class _MediaHandler(_Handler):
+    """_Handler that sends a bytes payload with the content type the fake
+    names (extra {"Content-Type": ...}) instead of JSON's."""
+
+    def _serve(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        rec = Recorded(self.command, self.path, dict(self.headers.items()), body)
+        rec.conn = self.connection
+        status, payload, extra = self.server.fake.handle(rec)
+        extra = dict(extra or {})
+        data = json.dumps(payload).encode() if not isinstance(payload, bytes) else payload
+        self.send_response(status)
+        self.send_header("Content-Type", extra.pop("Content-Type", "application/json"))
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in extra.items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = _serve
+    do_POST = _serve
+
+
+def parse_multipart(content_type, body):
+    """{name: (filename, content type, bytes)} of a multipart/form-data body."""
+    import email.parser
+    import email.policy
+
+    msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
+    out = {}
+    for part in msg.iter_parts():
+        out[part.get_param("name", header="content-disposition")] = (
+            part.get_filename(), part.get_content_type(), part.get_payload(decode=True))
+    return out
+
+
+class FakeWhatsAppMedia(FakeWhatsAppDelivery):
+    MEDIA_MESSAGE_TYPES = ("image", "document", "audio", "video", "sticker")
+
+    def __init__(self, phone_number_id, access_token, version="v19.0"):
+        self.media = {}         # media id -> dict(data, mime, sha256, expired)
+        self.uploads = []       # dict(id, type, filename, mime, data, messaging_product)
+        self.reads = []         # message ids marked read
+        self.templates = []     # template message bodies accepted
+        self.last_inbound = {}  # wa_id -> fake time (s) of their last message
+        self.offset_s = 0.0
+        self.upload_failures = 0
+        self.media_counter = 0
+        self.upload_gate = threading.Event()  # cleared: uploads wait (hold_uploads)
+        self.upload_gate.set()
+        self.uploads_waiting = 0
+        super().__init__(phone_number_id, access_token, version)
+        self.server.RequestHandlerClass = _MediaHandler
+
+    # --- the fake's clock and the window
+    def now(self):
+        return time.time() + self.offset_s
+
+    def advance(self, seconds):
+        with self.cond:
+            self.offset_s += seconds
+
+    def inbound(self, wa_id):
+        with self.cond:
+            self.last_inbound[wa_id] = self.now()
+
+    # --- media the customer sends
+    def add_media(self, data, mime, sha256=None, media_id=None):
+        """Stores a customer's file; returns its media id. sha256: what the
+        API claims (default: the real digest)."""
+        with self.cond:
+            self.media_counter += 1
+            mid = media_id or "%d%09d" % (1000 + self.media_counter, self.media_counter)
+            self.media[mid] = {"data": data, "mime": mime, "expired": False,
+                               "sha256": sha256 or hashlib.sha256(data).hexdigest()}
+        return mid
+
+    def expire(self, media_id):
+        with self.cond:
+            self.media[media_id]["expired"] = True
+
+    def hold_uploads(self, hold=True):
+        """While held, POST /media waits (up to 60 s) before it answers."""
+        if hold:
+            self.upload_gate.clear()
+        else:
+            self.upload_gate.set()
+
+    def fail_uploads(self, count=1):
+        with self.cond:
+            self.upload_failures += count
+
+    def media_requests(self, media_id):
+        with self.cond:
+            return [r for r in self.requests if r.method == "GET" and media_id in r.path]
+
+    def messages_to(self, wa_id, type_=None):
+        with self.cond:
+            return [m for m in self.sent if m.get("to") == wa_id and (type_ is None or m.get("type") == type_)]
+
+    def _auth(self, rec):
+        return rec.headers.get("Authorization") == "Bearer " + self.access_token
+
+    def respond(self, rec):
+        if not self._auth(rec):
+            return 401, {"error": {"message": "Invalid OAuth access token - Cannot parse access token",
+                                   "type": "OAuthException", "code": 190, "fbtrace_id": "AbCdEf"}}, None
+        path = rec.path.split("?")[0]
+        prefix = "/%s/" % self.version
+        if rec.method == "GET" and path.startswith("/media-download/"):
+            return self._download(path[len("/media-download/"):])
+        if rec.method == "GET" and path.startswith(prefix):
+            return self._metadata(path[len(prefix):])
+        if rec.method == "POST" and path == "%s%s/media" % (prefix, self.phone_number_id):
+            return self._upload(rec)
+        if rec.method == "POST" and path == "%s%s/messages" % (prefix, self.phone_number_id):
+            return self._message(rec)
+        return 404, {"error": {"message": "Unknown path", "code": 100}}, None
+
+    def _metadata(self, mid):
+        with self.cond:
+            m = self.media.get(mid)
+        if not m:
+            return 400, {"error": {"message": "Unsupported get request. Object with ID '%s' does not exist, cannot "
+                                              "be loaded due to missing permissions, or does not support this "
+                                              "operation." % mid, "type": "GraphMethodException", "code": 100,
+                                   "error_subcode": 33, "fbtrace_id": "AbCdEf"}}, None
+        return 200, {"messaging_product": "whatsapp", "url": "%s/media-download/%s?ext=1&hash=x" % (self.base_url, mid),
+                     "mime_type": m["mime"], "sha256": m["sha256"], "file_size": len(m["data"]), "id": mid}, None
+
+    def _download(self, mid):
+        with self.cond:
+            m = self.media.get(mid)
+        if not m or m["expired"]:
+            return 404, b"", {"Content-Type": "text/html"}
+        return 200, m["data"], {"Content-Type": m["mime"]}
+
+    def _upload(self, rec):
+        ctype = rec.headers.get("Content-Type", "")
+        if not ctype.startswith("multipart/form-data"):
+            return 400, _wa_error_body(100, "(#100) Invalid parameter", "The file must be sent as multipart"), None
+        if not self.upload_gate.is_set():
+            with self.cond:
+                self.uploads_waiting += 1
+                self.cond.notify_all()
+            self.upload_gate.wait(60)
+        parts = parse_multipart(ctype, rec.body)
+        if (parts.get("messaging_product") or (None, None, b""))[2] != b"whatsapp" or "file" not in parts:
+            return 400, _wa_error_body(100, "(#100) The parameter messaging_product is required.",
+                                       "messaging_product and file are required"), None
+        with self.cond:
+            if self.upload_failures:
+                self.upload_failures -= 1
+                return 400, _wa_error_body(131053, "Media upload error",
+                                           "Unable to upload the media used in the message. Ensure the media "
+                                           "meets the type and size requirements."), None
+            self.media_counter += 1
+            mid = "up%d" % self.media_counter
+            fname, ftype, data = parts["file"]
+            self.uploads.append({"id": mid, "type": parts.get("type", (None, None, b""))[2].decode(),
+                                 "filename": fname, "mime": ftype, "data": data})
+            self.cond.notify_all()
+        return 200, {"id": mid}, None
+
+    def _message(self, rec):
+        body = rec.json() or {}
+        if body.get("messaging_product") != "whatsapp":
+            return 400, _wa_error_body(100, "(#100) The parameter messaging_product is required.", "missing"), None
+        if body.get("status") == "read":
+            with self.cond:
+                self.reads.append(body.get("message_id"))
+                self.cond.notify_all()
+            return 200, {"success": True}, None
+        to, type_ = body.get("to"), body.get("type")
+        refusal = self.refused.get(to)
+        if refusal:
+            status, code, message, details = refusal
+            return status, _wa_error_body(code, message, details), None
+        if type_ == "template":
+            t = body.get("template") or {}
+            params = [p for c in t.get("components", []) if c.get("type") == "body" for p in c.get("parameters", [])]
+            if not t.get("name") or not (t.get("language") or {}).get("code") or any(
+                    p.get("type") != "text" or len(p.get("text", "")) > 1024 for p in params):
+                return 400, _wa_error_body(132000, "Number of parameters does not match the expected number of "
+                                                   "params", "body: invalid parameter"), None
+        else:
+            last = self.last_inbound.get(to)
+            if last is not None and self.now() - last >= 24 * 3600:
+                return 400, _wa_error_body(131047, "Re-engagement message",
+                                           "Message failed to send because more than 24 hours have passed since "
+                                           "the customer last replied to this number."), None
+            if type_ == "text":
+                if not (body.get("text") or {}).get("body"):
+                    return 400, _wa_error_body(100, "(#100) Param text['body'] is required.", "empty"), None
+            elif type_ in self.MEDIA_MESSAGE_TYPES:
+                mid = (body.get(type_) or {}).get("id")
+                with self.cond:
+                    known = any(u["id"] == mid for u in self.uploads)
+                if not known:
+                    return 400, _wa_error_body(131053, "Media upload error", "Unknown media id %s" % mid), None
+            elif type_ == "location":
+                loc = body.get("location") or {}
+                if not isinstance(loc.get("latitude"), (int, float)) or not isinstance(loc.get("longitude"),
+                                                                                       (int, float)):
+                    return 400, _wa_error_body(100, "(#100) Invalid parameter", "location needs latitude and "
+                                                                                "longitude"), None
+            else:
+                return 400, _wa_error_body(131051, "Unsupported message type", "type %s" % type_), None
+        with self.cond:
+            self.sent.append(body)
+            if type_ == "template":
+                self.templates.append(body)
+            self.counter += 1
+            n = self.counter
+            self.wamids.append((to, "wamid.out.%d" % n))
+            self.cond.notify_all()
+        return 200, {"messaging_product": "whatsapp", "contacts": [{"input": to, "wa_id": to}],
+                     "messages": [{"id": "wamid.out.%d" % n}]}, None
+
+
+def wa_media_message(from_, id_, type_, media_id, mime, sha256, caption=None, filename=None, voice=None):
+    """A webhook message of type image, document, audio, video or sticker."""
+    obj = {"id": media_id, "mime_type": mime, "sha256": sha256}
+    if caption is not None:
+        obj["caption"] = caption
+    if filename is not None:
+        obj["filename"] = filename
+    if voice is not None:
+        obj["voice"] = voice
+    if type_ == "sticker":
+        obj["animated"] = False
+    return {"from": from_, "id": id_, "timestamp": str(int(time.time())), "type": type_, type_: obj}
+
+
+def wa_location_message(from_, id_, latitude, longitude, name=None, address=None):
+    loc = {"latitude": latitude, "longitude": longitude}
+    if name:
+        loc["name"] = name
+    if address:
+        loc["address"] = address
+    return {"from": from_, "id": id_, "timestamp": str(int(time.time())), "type": "location", "location": loc}
+
+
+def wa_interactive_reply(from_, id_, reply_id, title, kind="button_reply", description=None):
+    """A tap on a reply button (button_reply) or a list row (list_reply)."""
+    r = {"id": reply_id, "title": title}
+    if description and kind == "list_reply":
+        r["description"] = description
+    return {"from": from_, "id": id_, "timestamp": str(int(time.time())), "type": "interactive",
+            "context": {"from": "15550001111", "id": "wamid.question"},
+            "interactive": {"type": kind, kind: r}}
+
+
+def wa_legacy_button(from_, id_, text, payload):
+    """The quick-reply button of a template message (type button)."""
+    return {"from": from_, "id": id_, "timestamp": str(int(time.time())), "type": "button",
+            "context": {"from": "15550001111", "id": "wamid.template"}, "button": {"text": text, "payload": payload}}
+
+
+def media_webhook(app_secret, phone_number_id, messages, contacts=(), fake=None):
+    """A signed webhook body carrying full message objects (the wa_*
+    builders above); tells fake of each sender's inbound message."""
+    value = {"messaging_product": "whatsapp",
+             "metadata": {"display_phone_number": "15550001111", "phone_number_id": phone_number_id},
+             "messages": list(messages)}
+    if contacts:
+        value["contacts"] = [{"profile": {"name": name}, "wa_id": wa_id} for wa_id, name in contacts]
+    if fake is not None:
+        for m in messages:
+            fake.inbound(m["from"])
+    body = json.dumps({"object": "whatsapp_business_account",
+                       "entry": [{"id": "WABA", "changes": [{"value": value, "field": "messages"}]}]}).encode()
+    return body, "sha256=" + hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()

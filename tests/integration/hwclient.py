@@ -264,3 +264,32 @@ def watch_ticket(stream, ticket_id):
     reader = threading.Thread(target=read)
     reader.start()
     return events, reader
+
+
+PIECE_BYTES = 1 << 20  # the largest PutChunk piece helpwired takes
+
+
+def upload_attachment(client, data, piece=PIECE_BYTES, timeout=60, **commit):
+    """Puts data through client in PutChunk pieces of piece bytes, then
+    CommitAttachment with the pieces' digests and the commit fields given
+    (kind, mimeType, name, sha256...). Returns the CommitAttachment reply;
+    a failed call raises its grpc.RpcError."""
+    digests = []
+    for i in range(0, len(data), piece):
+        req = client.api.message("helpwire.v1.PutChunkRequest")
+        req.data = data[i:i + piece]  # raw bytes (as a keyword field they would be read as base64)
+        digests.append(client.call("helpwire.v1.Attachments/PutChunk", request=req, timeout=timeout).chunk_sha256)
+    return client.call("helpwire.v1.Attachments/CommitAttachment", timeout=timeout, chunks=digests, **commit)
+
+
+def download_attachment(client, attachment_id, offset=0, timeout=60):
+    """Streams attachment_id from offset through client. Returns (info: the
+    first message's metadata or None, the bytes, each message's offset)."""
+    info, out, offsets = None, bytearray(), []
+    for m in client.stream("helpwire.v1.Attachments/GetAttachment", timeout=timeout, id=attachment_id,
+                           offset=str(offset)):
+        if m.HasField("info"):
+            info = m.info
+        offsets.append(m.offset)
+        out += m.data
+    return info, bytes(out), offsets

@@ -116,7 +116,11 @@ class Replica:
                 "--cluster-id", str(self.id), "--cluster-raft", self.raft_address,
                 "--cluster-peers", self.cluster.peers,
                 "--cluster-election-ms", str(self.cluster.election_ms),
-                "--cluster-heartbeat-ms", str(self.cluster.heartbeat_ms)]
+                "--cluster-heartbeat-ms", str(self.cluster.heartbeat_ms),
+                # The load of these tests sends many messages per sender and
+                # many new senders at once; per-sender limits are per node and
+                # tested on their own (limits_test).
+                "--sender-rate", "0", "--new-customers-rate", "0"]
         args += list(self.cluster.extra) + list(extra)
         if self.cluster.token_file and os.path.exists(self.cluster.token_file):
             args += ["--cluster-token-file", self.cluster.token_file]

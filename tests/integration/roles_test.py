@@ -66,10 +66,16 @@ ROLES = {
 
     "/helpwire.v1.Router/Route": BRIDGE,
 
+    "/helpwire.v1.Attachments/PutChunk": BRIDGE_AGENT,
+    "/helpwire.v1.Attachments/CommitAttachment": BRIDGE_AGENT,
+    "/helpwire.v1.Attachments/GetAttachment": BRIDGE_AGENT,
+
     "/helpwire.v1.Customers/GetCustomer": AGENT,
     "/helpwire.v1.Customers/LookupCustomer": BRIDGE_AGENT,
     "/helpwire.v1.Customers/UpdateCustomer": AGENT,
     "/helpwire.v1.Customers/LinkIdentity": AGENT,
+    "/helpwire.v1.Customers/ExportCustomer": ADMIN,
+    "/helpwire.v1.Customers/EraseCustomer": ADMIN,
 
     "/helpwire.v1.Agents/PutAgent": ADMIN,
     "/helpwire.v1.Agents/GetAgent": AGENT,
@@ -77,7 +83,7 @@ ROLES = {
     "/helpwire.v1.Agents/SetPresence": AGENT,
     "/helpwire.v1.Agents/PutSkill": ADMIN,
     "/helpwire.v1.Agents/ListSkills": AGENT,
-    "/helpwire.v1.Agents/GetSchedule": AGENT,
+    "/helpwire.v1.Agents/GetSchedule": BRIDGE_AGENT,
 
     "/helpwire.v1.Tickets/CreateTicket": AGENT,
     "/helpwire.v1.Tickets/GetTicket": AGENT,
@@ -85,6 +91,7 @@ ROLES = {
     "/helpwire.v1.Tickets/UpdateTicket": AGENT,
     "/helpwire.v1.Tickets/AddMessage": AGENT,
     "/helpwire.v1.Tickets/EscalateTicket": AGENT,
+    "/helpwire.v1.Tickets/SendChannelSignal": AGENT,
     "/helpwire.v1.Tickets/CloseTicket": AGENT,
     "/helpwire.v1.Tickets/GetTicketHistory": AGENT,
     "/helpwire.v1.Tickets/WatchTickets": AGENT,
@@ -94,6 +101,7 @@ ROLES = {
     "/helpwire.v1.Admin/ListTokens": ADMIN,
     "/helpwire.v1.Admin/Backup": ADMIN,
     "/helpwire.v1.Admin/GetStats": ADMIN,
+    "/helpwire.v1.Admin/ListAuditEvents": ADMIN,
 
     "/helpwire.v1.Sla/PutSlaPolicy": ADMIN,
     "/helpwire.v1.Sla/ListSlaPolicies": AGENT,
@@ -245,7 +253,7 @@ class HistoryActor(unittest.TestCase):
             self.assertNotIn("author", name)
             self.assertNotIn("actor", name)
             self.assertNotIn("agent", name)
-        self.assertEqual(sorted(fields), ["answered_by", "kind", "text", "ticket_id"])
+        self.assertEqual(sorted(fields), ["answered_by", "attachments", "kind", "text", "ticket_id"])
 
     def new_ticket(self, n):
         bridge = self.server.client(api=API, role="bridge")
@@ -265,9 +273,10 @@ class HistoryActor(unittest.TestCase):
         req.kind = enum("helpwire.v1.MessageKind", "MESSAGE_KIND_AGENT_REPLY")
         req.text = text
         payload = req.SerializeToString()
-        # Unknown fields 5, 15, 100 (length-delimited strings): where an
-        # author or actor field might be added one day (4 is answered_by).
-        for number in (5, 15, 100):
+        # Unknown fields 6, 15, 100 (length-delimited strings): where an
+        # author or actor field might be added one day (4 is answered_by,
+        # 5 attachments).
+        for number in (6, 15, 100):
             value = b"agent:mallory"
             payload += _varint(number << 3 | 2) + _varint(len(value)) + value
         raw = client.raw("helpwire.v1.Tickets/AddMessage", payload,

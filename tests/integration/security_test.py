@@ -160,7 +160,8 @@ class Overload(unittest.TestCase):
         # A 1 µs target is always missed, so each 100 ms window with calls
         # halves the limit until it rests at the minimum, 4; twelve callers
         # then find it full.
-        server = hwclient.Server("--demo", "--latency-target-us", "1", "--metrics", "127.0.0.1:0")
+        server = hwclient.Server("--demo", "--latency-target-us", "1", "--metrics", "127.0.0.1:0",
+                                 "--sender-rate", "0")  # overload, not one sender's limit
 
         def limit():
             with urllib.request.urlopen(server.metrics_url, timeout=10) as r:
@@ -211,7 +212,8 @@ class Overload(unittest.TestCase):
             self.assertEqual(server.stop(), 0)
 
     def test_calls_beyond_the_bound_are_shed_at_once(self):
-        server = hwclient.Server("--demo", "--max-in-flight", "1", "--threads", "2", "--metrics", "127.0.0.1:0")
+        server = hwclient.Server("--demo", "--max-in-flight", "1", "--threads", "2", "--metrics", "127.0.0.1:0",
+                                 "--sender-rate", "0")
         outcomes = []
         details = []
         admitted = []

@@ -181,6 +181,13 @@ class Metrics(unittest.TestCase):
                            "helpwire_store_map_used_bytes", "helpwire_index_terms", "helpwire_index_documents",
                            'helpwire_outbox_backlog{channel="telegram"}', "helpwire_notifier_retries_total"):
                 self.assertIn(family, text)
+            # The write path's cost: the first start's writes (tokens) ran on it.
+            samples = {name: v for (name, labels), v in parse_exposition(text).items() if not labels}
+            self.assertGreater(samples["helpwire_store_writes_total"], 0)
+            self.assertGreater(samples["helpwire_store_write_cpu_seconds_total"], 0)
+            self.assertLessEqual(samples["helpwire_store_done_cpu_seconds_total"],
+                                 samples["helpwire_store_write_cpu_seconds_total"])
+            self.assertGreater(samples["helpwire_store_commit_seconds_total"], 0)
             self.assertIn("helpwire_calls_in_flight ", text)
             self.assertIn("helpwire_calls_shed_total 0", text)
             self.assertIn("helpwire_admission_limit 4096", text)  # the default --max-in-flight
@@ -213,6 +220,31 @@ def series(svc, method, kind, **more):
 
 HEALTH = "grpc.health.v1.Health"
 TICKETS = "helpwire.v1.Tickets"
+
+
+class PageCensus(unittest.TestCase):
+    def test_census_names_the_pages_a_route_dirties(self):
+        """--store-page-census 1: after each write group, one line per
+        request of that group naming the databases whose leaves it
+        dirtied; a Route that opens a ticket writes the ticket, its log and
+        its dedupe record."""
+        server = hwclient.Server("--demo", "--store-page-census", "1")
+        try:
+            bridge = server.client(api=API, role="bridge")
+            r = bridge.call("helpwire.v1.Router/Route", channel="CHANNEL_TELEGRAM", channelUserId="census-1",
+                            displayName="Census", text="The app shows error 4411 when I log in",
+                            messageId="census-1")
+            bridge.close()
+            self.assertTrue(r.ticket_id, r)
+            lines = [l for l in server.read_log().splitlines() if l.startswith("store census: ")]
+            self.assertTrue(lines, server.read_log())
+            last = lines[-1]
+            self.assertRegex(last, r"^store census: 1 groups, 1\.0 requests per group; per request")
+            for db in ("tickets", "ticket_log", "dedupe", "tickets_by_customer"):
+                self.assertRegex(last, r" %s 1\.000 pages \(\d+\.\d\d records\)" % db, last)
+            self.assertRegex(last, r"; leaves \d+\.\d{3} pages = \d+ bytes$")
+        finally:
+            self.assertEqual(server.stop(), 0)
 
 
 class GrpcEcosystemMetrics(unittest.TestCase):
@@ -529,7 +561,7 @@ class CommandLine(unittest.TestCase):
         for flag in ("--listen", "--data", "--threads", "--demo", "--config", "--max-message-bytes",
                      "--max-concurrent-streams", "--keepalive-time-ms", "--drain-timeout-ms", "--access-log",
                      "--latency-target-us", "--dedupe-retention-hours", "--failed-retention-days",
-                     "--alert-retention-days", "--ticket-numbers-from"):
+                     "--alert-retention-days", "--audit-retention-days", "--ticket-numbers-from"):
             self.assertIn(flag, out)
 
     def test_bad_flag_exits_non_zero_with_one_line(self):
@@ -546,6 +578,7 @@ class CommandLine(unittest.TestCase):
         for flag, value in (("--dedupe-retention-hours", "-1"), ("--dedupe-retention-hours", "87601"),
                             ("--failed-retention-days", "-1"), ("--failed-retention-days", "36501"),
                             ("--alert-retention-days", "-1"), ("--alert-retention-days", "36501"),
+                            ("--audit-retention-days", "-1"), ("--audit-retention-days", "36501"),
                             ("--latency-target-us", "-5"), ("--ticket-numbers-from", "x")):
             r = self.run_helpwired("--data", "/tmp", flag, value)
             self.assertNotEqual(r.returncode, 0)

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -264,6 +265,52 @@ static void test_snippets_mark_matched_terms(void **state)
     assert_null(r.hits[0].snippet);
 }
 
+/* Snippets found from candidate words (the default) equal those of the
+ * whole texts tokenized: stems that change a word's first bytes (using ->
+ * use, dying -> die, cries -> cri, skies -> sky), codes, dotted and
+ * underscored words, CJK bigrams and lone ideographs, CJK punctuation, and
+ * texts the fast pass refuses (accents, kana, full-width letters). */
+static void test_fast_snippets_equal_full_snippets(void **state)
+{
+    fixture *f = *state;
+    static const char *const bodies[] = {
+        "Using the tool while dying of laughter; lying and tying knots. Cries under the skies, the sky cried.",
+        "Version v2.3 fixes x86_64 builds; see www.example.com and foo_bar.baz, 3.14 and E1234 codes.",
+        "退款申请：请在订单页点击“申请退款”，我们将在三个工作日内处理。税 税务 单据 《发票》",
+        "Mixed 中文 and English: the refund (退款) is processed within 3 days, using e-mail.",
+        "Caf\xc3\xa9 cr\xc3\xa8me used in recipes; \xe3\x81\x8b\xe3\x81\xaa kana text; \xef\xbc\xa1\xef\xbc\xa2 "
+        "full-width letters, using tools.",
+        "Generous generation of communal arsenals, early only ugly singly gently idly; aged and aging uses.",
+    };
+    char id[16];
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+        snprintf(id, sizeof id, "s-%zu", i);
+        put_article(f->idx, id, "Snippet sample", bodies[i], "en");
+    }
+    static const char *const queries[] = {
+        "use dying lie tie cry sky", "v2.3 x86_64 example foo_bar 3.14 e1234", "退款 申请 税 发票 工作日",
+        "refund 退款 english e-mail", "café crème kana ＡＢ using", "generous generation communal arsenal aging early",
+        "snippet sample",
+    };
+    for (size_t i = 0; i < sizeof queries / sizeof queries[0]; i++) {
+        hw_search_result a = search(f, queries[i], 10, NULL, HW_DOC_ANY, 0);
+        hw_search_result b = search(f, queries[i], 10, NULL, HW_DOC_ANY, HW_SEARCH_FULL_SNIPPETS);
+        assert_int_equal(a.n_hits, b.n_hits);
+        assert_true(a.n_hits > 0);
+        for (size_t h = 0; h < a.n_hits; h++) {
+            assert_string_equal(a.hits[h].id, b.hits[h].id);
+            if (strcmp(a.hits[h].snippet, b.hits[h].snippet))
+                fail_msg("query \"%s\", %s:\n  %s\n  %s", queries[i], a.hits[h].id, a.hits[h].snippet,
+                         b.hits[h].snippet);
+        }
+    }
+    hw_search_result r = search(f, "using dying cries", 10, NULL, HW_DOC_ANY, 0);
+    assert_string_equal(r.hits[0].id, "s-0");
+    if (!strstr(r.hits[0].snippet, "\x02Using\x03") || !strstr(r.hits[0].snippet, "\x02" "dying\x03") ||
+        !strstr(r.hits[0].snippet, "\x02" "Cries\x03"))
+        fail_msg("snippet: %s", r.hits[0].snippet);
+}
+
 static void test_codes_are_searchable(void **state)
 {
     fixture *f = *state;
@@ -431,12 +478,24 @@ static void compare_pruned_and_exhaustive(fixture *f, const char *q, uint32_t k,
     }
     assert_true(rb.matched_exact);
     assert_true(rb.matched >= rb.n_hits);
+    /* block-max bounds (forced on these short lists) change nothing */
+    hw_search_query c = a;
+    c.flags |= HW_SEARCH_FORCE_BLOCK_MAX;
+    hw_search_result rc;
+    assert_int_equal(hw_index_search(f->s, &c, f->arena, &rc, NULL), 0);
+    assert_int_equal(rc.n_hits, ra.n_hits);
+    for (size_t i = 0; i < rc.n_hits; i++)
+        if (strcmp(rc.hits[i].id, ra.hits[i].id) != 0 || rc.hits[i].score != ra.hits[i].score)
+            fail_msg("\"%s\" k=%u rank %zu: %s %.17g block-max, %s %.17g without", q, k, i, rc.hits[i].id,
+                     rc.hits[i].score, ra.hits[i].id, ra.hits[i].score);
 }
 
 static void test_pruned_topk_equals_exhaustive_on_random_corpora(void **state)
 {
     (void)state;
     char title[256], body[4096], q[512], id[32];
+    /* a reader: main rebuilds the churn triggers run on their own thread */
+    hw_index_reader_register();
     for (uint64_t seed = 1; seed <= 6; seed++) {
         uint64_t s = seed * 0x9E3779B97F4A7C15ull;
         fixture f = {0};
@@ -471,6 +530,7 @@ static void test_pruned_topk_equals_exhaustive_on_random_corpora(void **state)
                 assert_int_equal(hw_index_put(f.idx, &doc, NULL), 0);
             }
         }
+        hw_index_flush(f.idx); /* no main build lands between two compared searches */
         for (unsigned i = 0; i < 150; i++) {
             random_text(&s, q, sizeof q, 1 + rng_next(&s) % 8, vocab);
             static const uint32_t ks[] = {1, 3, 10, 50};
@@ -486,6 +546,116 @@ static void test_pruned_topk_equals_exhaustive_on_random_corpora(void **state)
         hw_index_destroy(f.idx);
         hw_arena_destroy(f.arena);
     }
+    hw_index_reader_unregister();
+}
+
+/* Deleted and replaced main documents leave the statistics at once: an
+ * index built with documents later deleted or replaced scores like one
+ * built from the live documents only (b ~ 0, so the average length main
+ * was built with does not matter). */
+static void test_deleted_documents_leave_the_statistics(void **state)
+{
+    (void)state;
+    hw_index_reader_register();
+    hw_index_options o = {0};
+    o.b = 1e-9;
+    hw_index *a, *b;
+    hw_searcher *sa, *sb;
+    assert_int_equal(hw_index_create(&a, &o, NULL), 0);
+    assert_int_equal(hw_index_create(&b, &o, NULL), 0);
+    assert_int_equal(hw_searcher_create(a, &sa, NULL), 0);
+    assert_int_equal(hw_searcher_create(b, &sb, NULL), 0);
+    hw_arena *arena = hw_arena_create(0);
+    char id[16], body[128];
+    hw_index_batch_begin(a);
+    for (int i = 0; i < 40; i++) {
+        snprintf(id, sizeof id, "d%d", i);
+        snprintf(body, sizeof body, "%s common words here %s", i < 20 ? "alpha" : "beta", i % 3 ? "gamma" : "");
+        put_article(a, id, "Title", body, "en");
+    }
+    assert_int_equal(hw_index_batch_commit(a, NULL), 0);
+    /* after main is built: 15 of the alpha documents go, 3 betas become alphas */
+    for (int i = 0; i < 15; i++) {
+        snprintf(id, sizeof id, "d%d", i);
+        assert_int_equal(hw_index_delete(a, HW_DOC_ARTICLE, id, NULL), 0);
+    }
+    for (int i = 20; i < 23; i++) {
+        snprintf(id, sizeof id, "d%d", i);
+        put_article(a, id, "Title", "alpha replaced words", "en");
+    }
+    hw_index_batch_begin(b);
+    for (int i = 15; i < 40; i++) {
+        snprintf(id, sizeof id, "d%d", i);
+        if (i >= 20 && i < 23)
+            snprintf(body, sizeof body, "alpha replaced words");
+        else
+            snprintf(body, sizeof body, "%s common words here %s", i < 20 ? "alpha" : "beta", i % 3 ? "gamma" : "");
+        put_article(b, id, "Title", body, "en");
+    }
+    assert_int_equal(hw_index_batch_commit(b, NULL), 0);
+    const char *q = "alpha gamma";
+    hw_search_query sq = {q, strlen(q), 50, NULL, HW_DOC_ANY, HW_SEARCH_NO_SNIPPETS};
+    hw_search_result ra, rb;
+    assert_int_equal(hw_index_search(sa, &sq, arena, &ra, NULL), 0);
+    assert_int_equal(hw_index_search(sb, &sq, arena, &rb, NULL), 0);
+    assert_int_equal(ra.n_hits, rb.n_hits);
+    for (size_t i = 0; i < ra.n_hits; i++) {
+        int found = 0;
+        for (size_t j = 0; j < rb.n_hits; j++) {
+            if (strcmp(ra.hits[i].id, rb.hits[j].id))
+                continue;
+            found = 1;
+            if (fabs(ra.hits[i].score - rb.hits[j].score) > 1e-6 * rb.hits[j].score)
+                fail_msg("%s: %.9f with deletions, %.9f rebuilt", ra.hits[i].id, ra.hits[i].score,
+                         rb.hits[j].score);
+        }
+        assert_true(found);
+    }
+    hw_arena_destroy(arena);
+    hw_searcher_destroy(sa);
+    hw_searcher_destroy(sb);
+    hw_index_destroy(a);
+    hw_index_destroy(b);
+    hw_index_reader_unregister();
+}
+
+/* A main build large enough to compute terms on several threads (4096
+ * documents a thread) gives every document its terms (run under TSan too). */
+static void test_large_build_uses_threads_correctly(void **state)
+{
+    (void)state;
+    hw_index_reader_register();
+    hw_index *idx;
+    hw_searcher *s;
+    assert_int_equal(hw_index_create(&idx, NULL, NULL), 0);
+    assert_int_equal(hw_searcher_create(idx, &s, NULL), 0);
+    hw_arena *arena = hw_arena_create(0);
+    char id[16], body[96];
+    hw_index_batch_begin(idx);
+    for (int i = 0; i < 9000; i++) {
+        snprintf(id, sizeof id, "d%d", i);
+        snprintf(body, sizeof body, "word%d shared%d marker%dx", i % 50, i % 7, i);
+        put_article(idx, id, "Title", body, "en");
+    }
+    assert_int_equal(hw_index_batch_commit(idx, NULL), 0);
+    hw_index_stats st;
+    hw_index_stats_get(idx, &st);
+    assert_int_equal(st.docs, 9000);
+    for (int i = 0; i < 9000; i += 977) {
+        char q[32];
+        snprintf(q, sizeof q, "marker%dx", i);
+        hw_search_query sq = {q, strlen(q), 3, NULL, HW_DOC_ANY, HW_SEARCH_NO_SNIPPETS};
+        hw_search_result r;
+        assert_int_equal(hw_index_search(s, &sq, arena, &r, NULL), 0);
+        assert_int_equal(r.n_hits, 1);
+        snprintf(id, sizeof id, "d%d", i);
+        assert_string_equal(r.hits[0].id, id);
+        hw_arena_reset(arena);
+    }
+    hw_arena_destroy(arena);
+    hw_searcher_destroy(s);
+    hw_index_destroy(idx);
+    hw_index_reader_unregister();
 }
 
 /* A synonym set makes a question whose words are not in the document
@@ -622,6 +792,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_article_answer_is_a_passage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_answer_from_tokens_equals_answer_from_text, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snippets_mark_matched_terms, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fast_snippets_equal_full_snippets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_codes_are_searchable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_filters_by_locale_and_kind, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deleted_and_replaced_documents_disappear, setup, teardown),
@@ -632,6 +803,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_synonym_sets_are_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_article_alternate_questions, setup, teardown),
         cmocka_unit_test(test_pruned_topk_equals_exhaustive_on_random_corpora),
+        cmocka_unit_test(test_deleted_documents_leave_the_statistics),
+        cmocka_unit_test(test_large_build_uses_threads_correctly),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

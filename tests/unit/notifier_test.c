@@ -9,7 +9,10 @@
  * destroy does not wait out a webhook that keeps failing. A wake-up reads
  * only the alerts queued since the previous one (thousands piled up cost
  * nothing later), delivery stays in queue order, and alerts older than the
- * retention age are dropped, with and without a webhook.
+ * retention age are dropped, with and without a webhook. Each POST has a
+ * helpwire-webhook-id that a retry keeps (the body's webhook_id; an old
+ * alert's "alert-<key>") and a timestamp; with secrets, a signature at the
+ * app's clock.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,8 +20,10 @@
 #include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <jansson.h>
@@ -29,6 +34,7 @@
 
 #include "server/base/clock.h"
 #include "server/domain/notifier.h"
+#include "server/domain/webhook_sign.h"
 #include "server/store/records.h"
 #include "tests/unit/store_test_util.h"
 
@@ -44,6 +50,9 @@ typedef struct hook {
     int n;
     char *bodies[MAX_REQUESTS];
     char content_type[MAX_REQUESTS][64];
+    char webhook_id[MAX_REQUESTS][80]; /* helpwire-webhook-id */
+    char timestamp[MAX_REQUESTS][32];  /* helpwire-webhook-timestamp */
+    char signature[MAX_REQUESTS][256]; /* helpwire-signature ("" without) */
     int64_t at_ms[MAX_REQUESTS];
     struct MHD_Daemon *d;
     uint16_t port;
@@ -87,6 +96,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         h->bodies[i] = b->buf ? b->buf : strdup("");
         b->buf = NULL;
         snprintf(h->content_type[i], sizeof h->content_type[i], "%s", ct ? ct : "");
+        const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "helpwire-webhook-id");
+        snprintf(h->webhook_id[i], sizeof h->webhook_id[i], "%s", v ? v : "");
+        v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "helpwire-webhook-timestamp");
+        snprintf(h->timestamp[i], sizeof h->timestamp[i], "%s", v ? v : "");
+        v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "helpwire-signature");
+        snprintf(h->signature[i], sizeof h->signature[i], "%s", v ? v : "");
         h->at_ms[i] = mono_ms();
         h->n++;
     }
@@ -146,10 +161,7 @@ static int hook_wait(hook *h, int n, int64_t timeout_ms)
 }
 
 typedef struct fx {
-    char dir[PATH_MAX];
-    hw_store *s;
-    hw_store_reader *r;
-    hw_arena *a;
+    hw_test_store st; /* first: the store, its reader and arena */
     hw_app app;
     hook h;
     char url[128];
@@ -158,14 +170,11 @@ typedef struct fx {
 static int setup(void **state)
 {
     fx *f = calloc(1, sizeof(*f));
-    hw_test_dir(f->dir, sizeof(f->dir), "notifier");
-    f->s = hw_test_open(f->dir, 0, 0);
-    if (!f->s || hw_store_reader_create(f->s, &f->r) != HW_OK)
+    if (hw_test_store_open(&f->st, "notifier") != 0)
         return -1;
-    f->a = hw_arena_create(0);
     hook_start(&f->h);
     snprintf(f->url, sizeof f->url, "http://127.0.0.1:%u/hook", (unsigned)f->h.port);
-    f->app.store = f->s;
+    f->app.store = f->st.s;
     f->app.settings.webhook_url = f->url;
     *state = f;
     return 0;
@@ -175,11 +184,9 @@ static int teardown(void **state)
 {
     fx *f = *state;
     hook_stop(&f->h);
-    hw_store_reader_destroy(f->r);
-    hw_store_close(f->s);
-    hw_arena_destroy(f->a);
+    int rc = hw_test_store_close(&f->st);
     free(f);
-    return 0;
+    return rc;
 }
 
 static Helpwire__V1__Ticket ticket(void)
@@ -214,7 +221,7 @@ static int queue_fn(hw_store_txn *w, void *arg)
 static void queue_alert(fx *f, const Helpwire__V1__Ticket *t, const char *reason)
 {
     queue_ctx c = {.t = t, .reason = reason, .actor = "agent:ag-anna"};
-    assert_int_equal(hw_store_write(f->s, queue_fn, &c), HW_OK);
+    assert_int_equal(hw_store_write(f->st.s, queue_fn, &c), HW_OK);
 }
 
 static int count_one(void *arg, const void *k, size_t kl, const void *v, size_t vl)
@@ -231,10 +238,10 @@ static int count_one(void *arg, const void *k, size_t kl, const void *v, size_t 
 static int pending_alerts(fx *f)
 {
     hw_store_txn *t;
-    assert_int_equal(hw_store_read_begin(f->r, &t), HW_OK);
+    assert_int_equal(hw_store_read_begin(f->st.r, &t), HW_OK);
     int n = 0;
     int rc = hw_store_kv_foreach(t, "alert", count_one, &n);
-    hw_store_read_end(f->r);
+    hw_store_read_end(f->st.r);
     assert_int_equal(rc, HW_OK);
     return n;
 }
@@ -242,11 +249,11 @@ static int pending_alerts(fx *f)
 static size_t history(fx *f, const char *ticket_id, Helpwire__V1__TicketEvent ***evs)
 {
     hw_store_txn *t;
-    assert_int_equal(hw_store_read_begin(f->r, &t), HW_OK);
+    assert_int_equal(hw_store_read_begin(f->st.r, &t), HW_OK);
     hw_store_cursor cur = {0};
     size_t n = 0;
-    assert_int_equal(hw_store_ticket_event_list(t, ticket_id, &cur, 100, f->a, evs, &n), HW_OK);
-    hw_store_read_end(f->r);
+    assert_int_equal(hw_store_ticket_event_list(t, ticket_id, &cur, 100, f->st.a, evs, &n), HW_OK);
+    hw_store_read_end(f->st.r);
     return n;
 }
 
@@ -285,10 +292,19 @@ static void failed_alert_is_retried_after_backoff_then_delivered_and_removed(voi
     assert_true(gap < 5000);
     assert_string_equal(f->h.bodies[0], f->h.bodies[1]);
     assert_string_equal(f->h.content_type[0], "application/json");
+    /* The retry keeps the id; without secrets nothing is signed. */
+    assert_string_equal(f->h.webhook_id[0], f->h.webhook_id[1]);
+    assert_string_equal(f->h.signature[0], "");
+    assert_true(atoll(f->h.timestamp[1]) > 1700000000);
     json_error_t jerr;
     json_t *o = json_loads(f->h.bodies[1], 0, &jerr);
+    char wid[80];
+    snprintf(wid, sizeof wid, "%s", f->h.webhook_id[1]);
     pthread_mutex_unlock(&f->h.mu);
     assert_non_null(o);
+    assert_string_equal(json_string_value(json_object_get(o, "webhook_id")), wid);
+    assert_int_equal(strlen(wid), 3 + 22); /* "wh_" + 16 random bytes in base64url */
+    assert_true(strncmp(wid, "wh_", 3) == 0);
     assert_string_equal(json_string_value(json_object_get(o, "ticket_id")), "t-1042");
     assert_int_equal(json_integer_value(json_object_get(o, "number")), 1042);
     assert_string_equal(json_string_value(json_object_get(o, "subject")), "Charged twice — 二重請求");
@@ -391,7 +407,7 @@ static int queue_many_fn(hw_store_txn *w, void *arg)
 static void queue_many(fx *f, int count, uint64_t first_number, int64_t escalated_ms, int64_t step_ms)
 {
     many_ctx c = {count, first_number, escalated_ms, step_ms};
-    assert_int_equal(hw_store_write(f->s, queue_many_fn, &c), HW_OK);
+    assert_int_equal(hw_store_write(f->st.s, queue_many_fn, &c), HW_OK);
 }
 
 /* Polls until get(n) == want or 10 s passed; returns the last value. */
@@ -534,7 +550,7 @@ static void queue_refuses_ticket_without_id(void **state)
     Helpwire__V1__Ticket t = ticket();
     t.id = "";
     queue_ctx c = {.t = &t, .reason = "x", .actor = "agent:a"};
-    assert_int_equal(hw_store_write(f->s, queue_fn, &c), HW_EINVALID);
+    assert_int_equal(hw_store_write(f->st.s, queue_fn, &c), HW_EINVALID);
     assert_int_equal(pending_alerts(f), 0);
 }
 
@@ -574,15 +590,15 @@ static void sla_breach_alert_has_its_own_kind_and_facts(void **state)
                         .action = "reassigned to bob"};
     /* The SLA kind without its facts is refused. */
     sla_ctx bad = {.t = &t, .kind = HW_ALERT_SLA_BREACHED};
-    assert_int_equal(hw_store_write(f->s, queue_sla_fn, &bad), HW_EINVALID);
+    assert_int_equal(hw_store_write(f->st.s, queue_sla_fn, &bad), HW_EINVALID);
     assert_int_equal(pending_alerts(f), 0);
     sla_ctx c = {.t = &t, .sla = &sla};
-    assert_int_equal(hw_store_write(f->s, queue_sla_fn, &c), HW_OK);
+    assert_int_equal(hw_store_write(f->st.s, queue_sla_fn, &c), HW_OK);
     hw_store_txn *tx;
-    assert_int_equal(hw_store_read_begin(f->r, &tx), HW_OK);
+    assert_int_equal(hw_store_read_begin(f->st.r, &tx), HW_OK);
     json_t *o = NULL;
     assert_int_equal(hw_store_kv_foreach(tx, "alert", keep_body, &o), HW_OK);
-    hw_store_read_end(f->r);
+    hw_store_read_end(f->st.r);
     assert_non_null(o);
     assert_string_equal(json_string_value(json_object_get(o, "kind")), "sla_breached");
     assert_string_equal(json_string_value(json_object_get(o, "sla_target")), "FIRST_REPLY");
@@ -600,6 +616,75 @@ static void sla_breach_alert_has_its_own_kind_and_facts(void **state)
     json_decref(o);
 }
 
+/* With secrets each POST is signed at the app's clock: t is its second,
+ * and the header is what hw_webhook_sign gives for the body received. */
+static void signed_with_secrets_at_the_apps_clock(void **state)
+{
+    fx *f = *state;
+    char path[256];
+    const char *dir = getenv("TEST_TMPDIR");
+    snprintf(path, sizeof path, "%s/whsecXXXXXX", dir && *dir ? dir : "/tmp");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    const char content[] = "notifier-test-secret-current\nnotifier-test-secret-previous\n";
+    assert_int_equal(write(fd, content, sizeof content - 1), (ssize_t)(sizeof content - 1));
+    close(fd);
+    hw_webhook_keys *keys = NULL;
+    char err[256];
+    assert_int_equal(hw_webhook_keys_load(path, &keys, err, sizeof err), HW_OK);
+    unlink(path);
+    hw_clock *clock = NULL;
+    assert_int_equal(hw_clock_create_manual(&clock, 1767225600999LL), HW_OK);
+    f->app.clock = clock;
+    f->app.settings.webhook_keys = keys;
+
+    Helpwire__V1__Ticket t = ticket();
+    queue_alert(f, &t, "signed");
+    hw_notifier *n = NULL;
+    assert_int_equal(hw_notifier_create(&n, &f->app), HW_OK);
+    assert_int_equal(hook_wait(&f->h, 1, 10000), 1);
+    hw_notifier_destroy(n);
+
+    pthread_mutex_lock(&f->h.mu);
+    assert_string_equal(f->h.timestamp[0], "1767225600");
+    char want[HW_WEBHOOK_SIGNATURE_MAX];
+    assert_int_equal(
+        hw_webhook_sign(keys, 1767225600, f->h.bodies[0], strlen(f->h.bodies[0]), want, sizeof want), HW_OK);
+    assert_string_equal(f->h.signature[0], want);
+    assert_non_null(strstr(f->h.signature[0], "t=1767225600,v1="));
+    assert_non_null(strstr(strstr(f->h.signature[0], ",v1=") + 1, ",v1=")); /* two secrets, two v1 */
+    pthread_mutex_unlock(&f->h.mu);
+    f->app.settings.webhook_keys = NULL;
+    f->app.clock = NULL;
+    hw_webhook_keys_free(keys);
+    hw_clock_destroy(clock);
+}
+
+/* An alert queued before bodies had a webhook_id goes out as
+ * "alert-<alert_id>", the same on every attempt. */
+static int put_legacy_fn(hw_store_txn *w, void *arg)
+{
+    (void)arg;
+    const char body[] = "{\"alert_id\":\"00000000000000000007\",\"kind\":\"escalated\","
+                        "\"ticket_id\":\"t-1042\",\"escalated_unix_ms\":1767225600000}";
+    return hw_store_kv_put(w, "alert", "00000000000000000007", 20, body, sizeof body - 1);
+}
+
+static void legacy_alert_gets_an_id_from_its_key(void **state)
+{
+    fx *f = *state;
+    f->h.fail_first = 1;
+    assert_int_equal(hw_store_write(f->st.s, put_legacy_fn, NULL), HW_OK);
+    hw_notifier *n = NULL;
+    assert_int_equal(hw_notifier_create(&n, &f->app), HW_OK);
+    assert_int_equal(hook_wait(&f->h, 2, 15000), 2);
+    hw_notifier_destroy(n);
+    pthread_mutex_lock(&f->h.mu);
+    assert_string_equal(f->h.webhook_id[0], "alert-00000000000000000007");
+    assert_string_equal(f->h.webhook_id[1], "alert-00000000000000000007");
+    pthread_mutex_unlock(&f->h.mu);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -615,6 +700,8 @@ int main(void)
         T(delivery_follows_queue_order_across_loads),
         T(alerts_past_retention_are_dropped_without_webhook),
         T(alert_past_retention_is_dropped_while_webhook_keeps_failing),
+        T(signed_with_secrets_at_the_apps_clock),
+        T(legacy_alert_gets_an_id_from_its_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -21,33 +21,16 @@
 #include "tests/unit/text_util.h"
 #include "tests/unit/store_test_util.h"
 
-typedef struct fx {
-    char dir[PATH_MAX];
-    hw_store *s;
-    hw_store_reader *r;
-    hw_arena *a;
-} fx;
+typedef hw_test_store fx;
 
 static int setup(void **state)
 {
-    fx *f = calloc(1, sizeof(*f));
-    hw_test_dir(f->dir, sizeof(f->dir), "outbox");
-    f->s = hw_test_open(f->dir, 0, 0);
-    if (!f->s || hw_store_reader_create(f->s, &f->r) != HW_OK)
-        return -1;
-    f->a = hw_arena_create(0);
-    *state = f;
-    return 0;
+    return hw_test_store_setup(state, "outbox");
 }
 
 static int teardown(void **state)
 {
-    fx *f = *state;
-    hw_store_reader_destroy(f->r);
-    hw_store_close(f->s);
-    hw_arena_destroy(f->a);
-    free(f);
-    return 0;
+    return hw_test_store_teardown(state);
 }
 
 static Helpwire__V1__OutboundMessage message(Helpwire__V1__Channel ch, const char *user, const char *text)

@@ -396,13 +396,13 @@ static void test_api_has_every_rpc(void **state)
         {&helpwire__v1__knowledge__descriptor,
          "Search Answer PutArticle GetArticle DeleteArticle ListArticles PutFaq DeleteFaq ListFaqs "
          "PutSynonymSet DeleteSynonymSet ListSynonymSets ListSuggestions ApproveSuggestion RejectSuggestion"},
-        {&helpwire__v1__customers__descriptor, "GetCustomer LookupCustomer UpdateCustomer LinkIdentity"},
+        {&helpwire__v1__customers__descriptor, "GetCustomer LookupCustomer UpdateCustomer LinkIdentity ExportCustomer EraseCustomer"},
         {&helpwire__v1__agents__descriptor,
          "PutAgent GetAgent ListAgents SetPresence PutSkill ListSkills GetSchedule"},
         {&helpwire__v1__sla__descriptor, "PutSlaPolicy ListSlaPolicies DeleteSlaPolicy"},
         {&helpwire__v1__reports__descriptor, "GetCsatReport GetSlaReport"},
         {&helpwire__v1__tickets__descriptor, "CreateTicket GetTicket ListTickets UpdateTicket AddMessage "
-                                             "EscalateTicket CloseTicket GetTicketHistory WatchTickets"},
+                                             "EscalateTicket SendChannelSignal CloseTicket GetTicketHistory WatchTickets"},
         {&helpwire__v1__surveys__descriptor, "SubmitSurvey GetSurvey GetSurveyStats"},
         {&helpwire__v1__outbox__descriptor, "Subscribe Ack ListFailed RetryFailed"},
         {&grpc__health__v1__health__descriptor, "Check Watch"},

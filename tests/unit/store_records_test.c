@@ -24,21 +24,15 @@
 #include "tests/unit/store_test_util.h"
 
 typedef struct fx {
-    char dir[PATH_MAX];
-    hw_store *s;
-    hw_store_reader *r;
+    hw_test_store st; /* first: the store, its reader and arena */
     hw_store_txn *t; /* open read txn between rd() and rd_end() */
-    hw_arena *a;
 } fx;
 
 static int setup(void **state)
 {
     fx *f = calloc(1, sizeof(*f));
-    hw_test_dir(f->dir, sizeof(f->dir), "rec");
-    f->s = hw_test_open(f->dir, 0, 0);
-    if (!f->s || hw_store_reader_create(f->s, &f->r) != HW_OK)
+    if (hw_test_store_open(&f->st, "rec") != 0)
         return -1;
-    f->a = hw_arena_create(0);
     *state = f;
     return 0;
 }
@@ -47,22 +41,21 @@ static int teardown(void **state)
 {
     fx *f = *state;
     /* Whatever the test did, indexes must agree with records. */
-    int rc = hw_test_check_and_close(f->s, f->r);
-    hw_arena_destroy(f->a);
+    int rc = hw_test_store_close(&f->st);
     free(f);
     return rc;
 }
 
 static hw_store_txn *rd(fx *f)
 {
-    hw_arena_reset(f->a);
-    assert_int_equal(hw_store_read_begin(f->r, &f->t), HW_OK);
+    hw_arena_reset(f->st.a);
+    assert_int_equal(hw_store_read_begin(f->st.r, &f->t), HW_OK);
     return f->t;
 }
 
 static void rd_end(fx *f)
 {
-    hw_store_read_end(f->r);
+    hw_store_read_end(f->st.r);
 }
 
 /* A write fn with a status slot for the record call under test. */
@@ -81,7 +74,7 @@ static int call_fn(hw_store_txn *w, void *ctx)
 static int wr(fx *f, body_fn body, void *arg)
 {
     call c = {body, arg};
-    return hw_store_write(f->s, call_fn, &c);
+    return hw_store_write(f->st.s, call_fn, &c);
 }
 
 /* ---- customers ---------------------------------------------------------- */
@@ -144,19 +137,19 @@ static void test_customer_put_get_lookup_update_delete(void **state)
 
     hw_store_txn *t = rd(f);
     Helpwire__V1__Customer *got;
-    assert_int_equal(hw_store_customer_get(t, "c-1", f->a, &got), HW_OK);
+    assert_int_equal(hw_store_customer_get(t, "c-1", f->st.a, &got), HW_OK);
     assert_string_equal(got->name, "Ann");
     assert_int_equal(got->n_identities, 2);
-    assert_int_equal(hw_store_customer_lookup(t, HELPWIRE__V1__CHANNEL__CHANNEL_WHATSAPP, "+100", f->a, &got),
+    assert_int_equal(hw_store_customer_lookup(t, HELPWIRE__V1__CHANNEL__CHANNEL_WHATSAPP, "+100", f->st.a, &got),
                      HW_OK);
     assert_string_equal(got->id, "c-1");
-    assert_int_equal(hw_store_customer_get(t, "c-2", f->a, &got), HW_ENOTFOUND);
-    assert_int_equal(hw_store_customer_lookup(t, HELPWIRE__V1__CHANNEL__CHANNEL_WEBCHAT, "s-9", f->a, &got),
+    assert_int_equal(hw_store_customer_get(t, "c-2", f->st.a, &got), HW_ENOTFOUND);
+    assert_int_equal(hw_store_customer_lookup(t, HELPWIRE__V1__CHANNEL__CHANNEL_WEBCHAT, "s-9", f->st.a, &got),
                      HW_ENOTFOUND);
     /* Same user id on another channel is another identity. */
-    assert_int_equal(hw_store_customer_lookup(t, HELPWIRE__V1__CHANNEL__CHANNEL_WHATSAPP, "u1", f->a, &got),
+    assert_int_equal(hw_store_customer_lookup(t, HELPWIRE__V1__CHANNEL__CHANNEL_WHATSAPP, "u1", f->st.a, &got),
                      HW_ENOTFOUND);
-    assert_int_equal(hw_store_customer_get(t, "", f->a, &got), HW_EINVALID);
+    assert_int_equal(hw_store_customer_get(t, "", f->st.a, &got), HW_EINVALID);
     rd_end(f);
 
     /* Update: drop the WhatsApp identity; stale version conflicts. */
@@ -169,9 +162,9 @@ static void test_customer_put_get_lookup_update_delete(void **state)
     assert_int_equal(wr(f, cust_put_body, &p), HW_OK);
     assert_int_equal(p.put_rc, HW_OK);
     t = rd(f);
-    assert_int_equal(hw_store_customer_lookup(t, HELPWIRE__V1__CHANNEL__CHANNEL_WHATSAPP, "+100", f->a, &got),
+    assert_int_equal(hw_store_customer_lookup(t, HELPWIRE__V1__CHANNEL__CHANNEL_WHATSAPP, "+100", f->st.a, &got),
                      HW_ENOTFOUND);
-    assert_int_equal(hw_store_customer_lookup(t, HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM, "u1", f->a, &got),
+    assert_int_equal(hw_store_customer_lookup(t, HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM, "u1", f->st.a, &got),
                      HW_OK);
     assert_int_equal(got->version, 2);
     rd_end(f);
@@ -179,7 +172,7 @@ static void test_customer_put_get_lookup_update_delete(void **state)
     assert_int_equal(wr(f, cust_delete_body, "c-1"), HW_OK);
     assert_int_equal(wr(f, cust_delete_body, "c-1"), HW_ENOTFOUND);
     t = rd(f);
-    assert_int_equal(hw_store_customer_lookup(t, HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM, "u1", f->a, &got),
+    assert_int_equal(hw_store_customer_lookup(t, HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM, "u1", f->st.a, &got),
                      HW_ENOTFOUND);
     hw_store_counts n;
     assert_int_equal(hw_store_counts_get(t, &n), HW_OK);
@@ -245,29 +238,29 @@ static void test_agents_and_skills_listed_by_skill_and_presence(void **state)
     Helpwire__V1__Agent **ags;
     size_t n;
     hw_store_cursor cur = {0};
-    assert_int_equal(hw_store_agent_list(t, "technical", 0, &cur, 100, f->a, &ags, &n), HW_OK);
+    assert_int_equal(hw_store_agent_list(t, "technical", 0, &cur, 100, f->st.a, &ags, &n), HW_OK);
     assert_int_equal(n, 6);
     assert_int_equal(cur.len, 0);
     assert_string_equal(ags[0]->id, "agent-0");
     memset(&cur, 0, sizeof(cur));
-    assert_int_equal(hw_store_agent_list(t, "billing", 0, &cur, 100, f->a, &ags, &n), HW_OK);
+    assert_int_equal(hw_store_agent_list(t, "billing", 0, &cur, 100, f->st.a, &ags, &n), HW_OK);
     assert_int_equal(n, 3);
     memset(&cur, 0, sizeof(cur));
     assert_int_equal(
-        hw_store_agent_list(t, NULL, HELPWIRE__V1__PRESENCE__PRESENCE_ONLINE, &cur, 100, f->a, &ags, &n),
+        hw_store_agent_list(t, NULL, HELPWIRE__V1__PRESENCE__PRESENCE_ONLINE, &cur, 100, f->st.a, &ags, &n),
         HW_OK);
     assert_int_equal(n, 3);
     /* Paging two at a time visits each agent once. */
     memset(&cur, 0, sizeof(cur));
     int seen = 0;
     do {
-        assert_int_equal(hw_store_agent_list(t, "technical", 0, &cur, 2, f->a, &ags, &n), HW_OK);
+        assert_int_equal(hw_store_agent_list(t, "technical", 0, &cur, 2, f->st.a, &ags, &n), HW_OK);
         seen += (int)n;
     } while (cur.len);
     assert_int_equal(seen, 6);
     Helpwire__V1__Skill **sks;
     memset(&cur, 0, sizeof(cur));
-    assert_int_equal(hw_store_skill_list(t, &cur, 10, f->a, &sks, &n), HW_OK);
+    assert_int_equal(hw_store_skill_list(t, &cur, 10, f->st.a, &sks, &n), HW_OK);
     assert_int_equal(n, 3);
     assert_string_equal(sks[0]->name, "billing");
     rd_end(f);
@@ -275,14 +268,14 @@ static void test_agents_and_skills_listed_by_skill_and_presence(void **state)
     assert_int_equal(wr(f, agent_move_body, NULL), HW_OK);
     t = rd(f);
     memset(&cur, 0, sizeof(cur));
-    assert_int_equal(hw_store_agent_list(t, "technical", 0, &cur, 100, f->a, &ags, &n), HW_OK);
+    assert_int_equal(hw_store_agent_list(t, "technical", 0, &cur, 100, f->st.a, &ags, &n), HW_OK);
     assert_int_equal(n, 4);
     memset(&cur, 0, sizeof(cur));
-    assert_int_equal(hw_store_agent_list(t, "billing", 0, &cur, 100, f->a, &ags, &n), HW_OK);
+    assert_int_equal(hw_store_agent_list(t, "billing", 0, &cur, 100, f->st.a, &ags, &n), HW_OK);
     assert_int_equal(n, 2);
     Helpwire__V1__Skill *sk;
-    assert_int_equal(hw_store_skill_get(t, "general", f->a, &sk), HW_ENOTFOUND);
-    assert_int_equal(hw_store_skill_get(t, "billing", f->a, &sk), HW_OK);
+    assert_int_equal(hw_store_skill_get(t, "general", f->st.a, &sk), HW_ENOTFOUND);
+    assert_int_equal(hw_store_skill_get(t, "billing", f->st.a, &sk), HW_OK);
     rd_end(f);
 }
 
@@ -354,7 +347,7 @@ static size_t expect_count(fx *f, hw_store_txn *t, const hw_ticket_filter *flt)
     size_t n = 0;
     for (uint64_t num = 1000; num < 1000 + NT; num++) {
         Helpwire__V1__Ticket *tk;
-        if (hw_store_ticket_get_by_number(t, num, f->a, &tk) != HW_OK)
+        if (hw_store_ticket_get_by_number(t, num, f->st.a, &tk) != HW_OK)
             continue;
         if (flt->status && tk->status != flt->status)
             continue;
@@ -383,7 +376,7 @@ static void check_listing(fx *f, const hw_ticket_filter *flt)
     do {
         Helpwire__V1__Ticket **tks;
         size_t n;
-        assert_int_equal(hw_store_ticket_list(t, flt, &cur, 3, f->a, &tks, &n), HW_OK);
+        assert_int_equal(hw_store_ticket_list(t, flt, &cur, 3, f->st.a, &tks, &n), HW_OK);
         for (size_t i = 0; i < n; i++) {
             assert_true(tks[i]->number < prev); /* newest first, no repeats */
             prev = tks[i]->number;
@@ -434,9 +427,9 @@ static void test_tickets_listed_by_every_index_newest_first(void **state)
 
     hw_store_txn *t = rd(f);
     Helpwire__V1__Ticket *tk;
-    assert_int_equal(hw_store_ticket_get_by_number(t, 1002, f->a, &tk), HW_OK);
+    assert_int_equal(hw_store_ticket_get_by_number(t, 1002, f->st.a, &tk), HW_OK);
     assert_string_equal(tk->id, "t-1002");
-    assert_int_equal(hw_store_ticket_get(t, "t-1001", f->a, &tk), HW_OK);
+    assert_int_equal(hw_store_ticket_get(t, "t-1001", f->st.a, &tk), HW_OK);
     assert_int_equal(tk->status, HELPWIRE__V1__TICKET_STATUS__TICKET_STATUS_CLOSED);
     assert_int_equal(tk->version, 2);
     hw_store_counts c;
@@ -448,7 +441,7 @@ static void test_tickets_listed_by_every_index_newest_first(void **state)
     for (size_t i = 0; i < sizeof(filters) / sizeof(filters[0]); i++)
         check_listing(f, &filters[i]);
     t = rd(f);
-    assert_int_equal(hw_store_ticket_get_by_number(t, 1010, f->a, &tk), HW_ENOTFOUND);
+    assert_int_equal(hw_store_ticket_get_by_number(t, 1010, f->st.a, &tk), HW_ENOTFOUND);
     rd_end(f);
 }
 
@@ -465,7 +458,7 @@ static void test_ticket_cursor_never_repeats_while_tickets_change(void **state)
         hw_store_txn *t = rd(f);
         Helpwire__V1__Ticket **tks;
         size_t n;
-        assert_int_equal(hw_store_ticket_list(t, &flt, &cur, 4, f->a, &tks, &n), HW_OK);
+        assert_int_equal(hw_store_ticket_list(t, &flt, &cur, 4, f->st.a, &tks, &n), HW_OK);
         for (size_t i = 0; i < n; i++) {
             for (size_t j = 0; j < nseen; j++)
                 assert_true(seen[j] != tks[i]->number);
@@ -488,10 +481,10 @@ static void test_ticket_cursor_never_repeats_while_tickets_change(void **state)
     Helpwire__V1__Ticket **tks;
     size_t n;
     memset(&cur, 0, sizeof(cur));
-    assert_int_equal(hw_store_ticket_list(t, &flt, &cur, 2, f->a, &tks, &n), HW_OK);
+    assert_int_equal(hw_store_ticket_list(t, &flt, &cur, 2, f->st.a, &tks, &n), HW_OK);
     hw_ticket_filter other = {.status = HELPWIRE__V1__TICKET_STATUS__TICKET_STATUS_OPEN};
-    assert_int_equal(hw_store_ticket_list(t, &other, &cur, 2, f->a, &tks, &n), HW_EINVALID);
-    assert_int_equal(hw_store_ticket_list(t, &flt, &cur, 0, f->a, &tks, &n), HW_EINVALID);
+    assert_int_equal(hw_store_ticket_list(t, &other, &cur, 2, f->st.a, &tks, &n), HW_EINVALID);
+    assert_int_equal(hw_store_ticket_list(t, &flt, &cur, 0, f->st.a, &tks, &n), HW_EINVALID);
     rd_end(f);
     assert_int_equal(hw_store_cursor_decode("zz", &cur), HW_EINVALID);
     assert_int_equal(hw_store_cursor_decode("abc", &cur), HW_EINVALID);
@@ -546,31 +539,31 @@ static void test_ticket_events_and_messages_in_order_and_deleted_with_ticket(voi
     Helpwire__V1__TicketMessage **ms;
     size_t n;
     hw_store_cursor cur = {0};
-    assert_int_equal(hw_store_ticket_event_list(t, "t-5000", &cur, 3, f->a, &evs, &n), HW_OK);
+    assert_int_equal(hw_store_ticket_event_list(t, "t-5000", &cur, 3, f->st.a, &evs, &n), HW_OK);
     assert_int_equal(n, 3);
     assert_int_equal(evs[0]->seq, 1);
     assert_int_equal(evs[2]->seq, 3);
     assert_true(cur.len > 0);
-    assert_int_equal(hw_store_ticket_event_list(t, "t-5000", &cur, 3, f->a, &evs, &n), HW_OK);
+    assert_int_equal(hw_store_ticket_event_list(t, "t-5000", &cur, 3, f->st.a, &evs, &n), HW_OK);
     assert_int_equal(n, 2);
     assert_int_equal(evs[1]->seq, 5);
     assert_int_equal(cur.len, 0);
     memset(&cur, 0, sizeof(cur));
-    assert_int_equal(hw_store_ticket_message_list(t, "t-5000", &cur, 10, f->a, &ms, &n), HW_OK);
+    assert_int_equal(hw_store_ticket_message_list(t, "t-5000", &cur, 10, f->st.a, &ms, &n), HW_OK);
     assert_int_equal(n, 5);
     assert_string_equal(ms[4]->text, "hello 4");
     /* A ticket whose id extends another's shares no entries. */
     memset(&cur, 0, sizeof(cur));
-    assert_int_equal(hw_store_ticket_message_list(t, "t-500", &cur, 10, f->a, &ms, &n), HW_OK);
+    assert_int_equal(hw_store_ticket_message_list(t, "t-500", &cur, 10, f->st.a, &ms, &n), HW_OK);
     assert_int_equal(n, 0);
     rd_end(f);
 
     assert_int_equal(wr(f, ticket_delete_body, "t-5000"), HW_OK);
     t = rd(f);
     memset(&cur, 0, sizeof(cur));
-    assert_int_equal(hw_store_ticket_event_list(t, "t-5000", &cur, 10, f->a, &evs, &n), HW_OK);
+    assert_int_equal(hw_store_ticket_event_list(t, "t-5000", &cur, 10, f->st.a, &evs, &n), HW_OK);
     assert_int_equal(n, 0);
-    assert_int_equal(hw_store_ticket_message_list(t, "t-5000", &cur, 10, f->a, &ms, &n), HW_OK);
+    assert_int_equal(hw_store_ticket_message_list(t, "t-5000", &cur, 10, f->st.a, &ms, &n), HW_OK);
     assert_int_equal(n, 0);
     rd_end(f);
 }
@@ -735,7 +728,8 @@ static void check_migrated(const char *dir)
     hw_store_reader_destroy(rdr);
     hw_store_close(s);
 
-    /* on disk: version 2, the old databases empty, t-7's log interleaved by time */
+    /* on disk: version 3, the old databases empty, t-7's log interleaved by
+     * time; the two entries appended since wait in the write-ahead part */
     raw r = {0};
     MDB_dbi meta = raw_open(dir, &r, "meta", MDB_RDONLY);
     MDB_val k = {6, "schema"}, v;
@@ -743,7 +737,7 @@ static void check_migrated(const char *dir)
     Helpwire__Store__V1__SchemaRecord *sr =
         helpwire__store__v1__schema_record__unpack(NULL, v.mv_size, v.mv_data);
     assert_non_null(sr);
-    assert_int_equal(sr->version, 2);
+    assert_int_equal(sr->version, 3);
     helpwire__store__v1__schema_record__free_unpacked(sr, NULL);
     MDB_stat st;
     assert_int_equal(mdb_stat(r.txn, raw_open(dir, &r, "ticket_events", 0), &st), 0);
@@ -762,8 +756,10 @@ static void check_migrated(const char *dir)
         assert_int_equal(hw_be64_get((const unsigned char *)k.mv_data + 4), nk + 1);
         kinds[nk++] = ((const char *)v.mv_data)[0];
     }
-    assert_string_equal(kinds, "emememe");
+    assert_string_equal(kinds, "ememe");
     mdb_cursor_close(c);
+    assert_int_equal(mdb_stat(r.txn, raw_open(dir, &r, "ticket_wal", 0), &st), 0);
+    assert_int_equal(st.ms_entries, 2);
     raw_close(&r, 0);
 }
 
@@ -998,14 +994,14 @@ static void test_articles_and_faqs_by_locale_and_iterated(void **state)
     Helpwire__V1__Faq **fqs;
     size_t n;
     hw_store_cursor cur = {0};
-    assert_int_equal(hw_store_article_list(t, "zh", &cur, 50, f->a, &ars, &n), HW_OK);
+    assert_int_equal(hw_store_article_list(t, "zh", &cur, 50, f->st.a, &ars, &n), HW_OK);
     assert_int_equal(n, 3);
     memset(&cur, 0, sizeof(cur));
-    assert_int_equal(hw_store_article_list(t, NULL, &cur, 50, f->a, &ars, &n), HW_OK);
+    assert_int_equal(hw_store_article_list(t, NULL, &cur, 50, f->st.a, &ars, &n), HW_OK);
     assert_int_equal(n, 10);
     assert_string_equal(ars[0]->id, "a-00");
     memset(&cur, 0, sizeof(cur));
-    assert_int_equal(hw_store_faq_list(t, "zh", &cur, 50, f->a, &fqs, &n), HW_OK);
+    assert_int_equal(hw_store_faq_list(t, "zh", &cur, 50, f->st.a, &fqs, &n), HW_OK);
     assert_int_equal(n, 3);
     assert_string_equal(fqs[0]->question, "如何重置密码");
     rd_end(f);
@@ -1013,11 +1009,11 @@ static void test_articles_and_faqs_by_locale_and_iterated(void **state)
     assert_int_equal(wr(f, knowledge_change_body, NULL), HW_OK);
     t = rd(f);
     memset(&cur, 0, sizeof(cur));
-    assert_int_equal(hw_store_article_list(t, "zh", &cur, 50, f->a, &ars, &n), HW_OK);
+    assert_int_equal(hw_store_article_list(t, "zh", &cur, 50, f->st.a, &ars, &n), HW_OK);
     assert_int_equal(n, 3); /* +a-00, -a-09 */
     assert_string_equal(ars[0]->id, "a-00");
     memset(&cur, 0, sizeof(cur));
-    assert_int_equal(hw_store_article_list(t, "en", &cur, 50, f->a, &ars, &n), HW_OK);
+    assert_int_equal(hw_store_article_list(t, "en", &cur, 50, f->st.a, &ars, &n), HW_OK);
     assert_int_equal(n, 6);
     int count = 0;
     hw_arena *ia = hw_arena_create(0);
@@ -1027,8 +1023,8 @@ static void test_articles_and_faqs_by_locale_and_iterated(void **state)
     assert_int_equal(hw_store_faq_foreach(t, ia, stop_at_third, &count), 42);
     hw_arena_destroy(ia);
     Helpwire__V1__Faq *fq;
-    assert_int_equal(hw_store_faq_get(t, "f-00", f->a, &fq), HW_ENOTFOUND);
-    assert_int_equal(hw_store_faq_get(t, "f-01", f->a, &fq), HW_OK);
+    assert_int_equal(hw_store_faq_get(t, "f-00", f->st.a, &fq), HW_ENOTFOUND);
+    assert_int_equal(hw_store_faq_get(t, "f-01", f->st.a, &fq), HW_OK);
     hw_store_counts c;
     assert_int_equal(hw_store_counts_get(t, &c), HW_OK);
     assert_int_equal(c.articles, 9);
@@ -1095,11 +1091,11 @@ static void test_surveys_by_token_and_sent_time(void **state)
     assert_int_equal(wr(f, surveys_body, &op), HW_OK);
     hw_store_txn *t = rd(f);
     Helpwire__V1__Survey *sv;
-    assert_int_equal(hw_store_survey_get_by_token(t, "hash-2", 6, f->a, &sv), HW_OK);
+    assert_int_equal(hw_store_survey_get_by_token(t, "hash-2", 6, f->st.a, &sv), HW_OK);
     assert_string_equal(sv->id, "s-2");
     assert_int_equal(sv->rating, 5);
-    assert_int_equal(hw_store_survey_get_by_token(t, "hash-4", 6, f->a, &sv), HW_ENOTFOUND);
-    assert_int_equal(hw_store_survey_get(t, "s-x", f->a, &sv), HW_ENOTFOUND);
+    assert_int_equal(hw_store_survey_get_by_token(t, "hash-4", 6, f->st.a, &sv), HW_ENOTFOUND);
+    assert_int_equal(hw_store_survey_get(t, "s-x", f->st.a, &sv), HW_ENOTFOUND);
     int acc[2] = {0, 0};
     hw_arena *ia = hw_arena_create(0);
     assert_int_equal(hw_store_survey_foreach_sent(t, 2000, 4000, ia, sum_rating, acc), HW_OK);
@@ -1179,15 +1175,15 @@ static void test_tokens_by_hash(void **state)
     assert_int_equal(wr(f, tokens_body, NULL), HW_OK);
     hw_store_txn *t = rd(f);
     Helpwire__V1__TokenInfo *ti, **tis;
-    assert_int_equal(hw_store_token_get_by_hash(t, "secret-1", 8, f->a, &ti), HW_OK);
+    assert_int_equal(hw_store_token_get_by_hash(t, "secret-1", 8, f->st.a, &ti), HW_OK);
     assert_string_equal(ti->id, "tok-1");
     assert_int_equal(ti->revoked_unix_ms, 77);
     assert_int_equal(ti->role, HELPWIRE__V1__ROLE__ROLE_AGENT);
-    assert_int_equal(hw_store_token_get_by_hash(t, "secret-2", 8, f->a, &ti), HW_ENOTFOUND);
-    assert_int_equal(hw_store_token_get(t, "tok-2", f->a, &ti), HW_ENOTFOUND);
+    assert_int_equal(hw_store_token_get_by_hash(t, "secret-2", 8, f->st.a, &ti), HW_ENOTFOUND);
+    assert_int_equal(hw_store_token_get(t, "tok-2", f->st.a, &ti), HW_ENOTFOUND);
     hw_store_cursor cur = {0};
     size_t n;
-    assert_int_equal(hw_store_token_list(t, &cur, 10, f->a, &tis, &n), HW_OK);
+    assert_int_equal(hw_store_token_list(t, &cur, 10, f->st.a, &tis, &n), HW_OK);
     assert_int_equal(n, 2);
     assert_string_equal(tis[0]->id, "tok-0");
     rd_end(f);
@@ -1244,13 +1240,13 @@ static void test_outbox_sequences_per_channel_and_ack(void **state)
     hw_store_txn *t = rd(f);
     Helpwire__V1__OutboundMessage **ms;
     size_t n;
-    assert_int_equal(hw_store_outbox_list(t, HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM, 0, 10, f->a, &ms, &n),
+    assert_int_equal(hw_store_outbox_list(t, HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM, 0, 10, f->st.a, &ms, &n),
                      HW_OK);
     assert_int_equal(n, 2);
     assert_int_equal(ms[0]->seq, 1);
     assert_int_equal(ms[1]->seq, 3);
     assert_int_equal(ms[1]->attempt, 2);
-    assert_int_equal(hw_store_outbox_list(t, HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM, 1, 10, f->a, &ms, &n),
+    assert_int_equal(hw_store_outbox_list(t, HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM, 1, 10, f->st.a, &ms, &n),
                      HW_OK);
     assert_int_equal(n, 1);
     uint64_t backlog;
@@ -1294,13 +1290,13 @@ static void test_dedupe_and_idempotency_keep_the_first(void **state)
     size_t len;
     char *tid;
     assert_int_equal(
-        hw_store_dedupe_get(t, HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM, "msg-1", f->a, &reply, &len), HW_OK);
+        hw_store_dedupe_get(t, HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM, "msg-1", f->st.a, &reply, &len), HW_OK);
     assert_int_equal(len, 2);
     assert_memory_equal(reply, "\x08\x02", 2);
     assert_int_equal(
-        hw_store_dedupe_get(t, HELPWIRE__V1__CHANNEL__CHANNEL_WHATSAPP, "msg-1", f->a, &reply, &len),
+        hw_store_dedupe_get(t, HELPWIRE__V1__CHANNEL__CHANNEL_WHATSAPP, "msg-1", f->st.a, &reply, &len),
         HW_ENOTFOUND);
-    assert_int_equal(hw_store_idempotency_get(t, "key-1", f->a, &tid), HW_OK);
+    assert_int_equal(hw_store_idempotency_get(t, "key-1", f->st.a, &tid), HW_OK);
     assert_string_equal(tid, "t-1000");
     rd_end(f);
 }
@@ -1344,7 +1340,7 @@ static bool dedupe_has(fx *f, const char *id, const char *want)
     hw_store_txn *t = rd(f);
     void *reply;
     size_t len;
-    int rc = hw_store_dedupe_get(t, HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM, id, f->a, &reply, &len);
+    int rc = hw_store_dedupe_get(t, HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM, id, f->st.a, &reply, &len);
     rd_end(f);
     if (rc == HW_ENOTFOUND)
         return false;
@@ -1462,7 +1458,7 @@ static size_t failed_listing(fx *f, Helpwire__V1__Channel ch, unsigned got[][2],
         hw_store_txn *t = rd(f);
         Helpwire__V1__FailedEntry **es;
         size_t n;
-        assert_int_equal(hw_store_failed_list(t, ch, &cur, 2, f->a, &es, &n), HW_OK);
+        assert_int_equal(hw_store_failed_list(t, ch, &cur, 2, f->st.a, &es, &n), HW_OK);
         for (size_t i = 0; i < n && total < max; i++, total++) {
             got[total][0] = (unsigned)es[i]->message->channel;
             got[total][1] = (unsigned)es[i]->message->seq;
@@ -1497,19 +1493,19 @@ static void test_failed_entries_listed_newest_first_per_channel_and_pruned(void 
     hw_store_txn *t = rd(f);
     Helpwire__V1__FailedEntry **es;
     size_t n;
-    assert_int_equal(hw_store_failed_list(t, tg, &cur, 1, f->a, &es, &n), HW_OK);
+    assert_int_equal(hw_store_failed_list(t, tg, &cur, 1, f->st.a, &es, &n), HW_OK);
     assert_int_not_equal(cur.len, 0);
-    assert_int_equal(hw_store_failed_list(t, wa, &cur, 1, f->a, &es, &n), HW_EINVALID);
+    assert_int_equal(hw_store_failed_list(t, wa, &cur, 1, f->st.a, &es, &n), HW_EINVALID);
     uint64_t count;
     assert_int_equal(hw_store_failed_count(t, 0, &count), HW_OK);
     assert_int_equal(count, 5);
     assert_int_equal(hw_store_failed_count(t, wa, &count), HW_OK);
     assert_int_equal(count, 2);
     Helpwire__V1__FailedEntry *e;
-    assert_int_equal(hw_store_failed_get(t, wa, 7, f->a, &e), HW_OK);
+    assert_int_equal(hw_store_failed_get(t, wa, 7, f->st.a, &e), HW_OK);
     assert_int_equal(e->failed_unix_ms, 3000);
     assert_string_equal(e->message->channel_user_id, "u-1");
-    assert_int_equal(hw_store_failed_get(t, wa, 2, f->a, &e), HW_ENOTFOUND);
+    assert_int_equal(hw_store_failed_get(t, wa, 2, f->st.a, &e), HW_ENOTFOUND);
     rd_end(f);
 
     /* A sequence is in the list once: a second put changes nothing. */

@@ -60,9 +60,14 @@ static void links_found_in_reply_text(void **state)
     char buf[512];
     assert_string_equal(links("see https://help.example.com/articles/a-12 now", buf, sizeof buf), "article:a-12");
     assert_string_equal(links("/article/x_1 and /faqs/f-2, /faq/ns:id.v2", buf, sizeof buf),
-                        "article:x_1 faq:f-2 faq:ns:id.v2");
-    /* A sentence's final '.' is part of the run; the caller retries without it. */
+                        "article:x_1 faq:f-2, faq:ns:id.v2");
+    /* A sentence's final '.' (or ',' ')' ...) is part of the run; the caller
+     * retries without it. */
     assert_string_equal(links("read /articles/a-3.", buf, sizeof buf), "article:a-3.");
+    assert_string_equal(links("(see /articles/g++) /faq/libsigc++-2.0-0v5 /faq/a b", buf, sizeof buf),
+                        "article:g++) faq:libsigc++-2.0-0v5 faq:a");
+    assert_string_equal(links("/articles/caf\xc3\xa9 /faqs/x%2By /faqs/\"q\"", buf, sizeof buf),
+                        "article:caf faq:x");
     assert_string_equal(links("https://x.example/kb/articles/a-9?utm=1#top", buf, sizeof buf), "article:a-9");
 }
 
@@ -73,15 +78,15 @@ static void no_link_without_an_id_or_with_another_path(void **state)
     assert_string_equal(links("/articles/ and /faqs/?q=1", buf, sizeof buf), "");
     assert_string_equal(links("/myarticles/a-1 /blog/a-1 articles/a-1 /Articles/a-1", buf, sizeof buf), "");
     assert_string_equal(links("", buf, sizeof buf), "");
-    char longid[100];
-    memset(longid, 'a', 65);
-    longid[65] = '\0';
-    char text[200];
+    char longid[200];
+    memset(longid, 'a', 129);
+    longid[129] = '\0';
+    char text[300];
     snprintf(text, sizeof text, "/articles/%s /faq/ok", longid);
-    assert_string_equal(links(text, buf, sizeof buf), "faq:ok"); /* ids are at most 64 bytes */
-    snprintf(text, sizeof text, "/articles/%.64s", longid);
+    assert_string_equal(links(text, buf, sizeof buf), "faq:ok"); /* ids are at most 128 bytes */
+    snprintf(text, sizeof text, "/articles/%.128s", longid);
     links(text, buf, sizeof buf);
-    assert_int_equal(strlen(buf), strlen("article:") + 64);
+    assert_int_equal(strlen(buf), strlen("article:") + 128);
 }
 
 int main(void)

@@ -26,22 +26,16 @@
 #define BASE "https://chat.example.com/survey/"
 
 typedef struct fx {
-    char dir[PATH_MAX];
-    hw_store *s;
-    hw_store_reader *r;
-    hw_arena *a;
+    hw_test_store st; /* first: the store, its reader and arena */
     hw_app app;
 } fx;
 
 static int setup(void **state)
 {
     fx *f = calloc(1, sizeof(*f));
-    hw_test_dir(f->dir, sizeof(f->dir), "surveys");
-    f->s = hw_test_open(f->dir, 0, 0);
-    if (!f->s || hw_store_reader_create(f->s, &f->r) != HW_OK)
+    if (hw_test_store_open(&f->st, "surveys") != 0)
         return -1;
-    f->a = hw_arena_create(0);
-    f->app.store = f->s;
+    f->app.store = f->st.s;
     f->app.settings.survey_base_url = BASE;
     f->app.settings.survey_ttl_ms = 7LL * 24 * 3600 * 1000;
     *state = f;
@@ -51,8 +45,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fx *f = *state;
-    int rc = hw_test_check_and_close(f->s, f->r);
-    hw_arena_destroy(f->a);
+    int rc = hw_test_store_close(&f->st);
     free(f);
     return rc;
 }
@@ -84,8 +77,8 @@ static int create_fn(hw_store_txn *w, void *arg)
 {
     create_ctx *c = arg;
     hw_effects fx;
-    hw_effects_begin(&fx, c->f->a);
-    int rc = hw_surveys_create_in(w, &c->f->app, c->t, c->user, c->f->a, &fx, &c->id, &c->url, &c->seq);
+    hw_effects_begin(&fx, c->f->st.a);
+    int rc = hw_surveys_create_in(w, &c->f->app, c->t, c->user, c->f->st.a, &fx, &c->id, &c->url, &c->seq);
     if (rc == HW_OK && (fx.n_events != 1 ||
                         fx.events[0]->kind != HELPWIRE__V1__TICKET_EVENT_KIND__TICKET_EVENT_KIND_SURVEY_SENT))
         return HW_EINVALID; /* the SURVEY_SENT event must be kept for watchers */
@@ -110,7 +103,7 @@ static void sha256(const char *s, unsigned char out[32])
 static hw_store_txn *rd(fx *f)
 {
     hw_store_txn *t;
-    assert_int_equal(hw_store_read_begin(f->r, &t), HW_OK);
+    assert_int_equal(hw_store_read_begin(f->st.r, &t), HW_OK);
     return t;
 }
 
@@ -119,7 +112,7 @@ static void create_stores_survey_found_only_by_token_hash(void **state)
     fx *f = *state;
     Helpwire__V1__Ticket t = ticket();
     create_ctx c = {.f = f, .t = &t, .user = "tg-555"};
-    assert_int_equal(hw_store_write(f->s, create_fn, &c), HW_OK);
+    assert_int_equal(hw_store_write(f->st.s, create_fn, &c), HW_OK);
     assert_non_null(c.id);
     assert_true(strncmp(c.id, "sv-", 3) == 0);
 
@@ -132,7 +125,7 @@ static void create_stores_survey_found_only_by_token_hash(void **state)
     sha256(token, hash);
     hw_store_txn *tx = rd(f);
     Helpwire__V1__Survey *sv = NULL;
-    assert_int_equal(hw_store_survey_get_by_token(tx, hash, sizeof hash, f->a, &sv), HW_OK);
+    assert_int_equal(hw_store_survey_get_by_token(tx, hash, sizeof hash, f->st.a, &sv), HW_OK);
     assert_string_equal(sv->id, c.id);
     assert_string_equal(sv->ticket_id, "t-1042");
     assert_string_equal(sv->customer_id, "c-7");
@@ -148,9 +141,9 @@ static void create_stores_survey_found_only_by_token_hash(void **state)
      * and the raw token bytes are not the stored hash. */
     unsigned char other[32];
     sha256("not-the-token-at-all-xxxxxxxxxxxx", other);
-    assert_int_equal(hw_store_survey_get_by_token(tx, other, sizeof other, f->a, &sv), HW_ENOTFOUND);
-    assert_int_equal(hw_store_survey_get_by_token(tx, token, 32, f->a, &sv), HW_ENOTFOUND);
-    hw_store_read_end(f->r);
+    assert_int_equal(hw_store_survey_get_by_token(tx, other, sizeof other, f->st.a, &sv), HW_ENOTFOUND);
+    assert_int_equal(hw_store_survey_get_by_token(tx, token, 32, f->st.a, &sv), HW_ENOTFOUND);
+    hw_store_read_end(f->st.r);
 }
 
 static void create_queues_invitation_and_records_event(void **state)
@@ -158,12 +151,12 @@ static void create_queues_invitation_and_records_event(void **state)
     fx *f = *state;
     Helpwire__V1__Ticket t = ticket();
     create_ctx c = {.f = f, .t = &t, .user = "tg-555"};
-    assert_int_equal(hw_store_write(f->s, create_fn, &c), HW_OK);
+    assert_int_equal(hw_store_write(f->st.s, create_fn, &c), HW_OK);
     assert_int_equal(c.seq, 1);
 
     hw_store_txn *tx = rd(f);
     Helpwire__V1__OutboundMessage *m = NULL;
-    assert_int_equal(hw_store_outbox_get(tx, HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM, c.seq, f->a, &m),
+    assert_int_equal(hw_store_outbox_get(tx, HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM, c.seq, f->st.a, &m),
                      HW_OK);
     assert_int_equal(m->kind, HELPWIRE__V1__OUTBOUND_KIND__OUTBOUND_KIND_SURVEY_INVITATION);
     assert_string_equal(m->channel_user_id, "tg-555");
@@ -180,12 +173,12 @@ static void create_queues_invitation_and_records_event(void **state)
     hw_store_cursor cur = {0};
     Helpwire__V1__TicketEvent **evs = NULL;
     size_t n = 0;
-    assert_int_equal(hw_store_ticket_event_list(tx, "t-1042", &cur, 10, f->a, &evs, &n), HW_OK);
+    assert_int_equal(hw_store_ticket_event_list(tx, "t-1042", &cur, 10, f->st.a, &evs, &n), HW_OK);
     assert_int_equal(n, 1);
     assert_int_equal(evs[0]->kind, HELPWIRE__V1__TICKET_EVENT_KIND__TICKET_EVENT_KIND_SURVEY_SENT);
     assert_string_equal(evs[0]->actor, "system");
     assert_non_null(strstr(evs[0]->detail, c.id));
-    hw_store_read_end(f->r);
+    hw_store_read_end(f->st.r);
 }
 
 static void two_surveys_get_different_tokens(void **state)
@@ -193,8 +186,8 @@ static void two_surveys_get_different_tokens(void **state)
     fx *f = *state;
     Helpwire__V1__Ticket t = ticket();
     create_ctx a = {.f = f, .t = &t, .user = "tg-555"}, b = a;
-    assert_int_equal(hw_store_write(f->s, create_fn, &a), HW_OK);
-    assert_int_equal(hw_store_write(f->s, create_fn, &b), HW_OK);
+    assert_int_equal(hw_store_write(f->st.s, create_fn, &a), HW_OK);
+    assert_int_equal(hw_store_write(f->st.s, create_fn, &b), HW_OK);
     assert_string_not_equal(a.id, b.id);
     assert_string_not_equal(a.url, b.url);
     assert_int_equal(b.seq, a.seq + 1);
@@ -206,12 +199,12 @@ static void zero_ttl_means_no_expiry(void **state)
     f->app.settings.survey_ttl_ms = 0;
     Helpwire__V1__Ticket t = ticket();
     create_ctx c = {.f = f, .t = &t, .user = "tg-555"};
-    assert_int_equal(hw_store_write(f->s, create_fn, &c), HW_OK);
+    assert_int_equal(hw_store_write(f->st.s, create_fn, &c), HW_OK);
     hw_store_txn *tx = rd(f);
     Helpwire__V1__Survey *sv = NULL;
-    assert_int_equal(hw_store_survey_get(tx, c.id, f->a, &sv), HW_OK);
+    assert_int_equal(hw_store_survey_get(tx, c.id, f->st.a, &sv), HW_OK);
     assert_int_equal(sv->expires_unix_ms, 0);
-    hw_store_read_end(f->r);
+    hw_store_read_end(f->st.r);
 }
 
 static void failed_close_leaves_no_survey_invitation_or_event(void **state)
@@ -219,7 +212,7 @@ static void failed_close_leaves_no_survey_invitation_or_event(void **state)
     fx *f = *state;
     Helpwire__V1__Ticket t = ticket();
     create_ctx c = {.f = f, .t = &t, .user = "tg-555", .fail_after = HW_ECONFLICT};
-    assert_int_equal(hw_store_write(f->s, create_fn, &c), HW_ECONFLICT);
+    assert_int_equal(hw_store_write(f->st.s, create_fn, &c), HW_ECONFLICT);
     hw_store_txn *tx = rd(f);
     hw_store_counts counts;
     assert_int_equal(hw_store_counts_get(tx, &counts), HW_OK);
@@ -228,9 +221,9 @@ static void failed_close_leaves_no_survey_invitation_or_event(void **state)
     hw_store_cursor cur = {0};
     Helpwire__V1__TicketEvent **evs = NULL;
     size_t n = 1;
-    assert_int_equal(hw_store_ticket_event_list(tx, "t-1042", &cur, 10, f->a, &evs, &n), HW_OK);
+    assert_int_equal(hw_store_ticket_event_list(tx, "t-1042", &cur, 10, f->st.a, &evs, &n), HW_OK);
     assert_int_equal(n, 0);
-    hw_store_read_end(f->r);
+    hw_store_read_end(f->st.r);
 }
 
 static void create_refuses_ticket_without_channel_or_user(void **state)
@@ -238,10 +231,10 @@ static void create_refuses_ticket_without_channel_or_user(void **state)
     fx *f = *state;
     Helpwire__V1__Ticket t = ticket();
     create_ctx c = {.f = f, .t = &t, .user = ""};
-    assert_int_equal(hw_store_write(f->s, create_fn, &c), HW_EINVALID);
+    assert_int_equal(hw_store_write(f->st.s, create_fn, &c), HW_EINVALID);
     t.channel = HELPWIRE__V1__CHANNEL__CHANNEL_UNSPECIFIED;
     c.user = "tg-555";
-    assert_int_equal(hw_store_write(f->s, create_fn, &c), HW_EINVALID);
+    assert_int_equal(hw_store_write(f->st.s, create_fn, &c), HW_EINVALID);
 }
 
 typedef struct {
@@ -262,18 +255,18 @@ static int customer_fn(hw_store_txn *w, void *arg)
 static void invitation_is_in_a_chinese_customers_language(void **state)
 {
     fx *f = *state;
-    assert_int_equal(hw_store_write(f->s, customer_fn, &(customer_ctx){"c-7", "zh-CN"}), HW_OK);
+    assert_int_equal(hw_store_write(f->st.s, customer_fn, &(customer_ctx){"c-7", "zh-CN"}), HW_OK);
     Helpwire__V1__Ticket t = ticket();
     create_ctx c = {.f = f, .t = &t, .user = "tg-555"};
-    assert_int_equal(hw_store_write(f->s, create_fn, &c), HW_OK);
+    assert_int_equal(hw_store_write(f->st.s, create_fn, &c), HW_OK);
     hw_store_txn *tx = rd(f);
     Helpwire__V1__OutboundMessage *m = NULL;
-    assert_int_equal(hw_store_outbox_get(tx, HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM, c.seq, f->a, &m),
+    assert_int_equal(hw_store_outbox_get(tx, HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM, c.seq, f->st.a, &m),
                      HW_OK);
     char want[512];
     snprintf(want, sizeof want, "请回复 1–5 为本次服务打分（5 为非常满意），或打开链接：%s", c.url);
     assert_string_equal(m->text, want);
-    hw_store_read_end(f->r);
+    hw_store_read_end(f->st.r);
 }
 
 /* One step on the pending survey of a customer, in a write at now_ms. */
@@ -293,19 +286,19 @@ static int pending_fn(hw_store_txn *w, void *arg)
 {
     pending_ctx *c = arg;
     hw_effects fx;
-    hw_effects_begin(&fx, c->f->a);
+    hw_effects_begin(&fx, c->f->st.a);
     hw_effects_set_now(&fx, c->now_ms);
     Helpwire__V1__Survey *sv = NULL;
-    c->pending_rc = hw_surveys_pending_in(w, c->customer, c->channel, c->now_ms, c->f->a, &sv);
+    c->pending_rc = hw_surveys_pending_in(w, c->customer, c->channel, c->now_ms, c->f->st.a, &sv);
     c->pending_id = c->pending_rc == HW_OK ? sv->id : NULL;
     c->answer_rc = HW_OK;
     if (c->answer_id) {
-        int rc = hw_store_survey_get(w, c->answer_id, c->f->a, &sv);
+        int rc = hw_store_survey_get(w, c->answer_id, c->f->st.a, &sv);
         if (rc != HW_OK)
             return rc;
     }
     if (c->rating && sv)
-        c->answer_rc = hw_surveys_answer_in(w, &fx, sv, c->rating, NULL, c->f->a);
+        c->answer_rc = hw_surveys_answer_in(w, &fx, sv, c->rating, NULL, c->f->st.a);
     c->n_events = fx.n_events;
     return HW_OK;
 }
@@ -317,7 +310,7 @@ static pending_ctx step(fx *f, const char *customer, int64_t now_ms, uint32_t ra
                      .channel = HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM,
                      .now_ms = now_ms,
                      .rating = rating};
-    assert_int_equal(hw_store_write(f->s, pending_fn, &c), HW_OK);
+    assert_int_equal(hw_store_write(f->st.s, pending_fn, &c), HW_OK);
     return c;
 }
 
@@ -325,8 +318,8 @@ static Helpwire__V1__Survey *stored(fx *f, const char *id)
 {
     hw_store_txn *tx = rd(f);
     Helpwire__V1__Survey *sv = NULL;
-    assert_int_equal(hw_store_survey_get(tx, id, f->a, &sv), HW_OK);
-    hw_store_read_end(f->r);
+    assert_int_equal(hw_store_survey_get(tx, id, f->st.a, &sv), HW_OK);
+    hw_store_read_end(f->st.r);
     return sv;
 }
 
@@ -335,7 +328,7 @@ static void latest_survey_is_pending_until_answered_once(void **state)
     fx *f = *state;
     Helpwire__V1__Ticket t = ticket();
     create_ctx c = {.f = f, .t = &t, .user = "tg-555"};
-    assert_int_equal(hw_store_write(f->s, create_fn, &c), HW_OK);
+    assert_int_equal(hw_store_write(f->st.s, create_fn, &c), HW_OK);
     int64_t now = stored(f, c.id)->sent_unix_ms + 1000;
 
     /* Another customer, or the customer on another channel: nothing. */
@@ -345,7 +338,7 @@ static void latest_survey_is_pending_until_answered_once(void **state)
                          .channel = HELPWIRE__V1__CHANNEL__CHANNEL_WHATSAPP,
                          .now_ms = now,
                          .rating = 5};
-    assert_int_equal(hw_store_write(f->s, pending_fn, &other), HW_OK);
+    assert_int_equal(hw_store_write(f->st.s, pending_fn, &other), HW_OK);
     assert_int_equal(other.pending_rc, HW_ENOTFOUND);
     assert_int_equal(stored(f, c.id)->rating, 0);
 
@@ -367,7 +360,7 @@ static void latest_survey_is_pending_until_answered_once(void **state)
                          .now_ms = now + 2,
                          .answer_id = c.id,
                          .rating = 2};
-    assert_int_equal(hw_store_write(f->s, pending_fn, &again), HW_OK);
+    assert_int_equal(hw_store_write(f->st.s, pending_fn, &again), HW_OK);
     assert_int_equal(again.answer_rc, HW_EEXISTS);
     assert_int_equal(stored(f, c.id)->rating, 4);
 }
@@ -377,8 +370,8 @@ static void expired_or_replaced_survey_is_not_pending(void **state)
     fx *f = *state;
     Helpwire__V1__Ticket t = ticket();
     create_ctx first = {.f = f, .t = &t, .user = "tg-555"}, second = first;
-    assert_int_equal(hw_store_write(f->s, create_fn, &first), HW_OK);
-    assert_int_equal(hw_store_write(f->s, create_fn, &second), HW_OK);
+    assert_int_equal(hw_store_write(f->st.s, create_fn, &first), HW_OK);
+    assert_int_equal(hw_store_write(f->st.s, create_fn, &second), HW_OK);
     Helpwire__V1__Survey *sv = stored(f, second.id);
 
     /* The newer survey is the pending one; answering the older one by its
@@ -389,7 +382,7 @@ static void expired_or_replaced_survey_is_not_pending(void **state)
                        .now_ms = sv->sent_unix_ms,
                        .answer_id = first.id,
                        .rating = 3};
-    assert_int_equal(hw_store_write(f->s, pending_fn, &old), HW_OK);
+    assert_int_equal(hw_store_write(f->st.s, pending_fn, &old), HW_OK);
     assert_string_equal(old.pending_id, second.id);
     assert_int_equal(old.answer_rc, HW_OK);
     assert_string_equal(step(f, "c-7", sv->sent_unix_ms, 0).pending_id, second.id);
@@ -402,14 +395,14 @@ static void expired_or_replaced_survey_is_not_pending(void **state)
                         .now_ms = sv->expires_unix_ms,
                         .answer_id = second.id,
                         .rating = 5};
-    assert_int_equal(hw_store_write(f->s, pending_fn, &late), HW_OK);
+    assert_int_equal(hw_store_write(f->st.s, pending_fn, &late), HW_OK);
     assert_int_equal(late.answer_rc, HW_EPRECONDITION);
     assert_int_equal(stored(f, second.id)->rating, 0);
     /* A rating out of range is refused. */
     pending_ctx bad = late;
     bad.now_ms = sv->sent_unix_ms;
     bad.rating = 6;
-    assert_int_equal(hw_store_write(f->s, pending_fn, &bad), HW_OK);
+    assert_int_equal(hw_store_write(f->st.s, pending_fn, &bad), HW_OK);
     assert_int_equal(bad.answer_rc, HW_EINVALID);
 }
 

@@ -32,10 +32,7 @@ typedef Helpwire__V1__Ticket Ticket;
 typedef Helpwire__V1__Agent Agent;
 
 typedef struct fx {
-    char dir[PATH_MAX];
-    hw_store *s;
-    hw_store_reader *r;
-    hw_arena *a;
+    hw_test_store st; /* first: the store, its reader and arena */
     hw_app app;
 } fx;
 
@@ -96,24 +93,21 @@ static void put_agent(fx *f, const char *id, const char *skill, Helpwire__V1__Pr
                       uint32_t capacity)
 {
     seed_ctx c = {.f = f, .id = id, .skill = skill, .presence = presence, .capacity = capacity};
-    assert_int_equal(hw_store_write(f->s, agent_fn, &c), HW_OK);
+    assert_int_equal(hw_store_write(f->st.s, agent_fn, &c), HW_OK);
 }
 
 static int setup(void **state)
 {
     fx *f = calloc(1, sizeof(*f));
-    hw_test_dir(f->dir, sizeof(f->dir), "tickets");
-    f->s = hw_test_open(f->dir, 0, 0);
-    if (!f->s || hw_store_reader_create(f->s, &f->r) != HW_OK)
+    if (hw_test_store_open(&f->st, "tickets") != 0)
         return -1;
-    f->a = hw_arena_create(0);
-    f->app.store = f->s;
+    f->app.store = f->st.s;
     f->app.settings.survey_base_url = "https://chat.example.com/survey/";
     f->app.settings.survey_ttl_ms = 3600LL * 1000;
     seed_ctx billing = {.f = f, .id = "billing"}, technical = {.f = f, .id = "technical"};
-    if (hw_store_write(f->s, skill_fn, &billing) != HW_OK ||
-        hw_store_write(f->s, skill_fn, &technical) != HW_OK ||
-        hw_store_write(f->s, customer_fn, NULL) != HW_OK)
+    if (hw_store_write(f->st.s, skill_fn, &billing) != HW_OK ||
+        hw_store_write(f->st.s, skill_fn, &technical) != HW_OK ||
+        hw_store_write(f->st.s, customer_fn, NULL) != HW_OK)
         return -1;
     *state = f;
     return 0;
@@ -122,8 +116,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fx *f = *state;
-    int rc = hw_test_check_and_close(f->s, f->r);
-    hw_arena_destroy(f->a);
+    int rc = hw_test_store_close(&f->st);
     free(f);
     return rc;
 }
@@ -152,7 +145,7 @@ typedef struct {
 static int op_fn(hw_store_txn *w, void *arg)
 {
     op_ctx *c = arg;
-    hw_arena *a = c->f->a;
+    hw_arena *a = c->f->st.a;
     hw_effects_begin(&c->fx, a);
     c->why = NULL;
     if (c->op == OPEN) {
@@ -185,14 +178,14 @@ static int op_fn(hw_store_txn *w, void *arg)
 static const char *open_ticket(fx *f, const char *queue, Helpwire__V1__Priority priority)
 {
     op_ctx c = {.f = f, .op = OPEN, .queue = queue, .priority = priority};
-    assert_int_equal(hw_store_write(f->s, op_fn, &c), HW_OK);
+    assert_int_equal(hw_store_write(f->st.s, op_fn, &c), HW_OK);
     return c.ticket->id;
 }
 
 static int set_status(fx *f, const char *id, Helpwire__V1__TicketStatus to, const char **why)
 {
     op_ctx c = {.f = f, .op = UPDATE, .ticket_id = id, .change = {.set_status = true, .status = to}};
-    int rc = hw_store_write(f->s, op_fn, &c);
+    int rc = hw_store_write(f->st.s, op_fn, &c);
     if (why)
         *why = c.why;
     return rc;
@@ -202,13 +195,13 @@ static int reassign(fx *f, const char *id, const char *agent)
 {
     op_ctx c = {
         .f = f, .op = UPDATE, .ticket_id = id, .change = {.set_assignee = true, .assignee_agent_id = agent}};
-    return hw_store_write(f->s, op_fn, &c);
+    return hw_store_write(f->st.s, op_fn, &c);
 }
 
 static int escalate(fx *f, const char *id, const char **why)
 {
     op_ctx c = {.f = f, .op = ESCALATE, .ticket_id = id};
-    int rc = hw_store_write(f->s, op_fn, &c);
+    int rc = hw_store_write(f->st.s, op_fn, &c);
     if (why)
         *why = c.why;
     return rc;
@@ -217,7 +210,7 @@ static int escalate(fx *f, const char *id, const char **why)
 static int close_ticket(fx *f, const char *id, const char **why)
 {
     op_ctx c = {.f = f, .op = CLOSE, .ticket_id = id};
-    int rc = hw_store_write(f->s, op_fn, &c);
+    int rc = hw_store_write(f->st.s, op_fn, &c);
     if (why)
         *why = c.why;
     return rc;
@@ -240,9 +233,9 @@ static Ticket *stored_ticket(fx *f, const char *id)
 {
     hw_store_txn *t;
     Ticket *tk = NULL;
-    assert_int_equal(hw_store_read_begin(f->r, &t), HW_OK);
-    assert_int_equal(hw_store_ticket_get(t, id, f->a, &tk), HW_OK);
-    hw_store_read_end(f->r);
+    assert_int_equal(hw_store_read_begin(f->st.r, &t), HW_OK);
+    assert_int_equal(hw_store_ticket_get(t, id, f->st.a, &tk), HW_OK);
+    hw_store_read_end(f->st.r);
     return tk;
 }
 
@@ -250,9 +243,9 @@ static uint32_t load_of(fx *f, const char *agent_id)
 {
     hw_store_txn *t;
     Agent *ag = NULL;
-    assert_int_equal(hw_store_read_begin(f->r, &t), HW_OK);
-    assert_int_equal(hw_store_agent_get(t, agent_id, f->a, &ag), HW_OK);
-    hw_store_read_end(f->r);
+    assert_int_equal(hw_store_read_begin(f->st.r, &t), HW_OK);
+    assert_int_equal(hw_store_agent_get(t, agent_id, f->st.a, &ag), HW_OK);
+    hw_store_read_end(f->st.r);
     return ag->open_tickets;
 }
 
@@ -262,9 +255,9 @@ static Helpwire__V1__TicketEvent **history(fx *f, const char *id, size_t *n)
     hw_store_txn *t;
     hw_store_cursor cur = {0};
     Helpwire__V1__TicketEvent **evs = NULL;
-    assert_int_equal(hw_store_read_begin(f->r, &t), HW_OK);
-    assert_int_equal(hw_store_ticket_event_list(t, id, &cur, 1000, f->a, &evs, n), HW_OK);
-    hw_store_read_end(f->r);
+    assert_int_equal(hw_store_read_begin(f->st.r, &t), HW_OK);
+    assert_int_equal(hw_store_ticket_event_list(t, id, &cur, 1000, f->st.a, &evs, n), HW_OK);
+    hw_store_read_end(f->st.r);
     return evs;
 }
 
@@ -297,7 +290,7 @@ static void allowed_move_is_stored_with_its_event_and_new_version(void **state)
     history(f, id, &n0);
 
     op_ctx c = {.f = f, .op = UPDATE, .ticket_id = id, .change = {.set_status = true, .status = ST(PENDING)}};
-    assert_int_equal(hw_store_write(f->s, op_fn, &c), HW_OK);
+    assert_int_equal(hw_store_write(f->st.s, op_fn, &c), HW_OK);
     assert_null(c.why);
 
     Ticket *after = stored_ticket(f, id);
@@ -384,7 +377,7 @@ static void refused_move_in_a_multi_field_update_keeps_the_other_fields(void **s
         .op = UPDATE,
         .ticket_id = id,
         .change = {.set_priority = true, .priority = PRI(URGENT), .set_status = true, .status = ST(PENDING)}};
-    assert_int_equal(hw_store_write(f->s, op_fn, &c), HW_EPRECONDITION);
+    assert_int_equal(hw_store_write(f->st.s, op_fn, &c), HW_EPRECONDITION);
     Ticket *after = stored_ticket(f, id);
     assert_int_equal(after->priority, PRI(LOW));
     assert_int_equal(after->status, ST(RESOLVED));
@@ -429,7 +422,7 @@ static void escalation_queues_an_alert_for_after_the_commit(void **state)
     fx *f = *state;
     const char *id = open_ticket(f, "billing", 0);
     op_ctx c = {.f = f, .op = ESCALATE, .ticket_id = id};
-    assert_int_equal(hw_store_write(f->s, op_fn, &c), HW_OK);
+    assert_int_equal(hw_store_write(f->st.s, op_fn, &c), HW_OK);
     assert_true(c.fx.alert_queued);
     assert_int_equal(c.fx.n_events, 1);
     assert_int_equal(c.fx.events[0]->kind, EV(ESCALATED));
@@ -440,7 +433,7 @@ static void close_sends_survey_and_wakes_its_channel(void **state)
     fx *f = *state;
     const char *id = open_ticket(f, "billing", 0);
     op_ctx c = {.f = f, .op = CLOSE, .ticket_id = id};
-    assert_int_equal(hw_store_write(f->s, op_fn, &c), HW_OK);
+    assert_int_equal(hw_store_write(f->st.s, op_fn, &c), HW_OK);
     assert_true(strncmp(c.survey_id, "sv-", 3) == 0);
     assert_int_equal(c.fx.outbox_appended, 1u << HELPWIRE__V1__CHANNEL__CHANNEL_TELEGRAM);
     assert_int_equal(c.fx.n_events, 2); /* CLOSED, SURVEY_SENT */
@@ -462,12 +455,12 @@ typedef struct {
 static int message_fn(hw_store_txn *w, void *arg)
 {
     message_ctx *c = arg;
-    hw_effects_begin(&c->fx, c->f->a);
+    hw_effects_begin(&c->fx, c->f->st.a);
     Ticket *t;
-    int rc = hw_store_ticket_get(w, c->ticket_id, c->f->a, &t);
+    int rc = hw_store_ticket_get(w, c->ticket_id, c->f->st.a, &t);
     if (rc != HW_OK)
         return rc;
-    return hw_tickets_add_message_in(w, t, c->kind, "agent:test", c->text, c->f->a, &c->fx, &c->msg,
+    return hw_tickets_add_message_in(w, t, c->kind, "agent:test", c->text, c->f->st.a, &c->fx, &c->msg,
                                      &c->sent);
 }
 
@@ -482,7 +475,7 @@ static void long_agent_reply_is_sent_in_parts_and_stored_whole_once(void **state
     text[len] = '\0';
     message_ctx c = {
         .f = f, .ticket_id = id, .text = text, .kind = HELPWIRE__V1__MESSAGE_KIND__MESSAGE_KIND_AGENT_REPLY};
-    assert_int_equal(hw_store_write(f->s, message_fn, &c), HW_OK);
+    assert_int_equal(hw_store_write(f->st.s, message_fn, &c), HW_OK);
     assert_int_equal(c.sent.n, 2); /* the customer is on Telegram: 4096 per message */
     assert_true(c.sent.seqs[1] == c.sent.seqs[0] + 1);
     assert_int_equal(c.msg->delivery_parts, 2);
@@ -492,9 +485,9 @@ static void long_agent_reply_is_sent_in_parts_and_stored_whole_once(void **state
     hw_store_cursor cur = {0};
     Helpwire__V1__TicketMessage **msgs;
     size_t n;
-    assert_int_equal(hw_store_read_begin(f->r, &t), HW_OK);
-    assert_int_equal(hw_store_ticket_message_list(t, id, &cur, 100, f->a, &msgs, &n), HW_OK);
-    hw_store_read_end(f->r);
+    assert_int_equal(hw_store_read_begin(f->st.r, &t), HW_OK);
+    assert_int_equal(hw_store_ticket_message_list(t, id, &cur, 100, f->st.a, &msgs, &n), HW_OK);
+    hw_store_read_end(f->st.r);
     assert_int_equal(n, 2); /* the customer's first message, the reply once */
     assert_string_equal(msgs[1]->text, text);
     assert_int_equal(msgs[1]->delivery_parts, 2);
@@ -506,7 +499,7 @@ static void long_agent_reply_is_sent_in_parts_and_stored_whole_once(void **state
      * is not sent at all. */
     message_ctx s = {
         .f = f, .ticket_id = id, .text = "ok", .kind = HELPWIRE__V1__MESSAGE_KIND__MESSAGE_KIND_AGENT_REPLY};
-    assert_int_equal(hw_store_write(f->s, message_fn, &s), HW_OK);
+    assert_int_equal(hw_store_write(f->st.s, message_fn, &s), HW_OK);
     assert_int_equal(s.sent.n, 1);
     assert_int_equal(s.msg->delivery_parts, 1);
     evs = history(f, id, &n_ev);
@@ -515,7 +508,7 @@ static void long_agent_reply_is_sent_in_parts_and_stored_whole_once(void **state
                         .ticket_id = id,
                         .text = text,
                         .kind = HELPWIRE__V1__MESSAGE_KIND__MESSAGE_KIND_INTERNAL_NOTE};
-    assert_int_equal(hw_store_write(f->s, message_fn, &note), HW_OK);
+    assert_int_equal(hw_store_write(f->st.s, message_fn, &note), HW_OK);
     assert_int_equal(note.sent.n, 0);
     assert_int_equal(note.msg->delivery_parts, 0);
     assert_int_equal(note.fx.outbox_appended, 0);
@@ -594,7 +587,7 @@ static void reassignment_to_an_unknown_agent_is_refused_and_moves_nothing(void *
                 .op = UPDATE,
                 .ticket_id = t1,
                 .change = {.set_assignee = true, .assignee_agent_id = "nobody"}};
-    assert_int_equal(hw_store_write(f->s, op_fn, &c), HW_ENOTFOUND);
+    assert_int_equal(hw_store_write(f->st.s, op_fn, &c), HW_ENOTFOUND);
     assert_string_equal(c.why, "assignee_agent_id: no agent with id nobody");
     assert_string_equal(stored_ticket(f, t1)->assignee_agent_id, "anna");
     assert_int_equal(load_of(f, "anna"), 1);
@@ -630,7 +623,7 @@ static void agent_coming_online_takes_most_urgent_then_oldest_up_to_capacity(voi
 
     put_agent(f, "anna", "billing", ONLINE, 3);
     op_ctx c = {.f = f, .op = ASSIGN_WAITING, .agent_id = "anna"};
-    assert_int_equal(hw_store_write(f->s, op_fn, &c), HW_OK);
+    assert_int_equal(hw_store_write(f->st.s, op_fn, &c), HW_OK);
     assert_int_equal(c.n_ids, 3);
     assert_string_equal(c.ids[0], urgent);
     assert_string_equal(c.ids[1], high);
@@ -654,7 +647,7 @@ static void more_capacity_lets_an_online_agent_take_more(void **state)
     assert_int_equal(load_of(f, "anna"), 1);
     put_agent(f, "anna", "billing", ONLINE, 2);
     op_ctx c = {.f = f, .op = ASSIGN_WAITING, .agent_id = "anna"};
-    assert_int_equal(hw_store_write(f->s, op_fn, &c), HW_OK);
+    assert_int_equal(hw_store_write(f->st.s, op_fn, &c), HW_OK);
     assert_int_equal(c.n_ids, 1);
     assert_string_equal(c.ids[0], waiting);
     assert_int_equal(load_of(f, "anna"), 2);
@@ -667,22 +660,22 @@ static void offline_or_full_agents_and_other_skills_take_nothing(void **state)
     const char *technical = open_ticket(f, "technical", 0), *billing = open_ticket(f, "billing", 0);
 
     op_ctx c = {.f = f, .op = ASSIGN_WAITING, .agent_id = "anna"};
-    assert_int_equal(hw_store_write(f->s, op_fn, &c), HW_OK); /* offline */
+    assert_int_equal(hw_store_write(f->st.s, op_fn, &c), HW_OK); /* offline */
     assert_int_equal(c.n_ids, 0);
 
     put_agent(f, "anna", "billing", ONLINE, 1);
-    assert_int_equal(hw_store_write(f->s, op_fn, &c), HW_OK);
+    assert_int_equal(hw_store_write(f->st.s, op_fn, &c), HW_OK);
     assert_int_equal(c.n_ids, 1); /* billing only: technical is not her skill */
     assert_string_equal(c.ids[0], billing);
     assert_string_equal(stored_ticket(f, technical)->assignee_agent_id, "");
 
     open_ticket(f, "billing", 0); /* waits: she is full */
-    assert_int_equal(hw_store_write(f->s, op_fn, &c), HW_OK);
+    assert_int_equal(hw_store_write(f->st.s, op_fn, &c), HW_OK);
     assert_int_equal(c.n_ids, 0);
     assert_int_equal(load_of(f, "anna"), 1);
 
     c.agent_id = "nobody"; /* a deleted agent: nothing to do */
-    assert_int_equal(hw_store_write(f->s, op_fn, &c), HW_OK);
+    assert_int_equal(hw_store_write(f->st.s, op_fn, &c), HW_OK);
     assert_int_equal(c.n_ids, 0);
 }
 
@@ -693,7 +686,7 @@ static void waiting_tickets_that_are_no_longer_open_are_not_taken(void **state)
     assert_int_equal(set_status(f, resolved, ST(RESOLVED), NULL), HW_OK);
     put_agent(f, "anna", "billing", ONLINE, 5);
     op_ctx c = {.f = f, .op = ASSIGN_WAITING, .agent_id = "anna"};
-    assert_int_equal(hw_store_write(f->s, op_fn, &c), HW_OK);
+    assert_int_equal(hw_store_write(f->st.s, op_fn, &c), HW_OK);
     assert_int_equal(c.n_ids, 1);
     assert_string_equal(c.ids[0], open);
     assert_string_equal(stored_ticket(f, resolved)->assignee_agent_id, "");

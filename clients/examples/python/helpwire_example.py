@@ -51,38 +51,47 @@ def main(argv):
             except grpc.RpcError as e:
                 events.put(e)
 
-        threading.Thread(target=read, daemon=True).start()
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        try:
+            return route_and_wait(router, auth, events)
+        finally:
+            # Cancel the watch and let the reader see it end before the
+            # channel closes: no thread is inside grpc when the process exits.
+            watch.cancel()
+            reader.join(DEADLINE_S)
 
-        # A customer of this run only, so the second message opens a ticket.
-        user = "example-python-%d-%d" % (os.getpid(), time.time_ns())
-        for n, text in enumerate(["How do I reset my password?", "The app shows error 4411 when I log in"]):
-            reply = router.Route(router_pb2.RouteRequest(
-                channel=common_pb2.CHANNEL_WEBCHAT, channel_user_id=user, display_name="Example",
-                text=text, message_id="%s-%d" % (user, n), locale="en"), metadata=auth, timeout=DEADLINE_S)
-            action = router_pb2.RouteAction.Name(reply.action)
-            if reply.ticket_id:
-                print("route: %s ticket=%s queue=%s" % (action, reply.ticket_id, reply.queue))
-            else:
-                print("route: %s %s" % (action, reply.reply_text))
-        ticket_id = reply.ticket_id
 
-        end = time.monotonic() + DEADLINE_S
-        while time.monotonic() < end:
-            try:
-                ev = events.get(timeout=end - time.monotonic())
-            except queue.Empty:
-                break
-            if isinstance(ev, grpc.RpcError):
-                raise ev
-            if ev.ticket_id == ticket_id and ev.kind == tickets_pb2.TICKET_EVENT_KIND_CREATED:
-                print("event: %s ticket=%s queue=%s%s" % (
-                    tickets_pb2.TicketEventKind.Name(ev.kind), ev.ticket_id, ev.ticket.queue,
-                    " cursor=" + ev.cursor if ev.cursor else ""))
-                watch.cancel()
-                return 0
-        watch.cancel()
-        print("error: no CREATED event for %s within %d s" % (ticket_id or "the ticket", DEADLINE_S))
-        return 1
+def route_and_wait(router, auth, events):
+    """Routes the two messages and waits for the ticket's CREATED event."""
+    # A customer of this run only, so the second message opens a ticket.
+    user = "example-python-%d-%d" % (os.getpid(), time.time_ns())
+    for n, text in enumerate(["How do I reset my password?", "The app shows error 4411 when I log in"]):
+        reply = router.Route(router_pb2.RouteRequest(
+            channel=common_pb2.CHANNEL_WEBCHAT, channel_user_id=user, display_name="Example",
+            text=text, message_id="%s-%d" % (user, n), locale="en"), metadata=auth, timeout=DEADLINE_S)
+        action = router_pb2.RouteAction.Name(reply.action)
+        if reply.ticket_id:
+            print("route: %s ticket=%s queue=%s" % (action, reply.ticket_id, reply.queue))
+        else:
+            print("route: %s %s" % (action, reply.reply_text))
+    ticket_id = reply.ticket_id
+
+    end = time.monotonic() + DEADLINE_S
+    while time.monotonic() < end:
+        try:
+            ev = events.get(timeout=end - time.monotonic())
+        except queue.Empty:
+            break
+        if isinstance(ev, grpc.RpcError):
+            raise ev
+        if ev.ticket_id == ticket_id and ev.kind == tickets_pb2.TICKET_EVENT_KIND_CREATED:
+            print("event: %s ticket=%s queue=%s%s" % (
+                tickets_pb2.TicketEventKind.Name(ev.kind), ev.ticket_id, ev.ticket.queue,
+                " cursor=" + ev.cursor if ev.cursor else ""))
+            return 0
+    print("error: no CREATED event for %s within %d s" % (ticket_id or "the ticket", DEADLINE_S))
+    return 1
 
 
 if __name__ == "__main__":
