@@ -27,7 +27,15 @@ entry, raft log bytes per write (helpwire_replication_proposed_bytes_total),
 bytes the leader process wrote per request (/proc/PID/io write_bytes)
 beside the single node's, and what the followers wrote.
 
-Environment: SERVER, BENCH, PROTOSET (paths); ROUNDS=3 LEVELS="4x16"
+With CEILING set (bench/cluster_bench.sh sets it), each round first runs
+the echo ceiling (bench/ceiling) at every level and workload, and a last
+table gives the durable write path's figures (issue 25) for the single
+node and the leader: req/s as a ratio of the ceiling's in the same round,
+wchar per write (/proc/PID/io), the write path's CPU per write
+(helpwire_store_write_cpu_seconds_total) and the hw-writer thread's CPU
+per request.
+
+Environment: SERVER, BENCH, PROTOSET, CEILING (paths); ROUNDS=3 LEVELS="4x16"
 DURATION=10 WARMUP=2 WORKLOADS="Route CreateTicket" FOLLOWER=1 SAMPLE_S=0.5;
 RAW=FILE keeps the raw figures (JSON); KEEP_WORK=1 keeps the data dirs.
 Prints Markdown on stdout, progress on stderr. Standard library + grpcio.
@@ -56,6 +64,7 @@ def log(*a):
 
 
 SERVER = E.get("SERVER", "")
+CEILING = E.get("CEILING", "")
 BENCH = E.get("BENCH", "")
 PROTOSET = E.get("PROTOSET", "")
 
@@ -101,14 +110,21 @@ def metrics(port, timeout=10):
     return out
 
 
-def io_write_bytes(pid):
+def io_bytes(pid):
+    """{"write_bytes": ..., "wchar": ...} of /proc/PID/io (empty when gone)."""
+    out = {}
     try:
         for line in open("/proc/%d/io" % pid):
-            if line.startswith("write_bytes:"):
-                return int(line.split()[1])
+            k, _, v = line.partition(":")
+            if k in ("write_bytes", "wchar"):
+                out[k] = int(v)
     except OSError:
-        return None
-    return None
+        pass
+    return out
+
+
+def io_write_bytes(pid):
+    return io_bytes(pid).get("write_bytes")
 
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -235,7 +251,9 @@ class Node:
         """/proc only: cheap enough to take every half second (a /metrics
         scrape is not: it counts the outbox backlog and the pending timers
         by walking them, ~0.1 s of CPU on a store this bench fills)."""
-        return {"t": time.monotonic(), "io": io_write_bytes(self.proc.pid), "cpu": threads_cpu(self.proc.pid),
+        io = io_bytes(self.proc.pid)
+        return {"t": time.monotonic(), "io": io.get("write_bytes"), "wchar": io.get("wchar"),
+                "cpu": threads_cpu(self.proc.pid),
                 **machine_cpu()}
 
 
@@ -404,10 +422,10 @@ class Sampler:
         return first, last
 
 
-def run_bench(target, token, mix, level, duration, warmup, js):
+def run_bench(target, token, mix, level, duration, warmup, js, extra=()):
     conns, streams = level.split("x")
     args = [BENCH, "--target", target, "--token", token, "--mix", mix, "--connections", conns,
-            "--concurrency", streams, "--duration", str(duration), "--warmup", str(warmup), "--json", js]
+            "--concurrency", streams, "--duration", str(duration), "--warmup", str(warmup), "--json", js] + list(extra)
     r = subprocess.run(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     if r.returncode != 0:
         raise RuntimeError("helpwire-bench failed: %s" % r.stderr.decode()[-400:])
@@ -446,6 +464,10 @@ def measure(kind, rnd, mix, level, target, token, writer, nodes, work, duration,
         "errors": d["errors"], "requests": d["requests"], "window_s": dt, "run_writes": writes,
         "writes_per_commit": writes / commits if commits else 0.0,
         "writer_io_per_write": (b[wi]["io"] - a[wi]["io"]) / reqs if reqs else 0.0,
+        "writer_wchar_per_write": (b[wi]["wchar"] - a[wi]["wchar"]) / reqs if reqs else 0.0,
+        # the write path's CPU (write functions and commits, the store's
+        # own clock), per store write over the whole run
+        "write_cpu_us": delta("helpwire_store_write_cpu_seconds_total") * 1e6 / writes if writes else 0.0,
     }
     row["commits_per_s"] = row["rps"] / row["writes_per_commit"] if row["writes_per_commit"] else 0.0
 
@@ -453,6 +475,7 @@ def measure(kind, rnd, mix, level, target, token, writer, nodes, work, duration,
         return (b[i]["cpu"].get(name, 0.0) - a[i]["cpu"].get(name, 0.0)) / dt * 1000.0 if dt else 0.0
 
     row["writer_cpu_ms_per_s"] = cpu(wi, "(process)")
+    row["writer_thread_us"] = cpu(wi, "hw-writer") * 1000.0 / row["rps"] if row["rps"] else 0.0
     names = sorted((n for n in b[wi]["cpu"] if n != "(process)"), key=lambda n: -cpu(wi, n))
     row["writer_threads"] = [(n, round(cpu(wi, n))) for n in names[:4]]
     row["machine_busy"] = 1.0 - (b[0]["idle"] - a[0]["idle"]) / (b[0]["total"] - a[0]["total"])
@@ -473,6 +496,37 @@ def measure(kind, rnd, mix, level, target, token, writer, nodes, work, duration,
             "failed_proposals": delta("helpwire_replication_proposals_failed_total"),
         })
     return row
+
+
+def run_ceiling(work, rnd, mixes, levels, duration, warmup):
+    """The echo ceiling (bench/ceiling: the same gRPC core answering every
+    method at once, nothing behind it) at each level and workload: what
+    the ratios of the write-path goals are taken against."""
+    out = open(os.path.join(work, "ceiling-%d.out" % rnd), "w+")
+    proc = subprocess.Popen([CEILING, "--listen", "127.0.0.1:0", "--threads", str(os.cpu_count() or 2)],
+                            stdout=out, stderr=subprocess.STDOUT)
+    try:
+        port = None
+        end = time.monotonic() + 10
+        while port is None and time.monotonic() < end:
+            out.seek(0)
+            m = re.search(r"^listening on .*:(\d+)$", out.read(), re.M)
+            port = m and int(m.group(1))
+            time.sleep(0.05)
+        if port is None:
+            raise RuntimeError("the ceiling did not start")
+        rows = []
+        for level in levels:
+            for mix in mixes:
+                js = os.path.join(work, "ceiling-%s-%s-%d.json" % (mix, level, rnd))
+                d = run_bench("127.0.0.1:%d" % port, "-", mix, level, duration, warmup, js, ["--no-seed"])
+                log("-- round %d: ceiling, %s at %s: %.0f req/s" % (rnd, mix, level, d["throughput_rps"]))
+                rows.append({"kind": "ceiling", "round": rnd, "mix": mix, "level": level, "rps": d["throughput_rps"]})
+        return rows
+    finally:
+        proc.terminate()
+        proc.wait()
+        out.close()
 
 
 def run_single(work, rnd, mixes, levels, duration, warmup, period):
@@ -570,6 +624,8 @@ def report(rows, levels, mixes, rounds, duration, warmup):
                "machine busy |")
     out.append("|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")
     for r in rows:
+        if r["kind"] == "ceiling":
+            continue
         c = r["kind"] != "single"
         out.append("| %d | %s | %s | %s | %s | %.0f | %.2f | %.2f | %d | %.0f | %.1f | %s | %s | %s | %.0f | %s | %s | %.0f%% |" % (
             r["round"], r["kind"], r["mix"], r["level"], r["load1"], r["rps"], r["p50_ms"], r["p99_ms"], r["errors"],
@@ -605,6 +661,35 @@ def report(rows, levels, mixes, rounds, duration, warmup):
                            m(rs, "p50_ms"), m(rs, "p99_ms"), m(rs, "entries_per_s"), m(rs, "writes_per_entry"),
                            m(rs, "raft_bytes_per_write"), m(rs, "writer_io_per_write"), m(ss, "writer_io_per_write"),
                            m(rs, "writes_per_commit"), m(ss, "writes_per_commit")))
+    if any(r["kind"] == "ceiling" for r in rows):
+        out.append("")
+        out.append("The durable write path's goals (issue 25), medians over the rounds: each server's req/s as a "
+                   "ratio of the echo ceiling's in the same round; wchar (bytes handed to write(2), /proc/PID/io) "
+                   "and the write path's CPU (helpwire_store_write_cpu_seconds_total) per write of the single "
+                   "node and of the leader; hw-writer thread CPU per request:")
+        out.append("")
+        out.append("| workload | level | ceiling req/s | ratio single / leader | wchar B per write single / leader | "
+                   "write-path CPU µs per write single / leader | hw-writer µs per request single / leader |")
+        out.append("|---|---|---:|---|---|---|---|")
+        for level in levels:
+            for mix in mixes:
+                cs = {r["round"]: r["rps"] for r in rows if r["kind"] == "ceiling" and r["mix"] == mix
+                      and r["level"] == level}
+                ss = [r for r in rows if r["kind"] == "single" and r["mix"] == mix and r["level"] == level]
+                rs = [r for r in rows if r["kind"] == "cluster" and r["mix"] == mix and r["level"] == level]
+                if not cs or not ss or not rs:
+                    continue
+
+                def ratio(lst):
+                    return median([r["rps"] / cs[r["round"]] for r in lst if cs.get(r["round"])])
+
+                def m2(key, fmt="%.0f"):
+                    return (fmt + " / " + fmt) % (median([r.get(key, 0.0) for r in ss]),
+                                                  median([r.get(key, 0.0) for r in rs]))
+
+                out.append("| %s | %s | %.0f | %.2f / %.2f | %s | %s | %s |" % (
+                    mix, level, median(list(cs.values())), ratio(ss), ratio(rs), m2("writer_wchar_per_write"),
+                    m2("write_cpu_us", "%.1f"), m2("writer_thread_us", "%.1f")))
     return "\n".join(out)
 
 
@@ -621,6 +706,8 @@ def main():
     try:
         for rnd in range(1, rounds + 1):
             order = ["single", "cluster"] if rnd % 2 else ["cluster", "single"]
+            if CEILING:
+                rows += run_ceiling(work, rnd, mixes, levels, duration, warmup)
             for kind in order:
                 if kind == "single":
                     rows += run_single(work, rnd, mixes, levels, duration, warmup, period)

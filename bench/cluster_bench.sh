@@ -5,6 +5,8 @@
 #       durable Route and CreateTicket against a single helpwired and
 #       against the leader of a fresh 3-replica cluster on this machine,
 #       alternating rounds; Route also sent to a follower (forwarded);
+#       each round also runs the echo ceiling, and a last table gives
+#       the write path's ratios, bytes and CPU per write (issue 25);
 #       bench/cluster_bench.py.
 #   bash bench/cluster_bench.sh fault      failover under kill -9: steady
 #       writes over all replicas, the leader killed every INTERVAL s and
@@ -49,7 +51,7 @@ BUILD_LOG=$(mktemp /tmp/cluster_bench.build.XXXXXX)
 # (no bazel-* links: they would point this tree at the bench's output base)
 # shellcheck disable=SC2086
 if ! bazel $BAZEL_STARTUP build --config=opt --experimental_convenience_symlinks=ignore //server:helpwired \
-  //bench:helpwire-bench //proto:descriptor_set >"$BUILD_LOG" 2>&1; then
+  //bench:helpwire-bench //bench:ceiling //proto:descriptor_set >"$BUILD_LOG" 2>&1; then
   grep -E 'ERROR|error:' "$BUILD_LOG" | head -20 >&2
   rm -f "$BUILD_LOG"
   log "cluster_bench.sh: the build failed"
@@ -58,7 +60,7 @@ fi
 rm -f "$BUILD_LOG"
 # shellcheck disable=SC2086
 BIN=$(bazel $BAZEL_STARTUP info --config=opt bazel-bin 2>/dev/null)
-export SERVER=$BIN/server/helpwired BENCH=$BIN/bench/helpwire-bench PROTOSET=$BIN/proto/helpwire.protoset
+export SERVER=$BIN/server/helpwired BENCH=$BIN/bench/helpwire-bench CEILING=$BIN/bench/ceiling PROTOSET=$BIN/proto/helpwire.protoset
 export PYTHONDONTWRITEBYTECODE=1
 
 report() {
