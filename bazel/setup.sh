@@ -39,6 +39,8 @@ PACKAGES=(
   libgrpc-dev libprotobuf-c-dev liblmdb-dev libxxhash-dev libcurl4-openssl-dev
   liburcu-dev libutf8proc-dev libstemmer-dev libjansson-dev libmicrohttpd-dev
   libssl-dev
+  # the search index keeps long texts compressed
+  libzstd-dev
   # replication: canonical raft and its libuv I/O backend
   libraft-dev libuv1-dev
   # business hours read the IANA time zones from /usr/share/zoneinfo

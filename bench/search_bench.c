@@ -201,6 +201,7 @@ int main(int argc, char **argv)
     const char *articles_path = NULL, *queries_path = NULL, *label = "corpus";
     size_t k = 10;
     int fts5 = 1, xapian = 1, exhaustive = 1, repeat = 1, updates = 2000;
+    hw_index_options iopt = {0};
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--articles") && i + 1 < argc)
             articles_path = argv[++i];
@@ -220,10 +221,12 @@ int main(int argc, char **argv)
             exhaustive = 0;
         else if (!strcmp(argv[i], "--updates") && i + 1 < argc)
             updates = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--compress-min") && i + 1 < argc)
+            iopt.compress_min_bytes = (uint32_t)strtoul(argv[++i], NULL, 10); /* 4294967295: never */
         else {
             fprintf(stderr,
                     "usage: %s --articles F --queries F [--k 10] [--repeat N] "
-                    "[--label NAME] [--no-fts5] [--no-xapian] [--no-exhaustive] [--updates N]\n",
+                    "[--label NAME] [--no-fts5] [--no-xapian] [--no-exhaustive] [--updates N] [--compress-min BYTES]\n",
                     argv[0]);
             return 2;
         }
@@ -255,7 +258,7 @@ int main(int argc, char **argv)
     hw_index_reader_register();
     hw_index *idx;
     hw_status st;
-    if (hw_index_create(&idx, NULL, &st) != 0) {
+    if (hw_index_create(&idx, &iopt, &st) != 0) {
         fprintf(stderr, "index: %s\n", st.msg);
         return 1;
     }

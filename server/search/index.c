@@ -4,7 +4,10 @@
  * Layout of this file:
  *   documents   doc_rec: one malloc holding a document's stored fields;
  *               immutable once published, reference-counted by the writer
- *               (writer-only fields are never read by readers).
+ *               (writer-only fields are never read by readers). A body of
+ *               at least compress_min_bytes is kept zstd-compressed (each
+ *               on its own: any one is read alone, for a snippet) and read
+ *               through rec_body.
  *   writer map  (kind, id) -> doc_rec, open addressing, writer-only.
  *   segments    immutable term dictionary + postings + skips + norms,
  *               built from a list of documents in two passes (count, then
@@ -35,6 +38,7 @@
 #include <unistd.h>
 #include <urcu/urcu-memb.h>
 #include <xxhash.h>
+#include <zstd.h>
 
 #include "server/search/synonyms.h"
 #include "server/search/tokenize.h"
@@ -100,7 +104,9 @@ typedef struct doc_rec {
     uint8_t locale_id;
     uint16_t n_alts;
     uint32_t text_bytes;
-    const char *id, *title, *body, *locale;
+    uint32_t body_len;  /* bytes of the body's text */
+    uint32_t body_zlen; /* bytes of body when compressed; 0: body is the text */
+    const char *id, *title, *body, *locale; /* body: see rec_body */
     const char **alts;
     const uint64_t *qsets;    /* sorted term-hash sets: title/question, then alternates */
     const uint32_t *qset_off; /* n_alts + 2 offsets into qsets */
@@ -213,6 +219,9 @@ struct hw_index {
     uint32_t n_locales;
     uint64_t text_bytes, doc_bytes;
     double last_main_build_ms, last_publish_ms;
+    ZSTD_CCtx *cctx; /* compresses bodies; created at the first */
+    char *zbuf;      /* its output */
+    size_t zbuf_cap;
 };
 
 /* ---------------------------------------------------------------------- */
@@ -269,6 +278,51 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem)
         return HW_ENOMEM;
     *p = q;
     *cap = c;
+    return 0;
+}
+
+/* The text of r's body: r->body itself, or the body decompressed into
+ * *buf (grown; *dctx created when NULL; valid until the next call with
+ * the same buffer). NULL when out of memory, or when the bytes do not give
+ * the recorded length back (never for a record made here). */
+static const char *rec_body(const doc_rec *r, ZSTD_DCtx **dctx, char **buf, size_t *cap)
+{
+    if (r->body_zlen == 0)
+        return r->body;
+    if (!*dctx && !(*dctx = ZSTD_createDCtx()))
+        return NULL;
+    if (grow((void **)buf, cap, (size_t)r->body_len + 1, 1) != 0)
+        return NULL;
+    size_t n = ZSTD_decompressDCtx(*dctx, *buf, r->body_len, r->body, r->body_zlen);
+    if (ZSTD_isError(n) || n != r->body_len)
+        return NULL;
+    (*buf)[n] = '\0';
+    return *buf;
+}
+
+/* Compresses the body text (n bytes) into *zbuf (grown; *cctx created
+ * when NULL); *zlen its length, or 0 when compressing saves less than an
+ * eighth or fails (kept as text then). Returns 0, or HW_ENOMEM when the
+ * buffers cannot be had. Each body is a frame of its own (no dictionary):
+ * any one is read alone. */
+static int compress_body(ZSTD_CCtx **cctx, char **zbuf, size_t *zcap, const char *text, size_t n, size_t *zlen)
+{
+    *zlen = 0;
+    if (!*cctx) {
+        if (!(*cctx = ZSTD_createCCtx()))
+            return HW_ENOMEM;
+        /* level 1: the fastest of the ratios measured (bench/RESULTS.md) */
+        ZSTD_CCtx_setParameter(*cctx, ZSTD_c_compressionLevel, 1);
+        ZSTD_CCtx_setParameter(*cctx, ZSTD_c_contentSizeFlag, 0); /* the record has it */
+    }
+    size_t bound = ZSTD_compressBound(n);
+    if (grow((void **)zbuf, zcap, bound, 1) != 0)
+        return HW_ENOMEM;
+    size_t z = ZSTD_compress2(*cctx, *zbuf, bound, text, n);
+    if (ZSTD_isError(z))
+        return 0; /* kept as text */
+    if (z < n - n / 8)
+        *zlen = z;
     return 0;
 }
 
@@ -401,7 +455,20 @@ typedef struct term_scratch {
     size_t tab_cap;
     char *text;
     size_t text_cap;
+    char *body; /* a compressed body, decompressed (rec_body) */
+    size_t body_cap;
+    ZSTD_DCtx *dctx; /* created at the first compressed body */
 } term_scratch;
+
+/* Frees what a scratch holds but its tokenizer (whose owner varies). */
+static void ws_release(term_scratch *ws)
+{
+    free(ws->acc);
+    free(ws->tab);
+    free(ws->text);
+    free(ws->body);
+    ZSTD_freeDCtx(ws->dctx);
+}
 
 
 /* Bump allocator for the term lists of a main build: one mapping per
@@ -467,8 +534,11 @@ static int rec_compute_terms(const hw_index *idx, term_scratch *ws, doc_rec *r, 
     int rc;
     uint32_t title_len = 0, body_len = 0;
 
+    const char *body = rec_body(r, &ws->dctx, &ws->body, &ws->body_cap);
+    if (!body)
+        return st ? hw_status_set(st, HW_ENOMEM, "index: out of memory") : HW_ENOMEM;
     for (int field = 0; field < 2 + r->n_alts; field++) {
-        const char *src = field == 0 ? r->title : field == 1 ? r->body : r->alts[field - 2];
+        const char *src = field == 0 ? r->title : field == 1 ? body : r->alts[field - 2];
         int is_title = field != 1;
         uint32_t units = field == 0 ? TITLE_UNITS : idx->alt_units;
         if ((rc = hw_tokenize(ws->tok, src, strlen(src), &tk, &nt, st)) != 0)
@@ -930,9 +1000,7 @@ static int compute_terms_parallel(const hw_index *idx, term_scratch *ws0, doc_re
         }
         bump_adopt(bp, &j->mem);
         hw_tokenizer_destroy(j->ws.tok);
-        free(j->ws.acc);
-        free(j->ws.tab);
-        free(j->ws.text);
+        ws_release(&j->ws);
     }
     return rc;
 }
@@ -1227,9 +1295,7 @@ static void bg_reap(hw_index *idx, int wait)
     segment_free(b->seg);
     bump_free(&b->mem);
     hw_tokenizer_destroy(b->ws.tok);
-    free(b->ws.acc);
-    free(b->ws.tab);
-    free(b->ws.text);
+    ws_release(&b->ws);
     free(b->docs);
     free(b);
     idx->bg = NULL;
@@ -1293,6 +1359,8 @@ int hw_index_create(hw_index **out, const hw_index_options *opts, hw_status *st)
         o.faq_near_similarity = 0.8;
     if (o.alt_boost == 0)
         o.alt_boost = 1.5;
+    if (o.compress_min_bytes == 0)
+        o.compress_min_bytes = 512;
     if (!(o.title_boost > 0 && o.title_boost <= 100) || !(o.k1 > 0 && o.k1 <= 10) || !(o.b > 0 && o.b <= 1) ||
         !(o.answer_threshold > 0 && o.answer_threshold <= 1) ||
         !(o.faq_near_similarity > 0 && o.faq_near_similarity <= 1) || !(o.alt_boost > 0 && o.alt_boost <= 100))
@@ -1345,11 +1413,11 @@ void hw_index_destroy(hw_index *idx)
     hw_tokenizer_destroy(idx->wtok);
     hw_syn_table_free(idx->syn);
     if (idx->ws) {
-        free(idx->ws->acc);
-        free(idx->ws->tab);
-        free(idx->ws->text);
+        ws_release(idx->ws);
         free(idx->ws);
     }
+    ZSTD_freeCCtx(idx->cctx);
+    free(idx->zbuf);
     pthread_mutex_destroy(&idx->wlock);
     free(idx);
 }
@@ -1376,6 +1444,8 @@ static void mark_dead(hw_index *idx, doc_rec *r)
     if (!dt) {
         tmp.title = r->title;
         tmp.body = r->body;
+        tmp.body_len = r->body_len;
+        tmp.body_zlen = r->body_zlen;
         tmp.alts = r->alts;
         tmp.n_alts = r->n_alts;
         if (rec_compute_terms(idx, idx->ws, &tmp, NULL, NULL) != 0)
@@ -1506,10 +1576,27 @@ static int rec_create(hw_index *idx, const hw_doc *doc, int locale_id, doc_rec *
     if ((rc = question_sets(idx, doc, n_alts, &sets, &off, &n_sets, &n_pairs, st)) != 0)
         return rc;
     n_sets += n_pairs; /* the pairs follow the question sets */
+    /* the body as kept: compressed when long enough and it pays */
+    const char *body = doc->body;
+    size_t body_bytes = bl + 1, zlen = 0;
+    /* Compressed here, on the writer, even in a batch: compressing on the
+     * build's threads instead left the plain copies' holes in the heap
+     * (resident memory +56% at 1M articles, bench/RESULTS.md). */
+    if (bl >= idx->opt.compress_min_bytes)
+        rc = compress_body(&idx->cctx, &idx->zbuf, &idx->zbuf_cap, doc->body, bl, &zlen);
+    if (rc != 0) {
+        free(sets);
+        free(off);
+        return hw_status_set(st, rc, "index: out of memory");
+    }
+    if (zlen) {
+        body = idx->zbuf;
+        body_bytes = zlen;
+    }
     /* layout: rec | qsets (u64) | alt pointers | qset offsets (u32) | strings */
     size_t n_off = n_alts + 2;
     size_t bytes = sizeof(doc_rec) + n_sets * sizeof(uint64_t) + (n_alts + 1) * sizeof(char *) +
-                   n_off * sizeof(uint32_t) + id_len + tl + bl + 3 + alt_bytes;
+                   n_off * sizeof(uint32_t) + id_len + tl + body_bytes + 2 + alt_bytes;
     doc_rec *r = calloc(1, bytes);
     if (!r) {
         free(sets);
@@ -1532,7 +1619,9 @@ static int rec_create(hw_index *idx, const hw_doc *doc, int locale_id, doc_rec *
     r->n_pairs = (uint32_t)n_pairs;
     r->id = memcpy(p, doc->id, id_len + 1), p += id_len + 1;
     r->title = memcpy(p, doc->title, tl + 1), p += tl + 1;
-    r->body = memcpy(p, doc->body, bl + 1), p += bl + 1;
+    r->body = memcpy(p, body, body_bytes), p += body_bytes;
+    r->body_len = (uint32_t)bl;
+    r->body_zlen = (uint32_t)zlen;
     for (size_t i = 0; i < n_alts; i++) {
         size_t l = strlen(doc->alt_questions[i]);
         alts[i] = memcpy(p, doc->alt_questions[i], l + 1);
@@ -1832,6 +1921,10 @@ struct hw_searcher {
         int32_t q[2]; /* the query terms (bigrams) holding the character, -1 none */
     } * cj;           /* the question's CJK characters, in order */
     size_t n_cj, cap_cj;
+    /* a compressed body read (rec_body) */
+    char *body;
+    size_t cap_body;
+    ZSTD_DCtx *dctx;
 };
 
 int hw_searcher_create(hw_index *idx, hw_searcher **out, hw_status *st)
@@ -1873,6 +1966,8 @@ void hw_searcher_destroy(hw_searcher *s)
     free(s->lvq);
     free(s->wq);
     free(s->cj);
+    free(s->body);
+    ZSTD_freeDCtx(s->dctx);
     free(s);
 }
 
@@ -3007,8 +3102,11 @@ static int fill_hits(hw_searcher *s, const snapshot *sn, size_t n, hw_arena *are
         h->locale = hw_arena_strdup(arena, r->locale);
         if (!h->id || !h->title || !h->locale)
             return HW_ENOMEM;
-        if (snippets && !(h->snippet = make_snippet(s, r->body, arena, 1)))
-            return HW_ENOMEM;
+        if (snippets) {
+            const char *body = rec_body(r, &s->dctx, &s->body, &s->cap_body);
+            if (!body || !(h->snippet = make_snippet(s, body, arena, 1)))
+                return HW_ENOMEM;
+        }
     }
     *out = hits;
     return 0;
@@ -3420,8 +3518,10 @@ static int answer(hw_searcher *s, const hw_token *toks, size_t n_toks, const cha
     }
     out->transfer = !best || out->confidence < threshold;
     if (best && !out->transfer) {
-        out->answer = best->kind == HW_DOC_FAQ ? hw_arena_strdup(arena, best->body)
-                                               : make_snippet(s, best->body, arena, 0);
+        const char *body = rec_body(best, &s->dctx, &s->body, &s->cap_body);
+        if (!body)
+            goto nomem;
+        out->answer = best->kind == HW_DOC_FAQ ? hw_arena_strdup(arena, body) : make_snippet(s, body, arena, 0);
         if (!out->answer)
             goto nomem;
     }

@@ -94,6 +94,11 @@ typedef struct hw_index_options {
     double answer_threshold;    /* default confidence for hw_index_answer; 0 = 0.88 */
     double faq_near_similarity; /* question similarity that wins outright; 0 = 0.8 */
     double alt_boost;           /* weight of an alternate-question term; 0 = 1.5 */
+    /* Bodies of at least this many bytes are kept compressed (zstd) and
+     * decompressed when read (a snippet, an answer, a main build): half
+     * the memory of a large help center's text for a few microseconds per
+     * hit read. 0 = 512; UINT32_MAX = never. */
+    uint32_t compress_min_bytes;
 } hw_index_options;
 
 /* A document to put. Strings are NUL-terminated UTF-8 and are copied.

@@ -2,8 +2,8 @@
  * index_test: the knowledge index finds the seed FAQ from Chinese and
  * English paraphrases, forgets deleted and replaced documents, marks
  * matches in snippets, decides between answer and transfer, refuses bad
- * input with clear statuses, and its pruned top-k equals exhaustive
- * scoring on random corpora.
+ * input with clear statuses, its pruned top-k equals exhaustive scoring
+ * on random corpora, and long bodies kept compressed read as their text.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -619,8 +619,93 @@ static void test_deleted_documents_leave_the_statistics(void **state)
     hw_index_reader_unregister();
 }
 
+/* Long bodies are kept compressed: an index that compresses and one that
+ * does not give the same hits, scores, snippets and answers, through a
+ * main build, a delta, and deletions and replacements after the build
+ * (whose terms are read again from the compressed body); the compressed
+ * one holds fewer bytes for the same text. */
+static void test_compressed_bodies_read_as_text(void **state)
+{
+    (void)state;
+    hw_index_reader_register();
+    hw_index_options oz = {0}, op = {0};
+    op.compress_min_bytes = UINT32_MAX;
+    hw_index *ix[2];
+    hw_searcher *sx[2];
+    assert_int_equal(hw_index_create(&ix[0], &oz, NULL), 0);
+    assert_int_equal(hw_index_create(&ix[1], &op, NULL), 0);
+    for (int k = 0; k < 2; k++)
+        assert_int_equal(hw_searcher_create(ix[k], &sx[k], NULL), 0);
+    hw_arena *arena = hw_arena_create(0);
+    static char body[4096];
+    char id[16];
+    char answer[2048];
+    size_t o = 0;
+    for (int i = 0; o + 64 < sizeof answer; i++)
+        o += (size_t)snprintf(answer + o, sizeof answer - o, "step %d: open the settings page and choose reset. ", i);
+    for (int k = 0; k < 2; k++) {
+        uint64_t seed = 99;
+        hw_index_batch_begin(ix[k]);
+        for (int i = 0; i < 300; i++) {
+            snprintf(id, sizeof id, "d%d", i);
+            random_text(&seed, body, sizeof body, i % 10 == 0 ? 20 : 150 + i % 200, 400);
+            put_article(ix[k], id, "Title", body, "en");
+        }
+        put_faq(ix[k], "faq-long", "How do I reset my router?", answer, NULL, 0);
+        assert_int_equal(hw_index_batch_commit(ix[k], NULL), 0);
+        /* after main: deletions, replacements, new documents in the delta */
+        for (int i = 0; i < 300; i += 7) {
+            snprintf(id, sizeof id, "d%d", i);
+            assert_int_equal(hw_index_delete(ix[k], HW_DOC_ARTICLE, id, NULL), 0);
+        }
+        for (int i = 3; i < 300; i += 11) {
+            snprintf(id, sizeof id, "d%d", i);
+            random_text(&seed, body, sizeof body, 300, 400);
+            put_article(ix[k], id, "Title again", body, "en");
+        }
+    }
+    hw_index_stats st[2];
+    for (int k = 0; k < 2; k++)
+        hw_index_stats_get(ix[k], &st[k]);
+    assert_int_equal(st[0].text_bytes, st[1].text_bytes);
+    assert_int_equal(st[0].docs, st[1].docs);
+    if (!(st[0].index_bytes + st[0].text_bytes / 4 < st[1].index_bytes))
+        fail_msg("compressed %llu bytes, plain %llu, text %llu", (unsigned long long)st[0].index_bytes,
+                 (unsigned long long)st[1].index_bytes, (unsigned long long)st[0].text_bytes);
+    const char *queries[] = {"w1 w7 w30", "密码 w2", "w150 w151 w3", "重置密码", "w399 w0"};
+    for (size_t qi = 0; qi < sizeof queries / sizeof *queries; qi++) {
+        const char *q = queries[qi];
+        hw_search_query sq = {q, strlen(q), 10, NULL, HW_DOC_ANY, 0};
+        hw_search_result r[2];
+        for (int k = 0; k < 2; k++)
+            assert_int_equal(hw_index_search(sx[k], &sq, arena, &r[k], NULL), 0);
+        assert_true(r[0].n_hits > 0);
+        assert_int_equal(r[0].n_hits, r[1].n_hits);
+        for (size_t i = 0; i < r[0].n_hits; i++) {
+            assert_string_equal(r[0].hits[i].id, r[1].hits[i].id);
+            assert_true(fabs(r[0].hits[i].score - r[1].hits[i].score) <= 1e-9 * r[1].hits[i].score);
+            assert_string_equal(r[0].hits[i].snippet, r[1].hits[i].snippet);
+        }
+    }
+    const char *aq = "How do I reset my router?";
+    for (int k = 0; k < 2; k++) {
+        hw_answer a;
+        assert_int_equal(hw_index_answer(sx[k], aq, strlen(aq), NULL, 0, arena, &a, NULL), 0);
+        assert_false(a.transfer);
+        assert_string_equal(a.source_id, "faq-long");
+        assert_string_equal(a.answer, answer);
+    }
+    hw_arena_destroy(arena);
+    for (int k = 0; k < 2; k++) {
+        hw_searcher_destroy(sx[k]);
+        hw_index_destroy(ix[k]);
+    }
+    hw_index_reader_unregister();
+}
+
 /* A main build large enough to compute terms on several threads (4096
- * documents a thread) gives every document its terms (run under TSan too). */
+ * documents a thread) gives every document its terms, reading the long
+ * bodies, kept compressed, on those threads (run under TSan too). */
 static void test_large_build_uses_threads_correctly(void **state)
 {
     (void)state;
@@ -630,11 +715,14 @@ static void test_large_build_uses_threads_correctly(void **state)
     assert_int_equal(hw_index_create(&idx, NULL, NULL), 0);
     assert_int_equal(hw_searcher_create(idx, &s, NULL), 0);
     hw_arena *arena = hw_arena_create(0);
-    char id[16], body[96];
+    char id[16], body[1024];
     hw_index_batch_begin(idx);
     for (int i = 0; i < 9000; i++) {
         snprintf(id, sizeof id, "d%d", i);
-        snprintf(body, sizeof body, "word%d shared%d marker%dx", i % 50, i % 7, i);
+        int o = snprintf(body, sizeof body, "word%d shared%d marker%dx", i % 50, i % 7, i);
+        /* every other body long enough to be compressed by the build's threads */
+        for (int w = 0; i % 2 == 0 && o < 700; w++)
+            o += snprintf(body + o, sizeof body - (size_t)o, " filler%d", (i + w) % 300);
         put_article(idx, id, "Title", body, "en");
     }
     assert_int_equal(hw_index_batch_commit(idx, NULL), 0);
@@ -644,12 +732,13 @@ static void test_large_build_uses_threads_correctly(void **state)
     for (int i = 0; i < 9000; i += 977) {
         char q[32];
         snprintf(q, sizeof q, "marker%dx", i);
-        hw_search_query sq = {q, strlen(q), 3, NULL, HW_DOC_ANY, HW_SEARCH_NO_SNIPPETS};
+        hw_search_query sq = {q, strlen(q), 3, NULL, HW_DOC_ANY, 0};
         hw_search_result r;
         assert_int_equal(hw_index_search(s, &sq, arena, &r, NULL), 0);
         assert_int_equal(r.n_hits, 1);
         snprintf(id, sizeof id, "d%d", i);
         assert_string_equal(r.hits[0].id, id);
+        assert_non_null(strstr(r.hits[0].snippet, q));
         hw_arena_reset(arena);
     }
     hw_arena_destroy(arena);
@@ -805,6 +894,7 @@ int main(void)
         cmocka_unit_test(test_pruned_topk_equals_exhaustive_on_random_corpora),
         cmocka_unit_test(test_deleted_documents_leave_the_statistics),
         cmocka_unit_test(test_large_build_uses_threads_correctly),
+        cmocka_unit_test(test_compressed_bodies_read_as_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
