@@ -13,8 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Size in bytes of one stored value of type t. */
-static size_t value_size(ProtobufCType t)
+size_t hw_pb_value_size(ProtobufCType t)
 {
     switch (t) {
     case PROTOBUF_C_TYPE_INT32:
@@ -138,7 +137,7 @@ static json_t *message_to_json(const ProtobufCMessage *msg, const char *const *s
             const char *items = *(char *const *)(base + f->offset);
             v = json_array();
             for (size_t k = 0; v && k < n; k++)
-                if (json_array_append_new(v, value_to_json(f, items + k * value_size(f->type))) != 0) {
+                if (json_array_append_new(v, value_to_json(f, items + k * hw_pb_value_size(f->type))) != 0) {
                     json_decref(v);
                     v = NULL;
                 }

@@ -25,4 +25,8 @@ json_t *hw_pbjson_from_message(const ProtobufCMessage *msg);
  * the NULL-terminated list skip (e.g. a secret-bearing URL). */
 json_t *hw_pbjson_from_message_except(const ProtobufCMessage *msg, const char *const *skip);
 
+/* Bytes one stored value of a field of type t takes in a protobuf-c
+ * message struct (a repeated field's element), 0 for an unknown type. */
+size_t hw_pb_value_size(ProtobufCType t);
+
 #endif

@@ -29,6 +29,7 @@
 #include "helpwire/v1/surveys.pb-c.h"
 #include "helpwire/v1/tickets.pb-c.h"
 #include "server/base/arena.h"
+#include "server/base/pbjson.h"
 
 #define HW_MESSAGE(name) &name##__descriptor,
 static const ProtobufCMessageDescriptor *const all_messages[] = {
@@ -45,38 +46,6 @@ static uint64_t rng_next(uint64_t *s)
     *s ^= *s >> 7;
     *s ^= *s << 17;
     return *s;
-}
-
-static size_t element_size(ProtobufCType t)
-{
-    switch (t) {
-    case PROTOBUF_C_TYPE_INT32:
-    case PROTOBUF_C_TYPE_SINT32:
-    case PROTOBUF_C_TYPE_SFIXED32:
-    case PROTOBUF_C_TYPE_UINT32:
-    case PROTOBUF_C_TYPE_FIXED32:
-    case PROTOBUF_C_TYPE_ENUM:
-        return 4;
-    case PROTOBUF_C_TYPE_INT64:
-    case PROTOBUF_C_TYPE_SINT64:
-    case PROTOBUF_C_TYPE_SFIXED64:
-    case PROTOBUF_C_TYPE_UINT64:
-    case PROTOBUF_C_TYPE_FIXED64:
-        return 8;
-    case PROTOBUF_C_TYPE_FLOAT:
-        return sizeof(float);
-    case PROTOBUF_C_TYPE_DOUBLE:
-        return sizeof(double);
-    case PROTOBUF_C_TYPE_BOOL:
-        return sizeof(protobuf_c_boolean);
-    case PROTOBUF_C_TYPE_STRING:
-        return sizeof(char *);
-    case PROTOBUF_C_TYPE_BYTES:
-        return sizeof(ProtobufCBinaryData);
-    case PROTOBUF_C_TYPE_MESSAGE:
-        return sizeof(ProtobufCMessage *);
-    }
-    return 0;
 }
 
 static ProtobufCMessage *fill_message(hw_arena *a, const ProtobufCMessageDescriptor *d, uint64_t *rng,
@@ -160,7 +129,7 @@ static ProtobufCMessage *fill_message(hw_arena *a, const ProtobufCMessageDescrip
         }
         if (f->label == PROTOBUF_C_LABEL_REPEATED) {
             size_t n = 1 + rng_next(rng) % 3;
-            size_t es = element_size(f->type);
+            size_t es = hw_pb_value_size(f->type);
             char *arr = hw_arena_calloc(a, n, es);
             for (size_t k = 0; k < n; k++)
                 fill_value(a, f, arr + k * es, rng, depth);
