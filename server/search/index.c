@@ -1360,7 +1360,7 @@ int hw_index_create(hw_index **out, const hw_index_options *opts, hw_status *st)
     if (o.alt_boost == 0)
         o.alt_boost = 1.5;
     if (o.compress_min_bytes == 0)
-        o.compress_min_bytes = 512;
+        o.compress_min_bytes = 768;
     if (!(o.title_boost > 0 && o.title_boost <= 100) || !(o.k1 > 0 && o.k1 <= 10) || !(o.b > 0 && o.b <= 1) ||
         !(o.answer_threshold > 0 && o.answer_threshold <= 1) ||
         !(o.faq_near_similarity > 0 && o.faq_near_similarity <= 1) || !(o.alt_boost > 0 && o.alt_boost <= 100))

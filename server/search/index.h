@@ -97,7 +97,7 @@ typedef struct hw_index_options {
     /* Bodies of at least this many bytes are kept compressed (zstd) and
      * decompressed when read (a snippet, an answer, a main build): half
      * the memory of a large help center's text for a few microseconds per
-     * hit read. 0 = 512; UINT32_MAX = never. */
+     * hit read. 0 = 768; UINT32_MAX = never. */
     uint32_t compress_min_bytes;
 } hw_index_options;
 

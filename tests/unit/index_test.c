@@ -648,7 +648,7 @@ static void test_compressed_bodies_read_as_text(void **state)
         hw_index_batch_begin(ix[k]);
         for (int i = 0; i < 300; i++) {
             snprintf(id, sizeof id, "d%d", i);
-            random_text(&seed, body, sizeof body, i % 10 == 0 ? 20 : 150 + i % 200, 400);
+            random_text(&seed, body, sizeof body, i % 10 == 0 ? 20 : 200 + i % 200, 400);
             put_article(ix[k], id, "Title", body, "en");
         }
         put_faq(ix[k], "faq-long", "How do I reset my router?", answer, NULL, 0);
@@ -721,7 +721,7 @@ static void test_large_build_uses_threads_correctly(void **state)
         snprintf(id, sizeof id, "d%d", i);
         int o = snprintf(body, sizeof body, "word%d shared%d marker%dx", i % 50, i % 7, i);
         /* every other body long enough to be compressed by the build's threads */
-        for (int w = 0; i % 2 == 0 && o < 700; w++)
+        for (int w = 0; i % 2 == 0 && o < 900; w++)
             o += snprintf(body + o, sizeof body - (size_t)o, " filler%d", (i + w) % 300);
         put_article(idx, id, "Title", body, "en");
     }
