@@ -704,9 +704,9 @@ int main(int argc, char **argv)
                (unsigned long long)ustats.main_docs, (unsigned long long)ustats.delta_docs,
                (unsigned long long)ustats.delta_segments);
     if (requery && n_upd) {
-        printf("hw_index requery after the build the updates started (flush waited %.0f ms): %llu main docs, "
-               "%llu delta docs in %llu delta segments\n",
-               flush_ms, (unsigned long long)rstats.main_docs, (unsigned long long)rstats.delta_docs,
+        printf("hw_index requery after the build the updates started (flush waited %.0f ms; the install held the "
+               "writer %.1f ms): %llu main docs, %llu delta docs in %llu delta segments\n",
+               flush_ms, rstats.last_install_ms, (unsigned long long)rstats.main_docs, (unsigned long long)rstats.delta_docs,
                (unsigned long long)rstats.delta_segments);
         for (int m = 0; m < 2; m++)
             printf("| requery %s | p50 %.0f µs | p99 %.0f µs | mean %.0f µs | QPS %.0f | MRR@10 %.3f | recall@10 %.3f |\n",

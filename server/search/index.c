@@ -259,7 +259,7 @@ struct hw_index {
     char *locales[MAX_LOCALES]; /* append-only; entries immutable */
     uint32_t n_locales;
     uint64_t text_bytes, doc_bytes;
-    double last_main_build_ms, last_publish_ms;
+    double last_main_build_ms, last_publish_ms, last_install_ms;
 };
 
 /* ---------------------------------------------------------------------- */
@@ -1505,11 +1505,13 @@ static void *bg_run(void *arg)
     if (b->rc == 0)
         b->rc = segment_build(idx, b->docs, (uint32_t)b->k, b->avgdl, 0, &b->seg);
     pthread_mutex_lock(&idx->wlock);
+    double t_lock = now_ms();
     if (b->rc == 0)
         bg_install(idx, b);
     idx->bg_frozen = 0; /* installed, or the deltas stay as they are */
     bg_release(b);
     idx->bg_done = 1;
+    idx->last_install_ms = now_ms() - t_lock;
     pthread_mutex_unlock(&idx->wlock);
     return NULL;
 }
@@ -2042,6 +2044,7 @@ void hw_index_stats_get(hw_index *idx, hw_index_stats *o)
     o->text_bytes = idx->text_bytes;
     o->last_main_build_ms = idx->last_main_build_ms;
     o->last_publish_ms = idx->last_publish_ms;
+    o->last_install_ms = idx->last_install_ms;
     pthread_mutex_unlock(&idx->wlock);
 }
 

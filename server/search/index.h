@@ -240,6 +240,7 @@ typedef struct hw_index_stats {
     uint64_t text_bytes;     /* raw text: sum of title, body, alt questions */
     double last_main_build_ms;
     double last_publish_ms;
+    double last_install_ms; /* writer mutex held installing a background main build */
 } hw_index_stats;
 void hw_index_stats_get(hw_index *idx, hw_index_stats *out);
 
