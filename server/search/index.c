@@ -117,8 +117,6 @@ typedef struct doc_rec {
     uint32_t refs;
     int32_t docid; /* global id in main or a frozen delta; -1 in the active delta */
     uint8_t live;
-    uint8_t in_build; /* in the main a background build is making: its
-                         terms belong to the build thread until installed */
     size_t alloc_bytes;
     doc_terms *terms;
 } doc_rec;
@@ -250,6 +248,7 @@ struct hw_index {
     pthread_t bg_thread;
     int bg_done; /* the build thread has installed (or failed) and may be joined */
     uint32_t bg_frozen; /* frozen deltas [0, bg_frozen) are in the running build */
+    uint32_t bg_docid_end; /* and the documents of global ids below this */
     segment *main;
     segment *frozen[FROZEN_MAX]; /* frozen deltas, as in the current snapshot */
     uint32_t n_frozen;
@@ -1107,6 +1106,20 @@ static int compute_terms_parallel(const hw_index *idx, term_scratch *ws0, doc_re
 
 static void bg_reap(hw_index *idx, int wait);
 
+static int cmp_ptr(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t) * (void *const *)a, y = (uintptr_t) * (void *const *)b;
+    return (x > y) - (x < y);
+}
+
+/* A main's documents in address order: the passes over every document
+ * record that installing and freeing a main make (under the writer mutex)
+ * then walk memory forward instead of jumping at random. */
+static void sort_docs_by_address(doc_rec **docs, size_t n)
+{
+    qsort(docs, n, sizeof *docs, cmp_ptr);
+}
+
 static int rebuild_main(hw_index *idx, hw_status *st)
 {
     double t0 = now_ms();
@@ -1126,6 +1139,7 @@ static int rebuild_main(hw_index *idx, hw_status *st)
         if (r && r != TOMBSTONE)
             docs[k++] = r;
     }
+    sort_docs_by_address(docs, k);
     if ((rc = compute_terms_parallel(idx, idx->ws, docs, k, &terms_mem, st)) != 0)
         goto fail;
     for (size_t i = 0; i < k; i++)
@@ -1380,12 +1394,17 @@ nomem:
 /* Background main builds                                                  */
 
 /* A main rebuild that a single change triggers runs on its own thread:
- * it takes the live documents (and a reference on each) under the writer
- * lock, then computes their terms and builds the segment without it, while
- * changes go on being published in the delta; then, under the lock again,
- * it installs the new main: documents deleted or replaced meanwhile are
- * dead in it, documents put meanwhile stay in the delta. So a change is
- * visible in the time of a delta build, not of a main build. */
+ * it takes the live documents under the writer lock (from main and the
+ * frozen deltas, the active one frozen first), then computes their terms
+ * and builds the segment without it, while changes go on being published
+ * in new deltas; then, under the lock again, it installs the new main:
+ * documents deleted or replaced meanwhile are dead in it, the deltas
+ * frozen meanwhile stay. So a change is visible in the time of a delta
+ * build, not of a main build. The build takes no reference on its
+ * documents and marks none: main and the frozen deltas it reads hold
+ * them until it installs (nothing else replaces them), so starting costs
+ * a copy of pointers, and installing one pass over the records (and the
+ * old main's freeing another), in address order. */
 typedef struct main_build {
     hw_index *idx;
     doc_rec **docs;
@@ -1395,17 +1414,27 @@ typedef struct main_build {
     segment *seg;
     double avgdl, t0;
     int rc;
+    int installed;
 } main_build;
 
+/* Under the writer lock, when the build did not install: the terms it
+ * computed (in its bump) leave the documents. */
 static void bg_release(main_build *b)
 {
+    if (b->installed)
+        return;
     for (size_t i = 0; i < b->k; i++) {
         doc_rec *r = b->docs[i];
-        r->in_build = 0;
         if (r->terms && r->terms->in_bump)
             r->terms = NULL;
-        rec_unref(r);
     }
+}
+
+/* Whether live document r is in the running main build, whose thread
+ * writes the terms of the main documents (r->terms is then not to read). */
+static int in_build(const hw_index *idx, const doc_rec *r)
+{
+    return idx->bg && !idx->bg_done && r->docid >= 0 && (uint32_t)r->docid < idx->bg_docid_end;
 }
 
 /* Under the writer lock: the built main replaces the old one and the
@@ -1427,6 +1456,8 @@ static void bg_install(hw_index *idx, main_build *b)
     free(idx->ddf.slot);
     idx->ddf = (dead_df){0};
     idx->n_ddf_frozen = 0; /* the tables go with the next snapshot */
+    /* one pass over main's records: its reference, global id, dead bit,
+     * and the terms main does not keep */
     for (size_t i = 0; i < k; i++) {
         doc_rec *r = b->docs[i];
         r->refs++; /* the segment's reference (segment_build left it to us) */
@@ -1437,7 +1468,12 @@ static void bg_install(hw_index *idx, main_build *b)
                 if (dead_df_add(&idx->ddf, r->terms->e[j].hash) != 0)
                     break;
         }
+        if (r->terms && r->terms->in_bump)
+            r->terms = NULL; /* freed with the build's bump */
+        else
+            rec_drop_terms(r);
     }
+    b->installed = 1;
     /* the kept frozen deltas: documents put since the build started, with
      * their terms (not in main) */
     uint32_t nf = 0;
@@ -1446,7 +1482,6 @@ static void bg_install(hw_index *idx, main_build *b)
         segment *g = idx->frozen[i];
         for (uint32_t j = 0; j < g->n_docs; j++) {
             doc_rec *r = g->docs[j];
-            assert(!r->in_build);
             r->docid = (int32_t)(base + j);
             if (!r->live) {
                 dead[(base + j) / 64] |= 1ull << ((base + j) % 64);
@@ -1461,21 +1496,18 @@ static void bg_install(hw_index *idx, main_build *b)
     idx->n_frozen = nf;
     idx->frozen_docs = (uint32_t)kept_docs;
     idx->bg_frozen = 0;
-    /* pending documents the build holds leave the delta */
+    idx->bg_docid_end = 0;
+    /* pending: documents put since the build started (the active delta
+     * was frozen when it started) */
     size_t m = 0;
     for (size_t i = 0; i < idx->n_pending; i++) {
         doc_rec *r = idx->pending[i];
-        if (r->in_build || !r->live)
+        if (!r->live)
             rec_unref(r);
         else
             idx->pending[m++] = r;
     }
     idx->n_pending = m;
-    for (size_t i = 0; i < k; i++) {
-        doc_rec *r = b->docs[i];
-        if (r->terms && !r->terms->in_bump)
-            rec_drop_terms(r);
-    }
     free(idx->dead);
     idx->dead = dead;
     idx->dead_words = words ? words : 1;
@@ -1496,6 +1528,7 @@ static void *bg_run(void *arg)
     hw_index *idx = b->idx;
     hw_status st;
     pthread_setname_np(pthread_self(), "hw-index-build");
+    sort_docs_by_address(b->docs, b->k);
     b->rc = compute_terms_parallel(idx, &b->ws, b->docs, b->k, &b->mem, &st);
     uint64_t total_len = 0;
     for (size_t i = 0; b->rc == 0 && i < b->k; i++)
@@ -1509,6 +1542,7 @@ static void *bg_run(void *arg)
     if (b->rc == 0)
         bg_install(idx, b);
     idx->bg_frozen = 0; /* installed, or the deltas stay as they are */
+    idx->bg_docid_end = 0;
     bg_release(b);
     idx->bg_done = 1;
     idx->last_install_ms = now_ms() - t_lock;
@@ -1551,24 +1585,35 @@ static int start_bg_build(hw_index *idx)
         free(b);
         return HW_ENOMEM;
     }
-    for (size_t i = 0; i < idx->map_cap; i++) {
-        doc_rec *r = idx->map[i].rec;
-        if (r && r != TOMBSTONE) {
-            r->refs++;
-            r->in_build = 1;
-            b->docs[b->k++] = r;
+    /* the live documents: main's and the frozen deltas' without a dead
+     * bit (the caller froze the active delta) */
+    assert(idx->n_pending == 0);
+    const segment *segs[FROZEN_MAX + 1];
+    uint32_t n_segs = 0, g0 = 0;
+    if (idx->main)
+        segs[n_segs++] = idx->main;
+    for (uint32_t i = 0; i < idx->n_frozen; i++)
+        segs[n_segs++] = idx->frozen[i];
+    for (uint32_t i = 0; i < n_segs; i++) {
+        for (uint32_t j = 0; j < segs[i]->n_docs; j++) {
+            uint32_t d = g0 + j;
+            if (!(idx->dead[d / 64] >> (d % 64) & 1))
+                b->docs[b->k++] = segs[i]->docs[j];
         }
+        g0 += segs[i]->n_docs;
     }
+    assert(b->k == idx->map_live);
     idx->bg_frozen = idx->n_frozen;
+    idx->bg_docid_end = g0;
     idx->bg = b;
     idx->bg_done = 0;
     if (pthread_create(&idx->bg_thread, NULL, bg_run, b) != 0) {
-        bg_release(b);
         hw_tokenizer_destroy(b->ws.tok);
         free(b->docs);
         free(b);
         idx->bg = NULL;
         idx->bg_frozen = 0;
+        idx->bg_docid_end = 0;
         return HW_ENOMEM;
     }
     return 0;
@@ -1677,7 +1722,7 @@ void hw_index_reader_unregister(void)
 static void mark_dead(hw_index *idx, doc_rec *r)
 {
     idx->dead[r->docid / 64] |= 1ull << (r->docid % 64);
-    const doc_terms *dt = r->in_build ? NULL : r->terms;
+    const doc_terms *dt = in_build(idx, r) ? NULL : r->terms;
     doc_rec tmp = {0}; /* the fields rec_compute_terms reads, so that a build
                           thread writing r->terms is not raced */
     if (!dt) {

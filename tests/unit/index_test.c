@@ -763,7 +763,17 @@ static void test_changes_during_a_background_build_are_visible_at_once(void **st
     for (int c = 0; c < 400; c++) {
         unsigned i = (unsigned)(rng_next(&s) % 200);
         snprintf(id, sizeof id, "d%u", i);
-        if (c % 5 == 4 && docs[i].live) {
+        if (c % 7 == 3) { /* a main document the build is reading is replaced */
+            snprintf(id, sizeof id, "big-%d", c * 37);
+            snprintf(body, sizeof body, "bigmk%dq w%d", c, c % 97);
+            put_article(f.idx, id, "Bulk again", body, "en");
+            snprintf(marker, sizeof marker, "bigmk%dq", c);
+            hw_search_result r = search(&f, marker, 3, NULL, HW_DOC_ANY, HW_SEARCH_NO_SNIPPETS);
+            if (r.n_hits != 1 || strcmp(r.hits[0].id, id) != 0)
+                fail_msg("change %d (%s) not visible on return", c, id);
+            r = search(&f, "bulk", 100, NULL, HW_DOC_ANY, HW_SEARCH_NO_SNIPPETS | HW_SEARCH_COUNT_MATCHED);
+            assert_int_equal(r.matched, 20000);
+        } else if (c % 5 == 4 && docs[i].live) {
             assert_int_equal(hw_index_delete(f.idx, lv_kind(i), id, NULL), 0);
             docs[i].live = 0;
             hw_search_result r = search(&f, docs[i].body, 100, NULL, HW_DOC_ANY, HW_SEARCH_NO_SNIPPETS);
