@@ -444,7 +444,8 @@ int main(int argc, char **argv)
             for (int r = 0; r <= repeat; r++) {
                 double total = 0;
                 for (size_t i = 0; i < nq; i++) {
-                    hw_search_query q = {qs[i].text, strlen(qs[i].text), (uint32_t)k, NULL, HW_DOC_ANY, modes[m]};
+                    hw_search_query q = {qs[i].text, strlen(qs[i].text), (uint32_t)k, NULL, HW_DOC_ANY,
+                                         modes[m]};
                     hw_search_result res;
                     double a = now_us();
                     int rc = hw_index_search(s, &q, arena, &res, &st);
@@ -704,12 +705,13 @@ int main(int argc, char **argv)
                (unsigned long long)ustats.main_docs, (unsigned long long)ustats.delta_docs,
                (unsigned long long)ustats.delta_segments);
     if (requery && n_upd) {
-        printf("hw_index requery after the build the updates started (flush waited %.0f ms; the install held the "
-               "writer %.1f ms): %llu main docs, %llu delta docs in %llu delta segments\n",
-               flush_ms, rstats.last_install_ms, (unsigned long long)rstats.main_docs, (unsigned long long)rstats.delta_docs,
-               (unsigned long long)rstats.delta_segments);
+        printf("hw_index requery after the build the updates started (flush waited %.0f ms; the install "
+               "held the writer %.1f ms): %llu main docs, %llu delta docs in %llu delta segments\n",
+               flush_ms, rstats.last_install_ms, (unsigned long long)rstats.main_docs,
+               (unsigned long long)rstats.delta_docs, (unsigned long long)rstats.delta_segments);
         for (int m = 0; m < 2; m++)
-            printf("| requery %s | p50 %.0f µs | p99 %.0f µs | mean %.0f µs | QPS %.0f | MRR@10 %.3f | recall@10 %.3f |\n",
+            printf("| requery %s | p50 %.0f µs | p99 %.0f µs | mean %.0f µs | QPS %.0f | MRR@10 %.3f | "
+                   "recall@10 %.3f |\n",
                    m ? "+ snippets" : "no snippets", rq[m].p50_us, rq[m].p99_us, rq[m].mean_us, rq[m].qps,
                    rq[m].mrr, rq[m].recall);
     }

@@ -206,9 +206,9 @@ typedef struct snapshot {
     uint32_t n_segs;
     segment *seg[SEGS_MAX];
     uint32_t base[SEGS_MAX + 1];
-    uint32_t n_main;      /* documents in main (0: no main) */
-    uint32_t n_deadable;  /* main + frozen documents: what dead covers */
-    uint64_t *dead;       /* bitset over main + frozen docs; NULL = none dead */
+    uint32_t n_main;     /* documents in main (0: no main) */
+    uint32_t n_deadable; /* main + frozen documents: what dead covers */
+    uint64_t *dead;      /* bitset over main + frozen docs; NULL = none dead */
     uint32_t n_ddf;
     const ddf_tab *ddf[DDF_LEVELS_MAX + 1]; /* summed; frozen tables shared */
     uint32_t n_live;
@@ -241,19 +241,19 @@ struct hw_index {
     size_t n_pending, cap_pending;
     uint64_t *dead; /* over main + frozen docs */
     size_t dead_words;
-    dead_df ddf; /* dead main and frozen documents' terms (see dead_df) */
+    dead_df ddf;                         /* dead main and frozen documents' terms (see dead_df) */
     ddf_tab *ddf_frozen[DDF_LEVELS_MAX]; /* shared with the current snapshot */
     uint32_t n_ddf_frozen;
     struct main_build *bg; /* a background main build; NULL = none */
     pthread_t bg_thread;
     int bg_done; /* the build thread has installed (or failed) and may be joined */
-    uint32_t bg_frozen; /* frozen deltas [0, bg_frozen) are in the running build */
+    uint32_t bg_frozen;    /* frozen deltas [0, bg_frozen) are in the running build */
     uint32_t bg_docid_end; /* and the documents of global ids below this */
     segment *main;
     segment *frozen[FROZEN_MAX]; /* frozen deltas, as in the current snapshot */
     uint32_t n_frozen;
-    uint32_t frozen_docs;        /* documents in them, dead ones included */
-    segment *active;             /* the current snapshot's active delta (pending) */
+    uint32_t frozen_docs; /* documents in them, dead ones included */
+    segment *active;      /* the current snapshot's active delta (pending) */
     double avgdl;
     char *locales[MAX_LOCALES]; /* append-only; entries immutable */
     uint32_t n_locales;
@@ -743,8 +743,8 @@ static inline uint32_t enc_tf(uint32_t tf_title, uint32_t tf_body, uint8_t **p)
 
 /* Builds a segment over docs[0..n) (each with terms computed), taking a
  * reference on each document. */
-static int segment_build(const hw_index *idx, doc_rec **docs, uint32_t n, double avgdl,
-                         int take_refs, segment **out)
+static int segment_build(const hw_index *idx, doc_rec **docs, uint32_t n, double avgdl, int take_refs,
+                         segment **out)
 {
     const double k1 = idx->opt.k1, b = idx->opt.b, boost = idx->opt.title_boost / TITLE_UNITS;
     segment *s = calloc(1, sizeof *s);

@@ -231,7 +231,7 @@ int hw_index_set_synonyms(hw_index *idx, const hw_synonym_set *sets, size_t n, h
 typedef struct hw_index_stats {
     uint64_t docs;      /* live documents */
     uint64_t main_docs; /* documents in main (incl. deleted) */
-    uint64_t delta_docs; /* in the frozen and active deltas (incl. deleted) */
+    uint64_t delta_docs;     /* in the frozen and active deltas (incl. deleted) */
     uint64_t delta_segments; /* frozen deltas + the active one (when not empty) */
     uint64_t terms;          /* distinct terms in main + delta */
     uint64_t postings_bytes; /* encoded postings + skip tables */

@@ -610,7 +610,8 @@ static void lv_compare(hw_searcher *sa, hw_searcher *sb, hw_arena *arena, const 
     for (size_t i = 0; i < ra.n_hits; i++) {
         double tol = 1e-6 * rb.hits[i].score;
         if (fabs(ra.hits[i].score - rb.hits[i].score) > tol)
-            fail_msg("\"%s\" rank %zu: %.9f with levels, %.9f rebuilt", q, i, ra.hits[i].score, rb.hits[i].score);
+            fail_msg("\"%s\" rank %zu: %.9f with levels, %.9f rebuilt", q, i, ra.hits[i].score,
+                     rb.hits[i].score);
         size_t j = 0;
         while (j < rb.n_hits && strcmp(ra.hits[i].id, rb.hits[j].id) != 0)
             j++;
@@ -682,8 +683,9 @@ static void test_levels_score_like_an_index_built_from_scratch(void **state)
             for (unsigned k = 0; k < 40; k++) {
                 random_text(&s, q, sizeof q, 1 + rng_next(&s) % 6, vocab);
                 if (k % 2) /* a word of one document's own, and its neighbour's */
-                    snprintf(q + strlen(q), sizeof q - strlen(q), " i%uv%u i%uv%u", (unsigned)(k * 7 % LV_IDS),
-                             k % 30, (unsigned)(k * 7 % LV_IDS + 1), (k + 1) % 30);
+                    snprintf(q + strlen(q), sizeof q - strlen(q), " i%uv%u i%uv%u",
+                             (unsigned)(k * 7 % LV_IDS), k % 30, (unsigned)(k * 7 % LV_IDS + 1),
+                             (k + 1) % 30);
                 lv_compare(f.s, sb, f.arena, q, NULL, HW_DOC_ANY);
                 if (k % 4 == 0)
                     lv_compare(f.s, sb, f.arena, q, "zh", HW_DOC_FAQ);
