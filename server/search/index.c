@@ -155,6 +155,10 @@ typedef struct segment {
     uint32_t n_skips;
     char *pool;
     size_t bytes;
+    /* writer-only: when set, the references of the documents were moved to
+     * the main that replaced this one, but for those of these bits (the
+     * documents dead when its build started), released by segment_free */
+    uint64_t *unref_only;
 } segment;
 
 /* Per term (by hash), how many dead main documents hold it: subtracted
@@ -701,8 +705,15 @@ static void segment_free(segment *s)
 {
     if (!s)
         return;
-    for (uint32_t i = 0; i < s->n_docs; i++)
-        rec_unref(s->docs[i]);
+    if (s->unref_only) {
+        for (uint32_t w = 0; w < (s->n_docs + 63) / 64; w++)
+            for (uint64_t x = s->unref_only[w]; x; x &= x - 1)
+                rec_unref(s->docs[w * 64 + (uint32_t)__builtin_ctzll(x)]);
+        free(s->unref_only);
+    } else {
+        for (uint32_t i = 0; i < s->n_docs; i++)
+            rec_unref(s->docs[i]);
+    }
     free(s->docs);
     free(s->norm);
     free(s->terms);
@@ -1403,8 +1414,8 @@ nomem:
  * build, not of a main build. The build takes no reference on its
  * documents and marks none: main and the frozen deltas it reads hold
  * them until it installs (nothing else replaces them), so starting costs
- * a copy of pointers, and installing one pass over the records (and the
- * old main's freeing another), in address order. */
+ * a copy of pointers, and installing one pass over the records, in
+ * address order (the old main's references move to the new one). */
 typedef struct main_build {
     hw_index *idx;
     doc_rec **docs;
@@ -1412,6 +1423,8 @@ typedef struct main_build {
     term_scratch ws;
     bump mem;
     segment *seg;
+    segment *old_main;       /* main when the build started (it holds until the install) */
+    uint64_t *dead_at_start; /* its dead bits then: the documents not in the build */
     double avgdl, t0;
     int rc;
     int installed;
@@ -1457,10 +1470,19 @@ static void bg_install(hw_index *idx, main_build *b)
     idx->ddf = (dead_df){0};
     idx->n_ddf_frozen = 0; /* the tables go with the next snapshot */
     /* one pass over main's records: its reference, global id, dead bit,
-     * and the terms main does not keep */
+     * and the terms main does not keep. The old main's references move to
+     * the new main (the old one releases only those of its documents dead
+     * when the build started, not in it): no pass over the old main's
+     * records when it is freed. */
+    uint32_t old_nm = b->old_main ? b->old_main->n_docs : 0;
+    if (b->old_main) {
+        b->old_main->unref_only = b->dead_at_start;
+        b->dead_at_start = NULL;
+    }
     for (size_t i = 0; i < k; i++) {
         doc_rec *r = b->docs[i];
-        r->refs++; /* the segment's reference (segment_build left it to us) */
+        if (!(r->docid >= 0 && (uint32_t)r->docid < old_nm))
+            r->refs++; /* from a frozen delta: the new main's own reference */
         r->docid = (int32_t)i;
         if (!r->live) {
             dead[i / 64] |= 1ull << (i % 64);
@@ -1565,6 +1587,7 @@ static void bg_reap(hw_index *idx, int wait)
     free(b->ws.tab);
     free(b->ws.text);
     free(b->docs);
+    free(b->dead_at_start);
     free(b);
     idx->bg = NULL;
     idx->bg_done = 0;
@@ -1603,6 +1626,20 @@ static int start_bg_build(hw_index *idx)
         g0 += segs[i]->n_docs;
     }
     assert(b->k == idx->map_live);
+    if (idx->main) {
+        size_t words = ((size_t)idx->main->n_docs + 63) / 64;
+        b->dead_at_start = malloc((words ? words : 1) * sizeof *b->dead_at_start);
+        if (!b->dead_at_start) {
+            hw_tokenizer_destroy(b->ws.tok);
+            free(b->docs);
+            free(b);
+            return HW_ENOMEM;
+        }
+        memcpy(b->dead_at_start, idx->dead, words * sizeof *b->dead_at_start);
+        if (idx->main->n_docs % 64) /* bits past main's documents are frozen deltas' */
+            b->dead_at_start[words - 1] &= (1ull << (idx->main->n_docs % 64)) - 1;
+        b->old_main = idx->main;
+    }
     idx->bg_frozen = idx->n_frozen;
     idx->bg_docid_end = g0;
     idx->bg = b;
@@ -1610,6 +1647,7 @@ static int start_bg_build(hw_index *idx)
     if (pthread_create(&idx->bg_thread, NULL, bg_run, b) != 0) {
         hw_tokenizer_destroy(b->ws.tok);
         free(b->docs);
+        free(b->dead_at_start);
         free(b);
         idx->bg = NULL;
         idx->bg_frozen = 0;
