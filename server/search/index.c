@@ -27,7 +27,9 @@
  * the __atomic builtins give the same ordering and are visible to it. The
  * grace period itself is modelled for TSan with a release at the end of
  * every read-side section and an acquire after each synchronize_rcu().
- * Only the writer ever frees, so reference counts need no atomics.
+ * Reference counts change only under the writer mutex, so they need no
+ * atomics; a background build frees, after it unlocks, only memory that
+ * nothing points to any more (the old main's arrays, its term lists).
  */
 #include "server/search/index.h"
 
