@@ -1499,7 +1499,8 @@ static void bg_install(hw_index *idx, main_build *b)
     }
     for (size_t i = 0; i < k; i++) {
         doc_rec *r = b->docs[i];
-        if (!(r->docid >= 0 && (uint32_t)r->docid < old_nm))
+        int from_main = r->docid >= 0 && (uint32_t)r->docid < old_nm;
+        if (!from_main)
             r->refs++; /* from a frozen delta: the new main's own reference */
         r->docid = (int32_t)i;
         if (!r->live) {
@@ -1508,8 +1509,12 @@ static void bg_install(hw_index *idx, main_build *b)
                 if (dead_df_add(&idx->ddf, r->terms->e[j].hash) != 0)
                     break;
         }
-        if (r->terms && r->terms->in_bump)
-            r->terms = NULL; /* freed with the build's bump */
+        /* without reading the terms (a second cache miss per document):
+         * a main document's were computed by the build, in its bump (main
+         * keeps none); a frozen delta's are its own */
+        assert(r->terms && r->terms->in_bump == from_main);
+        if (from_main)
+            r->terms = NULL;
         else
             rec_drop_terms(r);
     }
