@@ -200,7 +200,7 @@ int main(int argc, char **argv)
 {
     const char *articles_path = NULL, *queries_path = NULL, *label = "corpus";
     size_t k = 10;
-    int fts5 = 1, xapian = 1, exhaustive = 1, repeat = 1, updates = 2000;
+    int fts5 = 1, xapian = 1, exhaustive = 1, repeat = 1, updates = 2000, requery = 0;
     hw_index_options iopt = {0};
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--articles") && i + 1 < argc)
@@ -223,10 +223,17 @@ int main(int argc, char **argv)
             updates = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--compress-min") && i + 1 < argc)
             iopt.compress_min_bytes = (uint32_t)strtoul(argv[++i], NULL, 10); /* 4294967295: never */
+        else if (!strcmp(argv[i], "--requery"))
+            requery = 1;
+        else if (!strcmp(argv[i], "--delta-active") && i + 1 < argc)
+            iopt.delta_active_docs = (uint32_t)atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--delta-merge") && i + 1 < argc)
+            iopt.delta_merge_docs = (uint32_t)atoi(argv[++i]);
         else {
             fprintf(stderr,
                     "usage: %s --articles F --queries F [--k 10] [--repeat N] "
-                    "[--label NAME] [--no-fts5] [--no-xapian] [--no-exhaustive] [--updates N] [--compress-min BYTES]\n",
+                    "[--label NAME] [--no-fts5] [--no-xapian] [--no-exhaustive] [--updates N] [--requery]\n"
+                    "  [--delta-active N] [--delta-merge N] [--compress-min BYTES]\n",
                     argv[0]);
             return 2;
         }
@@ -419,6 +426,46 @@ int main(int argc, char **argv)
         }
         free(body);
         qsort(ulat, n_upd, sizeof *ulat, cmp_double);
+    }
+    hw_index_stats ustats;
+    hw_index_stats_get(idx, &ustats);
+
+    /* ---- Queries again after the updates (--requery): once the main
+     * build they started has installed (a quiet machine), the changes
+     * made meanwhile are still in deltas: searches read every segment. */
+    figures rq[2];
+    memset(rq, 0, sizeof rq);
+    double flush_ms = 0;
+    hw_index_stats rstats = {0};
+    if (requery && n_upd) {
+        double f0 = now_us();
+        hw_index_flush(idx);
+        flush_ms = (now_us() - f0) / 1e3;
+        hw_index_stats_get(idx, &rstats);
+        for (int m = 0; m < 2; m++) {
+            for (int r = 0; r <= repeat; r++) {
+                double total = 0;
+                for (size_t i = 0; i < nq; i++) {
+                    hw_search_query q = {qs[i].text, strlen(qs[i].text), (uint32_t)k, NULL, HW_DOC_ANY,
+                                         modes[m]};
+                    hw_search_result res;
+                    double a = now_us();
+                    int rc = hw_index_search(s, &q, arena, &res, &st);
+                    double b = now_us();
+                    lat[i] = b - a;
+                    total += b - a;
+                    rank[i] = 0;
+                    for (size_t h = 0; rc == 0 && h < res.n_hits; h++)
+                        if (!strcmp(res.hits[h].id, qs[i].expected)) {
+                            rank[i] = (int)h + 1;
+                            break;
+                        }
+                    hw_arena_reset(arena);
+                }
+                if (r == repeat)
+                    summarize(lat, nq, rank, k, total, &rq[m]);
+            }
+        }
     }
 
     /* ---- SQLite FTS5 ---- */
@@ -655,6 +702,21 @@ int main(int argc, char **argv)
                "max %.1f ms, mean %.2f ms; %zu main rebuilds; %zu of %zu checked updates not visible\n",
                n_upd, ulat[n_upd / 2] / 1e3, ulat[(size_t)((double)n_upd * 0.99)] / 1e3, ulat[n_upd - 1] / 1e3,
                upd_total / (double)n_upd / 1e3, rebuilds, invisible, (n_upd + 49) / 50);
+    if (n_upd)
+        printf("hw_index after the updates: %llu main docs, %llu delta docs in %llu delta segments\n",
+               (unsigned long long)ustats.main_docs, (unsigned long long)ustats.delta_docs,
+               (unsigned long long)ustats.delta_segments);
+    if (requery && n_upd) {
+        printf("hw_index requery after the build the updates started (flush waited %.0f ms; the install "
+               "held the writer %.1f ms): %llu main docs, %llu delta docs in %llu delta segments\n",
+               flush_ms, rstats.last_install_ms, (unsigned long long)rstats.main_docs,
+               (unsigned long long)rstats.delta_docs, (unsigned long long)rstats.delta_segments);
+        for (int m = 0; m < 2; m++)
+            printf("| requery %s | p50 %.0f µs | p99 %.0f µs | mean %.0f µs | QPS %.0f | MRR@10 %.3f | "
+                   "recall@10 %.3f |\n",
+                   m ? "+ snippets" : "no snippets", rq[m].p50_us, rq[m].p99_us, rq[m].mean_us, rq[m].qps,
+                   rq[m].mrr, rq[m].recall);
+    }
     free(ulat);
     if (xapian)
         printf("Xapian build: %.0f ms (+ %.0f ms hw_tokenize to prepare its input); glass database %.1f MiB\n",

@@ -12,9 +12,16 @@
  *   segments    immutable term dictionary + postings + skips + norms,
  *               built from a list of documents in two passes (count, then
  *               encode into exactly sized arrays: no per-term malloc).
- *   snapshots   main + delta + deleted bitset; published with a release
- *               store, reclaimed after urcu_memb_synchronize_rcu().
- *   search      MaxScore over per-segment term cursors, heap top-k.
+ *   snapshots   main + frozen deltas + the active delta + deleted bitset +
+ *               dead_df tables; published with a release store; segments
+ *               and frozen tables are shared by consecutive snapshots and
+ *               freed with the first snapshot replaced by one without them,
+ *               after urcu_memb_synchronize_rcu().
+ *   publishing  the active delta rebuilt, frozen when full, frozen deltas
+ *               merged by fours (see "Delta levels"); main rebuilt on a
+ *               background thread when the deltas are full.
+ *   search      MaxScore over one cursor per term chaining its lists in
+ *               every segment (doc-id order), heap top-k.
  *   snippets    best window of the body by distinct matched terms.
  *   answer      FAQ near-exact match, else confidence of the best hit.
  *
@@ -23,7 +30,9 @@
  * the __atomic builtins give the same ordering and are visible to it. The
  * grace period itself is modelled for TSan with a release at the end of
  * every read-side section and an acquire after each synchronize_rcu().
- * Only the writer ever frees, so reference counts need no atomics.
+ * Reference counts change only under the writer mutex, so they need no
+ * atomics; a background build frees, after it unlocks, only memory that
+ * nothing points to any more (the old main's arrays, its term lists).
  */
 #include "server/search/index.h"
 
@@ -114,10 +123,8 @@ typedef struct doc_rec {
     uint32_t n_pairs;
     /* writer-only */
     uint32_t refs;
-    int32_t main_docid; /* -1 when not in main */
+    int32_t docid; /* global id in main or a frozen delta; -1 in the active delta */
     uint8_t live;
-    uint8_t in_build; /* in the main a background build is making: its
-                         terms belong to the build thread until installed */
     size_t alloc_bytes;
     doc_terms *terms;
 } doc_rec;
@@ -144,7 +151,6 @@ typedef struct skip_entry {
 
 typedef struct segment {
     uint32_t n_docs;
-    uint32_t base; /* global id of local doc 0 */
     doc_rec **docs;
     float *norm; /* K = k1 * (1 - b + b * dl / avgdl) */
     uint32_t n_terms;
@@ -157,6 +163,14 @@ typedef struct segment {
     uint32_t n_skips;
     char *pool;
     size_t bytes;
+    /* writer-only: when set, the references of the documents were moved to
+     * the main that replaced this one, but for those of these bits (the
+     * documents dead when its build started), released by segment_free */
+    uint64_t *unref_only;
+    /* writer-only: segment_free releases the references but leaves the
+     * memory (and sets released) to the build thread, which frees it
+     * outside the writer mutex (hundreds of MB at 1M documents) */
+    uint8_t retire, released;
 } segment;
 
 /* Per term (by hash), how many dead main documents hold it: subtracted
@@ -173,12 +187,46 @@ typedef struct dead_df {
     dead_df_slot *slot;
 } dead_df;
 
+/* An immutable dead_df table as snapshots hold it. The writer's mutable
+ * table is copied into one at each publish; once it holds DDF_FREEZE
+ * terms that copy is frozen (shared by the next snapshots, never copied
+ * again) and the writer starts an empty table, so that a publish copies a
+ * bounded table however many documents died since main was built. Frozen
+ * tables of similar size are merged (DDF_LEVELS_MAX bounds their number). */
+typedef struct ddf_tab {
+    uint32_t mask, used;
+    dead_df_slot slot[];
+} ddf_tab;
+
+#define DDF_FREEZE 4096
+#define DDF_LEVELS_MAX 24
+
+/* Delta levels. Documents put since main was built are in delta segments:
+ * the active delta, rebuilt from the pending documents at every publish,
+ * and frozen deltas: once the active one holds delta_active_docs documents
+ * it is frozen as it was built (no copy) and the next change starts a new
+ * one. So a change costs a build of at most delta_active_docs documents,
+ * not of every document put since main was built. Frozen deltas of
+ * similar size are merged by the writer up to delta_merge_docs documents
+ * (a merge keeps dead documents and so every global doc id), the rest are
+ * folded into the next main build. FROZEN_MAX bounds their number: past
+ * it the active delta grows (the cost before levels). */
+#define FROZEN_MAX 48
+#define MERGE_FANIN 4
+#define SEGS_MAX (FROZEN_MAX + 2)
+
+/* Segments in doc-id order: main (when there is one), the frozen deltas
+ * oldest first, the active delta (when it holds documents). A global doc
+ * id d is local doc d - base[k] of seg[k]; base[n_segs] is the total. */
 typedef struct snapshot {
-    segment *main;  /* may be NULL */
-    segment *delta; /* may be NULL */
-    uint64_t *dead; /* bitset over main's docs; NULL = none dead */
-    dead_df_slot *dead_df; /* copy of the writer's table; NULL = none */
-    uint32_t dead_df_mask;
+    uint32_t n_segs;
+    segment *seg[SEGS_MAX];
+    uint32_t base[SEGS_MAX + 1];
+    uint32_t n_main;     /* documents in main (0: no main) */
+    uint32_t n_deadable; /* main + frozen documents: what dead covers */
+    uint64_t *dead;      /* bitset over main + frozen docs; NULL = none dead */
+    uint32_t n_ddf;
+    const ddf_tab *ddf[DDF_LEVELS_MAX + 1]; /* summed; frozen tables shared */
     uint32_t n_live;
     uint32_t n_locales;
 } snapshot;
@@ -207,18 +255,26 @@ struct hw_index {
     size_t map_cap, map_used, map_live;
     doc_rec **pending;
     size_t n_pending, cap_pending;
-    uint64_t *dead;
+    uint64_t *dead; /* over main + frozen docs */
     size_t dead_words;
-    dead_df ddf; /* dead main documents' terms (see dead_df) */
+    dead_df ddf;                         /* dead main and frozen documents' terms (see dead_df) */
+    ddf_tab *ddf_frozen[DDF_LEVELS_MAX]; /* shared with the current snapshot */
+    uint32_t n_ddf_frozen;
     struct main_build *bg; /* a background main build; NULL = none */
     pthread_t bg_thread;
     int bg_done; /* the build thread has installed (or failed) and may be joined */
+    uint32_t bg_frozen;    /* frozen deltas [0, bg_frozen) are in the running build */
+    uint32_t bg_docid_end; /* and the documents of global ids below this */
     segment *main;
+    segment *frozen[FROZEN_MAX]; /* frozen deltas, as in the current snapshot */
+    uint32_t n_frozen;
+    uint32_t frozen_docs; /* documents in them, dead ones included */
+    segment *active;      /* the current snapshot's active delta (pending) */
     double avgdl;
     char *locales[MAX_LOCALES]; /* append-only; entries immutable */
     uint32_t n_locales;
     uint64_t text_bytes, doc_bytes;
-    double last_main_build_ms, last_publish_ms;
+    double last_main_build_ms, last_publish_ms, last_install_ms;
     ZSTD_CCtx *cctx; /* compresses bodies; created at the first */
     char *zbuf;      /* its output */
     size_t zbuf_cap;
@@ -403,6 +459,57 @@ static uint32_t dead_df_get(const dead_df_slot *slot, uint32_t mask, uint64_t h)
         if (!slot[i].hash)
             return 0;
     }
+}
+
+/* Dead documents holding term h, summed over a snapshot's tables. */
+static uint32_t snap_dead_df(const snapshot *sn, uint64_t h)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < sn->n_ddf; i++)
+        n += dead_df_get(sn->ddf[i]->slot, sn->ddf[i]->mask, h);
+    return n;
+}
+
+/* An immutable copy of the writer's table; NULL when out of memory. */
+static ddf_tab *ddf_tab_copy(const dead_df *t)
+{
+    size_t slots = (size_t)t->mask + 1;
+    ddf_tab *c = malloc(sizeof *c + slots * sizeof c->slot[0]);
+    if (!c)
+        return NULL;
+    c->mask = t->mask;
+    c->used = t->used;
+    memcpy(c->slot, t->slot, slots * sizeof c->slot[0]);
+    return c;
+}
+
+/* A table holding the sums of a's and b's counts; NULL when out of memory. */
+static ddf_tab *ddf_tab_merge(const ddf_tab *a, const ddf_tab *b)
+{
+    uint32_t cap = 1024;
+    while (cap < 2 * (a->used + b->used))
+        cap *= 2;
+    ddf_tab *m = calloc(1, sizeof *m + (size_t)cap * sizeof m->slot[0]);
+    if (!m)
+        return NULL;
+    m->mask = cap - 1;
+    const ddf_tab *src[2] = {a, b};
+    for (int k = 0; k < 2; k++) {
+        for (uint32_t i = 0; i <= src[k]->mask; i++) {
+            const dead_df_slot *e = &src[k]->slot[i];
+            if (!e->hash)
+                continue;
+            uint32_t j = (uint32_t)e->hash & m->mask;
+            while (m->slot[j].hash && m->slot[j].hash != e->hash)
+                j = (j + 1) & m->mask;
+            if (!m->slot[j].hash) {
+                m->slot[j].hash = e->hash;
+                m->used++;
+            }
+            m->slot[j].n += e->n;
+        }
+    }
+    return m;
 }
 
 static int dead_df_add(dead_df *t, uint64_t h)
@@ -670,12 +777,9 @@ static int map_reserve(hw_index *idx)
 /* ---------------------------------------------------------------------- */
 /* Segment build                                                           */
 
-static void segment_free(segment *s)
+/* The memory of a segment whose references are released. */
+static void segment_free_memory(segment *s)
 {
-    if (!s)
-        return;
-    for (uint32_t i = 0; i < s->n_docs; i++)
-        rec_unref(s->docs[i]);
     free(s->docs);
     free(s->norm);
     free(s->terms);
@@ -684,6 +788,27 @@ static void segment_free(segment *s)
     free(s->skips);
     free(s->pool);
     free(s);
+}
+
+static void segment_free(segment *s)
+{
+    if (!s)
+        return;
+    if (s->unref_only) {
+        for (uint32_t w = 0; w < (s->n_docs + 63) / 64; w++)
+            for (uint64_t x = s->unref_only[w]; x; x &= x - 1)
+                rec_unref(s->docs[w * 64 + (uint32_t)__builtin_ctzll(x)]);
+        free(s->unref_only);
+        s->unref_only = NULL;
+    } else {
+        for (uint32_t i = 0; i < s->n_docs; i++)
+            rec_unref(s->docs[i]);
+    }
+    if (s->retire) {
+        s->released = 1;
+        return;
+    }
+    segment_free_memory(s);
 }
 
 static const term_info *segment_lookup(const segment *s, uint64_t h, const char *text, uint32_t len)
@@ -716,8 +841,8 @@ static inline uint32_t enc_tf(uint32_t tf_title, uint32_t tf_body, uint8_t **p)
 
 /* Builds a segment over docs[0..n) (each with terms computed), taking a
  * reference on each document. */
-static int segment_build(const hw_index *idx, doc_rec **docs, uint32_t n, uint32_t base, double avgdl,
-                         int take_refs, segment **out)
+static int segment_build(const hw_index *idx, doc_rec **docs, uint32_t n, double avgdl, int take_refs,
+                         segment **out)
 {
     const double k1 = idx->opt.k1, b = idx->opt.b, boost = idx->opt.title_boost / TITLE_UNITS;
     segment *s = calloc(1, sizeof *s);
@@ -729,7 +854,6 @@ static int segment_build(const hw_index *idx, doc_rec **docs, uint32_t n, uint32
     if (!s)
         return HW_ENOMEM;
     s->n_docs = 0; /* counts the references taken, for the error path */
-    s->base = base;
     s->docs = malloc((n ? n : 1) * sizeof *s->docs);
     s->norm = malloc((n ? n : 1) * sizeof *s->norm);
     if (!s->docs || !s->norm)
@@ -889,15 +1013,37 @@ out:
 /* ---------------------------------------------------------------------- */
 /* Publishing                                                              */
 
-static void snapshot_free(snapshot *sn, int free_main)
+/* Segments and dead_df tables are shared by consecutive snapshots: one
+ * belongs to the snapshots holding it, and is freed with the first one
+ * replaced by a snapshot without it (none is ever taken back). */
+static int snap_has_seg(const snapshot *sn, const segment *g)
+{
+    for (uint32_t k = 0; k < sn->n_segs; k++)
+        if (sn->seg[k] == g)
+            return 1;
+    return 0;
+}
+
+static int snap_has_ddf(const snapshot *sn, const ddf_tab *t)
+{
+    for (uint32_t k = 0; k < sn->n_ddf; k++)
+        if (sn->ddf[k] == t)
+            return 1;
+    return 0;
+}
+
+/* Frees sn and what of it keep (NULL: nothing) does not hold. */
+static void snapshot_free(snapshot *sn, const snapshot *keep)
 {
     if (!sn)
         return;
-    if (free_main)
-        segment_free(sn->main);
-    segment_free(sn->delta);
+    for (uint32_t k = 0; k < sn->n_segs; k++)
+        if (!keep || !snap_has_seg(keep, sn->seg[k]))
+            segment_free(sn->seg[k]);
+    for (uint32_t k = 0; k < sn->n_ddf; k++)
+        if (!keep || !snap_has_ddf(keep, sn->ddf[k]))
+            free((void *)sn->ddf[k]);
     free(sn->dead);
-    free(sn->dead_df);
     free(sn);
 }
 
@@ -909,8 +1055,57 @@ static void install(hw_index *idx, snapshot *sn)
     if (old) {
         urcu_memb_synchronize_rcu();
         TSAN_ACQUIRE(&idx->tsan_sync);
-        snapshot_free(old, old->main != sn->main);
+        snapshot_free(old, sn);
     }
+}
+
+/* A snapshot of the writer's state with these frozen deltas and dead_df
+ * tables (the writer's, or what a publish replaces them with) and active
+ * (NULL: none); the dead bitset is copied. NULL when out of memory. */
+static snapshot *snapshot_make(const hw_index *idx, segment *const *frozen, uint32_t nf, segment *active,
+                               ddf_tab *const *ddf, uint32_t nd)
+{
+    snapshot *sn = calloc(1, sizeof *sn);
+    if (!sn)
+        return NULL;
+    uint32_t n = 0, at = 0;
+    if (idx->main) {
+        sn->seg[n] = idx->main;
+        sn->base[n++] = 0;
+        at = idx->main->n_docs;
+    }
+    sn->n_main = at;
+    for (uint32_t i = 0; i < nf; i++) {
+        sn->seg[n] = frozen[i];
+        sn->base[n++] = at;
+        at += frozen[i]->n_docs;
+    }
+    sn->n_deadable = at;
+    if (active) {
+        sn->seg[n] = active;
+        sn->base[n++] = at;
+        at += active->n_docs;
+    }
+    sn->base[n] = at;
+    sn->n_segs = n;
+    size_t words = ((size_t)sn->n_deadable + 63) / 64;
+    assert(words <= idx->dead_words || words == 0);
+    int any_dead = 0;
+    for (size_t i = 0; i < words && !any_dead; i++)
+        any_dead = idx->dead[i] != 0;
+    if (any_dead) {
+        sn->dead = malloc(words * sizeof *sn->dead);
+        if (!sn->dead) {
+            free(sn);
+            return NULL;
+        }
+        memcpy(sn->dead, idx->dead, words * sizeof *sn->dead);
+    }
+    for (uint32_t i = 0; i < nd; i++)
+        sn->ddf[sn->n_ddf++] = ddf[i];
+    sn->n_live = (uint32_t)idx->map_live;
+    sn->n_locales = idx->n_locales;
+    return sn;
 }
 
 /* Terms of docs[0..n) that lack them, in the threads a main build uses:
@@ -1007,6 +1202,20 @@ static int compute_terms_parallel(const hw_index *idx, term_scratch *ws0, doc_re
 
 static void bg_reap(hw_index *idx, int wait);
 
+static int cmp_ptr(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t) * (void *const *)a, y = (uintptr_t) * (void *const *)b;
+    return (x > y) - (x < y);
+}
+
+/* A main's documents in address order: the passes over every document
+ * record that installing and freeing a main make (under the writer mutex)
+ * then walk memory forward instead of jumping at random. */
+static void sort_docs_by_address(doc_rec **docs, size_t n)
+{
+    qsort(docs, n, sizeof *docs, cmp_ptr);
+}
+
 static int rebuild_main(hw_index *idx, hw_status *st)
 {
     double t0 = now_ms();
@@ -1026,6 +1235,7 @@ static int rebuild_main(hw_index *idx, hw_status *st)
         if (r && r != TOMBSTONE)
             docs[k++] = r;
     }
+    sort_docs_by_address(docs, k);
     if ((rc = compute_terms_parallel(idx, idx->ws, docs, k, &terms_mem, st)) != 0)
         goto fail;
     for (size_t i = 0; i < k; i++)
@@ -1034,7 +1244,7 @@ static int rebuild_main(hw_index *idx, hw_status *st)
     double avgdl = k ? (double)total_len / (double)k : 1.0;
     if (avgdl <= 0)
         avgdl = 1.0;
-    if ((rc = segment_build(idx, docs, (uint32_t)k, 0, avgdl, 1, &seg)) != 0) {
+    if ((rc = segment_build(idx, docs, (uint32_t)k, avgdl, 1, &seg)) != 0) {
         hw_status_set(st, rc, "index: out of memory building main");
         goto fail;
     }
@@ -1044,19 +1254,27 @@ static int rebuild_main(hw_index *idx, hw_status *st)
         rc = hw_status_set(st, HW_ENOMEM, "index: out of memory building main");
         goto fail;
     }
-    sn->main = seg;
+    sn->seg[0] = seg;
+    sn->base[0] = 0;
+    sn->base[1] = (uint32_t)k;
+    sn->n_segs = 1;
+    sn->n_main = sn->n_deadable = (uint32_t)k;
     sn->n_live = (uint32_t)idx->map_live;
     sn->n_locales = idx->n_locales;
-    install(idx, sn);
+    install(idx, sn); /* frees the deltas and dead_df tables */
     free(idx->dead);
     idx->dead = dead;
     idx->dead_words = words;
     free(idx->ddf.slot);
     idx->ddf = (dead_df){0};
+    idx->n_ddf_frozen = 0;
     idx->main = seg;
+    idx->n_frozen = 0;
+    idx->frozen_docs = 0;
+    idx->active = NULL;
     idx->avgdl = avgdl;
     for (size_t i = 0; i < k; i++) {
-        docs[i]->main_docid = (int32_t)i;
+        docs[i]->docid = (int32_t)i;
         rec_drop_terms(docs[i]);
     }
     for (size_t i = 0; i < idx->n_pending; i++)
@@ -1085,6 +1303,7 @@ fail:
 
 static int publish_delta(hw_index *idx, hw_status *st);
 static int start_bg_build(hw_index *idx);
+static int freeze_active(hw_index *idx);
 
 static int publish(hw_index *idx, hw_status *st)
 {
@@ -1100,93 +1319,188 @@ static int publish(hw_index *idx, hw_status *st)
     }
     idx->n_pending = m;
     int rc;
-    int bg_started = 0;
-    if (m > idx->opt.delta_max_docs && idx->main && m <= idx->main->n_docs && !idx->bg) {
-        /* main is rebuilt in the background while these changes and the
-         * next ones are published in the (growing) delta; the pending
-         * documents' terms first: the build reads them and must find none
-         * left for it to compute */
-        for (size_t i = 0; i < m; i++) {
-            if (!idx->pending[i]->terms &&
-                (rc = rec_compute_terms(idx, idx->ws, idx->pending[i], NULL, st)) != 0) {
-                idx->last_publish_ms = now_ms() - t0;
-                return rc;
-            }
-        }
-        bg_started = start_bg_build(idx) == 0;
-    }
-    if ((m > 0 && !idx->main) || (m > idx->opt.delta_max_docs && !idx->bg && !bg_started)) {
-        /* the first main, more new documents than main holds, or a
-         * thread that could not start: rebuilt here */
+    if ((m > 0 && !idx->main) ||
+        (idx->main && idx->frozen_docs + m > idx->opt.delta_max_docs && !idx->bg && m > idx->main->n_docs)) {
+        /* the first main, or more new documents than main holds: built here */
         rc = rebuild_main(idx, st);
         idx->last_publish_ms = now_ms() - t0;
         return rc;
     }
     rc = publish_delta(idx, st);
+    if (rc == 0 && idx->main && !idx->bg && idx->frozen_docs + idx->n_pending > idx->opt.delta_max_docs) {
+        /* main is rebuilt in the background from every live document
+         * while the next changes are published in new deltas. The active
+         * delta is frozen first, so that each delta is wholly in the build
+         * (dropped when it installs) or wholly out of it (kept). A build
+         * that cannot start (a thread, memory, no room for one more
+         * frozen delta) is done here. */
+        if ((idx->n_pending > 0 && freeze_active(idx) != 0) || start_bg_build(idx) != 0)
+            rc = rebuild_main(idx, st);
+    }
     idx->last_publish_ms = now_ms() - t0;
     return rc;
 }
 
-/* Publishes main (as is), the pending documents as the delta, the deleted
- * bitset and counts. */
+/* Freezes the active delta (the current snapshot's, built from exactly
+ * the pending documents) as the newest frozen delta: its documents get
+ * their global ids and leave pending. The current snapshot stays right as
+ * it is (the same segments in the same order). Returns 0, or HW_ENOMEM
+ * (no room for one more: nothing changes). */
+static int freeze_active(hw_index *idx)
+{
+    segment *a = idx->active;
+    if (!a || idx->n_frozen >= FROZEN_MAX)
+        return HW_ENOMEM;
+    assert(a->n_docs == idx->n_pending);
+    uint32_t base = (idx->main ? idx->main->n_docs : 0) + idx->frozen_docs;
+    size_t words = ((size_t)base + a->n_docs + 63) / 64;
+    if (words > idx->dead_words) {
+        size_t cap = words + words / 4 + 16;
+        uint64_t *d = realloc(idx->dead, cap * sizeof *d);
+        if (!d)
+            return HW_ENOMEM;
+        memset(d + idx->dead_words, 0, (cap - idx->dead_words) * sizeof *d);
+        idx->dead = d;
+        idx->dead_words = cap;
+    }
+    for (uint32_t i = 0; i < a->n_docs; i++) {
+        assert(a->docs[i] == idx->pending[i] && idx->pending[i]->live);
+        idx->pending[i]->docid = (int32_t)(base + i);
+        rec_unref(idx->pending[i]); /* pending's reference; the segment has its own */
+    }
+    idx->n_pending = 0;
+    idx->frozen[idx->n_frozen++] = a;
+    idx->frozen_docs += a->n_docs;
+    idx->active = NULL;
+    return 0;
+}
+
+/* Where a merge of the newest frozen deltas starts: MERGE_FANIN deltas
+ * of one size class (the largest at most twice the smallest) at the end
+ * of the list, together at most delta_merge_docs documents, none of them
+ * held by a running main build. Returns the first one's index, or
+ * n_frozen when there is nothing to merge. */
+static uint32_t merge_start(const hw_index *idx)
+{
+    uint32_t lo = idx->bg_frozen, n = idx->n_frozen;
+    if (n < lo + MERGE_FANIN)
+        return n;
+    uint32_t from = n - MERGE_FANIN, lo_docs = UINT32_MAX, hi_docs = 0;
+    uint64_t total = 0;
+    for (uint32_t i = from; i < n; i++) {
+        uint32_t d = idx->frozen[i]->n_docs;
+        lo_docs = d < lo_docs ? d : lo_docs;
+        hi_docs = d > hi_docs ? d : hi_docs;
+        total += d;
+    }
+    if (hi_docs > 2 * (uint64_t)lo_docs || total > idx->opt.delta_merge_docs)
+        return n;
+    return from;
+}
+
+/* Merges frozen[from..n_frozen) into one segment over the same documents
+ * in the same order (dead ones too: every global id, dead bit and dead_df
+ * count stays right). Their documents still hold their terms (only main
+ * drops them). */
+static int merge_frozen(const hw_index *idx, uint32_t from, segment **out)
+{
+    uint32_t n = 0;
+    for (uint32_t i = from; i < idx->n_frozen; i++)
+        n += idx->frozen[i]->n_docs;
+    doc_rec **docs = malloc((n ? n : 1) * sizeof *docs);
+    if (!docs)
+        return HW_ENOMEM;
+    n = 0;
+    for (uint32_t i = from; i < idx->n_frozen; i++) {
+        const segment *g = idx->frozen[i];
+        memcpy(docs + n, g->docs, g->n_docs * sizeof *docs);
+        n += g->n_docs;
+    }
+    int rc = segment_build(idx, docs, n, idx->main ? idx->avgdl : 1.0, 1, out);
+    free(docs);
+    return rc;
+}
+
+/* Publishes main (as is), the frozen deltas (the newest merged when
+ * merge_start says so), the pending documents as the active delta, the
+ * deleted bitset, the dead_df tables (a copy of the writer's, the frozen
+ * ones shared) and counts; then freezes the active delta when it holds
+ * delta_active_docs documents, and the copy of the dead_df table when it
+ * holds DDF_FREEZE terms. What one publish builds is bounded: the active
+ * delta, at most one merge of delta_merge_docs documents, a dead_df table
+ * of DDF_FREEZE terms (or one merge of two tables). */
 static int publish_delta(hw_index *idx, hw_status *st)
 {
     size_t m = idx->n_pending;
-    int rc;
-    snapshot *sn = calloc(1, sizeof *sn);
-    if (!sn)
-        return hw_status_set(st, HW_ENOMEM, "index: out of memory publishing");
-    sn->main = idx->main;
-    sn->n_live = (uint32_t)idx->map_live;
-    sn->n_locales = idx->n_locales;
-    uint32_t base = idx->main ? idx->main->n_docs : 0;
+    int rc = HW_ENOMEM;
+    segment *frozen[FROZEN_MAX], *merged = NULL, *active = NULL;
+    ddf_tab *ddf[DDF_LEVELS_MAX + 1], *dmerged = NULL, *dcur = NULL;
+    uint32_t nf = idx->n_frozen, nd = idx->n_ddf_frozen;
+    snapshot *sn = NULL;
+    memcpy(frozen, idx->frozen, nf * sizeof *frozen);
+    memcpy(ddf, idx->ddf_frozen, nd * sizeof *ddf);
     for (size_t i = 0; i < m; i++) {
-        if (!idx->pending[i]->terms && (rc = rec_compute_terms(idx, idx->ws, idx->pending[i], NULL, st)) != 0) {
-            free(sn);
+        if (!idx->pending[i]->terms && (rc = rec_compute_terms(idx, idx->ws, idx->pending[i], NULL, st)) != 0)
             return rc;
-        }
     }
-    if (m > 0) {
-        double avgdl = idx->main ? idx->avgdl : 1.0;
-        if ((rc = segment_build(idx, idx->pending, (uint32_t)m, base, avgdl, 1, &sn->delta)) != 0) {
-            free(sn);
-            return hw_status_set(st, rc, "index: out of memory building delta");
-        }
+    uint32_t from = merge_start(idx);
+    if (from < nf) {
+        if (merge_frozen(idx, from, &merged) != 0)
+            goto nomem;
+        frozen[from] = merged;
+        nf = from + 1;
     }
-    int any_dead = 0;
-    for (size_t i = 0; i < idx->dead_words && !any_dead; i++)
-        any_dead = idx->dead[i] != 0;
-    if (any_dead) {
-        sn->dead = malloc(idx->dead_words * sizeof *sn->dead);
-        if (!sn->dead) {
-            snapshot_free(sn, 0);
-            return hw_status_set(st, HW_ENOMEM, "index: out of memory publishing");
-        }
-        memcpy(sn->dead, idx->dead, idx->dead_words * sizeof *sn->dead);
-        if (idx->ddf.used) {
-            sn->dead_df = malloc(((size_t)idx->ddf.mask + 1) * sizeof *sn->dead_df);
-            if (!sn->dead_df) {
-                snapshot_free(sn, 0);
-                return hw_status_set(st, HW_ENOMEM, "index: out of memory publishing");
-            }
-            memcpy(sn->dead_df, idx->ddf.slot, ((size_t)idx->ddf.mask + 1) * sizeof *sn->dead_df);
-            sn->dead_df_mask = idx->ddf.mask;
-        }
+    if (m > 0 && segment_build(idx, idx->pending, (uint32_t)m, idx->main ? idx->avgdl : 1.0, 1, &active) != 0)
+        goto nomem;
+    if (nd >= 2 && (nd == DDF_LEVELS_MAX || ddf[nd - 2]->used <= 2 * ddf[nd - 1]->used)) {
+        if (!(dmerged = ddf_tab_merge(ddf[nd - 2], ddf[nd - 1])))
+            goto nomem;
+        ddf[nd - 2] = dmerged;
+        nd--;
     }
+    if (idx->ddf.used && !(dcur = ddf_tab_copy(&idx->ddf)))
+        goto nomem;
+    if (dcur)
+        ddf[nd] = dcur;
+    if (!(sn = snapshot_make(idx, frozen, nf, active, ddf, nd + (dcur != NULL))))
+        goto nomem;
     install(idx, sn);
+    memcpy(idx->frozen, frozen, nf * sizeof *frozen);
+    idx->n_frozen = nf;
+    memcpy(idx->ddf_frozen, ddf, nd * sizeof *ddf);
+    idx->n_ddf_frozen = nd;
+    idx->active = active;
+    if (dcur && idx->ddf.used >= DDF_FREEZE && nd < DDF_LEVELS_MAX) {
+        idx->ddf_frozen[idx->n_ddf_frozen++] = dcur;
+        free(idx->ddf.slot);
+        idx->ddf = (dead_df){0};
+    }
+    if (m >= idx->opt.delta_active_docs)
+        (void)freeze_active(idx); /* no room: the active delta grows */
     return 0;
+nomem:
+    segment_free(merged);
+    segment_free(active);
+    free(dmerged);
+    free(dcur);
+    return hw_status_set(st, HW_ENOMEM, "index: out of memory publishing");
 }
 
 /* ---------------------------------------------------------------------- */
 /* Background main builds                                                  */
 
 /* A main rebuild that a single change triggers runs on its own thread:
- * it takes the live documents (and a reference on each) under the writer
- * lock, then computes their terms and builds the segment without it, while
- * changes go on being published in the delta; then, under the lock again,
- * it installs the new main: documents deleted or replaced meanwhile are
- * dead in it, documents put meanwhile stay in the delta. So a change is
- * visible in the time of a delta build, not of a main build. */
+ * it takes the live documents under the writer lock (from main and the
+ * frozen deltas, the active one frozen first), then computes their terms
+ * and builds the segment without it, while changes go on being published
+ * in new deltas; then, under the lock again, it installs the new main:
+ * documents deleted or replaced meanwhile are dead in it, the deltas
+ * frozen meanwhile stay. So a change is visible in the time of a delta
+ * build, not of a main build. The build takes no reference on its
+ * documents and marks none: main and the frozen deltas it reads hold
+ * them until it installs (nothing else replaces them), so starting costs
+ * a copy of pointers, and installing one pass over the records, in
+ * address order (the old main's references move to the new one). */
 typedef struct main_build {
     hw_index *idx;
     doc_rec **docs;
@@ -1194,25 +1508,42 @@ typedef struct main_build {
     term_scratch ws;
     bump mem;
     segment *seg;
+    segment *old_main;       /* main when the build started (it holds until the install) */
+    uint64_t *dead_at_start; /* its dead bits then: the documents not in the build */
     double avgdl, t0;
     int rc;
+    int installed;
 } main_build;
 
+/* Under the writer lock, when the build did not install: the terms it
+ * computed (in its bump) leave the documents. */
 static void bg_release(main_build *b)
 {
+    if (b->installed)
+        return;
     for (size_t i = 0; i < b->k; i++) {
         doc_rec *r = b->docs[i];
-        r->in_build = 0;
         if (r->terms && r->terms->in_bump)
             r->terms = NULL;
-        rec_unref(r);
     }
 }
 
-/* Under the writer lock: the built main replaces the old one. */
+/* Whether live document r is in the running main build, whose thread
+ * writes the terms of the main documents (r->terms is then not to read). */
+static int in_build(const hw_index *idx, const doc_rec *r)
+{
+    return idx->bg && !idx->bg_done && r->docid >= 0 && (uint32_t)r->docid < idx->bg_docid_end;
+}
+
+/* Under the writer lock: the built main replaces the old one and the
+ * frozen deltas it holds; the deltas frozen since it started stay, after
+ * it (their documents' global ids shift). */
 static void bg_install(hw_index *idx, main_build *b)
 {
-    size_t k = b->k, words = (k + 63) / 64;
+    size_t k = b->k, kept_docs = 0;
+    for (uint32_t i = idx->bg_frozen; i < idx->n_frozen; i++)
+        kept_docs += idx->frozen[i]->n_docs;
+    size_t words = (k + kept_docs + 63) / 64;
     uint64_t *dead = calloc(words ? words : 1, sizeof *dead);
     if (!dead) {
         b->seg->n_docs = 0; /* it took no references */
@@ -1222,36 +1553,79 @@ static void bg_install(hw_index *idx, main_build *b)
     }
     free(idx->ddf.slot);
     idx->ddf = (dead_df){0};
+    idx->n_ddf_frozen = 0; /* the tables go with the next snapshot */
+    /* one pass over main's records: its reference, global id, dead bit,
+     * and the terms main does not keep. The old main's references move to
+     * the new main (the old one releases only those of its documents dead
+     * when the build started, not in it): no pass over the old main's
+     * records when it is freed. */
+    uint32_t old_nm = b->old_main ? b->old_main->n_docs : 0;
+    if (b->old_main) {
+        b->old_main->unref_only = b->dead_at_start;
+        b->dead_at_start = NULL;
+        b->old_main->retire = 1; /* its memory: see bg_run */
+    }
     for (size_t i = 0; i < k; i++) {
         doc_rec *r = b->docs[i];
-        r->refs++; /* the segment's reference (segment_build left it to us) */
-        r->main_docid = (int32_t)i;
+        int from_main = r->docid >= 0 && (uint32_t)r->docid < old_nm;
+        if (!from_main)
+            r->refs++; /* from a frozen delta: the new main's own reference */
+        r->docid = (int32_t)i;
         if (!r->live) {
             dead[i / 64] |= 1ull << (i % 64);
             for (uint32_t j = 0; j < r->terms->n; j++)
                 if (dead_df_add(&idx->ddf, r->terms->e[j].hash) != 0)
                     break;
         }
+        /* without reading the terms (a second cache miss per document):
+         * a main document's were computed by the build, in its bump (main
+         * keeps none); a frozen delta's are its own */
+        assert(r->terms && r->terms->in_bump == from_main);
+        if (from_main)
+            r->terms = NULL;
+        else
+            rec_drop_terms(r);
     }
-    /* pending documents the build holds leave the delta */
+    b->installed = 1;
+    /* the kept frozen deltas: documents put since the build started, with
+     * their terms (not in main) */
+    uint32_t nf = 0;
+    size_t base = k;
+    for (uint32_t i = idx->bg_frozen; i < idx->n_frozen; i++) {
+        segment *g = idx->frozen[i];
+        for (uint32_t j = 0; j < g->n_docs; j++) {
+            doc_rec *r = g->docs[j];
+            r->docid = (int32_t)(base + j);
+            if (!r->live) {
+                dead[(base + j) / 64] |= 1ull << ((base + j) % 64);
+                for (uint32_t t = 0; t < r->terms->n; t++)
+                    if (dead_df_add(&idx->ddf, r->terms->e[t].hash) != 0)
+                        break;
+            }
+        }
+        base += g->n_docs;
+        idx->frozen[nf++] = g;
+    }
+    idx->n_frozen = nf;
+    idx->frozen_docs = (uint32_t)kept_docs;
+    idx->bg_frozen = 0;
+    idx->bg_docid_end = 0;
+    /* pending: documents put since the build started (the active delta
+     * was frozen when it started) */
     size_t m = 0;
     for (size_t i = 0; i < idx->n_pending; i++) {
         doc_rec *r = idx->pending[i];
-        if (r->in_build || !r->live)
+        if (!r->live)
             rec_unref(r);
         else
             idx->pending[m++] = r;
     }
     idx->n_pending = m;
-    for (size_t i = 0; i < k; i++) {
-        doc_rec *r = b->docs[i];
-        if (r->terms && !r->terms->in_bump)
-            rec_drop_terms(r);
-    }
     free(idx->dead);
     idx->dead = dead;
-    idx->dead_words = words;
+    idx->dead_words = words ? words : 1;
     idx->main = b->seg;
+    idx->active = NULL; /* publish_delta builds it again */
     idx->avgdl = b->avgdl;
     b->seg = NULL;
     hw_status st;
@@ -1267,6 +1641,7 @@ static void *bg_run(void *arg)
     hw_index *idx = b->idx;
     hw_status st;
     pthread_setname_np(pthread_self(), "hw-index-build");
+    sort_docs_by_address(b->docs, b->k);
     b->rc = compute_terms_parallel(idx, &b->ws, b->docs, b->k, &b->mem, &st);
     uint64_t total_len = 0;
     for (size_t i = 0; b->rc == 0 && i < b->k; i++)
@@ -1274,11 +1649,26 @@ static void *bg_run(void *arg)
                      b->docs[i]->terms->body_len;
     b->avgdl = b->k && total_len ? (double)total_len / (double)b->k : 1.0;
     if (b->rc == 0)
-        b->rc = segment_build(idx, b->docs, (uint32_t)b->k, 0, b->avgdl, 0, &b->seg);
+        b->rc = segment_build(idx, b->docs, (uint32_t)b->k, b->avgdl, 0, &b->seg);
     pthread_mutex_lock(&idx->wlock);
+    double t_lock = now_ms();
     if (b->rc == 0)
         bg_install(idx, b);
+    idx->bg_frozen = 0; /* installed, or the deltas stay as they are */
+    idx->bg_docid_end = 0;
     bg_release(b);
+    segment *old = b->old_main && b->old_main->released ? b->old_main : NULL;
+    if (b->old_main && !old)
+        b->old_main->retire = 0; /* still published (out of memory): freed as usual */
+    idx->last_install_ms = now_ms() - t_lock;
+    pthread_mutex_unlock(&idx->wlock);
+    /* what only this thread holds now, freed without the writer mutex:
+     * the old main's memory and the documents' terms (every pointer to
+     * them was cleared under the mutex) */
+    if (old)
+        segment_free_memory(old);
+    bump_free(&b->mem);
+    pthread_mutex_lock(&idx->wlock);
     idx->bg_done = 1;
     pthread_mutex_unlock(&idx->wlock);
     return NULL;
@@ -1297,6 +1687,7 @@ static void bg_reap(hw_index *idx, int wait)
     hw_tokenizer_destroy(b->ws.tok);
     ws_release(&b->ws);
     free(b->docs);
+    free(b->dead_at_start);
     free(b);
     idx->bg = NULL;
     idx->bg_done = 0;
@@ -1317,22 +1708,50 @@ static int start_bg_build(hw_index *idx)
         free(b);
         return HW_ENOMEM;
     }
-    for (size_t i = 0; i < idx->map_cap; i++) {
-        doc_rec *r = idx->map[i].rec;
-        if (r && r != TOMBSTONE) {
-            r->refs++;
-            r->in_build = 1;
-            b->docs[b->k++] = r;
+    /* the live documents: main's and the frozen deltas' without a dead
+     * bit (the caller froze the active delta) */
+    assert(idx->n_pending == 0);
+    const segment *segs[FROZEN_MAX + 1];
+    uint32_t n_segs = 0, g0 = 0;
+    if (idx->main)
+        segs[n_segs++] = idx->main;
+    for (uint32_t i = 0; i < idx->n_frozen; i++)
+        segs[n_segs++] = idx->frozen[i];
+    for (uint32_t i = 0; i < n_segs; i++) {
+        for (uint32_t j = 0; j < segs[i]->n_docs; j++) {
+            uint32_t d = g0 + j;
+            if (!(idx->dead[d / 64] >> (d % 64) & 1))
+                b->docs[b->k++] = segs[i]->docs[j];
         }
+        g0 += segs[i]->n_docs;
     }
+    assert(b->k == idx->map_live);
+    if (idx->main) {
+        size_t words = ((size_t)idx->main->n_docs + 63) / 64;
+        b->dead_at_start = malloc((words ? words : 1) * sizeof *b->dead_at_start);
+        if (!b->dead_at_start) {
+            hw_tokenizer_destroy(b->ws.tok);
+            free(b->docs);
+            free(b);
+            return HW_ENOMEM;
+        }
+        memcpy(b->dead_at_start, idx->dead, words * sizeof *b->dead_at_start);
+        if (idx->main->n_docs % 64) /* bits past main's documents are frozen deltas' */
+            b->dead_at_start[words - 1] &= (1ull << (idx->main->n_docs % 64)) - 1;
+        b->old_main = idx->main;
+    }
+    idx->bg_frozen = idx->n_frozen;
+    idx->bg_docid_end = g0;
     idx->bg = b;
     idx->bg_done = 0;
     if (pthread_create(&idx->bg_thread, NULL, bg_run, b) != 0) {
-        bg_release(b);
         hw_tokenizer_destroy(b->ws.tok);
         free(b->docs);
+        free(b->dead_at_start);
         free(b);
         idx->bg = NULL;
+        idx->bg_frozen = 0;
+        idx->bg_docid_end = 0;
         return HW_ENOMEM;
     }
     return 0;
@@ -1353,6 +1772,10 @@ int hw_index_create(hw_index **out, const hw_index_options *opts, hw_status *st)
         o.b = 0.75;
     if (o.delta_max_docs == 0)
         o.delta_max_docs = 1024;
+    if (o.delta_active_docs == 0)
+        o.delta_active_docs = 256;
+    if (o.delta_merge_docs == 0)
+        o.delta_merge_docs = MERGE_FANIN * o.delta_active_docs;
     if (o.answer_threshold == 0)
         o.answer_threshold = 0.88;
     if (o.faq_near_similarity == 0)
@@ -1398,7 +1821,7 @@ void hw_index_destroy(hw_index *idx)
         return;
     bg_reap(idx, 1);
     if (idx->current)
-        snapshot_free(idx->current, 1);
+        snapshot_free(idx->current, NULL); /* main, deltas, dead_df tables */
     for (size_t i = 0; i < idx->n_pending; i++)
         rec_unref(idx->pending[i]);
     for (size_t i = 0; i < idx->map_cap; i++)
@@ -1431,14 +1854,15 @@ void hw_index_reader_unregister(void)
     urcu_memb_unregister_thread();
 }
 
-/* Marks main document r dead and counts its terms in idx->ddf. Its terms
- * are computed again (main dropped them; a tokenization of one document).
+/* Marks document r of main or a frozen delta dead and counts its terms in
+ * idx->ddf. A main document's terms are computed again (main dropped
+ * them; a tokenization of one document); a frozen delta's still has them.
  * Out of memory leaves the statistics counting it, as before this
  * existed; the document is dead either way. */
 static void mark_dead(hw_index *idx, doc_rec *r)
 {
-    idx->dead[r->main_docid / 64] |= 1ull << (r->main_docid % 64);
-    const doc_terms *dt = r->in_build ? NULL : r->terms;
+    idx->dead[r->docid / 64] |= 1ull << (r->docid % 64);
+    const doc_terms *dt = in_build(idx, r) ? NULL : r->terms;
     doc_rec tmp = {0}; /* the fields rec_compute_terms reads, so that a build
                           thread writing r->terms is not raced */
     if (!dt) {
@@ -1633,7 +2057,7 @@ static int rec_create(hw_index *idx, const hw_doc *doc, int locale_id, doc_rec *
     r->locale_id = (uint8_t)locale_id;
     r->locale = idx->locales[locale_id];
     r->text_bytes = (uint32_t)(tl + bl + alt_bytes);
-    r->main_docid = -1;
+    r->docid = -1;
     r->refs = 1;
     r->alloc_bytes = bytes;
     /* in a batch the terms are computed at commit, in bulk */
@@ -1709,7 +2133,7 @@ int hw_index_put(hw_index *idx, const hw_doc *doc, hw_status *st)
     if (slot) {
         doc_rec *old = slot->rec;
         old->live = 0;
-        if (old->main_docid >= 0)
+        if (old->docid >= 0)
             mark_dead(idx, old);
         idx->text_bytes -= old->text_bytes;
         idx->doc_bytes -= old->alloc_bytes;
@@ -1752,7 +2176,7 @@ int hw_index_delete(hw_index *idx, hw_doc_kind kind, const char *id, hw_status *
     }
     doc_rec *old = slot->rec;
     old->live = 0;
-    if (old->main_docid >= 0)
+    if (old->docid >= 0)
         mark_dead(idx, old);
     idx->text_bytes -= old->text_bytes;
     idx->doc_bytes -= old->alloc_bytes;
@@ -1806,30 +2230,45 @@ void hw_index_stats_get(hw_index *idx, hw_index_stats *o)
     pthread_mutex_lock(&idx->wlock);
     snapshot *sn = idx->current;
     o->docs = idx->map_live;
-    o->main_docs = sn->main ? sn->main->n_docs : 0;
-    o->delta_docs = sn->delta ? sn->delta->n_docs : 0;
-    o->terms = (sn->main ? sn->main->n_terms : 0) + (sn->delta ? sn->delta->n_terms : 0);
-    o->postings_bytes = (sn->main ? sn->main->post_bytes + sn->main->n_skips * sizeof(skip_entry) : 0) +
-                        (sn->delta ? sn->delta->post_bytes + sn->delta->n_skips * sizeof(skip_entry) : 0);
-    uint64_t terms_cache = 0;
-    for (size_t i = 0; i < idx->n_pending; i++)
-        if (idx->pending[i]->terms)
-            terms_cache += idx->pending[i]->terms->bytes;
+    o->main_docs = sn->n_main;
+    o->delta_docs = sn->base[sn->n_segs] - sn->n_main;
+    o->delta_segments = sn->n_segs - (sn->n_segs && sn->seg[0] == idx->main ? 1 : 0);
+    uint64_t seg_bytes = 0, terms_cache = 0;
+    for (uint32_t k = 0; k < sn->n_segs; k++) {
+        const segment *g = sn->seg[k];
+        o->terms += g->n_terms;
+        o->postings_bytes += g->post_bytes + g->n_skips * sizeof(skip_entry);
+        seg_bytes += g->bytes;
+        for (uint32_t d = 0; g != idx->main && d < g->n_docs; d++) /* deltas' documents keep their terms */
+            if (g->docs[d]->terms && !g->docs[d]->terms->in_bump)
+                terms_cache += g->docs[d]->terms->bytes;
+    }
+    for (uint32_t k = 0; k < sn->n_ddf; k++)
+        seg_bytes += sizeof *sn->ddf[k] + ((size_t)sn->ddf[k]->mask + 1) * sizeof(dead_df_slot);
     o->index_bytes = sizeof *idx + idx->doc_bytes + terms_cache + idx->map_cap * sizeof(map_slot) +
-                     idx->cap_pending * sizeof(doc_rec *) + idx->dead_words * 8 +
-                     (sn->main ? sn->main->bytes : 0) + (sn->delta ? sn->delta->bytes : 0);
+                     idx->cap_pending * sizeof(doc_rec *) + idx->dead_words * 8 + seg_bytes;
     o->text_bytes = idx->text_bytes;
     o->last_main_build_ms = idx->last_main_build_ms;
     o->last_publish_ms = idx->last_publish_ms;
+    o->last_install_ms = idx->last_install_ms;
     pthread_mutex_unlock(&idx->wlock);
 }
 
 /* ---------------------------------------------------------------------- */
 /* Searching                                                               */
 
+/* A term's postings over every segment of a snapshot, in global doc-id
+ * order: the segments hold consecutive id ranges, so the term's lists,
+ * one after the other, are one list (one cursor per term however many
+ * deltas there are). */
 typedef struct cursor {
+    const snapshot *sn;
+    const term_info *const *tis; /* per segment; NULL: not in it */
+    uint32_t segi;               /* the segment read now */
+    uint32_t base, seg_end;      /* its global id range */
     const segment *seg;
     const term_info *ti;
+    uint64_t df; /* postings over every segment */
     const uint8_t *p, *start, *end;
     const skip_entry *skips;
     uint32_t n_blocks, blk;
@@ -1851,7 +2290,7 @@ typedef struct qterm {
     double w;     /* query weight: 1 for the query's own terms; a synonym's
                      tokens share the weight of the term they stand for */
     uint8_t orig; /* one of the query's own terms (not a synonym's) */
-    const term_info *ti[2]; /* main, delta */
+    uint32_t ti_at; /* its term_info per segment: searcher qti[ti_at..+n_segs) */
 } qterm;
 
 /* A synonym set applied to the query: the query's tokens [pos, pos + n)
@@ -1874,6 +2313,8 @@ struct hw_searcher {
     hw_tokenizer *tok;
     qterm *q;
     size_t n_q, cap_q;
+    const term_info **qti; /* per query term and segment (qterm.ti_at) */
+    size_t n_qti, cap_qti;
     uint64_t *qhash; /* sorted hashes of all query terms (known or not) */
     size_t n_qhash, cap_qhash;
     cursor *cur;
@@ -1949,6 +2390,7 @@ void hw_searcher_destroy(hw_searcher *s)
         return;
     hw_tokenizer_destroy(s->tok);
     free(s->q);
+    free(s->qti);
     free(s->qhash);
     free(s->bcum);
     free(s->cur);
@@ -1983,13 +2425,46 @@ static inline void cur_decode(cursor *c)
         c->p = varint_get(c->p, &extra);
         c->tf_title += extra;
     }
-    c->doc = c->seg->base + c->prev1 - 1;
+    c->doc = c->base + c->prev1 - 1;
+}
+
+/* Positions c on the first posting of segment k's list. */
+static void cur_load(cursor *c, uint32_t k)
+{
+    const segment *seg = c->sn->seg[k];
+    const term_info *ti = c->tis[k];
+    c->segi = k;
+    c->seg = seg;
+    c->ti = ti;
+    c->base = c->sn->base[k];
+    c->seg_end = c->sn->base[k + 1];
+    c->start = c->p = seg->post + ti->post_off;
+    c->end = c->start + ti->post_len;
+    c->n_blocks = ti->df > BLOCK ? (ti->df + BLOCK - 1) / BLOCK : 0;
+    c->skips = seg->skips + ti->skip_off;
+    c->blk = 0;
+    c->sblk = 0;
+    c->prev1 = 0;
+    cur_decode(c);
+}
+
+/* Past the end of a segment's list: the next segment holding the term, or
+ * DOC_NONE. The first segment whose range ends after target (0: any). */
+static void cur_next_seg(cursor *c, uint32_t target)
+{
+    for (uint32_t k = c->segi + 1; k < c->sn->n_segs; k++) {
+        if (c->tis[k] && c->sn->base[k + 1] > target) {
+            cur_load(c, k);
+            return;
+        }
+    }
+    c->doc = DOC_NONE;
 }
 
 static inline void cur_next(cursor *c)
 {
     if (c->p >= c->end) {
-        c->doc = DOC_NONE;
+        cur_next_seg(c, 0);
         return;
     }
     if (c->n_blocks && (uint32_t)(c->p - c->start) == c->skips[c->blk].end_off)
@@ -2002,13 +2477,18 @@ static inline void cur_advance(cursor *c, uint32_t target)
 {
     if (c->doc >= target)
         return;
-    uint32_t local = target - c->seg->base;
+    if (target >= c->seg_end) { /* in a later segment */
+        cur_next_seg(c, target);
+        if (c->doc >= target)
+            return;
+    }
+    uint32_t local = target - c->base;
     if (c->n_blocks && c->skips[c->blk].last_doc < local) {
         uint32_t b = c->blk + 1;
         while (b < c->n_blocks && c->skips[b].last_doc < local)
             b++;
         if (b == c->n_blocks) {
-            c->doc = DOC_NONE;
+            cur_next_seg(c, target);
             return;
         }
         c->blk = b;
@@ -2023,21 +2503,28 @@ static inline void cur_advance(cursor *c, uint32_t target)
     }
 }
 
-static void cur_init(cursor *c, const segment *seg, const term_info *ti, uint32_t qterm, double idf)
+/* A cursor over term tis (per segment of sn; one at least non-NULL). */
+static void cur_init(cursor *c, const snapshot *sn, const term_info *const *tis, uint32_t qterm, double idf)
 {
-    c->seg = seg;
-    c->ti = ti;
-    c->start = c->p = seg->post + ti->post_off;
-    c->end = c->start + ti->post_len;
-    c->n_blocks = ti->df > BLOCK ? (ti->df + BLOCK - 1) / BLOCK : 0;
-    c->skips = seg->skips + ti->skip_off;
-    c->blk = 0;
-    c->sblk = 0;
-    c->prev1 = 0;
+    float max_tfn = 0;
+    uint32_t first = UINT32_MAX;
+    c->sn = sn;
+    c->tis = tis;
+    c->df = 0;
+    for (uint32_t k = 0; k < sn->n_segs; k++) {
+        if (!tis[k])
+            continue;
+        if (first == UINT32_MAX)
+            first = k;
+        c->df += tis[k]->df;
+        if (tis[k]->max_tfn > max_tfn)
+            max_tfn = tis[k]->max_tfn;
+    }
+    assert(first != UINT32_MAX);
     c->qterm = qterm;
     c->idf = idf;
-    c->ub = idf * (double)ti->max_tfn;
-    cur_decode(c);
+    c->ub = idf * (double)max_tfn;
+    cur_load(c, first);
 }
 
 /* Upper bound of the cursor's score contribution for global doc d (d
@@ -2045,11 +2532,13 @@ static void cur_init(cursor *c, const segment *seg, const term_info *ti, uint32_
  * past its end), else the list's. Moves no posting. */
 static inline double cur_block_ub(cursor *c, uint32_t d)
 {
-    if (d < c->seg->base)
-        return 0; /* a delta list holds no main document */
+    if (d < c->base)
+        return 0; /* the cursor is past d: no posting there */
+    if (d >= c->seg_end)
+        return c->doc == DOC_NONE ? 0 : c->ub; /* in a later segment */
     if (!c->n_blocks)
         return c->ub;
-    uint32_t local = d - c->seg->base;
+    uint32_t local = d - c->base;
     uint32_t b = c->sblk > c->blk ? c->sblk : c->blk;
     while (b < c->n_blocks && c->skips[b].last_doc < local)
         b++;
@@ -2065,14 +2554,25 @@ static inline double cur_cur_block(const cursor *c, uint32_t *last)
         *last = UINT32_MAX - 1;
         return c->ub;
     }
-    *last = c->seg->base + c->skips[c->blk].last_doc;
+    *last = c->base + c->skips[c->blk].last_doc;
     return c->idf * (double)c->skips[c->blk].max_tfn;
+}
+
+/* The segment holding global doc d. */
+static inline uint32_t snap_seg_of(const snapshot *sn, uint32_t d)
+{
+    uint32_t k = sn->n_segs - 1;
+    while (sn->base[k] > d)
+        k--;
+    return k;
 }
 
 static const doc_rec *snap_doc(const snapshot *sn, uint32_t d)
 {
-    uint32_t nm = sn->main ? sn->main->n_docs : 0;
-    return d < nm ? sn->main->docs[d] : sn->delta->docs[d - nm];
+    if (d < sn->n_main)
+        return sn->seg[0]->docs[d];
+    uint32_t k = snap_seg_of(sn, d);
+    return sn->seg[k]->docs[d - sn->base[k]];
 }
 
 typedef struct filter {
@@ -2082,17 +2582,11 @@ typedef struct filter {
 
 static inline int doc_ok(const snapshot *sn, uint32_t d, const filter *f)
 {
-    uint32_t nm = sn->main ? sn->main->n_docs : 0;
-    const doc_rec *r;
-    if (d < nm) {
-        if (sn->dead && (sn->dead[d / 64] >> (d % 64) & 1))
-            return 0;
-        if (!f->kind && f->locale_id < 0)
-            return 1; /* no filter: no need to read the record */
-        r = sn->main->docs[d];
-    } else {
-        r = sn->delta->docs[d - nm];
-    }
+    if (d < sn->n_deadable && sn->dead && (sn->dead[d / 64] >> (d % 64) & 1))
+        return 0;
+    if (!f->kind && f->locale_id < 0)
+        return 1; /* no filter: no need to read the record */
+    const doc_rec *r = snap_doc(sn, d);
     return (!f->kind || r->kind == f->kind) && (f->locale_id < 0 || r->locale_id == f->locale_id);
 }
 
@@ -2101,9 +2595,7 @@ static int cmp_cursor(const void *a, const void *b)
     const cursor *x = a, *y = b;
     if (x->ub != y->ub)
         return x->ub < y->ub ? -1 : 1;
-    if (x->qterm != y->qterm)
-        return x->qterm < y->qterm ? -1 : 1;
-    return x->seg->base < y->seg->base ? -1 : x->seg->base > y->seg->base;
+    return (x->qterm > y->qterm) - (x->qterm < y->qterm);
 }
 
 static int cmp_qterm_idf(const void *a, const void *b)
@@ -2193,19 +2685,28 @@ static int one_edit(const char *a, size_t na, const char *b, size_t nb)
     return memcmp(a + i, b + i + 1, nb - i - 1) == 0;
 }
 
-/* Looks a term up in sn's segments: its postings, df and idf. */
-static void resolve_term(qterm *q, const snapshot *sn, double N)
+/* Looks a term up in sn's segments: its postings, df and idf. Returns 0 or
+ * HW_ENOMEM. */
+static int resolve_term(hw_searcher *s, qterm *q, const snapshot *sn, double N)
 {
-    q->ti[0] = segment_lookup(sn->main, q->hash, q->text, q->len);
-    q->ti[1] = segment_lookup(sn->delta, q->hash, q->text, q->len);
-    uint32_t main_df = q->ti[0] ? q->ti[0]->df : 0;
-    uint32_t gone = main_df ? dead_df_get(sn->dead_df, sn->dead_df_mask, q->hash) : 0;
-    main_df = gone < main_df ? main_df - gone : 0;
-    q->df = main_df + (q->ti[1] ? q->ti[1]->df : 0);
-    double df = q->df;
-    q->idf = log(1.0 + (N - df + 0.5) / (df + 0.5));
+    if (grow((void **)&s->qti, &s->cap_qti, s->n_qti + sn->n_segs + 1, sizeof *s->qti))
+        return HW_ENOMEM;
+    q->ti_at = (uint32_t)s->n_qti;
+    const term_info **tis = s->qti + s->n_qti;
+    s->n_qti += sn->n_segs;
+    uint64_t df = 0;
+    for (uint32_t k = 0; k < sn->n_segs; k++) {
+        tis[k] = segment_lookup(sn->seg[k], q->hash, q->text, q->len);
+        df += tis[k] ? tis[k]->df : 0;
+    }
+    /* dead documents of main and the frozen deltas holding it */
+    uint32_t gone = df ? snap_dead_df(sn, q->hash) : 0;
+    q->df = gone < df ? (uint32_t)(df - gone) : 0;
+    double dfd = q->df;
+    q->idf = log(1.0 + (N - dfd + 0.5) / (dfd + 0.5));
     if (q->idf < 0)
         q->idf = 0;
+    return 0;
 }
 
 /* Resolves the query's terms tk[0..nt) against sn. */
@@ -2213,6 +2714,7 @@ static int resolve_query(hw_searcher *s, const snapshot *sn, const hw_token *tk,
 {
     s->n_q = 0;
     s->n_qhash = 0;
+    s->n_qti = 0;
     if (grow((void **)&s->qhash, &s->cap_qhash, nt + 1, sizeof *s->qhash) ||
         grow((void **)&s->q, &s->cap_q, nt + 1, sizeof *s->q))
         return hw_status_set(st, HW_ENOMEM, "search: out of memory");
@@ -2238,7 +2740,8 @@ static int resolve_query(hw_searcher *s, const snapshot *sn, const hw_token *tk,
         q->flags = tk[i].flags;
         q->w = 1;
         q->orig = 1;
-        resolve_term(q, sn, N);
+        if (resolve_term(s, q, sn, N) != 0)
+            return hw_status_set(st, HW_ENOMEM, "search: out of memory");
     }
     s->n_orig = s->n_q;
     s->n_m = 0;
@@ -2265,7 +2768,8 @@ static int add_syn_qterm(hw_searcher *s, const snapshot *sn, const hw_syn_tok *t
         return HW_ENOMEM;
     qterm *q = &s->q[s->n_q];
     *q = (qterm){.hash = t->hash, .text = t->text, .len = t->len, .flags = t->flags, .w = w, .orig = 0};
-    resolve_term(q, sn, sn->n_live ? sn->n_live : 1);
+    if (resolve_term(s, q, sn, sn->n_live ? sn->n_live : 1) != 0)
+        return HW_ENOMEM;
     *at = (uint32_t)s->n_q++;
     return 0;
 }
@@ -2298,9 +2802,9 @@ static int correct_typos(hw_searcher *s, const snapshot *sn, const hw_token *tk,
         const segment *best_seg = NULL;
         const term_info *best = NULL;
         uint32_t best_df = 0;
-        for (int k = 0; k < 2; k++) {
-            const segment *seg = k ? sn->delta : sn->main;
-            for (uint32_t i = 0; seg && i < seg->n_terms; i++) {
+        for (uint32_t k = 0; k < sn->n_segs; k++) {
+            const segment *seg = sn->seg[k];
+            for (uint32_t i = 0; i < seg->n_terms; i++) {
                 const term_info *ti = &seg->terms[i];
                 if ((uint32_t)ti->str_len + 1 < t->len || ti->str_len > t->len + 1)
                     continue;
@@ -2428,12 +2932,8 @@ static int run_topk(hw_searcher *s, const snapshot *sn, const filter *f, size_t 
         free(known);
         return HW_ENOMEM;
     }
-    for (size_t i = 0; i < nk; i++) {
-        if (known[i].ti[0])
-            cur_init(&s->cur[nc++], sn->main, known[i].ti[0], (uint32_t)i, known[i].idf * known[i].w);
-        if (known[i].ti[1])
-            cur_init(&s->cur[nc++], sn->delta, known[i].ti[1], (uint32_t)i, known[i].idf * known[i].w);
-    }
+    for (size_t i = 0; i < nk; i++)
+        cur_init(&s->cur[nc++], sn, s->qti + known[i].ti_at, (uint32_t)i, known[i].idf * known[i].w);
     free(known);
     cursor *c = s->cur;
     qsort(c, nc, sizeof *c, cmp_cursor);
@@ -2447,7 +2947,7 @@ static int run_topk(hw_searcher *s, const snapshot *sn, const filter *f, size_t 
     int exhaustive = (flags & HW_SEARCH_EXHAUSTIVE) != 0;
 
     if (flags & HW_SEARCH_COUNT_MATCHED) {
-        uint32_t nd = (sn->main ? sn->main->n_docs : 0) + (sn->delta ? sn->delta->n_docs : 0);
+        uint32_t nd = sn->base[sn->n_segs];
         size_t words = (nd + 63) / 64 + 1;
         if (grow((void **)&s->bits, &s->cap_bits, words, sizeof *s->bits))
             return HW_ENOMEM;
@@ -2491,7 +2991,7 @@ static int run_topk(hw_searcher *s, const snapshot *sn, const filter *f, size_t 
      * lists hold BLOCK_MAX_MIN_POSTINGS postings or more */
     uint64_t postings = 0;
     for (size_t i = 0; i < nc; i++)
-        postings += c[i].ti->df;
+        postings += c[i].df;
     int bm = !exhaustive && !(flags & HW_SEARCH_NO_BLOCK_MAX) && (postings >= BLOCK_MAX_MIN_POSTINGS || (flags & HW_SEARCH_FORCE_BLOCK_MAX));
     uint32_t win_end = 0; /* docs up to here passed the block-max window test */
     int win_open = 0;
@@ -2533,7 +3033,7 @@ static int run_topk(hw_searcher *s, const snapshot *sn, const filter *f, size_t 
         for (size_t i = fe; i < nc; i++) {
             if (c[i].doc == d) {
                 double wtf = boost * c[i].tf_title + c[i].tf_body;
-                contrib[i] = c[i].idf * tfn(k1, wtf, c[i].seg->norm[d - c[i].seg->base]);
+                contrib[i] = c[i].idf * tfn(k1, wtf, c[i].seg->norm[d - c[i].base]);
                 partial += contrib[i];
                 cur_next(&c[i]);
             } else {
@@ -2559,7 +3059,7 @@ static int run_topk(hw_searcher *s, const snapshot *sn, const filter *f, size_t 
             cur_advance(&c[i], d);
             if (c[i].doc == d) {
                 double wtf = boost * c[i].tf_title + c[i].tf_body;
-                contrib[i] = c[i].idf * tfn(k1, wtf, c[i].seg->norm[d - c[i].seg->base]);
+                contrib[i] = c[i].idf * tfn(k1, wtf, c[i].seg->norm[d - c[i].base]);
                 partial += contrib[i];
             } else {
                 contrib[i] = 0;
@@ -3183,19 +3683,16 @@ static double containment(const uint64_t *a, size_t na, const uint64_t *b, size_
 
 /* Where a term's postings place document doc (global id): 0 absent, 1 in
  * the body only, 2 in the title or an alternate question. */
-static uint8_t term_presence(const snapshot *sn, const qterm *q, uint32_t doc)
+static uint8_t term_presence(const hw_searcher *s, const snapshot *sn, const qterm *q, uint32_t doc)
 {
-    for (int k = 0; k < 2; k++) {
-        const segment *seg = k ? sn->delta : sn->main;
-        if (!seg || !q->ti[k] || doc < seg->base || doc >= seg->base + seg->n_docs)
-            continue;
-        cursor c;
-        cur_init(&c, seg, q->ti[k], 0, 0);
-        cur_advance(&c, doc);
-        if (c.doc == doc)
-            return c.tf_title ? 2 : 1;
-    }
-    return 0;
+    const term_info *const *tis = s->qti + q->ti_at;
+    uint32_t k = doc < sn->base[sn->n_segs] ? snap_seg_of(sn, doc) : 0;
+    if (doc >= sn->base[sn->n_segs] || !tis[k])
+        return 0;
+    cursor c = {.sn = sn, .tis = tis};
+    cur_load(&c, k);
+    cur_advance(&c, doc);
+    return c.doc == doc ? (c.tf_title ? 2 : 1) : 0;
 }
 
 /* The best presence (as term_presence) at which one alternative of
@@ -3299,7 +3796,7 @@ static void doc_features(hw_searcher *s, const snapshot *sn, const hw_token *tk,
 {
     memset(f, 0, sizeof *f);
     for (size_t i = 0; i < s->n_q; i++)
-        s->pres[i] = s->q[i].df ? term_presence(sn, &s->q[i], doc) : 0;
+        s->pres[i] = s->q[i].df ? term_presence(s, sn, &s->q[i], doc) : 0;
     uint8_t mp[MAX_SYN_MATCHES];
     for (size_t i = 0; i < s->n_m; i++)
         mp[i] = match_presence(s, i);

@@ -8,25 +8,36 @@
  *   BM25F-style virtual field: a title occurrence counts title_boost times,
  *   a body occurrence once (also in the document length).
  * - The searchable state is an immutable snapshot: a large "main" segment,
- *   a small "delta" segment holding documents put since main was built,
- *   and a bitset of main documents deleted or replaced since. A segment
- *   has an xxHash-keyed open-addressing term dictionary and compact
- *   postings: varint doc-id deltas with title/body term frequencies, in
- *   blocks of 128 with a skip table (last doc id, end offset per block).
+ *   delta segments holding documents put since main was built (levels, see
+ *   below), and a bitset of main and delta documents deleted or replaced
+ *   since. The segments hold consecutive doc-id ranges. A segment has an
+ *   xxHash-keyed open-addressing term dictionary and compact postings:
+ *   varint doc-id deltas with title/body term frequencies, in blocks of 64
+ *   with a skip table (last doc id, end offset, block max per block).
  * - Each change (or each batch) publishes a new snapshot with one atomic
  *   pointer store; the writer then waits for an RCU grace period
- *   (liburcu, memb flavour) before freeing what only the old snapshot used.
- *   Readers never lock or wait. Only the delta (bounded, default 1024 docs)
- *   is rebuilt per change; when a single change makes it outgrow its
- *   bound, main is rebuilt from all live documents on a background thread
- *   (about a second for 64k articles, a minute for 1M) while changes go on
- *   being published in the delta (which grows meanwhile); the thread
- *   installs the new main under the writer mutex, with the documents
- *   deleted or replaced meanwhile dead in it and those put meanwhile left
- *   in the delta. The first main, and a batch bringing more new documents
- *   than main holds, are built in the calling thread. Main builds compute
- *   the documents' terms on up to 4 threads.
- * - Top-k uses MaxScore dynamic pruning: query terms (per segment) sorted
+ *   (liburcu, memb flavour) before freeing what no newer snapshot holds
+ *   (snapshots share segments). Readers never lock or wait.
+ * - Delta levels, so that a change's cost does not grow with the changes
+ *   since main was built: only the small "active" delta is rebuilt per
+ *   change (the pending documents, at most delta_active_docs, default 256);
+ *   once it holds that many it is frozen as it was built, an immutable
+ *   segment later snapshots share. Four frozen deltas of one size are
+ *   merged by the writer (a build of at most delta_merge_docs, default
+ *   1024 documents, dead ones kept so that doc ids stay), the others wait
+ *   for the next main build. When the deltas hold more than
+ *   delta_max_docs (default 1024), main is rebuilt from all live documents
+ *   on a background thread (about a second for 64k articles, a minute for
+ *   1M) while changes go on in new deltas; the thread installs the new
+ *   main under the writer mutex, with the documents deleted or replaced
+ *   meanwhile dead in it: the deltas it holds go, those frozen since it
+ *   started stay. At most 48 frozen deltas: past that (about 12,000 changes
+ *   during one main build) the active delta grows. The first main, and a
+ *   batch bringing more new documents than main holds, are built in the
+ *   calling thread. Main builds compute the documents' terms on up to 4
+ *   threads.
+ * - Top-k uses MaxScore dynamic pruning: one cursor per query term reading
+ *   its lists in every segment one after the other (doc-id order), sorted
  *   by their score upper bound; terms whose cumulated bounds cannot beat
  *   the current k-th score are only probed (with block skipping) for
  *   documents found through the others. Block-max bounds (each skip block
@@ -40,11 +51,12 @@
  *   term order, so pruned and exhaustive results are bit-identical
  *   (HW_SEARCH_EXHAUSTIVE exists to prove that in tests and benchmarks).
  * - Statistics: N is the number of live documents; df counts the live
- *   documents holding the term: main's, less the deleted or replaced main
- *   documents holding it (counted when they die, from their text tokenized
- *   again, and published with the deleted bitset), plus delta's;
- *   idf = ln(1 + (N - df + 0.5) / (df + 0.5)); the average length is the
- *   one main was built with.
+ *   documents holding the term: the segments' document frequencies, less
+ *   the deleted or replaced main and frozen-delta documents holding it
+ *   (counted when they die, a main document's text tokenized again, and
+ *   published with the deleted bitset in tables frozen like deltas, so a
+ *   publish copies a bounded table); idf = ln(1 + (N - df + 0.5) /
+ *   (df + 0.5)); the average length is the one main was built with.
  *
  * Not done here: persistence (the caller's store feeds documents at start
  * and on every change), phrase queries, per-locale stemming.
@@ -90,7 +102,10 @@ typedef struct hw_index_options {
     double title_boost;         /* weight of a title term; 0 = 2.0 */
     double k1;                  /* 0 = 1.2 */
     double b;                   /* 0 = 0.75 (use a tiny value for ~0) */
-    uint32_t delta_max_docs;    /* delta bound before main is rebuilt; 0 = 1024 */
+    uint32_t delta_max_docs;    /* documents in deltas before main is rebuilt; 0 = 1024 */
+    uint32_t delta_active_docs; /* active delta bound before it is frozen; 0 = 256 */
+    uint32_t delta_merge_docs;  /* largest merge of frozen deltas; 0 = 4 x
+                                   delta_active_docs; below 2 x that: no merges */
     double answer_threshold;    /* default confidence for hw_index_answer; 0 = 0.88 */
     double faq_near_similarity; /* question similarity that wins outright; 0 = 0.8 */
     double alt_boost;           /* weight of an alternate-question term; 0 = 1.5 */
@@ -149,9 +164,10 @@ void hw_index_reader_unregister(void);
 
 /* Creates or replaces the document (kind, id) and, unless a batch is open,
  * publishes it: when the call returns, searches see the new version.
- * Costs: tokenizing the document plus rebuilding the delta segment (when
- * the delta is full, main is rebuilt in the background), plus an RCU grace
- * period.
+ * Costs: tokenizing the document plus rebuilding the active delta (at
+ * most delta_active_docs documents), at times a merge of frozen deltas (at
+ * most delta_merge_docs documents; when the deltas are full, main is
+ * rebuilt in the background), plus an RCU grace period.
  * Returns 0, HW_EINVALID (bad kind, id, UTF-8, locale, missing title or
  * body; st names the field), HW_ETOOBIG (field over its limit), HW_ENOMEM.
  * Validation errors leave the index unchanged; if only publishing fails
@@ -220,7 +236,8 @@ int hw_index_set_synonyms(hw_index *idx, const hw_synonym_set *sets, size_t n, h
 typedef struct hw_index_stats {
     uint64_t docs;      /* live documents */
     uint64_t main_docs; /* documents in main (incl. deleted) */
-    uint64_t delta_docs;
+    uint64_t delta_docs;     /* in the frozen and active deltas (incl. deleted) */
+    uint64_t delta_segments; /* frozen deltas + the active one (when not empty) */
     uint64_t terms;          /* distinct terms in main + delta */
     uint64_t postings_bytes; /* encoded postings + skip tables */
     uint64_t index_bytes;    /* everything allocated for search: stored
@@ -228,6 +245,7 @@ typedef struct hw_index_stats {
     uint64_t text_bytes;     /* raw text: sum of title, body, alt questions */
     double last_main_build_ms;
     double last_publish_ms;
+    double last_install_ms; /* writer mutex held installing a background main build */
 } hw_index_stats;
 void hw_index_stats_get(hw_index *idx, hw_index_stats *out);
 

@@ -1,7 +1,7 @@
 /*
  * index_concurrent_test: searches stay correct while a writer puts,
- * replaces and deletes documents and rebuilds segments (readers never
- * block; run under ThreadSanitizer with --config=tsan).
+ * replaces and deletes documents, freezes and merges deltas and rebuilds
+ * main (readers never block; run under ThreadSanitizer with --config=tsan).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -96,12 +96,10 @@ static void *reader_main(void *arg)
     return NULL;
 }
 
-static void test_searches_are_correct_while_articles_change(void **state)
+static void run_churn(const hw_index_options *opts)
 {
-    (void)state;
     shared sh = {0};
-    hw_index_options o = {0};
-    o.delta_max_docs = 16; /* force main rebuilds during the run */
+    hw_index_options o = *opts;
     assert_int_equal(hw_index_create(&sh.idx, &o, NULL), 0);
     hw_doc stable = {
         HW_DOC_ARTICLE, "stable-1", "The lighthouse keeper", "A lighthouse keeper tends the light.", "en",
@@ -122,10 +120,31 @@ static void test_searches_are_correct_while_articles_change(void **state)
     hw_index_destroy(sh.idx);
 }
 
+static void test_searches_are_correct_while_articles_change(void **state)
+{
+    (void)state;
+    hw_index_options o = {0};
+    o.delta_max_docs = 16; /* force main rebuilds during the run */
+    run_churn(&o);
+}
+
+/* Small deltas: the active one is frozen every 3 changes, frozen ones are
+ * merged by fours, main builds in the background keep the deltas frozen
+ * since they started. */
+static void test_searches_are_correct_while_deltas_freeze_and_merge(void **state)
+{
+    (void)state;
+    hw_index_options o = {0};
+    o.delta_max_docs = 60;
+    o.delta_active_docs = 3;
+    run_churn(&o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_searches_are_correct_while_articles_change),
+        cmocka_unit_test(test_searches_are_correct_while_deltas_freeze_and_merge),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

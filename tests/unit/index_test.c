@@ -549,6 +549,274 @@ static void test_pruned_topk_equals_exhaustive_on_random_corpora(void **state)
     hw_index_reader_unregister();
 }
 
+/* ---- Delta levels ---------------------------------------------------- */
+
+#define LV_IDS 360
+
+typedef struct lv_doc {
+    int live;
+    char title[128];
+    char body[1024];
+} lv_doc;
+
+static hw_doc_kind lv_kind(unsigned i)
+{
+    return i % 5 ? HW_DOC_ARTICLE : HW_DOC_FAQ;
+}
+
+/* A random body for document i: Zipf words, then 30 words of its own that
+ * every version holds (dead versions add about 30 terms each to the
+ * dead_df tables: a few thousand freeze and merge them). */
+static void lv_body(uint64_t *s, char *buf, size_t cap, unsigned i, unsigned vocab)
+{
+    random_text(s, buf, cap, 5 + rng_next(s) % 60, vocab);
+    size_t o = strlen(buf);
+    for (unsigned j = 0; j < 30 && o + 16 < cap; j++)
+        o += (size_t)snprintf(buf + o, cap - o, "i%uv%u ", i, j);
+}
+
+/* An index built in one batch from the live documents of docs. */
+static hw_index *lv_scratch(const hw_index_options *o, const lv_doc *docs)
+{
+    hw_index *idx;
+    char id[16];
+    assert_int_equal(hw_index_create(&idx, o, NULL), 0);
+    hw_index_batch_begin(idx);
+    for (unsigned i = 0; i < LV_IDS; i++) {
+        if (!docs[i].live)
+            continue;
+        snprintf(id, sizeof id, "d%u", i);
+        hw_doc d = {lv_kind(i), id, docs[i].title, docs[i].body, i % 3 ? "en" : "zh", NULL, 0};
+        assert_int_equal(hw_index_put(idx, &d, NULL), 0);
+    }
+    assert_int_equal(hw_index_batch_commit(idx, NULL), 0);
+    return idx;
+}
+
+/* Search q in a (levels) and b (built from scratch): the same number of
+ * hits and of matched documents, the same scores rank by rank (b ~ 0, so
+ * the average length each segment was built with does not matter), the
+ * same documents but where scores tie at the cut. */
+static void lv_compare(hw_searcher *sa, hw_searcher *sb, hw_arena *arena, const char *q, const char *locale,
+                       hw_doc_kind kind)
+{
+    hw_search_query sq = {q, strlen(q), 100, locale, kind, HW_SEARCH_NO_SNIPPETS | HW_SEARCH_COUNT_MATCHED};
+    hw_search_result ra, rb;
+    assert_int_equal(hw_index_search(sa, &sq, arena, &ra, NULL), 0);
+    assert_int_equal(hw_index_search(sb, &sq, arena, &rb, NULL), 0);
+    if (ra.n_hits != rb.n_hits || ra.matched != rb.matched)
+        fail_msg("\"%s\": %zu hits, %llu matched with levels; %zu, %llu rebuilt", q, ra.n_hits,
+                 (unsigned long long)ra.matched, rb.n_hits, (unsigned long long)rb.matched);
+    for (size_t i = 0; i < ra.n_hits; i++) {
+        double tol = 1e-6 * rb.hits[i].score;
+        if (fabs(ra.hits[i].score - rb.hits[i].score) > tol)
+            fail_msg("\"%s\" rank %zu: %.9f with levels, %.9f rebuilt", q, i, ra.hits[i].score,
+                     rb.hits[i].score);
+        size_t j = 0;
+        while (j < rb.n_hits && strcmp(ra.hits[i].id, rb.hits[j].id) != 0)
+            j++;
+        if (j < rb.n_hits ? fabs(ra.hits[i].score - rb.hits[j].score) > tol
+                          : fabs(ra.hits[i].score - rb.hits[rb.n_hits - 1].score) > tol)
+            fail_msg("\"%s\": %s at rank %zu with levels, not so rebuilt", q, ra.hits[i].id, i);
+    }
+}
+
+/* Changes spread over many frozen deltas (merged, or not), with deletes
+ * and replacements of documents in main and in frozen deltas: searches
+ * score like an index built from scratch from the live documents
+ * (document frequencies exact across levels), and pruned top-k stays
+ * equal to exhaustive scoring. */
+static void test_levels_score_like_an_index_built_from_scratch(void **state)
+{
+    (void)state;
+    hw_index_reader_register();
+    static lv_doc docs[LV_IDS];
+    char id[16], q[256];
+    for (int merges = 0; merges < 2; merges++) {
+        uint64_t s = 0x5EEDull + (uint64_t)merges;
+        hw_index_options o = {0};
+        o.b = 1e-9;
+        o.delta_max_docs = 100000; /* no main build: every change stays in the deltas */
+        o.delta_active_docs = 5;
+        o.delta_merge_docs = merges ? 0 : 1; /* default (4 x 5), or none */
+        fixture f = {0};
+        assert_int_equal(hw_index_create(&f.idx, &o, NULL), 0);
+        assert_int_equal(hw_searcher_create(f.idx, &f.s, NULL), 0);
+        f.arena = hw_arena_create(0);
+        unsigned vocab = 150;
+        memset(docs, 0, sizeof docs);
+        hw_index_batch_begin(f.idx);
+        for (unsigned i = 0; i < 300; i++) {
+            random_text(&s, docs[i].title, sizeof docs[i].title, 1 + rng_next(&s) % 5, vocab);
+            lv_body(&s, docs[i].body, sizeof docs[i].body, i, vocab);
+            docs[i].live = 1;
+            snprintf(id, sizeof id, "d%u", i);
+            hw_doc d = {lv_kind(i), id, docs[i].title, docs[i].body, i % 3 ? "en" : "zh", NULL, 0};
+            assert_int_equal(hw_index_put(f.idx, &d, NULL), 0);
+        }
+        assert_int_equal(hw_index_batch_commit(f.idx, NULL), 0);
+        unsigned max_segments = 0;
+        for (unsigned c = 1; c <= 400; c++) {
+            unsigned i = (unsigned)(rng_next(&s) % LV_IDS);
+            snprintf(id, sizeof id, "d%u", i);
+            if (rng_next(&s) % 4 == 0) {
+                int rc = hw_index_delete(f.idx, lv_kind(i), id, NULL);
+                assert_int_equal(rc, docs[i].live ? 0 : HW_ENOTFOUND);
+                docs[i].live = 0;
+            } else {
+                random_text(&s, docs[i].title, sizeof docs[i].title, 1 + rng_next(&s) % 5, vocab);
+                lv_body(&s, docs[i].body, sizeof docs[i].body, i, vocab);
+                docs[i].live = 1;
+                hw_doc d = {lv_kind(i), id, docs[i].title, docs[i].body, i % 3 ? "en" : "zh", NULL, 0};
+                assert_int_equal(hw_index_put(f.idx, &d, NULL), 0);
+            }
+            hw_index_stats st;
+            hw_index_stats_get(f.idx, &st);
+            assert_int_equal(st.main_docs, 300);
+            if (st.delta_segments > max_segments)
+                max_segments = (unsigned)st.delta_segments;
+            if (c % 80 != 0)
+                continue;
+            hw_index *b = lv_scratch(&o, docs);
+            hw_searcher *sb;
+            assert_int_equal(hw_searcher_create(b, &sb, NULL), 0);
+            for (unsigned k = 0; k < 40; k++) {
+                random_text(&s, q, sizeof q, 1 + rng_next(&s) % 6, vocab);
+                if (k % 2) /* a word of one document's own, and its neighbour's */
+                    snprintf(q + strlen(q), sizeof q - strlen(q), " i%uv%u i%uv%u",
+                             (unsigned)(k * 7 % LV_IDS), k % 30, (unsigned)(k * 7 % LV_IDS + 1),
+                             (k + 1) % 30);
+                lv_compare(f.s, sb, f.arena, q, NULL, HW_DOC_ANY);
+                if (k % 4 == 0)
+                    lv_compare(f.s, sb, f.arena, q, "zh", HW_DOC_FAQ);
+                compare_pruned_and_exhaustive(&f, q, 1 + k % 20, NULL, HW_DOC_ANY);
+                hw_arena_reset(f.arena);
+            }
+            hw_searcher_destroy(sb);
+            hw_index_destroy(b);
+        }
+        /* the changes were spread over levels: merged ones stay few */
+        assert_true(max_segments >= 3);
+        if (merges)
+            assert_true(max_segments < 48);
+        hw_searcher_destroy(f.s);
+        hw_index_destroy(f.idx);
+        hw_arena_destroy(f.arena);
+    }
+    hw_index_reader_unregister();
+}
+
+/* A document in a frozen delta is deleted and put back: gone at once,
+ * then found once. */
+static void test_delete_in_a_frozen_delta(void **state)
+{
+    fixture *f = *state;
+    put_article(f->idx, "x-1", "Frozen", "quokkaxyz lives on an island", "en");
+    char id[16];
+    for (int i = 0; i < 300; i++) { /* x-1 leaves the active delta (256) */
+        snprintf(id, sizeof id, "fill-%d", i);
+        put_article(f->idx, id, "Filler", "ordinary words only", "en");
+    }
+    hw_index_stats st;
+    hw_index_stats_get(f->idx, &st);
+    assert_true(st.delta_segments >= 1);
+    hw_search_result r = search(f, "quokkaxyz", 5, NULL, HW_DOC_ANY, 0);
+    assert_int_equal(r.n_hits, 1);
+    hw_status hs;
+    assert_int_equal(hw_index_delete(f->idx, HW_DOC_ARTICLE, "x-1", &hs), 0);
+    r = search(f, "quokkaxyz", 5, NULL, HW_DOC_ANY, HW_SEARCH_COUNT_MATCHED);
+    assert_int_equal(r.n_hits, 0);
+    assert_int_equal(r.matched, 0);
+    put_article(f->idx, "x-1", "Frozen again", "quokkaxyz came back", "en");
+    r = search(f, "quokkaxyz", 5, NULL, HW_DOC_ANY, HW_SEARCH_COUNT_MATCHED);
+    assert_int_equal(r.n_hits, 1);
+    assert_int_equal(r.matched, 1);
+    assert_string_equal(r.hits[0].title, "Frozen again");
+}
+
+/* While a background main build runs (a main of 20,000 documents, deltas
+ * bounded at 32), every change is searchable when its call returns, a
+ * deleted document is gone; the deltas frozen since the build started
+ * stay after it installs. */
+static void test_changes_during_a_background_build_are_visible_at_once(void **state)
+{
+    (void)state;
+    hw_index_reader_register();
+    hw_index_options o = {0};
+    o.b = 1e-9;
+    o.delta_max_docs = 32;
+    o.delta_active_docs = 8;
+    fixture f = {0};
+    assert_int_equal(hw_index_create(&f.idx, &o, NULL), 0);
+    assert_int_equal(hw_searcher_create(f.idx, &f.s, NULL), 0);
+    f.arena = hw_arena_create(0);
+    static lv_doc docs[LV_IDS];
+    memset(docs, 0, sizeof docs);
+    char id[24], body[160], marker[32];
+    hw_index_batch_begin(f.idx);
+    for (int i = 0; i < 20000; i++) {
+        snprintf(id, sizeof id, "big-%d", i);
+        snprintf(body, sizeof body, "w%d w%d w%d common text", i % 97, i % 13, i % 1000);
+        put_article(f.idx, id, "Bulk", body, "en");
+    }
+    assert_int_equal(hw_index_batch_commit(f.idx, NULL), 0);
+    int over_bound = 0; /* deltas past their bound: a build was running */
+    uint64_t s = 99;
+    for (int c = 0; c < 400; c++) {
+        unsigned i = (unsigned)(rng_next(&s) % 200);
+        snprintf(id, sizeof id, "d%u", i);
+        if (c % 7 == 3) { /* a main document the build is reading is replaced */
+            snprintf(id, sizeof id, "big-%d", c * 37);
+            snprintf(body, sizeof body, "bigmk%dq w%d", c, c % 97);
+            put_article(f.idx, id, "Bulk again", body, "en");
+            snprintf(marker, sizeof marker, "bigmk%dq", c);
+            hw_search_result r = search(&f, marker, 3, NULL, HW_DOC_ANY, HW_SEARCH_NO_SNIPPETS);
+            if (r.n_hits != 1 || strcmp(r.hits[0].id, id) != 0)
+                fail_msg("change %d (%s) not visible on return", c, id);
+            r = search(&f, "bulk", 100, NULL, HW_DOC_ANY, HW_SEARCH_NO_SNIPPETS | HW_SEARCH_COUNT_MATCHED);
+            assert_int_equal(r.matched, 20000);
+        } else if (c % 5 == 4 && docs[i].live) {
+            assert_int_equal(hw_index_delete(f.idx, lv_kind(i), id, NULL), 0);
+            docs[i].live = 0;
+            hw_search_result r = search(&f, docs[i].body, 100, NULL, HW_DOC_ANY, HW_SEARCH_NO_SNIPPETS);
+            for (size_t h = 0; h < r.n_hits; h++)
+                assert_string_not_equal(r.hits[h].id, id);
+        } else {
+            snprintf(docs[i].title, sizeof docs[i].title, "change %d", c);
+            snprintf(docs[i].body, sizeof docs[i].body, "mk%dq w%u", c, i % 97);
+            docs[i].live = 1;
+            hw_doc d = {lv_kind(i), id, docs[i].title, docs[i].body, "en", NULL, 0};
+            assert_int_equal(hw_index_put(f.idx, &d, NULL), 0);
+            snprintf(marker, sizeof marker, "mk%dq", c);
+            hw_search_result r = search(&f, marker, 3, NULL, HW_DOC_ANY, HW_SEARCH_NO_SNIPPETS);
+            if (r.n_hits != 1 || strcmp(r.hits[0].id, id) != 0)
+                fail_msg("change %d (%s) not visible on return", c, id);
+        }
+        hw_arena_reset(f.arena);
+        hw_index_stats st;
+        hw_index_stats_get(f.idx, &st);
+        over_bound |= st.delta_docs > o.delta_max_docs;
+    }
+    assert_true(over_bound);
+    hw_index_flush(f.idx);
+    /* after the build installed: every live change still found once */
+    for (unsigned i = 0; i < 200; i++) {
+        if (!docs[i].live)
+            continue;
+        const char *sp = strchr(docs[i].body, ' ');
+        snprintf(marker, sizeof marker, "%.*s", (int)(sp - docs[i].body), docs[i].body);
+        hw_search_result r = search(&f, marker, 3, NULL, HW_DOC_ANY, HW_SEARCH_NO_SNIPPETS);
+        snprintf(id, sizeof id, "d%u", i);
+        assert_int_equal(r.n_hits, 1);
+        assert_string_equal(r.hits[0].id, id);
+        hw_arena_reset(f.arena);
+    }
+    hw_searcher_destroy(f.s);
+    hw_index_destroy(f.idx);
+    hw_arena_destroy(f.arena);
+    hw_index_reader_unregister();
+}
+
 /* Deleted and replaced main documents leave the statistics at once: an
  * index built with documents later deleted or replaced scores like one
  * built from the live documents only (b ~ 0, so the average length main
@@ -895,6 +1163,9 @@ int main(void)
         cmocka_unit_test(test_deleted_documents_leave_the_statistics),
         cmocka_unit_test(test_large_build_uses_threads_correctly),
         cmocka_unit_test(test_compressed_bodies_read_as_text),
+        cmocka_unit_test(test_levels_score_like_an_index_built_from_scratch),
+        cmocka_unit_test_setup_teardown(test_delete_in_a_frozen_delta, setup, teardown),
+        cmocka_unit_test(test_changes_during_a_background_build_are_visible_at_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
