@@ -68,9 +68,11 @@ PACKAGES=(
   clang libclang-rt-14-dev make
   # the example clients (clients/examples; tests/integration/examples_test.py):
   # protoc with the Python gRPC plugin (protoc also runs protoc-gen-es for the
-  # browser example), and Go with grpc-go and its generators
+  # browser example), and Go with grpc-go and its generators (grpc-go's
+  # credentials build against golang.org/x/oauth2/google)
   protobuf-compiler protobuf-compiler-grpc
   golang-go golang-google-grpc-dev golang-google-genproto-dev golang-goprotobuf-dev protoc-gen-go-grpc
+  golang-golang-x-oauth2-google-dev
 )
 
 # Node.js for the cross-language client test (tests/js), unless already there.
