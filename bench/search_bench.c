@@ -65,6 +65,25 @@ static double now_us(void)
     return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
 }
 
+/* One timed search of q with the given flags: *lat its time in µs, *rank
+ * the expected article's rank in the hits (0: not among them). Returns
+ * hw_index_search's result (res and st filled by it). */
+static int timed_search(hw_searcher *s, const query *q, size_t k, unsigned flags, hw_arena *arena,
+                        hw_search_result *res, hw_status *st, double *lat, int *rank)
+{
+    hw_search_query sq = {q->text, strlen(q->text), (uint32_t)k, NULL, HW_DOC_ANY, flags};
+    double a = now_us();
+    int rc = hw_index_search(s, &sq, arena, res, st);
+    *lat = now_us() - a;
+    *rank = 0;
+    for (size_t h = 0; rc == 0 && h < res->n_hits; h++)
+        if (!strcmp(res->hits[h].id, q->expected)) {
+            *rank = (int)h + 1;
+            break;
+        }
+    return rc;
+}
+
 static long rss_kib(void)
 {
     FILE *f = fopen("/proc/self/statm", "r");
@@ -320,21 +339,11 @@ int main(int argc, char **argv)
         for (int r = 0; r <= repeat; r++) { /* r == 0 warms up */
             double total = 0;
             for (size_t i = 0; i < nq; i++) {
-                hw_search_query q = {qs[i].text, strlen(qs[i].text), (uint32_t)k, NULL, HW_DOC_ANY, modes[m]};
                 hw_search_result res;
-                double a = now_us();
-                int rc = hw_index_search(s, &q, arena, &res, &st);
-                double b = now_us();
-                lat[i] = b - a;
-                total += b - a;
-                rank[i] = 0;
+                int rc = timed_search(s, &qs[i], k, modes[m], arena, &res, &st, &lat[i], &rank[i]);
+                total += lat[i];
                 if (rc != 0)
                     fprintf(stderr, "search \"%s\": %s\n", qs[i].text, st.msg);
-                for (size_t h = 0; rc == 0 && h < res.n_hits; h++)
-                    if (!strcmp(res.hits[h].id, qs[i].expected)) {
-                        rank[i] = (int)h + 1;
-                        break;
-                    }
                 if (m == 0 && r == 0)
                     matched_total += res.matched;
                 if ((m == 1 || m == 3) && r == 0 && rc == 0) {
@@ -446,20 +455,9 @@ int main(int argc, char **argv)
             for (int r = 0; r <= repeat; r++) {
                 double total = 0;
                 for (size_t i = 0; i < nq; i++) {
-                    hw_search_query q = {qs[i].text, strlen(qs[i].text), (uint32_t)k, NULL, HW_DOC_ANY,
-                                         modes[m]};
                     hw_search_result res;
-                    double a = now_us();
-                    int rc = hw_index_search(s, &q, arena, &res, &st);
-                    double b = now_us();
-                    lat[i] = b - a;
-                    total += b - a;
-                    rank[i] = 0;
-                    for (size_t h = 0; rc == 0 && h < res.n_hits; h++)
-                        if (!strcmp(res.hits[h].id, qs[i].expected)) {
-                            rank[i] = (int)h + 1;
-                            break;
-                        }
+                    timed_search(s, &qs[i], k, modes[m], arena, &res, &st, &lat[i], &rank[i]);
+                    total += lat[i];
                     hw_arena_reset(arena);
                 }
                 if (r == repeat)
